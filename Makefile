@@ -1,0 +1,91 @@
+# devbox: see README.md.  `make` builds build/devbox and the static guest init build/devbox-init.
+CC      ?= gcc
+BUILD   ?= build
+CSTD    := -std=gnu11
+WARN    := -Wall -Wextra -Werror -Wjump-misses-init -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+override CFLAGS += $(CSTD) $(WARN) -D_GNU_SOURCE= -I.
+SAN     ?=
+
+# Debian 12 packages devbox needs to build, run and test.  `make deps` installs them (root).
+DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjansson-dev \
+              libssl-dev libcurl4-openssl-dev libseccomp-dev libcmocka-dev
+DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprogs genext2fs \
+              apt dpkg zstd
+DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect
+DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
+
+PKGS      := libgit2 libarchive inih jansson libcrypto
+HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil
+
+COMMON_SRCS := $(wildcard common/*.c) guest/protocol.c
+GUEST_SRCS  := $(filter-out guest/protocol.c,$(wildcard guest/*.c))
+LIB_SRCS    := $(COMMON_SRCS) $(wildcard vm/*.c mounts/*.c policy/*.c profiles/*.c) \
+               $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
+UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
+
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/host/%.o)
+GUEST_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/guest/%.o) $(GUEST_SRCS:%.c=$(BUILD)/guest/%.o)
+UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/devbox $(BUILD)/devbox-init
+
+$(BUILD)/host/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+# The guest init is static and must not pull in NSS (getpwnam & co. warn at link time, and
+# --fatal-warnings turns that into a build failure).
+$(BUILD)/guest/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DDBX_GUEST -MMD -MP -c $< -o $@
+
+$(BUILD)/libdevbox.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/devbox: $(BUILD)/host/sandbox/main.o $(BUILD)/libdevbox.a
+	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(HOST_LIBS)
+
+$(BUILD)/devbox-init: $(GUEST_OBJS)
+	$(CC) $(CFLAGS) -static -Wl,--fatal-warnings -o $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdevbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: all
+	tests/e2e/run.sh
+
+# What .ci/run calls: every unit and end-to-end test.
+test: all unit e2e
+
+asan:
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all unit
+	DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
+	  $(MAKE) BUILD=build e2e
+
+bench: all
+	bench/run.sh
+
+# README's first command: build, fetch the kernel, make a small image, boot a VM for a
+# sample repo and run a command in it.
+demo: all
+	tools/demo.sh
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all unit e2e test asan bench demo deps format clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

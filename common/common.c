@@ -1,0 +1,314 @@
+/* common/common.c: see common.h. */
+#define _GNU_SOURCE
+#include "common.h"
+
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+static void default_oom(void) {
+    static const char m[] = "devbox: out of memory\n";
+    (void)!write(2, m, sizeof(m) - 1);
+    _exit(125);
+}
+void (*dbx_oom_hook)(void) = default_oom;
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
+    int code = errnum > 0 ? errnum : (errnum < 0 ? -errnum : EIO);
+    if (!err) return -code;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    if (errnum != 0) {
+        char *full = dbx_xasprintf("%s: %s", msg, strerror(code));
+        free(msg);
+        msg = full;
+    }
+    dbx_error *e = dbx_xcalloc(1, sizeof(*e));
+    e->code = code;
+    e->msg = msg;
+    if (*err) dbx_error_free(err); /* keep the newest; never leak */
+    *err = e;
+    return -code;
+}
+
+int dbx_error_wrap(dbx_error **err, const char *fmt, ...) {
+    if (!err || !*err) return -EIO;
+    char *ctx = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&ctx, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    char *full = dbx_xasprintf("%s: %s", ctx, (*err)->msg);
+    free(ctx);
+    free((*err)->msg);
+    (*err)->msg = full;
+    return -(*err)->code;
+}
+
+void dbx_error_free(dbx_error **err) {
+    if (!err || !*err) return;
+    free((*err)->msg);
+    free(*err);
+    *err = NULL;
+}
+
+/* ---- memory ----------------------------------------------------------------------------- */
+
+void *dbx_xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) dbx_oom_hook();
+    return p;
+}
+void *dbx_xcalloc(size_t n, size_t m) {
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p) dbx_oom_hook();
+    return p;
+}
+void *dbx_xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (!q) dbx_oom_hook();
+    return q;
+}
+char *dbx_xstrdup(const char *s) {
+    char *p = strdup(s);
+    if (!p) dbx_oom_hook();
+    return p;
+}
+char *dbx_xstrndup(const char *s, size_t n) {
+    char *p = strndup(s, n);
+    if (!p) dbx_oom_hook();
+    return p;
+}
+char *dbx_xasprintf(const char *fmt, ...) {
+    char *p = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&p, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    return p;
+}
+
+void dbx_strv_free(char **v) {
+    if (!v) return;
+    for (char **p = v; *p; p++) free(*p);
+    free(v);
+}
+size_t dbx_strv_len(char *const *v) {
+    size_t n = 0;
+    while (v && v[n]) n++;
+    return n;
+}
+char **dbx_strv_push(char **v, const char *s) {
+    size_t n = dbx_strv_len(v);
+    v = dbx_xrealloc(v, (n + 2) * sizeof(char *));
+    v[n] = dbx_xstrdup(s);
+    v[n + 1] = NULL;
+    return v;
+}
+
+/* ---- I/O -------------------------------------------------------------------------------- */
+
+int dbx_write_all(int fd, const void *buf, size_t len) {
+    const uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int dbx_read_all(int fd, size_t cap, char **ret_buf, size_t *ret_len, dbx_error **err) {
+    size_t len = 0, alloc = 4096;
+    _cleanup_free_ char *buf = dbx_xmalloc(alloc);
+    for (;;) {
+        if (alloc - len < 2) {
+            if (alloc > cap + 1) return dbx_error_set(err, E2BIG, "larger than %zu bytes", cap);
+            alloc *= 2;
+            buf = dbx_xrealloc(buf, alloc);
+        }
+        ssize_t n = read(fd, buf + len, alloc - len - 1);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return dbx_error_set(err, errno, "read");
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+        if (len > cap) return dbx_error_set(err, E2BIG, "larger than %zu bytes", cap);
+    }
+    buf[len] = '\0';
+    *ret_buf = TAKE_PTR(buf);
+    if (ret_len) *ret_len = len;
+    return 0;
+}
+
+int dbx_read_file_at(int dirfd, const char *name, size_t cap, char **ret_buf, size_t *ret_len,
+                     dbx_error **err) {
+    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", name);
+    struct stat st;
+    if (fstat(fd, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", name);
+    if (!S_ISREG(st.st_mode)) return dbx_error_set(err, EINVAL, "'%s' is not a regular file", name);
+    if (dbx_read_all(fd, cap, ret_buf, ret_len, err) < 0) return dbx_error_wrap(err, "'%s'", name);
+    return 0;
+}
+
+int dbx_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          dbx_error **err) {
+    char tmp[NAME_MAX + 1];
+    if (snprintf(tmp, sizeof(tmp), ".%s.tmp.%d", name, (int)getpid()) >= (int)sizeof(tmp))
+        return dbx_error_set(err, ENAMETOOLONG, "'%s'", name);
+    _cleanup_close_ int fd =
+        openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0) return dbx_error_set(err, errno, "create '%s'", tmp);
+    int r = dbx_write_all(fd, data, len);
+    if (r == 0 && fsync(fd) < 0) r = -errno;
+    if (r < 0) {
+        unlinkat(dirfd, tmp, 0);
+        return dbx_error_set(err, -r, "write '%s'", tmp);
+    }
+    if (renameat(dirfd, tmp, dirfd, name) < 0) {
+        r = errno;
+        unlinkat(dirfd, tmp, 0);
+        return dbx_error_set(err, r, "rename '%s'", name);
+    }
+    /* fsync the directory so the rename itself survives a crash. */
+    int dfd = dirfd == AT_FDCWD ? open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : dirfd;
+    if (dfd >= 0) {
+        fsync(dfd);
+        if (dfd != dirfd) close(dfd);
+    }
+    return 0;
+}
+
+int dbx_mkdir_p(const char *path, mode_t mode, dbx_error **err) {
+    _cleanup_free_ char *p = dbx_xstrdup(path);
+    for (char *s = p + 1;; s++) {
+        bool end = *s == '\0';
+        if (*s == '/' || end) {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, mode) < 0 && errno != EEXIST) return dbx_error_set(err, errno, "mkdir '%s'", p);
+            *s = c;
+        }
+        if (end) break;
+    }
+    return 0;
+}
+
+int dbx_mkdir_private(const char *path, dbx_error **err) {
+    if (dbx_mkdir_p(path, 0700, err) < 0) return -1;
+    struct stat st;
+    if (lstat(path, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", path);
+    if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "'%s'", path);
+    if (st.st_uid != geteuid())
+        return dbx_error_set(err, EPERM, "'%s' is owned by uid %u, not by us", path,
+                             (unsigned)st.st_uid);
+    if ((st.st_mode & 077) && chmod(path, 0700) < 0)
+        return dbx_error_set(err, errno, "chmod '%s'", path);
+    return 0;
+}
+
+int dbx_set_nonblock(int fd, bool on) {
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return -errno;
+    fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+    return fcntl(fd, F_SETFL, fl) < 0 ? -errno : 0;
+}
+
+int dbx_set_cloexec(int fd, bool on) {
+    int fl = fcntl(fd, F_GETFD);
+    if (fl < 0) return -errno;
+    fl = on ? (fl | FD_CLOEXEC) : (fl & ~FD_CLOEXEC);
+    return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
+}
+
+uint64_t dbx_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+uint64_t dbx_now_ms(void) { return dbx_now_ns() / 1000000ull; }
+
+int dbx_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+    if (!s || *s < '0' || *s > '9') return -EINVAL;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -EINVAL;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10) return -ERANGE;
+        v = v * 10 + d;
+    }
+    if (v < min || v > max) return -ERANGE;
+    *ret = v;
+    return 0;
+}
+
+int dbx_parse_size(const char *s, uint64_t *ret) {
+    if (!s || !*s) return -EINVAL;
+    size_t n = strlen(s);
+    uint64_t mult = 1;
+    char last = s[n - 1];
+    switch (last) {
+    case 'k': case 'K': mult = 1ull << 10; break;
+    case 'm': case 'M': mult = 1ull << 20; break;
+    case 'g': case 'G': mult = 1ull << 30; break;
+    case 't': case 'T': mult = 1ull << 40; break;
+    default: break;
+    }
+    _cleanup_free_ char *num = dbx_xstrndup(s, mult == 1 ? n : n - 1);
+    uint64_t v;
+    int r = dbx_parse_u64(num, 0, UINT64_MAX, &v);
+    if (r < 0) return r;
+    if (v > UINT64_MAX / mult) return -ERANGE;
+    *ret = v * mult;
+    return 0;
+}
+
+void dbx_close_fds_from(int from, const int *keep, size_t nkeep) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) {
+        for (int fd = from; fd < 1024; fd++) {
+            bool k = false;
+            for (size_t i = 0; i < nkeep; i++) k |= keep[i] == fd;
+            if (!k) close(fd);
+        }
+        return;
+    }
+    int dfd = dirfd(d);
+    struct dirent *de;
+    int fds[4096];
+    size_t n = 0;
+    while ((de = readdir(d)) && n < DBX_ARRAY_SIZE(fds)) {
+        uint64_t v;
+        if (dbx_parse_u64(de->d_name, 0, INT32_MAX, &v) < 0) continue;
+        int fd = (int)v;
+        if (fd < from || fd == dfd) continue;
+        bool k = false;
+        for (size_t i = 0; i < nkeep; i++) k |= keep[i] == fd;
+        if (!k) fds[n++] = fd;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) close(fds[i]);
+}
+
+bool dbx_str_has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+char *dbx_sanitize_printable(char *s) {
+    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) *p = '?';
+    /* C1 controls (0x80-0x9f) only matter as single bytes in 8-bit terminals; UTF-8 text uses
+     * those bytes as continuation bytes, so they are kept. */
+    return s;
+}

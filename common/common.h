@@ -1,0 +1,123 @@
+/* common/common.h: errors as values, cleanup attributes, and small I/O helpers shared by the
+ * host binary and the static guest init.  Nothing here allocates behind the caller's back
+ * except through dbx_x*() which call the per-binary out-of-memory hook. */
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* An error value carried up to the one place that prints it.  `code` is a positive errno-like
+ * number (EIO when the failure has no errno). */
+typedef struct dbx_error {
+    int code;
+    char *msg;
+} dbx_error;
+
+/* Create *err (which must be NULL) with a printf-style message; when errnum != 0 the message
+ * gets ": strerror(errnum)" appended.  Returns -errnum, or -EIO when errnum == 0, so a failing
+ * function can `return dbx_error_set(err, errno, "open '%s'", p);`.  err may be NULL. */
+int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prefix the existing message with "context: ".  Returns -(*err)->code. */
+int dbx_error_wrap(dbx_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees and NULLs *err; accepts NULL and *err == NULL. */
+void dbx_error_free(dbx_error **err);
+
+/* ---- memory ----------------------------------------------------------------------------- */
+
+/* Called on allocation failure; each binary installs one (host: print, exit 125; guest: log,
+ * sync, power off).  Must not return. */
+extern void (*dbx_oom_hook)(void);
+void *dbx_xmalloc(size_t n);
+void *dbx_xcalloc(size_t n, size_t m);
+void *dbx_xrealloc(void *p, size_t n);
+char *dbx_xstrdup(const char *s);
+char *dbx_xstrndup(const char *s, size_t n);
+char *dbx_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- cleanup ---------------------------------------------------------------------------- */
+
+static inline void dbx_freep(void *p) { free(*(void **)p); }
+static inline void dbx_closep(int *fd) {
+    if (*fd >= 0) {
+        int e = errno;
+        close(*fd);
+        errno = e;
+    }
+}
+static inline void dbx_fclosep(FILE **f) {
+    if (*f) fclose(*f);
+}
+static inline void dbx_errorp(dbx_error **e) { dbx_error_free(e); }
+void dbx_strv_free(char **v);
+static inline void dbx_strvp(char ***v) { dbx_strv_free(*v); }
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _cleanup_free_ _cleanup_(dbx_freep)
+#define _cleanup_close_ _cleanup_(dbx_closep)
+#define _cleanup_fclose_ _cleanup_(dbx_fclosep)
+#define _cleanup_error_ _cleanup_(dbx_errorp)
+#define _cleanup_strv_ _cleanup_(dbx_strvp)
+
+#define TAKE_PTR(p)                                                                                \
+    ({                                                                                             \
+        typeof(p) _tp = (p);                                                                       \
+        (p) = NULL;                                                                                \
+        _tp;                                                                                       \
+    })
+#define TAKE_FD(fd)                                                                                \
+    ({                                                                                             \
+        int _tf = (fd);                                                                            \
+        (fd) = -EBADF;                                                                             \
+        _tf;                                                                                       \
+    })
+
+#define DBX_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- I/O -------------------------------------------------------------------------------- */
+
+/* Write all of buf, retrying on EINTR/short writes (blocking fds).  0 or -errno. */
+int dbx_write_all(int fd, const void *buf, size_t len);
+/* Read the whole fd (up to cap bytes; more is E2BIG) into a NUL-terminated malloc'd buffer. */
+int dbx_read_all(int fd, size_t cap, char **ret_buf, size_t *ret_len, dbx_error **err);
+/* Read file `name` relative to dirfd (AT_FDCWD allowed), refusing symlinks (O_NOFOLLOW). */
+int dbx_read_file_at(int dirfd, const char *name, size_t cap, char **ret_buf, size_t *ret_len,
+                     dbx_error **err);
+/* Atomically replace `name` in directory `dirfd`: temp file, fsync, rename, fsync(dirfd). */
+int dbx_write_file_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          dbx_error **err);
+/* mkdir -p with mode for each created component; existing dirs are kept as they are. */
+int dbx_mkdir_p(const char *path, mode_t mode, dbx_error **err);
+/* Create `path` as a directory private to the user (0700) and verify it is a real directory
+ * owned by us with no group/other access (fixes the mode if we own it). */
+int dbx_mkdir_private(const char *path, dbx_error **err);
+int dbx_set_nonblock(int fd, bool on);
+int dbx_set_cloexec(int fd, bool on);
+/* Monotonic clock in milliseconds / nanoseconds. */
+uint64_t dbx_now_ms(void);
+uint64_t dbx_now_ns(void);
+/* Checked decimal parse of the whole string into [min,max]. 0 or -EINVAL/-ERANGE. */
+int dbx_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
+/* Parse a size with optional K/M/G/T suffix (binary units) into bytes. */
+int dbx_parse_size(const char *s, uint64_t *ret);
+/* Close every fd >= from except those listed (used before exec of helpers). */
+void dbx_close_fds_from(int from, const int *keep, size_t nkeep);
+bool dbx_str_has_prefix(const char *s, const char *p);
+/* Number of entries in a NULL-terminated string vector. */
+size_t dbx_strv_len(char *const *v);
+/* Append a copy of s to a NULL-terminated vector (vector may be NULL). */
+char **dbx_strv_push(char **v, const char *s);
+/* Replace bytes a terminal would interpret (C0 controls except \t, DEL, C1) with '?', in place,
+ * so untrusted strings never drive the user's terminal. */
+char *dbx_sanitize_printable(char *s);

@@ -1,0 +1,213 @@
+/* guest/init-boot.c: boot phases 1-4 of the guest init: API filesystems, kernel modules, the
+ * root disk and root switch, process setup, and the agent port. */
+#define _GNU_SOURCE
+#include "init-internal.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#define WAIT_STEP_MS 5
+#define ROOT_WAIT_MS 10000
+#define PORT_WAIT_MS 10000
+
+static void sleep_ms(unsigned ms) {
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+static int mount_at(const char *src, const char *target, const char *type, unsigned long flags,
+                    const char *data, dbx_error **err) {
+    if (mkdir(target, 0755) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "mkdir '%s'", target);
+    if (mount(src, target, type, flags, data) < 0)
+        return dbx_error_set(err, errno, "mount %s on '%s'", type, target);
+    return 0;
+}
+
+void boot_stdio(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0) continue;
+        /* The kernel opens /dev/console for init only if the initramfs has that node. */
+        int c = open("/dev/console", O_RDWR | O_NOCTTY);
+        if (c < 0) c = open("/dev/null", O_RDWR | O_NOCTTY);
+        if (c >= 0 && c != fd) {
+            dup2(c, fd);
+            close(c);
+        }
+    }
+}
+
+int boot_api_fs(struct agent *a, dbx_error **err) {
+    const unsigned long nse = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount_at("proc", "/proc", "proc", nse, NULL, err) < 0 ||
+        mount_at("sysfs", "/sys", "sysfs", nse, NULL, err) < 0 ||
+        mount_at("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", err) < 0)
+        return -1;
+    boot_stdio();
+    return 0;
+}
+
+/* ---- modules ---------------------------------------------------------------------------- */
+
+static int load_module(const char *name, dbx_error **err) {
+    if (strchr(name, '/') || name[0] == '.')
+        return dbx_error_set(err, EINVAL, "bad module name '%s' in /modules.order", name);
+    _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", name);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "load '%s'", name);
+    return 0;
+}
+
+int boot_modules(struct agent *a, dbx_error **err) {
+    _cleanup_free_ char *text = NULL;
+    if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0) return -1;
+    char *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        l[strcspn(l, " \t\r")] = '\0';
+        if (l[0] == '\0') continue;
+        if (load_module(l, err) < 0) return -1;
+        /* The initramfs stays in RAM after the root switch; the module is in the kernel now,
+         * so give its file's pages back. */
+        _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", l);
+        unlink(path);
+    }
+    return 0;
+}
+
+/* ---- root ------------------------------------------------------------------------------- */
+
+static int wait_for_path(const char *path, unsigned ms) {
+    for (unsigned t = 0;; t += WAIT_STEP_MS) {
+        if (access(path, F_OK) == 0) return 0;
+        if (t >= ms) return -ENOENT;
+        sleep_ms(WAIT_STEP_MS);
+    }
+}
+
+/* Late mounts on the new root: ptys, shared memory, /run, cgroups. */
+static int root_late_mounts(dbx_error **err) {
+    const unsigned long ns = MS_NOSUID | MS_NODEV;
+    /* newinstance: a private pts namespace, so /dev/ptmx (devtmpfs's node, which since Linux
+     * 4.7 resolves to the "pts" instance beside it) hands out slaves from this mount. */
+    if (mount_at("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620,gid=5", err) < 0)
+        return -1;
+    if (access("/dev/ptmx", F_OK) < 0 && symlink("pts/ptmx", "/dev/ptmx") < 0)
+        return dbx_error_set(err, errno, "symlink '/dev/ptmx'");
+    if (mount_at("shm", "/dev/shm", "tmpfs", ns, "mode=1777", err) < 0 ||
+        mount_at("run", "/run", "tmpfs", ns, "mode=0755", err) < 0)
+        return -1;
+    /* cgroup2 is optional: commands run fine without it, only resource control is lost. */
+    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", ns | MS_NOEXEC, NULL) < 0)
+        init_log("root: mount cgroup2 on '/sys/fs/cgroup': %s (ignored)", strerror(errno));
+    return 0;
+}
+
+int boot_root(struct agent *a, dbx_error **err) {
+    if (wait_for_path("/dev/vda", ROOT_WAIT_MS) < 0)
+        return dbx_error_set(err, ENOENT, "'/dev/vda' did not appear within %u s",
+                             ROOT_WAIT_MS / 1000);
+    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0) return -1;
+    static const char *const moved[] = {"/dev", "/proc", "/sys"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(moved); i++) {
+        _cleanup_free_ char *dst = dbx_xasprintf("/newroot%s", moved[i]);
+        if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+            return dbx_error_set(err, errno, "mkdir '%s'", dst);
+        if (mount(moved[i], dst, NULL, MS_MOVE, NULL) < 0)
+            return dbx_error_set(err, errno, "move '%s' to '%s'", moved[i], dst);
+    }
+    /* switch_root without deleting the initramfs: only /init (this binary) and
+     * /modules.order are left in it (the modules were unlinked after loading). */
+    if (chdir("/newroot") < 0) return dbx_error_set(err, errno, "chdir '/newroot'");
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+        return dbx_error_set(err, errno, "move '/newroot' to '/'");
+    if (chroot(".") < 0) return dbx_error_set(err, errno, "chroot");
+    if (chdir("/") < 0) return dbx_error_set(err, errno, "chdir '/'");
+    return root_late_mounts(err);
+}
+
+/* ---- process ---------------------------------------------------------------------------- */
+
+int boot_process(struct agent *a, dbx_error **err) {
+    if (!a->test_mode) {
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "-1000", 5) != 5) {
+            int e = errno;
+            if (fd >= 0) close(fd);
+            return dbx_error_set(err, e, "write '/proc/self/oom_score_adj'");
+        }
+        close(fd);
+    } else if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+        /* Tests see orphans reparented to us, as PID 1 would. */
+        return dbx_error_set(err, errno, "set child subreaper");
+    }
+    /* A host that goes away mid-write must give EPIPE, not kill PID 1. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return dbx_error_set(err, errno, "ignore SIGPIPE");
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return dbx_error_set(err, errno, "block SIGCHLD");
+    a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (a->sigfd < 0) return dbx_error_set(err, errno, "signalfd");
+    return 0;
+}
+
+/* ---- agent port ------------------------------------------------------------------------- */
+
+/* The /dev name of the virtio-serial port called `want`, or NULL if none (yet). */
+static char *find_port(const char *want) {
+    DIR *d = opendir("/sys/class/virtio-ports");
+    if (!d) return NULL;
+    char *found = NULL;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        _cleanup_free_ char *p = dbx_xasprintf("/sys/class/virtio-ports/%s/name", de->d_name);
+        _cleanup_free_ char *name = NULL;
+        if (dbx_read_file_at(AT_FDCWD, p, 4096, &name, NULL, NULL) < 0) continue;
+        name[strcspn(name, "\n")] = '\0';
+        if (strcmp(name, want) == 0) found = dbx_xstrdup(de->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
+void boot_send_hello(struct agent *a) {
+    struct utsname u;
+    if (uname(&u) < 0) snprintf(u.release, sizeof(u.release), "unknown");
+    struct dbx_buf b = {0};
+    dbx_hello_encode(&b, u.release);
+    agent_send(a, DBX_MSG_HELLO, 0, b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+int boot_agent(struct agent *a, dbx_error **err) {
+    static const char want[] = "org.devbox.agent";
+    /* The port appears when the host's virtio-serial control queue announces it, after the
+     * module loaded; its /dev node follows the sysfs entry. */
+    for (unsigned t = 0;; t += WAIT_STEP_MS) {
+        _cleanup_free_ char *dev = find_port(want);
+        if (dev) {
+            _cleanup_free_ char *path = dbx_xasprintf("/dev/%s", dev);
+            a->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+            if (a->fd >= 0) break;
+            if (errno != ENOENT || t >= PORT_WAIT_MS)
+                return dbx_error_set(err, errno, "open '%s'", path);
+        } else if (t >= PORT_WAIT_MS) {
+            return dbx_error_set(err, ENOENT, "no virtio-serial port named '%s' within %u s",
+                                 want, PORT_WAIT_MS / 1000);
+        }
+        sleep_ms(WAIT_STEP_MS);
+    }
+    boot_send_hello(a);
+    return 0;
+}

@@ -1,0 +1,301 @@
+/* guest/init-exec.c: start the command of one EXEC request.
+ *
+ * The parent prepares everything that can fail without side effects (user lookup,
+ * environment, argv, pipes or pty) so the child between fork and exec only makes syscalls.
+ * The child reports a failed step to the parent through a close-on-exec pipe: reading EOF
+ * means exec succeeded, reading a report means it did not.  The parent waits for that answer
+ * before replying STARTED, so the host sees STARTED or ERROR and never both; the wait is as
+ * long as the child's own setup (microseconds) and avoids a second state machine. */
+#define _GNU_SOURCE
+#include "init-internal.h"
+
+#include <grp.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <termios.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum child_step { STEP_SETSID = 1, STEP_TTY, STEP_STDIO, STEP_SETGROUPS, STEP_SETGID,
+                  STEP_SETUID, STEP_CHDIR, STEP_EXEC };
+
+struct child_report {
+    int32_t step;
+    int32_t err;
+};
+
+/* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
+struct stdio_set {
+    int master;           /* pty master (parent) or -1 */
+    char pts[64];         /* pty slave path */
+    int par_in, par_out, par_err;
+    int ch_in, ch_out, ch_err;
+};
+
+/* What the child needs, prepared by the parent. */
+struct child_plan {
+    const char *file;     /* a path, or a name to look up in PATH */
+    char *const *argv;
+    char *const *envp;
+    const char *path;     /* PATH of the new environment */
+    const char *cwd;
+    const struct stdio_set *io;
+    const struct init_user *user;
+    bool switch_ids;
+    int report_fd;
+};
+
+static void closep_set(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+static void stdio_close(struct stdio_set *io) {
+    closep_set(&io->master);
+    closep_set(&io->par_in);
+    closep_set(&io->par_out);
+    closep_set(&io->par_err);
+    closep_set(&io->ch_in);
+    closep_set(&io->ch_out);
+    closep_set(&io->ch_err);
+}
+
+static int open_pty(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
+    io->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (io->master < 0) return dbx_error_set(err, errno, "open pty master '/dev/ptmx'");
+    if (grantpt(io->master) < 0 || unlockpt(io->master) < 0)
+        return dbx_error_set(err, errno, "unlock pty");
+    int r = ptsname_r(io->master, io->pts, sizeof(io->pts));
+    if (r != 0) return dbx_error_set(err, r, "ptsname");
+    if (req->rows || req->cols) {
+        struct winsize ws = {.ws_row = req->rows, .ws_col = req->cols};
+        if (ioctl(io->master, TIOCSWINSZ, &ws) < 0) return dbx_error_set(err, errno, "set pty size");
+    }
+    r = dbx_set_nonblock(io->master, true);
+    return r < 0 ? dbx_error_set(err, -r, "pty master") : 0;
+}
+
+/* A pipe whose parent end (read end when parent_reads) is non-blocking. */
+static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    *par = parent_reads ? p[0] : p[1];
+    *ch = parent_reads ? p[1] : p[0];
+    int r = dbx_set_nonblock(*par, true);
+    return r < 0 ? dbx_error_set(err, -r, "pipe") : 0;
+}
+
+static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
+    if (req->flags & DBX_EXEC_TTY) return open_pty(io, req, err);
+    if (open_pipe(&io->par_out, &io->ch_out, true, err) < 0 ||
+        open_pipe(&io->par_err, &io->ch_err, true, err) < 0)
+        return -1;
+    if ((req->flags & DBX_EXEC_STDIN) && open_pipe(&io->par_in, &io->ch_in, false, err) < 0)
+        return -1;
+    return 0;
+}
+
+static bool env_has_key(char *const *env, uint32_t n, const char *kv) {
+    size_t k = (size_t)(strchr(kv, '=') - kv) + 1; /* compare "KEY=" */
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(env[i], kv, k) == 0) return true;
+    return false;
+}
+
+/* Defaults first, each dropped when the request sets the same key; then the request's own
+ * entries in order (the host sends unique keys). */
+static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
+                        const struct dbx_exec_req *req) {
+    char host[HOST_NAME_MAX + 1] = "";
+    const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
+    if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
+    char *defs[5] = {
+        dbx_xstrdup("PATH=" DEFAULT_PATH),
+        dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
+        u->name ? dbx_xasprintf("USER=%s", u->name) : NULL,
+        u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
+        dbx_xasprintf("HOSTNAME=%s", hn),
+    };
+    char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + req->envc + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(defs); i++) {
+        if (defs[i] && !env_has_key(req->env, req->envc, defs[i])) v[n++] = defs[i];
+        else free(defs[i]);
+    }
+    for (uint32_t i = 0; i < req->envc; i++) v[n++] = dbx_xstrdup(req->env[i]);
+    return v;
+}
+
+static const char *env_path(char *const *env) {
+    for (size_t i = 0; env[i]; i++)
+        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
+    return DEFAULT_PATH;
+}
+
+/* ---- child ------------------------------------------------------------------------------ */
+
+static _Noreturn void child_fail(const struct child_plan *p, int step, int e) {
+    struct child_report r = {.step = step, .err = e};
+    (void)!write(p->report_fd, &r, sizeof(r));
+    _exit(step != STEP_EXEC ? DBX_ERR_FAILED : e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC);
+}
+
+static void child_stdio(const struct child_plan *p) {
+    const struct stdio_set *io = p->io;
+    int in = io->ch_in, out = io->ch_out, errfd = io->ch_err;
+    if (io->master >= 0) {
+        /* After setsid() we have no controlling terminal; make the slave ours so job control
+         * and ^C work.  O_NOCTTY + TIOCSCTTY makes that explicit rather than implicit. */
+        int fd = open(io->pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) child_fail(p, STEP_TTY, errno);
+        if (ioctl(fd, TIOCSCTTY, 0) < 0) child_fail(p, STEP_TTY, errno);
+        in = out = errfd = fd;
+    } else if (in < 0) {
+        in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (in < 0) child_fail(p, STEP_STDIO, errno);
+    }
+    /* init keeps fds 0-2 open, so every source here is > 2 and dup2 never clobbers one. */
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
+        child_fail(p, STEP_STDIO, errno);
+}
+
+/* execvpe() without its /bin/sh fallback for ENOEXEC, using the new environment's PATH. */
+static int child_exec(const struct child_plan *p) {
+    const char *f = p->file;
+    if (f[0] == '\0') return ENOENT;
+    if (strchr(f, '/')) {
+        execve(f, p->argv, p->envp);
+        return errno;
+    }
+    bool eacces = false;
+    size_t flen = strlen(f);
+    for (const char *d = p->path;;) {
+        const char *end = strchrnul(d, ':');
+        size_t dl = (size_t)(end - d);
+        char buf[PATH_MAX];
+        if (dl + flen + 2 <= sizeof(buf)) {
+            /* an empty PATH element means the current directory */
+            snprintf(buf, sizeof(buf), "%.*s/%s", (int)(dl ? dl : 1), dl ? d : ".", f);
+            execve(buf, p->argv, p->envp);
+            switch (errno) {
+            case EACCES: eacces = true; break;
+            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: case ENAMETOOLONG:
+                break;
+            default: return errno;
+            }
+        }
+        if (*end == '\0') break;
+        d = end + 1;
+    }
+    return eacces ? EACCES : ENOENT;
+}
+
+static _Noreturn void child_run(const struct child_plan *p) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Only ignored dispositions survive exec, and SIGPIPE is the one init ignores. */
+    signal(SIGPIPE, SIG_DFL);
+    if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
+    /* init runs at -1000 so the OOM killer never picks it; commands must not inherit that.
+     * Raising the value needs no privilege, so this works after setuid too, but do it now. */
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)!write(fd, "0", 1);
+        close(fd);
+    }
+    child_stdio(p);
+    if (p->switch_ids) {
+        if (setgroups(p->user->ngroups, p->user->groups) < 0)
+            child_fail(p, STEP_SETGROUPS, errno);
+        if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
+        if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
+    }
+    if (chdir(p->cwd) < 0) child_fail(p, STEP_CHDIR, errno);
+    child_fail(p, STEP_EXEC, child_exec(p));
+}
+
+/* ---- parent ----------------------------------------------------------------------------- */
+
+static int report_error(const struct child_report *r, const struct child_plan *p,
+                        const struct dbx_exec_req *req, int *ret_code, dbx_error **err) {
+    int e = r->err > 0 ? r->err : EIO;
+    *ret_code = DBX_ERR_FAILED;
+    switch (r->step) {
+    case STEP_EXEC:
+        *ret_code = e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC;
+        return dbx_error_set(err, e, "exec '%s'", p->file);
+    case STEP_CHDIR: return dbx_error_set(err, e, "chdir '%s'", p->cwd);
+    case STEP_SETUID: return dbx_error_set(err, e, "setuid %u", (unsigned)p->user->uid);
+    case STEP_SETGID: return dbx_error_set(err, e, "setgid %u", (unsigned)p->user->gid);
+    case STEP_SETGROUPS:
+        return dbx_error_set(err, e, "setgroups for uid %u", (unsigned)p->user->uid);
+    case STEP_TTY: return dbx_error_set(err, e, "open terminal '%s'", p->io->pts);
+    case STEP_STDIO: return dbx_error_set(err, e, "set up stdio");
+    default: return dbx_error_set(err, e, "setsid");
+    }
+}
+
+/* Fork the child and wait for its verdict.  0 with *ret_pid, or < 0 with *err and *ret_code. */
+static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, pid_t *ret_pid,
+                         int *ret_code, dbx_error **err) {
+    int rep[2];
+    if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    p->report_fd = rep[1];
+    pid_t pid = fork();
+    if (pid == 0) child_run(p);
+    int fork_errno = errno;
+    close(rep[1]);
+    _cleanup_close_ int rd = rep[0];
+    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
+    struct child_report r;
+    ssize_t n;
+    do n = read(rd, &r, sizeof(r));
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
+    if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status"); /* reaper
+                                                                                  takes it */
+    *ret_pid = pid;
+    return 0;
+}
+
+int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
+               int *ret_code, dbx_error **err) {
+    *ret_code = DBX_ERR_FAILED;
+    _cleanup_(user_clear) struct init_user u = {0};
+    if (user_resolve(req->user, ctx->uid, ctx->gid, &u, err) < 0) return -1;
+    _cleanup_strv_ char **env = env_build(ctx, &u, req);
+    _cleanup_free_ char *login0 = NULL;
+    char *login_argv[2] = {NULL, NULL};
+    struct child_plan p = {.envp = env, .path = env_path(env), .cwd = req->cwd, .user = &u};
+    if (req->argc == 0) { /* login shell: argv[0] "-bash" tells the shell it is one */
+        p.file = u.shell ? u.shell : "/bin/sh";
+        const char *base = strrchr(p.file, '/');
+        login_argv[0] = login0 = dbx_xasprintf("-%s", base ? base + 1 : p.file);
+        p.argv = login_argv;
+    } else {
+        p.file = req->argv[0];
+        p.argv = req->argv;
+    }
+    /* Unprivileged (only in --serve-fd tests) running as the requested user already:
+     * nothing to switch, and setgroups would fail. */
+    p.switch_ids = geteuid() == 0 || u.uid != getuid() || u.gid != getgid();
+    _cleanup_(stdio_close) struct stdio_set io = {.master = -1, .par_in = -1, .par_out = -1,
+                                                 .par_err = -1, .ch_in = -1, .ch_out = -1,
+                                                 .ch_err = -1};
+    p.io = &io;
+    if (stdio_open(&io, req, err) < 0) return -1;
+    pid_t pid = -1;
+    if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
+    s->pid = pid;
+    s->tty = io.master >= 0;
+    if (s->tty) {
+        s->pty = s->in_fd = s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io.master);
+    } else {
+        s->in_fd = TAKE_FD(io.par_in);
+        s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io.par_out);
+        s->rd_fd[DBX_STREAM_STDERR] = TAKE_FD(io.par_err);
+    }
+    return 0;
+}

@@ -1,0 +1,125 @@
+/* guest/init-internal.h: shared state of the guest init (PID 1).  Private to guest/.
+ *
+ * Files: init.c (main, phases, fatal path), init-boot.c (phases 1-4: mounts, modules, root
+ * switch, agent port), init-serve.c (the poll loop and the protocol handlers), init-exec.c
+ * (starting one command), init-user.c (/etc/passwd and /etc/group without NSS). */
+#pragma once
+
+#include "protocol.h"
+
+#include <poll.h>
+#include <sys/types.h>
+
+/* Stop reading children's output while this much is queued for the host (backpressure). */
+#define INIT_OUT_HIGH (1024u * 1024u)
+/* Stop reading the agent port while this much is queued: bounds memory when a host floods
+ * us with requests (PING, EXEC errors) without reading the replies. */
+#define INIT_OUT_HARD (16u * 1024u * 1024u)
+
+/* One exec session.  Owned by struct agent's array; freed only by the sweep at the top of
+ * each loop iteration, so pointers stay valid while one iteration's events are handled. */
+struct session {
+    uint32_t id;
+    pid_t pid;          /* also the process group id: the child calls setsid() */
+    bool tty;
+    bool exited;        /* reaped; status is valid */
+    int status;
+    bool dead;          /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
+    int pty;            /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
+    int in_fd;          /* where stdin bytes go, or -1 */
+    int rd_fd[3];       /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
+    uint32_t credit[3]; /* output bytes the host still accepts, per stream */
+    bool eof_sent[3];   /* the empty STDOUT/STDERR frame was queued */
+    struct dbx_buf in;  /* stdin bytes received, not yet written */
+    bool in_eof;        /* the host sent the empty STDIN frame */
+    uint32_t in_pending;/* stdin bytes received and not yet credited back */
+};
+
+/* What exec needs from SETUP. */
+struct exec_ctx {
+    uid_t uid;          /* default user */
+    gid_t gid;
+    const char *hostname;
+};
+
+enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
+
+struct agent {
+    int fd;             /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
+    int sigfd;          /* signalfd for SIGCHLD */
+    bool test_mode;     /* --serve-fd: not PID 1; no mounts, hostname or power-off */
+    bool hup;           /* the host end is not connected: poll the port again after 10 ms */
+    struct dbx_reader rd;
+    struct dbx_buf out; /* frames queued for the host */
+    enum setup_state setup;
+    char *setup_error;
+    uid_t uid;
+    gid_t gid;
+    char *hostname;     /* from SETUP; "" = keep the kernel's */
+    char *ws_path;      /* mounted workspace, or NULL */
+    struct session **sess;
+    size_t nsess, cap_sess;
+    uint64_t hup_until; /* monotonic ms before which the port is not polled (a->hup) */
+};
+
+/* ---- init.c ----------------------------------------------------------------------------- */
+
+/* Print "devbox-init: msg" on the console (fd 2 and /dev/kmsg).  Never fails. */
+void init_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log "PHASE: msg", report it to the host when the agent port is open, sync and power off
+ * (PID 1) or exit 125 (--serve-fd).  Never returns. */
+_Noreturn void init_fatal(struct agent *a, const char *phase, const char *msg);
+/* sync(), then power off (PID 1) or exit (--serve-fd).  Never returns. */
+_Noreturn void init_poweroff(struct agent *a, int code);
+
+/* ---- init-boot.c: phases 1-4 ------------------------------------------------------------ */
+
+int boot_api_fs(struct agent *a, dbx_error **err);
+/* Make sure fds 0-2 are open (the console, else /dev/null), so no pipe or pty fd ever lands
+ * on them and a child's dup2() onto 0-2 cannot clobber another of its stdio fds. */
+void boot_stdio(void);
+int boot_modules(struct agent *a, dbx_error **err);
+int boot_root(struct agent *a, dbx_error **err);
+/* Ignore SIGPIPE, block SIGCHLD into a signalfd (a->sigfd), lower nothing but our own OOM
+ * score.  Used by both PID 1 and --serve-fd. */
+int boot_process(struct agent *a, dbx_error **err);
+/* Find and open the port named "org.devbox.agent" (a->fd) and queue HELLO. */
+int boot_agent(struct agent *a, dbx_error **err);
+/* Queue HELLO with our kernel release. */
+void boot_send_hello(struct agent *a);
+
+/* ---- init-serve.c ----------------------------------------------------------------------- */
+
+void agent_send(struct agent *a, uint8_t type, uint32_t sid, const void *p, size_t n);
+void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *msg);
+/* Write what the port accepts now without blocking.  0, or -errno on a real error. */
+int agent_flush(struct agent *a);
+/* The serve loop: returns only on a fatal error (*err set). */
+int serve(struct agent *a, dbx_error **err);
+
+/* ---- init-exec.c ------------------------------------------------------------------------ */
+
+/* Start req as a new session leader with its stdio on fresh pipes or a pty; on success fills
+ * s->pid, s->pty, s->in_fd, s->rd_fd (non-blocking, close-on-exec, owned by s).  On failure
+ * returns < 0 with *err naming the step and *ret_code 125 (setup), 126 (not executable) or
+ * 127 (not found); nothing is left open and the failed child (if any) is left to the reaper. */
+int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
+               int *ret_code, dbx_error **err);
+
+/* ---- init-user.c ------------------------------------------------------------------------ */
+
+struct init_user {
+    uid_t uid;
+    gid_t gid;
+    char *name;     /* NULL when the uid has no /etc/passwd entry */
+    char *home;     /* NULL when unknown */
+    char *shell;    /* NULL when unknown */
+    gid_t *groups;  /* supplementary groups from /etc/group */
+    size_t ngroups;
+};
+
+/* Resolve an exec user spec: "" (the default uid/gid), "uid", "uid:gid", "name", "name:group"
+ * against /etc/passwd and /etc/group of the current root.  Fills *ret on success. */
+int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_user *ret,
+                 dbx_error **err);
+void user_clear(struct init_user *u);

@@ -1,0 +1,585 @@
+/* guest/init-serve.c: the serve loop of the guest init.  One poll() over the agent port, the
+ * SIGCHLD signalfd and every session's pipes or pty; no threads, no timers on the hot path.
+ *
+ * Frame order per session, as the host sees it:
+ *   ERROR                                   (the request was refused or the start failed), or
+ *   STARTED, STDOUT/STDERR data..., empty STDOUT, empty STDERR (either order), EXIT
+ * and ERROR may replace the tail at any point when the session is ended for a protocol
+ * violation.  ERROR and EXIT are always last.  With a tty the empty STDERR comes right after
+ * STARTED (the pty is the one output stream).  Frames for a session that already ended are
+ * ignored, except that a bad header naming it is still answered with ERROR. */
+#define _GNU_SOURCE
+#include "init-internal.h"
+
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+#define AGENT_READ_MAX (1024u * 1024u) /* per loop iteration, so children get their turn */
+#define SESS_READS 8                   /* reads per stream per wakeup, for the same reason */
+#define HUP_RETRY_MS 10
+#define SHUTDOWN_TERM_MS 2000
+#define SHUTDOWN_KILL_MS 1000
+
+enum { ROLE_IN = 0, ROLE_OUT = 1, ROLE_ERR = 2, ROLE_PTY = 3 };
+struct pollref {
+    struct session *s;
+    int role;
+};
+
+/* ---- output to the host ----------------------------------------------------------------- */
+
+void agent_send(struct agent *a, uint8_t type, uint32_t sid, const void *p, size_t n) {
+    dbx_frame_put(&a->out, type, sid, p, n);
+}
+
+void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *msg) {
+    struct dbx_buf b = {0};
+    dbx_error_msg_encode(&b, code, msg);
+    agent_send(a, DBX_MSG_ERROR, sid, b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static void send_errorf(struct agent *a, uint32_t sid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void send_errorf(struct agent *a, uint32_t sid, const char *fmt, ...) {
+    _cleanup_free_ char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    agent_send_error(a, sid, DBX_ERR_FAILED, msg);
+}
+
+int agent_flush(struct agent *a) {
+    while (dbx_buf_avail(&a->out) > 0) {
+        ssize_t n = write(a->fd, dbx_buf_head(&a->out), dbx_buf_avail(&a->out));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            /* virtio-serial: EAGAIN also while the host end is disconnected; keep the data */
+            if (errno == EAGAIN) return 0;
+            return -errno;
+        }
+        dbx_buf_consume(&a->out, (size_t)n);
+    }
+    return 0;
+}
+
+/* ---- sessions --------------------------------------------------------------------------- */
+
+static struct session *session_new(uint32_t id) {
+    struct session *s = dbx_xcalloc(1, sizeof(*s));
+    s->id = id;
+    s->pty = s->in_fd = s->rd_fd[0] = s->rd_fd[1] = s->rd_fd[2] = -1;
+    s->credit[DBX_STREAM_STDOUT] = s->credit[DBX_STREAM_STDERR] = DBX_WINDOW;
+    return s;
+}
+
+static void session_close_fds(struct session *s) {
+    if (s->pty >= 0) close(s->pty);
+    if (s->in_fd >= 0 && s->in_fd != s->pty) close(s->in_fd);
+    for (int i = 1; i <= 2; i++)
+        if (s->rd_fd[i] >= 0 && s->rd_fd[i] != s->pty) close(s->rd_fd[i]);
+    s->pty = s->in_fd = s->rd_fd[1] = s->rd_fd[2] = -1;
+    dbx_buf_free(&s->in);
+}
+
+static void session_free(struct session *s) {
+    if (!s) return;
+    session_close_fds(s);
+    free(s);
+}
+
+static struct session *find_live(struct agent *a, uint32_t id) {
+    for (size_t i = 0; i < a->nsess; i++)
+        if (!a->sess[i]->dead && a->sess[i]->id == id) return a->sess[i];
+    return NULL;
+}
+
+static size_t count_live(struct agent *a) {
+    size_t n = 0;
+    for (size_t i = 0; i < a->nsess; i++) n += !a->sess[i]->dead;
+    return n;
+}
+
+static void session_add(struct agent *a, struct session *s) {
+    if (a->nsess == a->cap_sess) {
+        a->cap_sess = a->cap_sess ? 2 * a->cap_sess : 16;
+        a->sess = dbx_xrealloc(a->sess, a->cap_sess * sizeof(*a->sess));
+    }
+    a->sess[a->nsess++] = s;
+}
+
+/* Free finished sessions; only here, between iterations, so pointers in the poll table and
+ * in handlers never dangle. */
+static void sweep(struct agent *a) {
+    size_t j = 0;
+    for (size_t i = 0; i < a->nsess; i++) {
+        if (a->sess[i]->dead) session_free(a->sess[i]);
+        else a->sess[j++] = a->sess[i];
+    }
+    a->nsess = j;
+}
+
+/* End a session early: ERROR is its last frame and its process group is killed. */
+static void session_abort(struct agent *a, struct session *s, const char *msg, bool tell) {
+    if (tell) agent_send_error(a, s->id, DBX_ERR_FAILED, msg);
+    /* The group outlives a reaped leader while members remain, so this also reaches them. */
+    if (s->pid > 0) kill(-s->pid, SIGKILL);
+    session_close_fds(s);
+    s->dead = true;
+}
+
+/* EXIT once the process is reaped and every output stream has reached EOF. */
+static void session_check_done(struct agent *a, struct session *s) {
+    if (s->dead || !s->exited || !s->eof_sent[DBX_STREAM_STDOUT] ||
+        !s->eof_sent[DBX_STREAM_STDERR])
+        return;
+    uint8_t p[5];
+    bool sig = WIFSIGNALED(s->status);
+    size_t n = dbx_enc_exit(p, sig, sig ? (uint32_t)WTERMSIG(s->status)
+                                        : (uint32_t)WEXITSTATUS(s->status));
+    agent_send(a, DBX_MSG_EXIT, s->id, p, n);
+    session_close_fds(s);
+    s->dead = true;
+}
+
+static void credit_back(struct agent *a, struct session *s, size_t n) {
+    if (n == 0) return;
+    uint8_t p[5];
+    s->in_pending -= (uint32_t)n;
+    agent_send(a, DBX_MSG_CREDIT, s->id, p, dbx_enc_credit(p, DBX_STREAM_STDIN, (uint32_t)n));
+}
+
+/* Stop delivering stdin: the command closed it, or the host ended it.  Pending bytes are
+ * credited back so the host's window never stays consumed by data nobody will read. */
+static void stdin_close(struct agent *a, struct session *s) {
+    credit_back(a, s, dbx_buf_avail(&s->in));
+    dbx_buf_free(&s->in);
+    if (s->in_fd >= 0 && s->in_fd != s->pty) close(s->in_fd);
+    s->in_fd = -1;
+}
+
+static void stdin_write(struct agent *a, struct session *s) {
+    while (s->in_fd >= 0 && dbx_buf_avail(&s->in) > 0) {
+        ssize_t n = write(s->in_fd, dbx_buf_head(&s->in), dbx_buf_avail(&s->in));
+        if (n > 0) {
+            dbx_buf_consume(&s->in, (size_t)n);
+            credit_back(a, s, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        stdin_close(a, s); /* EPIPE from a pipe, EIO from a pty whose slave is gone */
+        return;
+    }
+    /* A pty has no half-close: EOF from the host leaves the master alone. */
+    if (s->in_fd >= 0 && s->in_eof && !s->tty && dbx_buf_avail(&s->in) == 0) stdin_close(a, s);
+}
+
+static void output_eof(struct agent *a, struct session *s, int st) {
+    agent_send(a, st == DBX_STREAM_STDOUT ? DBX_MSG_STDOUT : DBX_MSG_STDERR, s->id, NULL, 0);
+    s->eof_sent[st] = true;
+    if (s->rd_fd[st] == s->pty) { /* the pty is also stdin: nothing more can be written */
+        stdin_close(a, s);
+        close(s->pty);
+        s->pty = -1;
+    } else {
+        close(s->rd_fd[st]);
+    }
+    s->rd_fd[st] = -1;
+    session_check_done(a, s);
+}
+
+/* Move output to the host while it has credit and the queue is not backed up. */
+static void output_read(struct agent *a, struct session *s, int st) {
+    static uint8_t buf[DBX_DATA_CHUNK];
+    for (int i = 0; i < SESS_READS; i++) {
+        if (s->rd_fd[st] < 0 || s->credit[st] == 0 || dbx_buf_avail(&a->out) >= INIT_OUT_HIGH)
+            return;
+        size_t want = s->credit[st] < sizeof(buf) ? s->credit[st] : sizeof(buf);
+        ssize_t n = read(s->rd_fd[st], buf, want);
+        if (n > 0) {
+            agent_send(a, st == DBX_STREAM_STDOUT ? DBX_MSG_STDOUT : DBX_MSG_STDERR, s->id, buf,
+                       (size_t)n);
+            s->credit[st] -= (uint32_t)n;
+            if ((size_t)n < want) return; /* drained for now: skip the EAGAIN round trip */
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        /* 0 from a pipe; EIO from a pty master once every slave fd is closed.  Any other
+         * error cannot be retried either, so it ends the stream the same way. */
+        output_eof(a, s, st);
+        return;
+    }
+}
+
+/* ---- reaping ---------------------------------------------------------------------------- */
+
+static struct session *find_pid(struct agent *a, pid_t pid) {
+    for (size_t i = 0; i < a->nsess; i++) {
+        struct session *s = a->sess[i];
+        if (!s->dead && !s->exited && s->pid == pid) return s;
+    }
+    return NULL;
+}
+
+/* Reap every child, including orphans reparented to us.  With notify, finished sessions
+ * send EXIT; during shutdown only their state is updated. */
+static void reap(struct agent *a, bool notify) {
+    struct signalfd_siginfo si;
+    while (read(a->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {}
+    for (;;) {
+        int st;
+        pid_t pid = waitpid(-1, &st, WNOHANG);
+        if (pid <= 0) return;
+        struct session *s = find_pid(a, pid);
+        if (!s) continue;
+        s->exited = true;
+        s->status = st;
+        if (notify) session_check_done(a, s);
+    }
+}
+
+static bool any_running(struct agent *a) {
+    for (size_t i = 0; i < a->nsess; i++)
+        if (!a->sess[i]->dead && !a->sess[i]->exited) return true;
+    return false;
+}
+
+/* Reap for up to ms, until no session process (or, with all, no child at all) is left. */
+static void reap_wait(struct agent *a, unsigned ms, bool all) {
+    uint64_t end = dbx_now_ms() + ms;
+    for (;;) {
+        reap(a, false);
+        if (all ? (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) : !any_running(a)) return;
+        uint64_t now = dbx_now_ms();
+        if (now >= end) return;
+        struct pollfd pf = {.fd = a->sigfd, .events = POLLIN};
+        poll(&pf, 1, (int)(end - now));
+    }
+}
+
+static void kill_sessions(struct agent *a, int sig) {
+    for (size_t i = 0; i < a->nsess; i++)
+        if (!a->sess[i]->dead && a->sess[i]->pid > 0) kill(-a->sess[i]->pid, sig);
+}
+
+/* --serve-fd: the host side went away; do not leave commands behind on the test machine. */
+static _Noreturn void test_exit(struct agent *a) {
+    kill_sessions(a, SIGKILL);
+    exit(0);
+}
+
+/* ---- session frames --------------------------------------------------------------------- */
+
+static void on_stdin(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
+    if (n == 0) {
+        s->in_eof = true;
+        stdin_write(a, s);
+        return;
+    }
+    if ((uint64_t)s->in_pending + n > DBX_WINDOW) {
+        session_abort(a, s, "stdin data exceeds the flow-control window", true);
+        return;
+    }
+    s->in_pending += n;
+    if (s->in_fd < 0 || s->in_eof) { /* nobody reads it: drop it, but return the credit */
+        credit_back(a, s, n);
+        return;
+    }
+    dbx_buf_put(&s->in, p, n);
+    stdin_write(a, s); /* most writes complete at once: no poll round trip */
+}
+
+static void on_credit(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
+    uint8_t st;
+    uint32_t bytes;
+    if (dbx_dec_credit(p, n, &st, &bytes) < 0) {
+        session_abort(a, s, "malformed credit frame", true);
+        return;
+    }
+    if (st == DBX_STREAM_STDIN) return; /* we never send stdin */
+    uint64_t c = (uint64_t)s->credit[st] + bytes;
+    s->credit[st] = c > DBX_WINDOW ? DBX_WINDOW : (uint32_t)c; /* a generous host is clamped */
+}
+
+static void on_resize(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
+    uint16_t rows, cols;
+    if (dbx_dec_resize(p, n, &rows, &cols) < 0) {
+        session_abort(a, s, "malformed resize frame", true);
+        return;
+    }
+    struct winsize ws = {.ws_row = rows, .ws_col = cols};
+    if (s->pty >= 0) ioctl(s->pty, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
+}
+
+static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
+    uint32_t sig;
+    if (dbx_dec_u32(p, n, &sig) < 0) {
+        session_abort(a, s, "malformed signal frame", true);
+        return;
+    }
+    if (sig >= 1 && sig <= 64) kill(-s->pid, (int)sig);
+}
+
+/* The host gave up on the session: kill it and say nothing more about it. */
+static void on_sess_error(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
+    session_abort(a, s, NULL, false);
+}
+
+typedef void (*sess_fn)(struct agent *, struct session *, const uint8_t *, uint32_t);
+static const sess_fn sess_handlers[DBX_MSG_MAX_] = {
+    [DBX_MSG_STDIN] = on_stdin,   [DBX_MSG_CREDIT] = on_credit, [DBX_MSG_RESIZE] = on_resize,
+    [DBX_MSG_SIGNAL] = on_signal, [DBX_MSG_ERROR] = on_sess_error,
+};
+
+static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
+    struct session *old = id ? find_live(a, id) : NULL;
+    if (id == 0) return send_errorf(a, 0, "exec on session 0");
+    if (old) {
+        _cleanup_free_ char *m = dbx_xasprintf("session %u already exists", id);
+        return session_abort(a, old, m, true); /* the host now believes it ended */
+    }
+    if (a->setup == SETUP_WAIT) return send_errorf(a, id, "exec before setup");
+    if (a->setup == SETUP_FAILED) return send_errorf(a, id, "setup failed: %s", a->setup_error);
+    if (count_live(a) >= DBX_MAX_SESSIONS)
+        return send_errorf(a, id, "too many sessions (at most %u)", DBX_MAX_SESSIONS);
+    _cleanup_(dbx_exec_req_free) struct dbx_exec_req req = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_exec_req_decode(p, n, &req, &err) < 0)
+        return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
+    struct session *s = session_new(id);
+    const struct exec_ctx ctx = {.uid = a->uid, .gid = a->gid, .hostname = a->hostname};
+    int code = DBX_ERR_FAILED;
+    if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
+        session_free(s);
+        return agent_send_error(a, id, (uint32_t)code, err->msg);
+    }
+    session_add(a, s);
+    uint8_t b[4];
+    agent_send(a, DBX_MSG_STARTED, id, b, dbx_enc_u32(b, (uint32_t)s->pid));
+    if (s->tty) { /* the pty is the only output stream: stderr is at EOF from the start */
+        agent_send(a, DBX_MSG_STDERR, id, NULL, 0);
+        s->eof_sent[DBX_STREAM_STDERR] = true;
+    }
+}
+
+/* ---- connection frames ------------------------------------------------------------------ */
+
+static int setup_apply(struct agent *a, const struct dbx_setup *su, dbx_error **err) {
+    if (su->ws_tag[0]) {
+        /* --serve-fd runs on a developer's machine: create nothing there; the mount itself
+         * still runs (and fails without a virtiofs device), which tests the error path. */
+        if (!a->test_mode && dbx_mkdir_p(su->ws_path, 0755, err) < 0) return -1;
+        if (mount(su->ws_tag, su->ws_path, "virtiofs", MS_NOSUID | MS_NODEV, NULL) < 0)
+            return dbx_error_set(err, errno, "mount virtiofs '%s' on '%s'", su->ws_tag,
+                                 su->ws_path);
+        a->ws_path = dbx_xstrdup(su->ws_path);
+    }
+    if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
+        return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
+    return 0;
+}
+
+static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
+    if (a->setup != SETUP_WAIT) return send_errorf(a, 0, "setup received twice");
+    _cleanup_(dbx_setup_free) struct dbx_setup su = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_setup_decode(p, n, &su, &err) < 0 || setup_apply(a, &su, &err) < 0) {
+        /* Not fatal: keep serving so the host reads the reason, then shuts us down. */
+        init_log("setup: %s", err->msg);
+        a->setup = SETUP_FAILED;
+        a->setup_error = dbx_xstrdup(err->msg);
+        return agent_send_error(a, 0, DBX_ERR_FAILED, err->msg);
+    }
+    a->setup = SETUP_DONE;
+    a->uid = su.uid;
+    a->gid = su.gid;
+    a->hostname = TAKE_PTR(su.hostname);
+    agent_send(a, DBX_MSG_READY, 0, NULL, 0);
+}
+
+static void on_ping(struct agent *a, const uint8_t *p, uint32_t n) {
+    uint64_t token;
+    if (dbx_dec_u64(p, n, &token) < 0) return send_errorf(a, 0, "malformed ping frame");
+    agent_send(a, DBX_MSG_PONG, 0, p, n);
+}
+
+static void on_conn_error(struct agent *a, const uint8_t *p, uint32_t n) {
+    uint32_t code;
+    _cleanup_free_ char *msg = NULL;
+    if (dbx_error_msg_decode(p, n, &code, &msg) == 0)
+        init_log("host error %u: %s", code, dbx_sanitize_printable(msg));
+}
+
+/* SIGTERM, a grace period, SIGKILL for everyone, then a clean unmount and power-off. */
+static void on_shutdown(struct agent *a, const uint8_t *p, uint32_t n) {
+    kill_sessions(a, SIGTERM);
+    reap_wait(a, SHUTDOWN_TERM_MS, false);
+    if (a->test_mode) test_exit(a); /* kill(-1) would hit the test machine's processes */
+    kill(-1, SIGKILL);
+    reap_wait(a, SHUTDOWN_KILL_MS, true);
+    sync();
+    if (a->ws_path && umount2(a->ws_path, MNT_DETACH) < 0)
+        init_log("shutdown: umount '%s': %s", a->ws_path, strerror(errno));
+    if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        init_log("shutdown: remount '/' read-only: %s", strerror(errno));
+    init_poweroff(a, 0);
+}
+
+typedef void (*conn_fn)(struct agent *, const uint8_t *, uint32_t);
+static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
+    [DBX_MSG_SETUP] = on_setup, [DBX_MSG_SHUTDOWN] = on_shutdown, [DBX_MSG_PING] = on_ping,
+    [DBX_MSG_ERROR] = on_conn_error,
+};
+
+static void dispatch(struct agent *a, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    if (h->type == DBX_MSG_EXEC) return on_exec(a, h->session, p, h->len);
+    if (h->session == 0) {
+        if (conn_handlers[h->type]) conn_handlers[h->type](a, p, h->len);
+        return;
+    }
+    struct session *s = find_live(a, h->session);
+    if (s && sess_handlers[h->type]) sess_handlers[h->type](a, s, p, h->len);
+}
+
+static void dispatch_all(struct agent *a) {
+    for (;;) {
+        struct dbx_frame_hdr h;
+        const uint8_t *p = NULL;
+        _cleanup_error_ dbx_error *err = NULL;
+        enum dbx_read_result r = dbx_reader_next(&a->rd, &h, &p, &err);
+        if (r == DBX_READ_NEED_MORE) return;
+        if (r == DBX_READ_FRAME) {
+            dispatch(a, &h, p);
+            continue;
+        }
+        /* A bad header still names its session; answer even an unknown one, since that is
+         * how an oversized EXEC learns its fate. */
+        struct session *s = h.session ? find_live(a, h.session) : NULL;
+        if (s) session_abort(a, s, err->msg, true);
+        else agent_send_error(a, h.session, DBX_ERR_FAILED, err->msg);
+    }
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+/* Read what the port has, then handle every whole frame.  Peer gone: retry later (PID 1) or
+ * exit (--serve-fd). */
+static int agent_input(struct agent *a, dbx_error **err) {
+    static uint8_t buf[64 * 1024];
+    bool gone = false;
+    for (size_t total = 0; total < AGENT_READ_MAX;) {
+        ssize_t n = read(a->fd, buf, sizeof(buf));
+        if (n > 0) {
+            dbx_reader_feed(&a->rd, buf, (size_t)n);
+            total += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        if (n < 0 && !(a->test_mode && errno == ECONNRESET))
+            return dbx_error_set(err, errno, "read agent port");
+        gone = true; /* virtio-serial reads 0 while the host end is not connected */
+        break;
+    }
+    dispatch_all(a);
+    if (gone && a->test_mode) test_exit(a);
+    if (gone) {
+        a->hup = true;
+        a->hup_until = dbx_now_ms() + HUP_RETRY_MS;
+    }
+    return 0;
+}
+
+struct pollset {
+    struct pollfd *pfd;
+    struct pollref *ref;
+    size_t n, cap;
+};
+
+static void pollset_add(struct pollset *ps, int fd, short ev, struct session *s, int role) {
+    if (ps->n == ps->cap) {
+        ps->cap = ps->cap ? 2 * ps->cap : 64;
+        ps->pfd = dbx_xrealloc(ps->pfd, ps->cap * sizeof(*ps->pfd));
+        ps->ref = dbx_xrealloc(ps->ref, ps->cap * sizeof(*ps->ref));
+    }
+    ps->pfd[ps->n] = (struct pollfd){.fd = fd, .events = ev};
+    ps->ref[ps->n++] = (struct pollref){.s = s, .role = role};
+}
+
+static void pollset_free(struct pollset *ps) {
+    free(ps->pfd);
+    free(ps->ref);
+}
+
+/* Entry 0 is the port (fd -1 while the host end is away), 1 the signalfd, then sessions.
+ * A stream is polled only while it may move data, so a HUP nobody can act on never spins. */
+static void pollset_build(struct agent *a, struct pollset *ps) {
+    size_t queued = dbx_buf_avail(&a->out);
+    short ev = (short)((queued < INIT_OUT_HARD ? POLLIN : 0) | (queued ? POLLOUT : 0));
+    ps->n = 0;
+    pollset_add(ps, a->hup ? -1 : a->fd, ev, NULL, 0);
+    pollset_add(ps, a->sigfd, POLLIN, NULL, 0);
+    bool out_ok = queued < INIT_OUT_HIGH;
+    for (size_t i = 0; i < a->nsess; i++) {
+        struct session *s = a->sess[i];
+        bool want_in = s->in_fd >= 0 && dbx_buf_avail(&s->in) > 0;
+        bool want_out[3] = {false};
+        for (int st = 1; st <= 2; st++)
+            want_out[st] = out_ok && s->rd_fd[st] >= 0 && s->credit[st] > 0;
+        if (s->tty) {
+            short e = (short)((want_in ? POLLOUT : 0) | (want_out[1] ? POLLIN : 0));
+            if (e) pollset_add(ps, s->pty, e, s, ROLE_PTY);
+            continue;
+        }
+        if (want_in) pollset_add(ps, s->in_fd, POLLOUT, s, ROLE_IN);
+        for (int st = 1; st <= 2; st++)
+            if (want_out[st]) pollset_add(ps, s->rd_fd[st], POLLIN, s, st);
+    }
+}
+
+static void session_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
+    struct session *s = r->s;
+    if (!pf->revents || s->dead) return;
+    bool ready = pf->revents & (POLLERR | POLLHUP | POLLNVAL);
+    if ((pf->events & POLLOUT) && (ready || (pf->revents & POLLOUT))) stdin_write(a, s);
+    if (s->dead || !(pf->events & POLLIN) || !(ready || (pf->revents & POLLIN))) return;
+    output_read(a, s, r->role == ROLE_PTY ? DBX_STREAM_STDOUT : r->role);
+}
+
+static int poll_timeout(struct agent *a) {
+    if (!a->hup) return -1;
+    uint64_t now = dbx_now_ms();
+    if (now >= a->hup_until) {
+        a->hup = false; /* poll the port again */
+        return -1;
+    }
+    return (int)(a->hup_until - now);
+}
+
+int serve(struct agent *a, dbx_error **err) {
+    _cleanup_(pollset_free) struct pollset ps = {0};
+    for (;;) {
+        sweep(a);
+        int timeout = poll_timeout(a);
+        pollset_build(a, &ps);
+        if (poll(ps.pfd, ps.n, timeout) < 0) {
+            if (errno == EINTR) continue;
+            return dbx_error_set(err, errno, "poll");
+        }
+        if ((ps.pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && agent_input(a, err) < 0)
+            return -1;
+        for (size_t i = 2; i < ps.n; i++) session_events(a, &ps.pfd[i], &ps.ref[i]);
+        if (ps.pfd[1].revents) reap(a, true);
+        int r = agent_flush(a);
+        if (r < 0 && a->test_mode && (r == -EPIPE || r == -ECONNRESET)) test_exit(a);
+        if (r < 0) return dbx_error_set(err, -r, "write agent port");
+    }
+}

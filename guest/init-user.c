@@ -1,0 +1,177 @@
+/* guest/init-user.c: user lookup for exec by reading /etc/passwd and /etc/group directly.
+ * The init is linked statically with --fatal-warnings, so getpwnam() and friends (which need
+ * NSS modules at run time) are not available; the guest image's flat files are the database. */
+#define _GNU_SOURCE
+#include "init-internal.h"
+
+/* The files belong to the guest image, which the guest's root can rewrite: cap what we read. */
+#define USER_FILE_MAX (8u * 1024u * 1024u)
+#define USER_MAX_GROUPS 1024u
+
+struct pw_ent {
+    const char *name, *dir, *shell;
+    uint32_t uid, gid;
+};
+
+static int read_db(const char *path, char **ret, dbx_error **err) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ENOENT) { /* an image without the file simply has no names */
+            *ret = dbx_xstrdup("");
+            return 0;
+        }
+        return dbx_error_set(err, errno, "open '%s'", path);
+    }
+    if (dbx_read_all(fd, USER_FILE_MAX, ret, NULL, err) < 0)
+        return dbx_error_wrap(err, "read '%s'", path);
+    return 0;
+}
+
+/* Split a line in place into exactly n ':'-separated fields; false if the count differs. */
+static bool split_fields(char *line, char **f, size_t n) {
+    size_t i = 0;
+    f[i++] = line;
+    for (char *p = line; *p; p++) {
+        if (*p != ':') continue;
+        if (i == n) return false;
+        *p = '\0';
+        f[i++] = p + 1;
+    }
+    return i == n;
+}
+
+static bool parse_id(const char *s, uint32_t *ret) {
+    uint64_t v;
+    /* (uid_t)-1 means "no change" to setuid() & co., so it is never a valid id. */
+    if (dbx_parse_u64(s, 0, UINT32_MAX - 1, &v) < 0) return false;
+    *ret = (uint32_t)v;
+    return true;
+}
+
+/* Find the first passwd entry matching name (when non-NULL) or uid.  Points into buf. */
+static bool pw_find(char *buf, const char *name, uint32_t uid, struct pw_ent *ret) {
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[7];
+        uint32_t u, g;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 7)) continue;
+        if (!parse_id(f[2], &u) || !parse_id(f[3], &g)) continue;
+        if (name ? strcmp(f[0], name) != 0 : u != uid) continue;
+        *ret = (struct pw_ent){.name = f[0], .dir = f[5], .shell = f[6], .uid = u, .gid = g};
+        return true;
+    }
+    return false;
+}
+
+/* Find a group by name (gname != NULL) into *ret_gid, or collect the groups listing `member`
+ * into u->groups.  Works on a private copy of the file text. */
+static void gr_scan(const char *text, const char *gname, gid_t *ret_gid, const char *member,
+                    struct init_user *u, bool *found) {
+    _cleanup_free_ char *buf = dbx_xstrdup(text);
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4];
+        uint32_t g;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 4)) continue;
+        if (!parse_id(f[2], &g)) continue;
+        if (gname) {
+            if (strcmp(f[0], gname) != 0) continue;
+            *ret_gid = g;
+            *found = true;
+            return;
+        }
+        char *msave = NULL;
+        for (char *m = strtok_r(f[3], ",", &msave); m; m = strtok_r(NULL, ",", &msave)) {
+            if (strcmp(m, member) != 0 || u->ngroups >= USER_MAX_GROUPS) continue;
+            u->groups = dbx_xrealloc(u->groups, (u->ngroups + 1) * sizeof(gid_t));
+            u->groups[u->ngroups++] = g;
+            break;
+        }
+    }
+}
+
+void user_clear(struct init_user *u) {
+    if (!u) return;
+    free(u->name);
+    free(u->home);
+    free(u->shell);
+    free(u->groups);
+    *u = (struct init_user){0};
+}
+
+static void user_take_pw(struct init_user *u, const struct pw_ent *pw) {
+    u->name = dbx_xstrdup(pw->name);
+    u->home = pw->dir[0] ? dbx_xstrdup(pw->dir) : NULL;
+    u->shell = pw->shell[0] ? dbx_xstrdup(pw->shell) : NULL;
+}
+
+/* The user half of a spec: numeric uid (entry optional) or a name (entry required). */
+static int resolve_uid(const char *spec_user, const char *pwtext, struct init_user *u,
+                       bool *ret_have_gid, dbx_error **err) {
+    _cleanup_free_ char *buf = dbx_xstrdup(pwtext);
+    struct pw_ent pw;
+    uint32_t id;
+    if (parse_id(spec_user, &id)) {
+        u->uid = id;
+        if (pw_find(buf, NULL, id, &pw)) {
+            user_take_pw(u, &pw);
+            u->gid = pw.gid;
+            *ret_have_gid = true;
+        }
+        return 0;
+    }
+    if (!pw_find(buf, spec_user, 0, &pw))
+        return dbx_error_set(err, 0, "user '%s': not found in /etc/passwd", spec_user);
+    u->uid = pw.uid;
+    u->gid = pw.gid;
+    *ret_have_gid = true;
+    user_take_pw(u, &pw);
+    return 0;
+}
+
+int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_user *ret,
+                 dbx_error **err) {
+    _cleanup_free_ char *pwtext = NULL, *grtext = NULL, *user = dbx_xstrdup(spec);
+    struct init_user u = {.uid = def_uid, .gid = def_gid};
+    bool have_gid = false, found = false;
+    uint32_t g = 0;
+    gid_t gg = 0;
+    int r = -1;
+    if (read_db("/etc/passwd", &pwtext, err) < 0) return -1;
+    char *group = strchr(user, ':');
+    if (group) *group++ = '\0';
+    if (user[0] == '\0' && group) {
+        r = dbx_error_set(err, 0, "user '%s': empty user name", spec);
+        goto out;
+    }
+    if (user[0] == '\0') { /* the default user; its passwd entry, if any, gives HOME & co. */
+        _cleanup_free_ char *buf = dbx_xstrdup(pwtext);
+        struct pw_ent pw;
+        if (pw_find(buf, NULL, def_uid, &pw)) user_take_pw(&u, &pw);
+        have_gid = true;
+    } else if (resolve_uid(user, pwtext, &u, &have_gid, err) < 0) {
+        goto out;
+    }
+    /* /etc/group is needed for a group name or a known user's memberships only */
+    if (((group && !parse_id(group, &g)) || u.name) && read_db("/etc/group", &grtext, err) < 0)
+        goto out;
+    if (group && parse_id(group, &g)) {
+        u.gid = g;
+    } else if (group) {
+        gr_scan(grtext, group, &gg, NULL, &u, &found);
+        if (!found) {
+            r = dbx_error_set(err, 0, "group '%s': not found in /etc/group", group);
+            goto out;
+        }
+        u.gid = gg;
+    } else if (!have_gid) {
+        u.gid = 0; /* a bare uid without a passwd entry: group 0, as docker does */
+    }
+    if (u.name) gr_scan(grtext, NULL, NULL, u.name, &u, &found);
+    *ret = u;
+    u = (struct init_user){0};
+    r = 0;
+out:
+    user_clear(&u);
+    return r;
+}

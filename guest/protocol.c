@@ -1,0 +1,393 @@
+/* guest/protocol.c: frame codec shared by host and guest.  Pure byte manipulation: no I/O,
+ * so the same code is fuzzed, unit-tested and linked into the static init. */
+#define _GNU_SOURCE
+#include "protocol.h"
+
+static void put_le(uint8_t *o, uint64_t v, int n) {
+    for (int i = 0; i < n; i++) o[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+void dbx_hdr_encode(uint8_t out[DBX_FRAME_HDR], uint8_t type, uint32_t session, uint32_t len) {
+    out[0] = DBX_PROTO_VERSION;
+    out[1] = type;
+    put_le(out + 2, 0, 2);
+    put_le(out + 4, session, 4);
+    put_le(out + 8, len, 4);
+}
+
+void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret) {
+    ret->version = in[0];
+    ret->type = in[1];
+    ret->flags = (uint16_t)get_le(in + 2, 2);
+    ret->session = (uint32_t)get_le(in + 4, 4);
+    ret->len = (uint32_t)get_le(in + 8, 4);
+}
+
+static const char *const msg_names[DBX_MSG_MAX_] = {
+    [DBX_MSG_HELLO] = "hello",   [DBX_MSG_SETUP] = "setup",       [DBX_MSG_READY] = "ready",
+    [DBX_MSG_SHUTDOWN] = "shutdown", [DBX_MSG_PING] = "ping",     [DBX_MSG_PONG] = "pong",
+    [DBX_MSG_EXEC] = "exec",     [DBX_MSG_STARTED] = "started",   [DBX_MSG_STDIN] = "stdin",
+    [DBX_MSG_STDOUT] = "stdout", [DBX_MSG_STDERR] = "stderr",     [DBX_MSG_CREDIT] = "credit",
+    [DBX_MSG_RESIZE] = "resize", [DBX_MSG_SIGNAL] = "signal",     [DBX_MSG_EXIT] = "exit",
+    [DBX_MSG_ERROR] = "error",   [DBX_MSG_STATUS] = "status",
+    [DBX_MSG_STATUS_REPLY] = "status-reply", [DBX_MSG_STOP] = "stop",
+};
+
+const char *dbx_msg_name(uint8_t type) {
+    if (type < DBX_MSG_MAX_ && msg_names[type]) return msg_names[type];
+    return "unknown";
+}
+
+int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err) {
+    if (h->version != DBX_PROTO_VERSION)
+        return dbx_error_set(err, EPROTO, "protocol version %u, expected %u", h->version,
+                             DBX_PROTO_VERSION);
+    if (h->type >= DBX_MSG_MAX_ || !msg_names[h->type])
+        return dbx_error_set(err, EPROTO, "unknown frame type %u", h->type);
+    if (h->len > DBX_FRAME_MAX)
+        return dbx_error_set(err, EMSGSIZE, "%s frame of %u bytes exceeds the %u byte limit",
+                             dbx_msg_name(h->type), h->len, DBX_FRAME_MAX);
+    return 0;
+}
+
+/* ---- buffer ----------------------------------------------------------------------------- */
+
+void dbx_buf_free(struct dbx_buf *b) {
+    free(b->data);
+    *b = (struct dbx_buf){0};
+}
+
+static void buf_reserve(struct dbx_buf *b, size_t n) {
+    if (b->cap - b->len >= n) return;
+    if (b->off > 0 && b->off >= b->len / 2) { /* reclaim consumed space before growing */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= n) return;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n) cap *= 2;
+    b->data = dbx_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n) {
+    if (n == 0) return;
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v) { dbx_buf_put(b, &v, 1); }
+void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v) {
+    uint8_t o[2];
+    put_le(o, v, 2);
+    dbx_buf_put(b, o, 2);
+}
+void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v) {
+    uint8_t o[4];
+    put_le(o, v, 4);
+    dbx_buf_put(b, o, 4);
+}
+void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v) {
+    uint8_t o[8];
+    put_le(o, v, 8);
+    dbx_buf_put(b, o, 8);
+}
+void dbx_buf_put_str(struct dbx_buf *b, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    dbx_buf_put_u32(b, (uint32_t)n);
+    dbx_buf_put(b, s, n);
+}
+
+void dbx_buf_consume(struct dbx_buf *b, size_t n) {
+    if (n > b->len - b->off) n = b->len - b->off;
+    b->off += n;
+    if (b->off == b->len) b->off = b->len = 0;
+}
+
+void dbx_frame_put(struct dbx_buf *out, uint8_t type, uint32_t session, const void *payload,
+                   size_t len) {
+    uint8_t h[DBX_FRAME_HDR];
+    dbx_hdr_encode(h, type, session, (uint32_t)len);
+    dbx_buf_put(out, h, sizeof(h));
+    dbx_buf_put(out, payload, len);
+}
+
+/* ---- cursor ----------------------------------------------------------------------------- */
+
+static int get_n(struct dbx_cursor *c, int n, uint64_t *v) {
+    if (c->left < (size_t)n) return -EPROTO;
+    *v = get_le(c->p, n);
+    c->p += n;
+    c->left -= (size_t)n;
+    return 0;
+}
+int dbx_get_u8(struct dbx_cursor *c, uint8_t *v) {
+    uint64_t x;
+    if (get_n(c, 1, &x) < 0) return -EPROTO;
+    *v = (uint8_t)x;
+    return 0;
+}
+int dbx_get_u16(struct dbx_cursor *c, uint16_t *v) {
+    uint64_t x;
+    if (get_n(c, 2, &x) < 0) return -EPROTO;
+    *v = (uint16_t)x;
+    return 0;
+}
+int dbx_get_u32(struct dbx_cursor *c, uint32_t *v) {
+    uint64_t x;
+    if (get_n(c, 4, &x) < 0) return -EPROTO;
+    *v = (uint32_t)x;
+    return 0;
+}
+int dbx_get_u64(struct dbx_cursor *c, uint64_t *v) { return get_n(c, 8, v); }
+
+int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret) {
+    uint32_t n;
+    if (dbx_get_u32(c, &n) < 0 || n > max || n > c->left) return -EPROTO;
+    if (memchr(c->p, '\0', n)) return -EPROTO;
+    *ret = dbx_xstrndup((const char *)c->p, n);
+    c->p += n;
+    c->left -= n;
+    return 0;
+}
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+void dbx_reader_feed(struct dbx_reader *r, const void *p, size_t n) {
+    const uint8_t *b = p;
+    if (r->skip > 0) { /* discard the rest of a rejected frame without buffering it */
+        size_t k = r->skip < n ? (size_t)r->skip : n;
+        r->skip -= k;
+        b += k;
+        n -= k;
+    }
+    dbx_buf_put(&r->in, b, n);
+}
+
+enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr *hdr,
+                                     const uint8_t **payload, dbx_error **err) {
+    /* Payload of the previous frame returned is released lazily here, so it stays valid
+     * until the next call. */
+    if (r->skip > 0) {
+        size_t k = dbx_buf_avail(&r->in) < r->skip ? dbx_buf_avail(&r->in) : (size_t)r->skip;
+        dbx_buf_consume(&r->in, k);
+        r->skip -= k;
+        if (r->skip > 0) return DBX_READ_NEED_MORE;
+    }
+    if (dbx_buf_avail(&r->in) < DBX_FRAME_HDR) return DBX_READ_NEED_MORE;
+    dbx_hdr_decode(dbx_buf_head(&r->in), hdr);
+    if (dbx_hdr_check(hdr, err) < 0) {
+        dbx_buf_consume(&r->in, DBX_FRAME_HDR);
+        r->skip = hdr->len;
+        size_t k = dbx_buf_avail(&r->in) < r->skip ? dbx_buf_avail(&r->in) : (size_t)r->skip;
+        dbx_buf_consume(&r->in, k);
+        r->skip -= k;
+        return DBX_READ_BAD;
+    }
+    if (dbx_buf_avail(&r->in) < DBX_FRAME_HDR + hdr->len) return DBX_READ_NEED_MORE;
+    *payload = dbx_buf_head(&r->in) + DBX_FRAME_HDR;
+    /* Mark consumed now; the bytes stay in place until the next feed/put can move them,
+     * which only happens on the caller's next feed (after it is done with this payload). */
+    r->in.off += DBX_FRAME_HDR + hdr->len;
+    return DBX_READ_FRAME;
+}
+
+void dbx_reader_free(struct dbx_reader *r) {
+    dbx_buf_free(&r->in);
+    r->skip = 0;
+}
+
+/* ---- typed payloads --------------------------------------------------------------------- */
+
+void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out) {
+    dbx_buf_put_u32(out, req->flags);
+    dbx_buf_put_u16(out, req->rows);
+    dbx_buf_put_u16(out, req->cols);
+    dbx_buf_put_str(out, req->user);
+    dbx_buf_put_str(out, req->cwd);
+    dbx_buf_put_u32(out, req->argc);
+    for (uint32_t i = 0; i < req->argc; i++) dbx_buf_put_str(out, req->argv[i]);
+    dbx_buf_put_u32(out, req->envc);
+    for (uint32_t i = 0; i < req->envc; i++) dbx_buf_put_str(out, req->env[i]);
+}
+
+void dbx_exec_req_free(struct dbx_exec_req *req) {
+    if (!req) return;
+    free(req->user);
+    free(req->cwd);
+    for (uint32_t i = 0; req->argv && i < req->argc; i++) free(req->argv[i]);
+    free(req->argv);
+    for (uint32_t i = 0; req->env && i < req->envc; i++) free(req->env[i]);
+    free(req->env);
+    *req = (struct dbx_exec_req){0};
+}
+
+static int get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char ***ret_v) {
+    uint32_t n;
+    if (dbx_get_u32(c, &n) < 0 || n > max) return -EPROTO;
+    /* each string needs at least 4 bytes; refuse counts the payload cannot hold */
+    if ((uint64_t)n * 4 > c->left) return -EPROTO;
+    char **v = dbx_xcalloc(n + 1, sizeof(char *));
+    for (uint32_t i = 0; i < n; i++) {
+        if (dbx_get_str(c, DBX_MAX_STR, &v[i]) < 0) {
+            for (uint32_t j = 0; j < i; j++) free(v[j]);
+            free(v);
+            return -EPROTO;
+        }
+    }
+    *ret_n = n;
+    *ret_v = v;
+    return 0;
+}
+
+int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    struct dbx_exec_req r = {0};
+    if (dbx_get_u32(&c, &r.flags) < 0 || dbx_get_u16(&c, &r.rows) < 0 ||
+        dbx_get_u16(&c, &r.cols) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
+        dbx_get_str(&c, 4096, &r.cwd) < 0 || get_strv(&c, DBX_MAX_ARGS, &r.argc, &r.argv) < 0 ||
+        get_strv(&c, DBX_MAX_ENV, &r.envc, &r.env) < 0) {
+        dbx_exec_req_free(&r);
+        return dbx_error_set(err, EPROTO, "malformed exec request");
+    }
+    const char *why = NULL;
+    if (c.left != 0) why = "trailing bytes";
+    else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN))
+        why = "unknown flags";
+    else if (r.cwd[0] != '/') why = "working directory is not absolute";
+    else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN)) why = "empty command";
+    else
+        for (uint32_t i = 0; i < r.envc && !why; i++)
+            if (!strchr(r.env[i], '=') || r.env[i][0] == '=') why = "environment entry without '='";
+    if (why) {
+        dbx_exec_req_free(&r);
+        return dbx_error_set(err, EPROTO, "malformed exec request: %s", why);
+    }
+    *ret = r;
+    return 0;
+}
+
+void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out) {
+    dbx_buf_put_str(out, s->ws_tag);
+    dbx_buf_put_str(out, s->ws_path);
+    dbx_buf_put_u32(out, s->uid);
+    dbx_buf_put_u32(out, s->gid);
+    dbx_buf_put_str(out, s->hostname);
+}
+
+void dbx_setup_free(struct dbx_setup *s) {
+    if (!s) return;
+    free(s->ws_tag);
+    free(s->ws_path);
+    free(s->hostname);
+    *s = (struct dbx_setup){0};
+}
+
+int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    struct dbx_setup s = {0};
+    if (dbx_get_str(&c, 36, &s.ws_tag) < 0 || dbx_get_str(&c, 4096, &s.ws_path) < 0 ||
+        dbx_get_u32(&c, &s.uid) < 0 || dbx_get_u32(&c, &s.gid) < 0 ||
+        dbx_get_str(&c, 64, &s.hostname) < 0 || c.left != 0 || s.ws_path[0] != '/') {
+        dbx_setup_free(&s);
+        return dbx_error_set(err, EPROTO, "malformed setup message");
+    }
+    *ret = s;
+    return 0;
+}
+
+size_t dbx_enc_credit(uint8_t out[5], uint8_t stream, uint32_t bytes) {
+    out[0] = stream;
+    put_le(out + 1, bytes, 4);
+    return 5;
+}
+int dbx_dec_credit(const uint8_t *p, size_t n, uint8_t *stream, uint32_t *bytes) {
+    if (n != 5 || p[0] > DBX_STREAM_STDERR) return -EPROTO;
+    *stream = p[0];
+    *bytes = (uint32_t)get_le(p + 1, 4);
+    return 0;
+}
+size_t dbx_enc_exit(uint8_t out[5], bool signaled, uint32_t value) {
+    out[0] = signaled ? 1 : 0;
+    put_le(out + 1, value, 4);
+    return 5;
+}
+int dbx_dec_exit(const uint8_t *p, size_t n, bool *signaled, uint32_t *value) {
+    if (n != 5 || p[0] > 1) return -EPROTO;
+    *signaled = p[0] == 1;
+    *value = (uint32_t)get_le(p + 1, 4);
+    if (*signaled ? (*value == 0 || *value > 127) : *value > 255) return -EPROTO;
+    return 0;
+}
+size_t dbx_enc_resize(uint8_t out[4], uint16_t rows, uint16_t cols) {
+    put_le(out, rows, 2);
+    put_le(out + 2, cols, 2);
+    return 4;
+}
+int dbx_dec_resize(const uint8_t *p, size_t n, uint16_t *rows, uint16_t *cols) {
+    if (n != 4) return -EPROTO;
+    *rows = (uint16_t)get_le(p, 2);
+    *cols = (uint16_t)get_le(p + 2, 2);
+    return 0;
+}
+size_t dbx_enc_u32(uint8_t out[4], uint32_t v) {
+    put_le(out, v, 4);
+    return 4;
+}
+int dbx_dec_u32(const uint8_t *p, size_t n, uint32_t *v) {
+    if (n != 4) return -EPROTO;
+    *v = (uint32_t)get_le(p, 4);
+    return 0;
+}
+size_t dbx_enc_u64(uint8_t out[8], uint64_t v) {
+    put_le(out, v, 8);
+    return 8;
+}
+int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v) {
+    if (n != 8) return -EPROTO;
+    *v = get_le(p, 8);
+    return 0;
+}
+
+void dbx_error_msg_encode(struct dbx_buf *out, uint32_t code, const char *msg) {
+    dbx_buf_put_u32(out, code);
+    size_t n = strlen(msg);
+    if (n > 4096) n = 4096;
+    dbx_buf_put_u32(out, (uint32_t)n);
+    dbx_buf_put(out, msg, n);
+}
+int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg) {
+    struct dbx_cursor c = {p, n};
+    if (dbx_get_u32(&c, code) < 0 || dbx_get_str(&c, 4096, msg) < 0) return -EPROTO;
+    if (c.left != 0) {
+        free(*msg);
+        *msg = NULL;
+        return -EPROTO;
+    }
+    return 0;
+}
+
+void dbx_hello_encode(struct dbx_buf *out, const char *release) {
+    dbx_buf_put_u32(out, DBX_PROTO_VERSION);
+    dbx_buf_put_str(out, release);
+}
+int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **release) {
+    struct dbx_cursor c = {p, n};
+    if (dbx_get_u32(&c, version) < 0 || dbx_get_str(&c, 256, release) < 0) return -EPROTO;
+    if (c.left != 0) {
+        free(*release);
+        *release = NULL;
+        return -EPROTO;
+    }
+    return 0;
+}
+
+int dbx_exit_code(bool signaled, uint32_t value) {
+    return signaled ? 128 + (int)(value & 0x7f) : (int)(value & 0xff);
+}

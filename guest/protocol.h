@@ -1,0 +1,199 @@
+/* guest/protocol.h: the devbox wire protocol, shared by the host (supervisor, client) and the
+ * guest init.  See docs/protocol.md for the prose version.
+ *
+ * A stream of frames.  Every frame is a 12-byte header followed by `len` payload bytes:
+ *
+ *   offset 0  u8   version   DBX_PROTO_VERSION
+ *   offset 1  u8   type      enum dbx_msg
+ *   offset 2  u16  flags     0 (reserved)
+ *   offset 4  u32  session   0 = the connection itself, else one exec session
+ *   offset 8  u32  len       payload length, <= DBX_FRAME_MAX
+ *
+ * All integers are little-endian.  Strings in payloads are u32 length + bytes, no NUL inside.
+ * The same frames travel on the agent channel (supervisor <-> guest init, over virtio-serial)
+ * and on the client socket (devbox client <-> supervisor); the supervisor rewrites session ids.
+ *
+ * Flow control: each side may send at most DBX_WINDOW bytes of stdin/stdout/stderr data per
+ * stream before the receiver returns credit with DBX_MSG_CREDIT after consuming the bytes.
+ * A sender that exceeds its window has its session ended.
+ *
+ * Malformed input: a header whose version or type is unknown, or whose length exceeds
+ * DBX_FRAME_MAX, is skipped (its payload discarded by length) and ends that session with
+ * DBX_MSG_ERROR; a payload that does not decode ends that session.  The connection survives. */
+#pragma once
+
+#include "../common/common.h"
+
+#define DBX_PROTO_VERSION 1
+#define DBX_FRAME_HDR 12u
+#define DBX_FRAME_MAX (256u * 1024u)  /* largest payload */
+#define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdin/stdout/stderr payload a sender emits */
+#define DBX_WINDOW (256u * 1024u)     /* per-stream flow-control window */
+#define DBX_MAX_SESSIONS 256u         /* concurrent exec sessions per VM */
+#define DBX_MAX_ARGS 4096u
+#define DBX_MAX_ENV 4096u
+#define DBX_MAX_STR (64u * 1024u)     /* any single string */
+
+enum dbx_msg {
+    /* session 0 (connection) */
+    DBX_MSG_HELLO = 1,    /* guest->host: u32 version, str kernel_release */
+    DBX_MSG_SETUP = 2,    /* host->guest: struct dbx_setup */
+    DBX_MSG_READY = 3,    /* guest->host: empty; setup applied, exec allowed */
+    DBX_MSG_SHUTDOWN = 4, /* host->guest: empty; kill sessions, sync, unmount, power off */
+    DBX_MSG_PING = 5,     /* either way: u64 token */
+    DBX_MSG_PONG = 6,     /* reply: the same u64 token */
+    /* session n */
+    DBX_MSG_EXEC = 10,    /* host->guest: struct dbx_exec_req */
+    DBX_MSG_STARTED = 11, /* guest->host: u32 pid (in guest) */
+    DBX_MSG_STDIN = 12,   /* host->guest: bytes; empty payload = EOF */
+    DBX_MSG_STDOUT = 13,  /* guest->host: bytes; empty payload = EOF */
+    DBX_MSG_STDERR = 14,  /* guest->host: bytes; empty payload = EOF */
+    DBX_MSG_CREDIT = 15,  /* either way: u8 stream (enum dbx_stream), u32 bytes */
+    DBX_MSG_RESIZE = 16,  /* host->guest: u16 rows, u16 cols */
+    DBX_MSG_SIGNAL = 17,  /* host->guest: u32 signo */
+    DBX_MSG_EXIT = 18,    /* guest->host: u8 signaled, u32 value; last frame of a session */
+    DBX_MSG_ERROR = 19,   /* either way: u32 code, str message; ends the session (or, on
+                             session 0 before READY, the boot) */
+    /* client <-> supervisor only, session 0; never sent to the guest */
+    DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
+    DBX_MSG_STATUS_REPLY = 31, /* supervisor->client: str json */
+    DBX_MSG_STOP = 32,         /* client->supervisor: empty; reply is the socket closing */
+    DBX_MSG_MAX_ = 33,
+};
+
+enum dbx_stream { DBX_STREAM_STDIN = 0, DBX_STREAM_STDOUT = 1, DBX_STREAM_STDERR = 2 };
+
+/* Error codes carried in DBX_MSG_ERROR follow the exit-code convention. */
+enum {
+    DBX_ERR_FAILED = 125,      /* devbox itself failed */
+    DBX_ERR_NOT_EXEC = 126,    /* found but could not execute */
+    DBX_ERR_NOT_FOUND = 127,   /* command not found */
+};
+
+enum {
+    DBX_EXEC_TTY = 1u << 0,    /* allocate a pty; rows/cols give its size */
+    DBX_EXEC_STDIN = 1u << 1,  /* keep stdin open (else the command sees EOF at once) */
+    DBX_EXEC_LOGIN = 1u << 2,  /* argv empty: run the user's login shell */
+};
+
+struct dbx_frame_hdr {
+    uint8_t version;
+    uint8_t type;
+    uint16_t flags;
+    uint32_t session;
+    uint32_t len;
+};
+
+struct dbx_exec_req {
+    uint32_t flags;
+    uint16_t rows, cols;
+    char *user;      /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
+    char *cwd;       /* absolute path in the guest */
+    uint32_t argc;
+    char **argv;     /* argc entries + NULL */
+    uint32_t envc;
+    char **env;      /* "K=V", envc entries + NULL */
+};
+
+struct dbx_setup {
+    char *ws_tag;    /* virtiofs tag of the workspace share */
+    char *ws_path;   /* where to mount it: the project's absolute host path */
+    uint32_t uid, gid; /* default user for exec */
+    char *hostname;
+};
+
+/* ---- frame header ----------------------------------------------------------------------- */
+
+void dbx_hdr_encode(uint8_t out[DBX_FRAME_HDR], uint8_t type, uint32_t session, uint32_t len);
+void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret);
+/* 0 when version, type and length are acceptable; else -EPROTO/-EMSGSIZE with *err set. */
+int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err);
+const char *dbx_msg_name(uint8_t type);
+
+/* ---- byte buffer ------------------------------------------------------------------------ */
+
+/* A growable byte buffer with a read offset; used for payload building and for per-connection
+ * input/output queues. */
+struct dbx_buf {
+    uint8_t *data;
+    size_t len;  /* bytes stored, from data[0] */
+    size_t off;  /* bytes already consumed */
+    size_t cap;
+};
+void dbx_buf_free(struct dbx_buf *b);
+void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n);
+void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v);
+void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v);
+void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v);
+void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v);
+void dbx_buf_put_str(struct dbx_buf *b, const char *s);
+static inline size_t dbx_buf_avail(const struct dbx_buf *b) { return b->len - b->off; }
+static inline const uint8_t *dbx_buf_head(const struct dbx_buf *b) { return b->data + b->off; }
+void dbx_buf_consume(struct dbx_buf *b, size_t n); /* compacts when empty or half used */
+
+/* Append one whole frame (header + payload) to an output queue. */
+void dbx_frame_put(struct dbx_buf *out, uint8_t type, uint32_t session, const void *payload,
+                   size_t len);
+
+/* ---- payload decoding cursor ------------------------------------------------------------ */
+
+struct dbx_cursor {
+    const uint8_t *p;
+    size_t left;
+};
+int dbx_get_u8(struct dbx_cursor *c, uint8_t *v);
+int dbx_get_u16(struct dbx_cursor *c, uint16_t *v);
+int dbx_get_u32(struct dbx_cursor *c, uint32_t *v);
+int dbx_get_u64(struct dbx_cursor *c, uint64_t *v);
+/* Returns a malloc'd NUL-terminated copy; refuses embedded NULs and strings > max. */
+int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret);
+
+/* ---- incremental frame reader ----------------------------------------------------------- */
+
+/* Feeds bytes from a stream and yields whole frames.  Oversized or unknown frames are skipped
+ * by length and reported once (so the caller can end that session). */
+struct dbx_reader {
+    struct dbx_buf in;
+    uint64_t skip;          /* payload bytes still to discard */
+};
+enum dbx_read_result {
+    DBX_READ_NEED_MORE = 0, /* no complete frame yet */
+    DBX_READ_FRAME = 1,     /* *hdr and *payload (valid until the next call) are set */
+    DBX_READ_BAD = 2,       /* a bad header was skipped; *hdr says which session, *err why */
+};
+void dbx_reader_feed(struct dbx_reader *r, const void *p, size_t n);
+enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr *hdr,
+                                     const uint8_t **payload, dbx_error **err);
+void dbx_reader_free(struct dbx_reader *r);
+
+/* ---- typed payloads --------------------------------------------------------------------- */
+
+void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out);
+/* Strict: all fields present, counts within limits, no trailing bytes, cwd absolute. */
+int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, dbx_error **err);
+void dbx_exec_req_free(struct dbx_exec_req *req);
+
+void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out);
+int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err);
+void dbx_setup_free(struct dbx_setup *s);
+
+/* Small fixed payloads: build into a caller buffer, return its length. */
+size_t dbx_enc_credit(uint8_t out[5], uint8_t stream, uint32_t bytes);
+int dbx_dec_credit(const uint8_t *p, size_t n, uint8_t *stream, uint32_t *bytes);
+size_t dbx_enc_exit(uint8_t out[5], bool signaled, uint32_t value);
+int dbx_dec_exit(const uint8_t *p, size_t n, bool *signaled, uint32_t *value);
+size_t dbx_enc_resize(uint8_t out[4], uint16_t rows, uint16_t cols);
+int dbx_dec_resize(const uint8_t *p, size_t n, uint16_t *rows, uint16_t *cols);
+size_t dbx_enc_u32(uint8_t out[4], uint32_t v);
+int dbx_dec_u32(const uint8_t *p, size_t n, uint32_t *v);
+size_t dbx_enc_u64(uint8_t out[8], uint64_t v);
+int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v);
+/* ERROR: u32 code + str message. */
+void dbx_error_msg_encode(struct dbx_buf *out, uint32_t code, const char *msg);
+int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg);
+/* HELLO: u32 version + str kernel release. */
+void dbx_hello_encode(struct dbx_buf *out, const char *release);
+int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **release);
+
+/* Map an EXIT payload to a shell exit code: value, or 128+signal. */
+int dbx_exit_code(bool signaled, uint32_t value);

@@ -1,0 +1,58 @@
+/* mounts/mounts-internal.h: pieces of the mounts module that its unit tests reach directly.
+ * Not for use outside mounts/ and tests/unit/test-mounts-*.c. */
+#pragma once
+
+#include "mounts.h"
+
+/* Limits for /etc/subuid and /etc/subgid: they are the host's own files, but a huge or
+ * garbled one must not make us allocate without bound or misparse. */
+#define MOUNTS_SUBID_FILE_MAX (1024 * 1024)
+#define MOUNTS_SUBID_LINE_MAX 256
+#define MOUNTS_SUBID_LINES_MAX 65536
+
+/* Find the first usable range for owner `name` (may be NULL) or numeric `id` in the contents
+ * of a subuid/subgid file (buf[0..len), no NUL bytes).  Lines are `owner:start:count`.
+ * Malformed or over-long lines are skipped, as are ranges with count 0, ranges that would
+ * reach id 4294967295 (the invalid id), and ranges that contain id 0 or `id` itself (mapping
+ * either through the subordinate range would hand guest ids real root or the user).
+ * 0 with ret_start and ret_count set, or -ENOENT. */
+int mounts_subid_find(const char *buf, size_t len, const char *name, uint32_t id,
+                      uint32_t *ret_start, uint32_t *ret_count);
+
+/* One line of /proc/PID/uid_map, as newuidmap takes it: `inside outside count`. */
+struct mounts_id_range {
+    uint32_t inside;
+    uint32_t outside;
+    uint32_t count;
+};
+
+/* The ranges for the mapping described in mounts.h: namespace `id` -> host `id`; namespace
+ * 0..id-1 and id+1.. -> the subordinate range [sub, sub+count), using all of it.  Writes at
+ * most 3 ranges to out; returns how many. */
+size_t mounts_idmap_ranges(uint32_t id, uint32_t sub, uint32_t count,
+                           struct mounts_id_range out[3]);
+
+/* Run `tool` (newuidmap or newgidmap, looked up in the usual system directories) for `pid`
+ * with the given ranges, empty environment, no inherited fds.  Its stderr becomes the error
+ * message on failure. */
+int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_range *r, size_t n,
+                          dbx_error **err);
+
+/* Extension point for the protected-paths issue.  Called in the child that will exec
+ * virtiofsd, after it entered its own mount namespace (/ is rprivate, /run is a private tmpfs)
+ * and holds root in its user namespace, before anything else happens: it is meant to
+ * bind-mount each repo-relative path in the NULL-terminated `paths` read-only over itself
+ * (R2: enforce read-only on the host), resolving it below `source` fd-relative with no
+ * symlinks (R4).  Only the virtiofsd about to start sees these mounts.  Runs after fork: it
+ * may allocate (glibc's malloc is fork-safe) but must not print.  Today only an empty list
+ * is accepted; a non-empty one fails closed with ENOTSUP. */
+int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
+
+/* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
+ * '\' as an escape).  Returns a malloc'd string. */
+char *mounts_fuse_opt_escape(const char *s);
+
+/* dbx_error_set without the ": strerror" suffix, for messages that already say what failed
+ * (a tool's own stderr, an advice text) but still carry an errno-like code.  Returns -code. */
+int mounts_error_plain(dbx_error **err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));

@@ -1,0 +1,326 @@
+/* mounts/mounts-virtiofsd.c: start virtiofsd jailed (R9): own mount namespace with a private
+ * /run, a user namespace with subordinate ids when we are not root, empty environment, only
+ * the vhost-user socket and the log inherited, dead when its parent dies.
+ *
+ * Flow (rootless):
+ *   parent                                   child
+ *   fork ------------------------------------> setsid, fds to 0-3, unshare(CLONE_NEWUSER)
+ *   <-------------------- 'U' ---------------
+ *   newuidmap/newgidmap PID ...
+ *   ---------------------- 'M' ------------->  setgroups/setresgid/setresuid(0), mount ns,
+ *                                              /run tmpfs, protected paths, PDEATHSIG, exec
+ *   <-------- EOF (exec'd) or 'E' code msg ---
+ * The sync channel is a SOCK_CLOEXEC socketpair, so a successful exec closes it with no data.
+ * As host root the same happens minus the user namespace and the 'U'/'M' exchange. */
+#define _GNU_SOURCE
+#include "mounts-internal.h"
+
+#include <grp.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
+/* Where the vhost-user socket lands in the child; fixed so the argv can be built before fork. */
+#define CHILD_LISTEN_FD 3
+#define MSG_UNSHARED 'U'
+#define MSG_MAPPED 'M'
+#define MSG_ERROR 'E'
+#define MSG_MAX 1024
+
+char *mounts_fuse_opt_escape(const char *s) {
+    char *out = dbx_xmalloc(2 * strlen(s) + 1), *o = out;
+    for (; *s; s++) {
+        if (*s == ',' || *s == '\\') *o++ = '\\';
+        *o++ = *s;
+    }
+    *o = '\0';
+    return out;
+}
+
+/* ---- child --------------------------------------------------------------------------------- */
+
+struct child {
+    const char *binary;
+    const char *source;
+    char *const *argv;
+    const struct mounts_idmap *map;
+    pid_t parent;
+    int sync_fd;   /* child end of the socketpair (close-on-exec) */
+    int listen_fd; /* where the listening socket currently is */
+    int log_fd;    /* where the log currently is, or -1 */
+};
+
+/* Report to the parent (and the log), then exit 125 as mounts.h promises. */
+__attribute__((noreturn, format(printf, 3, 4))) static void child_fail(struct child *c, int errnum,
+                                                                       const char *fmt, ...) {
+    char msg[MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0) n = 0;
+    if (errnum && (size_t)n < sizeof(msg))
+        n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(errnum));
+    size_t len = strnlen(msg, sizeof(msg) - 1);
+
+    if (c->log_fd >= 0) {
+        (void)!dbx_write_all(c->log_fd, "devbox: virtiofsd setup: ", 25);
+        (void)!dbx_write_all(c->log_fd, msg, len);
+        (void)!dbx_write_all(c->log_fd, "\n", 1);
+    }
+    int32_t code = errnum ? errnum : EIO;
+    char frame[1 + sizeof(code) + MSG_MAX];
+    frame[0] = MSG_ERROR;
+    memcpy(frame + 1, &code, sizeof(code));
+    memcpy(frame + 1 + sizeof(code), msg, len);
+    (void)!send(c->sync_fd, frame, 1 + sizeof(code) + len, MSG_NOSIGNAL);
+    _exit(125);
+}
+
+/* Die with the parent; the check after the prctl closes the race where it already died. */
+static void child_tie_to_parent(struct child *c) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(c, errno, "prctl(PR_SET_PDEATHSIG)");
+    if (getppid() != c->parent) _exit(125);
+}
+
+/* Signal mask and ignored signals survive exec; virtiofsd must see the defaults. */
+static void child_reset_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int s = 1; s < NSIG; s++) {
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+    }
+}
+
+/* Give virtiofsd exactly: 0,1 = /dev/null, 2 = log (or /dev/null), 3 = the socket.  Everything
+ * else is closed now, except the close-on-exec sync socket (CVE-2024-21626: leaked fds). */
+static void child_setup_fds(struct child *c) {
+    /* Move the three fds we keep above 3 first so the dup2s below cannot clobber them. */
+    int sync = fcntl(c->sync_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1);
+    if (sync < 0) child_fail(c, errno, "dup sync fd");
+    c->sync_fd = sync;
+    int lfd = fcntl(c->listen_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1);
+    if (lfd < 0) child_fail(c, errno, "dup listen fd %d", c->listen_fd);
+    int log = c->log_fd >= 0 ? fcntl(c->log_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1) : -1;
+    if (c->log_fd >= 0 && log < 0) child_fail(c, errno, "dup log fd %d", c->log_fd);
+    c->log_fd = log;
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0) child_fail(c, errno, "open '/dev/null'");
+
+    if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log >= 0 ? log : null, 2) < 0 ||
+        dup2(lfd, CHILD_LISTEN_FD) < 0)
+        child_fail(c, errno, "dup2");
+    c->listen_fd = CHILD_LISTEN_FD;
+    c->log_fd = 2;
+    int keep[] = {c->sync_fd};
+    dbx_close_fds_from(CHILD_LISTEN_FD + 1, keep, DBX_ARRAY_SIZE(keep));
+}
+
+static void child_enter_userns(struct child *c) {
+    if (unshare(CLONE_NEWUSER) < 0) child_fail(c, errno, "unshare(CLONE_NEWUSER)");
+    char m = MSG_UNSHARED;
+    if (send(c->sync_fd, &m, 1, MSG_NOSIGNAL) != 1) _exit(125);
+    ssize_t n;
+    do n = recv(c->sync_fd, &m, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != 1 || m != MSG_MAPPED) _exit(125); /* the parent failed and reports it itself */
+
+    /* Namespace root owns the mount namespace below and is what virtiofsd expects to be. */
+    if (setgroups(0, NULL) < 0) child_fail(c, errno, "setgroups in the user namespace");
+    if (setresgid(0, 0, 0) < 0) child_fail(c, errno, "setresgid(0) in the user namespace");
+    if (setresuid(0, 0, 0) < 0) child_fail(c, errno, "setresuid(0) in the user namespace");
+}
+
+static void child_mount_tmpfs(struct child *c, const char *where) {
+    if (mount("tmpfs", where, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m") < 0)
+        child_fail(c, errno, "mount tmpfs on '%s'", where);
+}
+
+/* A private mount namespace where / no longer propagates to the host and /run is our own, so
+ * virtiofsd's pid file (/var/run/virtiofsd/...) and lock never touch the real /run. */
+static void child_enter_mountns(struct child *c) {
+    if (unshare(CLONE_NEWNS) < 0) child_fail(c, errno, "unshare(CLONE_NEWNS)");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        child_fail(c, errno, "make '/' private");
+    child_mount_tmpfs(c, "/run");
+    struct stat st;
+    /* Debian's /var/run is a symlink to /run; if it is a real directory somewhere, cover it. */
+    if (lstat("/var/run", &st) == 0 && S_ISDIR(st.st_mode)) child_mount_tmpfs(c, "/var/run");
+
+    static const char *const no_paths[] = {NULL};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mounts_apply_protected(c->source, no_paths, &e) < 0) child_fail(c, 0, "%s", e->msg);
+}
+
+__attribute__((noreturn)) static void child_main(struct child *c) {
+    child_tie_to_parent(c);
+    child_reset_signals();
+    /* Own session: a ^C on the user's terminal must not kill the share under a running VM;
+     * the supervisor decides when it stops. */
+    if (setsid() < 0) child_fail(c, errno, "setsid");
+    child_setup_fds(c);
+    if (c->map->rootless) child_enter_userns(c);
+    child_enter_mountns(c);
+
+    struct rlimit core = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &core) < 0) child_fail(c, errno, "setrlimit(RLIMIT_CORE)");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(c, errno, "prctl(NO_NEW_PRIVS)");
+    /* Credential changes clear the parent-death signal: set it again after the last one. */
+    child_tie_to_parent(c);
+
+    char *envp[] = {NULL};
+    execve(c->binary, c->argv, envp);
+    child_fail(c, errno, "exec '%s'", c->binary);
+}
+
+/* ---- parent -------------------------------------------------------------------------------- */
+
+static char **build_argv(const char *binary, const char *source) {
+    _cleanup_free_ char *esc = mounts_fuse_opt_escape(source);
+    _cleanup_free_ char *src = dbx_xasprintf("source=%s", esc);
+    /* clang-format off */
+    const char *const args[] = {
+        binary,
+        "--fd=3", /* CHILD_LISTEN_FD */
+        "-o", src,
+        /* Kernel page cache with close-to-open consistency; host edits show up within ~1 s. */
+        "-o", "cache=auto",
+        /* No xattrs: the guest cannot set security.capability (file caps) or ACLs on host
+         * files.  Git and build tools do not need them. */
+        "-o", "no_xattr",
+        "-o", "announce_submounts",
+        /* Keep virtiofsd's own jail (R9): pid/net/mount namespaces, pivot_root, seccomp. */
+        "-o", "sandbox=namespace",
+        /* Guest root must not create device nodes in the repo (matters when run as host
+         * root; in a user namespace the kernel refuses them anyway) nor set file caps. */
+        "-o", "modcaps=-mknod:-setfcap",
+        /* Warnings and errors only: nothing per request, so a guest cannot make it chatty. */
+        "-o", "log_level=warn",
+        NULL,
+    };
+    /* clang-format on */
+    char **v = NULL;
+    for (size_t i = 0; args[i]; i++) v = dbx_strv_push(v, args[i]);
+    return v;
+}
+
+/* Read one byte from the child, retrying EINTR.  1, 0 on EOF, -errno. */
+static int read_byte(int fd, char *ret) {
+    for (;;) {
+        ssize_t n = recv(fd, ret, 1, 0);
+        if (n >= 0) return (int)n;
+        if (errno != EINTR) return -errno;
+    }
+}
+
+static void reap(pid_t pid, bool kill_it) {
+    if (kill_it) kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+/* The rest of an 'E' frame: code then message, until EOF. */
+static int read_child_error(int fd, pid_t pid, dbx_error **err) {
+    char buf[sizeof(int32_t) + MSG_MAX + 1];
+    size_t len = 0;
+    while (len < sizeof(buf) - 1) {
+        ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    reap(pid, false);
+    if (len < sizeof(int32_t)) return mounts_error_plain(err, EIO, "virtiofsd setup failed");
+    int32_t code;
+    memcpy(&code, buf, sizeof(code));
+    buf[len] = '\0';
+    if (code <= 0 || code > 4095) code = EIO;
+    return mounts_error_plain(err, code, "%s", dbx_sanitize_printable(buf + sizeof(code)));
+}
+
+static int write_maps(pid_t pid, const struct mounts_idmap *map, dbx_error **err) {
+    struct mounts_id_range r[3];
+    size_t n = mounts_idmap_ranges(map->uid, map->sub_uid, map->sub_uid_count, r);
+    if (mounts_run_idmap_tool("newuidmap", pid, r, n, err) < 0) return -(*err)->code;
+    n = mounts_idmap_ranges(map->gid, map->sub_gid, map->sub_gid_count, r);
+    if (mounts_run_idmap_tool("newgidmap", pid, r, n, err) < 0) return -(*err)->code;
+    return 0;
+}
+
+pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
+                             dbx_error **err) {
+    const char *binary = cfg->virtiofsd ? cfg->virtiofsd : VIRTIOFSD_DEFAULT;
+    if (!cfg->source || cfg->source[0] != '/')
+        return dbx_error_set(err, EINVAL, "share source must be an absolute path");
+    if (cfg->listen_fd < 0 || fcntl(cfg->listen_fd, F_GETFD) < 0)
+        return dbx_error_set(err, EBADF, "virtiofsd listen fd %d", cfg->listen_fd);
+    if (map->rootless != (getuid() != 0))
+        return dbx_error_set(err, EINVAL, "id mapping does not match the current user");
+    struct stat st;
+    if (stat(cfg->source, &st) < 0)
+        return dbx_error_set(err, errno, "share source '%s'", cfg->source);
+    if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
+
+    _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return dbx_error_set(err, errno, "socketpair");
+    _cleanup_close_ int fd = sv[0];
+    struct child c = {
+        .binary = binary,
+        .source = cfg->source,
+        .argv = argv,
+        .map = map,
+        .parent = getpid(),
+        .sync_fd = sv[1],
+        .listen_fd = cfg->listen_fd,
+        .log_fd = cfg->log_fd,
+    };
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(sv[1]);
+        return dbx_error_set(err, errno, "fork");
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        child_main(&c);
+    }
+    close(sv[1]);
+
+    char m = 0;
+    int r = read_byte(fd, &m);
+    if (r == 1 && m == MSG_UNSHARED && map->rootless) {
+        if (write_maps(pid, map, err) < 0) {
+            reap(pid, true);
+            return -(*err)->code;
+        }
+        m = MSG_MAPPED;
+        if (send(fd, &m, 1, MSG_NOSIGNAL) != 1) {
+            int e = errno;
+            reap(pid, true);
+            return dbx_error_set(err, e, "virtiofsd setup: sync");
+        }
+        r = read_byte(fd, &m);
+    }
+    if (r == 0 && map->rootless && m != MSG_MAPPED) r = -EPIPE; /* died before 'U' */
+    if (r == 0) {
+        /* The socket closes on exec, or when the child dies without a word (a signal). */
+        int status = 0;
+        pid_t w;
+        while ((w = waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
+        }
+        if (w != pid) return pid; /* virtiofsd runs (or SIGCHLD is ignored: cannot tell) */
+        return mounts_error_plain(err, EIO, "virtiofsd exited at once (status 0x%x)", status);
+    }
+    if (r == 1 && m == MSG_ERROR) return read_child_error(fd, pid, err);
+    reap(pid, true);
+    if (r < 0) return dbx_error_set(err, -r, "virtiofsd setup: sync");
+    return mounts_error_plain(err, EIO, "virtiofsd setup: unexpected message %d", m);
+}

@@ -1,0 +1,15 @@
+/* sandbox/cmd-common.c: what every command shares: the one place errors are printed. */
+#define _GNU_SOURCE
+#include "commands.h"
+
+int cmd_fail(dbx_error **err) {
+    fprintf(stderr, "devbox: %s\n", *err ? dbx_sanitize_printable((*err)->msg) : "failed");
+    dbx_error_free(err);
+    return 125;
+}
+
+int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret) {
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_project_find(&ctx->paths, ctx->dir, ret, &err) < 0) return cmd_fail(&err);
+    return 0;
+}

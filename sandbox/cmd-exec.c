@@ -1,0 +1,59 @@
+/* sandbox/cmd-exec.c: `devbox exec` (options follow `docker exec`) and `devbox enter`. */
+#define _GNU_SOURCE
+#include "commands.h"
+
+#include <getopt.h>
+
+static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    rc = dbx_exec(&ctx->paths, &proj, o, &err);
+    dbx_project_clear(&proj);
+    return rc < 0 ? cmd_fail(&err) : rc;
+}
+
+int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
+    static const struct option longopts[] = {
+        {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
+        {"env", required_argument, NULL, 'e'},   {"workdir", required_argument, NULL, 'w'},
+        {"user", required_argument, NULL, 'u'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct dbx_exec_opts o = {0};
+    _cleanup_strv_ char **env = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+ite:w:u:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i': o.interactive = true; break;
+        case 't': o.tty = true; break;
+        case 'e': env = dbx_strv_push(env, optarg); break;
+        case 'w': o.workdir = optarg; break;
+        case 'u': o.user = optarg; break;
+        case 'h':
+            printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]\n");
+            return 0;
+        default: return 125;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "devbox: exec: no command given\n");
+        return 125;
+    }
+    o.env = env;
+    o.argv = argv + optind;
+    return run(ctx, &o);
+}
+
+int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        fprintf(stderr, "devbox: enter takes no arguments (use exec)\n");
+        return 125;
+    }
+    char *none[] = {NULL};
+    struct dbx_exec_opts o = {.interactive = true, .tty = isatty(0) == 1, .login = true, .argv = none};
+    (void)argv;
+    return run(ctx, &o);
+}

@@ -1,0 +1,128 @@
+/* sandbox/cmd-status.c: `devbox status`, `devbox ls`, `devbox stop`, `devbox rm`. */
+#define _GNU_SOURCE
+#include "commands.h"
+#include "sandbox-internal.h"
+
+#include <jansson.h>
+
+static bool want_json(int argc, char **argv, const char *extra, bool *extra_set, int *bad) {
+    bool json = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) json = true;
+        else if (extra && strcmp(argv[i], extra) == 0) *extra_set = true;
+        else {
+            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", argv[0], argv[i]);
+            *bad = 125;
+        }
+    }
+    return json;
+}
+
+static void print_human(json_t *j) {
+    static const char *const keys[] = {"project", "state", "image", "accel", "pid", "uptime_s",
+                                       "memory_mib", "rss_kib", "cpus", "kernel", "sessions"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(keys); i++) {
+        json_t *v = json_object_get(j, keys[i]);
+        if (!v || json_is_null(v)) continue;
+        if (json_is_string(v)) {
+            _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xstrdup(json_string_value(v)));
+            printf("%-11s %s\n", keys[i], s);
+        } else if (json_is_integer(v)) {
+            printf("%-11s %lld\n", keys[i], (long long)json_integer_value(v));
+        }
+    }
+}
+
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
+    int bad = 0;
+    bool json = want_json(argc, argv, NULL, NULL, &bad);
+    if (bad) return bad;
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_free_ char *s = NULL;
+    rc = dbx_status_json(&ctx->paths, &proj, &s, &err);
+    dbx_project_clear(&proj);
+    if (rc < 0) return cmd_fail(&err);
+    if (json) {
+        printf("%s\n", s);
+        return 0;
+    }
+    json_t *j = json_loads(s, 0, NULL);
+    if (j) print_human(j);
+    json_decref(j);
+    return 0;
+}
+
+int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
+    int bad = 0;
+    bool json = want_json(argc, argv, NULL, NULL, &bad);
+    if (bad) return bad;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **ids = NULL;
+    if (dbx_project_list(&ctx->paths, &ids, &err) < 0) return cmd_fail(&err);
+    json_t *arr = json_array();
+    for (char **id = ids; *id; id++) {
+        struct dbx_project p = {0};
+        _cleanup_free_ char *s = NULL;
+        if (dbx_project_from_id(&ctx->paths, *id, &p, NULL) < 0) continue;
+        if (dbx_status_json(&ctx->paths, &p, &s, NULL) == 0) {
+            json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+            if (j) json_array_append_new(arr, j);
+        }
+        dbx_project_clear(&p);
+    }
+    if (json) {
+        char *out = json_dumps(arr, JSON_COMPACT);
+        printf("%s\n", out ? out : "[]");
+        free(out);
+    } else {
+        printf("%-16s  %-8s  %-16s  %s\n", "ID", "STATE", "IMAGE", "PROJECT");
+        size_t i;
+        json_t *j;
+        json_array_foreach(arr, i, j) {
+            const char *img = json_string_value(json_object_get(j, "image"));
+            _cleanup_free_ char *root = dbx_sanitize_printable(
+                dbx_xstrdup(json_string_value(json_object_get(j, "project")) ?: ""));
+            printf("%-16s  %-8s  %-16s  %s\n", json_string_value(json_object_get(j, "id")) ?: "",
+                   json_string_value(json_object_get(j, "state")) ?: "", img ? img : "-", root);
+        }
+    }
+    json_decref(arr);
+    return 0;
+}
+
+int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        fprintf(stderr, "devbox: stop: unknown argument '%s'\n", argv[1]);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    rc = dbx_stop(&ctx->paths, &proj, &err);
+    dbx_project_clear(&proj);
+    return rc < 0 ? cmd_fail(&err) : 0;
+}
+
+int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool force = false;
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) force = true;
+        else {
+            fprintf(stderr, "devbox: rm: unknown argument '%s'\n", argv[i]);
+            bad = 125;
+        }
+    }
+    if (bad) return bad;
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    rc = dbx_remove(&ctx->paths, &proj, force, &err);
+    dbx_project_clear(&proj);
+    return rc < 0 ? cmd_fail(&err) : 0;
+}

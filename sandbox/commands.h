@@ -1,0 +1,23 @@
+/* sandbox/commands.h: the subcommands main() dispatches to.  Each returns the process exit
+ * code; devbox's own failures print one "devbox: ..." line (in main) and return 125. */
+#pragma once
+
+#include "sandbox.h"
+
+struct cmd_ctx {
+    const char *dir;      /* -C DIR, or NULL */
+    struct dbx_paths paths;
+};
+
+/* Print err as the one line devbox prints for a failure; returns 125. */
+int cmd_fail(dbx_error **err);
+/* Find the project for ctx (-C or cwd) and print the error if there is none. */
+int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret);
+
+int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_image(struct cmd_ctx *ctx, int argc, char **argv);

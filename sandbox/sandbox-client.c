@@ -1,0 +1,262 @@
+/* sandbox/sandbox-client.c: reaching a project's supervisor (starting it when needed), and
+ * the small requests: status, stop, remove. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+#include "../profiles/profiles.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <dirent.h>
+
+int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path))
+        return dbx_error_set(err, 0, "socket path '%s' is longer than %zu bytes (use a "
+                                                "shorter DEVBOX_HOME or XDG_RUNTIME_DIR)", path,
+                             sizeof(sa->sun_path) - 1);
+    strcpy(sa->sun_path, path);
+    return 0;
+}
+
+int dbx_project_dirs(const struct dbx_project *p, dbx_error **err) {
+    if (dbx_mkdir_p(p->state_dir, 0700, err) < 0 || dbx_mkdir_p(p->data_dir, 0700, err) < 0 ||
+        dbx_mkdir_private(p->run_dir, err) < 0)
+        return -1;
+    return 0;
+}
+
+int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct dbx_project *ret,
+                        dbx_error **err) {
+    struct dbx_project p = {0};
+    _cleanup_free_ char *sd = dbx_xasprintf("%s/projects/%s", paths->state, id);
+    struct dbx_project_rec rec = {0};
+    if (dbx_project_rec_load(sd, &rec, err) < 0) return -1;
+    p.root = TAKE_PTR(rec.root);
+    dbx_project_rec_clear(&rec);
+    snprintf(p.id, sizeof(p.id), "%s", id);
+    p.cwd = dbx_xstrdup(p.root);
+    p.state_dir = TAKE_PTR(sd);
+    p.data_dir = dbx_xasprintf("%s/projects/%s", paths->data, id);
+    p.run_dir = dbx_xasprintf("%s/%s", paths->run, id);
+    *ret = p;
+    return 0;
+}
+
+int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n) {
+    uint8_t h[DBX_FRAME_HDR];
+    dbx_hdr_encode(h, type, session, (uint32_t)n);
+    int r = dbx_write_all(fd, h, sizeof(h));
+    if (r == 0 && n) r = dbx_write_all(fd, p, n);
+    return r;
+}
+
+static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **err) {
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_SOCK_NAME);
+    struct sockaddr_un sa;
+    if (dbx_sockaddr(&sa, path, err) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return dbx_error_set(err, errno, "socket");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        close(fd);
+        return -e; /* not running: no error value, the caller decides */
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+/* Start `devbox __supervise ROOT` detached (own session, reparented away from us by a double
+ * fork) and read its start-up report: "W warning" lines, then "OK" or "E error". */
+static int start_supervisor(const struct dbx_project *proj, char ***warnings, dbx_error **err) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        return dbx_error_set(err, errno, "fork");
+    }
+    if (pid == 0) {
+        setsid();
+        if (fork() != 0) _exit(0);
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+        struct stat st;
+        if (lfd >= 0 && fstat(lfd, &st) == 0 && st.st_size > DBX_LOG_CAP) ftruncate(lfd, 0);
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(lfd >= 0 ? lfd : null, 2);
+        dup2(p[1], 3);
+        int keep[] = {3};
+        dbx_close_fds_from(4, keep, 1);
+        signal(SIGPIPE, SIG_DFL);
+        execl("/proc/self/exe", "devbox", "__supervise", proj->root, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    waitpid(pid, NULL, 0);
+    _cleanup_fclose_ FILE *f = fdopen(p[0], "re");
+    if (!f) {
+        close(p[0]);
+        return dbx_error_set(err, errno, "fdopen");
+    }
+    char line[8192];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strcmp(line, "OK") == 0) return 0;
+        if (line[0] == 'W' && line[1] == ' ') *warnings = dbx_strv_push(*warnings, line + 2);
+        if (line[0] == 'E' && line[1] == ' ') return dbx_error_set(err, 0, "%s", line + 2);
+    }
+    return dbx_error_set(err, 0, "the supervisor exited while starting the VM (see '%s')", log);
+}
+
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
+                int *ret_fd, char ***ret_warnings, dbx_error **err) {
+    if (try_connect(proj, ret_fd, err) == 0) return 0;
+    if (*err) return -1;
+    if (!start) return -ENOENT;
+    if (dbx_project_dirs(proj, err) < 0) return -1;
+    /* Starters serialize here: the second of two racing commands finds the first's VM. */
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
+    while (flock(lock, LOCK_EX) < 0)
+        if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
+    if (try_connect(proj, ret_fd, err) == 0) return 0;
+    if (*err) return -1;
+    char **warnings = NULL;
+    int r = start_supervisor(proj, &warnings, err);
+    if (ret_warnings) *ret_warnings = warnings;
+    else dbx_strv_free(warnings);
+    if (r < 0) return r;
+    r = try_connect(proj, ret_fd, err);
+    if (r < 0 && !*err) return dbx_error_set(err, -r, "connect to the supervisor");
+    (void)paths;
+    return r;
+}
+
+/* Read one frame (blocking) into *payload (malloc'd). */
+static int read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err) {
+    uint8_t hb[DBX_FRAME_HDR];
+    size_t got = 0;
+    while (got < sizeof(hb)) {
+        ssize_t n = read(fd, hb + got, sizeof(hb) - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
+        got += (size_t)n;
+    }
+    dbx_hdr_decode(hb, h);
+    if (dbx_hdr_check(h, err) < 0) return -1;
+    uint8_t *p = dbx_xmalloc(h->len + 1);
+    for (got = 0; got < h->len;) {
+        ssize_t n = read(fd, p + got, h->len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            free(p);
+            return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
+        }
+        got += (size_t)n;
+    }
+    *payload = p;
+    return 0;
+}
+
+static char *stopped_json(const struct dbx_paths *paths, const struct dbx_project *proj) {
+    struct dbx_project_rec rec = {0};
+    const char *image = NULL;
+    struct profile prof = {0};
+    _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0) image = rec.image;
+    else if (rootfd >= 0 && profile_load(rootfd, PROFILE_FILE, &prof, NULL) == 0) image = prof.image;
+    json_t *j = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped",
+                          "project", proj->root, "id", proj->id, "pid", "accel", "uptime_s",
+                          "memory_mib", "image", image);
+    char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    dbx_project_rec_clear(&rec);
+    profile_clear(&prof);
+    (void)paths;
+    if (!out) dbx_oom_hook();
+    return out;
+}
+
+int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj,
+                    char **ret_json, dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    if (try_connect(proj, &fd, err) < 0) {
+        if (*err) return -1;
+        *ret_json = stopped_json(paths, proj);
+        return 0;
+    }
+    if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) {
+        *ret_json = stopped_json(paths, proj); /* it went away meanwhile */
+        return 0;
+    }
+    struct dbx_frame_hdr h;
+    _cleanup_free_ uint8_t *p = NULL;
+    int r = read_frame(fd, &h, &p, err);
+    if (r == -EPIPE) {
+        *ret_json = stopped_json(paths, proj);
+        return 0;
+    }
+    if (r < 0) return r;
+    struct dbx_cursor c = {p, h.len};
+    if (h.type != DBX_MSG_STATUS_REPLY || dbx_get_str(&c, DBX_FRAME_MAX, ret_json) < 0)
+        return dbx_error_set(err, 0, "bad status reply from the supervisor");
+    return 0;
+}
+
+int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    if (try_connect(proj, &fd, err) < 0) return *err ? -1 : 0;
+    if (dbx_send_frame(fd, DBX_MSG_STOP, 0, NULL, 0) < 0) return 0;
+    /* The supervisor closes every client socket when it exits. */
+    char b[256];
+    while (read(fd, b, sizeof(b)) > 0 || errno == EINTR) {}
+    /* The supervisor holds its alive lock until it has reaped QEMU and virtiofsd. */
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (lock >= 0) flock(lock, LOCK_EX);
+    (void)paths;
+    return 0;
+}
+
+static int rm_rf_at(int dfd, const char *name) {
+    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        DIR *d = fdopendir(dup(fd));
+        struct dirent *de;
+        while (d && (de = readdir(d)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) rm_rf_at(fd, de->d_name);
+        if (d) closedir(d);
+        return unlinkat(dfd, name, AT_REMOVEDIR);
+    }
+    return unlinkat(dfd, name, 0);
+}
+
+int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+               dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    if (try_connect(proj, &fd, err) == 0) {
+        if (!force)
+            return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use "
+                                             "--force)", proj->root);
+        close(TAKE_FD(fd));
+        if (dbx_stop(paths, proj, err) < 0) return -1;
+    } else if (*err) return -1;
+    const char *dirs[] = {proj->data_dir, proj->run_dir, proj->state_dir};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
+        if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)
+            return dbx_error_set(err, errno, "remove '%s'", dirs[i]);
+    }
+    return 0;
+}

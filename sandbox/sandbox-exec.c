@@ -1,0 +1,241 @@
+/* sandbox/sandbox-exec.c: the client half of an exec session.  Relays stdin (within the
+ * credit the guest grants), stdout/stderr (granting credit back once written), signals and
+ * terminal size changes, and returns the command's exit code. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+
+/* Signals the user sends to devbox that are meant for the command. */
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+struct xs {
+    int sock;
+    struct dbx_reader rd;
+    uint32_t stdin_credit;
+    bool stdin_open, started, done;
+    bool out_eof[3];
+    int code;
+    char *errmsg;
+    struct termios saved;
+    bool raw;
+};
+
+static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts *o,
+                     struct dbx_buf *out, dbx_error **err) {
+    struct dbx_exec_req req = {0};
+    req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
+                (o->login ? DBX_EXEC_LOGIN : 0);
+    struct winsize ws;
+    if (o->tty && (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)) {
+        req.rows = ws.ws_row;
+        req.cols = ws.ws_col;
+    }
+    req.user = (char *)(o->user ? o->user : "");
+    _cleanup_free_ char *cwd = NULL;
+    if (!o->workdir) cwd = dbx_xstrdup(proj->cwd);
+    else if (o->workdir[0] == '/') cwd = dbx_xstrdup(o->workdir);
+    else cwd = dbx_xasprintf("%s/%s", proj->cwd, o->workdir);
+    req.cwd = cwd;
+    _cleanup_strv_ char **env = NULL;
+    bool have_term = false;
+    for (char **e = o->env; e && *e; e++) {
+        const char *eq = strchr(*e, '=');
+        if (eq == *e) return dbx_error_set(err, 0, "invalid environment entry '%s'", *e);
+        if (!eq) { /* docker's `-e NAME`: take the value from our environment */
+            const char *v = getenv(*e);
+            if (!v) continue;
+            _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", *e, v);
+            env = dbx_strv_push(env, kv);
+        } else env = dbx_strv_push(env, *e);
+        have_term |= dbx_str_has_prefix(*e, "TERM=");
+    }
+    if (o->tty && !have_term) {
+        const char *t = getenv("TERM");
+        _cleanup_free_ char *kv = dbx_xasprintf("TERM=%s", t && *t ? t : "xterm");
+        env = dbx_strv_push(env, kv);
+    }
+    req.argv = o->argv;
+    req.argc = (uint32_t)dbx_strv_len(o->argv);
+    req.env = env;
+    req.envc = (uint32_t)dbx_strv_len(env);
+    if (req.argc > DBX_MAX_ARGS || req.envc > DBX_MAX_ENV)
+        return dbx_error_set(err, 0, "too many arguments or environment entries");
+    dbx_exec_req_encode(&req, out);
+    if (out->len > DBX_FRAME_MAX)
+        return dbx_error_set(err, 0, "command line and environment exceed %u bytes", DBX_FRAME_MAX);
+    return 0;
+}
+
+/* Write to our stdout/stderr even if the terminal was left non-blocking by someone else. */
+static int write_out(int fd, const uint8_t *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) {
+            struct pollfd pf = {fd, POLLOUT, 0};
+            poll(&pf, 1, -1);
+            continue;
+        }
+        if (w < 0) return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    uint8_t st;
+    uint32_t v;
+    bool sig;
+    switch (h->type) {
+    case DBX_MSG_STARTED: x->started = true; break;
+    case DBX_MSG_STDOUT:
+    case DBX_MSG_STDERR: {
+        int stream = h->type == DBX_MSG_STDOUT ? 1 : 2;
+        if (h->len == 0) {
+            x->out_eof[stream] = true;
+            break;
+        }
+        /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting. */
+        (void)write_out(stream, p, h->len);
+        uint8_t c[5];
+        (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c, dbx_enc_credit(c, (uint8_t)stream, h->len));
+        break;
+    }
+    case DBX_MSG_CREDIT:
+        if (dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN) x->stdin_credit += v;
+        break;
+    case DBX_MSG_EXIT:
+        if (dbx_dec_exit(p, h->len, &sig, &v) == 0) x->code = dbx_exit_code(sig, v);
+        else x->code = 125;
+        x->done = true;
+        break;
+    case DBX_MSG_ERROR: {
+        char *m = NULL;
+        if (dbx_error_msg_decode(p, h->len, &v, &m) < 0) {
+            v = 125;
+            m = dbx_xstrdup("malformed error from the supervisor");
+        }
+        x->code = v >= 1 && v <= 255 ? (int)v : 125;
+        x->errmsg = dbx_sanitize_printable(m);
+        x->done = true;
+        break;
+    }
+    default: break;
+    }
+}
+
+static void raw_on(struct xs *x) {
+    if (!isatty(0) || tcgetattr(0, &x->saved) < 0) return;
+    struct termios t = x->saved;
+    cfmakeraw(&t);
+    if (tcsetattr(0, TCSADRAIN, &t) == 0) x->raw = true;
+}
+
+static void raw_off(struct xs *x) {
+    if (x->raw) tcsetattr(0, TCSADRAIN, &x->saved);
+    x->raw = false;
+}
+
+static void on_signal(struct xs *x, int sfd, bool tty) {
+    struct signalfd_siginfo si;
+    while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGWINCH) {
+            struct winsize ws;
+            if (!tty || ioctl(0, TIOCGWINSZ, &ws) < 0) continue;
+            uint8_t b[4];
+            (void)dbx_send_frame(x->sock, DBX_MSG_RESIZE, 1, b, dbx_enc_resize(b, ws.ws_row, ws.ws_col));
+        } else {
+            uint8_t b[4];
+            (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
+        }
+    }
+}
+
+static void pump_stdin(struct xs *x) {
+    uint8_t buf[DBX_DATA_CHUNK];
+    size_t want = x->stdin_credit < sizeof(buf) ? x->stdin_credit : sizeof(buf);
+    ssize_t n = read(0, buf, want);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n <= 0) { /* EOF (or an unreadable stdin): the command sees EOF */
+        (void)dbx_send_frame(x->sock, DBX_MSG_STDIN, 1, NULL, 0);
+        x->stdin_open = false;
+        return;
+    }
+    x->stdin_credit -= (uint32_t)n;
+    (void)dbx_send_frame(x->sock, DBX_MSG_STDIN, 1, buf, (size_t)n);
+}
+
+static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error **err) {
+    uint8_t buf[65536];
+    while (!x->done) {
+        struct pollfd pf[3] = {
+            {x->sock, POLLIN, 0},
+            {sfd, POLLIN, 0},
+            {x->stdin_open && x->started && x->stdin_credit > 0 ? 0 : -1, POLLIN, 0},
+        };
+        if (poll(pf, 3, -1) < 0 && errno != EINTR) return dbx_error_set(err, errno, "poll");
+        if (pf[1].revents) on_signal(x, sfd, o->tty);
+        if (pf[2].revents) pump_stdin(x);
+        if (!pf[0].revents) continue;
+        ssize_t n = read(x->sock, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return dbx_error_set(err, 0, "lost the connection to the VM's supervisor");
+        dbx_reader_feed(&x->rd, buf, (size_t)n);
+        struct dbx_frame_hdr h;
+        const uint8_t *p;
+        enum dbx_read_result r;
+        while (!x->done && (r = dbx_reader_next(&x->rd, &h, &p, err)) != DBX_READ_NEED_MORE) {
+            if (r == DBX_READ_BAD) return dbx_error_wrap(err, "from the supervisor");
+            on_frame(x, &h, p);
+        }
+    }
+    return 0;
+}
+
+int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
+             const struct dbx_exec_opts *o, dbx_error **err) {
+    struct dbx_buf req = {0};
+    if (build_req(proj, o, &req, err) < 0) {
+        dbx_buf_free(&req);
+        return -1;
+    }
+    struct xs x = {.sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
+    _cleanup_strv_ char **warnings = NULL;
+    int r = dbx_connect(paths, proj, true, &x.sock, &warnings, err);
+    for (char **w = warnings; w && *w; w++) fprintf(stderr, "devbox: warning: %s\n", dbx_sanitize_printable(*w));
+    if (r < 0) {
+        dbx_buf_free(&req);
+        return -1;
+    }
+    r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req.data, req.len);
+    dbx_buf_free(&req);
+    if (r < 0) {
+        close(x.sock);
+        return dbx_error_set(err, -r, "send the command to the supervisor");
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(forwarded); i++) {
+        signal(forwarded[i], SIG_DFL); /* a background job inherits SIGINT ignored */
+        sigaddset(&mask, forwarded[i]);
+    }
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (o->tty && o->interactive) raw_on(&x);
+    r = relay(&x, o, sfd, err);
+    raw_off(&x);
+    close(x.sock);
+    dbx_reader_free(&x.rd);
+    if (x.errmsg) {
+        fprintf(stderr, "devbox: %s\n", x.errmsg);
+        free(x.errmsg);
+    }
+    return r < 0 ? r : x.code;
+}

@@ -1,0 +1,22 @@
+/* sandbox/sandbox-internal.h: shared between the files of sandbox/ only. */
+#pragma once
+
+#include "sandbox.h"
+
+#define DBX_SOCK_NAME "sock"        /* control socket in the project's run dir */
+#define DBX_VFS_SOCK_NAME "vfs.sock"
+#define DBX_STATUS_NAME "status.json"
+#define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
+#define DBX_ALIVE_LOCK "alive.lock" /* in the run dir: held by the supervisor for its life */
+#define DBX_LOG_CAP (1u << 20)      /* bytes kept per log file (console, qemu, virtiofsd) */
+
+/* Build a sockaddr_un for path; error if it does not fit. */
+struct sockaddr_un;
+int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err);
+/* Create the per-project dirs (state, data, run: 0700). */
+int dbx_project_dirs(const struct dbx_project *p, dbx_error **err);
+/* Load a project from its id (for ls): root and dirs from the record. */
+int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct dbx_project *ret,
+                        dbx_error **err);
+/* Blocking frame I/O on a client socket. */
+int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n);

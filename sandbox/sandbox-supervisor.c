@@ -1,0 +1,890 @@
+/* sandbox/sandbox-supervisor.c: one process per running project.  It owns QEMU and
+ * virtiofsd (they die with it: PR_SET_PDEATHSIG), speaks the agent protocol to the guest
+ * init over a virtio-serial port, and relays exec sessions between clients on the control
+ * socket and the guest.  Single-threaded poll loop; everything the guest sends is treated as
+ * hostile: bounded buffers, strict decoding, a malformed frame ends one session. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+#include "../mounts/mounts.h"
+#include "../profiles/profiles.h"
+#include "../vm/vm.h"
+
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define MAX_CLIENTS 512
+#define SESS_SLOTS 1024                  /* power of two, > DBX_MAX_SESSIONS */
+#define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
+#define AGENT_OUT_HIGH (16u << 20)       /* stop reading clients above this */
+#define KVM_HELLO_MS 10000
+#define TCG_HELLO_MS 90000
+#define READY_MS 30000
+#define STOP_MS 20000
+
+enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING };
+
+struct client {
+    int fd;
+    enum client_kind kind;
+    uint32_t gsid;
+    struct dbx_reader rd;
+    struct dbx_buf out;
+};
+
+struct sess {
+    uint32_t gsid;        /* 0 = free slot */
+    struct client *c;     /* NULL once the client went away: frames are dropped */
+};
+
+struct logsink {
+    int in;               /* read end (from QEMU/virtiofsd/console) */
+    int out;              /* log file */
+    uint64_t written;
+    char tail[1024];      /* last bytes, for error messages */
+    size_t tail_len;
+};
+
+struct sup {
+    struct dbx_paths paths;
+    struct dbx_project proj;
+    struct profile prof;
+    struct dbx_project_rec rec;
+    struct vm_kernel kernel;
+    enum vm_accel accel;
+    int ready_fd;
+    int listen_fd, agent_fd, sig_fd;
+    pid_t qemu_pid, vfs_pid;
+    int qemu_status;
+    struct logsink logs[3];  /* console, qemu, virtiofsd */
+    struct dbx_reader agent_rd;
+    struct dbx_buf agent_out;
+    struct client *clients[MAX_CLIENTS];
+    size_t nclients;
+    struct sess sess[SESS_SLOTS];
+    uint32_t next_gsid, nsess;
+    bool hello, ready, stopping, quit;
+    char *boot_error;
+    char *guest_release;
+    uint64_t stop_deadline, started_ms;
+    int64_t started_wall;
+};
+
+static void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sup_log(const char *fmt, ...) {
+    char ts[32];
+    time_t t = time(NULL);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
+    fprintf(stderr, "%s supervisor: ", ts);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* Lines to the client that started us: "W text", "E text", "OK". */
+static void ready_say(struct sup *s, char kind, const char *msg) {
+    if (s->ready_fd < 0) return;
+    _cleanup_free_ char *line = kind == 'O' ? dbx_xstrdup("OK\n") : dbx_xasprintf("%c %s\n", kind, msg);
+    for (char *p = line; *p && p[1]; p++) if (*p == '\n') *p = ' ';
+    (void)dbx_write_all(s->ready_fd, line, strlen(line));
+    if (kind != 'W') {
+        close(s->ready_fd);
+        s->ready_fd = -1;
+    }
+}
+
+/* ---- logs ------------------------------------------------------------------------------- */
+
+static int logsink_open(struct logsink *l, const char *path, int *ret_write_end, dbx_error **err) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    l->out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (l->out < 0) {
+        close(p[0]);
+        close(p[1]);
+        return dbx_error_set(err, errno, "open '%s'", path);
+    }
+    dbx_set_nonblock(p[0], true);
+    l->in = p[0];
+    l->written = 0;
+    l->tail_len = 0;
+    *ret_write_end = p[1];
+    return 0;
+}
+
+/* Drain what is readable; keep at most DBX_LOG_CAP bytes on disk (the guest can write to the
+ * console as fast as it likes) and the last bytes for error messages. */
+static void logsink_pump(struct logsink *l) {
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(l->in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                close(l->in);
+                l->in = -1;
+            }
+            return;
+        }
+        if (l->written < DBX_LOG_CAP) {
+            size_t k = (size_t)n;
+            if (k > DBX_LOG_CAP - l->written) k = DBX_LOG_CAP - l->written;
+            (void)dbx_write_all(l->out, buf, k);
+            l->written += k;
+            if (l->written >= DBX_LOG_CAP) {
+                static const char m[] = "\n[devbox: log truncated]\n";
+                (void)dbx_write_all(l->out, m, sizeof(m) - 1);
+            }
+        }
+        size_t k = (size_t)n > sizeof(l->tail) ? sizeof(l->tail) : (size_t)n;
+        if (l->tail_len + k > sizeof(l->tail)) {
+            size_t drop = l->tail_len + k - sizeof(l->tail);
+            memmove(l->tail, l->tail + drop, l->tail_len - drop);
+            l->tail_len -= drop;
+        }
+        memcpy(l->tail + l->tail_len, buf + n - k, k);
+        l->tail_len += k;
+    }
+}
+
+static void logsink_close(struct logsink *l) {
+    if (l->in >= 0) {
+        logsink_pump(l);
+        close(l->in);
+    }
+    if (l->out >= 0) close(l->out);
+    l->in = l->out = -1;
+}
+
+/* Last non-empty line of a log tail, sanitized, for one-line errors. */
+static char *logsink_last_line(struct logsink *l) {
+    _cleanup_free_ char *t = dbx_xstrndup(l->tail, l->tail_len);
+    char *end = t + strlen(t);
+    while (end > t && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) *--end = '\0';
+    char *start = end;
+    while (start > t && start[-1] != '\n') start--;
+    return dbx_sanitize_printable(dbx_xstrdup(start));
+}
+
+/* ---- sessions and clients --------------------------------------------------------------- */
+
+static struct sess *sess_find(struct sup *s, uint32_t gsid) {
+    struct sess *x = &s->sess[gsid & (SESS_SLOTS - 1)];
+    return gsid && x->gsid == gsid ? x : NULL;
+}
+
+static uint32_t sess_alloc(struct sup *s, struct client *c) {
+    for (unsigned tries = 0; tries < SESS_SLOTS; tries++) {
+        uint32_t g = ++s->next_gsid;
+        if (g == 0) g = s->next_gsid = 1;
+        struct sess *x = &s->sess[g & (SESS_SLOTS - 1)];
+        if (x->gsid) continue;
+        x->gsid = g;
+        x->c = c;
+        s->nsess++;
+        return g;
+    }
+    return 0;
+}
+
+static void sess_free(struct sup *s, struct sess *x) {
+    if (x->c) x->c->gsid = 0;
+    x->gsid = 0;
+    x->c = NULL;
+    s->nsess--;
+}
+
+static void agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p, size_t n) {
+    dbx_frame_put(&s->agent_out, type, session, p, n);
+}
+
+static void client_send(struct client *c, uint8_t type, const void *p, size_t n) {
+    if (c->kind == C_CLOSING && type != DBX_MSG_ERROR) return;
+    dbx_frame_put(&c->out, type, 1, p, n);
+}
+
+static void client_error(struct client *c, uint32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void client_error(struct client *c, uint32_t code, const char *fmt, ...) {
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    struct dbx_buf b = {0};
+    dbx_error_msg_encode(&b, code, msg);
+    client_send(c, DBX_MSG_ERROR, b.data, b.len);
+    dbx_buf_free(&b);
+    free(msg);
+    c->kind = C_CLOSING;
+}
+
+/* The client side of a session is gone or broken: kill the command in the guest; its
+ * remaining frames are dropped when they arrive. */
+static void client_detach(struct sup *s, struct client *c) {
+    struct sess *x = c->gsid ? sess_find(s, c->gsid) : NULL;
+    if (x) {
+        uint8_t p[4];
+        agent_send(s, DBX_MSG_SIGNAL, x->gsid, p, dbx_enc_u32(p, SIGKILL));
+        x->c = NULL;
+    }
+    c->gsid = 0;
+}
+
+static void client_free(struct sup *s, size_t i) {
+    struct client *c = s->clients[i];
+    client_detach(s, c);
+    close(c->fd);
+    dbx_reader_free(&c->rd);
+    dbx_buf_free(&c->out);
+    free(c);
+    s->clients[i] = s->clients[--s->nclients];
+}
+
+static char *status_json(struct sup *s);
+
+static void begin_stop(struct sup *s, const char *why) {
+    if (s->stopping) return;
+    sup_log("stopping: %s", why);
+    s->stopping = true;
+    s->stop_deadline = dbx_now_ms() + STOP_MS;
+    if (s->hello) agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
+    else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+}
+
+static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
+                             const uint8_t *p) {
+    if (h->type == DBX_MSG_STATUS) {
+        _cleanup_free_ char *j = status_json(s);
+        struct dbx_buf b = {0};
+        dbx_buf_put_str(&b, j);
+        client_send(c, DBX_MSG_STATUS_REPLY, b.data, b.len);
+        dbx_buf_free(&b);
+        c->kind = C_CLOSING;
+        return;
+    }
+    if (h->type == DBX_MSG_STOP) {
+        c->kind = C_STOP; /* answered by the socket closing when we exit */
+        begin_stop(s, "requested by a client");
+        return;
+    }
+    if (h->type != DBX_MSG_EXEC) {
+        client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h->type));
+        return;
+    }
+    struct dbx_exec_req req = {0};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_exec_req_decode(p, h->len, &req, &e) < 0) {
+        client_error(c, DBX_ERR_FAILED, "%s", e->msg);
+        return;
+    }
+    dbx_exec_req_free(&req);
+    if (s->stopping || !s->ready) {
+        client_error(c, DBX_ERR_FAILED, "the VM is stopping");
+        return;
+    }
+    uint32_t g = s->nsess < DBX_MAX_SESSIONS ? sess_alloc(s, c) : 0;
+    if (!g) {
+        client_error(c, DBX_ERR_FAILED, "too many sessions (limit %u)", DBX_MAX_SESSIONS);
+        return;
+    }
+    c->gsid = g;
+    c->kind = C_EXEC;
+    agent_send(s, DBX_MSG_EXEC, g, p, h->len);
+}
+
+static void client_frame_exec(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
+                              const uint8_t *p) {
+    uint8_t st;
+    uint32_t v;
+    uint16_t a, b;
+    bool ok;
+    switch (h->type) {
+    case DBX_MSG_STDIN: ok = h->len <= DBX_DATA_CHUNK; break;
+    case DBX_MSG_CREDIT: ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st != DBX_STREAM_STDIN; break;
+    case DBX_MSG_RESIZE: ok = dbx_dec_resize(p, h->len, &a, &b) == 0; break;
+    case DBX_MSG_SIGNAL: ok = dbx_dec_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64; break;
+    default: ok = false;
+    }
+    if (!ok) {
+        client_detach(s, c);
+        client_error(c, DBX_ERR_FAILED, "malformed %s frame from client", dbx_msg_name(h->type));
+        return;
+    }
+    if (c->gsid) agent_send(s, h->type, c->gsid, p, h->len);
+}
+
+static void client_read(struct sup *s, struct client *c) {
+    uint8_t buf[65536];
+    ssize_t n = read(c->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        client_detach(s, c);
+        c->kind = C_CLOSING;
+        c->out.len = c->out.off = 0; /* nobody to read it */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    dbx_reader_feed(&c->rd, buf, (size_t)n);
+    struct dbx_frame_hdr h;
+    const uint8_t *p;
+    enum dbx_read_result r;
+    _cleanup_error_ dbx_error *e = NULL;
+    while (c->kind != C_CLOSING && (r = dbx_reader_next(&c->rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
+        if (r == DBX_READ_BAD) {
+            client_detach(s, c);
+            client_error(c, DBX_ERR_FAILED, "%s", e->msg);
+            break;
+        }
+        if (c->kind == C_NEW) client_frame_new(s, c, &h, p);
+        else if (c->kind == C_EXEC) client_frame_exec(s, c, &h, p);
+        else client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h.type));
+    }
+}
+
+static void client_accept(struct sup *s) {
+    int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    struct ucred cr;
+    socklen_t l = sizeof(cr);
+    /* The socket lives in a 0700 directory; checking the peer is defence in depth. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
+        s->nclients >= MAX_CLIENTS) {
+        close(fd);
+        return;
+    }
+    struct client *c = dbx_xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    s->clients[s->nclients++] = c;
+}
+
+static void client_flush(struct client *c) {
+    while (dbx_buf_avail(&c->out) > 0) {
+        ssize_t n = write(c->fd, dbx_buf_head(&c->out), dbx_buf_avail(&c->out));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) {
+                c->out.len = c->out.off = 0;
+                c->kind = C_CLOSING;
+            }
+            return;
+        }
+        dbx_buf_consume(&c->out, (size_t)n);
+    }
+}
+
+/* ---- the guest -------------------------------------------------------------------------- */
+
+static void send_setup(struct sup *s) {
+    struct dbx_setup st = {
+        .ws_tag = "workspace", .ws_path = s->proj.root, .uid = getuid(), .gid = getgid(),
+        .hostname = "devbox",
+    };
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&st, &b);
+    agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    switch (h->type) {
+    case DBX_MSG_HELLO: {
+        uint32_t ver;
+        char *rel = NULL;
+        if (s->hello || dbx_hello_decode(p, h->len, &ver, &rel) < 0 || ver != DBX_PROTO_VERSION) {
+            sup_log("ignoring unexpected or malformed hello");
+            free(rel);
+            return;
+        }
+        s->hello = true;
+        s->guest_release = dbx_sanitize_printable(rel);
+        send_setup(s);
+        return;
+    }
+    case DBX_MSG_READY:
+        if (s->hello) s->ready = true;
+        return;
+    case DBX_MSG_PING:
+        agent_send(s, DBX_MSG_PONG, 0, p, h->len);
+        return;
+    case DBX_MSG_ERROR: {
+        uint32_t code;
+        char *msg = NULL;
+        if (dbx_error_msg_decode(p, h->len, &code, &msg) == 0) {
+            dbx_sanitize_printable(msg);
+            sup_log("guest error: %s", msg);
+            if (!s->ready && !s->boot_error) s->boot_error = msg;
+            else free(msg);
+        }
+        return;
+    }
+    default:
+        sup_log("ignoring %s frame on the control session", dbx_msg_name(h->type));
+    }
+}
+
+static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    struct sess *x = sess_find(s, h->session);
+    if (!x) return; /* unknown or finished session: drop */
+    bool last = h->type == DBX_MSG_EXIT || h->type == DBX_MSG_ERROR;
+    bool ok;
+    uint8_t st;
+    uint32_t v;
+    bool sig;
+    switch (h->type) {
+    case DBX_MSG_STARTED: ok = h->len == 4; break;
+    case DBX_MSG_STDOUT: case DBX_MSG_STDERR: ok = h->len <= DBX_DATA_CHUNK; break;
+    case DBX_MSG_CREDIT: ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN; break;
+    case DBX_MSG_EXIT: ok = dbx_dec_exit(p, h->len, &sig, &v) == 0; break;
+    case DBX_MSG_ERROR: {
+        char *m = NULL;
+        ok = dbx_error_msg_decode(p, h->len, &v, &m) == 0;
+        free(m);
+        break;
+    }
+    default: ok = false;
+    }
+    struct client *c = x->c;
+    if (!ok) {
+        sup_log("session %u: malformed %s frame from the guest", h->session, dbx_msg_name(h->type));
+        if (c) client_error(c, DBX_ERR_FAILED, "malformed %s frame from the guest", dbx_msg_name(h->type));
+        uint8_t k[4];
+        agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
+        sess_free(s, x);
+        return;
+    }
+    if (c) {
+        if (dbx_buf_avail(&c->out) > CLIENT_OUT_CAP) {
+            /* The guest ignored the client's credit: end the session, not the supervisor. */
+            client_error(c, DBX_ERR_FAILED, "the guest exceeded the flow-control window");
+            uint8_t k[4];
+            agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
+            sess_free(s, x);
+            return;
+        }
+        client_send(c, h->type, p, h->len);
+        if (last) c->kind = C_CLOSING;
+    }
+    if (last) sess_free(s, x);
+}
+
+static void agent_read(struct sup *s) {
+    uint8_t buf[65536];
+    for (int rounds = 0; rounds < 16; rounds++) {
+        ssize_t n = read(s->agent_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) {
+            /* QEMU closed the port: the VM is going away; SIGCHLD will follow. */
+            close(s->agent_fd);
+            s->agent_fd = -1;
+            return;
+        }
+        dbx_reader_feed(&s->agent_rd, buf, (size_t)n);
+        struct dbx_frame_hdr h;
+        const uint8_t *p;
+        enum dbx_read_result r;
+        _cleanup_error_ dbx_error *e = NULL;
+        while ((r = dbx_reader_next(&s->agent_rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
+            if (r == DBX_READ_BAD) {
+                sup_log("bad frame from the guest: %s", e->msg);
+                struct sess *x = sess_find(s, h.session);
+                if (x && x->c) client_error(x->c, DBX_ERR_FAILED, "bad frame from the guest: %s", e->msg);
+                if (x) sess_free(s, x);
+                dbx_error_free(&e);
+                continue;
+            }
+            if (h.session == 0) agent_control(s, &h, p);
+            else agent_session(s, &h, p);
+        }
+    }
+}
+
+static void agent_flush(struct sup *s) {
+    while (s->agent_fd >= 0 && dbx_buf_avail(&s->agent_out) > 0) {
+        ssize_t n = write(s->agent_fd, dbx_buf_head(&s->agent_out), dbx_buf_avail(&s->agent_out));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) s->agent_out.len = s->agent_out.off = 0;
+            return;
+        }
+        dbx_buf_consume(&s->agent_out, (size_t)n);
+    }
+}
+
+/* ---- children --------------------------------------------------------------------------- */
+
+static void reap(struct sup *s) {
+    struct signalfd_siginfo si;
+    while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP)
+            begin_stop(s, "signal");
+    }
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == s->qemu_pid) {
+            s->qemu_pid = -1;
+            s->qemu_status = status;
+            s->quit = true;
+        } else if (pid == s->vfs_pid) {
+            s->vfs_pid = -1;
+            if (!s->stopping) {
+                sup_log("virtiofsd exited (status %d); stopping the VM", status);
+                begin_stop(s, "virtiofsd exited");
+            }
+        }
+    }
+}
+
+/* ---- the loop --------------------------------------------------------------------------- */
+
+/* One poll round over everything; timeout_ms bounds the wait. */
+static void sup_poll(struct sup *s, int timeout_ms) {
+    struct pollfd pfd[8 + MAX_CLIENTS];
+    size_t n = 0;
+    pfd[n++] = (struct pollfd){s->sig_fd, POLLIN, 0};
+    size_t agent_i = n;
+    pfd[n++] = (struct pollfd){s->agent_fd, (short)(POLLIN | (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
+    size_t logs_i = n;
+    for (int i = 0; i < 3; i++) pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
+    size_t listen_i = n;
+    pfd[n++] = (struct pollfd){s->listen_fd, POLLIN, 0};
+    size_t cl_i = n;
+    bool agent_busy = dbx_buf_avail(&s->agent_out) > AGENT_OUT_HIGH;
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        short ev = (short)((c->kind != C_CLOSING && !agent_busy ? POLLIN : 0) |
+                           (dbx_buf_avail(&c->out) ? POLLOUT : 0));
+        pfd[n++] = (struct pollfd){c->fd, ev, 0};
+    }
+    if (poll(pfd, n, timeout_ms) < 0) return;
+    if (pfd[0].revents) reap(s);
+    for (int i = 0; i < 3; i++)
+        if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
+    if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR))) agent_read(s);
+    if (s->listen_fd >= 0 && (pfd[listen_i].revents & POLLIN)) client_accept(s);
+    size_t nc = n - cl_i;
+    for (size_t i = 0; i < nc && i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (pfd[cl_i + i].fd != c->fd) continue;
+        if (pfd[cl_i + i].revents & (POLLIN | POLLHUP | POLLERR)) client_read(s, c);
+    }
+    for (size_t i = 0; i < s->nclients; i++) client_flush(s->clients[i]);
+    agent_flush(s);
+    /* Closing clients go once their last frame is written. */
+    for (size_t i = s->nclients; i-- > 0;) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_CLOSING && dbx_buf_avail(&c->out) == 0) client_free(s, i);
+    }
+    if (s->stopping && s->qemu_pid > 0 && dbx_now_ms() > s->stop_deadline) {
+        sup_log("guest did not power off in time; killing QEMU");
+        kill(s->qemu_pid, SIGKILL);
+        s->stop_deadline = UINT64_MAX;
+    }
+}
+
+/* ---- status ----------------------------------------------------------------------------- */
+
+static uint64_t proc_rss_kib(pid_t pid) {
+    _cleanup_free_ char *path = dbx_xasprintf("/proc/%d/status", (int)pid);
+    _cleanup_fclose_ FILE *f = fopen(path, "re");
+    char line[256];
+    unsigned long long v = 0;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %llu kB", &v) == 1) break;
+    return v;
+}
+
+static char *status_json(struct sup *s) {
+    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}",
+                          "state", s->stopping ? "stopping" : "running", "project", s->proj.root,
+                          "id", s->proj.id, "pid", (int)getpid(), "qemu_pid", (int)s->qemu_pid,
+                          "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
+                          "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000),
+                          "memory_mib", (json_int_t)(s->prof.memory >> 20),
+                          "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid), "cpus", (int)s->prof.cpus,
+                          "image", s->rec.image, "kernel", s->guest_release ? s->guest_release : "",
+                          "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
+    char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!out) dbx_oom_hook();
+    return out;
+}
+
+/* ---- boot ------------------------------------------------------------------------------- */
+
+static int listen_unix(const char *path, int backlog, dbx_error **err) {
+    struct sockaddr_un sa;
+    if (dbx_sockaddr(&sa, path, err) < 0) return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return dbx_error_set(err, errno, "socket");
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, backlog) < 0) {
+        int e = errno;
+        close(fd);
+        return dbx_error_set(err, e, "listen on '%s'", path);
+    }
+    return fd;
+}
+
+static void kill_children(struct sup *s) {
+    if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+    if (s->vfs_pid > 0) kill(s->vfs_pid, SIGKILL);
+    if (s->qemu_pid > 0) waitpid(s->qemu_pid, &s->qemu_status, 0);
+    if (s->vfs_pid > 0) waitpid(s->vfs_pid, NULL, 0);
+    s->qemu_pid = s->vfs_pid = -1;
+    if (s->agent_fd >= 0) close(s->agent_fd);
+    s->agent_fd = -1;
+    for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
+    dbx_reader_free(&s->agent_rd);
+    dbx_buf_free(&s->agent_out);
+    s->hello = s->ready = s->quit = false;
+}
+
+static int spawn_vm(struct sup *s, dbx_error **err) {
+    static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
+    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1};
+    _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
+    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
+    _cleanup_close_ int vfs_listen = -EBADF;
+    struct mounts_idmap map;
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", s->proj.state_dir, names[i]);
+        r = logsink_open(&s->logs[i], p, &wr[i], err);
+    }
+    if (r == 0 && (vfs_listen = listen_unix(vfs_path, 1, err)) < 0) r = -1;
+    if (r == 0) {
+        dbx_set_nonblock(vfs_listen, false);
+        r = mounts_idmap_get(&map, err);
+    }
+    if (r == 0) {
+        struct mounts_vfs_config vc = {.source = s->proj.root, .listen_fd = vfs_listen, .log_fd = wr[2]};
+        s->vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
+        if (s->vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
+    }
+    if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0))
+        r = dbx_error_set(err, errno, "socketpair");
+    if (r == 0) {
+        struct vm_config cfg = {
+            .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
+            .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
+            .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
+            .accel = s->accel,
+        };
+        s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
+        if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
+    }
+    if (r == 0) {
+        /* The console socket replaces the console pipe: it is just another log stream. */
+        close(s->logs[0].in);
+        s->logs[0].in = TAKE_FD(con[0]);
+        dbx_set_nonblock(s->logs[0].in, true);
+        s->agent_fd = TAKE_FD(agent[0]);
+        dbx_set_nonblock(s->agent_fd, true);
+    }
+    /* Our copies of the children's ends. */
+    for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
+    int fds[4] = {agent[0], agent[1], con[0], con[1]};
+    for (int i = 0; i < 4; i++) if (fds[i] >= 0) close(fds[i]);
+    if (r < 0) kill_children(s);
+    return r;
+}
+
+/* Why the boot failed, for the one-line error: the guest's own message, else the last line
+ * QEMU, virtiofsd or the console printed. */
+static int boot_failure(struct sup *s, const char *what, dbx_error **err) {
+    if (s->boot_error) return dbx_error_set(err, 0, "%s: %s", what, s->boot_error);
+    for (int i = 1; i <= 3; i++) {
+        int k = i % 3; /* qemu, virtiofsd, console */
+        logsink_pump(&s->logs[k]);
+        _cleanup_free_ char *l = logsink_last_line(&s->logs[k]);
+        if (*l) {
+            static const char *const src[3] = {"console", "qemu", "virtiofsd"};
+            return dbx_error_set(err, 0, "%s (%s: %s; logs in '%s')", what, src[k], l,
+                                 s->proj.state_dir);
+        }
+    }
+    return dbx_error_set(err, 0, "%s (logs in '%s')", what, s->proj.state_dir);
+}
+
+/* Boot and wait for the agent's hello; -ETIMEDOUT if it did not come within deadline. */
+static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
+    if (spawn_vm(s, err) < 0) return -1;
+    uint64_t deadline = dbx_now_ms() + hello_ms;
+    while (!s->hello && !s->quit && dbx_now_ms() < deadline) sup_poll(s, 100);
+    if (!s->hello) {
+        if (s->quit) return boot_failure(s, "the VM exited during boot", err);
+        return -ETIMEDOUT;
+    }
+    deadline = dbx_now_ms() + READY_MS;
+    while (!s->ready && !s->quit && !s->boot_error && dbx_now_ms() < deadline) sup_poll(s, 100);
+    if (!s->ready) return boot_failure(s, "guest setup failed", err);
+    return 0;
+}
+
+static int boot(struct sup *s, dbx_error **err) {
+    bool forced = false;
+    if (vm_accel_choose(s->paths.state, &s->accel, &forced, err) < 0) return -1;
+    for (;;) {
+        s->started_ms = dbx_now_ms();
+        s->started_wall = (int64_t)time(NULL);
+        uint64_t wait = s->accel == VM_ACCEL_KVM ? KVM_HELLO_MS : TCG_HELLO_MS;
+        int r = boot_once(s, wait, err);
+        if (r == 0) return 0;
+        kill_children(s);
+        if (r != -ETIMEDOUT && !(s->accel == VM_ACCEL_KVM && !forced && !s->boot_error)) return r;
+        if (s->accel == VM_ACCEL_KVM && !forced) {
+            dbx_error_free(err);
+            _cleanup_free_ char *w = dbx_xasprintf(
+                "KVM did not boot the guest within %us; using TCG (software emulation, slower); "
+                "set DEVBOX_ACCEL=kvm to insist", KVM_HELLO_MS / 1000);
+            sup_log("%s", w);
+            ready_say(s, 'W', w);
+            (void)vm_accel_record_kvm_broken(s->paths.state, NULL);
+            s->accel = VM_ACCEL_TCG;
+            continue;
+        }
+        if (r == -ETIMEDOUT) return boot_failure(s, "the guest did not answer in time", err);
+        return r;
+    }
+}
+
+/* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
+static int prepare(struct sup *s, dbx_error **err) {
+    _cleanup_close_ int rootfd = open(s->proj.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.root);
+    _cleanup_free_ char *ini = dbx_xasprintf("%s/%s", s->proj.root, PROFILE_FILE);
+    if (profile_load(rootfd, ini, &s->prof, err) < 0) return -1;
+    _cleanup_free_ char *init = NULL;
+    if (dbx_find_init(&init, err) < 0) return -1;
+    _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
+    if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0) return dbx_error_wrap(err, "guest kernel");
+    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
+    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    if (dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) < 0 || access(disk, F_OK) < 0) {
+        dbx_project_rec_clear(&s->rec);
+        struct dbx_image img = {0};
+        if (dbx_image_get(&s->paths, s->prof.image, &img, err) < 0) return -1;
+        int r = vm_disk_create_overlay(img.base, disk, err);
+        s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
+                                          dbx_xstrdup(img.base), (int64_t)time(NULL)};
+        dbx_image_clear(&img);
+        if (r < 0) return dbx_error_wrap(err, "create the project's disk");
+        if (dbx_project_rec_save(s->proj.state_dir, &s->rec, err) < 0) return -1;
+    } else if (access(dirty, F_OK) == 0) {
+        /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
+        sup_log("last run did not stop cleanly; checking the disk");
+        if (vm_disk_check(disk, err) < 0) return dbx_error_wrap(err, "disk check after an unclean stop");
+    }
+    _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
+    return 0;
+}
+
+static int write_status_file(struct sup *s, dbx_error **err) {
+    _cleanup_free_ char *j = status_json(s);
+    _cleanup_close_ int dfd = open(s->proj.run_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.run_dir);
+    return dbx_write_file_atomic(dfd, DBX_STATUS_NAME, j, strlen(j), 0600, err);
+}
+
+static void sup_teardown(struct sup *s, bool clean) {
+    if (!s->proj.run_dir) return;
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC && c->gsid)
+            client_error(c, DBX_ERR_FAILED, "the VM stopped%s",
+                         clean ? "" : " unexpectedly (see the logs in the project's state dir)");
+        dbx_set_nonblock(c->fd, false);
+        client_flush(c);
+    }
+    while (s->nclients) client_free(s, s->nclients - 1);
+    if (s->listen_fd >= 0) close(s->listen_fd);
+    s->listen_fd = -1;
+    _cleanup_free_ char *sock = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_SOCK_NAME);
+    _cleanup_free_ char *vfs = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
+    _cleanup_free_ char *st = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_STATUS_NAME);
+    unlink(sock);
+    unlink(vfs);
+    unlink(st);
+    kill_children(s);
+    if (clean) {
+        _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+        unlink(dirty);
+    }
+}
+
+int dbx_supervise(const char *root, int ready_fd) {
+    struct sup s = {.ready_fd = ready_fd, .listen_fd = -1, .agent_fd = -1, .sig_fd = -1,
+                    .qemu_pid = -1, .vfs_pid = -1};
+    for (int i = 0; i < 3; i++) s.logs[i].in = s.logs[i].out = -1;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_free_ char *sock = NULL, *alive = NULL;
+    _cleanup_close_ int alive_fd = -EBADF;
+    bool clean = false;
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    s.sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s.sig_fd < 0) {
+        dbx_error_set(&err, errno, "signalfd");
+        goto out;
+    }
+    if (dbx_paths_init(&s.paths, &err) < 0 || dbx_project_find(&s.paths, root, &s.proj, &err) < 0 ||
+        dbx_project_dirs(&s.proj, &err) < 0)
+        goto out;
+    if (strcmp(s.proj.root, root) != 0) {
+        dbx_error_set(&err, 0, "'%s' is not a project root", root);
+        goto out;
+    }
+    alive = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_ALIVE_LOCK);
+    alive_fd = open(alive, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (alive_fd < 0 || flock(alive_fd, LOCK_EX | LOCK_NB) < 0) {
+        dbx_error_set(&err, errno, "another supervisor owns '%s'", s.proj.root);
+        goto out;
+    }
+    sup_log("starting for '%s'", s.proj.root);
+    if (prepare(&s, &err) < 0 || boot(&s, &err) < 0) goto out;
+    sock = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_SOCK_NAME);
+    s.listen_fd = listen_unix(sock, 128, &err);
+    if (s.listen_fd < 0 || write_status_file(&s, &err) < 0) goto out;
+    sup_log("ready (accel %s, kernel %s, boot %llu ms)", vm_accel_name(s.accel), s.guest_release,
+            (unsigned long long)(dbx_now_ms() - s.started_ms));
+    ready_say(&s, 'O', NULL);
+    while (!s.quit) sup_poll(&s, s.stopping ? 200 : 5000);
+    clean = s.stopping && WIFEXITED(s.qemu_status) && WEXITSTATUS(s.qemu_status) == 0;
+    sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.qemu_status);
+    sup_teardown(&s, clean);
+out:
+    if (err) {
+        sup_log("error: %s", err->msg);
+        ready_say(&s, 'E', err->msg);
+        sup_teardown(&s, false);
+    }
+    if (s.sig_fd >= 0) close(s.sig_fd);
+    free(s.boot_error);
+    free(s.guest_release);
+    vm_kernel_clear(&s.kernel);
+    dbx_project_rec_clear(&s.rec);
+    profile_clear(&s.prof);
+    dbx_project_clear(&s.proj);
+    dbx_paths_clear(&s.paths);
+    return err ? 1 : 0;
+}

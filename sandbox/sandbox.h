@@ -1,0 +1,106 @@
+/* sandbox/sandbox.h: the devbox command's library: where things live, which project the
+ * user means, per-project state, the supervisor that owns a running VM, and the client side
+ * of the control socket.  Commands (sandbox/cmd-*.c) are thin wrappers over these. */
+#pragma once
+
+#include "../common/common.h"
+#include "../guest/protocol.h"
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+struct dbx_paths {
+    char *data;     /* kernel, images, base disks, project disks */
+    char *state;    /* per-project metadata, logs, locks, accelerator verdict */
+    char *run;      /* per-project runtime dir (0700): control socket, vhost-user socket */
+    char *config;   /* user configuration */
+};
+/* DEVBOX_HOME=H gives H/{data,state,run,config}; else the XDG directories (XDG_RUNTIME_DIR,
+ * or /tmp/devbox-UID when unset).  Creates them 0700 and checks ownership. */
+int dbx_paths_init(struct dbx_paths *ret, dbx_error **err);
+void dbx_paths_clear(struct dbx_paths *p);
+/* The static guest init: DEVBOX_INIT, else devbox-init next to this executable, else
+ * /usr/local/lib/devbox/devbox-init. */
+int dbx_find_init(char **ret, dbx_error **err);
+
+/* ---- project ---------------------------------------------------------------------------- */
+
+struct dbx_project {
+    char *root;       /* canonical absolute path of the work tree top: the identity */
+    char id[17];      /* first 16 hex digits of sha256(root) */
+    char *cwd;        /* canonical directory the user is in (inside root) */
+    char *state_dir;  /* paths.state/projects/ID */
+    char *data_dir;   /* paths.data/projects/ID */
+    char *run_dir;    /* paths.run/ID */
+};
+/* Find the project containing `dir` (NULL = cwd): the directory holding the `.git` entry
+ * that libgit2's discovery finds.  Repo configuration such as core.worktree is deliberately
+ * ignored: the share is the directory the user is in, never one a repo file names. */
+int dbx_project_find(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
+                     dbx_error **err);
+/* Open the project by id from the state dir (for ls / rm of a vanished tree). */
+void dbx_project_clear(struct dbx_project *p);
+
+/* Persistent record of a project (state_dir/project.json). */
+struct dbx_project_rec {
+    char *root;
+    char *image;      /* image name the disk was created from */
+    char *base;       /* base disk file the overlay is backed by */
+    int64_t created;  /* unix seconds */
+};
+int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx_error **err);
+int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec, dbx_error **err);
+void dbx_project_rec_clear(struct dbx_project_rec *r);
+/* Every project known to devbox: NULL-terminated vector of ids. */
+int dbx_project_list(const struct dbx_paths *paths, char ***ret_ids, dbx_error **err);
+
+/* ---- images ----------------------------------------------------------------------------- */
+
+struct dbx_image {
+    char *name;
+    char *base;       /* absolute path of the read-only raw base disk */
+    char *digest;     /* sha256:... of the source tarball */
+    uint64_t size;    /* bytes of the base disk file */
+    int64_t created;
+};
+/* Import a root filesystem tarball as image `name` (replacing an older image of that name;
+ * its base disk stays for the projects that use it). */
+int dbx_image_import(const struct dbx_paths *paths, const char *tar_path, const char *name,
+                     struct dbx_image *ret, dbx_error **err);
+int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_image *ret,
+                  dbx_error **err);
+void dbx_image_clear(struct dbx_image *img);
+
+/* ---- running VMs ------------------------------------------------------------------------ */
+
+/* Connect to the project's supervisor, starting it (and so the VM) if it is not running.
+ * Two callers racing on a stopped project end with one VM.  Warnings the supervisor emits
+ * while starting (e.g. falling back from KVM) are printed by the caller: the function
+ * returns them in *ret_warnings (NULL-terminated, may be NULL). */
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
+                int *ret_fd, char ***ret_warnings, dbx_error **err);
+/* Status as a JSON text (caller frees): {"state":"running"|"stopped", ...}. */
+int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj,
+                    char **ret_json, dbx_error **err);
+/* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
+int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
+/* Delete the project's disk and state.  Refuses while running unless force (then stops it). */
+int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+               dbx_error **err);
+
+/* The supervisor process body (`devbox __supervise ROOT`, started by dbx_connect). */
+int dbx_supervise(const char *root, int ready_fd);
+
+/* ---- client sessions -------------------------------------------------------------------- */
+
+struct dbx_exec_opts {
+    bool interactive, tty;
+    bool login;             /* enter: the user's login shell */
+    const char *user;       /* NULL = default */
+    const char *workdir;    /* NULL = the host cwd */
+    char **env;             /* "K=V" */
+    char **argv;
+};
+/* Run one command in the project's VM, relaying stdio and signals; returns the exit code
+ * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed. */
+int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
+             const struct dbx_exec_opts *opts, dbx_error **err);

@@ -1,0 +1,270 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: helpers shared by the end-to-end tests (sourced, bash).
+#
+# run.sh gives every test its own environment:
+#   TEST_TMP        a fresh short directory (unix socket paths are limited to 108 bytes)
+#   DEVBOX_HOME     $TEST_TMP/h, all devbox state
+#   DEVBOX_ACCEL    tcg
+#   DEVBOX_KERNEL_DEB, DBX_TEST_IMAGE (the tarball built by mkimage.sh), DEVBOX_BIN
+# A test exits 0 to pass, 77 to skip (skip "why"), anything else fails; `fail` records the
+# failing assertion in $TEST_TMP/failure so run.sh can print it.
+set -uo pipefail
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+DEVBOX=${DEVBOX_BIN:-$REPO_ROOT/build/devbox}
+: "${TEST_TMP:?run the tests through tests/e2e/run.sh}"
+: "${DEVBOX_HOME:?run the tests through tests/e2e/run.sh}"
+export DEVBOX_ACCEL=${DEVBOX_ACCEL:-tcg}
+PYTHON=${PYTHON:-$(command -v /usr/bin/python3 || command -v python3)}
+# Timeout for one devbox command (a cold boot under TCG included).
+DBX_CMD_TIMEOUT=${DBX_CMD_TIMEOUT:-180}
+
+# ---- reporting ----------------------------------------------------------------------------
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+
+# fail MSG: record the failing assertion with its location and end the test.
+fail() {
+    local i where=
+    for ((i = 1; i < ${#BASH_SOURCE[@]}; i++)); do
+        if [ "${BASH_SOURCE[i]##*/}" != lib.sh ]; then
+            where="${BASH_SOURCE[i]##*/}:${BASH_LINENO[i - 1]}"
+            break
+        fi
+    done
+    printf '%s: %s\n' "${where:-lib.sh}" "$*" >>"$TEST_TMP/failure"
+    printf 'FAILED %s: %s\n' "${where:-lib.sh}" "$*" >&2
+    exit 1
+}
+
+skip() {
+    printf '%s\n' "$*" >"$TEST_TMP/skip"
+    log "SKIP: $*"
+    exit 77
+}
+
+# Quote a value for messages: show control bytes, cut long values.
+show() {
+    local v=$1
+    if [ ${#v} -gt 400 ]; then v="${v:0:400}...(${#1} bytes)"; fi
+    printf '%q' "$v"
+}
+
+assert_eq() { # EXPECTED ACTUAL [WHAT]
+    [ "$1" == "$2" ] || fail "${3:-value}: expected $(show "$1"), got $(show "$2")"
+}
+assert_ne() { # UNEXPECTED ACTUAL [WHAT]
+    [ "$1" != "$2" ] || fail "${3:-value}: expected anything but $(show "$1")"
+}
+assert_contains() { # HAYSTACK NEEDLE [WHAT]
+    [[ "$1" == *"$2"* ]] || fail "${3:-output}: expected to contain $(show "$2"), got $(show "$1")"
+}
+assert_not_contains() { # HAYSTACK NEEDLE [WHAT]
+    [[ "$1" != *"$2"* ]] || fail "${3:-output}: expected not to contain $(show "$2"), got $(show "$1")"
+}
+assert_match() { # STRING ERE [WHAT]
+    [[ "$1" =~ $2 ]] || fail "${3:-value}: expected to match /$2/, got $(show "$1")"
+}
+assert_le() { # A B [WHAT]: A <= B (integers)
+    [ "$1" -le "$2" ] 2>/dev/null || fail "${3:-value}: expected $1 <= $2"
+}
+assert_file() { # PATH
+    [ -f "$1" ] || fail "expected file $1 to exist"
+}
+assert_one_line() { # TEXT [WHAT]: exactly one non-empty line
+    local n
+    n=$(printf '%s' "$1" | grep -c '')
+    [ -n "$1" ] && [ "$n" -eq 1 ] || fail "${2:-stderr}: expected exactly one line, got $n: $(show "$1")"
+}
+
+# ---- running commands ---------------------------------------------------------------------
+
+# dbx ARGS...: the devbox binary with a timeout (its own process group; do not use where a
+# test signals the client itself or needs a controlling terminal).
+dbx() { timeout -k 5 "$DBX_CMD_TIMEOUT" "$DEVBOX" "$@"; }
+
+# run CMD...: run with stdin from /dev/null; sets RC, OUT, ERR (stdout/stderr, trailing newlines
+# stripped) and keeps the raw bytes in $TEST_TMP/stdout and $TEST_TMP/stderr.  Logged.
+RC=0 OUT='' ERR=''
+run() {
+    local t0=$SECONDS
+    "$@" >"$TEST_TMP/stdout" 2>"$TEST_TMP/stderr" </dev/null
+    RC=$?
+    _run_log "$t0" "$@"
+}
+# run_in DIR CMD...: run in DIR (a subshell; the test's cwd is unchanged).
+run_in() {
+    local dir=$1 t0=$SECONDS
+    shift
+    (cd "$dir" && "$@") >"$TEST_TMP/stdout" 2>"$TEST_TMP/stderr" </dev/null
+    RC=$?
+    _run_log "$t0" "[in $dir]" "$@"
+}
+# run_stdin FILE CMD...: like run with stdin from FILE.
+run_stdin() {
+    local in=$1 t0=$SECONDS
+    shift
+    "$@" >"$TEST_TMP/stdout" 2>"$TEST_TMP/stderr" <"$in"
+    RC=$?
+    _run_log "$t0" "[< $in]" "$@"
+}
+_run_log() {
+    local t0=$1
+    shift
+    OUT=$(tr -d '\0' <"$TEST_TMP/stdout")
+    ERR=$(tr -d '\0' <"$TEST_TMP/stderr")
+    printf '$ %s  => rc=%s (%ss)\n' "$*" "$RC" "$((SECONDS - t0))"
+    [ -n "$OUT" ] && printf '  stdout: %s\n' "$(show "$OUT")"
+    [ -n "$ERR" ] && printf '  stderr: %s\n' "$(show "$ERR")"
+    return 0
+}
+
+# expect_rc EXPECTED CMD...: run and check the exit code (prints stderr on mismatch).
+expect_rc() {
+    local want=$1
+    shift
+    run "$@"
+    [ "$RC" = "$want" ] || fail "'$*' exited $RC, expected $want; stdout: $(show "$OUT"); stderr: $(show "$ERR")"
+}
+# ok CMD...: run, expect exit 0.
+ok() { expect_rc 0 "$@"; }
+
+# ---- repositories and images --------------------------------------------------------------
+
+# make_repo NAME: a fresh git work tree under $TEST_TMP/repos; prints its absolute path.
+make_repo() {
+    local dir="$TEST_TMP/repos/$1"
+    mkdir -p "$dir"
+    git -C "$dir" init -q || fail "git init $dir"
+    git -C "$dir" config user.email test@example.invalid
+    git -C "$dir" config user.name test
+    printf '%s\n' "$dir"
+}
+
+# import_image [NAME]: import the test image (default name "default") into this DEVBOX_HOME.
+import_image() {
+    local name=${1:-default}
+    run dbx image import "$DBX_TEST_IMAGE" "$name"
+    [ "$RC" = 0 ] || fail "image import '$name' failed (rc $RC): $(show "$ERR")"
+}
+
+# json_get JSON EXPR: python expression over `j` (the parsed JSON); prints the result
+# (strings raw, everything else as JSON).  Fails the test if the JSON does not parse.
+json_get() {
+    local out
+    out=$("$PYTHON" -c '
+import json, sys
+j = json.loads(sys.argv[1])
+v = eval(sys.argv[2], {"j": j})
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1" "$2" 2>&1) || fail "json: $2 on $(show "$1"): $out"
+    printf '%s\n' "$out"
+}
+
+# ---- processes ----------------------------------------------------------------------------
+
+# test_pids [ERE]: pids of processes that belong to this test (their command line mentions
+# $TEST_TMP, or their environment has DEVBOX_HOME under it) and whose program name matches
+# ERE (default: qemu-system*, virtiofsd, devbox).
+test_pids() {
+    local pat=${1:-'^(qemu-system.*|virtiofsd|devbox.*)$'} p pid cmd exe
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [ "$pid" = "$$" ] || [ "$pid" = "$BASHPID" ] && continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+        [ -n "$cmd" ] || continue
+        exe=${cmd%% *}
+        exe=${exe##*/}
+        [[ $exe =~ $pat ]] || continue
+        if [[ $cmd != *"$TEST_TMP"* ]]; then
+            tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -q "^DEVBOX_HOME=$TEST_TMP" || continue
+        fi
+        printf '%s\n' "$pid"
+    done
+}
+qemu_pids() { test_pids '^qemu-system'; }
+vfsd_pids() { test_pids '^virtiofsd$'; }
+count_lines() { grep -c . || true; }
+
+describe_pids() { # PID...: one line per process
+    local pid
+    for pid in "$@"; do
+        printf '%s(%s) ' "$pid" "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-80)"
+    done
+}
+
+# wait_gone SECONDS [ERE]: wait until no matching test process remains; 0 if none is left.
+wait_gone() {
+    local deadline=$((SECONDS + $1)) left
+    while :; do
+        left=$(test_pids "${2:-^(qemu-system.*|virtiofsd)$}")
+        [ -z "$left" ] && return 0
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.2
+    done
+}
+
+# assert_no_vm_procs [SECONDS]: no qemu-system/virtiofsd of this test within SECONDS (def. 10).
+assert_no_vm_procs() {
+    if ! wait_gone "${1:-10}"; then
+        local left
+        left=$(test_pids '^(qemu-system.*|virtiofsd)$')
+        # shellcheck disable=SC2086
+        fail "processes left after ${1:-10}s: $(describe_pids $left)"
+    fi
+}
+
+# wait_until SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout.
+wait_until() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@"; do
+        [ $SECONDS -ge $deadline ] && return 1
+        sleep 0.2
+    done
+}
+
+# The pid of this test's single QEMU (fails if there is not exactly one).
+the_qemu_pid() {
+    local p n
+    p=$(qemu_pids)
+    n=$(printf '%s' "$p" | count_lines)
+    [ "$n" = 1 ] || fail "expected one qemu-system process, found $n: $(describe_pids $p)"
+    printf '%s\n' "$p"
+}
+
+# ---- cleanup ------------------------------------------------------------------------------
+
+# Every test ends here: stop every project it made, then make sure nothing of it survives.
+# A leftover qemu-system/virtiofsd fails the test (after being killed).
+_cleanup() {
+    local rc=$? r left
+    trap - EXIT
+    set +e
+    for r in "$TEST_TMP"/repos/*/; do
+        [ -d "$r/.git" ] || continue
+        timeout -k 5 60 "$DEVBOX" -C "$r" stop >/dev/null 2>&1 </dev/null
+    done
+    for hook in "${CLEANUP_HOOKS[@]}"; do eval "$hook"; done
+    if ! wait_gone 15; then
+        left=$(test_pids '^(qemu-system.*|virtiofsd)$')
+        # shellcheck disable=SC2086
+        printf '%s\n' "cleanup: processes left after 'devbox stop' of every project: $(describe_pids $left)" \
+            >>"$TEST_TMP/failure"
+        # shellcheck disable=SC2086
+        kill -9 $left 2>/dev/null
+        [ "$rc" = 0 ] && rc=1
+    fi
+    # supervisors or clients still around: not a failure by themselves, but never leave them
+    left=$(test_pids '^devbox')
+    # shellcheck disable=SC2086
+    [ -n "$left" ] && kill -9 $left 2>/dev/null
+    exit "$rc"
+}
+CLEANUP_HOOKS=()
+trap _cleanup EXIT
+
+# Guard: nothing below works without the binary.
+[ -x "$DEVBOX" ] || fail "devbox binary not found at $DEVBOX"
+log "test $(basename "$0") in $TEST_TMP (devbox: $DEVBOX, accel: $DEVBOX_ACCEL)"

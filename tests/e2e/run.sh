@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# tests/e2e/run.sh [NAME...]: run the end-to-end tests (every tests/e2e/t-*.sh, or the ones
+# named, with or without the t- prefix and .sh suffix) against real VMs.
+#
+# Each test runs in its own fresh DEVBOX_HOME under a short mktemp directory (unix socket
+# paths are limited to 108 bytes), with DEVBOX_ACCEL=tcg, under a timeout.  Prints one line
+# per test (PASS/FAIL/SKIP), the failing assertion and the tail of the logs for a failure,
+# and ends with "N passed, N failed, N skipped"; exits non-zero if anything failed.
+#
+# Environment: DEVBOX_BIN (default build/devbox), DEVBOX_KERNEL_DEB (default: downloaded once
+# into build/cache with apt-get download), E2E_TIMEOUT (seconds per test, default 420),
+# E2E_KEEP=1 keeps every test's directory (failed ones are always kept).
+set -uo pipefail
+
+E2E_DIR=$(cd "$(dirname "$0")" && pwd)
+REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+export DEVBOX_BIN=${DEVBOX_BIN:-$REPO_ROOT/build/devbox}
+CACHE=${E2E_CACHE:-$REPO_ROOT/build/cache}
+TIMEOUT=${E2E_TIMEOUT:-420}
+export DEVBOX_ACCEL=${DEVBOX_ACCEL:-tcg}
+
+die() {
+    echo "e2e: $*" >&2
+    exit 1
+}
+
+[ -x "$DEVBOX_BIN" ] || die "no devbox binary at $DEVBOX_BIN (run make first)"
+mkdir -p "$CACHE" || die "cannot create $CACHE"
+
+# ---- the guest kernel, downloaded once --------------------------------------------------
+if [ -z "${DEVBOX_KERNEL_DEB:-}" ]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+        awk '/Depends: linux-image/{print $2; exit}')
+    [ -n "$pkg" ] || die "apt-cache does not know linux-image-cloud-amd64 (run apt-get update)"
+    deb=$(find "$CACHE" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+    if [ -z "$deb" ]; then
+        echo "e2e: downloading $pkg into $CACHE"
+        dl=$(mktemp -d "$CACHE/dl.XXXXXX")
+        chmod 755 "$dl" # apt's _apt sandbox user must be able to write when run as root
+        (cd "$dl" && apt-get download -q "$pkg" >"$dl/log" 2>&1) ||
+            die "apt-get download $pkg failed: $(tail -n 3 "$dl/log")"
+        mv "$dl"/"${pkg}"_*.deb "$CACHE/" || die "no .deb after apt-get download $pkg"
+        rm -rf "$dl"
+        deb=$(find "$CACHE" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+    fi
+    export DEVBOX_KERNEL_DEB=$deb
+fi
+[ -r "$DEVBOX_KERNEL_DEB" ] || die "kernel package $DEVBOX_KERNEL_DEB is not readable"
+
+# ---- the test image, rebuilt when mkimage.sh or busybox changes -------------------------
+export DBX_TEST_IMAGE=$CACHE/e2e-rootfs.tar
+if [ ! -s "$DBX_TEST_IMAGE" ] || [ "$E2E_DIR/mkimage.sh" -nt "$DBX_TEST_IMAGE" ] ||
+    [ /bin/busybox -nt "$DBX_TEST_IMAGE" ]; then
+    "$E2E_DIR/mkimage.sh" "$DBX_TEST_IMAGE" || die "mkimage.sh failed"
+fi
+
+# ---- select tests ------------------------------------------------------------------------
+tests=()
+if [ $# -gt 0 ]; then
+    for n in "$@"; do
+        n=${n##*/}
+        n=${n%.sh}
+        n=${n#t-}
+        [ -f "$E2E_DIR/t-$n.sh" ] || die "no test t-$n.sh"
+        tests+=("$E2E_DIR/t-$n.sh")
+    done
+else
+    for t in "$E2E_DIR"/t-*.sh; do tests+=("$t"); done
+fi
+
+# Kill whatever a test left behind (its cmdline or DEVBOX_HOME under its directory).
+reap() {
+    local dir=$1 p pid cmd
+    for p in /proc/[0-9]*; do
+        pid=${p#/proc/}
+        [ "$pid" = $$ ] && continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+        if [[ $cmd == *"$dir"* ]] ||
+            tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -q "^DEVBOX_HOME=$dir"; then
+            kill -9 "$pid" 2>/dev/null
+        fi
+    done
+}
+
+passed=0 failed=0 skipped=0
+failed_names=()
+start_all=$SECONDS
+echo "e2e: devbox $DEVBOX_BIN, kernel $(basename "$DEVBOX_KERNEL_DEB"), accel $DEVBOX_ACCEL"
+for t in "${tests[@]}"; do
+    name=$(basename "$t" .sh)
+    dir=$(mktemp -d /tmp/dbx.XXXXXX) || die "mktemp failed"
+    t0=$SECONDS
+    # timeout runs the test in its own process group and signals all of it; the test's cleanup
+    # trap still runs on TERM, and reap below gets whatever escaped the group.
+    TEST_TMP=$dir DEVBOX_HOME=$dir/h timeout -k 20 "$TIMEOUT" bash "$t" >"$dir/log" 2>&1 </dev/null
+    rc=$?
+    secs=$((SECONDS - t0))
+    reap "$dir"
+    if [ $rc = 0 ]; then
+        printf 'PASS %-24s (%ss)\n' "$name" "$secs"
+        passed=$((passed + 1))
+    elif [ $rc = 77 ]; then
+        printf 'SKIP %-24s (%s)\n' "$name" "$(head -n 1 "$dir/skip" 2>/dev/null)"
+        skipped=$((skipped + 1))
+    else
+        why=
+        [ $rc = 124 ] || [ $rc = 137 ] && why=" timed out after ${TIMEOUT}s"
+        printf 'FAIL %-24s (%ss, rc %s)%s\n' "$name" "$secs" "$rc" "$why"
+        if [ -s "$dir/failure" ]; then
+            sed 's/^/    assertion: /' "$dir/failure"
+        fi
+        echo "    --- last lines of the test log ($dir/log):"
+        tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'
+        # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME
+        while IFS= read -r f; do
+            echo "    --- last lines of ${f#"$dir"/}:"
+            tail -n 15 "$f" | cut -c1-300 | sed 's/^/    | /'
+        done < <(find "$dir/h" "$dir/u" \( -name '*.log' -o -name 'console*' \) -type f 2>/dev/null | head -n 6)
+        failed=$((failed + 1))
+        failed_names+=("$name")
+    fi
+    if [ $rc = 0 ] || [ $rc = 77 ]; then
+        [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
+    fi
+done
+
+echo "e2e: $((SECONDS - start_all))s${failed_names[*]:+; failed: ${failed_names[*]}}"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# t-exit-codes: 127 not found, 126 not executable, 128+N killed by signal N, 125 devbox
+# failure (outside a git work tree: one line "devbox: ...").
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+
+# outside a git work tree: before anything boots
+mkdir -p "$TEST_TMP/norepo"
+run_in "$TEST_TMP/norepo" "$DEVBOX" exec -- true
+assert_eq 125 "$RC" "exit code of exec outside a git work tree"
+assert_one_line "$ERR" "stderr of exec outside a git work tree"
+assert_match "$ERR" '^devbox: ' "stderr of exec outside a git work tree"
+run "$DEVBOX" -C "$TEST_TMP/norepo" exec -- true
+assert_eq 125 "$RC" "exit code of exec -C DIR outside a git work tree"
+assert_one_line "$ERR" "stderr of exec -C outside a git work tree"
+assert_match "$ERR" '^devbox: ' "stderr of exec -C outside a git work tree"
+[ -z "$(qemu_pids)" ] || fail "a VM was started for a directory outside any repository"
+
+expect_rc 127 dbx exec -- no-such-command-dbx
+assert_contains "$ERR" "no-such-command-dbx" "stderr for a missing command"
+expect_rc 127 dbx exec -- /no/such/path/cmd
+
+printf '#!/bin/sh\necho should-not-run\n' >"$R/script.sh"
+chmod 644 "$R/script.sh"
+expect_rc 126 dbx exec -- ./script.sh
+assert_not_contains "$OUT" "should-not-run"
+expect_rc 126 dbx exec -- "$R/script.sh"
+mkdir -p "$R/adir"
+expect_rc 126 dbx exec -- "$R/adir"
+chmod 755 "$R/script.sh"
+ok dbx exec -- ./script.sh
+assert_eq should-not-run "$OUT" "output once executable"
+
+expect_rc 130 dbx exec -- sh -c 'kill -INT $$'
+expect_rc 137 dbx exec -- sh -c 'kill -KILL $$'
+expect_rc 143 dbx exec -- sh -c 'kill -TERM $$'
+expect_rc 129 dbx exec -- sh -c 'kill -HUP $$'
+
+# the shell's own codes for not-found / not-executable are passed through as any other code
+expect_rc 127 dbx exec -- sh -c 'no-such-command-dbx'
+expect_rc 3 dbx exec -- sh -c 'exit 3'

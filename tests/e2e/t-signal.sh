@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# t-signal: Ctrl-C on the client (SIGINT) reaches the command: exit 130 quickly, the guest
+# process is gone.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+ok dbx exec -- true # boot first: measure forwarding, not boot
+
+guest_sleepers() { # number of "sleep 100" processes in the guest
+    local n
+    n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c '[s]leep 100')
+    echo "${n:-0}"
+}
+
+# A shell starting a background job sets SIGINT to ignored in it; a terminal's Ctrl-C goes to a
+# foreground process with the default disposition, so restore it.
+"$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$DEVBOX" exec -- sleep 100 >"$TEST_TMP/sig.out" 2>"$TEST_TMP/sig.err" </dev/null &
+pid=$!
+wait_until 60 test "$(guest_sleepers)" -ge 1 || fail "'sleep 100' never showed up in the guest"
+t0=$(date +%s%N)
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+log "client exited $rc after SIGINT in ${ms}ms; stderr: $(cat "$TEST_TMP/sig.err")"
+assert_eq 130 "$rc" "exit code after SIGINT to the client"
+assert_le "$ms" 5000 "milliseconds from SIGINT to exit"
+wait_until 10 test "$(guest_sleepers)" = 0 || fail "'sleep 100' still runs in the guest after SIGINT"
+
+# the VM is still fine afterwards
+ok dbx exec -- echo alive
+assert_eq alive "$OUT"
+
+# a command that handles SIGINT itself decides its exit code
+"$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
+    "$DEVBOX" exec -- sh -c 'trap "echo caught; exit 42" INT; sleep 100 & wait' \
+    >"$TEST_TMP/sig.out" 2>"$TEST_TMP/sig.err" </dev/null &
+pid=$!
+wait_until 60 test "$(guest_sleepers)" -ge 1 || fail "second 'sleep 100' never showed up in the guest"
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+assert_eq 42 "$rc" "exit code of a command that traps SIGINT"
+assert_eq caught "$(cat "$TEST_TMP/sig.out")" "output of the trap"

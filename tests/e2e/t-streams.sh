@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# t-streams: stdout and stderr stay separate and binary-safe, in both directions.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+
+ok dbx exec -- sh -c 'echo out1; echo err1 >&2; echo out2; echo err2 >&2'
+assert_eq $'out1\nout2' "$OUT" "stdout"
+assert_eq $'err1\nerr2' "$ERR" "stderr"
+
+# all 256 byte values, 4 times
+"$PYTHON" -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 4)' >"$R/bytes.bin"
+
+dbx exec -- cat bytes.bin >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+assert_eq 0 "$?" "exit code of cat bytes.bin"
+cmp "$R/bytes.bin" "$TEST_TMP/o" >/dev/null || fail "stdout of 'cat bytes.bin' differs: $(cmp "$R/bytes.bin" "$TEST_TMP/o" 2>&1)"
+[ ! -s "$TEST_TMP/e" ] || fail "stderr not empty: $(show "$(cat "$TEST_TMP/e")")"
+
+dbx exec -- sh -c 'cat bytes.bin >&2' >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+assert_eq 0 "$?" "exit code of cat bytes.bin >&2"
+cmp "$R/bytes.bin" "$TEST_TMP/e" >/dev/null || fail "stderr of 'cat bytes.bin >&2' differs: $(cmp "$R/bytes.bin" "$TEST_TMP/e" 2>&1)"
+[ ! -s "$TEST_TMP/o" ] || fail "stdout not empty: $(show "$(cat "$TEST_TMP/o")")"
+
+# stdin -> stdout, binary
+dbx exec -i -- cat <"$R/bytes.bin" >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+assert_eq 0 "$?" "exit code of cat with -i"
+cmp "$R/bytes.bin" "$TEST_TMP/o" >/dev/null || fail "bytes through stdin->stdout differ: $(cmp "$R/bytes.bin" "$TEST_TMP/o" 2>&1)"
+
+# bytes produced in the guest (no tty: no \n -> \r\n, NUL kept)
+dbx exec -- sh -c 'i=0; while [ $i -lt 256 ]; do printf "\\$(printf %o $i)"; i=$((i+1)); done' >"$TEST_TMP/o"
+"$PYTHON" -c 'import sys; sys.stdout.buffer.write(bytes(range(256)))' >"$TEST_TMP/want"
+cmp "$TEST_TMP/want" "$TEST_TMP/o" >/dev/null || fail "256 byte values printed in the guest differ: $(cmp "$TEST_TMP/want" "$TEST_TMP/o" 2>&1), $(od -An -tx1 "$TEST_TMP/o" | head -n 2)"
+
+# both streams busy at once, 4 MiB each: nothing lost, nothing crossed
+dbx exec -- sh -c 'head -c 4194304 /dev/zero | tr "\0" o & head -c 4194304 /dev/zero | tr "\0" e >&2; wait' \
+    >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+assert_eq 0 "$?" "exit code of the two-stream writer"
+assert_eq 4194304 "$(wc -c <"$TEST_TMP/o")" "bytes on stdout"
+assert_eq 4194304 "$(wc -c <"$TEST_TMP/e")" "bytes on stderr"
+assert_eq "" "$(tr -d o <"$TEST_TMP/o" | head -c 100)" "foreign bytes on stdout"
+assert_eq "" "$(tr -d e <"$TEST_TMP/e" | head -c 100)" "foreign bytes on stderr"
+
+# a slow reader on the host: flow control must hold the guest back, not drop data
+dbx exec -- head -c 3000000 /dev/urandom | (sleep 3; wc -c) >"$TEST_TMP/n"
+assert_eq 3000000 "$(cat "$TEST_TMP/n" | tr -d ' ')" "bytes received by a slow reader"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# t-tty: -t gives the command a terminal of the client's size, follows resizes, and a Ctrl-C
+# typed on it interrupts the command.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+ok dbx exec -- true # boot
+
+PTY=("$PYTHON" "$E2E_DIR/pty.py")
+
+run "${PTY[@]}" --rows 33 --cols 101 --timeout 60 -- "$DEVBOX" exec -t -- tty
+assert_eq 0 "$RC" "exit code of 'exec -t -- tty'"
+assert_match "$(tr -d '\r' <"$TEST_TMP/stdout")" '^/dev/pts/[0-9]+$' "'tty' with -t"
+
+run "${PTY[@]}" --rows 33 --cols 101 --timeout 60 -- "$DEVBOX" exec -t -- stty size
+assert_eq 0 "$RC" "exit code of 'exec -t -- stty size'"
+assert_eq "33 101" "$(tr -d '\r' <"$TEST_TMP/stdout")" "'stty size' in a 33x101 terminal"
+
+# without -t there is no terminal, even when the client has one
+run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -- tty
+assert_eq 1 "$RC" "exit code of 'tty' without -t"
+assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "not a tty" "'tty' without -t"
+
+# resize while running
+run "${PTY[@]}" --rows 24 --cols 80 --timeout 60 --expect ready --resize 40x120 --sleep 1 --send '\n' \
+    -- "$DEVBOX" exec -t -- sh -c 'echo ready; read x; stty size'
+assert_eq 0 "$RC" "exit code of the resize probe"
+assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "40 120" "'stty size' after resizing to 40x120"
+
+# exit code through a terminal
+run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -t -- sh -c 'exit 5'
+assert_eq 5 "$RC" "exit code of 'sh -c \"exit 5\"' with -t"
+
+# input typed on the terminal reaches the command
+run "${PTY[@]}" --timeout 60 --expect 'name\?' --send 'devbox\r' -- "$DEVBOX" exec -t -- sh -c 'echo "name?"; read n; echo "hello <$n>"'
+assert_eq 0 "$RC" "exit code of the read probe"
+assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "hello <devbox>" "line typed on the terminal"
+
+# Ctrl-C typed on the terminal
+t0=$SECONDS
+run "${PTY[@]}" --timeout 60 --expect ready --sleep 0.5 --send '\x03' -- "$DEVBOX" exec -t -- sh -c 'echo ready; exec sleep 100'
+assert_eq 130 "$RC" "exit code after typing Ctrl-C with -t"
+assert_le $((SECONDS - t0)) 30 "seconds until Ctrl-C took effect"

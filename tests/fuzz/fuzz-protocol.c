@@ -1,0 +1,306 @@
+/* tests/fuzz/fuzz-protocol.c: libFuzzer harness for the wire protocol decoder.
+ *
+ * Input layout: byte 0 seeds the chunk sizes, the rest is a stream of frames.  The stream is
+ * fed to a dbx_reader twice, once whole and once in pseudo-random chunks (1..4096 bytes); the
+ * two runs must yield the same sequence of frames and errors.  Every frame payload is given
+ * to every typed decoder; whatever decodes must re-encode to the same bytes.
+ *
+ * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
+ * replay main() runs each file (or each file in each directory) named on the command line,
+ * so CI replays the corpus under gcc. */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "guest/protocol.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* FNV-1a, to compare payloads between the two reader runs without keeping copies. */
+static uint64_t hash(const uint8_t *p, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+struct event {
+    uint8_t result, type;
+    uint32_t session, len;
+    int err_code;
+    uint64_t hash;
+};
+
+struct events {
+    struct event *v;
+    size_t n, cap;
+};
+
+static void events_push(struct events *e, struct event ev) {
+    if (e->n == e->cap) {
+        e->cap = e->cap ? e->cap * 2 : 16;
+        e->v = dbx_xrealloc(e->v, e->cap * sizeof(*e->v));
+    }
+    e->v[e->n++] = ev;
+}
+
+static void check_same_bytes(const struct dbx_buf *b, const uint8_t *p, size_t n) {
+    CHECK(dbx_buf_avail(b) == n);
+    CHECK(n == 0 || memcmp(dbx_buf_head(b), p, n) == 0);
+}
+
+/* Give the payload to every decoder; decoded values must re-encode to the input. */
+static void decode_all(const uint8_t *p, size_t n) {
+    dbx_error *err = NULL;
+
+    struct dbx_exec_req req = {0};
+    if (dbx_exec_req_decode(p, n, &req, &err) == 0) {
+        CHECK(err == NULL);
+        CHECK(req.cwd && req.cwd[0] == '/');
+        CHECK(req.user && req.argv && req.env);
+        CHECK(req.argc <= DBX_MAX_ARGS && req.envc <= DBX_MAX_ENV);
+        CHECK(req.argv[req.argc] == NULL && req.env[req.envc] == NULL);
+        CHECK(req.argc > 0 || (req.flags & DBX_EXEC_LOGIN));
+        for (uint32_t i = 0; i < req.envc; i++) CHECK(strchr(req.env[i], '=') != NULL);
+        struct dbx_buf b = {0};
+        dbx_exec_req_encode(&req, &b);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_exec_req_free(&req);
+    } else {
+        CHECK(err != NULL && err->msg != NULL);
+        dbx_error_free(&err);
+    }
+
+    struct dbx_setup s = {0};
+    if (dbx_setup_decode(p, n, &s, &err) == 0) {
+        CHECK(s.ws_path && s.ws_path[0] == '/' && s.ws_tag && s.hostname);
+        struct dbx_buf b = {0};
+        dbx_setup_encode(&s, &b);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_setup_free(&s);
+    } else {
+        CHECK(err != NULL);
+        dbx_error_free(&err);
+    }
+
+    uint8_t out[8];
+    uint8_t stream;
+    uint32_t u32;
+    uint64_t u64;
+    bool sig;
+    uint16_t rows, cols;
+    if (dbx_dec_credit(p, n, &stream, &u32) == 0) {
+        CHECK(stream <= DBX_STREAM_STDERR);
+        CHECK(dbx_enc_credit(out, stream, u32) == n && memcmp(out, p, n) == 0);
+    }
+    if (dbx_dec_exit(p, n, &sig, &u32) == 0) {
+        CHECK(dbx_enc_exit(out, sig, u32) == n && memcmp(out, p, n) == 0);
+        int code = dbx_exit_code(sig, u32);
+        CHECK(code >= 0 && code <= 255);
+        CHECK(sig ? code > 128 : (uint32_t)code == u32);
+    }
+    if (dbx_dec_resize(p, n, &rows, &cols) == 0)
+        CHECK(dbx_enc_resize(out, rows, cols) == n && memcmp(out, p, n) == 0);
+    if (dbx_dec_u32(p, n, &u32) == 0) CHECK(dbx_enc_u32(out, u32) == n && memcmp(out, p, n) == 0);
+    if (dbx_dec_u64(p, n, &u64) == 0) CHECK(dbx_enc_u64(out, u64) == n && memcmp(out, p, n) == 0);
+
+    char *msg = NULL;
+    if (dbx_error_msg_decode(p, n, &u32, &msg) == 0) {
+        CHECK(msg != NULL && strlen(msg) == n - 8); /* no NUL inside */
+        struct dbx_buf b = {0};
+        dbx_error_msg_encode(&b, u32, msg);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        free(msg);
+    } else {
+        CHECK(msg == NULL);
+    }
+
+    char *rel = NULL;
+    if (dbx_hello_decode(p, n, &u32, &rel) == 0) {
+        CHECK(rel != NULL);
+        if (u32 == DBX_PROTO_VERSION) {
+            struct dbx_buf b = {0};
+            dbx_hello_encode(&b, rel);
+            check_same_bytes(&b, p, n);
+            dbx_buf_free(&b);
+        }
+        free(rel);
+    } else {
+        CHECK(rel == NULL);
+    }
+
+    /* the cursor primitives on their own: a string decoded in place has exactly its bytes */
+    struct dbx_cursor c = {p, n};
+    while (c.left > 0) {
+        char *str = NULL;
+        size_t before = c.left;
+        if (dbx_get_str(&c, DBX_MAX_STR, &str) == 0) {
+            CHECK(before - c.left >= 4 && strlen(str) == before - 4 - c.left);
+            free(str);
+        } else {
+            CHECK(str == NULL);
+            uint8_t b;
+            if (dbx_get_u8(&c, &b) < 0) break;
+        }
+    }
+}
+
+/* Run the reader over the stream in chunks from `seed` (0 = all at once). */
+static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct events *ev,
+                       bool decode) {
+    struct dbx_reader r = {0};
+    size_t off = 0;
+    uint32_t x = seed * 2654435761u + 1;
+    while (off < size) {
+        size_t k = size - off;
+        if (seed != 0) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            /* mostly small chunks, sometimes large ones */
+            size_t c = (x & 3) == 0 ? (x >> 8) % 4096 + 1 : (x >> 8) % 16 + 1;
+            if (c < k) k = c;
+        }
+        dbx_reader_feed(&r, data + off, k);
+        off += k;
+        for (;;) {
+            struct dbx_frame_hdr h = {0};
+            const uint8_t *p = NULL;
+            dbx_error *err = NULL;
+            enum dbx_read_result res = dbx_reader_next(&r, &h, &p, &err);
+            if (res == DBX_READ_NEED_MORE) {
+                CHECK(err == NULL);
+                break;
+            }
+            struct event e = {.result = (uint8_t)res, .type = h.type, .session = h.session,
+                              .len = h.len};
+            if (res == DBX_READ_FRAME) {
+                CHECK(err == NULL && p != NULL);
+                CHECK(h.version == DBX_PROTO_VERSION && h.len <= DBX_FRAME_MAX);
+                CHECK(strcmp(dbx_msg_name(h.type), "unknown") != 0);
+                e.hash = hash(p, h.len);
+                if (decode) decode_all(p, h.len);
+            } else {
+                CHECK(res == DBX_READ_BAD);
+                CHECK(err != NULL && err->msg != NULL);
+                CHECK(dbx_hdr_check(&h, NULL) < 0);
+                e.err_code = err->code;
+                dbx_error_free(&err);
+            }
+            events_push(ev, e);
+        }
+    }
+    dbx_reader_free(&r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    uint32_t seed = data[0] + 1u;
+    data++;
+    size--;
+
+    struct events whole = {0}, chunked = {0};
+    run_reader(data, size, 0, &whole, true);
+    run_reader(data, size, seed, &chunked, false);
+    CHECK(whole.n == chunked.n);
+    for (size_t i = 0; i < whole.n; i++) {
+        const struct event *a = &whole.v[i], *b = &chunked.v[i];
+        CHECK(a->result == b->result && a->type == b->type && a->session == b->session);
+        CHECK(a->len == b->len && a->err_code == b->err_code && a->hash == b->hash);
+    }
+    free(whole.v);
+    free(chunked.v);
+
+    /* the raw input itself, as one payload of every type */
+    decode_all(data, size);
+    /* and as a header */
+    if (size >= DBX_FRAME_HDR) {
+        struct dbx_frame_hdr h;
+        dbx_hdr_decode(data, &h);
+        uint8_t re[DBX_FRAME_HDR];
+        dbx_hdr_encode(re, h.type, h.session, h.len);
+        if (h.version == DBX_PROTO_VERSION && h.flags == 0)
+            CHECK(memcmp(re, data, DBX_FRAME_HDR) == 0);
+        (void)dbx_hdr_check(&h, NULL);
+        (void)dbx_msg_name(h.type);
+    }
+    return 0;
+}
+
+#ifndef DBX_LIBFUZZER
+static int run_file(int dirfd, const char *name, const char *shown) {
+    char *buf = NULL;
+    size_t len = 0;
+    dbx_error *err = NULL;
+    if (dbx_read_file_at(dirfd, name, 16u << 20, &buf, &len, &err) < 0) {
+        fprintf(stderr, "fuzz-protocol: %s\n", err->msg);
+        dbx_error_free(&err);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    free(buf);
+    (void)shown;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
+        return 2;
+    }
+    size_t ran = 0;
+    int failed = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) < 0) {
+            fprintf(stderr, "fuzz-protocol: stat '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0) failed = 1;
+            else ran++;
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            fprintf(stderr, "fuzz-protocol: opendir '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        char **names = NULL;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            struct stat est;
+            if (fstatat(dirfd(d), de->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(est.st_mode))
+                continue;
+            names = dbx_strv_push(names, de->d_name);
+        }
+        size_t n = dbx_strv_len(names);
+        if (n) qsort(names, n, sizeof(char *), cmp_str);
+        for (size_t j = 0; j < n; j++) {
+            if (run_file(dirfd(d), names[j], names[j]) < 0) failed = 1;
+            else ran++;
+        }
+        dbx_strv_free(names);
+        closedir(d);
+    }
+    printf("fuzz-protocol: %zu input(s) replayed%s\n", ran, failed ? ", some unreadable" : "");
+    if (ran == 0) return 1; /* an empty corpus is a setup error, not a pass */
+    return failed;
+}
+#endif

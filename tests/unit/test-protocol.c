@@ -1,0 +1,1209 @@
+/* tests/unit/test-protocol.c: the wire protocol codec (guest/protocol.c) and the common helpers
+ * it relies on (common/common.c): header, incremental reader, typed payloads, checked parsers,
+ * atomic file writes and error values. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "guest/protocol.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static void frame(struct dbx_buf *out, uint8_t type, uint32_t session, const void *p, size_t n) {
+    dbx_frame_put(out, type, session, p, n);
+}
+
+/* A raw header with every field under our control (dbx_hdr_encode always writes version 1). */
+static void raw_hdr(struct dbx_buf *out, uint8_t version, uint8_t type, uint32_t session,
+                    uint32_t len) {
+    dbx_buf_put_u8(out, version);
+    dbx_buf_put_u8(out, type);
+    dbx_buf_put_u16(out, 0);
+    dbx_buf_put_u32(out, session);
+    dbx_buf_put_u32(out, len);
+}
+
+struct event {
+    int result;
+    uint8_t type;
+    uint32_t session;
+    uint32_t len;
+    uint8_t *payload; /* copy */
+    int err_code;
+};
+
+struct events {
+    struct event ev[64];
+    size_t n;
+};
+
+static void events_free(struct events *e) {
+    for (size_t i = 0; i < e->n; i++) free(e->ev[i].payload);
+    e->n = 0;
+}
+
+/* Drain the reader into *e until it needs more input. */
+static void drain(struct dbx_reader *r, struct events *e) {
+    for (;;) {
+        struct dbx_frame_hdr h = {0};
+        const uint8_t *p = NULL;
+        dbx_error *err = NULL;
+        enum dbx_read_result res = dbx_reader_next(r, &h, &p, &err);
+        if (res == DBX_READ_NEED_MORE) {
+            assert_null(err);
+            return;
+        }
+        assert_true(e->n < DBX_ARRAY_SIZE(e->ev));
+        struct event *ev = &e->ev[e->n++];
+        *ev = (struct event){.result = res, .type = h.type, .session = h.session, .len = h.len};
+        if (res == DBX_READ_FRAME) {
+            assert_null(err);
+            assert_non_null(p);
+            ev->payload = dbx_xmalloc(h.len);
+            if (h.len) memcpy(ev->payload, p, h.len);
+        } else {
+            assert_int_equal(res, DBX_READ_BAD);
+            assert_non_null(err);
+            assert_non_null(err->msg);
+            ev->err_code = err->code;
+            dbx_error_free(&err);
+        }
+    }
+}
+
+static void feed_chunked(struct dbx_reader *r, struct events *e, const uint8_t *p, size_t n,
+                         size_t chunk) {
+    for (size_t off = 0; off < n; off += chunk) {
+        size_t k = n - off < chunk ? n - off : chunk;
+        dbx_reader_feed(r, p + off, k);
+        drain(r, e);
+    }
+}
+
+static void assert_event_frame(const struct event *ev, uint8_t type, uint32_t session,
+                               const void *payload, size_t len) {
+    assert_int_equal(ev->result, DBX_READ_FRAME);
+    assert_int_equal(ev->type, type);
+    assert_int_equal(ev->session, session);
+    assert_int_equal(ev->len, len);
+    if (len) assert_memory_equal(ev->payload, payload, len);
+}
+
+/* ---- header ----------------------------------------------------------------------------- */
+
+static void test_hdr_roundtrip(void **state) {
+    uint8_t b[DBX_FRAME_HDR];
+    dbx_hdr_encode(b, DBX_MSG_EXEC, 0xdeadbeefu, 0x00012345u);
+    static const uint8_t want[DBX_FRAME_HDR] = {1,    10,   0,    0,    0xef, 0xbe,
+                                                0xad, 0xde, 0x45, 0x23, 0x01, 0x00};
+    assert_memory_equal(b, want, sizeof(want));
+
+    struct dbx_frame_hdr h;
+    dbx_hdr_decode(b, &h);
+    assert_int_equal(h.version, DBX_PROTO_VERSION);
+    assert_int_equal(h.type, DBX_MSG_EXEC);
+    assert_int_equal(h.flags, 0);
+    assert_int_equal(h.session, 0xdeadbeefu);
+    assert_int_equal(h.len, 0x12345u);
+
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_hdr_check(&h, &err), 0);
+    assert_null(err);
+
+    /* every field little-endian, including flags */
+    static const uint8_t raw[DBX_FRAME_HDR] = {1, 13, 0x34, 0x12, 1, 0, 0, 0, 0, 0, 4, 0};
+    dbx_hdr_decode(raw, &h);
+    assert_int_equal(h.type, DBX_MSG_STDOUT);
+    assert_int_equal(h.flags, 0x1234);
+    assert_int_equal(h.session, 1);
+    assert_int_equal(h.len, DBX_FRAME_MAX);
+    assert_int_equal(dbx_hdr_check(&h, &err), 0);
+    assert_null(err);
+}
+
+static void test_hdr_check_rejects(void **state) {
+    struct dbx_frame_hdr good = {.version = DBX_PROTO_VERSION, .type = DBX_MSG_STDIN, .len = 0};
+    dbx_error *err = NULL;
+
+    static const uint8_t bad_versions[] = {0, 2, 255};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_versions); i++) {
+        struct dbx_frame_hdr h = good;
+        h.version = bad_versions[i];
+        assert_int_equal(dbx_hdr_check(&h, &err), -EPROTO);
+        assert_non_null(err);
+        assert_int_equal(err->code, EPROTO);
+        assert_non_null(strstr(err->msg, "version"));
+        dbx_error_free(&err);
+    }
+
+    static const uint8_t bad_types[] = {0, 7, 8, 9, 20, 29, DBX_MSG_MAX_, 100, 255};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_types); i++) {
+        struct dbx_frame_hdr h = good;
+        h.type = bad_types[i];
+        assert_int_equal(dbx_hdr_check(&h, &err), -EPROTO);
+        assert_non_null(err);
+        dbx_error_free(&err);
+    }
+
+    static const uint8_t good_types[] = {
+        DBX_MSG_HELLO,  DBX_MSG_SETUP,  DBX_MSG_READY,  DBX_MSG_SHUTDOWN, DBX_MSG_PING,
+        DBX_MSG_PONG,   DBX_MSG_EXEC,   DBX_MSG_STARTED, DBX_MSG_STDIN,   DBX_MSG_STDOUT,
+        DBX_MSG_STDERR, DBX_MSG_CREDIT, DBX_MSG_RESIZE, DBX_MSG_SIGNAL,   DBX_MSG_EXIT,
+        DBX_MSG_ERROR,  DBX_MSG_STATUS, DBX_MSG_STATUS_REPLY, DBX_MSG_STOP};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(good_types); i++) {
+        struct dbx_frame_hdr h = good;
+        h.type = good_types[i];
+        assert_int_equal(dbx_hdr_check(&h, &err), 0);
+        assert_null(err);
+        assert_string_not_equal(dbx_msg_name(good_types[i]), "unknown");
+    }
+    assert_string_equal(dbx_msg_name(0), "unknown");
+    assert_string_equal(dbx_msg_name(255), "unknown");
+    assert_string_equal(dbx_msg_name(DBX_MSG_EXEC), "exec");
+
+    struct dbx_frame_hdr h = good;
+    h.len = DBX_FRAME_MAX;
+    assert_int_equal(dbx_hdr_check(&h, &err), 0);
+    h.len = DBX_FRAME_MAX + 1;
+    assert_int_equal(dbx_hdr_check(&h, &err), -EMSGSIZE);
+    assert_non_null(err);
+    assert_int_equal(err->code, EMSGSIZE);
+    dbx_error_free(&err);
+    h.len = UINT32_MAX;
+    assert_int_equal(dbx_hdr_check(&h, &err), -EMSGSIZE);
+    dbx_error_free(&err);
+
+    /* err may be NULL */
+    h.len = UINT32_MAX;
+    assert_int_equal(dbx_hdr_check(&h, NULL), -EMSGSIZE);
+}
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+/* hello on session 0, stdout with data, an empty stdin (EOF), an exec on a large session id. */
+static void build_stream(struct dbx_buf *s, struct dbx_buf *exec_payload) {
+    struct dbx_buf hello = {0};
+    dbx_hello_encode(&hello, "6.1.0-28-cloud-amd64");
+    frame(s, DBX_MSG_HELLO, 0, hello.data, hello.len);
+    dbx_buf_free(&hello);
+
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)i;
+    frame(s, DBX_MSG_STDOUT, 7, data, sizeof(data));
+    frame(s, DBX_MSG_STDIN, 7, NULL, 0);
+
+    char *argv[] = {"echo", "hi", NULL};
+    struct dbx_exec_req req = {.cwd = "/", .user = "", .argc = 2, .argv = argv};
+    dbx_exec_req_encode(&req, exec_payload);
+    frame(s, DBX_MSG_EXEC, 0xfffffffeu, exec_payload->data, exec_payload->len);
+}
+
+static void check_stream_events(struct events *e, const struct dbx_buf *exec_payload) {
+    assert_int_equal(e->n, 4);
+    assert_int_equal(e->ev[0].result, DBX_READ_FRAME);
+    assert_int_equal(e->ev[0].type, DBX_MSG_HELLO);
+    uint32_t v = 0;
+    char *rel = NULL;
+    assert_int_equal(dbx_hello_decode(e->ev[0].payload, e->ev[0].len, &v, &rel), 0);
+    assert_int_equal(v, DBX_PROTO_VERSION);
+    assert_string_equal(rel, "6.1.0-28-cloud-amd64");
+    free(rel);
+
+    uint8_t data[300];
+    for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)i;
+    assert_event_frame(&e->ev[1], DBX_MSG_STDOUT, 7, data, sizeof(data));
+    assert_event_frame(&e->ev[2], DBX_MSG_STDIN, 7, NULL, 0);
+    assert_event_frame(&e->ev[3], DBX_MSG_EXEC, 0xfffffffeu, exec_payload->data,
+                       exec_payload->len);
+}
+
+static void test_reader_byte_by_byte(void **state) {
+    struct dbx_buf s = {0}, ep = {0};
+    build_stream(&s, &ep);
+    struct dbx_reader r = {0};
+    struct events e = {0};
+    /* nothing complete until the very last byte of each frame */
+    struct dbx_frame_hdr h;
+    const uint8_t *p;
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_reader_next(&r, &h, &p, &err), DBX_READ_NEED_MORE);
+    feed_chunked(&r, &e, s.data, s.len, 1);
+    check_stream_events(&e, &ep);
+    assert_int_equal(dbx_reader_next(&r, &h, &p, &err), DBX_READ_NEED_MORE);
+    assert_null(err);
+    events_free(&e);
+    dbx_reader_free(&r);
+    dbx_buf_free(&s);
+    dbx_buf_free(&ep);
+}
+
+static void test_reader_one_feed(void **state) {
+    struct dbx_buf s = {0}, ep = {0};
+    build_stream(&s, &ep);
+    struct dbx_reader r = {0};
+    struct events e = {0};
+    dbx_reader_feed(&r, s.data, s.len);
+    drain(&r, &e);
+    check_stream_events(&e, &ep);
+    events_free(&e);
+
+    /* the same reader keeps working: feed the stream twice more in odd chunk sizes */
+    static const size_t chunks[] = {2, 3, 5, 11, 12, 13, 64, 301, 4096};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(chunks); i++) {
+        feed_chunked(&r, &e, s.data, s.len, chunks[i]);
+        check_stream_events(&e, &ep);
+        events_free(&e);
+    }
+    dbx_reader_free(&r);
+    dbx_buf_free(&s);
+    dbx_buf_free(&ep);
+}
+
+/* An oversized frame is skipped by its length; the good frame after it still parses. */
+static void oversized_then_good(size_t chunk) {
+    struct dbx_buf s = {0};
+    const uint32_t big = DBX_FRAME_MAX + 1;
+    raw_hdr(&s, DBX_PROTO_VERSION, DBX_MSG_STDOUT, 42, big);
+    uint8_t *junk = dbx_xmalloc(big);
+    /* junk that looks like valid frame headers, to catch a reader that resyncs inside it */
+    for (uint32_t i = 0; i < big; i++) junk[i] = (i % 12 == 0) ? 1 : (i % 12 == 1 ? 13 : 0);
+    dbx_buf_put(&s, junk, big);
+    free(junk);
+    static const char good[] = "after the storm";
+    frame(&s, DBX_MSG_STDERR, 43, good, sizeof(good) - 1);
+
+    struct dbx_reader r = {0};
+    struct events e = {0};
+    feed_chunked(&r, &e, s.data, s.len, chunk);
+    assert_int_equal(e.n, 2);
+    assert_int_equal(e.ev[0].result, DBX_READ_BAD);
+    assert_int_equal(e.ev[0].session, 42);
+    assert_int_equal(e.ev[0].type, DBX_MSG_STDOUT);
+    assert_int_equal(e.ev[0].err_code, EMSGSIZE);
+    assert_event_frame(&e.ev[1], DBX_MSG_STDERR, 43, good, sizeof(good) - 1);
+    events_free(&e);
+    /* the reader must not have buffered the skipped payload */
+    assert_true(dbx_buf_avail(&r.in) == 0);
+    dbx_reader_free(&r);
+    dbx_buf_free(&s);
+}
+
+static void test_reader_oversized_skipped(void **state) {
+    oversized_then_good(SIZE_MAX / 2); /* one feed */
+    oversized_then_good(1);            /* byte by byte */
+    oversized_then_good(7);
+    oversized_then_good(DBX_FRAME_HDR);
+    oversized_then_good(65536);
+}
+
+static void test_reader_bad_version_and_type(void **state) {
+    struct dbx_buf s = {0};
+    raw_hdr(&s, 2, DBX_MSG_STDOUT, 5, 3);
+    dbx_buf_put(&s, "abc", 3);
+    raw_hdr(&s, DBX_PROTO_VERSION, 99, 6, 4);
+    dbx_buf_put(&s, "defg", 4);
+    raw_hdr(&s, DBX_PROTO_VERSION, 0, 8, 0);
+    frame(&s, DBX_MSG_STDOUT, 9, "ok", 2);
+
+    static const size_t chunks[] = {1, 3, 16, 1000};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(chunks); i++) {
+        struct dbx_reader r = {0};
+        struct events e = {0};
+        feed_chunked(&r, &e, s.data, s.len, chunks[i]);
+        assert_int_equal(e.n, 4);
+        assert_int_equal(e.ev[0].result, DBX_READ_BAD);
+        assert_int_equal(e.ev[0].session, 5);
+        assert_int_equal(e.ev[0].err_code, EPROTO);
+        assert_int_equal(e.ev[1].result, DBX_READ_BAD);
+        assert_int_equal(e.ev[1].session, 6);
+        assert_int_equal(e.ev[2].result, DBX_READ_BAD);
+        assert_int_equal(e.ev[2].session, 8);
+        assert_event_frame(&e.ev[3], DBX_MSG_STDOUT, 9, "ok", 2);
+        events_free(&e);
+        dbx_reader_free(&r);
+    }
+    dbx_buf_free(&s);
+}
+
+/* A payload of exactly DBX_FRAME_MAX bytes is a frame, not an error. */
+static void test_reader_max_frame(void **state) {
+    struct dbx_buf s = {0};
+    uint8_t *data = dbx_xmalloc(DBX_FRAME_MAX);
+    for (uint32_t i = 0; i < DBX_FRAME_MAX; i++) data[i] = (uint8_t)(i * 7);
+    frame(&s, DBX_MSG_STDIN, 1, data, DBX_FRAME_MAX);
+    frame(&s, DBX_MSG_STDIN, 1, NULL, 0);
+    struct dbx_reader r = {0};
+    struct events e = {0};
+    feed_chunked(&r, &e, s.data, s.len, 4093);
+    assert_int_equal(e.n, 2);
+    assert_event_frame(&e.ev[0], DBX_MSG_STDIN, 1, data, DBX_FRAME_MAX);
+    assert_event_frame(&e.ev[1], DBX_MSG_STDIN, 1, NULL, 0);
+    events_free(&e);
+    dbx_reader_free(&r);
+    dbx_buf_free(&s);
+    free(data);
+}
+
+/* ---- exec request ----------------------------------------------------------------------- */
+
+static void test_exec_roundtrip(void **state) {
+    char *argv[] = {"sh", "-c", "printf '%s\\n' \"$A\"", "", "\xff\x01 utf8 \xc3\xa9", NULL};
+    char *env[] = {"A=1", "PATH=/usr/bin:/bin", "EMPTY=", "X==y", NULL};
+    struct dbx_exec_req req = {
+        .flags = DBX_EXEC_TTY | DBX_EXEC_STDIN,
+        .rows = 24,
+        .cols = 80,
+        .user = "1000:1000",
+        .cwd = "/home/dev/project/sub dir",
+        .argc = 5,
+        .argv = argv,
+        .envc = 4,
+        .env = env,
+    };
+    struct dbx_buf b = {0};
+    dbx_exec_req_encode(&req, &b);
+
+    struct dbx_exec_req got = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_exec_req_decode(b.data, b.len, &got, &err), 0);
+    assert_null(err);
+    assert_int_equal(got.flags, req.flags);
+    assert_int_equal(got.rows, 24);
+    assert_int_equal(got.cols, 80);
+    assert_string_equal(got.user, "1000:1000");
+    assert_string_equal(got.cwd, "/home/dev/project/sub dir");
+    assert_int_equal(got.argc, 5);
+    for (int i = 0; i < 5; i++) assert_string_equal(got.argv[i], argv[i]);
+    assert_null(got.argv[5]);
+    assert_int_equal(got.envc, 4);
+    for (int i = 0; i < 4; i++) assert_string_equal(got.env[i], env[i]);
+    assert_null(got.env[4]);
+
+    /* re-encoding the decoded request gives the same bytes */
+    struct dbx_buf b2 = {0};
+    dbx_exec_req_encode(&got, &b2);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    dbx_exec_req_free(&got);
+    dbx_exec_req_free(&got); /* idempotent on a freed (zeroed) request */
+    dbx_exec_req_free(NULL);
+    dbx_buf_free(&b);
+    dbx_buf_free(&b2);
+
+    /* login shell: no argv, LOGIN flag, no env; default user "" */
+    struct dbx_exec_req login = {.flags = DBX_EXEC_LOGIN | DBX_EXEC_TTY, .user = "", .cwd = "/"};
+    dbx_exec_req_encode(&login, &b);
+    assert_int_equal(dbx_exec_req_decode(b.data, b.len, &got, &err), 0);
+    assert_int_equal(got.argc, 0);
+    assert_non_null(got.argv);
+    assert_null(got.argv[0]);
+    assert_int_equal(got.envc, 0);
+    assert_non_null(got.env);
+    assert_null(got.env[0]);
+    assert_string_equal(got.user, "");
+    dbx_exec_req_free(&got);
+    dbx_buf_free(&b);
+}
+
+/* Hand-built exec payloads, to express what the encoder never produces. */
+struct raw_exec {
+    uint32_t flags;
+    const char *user;
+    const char *cwd;
+    uint32_t argc; /* as written on the wire */
+    const char *const *argv; /* NULL-terminated, may hold fewer than argc */
+    uint32_t envc;
+    const char *const *env;
+};
+
+static void put_raw_str(struct dbx_buf *b, const char *s) { dbx_buf_put_str(b, s); }
+
+static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
+    dbx_buf_put_u32(b, x->flags);
+    dbx_buf_put_u16(b, 0);
+    dbx_buf_put_u16(b, 0);
+    put_raw_str(b, x->user);
+    put_raw_str(b, x->cwd);
+    dbx_buf_put_u32(b, x->argc);
+    for (size_t i = 0; x->argv && x->argv[i]; i++) put_raw_str(b, x->argv[i]);
+    dbx_buf_put_u32(b, x->envc);
+    for (size_t i = 0; x->env && x->env[i]; i++) put_raw_str(b, x->env[i]);
+}
+
+static const char *const argv_true[] = {"true", NULL};
+
+/* Decoding must fail with EPROTO, set *err, and leave *ret untouched. */
+static void assert_exec_rejected(const uint8_t *p, size_t n) {
+    struct dbx_exec_req sentinel;
+    memset(&sentinel, 0xa5, sizeof(sentinel));
+    struct dbx_exec_req got = sentinel;
+    dbx_error *err = NULL;
+    int r = dbx_exec_req_decode(p, n, &got, &err);
+    assert_int_equal(r, -EPROTO);
+    assert_non_null(err);
+    assert_int_equal(err->code, EPROTO);
+    assert_non_null(strstr(err->msg, "exec request"));
+    assert_memory_equal(&got, &sentinel, sizeof(got));
+    dbx_error_free(&err);
+    /* err == NULL is allowed */
+    assert_int_equal(dbx_exec_req_decode(p, n, &got, NULL), -EPROTO);
+}
+
+static void assert_raw_exec_rejected(const struct raw_exec *x) {
+    struct dbx_buf b = {0};
+    raw_exec_encode(x, &b);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static void assert_raw_exec_accepted(const struct raw_exec *x) {
+    struct dbx_buf b = {0};
+    raw_exec_encode(x, &b);
+    struct dbx_exec_req got = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_exec_req_decode(b.data, b.len, &got, &err), 0);
+    assert_null(err);
+    dbx_exec_req_free(&got);
+    dbx_buf_free(&b);
+}
+
+static void test_exec_rejects_truncated_and_trailing(void **state) {
+    char *argv[] = {"ls", "-l", NULL};
+    char *env[] = {"K=V", NULL};
+    struct dbx_exec_req req = {.user = "root", .cwd = "/tmp", .argc = 2, .argv = argv,
+                               .envc = 1, .env = env};
+    struct dbx_buf b = {0};
+    dbx_exec_req_encode(&req, &b);
+    for (size_t n = 0; n < b.len; n++) assert_exec_rejected(b.data, n);
+    dbx_buf_put_u8(&b, 0);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static void test_exec_rejects_counts(void **state) {
+    /* argc over the limit, with every string actually present */
+    const uint32_t n = DBX_MAX_ARGS + 1;
+    const char **many = dbx_xcalloc(n + 1, sizeof(char *));
+    for (uint32_t i = 0; i < n; i++) many[i] = "x";
+    struct raw_exec x = {.user = "", .cwd = "/", .argc = n, .argv = many};
+    assert_raw_exec_rejected(&x);
+    /* exactly at the limit is fine */
+    many[DBX_MAX_ARGS] = NULL;
+    x.argc = DBX_MAX_ARGS;
+    assert_raw_exec_accepted(&x);
+
+    /* envc over the limit */
+    const uint32_t ne = DBX_MAX_ENV + 1;
+    const char **envs = dbx_xcalloc(ne + 1, sizeof(char *));
+    for (uint32_t i = 0; i < ne; i++) envs[i] = "A=b";
+    struct raw_exec y = {.user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = ne,
+                         .env = envs};
+    assert_raw_exec_rejected(&y);
+    envs[DBX_MAX_ENV] = NULL;
+    y.envc = DBX_MAX_ENV;
+    assert_raw_exec_accepted(&y);
+    free(many);
+    free(envs);
+
+    /* counts the payload cannot possibly hold (must fail before allocating for them) */
+    struct raw_exec z = {.user = "", .cwd = "/", .argc = 1000, .argv = argv_true};
+    assert_raw_exec_rejected(&z);
+    z.argc = UINT32_MAX;
+    assert_raw_exec_rejected(&z);
+    struct raw_exec w = {.user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = 3};
+    assert_raw_exec_rejected(&w);
+    w.envc = UINT32_MAX;
+    assert_raw_exec_rejected(&w);
+
+    /* argc says 2, one string present, followed by envc = 0: the decoder must read envc's
+     * bytes as a string length and fail, not accept */
+    struct raw_exec v = {.user = "", .cwd = "/", .argc = 2, .argv = argv_true};
+    assert_raw_exec_rejected(&v);
+
+    /* a string length pointing past the end */
+    struct dbx_buf b = {0};
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);            /* user "" */
+    dbx_buf_put_u32(&b, 1000);         /* cwd length 1000 */
+    dbx_buf_put(&b, "/tmp", 4);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static void test_exec_rejects_strings(void **state) {
+    /* NUL inside argv, cwd, user, env */
+    struct dbx_buf b = {0};
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_str(&b, "");
+    dbx_buf_put_str(&b, "/");
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_u32(&b, 3);
+    dbx_buf_put(&b, "a\0b", 3);
+    dbx_buf_put_u32(&b, 0);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_str(&b, "");
+    dbx_buf_put_u32(&b, 5);
+    dbx_buf_put(&b, "/tmp\0", 5);
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_str(&b, "true");
+    dbx_buf_put_u32(&b, 0);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 5);
+    dbx_buf_put(&b, "ro\0ot", 5);
+    dbx_buf_put_str(&b, "/");
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_str(&b, "true");
+    dbx_buf_put_u32(&b, 0);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_u32(&b, 0);
+    dbx_buf_put_str(&b, "");
+    dbx_buf_put_str(&b, "/");
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_str(&b, "true");
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_u32(&b, 4);
+    dbx_buf_put(&b, "A=\0b", 4);
+    assert_exec_rejected(b.data, b.len);
+    dbx_buf_free(&b);
+
+    /* relative or empty cwd */
+    static const char *const cwds[] = {"", "tmp", "./tmp", "relative/path", " /tmp"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cwds); i++) {
+        struct raw_exec x = {.user = "", .cwd = cwds[i], .argc = 1, .argv = argv_true};
+        assert_raw_exec_rejected(&x);
+    }
+
+    /* env entries without '=' (or with an empty name) */
+    static const char *const envs[] = {"FOO", "", "=value"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(envs); i++) {
+        const char *env[] = {"OK=1", envs[i], NULL};
+        struct raw_exec x = {.user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = 2,
+                             .env = env};
+        assert_raw_exec_rejected(&x);
+    }
+
+    /* a string longer than DBX_MAX_STR */
+    char *huge = dbx_xmalloc(DBX_MAX_STR + 2);
+    memset(huge, 'a', DBX_MAX_STR + 1);
+    huge[DBX_MAX_STR + 1] = '\0';
+    const char *argv_huge[] = {huge, NULL};
+    struct raw_exec x = {.user = "", .cwd = "/", .argc = 1, .argv = argv_huge};
+    assert_raw_exec_rejected(&x);
+    huge[DBX_MAX_STR] = '\0'; /* exactly DBX_MAX_STR is fine */
+    assert_raw_exec_accepted(&x);
+    free(huge);
+}
+
+static void test_exec_rejects_flags_and_empty(void **state) {
+    static const uint32_t bad[] = {1u << 3, 1u << 8, 1u << 31, 0xffffffffu};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1,
+                             .argv = argv_true};
+        assert_raw_exec_rejected(&x);
+    }
+    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN, .user = "",
+                          .cwd = "/", .argc = 1, .argv = argv_true};
+    assert_raw_exec_accepted(&ok);
+
+    /* no command and no LOGIN flag */
+    struct raw_exec empty = {.user = "", .cwd = "/", .argc = 0};
+    assert_raw_exec_rejected(&empty);
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+static void test_setup_roundtrip_and_rejects(void **state) {
+    struct dbx_setup s = {.ws_tag = "ws", .ws_path = "/home/me/src/proj", .uid = 1000,
+                          .gid = 1001, .hostname = "proj"};
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&s, &b);
+    struct dbx_setup got = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_setup_decode(b.data, b.len, &got, &err), 0);
+    assert_null(err);
+    assert_string_equal(got.ws_tag, "ws");
+    assert_string_equal(got.ws_path, "/home/me/src/proj");
+    assert_int_equal(got.uid, 1000);
+    assert_int_equal(got.gid, 1001);
+    assert_string_equal(got.hostname, "proj");
+    dbx_setup_free(&got);
+    dbx_setup_free(NULL);
+
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(dbx_setup_decode(b.data, n, &got, &err), -EPROTO);
+        assert_non_null(err);
+        dbx_error_free(&err);
+    }
+    dbx_buf_put_u8(&b, 'x');
+    assert_int_equal(dbx_setup_decode(b.data, b.len, &got, &err), -EPROTO);
+    dbx_error_free(&err);
+    dbx_buf_free(&b);
+
+    struct dbx_setup rel = s;
+    rel.ws_path = "home/me";
+    dbx_setup_encode(&rel, &b);
+    assert_int_equal(dbx_setup_decode(b.data, b.len, &got, &err), -EPROTO);
+    dbx_error_free(&err);
+    dbx_buf_free(&b);
+}
+
+/* ---- small payloads --------------------------------------------------------------------- */
+
+static void test_credit(void **state) {
+    uint8_t b[8];
+    assert_int_equal(dbx_enc_credit(b, DBX_STREAM_STDERR, 0x01020304u), 5);
+    static const uint8_t want[5] = {2, 4, 3, 2, 1};
+    assert_memory_equal(b, want, 5);
+    uint8_t st = 0xee;
+    uint32_t n = 0;
+    assert_int_equal(dbx_dec_credit(b, 5, &st, &n), 0);
+    assert_int_equal(st, DBX_STREAM_STDERR);
+    assert_int_equal(n, 0x01020304u);
+    for (uint8_t s = DBX_STREAM_STDIN; s <= DBX_STREAM_STDERR; s++) {
+        dbx_enc_credit(b, s, DBX_WINDOW);
+        assert_int_equal(dbx_dec_credit(b, 5, &st, &n), 0);
+        assert_int_equal(st, s);
+        assert_int_equal(n, DBX_WINDOW);
+    }
+    assert_int_equal(dbx_dec_credit(b, 4, &st, &n), -EPROTO);
+    assert_int_equal(dbx_dec_credit(b, 6, &st, &n), -EPROTO);
+    assert_int_equal(dbx_dec_credit(b, 0, &st, &n), -EPROTO);
+    b[0] = 3;
+    assert_int_equal(dbx_dec_credit(b, 5, &st, &n), -EPROTO);
+    b[0] = 255;
+    assert_int_equal(dbx_dec_credit(b, 5, &st, &n), -EPROTO);
+}
+
+static void test_exit(void **state) {
+    static const struct {
+        bool sig;
+        uint32_t v;
+    } ok[] = {{false, 0}, {false, 1}, {false, 255}, {true, 1}, {true, 9}, {true, 64}, {true, 127}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++) {
+        uint8_t b[5];
+        assert_int_equal(dbx_enc_exit(b, ok[i].sig, ok[i].v), 5);
+        bool sig = !ok[i].sig;
+        uint32_t v = 12345;
+        assert_int_equal(dbx_dec_exit(b, 5, &sig, &v), 0);
+        assert_int_equal(sig, ok[i].sig);
+        assert_int_equal(v, ok[i].v);
+    }
+    static const struct {
+        bool sig;
+        uint32_t v;
+    } bad[] = {{false, 256}, {false, UINT32_MAX}, {true, 0}, {true, 128}, {true, UINT32_MAX}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        uint8_t b[5];
+        dbx_enc_exit(b, bad[i].sig, bad[i].v);
+        bool sig;
+        uint32_t v;
+        assert_int_equal(dbx_dec_exit(b, 5, &sig, &v), -EPROTO);
+    }
+    uint8_t b[6] = {2, 0, 0, 0, 0, 0};
+    bool sig;
+    uint32_t v;
+    assert_int_equal(dbx_dec_exit(b, 5, &sig, &v), -EPROTO); /* signaled must be 0 or 1 */
+    b[0] = 0;
+    assert_int_equal(dbx_dec_exit(b, 4, &sig, &v), -EPROTO);
+    assert_int_equal(dbx_dec_exit(b, 6, &sig, &v), -EPROTO);
+}
+
+static void test_exit_code(void **state) {
+    assert_int_equal(dbx_exit_code(false, 0), 0);
+    assert_int_equal(dbx_exit_code(false, 7), 7);
+    assert_int_equal(dbx_exit_code(false, 255), 255);
+    assert_int_equal(dbx_exit_code(true, 2), 130);  /* SIGINT */
+    assert_int_equal(dbx_exit_code(true, 9), 137);  /* SIGKILL */
+    assert_int_equal(dbx_exit_code(true, 15), 143); /* SIGTERM */
+    assert_int_equal(dbx_exit_code(true, 1), 129);
+    /* never outside 0..255 whatever arrives */
+    assert_in_range(dbx_exit_code(false, UINT32_MAX), 0, 255);
+    assert_in_range(dbx_exit_code(true, UINT32_MAX), 128, 255);
+}
+
+static void test_resize_u32_u64(void **state) {
+    uint8_t b[9];
+    assert_int_equal(dbx_enc_resize(b, 50, 132), 4);
+    static const uint8_t want[4] = {50, 0, 132, 0};
+    assert_memory_equal(b, want, 4);
+    uint16_t rows = 0, cols = 0;
+    assert_int_equal(dbx_dec_resize(b, 4, &rows, &cols), 0);
+    assert_int_equal(rows, 50);
+    assert_int_equal(cols, 132);
+    dbx_enc_resize(b, UINT16_MAX, 1);
+    assert_int_equal(dbx_dec_resize(b, 4, &rows, &cols), 0);
+    assert_int_equal(rows, UINT16_MAX);
+    assert_int_equal(cols, 1);
+    assert_int_equal(dbx_dec_resize(b, 3, &rows, &cols), -EPROTO);
+    assert_int_equal(dbx_dec_resize(b, 5, &rows, &cols), -EPROTO);
+
+    uint32_t v32 = 0;
+    assert_int_equal(dbx_enc_u32(b, 0xa1b2c3d4u), 4);
+    assert_int_equal(b[0], 0xd4);
+    assert_int_equal(dbx_dec_u32(b, 4, &v32), 0);
+    assert_int_equal(v32, 0xa1b2c3d4u);
+    assert_int_equal(dbx_dec_u32(b, 3, &v32), -EPROTO);
+    assert_int_equal(dbx_dec_u32(b, 5, &v32), -EPROTO);
+
+    uint64_t v64 = 0;
+    assert_int_equal(dbx_enc_u64(b, 0x0102030405060708ull), 8);
+    assert_int_equal(b[0], 0x08);
+    assert_int_equal(b[7], 0x01);
+    assert_int_equal(dbx_dec_u64(b, 8, &v64), 0);
+    assert_true(v64 == 0x0102030405060708ull);
+    assert_int_equal(dbx_dec_u64(b, 7, &v64), -EPROTO);
+    assert_int_equal(dbx_dec_u64(b, 9, &v64), -EPROTO);
+}
+
+static void test_hello(void **state) {
+    struct dbx_buf b = {0};
+    dbx_hello_encode(&b, "6.1.0-28-cloud-amd64");
+    uint32_t v = 0;
+    char *rel = NULL;
+    assert_int_equal(dbx_hello_decode(b.data, b.len, &v, &rel), 0);
+    assert_int_equal(v, DBX_PROTO_VERSION);
+    assert_string_equal(rel, "6.1.0-28-cloud-amd64");
+    free(rel);
+    for (size_t n = 0; n < b.len; n++) {
+        rel = NULL;
+        assert_int_equal(dbx_hello_decode(b.data, n, &v, &rel), -EPROTO);
+        assert_null(rel);
+    }
+    dbx_buf_put_u8(&b, 0);
+    rel = NULL;
+    assert_int_equal(dbx_hello_decode(b.data, b.len, &v, &rel), -EPROTO);
+    assert_null(rel); /* nothing leaks to the caller on failure */
+    dbx_buf_free(&b);
+
+    /* NUL inside, and a release longer than 256 bytes */
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_u32(&b, 3);
+    dbx_buf_put(&b, "6\0" "1", 3);
+    rel = NULL;
+    assert_int_equal(dbx_hello_decode(b.data, b.len, &v, &rel), -EPROTO);
+    assert_null(rel);
+    dbx_buf_free(&b);
+    char longrel[300];
+    memset(longrel, 'r', sizeof(longrel) - 1);
+    longrel[sizeof(longrel) - 1] = '\0';
+    dbx_hello_encode(&b, longrel);
+    rel = NULL;
+    assert_int_equal(dbx_hello_decode(b.data, b.len, &v, &rel), -EPROTO);
+    assert_null(rel);
+    dbx_buf_free(&b);
+}
+
+static void test_error_msg(void **state) {
+    struct dbx_buf b = {0};
+    dbx_error_msg_encode(&b, DBX_ERR_NOT_FOUND, "exec 'nope': No such file or directory");
+    uint32_t code = 0;
+    char *msg = NULL;
+    assert_int_equal(dbx_error_msg_decode(b.data, b.len, &code, &msg), 0);
+    assert_int_equal(code, 127);
+    assert_string_equal(msg, "exec 'nope': No such file or directory");
+    free(msg);
+    for (size_t n = 0; n < b.len; n++) {
+        msg = NULL;
+        assert_int_equal(dbx_error_msg_decode(b.data, n, &code, &msg), -EPROTO);
+        assert_null(msg);
+    }
+    dbx_buf_put_u8(&b, '!');
+    msg = NULL;
+    assert_int_equal(dbx_error_msg_decode(b.data, b.len, &code, &msg), -EPROTO);
+    assert_null(msg);
+    dbx_buf_free(&b);
+
+    /* empty message */
+    dbx_error_msg_encode(&b, DBX_ERR_FAILED, "");
+    assert_int_equal(dbx_error_msg_decode(b.data, b.len, &code, &msg), 0);
+    assert_int_equal(code, 125);
+    assert_string_equal(msg, "");
+    free(msg);
+    dbx_buf_free(&b);
+
+    /* an over-long message is cut by the encoder so that it still decodes */
+    char *big = dbx_xmalloc(10001);
+    memset(big, 'm', 10000);
+    big[10000] = '\0';
+    dbx_error_msg_encode(&b, 1, big);
+    msg = NULL;
+    assert_int_equal(dbx_error_msg_decode(b.data, b.len, &code, &msg), 0);
+    assert_non_null(msg);
+    assert_true(strlen(msg) <= 4096);
+    assert_true(strlen(msg) > 0);
+    free(msg);
+    dbx_buf_free(&b);
+    free(big);
+
+    /* a hand-built message above the decoder's limit */
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_u32(&b, 5000);
+    char fill[5000];
+    memset(fill, 'z', sizeof(fill));
+    dbx_buf_put(&b, fill, sizeof(fill));
+    msg = NULL;
+    assert_int_equal(dbx_error_msg_decode(b.data, b.len, &code, &msg), -EPROTO);
+    assert_null(msg);
+    dbx_buf_free(&b);
+}
+
+static void test_buf(void **state) {
+    struct dbx_buf b = {0};
+    dbx_buf_put_u8(&b, 1);
+    dbx_buf_put_u16(&b, 0x0302);
+    dbx_buf_put_u32(&b, 0x07060504);
+    dbx_buf_put_u64(&b, 0x0f0e0d0c0b0a0908ull);
+    static const uint8_t want[15] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    assert_int_equal(dbx_buf_avail(&b), 15);
+    assert_memory_equal(dbx_buf_head(&b), want, 15);
+
+    struct dbx_cursor c = {dbx_buf_head(&b), dbx_buf_avail(&b)};
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    uint64_t u64;
+    assert_int_equal(dbx_get_u8(&c, &u8), 0);
+    assert_int_equal(dbx_get_u16(&c, &u16), 0);
+    assert_int_equal(dbx_get_u32(&c, &u32), 0);
+    assert_int_equal(dbx_get_u64(&c, &u64), 0);
+    assert_int_equal(u8, 1);
+    assert_int_equal(u16, 0x0302);
+    assert_int_equal(u32, 0x07060504);
+    assert_true(u64 == 0x0f0e0d0c0b0a0908ull);
+    assert_int_equal(c.left, 0);
+    assert_int_equal(dbx_get_u8(&c, &u8), -EPROTO);
+
+    dbx_buf_consume(&b, 10);
+    assert_int_equal(dbx_buf_avail(&b), 5);
+    assert_int_equal(dbx_buf_head(&b)[0], 11);
+    /* growing after a partial consume keeps unread bytes in order */
+    for (int i = 0; i < 10000; i++) dbx_buf_put_u8(&b, (uint8_t)i);
+    assert_int_equal(dbx_buf_avail(&b), 10005);
+    assert_int_equal(dbx_buf_head(&b)[0], 11);
+    assert_int_equal(dbx_buf_head(&b)[4], 15);
+    assert_int_equal(dbx_buf_head(&b)[5], 0);
+    assert_int_equal(dbx_buf_head(&b)[10004], (uint8_t)9999);
+    dbx_buf_consume(&b, SIZE_MAX); /* over-consume is clamped */
+    assert_int_equal(dbx_buf_avail(&b), 0);
+    dbx_buf_free(&b);
+    dbx_buf_free(&b);
+}
+
+/* ---- common: parsers -------------------------------------------------------------------- */
+
+static void test_parse_u64(void **state) {
+    uint64_t v = 0;
+    assert_int_equal(dbx_parse_u64("0", 0, UINT64_MAX, &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(dbx_parse_u64("42", 0, UINT64_MAX, &v), 0);
+    assert_true(v == 42);
+    assert_int_equal(dbx_parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+    assert_true(v == UINT64_MAX);
+
+    v = 77;
+    assert_int_equal(dbx_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+    assert_int_equal(dbx_parse_u64("99999999999999999999999", 0, UINT64_MAX, &v), -ERANGE);
+    assert_int_equal(dbx_parse_u64("11", 0, 10, &v), -ERANGE);
+    assert_int_equal(dbx_parse_u64("4", 5, 10, &v), -ERANGE);
+    assert_true(v == 77); /* untouched on failure */
+    assert_int_equal(dbx_parse_u64("10", 0, 10, &v), 0);
+    assert_true(v == 10);
+    assert_int_equal(dbx_parse_u64("5", 5, 10, &v), 0);
+
+    static const char *const bad[] = {"", "-1", "+1", " 1", "1 ", "0x10", "1e3", "1.0",
+                                      "12a", "a", "\t7", "1\n"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        v = 77;
+        assert_int_equal(dbx_parse_u64(bad[i], 0, UINT64_MAX, &v), -EINVAL);
+        assert_true(v == 77);
+    }
+    assert_int_equal(dbx_parse_u64(NULL, 0, UINT64_MAX, &v), -EINVAL);
+}
+
+static void test_parse_size(void **state) {
+    uint64_t v = 0;
+    assert_int_equal(dbx_parse_size("512M", &v), 0);
+    assert_true(v == 512ull << 20);
+    assert_int_equal(dbx_parse_size("2G", &v), 0);
+    assert_true(v == 2ull << 30);
+    assert_int_equal(dbx_parse_size("2g", &v), 0);
+    assert_true(v == 2ull << 30);
+    assert_int_equal(dbx_parse_size("64k", &v), 0);
+    assert_true(v == 64ull << 10);
+    assert_int_equal(dbx_parse_size("1T", &v), 0);
+    assert_true(v == 1ull << 40);
+    assert_int_equal(dbx_parse_size("4096", &v), 0);
+    assert_true(v == 4096);
+    assert_int_equal(dbx_parse_size("0", &v), 0);
+    assert_true(v == 0);
+    assert_int_equal(dbx_parse_size("16777215T", &v), 0);
+    assert_true(v == 16777215ull << 40);
+
+    v = 77;
+    assert_int_equal(dbx_parse_size("16777216T", &v), -ERANGE); /* 2^64 */
+    assert_int_equal(dbx_parse_size("17179869184G", &v), -ERANGE);
+    assert_int_equal(dbx_parse_size("18446744073709551615K", &v), -ERANGE);
+    assert_int_equal(dbx_parse_size("18446744073709551616", &v), -ERANGE);
+    assert_true(v == 77);
+
+    static const char *const bad[] = {"", "M", "-1M", "1.5G", "1MB", "1 M", " 1M", "1MM",
+                                      "G2", "0x10M", "1P", "1Mi"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        v = 77;
+        int r = dbx_parse_size(bad[i], &v);
+        if (r != -EINVAL) print_error("dbx_parse_size(\"%s\") = %d\n", bad[i], r);
+        assert_int_equal(r, -EINVAL);
+        assert_true(v == 77);
+    }
+    assert_int_equal(dbx_parse_size(NULL, &v), -EINVAL);
+}
+
+/* ---- common: files ---------------------------------------------------------------------- */
+
+struct tmpdir {
+    char path[64];
+    int fd;
+};
+
+static int tmpdir_setup(void **state) {
+    struct tmpdir *t = dbx_xcalloc(1, sizeof(*t));
+    strcpy(t->path, "/tmp/dbx-unit-XXXXXX");
+    if (!mkdtemp(t->path)) return -1;
+    t->fd = open(t->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (t->fd < 0) return -1;
+    *state = t;
+    return 0;
+}
+
+static int tmpdir_teardown(void **state) {
+    struct tmpdir *t = *state;
+    DIR *d = fdopendir(dup(t->fd));
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            if (unlinkat(t->fd, de->d_name, 0) < 0) unlinkat(t->fd, de->d_name, AT_REMOVEDIR);
+    if (d) closedir(d);
+    close(t->fd);
+    rmdir(t->path);
+    free(t);
+    return 0;
+}
+
+static size_t count_entries(int dfd) {
+    DIR *d = fdopendir(dup(dfd));
+    assert_non_null(d);
+    rewinddir(d);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+    closedir(d);
+    return n;
+}
+
+static void test_write_read_file(void **state) {
+    struct tmpdir *t = *state;
+    dbx_error *err = NULL;
+    mode_t old = umask(022);
+
+    static const char data[] = "hello\0world\n\xff";
+    assert_int_equal(dbx_write_file_atomic(t->fd, "state.json", data, sizeof(data), 0600, &err),
+                     0);
+    assert_null(err);
+    struct stat st;
+    assert_int_equal(fstatat(t->fd, "state.json", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_size, sizeof(data));
+    assert_int_equal(count_entries(t->fd), 1); /* no temp file left behind */
+
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(dbx_read_file_at(t->fd, "state.json", 1024, &buf, &len, &err), 0);
+    assert_null(err);
+    assert_int_equal(len, sizeof(data));
+    assert_memory_equal(buf, data, sizeof(data));
+    assert_int_equal(buf[len], '\0'); /* NUL-terminated */
+    free(buf);
+
+    /* replace: new content, still one entry */
+    assert_int_equal(dbx_write_file_atomic(t->fd, "state.json", "v2", 2, 0644, &err), 0);
+    buf = NULL;
+    assert_int_equal(dbx_read_file_at(t->fd, "state.json", 1024, &buf, &len, &err), 0);
+    assert_int_equal(len, 2);
+    assert_string_equal(buf, "v2");
+    free(buf);
+    assert_int_equal(count_entries(t->fd), 1);
+
+    /* empty file */
+    assert_int_equal(dbx_write_file_atomic(t->fd, "empty", "", 0, 0600, &err), 0);
+    buf = NULL;
+    assert_int_equal(dbx_read_file_at(t->fd, "empty", 16, &buf, &len, &err), 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(buf, "");
+    free(buf);
+
+    /* cap: exactly cap bytes is fine, one more is E2BIG */
+    char big[10000];
+    memset(big, 'b', sizeof(big));
+    assert_int_equal(dbx_write_file_atomic(t->fd, "big", big, sizeof(big), 0600, &err), 0);
+    buf = NULL;
+    assert_int_equal(dbx_read_file_at(t->fd, "big", sizeof(big), &buf, &len, &err), 0);
+    assert_int_equal(len, sizeof(big));
+    free(buf);
+    buf = NULL;
+    assert_true(dbx_read_file_at(t->fd, "big", sizeof(big) - 1, &buf, &len, &err) < 0);
+    assert_non_null(err);
+    assert_int_equal(err->code, E2BIG);
+    assert_null(buf);
+    dbx_error_free(&err);
+
+    /* missing file: ENOENT, message names it */
+    assert_int_equal(dbx_read_file_at(t->fd, "nope", 16, &buf, &len, &err), -ENOENT);
+    assert_non_null(err);
+    assert_non_null(strstr(err->msg, "'nope'"));
+    dbx_error_free(&err);
+
+    /* a directory is not a regular file */
+    assert_int_equal(mkdirat(t->fd, "sub", 0700), 0);
+    assert_true(dbx_read_file_at(t->fd, "sub", 16, &buf, &len, &err) < 0);
+    assert_non_null(err);
+    dbx_error_free(&err);
+
+    /* AT_FDCWD with an absolute path */
+    char abs[128];
+    snprintf(abs, sizeof(abs), "%s/state.json", t->path);
+    buf = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, abs, 1024, &buf, &len, &err), 0);
+    assert_string_equal(buf, "v2");
+    free(buf);
+    umask(old);
+}
+
+static void test_symlinks_refused(void **state) {
+    struct tmpdir *t = *state;
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_write_file_atomic(t->fd, "target", "secret", 6, 0600, &err), 0);
+    assert_int_equal(symlinkat("target", t->fd, "link"), 0);
+
+    char *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(dbx_read_file_at(t->fd, "link", 1024, &buf, &len, &err), -ELOOP);
+    assert_non_null(err);
+    assert_int_equal(err->code, ELOOP);
+    assert_null(buf);
+    dbx_error_free(&err);
+
+    /* writing to a name that is a symlink replaces the link, never writes through it */
+    assert_int_equal(dbx_write_file_atomic(t->fd, "link", "new", 3, 0600, &err), 0);
+    struct stat st;
+    assert_int_equal(fstatat(t->fd, "link", &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(dbx_read_file_at(t->fd, "target", 1024, &buf, &len, &err), 0);
+    assert_string_equal(buf, "secret");
+    free(buf);
+}
+
+/* ---- common: errors --------------------------------------------------------------------- */
+
+static void test_errors(void **state) {
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_error_set(&err, ENOENT, "open '%s'", "/x/y"), -ENOENT);
+    assert_non_null(err);
+    assert_int_equal(err->code, ENOENT);
+    char want[256];
+    snprintf(want, sizeof(want), "open '/x/y': %s", strerror(ENOENT));
+    assert_string_equal(err->msg, want);
+
+    assert_int_equal(dbx_error_wrap(&err, "load profile '%s'", "dev"), -ENOENT);
+    snprintf(want, sizeof(want), "load profile 'dev': open '/x/y': %s", strerror(ENOENT));
+    assert_string_equal(err->msg, want);
+    assert_int_equal(dbx_error_wrap(&err, "devbox"), -ENOENT);
+    snprintf(want, sizeof(want), "devbox: load profile 'dev': open '/x/y': %s", strerror(ENOENT));
+    assert_string_equal(err->msg, want);
+    dbx_error_free(&err);
+    assert_null(err);
+    dbx_error_free(&err);
+    dbx_error_free(NULL);
+
+    /* errnum 0: EIO, no strerror suffix */
+    assert_int_equal(dbx_error_set(&err, 0, "fetch manifest: HTTP %d", 404), -EIO);
+    assert_int_equal(err->code, EIO);
+    assert_string_equal(err->msg, "fetch manifest: HTTP 404");
+    assert_int_equal(dbx_error_wrap(&err, "pull '%s'", "alpine:3.20"), -EIO);
+    assert_string_equal(err->msg, "pull 'alpine:3.20': fetch manifest: HTTP 404");
+    dbx_error_free(&err);
+
+    /* err == NULL: only the return value */
+    assert_int_equal(dbx_error_set(NULL, EACCES, "x"), -EACCES);
+    assert_int_equal(dbx_error_wrap(NULL, "x"), -EIO);
+
+    /* a message with a literal '%' in an argument is not re-interpreted */
+    assert_int_equal(dbx_error_set(&err, EINVAL, "bad '%s'", "%s%n"), -EINVAL);
+    snprintf(want, sizeof(want), "bad '%%s%%n': %s", strerror(EINVAL));
+    assert_string_equal(err->msg, want);
+    assert_int_equal(dbx_error_wrap(&err, "ctx %s", "%d"), -EINVAL);
+    snprintf(want, sizeof(want), "ctx %%d: bad '%%s%%n': %s", strerror(EINVAL));
+    assert_string_equal(err->msg, want);
+    dbx_error_free(&err);
+}
+
+static void test_sanitize(void **state) {
+    char s[] = "ok\tline\x1b[31mred\x07\x7f\r\n\xc3\xa9";
+    dbx_sanitize_printable(s);
+    assert_string_equal(s, "ok\tline?[31mred????\xc3\xa9");
+    assert_null(dbx_sanitize_printable(NULL));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hdr_roundtrip),
+        cmocka_unit_test(test_hdr_check_rejects),
+        cmocka_unit_test(test_reader_byte_by_byte),
+        cmocka_unit_test(test_reader_one_feed),
+        cmocka_unit_test(test_reader_oversized_skipped),
+        cmocka_unit_test(test_reader_bad_version_and_type),
+        cmocka_unit_test(test_reader_max_frame),
+        cmocka_unit_test(test_exec_roundtrip),
+        cmocka_unit_test(test_exec_rejects_truncated_and_trailing),
+        cmocka_unit_test(test_exec_rejects_counts),
+        cmocka_unit_test(test_exec_rejects_strings),
+        cmocka_unit_test(test_exec_rejects_flags_and_empty),
+        cmocka_unit_test(test_setup_roundtrip_and_rejects),
+        cmocka_unit_test(test_credit),
+        cmocka_unit_test(test_exit),
+        cmocka_unit_test(test_exit_code),
+        cmocka_unit_test(test_resize_u32_u64),
+        cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_error_msg),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_parse_u64),
+        cmocka_unit_test(test_parse_size),
+        cmocka_unit_test_setup_teardown(test_write_read_file, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test_setup_teardown(test_symlinks_refused, tmpdir_setup, tmpdir_teardown),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_sanitize),
+    };
+    return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
+}

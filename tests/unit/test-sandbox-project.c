@@ -1,0 +1,200 @@
+/* Unit tests: project discovery (libgit2), project records, profile [box] parsing. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "sandbox/sandbox.h"
+#include "sandbox/sandbox-internal.h"
+#include "profiles/profiles.h"
+
+#include <sys/stat.h>
+
+static char tmpl[64];
+
+static void sh(const char *fmt, ...) {
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    assert_true(vasprintf(&cmd, fmt, ap) > 0);
+    va_end(ap);
+    /* Test fixture setup only: the code under test never uses a shell. */
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}
+
+static int setup(void **state) {
+    snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
+    assert_non_null(mkdtemp(tmpl));
+    char *home = dbx_xasprintf("%s/home", tmpl);
+    setenv("DEVBOX_HOME", home, 1);
+    free(home);
+    (void)state;
+    return 0;
+}
+
+static int teardown(void **state) {
+    sh("rm -rf '%s'", tmpl);
+    (void)state;
+    return 0;
+}
+
+static void test_find_root_from_subdir(void **state) {
+    (void)state;
+    sh("mkdir -p %s/repo/a/b && git init -q %s/repo", tmpl, tmpl);
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    char *sub = dbx_xasprintf("%s/repo/a/b", tmpl);
+    struct dbx_project p = {0};
+    assert_int_equal(dbx_project_find(&paths, sub, &p, &err), 0);
+    char *want = dbx_xasprintf("%s/repo", tmpl);
+    assert_string_equal(p.root, want);
+    assert_string_equal(p.cwd, sub);
+    assert_int_equal(strlen(p.id), 16);
+    /* the id is stable for the same root */
+    struct dbx_project q = {0};
+    assert_int_equal(dbx_project_find(&paths, want, &q, &err), 0);
+    assert_string_equal(p.id, q.id);
+    dbx_project_clear(&p);
+    dbx_project_clear(&q);
+    dbx_paths_clear(&paths);
+    free(sub);
+    free(want);
+}
+
+static void test_core_worktree_ignored(void **state) {
+    (void)state;
+    /* A poisoned core.worktree must not move the share outside the directory holding .git. */
+    sh("mkdir -p %s/evil && git init -q %s/evil && git -C %s/evil config core.worktree /", tmpl,
+       tmpl, tmpl);
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    char *dir = dbx_xasprintf("%s/evil", tmpl);
+    struct dbx_project p = {0};
+    assert_int_equal(dbx_project_find(&paths, dir, &p, &err), 0);
+    assert_string_equal(p.root, dir);
+    dbx_project_clear(&p);
+    dbx_paths_clear(&paths);
+    free(dir);
+}
+
+static void test_outside_worktree(void **state) {
+    (void)state;
+    sh("mkdir -p %s/plain", tmpl);
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    char *dir = dbx_xasprintf("%s/plain", tmpl);
+    struct dbx_project p = {0};
+    assert_true(dbx_project_find(&paths, dir, &p, &err) < 0);
+    assert_non_null(err);
+    assert_non_null(strstr(err->msg, "is not inside a git work tree"));
+    dbx_error_free(&err);
+    dbx_paths_clear(&paths);
+    free(dir);
+}
+
+static void test_record_roundtrip(void **state) {
+    (void)state;
+    char *dir = dbx_xasprintf("%s/st", tmpl);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    struct dbx_project_rec r = {dbx_xstrdup("/r"), dbx_xstrdup("default"), dbx_xstrdup("/b.raw"), 42};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_project_rec_save(dir, &r, &err), 0);
+    struct dbx_project_rec l = {0};
+    assert_int_equal(dbx_project_rec_load(dir, &l, &err), 0);
+    assert_string_equal(l.root, "/r");
+    assert_string_equal(l.image, "default");
+    assert_int_equal(l.created, 42);
+    dbx_project_rec_clear(&l);
+    /* duplicate keys and unknown keys are refused */
+    sh("printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > %s/project.json", dir);
+    assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
+    dbx_error_free(&err);
+    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1,\"z\":2}' > %s/project.json", dir);
+    assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
+    dbx_error_free(&err);
+    /* no temp files left behind */
+    sh("test $(ls -A %s | wc -l) -eq 1", dir);
+    dbx_project_rec_clear(&r);
+    free(dir);
+}
+
+static int load_profile_text(const char *text, struct profile *p, dbx_error **err) {
+    char *dir = dbx_xasprintf("%s/prof", tmpl);
+    mkdir(dir, 0700);
+    char *path = dbx_xasprintf("%s/devbox.ini", dir);
+    unlink(path);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    int r = profile_load(fd, "devbox.ini", p, err);
+    close(fd);
+    free(path);
+    free(dir);
+    return r;
+}
+
+static void test_profile_box(void **state) {
+    (void)state;
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(load_profile_text("[box]\nimage = alpine\ncpus = 2\nmemory = 1G\n", &p, &err), 0);
+    assert_string_equal(p.image, "alpine");
+    assert_int_equal(p.cpus, 2);
+    assert_int_equal(p.memory, 1ull << 30);
+    profile_clear(&p);
+
+    static const struct { const char *text, *msg; } bad[] = {
+        {"[box]\ncpus = 0\n", "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64"},
+        {"[box]\nmemory = 12Q\n", "devbox.ini:2: [box] memory: must be a size from 128M to 256G (e.g. 512M, 2G)"},
+        {"[box]\nimage = a\nimage = b\n", "devbox.ini:3: duplicate key 'image'"},
+        {"[boxx]\nimage = a\n", "devbox.ini:2: unknown section '[boxx]'"},
+        {"[box]\ncpu = 2\n", "devbox.ini:2: unknown key 'cpu' in [box]"},
+        {"[box]\nimage = A B\n", "devbox.ini:2: [box] image: may only contain a-z 0-9 . _ - : / @"},
+        {"[box\n", "devbox.ini:1: syntax error"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        assert_true(load_profile_text(bad[i].text, &p, &err) < 0);
+        assert_non_null(err);
+        assert_string_equal(err->msg, bad[i].msg);
+        dbx_error_free(&err);
+    }
+    /* a line longer than inih's buffer is refused rather than split */
+    char *longline = dbx_xasprintf("[box]\nimage = %0250d\n", 0);
+    assert_true(load_profile_text(longline, &p, &err) < 0);
+    assert_string_equal(err->msg, "devbox.ini:2: line longer than 199 bytes");
+    dbx_error_free(&err);
+    free(longline);
+}
+
+static void test_profile_symlink_refused(void **state) {
+    (void)state;
+    sh("mkdir -p %s/sl && echo '[box]' > %s/target.ini && ln -sf %s/target.ini %s/sl/devbox.ini",
+       tmpl, tmpl, tmpl, tmpl);
+    char *dir = dbx_xasprintf("%s/sl", tmpl);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    assert_true(profile_load(fd, "devbox.ini", &p, &err) < 0);
+    assert_non_null(strstr(err->msg, "symlink"));
+    dbx_error_free(&err);
+    close(fd);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_box, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_symlink_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,248 @@
+/* tests/unit/test-vm-disk.c: the tar path filter, hostile tarballs (refused with a clear message
+ * and nothing left behind), and a real base image built rootless from a tiny tarball whose
+ * owners, setuid bit and device node must survive (skips without genext2fs/e2fsprogs). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+#include "vm/vm-internal.h"
+
+static char dir[] = "/tmp/test-vm-disk-XXXXXX";
+
+static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+static int teardown(void **state) {
+    dbx_error *e = NULL;
+    vm_rm_rf(dir, &e);
+    dbx_error_free(&e);
+    return 0;
+}
+
+struct ent {
+    const char *name;
+    mode_t type; /* AE_IF*; 0 = hard link */
+    mode_t perm;
+    int64_t uid, gid;
+    const char *link; /* symlink or hard link target */
+    const char *data;
+};
+
+static void make_tar(const char *path, const struct ent *e, size_t n) {
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct archive_entry *ae = archive_entry_new();
+        archive_entry_set_pathname(ae, e[i].name);
+        archive_entry_set_filetype(ae, e[i].type ? e[i].type : AE_IFREG);
+        archive_entry_set_perm(ae, e[i].perm ? e[i].perm : 0644);
+        archive_entry_set_uid(ae, e[i].uid);
+        archive_entry_set_gid(ae, e[i].gid);
+        if (e[i].type == AE_IFLNK) archive_entry_set_symlink(ae, e[i].link);
+        if (e[i].type == 0) archive_entry_set_hardlink(ae, e[i].link);
+        if (e[i].type == AE_IFCHR) archive_entry_set_rdev(ae, makedev(1, 3));
+        size_t len = e[i].data ? strlen(e[i].data) : 0;
+        archive_entry_set_size(ae, e[i].type == AE_IFREG ? (la_int64_t)len : 0);
+        assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+        if (len && e[i].type == AE_IFREG) assert_int_equal(archive_write_data(a, e[i].data, len), len);
+        archive_entry_free(ae);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+}
+
+static size_t count_entries(const char *d) {
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+    closedir(dp);
+    return n;
+}
+
+static void test_clean_path(void **state) {
+    static const struct {
+        const char *in, *out, *err;
+    } cases[] = {
+        {"./bin/sh", "bin/sh", NULL},
+        {"bin//sh/", "bin/sh", NULL},
+        {"././a/./b", "a/b", NULL},
+        {"./", "", NULL},
+        {"a..b/..c", "a..b/..c", NULL},
+        {"/etc/passwd", NULL, "absolute path '/etc/passwd'"},
+        {"../x", NULL, "'..' in path '../x'"},
+        {"a/../../x", NULL, "'..' in path 'a/../../x'"},
+        {"a/..", NULL, "'..' in path 'a/..'"},
+        {"a\nb", NULL, "control character in path 'a?b'"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        _cleanup_error_ dbx_error *err = NULL;
+        _cleanup_free_ char *out = NULL;
+        int r = vm_tar_clean_path(cases[i].in, &out, &err);
+        if (cases[i].out) {
+            assert_int_equal(r, 0);
+            assert_string_equal(out, cases[i].out);
+        } else {
+            assert_true(r < 0);
+            assert_null(out);
+            assert_string_equal(err->msg, cases[i].err);
+        }
+    }
+    _cleanup_free_ char *longp = dbx_xmalloc(VM_TAR_MAX_PATH + 2);
+    memset(longp, 'a', VM_TAR_MAX_PATH + 1);
+    longp[VM_TAR_MAX_PATH + 1] = '\0';
+    for (size_t i = 100; i < VM_TAR_MAX_PATH; i += 100) longp[i] = '/';
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_free_ char *out = NULL;
+    assert_true(vm_tar_clean_path(longp, &out, &err) < 0);
+    assert_non_null(strstr(err->msg, "longer than 4096 bytes"));
+}
+
+#define DIR_E(n) {n, AE_IFDIR, 0755, 0, 0, NULL, NULL}
+#define FILE_E(n) {n, AE_IFREG, 0644, 0, 0, NULL, "data\n"}
+
+static void test_hostile(void **state) {
+    static const struct ent abs[] = {DIR_E("etc"), FILE_E("/etc/passwd")};
+    static const struct ent dotdot[] = {DIR_E("a"), FILE_E("a/../../x")};
+    static const struct ent hl_out[] = {FILE_E("x"), {"y", 0, 0, 0, 0, "../x", NULL}};
+    static const struct ent hl_abs[] = {FILE_E("x"), {"y", 0, 0, 0, 0, "/etc/shadow", NULL}};
+    static const struct ent hl_missing[] = {{"y", 0, 0, 0, 0, "x", NULL}};
+    static const struct ent sym_parent[] = {{"a", AE_IFLNK, 0777, 0, 0, "/etc", NULL},
+                                            FILE_E("a/passwd")};
+    static const struct ent dup[] = {FILE_E("x"), FILE_E("./x")};
+    static const struct ent bigid[] = {{"x", AE_IFREG, 0644, 100000, 0, NULL, "d"}};
+    static const struct {
+        const char *name;
+        const struct ent *e;
+        size_t n;
+        const char *msg;
+    } cases[] = {
+        {"abs", abs, DBX_ARRAY_SIZE(abs), "absolute path '/etc/passwd'"},
+        {"dotdot", dotdot, DBX_ARRAY_SIZE(dotdot), "'..' in path 'a/../../x'"},
+        {"hl_out", hl_out, DBX_ARRAY_SIZE(hl_out), "hard link 'y': '..' in path '../x'"},
+        {"hl_abs", hl_abs, DBX_ARRAY_SIZE(hl_abs), "hard link 'y': absolute path '/etc/shadow'"},
+        {"hl_missing", hl_missing, DBX_ARRAY_SIZE(hl_missing),
+         "hard link 'y' to 'x': not an earlier file in the archive"},
+        {"sym_parent", sym_parent, DBX_ARRAY_SIZE(sym_parent),
+         "'a' is used as a directory but is not one"},
+        {"dup", dup, DBX_ARRAY_SIZE(dup), "duplicate entry 'x'"},
+        {"bigid", bigid, DBX_ARRAY_SIZE(bigid), "owner 100000:0 is above 65535"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        _cleanup_free_ char *sub = dbx_xasprintf("%s/%s", dir, cases[i].name);
+        assert_int_equal(mkdir(sub, 0700), 0);
+        _cleanup_free_ char *tar = dbx_xasprintf("%s/in.tar.gz", sub);
+        _cleanup_free_ char *out = dbx_xasprintf("%s/base.img", sub);
+        make_tar(tar, cases[i].e, cases[i].n);
+        _cleanup_error_ dbx_error *err = NULL;
+        uint64_t size = 7;
+        int r = vm_disk_build_base(tar, out, 1 << 20, &size, &err);
+        assert_true(r < 0);
+        assert_non_null(err);
+        if (!strstr(err->msg, cases[i].msg))
+            fail_msg("%s: got '%s', want '%s'", cases[i].name, err->msg, cases[i].msg);
+        assert_null(strchr(err->msg, '\n'));
+        assert_int_equal(size, 7);
+        /* only the input is left: no image, no temp files */
+        assert_int_equal(count_entries(sub), 1);
+    }
+}
+
+static bool have(const char *prog) {
+    static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], prog);
+        if (access(p, X_OK) == 0) return true;
+    }
+    return false;
+}
+
+static char *debugfs_stat(const char *img, const char *path) {
+    _cleanup_free_ char *req = dbx_xasprintf("stat %s", path);
+    char *argv[] = {"debugfs", "-R", req, (char *)img, NULL};
+    char *out = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_run("debugfs", argv, NULL, &out, NULL, NULL, &err), 0);
+    return out;
+}
+
+static void test_build_base(void **state) {
+    if (!have("genext2fs") || !have("debugfs") || !have("e2fsck") || !have("resize2fs")) {
+        skip();
+        return;
+    }
+    static const struct ent tree[] = {
+        /* no "bin/" entry: the normalizer adds the missing parent */
+        {"./bin/su", AE_IFREG, 04755, 0, 0, NULL, "#!/bin/false\n"},
+        {"./bin/login", 0, 0, 0, 0, "bin/su", NULL},
+        DIR_E("./dev"),
+        {"./dev/null", AE_IFCHR, 0666, 0, 0, NULL, NULL},
+        {"./home/u/notes", AE_IFREG, 0600, 1000, 1000, NULL, "mine\n"},
+        {"./tmp", AE_IFDIR, 01777, 0, 0, NULL, NULL},
+        {"./usr/bin/sh", AE_IFLNK, 0777, 0, 0, "/bin/su", NULL},
+    };
+    _cleanup_free_ char *tar = dbx_xasprintf("%s/tiny.tar.gz", dir);
+    _cleanup_free_ char *img = dbx_xasprintf("%s/tiny.img", dir);
+    make_tar(tar, tree, DBX_ARRAY_SIZE(tree));
+    _cleanup_error_ dbx_error *err = NULL;
+    uint64_t size = 0;
+    if (vm_disk_build_base(tar, img, 64 << 20, &size, &err) < 0) fail_msg("%s", err->msg);
+    struct stat st;
+    assert_int_equal(stat(img, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0444);
+    assert_int_equal((uint64_t)st.st_size, size);
+    assert_true(size >= (64u << 20));
+
+    _cleanup_free_ char *su = debugfs_stat(img, "/bin/su");
+    assert_non_null(strstr(su, "Mode:  04755"));
+    assert_non_null(strstr(su, "User:     0   Group:     0"));
+    assert_non_null(strstr(su, "Links: 2")); /* bin/login is a hard link */
+    _cleanup_free_ char *null = debugfs_stat(img, "/dev/null");
+    assert_non_null(strstr(null, "character special"));
+    assert_non_null(strstr(null, "Device major/minor number: 01:03"));
+    _cleanup_free_ char *notes = debugfs_stat(img, "/home/u/notes");
+    assert_non_null(strstr(notes, "User:  1000   Group:  1000"));
+    assert_non_null(strstr(notes, "Mode:  0600"));
+    _cleanup_free_ char *tmp = debugfs_stat(img, "/tmp");
+    assert_non_null(strstr(tmp, "Mode:  01777"));
+
+    char *fsck[] = {"e2fsck", "-f", "-n", img, NULL};
+    int status = -1;
+    assert_int_equal(vm_run("e2fsck", fsck, NULL, NULL, NULL, &status, &err), 0);
+    assert_int_equal(status, 0);
+    char *dumpe2fs[] = {"dumpe2fs", "-h", img, NULL};
+    _cleanup_free_ char *hdr = NULL;
+    assert_int_equal(vm_run("dumpe2fs", dumpe2fs, NULL, &hdr, NULL, NULL, &err), 0);
+    assert_non_null(strstr(hdr, "has_journal"));
+    assert_non_null(strstr(hdr, "extent"));
+    assert_non_null(strstr(hdr, "Inode size:\t          256"));
+
+    /* the overlay on top of it, and its check */
+    if (!have("qemu-img")) return;
+    _cleanup_free_ char *ov = dbx_xasprintf("%s/ov.qcow2", dir);
+    if (vm_disk_create_overlay(img, ov, &err) < 0) fail_msg("%s", err->msg);
+    if (vm_disk_check(ov, &err) < 0) fail_msg("%s", err->msg);
+    _cleanup_free_ char *missing = dbx_xasprintf("%s/nope.img", dir);
+    assert_true(vm_disk_create_overlay(missing, ov, &err) < 0);
+    assert_non_null(strstr(err->msg, "No such file or directory"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clean_path),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_build_base),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

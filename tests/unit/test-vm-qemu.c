@@ -1,0 +1,148 @@
+/* tests/unit/test-vm-qemu.c: the QEMU command line (no QEMU is started) and spawn errors. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <sys/socket.h>
+
+#include "vm/vm-internal.h"
+
+static struct vm_config base_cfg(void) {
+    return (struct vm_config){.kernel = "/k/vmlinuz",
+                              .initramfs = "/k/initramfs.cpio",
+                              .disk = "/p/disk,1.qcow2",
+                              .vfs_socket = "/run/vfs.sock",
+                              .vfs_tag = "work",
+                              .agent_fd = 7,
+                              .console_fd = 8,
+                              .cpus = 2,
+                              .mem_mib = 1024,
+                              .accel = VM_ACCEL_TCG};
+}
+
+/* The value following option `opt` whose value starts with `prefix` (NULL if none). */
+static const char *opt_value(char **v, const char *opt, const char *prefix) {
+    for (size_t i = 0; v[i] && v[i + 1]; i++)
+        if (strcmp(v[i], opt) == 0 && dbx_str_has_prefix(v[i + 1], prefix)) return v[i + 1];
+    return NULL;
+}
+
+static bool has_arg(char **v, const char *a) {
+    for (size_t i = 0; v[i]; i++)
+        if (strcmp(v[i], a) == 0) return true;
+    return false;
+}
+
+static void test_argv_tcg(void **state) {
+    struct vm_config cfg = base_cfg();
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    assert_null(err);
+    assert_string_equal(v[0], "qemu-system-x86_64");
+    assert_non_null(opt_value(v, "-M", "microvm,"));
+    assert_non_null(strstr(opt_value(v, "-M", "microvm"), "acpi=on"));
+    assert_non_null(strstr(opt_value(v, "-M", "microvm"), "memory-backend=mem"));
+    assert_non_null(opt_value(v, "-object", "memory-backend-memfd,id=mem,size=1024M,share=on"));
+    assert_non_null(opt_value(v, "-m", "1024M"));
+    assert_non_null(opt_value(v, "-smp", "2"));
+    assert_non_null(opt_value(v, "-accel", "tcg"));
+    assert_non_null(opt_value(v, "-cpu", "max"));
+    assert_non_null(opt_value(v, "-global", "virtio-mmio.force-legacy=false"));
+    for (const char *f = "-nodefaults"; f; f = NULL) assert_true(has_arg(v, f));
+    assert_true(has_arg(v, "-no-user-config"));
+    assert_true(has_arg(v, "-nographic"));
+    assert_true(has_arg(v, "-no-reboot"));
+    const char *sb = opt_value(v, "-sandbox", "on");
+    assert_non_null(sb);
+    for (const char *const *d = (const char *const[]){"obsolete=deny", "elevateprivileges=deny",
+                                                       "spawn=deny", "resourcecontrol=deny", NULL};
+         *d; d++)
+        assert_non_null(strstr(sb, *d));
+    assert_non_null(opt_value(v, "-kernel", "/k/vmlinuz"));
+    assert_non_null(opt_value(v, "-initrd", "/k/initramfs.cpio"));
+    const char *app = opt_value(v, "-append", "console=ttyS0");
+    assert_non_null(app);
+    assert_non_null(strstr(app, "panic=-1"));
+    /* the comma in the disk path is doubled, QEMU's escape inside an option list */
+    const char *drive = opt_value(v, "-drive", "file=/p/disk,,1.qcow2,");
+    assert_non_null(drive);
+    assert_non_null(strstr(drive, "format=qcow2"));
+    assert_non_null(strstr(drive, "cache=writeback"));
+    assert_non_null(opt_value(v, "-device", "virtio-blk-device,drive=root"));
+    assert_non_null(opt_value(v, "-chardev", "socket,id=vfs,path=/run/vfs.sock"));
+    assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+    assert_non_null(opt_value(v, "-device", "virtio-serial-device"));
+    assert_non_null(opt_value(v, "-chardev", "socket,id=agent,fd=3"));
+    assert_non_null(opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
+    assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
+    assert_non_null(opt_value(v, "-serial", "chardev:con"));
+    /* no network of any kind */
+    for (size_t i = 0; v[i]; i++) {
+        assert_false(strcmp(v[i], "-netdev") == 0 || strcmp(v[i], "-nic") == 0
+                     || strcmp(v[i], "-net") == 0);
+        assert_null(strstr(v[i], "virtio-net"));
+        assert_null(strstr(v[i], "user,"));
+    }
+}
+
+static void test_argv_kvm_and_optional(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.accel = VM_ACCEL_KVM;
+    cfg.qemu = "/opt/qemu";
+    cfg.disk = NULL;
+    cfg.vfs_socket = cfg.vfs_tag = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    assert_string_equal(v[0], "/opt/qemu");
+    assert_non_null(opt_value(v, "-accel", "kvm"));
+    assert_non_null(opt_value(v, "-cpu", "host"));
+    assert_null(opt_value(v, "-drive", ""));
+    assert_null(opt_value(v, "-device", "vhost-user-fs-device"));
+    assert_null(strstr(opt_value(v, "-append", ""), "tsc_early_khz"));
+}
+
+static void test_argv_invalid(void **state) {
+    struct vm_config cfgs[4] = {base_cfg(), base_cfg(), base_cfg(), base_cfg()};
+    cfgs[0].kernel = NULL;
+    cfgs[1].cpus = 0;
+    cfgs[2].mem_mib = 8;
+    cfgs[3].vfs_tag = NULL;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cfgs); i++) {
+        _cleanup_error_ dbx_error *err = NULL;
+        char **v = vm_qemu_argv(&cfgs[i], &err);
+        assert_null(v);
+        assert_non_null(err);
+        assert_non_null(strstr(err->msg, "qemu:"));
+    }
+}
+
+static void test_spawn_exec_failure(void **state) {
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct vm_config cfg = base_cfg();
+    cfg.qemu = "devbox-no-such-qemu";
+    cfg.agent_fd = sp[0];
+    cfg.console_fd = sp[1];
+    _cleanup_error_ dbx_error *err = NULL;
+    pid_t pid = vm_qemu_spawn(&cfg, -1, &err);
+    assert_true(pid < 0);
+    assert_non_null(err);
+    assert_string_equal(err->msg, "exec 'devbox-no-such-qemu': No such file or directory");
+    close(sp[0]);
+    close(sp[1]);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_argv_tcg),
+        cmocka_unit_test(test_argv_kvm_and_optional),
+        cmocka_unit_test(test_argv_invalid),
+        cmocka_unit_test(test_spawn_exec_failure),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,90 @@
+/* vm/vm.h: everything about the virtual machine itself: the guest kernel and initramfs, base
+ * and per-project disks, the accelerator choice and the QEMU process.  Library code: no
+ * printing; errors come back as dbx_error values. */
+#pragma once
+
+#include "../common/common.h"
+
+/* ---- kernel + initramfs ----------------------------------------------------------------- */
+
+struct vm_kernel {
+    char *vmlinuz;    /* absolute path of the kernel image */
+    char *initramfs;  /* absolute path of the initramfs (newc cpio) holding init + modules */
+    char *release;    /* e.g. "6.1.0-56-cloud-amd64" */
+};
+
+/* Make sure the Debian cloud kernel is unpacked under `kernel_dir` (created 0700 if missing),
+ * fetching it without root the first time (`apt-cache depends linux-image-cloud-amd64` names
+ * the versioned package; `apt-get download` + `dpkg-deb -x` in a temp dir; rename into place),
+ * and that an initramfs exists that holds `init_path` as /init plus the guest's modules
+ * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs, with dependencies
+ * from `modinfo -F depends`, in dependency order) listed in /modules.order.  The initramfs is
+ * cached by a hash of its inputs, so a rebuilt init gets a new one.  Concurrent callers are
+ * serialized with flock on kernel_dir/lock.  DEVBOX_KERNEL_DEB=path.deb uses a local package
+ * instead of downloading.  On success fills *ret (caller frees with vm_kernel_clear). */
+int vm_kernel_ensure(const char *kernel_dir, const char *init_path, struct vm_kernel *ret,
+                     dbx_error **err);
+void vm_kernel_clear(struct vm_kernel *k);
+
+/* ---- disks ------------------------------------------------------------------------------ */
+
+/* Build a raw ext4 root filesystem image at `out_path` from a root filesystem tarball
+ * (plain, gzip, or zstd), rootless: owners, modes, setuid bits and device nodes come from the
+ * tar headers, never from host chown.  Entries with absolute paths or '..' components, or
+ * hard links pointing outside the tree, are refused; entry count, path length and total size
+ * are capped.  The filesystem gets `extra_bytes` of free space beyond the contents (sparse).
+ * Written to a temp file beside out_path and renamed into place only when complete; the
+ * result is made read-only (0444).  On success *ret_size (may be NULL) is the file size. */
+int vm_disk_build_base(const char *tar_path, const char *out_path, uint64_t extra_bytes,
+                       uint64_t *ret_size, dbx_error **err);
+/* Create a qcow2 copy-on-write disk at `overlay_path` whose backing file is the raw base
+ * (absolute path, opened read-only by QEMU).  Atomic (temp + rename). */
+int vm_disk_create_overlay(const char *base_path, const char *overlay_path, dbx_error **err);
+/* `qemu-img check -r all` of an overlay after an unclean stop; error if unrepairable. */
+int vm_disk_check(const char *overlay_path, dbx_error **err);
+
+/* ---- accelerator ------------------------------------------------------------------------ */
+
+enum vm_accel { VM_ACCEL_KVM = 0, VM_ACCEL_TCG = 1 };
+const char *vm_accel_name(enum vm_accel a);
+
+/* Pick the accelerator: DEVBOX_ACCEL=kvm|tcg forces one (*ret_forced = true; an invalid value
+ * is an error); else KVM when /dev/kvm opens read-write and no "kvm does not boot" verdict is
+ * recorded in `state_dir` for this host kernel; else TCG. */
+int vm_accel_choose(const char *state_dir, enum vm_accel *ret, bool *ret_forced, dbx_error **err);
+/* Record (atomically) that KVM did not boot a guest on this host, so later boots go straight
+ * to TCG. */
+int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err);
+
+/* ---- QEMU ------------------------------------------------------------------------------- */
+
+struct vm_config {
+    const char *qemu;        /* binary; NULL = "qemu-system-x86_64" from PATH */
+    const char *kernel;      /* vmlinuz */
+    const char *initramfs;
+    const char *disk;        /* the project's qcow2 overlay */
+    const char *vfs_socket;  /* virtiofsd's vhost-user socket path (QEMU connects to it) */
+    const char *vfs_tag;     /* virtiofs mount tag */
+    int agent_fd;            /* our end is elsewhere; this connected socket becomes the
+                                virtio-serial port named DBX_AGENT_PORT_NAME */
+    int console_fd;          /* connected socket that receives the serial console */
+    unsigned cpus;
+    uint64_t mem_mib;
+    enum vm_accel accel;
+};
+
+#define DBX_AGENT_PORT_NAME "org.devbox.agent"
+
+/* Build the QEMU argv (NULL-terminated, free with dbx_strv_free) for cfg, assuming agent_fd
+ * and console_fd are moved to fds 3 and 4 in the child:
+ * -M microvm with ACPI, memfd-backed shared RAM, -nodefaults -no-user-config -nographic
+ * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
+ * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
+ * virtio-serial-device with the agent port, the console on the ISA serial port, no network. */
+char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
+
+/* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and
+ * exit at once if the parent is already gone), new process group, stdin from /dev/null,
+ * stdout/stderr to `log_fd` (or /dev/null if < 0), agent/console fds at 3/4, every other fd
+ * closed, a minimal environment; exec.  Returns the pid, or -errno with *err set. */
+pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
