@@ -19,7 +19,8 @@
 
 static void sleep_ms(unsigned ms) {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
 }
 
 static int mount_at(const char *src, const char *target, const char *type, unsigned long flags,
@@ -33,10 +34,12 @@ static int mount_at(const char *src, const char *target, const char *type, unsig
 
 void boot_stdio(void) {
     for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) >= 0) continue;
+        if (fcntl(fd, F_GETFD) >= 0)
+            continue;
         /* The kernel opens /dev/console for init only if the initramfs has that node. */
         int c = open("/dev/console", O_RDWR | O_NOCTTY);
-        if (c < 0) c = open("/dev/null", O_RDWR | O_NOCTTY);
+        if (c < 0)
+            c = open("/dev/null", O_RDWR | O_NOCTTY);
         if (c >= 0 && c != fd) {
             dup2(c, fd);
             close(c);
@@ -61,7 +64,8 @@ static int load_module(const char *name, dbx_error **err) {
         return dbx_error_set(err, EINVAL, "bad module name '%s' in /modules.order", name);
     _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", name);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    if (fd < 0)
+        return dbx_error_set(err, errno, "open '%s'", path);
     if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
         return dbx_error_set(err, errno, "load '%s'", name);
     return 0;
@@ -69,12 +73,15 @@ static int load_module(const char *name, dbx_error **err) {
 
 int boot_modules(struct agent *a, dbx_error **err) {
     _cleanup_free_ char *text = NULL;
-    if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0) return -1;
+    if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0)
+        return -1;
     char *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         l[strcspn(l, " \t\r")] = '\0';
-        if (l[0] == '\0') continue;
-        if (load_module(l, err) < 0) return -1;
+        if (l[0] == '\0')
+            continue;
+        if (load_module(l, err) < 0)
+            return -1;
         /* The initramfs stays in RAM after the root switch; the module is in the kernel now,
          * so give its file's pages back. */
         _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", l);
@@ -87,8 +94,10 @@ int boot_modules(struct agent *a, dbx_error **err) {
 
 static int wait_for_path(const char *path, unsigned ms) {
     for (unsigned t = 0;; t += WAIT_STEP_MS) {
-        if (access(path, F_OK) == 0) return 0;
-        if (t >= ms) return -ENOENT;
+        if (access(path, F_OK) == 0)
+            return 0;
+        if (t >= ms)
+            return -ENOENT;
         sleep_ms(WAIT_STEP_MS);
     }
 }
@@ -116,7 +125,8 @@ int boot_root(struct agent *a, dbx_error **err) {
     if (wait_for_path("/dev/vda", ROOT_WAIT_MS) < 0)
         return dbx_error_set(err, ENOENT, "'/dev/vda' did not appear within %u s",
                              ROOT_WAIT_MS / 1000);
-    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0) return -1;
+    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0)
+        return -1;
     static const char *const moved[] = {"/dev", "/proc", "/sys"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(moved); i++) {
         _cleanup_free_ char *dst = dbx_xasprintf("/newroot%s", moved[i]);
@@ -127,11 +137,14 @@ int boot_root(struct agent *a, dbx_error **err) {
     }
     /* switch_root without deleting the initramfs: only /init (this binary) and
      * /modules.order are left in it (the modules were unlinked after loading). */
-    if (chdir("/newroot") < 0) return dbx_error_set(err, errno, "chdir '/newroot'");
+    if (chdir("/newroot") < 0)
+        return dbx_error_set(err, errno, "chdir '/newroot'");
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
         return dbx_error_set(err, errno, "move '/newroot' to '/'");
-    if (chroot(".") < 0) return dbx_error_set(err, errno, "chroot");
-    if (chdir("/") < 0) return dbx_error_set(err, errno, "chdir '/'");
+    if (chroot(".") < 0)
+        return dbx_error_set(err, errno, "chroot");
+    if (chdir("/") < 0)
+        return dbx_error_set(err, errno, "chdir '/'");
     return root_late_mounts(err);
 }
 
@@ -142,7 +155,8 @@ int boot_process(struct agent *a, dbx_error **err) {
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "-1000", 5) != 5) {
             int e = errno;
-            if (fd >= 0) close(fd);
+            if (fd >= 0)
+                close(fd);
             return dbx_error_set(err, e, "write '/proc/self/oom_score_adj'");
         }
         close(fd);
@@ -151,13 +165,16 @@ int boot_process(struct agent *a, dbx_error **err) {
         return dbx_error_set(err, errno, "set child subreaper");
     }
     /* A host that goes away mid-write must give EPIPE, not kill PID 1. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return dbx_error_set(err, errno, "ignore SIGPIPE");
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        return dbx_error_set(err, errno, "ignore SIGPIPE");
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return dbx_error_set(err, errno, "block SIGCHLD");
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        return dbx_error_set(err, errno, "block SIGCHLD");
     a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (a->sigfd < 0) return dbx_error_set(err, errno, "signalfd");
+    if (a->sigfd < 0)
+        return dbx_error_set(err, errno, "signalfd");
     return 0;
 }
 
@@ -166,16 +183,20 @@ int boot_process(struct agent *a, dbx_error **err) {
 /* The /dev name of the virtio-serial port called `want`, or NULL if none (yet). */
 static char *find_port(const char *want) {
     DIR *d = opendir("/sys/class/virtio-ports");
-    if (!d) return NULL;
+    if (!d)
+        return NULL;
     char *found = NULL;
     struct dirent *de;
     while (!found && (de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
+        if (de->d_name[0] == '.')
+            continue;
         _cleanup_free_ char *p = dbx_xasprintf("/sys/class/virtio-ports/%s/name", de->d_name);
         _cleanup_free_ char *name = NULL;
-        if (dbx_read_file_at(AT_FDCWD, p, 4096, &name, NULL, NULL) < 0) continue;
+        if (dbx_read_file_at(AT_FDCWD, p, 4096, &name, NULL, NULL) < 0)
+            continue;
         name[strcspn(name, "\n")] = '\0';
-        if (strcmp(name, want) == 0) found = dbx_xstrdup(de->d_name);
+        if (strcmp(name, want) == 0)
+            found = dbx_xstrdup(de->d_name);
     }
     closedir(d);
     return found;
@@ -183,7 +204,8 @@ static char *find_port(const char *want) {
 
 void boot_send_hello(struct agent *a) {
     struct utsname u;
-    if (uname(&u) < 0) snprintf(u.release, sizeof(u.release), "unknown");
+    if (uname(&u) < 0)
+        snprintf(u.release, sizeof(u.release), "unknown");
     struct dbx_buf b = {0};
     dbx_hello_encode(&b, u.release);
     agent_send(a, DBX_MSG_HELLO, 0, b.data, b.len);
@@ -199,12 +221,13 @@ int boot_agent(struct agent *a, dbx_error **err) {
         if (dev) {
             _cleanup_free_ char *path = dbx_xasprintf("/dev/%s", dev);
             a->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            if (a->fd >= 0) break;
+            if (a->fd >= 0)
+                break;
             if (errno != ENOENT || t >= PORT_WAIT_MS)
                 return dbx_error_set(err, errno, "open '%s'", path);
         } else if (t >= PORT_WAIT_MS) {
-            return dbx_error_set(err, ENOENT, "no virtio-serial port named '%s' within %u s",
-                                 want, PORT_WAIT_MS / 1000);
+            return dbx_error_set(err, ENOENT, "no virtio-serial port named '%s' within %u s", want,
+                                 PORT_WAIT_MS / 1000);
         }
         sleep_ms(WAIT_STEP_MS);
     }

@@ -17,8 +17,16 @@
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-enum child_step { STEP_SETSID = 1, STEP_TTY, STEP_STDIO, STEP_SETGROUPS, STEP_SETGID,
-                  STEP_SETUID, STEP_CHDIR, STEP_EXEC };
+enum child_step {
+    STEP_SETSID = 1,
+    STEP_TTY,
+    STEP_STDIO,
+    STEP_SETGROUPS,
+    STEP_SETGID,
+    STEP_SETUID,
+    STEP_CHDIR,
+    STEP_EXEC
+};
 
 struct child_report {
     int32_t step;
@@ -27,18 +35,18 @@ struct child_report {
 
 /* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
 struct stdio_set {
-    int master;           /* pty master (parent) or -1 */
-    char pts[64];         /* pty slave path */
+    int master;   /* pty master (parent) or -1 */
+    char pts[64]; /* pty slave path */
     int par_in, par_out, par_err;
     int ch_in, ch_out, ch_err;
 };
 
 /* What the child needs, prepared by the parent. */
 struct child_plan {
-    const char *file;     /* a path, or a name to look up in PATH */
+    const char *file; /* a path, or a name to look up in PATH */
     char *const *argv;
     char *const *envp;
-    const char *path;     /* PATH of the new environment */
+    const char *path; /* PATH of the new environment */
     const char *cwd;
     const struct stdio_set *io;
     const struct init_user *user;
@@ -47,7 +55,8 @@ struct child_plan {
 };
 
 static void closep_set(int *fd) {
-    if (*fd >= 0) close(*fd);
+    if (*fd >= 0)
+        close(*fd);
     *fd = -1;
 }
 
@@ -63,14 +72,17 @@ static void stdio_close(struct stdio_set *io) {
 
 static int open_pty(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
     io->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (io->master < 0) return dbx_error_set(err, errno, "open pty master '/dev/ptmx'");
+    if (io->master < 0)
+        return dbx_error_set(err, errno, "open pty master '/dev/ptmx'");
     if (grantpt(io->master) < 0 || unlockpt(io->master) < 0)
         return dbx_error_set(err, errno, "unlock pty");
     int r = ptsname_r(io->master, io->pts, sizeof(io->pts));
-    if (r != 0) return dbx_error_set(err, r, "ptsname");
+    if (r != 0)
+        return dbx_error_set(err, r, "ptsname");
     if (req->rows || req->cols) {
         struct winsize ws = {.ws_row = req->rows, .ws_col = req->cols};
-        if (ioctl(io->master, TIOCSWINSZ, &ws) < 0) return dbx_error_set(err, errno, "set pty size");
+        if (ioctl(io->master, TIOCSWINSZ, &ws) < 0)
+            return dbx_error_set(err, errno, "set pty size");
     }
     r = dbx_set_nonblock(io->master, true);
     return r < 0 ? dbx_error_set(err, -r, "pty master") : 0;
@@ -79,7 +91,8 @@ static int open_pty(struct stdio_set *io, const struct dbx_exec_req *req, dbx_er
 /* A pipe whose parent end (read end when parent_reads) is non-blocking. */
 static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return dbx_error_set(err, errno, "pipe");
     *par = parent_reads ? p[0] : p[1];
     *ch = parent_reads ? p[1] : p[0];
     int r = dbx_set_nonblock(*par, true);
@@ -87,7 +100,8 @@ static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
 }
 
 static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
-    if (req->flags & DBX_EXEC_TTY) return open_pty(io, req, err);
+    if (req->flags & DBX_EXEC_TTY)
+        return open_pty(io, req, err);
     if (open_pipe(&io->par_out, &io->ch_out, true, err) < 0 ||
         open_pipe(&io->par_err, &io->ch_err, true, err) < 0)
         return -1;
@@ -99,7 +113,8 @@ static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_
 static bool env_has_key(char *const *env, uint32_t n, const char *kv) {
     size_t k = (size_t)(strchr(kv, '=') - kv) + 1; /* compare "KEY=" */
     for (uint32_t i = 0; i < n; i++)
-        if (strncmp(env[i], kv, k) == 0) return true;
+        if (strncmp(env[i], kv, k) == 0)
+            return true;
     return false;
 }
 
@@ -109,7 +124,8 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
                         const struct dbx_exec_req *req) {
     char host[HOST_NAME_MAX + 1] = "";
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
-    if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
+    if (hn == host && gethostname(host, sizeof(host) - 1) < 0)
+        host[0] = '\0';
     char *defs[5] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
@@ -120,16 +136,20 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
     char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + req->envc + 1, sizeof(char *));
     size_t n = 0;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(defs); i++) {
-        if (defs[i] && !env_has_key(req->env, req->envc, defs[i])) v[n++] = defs[i];
-        else free(defs[i]);
+        if (defs[i] && !env_has_key(req->env, req->envc, defs[i]))
+            v[n++] = defs[i];
+        else
+            free(defs[i]);
     }
-    for (uint32_t i = 0; i < req->envc; i++) v[n++] = dbx_xstrdup(req->env[i]);
+    for (uint32_t i = 0; i < req->envc; i++)
+        v[n++] = dbx_xstrdup(req->env[i]);
     return v;
 }
 
 static const char *env_path(char *const *env) {
     for (size_t i = 0; env[i]; i++)
-        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
+        if (dbx_str_has_prefix(env[i], "PATH="))
+            return env[i] + 5;
     return DEFAULT_PATH;
 }
 
@@ -148,12 +168,15 @@ static void child_stdio(const struct child_plan *p) {
         /* After setsid() we have no controlling terminal; make the slave ours so job control
          * and ^C work.  O_NOCTTY + TIOCSCTTY makes that explicit rather than implicit. */
         int fd = open(io->pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0) child_fail(p, STEP_TTY, errno);
-        if (ioctl(fd, TIOCSCTTY, 0) < 0) child_fail(p, STEP_TTY, errno);
+        if (fd < 0)
+            child_fail(p, STEP_TTY, errno);
+        if (ioctl(fd, TIOCSCTTY, 0) < 0)
+            child_fail(p, STEP_TTY, errno);
         in = out = errfd = fd;
     } else if (in < 0) {
         in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (in < 0) child_fail(p, STEP_STDIO, errno);
+        if (in < 0)
+            child_fail(p, STEP_STDIO, errno);
     }
     /* init keeps fds 0-2 open, so every source here is > 2 and dup2 never clobbers one. */
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
@@ -163,7 +186,8 @@ static void child_stdio(const struct child_plan *p) {
 /* execvpe() without its /bin/sh fallback for ENOEXEC, using the new environment's PATH. */
 static int child_exec(const struct child_plan *p) {
     const char *f = p->file;
-    if (f[0] == '\0') return ENOENT;
+    if (f[0] == '\0')
+        return ENOENT;
     if (strchr(f, '/')) {
         execve(f, p->argv, p->envp);
         return errno;
@@ -179,13 +203,22 @@ static int child_exec(const struct child_plan *p) {
             snprintf(buf, sizeof(buf), "%.*s/%s", (int)(dl ? dl : 1), dl ? d : ".", f);
             execve(buf, p->argv, p->envp);
             switch (errno) {
-            case EACCES: eacces = true; break;
-            case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: case ENAMETOOLONG:
+            case EACCES:
+                eacces = true;
                 break;
-            default: return errno;
+            case ENOENT:
+            case ENOTDIR:
+            case ESTALE:
+            case ENODEV:
+            case ETIMEDOUT:
+            case ENAMETOOLONG:
+                break;
+            default:
+                return errno;
             }
         }
-        if (*end == '\0') break;
+        if (*end == '\0')
+            break;
         d = end + 1;
     }
     return eacces ? EACCES : ENOENT;
@@ -197,7 +230,8 @@ static _Noreturn void child_run(const struct child_plan *p) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* Only ignored dispositions survive exec, and SIGPIPE is the one init ignores. */
     signal(SIGPIPE, SIG_DFL);
-    if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
+    if (setsid() < 0)
+        child_fail(p, STEP_SETSID, errno);
     /* init runs at -1000 so the OOM killer never picks it; commands must not inherit that.
      * Raising the value needs no privilege, so this works after setuid too, but do it now. */
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
@@ -209,10 +243,13 @@ static _Noreturn void child_run(const struct child_plan *p) {
     if (p->switch_ids) {
         if (setgroups(p->user->ngroups, p->user->groups) < 0)
             child_fail(p, STEP_SETGROUPS, errno);
-        if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
-        if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
+        if (setgid(p->user->gid) < 0)
+            child_fail(p, STEP_SETGID, errno);
+        if (setuid(p->user->uid) < 0)
+            child_fail(p, STEP_SETUID, errno);
     }
-    if (chdir(p->cwd) < 0) child_fail(p, STEP_CHDIR, errno);
+    if (chdir(p->cwd) < 0)
+        child_fail(p, STEP_CHDIR, errno);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -226,14 +263,20 @@ static int report_error(const struct child_report *r, const struct child_plan *p
     case STEP_EXEC:
         *ret_code = e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC;
         return dbx_error_set(err, e, "exec '%s'", p->file);
-    case STEP_CHDIR: return dbx_error_set(err, e, "chdir '%s'", p->cwd);
-    case STEP_SETUID: return dbx_error_set(err, e, "setuid %u", (unsigned)p->user->uid);
-    case STEP_SETGID: return dbx_error_set(err, e, "setgid %u", (unsigned)p->user->gid);
+    case STEP_CHDIR:
+        return dbx_error_set(err, e, "chdir '%s'", p->cwd);
+    case STEP_SETUID:
+        return dbx_error_set(err, e, "setuid %u", (unsigned)p->user->uid);
+    case STEP_SETGID:
+        return dbx_error_set(err, e, "setgid %u", (unsigned)p->user->gid);
     case STEP_SETGROUPS:
         return dbx_error_set(err, e, "setgroups for uid %u", (unsigned)p->user->uid);
-    case STEP_TTY: return dbx_error_set(err, e, "open terminal '%s'", p->io->pts);
-    case STEP_STDIO: return dbx_error_set(err, e, "set up stdio");
-    default: return dbx_error_set(err, e, "setsid");
+    case STEP_TTY:
+        return dbx_error_set(err, e, "open terminal '%s'", p->io->pts);
+    case STEP_STDIO:
+        return dbx_error_set(err, e, "set up stdio");
+    default:
+        return dbx_error_set(err, e, "setsid");
     }
 }
 
@@ -241,21 +284,26 @@ static int report_error(const struct child_report *r, const struct child_plan *p
 static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, pid_t *ret_pid,
                          int *ret_code, dbx_error **err) {
     int rep[2];
-    if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    if (pipe2(rep, O_CLOEXEC) < 0)
+        return dbx_error_set(err, errno, "pipe");
     p->report_fd = rep[1];
     pid_t pid = fork();
-    if (pid == 0) child_run(p);
+    if (pid == 0)
+        child_run(p);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
-    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
+    if (pid < 0)
+        return dbx_error_set(err, fork_errno, "fork");
     struct child_report r;
     ssize_t n;
-    do n = read(rd, &r, sizeof(r));
+    do
+        n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
-    if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status"); /* reaper
-                                                                                  takes it */
+    if (n == (ssize_t)sizeof(r))
+        return report_error(&r, p, req, ret_code, err);
+    if (n != 0) /* the child, whatever it did, is left to the reaper */
+        return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
     *ret_pid = pid;
     return 0;
 }
@@ -264,7 +312,8 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                int *ret_code, dbx_error **err) {
     *ret_code = DBX_ERR_FAILED;
     _cleanup_(user_clear) struct init_user u = {0};
-    if (user_resolve(req->user, ctx->uid, ctx->gid, &u, err) < 0) return -1;
+    if (user_resolve(req->user, ctx->uid, ctx->gid, &u, err) < 0)
+        return -1;
     _cleanup_strv_ char **env = env_build(ctx, &u, req);
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
@@ -281,13 +330,19 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
     /* Unprivileged (only in --serve-fd tests) running as the requested user already:
      * nothing to switch, and setgroups would fail. */
     p.switch_ids = geteuid() == 0 || u.uid != getuid() || u.gid != getgid();
-    _cleanup_(stdio_close) struct stdio_set io = {.master = -1, .par_in = -1, .par_out = -1,
-                                                 .par_err = -1, .ch_in = -1, .ch_out = -1,
-                                                 .ch_err = -1};
+    _cleanup_(stdio_close) struct stdio_set io = {.master = -1,
+                                                  .par_in = -1,
+                                                  .par_out = -1,
+                                                  .par_err = -1,
+                                                  .ch_in = -1,
+                                                  .ch_out = -1,
+                                                  .ch_err = -1};
     p.io = &io;
-    if (stdio_open(&io, req, err) < 0) return -1;
+    if (stdio_open(&io, req, err) < 0)
+        return -1;
     pid_t pid = -1;
-    if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
+    if (fork_and_wait(&p, req, &pid, ret_code, err) < 0)
+        return -1;
     s->pid = pid;
     s->tty = io.master >= 0;
     if (s->tty) {

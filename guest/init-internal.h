@@ -20,24 +20,24 @@
  * each loop iteration, so pointers stay valid while one iteration's events are handled. */
 struct session {
     uint32_t id;
-    pid_t pid;          /* also the process group id: the child calls setsid() */
+    pid_t pid; /* also the process group id: the child calls setsid() */
     bool tty;
-    bool exited;        /* reaped; status is valid */
+    bool exited; /* reaped; status is valid */
     int status;
-    bool dead;          /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
-    int pty;            /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
-    int in_fd;          /* where stdin bytes go, or -1 */
-    int rd_fd[3];       /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
-    uint32_t credit[3]; /* output bytes the host still accepts, per stream */
-    bool eof_sent[3];   /* the empty STDOUT/STDERR frame was queued */
-    struct dbx_buf in;  /* stdin bytes received, not yet written */
-    bool in_eof;        /* the host sent the empty STDIN frame */
-    uint32_t in_pending;/* stdin bytes received and not yet credited back */
+    bool dead;           /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
+    int pty;             /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
+    int in_fd;           /* where stdin bytes go, or -1 */
+    int rd_fd[3];        /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
+    uint32_t credit[3];  /* output bytes the host still accepts, per stream */
+    bool eof_sent[3];    /* the empty STDOUT/STDERR frame was queued */
+    struct dbx_buf in;   /* stdin bytes received, not yet written */
+    bool in_eof;         /* the host sent the empty STDIN frame */
+    uint32_t in_pending; /* stdin bytes received and not yet credited back */
 };
 
 /* What exec needs from SETUP. */
 struct exec_ctx {
-    uid_t uid;          /* default user */
+    uid_t uid; /* default user */
     gid_t gid;
     const char *hostname;
 };
@@ -45,18 +45,18 @@ struct exec_ctx {
 enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
 
 struct agent {
-    int fd;             /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
-    int sigfd;          /* signalfd for SIGCHLD */
-    bool test_mode;     /* --serve-fd: not PID 1; no mounts, hostname or power-off */
-    bool hup;           /* the host end is not connected: poll the port again after 10 ms */
+    int fd;         /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
+    int sigfd;      /* signalfd for SIGCHLD */
+    bool test_mode; /* --serve-fd: not PID 1; no mounts, hostname or power-off */
+    bool hup;       /* the host end is not connected: poll the port again after 10 ms */
     struct dbx_reader rd;
     struct dbx_buf out; /* frames queued for the host */
     enum setup_state setup;
     char *setup_error;
     uid_t uid;
     gid_t gid;
-    char *hostname;     /* from SETUP; "" = keep the kernel's */
-    char *ws_path;      /* mounted workspace, or NULL */
+    char *hostname; /* from SETUP; "" = keep the kernel's */
+    char *ws_path;  /* mounted workspace, or NULL */
     struct session **sess;
     size_t nsess, cap_sess;
     uint64_t hup_until; /* monotonic ms before which the port is not polled (a->hup) */
@@ -111,10 +111,10 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
 struct init_user {
     uid_t uid;
     gid_t gid;
-    char *name;     /* NULL when the uid has no /etc/passwd entry */
-    char *home;     /* NULL when unknown */
-    char *shell;    /* NULL when unknown */
-    gid_t *groups;  /* supplementary groups from /etc/group */
+    char *name;    /* NULL when the uid has no /etc/passwd entry */
+    char *home;    /* NULL when unknown */
+    char *shell;   /* NULL when unknown */
+    gid_t *groups; /* supplementary groups from /etc/group */
     size_t ngroups;
 };
 

@@ -32,8 +32,10 @@ static bool split_fields(char *line, char **f, size_t n) {
     size_t i = 0;
     f[i++] = line;
     for (char *p = line; *p; p++) {
-        if (*p != ':') continue;
-        if (i == n) return false;
+        if (*p != ':')
+            continue;
+        if (i == n)
+            return false;
         *p = '\0';
         f[i++] = p + 1;
     }
@@ -43,7 +45,8 @@ static bool split_fields(char *line, char **f, size_t n) {
 static bool parse_id(const char *s, uint32_t *ret) {
     uint64_t v;
     /* (uid_t)-1 means "no change" to setuid() & co., so it is never a valid id. */
-    if (dbx_parse_u64(s, 0, UINT32_MAX - 1, &v) < 0) return false;
+    if (dbx_parse_u64(s, 0, UINT32_MAX - 1, &v) < 0)
+        return false;
     *ret = (uint32_t)v;
     return true;
 }
@@ -54,9 +57,12 @@ static bool pw_find(char *buf, const char *name, uint32_t uid, struct pw_ent *re
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[7];
         uint32_t u, g;
-        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 7)) continue;
-        if (!parse_id(f[2], &u) || !parse_id(f[3], &g)) continue;
-        if (name ? strcmp(f[0], name) != 0 : u != uid) continue;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 7))
+            continue;
+        if (!parse_id(f[2], &u) || !parse_id(f[3], &g))
+            continue;
+        if (name ? strcmp(f[0], name) != 0 : u != uid)
+            continue;
         *ret = (struct pw_ent){.name = f[0], .dir = f[5], .shell = f[6], .uid = u, .gid = g};
         return true;
     }
@@ -72,17 +78,21 @@ static void gr_scan(const char *text, const char *gname, gid_t *ret_gid, const c
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[4];
         uint32_t g;
-        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 4)) continue;
-        if (!parse_id(f[2], &g)) continue;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 4))
+            continue;
+        if (!parse_id(f[2], &g))
+            continue;
         if (gname) {
-            if (strcmp(f[0], gname) != 0) continue;
+            if (strcmp(f[0], gname) != 0)
+                continue;
             *ret_gid = g;
             *found = true;
             return;
         }
         char *msave = NULL;
         for (char *m = strtok_r(f[3], ",", &msave); m; m = strtok_r(NULL, ",", &msave)) {
-            if (strcmp(m, member) != 0 || u->ngroups >= USER_MAX_GROUPS) continue;
+            if (strcmp(m, member) != 0 || u->ngroups >= USER_MAX_GROUPS)
+                continue;
             u->groups = dbx_xrealloc(u->groups, (u->ngroups + 1) * sizeof(gid_t));
             u->groups[u->ngroups++] = g;
             break;
@@ -91,7 +101,8 @@ static void gr_scan(const char *text, const char *gname, gid_t *ret_gid, const c
 }
 
 void user_clear(struct init_user *u) {
-    if (!u) return;
+    if (!u)
+        return;
     free(u->name);
     free(u->home);
     free(u->shell);
@@ -137,9 +148,11 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     uint32_t g = 0;
     gid_t gg = 0;
     int r = -1;
-    if (read_db("/etc/passwd", &pwtext, err) < 0) return -1;
+    if (read_db("/etc/passwd", &pwtext, err) < 0)
+        return -1;
     char *group = strchr(user, ':');
-    if (group) *group++ = '\0';
+    if (group)
+        *group++ = '\0';
     if (user[0] == '\0' && group) {
         r = dbx_error_set(err, 0, "user '%s': empty user name", spec);
         goto out;
@@ -147,7 +160,8 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     if (user[0] == '\0') { /* the default user; its passwd entry, if any, gives HOME & co. */
         _cleanup_free_ char *buf = dbx_xstrdup(pwtext);
         struct pw_ent pw;
-        if (pw_find(buf, NULL, def_uid, &pw)) user_take_pw(&u, &pw);
+        if (pw_find(buf, NULL, def_uid, &pw))
+            user_take_pw(&u, &pw);
         have_gid = true;
     } else if (resolve_uid(user, pwtext, &u, &have_gid, err) < 0) {
         goto out;
@@ -167,7 +181,8 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     } else if (!have_gid) {
         u.gid = 0; /* a bare uid without a passwd entry: group 0, as docker does */
     }
-    if (u.name) gr_scan(grtext, NULL, NULL, u.name, &u, &found);
+    if (u.name)
+        gr_scan(grtext, NULL, NULL, u.name, &u, &found);
     *ret = u;
     u = (struct init_user){0};
     r = 0;

@@ -10,6 +10,6 @@ int cmd_fail(dbx_error **err) {
 
 int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret) {
     _cleanup_error_ dbx_error *err = NULL;
-    if (dbx_project_find(&ctx->paths, ctx->dir, ret, &err) < 0) return cmd_fail(&err);
+    if (dbx_project_find(&ctx->paths, ctx->dir, false, ret, &err) < 0) return cmd_fail(&err);
     return 0;
 }

@@ -29,41 +29,42 @@ static void project_fill(const struct dbx_paths *paths, struct dbx_project *p) {
     p->run_dir = dbx_xasprintf("%s/%s", paths->run, p->id);
 }
 
-/* libgit2's discovery walks up from `start` to the first directory with a `.git` entry (a
- * directory or a gitfile).  We take that directory as the work tree top ourselves instead of
- * opening the repository, so nothing in the repo's config (core.worktree, hooks, filters,
- * fsmonitor) can move the share or run code on the host. */
-static int discover_root(const char *start, char **ret, dbx_error **err) {
+/* The work tree top: the nearest directory, from `dir` up, holding a `.git` entry (a
+ * directory, or a gitfile for worktrees and submodules).  Repo configuration such as
+ * core.worktree is deliberately not consulted: the share is the directory the user is in,
+ * never one a repo file names. */
+static int walk_to_dotgit(const char *dir, char **ret) {
+    _cleanup_free_ char *d = dbx_xstrdup(dir);
+    for (;;) {
+        _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", strcmp(d, "/") ? d : "");
+        struct stat st;
+        if (lstat(dotgit, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+            *ret = TAKE_PTR(d);
+            return 0;
+        }
+        char *slash = strrchr(d, '/');
+        if (!slash || slash == d) return -ENOENT;
+        *slash = '\0';
+    }
+}
+
+/* libgit2 decides whether `start` is inside a git work tree the first time devbox meets a
+ * project (and whenever its VM starts): repository discovery with libgit2, which must agree
+ * with our own walk.  libgit2's global init costs ~10 ms (it sets up OpenSSL and reads the CA
+ * bundle), so commands on a project devbox already knows use the walk alone. */
+static int git_check(const char *start, const char *root, dbx_error **err) {
     git_libgit2_init();
     git_buf buf = {0};
     int r = git_repository_discover(&buf, start, 0, NULL);
-    if (r < 0) {
-        git_libgit2_shutdown();
-        return dbx_error_set(err, 0, "'%s' is not inside a git work tree (use -C DIR)", start);
-    }
-    _cleanup_free_ char *gitdir = dbx_xstrdup(buf.ptr);
+    _cleanup_free_ char *gitdir = r == 0 ? dbx_xstrdup(buf.ptr) : NULL;
     git_buf_dispose(&buf);
     git_libgit2_shutdown();
-    /* gitdir is ".../top/.git/" for a normal repo; for a worktree or submodule it is the
-     * gitfile's target, so walk up from start to find the `.git` entry itself. */
-    _cleanup_free_ char *dir = realpath(start, NULL);
-    if (!dir) return dbx_error_set(err, errno, "'%s'", start);
-    for (;;) {
-        _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", dir);
-        struct stat st;
-        if (lstat(dotgit, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) break;
-        char *slash = strrchr(dir, '/');
-        if (!slash || slash == dir)
-            return dbx_error_set(err, 0, "'%s' is not inside a git work tree (bare "
-                                              "repository?)", start);
-        *slash = '\0';
-    }
-    *ret = TAKE_PTR(dir);
+    if (r < 0 || !root)
+        return dbx_error_set(err, 0, "'%s' is not inside a git work tree (use -C DIR)", start);
     return 0;
 }
-
-int dbx_project_find(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
-                     dbx_error **err) {
+int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool validate,
+                     struct dbx_project *ret, dbx_error **err) {
     struct dbx_project p = {0};
     const char *start = dir ? dir : ".";
     p.cwd = realpath(start, NULL);
@@ -73,7 +74,13 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, struct dbx_
         dbx_project_clear(&p);
         return dbx_error_set(err, 0, "'%s'", start);
     }
-    if (discover_root(p.cwd, &p.root, err) < 0) {
+    if (walk_to_dotgit(p.cwd, &p.root) < 0) p.root = NULL;
+    _cleanup_free_ char *rec = NULL;
+    if (p.root) {
+        project_fill(paths, &p);
+        rec = dbx_xasprintf("%s/project.json", p.state_dir);
+    }
+    if ((!rec || access(rec, F_OK) < 0 || validate) && git_check(p.cwd, p.root, err) < 0) {
         dbx_project_clear(&p);
         return -1;
     }
@@ -81,7 +88,6 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, struct dbx_
         dbx_project_clear(&p);
         return dbx_error_set(err, 0, "project path is too long");
     }
-    project_fill(paths, &p);
     *ret = p;
     return 0;
 }

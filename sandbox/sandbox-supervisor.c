@@ -847,7 +847,7 @@ int dbx_supervise(const char *root, int ready_fd) {
         dbx_error_set(&err, errno, "signalfd");
         goto out;
     }
-    if (dbx_paths_init(&s.paths, &err) < 0 || dbx_project_find(&s.paths, root, &s.proj, &err) < 0 ||
+    if (dbx_paths_init(&s.paths, &err) < 0 || dbx_project_find(&s.paths, root, true, &s.proj, &err) < 0 ||
         dbx_project_dirs(&s.proj, &err) < 0)
         goto out;
     if (strcmp(s.proj.root, root) != 0) {

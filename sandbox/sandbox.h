@@ -32,11 +32,13 @@ struct dbx_project {
     char *data_dir;   /* paths.data/projects/ID */
     char *run_dir;    /* paths.run/ID */
 };
-/* Find the project containing `dir` (NULL = cwd): the directory holding the `.git` entry
- * that libgit2's discovery finds.  Repo configuration such as core.worktree is deliberately
- * ignored: the share is the directory the user is in, never one a repo file names. */
-int dbx_project_find(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
-                     dbx_error **err);
+/* Find the project containing `dir` (NULL = cwd): the nearest directory holding a `.git`
+ * entry.  libgit2's repository discovery must confirm it when the project is new to devbox
+ * or `validate` is set (the supervisor does, at every start).  Repo configuration such as
+ * core.worktree is deliberately ignored: the share is the directory the user is in, never
+ * one a repo file names. */
+int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool validate,
+                     struct dbx_project *ret, dbx_error **err);
 /* Open the project by id from the state dir (for ls / rm of a vanished tree). */
 void dbx_project_clear(struct dbx_project *p);
 

@@ -80,7 +80,13 @@ struct vm_config {
  * -M microvm with ACPI, memfd-backed shared RAM, -nodefaults -no-user-config -nographic
  * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
  * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
- * virtio-serial-device with the agent port, the console on the ISA serial port, no network. */
+ * virtio-serial-device with the agent port, the console on the ISA serial port, no network.
+ * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
+ * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
+ * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
+ * tsc_early_khz=<host TSC kHz, measured once per process (~20 ms)>: without it the guest's TSC
+ * calibration fails on a loaded host and the boot hangs.  NULL disk / vfs_socket+vfs_tag omit
+ * those devices. */
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 
 /* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and

@@ -48,14 +48,14 @@ static void test_find_root_from_subdir(void **state) {
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
     char *sub = dbx_xasprintf("%s/repo/a/b", tmpl);
     struct dbx_project p = {0};
-    assert_int_equal(dbx_project_find(&paths, sub, &p, &err), 0);
+    assert_int_equal(dbx_project_find(&paths, sub, false, &p, &err), 0);
     char *want = dbx_xasprintf("%s/repo", tmpl);
     assert_string_equal(p.root, want);
     assert_string_equal(p.cwd, sub);
     assert_int_equal(strlen(p.id), 16);
     /* the id is stable for the same root */
     struct dbx_project q = {0};
-    assert_int_equal(dbx_project_find(&paths, want, &q, &err), 0);
+    assert_int_equal(dbx_project_find(&paths, want, false, &q, &err), 0);
     assert_string_equal(p.id, q.id);
     dbx_project_clear(&p);
     dbx_project_clear(&q);
@@ -74,7 +74,7 @@ static void test_core_worktree_ignored(void **state) {
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
     char *dir = dbx_xasprintf("%s/evil", tmpl);
     struct dbx_project p = {0};
-    assert_int_equal(dbx_project_find(&paths, dir, &p, &err), 0);
+    assert_int_equal(dbx_project_find(&paths, dir, false, &p, &err), 0);
     assert_string_equal(p.root, dir);
     dbx_project_clear(&p);
     dbx_paths_clear(&paths);
@@ -89,7 +89,7 @@ static void test_outside_worktree(void **state) {
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
     char *dir = dbx_xasprintf("%s/plain", tmpl);
     struct dbx_project p = {0};
-    assert_true(dbx_project_find(&paths, dir, &p, &err) < 0);
+    assert_true(dbx_project_find(&paths, dir, false, &p, &err) < 0);
     assert_non_null(err);
     assert_non_null(strstr(err->msg, "is not inside a git work tree"));
     dbx_error_free(&err);

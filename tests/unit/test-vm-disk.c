@@ -47,13 +47,17 @@ static void make_tar(const char *path, const struct ent *e, size_t n) {
         archive_entry_set_perm(ae, e[i].perm ? e[i].perm : 0644);
         archive_entry_set_uid(ae, e[i].uid);
         archive_entry_set_gid(ae, e[i].gid);
-        if (e[i].type == AE_IFLNK) archive_entry_set_symlink(ae, e[i].link);
-        if (e[i].type == 0) archive_entry_set_hardlink(ae, e[i].link);
-        if (e[i].type == AE_IFCHR) archive_entry_set_rdev(ae, makedev(1, 3));
+        if (e[i].type == AE_IFLNK)
+            archive_entry_set_symlink(ae, e[i].link);
+        if (e[i].type == 0)
+            archive_entry_set_hardlink(ae, e[i].link);
+        if (e[i].type == AE_IFCHR)
+            archive_entry_set_rdev(ae, makedev(1, 3));
         size_t len = e[i].data ? strlen(e[i].data) : 0;
         archive_entry_set_size(ae, e[i].type == AE_IFREG ? (la_int64_t)len : 0);
         assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
-        if (len && e[i].type == AE_IFREG) assert_int_equal(archive_write_data(a, e[i].data, len), len);
+        if (len && e[i].type == AE_IFREG)
+            assert_int_equal(archive_write_data(a, e[i].data, len), len);
         archive_entry_free(ae);
     }
     assert_int_equal(archive_write_close(a), ARCHIVE_OK);
@@ -66,7 +70,8 @@ static size_t count_entries(const char *d) {
     size_t n = 0;
     struct dirent *de;
     while ((de = readdir(dp)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            n++;
     closedir(dp);
     return n;
 }
@@ -102,15 +107,18 @@ static void test_clean_path(void **state) {
     _cleanup_free_ char *longp = dbx_xmalloc(VM_TAR_MAX_PATH + 2);
     memset(longp, 'a', VM_TAR_MAX_PATH + 1);
     longp[VM_TAR_MAX_PATH + 1] = '\0';
-    for (size_t i = 100; i < VM_TAR_MAX_PATH; i += 100) longp[i] = '/';
+    for (size_t i = 100; i < VM_TAR_MAX_PATH; i += 100)
+        longp[i] = '/';
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *out = NULL;
     assert_true(vm_tar_clean_path(longp, &out, &err) < 0);
     assert_non_null(strstr(err->msg, "longer than 4096 bytes"));
 }
 
-#define DIR_E(n) {n, AE_IFDIR, 0755, 0, 0, NULL, NULL}
-#define FILE_E(n) {n, AE_IFREG, 0644, 0, 0, NULL, "data\n"}
+#define DIR_E(n)                                                                                   \
+    { n, AE_IFDIR, 0755, 0, 0, NULL, NULL }
+#define FILE_E(n)                                                                                  \
+    { n, AE_IFREG, 0644, 0, 0, NULL, "data\n" }
 
 static void test_hostile(void **state) {
     static const struct ent abs[] = {DIR_E("etc"), FILE_E("/etc/passwd")};
@@ -163,7 +171,8 @@ static bool have(const char *prog) {
     static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], prog);
-        if (access(p, X_OK) == 0) return true;
+        if (access(p, X_OK) == 0)
+            return true;
     }
     return false;
 }
@@ -197,7 +206,8 @@ static void test_build_base(void **state) {
     make_tar(tar, tree, DBX_ARRAY_SIZE(tree));
     _cleanup_error_ dbx_error *err = NULL;
     uint64_t size = 0;
-    if (vm_disk_build_base(tar, img, 64 << 20, &size, &err) < 0) fail_msg("%s", err->msg);
+    if (vm_disk_build_base(tar, img, 64 << 20, &size, &err) < 0)
+        fail_msg("%s", err->msg);
     struct stat st;
     assert_int_equal(stat(img, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0444);
@@ -229,10 +239,13 @@ static void test_build_base(void **state) {
     assert_non_null(strstr(hdr, "Inode size:\t          256"));
 
     /* the overlay on top of it, and its check */
-    if (!have("qemu-img")) return;
+    if (!have("qemu-img"))
+        return;
     _cleanup_free_ char *ov = dbx_xasprintf("%s/ov.qcow2", dir);
-    if (vm_disk_create_overlay(img, ov, &err) < 0) fail_msg("%s", err->msg);
-    if (vm_disk_check(ov, &err) < 0) fail_msg("%s", err->msg);
+    if (vm_disk_create_overlay(img, ov, &err) < 0)
+        fail_msg("%s", err->msg);
+    if (vm_disk_check(ov, &err) < 0)
+        fail_msg("%s", err->msg);
     _cleanup_free_ char *missing = dbx_xasprintf("%s/nope.img", dir);
     assert_true(vm_disk_create_overlay(missing, ov, &err) < 0);
     assert_non_null(strstr(err->msg, "No such file or directory"));

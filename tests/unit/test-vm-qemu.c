@@ -26,13 +26,15 @@ static struct vm_config base_cfg(void) {
 /* The value following option `opt` whose value starts with `prefix` (NULL if none). */
 static const char *opt_value(char **v, const char *opt, const char *prefix) {
     for (size_t i = 0; v[i] && v[i + 1]; i++)
-        if (strcmp(v[i], opt) == 0 && dbx_str_has_prefix(v[i + 1], prefix)) return v[i + 1];
+        if (strcmp(v[i], opt) == 0 && dbx_str_has_prefix(v[i + 1], prefix))
+            return v[i + 1];
     return NULL;
 }
 
 static bool has_arg(char **v, const char *a) {
     for (size_t i = 0; v[i]; i++)
-        if (strcmp(v[i], a) == 0) return true;
+        if (strcmp(v[i], a) == 0)
+            return true;
     return false;
 }
 
@@ -52,14 +54,15 @@ static void test_argv_tcg(void **state) {
     assert_non_null(opt_value(v, "-accel", "tcg"));
     assert_non_null(opt_value(v, "-cpu", "max"));
     assert_non_null(opt_value(v, "-global", "virtio-mmio.force-legacy=false"));
-    for (const char *f = "-nodefaults"; f; f = NULL) assert_true(has_arg(v, f));
+    for (const char *f = "-nodefaults"; f; f = NULL)
+        assert_true(has_arg(v, f));
     assert_true(has_arg(v, "-no-user-config"));
     assert_true(has_arg(v, "-nographic"));
     assert_true(has_arg(v, "-no-reboot"));
     const char *sb = opt_value(v, "-sandbox", "on");
     assert_non_null(sb);
     for (const char *const *d = (const char *const[]){"obsolete=deny", "elevateprivileges=deny",
-                                                       "spawn=deny", "resourcecontrol=deny", NULL};
+                                                      "spawn=deny", "resourcecontrol=deny", NULL};
          *d; d++)
         assert_non_null(strstr(sb, *d));
     assert_non_null(opt_value(v, "-kernel", "/k/vmlinuz"));
@@ -77,13 +80,14 @@ static void test_argv_tcg(void **state) {
     assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
     assert_non_null(opt_value(v, "-device", "virtio-serial-device"));
     assert_non_null(opt_value(v, "-chardev", "socket,id=agent,fd=3"));
-    assert_non_null(opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
+    assert_non_null(
+        opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
     assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
     assert_non_null(opt_value(v, "-serial", "chardev:con"));
     /* no network of any kind */
     for (size_t i = 0; v[i]; i++) {
-        assert_false(strcmp(v[i], "-netdev") == 0 || strcmp(v[i], "-nic") == 0
-                     || strcmp(v[i], "-net") == 0);
+        assert_false(strcmp(v[i], "-netdev") == 0 || strcmp(v[i], "-nic") == 0 ||
+                     strcmp(v[i], "-net") == 0);
         assert_null(strstr(v[i], "virtio-net"));
         assert_null(strstr(v[i], "user,"));
     }

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: devbox's speed against floors measured in the same run, on the same accelerator.
+# Prints ratios; never fails on a number (these machines are noisy), only on a broken run.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+export DEVBOX_BIN=${DEVBOX_BIN:-$here/build/devbox}
+cache=$here/build/cache
+mkdir -p "$cache"
+work=$(mktemp -d /tmp/dbx-bench.XXXXXX)
+trap 'DEVBOX_HOME=$work/h "$DEVBOX_BIN" -C "$work/repo" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+export DEVBOX_HOME=$work/h
+
+# Same kernel package the tests use (downloaded once).
+if [ -z "${DEVBOX_KERNEL_DEB:-}" ]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image/{print $2; exit}')
+    deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+    if [ -z "$deb" ]; then
+        (cd "$cache" && apt-get download -q "$pkg" >/dev/null)
+        deb=$(find "$cache" -maxdepth 1 -name "${pkg}_*.deb" | sort | tail -n 1)
+    fi
+    export DEVBOX_KERNEL_DEB=$deb
+fi
+[ -s "$cache/e2e-rootfs.tar" ] || "$here/tests/e2e/mkimage.sh" "$cache/e2e-rootfs.tar"
+"$DEVBOX_BIN" image import "$cache/e2e-rootfs.tar" default >/dev/null
+
+gcc -O2 -static -o "$work/trivial-init" "$here/bench/trivial-init.c"
+mkdir -p "$work/repo"
+git -C "$work/repo" init -q
+gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
+
+exec python3 "$here/bench/bench.py" "$work"
