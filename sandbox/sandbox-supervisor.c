@@ -25,7 +25,8 @@
 #define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
 #define AGENT_OUT_HIGH (16u << 20)       /* stop reading clients above this */
 #define KVM_HELLO_MS 10000
-#define TCG_HELLO_MS 90000
+#define TCG_HELLO_MS 45000
+#define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
 #define READY_MS 30000
 #define STOP_MS 20000
 
@@ -737,7 +738,7 @@ static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
 static int boot(struct sup *s, dbx_error **err) {
     bool forced = false;
     if (vm_accel_choose(s->paths.state, &s->accel, &forced, err) < 0) return -1;
-    for (;;) {
+    for (int tcg_tries = 0;;) {
         s->started_ms = dbx_now_ms();
         s->started_wall = (int64_t)time(NULL);
         uint64_t wait = s->accel == VM_ACCEL_KVM ? KVM_HELLO_MS : TCG_HELLO_MS;
@@ -754,6 +755,10 @@ static int boot(struct sup *s, dbx_error **err) {
             ready_say(s, 'W', w);
             (void)vm_accel_record_kvm_broken(s->paths.state, NULL);
             s->accel = VM_ACCEL_TCG;
+            continue;
+        }
+        if (r == -ETIMEDOUT && ++tcg_tries < TCG_BOOT_TRIES) {
+            sup_log("the guest did not say hello within %us; booting again", TCG_HELLO_MS / 1000);
             continue;
         }
         if (r == -ETIMEDOUT) return boot_failure(s, "the guest did not answer in time", err);
