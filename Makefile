@@ -12,7 +12,7 @@ DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjans
               libssl-dev libcurl4-openssl-dev libseccomp-dev libcmocka-dev
 DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprogs genext2fs \
               apt dpkg zstd
-DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect
+DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect git
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
 PKGS      := libgit2 libarchive inih jansson libcrypto
@@ -24,10 +24,14 @@ GUEST_SRCS  := $(filter-out guest/protocol.c,$(wildcard guest/*.c))
 LIB_SRCS    := $(COMMON_SRCS) $(wildcard vm/*.c mounts/*.c policy/*.c profiles/*.c) \
                $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
+FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/host/%.o)
 GUEST_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/guest/%.o) $(GUEST_SRCS:%.c=$(BUILD)/guest/%.o)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/%)
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 60
 
 all: $(BUILD)/devbox $(BUILD)/devbox-init
 
@@ -55,8 +59,27 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdevbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS) -lcmocka
 
-unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+# Replay build of every fuzz harness (gcc, no libFuzzer): each corpus file through the same
+# entry point, so CI runs the corpus on every change.
+$(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c $(BUILD)/libdevbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
+
+unit: $(UNIT_BINS) $(FUZZ_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done; \
+	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
+	  $$f tests/fuzz/corpus/$$c; done
+
+# libFuzzer (clang): each harness for FUZZ_TIME seconds, starting from the committed corpus.
+fuzz: $(BUILD)/libdevbox.a
+	@mkdir -p $(BUILD)/fuzz
+	@set -e; for s in $(FUZZ_SRCS); do n=$$(basename $$s .c); c=$${n#fuzz-}; \
+	  $(FUZZ_CC) $(CSTD) -g -O1 -D_GNU_SOURCE= -DDBX_LIBFUZZER -I. \
+	    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	    -o $(BUILD)/fuzz/$$n $$s $(LIB_SRCS) $(HOST_LIBS); \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$c; echo "== $$n for $(FUZZ_TIME)s"; \
+	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=300000 -rss_limit_mb=4096 \
+	    $(BUILD)/fuzz/corpus-$$c tests/fuzz/corpus/$$c; done
 
 e2e: all
 	tests/e2e/run.sh
@@ -87,5 +110,5 @@ format:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit e2e test asan bench demo deps format clean
+.PHONY: all unit e2e test asan bench demo deps format clean fuzz
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -38,6 +38,22 @@ int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
     return -code;
 }
 
+int dbx_error_setx(dbx_error **err, int code, const char *fmt, ...) {
+    code = code > 0 ? code : (code < 0 ? -code : EIO);
+    if (!err) return -code;
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    dbx_error *e = dbx_xcalloc(1, sizeof(*e));
+    e->code = code;
+    e->msg = msg;
+    if (*err) dbx_error_free(err);
+    *err = e;
+    return -code;
+}
+
 int dbx_error_wrap(dbx_error **err, const char *fmt, ...) {
     if (!err || !*err) return -EIO;
     char *ctx = NULL;

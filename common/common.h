@@ -29,6 +29,10 @@ typedef struct dbx_error {
  * function can `return dbx_error_set(err, errno, "open '%s'", p);`.  err may be NULL. */
 int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Like dbx_error_set, but the message is used as given (no strerror suffix) while the
+ * error still carries `code`.  Returns -code. */
+int dbx_error_setx(dbx_error **err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Prefix the existing message with "context: ".  Returns -(*err)->code. */
 int dbx_error_wrap(dbx_error **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Frees and NULLs *err; accepts NULL and *err == NULL. */

@@ -2,6 +2,7 @@
  * so the same code is fuzzed, unit-tested and linked into the static init. */
 #define _GNU_SOURCE
 #include "protocol.h"
+#include "../common/sha256.h"
 
 static void put_le(uint8_t *o, uint64_t v, int n) {
     for (int i = 0; i < n; i++) o[i] = (uint8_t)(v >> (8 * i));
@@ -273,12 +274,105 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     return 0;
 }
 
+void dbx_plan_permissive(struct dbx_plan *ret) {
+    *ret = (struct dbx_plan){.swap_max = UINT64_MAX, .cpu_period_us = 100000, .caps = DBX_CAP_ALL,
+                             .user = dbx_xstrdup("")};
+}
+
+void dbx_plan_free(struct dbx_plan *p) {
+    if (!p) return;
+    free(p->user);
+    free(p->bpf);
+    for (uint32_t i = 0; p->protected && i < p->nprotected; i++) free(p->protected[i]);
+    free(p->protected);
+    for (uint32_t i = 0; p->env && i < p->nenv; i++) free(p->env[i]);
+    free(p->env);
+    *p = (struct dbx_plan){0};
+}
+
+void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
+    size_t start = out->len;
+    dbx_buf_put_u64(out, p->mem_max);
+    dbx_buf_put_u64(out, p->swap_max);
+    dbx_buf_put_u32(out, p->cpu_quota_us);
+    dbx_buf_put_u32(out, p->cpu_period_us);
+    dbx_buf_put_u32(out, p->pids_max);
+    dbx_buf_put_u32(out, p->io_weight);
+    dbx_buf_put_u64(out, p->nofile);
+    dbx_buf_put_u64(out, p->nproc);
+    dbx_buf_put_u64(out, p->caps);
+    dbx_buf_put_u8(out, p->no_new_privs);
+    dbx_buf_put_u8(out, p->seccomp_mode);
+    dbx_buf_put_str(out, p->user);
+    dbx_buf_put_u32(out, p->bpf_len);
+    dbx_buf_put(out, p->bpf, (size_t)p->bpf_len * 8);
+    dbx_buf_put_u32(out, p->nprotected);
+    for (uint32_t i = 0; i < p->nprotected; i++) dbx_buf_put_str(out, p->protected[i]);
+    dbx_buf_put_u32(out, p->nenv);
+    for (uint32_t i = 0; i < p->nenv; i++) dbx_buf_put_str(out, p->env[i]);
+    uint8_t md[32];
+    dbx_sha256(out->data + start, out->len - start, md);
+    dbx_buf_put(out, md, sizeof(md));
+}
+
+int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err) {
+    if (n < 32) return dbx_error_setx(err, EPROTO, "malformed plan: too short");
+    uint8_t md[32];
+    dbx_sha256(p, n - 32, md);
+    if (memcmp(md, p + n - 32, 32) != 0) return dbx_error_setx(err, EPROTO, "plan checksum mismatch");
+    struct dbx_cursor c = {p, n - 32};
+    struct dbx_plan r = {0};
+    const char *why = NULL;
+    if (dbx_get_u64(&c, &r.mem_max) < 0 || dbx_get_u64(&c, &r.swap_max) < 0 ||
+        dbx_get_u32(&c, &r.cpu_quota_us) < 0 || dbx_get_u32(&c, &r.cpu_period_us) < 0 ||
+        dbx_get_u32(&c, &r.pids_max) < 0 || dbx_get_u32(&c, &r.io_weight) < 0 ||
+        dbx_get_u64(&c, &r.nofile) < 0 || dbx_get_u64(&c, &r.nproc) < 0 ||
+        dbx_get_u64(&c, &r.caps) < 0 || dbx_get_u8(&c, &r.no_new_privs) < 0 ||
+        dbx_get_u8(&c, &r.seccomp_mode) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
+        dbx_get_u32(&c, &r.bpf_len) < 0)
+        why = "truncated";
+    else if (r.bpf_len > DBX_PLAN_MAX_BPF || (size_t)r.bpf_len * 8 > c.left)
+        why = "seccomp program too long";
+    else {
+        r.bpf = dbx_xmalloc((size_t)r.bpf_len * 8);
+        memcpy(r.bpf, c.p, (size_t)r.bpf_len * 8);
+        c.p += (size_t)r.bpf_len * 8;
+        c.left -= (size_t)r.bpf_len * 8;
+        if (get_strv(&c, DBX_PLAN_MAX_PATHS, &r.nprotected, &r.protected) < 0 ||
+            get_strv(&c, DBX_PLAN_MAX_ENV, &r.nenv, &r.env) < 0)
+            why = "bad path or environment list";
+        else if (c.left != 0) why = "trailing bytes";
+        else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT) why = "bad flag";
+        else if ((r.seccomp_mode == DBX_SECCOMP_UNCONFINED) != (r.bpf_len == 0))
+            why = "seccomp mode and program disagree";
+        else if (r.cpu_quota_us && (r.cpu_period_us < 1000 || r.cpu_period_us > 1000000))
+            why = "bad cpu period";
+        else if (r.io_weight > 10000) why = "bad io weight";
+        for (uint32_t i = 0; !why && i < r.nenv; i++)
+            if (!strchr(r.env[i], '=') || r.env[i][0] == '=') why = "environment entry without '='";
+        for (uint32_t i = 0; !why && i < r.nprotected; i++)
+            if (r.protected[i][0] == '/' || r.protected[i][0] == '\0' || strstr(r.protected[i], ".."))
+                why = "protected path not relative";
+    }
+    if (why) {
+        dbx_plan_free(&r);
+        return dbx_error_setx(err, EPROTO, "malformed plan: %s", why);
+    }
+    *ret = r;
+    return 0;
+}
+
 void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out) {
     dbx_buf_put_str(out, s->ws_tag);
     dbx_buf_put_str(out, s->ws_path);
     dbx_buf_put_u32(out, s->uid);
     dbx_buf_put_u32(out, s->gid);
     dbx_buf_put_str(out, s->hostname);
+    struct dbx_buf plan = {0};
+    dbx_plan_encode(&s->plan, &plan);
+    dbx_buf_put_u32(out, (uint32_t)plan.len);
+    dbx_buf_put(out, plan.data, plan.len);
+    dbx_buf_free(&plan);
 }
 
 void dbx_setup_free(struct dbx_setup *s) {
@@ -286,17 +380,24 @@ void dbx_setup_free(struct dbx_setup *s) {
     free(s->ws_tag);
     free(s->ws_path);
     free(s->hostname);
+    dbx_plan_free(&s->plan);
     *s = (struct dbx_setup){0};
 }
 
 int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err) {
     struct dbx_cursor c = {p, n};
     struct dbx_setup s = {0};
+    uint32_t plen = 0;
     if (dbx_get_str(&c, 36, &s.ws_tag) < 0 || dbx_get_str(&c, 4096, &s.ws_path) < 0 ||
         dbx_get_u32(&c, &s.uid) < 0 || dbx_get_u32(&c, &s.gid) < 0 ||
-        dbx_get_str(&c, 64, &s.hostname) < 0 || c.left != 0 || s.ws_path[0] != '/') {
+        dbx_get_str(&c, 64, &s.hostname) < 0 || dbx_get_u32(&c, &plen) < 0 || plen != c.left ||
+        s.ws_path[0] != '/') {
         dbx_setup_free(&s);
-        return dbx_error_set(err, EPROTO, "malformed setup message");
+        return dbx_error_setx(err, EPROTO, "malformed setup message");
+    }
+    if (dbx_plan_decode(c.p, plen, &s.plan, err) < 0) {
+        dbx_setup_free(&s);
+        return -EPROTO;
     }
     *ret = s;
     return 0;

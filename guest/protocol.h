@@ -95,11 +95,46 @@ struct dbx_exec_req {
     char **env;      /* "K=V", envc entries + NULL */
 };
 
+/* The policy plan: what the guest enforces on every exec'd process.  Compiled on the host by
+ * policy/ from the effective profile, carried in SETUP, checked (framing, limits, SHA-256 over
+ * the encoding) and applied by the guest init with plain syscalls. */
+enum dbx_seccomp_mode {
+    DBX_SECCOMP_UNCONFINED = 0,
+    DBX_SECCOMP_DEFAULT = 1,
+    DBX_SECCOMP_STRICT = 2,
+};
+#define DBX_PLAN_MAX_BPF 4096u    /* BPF instructions (the kernel's BPF_MAXINSNS) */
+#define DBX_PLAN_MAX_PATHS 256u   /* protected paths */
+#define DBX_PLAN_MAX_ENV 1024u
+#define DBX_CAP_ALL UINT64_MAX    /* "keep every capability": no capability changes */
+struct dbx_plan {
+    uint64_t mem_max;       /* cgroup memory.max in bytes; 0 = "max" */
+    uint64_t swap_max;      /* memory.swap.max in bytes; UINT64_MAX = "max" */
+    uint32_t cpu_quota_us;  /* cpu.max quota; 0 = "max" */
+    uint32_t cpu_period_us; /* cpu.max period */
+    uint32_t pids_max;      /* pids.max; 0 = "max" */
+    uint32_t io_weight;     /* io.weight 1..10000; 0 = leave the default */
+    uint64_t nofile;        /* RLIMIT_NOFILE soft = hard; 0 = leave */
+    uint64_t nproc;         /* RLIMIT_NPROC soft = hard; 0 = leave */
+    uint64_t caps;          /* bit n = capability n in the bounding, permitted, effective,
+                               inheritable and ambient sets; DBX_CAP_ALL = leave them alone */
+    uint8_t no_new_privs;   /* 1 = PR_SET_NO_NEW_PRIVS */
+    uint8_t seccomp_mode;   /* enum dbx_seccomp_mode, for verification and reporting */
+    char *user;             /* "" = the uid/gid of SETUP; else resolved in the guest */
+    uint32_t bpf_len;       /* instructions in bpf (0 with DBX_SECCOMP_UNCONFINED) */
+    uint8_t *bpf;           /* bpf_len struct sock_filter, 8 bytes each, little-endian */
+    uint32_t nprotected;
+    char **protected;       /* workspace-relative paths, read-only in the guest as well */
+    uint32_t nenv;
+    char **env;             /* "K=V" added to every command's environment */
+};
+
 struct dbx_setup {
     char *ws_tag;    /* virtiofs tag of the workspace share */
     char *ws_path;   /* where to mount it: the project's absolute host path */
     uint32_t uid, gid; /* default user for exec */
     char *hostname;
+    struct dbx_plan plan;
 };
 
 /* ---- frame header ----------------------------------------------------------------------- */
@@ -172,6 +207,14 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out);
 /* Strict: all fields present, counts within limits, no trailing bytes, cwd absolute. */
 int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, dbx_error **err);
 void dbx_exec_req_free(struct dbx_exec_req *req);
+
+/* The plan's encoding ends with a SHA-256 of everything before it; decode checks it, every
+ * count against its limit, and that nothing trails. */
+void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out);
+int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err);
+void dbx_plan_free(struct dbx_plan *p);
+/* A plan that changes nothing: no limits, every capability, no seccomp. */
+void dbx_plan_permissive(struct dbx_plan *ret);
 
 void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out);
 int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err);

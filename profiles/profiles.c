@@ -115,13 +115,28 @@ static int check_text(const char *buf, size_t len, const char *path, dbx_error *
 void profile_clear(struct profile *p) {
     if (!p) return;
     free(p->image);
-    free(p->source);
+    free(p->hostname);
+    free(p->user);
+    dbx_strv_free(p->protect);
+    dbx_strv_free(p->env);
+    dbx_strv_free(p->allow);
+    dbx_strv_free(p->files);
+    for (size_t i = 0; i < p->norigin; i++) {
+        free(p->origin[i].key);
+        free(p->origin[i].where);
+    }
+    free(p->origin);
     *p = (struct profile){0};
 }
 
-int profile_load(int root_fd, const char *display_path, struct profile *ret, dbx_error **err) {
+int profile_load(int root_fd, const char *root, const struct profile_user *user,
+                 const char *builtin_dir, struct profile *ret, dbx_error **err) {
+    (void)user;
+    (void)builtin_dir;
+    _cleanup_free_ char *display_path = dbx_xasprintf("%s/%s", root, PROFILE_FILE);
     struct profile p = {.image = dbx_xstrdup("default"), .cpus = 1, .memory = 512ull << 20,
-                        .source = dbx_xstrdup("built-in")};
+                        .hostname = dbx_xstrdup("devbox"), .user = dbx_xstrdup(""),
+                        .swap_limit = UINT64_MAX, .no_new_privs = true};
     _cleanup_close_ int fd = openat(root_fd, PROFILE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -157,8 +172,6 @@ int profile_load(int root_fd, const char *display_path, struct profile *ret, dbx
         *err = c.err;
         return -EINVAL;
     }
-    free(p.source);
-    p.source = dbx_xstrdup(display_path);
     *ret = p;
     return 0;
 }

@@ -121,6 +121,7 @@ static int start_supervisor(const struct dbx_project *proj, char ***warnings, db
 
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
                 int *ret_fd, char ***ret_warnings, dbx_error **err) {
+    /* err must be non-NULL here: a connect failure that is not "not running" is reported. */
     if (try_connect(proj, ret_fd, err) == 0) return 0;
     if (*err) return -1;
     if (!start) return -ENOENT;
@@ -176,7 +177,7 @@ static char *stopped_json(const struct dbx_paths *paths, const struct dbx_projec
     struct profile prof = {0};
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0) image = rec.image;
-    else if (rootfd >= 0 && profile_load(rootfd, PROFILE_FILE, &prof, NULL) == 0) image = prof.image;
+    else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0) image = prof.image;
     json_t *j = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped",
                           "project", proj->root, "id", proj->id, "pid", "accel", "uptime_s",
                           "memory_mib", "image", image);
@@ -192,8 +193,12 @@ static char *stopped_json(const struct dbx_paths *paths, const struct dbx_projec
 int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj,
                     char **ret_json, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
-    if (try_connect(proj, &fd, err) < 0) {
-        if (*err) return -1;
+    _cleanup_error_ dbx_error *cerr = NULL;
+    if (try_connect(proj, &fd, &cerr) < 0) {
+        if (cerr) {
+            if (err) *err = TAKE_PTR(cerr);
+            return -1;
+        }
         *ret_json = stopped_json(paths, proj);
         return 0;
     }
@@ -217,7 +222,12 @@ int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *pro
 
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
-    if (try_connect(proj, &fd, err) < 0) return *err ? -1 : 0;
+    _cleanup_error_ dbx_error *cerr = NULL;
+    if (try_connect(proj, &fd, &cerr) < 0) {
+        if (!cerr) return 0;
+        if (err) *err = TAKE_PTR(cerr);
+        return -1;
+    }
     if (dbx_send_frame(fd, DBX_MSG_STOP, 0, NULL, 0) < 0) return 0;
     /* The supervisor closes every client socket when it exits. */
     char b[256];
@@ -246,13 +256,17 @@ static int rm_rf_at(int dfd, const char *name) {
 int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
                dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
-    if (try_connect(proj, &fd, err) == 0) {
+    _cleanup_error_ dbx_error *cerr = NULL;
+    if (try_connect(proj, &fd, &cerr) == 0) {
         if (!force)
             return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use "
                                              "--force)", proj->root);
         close(TAKE_FD(fd));
         if (dbx_stop(paths, proj, err) < 0) return -1;
-    } else if (*err) return -1;
+    } else if (cerr) {
+        if (err) *err = TAKE_PTR(cerr);
+        return -1;
+    }
     const char *dirs[] = {proj->data_dir, proj->run_dir, proj->state_dir};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
         if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)

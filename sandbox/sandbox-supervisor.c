@@ -390,10 +390,12 @@ static void send_setup(struct sup *s) {
         .ws_tag = "workspace", .ws_path = s->proj.root, .uid = getuid(), .gid = getgid(),
         .hostname = "devbox",
     };
+    dbx_plan_permissive(&st.plan);
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
     agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
     dbx_buf_free(&b);
+    dbx_plan_free(&st.plan);
 }
 
 static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
@@ -770,8 +772,7 @@ static int boot(struct sup *s, dbx_error **err) {
 static int prepare(struct sup *s, dbx_error **err) {
     _cleanup_close_ int rootfd = open(s->proj.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.root);
-    _cleanup_free_ char *ini = dbx_xasprintf("%s/%s", s->proj.root, PROFILE_FILE);
-    if (profile_load(rootfd, ini, &s->prof, err) < 0) return -1;
+    if (profile_load(rootfd, s->proj.root, NULL, NULL, &s->prof, err) < 0) return -1;
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);

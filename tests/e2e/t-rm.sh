@@ -7,9 +7,9 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 
 in_ls() { # prints how many ls --json entries are for $R
-    run dbx ls --json
-    [ "$RC" = 0 ] || fail "ls --json failed: $(show "$ERR")"
-    json_get "$OUT" "len([e for e in j if e.get('project') == '$R'])"
+    local out
+    out=$(dbx ls --json </dev/null) || fail "ls --json failed"
+    json_get "$out" "len([e for e in j if e.get('project') == '$R'])"
 }
 
 ok dbx exec -u root -- sh -c 'echo one > /root/marker'

@@ -16,14 +16,14 @@ ok dbx exec -- true
 ok dbx status --json
 st=$OUT
 for k in state accel pid uptime_s memory_mib image project; do
-    assert_eq True "$(json_get "$st" "'$k' in j")" "key '$k' in status --json"
+    assert_eq true "$(json_get "$st" "'$k' in j")" "key '$k' in status --json"
 done
 assert_eq running "$(json_get "$st" 'j["state"]')" "state"
 assert_eq tcg "$(json_get "$st" 'j["accel"]')" "accel"
 assert_eq 384 "$(json_get "$st" 'j["memory_mib"]')" "memory_mib with memory = 384M"
 assert_eq default "$(json_get "$st" 'j["image"]')" "image"
 assert_eq "$R" "$(json_get "$st" 'j["project"]')" "project"
-assert_eq True "$(json_get "$st" 'isinstance(j["uptime_s"], (int, float)) and j["uptime_s"] >= 0')" "uptime_s is a number >= 0"
+assert_eq true "$(json_get "$st" 'isinstance(j["uptime_s"], (int, float)) and j["uptime_s"] >= 0')" "uptime_s is a number >= 0"
 pid=$(json_get "$st" 'j["pid"]')
 assert_match "$pid" '^[1-9][0-9]*$' "pid"
 kill -0 "$pid" 2>/dev/null || fail "status pid $pid is not a live process"
@@ -38,11 +38,11 @@ assert_le 250 "$mem" "guest MemTotal (MiB) with memory = 384M"
 
 sleep 2
 ok dbx status --json
-assert_eq True "$(json_get "$OUT" 'j["uptime_s"] >= 2')" "uptime_s grows: $(show "$OUT")"
+assert_eq true "$(json_get "$OUT" 'j["uptime_s"] >= 2')" "uptime_s grows: $(show "$OUT")"
 
 ok dbx ls --json
 ls_json=$OUT
-assert_eq True "$(json_get "$ls_json" 'isinstance(j, list)')" "ls --json is an array"
+assert_eq true "$(json_get "$ls_json" 'isinstance(j, list)')" "ls --json is an array"
 entry=$(json_get "$ls_json" "[e for e in j if e.get('project') == '$R']")
 assert_eq 1 "$(json_get "$entry" 'len(j)')" "entries for $R in ls --json: $(show "$ls_json")"
 assert_eq running "$(json_get "$entry" 'j[0]["state"]')" "state in ls --json"

@@ -23,9 +23,9 @@ run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -- tty
 assert_eq 1 "$RC" "exit code of 'tty' without -t"
 assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "not a tty" "'tty' without -t"
 
-# resize while running
+# resize while running (-i so that the Enter typed afterwards reaches the command)
 run "${PTY[@]}" --rows 24 --cols 80 --timeout 60 --expect ready --resize 40x120 --sleep 1 --send '\n' \
-    -- "$DEVBOX" exec -t -- sh -c 'echo ready; read x; stty size'
+    -- "$DEVBOX" exec -i -t -- sh -c 'echo ready; read x; stty size'
 assert_eq 0 "$RC" "exit code of the resize probe"
 assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "40 120" "'stty size' after resizing to 40x120"
 
@@ -33,13 +33,23 @@ assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "40 120" "'stty size' after 
 run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -t -- sh -c 'exit 5'
 assert_eq 5 "$RC" "exit code of 'sh -c \"exit 5\"' with -t"
 
-# input typed on the terminal reaches the command
-run "${PTY[@]}" --timeout 60 --expect 'name\?' --send 'devbox\r' -- "$DEVBOX" exec -t -- sh -c 'echo "name?"; read n; echo "hello <$n>"'
+# input typed on the terminal reaches the command (-i -t, as docker)
+run "${PTY[@]}" --timeout 60 --expect 'name\?' --send 'devbox\r' -- "$DEVBOX" exec -i -t -- sh -c 'echo "name?"; read n; echo "hello <$n>"'
 assert_eq 0 "$RC" "exit code of the read probe"
 assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "hello <devbox>" "line typed on the terminal"
 
 # Ctrl-C typed on the terminal
 t0=$SECONDS
-run "${PTY[@]}" --timeout 60 --expect ready --sleep 0.5 --send '\x03' -- "$DEVBOX" exec -t -- sh -c 'echo ready; exec sleep 100'
+run "${PTY[@]}" --timeout 60 --expect ready --sleep 0.5 --send '\x03' -- "$DEVBOX" exec -i -t -- sh -c 'echo ready; exec sleep 100'
 assert_eq 130 "$RC" "exit code after typing Ctrl-C with -t"
 assert_le $((SECONDS - t0)) 30 "seconds until Ctrl-C took effect"
+
+# with -i -t the client's terminal is raw: the guest's line discipline alone turns \n into
+# \r\n (a cooked local terminal would add a second \r) and echoes typed input once
+run "${PTY[@]}" --timeout 60 --expect ready --send 'typed\r' -- "$DEVBOX" exec -i -t -- sh -c 'echo ready; read x; printf "a\nb\n"'
+assert_eq 0 "$RC" "exit code of the raw-mode probe"
+raw=$(cat "$TEST_TMP/stdout"; echo .)
+raw=${raw%.}
+assert_contains "$raw" $'a\r\nb\r\n' "output of printf 'a\\nb\\n' with -i -t"
+assert_not_contains "$raw" $'\r\r\n' "output with -i -t (doubled CR: local terminal not raw)"
+assert_eq 1 "$(grep -o typed <<<"$raw" | count_lines)" "echoes of the typed line with -i -t"

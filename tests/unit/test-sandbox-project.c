@@ -1,4 +1,4 @@
-/* Unit tests: project discovery (libgit2), project records, profile [box] parsing. */
+/* Unit tests: project discovery (libgit2), project records. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -7,7 +7,6 @@
 
 #include "sandbox/sandbox.h"
 #include "sandbox/sandbox-internal.h"
-#include "profiles/profiles.h"
 
 #include <sys/stat.h>
 
@@ -123,78 +122,12 @@ static void test_record_roundtrip(void **state) {
     free(dir);
 }
 
-static int load_profile_text(const char *text, struct profile *p, dbx_error **err) {
-    char *dir = dbx_xasprintf("%s/prof", tmpl);
-    mkdir(dir, 0700);
-    char *path = dbx_xasprintf("%s/devbox.ini", dir);
-    unlink(path);
-    FILE *f = fopen(path, "w");
-    fputs(text, f);
-    fclose(f);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    int r = profile_load(fd, "devbox.ini", p, err);
-    close(fd);
-    free(path);
-    free(dir);
-    return r;
-}
-
-static void test_profile_box(void **state) {
-    (void)state;
-    struct profile p = {0};
-    dbx_error *err = NULL;
-    assert_int_equal(load_profile_text("[box]\nimage = alpine\ncpus = 2\nmemory = 1G\n", &p, &err), 0);
-    assert_string_equal(p.image, "alpine");
-    assert_int_equal(p.cpus, 2);
-    assert_int_equal(p.memory, 1ull << 30);
-    profile_clear(&p);
-
-    static const struct { const char *text, *msg; } bad[] = {
-        {"[box]\ncpus = 0\n", "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64"},
-        {"[box]\nmemory = 12Q\n", "devbox.ini:2: [box] memory: must be a size from 128M to 256G (e.g. 512M, 2G)"},
-        {"[box]\nimage = a\nimage = b\n", "devbox.ini:3: duplicate key 'image'"},
-        {"[boxx]\nimage = a\n", "devbox.ini:2: unknown section '[boxx]'"},
-        {"[box]\ncpu = 2\n", "devbox.ini:2: unknown key 'cpu' in [box]"},
-        {"[box]\nimage = A B\n", "devbox.ini:2: [box] image: may only contain a-z 0-9 . _ - : / @"},
-        {"[box\n", "devbox.ini:1: syntax error"},
-    };
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
-        assert_true(load_profile_text(bad[i].text, &p, &err) < 0);
-        assert_non_null(err);
-        assert_string_equal(err->msg, bad[i].msg);
-        dbx_error_free(&err);
-    }
-    /* a line longer than inih's buffer is refused rather than split */
-    char *longline = dbx_xasprintf("[box]\nimage = %0250d\n", 0);
-    assert_true(load_profile_text(longline, &p, &err) < 0);
-    assert_string_equal(err->msg, "devbox.ini:2: line longer than 199 bytes");
-    dbx_error_free(&err);
-    free(longline);
-}
-
-static void test_profile_symlink_refused(void **state) {
-    (void)state;
-    sh("mkdir -p %s/sl && echo '[box]' > %s/target.ini && ln -sf %s/target.ini %s/sl/devbox.ini",
-       tmpl, tmpl, tmpl, tmpl);
-    char *dir = dbx_xasprintf("%s/sl", tmpl);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    struct profile p = {0};
-    dbx_error *err = NULL;
-    assert_true(profile_load(fd, "devbox.ini", &p, &err) < 0);
-    assert_non_null(strstr(err->msg, "symlink"));
-    dbx_error_free(&err);
-    close(fd);
-    free(dir);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_profile_box, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_profile_symlink_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
