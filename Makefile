@@ -15,7 +15,7 @@ DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprog
 DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect git
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
-PKGS      := libgit2 libarchive inih jansson libcrypto
+PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil
 

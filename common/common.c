@@ -17,6 +17,16 @@ void (*dbx_oom_hook)(void) = default_oom;
 
 /* ---- errors ----------------------------------------------------------------------------- */
 
+/* Install a new error taking ownership of msg; keeps only the newest, never leaks. */
+static int error_store(dbx_error **err, int code, char *msg) {
+    dbx_error *e = dbx_xcalloc(1, sizeof(*e));
+    e->code = code;
+    e->msg = msg;
+    if (*err) dbx_error_free(err);
+    *err = e;
+    return -code;
+}
+
 int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
     int code = errnum > 0 ? errnum : (errnum < 0 ? -errnum : EIO);
     if (!err) return -code;
@@ -30,12 +40,7 @@ int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
         free(msg);
         msg = full;
     }
-    dbx_error *e = dbx_xcalloc(1, sizeof(*e));
-    e->code = code;
-    e->msg = msg;
-    if (*err) dbx_error_free(err); /* keep the newest; never leak */
-    *err = e;
-    return -code;
+    return error_store(err, code, msg);
 }
 
 int dbx_error_setx(dbx_error **err, int code, const char *fmt, ...) {
@@ -46,12 +51,7 @@ int dbx_error_setx(dbx_error **err, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
     va_end(ap);
-    dbx_error *e = dbx_xcalloc(1, sizeof(*e));
-    e->code = code;
-    e->msg = msg;
-    if (*err) dbx_error_free(err);
-    *err = e;
-    return -code;
+    return error_store(err, code, msg);
 }
 
 int dbx_error_wrap(dbx_error **err, const char *fmt, ...) {

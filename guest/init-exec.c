@@ -17,22 +17,6 @@
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-enum child_step {
-    STEP_SETSID = 1,
-    STEP_TTY,
-    STEP_STDIO,
-    STEP_SETGROUPS,
-    STEP_SETGID,
-    STEP_SETUID,
-    STEP_CHDIR,
-    STEP_EXEC
-};
-
-struct child_report {
-    int32_t step;
-    int32_t err;
-};
-
 /* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
 struct stdio_set {
     int master;   /* pty master (parent) or -1 */
@@ -50,6 +34,7 @@ struct child_plan {
     const char *cwd;
     const struct stdio_set *io;
     const struct init_user *user;
+    const struct box_policy *box;
     bool switch_ids;
     int report_fd;
 };
@@ -118,10 +103,12 @@ static bool env_has_key(char *const *env, uint32_t n, const char *kv) {
     return false;
 }
 
-/* Defaults first, each dropped when the request sets the same key; then the request's own
- * entries in order (the host sends unique keys). */
+/* Defaults first, each dropped when the plan or the request sets the same key; then the
+ * plan's entries not set by the request; then the request's own entries in order (the host
+ * sends unique keys). */
 static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
                         const struct dbx_exec_req *req) {
+    const struct dbx_plan *pl = &ctx->box->plan;
     char host[HOST_NAME_MAX + 1] = "";
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
     if (hn == host && gethostname(host, sizeof(host) - 1) < 0)
@@ -133,14 +120,18 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
         u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
         dbx_xasprintf("HOSTNAME=%s", hn),
     };
-    char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + req->envc + 1, sizeof(char *));
+    char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + pl->nenv + req->envc + 1, sizeof(char *));
     size_t n = 0;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(defs); i++) {
-        if (defs[i] && !env_has_key(req->env, req->envc, defs[i]))
+        if (defs[i] && !env_has_key(req->env, req->envc, defs[i]) &&
+            !env_has_key(pl->env, pl->nenv, defs[i]))
             v[n++] = defs[i];
         else
             free(defs[i]);
     }
+    for (uint32_t i = 0; i < pl->nenv; i++)
+        if (!env_has_key(req->env, req->envc, pl->env[i]))
+            v[n++] = dbx_xstrdup(pl->env[i]);
     for (uint32_t i = 0; i < req->envc; i++)
         v[n++] = dbx_xstrdup(req->env[i]);
     return v;
@@ -155,10 +146,16 @@ static const char *env_path(char *const *env) {
 
 /* ---- child ------------------------------------------------------------------------------ */
 
+static _Noreturn void child_report_fail(const struct child_plan *p, const struct child_report *r) {
+    (void)!write(p->report_fd, r, sizeof(*r));
+    _exit(r->step != STEP_EXEC ? DBX_ERR_FAILED
+          : r->err == ENOENT   ? DBX_ERR_NOT_FOUND
+                               : DBX_ERR_NOT_EXEC);
+}
+
 static _Noreturn void child_fail(const struct child_plan *p, int step, int e) {
     struct child_report r = {.step = step, .err = e};
-    (void)!write(p->report_fd, &r, sizeof(r));
-    _exit(step != STEP_EXEC ? DBX_ERR_FAILED : e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC);
+    child_report_fail(p, &r);
 }
 
 static void child_stdio(const struct child_plan *p) {
@@ -224,7 +221,11 @@ static int child_exec(const struct child_plan *p) {
     return eacces ? EACCES : ENOENT;
 }
 
+/* The order matters: the box cgroup, rlimits and the bounding set while still root; ids;
+ * capabilities; no_new_privs and seccomp last; then check all of it before exec (R11). */
 static _Noreturn void child_run(const struct child_plan *p) {
+    const struct box_policy *box = p->box;
+    struct child_report r;
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -232,12 +233,17 @@ static _Noreturn void child_run(const struct child_plan *p) {
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0)
         child_fail(p, STEP_SETSID, errno);
-    /* init runs at -1000 so the OOM killer never picks it; commands must not inherit that.
-     * Raising the value needs no privilege, so this works after setuid too, but do it now. */
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)!write(fd, "0", 1);
-        close(fd);
+    if (box->confined) {
+        if (policy_child_enter(box, &r) < 0)
+            child_report_fail(p, &r);
+    } else {
+        /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
+         * that.  Raising the value needs no privilege, so this works after setuid too. */
+        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            (void)!write(fd, "0", 1);
+            close(fd);
+        }
     }
     child_stdio(p);
     if (p->switch_ids) {
@@ -248,8 +254,13 @@ static _Noreturn void child_run(const struct child_plan *p) {
         if (setuid(p->user->uid) < 0)
             child_fail(p, STEP_SETUID, errno);
     }
+    if (box->confined && policy_child_caps(box, &r) < 0)
+        child_report_fail(p, &r);
     if (chdir(p->cwd) < 0)
         child_fail(p, STEP_CHDIR, errno);
+    if (box->confined && (policy_child_lock(box, &r) < 0 ||
+                          policy_child_verify(box, p->user, p->switch_ids, &r) < 0))
+        child_report_fail(p, &r);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -275,6 +286,20 @@ static int report_error(const struct child_report *r, const struct child_plan *p
         return dbx_error_set(err, e, "open terminal '%s'", p->io->pts);
     case STEP_STDIO:
         return dbx_error_set(err, e, "set up stdio");
+    case STEP_CGROUP:
+        return dbx_error_set(err, e, "join the box cgroup");
+    case STEP_RLIMIT:
+        return dbx_error_set(err, e, "set rlimits");
+    case STEP_OOM:
+        return dbx_error_set(err, e, "reset oom_score_adj");
+    case STEP_CAPS:
+        return dbx_error_set(err, e, "set capabilities");
+    case STEP_NNP:
+        return dbx_error_set(err, e, "set no_new_privs");
+    case STEP_SECCOMP:
+        return dbx_error_set(err, e, "load the seccomp filter");
+    case STEP_VERIFY:
+        return dbx_error_setx(err, EPERM, "policy not in force: %.*s", (int)sizeof(r->msg), r->msg);
     default:
         return dbx_error_set(err, e, "setsid");
     }
@@ -312,12 +337,15 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                int *ret_code, dbx_error **err) {
     *ret_code = DBX_ERR_FAILED;
     _cleanup_(user_clear) struct init_user u = {0};
-    if (user_resolve(req->user, ctx->uid, ctx->gid, &u, err) < 0)
+    /* the request's user, else the plan's, else SETUP's uid:gid */
+    const char *spec = req->user[0] || !ctx->box->plan.user ? req->user : ctx->box->plan.user;
+    if (user_resolve(spec, ctx->uid, ctx->gid, &u, err) < 0)
         return -1;
     _cleanup_strv_ char **env = env_build(ctx, &u, req);
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
-    struct child_plan p = {.envp = env, .path = env_path(env), .cwd = req->cwd, .user = &u};
+    struct child_plan p = {
+        .envp = env, .path = env_path(env), .cwd = req->cwd, .user = &u, .box = ctx->box};
     if (req->argc == 0) { /* login shell: argv[0] "-bash" tells the shell it is one */
         p.file = u.shell ? u.shell : "/bin/sh";
         const char *base = strrchr(p.file, '/');

@@ -2,11 +2,13 @@
  *
  * Files: init.c (main, phases, fatal path), init-boot.c (phases 1-4: mounts, modules, root
  * switch, agent port), init-serve.c (the poll loop and the protocol handlers), init-exec.c
- * (starting one command), init-user.c (/etc/passwd and /etc/group without NSS). */
+ * (starting one command), init-user.c (/etc/passwd and /etc/group without NSS), init-policy.c
+ * (the SETUP plan: box cgroup, devices, protected paths; and each command's confinement). */
 #pragma once
 
 #include "protocol.h"
 
+#include <linux/filter.h>
 #include <poll.h>
 #include <sys/types.h>
 
@@ -35,11 +37,49 @@ struct session {
     uint32_t in_pending; /* stdin bytes received and not yet credited back */
 };
 
+/* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
+struct box_policy {
+    bool confined;          /* false: the permissive plan; commands start exactly as before */
+    struct dbx_plan plan;   /* owned; env and user apply even when not confined */
+    int cg_procs_fd;        /* the box cgroup's cgroup.procs (O_WRONLY), or -1: no cgroup */
+    char *cg_line;          /* what /proc/self/cgroup must say in the box: "0::/box" */
+    unsigned cap_last;      /* /proc/sys/kernel/cap_last_cap */
+    struct sock_fprog prog; /* the seccomp filter (len 0: none); filter owned */
+    bool verify_skew;       /* --serve-fd tests: make the capability check fail */
+};
+
 /* What exec needs from SETUP. */
 struct exec_ctx {
     uid_t uid; /* default user */
     gid_t gid;
     const char *hostname;
+    const struct box_policy *box;
+};
+
+/* Steps of a command's child between fork and exec, reported to the parent on failure. */
+enum child_step {
+    STEP_SETSID = 1,
+    STEP_TTY,
+    STEP_STDIO,
+    STEP_SETGROUPS,
+    STEP_SETGID,
+    STEP_SETUID,
+    STEP_CHDIR,
+    STEP_EXEC,
+    STEP_CGROUP,
+    STEP_RLIMIT,
+    STEP_OOM,
+    STEP_CAPS,
+    STEP_NNP,
+    STEP_SECCOMP,
+    STEP_VERIFY, /* msg says what is not in force */
+};
+
+/* One write on the report pipe (< PIPE_BUF, so atomic). */
+struct child_report {
+    int32_t step;
+    int32_t err;
+    char msg[240]; /* STEP_VERIFY: "CapEff 0000000000000400, expected 0000000000000000" */
 };
 
 enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
@@ -57,6 +97,7 @@ struct agent {
     gid_t gid;
     char *hostname; /* from SETUP; "" = keep the kernel's */
     char *ws_path;  /* mounted workspace, or NULL */
+    struct box_policy box;
     struct session **sess;
     size_t nsess, cap_sess;
     uint64_t hup_until; /* monotonic ms before which the port is not polled (a->hup) */
@@ -123,3 +164,27 @@ struct init_user {
 int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_user *ret,
                  dbx_error **err);
 void user_clear(struct init_user *u);
+/* Make sure uid has an /etc/passwd entry (and gid an /etc/group entry): if not, append
+ * "devbox:x:UID:GID:devbox:/home/devbox:/bin/sh" (and a group line) and create the home
+ * directory, owned by uid:gid, mode 0755.  Nothing to do for uid 0. */
+int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err);
+
+/* ---- init-policy.c ---------------------------------------------------------------------- */
+
+/* Apply su->plan at SETUP: with anything but the permissive plan, the box cgroup and its
+ * limits (read back), device nodes, PID 1 not dumpable, protected paths read-only, the default
+ * user; each verified.  Takes su->plan into a->box.  In --serve-fd mode the cgroup root is
+ * $DEVBOX_TEST_CGROUP (no cgroup when unset), devices and users are left alone, and the mounts
+ * happen in a private mount namespace. */
+int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err);
+void policy_clear(struct box_policy *b);
+/* Child side, between fork and exec; each returns 0, or -1 with *r filled.  In this order:
+ * enter (cgroup, rlimits, OOM score, bounding set, keep-caps, and the seccomp filter when
+ * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
+ * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
+ * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
+int policy_child_enter(const struct box_policy *b, struct child_report *r);
+int policy_child_caps(const struct box_policy *b, struct child_report *r);
+int policy_child_lock(const struct box_policy *b, struct child_report *r);
+int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
+                        struct child_report *r);

@@ -397,7 +397,8 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     if (dbx_exec_req_decode(p, n, &req, &err) < 0)
         return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
     struct session *s = session_new(id);
-    const struct exec_ctx ctx = {.uid = a->uid, .gid = a->gid, .hostname = a->hostname};
+    const struct exec_ctx ctx = {
+        .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
         session_free(s);
@@ -414,7 +415,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
 
 /* ---- connection frames ------------------------------------------------------------------ */
 
-static int setup_apply(struct agent *a, const struct dbx_setup *su, dbx_error **err) {
+static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (su->ws_tag[0]) {
         /* --serve-fd runs on a developer's machine: create nothing there; the mount itself
          * still runs (and fails without a virtiofs device), which tests the error path. */
@@ -427,7 +428,8 @@ static int setup_apply(struct agent *a, const struct dbx_setup *su, dbx_error **
     }
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
-    return 0;
+    /* last: the protected paths live in the workspace mounted above */
+    return policy_setup(a, su, err);
 }
 
 static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {

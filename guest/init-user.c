@@ -4,6 +4,8 @@
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <sys/stat.h>
+
 /* The files belong to the guest image, which the guest's root can rewrite: cap what we read. */
 #define USER_FILE_MAX (8u * 1024u * 1024u)
 #define USER_MAX_GROUPS 1024u
@@ -189,4 +191,80 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
 out:
     user_clear(&u);
     return r;
+}
+
+/* ---- the default user ------------------------------------------------------------------- */
+
+static bool gr_has_gid(const char *text, gid_t gid) {
+    _cleanup_free_ char *buf = dbx_xstrdup(text);
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        char *f[4];
+        uint32_t g;
+        if (line[0] != '+' && line[0] != '-' && split_fields(line, f, 4) && parse_id(f[2], &g) &&
+            g == gid)
+            return true;
+    }
+    return false;
+}
+
+/* Whether `name` is the first field of any line of text. */
+static bool db_has_name(const char *text, const char *name) {
+    size_t n = strlen(name);
+    for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+        if (strncmp(l, name, n) == 0 && l[n] == ':')
+            return true;
+    return false;
+}
+
+/* Append one line to a database file (created 0644 if missing), on a line of its own. */
+static int db_append(const char *path, const char *old, const char *line, dbx_error **err) {
+    _cleanup_close_ int fd =
+        open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+    if (fd < 0)
+        return dbx_error_set(err, errno, "open '%s'", path);
+    size_t ol = strlen(old);
+    _cleanup_free_ char *text =
+        dbx_xasprintf("%s%s\n", ol && old[ol - 1] != '\n' ? "\n" : "", line);
+    int r = dbx_write_all(fd, text, strlen(text));
+    if (r < 0 || fsync(fd) < 0)
+        return dbx_error_set(err, r < 0 ? -r : errno, "append to '%s'", path);
+    return 0;
+}
+
+int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err) {
+    if (uid == 0)
+        return 0; /* the host user is root: root as it is */
+    _cleanup_free_ char *pw = NULL, *gr = NULL, *buf = NULL;
+    if (read_db("/etc/passwd", &pw, err) < 0 || read_db("/etc/group", &gr, err) < 0)
+        return -1;
+    buf = dbx_xstrdup(pw);
+    struct pw_ent ent;
+    if (pw_find(buf, NULL, uid, &ent))
+        return 0;
+    _cleanup_free_ char *name = dbx_xstrdup("devbox");
+    if (db_has_name(pw, name) || (!gr_has_gid(gr, gid) && db_has_name(gr, name))) {
+        free(name);
+        name = dbx_xasprintf("devbox-%u", (unsigned)uid);
+    }
+    _cleanup_free_ char *home = dbx_xasprintf("/home/%s", name);
+    if (dbx_mkdir_p("/home", 0755, err) < 0)
+        return -1;
+    if (mkdir(home, 0755) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "mkdir '%s'", home);
+    /* A home left by an earlier boot keeps its content; only make sure it is ours, and never
+     * through a symlink someone left there. */
+    _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (hfd < 0)
+        return dbx_error_set(err, errno, "open '%s'", home);
+    if (fchown(hfd, uid, gid) < 0 || fchmod(hfd, 0755) < 0)
+        return dbx_error_set(err, errno, "chown '%s'", home);
+    if (!gr_has_gid(gr, gid)) {
+        _cleanup_free_ char *line = dbx_xasprintf("%s:x:%u:", name, (unsigned)gid);
+        if (db_append("/etc/group", gr, line, err) < 0)
+            return -1;
+    }
+    _cleanup_free_ char *line =
+        dbx_xasprintf("%s:x:%u:%u:devbox:%s:/bin/sh", name, (unsigned)uid, (unsigned)gid, home);
+    return db_append("/etc/passwd", pw, line, err);
 }

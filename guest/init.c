@@ -7,7 +7,8 @@
  *                    /dev/shm, /run, cgroup2
  *   process          OOM score -1000, SIGPIPE ignored, SIGCHLD through a signalfd
  *   agent            open the virtio-serial port named "org.devbox.agent", send HELLO
- *   setup, serve     the protocol of guest/protocol.h (init-serve.c): SETUP -> READY, then
+ *   setup, serve     the protocol of guest/protocol.h (init-serve.c): SETUP (workspace,
+ *                    hostname, the policy plan of init-policy.c, all verified) -> READY, then
  *                    exec sessions until SHUTDOWN, which powers the VM off
  * A failing phase logs "devbox-init: PHASE: message" on the console, sends ERROR (code 125) on
  * session 0 when the agent port is already open, syncs and powers off.
@@ -18,8 +19,12 @@
  *   ws_tag skips the workspace mount (a non-empty tag tries the mount without creating the
  *   directory, to exercise the error path), the hostname is not changed, and commands run as
  *   the requested user (switching ids needs root; asking for the current user works without).
- *   The process becomes a child subreaper so orphans are reaped as PID 1 would.  SHUTDOWN
- *   terminates the sessions (SIGTERM, 2 s, SIGKILL) and exits 0; EOF on FD kills every
+ *   The process becomes a child subreaper so orphans are reaped as PID 1 would.  A plan other
+ *   than the permissive one needs root: its bind mounts go to a private mount namespace, device
+ *   nodes and /etc/passwd are left alone, and the box cgroup is made under $DEVBOX_TEST_CGROUP
+ *   (an existing cgroup2 directory whose parent delegates cpu, memory and pids; unset: commands
+ *   run without a box cgroup).  DEVBOX_TEST_VERIFY_SKEW=1 makes the check before exec fail.
+ *   SHUTDOWN terminates the sessions (SIGTERM, 2 s, SIGKILL) and exits 0; EOF on FD kills every
  *   session's process group and exits 0; a fatal error exits 125. */
 #define _GNU_SOURCE
 #include "init-internal.h"
@@ -27,7 +32,7 @@
 #include <limits.h>
 #include <sys/reboot.h>
 
-static struct agent g_agent = {.fd = -1, .sigfd = -1};
+static struct agent g_agent = {.fd = -1, .sigfd = -1, .box = {.cg_procs_fd = -1}};
 
 void init_log(const char *fmt, ...) {
     char msg[1024];

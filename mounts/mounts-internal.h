@@ -38,14 +38,18 @@ size_t mounts_idmap_ranges(uint32_t id, uint32_t sub, uint32_t count,
 int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_range *r, size_t n,
                           dbx_error **err);
 
-/* Extension point for the protected-paths issue.  Called in the child that will exec
- * virtiofsd, after it entered its own mount namespace (/ is rprivate, /run is a private tmpfs)
- * and holds root in its user namespace, before anything else happens: it is meant to
- * bind-mount each repo-relative path in the NULL-terminated `paths` read-only over itself
- * (R2: enforce read-only on the host), resolving it below `source` fd-relative with no
- * symlinks (R4).  Only the virtiofsd about to start sees these mounts.  Runs after fork: it
- * may allocate (glibc's malloc is fork-safe) but must not print.  Today only an empty list
- * is accepted; a non-empty one fails closed with ENOTSUP. */
+/* Check a protected-path list against the rules in mounts.h (count, repo-relative,
+ * normalized).  0 or -EINVAL/-E2BIG with *err set. */
+int mounts_protected_validate(const char *const *paths, dbx_error **err);
+
+/* Called in the child that will exec virtiofsd, after it entered its own mount namespace (/ is
+ * rprivate, /run is a private tmpfs) and holds root in its user namespace, before exec: makes
+ * the mounts described at struct mounts_vfs_config.protected below `source` (trusted, absolute).
+ * Resolution is fd-relative with no symlinks (R4), mounts are made on those fds.  Only the
+ * virtiofsd about to start sees them.  Runs after fork: it may allocate (glibc's malloc is
+ * fork-safe) but must not print.  Missing paths are skipped silently (mounts_protected_scan
+ * reports them).  Fails closed: on any error the caller must not exec virtiofsd; mounts made
+ * before the error stay (the namespace dies with the child). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
 
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes

@@ -48,6 +48,7 @@ char *mounts_fuse_opt_escape(const char *s) {
 struct child {
     const char *binary;
     const char *source;
+    const char *const *protected;
     char *const *argv;
     const struct mounts_idmap *map;
     pid_t parent;
@@ -56,17 +57,15 @@ struct child {
     int log_fd;    /* where the log currently is, or -1 */
 };
 
-/* Report to the parent (and the log), then exit 125 as mounts.h promises. */
-__attribute__((noreturn, format(printf, 3, 4))) static void child_fail(struct child *c, int errnum,
-                                                                       const char *fmt, ...) {
+/* Report to the parent (and the log), then exit 125 as mounts.h promises.  The parent gets
+ * `code` (EIO if 0); the message gets ": strerror(code)" appended if `suffix`. */
+__attribute__((noreturn)) static void child_vfail(struct child *c, int code, bool suffix,
+                                                  const char *fmt, va_list ap) {
     char msg[MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (n < 0) n = 0;
-    if (errnum && (size_t)n < sizeof(msg))
-        n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(errnum));
+    if (suffix && code && (size_t)n < sizeof(msg))
+        n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(code));
     size_t len = strnlen(msg, sizeof(msg) - 1);
 
     if (c->log_fd >= 0) {
@@ -74,13 +73,28 @@ __attribute__((noreturn, format(printf, 3, 4))) static void child_fail(struct ch
         (void)!dbx_write_all(c->log_fd, msg, len);
         (void)!dbx_write_all(c->log_fd, "\n", 1);
     }
-    int32_t code = errnum ? errnum : EIO;
-    char frame[1 + sizeof(code) + MSG_MAX];
+    int32_t code32 = code ? code : EIO;
+    char frame[1 + sizeof(code32) + MSG_MAX];
     frame[0] = MSG_ERROR;
-    memcpy(frame + 1, &code, sizeof(code));
-    memcpy(frame + 1 + sizeof(code), msg, len);
-    (void)!send(c->sync_fd, frame, 1 + sizeof(code) + len, MSG_NOSIGNAL);
+    memcpy(frame + 1, &code32, sizeof(code32));
+    memcpy(frame + 1 + sizeof(code32), msg, len);
+    (void)!send(c->sync_fd, frame, 1 + sizeof(code32) + len, MSG_NOSIGNAL);
     _exit(125);
+}
+
+__attribute__((noreturn, format(printf, 3, 4))) static void child_fail(struct child *c, int errnum,
+                                                                       const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    child_vfail(c, errnum, true, fmt, ap);
+}
+
+/* A dbx_error from library code: its message already says why; keep its code. */
+__attribute__((noreturn, format(printf, 3, 4))) static void
+child_fail_plain(struct child *c, int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    child_vfail(c, code, false, fmt, ap);
 }
 
 /* Die with the parent; the check after the prctl closes the race where it already died. */
@@ -154,9 +168,11 @@ static void child_enter_mountns(struct child *c) {
     /* Debian's /var/run is a symlink to /run; if it is a real directory somewhere, cover it. */
     if (lstat("/var/run", &st) == 0 && S_ISDIR(st.st_mode)) child_mount_tmpfs(c, "/var/run");
 
-    static const char *const no_paths[] = {NULL};
+    /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
+     * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected(c->source, no_paths, &e) < 0) child_fail(c, 0, "%s", e->msg);
+    if (mounts_apply_protected(c->source, c->protected, &e) < 0)
+        child_fail_plain(c, e->code, "%s", e->msg);
 }
 
 __attribute__((noreturn)) static void child_main(struct child *c) {
@@ -267,6 +283,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     if (stat(cfg->source, &st) < 0)
         return dbx_error_set(err, errno, "share source '%s'", cfg->source);
     if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
+    if (mounts_protected_validate(cfg->protected, err) < 0) return -(*err)->code;
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     int sv[2];
@@ -276,6 +293,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     struct child c = {
         .binary = binary,
         .source = cfg->source,
+        .protected = cfg->protected,
         .argv = argv,
         .map = map,
         .parent = getpid(),

@@ -9,7 +9,21 @@ struct mounts_vfs_config {
     const char *source;      /* absolute, canonical host directory to share */
     int listen_fd;           /* listening unix socket; becomes virtiofsd's --fd */
     int log_fd;              /* stderr of virtiofsd (and our setup errors), or -1 */
+    /* Protected paths: NULL or a NULL-terminated list of repo-relative paths (no leading '/',
+     * no empty, "." or ".." components, at most MOUNTS_PROTECTED_MAX; anything else is EINVAL
+     * before fork).  Borrowed for the duration of mounts_virtiofsd_spawn only.  In virtiofsd's
+     * mount namespace (nowhere else: the host sees no mounts) each existing path becomes a
+     * read-only, nosuid, nodev bind mount of itself, and each directory above it inside the
+     * share a read-write bind of itself, so the guest can neither write the path nor rename,
+     * remove or replace it or any parent (EROFS / EBUSY; hard links across give EXDEV).
+     * A path that does not exist stays unprotected (nothing to mount on; see
+     * mounts_protected_scan to find them).  A symlink at a path or at any of its parents is
+     * refused: the spawn fails with ELOOP and nothing runs.  A parent that exists but is not a
+     * directory (a worktree's `.git` file) is protected read-only instead of the path. */
+    const char *const *protected;
 };
+
+#define MOUNTS_PROTECTED_MAX 256u
 
 /* The id mapping devbox uses.  Root on the host: identity (virtiofsd runs as root).
  * Otherwise virtiofsd runs in a new user namespace set up with newuidmap/newgidmap from the
@@ -39,3 +53,12 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
  * the child after fork are written to cfg->log_fd and make the child exit 125. */
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
+
+/* Resolve `paths` (as in struct mounts_vfs_config.protected) below `source` exactly as the
+ * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist
+ * and so will NOT be protected on the host (a NULL-terminated copy in sorted order, or NULL if
+ * none; free with dbx_strv_free).  Meant for a warning before the spawn; the spawn re-resolves on its own, so a
+ * later change on the host cannot make it protect less than it can see.  Errors as the spawn
+ * would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise. */
+int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
+                          dbx_error **err);

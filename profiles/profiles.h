@@ -14,8 +14,13 @@
  *               the network issue)
  *   top level (before any section) or [profile]: extends = NAME (built-in) | ./path (inside
  *   the repo)
- * Lists are comma- or whitespace-separated.  Later files in an extends chain win key by key;
- * `protect` accumulates.  Depth <= 8, no cycles. */
+ * Lists (capabilities, protect, unprotect, allow) are comma- or whitespace-separated and
+ * may continue on indented lines (inih's multi-line values; each may carry a `; comment`);
+ * the same key twice in a section is a duplicate, not an append.  Later files in an extends
+ * chain win key by key; `protect` accumulates, `unprotect` removes.  Depth <= 8, no cycles;
+ * extends paths are opened component by component from the repo root fd, never following a
+ * symlink, and `..` or an absolute path is an error.  Every repo file of the chain is added
+ * to the protected paths. */
 #pragma once
 
 #include "../common/common.h"
@@ -26,40 +31,47 @@
 #define PROFILE_MAX_DEPTH 8u
 #define PROFILE_MAX_LIST 256u /* entries in any list */
 
-enum profile_seccomp { PROFILE_SECCOMP_DEFAULT = 0, PROFILE_SECCOMP_STRICT, PROFILE_SECCOMP_UNCONFINED };
+enum profile_seccomp {
+    PROFILE_SECCOMP_DEFAULT = 0,
+    PROFILE_SECCOMP_STRICT,
+    PROFILE_SECCOMP_UNCONFINED
+};
 enum profile_net { PROFILE_NET_NONE = 0, PROFILE_NET_ALLOWLIST, PROFILE_NET_OPEN };
 
 /* Where one effective value came from, for `devbox profile show`. */
 struct profile_origin {
-    char *key;    /* "section.key", e.g. "limits.memory" */
-    char *where;  /* "built-in default", "built-in profile 'agent'", "devbox.ini:12",
-                     "config.ini:3" (user config), "flag" */
+    char *key;   /* "section.key", e.g. "limits.memory" */
+    char *where; /* "built-in default" (compiled in), "built-in agent.ini:12", a repo file
+                    relative to the root "devbox.ini:12" / "ci/base.ini:3", the user's
+                    config by full path "/home/u/.config/devbox/config.ini:3", or what
+                    profile_set was given ("flag"); auto-protected chain files say
+                    "devbox.ini:1 (extends)" */
 };
 
 struct profile {
     /* [box] */
-    char *image;          /* default "default" */
-    unsigned cpus;        /* default 1 */
-    uint64_t memory;      /* VM memory, bytes; default 512 MiB */
-    uint64_t disk;        /* project disk size, bytes; 0 = the image's */
-    char *hostname;       /* default "devbox" */
+    char *image;     /* default "default" */
+    unsigned cpus;   /* default 1 */
+    uint64_t memory; /* VM memory, bytes; default 512 MiB */
+    uint64_t disk;   /* project disk size, bytes; 0 = the image's */
+    char *hostname;  /* default "devbox" */
     /* [limits] (0 = no limit unless noted) */
-    uint64_t mem_limit;   /* cgroup memory.max; must be below the VM's memory */
-    uint64_t swap_limit;  /* memory.swap.max; UINT64_MAX = unlimited */
-    uint32_t cpu_milli;   /* CPU quota in thousandths of a CPU (1.5 -> 1500); 0 = none */
-    uint32_t pids;
-    uint64_t nofile;
-    uint64_t nproc;
-    uint32_t io_weight;   /* 1..10000; 0 = kernel default */
+    uint64_t mem_limit;  /* cgroup memory.max; below the VM's memory; 0 = auto (policy derives) */
+    uint64_t swap_limit; /* memory.swap.max; UINT64_MAX = unlimited (default), 0 = no swap */
+    uint32_t cpu_milli;  /* CPU quota in thousandths of a CPU (1.5 -> 1500); 0 = none */
+    uint32_t pids;      /* pids.max, 1..4194304; default 4096 (never 0 once loaded) */
+    uint64_t nofile;    /* RLIMIT_NOFILE, 1..1048576; default 65536 (never 0 once loaded) */
+    uint64_t nproc;     /* RLIMIT_NPROC; default 0 = none */
+    uint32_t io_weight; /* 1..10000; 0 = kernel default */
     /* [security] */
-    char *user;           /* "" = the host user's uid/gid; else a name or uid[:gid] */
-    uint64_t caps;        /* capabilities added (bit n = CAP n); default 0 */
+    char *user;    /* "" = the host user's uid/gid; else a name or uid[:gid] */
+    uint64_t caps; /* capabilities added (bit n = CAP n); default 0 */
     enum profile_seccomp seccomp;
-    bool no_new_privs;    /* default true */
+    bool no_new_privs; /* default true */
     /* [workspace]: effective protected paths, repo-relative, normalized, no duplicates */
     char **protect;
     /* [env] */
-    char **env;           /* "K=V" */
+    char **env; /* "K=V" */
     /* [network] */
     enum profile_net net_mode;
     char **allow;
@@ -67,45 +79,85 @@ struct profile {
     struct profile_origin *origin;
     size_t norigin;
     /* the bytes that trust is about: every repo file of the chain, hashed in order */
-    char hash[65];        /* sha256 hex, "" when the repo has no devbox.ini */
-    char **files;         /* repo files read, in order (display paths) */
+    char hash[65]; /* sha256 hex over "name\0length\0bytes" of each repo file in chain order;
+                      "" when the repo has no devbox.ini */
+    char **files;  /* repo files read, in chain order, relative to the root (NULL: none) */
 };
 
 /* User settings ($XDG_CONFIG_HOME/devbox/config.ini or DEVBOX_HOME/config/config.ini):
  *   [ceilings] cpus, memory, disk: the most any repo profile may ask for without trust
  *   [defaults] the same keys as a profile's, applied before the repo's devbox.ini */
+struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
 struct profile_user {
-    unsigned max_cpus;     /* default: the host's CPU count */
-    uint64_t max_memory;   /* default: 2 GiB */
-    uint64_t max_disk;     /* default: 16 GiB */
-    char *path;            /* the file read, or NULL */
+    unsigned max_cpus;              /* default: the host's CPU count (at most 64) */
+    uint64_t max_memory;            /* default: 2 GiB */
+    uint64_t max_disk;              /* default: 16 GiB */
+    char *path;                     /* the file read, or NULL */
+    struct profile_layer *defaults; /* [defaults], applied by profile_load; NULL = none */
 };
 
-/* Load the effective profile for the repo whose root directory is `root_fd` (display path
- * `root` for messages): built-in `default`, then the user's [defaults], then devbox.ini and
- * its extends chain.  builtin_dir is where the built-in profiles (profiles/NAME.ini) are installed (NULL = next to the
- * binary, see profiles.c).  Every file is read without following symlinks (devbox.ini and
- * every extends target must be regular files inside the repo), checked for size, NUL bytes
- * and line length before inih sees it; unknown sections/keys (with a did-you-mean), wrong
- * types, out-of-range numbers and duplicate keys are errors naming file:line.  On error, all
- * problems found are joined one per line in (*err)->msg (for `devbox profile check`). */
+/* Load the effective profile for the repo whose root directory is `root_fd`: built-in
+ * `default`, then the user's [defaults] (user may be NULL), then devbox.ini's extends chain,
+ * then devbox.ini.  No devbox.ini is not an error (hash "").  builtin_dir holds the built-in
+ * NAME.ini files (NULL = profile_builtin_dir()).  Repo files are read without following
+ * symlinks (devbox.ini and every extends target must be regular files inside the repo),
+ * checked for size, NUL/control bytes and line length before inih sees them; unknown
+ * sections/keys (with a did-you-mean), wrong types, out-of-range numbers and duplicate keys
+ * are errors naming file:line, repo files relative to the root (`root` is for the caller's
+ * context; messages do not use it).  On error (-EINVAL), every problem found is listed one
+ * per line in (*err)->msg, in file then line order (for `devbox profile check`). */
 int profile_load(int root_fd, const char *root, const struct profile_user *user,
                  const char *builtin_dir, struct profile *ret, dbx_error **err);
 void profile_clear(struct profile *p);
 
+/* Read config_dir/config.ini (config_dir NULL: $DEVBOX_HOME/config, else
+ * $XDG_CONFIG_HOME/devbox, else ~/.config/devbox).  A missing file gives the default ceilings
+ * and no defaults.  [defaults] keys are "section.key" (box.memory = 1G, env.EDITOR = vi);
+ * they are checked here, errors name config.ini:line.  A zero-filled struct profile_user (or
+ * NULL where one is taken) means the default ceilings and no defaults. */
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err);
 void profile_user_clear(struct profile_user *u);
 
-/* What `p` widens beyond the built-in `default` profile and the user's ceilings, one short
- * phrase per item ("network mode 'open'", "capability 'net_admin'", "seccomp 'unconfined'",
+/* The built-in profiles directory: $DEVBOX_PROFILES_DIR, else <dir of /proc/self/exe>/../profiles
+ * when it exists (the source tree: build/devbox -> profiles/), else
+ * /usr/local/share/devbox/profiles.  Caller frees. */
+char *profile_builtin_dir(void);
+/* The compiled-in built-in `default` (profiles/default.ini says the same; a unit test checks). */
+int profile_init_default(struct profile *ret);
+/* Built-in profile NAME as a repo would get it with `extends = NAME` and nothing else
+ * (hash "" and no files: built-ins are not repo content). */
+int profile_load_builtin(const char *name, const struct profile_user *user, const char *builtin_dir,
+                         struct profile *ret, dbx_error **err);
+/* Set one key ("box.cpus", "env.FOO", "network.allow" with a comma list...) with the same
+ * checks as in a file, recording `where` (e.g. "flag") as its origin; then re-checks what
+ * spans keys.  On failure the caller should drop the profile (a value may have been set). */
+int profile_set(struct profile *p, const char *key, const char *value, const char *where,
+                dbx_error **err);
+/* Where the value of `key` came from, or NULL.  Keys are "section.key"; each protected path
+ * is "workspace.protect[PATH]", each removed one "workspace.unprotect[PATH]", each variable
+ * "env.NAME". */
+const char *profile_origin_of(const struct profile *p, const char *key);
+/* The built-in default's protected paths, NULL-terminated. */
+extern const char *const profile_default_protect[];
+
+/* What `p` widens beyond the built-in `default` profile (with the user's [defaults] applied:
+ * the user's own settings are not repo widenings) and the user's ceilings, one short phrase
+ * per item ("network mode 'open'", "capability 'net_admin'", "seccomp 'unconfined'",
  * "cpus 8 over the ceiling 4", "unprotects '.git/hooks'", "no_new_privileges false",
- * "extends a file outside the repo"...).  NULL-terminated; empty when it only narrows. */
+ * "limits.pids 8192 above 4096", "user 'root'", "network allow 'pypi.org'"...).
+ * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
+ * is not a widening but a load error.)  user may be NULL. */
 char **profile_widenings(const struct profile *p, const struct profile_user *user);
 
 /* Trust records live outside the repo: trust_dir/<sha256 of the repo root path> holds the
- * profile hashes the user trusted for that repo. */
-int profile_trust_check(const char *trust_dir, const char *root, const char *hash, bool *ret_trusted,
-                        dbx_error **err);
+ * profile hashes the user trusted for that repo (one per line, newest last, at most
+ * PROFILE_TRUST_KEEP).  hash is 64 lowercase hex digits (anything else is EINVAL), root an
+ * absolute path.  check: a missing file or dir means untrusted (not an error); hash "" (no
+ * devbox.ini) is never trusted.  add creates trust_dir 0700 and writes the file atomically,
+ * 0600. */
+#define PROFILE_TRUST_KEEP 64u
+int profile_trust_check(const char *trust_dir, const char *root, const char *hash,
+                        bool *ret_trusted, dbx_error **err);
 int profile_trust_add(const char *trust_dir, const char *root, const char *hash, dbx_error **err);
 
 /* Capability name ("net_admin", "CAP_NET_ADMIN", case-insensitive) to number; -1 if unknown. */

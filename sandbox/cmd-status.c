@@ -18,9 +18,25 @@ static bool want_json(int argc, char **argv, const char *extra, bool *extra_set,
     return json;
 }
 
+/* A running VM keeps the policy it started with: say when devbox.ini on disk differs. */
+static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, json_t *j) {
+    const char *running = json_string_value(json_object_get(j, "profile_hash"));
+    if (!running) return;
+    struct profile p = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_profile_load(&ctx->paths, proj, &p, NULL, &err) < 0) {
+        json_object_set_new(j, "profile_changed", json_true());
+        json_object_set_new(j, "profile_error", json_string(err->msg));
+        return;
+    }
+    json_object_set_new(j, "profile_changed", json_boolean(strcmp(p.hash, running) != 0));
+    profile_clear(&p);
+}
+
 static void print_human(json_t *j) {
     static const char *const keys[] = {"project", "state", "image", "accel", "pid", "uptime_s",
-                                       "memory_mib", "rss_kib", "cpus", "kernel", "sessions"};
+                                       "memory_mib", "rss_kib", "cpus", "kernel", "seccomp",
+                                       "sessions"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(j, keys[i]);
         if (!v || json_is_null(v)) continue;
@@ -31,6 +47,9 @@ static void print_human(json_t *j) {
             printf("%-11s %lld\n", keys[i], (long long)json_integer_value(v));
         }
     }
+    if (json_is_true(json_object_get(j, "profile_changed")))
+        printf("%-11s %s changed since the VM started; it keeps its policy until 'devbox stop'\n",
+               "profile", PROFILE_FILE);
 }
 
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
@@ -43,14 +62,20 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *s = NULL;
     rc = dbx_status_json(&ctx->paths, &proj, &s, &err);
-    dbx_project_clear(&proj);
-    if (rc < 0) return cmd_fail(&err);
-    if (json) {
-        printf("%s\n", s);
-        return 0;
+    if (rc < 0) {
+        dbx_project_clear(&proj);
+        return cmd_fail(&err);
     }
-    json_t *j = json_loads(s, 0, NULL);
-    if (j) print_human(j);
+    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    if (j) annotate_profile(ctx, &proj, j);
+    dbx_project_clear(&proj);
+    if (json) {
+        char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        printf("%s\n", out ? out : s);
+        free(out);
+    } else if (j) {
+        print_human(j);
+    }
     json_decref(j);
     return 0;
 }

@@ -21,3 +21,5 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv);

@@ -15,6 +15,8 @@ static const struct {
     {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
     {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
     {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
+    {"profile", cmd_profile, "profile check | profile show [--json]  validate or explain devbox.ini"},
+    {"trust", cmd_trust, "trust                      allow this repo's devbox.ini to widen the default"},
     {"image", cmd_image, "image import ROOTFS.tar NAME  make an image from a root filesystem tarball"},
 };
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "sandbox.h"
+#include "../profiles/profiles.h"
 
 #define DBX_SOCK_NAME "sock"        /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
@@ -20,3 +21,14 @@ int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct db
                         dbx_error **err);
 /* Blocking frame I/O on a client socket. */
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n);
+
+/* ---- profiles and trust (sandbox-policy.c) ---- */
+char *dbx_trust_dir(const struct dbx_paths *paths);
+/* The effective profile (built-ins, user config, the repo chain) and the user settings. */
+int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *proj,
+                     struct profile *ret, struct profile_user *ret_user, dbx_error **err);
+/* 0 when p only narrows the built-in default, or the user trusted these exact bytes; else an
+ * error that lists every widening. */
+int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
+                        const struct profile *p, const struct profile_user *user,
+                        dbx_error **err);

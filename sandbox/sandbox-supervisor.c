@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
 #include "../mounts/mounts.h"
+#include "../policy/policy.h"
 #include "../profiles/profiles.h"
 #include "../vm/vm.h"
 
@@ -57,6 +58,7 @@ struct sup {
     struct dbx_paths paths;
     struct dbx_project proj;
     struct profile prof;
+    struct dbx_plan plan;    /* compiled from prof; what the guest enforces */
     struct dbx_project_rec rec;
     struct vm_kernel kernel;
     enum vm_accel accel;
@@ -390,12 +392,12 @@ static void send_setup(struct sup *s) {
         .ws_tag = "workspace", .ws_path = s->proj.root, .uid = getuid(), .gid = getgid(),
         .hostname = "devbox",
     };
-    dbx_plan_permissive(&st.plan);
+    st.plan = s->plan; /* borrowed */
+    st.hostname = s->prof.hostname;
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
     agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
     dbx_buf_free(&b);
-    dbx_plan_free(&st.plan);
 }
 
 static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
@@ -618,6 +620,11 @@ static char *status_json(struct sup *s) {
                           "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid), "cpus", (int)s->prof.cpus,
                           "image", s->rec.image, "kernel", s->guest_release ? s->guest_release : "",
                           "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
+    if (j) {
+        json_object_set_new(j, "profile_hash", json_string(s->prof.hash));
+        json_object_set_new(j, "seccomp", json_string(s->plan.seccomp_mode == DBX_SECCOMP_STRICT ? "strict"
+                                                      : s->plan.seccomp_mode ? "default" : "unconfined"));
+    }
     char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
     if (!out) dbx_oom_hook();
@@ -672,7 +679,9 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         r = mounts_idmap_get(&map, err);
     }
     if (r == 0) {
-        struct mounts_vfs_config vc = {.source = s->proj.root, .listen_fd = vfs_listen, .log_fd = wr[2]};
+        struct mounts_vfs_config vc = {.source = s->proj.root, .listen_fd = vfs_listen,
+                                       .log_fd = wr[2],
+                                       .protected = (const char *const *)s->prof.protect};
         s->vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
         if (s->vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
     }
@@ -768,11 +777,31 @@ static int boot(struct sup *s, dbx_error **err) {
     }
 }
 
+/* A missing .git/hooks cannot be a read-only mount point, and host git would run hooks the
+ * guest created there: make it exist (as `git init` does) before virtiofsd starts.  Done
+ * fd-relative without following symlinks; a `.git` file (worktree) is left alone. */
+static int ensure_hooks_dir(struct sup *s, dbx_error **err) {
+    _cleanup_close_ int root = open(s->proj.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.root);
+    _cleanup_close_ int git = openat(root, ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (git < 0) return 0;
+    if (mkdirat(git, "hooks", 0755) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "create '%s/.git/hooks'", s->proj.root);
+    return 0;
+}
+
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 static int prepare(struct sup *s, dbx_error **err) {
-    _cleanup_close_ int rootfd = open(s->proj.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.root);
-    if (profile_load(rootfd, s->proj.root, NULL, NULL, &s->prof, err) < 0) return -1;
+    struct profile_user user = {0};
+    if (dbx_profile_load(&s->paths, &s->proj, &s->prof, &user, err) < 0) return -1;
+    /* The repo profile may only narrow; this is the authoritative check (the client's is
+     * only for an early message). */
+    int r = dbx_profile_allowed(&s->paths, &s->proj, &s->prof, &user, err);
+    profile_user_clear(&user);
+    if (r < 0) return -1;
+    if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
+        return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
+    if (ensure_hooks_dir(s, err) < 0) return -1;
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
@@ -783,7 +812,7 @@ static int prepare(struct sup *s, dbx_error **err) {
         dbx_project_rec_clear(&s->rec);
         struct dbx_image img = {0};
         if (dbx_image_get(&s->paths, s->prof.image, &img, err) < 0) return -1;
-        int r = vm_disk_create_overlay(img.base, disk, err);
+        r = vm_disk_create_overlay(img.base, disk, err);
         s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
                                           dbx_xstrdup(img.base), (int64_t)time(NULL)};
         dbx_image_clear(&img);
@@ -888,6 +917,7 @@ out:
     free(s.boot_error);
     free(s.guest_release);
     vm_kernel_clear(&s.kernel);
+    dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);
     dbx_project_clear(&s.proj);

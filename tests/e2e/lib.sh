@@ -268,3 +268,99 @@ trap _cleanup EXIT
 # Guard: nothing below works without the binary.
 [ -x "$DEVBOX" ] || fail "devbox binary not found at $DEVBOX"
 log "test $(basename "$0") in $TEST_TMP (devbox: $DEVBOX, accel: $DEVBOX_ACCEL)"
+
+# ---- profiles and policy (t-policy-*, t-profile-*, t-protect-*, t-trust) -------------------
+
+# build_probe DIR: compile probe.c statically into DIR/probe (the guest runs it from the share).
+build_probe() {
+    command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
+    gcc -static -O2 -o "$1/probe" "$E2E_DIR/probe.c" >"$TEST_TMP/probe-cc.log" 2>&1 ||
+        fail "gcc -static probe.c failed: $(tail -n 3 "$TEST_TMP/probe-cc.log")"
+}
+
+# write_profile DIR TEXT: DIR/devbox.ini becomes TEXT (a newline is added).
+write_profile() {
+    printf '%s\n' "$2" >"$1/devbox.ini" || fail "cannot write $1/devbox.ini"
+}
+
+# import_variant NAME MKIMAGE-OPTION...: build a variant of the test image (mkimage.sh options,
+# e.g. --add SRC=/PATH:4755) into $TEST_TMP and import it as NAME.
+import_variant() {
+    local name=$1 img
+    shift
+    img=$TEST_TMP/image-$name.tar
+    "$E2E_DIR/mkimage.sh" "$@" "$img" >"$TEST_TMP/mkimage.log" 2>&1 ||
+        fail "mkimage.sh $* failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
+    run dbx image import "$img" "$name"
+    [ "$RC" = 0 ] || fail "image import '$name' ($*) failed (rc $RC): $(show "$ERR")"
+}
+
+# import_git_image [NAME]: the test image plus the host's git (mkimage.sh --with-git), built
+# once into the cache next to DBX_TEST_IMAGE, imported as NAME (default "default").
+import_git_image() {
+    local name=${1:-default} img git
+    git=$(command -v git) || skip "git not installed on the host"
+    img=${DBX_TEST_IMAGE%.tar}-git.tar
+    if [ ! -s "$img" ] || [ "$E2E_DIR/mkimage.sh" -nt "$img" ] || [ "$(readlink -f "$git")" -nt "$img" ]; then
+        "$E2E_DIR/mkimage.sh" --with-git "$img" >"$TEST_TMP/mkimage.log" 2>&1 ||
+            fail "mkimage.sh --with-git failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
+    fi
+    run dbx image import "$img" "$name"
+    [ "$RC" = 0 ] || fail "image import '$name' (with git) failed (rc $RC): $(show "$ERR")"
+}
+
+# kv TEXT KEY: the value of the first "KEY=value" line of TEXT (the probe's output format).
+kv() {
+    local line
+    while IFS= read -r line; do
+        if [ "${line%%=*}" == "$2" ]; then
+            printf '%s\n' "${line#*=}"
+            return 0
+        fi
+    done <<<"$1"
+    return 1
+}
+# assert_kv TEXT KEY ERE [WHAT]: the KEY= line of TEXT exists and its value matches ERE.
+assert_kv() {
+    local v
+    v=$(kv "$1" "$2") || fail "${4:-probe output}: no '$2=' line in $(show "$1")"
+    [[ $v =~ ^($3)$ ]] || fail "${4:-probe output}: $2=$v, expected $3"
+}
+
+# The capability/no_new_privs/seccomp state every boxed process must have by default.
+assert_confined_status() { # PROBE-STATUS-OUTPUT WHAT
+    local k
+    for k in CapInh CapPrm CapEff CapBnd CapAmb; do
+        assert_kv "$1" "$k" 0000000000000000 "$2"
+    done
+    assert_kv "$1" NoNewPrivs 1 "$2"
+    assert_kv "$1" Seccomp 2 "$2"
+}
+
+# fingerprint PATH...: one line per file, directory entry and directory: path, inode, mode,
+# size, mtime (ns), sha256 of a file's content; "PATH absent" for a missing path.
+fingerprint() {
+    local f x
+    for f in "$@"; do
+        if [ -d "$f" ] && [ ! -L "$f" ]; then
+            while IFS= read -r x; do _fingerprint1 "$x"; done < <(find "$f" | LC_ALL=C sort)
+        else
+            _fingerprint1 "$f"
+        fi
+    done
+}
+_fingerprint1() {
+    if [ -f "$1" ] && [ ! -L "$1" ]; then
+        printf '%s %s\n' "$(stat -c '%n %i %f %s %.9Y' "$1")" "$(sha256sum <"$1" | cut -c1-64)"
+    elif [ -e "$1" ] || [ -L "$1" ]; then
+        stat -c '%n %i %f %s %.9Y' "$1"
+    else
+        printf '%s absent\n' "$1"
+    fi
+}
+
+# restart: stop this directory's VM so that the next exec boots with the profile on disk.
+restart() {
+    ok dbx stop
+    assert_no_vm_procs 10
+}

@@ -1,17 +1,45 @@
 #!/usr/bin/env bash
-# tests/e2e/mkimage.sh OUT.tar: build the end-to-end test root filesystem from busybox-static,
-# without root: owners, modes and the setuid bit are written into the tar headers by python3's
-# tarfile, never applied on the host.
+# tests/e2e/mkimage.sh [--with-git] [--add SRC=/PATH[:MODE]]... OUT.tar: build the end-to-end
+# test root filesystem from busybox-static, without root: owners, modes and the setuid bit are
+# written into the tar headers by python3's tarfile, never applied on the host.
 #
 # Contents: /bin/busybox and a symlink per applet in /bin; /etc/passwd (root, dev uid 1000),
 # /etc/group; /root 0700, /tmp 1777, /home/dev 0755 owned 1000:1000; /usr/bin/suidtest, a
 # setuid-root copy of busybox (4755 0:0); empty mount points /dev /proc /sys /run.
+#   --with-git   also the host's /usr/bin/git, every shared library `ldd` lists for it and the
+#                dynamic loader, each at the path ldd prints (contents of the resolved file)
+#   --add SRC=/PATH[:MODE]   also the host file SRC at /PATH, owned 0:0, MODE octal (def. 755)
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-    echo "usage: $0 OUT.tar" >&2
+usage() {
+    echo "usage: $0 [--with-git] [--add SRC=/PATH[:MODE]]... OUT.tar" >&2
     exit 2
-fi
+}
+extra=()
+while [ $# -gt 1 ]; do
+    case $1 in
+    --with-git)
+        git=$(command -v git) || {
+            echo "mkimage: --with-git: no git on the host" >&2
+            exit 1
+        }
+        git=$(readlink -f "$git")
+        extra+=("$git=/usr/bin/git:755")
+        # "libz.so.1 => /lib/x86_64-linux-gnu/libz.so.1 (0x...)" and "/lib64/ld-linux... (0x...)"
+        while read -r lib; do
+            [ -n "$lib" ] && extra+=("$(readlink -f "$lib")=$lib:755")
+        done < <(ldd "$git" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+        ;;
+    --add)
+        [ $# -gt 2 ] || usage
+        extra+=("$2")
+        shift
+        ;;
+    *) usage ;;
+    esac
+    shift
+done
+[ $# -eq 1 ] || usage
 out=$1
 busybox=${BUSYBOX:-/bin/busybox}
 if [ ! -x "$busybox" ]; then
@@ -29,13 +57,14 @@ fi
 # The applet list comes from the binary itself, so the image matches the installed version.
 applets=$("$busybox" --list)
 
-python3 - "$busybox" "$out" "$applets" <<'EOF'
+python3 - "$busybox" "$out" "$applets" ${extra[@]+"${extra[@]}"} <<'EOF'
 import io
 import os
 import sys
 import tarfile
 
 busybox, out, applets = sys.argv[1], sys.argv[2], sys.argv[3].split()
+extra = sys.argv[4:]  # "SRC=/PATH:MODE"
 MTIME = 1700000000  # fixed, so the tarball is reproducible
 
 tmp = out + ".tmp"
@@ -86,6 +115,23 @@ add("etc/passwd", data=b"root:x:0:0:root:/root:/bin/sh\n"
 add("etc/group", data=b"root:x:0:\ndev:x:1000:\nnogroup:x:65534:\n")
 add("etc/hostname", data=b"devbox-test\n")
 add("etc/devbox-test-image", data=b"busybox\n")
+
+# extra files, with every missing parent directory (0755 root)
+dirs = {"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc"}
+for spec in extra:
+    src, _, dest = spec.partition("=")
+    dest, _, mode = dest.partition(":")
+    dest = dest.strip("/")
+    if not src or not dest or ".." in dest.split("/"):
+        sys.exit("mkimage: bad --add '%s'" % spec)
+    parts = dest.split("/")
+    for i in range(1, len(parts)):
+        p = "/".join(parts[:i])
+        if p not in dirs:
+            dirs.add(p)
+            d(p)
+    with open(src, "rb") as f:
+        add(dest, mode=int(mode or "755", 8), data=f.read())
 tar.close()
 os.rename(tmp, out)
 EOF

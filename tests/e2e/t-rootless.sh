@@ -54,11 +54,17 @@ assert_file "$RU/out.txt"
 assert_eq hi "$(cat "$RU/out.txt")" "content of out.txt"
 assert_eq "$tuid:$tgid" "$(stat -c %u:%g "$RU/out.txt")" "host owner of a file the default user made"
 
-# guest root's files land on a subordinate id: neither the user nor real root
-run_in "$RU" as_user timeout 120 "$UD" exec -u root -- sh -c 'echo r > by-root.txt; id -u'
+# guest root's files land on a subordinate id: neither the user nor real root.  Guest root
+# has no capabilities under the default profile (no CAP_DAC_OVERRIDE), so it writes into a
+# directory the user made world-writable.
+run_in "$RU" as_user timeout 120 "$UD" exec -- sh -c 'mkdir -m 777 shared && chmod 777 shared'
+assert_eq 0 "$RC" "mkdir a world-writable dir as $TU (stderr: $(show "$ERR"))"
+run_in "$RU" as_user timeout 120 "$UD" exec -u root -- sh -c 'echo r > shared/by-root.txt; id -u'
 assert_eq 0 "$RC" "exec -u root as $TU (stderr: $(show "$ERR"))"
 assert_eq 0 "$OUT" "uid of -u root"
-owner=$(stat -c %u "$RU/by-root.txt")
+run_in "$RU" as_user timeout 120 "$UD" exec -u root -- sh -c 'echo r > root-denied.txt'
+[ "$RC" != 0 ] || fail "guest root without capabilities wrote into the user's 0755 repo"
+owner=$(stat -c %u "$RU/shared/by-root.txt")
 [ "$owner" != 0 ] && [ "$owner" != "$tuid" ] || fail "file by guest root owned by host uid $owner"
 if [ -n "$sub_start" ] && [ -n "$sub_count" ]; then
     [ "$owner" -ge "$sub_start" ] && [ "$owner" -lt $((sub_start + sub_count)) ] ||
@@ -87,6 +93,6 @@ run_in "$RU" as_user "$UD" status --json
 assert_eq stopped "$(json_get "$OUT" 'j["state"]')" "state after stop as $TU"
 
 # and it boots again from the same disk
-run_in "$RU" as_user timeout 240 "$UD" exec -- cat by-root.txt
+run_in "$RU" as_user timeout 240 "$UD" exec -- cat shared/by-root.txt
 assert_eq 0 "$RC" "exec after stop as $TU (stderr: $(show "$ERR"))"
 assert_eq r "$OUT" "file content after restart"

@@ -1,0 +1,100 @@
+/* profiles/profiles-internal.h: shared between the files of profiles/ only.
+ *
+ * A profile file is read in two steps.  profiles-parse.c checks the bytes (size, NUL and
+ * control bytes, line length), runs inih over them one line per reader call and collects a
+ * `layer`: the entries in file order, each with its line, continuation lines kept as extra
+ * parts.  It reports syntax errors, unknown sections and keys (with a did-you-mean) and
+ * duplicate keys.  profiles-keys.c then applies layers in chain order onto a struct profile
+ * through the key table (value checks, provenance), and checks what spans keys
+ * (limits.memory below box.memory...).  profiles-load.c walks the extends chain. */
+#pragma once
+
+#include "profiles.h"
+
+#define PROF_MAX_ERRORS 100u /* problems listed in one error message; more are counted */
+#define PROF_MAX_NAME 64u    /* built-in profile name length */
+
+/* One value as written: the key line's value, or one continuation line's. */
+struct prof_part {
+    char *text;
+    unsigned line;
+};
+
+struct prof_entry {
+    char *section; /* "box", ...; the top level is stored as "profile" */
+    char *key;
+    struct prof_part *parts; /* parts[0] from the key line; more from continuation lines */
+    size_t nparts;
+    unsigned line;
+};
+
+enum prof_kind {
+    PROF_KIND_REPO,    /* devbox.ini or a repo file it extends */
+    PROF_KIND_BUILTIN, /* profiles/NAME.ini shipped with devbox */
+    PROF_KIND_USER,    /* config.ini: [ceilings] and [defaults] with "section.key" names */
+};
+
+struct profile_layer {
+    enum prof_kind kind;
+    char *name;  /* file name in messages: "devbox.ini", "ci/base.ini", "/usr/.../agent.ini" */
+    char *where; /* provenance prefix: like name, "built-in agent.ini" for built-ins */
+    struct prof_entry *v;
+    size_t n;
+    char *extends; /* [profile] extends, or NULL */
+    unsigned extends_line;
+};
+
+/* Error list: a NULL-terminated vector of "file:line: problem" strings. */
+void prof_errf(char ***errors, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Join into one dbx_error (EINVAL), one problem per line.  Returns -EINVAL. */
+int prof_errors_raise(char **errors, dbx_error **err);
+
+/* ---- profiles-parse.c ---- */
+
+/* Parse buf (len bytes, NUL-terminated) into *layer (kind, name and where set by the caller).
+ * Problems are appended to *errors; the layer holds whatever parsed.  Returns the number of
+ * problems found. */
+size_t prof_parse(const char *buf, size_t len, struct profile_layer *layer, char ***errors);
+void prof_layer_free(struct profile_layer *l);
+void prof_layer_freep(struct profile_layer **l);
+/* Levenshtein distance (ASCII case-insensitive) from a to b, for did-you-mean; UINT32_MAX
+ * when a or b is longer than 64 bytes or the distance is not below strlen(a). */
+unsigned prof_distance(const char *a, const char *b);
+
+/* ---- profiles-keys.c ---- */
+
+enum { PROF_LIST = 1u << 0 };
+struct prof_apply;
+typedef void (*prof_parser)(struct prof_apply *a, const struct prof_entry *e);
+struct prof_key {
+    const char *section, *key;
+    prof_parser parse;
+    unsigned flags;
+};
+extern const struct prof_key prof_keys[];
+extern const size_t prof_nkeys;
+extern const char *const prof_sections[]; /* NULL-terminated */
+
+/* The key's table entry, or NULL; [env] accepts any name (checked when applied). */
+const struct prof_key *prof_key_find(const char *section, const char *key);
+/* Closest known key of `section` (or section name when key is NULL) within distance 2. */
+const char *prof_suggest(const char *section, const char *key);
+
+/* The compiled-in built-in `default` (profiles/default.ini says the same). */
+void prof_init_default(struct profile *p);
+/* Apply every entry of `l` onto p (key by key; protect accumulates).  Problems appended. */
+void prof_apply_layer(struct profile *p, const struct profile_layer *l, char ***errors);
+/* Checks spanning keys, on the effective profile. */
+void prof_check(const struct profile *p, char ***errors);
+void prof_origin_set(struct profile *p, const char *key, const char *where);
+void prof_origin_drop(struct profile *p, const char *key);
+/* Remove s from the vector (in place); true if it was there. */
+bool prof_strv_remove(char **v, const char *s);
+bool prof_strv_contains(char *const *v, const char *s);
+/* Normalize a repo-relative path ("./a//b/" -> "a/b"); NULL with *why set when it is
+ * absolute, empty, "." or has a ".." component. */
+char *prof_path_normalize(const char *s, const char **why);
+/* "512M", "2G", "1536M" ... exact in the largest unit that divides. */
+char *prof_size_str(uint64_t v);
+/* 1500 -> "1.5" */
+char *prof_milli_str(uint32_t m);

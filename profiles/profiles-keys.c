@@ -1,0 +1,753 @@
+/* profiles/profiles-keys.c: what each key means.  One table row per key (nspawn's
+ * Section.Key -> parser); each parser checks the value, sets the field and records where it
+ * came from.  Layers are applied in chain order, so later files win key by key; `protect`
+ * accumulates and `unprotect` removes. */
+#define _GNU_SOURCE
+#include "profiles-internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+
+struct prof_apply {
+    struct profile *p;
+    const struct profile_layer *l;
+    char ***errors;
+};
+
+struct item {
+    char *s;
+    unsigned line;
+};
+
+static void bad(struct prof_apply *a, const struct prof_entry *e, unsigned line, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+static void bad(struct prof_apply *a, const struct prof_entry *e, unsigned line, const char *fmt,
+                ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *m = NULL;
+    if (vasprintf(&m, fmt, ap) < 0)
+        dbx_oom_hook();
+    va_end(ap);
+    if (line)
+        prof_errf(a->errors, "%s:%u: [%s] %s: %s", a->l->name, line, e->section, e->key, m);
+    else
+        prof_errf(a->errors, "%s: [%s] %s: %s", a->l->name, e->section, e->key, m);
+}
+
+static char *where_at(const struct prof_apply *a, unsigned line) {
+    return line ? dbx_xasprintf("%s:%u", a->l->where, line) : dbx_xstrdup(a->l->where);
+}
+
+static void set_origin(struct prof_apply *a, const struct prof_entry *e, unsigned line) {
+    _cleanup_free_ char *key = dbx_xasprintf("%s.%s", e->section, e->key);
+    _cleanup_free_ char *w = where_at(a, line);
+    prof_origin_set(a->p, key, w);
+}
+
+static const char *single(const struct prof_entry *e) { return e->parts[0].text; }
+
+static void items_free(struct item *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(v[i].s);
+    free(v);
+}
+
+/* Split every part of a list entry at commas and whitespace.  -1 when over the limit. */
+static ssize_t split_items(struct prof_apply *a, const struct prof_entry *e, struct item **ret) {
+    struct item *v = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < e->nparts; i++) {
+        const char *s = e->parts[i].text;
+        while (*s) {
+            size_t sep = strspn(s, ", \t");
+            s += sep;
+            size_t len = strcspn(s, ", \t");
+            if (!len)
+                continue;
+            if (n == PROFILE_MAX_LIST) {
+                bad(a, e, e->parts[i].line, "more than %u entries", PROFILE_MAX_LIST);
+                items_free(v, n);
+                return -1;
+            }
+            v = dbx_xrealloc(v, (n + 1) * sizeof(*v));
+            v[n++] = (struct item){.s = dbx_xstrndup(s, len), .line = e->parts[i].line};
+            s += len;
+        }
+    }
+    *ret = v;
+    return (ssize_t)n;
+}
+
+/* ---- scalar parsers ------------------------------------------------------------------------ */
+
+static bool parse_size_range(const char *v, uint64_t min, uint64_t max, uint64_t *ret) {
+    uint64_t n;
+    if (dbx_parse_size(v, &n) < 0 || n < min || n > max)
+        return false;
+    *ret = n;
+    return true;
+}
+
+static void parse_image(struct prof_apply *a, const struct prof_entry *e) {
+    const char *v = single(e);
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= 255;
+    for (const char *s = v; ok && *s; s++)
+        ok = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("._-:/@", *s);
+    if (!ok)
+        return bad(a, e, e->line, "'%s' is not an image name (1 to 255 of a-z 0-9 . _ - : / @)", v);
+    free(a->p->image);
+    a->p->image = dbx_xstrdup(v);
+    set_origin(a, e, e->line);
+}
+
+static void parse_cpus(struct prof_apply *a, const struct prof_entry *e) {
+    uint64_t n;
+    if (dbx_parse_u64(single(e), 1, 64, &n) < 0)
+        return bad(a, e, e->line, "must be a whole number from 1 to 64, not '%s'", single(e));
+    a->p->cpus = (unsigned)n;
+    set_origin(a, e, e->line);
+}
+
+static void parse_memory(struct prof_apply *a, const struct prof_entry *e) {
+    if (!parse_size_range(single(e), 128ull << 20, 256ull << 30, &a->p->memory))
+        return bad(a, e, e->line, "must be a size from 128M to 256G (e.g. 512M, 2G), not '%s'",
+                   single(e));
+    set_origin(a, e, e->line);
+}
+
+static void parse_disk(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "auto") == 0)
+        a->p->disk = 0;
+    else if (!parse_size_range(single(e), 1ull << 30, 2ull << 40, &a->p->disk))
+        return bad(a, e, e->line, "must be 'auto' or a size from 1G to 2T, not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
+static void parse_hostname(struct prof_apply *a, const struct prof_entry *e) {
+    const char *v = single(e);
+    size_t n = strlen(v);
+    bool ok = n >= 1 && n <= 63 && v[0] != '-' && v[n - 1] != '-';
+    for (const char *s = v; ok && *s; s++)
+        ok = isalnum((unsigned char)*s) || *s == '-';
+    if (!ok)
+        return bad(a, e, e->line,
+                   "'%s' is not a host name label (1 to 63 of a-z A-Z 0-9 -, no '-' at the ends)",
+                   v);
+    free(a->p->hostname);
+    a->p->hostname = dbx_xstrdup(v);
+    set_origin(a, e, e->line);
+}
+
+static void parse_mem_limit(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "auto") == 0)
+        a->p->mem_limit = 0;
+    else if (!parse_size_range(single(e), 16ull << 20, 256ull << 30, &a->p->mem_limit))
+        return bad(a, e, e->line, "must be 'auto' or a size from 16M to 256G, not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
+static void parse_swap(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "max") == 0)
+        a->p->swap_limit = UINT64_MAX;
+    else if (!parse_size_range(single(e), 0, 1ull << 40, &a->p->swap_limit))
+        return bad(a, e, e->line, "must be 'max' or a size up to 1T, not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
+/* "1.5" -> 1500: a decimal with at most three fractional digits. */
+static int parse_milli(const char *s, uint64_t *ret) {
+    uint64_t whole = 0, frac = 0;
+    size_t nd = strspn(s, "0123456789");
+    if (nd == 0 || nd > 6)
+        return -EINVAL;
+    for (size_t i = 0; i < nd; i++)
+        whole = whole * 10 + (uint64_t)(s[i] - '0');
+    s += nd;
+    if (*s == '.') {
+        s++;
+        size_t nf = strspn(s, "0123456789");
+        if (nf == 0 || nf > 3 || s[nf])
+            return -EINVAL;
+        for (size_t i = 0; i < 3; i++)
+            frac = frac * 10 + (i < nf ? (uint64_t)(s[i] - '0') : 0);
+    } else if (*s) {
+        return -EINVAL;
+    }
+    *ret = whole * 1000 + frac;
+    return 0;
+}
+
+static void parse_cpu(struct prof_apply *a, const struct prof_entry *e) {
+    uint64_t m = 0;
+    if (strcmp(single(e), "none") != 0 && (parse_milli(single(e), &m) < 0 || m < 10 || m > 64000))
+        return bad(a, e, e->line,
+                   "must be 'none' or a number of CPUs from 0.01 to 64 (e.g. 1.5), not '%s'",
+                   single(e));
+    a->p->cpu_milli = (uint32_t)m;
+    set_origin(a, e, e->line);
+}
+
+static void parse_pids(struct prof_apply *a, const struct prof_entry *e) {
+    uint64_t n;
+    if (dbx_parse_u64(single(e), 1, 4194304, &n) < 0)
+        return bad(a, e, e->line, "must be a whole number from 1 to 4194304, not '%s'", single(e));
+    a->p->pids = (uint32_t)n;
+    set_origin(a, e, e->line);
+}
+
+static void parse_nofile(struct prof_apply *a, const struct prof_entry *e) {
+    if (dbx_parse_u64(single(e), 1, 1048576, &a->p->nofile) < 0)
+        return bad(a, e, e->line, "must be a whole number from 1 to 1048576, not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
+static void parse_nproc(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "none") == 0)
+        a->p->nproc = 0;
+    else if (dbx_parse_u64(single(e), 1, 4194304, &a->p->nproc) < 0)
+        return bad(a, e, e->line, "must be 'none' or a whole number from 1 to 4194304, not '%s'",
+                   single(e));
+    set_origin(a, e, e->line);
+}
+
+static void parse_io_weight(struct prof_apply *a, const struct prof_entry *e) {
+    uint64_t n = 0;
+    if (strcmp(single(e), "default") != 0 && dbx_parse_u64(single(e), 1, 10000, &n) < 0)
+        return bad(a, e, e->line, "must be 'default' or a whole number from 1 to 10000, not '%s'",
+                   single(e));
+    a->p->io_weight = (uint32_t)n;
+    set_origin(a, e, e->line);
+}
+
+static bool valid_id(const char *s) {
+    uint64_t n;
+    return dbx_parse_u64(s, 0, UINT32_MAX - 1, &n) == 0;
+}
+
+static void parse_user(struct prof_apply *a, const struct prof_entry *e) {
+    const char *v = single(e);
+    bool ok;
+    if (isdigit((unsigned char)v[0])) {
+        _cleanup_free_ char *uid = dbx_xstrndup(v, strcspn(v, ":"));
+        const char *gid = strchr(v, ':');
+        ok = valid_id(uid) && (!gid || valid_id(gid + 1));
+    } else {
+        size_t n = strlen(v);
+        ok = n <= 32 && (n == 0 || v[0] == '_' || (v[0] >= 'a' && v[0] <= 'z'));
+        for (const char *s = v; ok && *s; s++)
+            ok = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_' || *s == '-';
+    }
+    if (!ok)
+        return bad(a, e, e->line,
+                   "'%s' is not 'root', a user name ([a-z_][a-z0-9_-]*) or uid[:gid]", v);
+    free(a->p->user);
+    a->p->user = dbx_xstrdup(v);
+    set_origin(a, e, e->line);
+}
+
+static const char *const cap_names[] = {
+    "chown",
+    "dac_override",
+    "dac_read_search",
+    "fowner",
+    "fsetid",
+    "kill",
+    "setgid",
+    "setuid",
+    "setpcap",
+    "linux_immutable",
+    "net_bind_service",
+    "net_broadcast",
+    "net_admin",
+    "net_raw",
+    "ipc_lock",
+    "ipc_owner",
+    "sys_module",
+    "sys_rawio",
+    "sys_chroot",
+    "sys_ptrace",
+    "sys_pacct",
+    "sys_admin",
+    "sys_boot",
+    "sys_nice",
+    "sys_resource",
+    "sys_time",
+    "sys_tty_config",
+    "mknod",
+    "lease",
+    "audit_write",
+    "audit_control",
+    "setfcap",
+    "mac_override",
+    "mac_admin",
+    "syslog",
+    "wake_alarm",
+    "block_suspend",
+    "audit_read",
+    "perfmon",
+    "bpf",
+    "checkpoint_restore",
+};
+
+int profile_cap_from_name(const char *name) {
+    if (strncasecmp(name, "cap_", 4) == 0)
+        name += 4;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cap_names); i++)
+        if (strcasecmp(name, cap_names[i]) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *profile_cap_name(int cap) {
+    return cap >= 0 && (size_t)cap < DBX_ARRAY_SIZE(cap_names) ? cap_names[cap] : NULL;
+}
+
+static void parse_caps(struct prof_apply *a, const struct prof_entry *e) {
+    struct item *v = NULL;
+    ssize_t n = split_items(a, e, &v);
+    if (n < 0)
+        return;
+    uint64_t caps = 0;
+    bool ok = true;
+    for (ssize_t i = 0; i < n; i++) {
+        int c = profile_cap_from_name(v[i].s);
+        if (c >= 0) {
+            caps |= 1ull << c;
+            continue;
+        }
+        ok = false;
+        const char *name = strncasecmp(v[i].s, "cap_", 4) == 0 ? v[i].s + 4 : v[i].s;
+        const char *best = NULL;
+        unsigned bd = 3;
+        for (size_t j = 0; j < DBX_ARRAY_SIZE(cap_names); j++) {
+            unsigned d = prof_distance(name, cap_names[j]);
+            if (d < bd)
+                bd = d, best = cap_names[j];
+        }
+        if (best)
+            bad(a, e, v[i].line, "unknown capability '%s' (did you mean '%s'?)", v[i].s, best);
+        else
+            bad(a, e, v[i].line, "unknown capability '%s'", v[i].s);
+    }
+    items_free(v, (size_t)n);
+    if (!ok)
+        return;
+    a->p->caps = caps;
+    set_origin(a, e, e->line);
+}
+
+static void parse_seccomp(struct prof_apply *a, const struct prof_entry *e) {
+    static const char *const names[] = {"default", "strict", "unconfined"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+        if (strcmp(single(e), names[i]) == 0) {
+            a->p->seccomp = (enum profile_seccomp)i;
+            return set_origin(a, e, e->line);
+        }
+    bad(a, e, e->line, "must be 'default', 'strict' or 'unconfined', not '%s'", single(e));
+}
+
+static void parse_nnp(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "true") == 0)
+        a->p->no_new_privs = true;
+    else if (strcmp(single(e), "false") == 0)
+        a->p->no_new_privs = false;
+    else
+        return bad(a, e, e->line, "must be 'true' or 'false', not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
+/* ---- workspace ----------------------------------------------------------------------------- */
+
+char *prof_path_normalize(const char *s, const char **why) {
+    if (!*s)
+        return *why = "empty path", NULL;
+    if (*s == '/')
+        return *why = "must be relative to the repo root (no leading '/')", NULL;
+    if (strpbrk(s, "*?["))
+        return *why = "wildcards are not supported", NULL;
+    if (strlen(s) > 4096)
+        return *why = "longer than 4096 bytes", NULL;
+    _cleanup_free_ char *out = dbx_xmalloc(strlen(s) + 1);
+    size_t n = 0;
+    while (*s) {
+        size_t len = strcspn(s, "/");
+        if (len == 2 && s[0] == '.' && s[1] == '.')
+            return *why = "must not contain '..'", NULL;
+        if (len && !(len == 1 && s[0] == '.')) {
+            if (n)
+                out[n++] = '/';
+            memcpy(out + n, s, len);
+            n += len;
+        }
+        s += len;
+        s += strspn(s, "/");
+    }
+    out[n] = '\0';
+    if (!n)
+        return *why = "must name a path inside the repo, not the repo itself", NULL;
+    return TAKE_PTR(out);
+}
+
+bool prof_strv_contains(char *const *v, const char *s) {
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0)
+            return true;
+    return false;
+}
+
+bool prof_strv_remove(char **v, const char *s) {
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], s) == 0) {
+            free(v[i]);
+            memmove(&v[i], &v[i + 1], (dbx_strv_len(v + i + 1) + 1) * sizeof(*v));
+            return true;
+        }
+    return false;
+}
+
+static void parse_protect(struct prof_apply *a, const struct prof_entry *e) {
+    bool add = strcmp(e->key, "protect") == 0;
+    struct item *v = NULL;
+    ssize_t n = split_items(a, e, &v);
+    for (ssize_t i = 0; i < n; i++) {
+        const char *why = NULL;
+        _cleanup_free_ char *path = prof_path_normalize(v[i].s, &why);
+        if (!path) {
+            bad(a, e, v[i].line, "'%s': %s", v[i].s, why);
+            continue;
+        }
+        _cleanup_free_ char *pk = dbx_xasprintf("workspace.protect[%s]", path);
+        _cleanup_free_ char *uk = dbx_xasprintf("workspace.unprotect[%s]", path);
+        _cleanup_free_ char *w = where_at(a, v[i].line);
+        if (add) {
+            if (!prof_strv_contains(a->p->protect, path)) {
+                if (dbx_strv_len(a->p->protect) >= PROFILE_MAX_LIST) {
+                    bad(a, e, v[i].line, "more than %u protected paths", PROFILE_MAX_LIST);
+                    break;
+                }
+                a->p->protect = dbx_strv_push(a->p->protect, path);
+            }
+            prof_origin_drop(a->p, uk);
+            prof_origin_set(a->p, pk, w);
+        } else {
+            prof_strv_remove(a->p->protect, path);
+            prof_origin_drop(a->p, pk);
+            prof_origin_set(a->p, uk, w);
+        }
+    }
+    if (n > 0)
+        items_free(v, (size_t)n);
+}
+
+/* ---- env ----------------------------------------------------------------------------------- */
+
+static void parse_env(struct prof_apply *a, const struct prof_entry *e) {
+    const char *k = e->key;
+    bool ok = isalpha((unsigned char)k[0]) || k[0] == '_';
+    for (const char *s = k; ok && *s; s++)
+        ok = isalnum((unsigned char)*s) || *s == '_';
+    if (!ok) {
+        prof_errf(a->errors, "%s:%u: [env] '%s' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                  a->l->name, e->line, k);
+        return;
+    }
+    size_t kl = strlen(k);
+    _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", k, single(e));
+    for (size_t i = 0; a->p->env && a->p->env[i]; i++)
+        if (strncmp(a->p->env[i], k, kl) == 0 && a->p->env[i][kl] == '=') {
+            free(a->p->env[i]);
+            a->p->env[i] = TAKE_PTR(kv);
+            break;
+        }
+    if (kv) {
+        if (dbx_strv_len(a->p->env) >= PROFILE_MAX_LIST)
+            return bad(a, e, e->line, "more than %u variables", PROFILE_MAX_LIST);
+        a->p->env = dbx_strv_push(a->p->env, kv);
+    }
+    set_origin(a, e, e->line);
+}
+
+/* ---- network ------------------------------------------------------------------------------- */
+
+static void parse_net_mode(struct prof_apply *a, const struct prof_entry *e) {
+    static const char *const names[] = {"none", "allowlist", "open"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+        if (strcmp(single(e), names[i]) == 0) {
+            a->p->net_mode = (enum profile_net)i;
+            return set_origin(a, e, e->line);
+        }
+    bad(a, e, e->line, "must be 'none', 'allowlist' or 'open', not '%s'", single(e));
+}
+
+static bool host_label_ok(const char *s, size_t n) {
+    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* A host name, "*.suffix", or an IP literal (dotted-quad IPv4 only: inet_aton's other
+ * spellings such as 0x7f.1 or 2130706433 are refused, they are how allowlists get
+ * bypassed), with an optional ":port".  Returns the normalized form or NULL with *why. */
+static char *allow_normalize(const char *in, const char **why) {
+    _cleanup_free_ char *host = NULL;
+    const char *port = NULL;
+    if (strlen(in) > 262)
+        return *why = "longer than 262 bytes", NULL;
+    if (in[0] == '[') {
+        const char *rb = strchr(in, ']');
+        if (!rb)
+            return *why = "'[' without ']'", NULL;
+        host = dbx_xstrndup(in + 1, (size_t)(rb - in - 1));
+        if (rb[1] == ':')
+            port = rb + 2;
+        else if (rb[1])
+            return *why = "expected ':port' after ']'", NULL;
+    } else if (strchr(in, ':') != strrchr(in, ':')) {
+        host = dbx_xstrdup(in); /* bare IPv6, no port */
+    } else {
+        host = dbx_xstrndup(in, strcspn(in, ":"));
+        if (strchr(in, ':'))
+            port = strchr(in, ':') + 1;
+    }
+    uint64_t pn = 0;
+    if (port && dbx_parse_u64(port, 1, 65535, &pn) < 0)
+        return *why = "port must be 1 to 65535", NULL;
+    char buf[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (strchr(host, ':') || in[0] == '[') {
+        if (inet_pton(AF_INET6, host, &a6) != 1)
+            return *why = "not an IPv6 address", NULL;
+        inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
+        return pn ? dbx_xasprintf("[%s]:%u", buf, (unsigned)pn) : dbx_xstrdup(buf);
+    }
+    for (char *s = host; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+    if (inet_pton(AF_INET, host, &a4) != 1) {
+        if (inet_aton(host, &a4))
+            return *why = "write IPv4 addresses as a.b.c.d", NULL;
+        const char *h = host;
+        bool wild = dbx_str_has_prefix(h, "*.");
+        if (wild)
+            h += 2;
+        if (strlen(h) > 253)
+            return *why = "host name longer than 253 bytes", NULL;
+        size_t labels = 0;
+        const char *last = h;
+        for (const char *s = h;;) {
+            size_t len = strcspn(s, ".");
+            if (!host_label_ok(s, len))
+                return *why = "not a host name, *.domain or IP address", NULL;
+            labels++;
+            last = s;
+            if (!s[len])
+                break;
+            s += len + 1;
+        }
+        if (strspn(last, "0123456789") == strlen(last))
+            return *why = "not a host name or IPv4 address", NULL;
+        if (wild && labels < 2)
+            return *why = "'*.' needs a domain of at least two labels", NULL;
+    }
+    return pn ? dbx_xasprintf("%s:%u", host, (unsigned)pn) : TAKE_PTR(host);
+}
+
+static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
+    struct item *v = NULL;
+    ssize_t n = split_items(a, e, &v);
+    if (n < 0)
+        return;
+    _cleanup_strv_ char **allow = NULL;
+    bool ok = true;
+    for (ssize_t i = 0; i < n; i++) {
+        const char *why = NULL;
+        _cleanup_free_ char *norm = allow_normalize(v[i].s, &why);
+        if (!norm) {
+            bad(a, e, v[i].line, "'%s': %s", v[i].s, why);
+            ok = false;
+        } else if (!prof_strv_contains(allow, norm)) {
+            allow = dbx_strv_push(allow, norm);
+        }
+    }
+    items_free(v, (size_t)n);
+    if (!ok)
+        return;
+    dbx_strv_free(a->p->allow);
+    a->p->allow = TAKE_PTR(allow);
+    set_origin(a, e, e->line);
+}
+
+/* ---- the table ----------------------------------------------------------------------------- */
+
+const struct prof_key prof_keys[] = {
+    {"profile", "extends", NULL, 0},
+    {"box", "image", parse_image, 0},
+    {"box", "cpus", parse_cpus, 0},
+    {"box", "memory", parse_memory, 0},
+    {"box", "disk", parse_disk, 0},
+    {"box", "hostname", parse_hostname, 0},
+    {"limits", "memory", parse_mem_limit, 0},
+    {"limits", "swap", parse_swap, 0},
+    {"limits", "cpu", parse_cpu, 0},
+    {"limits", "pids", parse_pids, 0},
+    {"limits", "nofile", parse_nofile, 0},
+    {"limits", "nproc", parse_nproc, 0},
+    {"limits", "io_weight", parse_io_weight, 0},
+    {"security", "user", parse_user, 0},
+    {"security", "capabilities", parse_caps, PROF_LIST},
+    {"security", "seccomp", parse_seccomp, 0},
+    {"security", "no_new_privileges", parse_nnp, 0},
+    {"workspace", "protect", parse_protect, PROF_LIST},
+    {"workspace", "unprotect", parse_protect, PROF_LIST},
+    {"network", "mode", parse_net_mode, 0},
+    {"network", "allow", parse_allow, PROF_LIST},
+};
+const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
+const char *const prof_sections[] = {"profile",   "box", "limits",  "security",
+                                     "workspace", "env", "network", NULL};
+static const struct prof_key env_key = {"env", "*", parse_env, 0};
+
+const struct prof_key *prof_key_find(const char *section, const char *key) {
+    if (strcmp(section, "env") == 0)
+        return &env_key;
+    for (size_t i = 0; i < prof_nkeys; i++)
+        if (strcmp(prof_keys[i].section, section) == 0 && strcmp(prof_keys[i].key, key) == 0)
+            return &prof_keys[i];
+    return NULL;
+}
+
+const char *prof_suggest(const char *section, const char *key) {
+    const char *best = NULL;
+    unsigned bd = 3;
+    if (!key) {
+        for (size_t i = 0; prof_sections[i]; i++) {
+            unsigned d = prof_distance(section, prof_sections[i]);
+            if (d < bd)
+                bd = d, best = prof_sections[i];
+        }
+        return best;
+    }
+    for (size_t i = 0; i < prof_nkeys; i++) {
+        if (strcmp(prof_keys[i].section, section) != 0)
+            continue;
+        unsigned d = prof_distance(key, prof_keys[i].key);
+        if (d < bd)
+            bd = d, best = prof_keys[i].key;
+    }
+    return best;
+}
+
+/* ---- origins ------------------------------------------------------------------------------- */
+
+void prof_origin_set(struct profile *p, const char *key, const char *where) {
+    for (size_t i = 0; i < p->norigin; i++)
+        if (strcmp(p->origin[i].key, key) == 0) {
+            free(p->origin[i].where);
+            p->origin[i].where = dbx_xstrdup(where);
+            return;
+        }
+    p->origin = dbx_xrealloc(p->origin, (p->norigin + 1) * sizeof(*p->origin));
+    p->origin[p->norigin++] =
+        (struct profile_origin){.key = dbx_xstrdup(key), .where = dbx_xstrdup(where)};
+}
+
+void prof_origin_drop(struct profile *p, const char *key) {
+    for (size_t i = 0; i < p->norigin; i++)
+        if (strcmp(p->origin[i].key, key) == 0) {
+            free(p->origin[i].key);
+            free(p->origin[i].where);
+            memmove(&p->origin[i], &p->origin[i + 1], (p->norigin - i - 1) * sizeof(*p->origin));
+            p->norigin--;
+            return;
+        }
+}
+
+const char *profile_origin_of(const struct profile *p, const char *key) {
+    for (size_t i = 0; i < p->norigin; i++)
+        if (strcmp(p->origin[i].key, key) == 0)
+            return p->origin[i].where;
+    return NULL;
+}
+
+/* ---- defaults, applying, cross-key checks ------------------------------------------------- */
+
+const char *const profile_default_protect[] = {".git/hooks", ".git/config", ".gitmodules",
+                                               PROFILE_FILE, NULL};
+
+void prof_init_default(struct profile *p) {
+    *p = (struct profile){
+        .image = dbx_xstrdup("default"),
+        .cpus = 1,
+        .memory = 512ull << 20,
+        .hostname = dbx_xstrdup("devbox"),
+        .swap_limit = UINT64_MAX,
+        .pids = 4096,
+        .nofile = 65536,
+        .user = dbx_xstrdup(""),
+        .seccomp = PROFILE_SECCOMP_DEFAULT,
+        .no_new_privs = true,
+        .net_mode = PROFILE_NET_NONE,
+    };
+    for (size_t i = 0; i < prof_nkeys; i++) {
+        if (strcmp(prof_keys[i].section, "profile") == 0 ||
+            strcmp(prof_keys[i].section, "workspace") == 0)
+            continue;
+        _cleanup_free_ char *k = dbx_xasprintf("%s.%s", prof_keys[i].section, prof_keys[i].key);
+        prof_origin_set(p, k, "built-in default");
+    }
+    for (size_t i = 0; profile_default_protect[i]; i++) {
+        p->protect = dbx_strv_push(p->protect, profile_default_protect[i]);
+        _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", profile_default_protect[i]);
+        prof_origin_set(p, k, "built-in default");
+    }
+}
+
+void prof_apply_layer(struct profile *p, const struct profile_layer *l, char ***errors) {
+    struct prof_apply a = {.p = p, .l = l, .errors = errors};
+    for (size_t i = 0; i < l->n; i++) {
+        const struct prof_key *k = prof_key_find(l->v[i].section, l->v[i].key);
+        if (k && k->parse)
+            k->parse(&a, &l->v[i]);
+    }
+}
+
+char *prof_size_str(uint64_t v) {
+    static const char units[] = "KMGT";
+    if (v == 0)
+        return dbx_xstrdup("0");
+    int u = -1;
+    while (u < 3 && v % 1024 == 0)
+        v /= 1024, u++;
+    if (u < 0)
+        return dbx_xasprintf("%llu", (unsigned long long)v);
+    return dbx_xasprintf("%llu%c", (unsigned long long)v, units[u]);
+}
+
+char *prof_milli_str(uint32_t m) {
+    if (m % 1000 == 0)
+        return dbx_xasprintf("%u", m / 1000);
+    char *s = m % 100 == 0  ? dbx_xasprintf("%u.%01u", m / 1000, m % 1000 / 100)
+              : m % 10 == 0 ? dbx_xasprintf("%u.%02u", m / 1000, m % 1000 / 10)
+                            : dbx_xasprintf("%u.%03u", m / 1000, m % 1000);
+    return s;
+}
+
+void prof_check(const struct profile *p, char ***errors) {
+    if (p->mem_limit && p->mem_limit >= p->memory) {
+        _cleanup_free_ char *l = prof_size_str(p->mem_limit), *m = prof_size_str(p->memory);
+        prof_errf(errors,
+                  "%s: [limits] memory: %s must be below the VM's memory %s ([box] memory, %s)",
+                  profile_origin_of(p, "limits.memory"), l, m, profile_origin_of(p, "box.memory"));
+    }
+    if (p->cpu_milli > p->cpus * 1000u) {
+        _cleanup_free_ char *c = prof_milli_str(p->cpu_milli);
+        prof_errf(errors, "%s: [limits] cpu: %s is more than the VM's %u cpus ([box] cpus, %s)",
+                  profile_origin_of(p, "limits.cpu"), c, p->cpus, profile_origin_of(p, "box.cpus"));
+    }
+}

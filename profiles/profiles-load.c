@@ -1,0 +1,466 @@
+/* profiles/profiles-load.c: the chain.  Built-in `default` (compiled in), the user's
+ * [defaults], then the repo's devbox.ini after everything it extends.  Repo files are opened
+ * one path component at a time from the repo root fd with O_NOFOLLOW (a symlink anywhere is
+ * refused, `..` never reaches the kernel), so no repo content can make devbox read a file
+ * outside the repo (CVE-2018-15664 is the path-string version of this mistake). */
+#define _GNU_SOURCE
+#include "profiles-internal.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <sys/stat.h>
+
+#include "../common/sha256.h"
+
+/* ---- opening files ------------------------------------------------------------------------- */
+
+static bool builtin_name_ok(const char *s) {
+    size_t n = strlen(s);
+    return n >= 1 && n <= PROF_MAX_NAME && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* Read an opened profile file: regular, at most PROFILE_MAX_BYTES.  *why on failure. */
+static int read_opened(int fd, char **ret_buf, size_t *ret_len, char **why) {
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return *why = dbx_xasprintf("stat: %s", strerror(errno)), -1;
+    if (!S_ISREG(st.st_mode))
+        return *why = dbx_xstrdup("not a regular file"), -1;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_read_all(fd, PROFILE_MAX_BYTES, ret_buf, ret_len, &e) < 0)
+        return *why = e->code == E2BIG ? dbx_xasprintf("larger than %u bytes", PROFILE_MAX_BYTES)
+                                       : dbx_xstrdup(e->msg),
+               -1;
+    return 0;
+}
+
+/* Open repo-relative `rel` (normalized) beneath root_fd without following any symlink.
+ * Returns the fd, or -errno with *why saying what went wrong (without naming `rel`). */
+static int open_beneath(int root_fd, const char *rel, char **why) {
+    _cleanup_free_ char *copy = dbx_xstrdup(rel);
+    _cleanup_close_ int dfd = -EBADF;
+    int cur = root_fd;
+    char *comp = copy;
+    for (char *slash; (slash = strchr(comp, '/')); comp = slash + 1) {
+        *slash = '\0';
+        int fd = openat(cur, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            struct stat st;
+            if (fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                *why = dbx_xasprintf("'%s' is a symlink; devbox refuses symlinks in profile paths",
+                                     copy);
+            else
+                *why = dbx_xasprintf("'%s': %s", copy, strerror(e));
+            return -e;
+        }
+        dbx_closep(&dfd);
+        cur = dfd = fd;
+        *slash = '/';
+    }
+    int fd = openat(cur, comp, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        *why = e == ELOOP ? dbx_xstrdup("is a symlink; devbox refuses symlinked profiles")
+                          : dbx_xstrdup(strerror(e));
+        return -e;
+    }
+    return fd;
+}
+
+char *profile_builtin_dir(void) {
+    const char *e = getenv("DEVBOX_PROFILES_DIR");
+    if (e && *e)
+        return dbx_xstrdup(e);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n > 0) {
+        self[n] = '\0';
+        /* the source tree (build/devbox -> profiles/) */
+        _cleanup_free_ char *d = dbx_xasprintf("%s/../profiles", dirname(self));
+        struct stat st;
+        char *real = stat(d, &st) == 0 && S_ISDIR(st.st_mode) ? realpath(d, NULL) : NULL;
+        if (real)
+            return real;
+    }
+    return dbx_xstrdup("/usr/local/share/devbox/profiles");
+}
+
+/* ---- the chain ----------------------------------------------------------------------------- */
+
+struct chain {
+    struct profile_layer *l[PROFILE_MAX_DEPTH + 1]; /* discovery order: devbox.ini first */
+    char *buf[PROFILE_MAX_DEPTH + 1];
+    size_t len[PROFILE_MAX_DEPTH + 1];
+    char *id[PROFILE_MAX_DEPTH + 1]; /* "repo:PATH" or "builtin:NAME", for cycles */
+    size_t n;
+};
+
+static void chain_clear(struct chain *c) {
+    for (size_t i = 0; i < c->n; i++) {
+        prof_layer_free(c->l[i]);
+        free(c->buf[i]);
+        free(c->id[i]);
+    }
+    c->n = 0;
+}
+
+static void chain_push(struct chain *c, enum prof_kind kind, const char *name, const char *where,
+                       char *id, char *buf, size_t len, char ***errors) {
+    struct profile_layer *l = dbx_xcalloc(1, sizeof(*l));
+    l->kind = kind;
+    l->name = dbx_xstrdup(name);
+    l->where = dbx_xstrdup(where);
+    prof_parse(buf, len, l, errors);
+    c->l[c->n] = l;
+    c->buf[c->n] = buf;
+    c->len[c->n] = len;
+    c->id[c->n] = id;
+    c->n++;
+}
+
+/* "a -> b -> c" for a cycle message. */
+static char *chain_path(const struct chain *c, const char *last) {
+    _cleanup_free_ char *s = dbx_xstrdup(c->l[0]->name);
+    for (size_t i = 1; i < c->n; i++) {
+        char *t = dbx_xasprintf("%s -> %s", s, c->l[i]->name);
+        free(s);
+        s = t;
+    }
+    char *t = dbx_xasprintf("%s -> %s", s, last);
+    return t;
+}
+
+/* Follow the extends of the last layer; false when the chain ends (or broke, reported). */
+static bool follow(struct chain *c, int root_fd, const char *bdir, char ***errors) {
+    const struct profile_layer *from = c->l[c->n - 1];
+    if (!from->extends)
+        return false;
+    const char *target = from->extends;
+    char *why = NULL;
+    _cleanup_free_ char *id = NULL, *name = NULL, *where = NULL, *buf = NULL;
+    size_t len = 0;
+    _cleanup_close_ int fd = -EBADF;
+    enum prof_kind kind = PROF_KIND_REPO;
+    if (builtin_name_ok(target)) {
+        kind = PROF_KIND_BUILTIN;
+        id = dbx_xasprintf("builtin:%s", target);
+        name = dbx_xasprintf("%s/%s.ini", bdir, target);
+        where = dbx_xasprintf("built-in %s.ini", target);
+    } else if (from->kind == PROF_KIND_BUILTIN) {
+        why = dbx_xasprintf("'%s': a built-in profile can only extend built-in profiles", target);
+    } else {
+        const char *w = NULL;
+        kind = PROF_KIND_REPO;
+        name = prof_path_normalize(target, &w);
+        if (!name && strstr(target, ".."))
+            why = dbx_xasprintf("'%s' is outside the repo (%s)", target, w);
+        else if (!name)
+            why = dbx_xasprintf("'%s': %s", target, w);
+        else
+            id = dbx_xasprintf("repo:%s", name), where = dbx_xstrdup(name);
+    }
+    for (size_t i = 0; !why && i < c->n; i++)
+        if (strcmp(c->id[i], id) == 0) {
+            _cleanup_free_ char *path = chain_path(c, name);
+            why = dbx_xasprintf("'%s' makes a cycle: %s", target, path);
+        }
+    if (!why && c->n > PROFILE_MAX_DEPTH)
+        why = dbx_xasprintf("'%s': more than %u levels of extends", target, PROFILE_MAX_DEPTH);
+    if (!why) {
+        if (kind == PROF_KIND_BUILTIN) {
+            fd = open(name, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            if (fd < 0 && errno == ENOENT)
+                why = dbx_xasprintf("no built-in profile '%s' in '%s'", target, bdir);
+            else if (fd < 0)
+                why = dbx_xasprintf("'%s': %s", name, strerror(errno));
+        } else {
+            char *w = NULL;
+            fd = open_beneath(root_fd, name, &w);
+            if (fd < 0)
+                why = dbx_xasprintf("'%s': %s", name, w);
+            free(w);
+        }
+    }
+    if (!why)
+        read_opened(fd, &buf, &len, &why);
+    if (why) {
+        prof_errf(errors, "%s:%u: extends: %s", from->name, from->extends_line, why);
+        free(why);
+        return false;
+    }
+    chain_push(c, kind, name, where, TAKE_PTR(id), TAKE_PTR(buf), len, errors);
+    return true;
+}
+
+/* sha256 over every repo file of the chain in apply order: "name\0length\0bytes" each. */
+static void chain_hash(const struct chain *c, char hex[65]) {
+    struct dbx_sha256 h;
+    dbx_sha256_init(&h);
+    bool any = false;
+    for (size_t i = c->n; i-- > 0;) {
+        if (c->l[i]->kind != PROF_KIND_REPO)
+            continue;
+        char lenbuf[32];
+        int n = snprintf(lenbuf, sizeof(lenbuf), "%zu", c->len[i]);
+        dbx_sha256_update(&h, c->l[i]->name, strlen(c->l[i]->name) + 1);
+        dbx_sha256_update(&h, lenbuf, (size_t)n + 1);
+        dbx_sha256_update(&h, c->buf[i], c->len[i]);
+        any = true;
+    }
+    uint8_t out[32];
+    dbx_sha256_final(&h, out);
+    hex[0] = '\0';
+    if (any)
+        for (size_t i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", out[i]);
+}
+
+static void chain_apply(const struct chain *c, const struct profile_user *user, struct profile *p,
+                        char ***errors) {
+    prof_init_default(p);
+    if (user && user->defaults)
+        prof_apply_layer(p, user->defaults, errors);
+    for (size_t i = c->n; i-- > 0;) {
+        prof_apply_layer(p, c->l[i], errors);
+        if (c->l[i]->kind == PROF_KIND_REPO)
+            p->files = dbx_strv_push(p->files, c->l[i]->name);
+    }
+    /* Every repo file the chain read is protected like devbox.ini itself: from inside the
+     * box, editing what devbox.ini extends would be editing devbox.ini. */
+    for (size_t i = 1; i < c->n; i++) {
+        if (c->l[i]->kind != PROF_KIND_REPO)
+            continue;
+        if (!prof_strv_contains(p->protect, c->l[i]->name))
+            p->protect = dbx_strv_push(p->protect, c->l[i]->name);
+        _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", c->l[i]->name);
+        _cleanup_free_ char *w =
+            dbx_xasprintf("%s:%u (extends)", c->l[i - 1]->where, c->l[i - 1]->extends_line);
+        prof_origin_set(p, k, w);
+    }
+    prof_check(p, errors);
+    chain_hash(c, p->hash);
+}
+
+int profile_load(int root_fd, const char *root, const struct profile_user *user,
+                 const char *builtin_dir, struct profile *ret, dbx_error **err) {
+    _cleanup_strv_ char **errors = NULL;
+    _cleanup_free_ char *bdir = builtin_dir ? dbx_xstrdup(builtin_dir) : profile_builtin_dir();
+    struct chain c = {0};
+    char *why = NULL;
+    _cleanup_close_ int fd = open_beneath(root_fd, PROFILE_FILE, &why);
+    (void)root; /* messages name repo files relative to the root, as `profile show` does */
+    if (fd < 0 && fd != -ENOENT) {
+        prof_errf(&errors, "%s: %s", PROFILE_FILE, why);
+    } else if (fd >= 0) {
+        char *buf = NULL;
+        size_t len = 0;
+        if (read_opened(fd, &buf, &len, &why) < 0)
+            prof_errf(&errors, "%s: %s", PROFILE_FILE, why);
+        else
+            chain_push(&c, PROF_KIND_REPO, PROFILE_FILE, PROFILE_FILE,
+                       dbx_xasprintf("repo:%s", PROFILE_FILE), buf, len, &errors);
+        while (c.n && follow(&c, root_fd, bdir, &errors)) {
+        }
+    }
+    free(why);
+    struct profile p = {0};
+    chain_apply(&c, user, &p, &errors);
+    chain_clear(&c);
+    if (errors) {
+        profile_clear(&p);
+        return prof_errors_raise(errors, err);
+    }
+    *ret = p;
+    return 0;
+}
+
+void profile_clear(struct profile *p) {
+    if (!p)
+        return;
+    free(p->image);
+    free(p->hostname);
+    free(p->user);
+    dbx_strv_free(p->protect);
+    dbx_strv_free(p->env);
+    dbx_strv_free(p->allow);
+    dbx_strv_free(p->files);
+    for (size_t i = 0; i < p->norigin; i++) {
+        free(p->origin[i].key);
+        free(p->origin[i].where);
+    }
+    free(p->origin);
+    *p = (struct profile){0};
+}
+
+int profile_init_default(struct profile *ret) {
+    prof_init_default(ret);
+    return 0;
+}
+
+int profile_load_builtin(const char *name, const struct profile_user *user, const char *builtin_dir,
+                         struct profile *ret, dbx_error **err) {
+    if (!builtin_name_ok(name))
+        return dbx_error_setx(err, EINVAL, "'%s' is not a built-in profile name", name);
+    _cleanup_strv_ char **errors = NULL;
+    _cleanup_free_ char *bdir = builtin_dir ? dbx_xstrdup(builtin_dir) : profile_builtin_dir();
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s.ini", bdir, name);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0)
+        return dbx_error_set(err, errno, "built-in profile '%s'", path);
+    char *buf = NULL, *why = NULL;
+    size_t len = 0;
+    if (read_opened(fd, &buf, &len, &why) < 0) {
+        int r = dbx_error_setx(err, EINVAL, "%s: %s", path, why);
+        free(why);
+        return r;
+    }
+    struct chain c = {0};
+    _cleanup_free_ char *where = dbx_xasprintf("built-in %s.ini", name);
+    chain_push(&c, PROF_KIND_BUILTIN, path, where, dbx_xasprintf("builtin:%s", name), buf, len,
+               &errors);
+    while (follow(&c, AT_FDCWD, bdir, &errors)) {
+    }
+    struct profile p = {0};
+    chain_apply(&c, user, &p, &errors);
+    chain_clear(&c);
+    if (errors) {
+        profile_clear(&p);
+        return prof_errors_raise(errors, err);
+    }
+    *ret = p;
+    return 0;
+}
+
+int profile_set(struct profile *p, const char *key, const char *value, const char *where,
+                dbx_error **err) {
+    const char *dot = strchr(key, '.');
+    _cleanup_free_ char *sec = dot ? dbx_xstrndup(key, (size_t)(dot - key)) : NULL;
+    const struct prof_key *k = sec ? prof_key_find(sec, dot + 1) : NULL;
+    if (!k || !k->parse)
+        return dbx_error_setx(err, EINVAL, "unknown profile key '%s'", key);
+    struct prof_entry e = {.section = sec, .key = (char *)(dot + 1), .line = 0};
+    struct prof_part part = {.text = (char *)value, .line = 0};
+    e.parts = &part;
+    e.nparts = 1;
+    struct profile_layer l = {
+        .kind = PROF_KIND_REPO, .name = (char *)where, .where = (char *)where, .v = &e, .n = 1};
+    _cleanup_strv_ char **errors = NULL;
+    prof_apply_layer(p, &l, &errors);
+    if (!errors)
+        prof_check(p, &errors);
+    return errors ? prof_errors_raise(errors, err) : 0;
+}
+
+/* ---- user configuration ------------------------------------------------------------------ */
+
+static char *user_config_dir(void) {
+    const char *h = getenv("DEVBOX_HOME");
+    if (h && h[0] == '/')
+        return dbx_xasprintf("%s/config", h);
+    const char *x = getenv("XDG_CONFIG_HOME");
+    if (x && x[0] == '/')
+        return dbx_xasprintf("%s/devbox", x);
+    const char *home = getenv("HOME");
+    if (home && home[0] == '/')
+        return dbx_xasprintf("%s/.config/devbox", home);
+    return NULL;
+}
+
+static void user_defaults_init(struct profile_user *u) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    *u = (struct profile_user){.max_cpus = n < 1    ? 1
+                                           : n > 64 ? 64
+                                                    : (unsigned)n,
+                               .max_memory = 2ull << 30,
+                               .max_disk = 16ull << 30};
+}
+
+/* Apply [ceilings] entries; the rest stays in the layer as the user's [defaults]. */
+static void user_ceilings(struct profile_user *u, struct profile_layer *l, char ***errors) {
+    size_t keep = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        struct prof_entry *e = &l->v[i];
+        if (strcmp(e->section, "ceilings") != 0) {
+            l->v[keep++] = *e;
+            continue;
+        }
+        const char *v = e->parts[0].text;
+        uint64_t n = 0;
+        if (strcmp(e->key, "cpus") == 0) {
+            if (dbx_parse_u64(v, 1, 1024, &n) < 0)
+                prof_errf(errors,
+                          "%s:%u: [ceilings] cpus: must be a whole number from 1 to 1024, not '%s'",
+                          l->name, e->line, v);
+            else
+                u->max_cpus = (unsigned)n;
+        } else {
+            bool mem = strcmp(e->key, "memory") == 0;
+            if (dbx_parse_size(v, &n) < 0 || n < (mem ? 128ull << 20 : 1ull << 30) ||
+                n > (64ull << 40))
+                prof_errf(errors, "%s:%u: [ceilings] %s: must be a size from %s to 64T, not '%s'",
+                          l->name, e->line, e->key, mem ? "128M" : "1G", v);
+            else if (mem)
+                u->max_memory = n;
+            else
+                u->max_disk = n;
+        }
+        free(e->section);
+        free(e->key);
+        for (size_t j = 0; j < e->nparts; j++)
+            free(e->parts[j].text);
+        free(e->parts);
+    }
+    l->n = keep;
+}
+
+int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err) {
+    struct profile_user u;
+    user_defaults_init(&u);
+    _cleanup_free_ char *dir = config_dir ? dbx_xstrdup(config_dir) : user_config_dir();
+    if (!dir) {
+        *ret = u;
+        return 0;
+    }
+    _cleanup_free_ char *path = dbx_xasprintf("%s/config.ini", dir);
+    /* The user's own file: symlinks are fine here (dotfile managers use them). */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            *ret = u;
+            return 0;
+        }
+        return dbx_error_set(err, errno, "open '%s'", path);
+    }
+    _cleanup_free_ char *buf = NULL, *why = NULL;
+    size_t len = 0;
+    if (read_opened(fd, &buf, &len, &why) < 0)
+        return dbx_error_setx(err, EINVAL, "%s: %s", path, why);
+    _cleanup_(prof_layer_freep) struct profile_layer *l = dbx_xcalloc(1, sizeof(*l));
+    l->kind = PROF_KIND_USER;
+    l->name = dbx_xstrdup(path);
+    l->where = dbx_xstrdup(path);
+    _cleanup_strv_ char **errors = NULL;
+    prof_parse(buf, len, l, &errors);
+    user_ceilings(&u, l, &errors);
+    /* Check the defaults now, so a mistake is reported against config.ini. */
+    struct profile p;
+    prof_init_default(&p);
+    prof_apply_layer(&p, l, &errors);
+    prof_check(&p, &errors);
+    profile_clear(&p);
+    if (errors)
+        return prof_errors_raise(errors, err);
+    u.path = TAKE_PTR(path);
+    u.defaults = TAKE_PTR(l);
+    *ret = u;
+    return 0;
+}
+
+void profile_user_clear(struct profile_user *u) {
+    if (!u)
+        return;
+    free(u->path);
+    prof_layer_free(u->defaults);
+    *u = (struct profile_user){0};
+}

@@ -1,0 +1,237 @@
+/* profiles/profiles-show.c: the effective profile for `devbox profile show [--json]`, each
+ * value with where it came from.  The text form is itself valid devbox.ini syntax (lists one
+ * entry per continuation line), with the origin as a `;` comment.  Strings come from files
+ * checked for control bytes, but flags and the user's config are printed too: everything is
+ * passed through dbx_sanitize_printable, and the JSON is ASCII-only. */
+#define _GNU_SOURCE
+#include "profiles-internal.h"
+
+#include <jansson.h>
+
+static const char *const seccomp_names[] = {"default", "strict", "unconfined"};
+static const char *const net_names[] = {"none", "allowlist", "open"};
+
+static const char *from(const struct profile *p, const char *key) {
+    const char *w = profile_origin_of(p, key);
+    return w ? w : "built-in default";
+}
+
+/* ---- text ---------------------------------------------------------------------------------- */
+
+static void kv(FILE *f, const char *key, const char *value, const char *origin) {
+    _cleanup_free_ char *line = dbx_xasprintf("%s = %s", key, value);
+    _cleanup_free_ char *o = dbx_xstrdup(origin);
+    dbx_sanitize_printable(line);
+    dbx_sanitize_printable(o);
+    fprintf(f, "%-44s ; %s\n", line, o);
+}
+
+static void kv_num(FILE *f, const char *key, uint64_t v, const char *none, const char *origin) {
+    _cleanup_free_ char *s =
+        v == 0 && none ? dbx_xstrdup(none) : dbx_xasprintf("%llu", (unsigned long long)v);
+    kv(f, key, s, origin);
+}
+
+static void kv_size(FILE *f, const char *key, uint64_t v, const char *zero, const char *origin) {
+    _cleanup_free_ char *s = v == UINT64_MAX  ? dbx_xstrdup("max")
+                             : v == 0 && zero ? dbx_xstrdup(zero)
+                                              : prof_size_str(v);
+    kv(f, key, s, origin);
+}
+
+static char *caps_str(uint64_t caps) {
+    _cleanup_free_ char *s = dbx_xstrdup("");
+    for (int c = 0; c < 64; c++) {
+        if (!(caps & (1ull << c)) || !profile_cap_name(c))
+            continue;
+        char *t = dbx_xasprintf("%s%s%s", s, *s ? ", " : "", profile_cap_name(c));
+        free(s);
+        s = t;
+    }
+    return TAKE_PTR(s);
+}
+
+static void text_box_limits(FILE *f, const struct profile *p) {
+    fprintf(f, "[box]\n");
+    kv(f, "image", p->image, from(p, "box.image"));
+    kv_num(f, "cpus", p->cpus, NULL, from(p, "box.cpus"));
+    kv_size(f, "memory", p->memory, NULL, from(p, "box.memory"));
+    kv_size(f, "disk", p->disk, "auto", from(p, "box.disk"));
+    kv(f, "hostname", p->hostname, from(p, "box.hostname"));
+    fprintf(f, "\n[limits]\n");
+    kv_size(f, "memory", p->mem_limit, "auto", from(p, "limits.memory"));
+    kv_size(f, "swap", p->swap_limit, NULL, from(p, "limits.swap"));
+    _cleanup_free_ char *cpu = p->cpu_milli ? prof_milli_str(p->cpu_milli) : dbx_xstrdup("none");
+    kv(f, "cpu", cpu, from(p, "limits.cpu"));
+    kv_num(f, "pids", p->pids, NULL, from(p, "limits.pids"));
+    kv_num(f, "nofile", p->nofile, NULL, from(p, "limits.nofile"));
+    kv_num(f, "nproc", p->nproc, "none", from(p, "limits.nproc"));
+    kv_num(f, "io_weight", p->io_weight, "default", from(p, "limits.io_weight"));
+}
+
+static void text_list(FILE *f, const char *key, char *const *v, const char *origin) {
+    fprintf(f, "%s =%*s ; %s\n", key, (int)(42 - strlen(key)), "", origin);
+    for (size_t i = 0; v && v[i]; i++) {
+        _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xasprintf("    %s", v[i]));
+        fprintf(f, "%s\n", s);
+    }
+}
+
+char *profile_to_text(const struct profile *p) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        dbx_oom_hook();
+    fprintf(f, "# effective profile, sha256 %s\n", *p->hash ? p->hash : "(none: no devbox.ini)");
+    if (p->files) {
+        fprintf(f, "# files:");
+        for (size_t i = 0; p->files[i]; i++) {
+            _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xstrdup(p->files[i]));
+            fprintf(f, " %s", s);
+        }
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n");
+    text_box_limits(f, p);
+    fprintf(f, "\n[security]\n");
+    kv(f, "user", p->user, from(p, "security.user"));
+    _cleanup_free_ char *caps = caps_str(p->caps);
+    kv(f, "capabilities", caps, from(p, "security.capabilities"));
+    kv(f, "seccomp", seccomp_names[p->seccomp], from(p, "security.seccomp"));
+    kv(f, "no_new_privileges", p->no_new_privs ? "true" : "false",
+       from(p, "security.no_new_privileges"));
+    fprintf(f, "\n[workspace]\nprotect =\n");
+    for (size_t i = 0; p->protect && p->protect[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", p->protect[i]);
+        _cleanup_free_ char *s = dbx_xasprintf("    %s", p->protect[i]);
+        fprintf(f, "%-44s ; %s\n", dbx_sanitize_printable(s), from(p, k));
+    }
+    for (size_t i = 0; i < p->norigin; i++)
+        if (dbx_str_has_prefix(p->origin[i].key, "workspace.unprotect[")) {
+            _cleanup_free_ char *s = dbx_xstrdup(p->origin[i].key + strlen("workspace.unprotect["));
+            s[strlen(s) - 1] = '\0';
+            _cleanup_free_ char *c = dbx_xasprintf("# unprotected: %s", s);
+            fprintf(f, "%-44s ; %s\n", dbx_sanitize_printable(c), p->origin[i].where);
+        }
+    fprintf(f, "\n[env]\n");
+    for (size_t i = 0; p->env && p->env[i]; i++) {
+        _cleanup_free_ char *k = dbx_xstrndup(p->env[i], strcspn(p->env[i], "="));
+        _cleanup_free_ char *ok = dbx_xasprintf("env.%s", k);
+        kv(f, k, p->env[i] + strlen(k) + 1, from(p, ok));
+    }
+    fprintf(f, "\n[network]\n");
+    kv(f, "mode", net_names[p->net_mode], from(p, "network.mode"));
+    text_list(f, "allow", p->allow, from(p, "network.allow"));
+    if (fclose(f) != 0)
+        dbx_oom_hook();
+    return out;
+}
+
+/* ---- JSON ---------------------------------------------------------------------------------- */
+
+/* json_string refuses invalid UTF-8 (flags and env values may hold any bytes): '?' them. */
+static json_t *jstr(const char *s) {
+    json_t *j = json_string(s);
+    if (j)
+        return j;
+    _cleanup_free_ char *c = dbx_xstrdup(s);
+    for (unsigned char *u = (unsigned char *)c; *u; u++)
+        if (*u >= 0x80)
+            *u = '?';
+    j = json_string(c);
+    if (!j)
+        dbx_oom_hook();
+    return j;
+}
+
+static void jset(json_t *obj, const char *key, json_t *value, const char *origin) {
+    json_t *o = json_object();
+    json_object_set_new(o, "value", value);
+    json_object_set_new(o, "from", jstr(origin));
+    json_object_set_new(obj, key, o);
+}
+
+static json_t *jstrv(char *const *v) {
+    json_t *a = json_array();
+    for (size_t i = 0; v && v[i]; i++)
+        json_array_append_new(a, jstr(v[i]));
+    return a;
+}
+
+static json_t *json_box_limits(const struct profile *p, json_t *root) {
+    json_t *box = json_object(), *lim = json_object();
+    jset(box, "image", jstr(p->image), from(p, "box.image"));
+    jset(box, "cpus", json_integer(p->cpus), from(p, "box.cpus"));
+    jset(box, "memory", json_integer((json_int_t)p->memory), from(p, "box.memory"));
+    jset(box, "disk", json_integer((json_int_t)p->disk), from(p, "box.disk"));
+    jset(box, "hostname", jstr(p->hostname), from(p, "box.hostname"));
+    json_object_set_new(root, "box", box);
+    jset(lim, "memory", json_integer((json_int_t)p->mem_limit), from(p, "limits.memory"));
+    jset(lim, "swap",
+         p->swap_limit == UINT64_MAX ? jstr("max") : json_integer((json_int_t)p->swap_limit),
+         from(p, "limits.swap"));
+    jset(lim, "cpu", json_real(p->cpu_milli / 1000.0), from(p, "limits.cpu"));
+    jset(lim, "pids", json_integer(p->pids), from(p, "limits.pids"));
+    jset(lim, "nofile", json_integer((json_int_t)p->nofile), from(p, "limits.nofile"));
+    jset(lim, "nproc", json_integer((json_int_t)p->nproc), from(p, "limits.nproc"));
+    jset(lim, "io_weight", json_integer(p->io_weight), from(p, "limits.io_weight"));
+    json_object_set_new(root, "limits", lim);
+    return root;
+}
+
+static json_t *json_paths(const struct profile *p, const char *prefix, char *const *only) {
+    json_t *a = json_array();
+    size_t pl = strlen(prefix);
+    for (size_t i = 0; i < p->norigin; i++) {
+        const char *k = p->origin[i].key;
+        if (strncmp(k, prefix, pl) != 0)
+            continue;
+        _cleanup_free_ char *path = dbx_xstrndup(k + pl, strlen(k + pl) - 1);
+        if (only && !prof_strv_contains(only, path))
+            continue;
+        json_t *o = json_object();
+        json_object_set_new(o, "value", jstr(path));
+        json_object_set_new(o, "from", jstr(p->origin[i].where));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+char *profile_to_json(const struct profile *p) {
+    json_t *root = json_object();
+    json_object_set_new(root, "hash", jstr(p->hash));
+    json_object_set_new(root, "files", jstrv(p->files));
+    json_box_limits(p, root);
+    json_t *sec = json_object();
+    jset(sec, "user", jstr(p->user), from(p, "security.user"));
+    json_t *caps = json_array();
+    for (int c = 0; c < 64; c++)
+        if ((p->caps & (1ull << c)) && profile_cap_name(c))
+            json_array_append_new(caps, jstr(profile_cap_name(c)));
+    jset(sec, "capabilities", caps, from(p, "security.capabilities"));
+    jset(sec, "seccomp", jstr(seccomp_names[p->seccomp]), from(p, "security.seccomp"));
+    jset(sec, "no_new_privileges", json_boolean(p->no_new_privs),
+         from(p, "security.no_new_privileges"));
+    json_object_set_new(root, "security", sec);
+    json_t *ws = json_object();
+    json_object_set_new(ws, "protect", json_paths(p, "workspace.protect[", p->protect));
+    json_object_set_new(ws, "unprotect", json_paths(p, "workspace.unprotect[", NULL));
+    json_object_set_new(root, "workspace", ws);
+    json_t *env = json_object();
+    for (size_t i = 0; p->env && p->env[i]; i++) {
+        _cleanup_free_ char *k = dbx_xstrndup(p->env[i], strcspn(p->env[i], "="));
+        _cleanup_free_ char *ok = dbx_xasprintf("env.%s", k);
+        jset(env, k, jstr(p->env[i] + strlen(k) + 1), from(p, ok));
+    }
+    json_object_set_new(root, "env", env);
+    json_t *net = json_object();
+    jset(net, "mode", jstr(net_names[p->net_mode]), from(p, "network.mode"));
+    jset(net, "allow", jstrv(p->allow), from(p, "network.allow"));
+    json_object_set_new(root, "network", net);
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (!s)
+        dbx_oom_hook();
+    return s;
+}

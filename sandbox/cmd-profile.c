@@ -1,0 +1,94 @@
+/* sandbox/cmd-profile.c: `devbox profile check`, `devbox profile show [--json]`,
+ * `devbox trust`. */
+#define _GNU_SOURCE
+#include "commands.h"
+#include "sandbox-internal.h"
+
+static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
+    struct profile p = {0};
+    struct profile_user u = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_profile_load(&ctx->paths, proj, &p, &u, &err) < 0) {
+        /* every problem, one per line, each naming file:line */
+        fprintf(stderr, "%s\n", dbx_sanitize_printable(err->msg));
+        return 1;
+    }
+    int rc = 0;
+    _cleanup_strv_ char **wide = profile_widenings(&p, &u);
+    if (wide && wide[0]) {
+        if (dbx_profile_allowed(&ctx->paths, proj, &p, &u, &err) < 0) {
+            fprintf(stderr, "%s\n", dbx_sanitize_printable(err->msg));
+            rc = 1;
+        } else {
+            printf("ok (widens the default profile, trusted by you: ");
+            for (char **w = wide; *w; w++) printf("%s%s", w == wide ? "" : ", ", *w);
+            printf(")\n");
+        }
+    } else {
+        printf("ok\n");
+    }
+    profile_clear(&p);
+    profile_user_clear(&u);
+    return rc;
+}
+
+static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json) {
+    struct profile p = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_profile_load(&ctx->paths, proj, &p, NULL, &err) < 0) return cmd_fail(&err);
+    _cleanup_free_ char *s = json ? profile_to_json(&p) : profile_to_text(&p);
+    fputs(dbx_sanitize_printable(s), stdout);
+    if (json) fputc('\n', stdout);
+    profile_clear(&p);
+    return 0;
+}
+
+int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool check = argc == 2 && !strcmp(argv[1], "check");
+    bool show = argc >= 2 && !strcmp(argv[1], "show") &&
+                (argc == 2 || (argc == 3 && !strcmp(argv[2], "--json")));
+    if (!check && !show) {
+        fprintf(stderr, "usage: devbox profile check | devbox profile show [--json]\n");
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    rc = check ? profile_check(ctx, &proj) : profile_show(ctx, &proj, argc == 3);
+    dbx_project_clear(&proj);
+    return rc;
+}
+
+int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        fprintf(stderr, "devbox: trust: unknown argument '%s'\n", argv[1]);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    struct profile p = {0};
+    struct profile_user u = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_profile_load(&ctx->paths, &proj, &p, &u, &err) < 0) {
+        dbx_project_clear(&proj);
+        return cmd_fail(&err);
+    }
+    _cleanup_strv_ char **wide = profile_widenings(&p, &u);
+    if (!wide || !wide[0]) {
+        printf("%s/%s only narrows the default profile: nothing to trust\n", proj.root, PROFILE_FILE);
+    } else {
+        _cleanup_free_ char *dir = dbx_trust_dir(&ctx->paths);
+        if (profile_trust_add(dir, proj.root, p.hash, &err) < 0) rc = cmd_fail(&err);
+        else {
+            printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n",
+                   proj.root, PROFILE_FILE, p.hash);
+            for (char **w = wide; *w; w++) printf("  %s\n", dbx_sanitize_printable(*w));
+            printf("a running VM keeps its policy until 'devbox stop'\n");
+        }
+    }
+    profile_clear(&p);
+    profile_user_clear(&u);
+    dbx_project_clear(&proj);
+    return rc;
+}

@@ -1,0 +1,47 @@
+/* sandbox/sandbox-policy.c: the effective profile of a project, and the trust rule: a repo
+ * profile may only narrow the built-in default; anything wider needs a `devbox trust`
+ * recorded on the host for exactly those profile bytes. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+
+char *dbx_trust_dir(const struct dbx_paths *paths) {
+    return dbx_xasprintf("%s/trust", paths->state);
+}
+
+int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *proj,
+                     struct profile *ret, struct profile_user *ret_user, dbx_error **err) {
+    struct profile_user user = {0};
+    if (profile_user_load(paths->config, &user, err) < 0) return -1;
+    _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) {
+        profile_user_clear(&user);
+        return dbx_error_set(err, errno, "open '%s'", proj->root);
+    }
+    if (profile_load(rootfd, proj->root, &user, NULL, ret, err) < 0) {
+        profile_user_clear(&user);
+        return -1;
+    }
+    if (ret_user) *ret_user = user;
+    else profile_user_clear(&user);
+    return 0;
+}
+
+int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
+                        const struct profile *p, const struct profile_user *user,
+                        dbx_error **err) {
+    _cleanup_strv_ char **wide = profile_widenings(p, user);
+    if (!wide || !wide[0]) return 0;
+    _cleanup_free_ char *dir = dbx_trust_dir(paths);
+    bool trusted = false;
+    if (profile_trust_check(dir, proj->root, p->hash, &trusted, err) < 0) return -1;
+    if (trusted) return 0;
+    size_t len = 0;
+    for (char **w = wide; *w; w++) len += strlen(*w) + 2;
+    _cleanup_free_ char *list = dbx_xcalloc(1, len + 1);
+    for (char **w = wide; *w; w++) {
+        if (w != wide) strcat(list, ", ");
+        strcat(list, *w);
+    }
+    return dbx_error_setx(err, EPERM, "%s/%s widens the default profile (%s); review it and run "
+                                      "'devbox trust' to allow it", proj->root, PROFILE_FILE, list);
+}

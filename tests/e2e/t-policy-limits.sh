@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# t-policy-limits: [limits] from devbox.ini (all narrowings: no trust needed) land in the box
+# cgroup; a fork bomb stops at pids.max, a memory hog over limits.memory is OOM-killed (137),
+# cpu = 0.2 holds a busy loop to about a fifth of a CPU; the VM and later execs survive all of it.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+build_probe "$R"
+write_profile "$R" '[limits]
+memory = 64M
+swap = 0
+pids = 64
+cpu = 0.2
+nofile = 1024'
+
+ok dbx profile check
+assert_eq ok "$OUT" "profile check"
+ok dbx exec -- sh -c 'cd /sys/fs/cgroup/box && for f in memory.max memory.swap.max pids.max cpu.max; do echo "$f=$(cat $f)"; done; echo "nofile=$(ulimit -n)"; echo "cgroup=$(cat /proc/self/cgroup)"'
+cg=$OUT
+assert_kv "$cg" cgroup "0::/box"
+assert_kv "$cg" memory.max $((64 << 20)) "cgroup memory.max"
+assert_kv "$cg" memory.swap.max 0 "cgroup memory.swap.max"
+assert_kv "$cg" pids.max 64 "cgroup pids.max"
+assert_kv "$cg" nofile 1024 "RLIMIT_NOFILE"
+read -r quota period <<<"$(kv "$cg" cpu.max)"
+assert_match "$quota $period" '^[0-9]+ [0-9]+$' "cpu.max"
+assert_eq 200 $((quota * 1000 / period)) "cpu.max quota/period in thousandths of a CPU ($quota $period)"
+ok dbx exec -- cat /proc/sys/kernel/random/boot_id
+boot=$OUT
+
+# ---- pids ------------------------------------------------------------------------------
+ok dbx exec -- ./probe forkbomb 4
+bomb=$OUT
+assert_match "$(kv "$bomb" fails)" '^[1-9][0-9]*$' "fork failures in the bomb (it must hit pids.max)"
+assert_le "$(kv "$bomb" max_current)" 64 "pids.current during the bomb"
+ok dbx exec -- sh -c 'grep "^max " /sys/fs/cgroup/box/pids.events'
+assert_match "$OUT" '^max [1-9][0-9]*$' "pids.events after the bomb"
+ok dbx exec true
+# the classic one, left running until the client is interrupted
+run timeout -s INT 10 "$DEVBOX" exec -- sh -c 'b() { b | b & }; b; sleep 60'
+log "classic fork bomb client ended with rc $RC"
+wait_until 60 "$DEVBOX" exec true >/dev/null 2>&1 </dev/null ||
+    fail "'devbox exec true' does not work within 60s after the fork bomb"
+ok dbx exec -- cat /sys/fs/cgroup/box/pids.current
+assert_le "$OUT" 10 "pids.current once the bomb's session is over"
+ok dbx exec -- cat /proc/sys/kernel/random/boot_id
+assert_eq "$boot" "$OUT" "boot id after the fork bombs"
+
+# ---- memory ----------------------------------------------------------------------------
+expect_rc 137 dbx exec -- ./probe hog 200
+assert_not_contains "$OUT" hog_done "hog output"
+ok dbx exec -- sh -c 'grep "^oom_kill " /sys/fs/cgroup/box/memory.events'
+assert_match "$OUT" '^oom_kill [1-9][0-9]*$' "memory.events after the hog"
+ok dbx exec -- ./probe hog 16
+assert_eq hog_done=16 "$OUT" "a small allocation under the limit"
+ok dbx exec -- cat /proc/sys/kernel/random/boot_id
+assert_eq "$boot" "$OUT" "boot id after the OOM kill (the VM must survive)"
+assert_eq 1 "$(qemu_pids | count_lines)" "qemu processes after the OOM kill"
+
+# ---- cpu -------------------------------------------------------------------------------
+ok dbx exec -- sh -c 'u0=$(sed -n "s/^usage_usec //p" /sys/fs/cgroup/box/cpu.stat); ./probe spin 2; u1=$(sed -n "s/^usage_usec //p" /sys/fs/cgroup/box/cpu.stat); echo "usage_usec=$((u1 - u0))"'
+spin=$OUT
+wall=$(kv "$spin" wall_ms)
+cpu=$(kv "$spin" cpu_ms)
+usage=$(kv "$spin" usage_usec)
+log "cpu = 0.2: wall ${wall} ms, probe cpu ${cpu} ms, box cgroup usage ${usage} us"
+assert_le 1900 "$wall" "wall time of the spin"
+assert_le "$cpu" 500 "cpu time of a 2 s busy loop under cpu = 0.2 (ms)"
+assert_le $((usage / 1000 * 100 / wall)) 35 "cgroup usage/wall in percent under cpu = 0.2"

@@ -1,0 +1,212 @@
+/* tests/fuzz/fuzz-profile.c: libFuzzer harness for the profile parser (profiles/), the INI
+ * a repo's untrusted devbox.ini goes through (R15).
+ *
+ * Each input is written as devbox.ini, as x.ini (so `extends = x.ini` follows a chain of
+ * the same bytes until the cycle check stops it) and as config.ini in a private temp dir,
+ * then loaded as a repo profile and as the user's config.  Whatever loads is shown as text
+ * and JSON and checked for widenings.  Invariants: a load either succeeds or fails with a
+ * non-empty message whose lines all name the file they come from; no leaks or overflows
+ * (run under ASan/UBSan); a loaded profile keeps the contract (cpus 1..64, lists bounded,
+ * no control bytes in the text output).
+ *
+ * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
+ * replay main() runs each file (or each file in each directory) named on the command line,
+ * so CI replays the corpus under gcc. */
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/common.h"
+#include "profiles/profiles.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static char tmpdir[PATH_MAX];
+static int tmpfd = -1;
+static char builtin[PATH_MAX];
+
+static void cleanup_tmp(void) {
+    if (!tmpdir[0])
+        return;
+    const char *names[] = {"devbox.ini", "x.ini", "config.ini"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+        unlinkat(tmpfd, names[i], 0);
+    rmdir(tmpdir);
+}
+
+static void setup_once(void) {
+    if (tmpfd >= 0)
+        return;
+    const char *t = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof(tmpdir), "%s/dbx-fuzz-profile-XXXXXX", t && *t ? t : "/tmp");
+    CHECK(mkdtemp(tmpdir));
+    tmpfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CHECK(tmpfd >= 0);
+    atexit(cleanup_tmp);
+    /* the built-in profiles of the source tree when run from it, else none (extends = NAME
+     * then fails cleanly, which is also worth fuzzing) */
+    const char *b = getenv("DEVBOX_PROFILES_DIR");
+    if (b && *b)
+        snprintf(builtin, sizeof(builtin), "%s", b);
+    else if (!realpath("profiles", builtin))
+        strcpy(builtin, "/nonexistent/devbox-profiles");
+}
+
+static void put(const char *name, const uint8_t *data, size_t size) {
+    int fd = openat(tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CHECK(fd >= 0);
+    CHECK(dbx_write_all(fd, data, size) == 0);
+    close(fd);
+}
+
+static void check_text(const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        CHECK(*p >= 0x20 || *p == '\n' || *p == '\t');
+}
+
+/* Every line of an error names a file: "devbox.ini:", "x.ini:", the built-in dir, "flag". */
+static void check_error(const dbx_error *err) {
+    CHECK(err && err->msg && *err->msg);
+    CHECK(err->code == EINVAL);
+    const char *line = err->msg;
+    while (line) {
+        CHECK(dbx_str_has_prefix(line, "devbox.ini") || dbx_str_has_prefix(line, "x.ini") ||
+              dbx_str_has_prefix(line, builtin) || dbx_str_has_prefix(line, "built-in") ||
+              dbx_str_has_prefix(line, tmpdir) || dbx_str_has_prefix(line, "more problems"));
+        line = strchr(line, '\n');
+        if (line)
+            line++;
+    }
+}
+
+static void check_profile(const struct profile *p, const struct profile_user *u) {
+    CHECK(p->cpus >= 1 && p->cpus <= 64);
+    CHECK(p->memory >= (128ull << 20));
+    CHECK(p->mem_limit < p->memory);
+    CHECK(p->cpu_milli <= p->cpus * 1000u);
+    CHECK(dbx_strv_len(p->allow) <= PROFILE_MAX_LIST);
+    CHECK(dbx_strv_len(p->env) <= PROFILE_MAX_LIST);
+    CHECK(dbx_strv_len(p->protect) <= PROFILE_MAX_LIST + PROFILE_MAX_DEPTH + 4);
+    CHECK(strlen(p->hash) == 64);
+    for (size_t i = 0; p->protect && p->protect[i]; i++) {
+        CHECK(p->protect[i][0] != '/');
+        CHECK(!strstr(p->protect[i], "//"));
+    }
+    char *t = profile_to_text(p);
+    check_text(t);
+    free(t);
+    char *j = profile_to_json(p);
+    check_text(j);
+    free(j);
+    char **w = profile_widenings(p, u);
+    CHECK(w);
+    dbx_strv_free(w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    setup_once();
+    put("devbox.ini", data, size);
+    put("x.ini", data, size);
+    put("config.ini", data, size);
+
+    struct profile_user u = {0};
+    dbx_error *err = NULL;
+    if (profile_user_load(tmpdir, &u, &err) < 0) {
+        check_error(err);
+        dbx_error_free(&err);
+    }
+    struct profile p = {0};
+    if (profile_load(tmpfd, tmpdir, &u, builtin, &p, &err) == 0) {
+        CHECK(!err);
+        check_profile(&p, &u);
+        profile_clear(&p);
+    } else {
+        check_error(err);
+        dbx_error_free(&err);
+    }
+    profile_user_clear(&u);
+    return 0;
+}
+
+#ifndef DBX_LIBFUZZER
+static int run_file(int dirfd, const char *name) {
+    char *buf = NULL;
+    size_t len = 0;
+    dbx_error *err = NULL;
+    if (dbx_read_file_at(dirfd, name, 16u << 20, &buf, &len, &err) < 0) {
+        fprintf(stderr, "fuzz-profile: %s\n", err->msg);
+        dbx_error_free(&err);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    free(buf);
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
+        return 2;
+    }
+    size_t ran = 0;
+    int failed = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) < 0) {
+            fprintf(stderr, "fuzz-profile: stat '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (run_file(AT_FDCWD, argv[i]) < 0)
+                failed = 1;
+            else
+                ran++;
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            fprintf(stderr, "fuzz-profile: opendir '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        char **names = NULL;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.')
+                continue;
+            struct stat est;
+            if (fstatat(dirfd(d), de->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(est.st_mode))
+                continue;
+            names = dbx_strv_push(names, de->d_name);
+        }
+        size_t n = dbx_strv_len(names);
+        if (n)
+            qsort(names, n, sizeof(char *), cmp_str);
+        for (size_t j = 0; j < n; j++) {
+            if (run_file(dirfd(d), names[j]) < 0)
+                failed = 1;
+            else
+                ran++;
+        }
+        dbx_strv_free(names);
+        closedir(d);
+    }
+    printf("fuzz-profile: %zu input(s) replayed%s\n", ran, failed ? ", some unreadable" : "");
+    if (ran == 0)
+        return 1; /* an empty corpus is a setup error, not a pass */
+    return failed;
+}
+#endif

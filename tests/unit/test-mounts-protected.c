@@ -1,0 +1,757 @@
+/* tests/unit/test-mounts-protected.c: protected paths enforced on the host, in virtiofsd's own
+ * mount namespace (R2), as root and rootless (DBX_TEST_USER, default "dbxtest", when the test
+ * runs as root).
+ *
+ * A stand-in for virtiofsd (a shell script, passed as cfg.virtiofsd) runs inside the namespace
+ * as namespace root, i.e. with the powers a guest request has there, and tries what a hostile
+ * guest would: write, rename, remove, hard-link protected paths and rename their parents; then
+ * does what git in the box must still do: add, commit, branch.  Afterwards the host must see no
+ * mounts and protected files unchanged (bytes, inode, mtime, ctime).  Also: symlinked paths and
+ * parents are refused, a worktree's `.git` file is protected, openat2-less kernels take the
+ * O_NOFOLLOW walk, malformed lists fail before fork, and the real virtiofsd still starts (its
+ * sandbox binds the source recursively and pivots into it) and answers GET_FEATURES. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <grp.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "mounts/mounts-internal.h"
+
+#define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
+#define GIT "/usr/bin/git"
+#define SKIP_CODE 77
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+static const char *const default_protected[] = {".git/hooks", ".git/config", ".gitmodules",
+                                                "devbox.ini", NULL};
+
+struct env {
+    char dir[40];
+    char src[64];
+    char sock[64];
+    int listen_fd;
+    int log_rd, log_wr;
+    struct mounts_idmap map;
+};
+
+static void env_setup(struct env *e) {
+    dbx_error *err = NULL;
+    if (mounts_idmap_get(&e->map, &err) < 0) {
+        fprintf(stderr, "skip: %s\n", err->msg);
+        _exit(SKIP_CODE);
+    }
+    strcpy(e->dir, "/tmp/dbx-test-protect-XXXXXX");
+    CHECK(mkdtemp(e->dir), "mkdtemp: %m");
+    snprintf(e->src, sizeof(e->src), "%s/src", e->dir);
+    snprintf(e->sock, sizeof(e->sock), "%s/vfs.sock", e->dir);
+    CHECK(mkdir(e->src, 0755) == 0, "mkdir: %m");
+    e->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", e->sock);
+    CHECK(bind(e->listen_fd, (struct sockaddr *)&a, sizeof(a)) == 0, "bind: %m");
+    CHECK(listen(e->listen_fd, 1) == 0, "listen: %m");
+    int p[2];
+    CHECK(pipe2(p, O_CLOEXEC) == 0, "pipe: %m");
+    e->log_rd = p[0];
+    e->log_wr = p[1];
+    dbx_set_nonblock(e->log_rd, true);
+}
+
+/* Files that namespace root created in the rootless runs belong to a subordinate uid; we can
+ * still unlink them (the directories are ours) but not enter its directories: best effort. */
+static void rm_tree(const char *path) {
+    DIR *d = opendir(path);
+    if (d) {
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+            char sub[512];
+            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
+            rm_tree(sub);
+        }
+        closedir(d);
+        rmdir(path);
+    } else {
+        unlink(path);
+    }
+}
+
+static struct mounts_vfs_config env_config(const struct env *e, const char *const *protected) {
+    return (struct mounts_vfs_config){
+        .source = e->src, .listen_fd = e->listen_fd, .log_fd = e->log_wr, .protected = protected};
+}
+
+static void path_in(const struct env *e, const char *name, char *buf, size_t size) {
+    snprintf(buf, size, "%s/%s", e->src, name);
+}
+
+static void write_file(const char *path, const char *text, mode_t mode) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    CHECK(fd >= 0, "create '%s': %m", path);
+    CHECK(dbx_write_all(fd, text, strlen(text)) == 0, "write: %m");
+    close(fd);
+}
+
+static void write_in(const struct env *e, const char *name, const char *text) {
+    char p[256];
+    path_in(e, name, p, sizeof(p));
+    write_file(p, text, 0644);
+}
+
+static char *slurp(const char *path) {
+    char *buf = NULL;
+    CHECK(dbx_read_file_at(AT_FDCWD, path, 1 << 20, &buf, NULL, NULL) == 0, "read '%s'", path);
+    return buf;
+}
+
+/* Run argv (absolute) in dir with a minimal environment that keeps the host's git config out. */
+static void run_in(const char *dir, char *const argv[]) {
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %m");
+    if (pid == 0) {
+        char *envp[] = {"HOME=/nonexistent", "GIT_CONFIG_NOSYSTEM=1", "LC_ALL=C",
+                        "PATH=/usr/bin:/bin", NULL};
+        if (chdir(dir) < 0) _exit(127);
+        int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        dup2(null, 1);
+        execve(argv[0], argv, envp);
+        _exit(127);
+    }
+    int status;
+    CHECK(waitpid(pid, &status, 0) == pid, "waitpid: %m");
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s %s failed: %#x", argv[0], argv[1],
+          status);
+}
+
+/* A git repository with one commit, a devbox.ini, and no .gitmodules. */
+static void make_repo(const struct env *e) {
+    if (access(GIT, X_OK) < 0) {
+        fprintf(stderr, "skip: no %s\n", GIT);
+        _exit(SKIP_CODE);
+    }
+    run_in(e->src, (char *const[]){GIT, "init", "-q", NULL});
+    write_in(e, "devbox.ini", "[vm]\ncpus = 2\n");
+    write_in(e, "README", "hello\n");
+    run_in(e->src, (char *const[]){GIT, "add", "devbox.ini", "README", NULL});
+    run_in(e->src, (char *const[]){GIT, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                                   "-m", "init", NULL});
+}
+
+/* What must not change on the host: bytes, inode, mtime and ctime. */
+struct snap {
+    char *bytes;
+    struct stat st;
+};
+
+static void take_snap(const struct env *e, const char *name, struct snap *s) {
+    char p[256];
+    path_in(e, name, p, sizeof(p));
+    CHECK(lstat(p, &s->st) == 0, "lstat '%s': %m", p);
+    if (S_ISREG(s->st.st_mode)) {
+        s->bytes = slurp(p);
+    } else { /* a directory: its sorted listing */
+        struct dirent **list;
+        int n = scandir(p, &list, NULL, alphasort);
+        CHECK(n >= 0, "scandir '%s': %m", p);
+        s->bytes = dbx_xstrdup("");
+        for (int i = 0; i < n; i++) {
+            char *next = dbx_xasprintf("%s%s\n", s->bytes, list[i]->d_name);
+            free(s->bytes);
+            s->bytes = next;
+            free(list[i]);
+        }
+        free(list);
+    }
+}
+
+static void check_snap(const struct env *e, const char *name, const struct snap *before) {
+    struct snap now;
+    take_snap(e, name, &now);
+    CHECK(!strcmp(now.bytes, before->bytes), "'%s' changed:\n%s\nwas:\n%s", name, now.bytes,
+          before->bytes);
+    CHECK(now.st.st_ino == before->st.st_ino, "'%s' replaced (inode)", name);
+    CHECK(now.st.st_mtim.tv_sec == before->st.st_mtim.tv_sec &&
+              now.st.st_mtim.tv_nsec == before->st.st_mtim.tv_nsec,
+          "'%s' mtime changed", name);
+    CHECK(now.st.st_ctim.tv_sec == before->st.st_ctim.tv_sec &&
+              now.st.st_ctim.tv_nsec == before->st.st_ctim.tv_nsec,
+          "'%s' ctime changed", name);
+    CHECK(now.st.st_mode == before->st.st_mode, "'%s' mode changed", name);
+    free(now.bytes);
+}
+
+/* Nothing of ours is mounted in the host's (our) namespace. */
+static void check_no_host_mounts(const struct env *e) {
+    char *mi = slurp("/proc/self/mountinfo");
+    CHECK(!strstr(mi, e->dir), "mount visible on the host:\n%s", mi);
+    free(mi);
+}
+
+static size_t read_log(struct env *e, char *buf, size_t size) {
+    ssize_t n = read(e->log_rd, buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? (size_t)n : 0;
+}
+
+static bool wait_exit(pid_t pid, int ms, int *status) {
+    for (int i = 0; i < ms / 10; i++) {
+        if (waitpid(pid, status, WNOHANG) == pid) return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+/* The stand-in: header (finds the source, cds there, sends all output to $out) + body. */
+static void write_probe(const struct env *e, const char *script, const char *body) {
+    _cleanup_free_ char *text = dbx_xasprintf(
+        "#!/bin/sh\n"
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin; export PATH\n"
+        "LC_ALL=C HOME=/nonexistent GIT_CONFIG_NOSYSTEM=1; export LC_ALL HOME "
+        "GIT_CONFIG_NOSYSTEM\n"
+        "for a; do case \"$a\" in source=*) src=\"${a#source=}\";; esac; done\n"
+        "cd \"$src\" || exit 1\n"
+        "exec >\"%s/probe.out\" 2>&1\n"
+        "RO='Read-only file system' BUSY='Device or resource busy' "
+        "XDEV='Invalid cross-device link'\n"
+        /* fails WANT CMD...: CMD must fail, and say WANT ("" = any failure) */
+        "fails() { want=\"$1\"; shift\n"
+        "  if out=$(\"$@\" 2>&1); then echo \"FAIL (it worked): $*\"; return; fi\n"
+        "  case \"$out\" in *\"$want\"*) echo \"ok: $* -> ${want:-failed}\";;\n"
+        "  *) echo \"FAIL: $*: $out\";; esac; }\n"
+        "works() { if out=$(\"$@\" 2>&1); then echo \"ok: $*\"; else echo \"FAIL: $*: $out\"; "
+        "fi; }\n"
+        /* git runs as the user's namespace uid, as in the box (namespace root would trip git's
+         * safe.directory check on the user's repository when rootless) */
+        "asuser() { setpriv --reuid=%u --regid=%u --clear-groups \"$@\"; }\n"
+        "%s"
+        "echo done\n",
+        e->dir, (unsigned)e->map.uid, (unsigned)e->map.gid, body);
+    write_file(script, text, 0755);
+}
+
+static void write_proc(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    CHECK(fd >= 0 && dbx_write_all(fd, text, strlen(text)) == 0, "write '%s': %m", path);
+    close(fd);
+}
+
+/* Stand-in for the spawn where it cannot be used: a user + mount namespace of our own (only
+ * our uid mapped, to 0), / made private, then mounts_apply_protected and exec, as the child of
+ * mounts_virtiofsd_spawn does. */
+static pid_t spawn_own_ns(const struct env *e, const char *const *protected, const char *script,
+                          void (*before)(void)) {
+    uid_t uid = getuid();
+    gid_t gid = getgid();
+    pid_t pid = fork();
+    CHECK(pid >= 0, "fork: %m");
+    if (pid > 0) return pid;
+    char map[64];
+    /* The test dropped from root to the test user, which made us non-dumpable: /proc/self/
+     * would stay root's and the id maps unwritable. */
+    prctl(PR_SET_DUMPABLE, 1);
+    CHECK(unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0, "unshare: %m");
+    write_proc("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
+    write_proc("/proc/self/uid_map", map);
+    snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
+    write_proc("/proc/self/gid_map", map);
+    CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "make / private: %m");
+    if (before) before();
+    dbx_error *err = NULL;
+    CHECK(mounts_apply_protected(e->src, protected, &err) == 0, "apply: %s", err->msg);
+    _cleanup_free_ char *arg = dbx_xasprintf("source=%s", e->src);
+    execl(script, script, "--fd=3", "-o", arg, (char *)NULL);
+    CHECK(false, "exec: %m");
+}
+
+/* Spawn the probe (or run it in a namespace of our own); it must run to the end with no FAIL
+ * line.  Returns its output. */
+static char *run_probe_how(struct env *e, const char *const *protected, const char *body,
+                           void (*own_ns_before)(void)) {
+    char script[128], out[128], log[4096] = "";
+    snprintf(script, sizeof(script), "%s/probe", e->dir);
+    snprintf(out, sizeof(out), "%s/probe.out", e->dir);
+    write_probe(e, script, body);
+    pid_t pid;
+    if (own_ns_before) {
+        pid = spawn_own_ns(e, protected, script, own_ns_before);
+    } else {
+        struct mounts_vfs_config cfg = env_config(e, protected);
+        cfg.virtiofsd = script;
+        dbx_error *err = NULL;
+        pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
+        CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
+    }
+    int status = -1;
+    CHECK(wait_exit(pid, 30000, &status), "probe did not finish");
+    read_log(e, log, sizeof(log));
+    char *res = slurp(out);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "probe status %#x: %s\n%s", status, log,
+          res);
+    CHECK(!strstr(res, "FAIL") && strstr(res, "\ndone\n"), "probe:\n%s", res);
+    unlink(out);
+    return res;
+}
+
+static char *run_probe(struct env *e, const char *const *protected, const char *body) {
+    return run_probe_how(e, protected, body, NULL);
+}
+
+static void expect_missing(const struct env *e, const char *const *paths, const char *want) {
+    char **missing = NULL;
+    dbx_error *err = NULL;
+    CHECK(mounts_protected_scan(e->src, paths, &missing, &err) == 0, "scan: %s", err->msg);
+    char got[512] = "";
+    for (size_t i = 0; missing && missing[i]; i++)
+        snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", i ? " " : "", missing[i]);
+    CHECK(!strcmp(got, want), "missing: '%s', want '%s'", got, want);
+    dbx_strv_free(missing);
+}
+
+/* ---- scenarios ------------------------------------------------------------------------- */
+
+static void scen_enforced(struct env *e) {
+    make_repo(e);
+    static const char *const names[] = {"devbox.ini", ".git/config", ".git/hooks", ".git"};
+    struct snap before[DBX_ARRAY_SIZE(names)];
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++) take_snap(e, names[i], &before[i]);
+    struct snap hook_before;
+    take_snap(e, ".git/hooks/pre-commit.sample", &hook_before);
+    expect_missing(e, default_protected, ".gitmodules");
+
+    char *res = run_probe(
+        e, default_protected,
+        /* the protected top-level file */
+        "fails \"$RO\" sh -c 'echo x >> devbox.ini'\n"
+        "fails \"$RO\" sh -c ': > devbox.ini'\n"
+        "fails \"$RO\" chmod 0777 devbox.ini\n"
+        "fails \"$RO\" chown 12345 devbox.ini\n"
+        "fails \"$RO\" touch devbox.ini\n"
+        "fails \"$BUSY\" mv devbox.ini x\n"
+        "fails \"$BUSY\" mv README devbox.ini\n"
+        "fails \"$BUSY\" rm -f devbox.ini\n"
+        "fails \"$XDEV\" ln devbox.ini y\n"
+        /* the parent-rename bypass, and replacing parents */
+        "fails \"$BUSY\" mv .git .git.old\n"
+        "fails \"$BUSY\" sh -c 'mkdir z && mv -T z .git'\n"
+        "fails \"$BUSY\" mv .git/hooks .git/hooks.old\n"
+        "fails \"$BUSY\" mv .git/config .git/config.old\n"
+        "fails \"$BUSY\" mv -T .git/objects .git/hooks\n"
+        "rmdir z\n"
+        /* hooks */
+        "fails \"$RO\" rm -rf .git/hooks\n"
+        "fails \"$RO\" touch .git/hooks/new\n"
+        "fails \"$RO\" sh -c 'echo \"#!/bin/sh\" > .git/hooks/pre-commit'\n"
+        "fails \"$RO\" chmod +x .git/hooks/pre-commit.sample\n"
+        "fails \"$RO\" mkdir .git/hooks/d\n"
+        "fails \"$XDEV\" ln .git/hooks/pre-commit.sample .git/pc\n"
+        "fails \"$RO\" ln README .git/hooks/pre-commit\n"
+        /* config: neither by hand nor by git (config.lock, then rename over a mount point) */
+        "fails \"$RO\" sh -c 'echo \"[core] hooksPath = /tmp\" >> .git/config'\n"
+        "fails \"$BUSY\" rm -f .git/config\n"
+        "fails \"$XDEV\" ln .git/config .git/config2\n"
+        "fails '' asuser git config core.hooksPath /tmp\n"
+        "rm -f .git/config.lock\n"
+        /* the rest of .git is the repository's working state and stays writable */
+        "works touch .git/index2\n"
+        "works mkdir -p .git/refs/heads/y\n"
+        "works rm .git/index2\n"
+        "works rmdir .git/refs/heads/y\n"
+        "works asuser git -c user.name=a -c user.email=b commit -q --allow-empty -m x\n"
+        "works asuser sh -c 'echo data > f'\n"
+        "works asuser git add f\n"
+        "works asuser git -c user.name=a -c user.email=b commit -q -m y\n"
+        "works asuser git branch b2\n"
+        "works asuser git checkout -q -b b3\n"
+        "works asuser git -c user.name=a -c user.email=b commit -q --allow-empty -m z\n"
+        "works asuser git gc -q\n"
+        "works test \"$(asuser git rev-list --count HEAD)\" = 4\n"
+        /* documented limit: a protected path that does not exist is not protected */
+        "works touch .gitmodules\n"
+        "awk '{print $5, $6}' /proc/self/mountinfo | grep \"$src\"\n");
+    fprintf(stderr, "    (%s: probe passed)\n", e->map.rootless ? "rootless" : "root");
+    /* The namespace's mounts, as the probe saw them: .git rw, the three others read-only. */
+    char want[256];
+    snprintf(want, sizeof(want), "%s/.git rw,", e->src);
+    CHECK(strstr(res, want), "no rw bind of .git:\n%s", res);
+    static const char *const ro[] = {"devbox.ini", ".git/config", ".git/hooks"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ro); i++) {
+        snprintf(want, sizeof(want), "%s/%s ro,nosuid,nodev", e->src, ro[i]);
+        CHECK(strstr(res, want), "no ro bind of %s:\n%s", ro[i], res);
+    }
+    free(res);
+
+    check_no_host_mounts(e);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names) - 1; i++) check_snap(e, names[i], &before[i]);
+    check_snap(e, ".git/hooks/pre-commit.sample", &hook_before);
+    struct stat st;
+    struct snap git_now;
+    take_snap(e, ".git", &git_now);
+    CHECK(git_now.st.st_ino == before[3].st.st_ino, ".git replaced");
+    static const char *const absent[] = {
+        ".git.old", "x", "y", ".git/config2", ".git/pc", ".git/hooks.old", ".git/hooks/new", "z"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(absent); i++) {
+        char p[256];
+        path_in(e, absent[i], p, sizeof(p));
+        CHECK(lstat(p, &st) < 0 && errno == ENOENT, "'%s' exists", absent[i]);
+    }
+}
+
+/* openat2 fails with ENOSYS (seccomp, inherited by the spawned child): the O_NOFOLLOW walk. */
+static void block_openat2(void) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat2, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = DBX_ARRAY_SIZE(f), .filter = f};
+    CHECK(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "NO_NEW_PRIVS: %m");
+    CHECK(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0, "seccomp: %m");
+    CHECK(syscall(SYS_openat2, AT_FDCWD, "/", NULL, 0) < 0 && errno == ENOSYS, "openat2 works");
+}
+
+static void scen_no_openat2(struct env *e) {
+    make_repo(e);
+    static const char body[] = "fails \"$RO\" sh -c 'echo x >> devbox.ini'\n"
+                               "fails \"$BUSY\" mv devbox.ini x\n"
+                               "fails \"$BUSY\" mv .git .git.old\n"
+                               "fails \"$RO\" touch .git/hooks/new\n"
+                               "fails \"$RO\" sh -c 'echo >> .git/config'\n"
+                               "works touch .git/index2\n"
+                               "works rm .git/index2\n";
+    if (!e->map.rootless) {
+        block_openat2();
+        free(run_probe(e, default_protected, body));
+    } else {
+        /* An unprivileged seccomp filter needs NO_NEW_PRIVS, under which the setuid newuidmap
+         * the rootless spawn runs cannot work: use a namespace of our own instead. */
+        free(run_probe_how(e, default_protected, body, block_openat2));
+        block_openat2();
+    }
+    check_no_host_mounts(e);
+    expect_missing(e, default_protected, ".gitmodules");
+    /* Symlinks are refused the same way without openat2. */
+    char p[256];
+    path_in(e, "link", p, sizeof(p));
+    CHECK(symlink(".git", p) == 0, "symlink: %m");
+    static const char *const via_link[] = {"link/hooks", NULL};
+    dbx_error *err = NULL;
+    char **missing = NULL;
+    CHECK(mounts_protected_scan(e->src, via_link, &missing, &err) == -ELOOP, "symlink accepted");
+    dbx_error_free(&err);
+    path_in(e, ".gitmodules", p, sizeof(p));
+    CHECK(symlink("README", p) == 0, "symlink: %m");
+    CHECK(mounts_protected_scan(e->src, default_protected, &missing, &err) == -ELOOP,
+          "symlink accepted");
+    dbx_error_free(&err);
+    if (!e->map.rootless) {
+        struct mounts_vfs_config cfg = env_config(e, via_link);
+        cfg.virtiofsd = "/bin/true";
+        CHECK(mounts_virtiofsd_spawn(&cfg, &e->map, &err) == -ELOOP, "symlink accepted: %s",
+              err ? err->msg : "no error");
+    }
+}
+
+/* A symlink at a protected path or at a parent: refused before virtiofsd runs, whether the link
+ * points outside the share or inside it. */
+static void scen_symlinks(struct env *e) {
+    make_repo(e);
+    char p[256], q[256], marker[128];
+    path_in(e, "ran", marker, sizeof(marker));
+    char script[128];
+    snprintf(script, sizeof(script), "%s/probe", e->dir);
+    write_probe(e, script, "touch ran\n");
+
+    path_in(e, ".git/hooks", p, sizeof(p));
+    path_in(e, ".git/hooks.real", q, sizeof(q));
+    CHECK(rename(p, q) == 0, "rename: %m");
+    struct {
+        const char *link, *target;
+        const char *const *paths;
+        const char *msg;
+    } cases[] = {
+        {".git/hooks", "/tmp", default_protected, "protected path '.git/hooks': '.git/hooks' is"},
+        {".git/hooks", "hooks.real", default_protected,
+         "protected path '.git/hooks': '.git/hooks'"},
+        {"devbox.ini.l", "README", (const char *const[]){"devbox.ini.l", NULL}, "'devbox.ini.l'"},
+        {"sub", ".git", (const char *const[]){"sub/hooks.real", NULL},
+         "protected path 'sub/hooks.real': 'sub' is a symbolic link"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        path_in(e, cases[i].link, p, sizeof(p));
+        CHECK(symlink(cases[i].target, p) == 0, "symlink: %m");
+        struct mounts_vfs_config cfg = env_config(e, cases[i].paths);
+        cfg.virtiofsd = script;
+        dbx_error *err = NULL;
+        pid_t r = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
+        CHECK(r == -ELOOP && err && err->code == ELOOP, "case %zu: %d %s", i, (int)r,
+              err ? err->msg : "");
+        CHECK(strstr(err->msg, cases[i].msg), "case %zu: message '%s'", i, err->msg);
+        if (i == 0) fprintf(stderr, "    (%s)\n", err->msg);
+        CHECK(access(marker, F_OK) < 0, "case %zu: the stand-in ran", i);
+        CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child was left behind");
+        dbx_error_free(&err);
+        char **missing = NULL;
+        CHECK(mounts_protected_scan(e->src, cases[i].paths, &missing, &err) == -ELOOP,
+              "scan case %zu", i);
+        dbx_error_free(&err);
+        CHECK(unlink(p) == 0, "unlink: %m");
+    }
+    check_no_host_mounts(e);
+}
+
+/* A worktree's (or submodule's) `.git` is a file naming the real git dir: replacing its
+ * contents would point host git at a guest-made directory, so it is protected read-only. */
+static void scen_gitfile(struct env *e) {
+    write_in(e, ".git", "gitdir: /nonexistent/.git/worktrees/x\n");
+    write_in(e, "devbox.ini", "");
+    expect_missing(e, default_protected, ".git/config .git/hooks .gitmodules");
+    struct snap before;
+    take_snap(e, ".git", &before);
+    free(run_probe(e, default_protected,
+                   "fails \"$RO\" sh -c 'echo gitdir: evil > .git'\n"
+                   "fails \"$BUSY\" mv .git x\n"
+                   "fails \"$BUSY\" rm -f .git\n"
+                   "fails '' mkdir -p .git/hooks\n"
+                   "fails \"$RO\" sh -c ': > devbox.ini'\n"));
+    check_snap(e, ".git", &before);
+    check_no_host_mounts(e);
+}
+
+static void expect_invalid(struct env *e, const char *const *paths, int code) {
+    struct mounts_vfs_config cfg = env_config(e, paths);
+    cfg.virtiofsd = "/bin/true";
+    dbx_error *err = NULL;
+    pid_t r = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
+    CHECK(r == -code && err && err->code == code, "%s: %d %s", paths[0], (int)r,
+          err ? err->msg : "");
+    CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "forked for an invalid list");
+    dbx_error_free(&err);
+}
+
+static void scen_invalid(struct env *e) {
+    static const char *const bad[] = {"/etc/passwd", "",   ".",   "..",  "a/../b",
+                                      "a//b",        "a/", "./a", "a/.", ".git/.."};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        expect_invalid(e, (const char *const[]){"devbox.ini", bad[i], NULL}, EINVAL);
+    char long_name[300];
+    memset(long_name, 'a', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    expect_invalid(e, (const char *const[]){long_name, NULL}, EINVAL);
+    const char *many[MOUNTS_PROTECTED_MAX + 2];
+    for (size_t i = 0; i <= MOUNTS_PROTECTED_MAX; i++) many[i] = "devbox.ini";
+    many[MOUNTS_PROTECTED_MAX + 1] = NULL;
+    expect_invalid(e, many, E2BIG);
+    /* Names that merely contain dots are fine; duplicates and nesting are fine. */
+    dbx_error *err = NULL;
+    CHECK(mounts_protected_validate(
+              (const char *const[]){"a..b", "..a", ".git", ".git/hooks", ".git", NULL}, &err) == 0,
+          "%s", err->msg);
+}
+
+/* Nested and duplicate entries: `.git` itself protected (read-only) with `.git/hooks` below it;
+ * the deeper mount must sit inside the read-only one, not be hidden under it. */
+static void scen_nested(struct env *e) {
+    make_repo(e);
+    char p[256];
+    path_in(e, "a/b/c", p, sizeof(p));
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    write_in(e, "a/b/c/f", "x");
+    write_in(e, "a/g", "x");
+    static const char *const paths[] = {".git/hooks", ".git",    "a/b/c/f",
+                                        ".git/hooks", "a/b/c/f", NULL};
+    free(run_probe(e, paths,
+                   "fails \"$RO\" touch .git/hooks/new\n"
+                   "fails \"$RO\" touch .git/index2\n"
+                   "fails \"$BUSY\" mv .git x\n"
+                   "fails \"$RO\" sh -c 'echo >> a/b/c/f'\n"
+                   "fails \"$BUSY\" mv a x\n"
+                   "fails \"$BUSY\" mv a/b a/x\n"
+                   "fails \"$BUSY\" mv a/b/c a/b/x\n"
+                   "works sh -c 'echo y >> a/g'\n"
+                   "works touch a/b/c/new\n"
+                   "works mv a/b/c/new a/b/c/new2\n"
+                   "works rm a/b/c/new2\n"
+                   "n=$(awk '{print $5}' /proc/self/mountinfo | grep -c \"^$src/\")\n"
+                   "test \"$n\" = 6 || echo \"FAIL: $n mounts\"\n"));
+    check_no_host_mounts(e);
+}
+
+/* ---- the real virtiofsd ---------------------------------------------------------------- */
+
+static uint64_t vhost_user_get_features(int fd) {
+    uint32_t req[3] = {1 /* VHOST_USER_GET_FEATURES */, 1 /* version 1 */, 0};
+    CHECK(dbx_write_all(fd, req, sizeof(req)) == 0, "send GET_FEATURES: %m");
+    unsigned char buf[12 + 8];
+    size_t got = 0;
+    while (got < sizeof(buf)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        CHECK(poll(&p, 1, 5000) == 1, "no reply from virtiofsd within 5 s");
+        ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+        CHECK(n > 0, "read reply: %zd %m", n);
+        got += (size_t)n;
+    }
+    uint32_t hdr[3];
+    memcpy(hdr, buf, sizeof(hdr));
+    CHECK(hdr[0] == 1 && hdr[1] == 0x5 && hdr[2] == 8, "reply header %u %#x %u", hdr[0], hdr[1],
+          hdr[2]);
+    uint64_t features;
+    memcpy(&features, buf + 12, 8);
+    return features;
+}
+
+static pid_t find_child(pid_t parent) {
+    DIR *d = opendir("/proc");
+    struct dirent *de;
+    pid_t found = 0;
+    while (d && (de = readdir(d)) && !found) {
+        char path[300], buf[512];
+        uint64_t v;
+        if (dbx_parse_u64(de->d_name, 1, INT32_MAX, &v) < 0) continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+        if (n <= 0) continue;
+        buf[n] = '\0';
+        char *rp = strrchr(buf, ')');
+        int ppid = 0;
+        if (rp && sscanf(rp + 1, " %*c %d", &ppid) == 1 && ppid == parent) found = (pid_t)v;
+    }
+    if (d) closedir(d);
+    return found;
+}
+
+static void scen_real_virtiofsd(struct env *e) {
+    make_repo(e);
+    struct mounts_vfs_config cfg = env_config(e, default_protected);
+    dbx_error *err = NULL;
+    pid_t pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
+    CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
+    int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", e->sock);
+    CHECK(connect(c, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %m");
+    uint64_t features = vhost_user_get_features(c);
+    CHECK(features & (1ull << 32), "VIRTIO_F_VERSION_1 missing: %#llx",
+          (unsigned long long)features);
+    /* virtiofsd's sandboxed child (new pid + mount namespace, pivot_root into the source). */
+    pid_t daemon = 0;
+    for (int i = 0; i < 200 && !daemon; i++, usleep(10000)) daemon = find_child(pid);
+    CHECK(daemon > 0, "no sandboxed virtiofsd child");
+    char mi_path[64];
+    snprintf(mi_path, sizeof(mi_path), "/proc/%d/mountinfo", (int)daemon);
+    char *mi = NULL;
+    if (dbx_read_file_at(AT_FDCWD, mi_path, 1 << 20, &mi, NULL, NULL) == 0) {
+        /* After its pivot_root the source is "/": our binds are /.git, /.git/hooks, ... */
+        CHECK(strstr(mi, " /.git rw,") && strstr(mi, " /.git/hooks ro,nosuid,nodev") &&
+                  strstr(mi, " /.git/config ro,nosuid,nodev") &&
+                  strstr(mi, " /devbox.ini ro,nosuid,nodev"),
+              "virtiofsd's sandbox lost the protected mounts:\n%s", mi);
+        fprintf(stderr, "    (%s: virtiofsd serves with the protected mounts in its sandbox)\n",
+                e->map.rootless ? "rootless" : "root");
+        free(mi);
+    } else {
+        fprintf(stderr, "    (%s: virtiofsd answers; its mountinfo is not readable from here)\n",
+                e->map.rootless ? "rootless" : "root");
+    }
+    close(c);
+    int status = 0;
+    CHECK(wait_exit(pid, 5000, &status), "virtiofsd still running after the client left");
+    char log[4096];
+    read_log(e, log, sizeof(log));
+    CHECK(!strstr(log, "devbox:"), "log: %s", log);
+    check_no_host_mounts(e);
+}
+
+/* ---- runner ---------------------------------------------------------------------------- */
+
+static bool test_user(uid_t *uid, gid_t *gid) {
+    const char *name = getenv("DBX_TEST_USER");
+    struct passwd *pw = getpwnam(name && *name ? name : "dbxtest");
+    if (!pw || pw->pw_uid == 0) return false;
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return true;
+}
+
+static void run(void (*fn)(struct env *), bool as_user, bool needs_virtiofsd) {
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (as_user && (getuid() != 0 || !test_user(&uid, &gid))) skip();
+    if (needs_virtiofsd && access(VIRTIOFSD, X_OK) < 0) skip();
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (as_user && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+                        setresuid(uid, uid, uid) < 0)) {
+            fprintf(stderr, "drop to uid %u: %m\n", (unsigned)uid);
+            _exit(1);
+        }
+        prctl(PR_SET_CHILD_SUBREAPER, 1);
+        struct env e;
+        env_setup(&e);
+        if (chdir(e.dir) < 0) _exit(1);
+        fn(&e);
+        rm_tree(e.dir);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == SKIP_CODE) skip();
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+#define BOTH(name, fn, needs_virtiofsd)                                                            \
+    static void test_##name(void **s) { run(fn, false, needs_virtiofsd); }                         \
+    static void test_##name##_rootless_user(void **s) { run(fn, true, needs_virtiofsd); }
+
+BOTH(enforced, scen_enforced, false)
+BOTH(no_openat2, scen_no_openat2, false)
+BOTH(symlinks, scen_symlinks, false)
+BOTH(gitfile, scen_gitfile, false)
+BOTH(nested, scen_nested, false)
+BOTH(invalid, scen_invalid, false)
+BOTH(real_virtiofsd, scen_real_virtiofsd, true)
+
+#define BOTH_ENTRIES(name)                                                                         \
+    cmocka_unit_test(test_##name), cmocka_unit_test(test_##name##_rootless_user)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        BOTH_ENTRIES(enforced),       BOTH_ENTRIES(no_openat2), BOTH_ENTRIES(symlinks),
+        BOTH_ENTRIES(gitfile),        BOTH_ENTRIES(nested),     BOTH_ENTRIES(invalid),
+        BOTH_ENTRIES(real_virtiofsd),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,466 @@
+/* tests/unit/test-profiles-load.c: extends chains (built-in, repo file, cycles, depth,
+ * escapes by '..', absolute paths and symlinks), the profile hash, the user's config.ini
+ * (ceilings and defaults), every kind of widening, and the trust store
+ * (profiles/profiles-load.c, profiles-trust.c).  Run from the source tree root. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "profiles/profiles.h"
+
+struct repo {
+    char dir[PATH_MAX];
+    int fd;
+};
+
+static void write_at(int dfd, const char *name, const char *text) {
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+static void rm_rf(const char *path) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("rm", "rm", "-rf", path, (char *)NULL);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+static int repo_setup(void **state) {
+    struct repo *r = calloc(1, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "%s/dbx-prof-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(r->dir));
+    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(r->fd >= 0);
+    *state = r;
+    return 0;
+}
+
+static int repo_teardown(void **state) {
+    struct repo *r = *state;
+    close(r->fd);
+    rm_rf(r->dir);
+    free(r);
+    return 0;
+}
+
+static const char *builtins(void) {
+    static char dir[PATH_MAX];
+    if (!dir[0] && !realpath("profiles", dir))
+        fail_msg("run from the source tree root");
+    return dir;
+}
+
+static char *load_user(struct repo *r, const struct profile_user *u, struct profile *ret) {
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load(r->fd, r->dir, u, builtins(), &p, &err) < 0) {
+        char *m = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+        return m;
+    }
+    if (ret)
+        *ret = p;
+    else
+        profile_clear(&p);
+    return NULL;
+}
+
+static char *load(struct repo *r, struct profile *ret) { return load_user(r, NULL, ret); }
+
+static void expect_error(struct repo *r, const char *want) {
+    char *m = load(r, NULL);
+    if (!m)
+        fail_msg("loaded; wanted: %s", want);
+    if (strcmp(m, want) != 0)
+        fail_msg("\n  got  %s\n  want %s", m, want);
+    free(m);
+}
+
+/* ---- extends ------------------------------------------------------------------------------- */
+
+static void test_extends_builtin(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    write_at(r->fd, PROFILE_FILE, "extends = strict\n[limits]\npids = 100\n");
+    assert_null(load(r, &p));
+    assert_int_equal(p.pids, 100);
+    assert_int_equal(p.seccomp, PROFILE_SECCOMP_STRICT);
+    assert_int_equal(dbx_strv_len(p.files), 1);
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "[profile]\nextends = nosuch\n");
+    _cleanup_free_ char *want =
+        dbx_xasprintf("devbox.ini:2: extends: no built-in profile 'nosuch' in '%s'", builtins());
+    expect_error(r, want);
+}
+
+static void test_extends_file(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    assert_int_equal(mkdirat(r->fd, "ci", 0755), 0);
+    write_at(r->fd, "ci/base.ini",
+             "extends = strict\n[box]\ncpus = 2\nmemory = 1G\n[limits]\ncpu = 2\n");
+    write_at(r->fd, PROFILE_FILE, "extends = ./ci//base.ini\n[box]\nmemory = 768M\n");
+    assert_null(load(r, &p));
+    assert_int_equal(p.cpus, 2);
+    assert_true(p.memory == 768ull << 20); /* later file wins */
+    assert_int_equal(p.cpu_milli, 2000);
+    assert_int_equal(p.pids, 256); /* from strict, two levels down */
+    assert_string_equal(profile_origin_of(&p, "box.cpus"), "ci/base.ini:3");
+    assert_string_equal(profile_origin_of(&p, "box.memory"), "devbox.ini:3");
+    assert_int_equal(dbx_strv_len(p.files), 2);
+    assert_string_equal(p.files[0], "ci/base.ini");
+    assert_string_equal(p.files[1], "devbox.ini");
+    /* what devbox.ini extends is protected like devbox.ini */
+    bool found = false;
+    for (size_t i = 0; p.protect[i]; i++)
+        found |= strcmp(p.protect[i], "ci/base.ini") == 0;
+    assert_true(found);
+    assert_string_equal(profile_origin_of(&p, "workspace.protect[ci/base.ini]"),
+                        "devbox.ini:1 (extends)");
+    char hash1[65];
+    memcpy(hash1, p.hash, 65);
+    profile_clear(&p);
+
+    /* the hash covers the extended file's bytes too */
+    write_at(r->fd, "ci/base.ini",
+             "extends = strict\n[box]\ncpus = 2\nmemory = 1G\n[limits]\ncpu = 1\n");
+    assert_null(load(r, &p));
+    assert_string_not_equal(p.hash, hash1);
+    profile_clear(&p);
+
+    /* errors in an extended file name that file */
+    write_at(r->fd, "ci/base.ini", "[box]\ncpus = 100\n");
+    expect_error(r, "ci/base.ini:2: [box] cpus: must be a whole number from 1 to 64, not '100'");
+    write_at(r->fd, PROFILE_FILE, "extends = ci/missing.ini\n");
+    expect_error(r, "devbox.ini:1: extends: 'ci/missing.ini': No such file or directory");
+}
+
+static void test_extends_cycle_depth(void **state) {
+    struct repo *r = *state;
+    write_at(r->fd, PROFILE_FILE, "extends = a.ini\n");
+    write_at(r->fd, "a.ini", "extends = ./b.ini\n");
+    write_at(r->fd, "b.ini", "extends = a.ini\n");
+    expect_error(r,
+                 "b.ini:1: extends: 'a.ini' makes a cycle: devbox.ini -> a.ini -> b.ini -> a.ini");
+    write_at(r->fd, PROFILE_FILE, "extends = devbox.ini\n");
+    expect_error(r, "devbox.ini:1: extends: 'devbox.ini' makes a cycle: devbox.ini -> devbox.ini");
+
+    /* a chain of PROFILE_MAX_DEPTH extends loads; one more does not */
+    write_at(r->fd, PROFILE_FILE, "extends = l1.ini\n");
+    for (unsigned i = 1; i <= PROFILE_MAX_DEPTH; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof(name), "l%u.ini", i);
+        if (i < PROFILE_MAX_DEPTH)
+            snprintf(text, sizeof(text), "extends = l%u.ini\n", i + 1);
+        else
+            snprintf(text, sizeof(text), "[box]\ncpus = 3\n");
+        write_at(r->fd, name, text);
+    }
+    struct profile p;
+    assert_null(load(r, &p));
+    assert_int_equal(p.cpus, 3);
+    assert_int_equal(dbx_strv_len(p.files), PROFILE_MAX_DEPTH + 1);
+    profile_clear(&p);
+    write_at(r->fd, "l8.ini", "extends = l9.ini\n");
+    write_at(r->fd, "l9.ini", "[box]\ncpus = 3\n");
+    expect_error(r, "l8.ini:1: extends: 'l9.ini': more than 8 levels of extends");
+}
+
+static void test_extends_escape(void **state) {
+    struct repo *r = *state;
+    write_at(r->fd, PROFILE_FILE, "extends = ../outside.ini\n");
+    expect_error(
+        r, "devbox.ini:1: extends: '../outside.ini' is outside the repo (must not contain '..')");
+    write_at(r->fd, PROFILE_FILE, "extends = sub/../../outside.ini\n");
+    expect_error(r, "devbox.ini:1: extends: 'sub/../../outside.ini' is outside the repo (must not "
+                    "contain '..')");
+    write_at(r->fd, PROFILE_FILE, "extends = /etc/devbox.ini\n");
+    expect_error(r, "devbox.ini:1: extends: '/etc/devbox.ini': must be relative to the repo root "
+                    "(no leading '/')");
+
+    /* a symlink as the last component, and as a directory on the way */
+    char target[PATH_MAX + 16];
+    snprintf(target, sizeof(target), "%s/../outside.ini", r->dir);
+    assert_int_equal(symlinkat(target, r->fd, "link.ini"), 0);
+    write_at(r->fd, PROFILE_FILE, "extends = link.ini\n");
+    expect_error(
+        r, "devbox.ini:1: extends: 'link.ini': is a symlink; devbox refuses symlinked profiles");
+    assert_int_equal(symlinkat("/etc", r->fd, "etc"), 0);
+    write_at(r->fd, PROFILE_FILE, "extends = etc/x.ini\n");
+    expect_error(r, "devbox.ini:1: extends: 'etc/x.ini': 'etc' is a symlink; devbox refuses "
+                    "symlinks in profile paths");
+
+    /* a built-in cannot extend a repo path: only repo files can */
+    write_at(r->fd, PROFILE_FILE, "extends = ./x\n");
+    expect_error(r, "devbox.ini:1: extends: 'x': No such file or directory");
+}
+
+static void test_symlinked_profile(void **state) {
+    struct repo *r = *state;
+    write_at(r->fd, "real.ini", "[box]\ncpus = 2\n");
+    assert_int_equal(symlinkat("real.ini", r->fd, PROFILE_FILE), 0);
+    expect_error(r, "devbox.ini: is a symlink; devbox refuses symlinked profiles");
+    assert_int_equal(unlinkat(r->fd, PROFILE_FILE, 0), 0);
+    assert_int_equal(mkdirat(r->fd, PROFILE_FILE, 0755), 0);
+    expect_error(r, "devbox.ini: not a regular file");
+    assert_int_equal(unlinkat(r->fd, PROFILE_FILE, AT_REMOVEDIR), 0);
+    assert_int_equal(mkfifoat(r->fd, PROFILE_FILE, 0644), 0); /* must not block */
+    expect_error(r, "devbox.ini: not a regular file");
+}
+
+/* ---- user config --------------------------------------------------------------------------- */
+
+static void test_user_config(void **state) {
+    struct repo *r = *state;
+    struct profile_user u;
+    dbx_error *err = NULL;
+    /* missing: defaults */
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_null(u.path);
+    assert_true(u.max_memory == 2ull << 30 && u.max_disk == 16ull << 30 && u.max_cpus >= 1);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini",
+             "[ceilings]\ncpus = 4\nmemory = 8G\ndisk = 100G\n"
+             "[defaults]\nbox.memory = 1G\nlimits.pids = 2000\nenv.EDITOR = vi\n"
+             "network.mode = allowlist\nnetwork.allow = pypi.org\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_int_equal(u.max_cpus, 4);
+    assert_true(u.max_memory == 8ull << 30 && u.max_disk == 100ull << 30);
+    assert_non_null(u.path);
+
+    /* defaults apply before the repo; the repo wins */
+    write_at(r->fd, PROFILE_FILE, "[box]\ncpus = 4\n[network]\nallow = pypi.org, crates.io\n");
+    struct profile p;
+    assert_null(load_user(r, &u, &p));
+    assert_true(p.memory == 1ull << 30);
+    assert_int_equal(p.pids, 2000);
+    assert_string_equal(p.env[0], "EDITOR=vi");
+    _cleanup_free_ char *w = dbx_xasprintf("%s:7", u.path);
+    assert_string_equal(profile_origin_of(&p, "limits.pids"), w);
+    /* the user's own defaults are not widenings; cpus 4 is within the ceiling 4 */
+    char **wide = profile_widenings(&p, &u);
+    assert_string_equal(wide[0], "network allow 'crates.io'");
+    assert_null(wide[1]);
+    dbx_strv_free(wide);
+    profile_clear(&p);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini",
+             "top = 1\n[ceilings]\ncpu = 4\nmemory = 1\n[defaults]\nbox.cpu = 2\nboxx.cpus = 2\n"
+             "extends = strict\nprofile.extends = strict\nlimits.memory = 1G\n[other]\n");
+    assert_true(profile_user_load(r->dir, &u, &err) < 0);
+    _cleanup_free_ char *want = dbx_xasprintf(
+        "%1$s/config.ini:1: key 'top' before the first section ([ceilings] or [defaults])\n"
+        "%1$s/config.ini:3: unknown key 'cpu' in [ceilings] (did you mean 'cpus'?)\n"
+        "%1$s/config.ini:4: [ceilings] memory: must be a size from 128M to 64T, not '1'\n"
+        "%1$s/config.ini:6: unknown key 'box.cpu' in [box] (did you mean 'cpus'?)\n"
+        "%1$s/config.ini:7: [defaults] 'boxx.cpus': unknown section 'boxx' (did you mean 'box'?)\n"
+        "%1$s/config.ini:8: [defaults] 'extends': expected 'section.key' (e.g. 'box.memory')\n"
+        "%1$s/config.ini:9: [defaults] 'profile.extends': only a repo profile can extend\n"
+        "%1$s/config.ini:10: [limits] memory: 1G must be below the VM's memory 512M ([box] memory, "
+        "built-in default)\n"
+        "%1$s/config.ini:11: unknown section '[other]'",
+        r->dir);
+    assert_string_equal(err->msg, want);
+    dbx_error_free(&err);
+}
+
+/* ---- widenings ----------------------------------------------------------------------------- */
+
+static const struct {
+    const char *text, *widens; /* widens: "" = none; else the phrases joined by '|' */
+} wide_cases[] = {
+    {"[box]\ncpus = 1\nmemory = 256M\n", ""},
+    {"extends = strict\n", ""},
+    {"[limits]\npids = 10\nnofile = 100\ncpu = 0.5\nmemory = 256M\nswap = 0\n", ""},
+    {"[security]\nseccomp = strict\nuser = 1000:1000\n", ""},
+    {"[workspace]\nprotect = src\nunprotect = src\n", ""},
+    {"[workspace]\nprotect = .git\nunprotect = .git/hooks, .git/config\n", ""},
+    {"[network]\nmode = none\nallow = example.com\n", ""},
+    {"[env]\nLD_PRELOAD = x\n", ""},
+    {"[box]\ncpus = 8\n", "cpus 8 over the ceiling 4"},
+    {"[box]\nmemory = 3G\n", "memory 3G over the ceiling 2G"},
+    {"[box]\ndisk = 20G\n", "disk 20G over the ceiling 16G"},
+    {"[limits]\npids = 5000\nnofile = 100000\n",
+     "limits.pids 5000 above the default 4096|limits.nofile 100000 above the default 65536"},
+    /* strict's limits are not the baseline: undoing them is no wider than `default` */
+    {"extends = strict\n[limits]\ncpu = none\nmemory = auto\nnproc = none\nswap = max\n", ""},
+    {"[security]\nuser = root\n", "user 'root' (root)"},
+    {"[security]\nuser = 0\n", "user '0' (root)"},
+    {"[security]\nuser = 1000:0\n", "user '1000:0' (group 0)"},
+    {"[security]\ncapabilities = net_admin, CAP_SYS_PTRACE\n",
+     "capability 'net_admin'|capability 'sys_ptrace'"},
+    {"[security]\nseccomp = unconfined\n", "seccomp 'unconfined'"},
+    {"[security]\nno_new_privileges = false\n", "no_new_privileges false"},
+    {"[workspace]\nunprotect = .git/hooks devbox.ini\n",
+     "unprotects '.git/hooks'|unprotects 'devbox.ini'"},
+    {"[network]\nmode = open\n", "network mode 'open'"},
+    {"[network]\nmode = allowlist\nallow = pypi.org\n",
+     "network mode 'allowlist'|network allow 'pypi.org'"},
+};
+
+static void test_widenings(void **state) {
+    struct repo *r = *state;
+    struct profile_user u = {.max_cpus = 4, .max_memory = 2ull << 30, .max_disk = 16ull << 30};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(wide_cases); i++) {
+        write_at(r->fd, PROFILE_FILE, wide_cases[i].text);
+        struct profile p;
+        char *m = load_user(r, &u, &p);
+        if (m)
+            fail_msg("case %zu: %s", i, m);
+        char **w = profile_widenings(&p, &u);
+        char joined[1024] = "";
+        for (size_t j = 0; w[j]; j++) {
+            if (j)
+                strcat(joined, "|");
+            strcat(joined, w[j]);
+        }
+        if (strcmp(joined, wide_cases[i].widens) != 0)
+            fail_msg("case %zu:\n  got  %s\n  want %s", i, joined, wide_cases[i].widens);
+        dbx_strv_free(w);
+        profile_clear(&p);
+    }
+
+    /* limits the user's [defaults] set are the baseline: removing or raising them widens */
+    write_at(r->fd, "config.ini",
+             "[defaults]\nlimits.cpu = 0.5\nlimits.memory = 256M\n"
+             "limits.nproc = 100\nlimits.swap = 0\nsecurity.seccomp = strict\n");
+    struct profile_user uu;
+    dbx_error *err = NULL;
+    assert_int_equal(profile_user_load(r->dir, &uu, &err), 0);
+    write_at(r->fd, PROFILE_FILE,
+             "[limits]\ncpu = none\nmemory = auto\nnproc = 200\nswap = 1G\n"
+             "[security]\nseccomp = default\n");
+    struct profile p;
+    assert_null(load_user(r, &uu, &p));
+    char **w = profile_widenings(&p, &uu);
+    const char *want[] = {"limits.memory removed (default 256M)",
+                          "limits.swap 1G above the default 0", "limits.cpu removed (default 0.5)",
+                          "limits.nproc 200 above the default 100", "seccomp 'default'"};
+    assert_int_equal(dbx_strv_len(w), DBX_ARRAY_SIZE(want));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++)
+        assert_string_equal(w[i], want[i]);
+    dbx_strv_free(w);
+    profile_clear(&p);
+    profile_user_clear(&uu);
+}
+
+/* ---- trust --------------------------------------------------------------------------------- */
+
+static void test_trust(void **state) {
+    struct repo *r = *state;
+    _cleanup_free_ char *dir = dbx_xasprintf("%s/state/trust", r->dir);
+    const char *h1 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const char *h2 = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+    bool t = true;
+    dbx_error *err = NULL;
+    assert_int_equal(profile_trust_check(dir, "/src/proj", h1, &t, &err), 0);
+    assert_false(t); /* no store yet */
+    assert_int_equal(profile_trust_add(dir, "/src/proj", h1, &err), 0);
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(profile_trust_check(dir, "/src/proj", h1, &t, &err), 0);
+    assert_true(t);
+    assert_int_equal(profile_trust_check(dir, "/src/proj", h2, &t, &err), 0);
+    assert_false(t); /* a changed profile needs trust again */
+    assert_int_equal(profile_trust_check(dir, "/src/other", h1, &t, &err), 0);
+    assert_false(t); /* per repo */
+    assert_int_equal(profile_trust_check(dir, "/src/proj", "", &t, &err), 0);
+    assert_false(t);
+    assert_true(profile_trust_check(dir, "/src/proj", "ABC", &t, &err) < 0);
+    assert_string_equal(err->msg, "trust: 'ABC' is not a sha256 hex digest");
+    dbx_error_free(&err);
+    assert_true(profile_trust_add(dir, "relative", h1, &err) < 0);
+    dbx_error_free(&err);
+
+    /* the record keeps the newest PROFILE_TRUST_KEEP hashes, 0600 */
+    for (unsigned i = 0; i < PROFILE_TRUST_KEEP + 5; i++) {
+        char h[65];
+        snprintf(h, sizeof(h), "%064x", i);
+        assert_int_equal(profile_trust_add(dir, "/src/proj", h, &err), 0);
+    }
+    assert_int_equal(profile_trust_check(dir, "/src/proj", h1, &t, &err), 0);
+    assert_false(t);
+    char last[65];
+    snprintf(last, sizeof(last), "%064x", PROFILE_TRUST_KEEP + 4);
+    assert_int_equal(profile_trust_check(dir, "/src/proj", last, &t, &err), 0);
+    assert_true(t);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fdopendir(dfd);
+    struct dirent *de;
+    unsigned files = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        files++;
+        assert_int_equal(fstatat(dirfd(d), de->d_name, &st, 0), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_true(st.st_size < (off_t)(100 + PROFILE_TRUST_KEEP * 65));
+    }
+    closedir(d);
+    assert_int_equal(files, 1);
+}
+
+/* The whole flow: an agent profile is refused until trusted; editing it needs trust again;
+ * narrowing it afterwards does not widen. */
+static void test_trust_flow(void **state) {
+    struct repo *r = *state;
+    _cleanup_free_ char *dir = dbx_xasprintf("%s/trust", r->dir);
+    write_at(r->fd, PROFILE_FILE, "extends = agent\n");
+    struct profile p;
+    assert_null(load(r, &p));
+    char **w = profile_widenings(&p, NULL);
+    assert_non_null(w[0]);
+    dbx_strv_free(w);
+    dbx_error *err = NULL;
+    bool t = true;
+    assert_int_equal(profile_trust_check(dir, r->dir, p.hash, &t, &err), 0);
+    assert_false(t);
+    assert_int_equal(profile_trust_add(dir, r->dir, p.hash, &err), 0);
+    assert_int_equal(profile_trust_check(dir, r->dir, p.hash, &t, &err), 0);
+    assert_true(t);
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "extends = agent\n[network]\nmode = open\n");
+    assert_null(load(r, &p));
+    assert_int_equal(profile_trust_check(dir, r->dir, p.hash, &t, &err), 0);
+    assert_false(t);
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "extends = agent\n[network]\nmode = none\n[box]\ncpus = 1\n");
+    assert_null(load(r, &p));
+    struct profile_user u = {.max_cpus = 4};
+    w = profile_widenings(&p, &u);
+    assert_null(w[0]);
+    dbx_strv_free(w);
+    profile_clear(&p);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_extends_builtin, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_file, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_cycle_depth, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_escape, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_profile, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_user_config, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_widenings, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_trust, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_trust_flow, repo_setup, repo_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

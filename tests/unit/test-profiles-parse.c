@@ -1,0 +1,518 @@
+/* tests/unit/test-profiles-parse.c: devbox.ini syntax and values (profiles/profiles-parse.c,
+ * profiles-keys.c): a table of malformed profiles with their exact messages, list
+ * continuation lines, provenance, the built-in profiles, `profile show`.  Run from the source
+ * tree root (`make unit`): the built-in profiles are read from ./profiles. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "profiles/profiles.h"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+struct repo {
+    char dir[PATH_MAX];
+    int fd;
+};
+
+static void write_file(int dfd, const char *name, const char *text, size_t len) {
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(dbx_write_all(fd, text, len), 0);
+    close(fd);
+}
+
+static void rm_rf(const char *path) {
+    char *argv[] = {"rm", "-rf", (char *)path, NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp("rm", argv);
+        _exit(127);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+}
+
+static int repo_setup(void **state) {
+    struct repo *r = calloc(1, sizeof(*r));
+    snprintf(r->dir, sizeof(r->dir), "%s/dbx-prof-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(r->dir));
+    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(r->fd >= 0);
+    *state = r;
+    return 0;
+}
+
+static int repo_teardown(void **state) {
+    struct repo *r = *state;
+    close(r->fd);
+    rm_rf(r->dir);
+    free(r);
+    return 0;
+}
+
+static const char *builtins(void) {
+    static char dir[PATH_MAX];
+    if (!dir[0] && !realpath("profiles", dir))
+        fail_msg("run from the source tree root");
+    return dir;
+}
+
+/* Load devbox.ini = text; returns the error message (caller frees) or NULL on success. */
+static char *load(struct repo *r, const char *text, struct profile *ret) {
+    write_file(r->fd, PROFILE_FILE, text, strlen(text));
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0) {
+        assert_non_null(err);
+        assert_int_equal(err->code, EINVAL);
+        char *m = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+        return m;
+    }
+    assert_null(err);
+    if (ret)
+        *ret = p;
+    else
+        profile_clear(&p);
+    return NULL;
+}
+
+/* ---- malformed profiles -------------------------------------------------------------------- */
+
+static const struct {
+    const char *text, *msg;
+} bad[] = {
+    {"[boxx]\ncpus = 2\n", "devbox.ini:1: unknown section '[boxx]' (did you mean '[box]'?)"},
+    {"[nothing]\n", "devbox.ini:1: unknown section '[nothing]'"},
+    {"[box]\ncpu = 2\n", "devbox.ini:2: unknown key 'cpu' in [box] (did you mean 'cpus'?)"},
+    {"[box]\nwhatever = 2\n", "devbox.ini:2: unknown key 'whatever' in [box]"},
+    {"image = x\n", "devbox.ini:1: unknown key 'image' before the first section"},
+    {"[box]\ncpus = 2\n\ncpus = 3\n",
+     "devbox.ini:4: duplicate key 'cpus' in [box] (first on line 2)"},
+    {"[box]\ncpus = 2\n[limits]\npids = 9\n[box]\ncpus = 2\n",
+     "devbox.ini:6: duplicate key 'cpus' in [box] (first on line 2)"},
+    {"[env]\nA = 1\nA = 2\n", "devbox.ini:3: duplicate key 'A' in [env] (first on line 2)"},
+    {"extends = strict\n[profile]\nextends = agent\n",
+     "devbox.ini:3: duplicate key 'extends' (first on line 1)"},
+    {"[box]\ncpus = two\n",
+     "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64, not 'two'"},
+    {"[box]\ncpus = 65\n",
+     "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64, not '65'"},
+    {"[box]\ncpus = 2 # two\n",
+     "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64, not '2 # two'"},
+    {"[box]\nmemory = 64M\n",
+     "devbox.ini:2: [box] memory: must be a size from 128M to 256G (e.g. 512M, 2G), not '64M'"},
+    {"[box]\nmemory = 1.5G\n",
+     "devbox.ini:2: [box] memory: must be a size from 128M to 256G (e.g. 512M, 2G), not '1.5G'"},
+    {"[box]\ndisk = 3T\n",
+     "devbox.ini:2: [box] disk: must be 'auto' or a size from 1G to 2T, not '3T'"},
+    {"[box]\nhostname = a_b\n",
+     "devbox.ini:2: [box] hostname: 'a_b' is not a host name label (1 to 63 of a-z A-Z 0-9 -, no "
+     "'-' at the ends)"},
+    {"[box]\nimage = Foo\n",
+     "devbox.ini:2: [box] image: 'Foo' is not an image name (1 to 255 of a-z 0-9 . _ - : / @)"},
+    {"[limits]\ncpu = 0.001\n",
+     "devbox.ini:2: [limits] cpu: must be 'none' or a number of CPUs from 0.01 to 64 (e.g. 1.5), "
+     "not '0.001'"},
+    {"[limits]\npids = 0\n",
+     "devbox.ini:2: [limits] pids: must be a whole number from 1 to 4194304, not '0'"},
+    {"[limits]\nnofile = 1048577\n",
+     "devbox.ini:2: [limits] nofile: must be a whole number from 1 to 1048576, not '1048577'"},
+    {"[limits]\nio_weight = 10001\n",
+     "devbox.ini:2: [limits] io_weight: must be 'default' or a whole number from 1 to 10000, not "
+     "'10001'"},
+    {"[limits]\nmemory = 512M\n",
+     "devbox.ini:2: [limits] memory: 512M must be below the VM's memory 512M ([box] memory, "
+     "built-in default)"},
+    {"[box]\ncpus = 2\n[limits]\ncpu = 2.5\n",
+     "devbox.ini:4: [limits] cpu: 2.5 is more than the VM's 2 cpus ([box] cpus, devbox.ini:2)"},
+    {"[security]\nuser = Root\n",
+     "devbox.ini:2: [security] user: 'Root' is not 'root', a user name ([a-z_][a-z0-9_-]*) or "
+     "uid[:gid]"},
+    {"[security]\nuser = 4294967295\n",
+     "devbox.ini:2: [security] user: '4294967295' is not 'root', a user name ([a-z_][a-z0-9_-]*) "
+     "or uid[:gid]"},
+    {"[security]\ncapabilities = net_admn\n",
+     "devbox.ini:2: [security] capabilities: unknown capability 'net_admn' (did you mean "
+     "'net_admin'?)"},
+    {"[security]\nseccomp = off\n",
+     "devbox.ini:2: [security] seccomp: must be 'default', 'strict' or 'unconfined', not 'off'"},
+    {"[security]\nno_new_privileges = yes\n",
+     "devbox.ini:2: [security] no_new_privileges: must be 'true' or 'false', not 'yes'"},
+    {"[workspace]\nprotect = /etc\n", "devbox.ini:2: [workspace] protect: '/etc': must be relative "
+                                      "to the repo root (no leading '/')"},
+    {"[workspace]\nprotect = a/../../b\n",
+     "devbox.ini:2: [workspace] protect: 'a/../../b': must not contain '..'"},
+    {"[workspace]\nprotect = *.pem\n",
+     "devbox.ini:2: [workspace] protect: '*.pem': wildcards are not supported"},
+    {"[workspace]\nunprotect = ./\n", "devbox.ini:2: [workspace] unprotect: './': must name a path "
+                                      "inside the repo, not the repo itself"},
+    {"[env]\n1X = y\n", "devbox.ini:2: [env] '1X' is not a variable name ([A-Za-z_][A-Za-z0-9_]*)"},
+    {"[network]\nmode = all\n",
+     "devbox.ini:2: [network] mode: must be 'none', 'allowlist' or 'open', not 'all'"},
+    {"[network]\nallow = 0x7f.1\n",
+     "devbox.ini:2: [network] allow: '0x7f.1': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = 2130706433\n",
+     "devbox.ini:2: [network] allow: '2130706433': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = *.com\n",
+     "devbox.ini:2: [network] allow: '*.com': '*.' needs a domain of at least two labels"},
+    {"[network]\nallow = a.b:0\n",
+     "devbox.ini:2: [network] allow: 'a.b:0': port must be 1 to 65535"},
+    {"[network]\nallow = [::1\n", "devbox.ini:2: [network] allow: '[::1': '[' without ']'"},
+    {"[network]\nallow = a..b\n",
+     "devbox.ini:2: [network] allow: 'a..b': not a host name, *.domain or IP address"},
+    {"[network]\nallow = 1.2.3.999\n",
+     "devbox.ini:2: [network] allow: '1.2.3.999': not a host name or IPv4 address"},
+    {"[box]\ncpus\n", "devbox.ini:2: expected 'key = value', '[section]' or a comment"},
+    {"[box\ncpus = 1\n", "devbox.ini:1: section header without ']'\n"
+                         "devbox.ini:2: unknown key 'cpus' before the first section"},
+    {"[box ; comment]\n", "devbox.ini:1: section header without ']'"},
+    {"[box]\n= 2\n", "devbox.ini:2: missing key name before '='"},
+    {"[box]\ncpus = 2\n  3\n", "devbox.ini:3: [box] cpus: indented line continues a value that is "
+                               "not a list (only lists span "
+                               "lines)"},
+    {"[box]\ncpus = 1\x1b[31m\n", "devbox.ini:2: control character 0x1b"},
+    {"[box]\ncpus = 1\r\r\n", "devbox.ini:2: control character 0x0d"},
+    /* several problems: all listed, in line order */
+    {"[box]\ncpus = 0\nmemory = 1\n[x]\n",
+     "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64, not '0'\n"
+     "devbox.ini:3: [box] memory: must be a size from 128M to 256G (e.g. 512M, 2G), not '1'\n"
+     "devbox.ini:4: unknown section '[x]'"},
+};
+
+static void test_malformed_table(void **state) {
+    struct repo *r = *state;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        char *m = load(r, bad[i].text, NULL);
+        if (!m)
+            fail_msg("case %zu loaded: %s", i, bad[i].text);
+        if (strcmp(m, bad[i].msg) != 0)
+            fail_msg("case %zu:\n  got  %s\n  want %s", i, m, bad[i].msg);
+        free(m);
+    }
+}
+
+static void test_nul_long_size(void **state) {
+    struct repo *r = *state;
+    write_file(r->fd, PROFILE_FILE, "[box]\ncpus = 1\0\n", 16);
+    struct profile p;
+    dbx_error *err = NULL;
+    assert_true(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0);
+    assert_string_equal(err->msg, "devbox.ini:2: NUL byte");
+    dbx_error_free(&err);
+
+    /* 199 bytes is the longest line inih reads whole; 200 would be split */
+    char line[512];
+    memset(line, ' ', sizeof(line));
+    memcpy(line, "[env]\nA = ", 10);
+    line[6 + 199] = '\n';
+    line[6 + 199 + 1] = '\0';
+    char *m = load(r, line, NULL);
+    assert_null(m);
+    line[6 + 199] = 'x';
+    line[6 + 200] = '\n';
+    line[6 + 201] = '\0';
+    m = load(r, line, NULL);
+    assert_string_equal(m, "devbox.ini:2: line longer than 199 bytes (inih would split it)");
+    free(m);
+
+    size_t big = PROFILE_MAX_BYTES + 1;
+    char *buf = dbx_xmalloc(big);
+    memset(buf, '\n', big);
+    write_file(r->fd, PROFILE_FILE, buf, big);
+    free(buf);
+    assert_true(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0);
+    assert_string_equal(err->msg, "devbox.ini: larger than 65536 bytes");
+    dbx_error_free(&err);
+}
+
+/* ---- lists and continuation lines ---------------------------------------------------------- */
+
+static void test_continuation(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m = load(r,
+                   "[network]\n"
+                   "mode = allowlist\n"
+                   "allow = a.example.com, b.example.com\n"
+                   "    ; a comment line inside the list\n"
+                   "    c.example.com:8443         ; why c\n"
+                   "\n"
+                   "    *.Example.ORG d.example.com\n"
+                   "    10.0.0.1 [2001:db8::1]:443 ::1\n"
+                   "[security]\n"
+                   "capabilities =\n"
+                   "  CAP_CHOWN\n"
+                   "  net_bind_service ; for port 80\n",
+                   &p);
+    assert_null(m);
+    const char *want[] = {"a.example.com", "b.example.com", "c.example.com:8443", "*.example.org",
+                          "d.example.com", "10.0.0.1",      "[2001:db8::1]:443",  "::1"};
+    assert_int_equal(dbx_strv_len(p.allow), DBX_ARRAY_SIZE(want));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++)
+        assert_string_equal(p.allow[i], want[i]);
+    assert_true(p.caps == ((1ull << 0) | (1ull << 10)));
+    assert_string_equal(profile_origin_of(&p, "network.allow"), "devbox.ini:3");
+    profile_clear(&p);
+
+    /* an error on a continuation line names that line */
+    m = load(r, "[network]\nallow =\n  a.com\n  b..com\n", NULL);
+    assert_string_equal(
+        m, "devbox.ini:4: [network] allow: 'b..com': not a host name, *.domain or IP address");
+    free(m);
+    /* a key line right after a section is not a continuation even when indented */
+    m = load(r, "[box]\n  cpus = 2\n", &p);
+    assert_null(m);
+    assert_int_equal(p.cpus, 2);
+    profile_clear(&p);
+    /* the same list key twice is still a duplicate */
+    m = load(r, "[network]\nallow = a.com\nallow = b.com\n", NULL);
+    assert_string_equal(m, "devbox.ini:3: duplicate key 'allow' in [network] (first on line 2)");
+    free(m);
+    /* more than PROFILE_MAX_LIST entries */
+    char *big = dbx_xstrdup("[network]\nallow =\n");
+    for (unsigned i = 0; i <= PROFILE_MAX_LIST; i++) {
+        char *t = dbx_xasprintf("%s  h%u.example.com\n", big, i);
+        free(big);
+        big = t;
+    }
+    m = load(r, big, NULL);
+    free(big);
+    assert_string_equal(m, "devbox.ini:259: [network] allow: more than 256 entries");
+    free(m);
+}
+
+static void test_values(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m =
+        load(r,
+             "[box]\nimage = debian:12\ncpus = 4\nmemory = 2G\ndisk = 20G\nhostname = my-box\n"
+             "[limits]\nmemory = 1536M\nswap = 0\ncpu = 1.25\npids = 100\nnofile = 1024\n"
+             "nproc = 50\nio_weight = 200\n"
+             "[security]\nuser = 1000:1000\nseccomp = strict\nno_new_privileges = true\n"
+             "[workspace]\nprotect = ./secrets//, .git\nunprotect = .gitmodules\n"
+             "[env]\nEDITOR = vi\n_X = a = b ; c\n",
+             &p);
+    assert_null(m);
+    assert_string_equal(p.image, "debian:12");
+    assert_int_equal(p.cpus, 4);
+    assert_true(p.memory == 2ull << 30);
+    assert_true(p.disk == 20ull << 30);
+    assert_string_equal(p.hostname, "my-box");
+    assert_true(p.mem_limit == 1536ull << 20);
+    assert_true(p.swap_limit == 0);
+    assert_int_equal(p.cpu_milli, 1250);
+    assert_int_equal(p.pids, 100);
+    assert_true(p.nofile == 1024 && p.nproc == 50);
+    assert_int_equal(p.io_weight, 200);
+    assert_string_equal(p.user, "1000:1000");
+    assert_int_equal(p.seccomp, PROFILE_SECCOMP_STRICT);
+    const char *prot[] = {".git/hooks", ".git/config", "devbox.ini", "secrets", ".git"};
+    assert_int_equal(dbx_strv_len(p.protect), DBX_ARRAY_SIZE(prot));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(prot); i++)
+        assert_string_equal(p.protect[i], prot[i]);
+    assert_int_equal(dbx_strv_len(p.env), 2);
+    assert_string_equal(p.env[0], "EDITOR=vi");
+    assert_string_equal(p.env[1], "_X=a = b"); /* " ;" starts a comment */
+    profile_clear(&p);
+
+    /* the special words */
+    m = load(r,
+             "[box]\ndisk = auto\n[limits]\nmemory = auto\nswap = max\ncpu = none\n"
+             "nproc = none\nio_weight = default\n",
+             &p);
+    assert_null(m);
+    assert_true(p.disk == 0 && p.mem_limit == 0 && p.swap_limit == UINT64_MAX);
+    assert_true(p.cpu_milli == 0 && p.nproc == 0 && p.io_weight == 0);
+    profile_clear(&p);
+}
+
+static void test_caps(void **state) {
+    assert_int_equal(profile_cap_from_name("chown"), 0);
+    assert_int_equal(profile_cap_from_name("CAP_NET_ADMIN"), 12);
+    assert_int_equal(profile_cap_from_name("Cap_Sys_Admin"), 21);
+    assert_int_equal(profile_cap_from_name("checkpoint_restore"), 40);
+    assert_int_equal(profile_cap_from_name("cap_"), -1);
+    assert_int_equal(profile_cap_from_name("all"), -1);
+    assert_string_equal(profile_cap_name(39), "bpf");
+    assert_null(profile_cap_name(41));
+    assert_null(profile_cap_name(-1));
+}
+
+/* ---- provenance and show ------------------------------------------------------------------- */
+
+static void test_provenance(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m = load(r,
+                   "extends = strict\n\n[box]\ncpus = 2\n[limits]\ncpu = 1.5\n"
+                   "[workspace]\nunprotect = .gitmodules\n[env]\nA = b\n",
+                   &p);
+    assert_null(m);
+    assert_string_equal(profile_origin_of(&p, "box.cpus"), "devbox.ini:4");
+    assert_string_equal(profile_origin_of(&p, "box.image"), "built-in default");
+    assert_string_equal(profile_origin_of(&p, "limits.pids"), "built-in strict.ini:13");
+    assert_string_equal(profile_origin_of(&p, "limits.cpu"), "devbox.ini:6");
+    assert_string_equal(profile_origin_of(&p, "security.seccomp"), "built-in strict.ini:19");
+    assert_string_equal(profile_origin_of(&p, "workspace.protect[.git/hooks]"),
+                        "built-in strict.ini:25");
+    assert_string_equal(profile_origin_of(&p, "workspace.protect[.envrc]"),
+                        "built-in strict.ini:26");
+    assert_string_equal(profile_origin_of(&p, "workspace.unprotect[.gitmodules]"), "devbox.ini:8");
+    assert_null(profile_origin_of(&p, "workspace.protect[.gitmodules]"));
+    assert_string_equal(profile_origin_of(&p, "env.A"), "devbox.ini:10");
+    assert_int_equal(strlen(p.hash), 64);
+    assert_int_equal(dbx_strv_len(p.files), 1);
+    assert_string_equal(p.files[0], "devbox.ini");
+
+    char *t = profile_to_text(&p);
+    assert_non_null(
+        strstr(t, "\n[box]\nimage = default                              ; built-in default\n"
+                  "cpus = 2                                     ; devbox.ini:4\n"));
+    assert_non_null(strstr(t, "cpu = 1.5                                    ; devbox.ini:6\n"));
+    assert_non_null(
+        strstr(t, "seccomp = strict                             ; built-in strict.ini:19\n"));
+    assert_non_null(
+        strstr(t, "    .envrc                                   ; built-in strict.ini:26\n"));
+    assert_non_null(strstr(t, "# unprotected: .gitmodules                   ; devbox.ini:8\n"));
+    assert_non_null(strstr(t, "A = b                                        ; devbox.ini:10\n"));
+    free(t);
+    char *j = profile_to_json(&p);
+    assert_non_null(
+        strstr(j, "\"cpus\": {\n      \"value\": 2,\n      \"from\": \"devbox.ini:4\"\n"));
+    assert_non_null(strstr(j, "\"cpu\": {\n      \"value\": 1.5,\n"));
+    free(j);
+
+    /* a flag: same checks, its own origin */
+    dbx_error *err = NULL;
+    assert_int_equal(profile_set(&p, "box.memory", "1G", "flag", &err), 0);
+    assert_string_equal(profile_origin_of(&p, "box.memory"), "flag");
+    assert_true(profile_set(&p, "box.cpus", "1", "flag", &err) < 0); /* limits.cpu 1.5 > 1 */
+    assert_string_equal(
+        err->msg,
+        "devbox.ini:6: [limits] cpu: 1.5 is more than the VM's 1 cpus ([box] cpus, flag)");
+    dbx_error_free(&err);
+    assert_true(profile_set(&p, "box.nope", "1", "flag", &err) < 0);
+    assert_string_equal(err->msg, "unknown profile key 'box.nope'");
+    dbx_error_free(&err);
+    assert_true(profile_set(&p, "limits.pids", "x", "flag", &err) < 0);
+    assert_string_equal(err->msg,
+                        "flag: [limits] pids: must be a whole number from 1 to 4194304, not 'x'");
+    dbx_error_free(&err);
+    profile_clear(&p);
+}
+
+/* ---- the built-in profiles ----------------------------------------------------------------- */
+
+static void assert_same_values(const struct profile *a, const struct profile *b) {
+    assert_string_equal(a->image, b->image);
+    assert_int_equal(a->cpus, b->cpus);
+    assert_true(a->memory == b->memory && a->disk == b->disk);
+    assert_string_equal(a->hostname, b->hostname);
+    assert_true(a->mem_limit == b->mem_limit && a->swap_limit == b->swap_limit);
+    assert_int_equal(a->cpu_milli, b->cpu_milli);
+    assert_int_equal(a->pids, b->pids);
+    assert_true(a->nofile == b->nofile && a->nproc == b->nproc);
+    assert_int_equal(a->io_weight, b->io_weight);
+    assert_string_equal(a->user, b->user);
+    assert_true(a->caps == b->caps);
+    assert_int_equal(a->seccomp, b->seccomp);
+    assert_int_equal(a->no_new_privs, b->no_new_privs);
+    assert_int_equal(dbx_strv_len(a->protect), dbx_strv_len(b->protect));
+    for (size_t i = 0; a->protect && a->protect[i]; i++)
+        assert_string_equal(a->protect[i], b->protect[i]);
+    assert_int_equal(a->net_mode, b->net_mode);
+    assert_int_equal(dbx_strv_len(a->allow), dbx_strv_len(b->allow));
+}
+
+static void test_builtins(void **state) {
+    struct profile def, file, strict, agent;
+    dbx_error *err = NULL;
+    profile_init_default(&def);
+    assert_int_equal(profile_load_builtin("default", NULL, builtins(), &file, &err), 0);
+    assert_same_values(&def, &file); /* default.ini says what the code does */
+    assert_string_equal(file.hash, "");
+    assert_null(file.files);
+
+    assert_int_equal(profile_load_builtin("strict", NULL, builtins(), &strict, &err), 0);
+    assert_int_equal(strict.pids, 256);
+    assert_int_equal(strict.cpu_milli, 500);
+    assert_true(strict.mem_limit == 256ull << 20);
+    assert_true(strict.nofile == 1024);
+    assert_int_equal(strict.seccomp, PROFILE_SECCOMP_STRICT);
+    char **w = profile_widenings(&strict, NULL);
+    assert_null(w[0]); /* strict only narrows */
+    dbx_strv_free(w);
+
+    assert_int_equal(profile_load_builtin("agent", NULL, builtins(), &agent, &err), 0);
+    assert_int_equal(agent.net_mode, PROFILE_NET_ALLOWLIST);
+    const char *hosts[] = {
+        "api.anthropic.com", "api.openai.com",          "generativelanguage.googleapis.com",
+        "github.com",        "*.githubusercontent.com", "registry.npmjs.org",
+        "pypi.org",          "files.pythonhosted.org",  "crates.io",
+        "static.crates.io",  "proxy.golang.org",        "sum.golang.org",
+        "deb.debian.org"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(hosts); i++) {
+        bool found = false;
+        for (size_t j = 0; agent.allow[j]; j++)
+            found |= strcmp(agent.allow[j], hosts[i]) == 0;
+        if (!found)
+            fail_msg("agent.ini does not allow %s", hosts[i]);
+    }
+    struct profile_user big = {.max_cpus = 64, .max_memory = 1ull << 40, .max_disk = 1ull << 40};
+    w = profile_widenings(&agent, &big);
+    assert_string_equal(w[0], "network mode 'allowlist'");
+    for (size_t i = 1; w[i]; i++)
+        assert_true(dbx_str_has_prefix(w[i], "network allow '"));
+    dbx_strv_free(w);
+
+    assert_true(profile_load_builtin("nope", NULL, builtins(), &file, &err) < 0);
+    dbx_error_free(&err);
+    assert_true(profile_load_builtin("../x", NULL, builtins(), &file, &err) < 0);
+    assert_string_equal(err->msg, "'../x' is not a built-in profile name");
+    dbx_error_free(&err);
+    profile_clear(&def);
+    profile_clear(&file);
+    profile_clear(&strict);
+    profile_clear(&agent);
+}
+
+static void test_no_profile(void **state) {
+    struct repo *r = *state;
+    struct profile p, def;
+    dbx_error *err = NULL;
+    assert_int_equal(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err), 0);
+    profile_init_default(&def);
+    assert_same_values(&p, &def);
+    assert_string_equal(p.hash, "");
+    assert_null(p.files);
+    char **w = profile_widenings(&p, NULL);
+    assert_null(w[0]);
+    dbx_strv_free(w);
+    profile_clear(&p);
+    profile_clear(&def);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_malformed_table, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_nul_long_size, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_continuation, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_values, repo_setup, repo_teardown),
+        cmocka_unit_test(test_caps),
+        cmocka_unit_test_setup_teardown(test_provenance, repo_setup, repo_teardown),
+        cmocka_unit_test(test_builtins),
+        cmocka_unit_test_setup_teardown(test_no_profile, repo_setup, repo_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
