@@ -4,13 +4,23 @@
 #include "commands.h"
 #include "sandbox-internal.h"
 
+/* Print multi-line text from profiles/ with each line stripped of terminal controls (repo
+ * bytes can appear in messages) but the line structure kept. */
+static void print_lines(FILE *f, char *text) {
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        fprintf(f, "%s\n", dbx_sanitize_printable(line));
+    }
+}
+
 static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
     struct profile p = {0};
     struct profile_user u = {0};
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_profile_load(&ctx->paths, proj, &p, &u, &err) < 0) {
         /* every problem, one per line, each naming file:line */
-        fprintf(stderr, "%s\n", dbx_sanitize_printable(err->msg));
+        print_lines(stderr, err->msg);
         return 1;
     }
     int rc = 0;
@@ -37,8 +47,7 @@ static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_profile_load(&ctx->paths, proj, &p, NULL, &err) < 0) return cmd_fail(&err);
     _cleanup_free_ char *s = json ? profile_to_json(&p) : profile_to_text(&p);
-    fputs(dbx_sanitize_printable(s), stdout);
-    if (json) fputc('\n', stdout);
+    print_lines(stdout, s);
     profile_clear(&p);
     return 0;
 }
