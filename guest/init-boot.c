@@ -115,8 +115,11 @@ static int root_late_mounts(dbx_error **err) {
     if (mount_at("shm", "/dev/shm", "tmpfs", ns, "mode=1777", err) < 0 ||
         mount_at("run", "/run", "tmpfs", ns, "mode=0755", err) < 0)
         return -1;
-    /* cgroup2 is optional: commands run fine without it, only resource control is lost. */
-    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", ns | MS_NOEXEC, NULL) < 0)
+    /* cgroup2 is optional: commands run fine without it, only resource control is lost.
+     * favordynmods (Linux 6.0+): every exec moves its child into the box cgroup, and without
+     * it each migration waits for an RCU grace period (milliseconds under TCG). */
+    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", ns | MS_NOEXEC, "favordynmods") < 0 &&
+        mount("cgroup2", "/sys/fs/cgroup", "cgroup2", ns | MS_NOEXEC, NULL) < 0)
         init_log("root: mount cgroup2 on '/sys/fs/cgroup': %s (ignored)", strerror(errno));
     return 0;
 }
