@@ -102,6 +102,12 @@ char *dbx_xstrndup(const char *s, size_t n) {
     if (!p) dbx_oom_hook();
     return p;
 }
+char *dbx_xvasprintf(const char *fmt, va_list ap) {
+    char *p = NULL;
+    if (vasprintf(&p, fmt, ap) < 0) dbx_oom_hook();
+    return p;
+}
+
 char *dbx_xasprintf(const char *fmt, ...) {
     char *p = NULL;
     va_list ap;

@@ -49,6 +49,7 @@ void *dbx_xrealloc(void *p, size_t n);
 char *dbx_xstrdup(const char *s);
 char *dbx_xstrndup(const char *s, size_t n);
 char *dbx_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *dbx_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* ---- cleanup ---------------------------------------------------------------------------- */
 

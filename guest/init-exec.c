@@ -298,6 +298,8 @@ static int report_error(const struct child_report *r, const struct child_plan *p
         return dbx_error_set(err, e, "set no_new_privs");
     case STEP_SECCOMP:
         return dbx_error_set(err, e, "load the seccomp filter");
+    case STEP_MOUNTS:
+        return dbx_error_set(err, e, "make kernel and cgroup files read-only for the box");
     case STEP_VERIFY:
         return dbx_error_setx(err, EPERM, "policy not in force: %.*s", (int)sizeof(r->msg), r->msg);
     default:

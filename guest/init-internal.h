@@ -73,6 +73,7 @@ enum child_step {
     STEP_NNP,
     STEP_SECCOMP,
     STEP_VERIFY, /* msg says what is not in force */
+    STEP_MOUNTS, /* the box's own mount namespace */
 };
 
 /* One write on the report pipe (< PIPE_BUF, so atomic). */

@@ -532,6 +532,37 @@ static int set_rlimit(int res, uint64_t v) {
     return v ? setrlimit(res, &rl) : 0;
 }
 
+/* Files that only their owner's uid guards, which a uid-0 box user (`-u root`, or everyone
+ * when devbox runs as root on the host) would otherwise own: cgroup limits (raise them, or
+ * leave /box), kernel.core_pattern (a root helper outside every limit), sysrq, PID 1's OOM
+ * knobs.  Each command gets its own mount namespace in which they are read-only; without
+ * CAP_SYS_ADMIN and with mount/mount_setattr/umount denied by seccomp it cannot undo that. */
+static const char *const box_ro_binds[] = {
+    "/proc/sys", "/proc/sysrq-trigger", "/proc/1/oom_score_adj", "/proc/1/oom_adj",
+    "/proc/1/coredump_filter",
+};
+
+static int box_mounts(void) {
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        return -1;
+    struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+    if (mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr, sizeof(attr)) < 0) return -1;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(box_ro_binds); i++) {
+        const char *p = box_ro_binds[i];
+        if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+            mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+            return -1;
+    }
+    /* fail closed: check what we just did */
+    struct statvfs sv;
+    if (statvfs("/sys/fs/cgroup", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
+        statvfs("/proc/sys", &sv) < 0 || !(sv.f_flag & ST_RDONLY)) {
+        errno = EROFS;
+        return -1;
+    }
+    return 0;
+}
+
 int policy_child_enter(const struct box_policy *b, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
     /* Before anything else drops privileges: joining needs write access to the box. */
@@ -544,6 +575,7 @@ int policy_child_enter(const struct box_policy *b, struct child_report *r) {
     if (fd < 0 || write(fd, "0", 1) != 1)
         return child_err(r, STEP_OOM, errno);
     close(fd);
+    if (box_mounts() < 0) return child_err(r, STEP_MOUNTS, errno);
     if (p->caps != DBX_CAP_ALL)
         for (unsigned c = 0; c <= b->cap_last; c++)
             if (!(p->caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)

@@ -6,19 +6,6 @@
 #include <pwd.h>
 #include <sys/wait.h>
 
-int mounts_error_plain(dbx_error **err, int code, const char *fmt, ...) {
-    if (!err) return -code;
-    char *msg = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
-    va_end(ap);
-    dbx_error_set(err, 0, "%s", msg);
-    free(msg);
-    (*err)->code = code;
-    return -code;
-}
-
 #define SUBUID_PATH "/etc/subuid"
 #define SUBGID_PATH "/etc/subgid"
 #define ID_INVALID UINT32_MAX /* (uid_t)-1 */
@@ -84,13 +71,13 @@ static int subid_lookup(const char *path, const char *kind, const char *name, ui
         return -(*err)->code;
     }
     if (buf && memchr(buf, '\0', len))
-        return mounts_error_plain(err, EINVAL, "'%s' contains a NUL byte", path);
+        return dbx_error_setx(err, EINVAL, "'%s' contains a NUL byte", path);
     if (buf && mounts_subid_find(buf, len, name, id, ret_start, ret_count) == 0) return 0;
 
     char idbuf[16];
     snprintf(idbuf, sizeof(idbuf), "%u", id);
     const char *who = name ? name : idbuf;
-    return mounts_error_plain(err, ENOENT,
+    return dbx_error_setx(err, ENOENT,
                               "no subordinate %s range for user '%s' in %s (add one: usermod "
                               "--add-subuids 100000-165535 --add-subgids 100000-165535 %s)",
                               kind, who, path, who);
@@ -121,7 +108,7 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err) {
         return -(*err)->code;
     /* The range must not contain our gid either (subid_line checked it against the uid). */
     if (m.gid >= start && m.gid - start < count)
-        return mounts_error_plain(err, EINVAL, "subordinate gid range %u-%u in %s contains gid %u",
+        return dbx_error_setx(err, EINVAL, "subordinate gid range %u-%u in %s contains gid %u",
                                   start, start + count - 1, SUBGID_PATH, (unsigned)m.gid);
     m.sub_gid = start;
     m.sub_gid_count = count;
@@ -167,7 +154,7 @@ int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_ra
     char path[64];
     if (n == 0 || n > 3) return dbx_error_set(err, EINVAL, "%s: bad range count %zu", tool, n);
     if (find_tool(tool, path, sizeof(path)) < 0)
-        return mounts_error_plain(err, ENOENT, "%s not found (install the 'uidmap' package)", tool);
+        return dbx_error_setx(err, ENOENT, "%s not found (install the 'uidmap' package)", tool);
 
     char nums[1 + 3 * 3][16];
     char *argv[2 + 3 * 3 + 1] = {(char *)tool, nums[0]};
@@ -223,8 +210,8 @@ int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_ra
     }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     first_line(buf);
-    if (*buf) return mounts_error_plain(err, EPERM, "%s", buf); /* the tool names itself */
+    if (*buf) return dbx_error_setx(err, EPERM, "%s", buf); /* the tool names itself */
     if (WIFSIGNALED(status))
-        return mounts_error_plain(err, EPERM, "%s killed by signal %d", tool, WTERMSIG(status));
-    return mounts_error_plain(err, EPERM, "%s exited with status %d", tool, WEXITSTATUS(status));
+        return dbx_error_setx(err, EPERM, "%s killed by signal %d", tool, WTERMSIG(status));
+    return dbx_error_setx(err, EPERM, "%s exited with status %d", tool, WEXITSTATUS(status));
 }

@@ -56,7 +56,3 @@ int mounts_apply_protected(const char *source, const char *const *paths, dbx_err
  * '\' as an escape).  Returns a malloc'd string. */
 char *mounts_fuse_opt_escape(const char *s);
 
-/* dbx_error_set without the ": strerror" suffix, for messages that already say what failed
- * (a tool's own stderr, an advice text) but still carry an errno-like code.  Returns -code. */
-int mounts_error_plain(dbx_error **err, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));

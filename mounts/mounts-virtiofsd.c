@@ -253,12 +253,12 @@ static int read_child_error(int fd, pid_t pid, dbx_error **err) {
         len += (size_t)n;
     }
     reap(pid, false);
-    if (len < sizeof(int32_t)) return mounts_error_plain(err, EIO, "virtiofsd setup failed");
+    if (len < sizeof(int32_t)) return dbx_error_setx(err, EIO, "virtiofsd setup failed");
     int32_t code;
     memcpy(&code, buf, sizeof(code));
     buf[len] = '\0';
     if (code <= 0 || code > 4095) code = EIO;
-    return mounts_error_plain(err, code, "%s", dbx_sanitize_printable(buf + sizeof(code)));
+    return dbx_error_setx(err, code, "%s", dbx_sanitize_printable(buf + sizeof(code)));
 }
 
 static int write_maps(pid_t pid, const struct mounts_idmap *map, dbx_error **err) {
@@ -335,10 +335,10 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         while ((w = waitpid(pid, &status, WNOHANG)) < 0 && errno == EINTR) {
         }
         if (w != pid) return pid; /* virtiofsd runs (or SIGCHLD is ignored: cannot tell) */
-        return mounts_error_plain(err, EIO, "virtiofsd exited at once (status 0x%x)", status);
+        return dbx_error_setx(err, EIO, "virtiofsd exited at once (status 0x%x)", status);
     }
     if (r == 1 && m == MSG_ERROR) return read_child_error(fd, pid, err);
     reap(pid, true);
     if (r < 0) return dbx_error_set(err, -r, "virtiofsd setup: sync");
-    return mounts_error_plain(err, EIO, "virtiofsd setup: unexpected message %d", m);
+    return dbx_error_setx(err, EIO, "virtiofsd setup: unexpected message %d", m);
 }

@@ -26,9 +26,7 @@ static void bad(struct prof_apply *a, const struct prof_entry *e, unsigned line,
                 ...) {
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        dbx_oom_hook();
+    _cleanup_free_ char *m = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     if (line)
         prof_errf(a->errors, "%s:%u: [%s] %s: %s", a->l->name, line, e->section, e->key, m);

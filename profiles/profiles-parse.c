@@ -35,9 +35,7 @@ static void perr(struct pctx *c, unsigned line, const char *fmt, ...)
 static void perr(struct pctx *c, unsigned line, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        dbx_oom_hook();
+    _cleanup_free_ char *m = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     prof_errf(c->errors, "%s:%u: %s", c->l->name, line, m);
     c->nerr++;
@@ -401,9 +399,7 @@ void prof_errf(char ***errors, const char *fmt, ...) {
         return;
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        dbx_oom_hook();
+    _cleanup_free_ char *m = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     if (n == PROF_MAX_ERRORS)
         *errors = dbx_strv_push(*errors, "more problems not listed");

@@ -32,9 +32,7 @@ static void push(char ***v, const char *fmt, ...) __attribute__((format(printf, 
 static void push(char ***v, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    _cleanup_free_ char *m = NULL;
-    if (vasprintf(&m, fmt, ap) < 0)
-        dbx_oom_hook();
+    _cleanup_free_ char *m = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     *v = dbx_strv_push(*v, m);
 }

@@ -364,3 +364,52 @@ restart() {
     ok dbx stop
     assert_no_vm_procs 10
 }
+
+# write_attacks FILE: a script for the box (run from the repository root with `sh FILE`) that
+# tries to change every default protected path in the ways an agent might, one line per
+# attempt: "NAME=blocked" or "NAME=ALLOWED".  It leaves nothing behind when all are blocked.
+write_attacks() {
+    cat >"$1" <<'ATTACKS'
+try() {
+    n=$1
+    shift
+    if ( "$@" ) >/dev/null 2>&1; then echo "$n=ALLOWED"; else echo "$n=blocked"; fi
+}
+try ini_append sh -c 'echo x >> devbox.ini'
+try ini_truncate sh -c ': > devbox.ini'
+try ini_mv mv devbox.ini devbox.ini.x
+try ini_rm rm -f devbox.ini
+try ini_link ln devbox.ini ini-hardlink
+try ini_chmod chmod 666 devbox.ini
+try ini_touch touch -d '2001-01-01 00:00' devbox.ini
+try ini_replace sh -c 'echo "[security]" > ini.new && mv -f ini.new devbox.ini'
+try ini_symlink ln -sf /tmp/evil devbox.ini
+try git_mv mv .git .git.old
+try git_rm_config rm -f .git/config
+try git_mv_config mv .git/config .git/config.old
+try git_config_append sh -c 'echo >> .git/config'
+try git_config_replace sh -c 'cp .git/config .git/cfg.new && echo "[core] fsmonitor = evil" >> .git/cfg.new && mv -f .git/cfg.new .git/config'
+try hooks_mkdir mkdir -p .git/hooks/x
+try hooks_touch touch .git/hooks/pre-commit
+try hooks_write sh -c 'printf "#!/bin/sh\necho pwned\n" > .git/hooks/post-checkout'
+try hooks_sample_append sh -c 'echo x >> .git/hooks/pre-commit.sample'
+try hooks_sample_rm rm -f .git/hooks/pre-commit.sample
+try hooks_mv mv .git/hooks .git/hooks.old
+try hooks_rm_rf rm -rf .git/hooks
+try hooks_chmod chmod 777 .git/hooks
+try gitmodules_append sh -c 'echo x >> .gitmodules'
+try gitmodules_rm rm -f .gitmodules
+try gitmodules_mv mv .gitmodules gm.old
+rm -f ini.new .git/cfg.new 2>/dev/null
+exit 0
+ATTACKS
+}
+
+# assert_all_blocked OUTPUT WHAT: every line of write_attacks' output says "blocked".
+assert_all_blocked() {
+    local allowed
+    allowed=$(printf '%s\n' "$1" | grep '=ALLOWED$' | tr '\n' ' ')
+    [ -z "$allowed" ] || fail "$2: allowed: $allowed"
+    [ "$(printf '%s\n' "$1" | grep -c '=blocked$')" -ge 25 ] ||
+        fail "$2: expected 25 blocked attempts, got $(show "$1")"
+}

@@ -23,6 +23,8 @@
  *        probe remount_rw PATH try to make the read-only mount at PATH writable:
  *                              open_tree + mount_setattr, mount(MS_REMOUNT|MS_BIND), then
  *                              open(PATH, O_WRONLY|O_APPEND) (nothing is written)
+ *        probe handle_open PATH DIR   name_to_handle_at(PATH), then open_by_handle_at through
+ *                              DIR's mount for writing ("shocker"; nothing is written)
  * Exit status: 0 unless the usage is wrong (2). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -165,6 +167,8 @@ static long try_syscall(const char *name, int *unknown) {
         return syscall(SYS_pivot_root, WRONG_POINTER, WRONG_POINTER);
     if (!strcmp(name, "chroot"))
         return syscall(SYS_chroot, WRONG_POINTER);
+    if (!strcmp(name, "open_by_handle_at"))
+        return syscall(SYS_open_by_handle_at, -1, WRONG_POINTER, 0);
     if (!strcmp(name, "fork")) {
         pid_t p = fork();
         if (p == 0)
@@ -372,6 +376,30 @@ static int cmd_remount_rw(const char *path) {
     return 0;
 }
 
+static int cmd_handle_open(const char *path, const char *dir) {
+    struct {
+        struct file_handle fh;
+        unsigned char buf[128];
+    } h;
+    int mnt = 0;
+    h.fh.handle_bytes = sizeof h.buf;
+    int r = name_to_handle_at(AT_FDCWD, path, &h.fh, &mnt, 0);
+    printf("name_to_handle_at=%s\n", errname(r < 0 ? errno : 0));
+    if (r < 0)
+        return 0;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        printf("open_dir=%s\n", errname(errno));
+        return 0;
+    }
+    int fd = open_by_handle_at(dfd, &h.fh, O_WRONLY | O_APPEND | O_CLOEXEC);
+    printf("open_by_handle_at=%s\n", errname(fd < 0 ? errno : 0));
+    if (fd >= 0)
+        close(fd);
+    close(dfd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
@@ -417,11 +445,13 @@ int main(int argc, char **argv) {
         return cmd_spin(atof(argv[2]));
     if (!strcmp(argv[1], "hog") && argc == 3)
         return cmd_hog(atol(argv[2]));
+    if (!strcmp(argv[1], "handle_open") && argc == 4)
+        return cmd_handle_open(argv[2], argv[3]);
     if (!strcmp(argv[1], "remount_rw") && argc == 3)
         return cmd_remount_rw(argv[2]);
 usage:
     fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
                     "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-                    "remount_rw PATH\n");
+                    "remount_rw PATH | handle_open PATH DIR\n");
     return 2;
 }

@@ -13,17 +13,21 @@ memory = 64M
 swap = 0
 pids = 64
 cpu = 0.2
-nofile = 1024'
+nofile = 1024
+nproc = 500
+io_weight = 50'
 
 ok dbx profile check
 assert_eq ok "$OUT" "profile check"
-ok dbx exec -- sh -c 'cd /sys/fs/cgroup/box && for f in memory.max memory.swap.max pids.max cpu.max; do echo "$f=$(cat $f)"; done; echo "nofile=$(ulimit -n)"; echo "cgroup=$(cat /proc/self/cgroup)"'
+ok dbx exec -- sh -c 'cd /sys/fs/cgroup/box && for f in memory.max memory.swap.max pids.max cpu.max; do echo "$f=$(cat $f)"; done; echo "nofile=$(ulimit -n)"; echo "nproc=$(ulimit -u)"; echo "io=$(cat io.weight 2>&1 | head -n 1)"; echo "cgroup=$(cat /proc/self/cgroup)"'
 cg=$OUT
 assert_kv "$cg" cgroup "0::/box"
 assert_kv "$cg" memory.max $((64 << 20)) "cgroup memory.max"
 assert_kv "$cg" memory.swap.max 0 "cgroup memory.swap.max"
 assert_kv "$cg" pids.max 64 "cgroup pids.max"
 assert_kv "$cg" nofile 1024 "RLIMIT_NOFILE"
+assert_kv "$cg" nproc 500 "RLIMIT_NPROC"
+assert_kv "$cg" io "default 50" "cgroup io.weight"
 read -r quota period <<<"$(kv "$cg" cpu.max)"
 assert_match "$quota $period" '^[0-9]+ [0-9]+$' "cpu.max"
 assert_eq 200 $((quota * 1000 / period)) "cpu.max quota/period in thousandths of a CPU ($quota $period)"
@@ -38,8 +42,9 @@ assert_le "$(kv "$bomb" max_current)" 64 "pids.current during the bomb"
 ok dbx exec -- sh -c 'grep "^max " /sys/fs/cgroup/box/pids.events'
 assert_match "$OUT" '^max [1-9][0-9]*$' "pids.events after the bomb"
 ok dbx exec true
-# the classic one, left running until the client is interrupted
-run timeout -s INT 10 "$DEVBOX" exec -- sh -c 'b() { b | b & }; b; sleep 60'
+# the classic one, left running until the client is interrupted (background jobs of a
+# non-interactive shell ignore SIGINT, so the client is killed 5 s later)
+run timeout -s INT -k 5 8 "$DEVBOX" exec -- sh -c 'b() { b | b & }; b; sleep 60'
 log "classic fork bomb client ended with rc $RC"
 wait_until 60 "$DEVBOX" exec true >/dev/null 2>&1 </dev/null ||
     fail "'devbox exec true' does not work within 60s after the fork bomb"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# t-policy-rootless: the default policy for an ordinary host user (dbxtest, as in t-rootless):
+# commands run as the user's uid/gid with every capability set empty, no_new_privs and the
+# seccomp filter, in cgroup /box; a setuid-root binary does not help; the protected paths hold
+# for the user and for guest root; files land on the host owned by the user.  Needs root.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip "needs root to create and switch to the test user"
+command -v runuser >/dev/null || skip "runuser not installed"
+command -v newuidmap >/dev/null || fail "newuidmap missing (package uidmap)"
+
+TU=dbxtest
+if ! id "$TU" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash "$TU" || fail "useradd $TU"
+fi
+if ! grep -q "^$TU:" /etc/subuid || ! grep -q "^$TU:" /etc/subgid; then
+    usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TU" || fail "usermod --add-subuids"
+fi
+tuid=$(id -u "$TU")
+tgid=$(id -g "$TU")
+
+chmod 711 "$TEST_TMP"
+U=$TEST_TMP/u
+mkdir -p "$U/bin" "$U/share" "$U/home"
+cp "$DEVBOX" "$U/bin/devbox" || fail "copy devbox"
+init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
+[ -f "$init" ] || fail "guest init not found at $init"
+cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"
+cp "$DBX_TEST_IMAGE" "$U/share/rootfs.tar"
+cp "$DEVBOX_KERNEL_DEB" "$U/share/$(basename "$DEVBOX_KERNEL_DEB")"
+chmod 755 "$U" "$U/bin" "$U/share" "$U/bin/"*
+chmod 644 "$U/share/"*
+chown "$TU:$tgid" "$U/home"
+chmod 700 "$U/home"
+
+as_user() {
+    runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$U/home" USER="$TU" \
+        LOGNAME="$TU" DEVBOX_HOME="$U/home/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
+        DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
+}
+UD="$U/bin/devbox"
+RU=$U/home/repo
+CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
+ux() { run_in "$RU" as_user timeout 240 "$UD" exec "$@"; }
+
+as_user git init -q "$RU" || fail "git init as $TU"
+build_probe "$TEST_TMP"
+cp "$TEST_TMP/probe" "$RU/probe"
+printf '[submodule "lib"]\n\tpath = lib\n\turl = https://example.invalid/lib.git\n' >"$RU/.gitmodules"
+write_profile "$RU" $'[limits]\npids = 2000'
+write_attacks "$RU/attacks.sh"
+chown -R "$TU:$tgid" "$RU"
+run_in "$RU" as_user "$UD" image import "$U/share/rootfs.tar" default
+assert_eq 0 "$RC" "image import as $TU: $(show "$ERR")"
+
+ux -- sh -c './probe status; ./probe ids; echo "cgroup=$(cat /proc/self/cgroup)"; echo "home=$HOME"; ./probe sys mount bpf unshare_user read'
+st=$OUT
+assert_eq 0 "$RC" "exec as $TU: $(show "$ERR")"
+assert_confined_status "$st" "$TU"
+assert_kv "$st" uid "$tuid/$tuid/$tuid" "ids of $TU in the box"
+assert_kv "$st" gid "$tgid/$tgid/$tgid" "gids of $TU in the box"
+assert_kv "$st" cgroup "0::/box" "$TU"
+assert_kv "$st" mount EPERM "$TU: mount"
+assert_kv "$st" bpf EPERM "$TU: bpf"
+assert_kv "$st" unshare_user EPERM "$TU: unshare(CLONE_NEWUSER)"
+assert_kv "$st" read EBADF "$TU: read(-1)"
+home=$(kv "$st" home)
+[[ $home == /* && $home != "$RU" && $home != "$RU"/* ]] || fail "HOME of $TU in the box: $(show "$home")"
+ux -- sh -c 'touch "$HOME/x" && echo ok'
+assert_eq ok "$OUT" "HOME of $TU is writable in the box"
+
+ux -- sh -c 'echo hi > out.txt; mkdir -p od; ln -sf /usr/bin/suidtest /tmp/id; /tmp/id -u'
+assert_eq "$tuid" "$OUT" "setuid-root busybox id -u as $TU"
+assert_eq "$tuid:$tgid" "$(stat -c %u:%g "$RU/out.txt")" "host owner of a file $TU made in the box"
+assert_eq "$tuid:$tgid" "$(stat -c %u:%g "$RU/od")" "host owner of a directory $TU made in the box"
+
+ux -u root -- ./probe status
+assert_confined_status "$OUT" "guest root of $TU"
+
+before=$(cd "$RU" && fingerprint devbox.ini .gitmodules .git/config .git/hooks)
+ux -- sh attacks.sh
+assert_all_blocked "$OUT" "$TU"
+ux -u root -- sh attacks.sh
+assert_all_blocked "$OUT" "guest root of $TU"
+assert_eq "$before" "$(cd "$RU" && fingerprint devbox.ini .gitmodules .git/config .git/hooks)" "protected paths on the host"
+
+run_in "$RU" as_user timeout 60 "$UD" stop
+assert_eq 0 "$RC" "stop as $TU: $(show "$ERR")"
+assert_no_vm_procs 10
