@@ -30,10 +30,9 @@ static int error_store(dbx_error **err, int code, char *msg) {
 int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
     int code = errnum > 0 ? errnum : (errnum < 0 ? -errnum : EIO);
     if (!err) return -code;
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    char *msg = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     if (errnum != 0) {
         char *full = dbx_xasprintf("%s: %s", msg, strerror(code));
@@ -46,20 +45,18 @@ int dbx_error_set(dbx_error **err, int errnum, const char *fmt, ...) {
 int dbx_error_setx(dbx_error **err, int code, const char *fmt, ...) {
     code = code > 0 ? code : (code < 0 ? -code : EIO);
     if (!err) return -code;
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    char *msg = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     return error_store(err, code, msg);
 }
 
 int dbx_error_wrap(dbx_error **err, const char *fmt, ...) {
     if (!err || !*err) return -EIO;
-    char *ctx = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&ctx, fmt, ap) < 0) dbx_oom_hook();
+    char *ctx = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     char *full = dbx_xasprintf("%s: %s", ctx, (*err)->msg);
     free(ctx);
@@ -109,10 +106,9 @@ char *dbx_xvasprintf(const char *fmt, va_list ap) {
 }
 
 char *dbx_xasprintf(const char *fmt, ...) {
-    char *p = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&p, fmt, ap) < 0) dbx_oom_hook();
+    char *p = dbx_xvasprintf(fmt, ap);
     va_end(ap);
     return p;
 }
