@@ -242,6 +242,21 @@ static void chain_apply(const struct chain *c, const struct profile_user *user, 
     chain_hash(c, p->hash);
 }
 
+/* Apply a loaded chain to a fresh profile and consume the chain: *ret on success, or every
+ * problem collected so far (loading and applying) as one error. */
+static int chain_finish(struct chain *c, const struct profile_user *user, char ***errors,
+                        struct profile *ret, dbx_error **err) {
+    struct profile p = {0};
+    chain_apply(c, user, &p, errors);
+    chain_clear(c);
+    if (*errors) {
+        profile_clear(&p);
+        return prof_errors_raise(*errors, err);
+    }
+    *ret = p;
+    return 0;
+}
+
 int profile_load(int root_fd, const char *root, const struct profile_user *user,
                  const char *builtin_dir, struct profile *ret, dbx_error **err) {
     _cleanup_strv_ char **errors = NULL;
@@ -264,15 +279,7 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
         }
     }
     free(why);
-    struct profile p = {0};
-    chain_apply(&c, user, &p, &errors);
-    chain_clear(&c);
-    if (errors) {
-        profile_clear(&p);
-        return prof_errors_raise(errors, err);
-    }
-    *ret = p;
-    return 0;
+    return chain_finish(&c, user, &errors, ret, err);
 }
 
 void profile_clear(struct profile *p) {
@@ -321,15 +328,7 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
                &errors);
     while (follow(&c, AT_FDCWD, bdir, &errors)) {
     }
-    struct profile p = {0};
-    chain_apply(&c, user, &p, &errors);
-    chain_clear(&c);
-    if (errors) {
-        profile_clear(&p);
-        return prof_errors_raise(errors, err);
-    }
-    *ret = p;
-    return 0;
+    return chain_finish(&c, user, &errors, ret, err);
 }
 
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
