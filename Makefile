@@ -11,17 +11,18 @@ SAN     ?=
 DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjansson-dev \
               libssl-dev libcurl4-openssl-dev libseccomp-dev libcmocka-dev
 DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprogs genext2fs \
-              apt dpkg zstd
-DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect git
+              apt dpkg zstd mmdebstrap passt ca-certificates
+DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd expect git \
+              docker-registry skopeo umoci apache2-utils openssl curl iproute2
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
-PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp
+PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp libcurl
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil
+HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil -pthread
 
 COMMON_SRCS := $(wildcard common/*.c) guest/protocol.c
 GUEST_SRCS  := $(filter-out guest/protocol.c,$(wildcard guest/*.c))
-LIB_SRCS    := $(COMMON_SRCS) $(wildcard vm/*.c mounts/*.c policy/*.c profiles/*.c) \
+LIB_SRCS    := $(COMMON_SRCS) $(wildcard vm/*.c mounts/*.c policy/*.c profiles/*.c oci/*.c) \
                $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)

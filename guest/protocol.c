@@ -37,6 +37,9 @@ static const char *const msg_names[DBX_MSG_MAX_] = {
     [DBX_MSG_RESIZE] = "resize", [DBX_MSG_SIGNAL] = "signal",     [DBX_MSG_EXIT] = "exit",
     [DBX_MSG_ERROR] = "error",   [DBX_MSG_STATUS] = "status",
     [DBX_MSG_STATUS_REPLY] = "status-reply", [DBX_MSG_STOP] = "stop",
+    [DBX_MSG_SOCK_OPEN] = "sock-open", [DBX_MSG_SOCK_OK] = "sock-ok",
+    [DBX_MSG_SOCK_DATA] = "sock-data", [DBX_MSG_SOCK_CLOSE] = "sock-close",
+    [DBX_MSG_PORT_REQ] = "port-request", [DBX_MSG_PORT_REPLY] = "port-reply",
 };
 
 const char *dbx_msg_name(uint8_t type) {
@@ -276,7 +279,8 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
 
 void dbx_plan_permissive(struct dbx_plan *ret) {
     *ret = (struct dbx_plan){.swap_max = UINT64_MAX, .cpu_period_us = 100000, .caps = DBX_CAP_ALL,
-                             .user = dbx_xstrdup("")};
+                             .user = dbx_xstrdup(""), .net_addr = dbx_xstrdup(""),
+                             .net_gw = dbx_xstrdup(""), .net_dns = dbx_xstrdup("")};
 }
 
 void dbx_plan_free(struct dbx_plan *p) {
@@ -287,6 +291,9 @@ void dbx_plan_free(struct dbx_plan *p) {
     free(p->protected);
     for (uint32_t i = 0; p->env && i < p->nenv; i++) free(p->env[i]);
     free(p->env);
+    free(p->net_addr);
+    free(p->net_gw);
+    free(p->net_dns);
     *p = (struct dbx_plan){0};
 }
 
@@ -310,6 +317,11 @@ void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
     for (uint32_t i = 0; i < p->nprotected; i++) dbx_buf_put_str(out, p->protected[i]);
     dbx_buf_put_u32(out, p->nenv);
     for (uint32_t i = 0; i < p->nenv; i++) dbx_buf_put_str(out, p->env[i]);
+    dbx_buf_put_u8(out, p->net_mode);
+    dbx_buf_put_u16(out, p->proxy_port);
+    dbx_buf_put_str(out, p->net_addr ? p->net_addr : "");
+    dbx_buf_put_str(out, p->net_gw ? p->net_gw : "");
+    dbx_buf_put_str(out, p->net_dns ? p->net_dns : "");
     uint8_t md[32];
     dbx_sha256(out->data + start, out->len - start, md);
     dbx_buf_put(out, md, sizeof(md));
@@ -341,7 +353,16 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
         if (get_strv(&c, DBX_PLAN_MAX_PATHS, &r.nprotected, &r.protected) < 0 ||
             get_strv(&c, DBX_PLAN_MAX_ENV, &r.nenv, &r.env) < 0)
             why = "bad path or environment list";
+        else if (dbx_get_u8(&c, &r.net_mode) < 0 || dbx_get_u16(&c, &r.proxy_port) < 0 ||
+                 dbx_get_str(&c, 64, &r.net_addr) < 0 || dbx_get_str(&c, 64, &r.net_gw) < 0 ||
+                 dbx_get_str(&c, 64, &r.net_dns) < 0)
+            why = "truncated network settings";
         else if (c.left != 0) why = "trailing bytes";
+        else if (r.net_mode > DBX_NET_OPEN) why = "bad network mode";
+        else if ((r.net_mode == DBX_NET_ALLOWLIST) != (r.proxy_port != 0))
+            why = "network mode and proxy port disagree";
+        else if ((r.net_mode == DBX_NET_OPEN) != (r.net_addr[0] != '\0'))
+            why = "network mode and address disagree";
         else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT) why = "bad flag";
         else if ((r.seccomp_mode == DBX_SECCOMP_UNCONFINED) != (r.bpf_len == 0))
             why = "seccomp mode and program disagree";

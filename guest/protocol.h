@@ -54,14 +54,38 @@ enum dbx_msg {
     DBX_MSG_EXIT = 18,    /* guest->host: u8 signaled, u32 value; last frame of a session */
     DBX_MSG_ERROR = 19,   /* either way: u32 code, str message; ends the session (or, on
                              session 0 before READY, the boot) */
+    /* socket sessions (network): a byte stream between a TCP connection in the guest and one
+     * on the host.  Opened by either side: the guest opens sessions with ids that have
+     * DBX_SESSION_GUEST set, the host with ids that do not.  Flow control as for exec streams,
+     * with CREDIT stream DBX_STREAM_SOCK. */
+    DBX_MSG_SOCK_OPEN = 20,  /* u8 kind (enum dbx_sock_kind), u16 port:
+                                guest->host DBX_SOCK_PROXY: a connection to the guest's proxy
+                                listener (port = the listener's);
+                                host->guest DBX_SOCK_FORWARD: connect to 127.0.0.1:port in the
+                                guest (a forwarded host port) */
+    DBX_MSG_SOCK_OK = 21,    /* reply to SOCK_OPEN: empty; the stream is connected (a refusal
+                                is an ERROR) */
+    DBX_MSG_SOCK_DATA = 22,  /* either way: bytes; empty payload = EOF (shutdown(SHUT_WR)) */
+    DBX_MSG_SOCK_CLOSE = 23, /* either way: empty; the session is over (no reply) */
     /* client <-> supervisor only, session 0; never sent to the guest */
     DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
     DBX_MSG_STATUS_REPLY = 31, /* supervisor->client: str json */
     DBX_MSG_STOP = 32,         /* client->supervisor: empty; reply is the socket closing */
-    DBX_MSG_MAX_ = 33,
+    DBX_MSG_PORT_REQ = 33,     /* client->supervisor: str request ("add HOST GUEST", "rm HOST",
+                                  "ls") */
+    DBX_MSG_PORT_REPLY = 34,   /* supervisor->client: u32 status (0 ok), str text */
+    DBX_MSG_MAX_ = 35,
 };
 
-enum dbx_stream { DBX_STREAM_STDIN = 0, DBX_STREAM_STDOUT = 1, DBX_STREAM_STDERR = 2 };
+enum dbx_stream {
+    DBX_STREAM_STDIN = 0,
+    DBX_STREAM_STDOUT = 1,
+    DBX_STREAM_STDERR = 2,
+    DBX_STREAM_SOCK = 3, /* a socket session's data, in the direction of the CREDIT's sender */
+};
+
+enum dbx_sock_kind { DBX_SOCK_PROXY = 1, DBX_SOCK_FORWARD = 2 };
+#define DBX_SESSION_GUEST 0x80000000u /* session ids the guest allocates */
 
 /* Error codes carried in DBX_MSG_ERROR follow the exit-code convention. */
 enum {
@@ -107,6 +131,11 @@ enum dbx_seccomp_mode {
 #define DBX_PLAN_MAX_PATHS 256u   /* protected paths */
 #define DBX_PLAN_MAX_ENV 1024u
 #define DBX_CAP_ALL UINT64_MAX    /* "keep every capability": no capability changes */
+enum dbx_net_mode {
+    DBX_NET_NONE = 0,      /* no network device: loopback only */
+    DBX_NET_ALLOWLIST = 1, /* no network device; the init's proxy listener on 127.0.0.1 */
+    DBX_NET_OPEN = 2,      /* a virtio-net device behind user-mode NAT on the host */
+};
 struct dbx_plan {
     uint64_t mem_max;       /* cgroup memory.max in bytes; 0 = "max" */
     uint64_t swap_max;      /* memory.swap.max in bytes; UINT64_MAX = "max" */
@@ -127,6 +156,11 @@ struct dbx_plan {
     char **protected;       /* workspace-relative paths, read-only in the guest as well */
     uint32_t nenv;
     char **env;             /* "K=V" added to every command's environment */
+    uint8_t net_mode;       /* enum dbx_net_mode */
+    uint16_t proxy_port;    /* allowlist: the init listens on 127.0.0.1:proxy_port; else 0 */
+    char *net_addr;         /* open: eth0's "A.B.C.D/PREFIX"; else "" */
+    char *net_gw;           /* open: the default gateway "A.B.C.D"; else "" */
+    char *net_dns;          /* open: the nameserver for /etc/resolv.conf; else "" */
 };
 
 struct dbx_setup {
