@@ -61,6 +61,30 @@ void prof_layer_freep(struct profile_layer **l);
  * when a or b is longer than 64 bytes or the distance is not below strlen(a). */
 unsigned prof_distance(const char *a, const char *b);
 
+/* User-only keys (config.ini): [ceilings] cpus/memory/disk, [registries] insecure/ca_file,
+ * [network] listen.  NULL when (section, key) is not one. */
+struct prof_user_key {
+    const char *section, *key;
+    unsigned flags; /* PROF_LIST */
+};
+const struct prof_user_key *prof_user_key_find(const char *section, const char *key);
+/* The closest user-only key of `section` within distance 2, or NULL. */
+const char *prof_user_suggest(const char *section, const char *key);
+/* A config.ini-only section ("ceilings", "registries")? */
+bool prof_user_section(const char *section);
+
+/* ---- profiles-names.c ---- */
+
+/* Each returns a normalized copy (caller frees), or NULL with *why (static). */
+char *prof_allow_normalize(const char *in, const char **why);    /* profile.h's allow forms */
+char *prof_resolve_normalize(const char *in, const char **why);  /* "name:addr" */
+char *prof_addr_normalize(const char *in, const char **why);     /* one IP address */
+char *prof_registry_normalize(const char *in, const char **why); /* host[:port] */
+/* Decimal 1..65535, no sign, no leading zero. */
+bool prof_port_parse(const char *s, uint16_t *ret);
+/* The docker reference grammar (sha256 digests only); false with *why. */
+bool prof_image_ref_ok(const char *ref, const char **why);
+
 /* ---- profiles-keys.c ---- */
 
 enum { PROF_LIST = 1u << 0 };
@@ -87,6 +111,8 @@ void prof_apply_layer(struct profile *p, const struct profile_layer *l, char ***
 /* Checks spanning keys, on the effective profile. */
 void prof_check(const struct profile *p, char ***errors);
 void prof_origin_set(struct profile *p, const char *key, const char *where);
+/* The same on any origin vector (struct profile_user's). */
+void prof_origins_set(struct profile_origin **v, size_t *n, const char *key, const char *where);
 void prof_origin_drop(struct profile *p, const char *key);
 /* Remove s from the vector (in place); true if it was there. */
 bool prof_strv_remove(char **v, const char *s);

@@ -89,13 +89,9 @@ static bool parse_size_range(const char *v, uint64_t min, uint64_t max, uint64_t
 }
 
 static void parse_image(struct prof_apply *a, const struct prof_entry *e) {
-    const char *v = single(e);
-    size_t n = strlen(v);
-    bool ok = n >= 1 && n <= 255;
-    for (const char *s = v; ok && *s; s++)
-        ok = (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || strchr("._-:/@", *s);
-    if (!ok)
-        return bad(a, e, e->line, "'%s' is not an image name (1 to 255 of a-z 0-9 . _ - : / @)", v);
+    const char *v = single(e), *why = NULL;
+    if (!prof_image_ref_ok(v, &why))
+        return bad(a, e, e->line, "'%s' is not an image reference or name: %s", v, why);
     free(a->p->image);
     a->p->image = dbx_xstrdup(v);
     set_origin(a, e, e->line);
@@ -480,82 +476,6 @@ static void parse_net_mode(struct prof_apply *a, const struct prof_entry *e) {
     bad(a, e, e->line, "must be 'none', 'allowlist' or 'open', not '%s'", single(e));
 }
 
-static bool host_label_ok(const char *s, size_t n) {
-    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-            return false;
-    return true;
-}
-
-/* A host name, "*.suffix", or an IP literal (dotted-quad IPv4 only: inet_aton's other
- * spellings such as 0x7f.1 or 2130706433 are refused, they are how allowlists get
- * bypassed), with an optional ":port".  Returns the normalized form or NULL with *why. */
-static char *allow_normalize(const char *in, const char **why) {
-    _cleanup_free_ char *host = NULL;
-    const char *port = NULL;
-    if (strlen(in) > 262)
-        return *why = "longer than 262 bytes", NULL;
-    if (in[0] == '[') {
-        const char *rb = strchr(in, ']');
-        if (!rb)
-            return *why = "'[' without ']'", NULL;
-        host = dbx_xstrndup(in + 1, (size_t)(rb - in - 1));
-        if (rb[1] == ':')
-            port = rb + 2;
-        else if (rb[1])
-            return *why = "expected ':port' after ']'", NULL;
-    } else if (strchr(in, ':') != strrchr(in, ':')) {
-        host = dbx_xstrdup(in); /* bare IPv6, no port */
-    } else {
-        host = dbx_xstrndup(in, strcspn(in, ":"));
-        if (strchr(in, ':'))
-            port = strchr(in, ':') + 1;
-    }
-    uint64_t pn = 0;
-    if (port && dbx_parse_u64(port, 1, 65535, &pn) < 0)
-        return *why = "port must be 1 to 65535", NULL;
-    char buf[INET6_ADDRSTRLEN];
-    struct in6_addr a6;
-    struct in_addr a4;
-    if (strchr(host, ':') || in[0] == '[') {
-        if (inet_pton(AF_INET6, host, &a6) != 1)
-            return *why = "not an IPv6 address", NULL;
-        inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
-        return pn ? dbx_xasprintf("[%s]:%u", buf, (unsigned)pn) : dbx_xstrdup(buf);
-    }
-    for (char *s = host; *s; s++)
-        *s = (char)tolower((unsigned char)*s);
-    if (inet_pton(AF_INET, host, &a4) != 1) {
-        if (inet_aton(host, &a4))
-            return *why = "write IPv4 addresses as a.b.c.d", NULL;
-        const char *h = host;
-        bool wild = dbx_str_has_prefix(h, "*.");
-        if (wild)
-            h += 2;
-        if (strlen(h) > 253)
-            return *why = "host name longer than 253 bytes", NULL;
-        size_t labels = 0;
-        const char *last = h;
-        for (const char *s = h;;) {
-            size_t len = strcspn(s, ".");
-            if (!host_label_ok(s, len))
-                return *why = "not a host name, *.domain or IP address", NULL;
-            labels++;
-            last = s;
-            if (!s[len])
-                break;
-            s += len + 1;
-        }
-        if (strspn(last, "0123456789") == strlen(last))
-            return *why = "not a host name or IPv4 address", NULL;
-        if (wild && labels < 2)
-            return *why = "'*.' needs a domain of at least two labels", NULL;
-    }
-    return pn ? dbx_xasprintf("%s:%u", host, (unsigned)pn) : TAKE_PTR(host);
-}
-
 static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
     struct item *v = NULL;
     ssize_t n = split_items(a, e, &v);
@@ -565,7 +485,7 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
     bool ok = true;
     for (ssize_t i = 0; i < n; i++) {
         const char *why = NULL;
-        _cleanup_free_ char *norm = allow_normalize(v[i].s, &why);
+        _cleanup_free_ char *norm = prof_allow_normalize(v[i].s, &why);
         if (!norm) {
             bad(a, e, v[i].line, "'%s': %s", v[i].s, why);
             ok = false;
@@ -578,6 +498,82 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
         return;
     dbx_strv_free(a->p->allow);
     a->p->allow = TAKE_PTR(allow);
+    set_origin(a, e, e->line);
+}
+
+/* One entry per name: two addresses for one name would make the answer depend on order. */
+static void parse_resolve(struct prof_apply *a, const struct prof_entry *e) {
+    struct item *v = NULL;
+    ssize_t n = split_items(a, e, &v);
+    if (n < 0)
+        return;
+    _cleanup_strv_ char **res = NULL;
+    bool ok = true;
+    for (ssize_t i = 0; i < n; i++) {
+        const char *why = NULL;
+        _cleanup_free_ char *norm = prof_resolve_normalize(v[i].s, &why);
+        if (!norm) {
+            bad(a, e, v[i].line, "'%s': %s", v[i].s, why);
+            ok = false;
+            continue;
+        }
+        size_t nl = strcspn(norm, ":") + 1;
+        for (size_t j = 0; res && res[j]; j++)
+            if (strncmp(res[j], norm, nl) == 0 && strcmp(res[j], norm) != 0) {
+                bad(a, e, v[i].line, "'%s': '%.*s' already resolves to '%s'", v[i].s,
+                    (int)(nl - 1), norm, res[j] + nl);
+                ok = false;
+            }
+        if (ok && !prof_strv_contains(res, norm))
+            res = dbx_strv_push(res, norm);
+    }
+    items_free(v, (size_t)n);
+    if (!ok)
+        return;
+    dbx_strv_free(a->p->resolve);
+    a->p->resolve = TAKE_PTR(res);
+    set_origin(a, e, e->line);
+}
+
+/* ---- ports --------------------------------------------------------------------------------- */
+
+static void ports_remove(struct profile *p, uint16_t host) {
+    for (size_t i = 0; i < p->nports; i++)
+        if (p->ports[i].host == host) {
+            memmove(&p->ports[i], &p->ports[i + 1], (p->nports - i - 1) * sizeof(*p->ports));
+            p->nports--;
+            return;
+        }
+}
+
+/* HOST = GUEST, or HOST = none to drop an inherited forward.  A later file replaces a
+ * forward by its host port; the same host port twice in one file is a duplicate key. */
+static void parse_port(struct prof_apply *a, const struct prof_entry *e) {
+    uint16_t host = 0, guest = 0;
+    if (!prof_port_parse(e->key, &host)) {
+        _cleanup_free_ char *w = e->line ? dbx_xasprintf("%s:%u", a->l->name, e->line)
+                                         : dbx_xstrdup(a->l->name);
+        prof_errf(a->errors, "%s: [ports] '%s': the host port must be 1 to 65535", w, e->key);
+        return;
+    }
+    bool drop = strcmp(single(e), "none") == 0;
+    if (!drop && !prof_port_parse(single(e), &guest))
+        return bad(a, e, e->line, "the guest port must be 1 to 65535 or 'none', not '%s'",
+                   single(e));
+    struct profile *p = a->p;
+    size_t i = 0;
+    while (i < p->nports && p->ports[i].host != host)
+        i++;
+    if (drop) {
+        ports_remove(p, host);
+    } else if (i < p->nports) {
+        p->ports[i].guest = guest;
+    } else {
+        if (p->nports >= PROFILE_MAX_PORTS)
+            return bad(a, e, e->line, "more than %u port forwards", PROFILE_MAX_PORTS);
+        p->ports = dbx_xrealloc(p->ports, (p->nports + 1) * sizeof(*p->ports));
+        p->ports[p->nports++] = (struct profile_port){.host = host, .guest = guest};
+    }
     set_origin(a, e, e->line);
 }
 
@@ -605,15 +601,43 @@ const struct prof_key prof_keys[] = {
     {"workspace", "unprotect", parse_protect, PROF_LIST},
     {"network", "mode", parse_net_mode, 0},
     {"network", "allow", parse_allow, PROF_LIST},
+    {"network", "resolve", parse_resolve, PROF_LIST},
 };
 const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
-const char *const prof_sections[] = {"profile",   "box", "limits",  "security",
-                                     "workspace", "env", "network", NULL};
+const char *const prof_sections[] = {"profile", "box",     "limits", "security", "workspace",
+                                     "env",     "network", "ports",  NULL};
 static const struct prof_key env_key = {"env", "*", parse_env, 0};
+static const struct prof_key port_key = {"ports", "*", parse_port, 0};
+
+static const struct prof_user_key user_keys[] = {
+    {"ceilings", "cpus", 0},          {"ceilings", "memory", 0},
+    {"ceilings", "disk", 0},          {"registries", "insecure", PROF_LIST},
+    {"registries", "ca_file", 0},     {"network", "listen", 0},
+};
+
+const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(user_keys); i++)
+        if (strcmp(user_keys[i].section, section) == 0 && strcmp(user_keys[i].key, key) == 0)
+            return &user_keys[i];
+    return NULL;
+}
+
+const char *prof_user_suggest(const char *section, const char *key) {
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(user_keys); i++)
+        if (strcmp(user_keys[i].section, section) == 0 && prof_distance(key, user_keys[i].key) <= 2)
+            return user_keys[i].key;
+    return NULL;
+}
+
+bool prof_user_section(const char *section) {
+    return strcmp(section, "ceilings") == 0 || strcmp(section, "registries") == 0;
+}
 
 const struct prof_key *prof_key_find(const char *section, const char *key) {
     if (strcmp(section, "env") == 0)
         return &env_key;
+    if (strcmp(section, "ports") == 0)
+        return &port_key;
     for (size_t i = 0; i < prof_nkeys; i++)
         if (strcmp(prof_keys[i].section, section) == 0 && strcmp(prof_keys[i].key, key) == 0)
             return &prof_keys[i];
@@ -643,16 +667,19 @@ const char *prof_suggest(const char *section, const char *key) {
 
 /* ---- origins ------------------------------------------------------------------------------- */
 
-void prof_origin_set(struct profile *p, const char *key, const char *where) {
-    for (size_t i = 0; i < p->norigin; i++)
-        if (strcmp(p->origin[i].key, key) == 0) {
-            free(p->origin[i].where);
-            p->origin[i].where = dbx_xstrdup(where);
+void prof_origins_set(struct profile_origin **v, size_t *n, const char *key, const char *where) {
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*v)[i].key, key) == 0) {
+            free((*v)[i].where);
+            (*v)[i].where = dbx_xstrdup(where);
             return;
         }
-    p->origin = dbx_xrealloc(p->origin, (p->norigin + 1) * sizeof(*p->origin));
-    p->origin[p->norigin++] =
-        (struct profile_origin){.key = dbx_xstrdup(key), .where = dbx_xstrdup(where)};
+    *v = dbx_xrealloc(*v, (*n + 1) * sizeof(**v));
+    (*v)[(*n)++] = (struct profile_origin){.key = dbx_xstrdup(key), .where = dbx_xstrdup(where)};
+}
+
+void prof_origin_set(struct profile *p, const char *key, const char *where) {
+    prof_origins_set(&p->origin, &p->norigin, key, where);
 }
 
 void prof_origin_drop(struct profile *p, const char *key) {

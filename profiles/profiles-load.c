@@ -291,6 +291,8 @@ void profile_clear(struct profile *p) {
     dbx_strv_free(p->protect);
     dbx_strv_free(p->env);
     dbx_strv_free(p->allow);
+    dbx_strv_free(p->resolve);
+    free(p->ports);
     dbx_strv_free(p->files);
     for (size_t i = 0; i < p->norigin; i++) {
         free(p->origin[i].key);
@@ -348,7 +350,17 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     prof_apply_layer(p, &l, &errors);
     if (!errors)
         prof_check(p, &errors);
-    return errors ? prof_errors_raise(errors, err) : 0;
+    if (errors)
+        return prof_errors_raise(errors, err);
+    /* `--network none` must leave no allowlist or name override behind to show or compile */
+    if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE) {
+        dbx_strv_free(p->allow);
+        dbx_strv_free(p->resolve);
+        p->allow = p->resolve = NULL;
+        prof_origin_set(p, "network.allow", where);
+        prof_origin_set(p, "network.resolve", where);
+    }
+    return 0;
 }
 
 /* ---- user configuration ------------------------------------------------------------------ */
@@ -372,38 +384,102 @@ static void user_defaults_init(struct profile_user *u) {
                                            : n > 64 ? 64
                                                     : (unsigned)n,
                                .max_memory = 2ull << 30,
-                               .max_disk = 16ull << 30};
+                               .max_disk = 16ull << 30,
+                               .listen = dbx_xstrdup(PROFILE_LISTEN_DEFAULT)};
 }
 
-/* Apply [ceilings] entries; the rest stays in the layer as the user's [defaults]. */
-static void user_ceilings(struct profile_user *u, struct profile_layer *l, char ***errors) {
+static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
+                         const struct prof_entry *e, char ***errors) {
+    const char *v = e->parts[0].text;
+    uint64_t n = 0;
+    if (strcmp(e->key, "cpus") == 0) {
+        if (dbx_parse_u64(v, 1, 1024, &n) < 0)
+            return prof_errf(errors,
+                             "%s:%u: [ceilings] cpus: must be a whole number from 1 to 1024, not "
+                             "'%s'",
+                             l->name, e->line, v);
+        u->max_cpus = (unsigned)n;
+        return;
+    }
+    bool mem = strcmp(e->key, "memory") == 0;
+    if (dbx_parse_size(v, &n) < 0 || n < (mem ? 128ull << 20 : 1ull << 30) || n > (64ull << 40))
+        return prof_errf(errors, "%s:%u: [ceilings] %s: must be a size from %s to 64T, not '%s'",
+                         l->name, e->line, e->key, mem ? "128M" : "1G", v);
+    if (mem)
+        u->max_memory = n;
+    else
+        u->max_disk = n;
+}
+
+/* [registries] insecure: host[:port] entries, comma- or whitespace-separated, any lines. */
+static void user_insecure(struct profile_user *u, const struct profile_layer *l,
+                          const struct prof_entry *e, char ***errors) {
+    _cleanup_strv_ char **v = NULL;
+    bool ok = true;
+    for (size_t i = 0; i < e->nparts; i++) {
+        _cleanup_free_ char *copy = dbx_xstrdup(e->parts[i].text);
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
+            const char *why = NULL;
+            _cleanup_free_ char *norm = prof_registry_normalize(t, &why);
+            if (!norm) {
+                prof_errf(errors, "%s:%u: [registries] insecure: '%s': %s", l->name,
+                          e->parts[i].line, t, why);
+                ok = false;
+            } else if (dbx_strv_len(v) >= PROFILE_MAX_LIST) {
+                prof_errf(errors, "%s:%u: [registries] insecure: more than %u entries", l->name,
+                          e->parts[i].line, PROFILE_MAX_LIST);
+                return;
+            } else if (!prof_strv_contains(v, norm)) {
+                v = dbx_strv_push(v, norm);
+            }
+        }
+    }
+    if (ok) {
+        dbx_strv_free(u->registries_insecure);
+        u->registries_insecure = TAKE_PTR(v);
+    }
+}
+
+static void user_setting(struct profile_user *u, const struct profile_layer *l,
+                         const struct prof_entry *e, char ***errors) {
+    const char *v = e->parts[0].text, *why = NULL;
+    size_t nerr = dbx_strv_len(*errors);
+    if (strcmp(e->section, "ceilings") == 0) {
+        user_ceiling(u, l, e, errors);
+    } else if (strcmp(e->key, "insecure") == 0) {
+        user_insecure(u, l, e, errors);
+    } else if (strcmp(e->key, "ca_file") == 0) {
+        if (v[0] != '/' || strlen(v) > 4096)
+            prof_errf(errors, "%s:%u: [registries] ca_file: '%s' is not an absolute path", l->name,
+                      e->line, v);
+        else
+            free(u->registries_ca_file), u->registries_ca_file = dbx_xstrdup(v);
+    } else { /* [network] listen */
+        _cleanup_free_ char *addr = prof_addr_normalize(v, &why);
+        if (!addr)
+            prof_errf(errors, "%s:%u: [network] listen: '%s': %s (an IP address: 127.0.0.1, ::1)",
+                      l->name, e->line, v, why);
+        else
+            free(u->listen), u->listen = TAKE_PTR(addr);
+    }
+    if (dbx_strv_len(*errors) == nerr) {
+        _cleanup_free_ char *k = dbx_xasprintf("%s.%s", e->section, e->key);
+        _cleanup_free_ char *w = dbx_xasprintf("%s:%u", l->where, e->line);
+        prof_origins_set(&u->origin, &u->norigin, k, w);
+    }
+}
+
+/* Apply the user-only entries; the rest stays in the layer as the user's [defaults]. */
+static void user_settings(struct profile_user *u, struct profile_layer *l, char ***errors) {
     size_t keep = 0;
     for (size_t i = 0; i < l->n; i++) {
         struct prof_entry *e = &l->v[i];
-        if (strcmp(e->section, "ceilings") != 0) {
+        if (!prof_user_key_find(e->section, e->key)) {
             l->v[keep++] = *e;
             continue;
         }
-        const char *v = e->parts[0].text;
-        uint64_t n = 0;
-        if (strcmp(e->key, "cpus") == 0) {
-            if (dbx_parse_u64(v, 1, 1024, &n) < 0)
-                prof_errf(errors,
-                          "%s:%u: [ceilings] cpus: must be a whole number from 1 to 1024, not '%s'",
-                          l->name, e->line, v);
-            else
-                u->max_cpus = (unsigned)n;
-        } else {
-            bool mem = strcmp(e->key, "memory") == 0;
-            if (dbx_parse_size(v, &n) < 0 || n < (mem ? 128ull << 20 : 1ull << 30) ||
-                n > (64ull << 40))
-                prof_errf(errors, "%s:%u: [ceilings] %s: must be a size from %s to 64T, not '%s'",
-                          l->name, e->line, e->key, mem ? "128M" : "1G", v);
-            else if (mem)
-                u->max_memory = n;
-            else
-                u->max_disk = n;
-        }
+        user_setting(u, l, e, errors);
         free(e->section);
         free(e->key);
         for (size_t j = 0; j < e->nparts; j++)
@@ -414,11 +490,12 @@ static void user_ceilings(struct profile_user *u, struct profile_layer *l, char 
 }
 
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err) {
-    struct profile_user u;
+    _cleanup_(profile_user_clear) struct profile_user u;
     user_defaults_init(&u);
     _cleanup_free_ char *dir = config_dir ? dbx_xstrdup(config_dir) : user_config_dir();
     if (!dir) {
         *ret = u;
+        u = (struct profile_user){0};
         return 0;
     }
     _cleanup_free_ char *path = dbx_xasprintf("%s/config.ini", dir);
@@ -427,6 +504,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
     if (fd < 0) {
         if (errno == ENOENT) {
             *ret = u;
+            u = (struct profile_user){0};
             return 0;
         }
         return dbx_error_set(err, errno, "open '%s'", path);
@@ -441,7 +519,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
     l->where = dbx_xstrdup(path);
     _cleanup_strv_ char **errors = NULL;
     prof_parse(buf, len, l, &errors);
-    user_ceilings(&u, l, &errors);
+    user_settings(&u, l, &errors);
     /* Check the defaults now, so a mistake is reported against config.ini. */
     struct profile p;
     prof_init_default(&p);
@@ -453,6 +531,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
     u.path = TAKE_PTR(path);
     u.defaults = TAKE_PTR(l);
     *ret = u;
+    u = (struct profile_user){0};
     return 0;
 }
 
@@ -461,5 +540,13 @@ void profile_user_clear(struct profile_user *u) {
         return;
     free(u->path);
     prof_layer_free(u->defaults);
+    dbx_strv_free(u->registries_insecure);
+    free(u->registries_ca_file);
+    free(u->listen);
+    for (size_t i = 0; i < u->norigin; i++) {
+        free(u->origin[i].key);
+        free(u->origin[i].where);
+    }
+    free(u->origin);
     *u = (struct profile_user){0};
 }

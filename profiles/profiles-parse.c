@@ -112,9 +112,15 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
     return s;
 }
 
+static const char *const user_sections[] = {"ceilings", "defaults", "registries", "network"};
+
 static bool section_known(enum prof_kind kind, const char *s) {
-    if (kind == PROF_KIND_USER)
-        return strcmp(s, "ceilings") == 0 || strcmp(s, "defaults") == 0;
+    if (kind == PROF_KIND_USER) {
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(user_sections); i++)
+            if (strcmp(s, user_sections[i]) == 0)
+                return true;
+        return false;
+    }
     for (size_t i = 0; prof_sections[i]; i++)
         if (strcmp(prof_sections[i], s) == 0)
             return true;
@@ -124,7 +130,6 @@ static bool section_known(enum prof_kind kind, const char *s) {
 static const char *section_suggest(enum prof_kind kind, const char *s) {
     if (kind != PROF_KIND_USER)
         return prof_suggest(s, NULL);
-    static const char *const user_sections[] = {"ceilings", "defaults"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(user_sections); i++)
         if (prof_distance(s, user_sections[i]) <= 2)
             return user_sections[i];
@@ -158,7 +163,10 @@ static void classify(struct pctx *c, const char *line) {
             n = INIH_MAX_SECTION - 1;
         _cleanup_free_ char *name = dbx_xstrndup(start + 1, n);
         c->section_ok = section_known(c->l->kind, name);
-        if (!c->section_ok) {
+        if (!c->section_ok && prof_user_section(name)) {
+            perr(c, c->lineno, "[%s] is a user setting: set it in config.ini, not in a profile",
+                 name);
+        } else if (!c->section_ok) {
             const char *s = section_suggest(c->l->kind, name);
             if (s)
                 perr(c, c->lineno, "unknown section '[%s]' (did you mean '[%s]'?)", name, s);
@@ -212,7 +220,9 @@ static void on_continuation(struct pctx *c, const char *value) {
         return; /* the key line was refused and reported */
     struct prof_entry *e = &c->l->v[c->last];
     const struct prof_key *k = prof_key_find(e->section, e->key);
-    if (!k || !(k->flags & PROF_LIST)) {
+    const struct prof_user_key *uk =
+        c->l->kind == PROF_KIND_USER ? prof_user_key_find(e->section, e->key) : NULL;
+    if (!(k && (k->flags & PROF_LIST)) && !(uk && (uk->flags & PROF_LIST))) {
         perr(c, c->lineno,
              "[%s] %s: indented line continues a value that is not a list (only lists span "
              "lines)",
@@ -260,59 +270,85 @@ static void unknown_key(struct pctx *c, const char *section, const char *key, co
         perr(c, c->lineno, "unknown key '%s' %s", shown, where);
 }
 
+/* A config.ini key outside [defaults]: [ceilings], [registries], [network] listen. */
+static bool resolve_user_key(struct pctx *c, const char *section, const char *name) {
+    if (prof_user_key_find(section, name))
+        return true;
+    const char *s = prof_user_suggest(section, name);
+    if (s)
+        perr(c, c->lineno, "unknown key '%s' in [%s] (did you mean '%s'?)", name, section, s);
+    else if (prof_key_find(section, name))
+        perr(c, c->lineno,
+             "unknown key '%s' in [%s] (profile defaults go in [defaults] as '%s.%s')", name,
+             section, section, name);
+    else
+        perr(c, c->lineno, "unknown key '%s' in [%s]", name, section);
+    return false;
+}
+
+/* [defaults] section.key = value: a profile key, never a user-only one. */
+static bool resolve_default_key(struct pctx *c, const char *name, char **sec, char **key) {
+    const char *dot = strchr(name, '.');
+    if (!dot) {
+        perr(c, c->lineno, "[defaults] '%s': expected 'section.key' (e.g. 'box.memory')", name);
+        return false;
+    }
+    *sec = dbx_xstrndup(name, (size_t)(dot - name));
+    *key = dbx_xstrdup(dot + 1);
+    if (strcmp(*sec, "profile") == 0) {
+        perr(c, c->lineno, "[defaults] '%s': only a repo profile can extend", name);
+        return false;
+    }
+    if (prof_user_section(*sec) || prof_user_key_find(*sec, *key)) {
+        perr(c, c->lineno, "[defaults] '%s': a user setting: write it in [%s], not [defaults]",
+             name, *sec);
+        return false;
+    }
+    if (!section_known(PROF_KIND_REPO, *sec)) {
+        const char *s = prof_suggest(*sec, NULL);
+        if (s)
+            perr(c, c->lineno, "[defaults] '%s': unknown section '%s' (did you mean '%s'?)", name,
+                 *sec, s);
+        else
+            perr(c, c->lineno, "[defaults] '%s': unknown section '%s'", name, *sec);
+        return false;
+    }
+    return true;
+}
+
 /* Resolve the (section, key) an entry is stored under; false when refused (reported). */
 static bool resolve_key(struct pctx *c, const char *section, const char *name, char **ret_section,
                         char **ret_key) {
-    if (c->l->kind == PROF_KIND_USER && strcmp(section, "ceilings") == 0) {
-        static const char *const ceilings[] = {"cpus", "memory", "disk"};
-        for (size_t i = 0; i < DBX_ARRAY_SIZE(ceilings); i++)
-            if (strcmp(name, ceilings[i]) == 0) {
-                *ret_section = dbx_xstrdup(section);
-                *ret_key = dbx_xstrdup(name);
-                return true;
-            }
-        const char *s = NULL;
-        for (size_t i = 0; i < DBX_ARRAY_SIZE(ceilings) && !s; i++)
-            if (prof_distance(name, ceilings[i]) <= 2)
-                s = ceilings[i];
-        if (s)
-            perr(c, c->lineno, "unknown key '%s' in [ceilings] (did you mean '%s'?)", name, s);
-        else
-            perr(c, c->lineno, "unknown key '%s' in [ceilings]", name);
+    bool user = c->l->kind == PROF_KIND_USER;
+    if (user && !*section) {
+        perr(c, c->lineno,
+             "key '%s' before the first section ([ceilings], [defaults], [registries] or "
+             "[network])",
+             name);
         return false;
+    }
+    if (user && strcmp(section, "defaults") != 0) {
+        if (!resolve_user_key(c, section, name))
+            return false;
+        *ret_section = dbx_xstrdup(section);
+        *ret_key = dbx_xstrdup(name);
+        return true;
     }
     _cleanup_free_ char *sec = NULL, *key = NULL;
-    if (c->l->kind == PROF_KIND_USER && !*section) {
-        perr(c, c->lineno, "key '%s' before the first section ([ceilings] or [defaults])", name);
-        return false;
-    }
-    if (c->l->kind == PROF_KIND_USER) { /* [defaults] section.key = value */
-        const char *dot = strchr(name, '.');
-        if (!dot) {
-            perr(c, c->lineno, "[defaults] '%s': expected 'section.key' (e.g. 'box.memory')", name);
+    if (user) {
+        if (!resolve_default_key(c, name, &sec, &key))
             return false;
-        }
-        sec = dbx_xstrndup(name, (size_t)(dot - name));
-        key = dbx_xstrdup(dot + 1);
-        if (strcmp(sec, "profile") == 0) {
-            perr(c, c->lineno, "[defaults] '%s': only a repo profile can extend", name);
-            return false;
-        }
-        if (!section_known(PROF_KIND_REPO, sec)) {
-            const char *s = prof_suggest(sec, NULL);
-            if (s)
-                perr(c, c->lineno, "[defaults] '%s': unknown section '%s' (did you mean '%s'?)",
-                     name, sec, s);
-            else
-                perr(c, c->lineno, "[defaults] '%s': unknown section '%s'", name, sec);
-            return false;
-        }
     } else {
         sec = dbx_xstrdup(*section ? section : "profile");
         key = dbx_xstrdup(name);
+        if (prof_user_key_find(sec, key)) {
+            perr(c, c->lineno, "[%s] %s is a user setting: set it in config.ini, not in a profile",
+                 sec, key);
+            return false;
+        }
     }
     if (!prof_key_find(sec, key)) {
-        unknown_key(c, sec, key, c->l->kind == PROF_KIND_USER ? name : key);
+        unknown_key(c, sec, key, user ? name : key);
         return false;
     }
     *ret_section = TAKE_PTR(sec);

@@ -123,6 +123,15 @@ char *profile_to_text(const struct profile *p) {
     fprintf(f, "\n[network]\n");
     kv(f, "mode", net_names[p->net_mode], from(p, "network.mode"));
     text_list(f, "allow", p->allow, from(p, "network.allow"));
+    text_list(f, "resolve", p->resolve, from(p, "network.resolve"));
+    fprintf(f, "\n[ports]\n");
+    for (size_t i = 0; i < p->nports; i++) {
+        char k[16], v[16], ok[32];
+        snprintf(k, sizeof(k), "%u", p->ports[i].host);
+        snprintf(v, sizeof(v), "%u", p->ports[i].guest);
+        snprintf(ok, sizeof(ok), "ports.%u", p->ports[i].host);
+        kv(f, k, v, from(p, ok));
+    }
     if (fclose(f) != 0)
         dbx_oom_hook();
     return out;
@@ -228,8 +237,94 @@ char *profile_to_json(const struct profile *p) {
     json_t *net = json_object();
     jset(net, "mode", jstr(net_names[p->net_mode]), from(p, "network.mode"));
     jset(net, "allow", jstrv(p->allow), from(p, "network.allow"));
+    jset(net, "resolve", jstrv(p->resolve), from(p, "network.resolve"));
     json_object_set_new(root, "network", net);
+    json_t *ports = json_array();
+    for (size_t i = 0; i < p->nports; i++) {
+        char ok[32];
+        snprintf(ok, sizeof(ok), "ports.%u", p->ports[i].host);
+        json_t *o = json_object();
+        json_object_set_new(o, "host", json_integer(p->ports[i].host));
+        json_object_set_new(o, "guest", json_integer(p->ports[i].guest));
+        json_object_set_new(o, "from", jstr(from(p, ok)));
+        json_array_append_new(ports, o);
+    }
+    json_object_set_new(root, "ports", ports);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
+    json_decref(root);
+    if (!s)
+        dbx_oom_hook();
+    return s;
+}
+
+/* ---- the user's own settings ------------------------------------------------------------- */
+
+static const char *ufrom(const struct profile_user *u, const char *key) {
+    for (size_t i = 0; u && i < u->norigin; i++)
+        if (strcmp(u->origin[i].key, key) == 0)
+            return u->origin[i].where;
+    return "default";
+}
+
+/* What a zero-filled or NULL struct means (the same as profile_widenings' ceilings). */
+static void user_values(const struct profile_user *u, unsigned *cpus, uint64_t *mem,
+                        uint64_t *disk, const char **listen) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    *cpus = u && u->max_cpus ? u->max_cpus : n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+    *mem = u && u->max_memory ? u->max_memory : 2ull << 30;
+    *disk = u && u->max_disk ? u->max_disk : 16ull << 30;
+    *listen = u && u->listen ? u->listen : PROFILE_LISTEN_DEFAULT;
+}
+
+char *profile_user_to_text(const struct profile_user *u) {
+    unsigned cpus;
+    uint64_t mem, disk;
+    const char *listen;
+    user_values(u, &cpus, &mem, &disk, &listen);
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f)
+        dbx_oom_hook();
+    _cleanup_free_ char *path = dbx_sanitize_printable(
+        dbx_xstrdup(u && u->path ? u->path : "(none: defaults)"));
+    fprintf(f, "# user settings, %s\n\n[ceilings]\n", path);
+    kv_num(f, "cpus", cpus, NULL, ufrom(u, "ceilings.cpus"));
+    kv_size(f, "memory", mem, NULL, ufrom(u, "ceilings.memory"));
+    kv_size(f, "disk", disk, NULL, ufrom(u, "ceilings.disk"));
+    fprintf(f, "\n[registries]\n");
+    text_list(f, "insecure", u ? u->registries_insecure : NULL,
+              ufrom(u, "registries.insecure"));
+    kv(f, "ca_file", u && u->registries_ca_file ? u->registries_ca_file : "",
+       ufrom(u, "registries.ca_file"));
+    fprintf(f, "\n[network]\n");
+    kv(f, "listen", listen, ufrom(u, "network.listen"));
+    if (fclose(f) != 0)
+        dbx_oom_hook();
+    return out;
+}
+
+char *profile_user_to_json(const struct profile_user *u) {
+    unsigned cpus;
+    uint64_t mem, disk;
+    const char *listen;
+    user_values(u, &cpus, &mem, &disk, &listen);
+    json_t *root = json_object(), *ceil = json_object(), *reg = json_object(),
+           *net = json_object();
+    json_object_set_new(root, "path", u && u->path ? jstr(u->path) : json_null());
+    jset(ceil, "cpus", json_integer(cpus), ufrom(u, "ceilings.cpus"));
+    jset(ceil, "memory", json_integer((json_int_t)mem), ufrom(u, "ceilings.memory"));
+    jset(ceil, "disk", json_integer((json_int_t)disk), ufrom(u, "ceilings.disk"));
+    json_object_set_new(root, "ceilings", ceil);
+    jset(reg, "insecure", jstrv(u ? u->registries_insecure : NULL),
+         ufrom(u, "registries.insecure"));
+    jset(reg, "ca_file",
+         u && u->registries_ca_file ? jstr(u->registries_ca_file) : json_null(),
+         ufrom(u, "registries.ca_file"));
+    json_object_set_new(root, "registries", reg);
+    jset(net, "listen", jstr(listen), ufrom(u, "network.listen"));
+    json_object_set_new(root, "network", net);
+    char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     if (!s)
         dbx_oom_hook();

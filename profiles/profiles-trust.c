@@ -138,6 +138,12 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
             if (base.net_mode != PROFILE_NET_ALLOWLIST ||
                 !prof_strv_contains(base.allow, p->allow[i]))
                 push(&w, "network allow '%s'", p->allow[i]);
+    /* A name override can point an allowed name anywhere, the host's loopback included.
+     * The user's own overrides ([defaults]) point where the user chose: not widenings. */
+    if (p->net_mode != PROFILE_NET_NONE)
+        for (size_t i = 0; p->resolve && p->resolve[i]; i++)
+            if (!prof_strv_contains(base.resolve, p->resolve[i]))
+                push(&w, "network resolve '%s'", p->resolve[i]);
     profile_clear(&base);
     return w;
 }

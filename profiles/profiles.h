@@ -4,17 +4,17 @@
  * which records the hash of the exact profile bytes on the host.  Library code: no printing.
  *
  * Format (inih; documented in docs/profiles.md):
- *   [box]       image, cpus, memory, disk, hostname
+ *   [box]       image (an OCI reference or a local image name), cpus, memory, disk, hostname
  *   [limits]    memory, swap, cpu (CPUs, e.g. 1.5), pids, nofile, nproc, io_weight
  *   [security]  user, capabilities (names to add, e.g. "net_bind_service, chown"),
  *               seccomp = default | strict | unconfined, no_new_privileges = true | false
  *   [workspace] protect = paths (added), unprotect = paths (removed: a widening)
  *   [env]       KEY = VALUE (any key), applied inside the guest only
- *   [network]   mode = none | allowlist | open, allow = patterns (validated now, enforced by
- *               the network issue)
+ *   [network]   mode = none | allowlist | open, allow = patterns, resolve = name:address
+ *   [ports]     HOST = GUEST (any number of lines, at most PROFILE_MAX_PORTS)
  *   top level (before any section) or [profile]: extends = NAME (built-in) | ./path (inside
  *   the repo)
- * Lists (capabilities, protect, unprotect, allow) are comma- or whitespace-separated and
+ * Lists (capabilities, protect, unprotect, allow, resolve) are comma- or whitespace-separated and
  * may continue on indented lines (inih's multi-line values; each may carry a `; comment`);
  * the same key twice in a section is a duplicate, not an append.  Later files in an extends
  * chain win key by key; `protect` accumulates, `unprotect` removes.  Depth <= 8, no cycles;
@@ -30,6 +30,9 @@
 #define PROFILE_MAX_LINE 199u /* inih r55 splits longer lines; refuse them instead */
 #define PROFILE_MAX_DEPTH 8u
 #define PROFILE_MAX_LIST 256u /* entries in any list */
+#define PROFILE_MAX_PORTS 64u /* [ports] forwards */
+#define PROFILE_MAX_IMAGE_REF 512u /* [box] image; the name part at most 255 (docker's cap) */
+#define PROFILE_LISTEN_DEFAULT "127.0.0.1" /* config.ini [network] listen when unset */
 
 enum profile_seccomp {
     PROFILE_SECCOMP_DEFAULT = 0,
@@ -48,9 +51,20 @@ struct profile_origin {
                     "devbox.ini:1 (extends)" */
 };
 
+/* One [ports] line: the supervisor listens on the user's listen address (config.ini
+ * [network] listen, default 127.0.0.1) port `host` and forwards each connection to `guest`
+ * inside the box. */
+struct profile_port {
+    uint16_t host;  /* 1..65535, unique within a profile */
+    uint16_t guest; /* 1..65535 */
+};
+
 struct profile {
     /* [box] */
-    char *image;     /* default "default" */
+    char *image; /* default "default": a local image name, or an OCI reference checked against
+                    the docker reference grammar ("debian:bookworm", "ghcr.io/org/app:1.2",
+                    "ghcr.io/org/app@sha256:<64 hex>", "127.0.0.1:5000/test/busybox:latest");
+                    not parsed further here (oci/ does that) */
     unsigned cpus;   /* default 1 */
     uint64_t memory; /* VM memory, bytes; default 512 MiB */
     uint64_t disk;   /* project disk size, bytes; 0 = the image's */
@@ -74,7 +88,23 @@ struct profile {
     char **env; /* "K=V" */
     /* [network] */
     enum profile_net net_mode;
+    /* allow: normalized patterns, NULL-terminated (NULL = none), one spelling each:
+     *   "name", "name:PORT"          a DNS name, lower case, no trailing dot
+     *   "*.suffix", "*.suffix:PORT"  any name strictly below suffix (label boundary)
+     *   "a.b.c.d", "a.b.c.d:PORT"    canonical dotted quad only
+     *   "a.b.c.d/N", "a.b.c.d/N:PORT"  IPv4 CIDR, no bits set beyond N
+     *   "::1", "[::1]:PORT"          IPv6 as inet_ntop prints it
+     *   "fd00::/8", "[fd00::/8]:PORT"  IPv6 CIDR
+     * no port means any port. */
     char **allow;
+    /* resolve: "name:ADDR" (like curl --resolve without the port): the proxy connects to ADDR
+     * for `name` instead of asking DNS.  name is an exact DNS name (lower case, no trailing
+     * dot, no wildcard); ADDR is a canonical IPv4 or an IPv6 address without brackets; split
+     * at the first ':'.  At most one entry per name.  NULL-terminated, NULL = none. */
+    char **resolve;
+    /* [ports], in the order first written; a later file replaces a forward by host port */
+    struct profile_port *ports;
+    size_t nports;
     /* provenance of every key that is set */
     struct profile_origin *origin;
     size_t norigin;
@@ -85,8 +115,12 @@ struct profile {
 };
 
 /* User settings ($XDG_CONFIG_HOME/devbox/config.ini or DEVBOX_HOME/config/config.ini):
- *   [ceilings] cpus, memory, disk: the most any repo profile may ask for without trust
- *   [defaults] the same keys as a profile's, applied before the repo's devbox.ini */
+ *   [ceilings]   cpus, memory, disk: the most any repo profile may ask for without trust
+ *   [defaults]   the same keys as a profile's, applied before the repo's devbox.ini
+ *   [registries] insecure = host[:port] list (plain http allowed), ca_file = /abs/path.pem
+ *   [network]    listen = IP address port forwards listen on
+ * [registries] and [network] listen are user-only: a repo or built-in profile that sets them
+ * (or a [defaults] line naming them) is an error at file:line. */
 struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
 struct profile_user {
     unsigned max_cpus;              /* default: the host's CPU count (at most 64) */
@@ -94,6 +128,18 @@ struct profile_user {
     uint64_t max_disk;              /* default: 16 GiB */
     char *path;                     /* the file read, or NULL */
     struct profile_layer *defaults; /* [defaults], applied by profile_load; NULL = none */
+    /* registries the user allows over plain http: "host", "host:PORT", "a.b.c.d[:PORT]",
+     * "[v6]" or "[v6]:PORT" (lower case, as an image reference's domain is written; no port
+     * means any port).  NULL-terminated; NULL = none. */
+    char **registries_insecure;
+    char *registries_ca_file; /* an extra CA bundle (absolute path, not opened here), or NULL */
+    char *listen; /* canonical IPv4 or IPv6 address (no brackets); profile_user_load always
+                     sets it (PROFILE_LISTEN_DEFAULT when the file does not); NULL in a
+                     zero-filled struct means PROFILE_LISTEN_DEFAULT */
+    /* provenance: "ceilings.cpus", "registries.insecure", "registries.ca_file",
+     * "network.listen" -> "/home/u/.config/devbox/config.ini:3"; unset keys have none */
+    struct profile_origin *origin;
+    size_t norigin;
 };
 
 /* Load the effective profile for the repo whose root directory is `root_fd`: built-in
@@ -128,14 +174,17 @@ int profile_init_default(struct profile *ret);
  * (hash "" and no files: built-ins are not repo content). */
 int profile_load_builtin(const char *name, const struct profile_user *user, const char *builtin_dir,
                          struct profile *ret, dbx_error **err);
-/* Set one key ("box.cpus", "env.FOO", "network.allow" with a comma list...) with the same
- * checks as in a file, recording `where` (e.g. "flag") as its origin; then re-checks what
- * spans keys.  On failure the caller should drop the profile (a value may have been set). */
+/* Set one key ("box.cpus", "env.FOO", "network.allow" with a comma list, "ports.3000" =
+ * "3000" or "none"...) with the same checks as in a file, recording `where` (e.g. "flag") as
+ * its origin; then re-checks what spans keys.  On failure the caller should drop the profile
+ * (a value may have been set).  Setting "network.mode" to "none" also empties network.allow
+ * and network.resolve (origin `where`): the command line's `--network none` narrowing is
+ * profile_set(p, "network.mode", "none", "command line"). */
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
                 dbx_error **err);
 /* Where the value of `key` came from, or NULL.  Keys are "section.key"; each protected path
  * is "workspace.protect[PATH]", each removed one "workspace.unprotect[PATH]", each variable
- * "env.NAME". */
+ * "env.NAME", each port forward "ports.HOST". */
 const char *profile_origin_of(const struct profile *p, const char *key);
 /* The built-in default's protected paths, NULL-terminated. */
 extern const char *const profile_default_protect[];
@@ -144,7 +193,9 @@ extern const char *const profile_default_protect[];
  * the user's own settings are not repo widenings) and the user's ceilings, one short phrase
  * per item ("network mode 'open'", "capability 'net_admin'", "seccomp 'unconfined'",
  * "cpus 8 over the ceiling 4", "unprotects '.git/hooks'", "no_new_privileges false",
- * "limits.pids 8192 above 4096", "user 'root'", "network allow 'pypi.org'"...).
+ * "limits.pids 8192 above 4096", "user 'root'", "network allow 'pypi.org'", "network
+ * resolve 'allowed.test:127.0.0.1'"...).  The image and [ports] (loopback-only by default,
+ * the listen address is the user's) are not widenings.
  * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
  * is not a widening but a load error.)  user may be NULL. */
 char **profile_widenings(const struct profile *p, const struct profile_user *user);
@@ -168,3 +219,9 @@ const char *profile_cap_name(int cap);
 char *profile_to_json(const struct profile *p);
 /* The same as INI-like text with "; from ..." comments. */
 char *profile_to_text(const struct profile *p);
+/* The user's config.ini settings that are not profile keys ([ceilings], [registries],
+ * [network] listen), each with its origin ("default" when unset), as text in config.ini
+ * syntax and as JSON ({"path", "ceilings": {"cpus": {"value", "from"}...}, "registries":
+ * {"insecure", "ca_file"}, "network": {"listen"}}); for `profile show`.  u may be NULL. */
+char *profile_user_to_text(const struct profile_user *u);
+char *profile_user_to_json(const struct profile_user *u);

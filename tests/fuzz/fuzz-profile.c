@@ -92,6 +92,16 @@ static void check_profile(const struct profile *p, const struct profile_user *u)
     CHECK(p->mem_limit < p->memory);
     CHECK(p->cpu_milli <= p->cpus * 1000u);
     CHECK(dbx_strv_len(p->allow) <= PROFILE_MAX_LIST);
+    CHECK(dbx_strv_len(p->resolve) <= PROFILE_MAX_LIST);
+    CHECK(p->nports <= PROFILE_MAX_PORTS);
+    for (size_t i = 0; i < p->nports; i++) {
+        CHECK(p->ports[i].host && p->ports[i].guest);
+        for (size_t j = 0; j < i; j++)
+            CHECK(p->ports[i].host != p->ports[j].host);
+    }
+    for (size_t i = 0; p->resolve && p->resolve[i]; i++)
+        CHECK(strchr(p->resolve[i], ':') && !strchr(p->resolve[i], '*'));
+    CHECK(strlen(p->image) >= 1 && strlen(p->image) <= PROFILE_MAX_IMAGE_REF);
     CHECK(dbx_strv_len(p->env) <= PROFILE_MAX_LIST);
     CHECK(dbx_strv_len(p->protect) <= PROFILE_MAX_LIST + PROFILE_MAX_DEPTH + 4);
     CHECK(strlen(p->hash) == 64);
@@ -110,6 +120,29 @@ static void check_profile(const struct profile *p, const struct profile_user *u)
     dbx_strv_free(w);
 }
 
+/* `--network none` on whatever loaded: always succeeds and leaves nothing network to trust. */
+static void check_network_none(struct profile *p, const struct profile_user *u) {
+    dbx_error *err = NULL;
+    CHECK(profile_set(p, "network.mode", "none", "command line", &err) == 0);
+    CHECK(p->net_mode == PROFILE_NET_NONE && !p->allow && !p->resolve);
+    char **w = profile_widenings(p, u);
+    for (size_t i = 0; w[i]; i++)
+        CHECK(!dbx_str_has_prefix(w[i], "network "));
+    dbx_strv_free(w);
+}
+
+static void check_user(const struct profile_user *u) {
+    CHECK(u->listen && *u->listen);
+    CHECK(dbx_strv_len(u->registries_insecure) <= PROFILE_MAX_LIST);
+    CHECK(!u->registries_ca_file || u->registries_ca_file[0] == '/');
+    char *t = profile_user_to_text(u);
+    check_text(t);
+    free(t);
+    char *j = profile_user_to_json(u);
+    check_text(j);
+    free(j);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -123,11 +156,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (profile_user_load(tmpdir, &u, &err) < 0) {
         check_error(err);
         dbx_error_free(&err);
+    } else {
+        check_user(&u);
     }
     struct profile p = {0};
     if (profile_load(tmpfd, tmpdir, &u, builtin, &p, &err) == 0) {
         CHECK(!err);
         check_profile(&p, &u);
+        check_network_none(&p, &u);
         profile_clear(&p);
     } else {
         check_error(err);

@@ -265,7 +265,8 @@ static void test_user_config(void **state) {
              "extends = strict\nprofile.extends = strict\nlimits.memory = 1G\n[other]\n");
     assert_true(profile_user_load(r->dir, &u, &err) < 0);
     _cleanup_free_ char *want = dbx_xasprintf(
-        "%1$s/config.ini:1: key 'top' before the first section ([ceilings] or [defaults])\n"
+        "%1$s/config.ini:1: key 'top' before the first section ([ceilings], [defaults], "
+        "[registries] or [network])\n"
         "%1$s/config.ini:3: unknown key 'cpu' in [ceilings] (did you mean 'cpus'?)\n"
         "%1$s/config.ini:4: [ceilings] memory: must be a size from 128M to 64T, not '1'\n"
         "%1$s/config.ini:6: unknown key 'box.cpu' in [box] (did you mean 'cpus'?)\n"
@@ -278,6 +279,117 @@ static void test_user_config(void **state) {
         r->dir);
     assert_string_equal(err->msg, want);
     dbx_error_free(&err);
+}
+
+/* [registries] and [network] listen: user-only settings with their origins */
+static void test_user_only(void **state) {
+    struct repo *r = *state;
+    struct profile_user u;
+    dbx_error *err = NULL;
+    /* missing file: listen has its default, no registries */
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_string_equal(u.listen, PROFILE_LISTEN_DEFAULT);
+    assert_null(u.registries_insecure);
+    assert_null(u.registries_ca_file);
+    char *t = profile_user_to_text(&u);
+    assert_non_null(strstr(t, "listen = 127.0.0.1                           ; default\n"));
+    free(t);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini",
+             "[registries]\n"
+             "insecure = 127.0.0.1:5000, Registry.Local.\n"
+             "    [0:0::1]:5000 localhost ; a comment\n"
+             "ca_file = /etc/ssl/extra ca.pem\n"
+             "[network]\n"
+             "listen = ::1\n"
+             "[defaults]\n"
+             "network.resolve = a.test:10.0.0.1\n"
+             "ports.3000 = 3000\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    const char *insecure[] = {"127.0.0.1:5000", "registry.local", "[::1]:5000", "localhost"};
+    assert_int_equal(dbx_strv_len(u.registries_insecure), DBX_ARRAY_SIZE(insecure));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(insecure); i++)
+        assert_string_equal(u.registries_insecure[i], insecure[i]);
+    assert_string_equal(u.registries_ca_file, "/etc/ssl/extra ca.pem");
+    assert_string_equal(u.listen, "::1");
+    t = profile_user_to_text(&u);
+    _cleanup_free_ char *want = dbx_xasprintf(
+        "[registries]\ninsecure =                                   ; %1$s:2\n"
+        "    127.0.0.1:5000\n    registry.local\n    [::1]:5000\n    localhost\n"
+        "ca_file = /etc/ssl/extra ca.pem              ; %1$s:4\n\n"
+        "[network]\nlisten = ::1                                 ; %1$s:6\n",
+        u.path);
+    if (!strstr(t, want))
+        fail_msg("got:\n%s\nwant:\n%s", t, want);
+    free(t);
+    char *j = profile_user_to_json(&u);
+    _cleanup_free_ char *wj =
+        dbx_xasprintf("\"listen\": {\n      \"value\": \"::1\",\n      \"from\": \"%s:6\"", u.path);
+    assert_non_null(strstr(j, wj));
+    assert_non_null(strstr(j, "\"insecure\": {\n      \"value\": [\n        \"127.0.0.1:5000\","));
+    free(j);
+
+    /* the user's own resolve and ports are defaults, not repo widenings */
+    write_at(r->fd, PROFILE_FILE, "[network]\nmode = allowlist\nallow = a.test\n");
+    struct profile p;
+    assert_null(load_user(r, &u, &p));
+    assert_string_equal(p.resolve[0], "a.test:10.0.0.1");
+    assert_int_equal(p.nports, 1);
+    char **w = profile_widenings(&p, &u);
+    assert_string_equal(w[0], "network mode 'allowlist'");
+    assert_string_equal(w[1], "network allow 'a.test'");
+    assert_null(w[2]);
+    dbx_strv_free(w);
+    profile_clear(&p);
+    profile_user_clear(&u);
+
+    /* user-only keys: in their sections only, checked */
+    write_at(r->fd, "config.ini",
+             "[registries]\ninsecure = *.corp.test, 10.0.0.0/8, 127.1:5000, ok.test:0\n"
+             "ca_file = certs/ca.pem\nmirror = x\n"
+             "[network]\nlisten = localhost\nlisen = 1.2.3.4\nmode = none\n"
+             "[defaults]\nnetwork.listen = ::1\nregistries.ca_file = /x.pem\n");
+    assert_true(profile_user_load(r->dir, &u, &err) < 0);
+    _cleanup_free_ char *bad = dbx_xasprintf(
+        "%1$s/config.ini:2: [registries] insecure: '*.corp.test': wildcards are not allowed here, "
+        "only exact names\n"
+        "%1$s/config.ini:2: [registries] insecure: '10.0.0.0/8': a registry is one host, not a "
+        "network\n"
+        "%1$s/config.ini:2: [registries] insecure: '127.1:5000': write IPv4 addresses as a.b.c.d\n"
+        "%1$s/config.ini:2: [registries] insecure: 'ok.test:0': port must be 1 to 65535\n"
+        "%1$s/config.ini:3: [registries] ca_file: 'certs/ca.pem' is not an absolute path\n"
+        "%1$s/config.ini:4: unknown key 'mirror' in [registries]\n"
+        "%1$s/config.ini:6: [network] listen: 'localhost': not an IP address (an IP address: "
+        "127.0.0.1, ::1)\n"
+        "%1$s/config.ini:7: unknown key 'lisen' in [network] (did you mean 'listen'?)\n"
+        "%1$s/config.ini:8: unknown key 'mode' in [network] (profile defaults go in [defaults] as "
+        "'network.mode')\n"
+        "%1$s/config.ini:10: [defaults] 'network.listen': a user setting: write it in [network], "
+        "not [defaults]\n"
+        "%1$s/config.ini:11: [defaults] 'registries.ca_file': a user setting: write it in "
+        "[registries], not [defaults]",
+        r->dir);
+    if (strcmp(err->msg, bad) != 0)
+        fail_msg("\n  got  %s\n  want %s", err->msg, bad);
+    dbx_error_free(&err);
+
+    write_at(r->fd, "config.ini", "[network]\nlisten = 127.0.0.1\nlisten = ::1\n");
+    assert_true(profile_user_load(r->dir, &u, &err) < 0);
+    _cleanup_free_ char *dup = dbx_xasprintf(
+        "%s/config.ini:3: duplicate key 'listen' in [network] (first on line 2)", r->dir);
+    assert_string_equal(err->msg, dup);
+    dbx_error_free(&err);
+
+    /* a zero-filled struct means the defaults */
+    struct profile_user z = {0};
+    t = profile_user_to_text(&z);
+    assert_non_null(strstr(t, "# user settings, (none: defaults)\n"));
+    assert_non_null(strstr(t, "listen = 127.0.0.1"));
+    free(t);
+    j = profile_user_to_json(NULL);
+    assert_non_null(strstr(j, "\"path\": null"));
+    free(j);
 }
 
 /* ---- widenings ----------------------------------------------------------------------------- */
@@ -312,6 +424,18 @@ static const struct {
     {"[network]\nmode = open\n", "network mode 'open'"},
     {"[network]\nmode = allowlist\nallow = pypi.org\n",
      "network mode 'allowlist'|network allow 'pypi.org'"},
+    {"[network]\nmode = allowlist\nallow = allowed.test\nresolve = allowed.test:127.0.0.1, "
+     "b.test:::1\n",
+     "network mode 'allowlist'|network allow 'allowed.test'|network resolve "
+     "'allowed.test:127.0.0.1'|network resolve 'b.test:::1'"},
+    {"[network]\nmode = open\nresolve = a.test:10.0.0.1\n",
+     "network mode 'open'|network resolve 'a.test:10.0.0.1'"},
+    /* with no network a name override does nothing */
+    {"[network]\nmode = none\nresolve = a.test:10.0.0.1\n", ""},
+    {"[ports]\n3000 = 3000\n8080 = 80\n", ""},
+    {"[box]\nimage = ghcr.io/org/app@sha256:"
+     "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n",
+     ""},
 };
 
 static void test_widenings(void **state) {
@@ -458,6 +582,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_extends_escape, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_symlinked_profile, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_user_config, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_user_only, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_widenings, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_trust, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_trust_flow, repo_setup, repo_teardown),

@@ -88,6 +88,8 @@ static char *load(struct repo *r, const char *text, struct profile *ret) {
 
 /* ---- malformed profiles -------------------------------------------------------------------- */
 
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
 static const struct {
     const char *text, *msg;
 } bad[] = {
@@ -119,7 +121,41 @@ static const struct {
      "devbox.ini:2: [box] hostname: 'a_b' is not a host name label (1 to 63 of a-z A-Z 0-9 -, no "
      "'-' at the ends)"},
     {"[box]\nimage = Foo\n",
-     "devbox.ini:2: [box] image: 'Foo' is not an image name (1 to 255 of a-z 0-9 . _ - : / @)"},
+     "devbox.ini:2: [box] image: 'Foo' is not an image reference or name: repository path "
+     "components are lower-case a-z 0-9 separated by '.', '_', '__' or '-'"},
+    {"[box]\nimage = ghcr.io/Org/app\n",
+     "devbox.ini:2: [box] image: 'ghcr.io/Org/app' is not an image reference or name: repository "
+     "path components are lower-case a-z 0-9 separated by '.', '_', '__' or '-'"},
+    {"[box]\nimage = a//b\n",
+     "devbox.ini:2: [box] image: 'a//b' is not an image reference or name: repository path "
+     "components are lower-case a-z 0-9 separated by '.', '_', '__' or '-'"},
+    {"[box]\nimage = a_-b\n",
+     "devbox.ini:2: [box] image: 'a_-b' is not an image reference or name: repository path "
+     "components are lower-case a-z 0-9 separated by '.', '_', '__' or '-'"},
+    {"[box]\nimage = debian:.x\n",
+     "devbox.ini:2: [box] image: 'debian:.x' is not an image reference or name: the tag must be 1 "
+     "to 128 of A-Z a-z 0-9 _ . - and not start with '.' or '-'"},
+    {"[box]\nimage = debian:\n",
+     "devbox.ini:2: [box] image: 'debian:' is not an image reference or name: the tag must be 1 "
+     "to 128 of A-Z a-z 0-9 _ . - and not start with '.' or '-'"},
+    {"[box]\nimage = app@sha256:abc\n",
+     "devbox.ini:2: [box] image: 'app@sha256:abc' is not an image reference or name: the digest "
+     "must be 'sha256:' and 64 lower-case hex digits"},
+    {"[box]\nimage = app@sha512:" HEX64 "\n",
+     "devbox.ini:2: [box] image: 'app@sha512:" HEX64 "' is not an image reference or name: the "
+     "digest must be 'sha256:' and 64 lower-case hex digits"},
+    {"[box]\nimage = @sha256:" HEX64 "\n",
+     "devbox.ini:2: [box] image: '@sha256:" HEX64 "' is not an image reference or name: "
+     "repository path components are lower-case a-z 0-9 separated by '.', '_', '__' or '-'"},
+    {"[box]\nimage = localhost:0/app\n",
+     "devbox.ini:2: [box] image: 'localhost:0/app' is not an image reference or name: registry "
+     "port must be 1 to 65535"},
+    {"[box]\nimage = -bad.io/app\n",
+     "devbox.ini:2: [box] image: '-bad.io/app' is not an image reference or name: registry host "
+     "is not a host name or address"},
+    {"[box]\nimage = [::g]:5000/app\n",
+     "devbox.ini:2: [box] image: '[::g]:5000/app' is not an image reference or name: registry "
+     "host '[...]' is not IPv6"},
     {"[limits]\ncpu = 0.001\n",
      "devbox.ini:2: [limits] cpu: must be 'none' or a number of CPUs from 0.01 to 64 (e.g. 1.5), "
      "not '0.001'"},
@@ -172,6 +208,75 @@ static const struct {
      "devbox.ini:2: [network] allow: 'a..b': not a host name, *.domain or IP address"},
     {"[network]\nallow = 1.2.3.999\n",
      "devbox.ini:2: [network] allow: '1.2.3.999': not a host name or IPv4 address"},
+    {"[network]\nallow = 127.1\n",
+     "devbox.ini:2: [network] allow: '127.1': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = 0x7f.0.0.1:443\n",
+     "devbox.ini:2: [network] allow: '0x7f.0.0.1:443': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = 127.0.0.01\n",
+     "devbox.ini:2: [network] allow: '127.0.0.01': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = a.b:65536\n",
+     "devbox.ini:2: [network] allow: 'a.b:65536': port must be 1 to 65535"},
+    {"[network]\nallow = a.b:0443\n",
+     "devbox.ini:2: [network] allow: 'a.b:0443': port must be 1 to 65535"},
+    {"[network]\nallow = 10.0.0.1/8\n",
+     "devbox.ini:2: [network] allow: '10.0.0.1/8': address has bits set beyond the prefix "
+     "length"},
+    {"[network]\nallow = 10.0.0.0/33\n",
+     "devbox.ini:2: [network] allow: '10.0.0.0/33': prefix length must be 0 to 32"},
+    {"[network]\nallow = 10.0.0.0/08\n",
+     "devbox.ini:2: [network] allow: '10.0.0.0/08': prefix length must be 0 to 32"},
+    {"[network]\nallow = 10.1/16\n",
+     "devbox.ini:2: [network] allow: '10.1/16': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nallow = fd00::1/8\n",
+     "devbox.ini:2: [network] allow: 'fd00::1/8': address has bits set beyond the prefix length"},
+    {"[network]\nallow = [10.0.0.0/8]:443\n",
+     "devbox.ini:2: [network] allow: '[10.0.0.0/8]:443': brackets are only for IPv6 addresses"},
+    {"[network]\nallow = [::1]:x\n",
+     "devbox.ini:2: [network] allow: '[::1]:x': port must be 1 to 65535"},
+    {"[network]\nallow = a*.b.com\n",
+     "devbox.ini:2: [network] allow: 'a*.b.com': not a host name, *.domain or IP address"},
+    {"[network]\nallow = *.*.b.com\n",
+     "devbox.ini:2: [network] allow: '*.*.b.com': not a host name, *.domain or IP address"},
+    {"[network]\nresolve = allowed.test\n",
+     "devbox.ini:2: [network] resolve: 'allowed.test': expected 'name:address'"},
+    {"[network]\nresolve = *.x.test:1.2.3.4\n",
+     "devbox.ini:2: [network] resolve: '*.x.test:1.2.3.4': wildcards are not allowed here, only "
+     "exact names"},
+    {"[network]\nresolve = 1.2.3.4:5.6.7.8\n",
+     "devbox.ini:2: [network] resolve: '1.2.3.4:5.6.7.8': the name must be a host name, not an "
+     "address"},
+    {"[network]\nresolve = a.test:127.1\n",
+     "devbox.ini:2: [network] resolve: 'a.test:127.1': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nresolve = a.test:2130706433\n",
+     "devbox.ini:2: [network] resolve: 'a.test:2130706433': write IPv4 addresses as a.b.c.d"},
+    {"[network]\nresolve = a.test:example.com\n",
+     "devbox.ini:2: [network] resolve: 'a.test:example.com': not an IP address"},
+    {"[network]\nresolve = a.test:[1.2.3.4]\n",
+     "devbox.ini:2: [network] resolve: 'a.test:[1.2.3.4]': brackets are only for IPv6 addresses"},
+    {"[network]\nresolve = a_b.test:1.2.3.4\n",
+     "devbox.ini:2: [network] resolve: 'a_b.test:1.2.3.4': not a host name or IP address"},
+    {"[network]\nresolve =\n  a.test:1.2.3.4\n  A.TEST.:1.2.3.5\n",
+     "devbox.ini:4: [network] resolve: 'A.TEST.:1.2.3.5': 'a.test' already resolves to "
+     "'1.2.3.4'"},
+    {"[network]\nlisten = 0.0.0.0\n",
+     "devbox.ini:2: [network] listen is a user setting: set it in config.ini, not in a profile"},
+    {"[registries]\ninsecure = localhost:5000\n",
+     "devbox.ini:1: [registries] is a user setting: set it in config.ini, not in a profile"},
+    {"[ceilings]\ncpus = 64\n",
+     "devbox.ini:1: [ceilings] is a user setting: set it in config.ini, not in a profile"},
+    {"[ports]\n0 = 80\n", "devbox.ini:2: [ports] '0': the host port must be 1 to 65535"},
+    {"[ports]\n03000 = 80\n", "devbox.ini:2: [ports] '03000': the host port must be 1 to 65535"},
+    {"[ports]\nhttp = 80\n", "devbox.ini:2: [ports] 'http': the host port must be 1 to 65535"},
+    {"[ports]\n80 = 65536\n",
+     "devbox.ini:2: [ports] 80: the guest port must be 1 to 65535 or 'none', not '65536'"},
+    {"[ports]\n80 =\n",
+     "devbox.ini:2: [ports] 80: the guest port must be 1 to 65535 or 'none', not ''"},
+    {"[ports]\n3000 = 3000\n3000 = 3001\n",
+     "devbox.ini:3: duplicate key '3000' in [ports] (first on line 2)"},
+    {"[ports]\n3000 = 3000\n  3001\n",
+     "devbox.ini:3: [ports] 3000: indented line continues a value that is not a list (only lists "
+     "span lines)"},
+    {"[port]\n", "devbox.ini:1: unknown section '[port]' (did you mean '[ports]'?)"},
     {"[box]\ncpus\n", "devbox.ini:2: expected 'key = value', '[section]' or a comment"},
     {"[box\ncpus = 1\n", "devbox.ini:1: section header without ']'\n"
                          "devbox.ini:2: unknown key 'cpus' before the first section"},
@@ -337,6 +442,217 @@ static void test_values(void **state) {
     profile_clear(&p);
 }
 
+/* ---- images, network names, ports ----------------------------------------------------------- */
+
+static void test_images(void **state) {
+    struct repo *r = *state;
+    static const char *const good[] = {
+        "default",
+        "my-image",
+        "debian:bookworm",
+        "debian",
+        "library/debian:12.5-slim",
+        "ghcr.io/org/app:1.2",
+        "ghcr.io/org/app@sha256:" HEX64,
+        "ghcr.io/org/app:1.2@sha256:" HEX64,
+        "127.0.0.1:5000/test/busybox:latest",
+        "localhost/app",
+        "localhost:5000/a/b/c:TAG_x",
+        "[::1]:5000/app:v1",
+        "Registry.Example.COM/app",
+        "a__b/c-d---e/f.g_h:_x",
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++) {
+        char *text = dbx_xasprintf("[box]\nimage = %s\n", good[i]);
+        struct profile p;
+        char *m = load(r, text, &p);
+        if (m)
+            fail_msg("'%s': %s", good[i], m);
+        assert_string_equal(p.image, good[i]);
+        assert_string_equal(profile_origin_of(&p, "box.image"), "devbox.ini:2");
+        char **w = profile_widenings(&p, NULL); /* choosing an image is not a widening */
+        assert_null(w[0]);
+        dbx_strv_free(w);
+        profile_clear(&p);
+        free(text);
+    }
+    /* caps: a name of 255 bytes is fine, 256 is not; the whole reference at most 512 */
+    struct profile p;
+    profile_init_default(&p);
+    char name[600];
+    memset(name, 'a', 255);
+    name[255] = '\0';
+    dbx_error *err = NULL;
+    assert_int_equal(profile_set(&p, "box.image", name, "flag", &err), 0);
+    strcpy(name + 255, ":tag");
+    assert_int_equal(profile_set(&p, "box.image", name, "flag", &err), 0);
+    memset(name, 'a', 256);
+    strcpy(name + 256, ":tag");
+    assert_true(profile_set(&p, "box.image", name, "flag", &err) < 0);
+    if (!strstr(err->msg, "' is not an image reference or name: the name is longer than 255 bytes"))
+        fail_msg("%s", err->msg);
+    dbx_error_free(&err);
+    memset(name, 'a', 513);
+    name[513] = '\0';
+    assert_true(profile_set(&p, "box.image", name, "flag", &err) < 0);
+    assert_non_null(strstr(err->msg, " or name: longer than 512 bytes"));
+    dbx_error_free(&err);
+    char tag[200];
+    snprintf(tag, sizeof(tag), "app:%0128d", 0);
+    assert_int_equal(profile_set(&p, "box.image", tag, "flag", &err), 0);
+    snprintf(tag, sizeof(tag), "app:%0129d", 0);
+    assert_true(profile_set(&p, "box.image", tag, "flag", &err) < 0);
+    dbx_error_free(&err);
+    profile_clear(&p);
+}
+
+static void test_network_names(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m = load(r,
+                   "[network]\n"
+                   "mode = allowlist\n"
+                   "allow = Example.COM., *.Example.org.:8443, 10.0.0.0/8, 10.0.0.0/8:443\n"
+                   "    fd00::/8 [FD00::/8]:443 [::FFFF:127.0.0.1]:80 0.0.0.0/0 1.2.3.4/32\n"
+                   "resolve = allowed.test:127.0.0.1, Other.Test.:[::1]\n"
+                   "    v6.test:0:0::1 ; bare IPv6 too\n",
+                   &p);
+    assert_null(m);
+    const char *allow[] = {"example.com",      "*.example.org:8443", "10.0.0.0/8",
+                           "10.0.0.0/8:443",   "fd00::/8",           "[fd00::/8]:443",
+                           "[::ffff:127.0.0.1]:80", "0.0.0.0/0",     "1.2.3.4/32"};
+    assert_int_equal(dbx_strv_len(p.allow), DBX_ARRAY_SIZE(allow));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(allow); i++)
+        assert_string_equal(p.allow[i], allow[i]);
+    const char *res[] = {"allowed.test:127.0.0.1", "other.test:::1", "v6.test:::1"};
+    assert_int_equal(dbx_strv_len(p.resolve), DBX_ARRAY_SIZE(res));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(res); i++)
+        assert_string_equal(p.resolve[i], res[i]);
+    assert_string_equal(profile_origin_of(&p, "network.resolve"), "devbox.ini:5");
+    profile_clear(&p);
+
+    /* the same entry twice is one entry; a later file replaces the list */
+    m = load(r, "[network]\nresolve = a.test:1.2.3.4 A.test:1.2.3.4\n", &p);
+    assert_null(m);
+    assert_int_equal(dbx_strv_len(p.resolve), 1);
+    profile_clear(&p);
+    m = load(r, "[network]\nresolve =\n", &p);
+    assert_null(m);
+    assert_null(p.resolve);
+    profile_clear(&p);
+}
+
+static void test_ports(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    {
+        const char *b = "[ports]\n3000 = 3000\n5432 = 5432\n9000 = 9000\n";
+        write_file(r->fd, "base.ini", b, strlen(b));
+    }
+    char *m = load(r, "extends = ./base.ini\n[ports]\n8080 = 80\n5432 = 15432\n9000 = none\n",
+                   &p);
+    assert_null(m);
+    assert_int_equal(p.nports, 3);
+    assert_int_equal(p.ports[0].host, 3000);
+    assert_int_equal(p.ports[0].guest, 3000);
+    assert_int_equal(p.ports[1].host, 5432);
+    assert_int_equal(p.ports[1].guest, 15432);
+    assert_int_equal(p.ports[2].host, 8080);
+    assert_int_equal(p.ports[2].guest, 80);
+    assert_string_equal(profile_origin_of(&p, "ports.3000"), "base.ini:2");
+    assert_string_equal(profile_origin_of(&p, "ports.5432"), "devbox.ini:4");
+    assert_string_equal(profile_origin_of(&p, "ports.8080"), "devbox.ini:3");
+    char **w = profile_widenings(&p, NULL); /* forwards listen on loopback: no widening */
+    assert_null(w[0]);
+    dbx_strv_free(w);
+
+    char *t = profile_to_text(&p);
+    assert_non_null(strstr(t, "\n[ports]\n"
+                              "3000 = 3000                                  ; base.ini:2\n"
+                              "5432 = 15432                                 ; devbox.ini:4\n"
+                              "8080 = 80                                    ; devbox.ini:3\n"));
+    free(t);
+    char *j = profile_to_json(&p);
+    assert_non_null(strstr(j, "\"ports\": [\n    {\n      \"host\": 3000,\n      \"guest\": 3000,\n"
+                              "      \"from\": \"base.ini:2\"\n    },"));
+    free(j);
+
+    /* a flag can add or drop a forward too */
+    dbx_error *err = NULL;
+    assert_int_equal(profile_set(&p, "ports.3000", "none", "flag", &err), 0);
+    assert_int_equal(profile_set(&p, "ports.4000", "4001", "flag", &err), 0);
+    assert_int_equal(p.nports, 3);
+    assert_int_equal(p.ports[2].host, 4000);
+    assert_int_equal(p.ports[2].guest, 4001);
+    assert_string_equal(profile_origin_of(&p, "ports.4000"), "flag");
+    assert_true(profile_set(&p, "ports.x", "1", "flag", &err) < 0);
+    assert_string_equal(err->msg, "flag: [ports] 'x': the host port must be 1 to 65535");
+    dbx_error_free(&err);
+    profile_clear(&p);
+
+    /* at most PROFILE_MAX_PORTS */
+    char *big = dbx_xstrdup("[ports]\n");
+    for (unsigned i = 0; i <= PROFILE_MAX_PORTS; i++) {
+        char *n = dbx_xasprintf("%s%u = 80\n", big, 3000 + i);
+        free(big);
+        big = n;
+    }
+    m = load(r, big, NULL);
+    free(big);
+    assert_string_equal(m, "devbox.ini:66: [ports] 3064: more than 64 port forwards");
+    free(m);
+}
+
+/* `devbox ... --network none`: profile_set narrows mode, allow and resolve together. */
+static void test_network_none(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m = load(r,
+                   "extends = agent\n[network]\nresolve = api.anthropic.com:127.0.0.1\n"
+                   "[ports]\n3000 = 3000\n",
+                   &p);
+    assert_null(m);
+    struct profile_user big = {.max_cpus = 64, .max_memory = 1ull << 40, .max_disk = 1ull << 40};
+    char **w = profile_widenings(&p, &big);
+    assert_string_equal(w[dbx_strv_len(w) - 1], "network resolve 'api.anthropic.com:127.0.0.1'");
+    dbx_strv_free(w);
+    dbx_error *err = NULL;
+    assert_int_equal(profile_set(&p, "network.mode", "none", "command line", &err), 0);
+    assert_int_equal(p.net_mode, PROFILE_NET_NONE);
+    assert_null(p.allow);
+    assert_null(p.resolve);
+    assert_string_equal(profile_origin_of(&p, "network.mode"), "command line");
+    assert_string_equal(profile_origin_of(&p, "network.allow"), "command line");
+    assert_string_equal(profile_origin_of(&p, "network.resolve"), "command line");
+    assert_int_equal(p.nports, 1); /* forwards are not egress */
+    w = profile_widenings(&p, &big);
+    assert_null(w[0]); /* nothing network is left to trust */
+    dbx_strv_free(w);
+    char *t = profile_to_text(&p);
+    assert_non_null(strstr(t, "\n[network]\n"
+                              "mode = none                                  ; command line\n"
+                              "allow =                                      ; command line\n"
+                              "resolve =                                    ; command line\n"));
+    free(t);
+    char *j = profile_to_json(&p);
+    assert_non_null(
+        strstr(j, "\"resolve\": {\n      \"value\": [],\n      \"from\": \"command line\""));
+    free(j);
+    /* a bad mode leaves the lists alone */
+    assert_true(profile_set(&p, "network.mode", "off", "command line", &err) < 0);
+    assert_string_equal(
+        err->msg,
+        "command line: [network] mode: must be 'none', 'allowlist' or 'open', not 'off'");
+    dbx_error_free(&err);
+    profile_clear(&p);
+    /* other modes do not touch the lists */
+    m = load(r, "[network]\nmode = allowlist\nallow = a.test\n", &p);
+    assert_null(m);
+    assert_int_equal(profile_set(&p, "network.mode", "open", "flag", &err), 0);
+    assert_string_equal(p.allow[0], "a.test");
+    profile_clear(&p);
+}
+
 static void test_caps(void **state) {
     assert_int_equal(profile_cap_from_name("chown"), 0);
     assert_int_equal(profile_cap_from_name("CAP_NET_ADMIN"), 12);
@@ -433,6 +749,8 @@ static void assert_same_values(const struct profile *a, const struct profile *b)
         assert_string_equal(a->protect[i], b->protect[i]);
     assert_int_equal(a->net_mode, b->net_mode);
     assert_int_equal(dbx_strv_len(a->allow), dbx_strv_len(b->allow));
+    assert_int_equal(dbx_strv_len(a->resolve), dbx_strv_len(b->resolve));
+    assert_int_equal(a->nports, b->nports);
 }
 
 static void test_builtins(void **state) {
@@ -456,12 +774,27 @@ static void test_builtins(void **state) {
 
     assert_int_equal(profile_load_builtin("agent", NULL, builtins(), &agent, &err), 0);
     assert_int_equal(agent.net_mode, PROFILE_NET_ALLOWLIST);
-    const char *hosts[] = {
-        "api.anthropic.com", "api.openai.com",          "generativelanguage.googleapis.com",
-        "github.com",        "*.githubusercontent.com", "registry.npmjs.org",
-        "pypi.org",          "files.pythonhosted.org",  "crates.io",
-        "static.crates.io",  "proxy.golang.org",        "sum.golang.org",
-        "deb.debian.org"};
+    assert_null(agent.resolve);
+    assert_int_equal(agent.nports, 0);
+    const char *hosts[] = {"api.anthropic.com",
+                           "api.openai.com",
+                           "generativelanguage.googleapis.com",
+                           "github.com",
+                           "*.githubusercontent.com",
+                           "gitlab.com",
+                           "bitbucket.org",
+                           "registry.npmjs.org",
+                           "pypi.org",
+                           "files.pythonhosted.org",
+                           "crates.io",
+                           "static.crates.io",
+                           "index.crates.io",
+                           "proxy.golang.org",
+                           "sum.golang.org",
+                           "rubygems.org",
+                           "repo.maven.apache.org",
+                           "deb.debian.org",
+                           "security.debian.org"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(hosts); i++) {
         bool found = false;
         for (size_t j = 0; agent.allow[j]; j++)
@@ -509,6 +842,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_nul_long_size, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_continuation, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_values, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_images, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_network_names, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_ports, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_network_none, repo_setup, repo_teardown),
         cmocka_unit_test(test_caps),
         cmocka_unit_test_setup_teardown(test_provenance, repo_setup, repo_teardown),
         cmocka_unit_test(test_builtins),

@@ -1,0 +1,375 @@
+/* profiles/profiles-names.c: the grammars of the names a profile or config.ini writes:
+ * network allow patterns, resolve overrides, IP literals, registry hosts, ports and OCI image
+ * references.  Each checker returns a normalized copy, or NULL with *why set to a static
+ * reason.  The network issue's proxy matches against exactly these normalized forms, so an
+ * address has one spelling: IPv4 only as a canonical dotted quad (inet_aton's 127.1,
+ * 2130706433 and 0x7f.0.0.1 are refused: they are how allowlists get bypassed, R8), IPv6 as
+ * inet_ntop prints it, names lower case without a trailing dot. */
+#define _GNU_SOURCE
+#include "profiles-internal.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <netinet/in.h>
+
+#define ALLOW_MAX 262u /* "[" 45-byte IPv6 "/128]:65535" or a 253-byte name ":65535" */
+
+bool prof_port_parse(const char *s, uint16_t *ret) {
+    uint64_t n;
+    if (s[0] == '0' || dbx_parse_u64(s, 1, 65535, &n) < 0)
+        return false;
+    *ret = (uint16_t)n;
+    return true;
+}
+
+static bool host_label_ok(const char *s, size_t n) {
+    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+/* A DNS name, or "*.name" when wild_ok; lower-cased in place, one trailing dot dropped.
+ * NULL when fine, else why. */
+static const char *host_name_check(char *h, bool wild_ok) {
+    for (char *s = h; *s; s++)
+        *s = (char)tolower((unsigned char)*s);
+    size_t n = strlen(h);
+    if (n > 1 && h[n - 1] == '.' && h[n - 2] != '.')
+        h[--n] = '\0';
+    bool wild = dbx_str_has_prefix(h, "*.");
+    if (wild && !wild_ok)
+        return "wildcards are not allowed here, only exact names";
+    const char *name = wild ? h + 2 : h;
+    if (strlen(name) > 253)
+        return "host name longer than 253 bytes";
+    size_t labels = 0;
+    const char *last = name;
+    for (const char *s = name;;) {
+        size_t len = strcspn(s, ".");
+        if (!host_label_ok(s, len))
+            return wild_ok ? "not a host name, *.domain or IP address"
+                           : "not a host name or IP address";
+        labels++;
+        last = s;
+        if (!s[len])
+            break;
+        s += len + 1;
+    }
+    if (strspn(last, "0123456789") == strlen(last))
+        return "not a host name or IPv4 address";
+    if (wild && labels < 2)
+        return "'*.' needs a domain of at least two labels";
+    return NULL;
+}
+
+/* An IP literal as written: AF_INET (canonical dotted quad), AF_INET6, or 0 with *why. */
+static int ip_parse(const char *s, void *addr, const char **why) {
+    if (strchr(s, ':')) {
+        if (inet_pton(AF_INET6, s, addr) == 1)
+            return AF_INET6;
+        return *why = "not an IPv6 address", 0;
+    }
+    if (inet_pton(AF_INET, s, addr) == 1) /* glibc: exactly four decimal parts, no 0 prefix */
+        return AF_INET;
+    struct in_addr a4;
+    if (inet_aton(s, &a4))
+        return *why = "write IPv4 addresses as a.b.c.d", 0;
+    return *why = "not an IP address", 0;
+}
+
+static char *ip_str(int af, const void *addr) {
+    char buf[INET6_ADDRSTRLEN];
+    if (!inet_ntop(af, addr, buf, sizeof(buf)))
+        dbx_oom_hook(); /* cannot happen: the buffer fits every address */
+    return dbx_xstrdup(buf);
+}
+
+char *prof_addr_normalize(const char *in, const char **why) {
+    unsigned char a[sizeof(struct in6_addr)];
+    if (strlen(in) > INET6_ADDRSTRLEN)
+        return *why = "not an IP address", NULL;
+    int af = ip_parse(in, a, why);
+    return af ? ip_str(af, a) : NULL;
+}
+
+/* "ADDR/N": the address with no bits set beyond the prefix. */
+static char *cidr_normalize(const char *host, const char **why) {
+    const char *slash = strchr(host, '/');
+    _cleanup_free_ char *addr = dbx_xstrndup(host, (size_t)(slash - host));
+    unsigned char a[sizeof(struct in6_addr)];
+    int af = ip_parse(addr, a, why);
+    if (!af)
+        return NULL;
+    unsigned bits = af == AF_INET ? 32 : 128;
+    uint64_t n;
+    const char *p = slash + 1;
+    if ((p[0] == '0' && p[1]) || dbx_parse_u64(p, 0, bits, &n) < 0)
+        return *why = af == AF_INET ? "prefix length must be 0 to 32"
+                                    : "prefix length must be 0 to 128",
+               NULL;
+    for (unsigned i = 0; i < bits / 8; i++) {
+        unsigned keep = n >= (i + 1) * 8 ? 8 : n > i * 8 ? (unsigned)(n - i * 8) : 0;
+        if (a[i] & (0xffu >> keep))
+            return *why = "address has bits set beyond the prefix length", NULL;
+    }
+    _cleanup_free_ char *s = ip_str(af, a);
+    return dbx_xasprintf("%s/%u", s, (unsigned)n);
+}
+
+/* Split "host", "host:port", "[v6]", "[v6]:port", bare "v6" into *host and *port. */
+static bool split_host_port(const char *in, char **host, const char **port, bool *bracketed,
+                            const char **why) {
+    *port = NULL;
+    *bracketed = in[0] == '[';
+    if (*bracketed) {
+        const char *rb = strchr(in, ']');
+        if (!rb)
+            return *why = "'[' without ']'", false;
+        if (rb[1] == ':')
+            *port = rb + 2;
+        else if (rb[1])
+            return *why = "expected ':port' after ']'", false;
+        *host = dbx_xstrndup(in + 1, (size_t)(rb - in - 1));
+    } else if (strchr(in, ':') != strrchr(in, ':')) {
+        *host = dbx_xstrdup(in); /* bare IPv6, no port */
+    } else {
+        *host = dbx_xstrndup(in, strcspn(in, ":"));
+        if (strchr(in, ':'))
+            *port = strchr(in, ':') + 1;
+    }
+    return true;
+}
+
+char *prof_allow_normalize(const char *in, const char **why) {
+    if (strlen(in) > ALLOW_MAX)
+        return *why = "longer than 262 bytes", NULL;
+    _cleanup_free_ char *host = NULL;
+    const char *port;
+    bool br;
+    if (!split_host_port(in, &host, &port, &br, why))
+        return NULL;
+    uint16_t pn = 0;
+    if (port && !prof_port_parse(port, &pn))
+        return *why = "port must be 1 to 65535", NULL;
+    _cleanup_free_ char *norm = NULL;
+    bool v6 = br || strchr(host, ':');
+    if (br && !strchr(host, ':'))
+        return *why = "brackets are only for IPv6 addresses", NULL;
+    if (strchr(host, '/')) {
+        norm = cidr_normalize(host, why);
+    } else if (v6) {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET6, host, a) != 1)
+            return *why = "not an IPv6 address", NULL;
+        norm = ip_str(AF_INET6, a);
+    } else {
+        unsigned char a[sizeof(struct in_addr)];
+        const char *w = NULL;
+        if (ip_parse(host, a, &w) == AF_INET)
+            norm = ip_str(AF_INET, a);
+        else if (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0)
+            return *why = w, NULL;
+        else if ((*why = host_name_check(host, true)))
+            return NULL;
+        else
+            norm = TAKE_PTR(host);
+    }
+    if (!norm)
+        return NULL;
+    if (!pn)
+        return TAKE_PTR(norm);
+    return strchr(norm, ':') ? dbx_xasprintf("[%s]:%u", norm, pn)
+                             : dbx_xasprintf("%s:%u", norm, pn);
+}
+
+char *prof_resolve_normalize(const char *in, const char **why) {
+    const char *colon = strchr(in, ':');
+    if (!colon)
+        return *why = "expected 'name:address'", NULL;
+    if (strlen(in) > ALLOW_MAX)
+        return *why = "longer than 262 bytes", NULL;
+    _cleanup_free_ char *name = dbx_xstrndup(in, (size_t)(colon - in));
+    const char *w = NULL;
+    unsigned char a[sizeof(struct in6_addr)];
+    if (ip_parse(name, a, &w) || (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0))
+        return *why = "the name must be a host name, not an address", NULL;
+    if ((*why = host_name_check(name, false)))
+        return NULL;
+    _cleanup_free_ char *addr = NULL;
+    const char *v = colon + 1;
+    if (v[0] == '[' && v[strlen(v) - 1] == ']') {
+        _cleanup_free_ char *inner = dbx_xstrndup(v + 1, strlen(v) - 2);
+        addr = strchr(inner, ':') ? prof_addr_normalize(inner, why) : NULL;
+        if (!addr && !strchr(inner, ':'))
+            *why = "brackets are only for IPv6 addresses";
+    } else {
+        addr = prof_addr_normalize(v, why);
+    }
+    if (!addr)
+        return NULL;
+    return dbx_xasprintf("%s:%s", name, addr);
+}
+
+char *prof_registry_normalize(const char *in, const char **why) {
+    if (strlen(in) > ALLOW_MAX)
+        return *why = "longer than 262 bytes", NULL;
+    _cleanup_free_ char *host = NULL;
+    const char *port;
+    bool br;
+    if (!split_host_port(in, &host, &port, &br, why))
+        return NULL;
+    uint16_t pn = 0;
+    if (port && !prof_port_parse(port, &pn))
+        return *why = "port must be 1 to 65535", NULL;
+    if (strchr(host, '/'))
+        return *why = "a registry is one host, not a network", NULL;
+    _cleanup_free_ char *norm = NULL;
+    if (br || strchr(host, ':')) {
+        unsigned char a[sizeof(struct in6_addr)];
+        if (inet_pton(AF_INET6, host, a) != 1)
+            return *why = "not an IPv6 address", NULL;
+        _cleanup_free_ char *s = ip_str(AF_INET6, a);
+        norm = dbx_xasprintf("[%s]", s); /* as in an image reference's domain */
+    } else {
+        unsigned char a[sizeof(struct in_addr)];
+        const char *w = NULL;
+        if (ip_parse(host, a, &w) == AF_INET)
+            norm = ip_str(AF_INET, a);
+        else if (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0)
+            return *why = w, NULL;
+        else if ((*why = host_name_check(host, false)))
+            return NULL;
+        else
+            norm = TAKE_PTR(host);
+    }
+    return pn ? dbx_xasprintf("%s:%u", norm, pn) : TAKE_PTR(norm);
+}
+
+/* ---- OCI image references -------------------------------------------------------------------
+ * The docker/distribution reference grammar:
+ *   reference := name [":" tag] ["@" digest]
+ *   name      := [domain "/"] path-component ("/" path-component)*
+ *   domain    := host [":" port], host a DNS name, IPv4 or "[" IPv6 "]"
+ *   path-component := [a-z0-9]+ ((separator) [a-z0-9]+)*, separator "." | "_" | "__" | "-"+
+ *   tag       := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+ *   digest    := "sha256:" [0-9a-f]{64} (the only algorithm devbox accepts, R6)
+ * The first component is a domain when it has a '.' or ':', is "localhost", or has upper
+ * case.  The name is at most 255 bytes (docker's NameTotalLengthMax). */
+
+static bool alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+
+static bool path_component_ok(const char *s, size_t n) {
+    if (n == 0 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
+        return false;
+    for (size_t i = 0; i < n;) {
+        if (alnum_lower(s[i])) {
+            i++;
+            continue;
+        }
+        size_t sep = 1;
+        if (s[i] == '_' && s[i + 1] == '_')
+            sep = 2;
+        else if (s[i] == '-')
+            sep = strspn(s + i, "-");
+        else if (s[i] != '.' && s[i] != '_')
+            return false;
+        i += sep;
+        if (i >= n || !alnum_lower(s[i]))
+            return false;
+    }
+    return true;
+}
+
+static const char *domain_check(const char *s, size_t n) {
+    _cleanup_free_ char *d = dbx_xstrndup(s, n);
+    _cleanup_free_ char *host = NULL;
+    const char *port, *why = NULL;
+    bool br;
+    if (!split_host_port(d, &host, &port, &br, &why))
+        return "registry host is not host[:port]";
+    uint16_t pn;
+    if (port && !prof_port_parse(port, &pn))
+        return "registry port must be 1 to 65535";
+    if (br) {
+        unsigned char a[sizeof(struct in6_addr)];
+        return inet_pton(AF_INET6, host, a) == 1 ? NULL : "registry host '[...]' is not IPv6";
+    }
+    if (strchr(host, ':'))
+        return "an IPv6 registry host needs brackets";
+    for (const char *c = host; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
+            return "registry host is not a host name or address";
+    for (const char *c = host;;) {
+        size_t len = strcspn(c, ".");
+        if (!host_label_ok(c, len))
+            return "registry host is not a host name or address";
+        if (!c[len])
+            break;
+        c += len + 1;
+    }
+    return NULL;
+}
+
+static bool tag_ok(const char *s, size_t n) {
+    if (n < 1 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
+            return false;
+    return true;
+}
+
+bool prof_image_ref_ok(const char *ref, const char **why) {
+    size_t len = strlen(ref);
+    if (len == 0)
+        return *why = "empty", false;
+    if (len > PROFILE_MAX_IMAGE_REF)
+        return *why = "longer than 512 bytes", false;
+    const char *at = strchr(ref, '@');
+    size_t name_end = at ? (size_t)(at - ref) : len;
+    if (at) {
+        const char *dg = at + 1;
+        if (!dbx_str_has_prefix(dg, "sha256:") || strlen(dg) != 71 ||
+            strspn(dg + 7, "0123456789abcdef") != 64)
+            return *why = "the digest must be 'sha256:' and 64 lower-case hex digits", false;
+    }
+    /* a tag is after the last ':' that follows the last '/' */
+    const char *slash = memrchr(ref, '/', name_end);
+    const char *from = slash ? slash : ref;
+    const char *colon = memrchr(from, ':', name_end - (size_t)(from - ref));
+    if (colon) {
+        if (!tag_ok(colon + 1, name_end - (size_t)(colon + 1 - ref)))
+            return *why = "the tag must be 1 to 128 of A-Z a-z 0-9 _ . - and not start with '.' "
+                          "or '-'",
+                   false;
+        name_end = (size_t)(colon - ref);
+    }
+    if (name_end > 255)
+        return *why = "the name is longer than 255 bytes", false;
+    const char *s = ref, *end = ref + name_end;
+    size_t first = strcspn(s, "/");
+    if (first < name_end) {
+        bool domain = memchr(s, '.', first) || memchr(s, ':', first) ||
+                      (first == 9 && memcmp(s, "localhost", 9) == 0);
+        for (size_t i = 0; !domain && i < first; i++)
+            domain = isupper((unsigned char)s[i]);
+        if (domain) {
+            if ((*why = domain_check(s, first)))
+                return false;
+            s += first + 1;
+        }
+    }
+    while (s <= end) {
+        const char *sl = memchr(s, '/', (size_t)(end - s));
+        size_t n = sl ? (size_t)(sl - s) : (size_t)(end - s);
+        if (!path_component_ok(s, n))
+            return *why = "repository path components are lower-case a-z 0-9 separated by '.', "
+                          "'_', '__' or '-'",
+                   false;
+        s += n + 1;
+    }
+    return true;
+}
