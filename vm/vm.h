@@ -28,13 +28,44 @@ void vm_kernel_clear(struct vm_kernel *k);
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
-/* Build a raw ext4 root filesystem image at `out_path` from a root filesystem tarball
- * (plain, gzip, or zstd), rootless: owners, modes, setuid bits and device nodes come from the
- * tar headers, never from host chown.  Entries with absolute paths or '..' components, or
- * hard links pointing outside the tree, are refused; entry count, path length and total size
- * are capped.  The filesystem gets `extra_bytes` of free space beyond the contents (sparse).
- * Written to a temp file beside out_path and renamed into place only when complete; the
- * result is made read-only (0444).  On success *ret_size (may be NULL) is the file size. */
+/* A root filesystem assembled from tar layers applied in order (OCI image layer semantics),
+ * then written out as a read-only base disk.  Nothing is unpacked on the host filesystem:
+ * file data is spooled into one scratch file, metadata kept in memory.
+ * Kept: regular files, directories, symlinks, hard links (also to files of earlier layers),
+ * character/block devices, FIFOs; permission bits including setuid/setgid/sticky; 32-bit
+ * numeric owners (names are never looked up); mtimes (whole seconds, clamped to
+ * 1970..2038); extended attributes in the user., security. (file capabilities, SELinux) and
+ * trusted. namespaces (pax SCHILY.xattr.* / LIBARCHIVE.xattr.*; others, such as system.* ACLs,
+ * are dropped).  A later entry replaces an earlier one at the same path (a non-directory
+ * replaces a whole subtree; a directory over a directory merges and takes the newer
+ * metadata); parents missing from a layer are created root-owned 0755.
+ * Refused, with a one-line error naming the layer and the entry: absolute paths, '..'
+ * components, control characters, entries below a symlink or a non-directory, hard links to
+ * nothing, to directories or out of the tree, sockets and other types, bad whiteouts, and
+ * anything beyond the caps in vm-internal.h (entries, path length, total uncompressed bytes,
+ * metadata, xattr size, layer count), each checked before the work it bounds. */
+struct vm_rootfs;
+/* scratch_dir: where the spool and temp files go (same filesystem as the disk is best). */
+int vm_rootfs_new(const char *scratch_dir, struct vm_rootfs **ret, dbx_error **err);
+/* Apply one layer read from fd until EOF (plain tar, gzip or zstd, auto-detected; the caller
+ * keeps ownership of fd).  whiteouts = interpret OCI whiteouts (`.wh.NAME` deletes NAME from
+ * lower layers, `.wh..wh..opq` hides the lower layers' contents of its directory); false for a
+ * plain rootfs tarball.  label names the layer in error messages (e.g. its digest).
+ * After a failure the builder is unusable (further calls fail): free it. */
+int vm_rootfs_add_layer(struct vm_rootfs *b, int fd, const char *label, bool whiteouts,
+                        dbx_error **err);
+/* Build the base disk at out_path: same contract as vm_disk_build_base (temp file beside it,
+ * renamed into place only when complete, 0444, extra_bytes of free space, *ret_size). */
+int vm_rootfs_write_disk(struct vm_rootfs *b, const char *out_path, uint64_t extra_bytes,
+                         uint64_t *ret_size, dbx_error **err);
+void vm_rootfs_free(struct vm_rootfs *b);
+
+/* Build a raw ext4 root filesystem image at `out_path` from one root filesystem tarball
+ * (plain, gzip, or zstd), rootless: vm_rootfs_new in out_path's directory, one
+ * vm_rootfs_add_layer without whiteouts, vm_rootfs_write_disk.  The filesystem gets
+ * `extra_bytes` of free space beyond the contents (sparse).  Written to a temp file beside
+ * out_path and renamed into place only when complete; the result is made read-only (0444).
+ * On success *ret_size (may be NULL) is the file size. */
 int vm_disk_build_base(const char *tar_path, const char *out_path, uint64_t extra_bytes,
                        uint64_t *ret_size, dbx_error **err);
 /* Create a qcow2 copy-on-write disk at `overlay_path` whose backing file is the raw base
