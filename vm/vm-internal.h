@@ -26,36 +26,99 @@ void vm_child_close_fds(int from, int keep);
 /* Remove a file tree without following symlinks (like rm -rf); missing is fine. */
 int vm_rm_rf(const char *path, dbx_error **err);
 
-/* ---- tar normalization (vm-disk.c; also the fuzzing target for the tar path filter) ------ */
+/* ---- root filesystems from tar layers (vm-rootfs.c, vm-rootfs-disk.c) ------------------- */
 
-#define VM_TAR_MAX_ENTRIES 1000000ull
-#define VM_TAR_MAX_PATH 4096
+/* Caps on what layers may make us do; each is checked before the work it bounds.  They are far
+ * above real images (a full Debian is ~15k entries, ~700 MB; Docker allows 127 layers) and far
+ * below what would exhaust the host: */
+#define VM_TAR_MAX_ENTRIES 1000000ull   /* names in the tree at any time, implicit parents too */
+#define VM_ROOTFS_MAX_HEADERS 4000000ull /* tar headers read, across all layers */
+#define VM_TAR_MAX_PATH 4096             /* bytes in an entry path (PATH_MAX) */
+/* Uncompressed entry bytes (as the headers declare, counted before the data is read or skipped)
+ * across all layers: bounds decompression bombs and the spool file.  libarchive itself caps
+ * each pax/GNU extension header at 1 MiB, so the bytes between entries are bounded by the
+ * header count. */
 #define VM_TAR_MAX_BYTES (64ull << 30)
-/* genext2fs 1.5 stores only the low 16 bits of owners (measured: uid 100000 became 34464), so
- * larger ids are refused rather than silently changed. */
-#define VM_TAR_MAX_ID 65535
+#define VM_ROOTFS_MAX_META (512ull << 20) /* in-memory metadata: nodes, names, targets, xattrs */
+#define VM_ROOTFS_MAX_LAYERS 256u
+/* Extended attributes of one inode, as ext4 counts them (16-byte entry header, name suffix and
+ * value each rounded to 4 bytes): what fits in one 4 KiB xattr block plus the in-inode space. */
+#define VM_ROOTFS_MAX_XATTR_BYTES 4000u
+#define VM_ROOTFS_MAX_XATTRS 64u
+/* chown(2) takes (uid_t)-1 as "unchanged", so no file can be owned by it. */
+#define VM_ROOTFS_MAX_ID 4294967294ull
 
 /* Check a tar entry or hard link target path and return its normalized form in *ret (no
  * leading "./" or "/", no empty or "." components, no trailing slash; "" for the root).
  * Refuses absolute paths, ".." components, over-long paths and control bytes other than
- * what file names may hold (NUL cannot occur in a C string; newline is refused because the
- * image tools use line-oriented formats). */
+ * what file names may hold (NUL cannot occur in a C string; newline and other control bytes
+ * are refused because the image tools use line-oriented formats). */
 int vm_tar_clean_path(const char *path, char **ret, dbx_error **err);
+
+/* A path shortened to 200 bytes and made safe to print (caller frees). */
+char *vm_path_printable(const char *s);
 
 struct vm_tar_stats {
     uint64_t entries;
     uint64_t dirs;
     uint64_t data_bytes;
-    uint64_t data_blocks; /* 4 KiB blocks the regular files and long symlinks need */
+    uint64_t data_blocks; /* 4 KiB blocks the regular files, long symlinks and xattrs need */
 };
 
-/* Read the tarball at `in_path` (plain, gzip, zstd, ...: libarchive filters; tar, pax, GNU and
- * ustar formats), validate every entry, and write a normalized pax tar to out_fd: paths
- * cleaned, only regular files, directories, symlinks, hard links, character/block devices
- * and FIFOs; numeric owners only (no user/group names, so nothing is ever looked up on the
- * host), no extended attributes, ACLs, file flags or sparse maps.  Caps: VM_TAR_MAX_*. */
-int vm_tar_normalize(const char *in_path, int out_fd, struct vm_tar_stats *ret_stats,
-                     dbx_error **err);
+struct vm_rootfs_xattr {
+    char *name;
+    unsigned char *value;
+    size_t size;
+};
+
+/* One file system object; several names (hard links) may share it. */
+struct vm_rootfs_inode {
+    uint32_t refs; /* names pointing here */
+    uint32_t mode; /* S_IF* | permission bits */
+    uint32_t uid, gid;
+    int64_t mtime;
+    uint32_t rdev_major, rdev_minor;
+    uint64_t data_off, size; /* regular files: where the data is in the spool */
+    char *symlink;
+    struct vm_rootfs_xattr *xattrs;
+    uint32_t n_xattrs;
+    uint32_t emitted;  /* write generation that emitted it (hard links refer to first_path) */
+    char *first_path;
+};
+
+struct vm_rootfs_node {
+    struct vm_rootfs_node *parent;
+    struct vm_rootfs_node *hnext;               /* hash chain of (parent, name) */
+    struct vm_rootfs_node *child, *next, *prev; /* children of a directory, siblings */
+    struct vm_rootfs_inode *ino;
+    uint32_t layer; /* last layer that added this node or something below it */
+    char name[];
+};
+
+struct vm_rootfs {
+    char *scratch_dir;
+    int spool_fd;
+    uint64_t spool_size;
+    struct vm_rootfs_node *root;
+    bool root_set; /* some layer had a root entry: its metadata goes into the image */
+    struct vm_rootfs_node **buckets;
+    size_t n_buckets, n_nodes;
+    uint32_t layer;
+    uint32_t generation;
+    uint64_t headers, in_bytes, meta_bytes;
+    /* The caps (VM_TAR_MAX_ENTRIES, VM_ROOTFS_MAX_HEADERS, VM_TAR_MAX_BYTES,
+     * VM_ROOTFS_MAX_META); fields so that tests can lower them. */
+    uint64_t max_nodes, max_headers, max_bytes, max_meta;
+    bool broken; /* a layer failed half-way: the tree is unspecified */
+};
+
+/* Build the ext4 image file `img` (already created, open as img_fd) from the normalized tar
+ * `tar` whose content `st` describes, with `extra` bytes of free space; `script` (NULL = none)
+ * is a debugfs script run once the inodes are 256 bytes (xattrs, 32-bit owners). */
+int vm_disk_make_fs(const char *tar, const char *img, int img_fd, const struct vm_tar_stats *st,
+                    const char *script, uint64_t extra, dbx_error **err);
+/* fsync the directory holding `path` (best effort). */
+int vm_dir_fsync(const char *path);
 
 /* ---- initramfs (vm-kernel.c) ------------------------------------------------------------ */
 

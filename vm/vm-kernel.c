@@ -24,9 +24,23 @@
 #define MAX_INIT_BYTES (64u << 20)
 #define MAX_DEP_DEPTH 16
 
-/* What the guest init loads (guest/init-boot.c reads /modules.order). */
-static const char *const wanted_modules[] = {
-    "virtio_ring", "virtio", "virtio_mmio", "virtio_blk", "virtio_console", "fuse", "virtiofs"};
+/* What the guest init loads (guest/init-boot.c reads /modules.order), dependencies found with
+ * modinfo and put first (virtio_net needs net_failover, which needs failover). */
+static const char *const wanted_modules[] = {"virtio_ring", "virtio",   "virtio_mmio",
+                                             "virtio_blk",  "virtio_console", "fuse",
+                                             "virtiofs",    "virtio_net"};
+
+/* The wanted list as recorded beside an unpacked release: a release unpacked for another list
+ * (an older devbox) is unpacked again rather than booted without a module. */
+static char *wanted_stamp(void) {
+    char *s = dbx_xstrdup("");
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(wanted_modules); i++) {
+        char *t = dbx_xasprintf("%s%s\n", s, wanted_modules[i]);
+        free(s);
+        s = t;
+    }
+    return s;
+}
 
 void vm_kernel_clear(struct vm_kernel *k) {
     if (!k)
@@ -238,6 +252,9 @@ static int assemble_release(const char *x, const char *out, char **ret_release, 
         return dbx_error_set(err, errno, "open '%s'", out);
     if (dbx_write_file_atomic(ofd, "modules.order", order, strlen(order), 0644, err) < 0)
         return -1;
+    _cleanup_free_ char *stamp = wanted_stamp();
+    if (dbx_write_file_atomic(ofd, "modules.wanted", stamp, strlen(stamp), 0644, err) < 0)
+        return -1;
     *ret_release = TAKE_PTR(release);
     return 0;
 }
@@ -367,9 +384,14 @@ static int fetch_kernel(int kfd, const char *kdir, const char *local_deb, char *
 static bool release_present(int kfd, const char *release) {
     _cleanup_free_ char *a = dbx_xasprintf("%s/vmlinuz", release);
     _cleanup_free_ char *b = dbx_xasprintf("%s/modules.order", release);
+    _cleanup_free_ char *c = dbx_xasprintf("%s/modules.wanted", release);
     struct stat st;
-    return fstatat(kfd, a, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-           fstatat(kfd, b, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+    if (fstatat(kfd, a, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+        fstatat(kfd, b, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    _cleanup_free_ char *have = NULL, *want = wanted_stamp();
+    _cleanup_error_ dbx_error *e = NULL;
+    return dbx_read_file_at(kfd, c, 4096, &have, NULL, &e) == 0 && strcmp(have, want) == 0;
 }
 
 /* Work files of a run that was killed; we hold the lock, so nobody else is using them. */

@@ -163,6 +163,12 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = pushf(v, "-chardev", "socket,id=vfs,path=%s", s);
         v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=%s", t);
     }
+    if (cfg->net_socket) {
+        /* QEMU 7.2's stream netdev speaks passt's protocol (4-byte length + frame) natively. */
+        _cleanup_free_ char *s = qopt(cfg->net_socket);
+        v = pushf(v, "-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=%s", s);
+        v = push2(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC);
+    }
     v = push2(v, "-device", "virtio-serial-device");
     v = pushf(v, "-chardev", "socket,id=agent,fd=%d", AGENT_FD);
     v = push2(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME);

@@ -17,8 +17,10 @@ struct vm_kernel {
  * fetching it without root the first time (`apt-cache depends linux-image-cloud-amd64` names
  * the versioned package; `apt-get download` + `dpkg-deb -x` in a temp dir; rename into place),
  * and that an initramfs exists that holds `init_path` as /init plus the guest's modules
- * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs, with dependencies
- * from `modinfo -F depends`, in dependency order) listed in /modules.order.  The initramfs is
+ * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs virtio_net, with
+ * dependencies from `modinfo -F depends` (net_failover, failover), in dependency order) listed
+ * in /modules.order.  A release unpacked by an older devbox for a different module list is
+ * unpacked again.  The initramfs is
  * cached by a hash of its inputs, so a rebuilt init gets a new one.  Concurrent callers are
  * serialized with flock on kernel_dir/lock.  DEVBOX_KERNEL_DEB=path.deb uses a local package
  * instead of downloading.  On success fills *ret (caller frees with vm_kernel_clear). */
@@ -28,13 +30,44 @@ void vm_kernel_clear(struct vm_kernel *k);
 
 /* ---- disks ------------------------------------------------------------------------------ */
 
-/* Build a raw ext4 root filesystem image at `out_path` from a root filesystem tarball
- * (plain, gzip, or zstd), rootless: owners, modes, setuid bits and device nodes come from the
- * tar headers, never from host chown.  Entries with absolute paths or '..' components, or
- * hard links pointing outside the tree, are refused; entry count, path length and total size
- * are capped.  The filesystem gets `extra_bytes` of free space beyond the contents (sparse).
- * Written to a temp file beside out_path and renamed into place only when complete; the
- * result is made read-only (0444).  On success *ret_size (may be NULL) is the file size. */
+/* A root filesystem assembled from tar layers applied in order (OCI image layer semantics),
+ * then written out as a read-only base disk.  Nothing is unpacked on the host filesystem:
+ * file data is spooled into one scratch file, metadata kept in memory.
+ * Kept: regular files, directories, symlinks, hard links (also to files of earlier layers),
+ * character/block devices, FIFOs; permission bits including setuid/setgid/sticky; 32-bit
+ * numeric owners (names are never looked up); mtimes (whole seconds, clamped to
+ * 1970..2038); extended attributes in the user., security. (file capabilities, SELinux) and
+ * trusted. namespaces (pax SCHILY.xattr.* / LIBARCHIVE.xattr.*; others, such as system.* ACLs,
+ * are dropped).  A later entry replaces an earlier one at the same path (a non-directory
+ * replaces a whole subtree; a directory over a directory merges and takes the newer
+ * metadata); parents missing from a layer are created root-owned 0755.
+ * Refused, with a one-line error naming the layer and the entry: absolute paths, '..'
+ * components, control characters, entries below a symlink or a non-directory, hard links to
+ * nothing, to directories or out of the tree, sockets and other types, bad whiteouts, and
+ * anything beyond the caps in vm-internal.h (entries, path length, total uncompressed bytes,
+ * metadata, xattr size, layer count), each checked before the work it bounds. */
+struct vm_rootfs;
+/* scratch_dir: where the spool and temp files go (same filesystem as the disk is best). */
+int vm_rootfs_new(const char *scratch_dir, struct vm_rootfs **ret, dbx_error **err);
+/* Apply one layer read from fd until EOF (plain tar, gzip or zstd, auto-detected; the caller
+ * keeps ownership of fd).  whiteouts = interpret OCI whiteouts (`.wh.NAME` deletes NAME from
+ * lower layers, `.wh..wh..opq` hides the lower layers' contents of its directory); false for a
+ * plain rootfs tarball.  label names the layer in error messages (e.g. its digest).
+ * After a failure the builder is unusable (further calls fail): free it. */
+int vm_rootfs_add_layer(struct vm_rootfs *b, int fd, const char *label, bool whiteouts,
+                        dbx_error **err);
+/* Build the base disk at out_path: same contract as vm_disk_build_base (temp file beside it,
+ * renamed into place only when complete, 0444, extra_bytes of free space, *ret_size). */
+int vm_rootfs_write_disk(struct vm_rootfs *b, const char *out_path, uint64_t extra_bytes,
+                         uint64_t *ret_size, dbx_error **err);
+void vm_rootfs_free(struct vm_rootfs *b);
+
+/* Build a raw ext4 root filesystem image at `out_path` from one root filesystem tarball
+ * (plain, gzip, or zstd), rootless: vm_rootfs_new in out_path's directory, one
+ * vm_rootfs_add_layer without whiteouts, vm_rootfs_write_disk.  The filesystem gets
+ * `extra_bytes` of free space beyond the contents (sparse).  Written to a temp file beside
+ * out_path and renamed into place only when complete; the result is made read-only (0444).
+ * On success *ret_size (may be NULL) is the file size. */
 int vm_disk_build_base(const char *tar_path, const char *out_path, uint64_t extra_bytes,
                        uint64_t *ret_size, dbx_error **err);
 /* Create a qcow2 copy-on-write disk at `overlay_path` whose backing file is the raw base
@@ -68,6 +101,7 @@ struct vm_config {
     int agent_fd;            /* our end is elsewhere; this connected socket becomes the
                                 virtio-serial port named DBX_AGENT_PORT_NAME */
     int console_fd;          /* connected socket that receives the serial console */
+    const char *net_socket;  /* passt's unix socket (vm_passt_spawn); NULL = no network device */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -80,7 +114,9 @@ struct vm_config {
  * -M microvm with ACPI, memfd-backed shared RAM, -nodefaults -no-user-config -nographic
  * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
  * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
- * virtio-serial-device with the agent port, the console on the ISA serial port, no network.
+ * virtio-serial-device with the agent port, the console on the ISA serial port, and a
+ * network device only when net_socket is set: virtio-net-device (MAC VM_GUEST_MAC) on a
+ * `-netdev stream` connected to passt's unix socket (QEMU 7.2; with -sandbox on).
  * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
  * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
  * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
@@ -94,3 +130,30 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
  * stdout/stderr to `log_fd` (or /dev/null if < 0), agent/console fds at 3/4, every other fd
  * closed, a minimal environment; exec.  Returns the pid, or -errno with *err set. */
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
+
+/* ---- network ("open" mode) --------------------------------------------------------------- */
+
+/* What passt gives the guest; the guest configures them statically (no DHCP client needed). */
+#define VM_GUEST_MAC "52:54:00:12:34:56"
+#define VM_GUEST_ADDR "10.0.2.15"
+#define VM_GUEST_PREFIX 24
+#define VM_GUEST_GATEWAY "10.0.2.2"
+#define VM_GUEST_DNS "10.0.2.3" /* resolv.conf: nameserver 10.0.2.3 */
+
+/* Start passt (Debian's 0.0~git20230309) for one VM: user-mode NAT, IPv4 only, listening on
+ * socket_path (absolute, < 108 bytes, must not exist yet; QEMU connects with `-netdev
+ * stream`), serving one client and exiting when it goes away (--one-off), in the foreground.
+ * The guest is VM_GUEST_ADDR/VM_GUEST_PREFIX behind gateway VM_GUEST_GATEWAY; DNS queries sent
+ * to VM_GUEST_DNS are forwarded to the first resolver in the host's /etc/resolv.conf.  The
+ * gateway is NOT mapped to the host's loopback (--no-map-gw), no port is forwarded into the
+ * guest (-t none -u none), passt's DHCP/DHCPv6/NDP/RA are off.  Process hygiene as
+ * vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as root, because passt
+ * then switches to nobody, which clears it; --one-off still ends it with QEMU), own process
+ * group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every other fd closed, an
+ * empty environment.  passt sandboxes itself (namespaces, seccomp).  Returns the pid once the
+ * socket exists, or -errno with *err set (passt gone or no socket within 5 s).
+ * NOT enforced by this passt version (measured, vm-passt.c): the guest can still open
+ * connections to the host's loopback (127.0.0.0/8, 0.0.0.0), the host's own addresses and
+ * link-local/metadata addresses (169.254.0.0/16) by addressing packets to them directly; no
+ * option stops it.  IPv6 (so fe80::/10) is off. */
+pid_t vm_passt_spawn(const char *socket_path, int log_fd, dbx_error **err);

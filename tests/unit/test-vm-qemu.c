@@ -1,4 +1,5 @@
-/* tests/unit/test-vm-qemu.c: the QEMU command line (no QEMU is started) and spawn errors. */
+/* tests/unit/test-vm-qemu.c: the QEMU command line (no QEMU is started) and spawn errors.
+ * passt (vm_passt_spawn): test-vm-passt.c. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,15 +27,13 @@ static struct vm_config base_cfg(void) {
 /* The value following option `opt` whose value starts with `prefix` (NULL if none). */
 static const char *opt_value(char **v, const char *opt, const char *prefix) {
     for (size_t i = 0; v[i] && v[i + 1]; i++)
-        if (strcmp(v[i], opt) == 0 && dbx_str_has_prefix(v[i + 1], prefix))
-            return v[i + 1];
+        if (strcmp(v[i], opt) == 0 && dbx_str_has_prefix(v[i + 1], prefix)) return v[i + 1];
     return NULL;
 }
 
 static bool has_arg(char **v, const char *a) {
     for (size_t i = 0; v[i]; i++)
-        if (strcmp(v[i], a) == 0)
-            return true;
+        if (strcmp(v[i], a) == 0) return true;
     return false;
 }
 
@@ -110,6 +109,24 @@ static void test_argv_kvm_and_optional(void **state) {
     assert_null(strstr(opt_value(v, "-append", ""), "tsc_early_khz"));
 }
 
+/* The "open" network mode: a virtio-net device on passt's socket (QEMU 7.2 stream netdev). */
+static void test_argv_net(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.net_socket = "/run/p,1/passt.sock";
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    assert_non_null(opt_value(
+        v, "-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/run/p,,1/passt.sock"));
+    assert_non_null(opt_value(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC));
+    assert_non_null(opt_value(v, "-sandbox", "on,"));
+    assert_true(has_arg(v, "-nodefaults"));
+    size_t n = 0;
+    for (size_t i = 0; v[i]; i++)
+        n += strcmp(v[i], "-netdev") == 0;
+    assert_int_equal(n, 1);
+}
+
 static void test_argv_invalid(void **state) {
     struct vm_config cfgs[4] = {base_cfg(), base_cfg(), base_cfg(), base_cfg()};
     cfgs[0].kernel = NULL;
@@ -143,9 +160,8 @@ static void test_spawn_exec_failure(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_argv_tcg),
-        cmocka_unit_test(test_argv_kvm_and_optional),
-        cmocka_unit_test(test_argv_invalid),
+        cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
+        cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
         cmocka_unit_test(test_spawn_exec_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
