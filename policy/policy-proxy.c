@@ -73,6 +73,10 @@ struct conn {
     unsigned reqs;
     char when[32];
     struct buf cin, uout, dout;
+    /* destination -> client: spliced through this pipe (no copy through user space for the
+     * TCP side), or copied through dout when the pipe could not be made */
+    int dpipe[2];
+    size_t dpending; /* bytes in dpipe */
     /* plain http: the request body being forwarded; a refusal of a later request */
     struct policy_body body;
     int deny_status;
@@ -519,12 +523,48 @@ static int read_client(struct conn *c, struct relay *st) {
     return 0;
 }
 
+/* ---- destination -> client ---- */
+
+static size_t down_pending(const struct conn *c) {
+    return c->dpipe[0] >= 0 ? c->dpending : buf_len(&c->dout);
+}
+
+static bool down_room(const struct conn *c) {
+    return c->dpipe[0] >= 0 ? c->dpending < DOUT_CAP : buf_len(&c->dout) == 0;
+}
+
 static int read_upstream(struct conn *c, struct relay *st) {
-    ssize_t k = recv(c->ufd, c->dout.data + c->dout.end, c->dout.cap - c->dout.end, 0);
+    ssize_t k;
+    if (c->dpipe[0] >= 0)
+        k = splice(c->ufd, NULL, c->dpipe[1], NULL, DOUT_CAP - c->dpending,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    else
+        k = recv(c->ufd, c->dout.data + c->dout.end, c->dout.cap - c->dout.end, 0);
     if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
     if (k == 0) st->u_eof = true;
-    c->dout.end += (size_t)k;
+    if (c->dpipe[0] >= 0) c->dpending += (size_t)k;
+    else c->dout.end += (size_t)k;
     return 0;
+}
+
+static int flush_down(struct conn *c) {
+    if (c->dpipe[0] < 0) return flush_some(c->cfd, &c->dout, &c->down);
+    ssize_t k = splice(c->dpipe[0], NULL, c->cfd, NULL, c->dpending,
+                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    c->dpending -= (size_t)k;
+    c->down += (size_t)k;
+    return 0;
+}
+
+/* The splice pipe, sized to DOUT_CAP when the per-user pipe budget allows. */
+static void down_init(struct conn *c) {
+    if (pipe2(c->dpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        c->dpipe[0] = c->dpipe[1] = -EBADF;
+        down_init(c);
+        return;
+    }
+    (void)fcntl(c->dpipe[1], F_SETPIPE_SZ, (int)DOUT_CAP);
 }
 
 /* Half-close each side once its direction is finished. */
@@ -536,7 +576,7 @@ static void shut_finished(struct conn *c, struct relay *st) {
         shutdown(c->ufd, SHUT_WR);
         st->up_shut = true;
     }
-    if (st->u_eof && buf_len(&c->dout) == 0 && !st->down_shut) {
+    if (st->u_eof && down_pending(c) == 0 && !st->down_shut) {
         if (!st->draining) shutdown(c->cfd, SHUT_WR);
         st->down_shut = true;
     }
@@ -555,8 +595,8 @@ static void relay(struct conn *c, bool http) {
         struct buf *cb = http ? &c->cin : &c->uout;
         bool want_c = !st.c_eof && !st.draining &&
                       (http ? cb->end < cb->cap || cb->start > 0 : buf_len(cb) == 0);
-        bool want_u = !st.u_eof && buf_len(&c->dout) == 0;
-        short cev = (short)((want_c ? POLLIN : 0) | (buf_len(&c->dout) ? POLLOUT : 0));
+        bool want_u = !st.u_eof && down_room(c);
+        short cev = (short)((want_c ? POLLIN : 0) | (down_pending(c) ? POLLOUT : 0));
         short uev = (short)((want_u ? POLLIN : 0) | (buf_len(&c->uout) ? POLLOUT : 0));
         struct pollfd pfd[3] = {{cev ? c->cfd : -1, cev, 0},
                                 {uev ? c->ufd : -1, uev, 0},
@@ -568,15 +608,14 @@ static void relay(struct conn *c, bool http) {
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0 || pfd[2].revents) return;
         if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL)) return;
-        if ((pfd[0].revents & (POLLOUT | POLLHUP)) && buf_len(&c->dout) &&
-            flush_some(c->cfd, &c->dout, &c->down) < 0)
+        if ((pfd[0].revents & (POLLOUT | POLLHUP)) && down_pending(c) && flush_down(c) < 0)
             return;
         if ((pfd[1].revents & (POLLOUT | POLLHUP)) && buf_len(&c->uout) &&
             flush_some(c->ufd, &c->uout, &c->up) < 0)
             return;
         if ((pfd[0].revents & (POLLIN | POLLHUP)) && want_c && read_client(c, &st) < 0) return;
         if ((pfd[1].revents & (POLLIN | POLLHUP)) && want_u && read_upstream(c, &st) < 0) return;
-        if (st.draining && st.u_eof && buf_len(&c->dout) == 0) return;
+        if (st.draining && st.u_eof && down_pending(c) == 0) return;
     }
 }
 
@@ -658,7 +697,7 @@ static void conn_run(struct conn *c) {
     }
     if (resolve_and_connect(c) < 0) return;
     buf_alloc(&c->uout, UOUT_CAP);
-    buf_alloc(&c->dout, DOUT_CAP);
+    down_init(c);
     if (req.method == POLICY_HTTP_CONNECT) {
         buf_consume(&c->cin, req.head_len);
         serve_connect(c);
@@ -674,6 +713,8 @@ static void conn_free(struct conn *c) {
     free(c->cin.data);
     free(c->uout.data);
     free(c->dout.data);
+    if (c->dpipe[0] >= 0) close(c->dpipe[0]);
+    if (c->dpipe[1] >= 0) close(c->dpipe[1]);
     free(c->deny_reason);
     free(c->deny_body);
     free(c);
@@ -804,7 +845,8 @@ int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err) {
         r = dbx_error_setx(err, EAGAIN, "proxy: more than %u connections", p->max_conns);
     } else {
         struct conn *c = dbx_xcalloc(1, sizeof(*c));
-        *c = (struct conn){.p = p, .cfd = TAKE_FD(cfd), .ufd = -EBADF};
+        *c = (struct conn){.p = p, .cfd = TAKE_FD(cfd), .ufd = -EBADF,
+                           .dpipe = {-EBADF, -EBADF}};
         r = start_thread(c, err);
         if (r < 0) {
             conn_free(c);
