@@ -34,11 +34,16 @@ static bool span_is(const uint8_t *p, size_t n, const char *word) {
 
 int policy_http_status(int code) {
     switch (code < 0 ? -code : code) {
-    case EACCES: return 403;
-    case EOPNOTSUPP: return 405;
-    case E2BIG: return 431;
-    case EPROTONOSUPPORT: return 505;
-    default: return 400;
+    case EACCES:
+        return 403;
+    case EOPNOTSUPP:
+        return 405;
+    case E2BIG:
+        return 431;
+    case EPROTONOSUPPORT:
+        return 505;
+    default:
+        return 400;
     }
 }
 
@@ -107,13 +112,15 @@ static int parse_absolute(const uint8_t *buf, size_t off, size_t n, struct polic
         return dbx_error_setx(err, EOPNOTSUPP, "https:// targets go through CONNECT");
     if (n < 7 || strncasecmp((const char *)t, "http://", 7) != 0) {
         if (n > 0 && t[0] == '/')
-            return dbx_error_setx(err, EINVAL, "not a proxy request (the target must be an "
-                                               "absolute http:// URI)");
+            return dbx_error_setx(err, EINVAL,
+                                  "not a proxy request (the target must be an "
+                                  "absolute http:// URI)");
         return dbx_error_setx(err, EOPNOTSUPP, "only http:// targets and CONNECT are served");
     }
     if (memchr(t, '#', n)) return dbx_error_setx(err, EINVAL, "fragment in request target");
     size_t a = 7, e = a;
-    while (e < n && t[e] != '/' && t[e] != '?') e++;
+    while (e < n && t[e] != '/' && t[e] != '?')
+        e++;
     if (memchr(t + a, '@', e - a)) return dbx_error_setx(err, EINVAL, "userinfo in request target");
     int rc = parse_authority(t + a, e - a, 80, &r->host, &r->port, "request target", err);
     if (rc < 0) return rc;
@@ -141,8 +148,9 @@ static int parse_request_line(const uint8_t *buf, size_t n, struct policy_http_r
             known = true;
         }
     if (!known)
-        return dbx_error_setx(err, EOPNOTSUPP, "method '%.*s' is not served (CONNECT, GET, "
-                                               "HEAD, POST)",
+        return dbx_error_setx(err, EOPNOTSUPP,
+                              "method '%.*s' is not served (CONNECT, GET, "
+                              "HEAD, POST)",
                               (int)(mlen > 16 ? 16 : mlen), (const char *)buf);
     for (size_t i = 0; i < tlen; i++)
         if (buf[toff + i] <= 0x20 || buf[toff + i] >= 0x7f)
@@ -167,15 +175,18 @@ static int parse_header(const uint8_t *buf, size_t off, size_t n, struct policy_
     if (l[0] == ' ' || l[0] == '\t')
         return dbx_error_setx(err, EINVAL, "folded header line (obs-fold)");
     size_t name = 0;
-    while (name < n && is_tchar(l[name])) name++;
+    while (name < n && is_tchar(l[name]))
+        name++;
     if (name == 0 || name == n || l[name] != ':')
         return dbx_error_setx(err, EINVAL, "malformed header line");
     size_t v = name + 1, e = n;
     for (size_t i = v; i < n; i++)
         if ((l[i] < 0x20 && l[i] != '\t') || l[i] == 0x7f)
             return dbx_error_setx(err, EINVAL, "control byte in header value");
-    while (v < e && (l[v] == ' ' || l[v] == '\t')) v++;
-    while (e > v && (l[e - 1] == ' ' || l[e - 1] == '\t')) e--;
+    while (v < e && (l[v] == ' ' || l[v] == '\t'))
+        v++;
+    while (e > v && (l[e - 1] == ' ' || l[e - 1] == '\t'))
+        e--;
     if (r->nheaders >= POLICY_HTTP_MAX_HEADERS)
         return dbx_error_setx(err, E2BIG, "more than %u header lines", POLICY_HTTP_MAX_HEADERS);
     r->headers[r->nheaders].name = (struct policy_span){(uint32_t)off, (uint32_t)name};
@@ -193,17 +204,20 @@ static void connection_tokens(const uint8_t *v, size_t n, struct framing *f) {
     size_t i = 0;
     while (i < n) {
         size_t s = i;
-        while (i < n && v[i] != ',') i++;
+        while (i < n && v[i] != ',')
+            i++;
         size_t e = i++;
-        while (s < e && (v[s] == ' ' || v[s] == '\t')) s++;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t')) e--;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
         if (span_is(v + s, e - s, "close")) f->close++;
         if (span_is(v + s, e - s, "keep-alive")) f->keep_alive++;
     }
 }
 
-static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r,
-                        struct framing *f, dbx_error **err) {
+static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r, struct framing *f,
+                        dbx_error **err) {
     const uint8_t *name = buf + r->headers[i].name.off, *v = buf + r->headers[i].value.off;
     size_t nl = r->headers[i].name.len, vl = r->headers[i].value.len;
     if (span_is(name, nl, "content-length")) {
@@ -228,8 +242,9 @@ static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r,
         _cleanup_error_ dbx_error *e = NULL;
         if (parse_authority(v, vl, 80, &h, &port, "Host", &e) < 0 ||
             strcmp(h.name, r->host.name) != 0 || h.is_addr != r->host.is_addr || port != r->port)
-            return dbx_error_setx(err, EINVAL, "Host header '%.*s' differs from the request "
-                                               "target",
+            return dbx_error_setx(err, EINVAL,
+                                  "Host header '%.*s' differs from the request "
+                                  "target",
                                   (int)(vl > 64 ? 64 : vl), (const char *)v);
         r->has_host = true;
     }
@@ -242,9 +257,12 @@ static int check_framing(struct policy_http_req *r, const struct framing *f, dbx
     if (f->chunked && r->minor == 0)
         return dbx_error_setx(err, EINVAL, "Transfer-Encoding in an HTTP/1.0 request");
     r->keep_alive = r->minor == 1 ? !f->close : (f->keep_alive && !f->close);
-    if (r->method == POLICY_HTTP_CONNECT) r->body = POLICY_BODY_NONE;
-    else if (f->chunked) r->body = POLICY_BODY_CHUNKED;
-    else if (f->content_length) r->body = POLICY_BODY_LENGTH;
+    if (r->method == POLICY_HTTP_CONNECT)
+        r->body = POLICY_BODY_NONE;
+    else if (f->chunked)
+        r->body = POLICY_BODY_CHUNKED;
+    else if (f->content_length)
+        r->body = POLICY_BODY_LENGTH;
     return 0;
 }
 
@@ -333,7 +351,8 @@ static int chunk_byte(struct policy_body *b, uint8_t c, dbx_error **err) {
         }
         return 0;
     case CH_EXT:
-        if (c == '\r') b->state = CH_SIZE_LF;
+        if (c == '\r')
+            b->state = CH_SIZE_LF;
         else if ((c < 0x20 && c != '\t') || c == 0x7f)
             return dbx_error_setx(err, EINVAL, "control byte in chunk extension");
         return 0;
@@ -361,7 +380,8 @@ static int chunk_byte(struct policy_body *b, uint8_t c, dbx_error **err) {
         b->state = CH_TRAILER;
         return 0;
     case CH_TRAILER:
-        if (c == '\r') b->state = CH_TRAILER_LF;
+        if (c == '\r')
+            b->state = CH_TRAILER_LF;
         else if ((c < 0x20 && c != '\t') || c == 0x7f)
             return dbx_error_setx(err, EINVAL, "control byte in trailer");
         return 0;

@@ -10,7 +10,9 @@
 
 #include "policy-internal.h"
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 /* Exactly four decimal parts 0..255, no leading zeros, no sign, no trailing dot. */
 static bool parse_quad(const char *s, size_t len, uint8_t out[4]) {
@@ -22,7 +24,8 @@ static bool parse_quad(const char *s, size_t len, uint8_t out[4]) {
         }
         size_t start = i;
         unsigned v = 0;
-        while (i < len && is_digit(s[i]) && i - start < 3) v = v * 10 + (unsigned)(s[i++] - '0');
+        while (i < len && is_digit(s[i]) && i - start < 3)
+            v = v * 10 + (unsigned)(s[i++] - '0');
         size_t n = i - start;
         if (n == 0 || v > 255 || (n > 1 && s[start] == '0')) return false;
         if (i < len && is_digit(s[i])) return false;
@@ -143,13 +146,13 @@ static const struct net_class v4_classes[] = {
     {{127}, 8, POLICY_ADDR_LOOPBACK},
     {{169, 254}, 16, POLICY_ADDR_LINK_LOCAL},
     {{172, 16}, 12, POLICY_ADDR_PRIVATE},
-    {{192, 0, 0}, 24, POLICY_ADDR_RESERVED},     /* IETF protocol assignments */
-    {{192, 0, 2}, 24, POLICY_ADDR_RESERVED},     /* TEST-NET-1 */
-    {{192, 88, 99}, 24, POLICY_ADDR_RESERVED},   /* 6to4 relay anycast */
+    {{192, 0, 0}, 24, POLICY_ADDR_RESERVED},   /* IETF protocol assignments */
+    {{192, 0, 2}, 24, POLICY_ADDR_RESERVED},   /* TEST-NET-1 */
+    {{192, 88, 99}, 24, POLICY_ADDR_RESERVED}, /* 6to4 relay anycast */
     {{192, 168}, 16, POLICY_ADDR_PRIVATE},
-    {{198, 18}, 15, POLICY_ADDR_RESERVED},       /* benchmarking */
-    {{198, 51, 100}, 24, POLICY_ADDR_RESERVED},  /* TEST-NET-2 */
-    {{203, 0, 113}, 24, POLICY_ADDR_RESERVED},   /* TEST-NET-3 */
+    {{198, 18}, 15, POLICY_ADDR_RESERVED},      /* benchmarking */
+    {{198, 51, 100}, 24, POLICY_ADDR_RESERVED}, /* TEST-NET-2 */
+    {{203, 0, 113}, 24, POLICY_ADDR_RESERVED},  /* TEST-NET-3 */
     {{224}, 4, POLICY_ADDR_MULTICAST},
     {{240}, 4, POLICY_ADDR_RESERVED},
 };
@@ -159,16 +162,17 @@ static const struct net_class v6_classes[] = {
     {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, POLICY_ADDR_LOOPBACK},
     {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, POLICY_ADDR_MAPPED},
     {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, POLICY_ADDR_MAPPED}, /* SIIT ::ffff:0:0:0/96 */
-    {{0}, 96, POLICY_ADDR_UNSPECIFIED},                          /* IPv4-compatible, deprecated */
-    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, POLICY_ADDR_NAT64},          /* local-use NAT64 */
-    {{0x01, 0x00}, 64, POLICY_ADDR_RESERVED},                     /* discard */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, POLICY_ADDR_RESERVED},         /* documentation */
-    {{0x20, 0x01, 0, 0}, 32, POLICY_ADDR_TUNNEL},                 /* Teredo */
-    {{0x20, 0x01, 0, 0}, 23, POLICY_ADDR_RESERVED},               /* IETF protocol assignments */
-    {{0x20, 0x02}, 16, POLICY_ADDR_TUNNEL},                       /* 6to4 */
-    {{0x3f, 0xff}, 20, POLICY_ADDR_RESERVED},                     /* documentation (RFC 9637) */
-    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54}, 128,
-     POLICY_ADDR_METADATA},                                       /* EC2 over IPv6 */
+    {{0}, 96, POLICY_ADDR_UNSPECIFIED},                   /* IPv4-compatible, deprecated */
+    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, POLICY_ADDR_NAT64}, /* local-use NAT64 */
+    {{0x01, 0x00}, 64, POLICY_ADDR_RESERVED},             /* discard */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32, POLICY_ADDR_RESERVED}, /* documentation */
+    {{0x20, 0x01, 0, 0}, 32, POLICY_ADDR_TUNNEL},         /* Teredo */
+    {{0x20, 0x01, 0, 0}, 23, POLICY_ADDR_RESERVED},       /* IETF protocol assignments */
+    {{0x20, 0x02}, 16, POLICY_ADDR_TUNNEL},               /* 6to4 */
+    {{0x3f, 0xff}, 20, POLICY_ADDR_RESERVED},             /* documentation (RFC 9637) */
+    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54},
+     128,
+     POLICY_ADDR_METADATA}, /* EC2 over IPv6 */
     {{0xfc}, 7, POLICY_ADDR_PRIVATE},
     {{0xfe, 0x80}, 10, POLICY_ADDR_LINK_LOCAL},
     {{0xfe, 0xc0}, 10, POLICY_ADDR_PRIVATE}, /* site-local, deprecated */
@@ -208,12 +212,18 @@ enum policy_addr_class policy_addr_classify(const struct policy_addr *a) {
 
 const char *policy_addr_class_name(enum policy_addr_class c) {
     static const char *const names[] = {
-        [POLICY_ADDR_PUBLIC] = "public",           [POLICY_ADDR_LOOPBACK] = "loopback",
-        [POLICY_ADDR_PRIVATE] = "private",         [POLICY_ADDR_LINK_LOCAL] = "link-local",
-        [POLICY_ADDR_METADATA] = "cloud metadata", [POLICY_ADDR_CGNAT] = "shared (CGNAT)",
-        [POLICY_ADDR_MULTICAST] = "multicast",     [POLICY_ADDR_BROADCAST] = "broadcast",
-        [POLICY_ADDR_UNSPECIFIED] = "unspecified", [POLICY_ADDR_MAPPED] = "IPv4-mapped",
-        [POLICY_ADDR_NAT64] = "NAT64",             [POLICY_ADDR_TUNNEL] = "6to4/Teredo",
+        [POLICY_ADDR_PUBLIC] = "public",
+        [POLICY_ADDR_LOOPBACK] = "loopback",
+        [POLICY_ADDR_PRIVATE] = "private",
+        [POLICY_ADDR_LINK_LOCAL] = "link-local",
+        [POLICY_ADDR_METADATA] = "cloud metadata",
+        [POLICY_ADDR_CGNAT] = "shared (CGNAT)",
+        [POLICY_ADDR_MULTICAST] = "multicast",
+        [POLICY_ADDR_BROADCAST] = "broadcast",
+        [POLICY_ADDR_UNSPECIFIED] = "unspecified",
+        [POLICY_ADDR_MAPPED] = "IPv4-mapped",
+        [POLICY_ADDR_NAT64] = "NAT64",
+        [POLICY_ADDR_TUNNEL] = "6to4/Teredo",
         [POLICY_ADDR_RESERVED] = "reserved",
     };
     return (unsigned)c < DBX_ARRAY_SIZE(names) && names[c] ? names[c] : "unknown";
@@ -250,7 +260,8 @@ static const char *pattern_addr(const char *s, size_t len, int family, struct po
                           : inet_pton(AF_INET6, buf, p->addr.a) != 1)
         return family == AF_INET ? "write IPv4 addresses as a.b.c.d" : "not an IPv6 address";
     for (unsigned bit = p->prefix; bit < max; bit++)
-        if (p->addr.a[bit / 8] & (0x80 >> (bit % 8))) return "address has bits set after the prefix";
+        if (p->addr.a[bit / 8] & (0x80 >> (bit % 8)))
+            return "address has bits set after the prefix";
     return NULL;
 }
 
@@ -280,16 +291,20 @@ int policy_pattern_parse(const char *s, struct policy_pattern *ret, dbx_error **
         why = "too long";
     } else if (s[0] == '[') {
         const char *rb = strchr(s, ']');
-        if (!rb) why = "'[' without ']'";
+        if (!rb)
+            why = "'[' without ']'";
         else if (rb[1] && (rb[1] != ':' || pattern_port(rb + 2, &p.port) < 0))
             why = "expected ':PORT' (1-65535) after ']'";
-        else why = pattern_addr(s + 1, (size_t)(rb - s - 1), AF_INET6, &p);
+        else
+            why = pattern_addr(s + 1, (size_t)(rb - s - 1), AF_INET6, &p);
     } else if (strchr(s, ':') != strrchr(s, ':')) {
         why = pattern_addr(s, len, AF_INET6, &p); /* bare IPv6: no port */
     } else {
         const char *colon = strchr(s, ':');
-        if (colon && pattern_port(colon + 1, &p.port) < 0) why = "port must be 1 to 65535";
-        else why = pattern_host(s, colon ? (size_t)(colon - s) : len, &p);
+        if (colon && pattern_port(colon + 1, &p.port) < 0)
+            why = "port must be 1 to 65535";
+        else
+            why = pattern_host(s, colon ? (size_t)(colon - s) : len, &p);
     }
     if (why) return dbx_error_setx(err, EINVAL, "network.allow: '%s': %s", s, why);
     *ret = p;
@@ -315,7 +330,8 @@ bool policy_pattern_match(const struct policy_pattern *p, const struct policy_ho
     case POLICY_PAT_SUFFIX: {
         /* on a label boundary, and never the bare domain */
         size_t hl = strlen(h->name), sl = strlen(p->name);
-        return hl > sl + 1 && h->name[hl - sl - 1] == '.' && strcmp(h->name + hl - sl, p->name) == 0;
+        return hl > sl + 1 && h->name[hl - sl - 1] == '.' &&
+               strcmp(h->name + hl - sl, p->name) == 0;
     }
     default:
         return false;

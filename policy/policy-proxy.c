@@ -17,16 +17,17 @@
 
 #include "policy-internal.h"
 
-#define HEAD_TIMEOUT_MS 30000u    /* a request head (or ClientHello) must arrive within this */
+#define HEAD_TIMEOUT_MS 30000u /* a request head (or ClientHello) must arrive within this */
 #define CONNECT_TIMEOUT_MS 10000u
-#define WRITE_TIMEOUT_MS 60000u   /* a peer that reads nothing for this long is dropped */
+#define WRITE_TIMEOUT_MS 60000u /* a peer that reads nothing for this long is dropped */
 #define IDLE_TIMEOUT_MS (3600u * 1000u)
-#define DRAIN_TIMEOUT_MS 2000u    /* finishing the pinned destination's response before a 403 */
-#define LINGER_MS 1000u           /* reading what a refused client still sends, so the
-                                     refusal is not lost to a reset */
-#define CIN_CAP (64u * 1024u)     /* client bytes waiting to be parsed */
-#define UOUT_CAP (64u * 1024u)    /* bytes for the destination */
-#define DOUT_CAP (256u * 1024u)   /* bytes for the client (downloads: keep it large) */
+#define DRAIN_TIMEOUT_MS 2000u /* finishing the pinned destination's response before a 403 */
+#define LINGER_MS                                                                                  \
+    1000u                       /* reading what a refused client still sends, so the               \
+                                   refusal is not lost to a reset */
+#define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
+#define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
+#define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
 #define MAX_ADDRS 16u
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
@@ -102,8 +103,10 @@ static void fmt_target(const struct policy_host *h, uint16_t port, char *out, si
 
 /* The allow entry that would let h:port through. */
 static void fmt_rule(const struct policy_host *h, uint16_t port, char *out, size_t n) {
-    if (port == 443 || port == 80) snprintf(out, n, "%s", h->name);
-    else fmt_target(h, port, out, n);
+    if (port == 443 || port == 80)
+        snprintf(out, n, "%s", h->name);
+    else
+        fmt_target(h, port, out, n);
 }
 
 /* Untrusted text in a log line: printable, no quotes. */
@@ -144,15 +147,24 @@ static const char *method_name(enum policy_http_method m) {
 
 static const char *status_text(int status) {
     switch (status) {
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 408: return "Request Timeout";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 408:
+        return "Request Timeout";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
     }
 }
 
@@ -203,7 +215,9 @@ static int send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t 
 static void buf_alloc(struct buf *b, size_t cap) {
     if (!b->data) *b = (struct buf){.data = dbx_xmalloc(cap), .cap = cap};
 }
-static size_t buf_len(const struct buf *b) { return b->end - b->start; }
+static size_t buf_len(const struct buf *b) {
+    return b->end - b->start;
+}
 static void buf_consume(struct buf *b, size_t n) {
     b->start += n;
     if (b->start == b->end) b->start = b->end = 0;
@@ -218,7 +232,9 @@ static void buf_put(struct buf *b, const void *p, size_t n) {
     memcpy(b->data + b->end, p, n);
     b->end += n;
 }
-static void buf_puts(struct buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+static void buf_puts(struct buf *b, const char *s) {
+    buf_put(b, s, strlen(s));
+}
 
 /* ---- refusals --------------------------------------------------------------------------- */
 
@@ -331,8 +347,8 @@ static int resolve_and_connect(struct conn *c) {
     int gai = 0;
     size_t n = lookup(c, addrs, &gai);
     if (n == 0) {
-        _cleanup_free_ char *why = dbx_xasprintf(
-            "cannot resolve %s: %s", c->host.name, gai ? gai_strerror(gai) : "no address");
+        _cleanup_free_ char *why = dbx_xasprintf("cannot resolve %s: %s", c->host.name,
+                                                 gai ? gai_strerror(gai) : "no address");
         refuse(c, 502, "error", why, NULL);
         return -EHOSTUNREACH;
     }
@@ -385,8 +401,8 @@ static int read_head(struct conn *c, struct policy_http_req *req) {
             return r;
         }
         buf_compact(&c->cin);
-        ssize_t k = recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end,
-                              deadline);
+        ssize_t k =
+            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
         if (k == 0 && buf_len(&c->cin) == 0) return 0;
         if (k == 0) {
             log_line(c, "deny", "client closed inside a request head");
@@ -404,8 +420,8 @@ static int read_head(struct conn *c, struct policy_http_req *req) {
 /* The head for the destination: origin-form target, our Host and Connection, no hop-by-hop
  * or proxy headers. */
 static void put_head(struct conn *c, const struct policy_http_req *req) {
-    static const char *const drop[] = {"host",          "connection",          "proxy-connection",
-                                       "keep-alive",    "proxy-authorization", "upgrade"};
+    static const char *const drop[] = {"host",       "connection",          "proxy-connection",
+                                       "keep-alive", "proxy-authorization", "upgrade"};
     const uint8_t *h = c->cin.data + c->cin.start;
     char target[POLICY_HOST_MAX + 16];
     fmt_target(&req->host, req->port, target, sizeof(target));
@@ -499,7 +515,7 @@ static int http_process(struct conn *c) {
 /* ---- the relay ---------------------------------------------------------------------------- */
 
 struct relay {
-    bool http;     /* parse client bytes as requests (else a tunnel) */
+    bool http; /* parse client bytes as requests (else a tunnel) */
     bool c_eof, u_eof, up_shut, down_shut, draining;
 };
 
@@ -542,15 +558,17 @@ static int read_upstream(struct conn *c, struct relay *st) {
         k = recv(c->ufd, c->dout.data + c->dout.end, c->dout.cap - c->dout.end, 0);
     if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
     if (k == 0) st->u_eof = true;
-    if (c->dpipe[0] >= 0) c->dpending += (size_t)k;
-    else c->dout.end += (size_t)k;
+    if (c->dpipe[0] >= 0)
+        c->dpending += (size_t)k;
+    else
+        c->dout.end += (size_t)k;
     return 0;
 }
 
 static int flush_down(struct conn *c) {
     if (c->dpipe[0] < 0) return flush_some(c->cfd, &c->dout, &c->down);
-    ssize_t k = splice(c->dpipe[0], NULL, c->cfd, NULL, c->dpending,
-                       SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    ssize_t k =
+        splice(c->dpipe[0], NULL, c->cfd, NULL, c->dpending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
     if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
     c->dpending -= (size_t)k;
     c->down += (size_t)k;
@@ -569,9 +587,9 @@ static void down_init(struct conn *c) {
 
 /* Half-close each side once its direction is finished. */
 static void shut_finished(struct conn *c, struct relay *st) {
-    bool up_done = buf_len(&c->uout) == 0 &&
-                   (st->draining || (st->c_eof && (!st->http || buf_len(&c->cin) == 0 ||
-                                                   c->body.done)));
+    bool up_done =
+        buf_len(&c->uout) == 0 &&
+        (st->draining || (st->c_eof && (!st->http || buf_len(&c->cin) == 0 || c->body.done)));
     if (up_done && !st->up_shut) {
         shutdown(c->ufd, SHUT_WR);
         st->up_shut = true;
@@ -602,14 +620,14 @@ static void relay(struct conn *c, bool http) {
                                 {uev ? c->ufd : -1, uev, 0},
                                 {c->p->stop_pipe[0], POLLIN, 0}};
         uint64_t now = dbx_now_ms();
-        int timeout = !st.draining ? (int)IDLE_TIMEOUT_MS
-                      : drain_until > now ? (int)(drain_until - now) : 0;
+        int timeout = !st.draining        ? (int)IDLE_TIMEOUT_MS
+                      : drain_until > now ? (int)(drain_until - now)
+                                          : 0;
         int r = poll(pfd, 3, timeout);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0 || pfd[2].revents) return;
         if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL)) return;
-        if ((pfd[0].revents & (POLLOUT | POLLHUP)) && down_pending(c) && flush_down(c) < 0)
-            return;
+        if ((pfd[0].revents & (POLLOUT | POLLHUP)) && down_pending(c) && flush_down(c) < 0) return;
         if ((pfd[1].revents & (POLLOUT | POLLHUP)) && buf_len(&c->uout) &&
             flush_some(c->ufd, &c->uout, &c->up) < 0)
             return;
@@ -634,11 +652,12 @@ static int check_hello(struct conn *c) {
         }
         if (r > 0) break;
         buf_compact(&c->cin);
-        ssize_t k = recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end,
-                              deadline);
+        ssize_t k =
+            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
         if (k <= 0) {
-            log_line(c, "deny", k == 0 ? "client closed before its ClientHello"
-                                       : "no ClientHello within 30 s");
+            log_line(c, "deny",
+                     k == 0 ? "client closed before its ClientHello"
+                            : "no ClientHello within 30 s");
             return -EPROTO;
         }
         c->cin.end += (size_t)k;
@@ -742,8 +761,7 @@ static int parse_resolve(const char *s, struct resolve_entry *ret, dbx_error **e
     if (colon && policy_host_parse(s, (size_t)(colon - s), &h, &why) == 0 && !h.is_addr) {
         const char *a = colon + 1;
         size_t len = strlen(a);
-        _cleanup_free_ char *br = a[0] == '[' || !strchr(a, ':') ? NULL
-                                                                 : dbx_xasprintf("[%s]", a);
+        _cleanup_free_ char *br = a[0] == '[' || !strchr(a, ':') ? NULL : dbx_xasprintf("[%s]", a);
         struct policy_host ah;
         if (policy_host_parse(br ? br : a, br ? len + 2 : len, &ah, &why) == 0 && ah.is_addr) {
             memcpy(ret->name, h.name, sizeof(ret->name));
@@ -772,7 +790,9 @@ static void proxy_free(struct policy_proxy *p) {
     free(p->res);
     free(p);
 }
-static void proxy_freep(struct policy_proxy **p) { proxy_free(*p); }
+static void proxy_freep(struct policy_proxy **p) {
+    proxy_free(*p);
+}
 
 int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_proxy **ret,
                        dbx_error **err) {
@@ -782,8 +802,7 @@ int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_prox
         return dbx_error_setx(err, E2BIG, "network.allow: %zu entries, more than %u", n,
                               PROFILE_MAX_LIST);
     if (nres > MAX_RESOLVE)
-        return dbx_error_setx(err, E2BIG, "%zu resolve overrides, more than %u", nres,
-                              MAX_RESOLVE);
+        return dbx_error_setx(err, E2BIG, "%zu resolve overrides, more than %u", nres, MAX_RESOLVE);
     p->pats = dbx_xcalloc(n + 1, sizeof(*p->pats));
     for (; p->npats < n; p->npats++) {
         int r = policy_pattern_parse(cfg->allow[p->npats], &p->pats[p->npats], err);
@@ -845,8 +864,7 @@ int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err) {
         r = dbx_error_setx(err, EAGAIN, "proxy: more than %u connections", p->max_conns);
     } else {
         struct conn *c = dbx_xcalloc(1, sizeof(*c));
-        *c = (struct conn){.p = p, .cfd = TAKE_FD(cfd), .ufd = -EBADF,
-                           .dpipe = {-EBADF, -EBADF}};
+        *c = (struct conn){.p = p, .cfd = TAKE_FD(cfd), .ufd = -EBADF, .dpipe = {-EBADF, -EBADF}};
         r = start_thread(c, err);
         if (r < 0) {
             conn_free(c);

@@ -29,7 +29,8 @@ static int take_u(struct cur *c, size_t n, uint32_t *ret) {
     const uint8_t *p;
     if (take(c, n, &p) < 0) return -1;
     uint32_t v = 0;
-    for (size_t i = 0; i < n; i++) v = v << 8 | p[i];
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
     *ret = v;
     return 0;
 }

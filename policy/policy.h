@@ -120,9 +120,9 @@ struct policy_addr {
 /* A request's host after policy_host_parse. */
 struct policy_host {
     bool is_addr;
-    struct policy_addr addr;          /* is_addr */
-    char name[POLICY_HOST_MAX + 1];   /* lower case, trailing dot removed; for an address its
-                                         inet_ntop text (IPv6 without brackets) */
+    struct policy_addr addr;        /* is_addr */
+    char name[POLICY_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
+                                       inet_ntop text (IPv6 without brackets) */
 };
 
 /* Parse len bytes of a request host (no port).  Accepted: a host name (letters, digits, '-',
@@ -192,23 +192,28 @@ const char *policy_addr_refused(const struct policy_pattern *pats, size_t n,
 #define POLICY_HTTP_MAX_HEAD (16u * 1024u) /* bytes of a request head, request line included */
 #define POLICY_HTTP_MAX_HEADERS 100u
 
-enum policy_http_method { POLICY_HTTP_CONNECT, POLICY_HTTP_GET, POLICY_HTTP_HEAD, POLICY_HTTP_POST };
+enum policy_http_method {
+    POLICY_HTTP_CONNECT,
+    POLICY_HTTP_GET,
+    POLICY_HTTP_HEAD,
+    POLICY_HTTP_POST
+};
 enum policy_body_kind { POLICY_BODY_NONE, POLICY_BODY_LENGTH, POLICY_BODY_CHUNKED };
 struct policy_span {
     uint32_t off, len; /* bytes of the head buffer */
 };
 struct policy_http_req {
     enum policy_http_method method;
-    uint8_t minor;            /* HTTP/1.minor: 0 or 1 */
-    struct policy_host host;  /* the request target's host */
-    uint16_t port;            /* CONNECT: required; http://: default 80 */
-    struct policy_span path;  /* http://: path and query from the target ("/" or "?" first;
-                                 len 0 = "/"); CONNECT: unused */
-    bool keep_alive;          /* Connection / Proxy-Connection and the version's default */
-    bool has_host;            /* a Host header was present (and agreed with the target) */
+    uint8_t minor;           /* HTTP/1.minor: 0 or 1 */
+    struct policy_host host; /* the request target's host */
+    uint16_t port;           /* CONNECT: required; http://: default 80 */
+    struct policy_span path; /* http://: path and query from the target ("/" or "?" first;
+                                len 0 = "/"); CONNECT: unused */
+    bool keep_alive;         /* Connection / Proxy-Connection and the version's default */
+    bool has_host;           /* a Host header was present (and agreed with the target) */
     enum policy_body_kind body;
-    uint64_t content_length;  /* POLICY_BODY_LENGTH */
-    uint32_t head_len;        /* bytes of the head, final CRLF CRLF included */
+    uint64_t content_length; /* POLICY_BODY_LENGTH */
+    uint32_t head_len;       /* bytes of the head, final CRLF CRLF included */
     uint32_t nheaders;
     struct {
         struct policy_span name, value; /* value without surrounding blanks */
@@ -225,8 +230,7 @@ struct policy_http_req {
  * one), Content-Length that is not one plain decimal header, Transfer-Encoding other than
  * exactly "chunked" (or on HTTP/1.0), both framing headers, leading blank lines.  Never reads
  * beyond len; *ret is written in any case. */
-int policy_http_parse(const uint8_t *buf, size_t len, struct policy_http_req *ret,
-                      dbx_error **err);
+int policy_http_parse(const uint8_t *buf, size_t len, struct policy_http_req *ret, dbx_error **err);
 /* The status line for a policy_http_parse error code (400, 403, 405, 431, 505). */
 int policy_http_status(int code);
 

@@ -50,8 +50,9 @@ static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *
     struct policy_host h;
     const char *why = NULL;
     char tmp[POLICY_HOST_MAX + 3];
-    int len = snprintf(tmp, sizeof(tmp), r->host.is_addr && r->host.addr.family == AF_INET6
-                                             ? "[%s]" : "%s", r->host.name);
+    int len =
+        snprintf(tmp, sizeof(tmp),
+                 r->host.is_addr && r->host.addr.family == AF_INET6 ? "[%s]" : "%s", r->host.name);
     CHECK(policy_host_parse(tmp, (size_t)len, &h, &why) == 0);
     CHECK(h.is_addr == r->host.is_addr && strcmp(h.name, r->host.name) == 0);
     /* a proper prefix is never complete, and never an error the whole head does not have */
@@ -63,7 +64,8 @@ static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *
 }
 
 /* Scan the body whole and in chunks; returns the bytes it takes (or -1 on bad framing). */
-static ssize_t body_len(const struct policy_http_req *r, const uint8_t *p, size_t n, uint32_t seed) {
+static ssize_t body_len(const struct policy_http_req *r, const uint8_t *p, size_t n,
+                        uint32_t seed) {
     struct policy_body a, b;
     policy_body_init(&a, r);
     policy_body_init(&b, r);
@@ -148,8 +150,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         dbx_error *err = NULL;
         int rc = policy_http_parse(data + off, size - off, r, &err);
         if (rc <= 0) {
-            if (rc < 0) check_error(rc, err);
-            else CHECK(err == NULL && size - off < POLICY_HTTP_MAX_HEAD);
+            if (rc < 0)
+                check_error(rc, err);
+            else
+                CHECK(err == NULL && size - off < POLICY_HTTP_MAX_HEAD);
             dbx_error_free(&err);
             free(r);
             break;
@@ -199,8 +203,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (!S_ISDIR(st.st_mode)) {
-            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0) failed = 1;
-            else ran++;
+            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0)
+                failed = 1;
+            else
+                ran++;
             continue;
         }
         DIR *d = opendir(argv[i]);
@@ -221,8 +227,10 @@ int main(int argc, char **argv) {
         size_t n = dbx_strv_len(names);
         if (n) qsort(names, n, sizeof(char *), cmp_str);
         for (size_t j = 0; j < n; j++) {
-            if (run_file(dirfd(d), names[j], names[j]) < 0) failed = 1;
-            else ran++;
+            if (run_file(dirfd(d), names[j], names[j]) < 0)
+                failed = 1;
+            else
+                ran++;
         }
         dbx_strv_free(names);
         closedir(d);

@@ -91,8 +91,10 @@ int main(int argc, char **argv) {
             return 1;
         }
         if (!S_ISDIR(st.st_mode)) {
-            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0) failed = 1;
-            else ran++;
+            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0)
+                failed = 1;
+            else
+                ran++;
             continue;
         }
         DIR *d = opendir(argv[i]);
@@ -113,8 +115,10 @@ int main(int argc, char **argv) {
         size_t n = dbx_strv_len(names);
         if (n) qsort(names, n, sizeof(char *), cmp_str);
         for (size_t j = 0; j < n; j++) {
-            if (run_file(dirfd(d), names[j], names[j]) < 0) failed = 1;
-            else ran++;
+            if (run_file(dirfd(d), names[j], names[j]) < 0)
+                failed = 1;
+            else
+                ran++;
         }
         dbx_strv_free(names);
         closedir(d);

@@ -13,8 +13,6 @@
 #include "policy/policy.h"
 #include "tests/unit/test-policy-hello.h"
 
-
-
 /* ---- hosts ------------------------------------------------------------------------------- */
 
 static void test_host_parse(void **state) {
@@ -91,7 +89,8 @@ static void test_host_parse(void **state) {
     memset(name, 'a', 64);
     strcpy(name + 64, ".test");
     assert_int_equal(policy_host_parse(name, strlen(name), &h, &why), -EINVAL);
-    for (int i = 0; i < 4; i++) memcpy(name + i * 62, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.", 62);
+    for (int i = 0; i < 4; i++)
+        memcpy(name + i * 62, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.", 62);
     strcpy(name + 248, "abcde");
     assert_int_equal(strlen(name), 253);
     assert_int_equal(policy_host_parse(name, 253, &h, &why), 0);
@@ -105,9 +104,12 @@ static void test_host_parse(void **state) {
 
 static struct policy_addr addr(const char *s) {
     struct policy_addr a = {0};
-    if (inet_pton(AF_INET, s, a.a) == 1) a.family = AF_INET;
-    else if (inet_pton(AF_INET6, s, a.a) == 1) a.family = AF_INET6;
-    else fail_msg("bad address in test: %s", s);
+    if (inet_pton(AF_INET, s, a.a) == 1)
+        a.family = AF_INET;
+    else if (inet_pton(AF_INET6, s, a.a) == 1)
+        a.family = AF_INET6;
+    else
+        fail_msg("bad address in test: %s", s);
     return a;
 }
 
@@ -177,9 +179,9 @@ static void test_addr_classify(void **state) {
 
 static void test_pattern_parse(void **state) {
     static const char *const good[] = {
-        "allowed.test", "ALLOWED.test.", "allowed.test:8443", "*.example.com", "*.example.com:22",
-        "127.0.0.1",    "127.0.0.1:8443", "10.0.0.0/8",     "10.0.0.0/8:443", "::1",
-        "[::1]",        "[::1]:8443",    "fd00::/8",        "[fd00::/8]:443", "0.0.0.0/0",
+        "allowed.test", "ALLOWED.test.",  "allowed.test:8443", "*.example.com",  "*.example.com:22",
+        "127.0.0.1",    "127.0.0.1:8443", "10.0.0.0/8",        "10.0.0.0/8:443", "::1",
+        "[::1]",        "[::1]:8443",     "fd00::/8",          "[fd00::/8]:443", "0.0.0.0/0",
         "localhost",
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++) {
@@ -188,11 +190,11 @@ static void test_pattern_parse(void **state) {
         if (policy_pattern_parse(good[i], &p, &e) < 0) fail_msg("%s", e->msg);
     }
     static const char *const bad[] = {
-        "",          "*",         "*.com",       "*.",        "a.*.com",     "**.example.com",
-        "127.1",     "2130706433", "0x7f.0.0.1", "0177.0.0.1", "127.0.0.1:0", "host:65536",
-        "host:",     "host:x",    "host:08",     "[::1",      "[::1]x",      "[::1]:",
-        "10.0.0.1/8", "10.0.0.0/33", "::1/129",  "host/8",    "a..b",        "exa mple.com",
-        "http://x",  "[127.0.0.1]", "foo.123",
+        "",           "*",           "*.com",      "*.",         "a.*.com",     "**.example.com",
+        "127.1",      "2130706433",  "0x7f.0.0.1", "0177.0.0.1", "127.0.0.1:0", "host:65536",
+        "host:",      "host:x",      "host:08",    "[::1",       "[::1]x",      "[::1]:",
+        "10.0.0.1/8", "10.0.0.0/33", "::1/129",    "host/8",     "a..b",        "exa mple.com",
+        "http://x",   "[127.0.0.1]", "foo.123",
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct policy_pattern p;
@@ -209,7 +211,8 @@ static void test_pattern_parse(void **state) {
 static bool allowed(char *const *pats, const char *host, uint16_t port) {
     struct policy_pattern p[16];
     size_t n = 0;
-    for (; pats[n]; n++) assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
+    for (; pats[n]; n++)
+        assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
     struct policy_host h;
     const char *why;
     if (policy_host_parse(host, strlen(host), &h, &why) < 0) return false;
@@ -217,8 +220,13 @@ static bool allowed(char *const *pats, const char *host, uint16_t port) {
 }
 
 static void test_pattern_match(void **state) {
-    char *pats[] = {"allowed.test", "*.suffix.test", "port.test:8443", "127.0.0.1",
-                    "[::1]:8080",   "10.1.0.0/16",   NULL};
+    char *pats[] = {"allowed.test",
+                    "*.suffix.test",
+                    "port.test:8443",
+                    "127.0.0.1",
+                    "[::1]:8080",
+                    "10.1.0.0/16",
+                    NULL};
     static const struct {
         const char *host;
         uint16_t port;
@@ -260,7 +268,8 @@ static void test_addr_refused(void **state) {
     char *pats[] = {"allowed.test", "127.0.0.1:8443", "10.0.0.0/8", "fd00::/8", NULL};
     struct policy_pattern p[8];
     size_t n = 0;
-    for (; pats[n]; n++) assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
+    for (; pats[n]; n++)
+        assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
     struct policy_addr a = addr("8.8.8.8");
     assert_null(policy_addr_refused(p, n, &a));
     a = addr("127.0.0.1"); /* named (the pattern's port does not matter here) */
@@ -339,9 +348,8 @@ static void test_http_parse_ok(void **state) {
     assert_int_equal(parse("POST http://a.test/ HTTP/1.1\r\nContent-Length: 12\r\n\r\n", &r), 1);
     assert_int_equal(r.body, POLICY_BODY_LENGTH);
     assert_int_equal(r.content_length, 12);
-    assert_int_equal(parse("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n",
-                           &r),
-                     1);
+    assert_int_equal(
+        parse("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n", &r), 1);
     assert_int_equal(r.body, POLICY_BODY_CHUNKED);
     assert_int_equal(parse("HEAD http://a.test:80/ HTTP/1.1\r\nHost: A.TEST:80\r\n\r\n", &r), 1);
     assert_int_equal(r.method, POLICY_HTTP_HEAD);
@@ -412,16 +420,21 @@ static void test_http_parse_refused(void **state) {
         {REQ("GET http://a.test/ HTTP/1.1\r\nHost: a.test@evil.test\r\n\r\n"), EINVAL},
         {REQ("GET http://a.test/ HTTP/1.1\r\nHost: \r\n\r\n"), EINVAL},
         /* framing smuggling */
-        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"), EINVAL},
-        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"), EINVAL},
+        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: "
+             "chunked\r\n\r\n"),
+         EINVAL},
+        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"),
+         EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 0x5\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length:\r\n\r\n"), EINVAL},
-        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"), EINVAL},
+        {REQ("POST http://a.test/ HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n"),
+         EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
-         "chunked\r\n\r\n"), EINVAL},
+             "chunked\r\n\r\n"),
+         EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"), EINVAL},
         {REQ("POST http://a.test/ HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), EINVAL},
@@ -466,7 +479,8 @@ static void test_http_parse_limits(void **state) {
     char *big = dbx_xmalloc(n);
     memset(big, 'a', n);
     memcpy(big, "GET http://a.test/ HTTP/1.1\r\nX: ", 32);
-    assert_int_equal(policy_http_parse((const uint8_t *)big, POLICY_HTTP_MAX_HEAD - 1, &r, NULL), 0);
+    assert_int_equal(policy_http_parse((const uint8_t *)big, POLICY_HTTP_MAX_HEAD - 1, &r, NULL),
+                     0);
     assert_int_equal(policy_http_parse((const uint8_t *)big, POLICY_HTTP_MAX_HEAD, &r, &e), -E2BIG);
     dbx_error_free(&e);
     /* ... even when its end arrives just after */
@@ -530,8 +544,8 @@ static void test_body_scan(void **state) {
     for (size_t i = 0; i < DBX_ARRAY_SIZE(chunked); i++) {
         for (size_t step = 1; step <= 64; step *= 4) {
             bool done = false;
-            ssize_t used = scan(POLICY_BODY_CHUNKED, 0, chunked[i].body, strlen(chunked[i].body),
-                                step, &done);
+            ssize_t used =
+                scan(POLICY_BODY_CHUNKED, 0, chunked[i].body, strlen(chunked[i].body), step, &done);
             if (used != chunked[i].used || (used >= 0 && done != chunked[i].done))
                 fail_msg("case %zu step %zu: used %zd done %d", i, step, used, done);
         }

@@ -96,7 +96,8 @@ static void serve_http(struct server *s, int fd) {
         srv_log(s, buf, head);
         struct policy_http_req r = {.body = POLICY_BODY_NONE};
         char *cl = strcasestr(buf, "\r\ncontent-length: ");
-        if (cl && cl < end) r.body = POLICY_BODY_LENGTH, r.content_length = strtoull(cl + 18, NULL, 10);
+        if (cl && cl < end)
+            r.body = POLICY_BODY_LENGTH, r.content_length = strtoull(cl + 18, NULL, 10);
         char *te = strcasestr(buf, "\r\ntransfer-encoding: chunked");
         if (te && te < end) r.body = POLICY_BODY_CHUNKED;
         struct policy_body b;
@@ -116,8 +117,8 @@ static void serve_http(struct server *s, int fd) {
         char line[256];
         size_t ll = strcspn(buf, "\r");
         snprintf(line, sizeof(line), "%.*s", (int)(ll < 200 ? ll : 200), buf);
-        char *resp = dbx_xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
-                                   strlen(line), line);
+        char *resp =
+            dbx_xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(line), line);
         int w = dbx_write_all(fd, resp, strlen(resp));
         free(resp);
         if (w < 0) return;
@@ -132,9 +133,12 @@ static void *server_main(void *arg) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0) return NULL;
         s->accepted++;
-        if (s->mode == SRV_ECHO) serve_echo(s, fd);
-        else if (s->mode == SRV_BULK) serve_bulk(s, fd);
-        else serve_http(s, fd);
+        if (s->mode == SRV_ECHO)
+            serve_echo(s, fd);
+        else if (s->mode == SRV_BULK)
+            serve_bulk(s, fd);
+        else
+            serve_http(s, fd);
         close(fd);
     }
 }
@@ -147,8 +151,8 @@ static struct server *server_start(enum srv_mode mode, uint16_t port) {
     assert_true(s->lfd >= 0);
     int one = 1;
     setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(s->lfd, 16), 0);
     socklen_t al = sizeof(a);
@@ -208,8 +212,7 @@ static void expect_log(const struct fixture *f, const char *needle, const char *
         }
         usleep(10000);
     }
-    fail_msg("no log line with '%s' / '%s' in:\n%s", needle, needle2 ? needle2 : "",
-             log_text(f));
+    fail_msg("no log line with '%s' / '%s' in:\n%s", needle, needle2 ? needle2 : "", log_text(f));
 }
 
 /* A client connection: our end of a socketpair whose other end the proxy serves. */
@@ -223,7 +226,9 @@ static int client(const struct fixture *f) {
     return sv[0];
 }
 
-static void send_str(int fd, const char *s) { assert_int_equal(dbx_write_all(fd, s, strlen(s)), 0); }
+static void send_str(int fd, const char *s) {
+    assert_int_equal(dbx_write_all(fd, s, strlen(s)), 0);
+}
 
 /* Read exactly one response (head byte by byte, then its Content-Length body) into buf, so
  * that a following response stays in the socket; returns the status. */
@@ -273,8 +278,7 @@ static void test_start_errors(void **state) {
     assert_non_null(strstr(e->msg, "'127.1'"));
     dbx_error_free(&e);
     char *ok[] = {"allowed.test", NULL};
-    char *res[] = {"allowed.test:127.0.0.1", "six.test:::1", "six.test:[::2]", "x.test:nope",
-                   NULL};
+    char *res[] = {"allowed.test:127.0.0.1", "six.test:::1", "six.test:[::2]", "x.test:nope", NULL};
     cfg = (struct policy_proxy_config){.allow = ok, .resolve = res, .log_fd = -1};
     assert_int_equal(policy_proxy_start(&cfg, &p, &e), -EINVAL);
     assert_non_null(strstr(e->msg, "'x.test:nope'"));
@@ -306,8 +310,8 @@ static void test_connect_tunnel(void **state) {
     shutdown(fd, SHUT_WR);
     assert_true(at_eof(fd)); /* half-close travels through */
     close(fd);
-    char *want = dbx_xasprintf("allow CONNECT allowed.test:%u 127.0.0.1:%u up=9 down=9", s->port,
-                               s->port);
+    char *want =
+        dbx_xasprintf("allow CONNECT allowed.test:%u 127.0.0.1:%u up=9 down=9", s->port, s->port);
     expect_log(&f, want, NULL);
     /* the time stamp is UTC ISO 8601 */
     char *t = log_text(&f);
@@ -393,10 +397,11 @@ static void test_http_keepalive(void **state) {
     int fd = client(&f);
     char buf[8192];
     unsigned p = s->port;
-    char *r1 = dbx_xasprintf("GET http://allowed.test:%u/one?x=1 HTTP/1.1\r\nHost: allowed.test:%u"
-                             "\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n"
-                             "Accept: */*\r\n\r\n",
-                             p, p);
+    char *r1 =
+        dbx_xasprintf("GET http://allowed.test:%u/one?x=1 HTTP/1.1\r\nHost: allowed.test:%u"
+                      "\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n"
+                      "Accept: */*\r\n\r\n",
+                      p, p);
     send_str(fd, r1);
     assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "GET /one?x=1 HTTP/1.1"));
@@ -408,11 +413,12 @@ static void test_http_keepalive(void **state) {
     assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "GET /two HTTP/1.1"));
     /* bodies by length and chunked, pipelined with the next request */
-    char *r3 = dbx_xasprintf("POST http://allowed.test:%u/len HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
-                             "hello world"
-                             "POST http://allowed.test:%u/chunked HTTP/1.1\r\nTransfer-Encoding: "
-                             "chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
-                             p, p);
+    char *r3 =
+        dbx_xasprintf("POST http://allowed.test:%u/len HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
+                      "hello world"
+                      "POST http://allowed.test:%u/chunked HTTP/1.1\r\nTransfer-Encoding: "
+                      "chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                      p, p);
     send_str(fd, r3);
     assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "POST /len"));
@@ -552,12 +558,18 @@ static void test_bypass_table(void **state) {
                      dbx_xasprintf("metadata.test:%u", p), dbx_xasprintf("mapped.test:%u", p),
                      dbx_xasprintf("nat64.test:%u", p),    dbx_xasprintf("six.test:%u", p),
                      dbx_xasprintf("cgnat.test:%u", p),    NULL};
-    char *res[] = {"allowed.test:127.0.0.1",      "evil-allowed.test:127.0.0.1",
-                   "allowed.test.evil.test:127.0.0.1", "private.test:10.0.0.1",
-                   "loop2.test:127.0.0.2",        "metadata.test:169.254.169.254",
-                   "mapped.test:::ffff:127.0.0.1", "nat64.test:64:ff9b::7f00:1",
-                   "six.test:::1",                "cgnat.test:100.64.0.1",
-                   "localhost:127.0.0.1",         NULL};
+    char *res[] = {"allowed.test:127.0.0.1",
+                   "evil-allowed.test:127.0.0.1",
+                   "allowed.test.evil.test:127.0.0.1",
+                   "private.test:10.0.0.1",
+                   "loop2.test:127.0.0.2",
+                   "metadata.test:169.254.169.254",
+                   "mapped.test:::ffff:127.0.0.1",
+                   "nat64.test:64:ff9b::7f00:1",
+                   "six.test:::1",
+                   "cgnat.test:100.64.0.1",
+                   "localhost:127.0.0.1",
+                   NULL};
     struct fixture f = proxy_start(allow, res);
     static const struct {
         const char *req; /* {P}: the allowed server's port, {O}: another listener's */
@@ -647,7 +659,8 @@ static void test_bypass_table(void **state) {
     proxy_stop(&f);
     server_stop(s);
     server_stop(other);
-    for (size_t i = 0; allow[i]; i++) free(allow[i]);
+    for (size_t i = 0; allow[i]; i++)
+        free(allow[i]);
 }
 
 /* Real DNS (the host's resolver, /etc/hosts): "localhost" resolves to loopback, refused
@@ -738,7 +751,8 @@ static size_t drain(int fd) {
     static char buf[256 * 1024];
     size_t total = 0;
     ssize_t k;
-    while ((k = read(fd, buf, sizeof(buf))) > 0) total += (size_t)k;
+    while ((k = read(fd, buf, sizeof(buf))) > 0)
+        total += (size_t)k;
     return total;
 }
 
@@ -754,7 +768,8 @@ static void test_throughput(void **state) {
     /* direct: a TCP client on the same loopback */
     double t0 = now_s(), c0 = cpu_s();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(s->port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(s->port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(drain(fd), s->bulk);
