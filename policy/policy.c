@@ -1,5 +1,6 @@
 /* policy/policy.c: the effective profile -> the plan the guest init applies (limits,
- * capabilities, user, protected paths, environment; seccomp in policy-seccomp.c).
+ * capabilities, user, protected paths, environment, network mode; seccomp in
+ * policy-seccomp.c).
  *
  * Everything the guest's dbx_plan_decode would refuse is refused here first, with a message
  * naming the profile key, so a bad profile fails on the host instead of at guest boot. */
@@ -126,6 +127,64 @@ static const char *check_env(const char *s) {
     return NULL;
 }
 
+/* ---- network ------------------------------------------------------------------------------ */
+
+/* What every exec'd process gets in allowlist mode, so curl, git, pip, npm, apt and Go tools
+ * use the proxy unchanged (some read only the upper-case names, some only the lower-case). */
+static const char *const proxy_env[][2] = {
+    {"HTTP_PROXY", POLICY_PROXY_URL}, {"HTTPS_PROXY", POLICY_PROXY_URL},
+    {"ALL_PROXY", POLICY_PROXY_URL},  {"NO_PROXY", POLICY_NO_PROXY},
+    {"http_proxy", POLICY_PROXY_URL}, {"https_proxy", POLICY_PROXY_URL},
+    {"all_proxy", POLICY_PROXY_URL},  {"no_proxy", POLICY_NO_PROXY},
+};
+
+static bool env_has(char *const *env, uint32_t n, const char *key) {
+    size_t kl = strlen(key);
+    for (uint32_t i = 0; i < n; i++)
+        if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=') return true;
+    return false;
+}
+
+static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
+    for (size_t i = 0; p->allow && p->allow[i]; i++) {
+        struct policy_pattern pat;
+        int r = policy_pattern_parse(p->allow[i], &pat, err);
+        if (r < 0) return r;
+    }
+    plan->net_mode = DBX_NET_ALLOWLIST;
+    plan->proxy_port = POLICY_PROXY_PORT;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(proxy_env); i++) {
+        if (env_has(plan->env, plan->nenv, proxy_env[i][0])) continue; /* the profile's wins */
+        if (plan->nenv >= DBX_PLAN_MAX_ENV)
+            return dbx_error_setx(err, E2BIG, "env: no room for the proxy variables (%u "
+                                              "entries at most)",
+                                  DBX_PLAN_MAX_ENV);
+        plan->env = dbx_xrealloc(plan->env, (plan->nenv + 2) * sizeof(char *));
+        plan->env[plan->nenv++] = dbx_xasprintf("%s=%s", proxy_env[i][0], proxy_env[i][1]);
+        plan->env[plan->nenv] = NULL;
+    }
+    return 0;
+}
+
+static int compile_network(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
+    bool open = p->net_mode == PROFILE_NET_OPEN;
+    plan->net_addr = dbx_xstrdup(open ? POLICY_OPEN_ADDR : "");
+    plan->net_gw = dbx_xstrdup(open ? POLICY_OPEN_GW : "");
+    plan->net_dns = dbx_xstrdup(open ? POLICY_OPEN_DNS : "");
+    switch (p->net_mode) {
+    case PROFILE_NET_NONE:
+        plan->net_mode = DBX_NET_NONE;
+        return 0;
+    case PROFILE_NET_OPEN:
+        plan->net_mode = DBX_NET_OPEN;
+        return 0;
+    case PROFILE_NET_ALLOWLIST:
+        return compile_allowlist(p, plan, err);
+    default:
+        return dbx_error_setx(err, EINVAL, "network.mode: unknown mode %d", (int)p->net_mode);
+    }
+}
+
 /* The plan travels inside SETUP, one frame of at most DBX_FRAME_MAX bytes. */
 static int check_size(const struct dbx_plan *plan, dbx_error **err) {
     struct dbx_buf b = {0};
@@ -148,6 +207,7 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
                       &plan.nprotected, &plan.protected, err);
     if (r == 0)
         r = copy_list(p->env, DBX_PLAN_MAX_ENV, "env", check_env, &plan.nenv, &plan.env, err);
+    if (r == 0) r = compile_network(p, &plan, err);
     if (r == 0) r = check_size(&plan, err);
     if (r < 0) return r;
     *ret = plan;

@@ -1,7 +1,7 @@
 /* tests/unit/test-policy-compile.c: policy_compile's arithmetic and checks (cgroup values,
- * capabilities, user, protected paths, environment, seccomp mode) and the plan's trip through
- * dbx_plan_encode/dbx_plan_decode.  The seccomp program's behaviour is in
- * test-policy-seccomp.c. */
+ * capabilities, user, protected paths, environment, seccomp mode, network mode and proxy
+ * variables) and the plan's trip through dbx_plan_encode/dbx_plan_decode.  The seccomp
+ * program's behaviour is in test-policy-seccomp.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -352,6 +352,99 @@ static void test_round_trip(void **state) {
     }
 }
 
+static bool has_env(const struct dbx_plan *plan, const char *kv) {
+    for (uint32_t i = 0; i < plan->nenv; i++)
+        if (strcmp(plan->env[i], kv) == 0) return true;
+    return false;
+}
+
+static void test_network(void **state) {
+    struct profile p = base();
+    struct dbx_plan plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.net_mode, DBX_NET_NONE);
+    assert_int_equal(plan.proxy_port, 0);
+    assert_string_equal(plan.net_addr, "");
+    assert_string_equal(plan.net_gw, "");
+    assert_string_equal(plan.net_dns, "");
+    assert_int_equal(plan.nenv, 0);
+    dbx_plan_free(&plan);
+
+    p.net_mode = PROFILE_NET_OPEN;
+    plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.net_mode, DBX_NET_OPEN);
+    assert_int_equal(plan.proxy_port, 0);
+    assert_string_equal(plan.net_addr, "10.0.2.15/24");
+    assert_string_equal(plan.net_gw, "10.0.2.2");
+    assert_string_equal(plan.net_dns, "10.0.2.3");
+    assert_int_equal(plan.nenv, 0);
+    dbx_plan_free(&plan);
+
+    char *allow[] = {"pypi.org", "*.githubusercontent.com", "127.0.0.1:8443", "[::1]:80", NULL};
+    p.net_mode = PROFILE_NET_ALLOWLIST;
+    p.allow = allow;
+    plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.net_mode, DBX_NET_ALLOWLIST);
+    assert_int_equal(plan.proxy_port, POLICY_PROXY_PORT);
+    assert_int_equal(plan.proxy_port, 3128);
+    assert_string_equal(plan.net_addr, "");
+    assert_int_equal(plan.nenv, 8);
+    static const char *const want[] = {
+        "HTTP_PROXY=http://127.0.0.1:3128",  "HTTPS_PROXY=http://127.0.0.1:3128",
+        "ALL_PROXY=http://127.0.0.1:3128",   "NO_PROXY=localhost,127.0.0.1,::1",
+        "http_proxy=http://127.0.0.1:3128",  "https_proxy=http://127.0.0.1:3128",
+        "all_proxy=http://127.0.0.1:3128",   "no_proxy=localhost,127.0.0.1,::1",
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) assert_true(has_env(&plan, want[i]));
+    assert_null(plan.env[plan.nenv]);
+    /* the guest accepts it */
+    struct dbx_buf b = {0};
+    dbx_plan_encode(&plan, &b);
+    struct dbx_plan back = {0};
+    assert_int_equal(dbx_plan_decode(b.data, b.len, &back, NULL), 0);
+    assert_int_equal(back.net_mode, DBX_NET_ALLOWLIST);
+    assert_int_equal(back.proxy_port, 3128);
+    assert_int_equal(back.nenv, 8);
+    dbx_plan_free(&back);
+    dbx_buf_free(&b);
+    dbx_plan_free(&plan);
+
+    /* a profile [env] value for the same key wins; the other case is still added */
+    char *env[] = {"HTTPS_PROXY=http://corp:8080", "no_proxy=*", "LANG=C", NULL};
+    p.env = env;
+    plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.nenv, 3 + 6);
+    assert_true(has_env(&plan, "HTTPS_PROXY=http://corp:8080"));
+    assert_false(has_env(&plan, "HTTPS_PROXY=http://127.0.0.1:3128"));
+    assert_true(has_env(&plan, "https_proxy=http://127.0.0.1:3128"));
+    assert_true(has_env(&plan, "no_proxy=*"));
+    assert_true(has_env(&plan, "NO_PROXY=localhost,127.0.0.1,::1"));
+    dbx_plan_free(&plan);
+
+    /* with mode none, allow has no effect (and is not looked at) */
+    char *bad[] = {"pypi.org", "0x7f.1", NULL};
+    p = base();
+    p.allow = bad;
+    plan = compile_ok(&p, 512 * MiB);
+    dbx_plan_free(&plan);
+    p.net_mode = PROFILE_NET_ALLOWLIST;
+    compile_fails(&p, 512 * MiB, EINVAL, "network.allow: '0x7f.1'");
+    p.net_mode = (enum profile_net)7;
+    p.allow = NULL;
+    compile_fails(&p, 512 * MiB, EINVAL, "network.mode");
+
+    /* no room left for the proxy variables */
+    _cleanup_strv_ char **full = NULL;
+    for (unsigned i = 0; i < DBX_PLAN_MAX_ENV; i++) {
+        char kv[32];
+        snprintf(kv, sizeof(kv), "K%u=v", i);
+        full = dbx_strv_push(full, kv);
+    }
+    p = base();
+    p.env = full;
+    p.net_mode = PROFILE_NET_ALLOWLIST;
+    compile_fails(&p, 512 * MiB, E2BIG, "proxy variables");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_default), cmocka_unit_test(test_memory_limit),
@@ -359,7 +452,7 @@ int main(void) {
         cmocka_unit_test(test_passthrough),    cmocka_unit_test(test_caps),
         cmocka_unit_test(test_security_flags), cmocka_unit_test(test_seccomp_modes),
         cmocka_unit_test(test_lists),          cmocka_unit_test(test_list_limits),
-        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,891 @@
+/* policy/policy-proxy.c: the allowlist egress proxy (the contract is in policy.h).
+ *
+ * One thread per client connection with non-blocking sockets: every wait is a poll() that
+ * also watches the proxy's stop pipe, so policy_proxy_stop can end them all; only
+ * getaddrinfo cannot be interrupted.  Names are resolved only after they are allowed (so a
+ * refused name never leaves the host as a DNS query), each resolved address is checked, and
+ * the proxy connects to exactly the checked sockaddr: a second lookup (DNS rebinding) can
+ * never change where the bytes go. */
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "policy-internal.h"
+
+#define HEAD_TIMEOUT_MS 30000u /* a request head (or ClientHello) must arrive within this */
+#define CONNECT_TIMEOUT_MS 10000u
+#define WRITE_TIMEOUT_MS 60000u /* a peer that reads nothing for this long is dropped */
+#define IDLE_TIMEOUT_MS (3600u * 1000u)
+#define DRAIN_TIMEOUT_MS 2000u /* finishing the pinned destination's response before a 403 */
+#define LINGER_MS                                                                                  \
+    1000u                       /* reading what a refused client still sends, so the               \
+                                   refusal is not lost to a reset */
+#define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
+#define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
+#define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
+#define MAX_ADDRS 16u
+#define MAX_RESOLVE 256u
+#define DEFAULT_MAX_CONNS 256u
+#define THREAD_STACK (256u * 1024u)
+
+struct resolve_entry {
+    char name[POLICY_HOST_MAX + 1];
+    struct policy_addr addr;
+};
+
+struct policy_proxy {
+    struct policy_pattern *pats;
+    size_t npats;
+    struct resolve_entry *res;
+    size_t nres;
+    int log_fd;
+    unsigned max_conns;
+    int stop_pipe[2]; /* written once by policy_proxy_stop; every poll watches [0] */
+    pthread_mutex_t lock;
+    struct conn *conns; /* guarded by lock */
+    unsigned active;    /* guarded by lock */
+    bool stopping;      /* guarded by lock */
+};
+
+struct buf {
+    uint8_t *data;
+    size_t start, end, cap;
+};
+
+struct conn {
+    struct policy_proxy *p;
+    struct conn *next;
+    pthread_t tid;
+    bool done; /* guarded by p->lock: the thread is finished and may be joined */
+    int cfd, ufd;
+    /* the destination being served, for the log and the pin */
+    const char *method;
+    bool have_target;
+    struct policy_host host;
+    uint16_t port;
+    bool connected;
+    struct policy_addr addr;
+    uint64_t up, down;
+    unsigned reqs;
+    char when[32];
+    struct buf cin, uout, dout;
+    /* destination -> client: spliced through this pipe (no copy through user space for the
+     * TCP side), or copied through dout when the pipe could not be made */
+    int dpipe[2];
+    size_t dpending; /* bytes in dpipe */
+    /* plain http: the request body being forwarded; a refusal of a later request */
+    struct policy_body body;
+    int deny_status;
+    char *deny_reason, *deny_body;
+};
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static void stamp(struct conn *c) {
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(c->when, sizeof(c->when), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(c->when + n, sizeof(c->when) - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/* host:port as a client would write it (IPv6 in brackets). */
+static void fmt_target(const struct policy_host *h, uint16_t port, char *out, size_t n) {
+    bool v6 = h->is_addr && h->addr.family == AF_INET6;
+    snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", h->name, (unsigned)port);
+}
+
+/* The allow entry that would let h:port through. */
+static void fmt_rule(const struct policy_host *h, uint16_t port, char *out, size_t n) {
+    if (port == 443 || port == 80)
+        snprintf(out, n, "%s", h->name);
+    else
+        fmt_target(h, port, out, n);
+}
+
+/* Untrusted text in a log line: printable, no quotes. */
+static void clean(char *s) {
+    dbx_sanitize_printable(s);
+    for (; *s; s++)
+        if (*s == '"' || *s == '\\' || *s == '\t') *s = '?';
+}
+
+static void log_line(struct conn *c, const char *verdict, const char *reason) {
+    if (c->p->log_fd < 0) return;
+    char target[POLICY_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
+    char reqs[32] = "";
+    _cleanup_free_ char *why = NULL;
+    if (c->have_target) fmt_target(&c->host, c->port, target, sizeof(target));
+    if (c->connected) {
+        struct policy_host h = {.is_addr = true, .addr = c->addr};
+        policy_addr_format(&c->addr, h.name);
+        fmt_target(&h, c->port, addr, sizeof(addr));
+    }
+    if (c->reqs > 1) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
+    if (reason) {
+        why = dbx_xasprintf(" reason=\"%s\"", reason);
+        clean(why + 9);
+        why[strlen(why) - 1] = '"';
+    }
+    _cleanup_free_ char *line = dbx_xasprintf(
+        "%s %s %s %s %s up=%" PRIu64 " down=%" PRIu64 "%s%s\n", c->when, verdict,
+        c->method ? c->method : "-", target, addr, c->up, c->down, reqs, why ? why : "");
+    /* one write per line: O_APPEND keeps concurrent connections' lines whole */
+    (void)!write(c->p->log_fd, line, strlen(line));
+}
+
+static const char *method_name(enum policy_http_method m) {
+    static const char *const names[] = {"CONNECT", "GET", "HEAD", "POST"};
+    return (unsigned)m < DBX_ARRAY_SIZE(names) ? names[m] : "-";
+}
+
+static const char *status_text(int status) {
+    switch (status) {
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 408:
+        return "Request Timeout";
+    case 405:
+        return "Method Not Allowed";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
+    }
+}
+
+/* ---- waiting and I/O (every wait also watches the stop pipe) ---------------------------- */
+
+static int wait_fd(struct conn *c, int fd, short events, uint64_t deadline) {
+    for (;;) {
+        struct pollfd pfd[2] = {{fd, events, 0}, {c->p->stop_pipe[0], POLLIN, 0}};
+        uint64_t now = dbx_now_ms();
+        int timeout = now >= deadline ? 0 : (int)(deadline - now);
+        int r = poll(pfd, 2, timeout);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (pfd[1].revents) return -ECANCELED;
+        if (r == 0) return -ETIMEDOUT;
+        return 0;
+    }
+}
+
+static ssize_t recv_some(struct conn *c, int fd, void *buf, size_t n, uint64_t deadline) {
+    for (;;) {
+        ssize_t k = recv(fd, buf, n, 0);
+        if (k >= 0) return k;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) return -errno;
+        int r = wait_fd(c, fd, POLLIN, deadline);
+        if (r < 0) return r;
+    }
+}
+
+static int send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t deadline) {
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k > 0) {
+            p += k;
+            n -= (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0 && errno != EAGAIN) return -errno;
+        int r = wait_fd(c, fd, POLLOUT, deadline);
+        if (r < 0) return r;
+    }
+    return 0;
+}
+
+static void buf_alloc(struct buf *b, size_t cap) {
+    if (!b->data) *b = (struct buf){.data = dbx_xmalloc(cap), .cap = cap};
+}
+static size_t buf_len(const struct buf *b) {
+    return b->end - b->start;
+}
+static void buf_consume(struct buf *b, size_t n) {
+    b->start += n;
+    if (b->start == b->end) b->start = b->end = 0;
+}
+static void buf_compact(struct buf *b) {
+    if (b->start == 0) return;
+    memmove(b->data, b->data + b->start, buf_len(b));
+    b->end -= b->start;
+    b->start = 0;
+}
+static void buf_put(struct buf *b, const void *p, size_t n) {
+    memcpy(b->data + b->end, p, n);
+    b->end += n;
+}
+static void buf_puts(struct buf *b, const char *s) {
+    buf_put(b, s, strlen(s));
+}
+
+/* ---- refusals --------------------------------------------------------------------------- */
+
+/* Send what is left to the client, then read (and drop) what it still sends for a moment:
+ * closing a socket with unread bytes resets it, and the client would lose the answer. */
+static void finish_client(struct conn *c) {
+    shutdown(c->cfd, SHUT_WR);
+    uint64_t deadline = dbx_now_ms() + LINGER_MS;
+    uint8_t junk[4096];
+    for (size_t total = 0; total < (1u << 20);) {
+        ssize_t k = recv_some(c, c->cfd, junk, sizeof(junk), deadline);
+        if (k <= 0) break;
+        total += (size_t)k;
+    }
+}
+
+static void send_error(struct conn *c, int status, const char *body) {
+    _cleanup_free_ char *msg = dbx_xasprintf(
+        "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
+        "Connection: close\r\n\r\n%s",
+        status, status_text(status), strlen(body), body);
+    (void)send_all(c, c->cfd, msg, strlen(msg), dbx_now_ms() + WRITE_TIMEOUT_MS);
+}
+
+/* Answer the client with `status` and log `verdict` with `reason`; body NULL = "devbox: " +
+ * reason. */
+static void refuse(struct conn *c, int status, const char *verdict, const char *reason,
+                   const char *body) {
+    _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(reason));
+    _cleanup_free_ char *text = dbx_xasprintf("devbox: %s\n", shown);
+    send_error(c, status, body ? body : text);
+    log_line(c, verdict, reason);
+    finish_client(c);
+}
+
+static void refuse_not_allowed(struct conn *c) {
+    char target[POLICY_HOST_MAX + 16], rule[POLICY_HOST_MAX + 16];
+    fmt_target(&c->host, c->port, target, sizeof(target));
+    fmt_rule(&c->host, c->port, rule, sizeof(rule));
+    _cleanup_free_ char *body = dbx_xasprintf(
+        "devbox: %s is not in this box's network allow list; add `%s` to [network] allow in "
+        "devbox.ini (then `devbox trust`)\n",
+        target, rule);
+    refuse(c, 403, "deny", "not in the allow list", body);
+}
+
+/* ---- resolving and connecting ----------------------------------------------------------- */
+
+static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
+    if (c->host.is_addr) {
+        out[0] = c->host.addr;
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < c->p->nres && n < MAX_ADDRS; i++)
+        if (strcmp(c->p->res[i].name, c->host.name) == 0) out[n++] = c->p->res[i].addr;
+    if (n > 0) return n;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *ai = NULL;
+    *ret_gai = getaddrinfo(c->host.name, NULL, &hints, &ai);
+    if (*ret_gai != 0) return 0;
+    for (struct addrinfo *a = ai; a && n < MAX_ADDRS; a = a->ai_next)
+        if (policy_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
+    freeaddrinfo(ai);
+    return n;
+}
+
+static socklen_t to_sockaddr(const struct policy_addr *a, uint16_t port,
+                             struct sockaddr_storage *ss) {
+    memset(ss, 0, sizeof(*ss));
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)ss;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        memcpy(&in->sin_addr, a->a, 4);
+        return sizeof(*in);
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    memcpy(&in6->sin6_addr, a->a, 16);
+    return sizeof(*in6);
+}
+
+/* Connect to exactly a:port; 0 with c->ufd set, or -errno. */
+static int connect_one(struct conn *c, const struct policy_addr *a) {
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(a, c->port, &ss);
+    _cleanup_close_ int fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        if (errno != EINPROGRESS) return -errno;
+        int r = wait_fd(c, fd, POLLOUT, dbx_now_ms() + CONNECT_TIMEOUT_MS);
+        if (r < 0) return r;
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) return -errno;
+        if (soerr) return -soerr;
+    }
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->ufd = TAKE_FD(fd);
+    return 0;
+}
+
+/* Resolve (only now: the name is allowed), drop refused addresses, connect.  0, or the
+ * client has been answered and logged. */
+static int resolve_and_connect(struct conn *c) {
+    struct policy_addr addrs[MAX_ADDRS];
+    int gai = 0;
+    size_t n = lookup(c, addrs, &gai);
+    if (n == 0) {
+        _cleanup_free_ char *why = dbx_xasprintf("cannot resolve %s: %s", c->host.name,
+                                                 gai ? gai_strerror(gai) : "no address");
+        refuse(c, 502, "error", why, NULL);
+        return -EHOSTUNREACH;
+    }
+    int last = -EHOSTUNREACH;
+    const char *refused = NULL;
+    struct policy_addr refused_addr = {0};
+    for (size_t i = 0; i < n; i++) {
+        const char *cls = policy_addr_refused(c->p->pats, c->p->npats, &addrs[i]);
+        if (cls) {
+            if (!refused) refused = cls, refused_addr = addrs[i];
+            continue;
+        }
+        last = connect_one(c, &addrs[i]);
+        if (last == -ECANCELED) return last;
+        if (last == 0) {
+            c->connected = true;
+            c->addr = addrs[i];
+            return 0;
+        }
+    }
+    char a[INET6_ADDRSTRLEN];
+    if (last == -EHOSTUNREACH && refused) {
+        policy_addr_format(&refused_addr, a);
+        _cleanup_free_ char *reason =
+            dbx_xasprintf("%s resolves to %s, %s %s address", c->host.name, a,
+                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused);
+        _cleanup_free_ char *body = dbx_xasprintf(
+            "devbox: %s; add `%s` to [network] allow in devbox.ini to allow it (then `devbox "
+            "trust`)\n",
+            reason, a);
+        refuse(c, 403, "deny", reason, body);
+        return -EACCES;
+    }
+    _cleanup_free_ char *why = dbx_xasprintf("connect to %s: %s", c->host.name, strerror(-last));
+    refuse(c, last == -ETIMEDOUT ? 504 : 502, "error", why, NULL);
+    return last;
+}
+
+/* ---- the first request -------------------------------------------------------------------- */
+
+/* Read and parse a head from c->cin.  1 parsed, 0 the client went away, < 0 answered. */
+static int read_head(struct conn *c, struct policy_http_req *req) {
+    uint64_t deadline = dbx_now_ms() + HEAD_TIMEOUT_MS;
+    for (;;) {
+        _cleanup_error_ dbx_error *err = NULL;
+        int r = policy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), req, &err);
+        if (r > 0) return 1;
+        if (r < 0) {
+            refuse(c, policy_http_status(r), "deny", err->msg, NULL);
+            return r;
+        }
+        buf_compact(&c->cin);
+        ssize_t k =
+            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
+        if (k == 0 && buf_len(&c->cin) == 0) return 0;
+        if (k == 0) {
+            log_line(c, "deny", "client closed inside a request head");
+            return 0;
+        }
+        if (k == -ETIMEDOUT) {
+            refuse(c, 408, "deny", "request head not received within 30 s", NULL);
+            return (int)k;
+        }
+        if (k < 0) return (int)k;
+        c->cin.end += (size_t)k;
+    }
+}
+
+/* The head for the destination: origin-form target, our Host and Connection, no hop-by-hop
+ * or proxy headers. */
+static void put_head(struct conn *c, const struct policy_http_req *req) {
+    static const char *const drop[] = {"host",       "connection",          "proxy-connection",
+                                       "keep-alive", "proxy-authorization", "upgrade"};
+    const uint8_t *h = c->cin.data + c->cin.start;
+    char target[POLICY_HOST_MAX + 16];
+    fmt_target(&req->host, req->port, target, sizeof(target));
+    if (req->port == 80) *strrchr(target, ':') = '\0';
+    struct buf *o = &c->uout;
+    buf_puts(o, method_name(req->method));
+    buf_puts(o, " ");
+    if (req->path.len == 0 || h[req->path.off] != '/') buf_puts(o, "/");
+    buf_put(o, h + req->path.off, req->path.len);
+    buf_puts(o, req->minor ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ");
+    buf_puts(o, target);
+    buf_puts(o, "\r\n");
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const uint8_t *name = h + req->headers[i].name.off;
+        size_t nl = req->headers[i].name.len;
+        bool skip = false;
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(drop) && !skip; k++)
+            skip = strlen(drop[k]) == nl && strncasecmp((const char *)name, drop[k], nl) == 0;
+        if (skip) continue;
+        buf_put(o, name, nl);
+        buf_puts(o, ": ");
+        buf_put(o, h + req->headers[i].value.off, req->headers[i].value.len);
+        buf_puts(o, "\r\n");
+    }
+    buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+}
+
+/* The rewritten head is at most the original plus the added lines. */
+#define HEAD_SLACK (POLICY_HOST_MAX + 128u)
+
+/* ---- plain http: later requests on the connection ------------------------------------- */
+
+static bool same_target(const struct conn *c, const struct policy_http_req *req) {
+    return req->port == c->port && req->host.is_addr == c->host.is_addr &&
+           strcmp(req->host.name, c->host.name) == 0;
+}
+
+static void set_deny(struct conn *c, int status, char *reason, char *body) {
+    c->deny_status = status;
+    c->deny_reason = reason;
+    c->deny_body = body;
+}
+
+/* Move parsed client bytes from cin to uout.  -1 once a request was refused (set_deny). */
+static int http_process(struct conn *c) {
+    while (buf_len(&c->cin) > 0) {
+        size_t room = c->uout.cap - c->uout.end;
+        if (!c->body.done) {
+            _cleanup_error_ dbx_error *err = NULL;
+            size_t n = buf_len(&c->cin) < room ? buf_len(&c->cin) : room;
+            if (n == 0) return 0;
+            ssize_t k = policy_body_scan(&c->body, c->cin.data + c->cin.start, n, &err);
+            if (k < 0) {
+                set_deny(c, 400, dbx_xstrdup(err->msg), NULL);
+                return -1;
+            }
+            buf_put(&c->uout, c->cin.data + c->cin.start, (size_t)k);
+            buf_consume(&c->cin, (size_t)k);
+            continue;
+        }
+        if (room < POLICY_HTTP_MAX_HEAD + HEAD_SLACK) return 0; /* wait for uout to drain */
+        struct policy_http_req req;
+        _cleanup_error_ dbx_error *err = NULL;
+        int r = policy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), &req, &err);
+        if (r == 0) {
+            buf_compact(&c->cin);
+            return 0;
+        }
+        if (r < 0) {
+            set_deny(c, policy_http_status(r), dbx_xstrdup(err->msg), NULL);
+            return -1;
+        }
+        if (req.method == POLICY_HTTP_CONNECT || !same_target(c, &req)) {
+            char want[POLICY_HOST_MAX + 16], got[POLICY_HOST_MAX + 16];
+            fmt_target(&c->host, c->port, want, sizeof(want));
+            fmt_target(&req.host, req.port, got, sizeof(got));
+            set_deny(c, 403, dbx_xasprintf("connection pinned to %s, request for %s", want, got),
+                     dbx_xasprintf("devbox: this proxy connection is pinned to %s; open a new "
+                                   "connection for %s\n",
+                                   want, got));
+            return -1;
+        }
+        put_head(c, &req);
+        buf_consume(&c->cin, req.head_len);
+        policy_body_init(&c->body, &req);
+        c->reqs++;
+    }
+    return 0;
+}
+
+/* ---- the relay ---------------------------------------------------------------------------- */
+
+struct relay {
+    bool http; /* parse client bytes as requests (else a tunnel) */
+    bool c_eof, u_eof, up_shut, down_shut, draining;
+};
+
+/* One direction's send: 0, or -errno to end the connection. */
+static int flush_some(int fd, struct buf *b, uint64_t *count) {
+    ssize_t k = send(fd, b->data + b->start, buf_len(b), MSG_NOSIGNAL);
+    if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    *count += (size_t)k;
+    buf_consume(b, (size_t)k);
+    return 0;
+}
+
+/* Read client bytes: into cin (http) or straight into uout (tunnel). */
+static int read_client(struct conn *c, struct relay *st) {
+    struct buf *b = st->http ? &c->cin : &c->uout;
+    if (st->http) buf_compact(b);
+    ssize_t k = recv(c->cfd, b->data + b->end, b->cap - b->end, 0);
+    if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (k == 0) st->c_eof = true;
+    b->end += (size_t)k;
+    return 0;
+}
+
+/* ---- destination -> client ---- */
+
+static size_t down_pending(const struct conn *c) {
+    return c->dpipe[0] >= 0 ? c->dpending : buf_len(&c->dout);
+}
+
+static bool down_room(const struct conn *c) {
+    return c->dpipe[0] >= 0 ? c->dpending < DOUT_CAP : buf_len(&c->dout) == 0;
+}
+
+static int read_upstream(struct conn *c, struct relay *st) {
+    ssize_t k;
+    if (c->dpipe[0] >= 0)
+        k = splice(c->ufd, NULL, c->dpipe[1], NULL, DOUT_CAP - c->dpending,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    else
+        k = recv(c->ufd, c->dout.data + c->dout.end, c->dout.cap - c->dout.end, 0);
+    if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    if (k == 0) st->u_eof = true;
+    if (c->dpipe[0] >= 0)
+        c->dpending += (size_t)k;
+    else
+        c->dout.end += (size_t)k;
+    return 0;
+}
+
+static int flush_down(struct conn *c) {
+    if (c->dpipe[0] < 0) return flush_some(c->cfd, &c->dout, &c->down);
+    ssize_t k =
+        splice(c->dpipe[0], NULL, c->cfd, NULL, c->dpending, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+    if (k < 0) return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+    c->dpending -= (size_t)k;
+    c->down += (size_t)k;
+    return 0;
+}
+
+/* The splice pipe, sized to DOUT_CAP when the per-user pipe budget allows. */
+static void down_init(struct conn *c) {
+    if (pipe2(c->dpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        c->dpipe[0] = c->dpipe[1] = -EBADF;
+        down_init(c);
+        return;
+    }
+    (void)fcntl(c->dpipe[1], F_SETPIPE_SZ, (int)DOUT_CAP);
+}
+
+/* Half-close each side once its direction is finished. */
+static void shut_finished(struct conn *c, struct relay *st) {
+    bool up_done =
+        buf_len(&c->uout) == 0 &&
+        (st->draining || (st->c_eof && (!st->http || buf_len(&c->cin) == 0 || c->body.done)));
+    if (up_done && !st->up_shut) {
+        shutdown(c->ufd, SHUT_WR);
+        st->up_shut = true;
+    }
+    if (st->u_eof && down_pending(c) == 0 && !st->down_shut) {
+        if (!st->draining) shutdown(c->cfd, SHUT_WR);
+        st->down_shut = true;
+    }
+}
+
+static void relay(struct conn *c, bool http) {
+    struct relay st = {.http = http};
+    uint64_t drain_until = 0;
+    for (;;) {
+        if (http && !st.draining && http_process(c) < 0) {
+            st.draining = true;
+            drain_until = dbx_now_ms() + DRAIN_TIMEOUT_MS;
+        }
+        shut_finished(c, &st);
+        if (st.up_shut && st.down_shut) return;
+        struct buf *cb = http ? &c->cin : &c->uout;
+        bool want_c = !st.c_eof && !st.draining &&
+                      (http ? cb->end < cb->cap || cb->start > 0 : buf_len(cb) == 0);
+        bool want_u = !st.u_eof && down_room(c);
+        short cev = (short)((want_c ? POLLIN : 0) | (down_pending(c) ? POLLOUT : 0));
+        short uev = (short)((want_u ? POLLIN : 0) | (buf_len(&c->uout) ? POLLOUT : 0));
+        struct pollfd pfd[3] = {{cev ? c->cfd : -1, cev, 0},
+                                {uev ? c->ufd : -1, uev, 0},
+                                {c->p->stop_pipe[0], POLLIN, 0}};
+        uint64_t now = dbx_now_ms();
+        int timeout = !st.draining        ? (int)IDLE_TIMEOUT_MS
+                      : drain_until > now ? (int)(drain_until - now)
+                                          : 0;
+        int r = poll(pfd, 3, timeout);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0 || pfd[2].revents) return;
+        if ((pfd[0].revents | pfd[1].revents) & (POLLERR | POLLNVAL)) return;
+        if ((pfd[0].revents & (POLLOUT | POLLHUP)) && down_pending(c) && flush_down(c) < 0) return;
+        if ((pfd[1].revents & (POLLOUT | POLLHUP)) && buf_len(&c->uout) &&
+            flush_some(c->ufd, &c->uout, &c->up) < 0)
+            return;
+        if ((pfd[0].revents & (POLLIN | POLLHUP)) && want_c && read_client(c, &st) < 0) return;
+        if ((pfd[1].revents & (POLLIN | POLLHUP)) && want_u && read_upstream(c, &st) < 0) return;
+        if (st.draining && st.u_eof && down_pending(c) == 0) return;
+    }
+}
+
+/* ---- CONNECT ------------------------------------------------------------------------------ */
+
+/* Port 443: the ClientHello's server_name must be the CONNECT host.  0 or refused (logged). */
+static int check_hello(struct conn *c) {
+    uint64_t deadline = dbx_now_ms() + HEAD_TIMEOUT_MS;
+    char sni[POLICY_HOST_MAX + 1];
+    for (;;) {
+        _cleanup_error_ dbx_error *err = NULL;
+        int r = policy_tls_sni(c->cin.data + c->cin.start, buf_len(&c->cin), sni, &err);
+        if (r < 0) {
+            log_line(c, "deny", err->msg);
+            return r;
+        }
+        if (r > 0) break;
+        buf_compact(&c->cin);
+        ssize_t k =
+            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
+        if (k <= 0) {
+            log_line(c, "deny",
+                     k == 0 ? "client closed before its ClientHello"
+                            : "no ClientHello within 30 s");
+            return -EPROTO;
+        }
+        c->cin.end += (size_t)k;
+    }
+    /* an IP literal host: a hello names no server (RFC 6066 3), or names that address */
+    if (sni[0] == '\0' ? !c->host.is_addr : strcmp(sni, c->host.name) != 0) {
+        _cleanup_free_ char *why = dbx_xasprintf("TLS server_name '%s' differs from the CONNECT "
+                                                 "host",
+                                                 sni);
+        log_line(c, "deny", why);
+        return -EACCES;
+    }
+    return 0;
+}
+
+static void serve_connect(struct conn *c) {
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    if (send_all(c, c->cfd, ok, sizeof(ok) - 1, dbx_now_ms() + WRITE_TIMEOUT_MS) < 0) {
+        log_line(c, "error", "client went away");
+        return;
+    }
+    if (c->port == 443 && check_hello(c) < 0) return;
+    /* whatever the client sent after the head (the ClientHello) goes first */
+    buf_put(&c->uout, c->cin.data + c->cin.start, buf_len(&c->cin));
+    buf_consume(&c->cin, buf_len(&c->cin));
+    relay(c, false);
+    log_line(c, "allow", NULL);
+}
+
+static void serve_http(struct conn *c, const struct policy_http_req *req) {
+    put_head(c, req);
+    buf_consume(&c->cin, req->head_len);
+    policy_body_init(&c->body, req);
+    c->reqs = 1;
+    relay(c, true);
+    log_line(c, "allow", NULL);
+    if (c->deny_status) {
+        stamp(c);
+        refuse(c, c->deny_status, "deny", c->deny_reason, c->deny_body);
+    }
+}
+
+static void conn_run(struct conn *c) {
+    buf_alloc(&c->cin, CIN_CAP);
+    stamp(c);
+    struct policy_http_req req;
+    if (read_head(c, &req) <= 0) return;
+    stamp(c);
+    c->method = method_name(req.method);
+    c->host = req.host;
+    c->port = req.port;
+    c->have_target = true;
+    if (!policy_allowed(c->p->pats, c->p->npats, &req.host, req.port)) {
+        refuse_not_allowed(c);
+        return;
+    }
+    if (resolve_and_connect(c) < 0) return;
+    buf_alloc(&c->uout, UOUT_CAP);
+    down_init(c);
+    if (req.method == POLICY_HTTP_CONNECT) {
+        buf_consume(&c->cin, req.head_len);
+        serve_connect(c);
+    } else {
+        serve_http(c, &req);
+    }
+}
+
+static void conn_free(struct conn *c) {
+    if (!c) return;
+    if (c->cfd >= 0) close(c->cfd);
+    if (c->ufd >= 0) close(c->ufd);
+    free(c->cin.data);
+    free(c->uout.data);
+    free(c->dout.data);
+    if (c->dpipe[0] >= 0) close(c->dpipe[0]);
+    if (c->dpipe[1] >= 0) close(c->dpipe[1]);
+    free(c->deny_reason);
+    free(c->deny_body);
+    free(c);
+}
+
+static void *conn_main(void *arg) {
+    struct conn *c = arg;
+    conn_run(c);
+    /* close the sockets now: the client sees the end without waiting for a join */
+    if (c->cfd >= 0) close(TAKE_FD(c->cfd));
+    if (c->ufd >= 0) close(TAKE_FD(c->ufd));
+    pthread_mutex_lock(&c->p->lock);
+    c->done = true;
+    c->p->active--;
+    pthread_mutex_unlock(&c->p->lock);
+    return NULL;
+}
+
+/* ---- the proxy object ------------------------------------------------------------------- */
+
+static int parse_resolve(const char *s, struct resolve_entry *ret, dbx_error **err) {
+    const char *colon = strchr(s, ':');
+    struct policy_host h;
+    const char *why = "expected NAME:ADDRESS";
+    if (colon && policy_host_parse(s, (size_t)(colon - s), &h, &why) == 0 && !h.is_addr) {
+        const char *a = colon + 1;
+        size_t len = strlen(a);
+        _cleanup_free_ char *br = a[0] == '[' || !strchr(a, ':') ? NULL : dbx_xasprintf("[%s]", a);
+        struct policy_host ah;
+        if (policy_host_parse(br ? br : a, br ? len + 2 : len, &ah, &why) == 0 && ah.is_addr) {
+            memcpy(ret->name, h.name, sizeof(ret->name));
+            ret->addr = ah.addr;
+            return 0;
+        }
+        why = "not an IP address";
+    }
+    return dbx_error_setx(err, EINVAL, "resolve override '%s': %s", s, why);
+}
+
+static struct policy_proxy *proxy_new(void) {
+    struct policy_proxy *p = dbx_xcalloc(1, sizeof(*p));
+    p->stop_pipe[0] = p->stop_pipe[1] = -EBADF;
+    p->log_fd = -1;
+    pthread_mutex_init(&p->lock, NULL);
+    return p;
+}
+
+static void proxy_free(struct policy_proxy *p) {
+    if (!p) return;
+    if (p->stop_pipe[0] >= 0) close(p->stop_pipe[0]);
+    if (p->stop_pipe[1] >= 0) close(p->stop_pipe[1]);
+    pthread_mutex_destroy(&p->lock);
+    free(p->pats);
+    free(p->res);
+    free(p);
+}
+static void proxy_freep(struct policy_proxy **p) {
+    proxy_free(*p);
+}
+
+int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_proxy **ret,
+                       dbx_error **err) {
+    _cleanup_(proxy_freep) struct policy_proxy *p = proxy_new();
+    size_t n = dbx_strv_len(cfg->allow), nres = dbx_strv_len(cfg->resolve);
+    if (n > PROFILE_MAX_LIST)
+        return dbx_error_setx(err, E2BIG, "network.allow: %zu entries, more than %u", n,
+                              PROFILE_MAX_LIST);
+    if (nres > MAX_RESOLVE)
+        return dbx_error_setx(err, E2BIG, "%zu resolve overrides, more than %u", nres, MAX_RESOLVE);
+    p->pats = dbx_xcalloc(n + 1, sizeof(*p->pats));
+    for (; p->npats < n; p->npats++) {
+        int r = policy_pattern_parse(cfg->allow[p->npats], &p->pats[p->npats], err);
+        if (r < 0) return r;
+    }
+    p->res = dbx_xcalloc(nres + 1, sizeof(*p->res));
+    for (; p->nres < nres; p->nres++) {
+        int r = parse_resolve(cfg->resolve[p->nres], &p->res[p->nres], err);
+        if (r < 0) return r;
+    }
+    if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    p->log_fd = cfg->log_fd;
+    p->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
+    *ret = TAKE_PTR(p);
+    return 0;
+}
+
+/* Join finished threads (p->lock held). */
+static void reap(struct policy_proxy *p, bool all) {
+    for (struct conn **pc = &p->conns; *pc;) {
+        struct conn *c = *pc;
+        if (!all && !c->done) {
+            pc = &c->next;
+            continue;
+        }
+        pthread_join(c->tid, NULL);
+        *pc = c->next;
+        conn_free(c);
+    }
+}
+
+static int start_thread(struct conn *c, dbx_error **err) {
+    pthread_attr_t attr;
+    sigset_t all, old;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, THREAD_STACK);
+    /* the supervisor's signals stay with the supervisor's threads */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&c->tid, &attr, conn_main, c);
+    if (r == EINVAL) /* static TLS of the program larger than our stack: take the default */
+        r = pthread_create(&c->tid, NULL, conn_main, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (r != 0) return dbx_error_set(err, r, "proxy: start a connection thread");
+    return 0;
+}
+
+int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err) {
+    _cleanup_close_ int cfd = fd;
+    if (dbx_set_nonblock(cfd, true) < 0 || dbx_set_cloexec(cfd, true) < 0)
+        return dbx_error_set(err, errno, "proxy: client socket");
+    pthread_mutex_lock(&p->lock);
+    reap(p, false);
+    int r = 0;
+    if (p->stopping) {
+        r = dbx_error_setx(err, ESHUTDOWN, "proxy: stopping");
+    } else if (p->active >= p->max_conns) {
+        r = dbx_error_setx(err, EAGAIN, "proxy: more than %u connections", p->max_conns);
+    } else {
+        struct conn *c = dbx_xcalloc(1, sizeof(*c));
+        *c = (struct conn){.p = p, .cfd = TAKE_FD(cfd), .ufd = -EBADF, .dpipe = {-EBADF, -EBADF}};
+        r = start_thread(c, err);
+        if (r < 0) {
+            conn_free(c);
+        } else {
+            c->next = p->conns;
+            p->conns = c;
+            p->active++;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    return r;
+}
+
+void policy_proxy_stop(struct policy_proxy *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_mutex_unlock(&p->lock);
+    /* never read: the pipe stays readable and wakes every poll for good */
+    (void)!write(p->stop_pipe[1], "x", 1);
+    /* no thread adds or removes connections once stopping is set */
+    reap(p, true);
+    proxy_free(p);
+}

@@ -1,0 +1,242 @@
+/* tests/fuzz/fuzz-proxy-http.c: libFuzzer harness for the egress proxy's request parsing
+ * (policy_http_parse, policy_body_scan) and, on the same bytes, host and allow-pattern parsing.
+ *
+ * Input layout: byte 0 seeds the chunk sizes for the body scanner, the rest is what a client
+ * sends: heads and bodies, parsed one request after another as the proxy does on a kept-alive
+ * connection.  Checks: a parsed head ends with CRLF CRLF within the cap and its spans lie
+ * inside it; every proper prefix of a complete head is "need more"; the host re-parses to
+ * itself; errors carry a message and a known code; a body scanned whole and in chunks ends at
+ * the same byte.
+ *
+ * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
+ * replay main() runs each file (or each file in each directory) named on the command line. */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "common/common.h"
+#include "policy/policy.h"
+
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+static void check_error(int r, dbx_error *err) {
+    CHECK(r < 0 && err != NULL && err->msg != NULL && err->code == -r);
+    int st = policy_http_status(r);
+    CHECK(st == 400 || st == 403 || st == 405 || st == 431 || st == 505);
+}
+
+static void check_span(struct policy_span s, size_t head_len) {
+    CHECK(s.off <= head_len && s.len <= head_len - s.off);
+}
+
+static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *r) {
+    CHECK(r->head_len >= 4 && r->head_len <= n && r->head_len <= POLICY_HTTP_MAX_HEAD);
+    CHECK(memcmp(p + r->head_len - 4, "\r\n\r\n", 4) == 0);
+    CHECK(r->nheaders <= POLICY_HTTP_MAX_HEADERS && r->port != 0 && r->minor <= 1);
+    CHECK(r->method <= POLICY_HTTP_POST);
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        check_span(r->headers[i].name, r->head_len);
+        check_span(r->headers[i].value, r->head_len);
+        CHECK(r->headers[i].name.len > 0);
+    }
+    check_span(r->path, r->head_len);
+    CHECK(r->method != POLICY_HTTP_CONNECT || r->body == POLICY_BODY_NONE);
+    /* the normalized host parses to itself */
+    struct policy_host h;
+    const char *why = NULL;
+    char tmp[POLICY_HOST_MAX + 3];
+    int len =
+        snprintf(tmp, sizeof(tmp),
+                 r->host.is_addr && r->host.addr.family == AF_INET6 ? "[%s]" : "%s", r->host.name);
+    CHECK(policy_host_parse(tmp, (size_t)len, &h, &why) == 0);
+    CHECK(h.is_addr == r->host.is_addr && strcmp(h.name, r->host.name) == 0);
+    /* a proper prefix is never complete, and never an error the whole head does not have */
+    size_t cuts[] = {0, r->head_len / 2, r->head_len - 1};
+    for (size_t i = 0; i < 3; i++) {
+        struct policy_http_req q;
+        CHECK(policy_http_parse(p, cuts[i], &q, NULL) == 0);
+    }
+}
+
+/* Scan the body whole and in chunks; returns the bytes it takes (or -1 on bad framing). */
+static ssize_t body_len(const struct policy_http_req *r, const uint8_t *p, size_t n,
+                        uint32_t seed) {
+    struct policy_body a, b;
+    policy_body_init(&a, r);
+    policy_body_init(&b, r);
+    dbx_error *err = NULL;
+    ssize_t whole = policy_body_scan(&a, p, n, &err);
+    if (whole < 0) CHECK(err != NULL && err->code == EINVAL);
+    dbx_error_free(&err);
+    size_t off = 0;
+    ssize_t chunked = 0;
+    uint32_t x = seed * 2654435761u + 1;
+    while (off < n && !b.done) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        size_t c = (x >> 8) % 64 + 1;
+        if (c > n - off) c = n - off;
+        ssize_t k = policy_body_scan(&b, p + off, c, &err);
+        if (k < 0) {
+            dbx_error_free(&err);
+            chunked = -1;
+            break;
+        }
+        CHECK((size_t)k <= c);
+        CHECK((size_t)k == c || b.done);
+        off += (size_t)k;
+        chunked = (ssize_t)off;
+    }
+    if (whole >= 0 && chunked >= 0) {
+        CHECK(whole == chunked && a.done == b.done);
+    } else {
+        CHECK(whole < 0 && chunked < 0);
+    }
+    return whole >= 0 && a.done ? whole : -1;
+}
+
+/* The raw bytes as a host and as an allow pattern. */
+static void names(const uint8_t *data, size_t size) {
+    size_t n = size < 300 ? size : 300;
+    struct policy_host h;
+    const char *why = NULL;
+    if (policy_host_parse((const char *)data, n, &h, &why) == 0) {
+        CHECK(strlen(h.name) <= POLICY_HOST_MAX);
+        struct policy_addr a = h.addr;
+        if (h.is_addr) (void)policy_addr_class_name(policy_addr_classify(&a));
+    } else {
+        CHECK(why != NULL);
+    }
+    char *s = dbx_xstrndup((const char *)data, n);
+    struct policy_pattern pat;
+    dbx_error *err = NULL;
+    if (policy_pattern_parse(s, &pat, &err) == 0) {
+        CHECK(err == NULL && pat.kind <= POLICY_PAT_ADDR);
+        if (pat.kind == POLICY_PAT_ADDR) {
+            CHECK(pat.prefix <= (pat.addr.family == AF_INET ? 32u : 128u));
+            struct policy_host lit = {.is_addr = true, .addr = pat.addr};
+            CHECK(pat.port == 0 || policy_pattern_match(&pat, &lit, pat.port));
+            CHECK(policy_addr_refused(&pat, 1, &pat.addr) == NULL);
+        } else {
+            struct policy_host nh = {0};
+            memcpy(nh.name, pat.name, sizeof(nh.name));
+            CHECK(policy_pattern_match(&pat, &nh, pat.port ? pat.port : 443) ==
+                  (pat.kind == POLICY_PAT_NAME));
+        }
+    } else {
+        CHECK(err != NULL && err->code == EINVAL);
+        dbx_error_free(&err);
+    }
+    free(s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    uint32_t seed = data[0];
+    data++;
+    size--;
+    names(data, size);
+    size_t off = 0;
+    for (int req = 0; req < 16 && off < size; req++) {
+        struct policy_http_req *r = dbx_xmalloc(sizeof(*r));
+        dbx_error *err = NULL;
+        int rc = policy_http_parse(data + off, size - off, r, &err);
+        if (rc <= 0) {
+            if (rc < 0)
+                check_error(rc, err);
+            else
+                CHECK(err == NULL && size - off < POLICY_HTTP_MAX_HEAD);
+            dbx_error_free(&err);
+            free(r);
+            break;
+        }
+        CHECK(rc == 1 && err == NULL);
+        check_req(data + off, size - off, r);
+        off += r->head_len;
+        ssize_t body = body_len(r, data + off, size - off, seed);
+        free(r);
+        if (body < 0) break;
+        off += (size_t)body;
+    }
+    return 0;
+}
+
+#ifndef DBX_LIBFUZZER
+static int run_file(int dirfd, const char *name, const char *shown) {
+    char *buf = NULL;
+    size_t len = 0;
+    dbx_error *err = NULL;
+    if (dbx_read_file_at(dirfd, name, 16u << 20, &buf, &len, &err) < 0) {
+        fprintf(stderr, "fuzz-proxy-http: %s\n", err->msg);
+        dbx_error_free(&err);
+        return -1;
+    }
+    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
+    free(buf);
+    (void)shown;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
+        return 2;
+    }
+    size_t ran = 0;
+    int failed = 0;
+    for (int i = 1; i < argc; i++) {
+        struct stat st;
+        if (stat(argv[i], &st) < 0) {
+            fprintf(stderr, "fuzz-proxy-http: stat '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            if (run_file(AT_FDCWD, argv[i], argv[i]) < 0)
+                failed = 1;
+            else
+                ran++;
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            fprintf(stderr, "fuzz-proxy-http: opendir '%s': %s\n", argv[i], strerror(errno));
+            return 1;
+        }
+        char **names = NULL;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            if (de->d_name[0] == '.') continue;
+            struct stat est;
+            if (fstatat(dirfd(d), de->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0 ||
+                !S_ISREG(est.st_mode))
+                continue;
+            names = dbx_strv_push(names, de->d_name);
+        }
+        size_t n = dbx_strv_len(names);
+        if (n) qsort(names, n, sizeof(char *), cmp_str);
+        for (size_t j = 0; j < n; j++) {
+            if (run_file(dirfd(d), names[j], names[j]) < 0)
+                failed = 1;
+            else
+                ran++;
+        }
+        dbx_strv_free(names);
+        closedir(d);
+    }
+    printf("fuzz-proxy-http: %zu input(s) replayed%s\n", ran, failed ? ", some unreadable" : "");
+    if (ran == 0) return 1; /* an empty corpus is a setup error, not a pass */
+    return failed;
+}
+#endif

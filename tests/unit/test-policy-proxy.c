@@ -1,0 +1,829 @@
+/* tests/unit/test-policy-proxy.c: the egress proxy end to end.  Local servers (threads on
+ * 127.0.0.1) stand in for the internet; the proxy gets one end of a socketpair per client
+ * connection, as the supervisor gives it.  Test names reach the servers through resolve
+ * overrides ("allowed.test:127.0.0.1"); loopback is allowed only by naming it.
+ *
+ * main() first moves into a new network namespace (a user namespace too when not root) so
+ * that a server can listen on port 443, where the proxy checks the ClientHello; without one
+ * those tests are skipped.  Set DEVBOX_PROXY_BENCH_MB to change the size of the throughput
+ * measurement (default 100). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "policy/policy.h"
+#include "tests/unit/test-policy-hello.h"
+
+static bool have_netns;
+
+/* ---- servers ----------------------------------------------------------------------------- */
+
+enum srv_mode { SRV_ECHO, SRV_HTTP, SRV_BULK };
+
+struct server {
+    int lfd;
+    uint16_t port;
+    enum srv_mode mode;
+    size_t bulk;
+    pthread_t tid;
+    atomic_int accepted;
+    atomic_size_t received;
+    pthread_mutex_t lock;
+    char log[64 * 1024]; /* HTTP: every request head received, in order */
+    size_t log_len;
+};
+
+static void srv_log(struct server *s, const char *p, size_t n) {
+    pthread_mutex_lock(&s->lock);
+    if (s->log_len + n < sizeof(s->log)) {
+        memcpy(s->log + s->log_len, p, n);
+        s->log_len += n;
+        s->log[s->log_len] = '\0';
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void serve_echo(struct server *s, int fd) {
+    char buf[65536];
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof(buf))) > 0) {
+        s->received += (size_t)k;
+        if (dbx_write_all(fd, buf, (size_t)k) < 0) break;
+    }
+}
+
+static void serve_bulk(struct server *s, int fd) {
+    static char buf[256 * 1024];
+    size_t left = s->bulk;
+    while (left > 0) {
+        size_t n = left < sizeof(buf) ? left : sizeof(buf);
+        if (dbx_write_all(fd, buf, n) < 0) return;
+        left -= n;
+    }
+}
+
+/* A tiny origin server: answers each request with its request line as the body. */
+static void serve_http(struct server *s, int fd) {
+    _cleanup_free_ char *buf = dbx_xmalloc(256 * 1024);
+    const size_t cap = 256 * 1024;
+    size_t len = 0;
+    for (;;) {
+        char *end = memmem(buf, len, "\r\n\r\n", 4);
+        if (!end) {
+            ssize_t k = read(fd, buf + len, cap - len);
+            if (k <= 0) return;
+            s->received += (size_t)k;
+            len += (size_t)k;
+            continue;
+        }
+        size_t head = (size_t)(end - buf) + 4;
+        srv_log(s, buf, head);
+        struct policy_http_req r = {.body = POLICY_BODY_NONE};
+        char *cl = strcasestr(buf, "\r\ncontent-length: ");
+        if (cl && cl < end)
+            r.body = POLICY_BODY_LENGTH, r.content_length = strtoull(cl + 18, NULL, 10);
+        char *te = strcasestr(buf, "\r\ntransfer-encoding: chunked");
+        if (te && te < end) r.body = POLICY_BODY_CHUNKED;
+        struct policy_body b;
+        policy_body_init(&b, &r);
+        size_t off = head;
+        while (!b.done) {
+            ssize_t k = policy_body_scan(&b, (uint8_t *)buf + off, len - off, NULL);
+            assert_true(k >= 0);
+            off += (size_t)k;
+            if (b.done) break;
+            ssize_t n = read(fd, buf + len, cap - len);
+            if (n <= 0) return;
+            s->received += (size_t)n;
+            len += (size_t)n;
+        }
+        srv_log(s, buf + head, off - head);
+        char line[256];
+        size_t ll = strcspn(buf, "\r");
+        snprintf(line, sizeof(line), "%.*s", (int)(ll < 200 ? ll : 200), buf);
+        char *resp =
+            dbx_xasprintf("HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(line), line);
+        int w = dbx_write_all(fd, resp, strlen(resp));
+        free(resp);
+        if (w < 0) return;
+        memmove(buf, buf + off, len - off);
+        len -= off;
+    }
+}
+
+static void *server_main(void *arg) {
+    struct server *s = arg;
+    for (;;) {
+        int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) return NULL;
+        s->accepted++;
+        if (s->mode == SRV_ECHO)
+            serve_echo(s, fd);
+        else if (s->mode == SRV_BULK)
+            serve_bulk(s, fd);
+        else
+            serve_http(s, fd);
+        close(fd);
+    }
+}
+
+static struct server *server_start(enum srv_mode mode, uint16_t port) {
+    struct server *s = dbx_xcalloc(1, sizeof(*s));
+    s->mode = mode;
+    pthread_mutex_init(&s->lock, NULL);
+    s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s->lfd >= 0);
+    int one = 1;
+    setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in a = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    socklen_t al = sizeof(a);
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&s->tid, NULL, server_main, s), 0);
+    return s;
+}
+
+static void server_stop(struct server *s) {
+    shutdown(s->lfd, SHUT_RDWR); /* wakes accept() */
+    pthread_join(s->tid, NULL);
+    close(s->lfd);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* ---- the proxy and its log --------------------------------------------------------------- */
+
+struct fixture {
+    struct policy_proxy *proxy;
+    int log_fd;
+};
+
+static struct fixture proxy_start(char **allow, char **resolve) {
+    struct fixture f = {.log_fd = memfd_create("proxy-log", MFD_CLOEXEC)};
+    assert_true(f.log_fd >= 0);
+    fcntl(f.log_fd, F_SETFL, O_APPEND);
+    struct policy_proxy_config cfg = {.allow = allow, .resolve = resolve, .log_fd = f.log_fd};
+    dbx_error *e = NULL;
+    if (policy_proxy_start(&cfg, &f.proxy, &e) < 0) fail_msg("proxy start: %s", e->msg);
+    return f;
+}
+
+static void proxy_stop(struct fixture *f) {
+    policy_proxy_stop(f->proxy);
+    close(f->log_fd);
+}
+
+static char *log_text(const struct fixture *f) {
+    static char buf[256 * 1024];
+    ssize_t n = pread(f->log_fd, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    return buf;
+}
+
+/* Wait (up to 5 s) for a log line containing every needle. */
+static void expect_log(const struct fixture *f, const char *needle, const char *needle2) {
+    for (int i = 0; i < 500; i++) {
+        char *t = log_text(f);
+        for (char *line = t; *line;) {
+            char *nl = strchr(line, '\n');
+            if (!nl) break;
+            *nl = '\0';
+            if (strstr(line, needle) && (!needle2 || strstr(line, needle2))) return;
+            line = nl + 1;
+        }
+        usleep(10000);
+    }
+    fail_msg("no log line with '%s' / '%s' in:\n%s", needle, needle2 ? needle2 : "", log_text(f));
+}
+
+/* A client connection: our end of a socketpair whose other end the proxy serves. */
+static int client(const struct fixture *f) {
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    dbx_error *e = NULL;
+    if (policy_proxy_serve(f->proxy, sv[1], &e) < 0) fail_msg("serve: %s", e->msg);
+    struct timeval tv = {.tv_sec = 10};
+    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return sv[0];
+}
+
+static void send_str(int fd, const char *s) {
+    assert_int_equal(dbx_write_all(fd, s, strlen(s)), 0);
+}
+
+/* Read exactly one response (head byte by byte, then its Content-Length body) into buf, so
+ * that a following response stays in the socket; returns the status. */
+static int read_response(int fd, char *buf, size_t cap) {
+    size_t len = 0;
+    while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
+        if (len + 1 >= cap || read(fd, buf + len, 1) != 1) return -1;
+        buf[++len] = '\0';
+    }
+    size_t head = len, body = 0;
+    char *cl = strcasestr(buf, "content-length: ");
+    if (cl) body = strtoul(cl + 16, NULL, 10);
+    assert_true(head + body < cap);
+    while (len < head + body) {
+        ssize_t k = read(fd, buf + len, head + body - len);
+        if (k <= 0) return -1;
+        len += (size_t)k;
+    }
+    buf[len] = '\0';
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+/* One request on a new connection; the status, or -1 when the proxy just closed. */
+static int request(const struct fixture *f, const char *req, char *buf, size_t cap) {
+    int fd = client(f);
+    send_str(fd, req);
+    int st = read_response(fd, buf, cap);
+    close(fd);
+    return st;
+}
+
+static bool at_eof(int fd) {
+    char c;
+    return read(fd, &c, 1) == 0;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_start_errors(void **state) {
+    char *bad[] = {"allowed.test", "127.1", NULL};
+    struct policy_proxy_config cfg = {.allow = bad, .log_fd = -1};
+    struct policy_proxy *p = NULL;
+    dbx_error *e = NULL;
+    assert_int_equal(policy_proxy_start(&cfg, &p, &e), -EINVAL);
+    assert_non_null(strstr(e->msg, "'127.1'"));
+    dbx_error_free(&e);
+    char *ok[] = {"allowed.test", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", "six.test:::1", "six.test:[::2]", "x.test:nope", NULL};
+    cfg = (struct policy_proxy_config){.allow = ok, .resolve = res, .log_fd = -1};
+    assert_int_equal(policy_proxy_start(&cfg, &p, &e), -EINVAL);
+    assert_non_null(strstr(e->msg, "'x.test:nope'"));
+    dbx_error_free(&e);
+    res[3] = NULL;
+    assert_int_equal(policy_proxy_start(&cfg, &p, &e), 0);
+    policy_proxy_stop(p);
+    policy_proxy_stop(NULL);
+}
+
+static void test_connect_tunnel(void **state) {
+    struct server *s = server_start(SRV_ECHO, 0);
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    int fd = client(&f);
+    char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\nHost: allowed.test:%u\r\n\r\n"
+                              "early",
+                              s->port, s->port);
+    send_str(fd, req);
+    char buf[4096];
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    char got[16] = {0};
+    assert_int_equal(read(fd, got, 5), 5);
+    assert_string_equal(got, "early"); /* bytes after the head were not lost */
+    send_str(fd, "ping");
+    assert_int_equal(read(fd, got, 4), 4);
+    assert_memory_equal(got, "ping", 4);
+    shutdown(fd, SHUT_WR);
+    assert_true(at_eof(fd)); /* half-close travels through */
+    close(fd);
+    char *want =
+        dbx_xasprintf("allow CONNECT allowed.test:%u 127.0.0.1:%u up=9 down=9", s->port, s->port);
+    expect_log(&f, want, NULL);
+    /* the time stamp is UTC ISO 8601 */
+    char *t = log_text(&f);
+    assert_true(strlen(t) > 24 && t[4] == '-' && t[10] == 'T' && t[23] == 'Z');
+    free(want);
+    free(req);
+    proxy_stop(&f);
+    server_stop(s);
+    free(allow[0]);
+}
+
+static void test_connect_443_sni(void **state) {
+    if (!have_netns) skip();
+    struct server *s = server_start(SRV_ECHO, 443);
+    char *allow[] = {"allowed.test", "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", "evil.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    char buf[4096];
+    static uint8_t h[POLICY_TLS_MAX_RAW];
+    static const struct {
+        const char *host, *sni; /* sni NULL: none; "-": not TLS */
+        size_t nrec;
+        bool ok;
+    } cases[] = {
+        {"allowed.test", "allowed.test", 1, true},
+        {"allowed.test", "ALLOWED.test.", 3, true},
+        {"allowed.test.", "allowed.test", 1, true},
+        {"allowed.test", "evil.test", 1, false},
+        {"allowed.test", "allowed.test.evil.test", 1, false},
+        {"allowed.test", NULL, 1, false},
+        {"allowed.test", "-", 1, false},
+        {"127.0.0.1", NULL, 1, true},
+        {"127.0.0.1", "127.0.0.1", 1, true},
+        {"127.0.0.1", "allowed.test", 1, false},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        size_t before = s->received;
+        int fd = client(&f);
+        char *req = dbx_xasprintf("CONNECT %s:443 HTTP/1.1\r\n\r\n", cases[i].host);
+        send_str(fd, req);
+        free(req);
+        assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+        size_t n;
+        if (cases[i].sni && strcmp(cases[i].sni, "-") == 0) {
+            n = 18;
+            memcpy(h, "GET / HTTP/1.1\r\n\r\n", n);
+        } else {
+            n = hello(h, cases[i].sni, 100, cases[i].nrec);
+        }
+        /* in pieces, so the proxy has to wait for the rest */
+        assert_int_equal(dbx_write_all(fd, h, 7), 0);
+        usleep(20000);
+        int w = dbx_write_all(fd, h + 7, n - 7); /* fails once the proxy refused */
+        if (cases[i].ok) assert_int_equal(w, 0);
+        if (cases[i].ok) {
+            static uint8_t back[POLICY_TLS_MAX_RAW];
+            size_t got = 0;
+            while (got < n) {
+                ssize_t k = read(fd, back + got, n - got);
+                if (k <= 0) fail_msg("case %zu: tunnel closed after %zu bytes", i, got);
+                got += (size_t)k;
+            }
+            assert_memory_equal(back, h, n);
+        } else {
+            if (!at_eof(fd)) fail_msg("case %zu: tunnel not closed", i);
+            assert_int_equal(s->received, before); /* not one byte reached the server */
+        }
+        close(fd);
+    }
+    expect_log(&f, "deny CONNECT allowed.test:443 127.0.0.1:443",
+               "reason=\"TLS server_name 'evil.test' differs from the CONNECT host\"");
+    expect_log(&f, "deny CONNECT allowed.test:443", "server_name '' differs");
+    expect_log(&f, "deny CONNECT allowed.test:443", "not a TLS handshake record");
+    proxy_stop(&f);
+    server_stop(s);
+}
+
+static void test_http_keepalive(void **state) {
+    struct server *s = server_start(SRV_HTTP, 0);
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    int fd = client(&f);
+    char buf[8192];
+    unsigned p = s->port;
+    char *r1 =
+        dbx_xasprintf("GET http://allowed.test:%u/one?x=1 HTTP/1.1\r\nHost: allowed.test:%u"
+                      "\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n"
+                      "Accept: */*\r\n\r\n",
+                      p, p);
+    send_str(fd, r1);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "GET /one?x=1 HTTP/1.1"));
+    /* the second request on the same connection, in two pieces */
+    char *r2 = dbx_xasprintf("GET http://ALLOWED.test.:%u/two HTTP/1.1\r\n", p);
+    send_str(fd, r2);
+    usleep(20000);
+    send_str(fd, "\r\n");
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "GET /two HTTP/1.1"));
+    /* bodies by length and chunked, pipelined with the next request */
+    char *r3 =
+        dbx_xasprintf("POST http://allowed.test:%u/len HTTP/1.1\r\nContent-Length: 11\r\n\r\n"
+                      "hello world"
+                      "POST http://allowed.test:%u/chunked HTTP/1.1\r\nTransfer-Encoding: "
+                      "chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+                      p, p);
+    send_str(fd, r3);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "POST /len"));
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "POST /chunked"));
+    close(fd);
+    expect_log(&f, "allow GET allowed.test:", "reqs=4");
+    /* what the origin saw: origin-form targets, our Host, no proxy headers, exact bodies */
+    pthread_mutex_lock(&s->lock);
+    char *host = dbx_xasprintf("GET /one?x=1 HTTP/1.1\r\nHost: allowed.test:%u\r\nAccept: */*\r\n"
+                               "Connection: keep-alive\r\n\r\n",
+                               p);
+    if (!strstr(s->log, host)) fail_msg("origin saw:\n%s", s->log);
+    assert_null(strstr(s->log, "http://"));
+    assert_null(strcasestr(s->log, "proxy-"));
+    assert_non_null(strstr(s->log, "\r\n\r\nhello world"));
+    assert_non_null(strstr(s->log, "\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+    pthread_mutex_unlock(&s->lock);
+    assert_int_equal(s->accepted, 1);
+    free(host);
+    free(r1);
+    free(r2);
+    free(r3);
+    proxy_stop(&f);
+    server_stop(s);
+    free(allow[0]);
+}
+
+static void test_http_pinned(void **state) {
+    struct server *s = server_start(SRV_HTTP, 0);
+    unsigned p = s->port;
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", p), dbx_xasprintf("other.test:%u", p),
+                     "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", "other.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    char buf[8192];
+    /* a second request for another (allowed) host on the same connection */
+    int fd = client(&f);
+    char *r = dbx_xasprintf("GET http://allowed.test:%u/a HTTP/1.1\r\n\r\n", p);
+    send_str(fd, r);
+    free(r);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    r = dbx_xasprintf("GET http://other.test:%u/b HTTP/1.1\r\n\r\n", p);
+    send_str(fd, r);
+    free(r);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 403);
+    assert_non_null(strstr(buf, "pinned to allowed.test:"));
+    assert_true(at_eof(fd));
+    close(fd);
+    /* a request smuggled behind an empty body */
+    fd = client(&f);
+    r = dbx_xasprintf("POST http://allowed.test:%u/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+                      "GET http://evil.test/ HTTP/1.1\r\n\r\n",
+                      p);
+    send_str(fd, r);
+    free(r);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 403);
+    assert_true(at_eof(fd));
+    close(fd);
+    /* a malformed second request ends the connection with 400 */
+    fd = client(&f);
+    r = dbx_xasprintf("GET http://allowed.test:%u/a HTTP/1.1\r\n\r\nGET http://allowed.test:%u/b "
+                      "HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                      p, p);
+    send_str(fd, r);
+    free(r);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 400);
+    close(fd);
+    expect_log(&f, "deny GET", "pinned to allowed.test:");
+    pthread_mutex_lock(&s->lock);
+    assert_null(strstr(s->log, "/b"));
+    assert_null(strstr(s->log, "evil"));
+    pthread_mutex_unlock(&s->lock);
+    proxy_stop(&f);
+    server_stop(s);
+    free(allow[0]);
+    free(allow[1]);
+}
+
+static void test_denied(void **state) {
+    struct server *s = server_start(SRV_ECHO, 0);
+    char *allow[] = {"allowed.test", NULL};
+    /* evil.test would reach the server if the proxy ever looked it up */
+    char *res[] = {"evil.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    char buf[8192];
+    assert_int_equal(request(&f, "CONNECT evil.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 403);
+    assert_non_null(strstr(buf, "devbox: evil.test:443 is not in this box's network allow list; "
+                                "add `evil.test` to [network] allow in devbox.ini (then `devbox "
+                                "trust`)"));
+    assert_non_null(strstr(buf, "Connection: close"));
+    char *r = dbx_xasprintf("GET http://evil.test:%u/x HTTP/1.1\r\n\r\n", s->port);
+    assert_int_equal(request(&f, r, buf, sizeof(buf)), 403);
+    free(r);
+    char *rule = dbx_xasprintf("add `evil.test:%u`", s->port);
+    assert_non_null(strstr(buf, rule));
+    free(rule);
+    expect_log(&f, "deny CONNECT evil.test:443 - up=0 down=0", "reason=\"not in the allow list\"");
+    /* a denied POST with a body still gets its answer (no reset) */
+    int fd = client(&f);
+    static char body[200000];
+    memset(body, 'x', sizeof(body));
+    send_str(fd, "POST http://evil.test/ HTTP/1.1\r\nContent-Length: 200000\r\n\r\n");
+    (void)!write(fd, body, sizeof(body));
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 403);
+    close(fd);
+    assert_int_equal(s->accepted, 0);
+    proxy_stop(&f);
+    server_stop(s);
+}
+
+/* tmpl with {P} and {O} replaced by the two ports. */
+static char *subst(const char *tmpl, unsigned p, unsigned o) {
+    char *out = dbx_xstrdup("");
+    for (const char *t = tmpl; *t;) {
+        char *next;
+        if (strncmp(t, "{P}", 3) == 0 || strncmp(t, "{O}", 3) == 0) {
+            next = dbx_xasprintf("%s%u", out, t[1] == 'P' ? p : o);
+            t += 3;
+        } else {
+            next = dbx_xasprintf("%s%c", out, *t++);
+        }
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+/* Every row must be refused before the proxy connects anywhere. */
+static void test_bypass_table(void **state) {
+    struct server *s = server_start(SRV_ECHO, 0), *other = server_start(SRV_ECHO, 0);
+    unsigned p = s->port;
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", p),  dbx_xasprintf("127.0.0.1:%u", p),
+                     dbx_xasprintf("private.test:%u", p),  dbx_xasprintf("loop2.test:%u", p),
+                     dbx_xasprintf("metadata.test:%u", p), dbx_xasprintf("mapped.test:%u", p),
+                     dbx_xasprintf("nat64.test:%u", p),    dbx_xasprintf("six.test:%u", p),
+                     dbx_xasprintf("cgnat.test:%u", p),    NULL};
+    char *res[] = {"allowed.test:127.0.0.1",
+                   "evil-allowed.test:127.0.0.1",
+                   "allowed.test.evil.test:127.0.0.1",
+                   "private.test:10.0.0.1",
+                   "loop2.test:127.0.0.2",
+                   "metadata.test:169.254.169.254",
+                   "mapped.test:::ffff:127.0.0.1",
+                   "nat64.test:64:ff9b::7f00:1",
+                   "six.test:::1",
+                   "cgnat.test:100.64.0.1",
+                   "localhost:127.0.0.1",
+                   NULL};
+    struct fixture f = proxy_start(allow, res);
+    static const struct {
+        const char *req; /* {P}: the allowed server's port, {O}: another listener's */
+        int status;
+        const char *why; /* in the body */
+    } rows[] = {
+        /* IP literals in every encoding (only 127.0.0.1:%u is listed) */
+        {"CONNECT 127.1:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT 2130706433:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT 0x7f.0.0.1:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT 0x7f000001:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT 0177.0.0.1:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT 127.0.0.1.:{P} HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"CONNECT [::ffff:127.0.0.1]:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT [::ffff:7f00:1]:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT [64:ff9b::127.0.0.1]:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT [::1]:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT [::127.0.0.1]:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT 127.0.0.2:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"GET http://2130706433:{P}/ HTTP/1.1\r\n\r\n", 403, "not a canonical IP address"},
+        {"GET http://[::1]:{P}/ HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        /* name matching */
+        {"CONNECT evil-allowed.test:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT allowed.test.evil.test:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT allowed.test..:{P} HTTP/1.1\r\n\r\n", 403, "empty label"},
+        {"CONNECT .allowed.test:{P} HTTP/1.1\r\n\r\n", 403, "empty label"},
+        {"CONNECT allowed.test:{O} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT allowed.test:443 HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"GET http://allowed.test:{P}@evil.test/ HTTP/1.1\r\n\r\n", 400, "userinfo"},
+        {"GET http://evil.test/http://allowed.test:{P}/ HTTP/1.1\r\n\r\n", 403, "not in this"},
+        /* names that resolve to refused addresses */
+        {"CONNECT private.test:{P} HTTP/1.1\r\n\r\n", 403, "10.0.0.1, a private address"},
+        {"CONNECT loop2.test:{P} HTTP/1.1\r\n\r\n", 403, "127.0.0.2, a loopback address"},
+        {"CONNECT metadata.test:{P} HTTP/1.1\r\n\r\n", 403, "a cloud metadata address"},
+        {"CONNECT mapped.test:{P} HTTP/1.1\r\n\r\n", 403, "an IPv4-mapped address"},
+        {"CONNECT nat64.test:{P} HTTP/1.1\r\n\r\n", 403, "a NAT64 address"},
+        {"CONNECT six.test:{P} HTTP/1.1\r\n\r\n", 403, "::1, a loopback address"},
+        {"CONNECT cgnat.test:{P} HTTP/1.1\r\n\r\n", 403, "a shared (CGNAT) address"},
+        /* the supervisor's socket, another project's listener, the proxy itself */
+        {"CONNECT /run/user/0/devbox/supervisor.sock HTTP/1.1\r\n\r\n", 400, "port"},
+        {"CONNECT unix:/run/user/0/devbox/other/supervisor.sock HTTP/1.1\r\n\r\n", 400, "port"},
+        {"CONNECT localhost:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT 127.0.0.1:{O} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT 127.0.0.1:3128 HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        {"CONNECT 0.0.0.0:{P} HTTP/1.1\r\n\r\n", 403, "not in this box's"},
+        /* Host header smuggling and framing on plain http */
+        {"GET http://allowed.test:{P}/ HTTP/1.1\r\nHost: evil.test\r\n\r\n", 400, "Host header"},
+        {"GET http://allowed.test:{P}/ HTTP/1.1\r\nHost: allowed.test:{P}\r\nHost: "
+         "evil.test\r\n\r\n",
+         400, "Host"},
+        {"GET http://allowed.test:{P}/ HTTP/1.1\r\nHost: allowed.test:{O}\r\n\r\n", 400,
+         "Host header"},
+        {"POST http://allowed.test:{P}/ HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: "
+         "chunked\r\n\r\n",
+         400, "both"},
+        {"POST http://allowed.test:{P}/ HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+         400, "Transfer-Encoding"},
+        {"POST http://allowed.test:{P}/ HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\nX: y\r\n "
+         "folded\r\n\r\n",
+         400, "folded"},
+        /* not served */
+        {"GET / HTTP/1.1\r\nHost: allowed.test:{P}\r\n\r\n", 400, "absolute"},
+        {"GET https://allowed.test:{P}/ HTTP/1.1\r\n\r\n", 405, "CONNECT"},
+        {"PUT http://allowed.test:{P}/ HTTP/1.1\r\n\r\n", 405, "not served"},
+        {"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 405, "not served"},
+        {"GET http://allowed.test:{P}/ HTTP/0.9\r\n\r\n", 505, "HTTP/1.0"},
+    };
+    char buf[8192];
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(rows); i++) {
+        char *req = subst(rows[i].req, p, other->port);
+        int st = request(&f, req, buf, sizeof(buf));
+        if (st != rows[i].status || !strstr(buf, rows[i].why))
+            fail_msg("row %zu: %d, want %d '%s':\n%s\n->\n%s", i, st, rows[i].status, rows[i].why,
+                     req, buf);
+        free(req);
+    }
+    assert_int_equal(s->accepted, 0);
+    assert_int_equal(other->accepted, 0);
+    expect_log(&f, "deny CONNECT private.test:", "10.0.0.1, a private address");
+    /* and the allowed ones do get through */
+    char *ok = dbx_xasprintf("CONNECT 127.0.0.1:%u HTTP/1.1\r\n\r\n", p);
+    assert_int_equal(request(&f, ok, buf, sizeof(buf)), 200);
+    free(ok);
+    ok = dbx_xasprintf("CONNECT allowed.test.:%u HTTP/1.1\r\n\r\n", p);
+    assert_int_equal(request(&f, ok, buf, sizeof(buf)), 200);
+    free(ok);
+    proxy_stop(&f);
+    server_stop(s);
+    server_stop(other);
+    for (size_t i = 0; allow[i]; i++)
+        free(allow[i]);
+}
+
+/* Real DNS (the host's resolver, /etc/hosts): "localhost" resolves to loopback, refused
+ * unless 127.0.0.1 is listed. */
+static void test_dns_private(void **state) {
+    struct server *s = server_start(SRV_ECHO, 0);
+    char *allow[] = {dbx_xasprintf("localhost:%u", s->port), NULL};
+    struct fixture f = proxy_start(allow, NULL);
+    char buf[4096];
+    char *r = dbx_xasprintf("CONNECT localhost:%u HTTP/1.1\r\n\r\n", s->port);
+    assert_int_equal(request(&f, r, buf, sizeof(buf)), 403);
+    assert_non_null(strstr(buf, "a loopback address"));
+    proxy_stop(&f);
+    assert_int_equal(s->accepted, 0);
+    /* with the address named it works */
+    char *allow2[] = {allow[0], "127.0.0.1", "::1", NULL};
+    f = proxy_start(allow2, NULL);
+    assert_int_equal(request(&f, r, buf, sizeof(buf)), 200);
+    proxy_stop(&f);
+    free(r);
+    free(allow[0]);
+    server_stop(s);
+}
+
+static void test_limits_and_stop(void **state) {
+    char *allow[] = {"allowed.test", NULL};
+    struct policy_proxy_config cfg = {.allow = allow, .log_fd = -1, .max_conns = 2};
+    struct policy_proxy *p = NULL;
+    assert_int_equal(policy_proxy_start(&cfg, &p, NULL), 0);
+    int fds[3];
+    for (int i = 0; i < 3; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        dbx_error *e = NULL;
+        int r = policy_proxy_serve(p, sv[1], &e);
+        if (i < 2) {
+            assert_int_equal(r, 0);
+        } else {
+            assert_int_equal(r, -EAGAIN);
+            assert_true(at_eof(sv[0])); /* the refused fd was closed */
+            dbx_error_free(&e);
+        }
+        fds[i] = sv[0];
+    }
+    send_str(fds[0], "GET http://allowed.test/ HTTP/1.1\r\n"); /* half a head */
+    /* stop ends idle connections at once (not after the 30 s head timeout) */
+    uint64_t t0 = dbx_now_ms();
+    policy_proxy_stop(p);
+    assert_true(dbx_now_ms() - t0 < 2000);
+    for (int i = 0; i < 3; i++) {
+        assert_true(at_eof(fds[i]));
+        close(fds[i]);
+    }
+    /* finished connections make room again */
+    cfg.max_conns = 1;
+    assert_int_equal(policy_proxy_start(&cfg, &p, NULL), 0);
+    for (int i = 0; i < 5; i++) {
+        int sv[2];
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        assert_int_equal(policy_proxy_serve(p, sv[1], NULL), 0);
+        send_str(sv[0], "BAD\r\n\r\n");
+        char buf[4096];
+        assert_int_equal(read_response(sv[0], buf, sizeof(buf)), 400);
+        assert_true(at_eof(sv[0]));
+        close(sv[0]);
+        usleep(50000); /* the thread marks itself done after closing */
+    }
+    policy_proxy_stop(p);
+}
+
+/* ---- throughput -------------------------------------------------------------------------- */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU time of the whole process (server, proxy and client threads): steadier than the wall
+ * clock on a loaded machine. */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t drain(int fd) {
+    static char buf[256 * 1024];
+    size_t total = 0;
+    ssize_t k;
+    while ((k = read(fd, buf, sizeof(buf))) > 0)
+        total += (size_t)k;
+    return total;
+}
+
+static void test_throughput(void **state) {
+    const char *mb_env = getenv("DEVBOX_PROXY_BENCH_MB");
+    size_t mb = mb_env ? strtoul(mb_env, NULL, 10) : 100;
+    struct server *s = server_start(SRV_BULK, 0);
+    s->bulk = mb << 20;
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+
+    /* direct: a TCP client on the same loopback */
+    double t0 = now_s(), c0 = cpu_s();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(s->port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(drain(fd), s->bulk);
+    close(fd);
+    double direct = now_s() - t0, direct_cpu = cpu_s() - c0;
+
+    /* through the proxy: CONNECT, then the same download */
+    t0 = now_s();
+    c0 = cpu_s();
+    fd = client(&f);
+    char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\n\r\n", s->port);
+    send_str(fd, req);
+    char head[39];
+    assert_int_equal(read(fd, head, 39), 39); /* "HTTP/1.1 200 Connection established\r\n\r\n" */
+    assert_int_equal(drain(fd), s->bulk);
+    close(fd);
+    double proxied = now_s() - t0, proxied_cpu = cpu_s() - c0;
+    double mbs_d = (double)mb / direct, mbs_p = (double)mb / proxied;
+    fprintf(stderr,
+            "proxy throughput: %zu MiB direct %.3f s (%.0f MiB/s, %.3f s CPU), through the proxy "
+            "%.3f s (%.0f MiB/s, %.3f s CPU), ratio %.2f\n",
+            mb, direct, mbs_d, direct_cpu, proxied, mbs_p, proxied_cpu, mbs_p / mbs_d);
+    free(req);
+    proxy_stop(&f);
+    server_stop(s);
+    free(allow[0]);
+}
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+/* A private network namespace: port 443 for the SNI tests, and no traffic leaves it. */
+static void enter_netns(void) {
+    int flags = CLONE_NEWNET | (geteuid() == 0 ? 0 : CLONE_NEWUSER);
+    if (unshare(flags) < 0) return;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        have_netns = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+    }
+    if (s >= 0) close(s);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN); /* refused clients write into closed sockets */
+    enter_netns();
+    if (!have_netns) fprintf(stderr, "no network namespace: the port 443 tests are skipped\n");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_start_errors),    cmocka_unit_test(test_connect_tunnel),
+        cmocka_unit_test(test_connect_443_sni), cmocka_unit_test(test_http_keepalive),
+        cmocka_unit_test(test_http_pinned),     cmocka_unit_test(test_denied),
+        cmocka_unit_test(test_bypass_table),    cmocka_unit_test(test_dns_private),
+        cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_throughput),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
