@@ -162,7 +162,8 @@ static int net_open_dev(int *ret_index, dbx_error **err) {
 static int net_open(const struct dbx_plan *plan, dbx_error **err) {
     uint8_t addr[4], gw[4], prefix;
     /* dbx_plan_decode checked both; parse again rather than trust a second copy */
-    if (dbx_parse_ipv4(plan->net_addr, addr, &prefix) < 0 || dbx_parse_ipv4(plan->net_gw, gw, NULL) < 0)
+    if (dbx_parse_ipv4(plan->net_addr, addr, &prefix) < 0 ||
+        dbx_parse_ipv4(plan->net_gw, gw, NULL) < 0)
         return dbx_error_setx(err, EINVAL, "bad network address '%s' or gateway '%s'",
                               plan->net_addr, plan->net_gw);
     int index;
@@ -226,7 +227,8 @@ static int net_etc(struct agent *a, const struct dbx_plan *plan, dbx_error **err
         return -1;
     if (etc < 0)
         return 0;
-    if (plan->net_mode == DBX_NET_OPEN && plan->net_dns[0] && write_resolv(etc, plan->net_dns, err) < 0)
+    if (plan->net_mode == DBX_NET_OPEN && plan->net_dns[0] &&
+        write_resolv(etc, plan->net_dns, err) < 0)
         return -1;
     return write_apt_proxy(etc, plan->net_mode == DBX_NET_ALLOWLIST ? plan->proxy_port : 0, err);
 }

@@ -93,7 +93,8 @@ static bool host_next(struct host *h, struct frame *f, int ms) {
         uint8_t buf[65536];
         ssize_t k = read(h->fd, buf, sizeof(buf));
         if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (k <= 0) fail_msg("the init closed the agent channel (%s)", k < 0 ? strerror(errno) : "EOF");
+        if (k <= 0)
+            fail_msg("the init closed the agent channel (%s)", k < 0 ? strerror(errno) : "EOF");
         dbx_reader_feed(&h->rd, buf, (size_t)k);
     }
 }
@@ -641,7 +642,8 @@ static void peer_sees_close(int fd) {
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char c;
     ssize_t n = read(fd, &c, 1);
-    if (n > 0 || (n < 0 && errno != ECONNRESET)) fail_msg("peer: read %zd (%s)", n, strerror(errno));
+    if (n > 0 || (n < 0 && errno != ECONNRESET))
+        fail_msg("peer: read %zd (%s)", n, strerror(errno));
     close(fd);
 }
 
@@ -698,7 +700,9 @@ static uint32_t garbage_send(struct host *h, size_t k, uint32_t id, uint16_t spo
         break;
     case 6: host_sock_open(h, id, DBX_SOCK_FORWARD, sport); break;
     case 7: host_send(h, DBX_MSG_SOCK_OPEN, id, "\x02", 1); break;
-    case 8: host_sock_open(h, DBX_SESSION_GUEST | 5, DBX_SOCK_FORWARD, sport); return DBX_SESSION_GUEST | 5;
+    case 8:
+        host_sock_open(h, DBX_SESSION_GUEST | 5, DBX_SOCK_FORWARD, sport);
+        return DBX_SESSION_GUEST | 5;
     case 9: host_sock_open(h, id, DBX_SOCK_PROXY, sport); break;
     case 10:
         dbx_hdr_encode(raw, DBX_MSG_SOCK_DATA, id, 3);

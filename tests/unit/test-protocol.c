@@ -758,7 +758,8 @@ static void test_parse_ipv4(void **state) {
         "10.0.2.15",    "10.0.2.15/",  "10.0.2.15/0",  "10.0.2.15/33", "10.0.2.15/024",
         "10.0.2.15/24/", "10.0.2.15/ 24", "10.0.2.15/-1", "10.0.2.15/100", "10.0.2/24"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_prefix); i++)
-        if (dbx_parse_ipv4(bad_prefix[i], a, &prefix) == 0) fail_msg("accepted '%s'", bad_prefix[i]);
+        if (dbx_parse_ipv4(bad_prefix[i], a, &prefix) == 0)
+            fail_msg("accepted '%s'", bad_prefix[i]);
 }
 
 static void plan_net(struct dbx_plan *p, uint8_t mode, uint16_t port, const char *addr,
@@ -813,7 +814,8 @@ static void test_plan_network(void **state) {
     assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "", "", ""), 0);
     assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 3128, "", "", ""), 0);
     assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 65535, "", "", ""), 0);
-    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "10.0.2.3"), 0);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "10.0.2.3"),
+                     0);
     assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "192.168.1.9/32", "192.168.1.1", ""), 0);
 
     /* the permissive plan is network none */
