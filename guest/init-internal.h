@@ -3,7 +3,9 @@
  * Files: init.c (main, phases, fatal path), init-boot.c (phases 1-4: mounts, modules, root
  * switch, agent port), init-serve.c (the poll loop and the protocol handlers), init-exec.c
  * (starting one command), init-user.c (/etc/passwd and /etc/group without NSS), init-policy.c
- * (the SETUP plan: box cgroup, devices, protected paths; and each command's confinement). */
+ * (the SETUP plan: box cgroup, devices, protected paths; and each command's confinement),
+ * init-net.c (the plan's network settings: loopback, eth0, resolv.conf, apt's proxy),
+ * init-sock.c (socket sessions: forwarded ports and the proxy listener). */
 #pragma once
 
 #include "protocol.h"
@@ -85,6 +87,29 @@ struct child_report {
 
 enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
 
+enum sock_state {
+    SOCK_CONNECTING = 0, /* host-opened: our connect() to 127.0.0.1:port is in progress */
+    SOCK_WAIT_OK,        /* guest-opened: SOCK_OPEN sent, the host has not answered */
+    SOCK_RELAY,          /* connected both ends: data moves */
+};
+
+/* One socket session: a TCP connection in the guest relayed over the agent channel.  Owned by
+ * struct agent's array; freed only by sock_sweep(), like exec sessions. */
+struct sock_sess {
+    uint32_t id;
+    uint8_t kind; /* enum dbx_sock_kind */
+    uint16_t port;
+    enum sock_state state;
+    bool dead;           /* SOCK_CLOSE or ERROR sent or received; fd closed */
+    int fd;              /* the connection (non-blocking, close-on-exec), or -1 */
+    uint32_t credit;     /* bytes the host still accepts from us */
+    struct dbx_buf in;   /* bytes from the host not yet written to fd */
+    uint32_t in_pending; /* bytes from the host not yet credited back */
+    bool in_eof;         /* the host's empty SOCK_DATA arrived */
+    bool wr_shut;        /* shutdown(SHUT_WR) done after in_eof */
+    bool rd_eof;         /* fd reached EOF and our empty SOCK_DATA was queued */
+};
+
 struct agent {
     int fd;         /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
     int sigfd;      /* signalfd for SIGCHLD */
@@ -101,6 +126,11 @@ struct agent {
     struct box_policy box;
     struct session **sess;
     size_t nsess, cap_sess;
+    int proxy_fd; /* the proxy listener on 127.0.0.1:proxy_port (allowlist mode), or -1 */
+    uint16_t proxy_port;
+    struct sock_sess **socks;
+    size_t nsocks, cap_socks;
+    uint32_t sock_next; /* low bits of the next guest-allocated socket session id */
     uint64_t hup_until; /* monotonic ms before which the port is not polled (a->hup) */
 };
 
@@ -138,6 +168,48 @@ void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *
 int agent_flush(struct agent *a);
 /* The serve loop: returns only on a fatal error (*err set). */
 int serve(struct agent *a, dbx_error **err);
+
+/* Poll table entries: what an fd belongs to (init-serve.c builds it, init-sock.c adds to it). */
+enum poll_role { ROLE_IN = 0, ROLE_OUT = 1, ROLE_ERR = 2, ROLE_PTY = 3, ROLE_SOCK, ROLE_LISTEN };
+struct pollref {
+    void *obj; /* struct session *, struct sock_sess *, or NULL */
+    int role;  /* enum poll_role */
+};
+struct pollset {
+    struct pollfd *pfd;
+    struct pollref *ref;
+    size_t n, cap;
+};
+void pollset_add(struct pollset *ps, int fd, short ev, void *obj, int role);
+
+/* ---- init-sock.c ------------------------------------------------------------------------ */
+
+/* Listen on 127.0.0.1:port for the proxy (allowlist mode), before any command runs. */
+int sock_listen(struct agent *a, uint16_t port, dbx_error **err);
+/* The live socket session with this id, or NULL. */
+struct sock_sess *sock_find(struct agent *a, uint32_t id);
+/* Host SOCK_OPEN (kind FORWARD) on a fresh id: connect, answer SOCK_OK or ERROR later. */
+void sock_on_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n);
+/* Any other frame on a live socket session. */
+void sock_on_frame(struct agent *a, struct sock_sess *k, uint8_t type, const uint8_t *p,
+                   uint32_t n);
+/* End the session now; with msg, tell the host with ERROR (a protocol violation). */
+void sock_abort(struct agent *a, struct sock_sess *k, const char *msg);
+/* Poll entries for the listener and every socket that may move data now; out_ok: the queue
+ * to the host has room for more data. */
+void sock_poll_build(struct agent *a, struct pollset *ps, bool out_ok);
+void sock_events(struct agent *a, const struct pollfd *pf, const struct pollref *r);
+/* Free dead socket sessions (top of each loop iteration only). */
+void sock_sweep(struct agent *a);
+
+/* ---- init-net.c ------------------------------------------------------------------------- */
+
+/* Apply the plan's network settings at SETUP: loopback up; open: eth0's address, link and
+ * default route over rtnetlink and /etc/resolv.conf; allowlist: apt's proxy configuration and
+ * the proxy listener; a stale apt proxy file is removed in the other modes.  --serve-fd:
+ * eth0 is configured only with DEVBOX_TEST_NET=1 (a network namespace of the test's own), and
+ * the /etc files are written under $DEVBOX_TEST_ETC (unset: not at all). */
+int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err);
 
 /* ---- init-exec.c ------------------------------------------------------------------------ */
 

@@ -25,12 +25,6 @@
 #define SHUTDOWN_TERM_MS 2000
 #define SHUTDOWN_KILL_MS 1000
 
-enum { ROLE_IN = 0, ROLE_OUT = 1, ROLE_ERR = 2, ROLE_PTY = 3 };
-struct pollref {
-    struct session *s;
-    int role;
-};
-
 /* ---- output to the host ----------------------------------------------------------------- */
 
 void agent_send(struct agent *a, uint8_t type, uint32_t sid, const void *p, size_t n) {
@@ -133,6 +127,7 @@ static void session_add(struct agent *a, struct session *s) {
 /* Free finished sessions; only here, between iterations, so pointers in the poll table and
  * in handlers never dangle. */
 static void sweep(struct agent *a) {
+    sock_sweep(a);
     size_t j = 0;
     for (size_t i = 0; i < a->nsess; i++) {
         if (a->sess[i]->dead)
@@ -340,6 +335,10 @@ static void on_credit(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed credit frame", true);
         return;
     }
+    if (st == DBX_STREAM_SOCK) {
+        session_abort(a, s, "socket credit on an exec session", true);
+        return;
+    }
     if (st == DBX_STREAM_STDIN)
         return; /* we never send stdin */
     uint64_t c = (uint64_t)s->credit[st] + bytes;
@@ -378,14 +377,28 @@ static const sess_fn sess_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_SIGNAL] = on_signal, [DBX_MSG_ERROR] = on_sess_error,
 };
 
+/* EXEC or SOCK_OPEN on an id that is live (as either kind of session) ends that session: the
+ * host now believes it ended.  True when the new request must not go ahead. */
+static bool id_taken(struct agent *a, uint32_t id) {
+    struct session *old = find_live(a, id);
+    struct sock_sess *k = sock_find(a, id);
+    if (!old && !k)
+        return false;
+    _cleanup_free_ char *m = dbx_xasprintf("session %u already exists", id);
+    if (old)
+        session_abort(a, old, m, true);
+    else
+        sock_abort(a, k, m);
+    return true;
+}
+
 static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
-    struct session *old = id ? find_live(a, id) : NULL;
     if (id == 0)
         return send_errorf(a, 0, "exec on session 0");
-    if (old) {
-        _cleanup_free_ char *m = dbx_xasprintf("session %u already exists", id);
-        return session_abort(a, old, m, true); /* the host now believes it ended */
-    }
+    if (id_taken(a, id))
+        return;
+    if (id & DBX_SESSION_GUEST)
+        return send_errorf(a, id, "session id in the guest's range");
     if (a->setup == SETUP_WAIT)
         return send_errorf(a, id, "exec before setup");
     if (a->setup == SETUP_FAILED)
@@ -428,6 +441,9 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     }
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
+    /* before any command can run: the proxy port is ours before a box command could bind it */
+    if (net_setup(a, &su->plan, err) < 0)
+        return dbx_error_wrap(err, "network");
     /* last: the protected paths live in the workspace mounted above */
     return policy_setup(a, su, err);
 }
@@ -489,14 +505,26 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_ERROR] = on_conn_error,
 };
 
+static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
+    if (id == 0)
+        return send_errorf(a, 0, "sock-open on session 0");
+    if (!id_taken(a, id))
+        sock_on_open(a, id, p, n);
+}
+
 static void dispatch(struct agent *a, const struct dbx_frame_hdr *h, const uint8_t *p) {
     if (h->type == DBX_MSG_EXEC)
         return on_exec(a, h->session, p, h->len);
+    if (h->type == DBX_MSG_SOCK_OPEN)
+        return on_sock_open(a, h->session, p, h->len);
     if (h->session == 0) {
         if (conn_handlers[h->type])
             conn_handlers[h->type](a, p, h->len);
         return;
     }
+    struct sock_sess *k = sock_find(a, h->session);
+    if (k)
+        return sock_on_frame(a, k, h->type, p, h->len);
     struct session *s = find_live(a, h->session);
     if (s && sess_handlers[h->type])
         sess_handlers[h->type](a, s, p, h->len);
@@ -517,8 +545,11 @@ static void dispatch_all(struct agent *a) {
         /* A bad header still names its session; answer even an unknown one, since that is
          * how an oversized EXEC learns its fate. */
         struct session *s = h.session ? find_live(a, h.session) : NULL;
+        struct sock_sess *k = h.session ? sock_find(a, h.session) : NULL;
         if (s)
             session_abort(a, s, err->msg, true);
+        else if (k)
+            sock_abort(a, k, err->msg);
         else
             agent_send_error(a, h.session, DBX_ERR_FAILED, err->msg);
     }
@@ -557,20 +588,14 @@ static int agent_input(struct agent *a, dbx_error **err) {
     return 0;
 }
 
-struct pollset {
-    struct pollfd *pfd;
-    struct pollref *ref;
-    size_t n, cap;
-};
-
-static void pollset_add(struct pollset *ps, int fd, short ev, struct session *s, int role) {
+void pollset_add(struct pollset *ps, int fd, short ev, void *obj, int role) {
     if (ps->n == ps->cap) {
         ps->cap = ps->cap ? 2 * ps->cap : 64;
         ps->pfd = dbx_xrealloc(ps->pfd, ps->cap * sizeof(*ps->pfd));
         ps->ref = dbx_xrealloc(ps->ref, ps->cap * sizeof(*ps->ref));
     }
     ps->pfd[ps->n] = (struct pollfd){.fd = fd, .events = ev};
-    ps->ref[ps->n++] = (struct pollref){.s = s, .role = role};
+    ps->ref[ps->n++] = (struct pollref){.obj = obj, .role = role};
 }
 
 static void pollset_free(struct pollset *ps) {
@@ -578,7 +603,8 @@ static void pollset_free(struct pollset *ps) {
     free(ps->ref);
 }
 
-/* Entry 0 is the port (fd -1 while the host end is away), 1 the signalfd, then sessions.
+/* Entry 0 is the port (fd -1 while the host end is away), 1 the signalfd, then sessions, the
+ * proxy listener and socket sessions.
  * A stream is polled only while it may move data, so a HUP nobody can act on never spins. */
 static void pollset_build(struct agent *a, struct pollset *ps) {
     size_t queued = dbx_buf_avail(&a->out);
@@ -605,10 +631,13 @@ static void pollset_build(struct agent *a, struct pollset *ps) {
             if (want_out[st])
                 pollset_add(ps, s->rd_fd[st], POLLIN, s, st);
     }
+    sock_poll_build(a, ps, out_ok);
 }
 
 static void session_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
-    struct session *s = r->s;
+    if (r->role == ROLE_SOCK || r->role == ROLE_LISTEN)
+        return sock_events(a, pf, r);
+    struct session *s = r->obj;
     if (!pf->revents || s->dead)
         return;
     bool ready = pf->revents & (POLLERR | POLLHUP | POLLNVAL);

@@ -8,8 +8,9 @@
  *   process          OOM score -1000, SIGPIPE ignored, SIGCHLD through a signalfd
  *   agent            open the virtio-serial port named "org.devbox.agent", send HELLO
  *   setup, serve     the protocol of guest/protocol.h (init-serve.c): SETUP (workspace,
- *                    hostname, the policy plan of init-policy.c, all verified) -> READY, then
- *                    exec sessions until SHUTDOWN, which powers the VM off
+ *                    hostname, the network of init-net.c, the policy plan of init-policy.c,
+ *                    all verified) -> READY, then exec and socket sessions (init-sock.c)
+ *                    until SHUTDOWN, which powers the VM off
  * A failing phase logs "devbox-init: PHASE: message" on the console, sends ERROR (code 125) on
  * session 0 when the agent port is already open, syncs and powers off.
  *
@@ -24,6 +25,10 @@
  *   nodes and /etc/passwd are left alone, and the box cgroup is made under $DEVBOX_TEST_CGROUP
  *   (an existing cgroup2 directory whose parent delegates cpu, memory and pids; unset: commands
  *   run without a box cgroup).  DEVBOX_TEST_VERIFY_SKEW=1 makes the check before exec fail.
+ *   Network: lo is brought up only if it is down and the proxy listener binds 127.0.0.1 of
+ *   the current network namespace (tests run in one of their own); eth0 is configured only
+ *   with DEVBOX_TEST_NET=1, and resolv.conf and apt's proxy file go under $DEVBOX_TEST_ETC
+ *   (unset: nowhere).
  *   SHUTDOWN terminates the sessions (SIGTERM, 2 s, SIGKILL) and exits 0; EOF on FD kills every
  *   session's process group and exits 0; a fatal error exits 125. */
 #define _GNU_SOURCE
@@ -32,7 +37,7 @@
 #include <limits.h>
 #include <sys/reboot.h>
 
-static struct agent g_agent = {.fd = -1, .sigfd = -1, .box = {.cg_procs_fd = -1}};
+static struct agent g_agent = {.fd = -1, .sigfd = -1, .proxy_fd = -1, .box = {.cg_procs_fd = -1}};
 
 void init_log(const char *fmt, ...) {
     char msg[1024];

@@ -327,6 +327,16 @@ void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
     dbx_buf_put(out, md, sizeof(md));
 }
 
+/* The open mode's addresses in their one accepted spelling; other modes carry none. */
+static int check_net(const struct dbx_plan *r) {
+    uint8_t a[4], prefix;
+    if (r->net_mode != DBX_NET_OPEN)
+        return r->net_gw[0] == '\0' && r->net_dns[0] == '\0' ? 0 : -EINVAL;
+    if (dbx_parse_ipv4(r->net_addr, a, &prefix) < 0 || dbx_parse_ipv4(r->net_gw, a, NULL) < 0)
+        return -EINVAL;
+    return r->net_dns[0] == '\0' || dbx_parse_ipv4(r->net_dns, a, NULL) == 0 ? 0 : -EINVAL;
+}
+
 int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err) {
     if (n < 32) return dbx_error_setx(err, EPROTO, "malformed plan: too short");
     uint8_t md[32];
@@ -363,6 +373,7 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
             why = "network mode and proxy port disagree";
         else if ((r.net_mode == DBX_NET_OPEN) != (r.net_addr[0] != '\0'))
             why = "network mode and address disagree";
+        else if (check_net(&r) < 0) why = "bad network address";
         else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT) why = "bad flag";
         else if ((r.seccomp_mode == DBX_SECCOMP_UNCONFINED) != (r.bpf_len == 0))
             why = "seccomp mode and program disagree";
@@ -430,11 +441,57 @@ size_t dbx_enc_credit(uint8_t out[5], uint8_t stream, uint32_t bytes) {
     return 5;
 }
 int dbx_dec_credit(const uint8_t *p, size_t n, uint8_t *stream, uint32_t *bytes) {
-    if (n != 5 || p[0] > DBX_STREAM_STDERR) return -EPROTO;
+    if (n != 5 || p[0] > DBX_STREAM_SOCK) return -EPROTO;
     *stream = p[0];
     *bytes = (uint32_t)get_le(p + 1, 4);
     return 0;
 }
+size_t dbx_enc_sock_open(uint8_t out[3], uint8_t kind, uint16_t port) {
+    out[0] = kind;
+    put_le(out + 1, port, 2);
+    return 3;
+}
+int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port) {
+    if (n != 3 || (p[0] != DBX_SOCK_PROXY && p[0] != DBX_SOCK_FORWARD)) return -EPROTO;
+    uint16_t v = (uint16_t)get_le(p + 1, 2);
+    if (v == 0) return -EPROTO;
+    *kind = p[0];
+    *port = v;
+    return 0;
+}
+
+/* One decimal part 0..255 without a leading zero; advances *s past it. */
+static int ipv4_part(const char **s, unsigned max, unsigned *ret) {
+    const char *p = *s;
+    unsigned v = 0;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9' && digits < 3) {
+        v = v * 10 + (unsigned)(*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || (digits > 1 && **s == '0') || v > max || (*p >= '0' && *p <= '9'))
+        return -EINVAL;
+    *s = p;
+    *ret = v;
+    return 0;
+}
+
+int dbx_parse_ipv4(const char *s, uint8_t ret[4], uint8_t *ret_prefix) {
+    uint8_t a[4];
+    unsigned v;
+    for (int i = 0; i < 4; i++) {
+        if ((i > 0 && *s++ != '.') || ipv4_part(&s, 255, &v) < 0) return -EINVAL;
+        a[i] = (uint8_t)v;
+    }
+    if (ret_prefix) {
+        if (*s++ != '/' || ipv4_part(&s, 32, &v) < 0 || v == 0) return -EINVAL;
+    }
+    if (*s != '\0') return -EINVAL;
+    memcpy(ret, a, 4);
+    if (ret_prefix) *ret_prefix = (uint8_t)v;
+    return 0;
+}
+
 size_t dbx_enc_exit(uint8_t out[5], bool signaled, uint32_t value) {
     out[0] = signaled ? 1 : 0;
     put_le(out + 1, value, 4);

@@ -6,7 +6,7 @@
  *   offset 0  u8   version   DBX_PROTO_VERSION
  *   offset 1  u8   type      enum dbx_msg
  *   offset 2  u16  flags     0 (reserved)
- *   offset 4  u32  session   0 = the connection itself, else one exec session
+ *   offset 4  u32  session   0 = the connection itself, else one exec or socket session
  *   offset 8  u32  len       payload length, <= DBX_FRAME_MAX
  *
  * All integers are little-endian.  Strings in payloads are u32 length + bytes, no NUL inside.
@@ -14,8 +14,8 @@
  * and on the client socket (devbox client <-> supervisor); the supervisor rewrites session ids.
  *
  * Flow control: each side may send at most DBX_WINDOW bytes of stdin/stdout/stderr data per
- * stream before the receiver returns credit with DBX_MSG_CREDIT after consuming the bytes.
- * A sender that exceeds its window has its session ended.
+ * stream (socket data per direction) before the receiver returns credit with DBX_MSG_CREDIT
+ * after consuming the bytes.  A sender that exceeds its window has its session ended.
  *
  * Malformed input: a header whose version or type is unknown, or whose length exceeds
  * DBX_FRAME_MAX, is skipped (its payload discarded by length) and ends that session with
@@ -30,6 +30,7 @@
 #define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdin/stdout/stderr payload a sender emits */
 #define DBX_WINDOW (256u * 1024u)     /* per-stream flow-control window */
 #define DBX_MAX_SESSIONS 256u         /* concurrent exec sessions per VM */
+#define DBX_MAX_SOCK_SESSIONS 512u    /* concurrent socket sessions per VM (besides exec's) */
 #define DBX_MAX_ARGS 4096u
 #define DBX_MAX_ENV 4096u
 #define DBX_MAX_STR (64u * 1024u)     /* any single string */
@@ -56,16 +57,20 @@ enum dbx_msg {
                              session 0 before READY, the boot) */
     /* socket sessions (network): a byte stream between a TCP connection in the guest and one
      * on the host.  Opened by either side: the guest opens sessions with ids that have
-     * DBX_SESSION_GUEST set, the host with ids that do not.  Flow control as for exec streams,
-     * with CREDIT stream DBX_STREAM_SOCK. */
+     * DBX_SESSION_GUEST set, the host with ids that do not; an id is not reused while its
+     * session is live, and exec and socket sessions share the host's id space.  Flow control
+     * as for exec streams (DBX_WINDOW per direction), with CREDIT stream DBX_STREAM_SOCK.
+     * A session ends with SOCK_CLOSE (normal end, or the TCP connection failed) or ERROR (a
+     * refusal or a protocol violation); neither is answered. */
     DBX_MSG_SOCK_OPEN = 20,  /* u8 kind (enum dbx_sock_kind), u16 port:
                                 guest->host DBX_SOCK_PROXY: a connection to the guest's proxy
                                 listener (port = the listener's);
                                 host->guest DBX_SOCK_FORWARD: connect to 127.0.0.1:port in the
                                 guest (a forwarded host port) */
     DBX_MSG_SOCK_OK = 21,    /* reply to SOCK_OPEN: empty; the stream is connected (a refusal
-                                is an ERROR) */
-    DBX_MSG_SOCK_DATA = 22,  /* either way: bytes; empty payload = EOF (shutdown(SHUT_WR)) */
+                                is an ERROR, e.g. 125 "connection refused on port 3000") */
+    DBX_MSG_SOCK_DATA = 22,  /* either way: bytes (<= DBX_DATA_CHUNK); empty payload = EOF
+                                (the receiver does shutdown(SHUT_WR)); nothing may follow it */
     DBX_MSG_SOCK_CLOSE = 23, /* either way: empty; the session is over (no reply) */
     /* client <-> supervisor only, session 0; never sent to the guest */
     DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
@@ -160,7 +165,9 @@ struct dbx_plan {
     uint16_t proxy_port;    /* allowlist: the init listens on 127.0.0.1:proxy_port; else 0 */
     char *net_addr;         /* open: eth0's "A.B.C.D/PREFIX"; else "" */
     char *net_gw;           /* open: the default gateway "A.B.C.D"; else "" */
-    char *net_dns;          /* open: the nameserver for /etc/resolv.conf; else "" */
+    char *net_dns;          /* open: the nameserver for /etc/resolv.conf, or "" to leave
+                               resolv.conf alone; else "" (decode checks each spelling with
+                               dbx_parse_ipv4) */
 };
 
 struct dbx_setup {
@@ -243,7 +250,9 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
 void dbx_exec_req_free(struct dbx_exec_req *req);
 
 /* The plan's encoding ends with a SHA-256 of everything before it; decode checks it, every
- * count against its limit, and that nothing trails. */
+ * count against its limit, that nothing trails, and the network fields against net_mode:
+ * allowlist <=> proxy_port != 0; open <=> net_addr set, and then net_addr "A.B.C.D/N",
+ * net_gw "A.B.C.D", net_dns "" or "A.B.C.D"; other modes leave all three "". */
 void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out);
 int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err);
 void dbx_plan_free(struct dbx_plan *p);
@@ -254,7 +263,8 @@ void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out);
 int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err);
 void dbx_setup_free(struct dbx_setup *s);
 
-/* Small fixed payloads: build into a caller buffer, return its length. */
+/* Small fixed payloads: build into a caller buffer, return its length.  CREDIT's stream is
+ * any enum dbx_stream (the receiver checks it belongs to the session's kind). */
 size_t dbx_enc_credit(uint8_t out[5], uint8_t stream, uint32_t bytes);
 int dbx_dec_credit(const uint8_t *p, size_t n, uint8_t *stream, uint32_t *bytes);
 size_t dbx_enc_exit(uint8_t out[5], bool signaled, uint32_t value);
@@ -265,6 +275,13 @@ size_t dbx_enc_u32(uint8_t out[4], uint32_t v);
 int dbx_dec_u32(const uint8_t *p, size_t n, uint32_t *v);
 size_t dbx_enc_u64(uint8_t out[8], uint64_t v);
 int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v);
+/* SOCK_OPEN: u8 kind + u16 port; decode refuses an unknown kind and port 0. */
+size_t dbx_enc_sock_open(uint8_t out[3], uint8_t kind, uint16_t port);
+int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port);
+/* An IPv4 address in dotted decimal, exactly four parts without leading zeros ("10.0.2.15");
+ * with ret_prefix, followed by "/N", N 1..32.  Fills ret (network byte order) and *ret_prefix;
+ * -EINVAL for anything else (octal, hex, short forms, spaces). */
+int dbx_parse_ipv4(const char *s, uint8_t ret[4], uint8_t *ret_prefix);
 /* ERROR: u32 code + str message. */
 void dbx_error_msg_encode(struct dbx_buf *out, uint32_t code, const char *msg);
 int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg);

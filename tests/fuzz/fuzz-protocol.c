@@ -90,6 +90,27 @@ static void decode_all(const uint8_t *p, size_t n) {
         dbx_error_free(&err);
     }
 
+    /* a plan on its own (SETUP carries one after its own fields) */
+    struct dbx_plan plan = {0};
+    if (dbx_plan_decode(p, n, &plan, &err) == 0) {
+        uint8_t a[4], prefix;
+        CHECK(plan.net_mode <= DBX_NET_OPEN);
+        CHECK((plan.net_mode == DBX_NET_ALLOWLIST) == (plan.proxy_port != 0));
+        if (plan.net_mode == DBX_NET_OPEN)
+            CHECK(dbx_parse_ipv4(plan.net_addr, a, &prefix) == 0 && prefix >= 1 && prefix <= 32 &&
+                  dbx_parse_ipv4(plan.net_gw, a, NULL) == 0);
+        else
+            CHECK(!plan.net_addr[0] && !plan.net_gw[0] && !plan.net_dns[0]);
+        struct dbx_buf b = {0};
+        dbx_plan_encode(&plan, &b);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_plan_free(&plan);
+    } else {
+        CHECK(err != NULL);
+        dbx_error_free(&err);
+    }
+
     uint8_t out[8];
     uint8_t stream;
     uint32_t u32;
@@ -97,7 +118,7 @@ static void decode_all(const uint8_t *p, size_t n) {
     bool sig;
     uint16_t rows, cols;
     if (dbx_dec_credit(p, n, &stream, &u32) == 0) {
-        CHECK(stream <= DBX_STREAM_STDERR);
+        CHECK(stream <= DBX_STREAM_SOCK);
         CHECK(dbx_enc_credit(out, stream, u32) == n && memcmp(out, p, n) == 0);
     }
     if (dbx_dec_exit(p, n, &sig, &u32) == 0) {
@@ -105,6 +126,12 @@ static void decode_all(const uint8_t *p, size_t n) {
         int code = dbx_exit_code(sig, u32);
         CHECK(code >= 0 && code <= 255);
         CHECK(sig ? code > 128 : (uint32_t)code == u32);
+    }
+    uint8_t kind;
+    uint16_t port;
+    if (dbx_dec_sock_open(p, n, &kind, &port) == 0) {
+        CHECK((kind == DBX_SOCK_PROXY || kind == DBX_SOCK_FORWARD) && port != 0);
+        CHECK(dbx_enc_sock_open(out, kind, port) == n && memcmp(out, p, n) == 0);
     }
     if (dbx_dec_resize(p, n, &rows, &cols) == 0)
         CHECK(dbx_enc_resize(out, rows, cols) == n && memcmp(out, p, n) == 0);

@@ -7,6 +7,7 @@ files are committed, rerun this script after changing the protocol:
 
     python3 tests/fuzz/gen-corpus.py tests/fuzz/corpus/protocol
 """
+import hashlib
 import os
 import struct
 import sys
@@ -17,7 +18,12 @@ MAX_ARGS = 4096
 
 HELLO, SETUP, READY, SHUTDOWN, PING, PONG = 1, 2, 3, 4, 5, 6
 EXEC, STARTED, STDIN, STDOUT, STDERR, CREDIT, RESIZE, SIGNAL, EXIT, ERROR = range(10, 20)
-STATUS, STATUS_REPLY, STOP = 30, 31, 32
+SOCK_OPEN, SOCK_OK, SOCK_DATA, SOCK_CLOSE = 20, 21, 22, 23
+STATUS, STATUS_REPLY, STOP, PORT_REQ, PORT_REPLY = 30, 31, 32, 33, 34
+STREAM_SOCK = 3
+SOCK_PROXY, SOCK_FORWARD = 1, 2
+GUEST = 0x80000000
+NET_NONE, NET_ALLOWLIST, NET_OPEN = 0, 1, 2
 
 TTY, STDIN_OPEN, LOGIN = 1, 2, 4
 
@@ -61,6 +67,24 @@ def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None,
 
 def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj"):
     return s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname)
+
+
+def plan(net_mode=NET_NONE, proxy_port=0, addr="", gw="", dns="", env=(), checksum=True):
+    """The permissive plan of dbx_plan_permissive() with the given network fields."""
+    out = u64(0) + u64(0xFFFFFFFFFFFFFFFF) + u32(0) + u32(100000) + u32(0) + u32(0)
+    out += u64(0) + u64(0) + u64(0xFFFFFFFFFFFFFFFF) + u8(0) + u8(0) + s("") + u32(0)
+    out += u32(0) + u32(len(env)) + b"".join(s(e) for e in env)
+    out += u8(net_mode) + u16(proxy_port) + s(addr) + s(gw) + s(dns)
+    digest = hashlib.sha256(out).digest()
+    return out + (digest if checksum else bytes(32))
+
+
+def setup_plan(p, **kw):
+    return setup(**kw) + u32(len(p)) + p
+
+
+def sock_open(kind, port):
+    return u8(kind) + u16(port)
 
 
 def hello(release="6.1.0-28-cloud-amd64", version=VERSION):
@@ -132,6 +156,37 @@ CORPUS = {
     + frame(HELLO, 0, u32(1) + u32(1000)) + frame(SETUP, 0, setup(path="rel")),
     "string-too-long": bytes([23]) + frame(EXEC, 1, exec_req(["a" * (64 * 1024 + 1)]))
     + frame(ERROR, 1, error_msg(1, "e" * 5000)),
+    # socket sessions and the plan's network settings
+    "setup-allowlist": bytes([24]) + frame(SETUP, 0, setup_plan(plan(
+        NET_ALLOWLIST, 3128, env=["HTTP_PROXY=http://127.0.0.1:3128",
+                                  "https_proxy=http://127.0.0.1:3128"]))) + frame(READY),
+    "setup-open": bytes([25]) + frame(SETUP, 0, setup_plan(plan(
+        NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "10.0.2.3"))),
+    "plan-open": bytes([26]) + plan(NET_OPEN, 0, "192.168.1.9/32", "192.168.1.1", ""),
+    "plan-allowlist": bytes([27]) + plan(NET_ALLOWLIST, 8080),
+    "plan-bad-net": bytes([28]) + frame(SETUP, 0, setup_plan(plan(NET_ALLOWLIST, 0)))
+    + frame(SETUP, 0, setup_plan(plan(NET_OPEN, 0, "10.0.2.15", "10.0.2.2")))
+    + frame(SETUP, 0, setup_plan(plan(NET_OPEN, 0, "010.0.2.15/24", "10.0.2.2")))
+    + frame(SETUP, 0, setup_plan(plan(NET_NONE, 0, "", "10.0.2.2")))
+    + frame(SETUP, 0, setup_plan(plan(3, 0)))
+    + frame(SETUP, 0, setup_plan(plan(NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", checksum=False))),
+    "sock-proxy": bytes([29]) + frame(SOCK_OPEN, GUEST | 1, sock_open(SOCK_PROXY, 3128))
+    + frame(SOCK_OK, GUEST | 1) + frame(SOCK_DATA, GUEST | 1, b"CONNECT example.org:443 HTTP/1.1\r\n\r\n")
+    + frame(CREDIT, GUEST | 1, u8(STREAM_SOCK) + u32(39)) + frame(SOCK_DATA, GUEST | 1)
+    + frame(SOCK_DATA, GUEST | 1, b"HTTP/1.1 200 OK\r\n\r\n") + frame(SOCK_DATA, GUEST | 1)
+    + frame(SOCK_CLOSE, GUEST | 1),
+    "sock-forward": bytes([30]) + frame(SOCK_OPEN, 7, sock_open(SOCK_FORWARD, 3000))
+    + frame(SOCK_DATA, 7, b"GET / HTTP/1.0\r\n\r\n") + frame(SOCK_OK, 7)
+    + frame(SOCK_DATA, 7, bytes(range(256)) * 128) + frame(SOCK_CLOSE, 7)
+    + frame(SOCK_OPEN, 8, sock_open(SOCK_FORWARD, 1))
+    + frame(ERROR, 8, error_msg(125, "connection refused on port 1")),
+    "sock-bad": bytes([31]) + frame(SOCK_OPEN, 1, sock_open(0, 80))
+    + frame(SOCK_OPEN, 2, sock_open(SOCK_FORWARD, 0)) + frame(SOCK_OPEN, 3, u8(2))
+    + frame(SOCK_OPEN, 4, sock_open(SOCK_FORWARD, 80) + b"x") + frame(SOCK_OPEN, 0, sock_open(2, 80))
+    + frame(CREDIT, 5, u8(4) + u32(1)) + frame(SOCK_OK, 6, b"x")
+    + hdr(SOCK_DATA, 7, FRAME_MAX + 1) + b"z" * (FRAME_MAX + 1) + frame(SOCK_CLOSE, 7),
+    "ports": bytes([32]) + frame(PORT_REQ, 0, s("add 8080 3000")) + frame(PORT_REPLY, 0, u32(0) + s("ok"))
+    + frame(PORT_REQ, 0, s("ls")) + frame(PORT_REPLY, 0, u32(1) + s("no such port")),
     "empty": b"",
     "seed-only": b"\xff",
 }

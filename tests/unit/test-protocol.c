@@ -144,7 +144,7 @@ static void test_hdr_check_rejects(void **state) {
         dbx_error_free(&err);
     }
 
-    static const uint8_t bad_types[] = {0, 7, 8, 9, 20, 29, DBX_MSG_MAX_, 100, 255};
+    static const uint8_t bad_types[] = {0, 7, 8, 9, 24, 29, DBX_MSG_MAX_, 100, 255};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = bad_types[i];
@@ -157,7 +157,9 @@ static void test_hdr_check_rejects(void **state) {
         DBX_MSG_HELLO,  DBX_MSG_SETUP,  DBX_MSG_READY,  DBX_MSG_SHUTDOWN, DBX_MSG_PING,
         DBX_MSG_PONG,   DBX_MSG_EXEC,   DBX_MSG_STARTED, DBX_MSG_STDIN,   DBX_MSG_STDOUT,
         DBX_MSG_STDERR, DBX_MSG_CREDIT, DBX_MSG_RESIZE, DBX_MSG_SIGNAL,   DBX_MSG_EXIT,
-        DBX_MSG_ERROR,  DBX_MSG_STATUS, DBX_MSG_STATUS_REPLY, DBX_MSG_STOP};
+        DBX_MSG_ERROR,  DBX_MSG_STATUS, DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,
+        DBX_MSG_SOCK_OPEN, DBX_MSG_SOCK_OK, DBX_MSG_SOCK_DATA, DBX_MSG_SOCK_CLOSE,
+        DBX_MSG_PORT_REQ, DBX_MSG_PORT_REPLY};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = good_types[i];
@@ -168,6 +170,13 @@ static void test_hdr_check_rejects(void **state) {
     assert_string_equal(dbx_msg_name(0), "unknown");
     assert_string_equal(dbx_msg_name(255), "unknown");
     assert_string_equal(dbx_msg_name(DBX_MSG_EXEC), "exec");
+    assert_string_equal(dbx_msg_name(DBX_MSG_SOCK_DATA), "sock-data");
+    /* the numbers are the contract with the other side */
+    assert_int_equal(DBX_MSG_SOCK_OPEN, 20);
+    assert_int_equal(DBX_MSG_SOCK_CLOSE, 23);
+    assert_int_equal(DBX_MSG_PORT_REQ, 33);
+    assert_int_equal(DBX_MSG_PORT_REPLY, 34);
+    assert_int_equal(DBX_STREAM_SOCK, 3);
 
     struct dbx_frame_hdr h = good;
     h.len = DBX_FRAME_MAX;
@@ -680,7 +689,7 @@ static void test_credit(void **state) {
     assert_int_equal(dbx_dec_credit(b, 5, &st, &n), 0);
     assert_int_equal(st, DBX_STREAM_STDERR);
     assert_int_equal(n, 0x01020304u);
-    for (uint8_t s = DBX_STREAM_STDIN; s <= DBX_STREAM_STDERR; s++) {
+    for (uint8_t s = DBX_STREAM_STDIN; s <= DBX_STREAM_SOCK; s++) {
         dbx_enc_credit(b, s, DBX_WINDOW);
         assert_int_equal(dbx_dec_credit(b, 5, &st, &n), 0);
         assert_int_equal(st, s);
@@ -689,10 +698,174 @@ static void test_credit(void **state) {
     assert_int_equal(dbx_dec_credit(b, 4, &st, &n), -EPROTO);
     assert_int_equal(dbx_dec_credit(b, 6, &st, &n), -EPROTO);
     assert_int_equal(dbx_dec_credit(b, 0, &st, &n), -EPROTO);
-    b[0] = 3;
+    b[0] = 4;
     assert_int_equal(dbx_dec_credit(b, 5, &st, &n), -EPROTO);
     b[0] = 255;
     assert_int_equal(dbx_dec_credit(b, 5, &st, &n), -EPROTO);
+}
+
+static void test_sock_open(void **state) {
+    uint8_t b[3];
+    assert_int_equal(dbx_enc_sock_open(b, DBX_SOCK_FORWARD, 0x0bb8), 3);
+    static const uint8_t want[3] = {2, 0xb8, 0x0b};
+    assert_memory_equal(b, want, 3);
+    uint8_t kind = 0;
+    uint16_t port = 0;
+    assert_int_equal(dbx_dec_sock_open(b, 3, &kind, &port), 0);
+    assert_int_equal(kind, DBX_SOCK_FORWARD);
+    assert_int_equal(port, 3000);
+    dbx_enc_sock_open(b, DBX_SOCK_PROXY, 65535);
+    assert_int_equal(dbx_dec_sock_open(b, 3, &kind, &port), 0);
+    assert_int_equal(kind, DBX_SOCK_PROXY);
+    assert_int_equal(port, 65535);
+
+    assert_int_equal(dbx_dec_sock_open(b, 2, &kind, &port), -EPROTO);
+    assert_int_equal(dbx_dec_sock_open(b, 4, &kind, &port), -EPROTO);
+    assert_int_equal(dbx_dec_sock_open(b, 0, &kind, &port), -EPROTO);
+    static const uint8_t bad_kinds[] = {0, 3, 255};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_kinds); i++) {
+        dbx_enc_sock_open(b, bad_kinds[i], 80);
+        assert_int_equal(dbx_dec_sock_open(b, 3, &kind, &port), -EPROTO);
+    }
+    dbx_enc_sock_open(b, DBX_SOCK_FORWARD, 0);
+    kind = 9;
+    assert_int_equal(dbx_dec_sock_open(b, 3, &kind, &port), -EPROTO);
+    assert_int_equal(kind, 9); /* untouched on failure */
+}
+
+static void test_parse_ipv4(void **state) {
+    uint8_t a[4], prefix = 0;
+    assert_int_equal(dbx_parse_ipv4("10.0.2.15", a, NULL), 0);
+    assert_memory_equal(a, ((uint8_t[]){10, 0, 2, 15}), 4);
+    assert_int_equal(dbx_parse_ipv4("255.255.255.255", a, NULL), 0);
+    assert_int_equal(dbx_parse_ipv4("0.0.0.0", a, NULL), 0);
+    assert_int_equal(dbx_parse_ipv4("192.168.100.7/24", a, &prefix), 0);
+    assert_memory_equal(a, ((uint8_t[]){192, 168, 100, 7}), 4);
+    assert_int_equal(prefix, 24);
+    assert_int_equal(dbx_parse_ipv4("10.0.2.15/32", a, &prefix), 0);
+    assert_int_equal(prefix, 32);
+    assert_int_equal(dbx_parse_ipv4("10.0.2.15/1", a, &prefix), 0);
+    assert_int_equal(prefix, 1);
+
+    /* one spelling only: R8's odd encodings are refused, not normalized */
+    static const char *const bad[] = {
+        "", "10.0.2", "10.0.2.15.1", "10.0.2.256", "010.0.2.15", "10.0.02.15", "0x0a.0.2.15",
+        "167772687", "10.0.2.15 ", " 10.0.2.15", "10..2.15", "10.0.2.", ".10.0.2.15",
+        "1000.0.0.1", "10.0.2.15/24", "10.0.2.-1", "::1", "10.0.2.15\n", "1e1.0.0.1"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        if (dbx_parse_ipv4(bad[i], a, NULL) == 0) fail_msg("accepted '%s'", bad[i]);
+    static const char *const bad_prefix[] = {
+        "10.0.2.15",    "10.0.2.15/",  "10.0.2.15/0",  "10.0.2.15/33", "10.0.2.15/024",
+        "10.0.2.15/24/", "10.0.2.15/ 24", "10.0.2.15/-1", "10.0.2.15/100", "10.0.2/24"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_prefix); i++)
+        if (dbx_parse_ipv4(bad_prefix[i], a, &prefix) == 0)
+            fail_msg("accepted '%s'", bad_prefix[i]);
+}
+
+static void plan_net(struct dbx_plan *p, uint8_t mode, uint16_t port, const char *addr,
+                     const char *gw, const char *dns) {
+    dbx_plan_permissive(p);
+    p->net_mode = mode;
+    p->proxy_port = port;
+    free(p->net_addr);
+    free(p->net_gw);
+    free(p->net_dns);
+    p->net_addr = dbx_xstrdup(addr);
+    p->net_gw = dbx_xstrdup(gw);
+    p->net_dns = dbx_xstrdup(dns);
+}
+
+/* Encode, decode; 0 or the decoder's result with its message checked. */
+static int plan_net_roundtrip(uint8_t mode, uint16_t port, const char *addr, const char *gw,
+                              const char *dns) {
+    struct dbx_plan p;
+    plan_net(&p, mode, port, addr, gw, dns);
+    struct dbx_buf b = {0};
+    dbx_plan_encode(&p, &b);
+    struct dbx_plan got = {0};
+    dbx_error *err = NULL;
+    int r = dbx_plan_decode(b.data, b.len, &got, &err);
+    if (r == 0) {
+        assert_null(err);
+        assert_int_equal(got.net_mode, mode);
+        assert_int_equal(got.proxy_port, port);
+        assert_string_equal(got.net_addr, addr);
+        assert_string_equal(got.net_gw, gw);
+        assert_string_equal(got.net_dns, dns);
+        struct dbx_buf again = {0};
+        dbx_plan_encode(&got, &again);
+        assert_int_equal(again.len, b.len);
+        assert_memory_equal(again.data, b.data, b.len);
+        dbx_buf_free(&again);
+    } else {
+        assert_int_equal(r, -EPROTO);
+        assert_non_null(err);
+        assert_non_null(strstr(err->msg, "malformed plan: "));
+        dbx_error_free(&err);
+    }
+    dbx_plan_free(&got);
+    dbx_plan_free(&p);
+    dbx_buf_free(&b);
+    return r;
+}
+
+static void test_plan_network(void **state) {
+    /* the three modes as the host sends them */
+    assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "", "", ""), 0);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 3128, "", "", ""), 0);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 65535, "", "", ""), 0);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "10.0.2.3"),
+                     0);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "192.168.1.9/32", "192.168.1.1", ""), 0);
+
+    /* the permissive plan is network none */
+    struct dbx_plan p;
+    dbx_plan_permissive(&p);
+    assert_int_equal(p.net_mode, DBX_NET_NONE);
+    assert_int_equal(p.proxy_port, 0);
+    assert_string_equal(p.net_addr, "");
+    dbx_plan_free(&p);
+
+    /* fields that disagree with the mode */
+    assert_int_equal(plan_net_roundtrip(3, 0, "", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(255, 0, "", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 0, "", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 3128, "", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 3128, "10.0.2.15/24", "10.0.2.2", ""),
+                     -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "", "10.0.2.2", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "10.0.2.15/24", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "", "10.0.2.2", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_ALLOWLIST, 8080, "", "", "1.1.1.1"), -EPROTO);
+    /* open: every address in its one spelling, the gateway required */
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15", "10.0.2.2", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "010.0.2.2", ""), -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2/24", ""),
+                     -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "dns"),
+                     -EPROTO);
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/33", "10.0.2.2", ""), -EPROTO);
+
+    /* strings over their 64-byte cap */
+    char long_dns[80];
+    memset(long_dns, '1', sizeof(long_dns) - 1);
+    long_dns[sizeof(long_dns) - 1] = '\0';
+    assert_int_equal(plan_net_roundtrip(DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", long_dns),
+                     -EPROTO);
+
+    /* every truncation of a valid open plan fails (the checksum, then the framing) */
+    plan_net(&p, DBX_NET_OPEN, 0, "10.0.2.15/24", "10.0.2.2", "10.0.2.3");
+    struct dbx_buf b = {0};
+    dbx_plan_encode(&p, &b);
+    for (size_t n = 0; n < b.len; n++) {
+        struct dbx_plan got = {0};
+        dbx_error *err = NULL;
+        assert_int_equal(dbx_plan_decode(b.data, n, &got, &err), -EPROTO);
+        dbx_error_free(&err);
+    }
+    dbx_buf_free(&b);
+    dbx_plan_free(&p);
 }
 
 static void test_exit(void **state) {
@@ -1192,6 +1365,9 @@ int main(void) {
         cmocka_unit_test(test_exec_rejects_flags_and_empty),
         cmocka_unit_test(test_setup_roundtrip_and_rejects),
         cmocka_unit_test(test_credit),
+        cmocka_unit_test(test_sock_open),
+        cmocka_unit_test(test_parse_ipv4),
+        cmocka_unit_test(test_plan_network),
         cmocka_unit_test(test_exit),
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_resize_u32_u64),
