@@ -246,6 +246,7 @@ static void xfer_setup(struct xfer *x) {
     }
     const char *authz = x->registry ? c->authz : x->authz;
     if (x->send_auth && authz) x->hdrs = curl_slist_append(x->hdrs, authz);
+    x->mem_len = 0; /* a retried in-memory body starts over */
     x->range_sent = false;
     if (x->ing && x->ing->offset > 0) {
         _cleanup_free_ char *r = dbx_xasprintf("Range: bytes=%ju-", (uintmax_t)x->ing->offset);
@@ -603,6 +604,12 @@ struct engine {
     void *ud;
 };
 
+/* Name the blob in the error unless the store's message already does. */
+static int wrap_blob(dbx_error **err, const char *digest) {
+    if (err && *err && strstr((*err)->msg, digest)) return -(*err)->code;
+    return dbx_error_wrap(err, "blob '%s'", digest);
+}
+
 static void set_state(struct engine *e, size_t i, int state) {
     atomic_store(&e->f[i].state, state);
     if (e->on_change) e->on_change(e->ud);
@@ -628,7 +635,7 @@ static int try_lock(struct engine *e, size_t i, dbx_error **err) {
     }
     if (r < 0 || ((f->ing.complete || f->ing.offset == f->size) && finish(e, i, err) < 0)) {
         set_state(e, i, OCI_FETCH_FAILED);
-        return dbx_error_wrap(err, "blob '%s'", f->digest);
+        return wrap_blob(err, f->digest);
     }
     if (atomic_load(&f->state) == OCI_FETCH_DONE) return 0;
     atomic_store(&f->done, f->ing.offset);
@@ -670,7 +677,7 @@ static int on_xfer_done(struct engine *e, CURL *h, CURLcode rc, dbx_error **err)
         break;
     }
     set_state(e, i, OCI_FETCH_FAILED);
-    return dbx_error_wrap(err, "blob '%s'", e->f[i].digest);
+    return wrap_blob(err, e->f[i].digest);
 }
 
 static int engine_step(struct engine *e, int parallel, dbx_error **err) {

@@ -269,6 +269,13 @@ int oci_ingest_commit(struct oci_ingest *ing, dbx_error **err) {
 
 void oci_ingest_clear(struct oci_ingest *ing) {
     if (!ing) return;
+    /* nothing to resume from: drop the empty ingest file and its lock file (still held) */
+    if (ing->fd >= 0 && ing->lock_fd >= 0 && !ing->complete && ing->offset == 0) {
+        _cleanup_free_ char *ip = ingest_path(ing->digest, "");
+        _cleanup_free_ char *lp = ingest_path(ing->digest, ".lock");
+        unlinkat(ing->store->dfd, ip, 0);
+        unlinkat(ing->store->dfd, lp, 0);
+    }
     if (ing->fd >= 0) close(ing->fd);
     if (ing->lock_fd >= 0) close(ing->lock_fd);
     EVP_MD_CTX_free(ing->md);

@@ -11,6 +11,8 @@
 #   registry_stop NAME                  stop it (also done by registry_stop_all, at exit)
 #   registry_push LAYOUT TAG DEST [--tls CADIR] [--creds USER:PASS]
 #                                       skopeo copy --all oci:LAYOUT:TAG docker://DEST
+#   registry_digest ADDR/REPO:TAG [CURLOPT...]
+#                                       the digest the registry serves for a tag (HEAD request)
 #   registry_blob_gets NAME DIGEST      how many GETs of that blob the registry answered 200/206
 #   free_port                           a free TCP port on 127.0.0.1
 #   docker_config FILE ADDR USER:PASS   write a docker config.json with an "auths" entry
@@ -115,6 +117,16 @@ registry_push() { # LAYOUT TAG DEST [--tls CADIR] [--creds USER:PASS]
         esac
     done
     skopeo copy -q --all "${opts[@]}" "oci:$layout:$tag" "docker://$dest"
+}
+
+registry_digest() { # ADDR/REPO:TAG [CURLOPT...]
+    local ref=$1 scheme=http
+    shift
+    [[ " $* " == *" --cacert "* ]] && scheme=https
+    local a="${ref%%/*}" rest="${ref#*/}"
+    curl -sfI "$@" -H "Accept: application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json" \
+        "$scheme://$a/v2/${rest%:*}/manifests/${rest##*:}" |
+        tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}'
 }
 
 registry_blob_gets() { # NAME DIGEST
