@@ -230,8 +230,13 @@ int oci_index_select(const struct oci_manifest *idx, const struct oci_platform *
     _cleanup_free_ char *have = dbx_xstrdup("");
     for (size_t i = 0; i < idx->nmanifests && i < 16; i++) {
         const struct oci_desc *d = &idx->manifests[i];
-        if (!d->has_platform || !is_manifest_mt(d->media_type)) continue;
-        _cleanup_free_ char *p = oci_platform_format(&d->platform);
+        if (!d->has_platform || !is_manifest_mt(d->media_type) || !strcmp(d->platform.os, "unknown"))
+            continue; /* attestation manifests */
+        struct oci_platform norm = {0};
+        oci_platform_copy(&d->platform, &norm);
+        oci_platform_normalize(&norm);
+        _cleanup_free_ char *p = oci_platform_format(&norm);
+        oci_platform_clear(&norm);
         char *n = dbx_xasprintf("%s%s%s", have, *have ? ", " : "", p);
         free(have);
         have = n;
