@@ -60,6 +60,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdevbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS) -lcmocka
 
+# Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
+$(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
+
 # Replay build of every fuzz harness (gcc, no libFuzzer): each corpus file through the same
 # entry point, so CI runs the corpus on every change.
 $(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c $(BUILD)/libdevbox.a
