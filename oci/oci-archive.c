@@ -28,7 +28,8 @@ static char *member_name(const char *p) {
             n += len;
         }
         p += len;
-        while (*p == '/') p++;
+        while (*p == '/')
+            p++;
     }
     out[n] = '\0';
     return n ? TAKE_PTR(out) : NULL;
@@ -201,7 +202,8 @@ static int layout_open_blob(int dirfd, const char *digest, dbx_error **err) {
     const char *colon = strchr(digest, ':');
     _cleanup_free_ char *alg = dbx_xstrndup(digest, (size_t)(colon - digest));
     _cleanup_close_ int b = openat(dirfd, "blobs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    _cleanup_close_ int d = b < 0 ? -1 : openat(b, alg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int d =
+        b < 0 ? -1 : openat(b, alg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     int fd = d < 0 ? -1 : openat(d, colon + 1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return dbx_error_set(err, errno, "layout blob '%s'", digest);
     struct stat st;
@@ -273,8 +275,8 @@ static int pick_entry(const struct oci_manifest *idx, const char *name, size_t *
 }
 
 static int import_manifest(struct src *src, const char *digest, uint64_t size,
-                           const struct oci_platform *plat, struct oci_image *ret,
-                           char **ret_index, int depth, dbx_error **err) {
+                           const struct oci_platform *plat, struct oci_image *ret, char **ret_index,
+                           int depth, dbx_error **err) {
     _cleanup_free_ char *buf = NULL, *cfg = NULL;
     size_t len = 0, cfg_len = 0;
     if (src_read(src, digest, size, OCI_MANIFEST_MAX, &buf, &len, err) < 0) return -1;
@@ -287,8 +289,8 @@ static int import_manifest(struct src *src, const char *digest, uint64_t size,
         if (r == 0) r = oci_index_select(&m, plat, &i, err);
         if (r == 0) {
             *ret_index = dbx_xstrdup(digest);
-            r = import_manifest(src, m.manifests[i].digest, m.manifests[i].size, plat, ret, ret_index,
-                                depth + 1, err);
+            r = import_manifest(src, m.manifests[i].digest, m.manifests[i].size, plat, ret,
+                                ret_index, depth + 1, err);
         }
         oci_manifest_clear(&m);
         return r;
@@ -336,13 +338,15 @@ static const char *sniff_layer(struct oci_store *s, const char *digest) {
     _cleanup_close_ int fd = -EBADF;
     if (oci_store_open_blob(s, digest, &fd, NULL) == 0 && read(fd, m, 4) == 4) {
         if (m[0] == 0x1f && m[1] == 0x8b) return OCI_MT_OCI_LAYER_GZIP;
-        if (m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd) return OCI_MT_OCI_LAYER_ZSTD;
+        if (m[0] == 0x28 && m[1] == 0xb5 && m[2] == 0x2f && m[3] == 0xfd)
+            return OCI_MT_OCI_LAYER_ZSTD;
     }
     return OCI_MT_OCI_LAYER;
 }
 
 static json_t *desc_json(const char *mt, const char *digest, uint64_t size) {
-    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size", (json_int_t)size);
+    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size",
+                     (json_int_t)size);
 }
 
 static int docker_pick(json_t *list, const char *name, json_t **ret, dbx_error **err) {
@@ -387,9 +391,9 @@ static int docker_manifest(struct src *src, json_t *entry, char **ret_json, dbx_
         }
         json_array_append_new(ls, desc_json(sniff_layer(src->s, m->digest), m->digest, m->size));
     }
-    json_t *o = json_pack("{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType",
-                          OCI_MT_OCI_MANIFEST, "config",
-                          desc_json(OCI_MT_OCI_CONFIG, cfg->digest, cfg->size), "layers", ls);
+    json_t *o =
+        json_pack("{s:i, s:s, s:o, s:o}", "schemaVersion", 2, "mediaType", OCI_MT_OCI_MANIFEST,
+                  "config", desc_json(OCI_MT_OCI_CONFIG, cfg->digest, cfg->size), "layers", ls);
     char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(o);
     if (!s) dbx_oom_hook();

@@ -31,18 +31,21 @@ void oci_challenge_clear(struct oci_challenge *c) {
 int oci_challenge_parse(const char *hdr, struct oci_challenge *ret) {
     struct oci_challenge c = {0};
     const char *p = hdr;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     size_t n = strcspn(p, " \t");
     if (n == 0 || n > 16) return -EINVAL;
     c.scheme = dbx_xstrndup(p, n);
-    for (char *q = c.scheme; *q; q++) *q = (char)tolower((unsigned char)*q);
+    for (char *q = c.scheme; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
     if (strcmp(c.scheme, "bearer") && strcmp(c.scheme, "basic")) {
         oci_challenge_clear(&c);
         return -EINVAL;
     }
     p += n;
     while (*p) {
-        while (*p == ' ' || *p == '\t' || *p == ',') p++;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
         if (!*p) break;
         size_t kn = strcspn(p, "= \t,");
         if (p[kn] != '=') break; /* a second challenge or junk: stop at the first */
@@ -112,7 +115,8 @@ char *oci_url_host(const char *url) {
         memmove(h, h + 1, strlen(h));
         h[strcspn(h, "]")] = '\0';
     }
-    for (char *q = h; *q; q++) *q = (char)tolower((unsigned char)*q);
+    for (char *q = h; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
     return h;
 }
 
@@ -128,7 +132,8 @@ char *oci_url_origin(const char *url) {
     char *r = NULL;
     /* userinfo in a URL we are told to follow is a way to smuggle credentials: refuse */
     if (scheme && host && port && !user) {
-        for (char *q = host; *q; q++) *q = (char)tolower((unsigned char)*q);
+        for (char *q = host; *q; q++)
+            *q = (char)tolower((unsigned char)*q);
         r = dbx_xasprintf("%s://%s:%s", scheme, host, port);
     }
     curl_free(port);
@@ -141,7 +146,8 @@ static char *hostport_host(const char *hostport) {
         return dbx_xstrndup(hostport + 1, e ? (size_t)(e - hostport - 1) : strlen(hostport + 1));
     }
     char *h = dbx_xstrndup(hostport, strcspn(hostport, ":"));
-    for (char *q = h; *q; q++) *q = (char)tolower((unsigned char)*q);
+    for (char *q = h; *q; q++)
+        *q = (char)tolower((unsigned char)*q);
     return h;
 }
 
@@ -162,7 +168,8 @@ int oci_realm_check(const char *registry_host, bool plain_ok, const char *realm,
     } else if (!dbx_str_has_prefix(origin, "https://")) {
         return dbx_error_setx(err, EPERM, "token realm '%.200s' is not https: refused", realm);
     }
-    *ret_basic = same_host || (!strcmp(reg, "registry-1.docker.io") && !strcmp(rhost, "auth.docker.io"));
+    *ret_basic =
+        same_host || (!strcmp(reg, "registry-1.docker.io") && !strcmp(rhost, "auth.docker.io"));
     return 0;
 }
 
@@ -180,7 +187,8 @@ int oci_redirect_check(const char *origin, const char *from, const char *locatio
     bool same = !strcmp(to, origin);
     if (dbx_str_has_prefix(to, "http://")) {
         _cleanup_free_ char *h = oci_url_host(url);
-        _cleanup_free_ char *hp = h && strchr(h, ':') ? dbx_xasprintf("[%s]", h) : dbx_xstrdup(h ? h : "");
+        _cleanup_free_ char *hp =
+            h && strchr(h, ':') ? dbx_xasprintf("[%s]", h) : dbx_xstrdup(h ? h : "");
         if (!same || !oci_host_is_loopback(hp))
             return dbx_error_setx(err, EPERM, "refused redirect to plain http '%.200s'", url);
     } else if (!dbx_str_has_prefix(to, "https://")) {
@@ -196,8 +204,10 @@ int oci_redirect_check(const char *origin, const char *from, const char *locatio
 /* The keys docker itself writes for a registry: "host", "https://host", "http://host/v1/"... */
 static bool auth_key_matches(const char *key, const char *domain) {
     const char *k = key;
-    if (dbx_str_has_prefix(k, "https://")) k += 8;
-    else if (dbx_str_has_prefix(k, "http://")) k += 7;
+    if (dbx_str_has_prefix(k, "https://"))
+        k += 8;
+    else if (dbx_str_has_prefix(k, "http://"))
+        k += 7;
     size_t n = strcspn(k, "/");
     if (!strcmp(domain, "docker.io")) {
         static const char *const hub[] = {"index.docker.io", "docker.io", "registry-1.docker.io"};
@@ -214,7 +224,8 @@ static int decode_auth(const char *b64, char **ret_user, char **ret_secret) {
     _cleanup_free_ unsigned char *out = dbx_xmalloc(n + 1);
     int m = EVP_DecodeBlock(out, (const unsigned char *)b64, (int)n);
     if (m < 0) return -EINVAL;
-    while (m > 0 && b64[n - 1] == '=' && out[m - 1] == '\0') m--, n--; /* padding */
+    while (m > 0 && b64[n - 1] == '=' && out[m - 1] == '\0')
+        m--, n--; /* padding */
     out[m] = '\0';
     char *colon = memchr(out, ':', (size_t)m);
     if (!colon || strlen((char *)out) != (size_t)m) return -EINVAL;
@@ -272,7 +283,8 @@ static int run_helper(const char *name, const char *server, char **ret_user, cha
         return dbx_error_setx(err, EINVAL, "invalid credential helper name '%.64s'", name);
     _cleanup_free_ char *prog = dbx_xasprintf("docker-credential-%s", name);
     const char *path = getenv("PATH"), *home = getenv("HOME");
-    _cleanup_free_ char *envpath = dbx_xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+    _cleanup_free_ char *envpath =
+        dbx_xasprintf("PATH=%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
     _cleanup_free_ char *envhome = home ? dbx_xasprintf("HOME=%s", home) : NULL;
     char *envp[] = {envpath, envhome, NULL};
     char *argv[] = {prog, (char *)"get", NULL};
@@ -305,7 +317,8 @@ static int run_helper(const char *name, const char *server, char **ret_user, cha
     close(pout[0]);
     if (r < 0) kill(pid, SIGKILL);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     if (r < 0) return dbx_error_set(err, -r, "credential helper '%s'", prog);
     if (!WIFEXITED(status) || WEXITSTATUS(status) == 127)
         return dbx_error_setx(err, ENOENT, "credential helper '%s' failed to run", prog);
@@ -381,8 +394,10 @@ int oci_creds_lookup(const char *config_path, const char *domain, char **ret_use
             dbx_error_free(&e);
             return 0;
         }
-        if (err) *err = e;
-        else dbx_error_free(&e);
+        if (err)
+            *err = e;
+        else
+            dbx_error_free(&e);
         return -1;
     }
     json_error_t je;

@@ -44,10 +44,10 @@ struct xfer {
     CURL *h;
     struct curl_slist *hdrs;
     char *url;
-    const char *origin;   /* whose redirect rules apply (registry or realm) */
-    const char *authz;    /* Authorization header for `origin` (token requests) */
-    bool registry;        /* origin is the registry's: use c->authz, which may change */
-    bool send_auth;       /* url is on `origin` */
+    const char *origin; /* whose redirect rules apply (registry or realm) */
+    const char *authz;  /* Authorization header for `origin` (token requests) */
+    bool registry;      /* origin is the registry's: use c->authz, which may change */
+    bool send_auth;     /* url is on `origin` */
     const char *accept;
     int redirects, attempts;
     bool reauthed;
@@ -70,7 +70,9 @@ struct xfer {
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
@@ -120,8 +122,10 @@ static size_t on_header(char *buf, size_t size, size_t nmemb, void *ud) {
     size_t kn = (size_t)(colon - buf);
     const char *v = colon + 1;
     size_t vn = n - kn - 1;
-    while (vn && (*v == ' ' || *v == '\t')) v++, vn--;
-    while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' ')) vn--;
+    while (vn && (*v == ' ' || *v == '\t'))
+        v++, vn--;
+    while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n' || v[vn - 1] == ' '))
+        vn--;
     static const struct {
         const char *name;
         size_t off;
@@ -271,8 +275,8 @@ static char *registry_message(struct xfer *x) {
     json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
     const char *code = json_string_value(json_object_get(e0, "code"));
     const char *msg = json_string_value(json_object_get(e0, "message"));
-    char *r = code || msg ? dbx_xasprintf(": %.40s%s%.200s", code ? code : "", code && msg ? " " : "",
-                                          msg ? msg : "")
+    char *r = code || msg ? dbx_xasprintf(": %.40s%s%.200s", code ? code : "",
+                                          code && msg ? " " : "", msg ? msg : "")
                           : dbx_xstrdup("");
     json_decref(j);
     return dbx_sanitize_printable(r);
@@ -332,7 +336,11 @@ static enum xfer_next xfer_next(struct xfer *x, CURLcode rc, dbx_error **err) {
         return XF_DONE;
     case 206:
         return x->range_sent ? XF_DONE : (dbx_error_setx(err, EPROTO, "unrequested 206"), XF_FAIL);
-    case 301: case 302: case 303: case 307: case 308:
+    case 301:
+    case 302:
+    case 303:
+    case 307:
+    case 308:
         return on_redirect(x, err);
     case 401:
         if (x->reauthed || !x->send_auth || !x->www_auth || !x->registry) break;
@@ -345,7 +353,11 @@ static enum xfer_next xfer_next(struct xfer *x, CURLcode rc, dbx_error **err) {
             return XF_AGAIN;
         }
         break;
-    case 429: case 500: case 502: case 503: case 504:
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
         if (x->attempts < MAX_ATTEMPTS) return later(x);
         break;
     }
@@ -407,8 +419,8 @@ static int fetch_token(struct oci_client *c, const struct oci_challenge *ch, dbx
         curl_url_cleanup(u);
         return dbx_error_setx(err, EINVAL, "invalid token realm");
     }
-    _cleanup_free_ char *scope = ch->scope ? dbx_xstrdup(ch->scope)
-                                           : dbx_xasprintf("repository:%s:pull", c->repository);
+    _cleanup_free_ char *scope =
+        ch->scope ? dbx_xstrdup(ch->scope) : dbx_xasprintf("repository:%s:pull", c->repository);
     _cleanup_free_ char *q1 = ch->service ? dbx_xasprintf("service=%s", ch->service) : NULL;
     _cleanup_free_ char *q2 = dbx_xasprintf("scope=%s", scope);
     if (q1) curl_url_set(u, CURLUPART_QUERY, q1, CURLU_APPENDQUERY | CURLU_URLENCODE);
@@ -418,8 +430,13 @@ static int fetch_token(struct oci_client *c, const struct oci_challenge *ch, dbx
     curl_url_cleanup(u);
     _cleanup_free_ char *realm_origin = oci_url_origin(ch->realm);
     _cleanup_free_ char *authz = basic && c->user ? basic_header(c) : NULL;
-    struct xfer x = {.c = c, .url = dbx_xstrdup(url), .origin = realm_origin, .authz = authz,
-                     .send_auth = true, .accept = "application/json", .mem_cap = OCI_TOKEN_MAX};
+    struct xfer x = {.c = c,
+                     .url = dbx_xstrdup(url),
+                     .origin = realm_origin,
+                     .authz = authz,
+                     .send_auth = true,
+                     .accept = "application/json",
+                     .mem_cap = OCI_TOKEN_MAX};
     curl_free(url);
     int r = xfer_run(&x, err);
     json_t *j = NULL;
@@ -450,8 +467,10 @@ static int client_authenticate(struct oci_client *c, const char *www_auth, dbx_e
     int r = load_creds(c, err);
     if (r == 0 && !strcmp(ch.scheme, "basic")) {
         if (!c->user)
-            r = dbx_error_setx(err, EACCES, "registry '%s' wants credentials (none found in the "
-                               "docker config)", c->domain);
+            r = dbx_error_setx(err, EACCES,
+                               "registry '%s' wants credentials (none found in the "
+                               "docker config)",
+                               c->domain);
         else {
             free(c->authz);
             c->authz = basic_header(c);
@@ -471,8 +490,12 @@ static int client_ping(struct oci_client *c, dbx_error **err) {
         c->base = dbx_xasprintf("%s://%s", plain ? "http" : "https", c->host);
         c->origin = oci_url_origin(c->base);
         if (!c->origin) return dbx_error_setx(err, EINVAL, "invalid registry '%s'", c->host);
-        struct xfer x = {.c = c, .url = dbx_xasprintf("%s/v2/", c->base), .origin = c->origin,
-                         .registry = true, .send_auth = true, .mem_cap = 65536};
+        struct xfer x = {.c = c,
+                         .url = dbx_xasprintf("%s/v2/", c->base),
+                         .origin = c->origin,
+                         .registry = true,
+                         .send_auth = true,
+                         .mem_cap = 65536};
         dbx_error *e = NULL;
         xfer_setup(&x);
         CURLcode rc = curl_easy_perform(x.h);
@@ -492,6 +515,11 @@ static int client_ping(struct oci_client *c, dbx_error **err) {
         /* anything else (200, 404 from registries without /v2/): go on and see */
         xfer_free(&x);
         if (r < 0) {
+            r = -e->code;
+            if (!err) {
+                dbx_error_free(&e);
+                return r;
+            }
             *err = e;
             return dbx_error_wrap(err, "registry '%s'", c->domain);
         }
@@ -514,8 +542,8 @@ int oci_client_new(const char *domain, const char *repository, const struct oci_
     c->repository = dbx_xstrdup(repository);
     c->host = dbx_xstrdup(oci_api_host(domain));
     c->loopback = oci_host_is_loopback(c->host);
-    c->plain_ok = c->loopback || (auth && (in_list(auth->insecure, domain) ||
-                                           in_list(auth->insecure, c->host)));
+    c->plain_ok = c->loopback ||
+                  (auth && (in_list(auth->insecure, domain) || in_list(auth->insecure, c->host)));
     if (auth && auth->ca_file) c->ca_file = dbx_xstrdup(auth->ca_file);
     if (auth && auth->docker_config) c->docker_config = dbx_xstrdup(auth->docker_config);
     if (client_ping(c, err) < 0) {
@@ -571,7 +599,8 @@ int oci_client_get_manifest(struct oci_client *c, const char *reference, char **
 int oci_client_get_blob_mem(struct oci_client *c, const char *digest, uint64_t size, size_t cap,
                             char **ret_buf, size_t *ret_len, dbx_error **err) {
     if (!oci_digest_valid(digest)) return dbx_error_setx(err, EINVAL, "invalid digest");
-    if (size > cap) return dbx_error_setx(err, EFBIG, "blob '%s' is larger than %zu bytes", digest, cap);
+    if (size > cap)
+        return dbx_error_setx(err, EFBIG, "blob '%s' is larger than %zu bytes", digest, cap);
     struct xfer x;
     xfer_init(&x, c, "blobs", digest);
     x.mem_cap = (size_t)size;
@@ -689,7 +718,8 @@ static int engine_step(struct engine *e, int parallel, dbx_error **err) {
         if (st == OCI_FETCH_QUEUED && active < (size_t)parallel) {
             start(e, i);
             active++;
-        } else if (st == OCI_FETCH_RUNNING && e->x[i].retry_at && dbx_now_ms() >= e->x[i].retry_at) {
+        } else if (st == OCI_FETCH_RUNNING && e->x[i].retry_at &&
+                   dbx_now_ms() >= e->x[i].retry_at) {
             e->x[i].retry_at = 0;
             start(e, i);
         }
@@ -699,7 +729,8 @@ static int engine_step(struct engine *e, int parallel, dbx_error **err) {
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(e->m, &left)))
-        if (msg->msg == CURLMSG_DONE && on_xfer_done(e, msg->easy_handle, msg->data.result, err) < 0)
+        if (msg->msg == CURLMSG_DONE &&
+            on_xfer_done(e, msg->easy_handle, msg->data.result, err) < 0)
             return -1;
     curl_multi_poll(e->m, NULL, 0, 50, NULL);
     return 0;
@@ -715,7 +746,8 @@ int oci_client_fetch_blobs(struct oci_client *c, struct oci_store *s, struct oci
     int r = 0;
     for (;;) {
         size_t done = 0;
-        for (size_t i = 0; i < n; i++) done += atomic_load(&f[i].state) == OCI_FETCH_DONE;
+        for (size_t i = 0; i < n; i++)
+            done += atomic_load(&f[i].state) == OCI_FETCH_DONE;
         if (done == n) break;
         if (abort && atomic_load(abort)) {
             r = dbx_error_setx(err, ECANCELED, "pull aborted");

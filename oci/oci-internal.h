@@ -52,10 +52,10 @@ void oci_desc_clear(struct oci_desc *d);
 struct oci_manifest {
     enum oci_manifest_kind kind;
     char *media_type;
-    struct oci_desc config;   /* manifests */
-    size_t nlayers;           /* manifests */
-    struct oci_desc *layers;  /* manifests */
-    size_t nmanifests;        /* indexes */
+    struct oci_desc config;     /* manifests */
+    size_t nlayers;             /* manifests */
+    struct oci_desc *layers;    /* manifests */
+    size_t nmanifests;          /* indexes */
     struct oci_desc *manifests; /* indexes */
 };
 /* Parse a manifest or index (at most OCI_MANIFEST_MAX bytes, duplicate keys rejected, known media
@@ -65,8 +65,8 @@ int oci_manifest_parse(const char *buf, size_t len, const char *content_type,
                        struct oci_manifest *ret, dbx_error **err);
 void oci_manifest_clear(struct oci_manifest *m);
 /* Index entry for want (an image manifest, not a nested index); ENOENT names what is there. */
-int oci_index_select(const struct oci_manifest *idx, const struct oci_platform *want,
-                     size_t *ret, dbx_error **err);
+int oci_index_select(const struct oci_manifest *idx, const struct oci_platform *want, size_t *ret,
+                     dbx_error **err);
 /* Build the image from its manifest and config bytes (config's digest is checked by the caller). */
 int oci_image_build(const char *manifest_digest, const struct oci_manifest *m, const char *config,
                     size_t config_len, struct oci_image *ret, dbx_error **err);
@@ -88,12 +88,12 @@ bool oci_digest_matches(const void *buf, size_t len, const char *digest);
 struct oci_ingest {
     struct oci_store *store;
     char *digest;
-    uint64_t size;   /* expected size, or UINT64_MAX when unknown (checked at commit only) */
+    uint64_t size; /* expected size, or UINT64_MAX when unknown (checked at commit only) */
     int lock_fd;
     int fd;
     uint64_t offset; /* bytes in the file and in md */
     EVP_MD_CTX *md;
-    bool complete;   /* the blob was already in the store when the lock was taken */
+    bool complete; /* the blob was already in the store when the lock was taken */
 };
 /* Take the blob's lock (wait: block, else EWOULDBLOCK/-EAGAIN when another process holds it)
  * and open its ingest file, resuming: bytes already there are re-hashed.  If the blob is already
@@ -188,7 +188,8 @@ struct oci_tmpblob {
     uint64_t size;
     char *alg;
 };
-int oci_tmpblob_begin(struct oci_store *s, const char *alg, struct oci_tmpblob *tb, dbx_error **err);
+int oci_tmpblob_begin(struct oci_store *s, const char *alg, struct oci_tmpblob *tb,
+                      dbx_error **err);
 int oci_tmpblob_write(struct oci_tmpblob *tb, const void *buf, size_t len, dbx_error **err);
 /* Finish: the digest is computed (and must equal expect when given) and the blob linked in. */
 int oci_tmpblob_commit(struct oci_store *s, struct oci_tmpblob *tb, const char *expect,

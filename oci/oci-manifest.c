@@ -39,7 +39,8 @@ static int get_str(json_t *o, const char *key, const char *what, const char **re
         *ret = NULL;
         return 0;
     }
-    if (!json_is_string(v)) return dbx_error_setx(err, EINVAL, "%s: '%s' is not a string", what, key);
+    if (!json_is_string(v))
+        return dbx_error_setx(err, EINVAL, "%s: '%s' is not a string", what, key);
     if (strlen(json_string_value(v)) != json_string_length(v))
         return dbx_error_setx(err, EINVAL, "%s: '%s' contains a NUL byte", what, key);
     *ret = json_string_value(v);
@@ -75,9 +76,11 @@ void oci_manifest_clear(struct oci_manifest *m) {
     if (!m) return;
     free(m->media_type);
     oci_desc_clear(&m->config);
-    for (size_t i = 0; i < m->nlayers; i++) oci_desc_clear(&m->layers[i]);
+    for (size_t i = 0; i < m->nlayers; i++)
+        oci_desc_clear(&m->layers[i]);
     free(m->layers);
-    for (size_t i = 0; i < m->nmanifests; i++) oci_desc_clear(&m->manifests[i]);
+    for (size_t i = 0; i < m->nmanifests; i++)
+        oci_desc_clear(&m->manifests[i]);
     free(m->manifests);
     *m = (struct oci_manifest){0};
 }
@@ -85,7 +88,8 @@ void oci_manifest_clear(struct oci_manifest *m) {
 static int parse_platform(json_t *o, const char *what, struct oci_desc *d, dbx_error **err) {
     json_t *p = json_object_get(o, "platform");
     if (!p) return 0;
-    if (!json_is_object(p)) return dbx_error_setx(err, EINVAL, "%s: 'platform' is not an object", what);
+    if (!json_is_object(p))
+        return dbx_error_setx(err, EINVAL, "%s: 'platform' is not an object", what);
     const char *os, *arch, *variant;
     if (get_str(p, "os", what, &os, err) < 0 || get_str(p, "architecture", what, &arch, err) < 0 ||
         get_str(p, "variant", what, &variant, err) < 0)
@@ -99,7 +103,8 @@ static int parse_platform(json_t *o, const char *what, struct oci_desc *d, dbx_e
 }
 
 static int parse_desc(json_t *o, const char *what, struct oci_desc *d, dbx_error **err) {
-    if (!json_is_object(o)) return dbx_error_setx(err, EINVAL, "%s: descriptor is not an object", what);
+    if (!json_is_object(o))
+        return dbx_error_setx(err, EINVAL, "%s: descriptor is not an object", what);
     const char *mt, *digest;
     if (get_str(o, "mediaType", what, &mt, err) < 0 || get_str(o, "digest", what, &digest, err) < 0)
         return -EINVAL;
@@ -112,14 +117,17 @@ static int parse_desc(json_t *o, const char *what, struct oci_desc *d, dbx_error
         return dbx_error_setx(err, EINVAL, "%s: descriptor '%s' has an invalid size", what, digest);
     /* foreign layers would make us fetch from wherever the manifest says */
     if (json_object_get(o, "urls"))
-        return dbx_error_setx(err, EINVAL, "%s: descriptor '%s' has urls (foreign layers are not "
-                              "supported)", what, digest);
+        return dbx_error_setx(err, EINVAL,
+                              "%s: descriptor '%s' has urls (foreign layers are not "
+                              "supported)",
+                              what, digest);
     d->media_type = dbx_xstrndup(mt, 255);
     d->digest = dbx_xstrdup(digest);
     d->size = (uint64_t)json_integer_value(size);
     json_t *ann = json_object_get(o, "annotations");
     const char *name = NULL;
-    if (json_is_object(ann) && get_str(ann, "org.opencontainers.image.ref.name", what, &name, err) < 0)
+    if (json_is_object(ann) &&
+        get_str(ann, "org.opencontainers.image.ref.name", what, &name, err) < 0)
         return -EINVAL;
     if (name) d->ref_name = dbx_xstrndup(name, 512);
     return parse_platform(o, what, d, err);
@@ -127,13 +135,15 @@ static int parse_desc(json_t *o, const char *what, struct oci_desc *d, dbx_error
 
 static int parse_desc_array(json_t *a, const char *what, const char *key, size_t max,
                             struct oci_desc **ret, size_t *ret_n, dbx_error **err) {
-    if (!json_is_array(a)) return dbx_error_setx(err, EINVAL, "%s: '%s' is not an array", what, key);
+    if (!json_is_array(a))
+        return dbx_error_setx(err, EINVAL, "%s: '%s' is not an array", what, key);
     size_t n = json_array_size(a);
     if (n > max) return dbx_error_setx(err, E2BIG, "%s: more than %zu %s", what, max, key);
     struct oci_desc *d = dbx_xcalloc(n ? n : 1, sizeof(*d));
     for (size_t i = 0; i < n; i++) {
         if (parse_desc(json_array_get(a, i), what, &d[i], err) < 0) {
-            for (size_t k = 0; k <= i; k++) oci_desc_clear(&d[k]);
+            for (size_t k = 0; k <= i; k++)
+                oci_desc_clear(&d[k]);
             free(d);
             return -EINVAL;
         }
@@ -230,7 +240,8 @@ int oci_index_select(const struct oci_manifest *idx, const struct oci_platform *
     _cleanup_free_ char *have = dbx_xstrdup("");
     for (size_t i = 0; i < idx->nmanifests && i < 16; i++) {
         const struct oci_desc *d = &idx->manifests[i];
-        if (!d->has_platform || !is_manifest_mt(d->media_type) || !strcmp(d->platform.os, "unknown"))
+        if (!d->has_platform || !is_manifest_mt(d->media_type) ||
+            !strcmp(d->platform.os, "unknown"))
             continue; /* attestation manifests */
         struct oci_platform norm = {0};
         oci_platform_copy(&d->platform, &norm);
@@ -249,8 +260,10 @@ int oci_index_select(const struct oci_manifest *idx, const struct oci_platform *
 static int get_strv(json_t *o, const char *key, const char *what, char ***v, dbx_error **err) {
     json_t *a = json_object_get(o, key);
     if (!a || json_is_null(a)) return 0;
-    if (!json_is_array(a)) return dbx_error_setx(err, EINVAL, "%s: '%s' is not an array", what, key);
-    if (json_array_size(a) > OCI_ENV_MAX) return dbx_error_setx(err, E2BIG, "%s: '%s' too long", what, key);
+    if (!json_is_array(a))
+        return dbx_error_setx(err, EINVAL, "%s: '%s' is not an array", what, key);
+    if (json_array_size(a) > OCI_ENV_MAX)
+        return dbx_error_setx(err, E2BIG, "%s: '%s' too long", what, key);
     size_t i;
     json_t *e;
     json_array_foreach(a, i, e) {
@@ -281,9 +294,11 @@ static int config_parse(const char *buf, size_t len, struct oci_image *img, size
     img->cmd = dbx_xcalloc(1, sizeof(char *));
     json_t *c = json_object_get(j, "config");
     if (c && !json_is_null(c)) {
-        if (!json_is_object(c)) return dbx_error_setx(err, EINVAL, "%s: 'config' is not an object", what);
+        if (!json_is_object(c))
+            return dbx_error_setx(err, EINVAL, "%s: 'config' is not an object", what);
         const char *user, *wd;
-        if (get_str(c, "User", what, &user, err) < 0 || get_str(c, "WorkingDir", what, &wd, err) < 0 ||
+        if (get_str(c, "User", what, &user, err) < 0 ||
+            get_str(c, "WorkingDir", what, &wd, err) < 0 ||
             get_strv(c, "Env", what, &img->env, err) < 0 ||
             get_strv(c, "Entrypoint", what, &img->cmd, err) < 0 ||
             get_strv(c, "Cmd", what, &img->cmd, err) < 0)
@@ -301,7 +316,8 @@ static int config_parse(const char *buf, size_t len, struct oci_image *img, size
 int oci_image_build(const char *manifest_digest, const struct oci_manifest *m, const char *config,
                     size_t config_len, struct oci_image *ret, dbx_error **err) {
     if (m->kind != OCI_KIND_MANIFEST)
-        return dbx_error_setx(err, EINVAL, "'%s' is an index, not an image manifest", manifest_digest);
+        return dbx_error_setx(err, EINVAL, "'%s' is an index, not an image manifest",
+                              manifest_digest);
     struct oci_image img = {0};
     size_t ndiff = 0;
     if (config_parse(config, config_len, &img, &ndiff, err) < 0) {
@@ -347,11 +363,14 @@ void oci_image_clear(struct oci_image *img) {
 
 static json_t *strv_json(char *const *v) {
     json_t *a = json_array();
-    for (size_t i = 0; v && v[i]; i++) json_array_append_new(a, json_string(v[i]));
+    for (size_t i = 0; v && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
     return a;
 }
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s) {
+    return s ? json_string(s) : json_null();
+}
 
 char *oci_image_to_json(const struct oci_image *img) {
     json_t *o = json_object();

@@ -22,14 +22,18 @@ static int fetch_manifest(struct oci_client *c, struct oci_store *s, const char 
                               reference, len, (uintmax_t)size);
     if (oci_digest_valid(reference)) {
         if (!oci_digest_matches(buf, len, reference))
-            return dbx_error_setx(err, EIO, "manifest '%s': digest mismatch (the content hashes "
-                                  "to something else)", reference);
+            return dbx_error_setx(err, EIO,
+                                  "manifest '%s': digest mismatch (the content hashes "
+                                  "to something else)",
+                                  reference);
         digest = dbx_xstrdup(reference);
     } else {
         digest = oci_digest_sha256(buf, len);
         if (hdr && oci_digest_valid(hdr) && !oci_digest_matches(buf, len, hdr))
-            return dbx_error_setx(err, EIO, "manifest '%s': Docker-Content-Digest '%s' does not "
-                                  "match the content", reference, hdr);
+            return dbx_error_setx(err, EIO,
+                                  "manifest '%s': Docker-Content-Digest '%s' does not "
+                                  "match the content",
+                                  reference, hdr);
     }
     if (oci_manifest_parse(buf, len, ct, ret, err) < 0)
         return dbx_error_wrap(err, "manifest '%s'", reference);
@@ -56,8 +60,9 @@ static int resolve(struct oci_client *c, struct oci_store *s, const struct oci_r
                    struct oci_image *ret, dbx_error **err) {
     struct oci_manifest m = {0};
     _cleanup_free_ char *digest = NULL, *index_digest = NULL;
-    if (fetch_manifest(c, s, ref->digest ? ref->digest : ref->tag, UINT64_MAX, &m, &digest,
-                       err) < 0) return -1;
+    if (fetch_manifest(c, s, ref->digest ? ref->digest : ref->tag, UINT64_MAX, &m, &digest, err) <
+        0)
+        return -1;
     if (m.kind == OCI_KIND_INDEX) {
         size_t i;
         int r = oci_index_select(&m, plat, &i, err);
@@ -79,7 +84,8 @@ static int resolve(struct oci_client *c, struct oci_store *s, const struct oci_r
     if (r == 0) r = oci_image_build(digest, &m, cfg, cfg_len, &img, err);
     if (r == 0 && index_digest && !oci_platform_match(plat, &img.platform)) {
         _cleanup_free_ char *have = oci_platform_format(&img.platform);
-        r = dbx_error_setx(err, EINVAL, "image config says platform %s, not the one selected", have);
+        r = dbx_error_setx(err, EINVAL, "image config says platform %s, not the one selected",
+                           have);
         oci_image_clear(&img);
     }
     if (r < 0) {

@@ -22,14 +22,17 @@ bool oci_digest_valid(const char *d) {
     return false;
 }
 
-static bool alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static bool alnum_lower(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 /* [a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)* */
 static bool path_component_valid(const char *s, size_t n) {
     size_t i = 0;
     if (n == 0 || !alnum_lower(s[0])) return false;
     while (i < n) {
-        while (i < n && alnum_lower(s[i])) i++;
+        while (i < n && alnum_lower(s[i]))
+            i++;
         if (i == n) return true;
         size_t sep = i;
         if (s[i] == '.')
@@ -37,7 +40,8 @@ static bool path_component_valid(const char *s, size_t n) {
         else if (s[i] == '_')
             i += (i + 1 < n && s[i + 1] == '_') ? 2 : 1;
         else if (s[i] == '-')
-            while (i < n && s[i] == '-') i++;
+            while (i < n && s[i] == '-')
+                i++;
         else
             return false;
         if (i == n || !alnum_lower(s[i]) || i == sep) return false;
@@ -71,7 +75,8 @@ static bool domain_valid(const char *s) {
         for (;;) {
             if (!isalnum((unsigned char)*p)) return false;
             const char *start = p;
-            while (isalnum((unsigned char)*p) || *p == '-') p++;
+            while (isalnum((unsigned char)*p) || *p == '-')
+                p++;
             if (p[-1] == '-' || p - start > 63) return false;
             if (*p != '.') break;
             p++;
@@ -205,14 +210,16 @@ bool oci_host_is_loopback(const char *hostport) {
 static const struct {
     const char *alias, *arch, *variant;
 } arch_aliases[] = {
-    {"x86_64", "amd64", NULL}, {"x86-64", "amd64", NULL},  {"aarch64", "arm64", NULL},
-    {"armhf", "arm", "v7"},    {"armel", "arm", "v6"},     {"i386", "386", NULL},
+    {"x86_64", "amd64", NULL}, {"x86-64", "amd64", NULL},    {"aarch64", "arm64", NULL},
+    {"armhf", "arm", "v7"},    {"armel", "arm", "v6"},       {"i386", "386", NULL},
     {"i686", "386", NULL},     {"ppc64le", "ppc64le", NULL}, {"s390x", "s390x", NULL},
 };
 
 void oci_platform_normalize(struct oci_platform *p) {
-    for (char *c = p->os; c && *c; c++) *c = (char)tolower((unsigned char)*c);
-    for (char *c = p->architecture; c && *c; c++) *c = (char)tolower((unsigned char)*c);
+    for (char *c = p->os; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    for (char *c = p->architecture; c && *c; c++)
+        *c = (char)tolower((unsigned char)*c);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(arch_aliases); i++) {
         if (strcmp(p->architecture, arch_aliases[i].alias)) continue;
         free(p->architecture);
@@ -304,8 +311,9 @@ bool oci_platform_match(const struct oci_platform *want, const struct oci_platfo
     oci_platform_copy(have, &h);
     oci_platform_normalize(&w);
     oci_platform_normalize(&h);
-    bool ok = !strcmp(w.os, h.os) && !strcmp(w.architecture, h.architecture) &&
-              ((!w.variant && !h.variant) || (w.variant && h.variant && !strcmp(w.variant, h.variant)));
+    bool ok =
+        !strcmp(w.os, h.os) && !strcmp(w.architecture, h.architecture) &&
+        ((!w.variant && !h.variant) || (w.variant && h.variant && !strcmp(w.variant, h.variant)));
     oci_platform_clear(&w);
     oci_platform_clear(&h);
     return ok;

@@ -25,7 +25,8 @@ EVP_MD_CTX *oci_hash_new(const char *digest) {
 }
 
 static void hex(const unsigned char *b, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", b[i]);
 }
 
 bool oci_hash_check(EVP_MD_CTX *md, const char *digest) {
@@ -93,7 +94,8 @@ void oci_store_free(struct oci_store *s) {
 }
 
 int oci_store_lock(struct oci_store *s, bool exclusive, int *ret_fd, dbx_error **err) {
-    _cleanup_close_ int fd = openat(s->dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    _cleanup_close_ int fd =
+        openat(s->dfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return dbx_error_set(err, errno, "open '%s/lock'", s->dir);
     while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0)
         if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s/lock'", s->dir);
@@ -102,7 +104,8 @@ int oci_store_lock(struct oci_store *s, bool exclusive, int *ret_fd, dbx_error *
 }
 
 int oci_store_open_blob(struct oci_store *s, const char *digest, int *ret_fd, dbx_error **err) {
-    if (!oci_digest_valid(digest)) return dbx_error_setx(err, EINVAL, "invalid digest '%.200s'", digest);
+    if (!oci_digest_valid(digest))
+        return dbx_error_setx(err, EINVAL, "invalid digest '%.200s'", digest);
     _cleanup_free_ char *p = blob_path(digest);
     int fd = openat(s->dfd, p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0) return dbx_error_set(err, errno, "blob '%s'", digest);
@@ -176,7 +179,8 @@ static int rehash(struct oci_ingest *ing, dbx_error **err) {
 int oci_ingest_begin(struct oci_store *s, const char *digest, uint64_t size, bool wait,
                      struct oci_ingest *ing, dbx_error **err) {
     *ing = (struct oci_ingest){.store = s, .lock_fd = -EBADF, .fd = -EBADF, .size = size};
-    if (!oci_digest_valid(digest)) return dbx_error_setx(err, EINVAL, "invalid digest '%.200s'", digest);
+    if (!oci_digest_valid(digest))
+        return dbx_error_setx(err, EINVAL, "invalid digest '%.200s'", digest);
     int r = lock_blob(s, digest, wait, &ing->lock_fd, err);
     if (r < 0) return r;
     ing->digest = dbx_xstrdup(digest);
@@ -248,8 +252,10 @@ int oci_ingest_commit(struct oci_ingest *ing, dbx_error **err) {
     if (!oci_hash_check(ing->md, ing->digest)) {
         /* never resume from bytes that hashed wrong */
         oci_ingest_reset(ing, NULL);
-        return dbx_error_setx(err, EIO, "blob '%s': digest mismatch (the content hashes to "
-                              "something else)", ing->digest);
+        return dbx_error_setx(err, EIO,
+                              "blob '%s': digest mismatch (the content hashes to "
+                              "something else)",
+                              ing->digest);
     }
     if (fsync(ing->fd) < 0) return dbx_error_set(err, errno, "fsync ingest of '%s'", ing->digest);
     fchmod(ing->fd, 0444);
@@ -307,7 +313,8 @@ static int read_manifest(struct oci_store *s, const char *digest, struct oci_man
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
     if (oci_store_read(s, digest, OCI_MANIFEST_MAX, &buf, &len, err) < 0) return -1;
-    if (oci_manifest_parse(buf, len, NULL, ret, err) < 0) return dbx_error_wrap(err, "'%s'", digest);
+    if (oci_manifest_parse(buf, len, NULL, ret, err) < 0)
+        return dbx_error_wrap(err, "'%s'", digest);
     return 0;
 }
 
@@ -336,7 +343,8 @@ static bool strv_has(char **v, const char *s) {
 
 static void keep_manifest(const struct oci_manifest *m, char ***live) {
     *live = dbx_strv_push(*live, m->config.digest);
-    for (size_t i = 0; i < m->nlayers; i++) *live = dbx_strv_push(*live, m->layers[i].digest);
+    for (size_t i = 0; i < m->nlayers; i++)
+        *live = dbx_strv_push(*live, m->layers[i].digest);
 }
 
 static int gc_mark(struct oci_store *s, char *const *keep, char ***live, dbx_error **err) {
@@ -433,7 +441,8 @@ int oci_store_gc(struct oci_store *s, char *const *keep, uint64_t *ret_freed, db
 
 /* ---- blobs of unknown digest -------------------------------------------------------------- */
 
-int oci_tmpblob_begin(struct oci_store *s, const char *alg, struct oci_tmpblob *tb, dbx_error **err) {
+int oci_tmpblob_begin(struct oci_store *s, const char *alg, struct oci_tmpblob *tb,
+                      dbx_error **err) {
     *tb = (struct oci_tmpblob){.fd = -EBADF};
     tb->fd = openat(s->dfd, "ingest", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (tb->fd < 0) return dbx_error_set(err, errno, "create a temporary blob in '%s'", s->dir);

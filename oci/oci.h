@@ -54,7 +54,7 @@ void oci_platform_clear(struct oci_platform *p);
 
 /* ---- registry access settings -------------------------------------------------------------- */
 
-struct oci_auth_config { /* from the user's own config only, never from a repo profile */
+struct oci_auth_config {       /* from the user's own config only, never from a repo profile */
     const char *docker_config; /* config.json path; NULL = $DOCKER_CONFIG/config.json, else
                                   ~/.docker/config.json (a missing file means no credentials) */
     const char *ca_file;       /* extra CA bundle (PEM) or NULL; the system store is always used */

@@ -51,14 +51,29 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     int c;
     while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (c) {
-        case 'p': o->platform = optarg; break;
-        case 'c': o->docker_config = optarg; break;
-        case 'a': o->ca_file = optarg; break;
-        case 'i': o->insecure = dbx_strv_push(o->insecure, optarg); break;
-        case 'n': o->name = optarg; break;
-        case 'd': o->ready_delay = atol(optarg); break;
-        case 'q': o->quiet = true; break;
-        default: return -1;
+        case 'p':
+            o->platform = optarg;
+            break;
+        case 'c':
+            o->docker_config = optarg;
+            break;
+        case 'a':
+            o->ca_file = optarg;
+            break;
+        case 'i':
+            o->insecure = dbx_strv_push(o->insecure, optarg);
+            break;
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'd':
+            o->ready_delay = atol(optarg);
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        default:
+            return -1;
         }
     }
     return 0;

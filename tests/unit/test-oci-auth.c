@@ -37,14 +37,16 @@ static void test_challenge(void **state) {
 static void realm_ok(const char *reg, bool plain, const char *realm, bool basic) {
     bool b = !basic;
     dbx_error *err = NULL;
-    if (oci_realm_check(reg, plain, realm, &b, &err) < 0) fail_msg("%s for %s: %s", realm, reg, err->msg);
+    if (oci_realm_check(reg, plain, realm, &b, &err) < 0)
+        fail_msg("%s for %s: %s", realm, reg, err->msg);
     if (b != basic) fail_msg("%s for %s: basic %d", realm, reg, b);
 }
 
 static void realm_bad(const char *reg, bool plain, const char *realm) {
     bool b = false;
     dbx_error *err = NULL;
-    if (oci_realm_check(reg, plain, realm, &b, &err) == 0) fail_msg("%s for %s accepted", realm, reg);
+    if (oci_realm_check(reg, plain, realm, &b, &err) == 0)
+        fail_msg("%s for %s accepted", realm, reg);
     assert_non_null(err);
     dbx_error_free(&err);
 }
@@ -56,7 +58,7 @@ static void test_realm(void **state) {
     realm_ok("127.0.0.1:5000", true, "http://127.0.0.1:5001/token", true);
     realm_ok("localhost:5000", true, "https://localhost/token", true);
     realm_ok("quay.io", false, "https://auth.docker.io/token", false);
-    realm_bad("ghcr.io", false, "http://ghcr.io/token");             /* http for an https registry */
+    realm_bad("ghcr.io", false, "http://ghcr.io/token"); /* http for an https registry */
     realm_bad("127.0.0.1:5000", true, "http://127.0.0.2:5000/token"); /* http, another host */
     realm_bad("127.0.0.1:5000", true, "http://169.254.169.254/latest/meta-data");
     realm_bad("ghcr.io", false, "ftp://ghcr.io/token");
@@ -72,7 +74,8 @@ static void redirect_ok(const char *origin, const char *from, const char *loc, c
     char *url = NULL;
     bool a = !auth;
     dbx_error *err = NULL;
-    if (oci_redirect_check(origin, from, loc, &url, &a, &err) < 0) fail_msg("%s -> %s: %s", from, loc, err->msg);
+    if (oci_redirect_check(origin, from, loc, &url, &a, &err) < 0)
+        fail_msg("%s -> %s: %s", from, loc, err->msg);
     assert_string_equal(url, want);
     if (a != auth) fail_msg("%s -> %s: auth %d", from, loc, a);
     free(url);
@@ -82,7 +85,8 @@ static void redirect_bad(const char *origin, const char *from, const char *loc) 
     char *url = NULL;
     bool a = false;
     dbx_error *err = NULL;
-    if (oci_redirect_check(origin, from, loc, &url, &a, &err) == 0) fail_msg("%s -> %s accepted", from, loc);
+    if (oci_redirect_check(origin, from, loc, &url, &a, &err) == 0)
+        fail_msg("%s -> %s accepted", from, loc);
     assert_null(url);
     dbx_error_free(&err);
 }
@@ -93,7 +97,7 @@ static void test_redirect(void **state) {
     redirect_ok(o, f, "/v2/b/blobs/y", "https://ghcr.io/v2/b/blobs/y", true);
     redirect_ok(o, f, "https://GHCR.io/z", "https://GHCR.io/z", true);
     redirect_ok(o, f, "https://ghcr.io:8443/z", "https://ghcr.io:8443/z", false); /* other port */
-    redirect_bad(o, f, "http://ghcr.io/z");        /* downgrade */
+    redirect_bad(o, f, "http://ghcr.io/z");                                       /* downgrade */
     redirect_bad(o, f, "http://127.0.0.1/z");
     redirect_bad(o, f, "ftp://ghcr.io/z");
     redirect_bad(o, f, "file:///etc/passwd");

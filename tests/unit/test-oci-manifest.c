@@ -28,7 +28,8 @@ static int parse(const char *s, const char *ct, struct oci_manifest *m, char **m
 
 static void test_manifest_ok(void **state) {
     struct oci_manifest m = {0};
-    assert_int_equal(parse(MANIFEST(OCI_MT_OCI_MANIFEST, OCI_MT_OCI_LAYER_GZIP), NULL, &m, NULL), 0);
+    assert_int_equal(parse(MANIFEST(OCI_MT_OCI_MANIFEST, OCI_MT_OCI_LAYER_GZIP), NULL, &m, NULL),
+                     0);
     assert_int_equal(m.kind, OCI_KIND_MANIFEST);
     assert_string_equal(m.config.digest, DA);
     assert_int_equal(m.nlayers, 1);
@@ -36,7 +37,8 @@ static void test_manifest_ok(void **state) {
     oci_manifest_clear(&m);
     /* docker schema 2 with its Content-Type (parameters ignored) */
     assert_int_equal(parse(MANIFEST(OCI_MT_DOCKER_MANIFEST, OCI_MT_DOCKER_LAYER),
-                           OCI_MT_DOCKER_MANIFEST "; charset=utf-8", &m, NULL), 0);
+                           OCI_MT_DOCKER_MANIFEST "; charset=utf-8", &m, NULL),
+                     0);
     oci_manifest_clear(&m);
     /* OCI without mediaType: decided by shape; generic Content-Type ignored */
     const char *nomt = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_MT_OCI_CONFIG
@@ -57,8 +59,9 @@ static void expect_bad(const char *doc, const char *ct, const char *why) {
 }
 
 static void test_manifest_bad(void **state) {
-    expect_bad(MANIFEST(OCI_MT_OCI_MANIFEST, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
-               NULL, "unsupported media type");
+    expect_bad(
+        MANIFEST(OCI_MT_OCI_MANIFEST, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
+        NULL, "unsupported media type");
     expect_bad(MANIFEST("application/vnd.docker.distribution.manifest.v1+json", OCI_MT_OCI_LAYER),
                NULL, "unsupported media type");
     expect_bad(MANIFEST(OCI_MT_OCI_MANIFEST, OCI_MT_OCI_LAYER), OCI_MT_DOCKER_LIST,
@@ -85,8 +88,10 @@ static void test_manifest_bad(void **state) {
     /* too many layers */
     size_t cap = 300 * 200 + 4096, n = 0;
     char *big = malloc(cap);
-    n += (size_t)sprintf(big + n, "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"%s\",\"digest\":"
-                                  "\"%s\",\"size\":1},\"layers\":[", OCI_MT_OCI_CONFIG, DA);
+    n += (size_t)sprintf(big + n,
+                         "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"%s\",\"digest\":"
+                         "\"%s\",\"size\":1},\"layers\":[",
+                         OCI_MT_OCI_CONFIG, DA);
     for (int i = 0; i < 300; i++)
         n += (size_t)sprintf(big + n, "%s{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":1}",
                              i ? "," : "", OCI_MT_OCI_LAYER, DB);
@@ -105,12 +110,19 @@ static void test_manifest_bad(void **state) {
     "\"os\":\"" os "\",\"architecture\":\"" arch "\"" variant "}}"
 
 static void test_index_select(void **state) {
-    const char *idx = "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_OCI_INDEX "\",\"manifests\":["
-        ENTRY(DA, "linux", "amd64", "") ","
-        ENTRY(DB, "linux", "arm64", ",\"variant\":\"v8\"") ","
-        ENTRY(DC, "linux", "arm", ",\"variant\":\"v7\"") ","
-        "{\"mediaType\":\"" OCI_MT_OCI_MANIFEST "\",\"digest\":\"" DC "\",\"size\":5,"
-        "\"platform\":{\"os\":\"unknown\",\"architecture\":\"unknown\"}}]}";
+    const char *idx =
+        "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MT_OCI_INDEX
+        "\",\"manifests\":[" ENTRY(DA, "linux", "amd64", "") "," ENTRY(
+            DB, "linux", "arm64",
+            ",\"variant\":\"v8\"") "," ENTRY(DC, "linux", "arm",
+                                             ",\"variant\":\"v7\"") ","
+                                                                    "{\"mediaType\":"
+                                                                    "\"" OCI_MT_OCI_MANIFEST
+                                                                    "\",\"digest\":\"" DC
+                                                                    "\",\"size\":5,"
+                                                                    "\"platform\":{\"os\":"
+                                                                    "\"unknown\",\"architecture\":"
+                                                                    "\"unknown\"}}]}";
     struct oci_manifest m = {0};
     assert_int_equal(parse(idx, OCI_MT_OCI_INDEX, &m, NULL), 0);
     assert_int_equal(m.kind, OCI_KIND_INDEX);
@@ -118,8 +130,8 @@ static void test_index_select(void **state) {
     static const struct {
         const char *want;
         size_t i;
-    } cases[] = {{"linux/amd64", 0}, {"linux/x86_64", 0}, {"linux/arm64", 1},
-                 {"linux/arm64/v8", 1}, {"linux/arm", 2}, {"linux/arm/v7", 2}};
+    } cases[] = {{"linux/amd64", 0},    {"linux/x86_64", 0}, {"linux/arm64", 1},
+                 {"linux/arm64/v8", 1}, {"linux/arm", 2},    {"linux/arm/v7", 2}};
     for (size_t k = 0; k < DBX_ARRAY_SIZE(cases); k++) {
         struct oci_platform p = {0};
         size_t i = 99;
@@ -141,13 +153,16 @@ static void test_index_select(void **state) {
 }
 
 static const char config[] =
-    "{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\",\"created\":\"2024-01-01T00:00:00Z\","
+    "{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\",\"created\":\"2024-01-01T00:"
+    "00:00Z\","
     "\"config\":{\"Env\":[\"PATH=/bin\",\"A=b\"],\"User\":\"1000\",\"WorkingDir\":\"/w\","
-    "\"Entrypoint\":[\"/e\"],\"Cmd\":[\"c\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" DC "\"]}}";
+    "\"Entrypoint\":[\"/e\"],\"Cmd\":[\"c\"]},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" DC
+    "\"]}}";
 
 static void test_image_build(void **state) {
     struct oci_manifest m = {0};
-    assert_int_equal(parse(MANIFEST(OCI_MT_OCI_MANIFEST, OCI_MT_OCI_LAYER_ZSTD), NULL, &m, NULL), 0);
+    assert_int_equal(parse(MANIFEST(OCI_MT_OCI_MANIFEST, OCI_MT_OCI_LAYER_ZSTD), NULL, &m, NULL),
+                     0);
     struct oci_image img = {0};
     dbx_error *err = NULL;
     assert_int_equal(oci_image_build(DC, &m, config, strlen(config), &img, &err), 0);
@@ -166,7 +181,8 @@ static void test_image_build(void **state) {
     free(j);
     oci_image_clear(&img);
     /* diff_ids must match the layer count */
-    const char *two = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[1,2]}}";
+    const char *two =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[1,2]}}";
     assert_true(oci_image_build(DC, &m, two, strlen(two), &img, &err) < 0);
     assert_non_null(strstr(err->msg, "2 layers"));
     dbx_error_free(&err);
@@ -182,8 +198,10 @@ static void test_image_build(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_manifest_ok),  cmocka_unit_test(test_manifest_bad),
-        cmocka_unit_test(test_index_select), cmocka_unit_test(test_image_build),
+        cmocka_unit_test(test_manifest_ok),
+        cmocka_unit_test(test_manifest_bad),
+        cmocka_unit_test(test_index_select),
+        cmocka_unit_test(test_image_build),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

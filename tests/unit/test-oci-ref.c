@@ -66,7 +66,7 @@ static void test_fields(void **state) {
 static void test_invalid(void **state) {
     static const char *const bad[] = {
         "",
-        "Debian",                 /* repository must be lowercase */
+        "Debian", /* repository must be lowercase */
         "docker.io/Library/x",
         "a//b",
         "a/",
@@ -87,7 +87,9 @@ static void test_invalid(void **state) {
         "ho-.st/a",
         "host:port/a",
         "host:123456/a",
-        "a:0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789",
+        "a:"
+        "012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789"
+        "0123456789012345678901234567890123456789",
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct oci_ref r = {0};
@@ -110,8 +112,10 @@ static void test_digest_grammar(void **state) {
     assert_false(oci_digest_valid("sha256:"));
     assert_false(oci_digest_valid(D64 "0"));
     assert_false(oci_digest_valid("sha256:../../../../etc/passwd"));
-    assert_false(oci_digest_valid("SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
-    assert_false(oci_digest_valid("sha384:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_false(oci_digest_valid(
+        "SHA256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
+    assert_false(oci_digest_valid(
+        "sha384:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"));
     s512[100] = 'g';
     assert_false(oci_digest_valid(s512));
 }
@@ -120,11 +124,11 @@ static void test_platform(void **state) {
     static const struct {
         const char *in, *out;
     } ok[] = {
-        {"linux/amd64", "linux/amd64"},    {"linux/x86_64", "linux/amd64"},
-        {"linux/arm64", "linux/arm64"},    {"linux/arm64/v8", "linux/arm64"},
-        {"linux/aarch64", "linux/arm64"},  {"linux/arm", "linux/arm/v7"},
-        {"linux/arm/v6", "linux/arm/v6"},  {"Linux/AMD64", "linux/amd64"},
-        {"linux/arm64/8", "linux/arm64"},  {"linux/s390x", "linux/s390x"},
+        {"linux/amd64", "linux/amd64"},   {"linux/x86_64", "linux/amd64"},
+        {"linux/arm64", "linux/arm64"},   {"linux/arm64/v8", "linux/arm64"},
+        {"linux/aarch64", "linux/arm64"}, {"linux/arm", "linux/arm/v7"},
+        {"linux/arm/v6", "linux/arm/v6"}, {"Linux/AMD64", "linux/amd64"},
+        {"linux/arm64/8", "linux/arm64"}, {"linux/s390x", "linux/s390x"},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++) {
         struct oci_platform p = {0};
@@ -134,8 +138,8 @@ static void test_platform(void **state) {
         free(s);
         oci_platform_clear(&p);
     }
-    static const char *const bad[] = {"linux", "linux/", "/amd64", "linux//amd64", "a/b/c/d",
-                                      "linux/am d64", ""};
+    static const char *const bad[] = {"linux",   "linux/",       "/amd64", "linux//amd64",
+                                      "a/b/c/d", "linux/am d64", ""};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct oci_platform p = {0};
         dbx_error *err = NULL;
@@ -155,9 +159,9 @@ static void test_loopback(void **state) {
     assert_true(oci_host_is_loopback("127.0.0.1:5000"));
     assert_true(oci_host_is_loopback("127.1.2.3"));
     assert_true(oci_host_is_loopback("[::1]:5000"));
-    assert_false(oci_host_is_loopback("127.1"));       /* short form is not a dotted quad */
-    assert_false(oci_host_is_loopback("0177.0.0.1"));  /* octal spelling */
-    assert_false(oci_host_is_loopback("2130706433"));  /* decimal spelling */
+    assert_false(oci_host_is_loopback("127.1"));      /* short form is not a dotted quad */
+    assert_false(oci_host_is_loopback("0177.0.0.1")); /* octal spelling */
+    assert_false(oci_host_is_loopback("2130706433")); /* decimal spelling */
     assert_false(oci_host_is_loopback("localhost.example.com"));
     assert_false(oci_host_is_loopback("128.0.0.1"));
     assert_false(oci_host_is_loopback("[::2]"));
@@ -168,9 +172,9 @@ static void test_loopback(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_normalize),      cmocka_unit_test(test_fields),
-        cmocka_unit_test(test_invalid),        cmocka_unit_test(test_digest_grammar),
-        cmocka_unit_test(test_platform),       cmocka_unit_test(test_loopback),
+        cmocka_unit_test(test_normalize), cmocka_unit_test(test_fields),
+        cmocka_unit_test(test_invalid),   cmocka_unit_test(test_digest_grammar),
+        cmocka_unit_test(test_platform),  cmocka_unit_test(test_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,7 +105,8 @@ static void test_lock(void **state) {
 }
 
 static void test_gc(void **state) {
-    const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[\"x\"]}}";
+    const char *cfg =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[\"x\"]}}";
     const char *layer = "layer bytes";
     _cleanup_free_ char *dc = oci_digest_sha256(cfg, strlen(cfg));
     _cleanup_free_ char *dl = oci_digest_sha256(layer, strlen(layer));
