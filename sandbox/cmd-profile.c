@@ -2,6 +2,8 @@
  * `devbox trust`. */
 #define _GNU_SOURCE
 #include "commands.h"
+
+#include <jansson.h>
 #include "sandbox-internal.h"
 
 /* Print multi-line text from profiles/ with each line stripped of terminal controls (repo
@@ -44,10 +46,25 @@ static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
 
 static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json) {
     struct profile p = {0};
+    struct profile_user u = {0};
     _cleanup_error_ dbx_error *err = NULL;
-    if (dbx_profile_load(&ctx->paths, proj, &p, NULL, &err) < 0) return cmd_fail(&err);
+    if (dbx_profile_load(&ctx->paths, proj, &p, &u, &err) < 0) return cmd_fail(&err);
     _cleanup_free_ char *s = json ? profile_to_json(&p) : profile_to_text(&p);
-    print_lines(stdout, s);
+    _cleanup_free_ char *us = json ? profile_user_to_json(&u) : profile_user_to_text(&u);
+    if (json) {
+        /* one JSON document: the profile, with the user's own settings under "user" */
+        json_t *j = json_loads(s, 0, NULL), *uj = json_loads(us, 0, NULL);
+        if (j && uj) json_object_set_new(j, "user", uj);
+        else json_decref(uj);
+        char *both = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        json_decref(j);
+        print_lines(stdout, both ? both : s);
+        free(both);
+    } else {
+        print_lines(stdout, s);
+        print_lines(stdout, us);
+    }
+    profile_user_clear(&u);
     profile_clear(&p);
     return 0;
 }

@@ -15,9 +15,14 @@ static const struct {
     {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
     {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
     {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
+    {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
+    {"logs", cmd_logs, "logs [--network|--console|...]  the project's logs (network: every proxy decision)"},
     {"profile", cmd_profile, "profile check | profile show [--json]  validate or explain devbox.ini"},
     {"trust", cmd_trust, "trust                      allow this repo's devbox.ini to widen the default"},
-    {"image", cmd_image, "image import ROOTFS.tar NAME  make an image from a root filesystem tarball"},
+    {"pull", cmd_pull, "pull [--platform P] REF     fetch an image from a registry (docker.io implied)"},
+    {"images", cmd_images, "images [--json]            the local images, their sizes and users"},
+    {"rmi", cmd_rmi, "rmi [--force] IMAGE...     remove images no project uses"},
+    {"image", cmd_image, "image import FILE [NAME] | inspect IMAGE | prune  docker save / OCI layout / rootfs tar"},
 };
 
 static void host_oom(void) {
@@ -27,7 +32,7 @@ static void host_oom(void) {
 }
 
 static int usage(FILE *f) {
-    fprintf(f, "usage: devbox [-C DIR] COMMAND ...\n\n");
+    fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n\n");
     for (size_t i = 0; i < DBX_ARRAY_SIZE(commands); i++) fprintf(f, "  devbox %s\n", commands[i].help);
     fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
                "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg.\n");
@@ -38,7 +43,7 @@ int main(int argc, char **argv) {
     dbx_oom_hook = host_oom;
     if (argc >= 3 && strcmp(argv[1], "__supervise") == 0) {
         /* Started by dbx_connect with the report pipe on fd 3. */
-        return dbx_supervise(argv[2], 3);
+        return dbx_supervise(argv[2], argc >= 4 ? argv[3] : NULL, 3);
     }
     struct cmd_ctx ctx = {0};
     int i = 1;
@@ -49,6 +54,14 @@ int main(int argc, char **argv) {
         } else if (strncmp(argv[i], "-C", 2) == 0 && argv[i][2]) {
             ctx.dir = argv[i] + 2;
             i++;
+        } else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc) {
+            /* Only ever narrows: the one mode a command line may force is none. */
+            if (strcmp(argv[i + 1], "none") != 0) {
+                fprintf(stderr, "devbox: --network takes only 'none' (a profile sets wider modes)\n");
+                return 125;
+            }
+            setenv("DEVBOX_NETWORK", "none", 1);
+            i += 2;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             return usage(stdout);
         } else {

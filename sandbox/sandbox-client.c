@@ -99,7 +99,9 @@ static int start_supervisor(const struct dbx_project *proj, char ***warnings, db
         int keep[] = {3};
         dbx_close_fds_from(4, keep, 1);
         signal(SIGPIPE, SIG_DFL);
-        execl("/proc/self/exe", "devbox", "__supervise", proj->root, (char *)NULL);
+        const char *net = getenv("DEVBOX_NETWORK");
+        execl("/proc/self/exe", "devbox", "__supervise", proj->root,
+              net && strcmp(net, "none") == 0 ? "none" : (char *)NULL, (char *)NULL);
         _exit(127);
     }
     close(p[1]);
@@ -119,10 +121,56 @@ static int start_supervisor(const struct dbx_project *proj, char ***warnings, db
     return dbx_error_set(err, 0, "the supervisor exited while starting the VM (see '%s')", log);
 }
 
+/* A project's first start needs its image: pull or build it here, where the user's terminal
+ * can show progress, rather than in the supervisor.  A profile that does not load is left for
+ * the supervisor to report. */
+static int ensure_image(const struct dbx_paths *paths, const struct dbx_project *proj,
+                        dbx_error **err) {
+    struct dbx_project_rec rec = {0};
+    if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0) {
+        dbx_project_rec_clear(&rec);
+        return 0;
+    }
+    struct profile prof = {0};
+    if (dbx_profile_load(paths, proj, &prof, NULL, NULL) < 0) return 0;
+    struct dbx_pull_opts opts = {.progress_fd = isatty(2) ? 2 : -1};
+    struct dbx_image img = {0};
+    int r = dbx_image_ensure(paths, prof.image, &opts, &img, err);
+    dbx_image_clear(&img);
+    profile_clear(&prof);
+    return r;
+}
+
+/* `--network none` cannot narrow a VM that is already running with a network. */
+static int check_running_network(const struct dbx_project *proj, int fd, dbx_error **err) {
+    const char *want = getenv("DEVBOX_NETWORK");
+    if (!want || strcmp(want, "none") != 0) return 0;
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (dbx_read_file_at(AT_FDCWD, path, 1 << 20, &buf, &len, NULL) < 0) return 0;
+    json_t *j = json_loadb(buf, len, 0, NULL);
+    const char *mode = json_string_value(json_object_get(j, "network"));
+    int r = 0;
+    if (mode && strcmp(mode, "none") != 0)
+        r = dbx_error_set(err, 0, "the project's VM is running with network mode '%s'; "
+                                  "'devbox stop' it to start it again with --network none", mode);
+    json_decref(j);
+    (void)fd;
+    return r;
+}
+
+static int connected(const struct dbx_project *proj, int *fd, dbx_error **err) {
+    if (check_running_network(proj, *fd, err) == 0) return 0;
+    close(*fd);
+    *fd = -1;
+    return -1;
+}
+
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
                 int *ret_fd, char ***ret_warnings, dbx_error **err) {
     /* err must be non-NULL here: a connect failure that is not "not running" is reported. */
-    if (try_connect(proj, ret_fd, err) == 0) return 0;
+    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, ret_fd, err);
     if (*err) return -1;
     if (!start) return -ENOENT;
     if (dbx_project_dirs(proj, err) < 0) return -1;
@@ -134,6 +182,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
         if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
     if (try_connect(proj, ret_fd, err) == 0) return 0;
     if (*err) return -1;
+    if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
     int r = start_supervisor(proj, &warnings, err);
     if (ret_warnings) *ret_warnings = warnings;
@@ -141,8 +190,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (r < 0) return r;
     r = try_connect(proj, ret_fd, err);
     if (r < 0 && !*err) return dbx_error_set(err, -r, "connect to the supervisor");
-    (void)paths;
-    return r;
+    return r < 0 ? r : connected(proj, ret_fd, err);
 }
 
 /* Read one frame (blocking) into *payload (malloc'd). */
@@ -272,5 +320,38 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
         if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)
             return dbx_error_set(err, errno, "remove '%s'", dirs[i]);
     }
+    return 0;
+}
+
+int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj,
+                     const char *req, bool start, char **ret_text, dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    int r = dbx_connect(paths, proj, start, &fd, NULL, err);
+    if (r == -ENOENT)
+        return dbx_error_set(err, 0, "the project's VM is not running (port forwards live with "
+                                     "it: `devbox port add` starts it)");
+    if (r < 0) return -1;
+    struct dbx_buf b = {0};
+    dbx_buf_put_str(&b, req);
+    r = dbx_send_frame(fd, DBX_MSG_PORT_REQ, 0, b.data, b.len);
+    dbx_buf_free(&b);
+    if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    struct dbx_frame_hdr h;
+    _cleanup_free_ uint8_t *p = NULL;
+    r = read_frame(fd, &h, &p, err);
+    if (r == -EPIPE) return dbx_error_set(err, 0, "the supervisor went away");
+    if (r < 0) return -1;
+    struct dbx_cursor c = {p, h.len};
+    uint32_t status = 0;
+    char *text = NULL;
+    if (h.type != DBX_MSG_PORT_REPLY || dbx_get_u32(&c, &status) < 0 ||
+        dbx_get_str(&c, DBX_FRAME_MAX, &text) < 0)
+        return dbx_error_set(err, 0, "bad port reply from the supervisor");
+    if (status != 0) {
+        r = dbx_error_setx(err, EINVAL, "%s", text);
+        free(text);
+        return r;
+    }
+    *ret_text = text;
     return 0;
 }

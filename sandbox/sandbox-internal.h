@@ -32,3 +32,26 @@ int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *pr
 int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
                         const struct profile *p, const struct profile_user *user,
                         dbx_error **err);
+
+/* ---- the supervisor's network side (sandbox-net.c) ---- */
+struct net;
+struct pollfd;
+/* Socket sessions, port forwards and (network mode allowlist) the egress proxy, with decisions
+ * logged to state_dir/network.log.  Frames for the guest are appended to agent_out. */
+int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
+            const char *state_dir, struct dbx_buf *agent_out, dbx_error **err);
+void net_free(struct net *n);
+/* The guest is ready: forwarded connections are carried from now on. */
+void net_guest_ready(struct net *n);
+int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err);
+int net_port_rm(struct net *n, uint16_t host, dbx_error **err);
+char *net_port_list(struct net *n);
+/* A client's DBX_MSG_PORT_REQ text: "add HOST GUEST", "rm HOST", "ls". */
+int net_port_request(struct net *n, const char *req, char **ret_text, dbx_error **err);
+/* Whether a frame from the guest belongs to a socket session (then net_agent_frame takes it). */
+bool net_owns(struct net *n, const struct dbx_frame_hdr *h);
+void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t *p);
+/* Poll set: fills at most max entries; net_dispatch takes the same entries back. */
+size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_busy);
+void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count);
+size_t net_nsocks(const struct net *n);

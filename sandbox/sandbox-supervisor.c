@@ -22,6 +22,7 @@
 #include <time.h>
 
 #define MAX_CLIENTS 512
+#define MAX_NET_FDS 640                  /* port listeners + socket sessions (sandbox-net.c) */
 #define SESS_SLOTS 1024                  /* power of two, > DBX_MAX_SESSIONS */
 #define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
 #define AGENT_OUT_HIGH (16u << 20)       /* stop reading clients above this */
@@ -78,6 +79,8 @@ struct sup {
     char *guest_release;
     uint64_t stop_deadline, started_ms;
     int64_t started_wall;
+    struct net *net;         /* socket sessions, port forwards, egress proxy */
+    const char *net_override; /* --network none from the command line, or NULL */
 };
 
 static void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -275,6 +278,23 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         c->kind = C_CLOSING;
         return;
     }
+    if (h->type == DBX_MSG_PORT_REQ) {
+        char *req = NULL, *text = NULL;
+        struct dbx_cursor cur = {p, h->len};
+        _cleanup_error_ dbx_error *e = NULL;
+        int r = dbx_get_str(&cur, 256, &req) < 0 || cur.left
+                    ? dbx_error_set(&e, 0, "malformed port request")
+                    : net_port_request(s->net, req, &text, &e);
+        struct dbx_buf b = {0};
+        dbx_buf_put_u32(&b, r < 0 ? 1 : 0);
+        dbx_buf_put_str(&b, r < 0 ? e->msg : text);
+        client_send(c, DBX_MSG_PORT_REPLY, b.data, b.len);
+        dbx_buf_free(&b);
+        free(req);
+        free(text);
+        c->kind = C_CLOSING;
+        return;
+    }
     if (h->type == DBX_MSG_STOP) {
         c->kind = C_STOP; /* answered by the socket closing when we exit */
         begin_stop(s, "requested by a client");
@@ -416,7 +436,10 @@ static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const ui
         return;
     }
     case DBX_MSG_READY:
-        if (s->hello) s->ready = true;
+        if (s->hello) {
+            s->ready = true;
+            net_guest_ready(s->net);
+        }
         return;
     case DBX_MSG_PING:
         agent_send(s, DBX_MSG_PONG, 0, p, h->len);
@@ -509,6 +532,7 @@ static void agent_read(struct sup *s) {
                 continue;
             }
             if (h.session == 0) agent_control(s, &h, p);
+            else if (net_owns(s->net, &h)) net_agent_frame(s->net, &h, p);
             else agent_session(s, &h, p);
         }
     }
@@ -555,7 +579,7 @@ static void reap(struct sup *s) {
 
 /* One poll round over everything; timeout_ms bounds the wait. */
 static void sup_poll(struct sup *s, int timeout_ms) {
-    struct pollfd pfd[8 + MAX_CLIENTS];
+    struct pollfd pfd[8 + MAX_CLIENTS + MAX_NET_FDS];
     size_t n = 0;
     pfd[n++] = (struct pollfd){s->sig_fd, POLLIN, 0};
     size_t agent_i = n;
@@ -572,13 +596,17 @@ static void sup_poll(struct sup *s, int timeout_ms) {
                            (dbx_buf_avail(&c->out) ? POLLOUT : 0));
         pfd[n++] = (struct pollfd){c->fd, ev, 0};
     }
+    size_t net_i = n;
+    size_t net_n = net_pollfds(s->net, pfd + n, MAX_NET_FDS, agent_busy);
+    n += net_n;
     if (poll(pfd, n, timeout_ms) < 0) return;
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
     if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR))) agent_read(s);
     if (s->listen_fd >= 0 && (pfd[listen_i].revents & POLLIN)) client_accept(s);
-    size_t nc = n - cl_i;
+    net_dispatch(s->net, pfd + net_i, net_n);
+    size_t nc = net_i - cl_i;
     for (size_t i = 0; i < nc && i < s->nclients; i++) {
         struct client *c = s->clients[i];
         if (pfd[cl_i + i].fd != c->fd) continue;
@@ -622,6 +650,14 @@ static char *status_json(struct sup *s) {
                           "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
     if (j) {
         json_object_set_new(j, "profile_hash", json_string(s->prof.hash));
+        static const char *const modes[] = {"none", "allowlist", "open"};
+        json_object_set_new(j, "network", json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
+        json_object_set_new(j, "connections", json_integer((json_int_t)net_nsocks(s->net)));
+        if (s->net) {
+            char *ports = net_port_list(s->net);
+            json_object_set_new(j, "ports", json_string(ports));
+            free(ports);
+        }
         json_object_set_new(j, "seccomp", json_string(s->plan.seccomp_mode == DBX_SECCOMP_STRICT ? "strict"
                                                       : s->plan.seccomp_mode ? "default" : "unconfined"));
     }
@@ -791,16 +827,40 @@ static int ensure_hooks_dir(struct sup *s, dbx_error **err) {
 }
 
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
+/* The image's config Env applies inside the guest, under the profile's own [env] (which wins)
+ * and never for the proxy variables the network policy sets. */
+static void add_image_env(struct profile *p, char *const *env) {
+    static const char *const reserved[] = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"};
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        if (!eq || eq == *env) continue;
+        size_t klen = (size_t)(eq - *env);
+        bool skip = false;
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(reserved) && !skip; i++)
+            skip = strlen(reserved[i]) == klen && strncasecmp(reserved[i], *env, klen) == 0;
+        for (char **e = p->env; e && *e && !skip; e++)
+            skip = strncmp(*e, *env, klen + 1) == 0;
+        if (!skip) p->env = dbx_strv_push(p->env ? p->env : dbx_xcalloc(1, sizeof(char *)), *env);
+    }
+}
+
+/* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 static int prepare(struct sup *s, dbx_error **err) {
     struct profile_user user = {0};
     if (dbx_profile_load(&s->paths, &s->proj, &s->prof, &user, err) < 0) return -1;
     /* The repo profile may only narrow; this is the authoritative check (the client's is
      * only for an early message). */
     int r = dbx_profile_allowed(&s->paths, &s->proj, &s->prof, &user, err);
+    /* `--network none` narrows whatever the profile says (after the trust check: a narrower
+     * box never needs trust, and the profile itself is what was trusted). */
+    if (r == 0 && s->net_override)
+        r = profile_set(&s->prof, "network.mode", s->net_override, "command line", err);
+    if (r == 0) r = net_new(&s->net, &s->prof, &user, s->proj.state_dir, &s->agent_out, err);
+    for (size_t i = 0; r == 0 && i < s->prof.nports; i++)
+        if (net_port_add(s->net, s->prof.ports[i].host, s->prof.ports[i].guest, err) < 0)
+            r = dbx_error_wrap(err, "%s [ports]", PROFILE_FILE);
     profile_user_clear(&user);
     if (r < 0) return -1;
-    if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
-        return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
     if (ensure_hooks_dir(s, err) < 0) return -1;
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
@@ -808,21 +868,37 @@ static int prepare(struct sup *s, dbx_error **err) {
     if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0) return dbx_error_wrap(err, "guest kernel");
     _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    struct dbx_image img = {0};
     if (dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) < 0 || access(disk, F_OK) < 0) {
         dbx_project_rec_clear(&s->rec);
-        struct dbx_image img = {0};
-        if (dbx_image_get(&s->paths, s->prof.image, &img, err) < 0) return -1;
+        /* Normally the client has already pulled or built it, with progress on its tty. */
+        struct dbx_pull_opts opts = {.progress_fd = -1};
+        if (dbx_image_ensure(&s->paths, s->prof.image, &opts, &img, err) < 0) return -1;
         r = vm_disk_create_overlay(img.base, disk, err);
         s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
                                           dbx_xstrdup(img.base), (int64_t)time(NULL)};
-        dbx_image_clear(&img);
-        if (r < 0) return dbx_error_wrap(err, "create the project's disk");
-        if (dbx_project_rec_save(s->proj.state_dir, &s->rec, err) < 0) return -1;
-    } else if (access(dirty, F_OK) == 0) {
-        /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
-        sup_log("last run did not stop cleanly; checking the disk");
-        if (vm_disk_check(disk, err) < 0) return dbx_error_wrap(err, "disk check after an unclean stop");
+        if (r < 0) {
+            dbx_image_clear(&img);
+            return dbx_error_wrap(err, "create the project's disk");
+        }
+        if (dbx_project_rec_save(s->proj.state_dir, &s->rec, err) < 0) {
+            dbx_image_clear(&img);
+            return -1;
+        }
+    } else {
+        if (access(dirty, F_OK) == 0) {
+            /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
+            sup_log("last run did not stop cleanly; checking the disk");
+            if (vm_disk_check(disk, err) < 0)
+                return dbx_error_wrap(err, "disk check after an unclean stop");
+        }
+        /* The image record may be gone (rmi --force): its environment is then unknown. */
+        if (dbx_image_get(&s->paths, s->rec.image, &img, NULL) < 0) img = (struct dbx_image){0};
     }
+    add_image_env(&s->prof, img.env);
+    dbx_image_clear(&img);
+    if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
+        return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
     _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
     return 0;
@@ -846,6 +922,8 @@ static void sup_teardown(struct sup *s, bool clean) {
         client_flush(c);
     }
     while (s->nclients) client_free(s, s->nclients - 1);
+    net_free(s->net);
+    s->net = NULL;
     if (s->listen_fd >= 0) close(s->listen_fd);
     s->listen_fd = -1;
     _cleanup_free_ char *sock = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_SOCK_NAME);
@@ -861,8 +939,8 @@ static void sup_teardown(struct sup *s, bool clean) {
     }
 }
 
-int dbx_supervise(const char *root, int ready_fd) {
-    struct sup s = {.ready_fd = ready_fd, .listen_fd = -1, .agent_fd = -1, .sig_fd = -1,
+int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
+    struct sup s = {.ready_fd = ready_fd, .net_override = net_override, .listen_fd = -1, .agent_fd = -1, .sig_fd = -1,
                     .qemu_pid = -1, .vfs_pid = -1};
     for (int i = 0; i < 3; i++) s.logs[i].in = s.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;

@@ -57,20 +57,62 @@ int dbx_project_list(const struct dbx_paths *paths, char ***ret_ids, dbx_error *
 
 /* ---- images ----------------------------------------------------------------------------- */
 
+/* An image is a record (data/images/<hash of name>.json) naming a read-only raw base disk in
+ * data/bases/, content-addressed: by the manifest digest for an OCI image, by the tarball's
+ * digest for a rootfs tarball.  Base disks are immutable and shared; each project writes only to
+ * its own qcow2 overlay.  OCI blobs live in a content store (data/oci) shared by all images.
+ * Names: a local name ("default", or what `image import` was given) or an OCI reference, which
+ * is recorded in its canonical form ("debian:bookworm" -> "docker.io/library/debian:bookworm"). */
 struct dbx_image {
-    char *name;
+    char *name;       /* the record's name (canonical reference for pulled images) */
     char *base;       /* absolute path of the read-only raw base disk */
-    char *digest;     /* sha256:... of the source tarball */
+    char *digest;     /* manifest digest (OCI) or sha256:... of the rootfs tarball */
     uint64_t size;    /* bytes of the base disk file */
-    int64_t created;
+    int64_t created;  /* when the record was written */
+    char *source;     /* "registry", "archive", "rootfs" or "debian" (the built-in default) */
+    char *platform;   /* "linux/amd64"; "" for a rootfs tarball */
+    char **env;       /* image config Env (NULL-terminated; may be empty), applied in the guest */
+    char *user;       /* image config User ("" if none): informational, see docs */
+    char *workdir;    /* image config WorkingDir ("" if none) */
 };
-/* Import a root filesystem tarball as image `name` (replacing an older image of that name;
- * its base disk stays for the projects that use it). */
-int dbx_image_import(const struct dbx_paths *paths, const char *tar_path, const char *name,
-                     struct dbx_image *ret, dbx_error **err);
+void dbx_image_clear(struct dbx_image *img);
+
+/* Pull progress, shown on a terminal by the caller. */
+struct dbx_pull_opts {
+    const char *platform;  /* "os/arch[/variant]"; NULL = the host's */
+    int progress_fd;       /* a tty to draw per-layer progress on, or -1 */
+};
+
+/* The image a profile names: the record if there is one; else pull the reference (or build the
+ * default Debian image for "default").  The first use of an image costs a download. */
+int dbx_image_ensure(const struct dbx_paths *paths, const char *name,
+                     const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
+/* Only look it up (no pull). */
 int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_image *ret,
                   dbx_error **err);
-void dbx_image_clear(struct dbx_image *img);
+/* Pull ref from its registry and build its base disk, layers unpacked as they arrive. */
+int dbx_image_pull(const struct dbx_paths *paths, const char *ref,
+                   const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
+/* Import FILE: a `docker save` tarball, an OCI image layout (dir or tar) or a rootfs tarball.
+ * name: the record's name; NULL takes the archive's own tag (a rootfs tarball needs one). */
+int dbx_image_import(const struct dbx_paths *paths, const char *file, const char *name,
+                     const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
+/* Build the default image (Debian bookworm from the Debian archive, with mmdebstrap) and record
+ * it as "default". */
+int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret, dbx_error **err);
+/* Every image record, sorted by name. */
+int dbx_image_list(const struct dbx_paths *paths, struct dbx_image **ret, size_t *ret_n,
+                   dbx_error **err);
+/* Projects (their roots, NULL-terminated) whose disk is backed by base. */
+char **dbx_image_users(const struct dbx_paths *paths, const char *base);
+/* Details for `image inspect` as JSON text. */
+int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **ret_json,
+                      dbx_error **err);
+/* Remove an image record (and its base disk when nothing else uses it).  Refuses while a
+ * project's disk is backed by it, unless force. */
+int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force, dbx_error **err);
+/* Delete base disks no image or project uses and blobs no image needs. */
+int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_error **err);
 
 /* ---- running VMs ------------------------------------------------------------------------ */
 
@@ -89,8 +131,15 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
 int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
                dbx_error **err);
 
-/* The supervisor process body (`devbox __supervise ROOT`, started by dbx_connect). */
-int dbx_supervise(const char *root, int ready_fd);
+/* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
+ * the supervisor's answer.  start: boot the VM if it is not running. */
+int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj,
+                     const char *req, bool start, char **ret_text, dbx_error **err);
+
+/* The supervisor process body (`devbox __supervise ROOT [NETWORK]`, started by dbx_connect;
+ * NETWORK "none" narrows the profile's network mode, from DEVBOX_NETWORK=none or
+ * `devbox --network none`). */
+int dbx_supervise(const char *root, const char *net_override, int ready_fd);
 
 /* ---- client sessions -------------------------------------------------------------------- */
 

@@ -157,3 +157,11 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * link-local/metadata addresses (169.254.0.0/16) by addressing packets to them directly; no
  * option stops it.  IPv6 (so fe80::/10) is off. */
 pid_t vm_passt_spawn(const char *socket_path, int log_fd, dbx_error **err);
+
+/* ---- Debian root filesystems ------------------------------------------------------------ */
+
+/* Write a root filesystem tarball of Debian `suite` (variant apt plus the comma-separated
+ * `include` packages) from `mirror` to out_tar with mmdebstrap, rootless (--mode=unshare,
+ * subordinate ids) unless running as root.  out_tar is overwritten; the caller renames. */
+int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
+                     const char *include, dbx_error **err);

@@ -413,3 +413,67 @@ assert_all_blocked() {
     [ "$(printf '%s\n' "$1" | grep -c '=blocked$')" -ge 25 ] ||
         fail "$2: expected 25 blocked attempts, got $(show "$1")"
 }
+
+# ---- Debian image and network tests (t-net-*, t-image-*) -----------------------------------
+
+# debian_tar: a Debian bookworm root filesystem tarball with the default image's packages
+# (mmdebstrap from the Debian archive), built once into the cache next to DBX_TEST_IMAGE.
+debian_tar() {
+    local tar=${DBX_TEST_IMAGE%/*}/debian-bookworm.tar lock
+    command -v mmdebstrap >/dev/null || skip "mmdebstrap not installed"
+    exec {lock}>"$tar.lock"
+    flock "$lock"
+    if [ ! -s "$tar" ]; then
+        mmdebstrap -q --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
+            bookworm "$tar.tmp" http://deb.debian.org/debian >"$TEST_TMP/mmdebstrap.log" 2>&1 ||
+            fail "mmdebstrap failed: $(tail -n 3 "$TEST_TMP/mmdebstrap.log")"
+        mv "$tar.tmp" "$tar"
+    fi
+    exec {lock}>&-
+    printf '%s\n' "$tar"
+}
+
+# import_debian [NAME]: import the Debian tarball as NAME (default "default").
+import_debian() {
+    local tar
+    tar=$(debian_tar) || exit $?
+    run dbx image import "$tar" "${1:-default}"
+    [ "$RC" = 0 ] || fail "image import of the Debian tarball failed (rc $RC): $(show "$ERR")"
+}
+
+# free_port: an unused TCP port on 127.0.0.1.
+free_port() {
+    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# test_ca DIR NAME...: a test CA (DIR/ca.pem) and a server certificate DIR/server.{pem,key}
+# for the given DNS names.
+test_ca() {
+    local dir=$1 san="" n
+    shift
+    for n in "$@"; do san="${san:+$san,}DNS:$n"; done
+    mkdir -p "$dir"
+    {
+        openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=devbox-test-ca \
+            -keyout "$dir/ca.key" -out "$dir/ca.pem" &&
+            openssl req -newkey rsa:2048 -nodes -subj "/CN=$1" -keyout "$dir/server.key" \
+                -out "$dir/server.csr" &&
+            printf 'subjectAltName=%s\n' "$san" >"$dir/ext" &&
+            openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+                -CAcreateserial -days 2 -extfile "$dir/ext" -out "$dir/server.pem"
+    } >"$TEST_TMP/openssl.log" 2>&1 || fail "openssl: $(tail -n 3 "$TEST_TMP/openssl.log")"
+}
+
+# start_netserver DIR [netserver.py options...]: serve DIR on loopback (tests/e2e/netserver.py);
+# prints the port.  The server is killed when the test ends.
+start_netserver() {
+    local dir=$1 pf pid
+    shift
+    pf=$(mktemp "$TEST_TMP/port.XXXXXX")
+    rm -f "$pf"
+    "$PYTHON" "$E2E_DIR/netserver.py" "$dir" "$pf" "$@" >>"$TEST_TMP/netserver.log" 2>&1 &
+    pid=$!
+    CLEANUP_HOOKS+=("kill $pid 2>/dev/null")
+    wait_until 20 test -s "$pf" || fail "netserver.py did not start: $(tail -n 3 "$TEST_TMP/netserver.log")"
+    cat "$pf"
+}

@@ -1,0 +1,425 @@
+/* sandbox/sandbox-net.c: the supervisor's network side: socket sessions on the agent channel,
+ * port forwards (a listener on the host's loopback per forward, each connection carried to
+ * 127.0.0.1:PORT in the guest) and the egress proxy's connections (each guest connection to
+ * the init's proxy listener becomes one socketpair handed to policy/'s proxy).
+ *
+ * The guest is hostile: every frame is checked, a session whose peer overruns its window or
+ * sends garbage is closed alone, and the number of sessions is capped. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+#include "../policy/policy.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define NET_MAX_SOCKS 512u
+#define NET_MAX_FWDS 64u
+#define NET_LOG_CAP (8u << 20) /* the network log is cut to nothing at start above this */
+#define FWD_SID_BASE 0x40000000u /* host-allocated socket sessions: clear of exec session ids */
+
+enum sock_state { S_OPENING, S_OPEN };
+
+struct sock {
+    uint32_t sid;
+    int fd;
+    enum sock_state state;
+    bool guest_eof;   /* the guest sent EOF: shut our write side once `out` is drained */
+    bool fd_eof;      /* our side reached EOF (sent to the guest) */
+    bool shut_done;
+    uint32_t window;  /* bytes we may still send to the guest */
+    struct dbx_buf out;
+};
+
+struct fwd {
+    uint16_t host, guest;
+    int lfd;
+};
+
+struct net {
+    struct dbx_buf *agent_out;
+    struct sock *socks[NET_MAX_SOCKS];
+    size_t nsocks;
+    struct fwd fwds[NET_MAX_FWDS];
+    size_t nfwds;
+    uint32_t next_sid;
+    struct policy_proxy *proxy;
+    int log_fd;
+    char *listen_addr;
+    bool guest_ready;
+};
+
+static void send_frame(struct net *n, uint8_t type, uint32_t sid, const void *p, size_t len) {
+    dbx_frame_put(n->agent_out, type, sid, p, len);
+}
+
+static void send_error(struct net *n, uint32_t sid, const char *msg) {
+    struct dbx_buf b = {0};
+    dbx_error_msg_encode(&b, DBX_ERR_FAILED, msg);
+    send_frame(n, DBX_MSG_ERROR, sid, b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+static struct sock *sock_find(struct net *n, uint32_t sid, size_t *ret_i) {
+    for (size_t i = 0; i < n->nsocks; i++)
+        if (n->socks[i]->sid == sid) {
+            if (ret_i) *ret_i = i;
+            return n->socks[i];
+        }
+    return NULL;
+}
+
+static struct sock *sock_add(struct net *n, uint32_t sid, int fd, enum sock_state st) {
+    struct sock *k = dbx_xcalloc(1, sizeof(*k));
+    *k = (struct sock){.sid = sid, .fd = fd, .state = st, .window = DBX_WINDOW};
+    dbx_set_nonblock(fd, true);
+    n->socks[n->nsocks++] = k;
+    return k;
+}
+
+static void sock_free(struct net *n, size_t i) {
+    struct sock *k = n->socks[i];
+    close(k->fd);
+    dbx_buf_free(&k->out);
+    free(k);
+    n->socks[i] = n->socks[--n->nsocks];
+}
+
+/* End a session from our side: tell the guest, free it. */
+static void sock_close(struct net *n, size_t i) {
+    send_frame(n, DBX_MSG_SOCK_CLOSE, n->socks[i]->sid, NULL, 0);
+    sock_free(n, i);
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+static int open_log(const char *state_dir, dbx_error **err) {
+    _cleanup_free_ char *path = dbx_xasprintf("%s/network.log", state_dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size > NET_LOG_CAP) (void)!ftruncate(fd, 0);
+    return fd;
+}
+
+int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
+            const char *state_dir, struct dbx_buf *agent_out, dbx_error **err) {
+    struct net *n = dbx_xcalloc(1, sizeof(*n));
+    n->agent_out = agent_out;
+    n->next_sid = FWD_SID_BASE;
+    n->listen_addr = dbx_xstrdup(user && user->listen && *user->listen ? user->listen : "127.0.0.1");
+    n->log_fd = open_log(state_dir, err);
+    if (n->log_fd < 0) {
+        free(n->listen_addr);
+        free(n);
+        return -1;
+    }
+    if (prof->net_mode == PROFILE_NET_ALLOWLIST) {
+        struct policy_proxy_config cfg = {.allow = prof->allow, .resolve = prof->resolve,
+                                          .log_fd = n->log_fd};
+        if (policy_proxy_start(&cfg, &n->proxy, err) < 0) {
+            close(n->log_fd);
+            free(n->listen_addr);
+            free(n);
+            return dbx_error_wrap(err, "network proxy");
+        }
+    }
+    *ret = n;
+    return 0;
+}
+
+void net_free(struct net *n) {
+    if (!n) return;
+    while (n->nsocks) sock_free(n, n->nsocks - 1);
+    for (size_t i = 0; i < n->nfwds; i++) close(n->fwds[i].lfd);
+    if (n->proxy) policy_proxy_stop(n->proxy);
+    if (n->log_fd >= 0) close(n->log_fd);
+    free(n->listen_addr);
+    free(n);
+}
+
+void net_guest_ready(struct net *n) {
+    if (n) n->guest_ready = true;
+}
+
+/* ---- port forwards ---------------------------------------------------------------------- */
+
+static int listen_tcp(const char *addr, uint16_t port, int *ret_fd, dbx_error **err) {
+    struct sockaddr_storage ss = {0};
+    socklen_t len;
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, addr, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        len = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, addr, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        len = sizeof(*a6);
+    } else {
+        return dbx_error_set(err, 0, "listen address '%s' is not an IP address", addr);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return dbx_error_set(err, errno, "socket");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0) {
+        int e = errno;
+        close(fd);
+        return dbx_error_set(err, e, "listen on %s:%u", addr, port);
+    }
+    *ret_fd = fd;
+    return 0;
+}
+
+int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err) {
+    if (!host || !guest) return dbx_error_set(err, 0, "ports are 1-65535");
+    for (size_t i = 0; i < n->nfwds; i++)
+        if (n->fwds[i].host == host)
+            return dbx_error_set(err, 0, "host port %u is already forwarded (to %u)", host,
+                                 n->fwds[i].guest);
+    if (n->nfwds >= NET_MAX_FWDS)
+        return dbx_error_set(err, 0, "at most %u port forwards", NET_MAX_FWDS);
+    int fd = -1;
+    if (listen_tcp(n->listen_addr, host, &fd, err) < 0) return -1;
+    n->fwds[n->nfwds++] = (struct fwd){host, guest, fd};
+    return 0;
+}
+
+int net_port_rm(struct net *n, uint16_t host, dbx_error **err) {
+    for (size_t i = 0; i < n->nfwds; i++)
+        if (n->fwds[i].host == host) {
+            close(n->fwds[i].lfd);
+            n->fwds[i] = n->fwds[--n->nfwds];
+            return 0;
+        }
+    return dbx_error_set(err, 0, "host port %u is not forwarded", host);
+}
+
+char *net_port_list(struct net *n) {
+    struct dbx_buf b = {0};
+    for (size_t i = 0; i < n->nfwds; i++) {
+        char line[96];
+        int k = snprintf(line, sizeof(line), "%s:%u -> %u\n", n->listen_addr, n->fwds[i].host,
+                         n->fwds[i].guest);
+        dbx_buf_put(&b, line, (size_t)k);
+    }
+    dbx_buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+/* `add HOST GUEST` | `rm HOST` | `ls`: status 0 and text, or an error. */
+int net_port_request(struct net *n, const char *req, char **ret_text, dbx_error **err) {
+    unsigned h = 0, g = 0;
+    int used = 0;
+    if (!n) return dbx_error_set(err, 0, "the VM is not running");
+    if (sscanf(req, "add %5u %5u%n", &h, &g, &used) == 2 && req[used] == '\0' && h <= 65535 &&
+        g <= 65535) {
+        if (net_port_add(n, (uint16_t)h, (uint16_t)g, err) < 0) return -1;
+        *ret_text = dbx_xasprintf("%s:%u -> %u\n", n->listen_addr, h, g);
+        return 0;
+    }
+    if (sscanf(req, "rm %5u%n", &h, &used) == 1 && req[used] == '\0' && h <= 65535) {
+        if (net_port_rm(n, (uint16_t)h, err) < 0) return -1;
+        *ret_text = dbx_xstrdup("");
+        return 0;
+    }
+    if (strcmp(req, "ls") == 0) {
+        *ret_text = net_port_list(n);
+        return 0;
+    }
+    return dbx_error_set(err, 0, "bad port request");
+}
+
+static void fwd_accept(struct net *n, struct fwd *f) {
+    for (int burst = 0; burst < 64; burst++) {
+        int fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        if (n->nsocks >= NET_MAX_SOCKS || !n->guest_ready) {
+            close(fd);
+            continue;
+        }
+        uint32_t sid;
+        do {
+            sid = n->next_sid++;
+            if (n->next_sid >= DBX_SESSION_GUEST) n->next_sid = FWD_SID_BASE;
+        } while (sock_find(n, sid, NULL));
+        sock_add(n, sid, fd, S_OPENING);
+        struct dbx_buf b = {0};
+        dbx_buf_put_u8(&b, DBX_SOCK_FORWARD);
+        dbx_buf_put_u16(&b, f->guest);
+        send_frame(n, DBX_MSG_SOCK_OPEN, sid, b.data, b.len);
+        dbx_buf_free(&b);
+    }
+}
+
+/* ---- frames from the guest -------------------------------------------------------------- */
+
+static void guest_open(struct net *n, uint32_t sid, const uint8_t *p, size_t len) {
+    struct dbx_cursor c = {p, len};
+    uint8_t kind = 0;
+    uint16_t port = 0;
+    if (dbx_get_u8(&c, &kind) < 0 || dbx_get_u16(&c, &port) < 0 || c.left ||
+        !(sid & DBX_SESSION_GUEST) || sock_find(n, sid, NULL)) {
+        send_error(n, sid, "malformed socket open");
+        return;
+    }
+    if (kind != DBX_SOCK_PROXY || !n->proxy) {
+        send_error(n, sid, "this box has no network proxy");
+        return;
+    }
+    if (n->nsocks >= NET_MAX_SOCKS) {
+        send_error(n, sid, "too many connections");
+        return;
+    }
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+        send_error(n, sid, "socketpair failed");
+        return;
+    }
+    _cleanup_error_ dbx_error *e = NULL;
+    if (policy_proxy_serve(n->proxy, sp[1], &e) < 0) { /* sp[1] is the proxy's now */
+        close(sp[0]);
+        send_error(n, sid, e ? e->msg : "proxy refused the connection");
+        return;
+    }
+    sock_add(n, sid, sp[0], S_OPEN);
+    send_frame(n, DBX_MSG_SOCK_OK, sid, NULL, 0);
+}
+
+bool net_owns(struct net *n, const struct dbx_frame_hdr *h) {
+    if (!n) return false;
+    if (h->type == DBX_MSG_SOCK_OPEN || h->type == DBX_MSG_SOCK_OK ||
+        h->type == DBX_MSG_SOCK_DATA || h->type == DBX_MSG_SOCK_CLOSE)
+        return true;
+    return sock_find(n, h->session, NULL) != NULL;
+}
+
+void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    if (h->type == DBX_MSG_SOCK_OPEN) {
+        guest_open(n, h->session, p, h->len);
+        return;
+    }
+    size_t i;
+    struct sock *k = sock_find(n, h->session, &i);
+    if (!k) return; /* finished or unknown: drop */
+    uint8_t st;
+    uint32_t v;
+    switch (h->type) {
+    case DBX_MSG_SOCK_OK:
+        if (k->state != S_OPENING || h->len) break;
+        k->state = S_OPEN;
+        return;
+    case DBX_MSG_SOCK_DATA:
+        if (k->state != S_OPEN || h->len > DBX_DATA_CHUNK || k->guest_eof) break;
+        if (h->len == 0) {
+            k->guest_eof = true;
+            return;
+        }
+        /* The guest may have at most one window in flight toward us. */
+        if (dbx_buf_avail(&k->out) + h->len > DBX_WINDOW) break;
+        dbx_buf_put(&k->out, p, h->len);
+        return;
+    case DBX_MSG_CREDIT:
+        if (dbx_dec_credit(p, h->len, &st, &v) < 0 || st != DBX_STREAM_SOCK ||
+            (uint64_t)k->window + v > DBX_WINDOW)
+            break;
+        k->window += v;
+        return;
+    case DBX_MSG_SOCK_CLOSE:
+    case DBX_MSG_ERROR:
+        sock_free(n, i); /* the guest ended it: no reply */
+        return;
+    default:
+        break;
+    }
+    sock_close(n, i); /* anything else ends this session only */
+}
+
+/* ---- the poll loop ---------------------------------------------------------------------- */
+
+size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_busy) {
+    size_t c = 0;
+    if (!n) return 0;
+    for (size_t i = 0; i < n->nfwds && c < max; i++)
+        pfd[c++] = (struct pollfd){n->fwds[i].lfd, POLLIN, 0};
+    for (size_t i = 0; i < n->nsocks && c < max; i++) {
+        struct sock *k = n->socks[i];
+        short ev = 0;
+        if (k->state == S_OPEN && !k->fd_eof && k->window && !agent_busy) ev |= POLLIN;
+        if (dbx_buf_avail(&k->out)) ev |= POLLOUT;
+        pfd[c++] = (struct pollfd){k->fd, ev, 0};
+    }
+    return c;
+}
+
+/* Returns false when the session ended. */
+static bool sock_io(struct net *n, size_t i, short revents) {
+    struct sock *k = n->socks[i];
+    if (revents & POLLOUT || dbx_buf_avail(&k->out)) {
+        size_t before = dbx_buf_avail(&k->out);
+        while (dbx_buf_avail(&k->out)) {
+            ssize_t w = send(k->fd, dbx_buf_head(&k->out), dbx_buf_avail(&k->out), MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0 && errno == EAGAIN) break;
+            if (w < 0) {
+                sock_close(n, i);
+                return false;
+            }
+            dbx_buf_consume(&k->out, (size_t)w);
+        }
+        size_t sent = before - dbx_buf_avail(&k->out);
+        if (sent) {
+            uint8_t cr[5];
+            send_frame(n, DBX_MSG_CREDIT, k->sid, cr, dbx_enc_credit(cr, DBX_STREAM_SOCK, (uint32_t)sent));
+        }
+    }
+    if (k->guest_eof && !k->shut_done && !dbx_buf_avail(&k->out)) {
+        shutdown(k->fd, SHUT_WR);
+        k->shut_done = true;
+    }
+    if ((revents & (POLLIN | POLLHUP | POLLERR)) && k->state == S_OPEN && !k->fd_eof && k->window) {
+        uint8_t buf[DBX_DATA_CHUNK];
+        size_t want = k->window < sizeof(buf) ? k->window : sizeof(buf);
+        ssize_t r = recv(k->fd, buf, want, 0);
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+        if (r < 0) {
+            sock_close(n, i);
+            return false;
+        }
+        if (r == 0) k->fd_eof = true;
+        send_frame(n, DBX_MSG_SOCK_DATA, k->sid, buf, (size_t)r);
+        k->window -= (uint32_t)r;
+    } else if ((revents & (POLLHUP | POLLERR)) && k->state == S_OPENING) {
+        sock_close(n, i);
+        return false;
+    }
+    if (k->fd_eof && k->shut_done) {
+        sock_close(n, i);
+        return false;
+    }
+    return true;
+}
+
+void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count) {
+    if (!n) return;
+    size_t c = 0;
+    size_t nf = n->nfwds;
+    for (size_t i = 0; i < nf && c < count; i++, c++)
+        if (pfd[c].revents & POLLIN) fwd_accept(n, &n->fwds[i]);
+    /* Sessions are matched by fd: fwd_accept may have added some, sock_io removes some. */
+    for (; c < count; c++) {
+        if (!pfd[c].revents) continue;
+        for (size_t i = 0; i < n->nsocks; i++)
+            if (n->socks[i]->fd == pfd[c].fd) {
+                sock_io(n, i, pfd[c].revents);
+                break;
+            }
+    }
+}
+
+size_t net_nsocks(const struct net *n) { return n ? n->nsocks : 0; }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# t-net-port: port forwarding in network mode none.  A server in the box is reached from the
+# host through 127.0.0.1:HOST (profile [ports] and `devbox port add`), with 100 parallel
+# connections; the forwards disappear when the VM stops.
+. "$(dirname "$0")/lib.sh"
+
+command -v curl >/dev/null || skip "curl not installed on the host"
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+mkdir -p "$R/www"
+echo "served from the box" >"$R/www/index.html"
+P1=$(free_port)
+P2=$(free_port)
+write_profile "$R" "[ports]
+$P1 = 8000"
+
+# the server runs as long as this exec does
+dbx exec -- busybox httpd -f -p 127.0.0.1:8000 -h "$R/www" >"$TEST_TMP/httpd.log" 2>&1 &
+HTTPD=$!
+CLEANUP_HOOKS+=("kill $HTTPD 2>/dev/null")
+wait_until 120 curl -sf -o /dev/null "http://127.0.0.1:$P1/index.html" ||
+    fail "forward from the profile's [ports] never answered: $(tail -n 3 "$TEST_TMP/httpd.log")"
+ok curl -sS "http://127.0.0.1:$P1/index.html"
+assert_eq "served from the box" "$OUT" "body through the [ports] forward"
+
+ok dbx port add "$P2:8000"
+ok dbx port ls
+assert_contains "$OUT" "127.0.0.1:$P1 -> 8000" "port ls (profile forward)"
+assert_contains "$OUT" "127.0.0.1:$P2 -> 8000" "port ls (added forward)"
+ok curl -sS "http://127.0.0.1:$P2/index.html"
+assert_eq "served from the box" "$OUT" "body through the added forward"
+
+# 100 parallel connections, every one answered in full
+seq 100 | xargs -P 100 -I{} sh -c "curl -sS --max-time 60 http://127.0.0.1:$P2/index.html > $TEST_TMP/par.{} 2>&1"
+good=$(cat "$TEST_TMP"/par.* | grep -c "^served from the box$")
+assert_eq 100 "$good" "answers to 100 parallel connections"
+
+# a forward to a port nothing listens on: the connection is closed, devbox keeps working
+ok dbx port add "$(free_port):9"
+P3=$(dbx port ls | awk '/-> 9$/{sub(/.*:/,"",$1); print $1}')
+run curl -sS --max-time 20 "http://127.0.0.1:$P3/"
+assert_ne 0 "$RC" "curl to a forward whose guest port is closed"
+ok dbx exec -- true
+
+# the forward listens on loopback only
+run curl -sS --max-time 5 "http://$(hostname -I 2>/dev/null | awk '{print $1}'):$P2/index.html"
+assert_ne 0 "$RC" "the forward on a non-loopback address"
+
+ok dbx port rm "$P2"
+run curl -sS --max-time 5 "http://127.0.0.1:$P2/index.html"
+assert_ne 0 "$RC" "curl after port rm"
+ok dbx stop
+run curl -sS --max-time 5 "http://127.0.0.1:$P1/index.html"
+assert_ne 0 "$RC" "curl after the VM stopped"
+expect_rc 125 dbx port ls
+assert_contains "$ERR" "not running" "port ls on a stopped VM"
