@@ -27,7 +27,7 @@
 #define DBX_PROTO_VERSION 1
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u)  /* largest payload */
-#define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdin/stdout/stderr payload a sender emits */
+#define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdio or socket data payload a sender emits */
 #define DBX_WINDOW (256u * 1024u)     /* per-stream flow-control window */
 #define DBX_MAX_SESSIONS 256u         /* concurrent exec sessions per VM */
 #define DBX_MAX_SOCK_SESSIONS 512u    /* concurrent socket sessions per VM (besides exec's) */
@@ -69,8 +69,9 @@ enum dbx_msg {
                                 guest (a forwarded host port) */
     DBX_MSG_SOCK_OK = 21,    /* reply to SOCK_OPEN: empty; the stream is connected (a refusal
                                 is an ERROR, e.g. 125 "connection refused on port 3000") */
-    DBX_MSG_SOCK_DATA = 22,  /* either way: bytes (<= DBX_DATA_CHUNK); empty payload = EOF
-                                (the receiver does shutdown(SHUT_WR)); nothing may follow it */
+    DBX_MSG_SOCK_DATA = 22,  /* either way: bytes (a sender emits <= DBX_DATA_CHUNK); empty
+                                payload = EOF (the receiver does shutdown(SHUT_WR)); no data
+                                may follow it in that direction */
     DBX_MSG_SOCK_CLOSE = 23, /* either way: empty; the session is over (no reply) */
     /* client <-> supervisor only, session 0; never sent to the guest */
     DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
@@ -90,7 +91,9 @@ enum dbx_stream {
 };
 
 enum dbx_sock_kind { DBX_SOCK_PROXY = 1, DBX_SOCK_FORWARD = 2 };
-#define DBX_SESSION_GUEST 0x80000000u /* session ids the guest allocates */
+/* Session ids the guest allocates have this bit; the guest refuses EXEC and SOCK_OPEN from the
+ * host on such an id. */
+#define DBX_SESSION_GUEST 0x80000000u
 
 /* Error codes carried in DBX_MSG_ERROR follow the exit-code convention. */
 enum {
