@@ -150,7 +150,9 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as root, because passt
  * then switches to nobody, which clears it; --one-off still ends it with QEMU), own process
  * group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every other fd closed, an
- * empty environment.  passt sandboxes itself (namespaces, seccomp).  Returns the pid once the
+ * empty environment.  passt sandboxes itself (namespaces, seccomp; as root it switches to
+ * nobody before binding, so the socket's directory must then be writable by nobody; the
+ * socket is mode 0755, so only its owner can connect).  Returns the pid once the
  * socket exists, or -errno with *err set (passt gone or no socket within 5 s).
  * NOT enforced by this passt version (measured, vm-passt.c): the guest can still open
  * connections to the host's loopback (127.0.0.0/8, 0.0.0.0), the host's own addresses and
