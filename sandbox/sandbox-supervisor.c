@@ -65,7 +65,7 @@ struct sup {
     enum vm_accel accel;
     int ready_fd;
     int listen_fd, agent_fd, sig_fd;
-    pid_t qemu_pid, vfs_pid;
+    pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
     int qemu_status;
     struct logsink logs[3];  /* console, qemu, virtiofsd */
     struct dbx_reader agent_rd;
@@ -333,7 +333,10 @@ static void client_frame_exec(struct sup *s, struct client *c, const struct dbx_
     bool ok;
     switch (h->type) {
     case DBX_MSG_STDIN: ok = h->len <= DBX_DATA_CHUNK; break;
-    case DBX_MSG_CREDIT: ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st != DBX_STREAM_STDIN; break;
+    case DBX_MSG_CREDIT:
+        ok = dbx_dec_credit(p, h->len, &st, &v) == 0 &&
+             (st == DBX_STREAM_STDOUT || st == DBX_STREAM_STDERR);
+        break;
     case DBX_MSG_RESIZE: ok = dbx_dec_resize(p, h->len, &a, &b) == 0; break;
     case DBX_MSG_SIGNAL: ok = dbx_dec_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64; break;
     default: ok = false;
@@ -565,6 +568,9 @@ static void reap(struct sup *s) {
             s->qemu_pid = -1;
             s->qemu_status = status;
             s->quit = true;
+        } else if (pid == s->passt_pid) {
+            s->passt_pid = -1;
+            if (!s->stopping) sup_log("passt exited (status %d): the VM has no network now", status);
         } else if (pid == s->vfs_pid) {
             s->vfs_pid = -1;
             if (!s->stopping) {
@@ -686,9 +692,11 @@ static int listen_unix(const char *path, int backlog, dbx_error **err) {
 static void kill_children(struct sup *s) {
     if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
     if (s->vfs_pid > 0) kill(s->vfs_pid, SIGKILL);
+    if (s->passt_pid > 0) kill(s->passt_pid, SIGKILL);
     if (s->qemu_pid > 0) waitpid(s->qemu_pid, &s->qemu_status, 0);
     if (s->vfs_pid > 0) waitpid(s->vfs_pid, NULL, 0);
-    s->qemu_pid = s->vfs_pid = -1;
+    if (s->passt_pid > 0) waitpid(s->passt_pid, NULL, 0);
+    s->qemu_pid = s->vfs_pid = s->passt_pid = -1;
     if (s->agent_fd >= 0) close(s->agent_fd);
     s->agent_fd = -1;
     for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
@@ -721,6 +729,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         s->vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
         if (s->vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
     }
+    /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
+     * the QEMU log. */
+    _cleanup_free_ char *net_path = NULL;
+    if (r == 0 && s->plan.net_mode == DBX_NET_OPEN) {
+        net_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_NET_SOCK_NAME);
+        s->passt_pid = vm_passt_spawn(net_path, wr[1], err);
+        if (s->passt_pid < 0) r = dbx_error_wrap(err, "start passt");
+    }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0))
         r = dbx_error_set(err, errno, "socketpair");
@@ -729,7 +745,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
             .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
             .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
-            .accel = s->accel,
+            .accel = s->accel, .net_socket = net_path,
         };
         s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
         if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
@@ -941,7 +957,7 @@ static void sup_teardown(struct sup *s, bool clean) {
 
 int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     struct sup s = {.ready_fd = ready_fd, .net_override = net_override, .listen_fd = -1, .agent_fd = -1, .sig_fd = -1,
-                    .qemu_pid = -1, .vfs_pid = -1};
+                    .qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1};
     for (int i = 0; i < 3; i++) s.logs[i].in = s.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *sock = NULL, *alive = NULL;
