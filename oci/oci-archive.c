@@ -71,14 +71,16 @@ int oci_archive_detect(const char *path, enum oci_archive_kind *ret, dbx_error *
     struct archive_entry *e;
     bool docker = false, layout = false, any = false;
     int r;
-    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+    /* ARCHIVE_WARN: a name libarchive cannot convert to the locale (a rootfs tarball's UTF-8
+     * names under LC_ALL=C) is still a member; only our two ASCII names matter here. */
+    while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK || r == ARCHIVE_WARN) {
         any = true;
         _cleanup_free_ char *n = member_name(archive_entry_pathname(e));
         if (n && !strcmp(n, "oci-layout")) layout = true;
         if (n && !strcmp(n, "manifest.json")) docker = true;
         if (layout) break;
     }
-    if (r != ARCHIVE_OK && r != ARCHIVE_EOF && !layout) {
+    if (r != ARCHIVE_OK && r != ARCHIVE_WARN && r != ARCHIVE_EOF && !layout) {
         int rc = dbx_error_setx(err, EINVAL, "'%s': %s", path, archive_error_string(a));
         archive_read_free(a);
         return rc;
@@ -180,7 +182,7 @@ static int tar_load(struct src *src, dbx_error **err) {
     struct archive_entry *e;
     size_t meta_total = 0;
     int r = 0, hr;
-    while ((hr = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+    while ((hr = archive_read_next_header(a, &e)) == ARCHIVE_OK || hr == ARCHIVE_WARN) {
         if (archive_entry_filetype(e) != AE_IFREG) continue;
         _cleanup_free_ char *name = member_name(archive_entry_pathname(e));
         if (!name || src_member(src, name)) continue; /* hostile or duplicate: never used */

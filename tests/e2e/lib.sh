@@ -424,7 +424,7 @@ debian_tar() {
     exec {lock}>"$tar.lock"
     flock "$lock"
     if [ ! -s "$tar" ]; then
-        mmdebstrap -q --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
+        mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
             bookworm "$tar.tmp" http://deb.debian.org/debian >"$TEST_TMP/mmdebstrap.log" 2>&1 ||
             fail "mmdebstrap failed: $(tail -n 3 "$TEST_TMP/mmdebstrap.log")"
         mv "$tar.tmp" "$tar"
@@ -476,4 +476,52 @@ start_netserver() {
     CLEANUP_HOOKS+=("kill $pid 2>/dev/null")
     wait_until 20 test -s "$pf" || fail "netserver.py did not start: $(tail -n 3 "$TEST_TMP/netserver.log")"
     cat "$pf"
+}
+
+# ---- an ordinary user (t-rootless, t-image-rootless) -------------------------------------------
+
+# rootless_user: set up the test user dbxtest (with /etc/subuid and /etc/subgid ranges) and copy
+# devbox, the guest init, the test image and the kernel package where it can reach them.  Sets
+# TU tuid tgid sub_start sub_count U UD RU and defines as_user CMD... (needs root; skips
+# otherwise).
+rootless_user() {
+    [ "$(id -u)" = 0 ] || skip "needs root to create and switch to the test user"
+    command -v runuser >/dev/null || skip "runuser not installed"
+    command -v newuidmap >/dev/null || fail "newuidmap missing (package uidmap)"
+
+    TU=dbxtest
+    if ! id "$TU" >/dev/null 2>&1; then
+        useradd -m -s /bin/bash "$TU" || fail "useradd $TU"
+    fi
+    if ! grep -q "^$TU:" /etc/subuid || ! grep -q "^$TU:" /etc/subgid; then
+        usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TU" || fail "usermod --add-subuids"
+    fi
+    tuid=$(id -u "$TU")
+    tgid=$(id -g "$TU")
+    IFS=: read -r _ sub_start sub_count < <(grep "^$TU:" /etc/subuid | head -n 1)
+    log "user $TU uid $tuid gid $tgid, subuids $sub_start+$sub_count"
+
+    # Everything the user needs, in places it can reach: the binaries, the image, the kernel.
+    chmod 711 "$TEST_TMP"
+    U=$TEST_TMP/u
+    mkdir -p "$U/bin" "$U/share" "$U/home"
+    cp "$DEVBOX" "$U/bin/devbox" || fail "copy devbox"
+    init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
+    [ -f "$init" ] || fail "guest init not found at $init"
+    cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"
+    cp "$DBX_TEST_IMAGE" "$U/share/rootfs.tar"
+    cp "$DEVBOX_KERNEL_DEB" "$U/share/$(basename "$DEVBOX_KERNEL_DEB")"
+    chmod 755 "$U" "$U/bin" "$U/share" "$U/bin/"*
+    chmod 644 "$U/share/"*
+    chown "$TU:$tgid" "$U/home"
+    chmod 700 "$U/home"
+
+    as_user() {
+        runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$U/home" USER="$TU" \
+            LOGNAME="$TU" DEVBOX_HOME="$U/home/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
+            DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
+    }
+    UD="$U/bin/devbox"
+    RU=$U/home/repo
+    CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
 }

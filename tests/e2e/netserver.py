@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """tests/e2e/netserver.py: test servers on loopback for the network e2e tests.
 
-netserver.py DIR PORTFILE [--tls CERT KEY] [--bind ADDR]: serve DIR over HTTP/1.1 (threaded, keep-alive)
+netserver.py DIR PORTFILE [--tls CERT KEY] [--bind ADDR] [--port N]: serve DIR over HTTP/1.1 (threaded, keep-alive)
 on ADDR (default 127.0.0.1) at a free port, TLS when --tls is given; writes the port to PORTFILE
 once listening.  GET /echo-host answers with the Host header it received; GET /bytes/N sends N
 zero bytes (for throughput); everything else is a static file (so a `git update-server-info`'d
@@ -52,6 +52,7 @@ def main():
     root, portfile = args[0], args[1]
     tls = None
     bind = "127.0.0.1"
+    port = 0
     i = 2
     while i < len(args):
         if args[i] == "--tls":
@@ -60,10 +61,13 @@ def main():
         elif args[i] == "--bind":
             bind = args[i + 1]
             i += 2
+        elif args[i] == "--port":
+            port = int(args[i + 1])
+            i += 2
         else:
             sys.exit("netserver.py: unknown argument " + args[i])
     os.chdir(root)
-    srv = Server((bind, 0), Handler)
+    srv = Server((bind, port), Handler)
     if tls:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(tls[0], tls[1])

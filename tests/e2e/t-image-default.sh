@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# t-image-default: a repository with no devbox.ini on a fresh machine: the first exec builds
+# the default image (Debian bookworm from the Debian archive with mmdebstrap; no container
+# registry) once, and every later project reuses it.
+. "$(dirname "$0")/lib.sh"
+
+command -v mmdebstrap >/dev/null || skip "mmdebstrap not installed"
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+ok dbx exec -- sh -c '. /etc/os-release; echo "$ID $VERSION_CODENAME"; command -v curl; command -v git'
+assert_eq $'debian bookworm\n/usr/bin/curl\n/usr/bin/git' "$OUT" "the default image"
+ok dbx images --json
+assert_eq default "$(json_get "$OUT" 'j[0]["name"]')" "images: the default image's name"
+assert_eq debian "$(json_get "$OUT" 'j[0]["source"]')" "images: where it came from"
+# the root filesystem is root's, setuid bits kept, built without host root where rootless
+ok dbx exec -- stat -c '%u:%g %a' /usr/bin/passwd /etc/shadow
+assert_eq $'0:0 4755\n0:42 640' "$OUT" "owners and modes from the Debian packages"
+
+R2=$(make_repo proj2)
+t0=$SECONDS
+ok dbx -C "$R2" exec -- true
+assert_le $((SECONDS - t0)) 60 "second project's first exec (seconds; no rebuild)"
+assert_eq 1 "$(ls "$DEVBOX_HOME/data/bases" | grep -c '\.raw$')" "base disks"

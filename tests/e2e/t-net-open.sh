@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# t-net-open: network mode open (user-mode NAT through passt).  The box reaches a test host
+# inside a network namespace the test creates (veth), has eth0 and a resolver, and cannot
+# reach servers on the host's loopback or on the host's own addresses.  Needs root (ip netns).
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip "needs root to create a network namespace with a veth test host"
+command -v ip >/dev/null || skip "iproute2 not installed"
+command -v passt >/dev/null || fail "passt not installed"
+import_debian
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+
+# ---- a test host at 10.77.N.2 in its own namespace; the host side is 10.77.N.1 ------------
+n=$(($$ % 200 + 20))
+ns=dbxnet$$
+vh=dbxh$$
+vn=dbxn$$
+ip netns add "$ns" || fail "ip netns add"
+CLEANUP_HOOKS+=("ip netns del $ns 2>/dev/null; ip link del $vh 2>/dev/null")
+ip link add "$vh" type veth peer name "$vn" netns "$ns" || fail "ip link add veth"
+ip addr add "10.77.$n.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
+ip -n "$ns" addr add "10.77.$n.2/24" dev "$vn" && ip -n "$ns" link set "$vn" up &&
+    ip -n "$ns" link set lo up || fail "namespace side of the veth"
+WWW=$TEST_TMP/www
+mkdir -p "$WWW"
+echo "from the test host" >"$WWW/hello"
+pf=$TEST_TMP/ns.port
+ip netns exec "$ns" "$PYTHON" "$E2E_DIR/netserver.py" "$WWW" "$pf" --bind "10.77.$n.2" \
+    >>"$TEST_TMP/netserver.log" 2>&1 &
+CLEANUP_HOOKS+=("kill $! 2>/dev/null")
+wait_until 20 test -s "$pf" || fail "test host server did not start"
+NSPORT=$(cat "$pf")
+LOOP=$(start_netserver "$WWW")                        # the host's loopback
+HOSTADDR=$(start_netserver "$WWW" --bind "10.77.$n.1")  # one of the host's own addresses
+
+write_profile "$R" "[network]
+mode = open"
+expect_rc 125 dbx exec -- true
+assert_contains "$ERR" "network mode 'open'" "refusal of an untrusted open profile"
+ok dbx trust
+
+ok dbx exec -- sh -c 'ls /sys/class/net; cat /etc/resolv.conf; echo "proxy=${HTTPS_PROXY:-}"'
+assert_eq $'eth0\nlo\nnameserver 10.0.2.3\nproxy=' "$OUT" "interfaces, resolver and no proxy in mode open"
+ok dbx exec -- curl -sS --max-time 30 "http://10.77.$n.2:$NSPORT/hello"
+assert_eq "from the test host" "$OUT" "the test host in the namespace"
+run dbx exec -- curl -sS --max-time 10 "http://10.0.2.2:$LOOP/hello"
+assert_ne 0 "$RC" "the gateway address must not lead to the host's loopback"
+run dbx exec -- curl -sS --max-time 10 "http://127.0.0.1:$LOOP/hello"
+assert_ne 0 "$RC" "127.0.0.1 in the box is the box's own loopback"
+run dbx exec -- curl -sS --max-time 10 "http://10.77.$n.1:$HOSTADDR/hello"
+assert_ne 0 "$RC" "a server on one of the host's own addresses"
+run dbx exec -- curl -sS --max-time 10 "http://169.254.169.254/"
+assert_ne 0 "$RC" "the metadata address"
+ok dbx status --json
+assert_eq open "$(json_get "$OUT" 'j["network"]')" "status network"
