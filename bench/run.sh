@@ -28,4 +28,18 @@ mkdir -p "$work/repo"
 git -C "$work/repo" init -q
 gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
 
-exec python3 "$here/bench/bench.py" "$work"
+python3 "$here/bench/bench.py" "$work"
+
+# Images and network: a registry on loopback and the Debian rootfs the e2e tests also use.
+export TEST_TMP=$work
+. "$here/tests/e2e/registry.sh"
+trap 'registry_stop_all; DEVBOX_HOME=$work/h "$DEVBOX_BIN" -C "$work/repo" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+registry_start bench
+export REG_ADDR=$bench_ADDR
+deb=$cache/debian-bookworm.tar
+if [ ! -s "$deb" ]; then
+    mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
+        bookworm "$deb.tmp" http://deb.debian.org/debian && mv "$deb.tmp" "$deb"
+fi
+export DEBIAN_TAR=$deb
+python3 "$here/bench/bench_images.py" "$work"
