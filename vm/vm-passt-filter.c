@@ -33,9 +33,9 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 
-#define LOG_PER_SECOND 5     /* refusal lines; the rest are counted and summarized */
-#define MAX_MMSG 1024u       /* sendmmsg handles at most UIO_MAXIOV messages per call */
-#define MAX_CONTROL 65536u   /* sendmsg control data we parse; more is refused */
+#define LOG_PER_SECOND 5   /* refusal lines; the rest are counted and summarized */
+#define MAX_MMSG 1024u     /* sendmmsg handles at most UIO_MAXIOV messages per call */
+#define MAX_CONTROL 65536u /* sendmsg control data we parse; more is refused */
 #define MAX_BPF_INSNS 4096u
 
 /* Linux 6.6: wake our thread synchronously, on the notifying task's CPU.  A notified sendmsg
@@ -69,15 +69,19 @@ static int add_rules(scmp_filter_ctx ctx) {
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(io_uring_register), 0);
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(vfork), 0);
-    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM));
+    r = r
+            ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                                SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM));
     /* level and optname are ints: only their low 32 bits count */
-    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
-                              LOW32(1, IPPROTO_IP), LOW32(2, IP_OPTIONS));
-    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
-                              LOW32(1, IPPROTO_IPV6), LOW32(2, IPV6_RTHDR));
-    r = r ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
-                              LOW32(1, IPPROTO_IPV6), LOW32(2, IPV6_2292RTHDR));
+    r = r
+            ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
+                                LOW32(1, IPPROTO_IP), LOW32(2, IP_OPTIONS));
+    r = r
+            ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
+                                LOW32(1, IPPROTO_IPV6), LOW32(2, IPV6_RTHDR));
+    r = r
+            ?: seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
+                                LOW32(1, IPPROTO_IPV6), LOW32(2, IPV6_2292RTHDR));
     return r;
 }
 
@@ -218,8 +222,11 @@ static int vet_call(struct call *c) {
 }
 
 static const char *call_name(int nr) {
-    return nr == SYS_connect ? "connect" : nr == SYS_sendto ? "sendto"
-         : nr == SYS_sendmsg ? "sendmsg" : nr == SYS_sendmmsg ? "sendmmsg" : "call";
+    return nr == SYS_connect    ? "connect"
+           : nr == SYS_sendto   ? "sendto"
+           : nr == SYS_sendmsg  ? "sendmsg"
+           : nr == SYS_sendmmsg ? "sendmmsg"
+                                : "call";
 }
 
 /* One line per refusal, at most LOG_PER_SECOND a second; the rest are counted. */
@@ -282,8 +289,10 @@ static void *filter_main(void *arg) {
             break;
         }
         if (p[1].revents) break;
-        if (p[0].revents & POLLIN) handle_one(f, req, resp);
-        else if (p[0].revents) break; /* POLLHUP: passt is gone */
+        if (p[0].revents & POLLIN)
+            handle_one(f, req, resp);
+        else if (p[0].revents)
+            break; /* POLLHUP: passt is gone */
     }
     return NULL;
 }

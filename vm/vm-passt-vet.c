@@ -65,8 +65,10 @@ void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r) {
                 strcmp(word, "nameserver") == 0) {
                 struct policy_addr *d = &r->dns[r->n_dns];
                 memset(d, 0, sizeof(*d));
-                if (inet_pton(AF_INET, addr, d->a) == 1) d->family = AF_INET;
-                else if (inet_pton(AF_INET6, addr, d->a) == 1) d->family = AF_INET6;
+                if (inet_pton(AF_INET, addr, d->a) == 1)
+                    d->family = AF_INET;
+                else if (inet_pton(AF_INET6, addr, d->a) == 1)
+                    d->family = AF_INET6;
                 if (d->family) {
                     unmap(d);
                     r->n_dns++;
@@ -121,7 +123,7 @@ static int route_type(struct vm_passt_rules *r, const struct policy_addr *a) {
             if (h->nlmsg_type == NLMSG_ERROR) {
                 const struct nlmsgerr *e = NLMSG_DATA(h);
                 return h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && e->error < 0 ? e->error
-                                                                                 : -EPROTO;
+                                                                                : -EPROTO;
             }
             if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)))
                 return -EPROTO;
@@ -145,8 +147,8 @@ static const char *host_refusal(struct vm_passt_rules *r, const struct policy_ad
         return "multicast";
     case -ENETUNREACH:
     case -EHOSTUNREACH:
-    case -EACCES: /* prohibit route */
-    case -EINVAL: /* blackhole route */
+    case -EACCES:    /* prohibit route */
+    case -EINVAL:    /* blackhole route */
         return NULL; /* the kernel refuses the connect itself */
     default:
         /* unknown route types and failed lookups: refuse rather than guess */

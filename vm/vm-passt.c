@@ -139,7 +139,8 @@ static int exit_error(int status, const char *socket_path, dbx_error **err) {
                              WTERMSIG(status));
     if (WEXITSTATUS(status) == 126)
         return dbx_error_set(err, 0, "passt: could not install its destination filter");
-    return dbx_error_set(err, 0, "passt exited with status %d before listening on '%s' (see its log)",
+    return dbx_error_set(err, 0,
+                         "passt exited with status %d before listening on '%s' (see its log)",
                          WEXITSTATUS(status), socket_path);
 }
 
@@ -181,10 +182,10 @@ static void prepare_child(struct child *c, char **argv, int log_fd) {
     c->argv = argv;
     c->log_fd = log_fd;
     c->userns = geteuid() != 0;
-    c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n",
-                                  (unsigned)geteuid(), (unsigned)geteuid());
-    c->gid_len = (size_t)snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1\n",
-                                  (unsigned)getegid(), (unsigned)getegid());
+    c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n", (unsigned)geteuid(),
+                                  (unsigned)geteuid());
+    c->gid_len = (size_t)snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1\n", (unsigned)getegid(),
+                                  (unsigned)getegid());
 }
 
 /* fork, hand the filter's listener to f's thread, let the child exec passt. */
@@ -210,8 +211,9 @@ static int launch(struct vm_passt *p, struct child *c, dbx_error **err) {
         kill(p->pid, SIGKILL);
         while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
         }
-        if (r == -ECHILD) r = WIFEXITED(status) ? exit_error(status, "", err)
-                                                : dbx_error_set(err, 0, "passt: child died");
+        if (r == -ECHILD)
+            r = WIFEXITED(status) ? exit_error(status, "", err)
+                                  : dbx_error_set(err, 0, "passt: child died");
     }
     return r;
 }
@@ -245,7 +247,9 @@ int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, d
     return 0;
 }
 
-pid_t vm_passt_pid(const struct vm_passt *p) { return p->pid; }
+pid_t vm_passt_pid(const struct vm_passt *p) {
+    return p->pid;
+}
 
 uint64_t vm_passt_refused(const struct vm_passt *p) {
     return p->filter ? vm_passt_filter_refused(p->filter) : 0;

@@ -54,7 +54,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-static bool have_passt(void) { return access("/usr/bin/passt", X_OK) == 0; }
+static bool have_passt(void) {
+    return access("/usr/bin/passt", X_OK) == 0;
+}
 
 /* ---- the decision table ----------------------------------------------------------------- */
 
@@ -80,9 +82,9 @@ static const struct vet_case vet_cases[] = {
     {"172.16.0.1", 80, NULL},
     {"100.64.0.1", 80, NULL},
     {"8.8.8.8", 53, NULL},
-    {"127.0.0.53", 53, NULL},            /* the resolver below */
-    {"127.0.0.53", 80, "loopback"},      /* ... on port 53 only */
-    {"127.0.0.1", 53, "loopback"},       /* not a resolver */
+    {"127.0.0.53", 53, NULL},       /* the resolver below */
+    {"127.0.0.53", 80, "loopback"}, /* ... on port 53 only */
+    {"127.0.0.1", 53, "loopback"},  /* not a resolver */
     {"::1", 80, "loopback"},
     {"::", 80, "unspecified"},
     {"fe80::1", 80, "link-local"},
@@ -94,7 +96,7 @@ static const struct vet_case vet_cases[] = {
     {"::ffff:255.255.255.255", 80, "broadcast"},
     {"::ffff:0:127.0.0.1", 80, "loopback"}, /* SIIT */
     {"::ffff:10.0.0.1", 80, NULL},
-    {"::ffff:127.0.0.53", 53, NULL}, /* the resolver, mapped */
+    {"::ffff:127.0.0.53", 53, NULL},    /* the resolver, mapped */
     {"::127.0.0.1", 80, "unspecified"}, /* IPv4-compatible */
     {"::10.0.0.1", 80, "unspecified"},
     {"64:ff9b::127.0.0.1", 80, "NAT64"},
@@ -174,8 +176,8 @@ static void test_vet_host_address(void **state) {
     size_t n = 0;
     char where[VM_PASST_WHERE_MAX];
     for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
-        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET &&
-                             i->ifa_addr->sa_family != AF_INET6))
+        if (!i->ifa_addr ||
+            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
             continue;
         size_t len = i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
                                                        : sizeof(struct sockaddr_in6);
@@ -691,18 +693,26 @@ static void run_scenario(int (*fn)(const char *), const char *arg) {
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static int root_scenario_in(const char *tmp) { return geteuid() == 0 ? root_scenario(tmp) : SKIP_CODE; }
-static int rootless_scenario_in(const char *tmp) { return rootless_scenario(); }
+static int root_scenario_in(const char *tmp) {
+    return geteuid() == 0 ? root_scenario(tmp) : SKIP_CODE;
+}
+static int rootless_scenario_in(const char *tmp) {
+    return rootless_scenario();
+}
 
-static void test_guest_netns(void **state) { run_scenario(root_scenario_in, dir); }
-static void test_guest_rootless(void **state) { run_scenario(rootless_scenario_in, dir); }
+static void test_guest_netns(void **state) {
+    run_scenario(root_scenario_in, dir);
+}
+static void test_guest_rootless(void **state) {
+    run_scenario(rootless_scenario_in, dir);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vet_table),   cmocka_unit_test(test_vet_host_address),
-        cmocka_unit_test(test_resolv),      cmocka_unit_test(test_start),
+        cmocka_unit_test(test_vet_table),        cmocka_unit_test(test_vet_host_address),
+        cmocka_unit_test(test_resolv),           cmocka_unit_test(test_start),
         cmocka_unit_test(test_dies_with_parent), cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_guest_netns), cmocka_unit_test(test_guest_rootless),
+        cmocka_unit_test(test_guest_netns),      cmocka_unit_test(test_guest_rootless),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
