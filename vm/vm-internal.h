@@ -4,6 +4,8 @@
 
 #include "vm.h"
 
+#include "../policy/policy.h"
+
 #include <sys/stat.h>
 
 /* ---- running helper programs ------------------------------------------------------------ */
@@ -138,3 +140,46 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
 
 /* Host TSC frequency in kHz (measured once against CLOCK_MONOTONIC), 0 when unknown. */
 unsigned vm_host_tsc_khz(void);
+
+/* ---- passt's destination filter (vm-passt-filter.c, vm-passt-vet.c) --------------------- */
+
+#define VM_PASST_MAX_DNS 8     /* nameserver lines of resolv.conf we honour (glibc uses 3) */
+#define VM_PASST_WHERE_MAX 64  /* "[v6 address]:port" and a NUL */
+
+struct vm_passt_rules {
+    struct policy_addr dns[VM_PASST_MAX_DNS]; /* the host's resolvers (IPv4-mapped unmapped) */
+    size_t n_dns;
+    int nl_fd;       /* NETLINK_ROUTE socket for the host-address check; -1 skips that check */
+    uint32_t nl_seq;
+};
+
+/* NULL when passt may send to addr as far as its class goes, else the class that refuses it:
+ * loopback, unspecified (0/8, ::, ::/96), link-local, cloud metadata, multicast, broadcast,
+ * NAT64 of one of these; IPv4-mapped and SIIT addresses are judged as their IPv4 address. */
+const char *vm_passt_addr_refused(const struct policy_addr *a);
+/* Replace r's resolvers with the "nameserver ADDR" lines of a resolv.conf text (at most
+ * VM_PASST_MAX_DNS; zone suffixes and other lines are ignored). */
+void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r);
+/* Judge the len bytes of a sockaddr passt gave connect (is_connect) or a send call: NULL when
+ * allowed, else a static reason.  Allowed: AF_UNIX and AF_NETLINK (passt's own), AF_UNSPEC for
+ * connect (a disconnect), one of r's resolvers on port 53 whatever its class, and IP addresses
+ * that neither vm_passt_addr_refused nor the kernel's route lookup (local, broadcast,
+ * multicast, anycast route: "host address") refuses.  Refused too: other families, addresses
+ * shorter than the kernel accepts, failed route lookups.  `where` (VM_PASST_WHERE_MAX bytes)
+ * gets "ADDR:PORT" or a description for the log. */
+const char *vm_passt_vet(struct vm_passt_rules *r, const void *sa, size_t len, bool is_connect,
+                         char *where);
+
+struct sock_filter;
+/* The BPF program installed in passt's child before exec (malloc'd into *ret, *ret_n insns). */
+int vm_passt_filter_bpf(struct sock_filter **ret, size_t *ret_n, dbx_error **err);
+/* The thread that answers passt's notifications: _new reads resolv_conf's resolvers (missing
+ * file: none), dups log_fd (may be -1) and opens its netlink socket; _run takes ownership of
+ * the listener fd (also on failure) and starts the thread; _free stops and joins the thread
+ * and closes everything (NULL is fine). */
+struct vm_passt_filter;
+int vm_passt_filter_new(const char *resolv_conf, int log_fd, struct vm_passt_filter **ret,
+                        dbx_error **err);
+int vm_passt_filter_run(struct vm_passt_filter *f, int notify_fd, dbx_error **err);
+uint64_t vm_passt_filter_refused(const struct vm_passt_filter *f);
+void vm_passt_filter_free(struct vm_passt_filter *f);

@@ -1,4 +1,5 @@
-/* vm/vm-passt.c: passt, the user-mode network back-end of the "open" network mode.
+/* vm/vm-passt.c: passt, the user-mode network back-end of the "open" network mode, confined by
+ * a seccomp user-notification filter (vm-passt-filter.c).
  *
  * Measured with Debian 12's passt 0.0~git20230309.7c7625d in a network namespace, with a fake
  * guest speaking QEMU's stream protocol (4-byte length + Ethernet frame) on passt's socket:
@@ -6,13 +7,16 @@
  *   the host's /etc/resolv.conf; adding `-D 10.0.2.3` makes 10.0.2.3 the upstream as well and
  *   the queries go nowhere, so -D is not passed (DHCP, which would announce it, is off).
  * - `--no-map-gw` only stops the gateway address (10.0.2.2) from being translated to the
- *   host's 127.0.0.1.  passt still connects wherever the guest's packets say: SYNs to
+ *   host's 127.0.0.1.  passt itself still connects wherever the guest's packets say: SYNs to
  *   127.0.0.1, 127.0.0.2, 0.0.0.0, the host's own addresses and 169.254.169.254 were all
- *   answered and accepted by listeners in the namespace.  Neither this version nor
- *   `--outbound-if4` (SO_BINDTODEVICE does not stop local delivery) can prevent it, so the
- *   loopback, link-local and host-address restriction of the "open" mode is NOT enforced here:
- *   passt must be confined from outside (e.g. run inside its own network namespace whose only
- *   way out is a translator that drops those destinations).
+ *   answered and accepted by listeners in the namespace, and no option of this version stops
+ *   it (`--outbound-if4`'s SO_BINDTODEVICE does not stop local delivery).  Hence the filter:
+ *   every destination passt names goes past vm_passt_vet first.
+ * - passt makes itself non-dumpable (PR_SET_DUMPABLE 0) before serving, so reading its memory
+ *   (process_vm_readv) needs CAP_SYS_PTRACE in the user namespace its memory belongs to (the
+ *   one current at exec).  An ordinary user has that only in a namespace of its own: the child
+ *   enters a new user namespace mapping just our uid and gid to themselves before exec, which
+ *   changes nothing else for passt (it still sees our uid and creates its own namespaces).
  * - As root passt drops to nobody ("Don't run as root") before binding its socket: the socket
  *   directory must then be writable by nobody.  A failed bind is only logged and passt exits
  *   with status 0, hence the wait for the socket below.
@@ -20,9 +24,14 @@
  *   send ... to syslog" when there is none); -q keeps it to warnings and errors. */
 #include "vm-internal.h"
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -30,14 +39,60 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-/* Child: only async-signal-safe calls; argv was built before fork. */
-static void __attribute__((noreturn)) passt_child(pid_t parent, char **argv, int log_fd) {
+struct vm_passt {
+    pid_t pid;
+    int pidfd; /* signals reach this passt even after the caller reaped it */
+    struct vm_passt_filter *filter;
+};
+
+/* Everything the child needs, prepared before fork: it only makes async-signal-safe calls. */
+struct child {
+    pid_t parent;
+    char **argv;
+    int log_fd;
+    struct sock_fprog prog;
+    int info_w; /* the listener's fd number goes here */
+    int go_r;   /* EOF or a byte: exec (a byte) or give up (EOF) */
+    bool userns;
+    char uid_map[32], gid_map[32];
+    size_t uid_len, gid_len;
+};
+
+static bool write_file(const char *path, const char *s, size_t len) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = write(fd, s, len) == (ssize_t)len;
+    close(fd);
+    return ok;
+}
+
+/* A user namespace of our own, so that its owner (us) may read passt's memory. */
+static bool enter_userns(const struct child *c) {
+    return unshare(CLONE_NEWUSER) == 0 && write_file("/proc/self/setgroups", "deny", 4) &&
+           write_file("/proc/self/uid_map", c->uid_map, c->uid_len) &&
+           write_file("/proc/self/gid_map", c->gid_map, c->gid_len);
+}
+
+/* Install the filter and hand its listener to the parent (which takes it with pidfd_getfd:
+ * sending it over a socket would itself be a trapped sendmsg nobody answers yet). */
+static bool install_filter(const struct child *c) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return false;
+    int lfd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                           &c->prog);
+    if (lfd < 0 || write(c->info_w, &lfd, sizeof(lfd)) != sizeof(lfd)) return false;
+    char go;
+    return read(c->go_r, &go, 1) == 1;
+}
+
+static void __attribute__((noreturn)) passt_child(const struct child *c) {
     static char *const env[] = {NULL};
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent) _exit(127);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent) _exit(127);
     if (setpgid(0, 0) < 0) _exit(127);
+    if (c->userns && !enter_userns(c)) _exit(126);
+    if (!install_filter(c)) _exit(126);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) _exit(127);
-    int l = fcntl(log_fd >= 0 ? log_fd : devnull, F_DUPFD_CLOEXEC, 10);
+    int l = fcntl(c->log_fd >= 0 ? c->log_fd : devnull, F_DUPFD_CLOEXEC, 10);
     if (l < 0 || dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0) _exit(127);
     vm_child_close_fds(3, -1);
     sigset_t none;
@@ -46,7 +101,7 @@ static void __attribute__((noreturn)) passt_child(pid_t parent, char **argv, int
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
     /* An absolute path: with an empty environment there is no PATH to search. */
-    execve(argv[0], argv, env);
+    execve(c->argv[0], c->argv, env);
     _exit(127);
 }
 
@@ -72,6 +127,23 @@ static const char *find_passt(void) {
     return NULL;
 }
 
+static void kill_and_reap(pid_t pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+}
+
+static int exit_error(int status, const char *socket_path, dbx_error **err) {
+    if (WIFSIGNALED(status))
+        return dbx_error_set(err, 0, "passt: killed by signal %d before listening",
+                             WTERMSIG(status));
+    if (WEXITSTATUS(status) == 126)
+        return dbx_error_set(err, 0, "passt: could not install its destination filter");
+    return dbx_error_set(err, 0,
+                         "passt exited with status %d before listening on '%s' (see its log)",
+                         WEXITSTATUS(status), socket_path);
+}
+
 /* Wait until passt's socket exists, or passt is gone. */
 static int wait_ready(pid_t pid, const char *socket_path, dbx_error **err) {
     uint64_t deadline = dbx_now_ms() + PASST_READY_MS;
@@ -79,20 +151,9 @@ static int wait_ready(pid_t pid, const char *socket_path, dbx_error **err) {
         struct stat st;
         if (lstat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode)) return 0;
         int status = 0;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            if (WIFSIGNALED(status))
-                return dbx_error_set(err, 0, "passt: killed by signal %d before listening",
-                                     WTERMSIG(status));
-            return dbx_error_set(err, 0,
-                                 "passt exited with status %d before listening on '%s' (see "
-                                 "its log)",
-                                 WEXITSTATUS(status), socket_path);
-        }
+        if (waitpid(pid, &status, WNOHANG) == pid) return exit_error(status, socket_path, err);
         if (dbx_now_ms() > deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-            }
+            kill_and_reap(pid);
             return dbx_error_set(err, 0, "passt: no socket at '%s' after %u ms", socket_path,
                                  PASST_READY_MS);
         }
@@ -101,7 +162,63 @@ static int wait_ready(pid_t pid, const char *socket_path, dbx_error **err) {
     }
 }
 
-pid_t vm_passt_spawn(const char *socket_path, int log_fd, dbx_error **err) {
+/* Take the child's listener fd (its number arrives on info_r) into our fd table.  -ECHILD
+ * when the child sent none (it failed or died). */
+static int take_listener(struct vm_passt *p, int info_r, dbx_error **err) {
+    struct pollfd pfd = {.fd = info_r, .events = POLLIN};
+    int lfd = -1;
+    if (poll(&pfd, 1, PASST_READY_MS) <= 0 || read(info_r, &lfd, sizeof(lfd)) != sizeof(lfd) ||
+        lfd < 0)
+        return -ECHILD;
+    p->pidfd = (int)syscall(SYS_pidfd_open, p->pid, 0);
+    if (p->pidfd < 0) return dbx_error_set(err, errno, "pidfd_open");
+    int fd = (int)syscall(SYS_pidfd_getfd, p->pidfd, lfd, 0);
+    if (fd < 0) return dbx_error_set(err, errno, "pidfd_getfd (seccomp listener)");
+    return fd;
+}
+
+static void prepare_child(struct child *c, char **argv, int log_fd) {
+    c->parent = getpid();
+    c->argv = argv;
+    c->log_fd = log_fd;
+    c->userns = geteuid() != 0;
+    c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n", (unsigned)geteuid(),
+                                  (unsigned)geteuid());
+    c->gid_len = (size_t)snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1\n", (unsigned)getegid(),
+                                  (unsigned)getegid());
+}
+
+/* fork, hand the filter's listener to f's thread, let the child exec passt. */
+static int launch(struct vm_passt *p, struct child *c, dbx_error **err) {
+    _cleanup_close_ int info_r = -1, info_w = -1, go_r = -1, go_w = -1;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    info_r = fds[0], info_w = fds[1];
+    if (pipe2(fds, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    go_r = fds[0], go_w = fds[1];
+    c->info_w = info_w;
+    c->go_r = go_r;
+    p->pid = fork();
+    if (p->pid < 0) return dbx_error_set(err, errno, "passt: fork");
+    if (p->pid == 0) passt_child(c);
+    close(TAKE_FD(info_w));
+    close(TAKE_FD(go_r));
+    int fd = take_listener(p, info_r, err);
+    int r = fd < 0 ? fd : vm_passt_filter_run(p->filter, fd, err); /* takes fd */
+    if (r == 0 && write(go_w, "g", 1) != 1) r = dbx_error_set(err, errno, "passt: start");
+    if (r < 0) {
+        int status = 0;
+        kill(p->pid, SIGKILL);
+        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (r == -ECHILD)
+            r = WIFEXITED(status) ? exit_error(status, "", err)
+                                  : dbx_error_set(err, 0, "passt: child died");
+    }
+    return r;
+}
+
+int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, dbx_error **err) {
     if (!socket_path || socket_path[0] != '/' || strlen(socket_path) >= 108)
         return dbx_error_set(err, 0, "passt: socket path must be absolute and under 108 bytes");
     struct stat st;
@@ -109,10 +226,42 @@ pid_t vm_passt_spawn(const char *socket_path, int log_fd, dbx_error **err) {
     const char *passt = find_passt();
     if (!passt) return dbx_error_set(err, ENOENT, "passt (Debian package 'passt')");
     _cleanup_strv_ char **argv = passt_argv(passt, socket_path);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return dbx_error_set(err, errno, "passt: fork");
-    if (pid == 0) passt_child(parent, argv, log_fd);
-    int r = wait_ready(pid, socket_path, err);
-    return r < 0 ? r : pid;
+    _cleanup_free_ struct sock_filter *insns = NULL;
+    size_t n = 0;
+    int r = vm_passt_filter_bpf(&insns, &n, err);
+    if (r < 0) return r;
+    struct vm_passt *p = dbx_xcalloc(1, sizeof(*p));
+    p->pid = -1;
+    p->pidfd = -1;
+    r = vm_passt_filter_new("/etc/resolv.conf", log_fd, &p->filter, err);
+    struct child c = {.prog = {.len = (unsigned short)n, .filter = insns}};
+    prepare_child(&c, argv, log_fd);
+    if (r == 0) r = launch(p, &c, err);
+    if (r == 0) r = wait_ready(p->pid, socket_path, err);
+    if (r < 0) {
+        p->pid = -1; /* reaped */
+        vm_passt_free(p);
+        return r;
+    }
+    *ret = p;
+    return 0;
+}
+
+pid_t vm_passt_pid(const struct vm_passt *p) {
+    return p->pid;
+}
+
+uint64_t vm_passt_refused(const struct vm_passt *p) {
+    return p->filter ? vm_passt_filter_refused(p->filter) : 0;
+}
+
+void vm_passt_free(struct vm_passt *p) {
+    if (!p) return;
+    /* passt first: a call of its that waits for the thread then ends with it */
+    if (p->pidfd >= 0) {
+        syscall(SYS_pidfd_send_signal, p->pidfd, SIGKILL, NULL, 0);
+        close(p->pidfd);
+    }
+    vm_passt_filter_free(p->filter);
+    free(p);
 }

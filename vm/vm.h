@@ -101,7 +101,7 @@ struct vm_config {
     int agent_fd;            /* our end is elsewhere; this connected socket becomes the
                                 virtio-serial port named DBX_AGENT_PORT_NAME */
     int console_fd;          /* connected socket that receives the serial console */
-    const char *net_socket;  /* passt's unix socket (vm_passt_spawn); NULL = no network device */
+    const char *net_socket;  /* passt's unix socket (vm_passt_start); NULL = no network device */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -140,25 +140,45 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
 #define VM_GUEST_GATEWAY "10.0.2.2"
 #define VM_GUEST_DNS "10.0.2.3" /* resolv.conf: nameserver 10.0.2.3 */
 
-/* Start passt (Debian's 0.0~git20230309) for one VM: user-mode NAT, IPv4 only, listening on
- * socket_path (absolute, < 108 bytes, must not exist yet; QEMU connects with `-netdev
- * stream`), serving one client and exiting when it goes away (--one-off), in the foreground.
- * The guest is VM_GUEST_ADDR/VM_GUEST_PREFIX behind gateway VM_GUEST_GATEWAY; DNS queries sent
- * to VM_GUEST_DNS are forwarded to the first resolver in the host's /etc/resolv.conf.  The
- * gateway is NOT mapped to the host's loopback (--no-map-gw), no port is forwarded into the
- * guest (-t none -u none), passt's DHCP/DHCPv6/NDP/RA are off.  Process hygiene as
- * vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as root, because passt
- * then switches to nobody, which clears it; --one-off still ends it with QEMU), own process
- * group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every other fd closed, an
- * empty environment.  passt sandboxes itself (namespaces, seccomp; as root it switches to
- * nobody before binding, so the socket's directory must then be writable by nobody; the
- * socket is mode 0755, so only its owner can connect).  Returns the pid once the
- * socket exists, or -errno with *err set (passt gone or no socket within 5 s).
- * NOT enforced by this passt version (measured, vm-passt.c): the guest can still open
- * connections to the host's loopback (127.0.0.0/8, 0.0.0.0), the host's own addresses and
- * link-local/metadata addresses (169.254.0.0/16) by addressing packets to them directly; no
- * option stops it.  IPv6 (so fe80::/10) is off. */
-pid_t vm_passt_spawn(const char *socket_path, int log_fd, dbx_error **err);
+/* A running passt (Debian's 0.0~git20230309) for one VM plus the thread that vets every
+ * destination it names.  passt gives user-mode NAT, IPv4 only, listening on socket_path
+ * (absolute, < 108 bytes, must not exist yet; QEMU connects with `-netdev stream`), serving
+ * one client and exiting when it goes away (--one-off), in the foreground.  The guest is
+ * VM_GUEST_ADDR/VM_GUEST_PREFIX behind gateway VM_GUEST_GATEWAY; DNS queries sent to
+ * VM_GUEST_DNS are forwarded to the first resolver in the host's /etc/resolv.conf.  The gateway
+ * is NOT mapped to the host's loopback (--no-map-gw), no port is forwarded into the guest (-t
+ * none -u none), passt's DHCP/DHCPv6/NDP/RA are off.
+ * Enforced on the host, whatever the guest sends: a seccomp user-notification filter installed
+ * before exec sends each connect/sendto/sendmsg/sendmmsg that names an address to a thread of
+ * ours, which lets it proceed or fails it with EACCES.  Refused: loopback (127/8, ::1),
+ * unspecified (0/8, ::), link-local and metadata (169.254/16, fe80::/10), multicast,
+ * 255.255.255.255, IPv4-mapped/compatible/NAT64 spellings of these, and every address the
+ * kernel routes to this host (its interfaces' addresses, local routes, subnet broadcasts;
+ * asked per destination, so never stale).  Exception: the nameservers of the host's
+ * /etc/resolv.conf (read at start) on port 53, even on loopback (127.0.0.53).  Everything else
+ * (private ranges included) is reachable.  io_uring, threads and source routing are denied
+ * to passt outright (they could carry a destination past the thread).
+ * Process hygiene as vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as
+ * root, because passt then switches to nobody, which clears it; --one-off still ends it with
+ * QEMU), own process group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every
+ * other fd closed, an empty environment.  As an ordinary user passt runs in a user namespace
+ * that maps only our uid/gid to themselves (so we may read its memory).  passt sandboxes
+ * itself (namespaces, seccomp; as root it switches to nobody before binding, so the socket's
+ * directory must then be writable by nobody; the socket is mode 0755, so only its owner can
+ * connect).  IPv6 is off in passt (the filter judges IPv6 anyway). */
+struct vm_passt;
+/* Start passt with the filter; returns once the socket exists (0, *ret set) or -errno with
+ * *err set (passt gone, no socket within 5 s, no seccomp user notification).  Refusals are
+ * logged to log_fd ("devbox: refused passt connect to 127.0.0.1:8080 (loopback)", at most 5
+ * lines a second, the rest counted in a summary line); log_fd is dup'ed.  The caller reaps
+ * the child (SIGCHLD/waitpid on vm_passt_pid) as for QEMU. */
+int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, dbx_error **err);
+pid_t vm_passt_pid(const struct vm_passt *p);
+/* Kill passt (SIGKILL through a pidfd, so never another process; no wait), stop the filter
+ * thread, free.  NULL is fine. */
+void vm_passt_free(struct vm_passt *p);
+/* Destinations refused so far (for status/logging). */
+uint64_t vm_passt_refused(const struct vm_passt *p);
 
 /* ---- Debian root filesystems ------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 /* tests/unit/test-vm-qemu.c: the QEMU command line (no QEMU is started) and spawn errors.
- * passt (vm_passt_spawn): test-vm-passt.c. */
+ * passt (vm_passt_start): test-vm-passt.c. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
