@@ -33,7 +33,7 @@ python3 "$here/bench/bench.py" "$work"
 # Images and network: a registry on loopback and the Debian rootfs the e2e tests also use.
 export TEST_TMP=$work
 . "$here/tests/e2e/registry.sh"
-trap 'registry_stop_all; DEVBOX_HOME=$work/h "$DEVBOX_BIN" -C "$work/repo" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'registry_stop_all || true; DEVBOX_HOME=$work/h "$DEVBOX_BIN" -C "$work/repo" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 registry_start bench
 export REG_ADDR=$bench_ADDR
 deb=$cache/debian-bookworm.tar

@@ -6,7 +6,6 @@
 
 #define DBX_SOCK_NAME "sock"        /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
-#define DBX_NET_SOCK_NAME "net.sock"    /* passt's socket (network mode open) */
 #define DBX_STATUS_NAME "status.json"
 #define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
 #define DBX_ALIVE_LOCK "alive.lock" /* in the run dir: held by the supervisor for its life */

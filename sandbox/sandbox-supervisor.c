@@ -66,6 +66,7 @@ struct sup {
     int ready_fd;
     int listen_fd, agent_fd, sig_fd;
     pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
+    struct vm_passt *passt;
     int qemu_status;
     struct logsink logs[3];  /* console, qemu, virtiofsd */
     struct dbx_reader agent_rd;
@@ -696,6 +697,8 @@ static void kill_children(struct sup *s) {
     if (s->qemu_pid > 0) waitpid(s->qemu_pid, &s->qemu_status, 0);
     if (s->vfs_pid > 0) waitpid(s->vfs_pid, NULL, 0);
     if (s->passt_pid > 0) waitpid(s->passt_pid, NULL, 0);
+    vm_passt_free(s->passt);
+    s->passt = NULL;
     s->qemu_pid = s->vfs_pid = s->passt_pid = -1;
     if (s->agent_fd >= 0) close(s->agent_fd);
     s->agent_fd = -1;
@@ -731,11 +734,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
      * the QEMU log. */
-    _cleanup_free_ char *net_path = NULL;
+    int net[2] = {-1, -1};
     if (r == 0 && s->plan.net_mode == DBX_NET_OPEN) {
-        net_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_NET_SOCK_NAME);
-        s->passt_pid = vm_passt_spawn(net_path, wr[1], err);
-        if (s->passt_pid < 0) r = dbx_error_wrap(err, "start passt");
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0)
+            r = dbx_error_set(err, errno, "socketpair");
+        else if (vm_passt_start(net[0], wr[1], &s->passt, err) < 0)
+            r = dbx_error_wrap(err, "start passt");
+        else
+            s->passt_pid = vm_passt_pid(s->passt);
     }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0))
@@ -745,7 +751,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
             .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
             .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
-            .accel = s->accel, .net_socket = net_path,
+            .accel = s->accel, .net_fd = net[1] >= 0 ? net[1] : 0,
         };
         s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
         if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
@@ -760,8 +766,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     /* Our copies of the children's ends. */
     for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
-    int fds[4] = {agent[0], agent[1], con[0], con[1]};
-    for (int i = 0; i < 4; i++) if (fds[i] >= 0) close(fds[i]);
+    int fds[6] = {agent[0], agent[1], con[0], con[1], net[0], net[1]};
+    for (int i = 0; i < 6; i++) if (fds[i] >= 0) close(fds[i]);
     if (r < 0) kill_children(s);
     return r;
 }

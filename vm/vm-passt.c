@@ -38,6 +38,8 @@
 #define PASST_READY_MS 5000
 #define STR_(x) #x
 #define STR(x) STR_(x)
+#define PASST_EARLY_CHECKS 10 /* x 10 ms */
+#define PASST_FD 3 /* passt's end of the socket pair with QEMU, in the child */
 
 struct vm_passt {
     pid_t pid;
@@ -50,6 +52,7 @@ struct child {
     pid_t parent;
     char **argv;
     int log_fd;
+    int sock_fd; /* becomes PASST_FD */
     struct sock_fprog prog;
     int info_w; /* the listener's fd number goes here */
     int go_r;   /* EOF or a byte: exec (a byte) or give up (EOF) */
@@ -93,8 +96,11 @@ static void __attribute__((noreturn)) passt_child(const struct child *c) {
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) _exit(127);
     int l = fcntl(c->log_fd >= 0 ? c->log_fd : devnull, F_DUPFD_CLOEXEC, 10);
-    if (l < 0 || dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0) _exit(127);
-    vm_child_close_fds(3, -1);
+    int k = fcntl(c->sock_fd, F_DUPFD_CLOEXEC, 10);
+    if (l < 0 || k < 0 || dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 ||
+        dup2(k, PASST_FD) < 0)
+        _exit(127);
+    vm_child_close_fds(PASST_FD + 1, -1);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -105,9 +111,9 @@ static void __attribute__((noreturn)) passt_child(const struct child *c) {
     _exit(127);
 }
 
-static char **passt_argv(const char *passt, const char *socket_path) {
-    char *const args[] = {(char *)passt, "--foreground", "--one-off", "--quiet", "--socket",
-                          (char *)socket_path, "--ipv4-only", "--address", VM_GUEST_ADDR,
+static char **passt_argv(const char *passt) {
+    char *const args[] = {(char *)passt, "--foreground", "--one-off", "--quiet", "--fd",
+                          STR(PASST_FD), "--ipv4-only", "--address", VM_GUEST_ADDR,
                           "--netmask", STR(VM_GUEST_PREFIX), "--gateway", VM_GUEST_GATEWAY,
                           /* passt's own MAC: fixed, rather than the host interface's */
                           "--mac-addr", "9a:55:9a:55:9a:55", "--dns-forward", VM_GUEST_DNS,
@@ -127,39 +133,27 @@ static const char *find_passt(void) {
     return NULL;
 }
 
-static void kill_and_reap(pid_t pid) {
-    kill(pid, SIGKILL);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-}
-
-static int exit_error(int status, const char *socket_path, dbx_error **err) {
+static int exit_error(int status, dbx_error **err) {
     if (WIFSIGNALED(status))
-        return dbx_error_set(err, 0, "passt: killed by signal %d before listening",
+        return dbx_error_set(err, 0, "passt: killed by signal %d while starting",
                              WTERMSIG(status));
     if (WEXITSTATUS(status) == 126)
         return dbx_error_set(err, 0, "passt: could not install its destination filter");
-    return dbx_error_set(err, 0,
-                         "passt exited with status %d before listening on '%s' (see its log)",
-                         WEXITSTATUS(status), socket_path);
+    return dbx_error_set(err, 0, "passt exited with status %d while starting (see its log)",
+                         WEXITSTATUS(status));
 }
 
-/* Wait until passt's socket exists, or passt is gone. */
-static int wait_ready(pid_t pid, const char *socket_path, dbx_error **err) {
-    uint64_t deadline = dbx_now_ms() + PASST_READY_MS;
-    for (;;) {
-        struct stat st;
-        if (lstat(socket_path, &st) == 0 && S_ISSOCK(st.st_mode)) return 0;
+/* passt serves a socket it was given, so there is no "listening" moment to wait for: catch
+ * the failures that happen at once (options, sandbox set-up), and leave later ones to the
+ * caller's SIGCHLD.  Frames QEMU sends meanwhile wait in the socket buffer. */
+static int wait_started(pid_t pid, dbx_error **err) {
+    for (int i = 0; i < PASST_EARLY_CHECKS; i++) {
         int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == pid) return exit_error(status, socket_path, err);
-        if (dbx_now_ms() > deadline) {
-            kill_and_reap(pid);
-            return dbx_error_set(err, 0, "passt: no socket at '%s' after %u ms", socket_path,
-                                 PASST_READY_MS);
-        }
+        if (waitpid(pid, &status, WNOHANG) == pid) return exit_error(status, err);
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    return 0;
 }
 
 /* Take the child's listener fd (its number arrives on info_r) into our fd table.  -ECHILD
@@ -177,9 +171,10 @@ static int take_listener(struct vm_passt *p, int info_r, dbx_error **err) {
     return fd;
 }
 
-static void prepare_child(struct child *c, char **argv, int log_fd) {
+static void prepare_child(struct child *c, char **argv, int sock_fd, int log_fd) {
     c->parent = getpid();
     c->argv = argv;
+    c->sock_fd = sock_fd;
     c->log_fd = log_fd;
     c->userns = geteuid() != 0;
     c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n", (unsigned)geteuid(),
@@ -212,20 +207,19 @@ static int launch(struct vm_passt *p, struct child *c, dbx_error **err) {
         while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
         }
         if (r == -ECHILD)
-            r = WIFEXITED(status) ? exit_error(status, "", err)
+            r = WIFEXITED(status) ? exit_error(status, err)
                                   : dbx_error_set(err, 0, "passt: child died");
     }
     return r;
 }
 
-int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, dbx_error **err) {
-    if (!socket_path || socket_path[0] != '/' || strlen(socket_path) >= 108)
-        return dbx_error_set(err, 0, "passt: socket path must be absolute and under 108 bytes");
+int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **err) {
     struct stat st;
-    if (lstat(socket_path, &st) == 0) return dbx_error_set(err, EEXIST, "passt: '%s'", socket_path);
+    if (sock_fd < 0 || fstat(sock_fd, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return dbx_error_set(err, EBADF, "passt: no socket to serve");
     const char *passt = find_passt();
     if (!passt) return dbx_error_set(err, ENOENT, "passt (Debian package 'passt')");
-    _cleanup_strv_ char **argv = passt_argv(passt, socket_path);
+    _cleanup_strv_ char **argv = passt_argv(passt);
     _cleanup_free_ struct sock_filter *insns = NULL;
     size_t n = 0;
     int r = vm_passt_filter_bpf(&insns, &n, err);
@@ -235,9 +229,9 @@ int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, d
     p->pidfd = -1;
     r = vm_passt_filter_new("/etc/resolv.conf", log_fd, &p->filter, err);
     struct child c = {.prog = {.len = (unsigned short)n, .filter = insns}};
-    prepare_child(&c, argv, log_fd);
+    prepare_child(&c, argv, sock_fd, log_fd);
     if (r == 0) r = launch(p, &c, err);
-    if (r == 0) r = wait_ready(p->pid, socket_path, err);
+    if (r == 0) r = wait_started(p->pid, err);
     if (r < 0) {
         p->pid = -1; /* reaped */
         vm_passt_free(p);

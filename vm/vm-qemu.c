@@ -28,6 +28,7 @@
 
 #define AGENT_FD 3
 #define CONSOLE_FD 4
+#define NET_FD 5 /* network mode open: QEMU's end of the socket pair with passt */
 
 /* ---- host TSC --------------------------------------------------------------------------- */
 
@@ -163,10 +164,10 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = pushf(v, "-chardev", "socket,id=vfs,path=%s", s);
         v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=%s", t);
     }
-    if (cfg->net_socket) {
-        /* QEMU 7.2's stream netdev speaks passt's protocol (4-byte length + frame) natively. */
-        _cleanup_free_ char *s = qopt(cfg->net_socket);
-        v = pushf(v, "-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=%s", s);
+    if (cfg->net_fd > 0) {
+        /* QEMU 7.2's stream netdev speaks passt's protocol (4-byte length + frame) natively;
+         * over a socket pair nothing else can connect to either end. */
+        v = pushf(v, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=%d", NET_FD);
         v = push2(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC);
     }
     v = push2(v, "-device", "virtio-serial-device");
@@ -193,7 +194,8 @@ static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
 
 /* Child side of vm_qemu_spawn: only async-signal-safe calls; everything was built before fork. */
 static void __attribute__((noreturn))
-qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int log_fd, int fail_w) {
+qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int log_fd,
+           int fail_w) {
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     extern char **environ;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -212,13 +214,14 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int log_fd, 
     int l = fcntl(log_fd >= 0 ? log_fd : devnull, F_DUPFD_CLOEXEC, 10);
     int n = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
     int w = fcntl(fail_w, F_DUPFD_CLOEXEC, 10);
-    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0)
+    int nf = net_fd > 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 10) : devnull;
+    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0)
         child_fail(fail_w, 0);
     fail_w = w;
     if (dup2(n, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, AGENT_FD) < 0 ||
-        dup2(c, CONSOLE_FD) < 0)
+        dup2(c, CONSOLE_FD) < 0 || (net_fd > 0 && dup2(nf, NET_FD) < 0))
         child_fail(fail_w, 0);
-    vm_child_close_fds(CONSOLE_FD + 1, fail_w);
+    vm_child_close_fds(net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -243,7 +246,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, log_fd, p[1]);
+        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, log_fd, p[1]);
     int fork_errno = errno;
     close(p[1]);
     if (pid < 0)

@@ -101,7 +101,8 @@ struct vm_config {
     int agent_fd;            /* our end is elsewhere; this connected socket becomes the
                                 virtio-serial port named DBX_AGENT_PORT_NAME */
     int console_fd;          /* connected socket that receives the serial console */
-    const char *net_socket;  /* passt's unix socket (vm_passt_start); NULL = no network device */
+    int net_fd;              /* > 0: a connected stream socket whose peer is passt's
+                                (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -141,9 +142,10 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
 #define VM_GUEST_DNS "10.0.2.3" /* resolv.conf: nameserver 10.0.2.3 */
 
 /* A running passt (Debian's 0.0~git20230309) for one VM plus the thread that vets every
- * destination it names.  passt gives user-mode NAT, IPv4 only, listening on socket_path
- * (absolute, < 108 bytes, must not exist yet; QEMU connects with `-netdev stream`), serving
- * one client and exiting when it goes away (--one-off), in the foreground.  The guest is
+ * destination it names.  passt gives user-mode NAT, IPv4 only, on sock_fd: one end of a
+ * connected stream socket pair whose other end is QEMU's (vm_config.net_fd; `--fd`, so there is
+ * no socket on the filesystem for anything else to reach), exiting when QEMU goes away
+ * (--one-off), in the foreground.  The guest is
  * VM_GUEST_ADDR/VM_GUEST_PREFIX behind gateway VM_GUEST_GATEWAY; DNS queries sent to
  * VM_GUEST_DNS are forwarded to the first resolver in the host's /etc/resolv.conf.  The gateway
  * is NOT mapped to the host's loopback (--no-map-gw), no port is forwarded into the guest (-t
@@ -163,16 +165,16 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * QEMU), own process group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every
  * other fd closed, an empty environment.  As an ordinary user passt runs in a user namespace
  * that maps only our uid/gid to themselves (so we may read its memory).  passt sandboxes
- * itself (namespaces, seccomp; as root it switches to nobody before binding, so the socket's
- * directory must then be writable by nobody; the socket is mode 0755, so only its owner can
- * connect).  IPv6 is off in passt (the filter judges IPv6 anyway). */
+ * itself (namespaces, seccomp; as root it switches to nobody).  IPv6 is off in passt (the
+ * filter judges IPv6 anyway). */
 struct vm_passt;
-/* Start passt with the filter; returns once the socket exists (0, *ret set) or -errno with
- * *err set (passt gone, no socket within 5 s, no seccomp user notification).  Refusals are
+/* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);
+ * returns 0 with *ret set once passt has survived its start-up (~100 ms), or -errno with *err
+ * set (passt gone, no seccomp user notification).  Refusals are
  * logged to log_fd ("devbox: refused passt connect to 127.0.0.1:8080 (loopback)", at most 5
  * lines a second, the rest counted in a summary line); log_fd is dup'ed.  The caller reaps
  * the child (SIGCHLD/waitpid on vm_passt_pid) as for QEMU. */
-int vm_passt_start(const char *socket_path, int log_fd, struct vm_passt **ret, dbx_error **err);
+int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **err);
 pid_t vm_passt_pid(const struct vm_passt *p);
 /* Kill passt (SIGKILL through a pidfd, so never another process; no wait), stop the filter
  * thread, free.  NULL is fine. */

@@ -67,12 +67,15 @@ ov=$DEVBOX_HOME/data/projects/$id2/disk.qcow2
 assert_le "$(du -k "$ov" | cut -f1)" 16384 "second project overlay after its first boot (KiB)"
 log "second project from a pulled image: $((($(date +%s%N) - t0) / 1000000)) ms to first exec (boot included)"
 
-# pull by digest records the digest reference and reuses the base disk
+# pull by digest (on a terminal: per-layer progress) records the digest reference and reuses
+# the base disk
 registry_start reg2 || fail "registry_start"
 registry_push "$dir" v1 "$reg2_ADDR/test/multi:v1" || fail "skopeo push"
 d2=$(registry_digest "$reg2_ADDR/test/multi:v1")
-ok dbx pull "$reg2_ADDR/test/multi@$d2"
+run "$PYTHON" "$E2E_DIR/pty.py" --timeout 120 -- "$DEVBOX" pull "$reg2_ADDR/test/multi@$d2"
+assert_eq 0 "$RC" "pull by digest on a terminal"
 assert_contains "$OUT" "$reg2_ADDR/test/multi@$d2" "pull by digest"
+assert_match "$OUT" "\[#{30}\] +[0-9.]+ / [0-9.]+ MB" "a full progress bar per layer on the terminal"
 ok ls "$DEVBOX_HOME/data/bases"
 assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c '\.raw$')" "base disks after pulling the same manifest twice"
 

@@ -40,7 +40,7 @@ expect_rc 125 dbx exec -- true
 assert_contains "$ERR" "network mode 'open'" "refusal of an untrusted open profile"
 ok dbx trust
 
-ok dbx exec -- sh -c 'ls /sys/class/net; cat /etc/resolv.conf; echo "proxy=${HTTPS_PROXY:-}"'
+ok dbx exec -- sh -c 'ls /sys/class/net; grep -v "^#" /etc/resolv.conf; echo "proxy=${HTTPS_PROXY:-}"'
 assert_eq $'eth0\nlo\nnameserver 10.0.2.3\nproxy=' "$OUT" "interfaces, resolver and no proxy in mode open"
 ok dbx exec -- curl -sS --max-time 30 "http://10.77.$n.2:$NSPORT/hello"
 assert_eq "from the test host" "$OUT" "the test host in the namespace"

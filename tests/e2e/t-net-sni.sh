@@ -35,4 +35,4 @@ ok dbx exec -- sh -c 'openssl s_client -proxy 127.0.0.1:3128 -connect sni.test:4
 assert_ne 0 "$OUT" "s_client without a server name"
 ok dbx logs --network
 assert_match "$OUT" "deny CONNECT sni.test:443[^
-]*reason=\"[^\"]*(SNI|server name)" "log line for the mismatched server name"
+]*reason=\"TLS server_name .other.test. differs" "log line for the mismatched server name"

@@ -109,15 +109,16 @@ static void test_argv_kvm_and_optional(void **state) {
     assert_null(strstr(opt_value(v, "-append", ""), "tsc_early_khz"));
 }
 
-/* The "open" network mode: a virtio-net device on passt's socket (QEMU 7.2 stream netdev). */
+/* The "open" network mode: a virtio-net device on QEMU's end of a socket pair with passt
+ * (QEMU 7.2 stream netdev, fd 5 in the child). */
 static void test_argv_net(void **state) {
     struct vm_config cfg = base_cfg();
-    cfg.net_socket = "/run/p,1/passt.sock";
+    cfg.net_fd = 9;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
     assert_non_null(v);
     assert_non_null(opt_value(
-        v, "-netdev", "stream,id=net0,server=off,addr.type=unix,addr.path=/run/p,,1/passt.sock"));
+        v, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=5"));
     assert_non_null(opt_value(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC));
     assert_non_null(opt_value(v, "-sandbox", "on,"));
     assert_true(has_arg(v, "-nodefaults"));
