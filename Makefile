@@ -87,14 +87,15 @@ fuzz: $(BUILD)/libdevbox.a
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=300000 -rss_limit_mb=4096 \
 	    $(BUILD)/fuzz/corpus-$$c tests/fuzz/corpus/$$c; done
 
-e2e: all
+e2e: all $(BUILD)/tests/oci-tool
 	tests/e2e/run.sh
 
 # What .ci/run calls: every unit and end-to-end test.
 test: all unit e2e
 
 asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" all unit
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" \
+	  all unit build-asan/tests/oci-tool
 	DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
 	  $(MAKE) BUILD=build e2e
 
