@@ -102,8 +102,8 @@ asan:
 bench: all
 	bench/run.sh
 
-# README's first command: build, fetch the kernel, make a small image, boot a VM for a
-# sample repo and run a command in it.
+# README's first command: build, fetch the kernel, build the default Debian image (once), boot a
+# VM for a sample repo and run commands in it.
 demo: all
 	tools/demo.sh
 
