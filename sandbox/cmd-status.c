@@ -36,7 +36,7 @@ static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, json
 static void print_human(json_t *j) {
     static const char *const keys[] = {"project", "state", "image", "accel", "pid", "uptime_s",
                                        "memory_mib", "rss_kib", "cpus", "kernel", "seccomp",
-                                       "sessions"};
+                                       "sessions", "network", "connections"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(j, keys[i]);
         if (!v || json_is_null(v)) continue;
@@ -47,6 +47,12 @@ static void print_human(json_t *j) {
             printf("%-11s %lld\n", keys[i], (long long)json_integer_value(v));
         }
     }
+    /* one line per forward ("127.0.0.1:3000 -> 3000") */
+    const char *ports = json_string_value(json_object_get(j, "ports"));
+    _cleanup_free_ char *pcopy = ports ? dbx_xstrdup(ports) : NULL;
+    for (char *save = NULL, *l = pcopy ? strtok_r(pcopy, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save))
+        printf("%-11s %s\n", "port", dbx_sanitize_printable(l));
     if (json_is_true(json_object_get(j, "profile_changed")))
         printf("%-11s %s changed since the VM started; it keeps its policy until 'devbox stop'\n",
                "profile", PROFILE_FILE);
