@@ -52,6 +52,14 @@ static bool local_name_ok(const char *name) {
     return ok;
 }
 
+static bool record_name_ok(const char *name) {
+    size_t n = strnlen(name, 1025);
+    bool ok = n > 0 && n <= 1024;
+    for (const unsigned char *p = (const unsigned char *)name; ok && *p; p++)
+        ok = *p > 0x20 && *p < 0x7f;
+    return ok;
+}
+
 static int check_name(const char *name, dbx_error **err) {
     if (!local_name_ok(name))
         return dbx_error_set(err, 0, "invalid image name '%s' (use a-z 0-9 . _ - : / @, at most "
@@ -128,7 +136,9 @@ static int rec_parse(const struct dbx_paths *paths, const char *path, const char
                            "name", &n, "base", &base, "digest", &digest, "size", &size,
                            "created", &created, "source", &source, "platform", &platform, "env",
                            &env, "user", &user, "workdir", &workdir);
-    if (r == 0 && (strchr(base, '/') || base[0] == '.' || !local_name_ok(n)))
+    /* The record's file is named by a hash of the name, so the name only has to be sane text:
+     * canonical references may hold upper-case tags, brackets or be longer than local names. */
+    if (r == 0 && (strchr(base, '/') || base[0] == '.' || !record_name_ok(n)))
         r = -1, snprintf(je.text, sizeof(je.text), "inconsistent record");
     if (r == 0)
         *ret = (struct dbx_image){dbx_xstrdup(n), dbx_xasprintf("%s/bases/%s", paths->data, base),
@@ -355,7 +365,11 @@ static int builder_init(struct builder *b, struct oci_store *store, const char *
 /* Every layer is applied: write the disk (unless another pull already did). */
 static int builder_finish(struct builder *b, const char *what, uint64_t *ret_size, dbx_error **err) {
     struct stat st;
-    if (b->skip && stat(b->base_path, &st) == 0) {
+    if (b->skip) {
+        /* No layer was applied: the disk must still be there (rmi/prune take its lock). */
+        if (stat(b->base_path, &st) < 0)
+            return dbx_error_set(err, errno, "%s: base disk '%s' vanished; pull again", what,
+                                 b->base_path);
         *ret_size = (uint64_t)st.st_size;
         return 0;
     }
@@ -664,6 +678,19 @@ int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **re
     return r < 0 ? -1 : 0;
 }
 
+/* Delete a base disk unless a pull or import holds its lock (it is being built or reused right
+ * now); returns the bytes freed. */
+static uint64_t unlink_base(const char *base) {
+    size_t len = strlen(base);
+    if (len < 5 || strcmp(base + len - 4, ".raw") != 0) return 0;
+    _cleanup_free_ char *lockp = dbx_xasprintf("%.*s.lock", (int)(len - 4), base);
+    _cleanup_close_ int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) return 0;
+    struct stat st;
+    if (lstat(base, &st) < 0 || unlink(base) < 0) return 0;
+    return (uint64_t)st.st_blocks * 512;
+}
+
 static bool base_referenced(const struct dbx_image *v, size_t n, const char *base) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].base, base) == 0) return true;
@@ -691,7 +718,7 @@ int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force
     size_t n = 0;
     if (r == 0 && !users[0] && dbx_image_list(paths, &v, &n, NULL) == 0 &&
         !base_referenced(v, n, img.base))
-        unlink(img.base);
+        unlink_base(img.base);
     image_list_free(v, n);
     dbx_image_clear(&img);
     return r;
@@ -709,9 +736,8 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
         if (len < 5 || strcmp(de->d_name + len - 4, ".raw") != 0) continue;
         _cleanup_free_ char *path = dbx_xasprintf("%s/%s", bases, de->d_name);
         _cleanup_strv_ char **users = dbx_image_users(paths, path);
-        struct stat st;
-        if (users[0] || base_referenced(v, n, path) || lstat(path, &st) < 0) continue;
-        if (unlink(path) == 0) freed += (uint64_t)st.st_blocks * 512;
+        if (users[0] || base_referenced(v, n, path)) continue;
+        freed += unlink_base(path);
     }
     if (d) closedir(d);
     char **keep = dbx_xcalloc(1, sizeof(char *));

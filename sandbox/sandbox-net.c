@@ -48,6 +48,7 @@ struct net {
     uint32_t next_sid;
     struct policy_proxy *proxy;
     int log_fd;
+    uint64_t log_checked_ms;
     char *listen_addr;
     bool guest_ready;
 };
@@ -342,17 +343,33 @@ void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t
 
 /* ---- the poll loop ---------------------------------------------------------------------- */
 
+/* The proxy appends a line per decision: keep the file bounded during a long run too. */
+static void cap_log(struct net *n) {
+    uint64_t now = dbx_now_ms();
+    if (n->log_fd < 0 || now - n->log_checked_ms < 1000) return;
+    n->log_checked_ms = now;
+    struct stat st;
+    if (fstat(n->log_fd, &st) == 0 && st.st_size > NET_LOG_CAP && ftruncate(n->log_fd, 0) == 0) {
+        static const char m[] = "[devbox: network log truncated at its size cap]\n";
+        (void)!write(n->log_fd, m, sizeof(m) - 1);
+    }
+}
+
 size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_busy) {
     size_t c = 0;
     if (!n) return 0;
+    cap_log(n);
     for (size_t i = 0; i < n->nfwds && c < max; i++)
         pfd[c++] = (struct pollfd){n->fwds[i].lfd, POLLIN, 0};
     for (size_t i = 0; i < n->nsocks && c < max; i++) {
         struct sock *k = n->socks[i];
         short ev = 0;
         if (k->state == S_OPEN && !k->fd_eof && k->window && !agent_busy) ev |= POLLIN;
-        if (dbx_buf_avail(&k->out)) ev |= POLLOUT;
-        pfd[c++] = (struct pollfd){k->fd, ev, 0};
+        /* POLLOUT also to pass on the guest's EOF once `out` is drained */
+        if (dbx_buf_avail(&k->out) || (k->guest_eof && !k->shut_done)) ev |= POLLOUT;
+        /* Nothing wanted: leave the fd out, or a POLLHUP we cannot act on yet (the peer has
+         * closed, the guest has not) would wake the loop at once, forever. */
+        pfd[c++] = (struct pollfd){ev ? k->fd : -1, ev, 0};
     }
     return c;
 }
@@ -360,6 +377,11 @@ size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_bus
 /* Returns false when the session ended. */
 static bool sock_io(struct net *n, size_t i, short revents) {
     struct sock *k = n->socks[i];
+    /* An error, or a hang-up after our side's EOF was passed on: both directions are dead. */
+    if ((revents & POLLERR) || ((revents & POLLHUP) && k->fd_eof)) {
+        sock_close(n, i);
+        return false;
+    }
     if (revents & POLLOUT || dbx_buf_avail(&k->out)) {
         size_t before = dbx_buf_avail(&k->out);
         while (dbx_buf_avail(&k->out)) {

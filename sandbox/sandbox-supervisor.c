@@ -26,6 +26,7 @@
 #define SESS_SLOTS 1024                  /* power of two, > DBX_MAX_SESSIONS */
 #define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
 #define AGENT_OUT_HIGH (16u << 20)       /* stop reading clients above this */
+#define AGENT_OUT_MAX (64u << 20)        /* stop reading the guest above this */
 #define KVM_HELLO_MS 10000
 #define TCG_HELLO_MS 45000
 #define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
@@ -590,7 +591,11 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     size_t n = 0;
     pfd[n++] = (struct pollfd){s->sig_fd, POLLIN, 0};
     size_t agent_i = n;
-    pfd[n++] = (struct pollfd){s->agent_fd, (short)(POLLIN | (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
+    /* A guest that floods requests without reading the answers is not read further until it
+     * drains them (legitimate traffic to the guest stops growing at AGENT_OUT_HIGH). */
+    bool agent_full = dbx_buf_avail(&s->agent_out) > AGENT_OUT_MAX;
+    pfd[n++] = (struct pollfd){s->agent_fd, (short)((agent_full ? 0 : POLLIN) |
+                                                    (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
     size_t logs_i = n;
     for (int i = 0; i < 3; i++) pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
     size_t listen_i = n;
@@ -610,9 +615,11 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
-    if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR))) agent_read(s);
-    if (s->listen_fd >= 0 && (pfd[listen_i].revents & POLLIN)) client_accept(s);
+    /* Socket sessions first: agent_read may free some, and their fd numbers be reused. */
     net_dispatch(s->net, pfd + net_i, net_n);
+    if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR)) && !agent_full)
+        agent_read(s);
+    if (s->listen_fd >= 0 && (pfd[listen_i].revents & POLLIN)) client_accept(s);
     size_t nc = net_i - cl_i;
     for (size_t i = 0; i < nc && i < s->nclients; i++) {
         struct client *c = s->clients[i];
