@@ -23,6 +23,8 @@
  *        probe remount_rw PATH try to make the read-only mount at PATH writable:
  *                              open_tree + mount_setattr, mount(MS_REMOUNT|MS_BIND), then
  *                              open(PATH, O_WRONLY|O_APPEND) (nothing is written)
+ *        probe xattr PATH NAME  the value of extended attribute NAME of PATH (not following a
+ *                              symlink): "xattr=VALUE" or "xattr=ERRNO"
  *        probe handle_open PATH DIR   name_to_handle_at(PATH), then open_by_handle_at through
  *                              DIR's mount for writing ("shocker"; nothing is written)
  * Exit status: 0 unless the usage is wrong (2). */
@@ -44,6 +46,7 @@
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <sched.h>
 #include <stdint.h>
 #include <time.h>
@@ -449,9 +452,16 @@ int main(int argc, char **argv) {
         return cmd_handle_open(argv[2], argv[3]);
     if (!strcmp(argv[1], "remount_rw") && argc == 3)
         return cmd_remount_rw(argv[2]);
+    if (!strcmp(argv[1], "xattr") && argc == 4) {
+        char v[4096];
+        ssize_t n = lgetxattr(argv[2], argv[3], v, sizeof(v) - 1);
+        if (n < 0) printf("xattr=%s\n", errname(errno));
+        else printf("xattr=%.*s\n", (int)n, v);
+        return 0;
+    }
 usage:
     fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
                     "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-                    "remount_rw PATH | handle_open PATH DIR\n");
+                    "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME\n");
     return 2;
 }

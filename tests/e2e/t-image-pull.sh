@@ -34,8 +34,9 @@ ok dbx exec -- stat -c '%t,%T %s' /data/null /data/big
 assert_eq $'1,3 0\n0,0 4194304' "$OUT" "device numbers and file size"
 ok dbx exec -- busybox readlink /data/symlink
 assert_eq file "$OUT" "symlink target"
-run dbx exec -- busybox getfattr -n user.devbox --only-values /data/xattr
-[ "$RC" = 0 ] && assert_eq yes "$OUT" "xattr from the layer"
+build_probe "$R"
+ok dbx exec -- ./probe xattr /data/xattr user.devbox
+assert_eq "xattr=yes" "$OUT" "xattr from the layer"
 ok dbx exec -- sh -c 'echo "$LAYERS"'
 assert_eq 4 "$OUT" "image config Env applied in the guest"
 
