@@ -14,24 +14,14 @@ static bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-/* Exactly four decimal parts 0..255, no leading zeros, no sign, no trailing dot. */
+/* Exactly four decimal parts 0..255, no leading zeros (the plan's own rule, dbx_parse_ipv4);
+ * s is not NUL-terminated, and an embedded NUL must not end it early. */
 static bool parse_quad(const char *s, size_t len, uint8_t out[4]) {
-    size_t i = 0;
-    for (int part = 0; part < 4; part++) {
-        if (part > 0) {
-            if (i >= len || s[i] != '.') return false;
-            i++;
-        }
-        size_t start = i;
-        unsigned v = 0;
-        while (i < len && is_digit(s[i]) && i - start < 3)
-            v = v * 10 + (unsigned)(s[i++] - '0');
-        size_t n = i - start;
-        if (n == 0 || v > 255 || (n > 1 && s[start] == '0')) return false;
-        if (i < len && is_digit(s[i])) return false;
-        out[part] = (uint8_t)v;
-    }
-    return i == len;
+    char b[16];
+    if (len >= sizeof(b) || memchr(s, '\0', len)) return false;
+    memcpy(b, s, len);
+    b[len] = '\0';
+    return dbx_parse_ipv4(b, out, NULL) == 0;
 }
 
 /* What WHATWG's URL parser would read as an IPv4 number: decimal, 0x-hex (also bare "0x"). */
@@ -187,24 +177,22 @@ static bool prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix) 
     return (a[whole] & mask) == (net[whole] & mask);
 }
 
-static enum policy_addr_class classify(const uint8_t *a, size_t alen, const struct net_class *t,
-                                       size_t n) {
-    (void)alen;
+static enum policy_addr_class classify(const uint8_t *a, const struct net_class *t, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (prefix_match(a, t[i].net, t[i].prefix)) return t[i].cls;
     return POLICY_ADDR_PUBLIC;
 }
 
 enum policy_addr_class policy_addr_classify(const struct policy_addr *a) {
-    if (a->family == AF_INET) return classify(a->a, 4, v4_classes, DBX_ARRAY_SIZE(v4_classes));
+    if (a->family == AF_INET) return classify(a->a, v4_classes, DBX_ARRAY_SIZE(v4_classes));
     if (a->family != AF_INET6) return POLICY_ADDR_RESERVED;
     /* NAT64's well-known prefix reaches the embedded IPv4 address: judge that one. */
     static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
     if (memcmp(a->a, nat64, 12) == 0) {
-        enum policy_addr_class c = classify(a->a + 12, 4, v4_classes, DBX_ARRAY_SIZE(v4_classes));
+        enum policy_addr_class c = classify(a->a + 12, v4_classes, DBX_ARRAY_SIZE(v4_classes));
         return c == POLICY_ADDR_PUBLIC ? c : POLICY_ADDR_NAT64;
     }
-    enum policy_addr_class c = classify(a->a, 16, v6_classes, DBX_ARRAY_SIZE(v6_classes));
+    enum policy_addr_class c = classify(a->a, v6_classes, DBX_ARRAY_SIZE(v6_classes));
     /* only 2000::/3 is allocated as global unicast */
     if (c == POLICY_ADDR_PUBLIC && (a->a[0] & 0xe0) != 0x20) return POLICY_ADDR_RESERVED;
     return c;
@@ -233,7 +221,7 @@ const char *policy_addr_class_name(enum policy_addr_class c) {
 
 static int pattern_port(const char *s, uint16_t *ret) {
     uint64_t v;
-    if (!is_digit(s[0]) || s[0] == '0' || dbx_parse_u64(s, 1, 65535, &v) < 0) return -EINVAL;
+    if (s[0] == '0' || dbx_parse_u64(s, 1, 65535, &v) < 0) return -EINVAL;
     *ret = (uint16_t)v;
     return 0;
 }
@@ -250,7 +238,7 @@ static const char *pattern_addr(const char *s, size_t len, int family, struct po
     if (slash) {
         uint64_t v;
         *slash = '\0';
-        if (!is_digit(slash[1]) || dbx_parse_u64(slash + 1, 0, max, &v) < 0)
+        if (dbx_parse_u64(slash + 1, 0, max, &v) < 0)
             return "bad prefix length";
         p->prefix = (unsigned)v;
     }
