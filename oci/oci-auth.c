@@ -310,10 +310,14 @@ static int run_helper(const char *name, const char *server, char **ret_user, cha
     }
     close(pin[0]);
     close(pout[1]);
-    signal(SIGPIPE, SIG_IGN);
+    /* A helper that exits without reading must give EPIPE, not kill us; the caller's own
+     * SIGPIPE disposition is put back afterwards (library code). */
+    struct sigaction ign = {.sa_handler = SIG_IGN}, old;
+    sigaction(SIGPIPE, &ign, &old);
     _cleanup_free_ char *out = NULL;
     size_t len = 0;
     int r = helper_io(pin[1], pout[0], server, &out, &len);
+    sigaction(SIGPIPE, &old, NULL);
     close(pout[0]);
     if (r < 0) kill(pid, SIGKILL);
     int status = 0;

@@ -56,8 +56,7 @@ static int fetch_config(struct oci_client *c, struct oci_store *s, const struct 
 
 /* Resolve ref to an image manifest for plat, store manifest(s) and config, describe it. */
 static int resolve(struct oci_client *c, struct oci_store *s, const struct oci_ref *ref,
-                   const struct oci_platform *plat, struct oci_manifest *ret_m,
-                   struct oci_image *ret, dbx_error **err) {
+                   const struct oci_platform *plat, struct oci_image *ret, dbx_error **err) {
     struct oci_manifest m = {0};
     _cleanup_free_ char *digest = NULL, *index_digest = NULL;
     if (fetch_manifest(c, s, ref->digest ? ref->digest : ref->tag, UINT64_MAX, &m, &digest, err) <
@@ -88,12 +87,9 @@ static int resolve(struct oci_client *c, struct oci_store *s, const struct oci_r
                            have);
         oci_image_clear(&img);
     }
-    if (r < 0) {
-        oci_manifest_clear(&m);
-        return -1;
-    }
+    oci_manifest_clear(&m);
+    if (r < 0) return -1;
     img.index_digest = TAKE_PTR(index_digest);
-    *ret_m = m;
     *ret = img;
     return 0;
 }
@@ -214,14 +210,12 @@ int oci_pull(struct oci_store *s, const struct oci_ref *ref, const struct oci_pl
     }
     _cleanup_close_ int lock = -EBADF;
     struct oci_client *c = NULL;
-    struct oci_manifest m = {0};
     struct oci_image img = {0};
     int r = oci_store_lock(s, false, &lock, err);
     if (r == 0) r = oci_client_new(ref->domain, ref->repository, auth, &c, err);
-    if (r == 0) r = resolve(c, s, ref, plat, &m, &img, err);
+    if (r == 0) r = resolve(c, s, ref, plat, &img, err);
     if (r == 0 && cb && cb->resolved) cb->resolved(cb->userdata, &img);
     if (r == 0) r = download_layers(c, s, &img, cb, err);
-    oci_manifest_clear(&m);
     oci_client_free(c);
     oci_platform_clear(&host);
     if (r < 0) {

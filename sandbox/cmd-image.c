@@ -116,7 +116,7 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
 
 int cmd_rmi(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
-    int i = 1, done = 0, rc = 0;
+    int i = 1, rc = 0;
     if (i < argc && (strcmp(argv[i], "--force") == 0 || strcmp(argv[i], "-f") == 0)) {
         force = true;
         i++;
@@ -125,7 +125,7 @@ int cmd_rmi(struct cmd_ctx *ctx, int argc, char **argv) {
         fprintf(stderr, "usage: devbox rmi [--force] IMAGE...\n");
         return 125;
     }
-    for (; i < argc; i++, done++) {
+    for (; i < argc; i++) {
         _cleanup_error_ dbx_error *err = NULL;
         if (dbx_image_remove(&ctx->paths, argv[i], force, &err) < 0) rc = cmd_fail(&err);
         else printf("removed %s\n", argv[i]);

@@ -142,7 +142,7 @@ static int ensure_image(const struct dbx_paths *paths, const struct dbx_project 
 }
 
 /* `--network none` cannot narrow a VM that is already running with a network. */
-static int check_running_network(const struct dbx_project *proj, int fd, dbx_error **err) {
+static int check_running_network(const struct dbx_project *proj, dbx_error **err) {
     const char *want = getenv("DEVBOX_NETWORK");
     if (!want || strcmp(want, "none") != 0) return 0;
     _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
@@ -156,12 +156,11 @@ static int check_running_network(const struct dbx_project *proj, int fd, dbx_err
         r = dbx_error_set(err, 0, "the project's VM is running with network mode '%s'; "
                                   "'devbox stop' it to start it again with --network none", mode);
     json_decref(j);
-    (void)fd;
     return r;
 }
 
 static int connected(const struct dbx_project *proj, int *fd, dbx_error **err) {
-    if (check_running_network(proj, *fd, err) == 0) return 0;
+    if (check_running_network(proj, err) == 0) return 0;
     close(*fd);
     *fd = -1;
     return -1;

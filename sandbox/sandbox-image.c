@@ -61,10 +61,10 @@ static bool record_name_ok(const char *name) {
 }
 
 static int check_name(const char *name, dbx_error **err) {
-    if (!local_name_ok(name))
-        return dbx_error_set(err, 0, "invalid image name '%s' (use a-z 0-9 . _ - : / @, at most "
-                                     "255 characters)", dbx_sanitize_printable(dbx_xstrdup(name)));
-    return 0;
+    if (local_name_ok(name)) return 0;
+    _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(name));
+    return dbx_error_set(err, 0, "invalid image name '%s' (use a-z 0-9 . _ - : / @, at most "
+                                 "255 characters)", shown);
 }
 
 static void sha256_hex(const void *p, size_t n, char out[65]) {
@@ -393,8 +393,6 @@ static char **strv_copy(char *const *v) {
     return out;
 }
 
-static char *platform_string(const struct oci_platform *p) { return oci_platform_format(p); }
-
 static int record_oci(const struct dbx_paths *paths, const char *name, const char *source,
                       const struct oci_image *img, const char *base, uint64_t size,
                       struct dbx_image *ret, dbx_error **err) {
@@ -402,7 +400,7 @@ static int record_oci(const struct dbx_paths *paths, const char *name, const cha
         .name = dbx_xstrdup(name), .base = dbx_xstrdup(base),
         .digest = dbx_xstrdup(img->manifest_digest), .size = size,
         .created = (int64_t)time(NULL), .source = dbx_xstrdup(source),
-        .platform = platform_string(&img->platform),
+        .platform = oci_platform_format(&img->platform),
         .env = strv_copy(img->env),
         .user = dbx_xstrdup(img->user ? img->user : ""),
         .workdir = dbx_xstrdup(img->workdir ? img->workdir : ""),
@@ -520,7 +518,7 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
     if (r == 0) r = builder_init(&b, store, bases, NULL, err);
     if (r == 0) r = build_from_store(&b, &img, file, &size, err);
     if (r == 0) {
-        /* Without a name: the archive's own reference when it has one, else its digest. */
+        /* Without a name: "import@" and the manifest digest. */
         _cleanup_free_ char *fallback = dbx_xasprintf("import@%s", img.manifest_digest);
         r = record_oci(paths, name ? name : fallback, "archive", &img, b.base_path, size, ret, err);
     }

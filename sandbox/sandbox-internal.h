@@ -34,6 +34,9 @@ int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project 
                         dbx_error **err);
 
 /* ---- the supervisor's network side (sandbox-net.c) ---- */
+/* Session ids the host allocates for socket sessions start here; exec session ids stay below
+ * (and guest-allocated ids have DBX_SESSION_GUEST set). */
+#define NET_SID_BASE 0x40000000u
 struct net;
 struct pollfd;
 /* Socket sessions, port forwards and (network mode allowlist) the egress proxy, with decisions

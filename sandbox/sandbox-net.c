@@ -19,7 +19,6 @@
 #define NET_MAX_SOCKS 512u
 #define NET_MAX_FWDS 64u
 #define NET_LOG_CAP (8u << 20) /* the network log is cut to nothing at start above this */
-#define FWD_SID_BASE 0x40000000u /* host-allocated socket sessions: clear of exec session ids */
 
 enum sock_state { S_OPENING, S_OPEN };
 
@@ -110,23 +109,20 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
             const char *state_dir, struct dbx_buf *agent_out, dbx_error **err) {
     struct net *n = dbx_xcalloc(1, sizeof(*n));
     n->agent_out = agent_out;
-    n->next_sid = FWD_SID_BASE;
-    n->listen_addr = dbx_xstrdup(user && user->listen && *user->listen ? user->listen : "127.0.0.1");
+    n->next_sid = NET_SID_BASE;
+    n->listen_addr = dbx_xstrdup(user && user->listen && *user->listen ? user->listen
+                                                                        : PROFILE_LISTEN_DEFAULT);
     n->log_fd = open_log(state_dir, err);
-    if (n->log_fd < 0) {
-        free(n->listen_addr);
-        free(n);
-        return -1;
-    }
-    if (prof->net_mode == PROFILE_NET_ALLOWLIST) {
+    int r = n->log_fd < 0 ? -1 : 0;
+    if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
         struct policy_proxy_config cfg = {.allow = prof->allow, .resolve = prof->resolve,
                                           .log_fd = n->log_fd};
-        if (policy_proxy_start(&cfg, &n->proxy, err) < 0) {
-            close(n->log_fd);
-            free(n->listen_addr);
-            free(n);
-            return dbx_error_wrap(err, "network proxy");
-        }
+        if (policy_proxy_start(&cfg, &n->proxy, err) < 0)
+            r = dbx_error_wrap(err, "network proxy");
+    }
+    if (r < 0) {
+        net_free(n);
+        return r;
     }
     *ret = n;
     return 0;
@@ -247,7 +243,7 @@ static void fwd_accept(struct net *n, struct fwd *f) {
         uint32_t sid;
         do {
             sid = n->next_sid++;
-            if (n->next_sid >= DBX_SESSION_GUEST) n->next_sid = FWD_SID_BASE;
+            if (n->next_sid >= DBX_SESSION_GUEST) n->next_sid = NET_SID_BASE;
         } while (sock_find(n, sid, NULL));
         sock_add(n, sid, fd, S_OPENING);
         struct dbx_buf b = {0};
@@ -297,7 +293,8 @@ bool net_owns(struct net *n, const struct dbx_frame_hdr *h) {
     if (h->type == DBX_MSG_SOCK_OPEN || h->type == DBX_MSG_SOCK_OK ||
         h->type == DBX_MSG_SOCK_DATA || h->type == DBX_MSG_SOCK_CLOSE)
         return true;
-    return sock_find(n, h->session, NULL) != NULL;
+    /* exec sessions (every stdout frame) never pay for the search */
+    return h->session >= NET_SID_BASE && sock_find(n, h->session, NULL) != NULL;
 }
 
 void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t *p) {

@@ -193,7 +193,8 @@ static struct sess *sess_find(struct sup *s, uint32_t gsid) {
 static uint32_t sess_alloc(struct sup *s, struct client *c) {
     for (unsigned tries = 0; tries < SESS_SLOTS; tries++) {
         uint32_t g = ++s->next_gsid;
-        if (g == 0) g = s->next_gsid = 1;
+        /* ids from NET_SID_BASE up belong to socket sessions (sandbox-net.c) */
+        if (g == 0 || g >= NET_SID_BASE) g = s->next_gsid = 1;
         struct sess *x = &s->sess[g & (SESS_SLOTS - 1)];
         if (x->gsid) continue;
         x->gsid = g;
@@ -700,12 +701,11 @@ static int listen_unix(const char *path, int backlog, dbx_error **err) {
 static void kill_children(struct sup *s) {
     if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
     if (s->vfs_pid > 0) kill(s->vfs_pid, SIGKILL);
-    if (s->passt_pid > 0) kill(s->passt_pid, SIGKILL);
+    vm_passt_free(s->passt); /* SIGKILL through its pidfd; reaped below */
+    s->passt = NULL;
     if (s->qemu_pid > 0) waitpid(s->qemu_pid, &s->qemu_status, 0);
     if (s->vfs_pid > 0) waitpid(s->vfs_pid, NULL, 0);
     if (s->passt_pid > 0) waitpid(s->passt_pid, NULL, 0);
-    vm_passt_free(s->passt);
-    s->passt = NULL;
     s->qemu_pid = s->vfs_pid = s->passt_pid = -1;
     if (s->agent_fd >= 0) close(s->agent_fd);
     s->agent_fd = -1;
@@ -855,7 +855,6 @@ static int ensure_hooks_dir(struct sup *s, dbx_error **err) {
     return 0;
 }
 
-/* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 /* The image's config Env applies inside the guest, under the profile's own [env] (which wins)
  * and never for the proxy variables the network policy sets. */
 static void add_image_env(struct profile *p, char *const *env) {
@@ -869,7 +868,7 @@ static void add_image_env(struct profile *p, char *const *env) {
             skip = strlen(reserved[i]) == klen && strncasecmp(reserved[i], *env, klen) == 0;
         for (char **e = p->env; e && *e && !skip; e++)
             skip = strncmp(*e, *env, klen + 1) == 0;
-        if (!skip) p->env = dbx_strv_push(p->env ? p->env : dbx_xcalloc(1, sizeof(char *)), *env);
+        if (!skip) p->env = dbx_strv_push(p->env, *env);
     }
 }
 

@@ -94,7 +94,8 @@ int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_im
 int dbx_image_pull(const struct dbx_paths *paths, const char *ref,
                    const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
 /* Import FILE: a `docker save` tarball, an OCI image layout (dir or tar) or a rootfs tarball.
- * name: the record's name; NULL takes the archive's own tag (a rootfs tarball needs one). */
+ * name: the record's name; NULL records "import@" and the manifest digest (a rootfs
+ * tarball needs one). */
 int dbx_image_import(const struct dbx_paths *paths, const char *file, const char *name,
                      const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
 /* Build the default image (Debian bookworm from the Debian archive, with mmdebstrap) and record

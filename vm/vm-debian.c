@@ -12,13 +12,6 @@ int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
                     geteuid() == 0 ? "--mode=root" : "--mode=unshare",
                     "--variant=apt", inc, "--format=tar", (char *)suite, (char *)out_tar,
                     (char *)mirror, NULL};
-    int status = 0;
-    _cleanup_free_ char *errs = NULL;
-    if (vm_run("mmdebstrap", argv, NULL, NULL, &errs, &status, err) < 0) return -1;
-    if (status == 0) return 0;
-    char *last = NULL;
-    for (char *save = NULL, *l = strtok_r(errs, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
-        if (*l) last = l;
-    return dbx_error_set(err, 0, "mmdebstrap exited with status %d%s%s", status,
-                         last ? ": " : "", last ? dbx_sanitize_printable(last) : "");
+    /* vm_run's error is mmdebstrap's last (or apt's "E: ") stderr line */
+    return vm_run("mmdebstrap", argv, NULL, NULL, NULL, NULL, err);
 }

@@ -63,7 +63,6 @@ char *vm_path_printable(const char *s);
 struct vm_tar_stats {
     uint64_t entries;
     uint64_t dirs;
-    uint64_t data_bytes;
     uint64_t data_blocks; /* 4 KiB blocks the regular files, long symlinks and xattrs need */
 };
 
@@ -153,17 +152,15 @@ struct vm_passt_rules {
     uint32_t nl_seq;
 };
 
-/* NULL when passt may send to addr as far as its class goes, else the class that refuses it:
- * loopback, unspecified (0/8, ::, ::/96), link-local, cloud metadata, multicast, broadcast,
- * NAT64 of one of these; IPv4-mapped and SIIT addresses are judged as their IPv4 address. */
-const char *vm_passt_addr_refused(const struct policy_addr *a);
 /* Replace r's resolvers with the "nameserver ADDR" lines of a resolv.conf text (at most
  * VM_PASST_MAX_DNS; zone suffixes and other lines are ignored). */
 void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r);
 /* Judge the len bytes of a sockaddr passt gave connect (is_connect) or a send call: NULL when
  * allowed, else a static reason.  Allowed: AF_UNIX and AF_NETLINK (passt's own), AF_UNSPEC for
  * connect (a disconnect), one of r's resolvers on port 53 whatever its class, and IP addresses
- * that neither vm_passt_addr_refused nor the kernel's route lookup (local, broadcast,
+ * that neither their class (loopback, unspecified (0/8, ::, ::/96), link-local, cloud metadata,
+ * multicast, broadcast, NAT64 of one of these; IPv4-mapped and SIIT addresses judged as their
+ * IPv4 address) nor the kernel's route lookup (local, broadcast,
  * multicast, anycast route: "host address") refuses.  Refused too: other families, addresses
  * shorter than the kernel accepts, failed route lookups.  `where` (VM_PASST_WHERE_MAX bytes)
  * gets "ADDR:PORT" or a description for the log. */

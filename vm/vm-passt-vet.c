@@ -45,12 +45,6 @@ static void unmap(struct policy_addr *a) {
     a->family = AF_INET;
 }
 
-const char *vm_passt_addr_refused(const struct policy_addr *addr) {
-    struct policy_addr a = *addr;
-    unmap(&a);
-    return class_refusal(policy_addr_classify(&a));
-}
-
 void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r) {
     r->n_dns = 0;
     for (const char *p = text; p && *p && r->n_dns < VM_PASST_MAX_DNS;) {

@@ -17,9 +17,9 @@
  *   one current at exec).  An ordinary user has that only in a namespace of its own: the child
  *   enters a new user namespace mapping just our uid and gid to themselves before exec, which
  *   changes nothing else for passt (it still sees our uid and creates its own namespaces).
- * - As root passt drops to nobody ("Don't run as root") before binding its socket: the socket
- *   directory must then be writable by nobody.  A failed bind is only logged and passt exits
- *   with status 0, hence the wait for the socket below.
+ * - passt gets its end of the socket pair with QEMU as --fd: there is no socket on the
+ *   filesystem (as root, passt drops to nobody and then could not reach a socket in our 0700
+ *   run directory; it exited with status 0).
  * - Without a terminal passt logs to stderr and tries syslog (each line also prints "Failed to
  *   send ... to syslog" when there is none); -q keeps it to warnings and errors. */
 #include "vm-internal.h"

@@ -186,8 +186,10 @@ static int emit_entry(struct emit *em, struct vm_rootfs_inode *ino, dbx_error **
         return 0;
     }
     ino->emitted = em->b->generation;
-    free(ino->first_path);
-    ino->first_path = dbx_xstrdup(em->path);
+    if (ino->refs > 1) { /* only a second name needs the first one */
+        free(ino->first_path);
+        ino->first_path = dbx_xstrdup(em->path);
+    }
     archive_entry_set_filetype(e, ino->mode & S_IFMT);
     archive_entry_set_perm(e, ino->mode & 07777);
     archive_entry_set_uid(e, ino->uid > 65535 ? 0 : ino->uid); /* fixed up by debugfs */
@@ -204,7 +206,6 @@ static int emit_entry(struct emit *em, struct vm_rootfs_inode *ino, dbx_error **
         return dbx_error_set(err, 0, "write tar: %s", archive_error_string(em->out));
     if (S_ISREG(ino->mode) && copy_data(em, ino, err) < 0) return -1;
     if (S_ISDIR(ino->mode)) em->st.dirs++;
-    em->st.data_bytes += S_ISREG(ino->mode) ? ino->size : 0;
     em->st.data_blocks += S_ISREG(ino->mode) ? (ino->size + BLOCK - 1) / BLOCK : 0;
     em->st.data_blocks += (S_ISLNK(ino->mode) && strlen(ino->symlink) >= 60) ? 1 : 0;
     em->st.data_blocks += ino->n_xattrs ? 1 : 0;

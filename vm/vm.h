@@ -4,6 +4,7 @@
 #pragma once
 
 #include "../common/common.h"
+#include "../policy/policy.h"
 
 /* ---- kernel + initramfs ----------------------------------------------------------------- */
 
@@ -116,8 +117,9 @@ struct vm_config {
  * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
  * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
  * virtio-serial-device with the agent port, the console on the ISA serial port, and a
- * network device only when net_socket is set: virtio-net-device (MAC VM_GUEST_MAC) on a
- * `-netdev stream` connected to passt's unix socket (QEMU 7.2; with -sandbox on).
+ * network device only when net_fd is set: virtio-net-device (MAC VM_GUEST_MAC) on a
+ * `-netdev stream` over QEMU's end of a socket pair with passt (fd 5; QEMU 7.2; with
+ * -sandbox on).
  * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
  * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
  * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
@@ -134,12 +136,14 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
 
 /* ---- network ("open" mode) --------------------------------------------------------------- */
 
-/* What passt gives the guest; the guest configures them statically (no DHCP client needed). */
+/* What passt gives the guest.  The guest configures itself statically from the plan (no DHCP
+ * client needed), so these are the policy's values: the address is POLICY_OPEN_ADDR split at
+ * its '/' (test-vm-passt checks they agree). */
 #define VM_GUEST_MAC "52:54:00:12:34:56"
 #define VM_GUEST_ADDR "10.0.2.15"
 #define VM_GUEST_PREFIX 24
-#define VM_GUEST_GATEWAY "10.0.2.2"
-#define VM_GUEST_DNS "10.0.2.3" /* resolv.conf: nameserver 10.0.2.3 */
+#define VM_GUEST_GATEWAY POLICY_OPEN_GW
+#define VM_GUEST_DNS POLICY_OPEN_DNS /* resolv.conf: nameserver 10.0.2.3 */
 
 /* A running passt (Debian's 0.0~git20230309) for one VM plus the thread that vets every
  * destination it names.  passt gives user-mode NAT, IPv4 only, on sock_fd: one end of a

@@ -239,6 +239,9 @@ static void reap(pid_t pid) {
 }
 
 static void test_start(void **state) {
+    /* passt's guest address is the one the guest sets from the plan */
+    assert_string_equal(POLICY_OPEN_ADDR, VM_GUEST_ADDR "/24");
+    assert_int_equal(VM_GUEST_PREFIX, 24);
     if (!have_passt()) {
         skip();
         return;
