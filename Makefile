@@ -67,7 +67,7 @@ $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a
 
 # Replay build of every fuzz harness (gcc, no libFuzzer): each corpus file through the same
 # entry point, so CI runs the corpus on every change.
-$(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c $(BUILD)/libdevbox.a
+$(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.h $(BUILD)/libdevbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
 

@@ -14,13 +14,7 @@
 #include "common/common.h"
 #include "oci/oci-internal.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "replay.h"
 
 static const char fixed_manifest[] =
     "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_MT_OCI_CONFIG "\",\"digest\":"
@@ -56,7 +50,6 @@ static void check_manifest(const struct oci_manifest *m) {
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const cts[] = {NULL, OCI_MT_OCI_MANIFEST, OCI_MT_DOCKER_LIST,
@@ -111,47 +104,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(s);
     return 0;
 }
-
-#ifndef DBX_LIBFUZZER
-static int run_file(int dirfd, const char *name) {
-    char *buf = NULL;
-    size_t len = 0;
-    dbx_error *err = NULL;
-    if (dbx_read_file_at(dirfd, name, 16u << 20, &buf, &len, &err) < 0) {
-        fprintf(stderr, "fuzz-oci-manifest: %s\n", err->msg);
-        dbx_error_free(&err);
-        return -1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv) {
-    size_t ran = 0;
-    int failed = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) < 0) {
-            fprintf(stderr, "fuzz-oci-manifest: stat '%s': %s\n", argv[i], strerror(errno));
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            failed |= run_file(AT_FDCWD, argv[i]) < 0;
-            ran++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) return 1;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.') continue;
-            failed |= run_file(dirfd(d), de->d_name) < 0;
-            ran++;
-        }
-        closedir(d);
-    }
-    printf("fuzz-oci-manifest: %zu input(s) replayed%s\n", ran, failed ? ", some unreadable" : "");
-    return ran == 0 || failed;
-}
-#endif

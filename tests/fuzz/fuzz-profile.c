@@ -20,13 +20,7 @@
 #include "common/common.h"
 #include "profiles/profiles.h"
 
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);               \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "replay.h"
 
 static char tmpdir[PATH_MAX];
 static int tmpfd = -1;
@@ -143,7 +137,6 @@ static void check_user(const struct profile_user *u) {
     free(j);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     setup_once();
@@ -172,77 +165,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     profile_user_clear(&u);
     return 0;
 }
-
-#ifndef DBX_LIBFUZZER
-static int run_file(int dirfd, const char *name) {
-    char *buf = NULL;
-    size_t len = 0;
-    dbx_error *err = NULL;
-    if (dbx_read_file_at(dirfd, name, 16u << 20, &buf, &len, &err) < 0) {
-        fprintf(stderr, "fuzz-profile: %s\n", err->msg);
-        dbx_error_free(&err);
-        return -1;
-    }
-    LLVMFuzzerTestOneInput((const uint8_t *)buf, len);
-    free(buf);
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s FILE|DIR...\n", argv[0]);
-        return 2;
-    }
-    size_t ran = 0;
-    int failed = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) < 0) {
-            fprintf(stderr, "fuzz-profile: stat '%s': %s\n", argv[i], strerror(errno));
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            if (run_file(AT_FDCWD, argv[i]) < 0)
-                failed = 1;
-            else
-                ran++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            fprintf(stderr, "fuzz-profile: opendir '%s': %s\n", argv[i], strerror(errno));
-            return 1;
-        }
-        char **names = NULL;
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (de->d_name[0] == '.')
-                continue;
-            struct stat est;
-            if (fstatat(dirfd(d), de->d_name, &est, AT_SYMLINK_NOFOLLOW) < 0 ||
-                !S_ISREG(est.st_mode))
-                continue;
-            names = dbx_strv_push(names, de->d_name);
-        }
-        size_t n = dbx_strv_len(names);
-        if (n)
-            qsort(names, n, sizeof(char *), cmp_str);
-        for (size_t j = 0; j < n; j++) {
-            if (run_file(dirfd(d), names[j]) < 0)
-                failed = 1;
-            else
-                ran++;
-        }
-        dbx_strv_free(names);
-        closedir(d);
-    }
-    printf("fuzz-profile: %zu input(s) replayed%s\n", ran, failed ? ", some unreadable" : "");
-    if (ran == 0)
-        return 1; /* an empty corpus is a setup error, not a pass */
-    return failed;
-}
-#endif
