@@ -43,7 +43,7 @@ assert_store_clean() { # STORE
     done
 }
 
-# The JSON field of oci-tool's image output: json_get FILE EXPR (python expression on `j`).
-json_get() {
+# The JSON field of oci-tool's image output: json_file FILE EXPR (python expression on `j`).
+json_file() {
     "$PYTHON" -c 'import json,sys; t=open(sys.argv[1]).read(); j=json.loads(t[t.index("{"):]); print(eval(sys.argv[2]))' "$1" "$2"
 }

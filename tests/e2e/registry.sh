@@ -18,8 +18,8 @@
 #   docker_config FILE ADDR USER:PASS   write a docker config.json with an "auths" entry
 #
 # Needs: docker-registry skopeo apache2-utils (htpasswd) openssl curl python3.  Everything
-# listens on 127.0.0.1 only.  Processes are killed by registry_stop_all (set as an EXIT trap by
-# registry_init; call it yourself if you replace the trap).
+# listens on 127.0.0.1 only.  Processes are killed by registry_stop_all: registry_init adds it to
+# lib.sh's CLEANUP_HOOKS when a test runs under lib.sh, else sets it as the EXIT trap.
 REGISTRY_NAMES=()
 
 registry_init() {
@@ -27,7 +27,11 @@ registry_init() {
     for c in docker-registry skopeo htpasswd openssl curl; do
         command -v "$c" >/dev/null || { type skip >/dev/null 2>&1 && skip "$c not installed"; return 1; }
     done
-    trap registry_stop_all EXIT
+    if declare -p CLEANUP_HOOKS >/dev/null 2>&1; then
+        CLEANUP_HOOKS+=(registry_stop_all) # lib.sh's _cleanup stays the EXIT trap
+    else
+        trap registry_stop_all EXIT
+    fi
 }
 
 free_port() {

@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/registry.sh"
 registry_init || exit $?
-trap _cleanup EXIT
-CLEANUP_HOOKS+=(registry_stop_all)
 
 L=$TEST_TMP/layouts
 mkdir -p "$L/busybox"

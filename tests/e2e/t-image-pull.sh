@@ -7,8 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/registry.sh"
 registry_init || exit $?
-trap _cleanup EXIT
-CLEANUP_HOOKS+=(registry_stop_all)
 
 dir=$TEST_TMP/layout
 mkdir -p "$dir"
@@ -63,7 +61,8 @@ registry_stop reg
 t0=$(date +%s%N)
 ok dbx -C "$R2" exec -- cat /data/file
 assert_eq hello "$OUT" "second project (registry stopped: nothing pulled)"
-id2=$(dbx -C "$R2" status --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+ok dbx -C "$R2" status --json
+id2=$(json_get "$OUT" 'j["id"]')
 ov=$DEVBOX_HOME/data/projects/$id2/disk.qcow2
 assert_le "$(du -k "$ov" | cut -f1)" 16384 "second project overlay after its first boot (KiB)"
 log "second project from a pulled image: $((($(date +%s%N) - t0) / 1000000)) ms to first exec (boot included)"

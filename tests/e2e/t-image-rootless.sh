@@ -5,8 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$E2E_DIR/registry.sh"
 registry_init || exit $?
-trap _cleanup EXIT
-CLEANUP_HOOKS+=(registry_stop_all)
 rootless_user
 
 dir=$TEST_TMP/layout
@@ -21,7 +19,9 @@ chown "$TU" "$RU/devbox.ini"
 run_in "$RU" as_user timeout 240 "$UD" exec -- stat -c '%u:%g %a' /data/setuid /data/bigid /bin/busybox
 assert_eq 0 "$RC" "exec in a pulled image as $TU (stderr: $(show "$ERR"))"
 assert_eq $'0:0 4755\n100000:100000 644\n0:0 755' "$OUT" "owners and modes in the VM (rootless pull)"
-for f in $(find "$U/home/dbx/data" -newer "$RU/devbox.ini" 2>/dev/null | head -n 200); do
+files=$(find "$U/home/dbx/data" -newer "$RU/devbox.ini" 2>/dev/null | head -n 200)
+[ -n "$files" ] || fail "no files of the pull under $U/home/dbx/data"
+for f in $files; do
     [ "$(stat -c %u "$f")" = "$tuid" ] || fail "$f is not owned by $TU"
 done
 
@@ -31,4 +31,7 @@ run_in "$RD" as_user timeout 400 "$UD" exec -- stat -c '%u:%g %a' /usr/bin/passw
 assert_eq 0 "$RC" "exec in the default image built as $TU (stderr: $(show "$ERR"))"
 assert_eq $'0:0 4755\n0:0 4755' "$OUT" "setuid root files of the default image built rootless"
 run_in "$RD" as_user timeout 60 "$UD" stop
+assert_eq 0 "$RC" "stop as $TU: $(show "$ERR")"
 run_in "$RU" as_user timeout 60 "$UD" stop
+assert_eq 0 "$RC" "stop as $TU: $(show "$ERR")"
+assert_no_vm_procs 10

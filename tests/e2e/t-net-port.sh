@@ -37,15 +37,20 @@ good=$(cat "$TEST_TMP"/par.* | grep -c "^served from the box$")
 assert_eq 100 "$good" "answers to 100 parallel connections"
 
 # a forward to a port nothing listens on: the connection is closed, devbox keeps working
-ok dbx port add "$(free_port):9"
-P3=$(dbx port ls | awk '/-> 9$/{sub(/.*:/,"",$1); print $1}')
+P3=$(free_port)
+ok dbx port add "$P3:9"
 run curl -sS --max-time 20 "http://127.0.0.1:$P3/"
 assert_ne 0 "$RC" "curl to a forward whose guest port is closed"
 ok dbx exec -- true
 
 # the forward listens on loopback only
-run curl -sS --max-time 5 "http://$(hostname -I 2>/dev/null | awk '{print $1}'):$P2/index.html"
-assert_ne 0 "$RC" "the forward on a non-loopback address"
+addr=$(hostname -I 2>/dev/null | awk '{print $1}')
+if [ -n "$addr" ]; then
+    run curl -sS --max-time 5 "http://$addr:$P2/index.html"
+    assert_ne 0 "$RC" "the forward on a non-loopback address ($addr)"
+else
+    log "no non-loopback address on this host: the listen-address check does not apply"
+fi
 
 ok dbx port rm "$P2"
 run curl -sS --max-time 5 "http://127.0.0.1:$P2/index.html"

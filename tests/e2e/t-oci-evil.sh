@@ -17,7 +17,7 @@ EVLOG=$TEST_TMP/evil.log
     --port-file "$TEST_TMP/evil.port" --log "$EVLOG" --cert "$CA/server.crt" --key "$CA/server.key" \
     --max-seconds 400 >"$TEST_TMP/evil.out" 2>&1 &
 EVPID=$!
-trap 'kill $EVPID 2>/dev/null' EXIT
+CLEANUP_HOOKS+=("kill $EVPID 2>/dev/null")
 for ((i = 0; i < 100; i++)); do [ -s "$TEST_TMP/evil.port" ] && break; sleep 0.1; done
 read -r PORT TLSPORT <"$TEST_TMP/evil.port" || fail "evil registry did not start: $(cat "$TEST_TMP/evil.out")"
 R=127.0.0.1:$PORT

@@ -31,17 +31,17 @@ log "pull by tag (plain http, loopback)"
 oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/multi:v1" || fail "pull by tag: $(cat "$E")"
 assert_eq "resolved $multi" "$(grep ^resolved "$O")" "resolved line"
 assert_eq "0 1 2 3" "$(grep ^ready "$O" | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')" "layer_ready order"
-assert_eq "$multi" "$(json_get "$O" 'j["manifest_digest"]')" "manifest digest"
-assert_eq "4" "$(json_get "$O" 'len(j["layers"])')" "layer count"
-assert_eq "/data" "$(json_get "$O" 'j["config"]["workdir"]')" "workdir"
+assert_eq "$multi" "$(json_file "$O" 'j["manifest_digest"]')" "manifest digest"
+assert_eq "4" "$(json_file "$O" 'len(j["layers"])')" "layer count"
+assert_eq "/data" "$(json_file "$O" 'j["config"]["workdir"]')" "workdir"
 for d in $(grep ^ready "$O" | cut -d' ' -f3); do assert_file "$S/blobs/sha256/${d#sha256:}"; done
 assert_store_clean "$S"
 
 log "pull by digest, and inspect"
 oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/multi@$multi" || fail "pull by digest: $(cat "$E")"
-assert_eq "$multi" "$(json_get "$O" 'j["manifest_digest"]')" "manifest digest by digest"
+assert_eq "$multi" "$(json_file "$O" 'j["manifest_digest"]')" "manifest digest by digest"
 oci_run "$O" "$E" inspect "$S" "$multi" || fail "inspect: $(cat "$E")"
-assert_eq "linux/amd64" "$(json_get "$O" 'j["platform"]')" "inspect platform"
+assert_eq "linux/amd64" "$(json_file "$O" 'j["platform"]')" "inspect platform"
 bad=sha256:$(printf '0%.0s' {1..64})
 oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/multi@$bad"
 assert_ne 0 $? "pull of an unknown digest"
@@ -49,12 +49,12 @@ assert_one_line "$(cat "$E")" "unknown digest error"
 
 log "platform selection from an index"
 oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/mp" || fail "pull mp: $(cat "$E")"
-assert_eq "linux/amd64" "$(json_get "$O" 'j["platform"]')" "default (host) platform"
-assert_eq "$mp" "$(json_get "$O" 'j["index_digest"]')" "index digest"
+assert_eq "linux/amd64" "$(json_file "$O" 'j["platform"]')" "default (host) platform"
+assert_eq "$mp" "$(json_file "$O" 'j["index_digest"]')" "index digest"
 for p in linux/arm64 linux/arm64/v8 linux/arm/v7 linux/s390x; do
     oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/mp" --platform "$p" || fail "pull --platform $p: $(cat "$E")"
     want=${p%/v8}
-    assert_eq "$want" "$(json_get "$O" 'j["platform"]')" "platform $p"
+    assert_eq "$want" "$(json_file "$O" 'j["platform"]')" "platform $p"
 done
 oci_run "$O" "$E" pull "$S" "$PLAIN_ADDR/test/mp" --platform linux/riscv64
 assert_ne 0 $? "pull of a platform the index lacks"
@@ -67,7 +67,7 @@ docker_config "$H/.docker/config.json" "$SECURE_ADDR" devbox:s3cret
 S2=$TEST_TMP/store2
 HOME=$H oci_run "$O" "$E" pull "$S2" "$SECURE_ADDR/test/multi:v1" --ca-file "$CA/ca.crt" ||
     fail "TLS pull with credentials: $(cat "$E")"
-assert_eq "$multi" "$(json_get "$O" 'j["manifest_digest"]')" "TLS manifest digest"
+assert_eq "$multi" "$(json_file "$O" 'j["manifest_digest"]')" "TLS manifest digest"
 HOME=$TEST_TMP/nohome oci_run "$O" "$E" pull "$TEST_TMP/store3" "$SECURE_ADDR/test/multi:v1" --ca-file "$CA/ca.crt"
 assert_ne 0 $? "TLS pull without credentials"
 assert_one_line "$(cat "$E")"
@@ -86,7 +86,7 @@ log "concurrent pulls of the same image fetch each blob once"
 registry_push "$L/multilayer" latest "$PLAIN_ADDR/test/conc:v1" || fail "push conc"
 declare -A before
 oci_run "$O" "$E" inspect "$S" "$multi" || fail "inspect: $(cat "$E")"
-layers=$(json_get "$O" '" ".join(l["digest"] for l in j["layers"])')
+layers=$(json_file "$O" '" ".join(l["digest"] for l in j["layers"])')
 for d in $layers; do before[$d]=$(registry_blob_gets PLAIN "$d"); done
 S4=$TEST_TMP/store4
 pids=()
@@ -118,19 +118,19 @@ skopeo copy -q "oci:$L/busybox:latest" "docker-archive:$TEST_TMP/save.tar:test/m
     fail "skopeo docker-archive"
 assert_eq docker "$("$OCI_TOOL" detect "$TEST_TMP/save.tar")" "detect docker save"
 oci_run "$O" "$E" import "$S" "$TEST_TMP/save.tar" || fail "import docker save: $(cat "$E")"
-assert_eq 1 "$(json_get "$O" 'len(j["layers"])')" "docker save layers"
-assert_eq "/bin/sh" "$(json_get "$O" 'j["config"]["cmd"][0]')" "docker save cmd"
+assert_eq 1 "$(json_file "$O" 'len(j["layers"])')" "docker save layers"
+assert_eq "/bin/sh" "$(json_file "$O" 'j["config"]["cmd"][0]')" "docker save cmd"
 oci_run "$O" "$E" import "$S" "$TEST_TMP/save.tar" --name test/multi:v1 || fail "import --name: $(cat "$E")"
 oci_run "$O" "$E" import "$S" "$TEST_TMP/save.tar" --name nope:v1
 assert_ne 0 $? "import of a name the archive lacks"
 assert_eq layout "$("$OCI_TOOL" detect "$L/multiplatform")" "detect layout dir"
 oci_run "$O" "$E" import "$S" "$L/multiplatform" --platform linux/arm64 || fail "import layout dir: $(cat "$E")"
-assert_eq "linux/arm64" "$(json_get "$O" 'j["platform"]')" "layout dir platform"
-assert_eq "$(oci_layout multiplatform)" "$(json_get "$O" 'j["index_digest"]')" "layout dir index digest"
+assert_eq "linux/arm64" "$(json_file "$O" 'j["platform"]')" "layout dir platform"
+assert_eq "$(oci_layout multiplatform)" "$(json_file "$O" 'j["index_digest"]')" "layout dir index digest"
 tar -C "$L/multilayer" -cf "$TEST_TMP/layout.tar" . || fail "tar layout"
 assert_eq layout "$("$OCI_TOOL" detect "$TEST_TMP/layout.tar")" "detect layout tar"
 oci_run "$O" "$E" import "$S" "$TEST_TMP/layout.tar" || fail "import layout tar: $(cat "$E")"
-assert_eq "$(oci_layout multilayer)" "$(json_get "$O" 'j["manifest_digest"]')" "layout tar manifest digest"
+assert_eq "$(oci_layout multilayer)" "$(json_file "$O" 'j["manifest_digest"]')" "layout tar manifest digest"
 assert_eq rootfs "$("$OCI_TOOL" detect "$DBX_TEST_IMAGE")" "detect rootfs tarball"
 oci_run "$O" "$E" import "$S" "$DBX_TEST_IMAGE"
 assert_ne 0 $? "import of a rootfs tarball"
