@@ -71,6 +71,14 @@ static inline void dbx_strvp(char ***v) { dbx_strv_free(*v); }
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(dbx_freep)
 #define _cleanup_close_ _cleanup_(dbx_closep)
+/* A temp file's path: unlinked and freed unless TAKE_PTR took it (the file was renamed). */
+static inline void dbx_unlink_freep(char **p) {
+    if (*p) {
+        unlink(*p);
+        free(*p);
+    }
+}
+#define _cleanup_unlink_free_ _cleanup_(dbx_unlink_freep)
 #define _cleanup_fclose_ _cleanup_(dbx_fclosep)
 #define _cleanup_error_ _cleanup_(dbx_errorp)
 #define _cleanup_strv_ _cleanup_(dbx_strvp)

@@ -399,7 +399,5 @@ char *oci_image_to_json(const struct oci_image *img) {
     char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
     json_decref(o);
     if (!s) dbx_oom_hook();
-    char *r = dbx_xstrdup(s);
-    free(s);
-    return r;
+    return s; /* jansson allocates with malloc: the caller frees it with free() */
 }

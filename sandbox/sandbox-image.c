@@ -291,6 +291,20 @@ static void progress_clear(struct progress *p) {
     free(p->labels);
 }
 
+/* The lock of base disk BASES/NAME.raw (BASES/NAME.lock): held while a pull or import builds or
+ * reuses the disk, so rmi/prune never delete it under them.  Returns the locked fd or -errno
+ * (-EWOULDBLOCK with LOCK_NB when it is held). */
+static int lock_base(const char *base, int how) {
+    size_t len = strlen(base);
+    if (len < 5 || strcmp(base + len - 4, ".raw") != 0) return -EINVAL;
+    _cleanup_free_ char *lockp = dbx_xasprintf("%.*s.lock", (int)(len - 4), base);
+    _cleanup_close_ int fd = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return -errno;
+    while (flock(fd, how) < 0)
+        if (errno != EINTR) return -errno;
+    return TAKE_FD(fd);
+}
+
 /* ---- building a base disk from layers, while they download ------------------------------ */
 
 /* oci_pull calls layer_ready on this thread while its own thread keeps downloading the later
@@ -323,10 +337,8 @@ static void on_resolved(void *ud, const struct oci_image *img) {
     /* Another pull of the same image may be building its disk: wait for it, then use it. */
     const char *hex = strchr(img->manifest_digest, ':') + 1;
     b->base_path = dbx_xasprintf("%s/%s.raw", b->bases, hex);
-    _cleanup_free_ char *lock = dbx_xasprintf("%s/%s.lock", b->bases, hex);
-    b->base_lock = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (b->base_lock >= 0) flock(b->base_lock, LOCK_EX);
-    b->skip = access(b->base_path, F_OK) == 0;
+    b->base_lock = lock_base(b->base_path, LOCK_EX); /* a failure is reported by on_layer */
+    b->skip = b->base_lock >= 0 && access(b->base_path, F_OK) == 0;
 }
 
 static void on_progress(void *ud, size_t layer, uint64_t done, uint64_t total) {
@@ -344,6 +356,7 @@ static int on_layer(void *ud, size_t layer, const char *digest, dbx_error **err)
         b->progress->done[layer] = b->progress->total[layer];
         progress_draw(b->progress, true);
     }
+    if (b->base_lock < 0) return dbx_error_set(err, -b->base_lock, "lock '%s'", b->base_path);
     if (b->skip) return 0;
     _cleanup_close_ int fd = -EBADF;
     if (oci_store_open_blob(b->store, digest, &fd, err) < 0) return -1;
@@ -364,6 +377,7 @@ static int builder_init(struct builder *b, struct oci_store *store, const char *
 
 /* Every layer is applied: write the disk (unless another pull already did). */
 static int builder_finish(struct builder *b, const char *what, uint64_t *ret_size, dbx_error **err) {
+    if (b->base_lock < 0) return dbx_error_set(err, -b->base_lock, "lock '%s'", b->base_path);
     struct stat st;
     if (b->skip) {
         /* No layer was applied: the disk must still be there (rmi/prune take its lock). */
@@ -471,11 +485,10 @@ static int import_rootfs(const struct dbx_paths *paths, const char *tar_path, co
     if (sha256_file(tar_path, digest, err) < 0) return -1;
     _cleanup_free_ char *bases = bases_dir(paths);
     if (dbx_mkdir_p(bases, 0700, err) < 0) return -1;
-    /* One build per tarball: a second import of the same one waits, then finds the disk. */
-    _cleanup_free_ char *lockp = dbx_xasprintf("%s/%s.lock", bases, digest);
-    _cleanup_close_ int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX) < 0) return dbx_error_set(err, errno, "lock '%s'", lockp);
     _cleanup_free_ char *base = dbx_xasprintf("%s/%s.raw", bases, digest);
+    /* One build per tarball: a second import of the same one waits, then finds the disk. */
+    _cleanup_close_ int lock = lock_base(base, LOCK_EX);
+    if (lock < 0) return dbx_error_set(err, -lock, "lock '%s'", base);
     struct stat st;
     uint64_t size = 0;
     if (stat(base, &st) == 0) size = (uint64_t)st.st_size;
@@ -531,13 +544,6 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
 
 /* ---- the default image ------------------------------------------------------------------ */
 
-static void unlink_freep(char **p) {
-    if (*p) {
-        unlink(*p);
-        free(*p);
-    }
-}
-
 int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret, dbx_error **err) {
     _cleanup_free_ char *dir = images_dir(paths);
     if (dbx_mkdir_p(dir, 0700, err) < 0) return -1;
@@ -547,7 +553,7 @@ int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret
     if (lock < 0 || flock(lock, LOCK_EX) < 0) return dbx_error_set(err, errno, "lock '%s'", lockp);
     if (rec_load(paths, "default", ret, NULL) == 0) return 0;
 
-    __attribute__((cleanup(unlink_freep))) char *tar = dbx_xasprintf("%s/default.tar.XXXXXX", dir);
+    _cleanup_unlink_free_ char *tar = dbx_xasprintf("%s/default.tar.XXXXXX", dir);
     _cleanup_close_ int fd = mkostemp(tar, O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -679,11 +685,8 @@ int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **re
 /* Delete a base disk unless a pull or import holds its lock (it is being built or reused right
  * now); returns the bytes freed. */
 static uint64_t unlink_base(const char *base) {
-    size_t len = strlen(base);
-    if (len < 5 || strcmp(base + len - 4, ".raw") != 0) return 0;
-    _cleanup_free_ char *lockp = dbx_xasprintf("%.*s.lock", (int)(len - 4), base);
-    _cleanup_close_ int lock = open(lockp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) return 0;
+    _cleanup_close_ int lock = lock_base(base, LOCK_EX | LOCK_NB);
+    if (lock < 0) return 0;
     struct stat st;
     if (lstat(base, &st) < 0 || unlink(base) < 0) return 0;
     return (uint64_t)st.st_blocks * 512;

@@ -18,7 +18,6 @@
 
 #define printable vm_path_printable
 
-#define BLOCK 4096u
 #define BLOCKS_PER_GROUP 8192u /* genext2fs's fixed maximum */
 #define MIN_INODES_PER_GROUP 2048u
 #define MAX_INODES_PER_GROUP 8192u
@@ -92,7 +91,7 @@ static struct geometry size_image(const struct vm_tar_stats *st) {
             ipg = MAX_INODES_PER_GROUP;
         }
         ipg = (ipg + 31) & ~31ull;
-        uint64_t total = need + groups * (ipg * 256 / BLOCK + 4);
+        uint64_t total = need + groups * (ipg * 256 / VM_BLOCK + 4);
         uint64_t g = (total + BLOCKS_PER_GROUP - 1) / BLOCKS_PER_GROUP;
         if (g <= groups)
             break;
@@ -194,13 +193,13 @@ int vm_disk_make_fs(const char *tar, const char *img, int img_fd, const struct v
     struct stat sb;
     if (fstat(img_fd, &sb) < 0)
         return dbx_error_set(err, errno, "stat '%s'", img);
-    uint64_t base = ((uint64_t)sb.st_size + BLOCK - 1) / BLOCK;
-    uint64_t more = (extra + BLOCK - 1) / BLOCK;
+    uint64_t base = ((uint64_t)sb.st_size + VM_BLOCK - 1) / VM_BLOCK;
+    uint64_t more = (extra + VM_BLOCK - 1) / VM_BLOCK;
     uint64_t final = base + more;
     final += journal_blocks(final);
-    if (final > (16ull << 40) / BLOCK)
+    if (final > (16ull << 40) / VM_BLOCK)
         return dbx_error_set(err, 0, "image larger than 16 TiB");
-    if (ftruncate(img_fd, (off_t)(final * BLOCK)) < 0)
+    if (ftruncate(img_fd, (off_t)(final * VM_BLOCK)) < 0)
         return dbx_error_set(err, errno, "grow '%s'", img);
     char *rs[] = {"resize2fs", (char *)img, NULL};
     if (run_tool("resize2fs", rs, false, err) < 0)
@@ -212,13 +211,6 @@ int vm_disk_make_fs(const char *tar, const char *img, int img_fd, const struct v
     if (run_tool("e2fsck -n", check, false, err) < 0)
         return dbx_error_wrap(err, "final check");
     return 0;
-}
-
-static void unlink_freep(char **p) {
-    if (*p) {
-        unlink(*p);
-        free(*p);
-    }
 }
 
 int vm_dir_fsync(const char *path) {
@@ -254,7 +246,7 @@ int vm_disk_create_overlay(const char *base_path, const char *overlay_path, dbx_
         return dbx_error_set(err, errno, "base image '%s'", base_path);
     if (strchr(base, ','))
         return dbx_error_set(err, 0, "base image path '%s' contains a comma", base);
-    __attribute__((cleanup(unlink_freep))) char *tmp =
+    _cleanup_unlink_free_ char *tmp =
         dbx_xasprintf("%s.tmp.%d", overlay_path, (int)getpid());
     char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, tmp, NULL};
     if (vm_run("qemu-img create", argv, NULL, NULL, NULL, NULL, err) < 0)

@@ -33,6 +33,7 @@ int vm_rm_rf(const char *path, dbx_error **err);
 /* Caps on what layers may make us do; each is checked before the work it bounds.  They are far
  * above real images (a full Debian is ~15k entries, ~700 MB; Docker allows 127 layers) and far
  * below what would exhaust the host: */
+#define VM_BLOCK 4096u /* the base disk's filesystem block size */
 #define VM_TAR_MAX_ENTRIES 1000000ull   /* names in the tree at any time, implicit parents too */
 #define VM_ROOTFS_MAX_HEADERS 4000000ull /* tar headers read, across all layers */
 #define VM_TAR_MAX_PATH 4096             /* bytes in an entry path (PATH_MAX) */

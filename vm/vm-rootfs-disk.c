@@ -12,7 +12,6 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#define BLOCK 4096u
 /* debugfs 1.47.0 reads script lines into a BUFSIZ (8192) buffer and runs the rest of a longer
  * line as a command of its own (measured), so longer lines are refused. */
 #define SCRIPT_LINE_MAX 8000u
@@ -206,7 +205,7 @@ static int emit_entry(struct emit *em, struct vm_rootfs_inode *ino, dbx_error **
         return dbx_error_set(err, 0, "write tar: %s", archive_error_string(em->out));
     if (S_ISREG(ino->mode) && copy_data(em, ino, err) < 0) return -1;
     if (S_ISDIR(ino->mode)) em->st.dirs++;
-    em->st.data_blocks += S_ISREG(ino->mode) ? (ino->size + BLOCK - 1) / BLOCK : 0;
+    em->st.data_blocks += S_ISREG(ino->mode) ? (ino->size + VM_BLOCK - 1) / VM_BLOCK : 0;
     em->st.data_blocks += (S_ISLNK(ino->mode) && strlen(ino->symlink) >= 60) ? 1 : 0;
     em->st.data_blocks += ino->n_xattrs ? 1 : 0;
     return fix_inode(em, em->path, ino, false, err);
@@ -281,16 +280,9 @@ static void rm_rf_freep(char **p) {
     }
 }
 
-static void unlink_freep(char **p) {
-    if (*p) {
-        unlink(*p);
-        free(*p);
-    }
-}
-
 static int build_image(const char *tar, const char *script, const struct vm_tar_stats *st,
                        const char *out_path, uint64_t extra, uint64_t *ret_size, dbx_error **err) {
-    __attribute__((cleanup(unlink_freep))) char *img = dbx_xasprintf("%s.img.XXXXXX", out_path);
+    _cleanup_unlink_free_ char *img = dbx_xasprintf("%s.img.XXXXXX", out_path);
     _cleanup_close_ int img_fd = mkostemp(img, O_CLOEXEC);
     if (img_fd < 0) {
         int e = errno;
