@@ -66,6 +66,11 @@ assert_not_contains() { # HAYSTACK NEEDLE [WHAT]
 assert_match() { # STRING ERE [WHAT]
     [[ "$1" =~ $2 ]] || fail "${3:-value}: expected to match /$2/, got $(show "$1")"
 }
+assert_box_failed() { # [WHAT]: the command run by `dbx exec` failed by itself: not 0, and not
+    # devbox's own 125 (which would make a "cannot reach" check pass for the wrong reason)
+    [ "$RC" != 0 ] && [ "$RC" != 125 ] ||
+        fail "${1:-command in the box}: rc $RC, expected the command itself to fail; stderr: $(show "$ERR")"
+}
 assert_le() { # A B [WHAT]: A <= B (integers)
     [ "$1" -le "$2" ] 2>/dev/null || fail "${3:-value}: expected $1 <= $2"
 }

@@ -124,11 +124,11 @@ assert_match "$OUT" "^HTTP/1.[01] (400|403)|^closed" "CONNECT to a unix socket p
 expect_rc 0 dbx exec -- sh -c 'ls /sys/class/net'
 assert_eq "lo" "$OUT" "network interfaces in allowlist mode"
 run dbx exec -- env -u HTTPS_PROXY -u https_proxy -u ALL_PROXY -u all_proxy curl -sS --max-time 10 "https://allowed.test:$HTTPS/hello"
-assert_ne 0 "$RC" "curl without the proxy variables"
+assert_box_failed "curl without the proxy variables"
 run dbx exec -- bash -c "echo > /dev/tcp/10.0.2.2/$HTTP"
-assert_ne 0 "$RC" "raw TCP to an outside address"
+assert_box_failed "raw TCP to an outside address"
 run dbx exec -- bash -c "echo > /dev/tcp/127.0.0.1/$HTTP"
-assert_ne 0 "$RC" "raw TCP to the host's loopback port (the guest's own loopback)"
+assert_box_failed "raw TCP to the host's loopback port (the guest's own loopback)"
 
 # ---- --network none narrows, and only on a fresh start ------------------------------------------
 expect_rc 125 dbx --network none exec -- true

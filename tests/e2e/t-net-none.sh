@@ -14,6 +14,6 @@ ok dbx exec -- sh -c 'busybox nc -l -p 7000 -e echo looped & sleep 0.5; busybox 
 assert_eq "looped" "$OUT" "loopback inside the box"
 # nothing listens on the proxy port
 run dbx exec -- busybox nc -w 2 127.0.0.1 3128 </dev/null
-assert_ne 0 "$RC" "connect to 127.0.0.1:3128 in mode none"
+assert_box_failed "connect to 127.0.0.1:3128 in mode none"
 ok dbx status --json
 assert_eq none "$(json_get "$OUT" 'j["network"]')" "status network"
