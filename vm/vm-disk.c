@@ -35,22 +35,29 @@ int vm_tar_clean_path(const char *path, char **ret, dbx_error **err) {
     _cleanup_free_ char *shown = printable(path);
     if (len > VM_TAR_MAX_PATH)
         return dbx_error_set(err, 0, "path '%s' is longer than %d bytes", shown, VM_TAR_MAX_PATH);
-    if (path[0] == '/')
-        return dbx_error_set(err, 0, "absolute path '%s'", shown);
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return dbx_error_set(err, 0, "control character in path '%s'", shown);
+    /* Names are resolved under the root, as containerd and Docker do: a leading '/' means the
+     * image's root (umoci insert writes "/" and "/abs/name"), and '..' removes the component
+     * before it.  The tree never follows symlinks, so this lexical cleaning is the whole
+     * resolution; a '..' with nothing left to remove would leave the root and is refused. */
     _cleanup_free_ char *out = dbx_xmalloc(len + 1);
     size_t o = 0;
     const char *p = path;
     while (*p) {
         const char *slash = strchr(p, '/');
         size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.')
-            return dbx_error_set(err, 0, "'..' in path '%s'", shown);
         if (n > 255)
             return dbx_error_set(err, 0, "name longer than 255 bytes in '%s'", shown);
-        if (n > 0 && !(n == 1 && p[0] == '.')) {
+        if (n == 2 && p[0] == '.' && p[1] == '.') {
+            if (!o)
+                return dbx_error_set(err, 0, "'..' leads out of the root in path '%s'", shown);
+            while (o && out[o - 1] != '/')
+                o--;
+            if (o)
+                o--;
+        } else if (n > 0 && !(n == 1 && p[0] == '.')) {
             if (o)
                 out[o++] = '/';
             memcpy(out + o, p, n);

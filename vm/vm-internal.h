@@ -53,7 +53,9 @@ int vm_rm_rf(const char *path, dbx_error **err);
 
 /* Check a tar entry or hard link target path and return its normalized form in *ret (no
  * leading "./" or "/", no empty or "." components, no trailing slash; "" for the root).
- * Refuses absolute paths, ".." components, over-long paths and control bytes other than
+ * Names resolve under the root (containerd's and Docker's rule): leading '/' are dropped and
+ * ".." removes the component before it ("/a/../b" -> "b"; "/" -> "", the root itself).
+ * Refuses a ".." that would leave the root, over-long paths and control bytes other than
  * what file names may hold (NUL cannot occur in a C string; newline and other control bytes
  * are refused because the image tools use line-oriented formats). */
 int vm_tar_clean_path(const char *path, char **ret, dbx_error **err);
@@ -102,7 +104,6 @@ struct vm_rootfs {
     int spool_fd;
     uint64_t spool_size;
     struct vm_rootfs_node *root;
-    bool root_set; /* some layer had a root entry: its metadata goes into the image */
     struct vm_rootfs_node **buckets;
     size_t n_buckets, n_nodes;
     uint32_t layer;

@@ -5,7 +5,8 @@
  * file and the others as hard links to it, numeric owners, no extensions it would misread).
  * What genext2fs cannot store is then set by one `debugfs -w -f SCRIPT` run on the finished
  * ext4: owners above 65535 (genext2fs keeps the low 16 bits), device numbers above 255:255
- * (it keeps the old 8:8 encoding), extended attributes, and the root directory's metadata.
+ * (it keeps the old 8:8 encoding), extended attributes, and the root directory's mode and
+ * owner (always 0755 root:root: layer entries for the root itself are skipped).
  * debugfs commands take absolute paths inside the image, so nothing is resolved on the host. */
 #include "vm-internal.h"
 
@@ -118,18 +119,13 @@ static int fix_xattr(struct emit *em, const char *path, const struct vm_rootfs_x
     return line_end(em, shown, err);
 }
 
-/* What genext2fs got wrong or could not store for this inode (path "" = the root). */
+/* What genext2fs got wrong or could not store for this inode (path "" = the root, whose mode
+ * and owner are always written: layers never change them, and genext2fs's root need not be
+ * 0755 root:root). */
 static int fix_inode(struct emit *em, const char *path, const struct vm_rootfs_inode *ino,
                      bool root, dbx_error **err) {
     _cleanup_free_ char *shown = vm_path_printable(path);
     if (root && fix_field(em, path, "mode", ino->mode, shown, err) < 0) return -1;
-    if (root) {
-        char at[32];
-        snprintf(at, sizeof(at), "@%lld", (long long)ino->mtime);
-        line_str(&em->line, "set_inode_field \"/\" mtime ");
-        line_str(&em->line, at);
-        if (line_end(em, shown, err) < 0) return -1;
-    }
     if ((root || ino->uid > 65535) && fix_field(em, path, "uid", ino->uid, shown, err) < 0)
         return -1;
     if ((root || ino->gid > 65535) && fix_field(em, path, "gid", ino->gid, shown, err) < 0)
@@ -261,7 +257,7 @@ static int emit_all(struct emit *em, int tar_fd, dbx_error **err) {
     /* tune2fs 1.47.0 cannot set ext_attr ("not supported"); without it ea_set does nothing. */
     if (fputs("feature ext_attr\n", em->script) < 0)
         return dbx_error_set(err, errno, "write debugfs script");
-    if (em->b->root_set && fix_inode(em, "", em->b->root->ino, true, err) < 0) return -1;
+    if (fix_inode(em, "", em->b->root->ino, true, err) < 0) return -1;
     if (emit_children(em, em->b->root, 0, err) < 0) return -1;
     if (archive_write_close(out) != ARCHIVE_OK)
         return dbx_error_set(err, 0, "write tar: %s", archive_error_string(out));

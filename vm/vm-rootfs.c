@@ -413,18 +413,15 @@ static int hard_link_target(struct entry *en, struct vm_rootfs_inode **ret, dbx_
     return 0;
 }
 
-static int root_entry(struct entry *en, dbx_error **err) {
-    if (!S_ISDIR(en->mode) || en->link)
-        return dbx_error_set(err, 0, "root entry is not a directory");
-    en->b->root_set = true;
-    return merge_dir(en, en->b->root, err);
-}
-
 static int apply_entry(struct entry *en, bool whiteouts, dbx_error **err) {
     struct vm_rootfs *b = en->b;
     const char *raw = archive_entry_pathname(en->e);
     if (!raw) return dbx_error_set(err, 0, "entry without a usable path name");
     if (vm_tar_clean_path(raw, &en->path, err) < 0) return -1;
+    /* An entry that resolves to the root itself ("./", "/", "a/..") is skipped, as containerd
+     * does: the root stays 0755 root:root whatever a layer or tarball says (a 0700 "./" from
+     * `tar -C "$(mktemp -d)" .` would lock every user but root out of "/"). */
+    if (!*en->path) return 0;
     en->shown = printable(en->path);
     const char *slash = strrchr(en->path, '/');
     const char *base = slash ? slash + 1 : en->path;
@@ -443,7 +440,6 @@ static int apply_entry(struct entry *en, bool whiteouts, dbx_error **err) {
         return dbx_error_set(err, 0, "'%s': unsupported entry type 0%o", en->shown, (unsigned)type);
     }
     en->mode = (uint32_t)(type | (archive_entry_perm(en->e) & 07777));
-    if (!*en->path) return root_entry(en, err);
 
     struct vm_rootfs_node *dir = NULL;
     if (walk_parent(b, en->path, en->shown, true, &dir, &base, err) < 0) return -1;

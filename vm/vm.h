@@ -41,9 +41,12 @@ void vm_kernel_clear(struct vm_kernel *k);
  * trusted. namespaces (pax SCHILY.xattr.* / LIBARCHIVE.xattr.*; others, such as system.* ACLs,
  * are dropped).  A later entry replaces an earlier one at the same path (a non-directory
  * replaces a whole subtree; a directory over a directory merges and takes the newer
- * metadata); parents missing from a layer are created root-owned 0755.
- * Refused, with a one-line error naming the layer and the entry: absolute paths, '..'
- * components, control characters, entries below a symlink or a non-directory, hard links to
+ * metadata); parents missing from a layer are created root-owned 0755.  Names resolve under
+ * the root as in containerd: a leading '/' is dropped, '..' removes the component before it,
+ * and an entry that resolves to the root itself ("./", "/") is skipped, so the root stays
+ * 0755 root:root.
+ * Refused, with a one-line error naming the layer and the entry: a '..' that would leave
+ * the root, control characters, entries below a symlink or a non-directory, hard links to
  * nothing, to directories or out of the tree, sockets and other types, bad whiteouts, and
  * anything beyond the caps in vm-internal.h (entries, path length, total uncompressed bytes,
  * metadata, xattr size, layer count), each checked before the work it bounds. */

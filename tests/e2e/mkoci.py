@@ -263,6 +263,24 @@ def preset_multiplatform():
                        marker_image("linux/s390x")]}
 
 
+def preset_root_0700():
+    """A layer whose "./" entry is 0700 (a layer made from a `mktemp -d` directory)."""
+    lay = busybox_layer()
+    lay["entries"].insert(0, {"path": "./", "type": "dir", "mode": "0700"})
+    return {"images": [{"platform": "linux/amd64", "layers": [lay]}]}
+
+
+def preset_absolute():
+    """What `umoci insert` writes: a "/" entry (here 0700) and absolute member names."""
+    l2 = {"compression": "gzip", "entries": [
+        {"path": "/", "type": "dir", "mode": "0700"},
+        {"path": "/abs", "type": "dir", "mode": "0755"},
+        {"path": "/abs/name", "data": "absolute\n", "mode": "0644"},
+        {"path": "/abs/x/../link", "type": "hardlink", "target": "/abs/name"},
+    ]}
+    return {"images": [{"platform": "linux/amd64", "layers": [busybox_layer(), l2]}]}
+
+
 def hostile(entries_list):
     return {"images": [{"platform": "linux/amd64",
                         "layers": [{"compression": "gzip", "entries": es} for es in entries_list]}]}
@@ -273,7 +291,10 @@ PRESETS = {
     "multilayer": preset_multilayer,
     "multiplatform": preset_multiplatform,
     "hostile-dotdot": lambda: hostile([[{"path": "../evil", "data": "x"}]]),
-    "hostile-absolute": lambda: hostile([[{"path": "/tmp/devbox-evil", "data": "x"}]]),
+    # absolute names resolve under the root (containerd's rule); a '..' that leaves it does not
+    "hostile-absolute": lambda: hostile([[{"path": "/../../tmp/devbox-evil", "data": "x"}]]),
+    "root-0700": preset_root_0700,
+    "absolute": preset_absolute,
     "hostile-symlink-escape": lambda: hostile([[{"path": "escape", "type": "symlink", "target": "/tmp"}],
                                                [{"path": "escape/devbox-evil", "data": "x"}]]),
     "hostile-hardlink-outside": lambda: hostile([[{"path": "h", "type": "hardlink", "target": "../../../etc/passwd"}]]),

@@ -6,6 +6,7 @@
  * a layer either applies or fails with a non-empty one-line message naming the layer; a failed
  * builder refuses further layers; the tree keeps its counts within the caps and every node
  * is reachable from the root with a valid name (no '/', not '.' or '..', no '.wh.' prefix);
+ * the root stays a 0755 root:root directory;
  * no leaks or overflows (run under ASan/UBSan).  No disk is written (that runs e2fsprogs).
  *
  * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
@@ -89,6 +90,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         } else {
             CHECK(!err);
             CHECK(check_tree(b->root, 0) == b->n_nodes);
+            /* no entry changes the root itself (entries resolving to it are skipped) */
+            CHECK(b->root->ino->mode == (S_IFDIR | 0755) && b->root->ino->uid == 0 &&
+                  b->root->ino->gid == 0);
             CHECK(b->n_nodes <= b->max_nodes && b->meta_bytes <= b->max_meta);
         }
     }

@@ -55,6 +55,13 @@ SEEDS = {
     "hostile-dotdot": [{"name": "../../etc/passwd", "data": b"x"}],
     "hostile-link": [{"name": "y", "type": L, "link": "../x"}],
     "hostile-whiteout": [{"name": "a/.wh...", "data": b""}],
+    "absolute": [{"name": "/", "type": D, "mode": 0o700, "uid": 1000},
+                 {"name": "/abs/name", "data": b"x"}, {"name": "/abs/x/../link", "type": L,
+                                                        "link": "/abs/name"},
+                 {"name": "a/../b", "data": b"y"}],
+    "root-0700": [{"name": "./", "type": D, "mode": 0o700}, {"name": ".", "type": S, "link": "/etc"},
+                  {"name": "etc/passwd", "data": b"root:x:0:0::/root:/bin/sh\n"}],
+    "hostile-absdotdot": [{"name": "/../etc/passwd", "data": b"x"}],
     "deep": [{"name": "/".join(["d"] * 200) + "/f", "data": b"deep"}],
 }
 

@@ -86,10 +86,16 @@ static void test_clean_path(void **state) {
         {"././a/./b", "a/b", NULL},
         {"./", "", NULL},
         {"a..b/..c", "a..b/..c", NULL},
-        {"/etc/passwd", NULL, "absolute path '/etc/passwd'"},
-        {"../x", NULL, "'..' in path '../x'"},
-        {"a/../../x", NULL, "'..' in path 'a/../../x'"},
-        {"a/..", NULL, "'..' in path 'a/..'"},
+        {"/etc/passwd", "etc/passwd", NULL},
+        {"/", "", NULL},
+        {"//a//./b/", "a/b", NULL},
+        {"a/..", "", NULL},
+        {"a/b/../c", "a/c", NULL},
+        {"/a/b/../../c/..", "", NULL},
+        {"../x", NULL, "'..' leads out of the root in path '../x'"},
+        {"a/../../x", NULL, "'..' leads out of the root in path 'a/../../x'"},
+        {"/../x", NULL, "'..' leads out of the root in path '/../x'"},
+        {"a/b/../../..", NULL, "'..' leads out of the root in path 'a/b/../../..'"},
         {"a\nb", NULL, "control character in path 'a?b'"},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
@@ -122,10 +128,11 @@ static void test_clean_path(void **state) {
     { n, AE_IFREG, 0644, 0, 0, NULL, "data\n" }
 
 static void test_hostile(void **state) {
-    static const struct ent abs[] = {DIR_E("etc"), FILE_E("/etc/passwd")};
+    static const struct ent abs[] = {DIR_E("etc"), FILE_E("/../etc/passwd")};
     static const struct ent dotdot[] = {DIR_E("a"), FILE_E("a/../../x")};
     static const struct ent hl_out[] = {FILE_E("x"), {"y", 0, 0, 0, 0, "../x", NULL}};
     static const struct ent hl_abs[] = {FILE_E("x"), {"y", 0, 0, 0, 0, "/etc/shadow", NULL}};
+    static const struct ent hl_abs_out[] = {FILE_E("x"), {"y", 0, 0, 0, 0, "/x/../../x", NULL}};
     static const struct ent hl_missing[] = {{"y", 0, 0, 0, 0, "x", NULL}};
     static const struct ent sym_parent[] = {{"a", AE_IFLNK, 0777, 0, 0, "/etc", NULL},
                                             FILE_E("a/passwd")};
@@ -136,10 +143,15 @@ static void test_hostile(void **state) {
         size_t n;
         const char *msg;
     } cases[] = {
-        {"abs", abs, DBX_ARRAY_SIZE(abs), "absolute path '/etc/passwd'"},
-        {"dotdot", dotdot, DBX_ARRAY_SIZE(dotdot), "'..' in path 'a/../../x'"},
-        {"hl_out", hl_out, DBX_ARRAY_SIZE(hl_out), "hard link 'y': '..' in path '../x'"},
-        {"hl_abs", hl_abs, DBX_ARRAY_SIZE(hl_abs), "hard link 'y': absolute path '/etc/shadow'"},
+        {"abs", abs, DBX_ARRAY_SIZE(abs), "'..' leads out of the root in path '/../etc/passwd'"},
+        {"dotdot", dotdot, DBX_ARRAY_SIZE(dotdot), "'..' leads out of the root in path 'a/../../x'"},
+        {"hl_out", hl_out, DBX_ARRAY_SIZE(hl_out),
+         "hard link 'y': '..' leads out of the root in path '../x'"},
+        /* an absolute target resolves under the root: there is no /etc/shadow in the tree */
+        {"hl_abs", hl_abs, DBX_ARRAY_SIZE(hl_abs),
+         "hard link 'y' to 'etc/shadow': not an earlier file in the archive"},
+        {"hl_abs_out", hl_abs_out, DBX_ARRAY_SIZE(hl_abs_out),
+         "hard link 'y': '..' leads out of the root in path '/x/../../x'"},
         {"hl_missing", hl_missing, DBX_ARRAY_SIZE(hl_missing),
          "hard link 'y' to 'x': not an earlier file in the archive"},
         {"sym_parent", sym_parent, DBX_ARRAY_SIZE(sym_parent),
@@ -191,6 +203,8 @@ static void test_build_base(void **state) {
         return;
     }
     static const struct ent tree[] = {
+        /* `tar -C "$(mktemp -d)" .`: a 0700 root entry, skipped (the root stays 0755 root:root) */
+        {"./", AE_IFDIR, 0700, 1000, 1000, NULL, NULL},
         /* no "bin/" entry: the normalizer adds the missing parent */
         {"./bin/su", AE_IFREG, 04755, 0, 0, NULL, "#!/bin/false\n"},
         {"./bin/login", 0, 0, 0, 0, "bin/su", NULL},
@@ -213,6 +227,9 @@ static void test_build_base(void **state) {
     assert_int_equal((uint64_t)st.st_size, size);
     assert_true(size >= (64u << 20));
 
+    _cleanup_free_ char *root = debugfs_stat(img, "/");
+    assert_non_null(strstr(root, "Mode:  0755"));
+    assert_non_null(strstr(root, "User:     0   Group:     0"));
     _cleanup_free_ char *su = debugfs_stat(img, "/bin/su");
     assert_non_null(strstr(su, "Mode:  04755"));
     assert_non_null(strstr(su, "User:     0   Group:     0"));
