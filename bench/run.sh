@@ -30,7 +30,8 @@ gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
 
 python3 "$here/bench/bench.py" "$work"
 
-# Images and network: a registry on loopback and the Debian rootfs the e2e tests also use.
+# Images and network: a registry on loopback and the Debian rootfs the e2e tests also use, from
+# the mirror devbox itself would use (`devbox image mirror`: the host's apt sources).
 export TEST_TMP=$work
 . "$here/tests/e2e/registry.sh"
 trap 'registry_stop_all || true; DEVBOX_HOME=$work/h "$DEVBOX_BIN" -C "$work/repo" stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
@@ -39,7 +40,7 @@ export REG_ADDR=$bench_ADDR
 deb=$cache/debian-bookworm.tar
 if [ ! -s "$deb" ]; then
     mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
-        bookworm "$deb.tmp" http://deb.debian.org/debian && mv "$deb.tmp" "$deb"
+        bookworm "$deb.tmp" "$("$DEVBOX_BIN" image mirror)" && mv "$deb.tmp" "$deb"
 fi
 export DEBIAN_TAR=$deb
 python3 "$here/bench/bench_images.py" "$work"

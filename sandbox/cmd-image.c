@@ -1,5 +1,5 @@
 /* sandbox/cmd-image.c: `devbox pull`, `devbox images`, `devbox rmi` and `devbox image
- * import|inspect|ls|rm|prune`. */
+ * import|inspect|ls|rm|prune|mirror`. */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -172,6 +172,11 @@ int cmd_image(struct cmd_ctx *ctx, int argc, char **argv) {
         return cmd_images(ctx, argc - 1, argv + 1);
     } else if (strcmp(sub, "rm") == 0) {
         return cmd_rmi(ctx, argc - 1, argv + 1);
+    } else if (strcmp(sub, "mirror") == 0 && argc == 2) {
+        /* The one rule for the Debian mirror, also for the tests and the bench. */
+        _cleanup_free_ char *mirror = dbx_image_debian_mirror();
+        printf("%s\n", mirror);
+        return 0;
     } else if (strcmp(sub, "prune") == 0 && argc == 2) {
         _cleanup_error_ dbx_error *err = NULL;
         uint64_t freed = 0;
@@ -181,6 +186,7 @@ int cmd_image(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     fprintf(stderr, "usage: devbox image import [--platform P] FILE [NAME]\n"
                     "       devbox image inspect IMAGE\n"
-                    "       devbox image ls [--json] | rm [--force] IMAGE... | prune\n");
+                    "       devbox image ls [--json] | rm [--force] IMAGE... | prune\n"
+                    "       devbox image mirror   (the Debian mirror the default image comes from)\n");
     return 125;
 }

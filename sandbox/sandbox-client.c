@@ -133,9 +133,12 @@ static int ensure_image(const struct dbx_paths *paths, const struct dbx_project 
     }
     struct profile prof = {0};
     if (dbx_profile_load(paths, proj, &prof, NULL, NULL) < 0) return 0;
-    struct dbx_pull_opts opts = {.progress_fd = isatty(2) ? 2 : -1};
+    struct dbx_pull_opts opts = {.progress_fd = isatty(2) ? 2 : -1, .phase_fd = 2};
     struct dbx_image img = {0};
-    int r = dbx_image_ensure(paths, prof.image, &opts, &img, err);
+    bool had = dbx_image_get(paths, prof.image, &img, NULL) == 0;
+    int r = had ? 0 : dbx_image_ensure(paths, prof.image, &opts, &img, err);
+    /* After minutes of pulling or building, say what the next wait is. */
+    if (r == 0 && !had) fprintf(stderr, "devbox: booting\n");
     dbx_image_clear(&img);
     profile_clear(&prof);
     return r;

@@ -24,9 +24,10 @@
 #define IMAGE_MAX_RECORDS 4096u
 
 /* What the default image holds: Debian bookworm's apt variant plus the tools an agent reaches
- * for first.  Built once from the Debian archive (no container registry involved). */
+ * for first.  Built once from the Debian archive (no container registry involved), from the
+ * mirror dbx_image_debian_mirror picks; DEFAULT_MIRROR only when the host names none. */
 #define DEFAULT_SUITE "bookworm"
-#define DEFAULT_MIRROR "http://deb.debian.org/debian"
+#define DEFAULT_MIRROR "http://deb.debian.org/debian" /* documented in docs/images.md */
 #define DEFAULT_INCLUDE "ca-certificates,curl,git,procps,less,xz-utils"
 
 void dbx_image_clear(struct dbx_image *img) {
@@ -221,6 +222,11 @@ int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_im
                   dbx_error **err) {
     _cleanup_free_ char *key = NULL;
     int r = resolve_name(paths, name, &key, ret, err);
+    /* "default" is not in any registry: `devbox pull default` would ask Docker Hub. */
+    if (r == -ENOENT && strcmp(name, "default") == 0)
+        return dbx_error_setx(err, ENOENT, "no image 'default' (devbox builds it from the Debian "
+                                           "archive when a project first needs it: run 'devbox "
+                                           "exec true' in a git work tree)");
     if (r == -ENOENT)
         return dbx_error_setx(err, ENOENT, "no image '%s' (pull it with 'devbox pull %s' or "
                                            "import one with 'devbox image import FILE %s')",
@@ -544,6 +550,14 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
 
 /* ---- the default image ------------------------------------------------------------------ */
 
+char *dbx_image_debian_mirror(void) {
+    const char *m = getenv("DEVBOX_DEBIAN_MIRROR");
+    if (m && *m) return dbx_xstrdup(m);
+    const char *etc = getenv("DEVBOX_APT_DIR");
+    char *found = vm_debian_mirror(etc && *etc ? etc : NULL, DEFAULT_SUITE);
+    return found ? found : dbx_xstrdup(DEFAULT_MIRROR);
+}
+
 int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret, dbx_error **err) {
     _cleanup_free_ char *dir = images_dir(paths);
     if (dbx_mkdir_p(dir, 0700, err) < 0) return -1;
@@ -560,10 +574,9 @@ int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret
         free(TAKE_PTR(tar));
         return dbx_error_set(err, e, "create a temp file in '%s'", dir);
     }
-    const char *mirror = getenv("DEVBOX_DEBIAN_MIRROR");
-    if (vm_debian_rootfs(tar, DEFAULT_SUITE, mirror && *mirror ? mirror : DEFAULT_MIRROR,
-                         DEFAULT_INCLUDE, err) < 0)
-        return dbx_error_wrap(err, "build the default image");
+    _cleanup_free_ char *mirror = dbx_image_debian_mirror();
+    if (vm_debian_rootfs(tar, DEFAULT_SUITE, mirror, DEFAULT_INCLUDE, err) < 0)
+        return dbx_error_wrap(err, "build the default image from '%s'", mirror);
     return import_rootfs(paths, tar, "default", "debian", ret, err);
 }
 
@@ -572,10 +585,15 @@ int dbx_image_ensure(const struct dbx_paths *paths, const char *name,
     _cleanup_free_ char *key = NULL;
     int r = resolve_name(paths, name, &key, ret, err);
     if (r != -ENOENT) return r < 0 ? -1 : 0;
-    int tty = opts ? opts->progress_fd : -1;
+    /* One line per long phase, tty or not: the first use otherwise says nothing for minutes. */
+    int out = opts && opts->phase_fd > 0 ? opts->phase_fd : -1;
     if (strcmp(name, "default") == 0) {
-        if (tty >= 0) dprintf(tty, "devbox: building the default image (Debian %s, from the Debian "
-                                   "archive; once)\n", DEFAULT_SUITE);
+        if (out >= 0) {
+            _cleanup_free_ char *mirror = dbx_image_debian_mirror();
+            _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(mirror));
+            dprintf(out, "devbox: building the default image (once): Debian %s from %s\n",
+                    DEFAULT_SUITE, shown);
+        }
         return dbx_image_build_default(paths, ret, err);
     }
     struct oci_ref ref = {0};
@@ -583,7 +601,7 @@ int dbx_image_ensure(const struct dbx_paths *paths, const char *name,
         return dbx_error_setx(err, ENOENT, "no image '%s' (import one with 'devbox image import "
                                            "FILE %s')", name, name);
     oci_ref_clear(&ref);
-    if (tty >= 0) dprintf(tty, "devbox: pulling %s\n", name);
+    if (out >= 0) dprintf(out, "devbox: pulling %s\n", name);
     return dbx_image_pull(paths, name, opts, ret, err);
 }
 

@@ -81,6 +81,9 @@ void dbx_image_clear(struct dbx_image *img);
 struct dbx_pull_opts {
     const char *platform;  /* "os/arch[/variant]"; NULL = the host's */
     int progress_fd;       /* a tty to draw per-layer progress on, or -1 */
+    int phase_fd;          /* > 0: where dbx_image_ensure says what it does at length, one line
+                              per phase, tty or not ("building the default image (once)",
+                              "pulling REF"); 0 = nowhere */
 };
 
 /* The image a profile names: the record if there is one; else pull the reference (or build the
@@ -101,6 +104,10 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
 /* Build the default image (Debian bookworm from the Debian archive, with mmdebstrap) and record
  * it as "default". */
 int dbx_image_build_default(const struct dbx_paths *paths, struct dbx_image *ret, dbx_error **err);
+/* The Debian mirror the default image is built from: $DEVBOX_DEBIAN_MIRROR, else the host's
+ * apt sources for bookworm (vm_debian_mirror; $DEVBOX_APT_DIR replaces /etc/apt, for tests),
+ * else http://deb.debian.org/debian.  Caller frees. */
+char *dbx_image_debian_mirror(void);
 /* Every image record, sorted by name. */
 int dbx_image_list(const struct dbx_paths *paths, struct dbx_image **ret, size_t *ret_n,
                    dbx_error **err);

@@ -1,17 +1,223 @@
 /* vm/vm-debian.c: a Debian root filesystem tarball built from the Debian archive with
- * mmdebstrap, for the default image (no container registry involved). */
+ * mmdebstrap, for the default image (no container registry involved), and the mirror the
+ * host's apt already uses (users behind a company mirror have no other way out). */
 #define _GNU_SOURCE
 #include "vm-internal.h"
+
+#include <ctype.h>
+#include <dirent.h>
+
+/* Caps on what we read of the host's apt configuration: far above real files. */
+#define APT_FILE_MAX (1u << 20)
+#define APT_LINE_MAX 8192u
+#define APT_FILES_MAX 256u
+#define APT_ENTRIES_MAX 4096u
 
 int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
                      const char *include, dbx_error **err) {
     _cleanup_free_ char *inc = dbx_xasprintf("--include=%s", include);
     /* As an ordinary user mmdebstrap builds in a user namespace (subordinate ids, which the
-     * rootless virtiofsd needs anyway); as root it can chroot directly. */
+     * rootless virtiofsd needs anyway); as root it can chroot directly.  vm_run passes the
+     * caller's proxy variables on to apt. */
     char *argv[] = {"mmdebstrap", "-q",
                     geteuid() == 0 ? "--mode=root" : "--mode=unshare",
                     "--variant=apt", inc, "--format=tar", (char *)suite, (char *)out_tar,
                     (char *)mirror, NULL};
     /* vm_run's error is mmdebstrap's last (or apt's "E: ") stderr line */
     return vm_run("mmdebstrap", argv, NULL, NULL, NULL, NULL, err);
+}
+
+/* ---- the host's apt sources ------------------------------------------------------------- */
+
+struct apt_scan {
+    const char *suite;
+    unsigned entries;
+    char *found;
+};
+
+/* A URI mmdebstrap can take as its MIRROR argument: one word (a space would make it a
+ * sources.list line), printable, of a scheme apt fetches from without plugins. */
+static bool uri_ok(const char *u, size_t n) {
+    static const char *const schemes[] = {"http://", "https://", "file:/"};
+    bool scheme = false;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(schemes); i++)
+        scheme = scheme || (n > strlen(schemes[i]) && strncmp(u, schemes[i], strlen(schemes[i])) == 0);
+    if (!scheme || n > 2048) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f) return false;
+    return true;
+}
+
+/* Is `word` (n bytes) one of the space-separated words of list? */
+static bool has_word(const char *list, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = list; *p;) {
+        while (*p && isspace((unsigned char)*p)) p++;
+        const char *e = p;
+        while (*e && !isspace((unsigned char)*e)) e++;
+        if ((size_t)(e - p) == n && strncmp(p, word, n) == 0) return true;
+        p = e;
+    }
+    return false;
+}
+
+static void consider(struct apt_scan *s, bool deb, const char *uri, size_t ulen,
+                     bool suite_matches) {
+    if (s->found || ++s->entries > APT_ENTRIES_MAX) return;
+    if (!deb || !suite_matches || !uri_ok(uri, ulen)) return;
+    /* mmdebstrap appends "dists/SUITE": a trailing slash is harmless but keep it tidy */
+    while (ulen > 1 && uri[ulen - 1] == '/') ulen--;
+    s->found = dbx_xstrndup(uri, ulen);
+}
+
+/* One-line format: `deb [ opt=v ... ] URI SUITE [COMPONENT...]`; '#' starts a comment. */
+static void scan_list(struct apt_scan *s, char *buf) {
+    for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line && !s->found;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strlen(line) > APT_LINE_MAX) continue;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char *words[4] = {0};
+        size_t n = 0;
+        char *p = line;
+        while (n < 4) {
+            while (*p && isspace((unsigned char)*p)) p++;
+            if (!*p) break;
+            if (n == 1 && *p == '[') { /* options: up to the closing bracket */
+                char *close = strchr(p, ']');
+                if (!close) break;
+                p = close + 1;
+                continue;
+            }
+            words[n++] = p;
+            while (*p && !isspace((unsigned char)*p)) p++;
+            if (*p) *p++ = '\0';
+        }
+        if (n < 3) continue;
+        consider(s, strcmp(words[0], "deb") == 0, words[1], strlen(words[1]),
+                 strcmp(words[2], s->suite) == 0);
+    }
+}
+
+/* deb822 (.sources): stanzas of `Field: value` lines separated by blank lines; a line that
+ * starts with white space continues the field before it; '#' lines are comments. */
+struct stanza {
+    char *types, *uris, *suites, *enabled;
+};
+
+static void stanza_end(struct apt_scan *s, struct stanza *st) {
+    if (st->types && st->uris && st->suites &&
+        !(st->enabled && strcasecmp(st->enabled, "no") == 0)) {
+        const char *u = st->uris;
+        while (*u && isspace((unsigned char)*u)) u++;
+        size_t n = 0;
+        while (u[n] && !isspace((unsigned char)u[n])) n++;
+        consider(s, has_word(st->types, "deb"), u, n, has_word(st->suites, s->suite));
+    }
+    free(st->types);
+    free(st->uris);
+    free(st->suites);
+    free(st->enabled);
+    *st = (struct stanza){0};
+}
+
+static void scan_sources(struct apt_scan *s, char *buf) {
+    struct stanza st = {0};
+    char **field = NULL; /* the value a continuation line extends */
+    for (char *line = buf, *next; line && !s->found; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        if (strlen(line) > APT_LINE_MAX) {
+            field = NULL;
+            continue;
+        }
+        const char *t = line;
+        while (*t && isspace((unsigned char)*t)) t++;
+        if (!*t) { /* blank: end of stanza */
+            stanza_end(s, &st);
+            field = NULL;
+            continue;
+        }
+        if (*t == '#') continue;
+        if (t != line) { /* continuation */
+            if (field && *field) {
+                char *v = dbx_xasprintf("%s %s", *field, t);
+                free(*field);
+                *field = v;
+            }
+            continue;
+        }
+        char *colon = strchr(line, ':');
+        field = NULL;
+        if (!colon) continue;
+        *colon = '\0';
+        static const char *const names[] = {"Types", "URIs", "Suites", "Enabled"};
+        char **slots[] = {&st.types, &st.uris, &st.suites, &st.enabled};
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+            if (strcasecmp(line, names[i]) == 0) {
+                const char *v = colon + 1;
+                while (*v && isspace((unsigned char)*v)) v++;
+                free(*slots[i]);
+                *slots[i] = dbx_xstrdup(v);
+                field = slots[i];
+            }
+    }
+    stanza_end(s, &st);
+}
+
+static void scan_file(struct apt_scan *s, const char *path, bool deb822) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    dbx_error *e = NULL;
+    if (dbx_read_all(fd, APT_FILE_MAX, &buf, &len, &e) < 0) { /* too big or unreadable */
+        dbx_error_free(&e);
+        return;
+    }
+    if (memchr(buf, '\0', len)) return;
+    if (deb822)
+        scan_sources(s, buf);
+    else
+        scan_list(s, buf);
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *vm_debian_mirror(const char *etc_apt, const char *suite) {
+    if (!etc_apt) etc_apt = "/etc/apt";
+    struct apt_scan s = {.suite = suite};
+    _cleanup_free_ char *main_list = dbx_xasprintf("%s/sources.list", etc_apt);
+    scan_file(&s, main_list, false);
+    _cleanup_free_ char *parts = dbx_xasprintf("%s/sources.list.d", etc_apt);
+    DIR *d = s.found ? NULL : opendir(parts);
+    if (!d) return s.found;
+    /* apt reads the parts in name order; only *.list and *.sources count */
+    char **names = NULL;
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(d)) && n < APT_FILES_MAX;) {
+        if (!ends_with(de->d_name, ".list") && !ends_with(de->d_name, ".sources"))
+            continue;
+        names = dbx_xrealloc(names, (n + 1) * sizeof(*names));
+        names[n++] = dbx_xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n) qsort(names, n, sizeof(*names), by_name);
+    for (size_t i = 0; i < n; i++) {
+        if (!s.found) {
+            _cleanup_free_ char *p = dbx_xasprintf("%s/%s", parts, names[i]);
+            scan_file(&s, p, ends_with(names[i], ".sources"));
+        }
+        free(names[i]);
+    }
+    free(names);
+    return s.found;
 }

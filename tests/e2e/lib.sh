@@ -422,7 +422,8 @@ assert_all_blocked() {
 # ---- Debian image and network tests (t-net-*, t-image-*) -----------------------------------
 
 # debian_tar: a Debian bookworm root filesystem tarball with the default image's packages
-# (mmdebstrap from the Debian archive), built once into the cache next to DBX_TEST_IMAGE.
+# (mmdebstrap from the mirror devbox would build the default image from: `devbox image mirror`,
+# the host's apt sources), built once into the cache next to DBX_TEST_IMAGE.
 debian_tar() {
     local tar=${DBX_TEST_IMAGE%/*}/debian-bookworm.tar lock
     command -v mmdebstrap >/dev/null || skip "mmdebstrap not installed"
@@ -430,7 +431,7 @@ debian_tar() {
     flock "$lock"
     if [ ! -s "$tar" ]; then
         mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
-            bookworm "$tar.tmp" http://deb.debian.org/debian >"$TEST_TMP/mmdebstrap.log" 2>&1 ||
+            bookworm "$tar.tmp" "$("$DEVBOX" image mirror)" >"$TEST_TMP/mmdebstrap.log" 2>&1 ||
             fail "mmdebstrap failed: $(tail -n 3 "$TEST_TMP/mmdebstrap.log")"
         mv "$tar.tmp" "$tar"
     fi
