@@ -872,6 +872,26 @@ static void add_image_env(struct profile *p, char *const *env) {
     }
 }
 
+/* [box] disk: the overlay's virtual size (the guest grows its filesystem to fill it at boot).
+ * A larger value grows an existing disk at the next start; a smaller one than the disk (or
+ * the image) already has is ignored with a warning: shrinking would cut off the guest's
+ * filesystem.  0 (auto) leaves the disk as it is. */
+static int fit_disk(struct sup *s, const char *disk, dbx_error **err) {
+    if (!s->prof.disk) return 0;
+    uint64_t size = 0;
+    if (vm_disk_grow_overlay(disk, s->prof.disk, &size, err) < 0)
+        return dbx_error_wrap(err, "grow the project's disk");
+    if (size >= s->prof.disk + 512) {
+        _cleanup_free_ char *w = dbx_xasprintf(
+            "[box] disk %.1f GiB is smaller than the project's disk (%.1f GiB): kept (a disk "
+            "never shrinks; 'devbox rm' and a new start make a smaller one)",
+            s->prof.disk / 1073741824.0, size / 1073741824.0);
+        sup_log("%s", w);
+        ready_say(s, 'W', w);
+    }
+    return 0;
+}
+
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 static int prepare(struct sup *s, dbx_error **err) {
     struct profile_user user = {0};
@@ -902,7 +922,7 @@ static int prepare(struct sup *s, dbx_error **err) {
         /* Normally the client has already pulled or built it, with progress on its tty. */
         struct dbx_pull_opts opts = {.progress_fd = -1};
         if (dbx_image_ensure(&s->paths, s->prof.image, &opts, &img, err) < 0) return -1;
-        r = vm_disk_create_overlay(img.base, disk, err);
+        r = vm_disk_create_overlay(img.base, disk, s->prof.disk, err);
         s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
                                           dbx_xstrdup(img.base), (int64_t)time(NULL)};
         if (r < 0) {
@@ -922,6 +942,10 @@ static int prepare(struct sup *s, dbx_error **err) {
         }
         /* The image record may be gone (rmi --force): its environment is then unknown. */
         if (dbx_image_get(&s->paths, s->rec.image, &img, NULL) < 0) img = (struct dbx_image){0};
+    }
+    if (fit_disk(s, disk, err) < 0) {
+        dbx_image_clear(&img);
+        return -1;
     }
     add_image_env(&s->prof, img.env);
     dbx_image_clear(&img);

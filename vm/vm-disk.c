@@ -12,6 +12,7 @@
  * their entries and no duplicates: the tar comes from the in-memory tree, so both hold. */
 #include "vm-internal.h"
 
+#include <jansson.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sys/sysmacros.h>
@@ -245,17 +246,51 @@ int vm_disk_build_base(const char *tar_path, const char *out_path, uint64_t extr
 
 /* ---- overlays --------------------------------------------------------------------------- */
 
+/* The virtual size qemu-img reports for a qcow2 or raw image. */
+static int virtual_size(const char *path, const char *fmt, uint64_t *ret, dbx_error **err) {
+    char *argv[] = {"qemu-img", "info", "--output=json", "-f", (char *)fmt, (char *)path, NULL};
+    _cleanup_free_ char *out = NULL;
+    if (vm_run("qemu-img info", argv, NULL, &out, NULL, NULL, err) < 0)
+        return -1;
+    json_error_t je;
+    json_t *j = json_loads(out, JSON_REJECT_DUPLICATES, &je);
+    json_int_t v = -1;
+    if (j && json_unpack(j, "{s:I}", "virtual-size", &v) < 0)
+        v = -1;
+    json_decref(j);
+    if (v <= 0)
+        return dbx_error_set(err, 0, "qemu-img info '%s': no virtual size", path);
+    *ret = (uint64_t)v;
+    return 0;
+}
+
+int vm_disk_size(const char *overlay_path, uint64_t *ret, dbx_error **err) {
+    return virtual_size(overlay_path, "qcow2", ret, err);
+}
+
+/* qemu-img takes sizes in bytes; a qcow2 virtual size is a whole number of 512-byte sectors. */
+static char *size_arg(uint64_t n) {
+    return dbx_xasprintf("%llu", (unsigned long long)((n + 511) / 512 * 512));
+}
+
 /* QEMU option values are comma-separated; qemu-img's -b value is a plain argument, but a ',' in
  * a backing path would still be parsed by -o, so refuse it rather than escape it. */
-int vm_disk_create_overlay(const char *base_path, const char *overlay_path, dbx_error **err) {
+int vm_disk_create_overlay(const char *base_path, const char *overlay_path, uint64_t size,
+                           dbx_error **err) {
     _cleanup_free_ char *base = realpath(base_path, NULL);
     if (!base)
         return dbx_error_set(err, errno, "base image '%s'", base_path);
     if (strchr(base, ','))
         return dbx_error_set(err, 0, "base image path '%s' contains a comma", base);
+    /* Never smaller than the image: the guest would see its filesystem cut off. */
+    uint64_t base_size = 0;
+    if (size && virtual_size(base, "raw", &base_size, err) < 0)
+        return -1;
+    _cleanup_free_ char *sz = size > base_size ? size_arg(size) : NULL;
     _cleanup_unlink_free_ char *tmp =
         dbx_xasprintf("%s.tmp.%d", overlay_path, (int)getpid());
-    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, tmp, NULL};
+    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", base, tmp, sz,
+                    NULL};
     if (vm_run("qemu-img create", argv, NULL, NULL, NULL, NULL, err) < 0)
         return -1;
     _cleanup_close_ int fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -265,6 +300,26 @@ int vm_disk_create_overlay(const char *base_path, const char *overlay_path, dbx_
         return dbx_error_set(err, errno, "rename to '%s'", overlay_path);
     free(TAKE_PTR(tmp));
     vm_dir_fsync(overlay_path);
+    return 0;
+}
+
+int vm_disk_grow_overlay(const char *overlay_path, uint64_t size, uint64_t *ret_size,
+                         dbx_error **err) {
+    uint64_t cur = 0;
+    if (vm_disk_size(overlay_path, &cur, err) < 0)
+        return -1;
+    if (size > cur) {
+        /* qemu-img resize writes the new size into the qcow2 header in one sector write and
+         * syncs; the guest's filesystem grows into it at boot. */
+        _cleanup_free_ char *sz = size_arg(size);
+        char *argv[] = {"qemu-img", "resize", "-q", "-f", "qcow2", (char *)overlay_path, sz, NULL};
+        if (vm_run("qemu-img resize", argv, NULL, NULL, NULL, NULL, err) < 0)
+            return -1;
+        if (vm_disk_size(overlay_path, &cur, err) < 0)
+            return -1;
+    }
+    if (ret_size)
+        *ret_size = cur;
     return 0;
 }
 

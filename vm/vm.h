@@ -75,8 +75,18 @@ void vm_rootfs_free(struct vm_rootfs *b);
 int vm_disk_build_base(const char *tar_path, const char *out_path, uint64_t extra_bytes,
                        uint64_t *ret_size, dbx_error **err);
 /* Create a qcow2 copy-on-write disk at `overlay_path` whose backing file is the raw base
- * (absolute path, opened read-only by QEMU).  Atomic (temp + rename). */
-int vm_disk_create_overlay(const char *base_path, const char *overlay_path, dbx_error **err);
+ * (absolute path, opened read-only by QEMU).  Its virtual size is `size` bytes (rounded up to
+ * 512), or the base's size when size is 0 or smaller than the base (the guest must see the
+ * whole image).  Atomic (temp + rename). */
+int vm_disk_create_overlay(const char *base_path, const char *overlay_path, uint64_t size,
+                           dbx_error **err);
+/* The virtual size of a qcow2 overlay (`qemu-img info`). */
+int vm_disk_size(const char *overlay_path, uint64_t *ret, dbx_error **err);
+/* Grow the overlay's virtual size to `size` bytes (`qemu-img resize`, only while no VM uses
+ * it) when it is smaller; never shrinks (the guest's filesystem fills the old size).
+ * *ret_size (may be NULL) is the size afterwards. */
+int vm_disk_grow_overlay(const char *overlay_path, uint64_t size, uint64_t *ret_size,
+                         dbx_error **err);
 /* `qemu-img check -r all` of an overlay after an unclean stop; error if unrepairable. */
 int vm_disk_check(const char *overlay_path, dbx_error **err);
 

@@ -258,13 +258,42 @@ static void test_build_base(void **state) {
     if (!have("qemu-img"))
         return;
     _cleanup_free_ char *ov = dbx_xasprintf("%s/ov.qcow2", dir);
-    if (vm_disk_create_overlay(img, ov, &err) < 0)
+    if (vm_disk_create_overlay(img, ov, 0, &err) < 0)
         fail_msg("%s", err->msg);
     if (vm_disk_check(ov, &err) < 0)
         fail_msg("%s", err->msg);
+    /* auto: the image's size */
+    uint64_t vsize = 0;
+    assert_int_equal(vm_disk_size(ov, &vsize, &err), 0);
+    assert_int_equal(vsize, size);
     _cleanup_free_ char *missing = dbx_xasprintf("%s/nope.img", dir);
-    assert_true(vm_disk_create_overlay(missing, ov, &err) < 0);
+    assert_true(vm_disk_create_overlay(missing, ov, 0, &err) < 0);
     assert_non_null(strstr(err->msg, "No such file or directory"));
+    dbx_error_free(&err);
+
+    /* [box] disk: the overlay's virtual size, grown later, never shrunk nor below the image */
+    _cleanup_free_ char *ov2 = dbx_xasprintf("%s/ov2.qcow2", dir);
+    if (vm_disk_create_overlay(img, ov2, 1ull << 30, &err) < 0)
+        fail_msg("%s", err->msg);
+    assert_int_equal(vm_disk_size(ov2, &vsize, &err), 0);
+    assert_int_equal(vsize, 1ull << 30);
+    uint64_t after = 0;
+    assert_int_equal(vm_disk_grow_overlay(ov2, 3ull << 30, &after, &err), 0);
+    assert_int_equal(after, 3ull << 30);
+    assert_int_equal(vm_disk_size(ov2, &vsize, &err), 0);
+    assert_int_equal(vsize, 3ull << 30);
+    assert_int_equal(vm_disk_grow_overlay(ov2, 2ull << 30, &after, &err), 0);
+    assert_int_equal(after, 3ull << 30); /* not shrunk */
+    if (vm_disk_check(ov2, &err) < 0)
+        fail_msg("%s", err->msg);
+    _cleanup_free_ char *ov3 = dbx_xasprintf("%s/ov3.qcow2", dir);
+    if (vm_disk_create_overlay(img, ov3, 4096, &err) < 0) /* smaller than the image */
+        fail_msg("%s", err->msg);
+    assert_int_equal(vm_disk_size(ov3, &vsize, &err), 0);
+    assert_int_equal(vsize, size);
+    assert_int_equal(vm_disk_create_overlay(img, ov3, (1ull << 30) + 1, &err), 0);
+    assert_int_equal(vm_disk_size(ov3, &vsize, &err), 0);
+    assert_int_equal(vsize, (1ull << 30) + 512); /* whole sectors */
 }
 
 int main(void) {
