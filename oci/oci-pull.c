@@ -214,7 +214,7 @@ int oci_pull(struct oci_store *s, const struct oci_ref *ref, const struct oci_pl
     int r = oci_store_lock(s, false, &lock, err);
     if (r == 0) r = oci_client_new(ref->domain, ref->repository, auth, &c, err);
     if (r == 0) r = resolve(c, s, ref, plat, &img, err);
-    if (r == 0 && cb && cb->resolved) cb->resolved(cb->userdata, &img);
+    if (r == 0 && cb && cb->resolved) r = cb->resolved(cb->userdata, &img, err);
     if (r == 0) r = download_layers(c, s, &img, cb, err);
     oci_client_free(c);
     oci_platform_clear(&host);

@@ -120,7 +120,8 @@ int oci_store_gc(struct oci_store *s, char *const *keep, uint64_t *ret_freed, db
  * so they need no locking against each other. */
 struct oci_pull_cb {
     void *userdata;
-    void (*resolved)(void *ud, const struct oci_image *img); /* once, before downloads */
+    /* once, before any layer is downloaded; a negative return aborts the pull there */
+    int (*resolved)(void *ud, const struct oci_image *img, dbx_error **err);
     void (*progress)(void *ud, size_t layer, uint64_t done, uint64_t total);
     /* Layers 0..layer are all complete in the store: called once per layer, in order, as early
      * as possible (while later layers still download).  A negative return aborts the pull. */

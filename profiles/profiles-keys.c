@@ -611,7 +611,8 @@ static const struct prof_key port_key = {"ports", "*", parse_port, 0};
 
 static const struct prof_user_key user_keys[] = {
     {"ceilings", "cpus", 0},          {"ceilings", "memory", 0},
-    {"ceilings", "disk", 0},          {"registries", "insecure", PROF_LIST},
+    {"ceilings", "disk", 0},          {"ceilings", "image_size", 0},
+    {"registries", "insecure", PROF_LIST},
     {"registries", "ca_file", 0},     {"network", "listen", 0},
 };
 

@@ -385,6 +385,7 @@ static void user_defaults_init(struct profile_user *u) {
                                                     : (unsigned)n,
                                .max_memory = 2ull << 30,
                                .max_disk = 16ull << 30,
+                               .max_image_size = PROFILE_IMAGE_SIZE_DEFAULT,
                                .listen = dbx_xstrdup(PROFILE_LISTEN_DEFAULT)};
 }
 
@@ -399,6 +400,15 @@ static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
                              "'%s'",
                              l->name, e->line, v);
         u->max_cpus = (unsigned)n;
+        return;
+    }
+    if (strcmp(e->key, "image_size") == 0) {
+        if (dbx_parse_size(v, &n) < 0 || n < (1ull << 20) || n > (64ull << 30))
+            return prof_errf(errors,
+                             "%s:%u: [ceilings] image_size: must be a size from 1M to 64G, not "
+                             "'%s'",
+                             l->name, e->line, v);
+        u->max_image_size = n;
         return;
     }
     bool mem = strcmp(e->key, "memory") == 0;

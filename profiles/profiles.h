@@ -115,17 +115,21 @@ struct profile {
 };
 
 /* User settings ($XDG_CONFIG_HOME/devbox/config.ini or DEVBOX_HOME/config/config.ini):
- *   [ceilings]   cpus, memory, disk: the most any repo profile may ask for without trust
+ *   [ceilings]   cpus, memory, disk: the most any repo profile may ask for without trust;
+ *                image_size: the most a pulled image may unpack to
  *   [defaults]   the same keys as a profile's, applied before the repo's devbox.ini
  *   [registries] insecure = host[:port] list (plain http allowed), ca_file = /abs/path.pem
  *   [network]    listen = IP address port forwards listen on
  * [registries] and [network] listen are user-only: a repo or built-in profile that sets them
  * (or a [defaults] line naming them) is an error at file:line. */
 struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
+#define PROFILE_IMAGE_SIZE_DEFAULT (16ull << 30)
 struct profile_user {
     unsigned max_cpus;              /* default: the host's CPU count (at most 64) */
     uint64_t max_memory;            /* default: 2 GiB */
     uint64_t max_disk;              /* default: 16 GiB */
+    uint64_t max_image_size;        /* [ceilings] image_size, the most file data a pulled image
+                                       may unpack to (default 16 GiB; 0 = the default) */
     char *path;                     /* the file read, or NULL */
     struct profile_layer *defaults; /* [defaults], applied by profile_load; NULL = none */
     /* registries the user allows over plain http: "host", "host:PORT", "a.b.c.d[:PORT]",

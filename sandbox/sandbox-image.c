@@ -323,9 +323,22 @@ struct builder {
     const char *bases;
     char *base_path;
     int base_lock;
+    uint64_t max_size;            /* [ceilings] image_size for pulls; 0 = only the vm/ caps */
+    bool over_ceiling;            /* refused by max_size: its blobs are dropped again */
 };
 
-static void on_resolved(void *ud, const struct oci_image *img) {
+static char *size_str(uint64_t n) {
+    if (n && n % (1ull << 30) == 0) return dbx_xasprintf("%lluG", (unsigned long long)(n >> 30));
+    if (n && n % (1ull << 20) == 0) return dbx_xasprintf("%lluM", (unsigned long long)(n >> 20));
+    return dbx_xasprintf("%llu bytes", (unsigned long long)n);
+}
+
+static char *ceiling_why(uint64_t max) {
+    _cleanup_free_ char *s = size_str(max);
+    return dbx_xasprintf("over the [ceilings] image_size %s of config.ini", s);
+}
+
+static int on_resolved(void *ud, const struct oci_image *img, dbx_error **err) {
     struct builder *b = ud;
 
     if (b->progress && b->progress->fd >= 0) {
@@ -345,6 +358,20 @@ static void on_resolved(void *ud, const struct oci_image *img) {
     b->base_path = dbx_xasprintf("%s/%s.raw", b->bases, hex);
     b->base_lock = lock_base(b->base_path, LOCK_EX); /* a failure is reported by on_layer */
     b->skip = b->base_lock >= 0 && access(b->base_path, F_OK) == 0;
+    if (b->skip || !b->max_size) return 0;
+    /* Compressed sizes are a lower bound of what the layers unpack to: refuse before any
+     * download when they alone are over the ceiling; the unpacking checks the rest. */
+    uint64_t total = 0;
+    for (size_t i = 0; i < img->nlayers; i++)
+        total += img->layers[i].size > UINT64_MAX - total ? UINT64_MAX - total : img->layers[i].size;
+    _cleanup_free_ char *why = ceiling_why(b->max_size);
+    if (total > b->max_size) {
+        b->over_ceiling = true;
+        return dbx_error_set(err, 0, "layers of %llu bytes compressed, %s",
+                             (unsigned long long)total, why);
+    }
+    vm_rootfs_limit_bytes(b->fs, b->max_size, why);
+    return 0;
 }
 
 static void on_progress(void *ud, size_t layer, uint64_t done, uint64_t total) {
@@ -366,7 +393,10 @@ static int on_layer(void *ud, size_t layer, const char *digest, dbx_error **err)
     if (b->skip) return 0;
     _cleanup_close_ int fd = -EBADF;
     if (oci_store_open_blob(b->store, digest, &fd, err) < 0) return -1;
-    return vm_rootfs_add_layer(b->fs, fd, digest, true, err);
+    int r = vm_rootfs_add_layer(b->fs, fd, digest, true, err);
+    if (r < 0 && b->max_size && *err && strstr((*err)->msg, "[ceilings] image_size"))
+        b->over_ceiling = true;
+    return r;
 }
 
 static void builder_clear(struct builder *b) {
@@ -401,7 +431,7 @@ static int builder_finish(struct builder *b, const char *what, uint64_t *ret_siz
 /* Apply every layer of an image already in the store (archives), then write the disk. */
 static int build_from_store(struct builder *b, const struct oci_image *img, const char *what,
                             uint64_t *ret_size, dbx_error **err) {
-    on_resolved(b, img);
+    if (on_resolved(b, img, err) < 0) return -1;
     for (size_t i = 0; i < img->nlayers; i++)
         if (on_layer(b, i, img->layers[i].digest, err) < 0) return -1;
     return builder_finish(b, what, ret_size, err);
@@ -443,6 +473,9 @@ static int open_store(const struct dbx_paths *paths, struct oci_store **ret, cha
     return 0;
 }
 
+static int store_gc(const struct dbx_paths *paths, struct oci_store *store, uint64_t *ret_freed,
+                    dbx_error **err);
+
 int dbx_image_pull(const struct dbx_paths *paths, const char *refstr,
                    const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err) {
     struct oci_ref ref = {0};
@@ -463,9 +496,19 @@ int dbx_image_pull(const struct dbx_paths *paths, const char *refstr,
     if (r == 0) r = open_store(paths, &store, &bases, err);
     if (r == 0) r = builder_init(&b, store, bases, &progress, err);
     if (r == 0) {
+        /* A repository's devbox.ini can name any image: the user's ceiling bounds what it may
+         * make us write (imports and the default image are the user's own doing). */
+        b.max_size = auth.user.max_image_size ? auth.user.max_image_size
+                                              : PROFILE_IMAGE_SIZE_DEFAULT;
         struct oci_pull_cb cb = {&b, on_resolved, on_progress, on_layer};
         r = oci_pull(store, &ref, opts && opts->platform ? &plat : NULL, &auth.cfg, &cb, &img, err);
         progress_draw(&progress, true);
+        /* Nothing of a refused image stays: its blobs go as `image prune` would drop them. */
+        if (r < 0 && b.over_ceiling) {
+            builder_clear(&b);
+            b = (struct builder){.base_lock = -1};
+            store_gc(paths, store, NULL, NULL);
+        }
     }
     uint64_t size = 0;
     if (r == 0) r = builder_finish(&b, canon, &size, err);
@@ -743,6 +786,23 @@ int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force
     return r;
 }
 
+/* Drop every blob no image record needs (and stale ingest files). */
+static int store_gc(const struct dbx_paths *paths, struct oci_store *store, uint64_t *ret_freed,
+                    dbx_error **err) {
+    struct dbx_image *v = NULL;
+    size_t n = 0;
+    if (dbx_image_list(paths, &v, &n, err) < 0) return -1;
+    _cleanup_strv_ char **keep = dbx_xcalloc(1, sizeof(char *));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i].source, "registry") == 0 || strcmp(v[i].source, "archive") == 0)
+            keep = dbx_strv_push(keep, v[i].digest);
+    image_list_free(v, n);
+    uint64_t freed = 0;
+    int r = oci_store_gc(store, keep, &freed, err);
+    if (r == 0 && ret_freed) *ret_freed = freed;
+    return r;
+}
+
 int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_error **err) {
     struct dbx_image *v = NULL;
     size_t n = 0;
@@ -759,18 +819,13 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
         freed += unlink_base(path);
     }
     if (d) closedir(d);
-    char **keep = dbx_xcalloc(1, sizeof(char *));
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i].source, "registry") == 0 || strcmp(v[i].source, "archive") == 0)
-            keep = dbx_strv_push(keep, v[i].digest);
     image_list_free(v, n);
     struct oci_store *store = NULL;
     _cleanup_free_ char *b2 = NULL;
     uint64_t blobs = 0;
     int r = open_store(paths, &store, &b2, err);
-    if (r == 0) r = oci_store_gc(store, keep, &blobs, err);
+    if (r == 0) r = store_gc(paths, store, &blobs, err);
     if (store) oci_store_free(store);
-    dbx_strv_free(keep);
     if (r < 0) return -1;
     if (ret_freed) *ret_freed = freed + blobs;
     return 0;

@@ -104,6 +104,7 @@ struct vm_rootfs {
     int spool_fd;
     uint64_t spool_size;
     struct vm_rootfs_node *root;
+    char *bytes_why; /* what set max_bytes below VM_TAR_MAX_BYTES (for the message), or NULL */
     struct vm_rootfs_node **buckets;
     size_t n_buckets, n_nodes;
     uint32_t layer;

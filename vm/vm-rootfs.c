@@ -179,8 +179,16 @@ int vm_rootfs_new(const char *scratch_dir, struct vm_rootfs **ret, dbx_error **e
     return 0;
 }
 
+void vm_rootfs_limit_bytes(struct vm_rootfs *b, uint64_t max_bytes, const char *why) {
+    if (max_bytes >= b->max_bytes) return;
+    b->max_bytes = max_bytes;
+    free(b->bytes_why);
+    b->bytes_why = why ? dbx_xstrdup(why) : NULL;
+}
+
 void vm_rootfs_free(struct vm_rootfs *b) {
     if (!b) return;
+    free(b->bytes_why);
     while (b->root->child)
         node_remove(b, b->root->child);
     inode_unref(b, b->root->ino);
@@ -476,8 +484,9 @@ static int next_entry(struct vm_rootfs *b, struct archive *a, bool whiteouts, db
     /* Counted before the data is read or skipped: libarchive decompresses skipped data too. */
     int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
     if (size < 0 || (uint64_t)size > b->max_bytes - b->in_bytes)
-        return dbx_error_set(err, 0, "more than %llu bytes of file data in all layers",
-                             (unsigned long long)b->max_bytes);
+        return dbx_error_set(err, 0, "more than %llu bytes of file data in all layers%s%s%s",
+                             (unsigned long long)b->max_bytes, b->bytes_why ? " (" : "",
+                             b->bytes_why ? b->bytes_why : "", b->bytes_why ? ")" : "");
     b->in_bytes += (uint64_t)size;
     struct entry en = {.b = b, .a = a, .e = e, .size = size};
     r = apply_entry(&en, whiteouts, err);

@@ -79,10 +79,11 @@ static int parse_opts(int argc, char **argv, struct opts *o) {
     return 0;
 }
 
-static void on_resolved(void *ud, const struct oci_image *img) {
+static int on_resolved(void *ud, const struct oci_image *img, dbx_error **err) {
     printf("resolved %s%s%s\n", img->manifest_digest, img->index_digest ? " " : "",
            img->index_digest ? img->index_digest : "");
     fflush(stdout);
+    return 0;
 }
 
 static int on_ready(void *ud, size_t layer, const char *digest, dbx_error **err) {
