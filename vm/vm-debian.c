@@ -19,10 +19,16 @@ int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
     /* As an ordinary user mmdebstrap builds in a user namespace (subordinate ids, which the
      * rootless virtiofsd needs anyway); as root it can chroot directly.  vm_run passes the
      * caller's proxy variables on to apt. */
-    char *argv[] = {"mmdebstrap", "-q",
+    char *argv[] = {"mmdebstrap",
+                    "-q",
                     geteuid() == 0 ? "--mode=root" : "--mode=unshare",
-                    "--variant=apt", inc, "--format=tar", (char *)suite, (char *)out_tar,
-                    (char *)mirror, NULL};
+                    "--variant=apt",
+                    inc,
+                    "--format=tar",
+                    (char *)suite,
+                    (char *)out_tar,
+                    (char *)mirror,
+                    NULL};
     /* vm_run's error is mmdebstrap's last (or apt's "E: ") stderr line */
     return vm_run("mmdebstrap", argv, NULL, NULL, NULL, NULL, err);
 }
@@ -41,7 +47,8 @@ static bool uri_ok(const char *u, size_t n) {
     static const char *const schemes[] = {"http://", "https://", "file:/"};
     bool scheme = false;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(schemes); i++)
-        scheme = scheme || (n > strlen(schemes[i]) && strncmp(u, schemes[i], strlen(schemes[i])) == 0);
+        scheme =
+            scheme || (n > strlen(schemes[i]) && strncmp(u, schemes[i], strlen(schemes[i])) == 0);
     if (!scheme || n > 2048) return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f) return false;
@@ -52,9 +59,11 @@ static bool uri_ok(const char *u, size_t n) {
 static bool has_word(const char *list, const char *word) {
     size_t n = strlen(word);
     for (const char *p = list; *p;) {
-        while (*p && isspace((unsigned char)*p)) p++;
+        while (*p && isspace((unsigned char)*p))
+            p++;
         const char *e = p;
-        while (*e && !isspace((unsigned char)*e)) e++;
+        while (*e && !isspace((unsigned char)*e))
+            e++;
         if ((size_t)(e - p) == n && strncmp(p, word, n) == 0) return true;
         p = e;
     }
@@ -66,7 +75,8 @@ static void consider(struct apt_scan *s, bool deb, const char *uri, size_t ulen,
     if (s->found || ++s->entries > APT_ENTRIES_MAX) return;
     if (!deb || !suite_matches || !uri_ok(uri, ulen)) return;
     /* mmdebstrap appends "dists/SUITE": a trailing slash is harmless but keep it tidy */
-    while (ulen > 1 && uri[ulen - 1] == '/') ulen--;
+    while (ulen > 1 && uri[ulen - 1] == '/')
+        ulen--;
     s->found = dbx_xstrndup(uri, ulen);
 }
 
@@ -81,7 +91,8 @@ static void scan_list(struct apt_scan *s, char *buf) {
         size_t n = 0;
         char *p = line;
         while (n < 4) {
-            while (*p && isspace((unsigned char)*p)) p++;
+            while (*p && isspace((unsigned char)*p))
+                p++;
             if (!*p) break;
             if (n == 1 && *p == '[') { /* options: up to the closing bracket */
                 char *close = strchr(p, ']');
@@ -90,7 +101,8 @@ static void scan_list(struct apt_scan *s, char *buf) {
                 continue;
             }
             words[n++] = p;
-            while (*p && !isspace((unsigned char)*p)) p++;
+            while (*p && !isspace((unsigned char)*p))
+                p++;
             if (*p) *p++ = '\0';
         }
         if (n < 3) continue;
@@ -105,13 +117,31 @@ struct stanza {
     char *types, *uris, *suites, *enabled;
 };
 
+/* apt's StringToBool words for false */
+static bool disabled(const char *v) {
+    static const char *const no[] = {"no", "false", "without", "off", "disable", "0"};
+    char w[16];
+    size_t n = 0;
+    while (*v && isspace((unsigned char)*v))
+        v++;
+    while (v[n] && !isspace((unsigned char)v[n]) && n < sizeof(w) - 1) {
+        w[n] = v[n];
+        n++;
+    }
+    w[n] = '\0';
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
+        if (strcasecmp(w, no[i]) == 0) return true;
+    return false;
+}
+
 static void stanza_end(struct apt_scan *s, struct stanza *st) {
-    if (st->types && st->uris && st->suites &&
-        !(st->enabled && strcasecmp(st->enabled, "no") == 0)) {
+    if (st->types && st->uris && st->suites && !(st->enabled && disabled(st->enabled))) {
         const char *u = st->uris;
-        while (*u && isspace((unsigned char)*u)) u++;
+        while (*u && isspace((unsigned char)*u))
+            u++;
         size_t n = 0;
-        while (u[n] && !isspace((unsigned char)u[n])) n++;
+        while (u[n] && !isspace((unsigned char)u[n]))
+            n++;
         consider(s, has_word(st->types, "deb"), u, n, has_word(st->suites, s->suite));
     }
     free(st->types);
@@ -132,7 +162,8 @@ static void scan_sources(struct apt_scan *s, char *buf) {
             continue;
         }
         const char *t = line;
-        while (*t && isspace((unsigned char)*t)) t++;
+        while (*t && isspace((unsigned char)*t))
+            t++;
         if (!*t) { /* blank: end of stanza */
             stanza_end(s, &st);
             field = NULL;
@@ -156,7 +187,8 @@ static void scan_sources(struct apt_scan *s, char *buf) {
         for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
             if (strcasecmp(line, names[i]) == 0) {
                 const char *v = colon + 1;
-                while (*v && isspace((unsigned char)*v)) v++;
+                while (*v && isspace((unsigned char)*v))
+                    v++;
                 free(*slots[i]);
                 *slots[i] = dbx_xstrdup(v);
                 field = slots[i];
@@ -204,8 +236,7 @@ char *vm_debian_mirror(const char *etc_apt, const char *suite) {
     char **names = NULL;
     size_t n = 0;
     for (struct dirent *de; (de = readdir(d)) && n < APT_FILES_MAX;) {
-        if (!ends_with(de->d_name, ".list") && !ends_with(de->d_name, ".sources"))
-            continue;
+        if (!ends_with(de->d_name, ".list") && !ends_with(de->d_name, ".sources")) continue;
         names = dbx_xrealloc(names, (n + 1) * sizeof(*names));
         names[n++] = dbx_xstrdup(de->d_name);
     }

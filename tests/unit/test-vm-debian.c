@@ -15,7 +15,9 @@
 
 static char dir[] = "/tmp/test-vm-debian-XXXXXX";
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+static int setup(void **state) {
+    return mkdtemp(dir) ? 0 : -1;
+}
 static int teardown(void **state) {
     dbx_error *e = NULL;
     vm_rm_rf(dir, &e);
@@ -65,60 +67,65 @@ static void test_deb822(void **state) {
     expect("stock", debian, "http://deb.debian.org/debian");
     /* disabled and source-only stanzas, updates/security suites first; continuation lines and
      * field names in any case; the first URI of the matching stanza */
-    const char *const several[] = {
-        "sources.list.d/corp.sources",
-        "# company mirror\n"
-        "Types: deb\n"
-        "URIs: http://old.corp.example/debian\n"
-        "Suites: bookworm\n"
-        "Enabled: no\n"
-        "\n"
-        "Types: deb-src\n"
-        "URIs: http://src.corp.example/debian\n"
-        "Suites: bookworm\n"
-        "\n"
-        "Types: deb\n"
-        "URIs: http://sec.corp.example/debian-security\n"
-        "Suites: bookworm-security bookworm-updates\n"
-        "\n"
-        "types: deb-src deb\n"
-        "uris:\n"
-        " https://mirror.corp.example/debian/\n"
-        " http://second.corp.example/debian\n"
-        "suites: bullseye\n"
-        "  bookworm\n"
-        "enabled: yes\n",
-        NULL};
+    const char *const several[] = {"sources.list.d/corp.sources",
+                                   "# company mirror\n"
+                                   "Types: deb\n"
+                                   "URIs: http://old.corp.example/debian\n"
+                                   "Suites: bookworm\n"
+                                   "Enabled: no\n"
+                                   "\n"
+                                   "Types: deb\n"
+                                   "URIs: http://older.corp.example/debian\n"
+                                   "Suites: bookworm\n"
+                                   "Enabled: False\n"
+                                   "\n"
+                                   "Types: deb-src\n"
+                                   "URIs: http://src.corp.example/debian\n"
+                                   "Suites: bookworm\n"
+                                   "\n"
+                                   "Types: deb\n"
+                                   "URIs: http://sec.corp.example/debian-security\n"
+                                   "Suites: bookworm-security bookworm-updates\n"
+                                   "\n"
+                                   "types: deb-src deb\n"
+                                   "uris:\n"
+                                   " https://mirror.corp.example/debian/\n"
+                                   " http://second.corp.example/debian\n"
+                                   "suites: bullseye\n"
+                                   "  bookworm\n"
+                                   "enabled: yes\n",
+                                   NULL};
     expect("several", several, "https://mirror.corp.example/debian");
     const char *const none[] = {"sources.list.d/x.sources",
-                                "Types: deb\nURIs: http://a.example/ubuntu\nSuites: jammy\n",
-                                NULL};
+                                "Types: deb\nURIs: http://a.example/ubuntu\nSuites: jammy\n", NULL};
     expect("other-suite", none, NULL);
 }
 
 static void test_one_line(void **state) {
-    const char *const list[] = {
-        "sources.list",
-        "# deb http://commented.example/debian bookworm main\n"
-        "deb-src http://src.example/debian bookworm main\n"
-        "deb http://sec.example/debian-security bookworm-security main\n"
-        "deb [ arch=amd64 signed-by=/usr/share/keyrings/k.gpg ] http://corp.example/debian bookworm main # here\n"
-        "deb http://later.example/debian bookworm main\n",
-        NULL};
+    const char *const list[] = {"sources.list",
+                                "# deb http://commented.example/debian bookworm main\n"
+                                "deb-src http://src.example/debian bookworm main\n"
+                                "deb http://sec.example/debian-security bookworm-security main\n"
+                                "deb [ arch=amd64 signed-by=/usr/share/keyrings/k.gpg ] "
+                                "http://corp.example/debian bookworm main # here\n"
+                                "deb http://later.example/debian bookworm main\n",
+                                NULL};
     expect("options", list, "http://corp.example/debian");
-    const char *const compact[] = {"sources.list", "deb [trusted=yes] file:/srv/mirror bookworm main\n",
-                                   NULL};
+    const char *const compact[] = {"sources.list",
+                                   "deb [trusted=yes] file:/srv/mirror bookworm main\n", NULL};
     expect("compact-options", compact, "file:/srv/mirror");
     /* sources.list comes before the parts; parts go in name order; other names are ignored */
-    const char *const order[] = {"sources.list.d/b.list", "deb http://b.example/debian bookworm main\n",
+    const char *const order[] = {"sources.list.d/b.list",
+                                 "deb http://b.example/debian bookworm main\n",
                                  "sources.list.d/a.sources",
                                  "Types: deb\nURIs: http://a.example/debian\nSuites: bookworm\n",
                                  "sources.list.d/0.list.disabled",
-                                 "deb http://disabled.example/debian bookworm main\n", NULL};
+                                 "deb http://disabled.example/debian bookworm main\n",
+                                 NULL};
     expect("order", order, "http://a.example/debian");
     const char *const first[] = {"sources.list", "deb http://main.example/debian bookworm main\n",
-                                 "sources.list.d/a.list", "deb http://a.example/debian bookworm main\n",
-                                 NULL};
+                                 "sources.list.d/a.list",
+                                 "deb http://a.example/debian bookworm main\n", NULL};
     expect("main-first", first, "http://main.example/debian");
 }
 
