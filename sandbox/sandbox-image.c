@@ -394,8 +394,7 @@ static int on_layer(void *ud, size_t layer, const char *digest, dbx_error **err)
     _cleanup_close_ int fd = -EBADF;
     if (oci_store_open_blob(b->store, digest, &fd, err) < 0) return -1;
     int r = vm_rootfs_add_layer(b->fs, fd, digest, true, err);
-    if (r < 0 && b->max_size && *err && strstr((*err)->msg, "[ceilings] image_size"))
-        b->over_ceiling = true;
+    if (r < 0 && vm_rootfs_over_limit(b->fs)) b->over_ceiling = true;
     return r;
 }
 

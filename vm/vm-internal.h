@@ -105,6 +105,7 @@ struct vm_rootfs {
     uint64_t spool_size;
     struct vm_rootfs_node *root;
     char *bytes_why; /* what set max_bytes below VM_TAR_MAX_BYTES (for the message), or NULL */
+    bool over_limit; /* a layer was refused for the limit vm_rootfs_limit_bytes set */
     struct vm_rootfs_node **buckets;
     size_t n_buckets, n_nodes;
     uint32_t layer;

@@ -186,6 +186,10 @@ void vm_rootfs_limit_bytes(struct vm_rootfs *b, uint64_t max_bytes, const char *
     b->bytes_why = why ? dbx_xstrdup(why) : NULL;
 }
 
+bool vm_rootfs_over_limit(const struct vm_rootfs *b) {
+    return b && b->over_limit;
+}
+
 void vm_rootfs_free(struct vm_rootfs *b) {
     if (!b) return;
     free(b->bytes_why);
@@ -483,10 +487,12 @@ static int next_entry(struct vm_rootfs *b, struct archive *a, bool whiteouts, db
                              (unsigned long long)b->max_headers);
     /* Counted before the data is read or skipped: libarchive decompresses skipped data too. */
     int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : 0;
-    if (size < 0 || (uint64_t)size > b->max_bytes - b->in_bytes)
+    if (size < 0 || (uint64_t)size > b->max_bytes - b->in_bytes) {
+        b->over_limit = size >= 0 && b->bytes_why;
         return dbx_error_set(err, 0, "more than %llu bytes of file data in all layers%s%s%s",
                              (unsigned long long)b->max_bytes, b->bytes_why ? " (" : "",
                              b->bytes_why ? b->bytes_why : "", b->bytes_why ? ")" : "");
+    }
     b->in_bytes += (uint64_t)size;
     struct entry en = {.b = b, .a = a, .e = e, .size = size};
     r = apply_entry(&en, whiteouts, err);

@@ -63,6 +63,8 @@ int vm_rootfs_add_layer(struct vm_rootfs *b, int fd, const char *label, bool whi
 /* Lower the cap on the file data of all layers together (VM_TAR_MAX_BYTES) to max_bytes; when
  * reached, the error names `why` (e.g. "the [ceilings] image_size 8G of config.ini"). */
 void vm_rootfs_limit_bytes(struct vm_rootfs *b, uint64_t max_bytes, const char *why);
+/* Was a layer refused for that lower limit (not for anything else)? */
+bool vm_rootfs_over_limit(const struct vm_rootfs *b);
 /* Build the base disk at out_path: same contract as vm_disk_build_base (temp file beside it,
  * renamed into place only when complete, 0444, extra_bytes of free space, *ret_size). */
 int vm_rootfs_write_disk(struct vm_rootfs *b, const char *out_path, uint64_t extra_bytes,

@@ -369,7 +369,7 @@ static void test_hostile(void **state) {
     const struct {
         const char *name;
         struct layer l[2];
-        int limit; /* 1 = 1 MiB of data, 2 = 3 headers, 3 = 4 nodes */
+        int limit; /* 1 = 1 MiB of data, 2 = 3 headers, 3 = 4 nodes, 4 = a 1 MiB ceiling */
         const char *msg;
     } cases[] = {
         {"through",
@@ -421,6 +421,11 @@ static void test_hostile(void **state) {
          1,
          "layer 'sha256:0': more than 1048576 bytes of file data in all layers"},
         {"headers", {LAYER(GZIP, many)}, 2, "more than 3 entries in all layers"},
+        {"ceiling",
+         {LAYER(GZIP, bomb)},
+         4,
+         "layer 'sha256:0': more than 1048576 bytes of file data in all layers (over a test "
+         "ceiling)"},
         {"nodes", {LAYER(GZIP, deep)}, 3, "more than 4 entries"},
         {"quoted", {LAYER(GZIP, quoted)}, 0, "path too long to fix up with debugfs"},
     };
@@ -433,6 +438,10 @@ static void test_hostile(void **state) {
         if (cases[i].limit == 1) b->max_bytes = 1 << 20;
         if (cases[i].limit == 2) b->max_headers = 3;
         if (cases[i].limit == 3) b->max_nodes = 4;
+        if (cases[i].limit == 4) {
+            vm_rootfs_limit_bytes(b, 1 << 20, "over a test ceiling");
+            vm_rootfs_limit_bytes(b, 2 << 20, "never raised again");
+        }
         size_t n = cases[i].l[1].e ? 2 : 1;
         int r = build(sub, cases[i].l, n, b, &err);
         assert_true(r < 0);
