@@ -28,7 +28,7 @@
 #define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
 #define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
 #define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
-#define MAX_ADDRS 16u
+#define MAX_ADDRS POLICY_DNS_MAX_ADDRS
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
@@ -45,6 +45,7 @@ struct policy_proxy {
     size_t nres;
     int log_fd;
     unsigned max_conns;
+    struct policy_dns *dns; /* the name cache; thread-safe on its own */
     int stop_pipe[2]; /* written once by policy_proxy_stop; every poll watches [0] */
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
@@ -69,6 +70,7 @@ struct conn {
     struct policy_host host;
     uint16_t port;
     bool connected;
+    bool from_dns; /* the addresses came from policy_dns_lookup */
     struct policy_addr addr;
     uint64_t up, down;
     unsigned reqs;
@@ -292,13 +294,9 @@ static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
     for (size_t i = 0; i < c->p->nres && n < MAX_ADDRS; i++)
         if (strcmp(c->p->res[i].name, c->host.name) == 0) out[n++] = c->p->res[i].addr;
     if (n > 0) return n;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    *ret_gai = getaddrinfo(c->host.name, NULL, &hints, &ai);
+    *ret_gai = policy_dns_lookup(c->p->dns, c->host.name, out, MAX_ADDRS, &n);
     if (*ret_gai != 0) return 0;
-    for (struct addrinfo *a = ai; a && n < MAX_ADDRS; a = a->ai_next)
-        if (policy_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
-    freeaddrinfo(ai);
+    c->from_dns = true;
     return n;
 }
 
@@ -353,6 +351,7 @@ static int resolve_and_connect(struct conn *c) {
         return -EHOSTUNREACH;
     }
     int last = -EHOSTUNREACH;
+    bool tried = false; /* connect_one ran (its -EHOSTUNREACH is not a refusal) */
     const char *refused = NULL;
     struct policy_addr refused_addr = {0};
     for (size_t i = 0; i < n; i++) {
@@ -361,6 +360,7 @@ static int resolve_and_connect(struct conn *c) {
             if (!refused) refused = cls, refused_addr = addrs[i];
             continue;
         }
+        tried = true;
         last = connect_one(c, &addrs[i]);
         if (last == -ECANCELED) return last;
         if (last == 0) {
@@ -369,8 +369,10 @@ static int resolve_and_connect(struct conn *c) {
             return 0;
         }
     }
+    /* a cached answer none of whose addresses works is stale: the next request asks again */
+    if (c->from_dns && tried) policy_dns_forget(c->p->dns, c->host.name);
     char a[INET6_ADDRSTRLEN];
-    if (last == -EHOSTUNREACH && refused) {
+    if (!tried && refused) {
         policy_addr_format(&refused_addr, a);
         _cleanup_free_ char *reason =
             dbx_xasprintf("%s resolves to %s, %s %s address", c->host.name, a,
@@ -786,6 +788,7 @@ static void proxy_free(struct policy_proxy *p) {
     if (p->stop_pipe[0] >= 0) close(p->stop_pipe[0]);
     if (p->stop_pipe[1] >= 0) close(p->stop_pipe[1]);
     pthread_mutex_destroy(&p->lock);
+    policy_dns_free(p->dns);
     free(p->pats);
     free(p->res);
     free(p);
@@ -814,6 +817,13 @@ int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_prox
         if (r < 0) return r;
     }
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    struct policy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,
+                                   .cache_max = cfg->dns_cache_max,
+                                   .retry_ms = cfg->dns_retry_ms,
+                                   .resolve = cfg->dns_resolve,
+                                   .resolve_data = cfg->dns_resolve_data,
+                                   .stop_fd = p->stop_pipe[0]};
+    p->dns = policy_dns_new(&dc);
     p->log_fd = cfg->log_fd;
     p->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
     *ret = TAKE_PTR(p);

@@ -70,7 +70,11 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *      POLICY_HTTP_MAX_HEADERS headers, strict framing, 30 s to arrive);
  *   2. host:port must match an allow pattern (policy_allowed); an IP literal only in canonical
  *      form and only when an address pattern lists it;
- *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host;
+ *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host
+ *      through a per-proxy cache of positive answers (a fixed TTL, dns_ttl_ms: getaddrinfo
+ *      reports none; at most dns_cache_max names, least recently used evicted), with one
+ *      lookup in flight per name shared by every request that needs it, and a failed lookup
+ *      retried once; failures are not cached;
  *   4. every address in a refused class (policy_addr_classify) is dropped unless an address
  *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
  *      one of the remaining sockaddrs, trying them in order;
@@ -88,12 +92,22 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *   TIME VERDICT METHOD HOST:PORT ADDR up=N down=N [reqs=N] [reason="..."]
  * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
  * ("-" if none), up/down the bytes sent to the destination / to the client. */
+struct policy_addr;
+/* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
+ * from several connection threads at once. */
+typedef int policy_resolve_fn(void *data, const char *name, struct policy_addr *out, size_t max,
+                              size_t *ret_n);
 struct policy_proxy_config {
     char *const *allow;   /* the profile's network.allow patterns (policy_pattern_parse) */
     char *const *resolve; /* "name:addr" overrides used instead of DNS for that name (several
                              lines for one name give several addresses), or NULL */
     int log_fd;           /* decision lines appended here (one write each); -1 = none */
     unsigned max_conns;   /* concurrent connections; 0 = 256 */
+    unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
+    unsigned dns_cache_max; /* names cached; 0 = 256 */
+    unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */
+    policy_resolve_fn *dns_resolve; /* for tests: used instead of getaddrinfo; NULL = that */
+    void *dns_resolve_data;
 };
 struct policy_proxy;
 /* Validate cfg (an error names the bad pattern or override) and start a proxy with no

@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -177,14 +178,19 @@ struct fixture {
     int log_fd;
 };
 
-static struct fixture proxy_start(char **allow, char **resolve) {
+/* A proxy with cfg (its log_fd replaced by a memfd the test reads). */
+static struct fixture proxy_start_cfg(struct policy_proxy_config cfg) {
     struct fixture f = {.log_fd = memfd_create("proxy-log", MFD_CLOEXEC)};
     assert_true(f.log_fd >= 0);
     fcntl(f.log_fd, F_SETFL, O_APPEND);
-    struct policy_proxy_config cfg = {.allow = allow, .resolve = resolve, .log_fd = f.log_fd};
+    cfg.log_fd = f.log_fd;
     dbx_error *e = NULL;
     if (policy_proxy_start(&cfg, &f.proxy, &e) < 0) fail_msg("proxy start: %s", e->msg);
     return f;
+}
+
+static struct fixture proxy_start(char **allow, char **resolve) {
+    return proxy_start_cfg((struct policy_proxy_config){.allow = allow, .resolve = resolve});
 }
 
 static void proxy_stop(struct fixture *f) {
@@ -262,9 +268,12 @@ static int request(const struct fixture *f, const char *req, char *buf, size_t c
     return st;
 }
 
+/* The proxy closed fd: end of file, or a reset when it closed with our bytes unread (a unix
+ * socket reports that as ECONNRESET). */
 static bool at_eof(int fd) {
     char c;
-    return read(fd, &c, 1) == 0;
+    ssize_t k = read(fd, &c, 1);
+    return k == 0 || (k < 0 && errno == ECONNRESET);
 }
 
 /* ---- tests ------------------------------------------------------------------------------- */
@@ -731,6 +740,136 @@ static void test_limits_and_stop(void **state) {
     policy_proxy_stop(p);
 }
 
+/* ---- the name cache ---------------------------------------------------------------------- */
+
+/* A resolver standing in for getaddrinfo: counts its calls, fails the first `fail` of them,
+ * and holds each lookup for hold_ms so that concurrent requests pile up behind it. */
+struct fake_dns {
+    atomic_uint calls;
+    atomic_uint fail;
+    unsigned hold_ms;
+    const char *addr;
+};
+
+static int fake_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+                        size_t *ret_n) {
+    struct fake_dns *d = data;
+    d->calls++;
+    if (d->hold_ms) usleep(d->hold_ms * 1000u);
+    unsigned f = d->fail;
+    while (f > 0 && !atomic_compare_exchange_weak(&d->fail, &f, f - 1))
+        ;
+    if (f > 0) return EAI_AGAIN;
+    assert_true(max >= 1);
+    struct policy_host h;
+    const char *why;
+    assert_int_equal(policy_host_parse(d->addr, strlen(d->addr), &h, &why), 0);
+    out[0] = h.addr;
+    *ret_n = 1;
+    return 0;
+}
+
+/* CONNECT name:443 on a new connection; the status (403 once resolved to the fake's private
+ * address, 502 when the lookup failed). */
+static int connect_status(const struct fixture *f, const char *name) {
+    char *req = dbx_xasprintf("CONNECT %s:443 HTTP/1.1\r\n\r\n", name);
+    char buf[4096];
+    int st = request(f, req, buf, sizeof(buf));
+    free(req);
+    return st;
+}
+
+/* npm's burst: 150 concurrent requests for one name make one lookup; later ones come from the
+ * cache, and every cached answer is still checked (10.0.0.1 stays refused). */
+static void test_dns_coalesce(void **state) {
+    struct fake_dns d = {.addr = "10.0.0.1", .hold_ms = 200};
+    char *allow[] = {"burst.test", NULL};
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .dns_resolve = fake_resolve, .dns_resolve_data = &d});
+    enum { N = 150 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client(&f);
+        send_str(fds[i], "CONNECT burst.test:443 HTTP/1.1\r\n\r\n");
+    }
+    char buf[4096];
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(read_response(fds[i], buf, sizeof(buf)), 403);
+        assert_non_null(strstr(buf, "10.0.0.1"));
+        close(fds[i]);
+    }
+    assert_int_equal(d.calls, 1);
+    assert_int_equal(connect_status(&f, "burst.test"), 403);
+    assert_int_equal(d.calls, 1);
+    proxy_stop(&f);
+}
+
+/* A failed lookup is retried once (not more), and a failure is not cached. */
+static void test_dns_retry(void **state) {
+    struct fake_dns d = {.addr = "10.0.0.1", .fail = 1};
+    char *allow[] = {"flaky.test", "gone.test", NULL};
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .dns_resolve = fake_resolve, .dns_resolve_data = &d, .dns_retry_ms = 1});
+    assert_int_equal(connect_status(&f, "flaky.test"), 403); /* resolved on the retry */
+    assert_int_equal(d.calls, 2);
+    d.fail = 2;
+    char buf[4096];
+    assert_int_equal(request(&f, "CONNECT gone.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)),
+                     502);
+    assert_non_null(strstr(buf, "cannot resolve gone.test"));
+    assert_int_equal(d.calls, 4);
+    assert_int_equal(connect_status(&f, "gone.test"), 403); /* asked again, not cached */
+    assert_int_equal(d.calls, 5);
+    assert_int_equal(connect_status(&f, "flaky.test"), 403); /* still cached */
+    assert_int_equal(d.calls, 5);
+    proxy_stop(&f);
+}
+
+/* Answers expire after dns_ttl_ms; the least recently used name leaves a full cache first;
+ * `resolve` overrides come before the cache and the resolver. */
+static void test_dns_expiry_and_cap(void **state) {
+    struct fake_dns d = {.addr = "10.0.0.1"};
+    char *allow[] = {"*.cache.test", NULL};
+    char *res[] = {"over.cache.test:192.168.7.7", NULL};
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
+                                                                    .resolve = res,
+                                                                    .dns_resolve = fake_resolve,
+                                                                    .dns_resolve_data = &d,
+                                                                    .dns_ttl_ms = 1});
+    assert_int_equal(connect_status(&f, "a.cache.test"), 403);
+    usleep(20000); /* > dns_ttl_ms */
+    assert_int_equal(connect_status(&f, "a.cache.test"), 403);
+    assert_int_equal(d.calls, 2);
+    proxy_stop(&f);
+
+    d.calls = 0;
+    f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
+                                                     .resolve = res,
+                                                     .dns_resolve = fake_resolve,
+                                                     .dns_resolve_data = &d,
+                                                     .dns_cache_max = 2});
+    static const struct {
+        const char *name;
+        unsigned calls; /* after the request */
+    } steps[] = {
+        {"a.cache.test", 1}, {"b.cache.test", 2}, {"a.cache.test", 2}, /* a used after b */
+        {"c.cache.test", 3},                                           /* evicts b */
+        {"a.cache.test", 3}, {"c.cache.test", 3}, {"b.cache.test", 4}, /* evicts a */
+        {"c.cache.test", 4}, {"over.cache.test", 4},
+    };
+    char buf[4096];
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(steps); i++) {
+        char *req = dbx_xasprintf("CONNECT %s:443 HTTP/1.1\r\n\r\n", steps[i].name);
+        assert_int_equal(request(&f, req, buf, sizeof(buf)), 403);
+        free(req);
+        if (d.calls != steps[i].calls)
+            fail_msg("step %zu (%s): %u lookups, want %u", i, steps[i].name, (unsigned)d.calls,
+                     steps[i].calls);
+    }
+    assert_non_null(strstr(buf, "192.168.7.7")); /* the override's address */
+    proxy_stop(&f);
+}
+
 /* ---- throughput -------------------------------------------------------------------------- */
 
 static double now_s(void) {
@@ -823,7 +962,9 @@ int main(void) {
         cmocka_unit_test(test_connect_443_sni), cmocka_unit_test(test_http_keepalive),
         cmocka_unit_test(test_http_pinned),     cmocka_unit_test(test_denied),
         cmocka_unit_test(test_bypass_table),    cmocka_unit_test(test_dns_private),
-        cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
+        cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
+        cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
