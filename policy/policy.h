@@ -67,7 +67,8 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  * absolute-URI GET, HEAD and POST to http:// targets (forwarded in origin form), nothing else.
  * Per request:
  *   1. the head is parsed (policy_http_parse: at most POLICY_HTTP_MAX_HEAD bytes and
- *      POLICY_HTTP_MAX_HEADERS headers, strict framing, 30 s to arrive);
+ *      POLICY_HTTP_MAX_HEADERS headers, strict framing; 408 when no byte arrives for
+ *      head_idle_ms or the head is not complete head_total_ms after the connection came);
  *   2. host:port must match an allow pattern (policy_allowed); an IP literal only in canonical
  *      form and only when an address pattern lists it;
  *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host
@@ -79,8 +80,9 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
  *      one of the remaining sockaddrs, trying them in order;
  *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
- *      (at most POLICY_TLS_MAX_RAW bytes, 30 s) and the tunnel closed unless its server_name
- *      equals the CONNECT host (an IP literal host needs a hello without server_name);
+ *      (at most POLICY_TLS_MAX_RAW bytes, the same two time limits) and the tunnel closed
+ *      unless its server_name equals the CONNECT host (an IP literal host needs a hello
+ *      without server_name);
  *      CONNECT to other ports is relayed without looking at the bytes;
  *   6. plain http: a Host header must name the target's host:port; the head is rewritten
  *      (origin-form target, Host, Connection; Proxy-* and Keep-Alive/Upgrade dropped) and the
@@ -103,6 +105,8 @@ struct policy_proxy_config {
                              lines for one name give several addresses), or NULL */
     int log_fd;           /* decision lines appended here (one write each); -1 = none */
     unsigned max_conns;   /* concurrent connections; 0 = 256 */
+    unsigned head_idle_ms;  /* a request head or ClientHello pausing longer is cut; 0 = 120 s */
+    unsigned head_total_ms; /* ... or taking longer in all; 0 = 300 s */
     unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
     unsigned dns_cache_max; /* names cached; 0 = 256 */
     unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */

@@ -715,7 +715,7 @@ static void test_limits_and_stop(void **state) {
         fds[i] = sv[0];
     }
     send_str(fds[0], "GET http://allowed.test/ HTTP/1.1\r\n"); /* half a head */
-    /* stop ends idle connections at once (not after the 30 s head timeout) */
+    /* stop ends idle connections at once (not after the head time limits) */
     uint64_t t0 = dbx_now_ms();
     policy_proxy_stop(p);
     assert_true(dbx_now_ms() - t0 < 2000);
@@ -738,6 +738,112 @@ static void test_limits_and_stop(void **state) {
         usleep(50000); /* the thread marks itself done after closing */
     }
     policy_proxy_stop(p);
+}
+
+/* ---- head and ClientHello time limits ------------------------------------------------------ */
+
+/* Send n bytes one at a time, DRIBBLE_MS apart; stop early once the proxy answered or closed. */
+#define DRIBBLE_MS 5
+static void dribble(int fd, const void *data, size_t n) {
+    const uint8_t *b = data;
+    for (size_t i = 0; i < n; i++) {
+        struct pollfd pfd = {fd, POLLIN, 0};
+        if (poll(&pfd, 1, DRIBBLE_MS) != 0) return;
+        if (send(fd, b + i, 1, MSG_NOSIGNAL) != 1) return;
+    }
+}
+
+/* The limits are idle-based: a head that keeps coming is served however long it takes in all
+ * (up to head_total_ms); a pause longer than head_idle_ms, or a head still incomplete after
+ * head_total_ms, is cut with 408.  The limits are small here, the margins large: the dribble's
+ * total time exceeds the idle limit by construction (each gap is at least DRIBBLE_MS), and each
+ * gap would have to stall for ~100 times DRIBBLE_MS to reach it. */
+static void test_head_timeouts(void **state) {
+    struct server *s = server_start(SRV_ECHO, 0);
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    const unsigned idle = 500;
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .resolve = res, .head_idle_ms = idle, .head_total_ms = 60000});
+    char buf[4096];
+    /* a head dribbled over longer than the idle limit: served */
+    char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\nUser-Agent: %0150d\r\n\r\n",
+                              s->port, 0);
+    assert_true(strlen(req) * DRIBBLE_MS > idle);
+    int fd = client(&f);
+    dribble(fd, req, strlen(req));
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    send_str(fd, "ping");
+    char got[4];
+    assert_int_equal(read(fd, got, 4), 4);
+    close(fd);
+    free(req);
+    proxy_stop(&f);
+    /* a pause longer than the idle limit: 408, and logged */
+    f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .resolve = res, .head_idle_ms = 200, .head_total_ms = 60000});
+    fd = client(&f);
+    send_str(fd, "GET http://allowed.test/ HTTP/1.1\r\n");
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 408);
+    assert_non_null(strstr(buf, "request head: no byte for 200 ms"));
+    close(fd);
+    expect_log(&f, "deny - - - up=0 down=0", "request head: no byte for 200 ms");
+    proxy_stop(&f);
+    /* a head that keeps coming but never ends: cut at the total limit */
+    f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .resolve = res, .head_idle_ms = 60000, .head_total_ms = 300});
+    fd = client(&f);
+    static char endless[4096];
+    static const char start[] = "GET http://allowed.test/ HTTP/1.1\r\nX: ";
+    memset(endless, 'a', sizeof(endless));
+    memcpy(endless, start, sizeof(start) - 1);
+    dribble(fd, endless, sizeof(endless));
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 408);
+    assert_non_null(strstr(buf, "request head: not complete after 300 ms"));
+    close(fd);
+    proxy_stop(&f);
+    assert_int_equal(s->accepted, 1);
+    server_stop(s);
+    free(allow[0]);
+}
+
+/* The same limits for the ClientHello after CONNECT to port 443. */
+static void test_hello_timeouts(void **state) {
+    if (!have_netns) skip();
+    struct server *s = server_start(SRV_ECHO, 443);
+    char *allow[] = {"allowed.test", "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    const unsigned idle = 400;
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+        .allow = allow, .resolve = res, .head_idle_ms = idle, .head_total_ms = 60000});
+    static uint8_t h[POLICY_TLS_MAX_RAW], back[POLICY_TLS_MAX_RAW];
+    size_t n = hello(h, "allowed.test", 200, 1);
+    assert_true(n * DRIBBLE_MS > idle);
+    char buf[4096];
+    int fd = client(&f);
+    send_str(fd, "CONNECT allowed.test:443 HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    dribble(fd, h, n);
+    size_t got = 0;
+    while (got < n) {
+        ssize_t k = read(fd, back + got, n - got);
+        if (k <= 0) fail_msg("tunnel closed after %zu bytes:\n%s", got, log_text(&f));
+        got += (size_t)k;
+    }
+    assert_memory_equal(back, h, n);
+    close(fd);
+    /* a hello that stops half way: the tunnel is closed, nothing reached the server */
+    size_t before = s->received;
+    fd = client(&f);
+    send_str(fd, "CONNECT allowed.test:443 HTTP/1.1\r\n\r\n");
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_int_equal(dbx_write_all(fd, h, 7), 0);
+    assert_true(at_eof(fd));
+    close(fd);
+    assert_int_equal(s->received, before);
+    expect_log(&f, "deny CONNECT allowed.test:443", "TLS ClientHello: no byte for 400 ms");
+    proxy_stop(&f);
+    server_stop(s);
 }
 
 /* ---- the name cache ---------------------------------------------------------------------- */
@@ -964,6 +1070,7 @@ int main(void) {
         cmocka_unit_test(test_bypass_table),    cmocka_unit_test(test_dns_private),
         cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
         cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
+        cmocka_unit_test(test_head_timeouts),   cmocka_unit_test(test_hello_timeouts),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
