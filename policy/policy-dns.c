@@ -93,9 +93,9 @@ static int resolve_gai(void *data, const char *name, struct policy_addr *out, si
 
 static int resolve_once(struct policy_dns *d, const char *name, struct dns_answer *ans) {
     size_t n = 0;
-    int r = d->cfg.resolve ? d->cfg.resolve(d->cfg.resolve_data, name, ans->a,
-                                            POLICY_DNS_MAX_ADDRS, &n)
-                           : resolve_gai(NULL, name, ans->a, POLICY_DNS_MAX_ADDRS, &n);
+    int r = d->cfg.resolve
+                ? d->cfg.resolve(d->cfg.resolve_data, name, ans->a, POLICY_DNS_MAX_ADDRS, &n)
+                : resolve_gai(NULL, name, ans->a, POLICY_DNS_MAX_ADDRS, &n);
     if (r != 0) return r;
     if (n == 0 || n > POLICY_DNS_MAX_ADDRS) return EAI_NODATA;
     ans->n = n;

@@ -259,21 +259,31 @@ static void finish_client(struct conn *c) {
     }
 }
 
-static void send_error(struct conn *c, int status, const char *body) {
+/* phrase: the status line's reason phrase (free text, RFC 9112 4), NULL = the standard one. */
+static void send_error(struct conn *c, int status, const char *phrase, const char *body) {
     _cleanup_free_ char *msg = dbx_xasprintf(
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
         "Connection: close\r\n\r\n%s",
-        status, status_text(status), strlen(body), body);
+        status, phrase ? phrase : status_text(status), strlen(body), body);
     (void)send_all(c, c->cfd, msg, strlen(msg), dbx_now_ms() + WRITE_TIMEOUT_MS);
 }
 
+#define PHRASE_MAX 200u
+
 /* Answer the client with `status` and log `verdict` with `reason`; body NULL = "devbox: " +
- * reason. */
+ * reason.  A 403 carries the reason (up to its first ';') in its status line too: apt prints
+ * only the status line, curl and the rest print the body. */
 static void refuse(struct conn *c, int status, const char *verdict, const char *reason,
                    const char *body) {
     _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(reason));
     _cleanup_free_ char *text = dbx_xasprintf("devbox: %s\n", shown);
-    send_error(c, status, body ? body : text);
+    _cleanup_free_ char *phrase = NULL;
+    if (status == 403) {
+        size_t n = strcspn(shown, ";");
+        phrase = dbx_xasprintf("Forbidden by devbox: %.*s", (int)(n < PHRASE_MAX ? n : PHRASE_MAX),
+                               shown);
+    }
+    send_error(c, status, phrase, body ? body : text);
     log_line(c, verdict, reason);
     finish_client(c);
 }
@@ -286,7 +296,9 @@ static void refuse_not_allowed(struct conn *c) {
         "devbox: %s is not in this box's network allow list; add `%s` to [network] allow in "
         "devbox.ini (then `devbox trust`)\n",
         target, rule);
-    refuse(c, 403, "deny", "not in the allow list", body);
+    _cleanup_free_ char *reason = dbx_xasprintf(
+        "%s is not in the allow list; to allow it add '%s' to [network] allow", target, rule);
+    refuse(c, 403, "deny", reason, body);
 }
 
 /* ---- resolving and connecting ----------------------------------------------------------- */
@@ -380,13 +392,19 @@ static int resolve_and_connect(struct conn *c) {
     char a[INET6_ADDRSTRLEN];
     if (!tried && refused) {
         policy_addr_format(&refused_addr, a);
+        /* the class and the table row that refused it (docs/network.md lists them all) */
+        const struct policy_addr_range *row = policy_addr_range_of(&refused_addr);
+        bool same = !row || strcmp(row->what, refused) == 0;
+        _cleanup_free_ char *what =
+            dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
+                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused,
+                          same ? "" : ": ", same ? "" : row->what);
         _cleanup_free_ char *reason =
-            dbx_xasprintf("%s resolves to %s, %s %s address", c->host.name, a,
-                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused);
+            dbx_xasprintf("%s; to allow it add '%s' to [network] allow", what, a);
         _cleanup_free_ char *body = dbx_xasprintf(
             "devbox: %s; add `%s` to [network] allow in devbox.ini to allow it (then `devbox "
             "trust`)\n",
-            reason, a);
+            what, a);
         refuse(c, 403, "deny", reason, body);
         return -EACCES;
     }

@@ -172,6 +172,20 @@ enum policy_addr_class {
     POLICY_ADDR_RESERVED,    /* documentation, benchmarking, IETF, 240/4, 100::/64,
                                 2001:db8::/32, 2001::/23 */
 };
+/* One row of the classifier's table: addresses in net/prefix are of class cls.  Rows match in
+ * order, the first wins; docs/network.md lists every refused row (a unit test compares). */
+struct policy_addr_range {
+    int family;    /* AF_INET or AF_INET6 */
+    uint8_t net[16];
+    unsigned prefix;
+    enum policy_addr_class cls;
+    const char *what; /* e.g. "documentation (RFC 5737)" */
+};
+/* The whole table (IPv4 rows, then IPv6), *ret_n rows, static. */
+const struct policy_addr_range *policy_addr_ranges(size_t *ret_n);
+/* The row that refuses a, or NULL for a public address (an address in 64:ff9b::/96 is judged
+ * by the IPv4 address it embeds). */
+const struct policy_addr_range *policy_addr_range_of(const struct policy_addr *a);
 enum policy_addr_class policy_addr_classify(const struct policy_addr *a);
 const char *policy_addr_class_name(enum policy_addr_class c); /* "loopback", ... */
 

@@ -513,10 +513,13 @@ static void test_denied(void **state) {
     struct server *s = server_start(SRV_ECHO, 0);
     char *allow[] = {"allowed.test", NULL};
     /* evil.test would reach the server if the proxy ever looked it up */
-    char *res[] = {"evil.test:127.0.0.1", NULL};
+    char *res[] = {"evil.test:127.0.0.1", "allowed.test:203.0.113.5", NULL};
     struct fixture f = proxy_start(allow, res);
     char buf[8192];
     assert_int_equal(request(&f, "CONNECT evil.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 403);
+    /* apt shows only the status line: it names the reason too */
+    assert_true(dbx_str_has_prefix(
+        buf, "HTTP/1.1 403 Forbidden by devbox: evil.test:443 is not in the allow list\r\n"));
     assert_non_null(strstr(buf, "devbox: evil.test:443 is not in this box's network allow list; "
                                 "add `evil.test` to [network] allow in devbox.ini (then `devbox "
                                 "trust`)"));
@@ -527,7 +530,20 @@ static void test_denied(void **state) {
     char *rule = dbx_xasprintf("add `evil.test:%u`", s->port);
     assert_non_null(strstr(buf, rule));
     free(rule);
-    expect_log(&f, "deny CONNECT evil.test:443 - up=0 down=0", "reason=\"not in the allow list\"");
+    expect_log(&f, "deny CONNECT evil.test:443 - up=0 down=0",
+               "reason=\"evil.test:443 is not in the allow list; to allow it add 'evil.test' to "
+               "[network] allow\"");
+    /* an allowed name resolving to a refused address: the class and its table row, and the
+     * fix, in the body, the status line and on the log line of the refusal */
+    assert_int_equal(request(&f, "CONNECT allowed.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)),
+                     403);
+    assert_true(dbx_str_has_prefix(buf, "HTTP/1.1 403 Forbidden by devbox: allowed.test resolves "
+                                        "to 203.0.113.5, a reserved address: documentation (RFC "
+                                        "5737)\r\n"));
+    assert_non_null(strstr(buf, "add `203.0.113.5` to [network] allow in devbox.ini"));
+    expect_log(&f, "deny CONNECT allowed.test:443 - up=0 down=0",
+               "reason=\"allowed.test resolves to 203.0.113.5, a reserved address: documentation "
+               "(RFC 5737); to allow it add '203.0.113.5' to [network] allow\"");
     /* a denied POST with a body still gets its answer (no reset) */
     int fd = client(&f);
     static char body[200000];
