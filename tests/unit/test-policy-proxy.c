@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -756,6 +757,51 @@ static void test_limits_and_stop(void **state) {
     policy_proxy_stop(p);
 }
 
+/* Without fds for the splice pipe (EMFILE), a tunnel copies through user space. */
+static void test_no_pipe(void **state) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof(a);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 4), 0); /* accepted only later: the backlog completes it */
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    unsigned port = ntohs(a.sin_port);
+    char *allow[] = {dbx_xasprintf("allowed.test:%u", port), "127.0.0.1", NULL};
+    char *res[] = {"allowed.test:127.0.0.1", NULL};
+    struct fixture f = proxy_start(allow, res);
+    int fd = client(&f);
+    /* fds are allocated lowest first: leave exactly one, for the proxy's upstream socket */
+    int lowest = dup(0);
+    assert_true(lowest >= 0);
+    close(lowest);
+    struct rlimit old, one_left = {.rlim_max = RLIM_INFINITY};
+    getrlimit(RLIMIT_NOFILE, &old);
+    one_left = (struct rlimit){.rlim_cur = (rlim_t)lowest + 1, .rlim_max = old.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &one_left), 0);
+    char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\n\r\n", port);
+    send_str(fd, req);
+    char buf[4096];
+    int st = read_response(fd, buf, sizeof(buf));
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+    assert_int_equal(st, 200);
+    int ufd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    assert_true(ufd >= 0);
+    send_str(fd, "ping");
+    char got[5] = {0};
+    assert_int_equal(read(ufd, got, 4), 4);
+    assert_string_equal(got, "ping");
+    send_str(ufd, "pong");
+    assert_int_equal(read(fd, got, 4), 4);
+    assert_string_equal(got, "pong");
+    close(ufd);
+    assert_true(at_eof(fd));
+    close(fd);
+    free(req);
+    proxy_stop(&f);
+    close(lfd);
+    free(allow[0]);
+}
+
 /* ---- head and ClientHello time limits ------------------------------------------------------ */
 
 /* Send n bytes one at a time, DRIBBLE_MS apart; stop early once the proxy answered or closed. */
@@ -1087,6 +1133,7 @@ int main(void) {
         cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
         cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
         cmocka_unit_test(test_head_timeouts),   cmocka_unit_test(test_hello_timeouts),
+        cmocka_unit_test(test_no_pipe),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
