@@ -16,10 +16,10 @@ uint64_t policy_mem_reserve(uint64_t vm_memory);
 
 /* ---- the egress proxy's name lookups (policy-dns.c) ------------------------------------- */
 
-#define POLICY_DNS_MAX_ADDRS 16u               /* addresses kept per name */
-#define POLICY_DNS_TTL_MS (60u * 1000u)        /* getaddrinfo gives no TTL: a fixed one */
-#define POLICY_DNS_CACHE_MAX 256u              /* names cached per proxy (per project) */
-#define POLICY_DNS_RETRY_MS 200u               /* pause before retrying a failed lookup */
+#define POLICY_DNS_MAX_ADDRS 16u        /* addresses kept per name */
+#define POLICY_DNS_TTL_MS (60u * 1000u) /* getaddrinfo gives no TTL: a fixed one */
+#define POLICY_DNS_CACHE_MAX 256u       /* names cached per proxy (per project) */
+#define POLICY_DNS_RETRY_MS 200u        /* pause before retrying a failed lookup */
 
 struct policy_dns_config {
     unsigned ttl_ms, cache_max, retry_ms; /* 0 = the defaults above */

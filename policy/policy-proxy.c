@@ -52,7 +52,7 @@ struct policy_proxy {
     unsigned max_conns;
     unsigned head_idle_ms, head_total_ms;
     struct policy_dns *dns; /* the name cache; thread-safe on its own */
-    int stop_pipe[2]; /* written once by policy_proxy_stop; every poll watches [0] */
+    int stop_pipe[2];       /* written once by policy_proxy_stop; every poll watches [0] */
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
     unsigned active;    /* guarded by lock */
@@ -397,8 +397,8 @@ static int resolve_and_connect(struct conn *c) {
         bool same = !row || strcmp(row->what, refused) == 0;
         _cleanup_free_ char *what =
             dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
-                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused,
-                          same ? "" : ": ", same ? "" : row->what);
+                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused, same ? "" : ": ",
+                          same ? "" : row->what);
         _cleanup_free_ char *reason =
             dbx_xasprintf("%s; to allow it add '%s' to [network] allow", what, a);
         _cleanup_free_ char *body = dbx_xasprintf(
@@ -699,7 +699,7 @@ static int check_hello(struct conn *c) {
         ssize_t k = read_more(c, until, "TLS ClientHello", &why);
         if (k <= 0) {
             if (!why)
-                why = dbx_xstrdup(k == 0 ? "client closed before its ClientHello"
+                why = dbx_xstrdup(k == 0            ? "client closed before its ClientHello"
                                   : k == -ECANCELED ? "proxy stopped"
                                                     : strerror((int)-k));
             log_line(c, "deny", why);

@@ -100,11 +100,11 @@ struct policy_addr;
 typedef int policy_resolve_fn(void *data, const char *name, struct policy_addr *out, size_t max,
                               size_t *ret_n);
 struct policy_proxy_config {
-    char *const *allow;   /* the profile's network.allow patterns (policy_pattern_parse) */
-    char *const *resolve; /* "name:addr" overrides used instead of DNS for that name (several
-                             lines for one name give several addresses), or NULL */
-    int log_fd;           /* decision lines appended here (one write each); -1 = none */
-    unsigned max_conns;   /* concurrent connections; 0 = 256 */
+    char *const *allow;     /* the profile's network.allow patterns (policy_pattern_parse) */
+    char *const *resolve;   /* "name:addr" overrides used instead of DNS for that name (several
+                               lines for one name give several addresses), or NULL */
+    int log_fd;             /* decision lines appended here (one write each); -1 = none */
+    unsigned max_conns;     /* concurrent connections; 0 = 256 */
     unsigned head_idle_ms;  /* a request head or ClientHello pausing longer is cut; 0 = 120 s */
     unsigned head_total_ms; /* ... or taking longer in all; 0 = 300 s */
     unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
@@ -175,7 +175,7 @@ enum policy_addr_class {
 /* One row of the classifier's table: addresses in net/prefix are of class cls.  Rows match in
  * order, the first wins; docs/network.md lists every refused row (a unit test compares). */
 struct policy_addr_range {
-    int family;    /* AF_INET or AF_INET6 */
+    int family; /* AF_INET or AF_INET6 */
     uint8_t net[16];
     unsigned prefix;
     enum policy_addr_class cls;

@@ -829,8 +829,8 @@ static void test_head_timeouts(void **state) {
         .allow = allow, .resolve = res, .head_idle_ms = idle, .head_total_ms = 60000});
     char buf[4096];
     /* a head dribbled over longer than the idle limit: served */
-    char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\nUser-Agent: %0150d\r\n\r\n",
-                              s->port, 0);
+    char *req =
+        dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\nUser-Agent: %0150d\r\n\r\n", s->port, 0);
     assert_true(strlen(req) * DRIBBLE_MS > idle);
     int fd = client(&f);
     dribble(fd, req, strlen(req));
@@ -982,8 +982,7 @@ static void test_dns_retry(void **state) {
     assert_int_equal(d.calls, 2);
     d.fail = 2;
     char buf[4096];
-    assert_int_equal(request(&f, "CONNECT gone.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)),
-                     502);
+    assert_int_equal(request(&f, "CONNECT gone.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 502);
     assert_non_null(strstr(buf, "cannot resolve gone.test"));
     assert_int_equal(d.calls, 4);
     assert_int_equal(connect_status(&f, "gone.test"), 403); /* asked again, not cached */
@@ -1020,9 +1019,9 @@ static void test_dns_expiry_and_cap(void **state) {
         const char *name;
         unsigned calls; /* after the request */
     } steps[] = {
-        {"a.cache.test", 1}, {"b.cache.test", 2}, {"a.cache.test", 2}, /* a used after b */
-        {"c.cache.test", 3},                                           /* evicts b */
-        {"a.cache.test", 3}, {"c.cache.test", 3}, {"b.cache.test", 4}, /* evicts a */
+        {"a.cache.test", 1}, {"b.cache.test", 2},    {"a.cache.test", 2}, /* a used after b */
+        {"c.cache.test", 3},                                              /* evicts b */
+        {"a.cache.test", 3}, {"c.cache.test", 3},    {"b.cache.test", 4}, /* evicts a */
         {"c.cache.test", 4}, {"over.cache.test", 4},
     };
     char buf[4096];
@@ -1133,8 +1132,7 @@ int main(void) {
         cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
         cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
         cmocka_unit_test(test_head_timeouts),   cmocka_unit_test(test_hello_timeouts),
-        cmocka_unit_test(test_no_pipe),
-        cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_no_pipe),         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
