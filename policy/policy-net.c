@@ -120,54 +120,85 @@ char *policy_addr_format(const struct policy_addr *a, char *buf) {
 
 /* ---- address classes ------------------------------------------------------------------------ */
 
-struct net_class {
-    uint8_t net[16];
-    unsigned prefix;
-    enum policy_addr_class cls;
-};
+#define V4(a, b, c, d)                                                                             \
+    AF_INET, {                                                                                     \
+        a, b, c, d                                                                                 \
+    }
 
-/* First match wins: more specific entries come first. */
-static const struct net_class v4_classes[] = {
-    {{169, 254, 169, 254}, 32, POLICY_ADDR_METADATA},
-    {{255, 255, 255, 255}, 32, POLICY_ADDR_BROADCAST},
-    {{0}, 8, POLICY_ADDR_UNSPECIFIED},
-    {{10}, 8, POLICY_ADDR_PRIVATE},
-    {{100, 64}, 10, POLICY_ADDR_CGNAT},
-    {{127}, 8, POLICY_ADDR_LOOPBACK},
-    {{169, 254}, 16, POLICY_ADDR_LINK_LOCAL},
-    {{172, 16}, 12, POLICY_ADDR_PRIVATE},
-    {{192, 0, 0}, 24, POLICY_ADDR_RESERVED},   /* IETF protocol assignments */
-    {{192, 0, 2}, 24, POLICY_ADDR_RESERVED},   /* TEST-NET-1 */
-    {{192, 88, 99}, 24, POLICY_ADDR_RESERVED}, /* 6to4 relay anycast */
-    {{192, 168}, 16, POLICY_ADDR_PRIVATE},
-    {{198, 18}, 15, POLICY_ADDR_RESERVED},      /* benchmarking */
-    {{198, 51, 100}, 24, POLICY_ADDR_RESERVED}, /* TEST-NET-2 */
-    {{203, 0, 113}, 24, POLICY_ADDR_RESERVED},  /* TEST-NET-3 */
-    {{224}, 4, POLICY_ADDR_MULTICAST},
-    {{240}, 4, POLICY_ADDR_RESERVED},
-};
-
-static const struct net_class v6_classes[] = {
-    {{0}, 128, POLICY_ADDR_UNSPECIFIED},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128, POLICY_ADDR_LOOPBACK},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, POLICY_ADDR_MAPPED},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96, POLICY_ADDR_MAPPED}, /* SIIT ::ffff:0:0:0/96 */
-    {{0}, 96, POLICY_ADDR_UNSPECIFIED},                   /* IPv4-compatible, deprecated */
-    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48, POLICY_ADDR_NAT64}, /* local-use NAT64 */
-    {{0x01, 0x00}, 64, POLICY_ADDR_RESERVED},             /* discard */
-    {{0x20, 0x01, 0x0d, 0xb8}, 32, POLICY_ADDR_RESERVED}, /* documentation */
-    {{0x20, 0x01, 0, 0}, 32, POLICY_ADDR_TUNNEL},         /* Teredo */
-    {{0x20, 0x01, 0, 0}, 23, POLICY_ADDR_RESERVED},       /* IETF protocol assignments */
-    {{0x20, 0x02}, 16, POLICY_ADDR_TUNNEL},               /* 6to4 */
-    {{0x3f, 0xff}, 20, POLICY_ADDR_RESERVED},             /* documentation (RFC 9637) */
-    {{0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54},
+/* Matched in order, first match wins: more specific rows come first.  docs/network.md lists
+ * every row that is not public, in this order, with the same words (test-policy-net.c checks:
+ * change both together). */
+static const struct policy_addr_range ranges[] = {
+    {V4(169, 254, 169, 254), 32, POLICY_ADDR_METADATA, "cloud metadata service"},
+    {V4(255, 255, 255, 255), 32, POLICY_ADDR_BROADCAST, "limited broadcast (RFC 919)"},
+    {V4(0, 0, 0, 0), 8, POLICY_ADDR_UNSPECIFIED, "this network (RFC 791)"},
+    {V4(10, 0, 0, 0), 8, POLICY_ADDR_PRIVATE, "private (RFC 1918)"},
+    {V4(100, 64, 0, 0), 10, POLICY_ADDR_CGNAT, "shared address space, CGNAT (RFC 6598)"},
+    {V4(127, 0, 0, 0), 8, POLICY_ADDR_LOOPBACK, "loopback"},
+    {V4(169, 254, 0, 0), 16, POLICY_ADDR_LINK_LOCAL, "link-local (RFC 3927)"},
+    {V4(172, 16, 0, 0), 12, POLICY_ADDR_PRIVATE, "private (RFC 1918)"},
+    {V4(192, 0, 0, 0), 24, POLICY_ADDR_RESERVED, "IETF protocol assignments (RFC 6890)"},
+    {V4(192, 0, 2, 0), 24, POLICY_ADDR_RESERVED, "documentation (RFC 5737)"},
+    {V4(192, 88, 99, 0), 24, POLICY_ADDR_RESERVED, "6to4 relay anycast (RFC 7526)"},
+    {V4(192, 168, 0, 0), 16, POLICY_ADDR_PRIVATE, "private (RFC 1918)"},
+    {V4(198, 18, 0, 0), 15, POLICY_ADDR_RESERVED, "benchmarking (RFC 2544)"},
+    {V4(198, 51, 100, 0), 24, POLICY_ADDR_RESERVED, "documentation (RFC 5737)"},
+    {V4(203, 0, 113, 0), 24, POLICY_ADDR_RESERVED, "documentation (RFC 5737)"},
+    {V4(224, 0, 0, 0), 4, POLICY_ADDR_MULTICAST, "multicast"},
+    {V4(240, 0, 0, 0), 4, POLICY_ADDR_RESERVED, "reserved for future use (RFC 1112)"},
+    /* NAT64's well-known prefix reaches the embedded IPv4 address: judged by that address
+     * (policy_addr_range_of), this row only when that one is refused */
+    {AF_INET6,
+     {0, 0x64, 0xff, 0x9b},
+     96,
+     POLICY_ADDR_NAT64,
+     "NAT64 (RFC 6052) of a refused IPv4 address"},
+    {AF_INET6, {0}, 128, POLICY_ADDR_UNSPECIFIED, "unspecified"},
+    {AF_INET6,
+     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
      128,
-     POLICY_ADDR_METADATA}, /* EC2 over IPv6 */
-    {{0xfc}, 7, POLICY_ADDR_PRIVATE},
-    {{0xfe, 0x80}, 10, POLICY_ADDR_LINK_LOCAL},
-    {{0xfe, 0xc0}, 10, POLICY_ADDR_PRIVATE}, /* site-local, deprecated */
-    {{0xff}, 8, POLICY_ADDR_MULTICAST},
+     POLICY_ADDR_LOOPBACK,
+     "loopback"},
+    {AF_INET6,
+     {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
+     96,
+     POLICY_ADDR_MAPPED,
+     "IPv4-mapped (RFC 4291)"},
+    {AF_INET6,
+     {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
+     96,
+     POLICY_ADDR_MAPPED,
+     "IPv4-translated, SIIT (RFC 2765)"},
+    {AF_INET6, {0}, 96, POLICY_ADDR_UNSPECIFIED, "IPv4-compatible, deprecated (RFC 4291)"},
+    {AF_INET6, {0, 0x64, 0xff, 0x9b, 0, 1}, 48, POLICY_ADDR_NAT64, "local-use NAT64 (RFC 8215)"},
+    {AF_INET6, {0x01, 0x00}, 64, POLICY_ADDR_RESERVED, "discard-only (RFC 6666)"},
+    {AF_INET6, {0x20, 0x01, 0x0d, 0xb8}, 32, POLICY_ADDR_RESERVED, "documentation (RFC 3849)"},
+    {AF_INET6, {0x20, 0x01, 0, 0}, 32, POLICY_ADDR_TUNNEL, "Teredo (RFC 4380)"},
+    {AF_INET6,
+     {0x20, 0x01, 0, 0},
+     23,
+     POLICY_ADDR_RESERVED,
+     "IETF protocol assignments (RFC 2928)"},
+    {AF_INET6, {0x20, 0x02}, 16, POLICY_ADDR_TUNNEL, "6to4 (RFC 3056)"},
+    {AF_INET6, {0x3f, 0xff}, 20, POLICY_ADDR_RESERVED, "documentation (RFC 9637)"},
+    {AF_INET6, {0x20}, 3, POLICY_ADDR_PUBLIC, "global unicast"},
+    {AF_INET6,
+     {0xfd, 0x00, 0x0e, 0xc2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0x54},
+     128,
+     POLICY_ADDR_METADATA,
+     "cloud metadata service (EC2)"},
+    {AF_INET6, {0xfc}, 7, POLICY_ADDR_PRIVATE, "unique local (RFC 4193)"},
+    {AF_INET6, {0xfe, 0x80}, 10, POLICY_ADDR_LINK_LOCAL, "link-local (RFC 4291)"},
+    {AF_INET6, {0xfe, 0xc0}, 10, POLICY_ADDR_PRIVATE, "site-local, deprecated (RFC 3879)"},
+    {AF_INET6, {0xff}, 8, POLICY_ADDR_MULTICAST, "multicast"},
+    /* only 2000::/3 is allocated as global unicast */
+    {AF_INET6, {0}, 0, POLICY_ADDR_RESERVED, "not global unicast (outside 2000::/3)"},
 };
+
+const struct policy_addr_range *policy_addr_ranges(size_t *ret_n) {
+    *ret_n = DBX_ARRAY_SIZE(ranges);
+    return ranges;
+}
 
 static bool prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix) {
     unsigned whole = prefix / 8, rest = prefix % 8;
@@ -177,25 +208,27 @@ static bool prefix_match(const uint8_t *a, const uint8_t *net, unsigned prefix) 
     return (a[whole] & mask) == (net[whole] & mask);
 }
 
-static enum policy_addr_class classify(const uint8_t *a, const struct net_class *t, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (prefix_match(a, t[i].net, t[i].prefix)) return t[i].cls;
-    return POLICY_ADDR_PUBLIC;
+static const struct policy_addr_range *range_of(int family, const uint8_t *a) {
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ranges); i++)
+        if (ranges[i].family == family && prefix_match(a, ranges[i].net, ranges[i].prefix))
+            return &ranges[i];
+    return NULL;
+}
+
+const struct policy_addr_range *policy_addr_range_of(const struct policy_addr *a) {
+    static const struct policy_addr_range unknown = {
+        0, {0}, 0, POLICY_ADDR_RESERVED, "not an IP address"};
+    if (a->family != AF_INET && a->family != AF_INET6) return &unknown;
+    const struct policy_addr_range *r = range_of(a->family, a->a);
+    if (r && r->family == AF_INET6 && r->cls == POLICY_ADDR_NAT64 && r->prefix == 96 &&
+        !range_of(AF_INET, a->a + 12))
+        return NULL; /* NAT64 of a public IPv4 address */
+    return r && r->cls != POLICY_ADDR_PUBLIC ? r : NULL;
 }
 
 enum policy_addr_class policy_addr_classify(const struct policy_addr *a) {
-    if (a->family == AF_INET) return classify(a->a, v4_classes, DBX_ARRAY_SIZE(v4_classes));
-    if (a->family != AF_INET6) return POLICY_ADDR_RESERVED;
-    /* NAT64's well-known prefix reaches the embedded IPv4 address: judge that one. */
-    static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
-    if (memcmp(a->a, nat64, 12) == 0) {
-        enum policy_addr_class c = classify(a->a + 12, v4_classes, DBX_ARRAY_SIZE(v4_classes));
-        return c == POLICY_ADDR_PUBLIC ? c : POLICY_ADDR_NAT64;
-    }
-    enum policy_addr_class c = classify(a->a, v6_classes, DBX_ARRAY_SIZE(v6_classes));
-    /* only 2000::/3 is allocated as global unicast */
-    if (c == POLICY_ADDR_PUBLIC && (a->a[0] & 0xe0) != 0x20) return POLICY_ADDR_RESERVED;
-    return c;
+    const struct policy_addr_range *r = policy_addr_range_of(a);
+    return r ? r->cls : POLICY_ADDR_PUBLIC;
 }
 
 const char *policy_addr_class_name(enum policy_addr_class c) {
@@ -238,8 +271,7 @@ static const char *pattern_addr(const char *s, size_t len, int family, struct po
     if (slash) {
         uint64_t v;
         *slash = '\0';
-        if (dbx_parse_u64(slash + 1, 0, max, &v) < 0)
-            return "bad prefix length";
+        if (dbx_parse_u64(slash + 1, 0, max, &v) < 0) return "bad prefix length";
         p->prefix = (unsigned)v;
     }
     p->kind = POLICY_PAT_ADDR;

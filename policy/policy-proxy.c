@@ -17,7 +17,12 @@
 
 #include "policy-internal.h"
 
-#define HEAD_TIMEOUT_MS 30000u /* a request head (or ClientHello) must arrive within this */
+/* A request head (or ClientHello) may pause this long between bytes, and take this long in
+ * all.  Under emulation and load (npm's ~200 connections, a TCG guest) a fixed 30 s from accept
+ * fired hundreds of times in one `npm install`, each costing npm a 25-49 s retry; the total cap
+ * stays against a slowloris client holding one of max_conns threads. */
+#define HEAD_IDLE_MS (120u * 1000u)
+#define HEAD_TOTAL_MS (300u * 1000u)
 #define CONNECT_TIMEOUT_MS 10000u
 #define WRITE_TIMEOUT_MS 60000u /* a peer that reads nothing for this long is dropped */
 #define IDLE_TIMEOUT_MS (3600u * 1000u)
@@ -28,7 +33,7 @@
 #define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
 #define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
 #define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
-#define MAX_ADDRS 16u
+#define MAX_ADDRS POLICY_DNS_MAX_ADDRS
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
@@ -45,7 +50,9 @@ struct policy_proxy {
     size_t nres;
     int log_fd;
     unsigned max_conns;
-    int stop_pipe[2]; /* written once by policy_proxy_stop; every poll watches [0] */
+    unsigned head_idle_ms, head_total_ms;
+    struct policy_dns *dns; /* the name cache; thread-safe on its own */
+    int stop_pipe[2];       /* written once by policy_proxy_stop; every poll watches [0] */
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
     unsigned active;    /* guarded by lock */
@@ -69,6 +76,7 @@ struct conn {
     struct policy_host host;
     uint16_t port;
     bool connected;
+    bool from_dns; /* the addresses came from policy_dns_lookup */
     struct policy_addr addr;
     uint64_t up, down;
     unsigned reqs;
@@ -251,21 +259,31 @@ static void finish_client(struct conn *c) {
     }
 }
 
-static void send_error(struct conn *c, int status, const char *body) {
+/* phrase: the status line's reason phrase (free text, RFC 9112 4), NULL = the standard one. */
+static void send_error(struct conn *c, int status, const char *phrase, const char *body) {
     _cleanup_free_ char *msg = dbx_xasprintf(
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
         "Connection: close\r\n\r\n%s",
-        status, status_text(status), strlen(body), body);
+        status, phrase ? phrase : status_text(status), strlen(body), body);
     (void)send_all(c, c->cfd, msg, strlen(msg), dbx_now_ms() + WRITE_TIMEOUT_MS);
 }
 
+#define PHRASE_MAX 200u
+
 /* Answer the client with `status` and log `verdict` with `reason`; body NULL = "devbox: " +
- * reason. */
+ * reason.  A 403 carries the reason (up to its first ';') in its status line too: apt prints
+ * only the status line, curl and the rest print the body. */
 static void refuse(struct conn *c, int status, const char *verdict, const char *reason,
                    const char *body) {
     _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(reason));
     _cleanup_free_ char *text = dbx_xasprintf("devbox: %s\n", shown);
-    send_error(c, status, body ? body : text);
+    _cleanup_free_ char *phrase = NULL;
+    if (status == 403) {
+        size_t n = strcspn(shown, ";");
+        phrase = dbx_xasprintf("Forbidden by devbox: %.*s", (int)(n < PHRASE_MAX ? n : PHRASE_MAX),
+                               shown);
+    }
+    send_error(c, status, phrase, body ? body : text);
     log_line(c, verdict, reason);
     finish_client(c);
 }
@@ -278,7 +296,9 @@ static void refuse_not_allowed(struct conn *c) {
         "devbox: %s is not in this box's network allow list; add `%s` to [network] allow in "
         "devbox.ini (then `devbox trust`)\n",
         target, rule);
-    refuse(c, 403, "deny", "not in the allow list", body);
+    _cleanup_free_ char *reason = dbx_xasprintf(
+        "%s is not in the allow list; to allow it add '%s' to [network] allow", target, rule);
+    refuse(c, 403, "deny", reason, body);
 }
 
 /* ---- resolving and connecting ----------------------------------------------------------- */
@@ -292,13 +312,9 @@ static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
     for (size_t i = 0; i < c->p->nres && n < MAX_ADDRS; i++)
         if (strcmp(c->p->res[i].name, c->host.name) == 0) out[n++] = c->p->res[i].addr;
     if (n > 0) return n;
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    *ret_gai = getaddrinfo(c->host.name, NULL, &hints, &ai);
+    *ret_gai = policy_dns_lookup(c->p->dns, c->host.name, out, MAX_ADDRS, &n);
     if (*ret_gai != 0) return 0;
-    for (struct addrinfo *a = ai; a && n < MAX_ADDRS; a = a->ai_next)
-        if (policy_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
-    freeaddrinfo(ai);
+    c->from_dns = true;
     return n;
 }
 
@@ -353,6 +369,7 @@ static int resolve_and_connect(struct conn *c) {
         return -EHOSTUNREACH;
     }
     int last = -EHOSTUNREACH;
+    bool tried = false; /* connect_one ran (its -EHOSTUNREACH is not a refusal) */
     const char *refused = NULL;
     struct policy_addr refused_addr = {0};
     for (size_t i = 0; i < n; i++) {
@@ -361,6 +378,7 @@ static int resolve_and_connect(struct conn *c) {
             if (!refused) refused = cls, refused_addr = addrs[i];
             continue;
         }
+        tried = true;
         last = connect_one(c, &addrs[i]);
         if (last == -ECANCELED) return last;
         if (last == 0) {
@@ -369,16 +387,24 @@ static int resolve_and_connect(struct conn *c) {
             return 0;
         }
     }
+    /* a cached answer none of whose addresses works is stale: the next request asks again */
+    if (c->from_dns && tried) policy_dns_forget(c->p->dns, c->host.name);
     char a[INET6_ADDRSTRLEN];
-    if (last == -EHOSTUNREACH && refused) {
+    if (!tried && refused) {
         policy_addr_format(&refused_addr, a);
+        /* the class and the table row that refused it (docs/network.md lists them all) */
+        const struct policy_addr_range *row = policy_addr_range_of(&refused_addr);
+        bool same = !row || strcmp(row->what, refused) == 0;
+        _cleanup_free_ char *what =
+            dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
+                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused, same ? "" : ": ",
+                          same ? "" : row->what);
         _cleanup_free_ char *reason =
-            dbx_xasprintf("%s resolves to %s, %s %s address", c->host.name, a,
-                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused);
+            dbx_xasprintf("%s; to allow it add '%s' to [network] allow", what, a);
         _cleanup_free_ char *body = dbx_xasprintf(
             "devbox: %s; add `%s` to [network] allow in devbox.ini to allow it (then `devbox "
             "trust`)\n",
-            reason, a);
+            what, a);
         refuse(c, 403, "deny", reason, body);
         return -EACCES;
     }
@@ -389,9 +415,28 @@ static int resolve_and_connect(struct conn *c) {
 
 /* ---- the first request -------------------------------------------------------------------- */
 
+/* Read more client bytes into cin while waiting for a head or a ClientHello: at most
+ * head_idle_ms for the next byte and never past `until`.  > 0 bytes read, 0 the client closed,
+ * -ETIMEDOUT with *why saying which limit, or another -errno. */
+static ssize_t read_more(struct conn *c, uint64_t until, const char *what, char **why) {
+    uint64_t now = dbx_now_ms(), idle = now + c->p->head_idle_ms;
+    buf_compact(&c->cin);
+    ssize_t k = recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end,
+                          idle < until ? idle : until);
+    if (k > 0) c->cin.end += (size_t)k;
+    if (k == -ETIMEDOUT) {
+        bool at_idle = idle < until;
+        unsigned ms = at_idle ? c->p->head_idle_ms : c->p->head_total_ms;
+        *why = dbx_xasprintf(ms % 1000u ? "%s: %s %u ms" : "%s: %s %u s", what,
+                             at_idle ? "no byte for" : "not complete after",
+                             ms % 1000u ? ms : ms / 1000u);
+    }
+    return k;
+}
+
 /* Read and parse a head from c->cin.  1 parsed, 0 the client went away, < 0 answered. */
 static int read_head(struct conn *c, struct policy_http_req *req) {
-    uint64_t deadline = dbx_now_ms() + HEAD_TIMEOUT_MS;
+    uint64_t until = dbx_now_ms() + c->p->head_total_ms;
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
         int r = policy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), req, &err);
@@ -400,20 +445,18 @@ static int read_head(struct conn *c, struct policy_http_req *req) {
             refuse(c, policy_http_status(r), "deny", err->msg, NULL);
             return r;
         }
-        buf_compact(&c->cin);
-        ssize_t k =
-            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
+        _cleanup_free_ char *why = NULL;
+        ssize_t k = read_more(c, until, "request head", &why);
         if (k == 0 && buf_len(&c->cin) == 0) return 0;
         if (k == 0) {
             log_line(c, "deny", "client closed inside a request head");
             return 0;
         }
         if (k == -ETIMEDOUT) {
-            refuse(c, 408, "deny", "request head not received within 30 s", NULL);
+            refuse(c, 408, "deny", why, NULL);
             return (int)k;
         }
         if (k < 0) return (int)k;
-        c->cin.end += (size_t)k;
     }
 }
 
@@ -578,8 +621,9 @@ static int flush_down(struct conn *c) {
 /* The splice pipe, sized to DOUT_CAP when the per-user pipe budget allows. */
 static void down_init(struct conn *c) {
     if (pipe2(c->dpipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        /* out of fds (256 connections hold 4 each): copy through user space instead */
         c->dpipe[0] = c->dpipe[1] = -EBADF;
-        down_init(c);
+        buf_alloc(&c->dout, DOUT_CAP);
         return;
     }
     (void)fcntl(c->dpipe[1], F_SETPIPE_SZ, (int)DOUT_CAP);
@@ -641,7 +685,7 @@ static void relay(struct conn *c, bool http) {
 
 /* Port 443: the ClientHello's server_name must be the CONNECT host.  0 or refused (logged). */
 static int check_hello(struct conn *c) {
-    uint64_t deadline = dbx_now_ms() + HEAD_TIMEOUT_MS;
+    uint64_t until = dbx_now_ms() + c->p->head_total_ms;
     char sni[POLICY_HOST_MAX + 1];
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
@@ -651,16 +695,16 @@ static int check_hello(struct conn *c) {
             return r;
         }
         if (r > 0) break;
-        buf_compact(&c->cin);
-        ssize_t k =
-            recv_some(c, c->cfd, c->cin.data + c->cin.end, c->cin.cap - c->cin.end, deadline);
+        _cleanup_free_ char *why = NULL;
+        ssize_t k = read_more(c, until, "TLS ClientHello", &why);
         if (k <= 0) {
-            log_line(c, "deny",
-                     k == 0 ? "client closed before its ClientHello"
-                            : "no ClientHello within 30 s");
+            if (!why)
+                why = dbx_xstrdup(k == 0            ? "client closed before its ClientHello"
+                                  : k == -ECANCELED ? "proxy stopped"
+                                                    : strerror((int)-k));
+            log_line(c, "deny", why);
             return -EPROTO;
         }
-        c->cin.end += (size_t)k;
     }
     /* an IP literal host: a hello names no server (RFC 6066 3), or names that address */
     if (sni[0] == '\0' ? !c->host.is_addr : strcmp(sni, c->host.name) != 0) {
@@ -786,6 +830,7 @@ static void proxy_free(struct policy_proxy *p) {
     if (p->stop_pipe[0] >= 0) close(p->stop_pipe[0]);
     if (p->stop_pipe[1] >= 0) close(p->stop_pipe[1]);
     pthread_mutex_destroy(&p->lock);
+    policy_dns_free(p->dns);
     free(p->pats);
     free(p->res);
     free(p);
@@ -814,8 +859,17 @@ int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_prox
         if (r < 0) return r;
     }
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    struct policy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,
+                                   .cache_max = cfg->dns_cache_max,
+                                   .retry_ms = cfg->dns_retry_ms,
+                                   .resolve = cfg->dns_resolve,
+                                   .resolve_data = cfg->dns_resolve_data,
+                                   .stop_fd = p->stop_pipe[0]};
+    p->dns = policy_dns_new(&dc);
     p->log_fd = cfg->log_fd;
     p->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
+    p->head_idle_ms = cfg->head_idle_ms ? cfg->head_idle_ms : HEAD_IDLE_MS;
+    p->head_total_ms = cfg->head_total_ms ? cfg->head_total_ms : HEAD_TOTAL_MS;
     *ret = TAKE_PTR(p);
     return 0;
 }

@@ -67,16 +67,22 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  * absolute-URI GET, HEAD and POST to http:// targets (forwarded in origin form), nothing else.
  * Per request:
  *   1. the head is parsed (policy_http_parse: at most POLICY_HTTP_MAX_HEAD bytes and
- *      POLICY_HTTP_MAX_HEADERS headers, strict framing, 30 s to arrive);
+ *      POLICY_HTTP_MAX_HEADERS headers, strict framing; 408 when no byte arrives for
+ *      head_idle_ms or the head is not complete head_total_ms after the connection came);
  *   2. host:port must match an allow pattern (policy_allowed); an IP literal only in canonical
  *      form and only when an address pattern lists it;
- *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host;
+ *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host
+ *      through a per-proxy cache of positive answers (a fixed TTL, dns_ttl_ms: getaddrinfo
+ *      reports none; at most dns_cache_max names, least recently used evicted), with one
+ *      lookup in flight per name shared by every request that needs it, and a failed lookup
+ *      retried once; failures are not cached;
  *   4. every address in a refused class (policy_addr_classify) is dropped unless an address
  *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
  *      one of the remaining sockaddrs, trying them in order;
  *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
- *      (at most POLICY_TLS_MAX_RAW bytes, 30 s) and the tunnel closed unless its server_name
- *      equals the CONNECT host (an IP literal host needs a hello without server_name);
+ *      (at most POLICY_TLS_MAX_RAW bytes, the same two time limits) and the tunnel closed
+ *      unless its server_name equals the CONNECT host (an IP literal host needs a hello
+ *      without server_name);
  *      CONNECT to other ports is relayed without looking at the bytes;
  *   6. plain http: a Host header must name the target's host:port; the head is rewritten
  *      (origin-form target, Host, Connection; Proxy-* and Keep-Alive/Upgrade dropped) and the
@@ -88,12 +94,24 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *   TIME VERDICT METHOD HOST:PORT ADDR up=N down=N [reqs=N] [reason="..."]
  * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
  * ("-" if none), up/down the bytes sent to the destination / to the client. */
+struct policy_addr;
+/* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
+ * from several connection threads at once. */
+typedef int policy_resolve_fn(void *data, const char *name, struct policy_addr *out, size_t max,
+                              size_t *ret_n);
 struct policy_proxy_config {
-    char *const *allow;   /* the profile's network.allow patterns (policy_pattern_parse) */
-    char *const *resolve; /* "name:addr" overrides used instead of DNS for that name (several
-                             lines for one name give several addresses), or NULL */
-    int log_fd;           /* decision lines appended here (one write each); -1 = none */
-    unsigned max_conns;   /* concurrent connections; 0 = 256 */
+    char *const *allow;     /* the profile's network.allow patterns (policy_pattern_parse) */
+    char *const *resolve;   /* "name:addr" overrides used instead of DNS for that name (several
+                               lines for one name give several addresses), or NULL */
+    int log_fd;             /* decision lines appended here (one write each); -1 = none */
+    unsigned max_conns;     /* concurrent connections; 0 = 256 */
+    unsigned head_idle_ms;  /* a request head or ClientHello pausing longer is cut; 0 = 120 s */
+    unsigned head_total_ms; /* ... or taking longer in all; 0 = 300 s */
+    unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
+    unsigned dns_cache_max; /* names cached; 0 = 256 */
+    unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */
+    policy_resolve_fn *dns_resolve; /* for tests: used instead of getaddrinfo; NULL = that */
+    void *dns_resolve_data;
 };
 struct policy_proxy;
 /* Validate cfg (an error names the bad pattern or override) and start a proxy with no
@@ -154,6 +172,20 @@ enum policy_addr_class {
     POLICY_ADDR_RESERVED,    /* documentation, benchmarking, IETF, 240/4, 100::/64,
                                 2001:db8::/32, 2001::/23 */
 };
+/* One row of the classifier's table: addresses in net/prefix are of class cls.  Rows match in
+ * order, the first wins; docs/network.md lists every refused row (a unit test compares). */
+struct policy_addr_range {
+    int family; /* AF_INET or AF_INET6 */
+    uint8_t net[16];
+    unsigned prefix;
+    enum policy_addr_class cls;
+    const char *what; /* e.g. "documentation (RFC 5737)" */
+};
+/* The whole table (IPv4 rows, then IPv6), *ret_n rows, static. */
+const struct policy_addr_range *policy_addr_ranges(size_t *ret_n);
+/* The row that refuses a, or NULL for a public address (an address in 64:ff9b::/96 is judged
+ * by the IPv4 address it embeds). */
+const struct policy_addr_range *policy_addr_range_of(const struct policy_addr *a);
 enum policy_addr_class policy_addr_classify(const struct policy_addr *a);
 const char *policy_addr_class_name(enum policy_addr_class c); /* "loopback", ... */
 

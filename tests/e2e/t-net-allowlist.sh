@@ -29,8 +29,8 @@ cp "$TEST_TMP/ca/ca.pem" "$R/ca.pem"
 
 write_profile "$R" "[network]
 mode = allowlist
-allow = allowed.test:$HTTPS, allowed.test:$HTTP, private.test:$HTTP, 127.0.0.1:$HTTP
-resolve = allowed.test:127.0.0.1, evil-allowed.test:127.0.0.1, private.test:10.1.2.3,
+allow = allowed.test:$HTTPS, allowed.test:$HTTP, private.test:$HTTP, doc.test:$HTTP, 127.0.0.1:$HTTP
+resolve = allowed.test:127.0.0.1, evil-allowed.test:127.0.0.1, private.test:10.1.2.3, doc.test:203.0.113.5,
     allowed.test.evil.test:127.0.0.1, denied.test:127.0.0.1
 [env]
 CURL_CA_BUNDLE = $R/ca.pem
@@ -64,6 +64,10 @@ assert_match "$OUT" "deny[^
 ]*denied.test:$HTTPS" "network log line for the denied CONNECT"
 assert_match "$OUT" "allow[^
 ]*allowed.test:$HTTPS" "network log line for an allowed CONNECT"
+assert_contains "$OUT" "denied.test:$HTTPS is not in the allow list; to allow it add 'denied.test:$HTTPS' to [network] allow" "the denial's log line names the fix"
+# apt prints only the status line of a refusal: it carries the reason
+run dbx exec -- /usr/lib/apt/apt-helper -o APT::Sandbox::User=root download-file "http://denied.test:$HTTP/hello" "$R/apt-out"
+assert_contains "$OUT$ERR" "Forbidden by devbox: denied.test:$HTTP is not in the allow list" "apt shows why the proxy refused"
 
 # ---- the bypass table: raw requests to the proxy -------------------------------------------
 # proxyreq REQUEST: send REQUEST (printf format) to the proxy from inside the box, print the
@@ -103,6 +107,12 @@ assert_match "$OUT" "^HTTP/1.[01] 403" "CONNECT to an allowed name on another po
 # a name that resolves to a private address is refused even though the name is allowed
 status_of "GET http://private.test:$HTTP/hello HTTP/1.1\r\nHost: private.test:$HTTP\r\n\r\n"
 assert_match "$OUT" "^HTTP/1.[01] 403" "allowed name resolving to a private address"
+# a documentation range (RFC 5737): refused, and the status line and the log line say which
+status_of "GET http://doc.test:$HTTP/hello HTTP/1.1\r\nHost: doc.test:$HTTP\r\n\r\n"
+assert_eq "HTTP/1.1 403 Forbidden by devbox: doc.test resolves to 203.0.113.5, a reserved address: documentation (RFC 5737)" "$OUT" "status line for an address in a documentation range"
+ok dbx logs --network
+assert_match "$OUT" "deny GET doc.test:$HTTP [^
+]*reason=\"doc.test resolves to 203.0.113.5, a reserved address: documentation \(RFC 5737\); to allow it add '203.0.113.5' to \[network\] allow\"" "the refusal's log line names the range and the fix"
 # Host header smuggling: the request target decides, a conflicting Host is refused
 status_of "GET http://allowed.test:$HTTP/echo-host HTTP/1.1\r\nHost: evil.test\r\n\r\n"
 assert_match "$OUT" "^HTTP/1.[01] (400|403)" "conflicting Host header"

@@ -175,6 +175,69 @@ static void test_addr_classify(void **state) {
     }
 }
 
+/* docs/network.md's table of refused addresses is the classifier's table: every row that is not
+ * public, in match order, with the same class and words.  On a mismatch the message carries the
+ * table the code has, to paste into the document. */
+/* cmocka cuts long messages: the table goes to stderr first */
+#define docs_fail(want, ...)                                                                       \
+    do {                                                                                           \
+        fprintf(stderr, "the code's table:\n%s", want);                                            \
+        fail_msg(__VA_ARGS__);                                                                     \
+    } while (0)
+#define DOCS_MARK "<!-- refused addresses: checked against policy-net.c by test-policy-net.c -->"
+static void test_docs_ranges(void **state) {
+    size_t n;
+    const struct policy_addr_range *r = policy_addr_ranges(&n);
+    char *want = dbx_xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        if (r[i].cls == POLICY_ADDR_PUBLIC) continue;
+        char a[INET6_ADDRSTRLEN];
+        inet_ntop(r[i].family, r[i].net, a, sizeof(a));
+        char *next = dbx_xasprintf("%s| `%s/%u` | %s | %s |\n", want, a, r[i].prefix,
+                                   policy_addr_class_name(r[i].cls), r[i].what);
+        free(want);
+        want = next;
+    }
+    _cleanup_fclose_ FILE *f = fopen("docs/network.md", "re");
+    if (!f) fail_msg("docs/network.md: %s (run from the repository root)", strerror(errno));
+    char line[512];
+    bool in = false;
+    size_t row = 0, lineno = 0;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!in) {
+            in = strstr(line, DOCS_MARK) != NULL;
+            continue;
+        }
+        if (line[0] != '|') break;
+        if (strncmp(line, "| `", 3) != 0) continue; /* the header and its rule */
+        /* | `cidr` | class | what | */
+        char cidr[64], cls[64], what[128];
+        if (sscanf(line, "| `%63[^`]` | %63[^|]| %127[^|]|", cidr, cls, what) != 3)
+            fail_msg("docs/network.md:%zu: not a table row", lineno);
+        for (char *e = cls + strlen(cls); e > cls && e[-1] == ' ';)
+            *--e = '\0';
+        for (char *e = what + strlen(what); e > what && e[-1] == ' ';)
+            *--e = '\0';
+        while (row < n && r[row].cls == POLICY_ADDR_PUBLIC)
+            row++;
+        if (row == n) docs_fail(want, "docs/network.md:%zu: a row the code lacks", lineno);
+        char *slash = strchr(cidr, '/');
+        uint8_t net[16] = {0};
+        bool ok =
+            slash && (*slash = '\0', inet_pton(r[row].family, cidr, net) == 1) &&
+            memcmp(net, r[row].net, 16) == 0 && strtoul(slash + 1, NULL, 10) == r[row].prefix &&
+            strcmp(cls, policy_addr_class_name(r[row].cls)) == 0 && strcmp(what, r[row].what) == 0;
+        if (!ok) docs_fail(want, "docs/network.md:%zu: differs from the code's row", lineno);
+        row++;
+    }
+    if (!in) fail_msg("docs/network.md: no line '%s'", DOCS_MARK);
+    while (row < n && r[row].cls == POLICY_ADDR_PUBLIC)
+        row++;
+    if (row != n) docs_fail(want, "docs/network.md: rows missing");
+    free(want);
+}
+
 /* ---- patterns ---------------------------------------------------------------------------- */
 
 static void test_pattern_parse(void **state) {
@@ -665,6 +728,7 @@ int main(void) {
         cmocka_unit_test(test_addr_refused),       cmocka_unit_test(test_http_parse_ok),
         cmocka_unit_test(test_http_parse_refused), cmocka_unit_test(test_http_parse_limits),
         cmocka_unit_test(test_body_scan),          cmocka_unit_test(test_tls_sni),
+        cmocka_unit_test(test_docs_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
