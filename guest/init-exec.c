@@ -234,7 +234,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     if (setsid() < 0)
         child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, &r) < 0)
+        if (policy_child_enter(box, p->user->uid, &r) < 0)
             child_report_fail(p, &r);
     } else {
         /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
@@ -254,7 +254,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
         if (setuid(p->user->uid) < 0)
             child_fail(p, STEP_SETUID, errno);
     }
-    if (box->confined && policy_child_caps(box, &r) < 0)
+    if (box->confined && policy_child_caps(box, p->user->uid, &r) < 0)
         child_report_fail(p, &r);
     if (chdir(p->cwd) < 0)
         child_fail(p, STEP_CHDIR, errno);

@@ -48,6 +48,7 @@ struct box_policy {
     unsigned cap_last;      /* /proc/sys/kernel/cap_last_cap */
     struct sock_fprog prog; /* the seccomp filter (len 0: none); filter owned */
     bool verify_skew;       /* --serve-fd tests: make the capability check fail */
+    bool box_dev;           /* BOX_DEV is built: every command gets it as its /dev */
 };
 
 /* What exec needs from SETUP. */
@@ -256,8 +257,11 @@ void policy_clear(struct box_policy *b);
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
-int policy_child_enter(const struct box_policy *b, struct child_report *r);
-int policy_child_caps(const struct box_policy *b, struct child_report *r);
+int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_report *r);
+int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r);
+/* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
+ * every other uid (the ordinary box user never gets what was granted to root). */
+uint64_t policy_caps_for(const struct box_policy *b, uid_t uid);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
 int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
                         struct child_report *r);
