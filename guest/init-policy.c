@@ -7,7 +7,8 @@
  *              (and at OOM score -1000), so an OOM or a fork bomb in the box ends in the box
  *   devices    the agent port, virtio consoles, block devices, /dev/mem, /dev/kmem and
  *              /dev/port removed (recreating one needs CAP_MKNOD); /dev/console and ttyS*
- *              root:root 0000 (init holds fds 0-2 already)
+ *              root:root 0000 (init holds fds 0-2 already); and BOX_DEV, the minimal
+ *              read-only /dev every command gets in its own mount namespace
  *   PID 1      not dumpable: no ptrace or /proc/1 peeking without CAP_SYS_PTRACE
  *   paths      each protected path under the workspace bind-mounted read-only over itself
  *              (the host enforces it too, R2); checked with fstatvfs
@@ -31,6 +32,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
