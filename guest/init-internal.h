@@ -84,6 +84,9 @@ struct child_report {
     int32_t step;
     int32_t err;
     char msg[240]; /* STEP_VERIFY: "CapEff 0000000000000400, expected 0000000000000000" */
+    /* STEP_CHDIR with EACCES: the first ancestor of cwd (its first `dir_len` bytes) the user
+     * cannot search, with its mode and owner, and the uid that tried; dir_len 0 = unknown */
+    uint32_t dir_len, dir_mode, dir_uid, dir_gid, uid;
 };
 
 enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
