@@ -114,9 +114,10 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
     if (hn == host && gethostname(host, sizeof(host) - 1) < 0)
         host[0] = '\0';
-    char *defs[5] = {
+    char *defs[6] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
+        dbx_xasprintf("SHELL=%s", u->shell ? u->shell : "/bin/sh"),
         u->name ? dbx_xasprintf("USER=%s", u->name) : NULL,
         u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
         dbx_xasprintf("HOSTNAME=%s", hn),

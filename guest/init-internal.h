@@ -231,7 +231,8 @@ struct init_user {
     gid_t gid;
     char *name;    /* NULL when the uid has no /etc/passwd entry */
     char *home;    /* NULL when unknown */
-    char *shell;   /* NULL when unknown */
+    char *shell;   /* the login shell: the passwd entry's when it can run, else /bin/bash if
+                      the image has it, else /bin/sh; never NULL after user_resolve */
     gid_t *groups; /* supplementary groups from /etc/group */
     size_t ngroups;
 };
@@ -241,9 +242,12 @@ struct init_user {
 int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_user *ret,
                  dbx_error **err);
 void user_clear(struct init_user *u);
+/* /bin/bash when the image has it, else /bin/sh. */
+const char *user_default_shell(void);
 /* Make sure uid has an /etc/passwd entry (and gid an /etc/group entry): if not, append
- * "devbox:x:UID:GID:devbox:/home/devbox:/bin/sh" (and a group line) and create the home
- * directory, owned by uid:gid, mode 0755.  Nothing to do for uid 0. */
+ * "devbox:x:UID:GID:devbox:/home/devbox:SHELL" (SHELL user_default_shell(); an entry of an
+ * earlier version with /bin/sh counts as one without a shell) and a group line, and create the
+ * home directory, owned by uid:gid, mode 0755.  Nothing to do for uid 0. */
 int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err);
 
 /* ---- init-policy.c ---------------------------------------------------------------------- */
