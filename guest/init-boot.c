@@ -177,8 +177,9 @@ static int root_grow(const char *dev_path, const char *root, dbx_error **err) {
     if (ext4_sb_blocks(dev, &blocks, &bsize, err) < 0)
         return dbx_error_wrap(err, "'%s'", dev_path);
     if (bsize != (uint64_t)sf.f_bsize)
-        return dbx_error_setx(err, EINVAL, "block size %" PRIu64 " in the superblock, %ld from "
-                                           "statfs", bsize, (long)sf.f_bsize);
+        return dbx_error_setx(err, EINVAL,
+                              "block size %" PRIu64 " in the superblock, %ld from statfs", bsize,
+                              (long)sf.f_bsize);
     uint64_t want = bytes / bsize;
     if (want <= blocks)
         return 0;

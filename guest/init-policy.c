@@ -14,8 +14,9 @@
  *              (the host enforces it too, R2); checked with fstatvfs
  *   user       a passwd entry and a home inside the VM for the host user's uid
  * Every command's child (policy_child_*) then joins the box, takes the rlimits, drops to the
- * capability sets (the plan's caps for uid 0, caps_user for every other uid), sets no_new_privs and loads the seccomp filter, and reads back what is in
- * force before exec (R11): a difference ends it with STEP_VERIFY and the command never runs. */
+ * capability sets (the plan's caps for uid 0, caps_user for every other uid), sets
+ * no_new_privs and loads the seccomp filter, and reads back what is in force before exec
+ * (R11): a difference ends it with STEP_VERIFY and the command never runs. */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
@@ -32,8 +33,8 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
