@@ -611,9 +611,19 @@ static const char *const box_ro_binds[] = {
 static int box_mounts(const struct box_policy *b) {
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         return -1;
-    /* the minimal /dev (with its pts and shm) over the real one, which it hides */
-    if (b->box_dev && mount(BOX_DEV, "/dev", NULL, MS_BIND | MS_REC, NULL) < 0)
-        return -1;
+    if (b->box_dev) {
+        /* the minimal /dev (with its pts and shm) over the real one, which it hides */
+        if (mount(BOX_DEV, "/dev", NULL, MS_BIND | MS_REC, NULL) < 0)
+            return -1;
+        /* Device nodes work only in /dev and /dev/pts: a node made elsewhere (by a root box
+         * user granted `mknod`, or found in the image or the workspace) does not open. */
+        struct mount_attr nodev = {.attr_set = MOUNT_ATTR_NODEV};
+        struct mount_attr dev = {.attr_clr = MOUNT_ATTR_NODEV};
+        if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &nodev, sizeof(nodev)) < 0 ||
+            mount_setattr(AT_FDCWD, "/dev", 0, &dev, sizeof(dev)) < 0 ||
+            mount_setattr(AT_FDCWD, "/dev/pts", 0, &dev, sizeof(dev)) < 0)
+            return -1;
+    }
     struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
     if (mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr, sizeof(attr)) < 0) return -1;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(box_ro_binds); i++) {
@@ -626,7 +636,8 @@ static int box_mounts(const struct box_policy *b) {
     struct statvfs sv;
     if (statvfs("/sys/fs/cgroup", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
         statvfs("/proc/sys", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
-        (b->box_dev && (statvfs("/dev", &sv) < 0 || !(sv.f_flag & ST_RDONLY)))) {
+        (b->box_dev && (statvfs("/dev", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
+                        statvfs("/", &sv) < 0 || !(sv.f_flag & ST_NODEV)))) {
         errno = EROFS;
         return -1;
     }

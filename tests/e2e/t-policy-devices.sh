@@ -55,3 +55,17 @@ run dbx exec -u root -- touch /dev/newfile
 assert_box_failed "creating a file in /dev as root"
 ok dbx exec -u root -- sh -c 'ls -ln /dev/null /dev/zero /dev/tty | cut -c1-10 | tr "\n" " "'
 assert_eq "crw-rw-rw- crw-rw-rw- crw-rw-rw- " "$OUT" "modes of null, zero, tty"
+
+# root granted `mknod` (a trusted profile) makes nodes, but they open nowhere outside /dev
+# (every other mount is nodev in the box), and /dev itself is read-only
+write_profile "$R" $'[security]\ncapabilities = mknod'
+restart
+expect_rc 125 dbx exec -- true
+ok dbx trust
+ok dbx exec -u root -- sh -c 'for d in /tmp /dev/shm /root; do
+    mknod $d/uffd c 10 126 && echo "made $d" && ./probe uffd $d/uffd; rm -f $d/uffd; done'
+assert_eq $'made /tmp\nuffd_open=EACCES\nmade /dev/shm\nuffd_open=EACCES\nmade /root\nuffd_open=EACCES' "$OUT" "nodes made by root with mknod"
+ok dbx exec -u root -- ./probe mknod /dev/userfaultfd c 10 126
+assert_kv "$OUT" mknod EROFS "mknod in /dev by root with mknod"
+ok dbx exec -u root -- sh -c 'echo x > /dev/null && head -c 2 /dev/zero | wc -c && tty -s; echo tty=$?'
+assert_eq $'2\ntty=1' "$OUT" "/dev/null and /dev/zero with the nodev mounts"
