@@ -62,3 +62,16 @@ run_in "$B" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
 out=$(tr -d '\r' <"$TEST_TMP/stdout")
 assert_eq 0 "$RC" "exit code of devbox enter with bash; output: $(show "$out")"
 assert_contains "$out" "SH=[/bin/bash] ZERO=[-bash] BV=[set]" "login shell of devbox enter with bash"
+
+# ---- the Debian image: root's passwd shell is bash ---------------------------------------
+import_debian deb
+D=$(make_repo deb)
+write_profile "$D" $'[box]\nimage = deb'
+run_in "$D" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
+    --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}]"\r' \
+    --expect 'SH=\[[^]]*\] ZERO' --send 'exit 4\r' -- "$DEVBOX" enter
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_eq 4 "$RC" "exit code of devbox enter on Debian; output: $(show "$out")"
+assert_contains "$out" "SH=[/bin/bash] ZERO=[-bash] BV=[set]" "login shell of devbox enter on Debian"
+run dbx -C "$D" exec -u 1500 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/bash "$OUT" "SHELL of a uid without a passwd entry on Debian"
