@@ -4,11 +4,17 @@
 #include "init-internal.h"
 
 #include <dirent.h>
+#include <endian.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <linux/magic.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -124,12 +130,77 @@ static int root_late_mounts(dbx_error **err) {
     return 0;
 }
 
+/* Linux 6.1 fs/ext4/ext4.h (not in the uapi headers): grow a mounted ext4 to this many blocks */
+#ifndef EXT4_IOC_RESIZE_FS
+#define EXT4_IOC_RESIZE_FS _IOW('f', 16, uint64_t)
+#endif
+#define EXT4_SB_OFFSET 1024
+#define EXT4_FEATURE_INCOMPAT_64BIT 0x80
+
+/* The block count and block size in the ext4 superblock on dev (s_blocks_count_lo at 4,
+ * s_log_block_size at 24, s_feature_incompat at 96, s_blocks_count_hi at 0x150). */
+static int ext4_sb_blocks(int dev, uint64_t *ret_blocks, uint64_t *ret_bsize, dbx_error **err) {
+    uint8_t sb[1024];
+    ssize_t n = pread(dev, sb, sizeof(sb), EXT4_SB_OFFSET);
+    if (n != (ssize_t)sizeof(sb))
+        return dbx_error_set(err, n < 0 ? errno : EIO, "read the ext4 superblock");
+    uint32_t lo, log_bs, incompat, hi = 0;
+    memcpy(&lo, sb + 4, 4);
+    memcpy(&log_bs, sb + 24, 4);
+    memcpy(&incompat, sb + 96, 4);
+    if (le32toh(incompat) & EXT4_FEATURE_INCOMPAT_64BIT)
+        memcpy(&hi, sb + 0x150, 4);
+    if (le32toh(log_bs) > 6)
+        return dbx_error_setx(err, EINVAL, "bad block size in the ext4 superblock");
+    *ret_blocks = (uint64_t)le32toh(hi) << 32 | le32toh(lo);
+    *ret_bsize = UINT64_C(1024) << le32toh(log_bs);
+    return 0;
+}
+
+/* Grow the root ext4 (mounted at root) online to fill its block device, so a disk made larger
+ * while the VM was stopped (`[box] disk`, or qemu-img resize) is usable after the next boot.
+ * Only ever grows; the kernel does the work (EXT4_IOC_RESIZE_FS, as resize2fs does online). */
+static int root_grow(const char *dev_path, const char *root, dbx_error **err) {
+    _cleanup_close_ int dev = open(dev_path, O_RDONLY | O_CLOEXEC);
+    if (dev < 0)
+        return dbx_error_set(err, errno, "open '%s'", dev_path);
+    uint64_t bytes = 0;
+    if (ioctl(dev, BLKGETSIZE64, &bytes) < 0)
+        return dbx_error_set(err, errno, "size of '%s'", dev_path);
+    _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    struct statfs sf;
+    if (rfd < 0 || fstatfs(rfd, &sf) < 0)
+        return dbx_error_set(err, errno, "statfs '%s'", root);
+    if (sf.f_type != EXT4_SUPER_MAGIC)
+        return dbx_error_setx(err, EOPNOTSUPP, "'%s' is not ext4", root);
+    uint64_t blocks = 0, bsize = 0;
+    if (ext4_sb_blocks(dev, &blocks, &bsize, err) < 0)
+        return dbx_error_wrap(err, "'%s'", dev_path);
+    if (bsize != (uint64_t)sf.f_bsize)
+        return dbx_error_setx(err, EINVAL,
+                              "block size %" PRIu64 " in the superblock, %ld from statfs", bsize,
+                              (long)sf.f_bsize);
+    uint64_t want = bytes / bsize;
+    if (want <= blocks)
+        return 0;
+    if (ioctl(rfd, EXT4_IOC_RESIZE_FS, &want) < 0)
+        return dbx_error_set(err, errno, "grow '%s' from %" PRIu64 " to %" PRIu64 " blocks",
+                             root, blocks, want);
+    init_log("root: grew the filesystem from %" PRIu64 " to %" PRIu64 " blocks of %" PRIu64,
+             blocks, want, bsize);
+    return 0;
+}
+
 int boot_root(struct agent *a, dbx_error **err) {
     if (wait_for_path("/dev/vda", ROOT_WAIT_MS) < 0)
         return dbx_error_set(err, ENOENT, "'/dev/vda' did not appear within %u s",
                              ROOT_WAIT_MS / 1000);
     if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0)
         return -1;
+    /* not fatal: a root that cannot grow still boots, at its old size */
+    _cleanup_error_ dbx_error *gerr = NULL;
+    if (root_grow("/dev/vda", "/newroot", &gerr) < 0)
+        init_log("root: %s (the root filesystem keeps its size)", gerr->msg);
     static const char *const moved[] = {"/dev", "/proc", "/sys"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(moved); i++) {
         _cleanup_free_ char *dst = dbx_xasprintf("/newroot%s", moved[i]);

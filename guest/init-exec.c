@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <termios.h>
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -113,9 +114,10 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
     if (hn == host && gethostname(host, sizeof(host) - 1) < 0)
         host[0] = '\0';
-    char *defs[5] = {
+    char *defs[6] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
+        dbx_xasprintf("SHELL=%s", u->shell ? u->shell : "/bin/sh"),
         u->name ? dbx_xasprintf("USER=%s", u->name) : NULL,
         u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
         dbx_xasprintf("HOSTNAME=%s", hn),
@@ -221,6 +223,38 @@ static int child_exec(const struct child_plan *p) {
     return eacces ? EACCES : ENOENT;
 }
 
+/* chdir(cwd) failed with EACCES: find the first directory from / down that this user cannot
+ * enter (chdir into each ancestor in turn; we are about to fail anyway), so the error names
+ * it instead of only the target (an image whose / is 0700 locks the box user out of
+ * everything, and "chdir: Permission denied" does not say why). */
+static void child_find_blocked(const char *cwd, struct child_report *r) {
+    char buf[PATH_MAX];
+    size_t n = strlen(cwd);
+    if (n >= sizeof(buf) || cwd[0] != '/')
+        return;
+    for (size_t i = 1; i <= n; i++) {
+        /* the prefixes "/", "/a", "/a/b", ...: the root, then up to each later '/' or the end */
+        if (i > 1 && i < n && cwd[i] != '/')
+            continue;
+        if (i > 1 && cwd[i - 1] == '/')
+            continue; /* "//" or a trailing '/': same directory as the prefix before */
+        memcpy(buf, cwd, i);
+        buf[i] = '\0';
+        size_t len = i;
+        if (chdir(buf) == 0)
+            continue;
+        struct stat st;
+        if (errno != EACCES || stat(buf, &st) < 0)
+            return;
+        r->dir_len = (uint32_t)len;
+        r->dir_mode = st.st_mode & 07777;
+        r->dir_uid = st.st_uid;
+        r->dir_gid = st.st_gid;
+        r->uid = geteuid();
+        return;
+    }
+}
+
 /* The order matters: the box cgroup, rlimits and the bounding set while still root; ids;
  * capabilities; no_new_privs and seccomp last; then check all of it before exec (R11). */
 static _Noreturn void child_run(const struct child_plan *p) {
@@ -234,7 +268,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     if (setsid() < 0)
         child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, &r) < 0)
+        if (policy_child_enter(box, p->user->uid, &r) < 0)
             child_report_fail(p, &r);
     } else {
         /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
@@ -254,10 +288,14 @@ static _Noreturn void child_run(const struct child_plan *p) {
         if (setuid(p->user->uid) < 0)
             child_fail(p, STEP_SETUID, errno);
     }
-    if (box->confined && policy_child_caps(box, &r) < 0)
+    if (box->confined && policy_child_caps(box, p->user->uid, &r) < 0)
         child_report_fail(p, &r);
-    if (chdir(p->cwd) < 0)
-        child_fail(p, STEP_CHDIR, errno);
+    if (chdir(p->cwd) < 0) {
+        r = (struct child_report){.step = STEP_CHDIR, .err = errno};
+        if (r.err == EACCES)
+            child_find_blocked(p->cwd, &r);
+        child_report_fail(p, &r);
+    }
     if (box->confined && (policy_child_lock(box, &r) < 0 ||
                           policy_child_verify(box, p->user, p->switch_ids, &r) < 0))
         child_report_fail(p, &r);
@@ -275,6 +313,12 @@ static int report_error(const struct child_report *r, const struct child_plan *p
         *ret_code = e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC;
         return dbx_error_set(err, e, "exec '%s'", p->file);
     case STEP_CHDIR:
+        if (e == EACCES && r->dir_len > 0 && r->dir_len <= strlen(p->cwd))
+            return dbx_error_setx(err, e,
+                                  "cannot enter '%s': the box user (uid %u) lacks search "
+                                  "permission on '%.*s' (mode %04o, owner %u:%u)",
+                                  p->cwd, r->uid, (int)r->dir_len, p->cwd, r->dir_mode,
+                                  r->dir_uid, r->dir_gid);
         return dbx_error_set(err, e, "chdir '%s'", p->cwd);
     case STEP_SETUID:
         return dbx_error_set(err, e, "setuid %u", (unsigned)p->user->uid);

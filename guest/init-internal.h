@@ -48,6 +48,7 @@ struct box_policy {
     unsigned cap_last;      /* /proc/sys/kernel/cap_last_cap */
     struct sock_fprog prog; /* the seccomp filter (len 0: none); filter owned */
     bool verify_skew;       /* --serve-fd tests: make the capability check fail */
+    bool box_dev;           /* BOX_DEV is built: every command gets it as its /dev */
 };
 
 /* What exec needs from SETUP. */
@@ -83,6 +84,9 @@ struct child_report {
     int32_t step;
     int32_t err;
     char msg[240]; /* STEP_VERIFY: "CapEff 0000000000000400, expected 0000000000000000" */
+    /* STEP_CHDIR with EACCES: the first ancestor of cwd (its first `dir_len` bytes) the user
+     * cannot search, with its mode and owner, and the uid that tried; dir_len 0 = unknown */
+    uint32_t dir_len, dir_mode, dir_uid, dir_gid, uid;
 };
 
 enum setup_state { SETUP_WAIT = 0, SETUP_DONE, SETUP_FAILED };
@@ -227,7 +231,8 @@ struct init_user {
     gid_t gid;
     char *name;    /* NULL when the uid has no /etc/passwd entry */
     char *home;    /* NULL when unknown */
-    char *shell;   /* NULL when unknown */
+    char *shell;   /* the login shell: the passwd entry's when it can run, else /bin/bash if
+                      the image has it, else /bin/sh; never NULL after user_resolve */
     gid_t *groups; /* supplementary groups from /etc/group */
     size_t ngroups;
 };
@@ -237,9 +242,12 @@ struct init_user {
 int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_user *ret,
                  dbx_error **err);
 void user_clear(struct init_user *u);
+/* /bin/bash when the image has it, else /bin/sh. */
+const char *user_default_shell(void);
 /* Make sure uid has an /etc/passwd entry (and gid an /etc/group entry): if not, append
- * "devbox:x:UID:GID:devbox:/home/devbox:/bin/sh" (and a group line) and create the home
- * directory, owned by uid:gid, mode 0755.  Nothing to do for uid 0. */
+ * "devbox:x:UID:GID:devbox:/home/devbox:SHELL" (SHELL user_default_shell(); an entry of an
+ * earlier version with /bin/sh counts as one without a shell) and a group line, and create the
+ * home directory, owned by uid:gid, mode 0755.  Nothing to do for uid 0. */
 int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err);
 
 /* ---- init-policy.c ---------------------------------------------------------------------- */
@@ -256,8 +264,11 @@ void policy_clear(struct box_policy *b);
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
-int policy_child_enter(const struct box_policy *b, struct child_report *r);
-int policy_child_caps(const struct box_policy *b, struct child_report *r);
+int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_report *r);
+int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r);
+/* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
+ * every other uid (the ordinary box user never gets what was granted to root). */
+uint64_t policy_caps_for(const struct box_policy *b, uid_t uid);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
 int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
                         struct child_report *r);

@@ -7,14 +7,16 @@
  *              (and at OOM score -1000), so an OOM or a fork bomb in the box ends in the box
  *   devices    the agent port, virtio consoles, block devices, /dev/mem, /dev/kmem and
  *              /dev/port removed (recreating one needs CAP_MKNOD); /dev/console and ttyS*
- *              root:root 0000 (init holds fds 0-2 already)
+ *              root:root 0000 (init holds fds 0-2 already); and BOX_DEV, the minimal
+ *              read-only /dev every command gets in its own mount namespace
  *   PID 1      not dumpable: no ptrace or /proc/1 peeking without CAP_SYS_PTRACE
  *   paths      each protected path under the workspace bind-mounted read-only over itself
  *              (the host enforces it too, R2); checked with fstatvfs
  *   user       a passwd entry and a home inside the VM for the host user's uid
  * Every command's child (policy_child_*) then joins the box, takes the rlimits, drops to the
- * capability sets, sets no_new_privs and loads the seccomp filter, and reads back what is in
- * force before exec (R11): a difference ends it with STEP_VERIFY and the command never runs. */
+ * capability sets (the plan's caps for uid 0, caps_user for every other uid), sets
+ * no_new_privs and loads the seccomp filter, and reads back what is in force before exec
+ * (R11): a difference ends it with STEP_VERIFY and the command never runs. */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
@@ -32,6 +34,7 @@
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
@@ -42,7 +45,7 @@
 static bool plan_is_permissive(const struct dbx_plan *p) {
     return p->mem_max == 0 && p->swap_max == UINT64_MAX && p->cpu_quota_us == 0 &&
            p->pids_max == 0 && p->io_weight == 0 && p->nofile == 0 && p->nproc == 0 &&
-           p->caps == DBX_CAP_ALL && p->no_new_privs == 0 &&
+           p->caps == DBX_CAP_ALL && p->caps_user == DBX_CAP_ALL && p->no_new_privs == 0 &&
            p->seccomp_mode == DBX_SECCOMP_UNCONFINED && p->bpf_len == 0 && p->nprotected == 0;
 }
 
@@ -286,6 +289,61 @@ static int setup_devices(dbx_error **err) {
     return 0;
 }
 
+/* The box's own /dev: a read-only tmpfs holding only what programs expect, bound over /dev in
+ * each command's mount namespace (box_mounts), so nothing the kernel creates in devtmpfs
+ * (userfaultfd, kmsg, tty0, vcs*, snapshot, block devices, a module's new node) reaches the
+ * box, whatever its uid.  It sits inside the real /dev, so the bind covers the staging path
+ * too.  pts and shm are binds of init's own mounts (devpts newinstance with ptmxmode=0666,
+ * see init-boot.c), so the ptys init opens for `-t` are the ones the box sees. */
+#define BOX_DEV "/dev/.devbox"
+static const struct {
+    const char *name;
+    unsigned major, minor;
+} box_dev_nodes[] = {{"null", 1, 3},    {"zero", 1, 5},    {"full", 1, 7},
+                     {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+static const struct {
+    const char *name, *target;
+} box_dev_links[] = {{"ptmx", "pts/ptmx"},         {"fd", "/proc/self/fd"},
+                     {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+                     {"stderr", "/proc/self/fd/2"}};
+
+static int setup_box_dev(dbx_error **err) {
+    if (mkdir(BOX_DEV, 0755) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "mkdir '%s'", BOX_DEV);
+    /* no exec, no setuid; tiny: the box cannot write here anyway once it is read-only */
+    if (mount("devbox-dev", BOX_DEV, "tmpfs", MS_NOSUID | MS_NOEXEC,
+              "mode=0755,size=64k,nr_inodes=64") < 0)
+        return dbx_error_set(err, errno, "mount tmpfs on '%s'", BOX_DEV);
+    _cleanup_close_ int dfd = open(BOX_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0)
+        return dbx_error_set(err, errno, "open '%s'", BOX_DEV);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(box_dev_nodes); i++) {
+        const char *n = box_dev_nodes[i].name;
+        dev_t d = makedev(box_dev_nodes[i].major, box_dev_nodes[i].minor);
+        /* fchmodat after mknodat: the umask must not decide the mode */
+        if (mknodat(dfd, n, S_IFCHR | 0666, d) < 0 || fchmodat(dfd, n, 0666, 0) < 0)
+            return dbx_error_set(err, errno, "mknod '%s/%s'", BOX_DEV, n);
+    }
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(box_dev_links); i++)
+        if (symlinkat(box_dev_links[i].target, dfd, box_dev_links[i].name) < 0)
+            return dbx_error_set(err, errno, "symlink '%s/%s'", BOX_DEV, box_dev_links[i].name);
+    static const char *const binds[] = {"pts", "shm"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(binds); i++) {
+        _cleanup_free_ char *src = dbx_xasprintf("/dev/%s", binds[i]);
+        _cleanup_free_ char *dst = dbx_xasprintf("%s/%s", BOX_DEV, binds[i]);
+        if (mkdirat(dfd, binds[i], 0755) < 0 || mount(src, dst, NULL, MS_BIND, NULL) < 0)
+            return dbx_error_set(err, errno, "bind '%s' on '%s'", src, dst);
+    }
+    /* read-only: not even a root box user with CAP_MKNOD makes a node here */
+    if (mount(NULL, BOX_DEV, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
+              NULL) < 0)
+        return dbx_error_set(err, errno, "make '%s' read-only", BOX_DEV);
+    struct statvfs sv;
+    if (fstatvfs(dfd, &sv) < 0 || !(sv.f_flag & ST_RDONLY))
+        return dbx_error_setx(err, EPERM, "'%s' is not read-only", BOX_DEV);
+    return 0;
+}
+
 /* ---- protected paths -------------------------------------------------------------------- */
 
 static int open_beneath(int dfd, const char *rel) {
@@ -475,11 +533,14 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     struct box_policy *b = &a->box;
     if (read_cap_last(&b->cap_last, err) < 0)
         return -1;
-    if (b->plan.caps != DBX_CAP_ALL && (b->plan.caps & ~cap_mask(b->cap_last)))
+    uint64_t unknown = b->plan.caps == DBX_CAP_ALL
+                           ? 0
+                           : (b->plan.caps | b->plan.caps_user) & ~cap_mask(b->cap_last);
+    if (unknown)
         return dbx_error_setx(err, EINVAL,
                               "plan keeps capabilities %#" PRIx64
                               " this kernel does not know (last is %u)",
-                              b->plan.caps & ~cap_mask(b->cap_last), b->cap_last);
+                              unknown, b->cap_last);
     /* --serve-fd only: expect one capability too many, to exercise the failure path */
     b->verify_skew = a->test_mode && getenv("DEVBOX_TEST_VERIFY_SKEW");
     prog_build(b);
@@ -502,6 +563,11 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
         init_log("setup: DEVBOX_TEST_CGROUP unset: commands run without a box cgroup");
     if (!a->test_mode && setup_devices(err) < 0)
         return dbx_error_wrap(err, "devices");
+    if (!a->test_mode) {
+        if (setup_box_dev(err) < 0)
+            return dbx_error_wrap(err, "the box's /dev");
+        b->box_dev = true;
+    }
     if (setup_protected(&b->plan, su->ws_path, err) < 0)
         return dbx_error_wrap(err, "protected paths");
     return 0;
@@ -542,9 +608,22 @@ static const char *const box_ro_binds[] = {
     "/proc/1/coredump_filter",
 };
 
-static int box_mounts(void) {
+static int box_mounts(const struct box_policy *b) {
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         return -1;
+    if (b->box_dev) {
+        /* the minimal /dev (with its pts and shm) over the real one, which it hides */
+        if (mount(BOX_DEV, "/dev", NULL, MS_BIND | MS_REC, NULL) < 0)
+            return -1;
+        /* Device nodes work only in /dev and /dev/pts: a node made elsewhere (by a root box
+         * user granted `mknod`, or found in the image or the workspace) does not open. */
+        struct mount_attr nodev = {.attr_set = MOUNT_ATTR_NODEV};
+        struct mount_attr dev = {.attr_clr = MOUNT_ATTR_NODEV};
+        if (mount_setattr(AT_FDCWD, "/", AT_RECURSIVE, &nodev, sizeof(nodev)) < 0 ||
+            mount_setattr(AT_FDCWD, "/dev", 0, &dev, sizeof(dev)) < 0 ||
+            mount_setattr(AT_FDCWD, "/dev/pts", 0, &dev, sizeof(dev)) < 0)
+            return -1;
+    }
     struct mount_attr attr = {.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
     if (mount_setattr(AT_FDCWD, "/sys", AT_RECURSIVE, &attr, sizeof(attr)) < 0) return -1;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(box_ro_binds); i++) {
@@ -556,15 +635,22 @@ static int box_mounts(void) {
     /* fail closed: check what we just did */
     struct statvfs sv;
     if (statvfs("/sys/fs/cgroup", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
-        statvfs("/proc/sys", &sv) < 0 || !(sv.f_flag & ST_RDONLY)) {
+        statvfs("/proc/sys", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
+        (b->box_dev && (statvfs("/dev", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
+                        statvfs("/", &sv) < 0 || !(sv.f_flag & ST_NODEV)))) {
         errno = EROFS;
         return -1;
     }
     return 0;
 }
 
-int policy_child_enter(const struct box_policy *b, struct child_report *r) {
+uint64_t policy_caps_for(const struct box_policy *b, uid_t uid) {
+    return uid == 0 ? b->plan.caps : b->plan.caps_user;
+}
+
+int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
+    const uint64_t caps = policy_caps_for(b, uid);
     /* Before anything else drops privileges: joining needs write access to the box. */
     if (b->cg_procs_fd >= 0 && write(b->cg_procs_fd, "0", 1) != 1)
         return child_err(r, STEP_CGROUP, errno);
@@ -575,10 +661,10 @@ int policy_child_enter(const struct box_policy *b, struct child_report *r) {
     if (fd < 0 || write(fd, "0", 1) != 1)
         return child_err(r, STEP_OOM, errno);
     close(fd);
-    if (box_mounts() < 0) return child_err(r, STEP_MOUNTS, errno);
-    if (p->caps != DBX_CAP_ALL)
+    if (box_mounts(b) < 0) return child_err(r, STEP_MOUNTS, errno);
+    if (caps != DBX_CAP_ALL)
         for (unsigned c = 0; c <= b->cap_last; c++)
-            if (!(p->caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
+            if (!(caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
                 return child_err(r, STEP_CAPS, errno);
     /* Without no_new_privs only CAP_SYS_ADMIN may load a filter, and the user need not keep
      * it: load it now, while still root.  It survives setuid; what follows must pass it. */
@@ -587,19 +673,19 @@ int policy_child_enter(const struct box_policy *b, struct child_report *r) {
         return child_err(r, STEP_SECCOMP, errno);
     /* keep the permitted set across setuid(), so capset() can hand the plan's caps to a
      * non-root user */
-    if (p->caps != DBX_CAP_ALL && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    if (caps != DBX_CAP_ALL && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
         return child_err(r, STEP_CAPS, errno);
     return 0;
 }
 
-int policy_child_caps(const struct box_policy *b, struct child_report *r) {
-    const struct dbx_plan *p = &b->plan;
-    if (p->caps == DBX_CAP_ALL)
+int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r) {
+    const uint64_t caps = policy_caps_for(b, uid);
+    if (caps == DBX_CAP_ALL)
         return 0;
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2];
     for (int i = 0; i < 2; i++) {
-        uint32_t w = (uint32_t)(p->caps >> (32 * i));
+        uint32_t w = (uint32_t)(caps >> (32 * i));
         d[i] = (struct __user_cap_data_struct){.effective = w, .permitted = w, .inheritable = w};
     }
     if (syscall(SYS_capset, &h, d) < 0)
@@ -608,7 +694,7 @@ int policy_child_caps(const struct box_policy *b, struct child_report *r) {
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
         return child_err(r, STEP_CAPS, errno);
     for (unsigned c = 0; c <= b->cap_last; c++)
-        if ((p->caps & (UINT64_C(1) << c)) &&
+        if ((caps & (UINT64_C(1) << c)) &&
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
             return child_err(r, STEP_CAPS, errno);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
@@ -730,12 +816,13 @@ static bool groups_are(const char *v, const struct init_user *u) {
 static int verify_status(const struct box_policy *b, const struct init_user *u, bool switched,
                          struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
+    const uint64_t caps = policy_caps_for(b, u->uid); /* root's, or the box user's */
     char text[8192], v[512];
     if (!read_proc("/proc/self/status", text, sizeof(text)))
         return child_mismatch(r, "cannot read /proc/self/status");
-    if (p->caps != DBX_CAP_ALL) {
+    if (caps != DBX_CAP_ALL) {
         static const char *const sets[] = {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"};
-        uint64_t want = p->caps ^ (b->verify_skew ? UINT64_C(1) << 10 : 0), got;
+        uint64_t want = caps ^ (b->verify_skew ? UINT64_C(1) << 10 : 0), got;
         for (size_t i = 0; i < DBX_ARRAY_SIZE(sets); i++) {
             if (!status_field(text, sets[i], v, sizeof(v)) || !parse_hex64(v, &got))
                 return child_mismatch(r, "%s missing from /proc/self/status", sets[i]);

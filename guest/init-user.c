@@ -11,7 +11,7 @@
 #define USER_MAX_GROUPS 1024u
 
 struct pw_ent {
-    const char *name, *dir, *shell;
+    const char *name, *gecos, *dir, *shell;
     uint32_t uid, gid;
 };
 
@@ -65,7 +65,8 @@ static bool pw_find(char *buf, const char *name, uint32_t uid, struct pw_ent *re
             continue;
         if (name ? strcmp(f[0], name) != 0 : u != uid)
             continue;
-        *ret = (struct pw_ent){.name = f[0], .dir = f[5], .shell = f[6], .uid = u, .gid = g};
+        *ret = (struct pw_ent){
+            .name = f[0], .gecos = f[4], .dir = f[5], .shell = f[6], .uid = u, .gid = g};
         return true;
     }
     return false;
@@ -112,10 +113,35 @@ void user_clear(struct init_user *u) {
     *u = (struct init_user){0};
 }
 
+/* The entry user_ensure_default wrote before it chose a shell: "/bin/sh" was not the user's
+ * choice, so such an entry counts as having none. */
+#define DEFAULT_GECOS "devbox"
+#define OLD_DEFAULT_SHELL "/bin/sh"
+
 static void user_take_pw(struct init_user *u, const struct pw_ent *pw) {
     u->name = dbx_xstrdup(pw->name);
     u->home = pw->dir[0] ? dbx_xstrdup(pw->dir) : NULL;
-    u->shell = pw->shell[0] ? dbx_xstrdup(pw->shell) : NULL;
+    bool ours = strcmp(pw->gecos, DEFAULT_GECOS) == 0 && strcmp(pw->shell, OLD_DEFAULT_SHELL) == 0;
+    u->shell = pw->shell[0] && !ours ? dbx_xstrdup(pw->shell) : NULL;
+}
+
+static bool is_executable(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111) &&
+           access(path, X_OK) == 0;
+}
+
+const char *user_default_shell(void) {
+    /* bash when the image has it (history, line editing), else the POSIX shell */
+    return is_executable("/bin/bash") ? "/bin/bash" : "/bin/sh";
+}
+
+/* The passwd shell when there is one that can run, else user_default_shell(). */
+static void user_pick_shell(struct init_user *u) {
+    if (u->shell && is_executable(u->shell))
+        return;
+    free(u->shell);
+    u->shell = dbx_xstrdup(user_default_shell());
 }
 
 /* The user half of a spec: numeric uid (entry optional) or a name (entry required). */
@@ -185,6 +211,7 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     }
     if (u.name)
         gr_scan(grtext, NULL, NULL, u.name, &u, &found);
+    user_pick_shell(&u);
     *ret = u;
     u = (struct init_user){0};
     r = 0;
@@ -265,6 +292,7 @@ int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err) {
             return -1;
     }
     _cleanup_free_ char *line =
-        dbx_xasprintf("%s:x:%u:%u:devbox:%s:/bin/sh", name, (unsigned)uid, (unsigned)gid, home);
+        dbx_xasprintf("%s:x:%u:%u:" DEFAULT_GECOS ":%s:%s", name, (unsigned)uid, (unsigned)gid,
+                      home, user_default_shell());
     return db_append("/etc/passwd", pw, line, err);
 }

@@ -279,6 +279,7 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
 
 void dbx_plan_permissive(struct dbx_plan *ret) {
     *ret = (struct dbx_plan){.swap_max = UINT64_MAX, .cpu_period_us = 100000, .caps = DBX_CAP_ALL,
+                             .caps_user = DBX_CAP_ALL,
                              .user = dbx_xstrdup(""), .net_addr = dbx_xstrdup(""),
                              .net_gw = dbx_xstrdup(""), .net_dns = dbx_xstrdup("")};
 }
@@ -308,6 +309,7 @@ void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
     dbx_buf_put_u64(out, p->nofile);
     dbx_buf_put_u64(out, p->nproc);
     dbx_buf_put_u64(out, p->caps);
+    dbx_buf_put_u64(out, p->caps_user);
     dbx_buf_put_u8(out, p->no_new_privs);
     dbx_buf_put_u8(out, p->seccomp_mode);
     dbx_buf_put_str(out, p->user);
@@ -349,7 +351,8 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
         dbx_get_u32(&c, &r.cpu_quota_us) < 0 || dbx_get_u32(&c, &r.cpu_period_us) < 0 ||
         dbx_get_u32(&c, &r.pids_max) < 0 || dbx_get_u32(&c, &r.io_weight) < 0 ||
         dbx_get_u64(&c, &r.nofile) < 0 || dbx_get_u64(&c, &r.nproc) < 0 ||
-        dbx_get_u64(&c, &r.caps) < 0 || dbx_get_u8(&c, &r.no_new_privs) < 0 ||
+        dbx_get_u64(&c, &r.caps) < 0 || dbx_get_u64(&c, &r.caps_user) < 0 ||
+        dbx_get_u8(&c, &r.no_new_privs) < 0 ||
         dbx_get_u8(&c, &r.seccomp_mode) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
         dbx_get_u32(&c, &r.bpf_len) < 0)
         why = "truncated";
@@ -380,6 +383,8 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
         else if (r.cpu_quota_us && (r.cpu_period_us < 1000 || r.cpu_period_us > 1000000))
             why = "bad cpu period";
         else if (r.io_weight > 10000) why = "bad io weight";
+        else if (r.caps != DBX_CAP_ALL && (r.caps_user & ~r.caps))
+            why = "the box user's capabilities are not a subset of root's";
         for (uint32_t i = 0; !why && i < r.nenv; i++)
             if (!strchr(r.env[i], '=') || r.env[i][0] == '=') why = "environment entry without '='";
         for (uint32_t i = 0; !why && i < r.nprotected; i++)

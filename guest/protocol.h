@@ -153,8 +153,11 @@ struct dbx_plan {
     uint32_t io_weight;     /* io.weight 1..10000; 0 = leave the default */
     uint64_t nofile;        /* RLIMIT_NOFILE soft = hard; 0 = leave */
     uint64_t nproc;         /* RLIMIT_NPROC soft = hard; 0 = leave */
-    uint64_t caps;          /* bit n = capability n in the bounding, permitted, effective,
-                               inheritable and ambient sets; DBX_CAP_ALL = leave them alone */
+    uint64_t caps;          /* for uid 0 in the box: bit n = capability n in the bounding,
+                               permitted, effective, inheritable and ambient sets;
+                               DBX_CAP_ALL = leave them alone */
+    uint64_t caps_user;     /* the same for every other uid (the ordinary box user); a subset
+                               of caps unless caps is DBX_CAP_ALL */
     uint8_t no_new_privs;   /* 1 = PR_SET_NO_NEW_PRIVS */
     uint8_t seccomp_mode;   /* enum dbx_seccomp_mode, for verification and reporting */
     char *user;             /* "" = the uid/gid of SETUP; else resolved in the guest */

@@ -65,14 +65,15 @@ static int compile_limits(const struct profile *p, uint64_t vm_memory, struct db
 
 static int compile_security(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
     uint64_t known = (UINT64_C(1) << (GUEST_CAP_LAST + 1)) - 1;
-    if (p->caps & ~known) {
-        int bit = __builtin_ctzll(p->caps & ~known);
+    if ((p->caps | p->caps_user) & ~known) {
+        int bit = __builtin_ctzll((p->caps | p->caps_user) & ~known);
         return dbx_error_setx(err, EINVAL,
-                              "security.capabilities: capability %d is unknown to the guest "
-                              "kernel",
-                              bit);
+                              "security.%s: capability %d is unknown to the guest kernel",
+                              (p->caps_user & ~known) ? "capabilities_user" : "capabilities", bit);
     }
-    plan->caps = p->caps;
+    /* What the box user may have, root may have too: root's mask is the union. */
+    plan->caps = p->caps | p->caps_user;
+    plan->caps_user = p->caps_user;
     plan->no_new_privs = p->no_new_privs ? 1 : 0;
     const char *user = p->user ? p->user : "";
     if (strlen(user) > 256)

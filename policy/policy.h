@@ -22,8 +22,10 @@
  * VM, at least 64 MiB).  swap, pids, io_weight (<= 10000), nofile and nproc pass through;
  * cpu.max is milli * 100 us per 100 ms (0 = "max"; below 0.01 CPU is refused, as cpu.max
  * refuses a quota under 1 ms).
- * Security: caps is the profile's added capabilities (0 by default, never DBX_CAP_ALL; bits
- * above CAP_CHECKPOINT_RESTORE = 40, the last in Linux 6.1, are refused); no_new_privs and
+ * Security: caps (what uid 0 in the box gets) is security.capabilities plus
+ * security.capabilities_user, caps_user (what every other uid gets) is
+ * security.capabilities_user alone; both 0 by default, never DBX_CAP_ALL; bits above
+ * CAP_CHECKPOINT_RESTORE = 40, the last in Linux 6.1, are refused; no_new_privs and
  * user (NULL = "") as given.  protect and env are copied after the checks dbx_plan_decode
  * makes (relative, non-empty, no "..", KEY=VALUE, counts), and the encoded plan must fit in a
  * SETUP frame.

@@ -329,7 +329,11 @@ static void parse_caps(struct prof_apply *a, const struct prof_entry *e) {
     items_free(v, (size_t)n);
     if (!ok)
         return;
-    a->p->caps = caps;
+    /* capabilities: uid 0 only; capabilities_user: the ordinary box user as well */
+    if (strcmp(e->key, "capabilities_user") == 0)
+        a->p->caps_user = caps;
+    else
+        a->p->caps = caps;
     set_origin(a, e, e->line);
 }
 
@@ -595,6 +599,7 @@ const struct prof_key prof_keys[] = {
     {"limits", "io_weight", parse_io_weight, 0},
     {"security", "user", parse_user, 0},
     {"security", "capabilities", parse_caps, PROF_LIST},
+    {"security", "capabilities_user", parse_caps, PROF_LIST},
     {"security", "seccomp", parse_seccomp, 0},
     {"security", "no_new_privileges", parse_nnp, 0},
     {"workspace", "protect", parse_protect, PROF_LIST},

@@ -96,8 +96,14 @@ char *profile_to_text(const struct profile *p) {
     text_box_limits(f, p);
     fprintf(f, "\n[security]\n");
     kv(f, "user", p->user, from(p, "security.user"));
-    _cleanup_free_ char *caps = caps_str(p->caps);
-    kv(f, "capabilities", caps, from(p, "security.capabilities"));
+    /* whom each list is for, next to where it came from */
+    _cleanup_free_ char *caps = caps_str(p->caps), *caps_user = caps_str(p->caps_user);
+    _cleanup_free_ char *o_caps = dbx_xasprintf("%s; uid 0 in the box only",
+                                                from(p, "security.capabilities"));
+    _cleanup_free_ char *o_user = dbx_xasprintf("%s; every user of the box",
+                                                from(p, "security.capabilities_user"));
+    kv(f, "capabilities", caps, o_caps);
+    kv(f, "capabilities_user", caps_user, o_user);
     kv(f, "seccomp", seccomp_names[p->seccomp], from(p, "security.seccomp"));
     kv(f, "no_new_privileges", p->no_new_privs ? "true" : "false",
        from(p, "security.no_new_privileges"));
@@ -214,11 +220,18 @@ char *profile_to_json(const struct profile *p) {
     json_box_limits(p, root);
     json_t *sec = json_object();
     jset(sec, "user", jstr(p->user), from(p, "security.user"));
-    json_t *caps = json_array();
-    for (int c = 0; c < 64; c++)
+    json_t *caps = json_array(), *caps_user = json_array();
+    for (int c = 0; c < 64; c++) {
         if ((p->caps & (1ull << c)) && profile_cap_name(c))
             json_array_append_new(caps, jstr(profile_cap_name(c)));
+        if ((p->caps_user & (1ull << c)) && profile_cap_name(c))
+            json_array_append_new(caps_user, jstr(profile_cap_name(c)));
+    }
     jset(sec, "capabilities", caps, from(p, "security.capabilities"));
+    json_object_set_new(json_object_get(sec, "capabilities"), "applies_to", jstr("uid 0"));
+    jset(sec, "capabilities_user", caps_user, from(p, "security.capabilities_user"));
+    json_object_set_new(json_object_get(sec, "capabilities_user"), "applies_to",
+                        jstr("every uid"));
     jset(sec, "seccomp", jstr(seccomp_names[p->seccomp]), from(p, "security.seccomp"));
     jset(sec, "no_new_privileges", json_boolean(p->no_new_privs),
          from(p, "security.no_new_privileges"));

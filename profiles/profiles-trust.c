@@ -124,6 +124,10 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
     for (int c = 0; c < 64; c++)
         if ((p->caps & ~base.caps) & (1ull << c))
             push(&w, "capability '%s'", profile_cap_name(c));
+    /* a capability for the ordinary box user is a widening of its own, even when root has it */
+    for (int c = 0; c < 64; c++)
+        if ((p->caps_user & ~base.caps_user) & (1ull << c))
+            push(&w, "capability '%s' for the box user", profile_cap_name(c));
     if (seccomp_rank[p->seccomp] > seccomp_rank[base.seccomp])
         push(&w, "seccomp '%s'", seccomp_names[p->seccomp]);
     if (base.no_new_privs && !p->no_new_privs)

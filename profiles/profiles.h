@@ -6,7 +6,8 @@
  * Format (inih; documented in docs/profiles.md):
  *   [box]       image (an OCI reference or a local image name), cpus, memory, disk, hostname
  *   [limits]    memory, swap, cpu (CPUs, e.g. 1.5), pids, nofile, nproc, io_weight
- *   [security]  user, capabilities (names to add, e.g. "net_bind_service, chown"),
+ *   [security]  user, capabilities (names to add for uid 0 in the box, e.g. "chown, fowner"),
+ *               capabilities_user (names to add for every user of the box, root included),
  *               seccomp = default | strict | unconfined, no_new_privileges = true | false
  *   [workspace] protect = paths (added), unprotect = paths (removed: a widening)
  *   [env]       KEY = VALUE (any key), applied inside the guest only
@@ -14,9 +15,9 @@
  *   [ports]     HOST = GUEST (any number of lines, at most PROFILE_MAX_PORTS)
  *   top level (before any section) or [profile]: extends = NAME (built-in) | ./path (inside
  *   the repo)
- * Lists (capabilities, protect, unprotect, allow, resolve) are comma- or whitespace-separated and
- * may continue on indented lines (inih's multi-line values; each may carry a `; comment`);
- * the same key twice in a section is a duplicate, not an append.  Later files in an extends
+ * Lists (capabilities, capabilities_user, protect, unprotect, allow, resolve) are comma- or
+ * whitespace-separated and may continue on indented lines (inih's multi-line values; each may
+ * carry a `; comment`); the same key twice in a section is a duplicate, not an append.  Later files in an extends
  * chain win key by key; `protect` accumulates, `unprotect` removes.  Depth <= 8, no cycles;
  * extends paths are opened component by component from the repo root fd, never following a
  * symlink, and `..` or an absolute path is an error.  Every repo file of the chain is added
@@ -79,7 +80,10 @@ struct profile {
     uint32_t io_weight; /* 1..10000; 0 = kernel default */
     /* [security] */
     char *user;    /* "" = the host user's uid/gid; else a name or uid[:gid] */
-    uint64_t caps; /* capabilities added (bit n = CAP n); default 0 */
+    uint64_t caps;      /* capabilities added for uid 0 in the box only (bit n = CAP n);
+                           default 0.  A non-root box user never gets these. */
+    uint64_t caps_user; /* capabilities added for every uid in the box, the ordinary box user
+                           included (a separate opt-in); default 0 */
     enum profile_seccomp seccomp;
     bool no_new_privs; /* default true */
     /* [workspace]: effective protected paths, repo-relative, normalized, no duplicates */

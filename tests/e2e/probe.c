@@ -27,6 +27,9 @@
  *                              symlink): "xattr=VALUE" or "xattr=ERRNO"
  *        probe handle_open PATH DIR   name_to_handle_at(PATH), then open_by_handle_at through
  *                              DIR's mount for writing ("shocker"; nothing is written)
+ *        probe uffd PATH       open PATH (/dev/userfaultfd) read-write, then ioctl
+ *                              USERFAULTFD_IOC_NEW on it: "uffd_open=", "uffd_new=" (the
+ *                              latter only when the open worked)
  * Exit status: 0 unless the usage is wrong (2). */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
@@ -403,6 +407,24 @@ static int cmd_handle_open(const char *path, const char *dir) {
     return 0;
 }
 
+/* Linux 6.1 include/uapi/linux/userfaultfd.h; defined here so older headers build the probe */
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+static int cmd_uffd(const char *path) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    printf("uffd_open=%s\n", errname(fd < 0 ? errno : 0));
+    if (fd < 0)
+        return 0;
+    int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC);
+    printf("uffd_new=%s\n", errname(u < 0 ? errno : 0));
+    if (u >= 0)
+        close(u);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2)
@@ -450,6 +472,8 @@ int main(int argc, char **argv) {
         return cmd_hog(atol(argv[2]));
     if (!strcmp(argv[1], "handle_open") && argc == 4)
         return cmd_handle_open(argv[2], argv[3]);
+    if (!strcmp(argv[1], "uffd") && argc == 3)
+        return cmd_uffd(argv[2]);
     if (!strcmp(argv[1], "remount_rw") && argc == 3)
         return cmd_remount_rw(argv[2]);
     if (!strcmp(argv[1], "xattr") && argc == 4) {
@@ -462,6 +486,6 @@ int main(int argc, char **argv) {
 usage:
     fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
                     "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-                    "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME\n");
+                    "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH\n");
     return 2;
 }

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # t-enter: an interactive login shell on a terminal, in the host cwd; its exit code returns.
+# The shell is the user's passwd shell when it can run, else bash when the image has it, else
+# sh; it starts as a login shell ("-sh", "-bash") and every command gets SHELL.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -19,7 +21,57 @@ assert_match "$out" 'TTY=\[/dev/pts/[0-9]+\]' "terminal of the login shell"
 
 # again on the running VM, with -C from elsewhere; exit 0
 run_in "$TEST_TMP" "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 \
-    --expect '[#$] ' --send 'echo "UID=[$(id -u)]"\r' --expect 'UID=\[[0-9]+\]' --send 'exit\r' \
+    --expect '[#$] ' --send 'echo "UID=[$(id -u)] SH=[$SHELL] ZERO=[$0]"\r' --expect 'UID=\[[0-9]+\]' --send 'exit\r' \
     -- "$DEVBOX" -C "$R" enter
 assert_eq 0 "$RC" "exit code of a plain 'exit' in devbox enter"
-assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "UID=[$(id -u)]" "uid in the login shell"
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_contains "$out" "UID=[$(id -u)]" "uid in the login shell"
+# the busybox image has no bash: sh, as a login shell
+assert_contains "$out" "SH=[/bin/sh] ZERO=[-sh]" "shell of devbox enter without bash"
+run dbx -C "$R" exec -u 1500 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/sh "$OUT" "SHELL of a uid without a passwd entry, no bash in the image"
+
+# ---- an image with bash ------------------------------------------------------------------
+bash=$(readlink -f /bin/bash)
+[ -x "$bash" ] || skip "no bash on the host to put into the image"
+add=(--add "$bash=/bin/bash:755")
+while read -r lib; do
+    [ -n "$lib" ] && add+=(--add "$(readlink -f "$lib")=$lib:755")
+done < <(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+import_variant withbash "${add[@]}"
+B=$(make_repo bash)
+write_profile "$B" $'[box]\nimage = withbash'
+# a uid without a passwd entry gets bash; a passwd shell is kept (dev's is /bin/sh)
+run dbx -C "$B" exec -u 1500 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/bash "$OUT" "SHELL of a uid without a passwd entry, bash in the image"
+run dbx -C "$B" exec -u dev -- sh -c 'echo "$SHELL"'
+assert_eq /bin/sh "$OUT" "SHELL of dev, whose passwd shell is /bin/sh"
+# an entry devbox wrote before it chose shells ("devbox" with /bin/sh) is not the user's choice;
+# a passwd shell that is missing is not used
+ok dbx -C "$B" exec -u root -- sh -c 'echo "old:x:1600:1600:devbox:/tmp:/bin/sh" >> /etc/passwd &&
+    echo "gone:x:1601:1601:gone:/tmp:/usr/bin/zsh" >> /etc/passwd &&
+    sed -i "s#^root:x:0:0:root:/root:/bin/sh\$#root:x:0:0:root:/root:/bin/bash#" /etc/passwd'
+run dbx -C "$B" exec -u 1600 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/bash "$OUT" "SHELL of an entry devbox wrote with /bin/sh"
+run dbx -C "$B" exec -u 1601 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/bash "$OUT" "SHELL of an entry whose shell is missing"
+# root's passwd shell is now bash: enter runs it as a login shell
+run_in "$B" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
+    --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}]"\r' \
+    --expect 'SH=\[[^]]*\] ZERO' --send 'exit\r' -- "$DEVBOX" enter
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_eq 0 "$RC" "exit code of devbox enter with bash; output: $(show "$out")"
+assert_contains "$out" "SH=[/bin/bash] ZERO=[-bash] BV=[set]" "login shell of devbox enter with bash"
+
+# ---- the Debian image: root's passwd shell is bash ---------------------------------------
+import_debian deb
+D=$(make_repo deb)
+write_profile "$D" $'[box]\nimage = deb'
+run_in "$D" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
+    --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}]"\r' \
+    --expect 'SH=\[[^]]*\] ZERO' --send 'exit 4\r' -- "$DEVBOX" enter
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_eq 4 "$RC" "exit code of devbox enter on Debian; output: $(show "$out")"
+assert_contains "$out" "SH=[/bin/bash] ZERO=[-bash] BV=[set]" "login shell of devbox enter on Debian"
+run dbx -C "$D" exec -u 1500 -- sh -c 'echo "$SHELL"'
+assert_eq /bin/bash "$OUT" "SHELL of a uid without a passwd entry on Debian"

@@ -169,6 +169,31 @@ static void test_caps(void **state) {
     compile_fails(&p, 512 * MiB, EINVAL, "capability 41");
 }
 
+/* capabilities are for uid 0 only; capabilities_user for every uid (so root has them too) */
+static void test_caps_user(void **state) {
+    struct profile p = base();
+    p.caps = (UINT64_C(1) << CAP_CHOWN) | (UINT64_C(1) << CAP_DAC_OVERRIDE);
+    struct dbx_plan plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.caps, p.caps);
+    assert_int_equal(plan.caps_user, 0); /* the ordinary box user gets none of root's */
+    dbx_plan_free(&plan);
+
+    p.caps_user = UINT64_C(1) << CAP_NET_BIND_SERVICE;
+    plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.caps, p.caps | p.caps_user);
+    assert_int_equal(plan.caps_user, p.caps_user);
+    dbx_plan_free(&plan);
+
+    p.caps = 0;
+    plan = compile_ok(&p, 512 * MiB);
+    assert_int_equal(plan.caps, p.caps_user);
+    assert_int_equal(plan.caps_user, p.caps_user);
+    dbx_plan_free(&plan);
+
+    p.caps_user = UINT64_C(1) << 41;
+    compile_fails(&p, 512 * MiB, EINVAL, "security.capabilities_user: capability 41");
+}
+
 static void test_security_flags(void **state) {
     struct profile p = base();
     struct dbx_plan plan = compile_ok(&p, 512 * MiB);
@@ -292,7 +317,8 @@ static void assert_plans_equal(const struct dbx_plan *a, const struct dbx_plan *
     assert_int_equal(a->cpu_period_us, b->cpu_period_us);
     assert_int_equal(a->pids_max, b->pids_max);
     assert_int_equal(a->io_weight, b->io_weight);
-    assert_true(a->nofile == b->nofile && a->nproc == b->nproc && a->caps == b->caps);
+    assert_true(a->nofile == b->nofile && a->nproc == b->nproc && a->caps == b->caps &&
+                a->caps_user == b->caps_user);
     assert_int_equal(a->no_new_privs, b->no_new_privs);
     assert_int_equal(a->seccomp_mode, b->seccomp_mode);
     assert_string_equal(a->user, b->user);
@@ -450,6 +476,7 @@ int main(void) {
         cmocka_unit_test(test_memory_default), cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_swap),           cmocka_unit_test(test_cpu),
         cmocka_unit_test(test_passthrough),    cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_caps_user),
         cmocka_unit_test(test_security_flags), cmocka_unit_test(test_seccomp_modes),
         cmocka_unit_test(test_lists),          cmocka_unit_test(test_list_limits),
         cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_network),

@@ -417,6 +417,9 @@ static const struct {
     {"[security]\nuser = 1000:0\n", "user '1000:0' (group 0)"},
     {"[security]\ncapabilities = net_admin, CAP_SYS_PTRACE\n",
      "capability 'net_admin'|capability 'sys_ptrace'"},
+    {"[security]\ncapabilities = chown\ncapabilities_user = chown net_bind_service\n",
+     "capability 'chown'|capability 'chown' for the box user|capability 'net_bind_service' for "
+     "the box user"},
     {"[security]\nseccomp = unconfined\n", "seccomp 'unconfined'"},
     {"[security]\nno_new_privileges = false\n", "no_new_privileges false"},
     {"[workspace]\nunprotect = .git/hooks devbox.ini\n",

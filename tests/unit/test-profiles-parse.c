@@ -665,6 +665,38 @@ static void test_caps(void **state) {
     assert_null(profile_cap_name(-1));
 }
 
+/* capabilities: uid 0 only; capabilities_user: every uid; show says whom each is for */
+static void test_caps_user(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    char *m = load(r,
+                   "[security]\ncapabilities = chown, dac_override\n"
+                   "capabilities_user = net_bind_service\n",
+                   &p);
+    assert_null(m);
+    assert_true(p.caps == ((1ull << 0) | (1ull << 1)));
+    assert_true(p.caps_user == (1ull << 10));
+    assert_string_equal(profile_origin_of(&p, "security.capabilities_user"), "devbox.ini:3");
+    char *t = profile_to_text(&p);
+    assert_non_null(strstr(t, "capabilities = chown, dac_override           ; devbox.ini:2; uid 0 "
+                              "in the box only\n"));
+    assert_non_null(strstr(t, "capabilities_user = net_bind_service         ; devbox.ini:3; every "
+                              "user of the box\n"));
+    free(t);
+    char *j = profile_to_json(&p);
+    assert_non_null(strstr(j, "\"capabilities_user\": {\n      \"value\": [\n        "
+                              "\"net_bind_service\"\n      ],\n      \"from\": \"devbox.ini:3\",\n"
+                              "      \"applies_to\": \"every uid\"\n"));
+    assert_non_null(strstr(j, "\"applies_to\": \"uid 0\""));
+    free(j);
+    profile_clear(&p);
+
+    m = load(r, "[security]\ncapabilities_user = net_bind_servce\n", NULL);
+    assert_non_null(strstr(m, "devbox.ini:2: [security] capabilities_user: unknown capability "
+                              "'net_bind_servce' (did you mean 'net_bind_service'?)"));
+    free(m);
+}
+
 /* ---- provenance and show ------------------------------------------------------------------- */
 
 static void test_provenance(void **state) {
@@ -847,6 +879,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_ports, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_network_none, repo_setup, repo_teardown),
         cmocka_unit_test(test_caps),
+        cmocka_unit_test_setup_teardown(test_caps_user, repo_setup, repo_teardown),
         cmocka_unit_test_setup_teardown(test_provenance, repo_setup, repo_teardown),
         cmocka_unit_test(test_builtins),
         cmocka_unit_test_setup_teardown(test_no_profile, repo_setup, repo_teardown),

@@ -809,6 +809,51 @@ static int plan_net_roundtrip(uint8_t mode, uint16_t port, const char *addr, con
     return r;
 }
 
+/* caps_user travels next to caps, under the checksum, and must stay within root's set */
+static void test_plan_caps_user(void **state) {
+    static const struct {
+        uint64_t caps, caps_user;
+        int want;
+    } cases[] = {
+        {0x3, 0x0, 0},        {0x3, 0x1, 0},         {0x3, 0x3, 0}, {0x1, 0x2, -EPROTO},
+        {0x0, 0x400, -EPROTO}, {DBX_CAP_ALL, DBX_CAP_ALL, 0}, {DBX_CAP_ALL, 0x0, 0},
+        {0x3, DBX_CAP_ALL, -EPROTO},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        struct dbx_plan p;
+        plan_net(&p, DBX_NET_NONE, 0, "", "", "");
+        p.caps = cases[i].caps;
+        p.caps_user = cases[i].caps_user;
+        struct dbx_buf b = {0};
+        dbx_plan_encode(&p, &b);
+        struct dbx_plan got = {0};
+        dbx_error *err = NULL;
+        int r = dbx_plan_decode(b.data, b.len, &got, &err);
+        if (r != cases[i].want) fail_msg("case %zu: decode gave %d", i, r);
+        if (r == 0) {
+            assert_true(got.caps == p.caps && got.caps_user == p.caps_user);
+        } else {
+            assert_non_null(strstr(err->msg, "not a subset of root's"));
+            dbx_error_free(&err);
+        }
+        /* flipping a bit of caps_user (bytes 56..63 of the encoding) breaks the checksum */
+        if (r == 0) {
+            b.data[56] ^= 1;
+            dbx_plan_free(&got);
+            assert_int_equal(dbx_plan_decode(b.data, b.len, &got, &err), -EPROTO);
+            assert_non_null(strstr(err->msg, "checksum"));
+            dbx_error_free(&err);
+        }
+        dbx_plan_free(&got);
+        dbx_plan_free(&p);
+        dbx_buf_free(&b);
+    }
+    struct dbx_plan p;
+    dbx_plan_permissive(&p);
+    assert_true(p.caps == DBX_CAP_ALL && p.caps_user == DBX_CAP_ALL);
+    dbx_plan_free(&p);
+}
+
 static void test_plan_network(void **state) {
     /* the three modes as the host sends them */
     assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "", "", ""), 0);
@@ -1368,6 +1413,7 @@ int main(void) {
         cmocka_unit_test(test_sock_open),
         cmocka_unit_test(test_parse_ipv4),
         cmocka_unit_test(test_plan_network),
+        cmocka_unit_test(test_plan_caps_user),
         cmocka_unit_test(test_exit),
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_resize_u32_u64),
