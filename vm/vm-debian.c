@@ -231,6 +231,17 @@ static bool ends_with(const char *s, const char *suffix) {
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* apt's rule for the parts (GetListOfFilesInDir, as run-parts): hidden names are skipped, and
+ * so are names with a byte other than letters, digits, '_', '-', ':' and '.' (a "x.list~" or
+ * "old list.list" apt never reads must not pick the mirror either). */
+static bool part_name_ok(const char *name) {
+    if (name[0] == '.') return false;
+    for (const char *c = name; *c; c++)
+        if (!isascii((unsigned char)*c) || !(isalnum((unsigned char)*c) || strchr("_-:.", *c)))
+            return false;
+    return true;
+}
+
 static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -248,6 +259,7 @@ char *vm_debian_mirror(const char *etc_apt, const char *suite) {
     size_t n = 0;
     for (struct dirent *de; (de = readdir(d)) && n < APT_FILES_MAX;) {
         if (!ends_with(de->d_name, ".list") && !ends_with(de->d_name, ".sources")) continue;
+        if (!part_name_ok(de->d_name)) continue;
         names = dbx_xrealloc(names, (n + 1) * sizeof(*names));
         names[n++] = dbx_xstrdup(de->d_name);
     }

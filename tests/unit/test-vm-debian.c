@@ -123,6 +123,17 @@ static void test_one_line(void **state) {
                                  "deb http://disabled.example/debian bookworm main\n",
                                  NULL};
     expect("order", order, "http://a.example/debian");
+    /* names apt skips: hidden ones and those with other bytes than [A-Za-z0-9_.:-] */
+    const char *const names[] = {"sources.list.d/.hidden.list",
+                                 "deb http://hidden.example/debian bookworm main\n",
+                                 "sources.list.d/0 old.list",
+                                 "deb http://space.example/debian bookworm main\n",
+                                 "sources.list.d/0+x.sources",
+                                 "Types: deb\nURIs: http://plus.example/debian\nSuites: bookworm\n",
+                                 "sources.list.d/z_corp-1:2.list",
+                                 "deb http://valid.example/debian bookworm main\n",
+                                 NULL};
+    expect("names", names, "http://valid.example/debian");
     const char *const first[] = {"sources.list", "deb http://main.example/debian bookworm main\n",
                                  "sources.list.d/a.list",
                                  "deb http://a.example/debian bookworm main\n", NULL};
