@@ -103,6 +103,10 @@ int oci_store_lock(struct oci_store *s, bool exclusive, int *ret_fd, dbx_error *
     return 0;
 }
 
+int oci_store_hold(struct oci_store *s, bool exclusive, int *ret_fd, dbx_error **err) {
+    return oci_store_lock(s, exclusive, ret_fd, err);
+}
+
 int oci_store_open_blob(struct oci_store *s, const char *digest, int *ret_fd, dbx_error **err) {
     if (!oci_digest_valid(digest))
         return dbx_error_setx(err, EINVAL, "invalid digest '%.200s'", digest);
@@ -428,6 +432,11 @@ static void gc_sweep_ingest(struct oci_store *s, uint64_t *freed) {
 int oci_store_gc(struct oci_store *s, char *const *keep, uint64_t *ret_freed, dbx_error **err) {
     _cleanup_close_ int lock = -EBADF;
     if (oci_store_lock(s, true, &lock, err) < 0) return -1;
+    return oci_store_gc_held(s, keep, ret_freed, err);
+}
+
+int oci_store_gc_held(struct oci_store *s, char *const *keep, uint64_t *ret_freed,
+                      dbx_error **err) {
     _cleanup_strv_ char **live = NULL;
     if (gc_mark(s, keep, &live, err) < 0) return dbx_error_wrap(err, "gc");
     uint64_t freed = 0;

@@ -102,6 +102,12 @@ struct oci_store;
 /* Open the store at dir, creating it 0700 (and checking an existing one is ours and private). */
 int oci_store_open(const char *dir, struct oci_store **ret, dbx_error **err);
 void oci_store_free(struct oci_store *s);
+/* Take DIR/lock, shared or exclusive, and return its fd (close it to release).  Shared: held
+ * by a caller from its pull or import until what it built from the blobs is recorded (the
+ * record is what keeps them), so that a gc in between cannot delete them.  Exclusive: held
+ * while the caller reads its records and runs oci_store_gc_held, so that the keep list is not
+ * older than the records.  flock: never call oci_store_gc while holding either (it waits). */
+int oci_store_hold(struct oci_store *s, bool exclusive, int *ret_fd, dbx_error **err);
 /* Open a complete blob read-only (digest grammar checked first).  ENOENT when absent. */
 int oci_store_open_blob(struct oci_store *s, const char *digest, int *ret_fd, dbx_error **err);
 /* Re-read an image from the store by its manifest digest (manifest + config must be there;
@@ -113,6 +119,9 @@ int oci_store_load_image(struct oci_store *s, const char *manifest_digest, struc
  * are kept) and stale ingest files; *ret_freed bytes.  A keep digest that is not in the store is
  * an error and nothing is deleted. */
 int oci_store_gc(struct oci_store *s, char *const *keep, uint64_t *ret_freed, dbx_error **err);
+/* oci_store_gc for a caller that holds oci_store_hold(s, true, ...). */
+int oci_store_gc_held(struct oci_store *s, char *const *keep, uint64_t *ret_freed,
+                      dbx_error **err);
 
 /* ---- pull --------------------------------------------------------------------------------- */
 

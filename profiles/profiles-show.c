@@ -280,20 +280,21 @@ static const char *ufrom(const struct profile_user *u, const char *key) {
 }
 
 /* What a zero-filled or NULL struct means (the same as profile_widenings' ceilings). */
-static void user_values(const struct profile_user *u, unsigned *cpus, uint64_t *mem,
-                        uint64_t *disk, const char **listen) {
+static void user_values(const struct profile_user *u, unsigned *cpus, uint64_t *mem, uint64_t *disk,
+                        uint64_t *image_size, const char **listen) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     *cpus = u && u->max_cpus ? u->max_cpus : n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
     *mem = u && u->max_memory ? u->max_memory : 2ull << 30;
     *disk = u && u->max_disk ? u->max_disk : 16ull << 30;
+    *image_size = u && u->max_image_size ? u->max_image_size : PROFILE_IMAGE_SIZE_DEFAULT;
     *listen = u && u->listen ? u->listen : PROFILE_LISTEN_DEFAULT;
 }
 
 char *profile_user_to_text(const struct profile_user *u) {
     unsigned cpus;
-    uint64_t mem, disk;
+    uint64_t mem, disk, image_size;
     const char *listen;
-    user_values(u, &cpus, &mem, &disk, &listen);
+    user_values(u, &cpus, &mem, &disk, &image_size, &listen);
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
@@ -305,6 +306,7 @@ char *profile_user_to_text(const struct profile_user *u) {
     kv_num(f, "cpus", cpus, NULL, ufrom(u, "ceilings.cpus"));
     kv_size(f, "memory", mem, NULL, ufrom(u, "ceilings.memory"));
     kv_size(f, "disk", disk, NULL, ufrom(u, "ceilings.disk"));
+    kv_size(f, "image_size", image_size, NULL, ufrom(u, "ceilings.image_size"));
     fprintf(f, "\n[registries]\n");
     text_list(f, "insecure", u ? u->registries_insecure : NULL,
               ufrom(u, "registries.insecure"));
@@ -319,15 +321,16 @@ char *profile_user_to_text(const struct profile_user *u) {
 
 char *profile_user_to_json(const struct profile_user *u) {
     unsigned cpus;
-    uint64_t mem, disk;
+    uint64_t mem, disk, image_size;
     const char *listen;
-    user_values(u, &cpus, &mem, &disk, &listen);
+    user_values(u, &cpus, &mem, &disk, &image_size, &listen);
     json_t *root = json_object(), *ceil = json_object(), *reg = json_object(),
            *net = json_object();
     json_object_set_new(root, "path", u && u->path ? jstr(u->path) : json_null());
     jset(ceil, "cpus", json_integer(cpus), ufrom(u, "ceilings.cpus"));
     jset(ceil, "memory", json_integer((json_int_t)mem), ufrom(u, "ceilings.memory"));
     jset(ceil, "disk", json_integer((json_int_t)disk), ufrom(u, "ceilings.disk"));
+    jset(ceil, "image_size", json_integer((json_int_t)image_size), ufrom(u, "ceilings.image_size"));
     json_object_set_new(root, "ceilings", ceil);
     jset(reg, "insecure", jstrv(u ? u->registries_insecure : NULL),
          ufrom(u, "registries.insecure"));

@@ -491,8 +491,10 @@ int dbx_image_pull(const struct dbx_paths *paths, const char *refstr,
     struct progress progress = {.fd = opts ? opts->progress_fd : -1};
     struct builder b = {.base_lock = -1};
     struct oci_image img = {0};
+    _cleanup_close_ int hold = -EBADF; /* the blobs stay until the record names them */
     int r = auth_load(paths, &auth, err);
     if (r == 0) r = open_store(paths, &store, &bases, err);
+    if (r == 0) r = oci_store_hold(store, false, &hold, err);
     if (r == 0) r = builder_init(&b, store, bases, &progress, err);
     if (r == 0) {
         /* A repository's devbox.ini can name any image: the user's ceiling bounds what it may
@@ -502,10 +504,12 @@ int dbx_image_pull(const struct dbx_paths *paths, const char *refstr,
         struct oci_pull_cb cb = {&b, on_resolved, on_progress, on_layer};
         r = oci_pull(store, &ref, opts && opts->platform ? &plat : NULL, &auth.cfg, &cb, &img, err);
         progress_draw(&progress, true);
-        /* Nothing of a refused image stays: its blobs go as `image prune` would drop them. */
+        /* Nothing of a refused image stays: its blobs go as `image prune` would drop them,
+         * once the pulls and imports running beside this one have recorded what they use. */
         if (r < 0 && b.over_ceiling) {
             builder_clear(&b);
             b = (struct builder){.base_lock = -1};
+            close(TAKE_FD(hold));
             store_gc(paths, store, NULL, NULL);
         }
     }
@@ -573,7 +577,9 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
     struct builder b = {.base_lock = -1};
     struct oci_image img = {0};
     uint64_t size = 0;
+    _cleanup_close_ int hold = -EBADF; /* the blobs stay until the record names them */
     int r = open_store(paths, &store, &bases, err);
+    if (r == 0) r = oci_store_hold(store, false, &hold, err);
     if (r == 0) r = oci_archive_import(store, file, NULL, opts && opts->platform ? &plat : NULL,
                                        &img, err);
     if (r == 0) r = builder_init(&b, store, bases, NULL, err);
@@ -785,9 +791,12 @@ int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force
     return r;
 }
 
-/* Drop every blob no image record needs (and stale ingest files). */
+/* Drop every blob no image record needs (and stale ingest files).  The records are read under
+ * the store's exclusive lock: pulls and imports hold it shared until they have recorded. */
 static int store_gc(const struct dbx_paths *paths, struct oci_store *store, uint64_t *ret_freed,
                     dbx_error **err) {
+    _cleanup_close_ int lock = -EBADF;
+    if (oci_store_hold(store, true, &lock, err) < 0) return -1;
     struct dbx_image *v = NULL;
     size_t n = 0;
     if (dbx_image_list(paths, &v, &n, err) < 0) return -1;
@@ -797,7 +806,7 @@ static int store_gc(const struct dbx_paths *paths, struct oci_store *store, uint
             keep = dbx_strv_push(keep, v[i].digest);
     image_list_free(v, n);
     uint64_t freed = 0;
-    int r = oci_store_gc(store, keep, &freed, err);
+    int r = oci_store_gc_held(store, keep, &freed, err);
     if (r == 0 && ret_freed) *ret_freed = freed;
     return r;
 }

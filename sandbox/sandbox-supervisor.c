@@ -882,10 +882,18 @@ static int fit_disk(struct sup *s, const char *disk, dbx_error **err) {
     if (vm_disk_grow_overlay(disk, s->prof.disk, &size, err) < 0)
         return dbx_error_wrap(err, "grow the project's disk");
     if (size >= s->prof.disk + 512) {
-        _cleanup_free_ char *w = dbx_xasprintf(
-            "[box] disk %.1f GiB is smaller than the project's disk (%.1f GiB): kept (a disk "
-            "never shrinks; 'devbox rm' and a new start make a smaller one)",
-            s->prof.disk / 1073741824.0, size / 1073741824.0);
+        /* Below the image's own size no new disk would be smaller either: say which it is. */
+        struct stat st;
+        bool image = s->rec.base && stat(s->rec.base, &st) == 0 &&
+                     (uint64_t)st.st_size >= s->prof.disk + 512;
+        _cleanup_free_ char *w =
+            image ? dbx_xasprintf("[box] disk %.1f GiB is smaller than the image (%.1f GiB): the "
+                                  "disk has the image's size",
+                                  s->prof.disk / 1073741824.0, st.st_size / 1073741824.0)
+                  : dbx_xasprintf("[box] disk %.1f GiB is smaller than the project's disk (%.1f "
+                                  "GiB): kept (a disk never shrinks; 'devbox rm' and a new start "
+                                  "make a smaller one)",
+                                  s->prof.disk / 1073741824.0, size / 1073741824.0);
         sup_log("%s", w);
         ready_say(s, 'W', w);
     }

@@ -115,6 +115,7 @@ static void scan_list(struct apt_scan *s, char *buf) {
  * starts with white space continues the field before it; '#' lines are comments. */
 struct stanza {
     char *types, *uris, *suites, *enabled;
+    bool bad; /* a field continued past APT_LINE_MAX: malformed, skipped */
 };
 
 /* apt's StringToBool words for false */
@@ -135,7 +136,8 @@ static bool disabled(const char *v) {
 }
 
 static void stanza_end(struct apt_scan *s, struct stanza *st) {
-    if (st->types && st->uris && st->suites && !(st->enabled && disabled(st->enabled))) {
+    if (!st->bad && st->types && st->uris && st->suites &&
+        !(st->enabled && disabled(st->enabled))) {
         const char *u = st->uris;
         while (*u && isspace((unsigned char)*u))
             u++;
@@ -153,7 +155,8 @@ static void stanza_end(struct apt_scan *s, struct stanza *st) {
 
 static void scan_sources(struct apt_scan *s, char *buf) {
     struct stanza st = {0};
-    char **field = NULL; /* the value a continuation line extends */
+    char **field = NULL; /* the value a continuation line extends (APT_LINE_MAX + 1 bytes) */
+    size_t field_len = 0;
     for (char *line = buf, *next; line && !s->found; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -171,10 +174,16 @@ static void scan_sources(struct apt_scan *s, char *buf) {
         }
         if (*t == '#') continue;
         if (t != line) { /* continuation */
-            if (field && *field) {
-                char *v = dbx_xasprintf("%s %s", *field, t);
-                free(*field);
-                *field = v;
+            /* Appended in place to a buffer of the cap of one line: copying the growing value
+             * for every line of a 1 MiB file would take minutes.  Longer is malformed. */
+            size_t n = strlen(t);
+            if (field && field_len + 1 + n > APT_LINE_MAX) {
+                st.bad = true;
+                field = NULL;
+            } else if (field) {
+                (*field)[field_len] = ' ';
+                memcpy(*field + field_len + 1, t, n + 1);
+                field_len += 1 + n;
             }
             continue;
         }
@@ -190,7 +199,9 @@ static void scan_sources(struct apt_scan *s, char *buf) {
                 while (*v && isspace((unsigned char)*v))
                     v++;
                 free(*slots[i]);
-                *slots[i] = dbx_xstrdup(v);
+                field_len = strlen(v); /* at most APT_LINE_MAX: the line is */
+                *slots[i] = dbx_xmalloc(APT_LINE_MAX + 1);
+                memcpy(*slots[i], v, field_len + 1);
                 field = slots[i];
             }
     }
@@ -220,6 +231,17 @@ static bool ends_with(const char *s, const char *suffix) {
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
+/* apt's rule for the parts (GetListOfFilesInDir, as run-parts): hidden names are skipped, and
+ * so are names with a byte other than letters, digits, '_', '-', ':' and '.' (a "x.list~" or
+ * "old list.list" apt never reads must not pick the mirror either). */
+static bool part_name_ok(const char *name) {
+    if (name[0] == '.') return false;
+    for (const char *c = name; *c; c++)
+        if (!isascii((unsigned char)*c) || !(isalnum((unsigned char)*c) || strchr("_-:.", *c)))
+            return false;
+    return true;
+}
+
 static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
@@ -237,6 +259,7 @@ char *vm_debian_mirror(const char *etc_apt, const char *suite) {
     size_t n = 0;
     for (struct dirent *de; (de = readdir(d)) && n < APT_FILES_MAX;) {
         if (!ends_with(de->d_name, ".list") && !ends_with(de->d_name, ".sources")) continue;
+        if (!part_name_ok(de->d_name)) continue;
         names = dbx_xrealloc(names, (n + 1) * sizeof(*names));
         names[n++] = dbx_xstrdup(de->d_name);
     }

@@ -214,9 +214,11 @@ int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
 /* The Debian mirror the host's apt uses for `suite`: the URI of the first enabled `deb` entry
  * whose suite is exactly `suite` (so not SUITE-updates or SUITE-security), in apt's order:
  * ETC/sources.list (one-line format, `[options]` allowed), then ETC/sources.list.d/ *.list and
- * *.sources (deb822: Types, URIs, Suites, `Enabled: no`) by name; ETC is etc_apt (NULL =
+ * *.sources (deb822: Types, URIs, Suites, `Enabled: no`) by name, except the names apt skips
+ * (hidden, or other bytes than [A-Za-z0-9_.:-]); ETC is etc_apt (NULL =
  * /etc/apt).  Only http(s):// and file:/ URIs of one word count.  The host's configuration is
- * read as a hint, never fatal: unreadable or over-cap files (1 MiB, 8 KiB lines, 256 files,
- * 4096 entries) and malformed lines are skipped, as is anything that is not a regular file.
+ * read as a hint, never fatal: unreadable or over-cap files (1 MiB, 8 KiB lines or continued
+ * deb822 fields, 256 files, 4096 entries) and malformed lines are skipped, as is anything that
+ * is not a regular file.
  * Returns the URI without trailing '/' (malloc'd) or NULL when there is none. */
 char *vm_debian_mirror(const char *etc_apt, const char *suite);

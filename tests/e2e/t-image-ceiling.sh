@@ -63,6 +63,79 @@ assert_nothing_left "bomb over the ceiling"
 ok dbx pull "$reg_ADDR/test/small:v1"
 assert_contains "$OUT" "$reg_ADDR/test/small:v1 sha256:" "an image under the ceiling"
 
+# A refused pull drops blobs no image record needs, but not those of a pull beside it that has
+# downloaded its image and is still writing its base disk (no record yet): that pull is
+# stopped (SIGSTOP) as soon as it starts the disk, the refused pull runs until it is done or
+# waits for the store's lock, then the stopped one goes on.  Its image must be whole after:
+# `image prune` reads the manifest of every recorded image.
+cat >"$TEST_TMP/beside.json" <<'EOF2'
+{"images": [{"platform": "linux/amd64", "layers": [{"compression": "gzip", "entries": [
+  {"path": "beside", "data": "beside\n"}]}]}]}
+EOF2
+"$PYTHON" "$E2E_DIR/mkoci.py" build "$TEST_TMP/beside.json" "$L/beside" --tag v1 >/dev/null || fail "mkoci.py beside"
+registry_push "$L/beside" v1 "$reg_ADDR/test/beside:v1" || fail "push beside"
+"$PYTHON" - "$DEVBOX" "$DEVBOX_HOME/data" "$reg_ADDR/test/beside:v1" "$reg_ADDR/test/big:v1" \
+    "$TEST_TMP/race" <<'EOF2' || fail "the refused pull beside a pull writing its disk: $(cat "$TEST_TMP/race.log" 2>/dev/null)"
+import ctypes, os, select, signal, struct, subprocess, sys, time
+devbox, data, beside, big, out = sys.argv[1:]
+log = open(out + ".log", "w")
+libc = ctypes.CDLL(None, use_errno=True)
+ino = libc.inotify_init1(os.O_CLOEXEC)
+if ino < 0 or libc.inotify_add_watch(ino, os.path.join(data, "bases").encode(), 0x100) < 0:
+    sys.exit("inotify on the bases directory failed")  # 0x100: IN_CREATE
+records = len(os.listdir(os.path.join(data, "images")))
+b = subprocess.Popen([devbox, "pull", beside], stdout=open(out + ".b.out", "w"),
+                     stderr=open(out + ".b.err", "w"), stdin=subprocess.DEVNULL)
+def run():
+    while True:  # the pull's work directory beside the base disk: it writes the disk now
+        if b.poll() is not None:
+            return "the pull beside ended before it wrote its disk: " + open(out + ".b.err").read()
+        if not select.select([ino], [], [], 0.5)[0]:
+            continue
+        buf = os.read(ino, 65536)
+        while buf:
+            _, _, _, n = struct.unpack_from("iIII", buf)
+            name = buf[16:16 + n].rstrip(b"\0")
+            buf = buf[16 + n:]
+            if name.startswith(b".rootfs."):
+                os.kill(b.pid, signal.SIGSTOP)
+                break
+        else:
+            continue
+        break
+    if b.poll() is not None or len(os.listdir(os.path.join(data, "images"))) != records:
+        return "the pull beside finished before it could be stopped"
+    a = subprocess.Popen([devbox, "pull", big], stdout=subprocess.DEVNULL,
+                         stderr=open(out + ".a.err", "w"), stdin=subprocess.DEVNULL)
+    for _ in range(6000):  # until the refused pull is done or waits for a lock ("->")
+        if a.poll() is not None:
+            break
+        with open("/proc/locks") as f:
+            if any("->" in l.split() and str(a.pid) in l.split() for l in f):
+                print("the refused pull waits for a lock", file=log)
+                break
+        time.sleep(0.05)
+    else:
+        a.kill()
+        return "the refused pull neither ended nor waited"
+    os.kill(b.pid, signal.SIGCONT)
+    rb, ra = b.wait(), a.wait()
+    return None if rb == 0 and ra == 125 else f"beside: exit {rb}, refused: exit {ra}"
+try:
+    why = run()
+finally:
+    if b.poll() is None:
+        os.kill(b.pid, signal.SIGCONT)
+print(why or "ok", file=log)
+sys.exit(1 if why else 0)
+EOF2
+assert_contains "$(cat "$TEST_TMP/race.a.err")" "image_size 1M of config.ini" "the pull beside: the big one is refused"
+manifest=$(sed -n 's/.* sha256:\([0-9a-f]\{64\}\)$/\1/p' "$TEST_TMP/race.b.out")
+[ -n "$manifest" ] || fail "no digest in the output of the pull beside: $(cat "$TEST_TMP/race.b.out")"
+[ -f "$DEVBOX_HOME/data/oci/blobs/sha256/$manifest" ] || fail "the manifest of the image pulled beside the refused one was dropped"
+ok dbx image prune
+ok dbx image inspect "$reg_ADDR/test/beside:v1"
+
 # the value is checked where it is written
 printf '[ceilings]\nimage_size = 100G\n' >"$DEVBOX_HOME/config/config.ini"
 expect_rc 125 dbx pull "$reg_ADDR/test/small:v1"

@@ -23,6 +23,18 @@ A=$(make_repo auto)
 ok dbx -C "$A" exec -- true
 assert_eq "$img_size" "$(vsize "$(disk_of "$A")")" "disk = auto: the image's size"
 
+# below the image's size: the image's size, and a warning that says so (no new disk would be
+# smaller: 'devbox rm' is no advice here)
+S=$(make_repo small)
+write_profile "$S" $'[box]\ndisk = 1G'
+ok dbx -C "$S" exec -- echo ran
+assert_eq ran "$OUT" "the command runs with a disk value below the image's size"
+assert_eq "$img_size" "$(vsize "$(disk_of "$S")")" "disk = 1G: the image's size"
+assert_one_line "$ERR" "the warning about a disk value below the image's size"
+assert_contains "$ERR" "smaller than the image" "the warning names the image"
+assert_not_contains "$ERR" "devbox rm" "no advice that cannot help"
+ok dbx -C "$S" stop
+
 # a size at creation
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"

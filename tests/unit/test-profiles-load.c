@@ -293,6 +293,7 @@ static void test_user_only(void **state) {
     assert_null(u.registries_ca_file);
     char *t = profile_user_to_text(&u);
     assert_non_null(strstr(t, "listen = 127.0.0.1                           ; default\n"));
+    assert_non_null(strstr(t, "image_size = 16G                             ; default\n"));
     free(t);
     profile_user_clear(&u);
 
@@ -380,6 +381,23 @@ static void test_user_only(void **state) {
         "%s/config.ini:3: duplicate key 'listen' in [network] (first on line 2)", r->dir);
     assert_string_equal(err->msg, dup);
     dbx_error_free(&err);
+
+    /* [ceilings] image_size is shown with the other ceilings, with its origin */
+    write_at(r->fd, "config.ini", "[ceilings]\nimage_size = 8G\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    t = profile_user_to_text(&u);
+    _cleanup_free_ char *wi =
+        dbx_xasprintf("image_size = 8G                              ; %s:2\n", u.path);
+    if (!strstr(t, wi))
+        fail_msg("got:\n%s\nwant:\n%s", t, wi);
+    free(t);
+    j = profile_user_to_json(&u);
+    _cleanup_free_ char *wij = dbx_xasprintf(
+        "\"image_size\": {\n      \"value\": 8589934592,\n      \"from\": \"%s:2\"", u.path);
+    if (!strstr(j, wij))
+        fail_msg("got:\n%s\nwant:\n%s", j, wij);
+    free(j);
+    profile_user_clear(&u);
 
     /* a zero-filled struct means the defaults */
     struct profile_user z = {0};

@@ -123,6 +123,17 @@ static void test_one_line(void **state) {
                                  "deb http://disabled.example/debian bookworm main\n",
                                  NULL};
     expect("order", order, "http://a.example/debian");
+    /* names apt skips: hidden ones and those with other bytes than [A-Za-z0-9_.:-] */
+    const char *const names[] = {"sources.list.d/.hidden.list",
+                                 "deb http://hidden.example/debian bookworm main\n",
+                                 "sources.list.d/0 old.list",
+                                 "deb http://space.example/debian bookworm main\n",
+                                 "sources.list.d/0+x.sources",
+                                 "Types: deb\nURIs: http://plus.example/debian\nSuites: bookworm\n",
+                                 "sources.list.d/z_corp-1:2.list",
+                                 "deb http://valid.example/debian bookworm main\n",
+                                 NULL};
+    expect("names", names, "http://valid.example/debian");
     const char *const first[] = {"sources.list", "deb http://main.example/debian bookworm main\n",
                                  "sources.list.d/a.list",
                                  "deb http://a.example/debian bookworm main\n", NULL};
@@ -156,6 +167,17 @@ static void test_refused(void **state) {
     const char *const hg[] = {"sources.list", huge, "sources.list.d/z.list",
                               "deb http://small.example/debian bookworm main\n", NULL};
     expect("huge", hg, "http://small.example/debian");
+    /* a deb822 field continued past the line cap makes its stanza malformed (skipped): the
+     * continuation lines of a near-1 MiB file are appended in place, not copied each time */
+    size_t lines = ((1u << 20) - 200) / 3;
+    _cleanup_free_ char *cont = dbx_xmalloc(200 + lines * 3 + 100);
+    char *p =
+        cont + sprintf(cont, "Types: deb\nURIs: http://cont.example/debian\nSuites: bookworm\n");
+    for (size_t i = 0; i < lines; i++, p += 3)
+        memcpy(p, " a\n", 3);
+    strcpy(p, "\nTypes: deb\nURIs: http://next.example/debian\nSuites: bookworm\n");
+    const char *const ct[] = {"sources.list.d/a.sources", cont, NULL};
+    expect("continued", ct, "http://next.example/debian");
     /* nothing there at all */
     _cleanup_free_ char *got = vm_debian_mirror("/nonexistent/etc/apt", "bookworm");
     assert_null(got);
