@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <inttypes.h>
 
 #define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
 /* Where the vhost-user socket lands in the child; fixed so the argv can be built before fork. */
@@ -41,6 +43,85 @@ char *mounts_fuse_opt_escape(const char *s) {
     }
     *o = '\0';
     return out;
+}
+
+/* ---- descriptors (see mounts.h) ------------------------------------------------------------ */
+
+static uint64_t nr_open(void) {
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    uint64_t v = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", 64, &buf, &len, &e) < 0) return 0;
+    buf[strcspn(buf, "\n")] = '\0';
+    if (dbx_parse_u64(buf, 1, UINT32_MAX, &v) < 0) return 0;
+    return v;
+}
+
+/* The limit to ask for: as root (before any user namespace) the wanted value, else the hard
+ * limit.  Never below the current soft limit. */
+static struct rlimit nofile_target(void) {
+    struct rlimit cur = {1024, 1024};
+    (void)getrlimit(RLIMIT_NOFILE, &cur);
+    struct rlimit t = {cur.rlim_max, cur.rlim_max};
+    if (geteuid() == 0) {
+        uint64_t want = MOUNTS_NOFILE_WANT, max = nr_open();
+        if (max && want > max) want = max;
+        if (want > t.rlim_max) t.rlim_cur = t.rlim_max = want;
+    }
+    return t;
+}
+
+uint64_t mounts_nofile_limit(void) {
+    struct rlimit t = nofile_target();
+    return t.rlim_cur == RLIM_INFINITY ? UINT64_MAX : t.rlim_cur;
+}
+
+struct counter {
+    uint64_t n, max;
+};
+
+/* Depth-first with one open directory per level; links are counted, never followed. */
+static void count_dir(int dfd, unsigned depth, struct counter *c) {
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while (c->n <= c->max && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        c->n++;
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+        if (depth >= 256) continue; /* deeper trees are counted as far as this */
+        int sub = openat(dirfd(d), de->d_name,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (sub >= 0) count_dir(sub, depth + 1, c);
+    }
+    closedir(d);
+}
+
+int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, dbx_error **err) {
+    int fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", source);
+    struct counter c = {0, max};
+    count_dir(fd, 0, &c);
+    *ret_count = c.n;
+    return 0;
+}
+
+char *mounts_nofile_warning(const char *source) {
+    uint64_t limit = mounts_nofile_limit(), n = 0;
+    if (limit > MOUNTS_NOFILE_CHECK_MAX) return NULL;
+    uint64_t room = limit > MOUNTS_NOFILE_RESERVE ? limit - MOUNTS_NOFILE_RESERVE : 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mounts_count_entries(source, room, &n, &e) < 0 || n <= room) return NULL;
+    return dbx_xasprintf("the workspace has more than %" PRIu64 " files and directories, but "
+                         "the share may hold only %" PRIu64 " open (the hard limit on open "
+                         "files, ulimit -Hn); commands that walk the whole tree may fail with "
+                         "'Too many open files': raise the hard limit (e.g. 'nofile' in "
+                         "/etc/security/limits.conf) and run 'devbox stop'",
+                         room, limit);
 }
 
 /* ---- child --------------------------------------------------------------------------------- */
@@ -175,9 +256,21 @@ static void child_enter_mountns(struct child *c) {
         child_fail_plain(c, e->code, "%s", e->msg);
 }
 
+/* Before entering a user namespace: raising the hard limit needs CAP_SYS_RESOURCE in the
+ * initial one.  If the wanted value is refused, soft = hard still works. */
+static void child_raise_nofile(struct child *c) {
+    struct rlimit t = nofile_target();
+    if (setrlimit(RLIMIT_NOFILE, &t) == 0) return;
+    struct rlimit cur;
+    if (getrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "getrlimit(RLIMIT_NOFILE)");
+    cur.rlim_cur = cur.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "setrlimit(RLIMIT_NOFILE)");
+}
+
 __attribute__((noreturn)) static void child_main(struct child *c) {
     child_tie_to_parent(c);
     child_reset_signals();
+    child_raise_nofile(c);
     /* Own session: a ^C on the user's terminal must not kill the share under a running VM;
      * the supervisor decides when it stops. */
     if (setsid() < 0) child_fail(c, errno, "setsid");
@@ -219,6 +312,9 @@ static char **build_argv(const char *binary, const char *source) {
         "-o", "modcaps=-mknod:-setfcap",
         /* Warnings and errors only: nothing per request, so a guest cannot make it chatty. */
         "-o", "log_level=warn",
+        /* We set RLIMIT_NOFILE ourselves (child_raise_nofile); virtiofsd's own default would
+         * also lower the hard limit to the soft one it picks. */
+        "--rlimit-nofile=0",
         NULL,
     };
     /* clang-format on */

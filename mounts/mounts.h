@@ -62,3 +62,30 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
  * would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise. */
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err);
+
+/* File descriptors.  The C virtiofsd holds an O_PATH descriptor for every inode the guest has
+ * looked up and not yet forgotten (it has no file-handle mode), and with cache=auto the guest
+ * forgets only under memory pressure: a walk of the workspace (find, git status, tar) needs
+ * about one descriptor per file and directory.  So virtiofsd runs with RLIMIT_NOFILE raised:
+ * as host root to MOUNTS_NOFILE_WANT (or fs.nr_open if lower), otherwise soft = hard, the most
+ * an unprivileged process may take.  mounts_nofile_limit says what that will be. */
+#define MOUNTS_NOFILE_WANT 1048576u
+/* Above this many descriptors mounts_nofile_warning does not count (a walk that long would
+ * delay every boot); a repo larger than this is rare and the limit is then a system's choice. */
+#define MOUNTS_NOFILE_CHECK_MAX 262144u
+/* Descriptors virtiofsd needs besides the inodes' (its sockets, threads' files, the guest's
+ * open files). */
+#define MOUNTS_NOFILE_RESERVE 256u
+
+/* The RLIMIT_NOFILE virtiofsd will run with when spawned by this process now. */
+uint64_t mounts_nofile_limit(void);
+
+/* Count files, directories and other entries below `source` (not following symbolic links,
+ * fd-relative), stopping once the count exceeds `max`: *ret_count is min(count, max + 1). */
+int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, dbx_error **err);
+
+/* A message for the user when the workspace has more entries than virtiofsd's descriptor limit
+ * can hold (so a full walk of it would fail with EMFILE in the guest), naming the limit and
+ * the fix; NULL when it fits, when the limit is too large to be worth counting against
+ * (MOUNTS_NOFILE_CHECK_MAX) or when counting failed (a warning is best effort). */
+char *mounts_nofile_warning(const char *source);

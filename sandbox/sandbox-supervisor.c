@@ -890,6 +890,11 @@ static int prepare(struct sup *s, dbx_error **err) {
     profile_user_clear(&user);
     if (r < 0) return -1;
     if (ensure_hooks_dir(s, err) < 0) return -1;
+    _cleanup_free_ char *nofile = mounts_nofile_warning(s->proj.root); /* once per start */
+    if (nofile) {
+        sup_log("%s", nofile);
+        ready_say(s, 'W', nofile);
+    }
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);

@@ -22,6 +22,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -464,12 +465,50 @@ static void test_idmap_rootless_user(void **s) { run(scen_idmap, true, false); }
 static void test_errors(void **s) { run(scen_errors, false, false); }
 static void test_errors_rootless_user(void **s) { run(scen_errors, true, false); }
 
+/* mounts_count_entries counts every entry below the root, no links followed, and stops past
+ * max; the limit it is compared with is at least the hard limit (what virtiofsd gets). */
+static void test_count_entries(void **s) {
+    char dir[] = "/tmp/dbx-count.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[128];
+    for (int d = 0; d < 3; d++) {
+        snprintf(p, sizeof(p), "%s/d%d", dir, d);
+        assert_int_equal(mkdir(p, 0755), 0);
+        for (int f = 0; f < 4; f++) {
+            snprintf(p, sizeof(p), "%s/d%d/f%d", dir, d, f);
+            int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            assert_true(fd >= 0);
+            close(fd);
+        }
+    }
+    snprintf(p, sizeof(p), "%s/link", dir);
+    assert_int_equal(symlink("/usr", p), 0); /* counted once, not followed */
+    uint64_t n = 0;
+    dbx_error *err = NULL;
+    assert_int_equal(mounts_count_entries(dir, 1000, &n, &err), 0);
+    assert_int_equal(n, 3 + 12 + 1);
+    assert_int_equal(mounts_count_entries(dir, 5, &n, &err), 0);
+    assert_int_equal(n, 6);
+    assert_true(mounts_count_entries("/nonexistent-dbx", 5, &n, &err) < 0);
+    dbx_error_free(&err);
+
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(mounts_nofile_limit() >= rl.rlim_max);
+    /* 16 entries fit any limit worth having: no warning */
+    assert_null(mounts_nofile_warning(dir));
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve),      cmocka_unit_test(test_serve_rootless_user),
         cmocka_unit_test(test_no_orphans), cmocka_unit_test(test_no_orphans_rootless_user),
         cmocka_unit_test(test_idmap),      cmocka_unit_test(test_idmap_rootless_user),
         cmocka_unit_test(test_errors),     cmocka_unit_test(test_errors_rootless_user),
+        cmocka_unit_test(test_count_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
