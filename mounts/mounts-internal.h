@@ -26,11 +26,14 @@ struct mounts_id_range {
     uint32_t count;
 };
 
-/* The ranges for the mapping described in mounts.h: namespace `id` -> host `id`; namespace
- * 0..id-1 and id+1.. -> the subordinate range [sub, sub+count), using all of it.  Writes at
- * most 3 ranges to out; returns how many. */
-size_t mounts_idmap_ranges(uint32_t id, uint32_t sub, uint32_t count,
+/* The ranges for the mapping described in mounts.h: namespace `inside` -> host `outside`;
+ * namespace 0..inside-1 and inside+1.. -> the range [sub, sub+count), using all of it.  Writes
+ * at most 3 ranges to out; returns how many. */
+size_t mounts_idmap_ranges(uint32_t inside, uint32_t outside, uint32_t sub, uint32_t count,
                            struct mounts_id_range out[3]);
+
+/* Whether any range in a subuid/subgid file's contents overlaps [start, start+count). */
+bool mounts_subid_overlaps(const char *buf, size_t len, uint32_t start, uint32_t count);
 
 /* Run `tool` (newuidmap or newgidmap, looked up in the usual system directories) for `pid`
  * with the given ranges, empty environment, no inherited fds.  Its stderr becomes the error

@@ -1,8 +1,8 @@
 /* mounts/mounts-virtiofsd.c: start virtiofsd jailed (R9): own mount namespace with a private
- * /run, a user namespace with subordinate ids when we are not root, empty environment, only
+ * /run, a user namespace with subordinate (or, as root, high) ids, empty environment, only
  * the vhost-user socket and the log inherited, dead when its parent dies.
  *
- * Flow (rootless):
+ * Flow:
  *   parent                                   child
  *   fork ------------------------------------> setsid, fds to 0-3, unshare(CLONE_NEWUSER)
  *   <-------------------- 'U' ---------------
@@ -11,7 +11,8 @@
  *                                              /run tmpfs, protected paths, PDEATHSIG, exec
  *   <-------- EOF (exec'd) or 'E' code msg ---
  * The sync channel is a SOCK_CLOEXEC socketpair, so a successful exec closes it with no data.
- * As host root the same happens minus the user namespace and the 'U'/'M' exchange. */
+ * As host root the same happens; the parent writes the maps itself instead of newuidmap, so
+ * virtiofsd holds capabilities only in its own namespace (none on the host). */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
@@ -275,7 +276,7 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
      * the supervisor decides when it stops. */
     if (setsid() < 0) child_fail(c, errno, "setsid");
     child_setup_fds(c);
-    if (c->map->rootless) child_enter_userns(c);
+    child_enter_userns(c);
     child_enter_mountns(c);
 
     struct rlimit core = {0, 0};
@@ -357,12 +358,35 @@ static int read_child_error(int fd, pid_t pid, dbx_error **err) {
     return dbx_error_setx(err, code, "%s", dbx_sanitize_printable(buf + sizeof(code)));
 }
 
+/* As host root: write /proc/PID/{uid,gid}_map ourselves, each in one write as the kernel
+ * requires.  setgroups stays allowed (only unprivileged writers of gid_map must deny it), so
+ * the child's setgroups(0, NULL) works. */
+static int write_map_file(pid_t pid, const char *which, const struct mounts_id_range *r,
+                          size_t n, dbx_error **err) {
+    char path[64], text[3 * 40];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%u %u %u\n", r[i].inside,
+                                r[i].outside, r[i].count);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    ssize_t w = write(fd, text, len);
+    if (w != (ssize_t)len) return dbx_error_set(err, w < 0 ? errno : EIO, "write '%s'", path);
+    return 0;
+}
+
 static int write_maps(pid_t pid, const struct mounts_idmap *map, dbx_error **err) {
-    struct mounts_id_range r[3];
-    size_t n = mounts_idmap_ranges(map->uid, map->sub_uid, map->sub_uid_count, r);
-    if (mounts_run_idmap_tool("newuidmap", pid, r, n, err) < 0) return -(*err)->code;
-    n = mounts_idmap_ranges(map->gid, map->sub_gid, map->sub_gid_count, r);
-    if (mounts_run_idmap_tool("newgidmap", pid, r, n, err) < 0) return -(*err)->code;
+    struct mounts_id_range u[3], g[3];
+    size_t nu = mounts_idmap_ranges(map->box_uid, map->uid, map->sub_uid, map->sub_uid_count, u);
+    size_t ng = mounts_idmap_ranges(map->box_gid, map->gid, map->sub_gid, map->sub_gid_count, g);
+    if (!map->rootless) {
+        if (write_map_file(pid, "uid_map", u, nu, err) < 0) return -(*err)->code;
+        if (write_map_file(pid, "gid_map", g, ng, err) < 0) return -(*err)->code;
+        return 0;
+    }
+    if (mounts_run_idmap_tool("newuidmap", pid, u, nu, err) < 0) return -(*err)->code;
+    if (mounts_run_idmap_tool("newgidmap", pid, g, ng, err) < 0) return -(*err)->code;
     return 0;
 }
 
@@ -410,7 +434,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
 
     char m = 0;
     int r = read_byte(fd, &m);
-    if (r == 1 && m == MSG_UNSHARED && map->rootless) {
+    if (r == 1 && m == MSG_UNSHARED) {
         if (write_maps(pid, map, err) < 0) {
             reap(pid, true);
             return -(*err)->code;
@@ -423,7 +447,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         }
         r = read_byte(fd, &m);
     }
-    if (r == 0 && map->rootless && m != MSG_MAPPED) r = -EPIPE; /* died before 'U' */
+    if (r == 0 && m != MSG_MAPPED) r = -EPIPE; /* died before 'U' */
     if (r == 0) {
         /* The socket closes on exec, or when the child dies without a word (a signal). */
         int status = 0;

@@ -25,28 +25,43 @@ struct mounts_vfs_config {
 
 #define MOUNTS_PROTECTED_MAX 256u
 
-/* The id mapping devbox uses.  Root on the host: identity (virtiofsd runs as root).
- * Otherwise virtiofsd runs in a new user namespace set up with newuidmap/newgidmap from the
- * user's /etc/subuid and /etc/subgid ranges such that namespace uid U (the invoking user's
- * uid) maps to host uid U and gid G to G; namespace 0 and every other id map to subordinate
- * ids.  So files the guest's default user (uid U) creates are owned on the host by the user,
- * and files guest root creates land on a subordinate id, never on the user or real root. */
+/* The id mapping devbox uses.  virtiofsd always runs as root of a new user namespace, never
+ * with host privileges:
+ * - as an ordinary user the namespace is set up with newuidmap/newgidmap from the user's
+ *   /etc/subuid and /etc/subgid ranges such that namespace uid U (the invoking user's uid)
+ *   maps to host uid U and gid G to G; namespace 0 and every other id map to subordinate ids;
+ * - as host root the maps are written directly: the box user is MOUNTS_ROOT_BOX_ID in the
+ *   namespace (and in the guest) and maps to host 0, the invoking user; namespace 0 and every
+ *   other id map to MOUNTS_ROOT_SUB_START + MOUNTS_ROOT_SUB_COUNT, ids no /etc/subuid hands
+ *   out (checked) and no account owns.
+ * So files the guest's default user creates are owned on the host by the user, and files guest
+ * root creates land on an unprivileged id, never on the user or real root; workspace files
+ * owned by other host ids appear as the overflow id (nobody). */
+#define MOUNTS_ROOT_BOX_ID 1000u
+#define MOUNTS_ROOT_SUB_START 2147483648u /* 2^31 */
+#define MOUNTS_ROOT_SUB_COUNT 65536u
 struct mounts_idmap {
-    uid_t uid;               /* the invoking user's uid/gid */
+    uid_t uid;               /* the invoking user's host uid/gid */
     gid_t gid;
-    bool rootless;
-    uid_t sub_uid;           /* first subordinate uid, count (rootless only) */
+    uid_t box_uid;           /* what uid/gid are in the namespace and the guest */
+    gid_t box_gid;
+    bool rootless;           /* maps through newuidmap/newgidmap (else written directly) */
+    uid_t sub_uid;           /* first subordinate (or, as root, high) uid, count */
     uint32_t sub_uid_count;
     gid_t sub_gid;
     uint32_t sub_gid_count;
 };
 
+/* The box user's uid and gid in the guest for the current user (no files read): as host root
+ * MOUNTS_ROOT_BOX_ID, otherwise the user's own ids. */
+void mounts_box_ids(uid_t *ret_uid, gid_t *ret_gid);
+
 /* Find the mapping for the current user (reads /etc/subuid and /etc/subgid by user name and
  * by uid, as newuidmap does).  A missing range is an error that says what to add. */
 int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
 
-/* Spawn virtiofsd serving cfg->source on cfg->listen_fd (vhost-user), in its own mount
- * namespace with a private tmpfs on /run (its pid file), rootless as described above.  The
+/* Spawn virtiofsd serving cfg->source on cfg->listen_fd (vhost-user), in its own user and mount
+ * namespaces with a private tmpfs on /run (its pid file), mapped as described above.  The
  * daemon keeps its own sandbox (namespaces + seccomp) on.  It dies with the calling process
  * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  Returns the
  * pid of the process that execs virtiofsd, or -errno with *err set; errors that happen in

@@ -415,9 +415,9 @@ static void client_flush(struct client *c) {
 
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
-        .ws_tag = "workspace", .ws_path = s->proj.root, .uid = getuid(), .gid = getgid(),
-        .hostname = "devbox",
+        .ws_tag = "workspace", .ws_path = s->proj.root, .hostname = "devbox",
     };
+    mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
     st.plan = s->plan; /* borrowed */
     st.hostname = s->prof.hostname;
     struct dbx_buf b = {0};

@@ -543,6 +543,11 @@ rootless_user() {
 
 # ---- the workspace share (t-share-*, t-protect-*) ------------------------------------------
 
+# box_uid, box_gid: the box user's ids in the guest: the host user's, except for host root,
+# whose box user is uid/gid 1000 (mapped back to root on the host; docs/SECURITY.md).
+box_uid() { if [ "$(id -u)" = 0 ]; then echo 1000; else id -u; fi; }
+box_gid() { if [ "$(id -u)" = 0 ]; then echo 1000; else id -g; fi; }
+
 # git_image_tar: path of the test image plus the host's git (mkimage.sh --with-git), built once
 # into the cache next to DBX_TEST_IMAGE.
 git_image_tar() {

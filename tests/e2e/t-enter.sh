@@ -22,4 +22,4 @@ run_in "$TEST_TMP" "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 \
     --expect '[#$] ' --send 'echo "UID=[$(id -u)]"\r' --expect 'UID=\[[0-9]+\]' --send 'exit\r' \
     -- "$DEVBOX" -C "$R" enter
 assert_eq 0 "$RC" "exit code of a plain 'exit' in devbox enter"
-assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "UID=[$(id -u)]" "uid in the login shell"
+assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "UID=[$(box_uid)]" "uid in the login shell"

@@ -306,7 +306,7 @@ static void scen_idmap(struct env *e) {
              "/usr/bin/touch \"$src/as-root\"\n"
              "/usr/bin/setpriv --reuid=%u --regid=%u --clear-groups /usr/bin/touch "
              "\"$src/as-user\"\n",
-             (unsigned)e->map.uid, (unsigned)e->map.gid);
+             (unsigned)e->map.box_uid, (unsigned)e->map.box_gid);
     write_file(script, text, 0755);
 
     struct mounts_vfs_config cfg = env_config(e);
@@ -335,15 +335,12 @@ static void scen_idmap(struct env *e) {
 
     /* /proc/self/uid_map, as seen inside: one `inside outside count` line per range. */
     char want[256] = "";
-    if (e->map.rootless) {
-        struct mounts_id_range r[3];
-        size_t n = mounts_idmap_ranges(e->map.uid, e->map.sub_uid, e->map.sub_uid_count, r);
-        for (size_t i = 0; i < n; i++)
-            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%u %u %u\n", r[i].inside,
-                     r[i].outside, r[i].count);
-    } else {
-        strcpy(want, "0 0 4294967295\n");
-    }
+    struct mounts_id_range r[3];
+    size_t nr = mounts_idmap_ranges(e->map.box_uid, e->map.uid, e->map.sub_uid,
+                                    e->map.sub_uid_count, r);
+    for (size_t i = 0; i < nr; i++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%u %u %u\n", r[i].inside,
+                 r[i].outside, r[i].count);
     char *uid_map = slurp(e, "uid_map"), got[256] = "";
     unsigned a, b, c;
     int off = 0, n;
@@ -362,13 +359,13 @@ static void scen_idmap(struct env *e) {
           st.st_gid);
     snprintf(path, sizeof(path), "%s/as-root", e->src);
     CHECK(stat(path, &st) == 0, "stat as-root: %m");
-    uid_t ru = e->map.rootless ? e->map.sub_uid : 0;
-    gid_t rg = e->map.rootless ? e->map.sub_gid : 0;
+    uid_t ru = e->map.sub_uid;
+    gid_t rg = e->map.sub_gid;
     CHECK(st.st_uid == ru && st.st_gid == rg, "as-root owned by %u:%u, want %u:%u", st.st_uid,
           st.st_gid, ru, rg);
-    fprintf(stderr, "    (%s: uid_map %s; ns root -> host %u, ns %u -> host %u)\n",
-            e->map.rootless ? "rootless" : "root", e->map.rootless ? "as expected" : "identity", ru,
-            (unsigned)e->map.uid, (unsigned)e->map.uid);
+    fprintf(stderr, "    (%s: uid_map as expected; ns root -> host %u, ns %u -> host %u)\n",
+            e->map.rootless ? "rootless" : "root", ru, (unsigned)e->map.box_uid,
+            (unsigned)e->map.uid);
 }
 
 static void expect_error(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
