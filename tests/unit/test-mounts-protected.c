@@ -251,7 +251,7 @@ static void write_probe(const struct env *e, const char *script, const char *bod
         "asuser() { setpriv --reuid=%u --regid=%u --clear-groups \"$@\"; }\n"
         "%s"
         "echo done\n",
-        e->dir, (unsigned)e->map.uid, (unsigned)e->map.gid, body);
+        e->dir, (unsigned)e->map.box_uid, (unsigned)e->map.box_gid, body);
     write_file(script, text, 0755);
 }
 
