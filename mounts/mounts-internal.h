@@ -55,6 +55,21 @@ int mounts_protected_validate(const char *const *paths, dbx_error **err);
  * before the error stay (the namespace dies with the child). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
 
+/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory) and every
+ * submodule git directory below .git/modules (nested ones too; at most 64, 8 levels), the paths
+ * git reads as configuration, hooks or redirections, to be protected read-only whether they
+ * exist or not (*ret_readonly), and the submodule git directories themselves, which are bound
+ * writable again below the read-only modules/ (*ret_rw).  Resolution as for protected paths. */
+int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, dbx_error **err);
+
+/* Before the spawn, as the invoking user: create the directories of that rule that are
+ * missing and harmless empty (hooks, info, objects/info, modules, worktrees, branches,
+ * remotes) in every git directory, fd-relative, no symlinks followed. */
+int mounts_git_prepare(const char *source, dbx_error **err);
+
+/* mounts_apply_protected plus the git-directory rule. */
+int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err);
+
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */
 char *mounts_fuse_opt_escape(const char *s);

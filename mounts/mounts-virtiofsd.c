@@ -253,7 +253,7 @@ static void child_enter_mountns(struct child *c) {
     /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
      * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected(c->source, c->protected, &e) < 0)
+    if (mounts_apply_protected_git(c->source, c->protected, &e) < 0)
         child_fail_plain(c, e->code, "%s", e->msg);
 }
 
@@ -404,6 +404,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         return dbx_error_set(err, errno, "share source '%s'", cfg->source);
     if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
     if (mounts_protected_validate(cfg->protected, err) < 0) return -(*err)->code;
+    if (mounts_git_prepare(cfg->source, err) < 0) return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     int sv[2];

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# t-protect-gitdir: what git reads from a git directory as configuration, hooks or a pointer
+# elsewhere is read-only from the box, present or not, in `.git` and in every submodule git
+# directory below .git/modules (docs/SECURITY.md, "Git directories"): the box cannot make host
+# git run a command through them (a marker command never runs after host `git status`,
+# `git commit` and `git submodule status`), while git add/commit/branch/checkout/log/status
+# keep working in the box, in the repository and in a submodule.
+. "$(dirname "$0")/lib.sh"
+
+import_git_image
+HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
+S=$TEST_TMP/subsrc
+git init -q "$S" && "${HG[@]}" -C "$S" commit -q --allow-empty -m sub || fail "submodule source"
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+echo base >base.txt
+"${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$S" sub >/dev/null 2>&1 &&
+    "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+[ -d .git/modules/sub ] || fail "no .git/modules/sub"
+M=$TEST_TMP/marks
+mkdir -p "$M"
+chmod 777 "$M"
+
+# Each attack plants configuration that would run `touch $M/NAME` on the host.  They must all
+# fail in the box; we check the files too, below.
+cat >attacks.sh <<ATT
+M=$M
+try() { name=\$1; shift; if sh -c "\$*" 2>/dev/null; then echo "ALLOWED \$name"; fi; }
+try hooks          "printf '#!/bin/sh\ntouch \$M/hooks\n' > .git/hooks/post-commit && chmod +x .git/hooks/post-commit"
+try config         "printf '[core]\n\tfsmonitor = touch \$M/config\n' >> .git/config"
+try attributes     "printf '* filter=x\n' > .git/info/attributes"
+try alternates     "echo /tmp > .git/objects/info/alternates"
+try worktrees      "mkdir -p .git/worktrees/w && echo /tmp > .git/worktrees/w/commondir"
+try modules-new    "mkdir .git/modules/evil"
+try modules-config "printf '[core]\n\tfsmonitor = touch \$M/modules-config\n' >> .git/modules/sub/config"
+try modules-hooks  "printf '#!/bin/sh\ntouch \$M/modules-hooks\n' > .git/modules/sub/hooks/post-checkout"
+try modules-attr   "printf '* filter=x\n' > .git/modules/sub/info/attributes"
+try modules-mv     "mv .git/modules/sub .git/modules/sub2"
+try branches       "echo /tmp/x > .git/branches/origin"
+try remotes        "mkdir -p .git/remotes && echo 'URL: /tmp/x' > .git/remotes/origin"
+try info-mv        "mv .git/info .git/info2"
+echo done
+ATT
+# (the first start creates the empty placeholders: take the fingerprint after it)
+ok dbx exec -- true
+before=$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)
+
+for who in default root; do
+    u=()
+    [ $who = root ] && u=(-u root)
+    ok dbx exec "${u[@]}" -- sh attacks.sh
+    assert_eq done "$OUT" "attacks as $who that were allowed"
+done
+assert_eq "$before" "$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)" \
+    "git configuration on the host after the attacks"
+for d in .git/worktrees .git/branches .git/remotes; do
+    [ -z "$(ls -A "$d")" ] || fail "$d is not empty: $(ls -A "$d")"
+done
+[ ! -e .git/modules/evil ] || fail "the box created .git/modules/evil"
+
+# git still works in the box, in the repository and in the submodule
+BG=(git -c user.name=b -c user.email=b@b)
+ok dbx exec -- sh -c 'echo f > f && git add f && '"${BG[*]}"' commit -qm in-box && git branch b2 &&
+    git checkout -q -b b3 && git checkout -q - && git log --format=%s -1 && git status --porcelain'
+assert_eq in-box "$(printf '%s\n' "$OUT" | head -n 1)" "commit in the box"
+ok dbx exec -- sh -c 'cd sub && '"${BG[*]}"' commit -q --allow-empty -m sub-in-box && git log --format=%s -1'
+assert_eq sub-in-box "$OUT" "commit in the submodule in the box"
+
+# host git: nothing of the box runs
+ok "${HG[@]}" status --porcelain
+ok "${HG[@]}" commit -q --allow-empty -m host
+ok "${HG[@]}" submodule status
+ok "${HG[@]}" -C sub status --porcelain
+assert_eq "" "$(ls -A "$M")" "markers of commands host git ran"
+assert_eq in-box "$(git log --format=%s -1 HEAD~1)" "the box's commit in the host's history"
+# the placeholders the start created are empty (git reads them as absent)
+for f in .git/info/attributes .git/objects/info/alternates; do
+    [ -f "$f" ] && [ ! -s "$f" ] || fail "$f is not an empty placeholder"
+done
