@@ -70,6 +70,27 @@ int mounts_git_prepare(const char *source, dbx_error **err);
 /* mounts_apply_protected plus the git-directory rule. */
 int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err);
 
+/* The name guard (mounts-names.c): the git directories of the share (as mounts_git_paths finds
+ * them) by device and inode, whose top level only takes allowlisted new names. */
+#define MOUNTS_GUARD_DIRS_MAX 64u
+struct mounts_guard {
+    size_t n;
+    dev_t dev[MOUNTS_GUARD_DIRS_MAX];
+    ino_t ino[MOUNTS_GUARD_DIRS_MAX];
+};
+int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err);
+
+/* Whether git may create `name` (one component) at the top of a git directory: git's own
+ * state files, never configuration or a redirection. */
+bool mounts_git_name_allowed(const char *name);
+
+/* In the process about to exec virtiofsd (no_new_privs set): load the seccomp filter that
+ * sends every name-creating system call to a listener; returns the listener fd. */
+int mounts_guard_install(dbx_error **err);
+
+/* In the guard: answer the listener's notifications until every filtered task is gone. */
+void mounts_guard_serve(int listener, const struct mounts_guard *g);
+
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */
 char *mounts_fuse_opt_escape(const char *s);

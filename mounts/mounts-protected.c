@@ -230,8 +230,8 @@ static const char *const git_readonly[] = {
     "config.worktree", /* per-worktree config (extensions.worktreeConfig) */
     "gitdir",          /* a worktree's pointer back to its checkout */
     "hooks",
-    "info/attributes", /* filter, diff and merge drivers by path */
-    "info/exclude",
+    "info/attributes", /* filter, diff and merge drivers by path (info/exclude, ignore patterns
+                        * that run nothing, stays writable) */
     "info/grafts",     /* rewrites history as git sees it */
     "modules",         /* submodules' git directories (each gets this rule itself) */
     "objects/info/alternates",      /* other object stores */
@@ -354,6 +354,26 @@ int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, d
     }
     *ret_readonly = ro;
     *ret_rw = rw;
+    return 0;
+}
+
+int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err) {
+    int root = -1;
+    _cleanup_strv_ char **dirs = NULL;
+    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    struct mounts_guard g = {0};
+    for (size_t i = 0; dirs && dirs[i] && g.n < MOUNTS_GUARD_DIRS_MAX; i++) {
+        int fd = open_dir_beneath(root, dirs[i]);
+        struct stat st;
+        if (fd < 0) continue;
+        if (fstat(fd, &st) == 0) {
+            g.dev[g.n] = st.st_dev;
+            g.ino[g.n++] = st.st_ino;
+        }
+        close(fd);
+    }
+    close(root);
+    *ret = g;
     return 0;
 }
 

@@ -268,6 +268,99 @@ static void child_raise_nofile(struct child *c) {
     if (setrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "setrlimit(RLIMIT_NOFILE)");
 }
 
+/* SCM_RIGHTS: one fd over a socket.  0 or -errno. */
+static int send_fd(int sock, int fd) {
+    char byte = 'F';
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock) {
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof(u.buf)};
+    ssize_t n;
+    do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    return fd;
+}
+
+/* The process that execs virtiofsd: dies with the guard, loads the name filter, hands the
+ * guard its listener, execs.  Errors go to the spawner as the child's would. */
+__attribute__((noreturn)) static void daemon_main(struct child *c, int sock) {
+    c->parent = getppid();
+    child_tie_to_parent(c);
+    _cleanup_error_ dbx_error *e = NULL;
+    int lfd = mounts_guard_install(&e);
+    if (lfd < 0) child_fail_plain(c, e->code, "%s", e->msg);
+    int r = send_fd(sock, lfd);
+    if (r < 0) child_fail(c, -r, "hand over the name filter");
+    close(lfd);
+    char *envp[] = {NULL};
+    execve(c->binary, c->argv, envp);
+    child_fail(c, errno, "exec '%s'", c->binary);
+}
+
+/* Fork virtiofsd's process and stay as its guard (mounts-names.c): answer the filter's
+ * notifications until virtiofsd is gone, then exit with its status.  The spawner's sync
+ * socket closes once virtiofsd has exec'd (its own copy is close-on-exec; ours is closed
+ * here), so the spawner's protocol is unchanged; the pid it returns is the guard's, and
+ * killing it kills virtiofsd (parent-death signal). */
+__attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
+                                                          const struct mounts_guard *g) {
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        child_fail(c, errno, "socketpair");
+    pid_t d = fork();
+    if (d < 0) child_fail(c, errno, "fork");
+    if (d == 0) {
+        close(sp[0]);
+        daemon_main(c, sp[1]);
+    }
+    close(sp[1]);
+    close(CHILD_LISTEN_FD); /* virtiofsd's, not ours */
+    int listener = recv_fd(sp[0]);
+    /* EOF: virtiofsd exec'd, or its process died (it reported why itself) */
+    for (char b;;) {
+        ssize_t n = read(sp[0], &b, 1);
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    close(sp[0]);
+    if (listener < 0) {
+        while (waitpid(d, NULL, 0) < 0 && errno == EINTR) {
+        }
+        _exit(125);
+    }
+    close(c->sync_fd);
+    prctl(PR_SET_NAME, "virtiofsd-guard");
+    mounts_guard_serve(listener, g);
+    int st = 0;
+    while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
+}
+
 __attribute__((noreturn)) static void child_main(struct child *c) {
     child_tie_to_parent(c);
     child_reset_signals();
@@ -279,15 +372,16 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
     child_enter_userns(c);
     child_enter_mountns(c);
 
+    struct mounts_guard guard;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mounts_guard_dirs(c->source, &guard, &e) < 0) child_fail_plain(c, e->code, "%s", e->msg);
+
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) < 0) child_fail(c, errno, "setrlimit(RLIMIT_CORE)");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(c, errno, "prctl(NO_NEW_PRIVS)");
     /* Credential changes clear the parent-death signal: set it again after the last one. */
     child_tie_to_parent(c);
-
-    char *envp[] = {NULL};
-    execve(c->binary, c->argv, envp);
-    child_fail(c, errno, "exec '%s'", c->binary);
+    child_guard_and_exec(c, &guard);
 }
 
 /* ---- parent -------------------------------------------------------------------------------- */

@@ -63,9 +63,12 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
 /* Spawn virtiofsd serving cfg->source on cfg->listen_fd (vhost-user), in its own user and mount
  * namespaces with a private tmpfs on /run (its pid file), mapped as described above.  The
  * daemon keeps its own sandbox (namespaces + seccomp) on.  It dies with the calling process
- * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  Returns the
- * pid of the process that execs virtiofsd, or -errno with *err set; errors that happen in
- * the child after fork are written to cfg->log_fd and make the child exit 125. */
+ * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  The top of
+ * every git directory in the share takes only the names git itself creates there (a seccomp
+ * filter on virtiofsd's name-creating calls, answered by a guard process: mounts-names.c).
+ * Returns the pid of that guard, virtiofsd's parent, which exits with virtiofsd's status and
+ * whose death kills virtiofsd; or -errno with *err set; errors that happen in the children
+ * after fork are written to cfg->log_fd and make them exit 125. */
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
 

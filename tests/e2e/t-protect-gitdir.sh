@@ -17,6 +17,8 @@ echo base >base.txt
 "${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$S" sub >/dev/null 2>&1 &&
     "${HG[@]}" commit -qm base || fail "host commit with a submodule"
 [ -d .git/modules/sub ] || fail "no .git/modules/sub"
+mkdir -p evil/hooks
+printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch %s/commondir\n' "$TEST_TMP/marks" >evil/config
 M=$TEST_TMP/marks
 mkdir -p "$M"
 chmod 777 "$M"
@@ -39,6 +41,19 @@ try modules-mv     "mv .git/modules/sub .git/modules/sub2"
 try branches       "echo /tmp/x > .git/branches/origin"
 try remotes        "mkdir -p .git/remotes && echo 'URL: /tmp/x' > .git/remotes/origin"
 try info-mv        "mv .git/info .git/info2"
+# names at the top of a git directory that git reads as a redirection or configuration: no
+# mount can cover a missing name there, the name filter in virtiofsd refuses them
+try commondir      "echo \$PWD/evil > .git/commondir"
+try commondir-mv   "echo \$PWD/evil > .git/X_TMP; mv .git/X_TMP .git/commondir"
+try commondir-ln   "ln .git/HEAD .git/commondir"
+try commondir-sym  "ln -s \$PWD/evil .git/commondir"
+try commondir-dir  "mkdir .git/commondir"
+try gitdir         "echo \$PWD > .git/gitdir"
+try config-wt      "printf '[core]\n\tfsmonitor = touch \$M/config-wt\n' > .git/config.worktree"
+try sub-commondir  "echo \$PWD/evil > .git/modules/sub/commondir"
+try sub-config-wt  "printf '[core]\n\tfsmonitor = touch \$M/sub-config-wt\n' > .git/modules/sub/config.worktree"
+try other-name     "mkdir .git/newdir"
+rm -f .git/X_TMP
 echo done
 ATT
 # (the first start creates the empty placeholders: take the fingerprint after it)
@@ -65,6 +80,11 @@ ok dbx exec -- sh -c 'echo f > f && git add f && '"${BG[*]}"' commit -qm in-box 
 assert_eq in-box "$(printf '%s\n' "$OUT" | head -n 1)" "commit in the box"
 ok dbx exec -- sh -c 'cd sub && '"${BG[*]}"' commit -q --allow-empty -m sub-in-box && git log --format=%s -1'
 assert_eq sub-in-box "$OUT" "commit in the submodule in the box"
+ok dbx exec -- sh -c 'echo g > g && git add g && git stash -q && git stash pop -q && git reset -q &&
+    rm g && git gc -q && git tag t1 && git pack-refs --all && git status --porcelain'
+for n in commondir gitdir config.worktree newdir X_TMP modules/sub/commondir; do
+    [ ! -e ".git/$n" ] || fail "the box created .git/$n"
+done
 
 # host git: nothing of the box runs
 ok "${HG[@]}" status --porcelain

@@ -749,11 +749,27 @@ BOTH(real_virtiofsd, scen_real_virtiofsd, true)
 #define BOTH_ENTRIES(name)                                                                         \
     cmocka_unit_test(test_##name), cmocka_unit_test(test_##name##_rootless_user)
 
+/* The names the box may create at the top of a git directory (mounts-names.c). */
+static void test_git_names(void **state) {
+    static const char *const ok[] = {"index.lock", "HEAD.lock", "index", "HEAD", "ORIG_HEAD",
+                                     "FETCH_HEAD", "MERGE_MSG", "BISECT_LOG", "COMMIT_EDITMSG",
+                                     "packed-refs", "packed-refs.new", "config.lock",
+                                     "next-index-12.lock", "index.stash.42", "gc.pid",
+                                     "rebase-merge", "sequencer", ".COMMIT_EDITMSG.swp", "lfs"};
+    static const char *const no[] = {"commondir", "gitdir", "config.worktree", "config",
+                                     "hooks", "info", "modules", "worktrees", "branches",
+                                     "remotes", "commondir.tmp", "x", "", "a/b", "Head"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++)
+        if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
+        if (mounts_git_name_allowed(no[i])) fail_msg("'%s' allowed", no[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         BOTH_ENTRIES(enforced),       BOTH_ENTRIES(no_openat2), BOTH_ENTRIES(symlinks),
         BOTH_ENTRIES(gitfile),        BOTH_ENTRIES(nested),     BOTH_ENTRIES(invalid),
-        BOTH_ENTRIES(real_virtiofsd),
+        BOTH_ENTRIES(real_virtiofsd), cmocka_unit_test(test_git_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -205,6 +205,29 @@ static void check_jail(pid_t pid) {
     }
 }
 
+/* The guard keeps 0-2 and the filter's listener, nothing else (not the vhost-user socket). */
+static void check_guard_fds(pid_t pid) {
+    char path[64], link[256];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *de;
+    int listeners = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p2[330];
+        snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name);
+        ssize_t n = readlink(p2, link, sizeof(link) - 1);
+        link[n > 0 ? n : 0] = '\0';
+        int fd = atoi(de->d_name);
+        if (fd <= 2) continue;
+        CHECK(!strcmp(link, "anon_inode:seccomp notify"), "guard holds fd %d -> %s", fd, link);
+        listeners++;
+    }
+    closedir(d);
+    CHECK(listeners == 1, "guard holds %d listeners", listeners);
+}
+
 static void scen_serve(struct env *e) {
     struct stat st;
     bool run_existed = lstat("/run/virtiofsd", &st) == 0;
@@ -215,7 +238,11 @@ static void scen_serve(struct env *e) {
     CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
     uint64_t t_spawn = dbx_now_ms() - t0;
     usleep(100000);
-    check_jail(pid);
+    /* pid is the name guard (mounts-names.c); virtiofsd is its child */
+    pid_t vfs = find_child(pid);
+    CHECK(vfs > 0, "no virtiofsd under the guard %d", (int)pid);
+    check_jail(vfs);
+    check_guard_fds(pid);
 
     int c = connect_client(e);
     uint64_t features = 0;
