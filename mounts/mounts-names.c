@@ -10,8 +10,8 @@
  * installed before its exec hands those to a guard process (its parent) through a
  * user-notification fd.  The guard reads the name from virtiofsd's memory (a copy of the FUSE
  * request in virtiofsd's heap, not guest memory the guest could change under us), resolves the
- * directory fd through /proc, and refuses (EPERM) names outside the allowlist below in any of
- * the git directories the share had when it started.  Everything else continues unchanged.
+ * directory fd through /proc, and refuses (EPERM) names outside the allowlists below in the
+ * top, info/ and objects/info/ of any git directory the share had when it started.  Everything else continues unchanged.
  * The allowlist, not a denylist: a name git will read tomorrow is refused until added. */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
@@ -37,15 +37,35 @@ static const char *const allowed_globs[] = {
     ".*",       "#*#",      "*~", /* editors' files next to COMMIT_EDITMSG */
 };
 
-bool mounts_git_name_allowed(const char *name) {
+/* In info/: what git writes there (update-server-info's refs and its temporary file,
+ * sparse-checkout, exclude); attributes and grafts are not among them. */
+static const char *const allowed_info[] = {"refs",    "refs_*",         "exclude", "*.lock",
+                                           ".*",      "sparse-checkout", "*~"};
+/* In objects/info/: commit-graph(s), update-server-info's packs and its temporary file;
+ * alternates and http-alternates are not among them. */
+static const char *const allowed_objinfo[] = {"commit-graph", "commit-graphs", "packs",
+                                              "packs_*",      "*.lock",        ".*"};
+
+static bool match_any(const char *const *globs, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, FNM_PERIOD) == 0) return true;
+    return false;
+}
+
+bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
     if (!name[0] || strchr(name, '/')) return false;
+    if (kind == MOUNTS_GUARD_INFO)
+        return match_any(allowed_info, DBX_ARRAY_SIZE(allowed_info), name);
+    if (kind == MOUNTS_GUARD_OBJECTS_INFO)
+        return match_any(allowed_objinfo, DBX_ARRAY_SIZE(allowed_objinfo), name);
     bool caps = true;
     for (const char *p = name; *p && caps; p++)
         caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
-    if (caps) return true;
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(allowed_globs); i++)
-        if (fnmatch(allowed_globs[i], name, FNM_PERIOD) == 0) return true;
-    return false;
+    return caps || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+}
+
+bool mounts_git_name_allowed(const char *name) {
+    return mounts_git_name_allowed_in(MOUNTS_GUARD_TOP, name);
 }
 
 /* ---- the filter (in the process that execs virtiofsd) ---------------------------------------- */
@@ -120,7 +140,7 @@ static int check_one(const struct seccomp_notif *req, int mem, const struct moun
     if (!dir_id(req->pid, dirfd, &st)) return EPERM;
     for (size_t i = 0; i < g->n; i++)
         if (st.st_dev == g->dev[i] && st.st_ino == g->ino[i])
-            return mounts_git_name_allowed(name) ? 0 : EPERM;
+            return mounts_git_name_allowed_in(g->kind[i], name) ? 0 : EPERM;
     return 0;
 }
 

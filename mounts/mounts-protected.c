@@ -240,12 +240,13 @@ static const char *const git_readonly[] = {
     "worktrees",       /* linked worktrees' git directories: commondir, gitdir, config */
 };
 
-/* Of git_readonly, what an empty one of means the same to git as a missing one: created before
- * the share starts so that the box finds them read-only instead of creating them with content
- * (as `git init` creates hooks/ and info/exclude).  Directories end in '/'. */
+/* Of git_readonly, the directories an empty one of which means the same to git as a missing
+ * one: created before the share starts so that the box finds them read-only instead of
+ * creating them with content (as `git init` creates hooks/ and info/).  Missing files (say
+ * commondir or info/attributes) cannot be covered by a mount: the name guard refuses to create
+ * them (mounts-names.c).  Directories end in '/'. */
 static const char *const git_placeholders[] = {
-    "branches/", "hooks/",   "info/",      "info/attributes", "modules/", "objects/info/",
-    "objects/info/alternates", "remotes/", "worktrees/",
+    "branches/", "hooks/", "info/", "modules/", "objects/info/", "remotes/", "worktrees/",
 };
 
 #define GIT_DIRS_MAX 64u
@@ -362,15 +363,25 @@ int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **
     _cleanup_strv_ char **dirs = NULL;
     if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
     struct mounts_guard g = {0};
-    for (size_t i = 0; dirs && dirs[i] && g.n < MOUNTS_GUARD_DIRS_MAX; i++) {
-        int fd = open_dir_beneath(root, dirs[i]);
-        struct stat st;
-        if (fd < 0) continue;
-        if (fstat(fd, &st) == 0) {
-            g.dev[g.n] = st.st_dev;
-            g.ino[g.n++] = st.st_ino;
+    static const struct {
+        const char *sub;
+        enum mounts_guard_kind kind;
+    } parts[] = {{"", MOUNTS_GUARD_TOP},
+                 {"/info", MOUNTS_GUARD_INFO},
+                 {"/objects/info", MOUNTS_GUARD_OBJECTS_INFO}};
+    for (size_t i = 0; dirs && dirs[i]; i++) {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g.n < MOUNTS_GUARD_DIRS_MAX; k++) {
+            _cleanup_free_ char *path = dbx_xasprintf("%s%s", dirs[i], parts[k].sub);
+            int fd = open_dir_beneath(root, path);
+            struct stat st;
+            if (fd < 0) continue;
+            if (fstat(fd, &st) == 0) {
+                g.dev[g.n] = st.st_dev;
+                g.ino[g.n] = st.st_ino;
+                g.kind[g.n++] = parts[k].kind;
+            }
+            close(fd);
         }
-        close(fd);
     }
     close(root);
     *ret = g;

@@ -763,6 +763,14 @@ static void test_git_names(void **state) {
         if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
         if (mounts_git_name_allowed(no[i])) fail_msg("'%s' allowed", no[i]);
+    assert_true(mounts_git_name_allowed_in(MOUNTS_GUARD_INFO, "refs_a1B2c3"));
+    assert_true(mounts_git_name_allowed_in(MOUNTS_GUARD_INFO, "exclude"));
+    assert_false(mounts_git_name_allowed_in(MOUNTS_GUARD_INFO, "attributes"));
+    assert_false(mounts_git_name_allowed_in(MOUNTS_GUARD_INFO, "grafts"));
+    assert_true(mounts_git_name_allowed_in(MOUNTS_GUARD_OBJECTS_INFO, "commit-graph.lock"));
+    assert_true(mounts_git_name_allowed_in(MOUNTS_GUARD_OBJECTS_INFO, "packs_x1"));
+    assert_false(mounts_git_name_allowed_in(MOUNTS_GUARD_OBJECTS_INFO, "alternates"));
+    assert_false(mounts_git_name_allowed_in(MOUNTS_GUARD_OBJECTS_INFO, "http-alternates"));
 }
 
 int main(void) {
