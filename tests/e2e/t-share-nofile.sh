@@ -42,6 +42,8 @@ ux_limit() {
 }
 
 # 1. the usual soft 1024 with a hard limit that fits: everything sees the whole tree
+ux_limit "$hard" exec -- true # (the start adds empty directories to .git: count after it)
+assert_eq 0 "$RC" "first exec (stderr: $(show "$ERR"))"
 host_n=$(cd "$RU" && find . | wc -l)
 host_sum=$(cd "$RU" && find . -type f | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)
 ux_limit "$hard" exec -- sh -c 'find . | wc -l'
