@@ -11,8 +11,9 @@
  * user-notification fd.  The guard reads the name from virtiofsd's memory (a copy of the FUSE
  * request in virtiofsd's heap, not guest memory the guest could change under us), resolves the
  * directory fd through /proc, and refuses (EPERM) names outside the allowlists below in the
- * top, info/ and objects/info/ of any git directory the share had when it started.  Everything else continues unchanged.
- * The allowlist, not a denylist: a name git will read tomorrow is refused until added. */
+ * top, info/ and objects/info/ of any git directory the share had when it started.
+ * Everything else continues unchanged.  An allowlist, not a denylist: a name git will read
+ * tomorrow is refused until added. */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
@@ -29,18 +30,20 @@
  * all-capital ones (HEAD, ORIG_HEAD, FETCH_HEAD, MERGE_*, BISECT_*, COMMIT_EDITMSG, ...),
  * lock files, the index and its temporary copies, and these.  None is read as configuration
  * or as a pointer to another git directory. */
+/* clang-format off */
 static const char *const allowed_globs[] = {
-    "*.lock",   "index",    "index.*",   "sharedindex.*", "packed-refs", "packed-refs.*",
-    "description", "gc.pid", "gc.log",   "shallow",       "rr-cache",    "rebase-merge",
-    "rebase-apply", "sequencer", "logs", "refs",          "objects",     "lost-found",
-    "lfs",      "annex",    /* Git LFS's and git-annex's stores */
-    ".*",       "#*#",      "*~", /* editors' files next to COMMIT_EDITMSG */
+    "*.lock", "index", "index.*", "sharedindex.*", "packed-refs", "packed-refs.*",
+    "description", "gc.pid", "gc.log", "shallow", "rr-cache", "rebase-merge", "rebase-apply",
+    "sequencer", "logs", "refs", "objects", "lost-found",
+    "lfs", "annex",     /* Git LFS's and git-annex's stores */
+    ".*", "#*#", "*~",  /* editors' files next to COMMIT_EDITMSG */
 };
+/* clang-format on */
 
 /* In info/: what git writes there (update-server-info's refs and its temporary file,
  * sparse-checkout, exclude); attributes and grafts are not among them. */
-static const char *const allowed_info[] = {"refs",    "refs_*",         "exclude", "*.lock",
-                                           ".*",      "sparse-checkout", "*~"};
+static const char *const allowed_info[] = {"refs", "refs_*",          "exclude", "*.lock",
+                                           ".*",   "sparse-checkout", "*~"};
 /* In objects/info/: commit-graph(s), update-server-info's packs and its temporary file;
  * alternates and http-alternates are not among them. */
 static const char *const allowed_objinfo[] = {"commit-graph", "commit-graphs", "packs",
@@ -78,19 +81,19 @@ int mounts_guard_install(dbx_error **err) {
         int nr;
         int flags_arg; /* -1: always */
     } calls[] = {
-        {SCMP_SYS(openat), 2},   {SCMP_SYS(open), 1},     {SCMP_SYS(creat), -1},
-        {SCMP_SYS(mkdirat), -1}, {SCMP_SYS(mkdir), -1},   {SCMP_SYS(mknodat), -1},
-        {SCMP_SYS(mknod), -1},   {SCMP_SYS(symlinkat), -1}, {SCMP_SYS(symlink), -1},
-        {SCMP_SYS(linkat), -1},  {SCMP_SYS(link), -1},    {SCMP_SYS(renameat), -1},
+        {SCMP_SYS(openat), 2},     {SCMP_SYS(open), 1},       {SCMP_SYS(creat), -1},
+        {SCMP_SYS(mkdirat), -1},   {SCMP_SYS(mkdir), -1},     {SCMP_SYS(mknodat), -1},
+        {SCMP_SYS(mknod), -1},     {SCMP_SYS(symlinkat), -1}, {SCMP_SYS(symlink), -1},
+        {SCMP_SYS(linkat), -1},    {SCMP_SYS(link), -1},      {SCMP_SYS(renameat), -1},
         {SCMP_SYS(renameat2), -1}, {SCMP_SYS(rename), -1},
     };
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(calls); i++) {
         if (calls[i].flags_arg < 0)
             r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, calls[i].nr, 0);
         else
-            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, calls[i].nr, 1,
-                                 SCMP_CMP((unsigned)calls[i].flags_arg, SCMP_CMP_MASKED_EQ,
-                                          O_CREAT, O_CREAT));
+            r = seccomp_rule_add(
+                ctx, SCMP_ACT_NOTIFY, calls[i].nr, 1,
+                SCMP_CMP((unsigned)calls[i].flags_arg, SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT));
     }
     /* openat2 hides its flags behind a pointer; virtiofsd does not use it */
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
@@ -107,9 +110,12 @@ int mounts_guard_install(dbx_error **err) {
 /* The directory `dirfd` of process pid names, as device and inode. */
 static bool dir_id(pid_t pid, uint64_t dirfd, struct stat *ret) {
     char p[64];
-    if ((int)dirfd == AT_FDCWD) snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
-    else if (dirfd <= INT32_MAX) snprintf(p, sizeof(p), "/proc/%d/fd/%u", (int)pid, (unsigned)dirfd);
-    else return false;
+    if ((int)dirfd == AT_FDCWD)
+        snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+    else if (dirfd <= INT32_MAX)
+        snprintf(p, sizeof(p), "/proc/%d/fd/%u", (int)pid, (unsigned)dirfd);
+    else
+        return false;
     return stat(p, ret) == 0;
 }
 
@@ -156,7 +162,8 @@ static int decide(const struct seccomp_notif *req, int mem, const struct mounts_
     if (nr == SCMP_SYS(symlinkat)) return check_one(req, mem, g, a[1], a[2]);
     if (nr == SCMP_SYS(symlink) || nr == SCMP_SYS(link) || nr == SCMP_SYS(rename))
         return check_one(req, mem, g, cwd, a[1]);
-    if (nr == SCMP_SYS(linkat) || nr == SCMP_SYS(renameat)) return check_one(req, mem, g, a[2], a[3]);
+    if (nr == SCMP_SYS(linkat) || nr == SCMP_SYS(renameat))
+        return check_one(req, mem, g, a[2], a[3]);
     if (nr == SCMP_SYS(renameat2)) {
         int e = check_one(req, mem, g, a[2], a[3]);
         /* an exchange gives the old name the new one's file: both are new names */
@@ -196,8 +203,10 @@ void mounts_guard_serve(int listener, const struct mounts_guard *g) {
         if (seccomp_notify_id_valid(listener, req->id) < 0) continue;
         memset(resp, 0, sizes.seccomp_notif_resp);
         resp->id = req->id;
-        if (e) resp->error = -e;
-        else resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        if (e)
+            resp->error = -e;
+        else
+            resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
         (void)seccomp_notify_respond(listener, resp);
     }
     seccomp_notify_free(req, resp);

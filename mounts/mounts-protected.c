@@ -18,12 +18,12 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <dirent.h>
 
 int mounts_protected_validate(const char *const *paths, dbx_error **err) {
     size_t n = 0;
@@ -84,10 +84,10 @@ static int open_component(int dirfd, const char *name) {
 
 struct walk {
     int root_fd;
-    bool do_mount;       /* false: only resolve (mounts_protected_scan) */
-    char *const *rw;     /* directories to bind writable even below a read-only path of ours */
-    char **done;         /* repo-relative paths that are our mount points now */
-    char **missing;      /* protected paths that do not exist */
+    bool do_mount;   /* false: only resolve (mounts_protected_scan) */
+    char *const *rw; /* directories to bind writable even below a read-only path of ours */
+    char **done;     /* repo-relative paths that are our mount points now */
+    char **missing;  /* protected paths that do not exist */
 };
 
 static bool strv_contains(char *const *v, const char *s) {
@@ -187,8 +187,10 @@ static int walk_all(const char *source, const char *const *paths, char *const *e
     /* Sorted, an ancestor comes before everything below it ("a" < "a/b"), so a path that is
      * protected itself is bound read-only before a longer one could bind it read-write. */
     _cleanup_strv_ char **sorted = NULL;
-    for (size_t i = 0; paths && paths[i]; i++) sorted = dbx_strv_push(sorted, paths[i]);
-    for (size_t i = 0; extra && extra[i]; i++) sorted = dbx_strv_push(sorted, extra[i]);
+    for (size_t i = 0; paths && paths[i]; i++)
+        sorted = dbx_strv_push(sorted, paths[i]);
+    for (size_t i = 0; extra && extra[i]; i++)
+        sorted = dbx_strv_push(sorted, extra[i]);
     qsort(sorted, dbx_strv_len(sorted), sizeof(*sorted), cmp_str);
 
     struct walk w = {.root_fd = -EBADF, .do_mount = do_mount, .rw = rw};
@@ -234,10 +236,10 @@ static const char *const git_readonly[] = {
                         * that run nothing, stays writable) */
     "info/grafts",     /* rewrites history as git sees it */
     "modules",         /* submodules' git directories (each gets this rule itself) */
-    "objects/info/alternates",      /* other object stores */
+    "objects/info/alternates", /* other object stores */
     "objects/info/http-alternates",
-    "remotes",         /* legacy remote definitions */
-    "worktrees",       /* linked worktrees' git directories: commondir, gitdir, config */
+    "remotes",   /* legacy remote definitions */
+    "worktrees", /* linked worktrees' git directories: commondir, gitdir, config */
 };
 
 /* Of git_readonly, the directories an empty one of which means the same to git as a missing
@@ -346,8 +348,7 @@ int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, d
     close(root);
     char **ro = NULL, **rw = NULL;
     for (size_t i = 0; dirs && dirs[i]; i++) {
-        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++)
-        {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
             _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], git_readonly[k]);
             ro = dbx_strv_push(ro, p);
         }
@@ -434,7 +435,8 @@ int mounts_apply_protected_git(const char *source, const char *const *paths, dbx
      * path the profile protects covers it: the profile's word is read-only. */
     for (size_t i = 0; rw && rw[i]; i++) {
         bool covered = false;
-        for (size_t k = 0; paths && paths[k] && !covered; k++) covered = at_or_below(rw[i], paths[k]);
+        for (size_t k = 0; paths && paths[k] && !covered; k++)
+            covered = at_or_below(rw[i], paths[k]);
         if (!covered) keep = dbx_strv_push(keep, rw[i]);
     }
     return walk_all(source, paths, ro, keep, true, NULL, err);

@@ -16,7 +16,9 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include <dirent.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -25,8 +27,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <dirent.h>
-#include <inttypes.h>
 
 #define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
 /* Where the vhost-user socket lands in the child; fixed so the argv can be built before fork. */
@@ -277,8 +277,8 @@ static int send_fd(int sock, int fd) {
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof(u));
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -294,10 +294,11 @@ static int recv_fd(int sock) {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     ssize_t n;
-    do n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
     struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
     if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
@@ -328,7 +329,7 @@ __attribute__((noreturn)) static void daemon_main(struct child *c, int sock) {
  * here), so the spawner's protocol is unchanged; the pid it returns is the guard's, and
  * killing it kills virtiofsd (parent-death signal). */
 __attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
-                                                          const struct mounts_guard *g) {
+                                                           const struct mounts_guard *g) {
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
         child_fail(c, errno, "socketpair");
@@ -455,8 +456,8 @@ static int read_child_error(int fd, pid_t pid, dbx_error **err) {
 /* As host root: write /proc/PID/{uid,gid}_map ourselves, each in one write as the kernel
  * requires.  setgroups stays allowed (only unprivileged writers of gid_map must deny it), so
  * the child's setgroups(0, NULL) works. */
-static int write_map_file(pid_t pid, const char *which, const struct mounts_id_range *r,
-                          size_t n, dbx_error **err) {
+static int write_map_file(pid_t pid, const char *which, const struct mounts_id_range *r, size_t n,
+                          dbx_error **err) {
     char path[64], text[3 * 40];
     size_t len = 0;
     snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);

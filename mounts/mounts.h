@@ -41,12 +41,12 @@ struct mounts_vfs_config {
 #define MOUNTS_ROOT_SUB_START 2147483648u /* 2^31 */
 #define MOUNTS_ROOT_SUB_COUNT 65536u
 struct mounts_idmap {
-    uid_t uid;               /* the invoking user's host uid/gid */
+    uid_t uid; /* the invoking user's host uid/gid */
     gid_t gid;
-    uid_t box_uid;           /* what uid/gid are in the namespace and the guest */
+    uid_t box_uid; /* what uid/gid are in the namespace and the guest */
     gid_t box_gid;
-    bool rootless;           /* maps through newuidmap/newgidmap (else written directly) */
-    uid_t sub_uid;           /* first subordinate (or, as root, high) uid, count */
+    bool rootless; /* maps through newuidmap/newgidmap (else written directly) */
+    uid_t sub_uid; /* first subordinate (or, as root, high) uid, count */
     uint32_t sub_uid_count;
     gid_t sub_gid;
     uint32_t sub_gid_count;

@@ -173,7 +173,8 @@ int main(void) {
         cmocka_unit_test(test_subid_by_name_and_uid),
         cmocka_unit_test(test_subid_rejects_bad_lines),
         cmocka_unit_test(test_subid_long_lines),
-        cmocka_unit_test(test_ranges), cmocka_unit_test(test_subid_overlaps),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_subid_overlaps),
         cmocka_unit_test(test_fuse_opt_escape),
         cmocka_unit_test(test_idmap_get_root),
     };

@@ -751,14 +751,29 @@ BOTH(real_virtiofsd, scen_real_virtiofsd, true)
 
 /* The names the box may create at the top of a git directory (mounts-names.c). */
 static void test_git_names(void **state) {
-    static const char *const ok[] = {"index.lock", "HEAD.lock", "index", "HEAD", "ORIG_HEAD",
-                                     "FETCH_HEAD", "MERGE_MSG", "BISECT_LOG", "COMMIT_EDITMSG",
-                                     "packed-refs", "packed-refs.new", "config.lock",
-                                     "next-index-12.lock", "index.stash.42", "gc.pid",
-                                     "rebase-merge", "sequencer", ".COMMIT_EDITMSG.swp", "lfs"};
-    static const char *const no[] = {"commondir", "gitdir", "config.worktree", "config",
-                                     "hooks", "info", "modules", "worktrees", "branches",
-                                     "remotes", "commondir.tmp", "x", "", "a/b", "Head"};
+    static const char *const ok[] = {"index.lock",
+                                     "HEAD.lock",
+                                     "index",
+                                     "HEAD",
+                                     "ORIG_HEAD",
+                                     "FETCH_HEAD",
+                                     "MERGE_MSG",
+                                     "BISECT_LOG",
+                                     "COMMIT_EDITMSG",
+                                     "packed-refs",
+                                     "packed-refs.new",
+                                     "config.lock",
+                                     "next-index-12.lock",
+                                     "index.stash.42",
+                                     "gc.pid",
+                                     "rebase-merge",
+                                     "sequencer",
+                                     ".COMMIT_EDITMSG.swp",
+                                     "lfs"};
+    static const char *const no[] = {
+        "commondir", "gitdir",   "config.worktree", "config",        "hooks", "info", "modules",
+        "worktrees", "branches", "remotes",         "commondir.tmp", "x",     "",     "a/b",
+        "Head"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++)
         if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
@@ -775,8 +790,9 @@ static void test_git_names(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_ENTRIES(enforced),       BOTH_ENTRIES(no_openat2), BOTH_ENTRIES(symlinks),
-        BOTH_ENTRIES(gitfile),        BOTH_ENTRIES(nested),     BOTH_ENTRIES(invalid),
+        BOTH_ENTRIES(enforced),       BOTH_ENTRIES(no_openat2),
+        BOTH_ENTRIES(symlinks),       BOTH_ENTRIES(gitfile),
+        BOTH_ENTRIES(nested),         BOTH_ENTRIES(invalid),
         BOTH_ENTRIES(real_virtiofsd), cmocka_unit_test(test_git_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

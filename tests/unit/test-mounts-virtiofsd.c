@@ -363,8 +363,8 @@ static void scen_idmap(struct env *e) {
     /* /proc/self/uid_map, as seen inside: one `inside outside count` line per range. */
     char want[256] = "";
     struct mounts_id_range r[3];
-    size_t nr = mounts_idmap_ranges(e->map.box_uid, e->map.uid, e->map.sub_uid,
-                                    e->map.sub_uid_count, r);
+    size_t nr =
+        mounts_idmap_ranges(e->map.box_uid, e->map.uid, e->map.sub_uid, e->map.sub_uid_count, r);
     for (size_t i = 0; i < nr; i++)
         snprintf(want + strlen(want), sizeof(want) - strlen(want), "%u %u %u\n", r[i].inside,
                  r[i].outside, r[i].count);
@@ -528,10 +528,10 @@ static void test_count_entries(void **s) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serve),      cmocka_unit_test(test_serve_rootless_user),
-        cmocka_unit_test(test_no_orphans), cmocka_unit_test(test_no_orphans_rootless_user),
-        cmocka_unit_test(test_idmap),      cmocka_unit_test(test_idmap_rootless_user),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_errors_rootless_user),
+        cmocka_unit_test(test_serve),         cmocka_unit_test(test_serve_rootless_user),
+        cmocka_unit_test(test_no_orphans),    cmocka_unit_test(test_no_orphans_rootless_user),
+        cmocka_unit_test(test_idmap),         cmocka_unit_test(test_idmap_rootless_user),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_errors_rootless_user),
         cmocka_unit_test(test_count_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
