@@ -374,6 +374,16 @@ static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **er
     _cleanup_close_ int fd = open_beneath(wsfd, rel);
     if (fd < 0 && errno == ENOENT)
         return 0; /* nothing to protect */
+    if (fd < 0 && errno == ENOTDIR) {
+        /* A file on the way (a worktree's or submodule's `.git` file): it decides where the
+         * path leads, so it is what to protect, as the host does. */
+        _cleanup_free_ char *up = dbx_xstrdup(rel);
+        char *slash = strrchr(up, '/');
+        if (!slash)
+            return 0;
+        *slash = '\0';
+        return protect_one(wsfd, ws, up, err);
+    }
     if (fd < 0 && (errno == ELOOP || errno == EXDEV)) {
         /* A symlink on the way: the workspace's content must not steer a mount elsewhere;
          * the host's read-only bind still covers the real path. */

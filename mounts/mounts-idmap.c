@@ -83,10 +83,67 @@ static int subid_lookup(const char *path, const char *kind, const char *name, ui
                               kind, who, path, who);
 }
 
+bool mounts_subid_overlaps(const char *buf, size_t len, uint32_t start, uint32_t count) {
+    size_t lines = 0;
+    for (size_t off = 0; off < len && lines < MOUNTS_SUBID_LINES_MAX; lines++) {
+        const char *nl = memchr(buf + off, '\n', len - off);
+        size_t l = nl ? (size_t)(nl - (buf + off)) : len - off;
+        char line[MOUNTS_SUBID_LINE_MAX + 1];
+        if (l > 0 && l <= MOUNTS_SUBID_LINE_MAX) {
+            memcpy(line, buf + off, l);
+            line[l] = '\0';
+            char *a = strchr(line, ':'), *b = a ? strchr(a + 1, ':') : NULL;
+            uint64_t s0, c0;
+            if (b) {
+                *b = '\0';
+                if (dbx_parse_u64(a + 1, 0, UINT32_MAX, &s0) == 0 &&
+                    dbx_parse_u64(b + 1, 0, UINT32_MAX, &c0) == 0 && c0 > 0 &&
+                    s0 < (uint64_t)start + count && (uint64_t)start < s0 + c0)
+                    return true;
+            }
+        }
+        off += l + 1;
+    }
+    return false;
+}
+
+void mounts_box_ids(uid_t *ret_uid, gid_t *ret_gid) {
+    bool root = getuid() == 0;
+    *ret_uid = root ? MOUNTS_ROOT_BOX_ID : getuid();
+    *ret_gid = root ? MOUNTS_ROOT_BOX_ID : getgid();
+}
+
+/* Host root: the high range must not be one /etc/subuid or /etc/subgid gives someone. */
+static int root_range_check(const char *path, dbx_error **err) {
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_read_file_at(AT_FDCWD, path, MOUNTS_SUBID_FILE_MAX, &buf, &len, &e) < 0) {
+        if (e->code == ENOENT) return 0;
+        *err = TAKE_PTR(e);
+        return -(*err)->code;
+    }
+    if (mounts_subid_overlaps(buf, len, MOUNTS_ROOT_SUB_START, MOUNTS_ROOT_SUB_COUNT))
+        return dbx_error_setx(err, EEXIST,
+                              "%s hands out ids in %u-%u, which devbox uses for a root host's "
+                              "boxes (docs/SECURITY.md)",
+                              path, MOUNTS_ROOT_SUB_START,
+                              MOUNTS_ROOT_SUB_START + MOUNTS_ROOT_SUB_COUNT - 1);
+    return 0;
+}
+
 int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err) {
     struct mounts_idmap m = {.uid = getuid(), .gid = getgid()};
+    mounts_box_ids(&m.box_uid, &m.box_gid);
     if (m.uid == 0) {
-        /* Host root: virtiofsd runs as root with the identity mapping. */
+        /* Host root: the box user is an ordinary uid in the guest that maps back to root, and
+         * everything else to ids nobody has (mounts.h). */
+        if (root_range_check(SUBUID_PATH, err) < 0 || root_range_check(SUBGID_PATH, err) < 0)
+            return -(*err)->code;
+        m.sub_uid = MOUNTS_ROOT_SUB_START;
+        m.sub_uid_count = MOUNTS_ROOT_SUB_COUNT;
+        m.sub_gid = MOUNTS_ROOT_SUB_START;
+        m.sub_gid_count = MOUNTS_ROOT_SUB_COUNT;
         *ret = m;
         return 0;
     }
@@ -116,18 +173,18 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err) {
     return 0;
 }
 
-size_t mounts_idmap_ranges(uint32_t id, uint32_t sub, uint32_t count,
+size_t mounts_idmap_ranges(uint32_t inside, uint32_t outside, uint32_t sub, uint32_t count,
                            struct mounts_id_range out[3]) {
     size_t n = 0;
-    if (id > 0) {
-        /* namespace 0..id-1 -> sub..: guest root lands on the first subordinate id */
-        uint32_t c = count < id ? count : id;
+    if (inside > 0) {
+        /* namespace 0..inside-1 -> sub..: guest root lands on the first subordinate id */
+        uint32_t c = count < inside ? count : inside;
         out[n++] = (struct mounts_id_range){0, sub, c};
     }
-    out[n++] = (struct mounts_id_range){id, id, 1};
-    if (count > id) {
-        /* the rest of the subordinate range continues above id */
-        out[n++] = (struct mounts_id_range){id + 1, sub + id, count - id};
+    out[n++] = (struct mounts_id_range){inside, outside, 1};
+    if (count > inside) {
+        /* the rest of the subordinate range continues above inside */
+        out[n++] = (struct mounts_id_range){inside + 1, sub + inside, count - inside};
     }
     return n;
 }

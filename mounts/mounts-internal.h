@@ -26,11 +26,14 @@ struct mounts_id_range {
     uint32_t count;
 };
 
-/* The ranges for the mapping described in mounts.h: namespace `id` -> host `id`; namespace
- * 0..id-1 and id+1.. -> the subordinate range [sub, sub+count), using all of it.  Writes at
- * most 3 ranges to out; returns how many. */
-size_t mounts_idmap_ranges(uint32_t id, uint32_t sub, uint32_t count,
+/* The ranges for the mapping described in mounts.h: namespace `inside` -> host `outside`;
+ * namespace 0..inside-1 and inside+1.. -> the range [sub, sub+count), using all of it.  Writes
+ * at most 3 ranges to out; returns how many. */
+size_t mounts_idmap_ranges(uint32_t inside, uint32_t outside, uint32_t sub, uint32_t count,
                            struct mounts_id_range out[3]);
+
+/* Whether any range in a subuid/subgid file's contents overlaps [start, start+count). */
+bool mounts_subid_overlaps(const char *buf, size_t len, uint32_t start, uint32_t count);
 
 /* Run `tool` (newuidmap or newgidmap, looked up in the usual system directories) for `pid`
  * with the given ranges, empty environment, no inherited fds.  Its stderr becomes the error
@@ -51,6 +54,47 @@ int mounts_protected_validate(const char *const *paths, dbx_error **err);
  * reports them).  Fails closed: on any error the caller must not exec virtiofsd; mounts made
  * before the error stay (the namespace dies with the child). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
+
+/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory) and every
+ * submodule git directory below .git/modules (nested ones too; at most 64, 8 levels: any
+ * further ones stay wholly read-only under the read-only modules/), the paths
+ * git reads as configuration, hooks or redirections, to be protected read-only whether they
+ * exist or not (*ret_readonly), and the submodule git directories themselves, which are bound
+ * writable again below the read-only modules/ (*ret_rw).  Resolution as for protected paths. */
+int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, dbx_error **err);
+
+/* Before the spawn, as the invoking user: create the directories of that rule that are
+ * missing and mean the same to git when empty (hooks, info, objects/info, modules, worktrees,
+ * branches, remotes) in every git directory, fd-relative, no symlinks followed. */
+int mounts_git_prepare(const char *source, dbx_error **err);
+
+/* mounts_apply_protected plus the git-directory rule. */
+int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err);
+
+/* The name guard (mounts-names.c): the git directories of the share (as mounts_git_paths finds
+ * them) by device and inode, whose top level only takes allowlisted new names. */
+#define MOUNTS_GUARD_DIRS_MAX (3 * 64u)
+enum mounts_guard_kind { MOUNTS_GUARD_TOP, MOUNTS_GUARD_INFO, MOUNTS_GUARD_OBJECTS_INFO };
+struct mounts_guard {
+    size_t n;
+    dev_t dev[MOUNTS_GUARD_DIRS_MAX];
+    ino_t ino[MOUNTS_GUARD_DIRS_MAX];
+    enum mounts_guard_kind kind[MOUNTS_GUARD_DIRS_MAX];
+};
+int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err);
+
+/* Whether git may create `name` (one component) at the top of a git directory: git's own
+ * state files, never configuration or a redirection. */
+bool mounts_git_name_allowed(const char *name);
+/* The same for the top of a git directory, its info/ or its objects/info/. */
+bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name);
+
+/* In the process about to exec virtiofsd (no_new_privs set): load the seccomp filter that
+ * sends every name-creating system call to a listener; returns the listener fd. */
+int mounts_guard_install(dbx_error **err);
+
+/* In the guard: answer the listener's notifications until every filtered task is gone. */
+void mounts_guard_serve(int listener, const struct mounts_guard *g);
 
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */

@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include <dirent.h>
 #include <limits.h>
 #include <linux/openat2.h>
 #include <sys/mount.h>
@@ -83,9 +84,10 @@ static int open_component(int dirfd, const char *name) {
 
 struct walk {
     int root_fd;
-    bool do_mount;  /* false: only resolve (mounts_protected_scan) */
-    char **done;    /* repo-relative paths that are our mount points now */
-    char **missing; /* protected paths that do not exist */
+    bool do_mount;   /* false: only resolve (mounts_protected_scan) */
+    char *const *rw; /* directories to bind writable even below a read-only path of ours */
+    char **done;     /* repo-relative paths that are our mount points now */
+    char **missing;  /* protected paths that do not exist */
 };
 
 static bool strv_contains(char *const *v, const char *s) {
@@ -98,7 +100,7 @@ static bool strv_contains(char *const *v, const char *s) {
  * non-recursive bind of a tree with locked submounts, and a non-recursive one would hide them),
  * read-only, nosuid and nodev if `ro`.  Returns an fd on the root of the new mount, which is
  * where later components must be resolved from: the old fd still points below it. */
-static int bind_self(int fd, bool ro, const char *what, dbx_error **err) {
+static int bind_self(int fd, bool ro, bool make_rw, const char *what, dbx_error **err) {
     _cleanup_close_ int tree =
         open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | AT_RECURSIVE);
     if (tree < 0) return dbx_error_set(err, errno, "bind '%s': open_tree", what);
@@ -107,6 +109,13 @@ static int bind_self(int fd, bool ro, const char *what, dbx_error **err) {
                                       MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
         if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) < 0)
             return dbx_error_set(err, errno, "make '%s' read-only: mount_setattr", what);
+    } else if (make_rw) {
+        /* A clone of our own read-only bind (never of a mount the host made read-only: only
+         * paths below one of ours are asked for) is read-only too; only this one is cleared,
+         * its submounts keep theirs. */
+        struct mount_attr attr = {.attr_clr = MOUNT_ATTR_RDONLY};
+        if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0)
+            return dbx_error_set(err, errno, "make '%s' writable: mount_setattr", what);
     }
     if (move_mount(tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
         return dbx_error_set(err, errno, "bind '%s': move_mount", what);
@@ -146,7 +155,7 @@ static int walk_one(struct walk *w, const char *path, dbx_error **err) {
         bool leaf = last || !S_ISDIR(st.st_mode);
         if (!last && !S_ISDIR(st.st_mode)) w->missing = dbx_strv_push(w->missing, path);
         if (w->do_mount && !strv_contains(w->done, prefix)) {
-            int m = bind_self(fd, leaf, prefix, err);
+            int m = bind_self(fd, leaf, !leaf && strv_contains(w->rw, prefix), prefix, err);
             if (m < 0) return dbx_error_wrap(err, "protected path '%s'", path);
             close(fd);
             fd = m;
@@ -165,20 +174,26 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int walk_all(const char *source, const char *const *paths, bool do_mount,
-                    char ***ret_missing, dbx_error **err) {
+/* `extra` and `rw` come from mounts_git_paths (normalized by construction); `rw` are
+ * directories below a read-only extra path that are bound writable again (nested git
+ * directories). */
+static int walk_all(const char *source, const char *const *paths, char *const *extra,
+                    char *const *rw, bool do_mount, char ***ret_missing, dbx_error **err) {
     if (mounts_protected_validate(paths, err) < 0) return -(*err)->code;
-    if (!paths || !paths[0]) {
+    if ((!paths || !paths[0]) && (!extra || !extra[0])) {
         if (ret_missing) *ret_missing = NULL;
         return 0;
     }
     /* Sorted, an ancestor comes before everything below it ("a" < "a/b"), so a path that is
      * protected itself is bound read-only before a longer one could bind it read-write. */
     _cleanup_strv_ char **sorted = NULL;
-    for (size_t i = 0; paths[i]; i++) sorted = dbx_strv_push(sorted, paths[i]);
+    for (size_t i = 0; paths && paths[i]; i++)
+        sorted = dbx_strv_push(sorted, paths[i]);
+    for (size_t i = 0; extra && extra[i]; i++)
+        sorted = dbx_strv_push(sorted, extra[i]);
     qsort(sorted, dbx_strv_len(sorted), sizeof(*sorted), cmp_str);
 
-    struct walk w = {.root_fd = -EBADF, .do_mount = do_mount};
+    struct walk w = {.root_fd = -EBADF, .do_mount = do_mount, .rw = rw};
     w.root_fd = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (w.root_fd < 0) return dbx_error_set(err, errno, "share source '%s'", source);
     int r = 0;
@@ -196,10 +211,233 @@ static int walk_all(const char *source, const char *const *paths, bool do_mount,
 }
 
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err) {
-    return walk_all(source, paths, true, NULL, err);
+    return walk_all(source, paths, NULL, NULL, true, NULL, err);
 }
 
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err) {
-    return walk_all(source, paths, false, ret_missing, err);
+    return walk_all(source, paths, NULL, NULL, false, ret_missing, err);
+}
+
+/* ---- git directories ----------------------------------------------------------------------- */
+
+/* Below every git directory in the share: what git reads as configuration, as hooks, or as a
+ * pointer to another git directory or object store (gitrepository-layout(5), git-config(1)
+ * FILES, githooks(5)).  Directories git needs to write (objects, refs, logs) and top-level
+ * files it replaces by rename (index, HEAD, packed-refs, ...) are not here. */
+static const char *const git_readonly[] = {
+    "branches",        /* legacy remote definitions: URLs fetch and push follow */
+    "commondir",       /* redirects config, hooks, refs and objects elsewhere */
+    "config",          /* core.fsmonitor, core.hooksPath, filters, aliases, ... */
+    "config.worktree", /* per-worktree config (extensions.worktreeConfig) */
+    "gitdir",          /* a worktree's pointer back to its checkout */
+    "hooks",
+    "info/attributes", /* filter, diff and merge drivers by path (info/exclude, ignore patterns
+                        * that run nothing, stays writable) */
+    "info/grafts",     /* rewrites history as git sees it */
+    "modules",         /* submodules' git directories (each gets this rule itself) */
+    "objects/info/alternates", /* other object stores */
+    "objects/info/http-alternates",
+    "remotes",   /* legacy remote definitions */
+    "worktrees", /* linked worktrees' git directories: commondir, gitdir, config */
+};
+
+/* Of git_readonly, the directories an empty one of which means the same to git as a missing
+ * one: created before the share starts so that the box finds them read-only instead of
+ * creating them with content (as `git init` creates hooks/ and info/).  Missing files (say
+ * commondir or info/attributes) cannot be covered by a mount: the name guard refuses to create
+ * them (mounts-names.c).  Directories end in '/'. */
+static const char *const git_placeholders[] = {
+    "branches/", "hooks/", "info/", "modules/", "objects/info/", "remotes/", "worktrees/",
+};
+
+#define GIT_DIRS_MAX 64u
+#define GIT_DEPTH_MAX 8u
+
+/* Open directory `rel` (normalized) below root one component at a time, no symlinks. */
+static int open_dir_beneath(int root, const char *rel) {
+    int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
+    if (dir < 0) return -errno;
+    _cleanup_free_ char *copy = dbx_xstrdup(rel);
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        int fd = open_component(dir, c);
+        close(dir);
+        if (fd < 0) return fd;
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            close(fd);
+            return -ENOTDIR;
+        }
+        dir = fd;
+    }
+    /* O_PATH cannot be listed: reopen through the fd itself (no path walk, no link). */
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dir);
+    int rd = open(proc, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int e = errno;
+    close(dir);
+    return rd < 0 ? -e : rd;
+}
+
+/* A directory is a git directory if it has HEAD and objects, as git's own check does. */
+static bool is_git_dir(int dfd) {
+    struct stat st;
+    return fstatat(dfd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+           fstatat(dfd, "objects", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Submodule git directories below `modules` (`rel`), which may be nested: a submodule named
+ * a/b lives in modules/a/b, and a submodule's own submodules in modules/x/modules/y. */
+static void find_modules(int root, const char *rel, unsigned depth, char ***dirs) {
+    if (depth > GIT_DEPTH_MAX || dbx_strv_len(*dirs) >= GIT_DIRS_MAX) return;
+    int fd = open_dir_beneath(root, rel);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) && dbx_strv_len(*dirs) < GIT_DIRS_MAX) {
+        if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, ".."))) continue;
+        struct stat st;
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        _cleanup_free_ char *sub = dbx_xasprintf("%s/%s", rel, de->d_name);
+        if (strlen(sub) >= PATH_MAX - 64) continue;
+        int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd < 0) continue;
+        bool git = is_git_dir(sfd);
+        close(sfd);
+        if (git) {
+            *dirs = dbx_strv_push(*dirs, sub);
+            _cleanup_free_ char *mods = dbx_xasprintf("%s/modules", sub);
+            find_modules(root, mods, depth + 1, dirs);
+        } else {
+            find_modules(root, sub, depth + 1, dirs);
+        }
+    }
+    closedir(d);
+}
+
+/* The git directories in the share: `.git` when it is a directory (a `.git` file is a
+ * redirection out of the share, protected as a path of its own), then its submodules'. */
+static int find_git_dirs(const char *source, int *ret_root, char ***ret_dirs, dbx_error **err) {
+    int root = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) return dbx_error_set(err, errno, "share source '%s'", source);
+    char **dirs = NULL;
+    int fd = open_dir_beneath(root, ".git");
+    if (fd >= 0) {
+        close(fd);
+        dirs = dbx_strv_push(dirs, ".git");
+        find_modules(root, ".git/modules", 1, &dirs);
+    } else if (fd != -ENOENT && fd != -ENOTDIR) {
+        close(root);
+        return dbx_error_set(err, -fd, "'%s/.git'", source);
+    }
+    *ret_root = root;
+    *ret_dirs = dirs;
+    return 0;
+}
+
+int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, dbx_error **err) {
+    int root = -1;
+    _cleanup_strv_ char **dirs = NULL;
+    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    close(root);
+    char **ro = NULL, **rw = NULL;
+    for (size_t i = 0; dirs && dirs[i]; i++) {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
+            _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], git_readonly[k]);
+            ro = dbx_strv_push(ro, p);
+        }
+        if (i > 0) rw = dbx_strv_push(rw, dirs[i]); /* below the read-only modules/ */
+    }
+    *ret_readonly = ro;
+    *ret_rw = rw;
+    return 0;
+}
+
+int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err) {
+    int root = -1;
+    _cleanup_strv_ char **dirs = NULL;
+    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    struct mounts_guard g = {0};
+    static const struct {
+        const char *sub;
+        enum mounts_guard_kind kind;
+    } parts[] = {{"", MOUNTS_GUARD_TOP},
+                 {"/info", MOUNTS_GUARD_INFO},
+                 {"/objects/info", MOUNTS_GUARD_OBJECTS_INFO}};
+    for (size_t i = 0; dirs && dirs[i]; i++) {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g.n < MOUNTS_GUARD_DIRS_MAX; k++) {
+            _cleanup_free_ char *path = dbx_xasprintf("%s%s", dirs[i], parts[k].sub);
+            int fd = open_dir_beneath(root, path);
+            struct stat st;
+            if (fd < 0) continue;
+            if (fstat(fd, &st) == 0) {
+                g.dev[g.n] = st.st_dev;
+                g.ino[g.n] = st.st_ino;
+                g.kind[g.n++] = parts[k].kind;
+            }
+            close(fd);
+        }
+    }
+    close(root);
+    *ret = g;
+    return 0;
+}
+
+int mounts_git_prepare(const char *source, dbx_error **err) {
+    int root = -1;
+    _cleanup_strv_ char **dirs = NULL;
+    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    int r = 0;
+    for (size_t i = 0; r == 0 && dirs && dirs[i]; i++) {
+        for (size_t k = 0; r == 0 && k < DBX_ARRAY_SIZE(git_placeholders); k++) {
+            /* create the last component in its resolved parent, never through a link */
+            _cleanup_free_ char *path = dbx_xasprintf("%s/%s", dirs[i], git_placeholders[k]);
+            size_t len = strlen(path);
+            bool dir = path[len - 1] == '/';
+            if (dir) path[len - 1] = '\0';
+            char *slash = strrchr(path, '/');
+            *slash = '\0';
+            int pfd = open_dir_beneath(root, path);
+            if (pfd == -ENOENT || pfd == -ENOTDIR) continue;
+            if (pfd < 0) {
+                r = dbx_error_set(err, -pfd, "open '%s/%s'", source, path);
+                break;
+            }
+            int fd = dir ? mkdirat(pfd, slash + 1, 0755)
+                         : openat(pfd, slash + 1,
+                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            if (fd < 0 && errno != EEXIST)
+                r = dbx_error_set(err, errno, "create '%s/%s/%s'", source, path, slash + 1);
+            if (!dir && fd >= 0) close(fd);
+            close(pfd);
+        }
+    }
+    close(root);
+    return r;
+}
+
+/* Whether `path` is `p` or below it. */
+static bool at_or_below(const char *path, const char *p) {
+    size_t n = strlen(p);
+    return !strncmp(path, p, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err) {
+    _cleanup_strv_ char **ro = NULL, **rw = NULL, **keep = NULL;
+    if (mounts_git_paths(source, &ro, &rw, err) < 0) return -(*err)->code;
+    /* A submodule's git directory is writable again below the read-only modules/, unless a
+     * path the profile protects covers it: the profile's word is read-only. */
+    for (size_t i = 0; rw && rw[i]; i++) {
+        bool covered = false;
+        for (size_t k = 0; paths && paths[k] && !covered; k++)
+            covered = at_or_below(rw[i], paths[k]);
+        if (!covered) keep = dbx_strv_push(keep, rw[i]);
+    }
+    return walk_all(source, paths, ro, keep, true, NULL, err);
 }

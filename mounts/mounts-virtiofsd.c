@@ -1,8 +1,8 @@
 /* mounts/mounts-virtiofsd.c: start virtiofsd jailed (R9): own mount namespace with a private
- * /run, a user namespace with subordinate ids when we are not root, empty environment, only
+ * /run, a user namespace with subordinate (or, as root, high) ids, empty environment, only
  * the vhost-user socket and the log inherited, dead when its parent dies.
  *
- * Flow (rootless):
+ * Flow:
  *   parent                                   child
  *   fork ------------------------------------> setsid, fds to 0-3, unshare(CLONE_NEWUSER)
  *   <-------------------- 'U' ---------------
@@ -11,11 +11,14 @@
  *                                              /run tmpfs, protected paths, PDEATHSIG, exec
  *   <-------- EOF (exec'd) or 'E' code msg ---
  * The sync channel is a SOCK_CLOEXEC socketpair, so a successful exec closes it with no data.
- * As host root the same happens minus the user namespace and the 'U'/'M' exchange. */
+ * As host root the same happens; the parent writes the maps itself instead of newuidmap, so
+ * virtiofsd holds capabilities only in its own namespace (none on the host). */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include <dirent.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -41,6 +44,85 @@ char *mounts_fuse_opt_escape(const char *s) {
     }
     *o = '\0';
     return out;
+}
+
+/* ---- descriptors (see mounts.h) ------------------------------------------------------------ */
+
+static uint64_t nr_open(void) {
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    uint64_t v = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_read_file_at(AT_FDCWD, "/proc/sys/fs/nr_open", 64, &buf, &len, &e) < 0) return 0;
+    buf[strcspn(buf, "\n")] = '\0';
+    if (dbx_parse_u64(buf, 1, UINT32_MAX, &v) < 0) return 0;
+    return v;
+}
+
+/* The limit to ask for: as root (before any user namespace) the wanted value, else the hard
+ * limit.  Never below the current soft limit. */
+static struct rlimit nofile_target(void) {
+    struct rlimit cur = {1024, 1024};
+    (void)getrlimit(RLIMIT_NOFILE, &cur);
+    struct rlimit t = {cur.rlim_max, cur.rlim_max};
+    if (geteuid() == 0) {
+        uint64_t want = MOUNTS_NOFILE_WANT, max = nr_open();
+        if (max && want > max) want = max;
+        if (want > t.rlim_max) t.rlim_cur = t.rlim_max = want;
+    }
+    return t;
+}
+
+uint64_t mounts_nofile_limit(void) {
+    struct rlimit t = nofile_target();
+    return t.rlim_cur == RLIM_INFINITY ? UINT64_MAX : t.rlim_cur;
+}
+
+struct counter {
+    uint64_t n, max;
+};
+
+/* Depth-first with one open directory per level; links are counted, never followed. */
+static void count_dir(int dfd, unsigned depth, struct counter *c) {
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    struct dirent *de;
+    while (c->n <= c->max && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        c->n++;
+        if (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN) continue;
+        if (depth >= 256) continue; /* deeper trees are counted as far as this */
+        int sub = openat(dirfd(d), de->d_name,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        if (sub >= 0) count_dir(sub, depth + 1, c);
+    }
+    closedir(d);
+}
+
+int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, dbx_error **err) {
+    int fd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", source);
+    struct counter c = {0, max};
+    count_dir(fd, 0, &c);
+    *ret_count = c.n;
+    return 0;
+}
+
+char *mounts_nofile_warning(const char *source) {
+    uint64_t limit = mounts_nofile_limit(), n = 0;
+    if (limit > MOUNTS_NOFILE_CHECK_MAX) return NULL;
+    uint64_t room = limit > MOUNTS_NOFILE_RESERVE ? limit - MOUNTS_NOFILE_RESERVE : 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mounts_count_entries(source, room, &n, &e) < 0 || n <= room) return NULL;
+    return dbx_xasprintf("the workspace has more than %" PRIu64 " files and directories, but "
+                         "the share may hold only %" PRIu64 " open (the hard limit on open "
+                         "files, ulimit -Hn); commands that walk the whole tree may fail with "
+                         "'Too many open files': raise the hard limit (e.g. 'nofile' in "
+                         "/etc/security/limits.conf) and run 'devbox stop'",
+                         room, limit);
 }
 
 /* ---- child --------------------------------------------------------------------------------- */
@@ -171,29 +253,136 @@ static void child_enter_mountns(struct child *c) {
     /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
      * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected(c->source, c->protected, &e) < 0)
+    if (mounts_apply_protected_git(c->source, c->protected, &e) < 0)
         child_fail_plain(c, e->code, "%s", e->msg);
+}
+
+/* Before entering a user namespace: raising the hard limit needs CAP_SYS_RESOURCE in the
+ * initial one.  If the wanted value is refused, soft = hard still works. */
+static void child_raise_nofile(struct child *c) {
+    struct rlimit t = nofile_target();
+    if (setrlimit(RLIMIT_NOFILE, &t) == 0) return;
+    struct rlimit cur;
+    if (getrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "getrlimit(RLIMIT_NOFILE)");
+    cur.rlim_cur = cur.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "setrlimit(RLIMIT_NOFILE)");
+}
+
+/* SCM_RIGHTS: one fd over a socket.  0 or -errno. */
+static int send_fd(int sock, int fd) {
+    char byte = 'F';
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+}
+
+static int recv_fd(int sock) {
+    char byte;
+    struct iovec iov = {&byte, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
+    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    return fd;
+}
+
+/* The process that execs virtiofsd: dies with the guard, loads the name filter, hands the
+ * guard its listener, execs.  Errors go to the spawner as the child's would. */
+__attribute__((noreturn)) static void daemon_main(struct child *c, int sock) {
+    c->parent = getppid();
+    child_tie_to_parent(c);
+    _cleanup_error_ dbx_error *e = NULL;
+    int lfd = mounts_guard_install(&e);
+    if (lfd < 0) child_fail_plain(c, e->code, "%s", e->msg);
+    int r = send_fd(sock, lfd);
+    if (r < 0) child_fail(c, -r, "hand over the name filter");
+    close(lfd);
+    char *envp[] = {NULL};
+    execve(c->binary, c->argv, envp);
+    child_fail(c, errno, "exec '%s'", c->binary);
+}
+
+/* Fork virtiofsd's process and stay as its guard (mounts-names.c): answer the filter's
+ * notifications until virtiofsd is gone, then exit with its status.  The spawner's sync
+ * socket closes once virtiofsd has exec'd (its own copy is close-on-exec; ours is closed
+ * here), so the spawner's protocol is unchanged; the pid it returns is the guard's, and
+ * killing it kills virtiofsd (parent-death signal). */
+__attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
+                                                           const struct mounts_guard *g) {
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        child_fail(c, errno, "socketpair");
+    pid_t d = fork();
+    if (d < 0) child_fail(c, errno, "fork");
+    if (d == 0) {
+        close(sp[0]);
+        daemon_main(c, sp[1]);
+    }
+    close(sp[1]);
+    close(CHILD_LISTEN_FD); /* virtiofsd's, not ours */
+    int listener = recv_fd(sp[0]);
+    /* EOF: virtiofsd exec'd, or its process died (it reported why itself) */
+    for (char b;;) {
+        ssize_t n = read(sp[0], &b, 1);
+        if (n == 0 || (n < 0 && errno != EINTR)) break;
+    }
+    close(sp[0]);
+    if (listener < 0) {
+        while (waitpid(d, NULL, 0) < 0 && errno == EINTR) {
+        }
+        _exit(125);
+    }
+    close(c->sync_fd);
+    prctl(PR_SET_NAME, "virtiofsd-guard");
+    mounts_guard_serve(listener, g);
+    int st = 0;
+    while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
+    }
+    _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
 }
 
 __attribute__((noreturn)) static void child_main(struct child *c) {
     child_tie_to_parent(c);
     child_reset_signals();
+    child_raise_nofile(c);
     /* Own session: a ^C on the user's terminal must not kill the share under a running VM;
      * the supervisor decides when it stops. */
     if (setsid() < 0) child_fail(c, errno, "setsid");
     child_setup_fds(c);
-    if (c->map->rootless) child_enter_userns(c);
+    child_enter_userns(c);
     child_enter_mountns(c);
+
+    struct mounts_guard guard;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mounts_guard_dirs(c->source, &guard, &e) < 0) child_fail_plain(c, e->code, "%s", e->msg);
 
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) < 0) child_fail(c, errno, "setrlimit(RLIMIT_CORE)");
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(c, errno, "prctl(NO_NEW_PRIVS)");
     /* Credential changes clear the parent-death signal: set it again after the last one. */
     child_tie_to_parent(c);
-
-    char *envp[] = {NULL};
-    execve(c->binary, c->argv, envp);
-    child_fail(c, errno, "exec '%s'", c->binary);
+    child_guard_and_exec(c, &guard);
 }
 
 /* ---- parent -------------------------------------------------------------------------------- */
@@ -219,6 +408,9 @@ static char **build_argv(const char *binary, const char *source) {
         "-o", "modcaps=-mknod:-setfcap",
         /* Warnings and errors only: nothing per request, so a guest cannot make it chatty. */
         "-o", "log_level=warn",
+        /* We set RLIMIT_NOFILE ourselves (child_raise_nofile); virtiofsd's own default would
+         * also lower the hard limit to the soft one it picks. */
+        "--rlimit-nofile=0",
         NULL,
     };
     /* clang-format on */
@@ -261,12 +453,35 @@ static int read_child_error(int fd, pid_t pid, dbx_error **err) {
     return dbx_error_setx(err, code, "%s", dbx_sanitize_printable(buf + sizeof(code)));
 }
 
+/* As host root: write /proc/PID/{uid,gid}_map ourselves, each in one write as the kernel
+ * requires.  setgroups stays allowed (only unprivileged writers of gid_map must deny it), so
+ * the child's setgroups(0, NULL) works. */
+static int write_map_file(pid_t pid, const char *which, const struct mounts_id_range *r, size_t n,
+                          dbx_error **err) {
+    char path[64], text[3 * 40];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, which);
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, "%u %u %u\n", r[i].inside,
+                                r[i].outside, r[i].count);
+    _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    ssize_t w = write(fd, text, len);
+    if (w != (ssize_t)len) return dbx_error_set(err, w < 0 ? errno : EIO, "write '%s'", path);
+    return 0;
+}
+
 static int write_maps(pid_t pid, const struct mounts_idmap *map, dbx_error **err) {
-    struct mounts_id_range r[3];
-    size_t n = mounts_idmap_ranges(map->uid, map->sub_uid, map->sub_uid_count, r);
-    if (mounts_run_idmap_tool("newuidmap", pid, r, n, err) < 0) return -(*err)->code;
-    n = mounts_idmap_ranges(map->gid, map->sub_gid, map->sub_gid_count, r);
-    if (mounts_run_idmap_tool("newgidmap", pid, r, n, err) < 0) return -(*err)->code;
+    struct mounts_id_range u[3], g[3];
+    size_t nu = mounts_idmap_ranges(map->box_uid, map->uid, map->sub_uid, map->sub_uid_count, u);
+    size_t ng = mounts_idmap_ranges(map->box_gid, map->gid, map->sub_gid, map->sub_gid_count, g);
+    if (!map->rootless) {
+        if (write_map_file(pid, "uid_map", u, nu, err) < 0) return -(*err)->code;
+        if (write_map_file(pid, "gid_map", g, ng, err) < 0) return -(*err)->code;
+        return 0;
+    }
+    if (mounts_run_idmap_tool("newuidmap", pid, u, nu, err) < 0) return -(*err)->code;
+    if (mounts_run_idmap_tool("newgidmap", pid, g, ng, err) < 0) return -(*err)->code;
     return 0;
 }
 
@@ -284,6 +499,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         return dbx_error_set(err, errno, "share source '%s'", cfg->source);
     if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
     if (mounts_protected_validate(cfg->protected, err) < 0) return -(*err)->code;
+    if (mounts_git_prepare(cfg->source, err) < 0) return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     int sv[2];
@@ -314,7 +530,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
 
     char m = 0;
     int r = read_byte(fd, &m);
-    if (r == 1 && m == MSG_UNSHARED && map->rootless) {
+    if (r == 1 && m == MSG_UNSHARED) {
         if (write_maps(pid, map, err) < 0) {
             reap(pid, true);
             return -(*err)->code;
@@ -327,7 +543,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         }
         r = read_byte(fd, &m);
     }
-    if (r == 0 && map->rootless && m != MSG_MAPPED) r = -EPIPE; /* died before 'U' */
+    if (r == 0 && m != MSG_MAPPED) r = -EPIPE; /* died before 'U' */
     if (r == 0) {
         /* The socket closes on exec, or when the child dies without a word (a signal). */
         int status = 0;

@@ -25,32 +25,50 @@ struct mounts_vfs_config {
 
 #define MOUNTS_PROTECTED_MAX 256u
 
-/* The id mapping devbox uses.  Root on the host: identity (virtiofsd runs as root).
- * Otherwise virtiofsd runs in a new user namespace set up with newuidmap/newgidmap from the
- * user's /etc/subuid and /etc/subgid ranges such that namespace uid U (the invoking user's
- * uid) maps to host uid U and gid G to G; namespace 0 and every other id map to subordinate
- * ids.  So files the guest's default user (uid U) creates are owned on the host by the user,
- * and files guest root creates land on a subordinate id, never on the user or real root. */
+/* The id mapping devbox uses.  virtiofsd always runs as root of a new user namespace, never
+ * with host privileges:
+ * - as an ordinary user the namespace is set up with newuidmap/newgidmap from the user's
+ *   /etc/subuid and /etc/subgid ranges such that namespace uid U (the invoking user's uid)
+ *   maps to host uid U and gid G to G; namespace 0 and every other id map to subordinate ids;
+ * - as host root the maps are written directly: the box user is MOUNTS_ROOT_BOX_ID in the
+ *   namespace (and in the guest) and maps to host 0, the invoking user; namespace 0 and every
+ *   other id map to MOUNTS_ROOT_SUB_START + MOUNTS_ROOT_SUB_COUNT, ids no /etc/subuid hands
+ *   out (checked) and no account owns.
+ * So files the guest's default user creates are owned on the host by the user, and files guest
+ * root creates land on an unprivileged id, never on the user or real root; workspace files
+ * owned by other host ids appear as the overflow id (nobody). */
+#define MOUNTS_ROOT_BOX_ID 1000u
+#define MOUNTS_ROOT_SUB_START 2147483648u /* 2^31 */
+#define MOUNTS_ROOT_SUB_COUNT 65536u
 struct mounts_idmap {
-    uid_t uid;               /* the invoking user's uid/gid */
+    uid_t uid; /* the invoking user's host uid/gid */
     gid_t gid;
-    bool rootless;
-    uid_t sub_uid;           /* first subordinate uid, count (rootless only) */
+    uid_t box_uid; /* what uid/gid are in the namespace and the guest */
+    gid_t box_gid;
+    bool rootless; /* maps through newuidmap/newgidmap (else written directly) */
+    uid_t sub_uid; /* first subordinate (or, as root, high) uid, count */
     uint32_t sub_uid_count;
     gid_t sub_gid;
     uint32_t sub_gid_count;
 };
 
+/* The box user's uid and gid in the guest for the current user (no files read): as host root
+ * MOUNTS_ROOT_BOX_ID, otherwise the user's own ids. */
+void mounts_box_ids(uid_t *ret_uid, gid_t *ret_gid);
+
 /* Find the mapping for the current user (reads /etc/subuid and /etc/subgid by user name and
  * by uid, as newuidmap does).  A missing range is an error that says what to add. */
 int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
 
-/* Spawn virtiofsd serving cfg->source on cfg->listen_fd (vhost-user), in its own mount
- * namespace with a private tmpfs on /run (its pid file), rootless as described above.  The
+/* Spawn virtiofsd serving cfg->source on cfg->listen_fd (vhost-user), in its own user and mount
+ * namespaces with a private tmpfs on /run (its pid file), mapped as described above.  The
  * daemon keeps its own sandbox (namespaces + seccomp) on.  It dies with the calling process
- * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  Returns the
- * pid of the process that execs virtiofsd, or -errno with *err set; errors that happen in
- * the child after fork are written to cfg->log_fd and make the child exit 125. */
+ * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  The top of
+ * every git directory in the share takes only the names git itself creates there (a seccomp
+ * filter on virtiofsd's name-creating calls, answered by a guard process: mounts-names.c).
+ * Returns the pid of that guard, virtiofsd's parent, which exits with virtiofsd's status and
+ * whose death kills virtiofsd; or -errno with *err set; errors that happen in the children
+ * after fork are written to cfg->log_fd and make them exit 125. */
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
 
@@ -62,3 +80,30 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
  * would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise. */
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err);
+
+/* File descriptors.  The C virtiofsd holds an O_PATH descriptor for every inode the guest has
+ * looked up and not yet forgotten (it has no file-handle mode), and with cache=auto the guest
+ * forgets only under memory pressure: a walk of the workspace (find, git status, tar) needs
+ * about one descriptor per file and directory.  So virtiofsd runs with RLIMIT_NOFILE raised:
+ * as host root to MOUNTS_NOFILE_WANT (or fs.nr_open if lower), otherwise soft = hard, the most
+ * an unprivileged process may take.  mounts_nofile_limit says what that will be. */
+#define MOUNTS_NOFILE_WANT 1048576u
+/* Above this many descriptors mounts_nofile_warning does not count (a walk that long would
+ * delay every boot); a repo larger than this is rare and the limit is then a system's choice. */
+#define MOUNTS_NOFILE_CHECK_MAX 262144u
+/* Descriptors virtiofsd needs besides the inodes' (its sockets, threads' files, the guest's
+ * open files). */
+#define MOUNTS_NOFILE_RESERVE 256u
+
+/* The RLIMIT_NOFILE virtiofsd will run with when spawned by this process now. */
+uint64_t mounts_nofile_limit(void);
+
+/* Count files, directories and other entries below `source` (not following symbolic links,
+ * fd-relative), stopping once the count exceeds `max`: *ret_count is min(count, max + 1). */
+int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, dbx_error **err);
+
+/* A message for the user when the workspace has more entries than virtiofsd's descriptor limit
+ * can hold (so a full walk of it would fail with EMFILE in the guest), naming the limit and
+ * the fix; NULL when it fits, when the limit is too large to be worth counting against
+ * (MOUNTS_NOFILE_CHECK_MAX) or when counting failed (a warning is best effort). */
+char *mounts_nofile_warning(const char *source);

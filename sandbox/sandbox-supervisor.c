@@ -415,9 +415,9 @@ static void client_flush(struct client *c) {
 
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
-        .ws_tag = "workspace", .ws_path = s->proj.root, .uid = getuid(), .gid = getgid(),
-        .hostname = "devbox",
+        .ws_tag = "workspace", .ws_path = s->proj.root, .hostname = "devbox",
     };
+    mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
     st.plan = s->plan; /* borrowed */
     st.hostname = s->prof.hostname;
     struct dbx_buf b = {0};
@@ -918,6 +918,11 @@ static int prepare(struct sup *s, dbx_error **err) {
     profile_user_clear(&user);
     if (r < 0) return -1;
     if (ensure_hooks_dir(s, err) < 0) return -1;
+    _cleanup_free_ char *nofile = mounts_nofile_warning(s->proj.root); /* once per start */
+    if (nofile) {
+        sup_log("%s", nofile);
+        ready_say(s, 'W', nofile);
+    }
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);

@@ -182,8 +182,10 @@ test_pids() {
         exe=${cmd%% *}
         exe=${exe##*/}
         [[ $exe =~ $pat ]] || continue
-        if [[ $cmd != *"$TEST_TMP"* ]]; then
-            tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -q "^DEVBOX_HOME=$TEST_TMP" || continue
+        # (UH: the test's directory in the rootless user's home, see rootless_user)
+        if [[ $cmd != *"$TEST_TMP"* ]] && { [ -z "${UH:-}" ] || [[ $cmd != *"$UH"* ]]; }; then
+            tr '\0' '\n' 2>/dev/null <"$p/environ" |
+                grep -q -e "^DEVBOX_HOME=$TEST_TMP" ${UH:+-e "^DEVBOX_HOME=$UH"} || continue
         fi
         printf '%s\n' "$pid"
     done
@@ -303,13 +305,8 @@ import_variant() {
 # import_git_image [NAME]: the test image plus the host's git (mkimage.sh --with-git), built
 # once into the cache next to DBX_TEST_IMAGE, imported as NAME (default "default").
 import_git_image() {
-    local name=${1:-default} img git
-    git=$(command -v git) || skip "git not installed on the host"
-    img=${DBX_TEST_IMAGE%.tar}-git.tar
-    if [ ! -s "$img" ] || [ "$E2E_DIR/mkimage.sh" -nt "$img" ] || [ "$(readlink -f "$git")" -nt "$img" ]; then
-        "$E2E_DIR/mkimage.sh" --with-git "$img" >"$TEST_TMP/mkimage.log" 2>&1 ||
-            fail "mkimage.sh --with-git failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
-    fi
+    local name=${1:-default} img
+    img=$(git_image_tar) || exit $?
     run dbx image import "$img" "$name"
     [ "$RC" = 0 ] || fail "image import '$name' (with git) failed (rc $RC): $(show "$ERR")"
 }
@@ -486,31 +483,39 @@ start_netserver() {
 
 # ---- an ordinary user (t-rootless, t-image-rootless) -------------------------------------------
 
-# rootless_user: set up the test user dbxtest (with /etc/subuid and /etc/subgid ranges) and copy
-# devbox, the guest init, the test image and the kernel package where it can reach them.  Sets
-# TU tuid tgid sub_start sub_count U UD RU and defines as_user CMD... (needs root; skips
-# otherwise).
+# rootless_user: set up the test user dbxtest as a distribution makes users (Debian's adduser:
+# a real home, /home/dbxtest, mode 0700; /etc/subuid and /etc/subgid ranges) and copy devbox,
+# the guest init, the test image and the kernel package where it can reach them.  Sets
+# TU TUHOME tuid tgid sub_start sub_count U UD UH RU and defines as_user CMD... (needs root; skips
+# otherwise).  UH is this test's directory inside the user's home (removed at the end); RU
+# (a repo path, not created) and DEVBOX_HOME ($UH/dbx) are below it.
 rootless_user() {
     [ "$(id -u)" = 0 ] || skip "needs root to create and switch to the test user"
     command -v runuser >/dev/null || skip "runuser not installed"
     command -v newuidmap >/dev/null || fail "newuidmap missing (package uidmap)"
+    command -v adduser >/dev/null || fail "adduser missing (package adduser)"
 
     TU=dbxtest
     if ! id "$TU" >/dev/null 2>&1; then
-        useradd -m -s /bin/bash "$TU" || fail "useradd $TU"
+        adduser --quiet --disabled-password --gecos '' --home "/home/$TU" "$TU" >/dev/null ||
+            fail "adduser $TU"
     fi
+    TUHOME=$(getent passwd "$TU" | cut -d: -f6)
+    [ -n "$TUHOME" ] && [ -d "$TUHOME" ] || fail "$TU has no home directory ($TUHOME)"
+    # A user made by an older setup may have a 0755 home; the tests want the private default.
+    chmod 700 "$TUHOME" || fail "chmod 700 $TUHOME"
     if ! grep -q "^$TU:" /etc/subuid || ! grep -q "^$TU:" /etc/subgid; then
         usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TU" || fail "usermod --add-subuids"
     fi
     tuid=$(id -u "$TU")
     tgid=$(id -g "$TU")
     IFS=: read -r _ sub_start sub_count < <(grep "^$TU:" /etc/subuid | head -n 1)
-    log "user $TU uid $tuid gid $tgid, subuids $sub_start+$sub_count"
+    log "user $TU uid $tuid gid $tgid home $TUHOME ($(stat -c %a "$TUHOME")), subuids $sub_start+$sub_count"
 
     # Everything the user needs, in places it can reach: the binaries, the image, the kernel.
     chmod 711 "$TEST_TMP"
     U=$TEST_TMP/u
-    mkdir -p "$U/bin" "$U/share" "$U/home"
+    mkdir -p "$U/bin" "$U/share"
     cp "$DEVBOX" "$U/bin/devbox" || fail "copy devbox"
     init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
     [ -f "$init" ] || fail "guest init not found at $init"
@@ -519,15 +524,40 @@ rootless_user() {
     cp "$DEVBOX_KERNEL_DEB" "$U/share/$(basename "$DEVBOX_KERNEL_DEB")"
     chmod 755 "$U" "$U/bin" "$U/share" "$U/bin/"*
     chmod 644 "$U/share/"*
-    chown "$TU:$tgid" "$U/home"
-    chmod 700 "$U/home"
+
+    # This test's corner of the real home (short: unix socket paths are limited to 108 bytes).
+    UH=$TUHOME/t.${TEST_TMP##*.}
+    rm -rf "$UH"
+    runuser -u "$TU" -- mkdir -m 700 "$UH" || fail "mkdir $UH as $TU"
 
     as_user() {
-        runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$U/home" USER="$TU" \
-            LOGNAME="$TU" DEVBOX_HOME="$U/home/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
+        runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$TUHOME" USER="$TU" \
+            LOGNAME="$TU" DEVBOX_HOME="$UH/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
             DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
     }
     UD="$U/bin/devbox"
-    RU=$U/home/repo
+    RU=$UH/repo
     CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
+    # after every stop: wait_gone in _cleanup still finds leftovers through UH
+    CLEANUP_HOOKS+=("rm -rf '$UH'")
+}
+
+# ---- the workspace share (t-share-*, t-protect-*) ------------------------------------------
+
+# box_uid, box_gid: the box user's ids in the guest: the host user's, except for host root,
+# whose box user is uid/gid 1000 (mapped back to root on the host; docs/SECURITY.md).
+box_uid() { if [ "$(id -u)" = 0 ]; then echo 1000; else id -u; fi; }
+box_gid() { if [ "$(id -u)" = 0 ]; then echo 1000; else id -g; fi; }
+
+# git_image_tar: path of the test image plus the host's git (mkimage.sh --with-git), built once
+# into the cache next to DBX_TEST_IMAGE.
+git_image_tar() {
+    local img git
+    git=$(command -v git) || skip "git not installed on the host"
+    img=${DBX_TEST_IMAGE%.tar}-git.tar
+    if [ ! -s "$img" ] || [ "$E2E_DIR/mkimage.sh" -nt "$img" ] || [ "$(readlink -f "$git")" -nt "$img" ]; then
+        "$E2E_DIR/mkimage.sh" --with-git "$img" >"$TEST_TMP/mkimage.log" 2>&1 ||
+            fail "mkimage.sh --with-git failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
+    fi
+    printf '%s\n' "$img"
 }

@@ -25,7 +25,7 @@ run_in "$TEST_TMP" "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 \
     -- "$DEVBOX" -C "$R" enter
 assert_eq 0 "$RC" "exit code of a plain 'exit' in devbox enter"
 out=$(tr -d '\r' <"$TEST_TMP/stdout")
-assert_contains "$out" "UID=[$(id -u)]" "uid in the login shell"
+assert_contains "$out" "UID=[$(box_uid)]" "uid in the login shell"
 # the busybox image has no bash: sh, as a login shell
 assert_contains "$out" "SH=[/bin/sh] ZERO=[-sh]" "shell of devbox enter without bash"
 run dbx -C "$R" exec -u 1500 -- sh -c 'echo "$SHELL"'
@@ -50,12 +50,14 @@ assert_eq /bin/sh "$OUT" "SHELL of dev, whose passwd shell is /bin/sh"
 # a passwd shell that is missing is not used
 ok dbx -C "$B" exec -u root -- sh -c 'echo "old:x:1600:1600:devbox:/tmp:/bin/sh" >> /etc/passwd &&
     echo "gone:x:1601:1601:gone:/tmp:/usr/bin/zsh" >> /etc/passwd &&
-    sed -i "s#^root:x:0:0:root:/root:/bin/sh\$#root:x:0:0:root:/root:/bin/bash#" /etc/passwd'
+    sed -i -e "s#^root:x:0:0:root:/root:/bin/sh\$#root:x:0:0:root:/root:/bin/bash#" \
+        -e "s#^\(dev:.*\):/bin/sh\$#\1:/bin/bash#" /etc/passwd'
 run dbx -C "$B" exec -u 1600 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/bash "$OUT" "SHELL of an entry devbox wrote with /bin/sh"
 run dbx -C "$B" exec -u 1601 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/bash "$OUT" "SHELL of an entry whose shell is missing"
-# root's passwd shell is now bash: enter runs it as a login shell
+# root's and dev's passwd shells are now bash (the box user is dev, uid 1000, when the host
+# user is root): enter runs it as a login shell
 run_in "$B" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
     --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}]"\r' \
     --expect 'SH=\[[^]]*\] ZERO' --send 'exit\r' -- "$DEVBOX" enter

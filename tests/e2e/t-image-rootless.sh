@@ -19,13 +19,13 @@ chown "$TU" "$RU/devbox.ini"
 run_in "$RU" as_user timeout 240 "$UD" exec -- stat -c '%u:%g %a' /data/setuid /data/bigid /bin/busybox
 assert_eq 0 "$RC" "exec in a pulled image as $TU (stderr: $(show "$ERR"))"
 assert_eq $'0:0 4755\n100000:100000 644\n0:0 755' "$OUT" "owners and modes in the VM (rootless pull)"
-files=$(find "$U/home/dbx/data" -newer "$RU/devbox.ini" 2>/dev/null | head -n 200)
-[ -n "$files" ] || fail "no files of the pull under $U/home/dbx/data"
+files=$(find "$UH/dbx/data" -newer "$RU/devbox.ini" 2>/dev/null | head -n 200)
+[ -n "$files" ] || fail "no files of the pull under $UH/dbx/data"
 for f in $files; do
     [ "$(stat -c %u "$f")" = "$tuid" ] || fail "$f is not owned by $TU"
 done
 
-RD=$U/home/repo-default
+RD=$UH/repo-default
 as_user git init -q "$RD" || fail "git init as $TU"
 run_in "$RD" as_user timeout 400 "$UD" exec -- stat -c '%u:%g %a' /usr/bin/passwd /usr/bin/su
 assert_eq 0 "$RC" "exec in the default image built as $TU (stderr: $(show "$ERR"))"

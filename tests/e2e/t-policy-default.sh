@@ -11,8 +11,8 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 build_probe "$R"
 
-uid=$(id -u)
-gid=$(id -g)
+uid=$(box_uid)
+gid=$(box_gid)
 
 # ---- identity, confinement state, cgroup, for the default user and for -u root ----------
 ok dbx exec -- sh -c './probe status; ./probe ids; echo "cgroup=$(cat /proc/self/cgroup)"; echo "home=$HOME"'
@@ -44,8 +44,8 @@ assert_eq 4096 "$OUT" "pids.max of the default profile"
 
 # files the box makes in the workspace belong to the host user
 ok dbx exec -- sh -c 'echo hi > made-in-box.txt && mkdir -p made-dir'
-assert_eq "$uid:$gid" "$(stat -c %u:%g "$R/made-in-box.txt")" "host owner of a file made in the box"
-assert_eq "$uid:$gid" "$(stat -c %u:%g "$R/made-dir")" "host owner of a directory made in the box"
+assert_eq "$(id -u):$(id -g)" "$(stat -c %u:%g "$R/made-in-box.txt")" "host owner of a file made in the box"
+assert_eq "$(id -u):$(id -g)" "$(stat -c %u:%g "$R/made-dir")" "host owner of a directory made in the box"
 
 # ---- devices: agent port, block devices, raw memory --------------------------------------
 # The devices exist in the VM (sysfs knows them), so the checks below are not vacuous.

@@ -1,46 +1,11 @@
 #!/usr/bin/env bash
-# t-policy-rootless: the default policy for an ordinary host user (dbxtest, as in t-rootless):
+# t-policy-rootless: the default policy for an ordinary host user (dbxtest, made by rootless_user):
 # commands run as the user's uid/gid with every capability set empty, no_new_privs and the
 # seccomp filter, in cgroup /box; a setuid-root binary does not help; the protected paths hold
 # for the user and for guest root; files land on the host owned by the user.  Needs root.
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" = 0 ] || skip "needs root to create and switch to the test user"
-command -v runuser >/dev/null || skip "runuser not installed"
-command -v newuidmap >/dev/null || fail "newuidmap missing (package uidmap)"
-
-TU=dbxtest
-if ! id "$TU" >/dev/null 2>&1; then
-    useradd -m -s /bin/bash "$TU" || fail "useradd $TU"
-fi
-if ! grep -q "^$TU:" /etc/subuid || ! grep -q "^$TU:" /etc/subgid; then
-    usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$TU" || fail "usermod --add-subuids"
-fi
-tuid=$(id -u "$TU")
-tgid=$(id -g "$TU")
-
-chmod 711 "$TEST_TMP"
-U=$TEST_TMP/u
-mkdir -p "$U/bin" "$U/share" "$U/home"
-cp "$DEVBOX" "$U/bin/devbox" || fail "copy devbox"
-init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
-[ -f "$init" ] || fail "guest init not found at $init"
-cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"
-cp "$DBX_TEST_IMAGE" "$U/share/rootfs.tar"
-cp "$DEVBOX_KERNEL_DEB" "$U/share/$(basename "$DEVBOX_KERNEL_DEB")"
-chmod 755 "$U" "$U/bin" "$U/share" "$U/bin/"*
-chmod 644 "$U/share/"*
-chown "$TU:$tgid" "$U/home"
-chmod 700 "$U/home"
-
-as_user() {
-    runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$U/home" USER="$TU" \
-        LOGNAME="$TU" DEVBOX_HOME="$U/home/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
-        DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
-}
-UD="$U/bin/devbox"
-RU=$U/home/repo
-CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
+rootless_user
 ux() { run_in "$RU" as_user timeout 240 "$UD" exec "$@"; }
 
 as_user git init -q "$RU" || fail "git init as $TU"

@@ -10,7 +10,7 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 build_probe "$TEST_TMP"
 import_variant default --add "$TEST_TMP/probe=/usr/bin/suidprobe:4755"
-uid=$(id -u)
+uid=$(box_uid)
 
 ok dbx exec -- sh -c 'stat -c "%a %u" /usr/bin/suidprobe /usr/bin/suidtest'
 assert_eq $'4755 0\n4755 0' "$OUT" "mode and owner of the setuid binaries in the image"

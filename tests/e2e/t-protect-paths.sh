@@ -39,8 +39,9 @@ ok dbx exec -u root -- sh attacks.sh
 assert_all_blocked "$OUT" "guest root"
 check_host_unchanged "after guest root's attempts"
 
-# everything else stays writable, .git included (git needs it)
-ok dbx exec -- sh -c 'echo two > file && mkdir -p sub && echo s > sub/f && touch .git/probe-ok && rm .git/probe-ok && echo "x" >> .git/info/exclude && echo ok'
+# everything else stays writable, .git included (git needs it; at its top only names git
+# itself creates there, such as all-capital state files: docs/SECURITY.md)
+ok dbx exec -- sh -c 'echo two > file && mkdir -p sub && echo s > sub/f && touch .git/PROBE_OK && rm .git/PROBE_OK && echo "x" >> .git/info/exclude && echo ok'
 assert_eq ok "$OUT" "writes outside the protected paths"
 assert_eq two "$(cat "$R/file")" "file written by the box"
 # the box sees the protected files' content

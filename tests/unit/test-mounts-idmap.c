@@ -95,7 +95,7 @@ static void test_subid_long_lines(void **state) {
 static void test_ranges(void **state) {
     struct mounts_id_range r[3];
     /* the usual: uid 1000, 65536 subordinate ids */
-    assert_int_equal(mounts_idmap_ranges(1000, 100000, 65536, r), 3);
+    assert_int_equal(mounts_idmap_ranges(1000, 1000, 100000, 65536, r), 3);
     assert_int_equal(r[0].inside, 0);
     assert_int_equal(r[0].outside, 100000);
     assert_int_equal(r[0].count, 1000);
@@ -106,15 +106,36 @@ static void test_ranges(void **state) {
     assert_int_equal(r[2].outside, 101000);
     assert_int_equal(r[2].count, 64536);
     /* a small range: guest root still lands on a subordinate id; ids between are unmapped */
-    assert_int_equal(mounts_idmap_ranges(1000, 100000, 10, r), 2);
+    assert_int_equal(mounts_idmap_ranges(1000, 1000, 100000, 10, r), 2);
     assert_int_equal(r[0].count, 10);
     assert_int_equal(r[1].inside, 1000);
     /* exactly uid-many ids */
-    assert_int_equal(mounts_idmap_ranges(1000, 100000, 1000, r), 2);
+    assert_int_equal(mounts_idmap_ranges(1000, 1000, 100000, 1000, r), 2);
     /* the subordinate ids used never exceed the range */
-    assert_int_equal(mounts_idmap_ranges(5, 100000, 7, r), 3);
+    assert_int_equal(mounts_idmap_ranges(5, 5, 100000, 7, r), 3);
     assert_int_equal(r[0].count + r[2].count, 7);
     assert_int_equal(r[2].outside + r[2].count, 100007);
+    /* host root: box uid 1000 -> host 0, the rest to the high range */
+    assert_int_equal(mounts_idmap_ranges(1000, 0, 2147483648u, 65536, r), 3);
+    assert_int_equal(r[0].inside, 0);
+    assert_int_equal(r[0].outside, 2147483648u);
+    assert_int_equal(r[0].count, 1000);
+    assert_int_equal(r[1].inside, 1000);
+    assert_int_equal(r[1].outside, 0);
+    assert_int_equal(r[1].count, 1);
+    assert_int_equal(r[2].inside, 1001);
+    assert_int_equal(r[2].outside, 2147484648u);
+    assert_int_equal(r[2].count, 64536);
+}
+
+static void test_subid_overlaps(void **state) {
+    const char *t = "alice:100000:65536\nbob:2147483000:1000\n";
+    assert_true(mounts_subid_overlaps(t, strlen(t), 2147483648u, 65536));
+    assert_true(mounts_subid_overlaps(t, strlen(t), 165535, 1));
+    assert_false(mounts_subid_overlaps(t, strlen(t), 165536, 1000));
+    assert_false(mounts_subid_overlaps(t, strlen(t), 2147484000u, 10));
+    assert_false(mounts_subid_overlaps("", 0, 0, 10));
+    assert_false(mounts_subid_overlaps("garbage\n:x:y\n", 14, 0, 4294967295u));
 }
 
 static void test_fuse_opt_escape(void **state) {
@@ -135,6 +156,16 @@ static void test_idmap_get_root(void **state) {
     assert_false(m.rootless);
     assert_int_equal(m.uid, 0);
     assert_int_equal(m.gid, getgid());
+    /* the box user is not root in the guest; everything else lands on the high range */
+    assert_int_equal(m.box_uid, MOUNTS_ROOT_BOX_ID);
+    assert_int_equal(m.box_gid, MOUNTS_ROOT_BOX_ID);
+    assert_int_equal(m.sub_uid, MOUNTS_ROOT_SUB_START);
+    assert_int_equal(m.sub_uid_count, MOUNTS_ROOT_SUB_COUNT);
+    uid_t u;
+    gid_t g;
+    mounts_box_ids(&u, &g);
+    assert_int_equal(u, MOUNTS_ROOT_BOX_ID);
+    assert_int_equal(g, MOUNTS_ROOT_BOX_ID);
 }
 
 int main(void) {
@@ -143,6 +174,7 @@ int main(void) {
         cmocka_unit_test(test_subid_rejects_bad_lines),
         cmocka_unit_test(test_subid_long_lines),
         cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_subid_overlaps),
         cmocka_unit_test(test_fuse_opt_escape),
         cmocka_unit_test(test_idmap_get_root),
     };

@@ -22,6 +22,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -204,6 +205,29 @@ static void check_jail(pid_t pid) {
     }
 }
 
+/* The guard keeps 0-2 and the filter's listener, nothing else (not the vhost-user socket). */
+static void check_guard_fds(pid_t pid) {
+    char path[64], link[256];
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return;
+    struct dirent *de;
+    int listeners = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p2[330];
+        snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name);
+        ssize_t n = readlink(p2, link, sizeof(link) - 1);
+        link[n > 0 ? n : 0] = '\0';
+        int fd = atoi(de->d_name);
+        if (fd <= 2) continue;
+        CHECK(!strcmp(link, "anon_inode:seccomp notify"), "guard holds fd %d -> %s", fd, link);
+        listeners++;
+    }
+    closedir(d);
+    CHECK(listeners == 1, "guard holds %d listeners", listeners);
+}
+
 static void scen_serve(struct env *e) {
     struct stat st;
     bool run_existed = lstat("/run/virtiofsd", &st) == 0;
@@ -214,7 +238,11 @@ static void scen_serve(struct env *e) {
     CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
     uint64_t t_spawn = dbx_now_ms() - t0;
     usleep(100000);
-    check_jail(pid);
+    /* pid is the name guard (mounts-names.c); virtiofsd is its child */
+    pid_t vfs = find_child(pid);
+    CHECK(vfs > 0, "no virtiofsd under the guard %d", (int)pid);
+    check_jail(vfs);
+    check_guard_fds(pid);
 
     int c = connect_client(e);
     uint64_t features = 0;
@@ -305,7 +333,7 @@ static void scen_idmap(struct env *e) {
              "/usr/bin/touch \"$src/as-root\"\n"
              "/usr/bin/setpriv --reuid=%u --regid=%u --clear-groups /usr/bin/touch "
              "\"$src/as-user\"\n",
-             (unsigned)e->map.uid, (unsigned)e->map.gid);
+             (unsigned)e->map.box_uid, (unsigned)e->map.box_gid);
     write_file(script, text, 0755);
 
     struct mounts_vfs_config cfg = env_config(e);
@@ -334,15 +362,12 @@ static void scen_idmap(struct env *e) {
 
     /* /proc/self/uid_map, as seen inside: one `inside outside count` line per range. */
     char want[256] = "";
-    if (e->map.rootless) {
-        struct mounts_id_range r[3];
-        size_t n = mounts_idmap_ranges(e->map.uid, e->map.sub_uid, e->map.sub_uid_count, r);
-        for (size_t i = 0; i < n; i++)
-            snprintf(want + strlen(want), sizeof(want) - strlen(want), "%u %u %u\n", r[i].inside,
-                     r[i].outside, r[i].count);
-    } else {
-        strcpy(want, "0 0 4294967295\n");
-    }
+    struct mounts_id_range r[3];
+    size_t nr =
+        mounts_idmap_ranges(e->map.box_uid, e->map.uid, e->map.sub_uid, e->map.sub_uid_count, r);
+    for (size_t i = 0; i < nr; i++)
+        snprintf(want + strlen(want), sizeof(want) - strlen(want), "%u %u %u\n", r[i].inside,
+                 r[i].outside, r[i].count);
     char *uid_map = slurp(e, "uid_map"), got[256] = "";
     unsigned a, b, c;
     int off = 0, n;
@@ -361,13 +386,13 @@ static void scen_idmap(struct env *e) {
           st.st_gid);
     snprintf(path, sizeof(path), "%s/as-root", e->src);
     CHECK(stat(path, &st) == 0, "stat as-root: %m");
-    uid_t ru = e->map.rootless ? e->map.sub_uid : 0;
-    gid_t rg = e->map.rootless ? e->map.sub_gid : 0;
+    uid_t ru = e->map.sub_uid;
+    gid_t rg = e->map.sub_gid;
     CHECK(st.st_uid == ru && st.st_gid == rg, "as-root owned by %u:%u, want %u:%u", st.st_uid,
           st.st_gid, ru, rg);
-    fprintf(stderr, "    (%s: uid_map %s; ns root -> host %u, ns %u -> host %u)\n",
-            e->map.rootless ? "rootless" : "root", e->map.rootless ? "as expected" : "identity", ru,
-            (unsigned)e->map.uid, (unsigned)e->map.uid);
+    fprintf(stderr, "    (%s: uid_map as expected; ns root -> host %u, ns %u -> host %u)\n",
+            e->map.rootless ? "rootless" : "root", ru, (unsigned)e->map.box_uid,
+            (unsigned)e->map.uid);
 }
 
 static void expect_error(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
@@ -464,12 +489,50 @@ static void test_idmap_rootless_user(void **s) { run(scen_idmap, true, false); }
 static void test_errors(void **s) { run(scen_errors, false, false); }
 static void test_errors_rootless_user(void **s) { run(scen_errors, true, false); }
 
+/* mounts_count_entries counts every entry below the root, no links followed, and stops past
+ * max; the limit it is compared with is at least the hard limit (what virtiofsd gets). */
+static void test_count_entries(void **s) {
+    char dir[] = "/tmp/dbx-count.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char p[128];
+    for (int d = 0; d < 3; d++) {
+        snprintf(p, sizeof(p), "%s/d%d", dir, d);
+        assert_int_equal(mkdir(p, 0755), 0);
+        for (int f = 0; f < 4; f++) {
+            snprintf(p, sizeof(p), "%s/d%d/f%d", dir, d, f);
+            int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+            assert_true(fd >= 0);
+            close(fd);
+        }
+    }
+    snprintf(p, sizeof(p), "%s/link", dir);
+    assert_int_equal(symlink("/usr", p), 0); /* counted once, not followed */
+    uint64_t n = 0;
+    dbx_error *err = NULL;
+    assert_int_equal(mounts_count_entries(dir, 1000, &n, &err), 0);
+    assert_int_equal(n, 3 + 12 + 1);
+    assert_int_equal(mounts_count_entries(dir, 5, &n, &err), 0);
+    assert_int_equal(n, 6);
+    assert_true(mounts_count_entries("/nonexistent-dbx", 5, &n, &err) < 0);
+    dbx_error_free(&err);
+
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    assert_true(mounts_nofile_limit() >= rl.rlim_max);
+    /* 16 entries fit any limit worth having: no warning */
+    assert_null(mounts_nofile_warning(dir));
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serve),      cmocka_unit_test(test_serve_rootless_user),
-        cmocka_unit_test(test_no_orphans), cmocka_unit_test(test_no_orphans_rootless_user),
-        cmocka_unit_test(test_idmap),      cmocka_unit_test(test_idmap_rootless_user),
-        cmocka_unit_test(test_errors),     cmocka_unit_test(test_errors_rootless_user),
+        cmocka_unit_test(test_serve),         cmocka_unit_test(test_serve_rootless_user),
+        cmocka_unit_test(test_no_orphans),    cmocka_unit_test(test_no_orphans_rootless_user),
+        cmocka_unit_test(test_idmap),         cmocka_unit_test(test_idmap_rootless_user),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_errors_rootless_user),
+        cmocka_unit_test(test_count_entries),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,213 @@
+/* mounts/mounts-names.c: which names the box may create at the top of a git directory,
+ * enforced in virtiofsd's own system calls.
+ *
+ * The top of a git directory cannot be read-only (git replaces index, HEAD, packed-refs by
+ * rename from a lock file next to them) and a missing name cannot be a mount point, so the
+ * mounts of mounts-protected.c cannot stop the box from creating `commondir` (a redirection to
+ * another git directory, config and hooks included), `gitdir` or `config.worktree` there.
+ * virtiofsd creates every name with one of a few system calls on the parent directory's fd
+ * (openat with O_CREAT, mkdirat, mknodat, symlinkat, linkat, renameat2); a seccomp filter
+ * installed before its exec hands those to a guard process (its parent) through a
+ * user-notification fd.  The guard reads the name from virtiofsd's memory (a copy of the FUSE
+ * request in virtiofsd's heap, not guest memory the guest could change under us), resolves the
+ * directory fd through /proc, and refuses (EPERM) names outside the allowlists below in the
+ * top, info/ and objects/info/ of any git directory the share had when it started.
+ * Everything else continues unchanged.  An allowlist, not a denylist: a name git will read
+ * tomorrow is refused until added. */
+#define _GNU_SOURCE
+#include "mounts-internal.h"
+
+#include <fnmatch.h>
+#include <limits.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <seccomp.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+/* Names git itself creates at the top of a git directory (gitrepository-layout(5) and the
+ * state files of merge, rebase, am, bisect, cherry-pick, revert, notes, stash, gc): the
+ * all-capital ones (HEAD, ORIG_HEAD, FETCH_HEAD, MERGE_*, BISECT_*, COMMIT_EDITMSG, ...),
+ * lock files, the index and its temporary copies, and these.  None is read as configuration
+ * or as a pointer to another git directory. */
+/* clang-format off */
+static const char *const allowed_globs[] = {
+    "*.lock", "index", "index.*", "sharedindex.*", "packed-refs", "packed-refs.*",
+    "description", "gc.pid", "gc.log", "shallow", "rr-cache", "rebase-merge", "rebase-apply",
+    "sequencer", "logs", "refs", "objects", "lost-found",
+    "lfs", "annex",     /* Git LFS's and git-annex's stores */
+    ".*", "#*#", "*~",  /* editors' files next to COMMIT_EDITMSG */
+};
+/* clang-format on */
+
+/* In info/: what git writes there (update-server-info's refs and its temporary file,
+ * sparse-checkout, exclude); attributes and grafts are not among them. */
+static const char *const allowed_info[] = {"refs", "refs_*",          "exclude", "*.lock",
+                                           ".*",   "sparse-checkout", "*~"};
+/* In objects/info/: commit-graph(s), update-server-info's packs and its temporary file;
+ * alternates and http-alternates are not among them. */
+static const char *const allowed_objinfo[] = {"commit-graph", "commit-graphs", "packs",
+                                              "packs_*",      "*.lock",        ".*"};
+
+static bool match_any(const char *const *globs, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, FNM_PERIOD) == 0) return true;
+    return false;
+}
+
+bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
+    if (!name[0] || strchr(name, '/')) return false;
+    if (kind == MOUNTS_GUARD_INFO)
+        return match_any(allowed_info, DBX_ARRAY_SIZE(allowed_info), name);
+    if (kind == MOUNTS_GUARD_OBJECTS_INFO)
+        return match_any(allowed_objinfo, DBX_ARRAY_SIZE(allowed_objinfo), name);
+    bool caps = true;
+    for (const char *p = name; *p && caps; p++)
+        caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
+    return caps || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+}
+
+bool mounts_git_name_allowed(const char *name) {
+    return mounts_git_name_allowed_in(MOUNTS_GUARD_TOP, name);
+}
+
+/* ---- the filter (in the process that execs virtiofsd) ---------------------------------------- */
+
+int mounts_guard_install(dbx_error **err) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    if (!ctx) return dbx_error_setx(err, ENOMEM, "seccomp_init");
+    int r = 0;
+    struct {
+        int nr;
+        int flags_arg; /* -1: always */
+    } calls[] = {
+        {SCMP_SYS(openat), 2},     {SCMP_SYS(open), 1},       {SCMP_SYS(creat), -1},
+        {SCMP_SYS(mkdirat), -1},   {SCMP_SYS(mkdir), -1},     {SCMP_SYS(mknodat), -1},
+        {SCMP_SYS(mknod), -1},     {SCMP_SYS(symlinkat), -1}, {SCMP_SYS(symlink), -1},
+        {SCMP_SYS(linkat), -1},    {SCMP_SYS(link), -1},      {SCMP_SYS(renameat), -1},
+        {SCMP_SYS(renameat2), -1}, {SCMP_SYS(rename), -1},
+    };
+    for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(calls); i++) {
+        if (calls[i].flags_arg < 0)
+            r = seccomp_rule_add(ctx, SCMP_ACT_NOTIFY, calls[i].nr, 0);
+        else
+            r = seccomp_rule_add(
+                ctx, SCMP_ACT_NOTIFY, calls[i].nr, 1,
+                SCMP_CMP((unsigned)calls[i].flags_arg, SCMP_CMP_MASKED_EQ, O_CREAT, O_CREAT));
+    }
+    /* openat2 hides its flags behind a pointer; virtiofsd does not use it */
+    if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
+    if (r == 0) r = seccomp_load(ctx);
+    int fd = r == 0 ? seccomp_notify_fd(ctx) : -1;
+    seccomp_release(ctx);
+    if (r < 0) return dbx_error_setx(err, -r, "load the name filter: %s", strerror(-r));
+    if (fd < 0) return dbx_error_setx(err, EIO, "name filter: no notification fd");
+    return fd;
+}
+
+/* ---- the guard ------------------------------------------------------------------------------- */
+
+/* The directory `dirfd` of process pid names, as device and inode. */
+static bool dir_id(pid_t pid, uint64_t dirfd, struct stat *ret) {
+    char p[64];
+    if ((int)dirfd == AT_FDCWD)
+        snprintf(p, sizeof(p), "/proc/%d/cwd", (int)pid);
+    else if (dirfd <= INT32_MAX)
+        snprintf(p, sizeof(p), "/proc/%d/fd/%u", (int)pid, (unsigned)dirfd);
+    else
+        return false;
+    return stat(p, ret) == 0;
+}
+
+/* Read a NUL-terminated string of at most size-1 bytes at addr in pid's memory. */
+static bool read_name(int mem, uint64_t addr, char *buf, size_t size) {
+    size_t got = 0;
+    while (got < size - 1) {
+        /* never read across a page boundary in one go: the next page may be unmapped */
+        size_t room = 4096 - ((addr + got) & 4095);
+        size_t want = size - 1 - got < room ? size - 1 - got : room;
+        ssize_t n = pread(mem, buf + got, want, (off_t)(addr + got));
+        if (n <= 0) return false;
+        if (memchr(buf + got, '\0', (size_t)n)) return true;
+        got += (size_t)n;
+    }
+    return false;
+}
+
+/* 0 to let the call go on, or the errno to fail it with. */
+static int check_one(const struct seccomp_notif *req, int mem, const struct mounts_guard *g,
+                     uint64_t dirfd, uint64_t name_addr) {
+    char name[PATH_MAX];
+    if (!read_name(mem, name_addr, name, sizeof(name))) return EPERM; /* cannot tell: no */
+    /* virtiofsd passes the guest's names as one component (it refuses '/' in them); a path is
+     * its own business (/proc, its pid file). */
+    if (strchr(name, '/')) return 0;
+    struct stat st;
+    if (!dir_id(req->pid, dirfd, &st)) return EPERM;
+    for (size_t i = 0; i < g->n; i++)
+        if (st.st_dev == g->dev[i] && st.st_ino == g->ino[i])
+            return mounts_git_name_allowed_in(g->kind[i], name) ? 0 : EPERM;
+    return 0;
+}
+
+static int decide(const struct seccomp_notif *req, int mem, const struct mounts_guard *g) {
+    const __u64 *a = req->data.args;
+    const uint64_t cwd = (uint64_t)(int64_t)AT_FDCWD;
+    int nr = req->data.nr;
+    if (nr == SCMP_SYS(openat) || nr == SCMP_SYS(mkdirat) || nr == SCMP_SYS(mknodat))
+        return check_one(req, mem, g, a[0], a[1]);
+    if (nr == SCMP_SYS(open) || nr == SCMP_SYS(creat) || nr == SCMP_SYS(mkdir) ||
+        nr == SCMP_SYS(mknod))
+        return check_one(req, mem, g, cwd, a[0]);
+    if (nr == SCMP_SYS(symlinkat)) return check_one(req, mem, g, a[1], a[2]);
+    if (nr == SCMP_SYS(symlink) || nr == SCMP_SYS(link) || nr == SCMP_SYS(rename))
+        return check_one(req, mem, g, cwd, a[1]);
+    if (nr == SCMP_SYS(linkat) || nr == SCMP_SYS(renameat))
+        return check_one(req, mem, g, a[2], a[3]);
+    if (nr == SCMP_SYS(renameat2)) {
+        int e = check_one(req, mem, g, a[2], a[3]);
+        /* an exchange gives the old name the new one's file: both are new names */
+        if (!e && (a[4] & RENAME_EXCHANGE)) e = check_one(req, mem, g, a[0], a[1]);
+        return e;
+    }
+    return 0;
+}
+
+void mounts_guard_serve(int listener, const struct mounts_guard *g) {
+    struct seccomp_notif *req = NULL;
+    struct seccomp_notif_resp *resp = NULL;
+    if (seccomp_notify_alloc(&req, &resp) < 0) return;
+    struct seccomp_notif_sizes sizes;
+    if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
+        seccomp_notify_free(req, resp);
+        return;
+    }
+    for (;;) {
+        struct pollfd p = {.fd = listener, .events = POLLIN};
+        if (poll(&p, 1, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (!(p.revents & POLLIN)) break; /* POLLHUP: every filtered task is gone */
+        memset(req, 0, sizes.seccomp_notif);
+        int r = seccomp_notify_receive(listener, req);
+        if (r == -EINTR || r == -ENOENT) continue;
+        if (r < 0) break;
+        char mp[64];
+        snprintf(mp, sizeof(mp), "/proc/%d/mem", (int)req->pid);
+        int mem = open(mp, O_RDONLY | O_CLOEXEC);
+        int e = mem < 0 ? EPERM : decide(req, mem, g);
+        if (mem >= 0) close(mem);
+        /* what we read belongs to this request only if it is still pending (the pid could
+         * have been reused); otherwise there is nobody to answer */
+        if (seccomp_notify_id_valid(listener, req->id) < 0) continue;
+        memset(resp, 0, sizes.seccomp_notif_resp);
+        resp->id = req->id;
+        if (e)
+            resp->error = -e;
+        else
+            resp->flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+        (void)seccomp_notify_respond(listener, resp);
+    }
+    seccomp_notify_free(req, resp);
+}

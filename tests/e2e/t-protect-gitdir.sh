@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# t-protect-gitdir: what git reads from a git directory as configuration, hooks or a pointer
+# elsewhere is read-only from the box, present or not, in `.git` and in every submodule git
+# directory below .git/modules (docs/SECURITY.md, "Git directories"): the box cannot make host
+# git run a command through them (a marker command never runs after host `git status`,
+# `git commit` and `git submodule status`), while git add/commit/branch/checkout/log/status
+# keep working in the box, in the repository and in a submodule.
+. "$(dirname "$0")/lib.sh"
+
+import_git_image
+HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
+S=$TEST_TMP/subsrc
+git init -q "$S" && "${HG[@]}" -C "$S" commit -q --allow-empty -m sub || fail "submodule source"
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+echo base >base.txt
+"${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$S" sub >/dev/null 2>&1 &&
+    "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+[ -d .git/modules/sub ] || fail "no .git/modules/sub"
+mkdir -p evil/hooks
+printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch %s/commondir\n' "$TEST_TMP/marks" >evil/config
+M=$TEST_TMP/marks
+mkdir -p "$M"
+chmod 777 "$M"
+
+# Each attack plants configuration that would run `touch $M/NAME` on the host.  They must all
+# fail in the box; we check the files too, below.
+cat >attacks.sh <<ATT
+M=$M
+try() { name=\$1; shift; if sh -c "\$*" 2>/dev/null; then echo "ALLOWED \$name"; fi; }
+try hooks          "printf '#!/bin/sh\ntouch \$M/hooks\n' > .git/hooks/post-commit && chmod +x .git/hooks/post-commit"
+try config         "printf '[core]\n\tfsmonitor = touch \$M/config\n' >> .git/config"
+try attributes     "printf '* filter=x\n' > .git/info/attributes"
+try alternates     "echo /tmp > .git/objects/info/alternates"
+try worktrees      "mkdir -p .git/worktrees/w && echo /tmp > .git/worktrees/w/commondir"
+try modules-new    "mkdir .git/modules/evil"
+try modules-config "printf '[core]\n\tfsmonitor = touch \$M/modules-config\n' >> .git/modules/sub/config"
+try modules-hooks  "printf '#!/bin/sh\ntouch \$M/modules-hooks\n' > .git/modules/sub/hooks/post-checkout"
+try modules-attr   "printf '* filter=x\n' > .git/modules/sub/info/attributes"
+try modules-mv     "mv .git/modules/sub .git/modules/sub2"
+try branches       "echo /tmp/x > .git/branches/origin"
+try remotes        "mkdir -p .git/remotes && echo 'URL: /tmp/x' > .git/remotes/origin"
+try info-mv        "mv .git/info .git/info2"
+try grafts         "echo 0000000000000000000000000000000000000000 > .git/info/grafts"
+try http-alt       "echo http://127.0.0.1/ > .git/objects/info/http-alternates"
+# names at the top of a git directory that git reads as a redirection or configuration: no
+# mount can cover a missing name there, the name filter in virtiofsd refuses them
+try commondir      "echo \$PWD/evil > .git/commondir"
+try commondir-mv   "echo \$PWD/evil > .git/X_TMP; mv .git/X_TMP .git/commondir"
+try commondir-ln   "ln .git/HEAD .git/commondir"
+try commondir-sym  "ln -s \$PWD/evil .git/commondir"
+try commondir-dir  "mkdir .git/commondir"
+try gitdir         "echo \$PWD > .git/gitdir"
+try config-wt      "printf '[core]\n\tfsmonitor = touch \$M/config-wt\n' > .git/config.worktree"
+try sub-commondir  "echo \$PWD/evil > .git/modules/sub/commondir"
+try sub-config-wt  "printf '[core]\n\tfsmonitor = touch \$M/sub-config-wt\n' > .git/modules/sub/config.worktree"
+try other-name     "mkdir .git/newdir"
+rm -f .git/X_TMP
+echo done
+ATT
+# (the first start creates the missing directories: take the fingerprint after it)
+ok dbx exec -- true
+before=$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)
+
+for who in default root; do
+    u=()
+    [ $who = root ] && u=(-u root)
+    ok dbx exec "${u[@]}" -- sh attacks.sh
+    assert_eq done "$OUT" "attacks as $who that were allowed"
+done
+assert_eq "$before" "$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)" \
+    "git configuration on the host after the attacks"
+for d in .git/worktrees .git/branches .git/remotes; do
+    [ -z "$(ls -A "$d")" ] || fail "$d is not empty: $(ls -A "$d")"
+done
+[ ! -e .git/modules/evil ] || fail "the box created .git/modules/evil"
+
+# git still works in the box, in the repository and in the submodule
+BG=(git -c user.name=b -c user.email=b@b)
+ok dbx exec -- sh -c 'echo f > f && git add f && '"${BG[*]}"' commit -qm in-box && git branch b2 &&
+    git checkout -q -b b3 && git checkout -q - && git log --format=%s -1 && git status --porcelain'
+assert_eq in-box "$(printf '%s\n' "$OUT" | head -n 1)" "commit in the box"
+ok dbx exec -- sh -c 'cd sub && '"${BG[*]}"' commit -q --allow-empty -m sub-in-box && git log --format=%s -1'
+assert_eq sub-in-box "$OUT" "commit in the submodule in the box"
+ok dbx exec -- sh -c 'echo g > g && git add g && git stash -q && git stash pop -q && git reset -q &&
+    rm g && git gc -q && git tag t1 && git pack-refs --all && git status --porcelain'
+for n in commondir gitdir config.worktree newdir X_TMP modules/sub/commondir; do
+    [ ! -e ".git/$n" ] || fail "the box created .git/$n"
+done
+
+# host git: nothing of the box runs
+ok "${HG[@]}" status --porcelain
+ok "${HG[@]}" commit -q --allow-empty -m host
+ok "${HG[@]}" submodule status
+ok "${HG[@]}" -C sub status --porcelain
+assert_eq "" "$(ls -A "$M")" "markers of commands host git ran"
+assert_eq in-box "$(git log --format=%s -1 HEAD~1)" "the box's commit in the host's history"
+# nothing of it was created (only the empty directories devbox makes at the start)
+for f in .git/info/attributes .git/info/grafts .git/objects/info/alternates .git/commondir; do
+    [ ! -e "$f" ] || fail "$f exists after the box's attempts"
+done
