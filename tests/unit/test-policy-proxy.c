@@ -1037,6 +1037,25 @@ static void test_dns_expiry_and_cap(void **state) {
     proxy_stop(&f);
 }
 
+/* The network log is read on the host's terminal (`devbox logs --network`): no byte a guest
+ * sends may reach it as a control sequence.  A Host header may carry any byte from 0x80 up,
+ * and UTF-8 terminals (xterm, VTE) act on U+009B, encoded C2 9B, as CSI. */
+static void test_log_ascii(void **state) {
+    char *allow[] = {"allowed.test", NULL};
+    struct fixture f = proxy_start(allow, NULL);
+    char buf[4096];
+    assert_int_equal(request(&f,
+                             "GET http://allowed.test/ HTTP/1.1\r\nHost: x\xc2\x9b"
+                             "31m\xe2\x80\xae\r\n\r\n",
+                             buf, sizeof(buf)),
+                     400);
+    expect_log(&f, "deny - - -", "Host header");
+    for (const unsigned char *t = (const unsigned char *)log_text(&f); *t; t++)
+        if (*t >= 0x7f || (*t < 0x20 && *t != '\n'))
+            fail_msg("byte 0x%02x in the log:\n%s", *t, log_text(&f));
+    proxy_stop(&f);
+}
+
 /* ---- throughput -------------------------------------------------------------------------- */
 
 static double now_s(void) {
@@ -1132,7 +1151,8 @@ int main(void) {
         cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
         cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
         cmocka_unit_test(test_head_timeouts),   cmocka_unit_test(test_hello_timeouts),
-        cmocka_unit_test(test_no_pipe),         cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_no_pipe),         cmocka_unit_test(test_log_ascii),
+        cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
