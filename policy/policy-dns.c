@@ -102,6 +102,12 @@ static int resolve_once(struct policy_dns *d, const char *name, struct dns_answe
     return 0;
 }
 
+/* The proxy is stopping (its stop pipe is readable). */
+static bool stopping(const struct policy_dns *d) {
+    struct pollfd pfd = {d->cfg.stop_fd, POLLIN, 0};
+    return d->cfg.stop_fd >= 0 && poll(&pfd, 1, 0) > 0;
+}
+
 /* One lookup, and after a failure a short pause (cut short by the stop pipe) and one more. */
 static int resolve_retry(struct policy_dns *d, const char *name, struct dns_answer *ans) {
     int r = resolve_once(d, name, ans);
@@ -197,6 +203,12 @@ int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr
         int r = flight_take(f, out, max, ret_n);
         pthread_mutex_unlock(&d->lock);
         return r;
+    }
+    /* getaddrinfo cannot be interrupted: once the proxy stops, a request whose head was
+     * already read must not start a lookup that policy_proxy_stop then waits for */
+    if (stopping(d)) {
+        pthread_mutex_unlock(&d->lock);
+        return EAI_AGAIN;
     }
     f = dbx_xcalloc(1, sizeof(*f));
     snprintf(f->name, sizeof(f->name), "%s", name);

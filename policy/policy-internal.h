@@ -34,7 +34,8 @@ void policy_dns_free(struct policy_dns *d);
 /* The addresses of name (a valid host name, not an address): a cached answer younger than
  * ttl_ms, else the result of the one lookup in flight for name (started here if there is none;
  * a failure is retried once after retry_ms).  0 with 1..max addresses in out and *ret_n set,
- * or an EAI_* code (gai_strerror); failures are not cached.  Thread-safe. */
+ * or an EAI_* code (gai_strerror); failures are not cached.  Once stop_fd is readable no new
+ * lookup starts (EAI_AGAIN).  Thread-safe. */
 int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr *out, size_t max,
                       size_t *ret_n);
 /* Drop name's cached answer (every address of it failed to connect). */

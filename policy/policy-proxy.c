@@ -117,11 +117,13 @@ static void fmt_rule(const struct policy_host *h, uint16_t port, char *out, size
         fmt_target(h, port, out, n);
 }
 
-/* Untrusted text in a log line: printable, no quotes. */
+/* Untrusted text in a log line: printable ASCII, no quotes.  The log is shown on the host's
+ * terminal (`devbox logs --network`), and a Host header may carry any byte from 0x80 up: UTF-8
+ * terminals act on C1 controls encoded in UTF-8 (C2 9B is CSI in xterm and VTE), and U+202E
+ * reorders what follows; the log's own text is ASCII. */
 static void clean(char *s) {
-    dbx_sanitize_printable(s);
-    for (; *s; s++)
-        if (*s == '"' || *s == '\\' || *s == '\t') *s = '?';
+    for (unsigned char *p = (unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') *p = '?';
 }
 
 static void log_line(struct conn *c, const char *verdict, const char *reason) {

@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "policy/policy-internal.h"
 #include "policy/policy.h"
 #include "tests/unit/test-policy-hello.h"
 
@@ -1037,6 +1038,111 @@ static void test_dns_expiry_and_cap(void **state) {
     proxy_stop(&f);
 }
 
+/* A resolver that holds every lookup until the test opens the gate, then fails it. */
+struct gate_dns {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool open;
+    atomic_uint calls;
+};
+
+static int gate_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+                        size_t *ret_n) {
+    struct gate_dns *g = data;
+    g->calls++;
+    pthread_mutex_lock(&g->lock);
+    while (!g->open)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+    return EAI_AGAIN;
+}
+
+static void *stop_main(void *arg) {
+    proxy_stop(arg);
+    return NULL;
+}
+
+/* Stop while a lookup is in flight and other requests wait for it: stop waits for the lookup
+ * (getaddrinfo cannot be interrupted) but not for the retry's pause; the waiters leave with
+ * the lookup's failure, and a request that reaches the cache only after that (its thread ran
+ * late) finds the proxy stopping instead of starting a lookup of its own. */
+static void test_dns_stop_in_flight(void **state) {
+    struct gate_dns g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+    char *allow[] = {"gate.test", NULL};
+    struct fixture f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
+                                                                    .dns_resolve = gate_resolve,
+                                                                    .dns_resolve_data = &g,
+                                                                    .dns_retry_ms = 3600u * 1000u});
+    enum { N = 16 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = client(&f);
+        send_str(fds[i], "CONNECT gate.test:443 HTTP/1.1\r\n\r\n");
+    }
+    for (int i = 0; i < 5000 && g.calls == 0; i++)
+        usleep(1000);
+    assert_int_equal(g.calls, 1);
+    pthread_t stopper;
+    assert_int_equal(pthread_create(&stopper, NULL, stop_main, &f), 0);
+    pthread_mutex_lock(&g.lock);
+    g.open = true;
+    pthread_cond_broadcast(&g.cond);
+    pthread_mutex_unlock(&g.lock);
+    /* an hour of retry pause would hold stop for an hour: a minute is plenty */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 60;
+    if (pthread_timedjoin_np(stopper, NULL, &until) != 0)
+        fail_msg("policy_proxy_stop still waiting after 60 s");
+    assert_int_equal(g.calls, 1);
+    char buf[4096];
+    for (int i = 0; i < N; i++) {
+        int st = read_response(fds[i], buf, sizeof(buf));
+        if (st != -1 && st != 502) fail_msg("status %d:\n%s", st, buf);
+        close(fds[i]);
+    }
+}
+
+/* The same at the cache's own interface, without the race: once the stop pipe is readable a
+ * cached answer is still served but no lookup starts. */
+static void test_dns_stopping(void **state) {
+    struct fake_dns fd = {.addr = "10.0.0.1"};
+    int stop[2];
+    assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
+    struct policy_dns *d = policy_dns_new(&(struct policy_dns_config){
+        .resolve = fake_resolve, .resolve_data = &fd, .stop_fd = stop[0]});
+    struct policy_addr out[POLICY_DNS_MAX_ADDRS];
+    size_t n = 0;
+    assert_int_equal(policy_dns_lookup(d, "a.test", out, POLICY_DNS_MAX_ADDRS, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(write(stop[1], "x", 1), 1);
+    assert_int_equal(policy_dns_lookup(d, "a.test", out, POLICY_DNS_MAX_ADDRS, &n), 0);
+    assert_int_equal(policy_dns_lookup(d, "b.test", out, POLICY_DNS_MAX_ADDRS, &n), EAI_AGAIN);
+    assert_int_equal(fd.calls, 1);
+    policy_dns_free(d);
+    close(stop[0]);
+    close(stop[1]);
+}
+
+/* The network log is read on the host's terminal (`devbox logs --network`): no byte a guest
+ * sends may reach it as a control sequence.  A Host header may carry any byte from 0x80 up,
+ * and UTF-8 terminals (xterm, VTE) act on U+009B, encoded C2 9B, as CSI. */
+static void test_log_ascii(void **state) {
+    char *allow[] = {"allowed.test", NULL};
+    struct fixture f = proxy_start(allow, NULL);
+    char buf[4096];
+    assert_int_equal(request(&f,
+                             "GET http://allowed.test/ HTTP/1.1\r\nHost: x\xc2\x9b"
+                             "31m\xe2\x80\xae\r\n\r\n",
+                             buf, sizeof(buf)),
+                     400);
+    expect_log(&f, "deny - - -", "Host header");
+    for (const unsigned char *t = (const unsigned char *)log_text(&f); *t; t++)
+        if (*t >= 0x7f || (*t < 0x20 && *t != '\n'))
+            fail_msg("byte 0x%02x in the log:\n%s", *t, log_text(&f));
+    proxy_stop(&f);
+}
+
 /* ---- throughput -------------------------------------------------------------------------- */
 
 static double now_s(void) {
@@ -1125,14 +1231,25 @@ int main(void) {
     enter_netns();
     if (!have_netns) fprintf(stderr, "no network namespace: the port 443 tests are skipped\n");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_start_errors),    cmocka_unit_test(test_connect_tunnel),
-        cmocka_unit_test(test_connect_443_sni), cmocka_unit_test(test_http_keepalive),
-        cmocka_unit_test(test_http_pinned),     cmocka_unit_test(test_denied),
-        cmocka_unit_test(test_bypass_table),    cmocka_unit_test(test_dns_private),
-        cmocka_unit_test(test_limits_and_stop), cmocka_unit_test(test_dns_coalesce),
-        cmocka_unit_test(test_dns_retry),       cmocka_unit_test(test_dns_expiry_and_cap),
-        cmocka_unit_test(test_head_timeouts),   cmocka_unit_test(test_hello_timeouts),
-        cmocka_unit_test(test_no_pipe),         cmocka_unit_test(test_throughput),
+        cmocka_unit_test(test_start_errors),
+        cmocka_unit_test(test_connect_tunnel),
+        cmocka_unit_test(test_connect_443_sni),
+        cmocka_unit_test(test_http_keepalive),
+        cmocka_unit_test(test_http_pinned),
+        cmocka_unit_test(test_denied),
+        cmocka_unit_test(test_bypass_table),
+        cmocka_unit_test(test_dns_private),
+        cmocka_unit_test(test_limits_and_stop),
+        cmocka_unit_test(test_dns_coalesce),
+        cmocka_unit_test(test_dns_retry),
+        cmocka_unit_test(test_dns_expiry_and_cap),
+        cmocka_unit_test(test_dns_stop_in_flight),
+        cmocka_unit_test(test_dns_stopping),
+        cmocka_unit_test(test_head_timeouts),
+        cmocka_unit_test(test_hello_timeouts),
+        cmocka_unit_test(test_no_pipe),
+        cmocka_unit_test(test_log_ascii),
+        cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
