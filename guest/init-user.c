@@ -158,9 +158,11 @@ const char *user_default_shell(void) {
     return is_executable("/bin/bash") ? "/bin/bash" : "/bin/sh";
 }
 
-/* The passwd shell when there is one that can run, else user_default_shell(). */
+/* The passwd shell when there is one that can run, else user_default_shell().  Only an
+ * absolute path: a relative one would be checked against init's cwd (/) here but run from the
+ * command's working directory, which may hold a different file of that name. */
 static void user_pick_shell(struct init_user *u) {
-    if (u->shell && is_executable(u->shell))
+    if (u->shell && u->shell[0] == '/' && is_executable(u->shell))
         return;
     free(u->shell);
     u->shell = dbx_xstrdup(user_default_shell());

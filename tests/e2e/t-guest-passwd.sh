@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t-guest-passwd: the guest init (PID 1) reads the image's /etc/passwd and /etc/group before
 # every command, and a root box user can rewrite them.  Hostile content (a 300 KB line, a NUL
-# byte, no final newline, a shell that is a symlink to a device) must not
+# byte, no final newline, a relative shell, a shell that is a symlink to a device) must not
 # crash it; a FIFO, or a symlink to a terminal in init's own /dev, must not block it (PID 1
 # would wait forever and no command would run again): the command fails with one line naming
 # the file, and once the file is back the next one runs.
@@ -15,12 +15,16 @@ cd "$R" || fail "cd $R"
 ok dbx exec -u root -- sh -c 'cp /etc/passwd /tmp/passwd.orig && ln -s /dev/null /bin/odd-shell &&
     { head -c 300000 /dev/zero | tr "\0" a; echo
       cat /tmp/passwd.orig
+      echo "rel:x:1701:1701::/tmp:bin/sh"
       echo "odd:x:1702:1702::/tmp:/bin/odd-shell"
       printf "last:x:1703:1703::/tmp:/bin/sh"; } > /etc/passwd'
 ok dbx exec -u dev -- id -u
 assert_eq 1000 "$OUT" "uid of dev after the hostile lines"
 ok dbx exec -u last -- sh -c 'id -u; echo "$SHELL"'
 assert_eq $'1703\n/bin/sh' "$OUT" "an entry without a final newline"
+# a relative shell is checked against init's cwd but would run from the command's: not used
+ok dbx exec -u rel -- sh -c 'echo "$SHELL"'
+assert_eq /bin/sh "$OUT" "SHELL of an entry whose shell is relative"
 ok dbx exec -u odd -- sh -c 'echo "$SHELL"'
 assert_eq /bin/sh "$OUT" "SHELL of an entry whose shell is a symlink to a device"
 # a NUL byte ends the text PID 1 looks at (the entries before it still resolve)
