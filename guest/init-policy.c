@@ -543,9 +543,12 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     struct box_policy *b = &a->box;
     if (read_cap_last(&b->cap_last, err) < 0)
         return -1;
-    uint64_t unknown = b->plan.caps == DBX_CAP_ALL
-                           ? 0
-                           : (b->plan.caps | b->plan.caps_user) & ~cap_mask(b->cap_last);
+    /* each mask on its own: DBX_CAP_ALL for root does not vouch for the box user's mask */
+    uint64_t unknown = 0;
+    if (b->plan.caps != DBX_CAP_ALL)
+        unknown |= b->plan.caps & ~cap_mask(b->cap_last);
+    if (b->plan.caps_user != DBX_CAP_ALL)
+        unknown |= b->plan.caps_user & ~cap_mask(b->cap_last);
     if (unknown)
         return dbx_error_setx(err, EINVAL,
                               "plan keeps capabilities %#" PRIx64

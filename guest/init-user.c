@@ -15,13 +15,35 @@ struct pw_ent {
     uint32_t uid, gid;
 };
 
+/* Open path for reading only when it is a regular file.  A root box user may replace the
+ * image's /etc/passwd by a FIFO (open would block PID 1 until a writer comes, and with it every
+ * session) or by a symlink to a device in init's own /dev (ttyS0: a read that never returns;
+ * some devices act on open alone): look first through an O_PATH descriptor, which opens
+ * nothing, then reopen that very inode through /proc/self/fd.  -1 with errno on failure,
+ * EINVAL for a file that is not regular. */
+static int open_regular(const char *path, int flags) {
+    _cleanup_close_ int pfd = open(path, O_PATH | O_CLOEXEC);
+    struct stat st;
+    if (pfd < 0 || fstat(pfd, &st) < 0)
+        return -1;
+    if (!S_ISREG(st.st_mode)) {
+        errno = EINVAL;
+        return -1;
+    }
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", pfd);
+    return open(proc, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+}
+
 static int read_db(const char *path, char **ret, dbx_error **err) {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    _cleanup_close_ int fd = open_regular(path, O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT) { /* an image without the file simply has no names */
             *ret = dbx_xstrdup("");
             return 0;
         }
+        if (errno == EINVAL)
+            return dbx_error_setx(err, EINVAL, "'%s' is not a regular file", path);
         return dbx_error_set(err, errno, "open '%s'", path);
     }
     if (dbx_read_all(fd, USER_FILE_MAX, ret, NULL, err) < 0)
@@ -136,9 +158,11 @@ const char *user_default_shell(void) {
     return is_executable("/bin/bash") ? "/bin/bash" : "/bin/sh";
 }
 
-/* The passwd shell when there is one that can run, else user_default_shell(). */
+/* The passwd shell when there is one that can run, else user_default_shell().  Only an
+ * absolute path: a relative one would be checked against init's cwd (/) here but run from the
+ * command's working directory, which may hold a different file of that name. */
 static void user_pick_shell(struct init_user *u) {
-    if (u->shell && is_executable(u->shell))
+    if (u->shell && u->shell[0] == '/' && is_executable(u->shell))
         return;
     free(u->shell);
     u->shell = dbx_xstrdup(user_default_shell());
@@ -246,10 +270,14 @@ static bool db_has_name(const char *text, const char *name) {
 
 /* Append one line to a database file (created 0644 if missing), on a line of its own. */
 static int db_append(const char *path, const char *old, const char *line, dbx_error **err) {
-    _cleanup_close_ int fd =
-        open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+    /* O_NONBLOCK: a FIFO put there since read_db looked must not block PID 1 either */
+    _cleanup_close_ int fd = open(
+        path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0)
         return dbx_error_set(err, errno, "open '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return dbx_error_setx(err, EINVAL, "'%s' is not a regular file", path);
     size_t ol = strlen(old);
     _cleanup_free_ char *text =
         dbx_xasprintf("%s%s\n", ol && old[ol - 1] != '\n' ? "\n" : "", line);

@@ -17,11 +17,11 @@
  *   the repo)
  * Lists (capabilities, capabilities_user, protect, unprotect, allow, resolve) are comma- or
  * whitespace-separated and may continue on indented lines (inih's multi-line values; each may
- * carry a `; comment`); the same key twice in a section is a duplicate, not an append.  Later files in an extends
- * chain win key by key; `protect` accumulates, `unprotect` removes.  Depth <= 8, no cycles;
- * extends paths are opened component by component from the repo root fd, never following a
- * symlink, and `..` or an absolute path is an error.  Every repo file of the chain is added
- * to the protected paths. */
+ * carry a `; comment`); the same key twice in a section is a duplicate, not an append.  Later
+ * files in an extends chain win key by key; `protect` accumulates, `unprotect` removes.
+ * Depth <= 8, no cycles; extends paths are opened component by component from the repo root
+ * fd, never following a symlink, and `..` or an absolute path is an error.  Every repo file
+ * of the chain is added to the protected paths. */
 #pragma once
 
 #include "../common/common.h"

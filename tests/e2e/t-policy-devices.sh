@@ -48,6 +48,15 @@ for who in dev root; do
     assert_eq $'5\n7\n3\nshm\n/proc/self/fd /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2 \n1' "$OUT" "data nodes, shm and links as $who"
 done
 
+# the real /dev stays out of reach for root: the bind cannot be unmounted (seccomp denies
+# umount2; no CAP_SYS_ADMIN either), PID 1's root is not reachable (not dumpable)
+ok dbx exec -u root -- sh -c 'umount -l /dev 2>/dev/null; umount /dev 2>/dev/null; ls -A /dev | tr "\n" " "'
+assert_eq "$WANT" "$(printf '%s' "$OUT" | sed 's/ *$//')" "entries of /dev after umount as root"
+run dbx exec -u root -- ls -A /proc/1/root/dev
+assert_box_failed "listing PID 1's /dev through /proc/1/root as root"
+run dbx exec -u root -- ls -A /dev/.devbox
+assert_box_failed "the staging directory /dev/.devbox as root"
+
 # root owns /dev, but it is read-only: no chmod, no new file, no rename
 run dbx exec -u root -- chmod 666 /dev/null
 assert_box_failed "chmod /dev/null as root"

@@ -3,7 +3,8 @@
 # (no_new_privs): /usr/bin/suidtest (busybox 4755) and /usr/bin/suidprobe (the static probe,
 # 4755: it reports its real/effective/saved ids, busybox would drop them itself).  Control: with
 # a trusted no_new_privileges = false the same binary does become euid 0, so the image's setuid
-# bit is real and the first result means something.
+# bit is real and the first result means something; and with root granted capabilities, the
+# setuid-root binary run by the box user gets only capabilities_user (its bounding set).
 . "$(dirname "$0")/lib.sh"
 
 R=$(make_repo proj)
@@ -46,3 +47,17 @@ assert_kv "$OUT" uid 1000/0/0 "control: setuid-root probe with no_new_privileges
 # euid 0 but still no capabilities: the bounding set is empty
 assert_kv "$OUT" CapEff 0000000000000000 "control: CapEff of the setuid-root probe"
 assert_kv "$OUT" CapBnd 0000000000000000 "control: CapBnd of the setuid-root probe"
+
+# ---- root's capabilities do not follow a setuid-root binary run by the box user ----------
+# capabilities is for uid 0 only: the box user's bounding set is capabilities_user, so euid 0
+# from a setuid binary gets that and nothing of root's list
+write_profile "$R" $'[security]\nno_new_privileges = false\ncapabilities = chown, dac_override, fowner\ncapabilities_user = net_bind_service'
+restart
+ok dbx trust
+ok dbx exec -u dev -- sh -c '/usr/bin/suidprobe ids; /usr/bin/suidprobe status'
+assert_kv "$OUT" uid 1000/0/0 "setuid-root probe with root's capabilities granted"
+for k in CapPrm CapEff CapBnd; do
+    assert_kv "$OUT" "$k" 0000000000000400 "$k of the setuid-root probe run by dev"
+done
+ok dbx exec -u root -- /usr/bin/suidprobe status
+assert_kv "$OUT" CapEff 000000000000040b "control: CapEff of uid 0 with capabilities and capabilities_user"

@@ -11,7 +11,8 @@
  * both ways with EOF and credit flow control (several MiB, windows exhausted on purpose),
  * ERROR for a refused forward, 200 concurrent sessions, the 512-session cap, malformed frames
  * ending only their session; and with DEVBOX_TEST_NET=1 and a veth named eth0, the open mode's
- * address, link and default route, resolv.conf replacing a symlink, the apt proxy file.
+ * address, link and default route, resolv.conf replacing a symlink, the apt proxy file; and
+ * SETUP refusing a box user's capability mask the kernel does not know.
  * Without namespaces or the init binary every test skips with a message. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -635,6 +636,31 @@ static void test_cap(void **state) {
     host_stop(&h);
 }
 
+/* SETUP refuses a box user's capability mask with bits the kernel does not know, also when
+ * root's mask is DBX_CAP_ALL ("leave them alone"): nothing is set up, the answer is ERROR. */
+static void test_setup_unknown_caps(void **state) {
+    test_setup(state);
+    struct host h;
+    host_start(&h, NULL);
+    struct dbx_setup su = {.ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(),
+                           .hostname = ""};
+    plan_set_net(&su.plan, DBX_NET_NONE, 0, "", "", "");
+    su.plan.caps_user = UINT64_C(1) << 62;
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&su, &b);
+    dbx_plan_free(&su.plan);
+    host_send(&h, DBX_MSG_SETUP, 0, b.data, b.len);
+    dbx_buf_free(&b);
+    struct frame f = {0};
+    assert_true(host_next(&h, &f, 5000));
+    if (f.type != DBX_MSG_ERROR) fail_msg("SETUP with caps_user bit 62 got %s", dbx_msg_name(f.type));
+    _cleanup_free_ char *msg = error_text(&f);
+    if (!strstr(msg, "capabilities 0x4000000000000000 this kernel does not know"))
+        fail_msg("unexpected error: %s", msg);
+    frame_clear(&f);
+    host_stop(&h);
+}
+
 /* The peer of a session the init ended sees the connection closed. */
 static void peer_sees_close(int fd) {
     assert_int_equal(dbx_set_nonblock(fd, false), 0);
@@ -932,6 +958,7 @@ int main(void) {
         cmocka_unit_test(test_proxy_relay), cmocka_unit_test(test_forward),
         cmocka_unit_test(test_many),        cmocka_unit_test(test_cap),
         cmocka_unit_test(test_garbage),     cmocka_unit_test(test_open),
+        cmocka_unit_test(test_setup_unknown_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -854,6 +854,32 @@ static void test_plan_caps_user(void **state) {
     dbx_plan_free(&p);
 }
 
+/* The fuzz corpus's plan seeds (tests/fuzz/gen-corpus.py) must be plans the decoder accepts,
+ * or the fuzzer never starts from a valid plan and the checks after a successful decode in
+ * fuzz-protocol.c are not exercised: a layout change (caps_user) has to reach the generator. */
+static void test_plan_corpus_seeds(void **state) {
+    static const char *const seeds[] = {"plan-open", "plan-allowlist"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(seeds); i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "tests/fuzz/corpus/protocol/%s", seeds[i]);
+        char *buf = NULL;
+        size_t len = 0;
+        dbx_error *err = NULL;
+        if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len, &err) < 0) {
+            dbx_error_free(&err);
+            skip(); /* run from elsewhere than the source tree */
+        }
+        assert_true(len > 1);
+        struct dbx_plan plan = {0};
+        /* byte 0 is the harness's chunk-size seed */
+        int r = dbx_plan_decode((const uint8_t *)buf + 1, len - 1, &plan, &err);
+        if (r != 0) fail_msg("%s: %s", seeds[i], err ? err->msg : "decode failed");
+        assert_true(plan.caps == DBX_CAP_ALL && plan.caps_user == DBX_CAP_ALL);
+        dbx_plan_free(&plan);
+        free(buf);
+    }
+}
+
 static void test_plan_network(void **state) {
     /* the three modes as the host sends them */
     assert_int_equal(plan_net_roundtrip(DBX_NET_NONE, 0, "", "", ""), 0);
@@ -1414,6 +1440,7 @@ int main(void) {
         cmocka_unit_test(test_parse_ipv4),
         cmocka_unit_test(test_plan_network),
         cmocka_unit_test(test_plan_caps_user),
+        cmocka_unit_test(test_plan_corpus_seeds),
         cmocka_unit_test(test_exit),
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_resize_u32_u64),
