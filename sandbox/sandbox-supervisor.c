@@ -32,6 +32,14 @@
 #define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
 #define READY_MS 30000
 #define STOP_MS 20000
+/* A guest that sends nothing for PING_IDLE_MS is pinged (init answers PING from its poll loop);
+ * one silent for LIVENESS_MS is dead: a hung or panicked kernel (panic=-1 only helps when
+ * the reboot itself works; under TCG it sometimes spins instead).  Generous: a loaded TCG guest
+ * under a fork bomb still answers within seconds, since init is outside the box's cgroup. */
+#define PING_IDLE_MS 15000
+#define LIVENESS_MS 90000
+/* What the guest kernel prints on a panic (always, even with `quiet`: KERN_EMERG). */
+#define PANIC_MARK "Kernel panic - not syncing"
 
 enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING };
 
@@ -77,6 +85,9 @@ struct sup {
     struct sess sess[SESS_SLOTS];
     uint32_t next_gsid, nsess;
     bool hello, ready, stopping, quit;
+    bool dead;               /* the guest died (panic, no answer): clients were told */
+    uint64_t last_guest_ms;  /* when the guest last sent anything */
+    uint64_t ping_token;
     char *boot_error;
     char *guest_release;
     uint64_t stop_deadline, started_ms;
@@ -270,6 +281,48 @@ static void begin_stop(struct sup *s, const char *why) {
     else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
 }
 
+/* The guest is gone for good (its kernel panicked, or it stopped answering): say so once to
+ * every waiting client, in one line, and kill QEMU now: nothing in the guest can shut down
+ * cleanly any more, and a spinning vCPU would otherwise burn a host core until `devbox stop`.
+ * The disk is checked on the next start (the "running" mark stays). */
+static void guest_died(struct sup *s, const char *why) {
+    if (s->dead) return;
+    s->dead = true;
+    sup_log("%s; killing QEMU", why);
+    if (!s->ready && !s->boot_error) s->boot_error = dbx_xstrdup(why);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC)
+            client_error(c, DBX_ERR_FAILED, "%s; the VM was stopped (logs in '%s'; the next "
+                         "command starts it again)", why, s->proj.state_dir);
+    }
+    s->stopping = true;
+    s->stop_deadline = UINT64_MAX;
+    if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+}
+
+static void check_console_panic(struct sup *s) {
+    struct logsink *l = &s->logs[0];
+    if (!s->dead && memmem(l->tail, l->tail_len, PANIC_MARK, strlen(PANIC_MARK)))
+        guest_died(s, "the guest kernel panicked");
+}
+
+/* Called every poll round: ping a quiet guest, declare a silent one dead. */
+static void check_liveness(struct sup *s) {
+    if (!s->ready || s->stopping || s->dead || s->agent_fd < 0) return;
+    uint64_t now = dbx_now_ms(), quiet = now - s->last_guest_ms;
+    if (quiet > LIVENESS_MS) {
+        _cleanup_free_ char *why = dbx_xasprintf("the guest has not answered for %us",
+                                                 (unsigned)(quiet / 1000));
+        guest_died(s, why);
+    } else if (quiet > PING_IDLE_MS && s->ping_token != s->last_guest_ms) {
+        /* one ping per quiet spell: the token remembers which spell it was sent in */
+        uint8_t b[8];
+        s->ping_token = s->last_guest_ms;
+        agent_send(s, DBX_MSG_PING, 0, b, dbx_enc_u64(b, s->ping_token));
+    }
+}
+
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
                              const uint8_t *p) {
     if (h->type == DBX_MSG_STATUS) {
@@ -444,11 +497,14 @@ static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const ui
     case DBX_MSG_READY:
         if (s->hello) {
             s->ready = true;
+            s->last_guest_ms = dbx_now_ms();
             net_guest_ready(s->net);
         }
         return;
     case DBX_MSG_PING:
         agent_send(s, DBX_MSG_PONG, 0, p, h->len);
+        return;
+    case DBX_MSG_PONG: /* liveness: any frame counts (agent_read) */
         return;
     case DBX_MSG_ERROR: {
         uint32_t code;
@@ -523,6 +579,7 @@ static void agent_read(struct sup *s) {
             s->agent_fd = -1;
             return;
         }
+        s->last_guest_ms = dbx_now_ms();
         dbx_reader_feed(&s->agent_rd, buf, (size_t)n);
         struct dbx_frame_hdr h;
         const uint8_t *p;
@@ -616,6 +673,7 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
+    if (pfd[logs_i].revents) check_console_panic(s);
     /* Socket sessions first: agent_read may free some, and their fd numbers be reused. */
     net_dispatch(s->net, pfd + net_i, net_n);
     if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR)) && !agent_full)
@@ -634,6 +692,7 @@ static void sup_poll(struct sup *s, int timeout_ms) {
         struct client *c = s->clients[i];
         if (c->kind == C_CLOSING && dbx_buf_avail(&c->out) == 0) client_free(s, i);
     }
+    check_liveness(s);
     if (s->stopping && s->qemu_pid > 0 && dbx_now_ms() > s->stop_deadline) {
         sup_log("guest did not power off in time; killing QEMU");
         kill(s->qemu_pid, SIGKILL);
@@ -712,7 +771,7 @@ static void kill_children(struct sup *s) {
     for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
     dbx_reader_free(&s->agent_rd);
     dbx_buf_free(&s->agent_out);
-    s->hello = s->ready = s->quit = false;
+    s->hello = s->ready = s->quit = s->dead = false;
 }
 
 static int spawn_vm(struct sup *s, dbx_error **err) {
@@ -1010,6 +1069,9 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
             (unsigned long long)(dbx_now_ms() - s.started_ms));
     ready_say(&s, 'O', NULL);
     while (!s.quit) sup_poll(&s, s.stopping ? 200 : 5000);
+    /* The console may still hold why QEMU went away (a panic, then a reboot -no-reboot ends). */
+    if (s.logs[0].in >= 0) logsink_pump(&s.logs[0]);
+    check_console_panic(&s);
     clean = s.stopping && WIFEXITED(s.qemu_status) && WEXITSTATUS(s.qemu_status) == 0;
     sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.qemu_status);
     sup_teardown(&s, clean);
