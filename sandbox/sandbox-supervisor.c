@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +41,10 @@
 #define LIVENESS_MS 90000
 /* What the guest kernel prints on a panic (always, even with `quiet`: KERN_EMERG). */
 #define PANIC_MARK "Kernel panic - not syncing"
+/* QEMU pauses the VM when a disk write fails with ENOSPC (werror=enospc); it is resumed once
+ * the overlay's filesystem has this much free space again (checked every NOSPACE_POLL_MS). */
+#define NOSPACE_RESUME_BYTES (32ull << 20)
+#define NOSPACE_POLL_MS 1000
 
 enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING };
 
@@ -88,6 +93,9 @@ struct sup {
     bool dead;               /* the guest died (panic, no answer): clients were told */
     uint64_t last_guest_ms;  /* when the guest last sent anything */
     uint64_t ping_token;
+    struct vm_qmp *qmp;      /* QEMU's monitor: pause/resume and I/O error events */
+    bool nospace;            /* paused by QEMU because the host disk is full */
+    uint64_t nospace_check_ms;
     char *boot_error;
     char *guest_release;
     uint64_t stop_deadline, started_ms;
@@ -277,7 +285,8 @@ static void begin_stop(struct sup *s, const char *why) {
     sup_log("stopping: %s", why);
     s->stopping = true;
     s->stop_deadline = dbx_now_ms() + STOP_MS;
-    if (s->hello) agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
+    /* A VM paused on a full disk cannot run its shutdown. */
+    if (s->hello && !s->nospace) agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
     else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
 }
 
@@ -309,7 +318,7 @@ static void check_console_panic(struct sup *s) {
 
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */
 static void check_liveness(struct sup *s) {
-    if (!s->ready || s->stopping || s->dead || s->agent_fd < 0) return;
+    if (!s->ready || s->stopping || s->dead || s->nospace || s->agent_fd < 0) return;
     uint64_t now = dbx_now_ms(), quiet = now - s->last_guest_ms;
     if (quiet > LIVENESS_MS) {
         _cleanup_free_ char *why = dbx_xasprintf("the guest has not answered for %us",
@@ -321,6 +330,54 @@ static void check_liveness(struct sup *s) {
         s->ping_token = s->last_guest_ms;
         agent_send(s, DBX_MSG_PING, 0, b, dbx_enc_u64(b, s->ping_token));
     }
+}
+
+static char *nospace_msg(struct sup *s) {
+    return dbx_xasprintf("the host disk is full (no space left for '%s/disk.qcow2'); the VM is "
+                         "paused until space is freed", s->proj.data_dir);
+}
+
+/* QEMU paused the VM: a write to the overlay hit ENOSPC.  Every exec client is told in one line
+ * and its command ended (it would hang for as long as the disk stays full); the VM resumes on
+ * its own once space returns (nospace_poll). */
+static void nospace_begin(struct sup *s) {
+    _cleanup_free_ char *m = nospace_msg(s);
+    if (!s->nospace) sup_log("%s", m);
+    s->nospace = true;
+    s->nospace_check_ms = dbx_now_ms() + NOSPACE_POLL_MS;
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC) {
+            client_detach(s, c);
+            client_error(c, DBX_ERR_FAILED, "%s (the command was ended)", m);
+        }
+    }
+    if (s->stopping && s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL); /* cannot shut down now */
+}
+
+static void nospace_poll(struct sup *s) {
+    if (!s->nospace || dbx_now_ms() < s->nospace_check_ms) return;
+    s->nospace_check_ms = dbx_now_ms() + NOSPACE_POLL_MS;
+    struct statvfs sv;
+    if (statvfs(s->proj.data_dir, &sv) < 0) return;
+    if ((uint64_t)sv.f_bavail * sv.f_frsize < NOSPACE_RESUME_BYTES) return;
+    sup_log("the host disk has space again; resuming the VM");
+    vm_qmp_cont(s->qmp); /* a write that fails again pauses it again */
+}
+
+static void qmp_events(struct sup *s) {
+    struct vm_qmp_state st = {0};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (vm_qmp_io(s->qmp, &st, &e) < 0 && !s->stopping && !s->quit)
+        sup_log("%s", e->msg); /* QEMU is going away; SIGCHLD follows */
+    if (st.events & VM_QMP_EV_NOSPACE) nospace_begin(s);
+    else if (st.events & VM_QMP_EV_IO_ERROR) sup_log("QEMU reported a disk I/O error");
+    if ((st.events & VM_QMP_EV_RESUME) && !(st.events & VM_QMP_EV_NOSPACE) && s->nospace) {
+        s->nospace = false;
+        s->last_guest_ms = dbx_now_ms(); /* the liveness clock stood still while paused */
+        sup_log("the VM runs again");
+    }
+    if (st.events & VM_QMP_EV_PANIC) guest_died(s, "the guest kernel panicked");
 }
 
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
@@ -369,6 +426,11 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     dbx_exec_req_free(&req);
     if (s->stopping || !s->ready) {
         client_error(c, DBX_ERR_FAILED, "the VM is stopping");
+        return;
+    }
+    if (s->nospace) {
+        _cleanup_free_ char *m = nospace_msg(s);
+        client_error(c, DBX_ERR_FAILED, "%s", m);
         return;
     }
     uint32_t g = s->nsess < DBX_MAX_SESSIONS ? sess_alloc(s, c) : 0;
@@ -656,6 +718,8 @@ static void sup_poll(struct sup *s, int timeout_ms) {
                                                     (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
     size_t logs_i = n;
     for (int i = 0; i < 3; i++) pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
+    size_t qmp_i = n;
+    pfd[n++] = (struct pollfd){vm_qmp_fd(s->qmp), vm_qmp_poll_events(s->qmp), 0};
     size_t listen_i = n;
     pfd[n++] = (struct pollfd){s->listen_fd, POLLIN, 0};
     size_t cl_i = n;
@@ -674,6 +738,8 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
     if (pfd[logs_i].revents) check_console_panic(s);
+    if (pfd[qmp_i].revents) qmp_events(s);
+    nospace_poll(s);
     /* Socket sessions first: agent_read may free some, and their fd numbers be reused. */
     net_dispatch(s->net, pfd + net_i, net_n);
     if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR)) && !agent_full)
@@ -714,7 +780,7 @@ static uint64_t proc_rss_kib(pid_t pid) {
 
 static char *status_json(struct sup *s) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}",
-                          "state", s->stopping ? "stopping" : "running", "project", s->proj.root,
+                          "state", s->stopping ? "stopping" : s->nospace ? "paused" : "running", "project", s->proj.root,
                           "id", s->proj.id, "pid", (int)getpid(), "qemu_pid", (int)s->qemu_pid,
                           "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
                           "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000),
@@ -771,12 +837,14 @@ static void kill_children(struct sup *s) {
     for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
     dbx_reader_free(&s->agent_rd);
     dbx_buf_free(&s->agent_out);
-    s->hello = s->ready = s->quit = s->dead = false;
+    vm_qmp_free(s->qmp);
+    s->qmp = NULL;
+    s->hello = s->ready = s->quit = s->dead = s->nospace = false;
 }
 
 static int spawn_vm(struct sup *s, dbx_error **err) {
     static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
-    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1};
+    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1}, qmp[2] = {-1, -1};
     _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
     _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     _cleanup_close_ int vfs_listen = -EBADF;
@@ -810,14 +878,15 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             s->passt_pid = vm_passt_pid(s->passt);
     }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
-                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0))
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0))
         r = dbx_error_set(err, errno, "socketpair");
     if (r == 0) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
             .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
             .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
-            .accel = s->accel, .net_fd = net[1] >= 0 ? net[1] : 0,
+            .accel = s->accel, .net_fd = net[1] >= 0 ? net[1] : 0, .qmp_fd = qmp[1],
         };
         s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
         if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
@@ -829,11 +898,12 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         dbx_set_nonblock(s->logs[0].in, true);
         s->agent_fd = TAKE_FD(agent[0]);
         dbx_set_nonblock(s->agent_fd, true);
+        r = vm_qmp_new(TAKE_FD(qmp[0]), &s->qmp, err);
     }
     /* Our copies of the children's ends. */
     for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
-    int fds[6] = {agent[0], agent[1], con[0], con[1], net[0], net[1]};
-    for (int i = 0; i < 6; i++) if (fds[i] >= 0) close(fds[i]);
+    int fds[8] = {agent[0], agent[1], con[0], con[1], net[0], net[1], qmp[0], qmp[1]};
+    for (int i = 0; i < 8; i++) if (fds[i] >= 0) close(fds[i]);
     if (r < 0) kill_children(s);
     return r;
 }

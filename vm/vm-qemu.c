@@ -29,6 +29,7 @@
 #define AGENT_FD 3
 #define CONSOLE_FD 4
 #define NET_FD 5 /* network mode open: QEMU's end of the socket pair with passt */
+#define QMP_FD 6 /* the supervisor's monitor (QMP); /dev/null sits at 5 without a network */
 
 /* ---- host TSC --------------------------------------------------------------------------- */
 
@@ -175,6 +176,11 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     v = push2(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME);
     v = pushf(v, "-chardev", "socket,id=con,fd=%d", CONSOLE_FD);
     v = push2(v, "-serial", "chardev:con");
+    if (cfg->qmp_fd > 0) {
+        /* A monitor over a socket pair: nothing on the filesystem, nothing else can reach it. */
+        v = pushf(v, "-chardev", "socket,id=qmp,fd=%d", QMP_FD);
+        v = push2(v, "-mon", "chardev=qmp,mode=control");
+    }
     return v;
 }
 
@@ -194,8 +200,8 @@ static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
 
 /* Child side of vm_qemu_spawn: only async-signal-safe calls; everything was built before fork. */
 static void __attribute__((noreturn))
-qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int log_fd,
-           int fail_w) {
+qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int qmp_fd,
+           int log_fd, int fail_w) {
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     extern char **environ;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -215,13 +221,15 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
     int n = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
     int w = fcntl(fail_w, F_DUPFD_CLOEXEC, 10);
     int nf = net_fd > 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 10) : devnull;
-    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0)
+    int qf = qmp_fd > 0 ? fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10) : devnull;
+    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0 || qf < 0)
         child_fail(fail_w, 0);
     fail_w = w;
     if (dup2(n, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, AGENT_FD) < 0 ||
-        dup2(c, CONSOLE_FD) < 0 || (net_fd > 0 && dup2(nf, NET_FD) < 0))
+        dup2(c, CONSOLE_FD) < 0 || ((net_fd > 0 || qmp_fd > 0) && dup2(nf, NET_FD) < 0) ||
+        (qmp_fd > 0 && dup2(qf, QMP_FD) < 0))
         child_fail(fail_w, 0);
-    vm_child_close_fds(net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
+    vm_child_close_fds(qmp_fd > 0 ? QMP_FD + 1 : net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -246,7 +254,8 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, log_fd, p[1]);
+        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, cfg->qmp_fd, log_fd,
+                   p[1]);
     int fork_errno = errno;
     close(p[1]);
     if (pid < 0)
