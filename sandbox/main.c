@@ -65,7 +65,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             return usage(stdout);
         } else {
-            fprintf(stderr, "devbox: unknown option '%s'\n", argv[i]);
+            _cleanup_free_ char *o = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: unknown option '%s'\n", o);
             return usage(stderr);
         }
     }
@@ -78,6 +79,7 @@ int main(int argc, char **argv) {
         dbx_paths_clear(&ctx.paths);
         return rc;
     }
-    fprintf(stderr, "devbox: unknown command '%s'\n", argv[i]);
+    _cleanup_free_ char *name = dbx_escape(argv[i]);
+    fprintf(stderr, "devbox: unknown command '%s'\n", name);
     return usage(stderr);
 }

@@ -122,7 +122,8 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
             m = dbx_xstrdup("malformed error from the supervisor");
         }
         x->code = v >= 1 && v <= 255 ? (int)v : 125;
-        x->errmsg = dbx_sanitize_printable(m);
+        x->errmsg = dbx_escape(m);
+        free(m);
         x->done = true;
         break;
     }
@@ -208,7 +209,10 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     struct xs x = {.sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
     _cleanup_strv_ char **warnings = NULL;
     int r = dbx_connect(paths, proj, true, &x.sock, &warnings, err);
-    for (char **w = warnings; w && *w; w++) fprintf(stderr, "devbox: warning: %s\n", dbx_sanitize_printable(*w));
+    for (char **w = warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_escape(*w);
+        fprintf(stderr, "devbox: warning: %s\n", m);
+    }
     if (r < 0) {
         dbx_buf_free(&req);
         return -1;

@@ -109,12 +109,15 @@ static void sup_log(const char *fmt, ...) {
     char ts[32];
     time_t t = time(NULL);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
-    fprintf(stderr, "%s supervisor: ", ts);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
     va_end(ap);
-    fputc('\n', stderr);
+    /* paths, names and guest text end up here; `devbox logs` prints this file */
+    _cleanup_free_ char *e = dbx_escape(msg);
+    free(msg);
+    fprintf(stderr, "%s supervisor: %s\n", ts, e);
 }
 
 /* Lines to the client that started us: "W text", "E text", "OK". */
