@@ -10,6 +10,12 @@ mkdir -p "$DEVBOX_HOME"
 mount -t tmpfs -o size=1G,mode=0700 tmpfs "$DEVBOX_HOME" || skip "cannot mount a tmpfs"
 CLEANUP_HOOKS+=("umount -l '$DEVBOX_HOME'")
 
+# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
+state_is() {
+    dbx status --json 2>/dev/null | "$PYTHON" -c \
+        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
+}
+
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
@@ -22,8 +28,7 @@ log "free on the tmpfs: $(df -h --output=avail "$DEVBOX_HOME" | tail -n 1)"
 timeout -k 5 90 "$DEVBOX" exec -u root -- dd if=/dev/urandom of=/root/big bs=1M count=100 conv=fsync \
     >"$TEST_TMP/w.out" 2>"$TEST_TMP/w.err" </dev/null &
 w=$!
-paused() { [ "$(dbx status --json | json_get "$(cat)" 'j["state"]')" = paused ]; }
-wait_until 80 paused || fail "status never said paused while the host disk was full: $(dbx status 2>&1)"
+wait_until 80 state_is paused || fail "status never said paused while the host disk was full: $(dbx status 2>&1)"
 expect_rc 125 dbx exec -- echo hi
 assert_one_line "$ERR" "exec while the disk is full"
 assert_contains "$ERR" "the host disk is full" "exec while the disk is full"
@@ -37,7 +42,6 @@ assert_one_line "$e" "stderr of the writer"
 assert_contains "$e" "the host disk is full" "stderr of the writer"
 
 rm -f "$DEVBOX_HOME/ballast"
-running() { [ "$(dbx status --json | json_get "$(cat)" 'j["state"]')" = running ]; }
-wait_until 60 running || fail "the VM did not resume after space was freed: $(dbx status 2>&1)"
+wait_until 60 state_is running || fail "the VM did not resume after space was freed: $(dbx status 2>&1)"
 ok dbx exec -u root -- sh -c 'rm -f /root/big; echo alive'
 assert_eq alive "$OUT" "exec after space was freed"

@@ -6,6 +6,12 @@
 # stopped, and the next exec boots a fresh VM.
 . "$(dirname "$0")/lib.sh"
 
+# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
+state_is() {
+    dbx status --json 2>/dev/null | "$PYTHON" -c \
+        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
+}
+
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
@@ -38,8 +44,7 @@ for f in w1 w2 p; do
     assert_contains "$e" "guest kernel panicked" "stderr of client $f"
 done
 wait_until 30 bash -c "! kill -0 $q 2>/dev/null" || fail "qemu $q still runs after the guest panicked"
-stopped() { [ "$(dbx status --json | json_get "$(cat)" 'j["state"]')" = stopped ]; }
-wait_until 30 stopped || fail "status does not say stopped after the panic: $(dbx status 2>&1)"
+wait_until 30 state_is stopped || fail "status does not say stopped after the panic: $(dbx status 2>&1)"
 ok dbx exec -- echo again
 assert_eq again "$OUT" "exec after the panic"
 assert_ne "$q" "$(the_qemu_pid)" "qemu pid after the panic"
