@@ -141,6 +141,30 @@ int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
+/* stop, then start again (the profile, trust and image are read afresh); a stopped VM is just
+ * started. */
+int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        _cleanup_free_ char *a = dbx_escape(argv[1]);
+        fprintf(stderr, "devbox: restart: unknown argument '%s'\n", a);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **warnings = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    rc = dbx_stop(&ctx->paths, &proj, &err);
+    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, true, &fd, &warnings, &err);
+    dbx_project_clear(&proj);
+    for (char **w = warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_escape(*w);
+        fprintf(stderr, "devbox: warning: %s\n", m);
+    }
+    return rc < 0 ? cmd_fail(&err) : 0;
+}
+
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
     int bad = 0;

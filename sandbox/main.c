@@ -14,6 +14,7 @@ static const struct {
     {"status", cmd_status, "status [--json]            state of the project's VM"},
     {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
     {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
+    {"restart", cmd_restart, "restart                    stop the VM, then start it with devbox.ini as it is now"},
     {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
     {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
     {"logs", cmd_logs, "logs [--network|--console|...]  the project's logs (network: every proxy decision)"},

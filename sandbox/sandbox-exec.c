@@ -217,6 +217,9 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         dbx_buf_free(&req);
         return -1;
     }
+    if (dbx_profile_stale(proj))
+        fprintf(stderr, "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
+                        "one\n", PROFILE_FILE);
     r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req.data, req.len);
     dbx_buf_free(&req);
     if (r < 0) {

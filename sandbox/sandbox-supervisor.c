@@ -793,6 +793,10 @@ static char *status_json(struct sup *s) {
                           "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
     if (j) {
         json_object_set_new(j, "profile_hash", json_string(s->prof.hash));
+        /* which repo files that hash covers, in order: a client re-hashes just those */
+        json_t *files = json_array();
+        for (char **f = s->prof.files; f && *f; f++) json_array_append_new(files, json_string(*f));
+        json_object_set_new(j, "profile_files", files);
         static const char *const modes[] = {"none", "allowlist", "open"};
         json_object_set_new(j, "network", json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
         json_object_set_new(j, "connections", json_integer((json_int_t)net_nsocks(s->net)));
