@@ -33,6 +33,9 @@
 #define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
 #define READY_MS 30000
 #define STOP_MS 20000
+/* Without virtiofsd the guest's shutdown would hang on the share: a short grace to sync the
+ * root disk, then QEMU is killed. */
+#define VFS_GONE_STOP_MS 3000
 /* A guest that sends nothing for PING_IDLE_MS is pinged (init answers PING from its poll loop);
  * one silent for LIVENESS_MS is dead: a hung or panicked kernel (panic=-1 only helps when
  * the reboot itself works; under TCG it sometimes spins instead).  Generous: a loaded TCG guest
@@ -680,6 +683,23 @@ static void agent_flush(struct sup *s) {
 
 /* ---- children --------------------------------------------------------------------------- */
 
+/* The workspace is gone with virtiofsd: every running command is told now, in one line, rather
+ * than when the guest's shutdown gives up on the share. */
+static void vfs_died(struct sup *s, int status) {
+    _cleanup_free_ char *how = WIFSIGNALED(status)
+                                   ? dbx_xasprintf("killed by signal %d", WTERMSIG(status))
+                                   : dbx_xasprintf("exited with status %d", WEXITSTATUS(status));
+    sup_log("virtiofsd %s; stopping the VM", how);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC)
+            client_error(c, DBX_ERR_FAILED, "the workspace share stopped (virtiofsd %s); the VM "
+                         "is being stopped (the next command starts it again)", how);
+    }
+    begin_stop(s, "virtiofsd exited");
+    s->stop_deadline = dbx_now_ms() + VFS_GONE_STOP_MS;
+}
+
 static void reap(struct sup *s) {
     struct signalfd_siginfo si;
     while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -699,9 +719,11 @@ static void reap(struct sup *s) {
         } else if (pid == s->vfs_pid) {
             s->vfs_pid = -1;
             if (!s->stopping) {
-                sup_log("virtiofsd exited (status %d); stopping the VM", status);
-                begin_stop(s, "virtiofsd exited");
+                /* a panic's reboot ends virtiofsd too (QEMU hung up): name the real cause */
+                if (s->logs[0].in >= 0) logsink_pump(&s->logs[0]);
+                check_console_panic(s);
             }
+            if (!s->stopping) vfs_died(s, status);
         }
     }
 }
