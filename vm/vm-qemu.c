@@ -190,7 +190,8 @@ struct child_failure {
     int step; /* index into child_steps */
     int errnum;
 };
-static const char *const child_steps[] = {"set up the qemu process", "exec"};
+static const char *const child_steps[] = {"set up the qemu process", "exec",
+                                          "drop the qemu process's privileges"};
 
 static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
     struct child_failure f = {.step = step, .errnum = errno};
@@ -236,6 +237,10 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP)
             signal(s, SIG_DFL);
+    /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
+     * to regain on exec; it still runs as uid 0, which owns the files it opens). */
+    if (vm_child_drop_privileges(0) < 0)
+        child_fail(fail_w, 2);
     environ = (char **)env;
     execvp(argv[0], argv);
     child_fail(fail_w, 1);
@@ -270,7 +275,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
         }
         if (f.step == 1)
             return dbx_error_set(err, f.errnum, "exec '%s'", argv[0]);
-        return dbx_error_set(err, f.errnum, "%s", child_steps[0]);
+        return dbx_error_set(err, f.errnum, "%s", child_steps[f.step == 2 ? 2 : 0]);
     }
     return pid;
 }
