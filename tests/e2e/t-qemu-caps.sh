@@ -47,3 +47,31 @@ if [ "$(readlink "/proc/$passt/ns/user")" = "$(readlink /proc/self/ns/user)" ]; 
 else
     assert_no_caps "$passt" "passt" CapBnd
 fi
+
+# ---- passt still carries traffic as nobody: a test host in a namespace of our own ----------
+command -v ip >/dev/null || skip "iproute2 not installed (traffic check)"
+n=$(($$ % 200 + 20))
+ns=dbxcap$$
+vh=dbxch$$
+vn=dbxcn$$
+ip netns add "$ns" || fail "ip netns add"
+CLEANUP_HOOKS+=("ip netns del $ns 2>/dev/null; ip link del $vh 2>/dev/null")
+ip link add "$vh" type veth peer name "$vn" netns "$ns" || fail "ip link add veth"
+ip addr add "10.78.$n.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
+ip -n "$ns" addr add "10.78.$n.2/24" dev "$vn" && ip -n "$ns" link set "$vn" up &&
+    ip -n "$ns" link set lo up || fail "namespace side of the veth"
+mkdir -p "$TEST_TMP/www" && echo "through passt" >"$TEST_TMP/www/hello"
+pf=$TEST_TMP/ns.port
+ip netns exec "$ns" "$PYTHON" "$E2E_DIR/netserver.py" "$TEST_TMP/www" "$pf" --bind "10.78.$n.2" \
+    >>"$TEST_TMP/netserver.log" 2>&1 &
+CLEANUP_HOOKS+=("kill $! 2>/dev/null")
+wait_until 20 test -s "$pf" || fail "test host server did not start"
+ok dbx exec -- wget -q -O - "http://10.78.$n.2:$(cat "$pf")/hello"
+assert_eq "through passt" "$OUT" "a fetch through the capability-less passt"
+# ... and its destination filter still reads what passt asks for: the host's own address is
+# refused
+HOSTADDR=$(start_netserver "$TEST_TMP/www" --bind "10.78.$n.1")
+run dbx exec -- timeout 10 wget -q -O - "http://10.78.$n.1:$HOSTADDR/hello"
+assert_box_failed "a server on one of the host's own addresses"
+refused() { grep -q "refused passt connect to 10.78.$n.1:$HOSTADDR" "$DEVBOX_HOME"/state/projects/*/qemu.log; }
+wait_until 10 refused || fail "no refusal logged for 10.78.$n.1:$HOSTADDR"
