@@ -133,7 +133,8 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 /* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and
  * exit at once if the parent is already gone), new process group, stdin from /dev/null,
  * stdout/stderr to `log_fd` (or /dev/null if < 0), agent/console fds at 3/4, every other fd
- * closed, a minimal environment; exec.  Returns the pid, or -errno with *err set. */
+ * closed, a minimal environment; as root, every capability dropped for good (empty sets,
+ * locked securebits, no_new_privs); exec.  Returns the pid, or -errno with *err set. */
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
 
 /* ---- QMP (QEMU's monitor) ----------------------------------------------------------------- */
@@ -199,12 +200,12 @@ void vm_qmp_query_status(struct vm_qmp *q);
  * /etc/resolv.conf (read at start) on port 53, even on loopback (127.0.0.53).  Everything else
  * (private ranges included) is reachable.  io_uring, threads and source routing are denied
  * to passt outright (they could carry a destination past the thread).
- * Process hygiene as vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as
- * root, because passt then switches to nobody, which clears it; --one-off still ends it with
- * QEMU), own process group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every
- * other fd closed, an empty environment.  As an ordinary user passt runs in a user namespace
- * that maps only our uid/gid to themselves (so we may read its memory).  passt sandboxes
- * itself (namespaces, seccomp; as root it switches to nobody).  IPv6 is off in passt (the
+ * Process hygiene as vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG), own process
+ * group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every other fd closed, an
+ * empty environment.  As an ordinary user passt runs in a user namespace that maps only our
+ * uid/gid to themselves (so we may read its memory).  As root we switch it to nobody's uid
+ * (and the gid of that number) before exec, with an empty bounding set and no capability
+ * (vm_child_drop_privileges).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt (the
  * filter judges IPv6 anyway). */
 struct vm_passt;
 /* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);
