@@ -328,7 +328,8 @@ bool dbx_str_has_prefix(const char *s, const char *p) { return strncmp(s, p, str
 static size_t utf8_seq(const unsigned char *p, size_t n) {
     size_t len;
     unsigned char lo = 0x80, hi = 0xbf;
-    if (p[0] >= 0xc2 && p[0] <= 0xdf) len = 2;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
     else if (p[0] >= 0xe0 && p[0] <= 0xef) {
         len = 3;
         if (p[0] == 0xe0) lo = 0xa0;
@@ -337,7 +338,8 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
         len = 4;
         if (p[0] == 0xf0) lo = 0x90;
         if (p[0] == 0xf4) hi = 0x8f;
-    } else return 0;
+    } else
+        return 0;
     if (n < len || p[1] < lo || p[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
         if (p[i] < 0x80 || p[i] > 0xbf) return 0;
@@ -361,7 +363,8 @@ char *dbx_sanitize_printable(char *s) {
         /* C1 controls, raw (8-bit terminals) or UTF-8 encoded; and bytes that are not UTF-8 */
         size_t len = utf8_seq(p, (size_t)(end - p));
         if (len == 0 || utf8_c1(p, len)) {
-            for (size_t i = 0; i < (len ? len : 1); i++) p[i] = '?';
+            for (size_t i = 0; i < (len ? len : 1); i++)
+                p[i] = '?';
             len = len ? len : 1;
         }
         p += len;
@@ -387,14 +390,17 @@ char *dbx_escape_n(const char *s, size_t n, unsigned flags) {
             continue;
         }
         if (*p < 0x80) {
-            if ((*p < 0x20 && *p != '\t') || *p == 0x7f) q += sprintf(q, "\\x%02x", *p);
-            else *q++ = (char)*p;
+            if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+                q += sprintf(q, "\\x%02x", *p);
+            else
+                *q++ = (char)*p;
             p++;
             continue;
         }
         size_t len = utf8_seq(p, (size_t)(end - p));
         if (len == 0 || utf8_c1(p, len)) {
-            for (size_t i = 0; i < (len ? len : 1); i++) q += sprintf(q, "\\x%02x", p[i]);
+            for (size_t i = 0; i < (len ? len : 1); i++)
+                q += sprintf(q, "\\x%02x", p[i]);
             p += len ? len : 1;
             continue;
         }
@@ -406,7 +412,9 @@ char *dbx_escape_n(const char *s, size_t n, unsigned flags) {
     return o;
 }
 
-char *dbx_escape(const char *s) { return s ? dbx_escape_n(s, strlen(s), 0) : dbx_xstrdup(""); }
+char *dbx_escape(const char *s) {
+    return s ? dbx_escape_n(s, strlen(s), 0) : dbx_xstrdup("");
+}
 
 size_t dbx_escape_cut(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;

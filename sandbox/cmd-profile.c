@@ -109,8 +109,8 @@ int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv) {
         _cleanup_free_ char *dir = dbx_trust_dir(&ctx->paths);
         if (profile_trust_add(dir, proj.root, p.hash, &err) < 0) rc = cmd_fail(&err);
         else {
-            printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n",
-                   root, PROFILE_FILE, p.hash);
+            printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n", root,
+                   PROFILE_FILE, p.hash);
             for (char **w = wide; *w; w++) printf("  %s\n", dbx_sanitize_printable(*w));
             printf("a running VM keeps its policy until 'devbox stop'\n");
         }

@@ -116,7 +116,8 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
         json_t *j;
         json_array_foreach(arr, i, j) {
             const char *img = json_string_value(json_object_get(j, "image"));
-            _cleanup_free_ char *root = dbx_escape(json_string_value(json_object_get(j, "project")));
+            _cleanup_free_ char *root =
+                dbx_escape(json_string_value(json_object_get(j, "project")));
             _cleanup_free_ char *image = dbx_escape(img ? img : "-");
             printf("%-16s  %-8s  %-16s  %s\n", json_string_value(json_object_get(j, "id")) ?: "",
                    json_string_value(json_object_get(j, "state")) ?: "", image, root);

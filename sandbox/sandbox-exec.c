@@ -162,8 +162,10 @@ static void on_signal(struct xs *x, int sfd, bool tty) {
             uint8_t b[4];
             (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
             if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) {
-                if (x->term_sig) x->give_up_ms = 0; /* the second one: now */
-                else x->give_up_ms = dbx_now_ms() + TERM_GRACE_MS;
+                if (x->term_sig)
+                    x->give_up_ms = 0; /* the second one: now */
+                else
+                    x->give_up_ms = dbx_now_ms() + TERM_GRACE_MS;
                 x->term_sig = (int)si.ssi_signo;
             }
         }
@@ -202,8 +204,9 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
         if (x->term_sig && dbx_now_ms() >= x->give_up_ms) {
             /* Closing the connection makes the supervisor SIGKILL the command. */
             x->code = 128 + x->term_sig;
-            x->errmsg = dbx_xasprintf("the command did not end within %us of %s; it is killed",
-                                      TERM_GRACE_MS / 1000, x->term_sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+            x->errmsg =
+                dbx_xasprintf("the command did not end within %us of %s; it is killed",
+                              TERM_GRACE_MS / 1000, x->term_sig == SIGTERM ? "SIGTERM" : "SIGHUP");
             return 0;
         }
         if (pf[2].revents) pump_stdin(x);
@@ -242,8 +245,10 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         return -1;
     }
     if (dbx_profile_stale(proj))
-        fprintf(stderr, "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
-                        "one\n", PROFILE_FILE);
+        fprintf(stderr,
+                "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
+                "one\n",
+                PROFILE_FILE);
     r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req.data, req.len);
     dbx_buf_free(&req);
     if (r < 0) {

@@ -2,8 +2,8 @@
  * profile may only narrow the built-in default; anything wider needs a `devbox trust`
  * recorded on the host for exactly those profile bytes. */
 #define _GNU_SOURCE
-#include "sandbox-internal.h"
 #include "../common/sha256.h"
+#include "sandbox-internal.h"
 
 #include <jansson.h>
 #include <linux/openat2.h>
@@ -103,7 +103,8 @@ bool dbx_profile_stale(const struct dbx_project *proj) {
             uint8_t out[32];
             char hex[65];
             dbx_sha256_final(&h, out);
-            for (size_t k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", out[k]);
+            for (size_t k = 0; k < 32; k++)
+                snprintf(hex + 2 * k, 3, "%02x", out[k]);
             stale = strcmp(hex, running) != 0;
         }
     }

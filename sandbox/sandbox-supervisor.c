@@ -93,11 +93,11 @@ struct sup {
     struct sess sess[SESS_SLOTS];
     uint32_t next_gsid, nsess;
     bool hello, ready, stopping, quit;
-    bool dead;               /* the guest died (panic, no answer): clients were told */
-    uint64_t last_guest_ms;  /* when the guest last sent anything */
+    bool dead;              /* the guest died (panic, no answer): clients were told */
+    uint64_t last_guest_ms; /* when the guest last sent anything */
     uint64_t ping_token;
-    struct vm_qmp *qmp;      /* QEMU's monitor: pause/resume and I/O error events */
-    bool nospace;            /* paused by QEMU because the host disk is full */
+    struct vm_qmp *qmp; /* QEMU's monitor: pause/resume and I/O error events */
+    bool nospace;       /* paused by QEMU because the host disk is full */
     uint64_t nospace_check_ms;
     char *boot_error;
     char *guest_release;
@@ -292,7 +292,8 @@ static void begin_stop(struct sup *s, const char *why) {
     s->stopping = true;
     s->stop_deadline = dbx_now_ms() + STOP_MS;
     /* A VM paused on a full disk cannot run its shutdown. */
-    if (s->hello && !s->nospace) agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
+    if (s->hello && !s->nospace)
+        agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
     else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
 }
 
@@ -308,8 +309,10 @@ static void guest_died(struct sup *s, const char *why) {
     for (size_t i = 0; i < s->nclients; i++) {
         struct client *c = s->clients[i];
         if (c->kind == C_EXEC)
-            client_error(c, DBX_ERR_FAILED, "%s; the VM was stopped (logs in '%s'; the next "
-                         "command starts it again)", why, s->proj.state_dir);
+            client_error(c, DBX_ERR_FAILED,
+                         "%s; the VM was stopped (logs in '%s'; the next "
+                         "command starts it again)",
+                         why, s->proj.state_dir);
     }
     s->stopping = true;
     s->stop_deadline = UINT64_MAX;
@@ -327,8 +330,8 @@ static void check_liveness(struct sup *s) {
     if (!s->ready || s->stopping || s->dead || s->nospace || s->agent_fd < 0) return;
     uint64_t now = dbx_now_ms(), quiet = now - s->last_guest_ms;
     if (quiet > LIVENESS_MS) {
-        _cleanup_free_ char *why = dbx_xasprintf("the guest has not answered for %us",
-                                                 (unsigned)(quiet / 1000));
+        _cleanup_free_ char *why =
+            dbx_xasprintf("the guest has not answered for %us", (unsigned)(quiet / 1000));
         guest_died(s, why);
     } else if (quiet > PING_IDLE_MS && s->ping_token != s->last_guest_ms) {
         /* one ping per quiet spell: the token remembers which spell it was sent in */
@@ -340,7 +343,8 @@ static void check_liveness(struct sup *s) {
 
 static char *nospace_msg(struct sup *s) {
     return dbx_xasprintf("the host disk is full (no space left for '%s/disk.qcow2'); the VM is "
-                         "paused until space is freed", s->proj.data_dir);
+                         "paused until space is freed",
+                         s->proj.data_dir);
 }
 
 /* QEMU paused the VM: a write to the overlay hit ENOSPC.  Every exec client is told in one line
@@ -376,8 +380,10 @@ static void qmp_events(struct sup *s) {
     _cleanup_error_ dbx_error *e = NULL;
     if (vm_qmp_io(s->qmp, &st, &e) < 0 && !s->stopping && !s->quit)
         sup_log("%s", e->msg); /* QEMU is going away; SIGCHLD follows */
-    if (st.events & VM_QMP_EV_NOSPACE) nospace_begin(s);
-    else if (st.events & VM_QMP_EV_IO_ERROR) sup_log("QEMU reported a disk I/O error");
+    if (st.events & VM_QMP_EV_NOSPACE)
+        nospace_begin(s);
+    else if (st.events & VM_QMP_EV_IO_ERROR)
+        sup_log("QEMU reported a disk I/O error");
     if ((st.events & VM_QMP_EV_RESUME) && !(st.events & VM_QMP_EV_NOSPACE) && s->nospace) {
         s->nospace = false;
         s->last_guest_ms = dbx_now_ms(); /* the liveness clock stood still while paused */
@@ -693,8 +699,10 @@ static void vfs_died(struct sup *s, int status) {
     for (size_t i = 0; i < s->nclients; i++) {
         struct client *c = s->clients[i];
         if (c->kind == C_EXEC)
-            client_error(c, DBX_ERR_FAILED, "the workspace share stopped (virtiofsd %s); the VM "
-                         "is being stopped (the next command starts it again)", how);
+            client_error(c, DBX_ERR_FAILED,
+                         "the workspace share stopped (virtiofsd %s); the VM "
+                         "is being stopped (the next command starts it again)",
+                         how);
     }
     begin_stop(s, "virtiofsd exited");
     s->stop_deadline = dbx_now_ms() + VFS_GONE_STOP_MS;
@@ -804,20 +812,24 @@ static uint64_t proc_rss_kib(pid_t pid) {
 }
 
 static char *status_json(struct sup *s) {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}",
-                          "state", s->stopping ? "stopping" : s->nospace ? "paused" : "running", "project", s->proj.root,
-                          "id", s->proj.id, "pid", (int)getpid(), "qemu_pid", (int)s->qemu_pid,
-                          "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
-                          "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000),
-                          "memory_mib", (json_int_t)(s->prof.memory >> 20),
-                          "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid), "cpus", (int)s->prof.cpus,
-                          "image", s->rec.image, "kernel", s->guest_release ? s->guest_release : "",
-                          "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}", "state",
+        s->stopping  ? "stopping"
+        : s->nospace ? "paused"
+                     : "running",
+        "project", s->proj.root, "id", s->proj.id, "pid", (int)getpid(), "qemu_pid",
+        (int)s->qemu_pid, "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
+        "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000), "memory_mib",
+        (json_int_t)(s->prof.memory >> 20), "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid),
+        "cpus", (int)s->prof.cpus, "image", s->rec.image, "kernel",
+        s->guest_release ? s->guest_release : "", "started", (json_int_t)s->started_wall,
+        "sessions", (int)s->nsess);
     if (j) {
         json_object_set_new(j, "profile_hash", json_string(s->prof.hash));
         /* which repo files that hash covers, in order: a client re-hashes just those */
         json_t *files = json_array();
-        for (char **f = s->prof.files; f && *f; f++) json_array_append_new(files, json_string(*f));
+        for (char **f = s->prof.files; f && *f; f++)
+            json_array_append_new(files, json_string(*f));
         json_object_set_new(j, "profile_files", files);
         static const char *const modes[] = {"none", "allowlist", "open"};
         json_object_set_new(j, "network", json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
@@ -912,10 +924,18 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         r = dbx_error_set(err, errno, "socketpair");
     if (r == 0) {
         struct vm_config cfg = {
-            .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
-            .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
-            .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
-            .accel = s->accel, .net_fd = net[1] >= 0 ? net[1] : 0, .qmp_fd = qmp[1],
+            .kernel = s->kernel.vmlinuz,
+            .initramfs = s->kernel.initramfs,
+            .disk = disk,
+            .vfs_socket = vfs_path,
+            .vfs_tag = "workspace",
+            .agent_fd = agent[1],
+            .console_fd = con[1],
+            .cpus = s->prof.cpus,
+            .mem_mib = s->prof.memory >> 20,
+            .accel = s->accel,
+            .net_fd = net[1] >= 0 ? net[1] : 0,
+            .qmp_fd = qmp[1],
         };
         s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
         if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
@@ -932,7 +952,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     /* Our copies of the children's ends. */
     for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
     int fds[8] = {agent[0], agent[1], con[0], con[1], net[0], net[1], qmp[0], qmp[1]};
-    for (int i = 0; i < 8; i++) if (fds[i] >= 0) close(fds[i]);
+    for (int i = 0; i < 8; i++)
+        if (fds[i] >= 0) close(fds[i]);
     if (r < 0) kill_children(s);
     return r;
 }

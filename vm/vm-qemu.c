@@ -223,8 +223,7 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
     int w = fcntl(fail_w, F_DUPFD_CLOEXEC, 10);
     int nf = net_fd > 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 10) : devnull;
     int qf = qmp_fd > 0 ? fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10) : devnull;
-    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0 || qf < 0)
-        child_fail(fail_w, 0);
+    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0 || qf < 0) child_fail(fail_w, 0);
     fail_w = w;
     if (dup2(n, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, AGENT_FD) < 0 ||
         dup2(c, CONSOLE_FD) < 0 || ((net_fd > 0 || qmp_fd > 0) && dup2(nf, NET_FD) < 0) ||
@@ -239,8 +238,7 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
             signal(s, SIG_DFL);
     /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
      * to regain on exec; it still runs as uid 0, which owns the files it opens). */
-    if (vm_child_drop_privileges(0) < 0)
-        child_fail(fail_w, 2);
+    if (vm_child_drop_privileges(0) < 0) child_fail(fail_w, 2);
     environ = (char **)env;
     execvp(argv[0], argv);
     child_fail(fail_w, 1);

@@ -77,11 +77,9 @@ int vm_child_drop_privileges(uid_t run_as) {
         unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                              SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
                              SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
-        if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0)
-            return -errno;
+        if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0) return -errno;
         for (unsigned long c = 0; c <= 63; c++)
-            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
-                return -errno;
+            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -errno;
         if (run_as != 0 && (syscall(SYS_setgroups, 0, NULL) < 0 ||
                             syscall(SYS_setresgid, run_as, run_as, run_as) < 0 ||
                             syscall(SYS_setresuid, run_as, run_as, run_as) < 0))
@@ -91,22 +89,18 @@ int vm_child_drop_privileges(uid_t run_as) {
         return -errno;
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2] = {{0}, {0}};
-    if (syscall(SYS_capset, &h, d) < 0)
-        return -errno;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return -errno;
+    if (syscall(SYS_capset, &h, d) < 0) return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
     return 0;
 }
 
 uid_t vm_nobody_uid(void) {
     /* /etc/passwd only (no NSS: a name service must not run code in the supervisor). */
     _cleanup_free_ char *pw = NULL;
-    if (dbx_read_file_at(AT_FDCWD, "/etc/passwd", 4u << 20, &pw, NULL, NULL) < 0)
-        return 65534;
+    if (dbx_read_file_at(AT_FDCWD, "/etc/passwd", 4u << 20, &pw, NULL, NULL) < 0) return 65534;
     for (char *line = pw; line && *line;) {
         char *next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
+        if (next) *next++ = '\0';
         unsigned long uid;
         char name[16];
         if (sscanf(line, "%15[^:]:%*[^:]:%lu:", name, &uid) == 2 && strcmp(name, "nobody") == 0 &&

@@ -153,8 +153,8 @@ enum {
     VM_QMP_EV_STATUS = 1 << 6,   /* a query-status reply: status holds its "status" */
 };
 struct vm_qmp_state {
-    unsigned events;  /* VM_QMP_EV_* seen since the caller last cleared it */
-    char status[32];  /* e.g. "running", "io-error", "paused" */
+    unsigned events; /* VM_QMP_EV_* seen since the caller last cleared it */
+    char status[32]; /* e.g. "running", "io-error", "paused" */
 };
 /* Take ownership of fd (a connected stream socket; made non-blocking) and queue
  * qmp_capabilities.  Returns 0 with *ret set (free with vm_qmp_free). */
@@ -205,8 +205,8 @@ void vm_qmp_query_status(struct vm_qmp *q);
  * empty environment.  As an ordinary user passt runs in a user namespace that maps only our
  * uid/gid to themselves (so we may read its memory).  As root we switch it to nobody's uid
  * (and the gid of that number) before exec, with an empty bounding set and no capability
- * (vm_child_drop_privileges).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt (the
- * filter judges IPv6 anyway). */
+ * (vm_child_drop_privileges).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt
+ * (the filter judges IPv6 anyway). */
 struct vm_passt;
 /* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);
  * returns 0 with *ret set once passt has survived its start-up (~100 ms), or -errno with *err

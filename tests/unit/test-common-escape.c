@@ -24,8 +24,13 @@ static void test_escape_c0(void **state) {
 
 static void test_escape_c1(void **state) {
     /* raw C1 bytes (CSI 0x9b, OSC 0x9d) and their UTF-8 encodings U+009B, U+0085 */
-    check("a\x9b" "2J\x9d" "0;x", 8, 0, "a\\x9b2J\\x9d0;x");
-    check("a\xc2\x9b" "2J\xc2\x85", 7, 0, "a\\xc2\\x9b2J\\xc2\\x85");
+    check("a\x9b"
+          "2J\x9d"
+          "0;x",
+          8, 0, "a\\x9b2J\\x9d0;x");
+    check("a\xc2\x9b"
+          "2J\xc2\x85",
+          7, 0, "a\\xc2\\x9b2J\\xc2\\x85");
     /* U+00A0 and above are text */
     check("caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x98\x80", 17, 0,
           "caf\xc3\xa9 \xc2\xa0 \xe2\x82\xac \xf0\x9f\x98\x80");

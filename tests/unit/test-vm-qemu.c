@@ -190,13 +190,20 @@ static void test_qmp_hostile(void **state) {
     memset(big, '[', sizeof(big) - 1);
     memcpy(big, "{\"event\": \"STOP\", \"x\": \"", 24);
     const char *bad[] = {
-        "not json\n", "{\"event\": 1}\n", "[\"event\", \"STOP\"]\n",
+        "not json\n",
+        "{\"event\": 1}\n",
+        "[\"event\", \"STOP\"]\n",
         "{\"event\": \"STOP\", \"event\": \"STOP\"}\n", /* duplicate key */
         "{\"event\": \"BLOCK_IO_ERROR\", \"data\": \"nospace\"}\n",
-        "{\"id\": \"status\", \"return\": {\"status\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}\n",
-        "\0\n", big, "\"}\n", "{\"event\": \"RESUME\"}\n",
+        "{\"id\": \"status\", \"return\": {\"status\": "
+        "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}\n",
+        "\0\n",
+        big,
+        "\"}\n",
+        "{\"event\": \"RESUME\"}\n",
     };
-    assert_int_equal(qmp_feed(bad, DBX_ARRAY_SIZE(bad), &st), VM_QMP_EV_IO_ERROR | VM_QMP_EV_RESUME);
+    assert_int_equal(qmp_feed(bad, DBX_ARRAY_SIZE(bad), &st),
+                     VM_QMP_EV_IO_ERROR | VM_QMP_EV_RESUME);
 }
 
 static void test_argv_invalid(void **state) {
