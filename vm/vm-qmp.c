@@ -134,7 +134,12 @@ int vm_qmp_io(struct vm_qmp *q, struct vm_qmp_state *st, dbx_error **err) {
         ssize_t n = send(q->fd, dbx_buf_head(&q->out), dbx_buf_avail(&q->out), MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) break;
-        if (n < 0) return dbx_error_set(err, errno, "qmp: write");
+        if (n < 0) {
+            int e = errno;
+            close(q->fd); /* QEMU is gone (EPIPE): nothing more to read either */
+            q->fd = -1;
+            return dbx_error_set(err, e, "qmp: write");
+        }
         dbx_buf_consume(&q->out, (size_t)n);
     }
     char buf[16384];
