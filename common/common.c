@@ -323,10 +323,110 @@ void dbx_close_fds_from(int from, const int *keep, size_t nkeep) {
 
 bool dbx_str_has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
+/* Length of the well-formed UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
+ * U+10FFFF) at p[0..n), or 0 if none starts there. */
+static size_t utf8_seq(const unsigned char *p, size_t n) {
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        len = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+        len = 3;
+        if (p[0] == 0xe0) lo = 0xa0;
+        if (p[0] == 0xed) hi = 0x9f;
+    } else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+        len = 4;
+        if (p[0] == 0xf0) lo = 0x90;
+        if (p[0] == 0xf4) hi = 0x8f;
+    } else
+        return 0;
+    if (n < len || p[1] < lo || p[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return len;
+}
+
+/* A UTF-8 encoded C1 control (U+0080-U+009F): terminals that decode UTF-8 act on these. */
+static bool utf8_c1(const unsigned char *p, size_t len) {
+    return len == 2 && p[0] == 0xc2 && p[1] <= 0x9f;
+}
+
 char *dbx_sanitize_printable(char *s) {
-    for (unsigned char *p = (unsigned char *)s; p && *p; p++)
-        if ((*p < 0x20 && *p != '\t') || *p == 0x7f) *p = '?';
-    /* C1 controls (0x80-0x9f) only matter as single bytes in 8-bit terminals; UTF-8 text uses
-     * those bytes as continuation bytes, so they are kept. */
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    for (unsigned char *p = (unsigned char *)s, *end = p + n; p < end;) {
+        if (*p < 0x80) {
+            if ((*p < 0x20 && *p != '\t') || *p == 0x7f) *p = '?';
+            p++;
+            continue;
+        }
+        /* C1 controls, raw (8-bit terminals) or UTF-8 encoded; and bytes that are not UTF-8 */
+        size_t len = utf8_seq(p, (size_t)(end - p));
+        if (len == 0 || utf8_c1(p, len)) {
+            for (size_t i = 0; i < (len ? len : 1); i++)
+                p[i] = '?';
+            len = len ? len : 1;
+        }
+        p += len;
+    }
     return s;
+}
+
+char *dbx_escape_n(const char *s, size_t n, unsigned flags) {
+    char *o = dbx_xmalloc(n * 4 + 1), *q = o;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    while (p < end) {
+        if (*p == '\r' && (flags & DBX_ESC_LINES) && p + 1 < end && p[1] == '\n') {
+            p++;
+            continue;
+        }
+        if (*p == '\n' && (flags & DBX_ESC_LINES)) {
+            *q++ = *p++;
+            continue;
+        }
+        if (*p == 0x1b) {
+            q += sprintf(q, "\\e");
+            p++;
+            continue;
+        }
+        if (*p < 0x80) {
+            if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+                q += sprintf(q, "\\x%02x", *p);
+            else
+                *q++ = (char)*p;
+            p++;
+            continue;
+        }
+        size_t len = utf8_seq(p, (size_t)(end - p));
+        if (len == 0 || utf8_c1(p, len)) {
+            for (size_t i = 0; i < (len ? len : 1); i++)
+                q += sprintf(q, "\\x%02x", p[i]);
+            p += len ? len : 1;
+            continue;
+        }
+        memcpy(q, p, len);
+        q += len;
+        p += len;
+    }
+    *q = '\0';
+    return o;
+}
+
+char *dbx_escape(const char *s) {
+    return s ? dbx_escape_n(s, strlen(s), 0) : dbx_xstrdup("");
+}
+
+size_t dbx_escape_cut(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (n && p[n - 1] == '\r') return n - 1;
+    /* the start of the last sequence, if it may still be incomplete */
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = p[n - back];
+        if (c < 0x80) return n;
+        if (c >= 0xc0) {
+            size_t want = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            return want > back ? n - back : n;
+        }
+    }
+    return n;
 }

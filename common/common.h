@@ -134,3 +134,17 @@ char **dbx_strv_push(char **v, const char *s);
 /* Replace bytes a terminal would interpret (C0 controls except \t, DEL, C1) with '?', in place,
  * so untrusted strings never drive the user's terminal. */
 char *dbx_sanitize_printable(char *s);
+/* Untrusted text (names, paths, guest output) made safe to print to the user's terminal: a
+ * malloc'd copy of s[0..n) in which ESC becomes "\e", every other C0 control (TAB kept), DEL,
+ * NUL, each C1 control (raw bytes 0x80-0x9f and their UTF-8 encoding U+0080-U+009F, 0xc2
+ * 0x80-0x9f) and every byte that is not part of well-formed UTF-8 becomes "\xNN".  Valid
+ * UTF-8 text is kept as is.  DBX_ESC_LINES keeps "\n" and drops a "\r" right before it (a
+ * serial console's line end), for logs. */
+#define DBX_ESC_LINES 1u
+char *dbx_escape_n(const char *s, size_t n, unsigned flags);
+/* dbx_escape_n of a string; NULL gives "". */
+char *dbx_escape(const char *s);
+/* For escaping a stream in chunks: the length of the longest prefix of s[0..n) that does not
+ * end inside a UTF-8 sequence that the next bytes may complete, nor with a "\r" (whose "\n"
+ * may follow); escape that prefix and carry the rest (at most 3 bytes) over. */
+size_t dbx_escape_cut(const char *s, size_t n);

@@ -3,7 +3,9 @@
 #include "commands.h"
 
 int cmd_fail(dbx_error **err) {
-    fprintf(stderr, "devbox: %s\n", *err ? dbx_sanitize_printable((*err)->msg) : "failed");
+    /* Messages carry names, paths and guest text: never raw terminal controls (\e, C1). */
+    _cleanup_free_ char *m = dbx_escape(*err ? (*err)->msg : "failed");
+    fprintf(stderr, "devbox: %s\n", m);
     dbx_error_free(err);
     return 125;
 }

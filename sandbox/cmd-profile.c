@@ -87,7 +87,8 @@ int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv) {
 
 int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv) {
     if (argc > 1) {
-        fprintf(stderr, "devbox: trust: unknown argument '%s'\n", argv[1]);
+        _cleanup_free_ char *a = dbx_escape(argv[1]);
+        fprintf(stderr, "devbox: trust: unknown argument '%s'\n", a);
         return 125;
     }
     struct dbx_project proj = {0};
@@ -101,14 +102,15 @@ int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv) {
         return cmd_fail(&err);
     }
     _cleanup_strv_ char **wide = profile_widenings(&p, &u);
+    _cleanup_free_ char *root = dbx_escape(proj.root);
     if (!wide || !wide[0]) {
-        printf("%s/%s only narrows the default profile: nothing to trust\n", proj.root, PROFILE_FILE);
+        printf("%s/%s only narrows the default profile: nothing to trust\n", root, PROFILE_FILE);
     } else {
         _cleanup_free_ char *dir = dbx_trust_dir(&ctx->paths);
         if (profile_trust_add(dir, proj.root, p.hash, &err) < 0) rc = cmd_fail(&err);
         else {
-            printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n",
-                   proj.root, PROFILE_FILE, p.hash);
+            printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n", root,
+                   PROFILE_FILE, p.hash);
             for (char **w = wide; *w; w++) printf("  %s\n", dbx_sanitize_printable(*w));
             printf("a running VM keeps its policy until 'devbox stop'\n");
         }

@@ -11,7 +11,8 @@ static bool want_json(int argc, char **argv, const char *extra, bool *extra_set,
         if (strcmp(argv[i], "--json") == 0) json = true;
         else if (extra && strcmp(argv[i], extra) == 0) *extra_set = true;
         else {
-            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", argv[0], argv[i]);
+            _cleanup_free_ char *a = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", argv[0], a);
             *bad = 125;
         }
     }
@@ -41,7 +42,7 @@ static void print_human(json_t *j) {
         json_t *v = json_object_get(j, keys[i]);
         if (!v || json_is_null(v)) continue;
         if (json_is_string(v)) {
-            _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xstrdup(json_string_value(v)));
+            _cleanup_free_ char *s = dbx_escape(json_string_value(v));
             printf("%-11s %s\n", keys[i], s);
         } else if (json_is_integer(v)) {
             printf("%-11s %lld\n", keys[i], (long long)json_integer_value(v));
@@ -76,7 +77,8 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
     if (j) annotate_profile(ctx, &proj, j);
     dbx_project_clear(&proj);
     if (json) {
-        char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        /* ENSURE_ASCII: U+0080-U+009F (C1 controls) would otherwise be printed raw */
+        char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
         printf("%s\n", out ? out : s);
         free(out);
     } else if (j) {
@@ -105,7 +107,7 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
         dbx_project_clear(&p);
     }
     if (json) {
-        char *out = json_dumps(arr, JSON_COMPACT);
+        char *out = json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII);
         printf("%s\n", out ? out : "[]");
         free(out);
     } else {
@@ -114,10 +116,11 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
         json_t *j;
         json_array_foreach(arr, i, j) {
             const char *img = json_string_value(json_object_get(j, "image"));
-            _cleanup_free_ char *root = dbx_sanitize_printable(
-                dbx_xstrdup(json_string_value(json_object_get(j, "project")) ?: ""));
+            _cleanup_free_ char *root =
+                dbx_escape(json_string_value(json_object_get(j, "project")));
+            _cleanup_free_ char *image = dbx_escape(img ? img : "-");
             printf("%-16s  %-8s  %-16s  %s\n", json_string_value(json_object_get(j, "id")) ?: "",
-                   json_string_value(json_object_get(j, "state")) ?: "", img ? img : "-", root);
+                   json_string_value(json_object_get(j, "state")) ?: "", image, root);
         }
     }
     json_decref(arr);
@@ -126,7 +129,8 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
 
 int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
     if (argc > 1) {
-        fprintf(stderr, "devbox: stop: unknown argument '%s'\n", argv[1]);
+        _cleanup_free_ char *a = dbx_escape(argv[1]);
+        fprintf(stderr, "devbox: stop: unknown argument '%s'\n", a);
         return 125;
     }
     struct dbx_project proj = {0};
@@ -138,13 +142,38 @@ int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
+/* stop, then start again (the profile, trust and image are read afresh); a stopped VM is just
+ * started. */
+int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        _cleanup_free_ char *a = dbx_escape(argv[1]);
+        fprintf(stderr, "devbox: restart: unknown argument '%s'\n", a);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **warnings = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    rc = dbx_stop(&ctx->paths, &proj, &err);
+    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, true, &fd, &warnings, &err);
+    dbx_project_clear(&proj);
+    for (char **w = warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_escape(*w);
+        fprintf(stderr, "devbox: warning: %s\n", m);
+    }
+    return rc < 0 ? cmd_fail(&err) : 0;
+}
+
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) force = true;
         else {
-            fprintf(stderr, "devbox: rm: unknown argument '%s'\n", argv[i]);
+            _cleanup_free_ char *a = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: rm: unknown argument '%s'\n", a);
             bad = 125;
         }
     }

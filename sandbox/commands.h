@@ -20,6 +20,7 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_image(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_port(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv);

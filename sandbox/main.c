@@ -14,6 +14,7 @@ static const struct {
     {"status", cmd_status, "status [--json]            state of the project's VM"},
     {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
     {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
+    {"restart", cmd_restart, "restart                    stop the VM, then start it with devbox.ini as it is now"},
     {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
     {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
     {"logs", cmd_logs, "logs [--network|--console|...]  the project's logs (network: every proxy decision)"},
@@ -65,7 +66,8 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             return usage(stdout);
         } else {
-            fprintf(stderr, "devbox: unknown option '%s'\n", argv[i]);
+            _cleanup_free_ char *o = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: unknown option '%s'\n", o);
             return usage(stderr);
         }
     }
@@ -78,6 +80,7 @@ int main(int argc, char **argv) {
         dbx_paths_clear(&ctx.paths);
         return rc;
     }
-    fprintf(stderr, "devbox: unknown command '%s'\n", argv[i]);
+    _cleanup_free_ char *name = dbx_escape(argv[i]);
+    fprintf(stderr, "devbox: unknown command '%s'\n", name);
     return usage(stderr);
 }

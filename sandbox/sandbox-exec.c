@@ -12,6 +12,11 @@
 
 /* Signals the user sends to devbox that are meant for the command. */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+/* SIGTERM or SIGHUP means "end": they are forwarded, and if the command has not ended this long
+ * after (it ignores them, or a fork bomb keeps the guest too busy to answer), devbox ends
+ * anyway; the supervisor then kills the command.  A second one ends devbox at once.  SIGINT
+ * stays the command's business (a program may catch it and go on). */
+#define TERM_GRACE_MS 3000
 
 struct xs {
     int sock;
@@ -23,6 +28,8 @@ struct xs {
     char *errmsg;
     struct termios saved;
     bool raw;
+    int term_sig;        /* the SIGTERM/SIGHUP that started the grace period, or 0 */
+    uint64_t give_up_ms; /* when the grace period ends */
 };
 
 static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts *o,
@@ -122,7 +129,8 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
             m = dbx_xstrdup("malformed error from the supervisor");
         }
         x->code = v >= 1 && v <= 255 ? (int)v : 125;
-        x->errmsg = dbx_sanitize_printable(m);
+        x->errmsg = dbx_escape(m);
+        free(m);
         x->done = true;
         break;
     }
@@ -153,6 +161,13 @@ static void on_signal(struct xs *x, int sfd, bool tty) {
         } else {
             uint8_t b[4];
             (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
+            if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) {
+                if (x->term_sig)
+                    x->give_up_ms = 0; /* the second one: now */
+                else
+                    x->give_up_ms = dbx_now_ms() + TERM_GRACE_MS;
+                x->term_sig = (int)si.ssi_signo;
+            }
         }
     }
 }
@@ -179,8 +194,21 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
             {sfd, POLLIN, 0},
             {x->stdin_open && x->started && x->stdin_credit > 0 ? 0 : -1, POLLIN, 0},
         };
-        if (poll(pf, 3, -1) < 0 && errno != EINTR) return dbx_error_set(err, errno, "poll");
+        int timeout = -1;
+        if (x->term_sig) {
+            uint64_t now = dbx_now_ms();
+            timeout = x->give_up_ms > now ? (int)(x->give_up_ms - now) : 0;
+        }
+        if (poll(pf, 3, timeout) < 0 && errno != EINTR) return dbx_error_set(err, errno, "poll");
         if (pf[1].revents) on_signal(x, sfd, o->tty);
+        if (x->term_sig && dbx_now_ms() >= x->give_up_ms) {
+            /* Closing the connection makes the supervisor SIGKILL the command. */
+            x->code = 128 + x->term_sig;
+            x->errmsg =
+                dbx_xasprintf("the command did not end within %us of %s; it is killed",
+                              TERM_GRACE_MS / 1000, x->term_sig == SIGTERM ? "SIGTERM" : "SIGHUP");
+            return 0;
+        }
         if (pf[2].revents) pump_stdin(x);
         if (!pf[0].revents) continue;
         ssize_t n = read(x->sock, buf, sizeof(buf));
@@ -208,11 +236,19 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     struct xs x = {.sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
     _cleanup_strv_ char **warnings = NULL;
     int r = dbx_connect(paths, proj, true, &x.sock, &warnings, err);
-    for (char **w = warnings; w && *w; w++) fprintf(stderr, "devbox: warning: %s\n", dbx_sanitize_printable(*w));
+    for (char **w = warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_escape(*w);
+        fprintf(stderr, "devbox: warning: %s\n", m);
+    }
     if (r < 0) {
         dbx_buf_free(&req);
         return -1;
     }
+    if (dbx_profile_stale(proj))
+        fprintf(stderr,
+                "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
+                "one\n",
+                PROFILE_FILE);
     r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req.data, req.len);
     dbx_buf_free(&req);
     if (r < 0) {

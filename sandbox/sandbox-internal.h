@@ -33,6 +33,11 @@ int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project 
                         const struct profile *p, const struct profile_user *user,
                         dbx_error **err);
 
+/* Whether the running VM's policy (the profile hash and repo files its supervisor recorded in
+ * the status file) no longer matches the repo's profile files on disk.  Only hashes the files
+ * (a warm exec must stay fast): false when nothing is recorded or it matches. */
+bool dbx_profile_stale(const struct dbx_project *proj);
+
 /* ---- the supervisor's network side (sandbox-net.c) ---- */
 /* Session ids the host allocates for socket sessions start here; exec session ids stay below
  * (and guest-allocated ids have DBX_SESSION_GUEST set). */

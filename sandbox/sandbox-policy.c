@@ -2,7 +2,16 @@
  * profile may only narrow the built-in default; anything wider needs a `devbox trust`
  * recorded on the host for exactly those profile bytes. */
 #define _GNU_SOURCE
+#include "../common/sha256.h"
 #include "sandbox-internal.h"
+
+#include <jansson.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#define STATUS_MAX (1u << 20)
+#define PROFILE_FILE_MAX (1u << 20) /* over the profile loader's own limit: differs anyway */
 
 char *dbx_trust_dir(const struct dbx_paths *paths) {
     return dbx_xasprintf("%s/trust", paths->state);
@@ -44,4 +53,61 @@ int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project 
     }
     return dbx_error_setx(err, EPERM, "%s/%s widens the default profile (%s); review it and run "
                                       "'devbox trust' to allow it", proj->root, PROFILE_FILE, list);
+}
+
+/* One repo file into the hash as profiles/ hashes it: "name\0length\0bytes".  Opened below
+ * the root without following symlinks; false if it cannot be read (then it changed). */
+static bool hash_file(int rootfd, const char *name, struct dbx_sha256 *h) {
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, name, &how, sizeof(how));
+    if (fd < 0) return false;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        dbx_read_all(fd, PROFILE_FILE_MAX, &buf, &len, NULL) < 0)
+        return false;
+    char lenbuf[32];
+    int n = snprintf(lenbuf, sizeof(lenbuf), "%zu", len);
+    dbx_sha256_update(h, name, strlen(name) + 1);
+    dbx_sha256_update(h, lenbuf, (size_t)n + 1);
+    dbx_sha256_update(h, buf, len);
+    return true;
+}
+
+bool dbx_profile_stale(const struct dbx_project *proj) {
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (dbx_read_file_at(AT_FDCWD, path, STATUS_MAX, &buf, &len, NULL) < 0) return false;
+    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *running = json_string_value(json_object_get(j, "profile_hash"));
+    json_t *files = json_object_get(j, "profile_files");
+    bool stale = false;
+    _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (running && json_is_array(files) && rootfd >= 0) {
+        struct dbx_sha256 h;
+        dbx_sha256_init(&h);
+        size_t i;
+        json_t *f;
+        json_array_foreach(files, i, f) {
+            const char *name = json_string_value(f);
+            if (!name || !hash_file(rootfd, name, &h)) stale = true;
+        }
+        if (json_array_size(files) == 0) {
+            /* started without a devbox.ini: one appeared since? */
+            struct stat st;
+            stale = fstatat(rootfd, PROFILE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        } else if (!stale) {
+            uint8_t out[32];
+            char hex[65];
+            dbx_sha256_final(&h, out);
+            for (size_t k = 0; k < 32; k++)
+                snprintf(hex + 2 * k, 3, "%02x", out[k]);
+            stale = strcmp(hex, running) != 0;
+        }
+    }
+    json_decref(j);
+    return stale;
 }

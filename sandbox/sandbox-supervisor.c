@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,6 +33,21 @@
 #define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
 #define READY_MS 30000
 #define STOP_MS 20000
+/* Without virtiofsd the guest's shutdown would hang on the share: a short grace to sync the
+ * root disk, then QEMU is killed. */
+#define VFS_GONE_STOP_MS 3000
+/* A guest that sends nothing for PING_IDLE_MS is pinged (init answers PING from its poll loop);
+ * one silent for LIVENESS_MS is dead: a hung or panicked kernel (panic=-1 only helps when
+ * the reboot itself works; under TCG it sometimes spins instead).  Generous: a loaded TCG guest
+ * under a fork bomb still answers within seconds, since init is outside the box's cgroup. */
+#define PING_IDLE_MS 15000
+#define LIVENESS_MS 90000
+/* What the guest kernel prints on a panic (always, even with `quiet`: KERN_EMERG). */
+#define PANIC_MARK "Kernel panic - not syncing"
+/* QEMU pauses the VM when a disk write fails with ENOSPC (werror=enospc); it is resumed once
+ * the overlay's filesystem has this much free space again (checked every NOSPACE_POLL_MS). */
+#define NOSPACE_RESUME_BYTES (32ull << 20)
+#define NOSPACE_POLL_MS 1000
 
 enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING };
 
@@ -77,6 +93,12 @@ struct sup {
     struct sess sess[SESS_SLOTS];
     uint32_t next_gsid, nsess;
     bool hello, ready, stopping, quit;
+    bool dead;              /* the guest died (panic, no answer): clients were told */
+    uint64_t last_guest_ms; /* when the guest last sent anything */
+    uint64_t ping_token;
+    struct vm_qmp *qmp; /* QEMU's monitor: pause/resume and I/O error events */
+    bool nospace;       /* paused by QEMU because the host disk is full */
+    uint64_t nospace_check_ms;
     char *boot_error;
     char *guest_release;
     uint64_t stop_deadline, started_ms;
@@ -90,12 +112,15 @@ static void sup_log(const char *fmt, ...) {
     char ts[32];
     time_t t = time(NULL);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", gmtime(&t));
-    fprintf(stderr, "%s supervisor: ", ts);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
     va_end(ap);
-    fputc('\n', stderr);
+    /* paths, names and guest text end up here; `devbox logs` prints this file */
+    _cleanup_free_ char *e = dbx_escape(msg);
+    free(msg);
+    fprintf(stderr, "%s supervisor: %s\n", ts, e);
 }
 
 /* Lines to the client that started us: "W text", "E text", "OK". */
@@ -266,8 +291,105 @@ static void begin_stop(struct sup *s, const char *why) {
     sup_log("stopping: %s", why);
     s->stopping = true;
     s->stop_deadline = dbx_now_ms() + STOP_MS;
-    if (s->hello) agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
+    /* A VM paused on a full disk cannot run its shutdown. */
+    if (s->hello && !s->nospace)
+        agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
     else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+}
+
+/* The guest is gone for good (its kernel panicked, or it stopped answering): say so once to
+ * every waiting client, in one line, and kill QEMU now: nothing in the guest can shut down
+ * cleanly any more, and a spinning vCPU would otherwise burn a host core until `devbox stop`.
+ * The disk is checked on the next start (the "running" mark stays). */
+static void guest_died(struct sup *s, const char *why) {
+    if (s->dead) return;
+    s->dead = true;
+    sup_log("%s; killing QEMU", why);
+    if (!s->ready && !s->boot_error) s->boot_error = dbx_xstrdup(why);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC)
+            client_error(c, DBX_ERR_FAILED,
+                         "%s; the VM was stopped (logs in '%s'; the next "
+                         "command starts it again)",
+                         why, s->proj.state_dir);
+    }
+    s->stopping = true;
+    s->stop_deadline = UINT64_MAX;
+    if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+}
+
+static void check_console_panic(struct sup *s) {
+    struct logsink *l = &s->logs[0];
+    if (!s->dead && memmem(l->tail, l->tail_len, PANIC_MARK, strlen(PANIC_MARK)))
+        guest_died(s, "the guest kernel panicked");
+}
+
+/* Called every poll round: ping a quiet guest, declare a silent one dead. */
+static void check_liveness(struct sup *s) {
+    if (!s->ready || s->stopping || s->dead || s->nospace || s->agent_fd < 0) return;
+    uint64_t now = dbx_now_ms(), quiet = now - s->last_guest_ms;
+    if (quiet > LIVENESS_MS) {
+        _cleanup_free_ char *why =
+            dbx_xasprintf("the guest has not answered for %us", (unsigned)(quiet / 1000));
+        guest_died(s, why);
+    } else if (quiet > PING_IDLE_MS && s->ping_token != s->last_guest_ms) {
+        /* one ping per quiet spell: the token remembers which spell it was sent in */
+        uint8_t b[8];
+        s->ping_token = s->last_guest_ms;
+        agent_send(s, DBX_MSG_PING, 0, b, dbx_enc_u64(b, s->ping_token));
+    }
+}
+
+static char *nospace_msg(struct sup *s) {
+    return dbx_xasprintf("the host disk is full (no space left for '%s/disk.qcow2'); the VM is "
+                         "paused until space is freed",
+                         s->proj.data_dir);
+}
+
+/* QEMU paused the VM: a write to the overlay hit ENOSPC.  Every exec client is told in one line
+ * and its command ended (it would hang for as long as the disk stays full); the VM resumes on
+ * its own once space returns (nospace_poll). */
+static void nospace_begin(struct sup *s) {
+    _cleanup_free_ char *m = nospace_msg(s);
+    if (!s->nospace) sup_log("%s", m);
+    s->nospace = true;
+    s->nospace_check_ms = dbx_now_ms() + NOSPACE_POLL_MS;
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC) {
+            client_detach(s, c);
+            client_error(c, DBX_ERR_FAILED, "%s (the command was ended)", m);
+        }
+    }
+    if (s->stopping && s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL); /* cannot shut down now */
+}
+
+static void nospace_poll(struct sup *s) {
+    if (!s->nospace || dbx_now_ms() < s->nospace_check_ms) return;
+    s->nospace_check_ms = dbx_now_ms() + NOSPACE_POLL_MS;
+    struct statvfs sv;
+    if (statvfs(s->proj.data_dir, &sv) < 0) return;
+    if ((uint64_t)sv.f_bavail * sv.f_frsize < NOSPACE_RESUME_BYTES) return;
+    sup_log("the host disk has space again; resuming the VM");
+    vm_qmp_cont(s->qmp); /* a write that fails again pauses it again */
+}
+
+static void qmp_events(struct sup *s) {
+    struct vm_qmp_state st = {0};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (vm_qmp_io(s->qmp, &st, &e) < 0 && !s->stopping && !s->quit)
+        sup_log("%s", e->msg); /* QEMU is going away; SIGCHLD follows */
+    if (st.events & VM_QMP_EV_NOSPACE)
+        nospace_begin(s);
+    else if (st.events & VM_QMP_EV_IO_ERROR)
+        sup_log("QEMU reported a disk I/O error");
+    if ((st.events & VM_QMP_EV_RESUME) && !(st.events & VM_QMP_EV_NOSPACE) && s->nospace) {
+        s->nospace = false;
+        s->last_guest_ms = dbx_now_ms(); /* the liveness clock stood still while paused */
+        sup_log("the VM runs again");
+    }
+    if (st.events & VM_QMP_EV_PANIC) guest_died(s, "the guest kernel panicked");
 }
 
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
@@ -316,6 +438,11 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     dbx_exec_req_free(&req);
     if (s->stopping || !s->ready) {
         client_error(c, DBX_ERR_FAILED, "the VM is stopping");
+        return;
+    }
+    if (s->nospace) {
+        _cleanup_free_ char *m = nospace_msg(s);
+        client_error(c, DBX_ERR_FAILED, "%s", m);
         return;
     }
     uint32_t g = s->nsess < DBX_MAX_SESSIONS ? sess_alloc(s, c) : 0;
@@ -444,11 +571,14 @@ static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const ui
     case DBX_MSG_READY:
         if (s->hello) {
             s->ready = true;
+            s->last_guest_ms = dbx_now_ms();
             net_guest_ready(s->net);
         }
         return;
     case DBX_MSG_PING:
         agent_send(s, DBX_MSG_PONG, 0, p, h->len);
+        return;
+    case DBX_MSG_PONG: /* liveness: any frame counts (agent_read) */
         return;
     case DBX_MSG_ERROR: {
         uint32_t code;
@@ -523,6 +653,7 @@ static void agent_read(struct sup *s) {
             s->agent_fd = -1;
             return;
         }
+        s->last_guest_ms = dbx_now_ms();
         dbx_reader_feed(&s->agent_rd, buf, (size_t)n);
         struct dbx_frame_hdr h;
         const uint8_t *p;
@@ -558,6 +689,25 @@ static void agent_flush(struct sup *s) {
 
 /* ---- children --------------------------------------------------------------------------- */
 
+/* The workspace is gone with virtiofsd: every running command is told now, in one line, rather
+ * than when the guest's shutdown gives up on the share. */
+static void vfs_died(struct sup *s, int status) {
+    _cleanup_free_ char *how = WIFSIGNALED(status)
+                                   ? dbx_xasprintf("killed by signal %d", WTERMSIG(status))
+                                   : dbx_xasprintf("exited with status %d", WEXITSTATUS(status));
+    sup_log("virtiofsd %s; stopping the VM", how);
+    for (size_t i = 0; i < s->nclients; i++) {
+        struct client *c = s->clients[i];
+        if (c->kind == C_EXEC)
+            client_error(c, DBX_ERR_FAILED,
+                         "the workspace share stopped (virtiofsd %s); the VM "
+                         "is being stopped (the next command starts it again)",
+                         how);
+    }
+    begin_stop(s, "virtiofsd exited");
+    s->stop_deadline = dbx_now_ms() + VFS_GONE_STOP_MS;
+}
+
 static void reap(struct sup *s) {
     struct signalfd_siginfo si;
     while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -577,9 +727,11 @@ static void reap(struct sup *s) {
         } else if (pid == s->vfs_pid) {
             s->vfs_pid = -1;
             if (!s->stopping) {
-                sup_log("virtiofsd exited (status %d); stopping the VM", status);
-                begin_stop(s, "virtiofsd exited");
+                /* a panic's reboot ends virtiofsd too (QEMU hung up): name the real cause */
+                if (s->logs[0].in >= 0) logsink_pump(&s->logs[0]);
+                check_console_panic(s);
             }
+            if (!s->stopping) vfs_died(s, status);
         }
     }
 }
@@ -599,6 +751,8 @@ static void sup_poll(struct sup *s, int timeout_ms) {
                                                     (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
     size_t logs_i = n;
     for (int i = 0; i < 3; i++) pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
+    size_t qmp_i = n;
+    pfd[n++] = (struct pollfd){vm_qmp_fd(s->qmp), vm_qmp_poll_events(s->qmp), 0};
     size_t listen_i = n;
     pfd[n++] = (struct pollfd){s->listen_fd, POLLIN, 0};
     size_t cl_i = n;
@@ -616,6 +770,9 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
+    if (pfd[logs_i].revents) check_console_panic(s);
+    if (pfd[qmp_i].revents) qmp_events(s);
+    nospace_poll(s);
     /* Socket sessions first: agent_read may free some, and their fd numbers be reused. */
     net_dispatch(s->net, pfd + net_i, net_n);
     if (s->agent_fd >= 0 && (pfd[agent_i].revents & (POLLIN | POLLHUP | POLLERR)) && !agent_full)
@@ -634,6 +791,7 @@ static void sup_poll(struct sup *s, int timeout_ms) {
         struct client *c = s->clients[i];
         if (c->kind == C_CLOSING && dbx_buf_avail(&c->out) == 0) client_free(s, i);
     }
+    check_liveness(s);
     if (s->stopping && s->qemu_pid > 0 && dbx_now_ms() > s->stop_deadline) {
         sup_log("guest did not power off in time; killing QEMU");
         kill(s->qemu_pid, SIGKILL);
@@ -654,17 +812,25 @@ static uint64_t proc_rss_kib(pid_t pid) {
 }
 
 static char *status_json(struct sup *s) {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}",
-                          "state", s->stopping ? "stopping" : "running", "project", s->proj.root,
-                          "id", s->proj.id, "pid", (int)getpid(), "qemu_pid", (int)s->qemu_pid,
-                          "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
-                          "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000),
-                          "memory_mib", (json_int_t)(s->prof.memory >> 20),
-                          "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid), "cpus", (int)s->prof.cpus,
-                          "image", s->rec.image, "kernel", s->guest_release ? s->guest_release : "",
-                          "started", (json_int_t)s->started_wall, "sessions", (int)s->nsess);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}", "state",
+        s->stopping  ? "stopping"
+        : s->nospace ? "paused"
+                     : "running",
+        "project", s->proj.root, "id", s->proj.id, "pid", (int)getpid(), "qemu_pid",
+        (int)s->qemu_pid, "virtiofsd_pid", (int)s->vfs_pid, "accel", vm_accel_name(s->accel),
+        "uptime_s", (json_int_t)((dbx_now_ms() - s->started_ms) / 1000), "memory_mib",
+        (json_int_t)(s->prof.memory >> 20), "rss_kib", (json_int_t)proc_rss_kib(s->qemu_pid),
+        "cpus", (int)s->prof.cpus, "image", s->rec.image, "kernel",
+        s->guest_release ? s->guest_release : "", "started", (json_int_t)s->started_wall,
+        "sessions", (int)s->nsess);
     if (j) {
         json_object_set_new(j, "profile_hash", json_string(s->prof.hash));
+        /* which repo files that hash covers, in order: a client re-hashes just those */
+        json_t *files = json_array();
+        for (char **f = s->prof.files; f && *f; f++)
+            json_array_append_new(files, json_string(*f));
+        json_object_set_new(j, "profile_files", files);
         static const char *const modes[] = {"none", "allowlist", "open"};
         json_object_set_new(j, "network", json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
         json_object_set_new(j, "connections", json_integer((json_int_t)net_nsocks(s->net)));
@@ -712,12 +878,14 @@ static void kill_children(struct sup *s) {
     for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
     dbx_reader_free(&s->agent_rd);
     dbx_buf_free(&s->agent_out);
-    s->hello = s->ready = s->quit = false;
+    vm_qmp_free(s->qmp);
+    s->qmp = NULL;
+    s->hello = s->ready = s->quit = s->dead = s->nospace = false;
 }
 
 static int spawn_vm(struct sup *s, dbx_error **err) {
     static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
-    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1};
+    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1}, qmp[2] = {-1, -1};
     _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
     _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     _cleanup_close_ int vfs_listen = -EBADF;
@@ -751,14 +919,23 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             s->passt_pid = vm_passt_pid(s->passt);
     }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
-                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0))
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0))
         r = dbx_error_set(err, errno, "socketpair");
     if (r == 0) {
         struct vm_config cfg = {
-            .kernel = s->kernel.vmlinuz, .initramfs = s->kernel.initramfs, .disk = disk,
-            .vfs_socket = vfs_path, .vfs_tag = "workspace", .agent_fd = agent[1],
-            .console_fd = con[1], .cpus = s->prof.cpus, .mem_mib = s->prof.memory >> 20,
-            .accel = s->accel, .net_fd = net[1] >= 0 ? net[1] : 0,
+            .kernel = s->kernel.vmlinuz,
+            .initramfs = s->kernel.initramfs,
+            .disk = disk,
+            .vfs_socket = vfs_path,
+            .vfs_tag = "workspace",
+            .agent_fd = agent[1],
+            .console_fd = con[1],
+            .cpus = s->prof.cpus,
+            .mem_mib = s->prof.memory >> 20,
+            .accel = s->accel,
+            .net_fd = net[1] >= 0 ? net[1] : 0,
+            .qmp_fd = qmp[1],
         };
         s->qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
         if (s->qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
@@ -770,11 +947,13 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         dbx_set_nonblock(s->logs[0].in, true);
         s->agent_fd = TAKE_FD(agent[0]);
         dbx_set_nonblock(s->agent_fd, true);
+        r = vm_qmp_new(TAKE_FD(qmp[0]), &s->qmp, err);
     }
     /* Our copies of the children's ends. */
     for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
-    int fds[6] = {agent[0], agent[1], con[0], con[1], net[0], net[1]};
-    for (int i = 0; i < 6; i++) if (fds[i] >= 0) close(fds[i]);
+    int fds[8] = {agent[0], agent[1], con[0], con[1], net[0], net[1], qmp[0], qmp[1]};
+    for (int i = 0; i < 8; i++)
+        if (fds[i] >= 0) close(fds[i]);
     if (r < 0) kill_children(s);
     return r;
 }
@@ -1047,6 +1226,9 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
             (unsigned long long)(dbx_now_ms() - s.started_ms));
     ready_say(&s, 'O', NULL);
     while (!s.quit) sup_poll(&s, s.stopping ? 200 : 5000);
+    /* The console may still hold why QEMU went away (a panic, then a reboot -no-reboot ends). */
+    if (s.logs[0].in >= 0) logsink_pump(&s.logs[0]);
+    check_console_panic(&s);
     clean = s.stopping && WIFEXITED(s.qemu_status) && WEXITSTATUS(s.qemu_status) == 0;
     sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.qemu_status);
     sup_teardown(&s, clean);

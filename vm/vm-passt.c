@@ -57,6 +57,7 @@ struct child {
     int info_w; /* the listener's fd number goes here */
     int go_r;   /* EOF or a byte: exec (a byte) or give up (EOF) */
     bool userns;
+    uid_t run_as; /* as root: the uid (and gid) passt runs as */
     char uid_map[32], gid_map[32];
     size_t uid_len, gid_len;
 };
@@ -92,6 +93,11 @@ static void __attribute__((noreturn)) passt_child(const struct child *c) {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent) _exit(127);
     if (setpgid(0, 0) < 0) _exit(127);
     if (c->userns && !enter_userns(c)) _exit(126);
+    /* As root: passt would switch to nobody itself but keep a full bounding set; do it here,
+     * with every capability gone (the uid change clears the parent-death signal: set again). */
+    if (!c->userns && (vm_child_drop_privileges(c->run_as) < 0 ||
+                       prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent))
+        _exit(126);
     if (!install_filter(c)) _exit(126);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) _exit(127);
@@ -177,6 +183,7 @@ static void prepare_child(struct child *c, char **argv, int sock_fd, int log_fd)
     c->sock_fd = sock_fd;
     c->log_fd = log_fd;
     c->userns = geteuid() != 0;
+    c->run_as = c->userns ? 0 : vm_nobody_uid();
     c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n", (unsigned)geteuid(),
                                   (unsigned)geteuid());
     c->gid_len = (size_t)snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1\n", (unsigned)getegid(),

@@ -29,6 +29,7 @@
 #define AGENT_FD 3
 #define CONSOLE_FD 4
 #define NET_FD 5 /* network mode open: QEMU's end of the socket pair with passt */
+#define QMP_FD 6 /* the supervisor's monitor (QMP); /dev/null sits at 5 without a network */
 
 /* ---- host TSC --------------------------------------------------------------------------- */
 
@@ -175,6 +176,11 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     v = push2(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME);
     v = pushf(v, "-chardev", "socket,id=con,fd=%d", CONSOLE_FD);
     v = push2(v, "-serial", "chardev:con");
+    if (cfg->qmp_fd > 0) {
+        /* A monitor over a socket pair: nothing on the filesystem, nothing else can reach it. */
+        v = pushf(v, "-chardev", "socket,id=qmp,fd=%d", QMP_FD);
+        v = push2(v, "-mon", "chardev=qmp,mode=control");
+    }
     return v;
 }
 
@@ -184,7 +190,8 @@ struct child_failure {
     int step; /* index into child_steps */
     int errnum;
 };
-static const char *const child_steps[] = {"set up the qemu process", "exec"};
+static const char *const child_steps[] = {"set up the qemu process", "exec",
+                                          "drop the qemu process's privileges"};
 
 static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
     struct child_failure f = {.step = step, .errnum = errno};
@@ -194,8 +201,8 @@ static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
 
 /* Child side of vm_qemu_spawn: only async-signal-safe calls; everything was built before fork. */
 static void __attribute__((noreturn))
-qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int log_fd,
-           int fail_w) {
+qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int qmp_fd,
+           int log_fd, int fail_w) {
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     extern char **environ;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -215,19 +222,23 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
     int n = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
     int w = fcntl(fail_w, F_DUPFD_CLOEXEC, 10);
     int nf = net_fd > 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 10) : devnull;
-    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0)
-        child_fail(fail_w, 0);
+    int qf = qmp_fd > 0 ? fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10) : devnull;
+    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0 || qf < 0) child_fail(fail_w, 0);
     fail_w = w;
     if (dup2(n, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, AGENT_FD) < 0 ||
-        dup2(c, CONSOLE_FD) < 0 || (net_fd > 0 && dup2(nf, NET_FD) < 0))
+        dup2(c, CONSOLE_FD) < 0 || ((net_fd > 0 || qmp_fd > 0) && dup2(nf, NET_FD) < 0) ||
+        (qmp_fd > 0 && dup2(qf, QMP_FD) < 0))
         child_fail(fail_w, 0);
-    vm_child_close_fds(net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
+    vm_child_close_fds(qmp_fd > 0 ? QMP_FD + 1 : net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int s = 1; s < NSIG; s++)
         if (s != SIGKILL && s != SIGSTOP)
             signal(s, SIG_DFL);
+    /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
+     * to regain on exec; it still runs as uid 0, which owns the files it opens). */
+    if (vm_child_drop_privileges(0) < 0) child_fail(fail_w, 2);
     environ = (char **)env;
     execvp(argv[0], argv);
     child_fail(fail_w, 1);
@@ -246,7 +257,8 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, log_fd, p[1]);
+        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, cfg->qmp_fd, log_fd,
+                   p[1]);
     int fork_errno = errno;
     close(p[1]);
     if (pid < 0)
@@ -261,7 +273,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
         }
         if (f.step == 1)
             return dbx_error_set(err, f.errnum, "exec '%s'", argv[0]);
-        return dbx_error_set(err, f.errnum, "%s", child_steps[0]);
+        return dbx_error_set(err, f.errnum, "%s", child_steps[f.step == 2 ? 2 : 0]);
     }
     return pid;
 }

@@ -4,8 +4,11 @@
 #include "vm-internal.h"
 
 #include <ftw.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -66,6 +69,46 @@ void vm_child_close_fds(int from, int keep) {
     if (syscall(SYS_close_range, (unsigned)from, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
         return;
     dbx_close_fds_from(from, &keep, 1);
+}
+
+int vm_child_drop_privileges(uid_t run_as) {
+    if (geteuid() == 0) {
+        /* Lock these first: they need CAP_SETPCAP, which is about to go. */
+        unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                             SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
+                             SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
+        if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0) return -errno;
+        for (unsigned long c = 0; c <= 63; c++)
+            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -errno;
+        if (run_as != 0 && (syscall(SYS_setgroups, 0, NULL) < 0 ||
+                            syscall(SYS_setresgid, run_as, run_as, run_as) < 0 ||
+                            syscall(SYS_setresuid, run_as, run_as, run_as) < 0))
+            return -errno;
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+        return -errno;
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct d[2] = {{0}, {0}};
+    if (syscall(SYS_capset, &h, d) < 0) return -errno;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
+    return 0;
+}
+
+uid_t vm_nobody_uid(void) {
+    /* /etc/passwd only (no NSS: a name service must not run code in the supervisor). */
+    _cleanup_free_ char *pw = NULL;
+    if (dbx_read_file_at(AT_FDCWD, "/etc/passwd", 4u << 20, &pw, NULL, NULL) < 0) return 65534;
+    for (char *line = pw; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        unsigned long uid;
+        char name[16];
+        if (sscanf(line, "%15[^:]:%*[^:]:%lu:", name, &uid) == 2 && strcmp(name, "nobody") == 0 &&
+            uid > 0 && uid < 0xffffffffUL)
+            return (uid_t)uid;
+        line = next;
+    }
+    return 65534;
 }
 
 /* Child side: never returns.  Only async-signal-safe calls (the parent built everything). */

@@ -122,6 +122,8 @@ struct vm_config {
     int console_fd;          /* connected socket that receives the serial console */
     int net_fd;              /* > 0: a connected stream socket whose peer is passt's
                                 (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
+    int qmp_fd;              /* > 0: a connected stream socket that becomes QEMU's QMP monitor
+                                (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -137,7 +139,7 @@ struct vm_config {
  * virtio-serial-device with the agent port, the console on the ISA serial port, and a
  * network device only when net_fd is set: virtio-net-device (MAC VM_GUEST_MAC) on a
  * `-netdev stream` over QEMU's end of a socket pair with passt (fd 5; QEMU 7.2; with
- * -sandbox on).
+ * -sandbox on); with qmp_fd a QMP monitor on fd 6 (`-mon chardev=qmp,mode=control`).
  * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
  * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
  * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
@@ -149,8 +151,42 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 /* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and
  * exit at once if the parent is already gone), new process group, stdin from /dev/null,
  * stdout/stderr to `log_fd` (or /dev/null if < 0), agent/console fds at 3/4, every other fd
- * closed, a minimal environment; exec.  Returns the pid, or -errno with *err set. */
+ * closed, a minimal environment; as root, every capability dropped for good (empty sets,
+ * locked securebits, no_new_privs); exec.  Returns the pid, or -errno with *err set. */
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
+
+/* ---- QMP (QEMU's monitor) ----------------------------------------------------------------- */
+
+/* The supervisor's end of QEMU's QMP monitor (vm_config.qmp_fd is QEMU's end).  Everything QEMU
+ * sends is treated as hostile (it is guest-reachable): lines over 64 KiB are skipped, JSON with
+ * duplicate keys or of the wrong shape is ignored; nothing here crashes on input. */
+struct vm_qmp;
+enum {
+    VM_QMP_EV_STOP = 1 << 0,     /* the VM paused (any reason) */
+    VM_QMP_EV_RESUME = 1 << 1,   /* it runs again */
+    VM_QMP_EV_IO_ERROR = 1 << 2, /* a block device reported an I/O error */
+    VM_QMP_EV_NOSPACE = 1 << 3,  /* ... ENOSPC on the host, and the VM was paused for it */
+    VM_QMP_EV_PANIC = 1 << 4,    /* GUEST_PANICKED, or SHUTDOWN with reason guest-panic */
+    VM_QMP_EV_SHUTDOWN = 1 << 5, /* SHUTDOWN for another reason (QEMU exits: -no-reboot) */
+    VM_QMP_EV_STATUS = 1 << 6,   /* a query-status reply: status holds its "status" */
+};
+struct vm_qmp_state {
+    unsigned events; /* VM_QMP_EV_* seen since the caller last cleared it */
+    char status[32]; /* e.g. "running", "io-error", "paused" */
+};
+/* Take ownership of fd (a connected stream socket; made non-blocking) and queue
+ * qmp_capabilities.  Returns 0 with *ret set (free with vm_qmp_free). */
+int vm_qmp_new(int fd, struct vm_qmp **ret, dbx_error **err);
+void vm_qmp_free(struct vm_qmp *q);
+/* For poll(): the fd (-1 once closed) and the events to wait for. */
+int vm_qmp_fd(const struct vm_qmp *q);
+short vm_qmp_poll_events(const struct vm_qmp *q);
+/* Write what is queued, read what is there; ORs what was seen into st->events.  -1 with *err
+ * once QEMU closed the monitor (it exited) or the socket failed; the object stays valid. */
+int vm_qmp_io(struct vm_qmp *q, struct vm_qmp_state *st, dbx_error **err);
+/* Queue a command (the answers are not needed: the events tell). */
+void vm_qmp_cont(struct vm_qmp *q);
+void vm_qmp_query_status(struct vm_qmp *q);
 
 /* ---- network ("open" mode) --------------------------------------------------------------- */
 
@@ -182,13 +218,13 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * /etc/resolv.conf (read at start) on port 53, even on loopback (127.0.0.53).  Everything else
  * (private ranges included) is reachable.  io_uring, threads and source routing are denied
  * to passt outright (they could carry a destination past the thread).
- * Process hygiene as vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG; lost when run as
- * root, because passt then switches to nobody, which clears it; --one-off still ends it with
- * QEMU), own process group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every
- * other fd closed, an empty environment.  As an ordinary user passt runs in a user namespace
- * that maps only our uid/gid to themselves (so we may read its memory).  passt sandboxes
- * itself (namespaces, seccomp; as root it switches to nobody).  IPv6 is off in passt (the
- * filter judges IPv6 anyway). */
+ * Process hygiene as vm_qemu_spawn: dies with its parent (PR_SET_PDEATHSIG), own process
+ * group, stdin /dev/null, stdout/stderr to log_fd (or /dev/null), every other fd closed, an
+ * empty environment.  As an ordinary user passt runs in a user namespace that maps only our
+ * uid/gid to themselves (so we may read its memory).  As root we switch it to nobody's uid
+ * (and the gid of that number) before exec, with an empty bounding set and no capability
+ * (vm_child_drop_privileges).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt
+ * (the filter judges IPv6 anyway). */
 struct vm_passt;
 /* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);
  * returns 0 with *ret set once passt has survived its start-up (~100 ms), or -errno with *err

@@ -128,6 +128,84 @@ static void test_argv_net(void **state) {
     assert_int_equal(n, 1);
 }
 
+static void test_argv_qmp(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.qmp_fd = 9;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    assert_non_null(opt_value(v, "-chardev", "socket,id=qmp,fd=6"));
+    assert_non_null(opt_value(v, "-mon", "chardev=qmp,mode=control"));
+    cfg.qmp_fd = 0;
+    _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
+    assert_null(opt_value(w, "-mon", ""));
+}
+
+/* Feed bytes as QEMU would and collect what the parser made of them. */
+static unsigned qmp_feed(const char *const *chunks, size_t n, struct vm_qmp_state *st) {
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct vm_qmp *q = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_qmp_new(sp[0], &q, &err), 0);
+    *st = (struct vm_qmp_state){0};
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(dbx_write_all(sp[1], chunks[i], strlen(chunks[i])), 0);
+        assert_int_equal(vm_qmp_io(q, st, &err), 0);
+    }
+    /* what we sent first: capabilities negotiation */
+    char buf[256] = {0};
+    assert_true(read(sp[1], buf, sizeof(buf) - 1) > 0);
+    assert_non_null(strstr(buf, "qmp_capabilities"));
+    close(sp[1]);
+    assert_true(vm_qmp_io(q, st, &err) < 0); /* QEMU gone */
+    assert_int_equal(vm_qmp_fd(q), -1);
+    vm_qmp_free(q);
+    return st->events;
+}
+
+static void test_qmp_events(void **state) {
+    struct vm_qmp_state st;
+    const char *nospace[] = {
+        "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n{\"return\": {}}\r\n",
+        "{\"timestamp\": {\"seconds\": 1}, \"event\": \"BLOCK_IO_ERROR\", \"data\": "
+        "{\"device\": \"\", \"operation\": \"write\", \"action\": \"stop\", \"nos",
+        "pace\": true, \"reason\": \"No space left on device\"}}\r\n{\"event\": \"STOP\"}\r\n",
+    };
+    assert_int_equal(qmp_feed(nospace, 3, &st),
+                     VM_QMP_EV_IO_ERROR | VM_QMP_EV_NOSPACE | VM_QMP_EV_STOP);
+    const char *other[] = {
+        "{\"event\": \"RESUME\"}\n{\"event\": \"SHUTDOWN\", \"data\": {\"reason\": "
+        "\"guest-panic\"}}\n{\"id\": \"status\", \"return\": {\"status\": \"io-error\"}}\n",
+    };
+    assert_int_equal(qmp_feed(other, 1, &st),
+                     VM_QMP_EV_RESUME | VM_QMP_EV_PANIC | VM_QMP_EV_STATUS);
+    assert_string_equal(st.status, "io-error");
+}
+
+/* Hostile monitor output: ignored, never a crash; an over-long line is skipped whole. */
+static void test_qmp_hostile(void **state) {
+    struct vm_qmp_state st;
+    static char big[100 * 1024]; /* over the 64 KiB line cap, within a socket buffer */
+    memset(big, '[', sizeof(big) - 1);
+    memcpy(big, "{\"event\": \"STOP\", \"x\": \"", 24);
+    const char *bad[] = {
+        "not json\n",
+        "{\"event\": 1}\n",
+        "[\"event\", \"STOP\"]\n",
+        "{\"event\": \"STOP\", \"event\": \"STOP\"}\n", /* duplicate key */
+        "{\"event\": \"BLOCK_IO_ERROR\", \"data\": \"nospace\"}\n",
+        "{\"id\": \"status\", \"return\": {\"status\": "
+        "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}\n",
+        "\0\n",
+        big,
+        "\"}\n",
+        "{\"event\": \"RESUME\"}\n",
+    };
+    assert_int_equal(qmp_feed(bad, DBX_ARRAY_SIZE(bad), &st),
+                     VM_QMP_EV_IO_ERROR | VM_QMP_EV_RESUME);
+}
+
 static void test_argv_invalid(void **state) {
     struct vm_config cfgs[4] = {base_cfg(), base_cfg(), base_cfg(), base_cfg()};
     cfgs[0].kernel = NULL;
@@ -163,7 +241,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
         cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
-        cmocka_unit_test(test_spawn_exec_failure),
+        cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
+        cmocka_unit_test(test_qmp_events),         cmocka_unit_test(test_qmp_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# t-guest-panic: a guest kernel panic (a real one: root in the box with a trusted profile
+# granting CAP_SYS_ADMIN and no seccomp filter writes 'c' to /proc/sysrq-trigger) is noticed
+# even when the kernel then spins instead of rebooting (kernel.panic=0, as a panic whose reboot
+# fails): every waiting client gets one line and a non-zero exit, QEMU is gone, status says
+# stopped, and the next exec boots a fresh VM.
+. "$(dirname "$0")/lib.sh"
+
+# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
+state_is() {
+    dbx status --json 2>/dev/null | "$PYTHON" -c \
+        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
+}
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+write_profile "$R" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
+ok dbx trust
+ok dbx exec -- true
+q=$(the_qemu_pid)
+
+# two clients waiting on long commands
+for i in 1 2; do
+    timeout -k 5 120 "$DEVBOX" exec -- sleep 1000 >"$TEST_TMP/w$i.out" 2>"$TEST_TMP/w$i.err" </dev/null &
+    eval "w$i=\$!"
+done
+sleep 3
+# the panicking command: its own client must end too
+timeout -k 5 120 "$DEVBOX" exec -- sh -c 'umount /proc/sys && echo 0 > /proc/sys/kernel/panic &&
+    umount /proc/sysrq-trigger && echo c > /proc/sysrq-trigger; sleep 1000' \
+    >"$TEST_TMP/p.out" 2>"$TEST_TMP/p.err" </dev/null &
+p=$!
+for pid in "$w1" "$w2" "$p"; do
+    wait "$pid"
+    rc=$?
+    log "client $pid exited $rc"
+    [ "$rc" != 0 ] || fail "client $pid exited 0 after a guest panic"
+    [ "$rc" != 124 ] && [ "$rc" != 137 ] || fail "client $pid had to be killed by timeout after a guest panic"
+done
+for f in w1 w2 p; do
+    e=$(cat "$TEST_TMP/$f.err")
+    assert_one_line "$e" "stderr of client $f"
+    assert_contains "$e" "guest kernel panicked" "stderr of client $f"
+done
+wait_until 30 bash -c "! kill -0 $q 2>/dev/null" || fail "qemu $q still runs after the guest panicked"
+wait_until 30 state_is stopped || fail "status does not say stopped after the panic: $(dbx status 2>&1)"
+ok dbx exec -- echo again
+assert_eq again "$OUT" "exec after the panic"
+assert_ne "$q" "$(the_qemu_pid)" "qemu pid after the panic"
