@@ -46,13 +46,15 @@ assert_eq "/usr/bin/suidtest 4755 0 0
 ok dbx exec -- readlink /bin/sh
 assert_eq busybox "$OUT" "symlink /bin/sh"
 
-# devbox.ini naming an image that does not exist
+# devbox.ini naming an image that is neither local nor pullable (a registry on a closed loopback
+# port, so the test sends nothing beyond this machine): the first-use phase line, then one error
 R2=$(make_repo proj2)
-printf '[box]\nimage = nosuchimage\n' >"$R2/devbox.ini"
+printf '[box]\nimage = 127.0.0.1:1/nosuchimage\n' >"$R2/devbox.ini"
 run_in "$R2" dbx exec -- true
-assert_eq 125 "$RC" "exit code with image = nosuchimage"
-assert_one_line "$ERR" "stderr with image = nosuchimage"
-assert_contains "$ERR" "nosuchimage" "stderr with image = nosuchimage"
+assert_eq 125 "$RC" "exit code with image = 127.0.0.1:1/nosuchimage"
+assert_eq 2 "$(printf '%s\n' "$ERR" | wc -l)" "stderr lines with image = 127.0.0.1:1/nosuchimage: $(show "$ERR")"
+assert_eq "devbox: pulling 127.0.0.1:1/nosuchimage" "$(printf '%s\n' "$ERR" | head -n 1)" "phase line"
+assert_contains "$(printf '%s\n' "$ERR" | tail -n 1)" "nosuchimage" "error line with image = 127.0.0.1:1/nosuchimage"
 
 # a malformed devbox.ini is a clean error too
 R3=$(make_repo proj3)
