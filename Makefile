@@ -56,6 +56,13 @@ $(BUILD)/devbox: $(BUILD)/host/sandbox/main.o $(BUILD)/libdevbox.a
 $(BUILD)/devbox-init: $(GUEST_OBJS)
 	$(CC) $(CFLAGS) -static -Wl,--fatal-warnings -o $@ $^
 
+# A guest init that speaks another protocol version, for t-init-skew (devbox and devbox-init from
+# different builds).
+$(BUILD)/tests/devbox-init-v1: $(COMMON_SRCS) $(GUEST_SRCS) $(wildcard guest/*.h common/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DDBX_GUEST -DDBX_PROTO_VERSION=1 -static -Wl,--fatal-warnings -o $@ \
+	  $(COMMON_SRCS) $(GUEST_SRCS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdevbox.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS) -lcmocka
@@ -87,7 +94,7 @@ fuzz: $(BUILD)/libdevbox.a
 	  $(BUILD)/fuzz/$$n -max_total_time=$(FUZZ_TIME) -max_len=300000 -rss_limit_mb=4096 \
 	    $(BUILD)/fuzz/corpus-$$c tests/fuzz/corpus/$$c; done
 
-e2e: all $(BUILD)/tests/oci-tool
+e2e: all $(BUILD)/tests/oci-tool $(BUILD)/tests/devbox-init-v1
 	tests/e2e/run.sh
 
 # What .ci/run calls: every unit and end-to-end test.

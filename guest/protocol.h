@@ -24,7 +24,11 @@
 
 #include "../common/common.h"
 
-#define DBX_PROTO_VERSION 1
+/* 2: the plan carries caps_user (capabilities for uids other than 0).  Overridable only so the
+ * tests can build an init of another version (t-init-skew). */
+#ifndef DBX_PROTO_VERSION
+#define DBX_PROTO_VERSION 2
+#endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u)  /* largest payload */
 #define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdio or socket data payload a sender emits */

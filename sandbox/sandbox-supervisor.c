@@ -297,6 +297,12 @@ static void begin_stop(struct sup *s, const char *why) {
     else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
 }
 
+static char *skew_error(unsigned version) {
+    return dbx_xasprintf("the guest init speaks protocol version %u and devbox %u: devbox-init "
+                         "comes from another build (check DEVBOX_INIT)",
+                         version, DBX_PROTO_VERSION);
+}
+
 /* The guest is gone for good (its kernel panicked, or it stopped answering): say so once to
  * every waiting client, in one line, and kill QEMU now: nothing in the guest can shut down
  * cleanly any more, and a spinning vCPU would otherwise burn a host core until `devbox stop`.
@@ -556,10 +562,12 @@ static void send_setup(struct sup *s) {
 static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
     switch (h->type) {
     case DBX_MSG_HELLO: {
-        uint32_t ver;
+        uint32_t ver = 0;
         char *rel = NULL;
         if (s->hello || dbx_hello_decode(p, h->len, &ver, &rel) < 0 || ver != DBX_PROTO_VERSION) {
             sup_log("ignoring unexpected or malformed hello");
+            if (!s->hello && rel && ver != DBX_PROTO_VERSION && !s->boot_error)
+                s->boot_error = skew_error(ver);
             free(rel);
             return;
         }
@@ -662,6 +670,10 @@ static void agent_read(struct sup *s) {
         while ((r = dbx_reader_next(&s->agent_rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
             if (r == DBX_READ_BAD) {
                 sup_log("bad frame from the guest: %s", e->msg);
+                /* Before its hello, a frame of another version means devbox-init comes from
+                 * another build: fail the boot now, naming it, rather than at the hello deadline. */
+                if (!s->hello && h.version != DBX_PROTO_VERSION && !s->boot_error)
+                    s->boot_error = skew_error(h.version);
                 struct sess *x = sess_find(s, h.session);
                 if (x && x->c) client_error(x->c, DBX_ERR_FAILED, "bad frame from the guest: %s", e->msg);
                 if (x) sess_free(s, x);
@@ -979,9 +991,10 @@ static int boot_failure(struct sup *s, const char *what, dbx_error **err) {
 static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
     if (spawn_vm(s, err) < 0) return -1;
     uint64_t deadline = dbx_now_ms() + hello_ms;
-    while (!s->hello && !s->quit && dbx_now_ms() < deadline) sup_poll(s, 100);
+    while (!s->hello && !s->quit && !s->boot_error && dbx_now_ms() < deadline) sup_poll(s, 100);
     if (!s->hello) {
         if (s->quit) return boot_failure(s, "the VM exited during boot", err);
+        if (s->boot_error) return boot_failure(s, "boot", err); /* not worth a second boot */
         return -ETIMEDOUT;
     }
     deadline = dbx_now_ms() + READY_MS;
