@@ -26,7 +26,11 @@ ok dbx trust
 assert_contains "$OUT" "net_admin" "devbox trust output"
 ok dbx profile check
 assert_match "$OUT" "^ok \(widens the default profile, trusted by you: capability 'net_admin'\)$" "profile check after trust"
+# capabilities are for uid 0 in the box: the box user keeps none, -u root gets net_admin
 ok dbx exec -- ./probe status
+assert_kv "$OUT" CapEff 0000000000000000 "box user's CapEff with capabilities = net_admin"
+assert_kv "$OUT" CapBnd 0000000000000000 "box user's CapBnd with capabilities = net_admin"
+ok dbx exec -u root -- ./probe status
 # CAP_NET_ADMIN is 12: bit 0x1000, in the effective and bounding sets; nothing else
 assert_kv "$OUT" CapEff 0000000000001000 "CapEff with capabilities = net_admin"
 assert_kv "$OUT" CapPrm 0000000000001000 "CapPrm with capabilities = net_admin"
@@ -47,7 +51,7 @@ ok dbx status
 printf '%s\n' "$OUT" | grep -q '^profile  *devbox.ini changed since the VM started' ||
     fail "devbox status (text) after the edit: no 'profile ... changed since the VM started' line in $(show "$OUT")"
 # the running VM keeps the policy it started with
-ok dbx exec -- ./probe status
+ok dbx exec -u root -- ./probe status
 assert_kv "$OUT" CapEff 0000000000001000 "CapEff in the running VM after the edit"
 
 # ---- the edit needs trust again ----------------------------------------------------------
@@ -117,7 +121,7 @@ ok dbx exec -- true
 # ---- going back to bytes trusted before does not ask again --------------------------------
 restart
 write_profile "$R" $'[security]\ncapabilities = net_admin'
-ok dbx exec -- ./probe status
+ok dbx exec -u root -- ./probe status
 assert_kv "$OUT" CapEff 0000000000001000 "CapEff of a profile trusted earlier"
 
 # ---- trust is per repository: the same bytes elsewhere are not trusted --------------------
