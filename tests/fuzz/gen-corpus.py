@@ -12,7 +12,7 @@ import os
 import struct
 import sys
 
-VERSION = 1
+VERSION = 2
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -132,7 +132,7 @@ CORPUS = {
     "max-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * MAX_ARGS)),
     "big-stdin": bytes([8]) + frame(STDIN, 1, b"x" * 32768) + frame(CREDIT, 1, u8(0) + u32(32768)),
     # malformed streams
-    "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=2) + b"abc" + frame(STDOUT, 1, b"ok"),
+    "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=9) + b"abc" + frame(STDOUT, 1, b"ok"),
     "unknown-type": bytes([10]) + hdr(99, 4, 5) + b"xxxxx" + hdr(0, 4, 0)
     + frame(EXIT, 4, u8(0) + u32(0)),
     "oversized": bytes([11]) + hdr(STDOUT, 7, FRAME_MAX + 1) + b"\x01\x0d" * ((FRAME_MAX + 1) // 2)

@@ -703,7 +703,7 @@ static const struct garbage garbage[] = {
     {false, "malformed sock-open frame"},
     {false, "socket session id in the guest's range"},
     {false, "the host may only open forward sockets"},
-    {true, "protocol version 2"},
+    {true, "protocol version 9"}, /* any version but DBX_PROTO_VERSION */
     {true, "byte limit"},
 };
 
@@ -732,7 +732,7 @@ static uint32_t garbage_send(struct host *h, size_t k, uint32_t id, uint16_t spo
     case 9: host_sock_open(h, id, DBX_SOCK_PROXY, sport); break;
     case 10:
         dbx_hdr_encode(raw, DBX_MSG_SOCK_DATA, id, 3);
-        raw[0] = 2;
+        raw[0] = 9;
         memcpy(raw + DBX_FRAME_HDR, "abc", 3);
         host_send_raw(h, raw, sizeof(raw));
         break;

@@ -21,7 +21,7 @@ static void frame(struct dbx_buf *out, uint8_t type, uint32_t session, const voi
     dbx_frame_put(out, type, session, p, n);
 }
 
-/* A raw header with every field under our control (dbx_hdr_encode always writes version 1). */
+/* A raw header with every field under our control (dbx_hdr_encode always writes DBX_PROTO_VERSION). */
 static void raw_hdr(struct dbx_buf *out, uint8_t version, uint8_t type, uint32_t session,
                     uint32_t len) {
     dbx_buf_put_u8(out, version);
@@ -102,7 +102,7 @@ static void assert_event_frame(const struct event *ev, uint8_t type, uint32_t se
 static void test_hdr_roundtrip(void **state) {
     uint8_t b[DBX_FRAME_HDR];
     dbx_hdr_encode(b, DBX_MSG_EXEC, 0xdeadbeefu, 0x00012345u);
-    static const uint8_t want[DBX_FRAME_HDR] = {1,    10,   0,    0,    0xef, 0xbe,
+    static const uint8_t want[DBX_FRAME_HDR] = {DBX_PROTO_VERSION, 10,   0,    0,    0xef, 0xbe,
                                                 0xad, 0xde, 0x45, 0x23, 0x01, 0x00};
     assert_memory_equal(b, want, sizeof(want));
 
@@ -119,7 +119,7 @@ static void test_hdr_roundtrip(void **state) {
     assert_null(err);
 
     /* every field little-endian, including flags */
-    static const uint8_t raw[DBX_FRAME_HDR] = {1, 13, 0x34, 0x12, 1, 0, 0, 0, 0, 0, 4, 0};
+    static const uint8_t raw[DBX_FRAME_HDR] = {DBX_PROTO_VERSION, 13, 0x34, 0x12, 1, 0, 0, 0, 0, 0, 4, 0};
     dbx_hdr_decode(raw, &h);
     assert_int_equal(h.type, DBX_MSG_STDOUT);
     assert_int_equal(h.flags, 0x1234);
@@ -133,7 +133,7 @@ static void test_hdr_check_rejects(void **state) {
     struct dbx_frame_hdr good = {.version = DBX_PROTO_VERSION, .type = DBX_MSG_STDIN, .len = 0};
     dbx_error *err = NULL;
 
-    static const uint8_t bad_versions[] = {0, 2, 255};
+    static const uint8_t bad_versions[] = {0, DBX_PROTO_VERSION + 1, 255};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_versions); i++) {
         struct dbx_frame_hdr h = good;
         h.version = bad_versions[i];
@@ -315,7 +315,7 @@ static void test_reader_oversized_skipped(void **state) {
 
 static void test_reader_bad_version_and_type(void **state) {
     struct dbx_buf s = {0};
-    raw_hdr(&s, 2, DBX_MSG_STDOUT, 5, 3);
+    raw_hdr(&s, DBX_PROTO_VERSION + 1, DBX_MSG_STDOUT, 5, 3);
     dbx_buf_put(&s, "abc", 3);
     raw_hdr(&s, DBX_PROTO_VERSION, 99, 6, 4);
     dbx_buf_put(&s, "defg", 4);
