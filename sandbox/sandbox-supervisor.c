@@ -44,6 +44,11 @@
 #define LIVENESS_MS 90000
 /* What the guest kernel prints on a panic (always, even with `quiet`: KERN_EMERG). */
 #define PANIC_MARK "Kernel panic - not syncing"
+/* The kernel prints PANIC_MARK before its panic notifiers run, so the console usually shows a
+ * panic just before the panic device reports it (QMP GUEST_PANICKED, vm-qemu.c).  The device's
+ * report is the one that counts; the console line alone (a kernel without the pvpanic_mmio
+ * driver) is believed after this long (in between, the kernel stops the other CPUs: up to 1 s). */
+#define PANIC_CONFIRM_MS 5000
 /* QEMU pauses the VM when a disk write fails with ENOSPC (werror=enospc); it is resumed once
  * the overlay's filesystem has this much free space again (checked every NOSPACE_POLL_MS). */
 #define NOSPACE_RESUME_BYTES (32ull << 20)
@@ -94,6 +99,7 @@ struct sup {
     uint32_t next_gsid, nsess;
     bool hello, ready, stopping, quit;
     bool dead;              /* the guest died (panic, no answer): clients were told */
+    uint64_t console_panic_ms; /* when the console showed PANIC_MARK (0: not yet) */
     uint64_t last_guest_ms; /* when the guest last sent anything */
     uint64_t ping_token;
     struct vm_qmp *qmp; /* QEMU's monitor: pause/resume and I/O error events */
@@ -307,10 +313,10 @@ static char *skew_error(unsigned version) {
  * every waiting client, in one line, and kill QEMU now: nothing in the guest can shut down
  * cleanly any more, and a spinning vCPU would otherwise burn a host core until `devbox stop`.
  * The disk is checked on the next start (the "running" mark stays). */
-static void guest_died(struct sup *s, const char *why) {
+static void guest_died(struct sup *s, const char *why, const char *source) {
     if (s->dead) return;
     s->dead = true;
-    sup_log("%s; killing QEMU", why);
+    sup_log("%s (%s); killing QEMU", why, source);
     if (!s->ready && !s->boot_error) s->boot_error = dbx_xstrdup(why);
     for (size_t i = 0; i < s->nclients; i++) {
         struct client *c = s->clients[i];
@@ -325,10 +331,19 @@ static void guest_died(struct sup *s, const char *why) {
     if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
 }
 
-static void check_console_panic(struct sup *s) {
+/* The console's word on a panic, once the panic device had PANIC_CONFIRM_MS to report it
+ * (qmp_events); at once (now_or_never) when QEMU is going away, or when it has no monitor: no
+ * report can come then. */
+static void check_console_panic(struct sup *s, bool now_or_never) {
     struct logsink *l = &s->logs[0];
-    if (!s->dead && memmem(l->tail, l->tail_len, PANIC_MARK, strlen(PANIC_MARK)))
-        guest_died(s, "the guest kernel panicked");
+    if (s->dead) return;
+    uint64_t now = dbx_now_ms();
+    if (!s->console_panic_ms && memmem(l->tail, l->tail_len, PANIC_MARK, strlen(PANIC_MARK)))
+        s->console_panic_ms = now;
+    if (!s->console_panic_ms) return;
+    bool device_can_report = s->qemu_pid > 0 && vm_qmp_fd(s->qmp) >= 0;
+    if (now_or_never || !device_can_report || now - s->console_panic_ms >= PANIC_CONFIRM_MS)
+        guest_died(s, "the guest kernel panicked", "seen on the console");
 }
 
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */
@@ -338,7 +353,7 @@ static void check_liveness(struct sup *s) {
     if (quiet > LIVENESS_MS) {
         _cleanup_free_ char *why =
             dbx_xasprintf("the guest has not answered for %us", (unsigned)(quiet / 1000));
-        guest_died(s, why);
+        guest_died(s, why, "liveness deadline");
     } else if (quiet > PING_IDLE_MS && s->ping_token != s->last_guest_ms) {
         /* one ping per quiet spell: the token remembers which spell it was sent in */
         uint8_t b[8];
@@ -395,7 +410,8 @@ static void qmp_events(struct sup *s) {
         s->last_guest_ms = dbx_now_ms(); /* the liveness clock stood still while paused */
         sup_log("the VM runs again");
     }
-    if (st.events & VM_QMP_EV_PANIC) guest_died(s, "the guest kernel panicked");
+    if (st.events & VM_QMP_EV_PANIC)
+        guest_died(s, "the guest kernel panicked", "reported by the panic device");
 }
 
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
@@ -741,7 +757,8 @@ static void reap(struct sup *s) {
             if (!s->stopping) {
                 /* a panic's reboot ends virtiofsd too (QEMU hung up): name the real cause */
                 if (s->logs[0].in >= 0) logsink_pump(&s->logs[0]);
-                check_console_panic(s);
+                if (vm_qmp_fd(s->qmp) >= 0) qmp_events(s);
+                check_console_panic(s, true);
             }
             if (!s->stopping) vfs_died(s, status);
         }
@@ -782,8 +799,9 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->logs[i].in >= 0) logsink_pump(&s->logs[i]);
-    if (pfd[logs_i].revents) check_console_panic(s);
+    /* the monitor first: a panic device report read in this round wins over the console */
     if (pfd[qmp_i].revents) qmp_events(s);
+    check_console_panic(s, false);
     nospace_poll(s);
     /* Socket sessions first: agent_read may free some, and their fd numbers be reused. */
     net_dispatch(s->net, pfd + net_i, net_n);
@@ -893,6 +911,7 @@ static void kill_children(struct sup *s) {
     vm_qmp_free(s->qmp);
     s->qmp = NULL;
     s->hello = s->ready = s->quit = s->dead = s->nospace = false;
+    s->console_panic_ms = 0;
 }
 
 static int spawn_vm(struct sup *s, dbx_error **err) {
@@ -1238,10 +1257,12 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sup_log("ready (accel %s, kernel %s, boot %llu ms)", vm_accel_name(s.accel), s.guest_release,
             (unsigned long long)(dbx_now_ms() - s.started_ms));
     ready_say(&s, 'O', NULL);
-    while (!s.quit) sup_poll(&s, s.stopping ? 200 : 5000);
-    /* The console may still hold why QEMU went away (a panic, then a reboot -no-reboot ends). */
+    while (!s.quit) sup_poll(&s, s.stopping || s.console_panic_ms ? 200 : 5000);
+    /* The monitor, then the console, may still hold why QEMU went away (a panic, then a
+     * reboot -no-reboot ends). */
+    if (vm_qmp_fd(s.qmp) >= 0) qmp_events(&s);
     if (s.logs[0].in >= 0) logsink_pump(&s.logs[0]);
-    check_console_panic(&s);
+    check_console_panic(&s, true);
     clean = s.stopping && WIFEXITED(s.qemu_status) && WEXITSTATUS(s.qemu_status) == 0;
     sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.qemu_status);
     sup_teardown(&s, clean);

@@ -29,6 +29,11 @@
 static const char *const wanted_modules[] = {"virtio_ring", "virtio",   "virtio_mmio",
                                              "virtio_blk",  "virtio_console", "fuse",
                                              "virtiofs",    "virtio_net"};
+/* Loaded when the package has them (a kernel without is still booted): pvpanic_mmio binds the
+ * ACPI QEMU0001 device that microvm's DSDT describes for `-device pvpanic` (vm-qemu.c), so a
+ * guest panic reaches the supervisor as QMP's GUEST_PANICKED.  Debian 6.1 cloud: a module
+ * (CONFIG_PVPANIC_MMIO=m), after its dependency pvpanic. */
+static const char *const optional_modules[] = {"pvpanic_mmio"};
 
 /* The wanted list as recorded beside an unpacked release: a release unpacked for another list
  * (an older devbox) is unpacked again rather than booted without a module. */
@@ -36,6 +41,11 @@ static char *wanted_stamp(void) {
     char *s = dbx_xstrdup("");
     for (size_t i = 0; i < DBX_ARRAY_SIZE(wanted_modules); i++) {
         char *t = dbx_xasprintf("%s%s\n", s, wanted_modules[i]);
+        free(s);
+        s = t;
+    }
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(optional_modules); i++) {
+        char *t = dbx_xasprintf("%s%s?\n", s, optional_modules[i]);
         free(s);
         s = t;
     }
@@ -230,6 +240,9 @@ static int assemble_release(const char *x, const char *out, char **ret_release, 
         r = read_builtin(&ix, moddir, err);
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(wanted_modules); i++)
         r = visit_module(&ix, &ord, wanted_modules[i], 0, err);
+    for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(optional_modules); i++)
+        if (strv_has(ix.names, ix.n, optional_modules[i]))
+            r = visit_module(&ix, &ord, optional_modules[i], 0, err);
     _cleanup_free_ char *order = dbx_xstrdup("");
     for (size_t i = 0; r == 0 && i < ord.n; i++) {
         _cleanup_free_ char *dst = dbx_xasprintf("%s/%s.ko", out_mods, ord.names[i]);

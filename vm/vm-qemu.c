@@ -15,7 +15,16 @@
  *   (IA32_ARCH_CAPABILITIES), so that feature is masked: the guest then assumes the CPU is
  *   affected by the speculative bugs that MSR would rule out and mitigates them.
  * - `-accel tcg,thread=multi` vs single: boot-to-poweroff within noise (2.0-2.8 s); multi lets
- *   a 2-vCPU guest use 2 host cores for real work. */
+ *   a 2-vCPU guest use 2 host cores for real work.
+ * - `-device pvpanic` (ISA, port 0x505) is accepted by `-M microvm`, and microvm's DSDT carries
+ *   it (device PEVT, _HID QEMU0001: isa_build_aml), so the guest's pvpanic_mmio module binds
+ *   (/sys/bus/platform/drivers/pvpanic-mmio/QEMU0001:00, events 3).  On a panic (sysrq 'c')
+ *   QEMU then sends GUEST_PANICKED.  Its default action (panic=shutdown) also powers the VM off
+ *   (SHUTDOWN reason guest-panic; QEMU exits 0), racing the supervisor's report with QEMU's exit;
+ *   `-action panic=pause` instead sends GUEST_PANICKED {"action": "pause"} then STOP and leaves
+ *   the VM stopped: no vCPU spins, QEMU waits for the supervisor to kill it.  The kernel's
+ *   panic=-1 then never takes effect (the panic notifier runs before the reboot); it stays for
+ *   a kernel without the driver (its reboot ends QEMU: -no-reboot). */
 #include "vm-internal.h"
 
 #include <signal.h>
@@ -180,6 +189,11 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         /* A monitor over a socket pair: nothing on the filesystem, nothing else can reach it. */
         v = pushf(v, "-chardev", "socket,id=qmp,fd=%d", QMP_FD);
         v = push2(v, "-mon", "chardev=qmp,mode=control");
+        /* The guest kernel reports its panic through the panic device; the VM is paused, not
+         * powered off, so the monitor's GUEST_PANICKED reaches the supervisor before anything
+         * ends QEMU (measured above).  Without a monitor nobody would hear it. */
+        v = push2(v, "-device", "pvpanic");
+        v = push2(v, "-action", "panic=pause");
     }
     return v;
 }

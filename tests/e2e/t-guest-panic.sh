@@ -3,7 +3,9 @@
 # granting CAP_SYS_ADMIN and no seccomp filter writes 'c' to /proc/sysrq-trigger) is noticed
 # even when the kernel then spins instead of rebooting (kernel.panic=0, as a panic whose reboot
 # fails): every waiting client gets one line and a non-zero exit, QEMU is gone, status says
-# stopped, and the next exec boots a fresh VM.
+# stopped, and the next exec boots a fresh VM.  The panic reaches the supervisor through QEMU's
+# panic device (pvpanic, bound by the guest's pvpanic-mmio driver: GUEST_PANICKED on the
+# monitor), not only as the console's "Kernel panic" line: the supervisor log names the source.
 . "$(dirname "$0")/lib.sh"
 
 # state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
@@ -19,6 +21,9 @@ write_profile "$R" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp 
 ok dbx trust
 ok dbx exec -- true
 q=$(the_qemu_pid)
+# the guest kernel found the panic device (microvm's ACPI QEMU0001) and its driver bound it
+ok dbx exec -- ls /sys/bus/platform/drivers/pvpanic-mmio
+assert_contains "$OUT" "QEMU0001" "devices bound by the guest's pvpanic-mmio driver"
 
 # two clients waiting on long commands
 for i in 1 2; do
@@ -45,6 +50,10 @@ for f in w1 w2 p; do
 done
 wait_until 30 bash -c "! kill -0 $q 2>/dev/null" || fail "qemu $q still runs after the guest panicked"
 wait_until 30 state_is stopped || fail "status does not say stopped after the panic: $(dbx status 2>&1)"
+ok dbx logs --supervisor
+assert_contains "$OUT" "the guest kernel panicked (reported by the panic device); killing QEMU" \
+    "supervisor log after the panic"
+assert_not_contains "$OUT" "seen on the console" "supervisor log after the panic"
 ok dbx exec -- echo again
 assert_eq again "$OUT" "exec after the panic"
 assert_ne "$q" "$(the_qemu_pid)" "qemu pid after the panic"

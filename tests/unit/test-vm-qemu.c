@@ -141,6 +141,27 @@ static void test_argv_qmp(void **state) {
     assert_null(opt_value(w, "-mon", ""));
 }
 
+/* With a monitor, the ISA panic device (microvm's DSDT names it QEMU0001 for the guest's
+ * pvpanic_mmio) and a guest panic pauses the VM (GUEST_PANICKED, QEMU stays for the supervisor
+ * to end); without one, neither (nobody would hear the event, and a paused VM would wait). */
+static void test_argv_panic_device(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.qmp_fd = 9;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    const char *dev = opt_value(v, "-device", "pvpanic");
+    assert_non_null(dev);
+    assert_string_equal(dev, "pvpanic");
+    assert_non_null(opt_value(v, "-action", "panic=pause"));
+    assert_non_null(strstr(opt_value(v, "-append", "console=ttyS0"), "panic=-1"));
+    cfg.qmp_fd = 0;
+    _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
+    assert_non_null(w);
+    assert_null(opt_value(w, "-device", "pvpanic"));
+    assert_null(opt_value(w, "-action", "panic="));
+}
+
 /* Feed bytes as QEMU would and collect what the parser made of them. */
 static unsigned qmp_feed(const char *const *chunks, size_t n, struct vm_qmp_state *st) {
     int sp[2];
@@ -181,6 +202,14 @@ static void test_qmp_events(void **state) {
     assert_int_equal(qmp_feed(other, 1, &st),
                      VM_QMP_EV_RESUME | VM_QMP_EV_PANIC | VM_QMP_EV_STATUS);
     assert_string_equal(st.status, "io-error");
+    /* what QEMU 7.2 sent for a guest panic with `-device pvpanic -action panic=pause` */
+    const char *panic[] = {
+        "{\"timestamp\": {\"seconds\": 1796182873, \"microseconds\": 433253}, \"event\": "
+        "\"GUEST_PANICKED\", \"data\": {\"action\": \"pause\"}}\r\n",
+        "{\"timestamp\": {\"seconds\": 1796182873, \"microseconds\": 433338}, \"event\": "
+        "\"STOP\"}\r\n",
+    };
+    assert_int_equal(qmp_feed(panic, 2, &st), VM_QMP_EV_PANIC | VM_QMP_EV_STOP);
 }
 
 /* Hostile monitor output: ignored, never a crash; an over-long line is skipped whole. */
@@ -242,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
         cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
         cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
+        cmocka_unit_test(test_argv_panic_device),
         cmocka_unit_test(test_qmp_events),         cmocka_unit_test(test_qmp_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
