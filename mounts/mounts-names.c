@@ -22,6 +22,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <seccomp.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -65,6 +66,11 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
     for (const char *p = name; *p && caps; p++)
         caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
     return caps || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+}
+
+bool mounts_name_is_dotgit(const char *name) {
+    const char *base = strrchr(name, '/');
+    return strcasecmp(base ? base + 1 : name, ".git") == 0;
 }
 
 bool mounts_git_name_allowed(const char *name) {
@@ -139,6 +145,9 @@ static int check_one(const struct seccomp_notif *req, int mem, const struct moun
                      uint64_t dirfd, uint64_t name_addr) {
     char name[PATH_MAX];
     if (!read_name(mem, name_addr, name, sizeof(name))) return EPERM; /* cannot tell: no */
+    /* No new git directory or `.git` file anywhere (mounts-nested.c): host git would enter it
+     * for a gitlink the box adds to the index and run its config. */
+    if (mounts_name_is_dotgit(name)) return EPERM;
     /* virtiofsd passes the guest's names as one component (it refuses '/' in them); a path is
      * its own business (/proc, its pid file). */
     if (strchr(name, '/')) return 0;
