@@ -138,8 +138,11 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name);
  * sends every name-creating system call to a listener; returns the listener fd. */
 int mounts_guard_install(dbx_error **err);
 
-/* In the guard: answer the listener's notifications until every filtered task is gone. */
-void mounts_guard_serve(int listener, const struct mounts_guard *g);
+/* In the guard: answer the listener's notifications until every filtered task is gone (0), or
+ * until the listener fails (-errno; the caller must then close it, which fails every pending
+ * and later filtered call with ENOSYS, and stop the filtered tasks: they would otherwise
+ * block in their next name-creating call for good). */
+int mounts_guard_serve(int listener, const struct mounts_guard *g);
 
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */

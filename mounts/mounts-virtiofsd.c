@@ -356,7 +356,13 @@ __attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
     }
     close(c->sync_fd);
     prctl(PR_SET_NAME, "virtiofsd-guard");
-    mounts_guard_serve(listener, g);
+    int r = mounts_guard_serve(listener, g);
+    close(listener); /* from here virtiofsd's name-creating calls fail (ENOSYS), none passes */
+    if (r < 0) {
+        /* a share that cannot create files is broken: stop it, the supervisor sees it go */
+        dprintf(2, "devbox: virtiofsd name guard: %s: stopping virtiofsd\n", strerror(-r));
+        kill(d, SIGKILL);
+    }
     int st = 0;
     while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
     }
