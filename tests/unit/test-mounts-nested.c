@@ -8,9 +8,12 @@
 
 #include <cmocka.h>
 
+#include <grp.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "mounts/mounts-internal.h"
 
@@ -179,6 +182,45 @@ static void test_caps(void **state) {
     mounts_nested_free(&n);
 }
 
+/* A nested git directory the user cannot write (someone else's clone in the workspace) cannot
+ * take the empty directories of the rule; the box cannot create them either (its user is the
+ * user, its other ids are nobody's on the host): the start must not fail on it. */
+static void test_prepare_unwritable(void **state) {
+    if (geteuid() != 0) skip();
+    static const char *const ph[] = {".git/branches",    ".git/hooks",   ".git/info",
+                                     ".git/modules",     ".git/remotes", ".git/worktrees",
+                                     ".git/objects/info"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ph); i++)
+        put(ph[i], NULL);
+    gitdir("vendor/foo/.git");
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/.git", top);
+    assert_int_equal(chown(p, 65534, 65534), 0);
+    assert_int_equal(chmod(top, 0755), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+            setresuid(65534, 65534, 65534) < 0)
+            _exit(3);
+        struct mounts_nested n = {0};
+        dbx_error *err = NULL;
+        if (mounts_nested_find(top, &n, &err) < 0) {
+            fprintf(stderr, "find: %s\n", err->msg);
+            _exit(1);
+        }
+        if (mounts_git_prepare(top, &n, &err) < 0) {
+            fprintf(stderr, "prepare: %s\n", err->msg);
+            _exit(2);
+        }
+        _exit(0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_dotgit_name(void **state) {
     static const char *const yes[] = {".git", ".GIT", ".Git", "a/.git", "/x/y/.gIt"};
     static const char *const no[] = {"git", ".git2", "x.git", ".gitignore", ".git/x", "..git", ""};
@@ -197,6 +239,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_refuses_link_on_the_way, setup, teardown),
         cmocka_unit_test_setup_teardown(test_target_under_readonly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_unwritable, setup, teardown),
         cmocka_unit_test(test_dotgit_name),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
