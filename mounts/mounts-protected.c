@@ -442,11 +442,14 @@ int mounts_git_prepare(const char *source, const struct mounts_nested *nested, d
             int fd = dir ? mkdirat(pfd, slash + 1, 0755)
                          : openat(pfd, slash + 1,
                                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            /* A git directory we may not write to (someone else's clone in the workspace, a
-             * read-only or immutable one) the box cannot write to either: its user is us, its
-             * other ids are nobody's on the host.  Its top is vetted by the name guard. */
-            if (fd < 0 && errno != EEXIST && errno != EACCES && errno != EPERM && errno != EROFS)
-                r = dbx_error_set(err, errno, "create '%s/%s/%s'", source, path, slash + 1);
+            /* A git directory we may not write to and do not own (someone else's clone in the
+             * workspace), or a read-only or immutable one, the box cannot write to either: its
+             * user is us, its other ids are nobody's on the host.  One of ours it could chmod. */
+            int e = fd < 0 ? errno : 0;
+            struct stat st;
+            if (e == EACCES && fstat(pfd, &st) == 0 && st.st_uid != getuid()) e = 0;
+            if (e && e != EEXIST && e != EPERM && e != EROFS)
+                r = dbx_error_set(err, e, "create '%s/%s/%s'", source, path, slash + 1);
             if (!dir && fd >= 0) close(fd);
             close(pfd);
         }
