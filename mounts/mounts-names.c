@@ -85,8 +85,14 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
 }
 
 bool mounts_name_is_dotgit(const char *name) {
-    const char *base = strrchr(name, '/');
-    return strcasecmp(base ? base + 1 : name, ".git") == 0;
+    /* the last component, trailing slashes ignored as the kernel does (mkdir ".git/") */
+    size_t end = strlen(name);
+    while (end > 0 && name[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && name[start - 1] != '/')
+        start--;
+    return end - start == 4 && strncasecmp(name + start, ".git", 4) == 0;
 }
 
 bool mounts_git_name_allowed(const char *name) {

@@ -79,6 +79,11 @@ static void test_finds_nested(void **state) {
     put("out/.git", "gitdir: /nonexistent/elsewhere.git\n");
     put("junk/.git", "not a gitfile\n");
     put("copy/sub/.git", "gitdir: ../.git/modules/sub\n"); /* a work tree copied without .git */
+    /* a linked worktree of the top: its git directory has no objects/ of its own and lies
+     * below the read-only worktrees/ */
+    put(".git/worktrees/lw/HEAD", "ref: refs/heads/lw\n");
+    snprintf(abs, sizeof(abs), "gitdir: %s/.git/worktrees/lw\n", top);
+    put("lw/.git", abs);
     struct mounts_nested n = {0};
     dbx_error *err = NULL;
     int r = mounts_nested_find(top, &n, &err);
@@ -95,6 +100,7 @@ static void test_finds_nested(void **state) {
     assert_true(has(n.gitfiles, "out/.git"));
     assert_true(has(n.gitfiles, "junk/.git"));
     assert_true(has(n.gitfiles, "copy/sub/.git"));
+    assert_true(has(n.gitfiles, "lw/.git"));
     assert_true(n.entries > 10);
     mounts_nested_free(&n);
 }
@@ -222,7 +228,8 @@ static void test_prepare_unwritable(void **state) {
 }
 
 static void test_dotgit_name(void **state) {
-    static const char *const yes[] = {".git", ".GIT", ".Git", "a/.git", "/x/y/.gIt"};
+    static const char *const yes[] = {".git",      ".GIT",  ".Git",    "a/.git",
+                                      "/x/y/.gIt", ".git/", "a/.git//"};
     static const char *const no[] = {"git", ".git2", "x.git", ".gitignore", ".git/x", "..git", ""};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(yes); i++)
         if (!mounts_name_is_dotgit(yes[i])) fail_msg("'%s' not refused", yes[i]);
