@@ -107,3 +107,26 @@ ok "${HG[@]}" -C wt status --porcelain
 assert_eq "" "$(ls -A "$M")" "markers of commands host git ran"
 assert_eq in-box "$(git log --format=%s -1 HEAD~1)" "the box's commit in the host's history"
 assert_eq foo-in-box "$(git -C vendor/foo log --format=%s -1)" "the box's commit in vendor/foo"
+
+# The same as an ordinary user: the walk runs as the user, virtiofsd in a user namespace of
+# the user's subordinate ids.
+rootless_user
+as_user git init -q "$RU" && as_user git init -q "$RU/vendor/foo" || fail "repositories as $TU"
+run_in "$RU" as_user "$UD" image import "$U/share/rootfs.tar" default
+assert_eq 0 "$RC" "image import as $TU: $(show "$ERR")"
+ubefore=$(fingerprint "$RU/vendor/foo/.git/config" "$RU/vendor/foo/.git/hooks")
+for who in default root; do
+    u=()
+    [ $who = root ] && u=(-u root)
+    run_in "$RU" as_user timeout 240 "$UD" exec "${u[@]}" -- sh -c '
+        mkdir -p y/.git 2>/dev/null && echo "ALLOWED mkdir"
+        mkdir -p z && mv z .GIT 2>/dev/null && echo "ALLOWED mv"
+        echo "[core] fsmonitor = x" >> vendor/foo/.git/config 2>/dev/null && echo "ALLOWED config"
+        echo x > vendor/foo/.git/hooks/post-commit 2>/dev/null && echo "ALLOWED hooks"
+        echo done'
+    assert_eq 0 "$RC" "exec as $TU ($who): $(show "$ERR")"
+    assert_eq done "$OUT" "attacks as $TU's $who that were allowed"
+done
+assert_eq "$ubefore" "$(fingerprint "$RU/vendor/foo/.git/config" "$RU/vendor/foo/.git/hooks")" \
+    "$TU's nested repository after the attacks"
+[ ! -e "$RU/y/.git" ] && [ ! -e "$RU/.GIT" ] || fail "the box made a .git as $TU"
