@@ -176,11 +176,12 @@ static int walk_dir(struct nwalk *w, int dfd, const char *dir, unsigned depth, d
         const char *n = de->d_name;
         if (n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2]))) continue;
         if (++w->entries > w->caps.entries) {
-            r = dbx_error_setx(err, E2BIG,
-                               "the workspace has more than %u files and directories: devbox "
-                               "looks through all of them at the start for git repositories "
-                               "to protect, and stops there",
-                               w->caps.entries);
+            r = dbx_error_setx(
+                err, E2BIG,
+                "the workspace has more than %u files and directories: devbox "
+                "looks through all of them at the start for git repositories "
+                "to protect, and stops there (docs/SECURITY.md, Nested repositories)",
+                w->caps.entries);
             break;
         }
         unsigned char type = de->d_type;
@@ -203,7 +204,7 @@ static int walk_dir(struct nwalk *w, int dfd, const char *dir, unsigned depth, d
             r = dbx_error_setx(err, E2BIG,
                                "'%s' is more than %u directories deep: devbox looks through "
                                "the whole workspace at the start for git repositories to "
-                               "protect, and stops there",
+                               "protect, and stops there (docs/SECURITY.md, Nested repositories)",
                                path, w->caps.depth);
             break;
         }
