@@ -55,25 +55,64 @@ int mounts_protected_validate(const char *const *paths, dbx_error **err);
  * before the error stay (the namespace dies with the child). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
 
-/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory) and every
- * submodule git directory below .git/modules (nested ones too; at most 64, 8 levels: any
- * further ones stay wholly read-only under the read-only modules/), the paths
- * git reads as configuration, hooks or redirections, to be protected read-only whether they
- * exist or not (*ret_readonly), and the submodule git directories themselves, which are bound
- * writable again below the read-only modules/ (*ret_rw).  Resolution as for protected paths. */
-int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, dbx_error **err);
+/* Git repositories nested in the work tree (mounts-nested.c): `.git` directories below the
+ * top and the git directories `.git` files below the top name inside the workspace (each a
+ * repo-relative path: *gitdirs), and those `.git` files themselves (*gitfiles).  Found by a
+ * walk of the whole workspace as the invoking user before the spawn (no box runs then): never
+ * into a `.git` directory or through a symbolic link.  Fails (so the start does) past the
+ * caps, on a `.git` symlink below the top, on a `.git` file naming something in the workspace
+ * that is no git directory and that the box could create or redirect (through a link, a
+ * missing component), on a directory of the user's it cannot read.  Free with
+ * mounts_nested_free. */
+#define MOUNTS_NESTED_MAX 256u             /* nested git directories plus `.git` files */
+#define MOUNTS_NESTED_ENTRIES_MAX 1000000u /* files and directories looked at */
+#define MOUNTS_NESTED_DEPTH_MAX 128u       /* directory levels below the top */
+struct mounts_nested {
+    char **gitdirs;
+    char **gitfiles;
+    uint64_t entries; /* how many entries the walk looked at */
+};
+struct mounts_nested_caps {
+    unsigned entries, depth, found;
+};
+int mounts_nested_find(const char *source, struct mounts_nested *ret, dbx_error **err);
+int mounts_nested_find_caps(const char *source, const struct mounts_nested_caps *caps,
+                            struct mounts_nested *ret, dbx_error **err);
+void mounts_nested_free(struct mounts_nested *n);
+
+/* Open directory `rel` (normalized, "" is root) below root one component at a time, no
+ * symlinks: an O_RDONLY directory fd, or -errno (-ELOOP for a link, -ENOTDIR for a
+ * non-directory on the way, -ENOENT). */
+int mounts_open_dir_beneath(int root, const char *rel);
+/* A directory is a git directory if it has HEAD and objects, as git's own check does. */
+bool mounts_is_git_dir(int dfd);
+
+/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory), the nested
+ * git directories in `nested` (may be NULL) and every submodule git directory below any of
+ * their modules/ (nested ones too; at most MOUNTS_GIT_DIRS_MAX git directories, 8 levels: any
+ * further ones stay wholly read-only under the read-only modules/), the paths git reads as
+ * configuration, hooks or redirections, to be protected read-only whether they exist or not,
+ * plus nested's `.git` files (*ret_readonly), and the submodule git directories themselves,
+ * which are bound writable again below the read-only modules/ (*ret_rw).  Resolution as for
+ * protected paths. */
+#define MOUNTS_GIT_DIRS_MAX 512u
+int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
+                     char ***ret_rw, dbx_error **err);
+/* Whether `path` is read-only under the rule of git directory `gitdir` (both repo-relative). */
+bool mounts_git_readonly_covers(const char *gitdir, const char *path);
 
 /* Before the spawn, as the invoking user: create the directories of that rule that are
  * missing and mean the same to git when empty (hooks, info, objects/info, modules, worktrees,
  * branches, remotes) in every git directory, fd-relative, no symlinks followed. */
-int mounts_git_prepare(const char *source, dbx_error **err);
+int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err);
 
 /* mounts_apply_protected plus the git-directory rule. */
-int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err);
+int mounts_apply_protected_git(const char *source, const char *const *paths,
+                               const struct mounts_nested *nested, dbx_error **err);
 
 /* The name guard (mounts-names.c): the git directories of the share (as mounts_git_paths finds
  * them) by device and inode, whose top level only takes allowlisted new names. */
-#define MOUNTS_GUARD_DIRS_MAX (3 * 64u)
+#define MOUNTS_GUARD_DIRS_MAX (3 * MOUNTS_GIT_DIRS_MAX)
 enum mounts_guard_kind { MOUNTS_GUARD_TOP, MOUNTS_GUARD_INFO, MOUNTS_GUARD_OBJECTS_INFO };
 struct mounts_guard {
     size_t n;
@@ -81,7 +120,13 @@ struct mounts_guard {
     ino_t ino[MOUNTS_GUARD_DIRS_MAX];
     enum mounts_guard_kind kind[MOUNTS_GUARD_DIRS_MAX];
 };
-int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err);
+int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
+                      struct mounts_guard *ret, dbx_error **err);
+
+/* Whether `name` (the last component of what a call creates) is `.git` in any ASCII case:
+ * refused everywhere in the share, so the box can make no git directory or `.git` file host
+ * git would enter (a case-folding directory finds `.GIT` as `.git`). */
+bool mounts_name_is_dotgit(const char *name);
 
 /* Whether git may create `name` (one component) at the top of a git directory: git's own
  * state files, never configuration or a redirection. */
@@ -93,8 +138,11 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name);
  * sends every name-creating system call to a listener; returns the listener fd. */
 int mounts_guard_install(dbx_error **err);
 
-/* In the guard: answer the listener's notifications until every filtered task is gone. */
-void mounts_guard_serve(int listener, const struct mounts_guard *g);
+/* In the guard: answer the listener's notifications until every filtered task is gone (0), or
+ * until the listener fails (-errno; the caller must then close it, which fails every pending
+ * and later filtered call with ENOSYS, and stop the filtered tasks: they would otherwise
+ * block in their next name-creating call for good). */
+int mounts_guard_serve(int listener, const struct mounts_guard *g);
 
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */

@@ -13,7 +13,23 @@
  * directory fd through /proc, and refuses (EPERM) names outside the allowlists below in the
  * top, info/ and objects/info/ of any git directory the share had when it started.
  * Everything else continues unchanged.  An allowlist, not a denylist: a name git will read
- * tomorrow is refused until added. */
+ * tomorrow is refused until added.  The name `.git` is refused everywhere (mounts-nested.c).
+ *
+ * Threat model: a hostile guest (its kernel included) speaking FUSE to an honest virtiofsd.
+ * The guard checks, then lets the kernel run the call (SECCOMP_USER_NOTIF_FLAG_CONTINUE), which
+ * re-reads the name and the directory fd; seccomp_unotify(2) warns that this is no boundary
+ * against the target itself, and here it need not be:
+ * - the name is in virtiofsd's private memory: it copies every request out of the virtqueue
+ *   before parsing it (only a WRITE's payload is used in place in guest memory, and that is
+ *   never a name), so the guest cannot change it between our read and the kernel's;
+ * - the directory fd is the parent inode's O_PATH fd, on which virtiofsd holds a reference for
+ *   the whole request (lo_inode() ... lo_inode_put()), so the guest cannot have it closed and
+ *   the number reused for another directory by a FORGET racing the call;
+ * - virtiofsd makes these calls directly (no io_uring, which seccomp would not see).
+ * A compromised virtiofsd could race both, but it is then past this layer anyway: it holds
+ * every file of the share and capabilities in its namespace.  If the guard dies, the listener
+ * closes: pending and later filtered calls fail with ENOSYS (none passes unchecked), and
+ * virtiofsd dies with it (parent-death signal). */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
@@ -22,6 +38,7 @@
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <seccomp.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -65,6 +82,17 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
     for (const char *p = name; *p && caps; p++)
         caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
     return caps || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+}
+
+bool mounts_name_is_dotgit(const char *name) {
+    /* the last component, trailing slashes ignored as the kernel does (mkdir ".git/") */
+    size_t end = strlen(name);
+    while (end > 0 && name[end - 1] == '/')
+        end--;
+    size_t start = end;
+    while (start > 0 && name[start - 1] != '/')
+        start--;
+    return end - start == 4 && strncasecmp(name + start, ".git", 4) == 0;
 }
 
 bool mounts_git_name_allowed(const char *name) {
@@ -139,6 +167,9 @@ static int check_one(const struct seccomp_notif *req, int mem, const struct moun
                      uint64_t dirfd, uint64_t name_addr) {
     char name[PATH_MAX];
     if (!read_name(mem, name_addr, name, sizeof(name))) return EPERM; /* cannot tell: no */
+    /* No new git directory or `.git` file anywhere (mounts-nested.c): host git would enter it
+     * for a gitlink the box adds to the index and run its config. */
+    if (mounts_name_is_dotgit(name)) return EPERM;
     /* virtiofsd passes the guest's names as one component (it refuses '/' in them); a path is
      * its own business (/proc, its pid file). */
     if (strchr(name, '/')) return 0;
@@ -173,26 +204,40 @@ static int decide(const struct seccomp_notif *req, int mem, const struct mounts_
     return 0;
 }
 
-void mounts_guard_serve(int listener, const struct mounts_guard *g) {
+int mounts_guard_serve(int listener, const struct mounts_guard *g) {
     struct seccomp_notif *req = NULL;
     struct seccomp_notif_resp *resp = NULL;
-    if (seccomp_notify_alloc(&req, &resp) < 0) return;
+    if (seccomp_notify_alloc(&req, &resp) < 0) return -ENOMEM;
     struct seccomp_notif_sizes sizes;
     if (syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) < 0) {
+        int e = errno;
         seccomp_notify_free(req, resp);
-        return;
+        return -e;
     }
+    int ret = 0;
     for (;;) {
         struct pollfd p = {.fd = listener, .events = POLLIN};
         if (poll(&p, 1, -1) < 0) {
             if (errno == EINTR) continue;
+            ret = -errno;
             break;
         }
-        if (!(p.revents & POLLIN)) break; /* POLLHUP: every filtered task is gone */
+        if (!(p.revents & POLLIN)) {
+            /* POLLHUP: every filtered task is gone */
+            ret = p.revents & POLLHUP ? 0 : -EIO;
+            break;
+        }
         memset(req, 0, sizes.seccomp_notif);
         int r = seccomp_notify_receive(listener, req);
-        if (r == -EINTR || r == -ENOENT) continue;
-        if (r < 0) break;
+        if (r < 0) {
+            /* libseccomp 2.5 reports a failed ioctl as -ECANCELED with errno kept (older ones
+             * as -errno).  ENOENT: the call we saw by poll was interrupted by a signal or its
+             * task died before we took it; nothing to answer, go on. */
+            int e = r == -ECANCELED ? errno : -r;
+            if (e == ENOENT || e == EINTR) continue;
+            ret = -e;
+            break;
+        }
         char mp[64];
         snprintf(mp, sizeof(mp), "/proc/%d/mem", (int)req->pid);
         int mem = open(mp, O_RDONLY | O_CLOEXEC);
@@ -210,4 +255,5 @@ void mounts_guard_serve(int listener, const struct mounts_guard *g) {
         (void)seccomp_notify_respond(listener, resp);
     }
     seccomp_notify_free(req, resp);
+    return ret;
 }

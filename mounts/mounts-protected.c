@@ -251,11 +251,15 @@ static const char *const git_placeholders[] = {
     "branches/", "hooks/", "info/", "modules/", "objects/info/", "remotes/", "worktrees/",
 };
 
-#define GIT_DIRS_MAX 64u
 #define GIT_DEPTH_MAX 8u
 
-/* Open directory `rel` (normalized) below root one component at a time, no symlinks. */
-static int open_dir_beneath(int root, const char *rel) {
+/* Whether `path` is `p` or below it. */
+static bool at_or_below(const char *path, const char *p) {
+    size_t n = strlen(p);
+    return !strncmp(path, p, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+int mounts_open_dir_beneath(int root, const char *rel) {
     int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
     if (dir < 0) return -errno;
     _cleanup_free_ char *copy = dbx_xstrdup(rel);
@@ -280,8 +284,7 @@ static int open_dir_beneath(int root, const char *rel) {
     return rd < 0 ? -e : rd;
 }
 
-/* A directory is a git directory if it has HEAD and objects, as git's own check does. */
-static bool is_git_dir(int dfd) {
+bool mounts_is_git_dir(int dfd) {
     struct stat st;
     return fstatat(dfd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
            fstatat(dfd, "objects", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
@@ -289,9 +292,9 @@ static bool is_git_dir(int dfd) {
 
 /* Submodule git directories below `modules` (`rel`), which may be nested: a submodule named
  * a/b lives in modules/a/b, and a submodule's own submodules in modules/x/modules/y. */
-static void find_modules(int root, const char *rel, unsigned depth, char ***dirs) {
-    if (depth > GIT_DEPTH_MAX || dbx_strv_len(*dirs) >= GIT_DIRS_MAX) return;
-    int fd = open_dir_beneath(root, rel);
+static void find_modules(int root, const char *rel, unsigned depth, char ***dirs, char ***rw) {
+    if (depth > GIT_DEPTH_MAX || dbx_strv_len(*dirs) >= MOUNTS_GIT_DIRS_MAX) return;
+    int fd = mounts_open_dir_beneath(root, rel);
     if (fd < 0) return;
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -299,7 +302,7 @@ static void find_modules(int root, const char *rel, unsigned depth, char ***dirs
         return;
     }
     struct dirent *de;
-    while ((de = readdir(d)) && dbx_strv_len(*dirs) < GIT_DIRS_MAX) {
+    while ((de = readdir(d)) && dbx_strv_len(*dirs) < MOUNTS_GIT_DIRS_MAX) {
         if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, ".."))) continue;
         struct stat st;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
@@ -308,61 +311,88 @@ static void find_modules(int root, const char *rel, unsigned depth, char ***dirs
         if (strlen(sub) >= PATH_MAX - 64) continue;
         int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd < 0) continue;
-        bool git = is_git_dir(sfd);
+        bool git = mounts_is_git_dir(sfd);
         close(sfd);
         if (git) {
-            *dirs = dbx_strv_push(*dirs, sub);
+            if (!strv_contains(*dirs, sub)) *dirs = dbx_strv_push(*dirs, sub);
+            *rw = dbx_strv_push(*rw, sub); /* below the read-only modules/ */
             _cleanup_free_ char *mods = dbx_xasprintf("%s/modules", sub);
-            find_modules(root, mods, depth + 1, dirs);
+            find_modules(root, mods, depth + 1, dirs, rw);
         } else {
-            find_modules(root, sub, depth + 1, dirs);
+            find_modules(root, sub, depth + 1, dirs, rw);
         }
     }
     closedir(d);
 }
 
 /* The git directories in the share: `.git` when it is a directory (a `.git` file is a
- * redirection out of the share, protected as a path of its own), then its submodules'. */
-static int find_git_dirs(const char *source, int *ret_root, char ***ret_dirs, dbx_error **err) {
+ * redirection out of the share, protected as a path of its own), the nested ones the walk
+ * found (mounts-nested.c), then the submodules' of each.  *ret_rw: the submodule git
+ * directories, to be bound writable again below the read-only modules/. */
+static int find_git_dirs(const char *source, const struct mounts_nested *nested, int *ret_root,
+                         char ***ret_dirs, char ***ret_rw, dbx_error **err) {
     int root = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return dbx_error_set(err, errno, "share source '%s'", source);
-    char **dirs = NULL;
-    int fd = open_dir_beneath(root, ".git");
+    char **dirs = NULL, **rw = NULL;
+    int fd = mounts_open_dir_beneath(root, ".git");
     if (fd >= 0) {
         close(fd);
         dirs = dbx_strv_push(dirs, ".git");
-        find_modules(root, ".git/modules", 1, &dirs);
     } else if (fd != -ENOENT && fd != -ENOTDIR) {
         close(root);
         return dbx_error_set(err, -fd, "'%s/.git'", source);
     }
+    /* every nested one first: the cap below is for submodules, never for these */
+    for (size_t i = 0; nested && nested->gitdirs && nested->gitdirs[i]; i++)
+        if (!strv_contains(dirs, nested->gitdirs[i]))
+            dirs = dbx_strv_push(dirs, nested->gitdirs[i]);
+    size_t tops = dbx_strv_len(dirs);
+    for (size_t i = 0; i < tops; i++) {
+        _cleanup_free_ char *mods = dbx_xasprintf("%s/modules", dirs[i]);
+        find_modules(root, mods, 1, &dirs, &rw);
+    }
     *ret_root = root;
     *ret_dirs = dirs;
+    *ret_rw = rw;
     return 0;
 }
 
-int mounts_git_paths(const char *source, char ***ret_readonly, char ***ret_rw, dbx_error **err) {
+bool mounts_git_readonly_covers(const char *gitdir, const char *path) {
+    for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", gitdir, git_readonly[k]);
+        if (at_or_below(path, p)) return true;
+    }
+    return false;
+}
+
+int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
+                     char ***ret_rw, dbx_error **err) {
     int root = -1;
     _cleanup_strv_ char **dirs = NULL;
-    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    char **rw = NULL;
+    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
     close(root);
-    char **ro = NULL, **rw = NULL;
+    char **ro = NULL;
     for (size_t i = 0; dirs && dirs[i]; i++) {
         for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
             _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], git_readonly[k]);
             ro = dbx_strv_push(ro, p);
         }
-        if (i > 0) rw = dbx_strv_push(rw, dirs[i]); /* below the read-only modules/ */
     }
+    /* a nested `.git` file redirects host git as the top's would: read-only, and its
+     * directories pinned (a relative path must keep meaning what it meant) */
+    for (size_t i = 0; nested && nested->gitfiles && nested->gitfiles[i]; i++)
+        ro = dbx_strv_push(ro, nested->gitfiles[i]);
     *ret_readonly = ro;
     *ret_rw = rw;
     return 0;
 }
 
-int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **err) {
+int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
+                      struct mounts_guard *ret, dbx_error **err) {
     int root = -1;
-    _cleanup_strv_ char **dirs = NULL;
-    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    _cleanup_strv_ char **dirs = NULL, **rw = NULL;
+    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
     struct mounts_guard g = {0};
     static const struct {
         const char *sub;
@@ -373,7 +403,7 @@ int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **
     for (size_t i = 0; dirs && dirs[i]; i++) {
         for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g.n < MOUNTS_GUARD_DIRS_MAX; k++) {
             _cleanup_free_ char *path = dbx_xasprintf("%s%s", dirs[i], parts[k].sub);
-            int fd = open_dir_beneath(root, path);
+            int fd = mounts_open_dir_beneath(root, path);
             struct stat st;
             if (fd < 0) continue;
             if (fstat(fd, &st) == 0) {
@@ -389,10 +419,10 @@ int mounts_guard_dirs(const char *source, struct mounts_guard *ret, dbx_error **
     return 0;
 }
 
-int mounts_git_prepare(const char *source, dbx_error **err) {
+int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err) {
     int root = -1;
-    _cleanup_strv_ char **dirs = NULL;
-    if (find_git_dirs(source, &root, &dirs, err) < 0) return -(*err)->code;
+    _cleanup_strv_ char **dirs = NULL, **rw = NULL;
+    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
     int r = 0;
     for (size_t i = 0; r == 0 && dirs && dirs[i]; i++) {
         for (size_t k = 0; r == 0 && k < DBX_ARRAY_SIZE(git_placeholders); k++) {
@@ -403,7 +433,7 @@ int mounts_git_prepare(const char *source, dbx_error **err) {
             if (dir) path[len - 1] = '\0';
             char *slash = strrchr(path, '/');
             *slash = '\0';
-            int pfd = open_dir_beneath(root, path);
+            int pfd = mounts_open_dir_beneath(root, path);
             if (pfd == -ENOENT || pfd == -ENOTDIR) continue;
             if (pfd < 0) {
                 r = dbx_error_set(err, -pfd, "open '%s/%s'", source, path);
@@ -412,8 +442,14 @@ int mounts_git_prepare(const char *source, dbx_error **err) {
             int fd = dir ? mkdirat(pfd, slash + 1, 0755)
                          : openat(pfd, slash + 1,
                                   O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-            if (fd < 0 && errno != EEXIST)
-                r = dbx_error_set(err, errno, "create '%s/%s/%s'", source, path, slash + 1);
+            /* A git directory we may not write to and do not own (someone else's clone in the
+             * workspace), or a read-only or immutable one, the box cannot write to either: its
+             * user is us, its other ids are nobody's on the host.  One of ours it could chmod. */
+            int e = fd < 0 ? errno : 0;
+            struct stat st;
+            if (e == EACCES && fstat(pfd, &st) == 0 && st.st_uid != getuid()) e = 0;
+            if (e && e != EEXIST && e != EPERM && e != EROFS)
+                r = dbx_error_set(err, e, "create '%s/%s/%s'", source, path, slash + 1);
             if (!dir && fd >= 0) close(fd);
             close(pfd);
         }
@@ -422,15 +458,10 @@ int mounts_git_prepare(const char *source, dbx_error **err) {
     return r;
 }
 
-/* Whether `path` is `p` or below it. */
-static bool at_or_below(const char *path, const char *p) {
-    size_t n = strlen(p);
-    return !strncmp(path, p, n) && (path[n] == '\0' || path[n] == '/');
-}
-
-int mounts_apply_protected_git(const char *source, const char *const *paths, dbx_error **err) {
+int mounts_apply_protected_git(const char *source, const char *const *paths,
+                               const struct mounts_nested *nested, dbx_error **err) {
     _cleanup_strv_ char **ro = NULL, **rw = NULL, **keep = NULL;
-    if (mounts_git_paths(source, &ro, &rw, err) < 0) return -(*err)->code;
+    if (mounts_git_paths(source, nested, &ro, &rw, err) < 0) return -(*err)->code;
     /* A submodule's git directory is writable again below the read-only modules/, unless a
      * path the profile protects covers it: the profile's word is read-only. */
     for (size_t i = 0; rw && rw[i]; i++) {

@@ -131,6 +131,7 @@ struct child {
     const char *binary;
     const char *source;
     const char *const *protected;
+    const struct mounts_nested *nested; /* found by the parent before fork */
     char *const *argv;
     const struct mounts_idmap *map;
     pid_t parent;
@@ -253,7 +254,7 @@ static void child_enter_mountns(struct child *c) {
     /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
      * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected_git(c->source, c->protected, &e) < 0)
+    if (mounts_apply_protected_git(c->source, c->protected, c->nested, &e) < 0)
         child_fail_plain(c, e->code, "%s", e->msg);
 }
 
@@ -355,7 +356,13 @@ __attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
     }
     close(c->sync_fd);
     prctl(PR_SET_NAME, "virtiofsd-guard");
-    mounts_guard_serve(listener, g);
+    int r = mounts_guard_serve(listener, g);
+    close(listener); /* from here virtiofsd's name-creating calls fail (ENOSYS), none passes */
+    if (r < 0) {
+        /* a share that cannot create files is broken: stop it, the supervisor sees it go */
+        dprintf(2, "devbox: virtiofsd name guard: %s: stopping virtiofsd\n", strerror(-r));
+        kill(d, SIGKILL);
+    }
     int st = 0;
     while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
     }
@@ -375,7 +382,8 @@ __attribute__((noreturn)) static void child_main(struct child *c) {
 
     struct mounts_guard guard;
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_guard_dirs(c->source, &guard, &e) < 0) child_fail_plain(c, e->code, "%s", e->msg);
+    if (mounts_guard_dirs(c->source, c->nested, &guard, &e) < 0)
+        child_fail_plain(c, e->code, "%s", e->msg);
 
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) < 0) child_fail(c, errno, "setrlimit(RLIMIT_CORE)");
@@ -499,7 +507,13 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         return dbx_error_set(err, errno, "share source '%s'", cfg->source);
     if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
     if (mounts_protected_validate(cfg->protected, err) < 0) return -(*err)->code;
-    if (mounts_git_prepare(cfg->source, err) < 0) return dbx_error_wrap(err, "git directory");
+    /* Nested repositories: walked here, as the user, before anything runs against the share
+     * (the VM starts after us), so the child can use the list as it is. */
+    _cleanup_(mounts_nested_free) struct mounts_nested nested = {0};
+    if (mounts_nested_find(cfg->source, &nested, err) < 0)
+        return dbx_error_wrap(err, "nested git repositories");
+    if (mounts_git_prepare(cfg->source, &nested, err) < 0)
+        return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     int sv[2];
@@ -510,6 +524,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         .binary = binary,
         .source = cfg->source,
         .protected = cfg->protected,
+        .nested = &nested,
         .argv = argv,
         .map = map,
         .parent = getpid(),

@@ -238,7 +238,7 @@ static void write_probe(const struct env *e, const char *script, const char *bod
         "cd \"$src\" || exit 1\n"
         "exec >\"%s/probe.out\" 2>&1\n"
         "RO='Read-only file system' BUSY='Device or resource busy' "
-        "XDEV='Invalid cross-device link'\n"
+        "XDEV='Invalid cross-device link' PERM='Operation not permitted'\n"
         /* fails WANT CMD...: CMD must fail, and say WANT ("" = any failure) */
         "fails() { want=\"$1\"; shift\n"
         "  if out=$(\"$@\" 2>&1); then echo \"FAIL (it worked): $*\"; return; fi\n"
@@ -359,7 +359,8 @@ static void scen_enforced(struct env *e) {
         "fails \"$XDEV\" ln devbox.ini y\n"
         /* the parent-rename bypass, and replacing parents */
         "fails \"$BUSY\" mv .git .git.old\n"
-        "fails \"$BUSY\" sh -c 'mkdir z && mv -T z .git'\n"
+        /* (the name guard refuses a new `.git` before the kernel sees the mount point) */
+        "fails \"$PERM\" sh -c 'mkdir z && mv -T z .git'\n"
         "fails \"$BUSY\" mv .git/hooks .git/hooks.old\n"
         "fails \"$BUSY\" mv .git/config .git/config.old\n"
         "fails \"$BUSY\" mv -T .git/objects .git/hooks\n"
@@ -536,7 +537,9 @@ static void scen_gitfile(struct env *e) {
     struct snap before;
     take_snap(e, ".git", &before);
     free(run_probe(e, default_protected,
-                   "fails \"$RO\" sh -c 'echo gitdir: evil > .git'\n"
+                   /* (O_CREAT: the name guard refuses `.git` before the mount says EROFS) */
+                   "fails \"$PERM\" sh -c 'echo gitdir: evil > .git'\n"
+                   "fails \"$RO\" truncate -c -s 0 .git\n"
                    "fails \"$BUSY\" mv .git x\n"
                    "fails \"$BUSY\" rm -f .git\n"
                    "fails '' mkdir -p .git/hooks\n"
