@@ -57,7 +57,7 @@ def floor_argv(qemu_pid, initrd):
     with open("/proc/%d/cmdline" % qemu_pid, "rb") as f:
         argv = [a.decode() for a in f.read().split(b"\0") if a]
     out, i = [], 0
-    drop_opts = {"-drive", "-chardev"}
+    drop_opts = {"-drive", "-chardev", "-mon", "-action"}  # devices, the QMP monitor, its panic action
     while i < len(argv):
         a = argv[i]
         v = argv[i + 1] if i + 1 < len(argv) else None
