@@ -1053,19 +1053,6 @@ static int boot(struct sup *s, dbx_error **err) {
     }
 }
 
-/* A missing .git/hooks cannot be a read-only mount point, and host git would run hooks the
- * guest created there: make it exist (as `git init` does) before virtiofsd starts.  Done
- * fd-relative without following symlinks; a `.git` file (worktree) is left alone. */
-static int ensure_hooks_dir(struct sup *s, dbx_error **err) {
-    _cleanup_close_ int root = open(s->proj.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) return dbx_error_set(err, errno, "open '%s'", s->proj.root);
-    _cleanup_close_ int git = openat(root, ".git", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (git < 0) return 0;
-    if (mkdirat(git, "hooks", 0755) < 0 && errno != EEXIST)
-        return dbx_error_set(err, errno, "create '%s/.git/hooks'", s->proj.root);
-    return 0;
-}
-
 /* The image's config Env applies inside the guest, under the profile's own [env] (which wins)
  * and never for the proxy variables the network policy sets. */
 static void add_image_env(struct profile *p, char *const *env) {
@@ -1128,7 +1115,6 @@ static int prepare(struct sup *s, dbx_error **err) {
             r = dbx_error_wrap(err, "%s [ports]", PROFILE_FILE);
     profile_user_clear(&user);
     if (r < 0) return -1;
-    if (ensure_hooks_dir(s, err) < 0) return -1;
     _cleanup_free_ char *nofile = mounts_nofile_warning(s->proj.root); /* once per start */
     if (nofile) {
         sup_log("%s", nofile);
