@@ -5,5 +5,6 @@
 
 int main(void) {
     reboot(RB_POWER_OFF);
-    for (;;) pause();
+    for (;;)
+        pause();
 }

@@ -115,12 +115,14 @@ char *dbx_xasprintf(const char *fmt, ...) {
 
 void dbx_strv_free(char **v) {
     if (!v) return;
-    for (char **p = v; *p; p++) free(*p);
+    for (char **p = v; *p; p++)
+        free(*p);
     free(v);
 }
 size_t dbx_strv_len(char *const *v) {
     size_t n = 0;
-    while (v && v[n]) n++;
+    while (v && v[n])
+        n++;
     return n;
 }
 char **dbx_strv_push(char **v, const char *s) {
@@ -217,7 +219,8 @@ int dbx_mkdir_p(const char *path, mode_t mode, dbx_error **err) {
         if (*s == '/' || end) {
             char c = *s;
             *s = '\0';
-            if (mkdir(p, mode) < 0 && errno != EEXIST) return dbx_error_set(err, errno, "mkdir '%s'", p);
+            if (mkdir(p, mode) < 0 && errno != EEXIST)
+                return dbx_error_set(err, errno, "mkdir '%s'", p);
             *s = c;
         }
         if (end) break;
@@ -257,7 +260,9 @@ uint64_t dbx_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-uint64_t dbx_now_ms(void) { return dbx_now_ns() / 1000000ull; }
+uint64_t dbx_now_ms(void) {
+    return dbx_now_ns() / 1000000ull;
+}
 
 int dbx_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
     if (!s || *s < '0' || *s > '9') return -EINVAL;
@@ -279,11 +284,24 @@ int dbx_parse_size(const char *s, uint64_t *ret) {
     uint64_t mult = 1;
     char last = s[n - 1];
     switch (last) {
-    case 'k': case 'K': mult = 1ull << 10; break;
-    case 'm': case 'M': mult = 1ull << 20; break;
-    case 'g': case 'G': mult = 1ull << 30; break;
-    case 't': case 'T': mult = 1ull << 40; break;
-    default: break;
+    case 'k':
+    case 'K':
+        mult = 1ull << 10;
+        break;
+    case 'm':
+    case 'M':
+        mult = 1ull << 20;
+        break;
+    case 'g':
+    case 'G':
+        mult = 1ull << 30;
+        break;
+    case 't':
+    case 'T':
+        mult = 1ull << 40;
+        break;
+    default:
+        break;
     }
     _cleanup_free_ char *num = dbx_xstrndup(s, mult == 1 ? n : n - 1);
     uint64_t v;
@@ -299,7 +317,8 @@ void dbx_close_fds_from(int from, const int *keep, size_t nkeep) {
     if (!d) {
         for (int fd = from; fd < 1024; fd++) {
             bool k = false;
-            for (size_t i = 0; i < nkeep; i++) k |= keep[i] == fd;
+            for (size_t i = 0; i < nkeep; i++)
+                k |= keep[i] == fd;
             if (!k) close(fd);
         }
         return;
@@ -314,14 +333,18 @@ void dbx_close_fds_from(int from, const int *keep, size_t nkeep) {
         int fd = (int)v;
         if (fd < from || fd == dfd) continue;
         bool k = false;
-        for (size_t i = 0; i < nkeep; i++) k |= keep[i] == fd;
+        for (size_t i = 0; i < nkeep; i++)
+            k |= keep[i] == fd;
         if (!k) fds[n++] = fd;
     }
     closedir(d);
-    for (size_t i = 0; i < n; i++) close(fds[i]);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
 }
 
-bool dbx_str_has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+bool dbx_str_has_prefix(const char *s, const char *p) {
+    return strncmp(s, p, strlen(p)) == 0;
+}
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
  * U+10FFFF) at p[0..n), or 0 if none starts there. */

@@ -53,7 +53,9 @@ char *dbx_xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 
 
 /* ---- cleanup ---------------------------------------------------------------------------- */
 
-static inline void dbx_freep(void *p) { free(*(void **)p); }
+static inline void dbx_freep(void *p) {
+    free(*(void **)p);
+}
 static inline void dbx_closep(int *fd) {
     if (*fd >= 0) {
         int e = errno;
@@ -64,9 +66,13 @@ static inline void dbx_closep(int *fd) {
 static inline void dbx_fclosep(FILE **f) {
     if (*f) fclose(*f);
 }
-static inline void dbx_errorp(dbx_error **e) { dbx_error_free(e); }
+static inline void dbx_errorp(dbx_error **e) {
+    dbx_error_free(e);
+}
 void dbx_strv_free(char **v);
-static inline void dbx_strvp(char ***v) { dbx_strv_free(*v); }
+static inline void dbx_strvp(char ***v) {
+    dbx_strv_free(*v);
+}
 
 #define _cleanup_(f) __attribute__((cleanup(f)))
 #define _cleanup_free_ _cleanup_(dbx_freep)

@@ -40,12 +40,10 @@ static int mount_at(const char *src, const char *target, const char *type, unsig
 
 void boot_stdio(void) {
     for (int fd = 0; fd <= 2; fd++) {
-        if (fcntl(fd, F_GETFD) >= 0)
-            continue;
+        if (fcntl(fd, F_GETFD) >= 0) continue;
         /* The kernel opens /dev/console for init only if the initramfs has that node. */
         int c = open("/dev/console", O_RDWR | O_NOCTTY);
-        if (c < 0)
-            c = open("/dev/null", O_RDWR | O_NOCTTY);
+        if (c < 0) c = open("/dev/null", O_RDWR | O_NOCTTY);
         if (c >= 0 && c != fd) {
             dup2(c, fd);
             close(c);
@@ -70,8 +68,7 @@ static int load_module(const char *name, dbx_error **err) {
         return dbx_error_set(err, EINVAL, "bad module name '%s' in /modules.order", name);
     _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", name);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "open '%s'", path);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
     if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
         return dbx_error_set(err, errno, "load '%s'", name);
     return 0;
@@ -79,15 +76,12 @@ static int load_module(const char *name, dbx_error **err) {
 
 int boot_modules(struct agent *a, dbx_error **err) {
     _cleanup_free_ char *text = NULL;
-    if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0)
-        return -1;
+    if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0) return -1;
     char *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         l[strcspn(l, " \t\r")] = '\0';
-        if (l[0] == '\0')
-            continue;
-        if (load_module(l, err) < 0)
-            return -1;
+        if (l[0] == '\0') continue;
+        if (load_module(l, err) < 0) return -1;
         /* The initramfs stays in RAM after the root switch; the module is in the kernel now,
          * so give its file's pages back. */
         _cleanup_free_ char *path = dbx_xasprintf("/lib/modules/%s", l);
@@ -100,10 +94,8 @@ int boot_modules(struct agent *a, dbx_error **err) {
 
 static int wait_for_path(const char *path, unsigned ms) {
     for (unsigned t = 0;; t += WAIT_STEP_MS) {
-        if (access(path, F_OK) == 0)
-            return 0;
-        if (t >= ms)
-            return -ENOENT;
+        if (access(path, F_OK) == 0) return 0;
+        if (t >= ms) return -ENOENT;
         sleep_ms(WAIT_STEP_MS);
     }
 }
@@ -148,8 +140,7 @@ static int ext4_sb_blocks(int dev, uint64_t *ret_blocks, uint64_t *ret_bsize, db
     memcpy(&lo, sb + 4, 4);
     memcpy(&log_bs, sb + 24, 4);
     memcpy(&incompat, sb + 96, 4);
-    if (le32toh(incompat) & EXT4_FEATURE_INCOMPAT_64BIT)
-        memcpy(&hi, sb + 0x150, 4);
+    if (le32toh(incompat) & EXT4_FEATURE_INCOMPAT_64BIT) memcpy(&hi, sb + 0x150, 4);
     if (le32toh(log_bs) > 6)
         return dbx_error_setx(err, EINVAL, "bad block size in the ext4 superblock");
     *ret_blocks = (uint64_t)le32toh(hi) << 32 | le32toh(lo);
@@ -162,32 +153,28 @@ static int ext4_sb_blocks(int dev, uint64_t *ret_blocks, uint64_t *ret_bsize, db
  * Only ever grows; the kernel does the work (EXT4_IOC_RESIZE_FS, as resize2fs does online). */
 static int root_grow(const char *dev_path, const char *root, dbx_error **err) {
     _cleanup_close_ int dev = open(dev_path, O_RDONLY | O_CLOEXEC);
-    if (dev < 0)
-        return dbx_error_set(err, errno, "open '%s'", dev_path);
+    if (dev < 0) return dbx_error_set(err, errno, "open '%s'", dev_path);
     uint64_t bytes = 0;
     if (ioctl(dev, BLKGETSIZE64, &bytes) < 0)
         return dbx_error_set(err, errno, "size of '%s'", dev_path);
     _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     struct statfs sf;
-    if (rfd < 0 || fstatfs(rfd, &sf) < 0)
-        return dbx_error_set(err, errno, "statfs '%s'", root);
+    if (rfd < 0 || fstatfs(rfd, &sf) < 0) return dbx_error_set(err, errno, "statfs '%s'", root);
     if (sf.f_type != EXT4_SUPER_MAGIC)
         return dbx_error_setx(err, EOPNOTSUPP, "'%s' is not ext4", root);
     uint64_t blocks = 0, bsize = 0;
-    if (ext4_sb_blocks(dev, &blocks, &bsize, err) < 0)
-        return dbx_error_wrap(err, "'%s'", dev_path);
+    if (ext4_sb_blocks(dev, &blocks, &bsize, err) < 0) return dbx_error_wrap(err, "'%s'", dev_path);
     if (bsize != (uint64_t)sf.f_bsize)
         return dbx_error_setx(err, EINVAL,
                               "block size %" PRIu64 " in the superblock, %ld from statfs", bsize,
                               (long)sf.f_bsize);
     uint64_t want = bytes / bsize;
-    if (want <= blocks)
-        return 0;
+    if (want <= blocks) return 0;
     if (ioctl(rfd, EXT4_IOC_RESIZE_FS, &want) < 0)
-        return dbx_error_set(err, errno, "grow '%s' from %" PRIu64 " to %" PRIu64 " blocks",
-                             root, blocks, want);
-    init_log("root: grew the filesystem from %" PRIu64 " to %" PRIu64 " blocks of %" PRIu64,
-             blocks, want, bsize);
+        return dbx_error_set(err, errno, "grow '%s' from %" PRIu64 " to %" PRIu64 " blocks", root,
+                             blocks, want);
+    init_log("root: grew the filesystem from %" PRIu64 " to %" PRIu64 " blocks of %" PRIu64, blocks,
+             want, bsize);
     return 0;
 }
 
@@ -195,8 +182,7 @@ int boot_root(struct agent *a, dbx_error **err) {
     if (wait_for_path("/dev/vda", ROOT_WAIT_MS) < 0)
         return dbx_error_set(err, ENOENT, "'/dev/vda' did not appear within %u s",
                              ROOT_WAIT_MS / 1000);
-    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0)
-        return -1;
+    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0) return -1;
     /* not fatal: a root that cannot grow still boots, at its old size */
     _cleanup_error_ dbx_error *gerr = NULL;
     if (root_grow("/dev/vda", "/newroot", &gerr) < 0)
@@ -211,14 +197,11 @@ int boot_root(struct agent *a, dbx_error **err) {
     }
     /* switch_root without deleting the initramfs: only /init (this binary) and
      * /modules.order are left in it (the modules were unlinked after loading). */
-    if (chdir("/newroot") < 0)
-        return dbx_error_set(err, errno, "chdir '/newroot'");
+    if (chdir("/newroot") < 0) return dbx_error_set(err, errno, "chdir '/newroot'");
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
         return dbx_error_set(err, errno, "move '/newroot' to '/'");
-    if (chroot(".") < 0)
-        return dbx_error_set(err, errno, "chroot");
-    if (chdir("/") < 0)
-        return dbx_error_set(err, errno, "chdir '/'");
+    if (chroot(".") < 0) return dbx_error_set(err, errno, "chroot");
+    if (chdir("/") < 0) return dbx_error_set(err, errno, "chdir '/'");
     return root_late_mounts(err);
 }
 
@@ -229,8 +212,7 @@ int boot_process(struct agent *a, dbx_error **err) {
         int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
         if (fd < 0 || write(fd, "-1000", 5) != 5) {
             int e = errno;
-            if (fd >= 0)
-                close(fd);
+            if (fd >= 0) close(fd);
             return dbx_error_set(err, e, "write '/proc/self/oom_score_adj'");
         }
         close(fd);
@@ -239,16 +221,13 @@ int boot_process(struct agent *a, dbx_error **err) {
         return dbx_error_set(err, errno, "set child subreaper");
     }
     /* A host that goes away mid-write must give EPIPE, not kill PID 1. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
-        return dbx_error_set(err, errno, "ignore SIGPIPE");
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) return dbx_error_set(err, errno, "ignore SIGPIPE");
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
-    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
-        return dbx_error_set(err, errno, "block SIGCHLD");
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) return dbx_error_set(err, errno, "block SIGCHLD");
     a->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (a->sigfd < 0)
-        return dbx_error_set(err, errno, "signalfd");
+    if (a->sigfd < 0) return dbx_error_set(err, errno, "signalfd");
     return 0;
 }
 
@@ -257,20 +236,16 @@ int boot_process(struct agent *a, dbx_error **err) {
 /* The /dev name of the virtio-serial port called `want`, or NULL if none (yet). */
 static char *find_port(const char *want) {
     DIR *d = opendir("/sys/class/virtio-ports");
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     char *found = NULL;
     struct dirent *de;
     while (!found && (de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         _cleanup_free_ char *p = dbx_xasprintf("/sys/class/virtio-ports/%s/name", de->d_name);
         _cleanup_free_ char *name = NULL;
-        if (dbx_read_file_at(AT_FDCWD, p, 4096, &name, NULL, NULL) < 0)
-            continue;
+        if (dbx_read_file_at(AT_FDCWD, p, 4096, &name, NULL, NULL) < 0) continue;
         name[strcspn(name, "\n")] = '\0';
-        if (strcmp(name, want) == 0)
-            found = dbx_xstrdup(de->d_name);
+        if (strcmp(name, want) == 0) found = dbx_xstrdup(de->d_name);
     }
     closedir(d);
     return found;
@@ -278,8 +253,7 @@ static char *find_port(const char *want) {
 
 void boot_send_hello(struct agent *a) {
     struct utsname u;
-    if (uname(&u) < 0)
-        snprintf(u.release, sizeof(u.release), "unknown");
+    if (uname(&u) < 0) snprintf(u.release, sizeof(u.release), "unknown");
     struct dbx_buf b = {0};
     dbx_hello_encode(&b, u.release);
     agent_send(a, DBX_MSG_HELLO, 0, b.data, b.len);
@@ -295,8 +269,7 @@ int boot_agent(struct agent *a, dbx_error **err) {
         if (dev) {
             _cleanup_free_ char *path = dbx_xasprintf("/dev/%s", dev);
             a->fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-            if (a->fd >= 0)
-                break;
+            if (a->fd >= 0) break;
             if (errno != ENOENT || t >= PORT_WAIT_MS)
                 return dbx_error_set(err, errno, "open '%s'", path);
         } else if (t >= PORT_WAIT_MS) {

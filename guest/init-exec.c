@@ -41,8 +41,7 @@ struct child_plan {
 };
 
 static void closep_set(int *fd) {
-    if (*fd >= 0)
-        close(*fd);
+    if (*fd >= 0) close(*fd);
     *fd = -1;
 }
 
@@ -58,13 +57,11 @@ static void stdio_close(struct stdio_set *io) {
 
 static int open_pty(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
     io->master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (io->master < 0)
-        return dbx_error_set(err, errno, "open pty master '/dev/ptmx'");
+    if (io->master < 0) return dbx_error_set(err, errno, "open pty master '/dev/ptmx'");
     if (grantpt(io->master) < 0 || unlockpt(io->master) < 0)
         return dbx_error_set(err, errno, "unlock pty");
     int r = ptsname_r(io->master, io->pts, sizeof(io->pts));
-    if (r != 0)
-        return dbx_error_set(err, r, "ptsname");
+    if (r != 0) return dbx_error_set(err, r, "ptsname");
     if (req->rows || req->cols) {
         struct winsize ws = {.ws_row = req->rows, .ws_col = req->cols};
         if (ioctl(io->master, TIOCSWINSZ, &ws) < 0)
@@ -77,8 +74,7 @@ static int open_pty(struct stdio_set *io, const struct dbx_exec_req *req, dbx_er
 /* A pipe whose parent end (read end when parent_reads) is non-blocking. */
 static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return dbx_error_set(err, errno, "pipe");
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     *par = parent_reads ? p[0] : p[1];
     *ch = parent_reads ? p[1] : p[0];
     int r = dbx_set_nonblock(*par, true);
@@ -86,8 +82,7 @@ static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
 }
 
 static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
-    if (req->flags & DBX_EXEC_TTY)
-        return open_pty(io, req, err);
+    if (req->flags & DBX_EXEC_TTY) return open_pty(io, req, err);
     if (open_pipe(&io->par_out, &io->ch_out, true, err) < 0 ||
         open_pipe(&io->par_err, &io->ch_err, true, err) < 0)
         return -1;
@@ -99,8 +94,7 @@ static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_
 static bool env_has_key(char *const *env, uint32_t n, const char *kv) {
     size_t k = (size_t)(strchr(kv, '=') - kv) + 1; /* compare "KEY=" */
     for (uint32_t i = 0; i < n; i++)
-        if (strncmp(env[i], kv, k) == 0)
-            return true;
+        if (strncmp(env[i], kv, k) == 0) return true;
     return false;
 }
 
@@ -112,8 +106,7 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
     const struct dbx_plan *pl = &ctx->box->plan;
     char host[HOST_NAME_MAX + 1] = "";
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
-    if (hn == host && gethostname(host, sizeof(host) - 1) < 0)
-        host[0] = '\0';
+    if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
     char *defs[6] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
@@ -132,8 +125,7 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
             free(defs[i]);
     }
     for (uint32_t i = 0; i < pl->nenv; i++)
-        if (!env_has_key(req->env, req->envc, pl->env[i]))
-            v[n++] = dbx_xstrdup(pl->env[i]);
+        if (!env_has_key(req->env, req->envc, pl->env[i])) v[n++] = dbx_xstrdup(pl->env[i]);
     for (uint32_t i = 0; i < req->envc; i++)
         v[n++] = dbx_xstrdup(req->env[i]);
     return v;
@@ -141,8 +133,7 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
 
 static const char *env_path(char *const *env) {
     for (size_t i = 0; env[i]; i++)
-        if (dbx_str_has_prefix(env[i], "PATH="))
-            return env[i] + 5;
+        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
     return DEFAULT_PATH;
 }
 
@@ -167,26 +158,21 @@ static void child_stdio(const struct child_plan *p) {
         /* After setsid() we have no controlling terminal; make the slave ours so job control
          * and ^C work.  O_NOCTTY + TIOCSCTTY makes that explicit rather than implicit. */
         int fd = open(io->pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
-        if (fd < 0)
-            child_fail(p, STEP_TTY, errno);
-        if (ioctl(fd, TIOCSCTTY, 0) < 0)
-            child_fail(p, STEP_TTY, errno);
+        if (fd < 0) child_fail(p, STEP_TTY, errno);
+        if (ioctl(fd, TIOCSCTTY, 0) < 0) child_fail(p, STEP_TTY, errno);
         in = out = errfd = fd;
     } else if (in < 0) {
         in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (in < 0)
-            child_fail(p, STEP_STDIO, errno);
+        if (in < 0) child_fail(p, STEP_STDIO, errno);
     }
     /* init keeps fds 0-2 open, so every source here is > 2 and dup2 never clobbers one. */
-    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
-        child_fail(p, STEP_STDIO, errno);
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) child_fail(p, STEP_STDIO, errno);
 }
 
 /* execvpe() without its /bin/sh fallback for ENOEXEC, using the new environment's PATH. */
 static int child_exec(const struct child_plan *p) {
     const char *f = p->file;
-    if (f[0] == '\0')
-        return ENOENT;
+    if (f[0] == '\0') return ENOENT;
     if (strchr(f, '/')) {
         execve(f, p->argv, p->envp);
         return errno;
@@ -216,8 +202,7 @@ static int child_exec(const struct child_plan *p) {
                 return errno;
             }
         }
-        if (*end == '\0')
-            break;
+        if (*end == '\0') break;
         d = end + 1;
     }
     return eacces ? EACCES : ENOENT;
@@ -230,22 +215,18 @@ static int child_exec(const struct child_plan *p) {
 static void child_find_blocked(const char *cwd, struct child_report *r) {
     char buf[PATH_MAX];
     size_t n = strlen(cwd);
-    if (n >= sizeof(buf) || cwd[0] != '/')
-        return;
+    if (n >= sizeof(buf) || cwd[0] != '/') return;
     for (size_t i = 1; i <= n; i++) {
         /* the prefixes "/", "/a", "/a/b", ...: the root, then up to each later '/' or the end */
-        if (i > 1 && i < n && cwd[i] != '/')
-            continue;
+        if (i > 1 && i < n && cwd[i] != '/') continue;
         if (i > 1 && cwd[i - 1] == '/')
             continue; /* "//" or a trailing '/': same directory as the prefix before */
         memcpy(buf, cwd, i);
         buf[i] = '\0';
         size_t len = i;
-        if (chdir(buf) == 0)
-            continue;
+        if (chdir(buf) == 0) continue;
         struct stat st;
-        if (errno != EACCES || stat(buf, &st) < 0)
-            return;
+        if (errno != EACCES || stat(buf, &st) < 0) return;
         r->dir_len = (uint32_t)len;
         r->dir_mode = st.st_mode & 07777;
         r->dir_uid = st.st_uid;
@@ -265,11 +246,9 @@ static _Noreturn void child_run(const struct child_plan *p) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* Only ignored dispositions survive exec, and SIGPIPE is the one init ignores. */
     signal(SIGPIPE, SIG_DFL);
-    if (setsid() < 0)
-        child_fail(p, STEP_SETSID, errno);
+    if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, p->user->uid, &r) < 0)
-            child_report_fail(p, &r);
+        if (policy_child_enter(box, p->user->uid, &r) < 0) child_report_fail(p, &r);
     } else {
         /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
          * that.  Raising the value needs no privilege, so this works after setuid too. */
@@ -281,19 +260,14 @@ static _Noreturn void child_run(const struct child_plan *p) {
     }
     child_stdio(p);
     if (p->switch_ids) {
-        if (setgroups(p->user->ngroups, p->user->groups) < 0)
-            child_fail(p, STEP_SETGROUPS, errno);
-        if (setgid(p->user->gid) < 0)
-            child_fail(p, STEP_SETGID, errno);
-        if (setuid(p->user->uid) < 0)
-            child_fail(p, STEP_SETUID, errno);
+        if (setgroups(p->user->ngroups, p->user->groups) < 0) child_fail(p, STEP_SETGROUPS, errno);
+        if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
+        if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
     }
-    if (box->confined && policy_child_caps(box, p->user->uid, &r) < 0)
-        child_report_fail(p, &r);
+    if (box->confined && policy_child_caps(box, p->user->uid, &r) < 0) child_report_fail(p, &r);
     if (chdir(p->cwd) < 0) {
         r = (struct child_report){.step = STEP_CHDIR, .err = errno};
-        if (r.err == EACCES)
-            child_find_blocked(p->cwd, &r);
+        if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
     }
     if (box->confined && (policy_child_lock(box, &r) < 0 ||
@@ -317,8 +291,8 @@ static int report_error(const struct child_report *r, const struct child_plan *p
             return dbx_error_setx(err, e,
                                   "cannot enter '%s': the box user (uid %u) lacks search "
                                   "permission on '%.*s' (mode %04o, owner %u:%u)",
-                                  p->cwd, r->uid, (int)r->dir_len, p->cwd, r->dir_mode,
-                                  r->dir_uid, r->dir_gid);
+                                  p->cwd, r->uid, (int)r->dir_len, p->cwd, r->dir_mode, r->dir_uid,
+                                  r->dir_gid);
         return dbx_error_set(err, e, "chdir '%s'", p->cwd);
     case STEP_SETUID:
         return dbx_error_set(err, e, "setuid %u", (unsigned)p->user->uid);
@@ -355,24 +329,20 @@ static int report_error(const struct child_report *r, const struct child_plan *p
 static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, pid_t *ret_pid,
                          int *ret_code, dbx_error **err) {
     int rep[2];
-    if (pipe2(rep, O_CLOEXEC) < 0)
-        return dbx_error_set(err, errno, "pipe");
+    if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     p->report_fd = rep[1];
     pid_t pid = fork();
-    if (pid == 0)
-        child_run(p);
+    if (pid == 0) child_run(p);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
-    if (pid < 0)
-        return dbx_error_set(err, fork_errno, "fork");
+    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
     struct child_report r;
     ssize_t n;
     do
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(r))
-        return report_error(&r, p, req, ret_code, err);
+    if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
     if (n != 0) /* the child, whatever it did, is left to the reaper */
         return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
     *ret_pid = pid;
@@ -385,8 +355,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
     _cleanup_(user_clear) struct init_user u = {0};
     /* the request's user, else the plan's, else SETUP's uid:gid */
     const char *spec = req->user[0] || !ctx->box->plan.user ? req->user : ctx->box->plan.user;
-    if (user_resolve(spec, ctx->uid, ctx->gid, &u, err) < 0)
-        return -1;
+    if (user_resolve(spec, ctx->uid, ctx->gid, &u, err) < 0) return -1;
     _cleanup_strv_ char **env = env_build(ctx, &u, req);
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
@@ -412,11 +381,9 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                                                   .ch_out = -1,
                                                   .ch_err = -1};
     p.io = &io;
-    if (stdio_open(&io, req, err) < 0)
-        return -1;
+    if (stdio_open(&io, req, err) < 0) return -1;
     pid_t pid = -1;
-    if (fork_and_wait(&p, req, &pid, ret_code, err) < 0)
-        return -1;
+    if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
     s->pid = pid;
     s->tty = io.master >= 0;
     if (s->tty) {

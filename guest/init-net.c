@@ -51,8 +51,7 @@ static void nl_attr(struct nl_req *r, uint16_t type, const void *data, size_t le
 /* Send one request and wait for its acknowledgement; the kernel's errno becomes the error. */
 static int nl_talk(struct nl_req *r, const char *what, dbx_error **err) {
     _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "%s: netlink socket", what);
+    if (fd < 0) return dbx_error_set(err, errno, "%s: netlink socket", what);
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
     if (sendto(fd, r, r->h.nlmsg_len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return dbx_error_set(err, errno, "%s: netlink send", what);
@@ -62,13 +61,10 @@ static int nl_talk(struct nl_req *r, const char *what, dbx_error **err) {
             uint8_t b[4096];
         } ans;
         ssize_t n = recv(fd, &ans, sizeof(ans), 0);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return dbx_error_set(err, errno, "%s: netlink receive", what);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return dbx_error_set(err, errno, "%s: netlink receive", what);
         for (struct nlmsghdr *h = &ans.h; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-            if (h->nlmsg_seq != r->h.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR)
-                continue;
+            if (h->nlmsg_seq != r->h.nlmsg_seq || h->nlmsg_type != NLMSG_ERROR) continue;
             if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct nlmsgerr)))
                 return dbx_error_set(err, EPROTO, "%s: short netlink answer", what);
             const struct nlmsgerr *e = NLMSG_DATA(h);
@@ -80,15 +76,12 @@ static int nl_talk(struct nl_req *r, const char *what, dbx_error **err) {
 /* ifindex and flags of an interface; -ENODEV when it does not exist. */
 static int link_get(const char *name, int *ret_index, short *ret_flags) {
     _cleanup_close_ int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     struct ifreq ifr = {0};
     snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
-    if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0)
-        return -errno;
+    if (ioctl(fd, SIOCGIFINDEX, &ifr) < 0) return -errno;
     *ret_index = ifr.ifr_ifindex;
-    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
-        return -errno;
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) return -errno;
     *ret_flags = ifr.ifr_flags;
     return 0;
 }
@@ -96,8 +89,8 @@ static int link_get(const char *name, int *ret_index, short *ret_flags) {
 static int link_up(const char *name, int index, dbx_error **err) {
     struct nl_req r;
     struct ifinfomsg *ifi = nl_init(&r, RTM_NEWLINK, 0, sizeof(*ifi));
-    *ifi = (struct ifinfomsg){.ifi_family = AF_UNSPEC, .ifi_index = index,
-                              .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
+    *ifi = (struct ifinfomsg){
+        .ifi_family = AF_UNSPEC, .ifi_index = index, .ifi_flags = IFF_UP, .ifi_change = IFF_UP};
     _cleanup_free_ char *what = dbx_xasprintf("set '%s' up", name);
     return nl_talk(&r, what, err);
 }
@@ -105,16 +98,17 @@ static int link_up(const char *name, int index, dbx_error **err) {
 static int addr_add(int index, const uint8_t addr[4], uint8_t prefix, dbx_error **err) {
     struct nl_req r;
     struct ifaddrmsg *ifa = nl_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*ifa));
-    *ifa = (struct ifaddrmsg){.ifa_family = AF_INET, .ifa_prefixlen = prefix,
-                              .ifa_scope = RT_SCOPE_UNIVERSE, .ifa_index = (uint32_t)index};
+    *ifa = (struct ifaddrmsg){.ifa_family = AF_INET,
+                              .ifa_prefixlen = prefix,
+                              .ifa_scope = RT_SCOPE_UNIVERSE,
+                              .ifa_index = (uint32_t)index};
     uint32_t host_mask = prefix >= 32 ? 0 : UINT32_MAX >> prefix;
     uint8_t brd[4];
     for (int i = 0; i < 4; i++)
         brd[i] = (uint8_t)(addr[i] | (uint8_t)(host_mask >> (24 - 8 * i)));
     nl_attr(&r, IFA_LOCAL, addr, 4);
     nl_attr(&r, IFA_ADDRESS, addr, 4);
-    if (prefix < 31)
-        nl_attr(&r, IFA_BROADCAST, brd, 4);
+    if (prefix < 31) nl_attr(&r, IFA_BROADCAST, brd, 4);
     return nl_talk(&r, "add address to '" NET_DEV "'", err);
 }
 
@@ -122,9 +116,12 @@ static int route_add_default(int index, const uint8_t gw[4], dbx_error **err) {
     struct nl_req r;
     struct rtmsg *rt = nl_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*rt));
     /* onlink: the gateway is reachable on the link even when outside net_addr's subnet */
-    *rt = (struct rtmsg){.rtm_family = AF_INET, .rtm_table = RT_TABLE_MAIN,
-                         .rtm_protocol = RTPROT_BOOT, .rtm_scope = RT_SCOPE_UNIVERSE,
-                         .rtm_type = RTN_UNICAST, .rtm_flags = RTNH_F_ONLINK};
+    *rt = (struct rtmsg){.rtm_family = AF_INET,
+                         .rtm_table = RT_TABLE_MAIN,
+                         .rtm_protocol = RTPROT_BOOT,
+                         .rtm_scope = RT_SCOPE_UNIVERSE,
+                         .rtm_type = RTN_UNICAST,
+                         .rtm_flags = RTNH_F_ONLINK};
     uint32_t oif = (uint32_t)index;
     nl_attr(&r, RTA_GATEWAY, gw, 4);
     nl_attr(&r, RTA_OIF, &oif, sizeof(oif));
@@ -135,8 +132,7 @@ static int net_loopback(dbx_error **err) {
     int index;
     short flags;
     int r = link_get("lo", &index, &flags);
-    if (r < 0)
-        return dbx_error_set(err, -r, "loopback 'lo'");
+    if (r < 0) return dbx_error_set(err, -r, "loopback 'lo'");
     if (flags & IFF_UP) /* already up: nothing to change (and no CAP_NET_ADMIN needed) */
         return 0;
     return link_up("lo", index, err);
@@ -148,8 +144,7 @@ static int net_open_dev(int *ret_index, dbx_error **err) {
     short flags;
     for (unsigned t = 0;; t += 5) {
         int r = link_get(NET_DEV, ret_index, &flags);
-        if (r == 0)
-            return 0;
+        if (r == 0) return 0;
         if (r != -ENODEV || t >= NET_DEV_WAIT_MS)
             return dbx_error_set(err, -r,
                                  "network = open needs the interface '" NET_DEV "' (the "
@@ -180,11 +175,9 @@ static int net_open(const struct dbx_plan *plan, dbx_error **err) {
 static int etc_open(struct agent *a, int *ret_fd, dbx_error **err) {
     const char *etc = a->test_mode ? getenv("DEVBOX_TEST_ETC") : "/etc";
     *ret_fd = -1;
-    if (!etc || !etc[0])
-        return 0;
+    if (!etc || !etc[0]) return 0;
     *ret_fd = open(etc, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (*ret_fd < 0)
-        return dbx_error_set(err, errno, "open '%s'", etc);
+    if (*ret_fd < 0) return dbx_error_set(err, errno, "open '%s'", etc);
     return 0;
 }
 
@@ -223,10 +216,8 @@ static int write_apt_proxy(int etc, uint16_t port, dbx_error **err) {
 
 static int net_etc(struct agent *a, const struct dbx_plan *plan, dbx_error **err) {
     _cleanup_close_ int etc = -EBADF;
-    if (etc_open(a, &etc, err) < 0)
-        return -1;
-    if (etc < 0)
-        return 0;
+    if (etc_open(a, &etc, err) < 0) return -1;
+    if (etc < 0) return 0;
     if (plan->net_mode == DBX_NET_OPEN && plan->net_dns[0] &&
         write_resolv(etc, plan->net_dns, err) < 0)
         return -1;
@@ -236,15 +227,11 @@ static int net_etc(struct agent *a, const struct dbx_plan *plan, dbx_error **err
 /* ---- SETUP ------------------------------------------------------------------------------ */
 
 int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err) {
-    if (net_loopback(err) < 0)
-        return -1;
+    if (net_loopback(err) < 0) return -1;
     const char *test_net = getenv("DEVBOX_TEST_NET");
     bool devices = !a->test_mode || (test_net && strcmp(test_net, "1") == 0);
-    if (plan->net_mode == DBX_NET_OPEN && devices && net_open(plan, err) < 0)
-        return -1;
-    if (net_etc(a, plan, err) < 0)
-        return -1;
-    if (plan->net_mode == DBX_NET_ALLOWLIST && sock_listen(a, plan->proxy_port, err) < 0)
-        return -1;
+    if (plan->net_mode == DBX_NET_OPEN && devices && net_open(plan, err) < 0) return -1;
+    if (net_etc(a, plan, err) < 0) return -1;
+    if (plan->net_mode == DBX_NET_ALLOWLIST && sock_listen(a, plan->proxy_port, err) < 0) return -1;
     return 0;
 }

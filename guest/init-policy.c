@@ -50,8 +50,7 @@ static bool plan_is_permissive(const struct dbx_plan *p) {
 }
 
 void policy_clear(struct box_policy *b) {
-    if (b->cg_procs_fd >= 0)
-        close(b->cg_procs_fd);
+    if (b->cg_procs_fd >= 0) close(b->cg_procs_fd);
     free(b->cg_line);
     free(b->prog.filter);
     dbx_plan_free(&b->plan);
@@ -63,12 +62,10 @@ void policy_clear(struct box_policy *b) {
 static int write_str_at(int dfd, const char *dir, const char *name, const char *val,
                         dbx_error **err) {
     _cleanup_close_ int fd = openat(dfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "open '%s/%s'", dir, name);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s/%s'", dir, name);
     /* cgroup files take one value per write(); a short write is an error there */
     ssize_t n = write(fd, val, strlen(val));
-    if (n < 0)
-        return dbx_error_set(err, errno, "write '%s' to '%s/%s'", val, dir, name);
+    if (n < 0) return dbx_error_set(err, errno, "write '%s' to '%s/%s'", val, dir, name);
     if ((size_t)n != strlen(val))
         return dbx_error_set(err, EIO, "write '%s' to '%s/%s': short write", val, dir, name);
     return 0;
@@ -101,8 +98,7 @@ static int cg_set(int dfd, const char *dir, const char *name, const char *val, c
 /* memory.max and memory.swap.max count pages: the kernel rounds bytes down. */
 static int cg_set_bytes(int dfd, const char *dir, const char *name, uint64_t v, bool is_max,
                         dbx_error **err) {
-    if (is_max)
-        return cg_set(dfd, dir, name, "max", "max", err);
+    if (is_max) return cg_set(dfd, dir, name, "max", "max", err);
     uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
     char val[32], expect[32];
     snprintf(val, sizeof(val), "%" PRIu64, v);
@@ -121,15 +117,13 @@ static int cg_hier_path(const char *path, char **ret, dbx_error **err) {
     char *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         char *sep = strstr(l, " - ");
-        if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
-            continue;
+        if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0) continue;
         *sep = '\0';
         char *f[5], *fs = NULL;
         size_t i = 0;
         for (char *t = strtok_r(l, " ", &fs); t && i < 5; t = strtok_r(NULL, " ", &fs))
             f[i++] = t;
-        if (i < 5)
-            continue;
+        if (i < 5) continue;
         const char *root = f[3], *mp = f[4];
         size_t ml = strlen(mp);
         if (strncmp(path, mp, ml) != 0 || (path[ml] != '/' && path[ml] != '\0') || ml < best_len)
@@ -138,8 +132,7 @@ static int cg_hier_path(const char *path, char **ret, dbx_error **err) {
         best = dbx_xasprintf("%s%s", strcmp(root, "/") == 0 ? "" : root, path + ml);
         best_len = ml;
     }
-    if (!best)
-        return dbx_error_setx(err, ENOENT, "'%s' is not on a cgroup2 mount", path);
+    if (!best) return dbx_error_setx(err, ENOENT, "'%s' is not on a cgroup2 mount", path);
     *ret = TAKE_PTR(best);
     return 0;
 }
@@ -148,8 +141,7 @@ static int cg_enable(int rfd, const char *root, uint32_t io_weight, dbx_error **
     static const char *const ctl[] = {"+cpu", "+memory", "+pids", "+io"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ctl); i++) {
         _cleanup_error_ dbx_error *e = NULL;
-        if (write_str_at(rfd, root, "cgroup.subtree_control", ctl[i], &e) == 0)
-            continue;
+        if (write_str_at(rfd, root, "cgroup.subtree_control", ctl[i], &e) == 0) continue;
         /* io needs a block cgroup policy in the kernel; nothing else is optional */
         if (strcmp(ctl[i], "+io") == 0 && io_weight == 0) {
             init_log("setup: %s (ignored: no io weight in the plan)", e->msg);
@@ -169,8 +161,7 @@ static int cg_limits(int bfd, const char *box, const struct dbx_plan *p, dbx_err
     /* memory.oom.group stays 0: an OOM kills the hog, not every process in the box */
     if (p->cpu_quota_us) {
         snprintf(val, sizeof(val), "%u %u", p->cpu_quota_us, p->cpu_period_us);
-        if (cg_set(bfd, box, "cpu.max", val, val, err) < 0)
-            return -1;
+        if (cg_set(bfd, box, "cpu.max", val, val, err) < 0) return -1;
     } else {
         _cleanup_free_ char *got = NULL;
         if (write_str_at(bfd, box, "cpu.max", "max", err) < 0 ||
@@ -179,14 +170,12 @@ static int cg_limits(int bfd, const char *box, const struct dbx_plan *p, dbx_err
         if (!dbx_str_has_prefix(got, "max "))
             return dbx_error_setx(err, EPERM, "'%s/cpu.max' is '%s', expected 'max'", box, got);
     }
-    if (p->pids_max)
-        snprintf(val, sizeof(val), "%u", p->pids_max);
+    if (p->pids_max) snprintf(val, sizeof(val), "%u", p->pids_max);
     if (cg_set(bfd, box, "pids.max", p->pids_max ? val : "max", p->pids_max ? val : "max", err) < 0)
         return -1;
     if (p->io_weight) {
         snprintf(val, sizeof(val), "default %u", p->io_weight);
-        if (cg_set(bfd, box, "io.weight", val, val, err) < 0)
-            return -1;
+        if (cg_set(bfd, box, "io.weight", val, val, err) < 0) return -1;
     }
     return 0;
 }
@@ -194,30 +183,23 @@ static int cg_limits(int bfd, const char *box, const struct dbx_plan *p, dbx_err
 /* The box cgroup under root (PID 1: /sys/fs/cgroup, where init stays). */
 static int setup_cgroup(struct box_policy *b, const char *root, dbx_error **err) {
     _cleanup_close_ int rfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (rfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", root);
+    if (rfd < 0) return dbx_error_set(err, errno, "open '%s'", root);
     struct statfs sf;
-    if (fstatfs(rfd, &sf) < 0)
-        return dbx_error_set(err, errno, "statfs '%s'", root);
+    if (fstatfs(rfd, &sf) < 0) return dbx_error_set(err, errno, "statfs '%s'", root);
     if (sf.f_type != CGROUP2_SUPER_MAGIC)
         return dbx_error_setx(err, EOPNOTSUPP, "'%s' is not a cgroup2 mount", root);
-    if (cg_enable(rfd, root, b->plan.io_weight, err) < 0)
-        return -1;
+    if (cg_enable(rfd, root, b->plan.io_weight, err) < 0) return -1;
     _cleanup_free_ char *box = dbx_xasprintf("%s/box", root);
     if (mkdirat(rfd, "box", 0755) < 0 && errno != EEXIST)
         return dbx_error_set(err, errno, "mkdir '%s'", box);
     _cleanup_close_ int bfd = openat(rfd, "box", O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (bfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", box);
-    if (cg_limits(bfd, box, &b->plan, err) < 0)
-        return -1;
+    if (bfd < 0) return dbx_error_set(err, errno, "open '%s'", box);
+    if (cg_limits(bfd, box, &b->plan, err) < 0) return -1;
     _cleanup_free_ char *hier = NULL;
-    if (cg_hier_path(box, &hier, err) < 0)
-        return -1;
+    if (cg_hier_path(box, &hier, err) < 0) return -1;
     /* Held open, so the child joins with one write() and no path lookup. */
     int fd = openat(bfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "open '%s/cgroup.procs'", box);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s/cgroup.procs'", box);
     b->cg_procs_fd = fd;
     b->cg_line = dbx_xasprintf("0::%s", hier);
     return 0;
@@ -231,16 +213,12 @@ static int setup_cgroup(struct box_policy *b, const char *root, dbx_error **err)
 static bool dev_remove(const char *name, const struct stat *st) {
     static const char *const pfx[] = {"vport", "hvc"};
     static const char *const exact[] = {"mem", "kmem", "port"};
-    if (S_ISBLK(st->st_mode))
-        return true;
-    if (!S_ISCHR(st->st_mode))
-        return false;
+    if (S_ISBLK(st->st_mode)) return true;
+    if (!S_ISCHR(st->st_mode)) return false;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(pfx); i++)
-        if (dbx_str_has_prefix(name, pfx[i]))
-            return true;
+        if (dbx_str_has_prefix(name, pfx[i])) return true;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(exact); i++)
-        if (strcmp(name, exact[i]) == 0)
-            return true;
+        if (strcmp(name, exact[i]) == 0) return true;
     return false;
 }
 
@@ -252,27 +230,23 @@ static bool dev_close(const char *name, const struct stat *st) {
 
 static int setup_devices(dbx_error **err) {
     _cleanup_close_ int dfd = open("/dev", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return dbx_error_set(err, errno, "open '/dev'");
+    if (dfd < 0) return dbx_error_set(err, errno, "open '/dev'");
     int dup_fd = dup(dfd);
     DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
     if (!d) {
         int e = errno;
-        if (dup_fd >= 0)
-            close(dup_fd);
+        if (dup_fd >= 0) close(dup_fd);
         return dbx_error_set(err, e, "open '/dev'");
     }
     _cleanup_strv_ char **names = NULL;
     struct dirent *de;
     while ((de = readdir(d))) /* collect first: no unlink while reading the directory */
-        if (de->d_name[0] != '.')
-            names = dbx_strv_push(names, de->d_name);
+        if (de->d_name[0] != '.') names = dbx_strv_push(names, de->d_name);
     closedir(d);
     for (size_t i = 0; names && names[i]; i++) {
         const char *n = names[i];
         struct stat st;
-        if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
-            continue;
+        if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
         if (dev_remove(n, &st)) {
             if (unlinkat(dfd, n, 0) < 0 && errno != ENOENT)
                 return dbx_error_set(err, errno, "remove '/dev/%s'", n);
@@ -299,12 +273,14 @@ static int setup_devices(dbx_error **err) {
 static const struct {
     const char *name;
     unsigned major, minor;
-} box_dev_nodes[] = {{"null", 1, 3},    {"zero", 1, 5},    {"full", 1, 7},
-                     {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+} box_dev_nodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+                     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 static const struct {
     const char *name, *target;
-} box_dev_links[] = {{"ptmx", "pts/ptmx"},         {"fd", "/proc/self/fd"},
-                     {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+} box_dev_links[] = {{"ptmx", "pts/ptmx"},
+                     {"fd", "/proc/self/fd"},
+                     {"stdin", "/proc/self/fd/0"},
+                     {"stdout", "/proc/self/fd/1"},
                      {"stderr", "/proc/self/fd/2"}};
 
 static int setup_box_dev(dbx_error **err) {
@@ -315,8 +291,7 @@ static int setup_box_dev(dbx_error **err) {
               "mode=0755,size=64k,nr_inodes=64") < 0)
         return dbx_error_set(err, errno, "mount tmpfs on '%s'", BOX_DEV);
     _cleanup_close_ int dfd = open(BOX_DEV, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", BOX_DEV);
+    if (dfd < 0) return dbx_error_set(err, errno, "open '%s'", BOX_DEV);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(box_dev_nodes); i++) {
         const char *n = box_dev_nodes[i].name;
         dev_t d = makedev(box_dev_nodes[i].major, box_dev_nodes[i].minor);
@@ -335,8 +310,8 @@ static int setup_box_dev(dbx_error **err) {
             return dbx_error_set(err, errno, "bind '%s' on '%s'", src, dst);
     }
     /* read-only: not even a root box user with CAP_MKNOD makes a node here */
-    if (mount(NULL, BOX_DEV, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC,
-              NULL) < 0)
+    if (mount(NULL, BOX_DEV, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL) <
+        0)
         return dbx_error_set(err, errno, "make '%s' read-only", BOX_DEV);
     struct statvfs sv;
     if (fstatvfs(dfd, &sv) < 0 || !(sv.f_flag & ST_RDONLY))
@@ -358,11 +333,9 @@ static int mnt_id(int fd, uint64_t *ret) {
     char p[64];
     snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
     _cleanup_free_ char *text = NULL;
-    if (dbx_read_file_at(AT_FDCWD, p, 4096, &text, NULL, NULL) < 0)
-        return -1;
+    if (dbx_read_file_at(AT_FDCWD, p, 4096, &text, NULL, NULL) < 0) return -1;
     char *m = strstr(text, "mnt_id:");
-    if (!m)
-        return -1;
+    if (!m) return -1;
     m += 7;
     m += strspn(m, " \t");
     m[strcspn(m, "\n")] = '\0';
@@ -372,15 +345,13 @@ static int mnt_id(int fd, uint64_t *ret) {
 /* Bind rel (resolved beneath wsfd without following any symlink) read-only over itself. */
 static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **err) {
     _cleanup_close_ int fd = open_beneath(wsfd, rel);
-    if (fd < 0 && errno == ENOENT)
-        return 0; /* nothing to protect */
+    if (fd < 0 && errno == ENOENT) return 0; /* nothing to protect */
     if (fd < 0 && errno == ENOTDIR) {
         /* A file on the way (a worktree's or submodule's `.git` file): it decides where the
          * path leads, so it is what to protect, as the host does. */
         _cleanup_free_ char *up = dbx_xstrdup(rel);
         char *slash = strrchr(up, '/');
-        if (!slash)
-            return 0;
+        if (!slash) return 0;
         *slash = '\0';
         return protect_one(wsfd, ws, up, err);
     }
@@ -390,13 +361,10 @@ static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **er
         init_log("setup: protected path '%s': a symlink on the way (skipped)", rel);
         return 0;
     }
-    if (fd < 0)
-        return dbx_error_set(err, errno, "open '%s/%s'", ws, rel);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s/%s'", ws, rel);
     struct stat st;
-    if (fstat(fd, &st) < 0)
-        return dbx_error_set(err, errno, "stat '%s/%s'", ws, rel);
-    if (S_ISLNK(st.st_mode))
-        return 0;
+    if (fstat(fd, &st) < 0) return dbx_error_set(err, errno, "stat '%s/%s'", ws, rel);
+    if (S_ISLNK(st.st_mode)) return 0;
     char p[64];
     snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
     if (mount(p, p, NULL, MS_BIND, NULL) < 0)
@@ -405,34 +373,29 @@ static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **er
      * remount that one, never the workspace itself. */
     _cleanup_close_ int top = open_beneath(wsfd, rel);
     uint64_t below, above;
-    if (top < 0)
-        return dbx_error_set(err, errno, "open '%s/%s'", ws, rel);
+    if (top < 0) return dbx_error_set(err, errno, "open '%s/%s'", ws, rel);
     if (mnt_id(fd, &below) < 0 || mnt_id(top, &above) < 0 || below == above)
         return dbx_error_setx(err, EPERM, "'%s/%s': the bind mount is not on top", ws, rel);
     snprintf(p, sizeof(p), "/proc/self/fd/%d", top);
     if (mount(NULL, p, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
         return dbx_error_set(err, errno, "remount '%s/%s' read-only", ws, rel);
     struct statvfs sv;
-    if (fstatvfs(top, &sv) < 0)
-        return dbx_error_set(err, errno, "statvfs '%s/%s'", ws, rel);
+    if (fstatvfs(top, &sv) < 0) return dbx_error_set(err, errno, "statvfs '%s/%s'", ws, rel);
     if (!(sv.f_flag & ST_RDONLY))
         return dbx_error_setx(err, EPERM, "'%s/%s' is not read-only", ws, rel);
     return 0;
 }
 
 static int setup_protected(const struct dbx_plan *p, const char *ws, dbx_error **err) {
-    if (p->nprotected == 0)
-        return 0;
+    if (p->nprotected == 0) return 0;
     _cleanup_close_ int wsfd = open(ws, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (wsfd < 0 && errno == ENOENT) {
         init_log("setup: no workspace at '%s': protected paths skipped", ws);
         return 0;
     }
-    if (wsfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", ws);
+    if (wsfd < 0) return dbx_error_set(err, errno, "open '%s'", ws);
     for (uint32_t i = 0; i < p->nprotected; i++)
-        if (protect_one(wsfd, ws, p->protected[i], err) < 0)
-            return -1;
+        if (protect_one(wsfd, ws, p->protected[i], err) < 0) return -1;
     return 0;
 }
 
@@ -440,8 +403,7 @@ static int setup_protected(const struct dbx_plan *p, const char *ws, dbx_error *
 
 static void prog_build(struct box_policy *b) {
     const struct dbx_plan *p = &b->plan;
-    if (p->bpf_len == 0)
-        return;
+    if (p->bpf_len == 0) return;
     struct sock_filter *f = dbx_xcalloc(p->bpf_len, sizeof(*f));
     for (uint32_t i = 0; i < p->bpf_len; i++) { /* 8 bytes each, little-endian */
         const uint8_t *q = p->bpf + (size_t)i * 8;
@@ -459,8 +421,7 @@ enum { TRIAL_NOFILE = 1, TRIAL_NPROC, TRIAL_NNP, TRIAL_SECCOMP };
 static int setup_trial(const struct box_policy *b, dbx_error **err) {
     const struct dbx_plan *p = &b->plan;
     int rep[2];
-    if (pipe2(rep, O_CLOEXEC) < 0)
-        return dbx_error_set(err, errno, "pipe");
+    if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     pid_t pid = fork();
     if (pid == 0) {
         const struct rlimit nf = {p->nofile, p->nofile}, np = {p->nproc, p->nproc};
@@ -474,15 +435,13 @@ static int setup_trial(const struct box_policy *b, dbx_error **err) {
         else if (b->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &b->prog) < 0)
             r[0] = TRIAL_SECCOMP;
         r[1] = errno;
-        if (r[0])
-            (void)!write(rep[1], r, sizeof(r));
+        if (r[0]) (void)!write(rep[1], r, sizeof(r));
         _exit(0);
     }
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
-    if (pid < 0)
-        return dbx_error_set(err, fork_errno, "fork");
+    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
     int32_t r[2] = {0, 0};
     ssize_t n;
     do
@@ -541,14 +500,11 @@ static int setup_user(const struct agent *a, const struct dbx_setup *su, dbx_err
 
 static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     struct box_policy *b = &a->box;
-    if (read_cap_last(&b->cap_last, err) < 0)
-        return -1;
+    if (read_cap_last(&b->cap_last, err) < 0) return -1;
     /* each mask on its own: DBX_CAP_ALL for root does not vouch for the box user's mask */
     uint64_t unknown = 0;
-    if (b->plan.caps != DBX_CAP_ALL)
-        unknown |= b->plan.caps & ~cap_mask(b->cap_last);
-    if (b->plan.caps_user != DBX_CAP_ALL)
-        unknown |= b->plan.caps_user & ~cap_mask(b->cap_last);
+    if (b->plan.caps != DBX_CAP_ALL) unknown |= b->plan.caps & ~cap_mask(b->cap_last);
+    if (b->plan.caps_user != DBX_CAP_ALL) unknown |= b->plan.caps_user & ~cap_mask(b->cap_last);
     if (unknown)
         return dbx_error_setx(err, EINVAL,
                               "plan keeps capabilities %#" PRIx64
@@ -557,15 +513,13 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     /* --serve-fd only: expect one capability too many, to exercise the failure path */
     b->verify_skew = a->test_mode && getenv("DEVBOX_TEST_VERIFY_SKEW");
     prog_build(b);
-    if (setup_trial(b, err) < 0)
-        return -1;
+    if (setup_trial(b, err) < 0) return -1;
     /* Not dumpable: ptrace and /proc/1/{mem,environ,fd} need CAP_SYS_PTRACE even for root. */
     if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_GET_DUMPABLE) != 0)
         return dbx_error_set(err, errno ? errno : EPERM, "make init not dumpable");
     if (a->test_mode) {
         /* The bind mounts stay in a namespace of our own, off the test machine's tree. */
-        if (unshare(CLONE_NEWNS) < 0)
-            return dbx_error_set(err, errno, "unshare mount namespace");
+        if (unshare(CLONE_NEWNS) < 0) return dbx_error_set(err, errno, "unshare mount namespace");
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
             return dbx_error_set(err, errno, "make '/' private");
     }
@@ -574,11 +528,9 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
         return dbx_error_wrap(err, "cgroup");
     if (!cgroot || !cgroot[0])
         init_log("setup: DEVBOX_TEST_CGROUP unset: commands run without a box cgroup");
-    if (!a->test_mode && setup_devices(err) < 0)
-        return dbx_error_wrap(err, "devices");
+    if (!a->test_mode && setup_devices(err) < 0) return dbx_error_wrap(err, "devices");
     if (!a->test_mode) {
-        if (setup_box_dev(err) < 0)
-            return dbx_error_wrap(err, "the box's /dev");
+        if (setup_box_dev(err) < 0) return dbx_error_wrap(err, "the box's /dev");
         b->box_dev = true;
     }
     if (setup_protected(&b->plan, su->ws_path, err) < 0)
@@ -592,10 +544,8 @@ int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     b->plan = su->plan;
     su->plan = (struct dbx_plan){0};
     b->confined = !plan_is_permissive(&b->plan);
-    if (b->confined && setup_confined(a, su, err) < 0)
-        return -1;
-    if ((b->confined || b->plan.user[0]) && setup_user(a, su, err) < 0)
-        return -1;
+    if (b->confined && setup_confined(a, su, err) < 0) return -1;
+    if ((b->confined || b->plan.user[0]) && setup_user(a, su, err) < 0) return -1;
     return 0;
 }
 
@@ -617,17 +567,15 @@ static int set_rlimit(int res, uint64_t v) {
  * knobs.  Each command gets its own mount namespace in which they are read-only; without
  * CAP_SYS_ADMIN and with mount/mount_setattr/umount denied by seccomp it cannot undo that. */
 static const char *const box_ro_binds[] = {
-    "/proc/sys", "/proc/sysrq-trigger", "/proc/1/oom_score_adj", "/proc/1/oom_adj",
-    "/proc/1/coredump_filter",
+    "/proc/sys",       "/proc/sysrq-trigger",     "/proc/1/oom_score_adj",
+    "/proc/1/oom_adj", "/proc/1/coredump_filter",
 };
 
 static int box_mounts(const struct box_policy *b) {
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-        return -1;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return -1;
     if (b->box_dev) {
         /* the minimal /dev (with its pts and shm) over the real one, which it hides */
-        if (mount(BOX_DEV, "/dev", NULL, MS_BIND | MS_REC, NULL) < 0)
-            return -1;
+        if (mount(BOX_DEV, "/dev", NULL, MS_BIND | MS_REC, NULL) < 0) return -1;
         /* Device nodes work only in /dev and /dev/pts: a node made elsewhere (by a root box
          * user granted `mknod`, or found in the image or the workspace) does not open. */
         struct mount_attr nodev = {.attr_set = MOUNT_ATTR_NODEV};
@@ -671,8 +619,7 @@ int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_repor
         return child_err(r, STEP_RLIMIT, errno);
     /* init's -1000 is inherited; 0 makes the box the OOM killer's choice */
     int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "0", 1) != 1)
-        return child_err(r, STEP_OOM, errno);
+    if (fd < 0 || write(fd, "0", 1) != 1) return child_err(r, STEP_OOM, errno);
     close(fd);
     if (box_mounts(b) < 0) return child_err(r, STEP_MOUNTS, errno);
     if (caps != DBX_CAP_ALL)
@@ -693,34 +640,28 @@ int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_repor
 
 int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r) {
     const uint64_t caps = policy_caps_for(b, uid);
-    if (caps == DBX_CAP_ALL)
-        return 0;
+    if (caps == DBX_CAP_ALL) return 0;
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2];
     for (int i = 0; i < 2; i++) {
         uint32_t w = (uint32_t)(caps >> (32 * i));
         d[i] = (struct __user_cap_data_struct){.effective = w, .permitted = w, .inheritable = w};
     }
-    if (syscall(SYS_capset, &h, d) < 0)
-        return child_err(r, STEP_CAPS, errno);
+    if (syscall(SYS_capset, &h, d) < 0) return child_err(r, STEP_CAPS, errno);
     /* Ambient: a non-root user keeps the caps across exec of ordinary binaries. */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
         return child_err(r, STEP_CAPS, errno);
     for (unsigned c = 0; c <= b->cap_last; c++)
-        if ((caps & (UINT64_C(1) << c)) &&
-            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+        if ((caps & (UINT64_C(1) << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
             return child_err(r, STEP_CAPS, errno);
-    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
-        return child_err(r, STEP_CAPS, errno);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) return child_err(r, STEP_CAPS, errno);
     return 0;
 }
 
 int policy_child_lock(const struct box_policy *b, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    if (!p->no_new_privs)
-        return 0;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-        return child_err(r, STEP_NNP, errno);
+    if (!p->no_new_privs) return 0;
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return child_err(r, STEP_NNP, errno);
     /* the last step before verify and exec: from here on only what the filter allows */
     if (b->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &b->prog, 0, 0) < 0)
         return child_err(r, STEP_SECCOMP, errno);
@@ -743,15 +684,12 @@ static int child_mismatch(struct child_report *r, const char *fmt, ...) {
 /* Read a small /proc file into buf (NUL-terminated); false on any error. */
 static bool read_proc(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
+    if (fd < 0) return false;
     size_t n = 0;
     while (n + 1 < size) {
         ssize_t k = read(fd, buf + n, size - 1 - n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) break;
         n += (size_t)k;
     }
     close(fd);
@@ -764,13 +702,11 @@ static const char *status_field(const char *text, const char *key, char *out, si
     size_t kl = strlen(key);
     out[0] = '\0';
     for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-        if (strncmp(l, key, kl) != 0 || l[kl] != ':')
-            continue;
+        if (strncmp(l, key, kl) != 0 || l[kl] != ':') continue;
         const char *v = l + kl + 1;
         v += strspn(v, " \t");
         size_t n = strcspn(v, "\n");
-        if (n >= size)
-            return NULL;
+        if (n >= size) return NULL;
         memcpy(out, v, n);
         out[n] = '\0';
         return out;
@@ -783,8 +719,7 @@ static bool parse_hex64(const char *s, uint64_t *ret) {
     size_t i = 0;
     for (; s[i]; i++) {
         int c = s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0 || i >= 16)
-            return false;
+        if (d < 0 || i >= 16) return false;
         v = v << 4 | (uint64_t)d;
     }
     *ret = v;
@@ -797,8 +732,7 @@ static bool ids_are(const char *v, uint32_t want) {
         char *end;
         errno = 0;
         unsigned long x = strtoul(v, &end, 10);
-        if (errno || end == v || x != want)
-            return false;
+        if (errno || end == v || x != want) return false;
         v = end;
     }
     return v[strspn(v, " \t")] == '\0';
@@ -808,18 +742,15 @@ static bool groups_are(const char *v, const struct init_user *u) {
     size_t n = 0;
     for (;;) {
         v += strspn(v, " \t");
-        if (*v == '\0')
-            break;
+        if (*v == '\0') break;
         char *end;
         errno = 0;
         unsigned long g = strtoul(v, &end, 10);
-        if (errno || end == v)
-            return false;
+        if (errno || end == v) return false;
         bool found = false;
         for (size_t i = 0; i < u->ngroups && !found; i++)
             found = u->groups[i] == g;
-        if (!found)
-            return false;
+        if (!found) return false;
         n++;
         v = end;
     }
@@ -861,8 +792,7 @@ static int verify_status(const struct box_policy *b, const struct init_user *u, 
 int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
                         struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    if (verify_status(b, u, switched, r) < 0)
-        return -1;
+    if (verify_status(b, u, switched, r) < 0) return -1;
     char text[4096];
     if (b->cg_line) {
         if (!read_proc("/proc/self/cgroup", text, sizeof(text)))

@@ -44,8 +44,7 @@ static void send_errorf(struct agent *a, uint32_t sid, const char *fmt, ...) {
     _cleanup_free_ char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        dbx_oom_hook();
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
     va_end(ap);
     agent_send_error(a, sid, DBX_ERR_FAILED, msg);
 }
@@ -54,11 +53,9 @@ int agent_flush(struct agent *a) {
     while (dbx_buf_avail(&a->out) > 0) {
         ssize_t n = write(a->fd, dbx_buf_head(&a->out), dbx_buf_avail(&a->out));
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             /* virtio-serial: EAGAIN also while the host end is disconnected; keep the data */
-            if (errno == EAGAIN)
-                return 0;
+            if (errno == EAGAIN) return 0;
             return -errno;
         }
         if (n == 0) {
@@ -84,28 +81,23 @@ static struct session *session_new(uint32_t id) {
 }
 
 static void session_close_fds(struct session *s) {
-    if (s->pty >= 0)
-        close(s->pty);
-    if (s->in_fd >= 0 && s->in_fd != s->pty)
-        close(s->in_fd);
+    if (s->pty >= 0) close(s->pty);
+    if (s->in_fd >= 0 && s->in_fd != s->pty) close(s->in_fd);
     for (int i = 1; i <= 2; i++)
-        if (s->rd_fd[i] >= 0 && s->rd_fd[i] != s->pty)
-            close(s->rd_fd[i]);
+        if (s->rd_fd[i] >= 0 && s->rd_fd[i] != s->pty) close(s->rd_fd[i]);
     s->pty = s->in_fd = s->rd_fd[1] = s->rd_fd[2] = -1;
     dbx_buf_free(&s->in);
 }
 
 static void session_free(struct session *s) {
-    if (!s)
-        return;
+    if (!s) return;
     session_close_fds(s);
     free(s);
 }
 
 static struct session *find_live(struct agent *a, uint32_t id) {
     for (size_t i = 0; i < a->nsess; i++)
-        if (!a->sess[i]->dead && a->sess[i]->id == id)
-            return a->sess[i];
+        if (!a->sess[i]->dead && a->sess[i]->id == id) return a->sess[i];
     return NULL;
 }
 
@@ -140,11 +132,9 @@ static void sweep(struct agent *a) {
 
 /* End a session early: ERROR is its last frame and its process group is killed. */
 static void session_abort(struct agent *a, struct session *s, const char *msg, bool tell) {
-    if (tell)
-        agent_send_error(a, s->id, DBX_ERR_FAILED, msg);
+    if (tell) agent_send_error(a, s->id, DBX_ERR_FAILED, msg);
     /* The group outlives a reaped leader while members remain, so this also reaches them. */
-    if (s->pid > 0)
-        kill(-s->pid, SIGKILL);
+    if (s->pid > 0) kill(-s->pid, SIGKILL);
     session_close_fds(s);
     s->dead = true;
 }
@@ -163,8 +153,7 @@ static void session_check_done(struct agent *a, struct session *s) {
 }
 
 static void credit_back(struct agent *a, struct session *s, size_t n) {
-    if (n == 0)
-        return;
+    if (n == 0) return;
     uint8_t p[5];
     s->in_pending -= (uint32_t)n;
     agent_send(a, DBX_MSG_CREDIT, s->id, p, dbx_enc_credit(p, DBX_STREAM_STDIN, (uint32_t)n));
@@ -175,8 +164,7 @@ static void credit_back(struct agent *a, struct session *s, size_t n) {
 static void stdin_close(struct agent *a, struct session *s) {
     credit_back(a, s, dbx_buf_avail(&s->in));
     dbx_buf_free(&s->in);
-    if (s->in_fd >= 0 && s->in_fd != s->pty)
-        close(s->in_fd);
+    if (s->in_fd >= 0 && s->in_fd != s->pty) close(s->in_fd);
     s->in_fd = -1;
 }
 
@@ -188,16 +176,13 @@ static void stdin_write(struct agent *a, struct session *s) {
             credit_back(a, s, (size_t)n);
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
         stdin_close(a, s); /* EPIPE from a pipe, EIO from a pty whose slave is gone */
         return;
     }
     /* A pty has no half-close: EOF from the host leaves the master alone. */
-    if (s->in_fd >= 0 && s->in_eof && !s->tty && dbx_buf_avail(&s->in) == 0)
-        stdin_close(a, s);
+    if (s->in_fd >= 0 && s->in_eof && !s->tty && dbx_buf_avail(&s->in) == 0) stdin_close(a, s);
 }
 
 static void output_eof(struct agent *a, struct session *s, int st) {
@@ -226,14 +211,11 @@ static void output_read(struct agent *a, struct session *s, int st) {
             agent_send(a, st == DBX_STREAM_STDOUT ? DBX_MSG_STDOUT : DBX_MSG_STDERR, s->id, buf,
                        (size_t)n);
             s->credit[st] -= (uint32_t)n;
-            if ((size_t)n < want)
-                return; /* drained for now: skip the EAGAIN round trip */
+            if ((size_t)n < want) return; /* drained for now: skip the EAGAIN round trip */
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
         /* 0 from a pipe; EIO from a pty master once every slave fd is closed.  Any other
          * error cannot be retried either, so it ends the stream the same way. */
         output_eof(a, s, st);
@@ -246,8 +228,7 @@ static void output_read(struct agent *a, struct session *s, int st) {
 static struct session *find_pid(struct agent *a, pid_t pid) {
     for (size_t i = 0; i < a->nsess; i++) {
         struct session *s = a->sess[i];
-        if (!s->dead && !s->exited && s->pid == pid)
-            return s;
+        if (!s->dead && !s->exited && s->pid == pid) return s;
     }
     return NULL;
 }
@@ -261,22 +242,18 @@ static void reap(struct agent *a, bool notify) {
     for (;;) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);
-        if (pid <= 0)
-            return;
+        if (pid <= 0) return;
         struct session *s = find_pid(a, pid);
-        if (!s)
-            continue;
+        if (!s) continue;
         s->exited = true;
         s->status = st;
-        if (notify)
-            session_check_done(a, s);
+        if (notify) session_check_done(a, s);
     }
 }
 
 static bool any_running(struct agent *a) {
     for (size_t i = 0; i < a->nsess; i++)
-        if (!a->sess[i]->dead && !a->sess[i]->exited)
-            return true;
+        if (!a->sess[i]->dead && !a->sess[i]->exited) return true;
     return false;
 }
 
@@ -285,11 +262,9 @@ static void reap_wait(struct agent *a, unsigned ms, bool all) {
     uint64_t end = dbx_now_ms() + ms;
     for (;;) {
         reap(a, false);
-        if (all ? (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) : !any_running(a))
-            return;
+        if (all ? (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) : !any_running(a)) return;
         uint64_t now = dbx_now_ms();
-        if (now >= end)
-            return;
+        if (now >= end) return;
         struct pollfd pf = {.fd = a->sigfd, .events = POLLIN};
         poll(&pf, 1, (int)(end - now));
     }
@@ -297,8 +272,7 @@ static void reap_wait(struct agent *a, unsigned ms, bool all) {
 
 static void kill_sessions(struct agent *a, int sig) {
     for (size_t i = 0; i < a->nsess; i++)
-        if (!a->sess[i]->dead && a->sess[i]->pid > 0)
-            kill(-a->sess[i]->pid, sig);
+        if (!a->sess[i]->dead && a->sess[i]->pid > 0) kill(-a->sess[i]->pid, sig);
 }
 
 /* --serve-fd: the host side went away; do not leave commands behind on the test machine. */
@@ -339,8 +313,7 @@ static void on_credit(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "socket credit on an exec session", true);
         return;
     }
-    if (st == DBX_STREAM_STDIN)
-        return; /* we never send stdin */
+    if (st == DBX_STREAM_STDIN) return; /* we never send stdin */
     uint64_t c = (uint64_t)s->credit[st] + bytes;
     s->credit[st] = c > DBX_WINDOW ? DBX_WINDOW : (uint32_t)c; /* a generous host is clamped */
 }
@@ -352,8 +325,7 @@ static void on_resize(struct agent *a, struct session *s, const uint8_t *p, uint
         return;
     }
     struct winsize ws = {.ws_row = rows, .ws_col = cols};
-    if (s->pty >= 0)
-        ioctl(s->pty, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
+    if (s->pty >= 0) ioctl(s->pty, TIOCSWINSZ, &ws); /* the kernel sends SIGWINCH */
 }
 
 static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint32_t n) {
@@ -362,8 +334,7 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed signal frame", true);
         return;
     }
-    if (sig >= 1 && sig <= 64)
-        kill(-s->pid, (int)sig);
+    if (sig >= 1 && sig <= 64) kill(-s->pid, (int)sig);
 }
 
 /* The host gave up on the session: kill it and say nothing more about it. */
@@ -382,8 +353,7 @@ static const sess_fn sess_handlers[DBX_MSG_MAX_] = {
 static bool id_taken(struct agent *a, uint32_t id) {
     struct session *old = find_live(a, id);
     struct sock_sess *k = sock_find(a, id);
-    if (!old && !k)
-        return false;
+    if (!old && !k) return false;
     _cleanup_free_ char *m = dbx_xasprintf("session %u already exists", id);
     if (old)
         session_abort(a, old, m, true);
@@ -393,16 +363,11 @@ static bool id_taken(struct agent *a, uint32_t id) {
 }
 
 static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
-    if (id == 0)
-        return send_errorf(a, 0, "exec on session 0");
-    if (id_taken(a, id))
-        return;
-    if (id & DBX_SESSION_GUEST)
-        return send_errorf(a, id, "session id in the guest's range");
-    if (a->setup == SETUP_WAIT)
-        return send_errorf(a, id, "exec before setup");
-    if (a->setup == SETUP_FAILED)
-        return send_errorf(a, id, "setup failed: %s", a->setup_error);
+    if (id == 0) return send_errorf(a, 0, "exec on session 0");
+    if (id_taken(a, id)) return;
+    if (id & DBX_SESSION_GUEST) return send_errorf(a, id, "session id in the guest's range");
+    if (a->setup == SETUP_WAIT) return send_errorf(a, id, "exec before setup");
+    if (a->setup == SETUP_FAILED) return send_errorf(a, id, "setup failed: %s", a->setup_error);
     if (count_live(a) >= DBX_MAX_SESSIONS)
         return send_errorf(a, id, "too many sessions (at most %u)", DBX_MAX_SESSIONS);
     _cleanup_(dbx_exec_req_free) struct dbx_exec_req req = {0};
@@ -432,8 +397,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (su->ws_tag[0]) {
         /* --serve-fd runs on a developer's machine: create nothing there; the mount itself
          * still runs (and fails without a virtiofs device), which tests the error path. */
-        if (!a->test_mode && dbx_mkdir_p(su->ws_path, 0755, err) < 0)
-            return -1;
+        if (!a->test_mode && dbx_mkdir_p(su->ws_path, 0755, err) < 0) return -1;
         if (mount(su->ws_tag, su->ws_path, "virtiofs", MS_NOSUID | MS_NODEV, NULL) < 0)
             return dbx_error_set(err, errno, "mount virtiofs '%s' on '%s'", su->ws_tag,
                                  su->ws_path);
@@ -442,15 +406,13 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
     /* before any command can run: the proxy port is ours before a box command could bind it */
-    if (net_setup(a, &su->plan, err) < 0)
-        return dbx_error_wrap(err, "network");
+    if (net_setup(a, &su->plan, err) < 0) return dbx_error_wrap(err, "network");
     /* last: the protected paths live in the workspace mounted above */
     return policy_setup(a, su, err);
 }
 
 static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
-    if (a->setup != SETUP_WAIT)
-        return send_errorf(a, 0, "setup received twice");
+    if (a->setup != SETUP_WAIT) return send_errorf(a, 0, "setup received twice");
     _cleanup_(dbx_setup_free) struct dbx_setup su = {0};
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_setup_decode(p, n, &su, &err) < 0 || setup_apply(a, &su, &err) < 0) {
@@ -469,8 +431,7 @@ static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
 
 static void on_ping(struct agent *a, const uint8_t *p, uint32_t n) {
     uint64_t token;
-    if (dbx_dec_u64(p, n, &token) < 0)
-        return send_errorf(a, 0, "malformed ping frame");
+    if (dbx_dec_u64(p, n, &token) < 0) return send_errorf(a, 0, "malformed ping frame");
     agent_send(a, DBX_MSG_PONG, 0, p, n);
 }
 
@@ -485,8 +446,7 @@ static void on_conn_error(struct agent *a, const uint8_t *p, uint32_t n) {
 static void on_shutdown(struct agent *a, const uint8_t *p, uint32_t n) {
     kill_sessions(a, SIGTERM);
     reap_wait(a, SHUTDOWN_TERM_MS, false);
-    if (a->test_mode)
-        test_exit(a); /* kill(-1) would hit the test machine's processes */
+    if (a->test_mode) test_exit(a); /* kill(-1) would hit the test machine's processes */
     kill(-1, SIGKILL);
     reap_wait(a, SHUTDOWN_KILL_MS, true);
     sync();
@@ -506,28 +466,21 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
 };
 
 static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
-    if (id == 0)
-        return send_errorf(a, 0, "sock-open on session 0");
-    if (!id_taken(a, id))
-        sock_on_open(a, id, p, n);
+    if (id == 0) return send_errorf(a, 0, "sock-open on session 0");
+    if (!id_taken(a, id)) sock_on_open(a, id, p, n);
 }
 
 static void dispatch(struct agent *a, const struct dbx_frame_hdr *h, const uint8_t *p) {
-    if (h->type == DBX_MSG_EXEC)
-        return on_exec(a, h->session, p, h->len);
-    if (h->type == DBX_MSG_SOCK_OPEN)
-        return on_sock_open(a, h->session, p, h->len);
+    if (h->type == DBX_MSG_EXEC) return on_exec(a, h->session, p, h->len);
+    if (h->type == DBX_MSG_SOCK_OPEN) return on_sock_open(a, h->session, p, h->len);
     if (h->session == 0) {
-        if (conn_handlers[h->type])
-            conn_handlers[h->type](a, p, h->len);
+        if (conn_handlers[h->type]) conn_handlers[h->type](a, p, h->len);
         return;
     }
     struct sock_sess *k = sock_find(a, h->session);
-    if (k)
-        return sock_on_frame(a, k, h->type, p, h->len);
+    if (k) return sock_on_frame(a, k, h->type, p, h->len);
     struct session *s = find_live(a, h->session);
-    if (s && sess_handlers[h->type])
-        sess_handlers[h->type](a, s, p, h->len);
+    if (s && sess_handlers[h->type]) sess_handlers[h->type](a, s, p, h->len);
 }
 
 static void dispatch_all(struct agent *a) {
@@ -536,8 +489,7 @@ static void dispatch_all(struct agent *a) {
         const uint8_t *p = NULL;
         _cleanup_error_ dbx_error *err = NULL;
         enum dbx_read_result r = dbx_reader_next(&a->rd, &h, &p, &err);
-        if (r == DBX_READ_NEED_MORE)
-            return;
+        if (r == DBX_READ_NEED_MORE) return;
         if (r == DBX_READ_FRAME) {
             dispatch(a, &h, p);
             continue;
@@ -569,18 +521,15 @@ static int agent_input(struct agent *a, dbx_error **err) {
             total += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
         if (n < 0 && !(a->test_mode && errno == ECONNRESET))
             return dbx_error_set(err, errno, "read agent port");
         gone = true; /* virtio-serial reads 0 while the host end is not connected */
         break;
     }
     dispatch_all(a);
-    if (gone && a->test_mode)
-        test_exit(a);
+    if (gone && a->test_mode) test_exit(a);
     if (gone) {
         a->hup = true;
         a->hup_until = dbx_now_ms() + HUP_RETRY_MS;
@@ -621,36 +570,28 @@ static void pollset_build(struct agent *a, struct pollset *ps) {
             want_out[st] = out_ok && s->rd_fd[st] >= 0 && s->credit[st] > 0;
         if (s->tty) {
             short e = (short)((want_in ? POLLOUT : 0) | (want_out[1] ? POLLIN : 0));
-            if (e)
-                pollset_add(ps, s->pty, e, s, ROLE_PTY);
+            if (e) pollset_add(ps, s->pty, e, s, ROLE_PTY);
             continue;
         }
-        if (want_in)
-            pollset_add(ps, s->in_fd, POLLOUT, s, ROLE_IN);
+        if (want_in) pollset_add(ps, s->in_fd, POLLOUT, s, ROLE_IN);
         for (int st = 1; st <= 2; st++)
-            if (want_out[st])
-                pollset_add(ps, s->rd_fd[st], POLLIN, s, st);
+            if (want_out[st]) pollset_add(ps, s->rd_fd[st], POLLIN, s, st);
     }
     sock_poll_build(a, ps, out_ok);
 }
 
 static void session_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
-    if (r->role == ROLE_SOCK || r->role == ROLE_LISTEN)
-        return sock_events(a, pf, r);
+    if (r->role == ROLE_SOCK || r->role == ROLE_LISTEN) return sock_events(a, pf, r);
     struct session *s = r->obj;
-    if (!pf->revents || s->dead)
-        return;
+    if (!pf->revents || s->dead) return;
     bool ready = pf->revents & (POLLERR | POLLHUP | POLLNVAL);
-    if ((pf->events & POLLOUT) && (ready || (pf->revents & POLLOUT)))
-        stdin_write(a, s);
-    if (s->dead || !(pf->events & POLLIN) || !(ready || (pf->revents & POLLIN)))
-        return;
+    if ((pf->events & POLLOUT) && (ready || (pf->revents & POLLOUT))) stdin_write(a, s);
+    if (s->dead || !(pf->events & POLLIN) || !(ready || (pf->revents & POLLIN))) return;
     output_read(a, s, r->role == ROLE_PTY ? DBX_STREAM_STDOUT : r->role);
 }
 
 static int poll_timeout(struct agent *a) {
-    if (!a->hup)
-        return -1;
+    if (!a->hup) return -1;
     uint64_t now = dbx_now_ms();
     if (now >= a->hup_until) {
         a->hup = false; /* poll the port again */
@@ -666,20 +607,16 @@ int serve(struct agent *a, dbx_error **err) {
         int timeout = poll_timeout(a);
         pollset_build(a, &ps);
         if (poll(ps.pfd, ps.n, timeout) < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return dbx_error_set(err, errno, "poll");
         }
         if ((ps.pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && agent_input(a, err) < 0)
             return -1;
         for (size_t i = 2; i < ps.n; i++)
             session_events(a, &ps.pfd[i], &ps.ref[i]);
-        if (ps.pfd[1].revents)
-            reap(a, true);
+        if (ps.pfd[1].revents) reap(a, true);
         int r = agent_flush(a);
-        if (r < 0 && a->test_mode && (r == -EPIPE || r == -ECONNRESET))
-            test_exit(a);
-        if (r < 0)
-            return dbx_error_set(err, -r, "write agent port");
+        if (r < 0 && a->test_mode && (r == -EPIPE || r == -ECONNRESET)) test_exit(a);
+        if (r < 0) return dbx_error_set(err, -r, "write agent port");
     }
 }

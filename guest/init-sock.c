@@ -27,8 +27,7 @@
 
 struct sock_sess *sock_find(struct agent *a, uint32_t id) {
     for (size_t i = 0; i < a->nsocks; i++)
-        if (!a->socks[i]->dead && a->socks[i]->id == id)
-            return a->socks[i];
+        if (!a->socks[i]->dead && a->socks[i]->id == id) return a->socks[i];
     return NULL;
 }
 
@@ -52,8 +51,7 @@ static struct sock_sess *sock_new(struct agent *a, uint32_t id, uint8_t kind, ui
 }
 
 static void sock_close_fd(struct sock_sess *k) {
-    if (k->fd >= 0)
-        close(k->fd);
+    if (k->fd >= 0) close(k->fd);
     k->fd = -1;
     dbx_buf_free(&k->in);
     k->dead = true;
@@ -71,8 +69,7 @@ void sock_sweep(struct agent *a) {
 }
 
 void sock_abort(struct agent *a, struct sock_sess *k, const char *msg) {
-    if (msg)
-        agent_send_error(a, k->id, DBX_ERR_FAILED, msg);
+    if (msg) agent_send_error(a, k->id, DBX_ERR_FAILED, msg);
     sock_close_fd(k);
 }
 
@@ -83,16 +80,14 @@ static void sock_end(struct agent *a, struct sock_sess *k) {
 }
 
 static void sock_check_done(struct agent *a, struct sock_sess *k) {
-    if (!k->dead && k->rd_eof && k->wr_shut)
-        sock_end(a, k);
+    if (!k->dead && k->rd_eof && k->wr_shut) sock_end(a, k);
 }
 
 /* A guest id not in use by any live session: DBX_SESSION_GUEST | n, n = 1..2^31-1, in turn. */
 static uint32_t sock_alloc_id(struct agent *a) {
     for (;;) {
         a->sock_next = (a->sock_next & SOCK_ID_MASK) + 1;
-        if ((a->sock_next & SOCK_ID_MASK) == 0)
-            a->sock_next = 1;
+        if ((a->sock_next & SOCK_ID_MASK) == 0) a->sock_next = 1;
         uint32_t id = DBX_SESSION_GUEST | a->sock_next;
         if (!sock_find(a, id)) /* at most DBX_MAX_SOCK_SESSIONS are live: this ends */
             return id;
@@ -108,8 +103,7 @@ static void set_nodelay(int fd) {
 /* ---- moving data ------------------------------------------------------------------------ */
 
 static void sock_credit_back(struct agent *a, struct sock_sess *k, size_t n) {
-    if (n == 0)
-        return;
+    if (n == 0) return;
     uint8_t p[5];
     k->in_pending -= (uint32_t)n;
     agent_send(a, DBX_MSG_CREDIT, k->id, p, dbx_enc_credit(p, DBX_STREAM_SOCK, (uint32_t)n));
@@ -117,8 +111,7 @@ static void sock_credit_back(struct agent *a, struct sock_sess *k, size_t n) {
 
 /* Host -> connection: write what the socket takes now; after EOF, half-close. */
 static void sock_write(struct agent *a, struct sock_sess *k) {
-    if (k->dead || k->state == SOCK_CONNECTING)
-        return;
+    if (k->dead || k->state == SOCK_CONNECTING) return;
     while (dbx_buf_avail(&k->in) > 0) {
         ssize_t n = send(k->fd, dbx_buf_head(&k->in), dbx_buf_avail(&k->in), MSG_NOSIGNAL);
         if (n > 0) {
@@ -126,17 +119,14 @@ static void sock_write(struct agent *a, struct sock_sess *k) {
             sock_credit_back(a, k, (size_t)n);
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
         return sock_end(a, k); /* EPIPE, ECONNRESET: the peer is gone */
     }
     if (k->in_eof && !k->wr_shut) {
         k->wr_shut = true;
         dbx_buf_free(&k->in);
-        if (shutdown(k->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-            return sock_end(a, k);
+        if (shutdown(k->fd, SHUT_WR) < 0 && errno != ENOTCONN) return sock_end(a, k);
         sock_check_done(a, k);
     }
 }
@@ -152,16 +142,12 @@ static void sock_read(struct agent *a, struct sock_sess *k) {
         if (n > 0) {
             agent_send(a, DBX_MSG_SOCK_DATA, k->id, buf, (size_t)n);
             k->credit -= (uint32_t)n;
-            if ((size_t)n < want)
-                return;
+            if ((size_t)n < want) return;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN)
-            return;
-        if (n < 0)
-            return sock_end(a, k); /* ECONNRESET and the like */
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n < 0) return sock_end(a, k); /* ECONNRESET and the like */
         agent_send(a, DBX_MSG_SOCK_DATA, k->id, NULL, 0);
         k->rd_eof = true;
         return sock_check_done(a, k);
@@ -173,8 +159,7 @@ static void sock_read(struct agent *a, struct sock_sess *k) {
 /* "connection refused on port 3000": strerror's words, lower case, as the host prints them. */
 static void sock_refuse(struct agent *a, struct sock_sess *k, int e) {
     _cleanup_free_ char *msg = dbx_xasprintf("%s on port %u", strerror(e), k->port);
-    if (msg[0] >= 'A' && msg[0] <= 'Z')
-        msg[0] = (char)(msg[0] - 'A' + 'a');
+    if (msg[0] >= 'A' && msg[0] <= 'Z') msg[0] = (char)(msg[0] - 'A' + 'a');
     sock_abort(a, k, msg);
 }
 
@@ -188,12 +173,9 @@ static void sock_connected(struct agent *a, struct sock_sess *k) {
 static void sock_connect_done(struct agent *a, struct sock_sess *k) {
     int e = 0;
     socklen_t len = sizeof(e);
-    if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
-        e = errno;
-    if (e == EINPROGRESS || e == EINTR)
-        return;
-    if (e)
-        return sock_refuse(a, k, e);
+    if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
+    if (e == EINPROGRESS || e == EINTR) return;
+    if (e) return sock_refuse(a, k, e);
     sock_connected(a, k);
 }
 
@@ -219,13 +201,10 @@ void sock_on_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
         return agent_send_error(a, id, DBX_ERR_FAILED, m);
     }
     struct sock_sess *k = sock_new(a, id, kind, port, fd);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-        return sock_connected(a, k);
-    if (errno != EINPROGRESS && errno != EINTR)
-        return sock_refuse(a, k, errno);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) return sock_connected(a, k);
+    if (errno != EINPROGRESS && errno != EINTR) return sock_refuse(a, k, errno);
     k->state = SOCK_CONNECTING; /* POLLOUT says when */
 }
 
@@ -233,22 +212,19 @@ void sock_on_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
 
 int sock_listen(struct agent *a, uint16_t port, dbx_error **err) {
     _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "proxy listener: socket");
+    if (fd < 0) return dbx_error_set(err, errno, "proxy listener: socket");
     /* SO_REUSEADDR only lets us bind over old TIME_WAIT connections: Linux refuses any other
      * bind to a port in LISTEN state.  No SO_REUSEPORT, which would let a box command running
      * as uid 0 bind the same port and take half the connections. */
     int one = 1;
     (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         return dbx_error_set(err, errno, "proxy listener: bind 127.0.0.1:%u", port);
     if (listen(fd, SOMAXCONN) < 0)
         return dbx_error_set(err, errno, "proxy listener: listen on 127.0.0.1:%u", port);
-    if (a->proxy_fd >= 0)
-        close(a->proxy_fd);
+    if (a->proxy_fd >= 0) close(a->proxy_fd);
     a->proxy_fd = TAKE_FD(fd);
     a->proxy_port = port;
     return 0;
@@ -260,10 +236,8 @@ static void sock_accept(struct agent *a) {
         if (fd < 0) {
             /* EAGAIN: drained; ECONNABORTED and the like: that client is gone; EMFILE: the
              * connection stays queued and POLLIN comes back when sessions end */
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno != EAGAIN)
-                init_log("proxy listener: accept: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN) init_log("proxy listener: accept: %s", strerror(errno));
             return;
         }
         if (sock_count(a) >= DBX_MAX_SOCK_SESSIONS) {
@@ -281,8 +255,7 @@ static void sock_accept(struct agent *a) {
 /* ---- frames on a live session ----------------------------------------------------------- */
 
 static void on_sock_data(struct agent *a, struct sock_sess *k, const uint8_t *p, uint32_t n) {
-    if (k->in_eof)
-        return sock_abort(a, k, "socket data after end of stream");
+    if (k->in_eof) return sock_abort(a, k, "socket data after end of stream");
     if (n == 0) {
         k->in_eof = true;
         return sock_write(a, k);
@@ -304,8 +277,7 @@ static void on_sock_credit(struct agent *a, struct sock_sess *k, const uint8_t *
 }
 
 static void on_sock_ok(struct agent *a, struct sock_sess *k, const uint8_t *p, uint32_t n) {
-    if (k->state != SOCK_WAIT_OK || n != 0)
-        return sock_abort(a, k, "unexpected sock-ok frame");
+    if (k->state != SOCK_WAIT_OK || n != 0) return sock_abort(a, k, "unexpected sock-ok frame");
     k->state = SOCK_RELAY;
     sock_write(a, k);
 }
@@ -317,17 +289,16 @@ static void on_sock_close(struct agent *a, struct sock_sess *k, const uint8_t *p
 
 typedef void (*sock_fn)(struct agent *, struct sock_sess *, const uint8_t *, uint32_t);
 static const sock_fn sock_handlers[DBX_MSG_MAX_] = {
-    [DBX_MSG_SOCK_DATA] = on_sock_data,   [DBX_MSG_CREDIT] = on_sock_credit,
-    [DBX_MSG_SOCK_OK] = on_sock_ok,       [DBX_MSG_SOCK_CLOSE] = on_sock_close,
+    [DBX_MSG_SOCK_DATA] = on_sock_data, [DBX_MSG_CREDIT] = on_sock_credit,
+    [DBX_MSG_SOCK_OK] = on_sock_ok,     [DBX_MSG_SOCK_CLOSE] = on_sock_close,
     [DBX_MSG_ERROR] = on_sock_close,
 };
 
 void sock_on_frame(struct agent *a, struct sock_sess *k, uint8_t type, const uint8_t *p,
                    uint32_t n) {
-    if (type < DBX_MSG_MAX_ && sock_handlers[type])
-        return sock_handlers[type](a, k, p, n);
-    _cleanup_free_ char *m = dbx_xasprintf("unexpected %s frame on a socket session",
-                                           dbx_msg_name(type));
+    if (type < DBX_MSG_MAX_ && sock_handlers[type]) return sock_handlers[type](a, k, p, n);
+    _cleanup_free_ char *m =
+        dbx_xasprintf("unexpected %s frame on a socket session", dbx_msg_name(type));
     sock_abort(a, k, m);
 }
 
@@ -336,37 +307,27 @@ void sock_on_frame(struct agent *a, struct sock_sess *k, uint8_t type, const uin
 void sock_poll_build(struct agent *a, struct pollset *ps, bool out_ok) {
     /* Over the cap the listener still accepts, to refuse at once instead of leaving clients
      * hanging in the backlog. */
-    if (a->proxy_fd >= 0)
-        pollset_add(ps, a->proxy_fd, POLLIN, NULL, ROLE_LISTEN);
+    if (a->proxy_fd >= 0) pollset_add(ps, a->proxy_fd, POLLIN, NULL, ROLE_LISTEN);
     for (size_t i = 0; i < a->nsocks; i++) {
         struct sock_sess *k = a->socks[i];
-        if (k->dead)
-            continue;
+        if (k->dead) continue;
         short ev = 0;
         if (k->state == SOCK_CONNECTING)
             ev = POLLOUT;
         else if (dbx_buf_avail(&k->in) > 0)
             ev = POLLOUT;
-        if (k->state == SOCK_RELAY && !k->rd_eof && k->credit > 0 && out_ok)
-            ev |= POLLIN;
-        if (ev)
-            pollset_add(ps, k->fd, ev, k, ROLE_SOCK);
+        if (k->state == SOCK_RELAY && !k->rd_eof && k->credit > 0 && out_ok) ev |= POLLIN;
+        if (ev) pollset_add(ps, k->fd, ev, k, ROLE_SOCK);
     }
 }
 
 void sock_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
-    if (!pf->revents)
-        return;
-    if (r->role == ROLE_LISTEN)
-        return sock_accept(a);
+    if (!pf->revents) return;
+    if (r->role == ROLE_LISTEN) return sock_accept(a);
     struct sock_sess *k = r->obj;
-    if (k->dead)
-        return;
+    if (k->dead) return;
     bool ready = pf->revents & (POLLERR | POLLHUP | POLLNVAL);
-    if (k->state == SOCK_CONNECTING)
-        return sock_connect_done(a, k);
-    if ((pf->events & POLLOUT) && (ready || (pf->revents & POLLOUT)))
-        sock_write(a, k);
-    if (!k->dead && (pf->events & POLLIN) && (ready || (pf->revents & POLLIN)))
-        sock_read(a, k);
+    if (k->state == SOCK_CONNECTING) return sock_connect_done(a, k);
+    if ((pf->events & POLLOUT) && (ready || (pf->revents & POLLOUT))) sock_write(a, k);
+    if (!k->dead && (pf->events & POLLIN) && (ready || (pf->revents & POLLIN))) sock_read(a, k);
 }

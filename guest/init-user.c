@@ -24,8 +24,7 @@ struct pw_ent {
 static int open_regular(const char *path, int flags) {
     _cleanup_close_ int pfd = open(path, O_PATH | O_CLOEXEC);
     struct stat st;
-    if (pfd < 0 || fstat(pfd, &st) < 0)
-        return -1;
+    if (pfd < 0 || fstat(pfd, &st) < 0) return -1;
     if (!S_ISREG(st.st_mode)) {
         errno = EINVAL;
         return -1;
@@ -42,8 +41,7 @@ static int read_db(const char *path, char **ret, dbx_error **err) {
             *ret = dbx_xstrdup("");
             return 0;
         }
-        if (errno == EINVAL)
-            return dbx_error_setx(err, EINVAL, "'%s' is not a regular file", path);
+        if (errno == EINVAL) return dbx_error_setx(err, EINVAL, "'%s' is not a regular file", path);
         return dbx_error_set(err, errno, "open '%s'", path);
     }
     if (dbx_read_all(fd, USER_FILE_MAX, ret, NULL, err) < 0)
@@ -56,10 +54,8 @@ static bool split_fields(char *line, char **f, size_t n) {
     size_t i = 0;
     f[i++] = line;
     for (char *p = line; *p; p++) {
-        if (*p != ':')
-            continue;
-        if (i == n)
-            return false;
+        if (*p != ':') continue;
+        if (i == n) return false;
         *p = '\0';
         f[i++] = p + 1;
     }
@@ -69,8 +65,7 @@ static bool split_fields(char *line, char **f, size_t n) {
 static bool parse_id(const char *s, uint32_t *ret) {
     uint64_t v;
     /* (uid_t)-1 means "no change" to setuid() & co., so it is never a valid id. */
-    if (dbx_parse_u64(s, 0, UINT32_MAX - 1, &v) < 0)
-        return false;
+    if (dbx_parse_u64(s, 0, UINT32_MAX - 1, &v) < 0) return false;
     *ret = (uint32_t)v;
     return true;
 }
@@ -81,12 +76,9 @@ static bool pw_find(char *buf, const char *name, uint32_t uid, struct pw_ent *re
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[7];
         uint32_t u, g;
-        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 7))
-            continue;
-        if (!parse_id(f[2], &u) || !parse_id(f[3], &g))
-            continue;
-        if (name ? strcmp(f[0], name) != 0 : u != uid)
-            continue;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 7)) continue;
+        if (!parse_id(f[2], &u) || !parse_id(f[3], &g)) continue;
+        if (name ? strcmp(f[0], name) != 0 : u != uid) continue;
         *ret = (struct pw_ent){
             .name = f[0], .gecos = f[4], .dir = f[5], .shell = f[6], .uid = u, .gid = g};
         return true;
@@ -103,21 +95,17 @@ static void gr_scan(const char *text, const char *gname, gid_t *ret_gid, const c
     for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         char *f[4];
         uint32_t g;
-        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 4))
-            continue;
-        if (!parse_id(f[2], &g))
-            continue;
+        if (line[0] == '+' || line[0] == '-' || !split_fields(line, f, 4)) continue;
+        if (!parse_id(f[2], &g)) continue;
         if (gname) {
-            if (strcmp(f[0], gname) != 0)
-                continue;
+            if (strcmp(f[0], gname) != 0) continue;
             *ret_gid = g;
             *found = true;
             return;
         }
         char *msave = NULL;
         for (char *m = strtok_r(f[3], ",", &msave); m; m = strtok_r(NULL, ",", &msave)) {
-            if (strcmp(m, member) != 0 || u->ngroups >= USER_MAX_GROUPS)
-                continue;
+            if (strcmp(m, member) != 0 || u->ngroups >= USER_MAX_GROUPS) continue;
             u->groups = dbx_xrealloc(u->groups, (u->ngroups + 1) * sizeof(gid_t));
             u->groups[u->ngroups++] = g;
             break;
@@ -126,8 +114,7 @@ static void gr_scan(const char *text, const char *gname, gid_t *ret_gid, const c
 }
 
 void user_clear(struct init_user *u) {
-    if (!u)
-        return;
+    if (!u) return;
     free(u->name);
     free(u->home);
     free(u->shell);
@@ -162,8 +149,7 @@ const char *user_default_shell(void) {
  * absolute path: a relative one would be checked against init's cwd (/) here but run from the
  * command's working directory, which may hold a different file of that name. */
 static void user_pick_shell(struct init_user *u) {
-    if (u->shell && u->shell[0] == '/' && is_executable(u->shell))
-        return;
+    if (u->shell && u->shell[0] == '/' && is_executable(u->shell)) return;
     free(u->shell);
     u->shell = dbx_xstrdup(user_default_shell());
 }
@@ -200,11 +186,9 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     uint32_t g = 0;
     gid_t gg = 0;
     int r = -1;
-    if (read_db("/etc/passwd", &pwtext, err) < 0)
-        return -1;
+    if (read_db("/etc/passwd", &pwtext, err) < 0) return -1;
     char *group = strchr(user, ':');
-    if (group)
-        *group++ = '\0';
+    if (group) *group++ = '\0';
     if (user[0] == '\0' && group) {
         r = dbx_error_set(err, 0, "user '%s': empty user name", spec);
         goto out;
@@ -212,8 +196,7 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     if (user[0] == '\0') { /* the default user; its passwd entry, if any, gives HOME & co. */
         _cleanup_free_ char *buf = dbx_xstrdup(pwtext);
         struct pw_ent pw;
-        if (pw_find(buf, NULL, def_uid, &pw))
-            user_take_pw(&u, &pw);
+        if (pw_find(buf, NULL, def_uid, &pw)) user_take_pw(&u, &pw);
         have_gid = true;
     } else if (resolve_uid(user, pwtext, &u, &have_gid, err) < 0) {
         goto out;
@@ -233,8 +216,7 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     } else if (!have_gid) {
         u.gid = 0; /* a bare uid without a passwd entry: group 0, as docker does */
     }
-    if (u.name)
-        gr_scan(grtext, NULL, NULL, u.name, &u, &found);
+    if (u.name) gr_scan(grtext, NULL, NULL, u.name, &u, &found);
     user_pick_shell(&u);
     *ret = u;
     u = (struct init_user){0};
@@ -263,8 +245,7 @@ static bool gr_has_gid(const char *text, gid_t gid) {
 static bool db_has_name(const char *text, const char *name) {
     size_t n = strlen(name);
     for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, name, n) == 0 && l[n] == ':')
-            return true;
+        if (strncmp(l, name, n) == 0 && l[n] == ':') return true;
     return false;
 }
 
@@ -273,8 +254,7 @@ static int db_append(const char *path, const char *old, const char *line, dbx_er
     /* O_NONBLOCK: a FIFO put there since read_db looked must not block PID 1 either */
     _cleanup_close_ int fd = open(
         path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "open '%s'", path);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
         return dbx_error_setx(err, EINVAL, "'%s' is not a regular file", path);
@@ -288,36 +268,30 @@ static int db_append(const char *path, const char *old, const char *line, dbx_er
 }
 
 int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err) {
-    if (uid == 0)
-        return 0; /* the host user is root: root as it is */
+    if (uid == 0) return 0; /* the host user is root: root as it is */
     _cleanup_free_ char *pw = NULL, *gr = NULL, *buf = NULL;
-    if (read_db("/etc/passwd", &pw, err) < 0 || read_db("/etc/group", &gr, err) < 0)
-        return -1;
+    if (read_db("/etc/passwd", &pw, err) < 0 || read_db("/etc/group", &gr, err) < 0) return -1;
     buf = dbx_xstrdup(pw);
     struct pw_ent ent;
-    if (pw_find(buf, NULL, uid, &ent))
-        return 0;
+    if (pw_find(buf, NULL, uid, &ent)) return 0;
     _cleanup_free_ char *name = dbx_xstrdup("devbox");
     if (db_has_name(pw, name) || (!gr_has_gid(gr, gid) && db_has_name(gr, name))) {
         free(name);
         name = dbx_xasprintf("devbox-%u", (unsigned)uid);
     }
     _cleanup_free_ char *home = dbx_xasprintf("/home/%s", name);
-    if (dbx_mkdir_p("/home", 0755, err) < 0)
-        return -1;
+    if (dbx_mkdir_p("/home", 0755, err) < 0) return -1;
     if (mkdir(home, 0755) < 0 && errno != EEXIST)
         return dbx_error_set(err, errno, "mkdir '%s'", home);
     /* A home left by an earlier boot keeps its content; only make sure it is ours, and never
      * through a symlink someone left there. */
     _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (hfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", home);
+    if (hfd < 0) return dbx_error_set(err, errno, "open '%s'", home);
     if (fchown(hfd, uid, gid) < 0 || fchmod(hfd, 0755) < 0)
         return dbx_error_set(err, errno, "chown '%s'", home);
     if (!gr_has_gid(gr, gid)) {
         _cleanup_free_ char *line = dbx_xasprintf("%s:x:%u:", name, (unsigned)gid);
-        if (db_append("/etc/group", gr, line, err) < 0)
-            return -1;
+        if (db_append("/etc/group", gr, line, err) < 0) return -1;
     }
     _cleanup_free_ char *line =
         dbx_xasprintf("%s:x:%u:%u:" DEFAULT_GECOS ":%s:%s", name, (unsigned)uid, (unsigned)gid,

@@ -45,26 +45,21 @@ void init_log(const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     char line[1100];
     n = snprintf(line, sizeof(line), "devbox-init: %s\n", msg);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
-    if (write(2, line, len) >= 0 || g_agent.test_mode)
-        return;
+    if (write(2, line, len) >= 0 || g_agent.test_mode) return;
     /* No console on fd 2 (early boot without /dev/console): the kernel log is all there is. */
     int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     (void)!write(fd, line, len);
     close(fd);
 }
 
 _Noreturn void init_poweroff(struct agent *a, int code) {
-    if (a->test_mode)
-        exit(code);
+    if (a->test_mode) exit(code);
     sync();
     reboot(RB_POWER_OFF);
     /* PID 1 must never exit (the kernel would panic); nothing else is left to do. */
@@ -82,11 +77,9 @@ _Noreturn void init_fatal(struct agent *a, const char *phase, const char *msg) {
         uint64_t end = dbx_now_ms() + 2000;
         while (dbx_buf_avail(&a->out) > 0 && agent_flush(a) == 0 && dbx_buf_avail(&a->out) > 0) {
             uint64_t now = dbx_now_ms();
-            if (now >= end)
-                break;
+            if (now >= end) break;
             struct pollfd pf = {.fd = a->fd, .events = POLLOUT};
-            if (poll(&pf, 1, 10) < 0 && errno != EINTR)
-                break;
+            if (poll(&pf, 1, 10) < 0 && errno != EINTR) break;
         }
     }
     init_poweroff(a, DBX_ERR_FAILED);
@@ -96,8 +89,7 @@ _Noreturn void init_fatal(struct agent *a, const char *phase, const char *msg) {
 static void init_oom(void) {
     static const char m[] = "devbox-init: out of memory\n";
     (void)!write(2, m, sizeof(m) - 1);
-    if (g_agent.test_mode)
-        _exit(DBX_ERR_FAILED);
+    if (g_agent.test_mode) _exit(DBX_ERR_FAILED);
     sync();
     reboot(RB_POWER_OFF);
     for (;;)
@@ -112,8 +104,7 @@ struct phase {
 static void run_phases(struct agent *a, const struct phase *ph, size_t n) {
     for (size_t i = 0; i < n; i++) {
         _cleanup_error_ dbx_error *err = NULL;
-        if (ph[i].run(a, &err) < 0)
-            init_fatal(a, ph[i].name, err ? err->msg : "failed");
+        if (ph[i].run(a, &err) < 0) init_fatal(a, ph[i].name, err ? err->msg : "failed");
     }
 }
 
@@ -146,8 +137,7 @@ int main(int argc, char **argv) {
     dbx_oom_hook = init_oom;
     struct agent *a = &g_agent;
     if (getpid() != 1) {
-        if (argc == 3 && strcmp(argv[1], "--serve-fd") == 0)
-            return test_main(a, argv[2]);
+        if (argc == 3 && strcmp(argv[1], "--serve-fd") == 0) return test_main(a, argv[2]);
         fprintf(stderr, "devbox-init: runs as PID 1 in a devbox VM (tests: --serve-fd FD)\n");
         return DBX_ERR_FAILED;
     }

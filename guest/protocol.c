@@ -5,11 +5,13 @@
 #include "../common/sha256.h"
 
 static void put_le(uint8_t *o, uint64_t v, int n) {
-    for (int i = 0; i < n; i++) o[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < n; i++)
+        o[i] = (uint8_t)(v >> (8 * i));
 }
 static uint64_t get_le(const uint8_t *p, int n) {
     uint64_t v = 0;
-    for (int i = 0; i < n; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
@@ -30,16 +32,31 @@ void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret) 
 }
 
 static const char *const msg_names[DBX_MSG_MAX_] = {
-    [DBX_MSG_HELLO] = "hello",   [DBX_MSG_SETUP] = "setup",       [DBX_MSG_READY] = "ready",
-    [DBX_MSG_SHUTDOWN] = "shutdown", [DBX_MSG_PING] = "ping",     [DBX_MSG_PONG] = "pong",
-    [DBX_MSG_EXEC] = "exec",     [DBX_MSG_STARTED] = "started",   [DBX_MSG_STDIN] = "stdin",
-    [DBX_MSG_STDOUT] = "stdout", [DBX_MSG_STDERR] = "stderr",     [DBX_MSG_CREDIT] = "credit",
-    [DBX_MSG_RESIZE] = "resize", [DBX_MSG_SIGNAL] = "signal",     [DBX_MSG_EXIT] = "exit",
-    [DBX_MSG_ERROR] = "error",   [DBX_MSG_STATUS] = "status",
-    [DBX_MSG_STATUS_REPLY] = "status-reply", [DBX_MSG_STOP] = "stop",
-    [DBX_MSG_SOCK_OPEN] = "sock-open", [DBX_MSG_SOCK_OK] = "sock-ok",
-    [DBX_MSG_SOCK_DATA] = "sock-data", [DBX_MSG_SOCK_CLOSE] = "sock-close",
-    [DBX_MSG_PORT_REQ] = "port-request", [DBX_MSG_PORT_REPLY] = "port-reply",
+    [DBX_MSG_HELLO] = "hello",
+    [DBX_MSG_SETUP] = "setup",
+    [DBX_MSG_READY] = "ready",
+    [DBX_MSG_SHUTDOWN] = "shutdown",
+    [DBX_MSG_PING] = "ping",
+    [DBX_MSG_PONG] = "pong",
+    [DBX_MSG_EXEC] = "exec",
+    [DBX_MSG_STARTED] = "started",
+    [DBX_MSG_STDIN] = "stdin",
+    [DBX_MSG_STDOUT] = "stdout",
+    [DBX_MSG_STDERR] = "stderr",
+    [DBX_MSG_CREDIT] = "credit",
+    [DBX_MSG_RESIZE] = "resize",
+    [DBX_MSG_SIGNAL] = "signal",
+    [DBX_MSG_EXIT] = "exit",
+    [DBX_MSG_ERROR] = "error",
+    [DBX_MSG_STATUS] = "status",
+    [DBX_MSG_STATUS_REPLY] = "status-reply",
+    [DBX_MSG_STOP] = "stop",
+    [DBX_MSG_SOCK_OPEN] = "sock-open",
+    [DBX_MSG_SOCK_OK] = "sock-ok",
+    [DBX_MSG_SOCK_DATA] = "sock-data",
+    [DBX_MSG_SOCK_CLOSE] = "sock-close",
+    [DBX_MSG_PORT_REQ] = "port-request",
+    [DBX_MSG_PORT_REPLY] = "port-reply",
 };
 
 const char *dbx_msg_name(uint8_t type) {
@@ -75,7 +92,8 @@ static void buf_reserve(struct dbx_buf *b, size_t n) {
         if (b->cap - b->len >= n) return;
     }
     size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n) cap *= 2;
+    while (cap - b->len < n)
+        cap *= 2;
     b->data = dbx_xrealloc(b->data, cap);
     b->cap = cap;
 }
@@ -86,7 +104,9 @@ void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n) {
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
-void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v) { dbx_buf_put(b, &v, 1); }
+void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v) {
+    dbx_buf_put(b, &v, 1);
+}
 void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v) {
     uint8_t o[2];
     put_le(o, v, 2);
@@ -149,7 +169,9 @@ int dbx_get_u32(struct dbx_cursor *c, uint32_t *v) {
     *v = (uint32_t)x;
     return 0;
 }
-int dbx_get_u64(struct dbx_cursor *c, uint64_t *v) { return get_n(c, 8, v); }
+int dbx_get_u64(struct dbx_cursor *c, uint64_t *v) {
+    return get_n(c, 8, v);
+}
 
 int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret) {
     uint32_t n;
@@ -216,18 +238,22 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out) {
     dbx_buf_put_str(out, req->user);
     dbx_buf_put_str(out, req->cwd);
     dbx_buf_put_u32(out, req->argc);
-    for (uint32_t i = 0; i < req->argc; i++) dbx_buf_put_str(out, req->argv[i]);
+    for (uint32_t i = 0; i < req->argc; i++)
+        dbx_buf_put_str(out, req->argv[i]);
     dbx_buf_put_u32(out, req->envc);
-    for (uint32_t i = 0; i < req->envc; i++) dbx_buf_put_str(out, req->env[i]);
+    for (uint32_t i = 0; i < req->envc; i++)
+        dbx_buf_put_str(out, req->env[i]);
 }
 
 void dbx_exec_req_free(struct dbx_exec_req *req) {
     if (!req) return;
     free(req->user);
     free(req->cwd);
-    for (uint32_t i = 0; req->argv && i < req->argc; i++) free(req->argv[i]);
+    for (uint32_t i = 0; req->argv && i < req->argc; i++)
+        free(req->argv[i]);
     free(req->argv);
-    for (uint32_t i = 0; req->env && i < req->envc; i++) free(req->env[i]);
+    for (uint32_t i = 0; req->env && i < req->envc; i++)
+        free(req->env[i]);
     free(req->env);
     *req = (struct dbx_exec_req){0};
 }
@@ -240,7 +266,8 @@ static int get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char **
     char **v = dbx_xcalloc(n + 1, sizeof(char *));
     for (uint32_t i = 0; i < n; i++) {
         if (dbx_get_str(c, DBX_MAX_STR, &v[i]) < 0) {
-            for (uint32_t j = 0; j < i; j++) free(v[j]);
+            for (uint32_t j = 0; j < i; j++)
+                free(v[j]);
             free(v);
             return -EPROTO;
         }
@@ -261,11 +288,14 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
         return dbx_error_set(err, EPROTO, "malformed exec request");
     }
     const char *why = NULL;
-    if (c.left != 0) why = "trailing bytes";
+    if (c.left != 0)
+        why = "trailing bytes";
     else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN))
         why = "unknown flags";
-    else if (r.cwd[0] != '/') why = "working directory is not absolute";
-    else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN)) why = "empty command";
+    else if (r.cwd[0] != '/')
+        why = "working directory is not absolute";
+    else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN))
+        why = "empty command";
     else
         for (uint32_t i = 0; i < r.envc && !why; i++)
             if (!strchr(r.env[i], '=') || r.env[i][0] == '=') why = "environment entry without '='";
@@ -278,19 +308,25 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
 }
 
 void dbx_plan_permissive(struct dbx_plan *ret) {
-    *ret = (struct dbx_plan){.swap_max = UINT64_MAX, .cpu_period_us = 100000, .caps = DBX_CAP_ALL,
+    *ret = (struct dbx_plan){.swap_max = UINT64_MAX,
+                             .cpu_period_us = 100000,
+                             .caps = DBX_CAP_ALL,
                              .caps_user = DBX_CAP_ALL,
-                             .user = dbx_xstrdup(""), .net_addr = dbx_xstrdup(""),
-                             .net_gw = dbx_xstrdup(""), .net_dns = dbx_xstrdup("")};
+                             .user = dbx_xstrdup(""),
+                             .net_addr = dbx_xstrdup(""),
+                             .net_gw = dbx_xstrdup(""),
+                             .net_dns = dbx_xstrdup("")};
 }
 
 void dbx_plan_free(struct dbx_plan *p) {
     if (!p) return;
     free(p->user);
     free(p->bpf);
-    for (uint32_t i = 0; p->protected && i < p->nprotected; i++) free(p->protected[i]);
+    for (uint32_t i = 0; p->protected && i < p->nprotected; i++)
+        free(p->protected[i]);
     free(p->protected);
-    for (uint32_t i = 0; p->env && i < p->nenv; i++) free(p->env[i]);
+    for (uint32_t i = 0; p->env && i < p->nenv; i++)
+        free(p->env[i]);
     free(p->env);
     free(p->net_addr);
     free(p->net_gw);
@@ -316,9 +352,11 @@ void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
     dbx_buf_put_u32(out, p->bpf_len);
     dbx_buf_put(out, p->bpf, (size_t)p->bpf_len * 8);
     dbx_buf_put_u32(out, p->nprotected);
-    for (uint32_t i = 0; i < p->nprotected; i++) dbx_buf_put_str(out, p->protected[i]);
+    for (uint32_t i = 0; i < p->nprotected; i++)
+        dbx_buf_put_str(out, p->protected[i]);
     dbx_buf_put_u32(out, p->nenv);
-    for (uint32_t i = 0; i < p->nenv; i++) dbx_buf_put_str(out, p->env[i]);
+    for (uint32_t i = 0; i < p->nenv; i++)
+        dbx_buf_put_str(out, p->env[i]);
     dbx_buf_put_u8(out, p->net_mode);
     dbx_buf_put_u16(out, p->proxy_port);
     dbx_buf_put_str(out, p->net_addr ? p->net_addr : "");
@@ -343,7 +381,8 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
     if (n < 32) return dbx_error_setx(err, EPROTO, "malformed plan: too short");
     uint8_t md[32];
     dbx_sha256(p, n - 32, md);
-    if (memcmp(md, p + n - 32, 32) != 0) return dbx_error_setx(err, EPROTO, "plan checksum mismatch");
+    if (memcmp(md, p + n - 32, 32) != 0)
+        return dbx_error_setx(err, EPROTO, "plan checksum mismatch");
     struct dbx_cursor c = {p, n - 32};
     struct dbx_plan r = {0};
     const char *why = NULL;
@@ -352,9 +391,8 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
         dbx_get_u32(&c, &r.pids_max) < 0 || dbx_get_u32(&c, &r.io_weight) < 0 ||
         dbx_get_u64(&c, &r.nofile) < 0 || dbx_get_u64(&c, &r.nproc) < 0 ||
         dbx_get_u64(&c, &r.caps) < 0 || dbx_get_u64(&c, &r.caps_user) < 0 ||
-        dbx_get_u8(&c, &r.no_new_privs) < 0 ||
-        dbx_get_u8(&c, &r.seccomp_mode) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
-        dbx_get_u32(&c, &r.bpf_len) < 0)
+        dbx_get_u8(&c, &r.no_new_privs) < 0 || dbx_get_u8(&c, &r.seccomp_mode) < 0 ||
+        dbx_get_str(&c, 256, &r.user) < 0 || dbx_get_u32(&c, &r.bpf_len) < 0)
         why = "truncated";
     else if (r.bpf_len > DBX_PLAN_MAX_BPF || (size_t)r.bpf_len * 8 > c.left)
         why = "seccomp program too long";
@@ -370,25 +408,31 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
                  dbx_get_str(&c, 64, &r.net_addr) < 0 || dbx_get_str(&c, 64, &r.net_gw) < 0 ||
                  dbx_get_str(&c, 64, &r.net_dns) < 0)
             why = "truncated network settings";
-        else if (c.left != 0) why = "trailing bytes";
-        else if (r.net_mode > DBX_NET_OPEN) why = "bad network mode";
+        else if (c.left != 0)
+            why = "trailing bytes";
+        else if (r.net_mode > DBX_NET_OPEN)
+            why = "bad network mode";
         else if ((r.net_mode == DBX_NET_ALLOWLIST) != (r.proxy_port != 0))
             why = "network mode and proxy port disagree";
         else if ((r.net_mode == DBX_NET_OPEN) != (r.net_addr[0] != '\0'))
             why = "network mode and address disagree";
-        else if (check_net(&r) < 0) why = "bad network address";
-        else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT) why = "bad flag";
+        else if (check_net(&r) < 0)
+            why = "bad network address";
+        else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT)
+            why = "bad flag";
         else if ((r.seccomp_mode == DBX_SECCOMP_UNCONFINED) != (r.bpf_len == 0))
             why = "seccomp mode and program disagree";
         else if (r.cpu_quota_us && (r.cpu_period_us < 1000 || r.cpu_period_us > 1000000))
             why = "bad cpu period";
-        else if (r.io_weight > 10000) why = "bad io weight";
+        else if (r.io_weight > 10000)
+            why = "bad io weight";
         else if (r.caps != DBX_CAP_ALL && (r.caps_user & ~r.caps))
             why = "the box user's capabilities are not a subset of root's";
         for (uint32_t i = 0; !why && i < r.nenv; i++)
             if (!strchr(r.env[i], '=') || r.env[i][0] == '=') why = "environment entry without '='";
         for (uint32_t i = 0; !why && i < r.nprotected; i++)
-            if (r.protected[i][0] == '/' || r.protected[i][0] == '\0' || strstr(r.protected[i], ".."))
+            if (r.protected[i][0] == '/' || r.protected[i][0] == '\0' ||
+                strstr(r.protected[i], ".."))
                 why = "protected path not relative";
     }
     if (why) {

@@ -30,14 +30,14 @@
 #define DBX_PROTO_VERSION 2
 #endif
 #define DBX_FRAME_HDR 12u
-#define DBX_FRAME_MAX (256u * 1024u)  /* largest payload */
-#define DBX_DATA_CHUNK (32u * 1024u)  /* largest stdio or socket data payload a sender emits */
-#define DBX_WINDOW (256u * 1024u)     /* per-stream flow-control window */
-#define DBX_MAX_SESSIONS 256u         /* concurrent exec sessions per VM */
-#define DBX_MAX_SOCK_SESSIONS 512u    /* concurrent socket sessions per VM (besides exec's) */
+#define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
+#define DBX_DATA_CHUNK (32u * 1024u) /* largest stdio or socket data payload a sender emits */
+#define DBX_WINDOW (256u * 1024u)    /* per-stream flow-control window */
+#define DBX_MAX_SESSIONS 256u        /* concurrent exec sessions per VM */
+#define DBX_MAX_SOCK_SESSIONS 512u   /* concurrent socket sessions per VM (besides exec's) */
 #define DBX_MAX_ARGS 4096u
 #define DBX_MAX_ENV 4096u
-#define DBX_MAX_STR (64u * 1024u)     /* any single string */
+#define DBX_MAX_STR (64u * 1024u) /* any single string */
 
 enum dbx_msg {
     /* session 0 (connection) */
@@ -101,15 +101,15 @@ enum dbx_sock_kind { DBX_SOCK_PROXY = 1, DBX_SOCK_FORWARD = 2 };
 
 /* Error codes carried in DBX_MSG_ERROR follow the exit-code convention. */
 enum {
-    DBX_ERR_FAILED = 125,      /* devbox itself failed */
-    DBX_ERR_NOT_EXEC = 126,    /* found but could not execute */
-    DBX_ERR_NOT_FOUND = 127,   /* command not found */
+    DBX_ERR_FAILED = 125,    /* devbox itself failed */
+    DBX_ERR_NOT_EXEC = 126,  /* found but could not execute */
+    DBX_ERR_NOT_FOUND = 127, /* command not found */
 };
 
 enum {
-    DBX_EXEC_TTY = 1u << 0,    /* allocate a pty; rows/cols give its size */
-    DBX_EXEC_STDIN = 1u << 1,  /* keep stdin open (else the command sees EOF at once) */
-    DBX_EXEC_LOGIN = 1u << 2,  /* argv empty: run the user's login shell */
+    DBX_EXEC_TTY = 1u << 0,   /* allocate a pty; rows/cols give its size */
+    DBX_EXEC_STDIN = 1u << 1, /* keep stdin open (else the command sees EOF at once) */
+    DBX_EXEC_LOGIN = 1u << 2, /* argv empty: run the user's login shell */
 };
 
 struct dbx_frame_hdr {
@@ -123,12 +123,12 @@ struct dbx_frame_hdr {
 struct dbx_exec_req {
     uint32_t flags;
     uint16_t rows, cols;
-    char *user;      /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
-    char *cwd;       /* absolute path in the guest */
+    char *user; /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
+    char *cwd;  /* absolute path in the guest */
     uint32_t argc;
-    char **argv;     /* argc entries + NULL */
+    char **argv; /* argc entries + NULL */
     uint32_t envc;
-    char **env;      /* "K=V", envc entries + NULL */
+    char **env; /* "K=V", envc entries + NULL */
 };
 
 /* The policy plan: what the guest enforces on every exec'd process.  Compiled on the host by
@@ -139,10 +139,10 @@ enum dbx_seccomp_mode {
     DBX_SECCOMP_DEFAULT = 1,
     DBX_SECCOMP_STRICT = 2,
 };
-#define DBX_PLAN_MAX_BPF 4096u    /* BPF instructions (the kernel's BPF_MAXINSNS) */
-#define DBX_PLAN_MAX_PATHS 256u   /* protected paths */
+#define DBX_PLAN_MAX_BPF 4096u  /* BPF instructions (the kernel's BPF_MAXINSNS) */
+#define DBX_PLAN_MAX_PATHS 256u /* protected paths */
 #define DBX_PLAN_MAX_ENV 1024u
-#define DBX_CAP_ALL UINT64_MAX    /* "keep every capability": no capability changes */
+#define DBX_CAP_ALL UINT64_MAX /* "keep every capability": no capability changes */
 enum dbx_net_mode {
     DBX_NET_NONE = 0,      /* no network device: loopback only */
     DBX_NET_ALLOWLIST = 1, /* no network device; the init's proxy listener on 127.0.0.1 */
@@ -168,21 +168,21 @@ struct dbx_plan {
     uint32_t bpf_len;       /* instructions in bpf (0 with DBX_SECCOMP_UNCONFINED) */
     uint8_t *bpf;           /* bpf_len struct sock_filter, 8 bytes each, little-endian */
     uint32_t nprotected;
-    char **protected;       /* workspace-relative paths, read-only in the guest as well */
+    char **protected; /* workspace-relative paths, read-only in the guest as well */
     uint32_t nenv;
-    char **env;             /* "K=V" added to every command's environment */
-    uint8_t net_mode;       /* enum dbx_net_mode */
-    uint16_t proxy_port;    /* allowlist: the init listens on 127.0.0.1:proxy_port; else 0 */
-    char *net_addr;         /* open: eth0's "A.B.C.D/PREFIX"; else "" */
-    char *net_gw;           /* open: the default gateway "A.B.C.D"; else "" */
-    char *net_dns;          /* open: the nameserver for /etc/resolv.conf, or "" to leave
-                               resolv.conf alone; else "" (decode checks each spelling with
-                               dbx_parse_ipv4) */
+    char **env;          /* "K=V" added to every command's environment */
+    uint8_t net_mode;    /* enum dbx_net_mode */
+    uint16_t proxy_port; /* allowlist: the init listens on 127.0.0.1:proxy_port; else 0 */
+    char *net_addr;      /* open: eth0's "A.B.C.D/PREFIX"; else "" */
+    char *net_gw;        /* open: the default gateway "A.B.C.D"; else "" */
+    char *net_dns;       /* open: the nameserver for /etc/resolv.conf, or "" to leave
+                            resolv.conf alone; else "" (decode checks each spelling with
+                            dbx_parse_ipv4) */
 };
 
 struct dbx_setup {
-    char *ws_tag;    /* virtiofs tag of the workspace share */
-    char *ws_path;   /* where to mount it: the project's absolute host path */
+    char *ws_tag;      /* virtiofs tag of the workspace share */
+    char *ws_path;     /* where to mount it: the project's absolute host path */
     uint32_t uid, gid; /* default user for exec */
     char *hostname;
     struct dbx_plan plan;
@@ -202,8 +202,8 @@ const char *dbx_msg_name(uint8_t type);
  * input/output queues. */
 struct dbx_buf {
     uint8_t *data;
-    size_t len;  /* bytes stored, from data[0] */
-    size_t off;  /* bytes already consumed */
+    size_t len; /* bytes stored, from data[0] */
+    size_t off; /* bytes already consumed */
     size_t cap;
 };
 void dbx_buf_free(struct dbx_buf *b);
@@ -213,8 +213,12 @@ void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v);
 void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v);
 void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v);
 void dbx_buf_put_str(struct dbx_buf *b, const char *s);
-static inline size_t dbx_buf_avail(const struct dbx_buf *b) { return b->len - b->off; }
-static inline const uint8_t *dbx_buf_head(const struct dbx_buf *b) { return b->data + b->off; }
+static inline size_t dbx_buf_avail(const struct dbx_buf *b) {
+    return b->len - b->off;
+}
+static inline const uint8_t *dbx_buf_head(const struct dbx_buf *b) {
+    return b->data + b->off;
+}
 void dbx_buf_consume(struct dbx_buf *b, size_t n); /* compacts when empty or half used */
 
 /* Append one whole frame (header + payload) to an output queue. */
@@ -240,7 +244,7 @@ int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret);
  * by length and reported once (so the caller can end that session). */
 struct dbx_reader {
     struct dbx_buf in;
-    uint64_t skip;          /* payload bytes still to discard */
+    uint64_t skip; /* payload bytes still to discard */
 };
 enum dbx_read_result {
     DBX_READ_NEED_MORE = 0, /* no complete frame yet */

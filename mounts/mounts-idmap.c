@@ -78,9 +78,9 @@ static int subid_lookup(const char *path, const char *kind, const char *name, ui
     snprintf(idbuf, sizeof(idbuf), "%u", id);
     const char *who = name ? name : idbuf;
     return dbx_error_setx(err, ENOENT,
-                              "no subordinate %s range for user '%s' in %s (add one: usermod "
-                              "--add-subuids 100000-165535 --add-subgids 100000-165535 %s)",
-                              kind, who, path, who);
+                          "no subordinate %s range for user '%s' in %s (add one: usermod "
+                          "--add-subuids 100000-165535 --add-subgids 100000-165535 %s)",
+                          kind, who, path, who);
 }
 
 bool mounts_subid_overlaps(const char *buf, size_t len, uint32_t start, uint32_t count) {
@@ -166,7 +166,7 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err) {
     /* The range must not contain our gid either (subid_line checked it against the uid). */
     if (m.gid >= start && m.gid - start < count)
         return dbx_error_setx(err, EINVAL, "subordinate gid range %u-%u in %s contains gid %u",
-                                  start, start + count - 1, SUBGID_PATH, (unsigned)m.gid);
+                              start, start + count - 1, SUBGID_PATH, (unsigned)m.gid);
     m.sub_gid = start;
     m.sub_gid_count = count;
     *ret = m;

@@ -147,4 +147,3 @@ int mounts_guard_serve(int listener, const struct mounts_guard *g);
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */
 char *mounts_fuse_opt_escape(const char *s);
-

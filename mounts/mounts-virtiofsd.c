@@ -225,7 +225,8 @@ static void child_enter_userns(struct child *c) {
     char m = MSG_UNSHARED;
     if (send(c->sync_fd, &m, 1, MSG_NOSIGNAL) != 1) _exit(125);
     ssize_t n;
-    do n = recv(c->sync_fd, &m, 1, 0);
+    do
+        n = recv(c->sync_fd, &m, 1, 0);
     while (n < 0 && errno == EINTR);
     if (n != 1 || m != MSG_MAPPED) _exit(125); /* the parent failed and reports it itself */
 
@@ -423,7 +424,8 @@ static char **build_argv(const char *binary, const char *source) {
     };
     /* clang-format on */
     char **v = NULL;
-    for (size_t i = 0; args[i]; i++) v = dbx_strv_push(v, args[i]);
+    for (size_t i = 0; args[i]; i++)
+        v = dbx_strv_push(v, args[i]);
     return v;
 }
 

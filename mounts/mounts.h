@@ -5,10 +5,10 @@
 #include "../common/common.h"
 
 struct mounts_vfs_config {
-    const char *virtiofsd;   /* binary; NULL = /usr/lib/qemu/virtiofsd */
-    const char *source;      /* absolute, canonical host directory to share */
-    int listen_fd;           /* listening unix socket; becomes virtiofsd's --fd */
-    int log_fd;              /* stderr of virtiofsd (and our setup errors), or -1 */
+    const char *virtiofsd; /* binary; NULL = /usr/lib/qemu/virtiofsd */
+    const char *source;    /* absolute, canonical host directory to share */
+    int listen_fd;         /* listening unix socket; becomes virtiofsd's --fd */
+    int log_fd;            /* stderr of virtiofsd (and our setup errors), or -1 */
     /* Protected paths: NULL or a NULL-terminated list of repo-relative paths (no leading '/',
      * no empty, "." or ".." components, at most MOUNTS_PROTECTED_MAX; anything else is EINVAL
      * before fork).  Borrowed for the duration of mounts_virtiofsd_spawn only.  In virtiofsd's
@@ -75,9 +75,10 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
 /* Resolve `paths` (as in struct mounts_vfs_config.protected) below `source` exactly as the
  * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist
  * and so will NOT be protected on the host (a NULL-terminated copy in sorted order, or NULL if
- * none; free with dbx_strv_free).  Meant for a warning before the spawn; the spawn re-resolves on its own, so a
- * later change on the host cannot make it protect less than it can see.  Errors as the spawn
- * would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise. */
+ * none; free with dbx_strv_free).  Meant for a warning before the spawn; the spawn re-resolves on
+ * its own, so a later change on the host cannot make it protect less than it can see.  Errors as
+ * the spawn would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise.
+ */
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err);
 

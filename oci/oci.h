@@ -120,8 +120,7 @@ int oci_store_load_image(struct oci_store *s, const char *manifest_digest, struc
  * an error and nothing is deleted. */
 int oci_store_gc(struct oci_store *s, char *const *keep, uint64_t *ret_freed, dbx_error **err);
 /* oci_store_gc for a caller that holds oci_store_hold(s, true, ...). */
-int oci_store_gc_held(struct oci_store *s, char *const *keep, uint64_t *ret_freed,
-                      dbx_error **err);
+int oci_store_gc_held(struct oci_store *s, char *const *keep, uint64_t *ret_freed, dbx_error **err);
 
 /* ---- pull --------------------------------------------------------------------------------- */
 

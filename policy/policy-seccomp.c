@@ -264,7 +264,8 @@ static void put_insn(uint8_t *p, const struct sock_filter *f) {
     p[1] = (uint8_t)(f->code >> 8);
     p[2] = f->jt;
     p[3] = f->jf;
-    for (int i = 0; i < 4; i++) p[4 + i] = (uint8_t)(f->k >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[4 + i] = (uint8_t)(f->k >> (8 * i));
 }
 
 int policy_seccomp_build(enum profile_seccomp mode, uint8_t **ret_bpf, uint32_t *ret_len,
@@ -289,8 +290,10 @@ int policy_seccomp_build(enum profile_seccomp mode, uint8_t **ret_bpf, uint32_t 
         return dbx_error_setx(err, E2BIG, "seccomp program has %zu instructions, more than %u", n,
                               DBX_PLAN_MAX_BPF);
     uint8_t *out = dbx_xmalloc(n * 8);
-    for (size_t i = 0; i < nguard; i++) put_insn(out + 8 * i, &guard[i]);
-    for (size_t i = 0; i < nbody; i++) put_insn(out + 8 * (nguard + i), &body[i]);
+    for (size_t i = 0; i < nguard; i++)
+        put_insn(out + 8 * i, &guard[i]);
+    for (size_t i = 0; i < nbody; i++)
+        put_insn(out + 8 * (nguard + i), &body[i]);
     *ret_bpf = out;
     *ret_len = (uint32_t)n;
     return 0;

@@ -17,7 +17,9 @@
 /* Room left in the SETUP frame for its other fields (workspace tag and path, hostname). */
 #define SETUP_RESERVE (16u * 1024u)
 
-static void plan_freep(struct dbx_plan *p) { dbx_plan_free(p); }
+static void plan_freep(struct dbx_plan *p) {
+    dbx_plan_free(p);
+}
 
 uint64_t policy_mem_reserve(uint64_t vm_memory) {
     uint64_t r = vm_memory / 8;
@@ -157,8 +159,9 @@ static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx
     for (size_t i = 0; i < DBX_ARRAY_SIZE(proxy_env); i++) {
         if (env_has(plan->env, plan->nenv, proxy_env[i][0])) continue; /* the profile's wins */
         if (plan->nenv >= DBX_PLAN_MAX_ENV)
-            return dbx_error_setx(err, E2BIG, "env: no room for the proxy variables (%u "
-                                              "entries at most)",
+            return dbx_error_setx(err, E2BIG,
+                                  "env: no room for the proxy variables (%u "
+                                  "entries at most)",
                                   DBX_PLAN_MAX_ENV);
         plan->env = dbx_xrealloc(plan->env, (plan->nenv + 2) * sizeof(char *));
         plan->env[plan->nenv++] = dbx_xasprintf("%s=%s", proxy_env[i][0], proxy_env[i][1]);

@@ -44,7 +44,9 @@ static void set_origin(struct prof_apply *a, const struct prof_entry *e, unsigne
     prof_origin_set(a->p, key, w);
 }
 
-static const char *single(const struct prof_entry *e) { return e->parts[0].text; }
+static const char *single(const struct prof_entry *e) {
+    return e->parts[0].text;
+}
 
 static void items_free(struct item *v, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -62,8 +64,7 @@ static ssize_t split_items(struct prof_apply *a, const struct prof_entry *e, str
             size_t sep = strspn(s, ", \t");
             s += sep;
             size_t len = strcspn(s, ", \t");
-            if (!len)
-                continue;
+            if (!len) continue;
             if (n == PROFILE_MAX_LIST) {
                 bad(a, e, e->parts[i].line, "more than %u entries", PROFILE_MAX_LIST);
                 items_free(v, n);
@@ -82,8 +83,7 @@ static ssize_t split_items(struct prof_apply *a, const struct prof_entry *e, str
 
 static bool parse_size_range(const char *v, uint64_t min, uint64_t max, uint64_t *ret) {
     uint64_t n;
-    if (dbx_parse_size(v, &n) < 0 || n < min || n > max)
-        return false;
+    if (dbx_parse_size(v, &n) < 0 || n < min || n > max) return false;
     *ret = n;
     return true;
 }
@@ -155,16 +155,14 @@ static void parse_swap(struct prof_apply *a, const struct prof_entry *e) {
 static int parse_milli(const char *s, uint64_t *ret) {
     uint64_t whole = 0, frac = 0;
     size_t nd = strspn(s, "0123456789");
-    if (nd == 0 || nd > 6)
-        return -EINVAL;
+    if (nd == 0 || nd > 6) return -EINVAL;
     for (size_t i = 0; i < nd; i++)
         whole = whole * 10 + (uint64_t)(s[i] - '0');
     s += nd;
     if (*s == '.') {
         s++;
         size_t nf = strspn(s, "0123456789");
-        if (nf == 0 || nf > 3 || s[nf])
-            return -EINVAL;
+        if (nf == 0 || nf > 3 || s[nf]) return -EINVAL;
         for (size_t i = 0; i < 3; i++)
             frac = frac * 10 + (i < nf ? (uint64_t)(s[i] - '0') : 0);
     } else if (*s) {
@@ -287,11 +285,9 @@ static const char *const cap_names[] = {
 };
 
 int profile_cap_from_name(const char *name) {
-    if (strncasecmp(name, "cap_", 4) == 0)
-        name += 4;
+    if (strncasecmp(name, "cap_", 4) == 0) name += 4;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cap_names); i++)
-        if (strcasecmp(name, cap_names[i]) == 0)
-            return (int)i;
+        if (strcasecmp(name, cap_names[i]) == 0) return (int)i;
     return -1;
 }
 
@@ -302,8 +298,7 @@ const char *profile_cap_name(int cap) {
 static void parse_caps(struct prof_apply *a, const struct prof_entry *e) {
     struct item *v = NULL;
     ssize_t n = split_items(a, e, &v);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     uint64_t caps = 0;
     bool ok = true;
     for (ssize_t i = 0; i < n; i++) {
@@ -318,8 +313,7 @@ static void parse_caps(struct prof_apply *a, const struct prof_entry *e) {
         unsigned bd = 3;
         for (size_t j = 0; j < DBX_ARRAY_SIZE(cap_names); j++) {
             unsigned d = prof_distance(name, cap_names[j]);
-            if (d < bd)
-                bd = d, best = cap_names[j];
+            if (d < bd) bd = d, best = cap_names[j];
         }
         if (best)
             bad(a, e, v[i].line, "unknown capability '%s' (did you mean '%s'?)", v[i].s, best);
@@ -327,8 +321,7 @@ static void parse_caps(struct prof_apply *a, const struct prof_entry *e) {
             bad(a, e, v[i].line, "unknown capability '%s'", v[i].s);
     }
     items_free(v, (size_t)n);
-    if (!ok)
-        return;
+    if (!ok) return;
     /* capabilities: uid 0 only; capabilities_user: the ordinary box user as well */
     if (strcmp(e->key, "capabilities_user") == 0)
         a->p->caps_user = caps;
@@ -360,23 +353,17 @@ static void parse_nnp(struct prof_apply *a, const struct prof_entry *e) {
 /* ---- workspace ----------------------------------------------------------------------------- */
 
 char *prof_path_normalize(const char *s, const char **why) {
-    if (!*s)
-        return *why = "empty path", NULL;
-    if (*s == '/')
-        return *why = "must be relative to the repo root (no leading '/')", NULL;
-    if (strpbrk(s, "*?["))
-        return *why = "wildcards are not supported", NULL;
-    if (strlen(s) > 4096)
-        return *why = "longer than 4096 bytes", NULL;
+    if (!*s) return *why = "empty path", NULL;
+    if (*s == '/') return *why = "must be relative to the repo root (no leading '/')", NULL;
+    if (strpbrk(s, "*?[")) return *why = "wildcards are not supported", NULL;
+    if (strlen(s) > 4096) return *why = "longer than 4096 bytes", NULL;
     _cleanup_free_ char *out = dbx_xmalloc(strlen(s) + 1);
     size_t n = 0;
     while (*s) {
         size_t len = strcspn(s, "/");
-        if (len == 2 && s[0] == '.' && s[1] == '.')
-            return *why = "must not contain '..'", NULL;
+        if (len == 2 && s[0] == '.' && s[1] == '.') return *why = "must not contain '..'", NULL;
         if (len && !(len == 1 && s[0] == '.')) {
-            if (n)
-                out[n++] = '/';
+            if (n) out[n++] = '/';
             memcpy(out + n, s, len);
             n += len;
         }
@@ -384,15 +371,13 @@ char *prof_path_normalize(const char *s, const char **why) {
         s += strspn(s, "/");
     }
     out[n] = '\0';
-    if (!n)
-        return *why = "must name a path inside the repo, not the repo itself", NULL;
+    if (!n) return *why = "must name a path inside the repo, not the repo itself", NULL;
     return TAKE_PTR(out);
 }
 
 bool prof_strv_contains(char *const *v, const char *s) {
     for (size_t i = 0; v && v[i]; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
+        if (strcmp(v[i], s) == 0) return true;
     return false;
 }
 
@@ -436,8 +421,7 @@ static void parse_protect(struct prof_apply *a, const struct prof_entry *e) {
             prof_origin_set(a->p, uk, w);
         }
     }
-    if (n > 0)
-        items_free(v, (size_t)n);
+    if (n > 0) items_free(v, (size_t)n);
 }
 
 /* ---- env ----------------------------------------------------------------------------------- */
@@ -483,8 +467,7 @@ static void parse_net_mode(struct prof_apply *a, const struct prof_entry *e) {
 static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
     struct item *v = NULL;
     ssize_t n = split_items(a, e, &v);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     _cleanup_strv_ char **allow = NULL;
     bool ok = true;
     for (ssize_t i = 0; i < n; i++) {
@@ -498,8 +481,7 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
         }
     }
     items_free(v, (size_t)n);
-    if (!ok)
-        return;
+    if (!ok) return;
     dbx_strv_free(a->p->allow);
     a->p->allow = TAKE_PTR(allow);
     set_origin(a, e, e->line);
@@ -509,8 +491,7 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
 static void parse_resolve(struct prof_apply *a, const struct prof_entry *e) {
     struct item *v = NULL;
     ssize_t n = split_items(a, e, &v);
-    if (n < 0)
-        return;
+    if (n < 0) return;
     _cleanup_strv_ char **res = NULL;
     bool ok = true;
     for (ssize_t i = 0; i < n; i++) {
@@ -524,16 +505,14 @@ static void parse_resolve(struct prof_apply *a, const struct prof_entry *e) {
         size_t nl = strcspn(norm, ":") + 1;
         for (size_t j = 0; res && res[j]; j++)
             if (strncmp(res[j], norm, nl) == 0 && strcmp(res[j], norm) != 0) {
-                bad(a, e, v[i].line, "'%s': '%.*s' already resolves to '%s'", v[i].s,
-                    (int)(nl - 1), norm, res[j] + nl);
+                bad(a, e, v[i].line, "'%s': '%.*s' already resolves to '%s'", v[i].s, (int)(nl - 1),
+                    norm, res[j] + nl);
                 ok = false;
             }
-        if (ok && !prof_strv_contains(res, norm))
-            res = dbx_strv_push(res, norm);
+        if (ok && !prof_strv_contains(res, norm)) res = dbx_strv_push(res, norm);
     }
     items_free(v, (size_t)n);
-    if (!ok)
-        return;
+    if (!ok) return;
     dbx_strv_free(a->p->resolve);
     a->p->resolve = TAKE_PTR(res);
     set_origin(a, e, e->line);
@@ -555,8 +534,8 @@ static void ports_remove(struct profile *p, uint16_t host) {
 static void parse_port(struct prof_apply *a, const struct prof_entry *e) {
     uint16_t host = 0, guest = 0;
     if (!prof_port_parse(e->key, &host)) {
-        _cleanup_free_ char *w = e->line ? dbx_xasprintf("%s:%u", a->l->name, e->line)
-                                         : dbx_xstrdup(a->l->name);
+        _cleanup_free_ char *w =
+            e->line ? dbx_xasprintf("%s:%u", a->l->name, e->line) : dbx_xstrdup(a->l->name);
         prof_errf(a->errors, "%s: [ports] '%s': the host port must be 1 to 65535", w, e->key);
         return;
     }
@@ -615,10 +594,13 @@ static const struct prof_key env_key = {"env", "*", parse_env, 0};
 static const struct prof_key port_key = {"ports", "*", parse_port, 0};
 
 static const struct prof_user_key user_keys[] = {
-    {"ceilings", "cpus", 0},          {"ceilings", "memory", 0},
-    {"ceilings", "disk", 0},          {"ceilings", "image_size", 0},
+    {"ceilings", "cpus", 0},
+    {"ceilings", "memory", 0},
+    {"ceilings", "disk", 0},
+    {"ceilings", "image_size", 0},
     {"registries", "insecure", PROF_LIST},
-    {"registries", "ca_file", 0},     {"network", "listen", 0},
+    {"registries", "ca_file", 0},
+    {"network", "listen", 0},
 };
 
 const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {
@@ -640,10 +622,8 @@ bool prof_user_section(const char *section) {
 }
 
 const struct prof_key *prof_key_find(const char *section, const char *key) {
-    if (strcmp(section, "env") == 0)
-        return &env_key;
-    if (strcmp(section, "ports") == 0)
-        return &port_key;
+    if (strcmp(section, "env") == 0) return &env_key;
+    if (strcmp(section, "ports") == 0) return &port_key;
     for (size_t i = 0; i < prof_nkeys; i++)
         if (strcmp(prof_keys[i].section, section) == 0 && strcmp(prof_keys[i].key, key) == 0)
             return &prof_keys[i];
@@ -656,17 +636,14 @@ const char *prof_suggest(const char *section, const char *key) {
     if (!key) {
         for (size_t i = 0; prof_sections[i]; i++) {
             unsigned d = prof_distance(section, prof_sections[i]);
-            if (d < bd)
-                bd = d, best = prof_sections[i];
+            if (d < bd) bd = d, best = prof_sections[i];
         }
         return best;
     }
     for (size_t i = 0; i < prof_nkeys; i++) {
-        if (strcmp(prof_keys[i].section, section) != 0)
-            continue;
+        if (strcmp(prof_keys[i].section, section) != 0) continue;
         unsigned d = prof_distance(key, prof_keys[i].key);
-        if (d < bd)
-            bd = d, best = prof_keys[i].key;
+        if (d < bd) bd = d, best = prof_keys[i].key;
     }
     return best;
 }
@@ -701,8 +678,7 @@ void prof_origin_drop(struct profile *p, const char *key) {
 
 const char *profile_origin_of(const struct profile *p, const char *key) {
     for (size_t i = 0; i < p->norigin; i++)
-        if (strcmp(p->origin[i].key, key) == 0)
-            return p->origin[i].where;
+        if (strcmp(p->origin[i].key, key) == 0) return p->origin[i].where;
     return NULL;
 }
 
@@ -743,26 +719,22 @@ void prof_apply_layer(struct profile *p, const struct profile_layer *l, char ***
     struct prof_apply a = {.p = p, .l = l, .errors = errors};
     for (size_t i = 0; i < l->n; i++) {
         const struct prof_key *k = prof_key_find(l->v[i].section, l->v[i].key);
-        if (k && k->parse)
-            k->parse(&a, &l->v[i]);
+        if (k && k->parse) k->parse(&a, &l->v[i]);
     }
 }
 
 char *prof_size_str(uint64_t v) {
     static const char units[] = "KMGT";
-    if (v == 0)
-        return dbx_xstrdup("0");
+    if (v == 0) return dbx_xstrdup("0");
     int u = -1;
     while (u < 3 && v % 1024 == 0)
         v /= 1024, u++;
-    if (u < 0)
-        return dbx_xasprintf("%llu", (unsigned long long)v);
+    if (u < 0) return dbx_xasprintf("%llu", (unsigned long long)v);
     return dbx_xasprintf("%llu%c", (unsigned long long)v, units[u]);
 }
 
 char *prof_milli_str(uint32_t m) {
-    if (m % 1000 == 0)
-        return dbx_xasprintf("%u", m / 1000);
+    if (m % 1000 == 0) return dbx_xasprintf("%u", m / 1000);
     char *s = m % 100 == 0  ? dbx_xasprintf("%u.%01u", m / 1000, m % 1000 / 100)
               : m % 10 == 0 ? dbx_xasprintf("%u.%02u", m / 1000, m % 1000 / 10)
                             : dbx_xasprintf("%u.%03u", m / 1000, m % 1000);

@@ -22,10 +22,8 @@ static bool builtin_name_ok(const char *s) {
 /* Read an opened profile file: regular, at most PROFILE_MAX_BYTES.  *why on failure. */
 static int read_opened(int fd, char **ret_buf, size_t *ret_len, char **why) {
     struct stat st;
-    if (fstat(fd, &st) < 0)
-        return *why = dbx_xasprintf("stat: %s", strerror(errno)), -1;
-    if (!S_ISREG(st.st_mode))
-        return *why = dbx_xstrdup("not a regular file"), -1;
+    if (fstat(fd, &st) < 0) return *why = dbx_xasprintf("stat: %s", strerror(errno)), -1;
+    if (!S_ISREG(st.st_mode)) return *why = dbx_xstrdup("not a regular file"), -1;
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_read_all(fd, PROFILE_MAX_BYTES, ret_buf, ret_len, &e) < 0)
         return *why = e->code == E2BIG ? dbx_xasprintf("larger than %u bytes", PROFILE_MAX_BYTES)
@@ -70,8 +68,7 @@ static int open_beneath(int root_fd, const char *rel, char **why) {
 
 char *profile_builtin_dir(void) {
     const char *e = getenv("DEVBOX_PROFILES_DIR");
-    if (e && *e)
-        return dbx_xstrdup(e);
+    if (e && *e) return dbx_xstrdup(e);
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
@@ -80,8 +77,7 @@ char *profile_builtin_dir(void) {
         _cleanup_free_ char *d = dbx_xasprintf("%s/../profiles", dirname(self));
         struct stat st;
         char *real = stat(d, &st) == 0 && S_ISDIR(st.st_mode) ? realpath(d, NULL) : NULL;
-        if (real)
-            return real;
+        if (real) return real;
     }
     return dbx_xstrdup("/usr/local/share/devbox/profiles");
 }
@@ -134,8 +130,7 @@ static char *chain_path(const struct chain *c, const char *last) {
 /* Follow the extends of the last layer; false when the chain ends (or broke, reported). */
 static bool follow(struct chain *c, int root_fd, const char *bdir, char ***errors) {
     const struct profile_layer *from = c->l[c->n - 1];
-    if (!from->extends)
-        return false;
+    if (!from->extends) return false;
     const char *target = from->extends;
     char *why = NULL;
     _cleanup_free_ char *id = NULL, *name = NULL, *where = NULL, *buf = NULL;
@@ -177,13 +172,11 @@ static bool follow(struct chain *c, int root_fd, const char *bdir, char ***error
         } else {
             char *w = NULL;
             fd = open_beneath(root_fd, name, &w);
-            if (fd < 0)
-                why = dbx_xasprintf("'%s': %s", name, w);
+            if (fd < 0) why = dbx_xasprintf("'%s': %s", name, w);
             free(w);
         }
     }
-    if (!why)
-        read_opened(fd, &buf, &len, &why);
+    if (!why) read_opened(fd, &buf, &len, &why);
     if (why) {
         prof_errf(errors, "%s:%u: extends: %s", from->name, from->extends_line, why);
         free(why);
@@ -199,8 +192,7 @@ static void chain_hash(const struct chain *c, char hex[65]) {
     dbx_sha256_init(&h);
     bool any = false;
     for (size_t i = c->n; i-- > 0;) {
-        if (c->l[i]->kind != PROF_KIND_REPO)
-            continue;
+        if (c->l[i]->kind != PROF_KIND_REPO) continue;
         char lenbuf[32];
         int n = snprintf(lenbuf, sizeof(lenbuf), "%zu", c->len[i]);
         dbx_sha256_update(&h, c->l[i]->name, strlen(c->l[i]->name) + 1);
@@ -219,18 +211,15 @@ static void chain_hash(const struct chain *c, char hex[65]) {
 static void chain_apply(const struct chain *c, const struct profile_user *user, struct profile *p,
                         char ***errors) {
     prof_init_default(p);
-    if (user && user->defaults)
-        prof_apply_layer(p, user->defaults, errors);
+    if (user && user->defaults) prof_apply_layer(p, user->defaults, errors);
     for (size_t i = c->n; i-- > 0;) {
         prof_apply_layer(p, c->l[i], errors);
-        if (c->l[i]->kind == PROF_KIND_REPO)
-            p->files = dbx_strv_push(p->files, c->l[i]->name);
+        if (c->l[i]->kind == PROF_KIND_REPO) p->files = dbx_strv_push(p->files, c->l[i]->name);
     }
     /* Every repo file the chain read is protected like devbox.ini itself: from inside the
      * box, editing what devbox.ini extends would be editing devbox.ini. */
     for (size_t i = 1; i < c->n; i++) {
-        if (c->l[i]->kind != PROF_KIND_REPO)
-            continue;
+        if (c->l[i]->kind != PROF_KIND_REPO) continue;
         if (!prof_strv_contains(p->protect, c->l[i]->name))
             p->protect = dbx_strv_push(p->protect, c->l[i]->name);
         _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", c->l[i]->name);
@@ -283,8 +272,7 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
 }
 
 void profile_clear(struct profile *p) {
-    if (!p)
-        return;
+    if (!p) return;
     free(p->image);
     free(p->hostname);
     free(p->user);
@@ -315,8 +303,7 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
     _cleanup_free_ char *bdir = builtin_dir ? dbx_xstrdup(builtin_dir) : profile_builtin_dir();
     _cleanup_free_ char *path = dbx_xasprintf("%s/%s.ini", bdir, name);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0)
-        return dbx_error_set(err, errno, "built-in profile '%s'", path);
+    if (fd < 0) return dbx_error_set(err, errno, "built-in profile '%s'", path);
     char *buf = NULL, *why = NULL;
     size_t len = 0;
     if (read_opened(fd, &buf, &len, &why) < 0) {
@@ -338,8 +325,7 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     const char *dot = strchr(key, '.');
     _cleanup_free_ char *sec = dot ? dbx_xstrndup(key, (size_t)(dot - key)) : NULL;
     const struct prof_key *k = sec ? prof_key_find(sec, dot + 1) : NULL;
-    if (!k || !k->parse)
-        return dbx_error_setx(err, EINVAL, "unknown profile key '%s'", key);
+    if (!k || !k->parse) return dbx_error_setx(err, EINVAL, "unknown profile key '%s'", key);
     struct prof_entry e = {.section = sec, .key = (char *)(dot + 1), .line = 0};
     struct prof_part part = {.text = (char *)value, .line = 0};
     e.parts = &part;
@@ -348,10 +334,8 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
         .kind = PROF_KIND_REPO, .name = (char *)where, .where = (char *)where, .v = &e, .n = 1};
     _cleanup_strv_ char **errors = NULL;
     prof_apply_layer(p, &l, &errors);
-    if (!errors)
-        prof_check(p, &errors);
-    if (errors)
-        return prof_errors_raise(errors, err);
+    if (!errors) prof_check(p, &errors);
+    if (errors) return prof_errors_raise(errors, err);
     /* `--network none` must leave no allowlist or name override behind to show or compile */
     if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE) {
         dbx_strv_free(p->allow);
@@ -367,14 +351,11 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
 
 static char *user_config_dir(void) {
     const char *h = getenv("DEVBOX_HOME");
-    if (h && h[0] == '/')
-        return dbx_xasprintf("%s/config", h);
+    if (h && h[0] == '/') return dbx_xasprintf("%s/config", h);
     const char *x = getenv("XDG_CONFIG_HOME");
-    if (x && x[0] == '/')
-        return dbx_xasprintf("%s/devbox", x);
+    if (x && x[0] == '/') return dbx_xasprintf("%s/devbox", x);
     const char *home = getenv("HOME");
-    if (home && home[0] == '/')
-        return dbx_xasprintf("%s/.config/devbox", home);
+    if (home && home[0] == '/') return dbx_xasprintf("%s/.config/devbox", home);
     return NULL;
 }
 
@@ -536,8 +517,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
     prof_apply_layer(&p, l, &errors);
     prof_check(&p, &errors);
     profile_clear(&p);
-    if (errors)
-        return prof_errors_raise(errors, err);
+    if (errors) return prof_errors_raise(errors, err);
     u.path = TAKE_PTR(path);
     u.defaults = TAKE_PTR(l);
     *ret = u;
@@ -546,8 +526,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
 }
 
 void profile_user_clear(struct profile_user *u) {
-    if (!u)
-        return;
+    if (!u) return;
     free(u->path);
     prof_layer_free(u->defaults);
     dbx_strv_free(u->registries_insecure);

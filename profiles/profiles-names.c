@@ -16,18 +16,15 @@
 
 bool prof_port_parse(const char *s, uint16_t *ret) {
     uint64_t n;
-    if (s[0] == '0' || dbx_parse_u64(s, 1, 65535, &n) < 0)
-        return false;
+    if (s[0] == '0' || dbx_parse_u64(s, 1, 65535, &n) < 0) return false;
     *ret = (uint16_t)n;
     return true;
 }
 
 static bool host_label_ok(const char *s, size_t n) {
-    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-        return false;
+    if (n < 1 || n > 63 || s[0] == '-' || s[n - 1] == '-') return false;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && s[i] != '-')
-            return false;
+        if (!isalnum((unsigned char)s[i]) && s[i] != '-') return false;
     return true;
 }
 
@@ -37,14 +34,11 @@ static const char *host_name_check(char *h, bool wild_ok) {
     for (char *s = h; *s; s++)
         *s = (char)tolower((unsigned char)*s);
     size_t n = strlen(h);
-    if (n > 1 && h[n - 1] == '.' && h[n - 2] != '.')
-        h[--n] = '\0';
+    if (n > 1 && h[n - 1] == '.' && h[n - 2] != '.') h[--n] = '\0';
     bool wild = dbx_str_has_prefix(h, "*.");
-    if (wild && !wild_ok)
-        return "wildcards are not allowed here, only exact names";
+    if (wild && !wild_ok) return "wildcards are not allowed here, only exact names";
     const char *name = wild ? h + 2 : h;
-    if (strlen(name) > 253)
-        return "host name longer than 253 bytes";
+    if (strlen(name) > 253) return "host name longer than 253 bytes";
     size_t labels = 0;
     const char *last = name;
     for (const char *s = name;;) {
@@ -54,29 +48,24 @@ static const char *host_name_check(char *h, bool wild_ok) {
                            : "not a host name or IP address";
         labels++;
         last = s;
-        if (!s[len])
-            break;
+        if (!s[len]) break;
         s += len + 1;
     }
-    if (strspn(last, "0123456789") == strlen(last))
-        return "not a host name or IPv4 address";
-    if (wild && labels < 2)
-        return "'*.' needs a domain of at least two labels";
+    if (strspn(last, "0123456789") == strlen(last)) return "not a host name or IPv4 address";
+    if (wild && labels < 2) return "'*.' needs a domain of at least two labels";
     return NULL;
 }
 
 /* An IP literal as written: AF_INET (canonical dotted quad), AF_INET6, or 0 with *why. */
 static int ip_parse(const char *s, void *addr, const char **why) {
     if (strchr(s, ':')) {
-        if (inet_pton(AF_INET6, s, addr) == 1)
-            return AF_INET6;
+        if (inet_pton(AF_INET6, s, addr) == 1) return AF_INET6;
         return *why = "not an IPv6 address", 0;
     }
     if (inet_pton(AF_INET, s, addr) == 1) /* glibc: exactly four decimal parts, no 0 prefix */
         return AF_INET;
     struct in_addr a4;
-    if (inet_aton(s, &a4))
-        return *why = "write IPv4 addresses as a.b.c.d", 0;
+    if (inet_aton(s, &a4)) return *why = "write IPv4 addresses as a.b.c.d", 0;
     return *why = "not an IP address", 0;
 }
 
@@ -89,8 +78,7 @@ static char *ip_str(int af, const void *addr) {
 
 char *prof_addr_normalize(const char *in, const char **why) {
     unsigned char a[sizeof(struct in6_addr)];
-    if (strlen(in) > INET6_ADDRSTRLEN)
-        return *why = "not an IP address", NULL;
+    if (strlen(in) > INET6_ADDRSTRLEN) return *why = "not an IP address", NULL;
     int af = ip_parse(in, a, why);
     return af ? ip_str(af, a) : NULL;
 }
@@ -101,8 +89,7 @@ static char *cidr_normalize(const char *host, const char **why) {
     _cleanup_free_ char *addr = dbx_xstrndup(host, (size_t)(slash - host));
     unsigned char a[sizeof(struct in6_addr)];
     int af = ip_parse(addr, a, why);
-    if (!af)
-        return NULL;
+    if (!af) return NULL;
     unsigned bits = af == AF_INET ? 32 : 128;
     uint64_t n;
     const char *p = slash + 1;
@@ -126,8 +113,7 @@ static bool split_host_port(const char *in, char **host, const char **port, bool
     *bracketed = in[0] == '[';
     if (*bracketed) {
         const char *rb = strchr(in, ']');
-        if (!rb)
-            return *why = "'[' without ']'", false;
+        if (!rb) return *why = "'[' without ']'", false;
         if (rb[1] == ':')
             *port = rb + 2;
         else if (rb[1])
@@ -137,33 +123,27 @@ static bool split_host_port(const char *in, char **host, const char **port, bool
         *host = dbx_xstrdup(in); /* bare IPv6, no port */
     } else {
         *host = dbx_xstrndup(in, strcspn(in, ":"));
-        if (strchr(in, ':'))
-            *port = strchr(in, ':') + 1;
+        if (strchr(in, ':')) *port = strchr(in, ':') + 1;
     }
     return true;
 }
 
 char *prof_allow_normalize(const char *in, const char **why) {
-    if (strlen(in) > ALLOW_MAX)
-        return *why = "longer than 262 bytes", NULL;
+    if (strlen(in) > ALLOW_MAX) return *why = "longer than 262 bytes", NULL;
     _cleanup_free_ char *host = NULL;
     const char *port;
     bool br;
-    if (!split_host_port(in, &host, &port, &br, why))
-        return NULL;
+    if (!split_host_port(in, &host, &port, &br, why)) return NULL;
     uint16_t pn = 0;
-    if (port && !prof_port_parse(port, &pn))
-        return *why = "port must be 1 to 65535", NULL;
+    if (port && !prof_port_parse(port, &pn)) return *why = "port must be 1 to 65535", NULL;
     _cleanup_free_ char *norm = NULL;
     bool v6 = br || strchr(host, ':');
-    if (br && !strchr(host, ':'))
-        return *why = "brackets are only for IPv6 addresses", NULL;
+    if (br && !strchr(host, ':')) return *why = "brackets are only for IPv6 addresses", NULL;
     if (strchr(host, '/')) {
         norm = cidr_normalize(host, why);
     } else if (v6) {
         unsigned char a[sizeof(struct in6_addr)];
-        if (inet_pton(AF_INET6, host, a) != 1)
-            return *why = "not an IPv6 address", NULL;
+        if (inet_pton(AF_INET6, host, a) != 1) return *why = "not an IPv6 address", NULL;
         norm = ip_str(AF_INET6, a);
     } else {
         unsigned char a[sizeof(struct in_addr)];
@@ -177,60 +157,48 @@ char *prof_allow_normalize(const char *in, const char **why) {
         else
             norm = TAKE_PTR(host);
     }
-    if (!norm)
-        return NULL;
-    if (!pn)
-        return TAKE_PTR(norm);
+    if (!norm) return NULL;
+    if (!pn) return TAKE_PTR(norm);
     return strchr(norm, ':') ? dbx_xasprintf("[%s]:%u", norm, pn)
                              : dbx_xasprintf("%s:%u", norm, pn);
 }
 
 char *prof_resolve_normalize(const char *in, const char **why) {
     const char *colon = strchr(in, ':');
-    if (!colon)
-        return *why = "expected 'name:address'", NULL;
-    if (strlen(in) > ALLOW_MAX)
-        return *why = "longer than 262 bytes", NULL;
+    if (!colon) return *why = "expected 'name:address'", NULL;
+    if (strlen(in) > ALLOW_MAX) return *why = "longer than 262 bytes", NULL;
     _cleanup_free_ char *name = dbx_xstrndup(in, (size_t)(colon - in));
     const char *w = NULL;
     unsigned char a[sizeof(struct in6_addr)];
     if (ip_parse(name, a, &w) || (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0))
         return *why = "the name must be a host name, not an address", NULL;
-    if ((*why = host_name_check(name, false)))
-        return NULL;
+    if ((*why = host_name_check(name, false))) return NULL;
     _cleanup_free_ char *addr = NULL;
     const char *v = colon + 1;
     if (v[0] == '[' && v[strlen(v) - 1] == ']') {
         _cleanup_free_ char *inner = dbx_xstrndup(v + 1, strlen(v) - 2);
         addr = strchr(inner, ':') ? prof_addr_normalize(inner, why) : NULL;
-        if (!addr && !strchr(inner, ':'))
-            *why = "brackets are only for IPv6 addresses";
+        if (!addr && !strchr(inner, ':')) *why = "brackets are only for IPv6 addresses";
     } else {
         addr = prof_addr_normalize(v, why);
     }
-    if (!addr)
-        return NULL;
+    if (!addr) return NULL;
     return dbx_xasprintf("%s:%s", name, addr);
 }
 
 char *prof_registry_normalize(const char *in, const char **why) {
-    if (strlen(in) > ALLOW_MAX)
-        return *why = "longer than 262 bytes", NULL;
+    if (strlen(in) > ALLOW_MAX) return *why = "longer than 262 bytes", NULL;
     _cleanup_free_ char *host = NULL;
     const char *port;
     bool br;
-    if (!split_host_port(in, &host, &port, &br, why))
-        return NULL;
+    if (!split_host_port(in, &host, &port, &br, why)) return NULL;
     uint16_t pn = 0;
-    if (port && !prof_port_parse(port, &pn))
-        return *why = "port must be 1 to 65535", NULL;
-    if (strchr(host, '/'))
-        return *why = "a registry is one host, not a network", NULL;
+    if (port && !prof_port_parse(port, &pn)) return *why = "port must be 1 to 65535", NULL;
+    if (strchr(host, '/')) return *why = "a registry is one host, not a network", NULL;
     _cleanup_free_ char *norm = NULL;
     if (br || strchr(host, ':')) {
         unsigned char a[sizeof(struct in6_addr)];
-        if (inet_pton(AF_INET6, host, a) != 1)
-            return *why = "not an IPv6 address", NULL;
+        if (inet_pton(AF_INET6, host, a) != 1) return *why = "not an IPv6 address", NULL;
         _cleanup_free_ char *s = ip_str(AF_INET6, a);
         norm = dbx_xasprintf("[%s]", s); /* as in an image reference's domain */
     } else {
@@ -259,11 +227,12 @@ char *prof_registry_normalize(const char *in, const char **why) {
  * The first component is a domain when it has a '.' or ':', is "localhost", or has upper
  * case.  The name is at most 255 bytes (docker's NameTotalLengthMax). */
 
-static bool alnum_lower(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+static bool alnum_lower(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 static bool path_component_ok(const char *s, size_t n) {
-    if (n == 0 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1]))
-        return false;
+    if (n == 0 || !alnum_lower(s[0]) || !alnum_lower(s[n - 1])) return false;
     for (size_t i = 0; i < n;) {
         if (alnum_lower(s[i])) {
             i++;
@@ -277,8 +246,7 @@ static bool path_component_ok(const char *s, size_t n) {
         else if (s[i] != '.' && s[i] != '_')
             return false;
         i += sep;
-        if (i >= n || !alnum_lower(s[i]))
-            return false;
+        if (i >= n || !alnum_lower(s[i])) return false;
     }
     return true;
 }
@@ -288,46 +256,37 @@ static const char *domain_check(const char *s, size_t n) {
     _cleanup_free_ char *host = NULL;
     const char *port, *why = NULL;
     bool br;
-    if (!split_host_port(d, &host, &port, &br, &why))
-        return "registry host is not host[:port]";
+    if (!split_host_port(d, &host, &port, &br, &why)) return "registry host is not host[:port]";
     uint16_t pn;
-    if (port && !prof_port_parse(port, &pn))
-        return "registry port must be 1 to 65535";
+    if (port && !prof_port_parse(port, &pn)) return "registry port must be 1 to 65535";
     if (br) {
         unsigned char a[sizeof(struct in6_addr)];
         return inet_pton(AF_INET6, host, a) == 1 ? NULL : "registry host '[...]' is not IPv6";
     }
-    if (strchr(host, ':'))
-        return "an IPv6 registry host needs brackets";
+    if (strchr(host, ':')) return "an IPv6 registry host needs brackets";
     for (const char *c = host; *c; c++)
         if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.')
             return "registry host is not a host name or address";
     for (const char *c = host;;) {
         size_t len = strcspn(c, ".");
-        if (!host_label_ok(c, len))
-            return "registry host is not a host name or address";
-        if (!c[len])
-            break;
+        if (!host_label_ok(c, len)) return "registry host is not a host name or address";
+        if (!c[len]) break;
         c += len + 1;
     }
     return NULL;
 }
 
 static bool tag_ok(const char *s, size_t n) {
-    if (n < 1 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
-        return false;
+    if (n < 1 || n > 128 || !(isalnum((unsigned char)s[0]) || s[0] == '_')) return false;
     for (size_t i = 0; i < n; i++)
-        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i]))
-            return false;
+        if (!isalnum((unsigned char)s[i]) && !strchr("_.-", s[i])) return false;
     return true;
 }
 
 bool prof_image_ref_ok(const char *ref, const char **why) {
     size_t len = strlen(ref);
-    if (len == 0)
-        return *why = "empty", false;
-    if (len > PROFILE_MAX_IMAGE_REF)
-        return *why = "longer than 512 bytes", false;
+    if (len == 0) return *why = "empty", false;
+    if (len > PROFILE_MAX_IMAGE_REF) return *why = "longer than 512 bytes", false;
     const char *at = strchr(ref, '@');
     size_t name_end = at ? (size_t)(at - ref) : len;
     if (at) {
@@ -347,8 +306,7 @@ bool prof_image_ref_ok(const char *ref, const char **why) {
                    false;
         name_end = (size_t)(colon - ref);
     }
-    if (name_end > 255)
-        return *why = "the name is longer than 255 bytes", false;
+    if (name_end > 255) return *why = "the name is longer than 255 bytes", false;
     const char *s = ref, *end = ref + name_end;
     size_t first = strcspn(s, "/");
     if (first < name_end) {
@@ -357,8 +315,7 @@ bool prof_image_ref_ok(const char *ref, const char **why) {
         for (size_t i = 0; !domain && i < first; i++)
             domain = isupper((unsigned char)s[i]);
         if (domain) {
-            if ((*why = domain_check(s, first)))
-                return false;
+            if ((*why = domain_check(s, first))) return false;
             s += first + 1;
         }
     }

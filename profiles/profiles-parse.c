@@ -45,8 +45,7 @@ static void perr(struct pctx *c, unsigned line, const char *fmt, ...) {
 
 unsigned prof_distance(const char *a, const char *b) {
     size_t na = strlen(a), nb = strlen(b);
-    if (na > 64 || nb > 64)
-        return UINT32_MAX;
+    if (na > 64 || nb > 64) return UINT32_MAX;
     unsigned row[65];
     for (size_t j = 0; j <= nb; j++)
         row[j] = (unsigned)j;
@@ -57,10 +56,8 @@ unsigned prof_distance(const char *a, const char *b) {
             unsigned up = row[j];
             unsigned cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
             unsigned best = diag + cost;
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
+            if (row[j] + 1 < best) best = row[j] + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
             row[j] = best;
             diag = up;
         }
@@ -87,8 +84,7 @@ static void check_text(struct pctx *c, const char *buf, size_t len) {
             continue;
         }
         unsigned char ch = (unsigned char)buf[i];
-        if (bad_byte)
-            continue;
+        if (bad_byte) continue;
         if (ch == '\0') {
             perr(c, line, "NUL byte");
             bad_byte = true;
@@ -117,22 +113,18 @@ static const char *const user_sections[] = {"ceilings", "defaults", "registries"
 static bool section_known(enum prof_kind kind, const char *s) {
     if (kind == PROF_KIND_USER) {
         for (size_t i = 0; i < DBX_ARRAY_SIZE(user_sections); i++)
-            if (strcmp(s, user_sections[i]) == 0)
-                return true;
+            if (strcmp(s, user_sections[i]) == 0) return true;
         return false;
     }
     for (size_t i = 0; prof_sections[i]; i++)
-        if (strcmp(prof_sections[i], s) == 0)
-            return true;
+        if (strcmp(prof_sections[i], s) == 0) return true;
     return false;
 }
 
 static const char *section_suggest(enum prof_kind kind, const char *s) {
-    if (kind != PROF_KIND_USER)
-        return prof_suggest(s, NULL);
+    if (kind != PROF_KIND_USER) return prof_suggest(s, NULL);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(user_sections); i++)
-        if (prof_distance(s, user_sections[i]) <= 2)
-            return user_sections[i];
+        if (prof_distance(s, user_sections[i]) <= 2) return user_sections[i];
     return NULL;
 }
 
@@ -142,8 +134,7 @@ static void classify(struct pctx *c, const char *line) {
     while (*start && isspace((unsigned char)*start))
         start++;
     c->kind = LINE_NONE;
-    if (*start == ';' || *start == '#' || !*start)
-        return;
+    if (*start == ';' || *start == '#' || !*start) return;
     if (c->prev && start > line) {
         c->kind = LINE_CONT;
         return;
@@ -159,8 +150,7 @@ static void classify(struct pctx *c, const char *line) {
         c->last = -1;
         /* inih copies at most MAX_SECTION - 1 bytes of the name, untrimmed */
         size_t n = (size_t)(e - start - 1);
-        if (n > INIH_MAX_SECTION - 1)
-            n = INIH_MAX_SECTION - 1;
+        if (n > INIH_MAX_SECTION - 1) n = INIH_MAX_SECTION - 1;
         _cleanup_free_ char *name = dbx_xstrndup(start + 1, n);
         c->section_ok = section_known(c->l->kind, name);
         if (!c->section_ok && prof_user_section(name)) {
@@ -192,16 +182,13 @@ static void classify(struct pctx *c, const char *line) {
  * buffer); a UTF-8 byte order mark on line 1 is dropped here rather than by inih. */
 static char *read_line(char *str, int num, void *stream) {
     struct pctx *c = stream;
-    if (c->cur >= c->end)
-        return NULL;
+    if (c->cur >= c->end) return NULL;
     const char *nl = memchr(c->cur, '\n', (size_t)(c->end - c->cur));
     const char *stop = nl ? nl : c->end;
     const char *s = c->cur;
-    if (c->lineno == 0 && stop - s >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
-        s += 3;
+    if (c->lineno == 0 && stop - s >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) s += 3;
     size_t n = (size_t)(stop - s);
-    if (n > (size_t)num - 1)
-        n = (size_t)num - 1; /* cannot happen after check_text */
+    if (n > (size_t)num - 1) n = (size_t)num - 1; /* cannot happen after check_text */
     memcpy(str, s, n);
     str[n] = '\0';
     c->cur = nl ? nl + 1 : c->end;
@@ -216,8 +203,7 @@ static void part_push(struct prof_entry *e, const char *text, unsigned line) {
 }
 
 static void on_continuation(struct pctx *c, const char *value) {
-    if (c->last < 0)
-        return; /* the key line was refused and reported */
+    if (c->last < 0) return; /* the key line was refused and reported */
     struct prof_entry *e = &c->l->v[c->last];
     const struct prof_key *k = prof_key_find(e->section, e->key);
     const struct prof_user_key *uk =
@@ -242,8 +228,7 @@ static void on_continuation(struct pctx *c, const char *value) {
     *end = '\0';
     while (end > v && isspace((unsigned char)end[-1]))
         *--end = '\0';
-    if (*v)
-        part_push(e, v, c->lineno);
+    if (*v) part_push(e, v, c->lineno);
 }
 
 static bool duplicate(struct pctx *c, const char *section, const char *key) {
@@ -272,8 +257,7 @@ static void unknown_key(struct pctx *c, const char *section, const char *key, co
 
 /* A config.ini key outside [defaults]: [ceilings], [registries], [network] listen. */
 static bool resolve_user_key(struct pctx *c, const char *section, const char *name) {
-    if (prof_user_key_find(section, name))
-        return true;
+    if (prof_user_key_find(section, name)) return true;
     const char *s = prof_user_suggest(section, name);
     if (s)
         perr(c, c->lineno, "unknown key '%s' in [%s] (did you mean '%s'?)", name, section, s);
@@ -328,16 +312,14 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
         return false;
     }
     if (user && strcmp(section, "defaults") != 0) {
-        if (!resolve_user_key(c, section, name))
-            return false;
+        if (!resolve_user_key(c, section, name)) return false;
         *ret_section = dbx_xstrdup(section);
         *ret_key = dbx_xstrdup(name);
         return true;
     }
     _cleanup_free_ char *sec = NULL, *key = NULL;
     if (user) {
-        if (!resolve_default_key(c, name, &sec, &key))
-            return false;
+        if (!resolve_default_key(c, name, &sec, &key)) return false;
     } else {
         sec = dbx_xstrdup(*section ? section : "profile");
         key = dbx_xstrdup(name);
@@ -359,24 +341,20 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
 static int on_entry(void *user, const char *section, const char *name, const char *value) {
     struct pctx *c = user;
     /* Always 1 ("go on"): inih treats 0 as an error; we keep our own list of problems. */
-    if (c->nerr >= PROF_MAX_ERRORS)
-        return 1;
+    if (c->nerr >= PROF_MAX_ERRORS) return 1;
     if (c->kind == LINE_CONT) {
         on_continuation(c, value);
         return 1;
     }
     c->last = -1;
-    if (c->kind != LINE_KEY || !c->section_ok)
-        return 1;
+    if (c->kind != LINE_KEY || !c->section_ok) return 1;
     if (!*name) {
         perr(c, c->lineno, "missing key name before '='");
         return 1;
     }
     _cleanup_free_ char *sec = NULL, *key = NULL;
-    if (!resolve_key(c, section, name, &sec, &key))
-        return 1;
-    if (duplicate(c, sec, key))
-        return 1;
+    if (!resolve_key(c, section, name, &sec, &key)) return 1;
+    if (duplicate(c, sec, key)) return 1;
     if (c->l->n >= PROF_MAX_ENTRIES) {
         perr(c, c->lineno, "more than %u keys in one file", PROF_MAX_ENTRIES);
         return 1;
@@ -393,12 +371,10 @@ size_t prof_parse(const char *buf, size_t len, struct profile_layer *layer, char
     struct pctx c = {
         .l = layer, .errors = errors, .cur = buf, .end = buf + len, .last = -1, .section_ok = true};
     check_text(&c, buf, len);
-    if (c.nerr)
-        return c.nerr;
+    if (c.nerr) return c.nerr;
     int ir = ini_parse_stream(read_line, &c, on_entry, &c);
     /* Any non-zero return is an error; ours already say which line and why. */
-    if (ir != 0 && c.nsyntax == 0)
-        perr(&c, ir > 0 ? (unsigned)ir : 0, "syntax error");
+    if (ir != 0 && c.nsyntax == 0) perr(&c, ir > 0 ? (unsigned)ir : 0, "syntax error");
     for (size_t i = 0; i < layer->n; i++)
         if (strcmp(layer->v[i].section, "profile") == 0 &&
             strcmp(layer->v[i].key, "extends") == 0) {
@@ -409,8 +385,7 @@ size_t prof_parse(const char *buf, size_t len, struct profile_layer *layer, char
 }
 
 void prof_layer_free(struct profile_layer *l) {
-    if (!l)
-        return;
+    if (!l) return;
     for (size_t i = 0; i < l->n; i++) {
         free(l->v[i].section);
         free(l->v[i].key);
@@ -425,14 +400,15 @@ void prof_layer_free(struct profile_layer *l) {
     free(l);
 }
 
-void prof_layer_freep(struct profile_layer **l) { prof_layer_free(*l); }
+void prof_layer_freep(struct profile_layer **l) {
+    prof_layer_free(*l);
+}
 
 /* ---- error lists -------------------------------------------------------------------------- */
 
 void prof_errf(char ***errors, const char *fmt, ...) {
     size_t n = dbx_strv_len(*errors);
-    if (n > PROF_MAX_ERRORS)
-        return;
+    if (n > PROF_MAX_ERRORS) return;
     va_list ap;
     va_start(ap, fmt);
     _cleanup_free_ char *m = dbx_xvasprintf(fmt, ap);
@@ -459,8 +435,7 @@ static size_t err_key(const char *e, unsigned *line) {
 /* Stable order: files in the order their first problem was found, then by line. */
 static void errors_sort(char **v) {
     size_t n = dbx_strv_len(v);
-    if (n && strcmp(v[n - 1], "more problems not listed") == 0)
-        n--;
+    if (n && strcmp(v[n - 1], "more problems not listed") == 0) n--;
     size_t *file = dbx_xcalloc(n ? n : 1, sizeof(size_t));
     unsigned *line = dbx_xcalloc(n ? n : 1, sizeof(unsigned));
     for (size_t i = 0; i < n; i++) {
@@ -501,8 +476,7 @@ int prof_errors_raise(char **errors, dbx_error **err) {
     char *p = msg;
     *p = '\0';
     for (size_t i = 0; errors && errors[i]; i++) {
-        if (i)
-            *p++ = '\n';
+        if (i) *p++ = '\n';
         size_t n = strlen(errors[i]);
         memcpy(p, errors[i], n + 1);
         p += n;

@@ -42,8 +42,7 @@ static void kv_size(FILE *f, const char *key, uint64_t v, const char *zero, cons
 static char *caps_str(uint64_t caps) {
     _cleanup_free_ char *s = dbx_xstrdup("");
     for (int c = 0; c < 64; c++) {
-        if (!(caps & (1ull << c)) || !profile_cap_name(c))
-            continue;
+        if (!(caps & (1ull << c)) || !profile_cap_name(c)) continue;
         char *t = dbx_xasprintf("%s%s%s", s, *s ? ", " : "", profile_cap_name(c));
         free(s);
         s = t;
@@ -81,8 +80,7 @@ char *profile_to_text(const struct profile *p) {
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    if (!f)
-        dbx_oom_hook();
+    if (!f) dbx_oom_hook();
     fprintf(f, "# effective profile, sha256 %s\n", *p->hash ? p->hash : "(none: no devbox.ini)");
     if (p->files) {
         fprintf(f, "# files:");
@@ -98,10 +96,10 @@ char *profile_to_text(const struct profile *p) {
     kv(f, "user", p->user, from(p, "security.user"));
     /* whom each list is for, next to where it came from */
     _cleanup_free_ char *caps = caps_str(p->caps), *caps_user = caps_str(p->caps_user);
-    _cleanup_free_ char *o_caps = dbx_xasprintf("%s; uid 0 in the box only",
-                                                from(p, "security.capabilities"));
-    _cleanup_free_ char *o_user = dbx_xasprintf("%s; every user of the box",
-                                                from(p, "security.capabilities_user"));
+    _cleanup_free_ char *o_caps =
+        dbx_xasprintf("%s; uid 0 in the box only", from(p, "security.capabilities"));
+    _cleanup_free_ char *o_user =
+        dbx_xasprintf("%s; every user of the box", from(p, "security.capabilities_user"));
     kv(f, "capabilities", caps, o_caps);
     kv(f, "capabilities_user", caps_user, o_user);
     kv(f, "seccomp", seccomp_names[p->seccomp], from(p, "security.seccomp"));
@@ -138,8 +136,7 @@ char *profile_to_text(const struct profile *p) {
         snprintf(ok, sizeof(ok), "ports.%u", p->ports[i].host);
         kv(f, k, v, from(p, ok));
     }
-    if (fclose(f) != 0)
-        dbx_oom_hook();
+    if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
 
@@ -148,15 +145,12 @@ char *profile_to_text(const struct profile *p) {
 /* json_string refuses invalid UTF-8 (flags and env values may hold any bytes): '?' them. */
 static json_t *jstr(const char *s) {
     json_t *j = json_string(s);
-    if (j)
-        return j;
+    if (j) return j;
     _cleanup_free_ char *c = dbx_xstrdup(s);
     for (unsigned char *u = (unsigned char *)c; *u; u++)
-        if (*u >= 0x80)
-            *u = '?';
+        if (*u >= 0x80) *u = '?';
     j = json_string(c);
-    if (!j)
-        dbx_oom_hook();
+    if (!j) dbx_oom_hook();
     return j;
 }
 
@@ -200,11 +194,9 @@ static json_t *json_paths(const struct profile *p, const char *prefix, char *con
     size_t pl = strlen(prefix);
     for (size_t i = 0; i < p->norigin; i++) {
         const char *k = p->origin[i].key;
-        if (strncmp(k, prefix, pl) != 0)
-            continue;
+        if (strncmp(k, prefix, pl) != 0) continue;
         _cleanup_free_ char *path = dbx_xstrndup(k + pl, strlen(k + pl) - 1);
-        if (only && !prof_strv_contains(only, path))
-            continue;
+        if (only && !prof_strv_contains(only, path)) continue;
         json_t *o = json_object();
         json_object_set_new(o, "value", jstr(path));
         json_object_set_new(o, "from", jstr(p->origin[i].where));
@@ -230,8 +222,7 @@ char *profile_to_json(const struct profile *p) {
     jset(sec, "capabilities", caps, from(p, "security.capabilities"));
     json_object_set_new(json_object_get(sec, "capabilities"), "applies_to", jstr("uid 0"));
     jset(sec, "capabilities_user", caps_user, from(p, "security.capabilities_user"));
-    json_object_set_new(json_object_get(sec, "capabilities_user"), "applies_to",
-                        jstr("every uid"));
+    json_object_set_new(json_object_get(sec, "capabilities_user"), "applies_to", jstr("every uid"));
     jset(sec, "seccomp", jstr(seccomp_names[p->seccomp]), from(p, "security.seccomp"));
     jset(sec, "no_new_privileges", json_boolean(p->no_new_privs),
          from(p, "security.no_new_privileges"));
@@ -265,8 +256,7 @@ char *profile_to_json(const struct profile *p) {
     json_object_set_new(root, "ports", ports);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
     json_decref(root);
-    if (!s)
-        dbx_oom_hook();
+    if (!s) dbx_oom_hook();
     return s;
 }
 
@@ -274,8 +264,7 @@ char *profile_to_json(const struct profile *p) {
 
 static const char *ufrom(const struct profile_user *u, const char *key) {
     for (size_t i = 0; u && i < u->norigin; i++)
-        if (strcmp(u->origin[i].key, key) == 0)
-            return u->origin[i].where;
+        if (strcmp(u->origin[i].key, key) == 0) return u->origin[i].where;
     return "default";
 }
 
@@ -298,24 +287,21 @@ char *profile_user_to_text(const struct profile_user *u) {
     char *out = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    if (!f)
-        dbx_oom_hook();
-    _cleanup_free_ char *path = dbx_sanitize_printable(
-        dbx_xstrdup(u && u->path ? u->path : "(none: defaults)"));
+    if (!f) dbx_oom_hook();
+    _cleanup_free_ char *path =
+        dbx_sanitize_printable(dbx_xstrdup(u && u->path ? u->path : "(none: defaults)"));
     fprintf(f, "# user settings, %s\n\n[ceilings]\n", path);
     kv_num(f, "cpus", cpus, NULL, ufrom(u, "ceilings.cpus"));
     kv_size(f, "memory", mem, NULL, ufrom(u, "ceilings.memory"));
     kv_size(f, "disk", disk, NULL, ufrom(u, "ceilings.disk"));
     kv_size(f, "image_size", image_size, NULL, ufrom(u, "ceilings.image_size"));
     fprintf(f, "\n[registries]\n");
-    text_list(f, "insecure", u ? u->registries_insecure : NULL,
-              ufrom(u, "registries.insecure"));
+    text_list(f, "insecure", u ? u->registries_insecure : NULL, ufrom(u, "registries.insecure"));
     kv(f, "ca_file", u && u->registries_ca_file ? u->registries_ca_file : "",
        ufrom(u, "registries.ca_file"));
     fprintf(f, "\n[network]\n");
     kv(f, "listen", listen, ufrom(u, "network.listen"));
-    if (fclose(f) != 0)
-        dbx_oom_hook();
+    if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
 
@@ -324,8 +310,7 @@ char *profile_user_to_json(const struct profile_user *u) {
     uint64_t mem, disk, image_size;
     const char *listen;
     user_values(u, &cpus, &mem, &disk, &image_size, &listen);
-    json_t *root = json_object(), *ceil = json_object(), *reg = json_object(),
-           *net = json_object();
+    json_t *root = json_object(), *ceil = json_object(), *reg = json_object(), *net = json_object();
     json_object_set_new(root, "path", u && u->path ? jstr(u->path) : json_null());
     jset(ceil, "cpus", json_integer(cpus), ufrom(u, "ceilings.cpus"));
     jset(ceil, "memory", json_integer((json_int_t)mem), ufrom(u, "ceilings.memory"));
@@ -334,15 +319,13 @@ char *profile_user_to_json(const struct profile_user *u) {
     json_object_set_new(root, "ceilings", ceil);
     jset(reg, "insecure", jstrv(u ? u->registries_insecure : NULL),
          ufrom(u, "registries.insecure"));
-    jset(reg, "ca_file",
-         u && u->registries_ca_file ? jstr(u->registries_ca_file) : json_null(),
+    jset(reg, "ca_file", u && u->registries_ca_file ? jstr(u->registries_ca_file) : json_null(),
          ufrom(u, "registries.ca_file"));
     json_object_set_new(root, "registries", reg);
     jset(net, "listen", jstr(listen), ufrom(u, "network.listen"));
     json_object_set_new(root, "network", net);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
-    if (!s)
-        dbx_oom_hook();
+    if (!s) dbx_oom_hook();
     return s;
 }

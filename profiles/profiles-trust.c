@@ -20,12 +20,9 @@ static void ceilings(const struct profile_user *u, const struct profile *base, u
     *mem = u && u->max_memory ? u->max_memory : 2ull << 30;
     *disk = u && u->max_disk ? u->max_disk : 16ull << 30;
     /* the user's own [defaults] above their own ceilings are the user's choice */
-    if (base->cpus > *cpus)
-        *cpus = base->cpus;
-    if (base->memory > *mem)
-        *mem = base->memory;
-    if (base->disk > *disk)
-        *disk = base->disk;
+    if (base->cpus > *cpus) *cpus = base->cpus;
+    if (base->memory > *mem) *mem = base->memory;
+    if (base->disk > *disk) *disk = base->disk;
 }
 
 static void push(char ***v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -40,19 +37,15 @@ static void push(char ***v, const char *fmt, ...) {
 enum lim_kind { LIM_SIZE, LIM_COUNT, LIM_MILLI };
 
 static char *lim_str(uint64_t v, enum lim_kind k) {
-    if (v == UINT64_MAX)
-        return dbx_xstrdup("max");
-    if (k == LIM_SIZE)
-        return prof_size_str(v);
-    if (k == LIM_MILLI)
-        return prof_milli_str((uint32_t)v);
+    if (v == UINT64_MAX) return dbx_xstrdup("max");
+    if (k == LIM_SIZE) return prof_size_str(v);
+    if (k == LIM_MILLI) return prof_milli_str((uint32_t)v);
     return dbx_xasprintf("%llu", (unsigned long long)v);
 }
 
 /* A limit widens when the baseline has one and p has none (0) or a larger one. */
 static void limit(char ***w, const char *name, uint64_t pv, uint64_t bv, enum lim_kind k) {
-    if (bv == 0 || (pv != 0 && pv <= bv))
-        return;
+    if (bv == 0 || (pv != 0 && pv <= bv)) return;
     _cleanup_free_ char *b = lim_str(bv, k), *v = lim_str(pv, k);
     if (pv == 0)
         push(w, "limits.%s removed (default %s)", name, b);
@@ -63,15 +56,13 @@ static void limit(char ***w, const char *name, uint64_t pv, uint64_t bv, enum li
 static bool covered(char *const *protect, const char *path) {
     for (size_t i = 0; protect && protect[i]; i++) {
         size_t n = strlen(protect[i]);
-        if (strncmp(path, protect[i], n) == 0 && (path[n] == '\0' || path[n] == '/'))
-            return true;
+        if (strncmp(path, protect[i], n) == 0 && (path[n] == '\0' || path[n] == '/')) return true;
     }
     return false;
 }
 
 static bool user_is_root(const char *u) {
-    if (strcmp(u, "root") == 0)
-        return true;
+    if (strcmp(u, "root") == 0) return true;
     size_t n = strcspn(u, ":");
     return n > 0 && strspn(u, "0") == n; /* uid 0 in any spelling ("0", "00:1000") */
 }
@@ -89,14 +80,12 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
     struct profile base;
     prof_init_default(&base);
     _cleanup_strv_ char **ignored = NULL;
-    if (user && user->defaults)
-        prof_apply_layer(&base, user->defaults, &ignored);
+    if (user && user->defaults) prof_apply_layer(&base, user->defaults, &ignored);
     char **w = dbx_xcalloc(1, sizeof(char *));
     unsigned max_cpus;
     uint64_t max_mem, max_disk;
     ceilings(user, &base, &max_cpus, &max_mem, &max_disk);
-    if (p->cpus > max_cpus)
-        push(&w, "cpus %u over the ceiling %u", p->cpus, max_cpus);
+    if (p->cpus > max_cpus) push(&w, "cpus %u over the ceiling %u", p->cpus, max_cpus);
     if (p->memory > max_mem) {
         _cleanup_free_ char *a = prof_size_str(p->memory), *b = prof_size_str(max_mem);
         push(&w, "memory %s over the ceiling %s", a, b);
@@ -122,21 +111,17 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
             push(&w, "user '%s' (group 0)", p->user);
     }
     for (int c = 0; c < 64; c++)
-        if ((p->caps & ~base.caps) & (1ull << c))
-            push(&w, "capability '%s'", profile_cap_name(c));
+        if ((p->caps & ~base.caps) & (1ull << c)) push(&w, "capability '%s'", profile_cap_name(c));
     /* a capability for the ordinary box user is a widening of its own, even when root has it */
     for (int c = 0; c < 64; c++)
         if ((p->caps_user & ~base.caps_user) & (1ull << c))
             push(&w, "capability '%s' for the box user", profile_cap_name(c));
     if (seccomp_rank[p->seccomp] > seccomp_rank[base.seccomp])
         push(&w, "seccomp '%s'", seccomp_names[p->seccomp]);
-    if (base.no_new_privs && !p->no_new_privs)
-        push(&w, "no_new_privileges false");
+    if (base.no_new_privs && !p->no_new_privs) push(&w, "no_new_privileges false");
     for (size_t i = 0; base.protect && base.protect[i]; i++)
-        if (!covered(p->protect, base.protect[i]))
-            push(&w, "unprotects '%s'", base.protect[i]);
-    if (p->net_mode > base.net_mode)
-        push(&w, "network mode '%s'", net_names[p->net_mode]);
+        if (!covered(p->protect, base.protect[i])) push(&w, "unprotects '%s'", base.protect[i]);
+    if (p->net_mode > base.net_mode) push(&w, "network mode '%s'", net_names[p->net_mode]);
     if (p->net_mode == PROFILE_NET_ALLOWLIST)
         for (size_t i = 0; p->allow && p->allow[i]; i++)
             if (base.net_mode != PROFILE_NET_ALLOWLIST ||
@@ -170,18 +155,15 @@ static int read_record(int dfd, const char *name, char ***ret, dbx_error **err) 
     _cleanup_free_ char *buf = NULL;
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_read_file_at(dfd, name, 64u * 1024u, &buf, NULL, &e) < 0) {
-        if (e->code == ENOENT)
-            return *ret = NULL, 0;
+        if (e->code == ENOENT) return *ret = NULL, 0;
         *err = TAKE_PTR(e);
         return -EIO;
     }
     char **v = NULL;
     for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
-        if (nl)
-            *nl = '\0';
-        if (hash_ok(line) && !prof_strv_contains(v, line))
-            v = dbx_strv_push(v, line);
+        if (nl) *nl = '\0';
+        if (hash_ok(line) && !prof_strv_contains(v, line)) v = dbx_strv_push(v, line);
     }
     *ret = v;
     return 0;
@@ -198,48 +180,38 @@ static int check_args(const char *root, const char *hash, dbx_error **err) {
 
 int profile_trust_check(const char *trust_dir, const char *root, const char *hash,
                         bool *ret_trusted, dbx_error **err) {
-    if (hash && !*hash)
-        return *ret_trusted = false, 0;
-    if (check_args(root, hash, err) < 0)
-        return -EINVAL;
+    if (hash && !*hash) return *ret_trusted = false, 0;
+    if (check_args(root, hash, err) < 0) return -EINVAL;
     _cleanup_close_ int dfd = open(trust_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
-        if (errno == ENOENT)
-            return *ret_trusted = false, 0;
+        if (errno == ENOENT) return *ret_trusted = false, 0;
         return dbx_error_set(err, errno, "open '%s'", trust_dir);
     }
     char name[65];
     root_name(root, name);
     _cleanup_strv_ char **v = NULL;
-    if (read_record(dfd, name, &v, err) < 0)
-        return dbx_error_wrap(err, "trust record");
+    if (read_record(dfd, name, &v, err) < 0) return dbx_error_wrap(err, "trust record");
     *ret_trusted = prof_strv_contains(v, hash);
     return 0;
 }
 
 int profile_trust_add(const char *trust_dir, const char *root, const char *hash, dbx_error **err) {
-    if (check_args(root, hash, err) < 0)
-        return -EINVAL;
-    if (dbx_mkdir_private(trust_dir, err) < 0)
-        return -EIO;
+    if (check_args(root, hash, err) < 0) return -EINVAL;
+    if (dbx_mkdir_private(trust_dir, err) < 0) return -EIO;
     _cleanup_close_ int dfd = open(trust_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", trust_dir);
+    if (dfd < 0) return dbx_error_set(err, errno, "open '%s'", trust_dir);
     /* two `devbox trust` at once must not lose a record */
-    if (flock(dfd, LOCK_EX) < 0)
-        return dbx_error_set(err, errno, "lock '%s'", trust_dir);
+    if (flock(dfd, LOCK_EX) < 0) return dbx_error_set(err, errno, "lock '%s'", trust_dir);
     char name[65];
     root_name(root, name);
     _cleanup_strv_ char **v = NULL;
-    if (read_record(dfd, name, &v, err) < 0)
-        return dbx_error_wrap(err, "trust record");
+    if (read_record(dfd, name, &v, err) < 0) return dbx_error_wrap(err, "trust record");
     prof_strv_remove(v, hash);
     v = dbx_strv_push(v, hash);
     size_t n = dbx_strv_len(v), skip = n > PROFILE_TRUST_KEEP ? n - PROFILE_TRUST_KEEP : 0;
     _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(root));
     for (char *s = shown; *s; s++)
-        if (*s == '\n')
-            *s = '?';
+        if (*s == '\n') *s = '?';
     size_t len = strlen(shown) + 64 + (n - skip) * 65;
     _cleanup_free_ char *out = dbx_xmalloc(len + 1);
     size_t o = (size_t)snprintf(out, len + 1, "# devbox trusted profiles for %s\n", shown);

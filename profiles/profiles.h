@@ -30,8 +30,8 @@
 #define PROFILE_MAX_BYTES (64u * 1024u)
 #define PROFILE_MAX_LINE 199u /* inih r55 splits longer lines; refuse them instead */
 #define PROFILE_MAX_DEPTH 8u
-#define PROFILE_MAX_LIST 256u /* entries in any list */
-#define PROFILE_MAX_PORTS 64u /* [ports] forwards */
+#define PROFILE_MAX_LIST 256u      /* entries in any list */
+#define PROFILE_MAX_PORTS 64u      /* [ports] forwards */
 #define PROFILE_MAX_IMAGE_REF 512u /* [box] image; the name part at most 255 (docker's cap) */
 #define PROFILE_LISTEN_DEFAULT "127.0.0.1" /* config.ini [network] listen when unset */
 
@@ -62,10 +62,10 @@ struct profile_port {
 
 struct profile {
     /* [box] */
-    char *image; /* default "default": a local image name, or an OCI reference checked against
-                    the docker reference grammar ("debian:bookworm", "ghcr.io/org/app:1.2",
-                    "ghcr.io/org/app@sha256:<64 hex>", "127.0.0.1:5000/test/busybox:latest");
-                    not parsed further here (oci/ does that) */
+    char *image;     /* default "default": a local image name, or an OCI reference checked against
+                        the docker reference grammar ("debian:bookworm", "ghcr.io/org/app:1.2",
+                        "ghcr.io/org/app@sha256:<64 hex>", "127.0.0.1:5000/test/busybox:latest");
+                        not parsed further here (oci/ does that) */
     unsigned cpus;   /* default 1 */
     uint64_t memory; /* VM memory, bytes; default 512 MiB */
     uint64_t disk;   /* project disk size, bytes; 0 = the image's */
@@ -74,12 +74,12 @@ struct profile {
     uint64_t mem_limit;  /* cgroup memory.max; below the VM's memory; 0 = auto (policy derives) */
     uint64_t swap_limit; /* memory.swap.max; UINT64_MAX = unlimited (default), 0 = no swap */
     uint32_t cpu_milli;  /* CPU quota in thousandths of a CPU (1.5 -> 1500); 0 = none */
-    uint32_t pids;      /* pids.max, 1..4194304; default 4096 (never 0 once loaded) */
-    uint64_t nofile;    /* RLIMIT_NOFILE, 1..1048576; default 65536 (never 0 once loaded) */
-    uint64_t nproc;     /* RLIMIT_NPROC; default 0 = none */
-    uint32_t io_weight; /* 1..10000; 0 = kernel default */
+    uint32_t pids;       /* pids.max, 1..4194304; default 4096 (never 0 once loaded) */
+    uint64_t nofile;     /* RLIMIT_NOFILE, 1..1048576; default 65536 (never 0 once loaded) */
+    uint64_t nproc;      /* RLIMIT_NPROC; default 0 = none */
+    uint32_t io_weight;  /* 1..10000; 0 = kernel default */
     /* [security] */
-    char *user;    /* "" = the host user's uid/gid; else a name or uid[:gid] */
+    char *user;         /* "" = the host user's uid/gid; else a name or uid[:gid] */
     uint64_t caps;      /* capabilities added for uid 0 in the box only (bit n = CAP n);
                            default 0.  A non-root box user never gets these. */
     uint64_t caps_user; /* capabilities added for every uid in the box, the ordinary box user

@@ -16,9 +16,12 @@ static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     static const struct option longopts[] = {
-        {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
-        {"env", required_argument, NULL, 'e'},   {"workdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'},  {"help", no_argument, NULL, 'h'},
+        {"interactive", no_argument, NULL, 'i'},
+        {"tty", no_argument, NULL, 't'},
+        {"env", required_argument, NULL, 'e'},
+        {"workdir", required_argument, NULL, 'w'},
+        {"user", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct dbx_exec_opts o = {0};
@@ -27,15 +30,26 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     optind = 1;
     while ((c = getopt_long(argc, argv, "+ite:w:u:h", longopts, NULL)) != -1) {
         switch (c) {
-        case 'i': o.interactive = true; break;
-        case 't': o.tty = true; break;
-        case 'e': env = dbx_strv_push(env, optarg); break;
-        case 'w': o.workdir = optarg; break;
-        case 'u': o.user = optarg; break;
+        case 'i':
+            o.interactive = true;
+            break;
+        case 't':
+            o.tty = true;
+            break;
+        case 'e':
+            env = dbx_strv_push(env, optarg);
+            break;
+        case 'w':
+            o.workdir = optarg;
+            break;
+        case 'u':
+            o.user = optarg;
+            break;
         case 'h':
             printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]\n");
             return 0;
-        default: return 125;
+        default:
+            return 125;
         }
     }
     if (optind >= argc) {
@@ -53,7 +67,8 @@ int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv) {
         return 125;
     }
     char *none[] = {NULL};
-    struct dbx_exec_opts o = {.interactive = true, .tty = isatty(0) == 1, .login = true, .argv = none};
+    struct dbx_exec_opts o = {
+        .interactive = true, .tty = isatty(0) == 1, .login = true, .argv = none};
     (void)argv;
     return run(ctx, &o);
 }

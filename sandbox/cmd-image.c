@@ -77,7 +77,8 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
     size_t n = 0;
     if (dbx_image_list(&ctx->paths, &v, &n, &err) < 0) return cmd_fail(&err);
     json_t *arr = json_array();
-    if (!json) printf("%-48s %-19s %9s  %-16s %s\n", "NAME", "DIGEST", "SIZE", "CREATED", "USED BY");
+    if (!json)
+        printf("%-48s %-19s %9s  %-16s %s\n", "NAME", "DIGEST", "SIZE", "CREATED", "USED BY");
     for (size_t i = 0; i < n; i++) {
         _cleanup_strv_ char **users = dbx_image_users(&ctx->paths, v[i].base);
         /* size on disk: the base disk is sparse */
@@ -85,12 +86,13 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
         uint64_t used = stat(v[i].base, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
         if (json) {
             json_t *u = json_array();
-            for (char **x = users; *x; x++) json_array_append_new(u, json_string(*x));
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "name",
-                                                 v[i].name, "digest", v[i].digest, "source",
-                                                 v[i].source, "platform", v[i].platform, "size",
-                                                 (json_int_t)used, "created",
-                                                 (json_int_t)v[i].created, "used_by", u));
+            for (char **x = users; *x; x++)
+                json_array_append_new(u, json_string(*x));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "name",
+                                            v[i].name, "digest", v[i].digest, "source", v[i].source,
+                                            "platform", v[i].platform, "size", (json_int_t)used,
+                                            "created", (json_int_t)v[i].created, "used_by", u));
         } else {
             char when[32];
             time_t t = (time_t)v[i].created;
@@ -127,8 +129,10 @@ int cmd_rmi(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     for (; i < argc; i++) {
         _cleanup_error_ dbx_error *err = NULL;
-        if (dbx_image_remove(&ctx->paths, argv[i], force, &err) < 0) rc = cmd_fail(&err);
-        else printf("removed %s\n", argv[i]);
+        if (dbx_image_remove(&ctx->paths, argv[i], force, &err) < 0)
+            rc = cmd_fail(&err);
+        else
+            printf("removed %s\n", argv[i]);
     }
     return rc;
 }
@@ -142,9 +146,12 @@ static int image_import(struct cmd_ctx *ctx, int argc, char **argv) {
             i = next;
             continue;
         }
-        if (!file) file = argv[i];
-        else if (!name) name = argv[i];
-        else return -1;
+        if (!file)
+            file = argv[i];
+        else if (!name)
+            name = argv[i];
+        else
+            return -1;
         i++;
     }
     if (!file) return -1;
@@ -184,9 +191,10 @@ int cmd_image(struct cmd_ctx *ctx, int argc, char **argv) {
         printf("freed %.1f MB\n", freed / 1e6);
         return 0;
     }
-    fprintf(stderr, "usage: devbox image import [--platform P] FILE [NAME]\n"
-                    "       devbox image inspect IMAGE\n"
-                    "       devbox image ls [--json] | rm [--force] IMAGE... | prune\n"
-                    "       devbox image mirror   (the Debian mirror the default image comes from)\n");
+    fprintf(stderr,
+            "usage: devbox image import [--platform P] FILE [NAME]\n"
+            "       devbox image inspect IMAGE\n"
+            "       devbox image ls [--json] | rm [--force] IMAGE... | prune\n"
+            "       devbox image mirror   (the Debian mirror the default image comes from)\n");
     return 125;
 }

@@ -43,10 +43,8 @@ static const char *log_file(int argc, char **argv) {
     static const struct {
         const char *flag, *file;
     } logs[] = {
-        {"--network", "network.log"},
-        {"--supervisor", "supervisor.log"},
-        {"--console", "console.log"},
-        {"--qemu", "qemu.log"},
+        {"--network", "network.log"},     {"--supervisor", "supervisor.log"},
+        {"--console", "console.log"},     {"--qemu", "qemu.log"},
         {"--virtiofsd", "virtiofsd.log"},
     };
     if (argc == 1) return "supervisor.log";

@@ -3,8 +3,8 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
-#include <jansson.h>
 #include "sandbox-internal.h"
+#include <jansson.h>
 
 /* Print multi-line text from profiles/ with each line stripped of terminal controls (repo
  * bytes can appear in messages) but the line structure kept. */
@@ -33,7 +33,8 @@ static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
             rc = 1;
         } else {
             printf("ok (widens the default profile, trusted by you: ");
-            for (char **w = wide; *w; w++) printf("%s%s", w == wide ? "" : ", ", *w);
+            for (char **w = wide; *w; w++)
+                printf("%s%s", w == wide ? "" : ", ", *w);
             printf(")\n");
         }
     } else {
@@ -54,8 +55,10 @@ static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json
     if (json) {
         /* one JSON document: the profile, with the user's own settings under "user" */
         json_t *j = json_loads(s, 0, NULL), *uj = json_loads(us, 0, NULL);
-        if (j && uj) json_object_set_new(j, "user", uj);
-        else json_decref(uj);
+        if (j && uj)
+            json_object_set_new(j, "user", uj);
+        else
+            json_decref(uj);
         char *both = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         json_decref(j);
         print_lines(stdout, both ? both : s);
@@ -107,11 +110,13 @@ int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv) {
         printf("%s/%s only narrows the default profile: nothing to trust\n", root, PROFILE_FILE);
     } else {
         _cleanup_free_ char *dir = dbx_trust_dir(&ctx->paths);
-        if (profile_trust_add(dir, proj.root, p.hash, &err) < 0) rc = cmd_fail(&err);
+        if (profile_trust_add(dir, proj.root, p.hash, &err) < 0)
+            rc = cmd_fail(&err);
         else {
             printf("trusted %s/%s (sha256 %.16s...), which widens the default profile:\n", root,
                    PROFILE_FILE, p.hash);
-            for (char **w = wide; *w; w++) printf("  %s\n", dbx_sanitize_printable(*w));
+            for (char **w = wide; *w; w++)
+                printf("  %s\n", dbx_sanitize_printable(*w));
             printf("a running VM keeps its policy until 'devbox stop'\n");
         }
     }

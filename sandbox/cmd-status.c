@@ -8,8 +8,10 @@
 static bool want_json(int argc, char **argv, const char *extra, bool *extra_set, int *bad) {
     bool json = false;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) json = true;
-        else if (extra && strcmp(argv[i], extra) == 0) *extra_set = true;
+        if (strcmp(argv[i], "--json") == 0)
+            json = true;
+        else if (extra && strcmp(argv[i], extra) == 0)
+            *extra_set = true;
         else {
             _cleanup_free_ char *a = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: %s: unknown argument '%s'\n", argv[0], a);
@@ -35,9 +37,9 @@ static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, json
 }
 
 static void print_human(json_t *j) {
-    static const char *const keys[] = {"project", "state", "image", "accel", "pid", "uptime_s",
-                                       "memory_mib", "rss_kib", "cpus", "kernel", "seccomp",
-                                       "sessions", "network", "connections"};
+    static const char *const keys[] = {"project",  "state",      "image",   "accel",      "pid",
+                                       "uptime_s", "memory_mib", "rss_kib", "cpus",       "kernel",
+                                       "seccomp",  "sessions",   "network", "connections"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(keys); i++) {
         json_t *v = json_object_get(j, keys[i]);
         if (!v || json_is_null(v)) continue;
@@ -170,7 +172,8 @@ int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) force = true;
+        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
+            force = true;
         else {
             _cleanup_free_ char *a = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: rm: unknown argument '%s'\n", a);

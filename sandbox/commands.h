@@ -5,7 +5,7 @@
 #include "sandbox.h"
 
 struct cmd_ctx {
-    const char *dir;      /* -C DIR, or NULL */
+    const char *dir; /* -C DIR, or NULL */
     struct dbx_paths paths;
 };
 

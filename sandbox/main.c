@@ -9,21 +9,30 @@ static const struct {
     int (*fn)(struct cmd_ctx *, int, char **);
     const char *help;
 } commands[] = {
-    {"exec", cmd_exec, "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]  run a command in the project's VM"},
+    {"exec", cmd_exec,
+     "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]  run a command in the project's "
+     "VM"},
     {"enter", cmd_enter, "enter                      interactive shell in the project's VM"},
     {"status", cmd_status, "status [--json]            state of the project's VM"},
     {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
     {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
-    {"restart", cmd_restart, "restart                    stop the VM, then start it with devbox.ini as it is now"},
+    {"restart", cmd_restart,
+     "restart                    stop the VM, then start it with devbox.ini as it is now"},
     {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
-    {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
-    {"logs", cmd_logs, "logs [--network|--console|...]  the project's logs (network: every proxy decision)"},
-    {"profile", cmd_profile, "profile check | profile show [--json]  validate or explain devbox.ini"},
-    {"trust", cmd_trust, "trust                      allow this repo's devbox.ini to widen the default"},
-    {"pull", cmd_pull, "pull [--platform P] REF     fetch an image from a registry (docker.io implied)"},
+    {"port", cmd_port,
+     "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
+    {"logs", cmd_logs,
+     "logs [--network|--console|...]  the project's logs (network: every proxy decision)"},
+    {"profile", cmd_profile,
+     "profile check | profile show [--json]  validate or explain devbox.ini"},
+    {"trust", cmd_trust,
+     "trust                      allow this repo's devbox.ini to widen the default"},
+    {"pull", cmd_pull,
+     "pull [--platform P] REF     fetch an image from a registry (docker.io implied)"},
     {"images", cmd_images, "images [--json]            the local images, their sizes and users"},
     {"rmi", cmd_rmi, "rmi [--force] IMAGE...     remove images no project uses"},
-    {"image", cmd_image, "image import FILE [NAME] | inspect IMAGE | prune  docker save / OCI layout / rootfs tar"},
+    {"image", cmd_image,
+     "image import FILE [NAME] | inspect IMAGE | prune  docker save / OCI layout / rootfs tar"},
 };
 
 static void host_oom(void) {
@@ -34,7 +43,8 @@ static void host_oom(void) {
 
 static int usage(FILE *f) {
     fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n\n");
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(commands); i++) fprintf(f, "  devbox %s\n", commands[i].help);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(commands); i++)
+        fprintf(f, "  devbox %s\n", commands[i].help);
     fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
                "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg.\n");
     return f == stdout ? 0 : 125;
@@ -58,7 +68,8 @@ int main(int argc, char **argv) {
         } else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc) {
             /* Only ever narrows: the one mode a command line may force is none. */
             if (strcmp(argv[i + 1], "none") != 0) {
-                fprintf(stderr, "devbox: --network takes only 'none' (a profile sets wider modes)\n");
+                fprintf(stderr,
+                        "devbox: --network takes only 'none' (a profile sets wider modes)\n");
                 return 125;
             }
             setenv("DEVBOX_NETWORK", "none", 1);

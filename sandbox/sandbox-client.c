@@ -4,6 +4,7 @@
 #include "sandbox-internal.h"
 #include "../profiles/profiles.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
@@ -13,15 +14,15 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <dirent.h>
 
 int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
     if (strlen(path) >= sizeof(sa->sun_path))
-        return dbx_error_set(err, 0, "socket path '%s' is longer than %zu bytes (use a "
-                                                "shorter DEVBOX_HOME or XDG_RUNTIME_DIR)", path,
-                             sizeof(sa->sun_path) - 1);
+        return dbx_error_set(err, 0,
+                             "socket path '%s' is longer than %zu bytes (use a "
+                             "shorter DEVBOX_HOME or XDG_RUNTIME_DIR)",
+                             path, sizeof(sa->sun_path) - 1);
     strcpy(sa->sun_path, path);
     return 0;
 }
@@ -156,8 +157,10 @@ static int check_running_network(const struct dbx_project *proj, dbx_error **err
     const char *mode = json_string_value(json_object_get(j, "network"));
     int r = 0;
     if (mode && strcmp(mode, "none") != 0)
-        r = dbx_error_set(err, 0, "the project's VM is running with network mode '%s'; "
-                                  "'devbox stop' it to start it again with --network none", mode);
+        r = dbx_error_set(err, 0,
+                          "the project's VM is running with network mode '%s'; "
+                          "'devbox stop' it to start it again with --network none",
+                          mode);
     json_decref(j);
     return r;
 }
@@ -187,8 +190,10 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
     int r = start_supervisor(proj, &warnings, err);
-    if (ret_warnings) *ret_warnings = warnings;
-    else dbx_strv_free(warnings);
+    if (ret_warnings)
+        *ret_warnings = warnings;
+    else
+        dbx_strv_free(warnings);
     if (r < 0) return r;
     r = try_connect(proj, ret_fd, err);
     if (r < 0 && !*err) return dbx_error_set(err, -r, "connect to the supervisor");
@@ -226,8 +231,10 @@ static char *stopped_json(const struct dbx_paths *paths, const struct dbx_projec
     const char *image = NULL;
     struct profile prof = {0};
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0) image = rec.image;
-    else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0) image = prof.image;
+    if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0)
+        image = rec.image;
+    else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0)
+        image = prof.image;
     json_t *j = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped",
                           "project", proj->root, "id", proj->id, "pid", "accel", "uptime_s",
                           "memory_mib", "image", image);
@@ -240,8 +247,8 @@ static char *stopped_json(const struct dbx_paths *paths, const struct dbx_projec
     return out;
 }
 
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj,
-                    char **ret_json, dbx_error **err) {
+int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
+                    dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
     if (try_connect(proj, &fd, &cerr) < 0) {
@@ -281,7 +288,8 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
     if (dbx_send_frame(fd, DBX_MSG_STOP, 0, NULL, 0) < 0) return 0;
     /* The supervisor closes every client socket when it exits. */
     char b[256];
-    while (read(fd, b, sizeof(b)) > 0 || errno == EINTR) {}
+    while (read(fd, b, sizeof(b)) > 0 || errno == EINTR) {
+    }
     /* The supervisor holds its alive lock until it has reaped QEMU and virtiofsd. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
     _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -309,8 +317,10 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
     _cleanup_error_ dbx_error *cerr = NULL;
     if (try_connect(proj, &fd, &cerr) == 0) {
         if (!force)
-            return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use "
-                                             "--force)", proj->root);
+            return dbx_error_set(err, 0,
+                                 "project '%s' is running (stop it first, or use "
+                                 "--force)",
+                                 proj->root);
         close(TAKE_FD(fd));
         if (dbx_stop(paths, proj, err) < 0) return -1;
     } else if (cerr) {
@@ -325,13 +335,14 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
     return 0;
 }
 
-int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj,
-                     const char *req, bool start, char **ret_text, dbx_error **err) {
+int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
+                     bool start, char **ret_text, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     int r = dbx_connect(paths, proj, start, &fd, NULL, err);
     if (r == -ENOENT)
-        return dbx_error_set(err, 0, "the project's VM is not running (port forwards live with "
-                                     "it: `devbox port add` starts it)");
+        return dbx_error_set(err, 0,
+                             "the project's VM is not running (port forwards live with "
+                             "it: `devbox port add` starts it)");
     if (r < 0) return -1;
     struct dbx_buf b = {0};
     dbx_buf_put_str(&b, req);

@@ -44,9 +44,12 @@ static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts 
     }
     req.user = (char *)(o->user ? o->user : "");
     _cleanup_free_ char *cwd = NULL;
-    if (!o->workdir) cwd = dbx_xstrdup(proj->cwd);
-    else if (o->workdir[0] == '/') cwd = dbx_xstrdup(o->workdir);
-    else cwd = dbx_xasprintf("%s/%s", proj->cwd, o->workdir);
+    if (!o->workdir)
+        cwd = dbx_xstrdup(proj->cwd);
+    else if (o->workdir[0] == '/')
+        cwd = dbx_xstrdup(o->workdir);
+    else
+        cwd = dbx_xasprintf("%s/%s", proj->cwd, o->workdir);
     req.cwd = cwd;
     _cleanup_strv_ char **env = NULL;
     bool have_term = false;
@@ -58,7 +61,8 @@ static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts 
             if (!v) continue;
             _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", *e, v);
             env = dbx_strv_push(env, kv);
-        } else env = dbx_strv_push(env, *e);
+        } else
+            env = dbx_strv_push(env, *e);
         have_term |= dbx_str_has_prefix(*e, "TERM=");
     }
     if (o->tty && !have_term) {
@@ -100,7 +104,9 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
     uint32_t v;
     bool sig;
     switch (h->type) {
-    case DBX_MSG_STARTED: x->started = true; break;
+    case DBX_MSG_STARTED:
+        x->started = true;
+        break;
     case DBX_MSG_STDOUT:
     case DBX_MSG_STDERR: {
         int stream = h->type == DBX_MSG_STDOUT ? 1 : 2;
@@ -111,15 +117,18 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
         /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting. */
         (void)write_out(stream, p, h->len);
         uint8_t c[5];
-        (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c, dbx_enc_credit(c, (uint8_t)stream, h->len));
+        (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c,
+                             dbx_enc_credit(c, (uint8_t)stream, h->len));
         break;
     }
     case DBX_MSG_CREDIT:
         if (dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN) x->stdin_credit += v;
         break;
     case DBX_MSG_EXIT:
-        if (dbx_dec_exit(p, h->len, &sig, &v) == 0) x->code = dbx_exit_code(sig, v);
-        else x->code = 125;
+        if (dbx_dec_exit(p, h->len, &sig, &v) == 0)
+            x->code = dbx_exit_code(sig, v);
+        else
+            x->code = 125;
         x->done = true;
         break;
     case DBX_MSG_ERROR: {
@@ -134,7 +143,8 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
         x->done = true;
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -157,7 +167,8 @@ static void on_signal(struct xs *x, int sfd, bool tty) {
             struct winsize ws;
             if (!tty || ioctl(0, TIOCGWINSZ, &ws) < 0) continue;
             uint8_t b[4];
-            (void)dbx_send_frame(x->sock, DBX_MSG_RESIZE, 1, b, dbx_enc_resize(b, ws.ws_row, ws.ws_col));
+            (void)dbx_send_frame(x->sock, DBX_MSG_RESIZE, 1, b,
+                                 dbx_enc_resize(b, ws.ws_row, ws.ws_col));
         } else {
             uint8_t b[4];
             (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
@@ -233,7 +244,8 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         dbx_buf_free(&req);
         return -1;
     }
-    struct xs x = {.sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
+    struct xs x = {
+        .sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
     _cleanup_strv_ char **warnings = NULL;
     int r = dbx_connect(paths, proj, true, &x.sock, &warnings, err);
     for (char **w = warnings; w && *w; w++) {

@@ -64,15 +64,18 @@ static bool record_name_ok(const char *name) {
 static int check_name(const char *name, dbx_error **err) {
     if (local_name_ok(name)) return 0;
     _cleanup_free_ char *shown = dbx_sanitize_printable(dbx_xstrdup(name));
-    return dbx_error_set(err, 0, "invalid image name '%s' (use a-z 0-9 . _ - : / @, at most "
-                                 "255 characters)", shown);
+    return dbx_error_set(err, 0,
+                         "invalid image name '%s' (use a-z 0-9 . _ - : / @, at most "
+                         "255 characters)",
+                         shown);
 }
 
 static void sha256_hex(const void *p, size_t n, char out[65]) {
     unsigned char md[32];
     unsigned int mdlen = 0;
     if (!EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL)) dbx_oom_hook();
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
 static int sha256_file(const char *path, char out[65], dbx_error **err) {
@@ -101,13 +104,20 @@ static int sha256_file(const char *path, char out[65], dbx_error **err) {
     if (r == 0) EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
     if (r < 0) return r;
-    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
     return 0;
 }
 
-static char *images_dir(const struct dbx_paths *paths) { return dbx_xasprintf("%s/images", paths->data); }
-static char *bases_dir(const struct dbx_paths *paths) { return dbx_xasprintf("%s/bases", paths->data); }
-static char *store_dir(const struct dbx_paths *paths) { return dbx_xasprintf("%s/oci", paths->data); }
+static char *images_dir(const struct dbx_paths *paths) {
+    return dbx_xasprintf("%s/images", paths->data);
+}
+static char *bases_dir(const struct dbx_paths *paths) {
+    return dbx_xasprintf("%s/bases", paths->data);
+}
+static char *store_dir(const struct dbx_paths *paths) {
+    return dbx_xasprintf("%s/oci", paths->data);
+}
 
 static char *rec_file(const char *name) {
     char h[65];
@@ -134,19 +144,20 @@ static int rec_parse(const struct dbx_paths *paths, const char *path, const char
     json_int_t size = 0, created = 0;
     json_t *env = NULL;
     int r = json_unpack_ex(j, &je, 0, "{s:s, s:s, s:s, s:I, s:I, s?:s, s?:s, s?:o, s?:s, s?:s}",
-                           "name", &n, "base", &base, "digest", &digest, "size", &size,
-                           "created", &created, "source", &source, "platform", &platform, "env",
-                           &env, "user", &user, "workdir", &workdir);
+                           "name", &n, "base", &base, "digest", &digest, "size", &size, "created",
+                           &created, "source", &source, "platform", &platform, "env", &env, "user",
+                           &user, "workdir", &workdir);
     /* The record's file is named by a hash of the name, so the name only has to be sane text:
      * canonical references may hold upper-case tags, brackets or be longer than local names. */
     if (r == 0 && (strchr(base, '/') || base[0] == '.' || !record_name_ok(n)))
         r = -1, snprintf(je.text, sizeof(je.text), "inconsistent record");
     if (r == 0)
-        *ret = (struct dbx_image){dbx_xstrdup(n), dbx_xasprintf("%s/bases/%s", paths->data, base),
-                                  dbx_xstrdup(digest), (uint64_t)size, (int64_t)created,
-                                  dbx_xstrdup(source), dbx_xstrdup(platform),
-                                  env ? json_strv(env) : dbx_xcalloc(1, sizeof(char *)),
-                                  dbx_xstrdup(user), dbx_xstrdup(workdir)};
+        *ret = (struct dbx_image){
+            dbx_xstrdup(n),        dbx_xasprintf("%s/bases/%s", paths->data, base),
+            dbx_xstrdup(digest),   (uint64_t)size,
+            (int64_t)created,      dbx_xstrdup(source),
+            dbx_xstrdup(platform), env ? json_strv(env) : dbx_xcalloc(1, sizeof(char *)),
+            dbx_xstrdup(user),     dbx_xstrdup(workdir)};
     json_decref(j);
     if (r < 0) return dbx_error_set(err, 0, "%s: %s", path, je.text);
     return 0;
@@ -176,7 +187,8 @@ static int rec_save(const struct dbx_paths *paths, const struct dbx_image *img, 
     _cleanup_free_ char *dir = images_dir(paths), *file = rec_file(img->name);
     if (dbx_mkdir_p(dir, 0700, err) < 0) return -1;
     json_t *env = json_array();
-    for (char **e = img->env; e && *e; e++) json_array_append_new(env, json_string(*e));
+    for (char **e = img->env; e && *e; e++)
+        json_array_append_new(env, json_string(*e));
     const char *base = strrchr(img->base, '/') ? strrchr(img->base, '/') + 1 : img->base;
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:s, s:s, s:o, s:s, s:s}", "name", img->name,
                           "base", base, "digest", img->digest, "size", (json_int_t)img->size,
@@ -224,12 +236,14 @@ int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_im
     int r = resolve_name(paths, name, &key, ret, err);
     /* "default" is not in any registry: `devbox pull default` would ask Docker Hub. */
     if (r == -ENOENT && strcmp(name, "default") == 0)
-        return dbx_error_setx(err, ENOENT, "no image 'default' (devbox builds it from the Debian "
-                                           "archive when a project first needs it: run 'devbox "
-                                           "exec true' in a git work tree)");
+        return dbx_error_setx(err, ENOENT,
+                              "no image 'default' (devbox builds it from the Debian "
+                              "archive when a project first needs it: run 'devbox "
+                              "exec true' in a git work tree)");
     if (r == -ENOENT)
-        return dbx_error_setx(err, ENOENT, "no image '%s' (pull it with 'devbox pull %s' or "
-                                           "import one with 'devbox image import FILE %s')",
+        return dbx_error_setx(err, ENOENT,
+                              "no image '%s' (pull it with 'devbox pull %s' or "
+                              "import one with 'devbox image import FILE %s')",
                               name, name, name);
     return r < 0 ? -1 : 0;
 }
@@ -249,16 +263,18 @@ static int auth_load(const struct dbx_paths *paths, struct auth *a, dbx_error **
     return 0;
 }
 
-static void auth_clear(struct auth *a) { profile_user_clear(&a->user); }
+static void auth_clear(struct auth *a) {
+    profile_user_clear(&a->user);
+}
 
 /* ---- progress --------------------------------------------------------------------------- */
 
 struct progress {
-    int fd;              /* tty, or -1 for none */
+    int fd; /* tty, or -1 for none */
     size_t n;
     uint64_t *done, *total;
     char **labels;
-    size_t drawn;        /* lines on screen */
+    size_t drawn; /* lines on screen */
     uint64_t last_ms;
 };
 
@@ -281,8 +297,9 @@ static void progress_draw(struct progress *p, bool force) {
         memset(bar, '#', fill);
         memset(bar + fill, ' ', 30 - fill);
         bar[30] = '\0';
-        _cleanup_free_ char *line = dbx_xasprintf("\r\033[K%-19.19s [%s] %7.1f / %.1f MB\n",
-                                                  p->labels[i], bar, p->done[i] / 1e6, p->total[i] / 1e6);
+        _cleanup_free_ char *line =
+            dbx_xasprintf("\r\033[K%-19.19s [%s] %7.1f / %.1f MB\n", p->labels[i], bar,
+                          p->done[i] / 1e6, p->total[i] / 1e6);
         dbx_buf_put(&b, line, strlen(line));
     }
     p->drawn = p->n;
@@ -293,7 +310,8 @@ static void progress_draw(struct progress *p, bool force) {
 static void progress_clear(struct progress *p) {
     free(p->done);
     free(p->total);
-    for (size_t i = 0; i < p->n; i++) free(p->labels[i]);
+    for (size_t i = 0; i < p->n; i++)
+        free(p->labels[i]);
     free(p->labels);
 }
 
@@ -318,13 +336,13 @@ static int lock_base(const char *base, int how) {
 struct builder {
     struct oci_store *store;
     struct vm_rootfs *fs;
-    bool skip;                    /* the base disk exists already */
+    bool skip; /* the base disk exists already */
     struct progress *progress;
     const char *bases;
     char *base_path;
     int base_lock;
-    uint64_t max_size;            /* [ceilings] image_size for pulls; 0 = only the vm/ caps */
-    bool over_ceiling;            /* refused by max_size: its blobs are dropped again */
+    uint64_t max_size; /* [ceilings] image_size for pulls; 0 = only the vm/ caps */
+    bool over_ceiling; /* refused by max_size: its blobs are dropped again */
 };
 
 static char *size_str(uint64_t n) {
@@ -363,7 +381,8 @@ static int on_resolved(void *ud, const struct oci_image *img, dbx_error **err) {
      * download when they alone are over the ceiling; the unpacking checks the rest. */
     uint64_t total = 0;
     for (size_t i = 0; i < img->nlayers; i++)
-        total += img->layers[i].size > UINT64_MAX - total ? UINT64_MAX - total : img->layers[i].size;
+        total +=
+            img->layers[i].size > UINT64_MAX - total ? UINT64_MAX - total : img->layers[i].size;
     _cleanup_free_ char *why = ceiling_why(b->max_size);
     if (total > b->max_size) {
         b->over_ceiling = true;
@@ -411,7 +430,8 @@ static int builder_init(struct builder *b, struct oci_store *store, const char *
 }
 
 /* Every layer is applied: write the disk (unless another pull already did). */
-static int builder_finish(struct builder *b, const char *what, uint64_t *ret_size, dbx_error **err) {
+static int builder_finish(struct builder *b, const char *what, uint64_t *ret_size,
+                          dbx_error **err) {
     if (b->base_lock < 0) return dbx_error_set(err, -b->base_lock, "lock '%s'", b->base_path);
     struct stat st;
     if (b->skip) {
@@ -438,7 +458,8 @@ static int build_from_store(struct builder *b, const struct oci_image *img, cons
 
 static char **strv_copy(char *const *v) {
     char **out = dbx_xcalloc(1, sizeof(char *));
-    for (; v && *v; v++) out = dbx_strv_push(out, *v);
+    for (; v && *v; v++)
+        out = dbx_strv_push(out, *v);
     return out;
 }
 
@@ -446,17 +467,22 @@ static int record_oci(const struct dbx_paths *paths, const char *name, const cha
                       const struct oci_image *img, const char *base, uint64_t size,
                       struct dbx_image *ret, dbx_error **err) {
     struct dbx_image rec = {
-        .name = dbx_xstrdup(name), .base = dbx_xstrdup(base),
-        .digest = dbx_xstrdup(img->manifest_digest), .size = size,
-        .created = (int64_t)time(NULL), .source = dbx_xstrdup(source),
+        .name = dbx_xstrdup(name),
+        .base = dbx_xstrdup(base),
+        .digest = dbx_xstrdup(img->manifest_digest),
+        .size = size,
+        .created = (int64_t)time(NULL),
+        .source = dbx_xstrdup(source),
         .platform = oci_platform_format(&img->platform),
         .env = strv_copy(img->env),
         .user = dbx_xstrdup(img->user ? img->user : ""),
         .workdir = dbx_xstrdup(img->workdir ? img->workdir : ""),
     };
     int r = rec_save(paths, &rec, err);
-    if (r == 0 && ret) *ret = rec;
-    else dbx_image_clear(&rec);
+    if (r == 0 && ret)
+        *ret = rec;
+    else
+        dbx_image_clear(&rec);
     return r;
 }
 
@@ -499,8 +525,8 @@ int dbx_image_pull(const struct dbx_paths *paths, const char *refstr,
     if (r == 0) {
         /* A repository's devbox.ini can name any image: the user's ceiling bounds what it may
          * make us write (imports and the default image are the user's own doing). */
-        b.max_size = auth.user.max_image_size ? auth.user.max_image_size
-                                              : PROFILE_IMAGE_SIZE_DEFAULT;
+        b.max_size =
+            auth.user.max_image_size ? auth.user.max_image_size : PROFILE_IMAGE_SIZE_DEFAULT;
         struct oci_pull_cb cb = {&b, on_resolved, on_progress, on_layer};
         r = oci_pull(store, &ref, opts && opts->platform ? &plat : NULL, &auth.cfg, &cb, &img, err);
         progress_draw(&progress, true);
@@ -543,19 +569,27 @@ static int import_rootfs(const struct dbx_paths *paths, const char *tar_path, co
     if (lock < 0) return dbx_error_set(err, -lock, "lock '%s'", base);
     struct stat st;
     uint64_t size = 0;
-    if (stat(base, &st) == 0) size = (uint64_t)st.st_size;
+    if (stat(base, &st) == 0)
+        size = (uint64_t)st.st_size;
     else if (vm_disk_build_base(tar_path, base, IMAGE_EXTRA_BYTES, &size, err) < 0)
         return dbx_error_wrap(err, "import '%s'", tar_path);
     struct dbx_image rec = {
-        .name = dbx_xstrdup(name), .base = TAKE_PTR(base),
-        .digest = dbx_xasprintf("sha256:%s", digest), .size = size,
-        .created = (int64_t)time(NULL), .source = dbx_xstrdup(source),
-        .platform = dbx_xstrdup(""), .env = dbx_xcalloc(1, sizeof(char *)),
-        .user = dbx_xstrdup(""), .workdir = dbx_xstrdup(""),
+        .name = dbx_xstrdup(name),
+        .base = TAKE_PTR(base),
+        .digest = dbx_xasprintf("sha256:%s", digest),
+        .size = size,
+        .created = (int64_t)time(NULL),
+        .source = dbx_xstrdup(source),
+        .platform = dbx_xstrdup(""),
+        .env = dbx_xcalloc(1, sizeof(char *)),
+        .user = dbx_xstrdup(""),
+        .workdir = dbx_xstrdup(""),
     };
     int r = rec_save(paths, &rec, err);
-    if (r == 0 && ret) *ret = rec;
-    else dbx_image_clear(&rec);
+    if (r == 0 && ret)
+        *ret = rec;
+    else
+        dbx_image_clear(&rec);
     return r;
 }
 
@@ -565,8 +599,10 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
     if (oci_archive_detect(file, &kind, err) < 0) return -1;
     if (kind == OCI_ARCHIVE_ROOTFS) {
         if (!name)
-            return dbx_error_set(err, 0, "'%s' is a root filesystem tarball: give the image a "
-                                         "name (devbox image import FILE NAME)", file);
+            return dbx_error_set(err, 0,
+                                 "'%s' is a root filesystem tarball: give the image a "
+                                 "name (devbox image import FILE NAME)",
+                                 file);
         return import_rootfs(paths, file, name, "rootfs", ret, err);
     }
     if (name && check_name(name, err) < 0) return -1;
@@ -580,8 +616,8 @@ int dbx_image_import(const struct dbx_paths *paths, const char *file, const char
     _cleanup_close_ int hold = -EBADF; /* the blobs stay until the record names them */
     int r = open_store(paths, &store, &bases, err);
     if (r == 0) r = oci_store_hold(store, false, &hold, err);
-    if (r == 0) r = oci_archive_import(store, file, NULL, opts && opts->platform ? &plat : NULL,
-                                       &img, err);
+    if (r == 0)
+        r = oci_archive_import(store, file, NULL, opts && opts->platform ? &plat : NULL, &img, err);
     if (r == 0) r = builder_init(&b, store, bases, NULL, err);
     if (r == 0) r = build_from_store(&b, &img, file, &size, err);
     if (r == 0) {
@@ -646,8 +682,10 @@ int dbx_image_ensure(const struct dbx_paths *paths, const char *name,
     }
     struct oci_ref ref = {0};
     if (oci_ref_parse(name, &ref, NULL) < 0)
-        return dbx_error_setx(err, ENOENT, "no image '%s' (import one with 'devbox image import "
-                                           "FILE %s')", name, name);
+        return dbx_error_setx(err, ENOENT,
+                              "no image '%s' (import one with 'devbox image import "
+                              "FILE %s')",
+                              name, name);
     oci_ref_clear(&ref);
     if (out >= 0) dprintf(out, "devbox: pulling %s\n", name);
     return dbx_image_pull(paths, name, opts, ret, err);
@@ -690,7 +728,8 @@ int dbx_image_list(const struct dbx_paths *paths, struct dbx_image **ret, size_t
 }
 
 static void image_list_free(struct dbx_image *v, size_t n) {
-    for (size_t i = 0; i < n; i++) dbx_image_clear(&v[i]);
+    for (size_t i = 0; i < n; i++)
+        dbx_image_clear(&v[i]);
     free(v);
 }
 
@@ -721,7 +760,8 @@ int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **re
     json_object_set_new(j, "created", json_integer(img.created));
     _cleanup_strv_ char **users = dbx_image_users(paths, img.base);
     json_t *u = json_array();
-    for (char **x = users; *x; x++) json_array_append_new(u, json_string(*x));
+    for (char **x = users; *x; x++)
+        json_array_append_new(u, json_string(*x));
     json_object_set_new(j, "used_by", u);
     int r = 0;
     if (strcmp(img.source, "registry") == 0 || strcmp(img.source, "archive") == 0) {
@@ -769,9 +809,11 @@ int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force
     if (dbx_image_get(paths, name, &img, err) < 0) return -1;
     _cleanup_strv_ char **users = dbx_image_users(paths, img.base);
     if (users[0] && !force) {
-        int r = dbx_error_set(err, 0, "image '%s' is used by %zu project%s (%s%s); 'devbox rm' "
-                                      "them first or use --force", img.name, dbx_strv_len(users),
-                              users[1] ? "s" : "", users[0], users[1] ? ", ..." : "");
+        int r = dbx_error_set(err, 0,
+                              "image '%s' is used by %zu project%s (%s%s); 'devbox rm' "
+                              "them first or use --force",
+                              img.name, dbx_strv_len(users), users[1] ? "s" : "", users[0],
+                              users[1] ? ", ..." : "");
         dbx_image_clear(&img);
         return r;
     }

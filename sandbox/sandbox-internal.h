@@ -4,7 +4,7 @@
 #include "sandbox.h"
 #include "../profiles/profiles.h"
 
-#define DBX_SOCK_NAME "sock"        /* control socket in the project's run dir */
+#define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
 #define DBX_STATUS_NAME "status.json"
 #define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
@@ -30,8 +30,7 @@ int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *pr
 /* 0 when p only narrows the built-in default, or the user trusted these exact bytes; else an
  * error that lists every widening. */
 int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
-                        const struct profile *p, const struct profile_user *user,
-                        dbx_error **err);
+                        const struct profile *p, const struct profile_user *user, dbx_error **err);
 
 /* Whether the running VM's policy (the profile hash and repo files its supervisor recorded in
  * the status file) no longer matches the repo's profile files on disk.  Only hashes the files

@@ -26,10 +26,10 @@ struct sock {
     uint32_t sid;
     int fd;
     enum sock_state state;
-    bool guest_eof;   /* the guest sent EOF: shut our write side once `out` is drained */
-    bool fd_eof;      /* our side reached EOF (sent to the guest) */
+    bool guest_eof; /* the guest sent EOF: shut our write side once `out` is drained */
+    bool fd_eof;    /* our side reached EOF (sent to the guest) */
     bool shut_done;
-    uint32_t window;  /* bytes we may still send to the guest */
+    uint32_t window; /* bytes we may still send to the guest */
     struct dbx_buf out;
 };
 
@@ -110,15 +110,14 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     struct net *n = dbx_xcalloc(1, sizeof(*n));
     n->agent_out = agent_out;
     n->next_sid = NET_SID_BASE;
-    n->listen_addr = dbx_xstrdup(user && user->listen && *user->listen ? user->listen
-                                                                        : PROFILE_LISTEN_DEFAULT);
+    n->listen_addr =
+        dbx_xstrdup(user && user->listen && *user->listen ? user->listen : PROFILE_LISTEN_DEFAULT);
     n->log_fd = open_log(state_dir, err);
     int r = n->log_fd < 0 ? -1 : 0;
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
-        struct policy_proxy_config cfg = {.allow = prof->allow, .resolve = prof->resolve,
-                                          .log_fd = n->log_fd};
-        if (policy_proxy_start(&cfg, &n->proxy, err) < 0)
-            r = dbx_error_wrap(err, "network proxy");
+        struct policy_proxy_config cfg = {
+            .allow = prof->allow, .resolve = prof->resolve, .log_fd = n->log_fd};
+        if (policy_proxy_start(&cfg, &n->proxy, err) < 0) r = dbx_error_wrap(err, "network proxy");
     }
     if (r < 0) {
         net_free(n);
@@ -130,8 +129,10 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
 
 void net_free(struct net *n) {
     if (!n) return;
-    while (n->nsocks) sock_free(n, n->nsocks - 1);
-    for (size_t i = 0; i < n->nfwds; i++) close(n->fwds[i].lfd);
+    while (n->nsocks)
+        sock_free(n, n->nsocks - 1);
+    for (size_t i = 0; i < n->nfwds; i++)
+        close(n->fwds[i].lfd);
     if (n->proxy) policy_proxy_stop(n->proxy);
     if (n->log_fd >= 0) close(n->log_fd);
     free(n->listen_addr);
@@ -394,7 +395,8 @@ static bool sock_io(struct net *n, size_t i, short revents) {
         size_t sent = before - dbx_buf_avail(&k->out);
         if (sent) {
             uint8_t cr[5];
-            send_frame(n, DBX_MSG_CREDIT, k->sid, cr, dbx_enc_credit(cr, DBX_STREAM_SOCK, (uint32_t)sent));
+            send_frame(n, DBX_MSG_CREDIT, k->sid, cr,
+                       dbx_enc_credit(cr, DBX_STREAM_SOCK, (uint32_t)sent));
         }
     }
     if (k->guest_eof && !k->shut_done && !dbx_buf_avail(&k->out)) {
@@ -441,4 +443,6 @@ void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count) {
     }
 }
 
-size_t net_nsocks(const struct net *n) { return n ? n->nsocks : 0; }
+size_t net_nsocks(const struct net *n) {
+    return n ? n->nsocks : 0;
+}

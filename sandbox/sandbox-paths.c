@@ -76,6 +76,7 @@ int dbx_find_init(char **ret, dbx_error **err) {
         *ret = dbx_xstrdup(sys);
         return 0;
     }
-    return dbx_error_set(err, 0, "guest init 'devbox-init' not found next to devbox or in "
-                                      "/usr/local/lib/devbox (set DEVBOX_INIT)");
+    return dbx_error_set(err, 0,
+                         "guest init 'devbox-init' not found next to devbox or in "
+                         "/usr/local/lib/devbox (set DEVBOX_INIT)");
 }

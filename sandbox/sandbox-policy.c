@@ -2,8 +2,8 @@
  * profile may only narrow the built-in default; anything wider needs a `devbox trust`
  * recorded on the host for exactly those profile bytes. */
 #define _GNU_SOURCE
-#include "../common/sha256.h"
 #include "sandbox-internal.h"
+#include "../common/sha256.h"
 
 #include <jansson.h>
 #include <linux/openat2.h>
@@ -30,14 +30,15 @@ int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *pr
         profile_user_clear(&user);
         return -1;
     }
-    if (ret_user) *ret_user = user;
-    else profile_user_clear(&user);
+    if (ret_user)
+        *ret_user = user;
+    else
+        profile_user_clear(&user);
     return 0;
 }
 
 int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
-                        const struct profile *p, const struct profile_user *user,
-                        dbx_error **err) {
+                        const struct profile *p, const struct profile_user *user, dbx_error **err) {
     _cleanup_strv_ char **wide = profile_widenings(p, user);
     if (!wide || !wide[0]) return 0;
     _cleanup_free_ char *dir = dbx_trust_dir(paths);
@@ -45,14 +46,17 @@ int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project 
     if (profile_trust_check(dir, proj->root, p->hash, &trusted, err) < 0) return -1;
     if (trusted) return 0;
     size_t len = 0;
-    for (char **w = wide; *w; w++) len += strlen(*w) + 2;
+    for (char **w = wide; *w; w++)
+        len += strlen(*w) + 2;
     _cleanup_free_ char *list = dbx_xcalloc(1, len + 1);
     for (char **w = wide; *w; w++) {
         if (w != wide) strcat(list, ", ");
         strcat(list, *w);
     }
-    return dbx_error_setx(err, EPERM, "%s/%s widens the default profile (%s); review it and run "
-                                      "'devbox trust' to allow it", proj->root, PROFILE_FILE, list);
+    return dbx_error_setx(err, EPERM,
+                          "%s/%s widens the default profile (%s); review it and run "
+                          "'devbox trust' to allow it",
+                          proj->root, PROFILE_FILE, list);
 }
 
 /* One repo file into the hash as profiles/ hashes it: "name\0length\0bytes".  Opened below

@@ -23,7 +23,8 @@ void dbx_project_clear(struct dbx_project *p) {
 static void project_fill(const struct dbx_paths *paths, struct dbx_project *p) {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)p->root, strlen(p->root), md);
-    for (int i = 0; i < 8; i++) snprintf(p->id + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < 8; i++)
+        snprintf(p->id + 2 * i, 3, "%02x", md[i]);
     p->state_dir = dbx_xasprintf("%s/projects/%s", paths->state, p->id);
     p->data_dir = dbx_xasprintf("%s/projects/%s", paths->data, p->id);
     p->run_dir = dbx_xasprintf("%s/%s", paths->run, p->id);
@@ -123,7 +124,8 @@ int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx
     return 0;
 }
 
-int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec, dbx_error **err) {
+int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec,
+                         dbx_error **err) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "root", rec->root, "image", rec->image, "base",
                           rec->base, "created", (json_int_t)rec->created);
     if (!j) return dbx_error_set(err, 0, "encode project record");

@@ -23,11 +23,11 @@
 #include <time.h>
 
 #define MAX_CLIENTS 512
-#define MAX_NET_FDS 640                  /* port listeners + socket sessions (sandbox-net.c) */
-#define SESS_SLOTS 1024                  /* power of two, > DBX_MAX_SESSIONS */
+#define MAX_NET_FDS 640 /* port listeners + socket sessions (sandbox-net.c) */
+#define SESS_SLOTS 1024 /* power of two, > DBX_MAX_SESSIONS */
 #define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
-#define AGENT_OUT_HIGH (16u << 20)       /* stop reading clients above this */
-#define AGENT_OUT_MAX (64u << 20)        /* stop reading the guest above this */
+#define AGENT_OUT_HIGH (16u << 20) /* stop reading clients above this */
+#define AGENT_OUT_MAX (64u << 20)  /* stop reading the guest above this */
 #define KVM_HELLO_MS 10000
 #define TCG_HELLO_MS 45000
 #define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
@@ -65,15 +65,15 @@ struct client {
 };
 
 struct sess {
-    uint32_t gsid;        /* 0 = free slot */
-    struct client *c;     /* NULL once the client went away: frames are dropped */
+    uint32_t gsid;    /* 0 = free slot */
+    struct client *c; /* NULL once the client went away: frames are dropped */
 };
 
 struct logsink {
-    int in;               /* read end (from QEMU/virtiofsd/console) */
-    int out;              /* log file */
+    int in;  /* read end (from QEMU/virtiofsd/console) */
+    int out; /* log file */
     uint64_t written;
-    char tail[1024];      /* last bytes, for error messages */
+    char tail[1024]; /* last bytes, for error messages */
     size_t tail_len;
 };
 
@@ -81,7 +81,7 @@ struct sup {
     struct dbx_paths paths;
     struct dbx_project proj;
     struct profile prof;
-    struct dbx_plan plan;    /* compiled from prof; what the guest enforces */
+    struct dbx_plan plan; /* compiled from prof; what the guest enforces */
     struct dbx_project_rec rec;
     struct vm_kernel kernel;
     enum vm_accel accel;
@@ -90,7 +90,7 @@ struct sup {
     pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
     struct vm_passt *passt;
     int qemu_status;
-    struct logsink logs[3];  /* console, qemu, virtiofsd */
+    struct logsink logs[3]; /* console, qemu, virtiofsd */
     struct dbx_reader agent_rd;
     struct dbx_buf agent_out;
     struct client *clients[MAX_CLIENTS];
@@ -98,9 +98,9 @@ struct sup {
     struct sess sess[SESS_SLOTS];
     uint32_t next_gsid, nsess;
     bool hello, ready, stopping, quit;
-    bool dead;              /* the guest died (panic, no answer): clients were told */
+    bool dead;                 /* the guest died (panic, no answer): clients were told */
     uint64_t console_panic_ms; /* when the console showed PANIC_MARK (0: not yet) */
-    uint64_t last_guest_ms; /* when the guest last sent anything */
+    uint64_t last_guest_ms;    /* when the guest last sent anything */
     uint64_t ping_token;
     struct vm_qmp *qmp; /* QEMU's monitor: pause/resume and I/O error events */
     bool nospace;       /* paused by QEMU because the host disk is full */
@@ -109,7 +109,7 @@ struct sup {
     char *guest_release;
     uint64_t stop_deadline, started_ms;
     int64_t started_wall;
-    struct net *net;         /* socket sessions, port forwards, egress proxy */
+    struct net *net;          /* socket sessions, port forwards, egress proxy */
     const char *net_override; /* --network none from the command line, or NULL */
 };
 
@@ -132,8 +132,10 @@ static void sup_log(const char *fmt, ...) {
 /* Lines to the client that started us: "W text", "E text", "OK". */
 static void ready_say(struct sup *s, char kind, const char *msg) {
     if (s->ready_fd < 0) return;
-    _cleanup_free_ char *line = kind == 'O' ? dbx_xstrdup("OK\n") : dbx_xasprintf("%c %s\n", kind, msg);
-    for (char *p = line; *p && p[1]; p++) if (*p == '\n') *p = ' ';
+    _cleanup_free_ char *line =
+        kind == 'O' ? dbx_xstrdup("OK\n") : dbx_xasprintf("%c %s\n", kind, msg);
+    for (char *p = line; *p && p[1]; p++)
+        if (*p == '\n') *p = ' ';
     (void)dbx_write_all(s->ready_fd, line, strlen(line));
     if (kind != 'W') {
         close(s->ready_fd);
@@ -208,9 +210,11 @@ static void logsink_close(struct logsink *l) {
 static char *logsink_last_line(struct logsink *l) {
     _cleanup_free_ char *t = dbx_xstrndup(l->tail, l->tail_len);
     char *end = t + strlen(t);
-    while (end > t && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ')) *--end = '\0';
+    while (end > t && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        *--end = '\0';
     char *start = end;
-    while (start > t && start[-1] != '\n') start--;
+    while (start > t && start[-1] != '\n')
+        start--;
     return dbx_sanitize_printable(dbx_xstrdup(start));
 }
 
@@ -300,7 +304,8 @@ static void begin_stop(struct sup *s, const char *why) {
     /* A VM paused on a full disk cannot run its shutdown. */
     if (s->hello && !s->nospace)
         agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
-    else if (s->qemu_pid > 0) kill(s->qemu_pid, SIGKILL);
+    else if (s->qemu_pid > 0)
+        kill(s->qemu_pid, SIGKILL);
 }
 
 static char *skew_error(unsigned version) {
@@ -484,14 +489,21 @@ static void client_frame_exec(struct sup *s, struct client *c, const struct dbx_
     uint16_t a, b;
     bool ok;
     switch (h->type) {
-    case DBX_MSG_STDIN: ok = h->len <= DBX_DATA_CHUNK; break;
+    case DBX_MSG_STDIN:
+        ok = h->len <= DBX_DATA_CHUNK;
+        break;
     case DBX_MSG_CREDIT:
         ok = dbx_dec_credit(p, h->len, &st, &v) == 0 &&
              (st == DBX_STREAM_STDOUT || st == DBX_STREAM_STDERR);
         break;
-    case DBX_MSG_RESIZE: ok = dbx_dec_resize(p, h->len, &a, &b) == 0; break;
-    case DBX_MSG_SIGNAL: ok = dbx_dec_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64; break;
-    default: ok = false;
+    case DBX_MSG_RESIZE:
+        ok = dbx_dec_resize(p, h->len, &a, &b) == 0;
+        break;
+    case DBX_MSG_SIGNAL:
+        ok = dbx_dec_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64;
+        break;
+    default:
+        ok = false;
     }
     if (!ok) {
         client_detach(s, c);
@@ -517,15 +529,19 @@ static void client_read(struct sup *s, struct client *c) {
     const uint8_t *p;
     enum dbx_read_result r;
     _cleanup_error_ dbx_error *e = NULL;
-    while (c->kind != C_CLOSING && (r = dbx_reader_next(&c->rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
+    while (c->kind != C_CLOSING &&
+           (r = dbx_reader_next(&c->rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
         if (r == DBX_READ_BAD) {
             client_detach(s, c);
             client_error(c, DBX_ERR_FAILED, "%s", e->msg);
             break;
         }
-        if (c->kind == C_NEW) client_frame_new(s, c, &h, p);
-        else if (c->kind == C_EXEC) client_frame_exec(s, c, &h, p);
-        else client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h.type));
+        if (c->kind == C_NEW)
+            client_frame_new(s, c, &h, p);
+        else if (c->kind == C_EXEC)
+            client_frame_exec(s, c, &h, p);
+        else
+            client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h.type));
     }
 }
 
@@ -564,10 +580,12 @@ static void client_flush(struct client *c) {
 
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
-        .ws_tag = "workspace", .ws_path = s->proj.root, .hostname = "devbox",
+        .ws_tag = "workspace",
+        .ws_path = s->proj.root,
+        .hostname = "devbox",
     };
     mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
-    st.plan = s->plan; /* borrowed */
+    st.plan = s->plan;                /* borrowed */
     st.hostname = s->prof.hostname;
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
@@ -610,8 +628,10 @@ static void agent_control(struct sup *s, const struct dbx_frame_hdr *h, const ui
         if (dbx_error_msg_decode(p, h->len, &code, &msg) == 0) {
             dbx_sanitize_printable(msg);
             sup_log("guest error: %s", msg);
-            if (!s->ready && !s->boot_error) s->boot_error = msg;
-            else free(msg);
+            if (!s->ready && !s->boot_error)
+                s->boot_error = msg;
+            else
+                free(msg);
         }
         return;
     }
@@ -629,22 +649,34 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
     uint32_t v;
     bool sig;
     switch (h->type) {
-    case DBX_MSG_STARTED: ok = h->len == 4; break;
-    case DBX_MSG_STDOUT: case DBX_MSG_STDERR: ok = h->len <= DBX_DATA_CHUNK; break;
-    case DBX_MSG_CREDIT: ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN; break;
-    case DBX_MSG_EXIT: ok = dbx_dec_exit(p, h->len, &sig, &v) == 0; break;
+    case DBX_MSG_STARTED:
+        ok = h->len == 4;
+        break;
+    case DBX_MSG_STDOUT:
+    case DBX_MSG_STDERR:
+        ok = h->len <= DBX_DATA_CHUNK;
+        break;
+    case DBX_MSG_CREDIT:
+        ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN;
+        break;
+    case DBX_MSG_EXIT:
+        ok = dbx_dec_exit(p, h->len, &sig, &v) == 0;
+        break;
     case DBX_MSG_ERROR: {
         char *m = NULL;
         ok = dbx_error_msg_decode(p, h->len, &v, &m) == 0;
         free(m);
         break;
     }
-    default: ok = false;
+    default:
+        ok = false;
     }
     struct client *c = x->c;
     if (!ok) {
         sup_log("session %u: malformed %s frame from the guest", h->session, dbx_msg_name(h->type));
-        if (c) client_error(c, DBX_ERR_FAILED, "malformed %s frame from the guest", dbx_msg_name(h->type));
+        if (c)
+            client_error(c, DBX_ERR_FAILED, "malformed %s frame from the guest",
+                         dbx_msg_name(h->type));
         uint8_t k[4];
         agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
         sess_free(s, x);
@@ -687,18 +719,23 @@ static void agent_read(struct sup *s) {
             if (r == DBX_READ_BAD) {
                 sup_log("bad frame from the guest: %s", e->msg);
                 /* Before its hello, a frame of another version means devbox-init comes from
-                 * another build: fail the boot now, naming it, rather than at the hello deadline. */
+                 * another build: fail the boot now, naming it, rather than at the hello deadline.
+                 */
                 if (!s->hello && h.version != DBX_PROTO_VERSION && !s->boot_error)
                     s->boot_error = skew_error(h.version);
                 struct sess *x = sess_find(s, h.session);
-                if (x && x->c) client_error(x->c, DBX_ERR_FAILED, "bad frame from the guest: %s", e->msg);
+                if (x && x->c)
+                    client_error(x->c, DBX_ERR_FAILED, "bad frame from the guest: %s", e->msg);
                 if (x) sess_free(s, x);
                 dbx_error_free(&e);
                 continue;
             }
-            if (h.session == 0) agent_control(s, &h, p);
-            else if (net_owns(s->net, &h)) net_agent_frame(s->net, &h, p);
-            else agent_session(s, &h, p);
+            if (h.session == 0)
+                agent_control(s, &h, p);
+            else if (net_owns(s->net, &h))
+                net_agent_frame(s->net, &h, p);
+            else
+                agent_session(s, &h, p);
         }
     }
 }
@@ -751,7 +788,8 @@ static void reap(struct sup *s) {
             s->quit = true;
         } else if (pid == s->passt_pid) {
             s->passt_pid = -1;
-            if (!s->stopping) sup_log("passt exited (status %d): the VM has no network now", status);
+            if (!s->stopping)
+                sup_log("passt exited (status %d): the VM has no network now", status);
         } else if (pid == s->vfs_pid) {
             s->vfs_pid = -1;
             if (!s->stopping) {
@@ -776,10 +814,12 @@ static void sup_poll(struct sup *s, int timeout_ms) {
     /* A guest that floods requests without reading the answers is not read further until it
      * drains them (legitimate traffic to the guest stops growing at AGENT_OUT_HIGH). */
     bool agent_full = dbx_buf_avail(&s->agent_out) > AGENT_OUT_MAX;
-    pfd[n++] = (struct pollfd){s->agent_fd, (short)((agent_full ? 0 : POLLIN) |
-                                                    (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
+    pfd[n++] = (struct pollfd){
+        s->agent_fd,
+        (short)((agent_full ? 0 : POLLIN) | (dbx_buf_avail(&s->agent_out) ? POLLOUT : 0)), 0};
     size_t logs_i = n;
-    for (int i = 0; i < 3; i++) pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
+    for (int i = 0; i < 3; i++)
+        pfd[n++] = (struct pollfd){s->logs[i].in, POLLIN, 0};
     size_t qmp_i = n;
     pfd[n++] = (struct pollfd){vm_qmp_fd(s->qmp), vm_qmp_poll_events(s->qmp), 0};
     size_t listen_i = n;
@@ -814,7 +854,8 @@ static void sup_poll(struct sup *s, int timeout_ms) {
         if (pfd[cl_i + i].fd != c->fd) continue;
         if (pfd[cl_i + i].revents & (POLLIN | POLLHUP | POLLERR)) client_read(s, c);
     }
-    for (size_t i = 0; i < s->nclients; i++) client_flush(s->clients[i]);
+    for (size_t i = 0; i < s->nclients; i++)
+        client_flush(s->clients[i]);
     agent_flush(s);
     /* Closing clients go once their last frame is written. */
     for (size_t i = s->nclients; i-- > 0;) {
@@ -862,15 +903,18 @@ static char *status_json(struct sup *s) {
             json_array_append_new(files, json_string(*f));
         json_object_set_new(j, "profile_files", files);
         static const char *const modes[] = {"none", "allowlist", "open"};
-        json_object_set_new(j, "network", json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
+        json_object_set_new(j, "network",
+                            json_string(modes[s->plan.net_mode <= 2 ? s->plan.net_mode : 0]));
         json_object_set_new(j, "connections", json_integer((json_int_t)net_nsocks(s->net)));
         if (s->net) {
             char *ports = net_port_list(s->net);
             json_object_set_new(j, "ports", json_string(ports));
             free(ports);
         }
-        json_object_set_new(j, "seccomp", json_string(s->plan.seccomp_mode == DBX_SECCOMP_STRICT ? "strict"
-                                                      : s->plan.seccomp_mode ? "default" : "unconfined"));
+        json_object_set_new(j, "seccomp",
+                            json_string(s->plan.seccomp_mode == DBX_SECCOMP_STRICT ? "strict"
+                                        : s->plan.seccomp_mode                     ? "default"
+                                                                                   : "unconfined"));
     }
     char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(j);
@@ -905,7 +949,8 @@ static void kill_children(struct sup *s) {
     s->qemu_pid = s->vfs_pid = s->passt_pid = -1;
     if (s->agent_fd >= 0) close(s->agent_fd);
     s->agent_fd = -1;
-    for (int i = 0; i < 3; i++) logsink_close(&s->logs[i]);
+    for (int i = 0; i < 3; i++)
+        logsink_close(&s->logs[i]);
     dbx_reader_free(&s->agent_rd);
     dbx_buf_free(&s->agent_out);
     vm_qmp_free(s->qmp);
@@ -932,7 +977,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         r = mounts_idmap_get(&map, err);
     }
     if (r == 0) {
-        struct mounts_vfs_config vc = {.source = s->proj.root, .listen_fd = vfs_listen,
+        struct mounts_vfs_config vc = {.source = s->proj.root,
+                                       .listen_fd = vfs_listen,
                                        .log_fd = wr[2],
                                        .protected = (const char *const *)s->prof.protect};
         s->vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
@@ -981,7 +1027,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         r = vm_qmp_new(TAKE_FD(qmp[0]), &s->qmp, err);
     }
     /* Our copies of the children's ends. */
-    for (int i = 0; i < 3; i++) if (wr[i] >= 0) close(wr[i]);
+    for (int i = 0; i < 3; i++)
+        if (wr[i] >= 0) close(wr[i]);
     int fds[8] = {agent[0], agent[1], con[0], con[1], net[0], net[1], qmp[0], qmp[1]};
     for (int i = 0; i < 8; i++)
         if (fds[i] >= 0) close(fds[i]);
@@ -1010,14 +1057,16 @@ static int boot_failure(struct sup *s, const char *what, dbx_error **err) {
 static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
     if (spawn_vm(s, err) < 0) return -1;
     uint64_t deadline = dbx_now_ms() + hello_ms;
-    while (!s->hello && !s->quit && !s->boot_error && dbx_now_ms() < deadline) sup_poll(s, 100);
+    while (!s->hello && !s->quit && !s->boot_error && dbx_now_ms() < deadline)
+        sup_poll(s, 100);
     if (!s->hello) {
         if (s->quit) return boot_failure(s, "the VM exited during boot", err);
         if (s->boot_error) return boot_failure(s, "boot", err); /* not worth a second boot */
         return -ETIMEDOUT;
     }
     deadline = dbx_now_ms() + READY_MS;
-    while (!s->ready && !s->quit && !s->boot_error && dbx_now_ms() < deadline) sup_poll(s, 100);
+    while (!s->ready && !s->quit && !s->boot_error && dbx_now_ms() < deadline)
+        sup_poll(s, 100);
     if (!s->ready) return boot_failure(s, "guest setup failed", err);
     return 0;
 }
@@ -1037,7 +1086,8 @@ static int boot(struct sup *s, dbx_error **err) {
             dbx_error_free(err);
             _cleanup_free_ char *w = dbx_xasprintf(
                 "KVM did not boot the guest within %us; using TCG (software emulation, slower); "
-                "set DEVBOX_ACCEL=kvm to insist", KVM_HELLO_MS / 1000);
+                "set DEVBOX_ACCEL=kvm to insist",
+                KVM_HELLO_MS / 1000);
             sup_log("%s", w);
             ready_say(s, 'W', w);
             (void)vm_accel_record_kvm_broken(s->paths.state, NULL);
@@ -1123,7 +1173,8 @@ static int prepare(struct sup *s, dbx_error **err) {
     _cleanup_free_ char *init = NULL;
     if (dbx_find_init(&init, err) < 0) return -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
-    if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0) return dbx_error_wrap(err, "guest kernel");
+    if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
+        return dbx_error_wrap(err, "guest kernel");
     _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     struct dbx_image img = {0};
@@ -1183,7 +1234,8 @@ static void sup_teardown(struct sup *s, bool clean) {
         dbx_set_nonblock(c->fd, false);
         client_flush(c);
     }
-    while (s->nclients) client_free(s, s->nclients - 1);
+    while (s->nclients)
+        client_free(s, s->nclients - 1);
     net_free(s->net);
     s->net = NULL;
     if (s->listen_fd >= 0) close(s->listen_fd);
@@ -1202,9 +1254,16 @@ static void sup_teardown(struct sup *s, bool clean) {
 }
 
 int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
-    struct sup s = {.ready_fd = ready_fd, .net_override = net_override, .listen_fd = -1, .agent_fd = -1, .sig_fd = -1,
-                    .qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1};
-    for (int i = 0; i < 3; i++) s.logs[i].in = s.logs[i].out = -1;
+    struct sup s = {.ready_fd = ready_fd,
+                    .net_override = net_override,
+                    .listen_fd = -1,
+                    .agent_fd = -1,
+                    .sig_fd = -1,
+                    .qemu_pid = -1,
+                    .vfs_pid = -1,
+                    .passt_pid = -1};
+    for (int i = 0; i < 3; i++)
+        s.logs[i].in = s.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *sock = NULL, *alive = NULL;
     _cleanup_close_ int alive_fd = -EBADF;
@@ -1222,7 +1281,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, errno, "signalfd");
         goto out;
     }
-    if (dbx_paths_init(&s.paths, &err) < 0 || dbx_project_find(&s.paths, root, true, &s.proj, &err) < 0 ||
+    if (dbx_paths_init(&s.paths, &err) < 0 ||
+        dbx_project_find(&s.paths, root, true, &s.proj, &err) < 0 ||
         dbx_project_dirs(&s.proj, &err) < 0)
         goto out;
     if (strcmp(s.proj.root, root) != 0) {
@@ -1243,7 +1303,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sup_log("ready (accel %s, kernel %s, boot %llu ms)", vm_accel_name(s.accel), s.guest_release,
             (unsigned long long)(dbx_now_ms() - s.started_ms));
     ready_say(&s, 'O', NULL);
-    while (!s.quit) sup_poll(&s, s.stopping || s.console_panic_ms ? 200 : 5000);
+    while (!s.quit)
+        sup_poll(&s, s.stopping || s.console_panic_ms ? 200 : 5000);
     /* The monitor, then the console, may still hold why QEMU went away (a panic, then a
      * reboot -no-reboot ends). */
     if (vm_qmp_fd(s.qmp) >= 0) qmp_events(&s);

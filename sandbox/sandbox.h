@@ -9,10 +9,10 @@
 /* ---- paths ------------------------------------------------------------------------------ */
 
 struct dbx_paths {
-    char *data;     /* kernel, images, base disks, project disks */
-    char *state;    /* per-project metadata, logs, locks, accelerator verdict */
-    char *run;      /* per-project runtime dir (0700): control socket, vhost-user socket */
-    char *config;   /* user configuration */
+    char *data;   /* kernel, images, base disks, project disks */
+    char *state;  /* per-project metadata, logs, locks, accelerator verdict */
+    char *run;    /* per-project runtime dir (0700): control socket, vhost-user socket */
+    char *config; /* user configuration */
 };
 /* DEVBOX_HOME=H gives H/{data,state,run,config}; else the XDG directories (XDG_RUNTIME_DIR,
  * or /tmp/devbox-UID when unset).  Creates them 0700 and checks ownership. */
@@ -25,12 +25,12 @@ int dbx_find_init(char **ret, dbx_error **err);
 /* ---- project ---------------------------------------------------------------------------- */
 
 struct dbx_project {
-    char *root;       /* canonical absolute path of the work tree top: the identity */
-    char id[17];      /* first 16 hex digits of sha256(root) */
-    char *cwd;        /* canonical directory the user is in (inside root) */
-    char *state_dir;  /* paths.state/projects/ID */
-    char *data_dir;   /* paths.data/projects/ID */
-    char *run_dir;    /* paths.run/ID */
+    char *root;      /* canonical absolute path of the work tree top: the identity */
+    char id[17];     /* first 16 hex digits of sha256(root) */
+    char *cwd;       /* canonical directory the user is in (inside root) */
+    char *state_dir; /* paths.state/projects/ID */
+    char *data_dir;  /* paths.data/projects/ID */
+    char *run_dir;   /* paths.run/ID */
 };
 /* Find the project containing `dir` (NULL = cwd): the nearest directory holding a `.git`
  * entry.  libgit2's repository discovery must confirm it when the project is new to devbox
@@ -45,9 +45,9 @@ void dbx_project_clear(struct dbx_project *p);
 /* Persistent record of a project (state_dir/project.json). */
 struct dbx_project_rec {
     char *root;
-    char *image;      /* image name the disk was created from */
-    char *base;       /* base disk file the overlay is backed by */
-    int64_t created;  /* unix seconds */
+    char *image;     /* image name the disk was created from */
+    char *base;      /* base disk file the overlay is backed by */
+    int64_t created; /* unix seconds */
 };
 int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx_error **err);
 int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec, dbx_error **err);
@@ -64,26 +64,26 @@ int dbx_project_list(const struct dbx_paths *paths, char ***ret_ids, dbx_error *
  * Names: a local name ("default", or what `image import` was given) or an OCI reference, which
  * is recorded in its canonical form ("debian:bookworm" -> "docker.io/library/debian:bookworm"). */
 struct dbx_image {
-    char *name;       /* the record's name (canonical reference for pulled images) */
-    char *base;       /* absolute path of the read-only raw base disk */
-    char *digest;     /* manifest digest (OCI) or sha256:... of the rootfs tarball */
-    uint64_t size;    /* bytes of the base disk file */
-    int64_t created;  /* when the record was written */
-    char *source;     /* "registry", "archive", "rootfs" or "debian" (the built-in default) */
-    char *platform;   /* "linux/amd64"; "" for a rootfs tarball */
-    char **env;       /* image config Env (NULL-terminated; may be empty), applied in the guest */
-    char *user;       /* image config User ("" if none): informational, see docs */
-    char *workdir;    /* image config WorkingDir ("" if none) */
+    char *name;      /* the record's name (canonical reference for pulled images) */
+    char *base;      /* absolute path of the read-only raw base disk */
+    char *digest;    /* manifest digest (OCI) or sha256:... of the rootfs tarball */
+    uint64_t size;   /* bytes of the base disk file */
+    int64_t created; /* when the record was written */
+    char *source;    /* "registry", "archive", "rootfs" or "debian" (the built-in default) */
+    char *platform;  /* "linux/amd64"; "" for a rootfs tarball */
+    char **env;      /* image config Env (NULL-terminated; may be empty), applied in the guest */
+    char *user;      /* image config User ("" if none): informational, see docs */
+    char *workdir;   /* image config WorkingDir ("" if none) */
 };
 void dbx_image_clear(struct dbx_image *img);
 
 /* Pull progress, shown on a terminal by the caller. */
 struct dbx_pull_opts {
-    const char *platform;  /* "os/arch[/variant]"; NULL = the host's */
-    int progress_fd;       /* a tty to draw per-layer progress on, or -1 */
-    int phase_fd;          /* > 0: where dbx_image_ensure says what it does at length, one line
-                              per phase, tty or not ("building the default image (once)",
-                              "pulling REF"); 0 = nowhere */
+    const char *platform; /* "os/arch[/variant]"; NULL = the host's */
+    int progress_fd;      /* a tty to draw per-layer progress on, or -1 */
+    int phase_fd;         /* > 0: where dbx_image_ensure says what it does at length, one line
+                             per phase, tty or not ("building the default image (once)",
+                             "pulling REF"); 0 = nowhere */
 };
 
 /* The image a profile names: the record if there is one; else pull the reference (or build the
@@ -94,8 +94,8 @@ int dbx_image_ensure(const struct dbx_paths *paths, const char *name,
 int dbx_image_get(const struct dbx_paths *paths, const char *name, struct dbx_image *ret,
                   dbx_error **err);
 /* Pull ref from its registry and build its base disk, layers unpacked as they arrive. */
-int dbx_image_pull(const struct dbx_paths *paths, const char *ref,
-                   const struct dbx_pull_opts *opts, struct dbx_image *ret, dbx_error **err);
+int dbx_image_pull(const struct dbx_paths *paths, const char *ref, const struct dbx_pull_opts *opts,
+                   struct dbx_image *ret, dbx_error **err);
 /* Import FILE: a `docker save` tarball, an OCI image layout (dir or tar) or a rootfs tarball.
  * name: the record's name; NULL records "import@" and the manifest digest (a rootfs
  * tarball needs one). */
@@ -131,8 +131,8 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
                 int *ret_fd, char ***ret_warnings, dbx_error **err);
 /* Status as a JSON text (caller frees): {"state":"running"|"stopped", ...}. */
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj,
-                    char **ret_json, dbx_error **err);
+int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
+                    dbx_error **err);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
 /* Delete the project's disk and state.  Refuses while running unless force (then stops it). */
@@ -141,8 +141,8 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
 
 /* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
  * the supervisor's answer.  start: boot the VM if it is not running. */
-int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj,
-                     const char *req, bool start, char **ret_text, dbx_error **err);
+int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
+                     bool start, char **ret_text, dbx_error **err);
 
 /* The supervisor process body (`devbox __supervise ROOT [NETWORK]`, started by dbx_connect;
  * NETWORK "none" narrows the profile's network mode, from DEVBOX_NETWORK=none or
@@ -153,10 +153,10 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd);
 
 struct dbx_exec_opts {
     bool interactive, tty;
-    bool login;             /* enter: the user's login shell */
-    const char *user;       /* NULL = default */
-    const char *workdir;    /* NULL = the host cwd */
-    char **env;             /* "K=V" */
+    bool login;          /* enter: the user's login shell */
+    const char *user;    /* NULL = default */
+    const char *workdir; /* NULL = the host cwd */
+    char **env;          /* "K=V" */
     char **argv;
 };
 /* Run one command in the project's VM, relaying stdio and signals; returns the exit code

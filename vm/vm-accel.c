@@ -33,8 +33,7 @@ static const struct {
 
 static bool kvm_usable(void) {
     _cleanup_close_ int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return false;
+    if (fd < 0) return false;
     return ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
 }
 
@@ -42,16 +41,13 @@ static bool kvm_usable(void) {
  * unreadable or malformed file is no verdict (we would only retry KVM once more). */
 static bool kvm_marked_broken(const char *state_dir) {
     _cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return false;
+    if (dfd < 0) return false;
     _cleanup_free_ char *text = NULL;
     _cleanup_error_ dbx_error *e = NULL;
-    if (dbx_read_file_at(dfd, VERDICT_FILE, 4096, &text, NULL, &e) < 0)
-        return false;
+    if (dbx_read_file_at(dfd, VERDICT_FILE, 4096, &text, NULL, &e) < 0) return false;
     json_error_t jerr;
     json_t *root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
-        return false;
+    if (!root) return false;
     const char *kvm = NULL, *host = NULL;
     int r = json_unpack(root, "{s:s, s:s}", "kvm", &kvm, "host_kernel", &host);
     struct utsname u;
@@ -77,32 +73,25 @@ int vm_accel_choose(const char *state_dir, enum vm_accel *ret, bool *ret_forced,
     }
     if (forced >= 0) {
         *ret = (enum vm_accel)forced;
-        if (ret_forced)
-            *ret_forced = true;
+        if (ret_forced) *ret_forced = true;
         return 0;
     }
     *ret = kvm_usable() && !kvm_marked_broken(state_dir) ? VM_ACCEL_KVM : VM_ACCEL_TCG;
-    if (ret_forced)
-        *ret_forced = false;
+    if (ret_forced) *ret_forced = false;
     return 0;
 }
 
 int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err) {
     struct utsname u;
-    if (uname(&u) < 0)
-        return dbx_error_set(err, errno, "uname");
-    if (dbx_mkdir_p(state_dir, 0700, err) < 0)
-        return -1;
+    if (uname(&u) < 0) return dbx_error_set(err, errno, "uname");
+    if (dbx_mkdir_p(state_dir, 0700, err) < 0) return -1;
     _cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", state_dir);
+    if (dfd < 0) return dbx_error_set(err, errno, "open '%s'", state_dir);
     json_t *root = json_pack("{s:s, s:s}", "kvm", "broken", "host_kernel", u.release);
-    if (!root)
-        dbx_oom_hook();
+    if (!root) dbx_oom_hook();
     char *text = json_dumps(root, JSON_COMPACT);
     json_decref(root);
-    if (!text)
-        dbx_oom_hook();
+    if (!text) dbx_oom_hook();
     _cleanup_free_ char *line = dbx_xasprintf("%s\n", text);
     free(text);
     if (dbx_write_file_atomic(dfd, VERDICT_FILE, line, strlen(line), 0600, err) < 0)

@@ -43,8 +43,8 @@ int vm_rm_rf(const char *path, dbx_error **err);
 /* Caps on what layers may make us do; each is checked before the work it bounds.  They are far
  * above real images (a full Debian is ~15k entries, ~700 MB; Docker allows 127 layers) and far
  * below what would exhaust the host: */
-#define VM_BLOCK 4096u /* the base disk's filesystem block size */
-#define VM_TAR_MAX_ENTRIES 1000000ull   /* names in the tree at any time, implicit parents too */
+#define VM_BLOCK 4096u                   /* the base disk's filesystem block size */
+#define VM_TAR_MAX_ENTRIES 1000000ull    /* names in the tree at any time, implicit parents too */
 #define VM_ROOTFS_MAX_HEADERS 4000000ull /* tar headers read, across all layers */
 #define VM_TAR_MAX_PATH 4096             /* bytes in an entry path (PATH_MAX) */
 /* Uncompressed entry bytes (as the headers declare, counted before the data is read or skipped)
@@ -96,7 +96,7 @@ struct vm_rootfs_inode {
     char *symlink;
     struct vm_rootfs_xattr *xattrs;
     uint32_t n_xattrs;
-    uint32_t emitted;  /* write generation that emitted it (hard links refer to first_path) */
+    uint32_t emitted; /* write generation that emitted it (hard links refer to first_path) */
     char *first_path;
 };
 
@@ -156,13 +156,13 @@ unsigned vm_host_tsc_khz(void);
 
 /* ---- passt's destination filter (vm-passt-filter.c, vm-passt-vet.c) --------------------- */
 
-#define VM_PASST_MAX_DNS 8     /* nameserver lines of resolv.conf we honour (glibc uses 3) */
-#define VM_PASST_WHERE_MAX 64  /* "[v6 address]:port" and a NUL */
+#define VM_PASST_MAX_DNS 8    /* nameserver lines of resolv.conf we honour (glibc uses 3) */
+#define VM_PASST_WHERE_MAX 64 /* "[v6 address]:port" and a NUL */
 
 struct vm_passt_rules {
     struct policy_addr dns[VM_PASST_MAX_DNS]; /* the host's resolvers (IPv4-mapped unmapped) */
     size_t n_dns;
-    int nl_fd;       /* NETLINK_ROUTE socket for the host-address check; -1 skips that check */
+    int nl_fd; /* NETLINK_ROUTE socket for the host-address check; -1 skips that check */
     uint32_t nl_seq;
 };
 

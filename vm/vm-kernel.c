@@ -26,7 +26,7 @@
 
 /* What the guest init loads (guest/init-boot.c reads /modules.order), dependencies found with
  * modinfo and put first (virtio_net needs net_failover, which needs failover). */
-static const char *const wanted_modules[] = {"virtio_ring", "virtio",   "virtio_mmio",
+static const char *const wanted_modules[] = {"virtio_ring", "virtio",         "virtio_mmio",
                                              "virtio_blk",  "virtio_console", "fuse",
                                              "virtiofs",    "virtio_net"};
 /* Loaded when the package has them (a kernel without is still booted): pvpanic_mmio binds the
@@ -53,8 +53,7 @@ static char *wanted_stamp(void) {
 }
 
 void vm_kernel_clear(struct vm_kernel *k) {
-    if (!k)
-        return;
+    if (!k) return;
     free(k->vmlinuz);
     free(k->initramfs);
     free(k->release);
@@ -63,23 +62,22 @@ void vm_kernel_clear(struct vm_kernel *k) {
 
 static bool name_ok(const char *s, size_t max, const char *extra) {
     size_t n = strlen(s);
-    if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
-        return false;
+    if (n == 0 || n > max || s[0] == '.' || s[0] == '-') return false;
     for (const char *p = s; *p; p++) {
         bool ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
                   (*p >= '0' && *p <= '9') || strchr(extra, *p);
-        if (!ok)
-            return false;
+        if (!ok) return false;
     }
     return true;
 }
-static bool release_ok(const char *s) { return name_ok(s, 128, "._+-"); }
+static bool release_ok(const char *s) {
+    return name_ok(s, 128, "._+-");
+}
 
 /* Module names: modinfo reports "virtio_ring"; file names may spell '_' as '-'. */
 static void mod_canon(char *s) {
     for (; *s; s++)
-        if (*s == '-')
-            *s = '_';
+        if (*s == '-') *s = '_';
 }
 
 /* ---- module discovery ------------------------------------------------------------------- */
@@ -101,25 +99,20 @@ static void mod_index_free(struct mod_index *ix) {
 }
 
 static int index_dir(struct mod_index *ix, const char *dir, int depth, dbx_error **err) {
-    if (depth > 12)
-        return 0;
+    if (depth > 12) return 0;
     DIR *d = opendir(dir);
-    if (!d)
-        return dbx_error_set(err, errno, "open '%s'", dir);
+    if (!d) return dbx_error_set(err, errno, "open '%s'", dir);
     struct dirent *de;
     int r = 0;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dir, de->d_name);
         if (de->d_type == DT_DIR) {
-            if ((r = index_dir(ix, p, depth + 1, err)) < 0)
-                break;
+            if ((r = index_dir(ix, p, depth + 1, err)) < 0) break;
             continue;
         }
         size_t len = strlen(de->d_name);
-        if (de->d_type != DT_REG || len < 4 || strcmp(de->d_name + len - 3, ".ko") != 0)
-            continue;
+        if (de->d_type != DT_REG || len < 4 || strcmp(de->d_name + len - 3, ".ko") != 0) continue;
         ix->names = dbx_xrealloc(ix->names, (ix->n + 1) * sizeof(char *));
         ix->paths = dbx_xrealloc(ix->paths, (ix->n + 1) * sizeof(char *));
         ix->names[ix->n] = dbx_xstrndup(de->d_name, len - 3);
@@ -140,8 +133,7 @@ static int read_builtin(struct mod_index *ix, const char *moddir, dbx_error **er
         char *base = strrchr(l, '/');
         base = base ? base + 1 : l;
         size_t len = strlen(base);
-        if (len < 4 || strcmp(base + len - 3, ".ko") != 0)
-            continue;
+        if (len < 4 || strcmp(base + len - 3, ".ko") != 0) continue;
         ix->builtin = dbx_xrealloc(ix->builtin, (ix->n_builtin + 1) * sizeof(char *));
         ix->builtin[ix->n_builtin] = dbx_xstrndup(base, len - 3);
         mod_canon(ix->builtin[ix->n_builtin++]);
@@ -157,8 +149,7 @@ struct mod_order {
 
 static bool strv_has(char **v, size_t n, const char *s) {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0)
-            return true;
+        if (strcmp(v[i], s) == 0) return true;
     return false;
 }
 
@@ -167,28 +158,21 @@ static int visit_module(const struct mod_index *ix, struct mod_order *ord, const
                         int depth, dbx_error **err) {
     if (depth > MAX_DEP_DEPTH)
         return dbx_error_set(err, 0, "module dependencies of '%s' nest too deep", name);
-    if (strv_has(ord->names, ord->n, name) || strv_has(ix->builtin, ix->n_builtin, name))
-        return 0;
+    if (strv_has(ord->names, ord->n, name) || strv_has(ix->builtin, ix->n_builtin, name)) return 0;
     const char *path = NULL;
     for (size_t i = 0; i < ix->n && !path; i++)
-        if (strcmp(ix->names[i], name) == 0)
-            path = ix->paths[i];
-    if (!path)
-        return dbx_error_set(err, 0, "kernel module '%s' not found in the package", name);
+        if (strcmp(ix->names[i], name) == 0) path = ix->paths[i];
+    if (!path) return dbx_error_set(err, 0, "kernel module '%s' not found in the package", name);
     char *argv[] = {"modinfo", "-F", "depends", (char *)path, NULL};
     _cleanup_free_ char *deps = NULL;
-    if (vm_run("modinfo", argv, NULL, &deps, NULL, NULL, err) < 0)
-        return -1;
+    if (vm_run("modinfo", argv, NULL, &deps, NULL, NULL, err) < 0) return -1;
     for (char *save = NULL, *d = strtok_r(deps, ",\n ", &save); d;
          d = strtok_r(NULL, ",\n ", &save)) {
         mod_canon(d);
-        if (!name_ok(d, 64, "_"))
-            return dbx_error_set(err, 0, "bad dependency of '%s'", name);
-        if (visit_module(ix, ord, d, depth + 1, err) < 0)
-            return -1;
+        if (!name_ok(d, 64, "_")) return dbx_error_set(err, 0, "bad dependency of '%s'", name);
+        if (visit_module(ix, ord, d, depth + 1, err) < 0) return -1;
     }
-    if (strv_has(ord->names, ord->n, name))
-        return 0;
+    if (strv_has(ord->names, ord->n, name)) return 0;
     ord->names = dbx_xrealloc(ord->names, (ord->n + 1) * sizeof(char *));
     ord->paths = dbx_xrealloc(ord->paths, (ord->n + 1) * sizeof(char *));
     ord->names[ord->n] = dbx_xstrdup(name);
@@ -198,8 +182,7 @@ static int visit_module(const struct mod_index *ix, struct mod_order *ord, const
 
 static int fsync_path(const char *path, dbx_error **err) {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 || fsync(fd) < 0)
-        return dbx_error_set(err, errno, "fsync '%s'", path);
+    if (fd < 0 || fsync(fd) < 0) return dbx_error_set(err, errno, "fsync '%s'", path);
     return 0;
 }
 
@@ -208,8 +191,7 @@ static int assemble_release(const char *x, const char *out, char **ret_release, 
     _cleanup_free_ char *boot = dbx_xasprintf("%s/boot", x);
     _cleanup_free_ char *release = NULL;
     DIR *d = opendir(boot);
-    if (!d)
-        return dbx_error_set(err, errno, "package has no boot/ directory: open '%s'", boot);
+    if (!d) return dbx_error_set(err, errno, "package has no boot/ directory: open '%s'", boot);
     struct dirent *de;
     int count = 0;
     while ((de = readdir(d)))
@@ -228,16 +210,13 @@ static int assemble_release(const char *x, const char *out, char **ret_release, 
         return dbx_error_set(err, errno, "mkdir '%s'", out_mods);
     _cleanup_free_ char *src_vmlinuz = dbx_xasprintf("%s/vmlinuz-%s", boot, release);
     _cleanup_free_ char *vmlinuz = dbx_xasprintf("%s/vmlinuz", out);
-    if (rename(src_vmlinuz, vmlinuz) < 0)
-        return dbx_error_set(err, errno, "rename '%s'", vmlinuz);
-    if (fsync_path(vmlinuz, err) < 0)
-        return -1;
+    if (rename(src_vmlinuz, vmlinuz) < 0) return dbx_error_set(err, errno, "rename '%s'", vmlinuz);
+    if (fsync_path(vmlinuz, err) < 0) return -1;
 
     struct mod_index ix = {0};
     struct mod_order ord = {0};
     int r = index_dir(&ix, moddir, 0, err);
-    if (r == 0)
-        r = read_builtin(&ix, moddir, err);
+    if (r == 0) r = read_builtin(&ix, moddir, err);
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(wanted_modules); i++)
         r = visit_module(&ix, &ord, wanted_modules[i], 0, err);
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(optional_modules); i++)
@@ -258,13 +237,10 @@ static int assemble_release(const char *x, const char *out, char **ret_release, 
         free(ord.names[i]), free(ord.paths[i]);
     free(ord.names), free(ord.paths);
     mod_index_free(&ix);
-    if (r < 0)
-        return r;
+    if (r < 0) return r;
     _cleanup_close_ int ofd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ofd < 0)
-        return dbx_error_set(err, errno, "open '%s'", out);
-    if (dbx_write_file_atomic(ofd, "modules.order", order, strlen(order), 0644, err) < 0)
-        return -1;
+    if (ofd < 0) return dbx_error_set(err, errno, "open '%s'", out);
+    if (dbx_write_file_atomic(ofd, "modules.order", order, strlen(order), 0644, err) < 0) return -1;
     _cleanup_free_ char *stamp = wanted_stamp();
     if (dbx_write_file_atomic(ofd, "modules.wanted", stamp, strlen(stamp), 0644, err) < 0)
         return -1;
@@ -286,8 +262,7 @@ static int apt_package(char **ret_pkg, dbx_error **err) {
     for (char *save = NULL, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         while (*l == ' ' || *l == '|')
             l++;
-        if (!dbx_str_has_prefix(l, "Depends: linux-image-"))
-            continue;
+        if (!dbx_str_has_prefix(l, "Depends: linux-image-")) continue;
         char *pkg = l + strlen("Depends: ");
         pkg[strcspn(pkg, " \t")] = '\0';
         if (!name_ok(pkg, 128, ".+-"))
@@ -304,8 +279,7 @@ static int apt_package(char **ret_pkg, dbx_error **err) {
 
 static int find_deb(const char *dir, char **ret, dbx_error **err) {
     DIR *d = opendir(dir);
-    if (!d)
-        return dbx_error_set(err, errno, "open '%s'", dir);
+    if (!d) return dbx_error_set(err, errno, "open '%s'", dir);
     struct dirent *de;
     char *found = NULL;
     while ((de = readdir(d))) {
@@ -314,8 +288,7 @@ static int find_deb(const char *dir, char **ret, dbx_error **err) {
             found = dbx_xasprintf("%s/%s", dir, de->d_name);
     }
     closedir(d);
-    if (!found)
-        return dbx_error_set(err, 0, "apt-get download left no .deb in '%s'", dir);
+    if (!found) return dbx_error_set(err, 0, "apt-get download left no .deb in '%s'", dir);
     *ret = found;
     return 0;
 }
@@ -324,17 +297,14 @@ static int find_deb(const char *dir, char **ret, dbx_error **err) {
 static int deb_release(const char *deb, char **ret, dbx_error **err) {
     char *argv[] = {"dpkg-deb", "-f", (char *)deb, "Package", NULL};
     _cleanup_free_ char *out = NULL;
-    if (vm_run("dpkg-deb -f", argv, NULL, &out, NULL, NULL, err) < 0)
-        return -1;
+    if (vm_run("dpkg-deb -f", argv, NULL, &out, NULL, NULL, err) < 0) return -1;
     out[strcspn(out, "\n")] = '\0';
     if (!dbx_str_has_prefix(out, "linux-image-"))
         return dbx_error_set(err, 0, "'%s' is not a linux-image package", deb);
     char *rel = out + strlen("linux-image-");
     size_t n = strlen(rel);
-    if (n > 9 && strcmp(rel + n - 9, "-unsigned") == 0)
-        rel[n - 9] = '\0';
-    if (!release_ok(rel))
-        return dbx_error_set(err, 0, "'%s' names an odd release", deb);
+    if (n > 9 && strcmp(rel + n - 9, "-unsigned") == 0) rel[n - 9] = '\0';
+    if (!release_ok(rel)) return dbx_error_set(err, 0, "'%s' names an odd release", deb);
     *ret = dbx_xstrdup(rel);
     return 0;
 }
@@ -362,24 +332,19 @@ static int fetch_kernel(int kfd, const char *kdir, const char *local_deb, char *
         deb = dbx_xstrdup(local_deb);
     } else {
         _cleanup_free_ char *pkg = NULL;
-        if (apt_package(&pkg, err) < 0)
-            return -1;
+        if (apt_package(&pkg, err) < 0) return -1;
         _cleanup_free_ char *label = dbx_xasprintf("apt-get download %s", pkg);
         char *argv[] = {"apt-get", "-q", "download", pkg, NULL};
-        if (vm_run(label, argv, tmp, NULL, NULL, NULL, err) < 0)
-            return -1;
-        if (find_deb(tmp, &deb, err) < 0)
-            return -1;
+        if (vm_run(label, argv, tmp, NULL, NULL, NULL, err) < 0) return -1;
+        if (find_deb(tmp, &deb, err) < 0) return -1;
     }
     _cleanup_free_ char *x = dbx_xasprintf("%s/x", tmp);
     char *argv[] = {"dpkg-deb", "-x", deb, x, NULL};
     _cleanup_free_ char *label = dbx_xasprintf("dpkg-deb -x '%s'", deb);
-    if (vm_run(label, argv, NULL, NULL, NULL, NULL, err) < 0)
-        return -1;
+    if (vm_run(label, argv, NULL, NULL, NULL, NULL, err) < 0) return -1;
     _cleanup_free_ char *out = dbx_xasprintf("%s/out", tmp);
     _cleanup_free_ char *release = NULL;
-    if (assemble_release(x, out, &release, err) < 0)
-        return -1;
+    if (assemble_release(x, out, &release, err) < 0) return -1;
 
     /* A directory of the same name is a leftover of a run killed before `current` was written:
      * move it aside, then put ours in place. */
@@ -388,8 +353,7 @@ static int fetch_kernel(int kfd, const char *kdir, const char *local_deb, char *
         return dbx_error_set(err, errno, "move old '%s/%s' aside", kdir, release);
     if (renameat(AT_FDCWD, out, kfd, release) < 0)
         return dbx_error_set(err, errno, "rename into '%s/%s'", kdir, release);
-    if (fsync(kfd) < 0)
-        return dbx_error_set(err, errno, "fsync '%s'", kdir);
+    if (fsync(kfd) < 0) return dbx_error_set(err, errno, "fsync '%s'", kdir);
     *ret_release = TAKE_PTR(release);
     return 0;
 }
@@ -410,8 +374,7 @@ static bool release_present(int kfd, const char *release) {
 /* Work files of a run that was killed; we hold the lock, so nobody else is using them. */
 static void clean_leftovers(const char *kdir) {
     DIR *d = opendir(kdir);
-    if (!d)
-        return;
+    if (!d) return;
     struct dirent *de;
     char **names = NULL;
     while ((de = readdir(d)))
@@ -430,19 +393,16 @@ static void clean_leftovers(const char *kdir) {
 
 static int choose_release(int kfd, const char *kdir, char **ret, dbx_error **err) {
     const char *local_deb = getenv("DEVBOX_KERNEL_DEB");
-    if (local_deb && !*local_deb)
-        local_deb = NULL;
+    if (local_deb && !*local_deb) local_deb = NULL;
     _cleanup_free_ char *want = NULL;
     if (local_deb) {
-        if (deb_release(local_deb, &want, err) < 0)
-            return dbx_error_wrap(err, "DEVBOX_KERNEL_DEB");
+        if (deb_release(local_deb, &want, err) < 0) return dbx_error_wrap(err, "DEVBOX_KERNEL_DEB");
     } else {
         _cleanup_free_ char *cur = NULL;
         _cleanup_error_ dbx_error *e = NULL;
         if (dbx_read_file_at(kfd, "current", 256, &cur, NULL, &e) == 0) {
             cur[strcspn(cur, "\n")] = '\0';
-            if (release_ok(cur))
-                want = TAKE_PTR(cur);
+            if (release_ok(cur)) want = TAKE_PTR(cur);
         }
     }
     if (!want || !release_present(kfd, want)) {
@@ -468,8 +428,7 @@ static int choose_release(int kfd, const char *kdir, char **ret, dbx_error **err
 static int cpio_add(struct archive *a, const char *name, mode_t mode, dev_t rdev, const void *data,
                     size_t len, unsigned ino, dbx_error **err) {
     struct archive_entry *e = archive_entry_new();
-    if (!e)
-        dbx_oom_hook();
+    if (!e) dbx_oom_hook();
     archive_entry_set_pathname(e, name);
     archive_entry_set_mode(e, mode);
     archive_entry_set_uid(e, 0);
@@ -477,8 +436,7 @@ static int cpio_add(struct archive *a, const char *name, mode_t mode, dev_t rdev
     archive_entry_set_ino(e, ino);
     archive_entry_set_nlink(e, S_ISDIR(mode) ? 2 : 1);
     archive_entry_set_mtime(e, 0, 0);
-    if (S_ISCHR(mode))
-        archive_entry_set_rdev(e, rdev);
+    if (S_ISCHR(mode)) archive_entry_set_rdev(e, rdev);
     archive_entry_set_size(e, S_ISREG(mode) ? (la_int64_t)len : 0);
     int r = archive_write_header(a, e);
     archive_entry_free(e);
@@ -490,16 +448,14 @@ static int cpio_add(struct archive *a, const char *name, mode_t mode, dev_t rdev
 }
 
 static void archive_write_freep(struct archive **a) {
-    if (*a)
-        archive_write_free(*a);
+    if (*a) archive_write_free(*a);
 }
 
 int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initramfs_module *mods,
                        size_t n_mods, dbx_error **err) {
     static const char *const dirs[] = {"dev", "proc", "sys", "newroot", "lib", "lib/modules"};
     __attribute__((cleanup(archive_write_freep))) struct archive *a = archive_write_new();
-    if (!a)
-        dbx_oom_hook();
+    if (!a) dbx_oom_hook();
     if (archive_write_set_format_cpio_newc(a) != ARCHIVE_OK ||
         archive_write_add_filter_none(a) != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
@@ -507,8 +463,7 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
         return dbx_error_set(err, 0, "cpio: %s", archive_error_string(a));
     unsigned ino = 1;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++)
-        if (cpio_add(a, dirs[i], S_IFDIR | 0755, 0, NULL, 0, ino++, err) < 0)
-            return -1;
+        if (cpio_add(a, dirs[i], S_IFDIR | 0755, 0, NULL, 0, ino++, err) < 0) return -1;
     /* The kernel opens /dev/console for init's stdio before anything is mounted. */
     if (cpio_add(a, "dev/console", S_IFCHR | 0600, makedev(5, 1), NULL, 0, ino++, err) < 0)
         return -1;
@@ -516,8 +471,7 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
     size_t init_len = 0;
     if (dbx_read_file_at(AT_FDCWD, init_path, MAX_INIT_BYTES, &init, &init_len, err) < 0)
         return dbx_error_wrap(err, "init");
-    if (cpio_add(a, "init", S_IFREG | 0755, 0, init, init_len, ino++, err) < 0)
-        return -1;
+    if (cpio_add(a, "init", S_IFREG | 0755, 0, init, init_len, ino++, err) < 0) return -1;
     _cleanup_free_ char *order = dbx_xstrdup("");
     for (size_t i = 0; i < n_mods; i++) {
         if (!name_ok(mods[i].name, 64, "_-.") || strchr(mods[i].name, '/'))
@@ -527,8 +481,7 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
         if (dbx_read_file_at(AT_FDCWD, mods[i].path, MAX_MODULE_BYTES, &data, &len, err) < 0)
             return dbx_error_wrap(err, "module");
         _cleanup_free_ char *name = dbx_xasprintf("lib/modules/%s", mods[i].name);
-        if (cpio_add(a, name, S_IFREG | 0644, 0, data, len, ino++, err) < 0)
-            return -1;
+        if (cpio_add(a, name, S_IFREG | 0644, 0, data, len, ino++, err) < 0) return -1;
         char *o = dbx_xasprintf("%s%s\n", order, mods[i].name);
         free(order);
         order = o;
@@ -543,8 +496,7 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
 static int hash_file(EVP_MD_CTX *md, const char *tag, const char *path, dbx_error **err) {
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
-    if (dbx_read_file_at(AT_FDCWD, path, MAX_INIT_BYTES, &data, &len, err) < 0)
-        return -1;
+    if (dbx_read_file_at(AT_FDCWD, path, MAX_INIT_BYTES, &data, &len, err) < 0) return -1;
     uint64_t l = len;
     EVP_DigestUpdate(md, tag, strlen(tag) + 1);
     EVP_DigestUpdate(md, &l, sizeof(l));
@@ -553,8 +505,7 @@ static int hash_file(EVP_MD_CTX *md, const char *tag, const char *path, dbx_erro
 }
 
 static void md_freep(EVP_MD_CTX **m) {
-    if (*m)
-        EVP_MD_CTX_free(*m);
+    if (*m) EVP_MD_CTX_free(*m);
 }
 
 /* Ensure kernel_dir/initramfs-<hash>.cpio for the release's modules and init_path. */
@@ -562,19 +513,16 @@ static int ensure_initramfs(int kfd, const char *kdir, const char *release, cons
                             char **ret_path, dbx_error **err) {
     _cleanup_free_ char *order_path = dbx_xasprintf("%s/%s/modules.order", kdir, release);
     _cleanup_free_ char *order = NULL;
-    if (dbx_read_file_at(AT_FDCWD, order_path, 64 * 1024, &order, NULL, err) < 0)
-        return -1;
+    if (dbx_read_file_at(AT_FDCWD, order_path, 64 * 1024, &order, NULL, err) < 0) return -1;
     struct vm_initramfs_module mods[32];
     char *paths[32] = {0};
     size_t n = 0;
     int r = 0;
     __attribute__((cleanup(md_freep))) EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        dbx_oom_hook();
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) dbx_oom_hook();
     EVP_DigestUpdate(md, "devbox-initramfs-v1", 20);
     r = hash_file(md, "init", init_path, err);
-    if (r < 0)
-        dbx_error_wrap(err, "init");
+    if (r < 0) dbx_error_wrap(err, "init");
     for (char *save = NULL, *l = strtok_r(order, "\n", &save); r == 0 && l;
          l = strtok_r(NULL, "\n", &save)) {
         if (n == DBX_ARRAY_SIZE(mods) || !name_ok(l, 64, "_-.") || strchr(l, '/')) {
@@ -599,24 +547,18 @@ static int ensure_initramfs(int kfd, const char *kdir, const char *release, cons
     if (r == 0 && fstatat(kfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
         _cleanup_free_ char *tpath = dbx_xasprintf("%s/.initramfs-XXXXXX", kdir);
         _cleanup_close_ int fd = mkostemp(tpath, O_CLOEXEC);
-        if (fd < 0)
-            r = dbx_error_set(err, errno, "create '%s'", tpath);
-        if (r == 0)
-            r = vm_initramfs_write(fd, init_path, mods, n, err);
+        if (fd < 0) r = dbx_error_set(err, errno, "create '%s'", tpath);
+        if (r == 0) r = vm_initramfs_write(fd, init_path, mods, n, err);
         if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
             r = dbx_error_set(err, errno, "write '%s'", tpath);
         _cleanup_free_ char *final = dbx_xasprintf("%s/%s", kdir, name);
-        if (r == 0 && rename(tpath, final) < 0)
-            r = dbx_error_set(err, errno, "rename '%s'", final);
-        if (r == 0)
-            fsync(kfd);
-        if (r < 0 && fd >= 0)
-            unlink(tpath);
+        if (r == 0 && rename(tpath, final) < 0) r = dbx_error_set(err, errno, "rename '%s'", final);
+        if (r == 0) fsync(kfd);
+        if (r < 0 && fd >= 0) unlink(tpath);
     }
     for (size_t i = 0; i < n; i++)
         free(paths[i]);
-    if (r < 0)
-        return dbx_error_wrap(err, "initramfs");
+    if (r < 0) return dbx_error_wrap(err, "initramfs");
     *ret_path = dbx_xasprintf("%s/%s", kdir, name);
     return 0;
 }
@@ -632,29 +574,22 @@ static void unlockp(int *fd) {
 
 int vm_kernel_ensure(const char *kernel_dir, const char *init_path, struct vm_kernel *ret,
                      dbx_error **err) {
-    if (dbx_mkdir_private(kernel_dir, err) < 0)
-        return dbx_error_wrap(err, "kernel directory");
+    if (dbx_mkdir_private(kernel_dir, err) < 0) return dbx_error_wrap(err, "kernel directory");
     _cleanup_free_ char *kdir = realpath(kernel_dir, NULL);
-    if (!kdir)
-        return dbx_error_set(err, errno, "resolve '%s'", kernel_dir);
+    if (!kdir) return dbx_error_set(err, errno, "resolve '%s'", kernel_dir);
     _cleanup_close_ int kfd = open(kdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (kfd < 0)
-        return dbx_error_set(err, errno, "open '%s'", kdir);
+    if (kfd < 0) return dbx_error_set(err, errno, "open '%s'", kdir);
     __attribute__((cleanup(unlockp))) int lock =
         openat(kfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0)
-        return dbx_error_set(err, errno, "open '%s/lock'", kdir);
+    if (lock < 0) return dbx_error_set(err, errno, "open '%s/lock'", kdir);
     while (flock(lock, LOCK_EX) < 0)
-        if (errno != EINTR)
-            return dbx_error_set(err, errno, "lock '%s/lock'", kdir);
+        if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s/lock'", kdir);
     clean_leftovers(kdir);
 
     _cleanup_free_ char *release = NULL;
-    if (choose_release(kfd, kdir, &release, err) < 0)
-        return -1;
+    if (choose_release(kfd, kdir, &release, err) < 0) return -1;
     _cleanup_free_ char *initramfs = NULL;
-    if (ensure_initramfs(kfd, kdir, release, init_path, &initramfs, err) < 0)
-        return -1;
+    if (ensure_initramfs(kfd, kdir, release, init_path, &initramfs, err) < 0) return -1;
     ret->vmlinuz = dbx_xasprintf("%s/%s/vmlinuz", kdir, release);
     ret->initramfs = TAKE_PTR(initramfs);
     ret->release = TAKE_PTR(release);

@@ -39,7 +39,7 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define PASST_EARLY_CHECKS 10 /* x 10 ms */
-#define PASST_FD 3 /* passt's end of the socket pair with QEMU, in the child */
+#define PASST_FD 3            /* passt's end of the socket pair with QEMU, in the child */
 
 struct vm_passt {
     pid_t pid;
@@ -119,8 +119,8 @@ static void __attribute__((noreturn)) passt_child(const struct child *c) {
 
 static char **passt_argv(const char *passt) {
     char *const args[] = {(char *)passt, "--foreground", "--one-off", "--quiet", "--fd",
-                          STR(PASST_FD), "--ipv4-only", "--address", VM_GUEST_ADDR,
-                          "--netmask", STR(VM_GUEST_PREFIX), "--gateway", VM_GUEST_GATEWAY,
+                          STR(PASST_FD), "--ipv4-only", "--address", VM_GUEST_ADDR, "--netmask",
+                          STR(VM_GUEST_PREFIX), "--gateway", VM_GUEST_GATEWAY,
                           /* passt's own MAC: fixed, rather than the host interface's */
                           "--mac-addr", "9a:55:9a:55:9a:55", "--dns-forward", VM_GUEST_DNS,
                           "--no-map-gw", "--tcp-ports", "none", "--udp-ports", "none", "--no-dhcp",
@@ -141,8 +141,7 @@ static const char *find_passt(void) {
 
 static int exit_error(int status, dbx_error **err) {
     if (WIFSIGNALED(status))
-        return dbx_error_set(err, 0, "passt: killed by signal %d while starting",
-                             WTERMSIG(status));
+        return dbx_error_set(err, 0, "passt: killed by signal %d while starting", WTERMSIG(status));
     if (WEXITSTATUS(status) == 126)
         return dbx_error_set(err, 0, "passt: could not install its destination filter");
     return dbx_error_set(err, 0, "passt exited with status %d while starting (see its log)",

@@ -45,22 +45,18 @@
 static bool host_tsc_constant(void) {
     _cleanup_free_ char *info = NULL;
     _cleanup_error_ dbx_error *e = NULL;
-    if (dbx_read_file_at(AT_FDCWD, "/proc/cpuinfo", 8u << 20, &info, NULL, &e) < 0)
-        return false;
+    if (dbx_read_file_at(AT_FDCWD, "/proc/cpuinfo", 8u << 20, &info, NULL, &e) < 0) return false;
     char *flags = strstr(info, "\nflags");
-    if (!flags)
-        return false;
+    if (!flags) return false;
     char *end = strchr(flags + 1, '\n');
-    if (end)
-        *end = '\0';
+    if (end) *end = '\0';
     return strstr(flags, " constant_tsc") && strstr(flags, " nonstop_tsc");
 }
 
 unsigned vm_host_tsc_khz(void) {
 #if defined(__x86_64__) || defined(__i386__)
     static unsigned cached;
-    if (cached || !host_tsc_constant())
-        return cached;
+    if (cached || !host_tsc_constant()) return cached;
     /* Each clock reading is bracketed by two monotonic reads; a bracket wider than 20 us
      * (preempted) is retried.  Over 20 ms that bounds the error to 0.2 %. */
     for (int attempt = 0; attempt < 8; attempt++) {
@@ -69,12 +65,10 @@ unsigned vm_host_tsc_khz(void) {
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
         }
         uint64_t a1 = dbx_now_ns(), c1 = __rdtsc(), b1 = dbx_now_ns();
-        if (b0 - a0 > 20000 || b1 - a1 > 20000 || c1 <= c0)
-            continue;
+        if (b0 - a0 > 20000 || b1 - a1 > 20000 || c1 <= c0) continue;
         uint64_t ns = (a1 + b1) / 2 - (a0 + b0) / 2;
         uint64_t khz = (c1 - c0) * 1000000ull / ns;
-        if (khz < 100000 || khz > 20000000)
-            return 0; /* 100 MHz..20 GHz, else nonsense */
+        if (khz < 100000 || khz > 20000000) return 0; /* 100 MHz..20 GHz, else nonsense */
         cached = (unsigned)khz;
         return cached;
     }
@@ -92,8 +86,7 @@ static char *qopt(const char *s) {
     char *o = dbx_xmalloc(n + 1), *q = o;
     for (const char *p = s; *p; p++) {
         *q++ = *p;
-        if (*p == ',')
-            *q++ = ',';
+        if (*p == ',') *q++ = ',';
     }
     *q = '\0';
     return o;
@@ -110,8 +103,7 @@ static char **pushf(char **v, const char *opt, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        dbx_oom_hook();
+    if (vasprintf(&s, fmt, ap) < 0) dbx_oom_hook();
     va_end(ap);
     v = push2(v, opt, s);
     free(s);
@@ -219,17 +211,13 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
            int log_fd, int fail_w) {
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     extern char **environ;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        child_fail(fail_w, 0);
-    if (getppid() != parent)
-        _exit(127); /* parent died before prctl: nobody to serve */
-    if (setpgid(0, 0) < 0)
-        child_fail(fail_w, 0);
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(fail_w, 0);
+    if (getppid() != parent) _exit(127); /* parent died before prctl: nobody to serve */
+    if (setpgid(0, 0) < 0) child_fail(fail_w, 0);
     /* Move every source fd above the targets first, so fds already at 0-4 cannot be clobbered
      * by an earlier dup2 (e.g. agent_fd == 4 and console_fd == 3). */
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0)
-        child_fail(fail_w, 0);
+    if (devnull < 0) child_fail(fail_w, 0);
     int a = fcntl(agent_fd, F_DUPFD_CLOEXEC, 10);
     int c = fcntl(console_fd, F_DUPFD_CLOEXEC, 10);
     int l = fcntl(log_fd >= 0 ? log_fd : devnull, F_DUPFD_CLOEXEC, 10);
@@ -248,8 +236,7 @@ qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, 
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP)
-            signal(s, SIG_DFL);
+        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
     /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
      * to regain on exec; it still runs as uid 0, which owns the files it opens). */
     if (vm_child_drop_privileges(0) < 0) child_fail(fail_w, 2);
@@ -262,11 +249,9 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     if (cfg->agent_fd < 0 || cfg->console_fd < 0)
         return dbx_error_set(err, 0, "qemu: agent and console fds are required");
     _cleanup_strv_ char **argv = vm_qemu_argv(cfg, err);
-    if (!argv)
-        return -1;
+    if (!argv) return -1;
     int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return dbx_error_set(err, errno, "qemu: pipe");
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "qemu: pipe");
     _cleanup_close_ int fail_r = p[0];
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -275,8 +260,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
                    p[1]);
     int fork_errno = errno;
     close(p[1]);
-    if (pid < 0)
-        return dbx_error_set(err, fork_errno, "qemu: fork");
+    if (pid < 0) return dbx_error_set(err, fork_errno, "qemu: fork");
     struct child_failure f;
     ssize_t n;
     do
@@ -285,8 +269,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     if (n == (ssize_t)sizeof(f)) {
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
-        if (f.step == 1)
-            return dbx_error_set(err, f.errnum, "exec '%s'", argv[0]);
+        if (f.step == 1) return dbx_error_set(err, f.errnum, "exec '%s'", argv[0]);
         return dbx_error_set(err, f.errnum, "%s", child_steps[f.step == 2 ? 2 : 0]);
     }
     return pid;

@@ -28,8 +28,7 @@ static char **helper_env(void) {
     env = dbx_strv_push(env, "LC_ALL=C");
     for (size_t i = 0; i < DBX_ARRAY_SIZE(passed_env); i++) {
         const char *v = getenv(passed_env[i]);
-        if (!v)
-            continue;
+        if (!v) continue;
         _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", passed_env[i], v);
         env = dbx_strv_push(env, kv);
     }
@@ -50,15 +49,12 @@ static char *last_error_line(const char *buf, size_t len) {
             e--;
         if (e > s) {
             last = s, last_end = e;
-            if (e - s > 3 && s[0] == 'E' && s[1] == ':' && s[2] == ' ')
-                best = s, best_end = e;
+            if (e - s > 3 && s[0] == 'E' && s[1] == ':' && s[2] == ' ') best = s, best_end = e;
         }
         p = nl ? nl + 1 : end;
     }
-    if (!best)
-        best = last, best_end = last_end;
-    if (!best)
-        return NULL;
+    if (!best) best = last, best_end = last_end;
+    if (!best) return NULL;
     char *line = dbx_xstrndup(best, (size_t)(best_end - best));
     return dbx_sanitize_printable(line);
 }
@@ -66,8 +62,7 @@ static char *last_error_line(const char *buf, size_t len) {
 void vm_child_close_fds(int from, int keep) {
     /* close_range(CLOEXEC) (Linux 5.11) marks instead of closing, so `keep` (itself O_CLOEXEC)
      * stays open until exec, and nothing allocates between fork and exec. */
-    if (syscall(SYS_close_range, (unsigned)from, ~0u, CLOSE_RANGE_CLOEXEC) == 0)
-        return;
+    if (syscall(SYS_close_range, (unsigned)from, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
     dbx_close_fds_from(from, &keep, 1);
 }
 
@@ -117,16 +112,11 @@ run_child(char *const argv[], char **env, const char *cwd, int out_w, int err_w,
     extern char **environ;
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     int e = 0;
-    if (devnull < 0)
-        goto fail;
-    if (cwd && chdir(cwd) < 0)
-        goto fail;
-    if (dup2(devnull, 0) < 0)
-        goto fail;
-    if (dup2(out_w >= 0 ? out_w : devnull, 1) < 0)
-        goto fail;
-    if (dup2(err_w, 2) < 0)
-        goto fail;
+    if (devnull < 0) goto fail;
+    if (cwd && chdir(cwd) < 0) goto fail;
+    if (dup2(devnull, 0) < 0) goto fail;
+    if (dup2(out_w >= 0 ? out_w : devnull, 1) < 0) goto fail;
+    if (dup2(err_w, 2) < 0) goto fail;
     vm_child_close_fds(3, exec_w);
     sigset_t all;
     sigemptyset(&all);
@@ -143,27 +133,23 @@ fail:
 static void drain(int *fd, char **buf, size_t *len, size_t cap, bool keep_tail, bool *overflow) {
     char tmp[16384];
     ssize_t n = read(*fd, tmp, sizeof(tmp));
-    if (n < 0 && (errno == EINTR || errno == EAGAIN))
-        return;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
     if (n <= 0) {
         close(*fd);
         *fd = -EBADF;
         return;
     }
-    if (!buf)
-        return;
+    if (!buf) return;
     if (*len + (size_t)n > cap) {
         if (!keep_tail) {
             *overflow = true;
             return;
         }
         size_t drop = *len + (size_t)n - cap;
-        if (drop > *len)
-            drop = *len;
+        if (drop > *len) drop = *len;
         memmove(*buf, *buf + drop, *len - drop);
         *len -= drop;
-        if ((size_t)n > cap)
-            n = (ssize_t)cap; /* cannot happen: tmp < cap */
+        if ((size_t)n > cap) n = (ssize_t)cap; /* cannot happen: tmp < cap */
     }
     *buf = dbx_xrealloc(*buf, *len + (size_t)n + 1);
     memcpy(*buf + *len, tmp, (size_t)n);
@@ -173,32 +159,26 @@ static void drain(int *fd, char **buf, size_t *len, size_t cap, bool keep_tail, 
 
 int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_stdout,
            char **ret_stderr, int *ret_status, dbx_error **err) {
-    if (!label)
-        label = argv[0];
+    if (!label) label = argv[0];
     _cleanup_strv_ char **env = helper_env();
     int outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
     if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
         int e = errno;
         for (int i = 0; i < 2; i++) {
-            if (outp[i] >= 0)
-                close(outp[i]);
-            if (errp[i] >= 0)
-                close(errp[i]);
-            if (execp[i] >= 0)
-                close(execp[i]);
+            if (outp[i] >= 0) close(outp[i]);
+            if (errp[i] >= 0) close(errp[i]);
+            if (execp[i] >= 0) close(execp[i]);
         }
         return dbx_error_set(err, e, "%s: pipe", label);
     }
     _cleanup_close_ int out_r = outp[0], err_r = errp[0], exec_r = execp[0];
     pid_t pid = fork();
-    if (pid == 0)
-        run_child(argv, env, cwd, outp[1], errp[1], execp[1]);
+    if (pid == 0) run_child(argv, env, cwd, outp[1], errp[1], execp[1]);
     int fork_errno = errno;
     close(outp[1]);
     close(errp[1]);
     close(execp[1]);
-    if (pid < 0)
-        return dbx_error_set(err, fork_errno, "%s: fork", label);
+    if (pid < 0) return dbx_error_set(err, fork_errno, "%s: fork", label);
 
     _cleanup_free_ char *out = NULL, *errbuf = NULL;
     size_t out_len = 0, err_len = 0;
@@ -206,19 +186,16 @@ int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_st
     while (out_r >= 0 || err_r >= 0) {
         struct pollfd p[2] = {{.fd = out_r, .events = POLLIN}, {.fd = err_r, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             break;
         }
         if (p[0].revents)
             drain(&out_r, ret_stdout ? &out : NULL, &out_len, STDOUT_CAP, false, &overflow);
-        if (p[1].revents)
-            drain(&err_r, &errbuf, &err_len, STDERR_KEEP, true, &overflow);
+        if (p[1].revents) drain(&err_r, &errbuf, &err_len, STDERR_KEEP, true, &overflow);
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return dbx_error_set(err, errno, "%s: waitpid", label);
+        if (errno != EINTR) return dbx_error_set(err, errno, "%s: waitpid", label);
     }
     int exec_errno = 0;
     ssize_t n;
@@ -232,33 +209,27 @@ int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_st
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 255;
     if (code != 0 && !ret_status) {
         _cleanup_free_ char *line = errbuf ? last_error_line(errbuf, err_len) : NULL;
-        if (line)
-            return dbx_error_set(err, 0, "%s: %s", label, line);
+        if (line) return dbx_error_set(err, 0, "%s: %s", label, line);
         return dbx_error_set(err, 0, "%s: exited with status %d", label, code);
     }
     if (overflow)
         return dbx_error_set(err, 0, "%s: output larger than %u bytes", label, STDOUT_CAP);
-    if (ret_stdout)
-        *ret_stdout = out ? TAKE_PTR(out) : dbx_xstrdup("");
-    if (ret_stderr)
-        *ret_stderr = errbuf ? TAKE_PTR(errbuf) : dbx_xstrdup("");
-    if (ret_status)
-        *ret_status = code;
+    if (ret_stdout) *ret_stdout = out ? TAKE_PTR(out) : dbx_xstrdup("");
+    if (ret_stderr) *ret_stderr = errbuf ? TAKE_PTR(errbuf) : dbx_xstrdup("");
+    if (ret_status) *ret_status = code;
     return 0;
 }
 
 static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw) {
     (void)st, (void)ftw;
-    if (type == FTW_DP)
-        return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
+    if (type == FTW_DP) return rmdir(path) < 0 && errno != ENOENT ? -1 : 0;
     return unlink(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
 int vm_rm_rf(const char *path, dbx_error **err) {
     struct stat st;
     if (lstat(path, &st) < 0) {
-        if (errno == ENOENT)
-            return 0;
+        if (errno == ENOENT) return 0;
         return dbx_error_set(err, errno, "stat '%s'", path);
     }
     if (!S_ISDIR(st.st_mode)) {

@@ -9,9 +9,9 @@
 /* ---- kernel + initramfs ----------------------------------------------------------------- */
 
 struct vm_kernel {
-    char *vmlinuz;    /* absolute path of the kernel image */
-    char *initramfs;  /* absolute path of the initramfs (newc cpio) holding init + modules */
-    char *release;    /* e.g. "6.1.0-56-cloud-amd64" */
+    char *vmlinuz;   /* absolute path of the kernel image */
+    char *initramfs; /* absolute path of the initramfs (newc cpio) holding init + modules */
+    char *release;   /* e.g. "6.1.0-56-cloud-amd64" */
 };
 
 /* Make sure the Debian cloud kernel is unpacked under `kernel_dir` (created 0700 if missing),
@@ -111,19 +111,19 @@ int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err);
 /* ---- QEMU ------------------------------------------------------------------------------- */
 
 struct vm_config {
-    const char *qemu;        /* binary; NULL = "qemu-system-x86_64" from PATH */
-    const char *kernel;      /* vmlinuz */
+    const char *qemu;   /* binary; NULL = "qemu-system-x86_64" from PATH */
+    const char *kernel; /* vmlinuz */
     const char *initramfs;
-    const char *disk;        /* the project's qcow2 overlay */
-    const char *vfs_socket;  /* virtiofsd's vhost-user socket path (QEMU connects to it) */
-    const char *vfs_tag;     /* virtiofs mount tag */
-    int agent_fd;            /* our end is elsewhere; this connected socket becomes the
-                                virtio-serial port named DBX_AGENT_PORT_NAME */
-    int console_fd;          /* connected socket that receives the serial console */
-    int net_fd;              /* > 0: a connected stream socket whose peer is passt's
-                                (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
-    int qmp_fd;              /* > 0: a connected stream socket that becomes QEMU's QMP monitor
-                                (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
+    const char *disk;       /* the project's qcow2 overlay */
+    const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
+    const char *vfs_tag;    /* virtiofs mount tag */
+    int agent_fd;           /* our end is elsewhere; this connected socket becomes the
+                               virtio-serial port named DBX_AGENT_PORT_NAME */
+    int console_fd;         /* connected socket that receives the serial console */
+    int net_fd;             /* > 0: a connected stream socket whose peer is passt's
+                               (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
+    int qmp_fd;             /* > 0: a connected stream socket that becomes QEMU's QMP monitor
+                               (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;

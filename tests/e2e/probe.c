@@ -34,12 +34,14 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
@@ -51,8 +53,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
-#include <sched.h>
-#include <stdint.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,14 +80,49 @@
 
 static const char *errname(int e) {
     switch (e) {
-    case 0: return "OK";
-#define E(x) case x: return #x
-    E(EPERM); E(ENOENT); E(ESRCH); E(EINTR); E(EIO); E(ENXIO); E(E2BIG); E(EBADF);
-    E(ECHILD); E(EAGAIN); E(ENOMEM); E(EACCES); E(EFAULT); E(EBUSY); E(EEXIST); E(EXDEV);
-    E(ENODEV); E(ENOTDIR); E(EISDIR); E(EINVAL); E(ENFILE); E(EMFILE); E(ENOTTY); E(EROFS);
-    E(ENOSPC); E(ESPIPE); E(EMLINK); E(ENOSYS); E(EOPNOTSUPP); E(EAFNOSUPPORT);
-    E(EPROTONOSUPPORT); E(ESOCKTNOSUPPORT); E(ENOKEY); E(EKEYREJECTED); E(EDQUOT);
-    E(ELOOP); E(ENAMETOOLONG); E(ENOEXEC);
+    case 0:
+        return "OK";
+#define E(x)                                                                                       \
+    case x:                                                                                        \
+        return #x
+        E(EPERM);
+        E(ENOENT);
+        E(ESRCH);
+        E(EINTR);
+        E(EIO);
+        E(ENXIO);
+        E(E2BIG);
+        E(EBADF);
+        E(ECHILD);
+        E(EAGAIN);
+        E(ENOMEM);
+        E(EACCES);
+        E(EFAULT);
+        E(EBUSY);
+        E(EEXIST);
+        E(EXDEV);
+        E(ENODEV);
+        E(ENOTDIR);
+        E(EISDIR);
+        E(EINVAL);
+        E(ENFILE);
+        E(EMFILE);
+        E(ENOTTY);
+        E(EROFS);
+        E(ENOSPC);
+        E(ESPIPE);
+        E(EMLINK);
+        E(ENOSYS);
+        E(EOPNOTSUPP);
+        E(EAFNOSUPPORT);
+        E(EPROTONOSUPPORT);
+        E(ESOCKTNOSUPPORT);
+        E(ENOKEY);
+        E(EKEYREJECTED);
+        E(EDQUOT);
+        E(ELOOP);
+        E(ENAMETOOLONG);
+        E(ENOEXEC);
 #undef E
     default: {
         static char buf[32];
@@ -102,86 +137,59 @@ static long try_syscall(const char *name, int *unknown) {
     *unknown = 0;
     if (!strcmp(name, "mount"))
         return syscall(SYS_mount, WRONG_POINTER, WRONG_POINTER, WRONG_POINTER, 0UL, NULL);
-    if (!strcmp(name, "umount2"))
-        return syscall(SYS_umount2, WRONG_POINTER, 0);
-    if (!strcmp(name, "unshare_user"))
-        return syscall(SYS_unshare, CLONE_NEWUSER);
-    if (!strcmp(name, "unshare_ns"))
-        return syscall(SYS_unshare, CLONE_NEWNS);
+    if (!strcmp(name, "umount2")) return syscall(SYS_umount2, WRONG_POINTER, 0);
+    if (!strcmp(name, "unshare_user")) return syscall(SYS_unshare, CLONE_NEWUSER);
+    if (!strcmp(name, "unshare_ns")) return syscall(SYS_unshare, CLONE_NEWNS);
     if (!strcmp(name, "clone_user")) {
-        long r = syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0UL);
-        if (r == 0)
-            _exit(0); /* the grandchild */
-        if (r > 0)
-            waitpid((pid_t)r, NULL, 0);
+        long r =
+            syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, 0UL);
+        if (r == 0) _exit(0); /* the grandchild */
+        if (r > 0) waitpid((pid_t)r, NULL, 0);
         return r;
     }
-    if (!strcmp(name, "clone3"))
-        return syscall(SYS_clone3, WRONG_POINTER, (size_t)88);
-    if (!strcmp(name, "bpf"))
-        return syscall(SYS_bpf, -1, NULL, 0);
+    if (!strcmp(name, "clone3")) return syscall(SYS_clone3, WRONG_POINTER, (size_t)88);
+    if (!strcmp(name, "bpf")) return syscall(SYS_bpf, -1, NULL, 0);
     if (!strcmp(name, "perf_event_open"))
         return syscall(SYS_perf_event_open, WRONG_POINTER, 0, -1, -1, 0UL);
-    if (!strcmp(name, "keyctl"))
-        return syscall(SYS_keyctl, 0x7fffffffL, 0L, 0L, 0L, 0L);
+    if (!strcmp(name, "keyctl")) return syscall(SYS_keyctl, 0x7fffffffL, 0L, 0L, 0L, 0L);
     if (!strcmp(name, "add_key"))
         return syscall(SYS_add_key, WRONG_POINTER, WRONG_POINTER, NULL, (size_t)0, 0);
     if (!strcmp(name, "userfaultfd")) /* user-mode-only + an invalid flag: EINVAL if reached */
         return syscall(SYS_userfaultfd, 1 | 0x40000000);
-    if (!strcmp(name, "io_uring_setup"))
-        return syscall(SYS_io_uring_setup, 1, WRONG_POINTER);
-    if (!strcmp(name, "kexec_load"))
-        return syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0xffff0000UL);
-    if (!strcmp(name, "init_module"))
-        return syscall(SYS_init_module, WRONG_POINTER, 0UL, "");
-    if (!strcmp(name, "finit_module"))
-        return syscall(SYS_finit_module, -1, "", 0);
+    if (!strcmp(name, "io_uring_setup")) return syscall(SYS_io_uring_setup, 1, WRONG_POINTER);
+    if (!strcmp(name, "kexec_load")) return syscall(SYS_kexec_load, 0UL, 0UL, NULL, 0xffff0000UL);
+    if (!strcmp(name, "init_module")) return syscall(SYS_init_module, WRONG_POINTER, 0UL, "");
+    if (!strcmp(name, "finit_module")) return syscall(SYS_finit_module, -1, "", 0);
     if (!strcmp(name, "ptrace")) /* TRACEME from the forked child: works if reached */
         return syscall(SYS_ptrace, PTRACE_TRACEME, 0, NULL, NULL);
     if (!strcmp(name, "socket_vsock")) /* EAFNOSUPPORT without vsock: reached, though */
         return syscall(SYS_socket, AF_VSOCK, SOCK_STREAM, 0);
-    if (!strcmp(name, "socket_packet"))
-        return syscall(SYS_socket, 17 /* AF_PACKET */, SOCK_RAW, 0);
-    if (!strcmp(name, "socket_inet"))
-        return syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
-    if (!strcmp(name, "socket_unix"))
-        return syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
-    if (!strcmp(name, "setns"))
-        return syscall(SYS_setns, -1, 0);
-    if (!strcmp(name, "swapon"))
-        return syscall(SYS_swapon, WRONG_POINTER, 0);
+    if (!strcmp(name, "socket_packet")) return syscall(SYS_socket, 17 /* AF_PACKET */, SOCK_RAW, 0);
+    if (!strcmp(name, "socket_inet")) return syscall(SYS_socket, AF_INET, SOCK_STREAM, 0);
+    if (!strcmp(name, "socket_unix")) return syscall(SYS_socket, AF_UNIX, SOCK_STREAM, 0);
+    if (!strcmp(name, "setns")) return syscall(SYS_setns, -1, 0);
+    if (!strcmp(name, "swapon")) return syscall(SYS_swapon, WRONG_POINTER, 0);
     if (!strcmp(name, "reboot")) /* wrong magic: EINVAL if reached, never a reboot */
         return syscall(SYS_reboot, 0, 0, 0, NULL);
-    if (!strcmp(name, "read"))
-        return syscall(SYS_read, -1, NULL, (size_t)0);
-    if (!strcmp(name, "getpid"))
-        return syscall(SYS_getpid);
-    if (!strcmp(name, "chmod"))
-        return syscall(SYS_chmod, WRONG_POINTER, 0700);
-    if (!strcmp(name, "open_tree"))
-        return syscall(NR_open_tree, -1, WRONG_POINTER, 0);
+    if (!strcmp(name, "read")) return syscall(SYS_read, -1, NULL, (size_t)0);
+    if (!strcmp(name, "getpid")) return syscall(SYS_getpid);
+    if (!strcmp(name, "chmod")) return syscall(SYS_chmod, WRONG_POINTER, 0700);
+    if (!strcmp(name, "open_tree")) return syscall(NR_open_tree, -1, WRONG_POINTER, 0);
     if (!strcmp(name, "move_mount"))
         return syscall(NR_move_mount, -1, WRONG_POINTER, -1, WRONG_POINTER, 0);
-    if (!strcmp(name, "fsopen"))
-        return syscall(NR_fsopen, WRONG_POINTER, 0);
-    if (!strcmp(name, "fsconfig"))
-        return syscall(NR_fsconfig, -1, 0, NULL, NULL, 0);
-    if (!strcmp(name, "fsmount"))
-        return syscall(NR_fsmount, -1, 0, 0);
+    if (!strcmp(name, "fsopen")) return syscall(NR_fsopen, WRONG_POINTER, 0);
+    if (!strcmp(name, "fsconfig")) return syscall(NR_fsconfig, -1, 0, NULL, NULL, 0);
+    if (!strcmp(name, "fsmount")) return syscall(NR_fsmount, -1, 0, 0);
     if (!strcmp(name, "mount_setattr"))
         return syscall(NR_mount_setattr, -1, WRONG_POINTER, 0, WRONG_POINTER, (size_t)32);
-    if (!strcmp(name, "pivot_root"))
-        return syscall(SYS_pivot_root, WRONG_POINTER, WRONG_POINTER);
-    if (!strcmp(name, "chroot"))
-        return syscall(SYS_chroot, WRONG_POINTER);
+    if (!strcmp(name, "pivot_root")) return syscall(SYS_pivot_root, WRONG_POINTER, WRONG_POINTER);
+    if (!strcmp(name, "chroot")) return syscall(SYS_chroot, WRONG_POINTER);
     if (!strcmp(name, "open_by_handle_at"))
         return syscall(SYS_open_by_handle_at, -1, WRONG_POINTER, 0);
     if (!strcmp(name, "fork")) {
         pid_t p = fork();
-        if (p == 0)
-            _exit(0);
-        if (p > 0)
-            waitpid(p, NULL, 0);
+        if (p == 0) _exit(0);
+        if (p > 0) waitpid(p, NULL, 0);
         return p;
     }
     *unknown = 1;
@@ -209,8 +217,7 @@ static int cmd_sys(int argc, char **argv) {
             errno = 0;
             long r = try_syscall(argv[i], &unknown);
             int res = unknown ? -1 : r < 0 ? errno : 0;
-            if (write(pfd[1], &res, sizeof res) != sizeof res)
-                _exit(1);
+            if (write(pfd[1], &res, sizeof res) != sizeof res) _exit(1);
             _exit(0);
         }
         close(pfd[1]);
@@ -260,12 +267,10 @@ static int cmd_open(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         int fd = open(argv[i], O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         int e1 = fd < 0 ? errno : 0;
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         fd = open(argv[i], O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         int e2 = fd < 0 ? errno : 0;
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         printf("%s=%s\n", argv[i], (e1 == 0 || e2 == 0) ? "OK" : errname(e1));
     }
     return 0;
@@ -280,18 +285,14 @@ static double now(clockid_t c) {
 static long read_pids_current(void) {
     char cg[256] = "", path[512], buf[64];
     FILE *f = fopen("/proc/self/cgroup", "r");
-    if (!f)
-        return -1;
-    if (!fgets(cg, sizeof cg, f))
-        cg[0] = 0;
+    if (!f) return -1;
+    if (!fgets(cg, sizeof cg, f)) cg[0] = 0;
     fclose(f);
     cg[strcspn(cg, "\n")] = 0;
-    if (strncmp(cg, "0::", 3) != 0)
-        return -1;
+    if (strncmp(cg, "0::", 3) != 0) return -1;
     snprintf(path, sizeof path, "/sys/fs/cgroup%s/pids.current", cg + 3);
     f = fopen(path, "r");
-    if (!f)
-        return -1;
+    if (!f) return -1;
     long v = fgets(buf, sizeof buf, f) ? atol(buf) : -1;
     fclose(f);
     return v;
@@ -328,8 +329,7 @@ static int cmd_forkbomb(int secs) {
     long max = 0;
     while (now(CLOCK_MONOTONIC) < end + 1) {
         long c = read_pids_current();
-        if (c > max)
-            max = c;
+        if (c > max) max = c;
         usleep(50000);
     }
     waitpid(root, NULL, 0);
@@ -378,8 +378,7 @@ static int cmd_remount_rw(const char *path) {
     printf("remount=%s\n", errname(r < 0 ? errno : 0));
     int wfd = open(path, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
     printf("write_open=%s\n", errname(wfd < 0 ? errno : 0));
-    if (wfd >= 0)
-        close(wfd);
+    if (wfd >= 0) close(wfd);
     return 0;
 }
 
@@ -392,8 +391,7 @@ static int cmd_handle_open(const char *path, const char *dir) {
     h.fh.handle_bytes = sizeof h.buf;
     int r = name_to_handle_at(AT_FDCWD, path, &h.fh, &mnt, 0);
     printf("name_to_handle_at=%s\n", errname(r < 0 ? errno : 0));
-    if (r < 0)
-        return 0;
+    if (r < 0) return 0;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         printf("open_dir=%s\n", errname(errno));
@@ -401,8 +399,7 @@ static int cmd_handle_open(const char *path, const char *dir) {
     }
     int fd = open_by_handle_at(dfd, &h.fh, O_WRONLY | O_APPEND | O_CLOEXEC);
     printf("open_by_handle_at=%s\n", errname(fd < 0 ? errno : 0));
-    if (fd >= 0)
-        close(fd);
+    if (fd >= 0) close(fd);
     close(dfd);
     return 0;
 }
@@ -415,33 +412,26 @@ static int cmd_handle_open(const char *path, const char *dir) {
 static int cmd_uffd(const char *path) {
     int fd = open(path, O_RDWR | O_CLOEXEC);
     printf("uffd_open=%s\n", errname(fd < 0 ? errno : 0));
-    if (fd < 0)
-        return 0;
+    if (fd < 0) return 0;
     int u = ioctl(fd, USERFAULTFD_IOC_NEW, O_CLOEXEC);
     printf("uffd_new=%s\n", errname(u < 0 ? errno : 0));
-    if (u >= 0)
-        close(u);
+    if (u >= 0) close(u);
     close(fd);
     return 0;
 }
 
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (argc < 2)
-        goto usage;
-    if (!strcmp(argv[1], "sys"))
-        return cmd_sys(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "status"))
-        return cmd_status();
-    if (!strcmp(argv[1], "open"))
-        return cmd_open(argc - 2, argv + 2);
+    if (argc < 2) goto usage;
+    if (!strcmp(argv[1], "sys")) return cmd_sys(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "status")) return cmd_status();
+    if (!strcmp(argv[1], "open")) return cmd_open(argc - 2, argv + 2);
     if (!strcmp(argv[1], "mknod") && argc == 6) {
         mode_t type = !strcmp(argv[3], "b") ? S_IFBLK : S_IFCHR;
         dev_t dev = makedev((unsigned)atoi(argv[4]), (unsigned)atoi(argv[5]));
         int r = mknod(argv[2], type | 0600, dev);
         printf("mknod=%s\n", errname(r < 0 ? errno : 0));
-        if (r == 0)
-            unlink(argv[2]);
+        if (r == 0) unlink(argv[2]);
         return 0;
     }
     if (!strcmp(argv[1], "kill1") && argc == 3) {
@@ -452,8 +442,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "ptrace1")) {
         long r = ptrace(PTRACE_ATTACH, 1, NULL, NULL);
         printf("ptrace1=%s\n", errname(r < 0 ? errno : 0));
-        if (r == 0)
-            ptrace(PTRACE_DETACH, 1, NULL, NULL);
+        if (r == 0) ptrace(PTRACE_DETACH, 1, NULL, NULL);
         return 0;
     }
     if (!strcmp(argv[1], "ids")) {
@@ -464,23 +453,19 @@ int main(int argc, char **argv) {
         printf("uid=%u/%u/%u\ngid=%u/%u/%u\n", r, e, s, gr, ge, gs);
         return 0;
     }
-    if (!strcmp(argv[1], "forkbomb") && argc == 3)
-        return cmd_forkbomb(atoi(argv[2]));
-    if (!strcmp(argv[1], "spin") && argc == 3)
-        return cmd_spin(atof(argv[2]));
-    if (!strcmp(argv[1], "hog") && argc == 3)
-        return cmd_hog(atol(argv[2]));
-    if (!strcmp(argv[1], "handle_open") && argc == 4)
-        return cmd_handle_open(argv[2], argv[3]);
-    if (!strcmp(argv[1], "uffd") && argc == 3)
-        return cmd_uffd(argv[2]);
-    if (!strcmp(argv[1], "remount_rw") && argc == 3)
-        return cmd_remount_rw(argv[2]);
+    if (!strcmp(argv[1], "forkbomb") && argc == 3) return cmd_forkbomb(atoi(argv[2]));
+    if (!strcmp(argv[1], "spin") && argc == 3) return cmd_spin(atof(argv[2]));
+    if (!strcmp(argv[1], "hog") && argc == 3) return cmd_hog(atol(argv[2]));
+    if (!strcmp(argv[1], "handle_open") && argc == 4) return cmd_handle_open(argv[2], argv[3]);
+    if (!strcmp(argv[1], "uffd") && argc == 3) return cmd_uffd(argv[2]);
+    if (!strcmp(argv[1], "remount_rw") && argc == 3) return cmd_remount_rw(argv[2]);
     if (!strcmp(argv[1], "xattr") && argc == 4) {
         char v[4096];
         ssize_t n = lgetxattr(argv[2], argv[3], v, sizeof(v) - 1);
-        if (n < 0) printf("xattr=%s\n", errname(errno));
-        else printf("xattr=%.*s\n", (int)n, v);
+        if (n < 0)
+            printf("xattr=%s\n", errname(errno));
+        else
+            printf("xattr=%.*s\n", (int)n, v);
         return 0;
     }
 usage:

@@ -18,8 +18,7 @@ static void check_clean(const char *o, bool lines) {
         CHECK(*p != 0x7f);
         CHECK(!(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f));
         /* a byte >= 0x80 only inside a sequence that starts with a lead byte */
-        if (*p >= 0x80 && *p <= 0xbf)
-            CHECK(p > (const unsigned char *)o && p[-1] >= 0x80);
+        if (*p >= 0x80 && *p <= 0xbf) CHECK(p > (const unsigned char *)o && p[-1] >= 0x80);
     }
 }
 

@@ -50,7 +50,6 @@ static void check_manifest(const struct oci_manifest *m) {
     }
 }
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static const char *const cts[] = {NULL, OCI_MT_OCI_MANIFEST, OCI_MT_DOCKER_LIST,
                                       "application/json"};

@@ -27,8 +27,7 @@ static int tmpfd = -1;
 static char builtin[PATH_MAX];
 
 static void cleanup_tmp(void) {
-    if (!tmpdir[0])
-        return;
+    if (!tmpdir[0]) return;
     const char *names[] = {"devbox.ini", "x.ini", "config.ini"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
         unlinkat(tmpfd, names[i], 0);
@@ -36,8 +35,7 @@ static void cleanup_tmp(void) {
 }
 
 static void setup_once(void) {
-    if (tmpfd >= 0)
-        return;
+    if (tmpfd >= 0) return;
     const char *t = getenv("TMPDIR");
     snprintf(tmpdir, sizeof(tmpdir), "%s/dbx-fuzz-profile-XXXXXX", t && *t ? t : "/tmp");
     CHECK(mkdtemp(tmpdir));
@@ -75,8 +73,7 @@ static void check_error(const dbx_error *err) {
               dbx_str_has_prefix(line, builtin) || dbx_str_has_prefix(line, "built-in") ||
               dbx_str_has_prefix(line, tmpdir) || dbx_str_has_prefix(line, "more problems"));
         line = strchr(line, '\n');
-        if (line)
-            line++;
+        if (line) line++;
     }
 }
 
@@ -136,7 +133,6 @@ static void check_user(const struct profile_user *u) {
     check_text(j);
     free(j);
 }
-
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     setup_once();

@@ -19,7 +19,8 @@
 /* FNV-1a, to compare payloads between the two reader runs without keeping copies. */
 static uint64_t hash(const uint8_t *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
     return h;
 }
 
@@ -60,7 +61,8 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(req.argc <= DBX_MAX_ARGS && req.envc <= DBX_MAX_ENV);
         CHECK(req.argv[req.argc] == NULL && req.env[req.envc] == NULL);
         CHECK(req.argc > 0 || (req.flags & DBX_EXEC_LOGIN));
-        for (uint32_t i = 0; i < req.envc; i++) CHECK(strchr(req.env[i], '=') != NULL);
+        for (uint32_t i = 0; i < req.envc; i++)
+            CHECK(strchr(req.env[i], '=') != NULL);
         struct dbx_buf b = {0};
         dbx_exec_req_encode(&req, &b);
         check_same_bytes(&b, p, n);
@@ -201,8 +203,8 @@ static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct e
                 CHECK(err == NULL);
                 break;
             }
-            struct event e = {.result = (uint8_t)res, .type = h.type, .session = h.session,
-                              .len = h.len};
+            struct event e = {
+                .result = (uint8_t)res, .type = h.type, .session = h.session, .len = h.len};
             if (res == DBX_READ_FRAME) {
                 CHECK(err == NULL && p != NULL);
                 CHECK(h.version == DBX_PROTO_VERSION && h.len <= DBX_FRAME_MAX);
@@ -221,7 +223,6 @@ static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct e
     }
     dbx_reader_free(&r);
 }
-
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;

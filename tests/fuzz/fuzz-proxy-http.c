@@ -130,7 +130,6 @@ static void names(const uint8_t *data, size_t size) {
     free(s);
 }
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint32_t seed = data[0];

@@ -15,7 +15,6 @@
 
 #include "replay.h"
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char sni[POLICY_HOST_MAX + 1];
     dbx_error *err = NULL;

@@ -62,7 +62,6 @@ static int layer_fd(const uint8_t *data, size_t size) {
     return fd;
 }
 
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     setup_once();
     struct vm_rootfs *b = NULL;

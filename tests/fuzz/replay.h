@@ -53,16 +53,18 @@ static int replay_dir(const char *path, size_t *ran, int *failed) {
     struct dirent *de;
     while ((de = readdir(d))) {
         struct stat st;
-        if (de->d_name[0] == '.' ||
-            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        if (de->d_name[0] == '.' || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode))
             continue;
         names = dbx_strv_push(names, de->d_name);
     }
     size_t n = dbx_strv_len(names);
     if (n) qsort(names, n, sizeof(char *), replay_cmp);
     for (size_t j = 0; j < n; j++) {
-        if (replay_file(dirfd(d), names[j]) < 0) *failed = 1;
-        else (*ran)++;
+        if (replay_file(dirfd(d), names[j]) < 0)
+            *failed = 1;
+        else
+            (*ran)++;
     }
     dbx_strv_free(names);
     closedir(d);

@@ -82,7 +82,9 @@ static bool host_next(struct host *h, struct frame *f, int ms) {
         enum dbx_read_result r = dbx_reader_next(&h->rd, &hdr, &p, &err);
         if (r == DBX_READ_BAD) fail_msg("bad frame from the init: %s", err->msg);
         if (r == DBX_READ_FRAME) {
-            *f = (struct frame){.type = hdr.type, .session = hdr.session, .len = hdr.len,
+            *f = (struct frame){.type = hdr.type,
+                                .session = hdr.session,
+                                .len = hdr.len,
                                 .p = dbx_xmalloc(hdr.len + 1)};
             if (hdr.len) memcpy(f->p, p, hdr.len);
             return true;
@@ -107,10 +109,10 @@ static void host_expect(struct host *h, uint8_t type, uint32_t sid, struct frame
         uint32_t code;
         char *msg = NULL;
         if (f->type == DBX_MSG_ERROR && dbx_error_msg_decode(f->p, f->len, &code, &msg) == 0)
-            fail_msg("expected %s on %x, got error on %x: %s", dbx_msg_name(type), sid,
-                     f->session, msg);
-        fail_msg("expected %s on %x, got %s on %x", dbx_msg_name(type), sid,
-                 dbx_msg_name(f->type), f->session);
+            fail_msg("expected %s on %x, got error on %x: %s", dbx_msg_name(type), sid, f->session,
+                     msg);
+        fail_msg("expected %s on %x, got %s on %x", dbx_msg_name(type), sid, dbx_msg_name(f->type),
+                 f->session);
     }
 }
 
@@ -139,7 +141,8 @@ static void host_start(struct host *h, const char *const *extra_env) {
         snprintf(etc, sizeof(etc), "DEVBOX_TEST_ETC=%s", h->etc);
         const char *envp[8] = {"PATH=/usr/bin:/bin", etc};
         size_t n = 2;
-        for (size_t i = 0; extra_env && extra_env[i] && n < 7; i++) envp[n++] = extra_env[i];
+        for (size_t i = 0; extra_env && extra_env[i] && n < 7; i++)
+            envp[n++] = extra_env[i];
         execve(g_init, (char *[]){g_init, "--serve-fd", fdstr, NULL}, (char **)envp);
         _exit(127);
     }
@@ -163,7 +166,8 @@ static void rm_rf(const char *dir) {
 static void host_stop(struct host *h) {
     if (h->fd >= 0) close(h->fd);
     int st = 0;
-    for (int i = 0; i < 500 && waitpid(h->pid, &st, WNOHANG) == 0; i++) usleep(10000);
+    for (int i = 0; i < 500 && waitpid(h->pid, &st, WNOHANG) == 0; i++)
+        usleep(10000);
     if (waitpid(h->pid, &st, WNOHANG) == 0) {
         kill(h->pid, SIGKILL);
         waitpid(h->pid, &st, 0);
@@ -190,8 +194,8 @@ static void plan_set_net(struct dbx_plan *p, uint8_t mode, uint16_t port, const 
 /* SETUP with this network; the answer (READY or ERROR) in *f. */
 static void host_setup(struct host *h, uint8_t mode, uint16_t port, const char *addr,
                        const char *gw, const char *dns, struct frame *f) {
-    struct dbx_setup su = {.ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(),
-                           .hostname = ""};
+    struct dbx_setup su = {
+        .ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(), .hostname = ""};
     plan_set_net(&su.plan, mode, port, addr, gw, dns);
     struct dbx_buf b = {0};
     dbx_setup_encode(&su, &b);
@@ -236,8 +240,8 @@ static int tcp_listen(uint16_t *ret_port) {
 static int tcp_connect(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
         fail_msg("connect 127.0.0.1:%u: %s", port, strerror(errno));
     assert_int_equal(dbx_set_nonblock(fd, true), 0);
@@ -260,22 +264,26 @@ static uint8_t pattern(size_t i, uint8_t seed) {
 
 struct rel {
     uint32_t id;
-    int cfd;                  /* the guest-side TCP peer */
+    int cfd; /* the guest-side TCP peer */
     uint8_t seed;
-    size_t c_total, c_sent;   /* peer -> host */
+    size_t c_total, c_sent; /* peer -> host */
     size_t h_got;
-    size_t h_total, h_sent;   /* host -> peer */
+    size_t h_total, h_sent; /* host -> peer */
     size_t c_got;
-    uint32_t h_credit;        /* what the host may still send */
-    uint32_t h_uncredited;    /* received by the host, not yet credited back */
+    uint32_t h_credit;     /* what the host may still send */
+    uint32_t h_uncredited; /* received by the host, not yet credited back */
     bool c_shut, h_eof_sent, h_got_eof, c_got_eof, closed;
     size_t max_uncredited;
 };
 
 static void rel_init(struct rel *r, uint32_t id, int cfd, size_t c_total, size_t h_total,
                      uint8_t seed) {
-    *r = (struct rel){.id = id, .cfd = cfd, .c_total = c_total, .h_total = h_total,
-                      .seed = seed, .h_credit = DBX_WINDOW};
+    *r = (struct rel){.id = id,
+                      .cfd = cfd,
+                      .c_total = c_total,
+                      .h_total = h_total,
+                      .seed = seed,
+                      .h_credit = DBX_WINDOW};
 }
 
 static struct rel *rel_find(struct rel *v, size_t n, uint32_t id) {
@@ -331,7 +339,8 @@ static void rel_host_send(struct host *h, struct rel *r) {
         size_t n = r->h_total - r->h_sent;
         if (n > sizeof(buf)) n = sizeof(buf);
         if (n > r->h_credit) n = r->h_credit;
-        for (size_t i = 0; i < n; i++) buf[i] = pattern(r->h_sent + i, (uint8_t)(r->seed ^ 0x55));
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pattern(r->h_sent + i, (uint8_t)(r->seed ^ 0x55));
         host_send(h, DBX_MSG_SOCK_DATA, r->id, buf, n);
         r->h_sent += n;
         r->h_credit -= (uint32_t)n;
@@ -361,10 +370,13 @@ static void rel_peer_io(struct rel *r, short revents) {
     if ((revents & POLLOUT) && r->c_sent < r->c_total) {
         size_t n = r->c_total - r->c_sent;
         if (n > sizeof(buf)) n = sizeof(buf);
-        for (size_t i = 0; i < n; i++) buf[i] = pattern(r->c_sent + i, r->seed);
+        for (size_t i = 0; i < n; i++)
+            buf[i] = pattern(r->c_sent + i, r->seed);
         ssize_t k = write(r->cfd, buf, n);
-        if (k > 0) r->c_sent += (size_t)k;
-        else if (errno != EAGAIN) fail_msg("session %x: peer write: %s", r->id, strerror(errno));
+        if (k > 0)
+            r->c_sent += (size_t)k;
+        else if (errno != EAGAIN)
+            fail_msg("session %x: peer write: %s", r->id, strerror(errno));
     }
     if (r->c_sent == r->c_total && !r->c_shut) {
         assert_int_equal(shutdown(r->cfd, SHUT_WR), 0);
@@ -505,8 +517,8 @@ static void test_proxy_relay(void **state) {
         int one = 1;
         setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port),
-                                 .sin_addr.s_addr = htonl(addrs[i])};
+        struct sockaddr_in sa = {
+            .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(addrs[i])};
         assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), -1);
         assert_int_equal(errno, EADDRINUSE);
     }
@@ -610,7 +622,8 @@ static void test_cap(void **state) {
     enum { N = DBX_MAX_SOCK_SESSIONS };
     int *fds = dbx_xcalloc(N, sizeof(int));
     uint32_t *ids = dbx_xcalloc(N, sizeof(uint32_t));
-    for (size_t i = 0; i < N; i++) ids[i] = proxy_accept(&h, port, &fds[i]);
+    for (size_t i = 0; i < N; i++)
+        ids[i] = proxy_accept(&h, port, &fds[i]);
     struct frame f = {0};
     /* over the cap */
     int extra = tcp_connect(port);
@@ -628,9 +641,11 @@ static void test_cap(void **state) {
     close(fds[0]);
     int fd;
     uint32_t id = proxy_accept(&h, port, &fd);
-    for (size_t i = 1; i < N; i++) assert_int_not_equal(id, ids[i]);
+    for (size_t i = 1; i < N; i++)
+        assert_int_not_equal(id, ids[i]);
     close(fd);
-    for (size_t i = 1; i < N; i++) close(fds[i]);
+    for (size_t i = 1; i < N; i++)
+        close(fds[i]);
     free(fds);
     free(ids);
     host_stop(&h);
@@ -642,8 +657,8 @@ static void test_setup_unknown_caps(void **state) {
     test_setup(state);
     struct host h;
     host_start(&h, NULL);
-    struct dbx_setup su = {.ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(),
-                           .hostname = ""};
+    struct dbx_setup su = {
+        .ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(), .hostname = ""};
     plan_set_net(&su.plan, DBX_NET_NONE, 0, "", "", "");
     su.plan.caps_user = UINT64_C(1) << 62;
     struct dbx_buf b = {0};
@@ -653,7 +668,8 @@ static void test_setup_unknown_caps(void **state) {
     dbx_buf_free(&b);
     struct frame f = {0};
     assert_true(host_next(&h, &f, 5000));
-    if (f.type != DBX_MSG_ERROR) fail_msg("SETUP with caps_user bit 62 got %s", dbx_msg_name(f.type));
+    if (f.type != DBX_MSG_ERROR)
+        fail_msg("SETUP with caps_user bit 62 got %s", dbx_msg_name(f.type));
     _cleanup_free_ char *msg = error_text(&f);
     if (!strstr(msg, "capabilities 0x4000000000000000 this kernel does not know"))
         fail_msg("unexpected error: %s", msg);
@@ -712,9 +728,15 @@ static uint32_t garbage_send(struct host *h, size_t k, uint32_t id, uint16_t spo
     uint8_t p[8];
     uint8_t raw[DBX_FRAME_HDR + 3];
     switch (k) {
-    case 0: host_send(h, DBX_MSG_CREDIT, id, p, dbx_enc_credit(p, DBX_STREAM_STDOUT, 1)); break;
-    case 1: host_send(h, DBX_MSG_SOCK_OK, id, NULL, 0); break;
-    case 2: host_send(h, DBX_MSG_STDIN, id, "x", 1); break;
+    case 0:
+        host_send(h, DBX_MSG_CREDIT, id, p, dbx_enc_credit(p, DBX_STREAM_STDOUT, 1));
+        break;
+    case 1:
+        host_send(h, DBX_MSG_SOCK_OK, id, NULL, 0);
+        break;
+    case 2:
+        host_send(h, DBX_MSG_STDIN, id, "x", 1);
+        break;
     case 3:
         host_send(h, DBX_MSG_SOCK_DATA, id, NULL, 0);
         host_send(h, DBX_MSG_SOCK_DATA, id, "late", 4);
@@ -724,12 +746,18 @@ static uint32_t garbage_send(struct host *h, size_t k, uint32_t id, uint16_t spo
         memcpy(raw + DBX_FRAME_HDR, "abc", 3);
         host_send_raw(h, raw, sizeof(raw));
         break;
-    case 6: host_sock_open(h, id, DBX_SOCK_FORWARD, sport); break;
-    case 7: host_send(h, DBX_MSG_SOCK_OPEN, id, "\x02", 1); break;
+    case 6:
+        host_sock_open(h, id, DBX_SOCK_FORWARD, sport);
+        break;
+    case 7:
+        host_send(h, DBX_MSG_SOCK_OPEN, id, "\x02", 1);
+        break;
     case 8:
         host_sock_open(h, DBX_SESSION_GUEST | 5, DBX_SOCK_FORWARD, sport);
         return DBX_SESSION_GUEST | 5;
-    case 9: host_sock_open(h, id, DBX_SOCK_PROXY, sport); break;
+    case 9:
+        host_sock_open(h, id, DBX_SOCK_PROXY, sport);
+        break;
     case 10:
         dbx_hdr_encode(raw, DBX_MSG_SOCK_DATA, id, 3);
         raw[0] = 9;
@@ -774,8 +802,10 @@ static void test_garbage(void **state) {
         if (f.session != want || !strstr(msg, garbage[k].why))
             fail_msg("case %zu: error on %x: %s", k, f.session, msg);
         frame_clear(&f);
-        if (peer >= 0 && k != 5) peer_sees_close(peer);
-        else if (peer >= 0) close(peer);
+        if (peer >= 0 && k != 5)
+            peer_sees_close(peer);
+        else if (peer >= 0)
+            close(peer);
         assert_false(host_next(&h, &f, 50)); /* nothing else about it */
     }
     uint8_t tok[8];
@@ -838,8 +868,8 @@ static void test_open(void **state) {
     frame_clear(&f);
     host_stop(&h);
 
-    if (run((const char *const[]){"/sbin/ip", "link", "add", "eth0", "type", "veth", "peer",
-                                  "name", "peer0", NULL}) != 0) {
+    if (run((const char *const[]){"/sbin/ip", "link", "add", "eth0", "type", "veth", "peer", "name",
+                                  "peer0", NULL}) != 0) {
         print_message("skipped: cannot create a veth pair (ip link add ... type veth)\n");
         skip();
     }
@@ -921,8 +951,8 @@ static const char *enter_netns(void) {
     if (uid != 0) {
         char map[64];
         snprintf(map, sizeof(map), "0 %u 1", (unsigned)uid);
-        bool ok = write_file("/proc/self/setgroups", "deny") &&
-                  write_file("/proc/self/uid_map", map);
+        bool ok =
+            write_file("/proc/self/setgroups", "deny") && write_file("/proc/self/uid_map", map);
         snprintf(map, sizeof(map), "0 %u 1", (unsigned)gid);
         if (!ok || !write_file("/proc/self/gid_map", map)) {
             snprintf(why, sizeof(why), "cannot map ids in a user namespace");
@@ -955,9 +985,12 @@ int main(void) {
     g_skip = find_init();
     if (!g_skip) g_skip = enter_netns();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_proxy_relay), cmocka_unit_test(test_forward),
-        cmocka_unit_test(test_many),        cmocka_unit_test(test_cap),
-        cmocka_unit_test(test_garbage),     cmocka_unit_test(test_open),
+        cmocka_unit_test(test_proxy_relay),
+        cmocka_unit_test(test_forward),
+        cmocka_unit_test(test_many),
+        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_open),
         cmocka_unit_test(test_setup_unknown_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

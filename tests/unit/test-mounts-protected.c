@@ -340,7 +340,8 @@ static void scen_enforced(struct env *e) {
     make_repo(e);
     static const char *const names[] = {"devbox.ini", ".git/config", ".git/hooks", ".git"};
     struct snap before[DBX_ARRAY_SIZE(names)];
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++) take_snap(e, names[i], &before[i]);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+        take_snap(e, names[i], &before[i]);
     struct snap hook_before;
     take_snap(e, ".git/hooks/pre-commit.sample", &hook_before);
     expect_missing(e, default_protected, ".gitmodules");
@@ -409,7 +410,8 @@ static void scen_enforced(struct env *e) {
     free(res);
 
     check_no_host_mounts(e);
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(names) - 1; i++) check_snap(e, names[i], &before[i]);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names) - 1; i++)
+        check_snap(e, names[i], &before[i]);
     check_snap(e, ".git/hooks/pre-commit.sample", &hook_before);
     struct stat st;
     struct snap git_now;
@@ -569,7 +571,8 @@ static void scen_invalid(struct env *e) {
     long_name[sizeof(long_name) - 1] = '\0';
     expect_invalid(e, (const char *const[]){long_name, NULL}, EINVAL);
     const char *many[MOUNTS_PROTECTED_MAX + 2];
-    for (size_t i = 0; i <= MOUNTS_PROTECTED_MAX; i++) many[i] = "devbox.ini";
+    for (size_t i = 0; i <= MOUNTS_PROTECTED_MAX; i++)
+        many[i] = "devbox.ini";
     many[MOUNTS_PROTECTED_MAX + 1] = NULL;
     expect_invalid(e, many, E2BIG);
     /* Names that merely contain dots are fine; duplicates and nesting are fine. */
@@ -670,7 +673,8 @@ static void scen_real_virtiofsd(struct env *e) {
           (unsigned long long)features);
     /* virtiofsd's sandboxed child (new pid + mount namespace, pivot_root into the source). */
     pid_t daemon = 0;
-    for (int i = 0; i < 200 && !daemon; i++, usleep(10000)) daemon = find_child(pid);
+    for (int i = 0; i < 200 && !daemon; i++, usleep(10000))
+        daemon = find_child(pid);
     CHECK(daemon > 0, "no sandboxed virtiofsd child");
     char mi_path[64];
     snprintf(mi_path, sizeof(mi_path), "/proc/%d/mountinfo", (int)daemon);
@@ -738,8 +742,12 @@ static void run(void (*fn)(struct env *), bool as_user, bool needs_virtiofsd) {
 }
 
 #define BOTH(name, fn, needs_virtiofsd)                                                            \
-    static void test_##name(void **s) { run(fn, false, needs_virtiofsd); }                         \
-    static void test_##name##_rootless_user(void **s) { run(fn, true, needs_virtiofsd); }
+    static void test_##name(void **s) {                                                            \
+        run(fn, false, needs_virtiofsd);                                                           \
+    }                                                                                              \
+    static void test_##name##_rootless_user(void **s) {                                            \
+        run(fn, true, needs_virtiofsd);                                                            \
+    }
 
 BOTH(enforced, scen_enforced, false)
 BOTH(no_openat2, scen_no_openat2, false)

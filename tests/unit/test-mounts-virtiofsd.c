@@ -107,7 +107,9 @@ static size_t read_log(struct env *e, char *buf, size_t size) {
 
 /* A pid is gone once it is reaped (ours) or never existed; EPERM means it runs as another
  * (subordinate) uid. */
-static bool gone(pid_t pid) { return kill(pid, 0) < 0 && errno == ESRCH; }
+static bool gone(pid_t pid) {
+    return kill(pid, 0) < 0 && errno == ESRCH;
+}
 
 static pid_t find_child(pid_t parent) {
     DIR *d = opendir("/proc");
@@ -251,7 +253,8 @@ static void scen_serve(struct env *e) {
           (unsigned long long)features);
     /* After the first connection virtiofsd forks its sandboxed child (new pid namespace). */
     pid_t daemon = 0;
-    for (int i = 0; i < 200 && !daemon; i++, usleep(10000)) daemon = find_child(pid);
+    for (int i = 0; i < 200 && !daemon; i++, usleep(10000))
+        daemon = find_child(pid);
     CHECK(daemon > 0, "no sandboxed virtiofsd child");
     fprintf(stderr, "    (%s: spawn %llu ms, GET_FEATURES reply %llu ms after connect)\n",
             e->map.rootless ? "rootless" : "root", (unsigned long long)t_spawn,
@@ -261,7 +264,8 @@ static void scen_serve(struct env *e) {
     close(c);
     int status = 0;
     CHECK(wait_exit(pid, 5000, &status), "virtiofsd still running after the client left");
-    for (int i = 0; i < 200 && !gone(daemon); i++, usleep(10000)) waitpid(-1, NULL, WNOHANG);
+    for (int i = 0; i < 200 && !gone(daemon); i++, usleep(10000))
+        waitpid(-1, NULL, WNOHANG);
     CHECK(gone(daemon), "sandboxed virtiofsd child %d left behind", (int)daemon);
     CHECK(run_existed || lstat("/run/virtiofsd", &st) < 0, "virtiofsd wrote to the host's /run");
 }
@@ -277,7 +281,8 @@ static void scen_no_orphans(struct env *e) {
         pid_t pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
         if (pid < 0) fprintf(stderr, "spawn: %s\n", err->msg);
         (void)!write(p[1], &pid, sizeof(pid));
-        for (;;) pause();
+        for (;;)
+            pause();
     }
     close(p[1]);
     pid_t pid = -1;
@@ -286,7 +291,8 @@ static void scen_no_orphans(struct env *e) {
     uint64_t features;
     vhost_user_get_features(c, &features);
     pid_t daemon = 0;
-    for (int i = 0; i < 200 && !daemon; i++, usleep(10000)) daemon = find_child(pid);
+    for (int i = 0; i < 200 && !daemon; i++, usleep(10000))
+        daemon = find_child(pid);
     CHECK(daemon > 0, "no sandboxed virtiofsd child");
 
     CHECK(kill(spawner, SIGKILL) == 0, "kill: %m");
@@ -480,14 +486,30 @@ static void run(void (*fn)(struct env *), bool as_user, bool needs_virtiofsd) {
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static void test_serve(void **s) { run(scen_serve, false, true); }
-static void test_serve_rootless_user(void **s) { run(scen_serve, true, true); }
-static void test_no_orphans(void **s) { run(scen_no_orphans, false, true); }
-static void test_no_orphans_rootless_user(void **s) { run(scen_no_orphans, true, true); }
-static void test_idmap(void **s) { run(scen_idmap, false, false); }
-static void test_idmap_rootless_user(void **s) { run(scen_idmap, true, false); }
-static void test_errors(void **s) { run(scen_errors, false, false); }
-static void test_errors_rootless_user(void **s) { run(scen_errors, true, false); }
+static void test_serve(void **s) {
+    run(scen_serve, false, true);
+}
+static void test_serve_rootless_user(void **s) {
+    run(scen_serve, true, true);
+}
+static void test_no_orphans(void **s) {
+    run(scen_no_orphans, false, true);
+}
+static void test_no_orphans_rootless_user(void **s) {
+    run(scen_no_orphans, true, true);
+}
+static void test_idmap(void **s) {
+    run(scen_idmap, false, false);
+}
+static void test_idmap_rootless_user(void **s) {
+    run(scen_idmap, true, false);
+}
+static void test_errors(void **s) {
+    run(scen_errors, false, false);
+}
+static void test_errors_rootless_user(void **s) {
+    run(scen_errors, true, false);
+}
 
 /* mounts_count_entries counts every entry below the root, no links followed, and stops past
  * max; the limit it is compared with is at least the hard limit (what virtiofsd gets). */

@@ -305,7 +305,8 @@ static void test_list_limits(void **state) {
     entry[sizeof(entry) - 1] = '\0';
     entry[0] = 'K';
     entry[1] = '=';
-    for (unsigned i = 0; i < DBX_PLAN_MAX_ENV; i++) big = dbx_strv_push(big, entry);
+    for (unsigned i = 0; i < DBX_PLAN_MAX_ENV; i++)
+        big = dbx_strv_push(big, entry);
     p = base();
     p.env = big;
     compile_fails(&p, 512 * MiB, E2BIG, "plan takes");
@@ -328,7 +329,8 @@ static void assert_plans_equal(const struct dbx_plan *a, const struct dbx_plan *
     for (uint32_t i = 0; i < a->nprotected; i++)
         assert_string_equal(a->protected[i], b -> protected[i]);
     assert_int_equal(a->nenv, b->nenv);
-    for (uint32_t i = 0; i < a->nenv; i++) assert_string_equal(a->env[i], b->env[i]);
+    for (uint32_t i = 0; i < a->nenv; i++)
+        assert_string_equal(a->env[i], b->env[i]);
 }
 
 static void test_round_trip(void **state) {
@@ -415,12 +417,13 @@ static void test_network(void **state) {
     assert_string_equal(plan.net_addr, "");
     assert_int_equal(plan.nenv, 8);
     static const char *const want[] = {
-        "HTTP_PROXY=http://127.0.0.1:3128",  "HTTPS_PROXY=http://127.0.0.1:3128",
-        "ALL_PROXY=http://127.0.0.1:3128",   "NO_PROXY=localhost,127.0.0.1,::1",
-        "http_proxy=http://127.0.0.1:3128",  "https_proxy=http://127.0.0.1:3128",
-        "all_proxy=http://127.0.0.1:3128",   "no_proxy=localhost,127.0.0.1,::1",
+        "HTTP_PROXY=http://127.0.0.1:3128", "HTTPS_PROXY=http://127.0.0.1:3128",
+        "ALL_PROXY=http://127.0.0.1:3128",  "NO_PROXY=localhost,127.0.0.1,::1",
+        "http_proxy=http://127.0.0.1:3128", "https_proxy=http://127.0.0.1:3128",
+        "all_proxy=http://127.0.0.1:3128",  "no_proxy=localhost,127.0.0.1,::1",
     };
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) assert_true(has_env(&plan, want[i]));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++)
+        assert_true(has_env(&plan, want[i]));
     assert_null(plan.env[plan.nenv]);
     /* the guest accepts it */
     struct dbx_buf b = {0};
@@ -476,10 +479,10 @@ int main(void) {
         cmocka_unit_test(test_memory_default), cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_swap),           cmocka_unit_test(test_cpu),
         cmocka_unit_test(test_passthrough),    cmocka_unit_test(test_caps),
-        cmocka_unit_test(test_caps_user),
-        cmocka_unit_test(test_security_flags), cmocka_unit_test(test_seccomp_modes),
-        cmocka_unit_test(test_lists),          cmocka_unit_test(test_list_limits),
-        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_network),
+        cmocka_unit_test(test_caps_user),      cmocka_unit_test(test_security_flags),
+        cmocka_unit_test(test_seccomp_modes),  cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_list_limits),    cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,7 +57,8 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    for (int m = 0; m < 3; m++) dbx_plan_free(&plans[m]);
+    for (int m = 0; m < 3; m++)
+        dbx_plan_free(&plans[m]);
     return 0;
 }
 
@@ -131,7 +132,9 @@ static long close_if(long fd) {
 }
 
 #define P(name, expr)                                                                              \
-    static long probe_##name(void) { return (long)(expr); }
+    static long probe_##name(void) {                                                               \
+        return (long)(expr);                                                                       \
+    }
 P(kexec_load, syscall(SYS_kexec_load, 0, 0, NULL, ~0ul))
 P(kexec_file_load, syscall(SYS_kexec_file_load, -1, -1, 0, NULL, ~0ul))
 P(init_module, syscall(SYS_init_module, NULL, 0, NULL))
@@ -230,7 +233,9 @@ P(open_badptr, syscall(SYS_openat, AT_FDCWD, BAD, O_RDONLY))
 P(prctl_nnp, prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0))
 #undef P
 /* x32 (nr | 0x40000000) and i386 (int 0x80) syscalls: the filter kills the process */
-static long probe_x32_getpid(void) { return syscall(0x40000000 | SYS_getpid); }
+static long probe_x32_getpid(void) {
+    return syscall(0x40000000 | SYS_getpid);
+}
 static long probe_i386_getpid(void) {
     long r = 20; /* __NR_getpid on i386 */
     __asm__ volatile("int $0x80" : "+a"(r) : : "memory");

@@ -59,8 +59,7 @@ static int repo_teardown(void **state) {
 
 static const char *builtins(void) {
     static char dir[PATH_MAX];
-    if (!dir[0] && !realpath("profiles", dir))
-        fail_msg("run from the source tree root");
+    if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
     return dir;
 }
 
@@ -79,14 +78,14 @@ static char *load_user(struct repo *r, const struct profile_user *u, struct prof
     return NULL;
 }
 
-static char *load(struct repo *r, struct profile *ret) { return load_user(r, NULL, ret); }
+static char *load(struct repo *r, struct profile *ret) {
+    return load_user(r, NULL, ret);
+}
 
 static void expect_error(struct repo *r, const char *want) {
     char *m = load(r, NULL);
-    if (!m)
-        fail_msg("loaded; wanted: %s", want);
-    if (strcmp(m, want) != 0)
-        fail_msg("\n  got  %s\n  want %s", m, want);
+    if (!m) fail_msg("loaded; wanted: %s", want);
+    if (strcmp(m, want) != 0) fail_msg("\n  got  %s\n  want %s", m, want);
     free(m);
 }
 
@@ -315,14 +314,13 @@ static void test_user_only(void **state) {
     assert_string_equal(u.registries_ca_file, "/etc/ssl/extra ca.pem");
     assert_string_equal(u.listen, "::1");
     t = profile_user_to_text(&u);
-    _cleanup_free_ char *want = dbx_xasprintf(
-        "[registries]\ninsecure =                                   ; %1$s:2\n"
-        "    127.0.0.1:5000\n    registry.local\n    [::1]:5000\n    localhost\n"
-        "ca_file = /etc/ssl/extra ca.pem              ; %1$s:4\n\n"
-        "[network]\nlisten = ::1                                 ; %1$s:6\n",
-        u.path);
-    if (!strstr(t, want))
-        fail_msg("got:\n%s\nwant:\n%s", t, want);
+    _cleanup_free_ char *want =
+        dbx_xasprintf("[registries]\ninsecure =                                   ; %1$s:2\n"
+                      "    127.0.0.1:5000\n    registry.local\n    [::1]:5000\n    localhost\n"
+                      "ca_file = /etc/ssl/extra ca.pem              ; %1$s:4\n\n"
+                      "[network]\nlisten = ::1                                 ; %1$s:6\n",
+                      u.path);
+    if (!strstr(t, want)) fail_msg("got:\n%s\nwant:\n%s", t, want);
     free(t);
     char *j = profile_user_to_json(&u);
     _cleanup_free_ char *wj =
@@ -371,8 +369,7 @@ static void test_user_only(void **state) {
         "%1$s/config.ini:11: [defaults] 'registries.ca_file': a user setting: write it in "
         "[registries], not [defaults]",
         r->dir);
-    if (strcmp(err->msg, bad) != 0)
-        fail_msg("\n  got  %s\n  want %s", err->msg, bad);
+    if (strcmp(err->msg, bad) != 0) fail_msg("\n  got  %s\n  want %s", err->msg, bad);
     dbx_error_free(&err);
 
     write_at(r->fd, "config.ini", "[network]\nlisten = 127.0.0.1\nlisten = ::1\n");
@@ -388,14 +385,12 @@ static void test_user_only(void **state) {
     t = profile_user_to_text(&u);
     _cleanup_free_ char *wi =
         dbx_xasprintf("image_size = 8G                              ; %s:2\n", u.path);
-    if (!strstr(t, wi))
-        fail_msg("got:\n%s\nwant:\n%s", t, wi);
+    if (!strstr(t, wi)) fail_msg("got:\n%s\nwant:\n%s", t, wi);
     free(t);
     j = profile_user_to_json(&u);
     _cleanup_free_ char *wij = dbx_xasprintf(
         "\"image_size\": {\n      \"value\": 8589934592,\n      \"from\": \"%s:2\"", u.path);
-    if (!strstr(j, wij))
-        fail_msg("got:\n%s\nwant:\n%s", j, wij);
+    if (!strstr(j, wij)) fail_msg("got:\n%s\nwant:\n%s", j, wij);
     free(j);
     profile_user_clear(&u);
 
@@ -466,13 +461,11 @@ static void test_widenings(void **state) {
         write_at(r->fd, PROFILE_FILE, wide_cases[i].text);
         struct profile p;
         char *m = load_user(r, &u, &p);
-        if (m)
-            fail_msg("case %zu: %s", i, m);
+        if (m) fail_msg("case %zu: %s", i, m);
         char **w = profile_widenings(&p, &u);
         char joined[1024] = "";
         for (size_t j = 0; w[j]; j++) {
-            if (j)
-                strcat(joined, "|");
+            if (j) strcat(joined, "|");
             strcat(joined, w[j]);
         }
         if (strcmp(joined, wide_cases[i].widens) != 0)
@@ -551,8 +544,7 @@ static void test_trust(void **state) {
     struct dirent *de;
     unsigned files = 0;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
-            continue;
+        if (de->d_name[0] == '.') continue;
         files++;
         assert_int_equal(fstatat(dirfd(d), de->d_name, &st, 0), 0);
         assert_int_equal(st.st_mode & 0777, 0600);

@@ -61,8 +61,7 @@ static int repo_teardown(void **state) {
 
 static const char *builtins(void) {
     static char dir[PATH_MAX];
-    if (!dir[0] && !realpath("profiles", dir))
-        fail_msg("run from the source tree root");
+    if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
     return dir;
 }
 
@@ -298,8 +297,7 @@ static void test_malformed_table(void **state) {
     struct repo *r = *state;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         char *m = load(r, bad[i].text, NULL);
-        if (!m)
-            fail_msg("case %zu loaded: %s", i, bad[i].text);
+        if (!m) fail_msg("case %zu loaded: %s", i, bad[i].text);
         if (strcmp(m, bad[i].msg) != 0)
             fail_msg("case %zu:\n  got  %s\n  want %s", i, m, bad[i].msg);
         free(m);
@@ -466,8 +464,7 @@ static void test_images(void **state) {
         char *text = dbx_xasprintf("[box]\nimage = %s\n", good[i]);
         struct profile p;
         char *m = load(r, text, &p);
-        if (m)
-            fail_msg("'%s': %s", good[i], m);
+        if (m) fail_msg("'%s': %s", good[i], m);
         assert_string_equal(p.image, good[i]);
         assert_string_equal(profile_origin_of(&p, "box.image"), "devbox.ini:2");
         char **w = profile_widenings(&p, NULL); /* choosing an image is not a widening */
@@ -518,9 +515,9 @@ static void test_network_names(void **state) {
                    "    v6.test:0:0::1 ; bare IPv6 too\n",
                    &p);
     assert_null(m);
-    const char *allow[] = {"example.com",      "*.example.org:8443", "10.0.0.0/8",
-                           "10.0.0.0/8:443",   "fd00::/8",           "[fd00::/8]:443",
-                           "[::ffff:127.0.0.1]:80", "0.0.0.0/0",     "1.2.3.4/32"};
+    const char *allow[] = {"example.com",           "*.example.org:8443", "10.0.0.0/8",
+                           "10.0.0.0/8:443",        "fd00::/8",           "[fd00::/8]:443",
+                           "[::ffff:127.0.0.1]:80", "0.0.0.0/0",          "1.2.3.4/32"};
     assert_int_equal(dbx_strv_len(p.allow), DBX_ARRAY_SIZE(allow));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(allow); i++)
         assert_string_equal(p.allow[i], allow[i]);
@@ -549,8 +546,7 @@ static void test_ports(void **state) {
         const char *b = "[ports]\n3000 = 3000\n5432 = 5432\n9000 = 9000\n";
         write_file(r->fd, "base.ini", b, strlen(b));
     }
-    char *m = load(r, "extends = ./base.ini\n[ports]\n8080 = 80\n5432 = 15432\n9000 = none\n",
-                   &p);
+    char *m = load(r, "extends = ./base.ini\n[ports]\n8080 = 80\n5432 = 15432\n9000 = none\n", &p);
     assert_null(m);
     assert_int_equal(p.nports, 3);
     assert_int_equal(p.ports[0].host, 3000);
@@ -641,8 +637,7 @@ static void test_network_none(void **state) {
     /* a bad mode leaves the lists alone */
     assert_true(profile_set(&p, "network.mode", "off", "command line", &err) < 0);
     assert_string_equal(
-        err->msg,
-        "command line: [network] mode: must be 'none', 'allowlist' or 'open', not 'off'");
+        err->msg, "command line: [network] mode: must be 'none', 'allowlist' or 'open', not 'off'");
     dbx_error_free(&err);
     profile_clear(&p);
     /* other modes do not touch the lists */
@@ -831,8 +826,7 @@ static void test_builtins(void **state) {
         bool found = false;
         for (size_t j = 0; agent.allow[j]; j++)
             found |= strcmp(agent.allow[j], hosts[i]) == 0;
-        if (!found)
-            fail_msg("agent.ini does not allow %s", hosts[i]);
+        if (!found) fail_msg("agent.ini does not allow %s", hosts[i]);
     }
     struct profile_user big = {.max_cpus = 64, .max_memory = 1ull << 40, .max_disk = 1ull << 40};
     w = profile_widenings(&agent, &big);

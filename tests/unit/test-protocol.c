@@ -21,7 +21,8 @@ static void frame(struct dbx_buf *out, uint8_t type, uint32_t session, const voi
     dbx_frame_put(out, type, session, p, n);
 }
 
-/* A raw header with every field under our control (dbx_hdr_encode always writes DBX_PROTO_VERSION). */
+/* A raw header with every field under our control (dbx_hdr_encode always writes DBX_PROTO_VERSION).
+ */
 static void raw_hdr(struct dbx_buf *out, uint8_t version, uint8_t type, uint32_t session,
                     uint32_t len) {
     dbx_buf_put_u8(out, version);
@@ -46,7 +47,8 @@ struct events {
 };
 
 static void events_free(struct events *e) {
-    for (size_t i = 0; i < e->n; i++) free(e->ev[i].payload);
+    for (size_t i = 0; i < e->n; i++)
+        free(e->ev[i].payload);
     e->n = 0;
 }
 
@@ -102,8 +104,8 @@ static void assert_event_frame(const struct event *ev, uint8_t type, uint32_t se
 static void test_hdr_roundtrip(void **state) {
     uint8_t b[DBX_FRAME_HDR];
     dbx_hdr_encode(b, DBX_MSG_EXEC, 0xdeadbeefu, 0x00012345u);
-    static const uint8_t want[DBX_FRAME_HDR] = {DBX_PROTO_VERSION, 10,   0,    0,    0xef, 0xbe,
-                                                0xad, 0xde, 0x45, 0x23, 0x01, 0x00};
+    static const uint8_t want[DBX_FRAME_HDR] = {
+        DBX_PROTO_VERSION, 10, 0, 0, 0xef, 0xbe, 0xad, 0xde, 0x45, 0x23, 0x01, 0x00};
     assert_memory_equal(b, want, sizeof(want));
 
     struct dbx_frame_hdr h;
@@ -119,7 +121,8 @@ static void test_hdr_roundtrip(void **state) {
     assert_null(err);
 
     /* every field little-endian, including flags */
-    static const uint8_t raw[DBX_FRAME_HDR] = {DBX_PROTO_VERSION, 13, 0x34, 0x12, 1, 0, 0, 0, 0, 0, 4, 0};
+    static const uint8_t raw[DBX_FRAME_HDR] = {
+        DBX_PROTO_VERSION, 13, 0x34, 0x12, 1, 0, 0, 0, 0, 0, 4, 0};
     dbx_hdr_decode(raw, &h);
     assert_int_equal(h.type, DBX_MSG_STDOUT);
     assert_int_equal(h.flags, 0x1234);
@@ -154,12 +157,13 @@ static void test_hdr_check_rejects(void **state) {
     }
 
     static const uint8_t good_types[] = {
-        DBX_MSG_HELLO,  DBX_MSG_SETUP,  DBX_MSG_READY,  DBX_MSG_SHUTDOWN, DBX_MSG_PING,
-        DBX_MSG_PONG,   DBX_MSG_EXEC,   DBX_MSG_STARTED, DBX_MSG_STDIN,   DBX_MSG_STDOUT,
-        DBX_MSG_STDERR, DBX_MSG_CREDIT, DBX_MSG_RESIZE, DBX_MSG_SIGNAL,   DBX_MSG_EXIT,
-        DBX_MSG_ERROR,  DBX_MSG_STATUS, DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,
-        DBX_MSG_SOCK_OPEN, DBX_MSG_SOCK_OK, DBX_MSG_SOCK_DATA, DBX_MSG_SOCK_CLOSE,
-        DBX_MSG_PORT_REQ, DBX_MSG_PORT_REPLY};
+        DBX_MSG_HELLO,     DBX_MSG_SETUP,        DBX_MSG_READY,      DBX_MSG_SHUTDOWN,
+        DBX_MSG_PING,      DBX_MSG_PONG,         DBX_MSG_EXEC,       DBX_MSG_STARTED,
+        DBX_MSG_STDIN,     DBX_MSG_STDOUT,       DBX_MSG_STDERR,     DBX_MSG_CREDIT,
+        DBX_MSG_RESIZE,    DBX_MSG_SIGNAL,       DBX_MSG_EXIT,       DBX_MSG_ERROR,
+        DBX_MSG_STATUS,    DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,       DBX_MSG_SOCK_OPEN,
+        DBX_MSG_SOCK_OK,   DBX_MSG_SOCK_DATA,    DBX_MSG_SOCK_CLOSE, DBX_MSG_PORT_REQ,
+        DBX_MSG_PORT_REPLY};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = good_types[i];
@@ -205,7 +209,8 @@ static void build_stream(struct dbx_buf *s, struct dbx_buf *exec_payload) {
     dbx_buf_free(&hello);
 
     uint8_t data[300];
-    for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)i;
     frame(s, DBX_MSG_STDOUT, 7, data, sizeof(data));
     frame(s, DBX_MSG_STDIN, 7, NULL, 0);
 
@@ -227,11 +232,11 @@ static void check_stream_events(struct events *e, const struct dbx_buf *exec_pay
     free(rel);
 
     uint8_t data[300];
-    for (size_t i = 0; i < sizeof(data); i++) data[i] = (uint8_t)i;
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)i;
     assert_event_frame(&e->ev[1], DBX_MSG_STDOUT, 7, data, sizeof(data));
     assert_event_frame(&e->ev[2], DBX_MSG_STDIN, 7, NULL, 0);
-    assert_event_frame(&e->ev[3], DBX_MSG_EXEC, 0xfffffffeu, exec_payload->data,
-                       exec_payload->len);
+    assert_event_frame(&e->ev[3], DBX_MSG_EXEC, 0xfffffffeu, exec_payload->data, exec_payload->len);
 }
 
 static void test_reader_byte_by_byte(void **state) {
@@ -283,7 +288,8 @@ static void oversized_then_good(size_t chunk) {
     raw_hdr(&s, DBX_PROTO_VERSION, DBX_MSG_STDOUT, 42, big);
     uint8_t *junk = dbx_xmalloc(big);
     /* junk that looks like valid frame headers, to catch a reader that resyncs inside it */
-    for (uint32_t i = 0; i < big; i++) junk[i] = (i % 12 == 0) ? 1 : (i % 12 == 1 ? 13 : 0);
+    for (uint32_t i = 0; i < big; i++)
+        junk[i] = (i % 12 == 0) ? 1 : (i % 12 == 1 ? 13 : 0);
     dbx_buf_put(&s, junk, big);
     free(junk);
     static const char good[] = "after the storm";
@@ -346,7 +352,8 @@ static void test_reader_bad_version_and_type(void **state) {
 static void test_reader_max_frame(void **state) {
     struct dbx_buf s = {0};
     uint8_t *data = dbx_xmalloc(DBX_FRAME_MAX);
-    for (uint32_t i = 0; i < DBX_FRAME_MAX; i++) data[i] = (uint8_t)(i * 7);
+    for (uint32_t i = 0; i < DBX_FRAME_MAX; i++)
+        data[i] = (uint8_t)(i * 7);
     frame(&s, DBX_MSG_STDIN, 1, data, DBX_FRAME_MAX);
     frame(&s, DBX_MSG_STDIN, 1, NULL, 0);
     struct dbx_reader r = {0};
@@ -390,10 +397,12 @@ static void test_exec_roundtrip(void **state) {
     assert_string_equal(got.user, "1000:1000");
     assert_string_equal(got.cwd, "/home/dev/project/sub dir");
     assert_int_equal(got.argc, 5);
-    for (int i = 0; i < 5; i++) assert_string_equal(got.argv[i], argv[i]);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(got.argv[i], argv[i]);
     assert_null(got.argv[5]);
     assert_int_equal(got.envc, 4);
-    for (int i = 0; i < 4; i++) assert_string_equal(got.env[i], env[i]);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(got.env[i], env[i]);
     assert_null(got.env[4]);
 
     /* re-encoding the decoded request gives the same bytes */
@@ -427,13 +436,15 @@ struct raw_exec {
     uint32_t flags;
     const char *user;
     const char *cwd;
-    uint32_t argc; /* as written on the wire */
+    uint32_t argc;           /* as written on the wire */
     const char *const *argv; /* NULL-terminated, may hold fewer than argc */
     uint32_t envc;
     const char *const *env;
 };
 
-static void put_raw_str(struct dbx_buf *b, const char *s) { dbx_buf_put_str(b, s); }
+static void put_raw_str(struct dbx_buf *b, const char *s) {
+    dbx_buf_put_str(b, s);
+}
 
 static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     dbx_buf_put_u32(b, x->flags);
@@ -442,9 +453,11 @@ static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     put_raw_str(b, x->user);
     put_raw_str(b, x->cwd);
     dbx_buf_put_u32(b, x->argc);
-    for (size_t i = 0; x->argv && x->argv[i]; i++) put_raw_str(b, x->argv[i]);
+    for (size_t i = 0; x->argv && x->argv[i]; i++)
+        put_raw_str(b, x->argv[i]);
     dbx_buf_put_u32(b, x->envc);
-    for (size_t i = 0; x->env && x->env[i]; i++) put_raw_str(b, x->env[i]);
+    for (size_t i = 0; x->env && x->env[i]; i++)
+        put_raw_str(b, x->env[i]);
 }
 
 static const char *const argv_true[] = {"true", NULL};
@@ -487,11 +500,12 @@ static void assert_raw_exec_accepted(const struct raw_exec *x) {
 static void test_exec_rejects_truncated_and_trailing(void **state) {
     char *argv[] = {"ls", "-l", NULL};
     char *env[] = {"K=V", NULL};
-    struct dbx_exec_req req = {.user = "root", .cwd = "/tmp", .argc = 2, .argv = argv,
-                               .envc = 1, .env = env};
+    struct dbx_exec_req req = {
+        .user = "root", .cwd = "/tmp", .argc = 2, .argv = argv, .envc = 1, .env = env};
     struct dbx_buf b = {0};
     dbx_exec_req_encode(&req, &b);
-    for (size_t n = 0; n < b.len; n++) assert_exec_rejected(b.data, n);
+    for (size_t n = 0; n < b.len; n++)
+        assert_exec_rejected(b.data, n);
     dbx_buf_put_u8(&b, 0);
     assert_exec_rejected(b.data, b.len);
     dbx_buf_free(&b);
@@ -501,7 +515,8 @@ static void test_exec_rejects_counts(void **state) {
     /* argc over the limit, with every string actually present */
     const uint32_t n = DBX_MAX_ARGS + 1;
     const char **many = dbx_xcalloc(n + 1, sizeof(char *));
-    for (uint32_t i = 0; i < n; i++) many[i] = "x";
+    for (uint32_t i = 0; i < n; i++)
+        many[i] = "x";
     struct raw_exec x = {.user = "", .cwd = "/", .argc = n, .argv = many};
     assert_raw_exec_rejected(&x);
     /* exactly at the limit is fine */
@@ -512,9 +527,10 @@ static void test_exec_rejects_counts(void **state) {
     /* envc over the limit */
     const uint32_t ne = DBX_MAX_ENV + 1;
     const char **envs = dbx_xcalloc(ne + 1, sizeof(char *));
-    for (uint32_t i = 0; i < ne; i++) envs[i] = "A=b";
-    struct raw_exec y = {.user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = ne,
-                         .env = envs};
+    for (uint32_t i = 0; i < ne; i++)
+        envs[i] = "A=b";
+    struct raw_exec y = {
+        .user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = ne, .env = envs};
     assert_raw_exec_rejected(&y);
     envs[DBX_MAX_ENV] = NULL;
     y.envc = DBX_MAX_ENV;
@@ -541,8 +557,8 @@ static void test_exec_rejects_counts(void **state) {
     struct dbx_buf b = {0};
     dbx_buf_put_u32(&b, 0);
     dbx_buf_put_u32(&b, 0);
-    dbx_buf_put_u32(&b, 0);            /* user "" */
-    dbx_buf_put_u32(&b, 1000);         /* cwd length 1000 */
+    dbx_buf_put_u32(&b, 0);    /* user "" */
+    dbx_buf_put_u32(&b, 1000); /* cwd length 1000 */
     dbx_buf_put(&b, "/tmp", 4);
     assert_exec_rejected(b.data, b.len);
     dbx_buf_free(&b);
@@ -607,8 +623,8 @@ static void test_exec_rejects_strings(void **state) {
     static const char *const envs[] = {"FOO", "", "=value"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(envs); i++) {
         const char *env[] = {"OK=1", envs[i], NULL};
-        struct raw_exec x = {.user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = 2,
-                             .env = env};
+        struct raw_exec x = {
+            .user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = 2, .env = env};
         assert_raw_exec_rejected(&x);
     }
 
@@ -627,12 +643,14 @@ static void test_exec_rejects_strings(void **state) {
 static void test_exec_rejects_flags_and_empty(void **state) {
     static const uint32_t bad[] = {1u << 3, 1u << 8, 1u << 31, 0xffffffffu};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
-        struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1,
-                             .argv = argv_true};
+        struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
         assert_raw_exec_rejected(&x);
     }
-    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN, .user = "",
-                          .cwd = "/", .argc = 1, .argv = argv_true};
+    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN,
+                          .user = "",
+                          .cwd = "/",
+                          .argc = 1,
+                          .argv = argv_true};
     assert_raw_exec_accepted(&ok);
 
     /* no command and no LOGIN flag */
@@ -643,8 +661,11 @@ static void test_exec_rejects_flags_and_empty(void **state) {
 /* ---- setup ------------------------------------------------------------------------------ */
 
 static void test_setup_roundtrip_and_rejects(void **state) {
-    struct dbx_setup s = {.ws_tag = "ws", .ws_path = "/home/me/src/proj", .uid = 1000,
-                          .gid = 1001, .hostname = "proj"};
+    struct dbx_setup s = {.ws_tag = "ws",
+                          .ws_path = "/home/me/src/proj",
+                          .uid = 1000,
+                          .gid = 1001,
+                          .hostname = "proj"};
     struct dbx_buf b = {0};
     dbx_setup_encode(&s, &b);
     struct dbx_setup got = {0};
@@ -748,14 +769,15 @@ static void test_parse_ipv4(void **state) {
     assert_int_equal(prefix, 1);
 
     /* one spelling only: R8's odd encodings are refused, not normalized */
-    static const char *const bad[] = {
-        "", "10.0.2", "10.0.2.15.1", "10.0.2.256", "010.0.2.15", "10.0.02.15", "0x0a.0.2.15",
-        "167772687", "10.0.2.15 ", " 10.0.2.15", "10..2.15", "10.0.2.", ".10.0.2.15",
-        "1000.0.0.1", "10.0.2.15/24", "10.0.2.-1", "::1", "10.0.2.15\n", "1e1.0.0.1"};
+    static const char *const bad[] = {"",           "10.0.2",      "10.0.2.15.1",  "10.0.2.256",
+                                      "010.0.2.15", "10.0.02.15",  "0x0a.0.2.15",  "167772687",
+                                      "10.0.2.15 ", " 10.0.2.15",  "10..2.15",     "10.0.2.",
+                                      ".10.0.2.15", "1000.0.0.1",  "10.0.2.15/24", "10.0.2.-1",
+                                      "::1",        "10.0.2.15\n", "1e1.0.0.1"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
         if (dbx_parse_ipv4(bad[i], a, NULL) == 0) fail_msg("accepted '%s'", bad[i]);
     static const char *const bad_prefix[] = {
-        "10.0.2.15",    "10.0.2.15/",  "10.0.2.15/0",  "10.0.2.15/33", "10.0.2.15/024",
+        "10.0.2.15",     "10.0.2.15/",    "10.0.2.15/0",  "10.0.2.15/33",  "10.0.2.15/024",
         "10.0.2.15/24/", "10.0.2.15/ 24", "10.0.2.15/-1", "10.0.2.15/100", "10.0.2/24"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_prefix); i++)
         if (dbx_parse_ipv4(bad_prefix[i], a, &prefix) == 0)
@@ -815,9 +837,10 @@ static void test_plan_caps_user(void **state) {
         uint64_t caps, caps_user;
         int want;
     } cases[] = {
-        {0x3, 0x0, 0},        {0x3, 0x1, 0},         {0x3, 0x3, 0}, {0x1, 0x2, -EPROTO},
-        {0x0, 0x400, -EPROTO}, {DBX_CAP_ALL, DBX_CAP_ALL, 0}, {DBX_CAP_ALL, 0x0, 0},
-        {0x3, DBX_CAP_ALL, -EPROTO},
+        {0x3, 0x0, 0},         {0x3, 0x1, 0},
+        {0x3, 0x3, 0},         {0x1, 0x2, -EPROTO},
+        {0x0, 0x400, -EPROTO}, {DBX_CAP_ALL, DBX_CAP_ALL, 0},
+        {DBX_CAP_ALL, 0x0, 0}, {0x3, DBX_CAP_ALL, -EPROTO},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
         struct dbx_plan p;
@@ -1043,7 +1066,10 @@ static void test_hello(void **state) {
     /* NUL inside, and a release longer than 256 bytes */
     dbx_buf_put_u32(&b, 1);
     dbx_buf_put_u32(&b, 3);
-    dbx_buf_put(&b, "6\0" "1", 3);
+    dbx_buf_put(&b,
+                "6\0"
+                "1",
+                3);
     rel = NULL;
     assert_int_equal(dbx_hello_decode(b.data, b.len, &v, &rel), -EPROTO);
     assert_null(rel);
@@ -1142,7 +1168,8 @@ static void test_buf(void **state) {
     assert_int_equal(dbx_buf_avail(&b), 5);
     assert_int_equal(dbx_buf_head(&b)[0], 11);
     /* growing after a partial consume keeps unread bytes in order */
-    for (int i = 0; i < 10000; i++) dbx_buf_put_u8(&b, (uint8_t)i);
+    for (int i = 0; i < 10000; i++)
+        dbx_buf_put_u8(&b, (uint8_t)i);
     assert_int_equal(dbx_buf_avail(&b), 10005);
     assert_int_equal(dbx_buf_head(&b)[0], 11);
     assert_int_equal(dbx_buf_head(&b)[4], 15);
@@ -1175,8 +1202,8 @@ static void test_parse_u64(void **state) {
     assert_true(v == 10);
     assert_int_equal(dbx_parse_u64("5", 5, 10, &v), 0);
 
-    static const char *const bad[] = {"", "-1", "+1", " 1", "1 ", "0x10", "1e3", "1.0",
-                                      "12a", "a", "\t7", "1\n"};
+    static const char *const bad[] = {"",    "-1",  "+1",  " 1", "1 ",  "0x10",
+                                      "1e3", "1.0", "12a", "a",  "\t7", "1\n"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         v = 77;
         assert_int_equal(dbx_parse_u64(bad[i], 0, UINT64_MAX, &v), -EINVAL);
@@ -1211,8 +1238,8 @@ static void test_parse_size(void **state) {
     assert_int_equal(dbx_parse_size("18446744073709551616", &v), -ERANGE);
     assert_true(v == 77);
 
-    static const char *const bad[] = {"", "M", "-1M", "1.5G", "1MB", "1 M", " 1M", "1MM",
-                                      "G2", "0x10M", "1P", "1Mi"};
+    static const char *const bad[] = {"",    "M",   "-1M", "1.5G",  "1MB", "1 M",
+                                      " 1M", "1MM", "G2",  "0x10M", "1P",  "1Mi"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         v = 77;
         int r = dbx_parse_size(bad[i], &v);
@@ -1272,8 +1299,7 @@ static void test_write_read_file(void **state) {
     mode_t old = umask(022);
 
     static const char data[] = "hello\0world\n\xff";
-    assert_int_equal(dbx_write_file_atomic(t->fd, "state.json", data, sizeof(data), 0600, &err),
-                     0);
+    assert_int_equal(dbx_write_file_atomic(t->fd, "state.json", data, sizeof(data), 0600, &err), 0);
     assert_null(err);
     struct stat st;
     assert_int_equal(fstatat(t->fd, "state.json", &st, AT_SYMLINK_NOFOLLOW), 0);

@@ -5,8 +5,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "sandbox/sandbox.h"
 #include "sandbox/sandbox-internal.h"
+#include "sandbox/sandbox.h"
 
 #include <sys/stat.h>
 
@@ -100,7 +100,8 @@ static void test_record_roundtrip(void **state) {
     (void)state;
     char *dir = dbx_xasprintf("%s/st", tmpl);
     assert_int_equal(mkdir(dir, 0700), 0);
-    struct dbx_project_rec r = {dbx_xstrdup("/r"), dbx_xstrdup("default"), dbx_xstrdup("/b.raw"), 42};
+    struct dbx_project_rec r = {dbx_xstrdup("/r"), dbx_xstrdup("default"), dbx_xstrdup("/b.raw"),
+                                42};
     dbx_error *err = NULL;
     assert_int_equal(dbx_project_rec_save(dir, &r, &err), 0);
     struct dbx_project_rec l = {0};
@@ -110,10 +111,14 @@ static void test_record_roundtrip(void **state) {
     assert_int_equal(l.created, 42);
     dbx_project_rec_clear(&l);
     /* duplicate keys and unknown keys are refused */
-    sh("printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > %s/project.json", dir);
+    sh("printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
+       "%s/project.json",
+       dir);
     assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
     dbx_error_free(&err);
-    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1,\"z\":2}' > %s/project.json", dir);
+    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1,\"z\":2}' > "
+       "%s/project.json",
+       dir);
     assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
     dbx_error_free(&err);
     /* no temp files left behind */

@@ -27,8 +27,7 @@ static int teardown(void **state) {
 
 static enum vm_accel automatic(void) {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return VM_ACCEL_TCG;
+    if (fd < 0) return VM_ACCEL_TCG;
     close(fd);
     return VM_ACCEL_KVM;
 }

@@ -19,7 +19,9 @@
 
 static char dir[] = "/tmp/test-vm-disk-XXXXXX";
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+static int setup(void **state) {
+    return mkdtemp(dir) ? 0 : -1;
+}
 static int teardown(void **state) {
     dbx_error *e = NULL;
     vm_rm_rf(dir, &e);
@@ -48,12 +50,9 @@ static void make_tar(const char *path, const struct ent *e, size_t n) {
         archive_entry_set_perm(ae, e[i].perm ? e[i].perm : 0644);
         archive_entry_set_uid(ae, e[i].uid);
         archive_entry_set_gid(ae, e[i].gid);
-        if (e[i].type == AE_IFLNK)
-            archive_entry_set_symlink(ae, e[i].link);
-        if (e[i].type == 0)
-            archive_entry_set_hardlink(ae, e[i].link);
-        if (e[i].type == AE_IFCHR)
-            archive_entry_set_rdev(ae, makedev(1, 3));
+        if (e[i].type == AE_IFLNK) archive_entry_set_symlink(ae, e[i].link);
+        if (e[i].type == 0) archive_entry_set_hardlink(ae, e[i].link);
+        if (e[i].type == AE_IFCHR) archive_entry_set_rdev(ae, makedev(1, 3));
         size_t len = e[i].data ? strlen(e[i].data) : 0;
         archive_entry_set_size(ae, e[i].type == AE_IFREG ? (la_int64_t)len : 0);
         assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
@@ -71,8 +70,7 @@ static size_t count_entries(const char *d) {
     size_t n = 0;
     struct dirent *de;
     while ((de = readdir(dp)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            n++;
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) n++;
     closedir(dp);
     return n;
 }
@@ -144,7 +142,8 @@ static void test_hostile(void **state) {
         const char *msg;
     } cases[] = {
         {"abs", abs, DBX_ARRAY_SIZE(abs), "'..' leads out of the root in path '/../etc/passwd'"},
-        {"dotdot", dotdot, DBX_ARRAY_SIZE(dotdot), "'..' leads out of the root in path 'a/../../x'"},
+        {"dotdot", dotdot, DBX_ARRAY_SIZE(dotdot),
+         "'..' leads out of the root in path 'a/../../x'"},
         {"hl_out", hl_out, DBX_ARRAY_SIZE(hl_out),
          "hard link 'y': '..' leads out of the root in path '../x'"},
         /* an absolute target resolves under the root: there is no /etc/shadow in the tree */
@@ -182,8 +181,7 @@ static bool have(const char *prog) {
     static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], prog);
-        if (access(p, X_OK) == 0)
-            return true;
+        if (access(p, X_OK) == 0) return true;
     }
     return false;
 }
@@ -219,8 +217,7 @@ static void test_build_base(void **state) {
     make_tar(tar, tree, DBX_ARRAY_SIZE(tree));
     _cleanup_error_ dbx_error *err = NULL;
     uint64_t size = 0;
-    if (vm_disk_build_base(tar, img, 64 << 20, &size, &err) < 0)
-        fail_msg("%s", err->msg);
+    if (vm_disk_build_base(tar, img, 64 << 20, &size, &err) < 0) fail_msg("%s", err->msg);
     struct stat st;
     assert_int_equal(stat(img, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0444);
@@ -255,13 +252,10 @@ static void test_build_base(void **state) {
     assert_non_null(strstr(hdr, "Inode size:\t          256"));
 
     /* the overlay on top of it, and its check */
-    if (!have("qemu-img"))
-        return;
+    if (!have("qemu-img")) return;
     _cleanup_free_ char *ov = dbx_xasprintf("%s/ov.qcow2", dir);
-    if (vm_disk_create_overlay(img, ov, 0, &err) < 0)
-        fail_msg("%s", err->msg);
-    if (vm_disk_check(ov, &err) < 0)
-        fail_msg("%s", err->msg);
+    if (vm_disk_create_overlay(img, ov, 0, &err) < 0) fail_msg("%s", err->msg);
+    if (vm_disk_check(ov, &err) < 0) fail_msg("%s", err->msg);
     /* auto: the image's size */
     uint64_t vsize = 0;
     assert_int_equal(vm_disk_size(ov, &vsize, &err), 0);
@@ -273,8 +267,7 @@ static void test_build_base(void **state) {
 
     /* [box] disk: the overlay's virtual size, grown later, never shrunk nor below the image */
     _cleanup_free_ char *ov2 = dbx_xasprintf("%s/ov2.qcow2", dir);
-    if (vm_disk_create_overlay(img, ov2, 1ull << 30, &err) < 0)
-        fail_msg("%s", err->msg);
+    if (vm_disk_create_overlay(img, ov2, 1ull << 30, &err) < 0) fail_msg("%s", err->msg);
     assert_int_equal(vm_disk_size(ov2, &vsize, &err), 0);
     assert_int_equal(vsize, 1ull << 30);
     uint64_t after = 0;
@@ -284,8 +277,7 @@ static void test_build_base(void **state) {
     assert_int_equal(vsize, 3ull << 30);
     assert_int_equal(vm_disk_grow_overlay(ov2, 2ull << 30, &after, &err), 0);
     assert_int_equal(after, 3ull << 30); /* not shrunk */
-    if (vm_disk_check(ov2, &err) < 0)
-        fail_msg("%s", err->msg);
+    if (vm_disk_check(ov2, &err) < 0) fail_msg("%s", err->msg);
     _cleanup_free_ char *ov3 = dbx_xasprintf("%s/ov3.qcow2", dir);
     if (vm_disk_create_overlay(img, ov3, 4096, &err) < 0) /* smaller than the image */
         fail_msg("%s", err->msg);

@@ -16,7 +16,9 @@
 
 static char dir[] = "/tmp/test-vm-kernel-XXXXXX";
 
-static int setup(void **state) { return mkdtemp(dir) ? 0 : -1; }
+static int setup(void **state) {
+    return mkdtemp(dir) ? 0 : -1;
+}
 static int teardown(void **state) {
     dbx_error *e = NULL;
     vm_rm_rf(dir, &e);
@@ -49,8 +51,7 @@ static void test_initramfs_contents(void **state) {
     _cleanup_close_ int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     assert_true(fd >= 0);
     _cleanup_error_ dbx_error *err = NULL;
-    if (vm_initramfs_write(fd, init, mods, 2, &err) < 0)
-        fail_msg("%s", err->msg);
+    if (vm_initramfs_write(fd, init, mods, 2, &err) < 0) fail_msg("%s", err->msg);
 
     struct seen want[] = {
         {"dev", S_IFDIR | 0755, NULL, false},
@@ -79,8 +80,7 @@ static void test_initramfs_contents(void **state) {
         size_t i = 0;
         while (i < DBX_ARRAY_SIZE(want) && strcmp(want[i].name, name) != 0)
             i++;
-        if (i == DBX_ARRAY_SIZE(want))
-            fail_msg("unexpected entry '%s'", name);
+        if (i == DBX_ARRAY_SIZE(want)) fail_msg("unexpected entry '%s'", name);
         assert_false(want[i].found);
         want[i].found = true;
         assert_int_equal(archive_entry_mode(e), want[i].mode);

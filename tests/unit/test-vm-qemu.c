@@ -117,8 +117,7 @@ static void test_argv_net(void **state) {
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
     assert_non_null(v);
-    assert_non_null(opt_value(
-        v, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=5"));
+    assert_non_null(opt_value(v, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=5"));
     assert_non_null(opt_value(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC));
     assert_non_null(opt_value(v, "-sandbox", "on,"));
     assert_true(has_arg(v, "-nodefaults"));
@@ -271,8 +270,8 @@ int main(void) {
         cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
         cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
         cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
-        cmocka_unit_test(test_argv_panic_device),
-        cmocka_unit_test(test_qmp_events),         cmocka_unit_test(test_qmp_hostile),
+        cmocka_unit_test(test_argv_panic_device),  cmocka_unit_test(test_qmp_events),
+        cmocka_unit_test(test_qmp_hostile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,7 +213,7 @@ static void test_layers(void **state) {
         {"dup", 0, 0644, 0, 0, NULL, "second"},
     };
     const struct ent l2[] = {
-        {"./", AE_IFDIR, 0700, 1000, 1000}, /* skipped: the root stays 0755 root:root */
+        {"./", AE_IFDIR, 0700, 1000, 1000},      /* skipped: the root stays 0755 root:root */
         {"opq/new", 0, 0644, 0, 0, NULL, "new"}, /* before the marker: stays */
         {"opq/sub/fresh", 0, 0644, 0, 0, NULL, "new"},
         {"opq/.wh..wh..opq", 0, 0644},
@@ -236,8 +236,8 @@ static void test_layers(void **state) {
         {"/abs", AE_IFDIR, 0750},
         {"/abs/name", 0, 0644, 0, 0, NULL, "absolute\n"},
         {"//abs/./x/../link", HL, 0, 0, 0, "/abs/name"},
-        {"abs/sub/..", AE_IFDIR, 0711}, /* resolves to abs: merged */
-        {"abs/..", AE_IFDIR, 0700},    /* resolves to the root: skipped */
+        {"abs/sub/..", AE_IFDIR, 0711},      /* resolves to abs: merged */
+        {"abs/..", AE_IFDIR, 0700},          /* resolves to the root: skipped */
         {".", AE_IFLNK, 0777, 0, 0, "/etc"}, /* skipped: "." never becomes a symlink */
         {"./", HL, 0, 0, 0, "abs/name"},     /* skipped too */
     };
@@ -400,7 +400,10 @@ static void test_hostile(void **state) {
          {LAYER(GZIP, abs_dotdot)},
          0,
          "layer 'sha256:0': '..' leads out of the root in path '/../etc/passwd'"},
-        {"hl_out", {LAYER(PLAIN, hl_out)}, 0, "hard link 'y': '..' leads out of the root in path '../x'"},
+        {"hl_out",
+         {LAYER(PLAIN, hl_out)},
+         0,
+         "hard link 'y': '..' leads out of the root in path '../x'"},
         {"hl_abs",
          {LAYER(PLAIN, hl_abs)},
          0,
