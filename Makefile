@@ -21,8 +21,8 @@ PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp libcurl
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil -pthread
 
-COMMON_SRCS := $(wildcard common/*.c) guest/protocol.c
-GUEST_SRCS  := $(filter-out guest/protocol.c,$(wildcard guest/*.c))
+COMMON_SRCS := $(wildcard common/*.c)
+GUEST_SRCS  := $(wildcard guest/*.c)
 LIB_SRCS    := $(COMMON_SRCS) $(wildcard vm/*.c mounts/*.c policy/*.c profiles/*.c oci/*.c) \
                $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)

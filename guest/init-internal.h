@@ -8,7 +8,7 @@
  * init-sock.c (socket sessions: forwarded ports and the proxy listener). */
 #pragma once
 
-#include "protocol.h"
+#include "../common/protocol.h"
 
 #include <linux/filter.h>
 #include <poll.h>

@@ -7,7 +7,7 @@
  *                    /dev/shm, /run, cgroup2
  *   process          OOM score -1000, SIGPIPE ignored, SIGCHLD through a signalfd
  *   agent            open the virtio-serial port named "org.devbox.agent", send HELLO
- *   setup, serve     the protocol of guest/protocol.h (init-serve.c): SETUP (workspace,
+ *   setup, serve     the protocol of common/protocol.h (init-serve.c): SETUP (workspace,
  *                    hostname, the network of init-net.c, the policy plan of init-policy.c,
  *                    all verified) -> READY, then exec and socket sessions (init-sock.c)
  *                    until SHUTDOWN, which powers the VM off

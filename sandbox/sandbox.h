@@ -4,7 +4,7 @@
 #pragma once
 
 #include "../common/common.h"
-#include "../guest/protocol.h"
+#include "../common/protocol.h"
 
 /* ---- paths ------------------------------------------------------------------------------ */
 

@@ -8,7 +8,7 @@
  * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
  * replay main() runs each file (or each file in each directory) named on the command line. */
 #include "common/common.h"
-#include "guest/protocol.h"
+#include "common/protocol.h"
 
 #include "replay.h"
 

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
-#include "guest/protocol.h"
+#include "common/protocol.h"
 
 #include "replay.h"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate the seed corpus for tests/fuzz/fuzz-protocol.c.
 
-Each file is one byte of chunk-size seed followed by a stream of frames as guest/protocol.h
+Each file is one byte of chunk-size seed followed by a stream of frames as common/protocol.h
 describes them (12-byte little-endian header + payload).  The output is deterministic; the
 files are committed, rerun this script after changing the protocol:
 

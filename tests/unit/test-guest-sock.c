@@ -35,7 +35,7 @@
 #include <sys/wait.h>
 
 #include "common/common.h"
-#include "guest/protocol.h"
+#include "common/protocol.h"
 
 static char g_init[PATH_MAX];     /* the devbox-init binary */
 static const char *g_skip = NULL; /* why every test skips, or NULL */

@@ -1,4 +1,4 @@
-/* tests/unit/test-protocol.c: the wire protocol codec (guest/protocol.c) and the common helpers
+/* tests/unit/test-protocol.c: the wire protocol codec (common/protocol.c) and the common helpers
  * it relies on (common/common.c): header, incremental reader, typed payloads, checked parsers,
  * atomic file writes and error values. */
 #include <setjmp.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
-#include "guest/protocol.h"
+#include "common/protocol.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-/* guest/protocol.h: the devbox wire protocol, shared by the host (supervisor, client) and the
+/* common/protocol.h: the devbox wire protocol, shared by the host (supervisor, client) and the
  * guest init.  See docs/protocol.md for the prose version.
  *
  * A stream of frames.  Every frame is a 12-byte header followed by `len` payload bytes:
@@ -22,7 +22,7 @@
  * DBX_MSG_ERROR; a payload that does not decode ends that session.  The connection survives. */
 #pragma once
 
-#include "../common/common.h"
+#include "common.h"
 
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  Overridable only so the
  * tests can build an init of another version (t-init-skew). */

@@ -1,8 +1,8 @@
-/* guest/protocol.c: frame codec shared by host and guest.  Pure byte manipulation: no I/O,
+/* common/protocol.c: frame codec shared by host and guest.  Pure byte manipulation: no I/O,
  * so the same code is fuzzed, unit-tested and linked into the static init. */
 #define _GNU_SOURCE
 #include "protocol.h"
-#include "../common/sha256.h"
+#include "sha256.h"
 
 static void put_le(uint8_t *o, uint64_t v, int n) {
     for (int i = 0; i < n; i++)
