@@ -23,6 +23,7 @@
 #pragma once
 
 #include "common.h"
+#include "plan.h"
 
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  Overridable only so the
  * tests can build an init of another version (t-init-skew). */
@@ -131,55 +132,6 @@ struct dbx_exec_req {
     char **env; /* "K=V", envc entries + NULL */
 };
 
-/* The policy plan: what the guest enforces on every exec'd process.  Compiled on the host by
- * policy/ from the effective profile, carried in SETUP, checked (framing, limits, SHA-256 over
- * the encoding) and applied by the guest init with plain syscalls. */
-enum dbx_seccomp_mode {
-    DBX_SECCOMP_UNCONFINED = 0,
-    DBX_SECCOMP_DEFAULT = 1,
-    DBX_SECCOMP_STRICT = 2,
-};
-#define DBX_PLAN_MAX_BPF 4096u  /* BPF instructions (the kernel's BPF_MAXINSNS) */
-#define DBX_PLAN_MAX_PATHS 256u /* protected paths */
-#define DBX_PLAN_MAX_ENV 1024u
-#define DBX_CAP_ALL UINT64_MAX /* "keep every capability": no capability changes */
-enum dbx_net_mode {
-    DBX_NET_NONE = 0,      /* no network device: loopback only */
-    DBX_NET_ALLOWLIST = 1, /* no network device; the init's proxy listener on 127.0.0.1 */
-    DBX_NET_OPEN = 2,      /* a virtio-net device behind user-mode NAT on the host */
-};
-struct dbx_plan {
-    uint64_t mem_max;       /* cgroup memory.max in bytes; 0 = "max" */
-    uint64_t swap_max;      /* memory.swap.max in bytes; UINT64_MAX = "max" */
-    uint32_t cpu_quota_us;  /* cpu.max quota; 0 = "max" */
-    uint32_t cpu_period_us; /* cpu.max period */
-    uint32_t pids_max;      /* pids.max; 0 = "max" */
-    uint32_t io_weight;     /* io.weight 1..10000; 0 = leave the default */
-    uint64_t nofile;        /* RLIMIT_NOFILE soft = hard; 0 = leave */
-    uint64_t nproc;         /* RLIMIT_NPROC soft = hard; 0 = leave */
-    uint64_t caps;          /* for uid 0 in the box: bit n = capability n in the bounding,
-                               permitted, effective, inheritable and ambient sets;
-                               DBX_CAP_ALL = leave them alone */
-    uint64_t caps_user;     /* the same for every other uid (the ordinary box user); a subset
-                               of caps unless caps is DBX_CAP_ALL */
-    uint8_t no_new_privs;   /* 1 = PR_SET_NO_NEW_PRIVS */
-    uint8_t seccomp_mode;   /* enum dbx_seccomp_mode, for verification and reporting */
-    char *user;             /* "" = the uid/gid of SETUP; else resolved in the guest */
-    uint32_t bpf_len;       /* instructions in bpf (0 with DBX_SECCOMP_UNCONFINED) */
-    uint8_t *bpf;           /* bpf_len struct sock_filter, 8 bytes each, little-endian */
-    uint32_t nprotected;
-    char **protected; /* workspace-relative paths, read-only in the guest as well */
-    uint32_t nenv;
-    char **env;          /* "K=V" added to every command's environment */
-    uint8_t net_mode;    /* enum dbx_net_mode */
-    uint16_t proxy_port; /* allowlist: the init listens on 127.0.0.1:proxy_port; else 0 */
-    char *net_addr;      /* open: eth0's "A.B.C.D/PREFIX"; else "" */
-    char *net_gw;        /* open: the default gateway "A.B.C.D"; else "" */
-    char *net_dns;       /* open: the nameserver for /etc/resolv.conf, or "" to leave
-                            resolv.conf alone; else "" (decode checks each spelling with
-                            dbx_parse_ipv4) */
-};
-
 struct dbx_setup {
     char *ws_tag;      /* virtiofs tag of the workspace share */
     char *ws_path;     /* where to mount it: the project's absolute host path */
@@ -237,6 +189,9 @@ int dbx_get_u32(struct dbx_cursor *c, uint32_t *v);
 int dbx_get_u64(struct dbx_cursor *c, uint64_t *v);
 /* Returns a malloc'd NUL-terminated copy; refuses embedded NULs and strings > max. */
 int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret);
+/* A u32 count (at most max) and that many strings of at most DBX_MAX_STR; *ret_v gets a
+ * NULL-terminated vector. */
+int dbx_get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char ***ret_v);
 
 /* ---- incremental frame reader ----------------------------------------------------------- */
 
@@ -263,16 +218,6 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out);
 int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, dbx_error **err);
 void dbx_exec_req_free(struct dbx_exec_req *req);
 
-/* The plan's encoding ends with a SHA-256 of everything before it; decode checks it, every
- * count against its limit, that nothing trails, and the network fields against net_mode:
- * allowlist <=> proxy_port != 0; open <=> net_addr set, and then net_addr "A.B.C.D/N",
- * net_gw "A.B.C.D", net_dns "" or "A.B.C.D"; other modes leave all three "". */
-void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out);
-int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err);
-void dbx_plan_free(struct dbx_plan *p);
-/* A plan that changes nothing: no limits, every capability, no seccomp. */
-void dbx_plan_permissive(struct dbx_plan *ret);
-
 void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out);
 int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err);
 void dbx_setup_free(struct dbx_setup *s);
@@ -292,10 +237,6 @@ int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v);
 /* SOCK_OPEN: u8 kind + u16 port; decode refuses an unknown kind and port 0. */
 size_t dbx_enc_sock_open(uint8_t out[3], uint8_t kind, uint16_t port);
 int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port);
-/* An IPv4 address in dotted decimal, exactly four parts without leading zeros ("10.0.2.15");
- * with ret_prefix, followed by "/N", N 1..32.  Fills ret (network byte order) and *ret_prefix;
- * -EINVAL for anything else (octal, hex, short forms, spaces). */
-int dbx_parse_ipv4(const char *s, uint8_t ret[4], uint8_t *ret_prefix);
 /* ERROR: u32 code + str message. */
 void dbx_error_msg_encode(struct dbx_buf *out, uint32_t code, const char *msg);
 int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg);

@@ -8,6 +8,7 @@
  * init-sock.c (socket sessions: forwarded ports and the proxy listener). */
 #pragma once
 
+#include "../common/plan.h"
 #include "../common/protocol.h"
 
 #include <linux/filter.h>

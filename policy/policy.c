@@ -8,6 +8,8 @@
 
 #include "policy-internal.h"
 
+#include "../common/protocol.h" /* the plan travels in a SETUP frame */
+
 /* Highest capability number of the guest kernel (Linux 6.1: CAP_CHECKPOINT_RESTORE).
  * PR_CAPBSET_DROP and capset refuse numbers above it. */
 #define GUEST_CAP_LAST 40

@@ -1,5 +1,5 @@
 /* policy/policy.h: what an effective profile means at run time.  Compiles a struct profile
- * into the plan the guest applies (common/protocol.h struct dbx_plan): cgroup values,
+ * into the plan the guest applies (common/plan.h struct dbx_plan): cgroup values,
  * capability mask, seccomp BPF (libseccomp), rlimits, user, protected paths, environment,
  * network mode.  Runs the egress proxy of `network.mode = allowlist` boxes, and exports its
  * pure parts (allow patterns, address classes, request and ClientHello parsers) for the tests
@@ -11,7 +11,7 @@
 #include <sys/types.h>
 
 #include "../common/common.h"
-#include "../common/protocol.h"
+#include "../common/plan.h"
 #include "../profiles/profiles.h"
 
 /* Fill *ret from p; on failure return < 0 with *err set (err may be NULL) and leave *ret

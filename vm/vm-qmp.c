@@ -12,6 +12,8 @@
  * retries the failed requests and emits RESUME. */
 #include "vm-internal.h"
 
+#include "../common/protocol.h" /* struct dbx_buf */
+
 #include <jansson.h>
 #include <poll.h>
 #include <sys/socket.h>

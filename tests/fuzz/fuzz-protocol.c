@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
+#include "common/plan.h"
 #include "common/protocol.h"
 
 #include "replay.h"

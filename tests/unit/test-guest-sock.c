@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 
 #include "common/common.h"
+#include "common/plan.h"
 #include "common/protocol.h"
 
 static char g_init[PATH_MAX];     /* the devbox-init binary */

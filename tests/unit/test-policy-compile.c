@@ -11,6 +11,7 @@
 
 #include <linux/capability.h>
 
+#include "common/protocol.h" /* struct dbx_buf, for the plan's encoding */
 #include "policy/policy-internal.h"
 
 #define MiB (UINT64_C(1) << 20)

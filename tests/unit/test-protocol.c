@@ -1,6 +1,6 @@
-/* tests/unit/test-protocol.c: the wire protocol codec (common/protocol.c) and the common helpers
- * it relies on (common/common.c): header, incremental reader, typed payloads, checked parsers,
- * atomic file writes and error values. */
+/* tests/unit/test-protocol.c: the wire protocol codec (common/protocol.c, common/plan.c) and the
+ * common helpers it relies on (common/common.c): header, incremental reader, typed payloads,
+ * checked parsers, atomic file writes and error values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
+#include "common/plan.h"
 #include "common/protocol.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
