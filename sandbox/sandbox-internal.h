@@ -2,6 +2,7 @@
 #pragma once
 
 #include "sandbox.h"
+#include "../common/protocol.h"
 #include "../profiles/profiles.h"
 
 #define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */

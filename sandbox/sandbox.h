@@ -4,7 +4,6 @@
 #pragma once
 
 #include "../common/common.h"
-#include "../common/protocol.h"
 
 /* ---- paths ------------------------------------------------------------------------------ */
 
