@@ -1182,6 +1182,51 @@ static void test_buf(void **state) {
     dbx_buf_free(&b);
 }
 
+/* dbx_get_strv, shared by the exec request's and the plan's decoders: a NULL-terminated copy,
+ * the cursor past the list, and a refusal (nothing returned) for a count above max, a count the
+ * payload cannot hold, or a bad string inside. */
+static void test_get_strv(void **state) {
+    struct dbx_buf b = {0};
+    dbx_buf_put_u32(&b, 2);
+    dbx_buf_put_str(&b, "a=1");
+    dbx_buf_put_str(&b, "");
+    dbx_buf_put_u8(&b, 9);
+    struct dbx_cursor c = {dbx_buf_head(&b), dbx_buf_avail(&b)};
+    uint32_t n = 0;
+    char **v = NULL;
+    assert_int_equal(dbx_get_strv(&c, 2, &n, &v), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0], "a=1");
+    assert_string_equal(v[1], "");
+    assert_null(v[2]);
+    assert_int_equal(c.left, 1);
+    dbx_strv_free(v);
+
+    c = (struct dbx_cursor){dbx_buf_head(&b), dbx_buf_avail(&b)};
+    v = NULL;
+    assert_int_equal(dbx_get_strv(&c, 1, &n, &v), -EPROTO);
+    assert_null(v);
+    dbx_buf_free(&b);
+
+    /* a count of 1000 in a 12-byte payload is refused before anything is allocated for it */
+    dbx_buf_put_u32(&b, 1000);
+    dbx_buf_put_u64(&b, 0);
+    c = (struct dbx_cursor){dbx_buf_head(&b), dbx_buf_avail(&b)};
+    assert_int_equal(dbx_get_strv(&c, 4096, &n, &v), -EPROTO);
+    assert_null(v);
+    dbx_buf_free(&b);
+
+    /* the second string holds a NUL: the first one's copy is released */
+    dbx_buf_put_u32(&b, 2);
+    dbx_buf_put_str(&b, "ok");
+    dbx_buf_put_u32(&b, 3);
+    dbx_buf_put(&b, "a\0b", 3);
+    c = (struct dbx_cursor){dbx_buf_head(&b), dbx_buf_avail(&b)};
+    assert_int_equal(dbx_get_strv(&c, 4, &n, &v), -EPROTO);
+    assert_null(v);
+    dbx_buf_free(&b);
+}
+
 /* ---- common: parsers -------------------------------------------------------------------- */
 
 static void test_parse_u64(void **state) {
@@ -1474,6 +1519,7 @@ int main(void) {
         cmocka_unit_test(test_hello),
         cmocka_unit_test(test_error_msg),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_get_strv),
         cmocka_unit_test(test_parse_u64),
         cmocka_unit_test(test_parse_size),
         cmocka_unit_test_setup_teardown(test_write_read_file, tmpdir_setup, tmpdir_teardown),
