@@ -24,11 +24,11 @@
 
 struct dns_answer {
     size_t n;
-    struct policy_addr a[POLICY_DNS_MAX_ADDRS];
+    struct dbx_addr a[POLICY_DNS_MAX_ADDRS];
 };
 
 struct dns_entry {
-    char name[POLICY_HOST_MAX + 1];
+    char name[DBX_HOST_MAX + 1];
     struct dns_answer ans;
     uint64_t expires; /* dbx_now_ms() */
     uint64_t used;    /* policy_dns.tick of the last use: the least recently used goes first */
@@ -37,7 +37,7 @@ struct dns_entry {
 /* A lookup in progress; everyone asking for the name meanwhile waits for its result. */
 struct dns_flight {
     struct dns_flight *next;
-    char name[POLICY_HOST_MAX + 1];
+    char name[DBX_HOST_MAX + 1];
     unsigned refs; /* the resolving thread and the waiters */
     bool done;
     int gai;
@@ -77,7 +77,7 @@ void policy_dns_free(struct policy_dns *d) {
 
 /* ---- the resolver ------------------------------------------------------------------------- */
 
-static int resolve_gai(void *data, const char *name, struct policy_addr *out, size_t max,
+static int resolve_gai(void *data, const char *name, struct dbx_addr *out, size_t max,
                        size_t *ret_n) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
@@ -85,7 +85,7 @@ static int resolve_gai(void *data, const char *name, struct policy_addr *out, si
     if (r != 0) return r;
     size_t n = 0;
     for (struct addrinfo *a = ai; a && n < max; a = a->ai_next)
-        if (policy_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
+        if (dbx_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
     freeaddrinfo(ai);
     *ret_n = n;
     return 0;
@@ -168,7 +168,7 @@ static void flight_unlink(struct policy_dns *d, struct dns_flight *f) {
 }
 
 /* Copy a flight's result out and drop our reference. */
-static int flight_take(struct dns_flight *f, struct policy_addr *out, size_t max, size_t *ret_n) {
+static int flight_take(struct dns_flight *f, struct dbx_addr *out, size_t max, size_t *ret_n) {
     int r = f->gai;
     if (r == 0) {
         size_t n = f->ans.n < max ? f->ans.n : max;
@@ -181,7 +181,7 @@ static int flight_take(struct dns_flight *f, struct policy_addr *out, size_t max
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
-int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr *out, size_t max,
+int policy_dns_lookup(struct policy_dns *d, const char *name, struct dbx_addr *out, size_t max,
                       size_t *ret_n) {
     pthread_mutex_lock(&d->lock);
     uint64_t now = dbx_now_ms();

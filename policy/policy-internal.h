@@ -36,7 +36,7 @@ void policy_dns_free(struct policy_dns *d);
  * a failure is retried once after retry_ms).  0 with 1..max addresses in out and *ret_n set,
  * or an EAI_* code (gai_strerror); failures are not cached.  Once stop_fd is readable no new
  * lookup starts (EAI_AGAIN).  Thread-safe. */
-int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr *out, size_t max,
+int policy_dns_lookup(struct policy_dns *d, const char *name, struct dbx_addr *out, size_t max,
                       size_t *ret_n);
 /* Drop name's cached answer (every address of it failed to connect). */
 void policy_dns_forget(struct policy_dns *d, const char *name);

@@ -39,8 +39,8 @@
 #define THREAD_STACK (256u * 1024u)
 
 struct resolve_entry {
-    char name[POLICY_HOST_MAX + 1];
-    struct policy_addr addr;
+    char name[DBX_HOST_MAX + 1];
+    struct dbx_addr addr;
 };
 
 struct policy_proxy {
@@ -77,7 +77,7 @@ struct conn {
     uint16_t port;
     bool connected;
     bool from_dns; /* the addresses came from policy_dns_lookup */
-    struct policy_addr addr;
+    struct dbx_addr addr;
     uint64_t up, down;
     unsigned reqs;
     char when[32];
@@ -128,13 +128,13 @@ static void clean(char *s) {
 
 static void log_line(struct conn *c, const char *verdict, const char *reason) {
     if (c->p->log_fd < 0) return;
-    char target[POLICY_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
+    char target[DBX_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
     char reqs[32] = "";
     _cleanup_free_ char *why = NULL;
     if (c->have_target) fmt_target(&c->host, c->port, target, sizeof(target));
     if (c->connected) {
         struct policy_host h = {.is_addr = true, .addr = c->addr};
-        policy_addr_format(&c->addr, h.name);
+        dbx_addr_format(&c->addr, h.name);
         fmt_target(&h, c->port, addr, sizeof(addr));
     }
     if (c->reqs > 1) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
@@ -291,7 +291,7 @@ static void refuse(struct conn *c, int status, const char *verdict, const char *
 }
 
 static void refuse_not_allowed(struct conn *c) {
-    char target[POLICY_HOST_MAX + 16], rule[POLICY_HOST_MAX + 16];
+    char target[DBX_HOST_MAX + 16], rule[DBX_HOST_MAX + 16];
     fmt_target(&c->host, c->port, target, sizeof(target));
     fmt_rule(&c->host, c->port, rule, sizeof(rule));
     _cleanup_free_ char *body = dbx_xasprintf(
@@ -305,7 +305,7 @@ static void refuse_not_allowed(struct conn *c) {
 
 /* ---- resolving and connecting ----------------------------------------------------------- */
 
-static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
+static size_t lookup(struct conn *c, struct dbx_addr *out, int *ret_gai) {
     if (c->host.is_addr) {
         out[0] = c->host.addr;
         return 1;
@@ -320,8 +320,7 @@ static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
     return n;
 }
 
-static socklen_t to_sockaddr(const struct policy_addr *a, uint16_t port,
-                             struct sockaddr_storage *ss) {
+static socklen_t to_sockaddr(const struct dbx_addr *a, uint16_t port, struct sockaddr_storage *ss) {
     memset(ss, 0, sizeof(*ss));
     if (a->family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)ss;
@@ -338,7 +337,7 @@ static socklen_t to_sockaddr(const struct policy_addr *a, uint16_t port,
 }
 
 /* Connect to exactly a:port; 0 with c->ufd set, or -errno. */
-static int connect_one(struct conn *c, const struct policy_addr *a) {
+static int connect_one(struct conn *c, const struct dbx_addr *a) {
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(a, c->port, &ss);
     _cleanup_close_ int fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -361,7 +360,7 @@ static int connect_one(struct conn *c, const struct policy_addr *a) {
 /* Resolve (only now: the name is allowed), drop refused addresses, connect.  0, or the
  * client has been answered and logged. */
 static int resolve_and_connect(struct conn *c) {
-    struct policy_addr addrs[MAX_ADDRS];
+    struct dbx_addr addrs[MAX_ADDRS];
     int gai = 0;
     size_t n = lookup(c, addrs, &gai);
     if (n == 0) {
@@ -373,7 +372,7 @@ static int resolve_and_connect(struct conn *c) {
     int last = -EHOSTUNREACH;
     bool tried = false; /* connect_one ran (its -EHOSTUNREACH is not a refusal) */
     const char *refused = NULL;
-    struct policy_addr refused_addr = {0};
+    struct dbx_addr refused_addr = {0};
     for (size_t i = 0; i < n; i++) {
         const char *cls = policy_addr_refused(c->p->pats, c->p->npats, &addrs[i]);
         if (cls) {
@@ -393,9 +392,9 @@ static int resolve_and_connect(struct conn *c) {
     if (c->from_dns && tried) policy_dns_forget(c->p->dns, c->host.name);
     char a[INET6_ADDRSTRLEN];
     if (!tried && refused) {
-        policy_addr_format(&refused_addr, a);
+        dbx_addr_format(&refused_addr, a);
         /* the class and the table row that refused it (docs/network.md lists them all) */
-        const struct policy_addr_range *row = policy_addr_range_of(&refused_addr);
+        const struct dbx_addr_range *row = dbx_addr_range_of(&refused_addr);
         bool same = !row || strcmp(row->what, refused) == 0;
         _cleanup_free_ char *what =
             dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
@@ -468,7 +467,7 @@ static void put_head(struct conn *c, const struct policy_http_req *req) {
     static const char *const drop[] = {"host",       "connection",          "proxy-connection",
                                        "keep-alive", "proxy-authorization", "upgrade"};
     const uint8_t *h = c->cin.data + c->cin.start;
-    char target[POLICY_HOST_MAX + 16];
+    char target[DBX_HOST_MAX + 16];
     fmt_target(&req->host, req->port, target, sizeof(target));
     if (req->port == 80) *strrchr(target, ':') = '\0';
     struct buf *o = &c->uout;
@@ -495,7 +494,7 @@ static void put_head(struct conn *c, const struct policy_http_req *req) {
 }
 
 /* The rewritten head is at most the original plus the added lines. */
-#define HEAD_SLACK (POLICY_HOST_MAX + 128u)
+#define HEAD_SLACK (DBX_HOST_MAX + 128u)
 
 /* ---- plain http: later requests on the connection ------------------------------------- */
 
@@ -540,7 +539,7 @@ static int http_process(struct conn *c) {
             return -1;
         }
         if (req.method == POLICY_HTTP_CONNECT || !same_target(c, &req)) {
-            char want[POLICY_HOST_MAX + 16], got[POLICY_HOST_MAX + 16];
+            char want[DBX_HOST_MAX + 16], got[DBX_HOST_MAX + 16];
             fmt_target(&c->host, c->port, want, sizeof(want));
             fmt_target(&req.host, req.port, got, sizeof(got));
             set_deny(c, 403, dbx_xasprintf("connection pinned to %s, request for %s", want, got),
@@ -688,7 +687,7 @@ static void relay(struct conn *c, bool http) {
 /* Port 443: the ClientHello's server_name must be the CONNECT host.  0 or refused (logged). */
 static int check_hello(struct conn *c) {
     uint64_t until = dbx_now_ms() + c->p->head_total_ms;
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
         int r = policy_tls_sni(c->cin.data + c->cin.start, buf_len(&c->cin), sni, &err);

@@ -96,7 +96,7 @@ static int parse_hello(struct cur c, char *sni, dbx_error **err) {
     return 0;
 }
 
-int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX + 1],
+int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[DBX_HOST_MAX + 1],
                    dbx_error **err) {
     _cleanup_free_ uint8_t *msg = NULL;
     size_t have = 0, want = 0, off = 0;
@@ -130,7 +130,7 @@ int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX 
         }
         if (want && have == want) break;
     }
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     int r = parse_hello((struct cur){msg + HS_HDR, want - HS_HDR}, sni, err);
     if (r < 0) return r;
     memcpy(ret_sni, sni, strlen(sni) + 1);

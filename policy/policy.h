@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "../common/common.h"
+#include "../common/netaddr.h"
 #include "../guest/protocol.h"
 #include "../profiles/profiles.h"
 
@@ -51,15 +52,15 @@
  * proxy_port POLICY_PROXY_PORT, and the plan's env gets HTTP_PROXY, HTTPS_PROXY and ALL_PROXY
  * = POLICY_PROXY_URL, NO_PROXY = POLICY_NO_PROXY and their lower-case twins (a profile [env]
  * entry with the same key wins); network.allow must parse with policy_pattern_parse.  open
- * gives DBX_NET_OPEN with net_addr POLICY_OPEN_ADDR, net_gw POLICY_OPEN_GW and net_dns
- * POLICY_OPEN_DNS (QEMU user-mode networking's fixed addresses).  Other modes leave the
+ * gives DBX_NET_OPEN with net_addr DBX_NET_OPEN_ADDR, net_gw DBX_NET_OPEN_GW and net_dns
+ * DBX_NET_OPEN_DNS (QEMU user-mode networking's fixed addresses).  Other modes leave the
  * address strings "" and proxy_port 0. */
 #define POLICY_PROXY_PORT 3128
 #define POLICY_PROXY_URL "http://127.0.0.1:3128"
 #define POLICY_NO_PROXY "localhost,127.0.0.1,::1"
-#define POLICY_OPEN_ADDR "10.0.2.15/24"
-#define POLICY_OPEN_GW "10.0.2.2"
-#define POLICY_OPEN_DNS "10.0.2.3"
+#define DBX_NET_OPEN_ADDR "10.0.2.15/24"
+#define DBX_NET_OPEN_GW "10.0.2.2"
+#define DBX_NET_OPEN_DNS "10.0.2.3"
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);
 
@@ -78,7 +79,7 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *      reports none; at most dns_cache_max names, least recently used evicted), with one
  *      lookup in flight per name shared by every request that needs it, and a failed lookup
  *      retried once; failures are not cached;
- *   4. every address in a refused class (policy_addr_classify) is dropped unless an address
+ *   4. every address in a refused class (dbx_addr_classify) is dropped unless an address
  *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
  *      one of the remaining sockaddrs, trying them in order;
  *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
@@ -96,10 +97,10 @@ int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan 
  *   TIME VERDICT METHOD HOST:PORT ADDR up=N down=N [reqs=N] [reason="..."]
  * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
  * ("-" if none), up/down the bytes sent to the destination / to the client. */
-struct policy_addr;
+struct dbx_addr;
 /* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
  * from several connection threads at once. */
-typedef int policy_resolve_fn(void *data, const char *name, struct policy_addr *out, size_t max,
+typedef int policy_resolve_fn(void *data, const char *name, struct dbx_addr *out, size_t max,
                               size_t *ret_n);
 struct policy_proxy_config {
     char *const *allow;     /* the profile's network.allow patterns (policy_pattern_parse) */
@@ -130,66 +131,23 @@ void policy_proxy_stop(struct policy_proxy *p);
 
 /* ---- addresses, host names, allow patterns (policy-net.c) -------------------------------- */
 
-#define POLICY_HOST_MAX 253u /* a DNS name without its trailing dot */
-
-struct policy_addr {
-    int family;    /* AF_INET or AF_INET6 */
-    uint8_t a[16]; /* network byte order; AF_INET uses a[0..3] */
-};
+#define DBX_HOST_MAX 253u /* a DNS name without its trailing dot */
 
 /* A request's host after policy_host_parse. */
 struct policy_host {
     bool is_addr;
-    struct policy_addr addr;        /* is_addr */
-    char name[POLICY_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
+    struct dbx_addr addr;        /* is_addr */
+    char name[DBX_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
                                        inet_ntop text (IPv6 without brackets) */
 };
 
 /* Parse len bytes of a request host (no port).  Accepted: a host name (letters, digits, '-',
- * '_', labels of 1..63, at most POLICY_HOST_MAX bytes, one trailing dot allowed and removed,
+ * '_', labels of 1..63, at most DBX_HOST_MAX bytes, one trailing dot allowed and removed,
  * lower-cased, last label not numeric), a canonical dotted quad (four decimal parts 0..255
  * without leading zeros), or a bracketed IPv6 address without zone ("[::1]").  Everything else
  * is -EINVAL with *why set to a static reason; in particular every other IPv4 spelling
  * (127.1, 2130706433, 0x7f.0.0.1, 0177.0.0.1, "1.2.3.4.") is refused as not canonical. */
 int policy_host_parse(const char *s, size_t len, struct policy_host *ret, const char **why);
-
-/* 0 and *ret set, or -EINVAL: an AF_INET/AF_INET6 sockaddr to an address. */
-int policy_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct policy_addr *ret);
-/* The address as inet_ntop text into buf (INET6_ADDRSTRLEN bytes); returns buf. */
-char *policy_addr_format(const struct policy_addr *a, char *buf);
-
-enum policy_addr_class {
-    POLICY_ADDR_PUBLIC = 0,
-    POLICY_ADDR_LOOPBACK,    /* 127/8, ::1 */
-    POLICY_ADDR_PRIVATE,     /* 10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10 */
-    POLICY_ADDR_LINK_LOCAL,  /* 169.254/16, fe80::/10 */
-    POLICY_ADDR_METADATA,    /* 169.254.169.254, fd00:ec2::254 */
-    POLICY_ADDR_CGNAT,       /* 100.64/10 */
-    POLICY_ADDR_MULTICAST,   /* 224/4, ff00::/8 */
-    POLICY_ADDR_BROADCAST,   /* 255.255.255.255 */
-    POLICY_ADDR_UNSPECIFIED, /* 0/8, ::, ::/96 (IPv4-compatible) */
-    POLICY_ADDR_MAPPED,      /* ::ffff:0:0/96, ::ffff:0:0:0/96 (SIIT) */
-    POLICY_ADDR_NAT64,       /* 64:ff9b::/96 embedding a refused IPv4, 64:ff9b:1::/48 */
-    POLICY_ADDR_TUNNEL,      /* 6to4 2002::/16, Teredo 2001::/32 (both embed IPv4) */
-    POLICY_ADDR_RESERVED,    /* documentation, benchmarking, IETF, 240/4, 100::/64,
-                                2001:db8::/32, 2001::/23 */
-};
-/* One row of the classifier's table: addresses in net/prefix are of class cls.  Rows match in
- * order, the first wins; docs/network.md lists every refused row (a unit test compares). */
-struct policy_addr_range {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t net[16];
-    unsigned prefix;
-    enum policy_addr_class cls;
-    const char *what; /* e.g. "documentation (RFC 5737)" */
-};
-/* The whole table (IPv4 rows, then IPv6), *ret_n rows, static. */
-const struct policy_addr_range *policy_addr_ranges(size_t *ret_n);
-/* The row that refuses a, or NULL for a public address (an address in 64:ff9b::/96 is judged
- * by the IPv4 address it embeds). */
-const struct policy_addr_range *policy_addr_range_of(const struct policy_addr *a);
-enum policy_addr_class policy_addr_classify(const struct policy_addr *a);
-const char *policy_addr_class_name(enum policy_addr_class c); /* "loopback", ... */
 
 enum policy_pattern_kind {
     POLICY_PAT_NAME,   /* exactly this host */
@@ -198,10 +156,10 @@ enum policy_pattern_kind {
 };
 struct policy_pattern {
     enum policy_pattern_kind kind;
-    char name[POLICY_HOST_MAX + 1]; /* NAME: the host; SUFFIX: the domain after "*." */
-    struct policy_addr addr;        /* ADDR: the network (host bits zero) */
-    unsigned prefix;                /* ADDR: prefix length (32 / 128 for one address) */
-    uint16_t port;                  /* 0 = ports 443 and 80 */
+    char name[DBX_HOST_MAX + 1]; /* NAME: the host; SUFFIX: the domain after "*." */
+    struct dbx_addr addr;        /* ADDR: the network (host bits zero) */
+    unsigned prefix;             /* ADDR: prefix length (32 / 128 for one address) */
+    uint16_t port;               /* 0 = ports 443 and 80 */
 };
 /* Parse one allow entry: "host", "*.domain" (at least two labels), "a.b.c.d", "a.b.c.d/len",
  * an IPv6 address bare ("::1", "fd00::/8") or bracketed ("[::1]", "[fd00::/8]"); names and
@@ -219,7 +177,7 @@ bool policy_allowed(const struct policy_pattern *pats, size_t n, const struct po
  * (whatever that pattern's port: naming an address lifts its class's refusal).  Else the
  * class name ("loopback", "private", ...). */
 const char *policy_addr_refused(const struct policy_pattern *pats, size_t n,
-                                const struct policy_addr *a);
+                                const struct dbx_addr *a);
 
 /* ---- HTTP request heads (policy-http.c) -------------------------------------------------- */
 
@@ -296,5 +254,4 @@ ssize_t policy_body_scan(struct policy_body *b, const uint8_t *buf, size_t len, 
  * (-EPROTO) with *err: not a TLS handshake, not a ClientHello, a length or count out of
  * bounds, a server_name that is not one valid host name, duplicate extensions, or bytes after
  * the hello inside its records. */
-int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX + 1],
-                   dbx_error **err);
+int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[DBX_HOST_MAX + 1], dbx_error **err);

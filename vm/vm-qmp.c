@@ -11,6 +11,7 @@
  * werror=enospc) emits BLOCK_IO_ERROR {"action": "stop", "nospace": true} and STOP; `cont`
  * retries the failed requests and emits RESUME. */
 #include "vm-internal.h"
+#include "../guest/protocol.h" /* struct dbx_buf */
 
 #include <jansson.h>
 #include <poll.h>

@@ -43,7 +43,7 @@ static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *
     /* the normalized host parses to itself */
     struct policy_host h;
     const char *why = NULL;
-    char tmp[POLICY_HOST_MAX + 3];
+    char tmp[DBX_HOST_MAX + 3];
     int len =
         snprintf(tmp, sizeof(tmp),
                  r->host.is_addr && r->host.addr.family == AF_INET6 ? "[%s]" : "%s", r->host.name);
@@ -101,9 +101,9 @@ static void names(const uint8_t *data, size_t size) {
     struct policy_host h;
     const char *why = NULL;
     if (policy_host_parse((const char *)data, n, &h, &why) == 0) {
-        CHECK(strlen(h.name) <= POLICY_HOST_MAX);
-        struct policy_addr a = h.addr;
-        if (h.is_addr) (void)policy_addr_class_name(policy_addr_classify(&a));
+        CHECK(strlen(h.name) <= DBX_HOST_MAX);
+        struct dbx_addr a = h.addr;
+        if (h.is_addr) (void)dbx_addr_class_name(dbx_addr_classify(&a));
     } else {
         CHECK(why != NULL);
     }

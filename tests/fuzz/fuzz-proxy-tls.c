@@ -16,7 +16,7 @@
 #include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     dbx_error *err = NULL;
     int r = policy_tls_sni(data, size, sni, &err);
     if (r < 0) {
@@ -29,11 +29,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(size < POLICY_TLS_MAX_RAW);
         return 0;
     }
-    CHECK(r == 1 && strlen(sni) <= POLICY_HOST_MAX);
+    CHECK(r == 1 && strlen(sni) <= DBX_HOST_MAX);
     if (sni[0]) {
         struct policy_host h;
         const char *why = NULL;
-        char tmp[POLICY_HOST_MAX + 3];
+        char tmp[DBX_HOST_MAX + 3];
         bool v6 = strchr(sni, ':') != NULL;
         int len = snprintf(tmp, sizeof(tmp), v6 ? "[%s]" : "%s", sni);
         CHECK(policy_host_parse(tmp, (size_t)len, &h, &why) == 0 && strcmp(h.name, sni) == 0);
@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t cuts[] = {0, 4, 5, size / 2, size - 1};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cuts); i++) {
         if (cuts[i] >= size) continue;
-        char s2[POLICY_HOST_MAX + 1];
+        char s2[DBX_HOST_MAX + 1];
         int r2 = policy_tls_sni(data, cuts[i], s2, NULL);
         CHECK(r2 == 0 || (r2 == 1 && strcmp(s2, sni) == 0));
     }

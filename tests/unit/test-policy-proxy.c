@@ -920,7 +920,7 @@ struct fake_dns {
     const char *addr;
 };
 
-static int fake_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+static int fake_resolve(void *data, const char *name, struct dbx_addr *out, size_t max,
                         size_t *ret_n) {
     struct fake_dns *d = data;
     d->calls++;
@@ -1046,7 +1046,7 @@ struct gate_dns {
     atomic_uint calls;
 };
 
-static int gate_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+static int gate_resolve(void *data, const char *name, struct dbx_addr *out, size_t max,
                         size_t *ret_n) {
     struct gate_dns *g = data;
     g->calls++;
@@ -1111,7 +1111,7 @@ static void test_dns_stopping(void **state) {
     assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
     struct policy_dns *d = policy_dns_new(&(struct policy_dns_config){
         .resolve = fake_resolve, .resolve_data = &fd, .stop_fd = stop[0]});
-    struct policy_addr out[POLICY_DNS_MAX_ADDRS];
+    struct dbx_addr out[POLICY_DNS_MAX_ADDRS];
     size_t n = 0;
     assert_int_equal(policy_dns_lookup(d, "a.test", out, POLICY_DNS_MAX_ADDRS, &n), 0);
     assert_int_equal(n, 1);
