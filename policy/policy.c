@@ -150,7 +150,7 @@ static bool env_has(char *const *env, uint32_t n, const char *key) {
 
 static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
     for (size_t i = 0; p->allow && p->allow[i]; i++) {
-        struct policy_pattern pat;
+        struct profile_allow pat;
         int r = policy_pattern_parse(p->allow[i], &pat, err);
         if (r < 0) return r;
     }

@@ -64,52 +64,37 @@
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);
 
-/* ---- addresses, host names, allow patterns (policy-net.c) -------------------------------- */
-
-#define DBX_HOST_MAX 253u /* a DNS name without its trailing dot */
+/* ---- request hosts and allow patterns (policy-net.c) ------------------------------------ */
 
 /* A request's host after policy_host_parse. */
 struct policy_host {
     bool is_addr;
     struct dbx_addr addr;        /* is_addr */
     char name[DBX_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
-                                       inet_ntop text (IPv6 without brackets) */
+                                    inet_ntop text (IPv6 without brackets) */
 };
 
-/* Parse len bytes of a request host (no port).  Accepted: a host name (letters, digits, '-',
- * '_', labels of 1..63, at most DBX_HOST_MAX bytes, one trailing dot allowed and removed,
- * lower-cased, last label not numeric), a canonical dotted quad (four decimal parts 0..255
+/* Parse len bytes of a request host (no port).  Accepted: a host name as the allow patterns
+ * write it (profile_host_name_parse: letters, digits, '-', '_', labels of 1..63, at most
+ * DBX_HOST_MAX bytes, one trailing dot allowed and removed, lower-cased, last label not
+ * numeric), a canonical dotted quad (four decimal parts 0..255
  * without leading zeros), or a bracketed IPv6 address without zone ("[::1]").  Everything else
  * is -EINVAL with *why set to a static reason; in particular every other IPv4 spelling
  * (127.1, 2130706433, 0x7f.0.0.1, 0177.0.0.1, "1.2.3.4.") is refused as not canonical. */
 int policy_host_parse(const char *s, size_t len, struct policy_host *ret, const char **why);
 
-enum policy_pattern_kind {
-    POLICY_PAT_NAME,   /* exactly this host */
-    POLICY_PAT_SUFFIX, /* "*.domain": any name ending in ".domain" (not domain itself) */
-    POLICY_PAT_ADDR,   /* an address or CIDR network */
-};
-struct policy_pattern {
-    enum policy_pattern_kind kind;
-    char name[DBX_HOST_MAX + 1]; /* NAME: the host; SUFFIX: the domain after "*." */
-    struct dbx_addr addr;        /* ADDR: the network (host bits zero) */
-    unsigned prefix;             /* ADDR: prefix length (32 / 128 for one address) */
-    uint16_t port;               /* 0 = ports 443 and 80 */
-};
-/* Parse one allow entry: "host", "*.domain" (at least two labels), "a.b.c.d", "a.b.c.d/len",
- * an IPv6 address bare ("::1", "fd00::/8") or bracketed ("[::1]", "[fd00::/8]"); names and
- * bracketed/IPv4 forms take an optional ":port" (1..65535).  Names are matched case-
- * insensitively with a trailing dot ignored.  On error -EINVAL and *err names the entry. */
-int policy_pattern_parse(const char *s, struct policy_pattern *ret, dbx_error **err);
+/* profile_allow_parse (the one grammar, profiles.h) with the error as a value naming the
+ * entry: "network.allow: 'ENTRY': why".  -EINVAL on error. */
+int policy_pattern_parse(const char *s, struct profile_allow *ret, dbx_error **err);
 /* Whether p allows a request to h:port (names match NAME/SUFFIX patterns, addresses ADDR
  * patterns; the port must equal p->port, or be 443 or 80 when p->port is 0). */
-bool policy_pattern_match(const struct policy_pattern *p, const struct policy_host *h,
+bool policy_pattern_match(const struct profile_allow *p, const struct policy_host *h,
                           uint16_t port);
 /* Whether any of the n patterns allows h:port. */
-bool policy_allowed(const struct policy_pattern *pats, size_t n, const struct policy_host *h,
+bool policy_allowed(const struct profile_allow *pats, size_t n, const struct policy_host *h,
                     uint16_t port);
 /* NULL when the proxy may connect to a: a public address, or one an ADDR pattern contains
  * (whatever that pattern's port: naming an address lifts its class's refusal).  Else the
  * class name ("loopback", "private", ...). */
-const char *policy_addr_refused(const struct policy_pattern *pats, size_t n,
+const char *policy_addr_refused(const struct profile_allow *pats, size_t n,
                                 const struct dbx_addr *a);

@@ -44,7 +44,7 @@ struct resolve_entry {
 };
 
 struct proxy {
-    struct policy_pattern *pats;
+    struct profile_allow *pats;
     size_t npats;
     struct resolve_entry *res;
     size_t nres;

@@ -107,11 +107,20 @@ static void names(const uint8_t *data, size_t size) {
         CHECK(why != NULL);
     }
     char *s = dbx_xstrndup((const char *)data, n);
-    struct policy_pattern pat;
+    struct profile_allow pat;
     dbx_error *err = NULL;
     if (policy_pattern_parse(s, &pat, &err) == 0) {
-        CHECK(err == NULL && pat.kind <= POLICY_PAT_ADDR);
-        if (pat.kind == POLICY_PAT_ADDR) {
+        CHECK(err == NULL && pat.kind <= PROFILE_ALLOW_ADDR);
+        /* the one spelling a profile stores parses back to the same pattern */
+        char *norm = profile_allow_format(&pat);
+        struct profile_allow again;
+        const char *w = NULL;
+        CHECK(profile_allow_parse(norm, &again, &w) == 0 && again.kind == pat.kind &&
+              strcmp(again.name, pat.name) == 0 && again.addr.family == pat.addr.family &&
+              memcmp(again.addr.a, pat.addr.a, 16) == 0 && again.prefix == pat.prefix &&
+              again.cidr == pat.cidr && again.port == pat.port);
+        free(norm);
+        if (pat.kind == PROFILE_ALLOW_ADDR) {
             CHECK(pat.prefix <= (pat.addr.family == AF_INET ? 32u : 128u));
             struct policy_host lit = {.is_addr = true, .addr = pat.addr};
             CHECK(pat.port == 0 || policy_pattern_match(&pat, &lit, pat.port));
@@ -120,7 +129,7 @@ static void names(const uint8_t *data, size_t size) {
             struct policy_host nh = {0};
             memcpy(nh.name, pat.name, sizeof(nh.name));
             CHECK(policy_pattern_match(&pat, &nh, pat.port ? pat.port : 443) ==
-                  (pat.kind == POLICY_PAT_NAME));
+                  (pat.kind == PROFILE_ALLOW_NAME));
         }
     } else {
         CHECK(err != NULL && err->code == EINVAL);

@@ -117,7 +117,7 @@ static void test_pattern_parse(void **state) {
         "localhost",
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++) {
-        struct policy_pattern p;
+        struct profile_allow p;
         dbx_error *e = NULL;
         if (policy_pattern_parse(good[i], &p, &e) < 0) fail_msg("%s", e->msg);
     }
@@ -129,7 +129,7 @@ static void test_pattern_parse(void **state) {
         "http://x",   "[127.0.0.1]", "foo.123",
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
-        struct policy_pattern p;
+        struct profile_allow p;
         dbx_error *e = NULL;
         if (policy_pattern_parse(bad[i], &p, &e) == 0) fail_msg("'%s' accepted", bad[i]);
         assert_int_equal(e->code, EINVAL);
@@ -141,7 +141,7 @@ static void test_pattern_parse(void **state) {
 }
 
 static bool allowed(char *const *pats, const char *host, uint16_t port) {
-    struct policy_pattern p[16];
+    struct profile_allow p[16];
     size_t n = 0;
     for (; pats[n]; n++)
         assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
@@ -198,7 +198,7 @@ static void test_pattern_match(void **state) {
 
 static void test_addr_refused(void **state) {
     char *pats[] = {"allowed.test", "127.0.0.1:8443", "10.0.0.0/8", "fd00::/8", NULL};
-    struct policy_pattern p[8];
+    struct profile_allow p[8];
     size_t n = 0;
     for (; pats[n]; n++)
         assert_int_equal(policy_pattern_parse(pats[n], &p[n], NULL), 0);
