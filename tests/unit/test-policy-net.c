@@ -99,12 +99,13 @@ static void test_host_parse(void **state) {
     assert_int_equal(policy_host_parse("allowed.test\0.evil", 18, &h, &why), -EINVAL);
 }
 
+/* An address written as a bare allow entry ("127.0.0.1", "::ffff:10.0.0.1"). */
 static struct dbx_addr addr(const char *s) {
-    struct dbx_addr a = {0};
-    if (dbx_addr_parse(s, strlen(s), AF_INET, &a) < 0 &&
-        dbx_addr_parse(s, strlen(s), AF_INET6, &a) < 0)
+    struct profile_allow p;
+    const char *why = NULL;
+    if (profile_allow_parse(s, &p, &why) < 0 || p.kind != PROFILE_ALLOW_ADDR || p.cidr)
         fail_msg("bad address in test: %s", s);
-    return a;
+    return p.addr;
 }
 
 /* ---- patterns ---------------------------------------------------------------------------- */
