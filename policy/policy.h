@@ -53,14 +53,11 @@
  * = POLICY_PROXY_URL, NO_PROXY = POLICY_NO_PROXY and their lower-case twins (a profile [env]
  * entry with the same key wins); network.allow must parse with policy_pattern_parse.  open
  * gives DBX_NET_OPEN with net_addr DBX_NET_OPEN_ADDR, net_gw DBX_NET_OPEN_GW and net_dns
- * DBX_NET_OPEN_DNS (QEMU user-mode networking's fixed addresses).  Other modes leave the
- * address strings "" and proxy_port 0. */
+ * DBX_NET_OPEN_DNS (QEMU user-mode networking's fixed addresses, common/netaddr.h).  Other modes
+ * leave the address strings "" and proxy_port 0. */
 #define POLICY_PROXY_PORT 3128
 #define POLICY_PROXY_URL "http://127.0.0.1:3128"
 #define POLICY_NO_PROXY "localhost,127.0.0.1,::1"
-#define DBX_NET_OPEN_ADDR "10.0.2.15/24"
-#define DBX_NET_OPEN_GW "10.0.2.2"
-#define DBX_NET_OPEN_DNS "10.0.2.3"
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);
 

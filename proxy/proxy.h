@@ -12,7 +12,7 @@
 #include "../common/netaddr.h"
 #include "../policy/policy.h"
 
-/* ---- egress proxy (proxy.c) ------------------------------------------------------ *
+/* ---- egress proxy (proxy.c) -------------------------------------------------------------- *
  *
  * An HTTP/1.x forward proxy for one box.  It serves CONNECT host:port (a tunnel) and
  * absolute-URI GET, HEAD and POST to http:// targets (forwarded in origin form), nothing else.

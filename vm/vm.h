@@ -191,8 +191,8 @@ void vm_qmp_query_status(struct vm_qmp *q);
 /* ---- network ("open" mode) --------------------------------------------------------------- */
 
 /* What passt gives the guest.  The guest configures itself statically from the plan (no DHCP
- * client needed), so these are the policy's values: the address is DBX_NET_OPEN_ADDR split at
- * its '/' (test-vm-passt checks they agree). */
+ * client needed), so these are the plan's values (common/netaddr.h): the address is
+ * DBX_NET_OPEN_ADDR split at its '/' (test-vm-passt checks they agree). */
 #define VM_GUEST_MAC "52:54:00:12:34:56"
 #define VM_GUEST_ADDR "10.0.2.15"
 #define VM_GUEST_PREFIX 24
