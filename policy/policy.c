@@ -152,7 +152,7 @@ static bool env_has(char *const *env, uint32_t n, const char *key) {
 
 static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
     for (size_t i = 0; p->allow && p->allow[i]; i++) {
-        struct policy_pattern pat;
+        struct profile_allow pat;
         int r = policy_pattern_parse(p->allow[i], &pat, err);
         if (r < 0) return r;
     }
@@ -174,9 +174,9 @@ static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx
 
 static int compile_network(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
     bool open = p->net_mode == PROFILE_NET_OPEN;
-    plan->net_addr = dbx_xstrdup(open ? POLICY_OPEN_ADDR : "");
-    plan->net_gw = dbx_xstrdup(open ? POLICY_OPEN_GW : "");
-    plan->net_dns = dbx_xstrdup(open ? POLICY_OPEN_DNS : "");
+    plan->net_addr = dbx_xstrdup(open ? DBX_NET_OPEN_ADDR : "");
+    plan->net_gw = dbx_xstrdup(open ? DBX_NET_OPEN_GW : "");
+    plan->net_dns = dbx_xstrdup(open ? DBX_NET_OPEN_DNS : "");
     switch (p->net_mode) {
     case PROFILE_NET_NONE:
         plan->net_mode = DBX_NET_NONE;

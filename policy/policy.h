@@ -1,9 +1,9 @@
 /* policy/policy.h: what an effective profile means at run time.  Compiles a struct profile
  * into the plan the guest applies (common/plan.h struct dbx_plan): cgroup values,
  * capability mask, seccomp BPF (libseccomp), rlimits, user, protected paths, environment,
- * network mode.  Runs the egress proxy of `network.mode = allowlist` boxes, and exports its
- * pure parts (allow patterns, address classes, request and ClientHello parsers) for the tests
- * and the fuzz harnesses.  Library code: no printing. */
+ * network mode.  Also the egress proxy's decision (proxy/ does the I/O): request hosts, allow
+ * patterns and which addresses they open, exported for the proxy, the tests and the fuzz
+ * harnesses.  Library code: no printing. */
 #pragma once
 
 #include <netinet/in.h>
@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "../common/common.h"
+#include "../common/netaddr.h"
 #include "../common/plan.h"
 #include "../profiles/profiles.h"
 
@@ -51,250 +52,46 @@
  * proxy_port POLICY_PROXY_PORT, and the plan's env gets HTTP_PROXY, HTTPS_PROXY and ALL_PROXY
  * = POLICY_PROXY_URL, NO_PROXY = POLICY_NO_PROXY and their lower-case twins (a profile [env]
  * entry with the same key wins); network.allow must parse with policy_pattern_parse.  open
- * gives DBX_NET_OPEN with net_addr POLICY_OPEN_ADDR, net_gw POLICY_OPEN_GW and net_dns
- * POLICY_OPEN_DNS (QEMU user-mode networking's fixed addresses).  Other modes leave the
- * address strings "" and proxy_port 0. */
+ * gives DBX_NET_OPEN with net_addr DBX_NET_OPEN_ADDR, net_gw DBX_NET_OPEN_GW and net_dns
+ * DBX_NET_OPEN_DNS (QEMU user-mode networking's fixed addresses, common/netaddr.h).  Other modes
+ * leave the address strings "" and proxy_port 0. */
 #define POLICY_PROXY_PORT 3128
 #define POLICY_PROXY_URL "http://127.0.0.1:3128"
 #define POLICY_NO_PROXY "localhost,127.0.0.1,::1"
-#define POLICY_OPEN_ADDR "10.0.2.15/24"
-#define POLICY_OPEN_GW "10.0.2.2"
-#define POLICY_OPEN_DNS "10.0.2.3"
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);
 
-/* ---- egress proxy (policy-proxy.c) ------------------------------------------------------ *
- *
- * An HTTP/1.x forward proxy for one box.  It serves CONNECT host:port (a tunnel) and
- * absolute-URI GET, HEAD and POST to http:// targets (forwarded in origin form), nothing else.
- * Per request:
- *   1. the head is parsed (policy_http_parse: at most POLICY_HTTP_MAX_HEAD bytes and
- *      POLICY_HTTP_MAX_HEADERS headers, strict framing; 408 when no byte arrives for
- *      head_idle_ms or the head is not complete head_total_ms after the connection came);
- *   2. host:port must match an allow pattern (policy_allowed); an IP literal only in canonical
- *      form and only when an address pattern lists it;
- *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host
- *      through a per-proxy cache of positive answers (a fixed TTL, dns_ttl_ms: getaddrinfo
- *      reports none; at most dns_cache_max names, least recently used evicted), with one
- *      lookup in flight per name shared by every request that needs it, and a failed lookup
- *      retried once; failures are not cached;
- *   4. every address in a refused class (policy_addr_classify) is dropped unless an address
- *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
- *      one of the remaining sockaddrs, trying them in order;
- *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
- *      (at most POLICY_TLS_MAX_RAW bytes, the same two time limits) and the tunnel closed
- *      unless its server_name equals the CONNECT host (an IP literal host needs a hello
- *      without server_name);
- *      CONNECT to other ports is relayed without looking at the bytes;
- *   6. plain http: a Host header must name the target's host:port; the head is rewritten
- *      (origin-form target, Host, Connection; Proxy-* and Keep-Alive/Upgrade dropped) and the
- *      body forwarded by its framing; a kept-alive connection stays pinned to its first
- *      destination, a later request for another one gets 403 and the connection is closed.
- * A refusal before the tunnel is up is answered with an HTTP error (403 for policy, with a
- * body naming the allow entry to add; 400/405/431/505 for bad requests; 502/504 when the
- * destination cannot be reached) and the connection closed.  Each decision is one log line:
- *   TIME VERDICT METHOD HOST:PORT ADDR up=N down=N [reqs=N] [reason="..."]
- * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
- * ("-" if none), up/down the bytes sent to the destination / to the client. */
-struct policy_addr;
-/* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
- * from several connection threads at once. */
-typedef int policy_resolve_fn(void *data, const char *name, struct policy_addr *out, size_t max,
-                              size_t *ret_n);
-struct policy_proxy_config {
-    char *const *allow;     /* the profile's network.allow patterns (policy_pattern_parse) */
-    char *const *resolve;   /* "name:addr" overrides used instead of DNS for that name (several
-                               lines for one name give several addresses), or NULL */
-    int log_fd;             /* decision lines appended here (one write each); -1 = none */
-    unsigned max_conns;     /* concurrent connections; 0 = 256 */
-    unsigned head_idle_ms;  /* a request head or ClientHello pausing longer is cut; 0 = 120 s */
-    unsigned head_total_ms; /* ... or taking longer in all; 0 = 300 s */
-    unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
-    unsigned dns_cache_max; /* names cached; 0 = 256 */
-    unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */
-    policy_resolve_fn *dns_resolve; /* for tests: used instead of getaddrinfo; NULL = that */
-    void *dns_resolve_data;
-};
-struct policy_proxy;
-/* Validate cfg (an error names the bad pattern or override) and start a proxy with no
- * connections.  cfg's strings are copied; log_fd stays the caller's and must outlive the proxy. */
-int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_proxy **ret,
-                       dbx_error **err);
-/* Serve one client connection: fd is a connected stream socket whose peer speaks HTTP to the
- * proxy; ownership passes to the proxy in every case.  Starts a thread and returns at once.
- * Fails (fd closed) over max_conns or after policy_proxy_stop began. */
-int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err);
-/* Close every connection, wait for their threads (a thread inside getaddrinfo finishes that
- * lookup first), free p.  Accepts NULL. */
-void policy_proxy_stop(struct policy_proxy *p);
-
-/* ---- addresses, host names, allow patterns (policy-net.c) -------------------------------- */
-
-#define POLICY_HOST_MAX 253u /* a DNS name without its trailing dot */
-
-struct policy_addr {
-    int family;    /* AF_INET or AF_INET6 */
-    uint8_t a[16]; /* network byte order; AF_INET uses a[0..3] */
-};
+/* ---- request hosts and allow patterns (policy-net.c) ------------------------------------ */
 
 /* A request's host after policy_host_parse. */
 struct policy_host {
     bool is_addr;
-    struct policy_addr addr;        /* is_addr */
-    char name[POLICY_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
-                                       inet_ntop text (IPv6 without brackets) */
+    struct dbx_addr addr;        /* is_addr */
+    char name[DBX_HOST_MAX + 1]; /* lower case, trailing dot removed; for an address its
+                                    inet_ntop text (IPv6 without brackets) */
 };
 
-/* Parse len bytes of a request host (no port).  Accepted: a host name (letters, digits, '-',
- * '_', labels of 1..63, at most POLICY_HOST_MAX bytes, one trailing dot allowed and removed,
- * lower-cased, last label not numeric), a canonical dotted quad (four decimal parts 0..255
+/* Parse len bytes of a request host (no port).  Accepted: a host name as the allow patterns
+ * write it (profile_host_name_parse: letters, digits, '-', '_', labels of 1..63, at most
+ * DBX_HOST_MAX bytes, one trailing dot allowed and removed, lower-cased, last label not
+ * numeric), a canonical dotted quad (four decimal parts 0..255
  * without leading zeros), or a bracketed IPv6 address without zone ("[::1]").  Everything else
  * is -EINVAL with *why set to a static reason; in particular every other IPv4 spelling
  * (127.1, 2130706433, 0x7f.0.0.1, 0177.0.0.1, "1.2.3.4.") is refused as not canonical. */
 int policy_host_parse(const char *s, size_t len, struct policy_host *ret, const char **why);
 
-/* 0 and *ret set, or -EINVAL: an AF_INET/AF_INET6 sockaddr to an address. */
-int policy_addr_from_sockaddr(const struct sockaddr *sa, socklen_t len, struct policy_addr *ret);
-/* The address as inet_ntop text into buf (INET6_ADDRSTRLEN bytes); returns buf. */
-char *policy_addr_format(const struct policy_addr *a, char *buf);
-
-enum policy_addr_class {
-    POLICY_ADDR_PUBLIC = 0,
-    POLICY_ADDR_LOOPBACK,    /* 127/8, ::1 */
-    POLICY_ADDR_PRIVATE,     /* 10/8, 172.16/12, 192.168/16, fc00::/7, fec0::/10 */
-    POLICY_ADDR_LINK_LOCAL,  /* 169.254/16, fe80::/10 */
-    POLICY_ADDR_METADATA,    /* 169.254.169.254, fd00:ec2::254 */
-    POLICY_ADDR_CGNAT,       /* 100.64/10 */
-    POLICY_ADDR_MULTICAST,   /* 224/4, ff00::/8 */
-    POLICY_ADDR_BROADCAST,   /* 255.255.255.255 */
-    POLICY_ADDR_UNSPECIFIED, /* 0/8, ::, ::/96 (IPv4-compatible) */
-    POLICY_ADDR_MAPPED,      /* ::ffff:0:0/96, ::ffff:0:0:0/96 (SIIT) */
-    POLICY_ADDR_NAT64,       /* 64:ff9b::/96 embedding a refused IPv4, 64:ff9b:1::/48 */
-    POLICY_ADDR_TUNNEL,      /* 6to4 2002::/16, Teredo 2001::/32 (both embed IPv4) */
-    POLICY_ADDR_RESERVED,    /* documentation, benchmarking, IETF, 240/4, 100::/64,
-                                2001:db8::/32, 2001::/23 */
-};
-/* One row of the classifier's table: addresses in net/prefix are of class cls.  Rows match in
- * order, the first wins; docs/network.md lists every refused row (a unit test compares). */
-struct policy_addr_range {
-    int family; /* AF_INET or AF_INET6 */
-    uint8_t net[16];
-    unsigned prefix;
-    enum policy_addr_class cls;
-    const char *what; /* e.g. "documentation (RFC 5737)" */
-};
-/* The whole table (IPv4 rows, then IPv6), *ret_n rows, static. */
-const struct policy_addr_range *policy_addr_ranges(size_t *ret_n);
-/* The row that refuses a, or NULL for a public address (an address in 64:ff9b::/96 is judged
- * by the IPv4 address it embeds). */
-const struct policy_addr_range *policy_addr_range_of(const struct policy_addr *a);
-enum policy_addr_class policy_addr_classify(const struct policy_addr *a);
-const char *policy_addr_class_name(enum policy_addr_class c); /* "loopback", ... */
-
-enum policy_pattern_kind {
-    POLICY_PAT_NAME,   /* exactly this host */
-    POLICY_PAT_SUFFIX, /* "*.domain": any name ending in ".domain" (not domain itself) */
-    POLICY_PAT_ADDR,   /* an address or CIDR network */
-};
-struct policy_pattern {
-    enum policy_pattern_kind kind;
-    char name[POLICY_HOST_MAX + 1]; /* NAME: the host; SUFFIX: the domain after "*." */
-    struct policy_addr addr;        /* ADDR: the network (host bits zero) */
-    unsigned prefix;                /* ADDR: prefix length (32 / 128 for one address) */
-    uint16_t port;                  /* 0 = ports 443 and 80 */
-};
-/* Parse one allow entry: "host", "*.domain" (at least two labels), "a.b.c.d", "a.b.c.d/len",
- * an IPv6 address bare ("::1", "fd00::/8") or bracketed ("[::1]", "[fd00::/8]"); names and
- * bracketed/IPv4 forms take an optional ":port" (1..65535).  Names are matched case-
- * insensitively with a trailing dot ignored.  On error -EINVAL and *err names the entry. */
-int policy_pattern_parse(const char *s, struct policy_pattern *ret, dbx_error **err);
+/* profile_allow_parse (the one grammar, profiles.h) with the error as a value naming the
+ * entry: "network.allow: 'ENTRY': why".  -EINVAL on error. */
+int policy_pattern_parse(const char *s, struct profile_allow *ret, dbx_error **err);
 /* Whether p allows a request to h:port (names match NAME/SUFFIX patterns, addresses ADDR
  * patterns; the port must equal p->port, or be 443 or 80 when p->port is 0). */
-bool policy_pattern_match(const struct policy_pattern *p, const struct policy_host *h,
+bool policy_pattern_match(const struct profile_allow *p, const struct policy_host *h,
                           uint16_t port);
 /* Whether any of the n patterns allows h:port. */
-bool policy_allowed(const struct policy_pattern *pats, size_t n, const struct policy_host *h,
+bool policy_allowed(const struct profile_allow *pats, size_t n, const struct policy_host *h,
                     uint16_t port);
 /* NULL when the proxy may connect to a: a public address, or one an ADDR pattern contains
  * (whatever that pattern's port: naming an address lifts its class's refusal).  Else the
  * class name ("loopback", "private", ...). */
-const char *policy_addr_refused(const struct policy_pattern *pats, size_t n,
-                                const struct policy_addr *a);
-
-/* ---- HTTP request heads (policy-http.c) -------------------------------------------------- */
-
-#define POLICY_HTTP_MAX_HEAD (16u * 1024u) /* bytes of a request head, request line included */
-#define POLICY_HTTP_MAX_HEADERS 100u
-
-enum policy_http_method {
-    POLICY_HTTP_CONNECT,
-    POLICY_HTTP_GET,
-    POLICY_HTTP_HEAD,
-    POLICY_HTTP_POST
-};
-enum policy_body_kind { POLICY_BODY_NONE, POLICY_BODY_LENGTH, POLICY_BODY_CHUNKED };
-struct policy_span {
-    uint32_t off, len; /* bytes of the head buffer */
-};
-struct policy_http_req {
-    enum policy_http_method method;
-    uint8_t minor;           /* HTTP/1.minor: 0 or 1 */
-    struct policy_host host; /* the request target's host */
-    uint16_t port;           /* CONNECT: required; http://: default 80 */
-    struct policy_span path; /* http://: path and query from the target ("/" or "?" first;
-                                len 0 = "/"); CONNECT: unused */
-    bool keep_alive;         /* Connection / Proxy-Connection and the version's default */
-    bool has_host;           /* a Host header was present (and agreed with the target) */
-    enum policy_body_kind body;
-    uint64_t content_length; /* POLICY_BODY_LENGTH */
-    uint32_t head_len;       /* bytes of the head, final CRLF CRLF included */
-    uint32_t nheaders;
-    struct {
-        struct policy_span name, value; /* value without surrounding blanks */
-    } headers[POLICY_HTTP_MAX_HEADERS];
-};
-/* Parse the request head at the start of buf[0..len).  Returns 1 when a complete head is
- * there and valid (*ret filled; the body starts at ret->head_len), 0 when more bytes are
- * needed (only while len < POLICY_HTTP_MAX_HEAD: a head that does not end within it is an
- * error), or < 0 with *err set: -E2BIG head or header count over the cap (431), -EOPNOTSUPP a
- * method or scheme the proxy does not serve (405), -EPROTONOSUPPORT not HTTP/1.0 or 1.1
- * (505), -EACCES a target host that is no valid name or canonical address (403), -EINVAL any
- * other malformation (400): bare CR or LF, obs-fold, control bytes, a blank before a colon,
- * userinfo or fragment in the target, a Host header that differs from the target (or more than
- * one), Content-Length that is not one plain decimal header, Transfer-Encoding other than
- * exactly "chunked" (or on HTTP/1.0), both framing headers, leading blank lines.  Never reads
- * beyond len; *ret is written in any case. */
-int policy_http_parse(const uint8_t *buf, size_t len, struct policy_http_req *ret, dbx_error **err);
-/* The status line for a policy_http_parse error code (400, 403, 405, 431, 505). */
-int policy_http_status(int code);
-
-/* Where a request body ends, fed incrementally. */
-struct policy_body {
-    enum policy_body_kind kind;
-    uint64_t left;     /* LENGTH: body bytes left; CHUNKED: data bytes left in this chunk */
-    uint8_t state;     /* chunked parser state (policy-http.c) */
-    uint32_t line;     /* bytes of the current chunk-size or trailer line */
-    uint32_t trailers; /* trailer lines seen */
-    bool done;
-};
-void policy_body_init(struct policy_body *b, const struct policy_http_req *r);
-/* How many of the len bytes at buf still belong to the body (the rest is the next request);
- * b->done once the body is complete.  Chunked framing is checked (hex sizes of at most 16
- * digits, CRLF after every size line and chunk, extensions and trailer lines under 4 KiB, at
- * most 100 trailers); a violation is -EINVAL with *err set. */
-ssize_t policy_body_scan(struct policy_body *b, const uint8_t *buf, size_t len, dbx_error **err);
-
-/* ---- TLS ClientHello (policy-tls.c) ------------------------------------------------------ */
-
-#define POLICY_TLS_MAX_HELLO (16u * 1024u) /* the ClientHello handshake message */
-#define POLICY_TLS_MAX_RECORDS 64u         /* records it may be split over */
-#define POLICY_TLS_MAX_RAW (POLICY_TLS_MAX_HELLO + 4u + 5u * POLICY_TLS_MAX_RECORDS)
-/* Find the server_name of the ClientHello at the start of buf[0..len) (TLS records of type
- * handshake, the message possibly split over several).  1: the whole hello is there and
- * ret_sni holds its host_name, lower-cased without a trailing dot ("" when the hello has no
- * server_name extension); 0: more bytes needed (never once len >= POLICY_TLS_MAX_RAW); < 0
- * (-EPROTO) with *err: not a TLS handshake, not a ClientHello, a length or count out of
- * bounds, a server_name that is not one valid host name, duplicate extensions, or bytes after
- * the hello inside its records. */
-int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX + 1],
-                   dbx_error **err);
+const char *policy_addr_refused(const struct profile_allow *pats, size_t n,
+                                const struct dbx_addr *a);

@@ -1,10 +1,11 @@
 /* profiles/profiles-names.c: the grammars of the names a profile or config.ini writes:
- * network allow patterns, resolve overrides, IP literals, registry hosts, ports and OCI image
- * references.  Each checker returns a normalized copy, or NULL with *why set to a static
- * reason.  The network issue's proxy matches against exactly these normalized forms, so an
- * address has one spelling: IPv4 only as a canonical dotted quad (inet_aton's 127.1,
- * 2130706433 and 0x7f.0.0.1 are refused: they are how allowlists get bypassed, R8), IPv6 as
- * inet_ntop prints it, names lower case without a trailing dot. */
+ * host names and network allow patterns (the one grammar the egress proxy parses with too,
+ * profiles.h), resolve overrides, IP literals, registry hosts, ports and OCI image references.
+ * Each checker returns a normalized copy, or NULL with *why set to a static reason.  The proxy
+ * matches against exactly these normalized forms, so an address has one spelling: IPv4 only as
+ * a canonical dotted quad (inet_aton's 127.1, 2130706433 and 0x7f.0.0.1 are refused: they are
+ * how allowlists get bypassed, R8), IPv6 as inet_ntop prints it, names lower case without a
+ * trailing dot. */
 #define _GNU_SOURCE
 #include "profiles-internal.h"
 
@@ -28,32 +29,63 @@ static bool host_label_ok(const char *s, size_t n) {
     return true;
 }
 
-/* A DNS name, or "*.name" when wild_ok; lower-cased in place, one trailing dot dropped.
- * NULL when fine, else why. */
-static const char *host_name_check(char *h, bool wild_ok) {
+/* A registry host name (the docker reference grammar's letters, digits and inner '-');
+ * lower-cased in place, one trailing dot dropped.  NULL when fine, else why. */
+static const char *host_name_check(char *h) {
     for (char *s = h; *s; s++)
         *s = (char)tolower((unsigned char)*s);
     size_t n = strlen(h);
     if (n > 1 && h[n - 1] == '.' && h[n - 2] != '.') h[--n] = '\0';
-    bool wild = dbx_str_has_prefix(h, "*.");
-    if (wild && !wild_ok) return "wildcards are not allowed here, only exact names";
-    const char *name = wild ? h + 2 : h;
-    if (strlen(name) > 253) return "host name longer than 253 bytes";
-    size_t labels = 0;
-    const char *last = name;
-    for (const char *s = name;;) {
+    if (dbx_str_has_prefix(h, "*.")) return "wildcards are not allowed here, only exact names";
+    if (strlen(h) > 253) return "host name longer than 253 bytes";
+    const char *last = h;
+    for (const char *s = h;;) {
         size_t len = strcspn(s, ".");
-        if (!host_label_ok(s, len))
-            return wild_ok ? "not a host name, *.domain or IP address"
-                           : "not a host name or IP address";
-        labels++;
+        if (!host_label_ok(s, len)) return "not a host name or IP address";
         last = s;
         if (!s[len]) break;
         s += len + 1;
     }
     if (strspn(last, "0123456789") == strlen(last)) return "not a host name or IPv4 address";
-    if (wild && labels < 2) return "'*.' needs a domain of at least two labels";
     return NULL;
+}
+
+/* What a URL parser (WHATWG's) would read as an IPv4 number: decimal, 0x-hex (also bare "0x"). */
+static bool label_numeric(const char *s, size_t len) {
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        for (size_t i = 2; i < len; i++)
+            if (!isxdigit((unsigned char)s[i])) return false;
+        return true;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9') return false;
+    return len > 0;
+}
+
+int profile_host_name_parse(const char *s, size_t len, char out[DBX_HOST_MAX + 1],
+                            const char **why) {
+    if (len > 0 && s[len - 1] == '.') len--;
+    if (len == 0) return *why = "empty host name", -EINVAL;
+    if (len > DBX_HOST_MAX) return *why = "host name longer than 253 bytes", -EINVAL;
+    size_t label = 0, last = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = (char)tolower((unsigned char)s[i]);
+        if (c == '.') {
+            if (label == 0) return *why = "empty label in host name", -EINVAL;
+            label = 0;
+            last = i + 1;
+        } else if (isalnum((unsigned char)c) || c == '-' || c == '_') {
+            if (++label > 63) return *why = "host name label longer than 63 bytes", -EINVAL;
+        } else {
+            return *why = "not a host name or canonical IP address", -EINVAL;
+        }
+        out[i] = c;
+    }
+    out[len] = '\0';
+    if (label == 0) return *why = "empty label in host name", -EINVAL;
+    if (label_numeric(out + last, len - last))
+        return *why = "not a canonical IP address (write IPv4 as a.b.c.d, IPv6 as [addr])", -EDOM;
+    return 0;
 }
 
 /* An IP literal as written: AF_INET (canonical dotted quad), AF_INET6, or 0 with *why. */
@@ -83,29 +115,6 @@ char *prof_addr_normalize(const char *in, const char **why) {
     return af ? ip_str(af, a) : NULL;
 }
 
-/* "ADDR/N": the address with no bits set beyond the prefix. */
-static char *cidr_normalize(const char *host, const char **why) {
-    const char *slash = strchr(host, '/');
-    _cleanup_free_ char *addr = dbx_xstrndup(host, (size_t)(slash - host));
-    unsigned char a[sizeof(struct in6_addr)];
-    int af = ip_parse(addr, a, why);
-    if (!af) return NULL;
-    unsigned bits = af == AF_INET ? 32 : 128;
-    uint64_t n;
-    const char *p = slash + 1;
-    if ((p[0] == '0' && p[1]) || dbx_parse_u64(p, 0, bits, &n) < 0)
-        return *why = af == AF_INET ? "prefix length must be 0 to 32"
-                                    : "prefix length must be 0 to 128",
-               NULL;
-    for (unsigned i = 0; i < bits / 8; i++) {
-        unsigned keep = n >= (i + 1) * 8 ? 8 : n > i * 8 ? (unsigned)(n - i * 8) : 0;
-        if (a[i] & (0xffu >> keep))
-            return *why = "address has bits set beyond the prefix length", NULL;
-    }
-    _cleanup_free_ char *s = ip_str(af, a);
-    return dbx_xasprintf("%s/%u", s, (unsigned)n);
-}
-
 /* Split "host", "host:port", "[v6]", "[v6]:port", bare "v6" into *host and *port. */
 static bool split_host_port(const char *in, char **host, const char **port, bool *bracketed,
                             const char **why) {
@@ -128,39 +137,92 @@ static bool split_host_port(const char *in, char **host, const char **port, bool
     return true;
 }
 
-char *prof_allow_normalize(const char *in, const char **why) {
-    if (strlen(in) > ALLOW_MAX) return *why = "longer than 262 bytes", NULL;
+/* "ADDR" or "ADDR/N" (host, brackets gone) into ret's address. */
+static int allow_addr(char *host, struct profile_allow *ret, const char **why) {
+    char *slash = strchr(host, '/');
+    if (slash) *slash = '\0';
+    int af = ip_parse(host, ret->addr.a, why);
+    if (!af) return -EINVAL;
+    ret->kind = PROFILE_ALLOW_ADDR;
+    ret->addr.family = af;
+    unsigned bits = af == AF_INET ? 32 : 128;
+    ret->prefix = bits;
+    ret->cidr = slash != NULL;
+    if (slash) {
+        /* one spelling: "/08" would be 8 here and octal elsewhere */
+        uint64_t n;
+        const char *p = slash + 1;
+        if ((p[0] == '0' && p[1]) || dbx_parse_u64(p, 0, bits, &n) < 0)
+            return *why = af == AF_INET ? "prefix length must be 0 to 32"
+                                        : "prefix length must be 0 to 128",
+                   -EINVAL;
+        ret->prefix = (unsigned)n;
+    }
+    for (unsigned bit = ret->prefix; bit < bits; bit++)
+        if (ret->addr.a[bit / 8] & (0x80 >> (bit % 8)))
+            return *why = "address has bits set beyond the prefix length", -EINVAL;
+    return 0;
+}
+
+/* "name" or "*.domain" into ret. */
+static int allow_name(const char *host, struct profile_allow *ret, const char **why) {
+    bool wild = dbx_str_has_prefix(host, "*.");
+    const char *name = wild ? host + 2 : host, *w = NULL;
+    int r = profile_host_name_parse(name, strlen(name), ret->name, &w);
+    if (r == -EDOM) return *why = "not a host name or IPv4 address", -EINVAL;
+    if (r < 0) return *why = "not a host name, *.domain or IP address", -EINVAL;
+    if (wild && !strchr(ret->name, '.'))
+        return *why = "'*.' needs a domain of at least two labels", -EINVAL;
+    ret->kind = wild ? PROFILE_ALLOW_SUFFIX : PROFILE_ALLOW_NAME;
+    return 0;
+}
+
+int profile_allow_parse(const char *in, struct profile_allow *ret, const char **why) {
+    if (strlen(in) > ALLOW_MAX) return *why = "longer than 262 bytes", -EINVAL;
     _cleanup_free_ char *host = NULL;
     const char *port;
     bool br;
-    if (!split_host_port(in, &host, &port, &br, why)) return NULL;
-    uint16_t pn = 0;
-    if (port && !prof_port_parse(port, &pn)) return *why = "port must be 1 to 65535", NULL;
-    _cleanup_free_ char *norm = NULL;
-    bool v6 = br || strchr(host, ':');
-    if (br && !strchr(host, ':')) return *why = "brackets are only for IPv6 addresses", NULL;
-    if (strchr(host, '/')) {
-        norm = cidr_normalize(host, why);
-    } else if (v6) {
-        unsigned char a[sizeof(struct in6_addr)];
-        if (inet_pton(AF_INET6, host, a) != 1) return *why = "not an IPv6 address", NULL;
-        norm = ip_str(AF_INET6, a);
+    if (!split_host_port(in, &host, &port, &br, why)) return -EINVAL;
+    struct profile_allow a = {0};
+    if (port && !prof_port_parse(port, &a.port)) return *why = "port must be 1 to 65535", -EINVAL;
+    if (br && !strchr(host, ':')) return *why = "brackets are only for IPv6 addresses", -EINVAL;
+    int r;
+    if (strchr(host, '/') || strchr(host, ':')) {
+        r = allow_addr(host, &a, why);
     } else {
-        unsigned char a[sizeof(struct in_addr)];
+        /* an IPv4 literal, a spelling of one that must be refused, or a name */
+        unsigned char a4[sizeof(struct in_addr)];
         const char *w = NULL;
-        if (ip_parse(host, a, &w) == AF_INET)
-            norm = ip_str(AF_INET, a);
+        if (ip_parse(host, a4, &w) == AF_INET)
+            r = allow_addr(host, &a, why);
         else if (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0)
-            return *why = w, NULL;
-        else if ((*why = host_name_check(host, true)))
-            return NULL;
+            r = (*why = w, -EINVAL);
         else
-            norm = TAKE_PTR(host);
+            r = allow_name(host, &a, why);
     }
-    if (!norm) return NULL;
-    if (!pn) return TAKE_PTR(norm);
-    return strchr(norm, ':') ? dbx_xasprintf("[%s]:%u", norm, pn)
-                             : dbx_xasprintf("%s:%u", norm, pn);
+    if (r < 0) return r;
+    *ret = a;
+    return 0;
+}
+
+char *profile_allow_format(const struct profile_allow *a) {
+    char addr[INET6_ADDRSTRLEN];
+    _cleanup_free_ char *host = NULL;
+    if (a->kind == PROFILE_ALLOW_ADDR) {
+        dbx_addr_format(&a->addr, addr);
+        host = a->cidr ? dbx_xasprintf("%s/%u", addr, a->prefix) : dbx_xstrdup(addr);
+    } else {
+        host = dbx_xasprintf("%s%s", a->kind == PROFILE_ALLOW_SUFFIX ? "*." : "", a->name);
+    }
+    if (!a->port) return TAKE_PTR(host);
+    bool v6 = a->kind == PROFILE_ALLOW_ADDR && a->addr.family == AF_INET6;
+    return dbx_xasprintf(v6 ? "[%s]:%u" : "%s:%u", host, a->port);
+}
+
+char *prof_allow_normalize(const char *in, const char **why) {
+    struct profile_allow a;
+    if (profile_allow_parse(in, &a, why) < 0) return NULL;
+    return profile_allow_format(&a);
 }
 
 char *prof_resolve_normalize(const char *in, const char **why) {
@@ -172,7 +234,15 @@ char *prof_resolve_normalize(const char *in, const char **why) {
     unsigned char a[sizeof(struct in6_addr)];
     if (ip_parse(name, a, &w) || (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0))
         return *why = "the name must be a host name, not an address", NULL;
-    if ((*why = host_name_check(name, false))) return NULL;
+    /* the proxy looks the request's host up by this name: the allow patterns' name grammar */
+    if (dbx_str_has_prefix(name, "*."))
+        return *why = "wildcards are not allowed here, only exact names", NULL;
+    char norm[DBX_HOST_MAX + 1];
+    int r = profile_host_name_parse(name, strlen(name), norm, &w);
+    if (r < 0)
+        return *why =
+                   r == -EDOM ? "not a host name or IPv4 address" : "not a host name or IP address",
+               NULL;
     _cleanup_free_ char *addr = NULL;
     const char *v = colon + 1;
     if (v[0] == '[' && v[strlen(v) - 1] == ']') {
@@ -183,7 +253,7 @@ char *prof_resolve_normalize(const char *in, const char **why) {
         addr = prof_addr_normalize(v, why);
     }
     if (!addr) return NULL;
-    return dbx_xasprintf("%s:%s", name, addr);
+    return dbx_xasprintf("%s:%s", norm, addr);
 }
 
 char *prof_registry_normalize(const char *in, const char **why) {
@@ -208,7 +278,7 @@ char *prof_registry_normalize(const char *in, const char **why) {
             norm = ip_str(AF_INET, a);
         else if (w && strcmp(w, "write IPv4 addresses as a.b.c.d") == 0)
             return *why = w, NULL;
-        else if ((*why = host_name_check(host, false)))
+        else if ((*why = host_name_check(host)))
             return NULL;
         else
             norm = TAKE_PTR(host);

@@ -25,6 +25,7 @@
 #pragma once
 
 #include "../common/common.h"
+#include "../common/netaddr.h"
 
 #define PROFILE_FILE "devbox.ini"
 #define PROFILE_MAX_BYTES (64u * 1024u)
@@ -99,7 +100,7 @@ struct profile {
      *   "a.b.c.d/N", "a.b.c.d/N:PORT"  IPv4 CIDR, no bits set beyond N
      *   "::1", "[::1]:PORT"          IPv6 as inet_ntop prints it
      *   "fd00::/8", "[fd00::/8]:PORT"  IPv6 CIDR
-     * no port means any port. */
+     * no port means ports 443 and 80 (profile_allow_parse is the grammar). */
     char **allow;
     /* resolve: "name:ADDR" (like curl --resolve without the port): the proxy connects to ADDR
      * for `name` instead of asking DNS.  name is an exact DNS name (lower case, no trailing
@@ -233,3 +234,45 @@ char *profile_to_text(const struct profile *p);
  * {"insecure", "ca_file"}, "network": {"listen"}}); for `profile show`.  u may be NULL. */
 char *profile_user_to_text(const struct profile_user *u);
 char *profile_user_to_json(const struct profile_user *u);
+
+/* ---- host names and allow patterns (profiles-names.c): the one grammar ------------------- *
+ *
+ * Both `devbox profile check` (every devbox.ini and config.ini line) and the egress proxy (its
+ * allow list, its request hosts, TLS server names and resolve overrides) parse with these, so
+ * a pattern the check accepts is exactly one the proxy enforces.  docs/network.md describes
+ * the grammar for users. */
+
+/* A host name: labels of letters, digits, '-' and '_' (DNS allows '_', and the proxy serves
+ * such names), 1..63 bytes each, at most DBX_HOST_MAX bytes in all; one trailing dot is
+ * dropped and the name lower-cased into out.  The last label must not be a number (decimal,
+ * or 0x and hex digits, "0x" alone included): a URL parser reads such a host as an IPv4
+ * address.  s is len bytes, not NUL-terminated (an embedded NUL is refused).  0, or -EINVAL
+ * (not a name) or -EDOM (the last label is a number), with *why set to a static reason. */
+int profile_host_name_parse(const char *s, size_t len, char out[DBX_HOST_MAX + 1],
+                            const char **why);
+
+enum profile_allow_kind {
+    PROFILE_ALLOW_NAME,   /* exactly this host */
+    PROFILE_ALLOW_SUFFIX, /* "*.domain": any name ending in ".domain" (not domain itself) */
+    PROFILE_ALLOW_ADDR,   /* an address or CIDR network */
+};
+struct profile_allow {
+    enum profile_allow_kind kind;
+    char name[DBX_HOST_MAX + 1]; /* NAME: the host; SUFFIX: the domain after "*." */
+    struct dbx_addr addr;        /* ADDR: the network (host bits zero) */
+    unsigned prefix;             /* ADDR: prefix length (32 / 128 for one address) */
+    bool cidr;                   /* ADDR: written with "/prefix" */
+    uint16_t port;               /* 0 = any port the proxy serves by default (443 and 80) */
+};
+/* Parse one allow entry (at most 262 bytes):
+ *   "name", "name:PORT", "*.domain", "*.domain:PORT"  (profile_host_name_parse; "*." needs a
+ *                                                     domain of at least two labels)
+ *   "a.b.c.d", "a.b.c.d/N" and either with ":PORT"    (canonical dotted quad only: 127.1,
+ *                                                     0x7f.0.0.1 or 010.0.0.1 are refused)
+ *   "::1", "fd00::/8" (bare IPv6 takes no port), "[::1]", "[fd00::/8]" and either with ":PORT"
+ * N is decimal without a leading zero (0..32, 0..128) and the address has no bits set beyond
+ * it; PORT is 1..65535 without a leading zero.  0 and *ret set, or -EINVAL with *why static. */
+int profile_allow_parse(const char *s, struct profile_allow *ret, const char **why);
+/* The one spelling of a (what struct profile's allow holds; it parses back to a): names lower
+ * case without the trailing dot, addresses as inet_ntop prints them, "[v6]:PORT" with a port. */
+char *profile_allow_format(const struct profile_allow *a);

@@ -1,13 +1,13 @@
 /* sandbox/sandbox-net.c: the supervisor's network side: socket sessions on the agent channel,
  * port forwards (a listener on the host's loopback per forward, each connection carried to
  * 127.0.0.1:PORT in the guest) and the egress proxy's connections (each guest connection to
- * the init's proxy listener becomes one socketpair handed to policy/'s proxy).
+ * the init's proxy listener becomes one socketpair handed to proxy/).
  *
  * The guest is hostile: every frame is checked, a session whose peer overruns its window or
  * sends garbage is closed alone, and the number of sessions is capped. */
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
-#include "../policy/policy.h"
+#include "../proxy/proxy.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -45,7 +45,7 @@ struct net {
     struct fwd fwds[NET_MAX_FWDS];
     size_t nfwds;
     uint32_t next_sid;
-    struct policy_proxy *proxy;
+    struct proxy *proxy;
     int log_fd;
     uint64_t log_checked_ms;
     char *listen_addr;
@@ -115,9 +115,9 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     n->log_fd = open_log(state_dir, err);
     int r = n->log_fd < 0 ? -1 : 0;
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
-        struct policy_proxy_config cfg = {
+        struct proxy_config cfg = {
             .allow = prof->allow, .resolve = prof->resolve, .log_fd = n->log_fd};
-        if (policy_proxy_start(&cfg, &n->proxy, err) < 0) r = dbx_error_wrap(err, "network proxy");
+        if (proxy_start(&cfg, &n->proxy, err) < 0) r = dbx_error_wrap(err, "network proxy");
     }
     if (r < 0) {
         net_free(n);
@@ -133,7 +133,7 @@ void net_free(struct net *n) {
         sock_free(n, n->nsocks - 1);
     for (size_t i = 0; i < n->nfwds; i++)
         close(n->fwds[i].lfd);
-    if (n->proxy) policy_proxy_stop(n->proxy);
+    if (n->proxy) proxy_stop(n->proxy);
     if (n->log_fd >= 0) close(n->log_fd);
     free(n->listen_addr);
     free(n);
@@ -280,7 +280,7 @@ static void guest_open(struct net *n, uint32_t sid, const uint8_t *p, size_t len
         return;
     }
     _cleanup_error_ dbx_error *e = NULL;
-    if (policy_proxy_serve(n->proxy, sp[1], &e) < 0) { /* sp[1] is the proxy's now */
+    if (proxy_serve(n->proxy, sp[1], &e) < 0) { /* sp[1] is the proxy's now */
         close(sp[0]);
         send_error(n, sid, e ? e->msg : "proxy refused the connection");
         return;

@@ -4,8 +4,6 @@
 
 #include "vm.h"
 
-#include "../policy/policy.h"
-
 #include <sys/stat.h>
 
 /* ---- running helper programs ------------------------------------------------------------ */
@@ -160,7 +158,7 @@ unsigned vm_host_tsc_khz(void);
 #define VM_PASST_WHERE_MAX 64 /* "[v6 address]:port" and a NUL */
 
 struct vm_passt_rules {
-    struct policy_addr dns[VM_PASST_MAX_DNS]; /* the host's resolvers (IPv4-mapped unmapped) */
+    struct dbx_addr dns[VM_PASST_MAX_DNS]; /* the host's resolvers (IPv4-mapped unmapped) */
     size_t n_dns;
     int nl_fd; /* NETLINK_ROUTE socket for the host-address check; -1 skips that check */
     uint32_t nl_seq;

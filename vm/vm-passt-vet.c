@@ -7,7 +7,7 @@
  * in every spelling the kernel accepts for that call (IPv4-mapped, ::, AF_UNSPEC). */
 #include "vm-internal.h"
 
-#include "../policy/policy.h"
+#include "../common/netaddr.h"
 
 #include <arpa/inet.h>
 #include <linux/netlink.h>
@@ -19,23 +19,23 @@
 /* Classes the guest must not reach through passt (NULL: allowed).  Private, shared and
  * reserved ranges stay reachable ("open" is user-mode NAT to whatever the host can reach,
  * except the host itself and its link-local neighbourhood). */
-static const char *class_refusal(enum policy_addr_class c) {
+static const char *class_refusal(enum dbx_addr_class c) {
     switch (c) {
-    case POLICY_ADDR_LOOPBACK:
-    case POLICY_ADDR_LINK_LOCAL:
-    case POLICY_ADDR_METADATA:
-    case POLICY_ADDR_MULTICAST:
-    case POLICY_ADDR_BROADCAST:
-    case POLICY_ADDR_UNSPECIFIED: /* 0/8 and :: reach the host; ::/96 (compatible) too */
-    case POLICY_ADDR_NAT64:       /* only when the embedded IPv4 is itself refused */
-        return policy_addr_class_name(c);
+    case DBX_ADDR_LOOPBACK:
+    case DBX_ADDR_LINK_LOCAL:
+    case DBX_ADDR_METADATA:
+    case DBX_ADDR_MULTICAST:
+    case DBX_ADDR_BROADCAST:
+    case DBX_ADDR_UNSPECIFIED: /* 0/8 and :: reach the host; ::/96 (compatible) too */
+    case DBX_ADDR_NAT64:       /* only when the embedded IPv4 is itself refused */
+        return dbx_addr_class_name(c);
     default:
         return NULL;
     }
 }
 
 /* ::ffff:a.b.c.d and ::ffff:0:a.b.c.d (SIIT) are IPv4 to the kernel: judge them as IPv4. */
-static void unmap(struct policy_addr *a) {
+static void unmap(struct dbx_addr *a) {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
     static const uint8_t siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0};
     if (a->family != AF_INET6 || (memcmp(a->a, mapped, 12) != 0 && memcmp(a->a, siit, 12) != 0))
@@ -57,7 +57,7 @@ void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r) {
             char word[16], addr[INET6_ADDRSTRLEN + 1];
             if (sscanf(line, " %15s %46[0-9a-fA-F.:]", word, addr) == 2 &&
                 strcmp(word, "nameserver") == 0) {
-                struct policy_addr *d = &r->dns[r->n_dns];
+                struct dbx_addr *d = &r->dns[r->n_dns];
                 memset(d, 0, sizeof(*d));
                 if (inet_pton(AF_INET, addr, d->a) == 1)
                     d->family = AF_INET;
@@ -73,7 +73,7 @@ void vm_passt_parse_resolv(const char *text, struct vm_passt_rules *r) {
     }
 }
 
-static bool is_resolver(const struct vm_passt_rules *r, const struct policy_addr *a) {
+static bool is_resolver(const struct vm_passt_rules *r, const struct dbx_addr *a) {
     for (size_t i = 0; i < r->n_dns; i++)
         if (r->dns[i].family == a->family &&
             memcmp(r->dns[i].a, a->a, a->family == AF_INET ? 4 : 16) == 0)
@@ -85,7 +85,7 @@ static bool is_resolver(const struct vm_passt_rules *r, const struct policy_addr
  * it picks (ip route get).  Unlike a getifaddrs snapshot this is never stale and also covers
  * local routes for whole prefixes (AnyIP) and subnet broadcast addresses.  -errno when the
  * lookup fails (-ENETUNREACH and friends: no route, so the connect will fail anyway). */
-static int route_type(struct vm_passt_rules *r, const struct policy_addr *a) {
+static int route_type(struct vm_passt_rules *r, const struct dbx_addr *a) {
     struct {
         struct nlmsghdr nh;
         struct rtmsg rt;
@@ -126,7 +126,7 @@ static int route_type(struct vm_passt_rules *r, const struct policy_addr *a) {
     }
 }
 
-static const char *host_refusal(struct vm_passt_rules *r, const struct policy_addr *a) {
+static const char *host_refusal(struct vm_passt_rules *r, const struct dbx_addr *a) {
     if (r->nl_fd < 0) return NULL;
     int t = route_type(r, a);
     switch (t) {
@@ -150,15 +150,15 @@ static const char *host_refusal(struct vm_passt_rules *r, const struct policy_ad
     }
 }
 
-static const char *vet_ip(struct vm_passt_rules *r, struct policy_addr *a, uint16_t port,
+static const char *vet_ip(struct vm_passt_rules *r, struct dbx_addr *a, uint16_t port,
                           char *where) {
     unmap(a);
     char text[INET6_ADDRSTRLEN];
-    policy_addr_format(a, text);
+    dbx_addr_format(a, text);
     snprintf(where, VM_PASST_WHERE_MAX, a->family == AF_INET ? "%s:%u" : "[%s]:%u", text, port);
     /* --dns-forward sends to the host's resolver, which may well be on loopback (127.0.0.53) */
     if (port == 53 && is_resolver(r, a)) return NULL;
-    const char *why = class_refusal(policy_addr_classify(a));
+    const char *why = class_refusal(dbx_addr_classify(a));
     return why ? why : host_refusal(r, a);
 }
 
@@ -168,7 +168,7 @@ const char *vm_passt_vet(struct vm_passt_rules *r, const void *sa, size_t len, b
     if (len < sizeof(sa_family_t)) return "malformed address";
     sa_family_t family;
     memcpy(&family, sa, sizeof(family));
-    struct policy_addr a = {0};
+    struct dbx_addr a = {0};
     switch (family) {
     case AF_UNIX:
     case AF_NETLINK:

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "../common/common.h"
-#include "../policy/policy.h"
+#include "../common/netaddr.h"
 
 /* ---- kernel + initramfs ----------------------------------------------------------------- */
 
@@ -191,13 +191,13 @@ void vm_qmp_query_status(struct vm_qmp *q);
 /* ---- network ("open" mode) --------------------------------------------------------------- */
 
 /* What passt gives the guest.  The guest configures itself statically from the plan (no DHCP
- * client needed), so these are the policy's values: the address is POLICY_OPEN_ADDR split at
- * its '/' (test-vm-passt checks they agree). */
+ * client needed), so these are the plan's values (common/netaddr.h): the address is
+ * DBX_NET_OPEN_ADDR split at its '/' (test-vm-passt checks they agree). */
 #define VM_GUEST_MAC "52:54:00:12:34:56"
 #define VM_GUEST_ADDR "10.0.2.15"
 #define VM_GUEST_PREFIX 24
-#define VM_GUEST_GATEWAY POLICY_OPEN_GW
-#define VM_GUEST_DNS POLICY_OPEN_DNS /* resolv.conf: nameserver 10.0.2.3 */
+#define VM_GUEST_GATEWAY DBX_NET_OPEN_GW
+#define VM_GUEST_DNS DBX_NET_OPEN_DNS /* resolv.conf: nameserver 10.0.2.3 */
 
 /* A running passt (Debian's 0.0~git20230309) for one VM plus the thread that vets every
  * destination it names.  passt gives user-mode NAT, IPv4 only, on sock_fd: one end of a

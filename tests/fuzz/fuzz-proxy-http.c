@@ -1,5 +1,5 @@
 /* tests/fuzz/fuzz-proxy-http.c: libFuzzer harness for the egress proxy's request parsing
- * (policy_http_parse, policy_body_scan) and, on the same bytes, host and allow-pattern parsing.
+ * (proxy_http_parse, proxy_body_scan) and, on the same bytes, host and allow-pattern parsing.
  *
  * Input layout: byte 0 seeds the chunk sizes for the body scanner, the rest is what a client
  * sends: heads and bodies, parsed one request after another as the proxy does on a kept-alive
@@ -14,36 +14,36 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
-#include "policy/policy.h"
+#include "proxy/proxy.h"
 
 #include "replay.h"
 
 static void check_error(int r, dbx_error *err) {
     CHECK(r < 0 && err != NULL && err->msg != NULL && err->code == -r);
-    int st = policy_http_status(r);
+    int st = proxy_http_status(r);
     CHECK(st == 400 || st == 403 || st == 405 || st == 431 || st == 505);
 }
 
-static void check_span(struct policy_span s, size_t head_len) {
+static void check_span(struct proxy_span s, size_t head_len) {
     CHECK(s.off <= head_len && s.len <= head_len - s.off);
 }
 
-static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *r) {
-    CHECK(r->head_len >= 4 && r->head_len <= n && r->head_len <= POLICY_HTTP_MAX_HEAD);
+static void check_req(const uint8_t *p, size_t n, const struct proxy_http_req *r) {
+    CHECK(r->head_len >= 4 && r->head_len <= n && r->head_len <= PROXY_HTTP_MAX_HEAD);
     CHECK(memcmp(p + r->head_len - 4, "\r\n\r\n", 4) == 0);
-    CHECK(r->nheaders <= POLICY_HTTP_MAX_HEADERS && r->port != 0 && r->minor <= 1);
-    CHECK(r->method <= POLICY_HTTP_POST);
+    CHECK(r->nheaders <= PROXY_HTTP_MAX_HEADERS && r->port != 0 && r->minor <= 1);
+    CHECK(r->method <= PROXY_HTTP_POST);
     for (uint32_t i = 0; i < r->nheaders; i++) {
         check_span(r->headers[i].name, r->head_len);
         check_span(r->headers[i].value, r->head_len);
         CHECK(r->headers[i].name.len > 0);
     }
     check_span(r->path, r->head_len);
-    CHECK(r->method != POLICY_HTTP_CONNECT || r->body == POLICY_BODY_NONE);
+    CHECK(r->method != PROXY_HTTP_CONNECT || r->body == PROXY_BODY_NONE);
     /* the normalized host parses to itself */
     struct policy_host h;
     const char *why = NULL;
-    char tmp[POLICY_HOST_MAX + 3];
+    char tmp[DBX_HOST_MAX + 3];
     int len =
         snprintf(tmp, sizeof(tmp),
                  r->host.is_addr && r->host.addr.family == AF_INET6 ? "[%s]" : "%s", r->host.name);
@@ -52,19 +52,18 @@ static void check_req(const uint8_t *p, size_t n, const struct policy_http_req *
     /* a proper prefix is never complete, and never an error the whole head does not have */
     size_t cuts[] = {0, r->head_len / 2, r->head_len - 1};
     for (size_t i = 0; i < 3; i++) {
-        struct policy_http_req q;
-        CHECK(policy_http_parse(p, cuts[i], &q, NULL) == 0);
+        struct proxy_http_req q;
+        CHECK(proxy_http_parse(p, cuts[i], &q, NULL) == 0);
     }
 }
 
 /* Scan the body whole and in chunks; returns the bytes it takes (or -1 on bad framing). */
-static ssize_t body_len(const struct policy_http_req *r, const uint8_t *p, size_t n,
-                        uint32_t seed) {
-    struct policy_body a, b;
-    policy_body_init(&a, r);
-    policy_body_init(&b, r);
+static ssize_t body_len(const struct proxy_http_req *r, const uint8_t *p, size_t n, uint32_t seed) {
+    struct proxy_body a, b;
+    proxy_body_init(&a, r);
+    proxy_body_init(&b, r);
     dbx_error *err = NULL;
-    ssize_t whole = policy_body_scan(&a, p, n, &err);
+    ssize_t whole = proxy_body_scan(&a, p, n, &err);
     if (whole < 0) CHECK(err != NULL && err->code == EINVAL);
     dbx_error_free(&err);
     size_t off = 0;
@@ -76,7 +75,7 @@ static ssize_t body_len(const struct policy_http_req *r, const uint8_t *p, size_
         x ^= x << 5;
         size_t c = (x >> 8) % 64 + 1;
         if (c > n - off) c = n - off;
-        ssize_t k = policy_body_scan(&b, p + off, c, &err);
+        ssize_t k = proxy_body_scan(&b, p + off, c, &err);
         if (k < 0) {
             dbx_error_free(&err);
             chunked = -1;
@@ -101,18 +100,27 @@ static void names(const uint8_t *data, size_t size) {
     struct policy_host h;
     const char *why = NULL;
     if (policy_host_parse((const char *)data, n, &h, &why) == 0) {
-        CHECK(strlen(h.name) <= POLICY_HOST_MAX);
-        struct policy_addr a = h.addr;
-        if (h.is_addr) (void)policy_addr_class_name(policy_addr_classify(&a));
+        CHECK(strlen(h.name) <= DBX_HOST_MAX);
+        struct dbx_addr a = h.addr;
+        if (h.is_addr) (void)dbx_addr_class_name(dbx_addr_classify(&a));
     } else {
         CHECK(why != NULL);
     }
     char *s = dbx_xstrndup((const char *)data, n);
-    struct policy_pattern pat;
+    struct profile_allow pat;
     dbx_error *err = NULL;
     if (policy_pattern_parse(s, &pat, &err) == 0) {
-        CHECK(err == NULL && pat.kind <= POLICY_PAT_ADDR);
-        if (pat.kind == POLICY_PAT_ADDR) {
+        CHECK(err == NULL && pat.kind <= PROFILE_ALLOW_ADDR);
+        /* the one spelling a profile stores parses back to the same pattern */
+        char *norm = profile_allow_format(&pat);
+        struct profile_allow again;
+        const char *w = NULL;
+        CHECK(profile_allow_parse(norm, &again, &w) == 0 && again.kind == pat.kind &&
+              strcmp(again.name, pat.name) == 0 && again.addr.family == pat.addr.family &&
+              memcmp(again.addr.a, pat.addr.a, 16) == 0 && again.prefix == pat.prefix &&
+              again.cidr == pat.cidr && again.port == pat.port);
+        free(norm);
+        if (pat.kind == PROFILE_ALLOW_ADDR) {
             CHECK(pat.prefix <= (pat.addr.family == AF_INET ? 32u : 128u));
             struct policy_host lit = {.is_addr = true, .addr = pat.addr};
             CHECK(pat.port == 0 || policy_pattern_match(&pat, &lit, pat.port));
@@ -121,7 +129,7 @@ static void names(const uint8_t *data, size_t size) {
             struct policy_host nh = {0};
             memcpy(nh.name, pat.name, sizeof(nh.name));
             CHECK(policy_pattern_match(&pat, &nh, pat.port ? pat.port : 443) ==
-                  (pat.kind == POLICY_PAT_NAME));
+                  (pat.kind == PROFILE_ALLOW_NAME));
         }
     } else {
         CHECK(err != NULL && err->code == EINVAL);
@@ -138,14 +146,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     names(data, size);
     size_t off = 0;
     for (int req = 0; req < 16 && off < size; req++) {
-        struct policy_http_req *r = dbx_xmalloc(sizeof(*r));
+        struct proxy_http_req *r = dbx_xmalloc(sizeof(*r));
         dbx_error *err = NULL;
-        int rc = policy_http_parse(data + off, size - off, r, &err);
+        int rc = proxy_http_parse(data + off, size - off, r, &err);
         if (rc <= 0) {
             if (rc < 0)
                 check_error(rc, err);
             else
-                CHECK(err == NULL && size - off < POLICY_HTTP_MAX_HEAD);
+                CHECK(err == NULL && size - off < PROXY_HTTP_MAX_HEAD);
             dbx_error_free(&err);
             free(r);
             break;

@@ -1,9 +1,9 @@
-/* tests/fuzz/fuzz-proxy-tls.c: libFuzzer harness for policy_tls_sni, the ClientHello
+/* tests/fuzz/fuzz-proxy-tls.c: libFuzzer harness for proxy_tls_sni, the ClientHello
  * server_name extraction the egress proxy runs on CONNECT tunnels to port 443.
  *
  * Checks: a result of 1 gives a valid normalized host name (or ""), and every proper prefix of
  * such an input is "need more" or the same answer; "need more" never happens once the input
- * reaches POLICY_TLS_MAX_RAW; errors carry EPROTO and a message.
+ * reaches PROXY_TLS_MAX_RAW; errors carry EPROTO and a message.
  *
  * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
  * replay main() runs each file (or each file in each directory) named on the command line. */
@@ -11,14 +11,14 @@
 #include <sys/stat.h>
 
 #include "common/common.h"
-#include "policy/policy.h"
+#include "proxy/proxy.h"
 
 #include "replay.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     dbx_error *err = NULL;
-    int r = policy_tls_sni(data, size, sni, &err);
+    int r = proxy_tls_sni(data, size, sni, &err);
     if (r < 0) {
         CHECK(r == -EPROTO && err != NULL && err->code == EPROTO && err->msg != NULL);
         dbx_error_free(&err);
@@ -26,14 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     CHECK(err == NULL);
     if (r == 0) {
-        CHECK(size < POLICY_TLS_MAX_RAW);
+        CHECK(size < PROXY_TLS_MAX_RAW);
         return 0;
     }
-    CHECK(r == 1 && strlen(sni) <= POLICY_HOST_MAX);
+    CHECK(r == 1 && strlen(sni) <= DBX_HOST_MAX);
     if (sni[0]) {
         struct policy_host h;
         const char *why = NULL;
-        char tmp[POLICY_HOST_MAX + 3];
+        char tmp[DBX_HOST_MAX + 3];
         bool v6 = strchr(sni, ':') != NULL;
         int len = snprintf(tmp, sizeof(tmp), v6 ? "[%s]" : "%s", sni);
         CHECK(policy_host_parse(tmp, (size_t)len, &h, &why) == 0 && strcmp(h.name, sni) == 0);
@@ -42,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t cuts[] = {0, 4, 5, size / 2, size - 1};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cuts); i++) {
         if (cuts[i] >= size) continue;
-        char s2[POLICY_HOST_MAX + 1];
-        int r2 = policy_tls_sni(data, cuts[i], s2, NULL);
+        char s2[DBX_HOST_MAX + 1];
+        int r2 = proxy_tls_sni(data, cuts[i], s2, NULL);
         CHECK(r2 == 0 || (r2 == 1 && strcmp(s2, sni) == 0));
     }
     return 0;

@@ -203,10 +203,10 @@ static void test_resolv(void **state) {
                           &r);
     assert_int_equal(r.n_dns, 4);
     char buf[INET6_ADDRSTRLEN];
-    assert_string_equal(policy_addr_format(&r.dns[0], buf), "127.0.0.53");
-    assert_string_equal(policy_addr_format(&r.dns[1], buf), "10.0.0.1");
-    assert_string_equal(policy_addr_format(&r.dns[2], buf), "fe80::1");
-    assert_string_equal(policy_addr_format(&r.dns[3], buf), "192.0.2.1");
+    assert_string_equal(dbx_addr_format(&r.dns[0], buf), "127.0.0.53");
+    assert_string_equal(dbx_addr_format(&r.dns[1], buf), "10.0.0.1");
+    assert_string_equal(dbx_addr_format(&r.dns[2], buf), "fe80::1");
+    assert_string_equal(dbx_addr_format(&r.dns[3], buf), "192.0.2.1");
     _cleanup_free_ char *many = NULL;
     for (int i = 0; i < 20; i++) {
         char *m = dbx_xasprintf("%snameserver 10.0.0.%d\n", many ? many : "", i);
@@ -240,7 +240,7 @@ static void reap(pid_t pid) {
 
 static void test_start(void **state) {
     /* passt's guest address is the one the guest sets from the plan */
-    assert_string_equal(POLICY_OPEN_ADDR, VM_GUEST_ADDR "/24");
+    assert_string_equal(DBX_NET_OPEN_ADDR, VM_GUEST_ADDR "/24");
     assert_int_equal(VM_GUEST_PREFIX, 24);
     if (!have_passt()) {
         skip();

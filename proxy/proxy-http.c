@@ -1,4 +1,4 @@
-/* policy/policy-http.c: the proxy's HTTP/1.x request head parser and body framing scanner.
+/* proxy/proxy-http.c: the proxy's HTTP/1.x request head parser and body framing scanner.
  *
  * Strict on purpose: the proxy forwards a request only when it knows exactly where the
  * request ends, so that a second request on a kept-alive connection is parsed (and checked)
@@ -7,20 +7,20 @@
  * listed Content-Length, obs-fold, bare CR/LF, a blank before a header's colon) is refused. */
 #include <ctype.h>
 
-#include "policy-internal.h"
+#include "proxy-internal.h"
 
 #define CHUNK_LINE_MAX 4096u
 #define TRAILERS_MAX 100u
 
 struct method_name {
     const char *name;
-    enum policy_http_method method;
+    enum proxy_http_method method;
 };
 static const struct method_name methods[] = {
-    {"CONNECT", POLICY_HTTP_CONNECT},
-    {"GET", POLICY_HTTP_GET},
-    {"HEAD", POLICY_HTTP_HEAD},
-    {"POST", POLICY_HTTP_POST},
+    {"CONNECT", PROXY_HTTP_CONNECT},
+    {"GET", PROXY_HTTP_GET},
+    {"HEAD", PROXY_HTTP_HEAD},
+    {"POST", PROXY_HTTP_POST},
 };
 
 /* RFC 9110 tchar */
@@ -32,7 +32,7 @@ static bool span_is(const uint8_t *p, size_t n, const char *word) {
     return strlen(word) == n && strncasecmp((const char *)p, word, n) == 0;
 }
 
-int policy_http_status(int code) {
+int proxy_http_status(int code) {
     switch (code < 0 ? -code : code) {
     case EACCES:
         return 403;
@@ -105,7 +105,7 @@ static int parse_authority(const uint8_t *p, size_t n, uint16_t default_port,
 }
 
 /* "http://authority[/path][?query]" into host, port and path span. */
-static int parse_absolute(const uint8_t *buf, size_t off, size_t n, struct policy_http_req *r,
+static int parse_absolute(const uint8_t *buf, size_t off, size_t n, struct proxy_http_req *r,
                           dbx_error **err) {
     const uint8_t *t = buf + off;
     if (n >= 8 && strncasecmp((const char *)t, "https://", 8) == 0)
@@ -124,11 +124,11 @@ static int parse_absolute(const uint8_t *buf, size_t off, size_t n, struct polic
     if (memchr(t + a, '@', e - a)) return dbx_error_setx(err, EINVAL, "userinfo in request target");
     int rc = parse_authority(t + a, e - a, 80, &r->host, &r->port, "request target", err);
     if (rc < 0) return rc;
-    r->path = (struct policy_span){(uint32_t)(off + e), (uint32_t)(n - e)};
+    r->path = (struct proxy_span){(uint32_t)(off + e), (uint32_t)(n - e)};
     return 0;
 }
 
-static int parse_request_line(const uint8_t *buf, size_t n, struct policy_http_req *r,
+static int parse_request_line(const uint8_t *buf, size_t n, struct proxy_http_req *r,
                               dbx_error **err) {
     const uint8_t *sp1 = memchr(buf, ' ', n);
     if (!sp1 || sp1 == buf) return dbx_error_setx(err, EINVAL, "malformed request line");
@@ -163,13 +163,13 @@ static int parse_request_line(const uint8_t *buf, size_t n, struct policy_http_r
     else
         return dbx_error_setx(err, EINVAL, "malformed request line");
 
-    if (r->method == POLICY_HTTP_CONNECT)
+    if (r->method == PROXY_HTTP_CONNECT)
         return parse_authority(buf + toff, tlen, 0, &r->host, &r->port, "CONNECT target", err);
     return parse_absolute(buf, toff, tlen, r, err);
 }
 
 /* One "name: value" line into r->headers. */
-static int parse_header(const uint8_t *buf, size_t off, size_t n, struct policy_http_req *r,
+static int parse_header(const uint8_t *buf, size_t off, size_t n, struct proxy_http_req *r,
                         dbx_error **err) {
     const uint8_t *l = buf + off;
     if (l[0] == ' ' || l[0] == '\t')
@@ -187,10 +187,10 @@ static int parse_header(const uint8_t *buf, size_t off, size_t n, struct policy_
         v++;
     while (e > v && (l[e - 1] == ' ' || l[e - 1] == '\t'))
         e--;
-    if (r->nheaders >= POLICY_HTTP_MAX_HEADERS)
-        return dbx_error_setx(err, E2BIG, "more than %u header lines", POLICY_HTTP_MAX_HEADERS);
-    r->headers[r->nheaders].name = (struct policy_span){(uint32_t)off, (uint32_t)name};
-    r->headers[r->nheaders].value = (struct policy_span){(uint32_t)(off + v), (uint32_t)(e - v)};
+    if (r->nheaders >= PROXY_HTTP_MAX_HEADERS)
+        return dbx_error_setx(err, E2BIG, "more than %u header lines", PROXY_HTTP_MAX_HEADERS);
+    r->headers[r->nheaders].name = (struct proxy_span){(uint32_t)off, (uint32_t)name};
+    r->headers[r->nheaders].value = (struct proxy_span){(uint32_t)(off + v), (uint32_t)(e - v)};
     r->nheaders++;
     return 0;
 }
@@ -216,7 +216,7 @@ static void connection_tokens(const uint8_t *v, size_t n, struct framing *f) {
     }
 }
 
-static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r, struct framing *f,
+static int check_header(const uint8_t *buf, size_t i, struct proxy_http_req *r, struct framing *f,
                         dbx_error **err) {
     const uint8_t *name = buf + r->headers[i].name.off, *v = buf + r->headers[i].value.off;
     size_t nl = r->headers[i].name.len, vl = r->headers[i].value.len;
@@ -236,7 +236,7 @@ static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r,
         connection_tokens(v, vl, f);
     } else if (span_is(name, nl, "host")) {
         if (f->host++) return dbx_error_setx(err, EINVAL, "more than one Host header");
-        if (r->method == POLICY_HTTP_CONNECT) return 0;
+        if (r->method == PROXY_HTTP_CONNECT) return 0;
         struct policy_host h;
         uint16_t port = 0;
         _cleanup_error_ dbx_error *e = NULL;
@@ -251,31 +251,30 @@ static int check_header(const uint8_t *buf, size_t i, struct policy_http_req *r,
     return 0;
 }
 
-static int check_framing(struct policy_http_req *r, const struct framing *f, dbx_error **err) {
+static int check_framing(struct proxy_http_req *r, const struct framing *f, dbx_error **err) {
     if (f->content_length && f->chunked)
         return dbx_error_setx(err, EINVAL, "both Content-Length and Transfer-Encoding");
     if (f->chunked && r->minor == 0)
         return dbx_error_setx(err, EINVAL, "Transfer-Encoding in an HTTP/1.0 request");
     r->keep_alive = r->minor == 1 ? !f->close : (f->keep_alive && !f->close);
-    if (r->method == POLICY_HTTP_CONNECT)
-        r->body = POLICY_BODY_NONE;
+    if (r->method == PROXY_HTTP_CONNECT)
+        r->body = PROXY_BODY_NONE;
     else if (f->chunked)
-        r->body = POLICY_BODY_CHUNKED;
+        r->body = PROXY_BODY_CHUNKED;
     else if (f->content_length)
-        r->body = POLICY_BODY_LENGTH;
+        r->body = PROXY_BODY_LENGTH;
     return 0;
 }
 
-int policy_http_parse(const uint8_t *buf, size_t len, struct policy_http_req *ret,
-                      dbx_error **err) {
+int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret, dbx_error **err) {
     memset(ret, 0, sizeof(*ret));
-    size_t lim = len < POLICY_HTTP_MAX_HEAD ? len : POLICY_HTTP_MAX_HEAD, end = 0;
+    size_t lim = len < PROXY_HTTP_MAX_HEAD ? len : PROXY_HTTP_MAX_HEAD, end = 0;
     int r = find_end(buf, lim, &end, err);
     if (r < 0) return r;
     if (r == 0) {
-        if (len >= POLICY_HTTP_MAX_HEAD)
+        if (len >= PROXY_HTTP_MAX_HEAD)
             return dbx_error_setx(err, E2BIG, "request head larger than %u bytes",
-                                  POLICY_HTTP_MAX_HEAD);
+                                  PROXY_HTTP_MAX_HEAD);
         return 0;
     }
     if (end == 0) return dbx_error_setx(err, EINVAL, "empty request line");
@@ -319,10 +318,10 @@ enum {
     CH_END_LF,
 };
 
-void policy_body_init(struct policy_body *b, const struct policy_http_req *r) {
-    *b = (struct policy_body){.kind = r->body};
-    if (r->body == POLICY_BODY_LENGTH) b->left = r->content_length;
-    b->done = r->body == POLICY_BODY_NONE || (r->body == POLICY_BODY_LENGTH && b->left == 0);
+void proxy_body_init(struct proxy_body *b, const struct proxy_http_req *r) {
+    *b = (struct proxy_body){.kind = r->body};
+    if (r->body == PROXY_BODY_LENGTH) b->left = r->content_length;
+    b->done = r->body == PROXY_BODY_NONE || (r->body == PROXY_BODY_LENGTH && b->left == 0);
 }
 
 static int hexval(uint8_t c) {
@@ -332,7 +331,7 @@ static int hexval(uint8_t c) {
 }
 
 /* One byte of chunked framing outside chunk data. */
-static int chunk_byte(struct policy_body *b, uint8_t c, dbx_error **err) {
+static int chunk_byte(struct proxy_body *b, uint8_t c, dbx_error **err) {
     if (++b->line > CHUNK_LINE_MAX)
         return dbx_error_setx(err, EINVAL, "chunk size or trailer line too long");
     switch (b->state) {
@@ -399,15 +398,15 @@ static int chunk_byte(struct policy_body *b, uint8_t c, dbx_error **err) {
     }
 }
 
-ssize_t policy_body_scan(struct policy_body *b, const uint8_t *buf, size_t len, dbx_error **err) {
+ssize_t proxy_body_scan(struct proxy_body *b, const uint8_t *buf, size_t len, dbx_error **err) {
     if (b->done) return 0;
-    if (b->kind == POLICY_BODY_LENGTH) {
+    if (b->kind == PROXY_BODY_LENGTH) {
         size_t n = b->left < len ? (size_t)b->left : len;
         b->left -= n;
         b->done = b->left == 0;
         return (ssize_t)n;
     }
-    if (b->kind != POLICY_BODY_CHUNKED) {
+    if (b->kind != PROXY_BODY_CHUNKED) {
         b->done = true;
         return 0;
     }

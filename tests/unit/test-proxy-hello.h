@@ -1,5 +1,5 @@
-/* tests/unit/test-policy-hello.h: TLS ClientHello fixtures shared by test-policy-net.c and
- * test-policy-proxy.c (static: each test binary gets its own copy). */
+/* tests/unit/test-proxy-hello.h: TLS ClientHello fixtures shared by test-proxy-parse.c and
+ * test-proxy.c (static: each test binary gets its own copy). */
 #pragma once
 
 #include <stdint.h>

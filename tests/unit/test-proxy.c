@@ -1,4 +1,4 @@
-/* tests/unit/test-policy-proxy.c: the egress proxy end to end.  Local servers (threads on
+/* tests/unit/test-proxy.c: the egress proxy end to end.  Local servers (threads on
  * 127.0.0.1) stand in for the internet; the proxy gets one end of a socketpair per client
  * connection, as the supervisor gives it.  Test names reach the servers through resolve
  * overrides ("allowed.test:127.0.0.1"); loopback is allowed only by naming it.
@@ -29,9 +29,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include "policy/policy-internal.h"
-#include "policy/policy.h"
-#include "tests/unit/test-policy-hello.h"
+#include "proxy/proxy-internal.h"
+#include "proxy/proxy.h"
+#include "tests/unit/test-proxy-hello.h"
 
 static bool have_netns;
 
@@ -97,17 +97,17 @@ static void serve_http(struct server *s, int fd) {
         }
         size_t head = (size_t)(end - buf) + 4;
         srv_log(s, buf, head);
-        struct policy_http_req r = {.body = POLICY_BODY_NONE};
+        struct proxy_http_req r = {.body = PROXY_BODY_NONE};
         char *cl = strcasestr(buf, "\r\ncontent-length: ");
         if (cl && cl < end)
-            r.body = POLICY_BODY_LENGTH, r.content_length = strtoull(cl + 18, NULL, 10);
+            r.body = PROXY_BODY_LENGTH, r.content_length = strtoull(cl + 18, NULL, 10);
         char *te = strcasestr(buf, "\r\ntransfer-encoding: chunked");
-        if (te && te < end) r.body = POLICY_BODY_CHUNKED;
-        struct policy_body b;
-        policy_body_init(&b, &r);
+        if (te && te < end) r.body = PROXY_BODY_CHUNKED;
+        struct proxy_body b;
+        proxy_body_init(&b, &r);
         size_t off = head;
         while (!b.done) {
-            ssize_t k = policy_body_scan(&b, (uint8_t *)buf + off, len - off, NULL);
+            ssize_t k = proxy_body_scan(&b, (uint8_t *)buf + off, len - off, NULL);
             assert_true(k >= 0);
             off += (size_t)k;
             if (b.done) break;
@@ -176,27 +176,27 @@ static void server_stop(struct server *s) {
 /* ---- the proxy and its log --------------------------------------------------------------- */
 
 struct fixture {
-    struct policy_proxy *proxy;
+    struct proxy *proxy;
     int log_fd;
 };
 
 /* A proxy with cfg (its log_fd replaced by a memfd the test reads). */
-static struct fixture proxy_start_cfg(struct policy_proxy_config cfg) {
+static struct fixture fixture_start_cfg(struct proxy_config cfg) {
     struct fixture f = {.log_fd = memfd_create("proxy-log", MFD_CLOEXEC)};
     assert_true(f.log_fd >= 0);
     fcntl(f.log_fd, F_SETFL, O_APPEND);
     cfg.log_fd = f.log_fd;
     dbx_error *e = NULL;
-    if (policy_proxy_start(&cfg, &f.proxy, &e) < 0) fail_msg("proxy start: %s", e->msg);
+    if (proxy_start(&cfg, &f.proxy, &e) < 0) fail_msg("proxy start: %s", e->msg);
     return f;
 }
 
-static struct fixture proxy_start(char **allow, char **resolve) {
-    return proxy_start_cfg((struct policy_proxy_config){.allow = allow, .resolve = resolve});
+static struct fixture fixture_start(char **allow, char **resolve) {
+    return fixture_start_cfg((struct proxy_config){.allow = allow, .resolve = resolve});
 }
 
-static void proxy_stop(struct fixture *f) {
-    policy_proxy_stop(f->proxy);
+static void fixture_stop(struct fixture *f) {
+    proxy_stop(f->proxy);
     close(f->log_fd);
 }
 
@@ -228,7 +228,7 @@ static int client(const struct fixture *f) {
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     dbx_error *e = NULL;
-    if (policy_proxy_serve(f->proxy, sv[1], &e) < 0) fail_msg("serve: %s", e->msg);
+    if (proxy_serve(f->proxy, sv[1], &e) < 0) fail_msg("serve: %s", e->msg);
     struct timeval tv = {.tv_sec = 10};
     setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     return sv[0];
@@ -282,29 +282,29 @@ static bool at_eof(int fd) {
 
 static void test_start_errors(void **state) {
     char *bad[] = {"allowed.test", "127.1", NULL};
-    struct policy_proxy_config cfg = {.allow = bad, .log_fd = -1};
-    struct policy_proxy *p = NULL;
+    struct proxy_config cfg = {.allow = bad, .log_fd = -1};
+    struct proxy *p = NULL;
     dbx_error *e = NULL;
-    assert_int_equal(policy_proxy_start(&cfg, &p, &e), -EINVAL);
+    assert_int_equal(proxy_start(&cfg, &p, &e), -EINVAL);
     assert_non_null(strstr(e->msg, "'127.1'"));
     dbx_error_free(&e);
     char *ok[] = {"allowed.test", NULL};
     char *res[] = {"allowed.test:127.0.0.1", "six.test:::1", "six.test:[::2]", "x.test:nope", NULL};
-    cfg = (struct policy_proxy_config){.allow = ok, .resolve = res, .log_fd = -1};
-    assert_int_equal(policy_proxy_start(&cfg, &p, &e), -EINVAL);
+    cfg = (struct proxy_config){.allow = ok, .resolve = res, .log_fd = -1};
+    assert_int_equal(proxy_start(&cfg, &p, &e), -EINVAL);
     assert_non_null(strstr(e->msg, "'x.test:nope'"));
     dbx_error_free(&e);
     res[3] = NULL;
-    assert_int_equal(policy_proxy_start(&cfg, &p, &e), 0);
-    policy_proxy_stop(p);
-    policy_proxy_stop(NULL);
+    assert_int_equal(proxy_start(&cfg, &p, &e), 0);
+    proxy_stop(p);
+    proxy_stop(NULL);
 }
 
 static void test_connect_tunnel(void **state) {
     struct server *s = server_start(SRV_ECHO, 0);
     char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     int fd = client(&f);
     char *req = dbx_xasprintf("CONNECT allowed.test:%u HTTP/1.1\r\nHost: allowed.test:%u\r\n\r\n"
                               "early",
@@ -329,7 +329,7 @@ static void test_connect_tunnel(void **state) {
     assert_true(strlen(t) > 24 && t[4] == '-' && t[10] == 'T' && t[23] == 'Z');
     free(want);
     free(req);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
     free(allow[0]);
 }
@@ -339,9 +339,9 @@ static void test_connect_443_sni(void **state) {
     struct server *s = server_start(SRV_ECHO, 443);
     char *allow[] = {"allowed.test", "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", "evil.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     char buf[4096];
-    static uint8_t h[POLICY_TLS_MAX_RAW];
+    static uint8_t h[PROXY_TLS_MAX_RAW];
     static const struct {
         const char *host, *sni; /* sni NULL: none; "-": not TLS */
         size_t nrec;
@@ -378,7 +378,7 @@ static void test_connect_443_sni(void **state) {
         int w = dbx_write_all(fd, h + 7, n - 7); /* fails once the proxy refused */
         if (cases[i].ok) assert_int_equal(w, 0);
         if (cases[i].ok) {
-            static uint8_t back[POLICY_TLS_MAX_RAW];
+            static uint8_t back[PROXY_TLS_MAX_RAW];
             size_t got = 0;
             while (got < n) {
                 ssize_t k = read(fd, back + got, n - got);
@@ -396,7 +396,7 @@ static void test_connect_443_sni(void **state) {
                "reason=\"TLS server_name 'evil.test' differs from the CONNECT host\"");
     expect_log(&f, "deny CONNECT allowed.test:443", "server_name '' differs");
     expect_log(&f, "deny CONNECT allowed.test:443", "not a TLS handshake record");
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
 }
 
@@ -404,7 +404,7 @@ static void test_http_keepalive(void **state) {
     struct server *s = server_start(SRV_HTTP, 0);
     char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     int fd = client(&f);
     char buf[8192];
     unsigned p = s->port;
@@ -453,7 +453,7 @@ static void test_http_keepalive(void **state) {
     free(r1);
     free(r2);
     free(r3);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
     free(allow[0]);
 }
@@ -464,7 +464,7 @@ static void test_http_pinned(void **state) {
     char *allow[] = {dbx_xasprintf("allowed.test:%u", p), dbx_xasprintf("other.test:%u", p),
                      "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", "other.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     char buf[8192];
     /* a second request for another (allowed) host on the same connection */
     int fd = client(&f);
@@ -505,7 +505,7 @@ static void test_http_pinned(void **state) {
     assert_null(strstr(s->log, "/b"));
     assert_null(strstr(s->log, "evil"));
     pthread_mutex_unlock(&s->lock);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
     free(allow[0]);
     free(allow[1]);
@@ -516,7 +516,7 @@ static void test_denied(void **state) {
     char *allow[] = {"allowed.test", NULL};
     /* evil.test would reach the server if the proxy ever looked it up */
     char *res[] = {"evil.test:127.0.0.1", "allowed.test:203.0.113.5", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     char buf[8192];
     assert_int_equal(request(&f, "CONNECT evil.test:443 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 403);
     /* apt shows only the status line: it names the reason too */
@@ -555,7 +555,7 @@ static void test_denied(void **state) {
     assert_int_equal(read_response(fd, buf, sizeof(buf)), 403);
     close(fd);
     assert_int_equal(s->accepted, 0);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
 }
 
@@ -597,7 +597,7 @@ static void test_bypass_table(void **state) {
                    "cgnat.test:100.64.0.1",
                    "localhost:127.0.0.1",
                    NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     static const struct {
         const char *req; /* {P}: the allowed server's port, {O}: another listener's */
         int status;
@@ -683,7 +683,7 @@ static void test_bypass_table(void **state) {
     ok = dbx_xasprintf("CONNECT allowed.test.:%u HTTP/1.1\r\n\r\n", p);
     assert_int_equal(request(&f, ok, buf, sizeof(buf)), 200);
     free(ok);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
     server_stop(other);
     for (size_t i = 0; allow[i]; i++)
@@ -695,18 +695,18 @@ static void test_bypass_table(void **state) {
 static void test_dns_private(void **state) {
     struct server *s = server_start(SRV_ECHO, 0);
     char *allow[] = {dbx_xasprintf("localhost:%u", s->port), NULL};
-    struct fixture f = proxy_start(allow, NULL);
+    struct fixture f = fixture_start(allow, NULL);
     char buf[4096];
     char *r = dbx_xasprintf("CONNECT localhost:%u HTTP/1.1\r\n\r\n", s->port);
     assert_int_equal(request(&f, r, buf, sizeof(buf)), 403);
     assert_non_null(strstr(buf, "a loopback address"));
-    proxy_stop(&f);
+    fixture_stop(&f);
     assert_int_equal(s->accepted, 0);
     /* with the address named it works */
     char *allow2[] = {allow[0], "127.0.0.1", "::1", NULL};
-    f = proxy_start(allow2, NULL);
+    f = fixture_start(allow2, NULL);
     assert_int_equal(request(&f, r, buf, sizeof(buf)), 200);
-    proxy_stop(&f);
+    fixture_stop(&f);
     free(r);
     free(allow[0]);
     server_stop(s);
@@ -714,15 +714,15 @@ static void test_dns_private(void **state) {
 
 static void test_limits_and_stop(void **state) {
     char *allow[] = {"allowed.test", NULL};
-    struct policy_proxy_config cfg = {.allow = allow, .log_fd = -1, .max_conns = 2};
-    struct policy_proxy *p = NULL;
-    assert_int_equal(policy_proxy_start(&cfg, &p, NULL), 0);
+    struct proxy_config cfg = {.allow = allow, .log_fd = -1, .max_conns = 2};
+    struct proxy *p = NULL;
+    assert_int_equal(proxy_start(&cfg, &p, NULL), 0);
     int fds[3];
     for (int i = 0; i < 3; i++) {
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         dbx_error *e = NULL;
-        int r = policy_proxy_serve(p, sv[1], &e);
+        int r = proxy_serve(p, sv[1], &e);
         if (i < 2) {
             assert_int_equal(r, 0);
         } else {
@@ -735,7 +735,7 @@ static void test_limits_and_stop(void **state) {
     send_str(fds[0], "GET http://allowed.test/ HTTP/1.1\r\n"); /* half a head */
     /* stop ends idle connections at once (not after the head time limits) */
     uint64_t t0 = dbx_now_ms();
-    policy_proxy_stop(p);
+    proxy_stop(p);
     assert_true(dbx_now_ms() - t0 < 2000);
     for (int i = 0; i < 3; i++) {
         assert_true(at_eof(fds[i]));
@@ -743,11 +743,11 @@ static void test_limits_and_stop(void **state) {
     }
     /* finished connections make room again */
     cfg.max_conns = 1;
-    assert_int_equal(policy_proxy_start(&cfg, &p, NULL), 0);
+    assert_int_equal(proxy_start(&cfg, &p, NULL), 0);
     for (int i = 0; i < 5; i++) {
         int sv[2];
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        assert_int_equal(policy_proxy_serve(p, sv[1], NULL), 0);
+        assert_int_equal(proxy_serve(p, sv[1], NULL), 0);
         send_str(sv[0], "BAD\r\n\r\n");
         char buf[4096];
         assert_int_equal(read_response(sv[0], buf, sizeof(buf)), 400);
@@ -755,7 +755,7 @@ static void test_limits_and_stop(void **state) {
         close(sv[0]);
         usleep(50000); /* the thread marks itself done after closing */
     }
-    policy_proxy_stop(p);
+    proxy_stop(p);
 }
 
 /* Without fds for the splice pipe (EMFILE), a tunnel copies through user space. */
@@ -769,7 +769,7 @@ static void test_no_pipe(void **state) {
     unsigned port = ntohs(a.sin_port);
     char *allow[] = {dbx_xasprintf("allowed.test:%u", port), "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
     int fd = client(&f);
     /* fds are allocated lowest first: leave exactly one, for the proxy's upstream socket */
     int lowest = dup(0);
@@ -798,7 +798,7 @@ static void test_no_pipe(void **state) {
     assert_true(at_eof(fd));
     close(fd);
     free(req);
-    proxy_stop(&f);
+    fixture_stop(&f);
     close(lfd);
     free(allow[0]);
 }
@@ -826,7 +826,7 @@ static void test_head_timeouts(void **state) {
     char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
     const unsigned idle = 500;
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+    struct fixture f = fixture_start_cfg((struct proxy_config){
         .allow = allow, .resolve = res, .head_idle_ms = idle, .head_total_ms = 60000});
     char buf[4096];
     /* a head dribbled over longer than the idle limit: served */
@@ -841,9 +841,9 @@ static void test_head_timeouts(void **state) {
     assert_int_equal(read(fd, got, 4), 4);
     close(fd);
     free(req);
-    proxy_stop(&f);
+    fixture_stop(&f);
     /* a pause longer than the idle limit: 408, and logged */
-    f = proxy_start_cfg((struct policy_proxy_config){
+    f = fixture_start_cfg((struct proxy_config){
         .allow = allow, .resolve = res, .head_idle_ms = 200, .head_total_ms = 60000});
     fd = client(&f);
     send_str(fd, "GET http://allowed.test/ HTTP/1.1\r\n");
@@ -851,9 +851,9 @@ static void test_head_timeouts(void **state) {
     assert_non_null(strstr(buf, "request head: no byte for 200 ms"));
     close(fd);
     expect_log(&f, "deny - - - up=0 down=0", "request head: no byte for 200 ms");
-    proxy_stop(&f);
+    fixture_stop(&f);
     /* a head that keeps coming but never ends: cut at the total limit */
-    f = proxy_start_cfg((struct policy_proxy_config){
+    f = fixture_start_cfg((struct proxy_config){
         .allow = allow, .resolve = res, .head_idle_ms = 60000, .head_total_ms = 300});
     fd = client(&f);
     static char endless[4096];
@@ -864,7 +864,7 @@ static void test_head_timeouts(void **state) {
     assert_int_equal(read_response(fd, buf, sizeof(buf)), 408);
     assert_non_null(strstr(buf, "request head: not complete after 300 ms"));
     close(fd);
-    proxy_stop(&f);
+    fixture_stop(&f);
     assert_int_equal(s->accepted, 1);
     server_stop(s);
     free(allow[0]);
@@ -877,9 +877,9 @@ static void test_hello_timeouts(void **state) {
     char *allow[] = {"allowed.test", "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
     const unsigned idle = 400;
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+    struct fixture f = fixture_start_cfg((struct proxy_config){
         .allow = allow, .resolve = res, .head_idle_ms = idle, .head_total_ms = 60000});
-    static uint8_t h[POLICY_TLS_MAX_RAW], back[POLICY_TLS_MAX_RAW];
+    static uint8_t h[PROXY_TLS_MAX_RAW], back[PROXY_TLS_MAX_RAW];
     size_t n = hello(h, "allowed.test", 200, 1);
     assert_true(n * DRIBBLE_MS > idle);
     char buf[4096];
@@ -905,7 +905,7 @@ static void test_hello_timeouts(void **state) {
     close(fd);
     assert_int_equal(s->received, before);
     expect_log(&f, "deny CONNECT allowed.test:443", "TLS ClientHello: no byte for 400 ms");
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
 }
 
@@ -920,7 +920,7 @@ struct fake_dns {
     const char *addr;
 };
 
-static int fake_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+static int fake_resolve(void *data, const char *name, struct dbx_addr *out, size_t max,
                         size_t *ret_n) {
     struct fake_dns *d = data;
     d->calls++;
@@ -953,8 +953,8 @@ static int connect_status(const struct fixture *f, const char *name) {
 static void test_dns_coalesce(void **state) {
     struct fake_dns d = {.addr = "10.0.0.1", .hold_ms = 200};
     char *allow[] = {"burst.test", NULL};
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
-        .allow = allow, .dns_resolve = fake_resolve, .dns_resolve_data = &d});
+    struct fixture f = fixture_start_cfg(
+        (struct proxy_config){.allow = allow, .dns_resolve = fake_resolve, .dns_resolve_data = &d});
     enum { N = 150 };
     int fds[N];
     for (int i = 0; i < N; i++) {
@@ -970,14 +970,14 @@ static void test_dns_coalesce(void **state) {
     assert_int_equal(d.calls, 1);
     assert_int_equal(connect_status(&f, "burst.test"), 403);
     assert_int_equal(d.calls, 1);
-    proxy_stop(&f);
+    fixture_stop(&f);
 }
 
 /* A failed lookup is retried once (not more), and a failure is not cached. */
 static void test_dns_retry(void **state) {
     struct fake_dns d = {.addr = "10.0.0.1", .fail = 1};
     char *allow[] = {"flaky.test", "gone.test", NULL};
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){
+    struct fixture f = fixture_start_cfg((struct proxy_config){
         .allow = allow, .dns_resolve = fake_resolve, .dns_resolve_data = &d, .dns_retry_ms = 1});
     assert_int_equal(connect_status(&f, "flaky.test"), 403); /* resolved on the retry */
     assert_int_equal(d.calls, 2);
@@ -990,7 +990,7 @@ static void test_dns_retry(void **state) {
     assert_int_equal(d.calls, 5);
     assert_int_equal(connect_status(&f, "flaky.test"), 403); /* still cached */
     assert_int_equal(d.calls, 5);
-    proxy_stop(&f);
+    fixture_stop(&f);
 }
 
 /* Answers expire after dns_ttl_ms; the least recently used name leaves a full cache first;
@@ -999,23 +999,23 @@ static void test_dns_expiry_and_cap(void **state) {
     struct fake_dns d = {.addr = "10.0.0.1"};
     char *allow[] = {"*.cache.test", NULL};
     char *res[] = {"over.cache.test:192.168.7.7", NULL};
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
-                                                                    .resolve = res,
-                                                                    .dns_resolve = fake_resolve,
-                                                                    .dns_resolve_data = &d,
-                                                                    .dns_ttl_ms = 1});
+    struct fixture f = fixture_start_cfg((struct proxy_config){.allow = allow,
+                                                               .resolve = res,
+                                                               .dns_resolve = fake_resolve,
+                                                               .dns_resolve_data = &d,
+                                                               .dns_ttl_ms = 1});
     assert_int_equal(connect_status(&f, "a.cache.test"), 403);
     usleep(20000); /* > dns_ttl_ms */
     assert_int_equal(connect_status(&f, "a.cache.test"), 403);
     assert_int_equal(d.calls, 2);
-    proxy_stop(&f);
+    fixture_stop(&f);
 
     d.calls = 0;
-    f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
-                                                     .resolve = res,
-                                                     .dns_resolve = fake_resolve,
-                                                     .dns_resolve_data = &d,
-                                                     .dns_cache_max = 2});
+    f = fixture_start_cfg((struct proxy_config){.allow = allow,
+                                                .resolve = res,
+                                                .dns_resolve = fake_resolve,
+                                                .dns_resolve_data = &d,
+                                                .dns_cache_max = 2});
     static const struct {
         const char *name;
         unsigned calls; /* after the request */
@@ -1035,7 +1035,7 @@ static void test_dns_expiry_and_cap(void **state) {
                      steps[i].calls);
     }
     assert_non_null(strstr(buf, "192.168.7.7")); /* the override's address */
-    proxy_stop(&f);
+    fixture_stop(&f);
 }
 
 /* A resolver that holds every lookup until the test opens the gate, then fails it. */
@@ -1046,7 +1046,7 @@ struct gate_dns {
     atomic_uint calls;
 };
 
-static int gate_resolve(void *data, const char *name, struct policy_addr *out, size_t max,
+static int gate_resolve(void *data, const char *name, struct dbx_addr *out, size_t max,
                         size_t *ret_n) {
     struct gate_dns *g = data;
     g->calls++;
@@ -1058,7 +1058,7 @@ static int gate_resolve(void *data, const char *name, struct policy_addr *out, s
 }
 
 static void *stop_main(void *arg) {
-    proxy_stop(arg);
+    fixture_stop(arg);
     return NULL;
 }
 
@@ -1069,10 +1069,10 @@ static void *stop_main(void *arg) {
 static void test_dns_stop_in_flight(void **state) {
     struct gate_dns g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     char *allow[] = {"gate.test", NULL};
-    struct fixture f = proxy_start_cfg((struct policy_proxy_config){.allow = allow,
-                                                                    .dns_resolve = gate_resolve,
-                                                                    .dns_resolve_data = &g,
-                                                                    .dns_retry_ms = 3600u * 1000u});
+    struct fixture f = fixture_start_cfg((struct proxy_config){.allow = allow,
+                                                               .dns_resolve = gate_resolve,
+                                                               .dns_resolve_data = &g,
+                                                               .dns_retry_ms = 3600u * 1000u});
     enum { N = 16 };
     int fds[N];
     for (int i = 0; i < N; i++) {
@@ -1093,7 +1093,7 @@ static void test_dns_stop_in_flight(void **state) {
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += 60;
     if (pthread_timedjoin_np(stopper, NULL, &until) != 0)
-        fail_msg("policy_proxy_stop still waiting after 60 s");
+        fail_msg("proxy_stop still waiting after 60 s");
     assert_int_equal(g.calls, 1);
     char buf[4096];
     for (int i = 0; i < N; i++) {
@@ -1109,17 +1109,17 @@ static void test_dns_stopping(void **state) {
     struct fake_dns fd = {.addr = "10.0.0.1"};
     int stop[2];
     assert_int_equal(pipe2(stop, O_CLOEXEC), 0);
-    struct policy_dns *d = policy_dns_new(&(struct policy_dns_config){
+    struct proxy_dns *d = proxy_dns_new(&(struct proxy_dns_config){
         .resolve = fake_resolve, .resolve_data = &fd, .stop_fd = stop[0]});
-    struct policy_addr out[POLICY_DNS_MAX_ADDRS];
+    struct dbx_addr out[PROXY_DNS_MAX_ADDRS];
     size_t n = 0;
-    assert_int_equal(policy_dns_lookup(d, "a.test", out, POLICY_DNS_MAX_ADDRS, &n), 0);
+    assert_int_equal(proxy_dns_lookup(d, "a.test", out, PROXY_DNS_MAX_ADDRS, &n), 0);
     assert_int_equal(n, 1);
     assert_int_equal(write(stop[1], "x", 1), 1);
-    assert_int_equal(policy_dns_lookup(d, "a.test", out, POLICY_DNS_MAX_ADDRS, &n), 0);
-    assert_int_equal(policy_dns_lookup(d, "b.test", out, POLICY_DNS_MAX_ADDRS, &n), EAI_AGAIN);
+    assert_int_equal(proxy_dns_lookup(d, "a.test", out, PROXY_DNS_MAX_ADDRS, &n), 0);
+    assert_int_equal(proxy_dns_lookup(d, "b.test", out, PROXY_DNS_MAX_ADDRS, &n), EAI_AGAIN);
     assert_int_equal(fd.calls, 1);
-    policy_dns_free(d);
+    proxy_dns_free(d);
     close(stop[0]);
     close(stop[1]);
 }
@@ -1129,7 +1129,7 @@ static void test_dns_stopping(void **state) {
  * and UTF-8 terminals (xterm, VTE) act on U+009B, encoded C2 9B, as CSI. */
 static void test_log_ascii(void **state) {
     char *allow[] = {"allowed.test", NULL};
-    struct fixture f = proxy_start(allow, NULL);
+    struct fixture f = fixture_start(allow, NULL);
     char buf[4096];
     assert_int_equal(request(&f,
                              "GET http://allowed.test/ HTTP/1.1\r\nHost: x\xc2\x9b"
@@ -1140,7 +1140,7 @@ static void test_log_ascii(void **state) {
     for (const unsigned char *t = (const unsigned char *)log_text(&f); *t; t++)
         if (*t >= 0x7f || (*t < 0x20 && *t != '\n'))
             fail_msg("byte 0x%02x in the log:\n%s", *t, log_text(&f));
-    proxy_stop(&f);
+    fixture_stop(&f);
 }
 
 /* ---- throughput -------------------------------------------------------------------------- */
@@ -1175,7 +1175,7 @@ static void test_throughput(void **state) {
     s->bulk = mb << 20;
     char *allow[] = {dbx_xasprintf("allowed.test:%u", s->port), "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};
-    struct fixture f = proxy_start(allow, res);
+    struct fixture f = fixture_start(allow, res);
 
     /* direct: a TCP client on the same loopback */
     double t0 = now_s(), c0 = cpu_s();
@@ -1205,7 +1205,7 @@ static void test_throughput(void **state) {
             "%.3f s (%.0f MiB/s, %.3f s CPU), ratio %.2f\n",
             mb, direct, mbs_d, direct_cpu, proxied, mbs_p, proxied_cpu, mbs_p / mbs_d);
     free(req);
-    proxy_stop(&f);
+    fixture_stop(&f);
     server_stop(s);
     free(allow[0]);
 }

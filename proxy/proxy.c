@@ -1,7 +1,7 @@
-/* policy/policy-proxy.c: the allowlist egress proxy (the contract is in policy.h).
+/* proxy/proxy.c: the allowlist egress proxy (the contract is in proxy.h).
  *
  * One thread per client connection with non-blocking sockets: every wait is a poll() that
- * also watches the proxy's stop pipe, so policy_proxy_stop can end them all; only
+ * also watches the proxy's stop pipe, so proxy_stop can end them all; only
  * getaddrinfo cannot be interrupted.  Names are resolved only after they are allowed (so a
  * refused name never leaves the host as a DNS query), each resolved address is checked, and
  * the proxy connects to exactly the checked sockaddr: a second lookup (DNS rebinding) can
@@ -15,7 +15,7 @@
 #include <signal.h>
 #include <time.h>
 
-#include "policy-internal.h"
+#include "proxy-internal.h"
 
 /* A request head (or ClientHello) may pause this long between bytes, and take this long in
  * all.  Under emulation and load (npm's ~200 connections, a TCG guest) a fixed 30 s from accept
@@ -33,26 +33,26 @@
 #define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
 #define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
 #define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
-#define MAX_ADDRS POLICY_DNS_MAX_ADDRS
+#define MAX_ADDRS PROXY_DNS_MAX_ADDRS
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
 
 struct resolve_entry {
-    char name[POLICY_HOST_MAX + 1];
-    struct policy_addr addr;
+    char name[DBX_HOST_MAX + 1];
+    struct dbx_addr addr;
 };
 
-struct policy_proxy {
-    struct policy_pattern *pats;
+struct proxy {
+    struct profile_allow *pats;
     size_t npats;
     struct resolve_entry *res;
     size_t nres;
     int log_fd;
     unsigned max_conns;
     unsigned head_idle_ms, head_total_ms;
-    struct policy_dns *dns; /* the name cache; thread-safe on its own */
-    int stop_pipe[2];       /* written once by policy_proxy_stop; every poll watches [0] */
+    struct proxy_dns *dns; /* the name cache; thread-safe on its own */
+    int stop_pipe[2];      /* written once by proxy_stop; every poll watches [0] */
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
     unsigned active;    /* guarded by lock */
@@ -65,7 +65,7 @@ struct buf {
 };
 
 struct conn {
-    struct policy_proxy *p;
+    struct proxy *p;
     struct conn *next;
     pthread_t tid;
     bool done; /* guarded by p->lock: the thread is finished and may be joined */
@@ -76,8 +76,8 @@ struct conn {
     struct policy_host host;
     uint16_t port;
     bool connected;
-    bool from_dns; /* the addresses came from policy_dns_lookup */
-    struct policy_addr addr;
+    bool from_dns; /* the addresses came from proxy_dns_lookup */
+    struct dbx_addr addr;
     uint64_t up, down;
     unsigned reqs;
     char when[32];
@@ -87,7 +87,7 @@ struct conn {
     int dpipe[2];
     size_t dpending; /* bytes in dpipe */
     /* plain http: the request body being forwarded; a refusal of a later request */
-    struct policy_body body;
+    struct proxy_body body;
     int deny_status;
     char *deny_reason, *deny_body;
 };
@@ -128,13 +128,13 @@ static void clean(char *s) {
 
 static void log_line(struct conn *c, const char *verdict, const char *reason) {
     if (c->p->log_fd < 0) return;
-    char target[POLICY_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
+    char target[DBX_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
     char reqs[32] = "";
     _cleanup_free_ char *why = NULL;
     if (c->have_target) fmt_target(&c->host, c->port, target, sizeof(target));
     if (c->connected) {
         struct policy_host h = {.is_addr = true, .addr = c->addr};
-        policy_addr_format(&c->addr, h.name);
+        dbx_addr_format(&c->addr, h.name);
         fmt_target(&h, c->port, addr, sizeof(addr));
     }
     if (c->reqs > 1) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
@@ -150,7 +150,7 @@ static void log_line(struct conn *c, const char *verdict, const char *reason) {
     (void)!write(c->p->log_fd, line, strlen(line));
 }
 
-static const char *method_name(enum policy_http_method m) {
+static const char *method_name(enum proxy_http_method m) {
     static const char *const names[] = {"CONNECT", "GET", "HEAD", "POST"};
     return (unsigned)m < DBX_ARRAY_SIZE(names) ? names[m] : "-";
 }
@@ -291,7 +291,7 @@ static void refuse(struct conn *c, int status, const char *verdict, const char *
 }
 
 static void refuse_not_allowed(struct conn *c) {
-    char target[POLICY_HOST_MAX + 16], rule[POLICY_HOST_MAX + 16];
+    char target[DBX_HOST_MAX + 16], rule[DBX_HOST_MAX + 16];
     fmt_target(&c->host, c->port, target, sizeof(target));
     fmt_rule(&c->host, c->port, rule, sizeof(rule));
     _cleanup_free_ char *body = dbx_xasprintf(
@@ -305,7 +305,7 @@ static void refuse_not_allowed(struct conn *c) {
 
 /* ---- resolving and connecting ----------------------------------------------------------- */
 
-static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
+static size_t lookup(struct conn *c, struct dbx_addr *out, int *ret_gai) {
     if (c->host.is_addr) {
         out[0] = c->host.addr;
         return 1;
@@ -314,14 +314,13 @@ static size_t lookup(struct conn *c, struct policy_addr *out, int *ret_gai) {
     for (size_t i = 0; i < c->p->nres && n < MAX_ADDRS; i++)
         if (strcmp(c->p->res[i].name, c->host.name) == 0) out[n++] = c->p->res[i].addr;
     if (n > 0) return n;
-    *ret_gai = policy_dns_lookup(c->p->dns, c->host.name, out, MAX_ADDRS, &n);
+    *ret_gai = proxy_dns_lookup(c->p->dns, c->host.name, out, MAX_ADDRS, &n);
     if (*ret_gai != 0) return 0;
     c->from_dns = true;
     return n;
 }
 
-static socklen_t to_sockaddr(const struct policy_addr *a, uint16_t port,
-                             struct sockaddr_storage *ss) {
+static socklen_t to_sockaddr(const struct dbx_addr *a, uint16_t port, struct sockaddr_storage *ss) {
     memset(ss, 0, sizeof(*ss));
     if (a->family == AF_INET) {
         struct sockaddr_in *in = (struct sockaddr_in *)ss;
@@ -338,7 +337,7 @@ static socklen_t to_sockaddr(const struct policy_addr *a, uint16_t port,
 }
 
 /* Connect to exactly a:port; 0 with c->ufd set, or -errno. */
-static int connect_one(struct conn *c, const struct policy_addr *a) {
+static int connect_one(struct conn *c, const struct dbx_addr *a) {
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(a, c->port, &ss);
     _cleanup_close_ int fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -361,7 +360,7 @@ static int connect_one(struct conn *c, const struct policy_addr *a) {
 /* Resolve (only now: the name is allowed), drop refused addresses, connect.  0, or the
  * client has been answered and logged. */
 static int resolve_and_connect(struct conn *c) {
-    struct policy_addr addrs[MAX_ADDRS];
+    struct dbx_addr addrs[MAX_ADDRS];
     int gai = 0;
     size_t n = lookup(c, addrs, &gai);
     if (n == 0) {
@@ -373,7 +372,7 @@ static int resolve_and_connect(struct conn *c) {
     int last = -EHOSTUNREACH;
     bool tried = false; /* connect_one ran (its -EHOSTUNREACH is not a refusal) */
     const char *refused = NULL;
-    struct policy_addr refused_addr = {0};
+    struct dbx_addr refused_addr = {0};
     for (size_t i = 0; i < n; i++) {
         const char *cls = policy_addr_refused(c->p->pats, c->p->npats, &addrs[i]);
         if (cls) {
@@ -390,12 +389,12 @@ static int resolve_and_connect(struct conn *c) {
         }
     }
     /* a cached answer none of whose addresses works is stale: the next request asks again */
-    if (c->from_dns && tried) policy_dns_forget(c->p->dns, c->host.name);
+    if (c->from_dns && tried) proxy_dns_forget(c->p->dns, c->host.name);
     char a[INET6_ADDRSTRLEN];
     if (!tried && refused) {
-        policy_addr_format(&refused_addr, a);
+        dbx_addr_format(&refused_addr, a);
         /* the class and the table row that refused it (docs/network.md lists them all) */
-        const struct policy_addr_range *row = policy_addr_range_of(&refused_addr);
+        const struct dbx_addr_range *row = dbx_addr_range_of(&refused_addr);
         bool same = !row || strcmp(row->what, refused) == 0;
         _cleanup_free_ char *what =
             dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
@@ -437,14 +436,14 @@ static ssize_t read_more(struct conn *c, uint64_t until, const char *what, char 
 }
 
 /* Read and parse a head from c->cin.  1 parsed, 0 the client went away, < 0 answered. */
-static int read_head(struct conn *c, struct policy_http_req *req) {
+static int read_head(struct conn *c, struct proxy_http_req *req) {
     uint64_t until = dbx_now_ms() + c->p->head_total_ms;
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
-        int r = policy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), req, &err);
+        int r = proxy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), req, &err);
         if (r > 0) return 1;
         if (r < 0) {
-            refuse(c, policy_http_status(r), "deny", err->msg, NULL);
+            refuse(c, proxy_http_status(r), "deny", err->msg, NULL);
             return r;
         }
         _cleanup_free_ char *why = NULL;
@@ -464,11 +463,11 @@ static int read_head(struct conn *c, struct policy_http_req *req) {
 
 /* The head for the destination: origin-form target, our Host and Connection, no hop-by-hop
  * or proxy headers. */
-static void put_head(struct conn *c, const struct policy_http_req *req) {
+static void put_head(struct conn *c, const struct proxy_http_req *req) {
     static const char *const drop[] = {"host",       "connection",          "proxy-connection",
                                        "keep-alive", "proxy-authorization", "upgrade"};
     const uint8_t *h = c->cin.data + c->cin.start;
-    char target[POLICY_HOST_MAX + 16];
+    char target[DBX_HOST_MAX + 16];
     fmt_target(&req->host, req->port, target, sizeof(target));
     if (req->port == 80) *strrchr(target, ':') = '\0';
     struct buf *o = &c->uout;
@@ -495,11 +494,11 @@ static void put_head(struct conn *c, const struct policy_http_req *req) {
 }
 
 /* The rewritten head is at most the original plus the added lines. */
-#define HEAD_SLACK (POLICY_HOST_MAX + 128u)
+#define HEAD_SLACK (DBX_HOST_MAX + 128u)
 
 /* ---- plain http: later requests on the connection ------------------------------------- */
 
-static bool same_target(const struct conn *c, const struct policy_http_req *req) {
+static bool same_target(const struct conn *c, const struct proxy_http_req *req) {
     return req->port == c->port && req->host.is_addr == c->host.is_addr &&
            strcmp(req->host.name, c->host.name) == 0;
 }
@@ -518,7 +517,7 @@ static int http_process(struct conn *c) {
             _cleanup_error_ dbx_error *err = NULL;
             size_t n = buf_len(&c->cin) < room ? buf_len(&c->cin) : room;
             if (n == 0) return 0;
-            ssize_t k = policy_body_scan(&c->body, c->cin.data + c->cin.start, n, &err);
+            ssize_t k = proxy_body_scan(&c->body, c->cin.data + c->cin.start, n, &err);
             if (k < 0) {
                 set_deny(c, 400, dbx_xstrdup(err->msg), NULL);
                 return -1;
@@ -527,20 +526,20 @@ static int http_process(struct conn *c) {
             buf_consume(&c->cin, (size_t)k);
             continue;
         }
-        if (room < POLICY_HTTP_MAX_HEAD + HEAD_SLACK) return 0; /* wait for uout to drain */
-        struct policy_http_req req;
+        if (room < PROXY_HTTP_MAX_HEAD + HEAD_SLACK) return 0; /* wait for uout to drain */
+        struct proxy_http_req req;
         _cleanup_error_ dbx_error *err = NULL;
-        int r = policy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), &req, &err);
+        int r = proxy_http_parse(c->cin.data + c->cin.start, buf_len(&c->cin), &req, &err);
         if (r == 0) {
             buf_compact(&c->cin);
             return 0;
         }
         if (r < 0) {
-            set_deny(c, policy_http_status(r), dbx_xstrdup(err->msg), NULL);
+            set_deny(c, proxy_http_status(r), dbx_xstrdup(err->msg), NULL);
             return -1;
         }
-        if (req.method == POLICY_HTTP_CONNECT || !same_target(c, &req)) {
-            char want[POLICY_HOST_MAX + 16], got[POLICY_HOST_MAX + 16];
+        if (req.method == PROXY_HTTP_CONNECT || !same_target(c, &req)) {
+            char want[DBX_HOST_MAX + 16], got[DBX_HOST_MAX + 16];
             fmt_target(&c->host, c->port, want, sizeof(want));
             fmt_target(&req.host, req.port, got, sizeof(got));
             set_deny(c, 403, dbx_xasprintf("connection pinned to %s, request for %s", want, got),
@@ -551,7 +550,7 @@ static int http_process(struct conn *c) {
         }
         put_head(c, &req);
         buf_consume(&c->cin, req.head_len);
-        policy_body_init(&c->body, &req);
+        proxy_body_init(&c->body, &req);
         c->reqs++;
     }
     return 0;
@@ -688,10 +687,10 @@ static void relay(struct conn *c, bool http) {
 /* Port 443: the ClientHello's server_name must be the CONNECT host.  0 or refused (logged). */
 static int check_hello(struct conn *c) {
     uint64_t until = dbx_now_ms() + c->p->head_total_ms;
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
-        int r = policy_tls_sni(c->cin.data + c->cin.start, buf_len(&c->cin), sni, &err);
+        int r = proxy_tls_sni(c->cin.data + c->cin.start, buf_len(&c->cin), sni, &err);
         if (r < 0) {
             log_line(c, "deny", err->msg);
             return r;
@@ -733,10 +732,10 @@ static void serve_connect(struct conn *c) {
     log_line(c, "allow", NULL);
 }
 
-static void serve_http(struct conn *c, const struct policy_http_req *req) {
+static void serve_http(struct conn *c, const struct proxy_http_req *req) {
     put_head(c, req);
     buf_consume(&c->cin, req->head_len);
-    policy_body_init(&c->body, req);
+    proxy_body_init(&c->body, req);
     c->reqs = 1;
     relay(c, true);
     log_line(c, "allow", NULL);
@@ -749,7 +748,7 @@ static void serve_http(struct conn *c, const struct policy_http_req *req) {
 static void conn_run(struct conn *c) {
     buf_alloc(&c->cin, CIN_CAP);
     stamp(c);
-    struct policy_http_req req;
+    struct proxy_http_req req;
     if (read_head(c, &req) <= 0) return;
     stamp(c);
     c->method = method_name(req.method);
@@ -763,7 +762,7 @@ static void conn_run(struct conn *c) {
     if (resolve_and_connect(c) < 0) return;
     buf_alloc(&c->uout, UOUT_CAP);
     down_init(c);
-    if (req.method == POLICY_HTTP_CONNECT) {
+    if (req.method == PROXY_HTTP_CONNECT) {
         buf_consume(&c->cin, req.head_len);
         serve_connect(c);
     } else {
@@ -819,31 +818,30 @@ static int parse_resolve(const char *s, struct resolve_entry *ret, dbx_error **e
     return dbx_error_setx(err, EINVAL, "resolve override '%s': %s", s, why);
 }
 
-static struct policy_proxy *proxy_new(void) {
-    struct policy_proxy *p = dbx_xcalloc(1, sizeof(*p));
+static struct proxy *proxy_new(void) {
+    struct proxy *p = dbx_xcalloc(1, sizeof(*p));
     p->stop_pipe[0] = p->stop_pipe[1] = -EBADF;
     p->log_fd = -1;
     pthread_mutex_init(&p->lock, NULL);
     return p;
 }
 
-static void proxy_free(struct policy_proxy *p) {
+static void proxy_free(struct proxy *p) {
     if (!p) return;
     if (p->stop_pipe[0] >= 0) close(p->stop_pipe[0]);
     if (p->stop_pipe[1] >= 0) close(p->stop_pipe[1]);
     pthread_mutex_destroy(&p->lock);
-    policy_dns_free(p->dns);
+    proxy_dns_free(p->dns);
     free(p->pats);
     free(p->res);
     free(p);
 }
-static void proxy_freep(struct policy_proxy **p) {
+static void proxy_freep(struct proxy **p) {
     proxy_free(*p);
 }
 
-int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_proxy **ret,
-                       dbx_error **err) {
-    _cleanup_(proxy_freep) struct policy_proxy *p = proxy_new();
+int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **err) {
+    _cleanup_(proxy_freep) struct proxy *p = proxy_new();
     size_t n = dbx_strv_len(cfg->allow), nres = dbx_strv_len(cfg->resolve);
     if (n > PROFILE_MAX_LIST)
         return dbx_error_setx(err, E2BIG, "network.allow: %zu entries, more than %u", n,
@@ -861,13 +859,13 @@ int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_prox
         if (r < 0) return r;
     }
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
-    struct policy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,
-                                   .cache_max = cfg->dns_cache_max,
-                                   .retry_ms = cfg->dns_retry_ms,
-                                   .resolve = cfg->dns_resolve,
-                                   .resolve_data = cfg->dns_resolve_data,
-                                   .stop_fd = p->stop_pipe[0]};
-    p->dns = policy_dns_new(&dc);
+    struct proxy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,
+                                  .cache_max = cfg->dns_cache_max,
+                                  .retry_ms = cfg->dns_retry_ms,
+                                  .resolve = cfg->dns_resolve,
+                                  .resolve_data = cfg->dns_resolve_data,
+                                  .stop_fd = p->stop_pipe[0]};
+    p->dns = proxy_dns_new(&dc);
     p->log_fd = cfg->log_fd;
     p->max_conns = cfg->max_conns ? cfg->max_conns : DEFAULT_MAX_CONNS;
     p->head_idle_ms = cfg->head_idle_ms ? cfg->head_idle_ms : HEAD_IDLE_MS;
@@ -877,7 +875,7 @@ int policy_proxy_start(const struct policy_proxy_config *cfg, struct policy_prox
 }
 
 /* Join finished threads (p->lock held). */
-static void reap(struct policy_proxy *p, bool all) {
+static void reap(struct proxy *p, bool all) {
     for (struct conn **pc = &p->conns; *pc;) {
         struct conn *c = *pc;
         if (!all && !c->done) {
@@ -907,7 +905,7 @@ static int start_thread(struct conn *c, dbx_error **err) {
     return 0;
 }
 
-int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err) {
+int proxy_serve(struct proxy *p, int fd, dbx_error **err) {
     _cleanup_close_ int cfd = fd;
     if (dbx_set_nonblock(cfd, true) < 0 || dbx_set_cloexec(cfd, true) < 0)
         return dbx_error_set(err, errno, "proxy: client socket");
@@ -934,7 +932,7 @@ int policy_proxy_serve(struct policy_proxy *p, int fd, dbx_error **err) {
     return r;
 }
 
-void policy_proxy_stop(struct policy_proxy *p) {
+void proxy_stop(struct proxy *p) {
     if (!p) return;
     pthread_mutex_lock(&p->lock);
     p->stopping = true;

@@ -1,10 +1,10 @@
-/* policy/policy-tls.c: the server_name of a TLS ClientHello (RFC 8446 4.1.2, RFC 6066 3), so
+/* proxy/proxy-tls.c: the server_name of a TLS ClientHello (RFC 8446 4.1.2, RFC 6066 3), so
  * that a tunnel CONNECTed to an allowed name cannot carry a TLS session to another one behind
  * the same address (domain fronting by SNI).  No interception: the bytes are only read.
  *
  * The hello may be split over several handshake records (TLS allows fragmenting it, and
- * post-quantum key shares make it large); it is reassembled up to POLICY_TLS_MAX_HELLO. */
-#include "policy-internal.h"
+ * post-quantum key shares make it large); it is reassembled up to PROXY_TLS_MAX_HELLO. */
+#include "proxy-internal.h"
 
 #define REC_HDR 5u
 #define HS_HDR 4u
@@ -96,14 +96,13 @@ static int parse_hello(struct cur c, char *sni, dbx_error **err) {
     return 0;
 }
 
-int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX + 1],
-                   dbx_error **err) {
+int proxy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[DBX_HOST_MAX + 1], dbx_error **err) {
     _cleanup_free_ uint8_t *msg = NULL;
     size_t have = 0, want = 0, off = 0;
     for (unsigned rec = 0;; rec++) {
-        if (rec >= POLICY_TLS_MAX_RECORDS)
+        if (rec >= PROXY_TLS_MAX_RECORDS)
             return dbx_error_setx(err, EPROTO, "ClientHello split over more than %u records",
-                                  POLICY_TLS_MAX_RECORDS);
+                                  PROXY_TLS_MAX_RECORDS);
         if (len - off < REC_HDR) return 0;
         const uint8_t *h = buf + off;
         size_t rlen = (size_t)h[3] << 8 | h[4];
@@ -111,8 +110,8 @@ int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX 
             return dbx_error_setx(err, EPROTO, "not a TLS handshake record");
         if (rlen == 0) return dbx_error_setx(err, EPROTO, "empty TLS handshake record");
         if (len - off - REC_HDR < rlen) return 0;
-        if (!msg) msg = dbx_xmalloc(POLICY_TLS_MAX_HELLO + HS_HDR);
-        size_t room = (want ? want : POLICY_TLS_MAX_HELLO + HS_HDR) - have;
+        if (!msg) msg = dbx_xmalloc(PROXY_TLS_MAX_HELLO + HS_HDR);
+        size_t room = (want ? want : PROXY_TLS_MAX_HELLO + HS_HDR) - have;
         if (rlen > room)
             return dbx_error_setx(err, EPROTO, "bytes after the ClientHello in its records");
         memcpy(msg + have, h + REC_HDR, rlen);
@@ -122,15 +121,15 @@ int policy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[POLICY_HOST_MAX 
             if (msg[0] != HS_CLIENT_HELLO)
                 return dbx_error_setx(err, EPROTO, "first handshake message is not a ClientHello");
             want = HS_HDR + ((size_t)msg[1] << 16 | (size_t)msg[2] << 8 | msg[3]);
-            if (want > POLICY_TLS_MAX_HELLO + HS_HDR)
+            if (want > PROXY_TLS_MAX_HELLO + HS_HDR)
                 return dbx_error_setx(err, EPROTO, "ClientHello larger than %u bytes",
-                                      POLICY_TLS_MAX_HELLO);
+                                      PROXY_TLS_MAX_HELLO);
             if (have > want)
                 return dbx_error_setx(err, EPROTO, "bytes after the ClientHello in its records");
         }
         if (want && have == want) break;
     }
-    char sni[POLICY_HOST_MAX + 1];
+    char sni[DBX_HOST_MAX + 1];
     int r = parse_hello((struct cur){msg + HS_HDR, want - HS_HDR}, sni, err);
     if (r < 0) return r;
     memcpy(ret_sni, sni, strlen(sni) + 1);

@@ -1,6 +1,6 @@
-/* policy/policy-dns.c: the egress proxy's name lookups: a bounded cache of positive answers,
+/* proxy/proxy-dns.c: the egress proxy's name lookups: a bounded cache of positive answers,
  * one retry of a failed lookup, and one lookup in flight per name (the contract is in
- * policy-internal.h).
+ * proxy-internal.h).
  *
  * npm opens ~200 connections at once; a resolver that fails part of such a burst (92 of 150
  * parallel getaddrinfo calls failed on a test machine) turned into refused connections.  With
@@ -9,9 +9,9 @@
  *
  * The lookup stays getaddrinfo, so it follows the host's nsswitch (/etc/hosts, systemd-resolved,
  * a VPN's split DNS) exactly as before; getaddrinfo reports no TTL, so answers are kept for a
- * fixed, short time (POLICY_DNS_TTL_MS) instead of the record's own TTL.  A name whose records
+ * fixed, short time (PROXY_DNS_TTL_MS) instead of the record's own TTL.  A name whose records
  * change is seen at most that much later; a cached answer whose every address fails to connect
- * is dropped at once (policy_dns_forget).  Failures are not cached: the failure this exists for
+ * is dropped at once (proxy_dns_forget).  Failures are not cached: the failure this exists for
  * is transient, and a cached one would refuse every request for the name until it expired.
  *
  * The cache holds addresses, not decisions: the proxy classifies every address it takes from
@@ -20,32 +20,32 @@
 #include <poll.h>
 #include <pthread.h>
 
-#include "policy-internal.h"
+#include "proxy-internal.h"
 
 struct dns_answer {
     size_t n;
-    struct policy_addr a[POLICY_DNS_MAX_ADDRS];
+    struct dbx_addr a[PROXY_DNS_MAX_ADDRS];
 };
 
 struct dns_entry {
-    char name[POLICY_HOST_MAX + 1];
+    char name[DBX_HOST_MAX + 1];
     struct dns_answer ans;
     uint64_t expires; /* dbx_now_ms() */
-    uint64_t used;    /* policy_dns.tick of the last use: the least recently used goes first */
+    uint64_t used;    /* proxy_dns.tick of the last use: the least recently used goes first */
 };
 
 /* A lookup in progress; everyone asking for the name meanwhile waits for its result. */
 struct dns_flight {
     struct dns_flight *next;
-    char name[POLICY_HOST_MAX + 1];
+    char name[DBX_HOST_MAX + 1];
     unsigned refs; /* the resolving thread and the waiters */
     bool done;
     int gai;
     struct dns_answer ans;
 };
 
-struct policy_dns {
-    struct policy_dns_config cfg;
+struct proxy_dns {
+    struct proxy_dns_config cfg;
     pthread_mutex_t lock;
     pthread_cond_t done;        /* some flight finished (broadcast) */
     struct dns_entry *cache;    /* guarded by lock; cfg.cache_max slots */
@@ -54,19 +54,19 @@ struct policy_dns {
     struct dns_flight *flights; /* guarded by lock */
 };
 
-struct policy_dns *policy_dns_new(const struct policy_dns_config *cfg) {
-    struct policy_dns *d = dbx_xcalloc(1, sizeof(*d));
+struct proxy_dns *proxy_dns_new(const struct proxy_dns_config *cfg) {
+    struct proxy_dns *d = dbx_xcalloc(1, sizeof(*d));
     d->cfg = *cfg;
-    if (!d->cfg.ttl_ms) d->cfg.ttl_ms = POLICY_DNS_TTL_MS;
-    if (!d->cfg.cache_max) d->cfg.cache_max = POLICY_DNS_CACHE_MAX;
-    if (!d->cfg.retry_ms) d->cfg.retry_ms = POLICY_DNS_RETRY_MS;
+    if (!d->cfg.ttl_ms) d->cfg.ttl_ms = PROXY_DNS_TTL_MS;
+    if (!d->cfg.cache_max) d->cfg.cache_max = PROXY_DNS_CACHE_MAX;
+    if (!d->cfg.retry_ms) d->cfg.retry_ms = PROXY_DNS_RETRY_MS;
     d->cache = dbx_xcalloc(d->cfg.cache_max, sizeof(*d->cache));
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->done, NULL);
     return d;
 }
 
-void policy_dns_free(struct policy_dns *d) {
+void proxy_dns_free(struct proxy_dns *d) {
     if (!d) return;
     /* every connection thread has been joined: no flight is left */
     pthread_cond_destroy(&d->done);
@@ -77,7 +77,7 @@ void policy_dns_free(struct policy_dns *d) {
 
 /* ---- the resolver ------------------------------------------------------------------------- */
 
-static int resolve_gai(void *data, const char *name, struct policy_addr *out, size_t max,
+static int resolve_gai(void *data, const char *name, struct dbx_addr *out, size_t max,
                        size_t *ret_n) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
@@ -85,31 +85,31 @@ static int resolve_gai(void *data, const char *name, struct policy_addr *out, si
     if (r != 0) return r;
     size_t n = 0;
     for (struct addrinfo *a = ai; a && n < max; a = a->ai_next)
-        if (policy_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
+        if (dbx_addr_from_sockaddr(a->ai_addr, a->ai_addrlen, &out[n]) == 0) n++;
     freeaddrinfo(ai);
     *ret_n = n;
     return 0;
 }
 
-static int resolve_once(struct policy_dns *d, const char *name, struct dns_answer *ans) {
+static int resolve_once(struct proxy_dns *d, const char *name, struct dns_answer *ans) {
     size_t n = 0;
     int r = d->cfg.resolve
-                ? d->cfg.resolve(d->cfg.resolve_data, name, ans->a, POLICY_DNS_MAX_ADDRS, &n)
-                : resolve_gai(NULL, name, ans->a, POLICY_DNS_MAX_ADDRS, &n);
+                ? d->cfg.resolve(d->cfg.resolve_data, name, ans->a, PROXY_DNS_MAX_ADDRS, &n)
+                : resolve_gai(NULL, name, ans->a, PROXY_DNS_MAX_ADDRS, &n);
     if (r != 0) return r;
-    if (n == 0 || n > POLICY_DNS_MAX_ADDRS) return EAI_NODATA;
+    if (n == 0 || n > PROXY_DNS_MAX_ADDRS) return EAI_NODATA;
     ans->n = n;
     return 0;
 }
 
 /* The proxy is stopping (its stop pipe is readable). */
-static bool stopping(const struct policy_dns *d) {
+static bool stopping(const struct proxy_dns *d) {
     struct pollfd pfd = {d->cfg.stop_fd, POLLIN, 0};
     return d->cfg.stop_fd >= 0 && poll(&pfd, 1, 0) > 0;
 }
 
 /* One lookup, and after a failure a short pause (cut short by the stop pipe) and one more. */
-static int resolve_retry(struct policy_dns *d, const char *name, struct dns_answer *ans) {
+static int resolve_retry(struct proxy_dns *d, const char *name, struct dns_answer *ans) {
     int r = resolve_once(d, name, ans);
     if (r == 0) return 0;
     struct pollfd pfd = {d->cfg.stop_fd, POLLIN, 0};
@@ -123,19 +123,19 @@ static int resolve_retry(struct policy_dns *d, const char *name, struct dns_answ
 
 /* ---- the cache (d->lock held) --------------------------------------------------------------- */
 
-static struct dns_entry *cache_find(struct policy_dns *d, const char *name) {
+static struct dns_entry *cache_find(struct proxy_dns *d, const char *name) {
     for (size_t i = 0; i < d->ncache; i++)
         if (strcmp(d->cache[i].name, name) == 0) return &d->cache[i];
     return NULL;
 }
 
-static void cache_drop(struct policy_dns *d, struct dns_entry *e) {
+static void cache_drop(struct proxy_dns *d, struct dns_entry *e) {
     *e = d->cache[--d->ncache];
 }
 
 /* Store name's answer: in its own slot, a free one, an expired one, or the least recently
  * used one. */
-static void cache_put(struct policy_dns *d, const char *name, const struct dns_answer *ans,
+static void cache_put(struct proxy_dns *d, const char *name, const struct dns_answer *ans,
                       uint64_t now) {
     struct dns_entry *e = cache_find(d, name);
     if (!e && d->ncache < d->cfg.cache_max) e = &d->cache[d->ncache++];
@@ -153,13 +153,13 @@ static void cache_put(struct policy_dns *d, const char *name, const struct dns_a
     e->used = ++d->tick;
 }
 
-static struct dns_flight *flight_find(struct policy_dns *d, const char *name) {
+static struct dns_flight *flight_find(struct proxy_dns *d, const char *name) {
     for (struct dns_flight *f = d->flights; f; f = f->next)
         if (strcmp(f->name, name) == 0) return f;
     return NULL;
 }
 
-static void flight_unlink(struct policy_dns *d, struct dns_flight *f) {
+static void flight_unlink(struct proxy_dns *d, struct dns_flight *f) {
     for (struct dns_flight **pf = &d->flights; *pf; pf = &(*pf)->next)
         if (*pf == f) {
             *pf = f->next;
@@ -168,7 +168,7 @@ static void flight_unlink(struct policy_dns *d, struct dns_flight *f) {
 }
 
 /* Copy a flight's result out and drop our reference. */
-static int flight_take(struct dns_flight *f, struct policy_addr *out, size_t max, size_t *ret_n) {
+static int flight_take(struct dns_flight *f, struct dbx_addr *out, size_t max, size_t *ret_n) {
     int r = f->gai;
     if (r == 0) {
         size_t n = f->ans.n < max ? f->ans.n : max;
@@ -181,8 +181,8 @@ static int flight_take(struct dns_flight *f, struct policy_addr *out, size_t max
 
 /* ---- lookups ------------------------------------------------------------------------------ */
 
-int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr *out, size_t max,
-                      size_t *ret_n) {
+int proxy_dns_lookup(struct proxy_dns *d, const char *name, struct dbx_addr *out, size_t max,
+                     size_t *ret_n) {
     pthread_mutex_lock(&d->lock);
     uint64_t now = dbx_now_ms();
     struct dns_entry *e = cache_find(d, name);
@@ -205,7 +205,7 @@ int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr
         return r;
     }
     /* getaddrinfo cannot be interrupted: once the proxy stops, a request whose head was
-     * already read must not start a lookup that policy_proxy_stop then waits for */
+     * already read must not start a lookup that proxy_stop then waits for */
     if (stopping(d)) {
         pthread_mutex_unlock(&d->lock);
         return EAI_AGAIN;
@@ -233,7 +233,7 @@ int policy_dns_lookup(struct policy_dns *d, const char *name, struct policy_addr
     return r;
 }
 
-void policy_dns_forget(struct policy_dns *d, const char *name) {
+void proxy_dns_forget(struct proxy_dns *d, const char *name) {
     pthread_mutex_lock(&d->lock);
     struct dns_entry *e = cache_find(d, name);
     if (e) cache_drop(d, e);

@@ -1,0 +1,149 @@
+/* proxy/proxy.h: the egress proxy of `network.mode = allowlist` boxes: the one module that
+ * talks to both the guest (each connection the guest makes to the init's proxy listener) and
+ * the internet.  The decision of what may be reached is policy's (policy_host_parse,
+ * policy_allowed, policy_addr_refused over the profile's allow patterns); this module parses
+ * the requests, resolves, connects and relays.  Exports its pure parts (request head and
+ * ClientHello parsers) for the tests and the fuzz harnesses.  Library code: no printing. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "../common/common.h"
+#include "../common/netaddr.h"
+#include "../policy/policy.h"
+
+/* ---- egress proxy (proxy.c) -------------------------------------------------------------- *
+ *
+ * An HTTP/1.x forward proxy for one box.  It serves CONNECT host:port (a tunnel) and
+ * absolute-URI GET, HEAD and POST to http:// targets (forwarded in origin form), nothing else.
+ * Per request:
+ *   1. the head is parsed (proxy_http_parse: at most PROXY_HTTP_MAX_HEAD bytes and
+ *      PROXY_HTTP_MAX_HEADERS headers, strict framing; 408 when no byte arrives for
+ *      head_idle_ms or the head is not complete head_total_ms after the connection came);
+ *   2. host:port must match an allow pattern (policy_allowed); an IP literal only in canonical
+ *      form and only when an address pattern lists it;
+ *   3. only then is a name resolved: the `resolve` overrides, else getaddrinfo on the host
+ *      through a per-proxy cache of positive answers (a fixed TTL, dns_ttl_ms: getaddrinfo
+ *      reports none; at most dns_cache_max names, least recently used evicted), with one
+ *      lookup in flight per name shared by every request that needs it, and a failed lookup
+ *      retried once; failures are not cached;
+ *   4. every address in a refused class (dbx_addr_classify) is dropped unless an address
+ *      pattern contains it (policy_addr_refused); the proxy connects (10 s timeout) to exactly
+ *      one of the remaining sockaddrs, trying them in order;
+ *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
+ *      (at most PROXY_TLS_MAX_RAW bytes, the same two time limits) and the tunnel closed
+ *      unless its server_name equals the CONNECT host (an IP literal host needs a hello
+ *      without server_name);
+ *      CONNECT to other ports is relayed without looking at the bytes;
+ *   6. plain http: a Host header must name the target's host:port; the head is rewritten
+ *      (origin-form target, Host, Connection; Proxy-* and Keep-Alive/Upgrade dropped) and the
+ *      body forwarded by its framing; a kept-alive connection stays pinned to its first
+ *      destination, a later request for another one gets 403 and the connection is closed.
+ * A refusal before the tunnel is up is answered with an HTTP error (403 for policy, with a
+ * body naming the allow entry to add; 400/405/431/505 for bad requests; 502/504 when the
+ * destination cannot be reached) and the connection closed.  Each decision is one log line:
+ *   TIME VERDICT METHOD HOST:PORT ADDR up=N down=N [reqs=N] [reason="..."]
+ * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
+ * ("-" if none), up/down the bytes sent to the destination / to the client. */
+struct dbx_addr;
+/* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
+ * from several connection threads at once. */
+typedef int proxy_resolve_fn(void *data, const char *name, struct dbx_addr *out, size_t max,
+                             size_t *ret_n);
+struct proxy_config {
+    char *const *allow;     /* the profile's network.allow patterns (policy_pattern_parse) */
+    char *const *resolve;   /* "name:addr" overrides used instead of DNS for that name (several
+                               lines for one name give several addresses), or NULL */
+    int log_fd;             /* decision lines appended here (one write each); -1 = none */
+    unsigned max_conns;     /* concurrent connections; 0 = 256 */
+    unsigned head_idle_ms;  /* a request head or ClientHello pausing longer is cut; 0 = 120 s */
+    unsigned head_total_ms; /* ... or taking longer in all; 0 = 300 s */
+    unsigned dns_ttl_ms;    /* how long an answer is reused; 0 = 60 s */
+    unsigned dns_cache_max; /* names cached; 0 = 256 */
+    unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */
+    proxy_resolve_fn *dns_resolve; /* for tests: used instead of getaddrinfo; NULL = that */
+    void *dns_resolve_data;
+};
+struct proxy;
+/* Validate cfg (an error names the bad pattern or override) and start a proxy with no
+ * connections.  cfg's strings are copied; log_fd stays the caller's and must outlive the proxy. */
+int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **err);
+/* Serve one client connection: fd is a connected stream socket whose peer speaks HTTP to the
+ * proxy; ownership passes to the proxy in every case.  Starts a thread and returns at once.
+ * Fails (fd closed) over max_conns or after proxy_stop began. */
+int proxy_serve(struct proxy *p, int fd, dbx_error **err);
+/* Close every connection, wait for their threads (a thread inside getaddrinfo finishes that
+ * lookup first), free p.  Accepts NULL. */
+void proxy_stop(struct proxy *p);
+
+/* ---- HTTP request heads (proxy-http.c) -------------------------------------------------- */
+
+#define PROXY_HTTP_MAX_HEAD (16u * 1024u) /* bytes of a request head, request line included */
+#define PROXY_HTTP_MAX_HEADERS 100u
+
+enum proxy_http_method { PROXY_HTTP_CONNECT, PROXY_HTTP_GET, PROXY_HTTP_HEAD, PROXY_HTTP_POST };
+enum proxy_body_kind { PROXY_BODY_NONE, PROXY_BODY_LENGTH, PROXY_BODY_CHUNKED };
+struct proxy_span {
+    uint32_t off, len; /* bytes of the head buffer */
+};
+struct proxy_http_req {
+    enum proxy_http_method method;
+    uint8_t minor;           /* HTTP/1.minor: 0 or 1 */
+    struct policy_host host; /* the request target's host */
+    uint16_t port;           /* CONNECT: required; http://: default 80 */
+    struct proxy_span path;  /* http://: path and query from the target ("/" or "?" first;
+                                 len 0 = "/"); CONNECT: unused */
+    bool keep_alive;         /* Connection / Proxy-Connection and the version's default */
+    bool has_host;           /* a Host header was present (and agreed with the target) */
+    enum proxy_body_kind body;
+    uint64_t content_length; /* PROXY_BODY_LENGTH */
+    uint32_t head_len;       /* bytes of the head, final CRLF CRLF included */
+    uint32_t nheaders;
+    struct {
+        struct proxy_span name, value; /* value without surrounding blanks */
+    } headers[PROXY_HTTP_MAX_HEADERS];
+};
+/* Parse the request head at the start of buf[0..len).  Returns 1 when a complete head is
+ * there and valid (*ret filled; the body starts at ret->head_len), 0 when more bytes are
+ * needed (only while len < PROXY_HTTP_MAX_HEAD: a head that does not end within it is an
+ * error), or < 0 with *err set: -E2BIG head or header count over the cap (431), -EOPNOTSUPP a
+ * method or scheme the proxy does not serve (405), -EPROTONOSUPPORT not HTTP/1.0 or 1.1
+ * (505), -EACCES a target host that is no valid name or canonical address (403), -EINVAL any
+ * other malformation (400): bare CR or LF, obs-fold, control bytes, a blank before a colon,
+ * userinfo or fragment in the target, a Host header that differs from the target (or more than
+ * one), Content-Length that is not one plain decimal header, Transfer-Encoding other than
+ * exactly "chunked" (or on HTTP/1.0), both framing headers, leading blank lines.  Never reads
+ * beyond len; *ret is written in any case. */
+int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret, dbx_error **err);
+/* The status line for a proxy_http_parse error code (400, 403, 405, 431, 505). */
+int proxy_http_status(int code);
+
+/* Where a request body ends, fed incrementally. */
+struct proxy_body {
+    enum proxy_body_kind kind;
+    uint64_t left;     /* LENGTH: body bytes left; CHUNKED: data bytes left in this chunk */
+    uint8_t state;     /* chunked parser state (proxy-http.c) */
+    uint32_t line;     /* bytes of the current chunk-size or trailer line */
+    uint32_t trailers; /* trailer lines seen */
+    bool done;
+};
+void proxy_body_init(struct proxy_body *b, const struct proxy_http_req *r);
+/* How many of the len bytes at buf still belong to the body (the rest is the next request);
+ * b->done once the body is complete.  Chunked framing is checked (hex sizes of at most 16
+ * digits, CRLF after every size line and chunk, extensions and trailer lines under 4 KiB, at
+ * most 100 trailers); a violation is -EINVAL with *err set. */
+ssize_t proxy_body_scan(struct proxy_body *b, const uint8_t *buf, size_t len, dbx_error **err);
+
+/* ---- TLS ClientHello (proxy-tls.c) ------------------------------------------------------ */
+
+#define PROXY_TLS_MAX_HELLO (16u * 1024u) /* the ClientHello handshake message */
+#define PROXY_TLS_MAX_RECORDS 64u         /* records it may be split over */
+#define PROXY_TLS_MAX_RAW (PROXY_TLS_MAX_HELLO + 4u + 5u * PROXY_TLS_MAX_RECORDS)
+/* Find the server_name of the ClientHello at the start of buf[0..len) (TLS records of type
+ * handshake, the message possibly split over several).  1: the whole hello is there and
+ * ret_sni holds its host_name, lower-cased without a trailing dot ("" when the hello has no
+ * server_name extension); 0: more bytes needed (never once len >= PROXY_TLS_MAX_RAW); < 0
+ * (-EPROTO) with *err: not a TLS handshake, not a ClientHello, a length or count out of
+ * bounds, a server_name that is not one valid host name, duplicate extensions, or bytes after
+ * the hello inside its records. */
+int proxy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[DBX_HOST_MAX + 1], dbx_error **err);
