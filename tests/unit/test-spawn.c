@@ -9,9 +9,12 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "common/spawn.h"
@@ -49,6 +52,8 @@ static void *malloc_churn(void *arg) {
 static void test_threads_no_deadlock(void **state) {
     enum { THREADS = 4, SPAWNS = 300 };
     pthread_t t[THREADS];
+    /* one arena for every thread: the lock the spawning thread needs is the busiest one */
+    mallopt(M_ARENA_MAX, 1);
     stop_threads = 0;
     for (size_t i = 0; i < THREADS; i++)
         assert_int_equal(pthread_create(&t[i], NULL, malloc_churn, (void *)(i + 1)), 0);
@@ -134,6 +139,46 @@ static void test_fd_map_swap(void **state) {
     assert_int_equal(read(b[0], buf, sizeof(buf) - 1), 5);
     assert_string_equal(buf, "four\n");
     close(a[0]), close(b[0]);
+}
+
+/* Fail close_range(2) with ENOSYS in this process and its children (a kernel before 5.9). */
+static void deny_close_range(void) {
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+    assert_non_null(ctx);
+    assert_int_equal(seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(close_range), 0), 0);
+    assert_int_equal(seccomp_load(ctx), 0);
+    seccomp_release(ctx);
+}
+
+/* Without close_range the child falls back to marking fds one by one: still exactly the
+ * mapped fds; and dbx_spawn_close_fds still closes all but the kept ones. */
+static void test_close_fallback(void **state) {
+    pid_t t = fork();
+    assert_true(t >= 0);
+    if (t == 0) {
+        deny_close_range();
+        if (syscall(SYS_close_range, 1000u, 1000u, 0u) != -1 || errno != ENOSYS) _exit(9);
+        int leak = open("/dev/null", O_RDONLY); /* not close-on-exec */
+        int leak_hi = leak >= 0 ? fcntl(leak, F_DUPFD, 200) : -1;
+        if (leak_hi < 200) _exit(10);
+        struct dbx_spawn_fd fds[] = {{4, leak}};
+        struct dbx_spawn s = {.argv = sleep_argv, .search_path = true, .fds = fds, .nfds = 1};
+        pid_t pid = -1;
+        if (dbx_spawn(&s, &pid, NULL) < 0) _exit(11);
+        uint64_t got = open_fds(pid);
+        kill(pid, SIGKILL);
+        (void)dbx_spawn_wait(pid);
+        if (got != ((1ull << 0) | (1ull << 1) | (1ull << 2) | (1ull << 4))) _exit(12);
+        int keep[] = {leak_hi, 300}; /* 300 is not open: nothing to keep there */
+        dbx_spawn_close_fds(3, keep, DBX_ARRAY_SIZE(keep));
+        if (fcntl(leak, F_GETFD) != -1 || errno != EBADF) _exit(13);
+        if (fcntl(leak_hi, F_GETFD) < 0) _exit(14);
+        if (fcntl(1, F_GETFD) < 0) _exit(15);
+        _exit(0);
+    }
+    int status = dbx_spawn_wait(t);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 /* ---- errors ---------------------------------------------------------------------------- */
@@ -257,6 +302,7 @@ int main(void) {
         cmocka_unit_test(test_threads_no_deadlock),
         cmocka_unit_test(test_fd_map),
         cmocka_unit_test(test_fd_map_swap),
+        cmocka_unit_test(test_close_fallback),
         cmocka_unit_test(test_exec_missing),
         cmocka_unit_test(test_exec_not_executable),
         cmocka_unit_test(test_bad_fd),
