@@ -44,6 +44,7 @@ enum step {
     STEP_CAPSET,
     STEP_NO_NEW_PRIVS,
     STEP_CHDIR,
+    STEP_REPORT,
     STEP_DEVNULL,
     STEP_DUP2,
     STEP_CLOSE,
@@ -71,6 +72,7 @@ static const char *const step_names[] = {
     [STEP_CAPSET] = "capset",
     [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
     [STEP_CHDIR] = "chdir",
+    [STEP_REPORT] = "move the report pipe",
     [STEP_DEVNULL] = "open '/dev/null'",
     [STEP_DUP2] = "dup2 fd",
     [STEP_CLOSE] = "close fds",
@@ -174,7 +176,7 @@ static int child_lift(struct plan *p, int fd, int step, int arg) {
 static void child_fds(struct plan *p, int *listener_w, int *go_r) {
     const struct dbx_spawn *s = p->s;
     int src[SPAWN_FDS_MAX];
-    p->err_w = child_lift(p, p->err_w, STEP_CLOSE, -1);
+    p->err_w = child_lift(p, p->err_w, STEP_REPORT, -1);
     if (p->devnull >= 0) p->devnull = child_lift(p, p->devnull, STEP_DEVNULL, -1);
     if (*listener_w >= 0) *listener_w = child_lift(p, *listener_w, STEP_LISTENER, -1);
     if (*go_r >= 0) *go_r = child_lift(p, *go_r, STEP_GO, -1);
