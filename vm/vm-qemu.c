@@ -30,7 +30,6 @@
 #include "../common/spawn.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
