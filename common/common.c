@@ -2,7 +2,6 @@
 #define _GNU_SOURCE
 #include "common.h"
 
-#include <dirent.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -310,36 +309,6 @@ int dbx_parse_size(const char *s, uint64_t *ret) {
     if (v > UINT64_MAX / mult) return -ERANGE;
     *ret = v * mult;
     return 0;
-}
-
-void dbx_close_fds_from(int from, const int *keep, size_t nkeep) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) {
-        for (int fd = from; fd < 1024; fd++) {
-            bool k = false;
-            for (size_t i = 0; i < nkeep; i++)
-                k |= keep[i] == fd;
-            if (!k) close(fd);
-        }
-        return;
-    }
-    int dfd = dirfd(d);
-    struct dirent *de;
-    int fds[4096];
-    size_t n = 0;
-    while ((de = readdir(d)) && n < DBX_ARRAY_SIZE(fds)) {
-        uint64_t v;
-        if (dbx_parse_u64(de->d_name, 0, INT32_MAX, &v) < 0) continue;
-        int fd = (int)v;
-        if (fd < from || fd == dfd) continue;
-        bool k = false;
-        for (size_t i = 0; i < nkeep; i++)
-            k |= keep[i] == fd;
-        if (!k) fds[n++] = fd;
-    }
-    closedir(d);
-    for (size_t i = 0; i < n; i++)
-        close(fds[i]);
 }
 
 bool dbx_str_has_prefix(const char *s, const char *p) {

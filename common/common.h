@@ -130,8 +130,6 @@ uint64_t dbx_now_ns(void);
 int dbx_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* Parse a size with optional K/M/G/T suffix (binary units) into bytes. */
 int dbx_parse_size(const char *s, uint64_t *ret);
-/* Close every fd >= from except those listed (used before exec of helpers). */
-void dbx_close_fds_from(int from, const int *keep, size_t nkeep);
 bool dbx_str_has_prefix(const char *s, const char *p);
 /* Number of entries in a NULL-terminated string vector. */
 size_t dbx_strv_len(char *const *v);

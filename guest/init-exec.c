@@ -331,6 +331,12 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, p
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     p->report_fd = rep[1];
+    /* Not dbx_spawn (common/spawn.h), on purpose: the child interleaves the box policy (cgroup
+     * join, rlimits, OOM score, bounding set, capabilities, no_new_privs and seccomp, then a
+     * read-back check whose verdict carries a message) with the pty, the user's supplementary
+     * groups and a chdir diagnosis, in the order child_run states, and its report maps to
+     * protocol error codes.  Fixed options would not express that order.  init is PID 1 with
+     * no threads, so this fork has no lock hazard. */
     pid_t pid = fork();
     if (pid == 0) child_run(p);
     int fork_errno = errno;

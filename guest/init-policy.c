@@ -422,6 +422,7 @@ static int setup_trial(const struct box_policy *b, dbx_error **err) {
     const struct dbx_plan *p = &b->plan;
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    /* A probe that never execs, so not dbx_spawn; init has no threads. */
     pid_t pid = fork();
     if (pid == 0) {
         const struct rlimit nf = {p->nofile, p->nofile}, np = {p->nproc, p->nproc};

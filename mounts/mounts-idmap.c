@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include "../common/spawn.h"
+
 #include <pwd.h>
 #include <sys/wait.h>
 
@@ -230,18 +232,13 @@ int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_ra
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     _cleanup_close_ int rd = p[0];
     _cleanup_close_ int wr = p[1];
-    _cleanup_close_ int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0) return dbx_error_set(err, errno, "open '/dev/null'");
-
-    pid_t child = fork();
-    if (child < 0) return dbx_error_set(err, errno, "fork");
-    if (child == 0) {
-        char *envp[] = {NULL};
-        if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(wr, 2) < 0) _exit(125);
-        dbx_close_fds_from(3, NULL, 0);
-        execve(path, argv, envp);
-        _exit(127);
-    }
+    char *envp[] = {NULL};
+    const struct dbx_spawn_fd fds[] = {{0, DBX_SPAWN_DEVNULL}, {1, DBX_SPAWN_DEVNULL}, {2, wr}};
+    const struct dbx_spawn s = {
+        .path = path, .argv = argv, .envp = envp, .fds = fds, .nfds = DBX_ARRAY_SIZE(fds)};
+    pid_t child = -1;
+    int res = dbx_spawn(&s, &child, err);
+    if (res < 0) return res;
     close(TAKE_FD(wr));
 
     char buf[1024];

@@ -16,6 +16,8 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
+#include "../common/spawn.h"
+
 #include <dirent.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -217,7 +219,7 @@ static void child_setup_fds(struct child *c) {
     c->listen_fd = CHILD_LISTEN_FD;
     c->log_fd = 2;
     int keep[] = {c->sync_fd};
-    dbx_close_fds_from(CHILD_LISTEN_FD + 1, keep, DBX_ARRAY_SIZE(keep));
+    dbx_spawn_close_fds(CHILD_LISTEN_FD + 1, keep, DBX_ARRAY_SIZE(keep));
 }
 
 static void child_enter_userns(struct child *c) {
@@ -335,6 +337,9 @@ __attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
         child_fail(c, errno, "socketpair");
+    /* Not dbx_spawn: the exec'ing process loads the name filter with libseccomp (which
+     * allocates) and hands its listener over a socket.  Safe here: the guard is a forked child
+     * of one thread, so it runs no other thread. */
     pid_t d = fork();
     if (d < 0) child_fail(c, errno, "fork");
     if (d == 0) {
@@ -534,6 +539,16 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         .listen_fd = cfg->listen_fd,
         .log_fd = cfg->log_fd,
     };
+    /* Not dbx_spawn: this child runs our code (the user namespace handshake above, the mount
+     * namespace, mounts_apply_protected_git, mounts_guard_dirs) and then stays, without exec,
+     * as virtiofsd's guard.  A fork that does not exec may make only async-signal-safe calls
+     * if the process has other threads, and this child allocates; that holds only because
+     * the supervisor has no other thread when it calls us: the pull's download thread is
+     * joined in prepare(), the passt filter thread starts after us in spawn_vm and is joined
+     * by kill_children before a boot is retried, and proxy connection threads exist only
+     * after the guest's hello, after which no virtiofsd is started.  Keep it that way (and
+     * glibc's fork also resets malloc's locks in the child).  Its fds are really closed, not
+     * close-on-exec (dbx_spawn_close_fds): the guard never execs. */
     pid_t pid = fork();
     if (pid < 0) {
         close(sv[1]);

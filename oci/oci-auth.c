@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include "common/spawn.h"
 #include "oci/oci-internal.h"
 
 #define CONFIG_MAX (1u << 20)
@@ -294,19 +295,13 @@ static int run_helper(const char *name, const char *server, char **ret_user, cha
         close(pin[0]), close(pin[1]);
         return dbx_error_set(err, errno, "pipe");
     }
-    pid_t pid = fork();
-    if (pid < 0) {
+    const struct dbx_spawn_fd fds[] = {{0, pin[0]}, {1, pout[1]}, {2, DBX_SPAWN_DEVNULL}};
+    const struct dbx_spawn sp = {
+        .argv = argv, .envp = envp, .search_path = true, .fds = fds, .nfds = DBX_ARRAY_SIZE(fds)};
+    pid_t pid = -1;
+    if (dbx_spawn(&sp, &pid, err) < 0) {
         close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
-        return dbx_error_set(err, errno, "fork");
-    }
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        if (dup2(pin[0], 0) < 0 || dup2(pout[1], 1) < 0 || devnull < 0 || dup2(devnull, 2) < 0)
-            _exit(127);
-        dbx_close_fds_from(3, NULL, 0);
-        signal(SIGPIPE, SIG_DFL);
-        execvpe(prog, argv, envp);
-        _exit(127);
+        return dbx_error_wrap(err, "credential helper '%s' failed to run", prog);
     }
     close(pin[0]);
     close(pout[1]);

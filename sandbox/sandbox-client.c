@@ -2,18 +2,17 @@
  * the small requests: status, stop, remove. */
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
+#include "../common/spawn.h"
 #include "../profiles/profiles.h"
 
 #include <dirent.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 
 int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
     memset(sa, 0, sizeof(*sa));
@@ -77,36 +76,33 @@ static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **
 /* Start `devbox __supervise ROOT` detached (own session, reparented away from us by a double
  * fork) and read its start-up report: "W warning" lines, then "OK" or "E error". */
 static int start_supervisor(const struct dbx_project *proj, char ***warnings, dbx_error **err) {
+    _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
+    /* Opened here: the child only execs (the supervisor is a new devbox, /proc/self/exe). */
+    _cleanup_close_ int lfd =
+        open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (lfd >= 0 && fstat(lfd, &st) == 0 && st.st_size > DBX_LOG_CAP) (void)!ftruncate(lfd, 0);
+    const char *net = getenv("DEVBOX_NETWORK");
+    char *argv[] = {"devbox", "__supervise", (char *)proj->root,
+                    net && strcmp(net, "none") == 0 ? "none" : NULL, NULL};
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
-    _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        return dbx_error_set(err, errno, "fork");
-    }
-    if (pid == 0) {
-        setsid();
-        if (fork() != 0) _exit(0);
-        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-        int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-        struct stat st;
-        if (lfd >= 0 && fstat(lfd, &st) == 0 && st.st_size > DBX_LOG_CAP) ftruncate(lfd, 0);
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(lfd >= 0 ? lfd : null, 2);
-        dup2(p[1], 3);
-        int keep[] = {3};
-        dbx_close_fds_from(4, keep, 1);
-        signal(SIGPIPE, SIG_DFL);
-        const char *net = getenv("DEVBOX_NETWORK");
-        execl("/proc/self/exe", "devbox", "__supervise", proj->root,
-              net && strcmp(net, "none") == 0 ? "none" : (char *)NULL, (char *)NULL);
-        _exit(127);
-    }
+    const struct dbx_spawn_fd fds[] = {{0, DBX_SPAWN_DEVNULL},
+                                       {1, DBX_SPAWN_DEVNULL},
+                                       {2, lfd >= 0 ? lfd : DBX_SPAWN_DEVNULL},
+                                       {3, p[1]}};
+    const struct dbx_spawn s = {.name = "supervisor",
+                                .path = "/proc/self/exe",
+                                .argv = argv,
+                                .detach = true,
+                                .fds = fds,
+                                .nfds = DBX_ARRAY_SIZE(fds)};
+    int r = dbx_spawn(&s, NULL, err);
     close(p[1]);
-    waitpid(pid, NULL, 0);
+    if (r < 0) {
+        close(p[0]);
+        return r;
+    }
     _cleanup_fclose_ FILE *f = fdopen(p[0], "re");
     if (!f) {
         close(p[0]);

@@ -20,16 +20,6 @@
 int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_stdout,
            char **ret_stderr, int *ret_status, dbx_error **err);
 
-/* In a forked child: make every fd >= from close on exec (or close it), except `keep`. */
-void vm_child_close_fds(int from, int keep);
-
-/* In a forked child, before exec, when we are root (as Firecracker's jailer does for its VMM):
- * lock the securebits so uid 0 gains nothing on exec (SECBIT_NOROOT, NO_SETUID_FIXUP,
- * NO_CAP_AMBIENT_RAISE, all locked), empty the bounding set, and, when `run_as` is not 0,
- * switch to that uid and gid (no supplementary groups).  Always: the ambient, inheritable,
- * permitted and effective sets end empty and no_new_privs is set.  Async-signal-safe;
- * 0 or -errno. */
-int vm_child_drop_privileges(uid_t run_as);
 /* The uid the host's "nobody" has, looked up before fork (65534 when unknown). */
 uid_t vm_nobody_uid(void);
 

@@ -24,12 +24,13 @@
  *   send ... to syslog" when there is none); -q keeps it to warnings and errors. */
 #include "vm-internal.h"
 
+#include "../common/spawn.h"
+
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -46,76 +47,6 @@ struct vm_passt {
     int pidfd; /* signals reach this passt even after the caller reaped it */
     struct vm_passt_filter *filter;
 };
-
-/* Everything the child needs, prepared before fork: it only makes async-signal-safe calls. */
-struct child {
-    pid_t parent;
-    char **argv;
-    int log_fd;
-    int sock_fd; /* becomes PASST_FD */
-    struct sock_fprog prog;
-    int info_w; /* the listener's fd number goes here */
-    int go_r;   /* EOF or a byte: exec (a byte) or give up (EOF) */
-    bool userns;
-    uid_t run_as; /* as root: the uid (and gid) passt runs as */
-    char uid_map[32], gid_map[32];
-    size_t uid_len, gid_len;
-};
-
-static bool write_file(const char *path, const char *s, size_t len) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    bool ok = write(fd, s, len) == (ssize_t)len;
-    close(fd);
-    return ok;
-}
-
-/* A user namespace of our own, so that its owner (us) may read passt's memory. */
-static bool enter_userns(const struct child *c) {
-    return unshare(CLONE_NEWUSER) == 0 && write_file("/proc/self/setgroups", "deny", 4) &&
-           write_file("/proc/self/uid_map", c->uid_map, c->uid_len) &&
-           write_file("/proc/self/gid_map", c->gid_map, c->gid_len);
-}
-
-/* Install the filter and hand its listener to the parent (which takes it with pidfd_getfd:
- * sending it over a socket would itself be a trapped sendmsg nobody answers yet). */
-static bool install_filter(const struct child *c) {
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return false;
-    int lfd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
-                           &c->prog);
-    if (lfd < 0 || write(c->info_w, &lfd, sizeof(lfd)) != sizeof(lfd)) return false;
-    char go;
-    return read(c->go_r, &go, 1) == 1;
-}
-
-static void __attribute__((noreturn)) passt_child(const struct child *c) {
-    static char *const env[] = {NULL};
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent) _exit(127);
-    if (setpgid(0, 0) < 0) _exit(127);
-    if (c->userns && !enter_userns(c)) _exit(126);
-    /* As root: passt would switch to nobody itself but keep a full bounding set; do it here,
-     * with every capability gone (the uid change clears the parent-death signal: set again). */
-    if (!c->userns && (vm_child_drop_privileges(c->run_as) < 0 ||
-                       prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != c->parent))
-        _exit(126);
-    if (!install_filter(c)) _exit(126);
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0) _exit(127);
-    int l = fcntl(c->log_fd >= 0 ? c->log_fd : devnull, F_DUPFD_CLOEXEC, 10);
-    int k = fcntl(c->sock_fd, F_DUPFD_CLOEXEC, 10);
-    if (l < 0 || k < 0 || dup2(devnull, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 ||
-        dup2(k, PASST_FD) < 0)
-        _exit(127);
-    vm_child_close_fds(PASST_FD + 1, -1);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    /* An absolute path: with an empty environment there is no PATH to search. */
-    execve(c->argv[0], c->argv, env);
-    _exit(127);
-}
 
 static char **passt_argv(const char *passt) {
     char *const args[] = {(char *)passt, "--foreground", "--one-off", "--quiet", "--fd",
@@ -142,8 +73,6 @@ static const char *find_passt(void) {
 static int exit_error(int status, dbx_error **err) {
     if (WIFSIGNALED(status))
         return dbx_error_set(err, 0, "passt: killed by signal %d while starting", WTERMSIG(status));
-    if (WEXITSTATUS(status) == 126)
-        return dbx_error_set(err, 0, "passt: could not install its destination filter");
     return dbx_error_set(err, 0, "passt exited with status %d while starting (see its log)",
                          WEXITSTATUS(status));
 }
@@ -176,47 +105,87 @@ static int take_listener(struct vm_passt *p, int info_r, dbx_error **err) {
     return fd;
 }
 
-static void prepare_child(struct child *c, char **argv, int sock_fd, int log_fd) {
-    c->parent = getpid();
-    c->argv = argv;
-    c->sock_fd = sock_fd;
-    c->log_fd = log_fd;
-    c->userns = geteuid() != 0;
-    c->run_as = c->userns ? 0 : vm_nobody_uid();
-    c->uid_len = (size_t)snprintf(c->uid_map, sizeof(c->uid_map), "%u %u 1\n", (unsigned)geteuid(),
-                                  (unsigned)geteuid());
-    c->gid_len = (size_t)snprintf(c->gid_map, sizeof(c->gid_map), "%u %u 1\n", (unsigned)getegid(),
-                                  (unsigned)getegid());
+/* The child's set-up: a user namespace of our own (rootless: its owner, us, may then read
+ * passt's memory) or, as root, every capability gone and nobody's uid (passt would switch to
+ * nobody itself but keep a full bounding set); then the filter, whose listener the parent takes
+ * (with pidfd_getfd: sending it over a socket would itself be a trapped sendmsg nobody answers
+ * yet) before letting the child exec. */
+struct passt_spawn {
+    struct dbx_spawn s;
+    struct dbx_spawn_fd fds[4];
+    char uid_map[32], gid_map[32];
+};
+
+static void prepare_spawn(struct passt_spawn *ps, char **argv, int sock_fd, int log_fd,
+                          const struct sock_fprog *prog) {
+    static char *const env[] = {NULL};
+    int log = log_fd >= 0 ? log_fd : DBX_SPAWN_DEVNULL;
+    ps->fds[0] = (struct dbx_spawn_fd){0, DBX_SPAWN_DEVNULL};
+    ps->fds[1] = (struct dbx_spawn_fd){1, log};
+    ps->fds[2] = (struct dbx_spawn_fd){2, log};
+    ps->fds[3] = (struct dbx_spawn_fd){PASST_FD, sock_fd};
+    snprintf(ps->uid_map, sizeof(ps->uid_map), "%u %u 1\n", (unsigned)geteuid(),
+             (unsigned)geteuid());
+    snprintf(ps->gid_map, sizeof(ps->gid_map), "%u %u 1\n", (unsigned)getegid(),
+             (unsigned)getegid());
+    bool userns = geteuid() != 0;
+    uid_t nobody = userns ? 0 : vm_nobody_uid();
+    ps->s = (struct dbx_spawn){
+        .name = "passt",
+        .argv = argv, /* an absolute path: with an empty environment there is no PATH */
+        .envp = env,
+        .new_pgrp = true,
+        .pdeathsig = SIGKILL,
+        .unshare_flags = userns ? CLONE_NEWUSER : 0,
+        .uid_map = userns ? ps->uid_map : NULL,
+        .gid_map = userns ? ps->gid_map : NULL,
+        .drop_caps = !userns,
+        .set_ids = !userns,
+        .uid = nobody,
+        .gid = nobody,
+        .fds = ps->fds,
+        .nfds = DBX_ARRAY_SIZE(ps->fds),
+        .seccomp = prog,
+        .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        .seccomp_listener_w = -1,
+        .seccomp_go_r = -1,
+    };
 }
 
-/* fork, hand the filter's listener to f's thread, let the child exec passt. */
-static int launch(struct vm_passt *p, struct child *c, dbx_error **err) {
+/* Start the child, hand the filter's listener to f's thread, let the child exec passt. */
+static int launch(struct vm_passt *p, struct dbx_spawn *s, dbx_error **err) {
     _cleanup_close_ int info_r = -1, info_w = -1, go_r = -1, go_w = -1;
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     info_r = fds[0], info_w = fds[1];
     if (pipe2(fds, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     go_r = fds[0], go_w = fds[1];
-    c->info_w = info_w;
-    c->go_r = go_r;
-    p->pid = fork();
-    if (p->pid < 0) return dbx_error_set(err, errno, "passt: fork");
-    if (p->pid == 0) passt_child(c);
+    s->seccomp_listener_w = info_w;
+    s->seccomp_go_r = go_r;
+    struct dbx_spawn_child child;
+    int r = dbx_spawn_start(s, &child, err);
+    if (r < 0) return r;
+    p->pid = child.pid;
     close(TAKE_FD(info_w));
     close(TAKE_FD(go_r));
     int fd = take_listener(p, info_r, err);
-    int r = fd < 0 ? fd : vm_passt_filter_run(p->filter, fd, err); /* takes fd */
+    if (fd == -ECHILD) {
+        /* no listener: the child reported the step that failed (or was killed) */
+        r = dbx_spawn_finish(&child, err);
+        if (r == 0) {
+            kill(p->pid, SIGKILL);
+            (void)dbx_spawn_wait(p->pid);
+            r = dbx_error_set(err, 0, "passt: child died");
+        }
+        return r;
+    }
+    r = fd < 0 ? fd : vm_passt_filter_run(p->filter, fd, err); /* takes fd */
     if (r == 0 && write(go_w, "g", 1) != 1) r = dbx_error_set(err, errno, "passt: start");
     if (r < 0) {
-        int status = 0;
-        kill(p->pid, SIGKILL);
-        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        if (r == -ECHILD)
-            r = WIFEXITED(status) ? exit_error(status, err)
-                                  : dbx_error_set(err, 0, "passt: child died");
+        dbx_spawn_abort(&child);
+        return r;
     }
-    return r;
+    return dbx_spawn_finish(&child, err); /* exec failures; reaps the child then */
 }
 
 int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **err) {
@@ -234,9 +203,10 @@ int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **e
     p->pid = -1;
     p->pidfd = -1;
     r = vm_passt_filter_new("/etc/resolv.conf", log_fd, &p->filter, err);
-    struct child c = {.prog = {.len = (unsigned short)n, .filter = insns}};
-    prepare_child(&c, argv, sock_fd, log_fd);
-    if (r == 0) r = launch(p, &c, err);
+    struct sock_fprog prog = {.len = (unsigned short)n, .filter = insns};
+    struct passt_spawn ps;
+    prepare_spawn(&ps, argv, sock_fd, log_fd, &prog);
+    if (r == 0) r = launch(p, &ps.s, err);
     if (r == 0) r = wait_started(p->pid, err);
     if (r < 0) {
         p->pid = -1; /* reaped */

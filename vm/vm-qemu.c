@@ -27,8 +27,9 @@
  *   a kernel without the driver (its reboot ends QEMU: -no-reboot). */
 #include "vm-internal.h"
 
+#include "../common/spawn.h"
+
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -192,85 +193,35 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
 
 /* ---- spawn ------------------------------------------------------------------------------ */
 
-struct child_failure {
-    int step; /* index into child_steps */
-    int errnum;
-};
-static const char *const child_steps[] = {"set up the qemu process", "exec",
-                                          "drop the qemu process's privileges"};
-
-static void __attribute__((noreturn)) child_fail(int pipe_fd, int step) {
-    struct child_failure f = {.step = step, .errnum = errno};
-    (void)!write(pipe_fd, &f, sizeof(f));
-    _exit(127);
-}
-
-/* Child side of vm_qemu_spawn: only async-signal-safe calls; everything was built before fork. */
-static void __attribute__((noreturn))
-qemu_child(pid_t parent, char **argv, int agent_fd, int console_fd, int net_fd, int qmp_fd,
-           int log_fd, int fail_w) {
-    static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
-    extern char **environ;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(fail_w, 0);
-    if (getppid() != parent) _exit(127); /* parent died before prctl: nobody to serve */
-    if (setpgid(0, 0) < 0) child_fail(fail_w, 0);
-    /* Move every source fd above the targets first, so fds already at 0-4 cannot be clobbered
-     * by an earlier dup2 (e.g. agent_fd == 4 and console_fd == 3). */
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (devnull < 0) child_fail(fail_w, 0);
-    int a = fcntl(agent_fd, F_DUPFD_CLOEXEC, 10);
-    int c = fcntl(console_fd, F_DUPFD_CLOEXEC, 10);
-    int l = fcntl(log_fd >= 0 ? log_fd : devnull, F_DUPFD_CLOEXEC, 10);
-    int n = fcntl(devnull, F_DUPFD_CLOEXEC, 10);
-    int w = fcntl(fail_w, F_DUPFD_CLOEXEC, 10);
-    int nf = net_fd > 0 ? fcntl(net_fd, F_DUPFD_CLOEXEC, 10) : devnull;
-    int qf = qmp_fd > 0 ? fcntl(qmp_fd, F_DUPFD_CLOEXEC, 10) : devnull;
-    if (a < 0 || c < 0 || l < 0 || n < 0 || w < 0 || nf < 0 || qf < 0) child_fail(fail_w, 0);
-    fail_w = w;
-    if (dup2(n, 0) < 0 || dup2(l, 1) < 0 || dup2(l, 2) < 0 || dup2(a, AGENT_FD) < 0 ||
-        dup2(c, CONSOLE_FD) < 0 || ((net_fd > 0 || qmp_fd > 0) && dup2(nf, NET_FD) < 0) ||
-        (qmp_fd > 0 && dup2(qf, QMP_FD) < 0))
-        child_fail(fail_w, 0);
-    vm_child_close_fds(qmp_fd > 0 ? QMP_FD + 1 : net_fd > 0 ? NET_FD + 1 : CONSOLE_FD + 1, fail_w);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++)
-        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
-    /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
-     * to regain on exec; it still runs as uid 0, which owns the files it opens). */
-    if (vm_child_drop_privileges(0) < 0) child_fail(fail_w, 2);
-    environ = (char **)env;
-    execvp(argv[0], argv);
-    child_fail(fail_w, 1);
-}
-
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     if (cfg->agent_fd < 0 || cfg->console_fd < 0)
         return dbx_error_set(err, 0, "qemu: agent and console fds are required");
     _cleanup_strv_ char **argv = vm_qemu_argv(cfg, err);
     if (!argv) return -1;
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "qemu: pipe");
-    _cleanup_close_ int fail_r = p[0];
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0)
-        qemu_child(parent, argv, cfg->agent_fd, cfg->console_fd, cfg->net_fd, cfg->qmp_fd, log_fd,
-                   p[1]);
-    int fork_errno = errno;
-    close(p[1]);
-    if (pid < 0) return dbx_error_set(err, fork_errno, "qemu: fork");
-    struct child_failure f;
-    ssize_t n;
-    do
-        n = read(fail_r, &f, sizeof(f));
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(f)) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        if (f.step == 1) return dbx_error_set(err, f.errnum, "exec '%s'", argv[0]);
-        return dbx_error_set(err, f.errnum, "%s", child_steps[f.step == 2 ? 2 : 0]);
-    }
+    static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    int log = log_fd >= 0 ? log_fd : DBX_SPAWN_DEVNULL;
+    struct dbx_spawn_fd fds[7] = {{0, DBX_SPAWN_DEVNULL},
+                                  {1, log},
+                                  {2, log},
+                                  {AGENT_FD, cfg->agent_fd},
+                                  {CONSOLE_FD, cfg->console_fd}};
+    size_t nfds = 5;
+    /* /dev/null holds NET_FD's place when only the monitor is there */
+    if (cfg->net_fd > 0 || cfg->qmp_fd > 0)
+        fds[nfds++] =
+            (struct dbx_spawn_fd){NET_FD, cfg->net_fd > 0 ? cfg->net_fd : DBX_SPAWN_DEVNULL};
+    if (cfg->qmp_fd > 0) fds[nfds++] = (struct dbx_spawn_fd){QMP_FD, cfg->qmp_fd};
+    /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
+     * to regain on exec; it still runs as uid 0, which owns the files it opens). */
+    const struct dbx_spawn s = {.argv = argv,
+                                .envp = env,
+                                .search_path = true,
+                                .new_pgrp = true,
+                                .pdeathsig = SIGKILL,
+                                .drop_caps = true,
+                                .fds = fds,
+                                .nfds = nfds};
+    pid_t pid = -1;
+    if (dbx_spawn(&s, &pid, err) < 0) return -1;
     return pid;
 }

@@ -3,18 +3,11 @@
  * one-line errors that keep the program's own words. */
 #include "vm-internal.h"
 
-#include <ftw.h>
-#include <linux/capability.h>
-#include <linux/securebits.h>
-#include <poll.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
+#include "../common/spawn.h"
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
+#include <ftw.h>
+#include <poll.h>
+#include <sys/wait.h>
 
 #define STDOUT_CAP (16u << 20)
 #define STDERR_KEEP 8192u
@@ -59,36 +52,6 @@ static char *last_error_line(const char *buf, size_t len) {
     return dbx_sanitize_printable(line);
 }
 
-void vm_child_close_fds(int from, int keep) {
-    /* close_range(CLOEXEC) (Linux 5.11) marks instead of closing, so `keep` (itself O_CLOEXEC)
-     * stays open until exec, and nothing allocates between fork and exec. */
-    if (syscall(SYS_close_range, (unsigned)from, ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
-    dbx_close_fds_from(from, &keep, 1);
-}
-
-int vm_child_drop_privileges(uid_t run_as) {
-    if (geteuid() == 0) {
-        /* Lock these first: they need CAP_SETPCAP, which is about to go. */
-        unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-                             SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NO_CAP_AMBIENT_RAISE |
-                             SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
-        if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) < 0) return -errno;
-        for (unsigned long c = 0; c <= 63; c++)
-            if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) return -errno;
-        if (run_as != 0 && (syscall(SYS_setgroups, 0, NULL) < 0 ||
-                            syscall(SYS_setresgid, run_as, run_as, run_as) < 0 ||
-                            syscall(SYS_setresuid, run_as, run_as, run_as) < 0))
-            return -errno;
-    }
-    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
-        return -errno;
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
-    struct __user_cap_data_struct d[2] = {{0}, {0}};
-    if (syscall(SYS_capset, &h, d) < 0) return -errno;
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -errno;
-    return 0;
-}
-
 uid_t vm_nobody_uid(void) {
     /* /etc/passwd only (no NSS: a name service must not run code in the supervisor). */
     _cleanup_free_ char *pw = NULL;
@@ -104,30 +67,6 @@ uid_t vm_nobody_uid(void) {
         line = next;
     }
     return 65534;
-}
-
-/* Child side: never returns.  Only async-signal-safe calls (the parent built everything). */
-static void __attribute__((noreturn))
-run_child(char *const argv[], char **env, const char *cwd, int out_w, int err_w, int exec_w) {
-    extern char **environ;
-    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-    int e = 0;
-    if (devnull < 0) goto fail;
-    if (cwd && chdir(cwd) < 0) goto fail;
-    if (dup2(devnull, 0) < 0) goto fail;
-    if (dup2(out_w >= 0 ? out_w : devnull, 1) < 0) goto fail;
-    if (dup2(err_w, 2) < 0) goto fail;
-    vm_child_close_fds(3, exec_w);
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    environ = env;
-    execvp(argv[0], argv);
-fail:
-    e = errno;
-    (void)!write(exec_w, &e, sizeof(e));
-    _exit(127);
 }
 
 static void drain(int *fd, char **buf, size_t *len, size_t cap, bool keep_tail, bool *overflow) {
@@ -161,24 +100,29 @@ int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_st
            char **ret_stderr, int *ret_status, dbx_error **err) {
     if (!label) label = argv[0];
     _cleanup_strv_ char **env = helper_env();
-    int outp[2] = {-1, -1}, errp[2] = {-1, -1}, execp[2] = {-1, -1};
-    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(execp, O_CLOEXEC) < 0) {
+    int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
         int e = errno;
         for (int i = 0; i < 2; i++) {
             if (outp[i] >= 0) close(outp[i]);
             if (errp[i] >= 0) close(errp[i]);
-            if (execp[i] >= 0) close(execp[i]);
         }
         return dbx_error_set(err, e, "%s: pipe", label);
     }
-    _cleanup_close_ int out_r = outp[0], err_r = errp[0], exec_r = execp[0];
-    pid_t pid = fork();
-    if (pid == 0) run_child(argv, env, cwd, outp[1], errp[1], execp[1]);
-    int fork_errno = errno;
+    _cleanup_close_ int out_r = outp[0], err_r = errp[0];
+    const struct dbx_spawn_fd fds[] = {
+        {0, DBX_SPAWN_DEVNULL}, {1, ret_stdout ? outp[1] : DBX_SPAWN_DEVNULL}, {2, errp[1]}};
+    const struct dbx_spawn s = {.argv = argv,
+                                .envp = env,
+                                .search_path = true,
+                                .cwd = cwd,
+                                .fds = fds,
+                                .nfds = DBX_ARRAY_SIZE(fds)};
+    pid_t pid = -1;
+    int r = dbx_spawn(&s, &pid, err);
     close(outp[1]);
     close(errp[1]);
-    close(execp[1]);
-    if (pid < 0) return dbx_error_set(err, fork_errno, "%s: fork", label);
+    if (r < 0) return r;
 
     _cleanup_free_ char *out = NULL, *errbuf = NULL;
     size_t out_len = 0, err_len = 0;
@@ -197,13 +141,6 @@ int vm_run(const char *label, char *const argv[], const char *cwd, char **ret_st
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) return dbx_error_set(err, errno, "%s: waitpid", label);
     }
-    int exec_errno = 0;
-    ssize_t n;
-    do
-        n = read(exec_r, &exec_errno, sizeof(exec_errno));
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(exec_errno))
-        return dbx_error_set(err, exec_errno, "exec '%s'", argv[0]);
     if (WIFSIGNALED(status))
         return dbx_error_set(err, 0, "%s: killed by signal %d", label, WTERMSIG(status));
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 255;

@@ -223,7 +223,7 @@ void vm_qmp_query_status(struct vm_qmp *q);
  * empty environment.  As an ordinary user passt runs in a user namespace that maps only our
  * uid/gid to themselves (so we may read its memory).  As root we switch it to nobody's uid
  * (and the gid of that number) before exec, with an empty bounding set and no capability
- * (vm_child_drop_privileges).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt
+ * (dbx_spawn's drop_caps).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt
  * (the filter judges IPv6 anyway). */
 struct vm_passt;
 /* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);

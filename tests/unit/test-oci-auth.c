@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
+
 #include "oci/oci-internal.h"
 
 static void test_challenge(void **state) {
@@ -165,7 +167,11 @@ static void test_creds(void **state) {
     free(msg);
     write_config("{\"credsStore\":\"devbox-test-no-such-helper\"}");
     assert_true(lookup("x.io", &u, &s, &msg) < 0);
-    assert_non_null(strstr(msg, "failed to run"));
+    /* the exec failure comes back from the child as an error value, errno and all */
+    assert_string_equal(msg, "credentials for 'x.io': "
+                             "credential helper 'docker-credential-devbox-test-no-such-helper' "
+                             "failed to run: exec 'docker-credential-devbox-test-no-such-helper': "
+                             "No such file or directory");
     free(msg);
     write_config("{\"auths\":{\"x.io\":{\"auth\":\"bm9jb2xvbg==\"}}}"); /* "nocolon" */
     assert_true(lookup("x.io", &u, &s, &msg) < 0);
@@ -177,12 +183,46 @@ static void test_creds(void **state) {
     rmdir(dir);
 }
 
+/* A helper found in PATH gets "get" and the server on stdin, and its JSON is the answer. */
+static void test_creds_helper(void **state) {
+    snprintf(dir, sizeof(dir), "/tmp/test-oci-auth-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char bin[256], helper[300], path[512], p[256];
+    snprintf(bin, sizeof(bin), "%s/bin", dir);
+    assert_int_equal(mkdir(bin, 0700), 0);
+    snprintf(helper, sizeof(helper), "%s/docker-credential-dbxt", bin);
+    FILE *f = fopen(helper, "w");
+    assert_non_null(f);
+    fputs("#!/bin/sh\n[ \"$1\" = get ] || exit 3\nread server\n"
+          "printf '{\"Username\":\"u %s\",\"Secret\":\"s\"}' \"$server\"\n",
+          f);
+    fclose(f);
+    assert_int_equal(chmod(helper, 0700), 0);
+    const char *old = getenv("PATH");
+    char *saved = strdup(old ? old : "/usr/bin:/bin");
+    snprintf(path, sizeof(path), "%s:/usr/bin:/bin", bin);
+    setenv("PATH", path, 1);
+    write_config("{\"credsStore\":\"dbxt\"}");
+    char *u = NULL, *s = NULL;
+    int r = lookup("x.io", &u, &s, NULL);
+    setenv("PATH", saved, 1);
+    free(saved);
+    assert_int_equal(r, 1);
+    assert_string_equal(u, "u x.io");
+    assert_string_equal(s, "s");
+    free(u), free(s);
+    unlink(helper);
+    rmdir(bin);
+    snprintf(p, sizeof(p), "%s/config.json", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_challenge),
-        cmocka_unit_test(test_realm),
-        cmocka_unit_test(test_redirect),
-        cmocka_unit_test(test_creds),
+        cmocka_unit_test(test_challenge),    cmocka_unit_test(test_realm),
+        cmocka_unit_test(test_redirect),     cmocka_unit_test(test_creds),
+        cmocka_unit_test(test_creds_helper),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
