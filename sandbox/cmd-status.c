@@ -159,7 +159,8 @@ int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_strv_ char **warnings = NULL;
     _cleanup_close_ int fd = -EBADF;
     rc = dbx_stop(&ctx->paths, &proj, &err);
-    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, true, &fd, &warnings, &err);
+    struct dbx_connect_opts co = {.start = true, .network_none = ctx->network_none};
+    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, &co, &fd, &warnings, &err);
     dbx_project_clear(&proj);
     for (char **w = warnings; w && *w; w++) {
         _cleanup_free_ char *m = dbx_escape(*w);

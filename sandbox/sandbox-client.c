@@ -76,7 +76,9 @@ static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **
 
 /* Start `devbox __supervise ROOT` detached (own session, reparented away from us by a double
  * fork) and read its start-up report: "W warning" lines, then "OK" or "E error". */
-static int start_supervisor(const struct dbx_project *proj, char ***warnings, dbx_error **err) {
+static int start_supervisor(const struct dbx_project *proj, bool network_none, char ***warnings,
+                            dbx_error **err) {
+    const char *net = network_none ? "none" : NULL;
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
@@ -100,7 +102,6 @@ static int start_supervisor(const struct dbx_project *proj, char ***warnings, db
         int keep[] = {3};
         dbx_close_fds_from(4, keep, 1);
         signal(SIGPIPE, SIG_DFL);
-        const char *net = getenv("DEVBOX_NETWORK");
         execl("/proc/self/exe", "devbox", "__supervise", proj->root,
               net && strcmp(net, "none") == 0 ? "none" : (char *)NULL, (char *)NULL);
         _exit(127);
@@ -146,9 +147,9 @@ static int ensure_image(const struct dbx_paths *paths, const struct dbx_project 
 }
 
 /* `--network none` cannot narrow a VM that is already running with a network. */
-static int check_running_network(const struct dbx_project *proj, dbx_error **err) {
-    const char *want = getenv("DEVBOX_NETWORK");
-    if (!want || strcmp(want, "none") != 0) return 0;
+static int check_running_network(const struct dbx_project *proj, bool network_none,
+                                 dbx_error **err) {
+    if (!network_none) return 0;
     _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
@@ -165,19 +166,21 @@ static int check_running_network(const struct dbx_project *proj, dbx_error **err
     return r;
 }
 
-static int connected(const struct dbx_project *proj, int *fd, dbx_error **err) {
-    if (check_running_network(proj, err) == 0) return 0;
+static int connected(const struct dbx_project *proj, const struct dbx_connect_opts *opts, int *fd,
+                     dbx_error **err) {
+    if (check_running_network(proj, opts->network_none, err) == 0) return 0;
     close(*fd);
     *fd = -1;
     return -1;
 }
 
-int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
-                int *ret_fd, char ***ret_warnings, dbx_error **err) {
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
+                const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
+                dbx_error **err) {
     /* err must be non-NULL here: a connect failure that is not "not running" is reported. */
-    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, ret_fd, err);
+    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
-    if (!start) return -ENOENT;
+    if (!opts->start) return -ENOENT;
     if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Starters serialize here: the second of two racing commands finds the first's VM. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
@@ -189,7 +192,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (*err) return -1;
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
-    int r = start_supervisor(proj, &warnings, err);
+    int r = start_supervisor(proj, opts->network_none, &warnings, err);
     if (ret_warnings)
         *ret_warnings = warnings;
     else
@@ -197,7 +200,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (r < 0) return r;
     r = try_connect(proj, ret_fd, err);
     if (r < 0 && !*err) return dbx_error_set(err, -r, "connect to the supervisor");
-    return r < 0 ? r : connected(proj, ret_fd, err);
+    return r < 0 ? r : connected(proj, opts, ret_fd, err);
 }
 
 /* Read one frame (blocking) into *payload (malloc'd). */
@@ -336,9 +339,9 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
 }
 
 int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
-                     bool start, char **ret_text, dbx_error **err) {
+                     const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
-    int r = dbx_connect(paths, proj, start, &fd, NULL, err);
+    int r = dbx_connect(paths, proj, opts, &fd, NULL, err);
     if (r == -ENOENT)
         return dbx_error_set(err, 0,
                              "the project's VM is not running (port forwards live with "

@@ -124,12 +124,19 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
 
 /* ---- running VMs ------------------------------------------------------------------------ */
 
-/* Connect to the project's supervisor, starting it (and so the VM) if it is not running.
- * Two callers racing on a stopped project end with one VM.  Warnings the supervisor emits
- * while starting (e.g. falling back from KVM) are printed by the caller: the function
- * returns them in *ret_warnings (NULL-terminated, may be NULL). */
-int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
-                int *ret_fd, char ***ret_warnings, dbx_error **err);
+/* How a command reaches the project's VM (main's global options travel here as values). */
+struct dbx_connect_opts {
+    bool start;        /* boot the VM if it is not running (else -ENOENT, no error set) */
+    bool network_none; /* `devbox --network none`: a VM started now gets network mode none; one
+                          already running with a network is refused (it cannot narrow) */
+};
+/* Connect to the project's supervisor, starting it (and so the VM) if it is not running and
+ * opts->start.  Two callers racing on a stopped project end with one VM.  Warnings the
+ * supervisor emits while starting (e.g. falling back from KVM) are printed by the caller: the
+ * function returns them in *ret_warnings (NULL-terminated, may be NULL). */
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
+                const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
+                dbx_error **err);
 /* Status as a JSON text (caller frees): {"state":"running"|"stopped", ...}. */
 int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
                     dbx_error **err);
@@ -140,12 +147,12 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
                dbx_error **err);
 
 /* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
- * the supervisor's answer.  start: boot the VM if it is not running. */
+ * the supervisor's answer.  opts->start: boot the VM if it is not running. */
 int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
-                     bool start, char **ret_text, dbx_error **err);
+                     const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err);
 
 /* The supervisor process body (`devbox __supervise ROOT [NETWORK]`, started by dbx_connect;
- * NETWORK "none" narrows the profile's network mode, from DEVBOX_NETWORK=none or
+ * NETWORK "none" narrows the profile's network mode: dbx_connect_opts.network_none, from
  * `devbox --network none`). */
 int dbx_supervise(const char *root, const char *net_override, int ready_fd);
 
@@ -158,6 +165,7 @@ struct dbx_exec_opts {
     const char *workdir; /* NULL = the host cwd */
     char **env;          /* "K=V" */
     char **argv;
+    bool network_none; /* see dbx_connect_opts */
 };
 /* Run one command in the project's VM, relaying stdio and signals; returns the exit code
  * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed. */
