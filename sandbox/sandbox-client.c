@@ -5,7 +5,6 @@
 #include "../profiles/profiles.h"
 
 #include <dirent.h>
-#include <jansson.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -150,19 +149,15 @@ static int ensure_image(const struct dbx_paths *paths, const struct dbx_project 
 static int check_running_network(const struct dbx_project *proj, bool network_none,
                                  dbx_error **err) {
     if (!network_none) return 0;
-    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    if (dbx_read_file_at(AT_FDCWD, path, 1 << 20, &buf, &len, NULL) < 0) return 0;
-    json_t *j = json_loadb(buf, len, 0, NULL);
-    const char *mode = json_string_value(json_object_get(j, "network"));
+    struct dbx_status st = {0};
+    if (dbx_status_read(proj->run_dir, &st) < 0) return 0;
     int r = 0;
-    if (mode && strcmp(mode, "none") != 0)
+    if (st.network != DBX_NET_NONE)
         r = dbx_error_set(err, 0,
                           "the project's VM is running with network mode '%s'; "
                           "'devbox stop' it to start it again with --network none",
-                          mode);
-    json_decref(j);
+                          dbx_status_network_name(st.network));
+    dbx_status_clear(&st);
     return r;
 }
 
@@ -229,53 +224,46 @@ static int read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_er
     return 0;
 }
 
-static char *stopped_json(const struct dbx_paths *paths, const struct dbx_project *proj) {
+static void stopped_status(const struct dbx_project *proj, struct dbx_status *ret) {
     struct dbx_project_rec rec = {0};
-    const char *image = NULL;
     struct profile prof = {0};
+    *ret = (struct dbx_status){.state = DBX_VM_STOPPED, .project = dbx_xstrdup(proj->root)};
+    memcpy(ret->id, proj->id, sizeof(ret->id));
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0)
-        image = rec.image;
+        ret->image = TAKE_PTR(rec.image);
     else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0)
-        image = prof.image;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped",
-                          "project", proj->root, "id", proj->id, "pid", "accel", "uptime_s",
-                          "memory_mib", "image", image);
-    char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(j);
+        ret->image = TAKE_PTR(prof.image);
     dbx_project_rec_clear(&rec);
     profile_clear(&prof);
-    (void)paths;
-    if (!out) dbx_oom_hook();
-    return out;
 }
 
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
-                    dbx_error **err) {
+int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,
+                   struct dbx_status *ret, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
+    (void)paths;
     if (try_connect(proj, &fd, &cerr) < 0) {
         if (cerr) {
             if (err) *err = TAKE_PTR(cerr);
             return -1;
         }
-        *ret_json = stopped_json(paths, proj);
+        stopped_status(proj, ret);
         return 0;
     }
     if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) {
-        *ret_json = stopped_json(paths, proj); /* it went away meanwhile */
+        stopped_status(proj, ret); /* it went away meanwhile */
         return 0;
     }
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
     int r = read_frame(fd, &h, &p, err);
     if (r == -EPIPE) {
-        *ret_json = stopped_json(paths, proj);
+        stopped_status(proj, ret);
         return 0;
     }
     if (r < 0) return r;
-    struct dbx_cursor c = {p, h.len};
-    if (h.type != DBX_MSG_STATUS_REPLY || dbx_get_str(&c, DBX_FRAME_MAX, ret_json) < 0)
+    if (h.type != DBX_MSG_STATUS_REPLY || dbx_status_decode(p, h.len, ret, NULL) < 0)
         return dbx_error_set(err, 0, "bad status reply from the supervisor");
     return 0;
 }

@@ -6,7 +6,7 @@
 
 #define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
-#define DBX_STATUS_NAME "status.json"
+#define DBX_STATUS_NAME "status"    /* in the run dir: dbx_status_encode of the running VM */
 #define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
 #define DBX_ALIVE_LOCK "alive.lock" /* in the run dir: held by the supervisor for its life */
 #define DBX_LOG_CAP (1u << 20)      /* bytes kept per log file (console, qemu, virtiofsd) */

@@ -137,9 +137,49 @@ struct dbx_connect_opts {
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
                 const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
                 dbx_error **err);
-/* Status as a JSON text (caller frees): {"state":"running"|"stopped", ...}. */
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
-                    dbx_error **err);
+/* A project's VM as `devbox status` shows it.  The supervisor fills one and sends it to clients
+ * in the strict binary form of dbx_status_encode (also its run_dir status file); `status --json`
+ * and `ls --json` render it with dbx_status_json. */
+enum dbx_vm_state { DBX_VM_STOPPED, DBX_VM_RUNNING, DBX_VM_PAUSED, DBX_VM_STOPPING };
+struct dbx_status {
+    enum dbx_vm_state state;
+    char *project; /* the project's root */
+    char id[17];
+    char *image; /* NULL: not known (a stopped project without record or profile) */
+    /* the rest only when state != DBX_VM_STOPPED */
+    int32_t pid, qemu_pid, virtiofsd_pid;
+    char *accel;  /* "kvm", "tcg" */
+    char *kernel; /* the guest kernel's release ("" before its hello) */
+    uint64_t uptime_s, memory_mib, rss_kib;
+    uint32_t cpus, sessions;
+    int64_t started; /* unix seconds */
+    char profile_hash[65];
+    char **profile_files; /* repo files the hash covers, in order (NULL-terminated) */
+    uint8_t network;      /* DBX_NET_* */
+    uint8_t seccomp;      /* DBX_SECCOMP_* */
+    uint64_t connections;
+    char *ports; /* one forward a line ("127.0.0.1:3000 -> 3000\n") */
+    /* set by `devbox status` (never encoded): devbox.ini on disk against profile_hash */
+    bool profile_checked, profile_changed;
+    char *profile_error; /* the profile on disk does not load */
+};
+void dbx_status_clear(struct dbx_status *st);
+/* The status of the project's VM: asked of its supervisor, or built from the project's record
+ * when it is not running.  *ret is cleared by the caller. */
+int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,
+                   struct dbx_status *ret, dbx_error **err);
+/* The status file a running supervisor keeps in run_dir (read without asking it, for a fast
+ * check); -ENOENT when there is none, another negative value when it does not decode. */
+int dbx_status_read(const char *run_dir, struct dbx_status *ret);
+void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
+/* Strict: every field within its bound, enums in range, no trailing bytes. */
+int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err);
+/* The names status shows ("running"; "allowlist"; "strict"). */
+const char *dbx_vm_state_name(enum dbx_vm_state s);
+const char *dbx_status_network_name(uint8_t mode);
+const char *dbx_status_seccomp_name(uint8_t mode);
+/* The JSON object `devbox status --json` prints (keys sorted, ASCII only); caller frees. */
+char *dbx_status_json(const struct dbx_status *st);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
 /* Delete the project's disk and state.  Refuses while running unless force (then stops it). */

@@ -134,7 +134,7 @@ void sup_client_error(struct client *c, uint32_t code, const char *fmt, ...)
 void sup_client_detach(struct sup *s, struct client *c);
 
 /* ---- supervisor-status.c ---- */
-/* The status record as JSON text (caller frees). */
-char *sup_status_json(struct sup *s);
-/* run_dir/status.json, read by clients that must not wait for the loop. */
+/* The status record of this supervisor's VM (caller clears it with dbx_status_clear). */
+void sup_status(struct sup *s, struct dbx_status *ret);
+/* run_dir/status, read by clients that must not wait for the loop (dbx_status_read). */
 int sup_write_status_file(struct sup *s, dbx_error **err);

@@ -88,9 +88,11 @@ void sup_client_free(struct sup *s, size_t i) {
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
                              const uint8_t *p) {
     if (h->type == DBX_MSG_STATUS) {
-        _cleanup_free_ char *j = sup_status_json(s);
+        struct dbx_status st = {0};
         struct dbx_buf b = {0};
-        dbx_buf_put_str(&b, j);
+        sup_status(s, &st);
+        dbx_status_encode(&st, &b);
+        dbx_status_clear(&st);
         client_send(c, DBX_MSG_STATUS_REPLY, b.data, b.len);
         dbx_buf_free(&b);
         c->kind = C_CLOSING;
