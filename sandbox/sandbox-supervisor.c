@@ -8,13 +8,13 @@
  * Threads.  One poll loop (this file's sup_poll, in the main thread) owns all of struct sup:
  * every client, session, buffer, child pid and flag is read and written by it alone, so none
  * needs a lock.  Other threads exist, and touch none of it:
- * - the egress proxy (network mode allowlist, policy/policy-proxy.c): one thread per proxied
- *   connection, started by policy_proxy_serve from the loop (sandbox-net.c).  A thread owns its
- *   connection and the far end of a socketpair; the loop keeps the near end and carries its
- *   bytes to and from the guest as socket-session frames.  The proxy's shared state (its
- *   connection list and counters) is under the proxy's own mutex; its name cache is
- *   thread-safe on its own; each decision is one write(2) to network.log (O_APPEND), the same
- *   fd the loop only fstat()s and truncates.  policy_proxy_stop (net_free, at teardown) ends
+ * - the egress proxy (network mode allowlist): one thread per proxied connection, started from
+ *   the loop when the guest opens a proxy session (sandbox-net.c hands the proxy one end of a
+ *   socketpair).  A thread owns its connection and that end; the loop keeps the other end and
+ *   carries its bytes to and from the guest as socket-session frames.  The proxy's shared state
+ *   (its connection list and counters) is under the proxy's own mutex, its name cache is
+ *   thread-safe on its own, and each decision is one write(2) to network.log (O_APPEND), an fd
+ *   the loop only fstat()s and truncates.  net_free (at teardown) stops the proxy, which ends
  *   and joins every thread before the log fd is closed.
  * - the passt filter (network mode open, vm/vm-passt-filter.c): one thread answering passt's
  *   seccomp notifications.  It owns its rules and a dup of the qemu.log pipe's write end; the
@@ -22,9 +22,13 @@
  *   (sup_kill_children) kills passt, then stops and joins the thread.
  * - pull workers (oci/oci-pull.c): only while sup_prepare pulls an image, before the loop
  *   runs; the main thread waits on them and joins them before sup_prepare returns.
- * Every such thread blocks all signals, so SIGCHLD and the stop signals reach the loop's
- * signalfd.  The loop hands data to the threads only through file descriptors (socketpairs,
- * stop pipes) and the objects' own locked entry points. */
+ * The proxy's and the filter's threads block every signal, and a pull worker inherits the
+ * mask dbx_supervise sets before sup_prepare, so SIGCHLD and the stop signals reach only the
+ * loop's signalfd.  The loop hands data to the threads only through file descriptors (socketpairs,
+ * stop pipes) and the objects' own locked entry points.  Children are started only from the
+ * main thread, but not always from a single-threaded process: with network mode open the
+ * filter's thread runs when QEMU is forked (and a retried boot forks again), so a child may
+ * only make async-signal-safe calls before its exec. */
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 

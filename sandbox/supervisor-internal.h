@@ -6,7 +6,6 @@
 #pragma once
 
 #include "sandbox-internal.h"
-#include "../policy/policy.h"
 #include "../vm/vm.h"
 
 #define MAX_CLIENTS 512

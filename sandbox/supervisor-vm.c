@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 #include "../mounts/mounts.h"
+#include "../policy/policy.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
