@@ -349,16 +349,6 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
 
 /* ---- user configuration ------------------------------------------------------------------ */
 
-static char *user_config_dir(void) {
-    const char *h = getenv("DEVBOX_HOME");
-    if (h && h[0] == '/') return dbx_xasprintf("%s/config", h);
-    const char *x = getenv("XDG_CONFIG_HOME");
-    if (x && x[0] == '/') return dbx_xasprintf("%s/devbox", x);
-    const char *home = getenv("HOME");
-    if (home && home[0] == '/') return dbx_xasprintf("%s/.config/devbox", home);
-    return NULL;
-}
-
 static void user_defaults_init(struct profile_user *u) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     *u = (struct profile_user){.max_cpus = n < 1    ? 1
@@ -483,13 +473,7 @@ static void user_settings(struct profile_user *u, struct profile_layer *l, char 
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err) {
     _cleanup_(profile_user_clear) struct profile_user u;
     user_defaults_init(&u);
-    _cleanup_free_ char *dir = config_dir ? dbx_xstrdup(config_dir) : user_config_dir();
-    if (!dir) {
-        *ret = u;
-        u = (struct profile_user){0};
-        return 0;
-    }
-    _cleanup_free_ char *path = dbx_xasprintf("%s/config.ini", dir);
+    _cleanup_free_ char *path = dbx_xasprintf("%s/config.ini", config_dir);
     /* The user's own file: symlinks are fine here (dotfile managers use them). */
     _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {

@@ -165,8 +165,8 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
                  const char *builtin_dir, struct profile *ret, dbx_error **err);
 void profile_clear(struct profile *p);
 
-/* Read config_dir/config.ini (config_dir NULL: $DEVBOX_HOME/config, else
- * $XDG_CONFIG_HOME/devbox, else ~/.config/devbox).  A missing file gives the default ceilings
+/* Read config_dir/config.ini (the caller resolves the directory: devbox's paths module, the
+ * one place DEVBOX_HOME and the XDG variables are read).  A missing file gives the default ceilings
  * and no defaults.  [defaults] keys are "section.key" (box.memory = 1G, env.EDITOR = vi);
  * they are checked here, errors name config.ini:line.  A zero-filled struct profile_user (or
  * NULL where one is taken) means the default ceilings and no defaults. */

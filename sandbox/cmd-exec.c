@@ -9,6 +9,7 @@ static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     int rc = cmd_project(ctx, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
+    o->network_none = ctx->network_none;
     rc = dbx_exec(&ctx->paths, &proj, o, &err);
     dbx_project_clear(&proj);
     return rc < 0 ? cmd_fail(&err) : rc;

@@ -32,7 +32,8 @@ int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *text = NULL;
-    rc = dbx_port_request(&ctx->paths, &proj, req, start, &text, &err);
+    struct dbx_connect_opts co = {.start = start, .network_none = ctx->network_none};
+    rc = dbx_port_request(&ctx->paths, &proj, req, &co, &text, &err);
     dbx_project_clear(&proj);
     if (rc < 0) return cmd_fail(&err);
     fputs(text, stdout);

@@ -3,8 +3,6 @@
 #include "commands.h"
 #include "sandbox-internal.h"
 
-#include <jansson.h>
-
 static bool want_json(int argc, char **argv, const char *extra, bool *extra_set, int *bad) {
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -22,41 +20,52 @@ static bool want_json(int argc, char **argv, const char *extra, bool *extra_set,
 }
 
 /* A running VM keeps the policy it started with: say when devbox.ini on disk differs. */
-static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, json_t *j) {
-    const char *running = json_string_value(json_object_get(j, "profile_hash"));
-    if (!running) return;
+static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, struct dbx_status *st) {
+    if (st->state == DBX_VM_STOPPED) return;
     struct profile p = {0};
     _cleanup_error_ dbx_error *err = NULL;
+    st->profile_checked = true;
     if (dbx_profile_load(&ctx->paths, proj, &p, NULL, &err) < 0) {
-        json_object_set_new(j, "profile_changed", json_true());
-        json_object_set_new(j, "profile_error", json_string(err->msg));
+        st->profile_changed = true;
+        st->profile_error = dbx_xstrdup(err->msg);
         return;
     }
-    json_object_set_new(j, "profile_changed", json_boolean(strcmp(p.hash, running) != 0));
+    st->profile_changed = strcmp(p.hash, st->profile_hash) != 0;
     profile_clear(&p);
 }
 
-static void print_human(json_t *j) {
-    static const char *const keys[] = {"project",  "state",      "image",   "accel",      "pid",
-                                       "uptime_s", "memory_mib", "rss_kib", "cpus",       "kernel",
-                                       "seccomp",  "sessions",   "network", "connections"};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(keys); i++) {
-        json_t *v = json_object_get(j, keys[i]);
-        if (!v || json_is_null(v)) continue;
-        if (json_is_string(v)) {
-            _cleanup_free_ char *s = dbx_escape(json_string_value(v));
-            printf("%-11s %s\n", keys[i], s);
-        } else if (json_is_integer(v)) {
-            printf("%-11s %lld\n", keys[i], (long long)json_integer_value(v));
-        }
+static void print_str(const char *key, const char *v) {
+    _cleanup_free_ char *s = dbx_escape(v);
+    printf("%-11s %s\n", key, s);
+}
+
+static void print_int(const char *key, long long v) {
+    printf("%-11s %lld\n", key, v);
+}
+
+static void print_human(const struct dbx_status *st) {
+    print_str("project", st->project);
+    print_str("state", dbx_vm_state_name(st->state));
+    if (st->image) print_str("image", st->image);
+    if (st->state != DBX_VM_STOPPED) {
+        print_str("accel", st->accel);
+        print_int("pid", st->pid);
+        print_int("uptime_s", (long long)st->uptime_s);
+        print_int("memory_mib", (long long)st->memory_mib);
+        print_int("rss_kib", (long long)st->rss_kib);
+        print_int("cpus", st->cpus);
+        print_str("kernel", st->kernel);
+        print_str("seccomp", dbx_status_seccomp_name(st->seccomp));
+        print_int("sessions", st->sessions);
+        print_str("network", dbx_status_network_name(st->network));
+        print_int("connections", (long long)st->connections);
     }
     /* one line per forward ("127.0.0.1:3000 -> 3000") */
-    const char *ports = json_string_value(json_object_get(j, "ports"));
-    _cleanup_free_ char *pcopy = ports ? dbx_xstrdup(ports) : NULL;
+    _cleanup_free_ char *pcopy = st->ports ? dbx_xstrdup(st->ports) : NULL;
     for (char *save = NULL, *l = pcopy ? strtok_r(pcopy, "\n", &save) : NULL; l;
          l = strtok_r(NULL, "\n", &save))
         printf("%-11s %s\n", "port", dbx_sanitize_printable(l));
-    if (json_is_true(json_object_get(j, "profile_changed")))
+    if (st->profile_changed)
         printf("%-11s %s changed since the VM started; it keeps its policy until 'devbox stop'\n",
                "profile", PROFILE_FILE);
 }
@@ -69,24 +78,21 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
     int rc = cmd_project(ctx, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
-    _cleanup_free_ char *s = NULL;
-    rc = dbx_status_json(&ctx->paths, &proj, &s, &err);
+    struct dbx_status st = {0};
+    rc = dbx_status_get(&ctx->paths, &proj, &st, &err);
     if (rc < 0) {
         dbx_project_clear(&proj);
         return cmd_fail(&err);
     }
-    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
-    if (j) annotate_profile(ctx, &proj, j);
+    annotate_profile(ctx, &proj, &st);
     dbx_project_clear(&proj);
     if (json) {
-        /* ENSURE_ASCII: U+0080-U+009F (C1 controls) would otherwise be printed raw */
-        char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
-        printf("%s\n", out ? out : s);
-        free(out);
-    } else if (j) {
-        print_human(j);
+        _cleanup_free_ char *out = dbx_status_json(&st);
+        printf("%s\n", out);
+    } else {
+        print_human(&st);
     }
-    json_decref(j);
+    dbx_status_clear(&st);
     return 0;
 }
 
@@ -97,35 +103,29 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_strv_ char **ids = NULL;
     if (dbx_project_list(&ctx->paths, &ids, &err) < 0) return cmd_fail(&err);
-    json_t *arr = json_array();
+    if (json)
+        printf("[");
+    else
+        printf("%-16s  %-8s  %-16s  %s\n", "ID", "STATE", "IMAGE", "PROJECT");
+    size_t shown = 0;
     for (char **id = ids; *id; id++) {
         struct dbx_project p = {0};
-        _cleanup_free_ char *s = NULL;
+        struct dbx_status st = {0};
         if (dbx_project_from_id(&ctx->paths, *id, &p, NULL) < 0) continue;
-        if (dbx_status_json(&ctx->paths, &p, &s, NULL) == 0) {
-            json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
-            if (j) json_array_append_new(arr, j);
+        if (dbx_status_get(&ctx->paths, &p, &st, NULL) == 0) {
+            if (json) {
+                _cleanup_free_ char *o = dbx_status_json(&st);
+                printf("%s%s", shown++ ? "," : "", o);
+            } else {
+                _cleanup_free_ char *root = dbx_escape(st.project);
+                _cleanup_free_ char *image = dbx_escape(st.image ? st.image : "-");
+                printf("%-16s  %-8s  %-16s  %s\n", st.id, dbx_vm_state_name(st.state), image, root);
+            }
         }
+        dbx_status_clear(&st);
         dbx_project_clear(&p);
     }
-    if (json) {
-        char *out = json_dumps(arr, JSON_COMPACT | JSON_ENSURE_ASCII);
-        printf("%s\n", out ? out : "[]");
-        free(out);
-    } else {
-        printf("%-16s  %-8s  %-16s  %s\n", "ID", "STATE", "IMAGE", "PROJECT");
-        size_t i;
-        json_t *j;
-        json_array_foreach(arr, i, j) {
-            const char *img = json_string_value(json_object_get(j, "image"));
-            _cleanup_free_ char *root =
-                dbx_escape(json_string_value(json_object_get(j, "project")));
-            _cleanup_free_ char *image = dbx_escape(img ? img : "-");
-            printf("%-16s  %-8s  %-16s  %s\n", json_string_value(json_object_get(j, "id")) ?: "",
-                   json_string_value(json_object_get(j, "state")) ?: "", image, root);
-        }
-    }
-    json_decref(arr);
+    if (json) printf("]\n");
     return 0;
 }
 
@@ -159,7 +159,8 @@ int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_strv_ char **warnings = NULL;
     _cleanup_close_ int fd = -EBADF;
     rc = dbx_stop(&ctx->paths, &proj, &err);
-    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, true, &fd, &warnings, &err);
+    struct dbx_connect_opts co = {.start = true, .network_none = ctx->network_none};
+    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, &co, &fd, &warnings, &err);
     dbx_project_clear(&proj);
     for (char **w = warnings; w && *w; w++) {
         _cleanup_free_ char *m = dbx_escape(*w);

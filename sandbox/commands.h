@@ -5,7 +5,8 @@
 #include "sandbox.h"
 
 struct cmd_ctx {
-    const char *dir; /* -C DIR, or NULL */
+    const char *dir;   /* -C DIR, or NULL */
+    bool network_none; /* --network none */
     struct dbx_paths paths;
 };
 

@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
                         "devbox: --network takes only 'none' (a profile sets wider modes)\n");
                 return 125;
             }
-            setenv("DEVBOX_NETWORK", "none", 1);
+            ctx.network_none = true;
             i += 2;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             return usage(stdout);

@@ -6,7 +6,6 @@
 #include "../profiles/profiles.h"
 
 #include <dirent.h>
-#include <jansson.h>
 #include <limits.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -75,16 +74,16 @@ static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **
 
 /* Start `devbox __supervise ROOT` detached (own session, reparented away from us by a double
  * fork) and read its start-up report: "W warning" lines, then "OK" or "E error". */
-static int start_supervisor(const struct dbx_project *proj, char ***warnings, dbx_error **err) {
+static int start_supervisor(const struct dbx_project *proj, bool network_none, char ***warnings,
+                            dbx_error **err) {
     _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
     /* Opened here: the child only execs (the supervisor is a new devbox, /proc/self/exe). */
     _cleanup_close_ int lfd =
         open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     struct stat st;
     if (lfd >= 0 && fstat(lfd, &st) == 0 && st.st_size > DBX_LOG_CAP) (void)!ftruncate(lfd, 0);
-    const char *net = getenv("DEVBOX_NETWORK");
-    char *argv[] = {"devbox", "__supervise", (char *)proj->root,
-                    net && strcmp(net, "none") == 0 ? "none" : NULL, NULL};
+    char *argv[] = {"devbox", "__supervise", (char *)proj->root, network_none ? "none" : NULL,
+                    NULL};
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     const struct dbx_spawn_fd fds[] = {{0, DBX_SPAWN_DEVNULL},
@@ -142,38 +141,36 @@ static int ensure_image(const struct dbx_paths *paths, const struct dbx_project 
 }
 
 /* `--network none` cannot narrow a VM that is already running with a network. */
-static int check_running_network(const struct dbx_project *proj, dbx_error **err) {
-    const char *want = getenv("DEVBOX_NETWORK");
-    if (!want || strcmp(want, "none") != 0) return 0;
-    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    if (dbx_read_file_at(AT_FDCWD, path, 1 << 20, &buf, &len, NULL) < 0) return 0;
-    json_t *j = json_loadb(buf, len, 0, NULL);
-    const char *mode = json_string_value(json_object_get(j, "network"));
+static int check_running_network(const struct dbx_project *proj, bool network_none,
+                                 dbx_error **err) {
+    if (!network_none) return 0;
+    struct dbx_status st = {0};
+    if (dbx_status_read(proj->run_dir, &st) < 0) return 0;
     int r = 0;
-    if (mode && strcmp(mode, "none") != 0)
+    if (st.network != DBX_NET_NONE)
         r = dbx_error_set(err, 0,
                           "the project's VM is running with network mode '%s'; "
                           "'devbox stop' it to start it again with --network none",
-                          mode);
-    json_decref(j);
+                          dbx_status_network_name(st.network));
+    dbx_status_clear(&st);
     return r;
 }
 
-static int connected(const struct dbx_project *proj, int *fd, dbx_error **err) {
-    if (check_running_network(proj, err) == 0) return 0;
+static int connected(const struct dbx_project *proj, const struct dbx_connect_opts *opts, int *fd,
+                     dbx_error **err) {
+    if (check_running_network(proj, opts->network_none, err) == 0) return 0;
     close(*fd);
     *fd = -1;
     return -1;
 }
 
-int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
-                int *ret_fd, char ***ret_warnings, dbx_error **err) {
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
+                const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
+                dbx_error **err) {
     /* err must be non-NULL here: a connect failure that is not "not running" is reported. */
-    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, ret_fd, err);
+    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
-    if (!start) return -ENOENT;
+    if (!opts->start) return -ENOENT;
     if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Starters serialize here: the second of two racing commands finds the first's VM. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
@@ -185,7 +182,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (*err) return -1;
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
-    int r = start_supervisor(proj, &warnings, err);
+    int r = start_supervisor(proj, opts->network_none, &warnings, err);
     if (ret_warnings)
         *ret_warnings = warnings;
     else
@@ -193,7 +190,7 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, b
     if (r < 0) return r;
     r = try_connect(proj, ret_fd, err);
     if (r < 0 && !*err) return dbx_error_set(err, -r, "connect to the supervisor");
-    return r < 0 ? r : connected(proj, ret_fd, err);
+    return r < 0 ? r : connected(proj, opts, ret_fd, err);
 }
 
 /* Read one frame (blocking) into *payload (malloc'd). */
@@ -222,53 +219,46 @@ static int read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_er
     return 0;
 }
 
-static char *stopped_json(const struct dbx_paths *paths, const struct dbx_project *proj) {
+static void stopped_status(const struct dbx_project *proj, struct dbx_status *ret) {
     struct dbx_project_rec rec = {0};
-    const char *image = NULL;
     struct profile prof = {0};
+    *ret = (struct dbx_status){.state = DBX_VM_STOPPED, .project = dbx_xstrdup(proj->root)};
+    memcpy(ret->id, proj->id, sizeof(ret->id));
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0)
-        image = rec.image;
+        ret->image = TAKE_PTR(rec.image);
     else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0)
-        image = prof.image;
-    json_t *j = json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped",
-                          "project", proj->root, "id", proj->id, "pid", "accel", "uptime_s",
-                          "memory_mib", "image", image);
-    char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(j);
+        ret->image = TAKE_PTR(prof.image);
     dbx_project_rec_clear(&rec);
     profile_clear(&prof);
-    (void)paths;
-    if (!out) dbx_oom_hook();
-    return out;
 }
 
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
-                    dbx_error **err) {
+int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,
+                   struct dbx_status *ret, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
+    (void)paths;
     if (try_connect(proj, &fd, &cerr) < 0) {
         if (cerr) {
             if (err) *err = TAKE_PTR(cerr);
             return -1;
         }
-        *ret_json = stopped_json(paths, proj);
+        stopped_status(proj, ret);
         return 0;
     }
     if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) {
-        *ret_json = stopped_json(paths, proj); /* it went away meanwhile */
+        stopped_status(proj, ret); /* it went away meanwhile */
         return 0;
     }
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
     int r = read_frame(fd, &h, &p, err);
     if (r == -EPIPE) {
-        *ret_json = stopped_json(paths, proj);
+        stopped_status(proj, ret);
         return 0;
     }
     if (r < 0) return r;
-    struct dbx_cursor c = {p, h.len};
-    if (h.type != DBX_MSG_STATUS_REPLY || dbx_get_str(&c, DBX_FRAME_MAX, ret_json) < 0)
+    if (h.type != DBX_MSG_STATUS_REPLY || dbx_status_decode(p, h.len, ret, NULL) < 0)
         return dbx_error_set(err, 0, "bad status reply from the supervisor");
     return 0;
 }
@@ -332,9 +322,9 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
 }
 
 int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
-                     bool start, char **ret_text, dbx_error **err) {
+                     const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
-    int r = dbx_connect(paths, proj, start, &fd, NULL, err);
+    int r = dbx_connect(paths, proj, opts, &fd, NULL, err);
     if (r == -ENOENT)
         return dbx_error_set(err, 0,
                              "the project's VM is not running (port forwards live with "

@@ -247,7 +247,8 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     struct xs x = {
         .sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
     _cleanup_strv_ char **warnings = NULL;
-    int r = dbx_connect(paths, proj, true, &x.sock, &warnings, err);
+    struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
+    int r = dbx_connect(paths, proj, &co, &x.sock, &warnings, err);
     for (char **w = warnings; w && *w; w++) {
         _cleanup_free_ char *m = dbx_escape(*w);
         fprintf(stderr, "devbox: warning: %s\n", m);

@@ -7,7 +7,7 @@
 
 #define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
-#define DBX_STATUS_NAME "status.json"
+#define DBX_STATUS_NAME "status"    /* in the run dir: dbx_status_encode of the running VM */
 #define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
 #define DBX_ALIVE_LOCK "alive.lock" /* in the run dir: held by the supervisor for its life */
 #define DBX_LOG_CAP (1u << 20)      /* bytes kept per log file (console, qemu, virtiofsd) */
@@ -44,8 +44,9 @@ bool dbx_profile_stale(const struct dbx_project *proj);
 #define NET_SID_BASE 0x40000000u
 struct net;
 struct pollfd;
-/* Socket sessions, port forwards and (network mode allowlist) the egress proxy, with decisions
- * logged to state_dir/network.log.  Frames for the guest are appended to agent_out. */
+/* Socket sessions, port forwards (the profile's [ports] are added here) and (network mode
+ * allowlist) the egress proxy, with decisions logged to state_dir/network.log.  Frames for the
+ * guest are appended to agent_out. */
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
             const char *state_dir, struct dbx_buf *agent_out, dbx_error **err);
 void net_free(struct net *n);
@@ -54,8 +55,10 @@ void net_guest_ready(struct net *n);
 int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err);
 int net_port_rm(struct net *n, uint16_t host, dbx_error **err);
 char *net_port_list(struct net *n);
-/* A client's DBX_MSG_PORT_REQ text: "add HOST GUEST", "rm HOST", "ls". */
-int net_port_request(struct net *n, const char *req, char **ret_text, dbx_error **err);
+/* A client's DBX_MSG_PORT_REQ payload (a string: "add HOST GUEST", "rm HOST", "ls"), decoded
+ * strictly; the DBX_MSG_PORT_REPLY payload (u32 0 or 1 for an error, then the text) is appended
+ * to reply. */
+void net_port_frame(struct net *n, const uint8_t *p, size_t len, struct dbx_buf *reply);
 /* Whether a frame from the guest belongs to a socket session (then net_agent_frame takes it). */
 bool net_owns(struct net *n, const struct dbx_frame_hdr *h);
 void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t *p);
@@ -63,3 +66,8 @@ void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t
 size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_busy);
 void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count);
 size_t net_nsocks(const struct net *n);
+
+/* The status record's wire and file form (supervisor -> client, run_dir/status). */
+void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
+/* Strict: every field within its bound, enums in range, no trailing bytes. */
+int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err);

@@ -119,6 +119,9 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
             .allow = prof->allow, .resolve = prof->resolve, .log_fd = n->log_fd};
         if (proxy_start(&cfg, &n->proxy, err) < 0) r = dbx_error_wrap(err, "network proxy");
     }
+    for (size_t i = 0; r == 0 && i < prof->nports; i++)
+        if (net_port_add(n, prof->ports[i].host, prof->ports[i].guest, err) < 0)
+            r = dbx_error_wrap(err, "%s [ports]", PROFILE_FILE);
     if (r < 0) {
         net_free(n);
         return r;
@@ -211,7 +214,7 @@ char *net_port_list(struct net *n) {
 }
 
 /* `add HOST GUEST` | `rm HOST` | `ls`: status 0 and text, or an error. */
-int net_port_request(struct net *n, const char *req, char **ret_text, dbx_error **err) {
+static int port_request(struct net *n, const char *req, char **ret_text, dbx_error **err) {
     unsigned h = 0, g = 0;
     int used = 0;
     if (!n) return dbx_error_set(err, 0, "the VM is not running");
@@ -231,6 +234,19 @@ int net_port_request(struct net *n, const char *req, char **ret_text, dbx_error 
         return 0;
     }
     return dbx_error_set(err, 0, "bad port request");
+}
+
+void net_port_frame(struct net *n, const uint8_t *p, size_t len, struct dbx_buf *reply) {
+    char *req = NULL, *text = NULL;
+    struct dbx_cursor cur = {p, len};
+    _cleanup_error_ dbx_error *e = NULL;
+    int r = dbx_get_str(&cur, 256, &req) < 0 || cur.left
+                ? dbx_error_set(&e, 0, "malformed port request")
+                : port_request(n, req, &text, &e);
+    dbx_buf_put_u32(reply, r < 0 ? 1 : 0);
+    dbx_buf_put_str(reply, r < 0 ? e->msg : text);
+    free(req);
+    free(text);
 }
 
 static void fwd_accept(struct net *n, struct fwd *f) {

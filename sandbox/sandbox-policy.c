@@ -5,12 +5,10 @@
 #include "sandbox-internal.h"
 #include "../common/sha256.h"
 
-#include <jansson.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
-#define STATUS_MAX (1u << 20)
 #define PROFILE_FILE_MAX (1u << 20) /* over the profile loader's own limit: differs anyway */
 
 char *dbx_trust_dir(const struct dbx_paths *paths) {
@@ -81,37 +79,28 @@ static bool hash_file(int rootfd, const char *name, struct dbx_sha256 *h) {
 }
 
 bool dbx_profile_stale(const struct dbx_project *proj) {
-    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    if (dbx_read_file_at(AT_FDCWD, path, STATUS_MAX, &buf, &len, NULL) < 0) return false;
-    json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-    const char *running = json_string_value(json_object_get(j, "profile_hash"));
-    json_t *files = json_object_get(j, "profile_files");
+    struct dbx_status st = {0};
+    if (dbx_status_read(proj->run_dir, &st) < 0) return false;
     bool stale = false;
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (running && json_is_array(files) && rootfd >= 0) {
+    if (rootfd >= 0 && !st.profile_files) {
+        /* started without a devbox.ini: one appeared since? */
+        struct stat sb;
+        stale = fstatat(rootfd, PROFILE_FILE, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+    } else if (rootfd >= 0) {
         struct dbx_sha256 h;
         dbx_sha256_init(&h);
-        size_t i;
-        json_t *f;
-        json_array_foreach(files, i, f) {
-            const char *name = json_string_value(f);
-            if (!name || !hash_file(rootfd, name, &h)) stale = true;
-        }
-        if (json_array_size(files) == 0) {
-            /* started without a devbox.ini: one appeared since? */
-            struct stat st;
-            stale = fstatat(rootfd, PROFILE_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        } else if (!stale) {
+        for (char **f = st.profile_files; *f; f++)
+            if (!hash_file(rootfd, *f, &h)) stale = true;
+        if (!stale) {
             uint8_t out[32];
             char hex[65];
             dbx_sha256_final(&h, out);
             for (size_t k = 0; k < 32; k++)
                 snprintf(hex + 2 * k, 3, "%02x", out[k]);
-            stale = strcmp(hex, running) != 0;
+            stale = strcmp(hex, st.profile_hash) != 0;
         }
     }
-    json_decref(j);
+    dbx_status_clear(&st);
     return stale;
 }

@@ -123,15 +123,59 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
 
 /* ---- running VMs ------------------------------------------------------------------------ */
 
-/* Connect to the project's supervisor, starting it (and so the VM) if it is not running.
- * Two callers racing on a stopped project end with one VM.  Warnings the supervisor emits
- * while starting (e.g. falling back from KVM) are printed by the caller: the function
- * returns them in *ret_warnings (NULL-terminated, may be NULL). */
-int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj, bool start,
-                int *ret_fd, char ***ret_warnings, dbx_error **err);
-/* Status as a JSON text (caller frees): {"state":"running"|"stopped", ...}. */
-int dbx_status_json(const struct dbx_paths *paths, const struct dbx_project *proj, char **ret_json,
-                    dbx_error **err);
+/* How a command reaches the project's VM (main's global options travel here as values). */
+struct dbx_connect_opts {
+    bool start;        /* boot the VM if it is not running (else -ENOENT, no error set) */
+    bool network_none; /* `devbox --network none`: a VM started now gets network mode none; one
+                          already running with a network is refused (it cannot narrow) */
+};
+/* Connect to the project's supervisor, starting it (and so the VM) if it is not running and
+ * opts->start.  Two callers racing on a stopped project end with one VM.  Warnings the
+ * supervisor emits while starting (e.g. falling back from KVM) are printed by the caller: the
+ * function returns them in *ret_warnings (NULL-terminated, may be NULL). */
+int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
+                const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
+                dbx_error **err);
+/* A project's VM as `devbox status` shows it.  The supervisor fills one and sends it to clients
+ * in the strict binary form of dbx_status_encode (also its run_dir status file); `status --json`
+ * and `ls --json` render it with dbx_status_json. */
+enum dbx_vm_state { DBX_VM_STOPPED, DBX_VM_RUNNING, DBX_VM_PAUSED, DBX_VM_STOPPING };
+struct dbx_status {
+    enum dbx_vm_state state;
+    char *project; /* the project's root */
+    char id[17];
+    char *image; /* NULL: not known (a stopped project without record or profile) */
+    /* the rest only when state != DBX_VM_STOPPED */
+    int32_t pid, qemu_pid, virtiofsd_pid;
+    char *accel;  /* "kvm", "tcg" */
+    char *kernel; /* the guest kernel's release ("" before its hello) */
+    uint64_t uptime_s, memory_mib, rss_kib;
+    uint32_t cpus, sessions;
+    int64_t started; /* unix seconds */
+    char profile_hash[65];
+    char **profile_files; /* repo files the hash covers, in order (NULL-terminated) */
+    uint8_t network;      /* DBX_NET_* */
+    uint8_t seccomp;      /* DBX_SECCOMP_* */
+    uint64_t connections;
+    char *ports; /* one forward a line ("127.0.0.1:3000 -> 3000\n") */
+    /* set by `devbox status` (never encoded): devbox.ini on disk against profile_hash */
+    bool profile_checked, profile_changed;
+    char *profile_error; /* the profile on disk does not load */
+};
+void dbx_status_clear(struct dbx_status *st);
+/* The status of the project's VM: asked of its supervisor, or built from the project's record
+ * when it is not running.  *ret is cleared by the caller. */
+int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,
+                   struct dbx_status *ret, dbx_error **err);
+/* The status file a running supervisor keeps in run_dir (read without asking it, for a fast
+ * check); -ENOENT when there is none, another negative value when it does not decode. */
+int dbx_status_read(const char *run_dir, struct dbx_status *ret);
+/* The names status shows ("running"; "allowlist"; "strict"). */
+const char *dbx_vm_state_name(enum dbx_vm_state s);
+const char *dbx_status_network_name(uint8_t mode);
+const char *dbx_status_seccomp_name(uint8_t mode);
+/* The JSON object `devbox status --json` prints (keys sorted, ASCII only); caller frees. */
+char *dbx_status_json(const struct dbx_status *st);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
 /* Delete the project's disk and state.  Refuses while running unless force (then stops it). */
@@ -139,12 +183,12 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
                dbx_error **err);
 
 /* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
- * the supervisor's answer.  start: boot the VM if it is not running. */
+ * the supervisor's answer.  opts->start: boot the VM if it is not running. */
 int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
-                     bool start, char **ret_text, dbx_error **err);
+                     const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err);
 
 /* The supervisor process body (`devbox __supervise ROOT [NETWORK]`, started by dbx_connect;
- * NETWORK "none" narrows the profile's network mode, from DEVBOX_NETWORK=none or
+ * NETWORK "none" narrows the profile's network mode: dbx_connect_opts.network_none, from
  * `devbox --network none`). */
 int dbx_supervise(const char *root, const char *net_override, int ready_fd);
 
@@ -157,6 +201,7 @@ struct dbx_exec_opts {
     const char *workdir; /* NULL = the host cwd */
     char **env;          /* "K=V" */
     char **argv;
+    bool network_none; /* see dbx_connect_opts */
 };
 /* Run one command in the project's VM, relaying stdio and signals; returns the exit code
  * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed. */

@@ -17,3 +17,7 @@ run dbx exec -- busybox nc -w 2 127.0.0.1 3128 </dev/null
 assert_box_failed "connect to 127.0.0.1:3128 in mode none"
 ok dbx status --json
 assert_eq none "$(json_get "$OUT" 'j["network"]')" "status network"
+# `--network none` reaches the supervisor as a value, not through devbox's own environment: `-e
+# NAME` (which copies NAME from that environment) finds no DEVBOX_NETWORK to pass on.
+ok dbx --network none exec -e DEVBOX_NETWORK -- sh -c 'echo "${DEVBOX_NETWORK-unset}"'
+assert_eq unset "$OUT" "DEVBOX_NETWORK in the box after --network none"

@@ -1,0 +1,192 @@
+/* sandbox/sandbox-status.c: the status record of a project's VM: its binary form (supervisor to
+ * client over the control socket, and the run dir's status file) and the JSON `devbox status
+ * --json` prints.  Both ends are devbox on one host, but the decoder is strict all the same:
+ * every string and list has a bound, enums are checked, nothing may trail. */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+
+#include <jansson.h>
+#include <limits.h>
+
+#define STATUS_VERSION 1
+#define STATUS_FILE_MAX (1u << 20)
+#define STATUS_STR_MAX PATH_MAX /* project root, image, one profile file */
+#define STATUS_SHORT_MAX 256u   /* accel, kernel release */
+#define STATUS_PORTS_MAX (64u * 1024u)
+#define STATUS_FILES_MAX (PROFILE_MAX_DEPTH + 1)
+
+void dbx_status_clear(struct dbx_status *st) {
+    if (!st) return;
+    free(st->project);
+    free(st->image);
+    free(st->accel);
+    free(st->kernel);
+    dbx_strv_free(st->profile_files);
+    free(st->ports);
+    free(st->profile_error);
+    *st = (struct dbx_status){0};
+}
+
+static void put_opt_str(struct dbx_buf *b, const char *s) {
+    dbx_buf_put_u8(b, s != NULL);
+    if (s) dbx_buf_put_str(b, s);
+}
+
+void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *b) {
+    dbx_buf_put_u8(b, STATUS_VERSION);
+    dbx_buf_put_u8(b, (uint8_t)st->state);
+    dbx_buf_put_str(b, st->project ? st->project : "");
+    dbx_buf_put_str(b, st->id);
+    put_opt_str(b, st->image);
+    dbx_buf_put_u32(b, (uint32_t)st->pid);
+    dbx_buf_put_u32(b, (uint32_t)st->qemu_pid);
+    dbx_buf_put_u32(b, (uint32_t)st->virtiofsd_pid);
+    dbx_buf_put_str(b, st->accel ? st->accel : "");
+    dbx_buf_put_str(b, st->kernel ? st->kernel : "");
+    dbx_buf_put_u64(b, st->uptime_s);
+    dbx_buf_put_u64(b, st->memory_mib);
+    dbx_buf_put_u64(b, st->rss_kib);
+    dbx_buf_put_u32(b, st->cpus);
+    dbx_buf_put_u32(b, st->sessions);
+    dbx_buf_put_u64(b, (uint64_t)st->started);
+    dbx_buf_put_str(b, st->profile_hash);
+    uint32_t n = (uint32_t)dbx_strv_len(st->profile_files);
+    dbx_buf_put_u32(b, n);
+    for (uint32_t i = 0; i < n; i++)
+        dbx_buf_put_str(b, st->profile_files[i]);
+    dbx_buf_put_u8(b, st->network);
+    dbx_buf_put_u8(b, st->seccomp);
+    dbx_buf_put_u64(b, st->connections);
+    dbx_buf_put_str(b, st->ports ? st->ports : "");
+}
+
+/* A string into a fixed array: at most cap - 1 bytes. */
+static int get_fixed(struct dbx_cursor *c, char *dst, size_t cap) {
+    char *s = NULL;
+    if (dbx_get_str(c, cap - 1, &s) < 0) return -1;
+    memcpy(dst, s, strlen(s) + 1);
+    free(s);
+    return 0;
+}
+
+static bool is_hex(const char *s, size_t len) {
+    if (strlen(s) != len) return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return false;
+    return true;
+}
+
+static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
+    uint8_t version = 0, state = 0, has_image = 0;
+    uint32_t pid = 0, qpid = 0, vpid = 0, nfiles = 0;
+    uint64_t started = 0;
+    if (dbx_get_u8(c, &version) < 0 || version != STATUS_VERSION || dbx_get_u8(c, &state) < 0 ||
+        state > DBX_VM_STOPPING || dbx_get_str(c, STATUS_STR_MAX, &st->project) < 0 ||
+        get_fixed(c, st->id, sizeof(st->id)) < 0 || !is_hex(st->id, sizeof(st->id) - 1) ||
+        dbx_get_u8(c, &has_image) < 0 || has_image > 1 ||
+        (has_image && dbx_get_str(c, STATUS_STR_MAX, &st->image) < 0) || dbx_get_u32(c, &pid) < 0 ||
+        dbx_get_u32(c, &qpid) < 0 || dbx_get_u32(c, &vpid) < 0 ||
+        dbx_get_str(c, STATUS_SHORT_MAX, &st->accel) < 0 ||
+        dbx_get_str(c, STATUS_SHORT_MAX, &st->kernel) < 0 || dbx_get_u64(c, &st->uptime_s) < 0 ||
+        dbx_get_u64(c, &st->memory_mib) < 0 || dbx_get_u64(c, &st->rss_kib) < 0 ||
+        dbx_get_u32(c, &st->cpus) < 0 || dbx_get_u32(c, &st->sessions) < 0 ||
+        dbx_get_u64(c, &started) < 0 ||
+        get_fixed(c, st->profile_hash, sizeof(st->profile_hash)) < 0 ||
+        (*st->profile_hash && !is_hex(st->profile_hash, sizeof(st->profile_hash) - 1)) ||
+        dbx_get_u32(c, &nfiles) < 0 || nfiles > STATUS_FILES_MAX)
+        return -1;
+    st->state = (enum dbx_vm_state)state;
+    st->pid = (int32_t)pid;
+    st->qemu_pid = (int32_t)qpid;
+    st->virtiofsd_pid = (int32_t)vpid;
+    st->started = (int64_t)started;
+    for (uint32_t i = 0; i < nfiles; i++) {
+        char *f = NULL;
+        if (dbx_get_str(c, STATUS_STR_MAX, &f) < 0) return -1;
+        st->profile_files = dbx_strv_push(st->profile_files, f);
+        free(f);
+    }
+    if (dbx_get_u8(c, &st->network) < 0 || st->network > DBX_NET_OPEN ||
+        dbx_get_u8(c, &st->seccomp) < 0 || st->seccomp > DBX_SECCOMP_STRICT ||
+        dbx_get_u64(c, &st->connections) < 0 || dbx_get_str(c, STATUS_PORTS_MAX, &st->ports) < 0 ||
+        c->left)
+        return -1;
+    return 0;
+}
+
+int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err) {
+    struct dbx_status st = {0};
+    struct dbx_cursor c = {p, len};
+    if (decode_fields(&c, &st) < 0) {
+        dbx_status_clear(&st);
+        return dbx_error_setx(err, EINVAL, "malformed status record");
+    }
+    *ret = st;
+    return 0;
+}
+
+int dbx_status_read(const char *run_dir, struct dbx_status *ret) {
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", run_dir, DBX_STATUS_NAME);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    int r = dbx_read_file_at(AT_FDCWD, path, STATUS_FILE_MAX, &buf, &len, &e);
+    if (r < 0) return r;
+    return dbx_status_decode((const uint8_t *)buf, len, ret, NULL);
+}
+
+const char *dbx_vm_state_name(enum dbx_vm_state s) {
+    static const char *const names[] = {"stopped", "running", "paused", "stopping"};
+    return (unsigned)s < DBX_ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+const char *dbx_status_network_name(uint8_t mode) {
+    static const char *const names[] = {"none", "allowlist", "open"};
+    return mode < DBX_ARRAY_SIZE(names) ? names[mode] : "?";
+}
+
+const char *dbx_status_seccomp_name(uint8_t mode) {
+    static const char *const names[] = {"unconfined", "default", "strict"};
+    return mode < DBX_ARRAY_SIZE(names) ? names[mode] : "?";
+}
+
+static json_t *stopped_json(const struct dbx_status *st) {
+    return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped", "project",
+                     st->project, "id", st->id, "pid", "accel", "uptime_s", "memory_mib", "image",
+                     st->image);
+}
+
+static json_t *running_json(const struct dbx_status *st) {
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}", "state",
+        dbx_vm_state_name(st->state), "project", st->project, "id", st->id, "pid", (int)st->pid,
+        "qemu_pid", (int)st->qemu_pid, "virtiofsd_pid", (int)st->virtiofsd_pid, "accel", st->accel,
+        "uptime_s", (json_int_t)st->uptime_s, "memory_mib", (json_int_t)st->memory_mib, "rss_kib",
+        (json_int_t)st->rss_kib, "cpus", (int)st->cpus, "image", st->image ? st->image : "",
+        "kernel", st->kernel, "started", (json_int_t)st->started, "sessions", (int)st->sessions);
+    if (!j) return NULL;
+    json_object_set_new(j, "profile_hash", json_string(st->profile_hash));
+    json_t *files = json_array();
+    for (char **f = st->profile_files; f && *f; f++)
+        json_array_append_new(files, json_string(*f));
+    json_object_set_new(j, "profile_files", files);
+    json_object_set_new(j, "network", json_string(dbx_status_network_name(st->network)));
+    json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
+    json_object_set_new(j, "ports", json_string(st->ports ? st->ports : ""));
+    json_object_set_new(j, "seccomp", json_string(dbx_status_seccomp_name(st->seccomp)));
+    return j;
+}
+
+char *dbx_status_json(const struct dbx_status *st) {
+    json_t *j = st->state == DBX_VM_STOPPED ? stopped_json(st) : running_json(st);
+    if (j && st->profile_checked) {
+        json_object_set_new(j, "profile_changed", json_boolean(st->profile_changed));
+        if (st->profile_error)
+            json_object_set_new(j, "profile_error", json_string(st->profile_error));
+    }
+    /* ENSURE_ASCII: U+0080-U+009F (C1 controls) would otherwise be printed raw */
+    char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;
+    json_decref(j);
+    if (!out) dbx_oom_hook();
+    return out;
+}

@@ -1,0 +1,352 @@
+/* sandbox/supervisor-relay.c: clients on the control socket and the guest's agent channel:
+ * exec sessions relayed both ways with the guest's credit-based flow control (a side that
+ * ignores it ends its own session), the small requests (status, stop, ports), and frames from
+ * the guest dispatched to the session they belong to.  Runs on the poll loop's thread
+ * (sandbox-supervisor.c). */
+#define _GNU_SOURCE
+#include "supervisor-internal.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
+
+/* ---- sessions and clients --------------------------------------------------------------- */
+
+static struct sess *sess_find(struct sup *s, uint32_t gsid) {
+    struct sess *x = &s->relay.sess[gsid & (SESS_SLOTS - 1)];
+    return gsid && x->gsid == gsid ? x : NULL;
+}
+
+static uint32_t sess_alloc(struct sup *s, struct client *c) {
+    for (unsigned tries = 0; tries < SESS_SLOTS; tries++) {
+        uint32_t g = ++s->relay.next_gsid;
+        /* ids from NET_SID_BASE up belong to socket sessions (sandbox-net.c) */
+        if (g == 0 || g >= NET_SID_BASE) g = s->relay.next_gsid = 1;
+        struct sess *x = &s->relay.sess[g & (SESS_SLOTS - 1)];
+        if (x->gsid) continue;
+        x->gsid = g;
+        x->c = c;
+        s->relay.nsess++;
+        return g;
+    }
+    return 0;
+}
+
+static void sess_free(struct sup *s, struct sess *x) {
+    if (x->c) x->c->gsid = 0;
+    x->gsid = 0;
+    x->c = NULL;
+    s->relay.nsess--;
+}
+
+void sup_agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p, size_t n) {
+    dbx_frame_put(&s->relay.agent_out, type, session, p, n);
+}
+
+static void client_send(struct client *c, uint8_t type, const void *p, size_t n) {
+    if (c->kind == C_CLOSING && type != DBX_MSG_ERROR) return;
+    dbx_frame_put(&c->out, type, 1, p, n);
+}
+
+void sup_client_error(struct client *c, uint32_t code, const char *fmt, ...) {
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0) dbx_oom_hook();
+    va_end(ap);
+    struct dbx_buf b = {0};
+    dbx_error_msg_encode(&b, code, msg);
+    client_send(c, DBX_MSG_ERROR, b.data, b.len);
+    dbx_buf_free(&b);
+    free(msg);
+    c->kind = C_CLOSING;
+}
+
+/* The client side of a session is gone or broken: kill the command in the guest; its
+ * remaining frames are dropped when they arrive. */
+void sup_client_detach(struct sup *s, struct client *c) {
+    struct sess *x = c->gsid ? sess_find(s, c->gsid) : NULL;
+    if (x) {
+        uint8_t p[4];
+        sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, p, dbx_enc_u32(p, SIGKILL));
+        x->c = NULL;
+    }
+    c->gsid = 0;
+}
+
+void sup_client_free(struct sup *s, size_t i) {
+    struct client *c = s->relay.clients[i];
+    sup_client_detach(s, c);
+    close(c->fd);
+    dbx_reader_free(&c->rd);
+    dbx_buf_free(&c->out);
+    free(c);
+    s->relay.clients[i] = s->relay.clients[--s->relay.nclients];
+}
+
+static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
+                             const uint8_t *p) {
+    if (h->type == DBX_MSG_STATUS) {
+        struct dbx_status st = {0};
+        struct dbx_buf b = {0};
+        sup_status(s, &st);
+        dbx_status_encode(&st, &b);
+        dbx_status_clear(&st);
+        client_send(c, DBX_MSG_STATUS_REPLY, b.data, b.len);
+        dbx_buf_free(&b);
+        c->kind = C_CLOSING;
+        return;
+    }
+    if (h->type == DBX_MSG_PORT_REQ) {
+        struct dbx_buf b = {0};
+        net_port_frame(s->net, p, h->len, &b);
+        client_send(c, DBX_MSG_PORT_REPLY, b.data, b.len);
+        dbx_buf_free(&b);
+        c->kind = C_CLOSING;
+        return;
+    }
+    if (h->type == DBX_MSG_STOP) {
+        c->kind = C_STOP; /* answered by the socket closing when we exit */
+        sup_begin_stop(s, "requested by a client");
+        return;
+    }
+    if (h->type != DBX_MSG_EXEC) {
+        sup_client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h->type));
+        return;
+    }
+    struct dbx_exec_req req = {0};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_exec_req_decode(p, h->len, &req, &e) < 0) {
+        sup_client_error(c, DBX_ERR_FAILED, "%s", e->msg);
+        return;
+    }
+    dbx_exec_req_free(&req);
+    if (s->guest.stopping || !s->guest.ready) {
+        sup_client_error(c, DBX_ERR_FAILED, "the VM is stopping");
+        return;
+    }
+    if (s->guest.nospace) {
+        _cleanup_free_ char *m = sup_nospace_msg(s);
+        sup_client_error(c, DBX_ERR_FAILED, "%s", m);
+        return;
+    }
+    uint32_t g = s->relay.nsess < DBX_MAX_SESSIONS ? sess_alloc(s, c) : 0;
+    if (!g) {
+        sup_client_error(c, DBX_ERR_FAILED, "too many sessions (limit %u)", DBX_MAX_SESSIONS);
+        return;
+    }
+    c->gsid = g;
+    c->kind = C_EXEC;
+    sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
+}
+
+static void client_frame_exec(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
+                              const uint8_t *p) {
+    uint8_t st;
+    uint32_t v;
+    uint16_t a, b;
+    bool ok;
+    switch (h->type) {
+    case DBX_MSG_STDIN:
+        ok = h->len <= DBX_DATA_CHUNK;
+        break;
+    case DBX_MSG_CREDIT:
+        ok = dbx_dec_credit(p, h->len, &st, &v) == 0 &&
+             (st == DBX_STREAM_STDOUT || st == DBX_STREAM_STDERR);
+        break;
+    case DBX_MSG_RESIZE:
+        ok = dbx_dec_resize(p, h->len, &a, &b) == 0;
+        break;
+    case DBX_MSG_SIGNAL:
+        ok = dbx_dec_u32(p, h->len, &v) == 0 && v >= 1 && v <= 64;
+        break;
+    default:
+        ok = false;
+    }
+    if (!ok) {
+        sup_client_detach(s, c);
+        sup_client_error(c, DBX_ERR_FAILED, "malformed %s frame from client",
+                         dbx_msg_name(h->type));
+        return;
+    }
+    if (c->gsid) sup_agent_send(s, h->type, c->gsid, p, h->len);
+}
+
+void sup_client_read(struct sup *s, struct client *c) {
+    uint8_t buf[65536];
+    ssize_t n = read(c->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+        sup_client_detach(s, c);
+        c->kind = C_CLOSING;
+        c->out.len = c->out.off = 0; /* nobody to read it */
+        shutdown(c->fd, SHUT_RDWR);
+        return;
+    }
+    dbx_reader_feed(&c->rd, buf, (size_t)n);
+    struct dbx_frame_hdr h;
+    const uint8_t *p;
+    enum dbx_read_result r;
+    _cleanup_error_ dbx_error *e = NULL;
+    while (c->kind != C_CLOSING &&
+           (r = dbx_reader_next(&c->rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
+        if (r == DBX_READ_BAD) {
+            sup_client_detach(s, c);
+            sup_client_error(c, DBX_ERR_FAILED, "%s", e->msg);
+            break;
+        }
+        if (c->kind == C_NEW)
+            client_frame_new(s, c, &h, p);
+        else if (c->kind == C_EXEC)
+            client_frame_exec(s, c, &h, p);
+        else
+            sup_client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h.type));
+    }
+}
+
+void sup_client_accept(struct sup *s) {
+    int fd = accept4(s->relay.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    struct ucred cr;
+    socklen_t l = sizeof(cr);
+    /* The socket lives in a 0700 directory; checking the peer is defence in depth. */
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
+        s->relay.nclients >= MAX_CLIENTS) {
+        close(fd);
+        return;
+    }
+    struct client *c = dbx_xcalloc(1, sizeof(*c));
+    c->fd = fd;
+    s->relay.clients[s->relay.nclients++] = c;
+}
+
+void sup_client_flush(struct client *c) {
+    while (dbx_buf_avail(&c->out) > 0) {
+        ssize_t n = write(c->fd, dbx_buf_head(&c->out), dbx_buf_avail(&c->out));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) {
+                c->out.len = c->out.off = 0;
+                c->kind = C_CLOSING;
+            }
+            return;
+        }
+        dbx_buf_consume(&c->out, (size_t)n);
+    }
+}
+
+/* ---- the guest -------------------------------------------------------------------------- */
+
+static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    struct sess *x = sess_find(s, h->session);
+    if (!x) return; /* unknown or finished session: drop */
+    bool last = h->type == DBX_MSG_EXIT || h->type == DBX_MSG_ERROR;
+    bool ok;
+    uint8_t st;
+    uint32_t v;
+    bool sig;
+    switch (h->type) {
+    case DBX_MSG_STARTED:
+        ok = h->len == 4;
+        break;
+    case DBX_MSG_STDOUT:
+    case DBX_MSG_STDERR:
+        ok = h->len <= DBX_DATA_CHUNK;
+        break;
+    case DBX_MSG_CREDIT:
+        ok = dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN;
+        break;
+    case DBX_MSG_EXIT:
+        ok = dbx_dec_exit(p, h->len, &sig, &v) == 0;
+        break;
+    case DBX_MSG_ERROR: {
+        char *m = NULL;
+        ok = dbx_error_msg_decode(p, h->len, &v, &m) == 0;
+        free(m);
+        break;
+    }
+    default:
+        ok = false;
+    }
+    struct client *c = x->c;
+    if (!ok) {
+        sup_log("session %u: malformed %s frame from the guest", h->session, dbx_msg_name(h->type));
+        if (c)
+            sup_client_error(c, DBX_ERR_FAILED, "malformed %s frame from the guest",
+                             dbx_msg_name(h->type));
+        uint8_t k[4];
+        sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
+        sess_free(s, x);
+        return;
+    }
+    if (c) {
+        if (dbx_buf_avail(&c->out) > CLIENT_OUT_CAP) {
+            /* The guest ignored the client's credit: end the session, not the supervisor. */
+            sup_client_error(c, DBX_ERR_FAILED, "the guest exceeded the flow-control window");
+            uint8_t k[4];
+            sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
+            sess_free(s, x);
+            return;
+        }
+        client_send(c, h->type, p, h->len);
+        if (last) c->kind = C_CLOSING;
+    }
+    if (last) sess_free(s, x);
+}
+
+void sup_agent_read(struct sup *s) {
+    uint8_t buf[65536];
+    for (int rounds = 0; rounds < 16; rounds++) {
+        ssize_t n = read(s->relay.agent_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;
+        if (n <= 0) {
+            /* QEMU closed the port: the VM is going away; SIGCHLD will follow. */
+            close(s->relay.agent_fd);
+            s->relay.agent_fd = -1;
+            return;
+        }
+        s->guest.last_frame_ms = dbx_now_ms();
+        dbx_reader_feed(&s->relay.agent_rd, buf, (size_t)n);
+        struct dbx_frame_hdr h;
+        const uint8_t *p;
+        enum dbx_read_result r;
+        _cleanup_error_ dbx_error *e = NULL;
+        while ((r = dbx_reader_next(&s->relay.agent_rd, &h, &p, &e)) != DBX_READ_NEED_MORE) {
+            if (r == DBX_READ_BAD) {
+                sup_log("bad frame from the guest: %s", e->msg);
+                /* Before its hello, a frame of another version means devbox-init comes from
+                 * another build: fail the boot now, naming it, rather than at the hello deadline.
+                 */
+                if (!s->guest.hello && h.version != DBX_PROTO_VERSION && !s->guest.boot_error)
+                    s->guest.boot_error = sup_skew_error(h.version);
+                struct sess *x = sess_find(s, h.session);
+                if (x && x->c)
+                    sup_client_error(x->c, DBX_ERR_FAILED, "bad frame from the guest: %s", e->msg);
+                if (x) sess_free(s, x);
+                dbx_error_free(&e);
+                continue;
+            }
+            if (h.session == 0)
+                sup_agent_control(s, &h, p);
+            else if (net_owns(s->net, &h))
+                net_agent_frame(s->net, &h, p);
+            else
+                agent_session(s, &h, p);
+        }
+    }
+}
+
+void sup_agent_flush(struct sup *s) {
+    while (s->relay.agent_fd >= 0 && dbx_buf_avail(&s->relay.agent_out) > 0) {
+        ssize_t n = write(s->relay.agent_fd, dbx_buf_head(&s->relay.agent_out),
+                          dbx_buf_avail(&s->relay.agent_out));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno != EAGAIN) s->relay.agent_out.len = s->relay.agent_out.off = 0;
+            return;
+        }
+        dbx_buf_consume(&s->relay.agent_out, (size_t)n);
+    }
+}

@@ -1,0 +1,445 @@
+/* sandbox/supervisor-vm.c: the VM's life in the supervisor: what a boot needs on disk (profile,
+ * trust, kernel, the project's disk), starting virtiofsd, passt and QEMU, booting with the
+ * KVM -> TCG fallback and a retry, the guest's hello and setup, and killing the children.  Runs
+ * on the poll loop's thread (sandbox-supervisor.c). */
+#define _GNU_SOURCE
+#include "supervisor-internal.h"
+#include "../mounts/mounts.h"
+#include "../policy/policy.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define KVM_HELLO_MS 10000
+#define TCG_HELLO_MS 45000
+#define TCG_BOOT_TRIES 2 /* a TCG boot that never says hello is retried once (loaded hosts) */
+#define READY_MS 30000
+
+/* ---- logs ------------------------------------------------------------------------------- */
+
+static int logsink_open(struct logsink *l, const char *path, int *ret_write_end, dbx_error **err) {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
+    l->out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (l->out < 0) {
+        close(p[0]);
+        close(p[1]);
+        return dbx_error_set(err, errno, "open '%s'", path);
+    }
+    dbx_set_nonblock(p[0], true);
+    l->in = p[0];
+    l->written = 0;
+    l->tail_len = 0;
+    *ret_write_end = p[1];
+    return 0;
+}
+
+/* Drain what is readable; keep at most DBX_LOG_CAP bytes on disk (the guest can write to the
+ * console as fast as it likes) and the last bytes for error messages. */
+void sup_logsink_pump(struct logsink *l) {
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(l->in, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                close(l->in);
+                l->in = -1;
+            }
+            return;
+        }
+        if (l->written < DBX_LOG_CAP) {
+            size_t k = (size_t)n;
+            if (k > DBX_LOG_CAP - l->written) k = DBX_LOG_CAP - l->written;
+            (void)dbx_write_all(l->out, buf, k);
+            l->written += k;
+            if (l->written >= DBX_LOG_CAP) {
+                static const char m[] = "\n[devbox: log truncated]\n";
+                (void)dbx_write_all(l->out, m, sizeof(m) - 1);
+            }
+        }
+        size_t k = (size_t)n > sizeof(l->tail) ? sizeof(l->tail) : (size_t)n;
+        if (l->tail_len + k > sizeof(l->tail)) {
+            size_t drop = l->tail_len + k - sizeof(l->tail);
+            memmove(l->tail, l->tail + drop, l->tail_len - drop);
+            l->tail_len -= drop;
+        }
+        memcpy(l->tail + l->tail_len, buf + n - k, k);
+        l->tail_len += k;
+    }
+}
+
+static void logsink_close(struct logsink *l) {
+    if (l->in >= 0) {
+        sup_logsink_pump(l);
+        close(l->in);
+    }
+    if (l->out >= 0) close(l->out);
+    l->in = l->out = -1;
+}
+
+/* Last non-empty line of a log tail, sanitized, for one-line errors. */
+static char *logsink_last_line(struct logsink *l) {
+    _cleanup_free_ char *t = dbx_xstrndup(l->tail, l->tail_len);
+    char *end = t + strlen(t);
+    while (end > t && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        *--end = '\0';
+    char *start = end;
+    while (start > t && start[-1] != '\n')
+        start--;
+    return dbx_sanitize_printable(dbx_xstrdup(start));
+}
+
+/* ---- the guest's hello ------------------------------------------------------------------- */
+
+char *sup_skew_error(unsigned version) {
+    return dbx_xasprintf("the guest init speaks protocol version %u and devbox %u: devbox-init "
+                         "comes from another build (check DEVBOX_INIT)",
+                         version, DBX_PROTO_VERSION);
+}
+
+static void send_setup(struct sup *s) {
+    struct dbx_setup st = {
+        .ws_tag = "workspace",
+        .ws_path = s->proj.root,
+        .hostname = "devbox",
+    };
+    mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
+    st.plan = s->plan;                /* borrowed */
+    st.hostname = s->prof.hostname;
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&st, &b);
+    sup_agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
+    dbx_buf_free(&b);
+}
+
+void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    switch (h->type) {
+    case DBX_MSG_HELLO: {
+        uint32_t ver = 0;
+        char *rel = NULL;
+        if (s->guest.hello || dbx_hello_decode(p, h->len, &ver, &rel) < 0 ||
+            ver != DBX_PROTO_VERSION) {
+            sup_log("ignoring unexpected or malformed hello");
+            if (!s->guest.hello && rel && ver != DBX_PROTO_VERSION && !s->guest.boot_error)
+                s->guest.boot_error = sup_skew_error(ver);
+            free(rel);
+            return;
+        }
+        s->guest.hello = true;
+        s->guest.release = dbx_sanitize_printable(rel);
+        send_setup(s);
+        return;
+    }
+    case DBX_MSG_READY:
+        if (s->guest.hello) {
+            s->guest.ready = true;
+            s->guest.last_frame_ms = dbx_now_ms();
+            net_guest_ready(s->net);
+        }
+        return;
+    case DBX_MSG_PING:
+        sup_agent_send(s, DBX_MSG_PONG, 0, p, h->len);
+        return;
+    case DBX_MSG_PONG: /* liveness: any frame counts (agent_read) */
+        return;
+    case DBX_MSG_ERROR: {
+        uint32_t code;
+        char *msg = NULL;
+        if (dbx_error_msg_decode(p, h->len, &code, &msg) == 0) {
+            dbx_sanitize_printable(msg);
+            sup_log("guest error: %s", msg);
+            if (!s->guest.ready && !s->guest.boot_error)
+                s->guest.boot_error = msg;
+            else
+                free(msg);
+        }
+        return;
+    }
+    default:
+        sup_log("ignoring %s frame on the control session", dbx_msg_name(h->type));
+    }
+}
+
+/* ---- children and boot ------------------------------------------------------------------ */
+
+void sup_kill_children(struct sup *s) {
+    if (s->vm.qemu_pid > 0) kill(s->vm.qemu_pid, SIGKILL);
+    if (s->vm.vfs_pid > 0) kill(s->vm.vfs_pid, SIGKILL);
+    vm_passt_free(s->vm.passt); /* SIGKILL through its pidfd; reaped below */
+    s->vm.passt = NULL;
+    if (s->vm.qemu_pid > 0) waitpid(s->vm.qemu_pid, &s->vm.qemu_status, 0);
+    if (s->vm.vfs_pid > 0) waitpid(s->vm.vfs_pid, NULL, 0);
+    if (s->vm.passt_pid > 0) waitpid(s->vm.passt_pid, NULL, 0);
+    s->vm.qemu_pid = s->vm.vfs_pid = s->vm.passt_pid = -1;
+    if (s->relay.agent_fd >= 0) close(s->relay.agent_fd);
+    s->relay.agent_fd = -1;
+    for (int i = 0; i < 3; i++)
+        logsink_close(&s->vm.logs[i]);
+    dbx_reader_free(&s->relay.agent_rd);
+    dbx_buf_free(&s->relay.agent_out);
+    vm_qmp_free(s->vm.qmp);
+    s->vm.qmp = NULL;
+    s->guest.hello = s->guest.ready = s->guest.quit = s->guest.dead = s->guest.nospace = false;
+    s->guest.console_panic_ms = 0;
+}
+
+static int spawn_vm(struct sup *s, dbx_error **err) {
+    static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
+    int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1}, qmp[2] = {-1, -1};
+    _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
+    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
+    _cleanup_close_ int vfs_listen = -EBADF;
+    struct mounts_idmap map;
+    int r = 0;
+    for (int i = 0; i < 3 && r == 0; i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", s->proj.state_dir, names[i]);
+        r = logsink_open(&s->vm.logs[i], p, &wr[i], err);
+    }
+    if (r == 0 && (vfs_listen = sup_listen_unix(vfs_path, 1, err)) < 0) r = -1;
+    if (r == 0) {
+        dbx_set_nonblock(vfs_listen, false);
+        r = mounts_idmap_get(&map, err);
+    }
+    if (r == 0) {
+        struct mounts_vfs_config vc = {.source = s->proj.root,
+                                       .listen_fd = vfs_listen,
+                                       .log_fd = wr[2],
+                                       .protected = (const char *const *)s->prof.protect};
+        s->vm.vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
+        if (s->vm.vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
+    }
+    /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
+     * the QEMU log. */
+    int net[2] = {-1, -1};
+    if (r == 0 && s->plan.net_mode == DBX_NET_OPEN) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0)
+            r = dbx_error_set(err, errno, "socketpair");
+        else if (vm_passt_start(net[0], wr[1], &s->vm.passt, err) < 0)
+            r = dbx_error_wrap(err, "start passt");
+        else
+            s->vm.passt_pid = vm_passt_pid(s->vm.passt);
+    }
+    if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0))
+        r = dbx_error_set(err, errno, "socketpair");
+    if (r == 0) {
+        struct vm_config cfg = {
+            .kernel = s->kernel.vmlinuz,
+            .initramfs = s->kernel.initramfs,
+            .disk = disk,
+            .vfs_socket = vfs_path,
+            .vfs_tag = "workspace",
+            .agent_fd = agent[1],
+            .console_fd = con[1],
+            .cpus = s->prof.cpus,
+            .mem_mib = s->prof.memory >> 20,
+            .accel = s->vm.accel,
+            .net_fd = net[1] >= 0 ? net[1] : 0,
+            .qmp_fd = qmp[1],
+        };
+        s->vm.qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
+        if (s->vm.qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
+    }
+    if (r == 0) {
+        /* The console socket replaces the console pipe: it is just another log stream. */
+        close(s->vm.logs[0].in);
+        s->vm.logs[0].in = TAKE_FD(con[0]);
+        dbx_set_nonblock(s->vm.logs[0].in, true);
+        s->relay.agent_fd = TAKE_FD(agent[0]);
+        dbx_set_nonblock(s->relay.agent_fd, true);
+        r = vm_qmp_new(TAKE_FD(qmp[0]), &s->vm.qmp, err);
+    }
+    /* Our copies of the children's ends. */
+    for (int i = 0; i < 3; i++)
+        if (wr[i] >= 0) close(wr[i]);
+    int fds[8] = {agent[0], agent[1], con[0], con[1], net[0], net[1], qmp[0], qmp[1]};
+    for (int i = 0; i < 8; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    if (r < 0) sup_kill_children(s);
+    return r;
+}
+
+/* Why the boot failed, for the one-line error: the guest's own message, else the last line
+ * QEMU, virtiofsd or the console printed. */
+static int boot_failure(struct sup *s, const char *what, dbx_error **err) {
+    if (s->guest.boot_error) return dbx_error_set(err, 0, "%s: %s", what, s->guest.boot_error);
+    for (int i = 1; i <= 3; i++) {
+        int k = i % 3; /* qemu, virtiofsd, console */
+        sup_logsink_pump(&s->vm.logs[k]);
+        _cleanup_free_ char *l = logsink_last_line(&s->vm.logs[k]);
+        if (*l) {
+            static const char *const src[3] = {"console", "qemu", "virtiofsd"};
+            return dbx_error_set(err, 0, "%s (%s: %s; logs in '%s')", what, src[k], l,
+                                 s->proj.state_dir);
+        }
+    }
+    return dbx_error_set(err, 0, "%s (logs in '%s')", what, s->proj.state_dir);
+}
+
+/* Boot and wait for the agent's hello; -ETIMEDOUT if it did not come within deadline. */
+static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
+    if (spawn_vm(s, err) < 0) return -1;
+    uint64_t deadline = dbx_now_ms() + hello_ms;
+    while (!s->guest.hello && !s->guest.quit && !s->guest.boot_error && dbx_now_ms() < deadline)
+        sup_poll(s, 100);
+    if (!s->guest.hello) {
+        if (s->guest.quit) return boot_failure(s, "the VM exited during boot", err);
+        if (s->guest.boot_error) return boot_failure(s, "boot", err); /* not worth a second boot */
+        return -ETIMEDOUT;
+    }
+    deadline = dbx_now_ms() + READY_MS;
+    while (!s->guest.ready && !s->guest.quit && !s->guest.boot_error && dbx_now_ms() < deadline)
+        sup_poll(s, 100);
+    if (!s->guest.ready) return boot_failure(s, "guest setup failed", err);
+    return 0;
+}
+
+int sup_boot(struct sup *s, dbx_error **err) {
+    bool forced = false;
+    if (vm_accel_choose(s->paths.state, &s->vm.accel, &forced, err) < 0) return -1;
+    for (int tcg_tries = 0;;) {
+        s->vm.started_ms = dbx_now_ms();
+        s->vm.started_wall = (int64_t)time(NULL);
+        uint64_t wait = s->vm.accel == VM_ACCEL_KVM ? KVM_HELLO_MS : TCG_HELLO_MS;
+        int r = boot_once(s, wait, err);
+        if (r == 0) return 0;
+        sup_kill_children(s);
+        if (r != -ETIMEDOUT && !(s->vm.accel == VM_ACCEL_KVM && !forced && !s->guest.boot_error))
+            return r;
+        if (s->vm.accel == VM_ACCEL_KVM && !forced) {
+            dbx_error_free(err);
+            _cleanup_free_ char *w = dbx_xasprintf(
+                "KVM did not boot the guest within %us; using TCG (software emulation, slower); "
+                "set DEVBOX_ACCEL=kvm to insist",
+                KVM_HELLO_MS / 1000);
+            sup_log("%s", w);
+            sup_ready_say(s, 'W', w);
+            (void)vm_accel_record_kvm_broken(s->paths.state, NULL);
+            s->vm.accel = VM_ACCEL_TCG;
+            continue;
+        }
+        if (r == -ETIMEDOUT && ++tcg_tries < TCG_BOOT_TRIES) {
+            sup_log("the guest did not say hello within %us; booting again", TCG_HELLO_MS / 1000);
+            continue;
+        }
+        if (r == -ETIMEDOUT) return boot_failure(s, "the guest did not answer in time", err);
+        return r;
+    }
+}
+
+/* ---- before the boot --------------------------------------------------------------------- */
+
+/* The image's config Env applies inside the guest, under the profile's own [env] (which wins)
+ * and never for the proxy variables the network policy sets. */
+static void add_image_env(struct profile *p, char *const *env) {
+    static const char *const reserved[] = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"};
+    for (; env && *env; env++) {
+        const char *eq = strchr(*env, '=');
+        if (!eq || eq == *env) continue;
+        size_t klen = (size_t)(eq - *env);
+        bool skip = false;
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(reserved) && !skip; i++)
+            skip = strlen(reserved[i]) == klen && strncasecmp(reserved[i], *env, klen) == 0;
+        for (char **e = p->env; e && *e && !skip; e++)
+            skip = strncmp(*e, *env, klen + 1) == 0;
+        if (!skip) p->env = dbx_strv_push(p->env, *env);
+    }
+}
+
+/* [box] disk: the overlay's virtual size (the guest grows its filesystem to fill it at boot).
+ * A larger value grows an existing disk at the next start; a smaller one than the disk (or
+ * the image) already has is ignored with a warning: shrinking would cut off the guest's
+ * filesystem.  0 (auto) leaves the disk as it is. */
+static int fit_disk(struct sup *s, const char *disk, dbx_error **err) {
+    if (!s->prof.disk) return 0;
+    uint64_t size = 0;
+    if (vm_disk_grow_overlay(disk, s->prof.disk, &size, err) < 0)
+        return dbx_error_wrap(err, "grow the project's disk");
+    if (size >= s->prof.disk + 512) {
+        /* Below the image's own size no new disk would be smaller either: say which it is. */
+        struct stat st;
+        bool image = s->rec.base && stat(s->rec.base, &st) == 0 &&
+                     (uint64_t)st.st_size >= s->prof.disk + 512;
+        _cleanup_free_ char *w =
+            image ? dbx_xasprintf("[box] disk %.1f GiB is smaller than the image (%.1f GiB): the "
+                                  "disk has the image's size",
+                                  s->prof.disk / 1073741824.0, st.st_size / 1073741824.0)
+                  : dbx_xasprintf("[box] disk %.1f GiB is smaller than the project's disk (%.1f "
+                                  "GiB): kept (a disk never shrinks; 'devbox rm' and a new start "
+                                  "make a smaller one)",
+                                  s->prof.disk / 1073741824.0, size / 1073741824.0);
+        sup_log("%s", w);
+        sup_ready_say(s, 'W', w);
+    }
+    return 0;
+}
+
+/* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
+int sup_prepare(struct sup *s, dbx_error **err) {
+    struct profile_user user = {0};
+    if (dbx_profile_load(&s->paths, &s->proj, &s->prof, &user, err) < 0) return -1;
+    /* The repo profile may only narrow; this is the authoritative check (the client's is
+     * only for an early message). */
+    int r = dbx_profile_allowed(&s->paths, &s->proj, &s->prof, &user, err);
+    /* `--network none` narrows whatever the profile says (after the trust check: a narrower
+     * box never needs trust, and the profile itself is what was trusted). */
+    if (r == 0 && s->net_override)
+        r = profile_set(&s->prof, "network.mode", s->net_override, "command line", err);
+    if (r == 0) r = net_new(&s->net, &s->prof, &user, s->proj.state_dir, &s->relay.agent_out, err);
+    profile_user_clear(&user);
+    if (r < 0) return -1;
+    _cleanup_free_ char *nofile = mounts_nofile_warning(s->proj.root); /* once per start */
+    if (nofile) {
+        sup_log("%s", nofile);
+        sup_ready_say(s, 'W', nofile);
+    }
+    _cleanup_free_ char *init = NULL;
+    if (dbx_find_init(&init, err) < 0) return -1;
+    _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
+    if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
+        return dbx_error_wrap(err, "guest kernel");
+    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
+    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    struct dbx_image img = {0};
+    if (dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) < 0 || access(disk, F_OK) < 0) {
+        dbx_project_rec_clear(&s->rec);
+        /* Normally the client has already pulled or built it, with progress on its tty. */
+        struct dbx_pull_opts opts = {.progress_fd = -1};
+        if (dbx_image_ensure(&s->paths, s->prof.image, &opts, &img, err) < 0) return -1;
+        r = vm_disk_create_overlay(img.base, disk, s->prof.disk, err);
+        s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
+                                          dbx_xstrdup(img.base), (int64_t)time(NULL)};
+        if (r < 0) {
+            dbx_image_clear(&img);
+            return dbx_error_wrap(err, "create the project's disk");
+        }
+        if (dbx_project_rec_save(s->proj.state_dir, &s->rec, err) < 0) {
+            dbx_image_clear(&img);
+            return -1;
+        }
+    } else {
+        if (access(dirty, F_OK) == 0) {
+            /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
+            sup_log("last run did not stop cleanly; checking the disk");
+            if (vm_disk_check(disk, err) < 0)
+                return dbx_error_wrap(err, "disk check after an unclean stop");
+        }
+        /* The image record may be gone (rmi --force): its environment is then unknown. */
+        if (dbx_image_get(&s->paths, s->rec.image, &img, NULL) < 0) img = (struct dbx_image){0};
+    }
+    if (fit_disk(s, disk, err) < 0) {
+        dbx_image_clear(&img);
+        return -1;
+    }
+    add_image_env(&s->prof, img.env);
+    dbx_image_clear(&img);
+    if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
+        return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
+    _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
+    return 0;
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Seeds for tests/fuzz/fuzz-status.c: status records as sandbox/sandbox-status.c encodes them
+(little-endian integers, strings as u32 length + bytes).  Writes tests/fuzz/corpus/status/."""
+import os
+import struct
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "status")
+
+
+def s(text):
+    b = text.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+def record(state=1, image="default", files=("devbox.ini",), network=1, seccomp=1,
+           ports="127.0.0.1:3000 -> 3000\n", hash_="a" * 64, version=1):
+    out = bytes([version, state]) + s("/home/u/proj") + s("0123456789abcdef")
+    out += (b"\x01" + s(image)) if image is not None else b"\x00"
+    out += struct.pack("<III", 100, 101, 0xFFFFFFFF)
+    out += s("tcg") + s("6.1.0-57-cloud-amd64")
+    out += struct.pack("<QQQIIq", 42, 384, 123456, 2, 3, 1700000000)
+    out += s(hash_) + struct.pack("<I", len(files)) + b"".join(s(f) for f in files)
+    out += bytes([network, seccomp]) + struct.pack("<Q", 7) + s(ports)
+    return out
+
+
+SEEDS = {
+    "running": record(),
+    "paused-open-strict": record(state=2, network=2, seccomp=2),
+    "stopped-no-image": record(state=0, image=None, files=(), ports="", hash_=""),
+    "bad-state": record(state=4),
+    "bad-network": record(network=3),
+    "bad-version": record(version=2),
+    "bad-hash": record(hash_="A" * 64),
+    "trailing": record() + b"\x00",
+    "truncated": record()[:-3],
+}
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    for name, data in SEEDS.items():
+        with open(os.path.join(OUT, name), "wb") as f:
+            f.write(data)
