@@ -532,6 +532,7 @@ rootless_user() {
 
     as_user() {
         runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$TUHOME" USER="$TU" \
+            ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
             LOGNAME="$TU" DEVBOX_HOME="$UH/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
             DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
     }
