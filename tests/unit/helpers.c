@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -88,21 +89,30 @@ bool test_user(uid_t *uid, gid_t *gid) {
     return true;
 }
 
-void test_rm_tree(const char *path) {
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *de;
-        while ((de = readdir(d))) {
-            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-            char sub[512];
-            snprintf(sub, sizeof(sub), "%s/%s", path, de->d_name);
-            test_rm_tree(sub);
-        }
-        closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
+/* fd-relative and never through a link: a test directory may hold a symlink to /etc
+ * (test-profiles-load), and following it would empty the target.  Only a real directory is
+ * entered (O_DIRECTORY|O_NOFOLLOW); anything else, a symlink included, is unlinked itself. */
+static void rm_at(int dfd, const char *name) {
+    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        unlinkat(dfd, name, 0);
+        return;
     }
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            rm_at(dirfd(d), de->d_name);
+    closedir(d);
+    unlinkat(dfd, name, AT_REMOVEDIR);
+}
+
+void test_rm_tree(const char *path) {
+    rm_at(AT_FDCWD, path);
 }
 
 pid_t test_find_child(pid_t parent) {
@@ -145,4 +155,30 @@ void test_write_file(const char *path, const char *text, mode_t mode) {
     CHECK(fd >= 0, "create '%s': %m", path);
     CHECK(dbx_write_all(fd, text, strlen(text)) == 0, "write: %m");
     close(fd);
+}
+
+int test_repo_setup(void **state) {
+    struct repo *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    snprintf(r->dir, sizeof(r->dir), "%s/dbx-prof-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(r->dir));
+    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(r->fd >= 0);
+    *state = r;
+    return 0;
+}
+
+int test_repo_teardown(void **state) {
+    struct repo *r = *state;
+    close(r->fd);
+    test_rm_tree(r->dir);
+    free(r);
+    return 0;
+}
+
+const char *test_builtin_profiles(void) {
+    static char dir[PATH_MAX];
+    if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
+    return dir;
 }

@@ -59,3 +59,17 @@ bool test_wait_exit(pid_t pid, int ms, int *status);
 
 /* Create or truncate path with text (CHECK on failure). */
 void test_write_file(const char *path, const char *text, mode_t mode);
+
+/* A fresh directory under $TMPDIR (default /tmp), held open: the fixture of tests that work on
+ * a repository's files (test_repo_setup/test_repo_teardown as cmocka setup and teardown; *state
+ * is the struct repo). */
+struct repo {
+    char dir[4096];
+    int fd;
+};
+int test_repo_setup(void **state);
+int test_repo_teardown(void **state);
+
+/* The absolute path of the built-in profiles (./profiles: the tests run from the source tree
+ * root, as `make unit` does; fails the test otherwise). */
+const char *test_builtin_profiles(void);
