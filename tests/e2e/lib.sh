@@ -562,3 +562,32 @@ git_image_tar() {
     fi
     printf '%s\n' "$img"
 }
+
+# ---- shared test fixtures (issue 14) ----------------------------------------------------------
+
+# submodule_repo: the test image with git imported; the repository "proj" in R (and the cwd)
+# whose first host commit has base.txt and a submodule "sub" cloned from a local source.  Sets
+# HG (the host's git with a test identity and file:// submodules allowed) and M (an empty
+# world-writable directory for the markers a planted hook or fsmonitor would create on the
+# host).  Used by t-protect-gitdir and t-protect-nested.
+submodule_repo() {
+    local s=$TEST_TMP/subsrc
+    import_git_image
+    HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
+    git init -q "$s" && "${HG[@]}" -C "$s" commit -q --allow-empty -m sub || fail "submodule source"
+    R=$(make_repo proj)
+    cd "$R" || fail "cd $R"
+    echo base >base.txt
+    "${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$s" sub >/dev/null 2>&1 &&
+        "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+    M=$TEST_TMP/marks
+    mkdir -p "$M"
+    chmod 777 "$M"
+}
+
+# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate
+# for wait_until).  Used by t-disk-full, t-guest-hang and t-guest-panic.
+state_is() {
+    dbx status --json 2>/dev/null | "$PYTHON" -c \
+        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
+}

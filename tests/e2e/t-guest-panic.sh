@@ -8,12 +8,6 @@
 # monitor), not only as the console's "Kernel panic" line: the supervisor log names the source.
 . "$(dirname "$0")/lib.sh"
 
-# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
-state_is() {
-    dbx status --json 2>/dev/null | "$PYTHON" -c \
-        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
-}
-
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
