@@ -111,7 +111,9 @@ e2e: all $(BUILD)/tests/oci-tool $(BUILD)/tests/devbox-init-v1
 # VM suites at once would only fight over the cores.
 test:
 	$(MAKE) format-check
-	$(MAKE) all unit e2e
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
 	$(MAKE) asan
 
 # ASan+UBSan build in build-asan: its unit tests and fuzz corpus replay, then the e2e suite with
@@ -119,12 +121,12 @@ test:
 # UBSan does not recover, both sanitizers abort on the first error, and run.sh sends the reports
 # of every devbox process of a test (the supervisor's stderr is a log file nobody reads) to files
 # under the test's directory and fails the test when one appears.
+ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 ASAN_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:disable_coredump=1 \
             UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:disable_coredump=1
 asan:
-	$(ASAN_ENV) $(MAKE) BUILD=build-asan CFLAGS="-O1 -g" \
-	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
-	  all unit build-asan/tests/oci-tool
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_SAN)" all build-asan/tests/oci-tool
+	$(ASAN_ENV) $(MAKE) BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_SAN)" unit
 	$(ASAN_ENV) DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
 	  $(MAKE) BUILD=build e2e
 
