@@ -66,7 +66,9 @@ $(BUILD)/tests/devbox-init-v1: $(COMMON_SRCS) $(GUEST_SRCS) $(wildcard guest/*.h
 	$(CC) $(CFLAGS) -DDBX_GUEST -DDBX_PROTO_VERSION=1 -static -Wl,--fatal-warnings -o $@ \
 	  $(COMMON_SRCS) $(GUEST_SRCS)
 
-# Fixtures shared by the unit tests (tests/unit/helpers*.c), linked into every test binary.
+# Fixtures shared by the unit tests (tests/unit/helpers*.c), linked into every test binary
+# (kept: not intermediate files make would delete after the link).
+.SECONDARY: $(UNIT_HELPERS)
 $(BUILD)/tests/helpers/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
