@@ -591,3 +591,18 @@ state_is() {
     dbx status --json 2>/dev/null | "$PYTHON" -c \
         'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
 }
+
+# netns_host NAME SUBNET: a test host in a network namespace of its own (NETNS, named NAME and
+# this shell's pid), joined to the host by a veth: SUBNET.1 (three octets given) on the host
+# side, SUBNET.2 in the namespace, loopback up there; all removed when the test ends.  Used by
+# t-net-open and t-qemu-caps.
+netns_host() {
+    local vh=${1}h$$ vn=${1}n$$
+    NETNS=$1$$
+    ip netns add "$NETNS" || fail "ip netns add"
+    CLEANUP_HOOKS+=("ip netns del $NETNS 2>/dev/null; ip link del $vh 2>/dev/null")
+    ip link add "$vh" type veth peer name "$vn" netns "$NETNS" || fail "ip link add veth"
+    ip addr add "$2.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
+    ip -n "$NETNS" addr add "$2.2/24" dev "$vn" && ip -n "$NETNS" link set "$vn" up &&
+        ip -n "$NETNS" link set lo up || fail "namespace side of the veth"
+}
