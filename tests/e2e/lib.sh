@@ -606,3 +606,12 @@ netns_host() {
     ip -n "$NETNS" addr add "$2.2/24" dev "$vn" && ip -n "$NETNS" link set "$vn" up &&
         ip -n "$NETNS" link set lo up || fail "namespace side of the veth"
 }
+
+# kernel_box DIR: DIR's profile makes the box user root with sys_admin and no seccomp filter
+# (what a test needs to panic or wedge the guest kernel on purpose), trusted, and the VM booted.
+# Used by t-guest-panic and t-guest-panic-console.
+kernel_box() {
+    write_profile "$1" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
+    ok dbx trust
+    ok dbx exec -- true
+}

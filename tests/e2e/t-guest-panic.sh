@@ -11,9 +11,7 @@
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
-write_profile "$R" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
-ok dbx trust
-ok dbx exec -- true
+kernel_box "$R"
 q=$(the_qemu_pid)
 # the guest kernel found the panic device (microvm's ACPI QEMU0001) and its driver bound it
 ok dbx exec -- ls /sys/bus/platform/drivers/pvpanic-mmio
