@@ -28,11 +28,13 @@ LIB_SRCS    := $(COMMON_SRCS) \
                $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
+HELPER_SRCS := $(wildcard tests/unit/helpers*.c)
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/host/%.o)
 GUEST_OBJS := $(COMMON_SRCS:%.c=$(BUILD)/guest/%.o) $(GUEST_SRCS:%.c=$(BUILD)/guest/%.o)
 UNIT_BINS  := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/tests/%)
+UNIT_HELPERS := $(HELPER_SRCS:tests/unit/%.c=$(BUILD)/tests/helpers/%.o)
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 
@@ -65,9 +67,17 @@ $(BUILD)/tests/devbox-init-v1: $(COMMON_SRCS) $(GUEST_SRCS) $(wildcard guest/*.h
 	$(CC) $(CFLAGS) -DDBX_GUEST -DDBX_PROTO_VERSION=1 -static -Wl,--fatal-warnings -o $@ \
 	  $(COMMON_SRCS) $(GUEST_SRCS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libdevbox.a
+# Fixtures shared by the unit tests (tests/unit/helpers*.c), linked into every test binary
+# (kept: not intermediate files make would delete after the link).
+.SECONDARY: $(UNIT_HELPERS)
+$(BUILD)/tests/helpers/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS) -lcmocka
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(wildcard tests/unit/*.h) $(BUILD)/libdevbox.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(UNIT_HELPERS) $(BUILD)/libdevbox.a \
+	  $(HOST_LIBS) -lcmocka
 
 # Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
 $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a
@@ -99,13 +109,28 @@ fuzz: $(BUILD)/libdevbox.a
 e2e: all $(BUILD)/tests/oci-tool $(BUILD)/tests/devbox-init-v1
 	tests/e2e/run.sh
 
-# What .ci/run calls: every unit and end-to-end test.
-test: all unit e2e
+# What .ci/run calls (README's test command): the formatting check first (seconds), every unit
+# and end-to-end test, then all of them again under ASan+UBSan.  Sequential even under -j: two
+# VM suites at once would only fight over the cores.
+test:
+	$(MAKE) format-check
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
+	$(MAKE) asan
 
+# ASan+UBSan build in build-asan: its unit tests and fuzz corpus replay, then the e2e suite with
+# the sanitized devbox (the guest init stays the plain static one).  Any report fails the run:
+# UBSan does not recover, both sanitizers abort on the first error, and run.sh sends the reports
+# of every devbox process of a test (the supervisor's stderr is a log file nobody reads) to files
+# under the test's directory and fails the test when one appears.
+ASAN_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+ASAN_ENV := ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1:disable_coredump=1 \
+            UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1:disable_coredump=1
 asan:
-	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" CFLAGS="-O1 -g" \
-	  all unit build-asan/tests/oci-tool
-	DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
+	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_SAN)" all build-asan/tests/oci-tool
+	$(ASAN_ENV) $(MAKE) BUILD=build-asan CFLAGS="-O1 -g" SAN="$(ASAN_SAN)" unit
+	$(ASAN_ENV) DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
 	  $(MAKE) BUILD=build e2e
 
 bench: all

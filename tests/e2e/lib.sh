@@ -532,6 +532,7 @@ rootless_user() {
 
     as_user() {
         runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$TUHOME" USER="$TU" \
+            ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
             LOGNAME="$TU" DEVBOX_HOME="$UH/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
             DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
     }
@@ -560,4 +561,57 @@ git_image_tar() {
             fail "mkimage.sh --with-git failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
     fi
     printf '%s\n' "$img"
+}
+
+# ---- shared test fixtures (issue 14) ----------------------------------------------------------
+
+# submodule_repo: the test image with git imported; the repository "proj" in R (and the cwd)
+# whose first host commit has base.txt and a submodule "sub" cloned from a local source.  Sets
+# HG (the host's git with a test identity and file:// submodules allowed) and M (an empty
+# world-writable directory for the markers a planted hook or fsmonitor would create on the
+# host).  Used by t-protect-gitdir and t-protect-nested.
+submodule_repo() {
+    local s=$TEST_TMP/subsrc
+    import_git_image
+    HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
+    git init -q "$s" && "${HG[@]}" -C "$s" commit -q --allow-empty -m sub || fail "submodule source"
+    R=$(make_repo proj)
+    cd "$R" || fail "cd $R"
+    echo base >base.txt
+    "${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$s" sub >/dev/null 2>&1 &&
+        "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+    M=$TEST_TMP/marks
+    mkdir -p "$M"
+    chmod 777 "$M"
+}
+
+# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate
+# for wait_until).  Used by t-disk-full, t-guest-hang and t-guest-panic.
+state_is() {
+    dbx status --json 2>/dev/null | "$PYTHON" -c \
+        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
+}
+
+# netns_host NAME SUBNET: a test host in a network namespace of its own (NETNS, named NAME and
+# this shell's pid), joined to the host by a veth: SUBNET.1 (three octets given) on the host
+# side, SUBNET.2 in the namespace, loopback up there; all removed when the test ends.  Used by
+# t-net-open and t-qemu-caps.
+netns_host() {
+    local vh=${1}h$$ vn=${1}n$$
+    NETNS=$1$$
+    ip netns add "$NETNS" || fail "ip netns add"
+    CLEANUP_HOOKS+=("ip netns del $NETNS 2>/dev/null; ip link del $vh 2>/dev/null")
+    ip link add "$vh" type veth peer name "$vn" netns "$NETNS" || fail "ip link add veth"
+    ip addr add "$2.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
+    ip -n "$NETNS" addr add "$2.2/24" dev "$vn" && ip -n "$NETNS" link set "$vn" up &&
+        ip -n "$NETNS" link set lo up || fail "namespace side of the veth"
+}
+
+# kernel_box DIR: DIR's profile makes the box user root with sys_admin and no seccomp filter
+# (what a test needs to panic or wedge the guest kernel on purpose), trusted, and the VM booted.
+# Used by t-guest-panic and t-guest-panic-console.
+kernel_box() {
+    write_profile "$1" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
+    ok dbx trust
+    ok dbx exec -- true
 }

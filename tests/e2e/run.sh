@@ -5,7 +5,9 @@
 # Each test runs in its own fresh DEVBOX_HOME under a short mktemp directory (unix socket
 # paths are limited to 108 bytes), with DEVBOX_ACCEL=tcg, under a timeout.  Prints one line
 # per test (PASS/FAIL/SKIP), the failing assertion and the tail of the logs for a failure,
-# and ends with "N passed, N failed, N skipped"; exits non-zero if anything failed.
+# and ends with "N passed, N failed, N skipped"; exits non-zero if anything failed.  A test
+# whose devbox processes wrote an ASan/UBSan report (ASAN_OPTIONS/UBSAN_OPTIONS log_path, set
+# here per test) fails, even if it exited 0 or skipped.
 #
 # Environment: DEVBOX_BIN (default build/devbox), DEVBOX_KERNEL_DEB (default: downloaded once
 # into build/cache with apt-get download), E2E_TIMEOUT (seconds per test, default 420),
@@ -92,10 +94,24 @@ for t in "${tests[@]}"; do
     t0=$SECONDS
     # timeout runs the test in its own process group and signals all of it; the test's cleanup
     # trap still runs on TERM, and reap below gets whatever escaped the group.
-    TEST_TMP=$dir DEVBOX_HOME=$dir/h timeout -k 20 "$TIMEOUT" bash "$t" >"$dir/log" 2>&1 </dev/null
+    # Sanitizer reports of every devbox process of the test (the supervisor's stderr is a log
+    # file nobody reads) go to files in $dir/san (writable by the rootless tests' user); any
+    # such file fails the test whatever its exit code (`make asan`; ignored by a plain build).
+    mkdir -m 1777 "$dir/san"
+    TEST_TMP=$dir DEVBOX_HOME=$dir/h \
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$dir/san/report" \
+        UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$dir/san/report" \
+        timeout -k 20 "$TIMEOUT" bash "$t" >"$dir/log" 2>&1 </dev/null
     rc=$?
     secs=$((SECONDS - t0))
     reap "$dir"
+    if [ -n "$(find "$dir/san" -type f -size +0 2>/dev/null)" ]; then
+        printf 'sanitizer report (%s)\n' "$(cd "$dir/san" && echo *)" >>"$dir/failure"
+        sanitizer_report=1
+        rc=1
+    else
+        sanitizer_report=0
+    fi
     if [ $rc = 0 ]; then
         printf 'PASS %-24s (%ss)\n' "$name" "$secs"
         passed=$((passed + 1))
@@ -108,6 +124,13 @@ for t in "${tests[@]}"; do
         printf 'FAIL %-24s (%ss, rc %s)%s\n' "$name" "$secs" "$rc" "$why"
         if [ -s "$dir/failure" ]; then
             sed 's/^/    assertion: /' "$dir/failure"
+        fi
+        if [ $sanitizer_report = 1 ]; then
+            for f in "$dir"/san/*; do
+                echo "    --- ${f#"$dir"/}:"
+                grep -m 12 -E 'ERROR|SUMMARY|runtime error|^    #[0-9]' "$f" | cut -c1-300 |
+                    sed 's/^/    | /'
+            done
         fi
         echo "    --- last lines of the test log ($dir/log):"
         tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'

@@ -10,12 +10,6 @@ mkdir -p "$DEVBOX_HOME"
 mount -t tmpfs -o size=1G,mode=0700 tmpfs "$DEVBOX_HOME" || skip "cannot mount a tmpfs"
 CLEANUP_HOOKS+=("umount -l '$DEVBOX_HOME'")
 
-# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
-state_is() {
-    dbx status --json 2>/dev/null | "$PYTHON" -c \
-        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
-}
-
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"

@@ -5,10 +5,6 @@
 # status says stopped and the next exec boots a fresh VM.  Takes about two minutes.
 . "$(dirname "$0")/lib.sh"
 
-state_is() {
-    dbx status --json 2>/dev/null | "$PYTHON" -c \
-        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
-}
 gone() { ! kill -0 "$1" 2>/dev/null; }
 
 import_image

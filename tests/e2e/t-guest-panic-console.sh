@@ -21,9 +21,7 @@ export DEVBOX_KERNEL_DEB=$k/$(basename "$DEVBOX_KERNEL_DEB")
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
-write_profile "$R" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
-ok dbx trust
-ok dbx exec -- true
+kernel_box "$R"
 q=$(the_qemu_pid)
 run dbx exec -- test -e /sys/bus/platform/drivers/pvpanic-mmio
 assert_eq 1 "$RC" "pvpanic-mmio driver present in a guest whose kernel has no such module"

@@ -8,18 +8,10 @@
 # monitor), not only as the console's "Kernel panic" line: the supervisor log names the source.
 . "$(dirname "$0")/lib.sh"
 
-# state_is STATE: `devbox status --json` says STATE (false on any failure: a polling predicate)
-state_is() {
-    dbx status --json 2>/dev/null | "$PYTHON" -c \
-        'import json, sys; sys.exit(json.load(sys.stdin).get("state") != sys.argv[1])' "$1" 2>/dev/null
-}
-
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
-write_profile "$R" $'[security]\nuser = root\ncapabilities = sys_admin\nseccomp = unconfined'
-ok dbx trust
-ok dbx exec -- true
+kernel_box "$R"
 q=$(the_qemu_pid)
 # the guest kernel found the panic device (microvm's ACPI QEMU0001) and its driver bound it
 ok dbx exec -- ls /sys/bus/platform/drivers/pvpanic-mmio

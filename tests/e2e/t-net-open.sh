@@ -13,20 +13,12 @@ cd "$R" || fail "cd $R"
 
 # ---- a test host at 10.77.N.2 in its own namespace; the host side is 10.77.N.1 ------------
 n=$(($$ % 200 + 20))
-ns=dbxnet$$
-vh=dbxh$$
-vn=dbxn$$
-ip netns add "$ns" || fail "ip netns add"
-CLEANUP_HOOKS+=("ip netns del $ns 2>/dev/null; ip link del $vh 2>/dev/null")
-ip link add "$vh" type veth peer name "$vn" netns "$ns" || fail "ip link add veth"
-ip addr add "10.77.$n.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
-ip -n "$ns" addr add "10.77.$n.2/24" dev "$vn" && ip -n "$ns" link set "$vn" up &&
-    ip -n "$ns" link set lo up || fail "namespace side of the veth"
+netns_host dbxnet "10.77.$n"
 WWW=$TEST_TMP/www
 mkdir -p "$WWW"
 echo "from the test host" >"$WWW/hello"
 pf=$TEST_TMP/ns.port
-ip netns exec "$ns" "$PYTHON" "$E2E_DIR/netserver.py" "$WWW" "$pf" --bind "10.77.$n.2" \
+ip netns exec "$NETNS" "$PYTHON" "$E2E_DIR/netserver.py" "$WWW" "$pf" --bind "10.77.$n.2" \
     >>"$TEST_TMP/netserver.log" 2>&1 &
 CLEANUP_HOOKS+=("kill $! 2>/dev/null")
 wait_until 20 test -s "$pf" || fail "test host server did not start"

@@ -7,21 +7,10 @@
 # keep working in the box, in the repository and in a submodule.
 . "$(dirname "$0")/lib.sh"
 
-import_git_image
-HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
-S=$TEST_TMP/subsrc
-git init -q "$S" && "${HG[@]}" -C "$S" commit -q --allow-empty -m sub || fail "submodule source"
-R=$(make_repo proj)
-cd "$R" || fail "cd $R"
-echo base >base.txt
-"${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$S" sub >/dev/null 2>&1 &&
-    "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+submodule_repo
 [ -d .git/modules/sub ] || fail "no .git/modules/sub"
 mkdir -p evil/hooks
-printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch %s/commondir\n' "$TEST_TMP/marks" >evil/config
-M=$TEST_TMP/marks
-mkdir -p "$M"
-chmod 777 "$M"
+printf '[core]\n\trepositoryformatversion = 0\n\tfsmonitor = touch %s/commondir\n' "$M" >evil/config
 
 # Each attack plants configuration that would run `touch $M/NAME` on the host.  They must all
 # fail in the box; we check the files too, below.

@@ -10,15 +10,7 @@
 # never appears).  git keeps working in the box, in the superproject and in the vendored clone.
 . "$(dirname "$0")/lib.sh"
 
-import_git_image
-HG=(git -c protocol.file.allow=always -c user.name=t -c user.email=t@t)
-S=$TEST_TMP/subsrc
-git init -q "$S" && "${HG[@]}" -C "$S" commit -q --allow-empty -m sub || fail "submodule source"
-R=$(make_repo proj)
-cd "$R" || fail "cd $R"
-echo base >base.txt
-"${HG[@]}" add base.txt && "${HG[@]}" submodule add -q "$S" sub >/dev/null 2>&1 &&
-    "${HG[@]}" commit -qm base || fail "host commit with a submodule"
+submodule_repo
 [ -f sub/.git ] || fail "sub/.git is not a file"
 # a vendored clone (a .git directory below the top) and a checkout whose .git file names a
 # git directory elsewhere in the workspace; neither is known to the superproject yet
@@ -28,9 +20,6 @@ git init -q vendor/foo && "${HG[@]}" -C vendor/foo commit -q --allow-empty -m fo
 git init -q --separate-git-dir "$(pwd -P)/store/wt.git" wt && "${HG[@]}" -C wt commit -q --allow-empty -m wt ||
     fail "separate-git-dir checkout"
 [ -f wt/.git ] && [ -d vendor/foo/.git ] || fail "nested repositories not set up"
-M=$TEST_TMP/marks
-mkdir -p "$M"
-chmod 777 "$M"
 
 # Each attack plants configuration that would run `touch $M/NAME` on the host; `evil` is a git
 # directory of the box's (allowed: it is not named .git) that the redirections point at ($M is

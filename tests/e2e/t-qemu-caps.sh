@@ -51,18 +51,10 @@ fi
 # ---- passt still carries traffic as nobody: a test host in a namespace of our own ----------
 command -v ip >/dev/null || skip "iproute2 not installed (traffic check)"
 n=$(($$ % 200 + 20))
-ns=dbxcap$$
-vh=dbxch$$
-vn=dbxcn$$
-ip netns add "$ns" || fail "ip netns add"
-CLEANUP_HOOKS+=("ip netns del $ns 2>/dev/null; ip link del $vh 2>/dev/null")
-ip link add "$vh" type veth peer name "$vn" netns "$ns" || fail "ip link add veth"
-ip addr add "10.78.$n.1/24" dev "$vh" && ip link set "$vh" up || fail "host side of the veth"
-ip -n "$ns" addr add "10.78.$n.2/24" dev "$vn" && ip -n "$ns" link set "$vn" up &&
-    ip -n "$ns" link set lo up || fail "namespace side of the veth"
+netns_host dbxcap "10.78.$n"
 mkdir -p "$TEST_TMP/www" && echo "through passt" >"$TEST_TMP/www/hello"
 pf=$TEST_TMP/ns.port
-ip netns exec "$ns" "$PYTHON" "$E2E_DIR/netserver.py" "$TEST_TMP/www" "$pf" --bind "10.78.$n.2" \
+ip netns exec "$NETNS" "$PYTHON" "$E2E_DIR/netserver.py" "$TEST_TMP/www" "$pf" --bind "10.78.$n.2" \
     >>"$TEST_TMP/netserver.log" 2>&1 &
 CLEANUP_HOOKS+=("kill $! 2>/dev/null")
 wait_until 20 test -s "$pf" || fail "test host server did not start"

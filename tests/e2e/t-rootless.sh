@@ -28,10 +28,9 @@ run_in "$RU" as_user timeout 120 "$UD" exec -u root -- sh -c 'echo r > root-deni
 [ "$RC" != 0 ] || fail "guest root without capabilities wrote into the user's 0755 repo"
 owner=$(stat -c %u "$RU/shared/by-root.txt")
 [ "$owner" != 0 ] && [ "$owner" != "$tuid" ] || fail "file by guest root owned by host uid $owner"
-if [ -n "$sub_start" ] && [ -n "$sub_count" ]; then
-    [ "$owner" -ge "$sub_start" ] && [ "$owner" -lt $((sub_start + sub_count)) ] ||
-        fail "file by guest root owned by $owner, outside $TU's subordinate range $sub_start+$sub_count"
-fi
+[ -n "$sub_start" ] && [ -n "$sub_count" ] || fail "no subordinate range for $TU in /etc/subuid"
+[ "$owner" -ge "$sub_start" ] && [ "$owner" -lt $((sub_start + sub_count)) ] ||
+    fail "file by guest root owned by $owner, outside $TU's subordinate range $sub_start+$sub_count"
 
 # stdin and a pipe as the user
 got=$(printf 'a\nb\n' | (cd "$RU" && as_user timeout 120 "$UD" exec -i -- wc -l))

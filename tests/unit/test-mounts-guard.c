@@ -21,6 +21,8 @@
 
 #include "mounts/mounts-internal.h"
 
+#include "tests/unit/helpers.h"
+
 #define WORKERS 4
 #define ROUNDS 20000
 
@@ -55,41 +57,6 @@ static void *interrupter(void *arg) {
     return NULL;
 }
 
-static void send_fd(int sock, int fd) {
-    char byte = 'F';
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    if (sendmsg(sock, &mh, 0) != 1) _exit(3);
-}
-
-static int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    if (recvmsg(sock, &mh, 0) != 1) return -1;
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    if (!cm || cm->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    return fd;
-}
-
 static void child(int sock) {
     struct sigaction sa = {.sa_handler = on_usr1}; /* no SA_RESTART: the call is interrupted */
     sigaction(SIGUSR1, &sa, NULL);
@@ -97,7 +64,7 @@ static void child(int sock) {
     dbx_error *err = NULL;
     int lfd = mounts_guard_install(&err);
     if (lfd < 0) _exit(2);
-    send_fd(sock, lfd);
+    test_send_fd(sock, lfd);
     close(lfd);
     for (int i = 0; i < WORKERS; i++)
         pthread_create(&workers[i], NULL, worker, (void *)(intptr_t)i);
@@ -122,12 +89,12 @@ static void test_guard_survives_interrupted_calls(void **state) {
         child(sp[1]);
     }
     close(sp[1]);
-    int listener = recv_fd(sp[0]);
+    int listener = test_recv_fd(sp[0]);
     close(sp[0]);
     if (listener < 0) {
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
-        skip(); /* no seccomp user notification here */
+        skip_because("no seccomp user notification here");
     }
     struct mounts_guard g = {0}; /* no git directories: every name is fine */
     int r = mounts_guard_serve(listener, &g);

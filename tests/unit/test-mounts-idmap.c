@@ -9,6 +9,8 @@
 
 #include "mounts/mounts-internal.h"
 
+#include "tests/unit/helpers.h"
+
 static int find(const char *text, const char *name, uint32_t id, uint32_t *start, uint32_t *count) {
     return mounts_subid_find(text, strlen(text), name, id, start, count);
 }
@@ -148,7 +150,7 @@ static void test_fuse_opt_escape(void **state) {
 }
 
 static void test_idmap_get_root(void **state) {
-    if (getuid() != 0) skip();
+    if (getuid() != 0) skip_because("needs root");
     struct mounts_idmap m = {.rootless = true};
     dbx_error *err = NULL;
     assert_int_equal(mounts_idmap_get(&m, &err), 0);

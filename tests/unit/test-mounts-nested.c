@@ -17,6 +17,8 @@
 
 #include "mounts/mounts-internal.h"
 
+#include "tests/unit/helpers.h"
+
 static char top[64];
 
 static void put(const char *rel, const char *content) {
@@ -192,7 +194,7 @@ static void test_caps(void **state) {
  * take the empty directories of the rule; the box cannot create them either (its user is the
  * user, its other ids are nobody's on the host): the start must not fail on it. */
 static void test_prepare_unwritable(void **state) {
-    if (geteuid() != 0) skip();
+    if (geteuid() != 0) skip_because("needs root (switches to uid 65534)");
     static const char *const ph[] = {".git/branches",    ".git/hooks",   ".git/info",
                                      ".git/modules",     ".git/remotes", ".git/worktrees",
                                      ".git/objects/info"};

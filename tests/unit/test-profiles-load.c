@@ -16,10 +16,7 @@
 
 #include "profiles/profiles.h"
 
-struct repo {
-    char dir[PATH_MAX];
-    int fd;
-};
+#include "tests/unit/helpers.h"
 
 static void write_at(int dfd, const char *name, const char *text) {
     int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -28,45 +25,10 @@ static void write_at(int dfd, const char *name, const char *text) {
     close(fd);
 }
 
-static void rm_rf(const char *path) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        execlp("rm", "rm", "-rf", path, (char *)NULL);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
-static int repo_setup(void **state) {
-    struct repo *r = calloc(1, sizeof(*r));
-    snprintf(r->dir, sizeof(r->dir), "%s/dbx-prof-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(r->dir));
-    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    assert_true(r->fd >= 0);
-    *state = r;
-    return 0;
-}
-
-static int repo_teardown(void **state) {
-    struct repo *r = *state;
-    close(r->fd);
-    rm_rf(r->dir);
-    free(r);
-    return 0;
-}
-
-static const char *builtins(void) {
-    static char dir[PATH_MAX];
-    if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
-    return dir;
-}
-
 static char *load_user(struct repo *r, const struct profile_user *u, struct profile *ret) {
     struct profile p = {0};
     dbx_error *err = NULL;
-    if (profile_load(r->fd, r->dir, u, builtins(), &p, &err) < 0) {
+    if (profile_load(r->fd, r->dir, u, test_builtin_profiles(), &p, &err) < 0) {
         char *m = dbx_xstrdup(err->msg);
         dbx_error_free(&err);
         return m;
@@ -101,8 +63,8 @@ static void test_extends_builtin(void **state) {
     assert_int_equal(dbx_strv_len(p.files), 1);
     profile_clear(&p);
     write_at(r->fd, PROFILE_FILE, "[profile]\nextends = nosuch\n");
-    _cleanup_free_ char *want =
-        dbx_xasprintf("devbox.ini:2: extends: no built-in profile 'nosuch' in '%s'", builtins());
+    _cleanup_free_ char *want = dbx_xasprintf(
+        "devbox.ini:2: extends: no built-in profile 'nosuch' in '%s'", test_builtin_profiles());
     expect_error(r, want);
 }
 
@@ -589,16 +551,18 @@ static void test_trust_flow(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_extends_builtin, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_extends_file, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_extends_cycle_depth, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_extends_escape, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_symlinked_profile, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_user_config, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_user_only, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_widenings, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_trust, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_trust_flow, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_builtin, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_file, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_cycle_depth, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_extends_escape, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_symlinked_profile, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_user_config, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_user_only, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_widenings, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_trust, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_trust_flow, test_repo_setup, test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

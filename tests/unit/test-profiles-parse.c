@@ -15,12 +15,9 @@
 
 #include "profiles/profiles.h"
 
-/* ---- helpers ------------------------------------------------------------------------------- */
+#include "tests/unit/helpers.h"
 
-struct repo {
-    char dir[PATH_MAX];
-    int fd;
-};
+/* ---- helpers ------------------------------------------------------------------------------- */
 
 static void write_file(int dfd, const char *name, const char *text, size_t len) {
     int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -29,48 +26,12 @@ static void write_file(int dfd, const char *name, const char *text, size_t len) 
     close(fd);
 }
 
-static void rm_rf(const char *path) {
-    char *argv[] = {"rm", "-rf", (char *)path, NULL};
-    pid_t pid = fork();
-    if (pid == 0) {
-        execvp("rm", argv);
-        _exit(127);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-}
-
-static int repo_setup(void **state) {
-    struct repo *r = calloc(1, sizeof(*r));
-    snprintf(r->dir, sizeof(r->dir), "%s/dbx-prof-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(r->dir));
-    r->fd = open(r->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    assert_true(r->fd >= 0);
-    *state = r;
-    return 0;
-}
-
-static int repo_teardown(void **state) {
-    struct repo *r = *state;
-    close(r->fd);
-    rm_rf(r->dir);
-    free(r);
-    return 0;
-}
-
-static const char *builtins(void) {
-    static char dir[PATH_MAX];
-    if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
-    return dir;
-}
-
 /* Load devbox.ini = text; returns the error message (caller frees) or NULL on success. */
 static char *load(struct repo *r, const char *text, struct profile *ret) {
     write_file(r->fd, PROFILE_FILE, text, strlen(text));
     struct profile p = {0};
     dbx_error *err = NULL;
-    if (profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0) {
+    if (profile_load(r->fd, r->dir, NULL, test_builtin_profiles(), &p, &err) < 0) {
         assert_non_null(err);
         assert_int_equal(err->code, EINVAL);
         char *m = dbx_xstrdup(err->msg);
@@ -313,7 +274,7 @@ static void test_nul_long_size(void **state) {
     write_file(r->fd, PROFILE_FILE, "[box]\ncpus = 1\0\n", 16);
     struct profile p;
     dbx_error *err = NULL;
-    assert_true(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0);
+    assert_true(profile_load(r->fd, r->dir, NULL, test_builtin_profiles(), &p, &err) < 0);
     assert_string_equal(err->msg, "devbox.ini:2: NUL byte");
     dbx_error_free(&err);
 
@@ -337,7 +298,7 @@ static void test_nul_long_size(void **state) {
     memset(buf, '\n', big);
     write_file(r->fd, PROFILE_FILE, buf, big);
     free(buf);
-    assert_true(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err) < 0);
+    assert_true(profile_load(r->fd, r->dir, NULL, test_builtin_profiles(), &p, &err) < 0);
     assert_string_equal(err->msg, "devbox.ini: larger than 65536 bytes");
     dbx_error_free(&err);
 }
@@ -788,12 +749,14 @@ static void test_builtins(void **state) {
     struct profile def, file, strict, agent;
     dbx_error *err = NULL;
     profile_init_default(&def);
-    assert_int_equal(profile_load_builtin("default", NULL, builtins(), &file, &err), 0);
+    assert_int_equal(profile_load_builtin("default", NULL, test_builtin_profiles(), &file, &err),
+                     0);
     assert_same_values(&def, &file); /* default.ini says what the code does */
     assert_string_equal(file.hash, "");
     assert_null(file.files);
 
-    assert_int_equal(profile_load_builtin("strict", NULL, builtins(), &strict, &err), 0);
+    assert_int_equal(profile_load_builtin("strict", NULL, test_builtin_profiles(), &strict, &err),
+                     0);
     assert_int_equal(strict.pids, 256);
     assert_int_equal(strict.cpu_milli, 500);
     assert_true(strict.mem_limit == 256ull << 20);
@@ -803,7 +766,7 @@ static void test_builtins(void **state) {
     assert_null(w[0]); /* strict only narrows */
     dbx_strv_free(w);
 
-    assert_int_equal(profile_load_builtin("agent", NULL, builtins(), &agent, &err), 0);
+    assert_int_equal(profile_load_builtin("agent", NULL, test_builtin_profiles(), &agent, &err), 0);
     assert_int_equal(agent.net_mode, PROFILE_NET_ALLOWLIST);
     assert_null(agent.resolve);
     assert_int_equal(agent.nports, 0);
@@ -839,9 +802,9 @@ static void test_builtins(void **state) {
         assert_true(dbx_str_has_prefix(w[i], "network allow '"));
     dbx_strv_free(w);
 
-    assert_true(profile_load_builtin("nope", NULL, builtins(), &file, &err) < 0);
+    assert_true(profile_load_builtin("nope", NULL, test_builtin_profiles(), &file, &err) < 0);
     dbx_error_free(&err);
-    assert_true(profile_load_builtin("../x", NULL, builtins(), &file, &err) < 0);
+    assert_true(profile_load_builtin("../x", NULL, test_builtin_profiles(), &file, &err) < 0);
     assert_string_equal(err->msg, "'../x' is not a built-in profile name");
     dbx_error_free(&err);
     profile_clear(&def);
@@ -854,7 +817,7 @@ static void test_no_profile(void **state) {
     struct repo *r = *state;
     struct profile p, def;
     dbx_error *err = NULL;
-    assert_int_equal(profile_load(r->fd, r->dir, NULL, builtins(), &p, &err), 0);
+    assert_int_equal(profile_load(r->fd, r->dir, NULL, test_builtin_profiles(), &p, &err), 0);
     profile_init_default(&def);
     assert_same_values(&p, &def);
     assert_string_equal(p.hash, "");
@@ -868,19 +831,19 @@ static void test_no_profile(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_malformed_table, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_nul_long_size, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_continuation, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_values, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_images, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_network_names, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_ports, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_network_none, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_table, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_nul_long_size, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_continuation, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_values, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_images, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_network_names, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_ports, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_network_none, test_repo_setup, test_repo_teardown),
         cmocka_unit_test(test_caps),
-        cmocka_unit_test_setup_teardown(test_caps_user, repo_setup, repo_teardown),
-        cmocka_unit_test_setup_teardown(test_provenance, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_caps_user, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_provenance, test_repo_setup, test_repo_teardown),
         cmocka_unit_test(test_builtins),
-        cmocka_unit_test_setup_teardown(test_no_profile, repo_setup, repo_teardown),
+        cmocka_unit_test_setup_teardown(test_no_profile, test_repo_setup, test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -891,7 +891,8 @@ static void test_plan_corpus_seeds(void **state) {
         dbx_error *err = NULL;
         if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len, &err) < 0) {
             dbx_error_free(&err);
-            skip(); /* run from elsewhere than the source tree */
+            print_message("skipped: run from elsewhere than the source tree\n");
+            skip();
         }
         assert_true(len > 1);
         struct dbx_plan plan = {0};

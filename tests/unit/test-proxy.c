@@ -31,6 +31,7 @@
 
 #include "proxy/proxy-internal.h"
 #include "proxy/proxy.h"
+#include "tests/unit/helpers.h"
 #include "tests/unit/test-proxy-hello.h"
 
 static bool have_netns;
@@ -335,7 +336,7 @@ static void test_connect_tunnel(void **state) {
 }
 
 static void test_connect_443_sni(void **state) {
-    if (!have_netns) skip();
+    if (!have_netns) skip_because("no network namespace for port 443");
     struct server *s = server_start(SRV_ECHO, 443);
     char *allow[] = {"allowed.test", "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", "evil.test:127.0.0.1", NULL};
@@ -872,7 +873,7 @@ static void test_head_timeouts(void **state) {
 
 /* The same limits for the ClientHello after CONNECT to port 443. */
 static void test_hello_timeouts(void **state) {
-    if (!have_netns) skip();
+    if (!have_netns) skip_because("no network namespace for port 443");
     struct server *s = server_start(SRV_ECHO, 443);
     char *allow[] = {"allowed.test", "127.0.0.1", NULL};
     char *res[] = {"allowed.test:127.0.0.1", NULL};

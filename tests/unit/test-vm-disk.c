@@ -1,6 +1,6 @@
 /* tests/unit/test-vm-disk.c: the tar path filter, hostile tarballs (refused with a clear message
  * and nothing left behind), and a real base image built rootless from a tiny tarball whose
- * owners, setuid bit and device node must survive (skips without genext2fs/e2fsprogs).
+ * owners, setuid bit and device node must survive (skips without genext2fs/e2fsprogs/qemu-img).
  * Layers, whiteouts, xattrs and large owners: test-vm-rootfs.c. */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -16,6 +16,8 @@
 #include <sys/sysmacros.h>
 
 #include "vm/vm-internal.h"
+
+#include "tests/unit/helpers.h"
 
 static char dir[] = "/tmp/test-vm-disk-XXXXXX";
 
@@ -177,15 +179,6 @@ static void test_hostile(void **state) {
     }
 }
 
-static bool have(const char *prog) {
-    static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], prog);
-        if (access(p, X_OK) == 0) return true;
-    }
-    return false;
-}
-
 static char *debugfs_stat(const char *img, const char *path) {
     _cleanup_free_ char *req = dbx_xasprintf("stat %s", path);
     char *argv[] = {"debugfs", "-R", req, (char *)img, NULL};
@@ -196,10 +189,11 @@ static char *debugfs_stat(const char *img, const char *path) {
 }
 
 static void test_build_base(void **state) {
-    if (!have("genext2fs") || !have("debugfs") || !have("e2fsck") || !have("resize2fs")) {
-        skip();
-        return;
-    }
+    /* every tool up front: a missing qemu-img skips the test, it does not pass half of it */
+    static const char *const tools[] = {"genext2fs", "debugfs", "e2fsck", "resize2fs", "qemu-img"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(tools); i++)
+        if (!test_have(tools[i]))
+            skip_because("no '%s' (e2fsprogs, genext2fs, qemu-utils)", tools[i]);
     static const struct ent tree[] = {
         /* `tar -C "$(mktemp -d)" .`: a 0700 root entry, skipped (the root stays 0755 root:root) */
         {"./", AE_IFDIR, 0700, 1000, 1000, NULL, NULL},
@@ -252,7 +246,6 @@ static void test_build_base(void **state) {
     assert_non_null(strstr(hdr, "Inode size:\t          256"));
 
     /* the overlay on top of it, and its check */
-    if (!have("qemu-img")) return;
     _cleanup_free_ char *ov = dbx_xasprintf("%s/ov.qcow2", dir);
     if (vm_disk_create_overlay(img, ov, 0, &err) < 0) fail_msg("%s", err->msg);
     if (vm_disk_check(ov, &err) < 0) fail_msg("%s", err->msg);

@@ -14,6 +14,8 @@
 
 #include "vm/vm-internal.h"
 
+#include "tests/unit/helpers.h"
+
 static char dir[] = "/tmp/test-vm-kernel-XXXXXX";
 
 static int setup(void **state) {
@@ -123,10 +125,7 @@ static void test_initramfs_bad_module_name(void **state) {
 }
 
 static void test_kernel_local_deb_missing(void **state) {
-    if (access("/usr/bin/dpkg-deb", X_OK) < 0) {
-        skip();
-        return;
-    }
+    if (access("/usr/bin/dpkg-deb", X_OK) < 0) skip_because("no /usr/bin/dpkg-deb");
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", dir);
     _cleanup_free_ char *init = write_file("init", "x");
     setenv("DEVBOX_KERNEL_DEB", "/nonexistent/linux-image.deb", 1);

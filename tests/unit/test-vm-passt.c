@@ -40,6 +40,8 @@
 
 #include "vm/vm-internal.h"
 
+#include "tests/unit/helpers.h"
+
 static char dir[] = "/tmp/test-vm-passt-XXXXXX";
 
 static int setup(void **state) {
@@ -242,10 +244,7 @@ static void test_start(void **state) {
     /* passt's guest address is the one the guest sets from the plan */
     assert_string_equal(DBX_NET_OPEN_ADDR, VM_GUEST_ADDR "/24");
     assert_int_equal(VM_GUEST_PREFIX, 24);
-    if (!have_passt()) {
-        skip();
-        return;
-    }
+    if (!have_passt()) skip_because("no passt");
     _cleanup_free_ char *logp = dbx_xasprintf("%s/passt.log", dir);
     _cleanup_close_ int log_fd = open(logp, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     assert_true(log_fd >= 0);
@@ -294,10 +293,9 @@ static bool gone(pid_t pid) {
  * switches to nobody, and a credential change clears the parent-death signal (measured; run
  * this test as an ordinary user, e.g. setpriv --reuid=65534 --regid=65534 --clear-groups). */
 static void test_dies_with_parent(void **state) {
-    if (!have_passt() || geteuid() == 0) {
-        skip();
-        return;
-    }
+    if (!have_passt()) skip_because("no passt");
+    if (geteuid() == 0)
+        skip_because("as root passt switches to nobody, which clears the parent-death signal");
     int p[2];
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     pid_t mid = fork();
@@ -336,17 +334,7 @@ static void test_errors(void **state) {
 
 /* ---- a fake guest in network namespaces ------------------------------------------------- */
 
-/* The scenarios run in a forked child (namespaces, credentials): a failed check prints and
- * exits non-zero, the parent's cmocka test asserts on the status. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: check failed: %s (errno %d)\n", __FILE__, __LINE__, #cond,     \
-                    errno);                                                                        \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-#define SKIP_CODE 77
+/* The scenarios run in a forked child (namespaces, credentials): CHECK (helpers.h). */
 
 static uint16_t csum(const uint8_t *p, size_t len, uint32_t sum) {
     for (size_t i = 0; i + 1 < len; i += 2)
@@ -664,10 +652,7 @@ static int rootless_scenario(void) {
 }
 
 static void run_scenario(int (*fn)(const char *), const char *arg) {
-    if (!have_passt()) {
-        skip();
-        return;
-    }
+    if (!have_passt()) skip_because("no passt");
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
@@ -675,10 +660,8 @@ static void run_scenario(int (*fn)(const char *), const char *arg) {
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status));
-    if (WEXITSTATUS(status) == SKIP_CODE) {
-        skip();
-        return;
-    }
+    if (WEXITSTATUS(status) == SKIP_CODE)
+        skip_because("the scenario cannot run here (no namespaces, or root needed)");
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 

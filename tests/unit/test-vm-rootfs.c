@@ -20,6 +20,8 @@
 
 #include "vm/vm-internal.h"
 
+#include "tests/unit/helpers.h"
+
 /* Entry tables name only the fields that matter for each case. */
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -133,15 +135,6 @@ static int build(const char *sub, const struct layer *layers, size_t n, struct v
     return r;
 }
 
-static bool have(const char *prog) {
-    static const char *const dirs[] = {"/usr/sbin", "/usr/bin", "/sbin", "/bin"};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], prog);
-        if (access(p, X_OK) == 0) return true;
-    }
-    return false;
-}
-
 static char *debugfs(const char *img, const char *req) {
     char *argv[] = {"debugfs", "-R", (char *)req, (char *)img, NULL};
     char *out = NULL, *errs = NULL;
@@ -173,14 +166,12 @@ static unsigned inode_of(const char *img, const char *path) {
 }
 
 static bool tools(void) {
-    return have("genext2fs") && have("debugfs") && have("e2fsck") && have("resize2fs");
+    return test_have("genext2fs") && test_have("debugfs") && test_have("e2fsck") &&
+           test_have("resize2fs");
 }
 
 static void test_layers(void **state) {
-    if (!tools()) {
-        skip();
-        return;
-    }
+    if (!tools()) skip_because("needs genext2fs, debugfs, e2fsck and resize2fs");
     static unsigned char big[3000];
     for (size_t i = 0; i < sizeof(big); i++)
         big[i] = (unsigned char)(i * 7);

@@ -1,0 +1,75 @@
+/* tests/unit/helpers.h: fixtures shared by the unit tests (tests/unit/helpers.c, linked into
+ * every test binary).  Include after <cmocka.h>. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* Exit code of a forked scenario that cannot run here: the parent turns it into a skip. */
+#define SKIP_CODE 77
+
+/* For code that runs in a forked child (cmocka's asserts only work in the test's own process):
+ * a failed check prints where and why (an optional printf message, which may use %m; without
+ * one, errno) and exits 1, which the parent asserts against.  (The " " prefix keeps the
+ * format non-empty when there is no message.) */
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) test_check_failed(__FILE__, __LINE__, #cond, " " __VA_ARGS__);                \
+    } while (0)
+_Noreturn void test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* cmocka's skip() with the reason in the output: a skip says why, a pass is never a skip. */
+#define skip_because(...)                                                                          \
+    do {                                                                                           \
+        print_message("skipped: " __VA_ARGS__);                                                    \
+        print_message("\n");                                                                       \
+        skip();                                                                                    \
+    } while (0)
+
+/* Pass fd over a unix socket (SCM_RIGHTS, one byte); exits 3 when sendmsg fails. */
+void test_send_fd(int sock, int fd);
+/* The fd test_send_fd sent, or -1. */
+int test_recv_fd(int sock);
+
+/* True if PROG is an executable in /usr/sbin, /usr/bin, /sbin or /bin. */
+bool test_have(const char *prog);
+
+/* The ordinary user the "as user" scenarios switch to: DBX_TEST_USER, default "dbxtest";
+ * false if it does not exist or is root. */
+bool test_user(uid_t *uid, gid_t *gid);
+
+/* Remove a tree without following links.  Files that namespace root created in the rootless
+ * runs belong to a subordinate uid; we can still unlink them (the directories are ours) but
+ * not enter its directories: best effort. */
+void test_rm_tree(const char *path);
+
+/* The pid of one child of parent (from /proc/PID/stat), 0 if none. */
+pid_t test_find_child(pid_t parent);
+
+/* A pid is gone once it is reaped (ours) or never existed; EPERM means it runs as another
+ * (subordinate) uid. */
+bool test_pid_gone(pid_t pid);
+
+/* Wait up to ms for our child pid to exit (waitpid WNOHANG, every 10 ms). */
+bool test_wait_exit(pid_t pid, int ms, int *status);
+
+/* Create or truncate path with text (CHECK on failure). */
+void test_write_file(const char *path, const char *text, mode_t mode);
+
+/* A fresh directory under $TMPDIR (default /tmp), held open: the fixture of tests that work on
+ * a repository's files (test_repo_setup/test_repo_teardown as cmocka setup and teardown; *state
+ * is the struct repo). */
+struct repo {
+    char dir[4096];
+    int fd;
+};
+int test_repo_setup(void **state);
+int test_repo_teardown(void **state);
+
+/* The absolute path of the built-in profiles (./profiles: the tests run from the source tree
+ * root, as `make unit` does; fails the test otherwise). */
+const char *test_builtin_profiles(void);
