@@ -422,3 +422,61 @@ size_t dbx_escape_cut(const char *s, size_t n) {
     }
     return n;
 }
+
+/* ---- buffer ----------------------------------------------------------------------------- */
+
+void dbx_buf_free(struct dbx_buf *b) {
+    free(b->data);
+    *b = (struct dbx_buf){0};
+}
+
+static void buf_reserve(struct dbx_buf *b, size_t n) {
+    if (b->cap - b->len >= n) return;
+    if (b->off > 0 && b->off >= b->len / 2) { /* reclaim consumed space before growing */
+        memmove(b->data, b->data + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= n) return;
+    }
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap - b->len < n)
+        cap *= 2;
+    b->data = dbx_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n) {
+    if (n == 0) return;
+    buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v) {
+    dbx_buf_put(b, &v, 1);
+}
+void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v) {
+    uint8_t o[2];
+    dbx_put_le(o, v, 2);
+    dbx_buf_put(b, o, 2);
+}
+void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v) {
+    uint8_t o[4];
+    dbx_put_le(o, v, 4);
+    dbx_buf_put(b, o, 4);
+}
+void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v) {
+    uint8_t o[8];
+    dbx_put_le(o, v, 8);
+    dbx_buf_put(b, o, 8);
+}
+void dbx_buf_put_str(struct dbx_buf *b, const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    dbx_buf_put_u32(b, (uint32_t)n);
+    dbx_buf_put(b, s, n);
+}
+
+void dbx_buf_consume(struct dbx_buf *b, size_t n) {
+    if (n > b->len - b->off) n = b->len - b->off;
+    b->off += n;
+    if (b->off == b->len) b->off = b->len = 0;
+}

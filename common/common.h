@@ -152,3 +152,40 @@ char *dbx_escape(const char *s);
  * end inside a UTF-8 sequence that the next bytes may complete, nor with a "\r" (whose "\n"
  * may follow); escape that prefix and carry the rest (at most 3 bytes) over. */
 size_t dbx_escape_cut(const char *s, size_t n);
+
+/* Little-endian integers of n bytes (the wire protocol's and the status record's byte order). */
+static inline void dbx_put_le(uint8_t *o, uint64_t v, int n) {
+    for (int i = 0; i < n; i++)
+        o[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint64_t dbx_get_le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* ---- byte buffer ------------------------------------------------------------------------ */
+
+/* A growable byte buffer with a read offset; used for payload building and for per-connection
+ * input/output queues. */
+struct dbx_buf {
+    uint8_t *data;
+    size_t len; /* bytes stored, from data[0] */
+    size_t off; /* bytes already consumed */
+    size_t cap;
+};
+void dbx_buf_free(struct dbx_buf *b);
+void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n);
+void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v);
+void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v);
+void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v);
+void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v);
+void dbx_buf_put_str(struct dbx_buf *b, const char *s);
+static inline size_t dbx_buf_avail(const struct dbx_buf *b) {
+    return b->len - b->off;
+}
+static inline const uint8_t *dbx_buf_head(const struct dbx_buf *b) {
+    return b->data + b->off;
+}
+void dbx_buf_consume(struct dbx_buf *b, size_t n); /* compacts when empty or half used */

@@ -3,31 +3,20 @@
 #define _GNU_SOURCE
 #include "protocol.h"
 
-static void put_le(uint8_t *o, uint64_t v, int n) {
-    for (int i = 0; i < n; i++)
-        o[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get_le(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 void dbx_hdr_encode(uint8_t out[DBX_FRAME_HDR], uint8_t type, uint32_t session, uint32_t len) {
     out[0] = DBX_PROTO_VERSION;
     out[1] = type;
-    put_le(out + 2, 0, 2);
-    put_le(out + 4, session, 4);
-    put_le(out + 8, len, 4);
+    dbx_put_le(out + 2, 0, 2);
+    dbx_put_le(out + 4, session, 4);
+    dbx_put_le(out + 8, len, 4);
 }
 
 void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret) {
     ret->version = in[0];
     ret->type = in[1];
-    ret->flags = (uint16_t)get_le(in + 2, 2);
-    ret->session = (uint32_t)get_le(in + 4, 4);
-    ret->len = (uint32_t)get_le(in + 8, 4);
+    ret->flags = (uint16_t)dbx_get_le(in + 2, 2);
+    ret->session = (uint32_t)dbx_get_le(in + 4, 4);
+    ret->len = (uint32_t)dbx_get_le(in + 8, 4);
 }
 
 static const char *const msg_names[DBX_MSG_MAX_] = {
@@ -75,64 +64,6 @@ int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err) {
     return 0;
 }
 
-/* ---- buffer ----------------------------------------------------------------------------- */
-
-void dbx_buf_free(struct dbx_buf *b) {
-    free(b->data);
-    *b = (struct dbx_buf){0};
-}
-
-static void buf_reserve(struct dbx_buf *b, size_t n) {
-    if (b->cap - b->len >= n) return;
-    if (b->off > 0 && b->off >= b->len / 2) { /* reclaim consumed space before growing */
-        memmove(b->data, b->data + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->cap - b->len >= n) return;
-    }
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap - b->len < n)
-        cap *= 2;
-    b->data = dbx_xrealloc(b->data, cap);
-    b->cap = cap;
-}
-
-void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n) {
-    if (n == 0) return;
-    buf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v) {
-    dbx_buf_put(b, &v, 1);
-}
-void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v) {
-    uint8_t o[2];
-    put_le(o, v, 2);
-    dbx_buf_put(b, o, 2);
-}
-void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v) {
-    uint8_t o[4];
-    put_le(o, v, 4);
-    dbx_buf_put(b, o, 4);
-}
-void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v) {
-    uint8_t o[8];
-    put_le(o, v, 8);
-    dbx_buf_put(b, o, 8);
-}
-void dbx_buf_put_str(struct dbx_buf *b, const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    dbx_buf_put_u32(b, (uint32_t)n);
-    dbx_buf_put(b, s, n);
-}
-
-void dbx_buf_consume(struct dbx_buf *b, size_t n) {
-    if (n > b->len - b->off) n = b->len - b->off;
-    b->off += n;
-    if (b->off == b->len) b->off = b->len = 0;
-}
-
 void dbx_frame_put(struct dbx_buf *out, uint8_t type, uint32_t session, const void *payload,
                    size_t len) {
     uint8_t h[DBX_FRAME_HDR];
@@ -145,7 +76,7 @@ void dbx_frame_put(struct dbx_buf *out, uint8_t type, uint32_t session, const vo
 
 static int get_n(struct dbx_cursor *c, int n, uint64_t *v) {
     if (c->left < (size_t)n) return -EPROTO;
-    *v = get_le(c->p, n);
+    *v = dbx_get_le(c->p, n);
     c->p += n;
     c->left -= (size_t)n;
     return 0;
@@ -349,23 +280,23 @@ int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_erro
 
 size_t dbx_enc_credit(uint8_t out[5], uint8_t stream, uint32_t bytes) {
     out[0] = stream;
-    put_le(out + 1, bytes, 4);
+    dbx_put_le(out + 1, bytes, 4);
     return 5;
 }
 int dbx_dec_credit(const uint8_t *p, size_t n, uint8_t *stream, uint32_t *bytes) {
     if (n != 5 || p[0] > DBX_STREAM_SOCK) return -EPROTO;
     *stream = p[0];
-    *bytes = (uint32_t)get_le(p + 1, 4);
+    *bytes = (uint32_t)dbx_get_le(p + 1, 4);
     return 0;
 }
 size_t dbx_enc_sock_open(uint8_t out[3], uint8_t kind, uint16_t port) {
     out[0] = kind;
-    put_le(out + 1, port, 2);
+    dbx_put_le(out + 1, port, 2);
     return 3;
 }
 int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port) {
     if (n != 3 || (p[0] != DBX_SOCK_PROXY && p[0] != DBX_SOCK_FORWARD)) return -EPROTO;
-    uint16_t v = (uint16_t)get_le(p + 1, 2);
+    uint16_t v = (uint16_t)dbx_get_le(p + 1, 2);
     if (v == 0) return -EPROTO;
     *kind = p[0];
     *port = v;
@@ -374,43 +305,43 @@ int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port)
 
 size_t dbx_enc_exit(uint8_t out[5], bool signaled, uint32_t value) {
     out[0] = signaled ? 1 : 0;
-    put_le(out + 1, value, 4);
+    dbx_put_le(out + 1, value, 4);
     return 5;
 }
 int dbx_dec_exit(const uint8_t *p, size_t n, bool *signaled, uint32_t *value) {
     if (n != 5 || p[0] > 1) return -EPROTO;
     *signaled = p[0] == 1;
-    *value = (uint32_t)get_le(p + 1, 4);
+    *value = (uint32_t)dbx_get_le(p + 1, 4);
     if (*signaled ? (*value == 0 || *value > 127) : *value > 255) return -EPROTO;
     return 0;
 }
 size_t dbx_enc_resize(uint8_t out[4], uint16_t rows, uint16_t cols) {
-    put_le(out, rows, 2);
-    put_le(out + 2, cols, 2);
+    dbx_put_le(out, rows, 2);
+    dbx_put_le(out + 2, cols, 2);
     return 4;
 }
 int dbx_dec_resize(const uint8_t *p, size_t n, uint16_t *rows, uint16_t *cols) {
     if (n != 4) return -EPROTO;
-    *rows = (uint16_t)get_le(p, 2);
-    *cols = (uint16_t)get_le(p + 2, 2);
+    *rows = (uint16_t)dbx_get_le(p, 2);
+    *cols = (uint16_t)dbx_get_le(p + 2, 2);
     return 0;
 }
 size_t dbx_enc_u32(uint8_t out[4], uint32_t v) {
-    put_le(out, v, 4);
+    dbx_put_le(out, v, 4);
     return 4;
 }
 int dbx_dec_u32(const uint8_t *p, size_t n, uint32_t *v) {
     if (n != 4) return -EPROTO;
-    *v = (uint32_t)get_le(p, 4);
+    *v = (uint32_t)dbx_get_le(p, 4);
     return 0;
 }
 size_t dbx_enc_u64(uint8_t out[8], uint64_t v) {
-    put_le(out, v, 8);
+    dbx_put_le(out, v, 8);
     return 8;
 }
 int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v) {
     if (n != 8) return -EPROTO;
-    *v = get_le(p, 8);
+    *v = dbx_get_le(p, 8);
     return 0;
 }
 

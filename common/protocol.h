@@ -148,31 +148,6 @@ void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret);
 int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err);
 const char *dbx_msg_name(uint8_t type);
 
-/* ---- byte buffer ------------------------------------------------------------------------ */
-
-/* A growable byte buffer with a read offset; used for payload building and for per-connection
- * input/output queues. */
-struct dbx_buf {
-    uint8_t *data;
-    size_t len; /* bytes stored, from data[0] */
-    size_t off; /* bytes already consumed */
-    size_t cap;
-};
-void dbx_buf_free(struct dbx_buf *b);
-void dbx_buf_put(struct dbx_buf *b, const void *p, size_t n);
-void dbx_buf_put_u8(struct dbx_buf *b, uint8_t v);
-void dbx_buf_put_u16(struct dbx_buf *b, uint16_t v);
-void dbx_buf_put_u32(struct dbx_buf *b, uint32_t v);
-void dbx_buf_put_u64(struct dbx_buf *b, uint64_t v);
-void dbx_buf_put_str(struct dbx_buf *b, const char *s);
-static inline size_t dbx_buf_avail(const struct dbx_buf *b) {
-    return b->len - b->off;
-}
-static inline const uint8_t *dbx_buf_head(const struct dbx_buf *b) {
-    return b->data + b->off;
-}
-void dbx_buf_consume(struct dbx_buf *b, size_t n); /* compacts when empty or half used */
-
 /* Append one whole frame (header + payload) to an output queue. */
 void dbx_frame_put(struct dbx_buf *out, uint8_t type, uint32_t session, const void *payload,
                    size_t len);

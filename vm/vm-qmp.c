@@ -11,7 +11,6 @@
  * werror=enospc) emits BLOCK_IO_ERROR {"action": "stop", "nospace": true} and STOP; `cont`
  * retries the failed requests and emits RESUME. */
 #include "vm-internal.h"
-#include "../common/protocol.h" /* struct dbx_buf */
 
 #include <jansson.h>
 #include <poll.h>
