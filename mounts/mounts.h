@@ -21,6 +21,9 @@ struct mounts_vfs_config {
      * refused: the spawn fails with ELOOP and nothing runs.  A parent that exists but is not a
      * directory (a worktree's `.git` file) is protected read-only instead of the path. */
     const char *const *protected;
+    /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
+     * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
+    const char *guard_exe;
 };
 
 #define MOUNTS_PROTECTED_MAX 256u
@@ -71,6 +74,11 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
  * after fork are written to cfg->log_fd and make them exit 125. */
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
+
+/* `devbox __virtiofsd-guard` (argv from there on): the process mounts_virtiofsd_spawn starts,
+ * which sets up virtiofsd's namespaces, execs it and stays as its guard.  Takes its fds and its
+ * setup from the spawner only; returns (125) only when run any other way. */
+int mounts_virtiofsd_guard_main(int argc, char **argv);
 
 /* Resolve `paths` (as in struct mounts_vfs_config.protected) below `source` exactly as the
  * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist

@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 
 #include "mounts/mounts-internal.h"
+#include "tests/unit/devbox-bin.h"
 
 #define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
 #define GIT "/usr/bin/git"
@@ -103,8 +104,11 @@ static void rm_tree(const char *path) {
 }
 
 static struct mounts_vfs_config env_config(const struct env *e, const char *const *protected) {
-    return (struct mounts_vfs_config){
-        .source = e->src, .listen_fd = e->listen_fd, .log_fd = e->log_wr, .protected = protected};
+    return (struct mounts_vfs_config){.source = e->src,
+                                      .listen_fd = e->listen_fd,
+                                      .log_fd = e->log_wr,
+                                      .protected = protected,
+                                      .guard_exe = test_devbox_bin()};
 }
 
 static void path_in(const struct env *e, const char *name, char *buf, size_t size) {

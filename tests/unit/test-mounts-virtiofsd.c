@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 
 #include "mounts/mounts-internal.h"
+#include "tests/unit/devbox-bin.h"
 
 #define VIRTIOFSD "/usr/lib/qemu/virtiofsd"
 #define SKIP_CODE 77
@@ -95,8 +96,10 @@ static void rm_tree(const char *path) {
 }
 
 static struct mounts_vfs_config env_config(const struct env *e) {
-    return (struct mounts_vfs_config){
-        .source = e->src, .listen_fd = e->listen_fd, .log_fd = e->log_wr};
+    return (struct mounts_vfs_config){.source = e->src,
+                                      .listen_fd = e->listen_fd,
+                                      .log_fd = e->log_wr,
+                                      .guard_exe = test_devbox_bin()};
 }
 
 static size_t read_log(struct env *e, char *buf, size_t size) {
