@@ -47,14 +47,14 @@ int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_ra
  * normalized).  0 or -EINVAL/-E2BIG with *err set. */
 int mounts_protected_validate(const char *const *paths, dbx_error **err);
 
-/* Called in the child that will exec virtiofsd, after it entered its own mount namespace (/ is
- * rprivate, /run is a private tmpfs) and holds root in its user namespace, before exec: makes
- * the mounts described at struct mounts_vfs_config.protected below `source` (trusted, absolute).
- * Resolution is fd-relative with no symlinks (R4), mounts are made on those fds.  Only the
- * virtiofsd about to start sees them.  Runs after fork: it may allocate (glibc's malloc is
- * fork-safe) but must not print.  Missing paths are skipped silently (mounts_protected_scan
- * reports them).  Fails closed: on any error the caller must not exec virtiofsd; mounts made
- * before the error stay (the namespace dies with the child). */
+/* Called in virtiofsd's guard (mounts_virtiofsd_guard_main), after it entered its own mount
+ * namespace (/ is rprivate, /run is a private tmpfs) and holds root in its user namespace, before
+ * it starts virtiofsd: makes the mounts described at struct mounts_vfs_config.protected below
+ * `source` (trusted, absolute).  Resolution is fd-relative with no symlinks (R4), mounts are made
+ * on those fds.  Only the virtiofsd about to start sees them.  Must not print (the guard's
+ * stderr is the log).  Missing paths are skipped silently (mounts_protected_scan reports them).
+ * Fails closed: on any error the caller must not start virtiofsd; mounts made before the error
+ * stay (the namespace dies with the guard). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
 
 /* Git repositories nested in the work tree (mounts-nested.c): `.git` directories below the

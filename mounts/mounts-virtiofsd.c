@@ -43,8 +43,11 @@
 #include <sys/wait.h>
 
 #define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
-/* Where the vhost-user socket lands in the child; fixed so the argv can be built before fork. */
-#define CHILD_LISTEN_FD 3
+/* The guard's fds, as the spawner maps them: 0, 1 /dev/null, 2 the log (or /dev/null), 3 the
+ * vhost-user socket, 4 the sync socket.  virtiofsd gets 0-3 the same; the socket's number is
+ * fixed so the spawner can build virtiofsd's argv. */
+#define GUARD_LISTEN_FD 3
+#define GUARD_SYNC_FD 4
 #define MSG_UNSHARED 'U'
 #define MSG_MAPPED 'M'
 #define MSG_ERROR 'E'
@@ -289,11 +292,6 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
 }
 
 /* ---- the guard: `devbox __virtiofsd-guard`, started by mounts_virtiofsd_spawn ------------- */
-
-/* Its fds, as the spawner maps them: 0, 1 /dev/null, 2 the log (or /dev/null), 3 the vhost-user
- * socket (virtiofsd's --fd), 4 the sync socket. */
-#define GUARD_LISTEN_FD 3
-#define GUARD_SYNC_FD 4
 
 /* Report to the parent (and the log), then exit 125 as mounts.h promises.  The parent gets
  * `code` (EIO if 0); the message gets ": strerror(code)" appended if `suffix`. */
@@ -551,7 +549,7 @@ static char **build_argv(const char *binary, const char *source) {
     /* clang-format off */
     const char *const args[] = {
         binary,
-        "--fd=3", /* CHILD_LISTEN_FD */
+        "--fd=3", /* GUARD_LISTEN_FD */
         "-o", src,
         /* Kernel page cache with close-to-open consistency; host edits show up within ~1 s. */
         "-o", "cache=auto",
