@@ -418,26 +418,3 @@ int dbx_spawn_wait(pid_t pid) {
         if (errno != EINTR) return -1;
     return status;
 }
-
-void dbx_spawn_close_fds(int from, const int *keep, size_t nkeep) {
-    /* the gaps between kept fds, lowest first, without sorting (nkeep is tiny) */
-    for (unsigned lo = (unsigned)from;;) {
-        unsigned next = ~0u; /* the lowest kept fd >= lo */
-        for (size_t i = 0; i < nkeep; i++)
-            if (keep[i] >= 0 && (unsigned)keep[i] >= lo && (unsigned)keep[i] < next)
-                next = (unsigned)keep[i];
-        if (next > lo) {
-            unsigned hi = next == ~0u ? ~0u : next - 1;
-            if (syscall(SYS_close_range, lo, hi, 0) < 0) {
-                struct rlimit rl;
-                unsigned limit = SPAWN_FD_LIMIT_CAP;
-                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < SPAWN_FD_LIMIT_CAP)
-                    limit = (unsigned)rl.rlim_cur;
-                for (unsigned fd = lo; fd <= hi && fd < limit; fd++)
-                    close((int)fd);
-            }
-        }
-        if (next == ~0u) return;
-        lo = next + 1;
-    }
-}

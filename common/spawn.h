@@ -86,8 +86,3 @@ int dbx_spawn_abort(struct dbx_spawn_child *c);
 int dbx_spawn(const struct dbx_spawn *s, pid_t *ret_pid, dbx_error **err);
 /* waitpid, retried on EINTR; the status, or -1 with errno set. */
 int dbx_spawn_wait(pid_t pid);
-
-/* For a forked child that runs on without exec (virtiofsd's guard, mounts-virtiofsd.c): close
- * every fd >= from except the `nkeep` listed, with close_range(2) over the gaps, else one
- * close() per fd up to RLIMIT_NOFILE.  Async-signal-safe: no allocation, no /proc listing. */
-void dbx_spawn_close_fds(int from, const int *keep, size_t nkeep);

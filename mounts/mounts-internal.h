@@ -4,6 +4,8 @@
 
 #include "mounts.h"
 
+#include <linux/filter.h>
+
 /* Limits for /etc/subuid and /etc/subgid: they are the host's own files, but a huge or
  * garbled one must not make us allocate without bound or misparse. */
 #define MOUNTS_SUBID_FILE_MAX (1024 * 1024)
@@ -45,14 +47,14 @@ int mounts_run_idmap_tool(const char *tool, pid_t pid, const struct mounts_id_ra
  * normalized).  0 or -EINVAL/-E2BIG with *err set. */
 int mounts_protected_validate(const char *const *paths, dbx_error **err);
 
-/* Called in the child that will exec virtiofsd, after it entered its own mount namespace (/ is
- * rprivate, /run is a private tmpfs) and holds root in its user namespace, before exec: makes
- * the mounts described at struct mounts_vfs_config.protected below `source` (trusted, absolute).
- * Resolution is fd-relative with no symlinks (R4), mounts are made on those fds.  Only the
- * virtiofsd about to start sees them.  Runs after fork: it may allocate (glibc's malloc is
- * fork-safe) but must not print.  Missing paths are skipped silently (mounts_protected_scan
- * reports them).  Fails closed: on any error the caller must not exec virtiofsd; mounts made
- * before the error stay (the namespace dies with the child). */
+/* Called in virtiofsd's guard (mounts_virtiofsd_guard_main), after it entered its own mount
+ * namespace (/ is rprivate, /run is a private tmpfs) and holds root in its user namespace, before
+ * it starts virtiofsd: makes the mounts described at struct mounts_vfs_config.protected below
+ * `source` (trusted, absolute).  Resolution is fd-relative with no symlinks (R4), mounts are made
+ * on those fds.  Only the virtiofsd about to start sees them.  Must not print (the guard's
+ * stderr is the log).  Missing paths are skipped silently (mounts_protected_scan reports them).
+ * Fails closed: on any error the caller must not start virtiofsd; mounts made before the error
+ * stay (the namespace dies with the guard). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
 
 /* Git repositories nested in the work tree (mounts-nested.c): `.git` directories below the
@@ -134,9 +136,10 @@ bool mounts_git_name_allowed(const char *name);
 /* The same for the top of a git directory, its info/ or its objects/info/. */
 bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name);
 
-/* In the process about to exec virtiofsd (no_new_privs set): load the seccomp filter that
- * sends every name-creating system call to a listener; returns the listener fd. */
-int mounts_guard_install(dbx_error **err);
+/* The seccomp filter that sends every name-creating system call to a listener, as classic BPF
+ * for dbx_spawn (load it with SECCOMP_FILTER_FLAG_NEW_LISTENER and no_new_privs); built in the
+ * guard before the fork of virtiofsd's process, which then only loads it.  *ret: malloc'd. */
+int mounts_guard_filter_bpf(struct sock_filter **ret, size_t *ret_n, dbx_error **err);
 
 /* In the guard: answer the listener's notifications until every filtered task is gone (0), or
  * until the listener fails (-errno; the caller must then close it, which fails every pending
@@ -147,3 +150,23 @@ int mounts_guard_serve(int listener, const struct mounts_guard *g);
 /* Escape a value for virtiofsd's `-o key=value` (libfuse's fuse_opt splits on ',' and takes
  * '\' as an escape).  Returns a malloc'd string. */
 char *mounts_fuse_opt_escape(const char *s);
+
+/* What the guard (mounts_virtiofsd_guard_main) gets from mounts_virtiofsd_spawn over the sync
+ * socket before the handshake: one frame, a u32 length and the payload, with a cap on every
+ * count and length (mounts-virtiofsd.c). */
+struct mounts_guard_setup {
+    pid_t parent; /* the spawner, for the parent-death checks */
+    char *binary; /* virtiofsd */
+    char *source;
+    char **argv; /* virtiofsd's */
+    char **protected;
+    struct mounts_nested nested; /* found by the spawner (entries unused) */
+};
+/* The whole frame (length included); *ret_len its size. */
+char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
+                                char *const *argv, const char *const *protected,
+                                const struct mounts_nested *nested, size_t *ret_len);
+/* The payload (without the length): 0, or -EINVAL with *err saying what is wrong. */
+int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_setup *ret,
+                              dbx_error **err);
+void mounts_guard_setup_free(struct mounts_guard_setup *s);

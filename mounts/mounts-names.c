@@ -39,6 +39,7 @@
 #include <poll.h>
 #include <seccomp.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -101,8 +102,15 @@ bool mounts_git_name_allowed(const char *name) {
 
 /* ---- the filter (in the process that execs virtiofsd) ---------------------------------------- */
 
-int mounts_guard_install(dbx_error **err) {
-    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+static void seccomp_releasep(scmp_filter_ctx *ctx) {
+    if (*ctx) seccomp_release(*ctx);
+}
+
+/* More than the filter below compiles to. */
+#define GUARD_BPF_MAX 4096u
+
+int mounts_guard_filter_bpf(struct sock_filter **ret, size_t *ret_n, dbx_error **err) {
+    _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
     if (!ctx) return dbx_error_setx(err, ENOMEM, "seccomp_init");
     int r = 0;
     struct {
@@ -125,12 +133,22 @@ int mounts_guard_install(dbx_error **err) {
     }
     /* openat2 hides its flags behind a pointer; virtiofsd does not use it */
     if (r == 0) r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0);
-    if (r == 0) r = seccomp_load(ctx);
-    int fd = r == 0 ? seccomp_notify_fd(ctx) : -1;
-    seccomp_release(ctx);
-    if (r < 0) return dbx_error_setx(err, -r, "load the name filter: %s", strerror(-r));
-    if (fd < 0) return dbx_error_setx(err, EIO, "name filter: no notification fd");
-    return fd;
+    if (r < 0) return dbx_error_setx(err, -r, "build the name filter: %s", strerror(-r));
+    /* libseccomp 2.5 exports only to an fd */
+    _cleanup_close_ int fd = memfd_create("devbox-name-filter", MFD_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "memfd_create");
+    r = seccomp_export_bpf(ctx, fd);
+    if (r < 0) return dbx_error_setx(err, -r, "export the name filter: %s", strerror(-r));
+    if (lseek(fd, 0, SEEK_SET) < 0) return dbx_error_set(err, errno, "name filter: rewind");
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (dbx_read_all(fd, GUARD_BPF_MAX * sizeof(struct sock_filter), &buf, &len, err) < 0)
+        return dbx_error_wrap(err, "name filter");
+    if (len == 0 || len % sizeof(struct sock_filter) != 0)
+        return dbx_error_setx(err, EIO, "name filter: exported %zu bytes", len);
+    *ret = (struct sock_filter *)TAKE_PTR(buf);
+    *ret_n = len / sizeof(struct sock_filter);
+    return 0;
 }
 
 /* ---- the guard ------------------------------------------------------------------------------- */

@@ -2,17 +2,26 @@
  * /run, a user namespace with subordinate (or, as root, high) ids, empty environment, only
  * the vhost-user socket and the log inherited, dead when its parent dies.
  *
- * Flow:
- *   parent                                   child
- *   fork ------------------------------------> setsid, fds to 0-3, unshare(CLONE_NEWUSER)
- *   <-------------------- 'U' ---------------
+ * Flow (both children start through dbx_spawn, so each is exec'd: no fork of ours runs on):
+ *   spawner                            guard (`devbox __virtiofsd-guard`)    virtiofsd
+ *   dbx_spawn: setsid, fds 0-4 -------> exec'd
+ *   setup frame (paths, argv, nested) ->  decode, PDEATHSIG, RLIMIT_NOFILE,
+ *                                         unshare(CLONE_NEWUSER)
+ *   <-------------------- 'U' ---------
  *   newuidmap/newgidmap PID ...
- *   ---------------------- 'M' ------------->  setgroups/setresgid/setresuid(0), mount ns,
- *                                              /run tmpfs, protected paths, PDEATHSIG, exec
- *   <-------- EOF (exec'd) or 'E' code msg ---
- * The sync channel is a SOCK_CLOEXEC socketpair, so a successful exec closes it with no data.
- * As host root the same happens; the parent writes the maps itself instead of newuidmap, so
- * virtiofsd holds capabilities only in its own namespace (none on the host). */
+ *   ---------------------- 'M' ------->  setgroups/setresgid/setresuid(0), mount ns,
+ *                                         /run tmpfs, protected paths, guard dirs,
+ *                                         no_new_privs, PDEATHSIG again
+ *                                         name filter's BPF; dbx_spawn ---> fds 0-3, PDEATHSIG,
+ *                                         <----- listener (pidfd_getfd) -- seccomp filter
+ *                                         go ----------------------------> exec
+ *   <------ EOF (exec'd) or 'E' code msg  closes the sync socket, then serves the filter's
+ *                                         notifications until virtiofsd exits; exits with
+ *                                         its status
+ * The spawner's sync channel is a SOCK_CLOEXEC socketpair, which the guard closes once
+ * virtiofsd has exec'd (or sends 'E' with what failed, also written to the log, and exits
+ * 125).  As host root the same happens; the spawner writes the maps itself instead of
+ * newuidmap, so virtiofsd holds capabilities only in its own namespace (none on the host). */
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
@@ -21,18 +30,24 @@
 #include <dirent.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
-/* Where the vhost-user socket lands in the child; fixed so the argv can be built before fork. */
-#define CHILD_LISTEN_FD 3
+/* The guard's fds, as the spawner maps them: 0, 1 /dev/null, 2 the log (or /dev/null), 3 the
+ * vhost-user socket, 4 the sync socket.  virtiofsd gets 0-3 the same; the socket's number is
+ * fixed so the spawner can build virtiofsd's argv. */
+#define GUARD_LISTEN_FD 3
+#define GUARD_SYNC_FD 4
 #define MSG_UNSHARED 'U'
 #define MSG_MAPPED 'M'
 #define MSG_ERROR 'E'
@@ -127,25 +142,161 @@ char *mounts_nofile_warning(const char *source) {
                          room, limit);
 }
 
-/* ---- child --------------------------------------------------------------------------------- */
+/* ---- the setup data (parent -> guard) ------------------------------------------------------ */
 
-struct child {
-    const char *binary;
-    const char *source;
-    const char *const *protected;
-    const struct mounts_nested *nested; /* found by the parent before fork */
-    char *const *argv;
-    const struct mounts_idmap *map;
-    pid_t parent;
-    int sync_fd;   /* child end of the socketpair (close-on-exec) */
-    int listen_fd; /* where the listening socket currently is */
-    int log_fd;    /* where the log currently is, or -1 */
+/* One frame on the sync socket before the handshake: a u32 length, then the payload:
+ *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source,
+ *   list argv, list protected, list nested gitdirs, list nested gitfiles
+ * where str is a u32 length and that many bytes (no NUL) and list a u32 count and that many
+ * strs.  Host byte order: both ends are this binary on this machine. */
+#define GUARD_MAGIC 0x44425847u /* "DBXG" */
+#define GUARD_SETUP_MAX (4u << 20)
+#define GUARD_STR_MAX (4u * 4096)
+#define GUARD_ARGV_MAX 64u
+
+struct wbuf {
+    char *p;
+    size_t len, cap;
 };
+
+static void put(struct wbuf *w, const void *data, size_t n) {
+    if (w->len + n > w->cap) {
+        w->cap = (w->len + n) * 2;
+        w->p = dbx_xrealloc(w->p, w->cap);
+    }
+    memcpy(w->p + w->len, data, n);
+    w->len += n;
+}
+
+static void put_u32(struct wbuf *w, uint32_t v) {
+    put(w, &v, sizeof(v));
+}
+
+static void put_str(struct wbuf *w, const char *s) {
+    size_t n = strlen(s);
+    put_u32(w, (uint32_t)n);
+    put(w, s, n);
+}
+
+static void put_list(struct wbuf *w, const char *const *v) {
+    uint32_t n = 0;
+    while (v && v[n])
+        n++;
+    put_u32(w, n);
+    for (uint32_t i = 0; i < n; i++)
+        put_str(w, v[i]);
+}
+
+char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
+                                char *const *argv, const char *const *protected,
+                                const struct mounts_nested *nested, size_t *ret_len) {
+    struct wbuf w = {0};
+    put_u32(&w, 0); /* the length, filled in below */
+    put_u32(&w, GUARD_MAGIC);
+    put_u32(&w, (uint32_t)parent);
+    put_str(&w, binary);
+    put_str(&w, source);
+    put_list(&w, (const char *const *)argv);
+    put_list(&w, protected);
+    put_list(&w, (const char *const *)nested->gitdirs);
+    put_list(&w, (const char *const *)nested->gitfiles);
+    uint32_t len = (uint32_t)(w.len - sizeof(uint32_t));
+    memcpy(w.p, &len, sizeof(len));
+    *ret_len = w.len;
+    return w.p;
+}
+
+struct rbuf {
+    const char *p;
+    size_t len, off;
+};
+
+static int get_u32(struct rbuf *r, uint32_t *ret, const char *what, dbx_error **err) {
+    if (r->len - r->off < sizeof(*ret))
+        return dbx_error_setx(err, EINVAL, "bad setup data: %s truncated at byte %zu", what,
+                              r->off);
+    memcpy(ret, r->p + r->off, sizeof(*ret));
+    r->off += sizeof(*ret);
+    return 0;
+}
+
+static int get_str(struct rbuf *r, char **ret, const char *what, dbx_error **err) {
+    uint32_t n = 0;
+    if (get_u32(r, &n, what, err) < 0) return -EINVAL;
+    if (n > GUARD_STR_MAX)
+        return dbx_error_setx(err, EINVAL, "bad setup data: %s of %u bytes (at most %u)", what, n,
+                              GUARD_STR_MAX);
+    if (r->len - r->off < n)
+        return dbx_error_setx(err, EINVAL, "bad setup data: %s truncated at byte %zu", what,
+                              r->off);
+    if (memchr(r->p + r->off, '\0', n))
+        return dbx_error_setx(err, EINVAL, "bad setup data: %s holds a NUL byte", what);
+    *ret = dbx_xstrndup(r->p + r->off, n);
+    r->off += n;
+    return 0;
+}
+
+static int get_list(struct rbuf *r, char ***ret, uint32_t max, const char *what, dbx_error **err) {
+    uint32_t n = 0;
+    if (get_u32(r, &n, what, err) < 0) return -EINVAL;
+    if (n > max)
+        return dbx_error_setx(err, EINVAL, "bad setup data: %u %s (at most %u)", n, what, max);
+    for (uint32_t i = 0; i < n; i++) {
+        _cleanup_free_ char *s = NULL;
+        if (get_str(r, &s, what, err) < 0) return -EINVAL;
+        *ret = dbx_strv_push(*ret, s);
+    }
+    return 0;
+}
+
+void mounts_guard_setup_free(struct mounts_guard_setup *s) {
+    free(s->binary);
+    free(s->source);
+    dbx_strv_free(s->argv);
+    dbx_strv_free(s->protected);
+    mounts_nested_free(&s->nested);
+    *s = (struct mounts_guard_setup){0};
+}
+
+int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_setup *ret,
+                              dbx_error **err) {
+    struct rbuf r = {buf, len, 0};
+    struct mounts_guard_setup s = {0};
+    uint32_t magic = 0, parent = 0;
+    int rc = get_u32(&r, &magic, "header", err);
+    if (rc == 0 && magic != GUARD_MAGIC)
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: magic %#x", magic);
+    if (rc == 0) rc = get_u32(&r, &parent, "parent pid", err);
+    if (rc == 0 && (parent < 1 || parent > INT32_MAX))
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: parent pid %u", parent);
+    s.parent = (pid_t)parent;
+    if (rc == 0) rc = get_str(&r, &s.binary, "virtiofsd path", err);
+    if (rc == 0) rc = get_str(&r, &s.source, "source", err);
+    if (rc == 0 && s.source[0] != '/')
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: source is not absolute");
+    if (rc == 0) rc = get_list(&r, &s.argv, GUARD_ARGV_MAX, "virtiofsd arguments", err);
+    if (rc == 0 && !s.argv)
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: no virtiofsd arguments");
+    if (rc == 0) rc = get_list(&r, &s.protected, MOUNTS_PROTECTED_MAX, "protected paths", err);
+    if (rc == 0)
+        rc = get_list(&r, &s.nested.gitdirs, MOUNTS_NESTED_MAX, "nested git directories", err);
+    if (rc == 0) rc = get_list(&r, &s.nested.gitfiles, MOUNTS_NESTED_MAX, "nested .git files", err);
+    if (rc == 0 && r.off != r.len)
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: %zu bytes left over", r.len - r.off);
+    if (rc < 0) {
+        mounts_guard_setup_free(&s);
+        return rc;
+    }
+    *ret = s;
+    return 0;
+}
+
+/* ---- the guard: `devbox __virtiofsd-guard`, started by mounts_virtiofsd_spawn ------------- */
 
 /* Report to the parent (and the log), then exit 125 as mounts.h promises.  The parent gets
  * `code` (EIO if 0); the message gets ": strerror(code)" appended if `suffix`. */
-__attribute__((noreturn)) static void child_vfail(struct child *c, int code, bool suffix,
-                                                  const char *fmt, va_list ap) {
+__attribute__((noreturn)) static void guard_vfail(int code, bool suffix, const char *fmt,
+                                                  va_list ap) {
     char msg[MSG_MAX];
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
     if (n < 0) n = 0;
@@ -153,250 +304,241 @@ __attribute__((noreturn)) static void child_vfail(struct child *c, int code, boo
         n += snprintf(msg + n, sizeof(msg) - (size_t)n, ": %s", strerror(code));
     size_t len = strnlen(msg, sizeof(msg) - 1);
 
-    if (c->log_fd >= 0) {
-        (void)!dbx_write_all(c->log_fd, "devbox: virtiofsd setup: ", 25);
-        (void)!dbx_write_all(c->log_fd, msg, len);
-        (void)!dbx_write_all(c->log_fd, "\n", 1);
-    }
+    (void)!dbx_write_all(2, "devbox: virtiofsd setup: ", 25);
+    (void)!dbx_write_all(2, msg, len);
+    (void)!dbx_write_all(2, "\n", 1);
     int32_t code32 = code ? code : EIO;
     char frame[1 + sizeof(code32) + MSG_MAX];
     frame[0] = MSG_ERROR;
     memcpy(frame + 1, &code32, sizeof(code32));
     memcpy(frame + 1 + sizeof(code32), msg, len);
-    (void)!send(c->sync_fd, frame, 1 + sizeof(code32) + len, MSG_NOSIGNAL);
+    (void)!send(GUARD_SYNC_FD, frame, 1 + sizeof(code32) + len, MSG_NOSIGNAL);
     _exit(125);
 }
 
-__attribute__((noreturn, format(printf, 3, 4))) static void child_fail(struct child *c, int errnum,
-                                                                       const char *fmt, ...) {
+__attribute__((noreturn, format(printf, 2, 3))) static void guard_fail(int errnum, const char *fmt,
+                                                                       ...) {
     va_list ap;
     va_start(ap, fmt);
-    child_vfail(c, errnum, true, fmt, ap);
+    guard_vfail(errnum, true, fmt, ap);
+}
+
+__attribute__((noreturn, format(printf, 2, 3))) static void guard_fail_plain(int code,
+                                                                             const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    guard_vfail(code, false, fmt, ap);
 }
 
 /* A dbx_error from library code: its message already says why; keep its code. */
-__attribute__((noreturn, format(printf, 3, 4))) static void
-child_fail_plain(struct child *c, int code, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    child_vfail(c, code, false, fmt, ap);
+__attribute__((noreturn)) static void guard_fail_error(const dbx_error *e) {
+    guard_fail_plain(e->code, "%s", e->msg);
 }
 
 /* Die with the parent; the check after the prctl closes the race where it already died. */
-static void child_tie_to_parent(struct child *c) {
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) child_fail(c, errno, "prctl(PR_SET_PDEATHSIG)");
-    if (getppid() != c->parent) _exit(125);
+static void guard_tie_to_parent(pid_t parent) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) guard_fail(errno, "prctl(PR_SET_PDEATHSIG)");
+    if (getppid() != parent) _exit(125);
 }
 
-/* Signal mask and ignored signals survive exec; virtiofsd must see the defaults. */
-static void child_reset_signals(void) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    for (int s = 1; s < NSIG; s++) {
-        if (s != SIGKILL && s != SIGSTOP) signal(s, SIG_DFL);
+/* len bytes from the sync socket; false on EOF or error (errno set, EPIPE for EOF). */
+static bool read_exact(int fd, void *buf, size_t len) {
+    for (size_t got = 0; got < len;) {
+        ssize_t n = recv(fd, (char *)buf + got, len - got, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            if (n == 0) errno = EPIPE;
+            return false;
+        }
+        got += (size_t)n;
     }
+    return true;
 }
 
-/* Give virtiofsd exactly: 0,1 = /dev/null, 2 = log (or /dev/null), 3 = the socket.  Everything
- * else is closed now, except the close-on-exec sync socket (CVE-2024-21626: leaked fds). */
-static void child_setup_fds(struct child *c) {
-    /* Move the three fds we keep above 3 first so the dup2s below cannot clobber them. */
-    int sync = fcntl(c->sync_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1);
-    if (sync < 0) child_fail(c, errno, "dup sync fd");
-    c->sync_fd = sync;
-    int lfd = fcntl(c->listen_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1);
-    if (lfd < 0) child_fail(c, errno, "dup listen fd %d", c->listen_fd);
-    int log = c->log_fd >= 0 ? fcntl(c->log_fd, F_DUPFD_CLOEXEC, CHILD_LISTEN_FD + 1) : -1;
-    if (c->log_fd >= 0 && log < 0) child_fail(c, errno, "dup log fd %d", c->log_fd);
-    c->log_fd = log;
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0) child_fail(c, errno, "open '/dev/null'");
-
-    if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(log >= 0 ? log : null, 2) < 0 ||
-        dup2(lfd, CHILD_LISTEN_FD) < 0)
-        child_fail(c, errno, "dup2");
-    c->listen_fd = CHILD_LISTEN_FD;
-    c->log_fd = 2;
-    int keep[] = {c->sync_fd};
-    dbx_spawn_close_fds(CHILD_LISTEN_FD + 1, keep, DBX_ARRAY_SIZE(keep));
+/* The setup frame, read whole before anything else happens. */
+static void guard_read_setup(struct mounts_guard_setup *ret) {
+    uint32_t len = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (!read_exact(GUARD_SYNC_FD, &len, sizeof(len))) guard_fail(errno, "read the setup data");
+    if (len > GUARD_SETUP_MAX)
+        guard_fail_plain(EINVAL, "bad setup data: %u bytes (at most %u)", len, GUARD_SETUP_MAX);
+    _cleanup_free_ char *buf = dbx_xmalloc(len ? len : 1);
+    if (!read_exact(GUARD_SYNC_FD, buf, len)) guard_fail(errno, "read the setup data");
+    if (mounts_guard_setup_decode(buf, len, ret, &e) < 0) guard_fail_error(e);
 }
 
-static void child_enter_userns(struct child *c) {
-    if (unshare(CLONE_NEWUSER) < 0) child_fail(c, errno, "unshare(CLONE_NEWUSER)");
+static void guard_enter_userns(void) {
+    if (unshare(CLONE_NEWUSER) < 0) guard_fail(errno, "unshare(CLONE_NEWUSER)");
     char m = MSG_UNSHARED;
-    if (send(c->sync_fd, &m, 1, MSG_NOSIGNAL) != 1) _exit(125);
+    if (send(GUARD_SYNC_FD, &m, 1, MSG_NOSIGNAL) != 1) _exit(125);
     ssize_t n;
     do
-        n = recv(c->sync_fd, &m, 1, 0);
+        n = recv(GUARD_SYNC_FD, &m, 1, 0);
     while (n < 0 && errno == EINTR);
     if (n != 1 || m != MSG_MAPPED) _exit(125); /* the parent failed and reports it itself */
 
     /* Namespace root owns the mount namespace below and is what virtiofsd expects to be. */
-    if (setgroups(0, NULL) < 0) child_fail(c, errno, "setgroups in the user namespace");
-    if (setresgid(0, 0, 0) < 0) child_fail(c, errno, "setresgid(0) in the user namespace");
-    if (setresuid(0, 0, 0) < 0) child_fail(c, errno, "setresuid(0) in the user namespace");
+    if (setgroups(0, NULL) < 0) guard_fail(errno, "setgroups in the user namespace");
+    if (setresgid(0, 0, 0) < 0) guard_fail(errno, "setresgid(0) in the user namespace");
+    if (setresuid(0, 0, 0) < 0) guard_fail(errno, "setresuid(0) in the user namespace");
 }
 
-static void child_mount_tmpfs(struct child *c, const char *where) {
+static void guard_mount_tmpfs(const char *where) {
     if (mount("tmpfs", where, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=1m") < 0)
-        child_fail(c, errno, "mount tmpfs on '%s'", where);
+        guard_fail(errno, "mount tmpfs on '%s'", where);
 }
 
 /* A private mount namespace where / no longer propagates to the host and /run is our own, so
  * virtiofsd's pid file (/var/run/virtiofsd/...) and lock never touch the real /run. */
-static void child_enter_mountns(struct child *c) {
-    if (unshare(CLONE_NEWNS) < 0) child_fail(c, errno, "unshare(CLONE_NEWNS)");
+static void guard_enter_mountns(const struct mounts_guard_setup *s) {
+    if (unshare(CLONE_NEWNS) < 0) guard_fail(errno, "unshare(CLONE_NEWNS)");
     if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-        child_fail(c, errno, "make '/' private");
-    child_mount_tmpfs(c, "/run");
+        guard_fail(errno, "make '/' private");
+    guard_mount_tmpfs("/run");
     struct stat st;
     /* Debian's /var/run is a symlink to /run; if it is a real directory somewhere, cover it. */
-    if (lstat("/var/run", &st) == 0 && S_ISDIR(st.st_mode)) child_mount_tmpfs(c, "/var/run");
+    if (lstat("/var/run", &st) == 0 && S_ISDIR(st.st_mode)) guard_mount_tmpfs("/var/run");
 
     /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
      * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected_git(c->source, c->protected, c->nested, &e) < 0)
-        child_fail_plain(c, e->code, "%s", e->msg);
+    if (mounts_apply_protected_git(s->source, (const char *const *)s->protected, &s->nested, &e) <
+        0)
+        guard_fail_error(e);
 }
 
 /* Before entering a user namespace: raising the hard limit needs CAP_SYS_RESOURCE in the
  * initial one.  If the wanted value is refused, soft = hard still works. */
-static void child_raise_nofile(struct child *c) {
+static void guard_raise_nofile(void) {
     struct rlimit t = nofile_target();
     if (setrlimit(RLIMIT_NOFILE, &t) == 0) return;
     struct rlimit cur;
-    if (getrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "getrlimit(RLIMIT_NOFILE)");
+    if (getrlimit(RLIMIT_NOFILE, &cur) < 0) guard_fail(errno, "getrlimit(RLIMIT_NOFILE)");
     cur.rlim_cur = cur.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &cur) < 0) child_fail(c, errno, "setrlimit(RLIMIT_NOFILE)");
+    if (setrlimit(RLIMIT_NOFILE, &cur) < 0) guard_fail(errno, "setrlimit(RLIMIT_NOFILE)");
 }
 
-/* SCM_RIGHTS: one fd over a socket.  0 or -errno. */
-static int send_fd(int sock, int fd) {
-    char byte = 'F';
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof(u));
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-    return sendmsg(sock, &mh, MSG_NOSIGNAL) == 1 ? 0 : -errno;
-}
-
-static int recv_fd(int sock) {
-    char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+/* Take the listener of the name filter virtiofsd's process loaded (its number arrives on
+ * info_r) with pidfd_getfd: sending it over a socket would itself be a filtered call. */
+static int guard_take_listener(pid_t pid, int info_r) {
+    int lfd = -1;
     ssize_t n;
     do
-        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+        n = read(info_r, &lfd, sizeof(lfd));
     while (n < 0 && errno == EINTR);
-    struct cmsghdr *cm = n == 1 ? CMSG_FIRSTHDR(&mh) : NULL;
-    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-    return fd;
+    if (n != (ssize_t)sizeof(lfd) || lfd < 0) return -ECHILD;
+    _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) return -errno;
+    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, lfd, 0);
+    return fd < 0 ? -errno : fd;
 }
 
-/* The process that execs virtiofsd: dies with the guard, loads the name filter, hands the
- * guard its listener, execs.  Errors go to the spawner as the child's would. */
-__attribute__((noreturn)) static void daemon_main(struct child *c, int sock) {
-    c->parent = getppid();
-    child_tie_to_parent(c);
+/* Start virtiofsd under the name filter (built here, before the fork, so its process only
+ * loads it) and take the filter's listener before letting it exec.  Returns the listener;
+ * *ret_pid virtiofsd's pid.  Failures are reported (and end the guard). */
+static int guard_start_virtiofsd(const struct mounts_guard_setup *s, pid_t *ret_pid) {
     _cleanup_error_ dbx_error *e = NULL;
-    int lfd = mounts_guard_install(&e);
-    if (lfd < 0) child_fail_plain(c, e->code, "%s", e->msg);
-    int r = send_fd(sock, lfd);
-    if (r < 0) child_fail(c, -r, "hand over the name filter");
-    close(lfd);
-    char *envp[] = {NULL};
-    execve(c->binary, c->argv, envp);
-    child_fail(c, errno, "exec '%s'", c->binary);
+    _cleanup_free_ struct sock_filter *insns = NULL;
+    size_t n = 0;
+    if (mounts_guard_filter_bpf(&insns, &n, &e) < 0) guard_fail_error(e);
+    struct sock_fprog prog = {.len = (unsigned short)n, .filter = insns};
+    int p1[2], p2[2];
+    if (pipe2(p1, O_CLOEXEC) < 0 || pipe2(p2, O_CLOEXEC) < 0) guard_fail(errno, "pipe");
+    _cleanup_close_ int info_r = p1[0], info_w = p1[1], go_r = p2[0], go_w = p2[1];
+    static char *const envp[] = {NULL};
+    const struct dbx_spawn_fd fds[] = {
+        {0, DBX_SPAWN_DEVNULL}, {1, DBX_SPAWN_DEVNULL}, {2, 2}, {GUARD_LISTEN_FD, GUARD_LISTEN_FD}};
+    struct dbx_spawn sp = {
+        .name = "virtiofsd",
+        .path = s->binary,
+        .argv = s->argv,
+        .envp = envp,
+        .pdeathsig = SIGKILL,
+        .fds = fds,
+        .nfds = DBX_ARRAY_SIZE(fds),
+        .seccomp = &prog,
+        .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        .seccomp_listener_w = info_w,
+        .seccomp_go_r = go_r,
+    };
+    /* pidfd_getfd needs ptrace access to virtiofsd's process, which, as a fork of ours, would
+     * be non-dumpable (our identity change made us so) with its memory owned by the initial
+     * user namespace: only host CAP_SYS_PTRACE could take the listener.  Dumpable for the fork
+     * only: the exec makes virtiofsd dumpable anyway (same ids, no set-id binary). */
+    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) guard_fail(errno, "prctl(PR_SET_DUMPABLE)");
+    struct dbx_spawn_child child;
+    int r = dbx_spawn_start(&sp, &child, &e);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) guard_fail(errno, "prctl(PR_SET_DUMPABLE)");
+    if (r < 0) guard_fail_error(e);
+    close(TAKE_FD(info_w));
+    close(TAKE_FD(go_r));
+    int listener = guard_take_listener(child.pid, info_r);
+    if (listener == -ECHILD) {
+        /* no listener: the child reported the step that failed (or was killed) */
+        pid_t pid = child.pid;
+        if (dbx_spawn_finish(&child, &e) < 0) guard_fail_error(e);
+        kill(pid, SIGKILL);
+        (void)dbx_spawn_wait(pid);
+        guard_fail_plain(EIO, "virtiofsd's process died before exec");
+    }
+    if (listener < 0) {
+        dbx_spawn_abort(&child);
+        guard_fail(-listener, "take the name filter's listener");
+    }
+    if (write(go_w, "g", 1) != 1) {
+        int err = errno;
+        dbx_spawn_abort(&child);
+        guard_fail(err, "start virtiofsd");
+    }
+    *ret_pid = child.pid;
+    if (dbx_spawn_finish(&child, &e) < 0) guard_fail_error(e); /* reaped it */
+    return listener;
 }
 
-/* Fork virtiofsd's process and stay as its guard (mounts-names.c): answer the filter's
- * notifications until virtiofsd is gone, then exit with its status.  The spawner's sync
- * socket closes once virtiofsd has exec'd (its own copy is close-on-exec; ours is closed
- * here), so the spawner's protocol is unchanged; the pid it returns is the guard's, and
- * killing it kills virtiofsd (parent-death signal). */
-__attribute__((noreturn)) static void child_guard_and_exec(struct child *c,
-                                                           const struct mounts_guard *g) {
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-        child_fail(c, errno, "socketpair");
-    /* Not dbx_spawn: the exec'ing process loads the name filter with libseccomp (which
-     * allocates) and hands its listener over a socket.  Safe here: the guard is a forked child
-     * of one thread, so it runs no other thread. */
-    pid_t d = fork();
-    if (d < 0) child_fail(c, errno, "fork");
-    if (d == 0) {
-        close(sp[0]);
-        daemon_main(c, sp[1]);
-    }
-    close(sp[1]);
-    close(CHILD_LISTEN_FD); /* virtiofsd's, not ours */
-    int listener = recv_fd(sp[0]);
-    /* EOF: virtiofsd exec'd, or its process died (it reported why itself) */
-    for (char b;;) {
-        ssize_t n = read(sp[0], &b, 1);
-        if (n == 0 || (n < 0 && errno != EINTR)) break;
-    }
-    close(sp[0]);
-    if (listener < 0) {
-        while (waitpid(d, NULL, 0) < 0 && errno == EINTR) {
-        }
-        _exit(125);
-    }
-    close(c->sync_fd);
+/* Answer the name filter's notifications (mounts-names.c) until virtiofsd is gone, then exit
+ * with its status.  The spawner's sync socket closes once virtiofsd has exec'd. */
+__attribute__((noreturn)) static void guard_serve(pid_t vfs, int listener,
+                                                  const struct mounts_guard *g) {
+    close(GUARD_LISTEN_FD); /* virtiofsd's, not ours */
+    close(GUARD_SYNC_FD);   /* EOF for the spawner: virtiofsd runs */
     prctl(PR_SET_NAME, "virtiofsd-guard");
     int r = mounts_guard_serve(listener, g);
     close(listener); /* from here virtiofsd's name-creating calls fail (ENOSYS), none passes */
     if (r < 0) {
         /* a share that cannot create files is broken: stop it, the supervisor sees it go */
         dprintf(2, "devbox: virtiofsd name guard: %s: stopping virtiofsd\n", strerror(-r));
-        kill(d, SIGKILL);
+        kill(vfs, SIGKILL);
     }
-    int st = 0;
-    while (waitpid(d, &st, 0) < 0 && errno == EINTR) {
-    }
+    int st = dbx_spawn_wait(vfs);
     _exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0));
 }
 
-__attribute__((noreturn)) static void child_main(struct child *c) {
-    child_tie_to_parent(c);
-    child_reset_signals();
-    child_raise_nofile(c);
-    /* Own session: a ^C on the user's terminal must not kill the share under a running VM;
-     * the supervisor decides when it stops. */
-    if (setsid() < 0) child_fail(c, errno, "setsid");
-    child_setup_fds(c);
-    child_enter_userns(c);
-    child_enter_mountns(c);
+int mounts_virtiofsd_guard_main(int argc, char **argv) {
+    struct stat st;
+    if (argc != 1 || fstat(GUARD_SYNC_FD, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+        static const char m[] = "devbox: __virtiofsd-guard is started by devbox itself\n";
+        (void)!write(2, m, sizeof(m) - 1);
+        return 125;
+    }
+    _cleanup_(mounts_guard_setup_free) struct mounts_guard_setup s = {0};
+    guard_read_setup(&s);
+    guard_tie_to_parent(s.parent);
+    guard_raise_nofile();
+    guard_enter_userns();
+    guard_enter_mountns(&s);
 
-    struct mounts_guard guard;
+    static struct mounts_guard guard; /* large: not on the stack */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_guard_dirs(c->source, c->nested, &guard, &e) < 0)
-        child_fail_plain(c, e->code, "%s", e->msg);
+    if (mounts_guard_dirs(s.source, &s.nested, &guard, &e) < 0) guard_fail_error(e);
 
     struct rlimit core = {0, 0};
-    if (setrlimit(RLIMIT_CORE, &core) < 0) child_fail(c, errno, "setrlimit(RLIMIT_CORE)");
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(c, errno, "prctl(NO_NEW_PRIVS)");
+    if (setrlimit(RLIMIT_CORE, &core) < 0) guard_fail(errno, "setrlimit(RLIMIT_CORE)");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) guard_fail(errno, "prctl(NO_NEW_PRIVS)");
     /* Credential changes clear the parent-death signal: set it again after the last one. */
-    child_tie_to_parent(c);
-    child_guard_and_exec(c, &guard);
+    guard_tie_to_parent(s.parent);
+    pid_t vfs = 0;
+    int listener = guard_start_virtiofsd(&s, &vfs);
+    guard_serve(vfs, listener, &guard);
 }
 
 /* ---- parent -------------------------------------------------------------------------------- */
@@ -407,7 +549,7 @@ static char **build_argv(const char *binary, const char *source) {
     /* clang-format off */
     const char *const args[] = {
         binary,
-        "--fd=3", /* CHILD_LISTEN_FD */
+        "--fd=3", /* GUARD_LISTEN_FD */
         "-o", src,
         /* Kernel page cache with close-to-open consistency; host edits show up within ~1 s. */
         "-o", "cache=auto",
@@ -432,6 +574,18 @@ static char **build_argv(const char *binary, const char *source) {
     for (size_t i = 0; args[i]; i++)
         v = dbx_strv_push(v, args[i]);
     return v;
+}
+
+/* No SIGPIPE if the guard is gone.  0 or -errno. */
+static int send_all(int fd, const char *buf, size_t len) {
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 /* Read one byte from the child, retrying EINTR.  1, 0 on EOF, -errno. */
@@ -523,45 +677,47 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
+    size_t setup_len = 0;
+    _cleanup_free_ char *setup = mounts_guard_setup_encode(getpid(), binary, cfg->source, argv,
+                                                           cfg->protected, &nested, &setup_len);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return dbx_error_set(err, errno, "socketpair");
-    _cleanup_close_ int fd = sv[0];
-    struct child c = {
-        .binary = binary,
-        .source = cfg->source,
-        .protected = cfg->protected,
-        .nested = &nested,
-        .argv = argv,
-        .map = map,
-        .parent = getpid(),
-        .sync_fd = sv[1],
-        .listen_fd = cfg->listen_fd,
-        .log_fd = cfg->log_fd,
+    _cleanup_close_ int fd = sv[0], guard_fd = sv[1];
+    /* The guard is devbox again (`devbox __virtiofsd-guard`, mounts_virtiofsd_guard_main),
+     * exec'd: our threads and their locks do not follow it.  Own session: a ^C on the user's
+     * terminal must not kill the share under a running VM; the supervisor decides when it
+     * stops. */
+    static char *const envp[] = {NULL};
+    char *const gargv[] = {"devbox", "__virtiofsd-guard", NULL};
+    const struct dbx_spawn_fd fds[] = {
+        {0, DBX_SPAWN_DEVNULL},
+        {1, DBX_SPAWN_DEVNULL},
+        {2, cfg->log_fd >= 0 ? cfg->log_fd : DBX_SPAWN_DEVNULL},
+        {GUARD_LISTEN_FD, cfg->listen_fd},
+        {GUARD_SYNC_FD, guard_fd},
     };
-    /* Not dbx_spawn: this child runs our code (the user namespace handshake above, the mount
-     * namespace, mounts_apply_protected_git, mounts_guard_dirs) and then stays, without exec,
-     * as virtiofsd's guard.  A fork that does not exec may make only async-signal-safe calls
-     * if the process has other threads, and this child allocates; that holds only because
-     * the supervisor has no other thread when it calls us: the pull's download thread is
-     * joined in prepare(), the passt filter thread starts after us in spawn_vm and is joined
-     * by kill_children before a boot is retried, and proxy connection threads exist only
-     * after the guest's hello, after which no virtiofsd is started.  Keep it that way (and
-     * glibc's fork also resets malloc's locks in the child).  Its fds are really closed, not
-     * close-on-exec (dbx_spawn_close_fds): the guard never execs. */
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(sv[1]);
-        return dbx_error_set(err, errno, "fork");
+    const struct dbx_spawn gs = {
+        .name = "virtiofsd guard",
+        .path = cfg->guard_exe ? cfg->guard_exe : "/proc/self/exe",
+        .argv = gargv,
+        .envp = envp,
+        .new_session = true,
+        .pdeathsig = SIGKILL,
+        .fds = fds,
+        .nfds = DBX_ARRAY_SIZE(fds),
+    };
+    pid_t pid = 0;
+    if (dbx_spawn(&gs, &pid, err) < 0) return -(*err)->code;
+    close(TAKE_FD(guard_fd));
+    int r = send_all(fd, setup, setup_len);
+    if (r < 0) {
+        reap(pid, true);
+        return dbx_error_set(err, -r, "virtiofsd setup: sync");
     }
-    if (pid == 0) {
-        close(sv[0]);
-        child_main(&c);
-    }
-    close(sv[1]);
 
     char m = 0;
-    int r = read_byte(fd, &m);
+    r = read_byte(fd, &m);
     if (r == 1 && m == MSG_UNSHARED) {
         if (write_maps(pid, map, err) < 0) {
             reap(pid, true);

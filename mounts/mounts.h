@@ -11,16 +11,19 @@ struct mounts_vfs_config {
     int log_fd;            /* stderr of virtiofsd (and our setup errors), or -1 */
     /* Protected paths: NULL or a NULL-terminated list of repo-relative paths (no leading '/',
      * no empty, "." or ".." components, at most MOUNTS_PROTECTED_MAX; anything else is EINVAL
-     * before fork).  Borrowed for the duration of mounts_virtiofsd_spawn only.  In virtiofsd's
-     * mount namespace (nowhere else: the host sees no mounts) each existing path becomes a
-     * read-only, nosuid, nodev bind mount of itself, and each directory above it inside the
-     * share a read-write bind of itself, so the guest can neither write the path nor rename,
+     * before anything starts).  Borrowed for the duration of mounts_virtiofsd_spawn only.  In
+     * virtiofsd's mount namespace (nowhere else: the host sees no mounts) each existing path
+     * becomes a read-only, nosuid, nodev bind mount of itself, and each directory above it inside
+     * the share a read-write bind of itself, so the guest can neither write the path nor rename,
      * remove or replace it or any parent (EROFS / EBUSY; hard links across give EXDEV).
      * A path that does not exist stays unprotected (nothing to mount on; see
      * mounts_protected_scan to find them).  A symlink at a path or at any of its parents is
      * refused: the spawn fails with ELOOP and nothing runs.  A parent that exists but is not a
      * directory (a worktree's `.git` file) is protected read-only instead of the path. */
     const char *const *protected;
+    /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
+     * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
+    const char *guard_exe;
 };
 
 #define MOUNTS_PROTECTED_MAX 256u
@@ -67,10 +70,16 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
  * every git directory in the share takes only the names git itself creates there (a seccomp
  * filter on virtiofsd's name-creating calls, answered by a guard process: mounts-names.c).
  * Returns the pid of that guard, virtiofsd's parent, which exits with virtiofsd's status and
- * whose death kills virtiofsd; or -errno with *err set; errors that happen in the children
- * after fork are written to cfg->log_fd and make them exit 125. */
+ * whose death kills virtiofsd; or -errno with *err set; errors that happen in the guard
+ * or in virtiofsd's process before its exec are written to cfg->log_fd and make the guard
+ * exit 125. */
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
+
+/* `devbox __virtiofsd-guard` (argv from there on): the process mounts_virtiofsd_spawn starts,
+ * which sets up virtiofsd's namespaces, execs it and stays as its guard.  Takes its fds and its
+ * setup from the spawner only; returns (125) only when run any other way. */
+int mounts_virtiofsd_guard_main(int argc, char **argv);
 
 /* Resolve `paths` (as in struct mounts_vfs_config.protected) below `source` exactly as the
  * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist

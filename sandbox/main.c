@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
+#include "../mounts/mounts.h"
+
 #include <signal.h>
 
 static const struct {
@@ -52,6 +54,8 @@ static int usage(FILE *f) {
 
 int main(int argc, char **argv) {
     dbx_oom_hook = host_oom;
+    if (argc >= 2 && strcmp(argv[1], "__virtiofsd-guard") == 0) /* mounts_virtiofsd_spawn */
+        return mounts_virtiofsd_guard_main(argc - 1, argv + 1);
     if (argc >= 3 && strcmp(argv[1], "__supervise") == 0) {
         /* Started by dbx_connect with the report pipe on fd 3. */
         return dbx_supervise(argv[2], argc >= 4 ? argv[3] : NULL, 3);

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "tests/unit/devbox-bin.h"
 #include "tests/unit/helpers-vfs.h"
 #include "tests/unit/helpers.h"
 
@@ -41,8 +42,11 @@ static void vfs_env_setup(struct vfs_env *e) {
 }
 
 struct mounts_vfs_config vfs_env_config(const struct vfs_env *e, const char *const *protected) {
-    return (struct mounts_vfs_config){
-        .source = e->src, .listen_fd = e->listen_fd, .log_fd = e->log_wr, .protected = protected};
+    return (struct mounts_vfs_config){.source = e->src,
+                                      .listen_fd = e->listen_fd,
+                                      .log_fd = e->log_wr,
+                                      .protected = protected,
+                                      .guard_exe = test_devbox_bin()};
 }
 
 size_t vfs_read_log(struct vfs_env *e, char *buf, size_t size) {

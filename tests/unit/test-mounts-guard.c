@@ -11,12 +11,14 @@
 
 #include <cmocka.h>
 
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "mounts/mounts-internal.h"
@@ -62,7 +64,12 @@ static void child(int sock) {
     sigaction(SIGUSR1, &sa, NULL);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) _exit(2);
     dbx_error *err = NULL;
-    int lfd = mounts_guard_install(&err);
+    struct sock_filter *insns = NULL;
+    size_t n = 0;
+    if (mounts_guard_filter_bpf(&insns, &n, &err) < 0) _exit(2);
+    struct sock_fprog prog = {.len = (unsigned short)n, .filter = insns};
+    int lfd =
+        (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
     if (lfd < 0) _exit(2);
     test_send_fd(sock, lfd);
     close(lfd);

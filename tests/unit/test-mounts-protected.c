@@ -33,6 +33,7 @@
 #include <sys/wait.h>
 
 #include "mounts/mounts-internal.h"
+#include "tests/unit/devbox-bin.h"
 
 #include "tests/unit/helpers-vfs.h"
 #include "tests/unit/helpers.h"

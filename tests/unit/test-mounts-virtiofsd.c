@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <grp.h>
+#include <limits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -28,7 +29,9 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include "common/spawn.h"
 #include "mounts/mounts-internal.h"
+#include "tests/unit/devbox-bin.h"
 
 #include "tests/unit/helpers-vfs.h"
 #include "tests/unit/helpers.h"
@@ -93,6 +96,36 @@ static void check_guard_fds(pid_t pid, bool rootless) {
     CHECK(listeners == 1, "guard holds %d listeners", listeners);
 }
 
+/* What /proc/PID/exe points to, resolved; "" when we may not look (errno set). */
+static void exe_of(pid_t pid, char *buf, size_t size) {
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+    ssize_t n = readlink(path, buf, size - 1);
+    buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Both were exec'd: the guard runs `devbox __virtiofsd-guard` (its command line: a fork of
+ * this test would show ours) from the devbox binary, virtiofsd's process runs virtiofsd.  The
+ * guard's exe link is readable as root only: rootless it is not dumpable and its memory
+ * belongs to the initial user namespace, where we hold no CAP_SYS_PTRACE. */
+static void check_exec(pid_t guard, pid_t vfs, bool rootless) {
+    char path[64], want[PATH_MAX], got[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)guard);
+    char *cmdline = NULL;
+    size_t len = 0;
+    CHECK(dbx_read_file_at(AT_FDCWD, path, 4096, &cmdline, &len, NULL) == 0, "read '%s'", path);
+    static const char want_cmdline[] = "devbox\0__virtiofsd-guard\0";
+    CHECK(len == sizeof(want_cmdline) - 1 && !memcmp(cmdline, want_cmdline, len),
+          "the guard's command line is '%s'", cmdline);
+    free(cmdline);
+    CHECK(realpath(test_devbox_bin(), want), "realpath '%s': %m", test_devbox_bin());
+    exe_of(guard, got, sizeof(got));
+    if (!rootless || got[0]) CHECK(!strcmp(got, want), "the guard runs '%s', want '%s'", got, want);
+    CHECK(realpath(VIRTIOFSD, want), "realpath: %m");
+    exe_of(vfs, got, sizeof(got));
+    CHECK(!strcmp(got, want), "virtiofsd's process runs '%s', want '%s'", got, want);
+}
+
 static void scen_serve(struct vfs_env *e) {
     struct stat st;
     bool run_existed = lstat("/run/virtiofsd", &st) == 0;
@@ -108,6 +141,7 @@ static void scen_serve(struct vfs_env *e) {
     CHECK(vfs > 0, "no virtiofsd under the guard %d", (int)pid);
     check_jail(vfs, e->map.rootless);
     check_guard_fds(pid, e->map.rootless);
+    check_exec(pid, vfs, e->map.rootless);
 
     int c = vfs_connect(e);
     uint64_t features = 0;
@@ -367,13 +401,189 @@ static void test_count_entries(void **s) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- the guard's setup data -------------------------------------------------------------- */
+
+static char *valid_setup(size_t *ret_len, struct mounts_nested *nested) {
+    static char *const argv[] = {"/usr/lib/qemu/virtiofsd", "--fd=3", "-o", "source=/src", NULL};
+    static const char *const protected[] = {"secrets", "a/b", NULL};
+    static char *gitdirs[] = {"sub/.git", NULL};
+    *nested = (struct mounts_nested){.gitdirs = gitdirs};
+    return mounts_guard_setup_encode(42, VIRTIOFSD, "/src", argv, protected, nested, ret_len);
+}
+
+static void expect_bad(const char *buf, size_t len, const char *want) {
+    struct mounts_guard_setup s = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(mounts_guard_setup_decode(buf, len, &s, &err), -EINVAL);
+    assert_non_null(err);
+    if (!dbx_str_has_prefix(err->msg, want)) fail_msg("'%s', want '%s...'", err->msg, want);
+    assert_null(s.argv);
+    dbx_error_free(&err);
+}
+
+/* A frame round-trips; every truncation, a wrong magic, a count or length over its cap, a NUL
+ * in a string, a relative source and bytes left over are each refused with a message. */
+static void test_setup_decode(void **state) {
+    struct mounts_nested nested;
+    size_t len = 0;
+    char *frame = valid_setup(&len, &nested);
+    const char *buf = frame + 4; /* after the length */
+    size_t n = len - 4;
+    uint32_t framed;
+    memcpy(&framed, frame, 4);
+    assert_int_equal(framed, n);
+
+    struct mounts_guard_setup s = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(mounts_guard_setup_decode(buf, n, &s, &err), 0);
+    assert_int_equal(s.parent, 42);
+    assert_string_equal(s.binary, VIRTIOFSD);
+    assert_string_equal(s.source, "/src");
+    assert_int_equal(dbx_strv_len(s.argv), 4);
+    assert_string_equal(s.argv[3], "source=/src");
+    assert_int_equal(dbx_strv_len(s.protected), 2);
+    assert_string_equal(s.protected[1], "a/b");
+    assert_string_equal(s.nested.gitdirs[0], "sub/.git");
+    assert_null(s.nested.gitfiles);
+    mounts_guard_setup_free(&s);
+
+    for (size_t cut = 0; cut < n; cut++)
+        expect_bad(buf, cut, "bad setup data: ");
+
+    char *copy = dbx_xmalloc(n + 1);
+    memcpy(copy, buf, n);
+    copy[0] ^= 1;
+    expect_bad(copy, n, "bad setup data: magic ");
+    memcpy(copy, buf, n);
+    memset(copy + 4, 0, 4);
+    expect_bad(copy, n, "bad setup data: parent pid 0");
+    /* the virtiofsd path: its length (u32 at 8), then its bytes at 12 */
+    memcpy(copy, buf, n);
+    uint32_t huge = 1u << 30;
+    memcpy(copy + 8, &huge, 4);
+    expect_bad(copy, n, "bad setup data: virtiofsd path of 1073741824 bytes");
+    memcpy(copy, buf, n);
+    copy[12 + 3] = '\0';
+    expect_bad(copy, n, "bad setup data: virtiofsd path holds a NUL byte");
+    memcpy(copy, buf, n);
+    copy[n] = 'x';
+    expect_bad(copy, n + 1, "bad setup data: 1 bytes left over");
+    free(copy);
+    free(frame);
+
+    /* a count over its cap, and a relative source */
+    char *many[MOUNTS_PROTECTED_MAX + 2];
+    for (size_t i = 0; i <= MOUNTS_PROTECTED_MAX; i++)
+        many[i] = "p";
+    many[MOUNTS_PROTECTED_MAX + 1] = NULL;
+    static char *const argv[] = {"virtiofsd", NULL};
+    frame = mounts_guard_setup_encode(1, VIRTIOFSD, "/src", argv, (const char *const *)many,
+                                      &nested, &len);
+    expect_bad(frame + 4, len - 4, "bad setup data: 257 protected paths (at most 256)");
+    free(frame);
+    frame = mounts_guard_setup_encode(1, VIRTIOFSD, "src", argv, NULL, &nested, &len);
+    expect_bad(frame + 4, len - 4, "bad setup data: source is not absolute");
+    free(frame);
+}
+
+/* `devbox __virtiofsd-guard` itself, given a malformed frame on its sync socket: it reports
+ * what is wrong the way the spawner reads it ('E', code, message), logs it, and exits 125,
+ * never crashing.  Run any other way (no sync socket) it says so and exits 125. */
+static void guard_run(const void *frame, size_t len, int want_code, int *ret_status, char *msg,
+                      size_t size) {
+    int sv[2], lg[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    assert_int_equal(pipe2(lg, O_CLOEXEC), 0);
+    char *const argv[] = {"devbox", "__virtiofsd-guard", NULL};
+    static char *const envp[] = {NULL};
+    const struct dbx_spawn_fd fds[] = {{2, lg[1]}, {3, DBX_SPAWN_DEVNULL}, {4, sv[1]}};
+    const struct dbx_spawn sp = {.path = test_devbox_bin(),
+                                 .argv = argv,
+                                 .envp = envp,
+                                 .pdeathsig = SIGKILL,
+                                 .fds = fds,
+                                 .nfds = frame ? 3 : 1};
+    pid_t pid = 0;
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_spawn(&sp, &pid, &err), 0);
+    close(sv[1]);
+    close(lg[1]);
+    if (frame) assert_int_equal(send(sv[0], frame, len, MSG_NOSIGNAL), (ssize_t)len);
+    shutdown(sv[0], SHUT_WR); /* a frame cut short ends here */
+    char reply[1 + 4 + 1024];
+    size_t got = 0;
+    for (ssize_t r;
+         got < sizeof(reply) && (r = recv(sv[0], reply + got, sizeof(reply) - got, 0));) {
+        if (r < 0 && errno == EINTR) continue;
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    *ret_status = dbx_spawn_wait(pid);
+    char log[1024];
+    ssize_t nl = read(lg[0], log, sizeof(log) - 1);
+    log[nl > 0 ? nl : 0] = '\0';
+    close(sv[0]);
+    close(lg[0]);
+    if (!frame) {
+        assert_int_equal(got, 0);
+        snprintf(msg, size, "%s", log);
+        return;
+    }
+    assert_true(got > 5);
+    assert_int_equal(reply[0], 'E');
+    int32_t code;
+    memcpy(&code, reply + 1, 4);
+    assert_int_equal(code, want_code);
+    snprintf(msg, size, "%.*s", (int)(got - 5), reply + 5);
+    char want_log[1200];
+    snprintf(want_log, sizeof(want_log), "devbox: virtiofsd setup: %s\n", msg);
+    assert_string_equal(log, want_log);
+}
+
+static void test_guard_rejects_bad_setup(void **state) {
+    char msg[1100];
+    int status = 0;
+    uint32_t bad[3] = {8, 0x12345678u, 1};
+    guard_run(bad, sizeof(bad), EINVAL, &status, msg, sizeof(msg));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 125);
+    assert_string_equal(msg, "bad setup data: magic 0x12345678");
+
+    uint32_t big = (4u << 20) + 1;
+    guard_run(&big, sizeof(big), EINVAL, &status, msg, sizeof(msg));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 125);
+    assert_string_equal(msg, "bad setup data: 4194305 bytes (at most 4194304)");
+
+    /* a valid frame cut short: the guard reads until EOF and says so */
+    struct mounts_nested nested;
+    size_t len = 0;
+    char *frame = valid_setup(&len, &nested);
+    guard_run(frame, len - 3, EPIPE, &status, msg, sizeof(msg));
+    free(frame);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 125);
+    assert_string_equal(msg, "read the setup data: Broken pipe");
+
+    guard_run(NULL, 0, 0, &status, msg, sizeof(msg));
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 125);
+    assert_string_equal(msg, "devbox: __virtiofsd-guard is started by devbox itself\n");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serve),         cmocka_unit_test(test_serve_rootless_user),
-        cmocka_unit_test(test_no_orphans),    cmocka_unit_test(test_no_orphans_rootless_user),
-        cmocka_unit_test(test_idmap),         cmocka_unit_test(test_idmap_rootless_user),
-        cmocka_unit_test(test_errors),        cmocka_unit_test(test_errors_rootless_user),
+        cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_serve_rootless_user),
+        cmocka_unit_test(test_no_orphans),
+        cmocka_unit_test(test_no_orphans_rootless_user),
+        cmocka_unit_test(test_idmap),
+        cmocka_unit_test(test_idmap_rootless_user),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors_rootless_user),
         cmocka_unit_test(test_count_entries),
+        cmocka_unit_test(test_setup_decode),
+        cmocka_unit_test(test_guard_rejects_bad_setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
