@@ -80,7 +80,7 @@ enum dbx_msg {
     DBX_MSG_SOCK_CLOSE = 23, /* either way: empty; the session is over (no reply) */
     /* client <-> supervisor only, session 0; never sent to the guest */
     DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
-    DBX_MSG_STATUS_REPLY = 31, /* supervisor->client: str json */
+    DBX_MSG_STATUS_REPLY = 31, /* supervisor->client: a dbx_status record (sandbox-status.c) */
     DBX_MSG_STOP = 32,         /* client->supervisor: empty; reply is the socket closing */
     DBX_MSG_PORT_REQ = 33,     /* client->supervisor: str request ("add HOST GUEST", "rm HOST",
                                   "ls") */

@@ -258,8 +258,12 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
         return 0;
     }
     if (r < 0) return r;
+    /* A supervisor of an older devbox (still running across an upgrade) answered JSON: say
+     * how to get rid of it rather than only that the reply is bad. */
     if (h.type != DBX_MSG_STATUS_REPLY || dbx_status_decode(p, h.len, ret, NULL) < 0)
-        return dbx_error_set(err, 0, "bad status reply from the supervisor");
+        return dbx_error_set(err, 0,
+                             "bad status reply from the supervisor (one started by another "
+                             "devbox version stops with 'devbox stop')");
     return 0;
 }
 
