@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -122,7 +123,10 @@ static bool write_proc(const char *path, const char *s) {
 static void child_tie_to_parent(const struct plan *p) {
     if (!p->s->pdeathsig) return;
     if (prctl(PR_SET_PDEATHSIG, p->s->pdeathsig) < 0) child_fail(p, STEP_PDEATHSIG, -1);
-    if (getppid() != p->parent) _exit(127); /* died before the prctl: nobody to serve */
+    if (getppid() != p->parent) { /* died before the prctl: nobody to serve */
+        errno = ESRCH;
+        child_fail(p, STEP_PDEATHSIG, -1);
+    }
 }
 
 static void child_set_ids(const struct plan *p) {
@@ -173,11 +177,12 @@ static int child_lift(struct plan *p, int fd, int step, int arg) {
     return r;
 }
 
-static void child_fds(struct plan *p, int *listener_w, int *go_r) {
+static void child_fds(struct plan *p, int *listener_sock, int *listener_w, int *go_r) {
     const struct dbx_spawn *s = p->s;
     int src[SPAWN_FDS_MAX];
     p->err_w = child_lift(p, p->err_w, STEP_REPORT, -1);
     if (p->devnull >= 0) p->devnull = child_lift(p, p->devnull, STEP_DEVNULL, -1);
+    if (*listener_sock >= 0) *listener_sock = child_lift(p, *listener_sock, STEP_LISTENER, -1);
     if (*listener_w >= 0) *listener_w = child_lift(p, *listener_w, STEP_LISTENER, -1);
     if (*go_r >= 0) *go_r = child_lift(p, *go_r, STEP_GO, -1);
     for (size_t i = 0; i < s->nfds; i++) {
@@ -204,13 +209,41 @@ static void child_fds(struct plan *p, int *listener_w, int *go_r) {
         if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 && errno != EBADF) child_fail(p, STEP_CLOSE, -1);
 }
 
-static void child_seccomp(const struct plan *p, int listener_w, int go_r) {
+/* SCM_RIGHTS by hand: sendmsg and the CMSG macros are async-signal-safe. */
+static bool child_send_fd(int sock, int fd) {
+    char data = 'L';
+    struct iovec iov = {.iov_base = &data, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t n;
+    do
+        n = sendmsg(sock, &m, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == 1;
+}
+
+static void child_seccomp(const struct plan *p, int listener_sock, int listener_w, int go_r) {
     const struct dbx_spawn *s = p->s;
     if (!s->seccomp) return;
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(p, STEP_NO_NEW_PRIVS, -1);
     int lfd = (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s->seccomp_flags, s->seccomp);
     if (lfd < 0) child_fail(p, STEP_SECCOMP, -1);
     if (!(s->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)) return;
+    if (listener_sock >= 0) {
+        if (!child_send_fd(listener_sock, lfd)) child_fail(p, STEP_LISTENER, -1);
+        close(lfd);
+        return;
+    }
     /* The parent takes the listener with pidfd_getfd: sending it over a socket could itself be
      * a trapped call that nobody answers yet. */
     if (write(listener_w, &lfd, sizeof(lfd)) != (ssize_t)sizeof(lfd))
@@ -220,15 +253,23 @@ static void child_seccomp(const struct plan *p, int listener_w, int go_r) {
     do
         n = read(go_r, &go, 1);
     while (n < 0 && errno == EINTR);
-    if (n != 1) _exit(127); /* the parent gave up and reports why itself */
+    if (n != 1) { /* the parent gave up */
+        errno = n < 0 ? errno : EPIPE;
+        child_fail(p, STEP_GO, -1);
+    }
     close(lfd);
 }
 
 static void __attribute__((noreturn)) child_main(struct plan *p) {
     const struct dbx_spawn *s = p->s;
-    int listener_w = s->seccomp_listener_w, go_r = s->seccomp_go_r;
+    int listener_sock = s->seccomp_listener_sock, listener_w = s->seccomp_listener_w,
+        go_r = s->seccomp_go_r;
     if (!(s->seccomp && (s->seccomp_flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)))
+        listener_sock = listener_w = go_r = -1;
+    else if (listener_sock >= 0)
         listener_w = go_r = -1;
+    else if (s->seccomp_go_w >= 0)
+        close(s->seccomp_go_w); /* so that the parent closing its end is an EOF here */
     /* Dispositions first (signals are still blocked): ignored signals survive exec, and no
      * handler of the parent's may run here. */
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -236,7 +277,7 @@ static void __attribute__((noreturn)) child_main(struct plan *p) {
         if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
     if (s->detach) {
         if (setsid() < 0) child_fail(p, STEP_SETSID, -1);
-        pid_t pid = fork();
+        pid_t pid = _Fork(); /* not fork(): no atfork handlers run in a forked child */
         if (pid < 0) child_fail(p, STEP_FORK, -1);
         if (pid > 0) _exit(0); /* the program is reparented to init (or a subreaper) */
     }
@@ -254,8 +295,8 @@ static void __attribute__((noreturn)) child_main(struct plan *p) {
     }
     child_identity(p);
     if (s->cwd && chdir(s->cwd) < 0) child_fail(p, STEP_CHDIR, -1);
-    child_fds(p, &listener_w, &go_r);
-    child_seccomp(p, listener_w, go_r);
+    child_fds(p, &listener_sock, &listener_w, &go_r);
+    child_seccomp(p, listener_sock, listener_w, go_r);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -304,11 +345,12 @@ static char **exec_candidates(const struct dbx_spawn *s, const char *file) {
     return v;
 }
 
+/* The hard limit: fds opened before the soft one was lowered are still there. */
 static int fd_limit(void) {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur > SPAWN_FD_LIMIT_CAP)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max > SPAWN_FD_LIMIT_CAP)
         return SPAWN_FD_LIMIT_CAP;
-    return (int)rl.rlim_cur;
+    return (int)rl.rlim_max;
 }
 
 int dbx_spawn_start(const struct dbx_spawn *s, struct dbx_spawn_child *ret, dbx_error **err) {
@@ -325,6 +367,10 @@ int dbx_spawn_start(const struct dbx_spawn *s, struct dbx_spawn_child *ret, dbx_
             return dbx_error_setx(err, EINVAL, "spawn '%s': bad child fd %d", name,
                                   s->fds[i].child_fd);
         if (s->fds[i].child_fd > p.max_target) p.max_target = s->fds[i].child_fd;
+        for (size_t j = 0; j < i; j++)
+            if (s->fds[j].child_fd == s->fds[i].child_fd)
+                return dbx_error_setx(err, EINVAL, "spawn '%s': child fd %d given twice", name,
+                                      s->fds[i].child_fd);
     }
     _cleanup_strv_ char **candidates = exec_candidates(s, file);
     p.candidates = candidates;

@@ -56,12 +56,20 @@ struct dbx_spawn {
     /* A seccomp filter, loaded (with no_new_privs) right before exec, after the fds are set. */
     const struct sock_fprog *seccomp;
     unsigned seccomp_flags;
-    /* With SECCOMP_FILTER_FLAG_NEW_LISTENER: the child writes the listener's fd number (an int)
-     * to listener_w, for the parent to take with pidfd_getfd, then waits for one byte on go_r
-     * (EOF: it gives up) before exec.  Both must be close-on-exec fds of the parent; -1: unused
-     * (zero-initialised fields must be set to -1 when a listener is asked for). */
+    /* With SECCOMP_FILTER_FLAG_NEW_LISTENER the listener reaches the parent one of two ways.
+     * - seccomp_listener_sock >= 0: the child sends it over this socket (SCM_RIGHTS), closes
+     *   its copy and goes on to exec.  Only for filters that do not trap sendmsg, and it needs
+     *   no ptrace access to the child.
+     * - else: the child writes the listener's fd number (an int) to seccomp_listener_w, for the
+     *   parent to take with pidfd_getfd (for filters that trap socket calls), then waits for
+     *   one byte on seccomp_go_r before exec; EOF there (the parent closed seccomp_go_w, which
+     *   the child closes on its side first) makes it give up.
+     * All are close-on-exec fds of the parent; -1: unused (zero-initialised fields must be set
+     * to -1 when a listener is asked for). */
+    int seccomp_listener_sock;
     int seccomp_listener_w;
     int seccomp_go_r;
+    int seccomp_go_w;
 };
 
 /* A started child whose exec has not been confirmed yet (dbx_spawn_start). */

@@ -13,8 +13,8 @@
  *                                         /run tmpfs, protected paths, guard dirs,
  *                                         no_new_privs, PDEATHSIG again
  *                                         name filter's BPF; dbx_spawn ---> fds 0-3, PDEATHSIG,
- *                                         <----- listener (pidfd_getfd) -- seccomp filter
- *                                         go ----------------------------> exec
+ *                                         <----- listener (SCM_RIGHTS) --- seccomp filter
+ *                                                                          exec
  *   <------ EOF (exec'd) or 'E' code msg  closes the sync socket, then serves the filter's
  *                                         notifications until virtiofsd exits; exits with
  *                                         its status
@@ -39,7 +39,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #define VIRTIOFSD_DEFAULT "/usr/lib/qemu/virtiofsd"
@@ -271,6 +270,8 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
         rc = dbx_error_setx(err, EINVAL, "bad setup data: parent pid %u", parent);
     s.parent = (pid_t)parent;
     if (rc == 0) rc = get_str(&r, &s.binary, "virtiofsd path", err);
+    if (rc == 0 && s.binary[0] != '/')
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: virtiofsd path is not absolute");
     if (rc == 0) rc = get_str(&r, &s.source, "source", err);
     if (rc == 0 && s.source[0] != '/')
         rc = dbx_error_setx(err, EINVAL, "bad setup data: source is not absolute");
@@ -278,6 +279,9 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
     if (rc == 0 && !s.argv)
         rc = dbx_error_setx(err, EINVAL, "bad setup data: no virtiofsd arguments");
     if (rc == 0) rc = get_list(&r, &s.protected, MOUNTS_PROTECTED_MAX, "protected paths", err);
+    /* the spawner validated them; again here, as the guard mounts over each */
+    if (rc == 0 && mounts_protected_validate((const char *const *)s.protected, err) < 0)
+        rc = dbx_error_wrap(err, "bad setup data");
     if (rc == 0)
         rc = get_list(&r, &s.nested.gitdirs, MOUNTS_NESTED_MAX, "nested git directories", err);
     if (rc == 0) rc = get_list(&r, &s.nested.gitfiles, MOUNTS_NESTED_MAX, "nested .git files", err);
@@ -418,37 +422,48 @@ static void guard_raise_nofile(void) {
     if (setrlimit(RLIMIT_NOFILE, &cur) < 0) guard_fail(errno, "setrlimit(RLIMIT_NOFILE)");
 }
 
-/* Take the listener of the name filter virtiofsd's process loaded (its number arrives on
- * info_r) with pidfd_getfd: sending it over a socket would itself be a filtered call. */
-static int guard_take_listener(pid_t pid, int info_r) {
-    int lfd = -1;
+/* The name filter's listener, sent by virtiofsd's process over sock (SCM_RIGHTS: the filter
+ * traps name-creating calls, not sendmsg, so no ptrace access to the child is needed).
+ * -ECHILD when the child sent nothing (it reported the step that failed, or died). */
+static int guard_recv_listener(int sock) {
+    char data;
+    struct iovec iov = {.iov_base = &data, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     ssize_t n;
     do
-        n = read(info_r, &lfd, sizeof(lfd));
+        n = recvmsg(sock, &m, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(lfd) || lfd < 0) return -ECHILD;
-    _cleanup_close_ int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) return -errno;
-    int fd = (int)syscall(SYS_pidfd_getfd, pidfd, lfd, 0);
-    return fd < 0 ? -errno : fd;
+    if (n < 0) return -errno;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (n == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+        c->cmsg_len != CMSG_LEN(sizeof(int)))
+        return -ECHILD;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
 }
 
 /* Start virtiofsd under the name filter (built here, before the fork, so its process only
- * loads it) and take the filter's listener before letting it exec.  Returns the listener;
- * *ret_pid virtiofsd's pid.  Failures are reported (and end the guard). */
+ * loads it) and receive the filter's listener from it.  Returns the listener; *ret_pid
+ * virtiofsd's pid.  Failures are reported (and end the guard). */
 static int guard_start_virtiofsd(const struct mounts_guard_setup *s, pid_t *ret_pid) {
     _cleanup_error_ dbx_error *e = NULL;
     _cleanup_free_ struct sock_filter *insns = NULL;
     size_t n = 0;
     if (mounts_guard_filter_bpf(&insns, &n, &e) < 0) guard_fail_error(e);
     struct sock_fprog prog = {.len = (unsigned short)n, .filter = insns};
-    int p1[2], p2[2];
-    if (pipe2(p1, O_CLOEXEC) < 0 || pipe2(p2, O_CLOEXEC) < 0) guard_fail(errno, "pipe");
-    _cleanup_close_ int info_r = p1[0], info_w = p1[1], go_r = p2[0], go_w = p2[1];
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) guard_fail(errno, "socketpair");
+    _cleanup_close_ int ours = sp[0], theirs = sp[1];
     static char *const envp[] = {NULL};
     const struct dbx_spawn_fd fds[] = {
         {0, DBX_SPAWN_DEVNULL}, {1, DBX_SPAWN_DEVNULL}, {2, 2}, {GUARD_LISTEN_FD, GUARD_LISTEN_FD}};
-    struct dbx_spawn sp = {
+    struct dbx_spawn sp_cfg = {
         .name = "virtiofsd",
         .path = s->binary,
         .argv = s->argv,
@@ -458,37 +473,23 @@ static int guard_start_virtiofsd(const struct mounts_guard_setup *s, pid_t *ret_
         .nfds = DBX_ARRAY_SIZE(fds),
         .seccomp = &prog,
         .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
-        .seccomp_listener_w = info_w,
-        .seccomp_go_r = go_r,
+        .seccomp_listener_sock = theirs,
+        .seccomp_listener_w = -1,
+        .seccomp_go_r = -1,
+        .seccomp_go_w = -1,
     };
-    /* pidfd_getfd needs ptrace access to virtiofsd's process, which, as a fork of ours, would
-     * be non-dumpable (our identity change made us so) with its memory owned by the initial
-     * user namespace: only host CAP_SYS_PTRACE could take the listener.  Dumpable for the fork
-     * only: the exec makes virtiofsd dumpable anyway (same ids, no set-id binary). */
-    if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0) guard_fail(errno, "prctl(PR_SET_DUMPABLE)");
     struct dbx_spawn_child child;
-    int r = dbx_spawn_start(&sp, &child, &e);
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) guard_fail(errno, "prctl(PR_SET_DUMPABLE)");
-    if (r < 0) guard_fail_error(e);
-    close(TAKE_FD(info_w));
-    close(TAKE_FD(go_r));
-    int listener = guard_take_listener(child.pid, info_r);
-    if (listener == -ECHILD) {
-        /* no listener: the child reported the step that failed (or was killed) */
+    if (dbx_spawn_start(&sp_cfg, &child, &e) < 0) guard_fail_error(e);
+    close(TAKE_FD(theirs)); /* EOF once the child exec'd or died */
+    int listener = guard_recv_listener(ours);
+    if (listener < 0) {
         pid_t pid = child.pid;
+        /* the child reported the step that failed, or was killed before sending */
         if (dbx_spawn_finish(&child, &e) < 0) guard_fail_error(e);
         kill(pid, SIGKILL);
         (void)dbx_spawn_wait(pid);
-        guard_fail_plain(EIO, "virtiofsd's process died before exec");
-    }
-    if (listener < 0) {
-        dbx_spawn_abort(&child);
-        guard_fail(-listener, "take the name filter's listener");
-    }
-    if (write(go_w, "g", 1) != 1) {
-        int err = errno;
-        dbx_spawn_abort(&child);
-        guard_fail(err, "start virtiofsd");
+        if (listener == -ECHILD) guard_fail_plain(EIO, "virtiofsd's process died before exec");
+        guard_fail(-listener, "receive the name filter's listener");
     }
     *ret_pid = child.pid;
     if (dbx_spawn_finish(&child, &e) < 0) guard_fail_error(e); /* reaped it */
@@ -564,7 +565,7 @@ static char **build_argv(const char *binary, const char *source) {
         "-o", "modcaps=-mknod:-setfcap",
         /* Warnings and errors only: nothing per request, so a guest cannot make it chatty. */
         "-o", "log_level=warn",
-        /* We set RLIMIT_NOFILE ourselves (child_raise_nofile); virtiofsd's own default would
+        /* We set RLIMIT_NOFILE ourselves (guard_raise_nofile); virtiofsd's own default would
          * also lower the hard limit to the soft one it picks. */
         "--rlimit-nofile=0",
         NULL,

@@ -147,8 +147,10 @@ static void prepare_spawn(struct passt_spawn *ps, char **argv, int sock_fd, int 
         .nfds = DBX_ARRAY_SIZE(ps->fds),
         .seccomp = prog,
         .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+        .seccomp_listener_sock = -1, /* passt's filter traps socket calls: pidfd_getfd */
         .seccomp_listener_w = -1,
         .seccomp_go_r = -1,
+        .seccomp_go_w = -1,
     };
 }
 
@@ -162,6 +164,7 @@ static int launch(struct vm_passt *p, struct dbx_spawn *s, dbx_error **err) {
     go_r = fds[0], go_w = fds[1];
     s->seccomp_listener_w = info_w;
     s->seccomp_go_r = go_r;
+    s->seccomp_go_w = go_w;
     struct dbx_spawn_child child;
     int r = dbx_spawn_start(s, &child, err);
     if (r < 0) return r;

@@ -9,11 +9,14 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -291,6 +294,99 @@ static void test_env_and_detach(void **state) {
     assert_int_not_equal(sid, getsid(0)); /* its own session */
 }
 
+/* ---- the seccomp listener handoff ------------------------------------------------------ */
+
+/* A filter that allows everything, loaded with NEW_LISTENER (a listener with nothing to
+ * notify is still a listener fd). */
+static struct sock_filter allow_all[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+static struct sock_fprog allow_prog = {.len = 1, .filter = allow_all};
+
+static int recv_one_fd(int sock) {
+    char data;
+    struct iovec iov = {.iov_base = &data, .iov_len = 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+/* SCM_RIGHTS mode: the listener arrives over the socket and the child execs without waiting
+ * (no ptrace access to it needed). */
+static void test_listener_sock(void **state) {
+    int sp[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    struct dbx_spawn s = {.argv = true_argv,
+                          .search_path = true,
+                          .seccomp = &allow_prog,
+                          .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                          .seccomp_listener_sock = sp[1],
+                          .seccomp_listener_w = -1,
+                          .seccomp_go_r = -1,
+                          .seccomp_go_w = -1};
+    struct dbx_spawn_child c;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(dbx_spawn_start(&s, &c, &err), 0);
+    close(sp[1]);
+    int lfd = recv_one_fd(sp[0]);
+    assert_true(lfd >= 0);
+    char link[64] = "";
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/fd/%d", lfd);
+    assert_true(readlink(path, link, sizeof(link) - 1) > 0);
+    assert_string_equal(link, "anon_inode:seccomp notify");
+    pid_t pid = c.pid;
+    assert_int_equal(dbx_spawn_finish(&c, &err), 0);
+    int st = dbx_spawn_wait(pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    close(lfd);
+    close(sp[0]);
+}
+
+/* pidfd_getfd mode: a parent that gives up closes its end of the go pipe; the child sees EOF
+ * (it closed its own copy of that end) and reports, rather than both waiting for ever. */
+static void test_listener_give_up(void **state) {
+    int info[2], go[2];
+    assert_int_equal(pipe2(info, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+    struct dbx_spawn s = {.name = "waiter",
+                          .argv = true_argv,
+                          .search_path = true,
+                          .seccomp = &allow_prog,
+                          .seccomp_flags = SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                          .seccomp_listener_sock = -1,
+                          .seccomp_listener_w = info[1],
+                          .seccomp_go_r = go[0],
+                          .seccomp_go_w = go[1]};
+    struct dbx_spawn_child c;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(dbx_spawn_start(&s, &c, &err), 0);
+    close(info[1]);
+    close(go[0]);
+    int lfd = -1;
+    assert_int_equal(read(info[0], &lfd, sizeof(lfd)), (ssize_t)sizeof(lfd));
+    close(go[1]); /* give up */
+    assert_true(dbx_spawn_finish(&c, &err) < 0);
+    assert_string_equal(err->msg, "spawn 'waiter': wait for the parent: Broken pipe");
+    close(info[0]);
+}
+
+static void test_fd_twice(void **state) {
+    struct dbx_spawn_fd fds[] = {{3, 0}, {3, 1}};
+    struct dbx_spawn s = {
+        .name = "twice", .argv = true_argv, .search_path = true, .fds = fds, .nfds = 2};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(dbx_spawn(&s, NULL, &err), -EINVAL);
+    assert_string_equal(err->msg, "spawn 'twice': child fd 3 given twice");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_no_deadlock),
@@ -304,6 +400,9 @@ int main(void) {
         cmocka_unit_test(test_new_session),
         cmocka_unit_test(test_pdeathsig),
         cmocka_unit_test(test_env_and_detach),
+        cmocka_unit_test(test_listener_sock),
+        cmocka_unit_test(test_listener_give_up),
+        cmocka_unit_test(test_fd_twice),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
