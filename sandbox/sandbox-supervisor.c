@@ -25,10 +25,12 @@
  * The proxy's and the filter's threads block every signal, and a pull worker inherits the
  * mask dbx_supervise sets before sup_prepare, so SIGCHLD and the stop signals reach only the
  * loop's signalfd.  The loop hands data to the threads only through file descriptors (socketpairs,
- * stop pipes) and the objects' own locked entry points.  Children are started only from the
- * main thread, but not always from a single-threaded process: with network mode open the
- * filter's thread runs when QEMU is forked (and a retried boot forks again), so a child may
- * only make async-signal-safe calls before its exec. */
+ * stop pipes) and the objects' own locked entry points.  Children are started from the main
+ * thread, except a registry's credential helper, which a pull worker may start when the
+ * registry first asks for credentials on a blob; and not always from a single-threaded
+ * process: with network mode open the filter's thread runs when QEMU is forked (and a retried
+ * boot forks again).  So every child goes through dbx_spawn, which makes only
+ * async-signal-safe calls before its exec. */
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 
