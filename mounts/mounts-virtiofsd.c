@@ -147,62 +147,37 @@ char *mounts_nofile_warning(const char *source) {
  *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source,
  *   list argv, list protected, list nested gitdirs, list nested gitfiles
  * where str is a u32 length and that many bytes (no NUL) and list a u32 count and that many
- * strs.  Host byte order: both ends are this binary on this machine. */
+ * strs; integers little-endian, as struct dbx_buf writes them. */
 #define GUARD_MAGIC 0x44425847u /* "DBXG" */
 #define GUARD_SETUP_MAX (4u << 20)
 #define GUARD_STR_MAX (4u * 4096)
 #define GUARD_ARGV_MAX 64u
 
-struct wbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static void put(struct wbuf *w, const void *data, size_t n) {
-    if (w->len + n > w->cap) {
-        w->cap = (w->len + n) * 2;
-        w->p = dbx_xrealloc(w->p, w->cap);
-    }
-    memcpy(w->p + w->len, data, n);
-    w->len += n;
-}
-
-static void put_u32(struct wbuf *w, uint32_t v) {
-    put(w, &v, sizeof(v));
-}
-
-static void put_str(struct wbuf *w, const char *s) {
-    size_t n = strlen(s);
-    put_u32(w, (uint32_t)n);
-    put(w, s, n);
-}
-
-static void put_list(struct wbuf *w, const char *const *v) {
+static void put_list(struct dbx_buf *b, const char *const *v) {
     uint32_t n = 0;
     while (v && v[n])
         n++;
-    put_u32(w, n);
+    dbx_buf_put_u32(b, n);
     for (uint32_t i = 0; i < n; i++)
-        put_str(w, v[i]);
+        dbx_buf_put_str(b, v[i]);
 }
 
 char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
                                 char *const *argv, const char *const *protected,
                                 const struct mounts_nested *nested, size_t *ret_len) {
-    struct wbuf w = {0};
-    put_u32(&w, 0); /* the length, filled in below */
-    put_u32(&w, GUARD_MAGIC);
-    put_u32(&w, (uint32_t)parent);
-    put_str(&w, binary);
-    put_str(&w, source);
-    put_list(&w, (const char *const *)argv);
-    put_list(&w, protected);
-    put_list(&w, (const char *const *)nested->gitdirs);
-    put_list(&w, (const char *const *)nested->gitfiles);
-    uint32_t len = (uint32_t)(w.len - sizeof(uint32_t));
-    memcpy(w.p, &len, sizeof(len));
-    *ret_len = w.len;
-    return w.p;
+    struct dbx_buf b = {0};
+    dbx_buf_put_u32(&b, 0); /* the length, filled in below */
+    dbx_buf_put_u32(&b, GUARD_MAGIC);
+    dbx_buf_put_u32(&b, (uint32_t)parent);
+    dbx_buf_put_str(&b, binary);
+    dbx_buf_put_str(&b, source);
+    put_list(&b, (const char *const *)argv);
+    put_list(&b, protected);
+    put_list(&b, (const char *const *)nested->gitdirs);
+    put_list(&b, (const char *const *)nested->gitfiles);
+    dbx_put_le(b.data, b.len - sizeof(uint32_t), sizeof(uint32_t));
+    *ret_len = b.len;
+    return (char *)b.data;
 }
 
 struct rbuf {
@@ -214,7 +189,7 @@ static int get_u32(struct rbuf *r, uint32_t *ret, const char *what, dbx_error **
     if (r->len - r->off < sizeof(*ret))
         return dbx_error_setx(err, EINVAL, "bad setup data: %s truncated at byte %zu", what,
                               r->off);
-    memcpy(ret, r->p + r->off, sizeof(*ret));
+    *ret = (uint32_t)dbx_get_le((const uint8_t *)r->p + r->off, sizeof(*ret));
     r->off += sizeof(*ret);
     return 0;
 }
@@ -361,9 +336,10 @@ static bool read_exact(int fd, void *buf, size_t len) {
 
 /* The setup frame, read whole before anything else happens. */
 static void guard_read_setup(struct mounts_guard_setup *ret) {
-    uint32_t len = 0;
+    uint8_t le[4];
     _cleanup_error_ dbx_error *e = NULL;
-    if (!read_exact(GUARD_SYNC_FD, &len, sizeof(len))) guard_fail(errno, "read the setup data");
+    if (!read_exact(GUARD_SYNC_FD, le, sizeof(le))) guard_fail(errno, "read the setup data");
+    uint32_t len = (uint32_t)dbx_get_le(le, sizeof(le));
     if (len > GUARD_SETUP_MAX)
         guard_fail_plain(EINVAL, "bad setup data: %u bytes (at most %u)", len, GUARD_SETUP_MAX);
     _cleanup_free_ char *buf = dbx_xmalloc(len ? len : 1);

@@ -615,3 +615,15 @@ kernel_box() {
     ok dbx trust
     ok dbx exec -- true
 }
+
+# Run `sh SCRIPT` in the box as the default user and as root; the script prints "done" and,
+# for each attack that was not refused, a line before it (t-protect-gitdir, t-protect-nested).
+attacks_as_default_and_root() {
+    local script=$1 who
+    for who in default root; do
+        local u=()
+        [ $who = root ] && u=(-u root)
+        ok dbx exec "${u[@]}" -- sh "$script"
+        assert_eq done "$OUT" "attacks as $who that were allowed"
+    done
+}

@@ -51,12 +51,7 @@ ATT
 ok dbx exec -- true
 before=$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)
 
-for who in default root; do
-    u=()
-    [ $who = root ] && u=(-u root)
-    ok dbx exec "${u[@]}" -- sh attacks.sh
-    assert_eq done "$OUT" "attacks as $who that were allowed"
-done
+attacks_as_default_and_root attacks.sh
 assert_eq "$before" "$(fingerprint .git/config .git/hooks .git/info .git/modules/sub/config .git/modules/sub/hooks .git/objects/info/alternates)" \
     "git configuration on the host after the attacks"
 for d in .git/worktrees .git/branches .git/remotes; do

@@ -61,12 +61,7 @@ ok dbx exec -- true
 watched=(vendor/foo/.git/config vendor/foo/.git/hooks sub/.git wt/.git store/wt.git/config store/wt.git/hooks)
 before=$(fingerprint "${watched[@]}")
 
-for who in default root; do
-    u=()
-    [ $who = root ] && u=(-u root)
-    ok dbx exec "${u[@]}" -- sh attacks.sh
-    assert_eq done "$OUT" "attacks as $who that were allowed"
-done
+attacks_as_default_and_root attacks.sh
 assert_eq "$before" "$(fingerprint "${watched[@]}")" "nested repositories' git files after the attacks"
 for p in x1/.git x2/.git y/.git d/.git z/.git z2/.git h/.git c/.GIT .git/.git vendor/foo/.git/commondir \
     vendor/foo/.git/config.worktree; do

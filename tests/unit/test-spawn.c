@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 
 #include "common/spawn.h"
+#include "tests/unit/helpers.h"
 
 /* A hang must fail the test, not the CI job: SIGALRM's default action ends the process. */
 #define TEST_TIMEOUT_S 120
@@ -301,23 +302,6 @@ static void test_env_and_detach(void **state) {
 static struct sock_filter allow_all[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
 static struct sock_fprog allow_prog = {.len = 1, .filter = allow_all};
 
-static int recv_one_fd(int sock) {
-    char data;
-    struct iovec iov = {.iov_base = &data, .iov_len = 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr m = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    if (recvmsg(sock, &m, MSG_CMSG_CLOEXEC) != 1) return -1;
-    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
-
 /* SCM_RIGHTS mode: the listener arrives over the socket and the child execs without waiting
  * (no ptrace access to it needed). */
 static void test_listener_sock(void **state) {
@@ -335,7 +319,7 @@ static void test_listener_sock(void **state) {
     _cleanup_error_ dbx_error *err = NULL;
     assert_int_equal(dbx_spawn_start(&s, &c, &err), 0);
     close(sp[1]);
-    int lfd = recv_one_fd(sp[0]);
+    int lfd = test_recv_fd(sp[0]);
     assert_true(lfd >= 0);
     char link[64] = "";
     char path[64];
