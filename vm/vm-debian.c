@@ -36,10 +36,35 @@ int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
 /* ---- the host's apt sources ------------------------------------------------------------- */
 
 struct apt_scan {
-    const char *suite;
+    const char *suite; /* NULL: collect the hosts of every enabled deb entry (vm_apt_hosts) */
     unsigned entries;
     char *found;
+    char **hosts; /* collected "host" / "host:port", lower case, no duplicates */
+    size_t nhosts;
 };
+#define APT_HOSTS_MAX 32u
+
+/* The host[:port] of an http(s) URI as a [network] allow pattern, or NULL (file:, IPv6
+ * literals, userinfo, anything odd: the caller just does not pre-approve it). */
+static char *uri_host(const char *uri, size_t n) {
+    size_t skip = n > 7 && strncmp(uri, "http://", 7) == 0    ? 7
+                  : n > 8 && strncmp(uri, "https://", 8) == 0 ? 8
+                                                              : 0;
+    if (!skip) return NULL;
+    size_t e = skip;
+    while (e < n && uri[e] != '/')
+        e++;
+    if (e == skip || e - skip > 255) return NULL;
+    char *h = dbx_xstrndup(uri + skip, e - skip);
+    for (char *c = h; *c; c++) {
+        if (!isalnum((unsigned char)*c) && !strchr(".-:", *c)) {
+            free(h);
+            return NULL;
+        }
+        *c = (char)tolower((unsigned char)*c);
+    }
+    return h;
+}
 
 /* A URI mmdebstrap can take as its MIRROR argument: one word (a space would make it a
  * sources.list line), printable, of a scheme apt fetches from without plugins. */
@@ -73,6 +98,19 @@ static bool has_word(const char *list, const char *word) {
 static void consider(struct apt_scan *s, bool deb, const char *uri, size_t ulen,
                      bool suite_matches) {
     if (s->found || ++s->entries > APT_ENTRIES_MAX) return;
+    if (!s->suite) {
+        char *h = deb && uri_ok(uri, ulen) ? uri_host(uri, ulen) : NULL;
+        for (size_t i = 0; h && i < s->nhosts; i++)
+            if (strcmp(s->hosts[i], h) == 0) h = (free(h), NULL);
+        if (h && s->nhosts < APT_HOSTS_MAX) {
+            s->hosts = dbx_xrealloc(s->hosts, (s->nhosts + 2) * sizeof(char *));
+            s->hosts[s->nhosts++] = h;
+            s->hosts[s->nhosts] = NULL;
+        } else {
+            free(h);
+        }
+        return;
+    }
     if (!deb || !suite_matches || !uri_ok(uri, ulen)) return;
     /* mmdebstrap appends "dists/SUITE": a trailing slash is harmless but keep it tidy */
     while (ulen > 1 && uri[ulen - 1] == '/')
@@ -107,7 +145,7 @@ static void scan_list(struct apt_scan *s, char *buf) {
         }
         if (n < 3) continue;
         consider(s, strcmp(words[0], "deb") == 0, words[1], strlen(words[1]),
-                 strcmp(words[2], s->suite) == 0);
+                 s->suite && strcmp(words[2], s->suite) == 0);
     }
 }
 
@@ -144,7 +182,7 @@ static void stanza_end(struct apt_scan *s, struct stanza *st) {
         size_t n = 0;
         while (u[n] && !isspace((unsigned char)u[n]))
             n++;
-        consider(s, has_word(st->types, "deb"), u, n, has_word(st->suites, s->suite));
+        consider(s, has_word(st->types, "deb"), u, n, s->suite && has_word(st->suites, s->suite));
     }
     free(st->types);
     free(st->uris);
@@ -246,14 +284,28 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void apt_scan_all(struct apt_scan *s, const char *etc_apt);
+
 char *vm_debian_mirror(const char *etc_apt, const char *suite) {
-    if (!etc_apt) etc_apt = "/etc/apt";
     struct apt_scan s = {.suite = suite};
+    apt_scan_all(&s, etc_apt);
+    return s.found;
+}
+
+char **vm_apt_hosts(const char *etc_apt) {
+    struct apt_scan s = {0};
+    apt_scan_all(&s, etc_apt);
+    return s.hosts ? s.hosts : dbx_xcalloc(1, sizeof(char *));
+}
+
+/* Every sources file in apt's order, until s->found. */
+static void apt_scan_all(struct apt_scan *s, const char *etc_apt) {
+    if (!etc_apt) etc_apt = "/etc/apt";
     _cleanup_free_ char *main_list = dbx_xasprintf("%s/sources.list", etc_apt);
-    scan_file(&s, main_list, false);
+    scan_file(s, main_list, false);
     _cleanup_free_ char *parts = dbx_xasprintf("%s/sources.list.d", etc_apt);
-    DIR *d = s.found ? NULL : opendir(parts);
-    if (!d) return s.found;
+    DIR *d = s->found ? NULL : opendir(parts);
+    if (!d) return;
     /* apt reads the parts in name order; only *.list and *.sources count */
     char **names = NULL;
     size_t n = 0;
@@ -266,12 +318,11 @@ char *vm_debian_mirror(const char *etc_apt, const char *suite) {
     closedir(d);
     if (n) qsort(names, n, sizeof(*names), by_name);
     for (size_t i = 0; i < n; i++) {
-        if (!s.found) {
+        if (!s->found) {
             _cleanup_free_ char *p = dbx_xasprintf("%s/%s", parts, names[i]);
-            scan_file(&s, p, ends_with(names[i], ".sources"));
+            scan_file(s, p, ends_with(names[i], ".sources"));
         }
         free(names[i]);
     }
     free(names);
-    return s.found;
 }

@@ -242,6 +242,18 @@ static char *size_arg(uint64_t n) {
     return dbx_xasprintf("%llu", (unsigned long long)((n + 511) / 512 * 512));
 }
 
+/* Is the file at path a qcow2 image (magic "QFI\xfb")?  Base disks are raw ext4, whose first
+ * 1024 bytes are zero (the boot block), so the two never mix up. */
+static int backing_is_qcow2(const char *path, bool *ret, dbx_error **err) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    uint8_t magic[4] = {0};
+    ssize_t n = pread(fd, magic, sizeof(magic), 0);
+    if (n < 0) return dbx_error_set(err, errno, "read '%s'", path);
+    *ret = n == 4 && memcmp(magic, "QFI\xfb", 4) == 0;
+    return 0;
+}
+
 /* QEMU option values are comma-separated; qemu-img's -b value is a plain argument, but a ',' in
  * a backing path would still be parsed by -o, so refuse it rather than escape it. */
 int vm_disk_create_overlay(const char *base_path, const char *overlay_path, uint64_t size,
@@ -250,13 +262,19 @@ int vm_disk_create_overlay(const char *base_path, const char *overlay_path, uint
     if (!base) return dbx_error_set(err, errno, "base image '%s'", base_path);
     if (strchr(base, ','))
         return dbx_error_set(err, 0, "base image path '%s' contains a comma", base);
+    /* The backing file is a raw base disk, or a derived disk (a qcow2 overlay of one, made
+     * read-only after [setup] ran in it).  Told by its magic, never probed by QEMU: a raw
+     * image whose first bytes the guest wrote could otherwise pass for another format. */
+    bool qcow2 = false;
+    if (backing_is_qcow2(base, &qcow2, err) < 0) return -1;
+    const char *fmt = qcow2 ? "qcow2" : "raw";
     /* Never smaller than the image: the guest would see its filesystem cut off. */
     uint64_t base_size = 0;
-    if (size && virtual_size(base, "raw", &base_size, err) < 0) return -1;
+    if (size && virtual_size(base, fmt, &base_size, err) < 0) return -1;
     _cleanup_free_ char *sz = size > base_size ? size_arg(size) : NULL;
     _cleanup_unlink_free_ char *tmp = dbx_xasprintf("%s.tmp.%d", overlay_path, (int)getpid());
-    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-F",
-                    "raw",      "-b",     base, tmp,  sz,      NULL};
+    char *argv[] = {"qemu-img",  "create", "-q", "-f", "qcow2", "-F",
+                    (char *)fmt, "-b",     base, tmp,  sz,      NULL};
     if (vm_run("qemu-img create", argv, NULL, NULL, NULL, NULL, err) < 0) return -1;
     _cleanup_close_ int fd = open(tmp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fsync(fd) < 0) return dbx_error_set(err, errno, "fsync '%s'", tmp);

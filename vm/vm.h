@@ -258,3 +258,9 @@ int vm_debian_rootfs(const char *out_tar, const char *suite, const char *mirror,
  * is not a regular file.
  * Returns the URI without trailing '/' (malloc'd) or NULL when there is none. */
 char *vm_debian_mirror(const char *etc_apt, const char *suite);
+/* The hosts of every enabled `deb` entry of the host's apt sources (any suite: the security
+ * and updates mirrors too), read with vm_debian_mirror's rules and caps, as [network] allow
+ * patterns: "host" or "host:port", lower case, no duplicates, at most 32; http(s) URIs only.
+ * What [setup] may reach without trust when config.ini does not say.  NULL-terminated, never
+ * NULL (free with dbx_strv_free). */
+char **vm_apt_hosts(const char *etc_apt);

@@ -183,11 +183,39 @@ static void test_refused(void **state) {
     assert_null(got);
 }
 
+/* vm_apt_hosts: every enabled deb entry's host, any suite, in apt's order, once each. */
+static void test_hosts(void **state) {
+    const char *const files[] = {
+        "sources.list",
+        "deb http://Mirror.Example.COM/debian bookworm main\n"
+        "deb-src http://src.example.com/debian bookworm main\n"
+        "deb [trusted=yes] https://mirror.example.com:8443/x bookworm-updates main\n"
+        "deb file:/srv/local ./\n"
+        "deb http://user@evil.example/debian bookworm main\n",
+        "sources.list.d/debian.sources",
+        "Types: deb\nURIs: http://security.example.org/debian-security\n"
+        "Suites: bookworm-security\nComponents: main\n\n"
+        "Types: deb\nURIs: http://disabled.example.org/debian\nSuites: bookworm\nEnabled: no\n\n"
+        "Types: deb\nURIs: http://mirror.example.com/debian\nSuites: trixie\n",
+        NULL};
+    _cleanup_free_ char *d = etc("hosts", files);
+    _cleanup_strv_ char **h = vm_apt_hosts(d);
+    assert_int_equal(dbx_strv_len(h), 3);
+    assert_string_equal(h[0], "mirror.example.com");
+    assert_string_equal(h[1], "mirror.example.com:8443");
+    assert_string_equal(h[2], "security.example.org");
+    _cleanup_free_ char *none = dbx_xasprintf("%s/nothing-here", dir);
+    _cleanup_strv_ char **h2 = vm_apt_hosts(none);
+    assert_non_null(h2);
+    assert_null(h2[0]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deb822),
         cmocka_unit_test(test_one_line),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_hosts),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -279,6 +279,18 @@ static void test_build_base(void **state) {
     assert_int_equal(vm_disk_create_overlay(img, ov3, (1ull << 30) + 1, &err), 0);
     assert_int_equal(vm_disk_size(ov3, &vsize, &err), 0);
     assert_int_equal(vsize, (1ull << 30) + 512); /* whole sectors */
+
+    /* A derived disk (an overlay made read-only after [setup]) backs another overlay as qcow2,
+     * told by its magic: with -F raw QEMU would show the guest the qcow2 file's bytes. */
+    _cleanup_free_ char *ov4 = dbx_xasprintf("%s/ov4.qcow2", dir);
+    if (vm_disk_create_overlay(ov2, ov4, 0, &err) < 0) fail_msg("%s", err->msg);
+    assert_int_equal(vm_disk_size(ov4, &vsize, &err), 0);
+    assert_int_equal(vsize, 3ull << 30); /* the derived disk's size, not its file's */
+    char *info[] = {"qemu-img", "info", "--output=json", ov4, NULL};
+    _cleanup_free_ char *js = NULL;
+    assert_int_equal(vm_run("qemu-img info", info, NULL, &js, NULL, NULL, &err), 0);
+    assert_non_null(strstr(js, "\"backing-filename-format\": \"qcow2\""));
+    if (vm_disk_check(ov4, &err) < 0) fail_msg("%s", err->msg);
 }
 
 int main(void) {
