@@ -117,6 +117,11 @@ struct profile {
     char hash[65]; /* sha256 hex over "name\0length\0bytes" of each repo file in chain order;
                       "" when the repo has no devbox.ini */
     char **files;  /* repo files read, in chain order, relative to the root (NULL: none) */
+    /* TEMP */
+    char **setup_run;
+    enum profile_net setup_net;
+    char **setup_allow;
+    char **setup_resolve;
 };
 
 /* User settings ($XDG_CONFIG_HOME/devbox/config.ini or DEVBOX_HOME/config/config.ini):
@@ -149,6 +154,11 @@ struct profile_user {
      * "network.listen" -> "/home/u/.config/devbox/config.ini:3"; unset keys have none */
     struct profile_origin *origin;
     size_t norigin;
+    /* TEMP */
+    char **setup_allow;
+    bool setup_allow_set;
+    char **ca_files;
+    bool ca_files_set;
 };
 
 /* Load the effective profile for the repo whose root directory is `root_fd`: built-in
