@@ -111,6 +111,7 @@ enum {
     DBX_EXEC_TTY = 1u << 0,   /* allocate a pty; rows/cols give its size */
     DBX_EXEC_STDIN = 1u << 1, /* keep stdin open (else the command sees EOF at once) */
     DBX_EXEC_LOGIN = 1u << 2, /* argv empty: run the user's login shell */
+    DBX_EXEC_ADMIN = 1u << 3, /* TEMP */
 };
 
 struct dbx_frame_hdr {

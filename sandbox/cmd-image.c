@@ -66,6 +66,24 @@ static char *human_size(uint64_t n) {
     return dbx_xasprintf("%.1f kB", n / 1e3);
 }
 
+/* Projects using any disk of a derived record's key (a project keeps the disk it was made
+ * from after `devbox setup --force` commits a newer one). */
+static char **derived_users(const struct dbx_paths *paths, const struct dbx_derived *d) {
+    char **users = dbx_xcalloc(1, sizeof(char *));
+    _cleanup_strv_ char **ids = NULL;
+    if (dbx_project_list(paths, &ids, NULL) < 0) return users;
+    for (char **id = ids; id && *id; id++) {
+        _cleanup_free_ char *state = dbx_xasprintf("%s/projects/%s", paths->state, *id);
+        struct dbx_project_rec rec = {0};
+        char key[65];
+        if (dbx_project_rec_load(state, &rec, NULL) == 0 && rec.base &&
+            dbx_derived_is_disk(paths, rec.base, key) && strcmp(key, d->key) == 0)
+            users = dbx_strv_push(users, rec.root);
+        dbx_project_rec_clear(&rec);
+    }
+    return users;
+}
+
 int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
     bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
     if (argc > 2 || (argc == 2 && !json)) {
@@ -106,6 +124,39 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
         dbx_image_clear(&v[i]);
     }
     free(v);
+    /* Derived disks ([setup]): the image after a profile's setup ran in it. */
+    struct dbx_derived *dv = NULL;
+    size_t dn = 0;
+    if (dbx_derived_list(&ctx->paths, &dv, &dn, &err) < 0) {
+        json_decref(arr);
+        return cmd_fail(&err);
+    }
+    for (size_t i = 0; i < dn; i++) {
+        _cleanup_strv_ char **users = derived_users(&ctx->paths, &dv[i]);
+        _cleanup_free_ char *name = dbx_derived_name(&dv[i]);
+        if (json) {
+            json_t *u = json_array(), *run = json_array();
+            for (char **x = users; *x; x++)
+                json_array_append_new(u, json_string(*x));
+            for (char **x = dv[i].run; x && *x; x++)
+                json_array_append_new(run, json_string(*x));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:I, s:I, s:o}", "name",
+                                            name, "source", "setup", "derived_from", dv[i].image,
+                                            "key", dv[i].key, "setup", run, "built_for",
+                                            dv[i].built_for, "size", (json_int_t)dv[i].size,
+                                            "created", (json_int_t)dv[i].created, "used_by", u));
+        } else {
+            char when[32];
+            time_t t = (time_t)dv[i].created;
+            strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime(&t));
+            _cleanup_free_ char *sz = human_size(dv[i].size);
+            _cleanup_free_ char *dg = dbx_xasprintf("%.12s", dv[i].key);
+            printf("%-48s %-19s %9s  %-16s %zu project%s\n", name, dg, sz, when,
+                   dbx_strv_len(users), dbx_strv_len(users) == 1 ? "" : "s");
+        }
+    }
+    dbx_derived_list_free(dv, dn);
     if (json) {
         char *s = json_dumps(arr, JSON_INDENT(2));
         if (!s) dbx_oom_hook();
@@ -187,7 +238,10 @@ int cmd_image(struct cmd_ctx *ctx, int argc, char **argv) {
     } else if (strcmp(sub, "prune") == 0 && argc == 2) {
         _cleanup_error_ dbx_error *err = NULL;
         uint64_t freed = 0;
-        if (dbx_image_prune(&ctx->paths, &freed, &err) < 0) return cmd_fail(&err);
+        _cleanup_strv_ char **removed = NULL;
+        if (dbx_image_prune(&ctx->paths, &removed, &freed, &err) < 0) return cmd_fail(&err);
+        for (char **x = removed; x && *x; x++)
+            printf("removed derived disk %s\n", *x);
         printf("freed %.1f MB\n", freed / 1e6);
         return 0;
     }

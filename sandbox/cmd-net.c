@@ -46,7 +46,7 @@ static const char *log_file(int argc, char **argv) {
     } logs[] = {
         {"--network", "network.log"},     {"--supervisor", "supervisor.log"},
         {"--console", "console.log"},     {"--qemu", "qemu.log"},
-        {"--virtiofsd", "virtiofsd.log"},
+        {"--virtiofsd", "virtiofsd.log"}, {"--setup", "setup.log"},
     };
     if (argc == 1) return "supervisor.log";
     for (size_t i = 0; argc == 2 && i < DBX_ARRAY_SIZE(logs); i++)
@@ -57,8 +57,8 @@ static const char *log_file(int argc, char **argv) {
 int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
     const char *file = log_file(argc, argv);
     if (!file) {
-        fprintf(stderr, "usage: devbox logs [--network | --supervisor | --console | --qemu | "
-                        "--virtiofsd]\n");
+        fprintf(stderr, "usage: devbox logs [--network | --setup | --supervisor | --console | "
+                        "--qemu | --virtiofsd]\n");
         return 125;
     }
     struct dbx_project proj = {0};

@@ -190,3 +190,59 @@ int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     dbx_project_clear(&proj);
     return rc < 0 ? cmd_fail(&err) : 0;
 }
+
+/* `devbox reset [--force]`: the disk goes; the next start makes it from the image + [setup]. */
+int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool force = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
+            force = true;
+            continue;
+        }
+        _cleanup_free_ char *a = dbx_escape(argv[i]);
+        fprintf(stderr, "devbox: reset: unknown argument '%s'\n", a);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    rc = dbx_reset(&ctx->paths, &proj, force, false, &err);
+    if (rc == 0)
+        fprintf(stderr, "devbox: the box's disk was thrown away; the next command makes it again "
+                        "from the image and [setup] (the workspace is kept)\n");
+    dbx_project_clear(&proj);
+    return rc < 0 ? cmd_fail(&err) : 0;
+}
+
+/* `devbox setup [--force]`: apply [setup] now and leave the box running: a restart, whose start
+ * makes the disk again when [setup] changed (a box made with the current setup just starts);
+ * --force runs setup again (no derived disk reused) and makes the box's disk from its result. */
+int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool force = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
+            force = true;
+            continue;
+        }
+        _cleanup_free_ char *a = dbx_escape(argv[i]);
+        fprintf(stderr, "devbox: setup: unknown argument '%s'\n", a);
+        return 125;
+    }
+    struct dbx_project proj = {0};
+    int rc = cmd_project(ctx, &proj);
+    if (rc) return rc;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **warnings = NULL;
+    _cleanup_close_ int fd = -EBADF;
+    rc = force ? dbx_reset(&ctx->paths, &proj, true, true, &err)
+               : dbx_stop(&ctx->paths, &proj, &err);
+    struct dbx_connect_opts co = {.start = true, .network_none = ctx->network_none};
+    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, &co, &fd, &warnings, &err);
+    dbx_project_clear(&proj);
+    for (char **w = warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_escape(*w);
+        fprintf(stderr, "devbox: warning: %s\n", m);
+    }
+    return rc < 0 ? cmd_fail(&err) : 0;
+}

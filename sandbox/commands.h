@@ -30,3 +30,5 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_rmi(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv);

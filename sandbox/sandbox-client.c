@@ -73,7 +73,8 @@ static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **
 }
 
 /* Start `devbox __supervise ROOT` detached (own session, reparented away from us by a double
- * fork) and read its start-up report: "W warning" lines, then "OK" or "E error". */
+ * fork) and read its start-up report: "W warning" and "S setup output" lines, then "OK" or
+ * "E error".  (The supervisor sanitizes every line to printable text.) */
 static int start_supervisor(const struct dbx_project *proj, bool network_none, char ***warnings,
                             dbx_error **err) {
     _cleanup_free_ char *log = dbx_xasprintf("%s/supervisor.log", proj->state_dir);
@@ -112,6 +113,8 @@ static int start_supervisor(const struct dbx_project *proj, bool network_none, c
         line[strcspn(line, "\n")] = '\0';
         if (strcmp(line, "OK") == 0) return 0;
         if (line[0] == 'W' && line[1] == ' ') *warnings = dbx_strv_push(*warnings, line + 2);
+        /* [setup]'s progress and output, as it comes (it can take minutes) */
+        if (line[0] == 'S' && line[1] == ' ') fprintf(stderr, "%s\n", line + 2);
         if (line[0] == 'E' && line[1] == ' ') return dbx_error_set(err, 0, "%s", line + 2);
     }
     return dbx_error_set(err, 0, "the supervisor exited while starting the VM (see '%s')", log);
@@ -321,6 +324,46 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
         if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)
             return dbx_error_set(err, errno, "remove '%s'", dirs[i]);
+    }
+    return 0;
+}
+
+int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+              bool setup_force, dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    _cleanup_error_ dbx_error *cerr = NULL;
+    if (try_connect(proj, &fd, &cerr) == 0) {
+        if (!force)
+            return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use --force)",
+                                 proj->root);
+        close(TAKE_FD(fd));
+        if (dbx_stop(paths, proj, err) < 0) return -1;
+    } else if (cerr) {
+        if (err) *err = TAKE_PTR(cerr);
+        return -1;
+    }
+    if (dbx_project_dirs(proj, err) < 0) return -1;
+    /* Under the starters' lock: no supervisor may start on the disk while it goes. */
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
+    while (flock(lock, LOCK_EX) < 0)
+        if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
+    if (try_connect(proj, &fd, &cerr) == 0)
+        return dbx_error_set(err, 0, "project '%s' was started meanwhile", proj->root);
+    /* The record goes first: a record without its disk is what a new project looks like,
+     * the other way round it would be a disk missing. */
+    const char *const names[] = {"project.json", "running"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", proj->state_dir, names[i]);
+        if (unlink(p) < 0 && errno != ENOENT) return dbx_error_set(err, errno, "remove '%s'", p);
+    }
+    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", proj->data_dir);
+    if (unlink(disk) < 0 && errno != ENOENT) return dbx_error_set(err, errno, "remove '%s'", disk);
+    if (setup_force) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", proj->state_dir, DBX_SETUP_FORCE);
+        _cleanup_close_ int f = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (f < 0) return dbx_error_set(err, errno, "create '%s'", p);
     }
     return 0;
 }

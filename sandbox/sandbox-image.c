@@ -741,7 +741,16 @@ char **dbx_image_users(const struct dbx_paths *paths, const char *base) {
         _cleanup_free_ char *state = dbx_xasprintf("%s/projects/%s", paths->state, *id);
         struct dbx_project_rec rec = {0};
         if (dbx_project_rec_load(state, &rec, NULL) < 0) continue;
-        if (rec.base && strcmp(rec.base, base) == 0) users = dbx_strv_push(users, rec.root);
+        bool uses = rec.base && strcmp(rec.base, base) == 0;
+        /* A derived disk ([setup]) is itself backed by its image's base disk (its record says
+         * which, also for an older disk of the key than the record's current one). */
+        char key[65];
+        struct dbx_derived d = {0};
+        if (!uses && rec.base && dbx_derived_is_disk(paths, rec.base, key) &&
+            dbx_derived_load(paths, key, &d, NULL) == 0)
+            uses = strcmp(d.base, base) == 0;
+        dbx_derived_clear(&d);
+        if (uses) users = dbx_strv_push(users, rec.root);
         dbx_project_rec_clear(&rec);
     }
     return users;
@@ -798,10 +807,20 @@ static uint64_t unlink_base(const char *base) {
     return (uint64_t)st.st_blocks * 512;
 }
 
-static bool base_referenced(const struct dbx_image *v, size_t n, const char *base) {
+/* Does an image record, or a derived disk's record (its disks are backed by the base), name
+ * base? */
+static bool base_referenced(const struct dbx_paths *paths, const struct dbx_image *v, size_t n,
+                            const char *base) {
     for (size_t i = 0; i < n; i++)
         if (strcmp(v[i].base, base) == 0) return true;
-    return false;
+    struct dbx_derived *dv = NULL;
+    size_t dn = 0;
+    bool found = false;
+    if (dbx_derived_list(paths, &dv, &dn, NULL) < 0) return true; /* unknown: keep it */
+    for (size_t i = 0; i < dn && !found; i++)
+        found = strcmp(dv[i].base, base) == 0;
+    dbx_derived_list_free(dv, dn);
+    return found;
 }
 
 int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force, dbx_error **err) {
@@ -826,7 +845,7 @@ int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force
     struct dbx_image *v = NULL;
     size_t n = 0;
     if (r == 0 && !users[0] && dbx_image_list(paths, &v, &n, NULL) == 0 &&
-        !base_referenced(v, n, img.base))
+        !base_referenced(paths, v, n, img.base))
         unlink_base(img.base);
     image_list_free(v, n);
     dbx_image_clear(&img);
@@ -853,10 +872,13 @@ static int store_gc(const struct dbx_paths *paths, struct oci_store *store, uint
     return r;
 }
 
-int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_error **err) {
+int dbx_image_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,
+                    dbx_error **err) {
     struct dbx_image *v = NULL;
     size_t n = 0;
     uint64_t freed = 0;
+    /* Derived disks first: they are what keeps a base disk in use. */
+    if (dbx_derived_prune(paths, ret_removed, &freed, err) < 0) return -1;
     if (dbx_image_list(paths, &v, &n, err) < 0) return -1;
     _cleanup_free_ char *bases = bases_dir(paths);
     DIR *d = opendir(bases);
@@ -865,7 +887,7 @@ int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_erro
         if (len < 5 || strcmp(de->d_name + len - 4, ".raw") != 0) continue;
         _cleanup_free_ char *path = dbx_xasprintf("%s/%s", bases, de->d_name);
         _cleanup_strv_ char **users = dbx_image_users(paths, path);
-        if (users[0] || base_referenced(v, n, path)) continue;
+        if (users[0] || base_referenced(paths, v, n, path)) continue;
         freed += unlink_base(path);
     }
     if (d) closedir(d);

@@ -7,10 +7,11 @@
 
 #define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
-#define DBX_STATUS_NAME "status"    /* in the run dir: dbx_status_encode of the running VM */
-#define DBX_START_LOCK "start.lock" /* in the state dir: serializes starters */
-#define DBX_ALIVE_LOCK "alive.lock" /* in the run dir: held by the supervisor for its life */
-#define DBX_LOG_CAP (1u << 20)      /* bytes kept per log file (console, qemu, virtiofsd) */
+#define DBX_STATUS_NAME "status"      /* in the run dir: dbx_status_encode of the running VM */
+#define DBX_START_LOCK "start.lock"   /* in the state dir: serializes starters */
+#define DBX_SETUP_FORCE "setup-force" /* in the state dir: the next start rebuilds [setup] */
+#define DBX_ALIVE_LOCK "alive.lock"   /* in the run dir: held by the supervisor for its life */
+#define DBX_LOG_CAP (1u << 20)        /* bytes kept per log file (console, qemu, virtiofsd) */
 
 /* Build a sockaddr_un for path; error if it does not fit. */
 struct sockaddr_un;

@@ -100,6 +100,7 @@ void dbx_project_rec_clear(struct dbx_project_rec *r) {
     free(r->root);
     free(r->image);
     free(r->base);
+    free(r->setup);
     *r = (struct dbx_project_rec){0};
 }
 
@@ -111,13 +112,14 @@ int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx
     json_error_t je;
     json_t *j = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) return dbx_error_set(err, 0, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    const char *root = NULL, *image = NULL, *base = NULL;
+    const char *root = NULL, *image = NULL, *base = NULL, *setup = "";
     json_int_t created = 0;
-    int r = json_unpack_ex(j, &je, JSON_STRICT, "{s:s, s:s, s:s, s:I}", "root", &root, "image",
-                           &image, "base", &base, "created", &created);
+    /* "setup" is absent in records from before [setup] existed */
+    int r = json_unpack_ex(j, &je, JSON_STRICT, "{s:s, s:s, s:s, s:I, s?s}", "root", &root, "image",
+                           &image, "base", &base, "created", &created, "setup", &setup);
     if (r == 0) {
         *ret = (struct dbx_project_rec){dbx_xstrdup(root), dbx_xstrdup(image), dbx_xstrdup(base),
-                                        (int64_t)created};
+                                        (int64_t)created, dbx_xstrdup(setup)};
     }
     json_decref(j);
     if (r < 0) return dbx_error_set(err, 0, "%s: %s", path, je.text);
@@ -126,8 +128,9 @@ int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx
 
 int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec,
                          dbx_error **err) {
-    json_t *j = json_pack("{s:s, s:s, s:s, s:I}", "root", rec->root, "image", rec->image, "base",
-                          rec->base, "created", (json_int_t)rec->created);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "root", rec->root, "image", rec->image,
+                          "base", rec->base, "created", (json_int_t)rec->created, "setup",
+                          rec->setup ? rec->setup : "");
     if (!j) return dbx_error_set(err, 0, "encode project record");
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(j);

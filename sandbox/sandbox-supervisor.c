@@ -68,7 +68,7 @@ void sup_ready_say(struct sup *s, char kind, const char *msg) {
     for (char *p = line; *p && p[1]; p++)
         if (*p == '\n') *p = ' ';
     (void)dbx_write_all(s->ready_fd, line, strlen(line));
-    if (kind != 'W') {
+    if (kind != 'W' && kind != 'S') {
         close(s->ready_fd);
         s->ready_fd = -1;
     }
@@ -285,6 +285,7 @@ out:
     free(s.guest.boot_error);
     free(s.guest.release);
     vm_kernel_clear(&s.kernel);
+    free(s.vm.disk);
     dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);

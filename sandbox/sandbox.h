@@ -45,8 +45,10 @@ void dbx_project_clear(struct dbx_project *p);
 struct dbx_project_rec {
     char *root;
     char *image;     /* image name the disk was created from */
-    char *base;      /* base disk file the overlay is backed by */
+    char *base;      /* base disk file the overlay is backed by: the image's, or a derived
+                        disk (data/derived/) when the profile has [setup] */
     int64_t created; /* unix seconds */
+    char *setup;     /* dbx_setup_hash of the [setup] commands the disk was made with ("" none) */
 };
 int dbx_project_rec_load(const char *state_dir, struct dbx_project_rec *ret, dbx_error **err);
 int dbx_project_rec_save(const char *state_dir, const struct dbx_project_rec *rec, dbx_error **err);
@@ -118,8 +120,59 @@ int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **re
 /* Remove an image record (and its base disk when nothing else uses it).  Refuses while a
  * project's disk is backed by it, unless force. */
 int dbx_image_remove(const struct dbx_paths *paths, const char *name, bool force, dbx_error **err);
-/* Delete base disks no image or project uses and blobs no image needs. */
-int dbx_image_prune(const struct dbx_paths *paths, uint64_t *ret_freed, dbx_error **err);
+/* Delete derived disks no project uses, base disks no image, derived disk or project uses,
+ * and blobs no image needs.  *ret_removed: the derived disks removed, by name. */
+int dbx_image_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,
+                    dbx_error **err);
+
+/* ---- derived disks ([setup]) ------------------------------------------------------------- */
+
+/* A derived disk is an image's base disk after a profile's [setup] ran in it: a read-only
+ * qcow2 overlay of the base in data/derived/, shared by every project with the same image and
+ * setup (sandbox-derived.c says how it is named and kept). */
+struct dbx_derived {
+    char key[65];    /* SHA-256 of (version, base disk name, setup commands), hex */
+    char *image;     /* the image name setup ran on */
+    char *base;      /* that image's raw base disk */
+    char *disk;      /* the current derived disk: data/derived/KEY-MS.qcow2 */
+    char **run;      /* the setup commands */
+    char *built_for; /* the project whose setup built it */
+    int64_t created; /* unix seconds */
+    uint64_t size;   /* bytes the disk file takes */
+};
+void dbx_derived_clear(struct dbx_derived *d);
+char *dbx_derived_dir(const struct dbx_paths *paths);
+void dbx_derived_key(const char *base, char *const *run, char ret[65]);
+/* What a project's record keeps to notice a changed [setup]: a hash of the commands only
+ * ("" for none). */
+void dbx_setup_hash(char *const *run, char ret[65]);
+/* Lock KEY (blocking) against a concurrent build or prune; returns the fd. */
+int dbx_derived_lock(const struct dbx_paths *paths, const char *key, dbx_error **err);
+/* Where setup builds KEY's disk (under the lock). */
+char *dbx_derived_build_path(const struct dbx_paths *paths, const char *key);
+/* The record of KEY, whether or not its current disk still exists; -ENOENT (no error set)
+ * when there is none. */
+int dbx_derived_load(const struct dbx_paths *paths, const char *key, struct dbx_derived *ret,
+                     dbx_error **err);
+/* The record of KEY with a disk that exists; -ENOENT (no error set) when there is none. */
+int dbx_derived_get(const struct dbx_paths *paths, const char *key, struct dbx_derived *ret,
+                    dbx_error **err);
+/* Seal the disk at `build` (0444), name it KEY-MS.qcow2 and record it as KEY's current disk;
+ * d->key, image, base, run and built_for are set by the caller; sets d->disk and created. */
+int dbx_derived_commit(const struct dbx_paths *paths, struct dbx_derived *d, const char *build,
+                       dbx_error **err);
+/* Every record, oldest first. */
+int dbx_derived_list(const struct dbx_paths *paths, struct dbx_derived **ret, size_t *ret_n,
+                     dbx_error **err);
+void dbx_derived_list_free(struct dbx_derived *v, size_t n);
+/* Is path a derived disk (data/derived/KEY-MS.qcow2)?  Sets key. */
+bool dbx_derived_is_disk(const struct dbx_paths *paths, const char *path, char key[65]);
+/* How `devbox images` names it: "IMAGE+setup-<12 hex of the key>". */
+char *dbx_derived_name(const struct dbx_derived *d);
+/* Delete the derived disks no project uses (and records left with no disk); *ret_removed
+ * gets their names. */
+int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,
+                      dbx_error **err);
 
 /* ---- running VMs ------------------------------------------------------------------------ */
 
@@ -181,6 +234,13 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
 /* Delete the project's disk and state.  Refuses while running unless force (then stops it). */
 int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
                dbx_error **err);
+
+/* Throw the project's disk away (the VM stopped first with force, else a running one is an
+ * error): the next start makes it again from the image, through [setup]'s derived disk.  The
+ * workspace is the user's directory and is not touched.  setup_force: that start runs [setup]
+ * again instead of reusing a derived disk. */
+int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+              bool setup_force, dbx_error **err);
 
 /* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
  * the supervisor's answer.  opts->start: boot the VM if it is not running. */

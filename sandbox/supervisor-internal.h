@@ -60,6 +60,7 @@ struct sup {
         struct logsink logs[3]; /* console, qemu, virtiofsd */
         uint64_t started_ms;
         int64_t started_wall;
+        char *disk; /* the disk QEMU boots: the project's overlay, or setup's while it runs */
     } vm;
 
     /* the guest's state as the supervisor knows it (supervisor-health.c) */
@@ -92,7 +93,8 @@ struct sup {
 
 /* ---- sandbox-supervisor.c ---- */
 void sup_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* A line to the client that started us: 'W' text (a warning), 'E' text (fatal), 'O' (ready). */
+/* A line to the client that started us: 'W' text (a warning), 'S' text (setup's progress and
+ * output, shown as it comes), 'E' text (fatal), 'O' (ready). */
 void sup_ready_say(struct sup *s, char kind, const char *msg);
 /* One poll round over everything; timeout_ms bounds the wait. */
 void sup_poll(struct sup *s, int timeout_ms);
@@ -109,6 +111,14 @@ void sup_logsink_pump(struct logsink *l);
 void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
 char *sup_skew_error(unsigned version);
 
+/* ---- supervisor-setup.c ---- */
+/* The derived disk for the image and the profile's [setup]: reused when one exists (unless
+ * force), else built by running setup in a VM of its own (see the file's comment).  Output
+ * goes to the state dir's setup.log and, as "S" lines, to the starting client.  Errors name
+ * the failing command's file:line and exit code.  ret is set on success (clear it). */
+int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_image *img,
+              bool force, struct dbx_derived *ret, dbx_error **err);
+
 /* ---- supervisor-health.c ---- */
 void sup_begin_stop(struct sup *s, const char *why);
 void sup_check_console_panic(struct sup *s, bool now_or_never);
@@ -123,6 +133,8 @@ void sup_agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p
 void sup_agent_read(struct sup *s);
 void sup_agent_flush(struct sup *s);
 void sup_client_accept(struct sup *s);
+/* A connected stream socket (non-blocking) becomes a client, as an accepted one would. */
+void sup_client_add(struct sup *s, int fd);
 void sup_client_read(struct sup *s, struct client *c);
 void sup_client_flush(struct client *c);
 void sup_client_free(struct sup *s, size_t i);

@@ -216,6 +216,14 @@ void sup_client_accept(struct sup *s) {
         close(fd);
         return;
     }
+    sup_client_add(s, fd);
+}
+
+void sup_client_add(struct sup *s, int fd) {
+    if (s->relay.nclients >= MAX_CLIENTS) {
+        close(fd);
+        return;
+    }
     struct client *c = dbx_xcalloc(1, sizeof(*c));
     c->fd = fd;
     s->relay.clients[s->relay.nclients++] = c;

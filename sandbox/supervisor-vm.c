@@ -190,7 +190,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
     int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1}, qmp[2] = {-1, -1};
     _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
-    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
+    const char *disk = s->vm.disk; /* the box's, or the setup VM's (supervisor-setup.c) */
     _cleanup_close_ int vfs_listen = -EBADF;
     struct mounts_idmap map;
     int r = 0;
@@ -378,6 +378,75 @@ static int fit_disk(struct sup *s, const char *disk, dbx_error **err) {
     return 0;
 }
 
+/* The file `devbox setup --force` leaves in the state dir for the supervisor it starts. */
+static bool take_setup_force(struct sup *s) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s/%s", s->proj.state_dir, DBX_SETUP_FORCE);
+    return unlink(p) == 0;
+}
+
+/* The project's disk: kept from the last run, or made from the image (through [setup]'s
+ * derived disk when the profile has one).  A [setup] that changed since the disk was made, or
+ * `devbox setup --force`, makes it again: the root disk is the product of image + setup, and
+ * only the workspace (on the host) is the user's to keep.  Sets *img (the image record, or a
+ * zero one when it is gone). */
+static int prepare_disk(struct sup *s, const struct profile_user *user, struct dbx_image *img,
+                        dbx_error **err) {
+    const char *disk = s->vm.disk;
+    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    char hash[65];
+    dbx_setup_hash(s->prof.setup_run, hash);
+    bool force = take_setup_force(s);
+    bool have =
+        dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) == 0 && access(disk, F_OK) == 0;
+    if (have && (force || strcmp(s->rec.setup ? s->rec.setup : "", hash) != 0)) {
+        _cleanup_free_ char *w =
+            force ? dbx_xstrdup("devbox: setup --force: making the box's disk again from the "
+                                "image and [setup] (only the workspace is kept)")
+                  : dbx_xasprintf("devbox: [setup] changed since the box's disk was made: making "
+                                  "it again from the image and the new setup (only the "
+                                  "workspace is kept)");
+        sup_log("%s", w);
+        sup_ready_say(s, 'S', w);
+        if (unlink(disk) < 0 && errno != ENOENT)
+            return dbx_error_set(err, errno, "remove '%s'", disk);
+        (void)unlink(dirty); /* the old disk's state does not matter any more */
+        have = false;
+    }
+    if (have) {
+        if (access(dirty, F_OK) == 0) {
+            /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
+            sup_log("last run did not stop cleanly; checking the disk");
+            if (vm_disk_check(disk, err) < 0)
+                return dbx_error_wrap(err, "disk check after an unclean stop");
+        }
+        /* The image record may be gone (rmi --force): its environment is then unknown. */
+        if (dbx_image_get(&s->paths, s->rec.image, img, NULL) < 0) *img = (struct dbx_image){0};
+        add_image_env(&s->prof, img->env);
+        return 0;
+    }
+    dbx_project_rec_clear(&s->rec);
+    /* Normally the client has already pulled or built it, with progress on its tty. */
+    struct dbx_pull_opts opts = {.progress_fd = -1};
+    if (dbx_image_ensure(&s->paths, s->prof.image, &opts, img, err) < 0) return -1;
+    /* Setup runs with the image's environment (PATH above all) too. */
+    add_image_env(&s->prof, img->env);
+    struct dbx_derived derived = {0};
+    const char *backing = img->base;
+    if (s->prof.setup_run && s->prof.setup_run[0]) {
+        if (sup_setup(s, user, img, force, &derived, err) < 0) {
+            dbx_derived_clear(&derived);
+            return -1;
+        }
+        backing = derived.disk;
+    }
+    int r = vm_disk_create_overlay(backing, disk, s->prof.disk, err);
+    s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img->name),
+                                      dbx_xstrdup(backing), (int64_t)time(NULL), dbx_xstrdup(hash)};
+    dbx_derived_clear(&derived);
+    if (r < 0) return dbx_error_wrap(err, "create the project's disk");
+    return dbx_project_rec_save(s->proj.state_dir, &s->rec, err);
+}
+
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 int sup_prepare(struct sup *s, dbx_error **err) {
     struct profile_user user = {0};
@@ -390,55 +459,26 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     if (r == 0 && s->net_override)
         r = profile_set(&s->prof, "network.mode", s->net_override, "command line", err);
     if (r == 0) r = net_new(&s->net, &s->prof, &user, s->proj.state_dir, &s->relay.agent_out, err);
-    profile_user_clear(&user);
-    if (r < 0) return -1;
-    _cleanup_free_ char *nofile = mounts_nofile_warning(s->proj.root); /* once per start */
-    if (nofile) {
+    _cleanup_free_ char *nofile = r == 0 ? mounts_nofile_warning(s->proj.root) : NULL;
+    if (nofile) { /* once per start */
         sup_log("%s", nofile);
         sup_ready_say(s, 'W', nofile);
     }
     _cleanup_free_ char *init = NULL;
-    if (dbx_find_init(&init, err) < 0) return -1;
+    if (r == 0 && dbx_find_init(&init, err) < 0) r = -1;
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
-    if (vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
-        return dbx_error_wrap(err, "guest kernel");
-    _cleanup_free_ char *disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
-    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    if (r == 0 && vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
+        r = dbx_error_wrap(err, "guest kernel");
+    s->vm.disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     struct dbx_image img = {0};
-    if (dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) < 0 || access(disk, F_OK) < 0) {
-        dbx_project_rec_clear(&s->rec);
-        /* Normally the client has already pulled or built it, with progress on its tty. */
-        struct dbx_pull_opts opts = {.progress_fd = -1};
-        if (dbx_image_ensure(&s->paths, s->prof.image, &opts, &img, err) < 0) return -1;
-        r = vm_disk_create_overlay(img.base, disk, s->prof.disk, err);
-        s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img.name),
-                                          dbx_xstrdup(img.base), (int64_t)time(NULL)};
-        if (r < 0) {
-            dbx_image_clear(&img);
-            return dbx_error_wrap(err, "create the project's disk");
-        }
-        if (dbx_project_rec_save(s->proj.state_dir, &s->rec, err) < 0) {
-            dbx_image_clear(&img);
-            return -1;
-        }
-    } else {
-        if (access(dirty, F_OK) == 0) {
-            /* The last run ended without a clean shutdown (killed supervisor or QEMU). */
-            sup_log("last run did not stop cleanly; checking the disk");
-            if (vm_disk_check(disk, err) < 0)
-                return dbx_error_wrap(err, "disk check after an unclean stop");
-        }
-        /* The image record may be gone (rmi --force): its environment is then unknown. */
-        if (dbx_image_get(&s->paths, s->rec.image, &img, NULL) < 0) img = (struct dbx_image){0};
-    }
-    if (fit_disk(s, disk, err) < 0) {
-        dbx_image_clear(&img);
-        return -1;
-    }
-    add_image_env(&s->prof, img.env);
+    if (r == 0) r = prepare_disk(s, &user, &img, err);
     dbx_image_clear(&img);
+    profile_user_clear(&user);
+    if (r < 0) return -1;
+    if (fit_disk(s, s->vm.disk, err) < 0) return -1;
     if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
         return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
+    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
     return 0;
