@@ -102,15 +102,22 @@ int dbx_derived_lock(const struct dbx_paths *paths, const char *key, dbx_error *
     _cleanup_free_ char *dir = dbx_derived_dir(paths);
     if (dbx_mkdir_p(dir, 0700, err) < 0) return -1;
     _cleanup_free_ char *p = dbx_xasprintf("%s/%s.lock", dir, key);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", p);
-    while (flock(fd, LOCK_EX) < 0)
-        if (errno != EINTR) {
-            int e = errno;
-            close(fd);
-            return dbx_error_set(err, e, "lock '%s'", p);
-        }
-    return fd;
+    for (;;) {
+        int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) return dbx_error_set(err, errno, "open '%s'", p);
+        while (flock(fd, LOCK_EX) < 0)
+            if (errno != EINTR) {
+                int e = errno;
+                close(fd);
+                return dbx_error_set(err, e, "lock '%s'", p);
+            }
+        /* prune unlinks lock files it holds: a lock on a file no longer at that name locks
+         * nothing, so take the one that is there now. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && stat(p, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            return fd;
+        close(fd);
+    }
 }
 
 char *dbx_derived_build_path(const struct dbx_paths *paths, const char *key) {
@@ -192,8 +199,8 @@ int dbx_derived_commit(const struct dbx_paths *paths, struct dbx_derived *d, con
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    _cleanup_free_ char *disk = dbx_xasprintf("%s/%s-%llu.qcow2", dir, d->key,
-                                              (unsigned long long)ms);
+    _cleanup_free_ char *disk =
+        dbx_xasprintf("%s/%s-%llu.qcow2", dir, d->key, (unsigned long long)ms);
     /* Read-only before it gets its name: from then on overlays may be backed by it. */
     _cleanup_close_ int fd = open(build, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 || fchmod(fd, 0444) < 0 || fsync(fd) < 0)
@@ -328,6 +335,22 @@ int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    /* Lock files of keys with neither a record nor a disk (failed setups leave them), unlinked
+     * while held (dbx_derived_lock then takes the new file). */
+    d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len != 64 + 5 || strcmp(de->d_name + 64, ".lock") != 0) continue;
+        char key[65];
+        memcpy(key, de->d_name, 64);
+        key[64] = '\0';
+        _cleanup_free_ char *rp = dbx_xasprintf("%s/%s.json", dir, key);
+        _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", dir, de->d_name);
+        _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (lock < 0 || flock(lock, LOCK_EX | LOCK_NB) < 0) continue;
+        if (access(rp, F_OK) < 0 && errno == ENOENT) (void)unlink(lp);
+    }
+    if (d) closedir(d);
     *ret_removed = removed;
     if (ret_freed) *ret_freed = freed;
     return 0;

@@ -27,6 +27,9 @@ int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t
 /* ---- profiles and trust (sandbox-policy.c) ---- */
 char *dbx_trust_dir(const struct dbx_paths *paths);
 /* The effective profile (built-ins, user config, the repo chain) and the user settings. */
+/* The user's config.ini (profile_user_load), with what devbox fills in when it is silent:
+ * [setup] allow defaults to the hosts of the host's apt sources (vm_apt_hosts). */
+int dbx_user_load(const struct dbx_paths *paths, struct profile_user *ret, dbx_error **err);
 int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *proj,
                      struct profile *ret, struct profile_user *ret_user, dbx_error **err);
 /* 0 when p only narrows the built-in default, or the user trusted these exact bytes; else an

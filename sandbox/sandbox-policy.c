@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
 #include "../common/sha256.h"
+#include "../vm/vm.h"
 
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -15,10 +16,23 @@ char *dbx_trust_dir(const struct dbx_paths *paths) {
     return dbx_xasprintf("%s/trust", paths->state);
 }
 
+int dbx_user_load(const struct dbx_paths *paths, struct profile_user *ret, dbx_error **err) {
+    if (profile_user_load(paths->config, ret, err) < 0) return -1;
+    /* What [setup] may reach without the repo asking: unless config.ini says, the mirrors the
+     * host's own apt uses (DEVBOX_APT_DIR replaces /etc/apt, for tests): the distribution's
+     * mirrors as this machine's network knows them, never a name written here. */
+    if (!ret->setup_allow_set) {
+        dbx_strv_free(ret->setup_allow);
+        const char *etc = getenv("DEVBOX_APT_DIR");
+        ret->setup_allow = vm_apt_hosts(etc && *etc ? etc : NULL);
+    }
+    return 0;
+}
+
 int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *proj,
                      struct profile *ret, struct profile_user *ret_user, dbx_error **err) {
     struct profile_user user = {0};
-    if (profile_user_load(paths->config, &user, err) < 0) return -1;
+    if (dbx_user_load(paths, &user, err) < 0) return -1;
     _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) {
         profile_user_clear(&user);

@@ -30,6 +30,7 @@
 struct setup_run {
     int log_fd;
     uint64_t logged;
+    bool mid_line;       /* the log's last byte is not a newline (output without one at its end) */
     struct dbx_buf line; /* the output line being assembled for the client */
 };
 
@@ -43,6 +44,8 @@ static void setup_say(struct sup *s, struct setup_run *run, const char *fmt, ...
     va_end(ap);
     sup_log("%s", msg);
     if (run && run->log_fd >= 0) {
+        if (run->mid_line) (void)dbx_write_all(run->log_fd, "\n", 1);
+        run->mid_line = false;
         (void)dbx_write_all(run->log_fd, msg, strlen(msg));
         (void)dbx_write_all(run->log_fd, "\n", 1);
     }
@@ -69,6 +72,7 @@ static void output(struct sup *s, struct setup_run *run, const uint8_t *p, size_
         size_t k = n < SETUP_LOG_CAP - run->logged ? n : SETUP_LOG_CAP - run->logged;
         (void)dbx_write_all(run->log_fd, p, k);
         run->logged += k;
+        if (k) run->mid_line = p[k - 1] != '\n';
     }
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\n') {
@@ -132,8 +136,7 @@ static int run_command(struct sup *s, struct setup_run *run, const char *cmd, in
                     output(s, run, p, h.len);
                     uint8_t c[5];
                     size_t cl = dbx_enc_credit(
-                        c, h.type == DBX_MSG_STDOUT ? DBX_STREAM_STDOUT : DBX_STREAM_STDERR,
-                        h.len);
+                        c, h.type == DBX_MSG_STDOUT ? DBX_STREAM_STDOUT : DBX_STREAM_STDERR, h.len);
                     if (h.len) (void)dbx_send_frame(me, DBX_MSG_CREDIT, 1, c, cl);
                 } else if (h.type == DBX_MSG_EXIT) {
                     bool sig = false;
@@ -160,7 +163,8 @@ static int run_command(struct sup *s, struct setup_run *run, const char *cmd, in
                 }
             }
         }
-        if (n == 0 && result == 1) result = dbx_error_set(err, 0, "the relay closed setup's session");
+        if (n == 0 && result == 1)
+            result = dbx_error_set(err, 0, "the relay closed setup's session");
     }
     flush_line(s, run);
     dbx_reader_free(&rd);
