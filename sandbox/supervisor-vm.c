@@ -470,17 +470,16 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     if (r == 0 && vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
         r = dbx_error_wrap(err, "guest kernel");
     s->vm.disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
-}
-struct dbx_image img = {0};
-if (r == 0) r = prepare_disk(s, &user, &img, err);
-dbx_image_clear(&img);
-profile_user_clear(&user);
-if (r < 0) return -1;
-if (fit_disk(s, s->vm.disk, err) < 0) return -1;
-if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
-    return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
-_cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
-_cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
-return 0;
+    struct dbx_image img = {0};
+    if (r == 0) r = prepare_disk(s, &user, &img, err);
+    dbx_image_clear(&img);
+    profile_user_clear(&user);
+    if (r < 0) return -1;
+    if (fit_disk(s, s->vm.disk, err) < 0) return -1;
+    if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
+        return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
+    _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
+    _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
+    return 0;
 }
