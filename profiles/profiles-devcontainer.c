@@ -151,8 +151,9 @@ static const char *ini_value_problem(const char *v, size_t prefix, bool trimmed)
 /* POSIX shell quoting of one argument; a ';' after whitespace is put outside the quotes as
  * "\;" so that devbox.ini does not read it as a comment. */
 static void sh_quote(FILE *f, const char *a) {
-    if (*a && strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-") ==
-                  strlen(a)) {
+    if (*a &&
+        strspn(a, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-") ==
+            strlen(a)) {
         fputs(a, f);
         return;
     }
@@ -355,16 +356,10 @@ static const struct {
     const char *name;
     void (*handle)(struct dc *d, const char *name, json_t *v);
 } dc_keys[] = {
-    {"name", on_silent},
-    {"$schema", on_silent},
-    {"image", on_image},
+    {"name", on_silent},         {"$schema", on_silent},   {"image", on_image},
     {"onCreateCommand", NULL}, /* the commands, after the loop: onCreate runs first */
-    {"postCreateCommand", NULL},
-    {"containerEnv", on_env},
-    {"remoteEnv", on_env},
-    {"forwardPorts", on_ports},
-    {"remoteUser", on_user},
-    {"containerUser", on_user},
+    {"postCreateCommand", NULL}, {"containerEnv", on_env}, {"remoteEnv", on_env},
+    {"forwardPorts", on_ports},  {"remoteUser", on_user},  {"containerUser", on_user},
 };
 
 /* ---- output -------------------------------------------------------------------------------- */
@@ -420,34 +415,24 @@ static char *join_list(char **v) {
 
 static char **dc_warnings(struct dc *d) {
     char **w = NULL;
-    if (d->unsupported) {
-        _cleanup_free_ char *l = join_list(d->unsupported);
-        char *m = dbx_xasprintf("%s: not supported by devbox, ignored: %s", d->fname, l);
-        w = dbx_strv_push(w, m);
-        free(m);
-    }
-    if (d->skipped_vars) {
-        _cleanup_free_ char *l = join_list(d->skipped_vars);
-        char *m = dbx_xasprintf("%s: devbox does not expand ${...} variables (it never reads "
-                                "the host's environment), skipped: %s",
-                                d->fname, l);
-        w = dbx_strv_push(w, m);
-        free(m);
-    }
-    if (d->ignored_ports) {
-        _cleanup_free_ char *l = join_list(d->ignored_ports);
-        char *m = dbx_xasprintf("%s: forwardPorts: only port numbers are forwarded, ignored: %s",
-                                d->fname, l);
-        w = dbx_strv_push(w, m);
-        free(m);
-    }
-    if (user_is_root(d->user)) {
-        char *m = dbx_xasprintf("%s: %s '%s' ignored: devbox runs commands as your own uid; "
-                                "run one as root with `devbox exec --admin`",
-                                d->fname, d->user_key, d->user);
-        w = dbx_strv_push(w, m);
-        free(m);
-    }
+    _cleanup_free_ char *unsupported = join_list(d->unsupported);
+    _cleanup_free_ char *vars = join_list(d->skipped_vars);
+    _cleanup_free_ char *ports = join_list(d->ignored_ports);
+    if (d->unsupported)
+        prof_errf(&w, "%s: not supported by devbox, ignored: %s", d->fname, unsupported);
+    if (d->skipped_vars)
+        prof_errf(&w,
+                  "%s: devbox does not expand ${...} variables (it never reads the host's "
+                  "environment), skipped: %s",
+                  d->fname, vars);
+    if (d->ignored_ports)
+        prof_errf(&w, "%s: forwardPorts: only port numbers are forwarded, ignored: %s", d->fname,
+                  ports);
+    if (user_is_root(d->user))
+        prof_errf(&w,
+                  "%s: %s '%s' ignored: devbox runs commands as your own uid; run one as root "
+                  "with `devbox exec --admin`",
+                  d->fname, d->user_key, d->user);
     return w;
 }
 
@@ -564,7 +549,7 @@ int prof_devcontainer_translate(const char *json, size_t len, const char *fname,
     return 0;
 }
 
-int profile_devcontainer_translate(const char *json, size_t len, const char *fname,
-                                   char **ret_ini, char ***ret_warnings, dbx_error **err) {
+int profile_devcontainer_translate(const char *json, size_t len, const char *fname, char **ret_ini,
+                                   char ***ret_warnings, dbx_error **err) {
     return prof_devcontainer_translate(json, len, fname, ret_ini, ret_warnings, NULL, err);
 }

