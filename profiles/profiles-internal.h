@@ -124,3 +124,15 @@ char *prof_path_normalize(const char *s, const char **why);
 char *prof_size_str(uint64_t v);
 /* 1500 -> "1.5" */
 char *prof_milli_str(uint32_t m);
+
+/* ---- profiles-devcontainer.c ---- */
+
+/* JSON with comments -> JSON, in place: `//` and block comments outside strings and one
+ * trailing comma before '}' or ']' become spaces (newlines are kept, so jansson's line numbers
+ * stay right).  -EINVAL with *ret_line set for a block comment without its end. */
+int prof_jsonc_strip(char *s, size_t len, unsigned *ret_line);
+/* profile_devcontainer_translate, also giving, for each line of the INI (line N at index
+ * N - 1), the JSON key it came from ("image", "postCreateCommand.install", "" for comments
+ * and section lines); NULL-terminated; ret_line_keys may be NULL. */
+int prof_devcontainer_translate(const char *json, size_t len, const char *fname, char **ret_ini,
+                                char ***ret_warnings, char ***ret_line_keys, dbx_error **err);

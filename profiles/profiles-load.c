@@ -2,10 +2,13 @@
  * [defaults], then the repo's devbox.ini after everything it extends.  Repo files are opened
  * one path component at a time from the repo root fd with O_NOFOLLOW (a symlink anywhere is
  * refused, `..` never reaches the kernel), so no repo content can make devbox read a file
- * outside the repo (CVE-2018-15664 is the path-string version of this mistake). */
+ * outside the repo (CVE-2018-15664 is the path-string version of this mistake).  A repo
+ * without devbox.ini may have a devcontainer.json instead, read the same way and parsed from
+ * its devbox.ini translation (profiles-devcontainer.c). */
 #define _GNU_SOURCE
 #include "profiles-internal.h"
 
+#include <ctype.h>
 #include <libgen.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -90,6 +93,10 @@ struct chain {
     size_t len[PROFILE_MAX_DEPTH + 1];
     char *id[PROFILE_MAX_DEPTH + 1]; /* "repo:PATH" or "builtin:NAME", for cycles */
     size_t n;
+    /* a devcontainer.json read in devbox.ini's place: l[0] was parsed from dc_ini, buf[0]
+     * holds the JSON (what the hash covers); dc_keys[N - 1] is the JSON key of line N */
+    char *dc_ini;
+    char **dc_warnings, **dc_keys;
 };
 
 static void chain_clear(struct chain *c) {
@@ -99,15 +106,21 @@ static void chain_clear(struct chain *c) {
         free(c->id[i]);
     }
     c->n = 0;
+    free(c->dc_ini);
+    dbx_strv_free(c->dc_warnings);
+    dbx_strv_free(c->dc_keys);
+    c->dc_ini = NULL;
+    c->dc_warnings = c->dc_keys = NULL;
 }
 
+/* Add a file (buf: its bytes, which the hash covers) parsed from `text` (NULL: buf itself). */
 static void chain_push(struct chain *c, enum prof_kind kind, const char *name, const char *where,
-                       char *id, char *buf, size_t len, char ***errors) {
+                       char *id, char *buf, size_t len, const char *text, char ***errors) {
     struct profile_layer *l = dbx_xcalloc(1, sizeof(*l));
     l->kind = kind;
     l->name = dbx_xstrdup(name);
     l->where = dbx_xstrdup(where);
-    prof_parse(buf, len, l, errors);
+    prof_parse(text ? text : buf, text ? strlen(text) : len, l, errors);
     c->l[c->n] = l;
     c->buf[c->n] = buf;
     c->len[c->n] = len;
@@ -182,7 +195,7 @@ static bool follow(struct chain *c, int root_fd, const char *bdir, char ***error
         free(why);
         return false;
     }
-    chain_push(c, kind, name, where, TAKE_PTR(id), TAKE_PTR(buf), len, errors);
+    chain_push(c, kind, name, where, TAKE_PTR(id), TAKE_PTR(buf), len, NULL, errors);
     return true;
 }
 
@@ -231,12 +244,78 @@ static void chain_apply(const struct chain *c, const struct profile_user *user, 
     chain_hash(c, p->hash);
 }
 
+/* ---- devcontainer.json --------------------------------------------------------------------- */
+
+/* No devbox.ini: the first PROFILE_DEVCONTAINER_FILES that exists, translated to devbox.ini
+ * text and parsed as the repo's profile (l[0], with no extends: the translation writes none). */
+static void load_devcontainer(struct chain *c, int root_fd, char ***errors) {
+    static const char *const names[] = PROFILE_DEVCONTAINER_FILES;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++) {
+        _cleanup_free_ char *why = NULL, *buf = NULL;
+        _cleanup_close_ int fd = open_beneath(root_fd, names[i], &why);
+        if (fd == -ENOENT) continue;
+        size_t len = 0;
+        if (fd < 0 || read_opened(fd, &buf, &len, &why) < 0)
+            return prof_errf(errors, "%s: %s", names[i], why);
+        _cleanup_error_ dbx_error *e = NULL;
+        char *ini = NULL;
+        if (prof_devcontainer_translate(buf, len, names[i], &ini, &c->dc_warnings, &c->dc_keys,
+                                        &e) < 0) {
+            /* one problem per line, already "file:line: ..." or "file: key: ..." */
+            char *save = NULL;
+            for (char *l = strtok_r(e->msg, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                prof_errf(errors, "%s", l);
+            return;
+        }
+        c->dc_ini = ini;
+        chain_push(c, PROF_KIND_REPO, names[i], names[i], dbx_xasprintf("repo:%s", names[i]),
+                   TAKE_PTR(buf), len, ini, errors);
+        return;
+    }
+}
+
+/* A message or origin about line N of the translated text, "NAME:N...", as
+ * "NAME (json key)..." (or "NAME (translated line N)..."); NULL when it is not one. */
+static char *dc_rewrite(const struct chain *c, const char *s) {
+    const char *name = c->l[0]->name;
+    size_t n = strlen(name);
+    if (strncmp(s, name, n) != 0 || s[n] != ':' || !isdigit((unsigned char)s[n + 1])) return NULL;
+    char *end = NULL;
+    unsigned long line = strtoul(s + n + 1, &end, 10);
+    if (line >= 1 && line <= dbx_strv_len(c->dc_keys) && c->dc_keys[line - 1][0])
+        return dbx_xasprintf("%s (%s)%s", name, c->dc_keys[line - 1], end);
+    return dbx_xasprintf("%s (translated line %lu)%s", name, line, end);
+}
+
+/* After applying a chain read from a devcontainer.json: the JSON is protected like
+ * devbox.ini, origins and problems name JSON keys instead of lines of text the user never
+ * wrote, and the translation and its warnings move to the profile. */
+static void dc_finish(struct chain *c, struct profile *p, char **errors) {
+    if (!c->dc_ini || !c->n) return;
+    const char *name = c->l[0]->name;
+    if (!prof_strv_contains(p->protect, name)) p->protect = dbx_strv_push(p->protect, name);
+    _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", name);
+    _cleanup_free_ char *w = dbx_xasprintf("%s (the repo's profile)", name);
+    prof_origin_set(p, k, w);
+    for (size_t i = 0; i < p->norigin; i++) {
+        char *r = dc_rewrite(c, p->origin[i].where);
+        if (r) free(p->origin[i].where), p->origin[i].where = r;
+    }
+    for (size_t i = 0; errors && errors[i]; i++) {
+        char *r = dc_rewrite(c, errors[i]);
+        if (r) free(errors[i]), errors[i] = r;
+    }
+    p->ini_equivalent = TAKE_PTR(c->dc_ini);
+    p->warnings = TAKE_PTR(c->dc_warnings);
+}
+
 /* Apply a loaded chain to a fresh profile and consume the chain: *ret on success, or every
  * problem collected so far (loading and applying) as one error. */
 static int chain_finish(struct chain *c, const struct profile_user *user, char ***errors,
                         struct profile *ret, dbx_error **err) {
     struct profile p = {0};
     chain_apply(c, user, &p, errors);
+    dc_finish(c, &p, *errors);
     chain_clear(c);
     if (*errors) {
         profile_clear(&p);
@@ -263,9 +342,11 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
             prof_errf(&errors, "%s: %s", PROFILE_FILE, why);
         else
             chain_push(&c, PROF_KIND_REPO, PROFILE_FILE, PROFILE_FILE,
-                       dbx_xasprintf("repo:%s", PROFILE_FILE), buf, len, &errors);
+                       dbx_xasprintf("repo:%s", PROFILE_FILE), buf, len, NULL, &errors);
         while (c.n && follow(&c, root_fd, bdir, &errors)) {
         }
+    } else {
+        load_devcontainer(&c, root_fd, &errors);
     }
     free(why);
     return chain_finish(&c, user, &errors, ret, err);
@@ -282,6 +363,8 @@ void profile_clear(struct profile *p) {
     dbx_strv_free(p->resolve);
     free(p->ports);
     dbx_strv_free(p->files);
+    dbx_strv_free(p->warnings);
+    free(p->ini_equivalent);
     for (size_t i = 0; i < p->norigin; i++) {
         free(p->origin[i].key);
         free(p->origin[i].where);
@@ -314,7 +397,7 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
     struct chain c = {0};
     _cleanup_free_ char *where = dbx_xasprintf("built-in %s.ini", name);
     chain_push(&c, PROF_KIND_BUILTIN, path, where, dbx_xasprintf("builtin:%s", name), buf, len,
-               &errors);
+               NULL, &errors);
     while (follow(&c, AT_FDCWD, bdir, &errors)) {
     }
     return chain_finish(&c, user, &errors, ret, err);

@@ -122,7 +122,44 @@ struct profile {
     enum profile_net setup_net;
     char **setup_allow;
     char **setup_resolve;
+    /* load-time notes for the user (NULL-terminated, NULL = none), e.g. the devcontainer.json
+     * keys devbox ignores; the caller prints them ("devbox: WARNING: ...") */
+    char **warnings;
+    /* the devbox.ini text the profile was parsed from when it came from a devcontainer.json
+     * (see profile_devcontainer_translate), for `devbox profile show` to print so the user can
+     * check it in; NULL otherwise */
+    char *ini_equivalent;
 };
+
+/* ---- devcontainer.json (profiles-devcontainer.c) ------------------------------------------ *
+ *
+ * Repos with a devcontainer.json and no devbox.ini: the JSON is translated into devbox.ini
+ * text, which profile_load then parses like a repo devbox.ini.  Looked for in this order,
+ * opened from the repo root like devbox.ini (no symlinks, regular files only). */
+#define PROFILE_DEVCONTAINER_FILES                                                                 \
+    { ".devcontainer/devcontainer.json", ".devcontainer.json" }
+
+/* Translate json (len bytes, at most PROFILE_MAX_BYTES, no NUL byte; `//` and block comments
+ * and trailing commas allowed, duplicate keys refused) into devbox.ini text starting with
+ * "; translated by devbox from .devcontainer/devcontainer.json":
+ *   image                              -> [box] image
+ *   onCreateCommand, postCreateCommand -> [setup] run, one line per command in that order
+ *       (a string as written, trimmed; an array as a shell-quoted argv; an object's values in
+ *       the order written, which devcontainers run in parallel)
+ *   containerEnv, remoteEnv            -> [env] (remoteEnv wins; null there unsets); a value
+ *       with a ${...} variable is skipped and named in a warning (never expanded)
+ *   forwardPorts numbers               -> [ports] N = N ("host:port" strings: a warning)
+ *   remoteUser, else containerUser     -> [security] user (root: a warning, not set)
+ *   name, $schema                      -> nothing; any other key: named in one warning.
+ * A value that devbox.ini cannot hold unchanged (a line over PROFILE_MAX_LINE bytes, a
+ * control character or newline, a ';' at the start or after whitespace, surrounding
+ * whitespace in a non-command value), a wrong JSON type or a bad variable name is an error
+ * naming "fname: key: ..." (JSON syntax errors "fname:line: ..."), every problem one per
+ * line, -EINVAL.  On success *ret_ini (caller frees) and *ret_warnings ("fname: ..." lines,
+ * NULL-terminated, NULL = none; caller frees with dbx_strv_free) are set.  No printing, no
+ * environment read. */
+int profile_devcontainer_translate(const char *json, size_t len, const char *fname, char **ret_ini,
+                                   char ***ret_warnings, dbx_error **err);
 
 /* User settings ($XDG_CONFIG_HOME/devbox/config.ini or DEVBOX_HOME/config/config.ini):
  *   [ceilings]   cpus, memory, disk: the most any repo profile may ask for without trust;
@@ -163,7 +200,13 @@ struct profile_user {
 
 /* Load the effective profile for the repo whose root directory is `root_fd`: built-in
  * `default`, then the user's [defaults] (user may be NULL), then devbox.ini's extends chain,
- * then devbox.ini.  No devbox.ini is not an error (hash "").  builtin_dir holds the built-in
+ * then devbox.ini.  No devbox.ini is not an error (hash "").  A repo without devbox.ini but
+ * with PROFILE_DEVCONTAINER_FILES (the first that exists) gets that file translated
+ * (profile_devcontainer_translate) and parsed as its devbox.ini: same checks, widenings and
+ * trust; the hash, `files` and the protected paths are about the JSON file; origins and
+ * errors name it with the JSON key ".devcontainer/devcontainer.json (containerEnv.FOO)";
+ * ret->warnings and ret->ini_equivalent are set.  devbox.ini, when present, wins and the JSON
+ * is not read.  builtin_dir holds the built-in
  * NAME.ini files (NULL = profile_builtin_dir()).  Repo files are read without following
  * symlinks (devbox.ini and every extends target must be regular files inside the repo),
  * checked for size, NUL/control bytes and line length before inih sees them; unknown

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "profiles/profiles.h"
 #include "tests/unit/helpers.h"
 
 void test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
@@ -181,4 +182,26 @@ const char *test_builtin_profiles(void) {
     static char dir[PATH_MAX];
     if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
     return dir;
+}
+
+void test_write_at(int dfd, const char *name, const char *text) {
+    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
+    close(fd);
+}
+
+char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret) {
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load(r->fd, r->dir, u, test_builtin_profiles(), &p, &err) < 0) {
+        char *m = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+        return m;
+    }
+    if (ret)
+        *ret = p;
+    else
+        profile_clear(&p);
+    return NULL;
 }

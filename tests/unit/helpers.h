@@ -73,3 +73,13 @@ int test_repo_teardown(void **state);
 /* The absolute path of the built-in profiles (./profiles: the tests run from the source tree
  * root, as `make unit` does; fails the test otherwise). */
 const char *test_builtin_profiles(void);
+
+/* Create or truncate dfd/name with text (0644; asserts on failure). */
+void test_write_at(int dfd, const char *name, const char *text);
+
+/* profile_load of the repo with the built-in profiles of the source tree and the user settings
+ * u (NULL = none): NULL and *ret set (when ret is not NULL; else cleared) on success, else the
+ * error message (caller frees). */
+struct profile;
+struct profile_user;
+char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret);

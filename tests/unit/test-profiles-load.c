@@ -19,25 +19,11 @@
 #include "tests/unit/helpers.h"
 
 static void write_at(int dfd, const char *name, const char *text) {
-    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
-    close(fd);
+    test_write_at(dfd, name, text);
 }
 
 static char *load_user(struct repo *r, const struct profile_user *u, struct profile *ret) {
-    struct profile p = {0};
-    dbx_error *err = NULL;
-    if (profile_load(r->fd, r->dir, u, test_builtin_profiles(), &p, &err) < 0) {
-        char *m = dbx_xstrdup(err->msg);
-        dbx_error_free(&err);
-        return m;
-    }
-    if (ret)
-        *ret = p;
-    else
-        profile_clear(&p);
-    return NULL;
+    return test_profile_load(r, u, ret);
 }
 
 static char *load(struct repo *r, struct profile *ret) {
