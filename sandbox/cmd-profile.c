@@ -16,6 +16,35 @@ static void print_lines(FILE *f, char *text) {
     }
 }
 
+static void print_warnings(const struct profile *p) {
+    for (char **w = p->warnings; w && *w; w++) {
+        _cleanup_free_ char *m = dbx_xstrdup(*w);
+        fprintf(stderr, "devbox: warning: %s\n", dbx_sanitize_printable(m));
+    }
+}
+
+/* What [setup] will run and reach, spelled out: the commands run as root. */
+static void print_setup(const struct profile *p, const struct profile_user *u) {
+    if (!p->setup_run || !p->setup_run[0]) return;
+    printf("setup runs as root in a setup VM before the box first starts:\n");
+    for (char **x = p->setup_run; *x; x++) {
+        _cleanup_free_ char *m = dbx_xstrdup(*x);
+        printf("  %s\n", dbx_sanitize_printable(m));
+    }
+    const char *mode = p->setup_net == PROFILE_NET_OPEN        ? "open (any address but the host's)"
+                       : p->setup_net == PROFILE_NET_ALLOWLIST ? "allowlist"
+                                                               : "none";
+    printf("setup network: %s\n", mode);
+    if (p->setup_net != PROFILE_NET_ALLOWLIST) return;
+    for (char **x = p->setup_allow; x && *x; x++)
+        printf("  %s (devbox.ini)\n", *x);
+    for (char **x = u->setup_allow; x && *x; x++)
+        printf("  %s (%s)\n", *x,
+               u->setup_allow_set ? "config.ini [setup] allow" : "the host's apt sources");
+    for (char **x = p->setup_resolve; x && *x; x++)
+        printf("  resolve %s (devbox.ini)\n", *x);
+}
+
 static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
     struct profile p = {0};
     struct profile_user u = {0};
@@ -40,6 +69,8 @@ static int profile_check(struct cmd_ctx *ctx, struct dbx_project *proj) {
     } else {
         printf("ok\n");
     }
+    print_warnings(&p);
+    print_setup(&p, &u);
     profile_clear(&p);
     profile_user_clear(&u);
     return rc;
@@ -59,6 +90,8 @@ static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json
             json_object_set_new(j, "user", uj);
         else
             json_decref(uj);
+        if (j && p.ini_equivalent)
+            json_object_set_new(j, "ini_equivalent", json_string(p.ini_equivalent));
         char *both = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
         json_decref(j);
         print_lines(stdout, both ? both : s);
@@ -66,7 +99,14 @@ static int profile_show(struct cmd_ctx *ctx, struct dbx_project *proj, bool json
     } else {
         print_lines(stdout, s);
         print_lines(stdout, us);
+        if (p.ini_equivalent) {
+            /* a devcontainer.json repo: the devbox.ini to check in instead */
+            _cleanup_free_ char *ini = dbx_xstrdup(p.ini_equivalent);
+            printf("\n; the devbox.ini this repository's devcontainer.json amounts to:\n");
+            print_lines(stdout, ini);
+        }
     }
+    print_warnings(&p);
     profile_user_clear(&u);
     profile_clear(&p);
     return 0;

@@ -454,6 +454,10 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     /* The repo profile may only narrow; this is the authoritative check (the client's is
      * only for an early message). */
     int r = dbx_profile_allowed(&s->paths, &s->proj, &s->prof, &user, err);
+    for (char **w = s->prof.warnings; r == 0 && w && *w; w++) {
+        sup_log("%s", *w);
+        sup_ready_say(s, 'W', *w);
+    }
     /* `--network none` narrows whatever the profile says (after the trust check: a narrower
      * box never needs trust, and the profile itself is what was trusted). */
     if (r == 0 && s->net_override)
