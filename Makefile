@@ -14,7 +14,7 @@ DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjans
 DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprogs genext2fs \
               apt dpkg zstd mmdebstrap passt ca-certificates
 DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd adduser expect git clang-format \
-              docker-registry skopeo umoci apache2-utils openssl curl iproute2
+              docker-registry skopeo umoci apache2-utils openssl curl iproute2 dpkg-dev
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
 PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp libcurl

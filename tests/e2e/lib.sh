@@ -254,6 +254,9 @@ _cleanup() {
         timeout -k 5 60 "$DEVBOX" -C "$r" stop >/dev/null 2>&1 </dev/null
     done
     for hook in "${CLEANUP_HOOKS[@]}"; do eval "$hook"; done
+    # servers started by start_netserver (from a subshell, so not in CLEANUP_HOOKS)
+    # shellcheck disable=SC2046
+    [ -s "$TEST_TMP/servers.pids" ] && kill $(cat "$TEST_TMP/servers.pids") 2>/dev/null
     if ! wait_gone 15; then
         left=$(test_pids '^(qemu-system.*|virtiofsd)$')
         # shellcheck disable=SC2086
@@ -468,7 +471,8 @@ test_ca() {
 }
 
 # start_netserver DIR [netserver.py options...]: serve DIR on loopback (tests/e2e/netserver.py);
-# prints the port.  The server is killed when the test ends.
+# prints the port.  The server is killed when the test ends (its pid goes to a file, not to
+# CLEANUP_HOOKS: callers run this in a command substitution, a subshell).
 start_netserver() {
     local dir=$1 pf pid
     shift
@@ -476,7 +480,7 @@ start_netserver() {
     rm -f "$pf"
     "$PYTHON" "$E2E_DIR/netserver.py" "$dir" "$pf" "$@" >>"$TEST_TMP/netserver.log" 2>&1 &
     pid=$!
-    CLEANUP_HOOKS+=("kill $pid 2>/dev/null")
+    printf '%s\n' "$pid" >>"$TEST_TMP/servers.pids"
     wait_until 20 test -s "$pf" || fail "netserver.py did not start: $(tail -n 3 "$TEST_TMP/netserver.log")"
     cat "$pf"
 }
@@ -626,4 +630,101 @@ attacks_as_default_and_root() {
         ok dbx exec "${u[@]}" -- sh "$script"
         assert_eq done "$OUT" "attacks as $who that were allowed"
     done
+}
+
+# ---- [setup] fixtures (t-setup-*) --------------------------------------------------------------
+
+# setup_run CMD...: the `run =` key of a [setup] section, one command a line (continuation
+# lines indented).  No command may hold " ;" (inih starts a comment there).
+setup_run() {
+    local pre='run = ' c
+    for c in "$@"; do
+        [[ $c == *' ;'* || $c == *$'\t;'* ]] && fail "setup_run: ';' after whitespace starts a comment: $c"
+        printf '%s%s\n' "$pre" "$c"
+        pre='      '
+    done
+}
+
+# assert_setup_progress TEXT TOTAL WHAT CMD...: the progress lines of TEXT (a starting client's
+# stderr: "devbox: setup [N/TOTAL]: CMD", or `devbox logs --setup`, whatever comes before
+# "setup [") are exactly one per CMD, in order: N is 1, 2, ... and TOTAL the number of lines.
+assert_setup_progress() {
+    local text=$1 total=$2 what=$3 want='' i=0 c got
+    shift 3
+    for c in "$@"; do
+        i=$((i + 1))
+        want+="setup [$i/$total]: $c"$'\n'
+    done
+    got=$(printf '%s\n' "$text" | grep -E 'setup \[[0-9]+/[0-9]+\]: ' | sed -E 's/^.*(setup \[[0-9]+\/)/\1/')
+    assert_eq "${want%$'\n'}" "$got" "$what: setup progress lines"
+}
+
+# http_files DIR: serve DIR over plain HTTP on 127.0.0.1 (netserver.py: static files, also what
+# busybox wget fetches through the allowlist proxy); prints the port.
+http_files() {
+    [ -d "$1" ] || fail "http_files: no directory $1"
+    start_netserver "$1"
+}
+
+# tls_server DIR NAME: HTTPS on 127.0.0.1 with DIR/server.pem, a certificate for NAME signed by
+# the test CA DIR/ca.pem (test_ca DIR NAME, made here unless DIR has one); GET / answers
+# "ca-ok".  The files served are DIR/www (a test may add more there, e.g. a bare git
+# repository after `git update-server-info`).  Prints the port.
+tls_server() {
+    local dir=$1
+    [ -s "$dir/ca.pem" ] || test_ca "$dir" "$2"
+    mkdir -p "$dir/www" && echo ca-ok >"$dir/www/index.html" || fail "tls_server: cannot write $dir/www"
+    start_netserver "$dir/www" --tls "$dir/server.pem" "$dir/server.key"
+}
+
+# apt_repo DIR: a flat apt repository in DIR/repo ("deb [trusted=yes] http://HOST:PORT/ ./")
+# with one package, devbox-hello 1.0 (Architecture: all), whose /usr/bin/devbox-hello prints
+# "hello from devbox-hello"; served on 127.0.0.1 and read once by the host's apt (update and
+# download with private lists and cache, nothing installed) so that a broken fixture fails
+# here, not in the box.  Prints the port (call it as `P=$(apt_repo DIR) || exit $?`).
+apt_repo() {
+    local dir=$1 pkg=$1/pkg repo=$1/repo port
+    command -v dpkg-deb >/dev/null && command -v dpkg-scanpackages >/dev/null ||
+        skip "dpkg-scanpackages not installed (package dpkg-dev)"
+    mkdir -p "$pkg/DEBIAN" "$pkg/usr/bin" "$repo" || fail "apt_repo: mkdir under $dir"
+    printf '#!/bin/sh\necho "hello from devbox-hello"\n' >"$pkg/usr/bin/devbox-hello"
+    chmod 755 "$pkg/usr/bin/devbox-hello" "$pkg" "$pkg/DEBIAN"
+    cat >"$pkg/DEBIAN/control" <<'CONTROL'
+Package: devbox-hello
+Version: 1.0
+Architecture: all
+Maintainer: devbox tests <test@example.invalid>
+Description: devbox end-to-end test package
+ Prints a greeting; the [setup] tests install it from a repository on loopback.
+CONTROL
+    {
+        dpkg-deb --build --root-owner-group "$pkg" "$repo/devbox-hello_1.0_all.deb" &&
+            (cd "$repo" && dpkg-scanpackages --multiversion . /dev/null >Packages) &&
+            gzip -9nkf "$repo/Packages"
+    } >"$TEST_TMP/apt-repo.log" 2>&1 || fail "apt_repo: building the repository: $(tail -n 3 "$TEST_TMP/apt-repo.log")"
+    grep -q '^Package: devbox-hello$' "$repo/Packages" || fail "apt_repo: no devbox-hello in $repo/Packages"
+    port=$(start_netserver "$repo") || exit $?
+    _apt_repo_check "$dir/apt-check" "$port"
+    printf '%s\n' "$port"
+}
+# _apt_repo_check DIR PORT: the host's apt-get reads the repository at PORT and downloads the
+# package (its own sources, lists and cache in DIR; no proxy; the host's apt state untouched).
+_apt_repo_check() {
+    local t=$1 port=$2 opts apt
+    command -v apt-get >/dev/null || return 0
+    mkdir -p "$t/lists/partial" "$t/cache/archives/partial" "$t/parts" || fail "apt_repo: mkdir $t"
+    echo "deb [trusted=yes] http://127.0.0.1:$port/ ./" >"$t/sources.list"
+    opts=(-o Dir::Etc::sourcelist="$t/sources.list" -o Dir::Etc::sourceparts="$t/parts"
+        -o Dir::State::Lists="$t/lists" -o Dir::Cache="$t/cache" -o Debug::NoLocking=1)
+    apt=(env -u http_proxy -u HTTP_PROXY apt-get -q "${opts[@]}" -o APT::Sandbox::User="$(id -un)"
+        -o Acquire::http::Proxy=DIRECT)
+    "${apt[@]}" update >"$t/update.log" 2>&1 ||
+        fail "apt_repo: the host's apt-get update cannot read the repository: $(tail -n 3 "$t/update.log")"
+    # (the lists may be stored compressed: ask apt-cache, not grep)
+    apt-cache "${opts[@]}" policy devbox-hello >"$t/policy.log" 2>&1
+    grep -q "Candidate: 1.0" "$t/policy.log" ||
+        fail "apt_repo: apt-get update found no devbox-hello 1.0: $(tr '\n' ' ' <"$t/policy.log")"
+    (cd "$t" && "${apt[@]}" download devbox-hello) >"$t/download.log" 2>&1 &&
+        [ -s "$t/devbox-hello_1.0_all.deb" ] ||
+        fail "apt_repo: the host's apt-get download devbox-hello failed: $(tail -n 3 "$t/download.log")"
 }

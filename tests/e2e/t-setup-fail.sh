@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# t-setup-fail: a [setup] command that fails stops setup there: `devbox exec` exits 125 with one
+# line naming devbox.ini:LINE, the exit code and the command; the later commands do not run;
+# the box refuses every command (each exec tries setup again and fails the same way) until
+# devbox.ini is fixed and trusted.  The busybox image.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+
+# devbox.ini: line 1 [setup], line 2 "run = " + the first command, then one command a line
+CMDS=(
+    "echo one > /setup-one"
+    "echo about to fail && exit 3"
+    "echo three > /setup-three"
+)
+write_profile "$R" "[setup]
+$(setup_run "${CMDS[@]}")"
+assert_eq "      ${CMDS[1]}" "$(sed -n 3p "$R/devbox.ini")" "line 3 of devbox.ini (the failing command)"
+ok dbx trust
+
+# check_failure WHAT: the exec in RC/OUT/ERR failed in setup line 2 (devbox.ini:3), line 3 unrun
+check_failure() {
+    local what=$1 lines
+    assert_eq 125 "$RC" "$what: exit code (stderr: $(show "$ERR"))"
+    assert_eq "" "$OUT" "$what: stdout (the command must not run)"
+    lines=$(printf '%s\n' "$ERR" | grep -F 'setup command failed')
+    assert_one_line "$lines" "$what: lines saying the setup command failed"
+    assert_match "$lines" "^devbox: (/[^ ]*/)?devbox\.ini:3: setup command failed with exit code 3: ${CMDS[1]}( \(.*\))?$" \
+        "$what: the failure line"
+    assert_eq "$lines" "$(printf '%s\n' "$ERR" | tail -n 1)" "$what: the failure line is the last line of stderr"
+    assert_setup_progress "$ERR" 3 "$what" "${CMDS[0]}" "${CMDS[1]}"
+    assert_contains "$ERR" "about to fail" "$what: the failing command's output"
+}
+
+run dbx exec -- echo must-not-run
+check_failure "first exec"
+ok dbx logs --setup
+assert_setup_progress "$OUT" 3 "devbox logs --setup after the failure" "${CMDS[0]}" "${CMDS[1]}"
+assert_contains "$OUT" "about to fail" "devbox logs --setup: the failing command's output"
+
+# the box refuses commands: every exec runs setup again and fails the same way
+run dbx exec -- echo must-not-run
+check_failure "second exec"
+
+# ---- fixed: untrusted again (the bytes changed), then setup runs to the end ----------------
+CMDS[1]="echo fixed"
+write_profile "$R" "[setup]
+$(setup_run "${CMDS[@]}")"
+expect_rc 125 dbx exec -- true
+assert_one_line "$ERR" "refusal of the fixed but untrusted [setup]"
+assert_contains "$ERR" "setup runs 'echo fixed' as root" "refusal of the fixed but untrusted [setup]"
+assert_contains "$ERR" "devbox trust" "refusal of the fixed but untrusted [setup]"
+ok dbx trust
+ok dbx exec -- cat /setup-one /setup-three
+assert_eq $'one\nthree' "$OUT" "files written by setup lines 1 and 3 after the fix"
+assert_setup_progress "$ERR" 3 "stderr of the start after the fix" "${CMDS[@]}"
+assert_contains "$ERR" "fixed" "stderr of the start after the fix: the fixed command's output"
+ok dbx exec -- echo runs
+assert_eq runs "$OUT" "a command after setup succeeded"
