@@ -743,6 +743,10 @@ static void assert_same_values(const struct profile *a, const struct profile *b)
     assert_int_equal(dbx_strv_len(a->allow), dbx_strv_len(b->allow));
     assert_int_equal(dbx_strv_len(a->resolve), dbx_strv_len(b->resolve));
     assert_int_equal(a->nports, b->nports);
+    assert_int_equal(dbx_strv_len(a->setup_run), dbx_strv_len(b->setup_run));
+    assert_int_equal(a->setup_net, b->setup_net);
+    assert_int_equal(dbx_strv_len(a->setup_allow), dbx_strv_len(b->setup_allow));
+    assert_int_equal(dbx_strv_len(a->setup_resolve), dbx_strv_len(b->setup_resolve));
 }
 
 static void test_builtins(void **state) {
