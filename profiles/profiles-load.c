@@ -323,6 +323,17 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
     return chain_finish(&c, user, &errors, ret, err);
 }
 
+static void drop_net_lists(struct profile *p, const char *section, char ***allow, char ***resolve,
+                           const char *where) {
+    dbx_strv_free(*allow);
+    dbx_strv_free(*resolve);
+    *allow = *resolve = NULL;
+    _cleanup_free_ char *ka = dbx_xasprintf("%s.allow", section);
+    _cleanup_free_ char *kr = dbx_xasprintf("%s.resolve", section);
+    prof_origin_set(p, ka, where);
+    prof_origin_set(p, kr, where);
+}
+
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
                 dbx_error **err) {
     const char *dot = strchr(key, '.');
@@ -339,22 +350,12 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     prof_apply_layer(p, &l, &errors);
     if (!errors) prof_check(p, &errors);
     if (errors) return prof_errors_raise(errors, err);
-    /* `--network none` must leave no allowlist or name override behind to show or compile */
-    if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE) {
-        dbx_strv_free(p->allow);
-        dbx_strv_free(p->resolve);
-        p->allow = p->resolve = NULL;
-        prof_origin_set(p, "network.allow", where);
-        prof_origin_set(p, "network.resolve", where);
-    }
-    /* the same for setup's own network */
-    if (strcmp(key, "setup.network") == 0 && p->setup_net == PROFILE_NET_NONE) {
-        dbx_strv_free(p->setup_allow);
-        dbx_strv_free(p->setup_resolve);
-        p->setup_allow = p->setup_resolve = NULL;
-        prof_origin_set(p, "setup.allow", where);
-        prof_origin_set(p, "setup.resolve", where);
-    }
+    /* `--network none` must leave no allowlist or name override behind to show or compile;
+     * the same for setup's own network */
+    if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE)
+        drop_net_lists(p, "network", &p->allow, &p->resolve, where);
+    if (strcmp(key, "setup.network") == 0 && p->setup_net == PROFILE_NET_NONE)
+        drop_net_lists(p, "setup", &p->setup_allow, &p->setup_resolve, where);
     return 0;
 }
 

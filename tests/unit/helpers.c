@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
+#include "profiles/profiles.h"
 #include "tests/unit/helpers.h"
 
 void test_check_failed(const char *file, int line, const char *cond, const char *fmt, ...) {
@@ -181,4 +182,19 @@ const char *test_builtin_profiles(void) {
     static char dir[PATH_MAX];
     if (!dir[0] && !realpath("profiles", dir)) fail_msg("run from the source tree root");
     return dir;
+}
+
+char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret) {
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load(r->fd, r->dir, u, test_builtin_profiles(), &p, &err) < 0) {
+        char *m = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+        return m;
+    }
+    if (ret)
+        *ret = p;
+    else
+        profile_clear(&p);
+    return NULL;
 }

@@ -73,3 +73,10 @@ int test_repo_teardown(void **state);
 /* The absolute path of the built-in profiles (./profiles: the tests run from the source tree
  * root, as `make unit` does; fails the test otherwise). */
 const char *test_builtin_profiles(void);
+
+/* profile_load of r's repo with the user's settings u (may be NULL) and the built-in profiles:
+ * NULL with *ret loaded (the profile is dropped when ret is NULL), or the error message
+ * (caller frees). */
+struct profile;
+struct profile_user;
+char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret);

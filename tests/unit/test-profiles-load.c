@@ -26,18 +26,7 @@ static void write_at(int dfd, const char *name, const char *text) {
 }
 
 static char *load_user(struct repo *r, const struct profile_user *u, struct profile *ret) {
-    struct profile p = {0};
-    dbx_error *err = NULL;
-    if (profile_load(r->fd, r->dir, u, test_builtin_profiles(), &p, &err) < 0) {
-        char *m = dbx_xstrdup(err->msg);
-        dbx_error_free(&err);
-        return m;
-    }
-    if (ret)
-        *ret = p;
-    else
-        profile_clear(&p);
-    return NULL;
+    return test_profile_load(r, u, ret);
 }
 
 static char *load(struct repo *r, struct profile *ret) {
