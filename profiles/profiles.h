@@ -23,8 +23,8 @@
  * carry a `; comment`); the same key twice in a section is a duplicate, not an append.
  * [setup] run is the one list that is not split: each line is one command, kept as written
  * (inih trims it and drops a `;` that follows whitespace and the rest of the line, so a
- * command writes `&&`, or `;` with no space before it).  Later
- * files in an extends chain win key by key; `protect` accumulates, `unprotect` removes.
+ * command writes `&&`, or `;` with no space before it).  Later files in an extends chain win
+ * key by key; `protect` accumulates, `unprotect` removes.
  * Depth <= 8, no cycles; extends paths are opened component by component from the repo root
  * fd, never following a symlink, and `..` or an absolute path is an error.  Every repo file
  * of the chain is added to the protected paths. */
@@ -247,8 +247,8 @@ extern const char *const profile_default_protect[];
  * resolve 'allowed.test:127.0.0.1'"...).  The image and [ports] (loopback-only by default,
  * the listen address is the user's) are not widenings.  [setup]: each command the baseline
  * does not run ("setup runs 'npm ci' as root", the whole command), "setup network mode
- * 'open'", each setup allow entry neither the baseline nor user->setup_allow has ("setup
- * network allow 'mirror.test:8080'"; with setup network allowlist) and each setup resolve
+ * 'open'", each setup allow entry not in user->setup_allow, by exact normalized spelling
+ * ("setup network allow 'mirror.test:8080'"; with setup network allowlist) and each setup resolve
  * entry the baseline lacks ("setup network resolve 'a.test:127.0.0.1'"; unless setup
  * network none).
  * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
