@@ -62,7 +62,8 @@ void prof_layer_freep(struct profile_layer **l);
 unsigned prof_distance(const char *a, const char *b);
 
 /* User-only keys (config.ini): [ceilings] cpus/memory/disk, [registries] insecure/ca_file,
- * [network] listen.  NULL when (section, key) is not one. */
+ * [network] listen/ca_files, [setup] allow (also a profile key: in a profile, the repo's
+ * own).  NULL when (section, key) is not one. */
 struct prof_user_key {
     const char *section, *key;
     unsigned flags; /* PROF_LIST */

@@ -454,11 +454,17 @@ static void parse_env(struct prof_apply *a, const struct prof_entry *e) {
 
 /* ---- network ------------------------------------------------------------------------------- */
 
+/* [network] mode/allow/resolve and [setup] network/allow/resolve are one grammar each: the
+ * same parser, the section picks the field. */
+static bool in_setup(const struct prof_entry *e) {
+    return strcmp(e->section, "setup") == 0;
+}
+
 static void parse_net_mode(struct prof_apply *a, const struct prof_entry *e) {
     static const char *const names[] = {"none", "allowlist", "open"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
         if (strcmp(single(e), names[i]) == 0) {
-            a->p->net_mode = (enum profile_net)i;
+            *(in_setup(e) ? &a->p->setup_net : &a->p->net_mode) = (enum profile_net)i;
             return set_origin(a, e, e->line);
         }
     bad(a, e, e->line, "must be 'none', 'allowlist' or 'open', not '%s'", single(e));
@@ -482,8 +488,9 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
     }
     items_free(v, (size_t)n);
     if (!ok) return;
-    dbx_strv_free(a->p->allow);
-    a->p->allow = TAKE_PTR(allow);
+    char ***dst = in_setup(e) ? &a->p->setup_allow : &a->p->allow;
+    dbx_strv_free(*dst);
+    *dst = TAKE_PTR(allow);
     set_origin(a, e, e->line);
 }
 
@@ -513,9 +520,60 @@ static void parse_resolve(struct prof_apply *a, const struct prof_entry *e) {
     }
     items_free(v, (size_t)n);
     if (!ok) return;
-    dbx_strv_free(a->p->resolve);
-    a->p->resolve = TAKE_PTR(res);
+    char ***dst = in_setup(e) ? &a->p->setup_resolve : &a->p->resolve;
+    dbx_strv_free(*dst);
+    *dst = TAKE_PTR(res);
     set_origin(a, e, e->line);
+}
+
+/* ---- setup --------------------------------------------------------------------------------- */
+
+/* [setup] run: every line is one command as written (commands have spaces and commas, so
+ * this list is not split), empty lines skipped.  A file's run replaces the whole list, and
+ * each command records its own line, so a failure can name it.  Files cannot hold control
+ * bytes or over-long lines (profiles-parse.c); profile_set's value is checked here. */
+static void parse_setup_run(struct prof_apply *a, const struct prof_entry *e) {
+    _cleanup_strv_ char **run = NULL;
+    _cleanup_free_ unsigned *lines = NULL;
+    size_t n = 0;
+    bool ok = true;
+    for (size_t i = 0; i < e->nparts; i++) {
+        const char *cmd = e->parts[i].text;
+        unsigned line = e->parts[i].line;
+        if (!*cmd) continue;
+        const unsigned char *c = (const unsigned char *)cmd;
+        while (*c && (*c >= 0x20 || *c == '\t') && *c != 0x7f)
+            c++;
+        if (*c) {
+            bad(a, e, line, "command %zu: control character 0x%02x", n + 1, *c);
+            ok = false;
+        } else if (strlen(cmd) > PROFILE_MAX_LINE) {
+            bad(a, e, line, "command %zu: longer than %u bytes", n + 1, PROFILE_MAX_LINE);
+            ok = false;
+        }
+        if (n == PROFILE_MAX_SETUP) {
+            bad(a, e, line, "more than %u commands", PROFILE_MAX_SETUP);
+            return;
+        }
+        run = dbx_strv_push(run, cmd);
+        lines = dbx_xrealloc(lines, (n + 1) * sizeof(*lines));
+        lines[n++] = line;
+    }
+    if (!ok) return;
+    for (size_t i = 1; i <= dbx_strv_len(a->p->setup_run); i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "setup.run[%zu]", i);
+        prof_origin_drop(a->p, k);
+    }
+    dbx_strv_free(a->p->setup_run);
+    a->p->setup_run = TAKE_PTR(run);
+    set_origin(a, e, e->line);
+    for (size_t i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "setup.run[%zu]", i + 1);
+        _cleanup_free_ char *w = where_at(a, lines[i]);
+        prof_origin_set(a->p, k, w);
+    }
 }
 
 /* ---- ports --------------------------------------------------------------------------------- */
@@ -586,10 +644,14 @@ const struct prof_key prof_keys[] = {
     {"network", "mode", parse_net_mode, 0},
     {"network", "allow", parse_allow, PROF_LIST},
     {"network", "resolve", parse_resolve, PROF_LIST},
+    {"setup", "run", parse_setup_run, PROF_LIST},
+    {"setup", "network", parse_net_mode, 0},
+    {"setup", "allow", parse_allow, PROF_LIST},
+    {"setup", "resolve", parse_resolve, PROF_LIST},
 };
 const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
 const char *const prof_sections[] = {"profile", "box",     "limits", "security", "workspace",
-                                     "env",     "network", "ports",  NULL};
+                                     "env",     "network", "ports",  "setup",    NULL};
 static const struct prof_key env_key = {"env", "*", parse_env, 0};
 static const struct prof_key port_key = {"ports", "*", parse_port, 0};
 
@@ -601,6 +663,9 @@ static const struct prof_user_key user_keys[] = {
     {"registries", "insecure", PROF_LIST},
     {"registries", "ca_file", 0},
     {"network", "listen", 0},
+    {"network", "ca_files", PROF_LIST},
+    /* also a profile key: in a profile it is the repo's own list (profiles-parse.c) */
+    {"setup", "allow", PROF_LIST},
 };
 
 const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {
@@ -700,6 +765,7 @@ void prof_init_default(struct profile *p) {
         .seccomp = PROFILE_SECCOMP_DEFAULT,
         .no_new_privs = true,
         .net_mode = PROFILE_NET_NONE,
+        .setup_net = PROFILE_NET_ALLOWLIST,
     };
     for (size_t i = 0; i < prof_nkeys; i++) {
         if (strcmp(prof_keys[i].section, "profile") == 0 ||

@@ -362,6 +362,9 @@ void profile_clear(struct profile *p) {
     dbx_strv_free(p->allow);
     dbx_strv_free(p->resolve);
     free(p->ports);
+    dbx_strv_free(p->setup_run);
+    dbx_strv_free(p->setup_allow);
+    dbx_strv_free(p->setup_resolve);
     dbx_strv_free(p->files);
     dbx_strv_free(p->warnings);
     free(p->ini_equivalent);
@@ -403,6 +406,17 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
     return chain_finish(&c, user, &errors, ret, err);
 }
 
+static void drop_net_lists(struct profile *p, const char *section, char ***allow, char ***resolve,
+                           const char *where) {
+    dbx_strv_free(*allow);
+    dbx_strv_free(*resolve);
+    *allow = *resolve = NULL;
+    _cleanup_free_ char *ka = dbx_xasprintf("%s.allow", section);
+    _cleanup_free_ char *kr = dbx_xasprintf("%s.resolve", section);
+    prof_origin_set(p, ka, where);
+    prof_origin_set(p, kr, where);
+}
+
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
                 dbx_error **err) {
     const char *dot = strchr(key, '.');
@@ -419,14 +433,12 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     prof_apply_layer(p, &l, &errors);
     if (!errors) prof_check(p, &errors);
     if (errors) return prof_errors_raise(errors, err);
-    /* `--network none` must leave no allowlist or name override behind to show or compile */
-    if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE) {
-        dbx_strv_free(p->allow);
-        dbx_strv_free(p->resolve);
-        p->allow = p->resolve = NULL;
-        prof_origin_set(p, "network.allow", where);
-        prof_origin_set(p, "network.resolve", where);
-    }
+    /* `--network none` must leave no allowlist or name override behind to show or compile;
+     * the same for setup's own network */
+    if (strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE)
+        drop_net_lists(p, "network", &p->allow, &p->resolve, where);
+    if (strcmp(key, "setup.network") == 0 && p->setup_net == PROFILE_NET_NONE)
+        drop_net_lists(p, "setup", &p->setup_allow, &p->setup_resolve, where);
     return 0;
 }
 
@@ -475,9 +487,11 @@ static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
         u->max_disk = n;
 }
 
-/* [registries] insecure: host[:port] entries, comma- or whitespace-separated, any lines. */
-static void user_insecure(struct profile_user *u, const struct profile_layer *l,
-                          const struct prof_entry *e, char ***errors) {
+/* A user-only list ([registries] insecure, [network] ca_files, [setup] allow): entries
+ * comma- or whitespace-separated on any number of lines, each normalized by `norm`, no
+ * duplicates, at most PROFILE_MAX_LIST.  *dst is replaced only when every entry is good. */
+static void user_list(const struct profile_layer *l, const struct prof_entry *e,
+                      char *(*norm)(const char *, const char **), char ***dst, char ***errors) {
     _cleanup_strv_ char **v = NULL;
     bool ok = true;
     for (size_t i = 0; i < e->nparts; i++) {
@@ -485,24 +499,44 @@ static void user_insecure(struct profile_user *u, const struct profile_layer *l,
         char *save = NULL;
         for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
             const char *why = NULL;
-            _cleanup_free_ char *norm = prof_registry_normalize(t, &why);
-            if (!norm) {
-                prof_errf(errors, "%s:%u: [registries] insecure: '%s': %s", l->name,
-                          e->parts[i].line, t, why);
+            _cleanup_free_ char *n = norm(t, &why);
+            if (!n) {
+                prof_errf(errors, "%s:%u: [%s] %s: '%s': %s", l->name, e->parts[i].line, e->section,
+                          e->key, t, why);
                 ok = false;
             } else if (dbx_strv_len(v) >= PROFILE_MAX_LIST) {
-                prof_errf(errors, "%s:%u: [registries] insecure: more than %u entries", l->name,
-                          e->parts[i].line, PROFILE_MAX_LIST);
+                prof_errf(errors, "%s:%u: [%s] %s: more than %u entries", l->name, e->parts[i].line,
+                          e->section, e->key, PROFILE_MAX_LIST);
                 return;
-            } else if (!prof_strv_contains(v, norm)) {
-                v = dbx_strv_push(v, norm);
+            } else if (!prof_strv_contains(v, n)) {
+                v = dbx_strv_push(v, n);
             }
         }
     }
     if (ok) {
-        dbx_strv_free(u->registries_insecure);
-        u->registries_insecure = TAKE_PTR(v);
+        dbx_strv_free(*dst);
+        *dst = TAKE_PTR(v);
     }
+}
+
+/* [network] ca_files: absolute paths (a line is at most PROFILE_MAX_LINE bytes), not opened
+ * here: the caller reads them when it builds a box's trust store. */
+static char *ca_path_normalize(const char *in, const char **why) {
+    if (strcmp(in, "none") == 0) return *why = "'none' must be the whole value", NULL;
+    if (in[0] != '/') return *why = "not an absolute path", NULL;
+    return dbx_xstrdup(in);
+}
+
+/* `none` alone is the empty list; set either way (a file with errors is not used at all). */
+static void user_ca_files(struct profile_user *u, const struct profile_layer *l,
+                          const struct prof_entry *e, char ***errors) {
+    if (e->nparts == 1 && strcmp(e->parts[0].text, "none") == 0) {
+        dbx_strv_free(u->ca_files);
+        u->ca_files = NULL;
+    } else {
+        user_list(l, e, ca_path_normalize, &u->ca_files, errors);
+    }
+    u->ca_files_set = true;
 }
 
 static void user_setting(struct profile_user *u, const struct profile_layer *l,
@@ -512,7 +546,12 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
     if (strcmp(e->section, "ceilings") == 0) {
         user_ceiling(u, l, e, errors);
     } else if (strcmp(e->key, "insecure") == 0) {
-        user_insecure(u, l, e, errors);
+        user_list(l, e, prof_registry_normalize, &u->registries_insecure, errors);
+    } else if (strcmp(e->key, "ca_files") == 0) {
+        user_ca_files(u, l, e, errors);
+    } else if (strcmp(e->section, "setup") == 0) { /* allow */
+        user_list(l, e, prof_allow_normalize, &u->setup_allow, errors);
+        u->setup_allow_set = true;
     } else if (strcmp(e->key, "ca_file") == 0) {
         if (v[0] != '/' || strlen(v) > 4096)
             prof_errf(errors, "%s:%u: [registries] ca_file: '%s' is not an absolute path", l->name,
@@ -599,6 +638,8 @@ void profile_user_clear(struct profile_user *u) {
     dbx_strv_free(u->registries_insecure);
     free(u->registries_ca_file);
     free(u->listen);
+    dbx_strv_free(u->ca_files);
+    dbx_strv_free(u->setup_allow);
     for (size_t i = 0; i < u->norigin; i++) {
         free(u->origin[i].key);
         free(u->origin[i].where);

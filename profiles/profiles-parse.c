@@ -108,7 +108,8 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
     return s;
 }
 
-static const char *const user_sections[] = {"ceilings", "defaults", "registries", "network"};
+static const char *const user_sections[] = {"ceilings", "defaults", "registries", "network",
+                                            "setup"};
 
 static bool section_known(enum prof_kind kind, const char *s) {
     if (kind == PROF_KIND_USER) {
@@ -255,7 +256,8 @@ static void unknown_key(struct pctx *c, const char *section, const char *key, co
         perr(c, c->lineno, "unknown key '%s' %s", shown, where);
 }
 
-/* A config.ini key outside [defaults]: [ceilings], [registries], [network] listen. */
+/* A config.ini key outside [defaults]: [ceilings], [registries], [network] listen and
+ * ca_files, [setup] allow. */
 static bool resolve_user_key(struct pctx *c, const char *section, const char *name) {
     if (prof_user_key_find(section, name)) return true;
     const char *s = prof_user_suggest(section, name);
@@ -306,8 +308,8 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
     bool user = c->l->kind == PROF_KIND_USER;
     if (user && !*section) {
         perr(c, c->lineno,
-             "key '%s' before the first section ([ceilings], [defaults], [registries] or "
-             "[network])",
+             "key '%s' before the first section ([ceilings], [defaults], [registries], "
+             "[network] or [setup])",
              name);
         return false;
     }
@@ -323,7 +325,9 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
     } else {
         sec = dbx_xstrdup(*section ? section : "profile");
         key = dbx_xstrdup(name);
-        if (prof_user_key_find(sec, key)) {
+        /* [setup] allow is both: the user's pre-approved hosts in config.ini, the repo's
+         * own extra hosts in a profile */
+        if (prof_user_key_find(sec, key) && !prof_key_find(sec, key)) {
             perr(c, c->lineno, "[%s] %s is a user setting: set it in config.ini, not in a profile",
                  sec, key);
             return false;

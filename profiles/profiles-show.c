@@ -76,6 +76,23 @@ static void text_list(FILE *f, const char *key, char *const *v, const char *orig
     }
 }
 
+/* Always shown, like [network]: the setup network's default matters even with no commands.
+ * One command per continuation line, each with its own line as the comment: valid
+ * devbox.ini that reads back as the same list. */
+static void text_setup(FILE *f, const struct profile *p) {
+    fprintf(f, "\n[setup]\n");
+    fprintf(f, "run =%*s ; %s\n", 42 - 3, "", from(p, "setup.run"));
+    for (size_t i = 0; p->setup_run && p->setup_run[i]; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "setup.run[%zu]", i + 1);
+        _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xasprintf("    %s", p->setup_run[i]));
+        fprintf(f, "%-44s ; %s\n", s, from(p, k));
+    }
+    kv(f, "network", net_names[p->setup_net], from(p, "setup.network"));
+    text_list(f, "allow", p->setup_allow, from(p, "setup.allow"));
+    text_list(f, "resolve", p->setup_resolve, from(p, "setup.resolve"));
+}
+
 char *profile_to_text(const struct profile *p) {
     char *out = NULL;
     size_t len = 0;
@@ -136,6 +153,7 @@ char *profile_to_text(const struct profile *p) {
         snprintf(ok, sizeof(ok), "ports.%u", p->ports[i].host);
         kv(f, k, v, from(p, ok));
     }
+    text_setup(f, p);
     if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
@@ -205,6 +223,24 @@ static json_t *json_paths(const struct profile *p, const char *prefix, char *con
     return a;
 }
 
+/* {"run": {"value": [{"value": CMD, "from": LINE}...], "from"}, "network", "allow", "resolve"} */
+static json_t *json_setup(const struct profile *p) {
+    json_t *setup = json_object(), *run = json_array();
+    for (size_t i = 0; p->setup_run && p->setup_run[i]; i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "setup.run[%zu]", i + 1);
+        json_t *o = json_object();
+        json_object_set_new(o, "value", jstr(p->setup_run[i]));
+        json_object_set_new(o, "from", jstr(from(p, k)));
+        json_array_append_new(run, o);
+    }
+    jset(setup, "run", run, from(p, "setup.run"));
+    jset(setup, "network", jstr(net_names[p->setup_net]), from(p, "setup.network"));
+    jset(setup, "allow", jstrv(p->setup_allow), from(p, "setup.allow"));
+    jset(setup, "resolve", jstrv(p->setup_resolve), from(p, "setup.resolve"));
+    return setup;
+}
+
 char *profile_to_json(const struct profile *p) {
     json_t *root = json_object();
     json_object_set_new(root, "hash", jstr(p->hash));
@@ -254,6 +290,7 @@ char *profile_to_json(const struct profile *p) {
         json_array_append_new(ports, o);
     }
     json_object_set_new(root, "ports", ports);
+    json_object_set_new(root, "setup", json_setup(p));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (!s) dbx_oom_hook();
@@ -266,6 +303,23 @@ static const char *ufrom(const struct profile_user *u, const char *key) {
     for (size_t i = 0; u && i < u->norigin; i++)
         if (strcmp(u->origin[i].key, key) == 0) return u->origin[i].where;
     return "default";
+}
+
+/* What the caller (sandbox/) uses when config.ini does not set these (profiles.h). */
+#define CA_FILES_DEFAULT "default: the host's /usr/local/share/ca-certificates"
+#define SETUP_ALLOW_DEFAULT "default: the hosts of the host's apt sources"
+
+/* An unset list the caller fills is a comment: `key =` would read back as "set, empty". */
+static void text_user_list(FILE *f, const char *key, bool set, char *const *v, bool none,
+                           const char *origin, const char *unset) {
+    if (!set) {
+        _cleanup_free_ char *c = dbx_xasprintf("# %s not set", key);
+        fprintf(f, "%-44s ; %s\n", c, unset);
+    } else if (!v && none) {
+        kv(f, key, "none", origin);
+    } else {
+        text_list(f, key, v, origin);
+    }
 }
 
 /* What a zero-filled or NULL struct means (the same as profile_widenings' ceilings). */
@@ -301,6 +355,11 @@ char *profile_user_to_text(const struct profile_user *u) {
        ufrom(u, "registries.ca_file"));
     fprintf(f, "\n[network]\n");
     kv(f, "listen", listen, ufrom(u, "network.listen"));
+    text_user_list(f, "ca_files", u && u->ca_files_set, u ? u->ca_files : NULL, true,
+                   ufrom(u, "network.ca_files"), CA_FILES_DEFAULT);
+    fprintf(f, "\n[setup]\n");
+    text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
+                   ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);
     if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
@@ -323,7 +382,14 @@ char *profile_user_to_json(const struct profile_user *u) {
          ufrom(u, "registries.ca_file"));
     json_object_set_new(root, "registries", reg);
     jset(net, "listen", jstr(listen), ufrom(u, "network.listen"));
+    bool ca_set = u && u->ca_files_set, allow_set = u && u->setup_allow_set;
+    jset(net, "ca_files", ca_set ? jstrv(u->ca_files) : json_null(),
+         ca_set ? ufrom(u, "network.ca_files") : CA_FILES_DEFAULT);
     json_object_set_new(root, "network", net);
+    json_t *setup = json_object();
+    jset(setup, "allow", allow_set ? jstrv(u->setup_allow) : json_null(),
+         allow_set ? ufrom(u, "setup.allow") : SETUP_ALLOW_DEFAULT);
+    json_object_set_new(root, "setup", setup);
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     if (!s) dbx_oom_hook();

@@ -76,6 +76,30 @@ static const char *const seccomp_names[] = {"default", "strict", "unconfined"};
 static const int seccomp_rank[] = {1, 0, 2}; /* strict < default < unconfined */
 static const char *const net_names[] = {"none", "allowlist", "open"};
 
+/* [setup] runs the repo's commands as root in the box, with a network of its own.  A command
+ * the baseline (the user's [defaults] setup.run) also runs is the user's own; each other one
+ * is listed whole, so `devbox profile check` and `devbox trust` show exactly what will run.
+ * Hosts the user pre-approved for setup (config.ini [setup] allow; [defaults] cannot name
+ * setup.allow, so the baseline has none) are not widenings; the
+ * comparison is by the normalized spelling (both lists went through the same normalizer), so
+ * an entry is pre-approved only when written the same, not when another pattern covers it. */
+static void setup_widenings(char ***w, const struct profile *p, const struct profile *base,
+                            const struct profile_user *user) {
+    for (size_t i = 0; p->setup_run && p->setup_run[i]; i++)
+        if (!prof_strv_contains(base->setup_run, p->setup_run[i]))
+            push(w, "setup runs '%s' as root", p->setup_run[i]);
+    if (p->setup_net == PROFILE_NET_OPEN && base->setup_net != PROFILE_NET_OPEN)
+        push(w, "setup network mode 'open'");
+    if (p->setup_net == PROFILE_NET_ALLOWLIST)
+        for (size_t i = 0; p->setup_allow && p->setup_allow[i]; i++)
+            if (!(user && prof_strv_contains(user->setup_allow, p->setup_allow[i])))
+                push(w, "setup network allow '%s'", p->setup_allow[i]);
+    if (p->setup_net != PROFILE_NET_NONE)
+        for (size_t i = 0; p->setup_resolve && p->setup_resolve[i]; i++)
+            if (!prof_strv_contains(base->setup_resolve, p->setup_resolve[i]))
+                push(w, "setup network resolve '%s'", p->setup_resolve[i]);
+}
+
 char **profile_widenings(const struct profile *p, const struct profile_user *user) {
     struct profile base;
     prof_init_default(&base);
@@ -133,6 +157,7 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
         for (size_t i = 0; p->resolve && p->resolve[i]; i++)
             if (!prof_strv_contains(base.resolve, p->resolve[i]))
                 push(&w, "network resolve '%s'", p->resolve[i]);
+    setup_widenings(&w, p, &base, user);
     profile_clear(&base);
     return w;
 }

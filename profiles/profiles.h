@@ -13,12 +13,18 @@
  *   [env]       KEY = VALUE (any key), applied inside the guest only
  *   [network]   mode = none | allowlist | open, allow = patterns, resolve = name:address
  *   [ports]     HOST = GUEST (any number of lines, at most PROFILE_MAX_PORTS)
+ *   [setup]     run = commands, one per line (the key line and each indented continuation
+ *               line), network = none | allowlist | open, allow = patterns, resolve =
+ *               name:address (the [network] grammar; these apply while setup runs only)
  *   top level (before any section) or [profile]: extends = NAME (built-in) | ./path (inside
  *   the repo)
  * Lists (capabilities, capabilities_user, protect, unprotect, allow, resolve) are comma- or
  * whitespace-separated and may continue on indented lines (inih's multi-line values; each may
- * carry a `; comment`); the same key twice in a section is a duplicate, not an append.  Later
- * files in an extends chain win key by key; `protect` accumulates, `unprotect` removes.
+ * carry a `; comment`); the same key twice in a section is a duplicate, not an append.
+ * [setup] run is the one list that is not split: each line is one command, kept as written
+ * (inih trims it and drops a `;` that follows whitespace and the rest of the line, so a
+ * command writes `&&`, or `;` with no space before it).  Later files in an extends chain win
+ * key by key; `protect` accumulates, `unprotect` removes.
  * Depth <= 8, no cycles; extends paths are opened component by component from the repo root
  * fd, never following a symlink, and `..` or an absolute path is an error.  Every repo file
  * of the chain is added to the protected paths. */
@@ -34,6 +40,7 @@
 #define PROFILE_MAX_LIST 256u      /* entries in any list */
 #define PROFILE_MAX_PORTS 64u      /* [ports] forwards */
 #define PROFILE_MAX_IMAGE_REF 512u /* [box] image; the name part at most 255 (docker's cap) */
+#define PROFILE_MAX_SETUP 64u      /* [setup] run commands */
 #define PROFILE_LISTEN_DEFAULT "127.0.0.1" /* config.ini [network] listen when unset */
 
 enum profile_seccomp {
@@ -110,6 +117,21 @@ struct profile {
     /* [ports], in the order first written; a later file replaces a forward by host port */
     struct profile_port *ports;
     size_t nports;
+    /* [setup]: commands run as root in the box before first use (sandbox/ decides when),
+     * with a network policy of their own.  Part of the repo profile: each command is a
+     * widening (profile_widenings), so it runs only once the user trusted the profile. */
+    char **setup_run; /* commands in order, NULL-terminated; NULL = no setup.  One per line as
+                         written (not split at commas or spaces), empty lines skipped, at most
+                         PROFILE_MAX_SETUP, each within PROFILE_MAX_LINE, no control bytes
+                         but tab.  A later file's `run` replaces the whole list.  Origins:
+                         "setup.run" (the key line) and "setup.run[N]", N from 1, the
+                         command's own line ("devbox.ini:7") */
+    enum profile_net setup_net; /* the network while setup runs; default PROFILE_NET_ALLOWLIST
+                                   (origin "setup.network") */
+    char **setup_allow;         /* extra hosts for setup only: `allow`'s grammar, spelling and caps
+                                   ("setup.allow"); the caller adds the user's pre-approved
+                                   profile_user.setup_allow */
+    char **setup_resolve;       /* name overrides for setup only, as `resolve` ("setup.resolve") */
     /* provenance of every key that is set */
     struct profile_origin *origin;
     size_t norigin;
@@ -117,11 +139,6 @@ struct profile {
     char hash[65]; /* sha256 hex over "name\0length\0bytes" of each repo file in chain order;
                       "" when the repo has no devbox.ini */
     char **files;  /* repo files read, in chain order, relative to the root (NULL: none) */
-    /* TEMP */
-    char **setup_run;
-    enum profile_net setup_net;
-    char **setup_allow;
-    char **setup_resolve;
     /* load-time notes for the user (NULL-terminated, NULL = none), e.g. the devcontainer.json
      * keys devbox ignores; the caller prints them ("devbox: WARNING: ...") */
     char **warnings;
@@ -166,9 +183,12 @@ int profile_devcontainer_translate(const char *json, size_t len, const char *fna
  *                image_size: the most a pulled image may unpack to
  *   [defaults]   the same keys as a profile's, applied before the repo's devbox.ini
  *   [registries] insecure = host[:port] list (plain http allowed), ca_file = /abs/path.pem
- *   [network]    listen = IP address port forwards listen on
- * [registries] and [network] listen are user-only: a repo or built-in profile that sets them
- * (or a [defaults] line naming them) is an error at file:line. */
+ *   [network]    listen = IP address port forwards listen on, ca_files = CA files/dirs
+ *   [setup]      allow = patterns setup may reach without the repo needing trust
+ * [registries], [network] listen and ca_files are user-only: a repo or built-in profile that
+ * sets them (or a [defaults] line naming them) is an error at file:line.  [setup] allow is
+ * user-only in config.ini too: `[defaults] setup.allow` is an error (write it in [setup]),
+ * while a repo's [setup] allow is the profile key (struct profile's setup_allow). */
 struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
 #define PROFILE_IMAGE_SIZE_DEFAULT (16ull << 30)
 struct profile_user {
@@ -187,15 +207,24 @@ struct profile_user {
     char *listen; /* canonical IPv4 or IPv6 address (no brackets); profile_user_load always
                      sets it (PROFILE_LISTEN_DEFAULT when the file does not); NULL in a
                      zero-filled struct means PROFILE_LISTEN_DEFAULT */
-    /* provenance: "ceilings.cpus", "registries.insecure", "registries.ca_file",
-     * "network.listen" -> "/home/u/.config/devbox/config.ini:3"; unset keys have none */
-    struct profile_origin *origin;
-    size_t norigin;
-    /* TEMP */
-    char **setup_allow;
-    bool setup_allow_set;
+    /* [network] ca_files: CA certificate files, or directories whose *.crt / *.pem files
+     * devbox installs into every box's trust store; absolute paths (not opened here),
+     * NULL-terminated, at most PROFILE_MAX_LIST.  `none` (or an empty value) sets it empty.
+     * When the file has no such line (ca_files_set false) the caller uses the host's locally
+     * added CAs, /usr/local/share/ca-certificates. */
     char **ca_files;
     bool ca_files_set;
+    /* [setup] allow: hosts [setup] may reach without the repo needing trust (pre-approved:
+     * the distribution's mirrors), as normalized allow patterns; an empty value sets none.
+     * When the file has no such line (setup_allow_set false) the caller (sandbox/) fills
+     * them from the host's apt sources. */
+    char **setup_allow;
+    bool setup_allow_set;
+    /* provenance: "ceilings.cpus", "registries.insecure", "registries.ca_file",
+     * "network.listen", "network.ca_files", "setup.allow" ->
+     * "/home/u/.config/devbox/config.ini:3"; unset keys have none */
+    struct profile_origin *origin;
+    size_t norigin;
 };
 
 /* Load the effective profile for the repo whose root directory is `root_fd`: built-in
@@ -241,12 +270,14 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
  * its origin; then re-checks what spans keys.  On failure the caller should drop the profile
  * (a value may have been set).  Setting "network.mode" to "none" also empties network.allow
  * and network.resolve (origin `where`): the command line's `--network none` narrowing is
- * profile_set(p, "network.mode", "none", "command line"). */
+ * profile_set(p, "network.mode", "none", "command line").  "setup.run" takes one command,
+ * which replaces the list ("" empties it); "setup.network" = "none" empties setup.allow and
+ * setup.resolve the same way. */
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
                 dbx_error **err);
 /* Where the value of `key` came from, or NULL.  Keys are "section.key"; each protected path
  * is "workspace.protect[PATH]", each removed one "workspace.unprotect[PATH]", each variable
- * "env.NAME", each port forward "ports.HOST". */
+ * "env.NAME", each port forward "ports.HOST", each setup command "setup.run[N]" (from 1). */
 const char *profile_origin_of(const struct profile *p, const char *key);
 /* The built-in default's protected paths, NULL-terminated. */
 extern const char *const profile_default_protect[];
@@ -257,7 +288,12 @@ extern const char *const profile_default_protect[];
  * "cpus 8 over the ceiling 4", "unprotects '.git/hooks'", "no_new_privileges false",
  * "limits.pids 8192 above 4096", "user 'root'", "network allow 'pypi.org'", "network
  * resolve 'allowed.test:127.0.0.1'"...).  The image and [ports] (loopback-only by default,
- * the listen address is the user's) are not widenings.
+ * the listen address is the user's) are not widenings.  [setup]: each command the baseline
+ * does not run ("setup runs 'npm ci' as root", the whole command), "setup network mode
+ * 'open'", each setup allow entry not in user->setup_allow, by exact normalized spelling
+ * ("setup network allow 'mirror.test:8080'"; with setup network allowlist) and each setup resolve
+ * entry the baseline lacks ("setup network resolve 'a.test:127.0.0.1'"; unless setup
+ * network none).
  * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
  * is not a widening but a load error.)  user may be NULL. */
 char **profile_widenings(const struct profile *p, const struct profile_user *user);
@@ -282,9 +318,11 @@ char *profile_to_json(const struct profile *p);
 /* The same as INI-like text with "; from ..." comments. */
 char *profile_to_text(const struct profile *p);
 /* The user's config.ini settings that are not profile keys ([ceilings], [registries],
- * [network] listen), each with its origin ("default" when unset), as text in config.ini
- * syntax and as JSON ({"path", "ceilings": {"cpus": {"value", "from"}...}, "registries":
- * {"insecure", "ca_file"}, "network": {"listen"}}); for `profile show`.  u may be NULL. */
+ * [network] listen and ca_files, [setup] allow), each with its origin ("default" when unset),
+ * as text in config.ini syntax and as JSON ({"path", "ceilings": {"cpus": {"value", "from"}
+ * ...}, "registries": {"insecure", "ca_file"}, "network": {"listen", "ca_files"}, "setup":
+ * {"allow"}}; an unset ca_files or setup allow has "value": null and a "from" naming what the
+ * caller uses instead); for `profile show`.  u may be NULL. */
 char *profile_user_to_text(const struct profile_user *u);
 char *profile_user_to_json(const struct profile_user *u);
 

@@ -77,9 +77,9 @@ const char *test_builtin_profiles(void);
 /* Create or truncate dfd/name with text (0644; asserts on failure). */
 void test_write_at(int dfd, const char *name, const char *text);
 
-/* profile_load of the repo with the built-in profiles of the source tree and the user settings
- * u (NULL = none): NULL and *ret set (when ret is not NULL; else cleared) on success, else the
- * error message (caller frees). */
+/* profile_load of r's repo with the user's settings u (may be NULL) and the built-in profiles:
+ * NULL with *ret loaded (the profile is dropped when ret is NULL), or the error message
+ * (caller frees). */
 struct profile;
 struct profile_user;
 char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret);

@@ -251,6 +251,28 @@ static const struct {
                                "lines)"},
     {"[box]\ncpus = 1\x1b[31m\n", "devbox.ini:2: control character 0x1b"},
     {"[box]\ncpus = 1\r\r\n", "devbox.ini:2: control character 0x0d"},
+    /* [setup] */
+    {"[setp]\n", "devbox.ini:1: unknown section '[setp]' (did you mean '[setup]'?)"},
+    {"[setup]\nrn = make\n", "devbox.ini:2: unknown key 'rn' in [setup] (did you mean 'run'?)"},
+    {"[setup]\nrun = make\nrun = npm ci\n",
+     "devbox.ini:3: duplicate key 'run' in [setup] (first on line 2)"},
+    {"[setup]\nnetwork = all\n",
+     "devbox.ini:2: [setup] network: must be 'none', 'allowlist' or 'open', not 'all'"},
+    {"[setup]\nnetwork = open\n  none\n",
+     "devbox.ini:3: [setup] network: indented line continues a value that is not a list (only "
+     "lists span lines)"},
+    {"[setup]\nallow = 127.1\n",
+     "devbox.ini:2: [setup] allow: '127.1': write IPv4 addresses as a.b.c.d"},
+    {"[setup]\nallow =\n  mirror.test:8080\n  *.com\n",
+     "devbox.ini:4: [setup] allow: '*.com': '*.' needs a domain of at least two labels"},
+    {"[setup]\nresolve = a.test:example.com\n",
+     "devbox.ini:2: [setup] resolve: 'a.test:example.com': not an IP address"},
+    {"[setup]\nresolve = a.test:1.2.3.4\n  A.test.:1.2.3.5\n",
+     "devbox.ini:3: [setup] resolve: 'A.test.:1.2.3.5': 'a.test' already resolves to '1.2.3.4'"},
+    /* a user-only key; [setup] allow is the profile's own list (test-profiles-setup.c) */
+    {"[network]\nca_files = /etc/ca.pem\n",
+     "devbox.ini:2: [network] ca_files is a user setting: set it in config.ini, not in a "
+     "profile"},
     /* several problems: all listed, in line order */
     {"[box]\ncpus = 0\nmemory = 1\n[x]\n",
      "devbox.ini:2: [box] cpus: must be a whole number from 1 to 64, not '0'\n"
@@ -743,6 +765,10 @@ static void assert_same_values(const struct profile *a, const struct profile *b)
     assert_int_equal(dbx_strv_len(a->allow), dbx_strv_len(b->allow));
     assert_int_equal(dbx_strv_len(a->resolve), dbx_strv_len(b->resolve));
     assert_int_equal(a->nports, b->nports);
+    assert_int_equal(dbx_strv_len(a->setup_run), dbx_strv_len(b->setup_run));
+    assert_int_equal(a->setup_net, b->setup_net);
+    assert_int_equal(dbx_strv_len(a->setup_allow), dbx_strv_len(b->setup_allow));
+    assert_int_equal(dbx_strv_len(a->setup_resolve), dbx_strv_len(b->setup_resolve));
 }
 
 static void test_builtins(void **state) {
