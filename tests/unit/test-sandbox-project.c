@@ -101,7 +101,7 @@ static void test_record_roundtrip(void **state) {
     char *dir = dbx_xasprintf("%s/st", tmpl);
     assert_int_equal(mkdir(dir, 0700), 0);
     struct dbx_project_rec r = {dbx_xstrdup("/r"), dbx_xstrdup("default"), dbx_xstrdup("/b.raw"),
-                                42};
+                                42, dbx_xstrdup("abc")};
     dbx_error *err = NULL;
     assert_int_equal(dbx_project_rec_save(dir, &r, &err), 0);
     struct dbx_project_rec l = {0};
@@ -109,6 +109,14 @@ static void test_record_roundtrip(void **state) {
     assert_string_equal(l.root, "/r");
     assert_string_equal(l.image, "default");
     assert_int_equal(l.created, 42);
+    assert_string_equal(l.setup, "abc");
+    dbx_project_rec_clear(&l);
+    /* a record from before [setup] (no "setup") loads with setup "" */
+    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
+       "%s/project.json",
+       dir);
+    assert_int_equal(dbx_project_rec_load(dir, &l, &err), 0);
+    assert_string_equal(l.setup, "");
     dbx_project_rec_clear(&l);
     /* duplicate keys and unknown keys are refused */
     sh("printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
