@@ -285,6 +285,7 @@ out:
     free(s.guest.boot_error);
     free(s.guest.release);
     vm_kernel_clear(&s.kernel);
+    free(s.ca_pem);
     dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);
