@@ -79,6 +79,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(wildcard tests/unit/*.h) $(BU
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(UNIT_HELPERS) $(BUILD)/libdevbox.a \
 	  $(HOST_LIBS) -lcmocka
 
+# test-guest-ca compiles guest/init-ca.c in (guest code run on the host, in a temporary root).
+$(BUILD)/tests/test-guest-ca: guest/init-ca.c guest/init-internal.h
+
 # Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
 $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a
 	@mkdir -p $(dir $@)

@@ -5,6 +5,8 @@
 
 #include "common.h"
 
+#include <linux/capability.h>
+
 struct dbx_buf; /* common/protocol.h; only the encoder needs its layout */
 
 /* The policy plan: what the guest enforces on every exec'd process.  Compiled on the host by
@@ -19,6 +21,19 @@ enum dbx_seccomp_mode {
 #define DBX_PLAN_MAX_PATHS 256u /* protected paths */
 #define DBX_PLAN_MAX_ENV 1024u
 #define DBX_CAP_ALL UINT64_MAX /* "keep every capability": no capability changes */
+/* What `devbox exec --admin` (DBX_EXEC_ADMIN) adds to the plan's caps for its one command:
+ * Docker's default set for a container's root, the one package managers are written against
+ * (apt/dpkg chown and chmod files of other owners, drop to the `_apt` user with setuid/setgid,
+ * set file capabilities on binaries such as ping, chroot in maintainer scripts, bind low ports,
+ * signal daemons).  Nothing here reaches past the box: no sys_admin, sys_module, sys_ptrace,
+ * net_admin or sys_rawio.  Equal to Docker's CapEff 00000000a80425fb. */
+#define DBX_CAPS_ADMIN                                                                             \
+    ((UINT64_C(1) << CAP_CHOWN) | (UINT64_C(1) << CAP_DAC_OVERRIDE) |                              \
+     (UINT64_C(1) << CAP_FSETID) | (UINT64_C(1) << CAP_FOWNER) | (UINT64_C(1) << CAP_MKNOD) |      \
+     (UINT64_C(1) << CAP_NET_RAW) | (UINT64_C(1) << CAP_SETGID) | (UINT64_C(1) << CAP_SETUID) |    \
+     (UINT64_C(1) << CAP_SETFCAP) | (UINT64_C(1) << CAP_SETPCAP) |                                 \
+     (UINT64_C(1) << CAP_NET_BIND_SERVICE) | (UINT64_C(1) << CAP_SYS_CHROOT) |                     \
+     (UINT64_C(1) << CAP_KILL) | (UINT64_C(1) << CAP_AUDIT_WRITE))
 enum dbx_net_mode {
     DBX_NET_NONE = 0,      /* no network device: loopback only */
     DBX_NET_ALLOWLIST = 1, /* no network device; the init's proxy listener on 127.0.0.1 */

@@ -220,7 +220,7 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     const char *why = NULL;
     if (c.left != 0)
         why = "trailing bytes";
-    else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN))
+    else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN))
         why = "unknown flags";
     else if (r.cwd[0] != '/')
         why = "working directory is not absolute";
@@ -243,6 +243,7 @@ void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out) {
     dbx_buf_put_u32(out, s->uid);
     dbx_buf_put_u32(out, s->gid);
     dbx_buf_put_str(out, s->hostname);
+    dbx_buf_put_str(out, s->ca_pem ? s->ca_pem : "");
     struct dbx_buf plan = {0};
     dbx_plan_encode(&s->plan, &plan);
     dbx_buf_put_u32(out, (uint32_t)plan.len);
@@ -255,6 +256,7 @@ void dbx_setup_free(struct dbx_setup *s) {
     free(s->ws_tag);
     free(s->ws_path);
     free(s->hostname);
+    free(s->ca_pem);
     dbx_plan_free(&s->plan);
     *s = (struct dbx_setup){0};
 }
@@ -265,10 +267,15 @@ int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_erro
     uint32_t plen = 0;
     if (dbx_get_str(&c, 36, &s.ws_tag) < 0 || dbx_get_str(&c, 4096, &s.ws_path) < 0 ||
         dbx_get_u32(&c, &s.uid) < 0 || dbx_get_u32(&c, &s.gid) < 0 ||
-        dbx_get_str(&c, 64, &s.hostname) < 0 || dbx_get_u32(&c, &plen) < 0 || plen != c.left ||
-        s.ws_path[0] != '/') {
+        dbx_get_str(&c, 64, &s.hostname) < 0 || dbx_get_str(&c, DBX_MAX_CA_PEM, &s.ca_pem) < 0 ||
+        dbx_get_u32(&c, &plen) < 0 || plen != c.left || s.ws_path[0] != '/') {
         dbx_setup_free(&s);
         return dbx_error_setx(err, EPROTO, "malformed setup message");
+    }
+    if (dbx_ca_pem_check(s.ca_pem, err) < 0) {
+        dbx_setup_free(&s);
+        dbx_error_wrap(err, "malformed setup message: host CA certificates");
+        return -EPROTO;
     }
     if (dbx_plan_decode(c.p, plen, &s.plan, err) < 0) {
         dbx_setup_free(&s);
@@ -375,6 +382,72 @@ int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **relea
         *release = NULL;
         return -EPROTO;
     }
+    return 0;
+}
+
+/* ---- CA certificates ------------------------------------------------------------------- */
+
+#define PEM_BEGIN "-----BEGIN CERTIFICATE-----"
+#define PEM_END "-----END CERTIFICATE-----"
+#define PEM_MAX_LINE 76u    /* RFC 7468 writers use 64; 76 is MIME's */
+#define PEM_MAX_LINES 1024u /* base64 lines per certificate: 48 KiB of DER */
+
+static bool b64_char(char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+           c == '/';
+}
+
+/* One base64 line of a block: 1..PEM_MAX_LINE characters, '=' only as 1 or 2 trailing pads,
+ * and a padded line must be the block's last (*ended). */
+static const char *b64_line_error(const char *l, size_t n, bool *ended) {
+    if (n == 0) return "empty line";
+    if (n > PEM_MAX_LINE) return "base64 line longer than 76 characters";
+    size_t pad = 0;
+    while (pad < n && pad < 3 && l[n - 1 - pad] == '=')
+        pad++;
+    if (pad > 2 || pad == n) return "not base64";
+    for (size_t i = 0; i < n - pad; i++)
+        if (!b64_char(l[i])) return "not base64";
+    *ended = pad > 0;
+    return NULL;
+}
+
+int dbx_ca_pem_check(const char *pem, dbx_error **err) {
+    size_t total = strlen(pem), lineno = 0;
+    if (total > DBX_MAX_CA_PEM)
+        return dbx_error_setx(err, EINVAL, "%zu bytes, more than %u", total, DBX_MAX_CA_PEM);
+    if (total > 0 && pem[total - 1] != '\n')
+        return dbx_error_setx(err, EINVAL, "no newline at the end");
+    enum { OUTSIDE, FIRST, INSIDE, PADDED } st = OUTSIDE;
+    size_t nlines = 0;
+    for (const char *l = pem; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = (size_t)(nl - l);
+        lineno++;
+        const char *why = NULL;
+        bool is_end = n == strlen(PEM_END) && memcmp(l, PEM_END, n) == 0;
+        if (st == OUTSIDE) {
+            if (n == strlen(PEM_BEGIN) && memcmp(l, PEM_BEGIN, n) == 0)
+                st = FIRST, nlines = 0;
+            else
+                why = "expected '" PEM_BEGIN "'";
+        } else if (is_end && st != FIRST) {
+            st = OUTSIDE;
+        } else if (is_end) {
+            why = "certificate without base64 lines";
+        } else if (st == PADDED) {
+            why = "base64 after the padding";
+        } else {
+            bool ended = false;
+            why = b64_line_error(l, n, &ended);
+            if (!why && ++nlines > PEM_MAX_LINES) why = "more than 1024 base64 lines";
+            st = ended ? PADDED : INSIDE;
+        }
+        if (why) return dbx_error_setx(err, EINVAL, "line %zu: %s", lineno, why);
+        l = nl + 1;
+    }
+    if (st != OUTSIDE)
+        return dbx_error_setx(err, EINVAL, "line %zu: '" PEM_END "' missing", lineno);
     return 0;
 }
 

@@ -25,10 +25,11 @@
 #include "common.h"
 #include "plan.h"
 
-/* 2: the plan carries caps_user (capabilities for uids other than 0).  Overridable only so the
- * tests can build an init of another version (t-init-skew). */
+/* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
+ * DBX_EXEC_ADMIN and SETUP's ca_pem.  Overridable only so the tests can build an init of another
+ * version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 2
+#define DBX_PROTO_VERSION 3
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -38,7 +39,8 @@
 #define DBX_MAX_SOCK_SESSIONS 512u   /* concurrent socket sessions per VM (besides exec's) */
 #define DBX_MAX_ARGS 4096u
 #define DBX_MAX_ENV 4096u
-#define DBX_MAX_STR (64u * 1024u) /* any single string */
+#define DBX_MAX_STR (64u * 1024u)     /* any single string (but SETUP's ca_pem) */
+#define DBX_MAX_CA_PEM (192u * 1024u) /* SETUP's ca_pem: fits a SETUP frame with a full plan */
 
 enum dbx_msg {
     /* session 0 (connection) */
@@ -111,7 +113,12 @@ enum {
     DBX_EXEC_TTY = 1u << 0,   /* allocate a pty; rows/cols give its size */
     DBX_EXEC_STDIN = 1u << 1, /* keep stdin open (else the command sees EOF at once) */
     DBX_EXEC_LOGIN = 1u << 2, /* argv empty: run the user's login shell */
-    DBX_EXEC_ADMIN = 1u << 3, /* TEMP */
+    /* One administrative command the user typed on the host (`devbox exec --admin`): uid 0 with
+     * the plan's root capabilities plus DBX_CAPS_ADMIN (common/plan.h); user must be "",
+     * "root" or "0".  Only the host can ask for it: the agent channel belongs to the init and
+     * nothing in the box can send it a frame, and the supervisor passes the flag on only from
+     * its own control socket (the user on the host), logging each one. */
+    DBX_EXEC_ADMIN = 1u << 3,
 };
 
 struct dbx_frame_hdr {
@@ -138,6 +145,8 @@ struct dbx_setup {
     char *ws_path;     /* where to mount it: the project's absolute host path */
     uint32_t uid, gid; /* default user for exec */
     char *hostname;
+    char *ca_pem; /* the host's CA certificates for the box to trust: "" = none, else one or
+                     more PEM CERTIFICATE blocks (dbx_ca_pem_check), at most DBX_MAX_CA_PEM */
     struct dbx_plan plan;
 };
 
@@ -195,6 +204,7 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
 void dbx_exec_req_free(struct dbx_exec_req *req);
 
 void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out);
+/* Strict, as exec's; ca_pem must pass dbx_ca_pem_check (the error says where it does not). */
 int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_error **err);
 void dbx_setup_free(struct dbx_setup *s);
 
@@ -219,6 +229,14 @@ int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg)
 /* HELLO: u32 version + str kernel release. */
 void dbx_hello_encode(struct dbx_buf *out, const char *release);
 int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **release);
+
+/* Whether pem is "" or one or more PEM certificate blocks and nothing else: each block is the
+ * line "-----BEGIN CERTIFICATE-----", 1 to 1024 lines of 1 to 76 base64 characters ('=' only
+ * as padding at the end of the last line), and "-----END CERTIFICATE-----"; every line ends
+ * with '\n'; no blank lines, no other bytes; at most DBX_MAX_CA_PEM bytes.  -EINVAL with *err
+ * naming the line ("line 7: not base64") otherwise.  The one spelling both the host's loader
+ * (sandbox-ca.c, which re-encodes with OpenSSL) and the guest accept. */
+int dbx_ca_pem_check(const char *pem, dbx_error **err);
 
 /* Map an EXIT payload to a shell exit code: value, or 128+signal. */
 int dbx_exit_code(bool signaled, uint32_t value);

@@ -36,6 +36,7 @@ struct child_plan {
     const struct stdio_set *io;
     const struct init_user *user;
     const struct box_policy *box;
+    uint64_t caps; /* policy_caps_for the user (and DBX_EXEC_ADMIN) */
     bool switch_ids;
     int report_fd;
 };
@@ -107,13 +108,21 @@ static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
     char host[HOST_NAME_MAX + 1] = "";
     const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
     if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
-    char *defs[6] = {
+    /* The CA variables: OpenSSL, Python requests, curl and git read a bundle of their own
+     * choosing, so they get the system bundle plus the host's CAs; Node.js adds a file of
+     * extra CAs to its built-in ones. */
+    char *defs[11] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
         dbx_xasprintf("SHELL=%s", u->shell ? u->shell : "/bin/sh"),
         u->name ? dbx_xasprintf("USER=%s", u->name) : NULL,
         u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
         dbx_xasprintf("HOSTNAME=%s", hn),
+        ctx->ca ? dbx_xstrdup("SSL_CERT_FILE=" CA_DEVBOX_PEM) : NULL,
+        ctx->ca ? dbx_xstrdup("REQUESTS_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
+        ctx->ca ? dbx_xstrdup("CURL_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
+        ctx->ca ? dbx_xstrdup("GIT_SSL_CAINFO=" CA_DEVBOX_PEM) : NULL,
+        ctx->ca ? dbx_xstrdup("NODE_EXTRA_CA_CERTS=" CA_HOST_CRT) : NULL,
     };
     char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + pl->nenv + req->envc + 1, sizeof(char *));
     size_t n = 0;
@@ -248,7 +257,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, p->user->uid, &r) < 0) child_report_fail(p, &r);
+        if (policy_child_enter(box, p->caps, &r) < 0) child_report_fail(p, &r);
     } else {
         /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
          * that.  Raising the value needs no privilege, so this works after setuid too. */
@@ -264,14 +273,14 @@ static _Noreturn void child_run(const struct child_plan *p) {
         if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
         if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
     }
-    if (box->confined && policy_child_caps(box, p->user->uid, &r) < 0) child_report_fail(p, &r);
+    if (box->confined && policy_child_caps(box, p->caps, &r) < 0) child_report_fail(p, &r);
     if (chdir(p->cwd) < 0) {
         r = (struct child_report){.step = STEP_CHDIR, .err = errno};
         if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
     }
     if (box->confined && (policy_child_lock(box, &r) < 0 ||
-                          policy_child_verify(box, p->user, p->switch_ids, &r) < 0))
+                          policy_child_verify(box, p->user, p->caps, p->switch_ids, &r) < 0))
         child_report_fail(p, &r);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
@@ -355,18 +364,37 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, p
     return 0;
 }
 
+/* DBX_EXEC_ADMIN runs as root and nobody else: a request naming another user is a mistake
+ * the host's client catches first; the guest refuses it too rather than pick one. */
+static bool admin_user_ok(const char *user, dbx_error **err) {
+    if (user[0] == '\0' || strcmp(user, "root") == 0 || strcmp(user, "0") == 0) return true;
+    dbx_error_setx(err, EINVAL, "an administrative command runs as root, not as '%s'", user);
+    return false;
+}
+
 int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
                int *ret_code, dbx_error **err) {
     *ret_code = DBX_ERR_FAILED;
     _cleanup_(user_clear) struct init_user u = {0};
-    /* the request's user, else the plan's, else SETUP's uid:gid */
+    bool admin = req->flags & DBX_EXEC_ADMIN;
+    /* the request's user, else the plan's, else SETUP's uid:gid; root for an admin command */
     const char *spec = req->user[0] || !ctx->box->plan.user ? req->user : ctx->box->plan.user;
-    if (user_resolve(spec, ctx->uid, ctx->gid, &u, err) < 0) return -1;
+    if (admin && !admin_user_ok(req->user, err)) return -1;
+    if (user_resolve(admin ? "0:0" : spec, ctx->uid, ctx->gid, &u, err) < 0) return -1;
+    if (admin) { /* root's home whatever the image's passwd says, as `sudo -i` would */
+        free(u.home);
+        u.home = dbx_xstrdup("/root");
+    }
     _cleanup_strv_ char **env = env_build(ctx, &u, req);
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
-    struct child_plan p = {
-        .envp = env, .path = env_path(env), .cwd = req->cwd, .user = &u, .box = ctx->box};
+    struct child_plan p = {.envp = env,
+                           .path = env_path(env),
+                           .cwd = req->cwd,
+                           .user = &u,
+                           .box = ctx->box,
+                           .caps = ctx->box->confined ? policy_caps_for(ctx->box, u.uid, admin)
+                                                      : DBX_CAP_ALL};
     if (req->argc == 0) { /* login shell: argv[0] "-bash" tells the shell it is one */
         p.file = u.shell ? u.shell : "/bin/sh";
         const char *base = strrchr(p.file, '/');

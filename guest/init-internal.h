@@ -58,6 +58,7 @@ struct exec_ctx {
     gid_t gid;
     const char *hostname;
     const struct box_policy *box;
+    bool ca; /* the host's CA certificates are installed: set the CA variables */
 };
 
 /* Steps of a command's child between fork and exec, reported to the parent on failure. */
@@ -128,6 +129,7 @@ struct agent {
     gid_t gid;
     char *hostname; /* from SETUP; "" = keep the kernel's */
     char *ws_path;  /* mounted workspace, or NULL */
+    bool ca;        /* SETUP's CA certificates are installed (init-ca.c) */
     struct box_policy box;
     struct session **sess;
     size_t nsess, cap_sess;
@@ -216,6 +218,21 @@ void sock_sweep(struct agent *a);
  * the /etc files are written under $DEVBOX_TEST_ETC (unset: not at all). */
 int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err);
 
+/* ---- init-ca.c -------------------------------------------------------------------------- */
+
+/* Where the host's CA certificates go (see init-ca.c), and what the CA variables name. */
+#define CA_HOST_CRT "/usr/local/share/ca-certificates/devbox/host-ca.crt"
+#define CA_ANCHOR "/etc/pki/ca-trust/source/anchors/devbox-host-ca.pem"
+#define CA_DEVBOX_PEM "/etc/ssl/devbox-ca.pem"
+
+/* Install pem (SETUP's ca_pem, checked again with dbx_ca_pem_check) under the directory root
+ * ("/" in the VM; the unit tests use a temporary directory): host-ca.crt (and the ca-trust
+ * anchor when /etc/pki/ca-trust exists), the marker block in each system bundle that is a
+ * regular file, and devbox-ca.pem.  pem "" undoes all of it.  Idempotent.  What was left alone
+ * (a symlinked bundle) is appended to *notes as a sentence.  0, or -1 with *err naming the
+ * file. */
+int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err);
+
 /* ---- init-exec.c ------------------------------------------------------------------------ */
 
 /* Start req as a new session leader with its stdio on fresh pipes or a pty; on success fills
@@ -265,11 +282,13 @@ void policy_clear(struct box_policy *b);
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
-int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_report *r);
-int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r);
+int policy_child_enter(const struct box_policy *b, uint64_t caps, struct child_report *r);
+int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r);
 /* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
- * every other uid (the ordinary box user never gets what was granted to root). */
-uint64_t policy_caps_for(const struct box_policy *b, uid_t uid);
+ * every other uid (the ordinary box user never gets what was granted to root); with admin (an
+ * EXEC with DBX_EXEC_ADMIN, always uid 0) the plan's caps plus DBX_CAPS_ADMIN.  The child
+ * functions take this mask for all five sets. */
+uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
-int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
-                        struct child_report *r);
+int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
+                        bool switched, struct child_report *r);

@@ -606,13 +606,16 @@ static int box_mounts(const struct box_policy *b) {
     return 0;
 }
 
-uint64_t policy_caps_for(const struct box_policy *b, uid_t uid) {
+uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin) {
+    if (b->plan.caps == DBX_CAP_ALL) return DBX_CAP_ALL;
+    /* all of the admin set is older than Linux 2.6.24; the mask only keeps the sets equal to
+     * what the kernel reports should one be missing */
+    if (admin) return (b->plan.caps | DBX_CAPS_ADMIN) & cap_mask(b->cap_last);
     return uid == 0 ? b->plan.caps : b->plan.caps_user;
 }
 
-int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_report *r) {
+int policy_child_enter(const struct box_policy *b, uint64_t caps, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    const uint64_t caps = policy_caps_for(b, uid);
     /* Before anything else drops privileges: joining needs write access to the box. */
     if (b->cg_procs_fd >= 0 && write(b->cg_procs_fd, "0", 1) != 1)
         return child_err(r, STEP_CGROUP, errno);
@@ -639,8 +642,7 @@ int policy_child_enter(const struct box_policy *b, uid_t uid, struct child_repor
     return 0;
 }
 
-int policy_child_caps(const struct box_policy *b, uid_t uid, struct child_report *r) {
-    const uint64_t caps = policy_caps_for(b, uid);
+int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r) {
     if (caps == DBX_CAP_ALL) return 0;
     struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
     struct __user_cap_data_struct d[2];
@@ -758,10 +760,9 @@ static bool groups_are(const char *v, const struct init_user *u) {
     return n == u->ngroups;
 }
 
-static int verify_status(const struct box_policy *b, const struct init_user *u, bool switched,
-                         struct child_report *r) {
+static int verify_status(const struct box_policy *b, const struct init_user *u, uint64_t caps,
+                         bool switched, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    const uint64_t caps = policy_caps_for(b, u->uid); /* root's, or the box user's */
     char text[8192], v[512];
     if (!read_proc("/proc/self/status", text, sizeof(text)))
         return child_mismatch(r, "cannot read /proc/self/status");
@@ -790,10 +791,10 @@ static int verify_status(const struct box_policy *b, const struct init_user *u, 
     return 0;
 }
 
-int policy_child_verify(const struct box_policy *b, const struct init_user *u, bool switched,
-                        struct child_report *r) {
+int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
+                        bool switched, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    if (verify_status(b, u, switched, r) < 0) return -1;
+    if (verify_status(b, u, caps, switched, r) < 0) return -1;
     char text[4096];
     if (b->cg_line) {
         if (!read_proc("/proc/self/cgroup", text, sizeof(text)))

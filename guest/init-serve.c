@@ -376,7 +376,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
         return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
     struct session *s = session_new(id);
     const struct exec_ctx ctx = {
-        .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box};
+        .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box, .ca = a->ca};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
         session_free(s);
@@ -393,6 +393,19 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
 
 /* ---- connection frames ------------------------------------------------------------------ */
 
+/* The host's CA certificates, before any command runs (an empty list takes out what an
+ * earlier boot put in).  --serve-fd: under $DEVBOX_TEST_CA_ROOT, or not at all. */
+static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
+    const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    if (!root || !root[0]) return 0;
+    _cleanup_strv_ char **notes = NULL;
+    if (ca_install(root, pem, &notes, err) < 0) return -1;
+    for (char **m = notes; m && *m; m++)
+        init_log("setup: host CA certificates: %s", *m);
+    a->ca = pem[0] != '\0';
+    return 0;
+}
+
 static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (su->ws_tag[0]) {
         /* --serve-fd runs on a developer's machine: create nothing there; the mount itself
@@ -407,6 +420,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
     /* before any command can run: the proxy port is ours before a box command could bind it */
     if (net_setup(a, &su->plan, err) < 0) return dbx_error_wrap(err, "network");
+    if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     /* last: the protected paths live in the workspace mounted above */
     return policy_setup(a, su, err);
 }

@@ -17,13 +17,10 @@ static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     static const struct option longopts[] = {
-        {"interactive", no_argument, NULL, 'i'},
-        {"tty", no_argument, NULL, 't'},
-        {"env", required_argument, NULL, 'e'},
-        {"workdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
+        {"env", required_argument, NULL, 'e'},   {"workdir", required_argument, NULL, 'w'},
+        {"user", required_argument, NULL, 'u'},  {"admin", no_argument, NULL, 'A'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     struct dbx_exec_opts o = {0};
     _cleanup_strv_ char **env = NULL;
@@ -46,8 +43,18 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         case 'u':
             o.user = optarg;
             break;
+        case 'A':
+            o.admin = true;
+            break;
         case 'h':
-            printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]\n");
+            printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--] CMD "
+                   "[ARG...]\n"
+                   "  --admin  run this one command as root with the capabilities package "
+                   "managers need\n"
+                   "           (chown, dac_override, fowner, setuid, setgid, ...: Docker's "
+                   "default set),\n"
+                   "           whatever the profile grants; the box's other commands keep its "
+                   "policy\n");
             return 0;
         default:
             return 125;
@@ -55,6 +62,11 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     if (optind >= argc) {
         fprintf(stderr, "devbox: exec: no command given\n");
+        return 125;
+    }
+    if (o.admin && o.user && strcmp(o.user, "root") != 0 && strcmp(o.user, "0") != 0) {
+        fprintf(stderr, "devbox: exec: --admin runs the command as root; it cannot run as '%s'\n",
+                o.user);
         return 125;
     }
     o.env = env;

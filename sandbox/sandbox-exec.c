@@ -36,7 +36,7 @@ static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts 
                      struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
-                (o->login ? DBX_EXEC_LOGIN : 0);
+                (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0);
     struct winsize ws;
     if (o->tty && (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)) {
         req.rows = ws.ws_row;
@@ -237,6 +237,24 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
     return 0;
 }
 
+/* `-u root` (or `-u 0`) failed: when the profile gives root in the box no capability, a
+ * package manager or chown fails for a reason the user may not guess; say what would work.
+ * Asked of the profile on disk, only after a failure (a warm exec stays fast); a profile that
+ * does not load says nothing here (the next start reports it). */
+static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *proj,
+                       const struct dbx_exec_opts *o) {
+    if (o->admin || !o->user || (strcmp(o->user, "root") != 0 && strcmp(o->user, "0") != 0)) return;
+    struct profile prof = {0};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_profile_load(paths, proj, &prof, NULL, &e) < 0) return;
+    /* what policy/ compiles into the plan's caps for uid 0 */
+    bool none = (prof.caps | prof.caps_user) == 0;
+    profile_clear(&prof);
+    if (none)
+        fprintf(stderr, "devbox: root in this box has no capabilities; 'devbox exec --admin -- "
+                        "CMD' runs one command with the ones package managers need\n");
+}
+
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *o, dbx_error **err) {
     struct dbx_buf req = {0};
@@ -286,5 +304,6 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);
     }
+    if (r == 0 && x.code != 0) hint_admin(paths, proj, o);
     return r < 0 ? r : x.code;
 }

@@ -24,6 +24,20 @@ int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct db
 /* Blocking frame I/O on a client socket. */
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n);
 
+/* ---- the host's CA certificates (sandbox-ca.c) ---- */
+/* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an
+ * absolute path of a file, or of a directory whose *.crt and *.pem regular files (sorted, and
+ * those of its subdirectories one level down) are read.  A path starting with '-' may be
+ * missing (systemd's EnvironmentFile=-PATH): for default places such as
+ * -/usr/local/share/ca-certificates; any other missing path is an error naming it, which the
+ * caller wraps with the configuration file and key it came from.  Symlinks are followed (the
+ * user's own files).  A file over 64 KiB, one whose CERTIFICATE block does not decode (OpenSSL's
+ * words), or more than DBX_MAX_CA_PEM of certificates in all is an error naming the file; a
+ * file without any certificate is a warning in *ret_warnings (NULL-terminated, NULL when
+ * none).  *ret_pem: every certificate once, re-encoded by OpenSSL ("" when none), as
+ * dbx_ca_pem_check accepts it.  Both set only on success; the caller frees them. */
+int dbx_ca_load(char *const *paths, char **ret_pem, char ***ret_warnings, dbx_error **err);
+
 /* ---- profiles and trust (sandbox-policy.c) ---- */
 char *dbx_trust_dir(const struct dbx_paths *paths);
 /* The effective profile (built-ins, user config, the repo chain) and the user settings. */

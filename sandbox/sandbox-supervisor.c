@@ -286,6 +286,7 @@ out:
     free(s.guest.release);
     vm_kernel_clear(&s.kernel);
     free(s.vm.disk);
+    free(s.ca_pem);
     dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);

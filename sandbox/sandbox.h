@@ -257,6 +257,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd);
 struct dbx_exec_opts {
     bool interactive, tty;
     bool login;          /* enter: the user's login shell */
+    bool admin;          /* --admin: root with DBX_CAPS_ADMIN for this one command (user must
+                            be NULL, "root" or "0") */
     const char *user;    /* NULL = default */
     const char *workdir; /* NULL = the host cwd */
     char **env;          /* "K=V" */

@@ -85,6 +85,22 @@ void sup_client_free(struct sup *s, size_t i) {
     s->relay.clients[i] = s->relay.clients[--s->relay.nclients];
 }
 
+/* An administrative command (DBX_EXEC_ADMIN: root with more capabilities than the profile
+ * grants) leaves a trace in the supervisor's log: its argv, each argument escaped and quoted,
+ * the line cut at 2 KiB. */
+static void log_admin(const struct dbx_exec_req *req) {
+    struct dbx_buf b = {0};
+    for (uint32_t i = 0; i < req->argc && b.len < 2048; i++) {
+        _cleanup_free_ char *a = dbx_escape(req->argv[i]);
+        _cleanup_free_ char *q = dbx_xasprintf("%s'%s'", i ? " " : "", a);
+        dbx_buf_put(&b, q, strlen(q));
+    }
+    if (req->argc == 0) dbx_buf_put(&b, "(login shell)", 13);
+    int n = b.len > 2048 ? 2048 : (int)b.len;
+    sup_log("admin exec: %.*s%s", n, (const char *)b.data, b.len > 2048 ? "..." : "");
+    dbx_buf_free(&b);
+}
+
 static void client_frame_new(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
                              const uint8_t *p) {
     if (h->type == DBX_MSG_STATUS) {
@@ -115,13 +131,12 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         sup_client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h->type));
         return;
     }
-    struct dbx_exec_req req = {0};
+    _cleanup_(dbx_exec_req_free) struct dbx_exec_req req = {0};
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_exec_req_decode(p, h->len, &req, &e) < 0) {
         sup_client_error(c, DBX_ERR_FAILED, "%s", e->msg);
         return;
     }
-    dbx_exec_req_free(&req);
     if (s->guest.stopping || !s->guest.ready) {
         sup_client_error(c, DBX_ERR_FAILED, "the VM is stopping");
         return;
@@ -138,6 +153,7 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     }
     c->gsid = g;
     c->kind = C_EXEC;
+    if (req.flags & DBX_EXEC_ADMIN) log_admin(&req);
     sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
 }
 

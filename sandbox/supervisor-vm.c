@@ -109,9 +109,17 @@ static void send_setup(struct sup *s) {
     mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
     st.plan = s->plan;                /* borrowed */
     st.hostname = s->prof.hostname;
+    st.ca_pem = s->ca_pem ? s->ca_pem : ""; /* borrowed */
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
-    sup_agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
+    /* the plan (up to 240 KiB, policy.c) and the CAs (up to 192 KiB) each fit, not always both */
+    if (b.len > DBX_FRAME_MAX && !s->guest.boot_error)
+        s->guest.boot_error =
+            dbx_xasprintf("the policy plan and the host CA certificates take %zu bytes, more than "
+                          "a setup frame's %u",
+                          b.len, DBX_FRAME_MAX);
+    else
+        sup_agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
     dbx_buf_free(&b);
 }
 

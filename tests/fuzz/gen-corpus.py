@@ -7,12 +7,13 @@ files are committed, rerun this script after changing the protocol:
 
     python3 tests/fuzz/gen-corpus.py tests/fuzz/corpus/protocol
 """
+import base64
 import hashlib
 import os
 import struct
 import sys
 
-VERSION = 2
+VERSION = 3
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -25,7 +26,7 @@ SOCK_PROXY, SOCK_FORWARD = 1, 2
 GUEST = 0x80000000
 NET_NONE, NET_ALLOWLIST, NET_OPEN = 0, 1, 2
 
-TTY, STDIN_OPEN, LOGIN = 1, 2, 4
+TTY, STDIN_OPEN, LOGIN, ADMIN = 1, 2, 4, 8
 
 
 def hdr(typ, session, length, version=VERSION, flags=0):
@@ -65,8 +66,16 @@ def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None,
     return out
 
 
-def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj"):
-    return s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname)
+def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj", ca_pem=""):
+    return s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname) + s(ca_pem)
+
+
+def pem(der):
+    """A PEM CERTIFICATE block as dbx_ca_pem_check wants it (64-character base64 lines)."""
+    b = base64.b64encode(der).decode()
+    return ("-----BEGIN CERTIFICATE-----\n"
+            + "".join(b[i:i + 64] + "\n" for i in range(0, len(b), 64))
+            + "-----END CERTIFICATE-----\n")
 
 
 def plan(net_mode=NET_NONE, proxy_port=0, addr="", gw="", dns="", env=(), checksum=True):
@@ -148,7 +157,7 @@ CORPUS = {
     + frame(EXEC, 2, exec_req(["true"], cwd="")),
     "exec-bad-env": bytes([18]) + frame(EXEC, 1, exec_req(["true"], ["FOO"]))
     + frame(EXEC, 2, exec_req(["true"], ["=x"])),
-    "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=8))
+    "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=16))
     + frame(EXEC, 2, exec_req([], flags=0)),
     "exec-trailing": bytes([20]) + frame(EXEC, 1, exec_req(["true"]) + b"\0"),
     "bad-small": bytes([21]) + frame(CREDIT, 1, u8(3) + u32(1)) + frame(CREDIT, 1, u8(0))
@@ -189,6 +198,16 @@ CORPUS = {
     + hdr(SOCK_DATA, 7, FRAME_MAX + 1) + b"z" * (FRAME_MAX + 1) + frame(SOCK_CLOSE, 7),
     "ports": bytes([32]) + frame(PORT_REQ, 0, s("add 8080 3000")) + frame(PORT_REPLY, 0, u32(0) + s("ok"))
     + frame(PORT_REQ, 0, s("ls")) + frame(PORT_REPLY, 0, u32(1) + s("no such port")),
+    # an administrative command; SETUP with the host's CA certificates, and ones that do not decode
+    "exec-admin": bytes([33]) + frame(EXEC, 1, exec_req(["apt-get", "install", "-y", "curl"],
+                                                        user="root", flags=ADMIN)),
+    "setup-ca": bytes([34]) + frame(SETUP, 0, setup_plan(plan(), ca_pem=pem(bytes(range(200)))
+                                                         + pem(b"\x30\x82\x01"))) + frame(READY),
+    "setup-ca-bad": bytes([35]) + frame(SETUP, 0, setup_plan(plan(), ca_pem="junk\n"))
+    + frame(SETUP, 0, setup_plan(plan(), ca_pem=pem(b"x" * 40).replace("\n", "\r\n")))
+    + frame(SETUP, 0, setup_plan(plan(), ca_pem=pem(b"x" * 40)[:-1]))
+    + frame(SETUP, 0, setup_plan(plan(), ca_pem="-----BEGIN CERTIFICATE-----\n"
+                                 "-----END CERTIFICATE-----\n")),
     "empty": b"",
     "seed-only": b"\xff",
 }

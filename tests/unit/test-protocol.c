@@ -642,12 +642,12 @@ static void test_exec_rejects_strings(void **state) {
 }
 
 static void test_exec_rejects_flags_and_empty(void **state) {
-    static const uint32_t bad[] = {1u << 3, 1u << 8, 1u << 31, 0xffffffffu};
+    static const uint32_t bad[] = {1u << 4, 1u << 8, 1u << 31, 0xffffffffu};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
         assert_raw_exec_rejected(&x);
     }
-    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN,
+    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN,
                           .user = "",
                           .cwd = "/",
                           .argc = 1,
@@ -697,6 +697,134 @@ static void test_setup_roundtrip_and_rejects(void **state) {
     assert_int_equal(dbx_setup_decode(b.data, b.len, &got, &err), -EPROTO);
     dbx_error_free(&err);
     dbx_buf_free(&b);
+}
+
+/* ---- the host's CA certificates and the admin capability set ---------------------------- */
+
+#define BEGIN "-----BEGIN CERTIFICATE-----\n"
+#define END "-----END CERTIFICATE-----\n"
+
+/* ca_pem through SETUP: 0 when it decodes (and then equals what was sent), else the error. */
+static int setup_ca_roundtrip(const char *pem, char **ret_msg) {
+    struct dbx_setup s = {.ws_tag = "ws", .ws_path = "/p", .hostname = "h", .ca_pem = (char *)pem};
+    dbx_plan_permissive(&s.plan);
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&s, &b);
+    dbx_plan_free(&s.plan);
+    struct dbx_setup got = {0};
+    dbx_error *err = NULL;
+    int r = dbx_setup_decode(b.data, b.len, &got, &err);
+    dbx_buf_free(&b);
+    if (r == 0) {
+        assert_string_equal(got.ca_pem, pem);
+        dbx_setup_free(&got);
+    } else {
+        *ret_msg = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+    }
+    return r;
+}
+
+static void test_setup_ca_pem(void **state) {
+    static const char *const good[] = {
+        "",
+        BEGIN "MIIB\n" END,
+        BEGIN "QUJD\nREVG\nRw==\n" END BEGIN "YQ==\n" END,
+        /* the longest line (76) */
+        BEGIN "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0\n"
+              "ODk+/w=\n" END,
+    };
+    char *msg = NULL;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++)
+        if (setup_ca_roundtrip(good[i], &msg) != 0) fail_msg("good[%zu]: %s", i, msg);
+    static const struct {
+        const char *pem, *why;
+    } bad[] = {
+        {"junk\n", "line 1: expected '-----BEGIN CERTIFICATE-----'"},
+        {BEGIN "MIIB\n" END "\n", "line 4: expected"},
+        {"\n" BEGIN "MIIB\n" END, "line 1: expected"},
+        {BEGIN "MIIB\n" END "# comment\n", "line 4: expected"},
+        {BEGIN "MIIB\n", "line 2: '-----END CERTIFICATE-----' missing"},
+        {BEGIN "MIIB\n"
+               "-----END CERTIFICATE-----",
+         "no newline at the end"},
+        {BEGIN "MIIB\r\n" END, "line 2: not base64"},
+        {BEGIN "MI IB\n" END, "line 2: not base64"},
+        {BEGIN "MI\x1b[2J\n" END, "line 2: not base64"},
+        {BEGIN "\n" END, "line 2: empty line"},
+        {BEGIN END, "line 2: certificate without base64 lines"},
+        {BEGIN "YQ==\nQUJD\n" END, "line 3: base64 after the padding"},
+        {BEGIN "Y===\n" END, "line 2: not base64"},
+        {BEGIN "====\n" END, "line 2: not base64"},
+        {BEGIN "QUJD=DEF\n" END, "line 2: not base64"},
+        {"-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n", "line 1: expected"},
+        {BEGIN BEGIN "MIIB\n" END, "line 2: not base64"},
+        {BEGIN
+         "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0N\n" END,
+         "line 2: base64 line longer than 76 characters"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        msg = NULL;
+        if (setup_ca_roundtrip(bad[i].pem, &msg) == 0) fail_msg("bad[%zu] decoded", i);
+        if (!strstr(msg, bad[i].why) || !strstr(msg, "host CA certificates"))
+            fail_msg("bad[%zu]: '%s' does not say '%s'", i, msg, bad[i].why);
+        free(msg);
+    }
+    /* the size cap: exactly DBX_MAX_CA_PEM decodes, a byte more does not */
+    struct dbx_buf big = {0};
+    dbx_buf_put(&big, BEGIN, strlen(BEGIN));
+    size_t line = 64, room = DBX_MAX_CA_PEM - strlen(BEGIN) - strlen(END);
+    size_t lines = room / (line + 1);
+    for (size_t i = 0; i < lines; i++) {
+        for (size_t k = 0; k < (i + 1 == lines ? room - lines * (line + 1) + line : line); k++)
+            dbx_buf_put_u8(&big, 'A');
+        dbx_buf_put_u8(&big, '\n');
+    }
+    dbx_buf_put(&big, END, strlen(END));
+    dbx_buf_put_u8(&big, 0);
+    assert_int_equal(strlen((char *)big.data), DBX_MAX_CA_PEM);
+    /* one block has at most 1024 lines, and this has more: several blocks of 1000 instead */
+    msg = NULL;
+    assert_int_equal(setup_ca_roundtrip((char *)big.data, &msg), -EPROTO);
+    assert_non_null(strstr(msg, "more than 1024 base64 lines"));
+    free(msg);
+    dbx_buf_free(&big);
+    for (int extra = 0; extra <= 1; extra++) {
+        struct dbx_buf b = {0};
+        size_t blk = strlen(BEGIN) + 1000 * 65 + strlen(END);
+        while (b.len + blk <= DBX_MAX_CA_PEM) {
+            dbx_buf_put(&b, BEGIN, strlen(BEGIN));
+            for (int i = 0; i < 1000; i++)
+                dbx_buf_put(
+                    &b, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\n", 65);
+            dbx_buf_put(&b, END, strlen(END));
+        }
+        /* a last block whose last line makes the size come out exactly */
+        size_t body = DBX_MAX_CA_PEM + (size_t)extra - b.len - strlen(BEGIN) - strlen(END);
+        dbx_buf_put(&b, BEGIN, strlen(BEGIN));
+        for (; body > 77; body -= 65)
+            dbx_buf_put(&b, "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2\n",
+                        65);
+        for (size_t i = 0; i + 1 < body; i++)
+            dbx_buf_put_u8(&b, 'Q');
+        dbx_buf_put_u8(&b, '\n');
+        dbx_buf_put(&b, END, strlen(END));
+        dbx_buf_put_u8(&b, 0);
+        assert_int_equal(strlen((char *)b.data), DBX_MAX_CA_PEM + (size_t)extra);
+        msg = NULL;
+        int r = setup_ca_roundtrip((char *)b.data, &msg);
+        if (extra == 0 && r != 0) fail_msg("%zu bytes: %s", (size_t)DBX_MAX_CA_PEM, msg);
+        if (extra == 1) {
+            assert_int_equal(r, -EPROTO); /* the string itself is over the limit */
+            free(msg);
+        }
+        dbx_buf_free(&b);
+    }
+}
+
+static void test_caps_admin(void **state) {
+    /* Docker's default capability set, as `grep CapEff /proc/self/status` shows it */
+    assert_true(DBX_CAPS_ADMIN == UINT64_C(0x00000000a80425fb));
 }
 
 /* ---- small payloads --------------------------------------------------------------------- */
@@ -1508,6 +1636,8 @@ int main(void) {
         cmocka_unit_test(test_exec_rejects_strings),
         cmocka_unit_test(test_exec_rejects_flags_and_empty),
         cmocka_unit_test(test_setup_roundtrip_and_rejects),
+        cmocka_unit_test(test_setup_ca_pem),
+        cmocka_unit_test(test_caps_admin),
         cmocka_unit_test(test_credit),
         cmocka_unit_test(test_sock_open),
         cmocka_unit_test(test_parse_ipv4),

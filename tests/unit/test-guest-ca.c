@@ -1,0 +1,245 @@
+/* tests/unit/test-guest-ca.c: the guest init's CA installation (guest/init-ca.c) on the host,
+ * in a temporary directory standing in for the box's root: the files it writes, the marker
+ * block in each system bundle (mode kept, replaced, idempotent over five "boots", removed
+ * again with no certificates), bundles that are symlinks or FIFOs left alone, Fedora's
+ * symlinked bundle read for devbox-ca.pem, and symlinks planted where our own files go. */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+/* init-ca.c is guest code (the static init links it); the test compiles it in. */
+#include "helpers.h"
+#include "guest/init-ca.c"
+
+#define PEM_A "-----BEGIN CERTIFICATE-----\nQUFBQQ==\n-----END CERTIFICATE-----\n"
+#define PEM_B "-----BEGIN CERTIFICATE-----\nQkJC\n-----END CERTIFICATE-----\n"
+#define BUNDLE "etc/ssl/certs/ca-certificates.crt"
+
+/* the fixture is helpers.h's struct repo: a fresh directory, the box's root */
+static char *at(const struct repo *f, const char *rel) {
+    return dbx_xasprintf("%s/%s", f->dir, rel);
+}
+
+static void put(const struct repo *f, const char *rel, const char *text, mode_t mode) {
+    _cleanup_free_ char *p = at(f, rel);
+    _cleanup_free_ char *dir = dbx_xstrdup(p);
+    *strrchr(dir, '/') = '\0';
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_mkdir_p(dir, 0755, &err), 0);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    assert_true(fd >= 0);
+    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+/* The file's content, or NULL when it does not exist (a symlink is read as itself: refused) */
+static char *get(const struct repo *f, const char *rel) {
+    _cleanup_free_ char *p = at(f, rel);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return NULL;
+    char *text = NULL;
+    assert_int_equal(dbx_read_all(fd, 1 << 20, &text, NULL, NULL), 0);
+    close(fd);
+    return text;
+}
+
+static void link_at(const struct repo *f, const char *target, const char *rel) {
+    _cleanup_free_ char *p = at(f, rel);
+    _cleanup_free_ char *dir = dbx_xstrdup(p);
+    *strrchr(dir, '/') = '\0';
+    assert_int_equal(dbx_mkdir_p(dir, 0755, NULL), 0);
+    assert_int_equal(symlink(target, p), 0);
+}
+
+static int install(const struct repo *f, const char *pem, char ***notes) {
+    dbx_error *err = NULL;
+    int r = ca_install(f->dir, pem, notes, &err);
+    if (r < 0) {
+        print_message("ca_install: %s\n", err->msg);
+        dbx_error_free(&err);
+    }
+    return r;
+}
+
+static size_t count(const char *hay, const char *needle) {
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p++)
+        n++;
+    return n;
+}
+
+static void test_install_idempotent_replace_remove(void **state) {
+    const struct repo *f = *state;
+    put(f, BUNDLE, "SYSTEM\n", 0640);
+    _cleanup_strv_ char **notes = NULL;
+    for (int boot = 0; boot < 5; boot++)
+        assert_int_equal(install(f, PEM_A, &notes), 0);
+    assert_null(notes);
+    _cleanup_free_ char *b = get(f, BUNDLE);
+    assert_string_equal(b, "SYSTEM\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
+    assert_int_equal(count(b, CA_MARK_BEGIN), 1);
+    struct stat st;
+    _cleanup_free_ char *bp = at(f, BUNDLE);
+    assert_int_equal(stat(bp, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    _cleanup_free_ char *crt = get(f, CA_HOST_CRT + 1);
+    assert_string_equal(crt, PEM_A);
+    _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all, "SYSTEM\n" PEM_A);
+    _cleanup_free_ char *anchor = get(f, CA_ANCHOR + 1);
+    assert_null(anchor); /* no /etc/pki/ca-trust */
+
+    /* the next boot's certificates replace the block */
+    assert_int_equal(install(f, PEM_B, &notes), 0);
+    _cleanup_free_ char *b2 = get(f, BUNDLE);
+    assert_string_equal(b2, "SYSTEM\n" CA_MARK_BEGIN PEM_B CA_MARK_END);
+    _cleanup_free_ char *all2 = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all2, "SYSTEM\n" PEM_B);
+
+    /* none: everything undone */
+    assert_int_equal(install(f, "", &notes), 0);
+    _cleanup_free_ char *b3 = get(f, BUNDLE);
+    assert_string_equal(b3, "SYSTEM\n");
+    assert_int_equal(stat(bp, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    _cleanup_free_ char *crt3 = get(f, CA_HOST_CRT + 1), *all3 = get(f, CA_DEVBOX_PEM + 1);
+    assert_null(crt3);
+    assert_null(all3);
+    _cleanup_free_ char *dir = at(f, "usr/local/share/ca-certificates/devbox");
+    assert_int_equal(access(dir, F_OK), -1);
+    /* and again: nothing to do, the file untouched */
+    struct stat before, after;
+    assert_int_equal(stat(bp, &before), 0);
+    assert_int_equal(install(f, "", &notes), 0);
+    assert_int_equal(stat(bp, &after), 0);
+    assert_int_equal(before.st_ino, after.st_ino);
+}
+
+static void test_bundle_edges(void **state) {
+    const struct repo *f = *state;
+    /* no newline at the end; a truncated block of an earlier boot (begin, no end) */
+    put(f, BUNDLE, "SYS", 0644);
+    put(f, "etc/ssl/cert.pem", "OTHER\n" CA_MARK_BEGIN PEM_B "-----BEGIN CERT", 0600);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), 0);
+    _cleanup_free_ char *b = get(f, BUNDLE), *c = get(f, "etc/ssl/cert.pem");
+    assert_string_equal(b, "SYS\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
+    assert_string_equal(c, "OTHER\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
+    /* devbox-ca.pem starts from the first bundle */
+    _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all, "SYS\n" PEM_A);
+    /* a marker line inside a line is not ours */
+    put(f, BUNDLE, "x" CA_MARK_BEGIN "y\n", 0644);
+    assert_int_equal(install(f, "", &notes), 0);
+    _cleanup_free_ char *b2 = get(f, BUNDLE);
+    assert_string_equal(b2, "x" CA_MARK_BEGIN "y\n");
+    /* bad certificates: refused before anything is written */
+    dbx_error *err = NULL;
+    assert_int_equal(ca_install(f->dir, "junk\n", &notes, &err), -EINVAL);
+    assert_non_null(strstr(err->msg, "host CA certificates: line 1"));
+    dbx_error_free(&err);
+}
+
+static void test_symlinks_and_fifo_left_alone(void **state) {
+    const struct repo *f = *state;
+    put(f, "elsewhere/bundle", "OUTSIDE\n", 0644);
+    _cleanup_free_ char *outside = at(f, "elsewhere/bundle");
+    link_at(f, outside, BUNDLE);                           /* the bundle itself */
+    link_at(f, "../elsewhere", "etc/pki/tls/certs");       /* a directory on the way */
+    _cleanup_free_ char *fifo = at(f, "etc/ssl/cert.pem"); /* not a regular file */
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), 0);
+    _cleanup_free_ char *o = get(f, "elsewhere/bundle");
+    assert_string_equal(o, "OUTSIDE\n");
+    assert_int_equal(dbx_strv_len(notes), 3);
+    assert_non_null(strstr(notes[0], "'/" BUNDLE "' is a symlink, left alone"));
+    assert_non_null(strstr(notes[1], "a symlink on the way"));
+    assert_non_null(strstr(notes[2], "not a regular file"));
+    struct stat st;
+    _cleanup_free_ char *bp = at(f, BUNDLE);
+    assert_int_equal(lstat(bp, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    /* an absolute symlink resolves inside the root for reading: it names root/elsewhere/... */
+    _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all, PEM_A); /* the host's /tmp/... path is not inside the root */
+}
+
+/* Fedora: the bundle is a symlink into update-ca-trust's output; the anchor goes in, the
+ * bundle is left alone, and devbox-ca.pem has the system's certificates through the link. */
+static void test_fedora(void **state) {
+    const struct repo *f = *state;
+    put(f, "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "FEDORA\n", 0444);
+    put(f, "etc/pki/ca-trust/source/README", "x\n", 0644);
+    link_at(f, "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+            "etc/pki/tls/certs/ca-bundle.crt");
+    link_at(f, "../pki/tls/certs", "etc/ssl/certs");
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), 0);
+    _cleanup_free_ char *anchor = get(f, CA_ANCHOR + 1), *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(anchor, PEM_A);
+    assert_string_equal(all, "FEDORA\n" PEM_A);
+    _cleanup_free_ char *sys = get(f, "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem");
+    assert_string_equal(sys, "FEDORA\n");
+    assert_int_equal(install(f, "", &notes), 0);
+    _cleanup_free_ char *anchor2 = get(f, CA_ANCHOR + 1);
+    assert_null(anchor2);
+}
+
+/* No bundle at all (busybox): our files alone, directories created. */
+static void test_no_bundle(void **state) {
+    const struct repo *f = *state;
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A PEM_B, &notes), 0);
+    assert_null(notes);
+    _cleanup_free_ char *crt = get(f, CA_HOST_CRT + 1), *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(crt, PEM_A PEM_B);
+    assert_string_equal(all, PEM_A PEM_B);
+}
+
+/* Symlinks planted where our own files go: never written through. */
+static void test_planted_symlinks(void **state) {
+    const struct repo *f = *state;
+    put(f, "victim", "VICTIM\n", 0644);
+    _cleanup_free_ char *victim = at(f, "victim");
+    link_at(f, victim, CA_DEVBOX_PEM + 1);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), 0); /* the link itself is replaced */
+    _cleanup_free_ char *v = get(f, "victim"), *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(v, "VICTIM\n");
+    assert_string_equal(all, PEM_A);
+    /* a symlinked directory on the way: an error, nothing written there */
+    _cleanup_free_ char *d = at(f, "usr/local/share/ca-certificates/devbox");
+    _cleanup_free_ char *crt = at(f, CA_HOST_CRT + 1);
+    assert_int_equal(unlink(crt), 0);
+    assert_int_equal(rmdir(d), 0);
+    _cleanup_free_ char *vdir = at(f, "vdir");
+    assert_int_equal(mkdir(vdir, 0755), 0);
+    assert_int_equal(symlink(vdir, d), 0);
+    dbx_error *err = NULL;
+    assert_true(ca_install(f->dir, PEM_A, &notes, &err) < 0);
+    assert_non_null(strstr(err->msg, CA_HOST_CRT));
+    dbx_error_free(&err);
+    _cleanup_free_ char *inv = at(f, "vdir/host-ca.crt");
+    assert_int_equal(access(inv, F_OK), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_install_idempotent_replace_remove, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_edges, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_symlinks_and_fifo_left_alone, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_fedora, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_no_bundle, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_planted_symlinks, test_repo_setup, test_repo_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
