@@ -455,6 +455,25 @@ static int prepare_disk(struct sup *s, const struct profile_user *user, struct d
     return dbx_project_rec_save(s->proj.state_dir, &s->rec, err);
 }
 
+/* The host's CA certificates every box trusts (config.ini [network] ca_files; by default the
+ * ones the host added locally, where update-ca-certificates takes them from). */
+static int load_cas(struct sup *s, const struct profile_user *user, dbx_error **err) {
+    char *const def[] = {"-/usr/local/share/ca-certificates", NULL};
+    char *const *paths = user->ca_files_set ? user->ca_files : def;
+    _cleanup_strv_ char **warnings = NULL;
+    if (dbx_ca_load(paths, &s->ca_pem, &warnings, err) < 0) {
+        const char *where = NULL;
+        for (size_t i = 0; i < user->norigin && !where; i++)
+            if (strcmp(user->origin[i].key, "network.ca_files") == 0) where = user->origin[i].where;
+        return dbx_error_wrap(err, "%s [network] ca_files", where ? where : "config.ini");
+    }
+    for (char **w = warnings; w && *w; w++) {
+        sup_log("%s", *w);
+        sup_ready_say(s, 'W', *w);
+    }
+    return 0;
+}
+
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 int sup_prepare(struct sup *s, dbx_error **err) {
     struct profile_user user = {0};
@@ -481,6 +500,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
     if (r == 0 && vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
         r = dbx_error_wrap(err, "guest kernel");
+    if (r == 0) r = load_cas(s, &user, err);
     s->vm.disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     struct dbx_image img = {0};
     if (r == 0) r = prepare_disk(s, &user, &img, err);
