@@ -110,7 +110,7 @@ ok dbx exec -- sh -c 'cat /admin-marker && echo kept > ws-file'
 assert_eq before "$OUT" "the marker --admin wrote in /"
 CMDS2=("${CMDS[@]}" "echo second version")
 write_profile "$R" "$(setup_ini "${CMDS2[@]}")"
-restart
+ok dbx stop # (proj2 keeps running)
 expect_rc 125 dbx exec -- true
 assert_contains "$ERR" "setup runs 'echo second version' as root" "refusal of a changed [setup]"
 ok dbx trust
@@ -134,7 +134,7 @@ ok dbx exec --admin -- sh -c 'test -e /root/reset-marker && echo present || echo
 assert_eq absent "$OUT" "the /root marker after reset"
 
 # ---- setup --force runs it again ----------------------------------------------------------------
-restart
+ok dbx stop # (proj2 keeps running)
 ok dbx setup --force
 assert_setup_progress "$ERR" 6 "stderr of devbox setup --force" "${CMDS2[@]}"
 ok dbx exec -- sh -c 'tool; cat ws-file'
