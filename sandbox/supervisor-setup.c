@@ -54,11 +54,14 @@ static void setup_say(struct sup *s, struct setup_run *run, const char *fmt, ...
 }
 
 /* One line of a command's output to the client: what a terminal would show last of it (after
- * the last carriage return: progress bars), printable only. */
+ * the last carriage return that is not the line's end: progress bars), printable only. */
 static void flush_line(struct sup *s, struct setup_run *run) {
     if (!run->line.len) return;
     dbx_buf_put(&run->line, "", 1);
     char *l = (char *)run->line.data;
+    size_t n = strlen(l);
+    while (n && l[n - 1] == '\r') /* a "\r\n" line end (dpkg writes them) */
+        l[--n] = '\0';
     char *cr = strrchr(l, '\r');
     if (cr) l = cr + 1;
     if (strlen(l) > SETUP_LINE_MAX) l[SETUP_LINE_MAX] = '\0';
