@@ -2,8 +2,8 @@
  * (profiles/profiles-devcontainer.c and its hook in profiles-load.c): the JSON-with-comments
  * stripper, each mapping to devbox.ini text and its warnings, values devbox.ini could not hold
  * unchanged, and loading through profile_load (symlinks refused, devbox.ini wins, the hash
- * follows the JSON bytes).  [setup] run is parsed by another module: here commands are checked
- * in the translated text only.  Run from the source tree root. */
+ * follows the JSON bytes, commands become [setup] widenings).  Run from the source tree
+ * root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -295,8 +295,7 @@ static void expect_load_error(struct repo *r, const char *want) {
     if (strcmp(m, want) != 0) fail_msg("\n  got  %s\n  want %s", m, want);
 }
 
-/* In the style of the devcontainers/templates images (commands left out: [setup] is parsed by
- * another module). */
+/* In the style of the devcontainers/templates images (commands: test_load_commands). */
 static const char realistic[] =
     "// For format details, see https://aka.ms/devcontainer.json. For config options, see the\n"
     "// README at: https://github.com/devcontainers/templates/tree/main/src/python\n"
@@ -397,6 +396,31 @@ static void test_load_realistic(void **state) {
     expect_load_error(r, FNAME ":2: unexpected token near '}'");
 }
 
+/* Commands become [setup] lines through the real parser, each with the JSON key as its
+ * origin, and each is a widening (setup runs as root): the same trust as devbox.ini. */
+static void test_load_commands(void **state) {
+    struct repo *r = *state;
+    assert_int_equal(mkdirat(r->fd, ".devcontainer", 0755), 0);
+    test_write_at(r->fd, FNAME,
+                  "{\"image\": \"debian\",\n"
+                  " \"onCreateCommand\": \"apt-get update\",\n"
+                  " \"postCreateCommand\": [\"sh\", \"-c\", \"make deps; make\"],\n}\n");
+    struct profile p;
+    _cleanup_free_ char *m = load(r, &p);
+    if (m) fail_msg("%s", m);
+    assert_int_equal(dbx_strv_len(p.setup_run), 2);
+    assert_string_equal(p.setup_run[0], "apt-get update");
+    assert_string_equal(p.setup_run[1], "sh -c 'make deps; make'");
+    assert_int_equal(p.setup_net, PROFILE_NET_ALLOWLIST);
+    assert_string_equal(profile_origin_of(&p, "setup.run[1]"), FNAME " (onCreateCommand)");
+    assert_string_equal(profile_origin_of(&p, "setup.run[2]"), FNAME " (postCreateCommand)");
+    _cleanup_strv_ char **wide = profile_widenings(&p, NULL);
+    assert_int_equal(dbx_strv_len(wide), 2);
+    assert_string_equal(wide[0], "setup runs 'apt-get update' as root");
+    assert_string_equal(wide[1], "setup runs 'sh -c 'make deps; make'' as root");
+    profile_clear(&p);
+}
+
 static void test_load_dotfile(void **state) {
     struct repo *r = *state;
     struct profile p;
@@ -466,6 +490,7 @@ int main(void) {
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_ini_safety),
         cmocka_unit_test_setup_teardown(test_load_realistic, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_load_commands, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_load_dotfile, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_load_symlinks, test_repo_setup, test_repo_teardown),
     };
