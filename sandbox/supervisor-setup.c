@@ -16,7 +16,10 @@
 #include "supervisor-internal.h"
 #include "../policy/policy.h"
 
+#include "../common/netaddr.h"
+
 #include <fcntl.h>
+#include <netdb.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -188,16 +191,54 @@ static int stop_setup_vm(struct sup *s, dbx_error **err) {
     return 0;
 }
 
+static char **push_new(char **v, const char *x) {
+    for (char **y = v; *y; y++)
+        if (strcmp(x, *y) == 0) return v;
+    return dbx_strv_push(v, x);
+}
+
+/* The proxy refuses a name that resolves to a private or reserved address unless an allow
+ * pattern names that address (a public name must not lead into the host's network).  The
+ * mirrors the user pre-approved are the host's own configuration, and a company's mirror, or
+ * a network that intercepts the distribution's, often is at such an address: those the host
+ * resolves for them now are allowed too, with the same port.  Never loopback, link-local or
+ * metadata addresses (the host itself and its cloud), and never for the repo's own names. */
+static char **host_mirror_addrs(char **v, const char *pattern) {
+    if (pattern[0] == '*' || pattern[0] == '[' || strchr(pattern, '/')) return v;
+    const char *colon = strchr(pattern, ':');
+    if (colon && strchr(colon + 1, ':')) return v; /* an IPv6 address */
+    _cleanup_free_ char *name = colon ? dbx_xstrndup(pattern, (size_t)(colon - pattern))
+                                      : dbx_xstrdup(pattern);
+    struct dbx_addr a;
+    if (dbx_addr_parse(name, strlen(name), AF_INET, &a) == 0) return v; /* already an address */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
+    if (getaddrinfo(name, NULL, &hints, &res) != 0) return v; /* the proxy will say why */
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        if (dbx_addr_from_sockaddr(ai->ai_addr, ai->ai_addrlen, &a) < 0) continue;
+        enum dbx_addr_class c = dbx_addr_classify(&a);
+        if (c != DBX_ADDR_PRIVATE && c != DBX_ADDR_CGNAT && c != DBX_ADDR_RESERVED) continue;
+        char buf[INET6_ADDRSTRLEN];
+        dbx_addr_format(&a, buf);
+        _cleanup_free_ char *pat =
+            !colon ? dbx_xstrdup(buf)
+            : a.family == AF_INET6 ? dbx_xasprintf("[%s]:%s", buf, colon + 1)
+                                   : dbx_xasprintf("%s:%s", buf, colon + 1);
+        sup_log("setup: the pre-approved mirror %s is at %s (%s): allowed", name, buf,
+                dbx_addr_class_name(c));
+        v = push_new(v, pat);
+    }
+    freeaddrinfo(res);
+    return v;
+}
+
 /* What setup may reach: its own allow list plus the hosts the user pre-approved for setup. */
 static char **setup_allow(const struct profile *p, const struct profile_user *user) {
     char **v = dbx_xcalloc(1, sizeof(char *));
     for (char **x = p->setup_allow; x && *x; x++)
-        v = dbx_strv_push(v, *x);
+        v = push_new(v, *x);
     for (char **x = user ? user->setup_allow : NULL; x && *x; x++) {
-        bool dup = false;
-        for (char **y = v; *y && !dup; y++)
-            dup = strcmp(*x, *y) == 0;
-        if (!dup) v = dbx_strv_push(v, *x);
+        v = push_new(v, *x);
+        v = host_mirror_addrs(v, *x);
     }
     return v;
 }
