@@ -401,6 +401,8 @@ static void emit_ini(struct dc *d) {
              d->parallel[i]);
     for (size_t i = 0; d->cmds[i]; i++)
         emit(d, d->cmd_keys[i], "%s%s", i ? "      " : RUN_PREFIX, d->cmds[i]);
+    /* A devcontainer's create commands run in the project (npm install, pip install -r ...). */
+    emit(d, "", "workspace = true");
 }
 
 static char *join_list(char **v) {

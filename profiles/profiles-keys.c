@@ -340,6 +340,17 @@ static void parse_seccomp(struct prof_apply *a, const struct prof_entry *e) {
     bad(a, e, e->line, "must be 'default', 'strict' or 'unconfined', not '%s'", single(e));
 }
 
+/* [setup] workspace = true | false */
+static void parse_setup_workspace(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "true") == 0)
+        a->p->setup_workspace = true;
+    else if (strcmp(single(e), "false") == 0)
+        a->p->setup_workspace = false;
+    else
+        return bad(a, e, e->line, "must be 'true' or 'false', not '%s'", single(e));
+    set_origin(a, e, e->line);
+}
+
 static void parse_nnp(struct prof_apply *a, const struct prof_entry *e) {
     if (strcmp(single(e), "true") == 0)
         a->p->no_new_privs = true;
@@ -648,6 +659,7 @@ const struct prof_key prof_keys[] = {
     {"setup", "network", parse_net_mode, 0},
     {"setup", "allow", parse_allow, PROF_LIST},
     {"setup", "resolve", parse_resolve, PROF_LIST},
+    {"setup", "workspace", parse_setup_workspace, 0},
 };
 const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
 const char *const prof_sections[] = {"profile", "box",     "limits", "security", "workspace",

@@ -88,6 +88,7 @@ static void text_setup(FILE *f, const struct profile *p) {
         _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xasprintf("    %s", p->setup_run[i]));
         fprintf(f, "%-44s ; %s\n", s, from(p, k));
     }
+    kv(f, "workspace", p->setup_workspace ? "true" : "false", from(p, "setup.workspace"));
     kv(f, "network", net_names[p->setup_net], from(p, "setup.network"));
     text_list(f, "allow", p->setup_allow, from(p, "setup.allow"));
     text_list(f, "resolve", p->setup_resolve, from(p, "setup.resolve"));
@@ -235,6 +236,7 @@ static json_t *json_setup(const struct profile *p) {
         json_array_append_new(run, o);
     }
     jset(setup, "run", run, from(p, "setup.run"));
+    jset(setup, "workspace", json_boolean(p->setup_workspace), from(p, "setup.workspace"));
     jset(setup, "network", jstr(net_names[p->setup_net]), from(p, "setup.network"));
     jset(setup, "allow", jstrv(p->setup_allow), from(p, "setup.allow"));
     jset(setup, "resolve", jstrv(p->setup_resolve), from(p, "setup.resolve"));

@@ -88,8 +88,8 @@ static void setup_widenings(char ***w, const struct profile *p, const struct pro
     for (size_t i = 0; p->setup_run && p->setup_run[i]; i++)
         if (!prof_strv_contains(base->setup_run, p->setup_run[i]))
             push(w, "setup runs '%s' as root", p->setup_run[i]);
-    if (p->setup_net == PROFILE_NET_OPEN && base->setup_net != PROFILE_NET_OPEN)
-        push(w, "setup network mode 'open'");
+    /* ranked as [network] is: none < allowlist < open (a user's [defaults] may narrow) */
+    if (p->setup_net > base->setup_net) push(w, "setup network mode '%s'", net_names[p->setup_net]);
     if (p->setup_net == PROFILE_NET_ALLOWLIST)
         for (size_t i = 0; p->setup_allow && p->setup_allow[i]; i++)
             if (!(user && prof_strv_contains(user->setup_allow, p->setup_allow[i])))

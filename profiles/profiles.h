@@ -132,6 +132,11 @@ struct profile {
                                    ("setup.allow"); the caller adds the user's pre-approved
                                    profile_user.setup_allow */
     char **setup_resolve;       /* name overrides for setup only, as `resolve` ("setup.resolve") */
+    /* [setup] workspace: setup runs in the workspace (true) or in / without it (false, the
+     * default).  A setup that sees no project makes a derived disk any project with the same
+     * image and setup may share; one that sees the workspace depends on it, so its derived
+     * disk is this project's own (sandbox/ keys it by the project). */
+    bool setup_workspace;
     /* provenance of every key that is set */
     struct profile_origin *origin;
     size_t norigin;

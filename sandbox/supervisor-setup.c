@@ -207,8 +207,8 @@ static char **host_mirror_addrs(char **v, const char *pattern) {
     if (pattern[0] == '*' || pattern[0] == '[' || strchr(pattern, '/')) return v;
     const char *colon = strchr(pattern, ':');
     if (colon && strchr(colon + 1, ':')) return v; /* an IPv6 address */
-    _cleanup_free_ char *name = colon ? dbx_xstrndup(pattern, (size_t)(colon - pattern))
-                                      : dbx_xstrdup(pattern);
+    _cleanup_free_ char *name =
+        colon ? dbx_xstrndup(pattern, (size_t)(colon - pattern)) : dbx_xstrdup(pattern);
     struct dbx_addr a;
     if (dbx_addr_parse(name, strlen(name), AF_INET, &a) == 0) return v; /* already an address */
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
@@ -219,10 +219,9 @@ static char **host_mirror_addrs(char **v, const char *pattern) {
         if (c != DBX_ADDR_PRIVATE && c != DBX_ADDR_CGNAT && c != DBX_ADDR_RESERVED) continue;
         char buf[INET6_ADDRSTRLEN];
         dbx_addr_format(&a, buf);
-        _cleanup_free_ char *pat =
-            !colon ? dbx_xstrdup(buf)
-            : a.family == AF_INET6 ? dbx_xasprintf("[%s]:%s", buf, colon + 1)
-                                   : dbx_xasprintf("%s:%s", buf, colon + 1);
+        _cleanup_free_ char *pat = !colon                 ? dbx_xstrdup(buf)
+                                   : a.family == AF_INET6 ? dbx_xasprintf("[%s]:%s", buf, colon + 1)
+                                                          : dbx_xasprintf("%s:%s", buf, colon + 1);
         sup_log("setup: the pre-approved mirror %s is at %s (%s): allowed", name, buf,
                 dbx_addr_class_name(c));
         v = push_new(v, pat);

@@ -79,9 +79,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct profile p = {0};
     if (profile_load(tmpfd, tmpdir, NULL, "/nonexistent/devbox-profiles", &p, &err) < 0) {
         CHECK(err && err->msg && *err->msg);
-        for (const char *line = err->msg; line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        for (const char *line = err->msg; line;
+             line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
             CHECK(dbx_str_has_prefix(line, FNAME) || dbx_str_has_prefix(line, "built-in") ||
-                  dbx_str_has_prefix(line, "/nonexistent") || dbx_str_has_prefix(line, "more problems"));
+                  dbx_str_has_prefix(line, "/nonexistent") ||
+                  dbx_str_has_prefix(line, "more problems"));
         dbx_error_free(&err);
         return 0;
     }

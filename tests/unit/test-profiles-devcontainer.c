@@ -124,7 +124,7 @@ static void test_mappings(void **state) {
     expect_ini("{\"postCreateCommand\": \"make\", \"forwardPorts\": [80], \"image\": \"debian\","
                " \"containerEnv\": {\"X\": \"1\"}, \"remoteUser\": \"dev\"}",
                HEADER "[box]\nimage = debian\n[security]\nuser = dev\n[env]\nX = 1\n"
-                      "[ports]\n80 = 80\n[setup]\nrun = make\n");
+                      "[ports]\n80 = 80\n[setup]\nrun = make\nworkspace = true\n");
 }
 
 static void test_commands(void **state) {
@@ -132,34 +132,39 @@ static void test_commands(void **state) {
     /* onCreateCommand runs before postCreateCommand whatever the order in the file */
     expect_ini("{\"postCreateCommand\": \"  npm ci && npm test  \", \"onCreateCommand\": "
                "\"apt-get update\"}",
-               HEADER "[setup]\nrun = apt-get update\n      npm ci && npm test\n");
+               HEADER
+               "[setup]\nrun = apt-get update\n      npm ci && npm test\nworkspace = true\n");
     /* argv form: shell-quoted, a ';' after a space kept out of the quotes */
-    expect_ini("{\"postCreateCommand\": [\"echo\", \"it's\", \"a b\", \"\", \"x;y\", \"a ;b\","
-               " \"--x=1\"]}",
-               HEADER "[setup]\nrun = echo 'it'\\''s' 'a b' '' 'x;y' 'a '\\;'b' --x=1\n");
+    expect_ini(
+        "{\"postCreateCommand\": [\"echo\", \"it's\", \"a b\", \"\", \"x;y\", \"a ;b\","
+        " \"--x=1\"]}",
+        HEADER
+        "[setup]\nrun = echo 'it'\\''s' 'a b' '' 'x;y' 'a '\\;'b' --x=1\nworkspace = true\n");
     /* object form: one line per value in the order written, with a note */
     expect_ini("{\"postCreateCommand\": {\"z\": \"make deps\", \"a\": [\"pip\", \"install\", "
                "\"-e\", \".\"]}}",
                HEADER "[setup]\n; postCreateCommand: a devcontainer runs these commands in "
                       "parallel; devbox runs them one after another, in the order written\n"
-                      "run = make deps\n      pip install -e .\n");
+                      "run = make deps\n      pip install -e .\nworkspace = true\n");
     /* empty commands and shell comments run nothing */
     expect_ini("{\"onCreateCommand\": \"\", \"postCreateCommand\": []}", HEADER);
     /* as argv, '#' is a program name, quoted (and so not a devbox.ini comment either) */
-    expect_ini("{\"postCreateCommand\": [\"# x\"]}", HEADER "[setup]\nrun = '# x'\n");
+    expect_ini("{\"postCreateCommand\": [\"# x\"]}",
+               HEADER "[setup]\nrun = '# x'\nworkspace = true\n");
     expect_ini("{\"postCreateCommand\": \"  # nothing\"}", HEADER);
 
     /* the JSON key of each line, for origins */
     struct tr t = translate("{\"image\": \"debian\", \"postCreateCommand\": {\"a\": \"x\", "
                             "\"b\": \"y\"}, \"containerEnv\": {\"K\": \"v\"}}");
     assert_null(t.err);
-    assert_int_equal(dbx_strv_len(t.keys), 9);
+    assert_int_equal(dbx_strv_len(t.keys), 10);
     assert_string_equal(t.keys[0], "");
     assert_string_equal(t.keys[2], "image");
     assert_string_equal(t.keys[4], "containerEnv.K");
     assert_string_equal(t.keys[6], ""); /* the parallel note */
     assert_string_equal(t.keys[7], "postCreateCommand.a");
     assert_string_equal(t.keys[8], "postCreateCommand.b");
+    assert_string_equal(t.keys[9], ""); /* workspace = true */
     tr_clear(&t);
 }
 

@@ -227,6 +227,7 @@ static void test_setup_show(void **state) {
                        "run =                                        ; devbox.ini:2\n"
                        "    apt-get install -y gcc                   ; devbox.ini:2\n"
                        "    npm ci                                   ; devbox.ini:3\n"
+                       "workspace = false                            ; built-in default\n"
                        "network = allowlist                          ; built-in default\n"
                        "allow =                                      ; devbox.ini:4\n"
                        "    mirror.test:8080\n"
@@ -254,6 +255,10 @@ static void test_setup_show(void **state) {
                        "      ],\n"
                        "      \"from\": \"devbox.ini:2\"\n"
                        "    },\n"
+                       "    \"workspace\": {\n"
+                       "      \"value\": false,\n"
+                       "      \"from\": \"built-in default\"\n"
+                       "    },\n"
                        "    \"network\": {\n"
                        "      \"value\": \"allowlist\",\n"
                        "      \"from\": \"built-in default\"\n"
@@ -270,6 +275,7 @@ static void test_setup_show(void **state) {
     t = profile_to_text(&p);
     assert_contains(t, "\n[setup]\n"
                        "run =                                        ; built-in default\n"
+                       "workspace = false                            ; built-in default\n"
                        "network = allowlist                          ; built-in default\n");
     free(t);
     j = profile_to_json(&p);
@@ -434,6 +440,7 @@ static const struct {
     {"[setup]\nnetwork = allowlist\n", ""},
     {"[setup]\nnetwork = none\nallow = a.test\nresolve = a.test:1.2.3.4\n", ""},
     {"[setup]\nnetwork = open\n", "setup network mode 'open'"},
+    {"[setup]\nworkspace = true\n", ""},
     /* with an open network the allow list adds nothing; a name override still points */
     {"[setup]\nnetwork = open\nallow = a.test\nresolve = a.test:10.0.0.1\n",
      "setup network mode 'open'|setup network resolve 'a.test:10.0.0.1'"},
