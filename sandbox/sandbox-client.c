@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -270,11 +271,40 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
     return 0;
 }
 
+/* A supervisor that holds its alive lock but has no control socket yet is still starting
+ * (building an image, running [setup], booting).  Returns its pid (from the lock file, which
+ * it writes once it holds the lock), or 0 when none is. */
+static pid_t supervisor_starting(const struct dbx_project *proj) {
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (lock < 0 || flock(lock, LOCK_SH | LOCK_NB) == 0) return 0;
+    char buf[24] = {0};
+    uint64_t pid = 0;
+    if (pread(lock, buf, sizeof(buf) - 1, 0) <= 0) return 0;
+    buf[strcspn(buf, "\n")] = '\0';
+    if (dbx_parse_u64(buf, 2, INT32_MAX, &pid) < 0) return 0;
+    return (pid_t)pid;
+}
+
+/* Stop a starting supervisor: SIGTERM, then wait for its alive lock. */
+static void stop_starting(const struct dbx_project *proj, pid_t pid) {
+    (void)kill(pid, SIGTERM);
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (lock >= 0)
+        while (flock(lock, LOCK_SH) < 0 && errno == EINTR) {
+        }
+}
+
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
     if (try_connect(proj, &fd, &cerr) < 0) {
-        if (!cerr) return 0;
+        if (!cerr) {
+            pid_t pid = supervisor_starting(proj);
+            if (pid > 0) stop_starting(proj, pid);
+            return 0;
+        }
         if (err) *err = TAKE_PTR(cerr);
         return -1;
     }
@@ -319,6 +349,11 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
     } else if (cerr) {
         if (err) *err = TAKE_PTR(cerr);
         return -1;
+    } else if (supervisor_starting(proj) > 0) {
+        if (!force)
+            return dbx_error_set(err, 0, "project '%s' is starting (stop it first, or use --force)",
+                                 proj->root);
+        if (dbx_stop(paths, proj, err) < 0) return -1;
     }
     const char *dirs[] = {proj->data_dir, proj->run_dir, proj->state_dir};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
@@ -341,6 +376,11 @@ int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, boo
     } else if (cerr) {
         if (err) *err = TAKE_PTR(cerr);
         return -1;
+    } else if (supervisor_starting(proj) > 0) {
+        if (!force)
+            return dbx_error_set(err, 0, "project '%s' is starting (stop it first, or use --force)",
+                                 proj->root);
+        if (dbx_stop(paths, proj, err) < 0) return -1;
     }
     if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Under the starters' lock: no supervisor may start on the disk while it goes. */

@@ -7,14 +7,16 @@
  *   KEY.lock         held while setup builds or a start reuses KEY
  *   KEY.build.qcow2  the disk setup is running in (renamed into place when it succeeded)
  *
- * KEY is the SHA-256 of (DBX_DERIVED_VERSION, the base disk's name, the setup commands): the
- * base disk's name is its content digest, so two projects with the same image and the same
- * setup share one derived disk, and a changed image, setup or guest init never meets a stale
- * one.  `devbox setup --force` commits a new disk under the same key: projects made from the
- * old one keep it (their overlays name its path), new ones get the new one; `image prune`
- * removes disks no project uses.  Project overlays name the derived disk as their backing
- * file, so a disk file is never rewritten once committed. */
+ * KEY is the SHA-256 of (DBX_DERIVED_VERSION, the base disk's name, the setup commands, and
+ * what else shapes their result: the setup network and, for a setup that sees the workspace,
+ * the project): the base disk's name is its content digest, so two projects with the same
+ * image and the same setup share one derived disk, and a changed image, setup or guest
+ * protocol never meets a stale one.  `devbox setup --force` commits a new disk under the same key:
+ * projects made from the old one keep it (their overlays name its path), new ones get the new one;
+ * `image prune` removes disks no project uses.  Project overlays name the derived disk as their
+ * backing file, so a disk file is never rewritten once committed. */
 #include "sandbox-internal.h"
+#include "../common/protocol.h"
 #include "../common/sha256.h"
 #include "../vm/vm.h"
 
@@ -28,7 +30,9 @@
 
 /* Bumped when what the guest init leaves on a root disk at boot changes in a way a derived disk
  * would keep (its records are then rebuilt, never reused). */
-#define DBX_DERIVED_VERSION "devbox-derived 1"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DBX_DERIVED_VERSION "devbox-derived 1, protocol " STR(DBX_PROTO_VERSION)
 #define DERIVED_REC_MAX (256u * 1024u)
 #define DERIVED_MAX_FILES 4096u
 
@@ -50,7 +54,7 @@ static void hash_str(struct dbx_sha256 *h, const char *s) {
     dbx_sha256_update(h, s, strlen(s) + 1); /* with its NUL: "ab","c" differs from "a","bc" */
 }
 
-void dbx_derived_key(const char *base, char *const *run, char ret[65]) {
+void dbx_derived_key(const char *base, char *const *run, char *const *context, char ret[65]) {
     struct dbx_sha256 h;
     dbx_sha256_init(&h);
     hash_str(&h, DBX_DERIVED_VERSION);
@@ -58,6 +62,9 @@ void dbx_derived_key(const char *base, char *const *run, char ret[65]) {
     hash_str(&h, slash ? slash + 1 : base);
     for (; run && *run; run++)
         hash_str(&h, *run);
+    hash_str(&h, ""); /* the commands end here (no command is empty) */
+    for (; context && *context; context++)
+        hash_str(&h, *context);
     uint8_t md[32];
     dbx_sha256_final(&h, md);
     for (int i = 0; i < 32; i++)
@@ -97,7 +104,7 @@ static bool disk_key(const char *name, char key[65]) {
     return key_ok(key);
 }
 
-int dbx_derived_lock(const struct dbx_paths *paths, const char *key, dbx_error **err) {
+int dbx_derived_lock(const struct dbx_paths *paths, const char *key, bool wait, dbx_error **err) {
     if (!key_ok(key)) return dbx_error_set(err, EINVAL, "bad derived disk key '%s'", key);
     _cleanup_free_ char *dir = dbx_derived_dir(paths);
     if (dbx_mkdir_p(dir, 0700, err) < 0) return -1;
@@ -105,10 +112,11 @@ int dbx_derived_lock(const struct dbx_paths *paths, const char *key, dbx_error *
     for (;;) {
         int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0) return dbx_error_set(err, errno, "open '%s'", p);
-        while (flock(fd, LOCK_EX) < 0)
+        while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
             if (errno != EINTR) {
                 int e = errno;
                 close(fd);
+                if (e == EWOULDBLOCK && !wait) return -EAGAIN;
                 return dbx_error_set(err, e, "lock '%s'", p);
             }
         /* prune unlinks lock files it holds: a lock on a file no longer at that name locks
@@ -301,12 +309,12 @@ int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64
         char key[65];
         disk_key(names[i], key);
         _cleanup_free_ char *path = dbx_xasprintf("%s/%s", dir, names[i]);
+        /* Not while setup builds or a start reuses this key (a start holds the lock until its
+         * project's record names the disk): the lock first, then the users. */
+        _cleanup_close_ int lock = dbx_derived_lock(paths, key, false, NULL);
+        if (lock < 0) continue;
         _cleanup_strv_ char **users = dbx_image_users(paths, path);
         if (users[0]) continue;
-        /* Not while setup builds or a start reuses this key: it may be about to be used. */
-        _cleanup_free_ char *lp = dbx_xasprintf("%s/%s.lock", dir, key);
-        _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-        if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) < 0) continue;
         struct stat st;
         if (lstat(path, &st) < 0 || unlink(path) < 0) continue;
         freed += (uint64_t)st.st_blocks * 512;
@@ -335,6 +343,22 @@ int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64
     for (size_t i = 0; i < n; i++)
         free(names[i]);
     free(names);
+    /* What a setup killed half-way left (KEY.build.qcow2), unless it is building now. */
+    d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));) {
+        size_t len = strlen(de->d_name);
+        if (len != 64 + 12 || strcmp(de->d_name + 64, ".build.qcow2") != 0) continue;
+        char key[65];
+        memcpy(key, de->d_name, 64);
+        key[64] = '\0';
+        if (!key_ok(key)) continue;
+        _cleanup_close_ int lock = dbx_derived_lock(paths, key, false, NULL);
+        if (lock < 0) continue;
+        _cleanup_free_ char *bp = dbx_xasprintf("%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(bp, &st) == 0 && unlink(bp) == 0) freed += (uint64_t)st.st_blocks * 512;
+    }
+    if (d) closedir(d);
     /* Lock files of keys with neither a record nor a disk (failed setups leave them), unlinked
      * while held (dbx_derived_lock then takes the new file). */
     d = opendir(dir);

@@ -79,8 +79,10 @@ void sup_ready_say(struct sup *s, char kind, const char *msg) {
 static void reap(struct sup *s) {
     struct signalfd_siginfo si;
     while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
-        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP)
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) {
+            s->stop_requested = true; /* outlives a setup VM's own stop */
             sup_begin_stop(s, "signal");
+        }
     }
     int status;
     pid_t pid;
@@ -230,6 +232,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     _cleanup_free_ char *sock = NULL, *alive = NULL;
     _cleanup_close_ int alive_fd = -EBADF;
     bool clean = false;
+    char pid[24];
+    int pn = 0;
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
@@ -257,8 +261,20 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, errno, "another supervisor owns '%s'", s.proj.root);
         goto out;
     }
+    /* Our pid in the lock we hold: before the control socket exists (an image build, [setup],
+     * the boot) this is how `devbox stop` reaches us. */
+    pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(alive_fd, 0) < 0 || pwrite(alive_fd, pid, (size_t)pn, 0) != pn) {
+        dbx_error_set(&err, errno, "write '%s'", alive);
+        goto out;
+    }
     sup_log("starting for '%s'", s.proj.root);
-    if (sup_prepare(&s, &err) < 0 || sup_boot(&s, &err) < 0) goto out;
+    if (sup_prepare(&s, &err) < 0) goto out;
+    if (s.stop_requested) { /* a stop during [setup]: do not boot the box after all */
+        dbx_error_set(&err, 0, "stopped while starting");
+        goto out;
+    }
+    if (sup_boot(&s, &err) < 0) goto out;
     sock = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_SOCK_NAME);
     s.relay.listen_fd = sup_listen_unix(sock, 128, &err);
     if (s.relay.listen_fd < 0 || sup_write_status_file(&s, &err) < 0) goto out;

@@ -131,7 +131,7 @@ int dbx_image_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t
  * qcow2 overlay of the base in data/derived/, shared by every project with the same image and
  * setup (sandbox-derived.c says how it is named and kept). */
 struct dbx_derived {
-    char key[65];    /* SHA-256 of (version, base disk name, setup commands), hex */
+    char key[65];    /* SHA-256 of (version, base disk name, setup commands, context), hex */
     char *image;     /* the image name setup ran on */
     char *base;      /* that image's raw base disk */
     char *disk;      /* the current derived disk: data/derived/KEY-MS.qcow2 */
@@ -142,12 +142,15 @@ struct dbx_derived {
 };
 void dbx_derived_clear(struct dbx_derived *d);
 char *dbx_derived_dir(const struct dbx_paths *paths);
-void dbx_derived_key(const char *base, char *const *run, char ret[65]);
+/* The key of the derived disk of base after run, given the other strings that shape setup's
+ * result (context, NULL-terminated, may be NULL). */
+void dbx_derived_key(const char *base, char *const *run, char *const *context, char ret[65]);
 /* What a project's record keeps to notice a changed [setup]: a hash of the commands only
  * ("" for none). */
 void dbx_setup_hash(char *const *run, char ret[65]);
-/* Lock KEY (blocking) against a concurrent build or prune; returns the fd. */
-int dbx_derived_lock(const struct dbx_paths *paths, const char *key, dbx_error **err);
+/* Lock KEY against a concurrent build, reuse or prune; returns the fd.  wait false: -EAGAIN
+ * (no error set) when someone holds it. */
+int dbx_derived_lock(const struct dbx_paths *paths, const char *key, bool wait, dbx_error **err);
 /* Where setup builds KEY's disk (under the lock). */
 char *dbx_derived_build_path(const struct dbx_paths *paths, const char *key);
 /* The record of KEY, whether or not its current disk still exists; -ENOENT (no error set)

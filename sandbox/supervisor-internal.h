@@ -50,6 +50,7 @@ struct sup {
     const char *net_override; /* --network none from the command line, or NULL */
     int ready_fd;             /* the starting client's report pipe, until "OK" or "E" */
     int sig_fd;               /* signalfd: SIGCHLD and the stop signals */
+    bool stop_requested;      /* a stop signal came (also while [setup] ran) */
 
     /* the VM's processes (supervisor-vm.c) */
     struct {
@@ -62,6 +63,7 @@ struct sup {
         uint64_t started_ms;
         int64_t started_wall;
         char *disk; /* the disk QEMU boots: the project's overlay, or setup's while it runs */
+        bool no_workspace; /* a setup VM that must not see the project (supervisor-setup.c) */
     } vm;
 
     /* the guest's state as the supervisor knows it (supervisor-health.c) */
@@ -116,9 +118,11 @@ char *sup_skew_error(unsigned version);
 /* The derived disk for the image and the profile's [setup]: reused when one exists (unless
  * force), else built by running setup in a VM of its own (see the file's comment).  Output
  * goes to the state dir's setup.log and, as "S" lines, to the starting client.  Errors name
- * the failing command's file:line and exit code.  ret is set on success (clear it). */
+ * the failing command's file:line and exit code.  ret is set on success (clear it), and
+ * *ret_lock is the derived disk's lock, for the caller to hold until its project record
+ * names the disk. */
 int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_image *img,
-              bool force, struct dbx_derived *ret, dbx_error **err);
+              bool force, struct dbx_derived *ret, int *ret_lock, dbx_error **err);
 
 /* ---- supervisor-health.c ---- */
 void sup_begin_stop(struct sup *s, const char *why);

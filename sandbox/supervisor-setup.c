@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@
 #define SETUP_LINE_MAX 2048u     /* longer output lines reach the client cut (the log has all) */
 
 struct setup_run {
+    char *const *image_env; /* the image's Env: setup's commands get it, not the repo's [env] */
     int log_fd;
     uint64_t logged;
     bool mid_line;       /* the log's last byte is not a newline (output without one at its end) */
@@ -102,14 +104,27 @@ static int run_command(struct sup *s, struct setup_run *run, const char *cmd, in
     sup_client_add(s, sp[0]); /* the relay owns it from here */
 
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-    /* apt and debconf must not wait for answers nobody can give */
-    char *env[] = {"DEBIAN_FRONTEND=noninteractive", NULL};
+    /* An admin command gets a fixed environment (the guest resets it), not the repo's [env]:
+     * the image's own is passed here, and apt and debconf must not wait for answers nobody
+     * can give. */
+    _cleanup_strv_ char **env = dbx_xcalloc(1, sizeof(char *));
+    for (char *const *e = run->image_env; e && *e; e++) {
+        /* the network policy's own proxy variables stay (as add_image_env keeps them) */
+        static const char *const proxy[] = {
+            "http_proxy=", "https_proxy=", "all_proxy=", "no_proxy="};
+        bool skip = false;
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(proxy) && !skip; i++)
+            skip = strncasecmp(*e, proxy[i], strlen(proxy[i])) == 0;
+        if (!skip) env = dbx_strv_push(env, *e);
+    }
+    env = dbx_strv_push(env, "DEBIAN_FRONTEND=noninteractive");
     struct dbx_exec_req req = {.flags = DBX_EXEC_ADMIN,
                                .user = "",
-                               .cwd = s->proj.root,
+                               /* a shared setup sees no project: it runs in / */
+                               .cwd = s->prof.setup_workspace ? s->proj.root : "/",
                                .argc = 3,
                                .argv = argv,
-                               .envc = 1,
+                               .envc = (uint32_t)dbx_strv_len(env),
                                .env = env};
     struct dbx_buf b = {0};
     dbx_exec_req_encode(&req, &b);
@@ -285,9 +300,10 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     s->plan = plan;
     s->net = net;
     s->vm.disk = (char *)build;
+    s->vm.no_workspace = !s->prof.setup_workspace;
     int r = sup_boot(s, err);
     if (r < 0) dbx_error_wrap(err, "boot the setup VM");
-    for (size_t i = 0; r == 0 && i < ncmd; i++) {
+    for (size_t i = 0; r == 0 && i < ncmd && !s->stop_requested; i++) {
         const char *cmd = s->prof.setup_run[i];
         _cleanup_free_ char *key = dbx_xasprintf("setup.run[%zu]", i + 1);
         const char *where = profile_origin_of(&s->prof, key);
@@ -302,14 +318,19 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
         } else if (code != 0) {
             r = dbx_error_set(err, 0,
                               "%s: setup command failed with exit code %d: %s (its output: "
-                              "'devbox logs --setup'; the box refuses commands until setup "
+                              "'devbox logs --setup'; %sthe box refuses commands until setup "
                               "succeeds)",
-                              where, code, cmd);
+                              where, code, cmd,
+                              s->prof.setup_workspace
+                                  ? ""
+                                  : "setup runs in / without the workspace unless [setup] "
+                                    "workspace = true; ");
         } else {
             sup_log("setup command %zu done in %llu ms", i + 1,
                     (unsigned long long)(dbx_now_ms() - t0));
         }
     }
+    if (r == 0 && s->stop_requested) r = dbx_error_set(err, 0, "setup stopped (devbox stop)");
     if (r == 0)
         r = stop_setup_vm(s, err);
     else
@@ -318,21 +339,62 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     s->plan = box_plan;
     s->net = box_net;
     s->vm.disk = box_disk;
+    s->vm.no_workspace = false;
     dbx_plan_free(&plan);
     net_free(net);
     return r;
 }
 
+/* What shapes setup's result besides the image and the commands, for the derived disk's key:
+ * the setup network as written (names, not what they resolve to now), and for a setup that
+ * sees the workspace the project itself (its disk then depends on the project's files and is
+ * never another project's). */
+static char **key_context(const struct sup *s, const struct profile_user *user) {
+    const struct profile *p = &s->prof;
+    char **v = dbx_xcalloc(1, sizeof(char *));
+    enum profile_net m = s->net_override ? PROFILE_NET_NONE : p->setup_net;
+    _cleanup_free_ char *mode = dbx_xasprintf("network %s", net_name(m));
+    v = dbx_strv_push(v, mode);
+    for (char **x = m == PROFILE_NET_ALLOWLIST ? p->setup_allow : NULL; x && *x; x++) {
+        _cleanup_free_ char *e = dbx_xasprintf("allow %s", *x);
+        v = dbx_strv_push(v, e);
+    }
+    for (char **x = m == PROFILE_NET_ALLOWLIST && user ? user->setup_allow : NULL; x && *x; x++) {
+        _cleanup_free_ char *e = dbx_xasprintf("pre-approved %s", *x);
+        v = dbx_strv_push(v, e);
+    }
+    for (char **x = m == PROFILE_NET_ALLOWLIST ? p->setup_resolve : NULL; x && *x; x++) {
+        _cleanup_free_ char *e = dbx_xasprintf("resolve %s", *x);
+        v = dbx_strv_push(v, e);
+    }
+    if (p->setup_workspace) {
+        _cleanup_free_ char *e = dbx_xasprintf("workspace %s", s->proj.root);
+        v = dbx_strv_push(v, e);
+    }
+    return v;
+}
+
 int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_image *img,
-              bool force, struct dbx_derived *ret, dbx_error **err) {
+              bool force, struct dbx_derived *ret, int *ret_lock, dbx_error **err) {
     char key[65];
-    dbx_derived_key(img->base, s->prof.setup_run, key);
-    _cleanup_close_ int lock = dbx_derived_lock(&s->paths, key, err);
-    if (lock < 0) return -1;
+    _cleanup_strv_ char **context = key_context(s, user);
+    dbx_derived_key(img->base, s->prof.setup_run, context, key);
     _cleanup_free_ char *logp = dbx_xasprintf("%s/setup.log", s->proj.state_dir);
-    struct setup_run run = {.log_fd = -1};
+    struct setup_run run = {.image_env = img->env, .log_fd = -1};
     run.log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (run.log_fd < 0) return dbx_error_set(err, errno, "open '%s'", logp);
+    _cleanup_close_ int lock = dbx_derived_lock(&s->paths, key, false, err);
+    if (lock == -EAGAIN) {
+        /* another project runs the same setup right now: its result is ours too */
+        setup_say(s, &run,
+                  "devbox: setup: waiting for another project's setup of the same "
+                  "image and commands");
+        lock = dbx_derived_lock(&s->paths, key, true, err);
+    }
+    if (lock < 0) {
+        close(run.log_fd);
+        return -1;
+    }
     int r = 0;
     if (!force && dbx_derived_get(&s->paths, key, ret, NULL) == 0) {
         char when[32];
@@ -341,6 +403,7 @@ int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_i
         setup_say(s, &run, "devbox: setup: reusing the derived disk %.12s (built for '%s' at %s)",
                   key, ret->built_for, when);
         close(run.log_fd);
+        *ret_lock = TAKE_FD(lock);
         return 0;
     }
     _cleanup_free_ char *build = dbx_derived_build_path(&s->paths, key);
@@ -362,6 +425,7 @@ int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_i
     if (r == 0) {
         setup_say(s, &run, "devbox: setup: done in %.0f s; saved as the derived disk %.12s",
                   (dbx_now_ms() - t0) / 1000.0, key);
+        *ret_lock = TAKE_FD(lock);
     } else {
         (void)unlink(build);
         if (*err) {

@@ -102,7 +102,7 @@ char *sup_skew_error(unsigned version) {
 
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
-        .ws_tag = "workspace",
+        .ws_tag = s->vm.no_workspace ? "" : "workspace",
         .ws_path = s->proj.root,
         .hostname = "devbox",
     };
@@ -206,12 +206,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", s->proj.state_dir, names[i]);
         r = logsink_open(&s->vm.logs[i], p, &wr[i], err);
     }
-    if (r == 0 && (vfs_listen = sup_listen_unix(vfs_path, 1, err)) < 0) r = -1;
-    if (r == 0) {
+    /* A shared setup VM gets no workspace at all: no virtiofsd, no device (supervisor-setup.c). */
+    bool ws = !s->vm.no_workspace;
+    if (r == 0 && ws && (vfs_listen = sup_listen_unix(vfs_path, 1, err)) < 0) r = -1;
+    if (r == 0 && ws) {
         dbx_set_nonblock(vfs_listen, false);
         r = mounts_idmap_get(&map, err);
     }
-    if (r == 0) {
+    if (r == 0 && ws) {
         struct mounts_vfs_config vc = {.source = s->proj.root,
                                        .listen_fd = vfs_listen,
                                        .log_fd = wr[2],
@@ -239,8 +241,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .kernel = s->kernel.vmlinuz,
             .initramfs = s->kernel.initramfs,
             .disk = disk,
-            .vfs_socket = vfs_path,
-            .vfs_tag = "workspace",
+            .vfs_socket = ws ? vfs_path : NULL,
+            .vfs_tag = ws ? "workspace" : NULL,
             .agent_fd = agent[1],
             .console_fd = con[1],
             .cpus = s->prof.cpus,
@@ -386,10 +388,10 @@ static int fit_disk(struct sup *s, const char *disk, dbx_error **err) {
     return 0;
 }
 
-/* The file `devbox setup --force` leaves in the state dir for the supervisor it starts. */
-static bool take_setup_force(struct sup *s) {
-    _cleanup_free_ char *p = dbx_xasprintf("%s/%s", s->proj.state_dir, DBX_SETUP_FORCE);
-    return unlink(p) == 0;
+/* The file `devbox setup --force` leaves in the state dir for the supervisor it starts; it
+ * goes once a setup succeeded (a failed forced setup is forced again next time). */
+static char *setup_force_path(struct sup *s) {
+    return dbx_xasprintf("%s/%s", s->proj.state_dir, DBX_SETUP_FORCE);
 }
 
 /* The project's disk: kept from the last run, or made from the image (through [setup]'s
@@ -403,7 +405,8 @@ static int prepare_disk(struct sup *s, const struct profile_user *user, struct d
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     char hash[65];
     dbx_setup_hash(s->prof.setup_run, hash);
-    bool force = take_setup_force(s);
+    _cleanup_free_ char *force_path = setup_force_path(s);
+    bool force = access(force_path, F_OK) == 0;
     bool have =
         dbx_project_rec_load(s->proj.state_dir, &s->rec, NULL) == 0 && access(disk, F_OK) == 0;
     if (have && (force || strcmp(s->rec.setup ? s->rec.setup : "", hash) != 0)) {
@@ -440,12 +443,16 @@ static int prepare_disk(struct sup *s, const struct profile_user *user, struct d
     add_image_env(&s->prof, img->env);
     struct dbx_derived derived = {0};
     const char *backing = img->base;
+    /* Held until the project's record names the derived disk: `image prune` takes it before
+     * it looks for users. */
+    _cleanup_close_ int lock = -EBADF;
     if (s->prof.setup_run && s->prof.setup_run[0]) {
-        if (sup_setup(s, user, img, force, &derived, err) < 0) {
+        if (sup_setup(s, user, img, force, &derived, &lock, err) < 0) {
             dbx_derived_clear(&derived);
             return -1;
         }
         backing = derived.disk;
+        (void)unlink(force_path);
     }
     int r = vm_disk_create_overlay(backing, disk, s->prof.disk, err);
     s->rec = (struct dbx_project_rec){dbx_xstrdup(s->proj.root), dbx_xstrdup(img->name),

@@ -3,6 +3,7 @@
  * host's apt already uses (users behind a company mirror have no other way out). */
 #define _GNU_SOURCE
 #include "vm-internal.h"
+#include "../common/netaddr.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -62,6 +63,16 @@ static char *uri_host(const char *uri, size_t n) {
             return NULL;
         }
         *c = (char)tolower((unsigned char)*c);
+    }
+    /* Never by default: the host itself or its networks by address (apt-cacher-ng on
+     * localhost:3142 would be a way out of the box for every repo's setup); the user names
+     * those in config.ini [setup] allow when they mean it. */
+    size_t hl = strcspn(h, ":");
+    struct dbx_addr a;
+    if ((hl == 9 && strncmp(h, "localhost", 9) == 0) ||
+        (dbx_addr_parse(h, hl, AF_INET, &a) == 0 && dbx_addr_classify(&a) != DBX_ADDR_PUBLIC)) {
+        free(h);
+        return NULL;
     }
     return h;
 }

@@ -54,11 +54,18 @@ static void test_key(void **state) {
     char *c[] = {"apt-get updateapt-get install -y gcc", NULL};
     char *d[] = {"apt-get install -y gcc", "apt-get update", NULL};
     char k1[65], k2[65], k3[65], k4[65], k5[65];
-    dbx_derived_key("/x/bases/aaa.raw", a, k1);
-    dbx_derived_key("/elsewhere/aaa.raw", b, k2); /* the base's name is its digest */
-    dbx_derived_key("/x/bases/aaa.raw", c, k3);
-    dbx_derived_key("/x/bases/aaa.raw", d, k4);
-    dbx_derived_key("/x/bases/bbb.raw", a, k5);
+    dbx_derived_key("/x/bases/aaa.raw", a, NULL, k1);
+    dbx_derived_key("/elsewhere/aaa.raw", b, NULL, k2); /* the base's name is its digest */
+    dbx_derived_key("/x/bases/aaa.raw", c, NULL, k3);
+    dbx_derived_key("/x/bases/aaa.raw", d, NULL, k4);
+    dbx_derived_key("/x/bases/bbb.raw", a, NULL, k5);
+    char k6[65], k7[65];
+    char *net[] = {"network allowlist", "allow mirror.test", NULL};
+    char *proj[] = {"network allowlist", "allow mirror.test", "workspace 0123", NULL};
+    dbx_derived_key("/x/bases/aaa.raw", a, net, k6);
+    dbx_derived_key("/x/bases/aaa.raw", a, proj, k7);
+    assert_string_not_equal(k1, k6); /* what else shapes the result */
+    assert_string_not_equal(k6, k7);
     assert_int_equal(strlen(k1), 64);
     assert_string_equal(k1, k2);
     assert_string_not_equal(k1, k3); /* lines are not just concatenated */
@@ -81,8 +88,8 @@ static char *make_base(void) {
 static void commit(const char *base, char **run, struct dbx_derived *ret) {
     dbx_error *err = NULL;
     char key[65];
-    dbx_derived_key(base, run, key);
-    int lock = dbx_derived_lock(&paths, key, &err);
+    dbx_derived_key(base, run, NULL, key);
+    int lock = dbx_derived_lock(&paths, key, true, &err);
     assert_true(lock >= 0);
     char *build = dbx_derived_build_path(&paths, key);
     if (vm_disk_create_overlay(base, build, 0, &err) < 0) fail_msg("%s", err->msg);
@@ -125,7 +132,7 @@ static void test_commit_get_list_prune(void **state) {
     char *run[] = {"echo one", "echo two", NULL};
     struct dbx_derived d = {0}, g = {0};
     char missing[65];
-    dbx_derived_key(base, (char *[]){"other", NULL}, missing);
+    dbx_derived_key(base, (char *[]){"other", NULL}, NULL, missing);
     assert_int_equal(dbx_derived_get(&paths, missing, &g, &err), -ENOENT);
     assert_null(err);
     assert_int_equal(dbx_derived_get(&paths, "../../etc/passwd", &g, &err), -EINVAL);
@@ -189,7 +196,7 @@ static void test_commit_get_list_prune(void **state) {
     sh("rm -rf '%s/p1'", tmpl);
     char *pdir = dbx_xasprintf("%s/projects", paths.state);
     sh("rm -rf '%s'", pdir);
-    int lock = dbx_derived_lock(&paths, d.key, &err);
+    int lock = dbx_derived_lock(&paths, d.key, true, &err);
     assert_true(lock >= 0);
     assert_int_equal(dbx_derived_prune(&paths, &removed, &freed, &err), 0);
     assert_int_equal(dbx_strv_len(removed), 0);
@@ -203,7 +210,7 @@ static void test_commit_get_list_prune(void **state) {
     assert_int_equal(dbx_derived_load(&paths, d.key, &g, &err), -ENOENT); /* record gone */
     assert_int_equal(access(lp, F_OK), -1);                               /* and its lock */
     /* a lock taken again works on a fresh file */
-    lock = dbx_derived_lock(&paths, d.key, &err);
+    lock = dbx_derived_lock(&paths, d.key, true, &err);
     assert_true(lock >= 0);
     assert_int_equal(access(lp, F_OK), 0);
     close(lock);

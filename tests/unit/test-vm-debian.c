@@ -191,7 +191,10 @@ static void test_hosts(void **state) {
         "deb-src http://src.example.com/debian bookworm main\n"
         "deb [trusted=yes] https://mirror.example.com:8443/x bookworm-updates main\n"
         "deb file:/srv/local ./\n"
-        "deb http://user@evil.example/debian bookworm main\n",
+        "deb http://user@evil.example/debian bookworm main\n"
+        "deb http://localhost:3142/debian bookworm main\n"
+        "deb http://127.0.0.1:3142/debian bookworm main\n"
+        "deb http://10.1.2.3/debian bookworm main\n",
         "sources.list.d/debian.sources",
         "Types: deb\nURIs: http://security.example.org/debian-security\n"
         "Suites: bookworm-security\nComponents: main\n\n"
