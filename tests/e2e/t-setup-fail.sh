@@ -59,3 +59,45 @@ assert_setup_progress "$ERR" 3 "stderr of the start after the fix" "${CMDS[@]}"
 assert_contains "$ERR" "fixed" "stderr of the start after the fix: the fixed command's output"
 ok dbx exec -- echo runs
 assert_eq runs "$OUT" "a command after setup succeeded"
+
+# ---- a shared setup does not see the project; workspace = true does ----------------------------
+echo "project data" >"$R/project-file"
+write_profile "$R" "[setup]
+run = cat $R/project-file > /from-workspace
+network = none"
+ok dbx stop
+ok dbx trust
+expect_rc 125 dbx exec -- true
+assert_contains "$ERR" "setup command failed with exit code 1: cat $R/project-file" \
+    "a shared setup reading the workspace"
+assert_contains "$ERR" "without the workspace unless [setup] workspace = true" \
+    "the failure says where setup runs"
+write_profile "$R" "[setup]
+run = cat $R/project-file > /from-workspace
+network = none
+workspace = true"
+ok dbx trust
+ok dbx exec -- cat /from-workspace
+assert_eq "project data" "$OUT" "a setup with workspace = true read the project's file"
+
+# ---- devbox stop while setup runs: the starting command fails, nothing is left running --------
+write_profile "$R" "[setup]
+run = sleep 600
+network = none"
+ok dbx stop
+ok dbx trust
+dbx exec -- echo must-not-run >"$TEST_TMP/bg.out" 2>"$TEST_TMP/bg.err" &
+bg=$!
+for _ in $(seq 1 120); do
+    grep -q 'setup \[1/1\]' "$TEST_TMP/bg.err" 2>/dev/null && break
+    sleep 1
+done
+grep -q 'setup \[1/1\]' "$TEST_TMP/bg.err" || fail "setup did not start: $(show "$(cat "$TEST_TMP/bg.err")")"
+run dbx status
+assert_eq 0 "$RC" "exit code of status while setup runs"
+ok dbx stop
+wait "$bg"
+bgrc=$?
+assert_eq 125 "$bgrc" "exit code of the exec whose setup was stopped"
+assert_not_contains "$(cat "$TEST_TMP/bg.out")" "must-not-run" "stdout of the exec whose setup was stopped"
+assert_no_vm_procs 10
