@@ -100,3 +100,12 @@ void dbx_sha256(const void *p, size_t n, uint8_t out[32]) {
     dbx_sha256_update(&c, p, n);
     dbx_sha256_final(&c, out);
 }
+
+void dbx_sha256_hex(const uint8_t md[32], char out[65]) {
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[md[i] >> 4];
+        out[2 * i + 1] = digits[md[i] & 15];
+    }
+    out[64] = '\0';
+}

@@ -15,3 +15,5 @@ void dbx_sha256_init(struct dbx_sha256 *c);
 void dbx_sha256_update(struct dbx_sha256 *c, const void *p, size_t n);
 void dbx_sha256_final(struct dbx_sha256 *c, uint8_t out[32]);
 void dbx_sha256(const void *p, size_t n, uint8_t out[32]);
+/* The digest as 64 lowercase hex digits and a NUL. */
+void dbx_sha256_hex(const uint8_t md[32], char out[65]);

@@ -68,20 +68,10 @@ static char *human_size(uint64_t n) {
 
 /* Projects using any disk of a derived record's key (a project keeps the disk it was made
  * from after `devbox setup --force` commits a newer one). */
-static char **derived_users(const struct dbx_paths *paths, const struct dbx_derived *d) {
-    char **users = dbx_xcalloc(1, sizeof(char *));
-    _cleanup_strv_ char **ids = NULL;
-    if (dbx_project_list(paths, &ids, NULL) < 0) return users;
-    for (char **id = ids; id && *id; id++) {
-        _cleanup_free_ char *state = dbx_xasprintf("%s/projects/%s", paths->state, *id);
-        struct dbx_project_rec rec = {0};
-        char key[65];
-        if (dbx_project_rec_load(state, &rec, NULL) == 0 && rec.base &&
-            dbx_derived_is_disk(paths, rec.base, key) && strcmp(key, d->key) == 0)
-            users = dbx_strv_push(users, rec.root);
-        dbx_project_rec_clear(&rec);
-    }
-    return users;
+static bool of_key(const struct dbx_paths *paths, const struct dbx_project_rec *rec,
+                   const void *key) {
+    char k[65];
+    return dbx_derived_is_disk(paths, rec->base, k) && strcmp(k, key) == 0;
 }
 
 int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
@@ -132,7 +122,7 @@ int cmd_images(struct cmd_ctx *ctx, int argc, char **argv) {
         return cmd_fail(&err);
     }
     for (size_t i = 0; i < dn; i++) {
-        _cleanup_strv_ char **users = derived_users(&ctx->paths, &dv[i]);
+        _cleanup_strv_ char **users = dbx_projects_where(&ctx->paths, of_key, dv[i].key);
         _cleanup_free_ char *name = dbx_derived_name(&dv[i]);
         if (json) {
             json_t *u = json_array(), *run = json_array();

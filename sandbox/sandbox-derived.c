@@ -67,8 +67,7 @@ void dbx_derived_key(const char *base, char *const *run, char *const *context, c
         hash_str(&h, *context);
     uint8_t md[32];
     dbx_sha256_final(&h, md);
-    for (int i = 0; i < 32; i++)
-        sprintf(ret + 2 * i, "%02x", md[i]);
+    dbx_sha256_hex(md, ret);
 }
 
 void dbx_setup_hash(char *const *run, char ret[65]) {
@@ -82,8 +81,7 @@ void dbx_setup_hash(char *const *run, char ret[65]) {
         hash_str(&h, *run);
     uint8_t md[32];
     dbx_sha256_final(&h, md);
-    for (int i = 0; i < 32; i++)
-        sprintf(ret + 2 * i, "%02x", md[i]);
+    dbx_sha256_hex(md, ret);
 }
 
 static bool key_ok(const char *k) {

@@ -733,7 +733,10 @@ static void image_list_free(struct dbx_image *v, size_t n) {
     free(v);
 }
 
-char **dbx_image_users(const struct dbx_paths *paths, const char *base) {
+char **dbx_projects_where(const struct dbx_paths *paths,
+                          bool (*match)(const struct dbx_paths *paths,
+                                        const struct dbx_project_rec *rec, const void *ud),
+                          const void *ud) {
     char **users = dbx_xcalloc(1, sizeof(char *));
     _cleanup_strv_ char **ids = NULL;
     if (dbx_project_list(paths, &ids, NULL) < 0) return users;
@@ -741,19 +744,27 @@ char **dbx_image_users(const struct dbx_paths *paths, const char *base) {
         _cleanup_free_ char *state = dbx_xasprintf("%s/projects/%s", paths->state, *id);
         struct dbx_project_rec rec = {0};
         if (dbx_project_rec_load(state, &rec, NULL) < 0) continue;
-        bool uses = rec.base && strcmp(rec.base, base) == 0;
-        /* A derived disk ([setup]) is itself backed by its image's base disk (its record says
-         * which, also for an older disk of the key than the record's current one). */
-        char key[65];
-        struct dbx_derived d = {0};
-        if (!uses && rec.base && dbx_derived_is_disk(paths, rec.base, key) &&
-            dbx_derived_load(paths, key, &d, NULL) == 0)
-            uses = strcmp(d.base, base) == 0;
-        dbx_derived_clear(&d);
-        if (uses) users = dbx_strv_push(users, rec.root);
+        if (rec.base && match(paths, &rec, ud)) users = dbx_strv_push(users, rec.root);
         dbx_project_rec_clear(&rec);
     }
     return users;
+}
+
+static bool backed_by(const struct dbx_paths *paths, const struct dbx_project_rec *rec,
+                      const void *base) {
+    if (strcmp(rec->base, base) == 0) return true;
+    /* A derived disk ([setup]) is itself backed by its image's base disk (its record says
+     * which, also for an older disk of the key than the record's current one). */
+    char key[65];
+    struct dbx_derived d = {0};
+    bool uses = dbx_derived_is_disk(paths, rec->base, key) &&
+                dbx_derived_load(paths, key, &d, NULL) == 0 && strcmp(d.base, base) == 0;
+    dbx_derived_clear(&d);
+    return uses;
+}
+
+char **dbx_image_users(const struct dbx_paths *paths, const char *base) {
+    return dbx_projects_where(paths, backed_by, base);
 }
 
 int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **ret_json,

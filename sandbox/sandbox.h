@@ -112,8 +112,14 @@ char *dbx_image_debian_mirror(void);
 /* Every image record, sorted by name. */
 int dbx_image_list(const struct dbx_paths *paths, struct dbx_image **ret, size_t *ret_n,
                    dbx_error **err);
-/* Projects (their roots, NULL-terminated) whose disk is backed by base. */
+/* Projects (their roots, NULL-terminated) whose disk is backed by base, directly or through
+ * a derived disk. */
 char **dbx_image_users(const struct dbx_paths *paths, const char *base);
+/* Projects (their roots, NULL-terminated) whose record (with a base) match() accepts. */
+char **dbx_projects_where(const struct dbx_paths *paths,
+                          bool (*match)(const struct dbx_paths *paths,
+                                        const struct dbx_project_rec *rec, const void *ud),
+                          const void *ud);
 /* Details for `image inspect` as JSON text. */
 int dbx_image_inspect(const struct dbx_paths *paths, const char *name, char **ret_json,
                       dbx_error **err);
