@@ -454,3 +454,10 @@ int dbx_ca_pem_check(const char *pem, dbx_error **err) {
 int dbx_exit_code(bool signaled, uint32_t value) {
     return signaled ? 128 + (int)(value & 0x7f) : (int)(value & 0xff);
 }
+
+bool dbx_user_is_root(const char *user) {
+    const char *colon = strchr(user, ':');
+    size_t n = colon ? (size_t)(colon - user) : strlen(user);
+    bool uid0 = (n == 1 && user[0] == '0') || (n == 4 && memcmp(user, "root", 4) == 0);
+    return uid0 && (!colon || strcmp(colon + 1, "0") == 0 || strcmp(colon + 1, "root") == 0);
+}

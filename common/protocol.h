@@ -114,10 +114,12 @@ enum {
     DBX_EXEC_STDIN = 1u << 1, /* keep stdin open (else the command sees EOF at once) */
     DBX_EXEC_LOGIN = 1u << 2, /* argv empty: run the user's login shell */
     /* One administrative command the user typed on the host (`devbox exec --admin`): uid 0 with
-     * the plan's root capabilities plus DBX_CAPS_ADMIN (common/plan.h); user must be "",
-     * "root" or "0".  Only the host can ask for it: the agent channel belongs to the init and
-     * nothing in the box can send it a frame, and the supervisor passes the flag on only from
-     * its own control socket (the user on the host), logging each one. */
+     * the plan's root capabilities plus DBX_CAPS_ADMIN (common/plan.h); user must be "" or
+     * root (dbx_user_is_root: "root", "0", "0:0", "root:root"), and the environment is reset
+     * (guest/init-env.c: no profile [env] but the proxy variables).  Only the host can ask for it:
+     * the agent channel belongs to the init and nothing in the box can send it a frame, and the
+     * supervisor passes the flag on only from its own control socket (the user on the host),
+     * logging each one. */
     DBX_EXEC_ADMIN = 1u << 3,
 };
 
@@ -237,6 +239,12 @@ int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **relea
  * naming the line ("line 7: not base64") otherwise.  The one spelling both the host's loader
  * (sandbox-ca.c, which re-encodes with OpenSSL) and the guest accept. */
 int dbx_ca_pem_check(const char *pem, dbx_error **err);
+
+/* Whether an EXEC user spec names root and nothing else: "root" or "0", alone or with the group
+ * "root" or "0" ("0:0", "root:root").  The one check both the client (`--admin -u USER`) and
+ * the guest (DBX_EXEC_ADMIN, which also takes "") apply; the guest then runs the command as 0:0
+ * whatever the image's passwd says. */
+bool dbx_user_is_root(const char *user);
 
 /* Map an EXIT payload to a shell exit code: value, or 128+signal. */
 int dbx_exit_code(bool signaled, uint32_t value);

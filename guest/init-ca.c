@@ -11,18 +11,23 @@
  *                 between two marker lines at its end, replacing the previous boot's block:
  *                 the root disk persists, so five boots leave one block; written atomically
  *                 with its mode and owner kept
- *   devbox-ca.pem /etc/ssl/devbox-ca.pem: the system bundle (read through symlinks, but only
- *                 inside the root file system) without our block, then the host's
- *                 certificates; what SSL_CERT_FILE and friends name (init-exec.c), for the
+ *   devbox-ca.pem /etc/ssl/devbox-ca.pem: the certificate blocks of the system bundle (read
+ *                 through symlinks, but only inside the root file system, and only a file of
+ *                 root's that everyone may read) without our block, then the host's
+ *                 certificates; what SSL_CERT_FILE and friends name (init-env.c), for the
  *                 programs that read a bundle of their own choosing
  * With no certificates all of it is undone: the files removed, the blocks taken out.
  *
  * The box's root may have changed any of these paths in an earlier boot (the disk persists),
  * so nothing here follows a symlink when it writes or removes: every directory on the way is
- * opened with O_NOFOLLOW, one component at a time, and files are replaced by rename. */
+ * opened with O_NOFOLLOW, one component at a time, and files are replaced by rename.  And
+ * nothing it planted may stop the boot: a symlink, a file or a directory in the way of one of
+ * our files, or a bundle over the size cap, is a note in the console log and that file is
+ * skipped (its CA variable is not set); only I/O errors fail. */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <ctype.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,6 +35,8 @@
 #define CA_MARK_BEGIN "# devbox: host CA certificates (begin)\n"
 #define CA_MARK_END "# devbox: host CA certificates (end)\n"
 #define CA_BUNDLE_MAX (8u << 20) /* a system bundle: Debian's is about 220 KiB */
+#define PEM_CERT_BEGIN "-----BEGIN CERTIFICATE-----"
+#define PEM_CERT_END "-----END CERTIFICATE-----"
 
 static const char *const ca_bundles[] = {
     "etc/ssl/certs/ca-certificates.crt", /* Debian, Ubuntu, Alpine */
@@ -69,9 +76,9 @@ static void path_split(const char *rel, char **ret_dir, char **ret_name) {
     *ret_name = dbx_xstrdup(s + 1);
 }
 
-/* A regular file's content (at most cap bytes), not following a symlink.  0; -ENOENT when it
- * is missing (no *err); -ELOOP/-EINVAL when it is a symlink or not a regular file (no *err);
- * else -1 with *err. */
+/* A regular file's content (at most CA_BUNDLE_MAX bytes), not following a symlink.  0; -ENOENT
+ * when it is missing, -ELOOP/-EINVAL when it is a symlink or not a regular file, -E2BIG when it
+ * is larger (no *err for these); else -1 with *err. */
 static int read_regular(int dfd, const char *name, const char *shown, char **ret, struct stat *st,
                         dbx_error **err) {
     /* O_NONBLOCK: a FIFO planted there must not hang the boot before fstat says what it is */
@@ -80,9 +87,9 @@ static int read_regular(int dfd, const char *name, const char *shown, char **ret
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", shown);
     if (fstat(fd, st) < 0) return dbx_error_set(err, errno, "stat '%s'", shown);
     if (!S_ISREG(st->st_mode)) return -EINVAL;
-    if (dbx_read_all(fd, CA_BUNDLE_MAX, ret, NULL, err) < 0)
-        return dbx_error_wrap(err, "read '%s'", shown);
-    return 0;
+    int r = dbx_read_all(fd, CA_BUNDLE_MAX, ret, NULL, NULL);
+    if (r == -E2BIG) return r;
+    return r < 0 ? dbx_error_set(err, -r, "read '%s'", shown) : 0;
 }
 
 /* Replace dfd/name with data atomically: a temporary file with the given owner and mode,
@@ -109,20 +116,50 @@ static int write_atomic(int dfd, const char *name, const char *shown, const char
     return 0;
 }
 
+/* What the box's root causes by putting a symlink, a file or a directory where we write. */
+static bool blocked(int code) {
+    return code == ENOTDIR || code == ELOOP || code == EISDIR;
+}
+
+/* *e (taken): a note "MSG, then" and 0 when the box's root blocked the file, else moved to *err
+ * and its -code. */
+static int note_or_fail(dbx_error **e, const char *then, char ***notes, dbx_error **err) {
+    if (!blocked((*e)->code)) {
+        int r = -(*e)->code;
+        if (err)
+            *err = TAKE_PTR(*e);
+        else
+            dbx_error_free(e);
+        return r;
+    }
+    _cleanup_free_ char *m = dbx_xasprintf("%s, %s", (*e)->msg, then);
+    *notes = dbx_strv_push(*notes, m);
+    dbx_error_free(e);
+    return 0;
+}
+
 /* Write (data != NULL) or remove (data == NULL) root/rel, a file of ours (mode 0644, owned by
- * us).  Writing creates missing directories. */
-static int own_file(int rootfd, const char *rel, const char *data, dbx_error **err) {
+ * us).  Writing creates missing directories.  1 when done; 0 when the box's root blocked it (a
+ * note); < 0 with *err.  Nothing behind a symlink, or at a directory, is ours to remove: we never
+ * write through one. */
+static int own_file(int rootfd, const char *rel, const char *data, char ***notes, dbx_error **err) {
     _cleanup_free_ char *dir = NULL, *name = NULL, *shown = dbx_xasprintf("/%s", rel);
     path_split(rel, &dir, &name);
     _cleanup_close_ int dfd = dir_open(rootfd, dir, data != NULL);
-    if (dfd < 0 && !data && (errno == ENOENT || errno == ENOTDIR)) return 0;
-    if (dfd < 0) return dbx_error_set(err, errno, "open the directory of '%s'", shown);
     if (!data) {
-        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+        if (dfd < 0 && (errno == ENOENT || blocked(errno))) return 1;
+        if (dfd < 0) return dbx_error_set(err, errno, "open the directory of '%s'", shown);
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT && !blocked(errno))
             return dbx_error_set(err, errno, "remove '%s'", shown);
-        return 0;
+        return 1;
     }
-    return write_atomic(dfd, name, shown, data, strlen(data), geteuid(), getegid(), 0644, err);
+    dbx_error *e = NULL;
+    if (dfd < 0)
+        dbx_error_set(&e, errno, "open the directory of '%s'", shown);
+    else if (write_atomic(dfd, name, shown, data, strlen(data), geteuid(), getegid(), 0644, &e) ==
+             0)
+        return 1;
+    return note_or_fail(&e, "not written", notes, err);
 }
 
 /* ---- the marker block ------------------------------------------------------------------- */
@@ -158,7 +195,7 @@ static char *block_add(const char *text, const char *pem) {
 }
 
 /* One system bundle: our block replaced (or removed with pem ""), left alone when it is
- * missing, a symlink or not a regular file (noted). */
+ * missing, a symlink, not a regular file or over CA_BUNDLE_MAX (noted). */
 static int bundle_update(int rootfd, const char *rel, const char *pem, char ***notes,
                          dbx_error **err) {
     _cleanup_free_ char *dir = NULL, *name = NULL, *shown = dbx_xasprintf("/%s", rel);
@@ -175,9 +212,11 @@ static int bundle_update(int rootfd, const char *rel, const char *pem, char ***n
     struct stat st;
     int r = read_regular(dfd, name, shown, &text, &st, err);
     if (r == -ENOENT) return 0;
-    if (r == -ELOOP || r == -EINVAL) {
+    if (r == -ELOOP || r == -EINVAL || r == -E2BIG) {
         _cleanup_free_ char *m = dbx_xasprintf("'%s' is %s, left alone", shown,
-                                               r == -ELOOP ? "a symlink" : "not a regular file");
+                                               r == -ELOOP    ? "a symlink"
+                                               : r == -EINVAL ? "not a regular file"
+                                                              : "larger than 8 MiB");
         *notes = dbx_strv_push(*notes, m);
         return 0;
     }
@@ -187,14 +226,68 @@ static int bundle_update(int rootfd, const char *rel, const char *pem, char ***n
     _cleanup_free_ char *next = block_add(text, pem);
     /* no block and nothing to take out: leave the file (and its mtime) exactly as it is */
     if (strcmp(next, old) == 0 || (!pem[0] && strcmp(text, old) == 0)) return 0;
-    return write_atomic(dfd, name, shown, next, strlen(next), st.st_uid, st.st_gid, st.st_mode,
-                        err);
+    dbx_error *e = NULL;
+    if (write_atomic(dfd, name, shown, next, strlen(next), st.st_uid, st.st_gid, st.st_mode, &e) ==
+        0)
+        return 0;
+    return note_or_fail(&e, "left alone", notes, err);
 }
 
-/* The first system bundle there is, our block taken out; read through symlinks (Fedora's are),
- * but only inside the root file system: no "..", absolute link or mount point leads out, and
- * no /proc magic link.  "" when there is none. */
-static char *system_bundle(int rootfd) {
+static bool line_is(const char *l, size_t len, const char *s) {
+    return len == strlen(s) && memcmp(l, s, len) == 0;
+}
+
+static bool line_base64(const char *l, size_t len) {
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)l[i]) && l[i] != '+' && l[i] != '/' && l[i] != '=')
+            return false;
+    return len > 0;
+}
+
+/* Only the certificate blocks of text, each line ending in "\n" (a "\r" before it dropped): a
+ * line PEM_CERT_BEGIN, base64 lines, a line PEM_CERT_END.  Comments, other PEM blocks (keys,
+ * OpenSSL's trusted certificates) and a block with another line in it or without its end are
+ * left out.  Caller frees. */
+static char *cert_blocks(const char *text) {
+    char *out = dbx_xmalloc(strlen(text) + 2);
+    size_t n = 0, start = 0;
+    bool in = false;
+    for (const char *l = text; *l;) {
+        const char *nl = strchrnul(l, '\n');
+        size_t len = (size_t)(nl - l);
+        if (len > 0 && l[len - 1] == '\r') len--;
+        bool keep = false;
+        if (!in && line_is(l, len, PEM_CERT_BEGIN)) {
+            in = keep = true;
+            start = n;
+        } else if (in && line_is(l, len, PEM_CERT_END)) {
+            keep = true;
+            in = false;
+        } else if (in && line_base64(l, len)) {
+            keep = true;
+        } else if (in) { /* not a certificate: the block goes */
+            in = false;
+            n = start;
+        }
+        if (keep) {
+            memcpy(out + n, l, len);
+            n += len;
+            out[n++] = '\n';
+        }
+        l = *nl ? nl + 1 : nl;
+    }
+    out[in ? start : n] = '\0';
+    return out;
+}
+
+/* The certificates of the first system bundle there is, our block taken out; read through
+ * symlinks (Fedora's are), but only inside the root file system: no "..", absolute link or
+ * mount point leads out, and no /proc magic link.  What it names must be a regular file owned
+ * by root (the uid we run as: root in the VM, the test's own on the host) that everyone may
+ * read: root in the box, even with no capabilities, can point the bundle at the box user's
+ * private files, and devbox-ca.pem is 0644.  Only certificate blocks are copied.  A bundle
+ * refused is a note, and the next one is tried.  "" when there is none. */
+static char *system_bundle(int rootfd, char ***notes) {
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ca_bundles); i++) {
         struct open_how how = {
             .flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC,
@@ -203,12 +296,20 @@ static char *system_bundle(int rootfd) {
         _cleanup_close_ int fd =
             (int)syscall(SYS_openat2, rootfd, ca_bundles[i], &how, sizeof(how));
         struct stat st;
-        char *text = NULL;
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-            dbx_read_all(fd, CA_BUNDLE_MAX, &text, NULL, NULL) < 0)
-            continue;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        _cleanup_free_ char *text = NULL, *m = NULL;
+        int r = 0;
+        if (st.st_uid != geteuid() || !(st.st_mode & S_IROTH))
+            m = dbx_xasprintf("'/%s' (through its symlinks) is not root's and readable by all "
+                              "(owner %u, mode %04o), not copied into " CA_DEVBOX_PEM,
+                              ca_bundles[i], (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+        else if ((r = dbx_read_all(fd, CA_BUNDLE_MAX, &text, NULL, NULL)) == -E2BIG)
+            m = dbx_xasprintf("'/%s' is larger than 8 MiB, not copied into " CA_DEVBOX_PEM,
+                              ca_bundles[i]);
+        if (m) *notes = dbx_strv_push(*notes, m);
+        if (m || r < 0) continue;
         block_strip(text);
-        return text;
+        return cert_blocks(text);
     }
     return dbx_xstrdup("");
 }
@@ -220,22 +321,27 @@ int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err
     _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return dbx_error_set(err, errno, "open '%s'", root);
     /* before the bundles change: the system's own certificates, without a block of ours */
-    _cleanup_free_ char *sys = pem[0] ? system_bundle(rootfd) : NULL;
+    _cleanup_free_ char *sys = pem[0] ? system_bundle(rootfd, notes) : NULL;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ca_bundles); i++)
         if (bundle_update(rootfd, ca_bundles[i], pem, notes, err) < 0) return -1;
     if (!pem[0]) {
-        if (own_file(rootfd, CA_HOST_CRT + 1, NULL, err) < 0 ||
-            own_file(rootfd, CA_ANCHOR + 1, NULL, err) < 0 ||
-            own_file(rootfd, CA_DEVBOX_PEM + 1, NULL, err) < 0)
+        if (own_file(rootfd, CA_HOST_CRT + 1, NULL, notes, err) < 0 ||
+            own_file(rootfd, CA_ANCHOR + 1, NULL, notes, err) < 0 ||
+            own_file(rootfd, CA_DEVBOX_PEM + 1, NULL, notes, err) < 0)
             return -1;
         _cleanup_close_ int d = dir_open(rootfd, "usr/local/share/ca-certificates", false);
         if (d >= 0) unlinkat(d, "devbox", AT_REMOVEDIR); /* only when empty */
         return 0;
     }
-    if (own_file(rootfd, CA_HOST_CRT + 1, pem, err) < 0) return -1;
+    int has = 0;
+    int r = own_file(rootfd, CA_HOST_CRT + 1, pem, notes, err);
+    if (r < 0) return -1;
+    has |= r > 0 ? CA_HAS_HOST_CRT : 0;
     _cleanup_close_ int trust = dir_open(rootfd, "etc/pki/ca-trust", false);
-    if (trust >= 0 && own_file(rootfd, CA_ANCHOR + 1, pem, err) < 0) return -1;
+    if (trust >= 0 && own_file(rootfd, CA_ANCHOR + 1, pem, notes, err) < 0) return -1;
     _cleanup_free_ char *all = block_add(sys, "");
     _cleanup_free_ char *both = dbx_xasprintf("%s%s", all, pem);
-    return own_file(rootfd, CA_DEVBOX_PEM + 1, both, err);
+    r = own_file(rootfd, CA_DEVBOX_PEM + 1, both, notes, err);
+    if (r < 0) return -1;
+    return has | (r > 0 ? CA_HAS_DEVBOX_PEM : 0);
 }

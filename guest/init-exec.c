@@ -16,8 +16,6 @@
 #include <sys/stat.h>
 #include <termios.h>
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 /* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
 struct stdio_set {
     int master;   /* pty master (parent) or -1 */
@@ -90,60 +88,6 @@ static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_
     if ((req->flags & DBX_EXEC_STDIN) && open_pipe(&io->par_in, &io->ch_in, false, err) < 0)
         return -1;
     return 0;
-}
-
-static bool env_has_key(char *const *env, uint32_t n, const char *kv) {
-    size_t k = (size_t)(strchr(kv, '=') - kv) + 1; /* compare "KEY=" */
-    for (uint32_t i = 0; i < n; i++)
-        if (strncmp(env[i], kv, k) == 0) return true;
-    return false;
-}
-
-/* Defaults first, each dropped when the plan or the request sets the same key; then the
- * plan's entries not set by the request; then the request's own entries in order (the host
- * sends unique keys). */
-static char **env_build(const struct exec_ctx *ctx, const struct init_user *u,
-                        const struct dbx_exec_req *req) {
-    const struct dbx_plan *pl = &ctx->box->plan;
-    char host[HOST_NAME_MAX + 1] = "";
-    const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
-    if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
-    /* The CA variables: OpenSSL, Python requests, curl and git read a bundle of their own
-     * choosing, so they get the system bundle plus the host's CAs; Node.js adds a file of
-     * extra CAs to its built-in ones. */
-    char *defs[11] = {
-        dbx_xstrdup("PATH=" DEFAULT_PATH),
-        dbx_xasprintf("HOME=%s", u->home ? u->home : "/"),
-        dbx_xasprintf("SHELL=%s", u->shell ? u->shell : "/bin/sh"),
-        u->name ? dbx_xasprintf("USER=%s", u->name) : NULL,
-        u->name ? dbx_xasprintf("LOGNAME=%s", u->name) : NULL,
-        dbx_xasprintf("HOSTNAME=%s", hn),
-        ctx->ca ? dbx_xstrdup("SSL_CERT_FILE=" CA_DEVBOX_PEM) : NULL,
-        ctx->ca ? dbx_xstrdup("REQUESTS_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
-        ctx->ca ? dbx_xstrdup("CURL_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
-        ctx->ca ? dbx_xstrdup("GIT_SSL_CAINFO=" CA_DEVBOX_PEM) : NULL,
-        ctx->ca ? dbx_xstrdup("NODE_EXTRA_CA_CERTS=" CA_HOST_CRT) : NULL,
-    };
-    char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + pl->nenv + req->envc + 1, sizeof(char *));
-    size_t n = 0;
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(defs); i++) {
-        if (defs[i] && !env_has_key(req->env, req->envc, defs[i]) &&
-            !env_has_key(pl->env, pl->nenv, defs[i]))
-            v[n++] = defs[i];
-        else
-            free(defs[i]);
-    }
-    for (uint32_t i = 0; i < pl->nenv; i++)
-        if (!env_has_key(req->env, req->envc, pl->env[i])) v[n++] = dbx_xstrdup(pl->env[i]);
-    for (uint32_t i = 0; i < req->envc; i++)
-        v[n++] = dbx_xstrdup(req->env[i]);
-    return v;
-}
-
-static const char *env_path(char *const *env) {
-    for (size_t i = 0; env[i]; i++)
-        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
-    return DEFAULT_PATH;
 }
 
 /* ---- child ------------------------------------------------------------------------------ */
@@ -367,7 +311,7 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, p
 /* DBX_EXEC_ADMIN runs as root and nobody else: a request naming another user is a mistake
  * the host's client catches first; the guest refuses it too rather than pick one. */
 static bool admin_user_ok(const char *user, dbx_error **err) {
-    if (user[0] == '\0' || strcmp(user, "root") == 0 || strcmp(user, "0") == 0) return true;
+    if (user[0] == '\0' || dbx_user_is_root(user)) return true;
     dbx_error_setx(err, EINVAL, "an administrative command runs as root, not as '%s'", user);
     return false;
 }
@@ -385,11 +329,11 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         free(u.home);
         u.home = dbx_xstrdup("/root");
     }
-    _cleanup_strv_ char **env = env_build(ctx, &u, req);
+    _cleanup_strv_ char **env = exec_env_build(ctx, &u, req);
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
     struct child_plan p = {.envp = env,
-                           .path = env_path(env),
+                           .path = exec_env_path(env),
                            .cwd = req->cwd,
                            .user = &u,
                            .box = ctx->box,

@@ -58,7 +58,7 @@ struct exec_ctx {
     gid_t gid;
     const char *hostname;
     const struct box_policy *box;
-    bool ca; /* the host's CA certificates are installed: set the CA variables */
+    unsigned ca; /* CA_HAS_*: which of the host's CA files are in place (the CA variables) */
 };
 
 /* Steps of a command's child between fork and exec, reported to the parent on failure. */
@@ -129,7 +129,7 @@ struct agent {
     gid_t gid;
     char *hostname; /* from SETUP; "" = keep the kernel's */
     char *ws_path;  /* mounted workspace, or NULL */
-    bool ca;        /* SETUP's CA certificates are installed (init-ca.c) */
+    unsigned ca;    /* CA_HAS_*: SETUP's CA certificates installed where (init-ca.c) */
     struct box_policy box;
     struct session **sess;
     size_t nsess, cap_sess;
@@ -225,13 +225,29 @@ int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err);
 #define CA_ANCHOR "/etc/pki/ca-trust/source/anchors/devbox-host-ca.pem"
 #define CA_DEVBOX_PEM "/etc/ssl/devbox-ca.pem"
 
+/* What ca_install left in place, for the CA variables (init-env.c). */
+enum { CA_HAS_HOST_CRT = 1u << 0, CA_HAS_DEVBOX_PEM = 1u << 1 };
+
 /* Install pem (SETUP's ca_pem, checked again with dbx_ca_pem_check) under the directory root
  * ("/" in the VM; the unit tests use a temporary directory): host-ca.crt (and the ca-trust
  * anchor when /etc/pki/ca-trust exists), the marker block in each system bundle that is a
  * regular file, and devbox-ca.pem.  pem "" undoes all of it.  Idempotent.  What was left alone
- * (a symlinked bundle) is appended to *notes as a sentence.  0, or -1 with *err naming the
- * file. */
+ * (a symlinked or oversized bundle, a file of ours the box's root blocked with a symlink or a
+ * directory, a system bundle not fit to copy) is appended to *notes as a sentence.  The
+ * CA_HAS_* bits of the files written (0 for pem ""), or -1 with *err naming the file. */
 int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err);
+
+/* ---- init-env.c ------------------------------------------------------------------------- */
+
+struct init_user;
+/* The environment of req's command running as u (NULL-terminated, caller frees with
+ * dbx_strv_free): for an ordinary command the init's defaults, the plan's env, the request's
+ * env; for DBX_EXEC_ADMIN a reset one (see init-env.c) without the plan's env but its proxy
+ * variables.  Never fails. */
+char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
+                      const struct dbx_exec_req *req);
+/* env's PATH, or the default one. */
+const char *exec_env_path(char *const *env);
 
 /* ---- init-exec.c ------------------------------------------------------------------------ */
 

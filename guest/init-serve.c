@@ -399,10 +399,11 @@ static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
     const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
     if (!root || !root[0]) return 0;
     _cleanup_strv_ char **notes = NULL;
-    if (ca_install(root, pem, &notes, err) < 0) return -1;
+    int r = ca_install(root, pem, &notes, err);
     for (char **m = notes; m && *m; m++)
         init_log("setup: host CA certificates: %s", *m);
-    a->ca = pem[0] != '\0';
+    if (r < 0) return -1;
+    a->ca = (unsigned)r;
     return 0;
 }
 

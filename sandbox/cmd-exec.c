@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
+#include "../common/protocol.h"
+
 #include <getopt.h>
 
 static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
@@ -64,7 +66,7 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         fprintf(stderr, "devbox: exec: no command given\n");
         return 125;
     }
-    if (o.admin && o.user && strcmp(o.user, "root") != 0 && strcmp(o.user, "0") != 0) {
+    if (o.admin && o.user && !dbx_user_is_root(o.user)) {
         fprintf(stderr, "devbox: exec: --admin runs the command as root; it cannot run as '%s'\n",
                 o.user);
         return 125;

@@ -6,8 +6,10 @@
 # `-u root` (no capabilities by default) cannot chown or write where only its missing
 # DAC_OVERRIDE would let it (root owns /etc, so creating a file there needs no capability), and
 # a failure of it prints one hint line naming --admin.  Afterwards the box user and `-u root`
-# are as confined as before; `--admin -u 1000` is refused with one line and 125; the supervisor
-# log names each admin command.  With the Debian image cached: apt-get, which drops to its
+# are as confined as before; `--admin -u 1000` is refused with one line and 125 (`-u 0:0` and
+# `-u root:root` are root); the supervisor log names each admin command.  The repository's
+# [env] (PATH, LD_PRELOAD, FOO) reaches a plain command but not an --admin one, which gets the
+# fixed PATH and what -e gives it (sudo's env_reset and secure_path).  With the Debian image cached: apt-get, which drops to its
 # `_apt` user, fails as plain root and installs a local package with --admin (setuid under
 # no_new_privs is fine); dpkg -i works too.
 . "$(dirname "$0")/lib.sh"
@@ -19,6 +21,8 @@ import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 build_probe "$R"
+# the repository's [env]: the box user's PATH and preloads must not reach root's admin commands
+write_profile "$R" $'[env]\nLD_PRELOAD = /nonexistent.so\nFOO = bar\nPATH = /home/dev/bin:/bin:/usr/bin'
 
 # ---- --admin: uid 0, the admin set in every set, the rest of the policy unchanged ---------
 ok dbx exec --admin -- sh -c './probe status; ./probe ids; echo "cgroup=$(cat /proc/self/cgroup)"; echo "home=$HOME"'
@@ -33,6 +37,22 @@ assert_kv "$OUT" cgroup "0::/box" "--admin"
 assert_kv "$OUT" home /root "--admin"
 ok dbx exec --admin -u root -- true
 ok dbx exec --admin -u 0 -- true
+ok dbx exec --admin -u 0:0 -- true
+ok dbx exec --admin -u root:root -- true
+
+# ---- the environment: the profile's [env] for the box user, a reset one for --admin ------
+ok dbx exec -- env
+assert_contains "$OUT" "LD_PRELOAD=/nonexistent.so" "plain exec env"
+assert_contains "$OUT" "FOO=bar" "plain exec env"
+assert_contains "$OUT" "PATH=/home/dev/bin:/bin:/usr/bin" "plain exec env"
+ok dbx exec --admin -- env
+assert_not_contains "$OUT" "LD_PRELOAD" "--admin env"
+assert_not_contains "$OUT" "FOO=" "--admin env"
+assert_contains "$OUT" "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "--admin env"
+assert_not_contains "$OUT" "/home/dev/bin" "--admin env"
+assert_contains "$OUT" "USER=root" "--admin env"
+ok dbx exec --admin -e FOO=typed -- env
+assert_contains "$OUT" "FOO=typed" "--admin -e"
 
 ok dbx exec --admin -- sh -c 'touch /admin-chown && chown 1000:1000 /admin-chown && stat -c %u:%g /admin-chown'
 assert_eq 1000:1000 "$OUT" "--admin chown of a file in /"

@@ -2,7 +2,11 @@
  * in a temporary directory standing in for the box's root: the files it writes, the marker
  * block in each system bundle (mode kept, replaced, idempotent over five "boots", removed
  * again with no certificates), bundles that are symlinks or FIFOs left alone, Fedora's
- * symlinked bundle read for devbox-ca.pem, and symlinks planted where our own files go. */
+ * symlinked bundle read for devbox-ca.pem, and what the box's root may plant on its persistent
+ * disk, none of which may stop the boot: symlinks, files and directories where our own files go
+ * (a note, the file skipped, its CA variable's bit not returned), a bundle over the 8 MiB cap,
+ * and a bundle pointing at a file that is not root's and readable by all (not copied; of one
+ * that is, only the certificate blocks). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +22,9 @@
 
 #define PEM_A "-----BEGIN CERTIFICATE-----\nQUFBQQ==\n-----END CERTIFICATE-----\n"
 #define PEM_B "-----BEGIN CERTIFICATE-----\nQkJC\n-----END CERTIFICATE-----\n"
+#define PEM_S "-----BEGIN CERTIFICATE-----\nU1lT\n-----END CERTIFICATE-----\n" /* the system's */
 #define BUNDLE "etc/ssl/certs/ca-certificates.crt"
+#define HAS_BOTH (CA_HAS_HOST_CRT | CA_HAS_DEVBOX_PEM)
 
 /* the fixture is helpers.h's struct repo: a fresh directory, the box's root */
 static char *at(const struct repo *f, const char *rel) {
@@ -57,6 +63,7 @@ static void link_at(const struct repo *f, const char *target, const char *rel) {
     assert_int_equal(symlink(target, p), 0);
 }
 
+/* ca_install's result: the CA_HAS_* bits, or < 0 (the error printed) */
 static int install(const struct repo *f, const char *pem, char ***notes) {
     dbx_error *err = NULL;
     int r = ca_install(f->dir, pem, notes, &err);
@@ -76,38 +83,38 @@ static size_t count(const char *hay, const char *needle) {
 
 static void test_install_idempotent_replace_remove(void **state) {
     const struct repo *f = *state;
-    put(f, BUNDLE, "SYSTEM\n", 0640);
+    put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
     _cleanup_strv_ char **notes = NULL;
     for (int boot = 0; boot < 5; boot++)
-        assert_int_equal(install(f, PEM_A, &notes), 0);
+        assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     assert_null(notes);
     _cleanup_free_ char *b = get(f, BUNDLE);
-    assert_string_equal(b, "SYSTEM\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
+    assert_string_equal(b, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_A CA_MARK_END);
     assert_int_equal(count(b, CA_MARK_BEGIN), 1);
     struct stat st;
     _cleanup_free_ char *bp = at(f, BUNDLE);
     assert_int_equal(stat(bp, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(st.st_mode & 07777, 0444);
     _cleanup_free_ char *crt = get(f, CA_HOST_CRT + 1);
     assert_string_equal(crt, PEM_A);
     _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
-    assert_string_equal(all, "SYSTEM\n" PEM_A);
+    assert_string_equal(all, PEM_S PEM_A); /* the certificates only */
     _cleanup_free_ char *anchor = get(f, CA_ANCHOR + 1);
     assert_null(anchor); /* no /etc/pki/ca-trust */
 
     /* the next boot's certificates replace the block */
-    assert_int_equal(install(f, PEM_B, &notes), 0);
+    assert_int_equal(install(f, PEM_B, &notes), HAS_BOTH);
     _cleanup_free_ char *b2 = get(f, BUNDLE);
-    assert_string_equal(b2, "SYSTEM\n" CA_MARK_BEGIN PEM_B CA_MARK_END);
+    assert_string_equal(b2, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_B CA_MARK_END);
     _cleanup_free_ char *all2 = get(f, CA_DEVBOX_PEM + 1);
-    assert_string_equal(all2, "SYSTEM\n" PEM_B);
+    assert_string_equal(all2, PEM_S PEM_B);
 
     /* none: everything undone */
     assert_int_equal(install(f, "", &notes), 0);
     _cleanup_free_ char *b3 = get(f, BUNDLE);
-    assert_string_equal(b3, "SYSTEM\n");
+    assert_string_equal(b3, "# the system's\n" PEM_S);
     assert_int_equal(stat(bp, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(st.st_mode & 07777, 0444);
     _cleanup_free_ char *crt3 = get(f, CA_HOST_CRT + 1), *all3 = get(f, CA_DEVBOX_PEM + 1);
     assert_null(crt3);
     assert_null(all3);
@@ -124,16 +131,18 @@ static void test_install_idempotent_replace_remove(void **state) {
 static void test_bundle_edges(void **state) {
     const struct repo *f = *state;
     /* no newline at the end; a truncated block of an earlier boot (begin, no end) */
-    put(f, BUNDLE, "SYS", 0644);
+    put(f, BUNDLE, "-----BEGIN CERTIFICATE-----\r\nU1lT\n-----END CERTIFICATE-----", 0644);
     put(f, "etc/ssl/cert.pem", "OTHER\n" CA_MARK_BEGIN PEM_B "-----BEGIN CERT", 0600);
     _cleanup_strv_ char **notes = NULL;
-    assert_int_equal(install(f, PEM_A, &notes), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *b = get(f, BUNDLE), *c = get(f, "etc/ssl/cert.pem");
-    assert_string_equal(b, "SYS\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
+    assert_string_equal(
+        b, "-----BEGIN CERTIFICATE-----\r\nU1lT\n-----END CERTIFICATE-----\n" CA_MARK_BEGIN PEM_A
+               CA_MARK_END);
     assert_string_equal(c, "OTHER\n" CA_MARK_BEGIN PEM_A CA_MARK_END);
-    /* devbox-ca.pem starts from the first bundle */
+    /* devbox-ca.pem starts from the first bundle, its lines ending in "\n" */
     _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
-    assert_string_equal(all, "SYS\n" PEM_A);
+    assert_string_equal(all, PEM_S PEM_A);
     /* a marker line inside a line is not ours */
     put(f, BUNDLE, "x" CA_MARK_BEGIN "y\n", 0644);
     assert_int_equal(install(f, "", &notes), 0);
@@ -155,7 +164,7 @@ static void test_symlinks_and_fifo_left_alone(void **state) {
     _cleanup_free_ char *fifo = at(f, "etc/ssl/cert.pem"); /* not a regular file */
     assert_int_equal(mkfifo(fifo, 0644), 0);
     _cleanup_strv_ char **notes = NULL;
-    assert_int_equal(install(f, PEM_A, &notes), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *o = get(f, "elsewhere/bundle");
     assert_string_equal(o, "OUTSIDE\n");
     assert_int_equal(dbx_strv_len(notes), 3);
@@ -175,18 +184,18 @@ static void test_symlinks_and_fifo_left_alone(void **state) {
  * bundle is left alone, and devbox-ca.pem has the system's certificates through the link. */
 static void test_fedora(void **state) {
     const struct repo *f = *state;
-    put(f, "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "FEDORA\n", 0444);
+    put(f, "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "# fedora\n" PEM_S, 0444);
     put(f, "etc/pki/ca-trust/source/README", "x\n", 0644);
     link_at(f, "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
             "etc/pki/tls/certs/ca-bundle.crt");
     link_at(f, "../pki/tls/certs", "etc/ssl/certs");
     _cleanup_strv_ char **notes = NULL;
-    assert_int_equal(install(f, PEM_A, &notes), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *anchor = get(f, CA_ANCHOR + 1), *all = get(f, CA_DEVBOX_PEM + 1);
     assert_string_equal(anchor, PEM_A);
-    assert_string_equal(all, "FEDORA\n" PEM_A);
+    assert_string_equal(all, PEM_S PEM_A);
     _cleanup_free_ char *sys = get(f, "etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem");
-    assert_string_equal(sys, "FEDORA\n");
+    assert_string_equal(sys, "# fedora\n" PEM_S);
     assert_int_equal(install(f, "", &notes), 0);
     _cleanup_free_ char *anchor2 = get(f, CA_ANCHOR + 1);
     assert_null(anchor2);
@@ -196,7 +205,7 @@ static void test_fedora(void **state) {
 static void test_no_bundle(void **state) {
     const struct repo *f = *state;
     _cleanup_strv_ char **notes = NULL;
-    assert_int_equal(install(f, PEM_A PEM_B, &notes), 0);
+    assert_int_equal(install(f, PEM_A PEM_B, &notes), HAS_BOTH);
     assert_null(notes);
     _cleanup_free_ char *crt = get(f, CA_HOST_CRT + 1), *all = get(f, CA_DEVBOX_PEM + 1);
     assert_string_equal(crt, PEM_A PEM_B);
@@ -210,11 +219,11 @@ static void test_planted_symlinks(void **state) {
     _cleanup_free_ char *victim = at(f, "victim");
     link_at(f, victim, CA_DEVBOX_PEM + 1);
     _cleanup_strv_ char **notes = NULL;
-    assert_int_equal(install(f, PEM_A, &notes), 0); /* the link itself is replaced */
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH); /* the link itself is replaced */
     _cleanup_free_ char *v = get(f, "victim"), *all = get(f, CA_DEVBOX_PEM + 1);
     assert_string_equal(v, "VICTIM\n");
     assert_string_equal(all, PEM_A);
-    /* a symlinked directory on the way: an error, nothing written there */
+    /* a symlinked directory on the way: a note, nothing written there, no NODE_EXTRA_CA_CERTS */
     _cleanup_free_ char *d = at(f, "usr/local/share/ca-certificates/devbox");
     _cleanup_free_ char *crt = at(f, CA_HOST_CRT + 1);
     assert_int_equal(unlink(crt), 0);
@@ -222,12 +231,123 @@ static void test_planted_symlinks(void **state) {
     _cleanup_free_ char *vdir = at(f, "vdir");
     assert_int_equal(mkdir(vdir, 0755), 0);
     assert_int_equal(symlink(vdir, d), 0);
-    dbx_error *err = NULL;
-    assert_true(ca_install(f->dir, PEM_A, &notes, &err) < 0);
-    assert_non_null(strstr(err->msg, CA_HOST_CRT));
-    dbx_error_free(&err);
+    _cleanup_strv_ char **notes2 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes2), CA_HAS_DEVBOX_PEM);
+    assert_int_equal(dbx_strv_len(notes2), 1);
+    assert_non_null(strstr(notes2[0], "'" CA_HOST_CRT "': Not a directory, not written"));
     _cleanup_free_ char *inv = at(f, "vdir/host-ca.crt");
     assert_int_equal(access(inv, F_OK), -1);
+}
+
+/* What root in the box can leave on the persistent disk in the way of our files: a symlinked
+ * /etc/ssl or /usr/local, a directory at a file's name or at its temporary name.  Each is a
+ * note; the boot goes on; the bits say which CA variables may be set. */
+static void test_blocked_own_files(void **state) {
+    const struct repo *f = *state;
+    _cleanup_free_ char *ssl = at(f, "etc/ssl"), *usrlocal = at(f, "usr/local");
+    _cleanup_free_ char *vdir = at(f, "vdir");
+    assert_int_equal(mkdir(vdir, 0755), 0);
+    link_at(f, "/vdir", "etc/ssl");
+    link_at(f, "/vdir", "usr/local");
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), 0);
+    assert_int_equal(dbx_strv_len(notes), 4); /* two bundles under /etc/ssl, two of our files */
+    assert_non_null(strstr(notes[0], "'/" BUNDLE "': a symlink on the way, left alone"));
+    assert_non_null(strstr(notes[2], "'" CA_HOST_CRT "': Not a directory, not written"));
+    assert_non_null(strstr(notes[3], "'" CA_DEVBOX_PEM "': Not a directory, not written"));
+    _cleanup_free_ char *in_vdir = at(f, "vdir/devbox-ca.pem");
+    assert_int_equal(access(in_vdir, F_OK), -1);
+    /* without certificates: nothing of ours can be behind a symlink (the bundles are noted) */
+    _cleanup_strv_ char **notes2 = NULL;
+    assert_int_equal(install(f, "", &notes2), 0);
+    assert_int_equal(dbx_strv_len(notes2), 2);
+    assert_null(strstr(notes2[1], "not written"));
+    assert_int_equal(unlink(ssl), 0);
+    assert_int_equal(unlink(usrlocal), 0);
+
+    /* a directory where devbox-ca.pem goes, and at the bundle's temporary name */
+    _cleanup_free_ char *pemdir = at(f, CA_DEVBOX_PEM "/x" + 1);
+    assert_int_equal(dbx_mkdir_p(pemdir, 0755, NULL), 0);
+    put(f, BUNDLE, PEM_S, 0644);
+    _cleanup_free_ char *tmpdir = at(f, "etc/ssl/certs/.ca-certificates.crt.devbox-tmp/x");
+    assert_int_equal(dbx_mkdir_p(tmpdir, 0755, NULL), 0);
+    _cleanup_strv_ char **notes3 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes3), CA_HAS_HOST_CRT);
+    assert_int_equal(dbx_strv_len(notes3), 2);
+    assert_non_null(strstr(notes3[0], "'/" BUNDLE "'"));
+    assert_non_null(strstr(notes3[0], "left alone"));
+    assert_non_null(strstr(notes3[1], "'" CA_DEVBOX_PEM "': Is a directory, not written"));
+    _cleanup_free_ char *b = get(f, BUNDLE);
+    assert_string_equal(b, PEM_S);
+    _cleanup_strv_ char **notes4 = NULL;
+    assert_int_equal(install(f, "", &notes4), 0);
+    assert_null(notes4);
+}
+
+/* A bundle over the 8 MiB cap (root in the box can write one): a note, that bundle skipped,
+ * with or without certificates. */
+static void test_oversized_bundle(void **state) {
+    const struct repo *f = *state;
+    put(f, BUNDLE, "", 0644);
+    _cleanup_free_ char *bp = at(f, BUNDLE);
+    assert_int_equal(truncate(bp, CA_BUNDLE_MAX + 1), 0);
+    put(f, "etc/ssl/cert.pem", PEM_S, 0644);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, "", &notes), 0);
+    assert_int_equal(dbx_strv_len(notes), 1);
+    assert_non_null(strstr(notes[0], "'/" BUNDLE "' is larger than 8 MiB, left alone"));
+    _cleanup_strv_ char **notes2 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes2), HAS_BOTH);
+    assert_int_equal(dbx_strv_len(notes2), 2);
+    assert_non_null(strstr(notes2[0], "'/" BUNDLE "' is larger than 8 MiB, not copied"));
+    assert_non_null(strstr(notes2[1], "'/" BUNDLE "' is larger than 8 MiB, left alone"));
+    struct stat st;
+    assert_int_equal(stat(bp, &st), 0);
+    assert_int_equal(st.st_size, CA_BUNDLE_MAX + 1);
+    /* the next bundle is the system's */
+    _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all, PEM_S PEM_A);
+}
+
+/* The bundle is a symlink to the box user's private file: not published in the 0644
+ * devbox-ca.pem.  A root-owned file readable by all is copied, its certificate blocks only. */
+static void test_bundle_target_checked(void **state) {
+    const struct repo *f = *state;
+    const char *secret =
+        PEM_S "PRIVATE\n"
+              "-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n"
+              "-----BEGIN CERTIFICATE-----\nQkFE\nnot base64\n-----END CERTIFICATE-----\n"
+              "-----BEGIN CERTIFICATE-----\nVU5FTkRFRA==\n";
+    put(f, "home/dev/.secret", secret, 0600);
+    link_at(f, "/home/dev/.secret", BUNDLE);
+    put(f, "etc/pki/tls/certs/ca-bundle.crt", PEM_B, 0644);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    assert_non_null(notes);
+    assert_non_null(strstr(notes[0], "'/" BUNDLE "' (through its symlinks) is not root's and "
+                                     "readable by all"));
+    assert_non_null(strstr(notes[0], "mode 0600), not copied into " CA_DEVBOX_PEM));
+    _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all, PEM_B PEM_A); /* the next bundle's */
+    /* readable by all: the certificate blocks and nothing else */
+    _cleanup_free_ char *sp = at(f, "home/dev/.secret");
+    assert_int_equal(chmod(sp, 0644), 0);
+    _cleanup_strv_ char **notes2 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes2), HAS_BOTH);
+    _cleanup_free_ char *all2 = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all2, PEM_S PEM_A);
+    /* another owner: only root can make one */
+    if (geteuid() != 0) {
+        print_message("not root: the check of the bundle's owner is not tested\n");
+        return;
+    }
+    assert_int_equal(chown(sp, 1000, 1000), 0);
+    _cleanup_strv_ char **notes3 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes3), HAS_BOTH);
+    assert_non_null(notes3);
+    assert_non_null(strstr(notes3[0], "(owner 1000, mode 0644), not copied"));
+    _cleanup_free_ char *all3 = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(all3, PEM_B PEM_A);
 }
 
 int main(void) {
@@ -240,6 +360,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fedora, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_no_bundle, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_planted_symlinks, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_blocked_own_files, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_bundle, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_bundle_target_checked, test_repo_setup,
+                                        test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

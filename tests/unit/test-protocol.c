@@ -827,6 +827,18 @@ static void test_caps_admin(void **state) {
     assert_true(DBX_CAPS_ADMIN == UINT64_C(0x00000000a80425fb));
 }
 
+/* `--admin -u USER` (client) and DBX_EXEC_ADMIN (guest): the same spellings of root */
+static void test_user_is_root(void **state) {
+    static const char *const yes[] = {"root", "0", "0:0", "root:root", "root:0", "0:root"};
+    static const char *const no[] = {"",      "1000",  "dev",     "0:1000", "root:dev",
+                                     "00",    "root:", ":0",      "0:0:0",  "roo",
+                                     "rooot", " 0",    "0:root:", "root ",  "01:0"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(yes); i++)
+        assert_true(dbx_user_is_root(yes[i]));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
+        if (dbx_user_is_root(no[i])) fail_msg("'%s' taken for root", no[i]);
+}
+
 /* ---- small payloads --------------------------------------------------------------------- */
 
 static void test_credit(void **state) {
@@ -1638,6 +1650,7 @@ int main(void) {
         cmocka_unit_test(test_setup_roundtrip_and_rejects),
         cmocka_unit_test(test_setup_ca_pem),
         cmocka_unit_test(test_caps_admin),
+        cmocka_unit_test(test_user_is_root),
         cmocka_unit_test(test_credit),
         cmocka_unit_test(test_sock_open),
         cmocka_unit_test(test_parse_ipv4),

@@ -1,0 +1,100 @@
+/* guest/init-env.c: the environment of one command (EXEC).
+ *
+ * An ordinary command gets the init's defaults (PATH, HOME, SHELL, USER, LOGNAME, HOSTNAME, the
+ * CA variables), the plan's env (the profile's [env], the image's Env, the proxy variables) and
+ * the request's own env, each later source winning over the earlier ones.
+ *
+ * An administrative command (DBX_EXEC_ADMIN) runs as root with DBX_CAPS_ADMIN, while the
+ * profile's [env] is the repository's: `PATH = /work/repo/.venv/bin:/usr/bin` (no widening, so
+ * no trust asked) would let the box user plant an `apt-get` that `devbox exec --admin -- apt-get`
+ * then runs as root, and LD_PRELOAD or PYTHONPATH would do the same to any program.  So it
+ * starts from a clean environment as sudo's env_reset and secure_path do: the fixed PATH,
+ * HOME=/root, USER and LOGNAME root, root's SHELL, HOSTNAME and the CA variables, the plan's
+ * proxy variables only (the network policy's, needed to reach anything in allowlist mode), and
+ * the request's env, which the person at the host typed (-e, TERM, setup's DEBIAN_FRONTEND). */
+#define _GNU_SOURCE
+#include "init-internal.h"
+
+#include <limits.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* The plan's variables an administrative command keeps, in lower and upper case. */
+static const char *const admin_plan_keys[] = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"};
+
+static bool env_has_key(char *const *env, size_t n, const char *kv) {
+    size_t k = (size_t)(strchr(kv, '=') - kv) + 1; /* compare "KEY=" */
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(env[i], kv, k) == 0) return true;
+    return false;
+}
+
+/* kv's key is one of admin_plan_keys, all lower or all upper case. */
+static bool admin_keeps(const char *kv) {
+    size_t k = (size_t)(strchr(kv, '=') - kv);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(admin_plan_keys); i++) {
+        const char *key = admin_plan_keys[i];
+        if (strlen(key) != k) continue;
+        bool lower = true, upper = true;
+        for (size_t j = 0; j < k; j++) {
+            lower &= kv[j] == key[j];
+            upper &= kv[j] == (key[j] == '_' ? '_' : key[j] - 'a' + 'A');
+        }
+        if (lower || upper) return true;
+    }
+    return false;
+}
+
+char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
+                      const struct dbx_exec_req *req) {
+    const struct dbx_plan *pl = &ctx->box->plan;
+    bool admin = req->flags & DBX_EXEC_ADMIN;
+    char host[HOST_NAME_MAX + 1] = "";
+    const char *hn = ctx->hostname && ctx->hostname[0] ? ctx->hostname : host;
+    if (hn == host && gethostname(host, sizeof(host) - 1) < 0) host[0] = '\0';
+    /* the plan's entries this command gets: all of them, or the proxy variables for admin */
+    _cleanup_free_ char **plan = dbx_xcalloc(pl->nenv + 1, sizeof(char *));
+    size_t np = 0;
+    for (uint32_t i = 0; i < pl->nenv; i++)
+        if (strchr(pl->env[i], '=') && (!admin || admin_keeps(pl->env[i]))) plan[np++] = pl->env[i];
+    /* The CA variables, for the files init-ca.c wrote: OpenSSL, Python requests, curl and git
+     * read a bundle of their own choosing, so they get the system bundle plus the host's CAs;
+     * Node.js adds a file of extra CAs to its built-in ones. */
+    bool pem = ctx->ca & CA_HAS_DEVBOX_PEM, crt = ctx->ca & CA_HAS_HOST_CRT;
+    const char *name = admin ? "root" : u->name;
+    char *defs[11] = {
+        dbx_xstrdup("PATH=" DEFAULT_PATH),
+        dbx_xasprintf("HOME=%s", admin     ? "/root"
+                                 : u->home ? u->home
+                                           : "/"),
+        dbx_xasprintf("SHELL=%s", u->shell ? u->shell : "/bin/sh"),
+        name ? dbx_xasprintf("USER=%s", name) : NULL,
+        name ? dbx_xasprintf("LOGNAME=%s", name) : NULL,
+        dbx_xasprintf("HOSTNAME=%s", hn),
+        pem ? dbx_xstrdup("SSL_CERT_FILE=" CA_DEVBOX_PEM) : NULL,
+        pem ? dbx_xstrdup("REQUESTS_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
+        pem ? dbx_xstrdup("CURL_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
+        pem ? dbx_xstrdup("GIT_SSL_CAINFO=" CA_DEVBOX_PEM) : NULL,
+        crt ? dbx_xstrdup("NODE_EXTRA_CA_CERTS=" CA_HOST_CRT) : NULL,
+    };
+    char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + np + req->envc + 1, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(defs); i++) {
+        if (defs[i] && !env_has_key(req->env, req->envc, defs[i]) &&
+            !env_has_key(plan, np, defs[i]))
+            v[n++] = defs[i];
+        else
+            free(defs[i]);
+    }
+    for (size_t i = 0; i < np; i++)
+        if (!env_has_key(req->env, req->envc, plan[i])) v[n++] = dbx_xstrdup(plan[i]);
+    for (uint32_t i = 0; i < req->envc; i++)
+        v[n++] = dbx_xstrdup(req->env[i]);
+    return v;
+}
+
+const char *exec_env_path(char *const *env) {
+    for (size_t i = 0; env[i]; i++)
+        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
+    return DEFAULT_PATH;
+}
