@@ -237,13 +237,13 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
     return 0;
 }
 
-/* `-u root` (or `-u 0`) failed: when the profile gives root in the box no capability, a
+/* `-u root` (or `-u 0`, `0:0`...) failed: when the profile gives root in the box no capability, a
  * package manager or chown fails for a reason the user may not guess; say what would work.
  * Asked of the profile on disk, only after a failure (a warm exec stays fast); a profile that
  * does not load says nothing here (the next start reports it). */
 static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *proj,
                        const struct dbx_exec_opts *o) {
-    if (o->admin || !o->user || (strcmp(o->user, "root") != 0 && strcmp(o->user, "0") != 0)) return;
+    if (o->admin || !o->user || !dbx_user_is_root(o->user)) return;
     struct profile prof = {0};
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_profile_load(paths, proj, &prof, NULL, &e) < 0) return;
