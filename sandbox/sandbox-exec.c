@@ -300,10 +300,12 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     raw_off(&x);
     close(x.sock);
     dbx_reader_free(&x.rd);
+    /* the hint is for a command that ran and failed, not for devbox's own errors */
+    bool ran = !x.errmsg;
     if (x.errmsg) {
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);
     }
-    if (r == 0 && x.code != 0) hint_admin(paths, proj, o);
+    if (r == 0 && x.code != 0 && ran) hint_admin(paths, proj, o);
     return r < 0 ? r : x.code;
 }
