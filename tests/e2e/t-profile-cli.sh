@@ -68,7 +68,7 @@ assert_eq "" "$OUT" "stdout of a failed profile check"
 assert_eq 5 "$(printf '%s\n' "$errs" | grep -c '^devbox\.ini:[0-9]*: ')" "problems reported as devbox.ini:LINE: (got $(show "$errs"))"
 for want in "devbox.ini:2: .*pidz.*did you mean 'pids'" "devbox.ini:3: .*lots" "devbox.ini:4: .*boxx" \
     "devbox.ini:7: .*maybe" "devbox.ini:8: .*duplicate"; do
-    printf '%s\n' "$errs" | grep -q "^$want" || fail "profile check: no line matching /^$want/ in $(show "$errs")"
+    grep -q "^$want" <<<"$errs" || fail "profile check: no line matching /^$want/ in $(show "$errs")"
 done
 # exec refuses it before starting anything
 expect_rc 125 dbx exec -- true

@@ -69,7 +69,7 @@ done
 ok dbx exec -- tool
 assert_eq "$TOOL_OUT" "$OUT" "stdout of the first exec: the tool setup installed, run as the box user"
 assert_setup_progress "$ERR" 5 "stderr of the first start" "${CMDS[@]}"
-printf '%s\n' "$ERR" | grep -qxF "devbox: setup [2/5]: ${CMDS[1]}" ||
+grep -qxF "devbox: setup [2/5]: ${CMDS[1]}" <<<"$ERR" ||
     fail "stderr of the first start: no line 'devbox: setup [2/5]: ${CMDS[1]}' in $(show "$ERR")"
 after=$(printf '%s\n' "$ERR" | grep -A1 -F "setup [5/5]: ${CMDS[4]}" | sed -n 2p)
 assert_eq "setup says hello" "$after" "the line after setup's progress line 5 (its output)"

@@ -48,7 +48,7 @@ printf '# a comment changes the bytes\n' >>"$R/devbox.ini"
 ok dbx status --json
 assert_eq true "$(json_get "$OUT" 'j.get("profile_changed")')" "profile_changed after editing devbox.ini"
 ok dbx status
-printf '%s\n' "$OUT" | grep -q '^profile  *devbox.ini changed since the VM started' ||
+grep -q '^profile  *devbox.ini changed since the VM started' <<<"$OUT" ||
     fail "devbox status (text) after the edit: no 'profile ... changed since the VM started' line in $(show "$OUT")"
 # the running VM keeps the policy it started with
 ok dbx exec -u root -- ./probe status
