@@ -191,20 +191,26 @@ int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
-/* `devbox reset [--force]`: the disk goes; the next start makes it from the image + [setup]. */
-int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
-    bool force = false;
+/* `NAME [--force|-f]`: the flag, then the project; the exit code on failure (printed). */
+static int force_and_project(struct cmd_ctx *ctx, const char *name, int argc, char **argv,
+                             bool *force, struct dbx_project *proj) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
-            force = true;
+            *force = true;
             continue;
         }
         _cleanup_free_ char *a = dbx_escape(argv[i]);
-        fprintf(stderr, "devbox: reset: unknown argument '%s'\n", a);
+        fprintf(stderr, "devbox: %s: unknown argument '%s'\n", name, a);
         return 125;
     }
+    return cmd_project(ctx, proj);
+}
+
+/* `devbox reset [--force]`: the disk goes; the next start makes it from the image + [setup]. */
+int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool force = false;
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = force_and_project(ctx, "reset", argc, argv, &force, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     rc = dbx_reset(&ctx->paths, &proj, force, false, &err);
@@ -220,17 +226,8 @@ int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
  * --force runs setup again (no derived disk reused) and makes the box's disk from its result. */
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
-            force = true;
-            continue;
-        }
-        _cleanup_free_ char *a = dbx_escape(argv[i]);
-        fprintf(stderr, "devbox: setup: unknown argument '%s'\n", a);
-        return 125;
-    }
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = force_and_project(ctx, "setup", argc, argv, &force, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_strv_ char **warnings = NULL;

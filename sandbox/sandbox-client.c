@@ -334,27 +334,27 @@ static int rm_rf_at(int dfd, const char *name) {
     return unlinkat(dfd, name, 0);
 }
 
-int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
-               dbx_error **err) {
+/* Before rm or reset: a running or starting VM is an error, unless force (then it is stopped
+ * first). */
+static int stop_for_removal(const struct dbx_paths *paths, const struct dbx_project *proj,
+                            bool force, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
-    if (try_connect(proj, &fd, &cerr) == 0) {
-        if (!force)
-            return dbx_error_set(err, 0,
-                                 "project '%s' is running (stop it first, or use "
-                                 "--force)",
-                                 proj->root);
-        close(TAKE_FD(fd));
-        if (dbx_stop(paths, proj, err) < 0) return -1;
-    } else if (cerr) {
+    bool running = try_connect(proj, &fd, &cerr) == 0;
+    if (cerr) {
         if (err) *err = TAKE_PTR(cerr);
         return -1;
-    } else if (supervisor_starting(proj) > 0) {
-        if (!force)
-            return dbx_error_set(err, 0, "project '%s' is starting (stop it first, or use --force)",
-                                 proj->root);
-        if (dbx_stop(paths, proj, err) < 0) return -1;
     }
+    if (!running && supervisor_starting(proj) <= 0) return 0;
+    if (!force)
+        return dbx_error_set(err, 0, "project '%s' is %s (stop it first, or use --force)",
+                             proj->root, running ? "running" : "starting");
+    return dbx_stop(paths, proj, err);
+}
+
+int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+               dbx_error **err) {
+    if (stop_for_removal(paths, proj, force, err) < 0) return -1;
     const char *dirs[] = {proj->data_dir, proj->run_dir, proj->state_dir};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
         if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)
@@ -365,23 +365,7 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
 
 int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
               bool setup_force, dbx_error **err) {
-    _cleanup_close_ int fd = -EBADF;
-    _cleanup_error_ dbx_error *cerr = NULL;
-    if (try_connect(proj, &fd, &cerr) == 0) {
-        if (!force)
-            return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use --force)",
-                                 proj->root);
-        close(TAKE_FD(fd));
-        if (dbx_stop(paths, proj, err) < 0) return -1;
-    } else if (cerr) {
-        if (err) *err = TAKE_PTR(cerr);
-        return -1;
-    } else if (supervisor_starting(proj) > 0) {
-        if (!force)
-            return dbx_error_set(err, 0, "project '%s' is starting (stop it first, or use --force)",
-                                 proj->root);
-        if (dbx_stop(paths, proj, err) < 0) return -1;
-    }
+    if (stop_for_removal(paths, proj, force, err) < 0) return -1;
     if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Under the starters' lock: no supervisor may start on the disk while it goes. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
@@ -389,7 +373,7 @@ int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, boo
     if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
     while (flock(lock, LOCK_EX) < 0)
         if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
-    if (try_connect(proj, &fd, &cerr) == 0)
+    if (supervisor_starting(proj) > 0)
         return dbx_error_set(err, 0, "project '%s' was started meanwhile", proj->root);
     /* The record goes first: a record without its disk is what a new project looks like,
      * the other way round it would be a disk missing. */
