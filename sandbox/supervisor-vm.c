@@ -137,6 +137,7 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
             return;
         }
         s->guest.hello = true;
+        free(s->guest.release); /* a setup VM booted before this one */
         s->guest.release = dbx_sanitize_printable(rel);
         send_setup(s);
         return;
