@@ -230,16 +230,8 @@ int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv) {
     int rc = force_and_project(ctx, "setup", argc, argv, &force, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
-    _cleanup_strv_ char **warnings = NULL;
-    _cleanup_close_ int fd = -EBADF;
-    rc = force ? dbx_reset(&ctx->paths, &proj, true, true, &err)
-               : dbx_stop(&ctx->paths, &proj, &err);
-    struct dbx_connect_opts co = {.start = true, .network_none = ctx->network_none};
-    if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, &co, &fd, &warnings, &err);
+    rc = force ? dbx_reset(&ctx->paths, &proj, true, true, &err) : 0;
     dbx_project_clear(&proj);
-    for (char **w = warnings; w && *w; w++) {
-        _cleanup_free_ char *m = dbx_escape(*w);
-        fprintf(stderr, "devbox: warning: %s\n", m);
-    }
-    return rc < 0 ? cmd_fail(&err) : 0;
+    if (rc < 0) return cmd_fail(&err);
+    return cmd_restart(ctx, 1, argv); /* stop, then start: the start applies [setup] */
 }

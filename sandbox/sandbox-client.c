@@ -168,6 +168,21 @@ static int connected(const struct dbx_project *proj, const struct dbx_connect_op
     return -1;
 }
 
+/* The starters' lock of a project (its state dir made first), held; the fd, or -1 with *err. */
+static int lock_start(const struct dbx_project *proj, dbx_error **err) {
+    if (dbx_project_dirs(proj, err) < 0) return -1;
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
+    int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
+    while (flock(lock, LOCK_EX) < 0)
+        if (errno != EINTR) {
+            int e = errno;
+            close(lock);
+            return dbx_error_set(err, e, "lock '%s'", lp);
+        }
+    return lock;
+}
+
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
                 const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
                 dbx_error **err) {
@@ -175,13 +190,9 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
     if (!opts->start) return -ENOENT;
-    if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Starters serialize here: the second of two racing commands finds the first's VM. */
-    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
-    _cleanup_close_ int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
-    while (flock(lock, LOCK_EX) < 0)
-        if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
+    _cleanup_close_ int lock = lock_start(proj, err);
+    if (lock < 0) return -1;
     if (try_connect(proj, ret_fd, err) == 0) return 0;
     if (*err) return -1;
     if (ensure_image(paths, proj, err) < 0) return -1;
@@ -366,13 +377,9 @@ int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bo
 int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
               bool setup_force, dbx_error **err) {
     if (stop_for_removal(paths, proj, force, err) < 0) return -1;
-    if (dbx_project_dirs(proj, err) < 0) return -1;
     /* Under the starters' lock: no supervisor may start on the disk while it goes. */
-    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_LOCK);
-    _cleanup_close_ int lock = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (lock < 0) return dbx_error_set(err, errno, "open '%s'", lp);
-    while (flock(lock, LOCK_EX) < 0)
-        if (errno != EINTR) return dbx_error_set(err, errno, "lock '%s'", lp);
+    _cleanup_close_ int lock = lock_start(proj, err);
+    if (lock < 0) return -1;
     if (supervisor_starting(proj) > 0)
         return dbx_error_set(err, 0, "project '%s' was started meanwhile", proj->root);
     /* The record goes first: a record without its disk is what a new project looks like,
