@@ -340,25 +340,24 @@ static void parse_seccomp(struct prof_apply *a, const struct prof_entry *e) {
     bad(a, e, e->line, "must be 'default', 'strict' or 'unconfined', not '%s'", single(e));
 }
 
-/* [setup] workspace = true | false */
-static void parse_setup_workspace(struct prof_apply *a, const struct prof_entry *e) {
+/* true | false into *dst (the key's origin recorded), else an error at its line. */
+static void parse_bool(struct prof_apply *a, const struct prof_entry *e, bool *dst) {
     if (strcmp(single(e), "true") == 0)
-        a->p->setup_workspace = true;
+        *dst = true;
     else if (strcmp(single(e), "false") == 0)
-        a->p->setup_workspace = false;
+        *dst = false;
     else
         return bad(a, e, e->line, "must be 'true' or 'false', not '%s'", single(e));
     set_origin(a, e, e->line);
 }
 
+/* [setup] workspace */
+static void parse_setup_workspace(struct prof_apply *a, const struct prof_entry *e) {
+    parse_bool(a, e, &a->p->setup_workspace);
+}
+
 static void parse_nnp(struct prof_apply *a, const struct prof_entry *e) {
-    if (strcmp(single(e), "true") == 0)
-        a->p->no_new_privs = true;
-    else if (strcmp(single(e), "false") == 0)
-        a->p->no_new_privs = false;
-    else
-        return bad(a, e, e->line, "must be 'true' or 'false', not '%s'", single(e));
-    set_origin(a, e, e->line);
+    parse_bool(a, e, &a->p->no_new_privs);
 }
 
 /* ---- workspace ----------------------------------------------------------------------------- */

@@ -205,3 +205,13 @@ char *test_profile_load(const struct repo *r, const struct profile_user *u, stru
         profile_clear(&p);
     return NULL;
 }
+
+void test_sh(const char *fmt, ...) {
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    assert_true(vasprintf(&cmd, fmt, ap) > 0);
+    va_end(ap);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+}

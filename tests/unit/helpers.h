@@ -46,6 +46,9 @@ bool test_user(uid_t *uid, gid_t *gid);
  * runs belong to a subordinate uid; we can still unlink them (the directories are ours) but
  * not enter its directories: best effort. */
 void test_rm_tree(const char *path);
+/* Run a shell command line made from fmt (fixtures only: the code under test never uses a
+ * shell); asserts it exits 0. */
+void test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* The pid of one child of parent (from /proc/PID/stat), 0 if none. */
 pid_t test_find_child(pid_t parent);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "sandbox/sandbox-internal.h"
 #include "sandbox/sandbox.h"
 #include "vm/vm.h"
@@ -16,17 +17,6 @@
 
 static char tmpl[64];
 static struct dbx_paths paths;
-
-static void sh(const char *fmt, ...) {
-    char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    assert_true(vasprintf(&cmd, fmt, ap) > 0);
-    va_end(ap);
-    /* Test fixture setup only: the code under test never uses a shell. */
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-}
 
 static int setup(void **state) {
     snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
@@ -42,7 +32,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     dbx_paths_clear(&paths);
-    sh("rm -rf '%s'", tmpl);
+    test_sh("rm -rf '%s'", tmpl);
     (void)state;
     return 0;
 }
@@ -81,7 +71,7 @@ static void test_key(void **state) {
 /* A base disk (raw, 64 MiB, sparse) and a derived disk committed from an overlay of it. */
 static char *make_base(void) {
     char *base = dbx_xasprintf("%s/base.raw", tmpl);
-    sh("truncate -s 64M '%s'", base);
+    test_sh("truncate -s 64M '%s'", base);
     return base;
 }
 
@@ -113,7 +103,7 @@ static void commit(const char *base, char **run, struct dbx_derived *ret) {
 static void project(const char *name, const char *backing) {
     dbx_error *err = NULL;
     char *root = dbx_xasprintf("%s/%s", tmpl, name);
-    sh("mkdir -p '%s' && git init -q '%s'", root, root);
+    test_sh("mkdir -p '%s' && git init -q '%s'", root, root);
     struct dbx_project p = {0};
     assert_int_equal(dbx_project_find(&paths, root, false, &p, &err), 0);
     assert_int_equal(dbx_project_dirs(&p, &err), 0);
@@ -193,9 +183,9 @@ static void test_commit_get_list_prune(void **state) {
     char *ddir = dbx_derived_dir(&paths);
     char *lp = dbx_xasprintf("%s/%s.lock", ddir, d.key);
     free(ddir);
-    sh("rm -rf '%s/p1'", tmpl);
+    test_sh("rm -rf '%s/p1'", tmpl);
     char *pdir = dbx_xasprintf("%s/projects", paths.state);
-    sh("rm -rf '%s'", pdir);
+    test_sh("rm -rf '%s'", pdir);
     int lock = dbx_derived_lock(&paths, d.key, true, &err);
     assert_true(lock >= 0);
     assert_int_equal(dbx_derived_prune(&paths, &removed, &freed, &err), 0);
@@ -229,7 +219,7 @@ static void test_bad_record(void **state) {
     char key[65];
     memset(key, 'a', 64);
     key[64] = '\0';
-    sh("mkdir -p '%s' && printf '{\"key\": 1}' > '%s/%s.json'", dir, dir, key);
+    test_sh("mkdir -p '%s' && printf '{\"key\": 1}' > '%s/%s.json'", dir, dir, key);
     struct dbx_derived *v = NULL, g = {0};
     size_t n = 0;
     assert_int_equal(dbx_derived_list(&paths, &v, &n, &err), 0);

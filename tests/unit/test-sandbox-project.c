@@ -5,23 +5,13 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "sandbox/sandbox-internal.h"
 #include "sandbox/sandbox.h"
 
 #include <sys/stat.h>
 
 static char tmpl[64];
-
-static void sh(const char *fmt, ...) {
-    char *cmd = NULL;
-    va_list ap;
-    va_start(ap, fmt);
-    assert_true(vasprintf(&cmd, fmt, ap) > 0);
-    va_end(ap);
-    /* Test fixture setup only: the code under test never uses a shell. */
-    assert_int_equal(system(cmd), 0);
-    free(cmd);
-}
 
 static int setup(void **state) {
     snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
@@ -34,14 +24,14 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-    sh("rm -rf '%s'", tmpl);
+    test_sh("rm -rf '%s'", tmpl);
     (void)state;
     return 0;
 }
 
 static void test_find_root_from_subdir(void **state) {
     (void)state;
-    sh("mkdir -p %s/repo/a/b && git init -q %s/repo", tmpl, tmpl);
+    test_sh("mkdir -p %s/repo/a/b && git init -q %s/repo", tmpl, tmpl);
     struct dbx_paths paths = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
@@ -66,8 +56,8 @@ static void test_find_root_from_subdir(void **state) {
 static void test_core_worktree_ignored(void **state) {
     (void)state;
     /* A poisoned core.worktree must not move the share outside the directory holding .git. */
-    sh("mkdir -p %s/evil && git init -q %s/evil && git -C %s/evil config core.worktree /", tmpl,
-       tmpl, tmpl);
+    test_sh("mkdir -p %s/evil && git init -q %s/evil && git -C %s/evil config core.worktree /",
+            tmpl, tmpl, tmpl);
     struct dbx_paths paths = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
@@ -82,7 +72,7 @@ static void test_core_worktree_ignored(void **state) {
 
 static void test_outside_worktree(void **state) {
     (void)state;
-    sh("mkdir -p %s/plain", tmpl);
+    test_sh("mkdir -p %s/plain", tmpl);
     struct dbx_paths paths = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
@@ -112,25 +102,26 @@ static void test_record_roundtrip(void **state) {
     assert_string_equal(l.setup, "abc");
     dbx_project_rec_clear(&l);
     /* a record from before [setup] (no "setup") loads with setup "" */
-    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
-       "%s/project.json",
-       dir);
+    test_sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
+            "%s/project.json",
+            dir);
     assert_int_equal(dbx_project_rec_load(dir, &l, &err), 0);
     assert_string_equal(l.setup, "");
     dbx_project_rec_clear(&l);
     /* duplicate keys and unknown keys are refused */
-    sh("printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
-       "%s/project.json",
-       dir);
+    test_sh(
+        "printf '{\"root\":\"/a\",\"root\":\"/b\",\"image\":\"x\",\"base\":\"y\",\"created\":1}' > "
+        "%s/project.json",
+        dir);
     assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
     dbx_error_free(&err);
-    sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1,\"z\":2}' > "
-       "%s/project.json",
-       dir);
+    test_sh("printf '{\"root\":\"/a\",\"image\":\"x\",\"base\":\"y\",\"created\":1,\"z\":2}' > "
+            "%s/project.json",
+            dir);
     assert_true(dbx_project_rec_load(dir, &l, &err) < 0);
     dbx_error_free(&err);
     /* no temp files left behind */
-    sh("test $(ls -A %s | wc -l) -eq 1", dir);
+    test_sh("test $(ls -A %s | wc -l) -eq 1", dir);
     dbx_project_rec_clear(&r);
     free(dir);
 }
