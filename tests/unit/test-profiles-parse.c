@@ -407,7 +407,21 @@ static void test_values(void **state) {
     assert_int_equal(p.io_weight, 200);
     assert_string_equal(p.user, "1000:1000");
     assert_int_equal(p.seccomp, PROFILE_SECCOMP_STRICT);
-    const char *prot[] = {".git/hooks", ".git/config", "devbox.ini", "secrets", ".git"};
+    const char *prot[] = {".git/hooks",
+                          ".git/config",
+                          "devbox.ini",
+                          ".claude",
+                          ".codex",
+                          ".gemini",
+                          ".cursor",
+                          ".vscode",
+                          ".idea",
+                          ".mcp.json",
+                          ".envrc",
+                          ".husky",
+                          ".pre-commit-config.yaml",
+                          "secrets",
+                          ".git"};
     assert_int_equal(dbx_strv_len(p.protect), DBX_ARRAY_SIZE(prot));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(prot); i++)
         assert_string_equal(p.protect[i], prot[i]);
