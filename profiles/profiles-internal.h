@@ -78,6 +78,15 @@ const char *prof_user_suggest(const char *section, const char *key);
 /* A config.ini-only section ("ceilings", "registries")? */
 bool prof_user_section(const char *section);
 
+/* ---- profiles-load.c ---- */
+
+/* A user-only list (config.ini): entries comma- or whitespace-separated on any number of
+ * lines, each normalized by `norm`, no duplicates, at most `max`; problems "NAME:LINE:
+ * [section] key: ..." appended.  *dst is replaced only when every entry is good. */
+void prof_user_list(const struct profile_layer *l, const struct prof_entry *e,
+                    char *(*norm)(const char *, const char **), size_t max, char ***dst,
+                    char ***errors);
+
 /* ---- profiles-secrets.c ---- */
 
 /* "secret NAME" (a section entries of [secret NAME] are stored under) -> NAME, else NULL. */
@@ -144,6 +153,8 @@ void prof_origin_drop(struct profile *p, const char *key);
 /* Remove s from the vector (in place); true if it was there. */
 bool prof_strv_remove(char **v, const char *s);
 bool prof_strv_contains(char *const *v, const char *s);
+/* "a, b, c" (caller frees; "" for none). */
+char *prof_strv_join(char *const *v);
 /* Normalize a repo-relative path ("./a//b/" -> "a/b"); NULL with *why set when it is
  * absolute, empty, "." or has a ".." component. */
 char *prof_path_normalize(const char *s, const char **why);

@@ -504,11 +504,10 @@ static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
         u->max_disk = n;
 }
 
-/* A user-only list ([registries] insecure, [network] ca_files, [setup] allow): entries
- * comma- or whitespace-separated on any number of lines, each normalized by `norm`, no
- * duplicates, at most PROFILE_MAX_LIST.  *dst is replaced only when every entry is good. */
-static void user_list(const struct profile_layer *l, const struct prof_entry *e,
-                      char *(*norm)(const char *, const char **), char ***dst, char ***errors) {
+/* [registries] insecure, [network] ca_files, [setup] allow, a secret's hosts */
+void prof_user_list(const struct profile_layer *l, const struct prof_entry *e,
+                    char *(*norm)(const char *, const char **), size_t max, char ***dst,
+                    char ***errors) {
     _cleanup_strv_ char **v = NULL;
     bool ok = true;
     for (size_t i = 0; i < e->nparts; i++) {
@@ -521,11 +520,13 @@ static void user_list(const struct profile_layer *l, const struct prof_entry *e,
                 prof_errf(errors, "%s:%u: [%s] %s: '%s': %s", l->name, e->parts[i].line, e->section,
                           e->key, t, why);
                 ok = false;
-            } else if (dbx_strv_len(v) >= PROFILE_MAX_LIST) {
-                prof_errf(errors, "%s:%u: [%s] %s: more than %u entries", l->name, e->parts[i].line,
-                          e->section, e->key, PROFILE_MAX_LIST);
+            } else if (prof_strv_contains(v, n)) {
+                continue;
+            } else if (dbx_strv_len(v) >= max) {
+                prof_errf(errors, "%s:%u: [%s] %s: more than %zu entries", l->name,
+                          e->parts[i].line, e->section, e->key, max);
                 return;
-            } else if (!prof_strv_contains(v, n)) {
+            } else {
                 v = dbx_strv_push(v, n);
             }
         }
@@ -551,7 +552,7 @@ static void user_ca_files(struct profile_user *u, const struct profile_layer *l,
         dbx_strv_free(u->ca_files);
         u->ca_files = NULL;
     } else {
-        user_list(l, e, ca_path_normalize, &u->ca_files, errors);
+        prof_user_list(l, e, ca_path_normalize, PROFILE_MAX_LIST, &u->ca_files, errors);
     }
     u->ca_files_set = true;
 }
@@ -563,11 +564,12 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
     if (strcmp(e->section, "ceilings") == 0) {
         user_ceiling(u, l, e, errors);
     } else if (strcmp(e->key, "insecure") == 0) {
-        user_list(l, e, prof_registry_normalize, &u->registries_insecure, errors);
+        prof_user_list(l, e, prof_registry_normalize, PROFILE_MAX_LIST, &u->registries_insecure,
+                       errors);
     } else if (strcmp(e->key, "ca_files") == 0) {
         user_ca_files(u, l, e, errors);
     } else if (strcmp(e->section, "setup") == 0) { /* allow */
-        user_list(l, e, prof_allow_normalize, &u->setup_allow, errors);
+        prof_user_list(l, e, prof_allow_normalize, PROFILE_MAX_LIST, &u->setup_allow, errors);
         u->setup_allow_set = true;
     } else if (strcmp(e->key, "ca_file") == 0) {
         if (v[0] != '/' || strlen(v) > 4096)

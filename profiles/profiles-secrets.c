@@ -29,7 +29,7 @@ const char *prof_secret_section(const char *section) {
 }
 
 static const struct prof_user_key secret_keys[] = {
-    {"secret", "env", 0},   {"secret", "file", 0},   {"secret", "command", 0},
+    {"secret", "env", 0},           {"secret", "file", 0},   {"secret", "command", 0},
     {"secret", "hosts", PROF_LIST}, {"secret", "header", 0},
 };
 
@@ -114,8 +114,8 @@ static char *file_source(struct sbuild *b, const struct prof_entry *e) {
 /* Header names the proxy owns (the request's framing, routing and hop-by-hop headers): a
  * secret there would change where or how the request goes, not authenticate it. */
 static const char *const header_refused[] = {
-    "host",    "content-length", "transfer-encoding", "connection", "upgrade", "te",
-    "trailer", "keep-alive",     "expect",            NULL};
+    "host", "content-length", "transfer-encoding", "connection", "upgrade",
+    "te",   "trailer",        "keep-alive",        "expect",     NULL};
 
 /* "Name: text with {}": an HTTP token, ':', a value holding {} once. */
 static bool header_ok(struct sbuild *b, const struct prof_entry *e) {
@@ -146,29 +146,6 @@ static bool header_ok(struct sbuild *b, const struct prof_entry *e) {
     return true;
 }
 
-static void hosts_parse(struct sbuild *b, const struct prof_entry *e, char ***dst) {
-    _cleanup_strv_ char **v = NULL;
-    for (size_t i = 0; i < e->nparts; i++) {
-        _cleanup_free_ char *copy = dbx_xstrdup(e->parts[i].text);
-        char *save = NULL;
-        for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
-            const char *why = NULL;
-            _cleanup_free_ char *norm = prof_allow_normalize(t, &why);
-            if (!norm) {
-                sbad(b, e->parts[i].line, "hosts: '%s': %s", t, why);
-            } else if (prof_strv_contains(v, norm)) {
-                continue;
-            } else if (dbx_strv_len(v) >= PROFILE_MAX_SECRET_HOSTS) {
-                return sbad(b, e->parts[i].line, "hosts: more than %u entries",
-                            PROFILE_MAX_SECRET_HOSTS);
-            } else {
-                v = dbx_strv_push(v, norm);
-            }
-        }
-    }
-    *dst = TAKE_PTR(v);
-}
-
 /* The keys of one section into *s; false (reported) when it is not a whole secret. */
 static bool secret_build(struct sbuild *b, unsigned line, struct profile_secret *s) {
     unsigned source_line = 0;
@@ -180,8 +157,13 @@ static bool secret_build(struct sbuild *b, unsigned line, struct profile_secret 
         const char *v = e->parts[0].text;
         if (strcmp(e->key, "hosts") == 0) {
             have_hosts = true;
-            hosts_parse(b, e, &s->hosts);
-            if (!s->hosts && b->ok) sbad(b, e->line, "hosts: empty (at least one host)");
+            size_t nerr = dbx_strv_len(*b->errors);
+            prof_user_list(b->l, e, prof_allow_normalize, PROFILE_MAX_SECRET_HOSTS, &s->hosts,
+                           b->errors);
+            if (dbx_strv_len(*b->errors) != nerr)
+                b->ok = false;
+            else if (!s->hosts)
+                sbad(b, e->line, "hosts: empty (at least one host)");
             continue;
         }
         if (strcmp(e->key, "header") == 0) {
@@ -190,8 +172,9 @@ static bool secret_build(struct sbuild *b, unsigned line, struct profile_secret 
         }
         /* env, file or command: the one source */
         if (source_line) {
-            sbad(b, e->line, "%s: a second source (line %u has one): use exactly one of env, "
-                             "file, command",
+            sbad(b, e->line,
+                 "%s: a second source (line %u has one): use exactly one of env, "
+                 "file, command",
                  e->key, source_line);
             continue;
         }
@@ -293,8 +276,8 @@ void prof_secrets_check(const struct profile *p, char ***errors) {
         prof_errf(errors,
                   "%s: [secrets] use: secret '%s' needs network mode allowlist (network.mode is "
                   "'%s', from %s)",
-                  use_origin(p, p->secrets_use[i], key), p->secrets_use[i],
-                  net_names[p->net_mode], profile_origin_of(p, "network.mode"));
+                  use_origin(p, p->secrets_use[i], key), p->secrets_use[i], net_names[p->net_mode],
+                  profile_origin_of(p, "network.mode"));
     }
 }
 

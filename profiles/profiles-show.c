@@ -90,17 +90,6 @@ static void text_allow(FILE *f, const struct profile *p) {
     }
 }
 
-/* "a, b, c" */
-static char *hosts_str(char *const *v) {
-    _cleanup_free_ char *s = dbx_xstrdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *t = dbx_xasprintf("%s%s%s", s, i ? ", " : "", v[i]);
-        free(s);
-        s = t;
-    }
-    return TAKE_PTR(s);
-}
-
 /* [secrets] use: each name with its line, the kind of source and the hosts (config.ini's);
  * never the source itself (a command may hold anything) and never a value (none is here). */
 static void text_secrets(FILE *f, const struct profile *p) {
@@ -109,7 +98,7 @@ static void text_secrets(FILE *f, const struct profile *p) {
     for (size_t i = 0; i < p->nsecrets; i++) {
         const struct profile_secret *sc = &p->secrets[i];
         _cleanup_free_ char *k = dbx_xasprintf("secrets.use[%s]", sc->name);
-        _cleanup_free_ char *h = hosts_str(sc->hosts);
+        _cleanup_free_ char *h = prof_strv_join(sc->hosts);
         _cleanup_free_ char *o = dbx_sanitize_printable(
             dbx_xasprintf("%s; %s, sent to %s", from(p, k), profile_secret_from_name(sc->from), h));
         fprintf(f, "    %-40s ; %s\n", sc->name, o);

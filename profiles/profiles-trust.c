@@ -110,12 +110,7 @@ static bool secret_host(const struct profile *p, const char *host) {
 /* Every used secret: the user's [defaults] cannot use one, so the baseline never does. */
 static void secret_widenings(char ***w, const struct profile *p) {
     for (size_t i = 0; i < p->nsecrets; i++) {
-        _cleanup_free_ char *hosts = dbx_xstrdup("");
-        for (size_t j = 0; p->secrets[i].hosts && p->secrets[i].hosts[j]; j++) {
-            char *t = dbx_xasprintf("%s%s%s", hosts, j ? ", " : "", p->secrets[i].hosts[j]);
-            free(hosts);
-            hosts = t;
-        }
+        _cleanup_free_ char *hosts = prof_strv_join(p->secrets[i].hosts);
         push(w, "secret '%s' sent to %s", p->secrets[i].name, hosts);
     }
 }

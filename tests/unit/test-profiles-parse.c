@@ -810,9 +810,17 @@ static void test_builtins(void **state) {
     assert_int_equal(agent.net_mode, PROFILE_NET_ALLOWLIST);
     assert_null(agent.resolve);
     assert_int_equal(agent.nports, 0);
+    /* Claude Code's telemetry hosts are not allowed: it is told not to try */
+    assert_int_equal(dbx_strv_len(agent.env), 1);
+    assert_string_equal(agent.env[0], "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1");
     const char *hosts[] = {"api.anthropic.com",
+                           "platform.claude.com",
                            "api.openai.com",
+                           "chatgpt.com",
+                           "auth.openai.com",
                            "generativelanguage.googleapis.com",
+                           "cloudcode-pa.googleapis.com",
+                           "oauth2.googleapis.com",
                            "github.com",
                            "*.githubusercontent.com",
                            "gitlab.com",

@@ -8,8 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cmocka.h>
 #include <jansson.h>
+#include <cmocka.h>
 
 #include "profiles/profiles.h"
 
@@ -34,6 +34,18 @@ static char *load(struct repo *r, const char *text, const struct profile_user *u
     return test_profile_load(r, u, ret);
 }
 
+/* *s (malloc'd) += the formatted text */
+static void appendf(char **s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void appendf(char **s, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *add = dbx_xvasprintf(fmt, ap);
+    va_end(ap);
+    char *t = dbx_xasprintf("%s%s", *s, add);
+    free(*s);
+    *s = t;
+}
+
 static bool strv_has(char *const *v, const char *s) {
     for (size_t i = 0; v && v[i]; i++)
         if (strcmp(v[i], s) == 0) return true;
@@ -53,15 +65,11 @@ static char *config_error(struct repo *r, const char *text) {
         fail_msg("config.ini loaded:\n%s", text);
     }
     _cleanup_free_ char *prefix = dbx_xasprintf("%s/", r->dir);
-    size_t n = strlen(prefix);
     char *out = dbx_xstrdup("");
     for (char *p = m; *p;) {
-        bool cut = strncmp(p, prefix, n) == 0;
-        size_t len = strcspn(p + (cut ? n : 0), "\n") + (cut ? n : 0);
-        char *t = dbx_xasprintf("%s%s%.*s", out, *out ? "\n" : "", (int)(len - (cut ? n : 0)),
-                                p + (cut ? n : 0));
-        free(out);
-        out = t;
+        if (dbx_str_has_prefix(p, prefix)) p += strlen(prefix);
+        size_t len = strcspn(p, "\n");
+        appendf(&out, "%s%.*s", *out ? "\n" : "", (int)len, p);
         p += len;
         if (*p == '\n') p++;
     }
@@ -222,21 +230,15 @@ static void test_secret_caps(void **state) {
     struct repo *r = *state;
     /* 32 secrets load, the 33rd is an error at its section line */
     _cleanup_free_ char *cfg = dbx_xstrdup("");
-    for (unsigned i = 0; i < PROFILE_MAX_SECRETS + 1; i++) {
-        char *t = dbx_xasprintf("%s[secret S%u]\nenv = S\nhosts = a.test\n", cfg, i);
-        free(cfg);
-        cfg = t;
-    }
+    for (unsigned i = 0; i < PROFILE_MAX_SECRETS + 1; i++)
+        appendf(&cfg, "[secret S%u]\nenv = S\nhosts = a.test\n", i);
     _cleanup_free_ char *e = config_error(r, cfg);
     assert_string_equal(e, "config.ini:97: [secret S32]: more than 32 secrets");
 
     /* 32 hosts, then one more */
     _cleanup_free_ char *hosts = dbx_xstrdup("[secret A]\nenv = A\nhosts =\n");
-    for (unsigned i = 0; i < PROFILE_MAX_SECRET_HOSTS + 1; i++) {
-        char *t = dbx_xasprintf("%s    h%u.test\n", hosts, i);
-        free(hosts);
-        hosts = t;
-    }
+    for (unsigned i = 0; i < PROFILE_MAX_SECRET_HOSTS + 1; i++)
+        appendf(&hosts, "    h%u.test\n", i);
     _cleanup_free_ char *e2 = config_error(r, hosts);
     assert_string_equal(e2, "config.ini:36: [secret A] hosts: more than 32 entries");
 }
@@ -292,9 +294,10 @@ static void test_secret_use(void **state) {
 
     /* widenings: each secret with its hosts; its implicit hosts are not listed again */
     char **w = profile_widenings(&p, &u);
-    const char *want[] = {"network allow 'pypi.org'", "network allow 'api.openai.com'",
-                          "secret 'ANTHROPIC_API_KEY' sent to api.anthropic.com",
-                          "secret 'OPENAI_API_KEY' sent to api.openai.com, *.openai.azure.com:8443"};
+    const char *want[] = {
+        "network allow 'pypi.org'", "network allow 'api.openai.com'",
+        "secret 'ANTHROPIC_API_KEY' sent to api.anthropic.com",
+        "secret 'OPENAI_API_KEY' sent to api.openai.com, *.openai.azure.com:8443"};
     assert_int_equal(dbx_strv_len(w), DBX_ARRAY_SIZE(want));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++)
         assert_string_equal(w[i], want[i]);
@@ -343,7 +346,8 @@ static void test_secret_use_errors(void **state) {
     struct profile_user u;
     assert_null(load_config(r, config_two, &u));
     struct profile p;
-    _cleanup_free_ char *m1 = load(r, "[secrets]\nuse = ANTHROPIC_API_KEY\n    GITHUB_TOKEN\n", &u, &p);
+    _cleanup_free_ char *m1 =
+        load(r, "[secrets]\nuse = ANTHROPIC_API_KEY\n    GITHUB_TOKEN\n", &u, &p);
     assert_string_equal(m1, "devbox.ini:3: [secrets] use: secret 'GITHUB_TOKEN' is not declared in "
                             "config.ini (add a [secret GITHUB_TOKEN] section there)");
     /* without a user's config, nothing is declared */
@@ -366,11 +370,8 @@ static void test_secret_use_errors(void **state) {
     _cleanup_free_ char *m6 = load(r, "[secrets]\nuses = A\n", &u, &p);
     assert_string_equal(m6, "devbox.ini:2: unknown key 'uses' in [secrets] (did you mean 'use'?)");
     _cleanup_free_ char *many = dbx_xstrdup("[secrets]\nuse =");
-    for (unsigned i = 0; i <= PROFILE_MAX_SECRETS; i++) {
-        char *t = dbx_xasprintf("%s S%u", many, i);
-        free(many);
-        many = t;
-    }
+    for (unsigned i = 0; i <= PROFILE_MAX_SECRETS; i++)
+        appendf(&many, " S%u", i);
     _cleanup_free_ char *m7 = load(r, many, &u, &p);
     assert_string_equal(m7, "devbox.ini:2: [secrets] use: more than 32 secrets");
     /* mode none over the user's allowlist default: one error per used secret, at its line */
@@ -414,15 +415,16 @@ static void test_secret_show(void **state) {
     json_t *root = json_loads(j, 0, &jerr);
     free(j);
     assert_non_null(root);
-    json_t *use = json_object_get(json_object_get(json_object_get(root, "secrets"), "use"), "value");
+    json_t *use =
+        json_object_get(json_object_get(json_object_get(root, "secrets"), "use"), "value");
     assert_int_equal(json_array_size(use), 2);
     json_t *o = json_array_get(use, 0);
     assert_string_equal(json_string_value(json_object_get(o, "name")), "OPENAI_API_KEY");
     assert_string_equal(json_string_value(json_object_get(o, "from")), "devbox.ini:2");
     assert_string_equal(json_string_value(json_object_get(o, "source")), "command");
     assert_int_equal(json_array_size(json_object_get(o, "hosts")), 2);
-    json_t *by = json_object_get(
-        json_object_get(json_object_get(root, "network"), "allow"), "secrets");
+    json_t *by =
+        json_object_get(json_object_get(json_object_get(root, "network"), "allow"), "secrets");
     assert_string_equal(json_string_value(json_object_get(by, "api.anthropic.com")),
                         "secret 'ANTHROPIC_API_KEY' (devbox.ini:2)");
     json_decref(root);
@@ -456,8 +458,8 @@ static void test_secret_show(void **state) {
 
 static void test_default_protect(void **state) {
     struct repo *r = *state;
-    const char *added[] = {".claude", ".codex",   ".gemini", ".cursor", ".vscode",
-                           ".idea",   ".mcp.json", ".envrc", ".husky",  ".pre-commit-config.yaml"};
+    const char *added[] = {".claude", ".codex",    ".gemini", ".cursor", ".vscode",
+                           ".idea",   ".mcp.json", ".envrc",  ".husky",  ".pre-commit-config.yaml"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(added); i++) {
         bool found = false;
         for (size_t j = 0; profile_default_protect[j]; j++)
