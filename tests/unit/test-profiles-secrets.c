@@ -154,6 +154,11 @@ static void test_secret_file_home(void **state) {
     assert_string_equal(u.secrets[1].source, "/etc/b key");
     profile_user_clear(&u);
 
+    setenv("HOME", "/", 1);
+    assert_null(load_config(r, "[secret A]\nfile = ~/k\nhosts = a.test\n", &u));
+    assert_string_equal(u.secrets[0].source, "/k");
+    profile_user_clear(&u);
+
     unsetenv("HOME");
     _cleanup_free_ char *e = config_error(r, "[secret A]\nfile = ~/k\nhosts = a.test\n");
     assert_string_equal(e, "config.ini:2: [secret A] file: '~/k': ~/ needs $HOME set to an "
