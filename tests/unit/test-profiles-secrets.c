@@ -322,6 +322,15 @@ static void test_secret_use(void **state) {
                                   "([secrets] use in devbox.ini)");
     dbx_error_free(&err);
 
+    /* open mode has no proxy in the way to add the value: refused, naming the use */
+    struct profile q;
+    assert_null(load(r, "[secrets]\nuse = OPENAI_API_KEY\n", &u, &q));
+    assert_int_equal(profile_set(&q, "network.mode", "open", "flag", &err), -EINVAL);
+    assert_string_equal(err->msg, "devbox.ini:2: [secrets] use: secret 'OPENAI_API_KEY' needs "
+                                  "network mode allowlist (network.mode is 'open', from flag)");
+    dbx_error_free(&err);
+    profile_clear(&q);
+
     /* `--network none` narrows: no network, no secret, nothing left to trust about either */
     assert_int_equal(profile_set(&p, "network.mode", "none", "command line", &err), 0);
     assert_null(p.secrets_use);
