@@ -36,8 +36,7 @@ const struct cmd_def cmd_table[] = {
      "fetch an image from a registry (docker.io implied)", "--platform", NULL},
     {"images", cmd_images, "images [--json]", "the local images, their sizes and users", "--json",
      NULL},
-    {"rmi", cmd_rmi, "rmi [--force] IMAGE...", "remove images no project uses", "--force -f",
-     NULL},
+    {"rmi", cmd_rmi, "rmi [--force] IMAGE...", "remove images no project uses", "--force -f", NULL},
     {"image", cmd_image, "image import FILE [NAME] | inspect IMAGE | prune",
      "docker save / OCI layout / rootfs tar", NULL, "import inspect prune"},
     {"completion", cmd_completion, "completion bash|zsh",
@@ -168,7 +167,8 @@ static void print_zsh(void) {
                    "        else _command_names -e; fi ;;\n",
                    w);
         else
-            printf("    %s) compadd -- %s%s ;;\n", c->name, w, takes_files(c->name) ? "; _files" : "");
+            printf("    %s) compadd -- %s%s ;;\n", c->name, w,
+                   takes_files(c->name) ? "; _files" : "");
     }
     printf("    esac\n"
            "}\n"
