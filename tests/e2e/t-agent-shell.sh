@@ -62,11 +62,7 @@ assert_contains "$ERR" "one command string"
 expect_rc 125 dbx exec --shell
 
 # SIGINT to the client reaches the command: 130, and nothing is left running in the box
-guest_sleepers() {
-    local n
-    n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c '[s]leep 100')
-    echo "${n:-0}"
-}
+guest_sleepers() { guest_count '[s]leep 100'; }
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 "$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \
@@ -85,13 +81,7 @@ wait_until 10 not_sleeping || fail "'sleep 100' still runs in the guest after SI
 # snapshot the box does not have is fatal in busybox's ash (`.` is a special builtin), harmless
 # in bash, zsh and dash (no `source`).  So the box user's shell is bash here, as in a Debian
 # image, where devbox's default user gets it.
-bash=$(readlink -f /bin/bash)
-[ -x "$bash" ] || skip "no bash on the host to put into the image"
-add=(--add "$bash=/bin/bash:755")
-while read -r lib; do
-    [ -n "$lib" ] && add+=(--add "$(readlink -f "$lib")=$lib:755")
-done < <(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
-import_variant withbash "${add[@]}"
+import_bash_image withbash
 R=$(make_repo agent)
 write_profile "$R" $'[box]\nimage = withbash'
 SUB="$R/sub dir/deeper"
