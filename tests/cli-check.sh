@@ -66,7 +66,11 @@ complete_bash() { # WORD...: print COMPREPLY for the last word
 [ "$(complete_bash devbox -C /tmp sta)" = status ] || bad "bash completion after -C DIR"
 [ "$(complete_bash devbox status --j)" = --json ] || bad "bash completion of 'devbox status --j'"
 complete_bash devbox exec --sh | grep -qx -- --shell || bad "bash completion of 'devbox exec --sh'"
-complete_bash devbox completion z | grep -qx zsh || bad "bash completion of 'devbox completion z'"
+complete_bash devbox completion z | grep -x zsh >/dev/null || bad "bash completion of 'devbox completion z'"
+complete_bash devbox exec -e A=1 -- bas | grep -x bash >/dev/null || bad "bash completion of a command name after exec"
+mkdir -p "$tmp/cwd" && touch "$tmp/cwd/afile"
+(cd "$tmp/cwd" && complete_bash devbox exec -- cat af) | grep -x afile >/dev/null ||
+    bad "bash completion of a file after exec's command"
 
 [ "$fails" = 0 ] || { echo "cli-check: $fails problem(s)" >&2; exit 1; }
 echo "cli-check: completion and docs/devbox.1 cover $(echo $commands | wc -w) commands"
