@@ -37,6 +37,11 @@ assert_eq "$SUB_REAL" "$OUT" "cwd of exec --shell"
 ok dbx exec -w "sub dir" --shell 'pwd -P'
 assert_eq "$(cd "$R/sub dir" && pwd -P)" "$OUT" "cwd of exec -w DIR --shell"
 
+# a terminal with -t: the string's commands see it, its exit code comes through
+run "$PYTHON" "$E2E_DIR/pty.py" --rows 33 --cols 101 --timeout 60 -- "$DEVBOX" exec -t --shell 'tty && stty size; exit 4'
+assert_eq 4 "$RC" "exit code of exec -t --shell"
+assert_match "$(tr -d '\r' <"$TEST_TMP/stdout")" $'^/dev/pts/[0-9]+\n33 101$' "tty and size with exec -t --shell"
+
 # stdin with -i
 printf 'one\ntwo\nthree\n' >"$TEST_TMP/in.txt"
 run_stdin "$TEST_TMP/in.txt" dbx exec -i --shell 'n=0; while read -r l; do n=$((n + 1)); done; echo "$n lines"'
