@@ -7,6 +7,9 @@ WARN    := -Wall -Wextra -Werror -Wjump-misses-init -Wno-unused-parameter -Wshad
 CFLAGS  ?= -O2 -g
 override CFLAGS += $(CSTD) $(WARN) -D_GNU_SOURCE= -I.
 SAN     ?=
+# `make install` (GNU conventions): PREFIX, DESTDIR for staging.
+PREFIX  ?= /usr/local
+DESTDIR ?=
 
 # Debian 12 packages devbox needs to build, run and test.  `make deps` installs them (root).
 DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjansson-dev \
@@ -100,6 +103,43 @@ unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-init
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done; \
 	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
 	  $$f tests/fuzz/corpus/$$c; done
+	$(MAKE) --no-print-directory check-docs
+
+# Checks that need no VM (part of unit): the completion scripts and docs/devbox.1 against the
+# usage, the recipes of docs/agents.md, and `make install` into a scratch DESTDIR.
+check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
+	tests/cli-check.sh $(BUILD)/devbox
+	tests/docs-check.sh $(BUILD)/devbox
+	@set -e; d=$$(mktemp -d /tmp/devbox-install.XXXXXX); \
+	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
+	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init share/man/man1/devbox.1 \
+	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
+	  share/devbox/profiles/default.ini; do \
+	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
+	done; rm -rf --one-file-system $$d; echo "make install: ok"
+
+# The binary and the guest init (found next to devbox, or in ../lib/devbox from it), the prefix
+# script for agents (docs/agents.md), the man page, completions, and the built-in profiles
+# (compiled into devbox; installed for reading, as `devbox profile show` cites them).
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/devbox \
+	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/devbox/profiles \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
+	install -m 755 $(BUILD)/devbox tools/devbox-shell-prefix $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
+	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
+	$(BUILD)/devbox completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox
+	$(BUILD)/devbox completion zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/devbox $(DESTDIR)$(PREFIX)/bin/devbox-shell-prefix \
+	  $(DESTDIR)$(PREFIX)/lib/devbox/devbox-init $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
+	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles
+	-rmdir $(DESTDIR)$(PREFIX)/lib/devbox $(DESTDIR)$(PREFIX)/share/devbox
 
 # libFuzzer (clang): each harness for FUZZ_TIME seconds, starting from the committed corpus.
 fuzz: $(BUILD)/libdevbox.a
@@ -161,5 +201,6 @@ format-check:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz
+.PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz check-docs install \
+	uninstall
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -6,6 +6,15 @@
 
 #include <getopt.h>
 
+/* --shell: the box user's shell runs the string, as `ssh HOST 'CMD'` or a terminal would.  The
+ * guest init puts that shell (the passwd entry's when it can run, else bash, else /bin/sh) in
+ * SHELL for every command (guest/init-env.c), so a POSIX sh in the image picks it up here and
+ * execs it: no protocol change, and an older guest init does the same.  `exec` keeps the pid the
+ * guest signals and reports, so exit codes and signals are the command's as with `exec --`.
+ * nologin and false are not shells to run a command with (`-u www-data`): /bin/sh instead. */
+static const char shell_script[] = "case ${SHELL##*/} in ''|nologin|false) SHELL=/bin/sh ;; esac; "
+                                   "exec \"$SHELL\" -c \"$1\"";
+
 static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     struct dbx_project proj = {0};
     int rc = cmd_project(ctx, &proj);
@@ -19,12 +28,18 @@ static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     static const struct option longopts[] = {
-        {"interactive", no_argument, NULL, 'i'}, {"tty", no_argument, NULL, 't'},
-        {"env", required_argument, NULL, 'e'},   {"workdir", required_argument, NULL, 'w'},
-        {"user", required_argument, NULL, 'u'},  {"admin", no_argument, NULL, 'A'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
+        {"interactive", no_argument, NULL, 'i'},
+        {"tty", no_argument, NULL, 't'},
+        {"env", required_argument, NULL, 'e'},
+        {"workdir", required_argument, NULL, 'w'},
+        {"user", required_argument, NULL, 'u'},
+        {"admin", no_argument, NULL, 'A'},
+        {"shell", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct dbx_exec_opts o = {0};
+    bool shell = false;
     _cleanup_strv_ char **env = NULL;
     int c;
     optind = 1;
@@ -48,9 +63,14 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         case 'A':
             o.admin = true;
             break;
+        case 'S':
+            shell = true;
+            break;
         case 'h':
             printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--] CMD "
                    "[ARG...]\n"
+                   "       devbox exec [OPTIONS] --shell [--] 'CMD STRING'\n"
+                   "  --shell  run one command string with the box user's shell ($SHELL -c)\n"
                    "  --admin  run this one command as root with the capabilities package "
                    "managers need\n"
                    "           (chown, dac_override, fowner, setuid, setgid, ...: Docker's "
@@ -71,8 +91,18 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
                 o.user);
         return 125;
     }
+    if (shell && argc - optind != 1) {
+        fprintf(stderr, "devbox: exec: --shell takes one command string (quote it: --shell "
+                        "'CMD ARG...')\n");
+        return 125;
+    }
+    char *shell_argv[] = {"/bin/sh", "-c", (char *)shell_script, "sh", NULL, NULL};
     o.env = env;
-    o.argv = argv + optind;
+    if (shell) {
+        shell_argv[4] = argv[optind];
+        o.argv = shell_argv;
+    } else
+        o.argv = argv + optind;
     return run(ctx, &o);
 }
 

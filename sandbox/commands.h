@@ -32,3 +32,16 @@ int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_completion(struct cmd_ctx *ctx, int argc, char **argv);
+
+/* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
+ * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)
+ * after the command.  Defined in cmd-completion.c. */
+struct cmd_def {
+    const char *name;
+    int (*fn)(struct cmd_ctx *, int, char **);
+    const char *usage, *desc;
+    const char *flags, *subs;
+};
+extern const struct cmd_def cmd_table[];
+extern const size_t cmd_table_len;

@@ -6,41 +6,6 @@
 
 #include <signal.h>
 
-static const struct {
-    const char *name;
-    int (*fn)(struct cmd_ctx *, int, char **);
-    const char *help;
-} commands[] = {
-    {"exec", cmd_exec,
-     "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--] CMD [ARG...]  run a command in the project's "
-     "VM"},
-    {"enter", cmd_enter, "enter                      interactive shell in the project's VM"},
-    {"status", cmd_status, "status [--json]            state of the project's VM"},
-    {"ls", cmd_ls, "ls [--json]                every project devbox knows"},
-    {"stop", cmd_stop, "stop                       shut the project's VM down cleanly"},
-    {"restart", cmd_restart,
-     "restart                    stop the VM, then start it with devbox.ini as it is now"},
-    {"rm", cmd_rm, "rm [--force]               delete the project's VM and disk"},
-    {"reset", cmd_reset,
-     "reset [--force]            throw the box's disk away: start again from image + [setup]"},
-    {"setup", cmd_setup,
-     "setup [--force]            apply devbox.ini's [setup] now (--force: run it again)"},
-    {"port", cmd_port,
-     "port add HOST:GUEST | rm HOST | ls  forward 127.0.0.1:HOST to the box's GUEST port"},
-    {"logs", cmd_logs,
-     "logs [--network|--setup|...]  the project's logs (network: every proxy decision)"},
-    {"profile", cmd_profile,
-     "profile check | profile show [--json]  validate or explain devbox.ini"},
-    {"trust", cmd_trust,
-     "trust                      allow this repo's devbox.ini to widen the default"},
-    {"pull", cmd_pull,
-     "pull [--platform P] REF     fetch an image from a registry (docker.io implied)"},
-    {"images", cmd_images, "images [--json]            the local images, their sizes and users"},
-    {"rmi", cmd_rmi, "rmi [--force] IMAGE...     remove images no project uses"},
-    {"image", cmd_image,
-     "image import FILE [NAME] | inspect IMAGE | prune  docker save / OCI layout / rootfs tar"},
-};
-
 static void host_oom(void) {
     static const char m[] = "devbox: out of memory\n";
     (void)!write(2, m, sizeof(m) - 1);
@@ -49,8 +14,11 @@ static void host_oom(void) {
 
 static int usage(FILE *f) {
     fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n\n");
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(commands); i++)
-        fprintf(f, "  devbox %s\n", commands[i].help);
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        const char *u = cmd_table[i].usage;
+        fprintf(f, "  devbox %s%*s  %s\n", u, strlen(u) < 25 ? (int)(25 - strlen(u)) : 0, "",
+                cmd_table[i].desc);
+    }
     fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
                "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg.\n");
     return f == stdout ? 0 : 125;
@@ -91,11 +59,11 @@ int main(int argc, char **argv) {
         }
     }
     if (i >= argc) return usage(stderr);
-    for (size_t k = 0; k < DBX_ARRAY_SIZE(commands); k++) {
-        if (strcmp(argv[i], commands[k].name) != 0) continue;
+    for (size_t k = 0; k < cmd_table_len; k++) {
+        if (strcmp(argv[i], cmd_table[k].name) != 0) continue;
         _cleanup_error_ dbx_error *err = NULL;
         if (dbx_paths_init(&ctx.paths, &err) < 0) return cmd_fail(&err);
-        int rc = commands[k].fn(&ctx, argc - i, argv + i);
+        int rc = cmd_table[k].fn(&ctx, argc - i, argv + i);
         dbx_paths_clear(&ctx.paths);
         return rc;
     }

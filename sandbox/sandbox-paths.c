@@ -65,9 +65,17 @@ int dbx_find_init(char **ret, dbx_error **err) {
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n > 0) {
         self[n] = '\0';
-        _cleanup_free_ char *p = dbx_xasprintf("%s/devbox-init", dirname(self));
+        const char *dir = dirname(self);
+        /* next to devbox (the build tree), or where `make install` puts it for any PREFIX */
+        _cleanup_free_ char *p = dbx_xasprintf("%s/devbox-init", dir);
         if (access(p, R_OK) == 0) {
             *ret = TAKE_PTR(p);
+            return 0;
+        }
+        _cleanup_free_ char *lib = dbx_xasprintf("%s/../lib/devbox/devbox-init", dir);
+        char *real = access(lib, R_OK) == 0 ? realpath(lib, NULL) : NULL;
+        if (real) {
+            *ret = real;
             return 0;
         }
     }
@@ -77,6 +85,6 @@ int dbx_find_init(char **ret, dbx_error **err) {
         return 0;
     }
     return dbx_error_set(err, 0,
-                         "guest init 'devbox-init' not found next to devbox or in "
-                         "/usr/local/lib/devbox (set DEVBOX_INIT)");
+                         "guest init 'devbox-init' not found next to devbox, in ../lib/devbox "
+                         "from it or in /usr/local/lib/devbox (set DEVBOX_INIT)");
 }

@@ -232,6 +232,14 @@ wait_until() {
     done
 }
 
+# guest_count PATTERN: how many processes of the current project's box match PATTERN (grep;
+# bracket a letter, '[s]leep 100', so the ps command itself does not match)
+guest_count() {
+    local n
+    n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c -- "$1")
+    echo "${n:-0}"
+}
+
 # The pid of this test's single QEMU (fails if there is not exactly one).
 the_qemu_pid() {
     local p n
@@ -303,6 +311,19 @@ import_variant() {
         fail "mkimage.sh $* failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
     run dbx image import "$img" "$name"
     [ "$RC" = 0 ] || fail "image import '$name' ($*) failed (rc $RC): $(show "$ERR")"
+}
+
+# import_bash_image NAME: the test image plus the host's bash and the libraries it loads, imported
+# as NAME (the busybox image has no bash); skips the test when the host has no bash.
+import_bash_image() {
+    local bash lib add
+    bash=$(readlink -f /bin/bash)
+    [ -x "$bash" ] || skip "no bash on the host to put into the image"
+    add=(--add "$bash=/bin/bash:755")
+    while read -r lib; do
+        [ -n "$lib" ] && add+=(--add "$(readlink -f "$lib")=$lib:755")
+    done < <(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+    import_variant "$1" "${add[@]}"
 }
 
 # import_git_image [NAME]: the test image plus the host's git (mkimage.sh --with-git), built

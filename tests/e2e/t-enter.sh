@@ -32,13 +32,7 @@ run dbx -C "$R" exec -u 1500 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/sh "$OUT" "SHELL of a uid without a passwd entry, no bash in the image"
 
 # ---- an image with bash ------------------------------------------------------------------
-bash=$(readlink -f /bin/bash)
-[ -x "$bash" ] || skip "no bash on the host to put into the image"
-add=(--add "$bash=/bin/bash:755")
-while read -r lib; do
-    [ -n "$lib" ] && add+=(--add "$(readlink -f "$lib")=$lib:755")
-done < <(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
-import_variant withbash "${add[@]}"
+import_bash_image withbash
 B=$(make_repo bash)
 write_profile "$B" $'[box]\nimage = withbash'
 # a uid without a passwd entry gets bash; a passwd shell is kept (dev's is /bin/sh)

@@ -11,11 +11,7 @@ cd "$R" || fail "cd $R"
 build_probe "$R"
 ok dbx exec -- true
 
-guest_sleepers() {
-    local n
-    n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c '[s]leep 1000')
-    echo "${n:-0}"
-}
+guest_sleepers() { guest_count '[s]leep 1000'; }
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }

@@ -8,11 +8,7 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 ok dbx exec -- true # boot first: measure forwarding, not boot
 
-guest_sleepers() { # number of "sleep 100" processes in the guest
-    local n
-    n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c '[s]leep 100')
-    echo "${n:-0}"
-}
+guest_sleepers() { guest_count '[s]leep 100'; } # number of "sleep 100" processes in the guest
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 
