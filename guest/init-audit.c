@@ -4,13 +4,13 @@
  * host (the boundary, R2) and one in the guest (init-policy.c).  A write on it therefore fails
  * inside the guest kernel with EROFS (the guest's bind, or the host's through virtiofs when guest
  * root took the guest's away), or EACCES/EPERM when the permission check comes first (add_rules),
- * and a rename or removal of it or of a parent with EBUSY (a mount point, here or on the host).  The host never sees the first kind (no FUSE request is sent), so
- * only the guest kernel can observe every attempt: its audit subsystem (Debian's cloud kernel has
- * CONFIG_AUDIT and CONFIG_AUDITSYSCALL) reports, at the exit of any syscall that failed with
- * one of those errors, a SYSCALL record with the cwd and the PATH records of the names it looked up.
- * The init registers as the audit daemon over NETLINK_AUDIT, so the records come to it and not
- * to the console, and counts those whose path lies in the workspace at, below or above one of
- * the plan's protected paths.
+ * and a rename or removal of it or of a parent with EBUSY (a mount point, here or on the host). The
+ * host never sees the first kind (no FUSE request is sent), so only the guest kernel can observe
+ * every attempt: its audit subsystem (Debian's cloud kernel has CONFIG_AUDIT and
+ * CONFIG_AUDITSYSCALL) reports, at the exit of any syscall that failed with one of those errors, a
+ * SYSCALL record with the cwd and the PATH records of the names it looked up. The init registers as
+ * the audit daemon over NETLINK_AUDIT, so the records come to it and not to the console, and counts
+ * those whose path lies in the workspace at, below or above one of the plan's protected paths.
  *
  * Tasks forked before audit is first enabled carry no audit context, so this runs at SETUP,
  * before any box command exists (the init itself stays unaudited).  Records are dropped, never
@@ -68,9 +68,9 @@ static int audit_request(int fd, uint16_t type, const void *data, size_t len, db
 }
 
 struct rule {
-    int errnum;       /* the syscall's result is -errnum */
-    const int *nrs;   /* these x86_64 syscalls (terminated by -1), or NULL: any syscall */
-    int arg;          /* 0, or AUDIT_ARG0 + n: that argument must have a bit of `bits` */
+    int errnum;     /* the syscall's result is -errnum */
+    const int *nrs; /* these x86_64 syscalls (terminated by -1), or NULL: any syscall */
+    int arg;        /* 0, or AUDIT_ARG0 + n: that argument must have a bit of `bits` */
     uint32_t bits;
 };
 
@@ -102,12 +102,11 @@ static int add_rule(int fd, const struct rule *ru, dbx_error **err) {
 static int add_rules(int fd, dbx_error **err) {
 #ifdef __x86_64__
     static const int writers[] = {
-        SYS_creat,      SYS_mkdir,       SYS_mkdirat,  SYS_rmdir,      SYS_unlink,
-        SYS_unlinkat,   SYS_rename,      SYS_renameat, SYS_renameat2,  SYS_link,
-        SYS_linkat,     SYS_symlink,     SYS_symlinkat, SYS_chmod,     SYS_fchmodat,
-        SYS_chown,      SYS_lchown,      SYS_fchownat, SYS_truncate,   SYS_utime,
-        SYS_utimes,     SYS_utimensat,   SYS_futimesat, SYS_mknod,     SYS_mknodat,
-        SYS_setxattr,   SYS_lsetxattr,   SYS_removexattr, SYS_lremovexattr, -1};
+        SYS_creat,     SYS_mkdir,    SYS_mkdirat,   SYS_rmdir,       SYS_unlink,       SYS_unlinkat,
+        SYS_rename,    SYS_renameat, SYS_renameat2, SYS_link,        SYS_linkat,       SYS_symlink,
+        SYS_symlinkat, SYS_chmod,    SYS_fchmodat,  SYS_chown,       SYS_lchown,       SYS_fchownat,
+        SYS_truncate,  SYS_utime,    SYS_utimes,    SYS_utimensat,   SYS_futimesat,    SYS_mknod,
+        SYS_mknodat,   SYS_setxattr, SYS_lsetxattr, SYS_removexattr, SYS_lremovexattr, -1};
     static const int open1[] = {SYS_open, -1}, open2[] = {SYS_openat, -1};
     const uint32_t wflags = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND;
     const struct rule rules[] = {
@@ -229,9 +228,9 @@ static void event_clear(struct audit_event *e) {
 /* Syscalls whose first argument is a directory fd that relative names start from. */
 static bool dirfd_syscall(int64_t arch, int64_t nr) {
 #ifdef __x86_64__
-    static const int at[] = {SYS_openat,    SYS_mkdirat,   SYS_mknodat,  SYS_fchownat,
-                             SYS_unlinkat,  SYS_renameat,  SYS_linkat,   SYS_fchmodat,
-                             SYS_utimensat, SYS_renameat2, SYS_openat2,  SYS_futimesat,
+    static const int at[] = {SYS_openat,    SYS_mkdirat,          SYS_mknodat, SYS_fchownat,
+                             SYS_unlinkat,  SYS_renameat,         SYS_linkat,  SYS_fchmodat,
+                             SYS_utimensat, SYS_renameat2,        SYS_openat2, SYS_futimesat,
                              SYS_faccessat, SYS_name_to_handle_at};
     if (arch != AUDIT_ARCH_X86_64) return false;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(at); i++)
@@ -269,16 +268,7 @@ static const char *protected_rel(const struct agent *a, const char *abs) {
         wl--;
     if (strncmp(abs, a->ws_path, wl) != 0 || abs[wl] != '/' || abs[wl + 1] == '\0') return NULL;
     const char *rel = abs + wl + 1;
-    size_t rl = strlen(rel);
-    const struct dbx_plan *p = &a->box.plan;
-    for (uint32_t i = 0; i < p->nprotected; i++) {
-        const char *q = p->protected[i];
-        size_t ql = strlen(q);
-        if ((rl >= ql && !strncmp(rel, q, ql) && (rel[ql] == '\0' || rel[ql] == '/')) ||
-            (ql > rl && !strncmp(q, rel, rl) && q[rl] == '/'))
-            return rel;
-    }
-    return NULL;
+    return dbx_path_near(rel, a->box.plan.protected, a->box.plan.nprotected) ? rel : NULL;
 }
 
 static void event_done(struct agent *a) {
@@ -358,7 +348,8 @@ void audit_events(struct agent *a) {
         /* One record a datagram.  Its nlmsg_len is the payload's length, not the message's (a
          * quirk kept for old auditd, kernel/audit.c __audit_log_end), so take the datagram's. */
         const struct nlmsghdr *h = (const struct nlmsghdr *)buf;
-        if (h->nlmsg_type < AUDIT_SYSCALL || h->nlmsg_type > AUDIT_SYSCALL + 99) continue; /* events */
+        if (h->nlmsg_type < AUDIT_SYSCALL || h->nlmsg_type > AUDIT_SYSCALL + 99)
+            continue; /* events */
         buf[n] = '\0';
         on_record(a, h->nlmsg_type, buf + NLMSG_HDRLEN); /* up to the first NUL */
     }

@@ -218,18 +218,6 @@ static bool rel_path_ok(const char *p) {
     return true;
 }
 
-/* At, below or above (a parent renamed) one of the protected paths. */
-static bool near_protected(const char *rel, char *const *protected, uint32_t n) {
-    size_t rl = strlen(rel);
-    for (uint32_t i = 0; protected && i < n; i++) {
-        const char *q = protected[i];
-        size_t ql = strlen(q);
-        if (rl >= ql && !strncmp(rel, q, ql) && (rel[ql] == '\0' || rel[ql] == '/')) return true;
-        if (ql > rl && !strncmp(q, rel, rl) && q[rl] == '/') return true;
-    }
-    return false;
-}
-
 int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
                          char *const *protected, uint32_t nprotected, uint64_t now_ms,
                          dbx_error **err) {
@@ -248,7 +236,7 @@ int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
         return dbx_error_setx(err, EPROTO,
                               "protected-write report: count %" PRIu64 " after %" PRIu64, count,
                               pw->count);
-    if (!rel_path_ok(first) || !near_protected(first, protected, nprotected)) {
+    if (!rel_path_ok(first) || !dbx_path_near(first, protected, nprotected)) {
         _cleanup_free_ char *e = dbx_escape_n(first, strlen(first) > 128 ? 128 : strlen(first), 0);
         return dbx_error_setx(err, EPROTO, "protected-write report: '%s' is not a protected path",
                               e);
