@@ -172,3 +172,14 @@ int dbx_parse_ipv4(const char *s, uint8_t ret[4], uint8_t *ret_prefix) {
     if (ret_prefix) *ret_prefix = (uint8_t)v;
     return 0;
 }
+
+bool dbx_path_near(const char *rel, char *const *paths, uint32_t n) {
+    size_t rl = strlen(rel);
+    for (uint32_t i = 0; paths && i < n; i++) {
+        const char *q = paths[i];
+        size_t ql = strlen(q);
+        if (rl >= ql && !strncmp(rel, q, ql) && (rel[ql] == '\0' || rel[ql] == '/')) return true;
+        if (ql > rl && !strncmp(q, rel, rl) && q[rl] == '/') return true;
+    }
+    return false;
+}

@@ -85,3 +85,8 @@ void dbx_plan_permissive(struct dbx_plan *ret);
  * with ret_prefix, followed by "/N", N 1..32.  Fills ret (network byte order) and *ret_prefix;
  * -EINVAL for anything else (octal, hex, short forms, spaces). */
 int dbx_parse_ipv4(const char *s, uint8_t ret[4], uint8_t *ret_prefix);
+
+/* Whether the workspace-relative path rel is one of the n paths, lies below one, or is a parent
+ * of one (renaming it would move the protected path): the write attempts on protected paths the
+ * guest counts and the host accepts in its report (DBX_MSG_PROTECTED). */
+bool dbx_path_near(const char *rel, char *const *paths, uint32_t n);

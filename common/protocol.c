@@ -26,6 +26,7 @@ static const char *const msg_names[DBX_MSG_MAX_] = {
     [DBX_MSG_SHUTDOWN] = "shutdown",
     [DBX_MSG_PING] = "ping",
     [DBX_MSG_PONG] = "pong",
+    [DBX_MSG_PROTECTED] = "protected",
     [DBX_MSG_EXEC] = "exec",
     [DBX_MSG_STARTED] = "started",
     [DBX_MSG_STDIN] = "stdin",
@@ -365,6 +366,25 @@ int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg)
     if (c.left != 0) {
         free(*msg);
         *msg = NULL;
+        return -EPROTO;
+    }
+    return 0;
+}
+
+void dbx_protected_encode(struct dbx_buf *out, uint64_t count, const char *first) {
+    dbx_buf_put_u64(out, count);
+    size_t n = strlen(first);
+    if (n > DBX_PROTECTED_PATH_MAX) n = DBX_PROTECTED_PATH_MAX;
+    dbx_buf_put_u32(out, (uint32_t)n);
+    dbx_buf_put(out, first, n);
+}
+int dbx_protected_decode(const uint8_t *p, size_t n, uint64_t *count, char **first) {
+    struct dbx_cursor c = {p, n};
+    if (dbx_get_u64(&c, count) < 0 || dbx_get_str(&c, DBX_PROTECTED_PATH_MAX, first) < 0)
+        return -EPROTO;
+    if (c.left != 0) {
+        free(*first);
+        *first = NULL;
         return -EPROTO;
     }
     return 0;

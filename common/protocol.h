@@ -26,10 +26,10 @@
 #include "plan.h"
 
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
- * DBX_EXEC_ADMIN and SETUP's ca_pem.  Overridable only so the tests can build an init of another
- * version (t-init-skew). */
+ * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  Overridable only so the tests
+ * can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 3
+#define DBX_PROTO_VERSION 4
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -41,6 +41,7 @@
 #define DBX_MAX_ENV 4096u
 #define DBX_MAX_STR (64u * 1024u)     /* any single string (but SETUP's ca_pem) */
 #define DBX_MAX_CA_PEM (192u * 1024u) /* SETUP's ca_pem: fits a SETUP frame with a full plan */
+#define DBX_PROTECTED_PATH_MAX 1024u  /* PROTECTED's first path */
 
 enum dbx_msg {
     /* session 0 (connection) */
@@ -50,6 +51,11 @@ enum dbx_msg {
     DBX_MSG_SHUTDOWN = 4, /* host->guest: empty; kill sessions, sync, unmount, power off */
     DBX_MSG_PING = 5,     /* either way: u64 token */
     DBX_MSG_PONG = 6,     /* reply: the same u64 token */
+    /* guest->host: u64 count, str first: the box's write attempts on protected paths since
+     * the boot (count, never decreasing) and the first one's workspace-relative path (never
+     * changing once sent).  Informational only (the guest may lie; enforcement is the host's):
+     * the init sends it at most once a second, the supervisor validates and rate-limits it. */
+    DBX_MSG_PROTECTED = 7,
     /* session n */
     DBX_MSG_EXEC = 10,    /* host->guest: struct dbx_exec_req */
     DBX_MSG_STARTED = 11, /* guest->host: u32 pid (in guest) */
@@ -228,6 +234,10 @@ int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port)
 /* ERROR: u32 code + str message. */
 void dbx_error_msg_encode(struct dbx_buf *out, uint32_t code, const char *msg);
 int dbx_error_msg_decode(const uint8_t *p, size_t n, uint32_t *code, char **msg);
+/* PROTECTED: u64 count + str first (at most DBX_PROTECTED_PATH_MAX bytes); decode is strict
+ * about framing only (the meaning of the path is the receiver's to check). */
+void dbx_protected_encode(struct dbx_buf *out, uint64_t count, const char *first);
+int dbx_protected_decode(const uint8_t *p, size_t n, uint64_t *count, char **first);
 /* HELLO: u32 version + str kernel release. */
 void dbx_hello_encode(struct dbx_buf *out, const char *release);
 int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **release);

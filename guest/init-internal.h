@@ -5,7 +5,8 @@
  * (starting one command), init-user.c (/etc/passwd and /etc/group without NSS), init-policy.c
  * (the SETUP plan: box cgroup, devices, protected paths; and each command's confinement),
  * init-net.c (the plan's network settings: loopback, eth0, resolv.conf, apt's proxy),
- * init-sock.c (socket sessions: forwarded ports and the proxy listener). */
+ * init-sock.c (socket sessions: forwarded ports and the proxy listener), init-audit.c (the
+ * box's write attempts on protected paths, from the kernel's audit records). */
 #pragma once
 
 #include "../common/plan.h"
@@ -116,6 +117,17 @@ struct sock_sess {
     bool rd_eof;         /* fd reached EOF and our empty SOCK_DATA was queued */
 };
 
+/* The audit records of one syscall, gathered until its EOE (init-audit.c). */
+struct audit_event {
+    uint64_t serial; /* 0: none yet */
+    bool syscall_seen;
+    int64_t arch, nr, a0;
+    pid_t pid;
+    char *cwd;
+    char *names[8]; /* PATH records' names, as the syscall got them */
+    size_t nnames;
+};
+
 struct agent {
     int fd;         /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
     int sigfd;      /* signalfd for SIGCHLD */
@@ -139,6 +151,11 @@ struct agent {
     size_t nsocks, cap_socks;
     uint32_t sock_next; /* low bits of the next guest-allocated socket session id */
     uint64_t hup_until; /* monotonic ms before which the port is not polled (a->hup) */
+    int audit_fd;       /* NETLINK_AUDIT, us as the audit daemon (init-audit.c), or -1 */
+    struct audit_event audit_ev;
+    uint64_t prot_count, prot_sent; /* write attempts on protected paths: seen, reported */
+    uint64_t prot_sent_ms;          /* when PROTECTED was last sent */
+    char *prot_first;               /* the first one's workspace-relative path */
 };
 
 /* ---- init.c ----------------------------------------------------------------------------- */
@@ -177,7 +194,15 @@ int agent_flush(struct agent *a);
 int serve(struct agent *a, dbx_error **err);
 
 /* Poll table entries: what an fd belongs to (init-serve.c builds it, init-sock.c adds to it). */
-enum poll_role { ROLE_IN = 0, ROLE_OUT = 1, ROLE_ERR = 2, ROLE_PTY = 3, ROLE_SOCK, ROLE_LISTEN };
+enum poll_role {
+    ROLE_IN = 0,
+    ROLE_OUT = 1,
+    ROLE_ERR = 2,
+    ROLE_PTY = 3,
+    ROLE_SOCK,
+    ROLE_LISTEN,
+    ROLE_AUDIT
+};
 struct pollref {
     void *obj; /* struct session *, struct sock_sess *, or NULL */
     int role;  /* enum poll_role */
@@ -208,6 +233,19 @@ void sock_poll_build(struct agent *a, struct pollset *ps, bool out_ok);
 void sock_events(struct agent *a, const struct pollfd *pf, const struct pollref *r);
 /* Free dead socket sessions (top of each loop iteration only). */
 void sock_sweep(struct agent *a);
+
+/* ---- init-audit.c ----------------------------------------------------------------------- */
+
+/* At SETUP, after the protected paths are in place and before any command runs: audit rules
+ * for write attempts failing with EROFS, EBUSY, EACCES or EPERM, the init as audit daemon
+ * (a->audit_fd).  Nothing to do without a workspace or protected paths, or in --serve-fd mode.  -1
+ * with *err: the caller logs it and goes on (the count is informational). */
+int audit_setup(struct agent *a, dbx_error **err);
+/* Read the pending records (a bounded batch) and count the attempts they show. */
+void audit_events(struct agent *a);
+/* Send PROTECTED when the count changed and the last report is a second old.  The ms until it
+ * is due, or -1 when nothing waits. */
+int audit_report_due(struct agent *a, uint64_t now);
 
 /* ---- init-net.c ------------------------------------------------------------------------- */
 

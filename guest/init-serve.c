@@ -423,7 +423,11 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (net_setup(a, &su->plan, err) < 0) return dbx_error_wrap(err, "network");
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     /* last: the protected paths live in the workspace mounted above */
-    return policy_setup(a, su, err);
+    if (policy_setup(a, su, err) < 0) return -1;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (audit_setup(a, &e) < 0)
+        init_log("setup: write attempts on protected paths are not counted: %s", e->msg);
+    return 0;
 }
 
 static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
@@ -593,9 +597,12 @@ static void pollset_build(struct agent *a, struct pollset *ps) {
             if (want_out[st]) pollset_add(ps, s->rd_fd[st], POLLIN, s, st);
     }
     sock_poll_build(a, ps, out_ok);
+    if (a->audit_fd >= 0 && queued < INIT_OUT_HARD)
+        pollset_add(ps, a->audit_fd, POLLIN, NULL, ROLE_AUDIT);
 }
 
 static void session_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
+    if (r->role == ROLE_AUDIT) return pf->revents ? audit_events(a) : (void)0;
     if (r->role == ROLE_SOCK || r->role == ROLE_LISTEN) return sock_events(a, pf, r);
     struct session *s = r->obj;
     if (!pf->revents || s->dead) return;
@@ -606,13 +613,15 @@ static void session_events(struct agent *a, const struct pollfd *pf, const struc
 }
 
 static int poll_timeout(struct agent *a) {
-    if (!a->hup) return -1;
     uint64_t now = dbx_now_ms();
+    int report = audit_report_due(a, now);
+    if (!a->hup) return report;
     if (now >= a->hup_until) {
         a->hup = false; /* poll the port again */
-        return -1;
+        return report;
     }
-    return (int)(a->hup_until - now);
+    int hup = (int)(a->hup_until - now);
+    return report >= 0 && report < hup ? report : hup;
 }
 
 int serve(struct agent *a, dbx_error **err) {

@@ -59,6 +59,11 @@ static void print_human(const struct dbx_status *st) {
         print_int("sessions", st->sessions);
         print_str("network", dbx_status_network_name(st->network));
         print_int("connections", (long long)st->connections);
+        /* what the box tried on the paths the host runs: "0 write attempts" says none */
+        _cleanup_free_ char *first = st->protected_first ? dbx_escape(st->protected_first) : NULL;
+        printf("%-11s %llu write attempts%s%s%s\n", "protected",
+               (unsigned long long)st->protected_writes, first ? " (first: " : "",
+               first ? first : "", first ? ")" : "");
     }
     /* one line per forward ("127.0.0.1:3000 -> 3000") */
     _cleanup_free_ char *pcopy = st->ports ? dbx_xstrdup(st->ports) : NULL;

@@ -85,6 +85,27 @@ size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_bus
 void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count);
 size_t net_nsocks(const struct net *n);
 
+/* The box's write attempts on protected paths for the current boot, from the guest's PROTECTED
+ * frames.  The guest is hostile and the numbers informational: dbx_protected_update keeps only
+ * what is plausible and bounded. */
+#define DBX_PROTECTED_RATE 4u /* PROTECTED frames taken per second (the init sends <= 1) */
+struct dbx_protected {
+    uint64_t count;
+    char first[DBX_PROTECTED_PATH_MAX + 1]; /* the first attempt's workspace-relative path,
+                                               "" until one is taken (no owner to free it) */
+    uint64_t window_ms;                     /* start of the current one-second window */
+    uint32_t window_n;                      /* frames seen in it */
+};
+/* Take one PROTECTED payload received at now_ms.  Refused, leaving *pw as it was: more than
+ * DBX_PROTECTED_RATE frames in a second (-EAGAIN: the caller need not log each), a payload that
+ * does not decode, a count lower than the last one or 0, a first path that is not a normalized
+ * relative path of printable ASCII (no "." or ".." component) at, below or above one of the
+ * `protected` paths, or one that differs from the first path already taken (-EPROTO, *err
+ * saying which).  0 on success. */
+int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
+                         char *const *protected, uint32_t nprotected, uint64_t now_ms,
+                         dbx_error **err);
+
 /* The status record's wire and file form (supervisor -> client, run_dir/status). */
 void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
 /* Strict: every field within its bound, enums in range, no trailing bytes. */

@@ -5,10 +5,11 @@
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
 
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 
-#define STATUS_VERSION 1
+#define STATUS_VERSION 2 /* 2: protected_writes, protected_first */
 #define STATUS_FILE_MAX (1u << 20)
 #define STATUS_STR_MAX PATH_MAX /* project root, image, one profile file */
 #define STATUS_SHORT_MAX 256u   /* accel, kernel release */
@@ -24,6 +25,7 @@ void dbx_status_clear(struct dbx_status *st) {
     dbx_strv_free(st->profile_files);
     free(st->ports);
     free(st->profile_error);
+    free(st->protected_first);
     *st = (struct dbx_status){0};
 }
 
@@ -58,6 +60,8 @@ void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *b) {
     dbx_buf_put_u8(b, st->seccomp);
     dbx_buf_put_u64(b, st->connections);
     dbx_buf_put_str(b, st->ports ? st->ports : "");
+    dbx_buf_put_u64(b, st->protected_writes);
+    put_opt_str(b, st->protected_first);
 }
 
 /* A string into a fixed array: at most cap - 1 bytes. */
@@ -106,10 +110,13 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
         st->profile_files = dbx_strv_push(st->profile_files, f);
         free(f);
     }
+    uint8_t has_first = 0;
     if (dbx_get_u8(c, &st->network) < 0 || st->network > DBX_NET_OPEN ||
         dbx_get_u8(c, &st->seccomp) < 0 || st->seccomp > DBX_SECCOMP_STRICT ||
         dbx_get_u64(c, &st->connections) < 0 || dbx_get_str(c, STATUS_PORTS_MAX, &st->ports) < 0 ||
-        c->left)
+        dbx_get_u64(c, &st->protected_writes) < 0 || dbx_get_u8(c, &has_first) < 0 ||
+        has_first > 1 ||
+        (has_first && dbx_get_str(c, DBX_PROTECTED_PATH_MAX, &st->protected_first) < 0) || c->left)
         return -1;
     return 0;
 }
@@ -174,6 +181,9 @@ static json_t *running_json(const struct dbx_status *st) {
     json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
     json_object_set_new(j, "ports", json_string(st->ports ? st->ports : ""));
     json_object_set_new(j, "seccomp", json_string(dbx_status_seccomp_name(st->seccomp)));
+    json_object_set_new(j, "protected_writes", json_integer((json_int_t)st->protected_writes));
+    json_object_set_new(j, "protected_first",
+                        st->protected_first ? json_string(st->protected_first) : json_null());
     return j;
 }
 
@@ -189,4 +199,51 @@ char *dbx_status_json(const struct dbx_status *st) {
     json_decref(j);
     if (!out) dbx_oom_hook();
     return out;
+}
+
+/* ---- protected-write reports ------------------------------------------------------------ */
+
+/* Normalized, relative, printable ASCII: what a workspace-relative path from the guest may be. */
+static bool rel_path_ok(const char *p) {
+    if (!*p || *p == '/') return false;
+    for (const char *c = p; *c; c++)
+        if (*c < 0x20 || *c > 0x7e) return false;
+    for (const char *c = p; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        c += n;
+        if (*c == '/' && *++c == '\0') return false;
+    }
+    return true;
+}
+
+int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
+                         char *const *protected, uint32_t nprotected, uint64_t now_ms,
+                         dbx_error **err) {
+    if (now_ms - pw->window_ms >= 1000 || now_ms < pw->window_ms) {
+        pw->window_ms = now_ms;
+        pw->window_n = 0;
+    }
+    if (++pw->window_n > DBX_PROTECTED_RATE)
+        return dbx_error_setx(err, EAGAIN, "protected-write report: more than %u a second",
+                              DBX_PROTECTED_RATE);
+    uint64_t count = 0;
+    _cleanup_free_ char *first = NULL;
+    if (dbx_protected_decode(p, n, &count, &first) < 0)
+        return dbx_error_setx(err, EPROTO, "protected-write report: malformed");
+    if (count == 0 || count < pw->count)
+        return dbx_error_setx(err, EPROTO,
+                              "protected-write report: count %" PRIu64 " after %" PRIu64, count,
+                              pw->count);
+    if (!rel_path_ok(first) || !dbx_path_near(first, protected, nprotected)) {
+        _cleanup_free_ char *e = dbx_escape_n(first, strlen(first) > 128 ? 128 : strlen(first), 0);
+        return dbx_error_setx(err, EPROTO, "protected-write report: '%s' is not a protected path",
+                              e);
+    }
+    if (pw->first[0] && strcmp(pw->first, first) != 0)
+        return dbx_error_setx(err, EPROTO, "protected-write report: the first path changed");
+    pw->count = count;
+    snprintf(pw->first, sizeof(pw->first), "%s", first); /* fits: decode caps it */
+    return 0;
 }

@@ -219,7 +219,9 @@ struct dbx_status {
     uint8_t network;      /* DBX_NET_* */
     uint8_t seccomp;      /* DBX_SECCOMP_* */
     uint64_t connections;
-    char *ports; /* one forward a line ("127.0.0.1:3000 -> 3000\n") */
+    char *ports;               /* one forward a line ("127.0.0.1:3000 -> 3000\n") */
+    uint64_t protected_writes; /* write attempts on protected paths this boot (the guest's word) */
+    char *protected_first;     /* the first one's workspace-relative path, or NULL */
     /* set by `devbox status` (never encoded): devbox.ini on disk against profile_hash */
     bool profile_checked, profile_changed;
     char *profile_error; /* the profile on disk does not load */

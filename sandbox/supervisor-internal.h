@@ -92,6 +92,10 @@ struct sup {
     } relay;
 
     struct net *net; /* socket sessions, port forwards, egress proxy (sandbox-net.c) */
+
+    /* the box's write attempts on protected paths, as the guest reports them (this boot: a
+     * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
+    struct dbx_protected protect;
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -154,3 +158,6 @@ void sup_client_detach(struct sup *s, struct client *c);
 void sup_status(struct sup *s, struct dbx_status *ret);
 /* run_dir/status, read by clients that must not wait for the loop (dbx_status_read). */
 int sup_write_status_file(struct sup *s, dbx_error **err);
+/* A PROTECTED frame from the guest (session 0): validated into s->protect, or logged and
+ * dropped. */
+void sup_protected_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);

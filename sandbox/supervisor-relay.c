@@ -352,7 +352,9 @@ void sup_agent_read(struct sup *s) {
                 dbx_error_free(&e);
                 continue;
             }
-            if (h.session == 0)
+            if (h.session == 0 && h.type == DBX_MSG_PROTECTED)
+                sup_protected_frame(s, &h, p);
+            else if (h.session == 0)
                 sup_agent_control(s, &h, p);
             else if (net_owns(s->net, &h))
                 net_agent_frame(s->net, &h, p);

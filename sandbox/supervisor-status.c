@@ -39,6 +39,8 @@ void sup_status(struct sup *s, struct dbx_status *ret) {
                                                               : DBX_SECCOMP_UNCONFINED,
         .connections = net_nsocks(s->net),
         .ports = s->net ? net_port_list(s->net) : dbx_xstrdup(""),
+        .protected_writes = s->protect.count,
+        .protected_first = s->protect.first[0] ? dbx_xstrdup(s->protect.first) : NULL,
     };
     memcpy(st.id, s->proj.id, sizeof(st.id));
     for (char **f = s->prof.files; f && *f; f++)
@@ -58,4 +60,20 @@ int sup_write_status_file(struct sup *s, dbx_error **err) {
                     : dbx_write_file_atomic(dfd, DBX_STATUS_NAME, b.data, b.len, 0600, err);
     dbx_buf_free(&b);
     return r;
+}
+
+void sup_protected_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
+    _cleanup_error_ dbx_error *err = NULL;
+    uint64_t before = s->protect.count;
+    int r = dbx_protected_update(&s->protect, p, h->len, s->plan.protected, s->plan.nprotected,
+                                 dbx_now_ms(), &err);
+    if (r == -EAGAIN) return; /* a flood: logging each would be one too */
+    if (r < 0) {
+        sup_log("ignoring the guest's %s", err->msg);
+        return;
+    }
+    if (before == 0) { /* the first only: the rest is `devbox status`'s to say */
+        _cleanup_free_ char *first = dbx_escape(s->protect.first);
+        sup_log("the box tried to write a protected path: '%s'", first);
+    }
 }

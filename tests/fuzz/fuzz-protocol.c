@@ -161,6 +161,18 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(rel == NULL);
     }
 
+    char *first = NULL;
+    if (dbx_protected_decode(p, n, &u64, &first) == 0) {
+        CHECK(first != NULL && strlen(first) == n - 12 && strlen(first) <= DBX_PROTECTED_PATH_MAX);
+        struct dbx_buf b = {0};
+        dbx_protected_encode(&b, u64, first);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        free(first);
+    } else {
+        CHECK(first == NULL);
+    }
+
     /* the cursor primitives on their own: a string decoded in place has exactly its bytes */
     struct dbx_cursor c = {p, n};
     while (c.left > 0) {

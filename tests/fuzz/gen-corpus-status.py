@@ -13,7 +13,8 @@ def s(text):
 
 
 def record(state=1, image="default", files=("devbox.ini",), network=1, seccomp=1,
-           ports="127.0.0.1:3000 -> 3000\n", hash_="a" * 64, version=1):
+           ports="127.0.0.1:3000 -> 3000\n", hash_="a" * 64, version=2, writes=3,
+           first=".claude/settings.json"):
     out = bytes([version, state]) + s("/home/u/proj") + s("0123456789abcdef")
     out += (b"\x01" + s(image)) if image is not None else b"\x00"
     out += struct.pack("<III", 100, 101, 0xFFFFFFFF)
@@ -21,6 +22,7 @@ def record(state=1, image="default", files=("devbox.ini",), network=1, seccomp=1
     out += struct.pack("<QQQIIq", 42, 384, 123456, 2, 3, 1700000000)
     out += s(hash_) + struct.pack("<I", len(files)) + b"".join(s(f) for f in files)
     out += bytes([network, seccomp]) + struct.pack("<Q", 7) + s(ports)
+    out += struct.pack("<Q", writes) + ((b"\x01" + s(first)) if first is not None else b"\x00")
     return out
 
 
@@ -30,7 +32,10 @@ SEEDS = {
     "stopped-no-image": record(state=0, image=None, files=(), ports="", hash_=""),
     "bad-state": record(state=4),
     "bad-network": record(network=3),
-    "bad-version": record(version=2),
+    "bad-version": record(version=3),
+    "old-version": record(version=1),
+    "no-protected-writes": record(writes=0, first=None),
+    "bad-protected-flag": record(first=None)[:-1] + b"\x02",
     "bad-hash": record(hash_="A" * 64),
     "trailing": record() + b"\x00",
     "truncated": record()[:-3],

@@ -148,7 +148,7 @@ static void test_hdr_check_rejects(void **state) {
         dbx_error_free(&err);
     }
 
-    static const uint8_t bad_types[] = {0, 7, 8, 9, 24, 29, DBX_MSG_MAX_, 100, 255};
+    static const uint8_t bad_types[] = {0, 8, 9, 24, 29, DBX_MSG_MAX_, 100, 255};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = bad_types[i];
@@ -158,13 +158,13 @@ static void test_hdr_check_rejects(void **state) {
     }
 
     static const uint8_t good_types[] = {
-        DBX_MSG_HELLO,     DBX_MSG_SETUP,        DBX_MSG_READY,      DBX_MSG_SHUTDOWN,
-        DBX_MSG_PING,      DBX_MSG_PONG,         DBX_MSG_EXEC,       DBX_MSG_STARTED,
-        DBX_MSG_STDIN,     DBX_MSG_STDOUT,       DBX_MSG_STDERR,     DBX_MSG_CREDIT,
-        DBX_MSG_RESIZE,    DBX_MSG_SIGNAL,       DBX_MSG_EXIT,       DBX_MSG_ERROR,
-        DBX_MSG_STATUS,    DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,       DBX_MSG_SOCK_OPEN,
-        DBX_MSG_SOCK_OK,   DBX_MSG_SOCK_DATA,    DBX_MSG_SOCK_CLOSE, DBX_MSG_PORT_REQ,
-        DBX_MSG_PORT_REPLY};
+        DBX_MSG_HELLO,      DBX_MSG_SETUP,        DBX_MSG_READY,      DBX_MSG_SHUTDOWN,
+        DBX_MSG_PING,       DBX_MSG_PONG,         DBX_MSG_EXEC,       DBX_MSG_STARTED,
+        DBX_MSG_STDIN,      DBX_MSG_STDOUT,       DBX_MSG_STDERR,     DBX_MSG_CREDIT,
+        DBX_MSG_RESIZE,     DBX_MSG_SIGNAL,       DBX_MSG_EXIT,       DBX_MSG_ERROR,
+        DBX_MSG_STATUS,     DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,       DBX_MSG_SOCK_OPEN,
+        DBX_MSG_SOCK_OK,    DBX_MSG_SOCK_DATA,    DBX_MSG_SOCK_CLOSE, DBX_MSG_PORT_REQ,
+        DBX_MSG_PORT_REPLY, DBX_MSG_PROTECTED};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = good_types[i];
@@ -1226,6 +1226,43 @@ static void test_hello(void **state) {
     dbx_buf_free(&b);
 }
 
+/* PROTECTED: strict framing (every prefix and a trailing byte refused, the path cap, no NUL);
+ * what the path means is the supervisor's check (test-sandbox-status.c). */
+static void test_protected_frame(void **state) {
+    struct dbx_buf b = {0};
+    dbx_protected_encode(&b, 42, ".claude/settings.json");
+    uint64_t count = 0;
+    char *first = NULL;
+    assert_int_equal(dbx_protected_decode(b.data, b.len, &count, &first), 0);
+    assert_int_equal(count, 42);
+    assert_string_equal(first, ".claude/settings.json");
+    free(first);
+    for (size_t n = 0; n < b.len; n++) {
+        first = NULL;
+        assert_int_equal(dbx_protected_decode(b.data, n, &count, &first), -EPROTO);
+        assert_null(first);
+    }
+    dbx_buf_put_u8(&b, 0);
+    first = NULL;
+    assert_int_equal(dbx_protected_decode(b.data, b.len, &count, &first), -EPROTO);
+    assert_null(first);
+    dbx_buf_free(&b);
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_u32(&b, 3);
+    dbx_buf_put(&b, "a\0b", 3);
+    assert_int_equal(dbx_protected_decode(b.data, b.len, &count, &first), -EPROTO);
+    assert_null(first);
+    dbx_buf_free(&b);
+    char *big = calloc(DBX_PROTECTED_PATH_MAX + 2, 1);
+    memset(big, 'p', DBX_PROTECTED_PATH_MAX + 1);
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_str(&b, big);
+    assert_int_equal(dbx_protected_decode(b.data, b.len, &count, &first), -EPROTO);
+    assert_null(first);
+    free(big);
+    dbx_buf_free(&b);
+}
+
 static void test_error_msg(void **state) {
     struct dbx_buf b = {0};
     dbx_error_msg_encode(&b, DBX_ERR_NOT_FOUND, "exec 'nope': No such file or directory");
@@ -1661,6 +1698,7 @@ int main(void) {
         cmocka_unit_test(test_exit_code),
         cmocka_unit_test(test_resize_u32_u64),
         cmocka_unit_test(test_hello),
+        cmocka_unit_test(test_protected_frame),
         cmocka_unit_test(test_error_msg),
         cmocka_unit_test(test_buf),
         cmocka_unit_test(test_get_strv),

@@ -30,6 +30,8 @@ static void sample(struct dbx_status *st) {
         .seccomp = DBX_SECCOMP_STRICT,
         .connections = 7,
         .ports = dbx_xstrdup("127.0.0.1:3000 -> 3000\n"),
+        .protected_writes = 5,
+        .protected_first = dbx_xstrdup(".claude/settings.json"),
     };
     memcpy(st->id, "0123456789abcdef", 17);
     memset(st->profile_hash, 'a', 64);
@@ -67,17 +69,22 @@ static void test_roundtrip(void **state) {
     assert_int_equal(b.seccomp, DBX_SECCOMP_STRICT);
     assert_int_equal(b.connections, 7);
     assert_string_equal(b.ports, a.ports);
+    assert_int_equal(b.protected_writes, 5);
+    assert_string_equal(b.protected_first, ".claude/settings.json");
     dbx_status_clear(&b);
     /* an image may be absent (a stopped project); no profile files is NULL, not empty */
     free(a.image);
     a.image = NULL;
     dbx_strv_free(a.profile_files);
     a.profile_files = NULL;
+    free(a.protected_first);
+    a.protected_first = NULL;
     buf.len = buf.off = 0;
     dbx_status_encode(&a, &buf);
     assert_int_equal(dbx_status_decode(buf.data, buf.len, &b, &err), 0);
     assert_null(b.image);
     assert_null(b.profile_files);
+    assert_null(b.protected_first);
     dbx_status_clear(&b);
     dbx_status_clear(&a);
     dbx_buf_free(&buf);
@@ -137,7 +144,8 @@ static void test_json_keys(void **state) {
            "\"memory_mib\":384,\"network\":\"allowlist\",\"pid\":100,\"ports\":\"127.0.0.1:3000 "
            "-> 3000\\n\",\"profile_files\":[\"devbox.ini\",\"sub/base.ini\"],\"profile_hash\":"
            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"project\":"
-           "\"/home/u/proj\",\"qemu_pid\":101,\"rss_kib\":123456,\"seccomp\":\"strict\","
+           "\"/home/u/proj\",\"protected_first\":\".claude/settings.json\",\"protected_writes\":5,"
+           "\"qemu_pid\":101,\"rss_kib\":123456,\"seccomp\":\"strict\","
            "\"sessions\":3,\"started\":1700000000,\"state\":\"running\",\"uptime_s\":42,"
            "\"virtiofsd_pid\":-1}");
     free(j);
@@ -158,12 +166,136 @@ static void test_json_keys(void **state) {
     dbx_status_clear(&s);
 }
 
+/* ---- the guest's PROTECTED reports (dbx_protected_update) -------------------------------- */
+
+static char *const prot_paths[] = {".claude", ".git/hooks", ".envrc", NULL};
+
+static int report(struct dbx_protected *pw, uint64_t count, const char *first, uint64_t now,
+                  char **ret_msg) {
+    struct dbx_buf b = {0};
+    dbx_protected_encode(&b, count, first);
+    dbx_error *err = NULL;
+    int r = dbx_protected_update(pw, b.data, b.len, prot_paths, 3, now, &err);
+    if (ret_msg) *ret_msg = err ? dbx_xstrdup(err->msg) : NULL;
+    dbx_error_free(&err);
+    dbx_buf_free(&b);
+    return r;
+}
+
+static void test_protected_valid(void **state) {
+    (void)state;
+    struct dbx_protected pw = {0};
+    assert_int_equal(report(&pw, 1, ".claude/settings.json", 1000, NULL), 0);
+    assert_int_equal(pw.count, 1);
+    assert_string_equal(pw.first, ".claude/settings.json");
+    /* the count grows (or stays), the first path stays */
+    assert_int_equal(report(&pw, 7, ".claude/settings.json", 2000, NULL), 0);
+    assert_int_equal(report(&pw, 7, ".claude/settings.json", 3000, NULL), 0);
+    assert_int_equal(pw.count, 7);
+    /* at, below and above (a parent renamed) a protected path */
+    struct dbx_protected q = {0};
+    assert_int_equal(report(&q, 1, ".envrc", 0, NULL), 0);
+    q = (struct dbx_protected){0};
+    assert_int_equal(report(&q, 1, ".git", 0, NULL), 0);
+    q = (struct dbx_protected){0};
+    assert_int_equal(report(&q, 1, ".git/hooks/pre-commit", 0, NULL), 0);
+}
+
+static void test_protected_refused(void **state) {
+    (void)state;
+    static const char *const bad_paths[] = {
+        "",
+        "/etc/passwd",
+        "../outside",
+        ".claude/../../x",
+        "./.claude",
+        ".claude//x",
+        ".claude/",
+        "src/main.c",
+        ".claudex",
+        ".git/config",
+        ".git/hooksx",
+        ".claude/\x1b[2J",
+        ".claude/\xc3\xa9",
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_paths); i++) {
+        struct dbx_protected pw = {0};
+        char *msg = NULL;
+        assert_int_equal(report(&pw, 1, bad_paths[i], 0, &msg), -EPROTO);
+        assert_non_null(strstr(msg, "is not a protected path"));
+        free(msg);
+        assert_int_equal(pw.count, 0);
+        assert_string_equal(pw.first, "");
+    }
+    struct dbx_protected pw = {0};
+    char *msg = NULL;
+    /* count 0, a count going down, a first path that changes */
+    assert_int_equal(report(&pw, 0, ".envrc", 0, NULL), -EPROTO);
+    assert_int_equal(report(&pw, 5, ".envrc", 1000, NULL), 0);
+    assert_int_equal(report(&pw, 4, ".envrc", 2000, &msg), -EPROTO);
+    assert_non_null(strstr(msg, "count 4 after 5"));
+    free(msg);
+    assert_int_equal(report(&pw, 6, ".claude", 3000, &msg), -EPROTO);
+    assert_non_null(strstr(msg, "first path changed"));
+    free(msg);
+    assert_int_equal(pw.count, 5);
+    assert_string_equal(pw.first, ".envrc");
+    /* garbage: truncated, trailing bytes, oversized path, embedded NUL */
+    static const uint8_t junk[][16] = {{1, 2, 3}, {0}};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_protected_update(&pw, junk[0], 3, prot_paths, 3, 5000, &err), -EPROTO);
+    dbx_error_free(&err);
+    struct dbx_buf b = {0};
+    dbx_protected_encode(&b, 9, ".envrc");
+    dbx_buf_put_u8(&b, 0);
+    assert_int_equal(dbx_protected_update(&pw, b.data, b.len, prot_paths, 3, 5001, &err), -EPROTO);
+    dbx_error_free(&err);
+    b.len = b.off = 0;
+    dbx_buf_put_u64(&b, 9);
+    dbx_buf_put_u32(&b, DBX_PROTECTED_PATH_MAX + 1);
+    char *big = dbx_xcalloc(DBX_PROTECTED_PATH_MAX + 1, 1);
+    memset(big, 'a', DBX_PROTECTED_PATH_MAX + 1);
+    dbx_buf_put(&b, big, DBX_PROTECTED_PATH_MAX + 1);
+    free(big);
+    assert_int_equal(dbx_protected_update(&pw, b.data, b.len, prot_paths, 3, 5002, &err), -EPROTO);
+    dbx_error_free(&err);
+    b.len = b.off = 0;
+    dbx_buf_put_u64(&b, 9);
+    dbx_buf_put_u32(&b, 8);
+    dbx_buf_put(&b, ".env\0rc\0", 8);
+    assert_int_equal(dbx_protected_update(&pw, b.data, b.len, prot_paths, 3, 5003, &err), -EPROTO);
+    dbx_error_free(&err);
+    dbx_buf_free(&b);
+    assert_int_equal(pw.count, 5);
+    /* the encoder cuts an oversized path (the guest never sends more than the cap) */
+    big = dbx_xcalloc(2 * DBX_PROTECTED_PATH_MAX, 1);
+    memset(big, 'b', 2 * DBX_PROTECTED_PATH_MAX - 1);
+    dbx_protected_encode(&b, 1, big);
+    assert_int_equal(b.len, 8 + 4 + DBX_PROTECTED_PATH_MAX);
+    free(big);
+    dbx_buf_free(&b);
+}
+
+/* More than DBX_PROTECTED_RATE frames in a second are dropped, valid or not; the next second
+ * takes them again. */
+static void test_protected_rate(void **state) {
+    (void)state;
+    struct dbx_protected pw = {0};
+    for (uint32_t i = 0; i < DBX_PROTECTED_RATE; i++)
+        assert_int_equal(report(&pw, i + 1, ".envrc", 10000 + i, NULL), 0);
+    assert_int_equal(report(&pw, 50, ".envrc", 10500, NULL), -EAGAIN);
+    assert_int_equal(report(&pw, 50, "junk/../x", 10999, NULL), -EAGAIN);
+    assert_int_equal(pw.count, DBX_PROTECTED_RATE);
+    assert_int_equal(report(&pw, 50, ".envrc", 11000, NULL), 0);
+    assert_int_equal(pw.count, 50);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_truncated_and_trailing),
-        cmocka_unit_test(test_out_of_range),
-        cmocka_unit_test(test_json_keys),
+        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_truncated_and_trailing),
+        cmocka_unit_test(test_out_of_range),    cmocka_unit_test(test_json_keys),
+        cmocka_unit_test(test_protected_valid), cmocka_unit_test(test_protected_refused),
+        cmocka_unit_test(test_protected_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
