@@ -179,7 +179,12 @@ static void put_headers(const uint8_t *head, const struct proxy_http_req *req,
         if (skip) continue;
         dbx_buf_put(o, name, nl);
         dbx_buf_put(o, ": ", 2);
-        put_value(o, head + req->headers[i].value.off, req->headers[i].value.len, s, n, ok);
+        /* Host routes the request (checked against the CONNECT host): never rewritten */
+        const uint8_t *v = head + req->headers[i].value.off;
+        if (name_is(name, nl, "host"))
+            dbx_buf_put(o, v, req->headers[i].value.len);
+        else
+            put_value(o, v, req->headers[i].value.len, s, n, ok);
         dbx_buf_put(o, "\r\n", 2);
     }
     for (size_t k = 0; k < n; k++) {

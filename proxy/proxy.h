@@ -225,10 +225,11 @@ bool proxy_secret_allows(const struct proxy_secret *s, const struct policy_host 
 int proxy_secret_misplaced(const uint8_t *head, size_t len, const struct proxy_secret *s, size_t n,
                            const struct policy_host *h, uint16_t port);
 /* Rewrite the intercepted request head req (parsed by proxy_http_parse_origin from head) for
- * h:port into out (appended): the request line as sent; header values with every placeholder
- * of a secret allowed for h:port replaced by its value; Connection set from req->keep_alive,
- * Upgrade, HTTP2-Settings, Keep-Alive and Proxy-* dropped (no protocol switch is relayed);
- * then, for each allowed secret with a header whose name the request lacks, that header with
+ * h:port into out (appended): the request line as sent; header values (Host's excepted) with
+ * every placeholder of a secret allowed for h:port replaced by its value; Connection set from
+ * req->keep_alive, Upgrade, HTTP2-Settings, Keep-Alive and Proxy-* dropped (no protocol switch is
+ * relayed); then, for each allowed secret with a header whose name the request lacks, that header
+ * with
  * {} replaced by the value.  0; or -EACCES when a placeholder of a secret not allowed for
  * h:port occurs anywhere in the head (*ret_secret = its index, out unchanged, *err names the
  * secret and the host), -E2BIG when the result would pass PROXY_MITM_MAX_HEAD.  Secrets are

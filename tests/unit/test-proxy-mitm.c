@@ -27,6 +27,7 @@
 #include "proxy/proxy-internal.h"
 #include "proxy/proxy.h"
 #include "tests/unit/helpers.h"
+#include "tests/unit/test-proxy-fixture.h"
 #include "tests/unit/test-proxy-hello.h"
 
 static bool have_netns;
@@ -502,82 +503,32 @@ static void fixture_stop(struct fixture *f) {
 }
 
 static char *log_text(const struct fixture *f) {
-    static char buf[256 * 1024];
-    ssize_t n = pread(f->log_fd, buf, sizeof(buf) - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    return buf;
+    return proxy_test_log_text(f->log_fd);
 }
-
 static void expect_log(const struct fixture *f, const char *needle, const char *needle2) {
-    for (int i = 0; i < 500; i++) {
-        char *t = log_text(f);
-        for (char *line = t; *line;) {
-            char *nl = strchr(line, '\n');
-            if (!nl) break;
-            *nl = '\0';
-            if (strstr(line, needle) && (!needle2 || strstr(line, needle2))) return;
-            line = nl + 1;
-        }
-        usleep(10000);
-    }
-    fail_msg("no log line with '%s' / '%s' in:\n%s", needle, needle2 ? needle2 : "", log_text(f));
+    proxy_test_expect_log(f->log_fd, needle, needle2);
 }
 
-static int client(struct proxy *p) {
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    dbx_error *e = NULL;
-    if (proxy_serve(p, sv[1], &e) < 0) fail_msg("serve: %s", e->msg);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return sv[0];
-}
-
-/* One response (head, then its Content-Length body) from fd or ssl into buf; the status. */
-static int read_response(int fd, SSL *ssl, char *buf, size_t cap) {
-    size_t len = 0;
-    while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
-        if (len + 1 >= cap) return -1;
-        int k = ssl ? SSL_read(ssl, buf + len, 1) : (int)read(fd, buf + len, 1);
-        if (k != 1) return -1;
-        buf[++len] = '\0';
-    }
-    size_t head = len, body = 0;
-    char *cl = strcasestr(buf, "content-length: ");
-    if (cl) body = strtoul(cl + 16, NULL, 10);
-    assert_true(head + body < cap);
-    while (len < head + body) {
-        int k = ssl ? SSL_read(ssl, buf + len, (int)(head + body - len))
-                    : (int)read(fd, buf + len, head + body - len);
-        if (k <= 0) return -1;
-        len += (size_t)k;
-    }
-    buf[len] = '\0';
-    int status = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &status);
-    return status;
-}
-
-static void send_str(int fd, const char *s) {
-    assert_int_equal(dbx_write_all(fd, s, strlen(s)), 0);
-}
-
-/* CONNECT host:443 and a TLS session on top, trusting ca_pem, checking name when check. */
-static SSL *tls_connect(struct proxy *p, const char *host, const char *ca_pem, bool check,
-                        int *ret_fd) {
-    int fd = client(p);
+/* CONNECT host:443 and a TLS session on top, trusting ca_pem (NULL: nothing), checking the
+ * name when check, offering protos (ALPN wire format, NULL: h2 and http/1.1).  NULL (freed)
+ * when the handshake fails and !must. */
+static SSL *tls_open(struct proxy *p, const char *host, const char *ca_pem, bool check,
+                     const char *protos, bool must, int *ret_fd) {
+    int fd = proxy_test_client(p);
     char *req = dbx_xasprintf("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n", host, host);
     send_str(fd, req);
     free(req);
     char buf[1024];
-    assert_int_equal(read_response(fd, NULL, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, NULL, buf, sizeof(buf)), 200);
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-    X509 *ca = pem_cert(ca_pem);
-    X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca);
-    X509_free(ca);
+    if (ca_pem) {
+        X509 *ca = pem_cert(ca_pem);
+        X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca);
+        X509_free(ca);
+    }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    static const unsigned char protos[] = "\x02h2\x08http/1.1";
-    SSL_CTX_set_alpn_protos(ctx, protos, sizeof(protos) - 1);
+    if (!protos) protos = "\x02h2\x08http/1.1";
+    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)protos, (unsigned)strlen(protos));
     SSL *ssl = SSL_new(ctx);
     SSL_CTX_free(ctx); /* the session keeps its reference */
     SSL_set_fd(ssl, fd);
@@ -586,10 +537,19 @@ static SSL *tls_connect(struct proxy *p, const char *host, const char *ca_pem, b
     if (SSL_connect(ssl) != 1) {
         char e[256];
         ERR_error_string_n(ERR_get_error(), e, sizeof(e));
-        fail_msg("TLS to %s through the proxy: %s", host, e);
+        if (must) fail_msg("TLS to %s through the proxy: %s", host, e);
+        ERR_clear_error();
+        SSL_free(ssl);
+        close(fd);
+        return NULL;
     }
     *ret_fd = fd;
     return ssl;
+}
+
+static SSL *tls_connect(struct proxy *p, const char *host, const char *ca_pem, bool check,
+                        int *ret_fd) {
+    return tls_open(p, host, ca_pem, check, NULL, true, ret_fd);
 }
 
 static void tls_close(SSL *ssl, int fd) {
@@ -618,12 +578,12 @@ static void test_intercept(void **state) {
     assert_memory_equal(a, "http/1.1", 8); /* h2 was offered, not taken */
     /* the placeholder replaced, the header added */
     ssl_send(ssl, "GET /v1/one HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer " PH "\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "GET /v1/one HTTP/1.1"));
     /* kept alive: a second request with a body, its header supplied by the user */
     ssl_send(ssl, "POST /v1/two HTTP/1.1\r\nHost: api.test\r\nx-api-key: " PH
                   "\r\nContent-Length: 5\r\n\r\nhello");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     assert_non_null(strstr(buf, "POST /v1/two"));
     pthread_mutex_lock(&f.srv->lock);
     char *got = dbx_xstrdup(f.srv->log);
@@ -634,7 +594,7 @@ static void test_intercept(void **state) {
     assert_null(strstr(got, PH));
     /* the other secret's placeholder to this host: 403 over TLS, then closed */
     ssl_send(ssl, "GET /leak HTTP/1.1\r\nHost: api.test\r\nX-Leak: " PH2 "\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 403);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 403);
     assert_non_null(strstr(buf, "secret OTHER placeholder sent to api.test"));
     assert_true(SSL_read(ssl, buf, 1) <= 0);
     tls_close(ssl, fd);
@@ -647,18 +607,60 @@ static void test_intercept(void **state) {
     /* a Host other than the CONNECT host inside the tunnel */
     ssl = tls_connect(f.proxy, "api.test", f.ca_cert, true, &fd);
     ssl_send(ssl, "GET / HTTP/1.1\r\nHost: other.test\r\nAuthorization: " PH "\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 403);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 403);
     tls_close(ssl, fd);
     expect_log(&f, "deny CONNECT+mitm api.test:443", "differs from the CONNECT host");
 
     /* a clean session logs allow with its count */
     ssl = tls_connect(f.proxy, "api.test", f.ca_cert, true, &fd);
     ssl_send(ssl, "GET /three HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     tls_close(ssl, fd);
     expect_log(&f, "allow CONNECT+mitm api.test:443 127.0.0.1:443", "reqs=1");
     assert_null(strstr(log_text(&f), VALUE));
     free(got);
+    fixture_stop(&f);
+}
+
+/* Pipelined requests come back in order; Upgrade never reaches the server; an h2-only client
+ * gets no ALPN protocol (and speaks HTTP/1.1). */
+static void test_intercept_framing(void **state) {
+    if (!have_netns) skip_because("no network namespace for port 443");
+    struct fixture f;
+    fixture_start(&f);
+    char buf[8192];
+    int fd = -1;
+    SSL *ssl = tls_connect(f.proxy, "api.test", f.ca_cert, true, &fd);
+    ssl_send(ssl, "POST /p1 HTTP/1.1\r\nHost: api.test\r\nContent-Length: 3\r\n\r\nabc"
+                  "GET /p2 HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\n"
+                  "Upgrade: websocket\r\n\r\n"
+                  "GET /p3 HTTP/1.1\r\nHost: api.test:443\r\n\r\n");
+    for (int i = 1; i <= 3; i++) {
+        assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
+        char want[32];
+        snprintf(want, sizeof(want), " /p%d HTTP/1.1", i);
+        if (!strstr(buf, want)) fail_msg("response %d: %s", i, buf);
+    }
+    tls_close(ssl, fd);
+    pthread_mutex_lock(&f.srv->lock);
+    assert_null(strcasestr(f.srv->log, "upgrade"));
+    assert_non_null(strstr(f.srv->log, "x-api-key: " VALUE));
+    pthread_mutex_unlock(&f.srv->lock);
+    expect_log(&f, "allow CONNECT+mitm api.test:443", "reqs=3");
+
+    /* h2 only: the proxy selects nothing */
+    ssl = tls_open(f.proxy, "api.test", f.ca_cert, true, "\x02h2", true, &fd);
+    const unsigned char *a = NULL;
+    unsigned al = 0;
+    SSL_get0_alpn_selected(ssl, &a, &al);
+    assert_int_equal(al, 0);
+    ssl_send(ssl, "GET /h1 HTTP/1.1\r\nHost: api.test\r\n\r\n");
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
+    tls_close(ssl, fd);
+
+    /* a box that does not trust the per-box CA: the handshake fails, logged */
+    assert_null(tls_open(f.proxy, "api.test", NULL, true, NULL, false, &fd));
+    expect_log(&f, "deny CONNECT+mitm api.test:443", "TLS handshake with the box");
     fixture_stop(&f);
 }
 
@@ -668,17 +670,17 @@ static void test_refusals_and_blind(void **state) {
     fixture_start(&f);
     char buf[8192];
     /* a placeholder in a plain http head to another allowed host */
-    int fd = client(f.proxy);
+    int fd = proxy_test_client(f.proxy);
     send_str(fd, "GET http://plain.test/ HTTP/1.1\r\nHost: plain.test\r\nX-Key: " PH "\r\n\r\n");
-    assert_int_equal(read_response(fd, NULL, buf, sizeof(buf)), 403);
+    assert_int_equal(proxy_test_read_response(fd, NULL, buf, sizeof(buf)), 403);
     assert_non_null(strstr(buf, "Forbidden by devbox: secret API_KEY placeholder sent to "
                                 "plain.test"));
     close(fd);
     expect_log(&f, "deny GET plain.test:80 -", "secret API_KEY placeholder sent to plain.test");
     /* ... and in a CONNECT head (a proxy credential carrying it) */
-    fd = client(f.proxy);
+    fd = proxy_test_client(f.proxy);
     send_str(fd, "CONNECT plain.test:443 HTTP/1.1\r\nProxy-Authorization: Basic " PH "\r\n\r\n");
-    assert_int_equal(read_response(fd, NULL, buf, sizeof(buf)), 403);
+    assert_int_equal(proxy_test_read_response(fd, NULL, buf, sizeof(buf)), 403);
     close(fd);
     expect_log(&f, "deny CONNECT plain.test:443 -", "secret API_KEY placeholder");
 
@@ -691,14 +693,14 @@ static void test_refusals_and_blind(void **state) {
     assert_memory_equal(f.srv->random, mine, 32);
     pthread_mutex_unlock(&f.srv->lock);
     ssl_send(ssl, "GET /blind HTTP/1.1\r\nHost: plain.test\r\nX: " PH "\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     tls_close(ssl, fd);
     expect_log(&f, "allow CONNECT plain.test:443", NULL);
     /* intercepted: the server saw the proxy's hello, not ours */
     ssl = tls_connect(f.proxy, "api.test", f.ca_cert, true, &fd);
     SSL_get_client_random(ssl, mine, sizeof(mine));
     ssl_send(ssl, "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     pthread_mutex_lock(&f.srv->lock);
     assert_memory_not_equal(f.srv->random, mine, 32);
     pthread_mutex_unlock(&f.srv->lock);
@@ -708,7 +710,7 @@ static void test_refusals_and_blind(void **state) {
     struct proxy *untrusting = proxy_with(&f, NULL);
     ssl = tls_connect(untrusting, "api.test", f.ca_cert, true, &fd);
     ssl_send(ssl, "GET / HTTP/1.1\r\nHost: api.test\r\n\r\n");
-    assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 502);
+    assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 502);
     assert_non_null(strstr(buf, "upstream TLS"));
     tls_close(ssl, fd);
     proxy_stop(untrusting);
@@ -735,7 +737,7 @@ static void measure(struct fixture *f, const char *host, const char *ca, int n, 
         int fd = -1;
         SSL *ssl = tls_connect(f->proxy, host, ca, false, &fd);
         ssl_send(ssl, req);
-        assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+        assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
         tls_close(ssl, fd);
     }
     *ret_conn = (now_s() - t0) / n;
@@ -744,7 +746,7 @@ static void measure(struct fixture *f, const char *host, const char *ca, int n, 
     t0 = now_s();
     for (int i = 0; i < n * 10; i++) {
         ssl_send(ssl, req);
-        assert_int_equal(read_response(fd, ssl, buf, sizeof(buf)), 200);
+        assert_int_equal(proxy_test_read_response(fd, ssl, buf, sizeof(buf)), 200);
     }
     *ret_req = (now_s() - t0) / (n * 10);
     tls_close(ssl, fd);
@@ -778,10 +780,10 @@ int main(void) {
         return cmocka_run_group_tests(bench, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ca_and_leaf),  cmocka_unit_test(test_secrets_check),
-        cmocka_unit_test(test_parse_origin), cmocka_unit_test(test_secret_head),
-        cmocka_unit_test(test_intercept),    cmocka_unit_test(test_refusals_and_blind),
-        cmocka_unit_test(test_bench),
+        cmocka_unit_test(test_ca_and_leaf),        cmocka_unit_test(test_secrets_check),
+        cmocka_unit_test(test_parse_origin),       cmocka_unit_test(test_secret_head),
+        cmocka_unit_test(test_intercept),          cmocka_unit_test(test_intercept_framing),
+        cmocka_unit_test(test_refusals_and_blind), cmocka_unit_test(test_bench),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
