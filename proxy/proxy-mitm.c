@@ -225,7 +225,7 @@ static int up_ctx_new(struct proxy_mitm *m, const char *pem, dbx_error **err) {
     static const unsigned char h11[] = "\x08http/1.1";
     if (SSL_CTX_set_alpn_protos(m->up_ctx, h11, sizeof(h11) - 1) != 0)
         return ssl_err(err, EIO, "upstream TLS: ALPN");
-    if (!pem) return 0;
+    if (!pem || !pem[0]) return 0; /* the host lists no CA files */
     if (strlen(pem) > CA_PEM_MAX)
         return dbx_error_setx(err, EFBIG, "upstream CA certificates over %u KiB",
                               CA_PEM_MAX / 1024);

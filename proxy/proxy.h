@@ -105,7 +105,8 @@ struct proxy_config {
     size_t nsecrets;
     const char *mitm_ca_cert_pem, *mitm_ca_key_pem; /* per-box CA (required if nsecrets) */
     const char *upstream_ca_pem; /* extra CAs trusted upstream besides OpenSSL's default
-                                    store (the host's ca_files / a test CA), or NULL */
+                                    store (the host's ca_files / a test CA); NULL or ""
+                                    = none; a text holding no certificate is an error */
 };
 struct proxy;
 /* Validate cfg (an error names the bad pattern, override or secret, never a secret's value;
