@@ -32,6 +32,7 @@
 #include "proxy/proxy-internal.h"
 #include "proxy/proxy.h"
 #include "tests/unit/helpers.h"
+#include "tests/unit/test-proxy-fixture.h"
 #include "tests/unit/test-proxy-hello.h"
 
 static bool have_netns;
@@ -202,64 +203,17 @@ static void fixture_stop(struct fixture *f) {
 }
 
 static char *log_text(const struct fixture *f) {
-    static char buf[256 * 1024];
-    ssize_t n = pread(f->log_fd, buf, sizeof(buf) - 1, 0);
-    buf[n > 0 ? n : 0] = '\0';
-    return buf;
+    return proxy_test_log_text(f->log_fd);
 }
-
-/* Wait (up to 5 s) for a log line containing every needle. */
 static void expect_log(const struct fixture *f, const char *needle, const char *needle2) {
-    for (int i = 0; i < 500; i++) {
-        char *t = log_text(f);
-        for (char *line = t; *line;) {
-            char *nl = strchr(line, '\n');
-            if (!nl) break;
-            *nl = '\0';
-            if (strstr(line, needle) && (!needle2 || strstr(line, needle2))) return;
-            line = nl + 1;
-        }
-        usleep(10000);
-    }
-    fail_msg("no log line with '%s' / '%s' in:\n%s", needle, needle2 ? needle2 : "", log_text(f));
+    proxy_test_expect_log(f->log_fd, needle, needle2);
 }
-
-/* A client connection: our end of a socketpair whose other end the proxy serves. */
 static int client(const struct fixture *f) {
-    int sv[2];
-    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    dbx_error *e = NULL;
-    if (proxy_serve(f->proxy, sv[1], &e) < 0) fail_msg("serve: %s", e->msg);
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    return sv[0];
+    return proxy_test_client(f->proxy);
 }
 
-static void send_str(int fd, const char *s) {
-    assert_int_equal(dbx_write_all(fd, s, strlen(s)), 0);
-}
-
-/* Read exactly one response (head byte by byte, then its Content-Length body) into buf, so
- * that a following response stays in the socket; returns the status. */
 static int read_response(int fd, char *buf, size_t cap) {
-    size_t len = 0;
-    while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
-        if (len + 1 >= cap || read(fd, buf + len, 1) != 1) return -1;
-        buf[++len] = '\0';
-    }
-    size_t head = len, body = 0;
-    char *cl = strcasestr(buf, "content-length: ");
-    if (cl) body = strtoul(cl + 16, NULL, 10);
-    assert_true(head + body < cap);
-    while (len < head + body) {
-        ssize_t k = read(fd, buf + len, head + body - len);
-        if (k <= 0) return -1;
-        len += (size_t)k;
-    }
-    buf[len] = '\0';
-    int status = -1;
-    sscanf(buf, "HTTP/1.%*d %d", &status);
-    return status;
+    return proxy_test_read_response(fd, NULL, buf, cap);
 }
 
 /* One request on a new connection; the status, or -1 when the proxy just closed. */
@@ -1213,23 +1167,9 @@ static void test_throughput(void **state) {
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-/* A private network namespace: port 443 for the SNI tests, and no traffic leaves it. */
-static void enter_netns(void) {
-    int flags = CLONE_NEWNET | (geteuid() == 0 ? 0 : CLONE_NEWUSER);
-    if (unshare(flags) < 0) return;
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr = {0};
-    strcpy(ifr.ifr_name, "lo");
-    if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP;
-        have_netns = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-    }
-    if (s >= 0) close(s);
-}
-
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* refused clients write into closed sockets */
-    enter_netns();
+    have_netns = proxy_test_enter_netns();
     if (!have_netns) fprintf(stderr, "no network namespace: the port 443 tests are skipped\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_errors),
