@@ -405,21 +405,11 @@ static void emit_ini(struct dc *d) {
     emit(d, "", "workspace = true");
 }
 
-static char *join_list(char **v) {
-    _cleanup_free_ char *s = dbx_xstrdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *t = dbx_xasprintf("%s%s%s", s, i ? ", " : "", v[i]);
-        free(s);
-        s = t;
-    }
-    return TAKE_PTR(s);
-}
-
 static char **dc_warnings(struct dc *d) {
     char **w = NULL;
-    _cleanup_free_ char *unsupported = join_list(d->unsupported);
-    _cleanup_free_ char *vars = join_list(d->skipped_vars);
-    _cleanup_free_ char *ports = join_list(d->ignored_ports);
+    _cleanup_free_ char *unsupported = prof_strv_join(d->unsupported);
+    _cleanup_free_ char *vars = prof_strv_join(d->skipped_vars);
+    _cleanup_free_ char *ports = prof_strv_join(d->ignored_ports);
     if (d->unsupported)
         prof_errf(&w, "%s: not supported by devbox, ignored: %s", d->fname, unsupported);
     if (d->skipped_vars)

@@ -42,6 +42,10 @@ struct profile_layer {
     size_t n;
     char *extends; /* [profile] extends, or NULL */
     unsigned extends_line;
+    /* config.ini's [secret NAME] section lines, in file order (text = NAME, valid and unique;
+     * at most PROFILE_MAX_SECRETS): their entries are in v under section "secret NAME" */
+    struct prof_part *secrets;
+    size_t nsecrets;
 };
 
 /* Error list: a NULL-terminated vector of "file:line: problem" strings. */
@@ -73,6 +77,37 @@ const struct prof_user_key *prof_user_key_find(const char *section, const char *
 const char *prof_user_suggest(const char *section, const char *key);
 /* A config.ini-only section ("ceilings", "registries")? */
 bool prof_user_section(const char *section);
+
+/* ---- profiles-load.c ---- */
+
+/* A user-only list (config.ini): entries comma- or whitespace-separated on any number of
+ * lines, each normalized by `norm`, no duplicates, at most `max`; problems "NAME:LINE:
+ * [section] key: ..." appended.  *dst is replaced only when every entry is good. */
+void prof_user_list(const struct profile_layer *l, const struct prof_entry *e,
+                    char *(*norm)(const char *, const char **), size_t max, char ***dst,
+                    char ***errors);
+
+/* ---- profiles-secrets.c ---- */
+
+/* "secret NAME" (a section entries of [secret NAME] are stored under) -> NAME, else NULL. */
+const char *prof_secret_section(const char *section);
+/* [A-Za-z_][A-Za-z0-9_]{0,63} */
+bool prof_secret_name_ok(const char *s);
+/* The keys of a [secret NAME] section (flags PROF_LIST for hosts), or NULL. */
+const struct prof_user_key *prof_secret_key_find(const char *key);
+/* The closest [secret] key within distance 2, or NULL. */
+const char *prof_secret_suggest(const char *key);
+/* config.ini: build u->secrets from l's [secret NAME] sections (problems appended). */
+void prof_user_secrets(struct profile_user *u, const struct profile_layer *l, char ***errors);
+/* After a chain is applied: every name in p->secrets_use must be declared in user (NULL: none
+ * are); copies the declarations into p->secrets and, in allowlist mode, adds their hosts to
+ * p->allow (origin "network.allow[HOST]" naming the secret). */
+void prof_secrets_resolve(struct profile *p, const struct profile_user *user, char ***errors);
+/* A used secret needs network mode allowlist (part of prof_check). */
+void prof_secrets_check(const struct profile *p, char ***errors);
+/* Forget every used secret (profile_set "network.mode" = "none"), origins to `where`. */
+void prof_secrets_drop(struct profile *p, const char *where);
+void prof_secrets_free(struct profile_secret *v, size_t n);
 
 /* ---- profiles-names.c ---- */
 
@@ -118,6 +153,8 @@ void prof_origin_drop(struct profile *p, const char *key);
 /* Remove s from the vector (in place); true if it was there. */
 bool prof_strv_remove(char **v, const char *s);
 bool prof_strv_contains(char *const *v, const char *s);
+/* "a, b, c" (caller frees; "" for none). */
+char *prof_strv_join(char *const *v);
 /* Normalize a repo-relative path ("./a//b/" -> "a/b"); NULL with *why set when it is
  * absolute, empty, "." or has a ".." component. */
 char *prof_path_normalize(const char *s, const char **why);

@@ -391,6 +391,16 @@ bool prof_strv_contains(char *const *v, const char *s) {
     return false;
 }
 
+char *prof_strv_join(char *const *v) {
+    _cleanup_free_ char *s = dbx_xstrdup("");
+    for (size_t i = 0; v && v[i]; i++) {
+        char *t = dbx_xasprintf("%s%s%s", s, i ? ", " : "", v[i]);
+        free(s);
+        s = t;
+    }
+    return TAKE_PTR(s);
+}
+
 bool prof_strv_remove(char **v, const char *s) {
     for (size_t i = 0; v && v[i]; i++)
         if (strcmp(v[i], s) == 0) {
@@ -499,6 +509,13 @@ static void parse_allow(struct prof_apply *a, const struct prof_entry *e) {
     items_free(v, (size_t)n);
     if (!ok) return;
     char ***dst = in_setup(e) ? &a->p->setup_allow : &a->p->allow;
+    /* a used secret's hosts (origin "network.allow[HOST]", added after the chain) stay when
+     * profile_set replaces the list: they come with the secret, not with this key */
+    for (size_t i = 0; !in_setup(e) && *dst && (*dst)[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("network.allow[%s]", (*dst)[i]);
+        if (profile_origin_of(a->p, k) && !prof_strv_contains(allow, (*dst)[i]))
+            allow = dbx_strv_push(allow, (*dst)[i]);
+    }
     dbx_strv_free(*dst);
     *dst = TAKE_PTR(allow);
     set_origin(a, e, e->line);
@@ -586,6 +603,52 @@ static void parse_setup_run(struct prof_apply *a, const struct prof_entry *e) {
     }
 }
 
+/* ---- secrets ------------------------------------------------------------------------------- */
+
+/* [secrets] use = NAME ...: names only (config.ini says where each value comes from and may
+ * go; profiles-secrets.c checks them against it once the chain is applied).  A later file's
+ * list replaces the earlier one; each name records its own line. */
+static void parse_secrets_use(struct prof_apply *a, const struct prof_entry *e) {
+    struct item *v = NULL;
+    ssize_t n = split_items(a, e, &v);
+    if (n < 0) return;
+    _cleanup_strv_ char **use = NULL;
+    _cleanup_free_ unsigned *lines = NULL;
+    bool ok = true;
+    for (ssize_t i = 0; i < n; i++) {
+        if (!prof_secret_name_ok(v[i].s)) {
+            bad(a, e, v[i].line,
+                "'%s' is not a secret name ([A-Za-z_][A-Za-z0-9_]*, at most %u bytes)", v[i].s,
+                PROFILE_MAX_SECRET_NAME);
+            ok = false;
+        } else if (prof_strv_contains(use, v[i].s)) {
+            continue;
+        } else if (dbx_strv_len(use) >= PROFILE_MAX_SECRETS) {
+            bad(a, e, v[i].line, "more than %u secrets", PROFILE_MAX_SECRETS);
+            ok = false;
+            break;
+        } else {
+            lines = dbx_xrealloc(lines, (dbx_strv_len(use) + 1) * sizeof(*lines));
+            lines[dbx_strv_len(use)] = v[i].line;
+            use = dbx_strv_push(use, v[i].s);
+        }
+    }
+    items_free(v, (size_t)n);
+    if (!ok) return;
+    for (size_t i = 0; a->p->secrets_use && a->p->secrets_use[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("secrets.use[%s]", a->p->secrets_use[i]);
+        prof_origin_drop(a->p, k);
+    }
+    dbx_strv_free(a->p->secrets_use);
+    a->p->secrets_use = TAKE_PTR(use);
+    set_origin(a, e, e->line);
+    for (size_t i = 0; a->p->secrets_use && a->p->secrets_use[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("secrets.use[%s]", a->p->secrets_use[i]);
+        _cleanup_free_ char *w = where_at(a, lines[i]);
+        prof_origin_set(a->p, k, w);
+    }
+}
+
 /* ---- ports --------------------------------------------------------------------------------- */
 
 static void ports_remove(struct profile *p, uint16_t host) {
@@ -659,10 +722,11 @@ const struct prof_key prof_keys[] = {
     {"setup", "allow", parse_allow, PROF_LIST},
     {"setup", "resolve", parse_resolve, PROF_LIST},
     {"setup", "workspace", parse_setup_workspace, 0},
+    {"secrets", "use", parse_secrets_use, PROF_LIST},
 };
 const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
-const char *const prof_sections[] = {"profile", "box",     "limits", "security", "workspace",
-                                     "env",     "network", "ports",  "setup",    NULL};
+const char *const prof_sections[] = {"profile", "box",   "limits", "security", "workspace", "env",
+                                     "network", "ports", "setup",  "secrets",  NULL};
 static const struct prof_key env_key = {"env", "*", parse_env, 0};
 static const struct prof_key port_key = {"ports", "*", parse_port, 0};
 
@@ -760,8 +824,21 @@ const char *profile_origin_of(const struct profile *p, const char *key) {
 
 /* ---- defaults, applying, cross-key checks ------------------------------------------------- */
 
-const char *const profile_default_protect[] = {".git/hooks", ".git/config", ".gitmodules",
-                                               PROFILE_FILE, NULL};
+/* Each makes the host run code when it changes: git's hooks and config (core.fsmonitor,
+ * core.hooksPath...), submodule URLs, the profile itself, and the configuration that agents,
+ * editors and shells on the host load and run without asking: Claude Code's .claude
+ * (settings.json hooks), Codex's .codex, Gemini CLI's .gemini, Cursor's .cursor, VS Code's
+ * .vscode (tasks.json, settings that name programs), JetBrains' .idea (run configurations),
+ * .mcp.json (MCP servers are commands the host agent starts), direnv's .envrc, husky's git
+ * hooks and pre-commit's hook list. */
+const char *const profile_default_protect[] = {".git/hooks",  ".git/config",
+                                               ".gitmodules", PROFILE_FILE,
+                                               ".claude",     ".codex",
+                                               ".gemini",     ".cursor",
+                                               ".vscode",     ".idea",
+                                               ".mcp.json",   ".envrc",
+                                               ".husky",      ".pre-commit-config.yaml",
+                                               NULL};
 
 void prof_init_default(struct profile *p) {
     *p = (struct profile){
@@ -819,6 +896,7 @@ char *prof_milli_str(uint32_t m) {
 }
 
 void prof_check(const struct profile *p, char ***errors) {
+    prof_secrets_check(p, errors);
     if (p->mem_limit && p->mem_limit >= p->memory) {
         _cleanup_free_ char *l = prof_size_str(p->mem_limit), *m = prof_size_str(p->memory);
         prof_errf(errors,

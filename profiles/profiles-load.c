@@ -240,6 +240,7 @@ static void chain_apply(const struct chain *c, const struct profile_user *user, 
             dbx_xasprintf("%s:%u (extends)", c->l[i - 1]->where, c->l[i - 1]->extends_line);
         prof_origin_set(p, k, w);
     }
+    prof_secrets_resolve(p, user, errors);
     prof_check(p, errors);
     chain_hash(c, p->hash);
 }
@@ -365,6 +366,8 @@ void profile_clear(struct profile *p) {
     dbx_strv_free(p->setup_run);
     dbx_strv_free(p->setup_allow);
     dbx_strv_free(p->setup_resolve);
+    dbx_strv_free(p->secrets_use);
+    prof_secrets_free(p->secrets, p->nsecrets);
     dbx_strv_free(p->files);
     dbx_strv_free(p->warnings);
     free(p->ini_equivalent);
@@ -408,6 +411,10 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
 
 static void drop_net_lists(struct profile *p, const char *section, char ***allow, char ***resolve,
                            const char *where) {
+    for (size_t i = 0; *allow && (*allow)[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("%s.allow[%s]", section, (*allow)[i]);
+        prof_origin_drop(p, k);
+    }
     dbx_strv_free(*allow);
     dbx_strv_free(*resolve);
     *allow = *resolve = NULL;
@@ -423,6 +430,13 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     _cleanup_free_ char *sec = dot ? dbx_xstrndup(key, (size_t)(dot - key)) : NULL;
     const struct prof_key *k = sec ? prof_key_find(sec, dot + 1) : NULL;
     if (!k || !k->parse) return dbx_error_setx(err, EINVAL, "unknown profile key '%s'", key);
+    /* where a secret goes is the user's (config.ini), whether a box gets it the repo's
+     * trusted profile: nothing a command line sets */
+    if (strcmp(key, "secrets.use") == 0)
+        return dbx_error_setx(err, EINVAL,
+                              "%s: secrets.use: only a repo profile asks for secrets ([secrets] "
+                              "use in devbox.ini)",
+                              where);
     struct prof_entry e = {.section = sec, .key = (char *)(dot + 1), .line = 0};
     struct prof_part part = {.text = (char *)value, .line = 0};
     e.parts = &part;
@@ -431,6 +445,9 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
         .kind = PROF_KIND_REPO, .name = (char *)where, .where = (char *)where, .v = &e, .n = 1};
     _cleanup_strv_ char **errors = NULL;
     prof_apply_layer(p, &l, &errors);
+    /* `--network none`: no network, so no secret to send (a narrowing, never an error) */
+    if (!errors && strcmp(key, "network.mode") == 0 && p->net_mode == PROFILE_NET_NONE)
+        prof_secrets_drop(p, where);
     if (!errors) prof_check(p, &errors);
     if (errors) return prof_errors_raise(errors, err);
     /* `--network none` must leave no allowlist or name override behind to show or compile;
@@ -487,11 +504,10 @@ static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
         u->max_disk = n;
 }
 
-/* A user-only list ([registries] insecure, [network] ca_files, [setup] allow): entries
- * comma- or whitespace-separated on any number of lines, each normalized by `norm`, no
- * duplicates, at most PROFILE_MAX_LIST.  *dst is replaced only when every entry is good. */
-static void user_list(const struct profile_layer *l, const struct prof_entry *e,
-                      char *(*norm)(const char *, const char **), char ***dst, char ***errors) {
+/* [registries] insecure, [network] ca_files, [setup] allow, a secret's hosts */
+void prof_user_list(const struct profile_layer *l, const struct prof_entry *e,
+                    char *(*norm)(const char *, const char **), size_t max, char ***dst,
+                    char ***errors) {
     _cleanup_strv_ char **v = NULL;
     bool ok = true;
     for (size_t i = 0; i < e->nparts; i++) {
@@ -504,11 +520,13 @@ static void user_list(const struct profile_layer *l, const struct prof_entry *e,
                 prof_errf(errors, "%s:%u: [%s] %s: '%s': %s", l->name, e->parts[i].line, e->section,
                           e->key, t, why);
                 ok = false;
-            } else if (dbx_strv_len(v) >= PROFILE_MAX_LIST) {
-                prof_errf(errors, "%s:%u: [%s] %s: more than %u entries", l->name, e->parts[i].line,
-                          e->section, e->key, PROFILE_MAX_LIST);
+            } else if (prof_strv_contains(v, n)) {
+                continue;
+            } else if (dbx_strv_len(v) >= max) {
+                prof_errf(errors, "%s:%u: [%s] %s: more than %zu entries", l->name,
+                          e->parts[i].line, e->section, e->key, max);
                 return;
-            } else if (!prof_strv_contains(v, n)) {
+            } else {
                 v = dbx_strv_push(v, n);
             }
         }
@@ -534,7 +552,7 @@ static void user_ca_files(struct profile_user *u, const struct profile_layer *l,
         dbx_strv_free(u->ca_files);
         u->ca_files = NULL;
     } else {
-        user_list(l, e, ca_path_normalize, &u->ca_files, errors);
+        prof_user_list(l, e, ca_path_normalize, PROFILE_MAX_LIST, &u->ca_files, errors);
     }
     u->ca_files_set = true;
 }
@@ -546,11 +564,12 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
     if (strcmp(e->section, "ceilings") == 0) {
         user_ceiling(u, l, e, errors);
     } else if (strcmp(e->key, "insecure") == 0) {
-        user_list(l, e, prof_registry_normalize, &u->registries_insecure, errors);
+        prof_user_list(l, e, prof_registry_normalize, PROFILE_MAX_LIST, &u->registries_insecure,
+                       errors);
     } else if (strcmp(e->key, "ca_files") == 0) {
         user_ca_files(u, l, e, errors);
     } else if (strcmp(e->section, "setup") == 0) { /* allow */
-        user_list(l, e, prof_allow_normalize, &u->setup_allow, errors);
+        prof_user_list(l, e, prof_allow_normalize, PROFILE_MAX_LIST, &u->setup_allow, errors);
         u->setup_allow_set = true;
     } else if (strcmp(e->key, "ca_file") == 0) {
         if (v[0] != '/' || strlen(v) > 4096)
@@ -578,11 +597,12 @@ static void user_settings(struct profile_user *u, struct profile_layer *l, char 
     size_t keep = 0;
     for (size_t i = 0; i < l->n; i++) {
         struct prof_entry *e = &l->v[i];
-        if (!prof_user_key_find(e->section, e->key)) {
+        bool secret = prof_secret_section(e->section) != NULL; /* prof_user_secrets' */
+        if (!secret && !prof_user_key_find(e->section, e->key)) {
             l->v[keep++] = *e;
             continue;
         }
-        user_setting(u, l, e, errors);
+        if (!secret) user_setting(u, l, e, errors);
         free(e->section);
         free(e->key);
         for (size_t j = 0; j < e->nparts; j++)
@@ -616,6 +636,7 @@ int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_erro
     l->where = dbx_xstrdup(path);
     _cleanup_strv_ char **errors = NULL;
     prof_parse(buf, len, l, &errors);
+    prof_user_secrets(&u, l, &errors);
     user_settings(&u, l, &errors);
     /* Check the defaults now, so a mistake is reported against config.ini. */
     struct profile p;
@@ -640,6 +661,7 @@ void profile_user_clear(struct profile_user *u) {
     free(u->listen);
     dbx_strv_free(u->ca_files);
     dbx_strv_free(u->setup_allow);
+    prof_secrets_free(u->secrets, u->nsecrets);
     for (size_t i = 0; i < u->norigin; i++) {
         free(u->origin[i].key);
         free(u->origin[i].where);

@@ -28,6 +28,8 @@ struct pctx {
     bool section_ok;  /* the current section is known (unknown ones are reported once) */
     unsigned nsyntax; /* syntax errors we reported: inih's non-zero return is then expected */
     ssize_t last;     /* entry continuation lines extend; -1 = none (or already reported) */
+    char *secret;     /* in config.ini's [secret NAME]: "secret NAME" in full (inih truncates
+                         section names to 49 bytes; NAME may have 64), else NULL */
 };
 
 static void perr(struct pctx *c, unsigned line, const char *fmt, ...)
@@ -129,6 +131,52 @@ static const char *section_suggest(enum prof_kind kind, const char *s) {
     return NULL;
 }
 
+/* "[secret NAME]" (name: the text between the brackets, untrimmed): a secret's section in
+ * config.ini, an error anywhere else.  False when the section is not one. */
+static bool secret_header(struct pctx *c, const char *name) {
+    size_t lead = strspn(name, " \t");
+    if (strncmp(name + lead, "secret", 6) != 0 ||
+        (name[lead + 6] && name[lead + 6] != ' ' && name[lead + 6] != '\t'))
+        return false;
+    c->section_ok = false;
+    if (c->l->kind != PROF_KIND_USER) {
+        perr(c, c->lineno, "[%s]: secrets are declared in config.ini, not in the repository", name);
+        return true;
+    }
+    const char *s = name + lead + 6;
+    s += strspn(s, " \t");
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
+        n--;
+    _cleanup_free_ char *sname = dbx_xstrndup(s, n);
+    if (!*sname) {
+        perr(c, c->lineno, "[secret]: needs a name ([secret ANTHROPIC_API_KEY])");
+        return true;
+    }
+    if (!prof_secret_name_ok(sname)) {
+        perr(c, c->lineno,
+             "[secret %s]: '%s' is not a secret name ([A-Za-z_][A-Za-z0-9_]*, at most %u bytes)",
+             sname, sname, PROFILE_MAX_SECRET_NAME);
+        return true;
+    }
+    for (size_t i = 0; i < c->l->nsecrets; i++)
+        if (strcmp(c->l->secrets[i].text, sname) == 0) {
+            perr(c, c->lineno, "[secret %s]: declared twice (first on line %u)", sname,
+                 c->l->secrets[i].line);
+            return true;
+        }
+    if (c->l->nsecrets >= PROFILE_MAX_SECRETS) {
+        perr(c, c->lineno, "[secret %s]: more than %u secrets", sname, PROFILE_MAX_SECRETS);
+        return true;
+    }
+    c->l->secrets = dbx_xrealloc(c->l->secrets, (c->l->nsecrets + 1) * sizeof(*c->l->secrets));
+    c->l->secrets[c->l->nsecrets++] =
+        (struct prof_part){.text = dbx_xstrdup(sname), .line = c->lineno};
+    c->secret = dbx_xasprintf("secret %s", sname);
+    c->section_ok = true;
+    return true;
+}
+
 /* Classify the line the way inih r55 will (its loop body, minus the handler calls). */
 static void classify(struct pctx *c, const char *line) {
     const char *start = line;
@@ -149,12 +197,20 @@ static void classify(struct pctx *c, const char *line) {
         }
         c->prev = false;
         c->last = -1;
+        free(c->secret);
+        c->secret = NULL;
+        _cleanup_free_ char *full = dbx_xstrndup(start + 1, (size_t)(e - start - 1));
+        if (secret_header(c, full)) return;
         /* inih copies at most MAX_SECTION - 1 bytes of the name, untrimmed */
         size_t n = (size_t)(e - start - 1);
         if (n > INIH_MAX_SECTION - 1) n = INIH_MAX_SECTION - 1;
         _cleanup_free_ char *name = dbx_xstrndup(start + 1, n);
         c->section_ok = section_known(c->l->kind, name);
-        if (!c->section_ok && prof_user_section(name)) {
+        if (!c->section_ok && c->l->kind == PROF_KIND_USER && strcmp(name, "secrets") == 0) {
+            perr(c, c->lineno,
+                 "[secrets] use belongs in the repo's devbox.ini; config.ini declares each "
+                 "secret in a [secret NAME] section");
+        } else if (!c->section_ok && prof_user_section(name)) {
             perr(c, c->lineno, "[%s] is a user setting: set it in config.ini, not in a profile",
                  name);
         } else if (!c->section_ok) {
@@ -207,8 +263,10 @@ static void on_continuation(struct pctx *c, const char *value) {
     if (c->last < 0) return; /* the key line was refused and reported */
     struct prof_entry *e = &c->l->v[c->last];
     const struct prof_key *k = prof_key_find(e->section, e->key);
-    const struct prof_user_key *uk =
-        c->l->kind == PROF_KIND_USER ? prof_user_key_find(e->section, e->key) : NULL;
+    const struct prof_user_key *uk = c->l->kind != PROF_KIND_USER ? NULL
+                                     : prof_secret_section(e->section)
+                                         ? prof_secret_key_find(e->key)
+                                         : prof_user_key_find(e->section, e->key);
     if (!(k && (k->flags & PROF_LIST)) && !(uk && (uk->flags & PROF_LIST))) {
         perr(c, c->lineno,
              "[%s] %s: indented line continues a value that is not a list (only lists span "
@@ -285,6 +343,13 @@ static bool resolve_default_key(struct pctx *c, const char *name, char **sec, ch
         perr(c, c->lineno, "[defaults] '%s': only a repo profile can extend", name);
         return false;
     }
+    if (strcmp(*sec, "secrets") == 0) {
+        perr(c, c->lineno,
+             "[defaults] '%s': only a repo profile asks for secrets ([secrets] use in "
+             "devbox.ini)",
+             name);
+        return false;
+    }
     if (prof_user_section(*sec) || prof_user_key_find(*sec, *key)) {
         perr(c, c->lineno, "[defaults] '%s': a user setting: write it in [%s], not [defaults]",
              name, *sec);
@@ -306,6 +371,21 @@ static bool resolve_default_key(struct pctx *c, const char *name, char **sec, ch
 static bool resolve_key(struct pctx *c, const char *section, const char *name, char **ret_section,
                         char **ret_key) {
     bool user = c->l->kind == PROF_KIND_USER;
+    if (user && c->secret) {
+        if (!prof_secret_key_find(name)) {
+            const char *s = prof_secret_suggest(name);
+            if (s)
+                perr(c, c->lineno, "unknown key '%s' in [%s] (did you mean '%s'?)", name, c->secret,
+                     s);
+            else
+                perr(c, c->lineno, "unknown key '%s' in [%s] (env, file, command, hosts, header)",
+                     name, c->secret);
+            return false;
+        }
+        *ret_section = dbx_xstrdup(c->secret);
+        *ret_key = dbx_xstrdup(name);
+        return true;
+    }
     if (user && !*section) {
         perr(c, c->lineno,
              "key '%s' before the first section ([ceilings], [defaults], [registries], "
@@ -379,6 +459,7 @@ size_t prof_parse(const char *buf, size_t len, struct profile_layer *layer, char
     int ir = ini_parse_stream(read_line, &c, on_entry, &c);
     /* Any non-zero return is an error; ours already say which line and why. */
     if (ir != 0 && c.nsyntax == 0) perr(&c, ir > 0 ? (unsigned)ir : 0, "syntax error");
+    free(c.secret);
     for (size_t i = 0; i < layer->n; i++)
         if (strcmp(layer->v[i].section, "profile") == 0 &&
             strcmp(layer->v[i].key, "extends") == 0) {
@@ -398,6 +479,9 @@ void prof_layer_free(struct profile_layer *l) {
         free(l->v[i].parts);
     }
     free(l->v);
+    for (size_t i = 0; i < l->nsecrets; i++)
+        free(l->secrets[i].text);
+    free(l->secrets);
     free(l->name);
     free(l->where);
     free(l->extends);

@@ -76,6 +76,35 @@ static void text_list(FILE *f, const char *key, char *const *v, const char *orig
     }
 }
 
+/* network.allow, a used secret's hosts with the secret as their comment */
+static void text_allow(FILE *f, const struct profile *p) {
+    fprintf(f, "allow =%*s ; %s\n", 42 - 5, "", from(p, "network.allow"));
+    for (size_t i = 0; p->allow && p->allow[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("network.allow[%s]", p->allow[i]);
+        _cleanup_free_ char *s = dbx_sanitize_printable(dbx_xasprintf("    %s", p->allow[i]));
+        const char *o = profile_origin_of(p, k);
+        if (o)
+            fprintf(f, "%-44s ; %s\n", s, o);
+        else
+            fprintf(f, "%s\n", s);
+    }
+}
+
+/* [secrets] use: each name with its line, the kind of source and the hosts (config.ini's);
+ * never the source itself (a command may hold anything) and never a value (none is here). */
+static void text_secrets(FILE *f, const struct profile *p) {
+    fprintf(f, "\n[secrets]\n");
+    fprintf(f, "use =%*s ; %s\n", 42 - 3, "", from(p, "secrets.use"));
+    for (size_t i = 0; i < p->nsecrets; i++) {
+        const struct profile_secret *sc = &p->secrets[i];
+        _cleanup_free_ char *k = dbx_xasprintf("secrets.use[%s]", sc->name);
+        _cleanup_free_ char *h = prof_strv_join(sc->hosts);
+        _cleanup_free_ char *o = dbx_sanitize_printable(
+            dbx_xasprintf("%s; %s, sent to %s", from(p, k), profile_secret_from_name(sc->from), h));
+        fprintf(f, "    %-40s ; %s\n", sc->name, o);
+    }
+}
+
 /* Always shown, like [network]: the setup network's default matters even with no commands.
  * One command per continuation line, each with its own line as the comment: valid
  * devbox.ini that reads back as the same list. */
@@ -144,8 +173,9 @@ char *profile_to_text(const struct profile *p) {
     }
     fprintf(f, "\n[network]\n");
     kv(f, "mode", net_names[p->net_mode], from(p, "network.mode"));
-    text_list(f, "allow", p->allow, from(p, "network.allow"));
+    text_allow(f, p);
     text_list(f, "resolve", p->resolve, from(p, "network.resolve"));
+    text_secrets(f, p);
     fprintf(f, "\n[ports]\n");
     for (size_t i = 0; i < p->nports; i++) {
         char k[16], v[16], ok[32];
@@ -243,6 +273,23 @@ static json_t *json_setup(const struct profile *p) {
     return setup;
 }
 
+/* {"use": {"value": [{"name", "from", "source": "env"|"file"|"command", "hosts"}], "from"}} */
+static json_t *json_secrets(const struct profile *p) {
+    json_t *o = json_object(), *use = json_array();
+    for (size_t i = 0; i < p->nsecrets; i++) {
+        const struct profile_secret *sc = &p->secrets[i];
+        _cleanup_free_ char *k = dbx_xasprintf("secrets.use[%s]", sc->name);
+        json_t *e = json_object();
+        json_object_set_new(e, "name", jstr(sc->name));
+        json_object_set_new(e, "from", jstr(from(p, k)));
+        json_object_set_new(e, "source", jstr(profile_secret_from_name(sc->from)));
+        json_object_set_new(e, "hosts", jstrv(sc->hosts));
+        json_array_append_new(use, e);
+    }
+    jset(o, "use", use, from(p, "secrets.use"));
+    return o;
+}
+
 char *profile_to_json(const struct profile *p) {
     json_t *root = json_object();
     json_object_set_new(root, "hash", jstr(p->hash));
@@ -279,8 +326,16 @@ char *profile_to_json(const struct profile *p) {
     json_t *net = json_object();
     jset(net, "mode", jstr(net_names[p->net_mode]), from(p, "network.mode"));
     jset(net, "allow", jstrv(p->allow), from(p, "network.allow"));
+    json_t *by_secret = json_object(); /* a used secret's hosts: {"host": "secret 'N' (...)"} */
+    for (size_t i = 0; p->allow && p->allow[i]; i++) {
+        _cleanup_free_ char *k = dbx_xasprintf("network.allow[%s]", p->allow[i]);
+        const char *o = profile_origin_of(p, k);
+        if (o) json_object_set_new(by_secret, p->allow[i], jstr(o));
+    }
+    json_object_set_new(json_object_get(net, "allow"), "secrets", by_secret);
     jset(net, "resolve", jstrv(p->resolve), from(p, "network.resolve"));
     json_object_set_new(root, "network", net);
+    json_object_set_new(root, "secrets", json_secrets(p));
     json_t *ports = json_array();
     for (size_t i = 0; i < p->nports; i++) {
         char ok[32];
@@ -335,6 +390,39 @@ static void user_values(const struct profile_user *u, unsigned *cpus, uint64_t *
     *listen = u && u->listen ? u->listen : PROFILE_LISTEN_DEFAULT;
 }
 
+/* A secret as config.ini declares it; a command is not shown (it may hold anything the user
+ * typed, a value included), an environment variable's name and a file's path are. */
+static void text_user_secret(FILE *f, const struct profile_user *u,
+                             const struct profile_secret *sc) {
+    _cleanup_free_ char *k = dbx_xasprintf("secret.%s", sc->name);
+    _cleanup_free_ char *head = dbx_xasprintf("[secret %s]", sc->name);
+    fprintf(f, "\n%-44s ; %s\n", head, ufrom(u, k));
+    if (sc->from == PROFILE_SECRET_COMMAND)
+        fprintf(f, "# source = command (not shown)\n");
+    else
+        kv(f, profile_secret_from_name(sc->from), sc->source, "the value is read at box start");
+    text_list(f, "hosts", sc->hosts, ufrom(u, k));
+    if (sc->header) kv(f, "header", sc->header, ufrom(u, k));
+}
+
+static json_t *json_user_secrets(const struct profile_user *u) {
+    json_t *a = json_array();
+    for (size_t i = 0; u && i < u->nsecrets; i++) {
+        const struct profile_secret *sc = &u->secrets[i];
+        _cleanup_free_ char *k = dbx_xasprintf("secret.%s", sc->name);
+        json_t *e = json_object();
+        json_object_set_new(e, "name", jstr(sc->name));
+        json_object_set_new(e, "from", jstr(ufrom(u, k)));
+        json_object_set_new(e, "source", jstr(profile_secret_from_name(sc->from)));
+        if (sc->from != PROFILE_SECRET_COMMAND)
+            json_object_set_new(e, profile_secret_from_name(sc->from), jstr(sc->source));
+        json_object_set_new(e, "hosts", jstrv(sc->hosts));
+        json_object_set_new(e, "header", sc->header ? jstr(sc->header) : json_null());
+        json_array_append_new(a, e);
+    }
+    return a;
+}
+
 char *profile_user_to_text(const struct profile_user *u) {
     unsigned cpus;
     uint64_t mem, disk, image_size;
@@ -362,6 +450,8 @@ char *profile_user_to_text(const struct profile_user *u) {
     fprintf(f, "\n[setup]\n");
     text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
                    ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);
+    for (size_t i = 0; u && i < u->nsecrets; i++)
+        text_user_secret(f, u, &u->secrets[i]);
     if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
@@ -392,6 +482,7 @@ char *profile_user_to_json(const struct profile_user *u) {
     jset(setup, "allow", allow_set ? jstrv(u->setup_allow) : json_null(),
          allow_set ? ufrom(u, "setup.allow") : SETUP_ALLOW_DEFAULT);
     json_object_set_new(root, "setup", setup);
+    json_object_set_new(root, "secrets", json_user_secrets(u));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);
     if (!s) dbx_oom_hook();

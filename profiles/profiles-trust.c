@@ -100,6 +100,21 @@ static void setup_widenings(char ***w, const struct profile *p, const struct pro
                 push(w, "setup network resolve '%s'", p->setup_resolve[i]);
 }
 
+/* A host in allow only because a used secret goes there (prof_secrets_resolve): the secret
+ * is the widening, named with its hosts. */
+static bool secret_host(const struct profile *p, const char *host) {
+    _cleanup_free_ char *k = dbx_xasprintf("network.allow[%s]", host);
+    return profile_origin_of(p, k) != NULL;
+}
+
+/* Every used secret: the user's [defaults] cannot use one, so the baseline never does. */
+static void secret_widenings(char ***w, const struct profile *p) {
+    for (size_t i = 0; i < p->nsecrets; i++) {
+        _cleanup_free_ char *hosts = prof_strv_join(p->secrets[i].hosts);
+        push(w, "secret '%s' sent to %s", p->secrets[i].name, hosts);
+    }
+}
+
 char **profile_widenings(const struct profile *p, const struct profile_user *user) {
     struct profile base;
     prof_init_default(&base);
@@ -148,9 +163,11 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
     if (p->net_mode > base.net_mode) push(&w, "network mode '%s'", net_names[p->net_mode]);
     if (p->net_mode == PROFILE_NET_ALLOWLIST)
         for (size_t i = 0; p->allow && p->allow[i]; i++)
-            if (base.net_mode != PROFILE_NET_ALLOWLIST ||
-                !prof_strv_contains(base.allow, p->allow[i]))
+            if ((base.net_mode != PROFILE_NET_ALLOWLIST ||
+                 !prof_strv_contains(base.allow, p->allow[i])) &&
+                !secret_host(p, p->allow[i]))
                 push(&w, "network allow '%s'", p->allow[i]);
+    secret_widenings(&w, p);
     /* A name override can point an allowed name anywhere, the host's loopback included.
      * The user's own overrides ([defaults]) point where the user chose: not widenings. */
     if (p->net_mode != PROFILE_NET_NONE)

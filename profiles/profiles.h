@@ -16,6 +16,8 @@
  *   [setup]     run = commands, one per line (the key line and each indented continuation
  *               line), network = none | allowlist | open, allow = patterns, resolve =
  *               name:address (the [network] grammar; these apply while setup runs only)
+ *   [secrets]   use = NAME list: secrets declared in the user's config.ini ([secret NAME])
+ *               that the box gets a placeholder for (each one a widening; see below)
  *   top level (before any section) or [profile]: extends = NAME (built-in) | ./path (inside
  *   the repo)
  * Lists (capabilities, capabilities_user, protect, unprotect, allow, resolve) are comma- or
@@ -42,6 +44,38 @@
 #define PROFILE_MAX_IMAGE_REF 512u /* [box] image; the name part at most 255 (docker's cap) */
 #define PROFILE_MAX_SETUP 64u      /* [setup] run commands */
 #define PROFILE_LISTEN_DEFAULT "127.0.0.1" /* config.ini [network] listen when unset */
+#define PROFILE_MAX_SECRETS 32u            /* [secret NAME] sections in config.ini; [secrets] use */
+#define PROFILE_MAX_SECRET_NAME 64u        /* [A-Za-z_][A-Za-z0-9_]{0,63} */
+#define PROFILE_MAX_SECRET_HOSTS 32u       /* a secret's hosts */
+
+/* A secret the user declared in config.ini (never in a repo file):
+ *     [secret ANTHROPIC_API_KEY]
+ *     env = ANTHROPIC_API_KEY      ; exactly one of env, file, command
+ *     hosts = api.anthropic.com    ; allow patterns (network.allow's grammar), at least one
+ *     header = x-api-key: {}       ; optional
+ * profiles/ never reads a value: it only says where the value comes from.  `source` is
+ *   ENV:     the variable's name ([A-Za-z_][A-Za-z0-9_]*) in the environment of the devbox
+ *            command that starts the box;
+ *   FILE:    an absolute path; "~/..." in config.ini is expanded against $HOME by
+ *            profile_user_load (an unset or relative $HOME is an error), so this is always
+ *            absolute;
+ *   COMMAND: a shell command line as written (the caller runs /bin/sh -c; a `;` after
+ *            whitespace starts a config.ini comment, so write `;` without a space before it).
+ * hosts: normalized allow patterns (profile_allow_parse), no duplicates, 1..
+ * PROFILE_MAX_SECRET_HOSTS, NULL-terminated.  header: "Name: text with {}" (an HTTP header
+ * name, ':', a value holding "{}" exactly once, which the proxy replaces with the value), or
+ * NULL. */
+enum profile_secret_from { PROFILE_SECRET_ENV, PROFILE_SECRET_FILE, PROFILE_SECRET_COMMAND };
+struct profile_secret {
+    char *name;
+    enum profile_secret_from from;
+    char *source;
+    char **hosts;
+    char *header;
+};
+/* "env", "file", "command" (for messages and `profile show`: the kind, never the source of a
+ * command, which may hold anything the user typed). */
+const char *profile_secret_from_name(enum profile_secret_from from);
 
 enum profile_seccomp {
     PROFILE_SECCOMP_DEFAULT = 0,
@@ -137,6 +171,22 @@ struct profile {
      * image and setup may share; one that sees the workspace depends on it, so its derived
      * disk is this project's own (sandbox/ keys it by the project). */
     bool setup_workspace;
+    /* [secrets] use: names of secrets declared in the user's config.ini, NULL-terminated, NULL
+     * = none, at most PROFILE_MAX_SECRETS, no duplicates, in the order written (a later file's
+     * `use` replaces the list).  Origins "secrets.use" and "secrets.use[NAME]" (the name's own
+     * line, "devbox.ini:5").  profile_load checks each against the user's declarations (a name
+     * config.ini does not declare is an error at that line) and needs network mode allowlist
+     * ("secret 'NAME' needs network mode allowlist" at that line otherwise).  Each used
+     * secret's hosts are then in `allow` as well (those not already there get the origin key
+     * "network.allow[HOST]" -> "secret 'NAME' (devbox.ini:5)"; they are not widenings of
+     * their own: the secret is).  A command line cannot add secrets (profile_set refuses
+     * "secrets.use"), the user's [defaults] neither. */
+    char **secrets_use;
+    /* Copies of config.ini's declarations of secrets_use, in the same order (set by
+     * profile_load; nsecrets == dbx_strv_len(secrets_use)): what the supervisor reads and
+     * what the proxy injects, without another lookup.  No value: profiles/ never reads one. */
+    struct profile_secret *secrets;
+    size_t nsecrets;
     /* provenance of every key that is set */
     struct profile_origin *origin;
     size_t norigin;
@@ -190,9 +240,12 @@ int profile_devcontainer_translate(const char *json, size_t len, const char *fna
  *   [registries] insecure = host[:port] list (plain http allowed), ca_file = /abs/path.pem
  *   [network]    listen = IP address port forwards listen on, ca_files = CA files/dirs
  *   [setup]      allow = patterns setup may reach without the repo needing trust
+ *   [secret NAME] env | file | command, hosts, header: a secret (struct profile_secret above)
  * [registries], [network] listen and ca_files are user-only: a repo or built-in profile that
- * sets them (or a [defaults] line naming them) is an error at file:line.  [setup] allow is
- * user-only in config.ini too: `[defaults] setup.allow` is an error (write it in [setup]),
+ * sets them (or a [defaults] line naming them) is an error at file:line.  So is a [secret ...]
+ * section in a repo or built-in file ("secrets are declared in config.ini, not in the
+ * repository"); `[defaults] secrets.use` is refused too (only a repo profile asks for one). [setup]
+ * allow is user-only in config.ini too: `[defaults] setup.allow` is an error (write it in [setup]),
  * while a repo's [setup] allow is the profile key (struct profile's setup_allow). */
 struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
 #define PROFILE_IMAGE_SIZE_DEFAULT (16ull << 30)
@@ -225,6 +278,12 @@ struct profile_user {
      * them from the host's apt sources. */
     char **setup_allow;
     bool setup_allow_set;
+    /* [secret NAME] sections in file order, at most PROFILE_MAX_SECRETS, names unique; each
+     * checked at load (one source, a hosts list, a name, a header shape), errors naming
+     * config.ini:line.  Origins "secret.NAME" -> "/home/u/.config/devbox/config.ini:7" (the
+     * section line). */
+    struct profile_secret *secrets;
+    size_t nsecrets;
     /* provenance: "ceilings.cpus", "registries.insecure", "registries.ca_file",
      * "network.listen", "network.ca_files", "setup.allow" ->
      * "/home/u/.config/devbox/config.ini:3"; unset keys have none */
@@ -259,6 +318,8 @@ void profile_clear(struct profile *p);
  * NULL where one is taken) means the default ceilings and no defaults. */
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err);
 void profile_user_clear(struct profile_user *u);
+/* The secret declared as `name`, or NULL (u may be NULL: none). */
+const struct profile_secret *profile_user_secret(const struct profile_user *u, const char *name);
 
 /* The built-in profiles directory: $DEVBOX_PROFILES_DIR, else <dir of /proc/self/exe>/../profiles
  * when it exists (the source tree: build/devbox -> profiles/), else
@@ -277,14 +338,20 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
  * and network.resolve (origin `where`): the command line's `--network none` narrowing is
  * profile_set(p, "network.mode", "none", "command line").  "setup.run" takes one command,
  * which replaces the list ("" empties it); "setup.network" = "none" empties setup.allow and
- * setup.resolve the same way. */
+ * setup.resolve the same way.  "secrets.use" is refused (a command line never asks for a
+ * secret); "network.mode" = "none" also drops every used secret (secrets_use, secrets, their
+ * hosts in allow; origin "secrets.use" -> `where`), and "network.mode" = "open" with a used
+ * secret fails.  "network.allow" keeps the hosts a used secret brought. */
 int profile_set(struct profile *p, const char *key, const char *value, const char *where,
                 dbx_error **err);
 /* Where the value of `key` came from, or NULL.  Keys are "section.key"; each protected path
  * is "workspace.protect[PATH]", each removed one "workspace.unprotect[PATH]", each variable
  * "env.NAME", each port forward "ports.HOST", each setup command "setup.run[N]" (from 1). */
 const char *profile_origin_of(const struct profile *p, const char *key);
-/* The built-in default's protected paths, NULL-terminated. */
+/* The built-in default's protected paths, NULL-terminated: .git/hooks, .git/config,
+ * .gitmodules, devbox.ini, and what agents, editors and shells on the host run by themselves:
+ * .claude .codex .gemini .cursor .vscode .idea .mcp.json .envrc .husky
+ * .pre-commit-config.yaml (profiles/default.ini lists the same). */
 extern const char *const profile_default_protect[];
 
 /* What `p` widens beyond the built-in `default` profile (with the user's [defaults] applied:
@@ -298,7 +365,8 @@ extern const char *const profile_default_protect[];
  * 'open'", each setup allow entry not in user->setup_allow, by exact normalized spelling
  * ("setup network allow 'mirror.test:8080'"; with setup network allowlist) and each setup resolve
  * entry the baseline lacks ("setup network resolve 'a.test:127.0.0.1'"; unless setup
- * network none).
+ * network none).  Each used secret: "secret 'NAME' sent to HOST, HOST2" (its hosts, allowed
+ * because of it, are not also listed as network allow entries).
  * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
  * is not a widening but a load error.)  user may be NULL. */
 char **profile_widenings(const struct profile *p, const struct profile_user *user);

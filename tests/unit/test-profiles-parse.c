@@ -407,7 +407,21 @@ static void test_values(void **state) {
     assert_int_equal(p.io_weight, 200);
     assert_string_equal(p.user, "1000:1000");
     assert_int_equal(p.seccomp, PROFILE_SECCOMP_STRICT);
-    const char *prot[] = {".git/hooks", ".git/config", "devbox.ini", "secrets", ".git"};
+    const char *prot[] = {".git/hooks",
+                          ".git/config",
+                          "devbox.ini",
+                          ".claude",
+                          ".codex",
+                          ".gemini",
+                          ".cursor",
+                          ".vscode",
+                          ".idea",
+                          ".mcp.json",
+                          ".envrc",
+                          ".husky",
+                          ".pre-commit-config.yaml",
+                          "secrets",
+                          ".git"};
     assert_int_equal(dbx_strv_len(p.protect), DBX_ARRAY_SIZE(prot));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(prot); i++)
         assert_string_equal(p.protect[i], prot[i]);
@@ -796,9 +810,17 @@ static void test_builtins(void **state) {
     assert_int_equal(agent.net_mode, PROFILE_NET_ALLOWLIST);
     assert_null(agent.resolve);
     assert_int_equal(agent.nports, 0);
+    /* Claude Code's telemetry hosts are not allowed: it is told not to try */
+    assert_int_equal(dbx_strv_len(agent.env), 1);
+    assert_string_equal(agent.env[0], "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1");
     const char *hosts[] = {"api.anthropic.com",
+                           "platform.claude.com",
                            "api.openai.com",
+                           "chatgpt.com",
+                           "auth.openai.com",
                            "generativelanguage.googleapis.com",
+                           "cloudcode-pa.googleapis.com",
+                           "oauth2.googleapis.com",
                            "github.com",
                            "*.githubusercontent.com",
                            "gitlab.com",
