@@ -17,7 +17,7 @@ DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd adduser 
               docker-registry skopeo umoci apache2-utils openssl curl iproute2 dpkg-dev
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
 
-PKGS      := libgit2 libarchive inih jansson libcrypto libseccomp libcurl
+PKGS      := libgit2 libarchive inih jansson libssl libcrypto libseccomp libcurl
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil -pthread
 
@@ -139,7 +139,7 @@ asan:
 	$(ASAN_ENV) DEVBOX_BIN=$(CURDIR)/build-asan/devbox DEVBOX_INIT=$(CURDIR)/build/devbox-init \
 	  $(MAKE) BUILD=build e2e
 
-bench: all
+bench: all $(BUILD)/tests/test-proxy-mitm
 	bench/run.sh
 
 # README's first command: build, fetch the kernel, build the default Debian image (once), boot a

@@ -15,12 +15,13 @@
 struct method_name {
     const char *name;
     enum proxy_http_method method;
+    bool origin_only; /* served only inside an intercepted connection */
 };
 static const struct method_name methods[] = {
-    {"CONNECT", PROXY_HTTP_CONNECT},
-    {"GET", PROXY_HTTP_GET},
-    {"HEAD", PROXY_HTTP_HEAD},
-    {"POST", PROXY_HTTP_POST},
+    {"CONNECT", PROXY_HTTP_CONNECT, false}, {"GET", PROXY_HTTP_GET, false},
+    {"HEAD", PROXY_HTTP_HEAD, false},       {"POST", PROXY_HTTP_POST, false},
+    {"PUT", PROXY_HTTP_PUT, true},          {"PATCH", PROXY_HTTP_PATCH, true},
+    {"DELETE", PROXY_HTTP_DELETE, true},    {"OPTIONS", PROXY_HTTP_OPTIONS, true},
 };
 
 /* RFC 9110 tchar */
@@ -128,7 +129,20 @@ static int parse_absolute(const uint8_t *buf, size_t off, size_t n, struct proxy
     return 0;
 }
 
-static int parse_request_line(const uint8_t *buf, size_t n, struct proxy_http_req *r,
+/* An origin-form target: "/..." (or "*" for OPTIONS); what the URI grammar allows beyond
+ * that is the origin's business, the bytes were checked to be visible ASCII. */
+static int parse_origin(const uint8_t *buf, size_t off, size_t n, struct proxy_http_req *r,
+                        dbx_error **err) {
+    const uint8_t *t = buf + off;
+    bool star = n == 1 && t[0] == '*' && r->method == PROXY_HTTP_OPTIONS;
+    if (n == 0 || (t[0] != '/' && !star))
+        return dbx_error_setx(err, EINVAL, "request target is not in origin form");
+    if (memchr(t, '#', n)) return dbx_error_setx(err, EINVAL, "fragment in request target");
+    r->path = (struct proxy_span){(uint32_t)off, (uint32_t)n};
+    return 0;
+}
+
+static int parse_request_line(const uint8_t *buf, size_t n, bool origin, struct proxy_http_req *r,
                               dbx_error **err) {
     const uint8_t *sp1 = memchr(buf, ' ', n);
     if (!sp1 || sp1 == buf) return dbx_error_setx(err, EINVAL, "malformed request line");
@@ -143,15 +157,17 @@ static int parse_request_line(const uint8_t *buf, size_t n, struct proxy_http_re
         if (!is_tchar(buf[i])) return dbx_error_setx(err, EINVAL, "malformed request method");
     bool known = false;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(methods) && !known; i++)
-        if (strlen(methods[i].name) == mlen && memcmp(buf, methods[i].name, mlen) == 0) {
+        if (strlen(methods[i].name) == mlen && memcmp(buf, methods[i].name, mlen) == 0 &&
+            (origin || !methods[i].origin_only) &&
+            (!origin || methods[i].method != PROXY_HTTP_CONNECT)) {
             r->method = methods[i].method;
             known = true;
         }
     if (!known)
-        return dbx_error_setx(err, EOPNOTSUPP,
-                              "method '%.*s' is not served (CONNECT, GET, "
-                              "HEAD, POST)",
-                              (int)(mlen > 16 ? 16 : mlen), (const char *)buf);
+        return dbx_error_setx(err, EOPNOTSUPP, "method '%.*s' is not served (%s)",
+                              (int)(mlen > 16 ? 16 : mlen), (const char *)buf,
+                              origin ? "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+                                     : "CONNECT, GET, HEAD, POST");
     for (size_t i = 0; i < tlen; i++)
         if (buf[toff + i] <= 0x20 || buf[toff + i] >= 0x7f)
             return dbx_error_setx(err, EINVAL, "bad byte in request target");
@@ -163,6 +179,7 @@ static int parse_request_line(const uint8_t *buf, size_t n, struct proxy_http_re
     else
         return dbx_error_setx(err, EINVAL, "malformed request line");
 
+    if (origin) return parse_origin(buf, toff, tlen, r, err);
     if (r->method == PROXY_HTTP_CONNECT)
         return parse_authority(buf + toff, tlen, 0, &r->host, &r->port, "CONNECT target", err);
     return parse_absolute(buf, toff, tlen, r, err);
@@ -196,6 +213,7 @@ static int parse_header(const uint8_t *buf, size_t off, size_t n, struct proxy_h
 }
 
 struct framing {
+    bool origin; /* proxy_http_parse_origin: the Host header names the target */
     int content_length, chunked, host, close, keep_alive;
 };
 
@@ -237,6 +255,13 @@ static int check_header(const uint8_t *buf, size_t i, struct proxy_http_req *r, 
     } else if (span_is(name, nl, "host")) {
         if (f->host++) return dbx_error_setx(err, EINVAL, "more than one Host header");
         if (r->method == PROXY_HTTP_CONNECT) return 0;
+        if (f->origin) {
+            if (memchr(v, '@', vl)) return dbx_error_setx(err, EINVAL, "userinfo in Host header");
+            int rc = parse_authority(v, vl, 443, &r->host, &r->port, "Host", err);
+            if (rc < 0) return rc;
+            r->has_host = true;
+            return 0;
+        }
         struct policy_host h;
         uint16_t port = 0;
         _cleanup_error_ dbx_error *e = NULL;
@@ -256,6 +281,8 @@ static int check_framing(struct proxy_http_req *r, const struct framing *f, dbx_
         return dbx_error_setx(err, EINVAL, "both Content-Length and Transfer-Encoding");
     if (f->chunked && r->minor == 0)
         return dbx_error_setx(err, EINVAL, "Transfer-Encoding in an HTTP/1.0 request");
+    if (f->origin && r->minor == 1 && !r->has_host)
+        return dbx_error_setx(err, EINVAL, "HTTP/1.1 request without a Host header");
     r->keep_alive = r->minor == 1 ? !f->close : (f->keep_alive && !f->close);
     if (r->method == PROXY_HTTP_CONNECT)
         r->body = PROXY_BODY_NONE;
@@ -266,7 +293,8 @@ static int check_framing(struct proxy_http_req *r, const struct framing *f, dbx_
     return 0;
 }
 
-int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret, dbx_error **err) {
+static int http_parse(const uint8_t *buf, size_t len, bool origin, struct proxy_http_req *ret,
+                      dbx_error **err) {
     memset(ret, 0, sizeof(*ret));
     size_t lim = len < PROXY_HTTP_MAX_HEAD ? len : PROXY_HTTP_MAX_HEAD, end = 0;
     int r = find_end(buf, lim, &end, err);
@@ -280,14 +308,15 @@ int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret,
     if (end == 0) return dbx_error_setx(err, EINVAL, "empty request line");
     /* every line ends in CRLF (find_end refused bare LF); each line's first CR must be its
      * end, so a CR inside a line is bare */
-    struct framing f = {0};
+    struct framing f = {.origin = origin};
     size_t off = 0;
     bool first = true;
     while (off < end + 2) {
         const uint8_t *cr = memchr(buf + off, '\r', end + 2 - off);
         size_t n = (size_t)(cr - buf) - off;
         if (cr[1] != '\n') return dbx_error_setx(err, EINVAL, "bare CR in request head");
-        r = first ? parse_request_line(buf, n, ret, err) : parse_header(buf, off, n, ret, err);
+        r = first ? parse_request_line(buf, n, origin, ret, err)
+                  : parse_header(buf, off, n, ret, err);
         if (r < 0) return r;
         first = false;
         off += n + 2;
@@ -300,6 +329,15 @@ int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret,
     if (r < 0) return r;
     ret->head_len = (uint32_t)(end + 4);
     return 1;
+}
+
+int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret, dbx_error **err) {
+    return http_parse(buf, len, false, ret, err);
+}
+
+int proxy_http_parse_origin(const uint8_t *buf, size_t len, struct proxy_http_req *ret,
+                            dbx_error **err) {
+    return http_parse(buf, len, true, ret, err);
 }
 
 /* ---- bodies ----------------------------------------------------------------------------- */

@@ -29,3 +29,103 @@ int proxy_dns_lookup(struct proxy_dns *d, const char *name, struct dbx_addr *out
                      size_t *ret_n);
 /* Drop name's cached answer (every address of it failed to connect). */
 void proxy_dns_forget(struct proxy_dns *d, const char *name);
+
+/* ---- what proxy.c's connection threads share with proxy-mitm.c ------------------------- */
+
+#define PROXY_WRITE_TIMEOUT_MS 60000u /* a peer that reads nothing for this long is dropped */
+#define PROXY_CONNECT_TIMEOUT_MS 10000u
+#define PROXY_IDLE_TIMEOUT_MS (3600u * 1000u)
+#define PROXY_DRAIN_TIMEOUT_MS 2000u /* finishing earlier responses before a refusal */
+#define PROXY_CIN_CAP (64u * 1024u)  /* client bytes waiting to be parsed */
+
+struct resolve_entry {
+    char name[DBX_HOST_MAX + 1];
+    struct dbx_addr addr;
+};
+
+struct proxy {
+    struct profile_allow *pats;
+    size_t npats;
+    struct resolve_entry *res;
+    size_t nres;
+    int log_fd;
+    unsigned max_conns;
+    unsigned head_idle_ms, head_total_ms;
+    struct proxy_dns *dns;        /* the name cache; thread-safe on its own */
+    int stop_pipe[2];             /* written once by proxy_stop; every poll watches [0] */
+    struct proxy_secret *secrets; /* copies, except each value: the caller's */
+    size_t nsecrets;
+    struct proxy_mitm *mitm; /* TLS interception; NULL without secrets */
+    pthread_mutex_t lock;
+    struct conn *conns; /* guarded by lock */
+    unsigned active;    /* guarded by lock */
+    bool stopping;      /* guarded by lock */
+};
+
+struct buf {
+    uint8_t *data;
+    size_t start, end, cap;
+};
+
+struct conn {
+    struct proxy *p;
+    struct conn *next;
+    pthread_t tid;
+    bool done; /* guarded by p->lock: the thread is finished and may be joined */
+    int cfd, ufd;
+    /* the destination being served, for the log and the pin */
+    const char *method;
+    bool mitm; /* intercepted (proxy-mitm.c): the log line always counts requests */
+    bool have_target;
+    struct policy_host host;
+    uint16_t port;
+    bool connected;
+    bool from_dns; /* the addresses came from proxy_dns_lookup */
+    struct dbx_addr addr;
+    uint64_t up, down;
+    unsigned reqs;
+    char when[32];
+    struct buf cin, uout, dout;
+    /* destination -> client: spliced through this pipe (no copy through user space for the
+     * TCP side), or copied through dout when the pipe could not be made */
+    int dpipe[2];
+    size_t dpending; /* bytes in dpipe */
+    /* plain http: the request body being forwarded; a refusal of a later request */
+    struct proxy_body body;
+    int deny_status;
+    char *deny_reason, *deny_body;
+};
+
+static inline size_t buf_len(const struct buf *b) {
+    return b->end - b->start;
+}
+void proxy_stamp(struct conn *c);
+/* host:port as a client would write it (IPv6 in brackets). */
+void proxy_fmt_target(const struct policy_host *h, uint16_t port, char *out, size_t n);
+/* The connection's one decision line (reason: untrusted text, cleaned; never a value). */
+void proxy_log(struct conn *c, const char *verdict, const char *reason);
+const char *proxy_method_name(enum proxy_http_method m);
+/* Wait for events on fd (or the proxy's stop): 0, -ETIMEDOUT, -ECANCELED or -errno. */
+int proxy_wait(struct conn *c, int fd, short events, uint64_t deadline);
+int proxy_send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t deadline);
+/* After an answer that ends the connection: half-close, then read and drop what the client
+ * still sends for a moment (closing with unread bytes resets, and the answer would be lost). */
+void proxy_finish_client(struct conn *c);
+/* Port 443: read the ClientHello into c->cin and check its server_name against the CONNECT
+ * host.  0, or refused (logged). */
+int proxy_check_hello(struct conn *c);
+
+/* ---- TLS interception (proxy-mitm.c) -------------------------------------------------- */
+
+/* The CA, the TLS contexts and the leaf cache, from cfg (the CA pair required). */
+int proxy_mitm_new(const struct proxy_config *cfg, struct proxy_mitm **ret, dbx_error **err);
+void proxy_mitm_free(struct proxy_mitm *m);
+/* Whether CONNECT h:port is intercepted: port 443 and some secret may be sent to h. */
+bool proxy_mitm_wanted(const struct proxy *p, const struct policy_host *h, uint16_t port);
+/* Serve an intercepted CONNECT: c->ufd is connected, "200" sent, the ClientHello (checked) is
+ * in c->cin.  Logs its line. */
+void proxy_mitm_serve(struct conn *c);
+/* The leaf certificate and key for name (issued, or from the cache), for the tests: 0 with
+ * PEM strings the caller frees. */
+int proxy_mitm_leaf_pem(struct proxy *p, const char *name, char **ret_cert, char **ret_key,
+                        dbx_error **err);

@@ -23,14 +23,14 @@
  * stays against a slowloris client holding one of max_conns threads. */
 #define HEAD_IDLE_MS (120u * 1000u)
 #define HEAD_TOTAL_MS (300u * 1000u)
-#define CONNECT_TIMEOUT_MS 10000u
-#define WRITE_TIMEOUT_MS 60000u /* a peer that reads nothing for this long is dropped */
-#define IDLE_TIMEOUT_MS (3600u * 1000u)
-#define DRAIN_TIMEOUT_MS 2000u /* finishing the pinned destination's response before a 403 */
+#define CONNECT_TIMEOUT_MS PROXY_CONNECT_TIMEOUT_MS
+#define WRITE_TIMEOUT_MS PROXY_WRITE_TIMEOUT_MS
+#define IDLE_TIMEOUT_MS PROXY_IDLE_TIMEOUT_MS
+#define DRAIN_TIMEOUT_MS PROXY_DRAIN_TIMEOUT_MS
 #define LINGER_MS                                                                                  \
-    1000u                       /* reading what a refused client still sends, so the               \
-                                   refusal is not lost to a reset */
-#define CIN_CAP (64u * 1024u)   /* client bytes waiting to be parsed */
+    1000u /* reading what a refused client still sends, so the                                     \
+             refusal is not lost to a reset */
+#define CIN_CAP PROXY_CIN_CAP
 #define UOUT_CAP (64u * 1024u)  /* bytes for the destination */
 #define DOUT_CAP (256u * 1024u) /* bytes for the client (downloads: keep it large) */
 #define MAX_ADDRS PROXY_DNS_MAX_ADDRS
@@ -38,63 +38,9 @@
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
 
-struct resolve_entry {
-    char name[DBX_HOST_MAX + 1];
-    struct dbx_addr addr;
-};
-
-struct proxy {
-    struct profile_allow *pats;
-    size_t npats;
-    struct resolve_entry *res;
-    size_t nres;
-    int log_fd;
-    unsigned max_conns;
-    unsigned head_idle_ms, head_total_ms;
-    struct proxy_dns *dns; /* the name cache; thread-safe on its own */
-    int stop_pipe[2];      /* written once by proxy_stop; every poll watches [0] */
-    pthread_mutex_t lock;
-    struct conn *conns; /* guarded by lock */
-    unsigned active;    /* guarded by lock */
-    bool stopping;      /* guarded by lock */
-};
-
-struct buf {
-    uint8_t *data;
-    size_t start, end, cap;
-};
-
-struct conn {
-    struct proxy *p;
-    struct conn *next;
-    pthread_t tid;
-    bool done; /* guarded by p->lock: the thread is finished and may be joined */
-    int cfd, ufd;
-    /* the destination being served, for the log and the pin */
-    const char *method;
-    bool have_target;
-    struct policy_host host;
-    uint16_t port;
-    bool connected;
-    bool from_dns; /* the addresses came from proxy_dns_lookup */
-    struct dbx_addr addr;
-    uint64_t up, down;
-    unsigned reqs;
-    char when[32];
-    struct buf cin, uout, dout;
-    /* destination -> client: spliced through this pipe (no copy through user space for the
-     * TCP side), or copied through dout when the pipe could not be made */
-    int dpipe[2];
-    size_t dpending; /* bytes in dpipe */
-    /* plain http: the request body being forwarded; a refusal of a later request */
-    struct proxy_body body;
-    int deny_status;
-    char *deny_reason, *deny_body;
-};
-
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static void stamp(struct conn *c) {
+void proxy_stamp(struct conn *c) {
     struct timespec ts;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -104,7 +50,7 @@ static void stamp(struct conn *c) {
 }
 
 /* host:port as a client would write it (IPv6 in brackets). */
-static void fmt_target(const struct policy_host *h, uint16_t port, char *out, size_t n) {
+void proxy_fmt_target(const struct policy_host *h, uint16_t port, char *out, size_t n) {
     bool v6 = h->is_addr && h->addr.family == AF_INET6;
     snprintf(out, n, v6 ? "[%s]:%u" : "%s:%u", h->name, (unsigned)port);
 }
@@ -114,7 +60,7 @@ static void fmt_rule(const struct policy_host *h, uint16_t port, char *out, size
     if (port == 443 || port == 80)
         snprintf(out, n, "%s", h->name);
     else
-        fmt_target(h, port, out, n);
+        proxy_fmt_target(h, port, out, n);
 }
 
 /* Untrusted text in a log line: printable ASCII, no quotes.  The log is shown on the host's
@@ -126,18 +72,18 @@ static void clean(char *s) {
         if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\') *p = '?';
 }
 
-static void log_line(struct conn *c, const char *verdict, const char *reason) {
+void proxy_log(struct conn *c, const char *verdict, const char *reason) {
     if (c->p->log_fd < 0) return;
     char target[DBX_HOST_MAX + 16] = "-", addr[INET6_ADDRSTRLEN + 16] = "-";
     char reqs[32] = "";
     _cleanup_free_ char *why = NULL;
-    if (c->have_target) fmt_target(&c->host, c->port, target, sizeof(target));
+    if (c->have_target) proxy_fmt_target(&c->host, c->port, target, sizeof(target));
     if (c->connected) {
         struct policy_host h = {.is_addr = true, .addr = c->addr};
         dbx_addr_format(&c->addr, h.name);
-        fmt_target(&h, c->port, addr, sizeof(addr));
+        proxy_fmt_target(&h, c->port, addr, sizeof(addr));
     }
-    if (c->reqs > 1) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
+    if (c->reqs > 1 || c->mitm) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
     if (reason) {
         why = dbx_xasprintf(" reason=\"%s\"", reason);
         clean(why + 9);
@@ -150,8 +96,9 @@ static void log_line(struct conn *c, const char *verdict, const char *reason) {
     (void)!write(c->p->log_fd, line, strlen(line));
 }
 
-static const char *method_name(enum proxy_http_method m) {
-    static const char *const names[] = {"CONNECT", "GET", "HEAD", "POST"};
+const char *proxy_method_name(enum proxy_http_method m) {
+    static const char *const names[] = {"CONNECT", "GET",   "HEAD",   "POST",
+                                        "PUT",     "PATCH", "DELETE", "OPTIONS"};
     return (unsigned)m < DBX_ARRAY_SIZE(names) ? names[m] : "-";
 }
 
@@ -180,7 +127,7 @@ static const char *status_text(int status) {
 
 /* ---- waiting and I/O (every wait also watches the stop pipe) ---------------------------- */
 
-static int wait_fd(struct conn *c, int fd, short events, uint64_t deadline) {
+int proxy_wait(struct conn *c, int fd, short events, uint64_t deadline) {
     for (;;) {
         struct pollfd pfd[2] = {{fd, events, 0}, {c->p->stop_pipe[0], POLLIN, 0}};
         uint64_t now = dbx_now_ms();
@@ -200,12 +147,12 @@ static ssize_t recv_some(struct conn *c, int fd, void *buf, size_t n, uint64_t d
         if (k >= 0) return k;
         if (errno == EINTR) continue;
         if (errno != EAGAIN) return -errno;
-        int r = wait_fd(c, fd, POLLIN, deadline);
+        int r = proxy_wait(c, fd, POLLIN, deadline);
         if (r < 0) return r;
     }
 }
 
-static int send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t deadline) {
+int proxy_send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t deadline) {
     const uint8_t *p = buf;
     while (n > 0) {
         ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
@@ -216,7 +163,7 @@ static int send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t 
         }
         if (k < 0 && errno == EINTR) continue;
         if (k < 0 && errno != EAGAIN) return -errno;
-        int r = wait_fd(c, fd, POLLOUT, deadline);
+        int r = proxy_wait(c, fd, POLLOUT, deadline);
         if (r < 0) return r;
     }
     return 0;
@@ -224,9 +171,6 @@ static int send_all(struct conn *c, int fd, const void *buf, size_t n, uint64_t 
 
 static void buf_alloc(struct buf *b, size_t cap) {
     if (!b->data) *b = (struct buf){.data = dbx_xmalloc(cap), .cap = cap};
-}
-static size_t buf_len(const struct buf *b) {
-    return b->end - b->start;
 }
 static void buf_consume(struct buf *b, size_t n) {
     b->start += n;
@@ -250,7 +194,7 @@ static void buf_puts(struct buf *b, const char *s) {
 
 /* Send what is left to the client, then read (and drop) what it still sends for a moment:
  * closing a socket with unread bytes resets it, and the client would lose the answer. */
-static void finish_client(struct conn *c) {
+void proxy_finish_client(struct conn *c) {
     shutdown(c->cfd, SHUT_WR);
     uint64_t deadline = dbx_now_ms() + LINGER_MS;
     uint8_t junk[4096];
@@ -267,7 +211,7 @@ static void send_error(struct conn *c, int status, const char *phrase, const cha
         "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %zu\r\n"
         "Connection: close\r\n\r\n%s",
         status, phrase ? phrase : status_text(status), strlen(body), body);
-    (void)send_all(c, c->cfd, msg, strlen(msg), dbx_now_ms() + WRITE_TIMEOUT_MS);
+    (void)proxy_send_all(c, c->cfd, msg, strlen(msg), dbx_now_ms() + WRITE_TIMEOUT_MS);
 }
 
 #define PHRASE_MAX 200u
@@ -286,13 +230,13 @@ static void refuse(struct conn *c, int status, const char *verdict, const char *
                                shown);
     }
     send_error(c, status, phrase, body ? body : text);
-    log_line(c, verdict, reason);
-    finish_client(c);
+    proxy_log(c, verdict, reason);
+    proxy_finish_client(c);
 }
 
 static void refuse_not_allowed(struct conn *c) {
     char target[DBX_HOST_MAX + 16], rule[DBX_HOST_MAX + 16];
-    fmt_target(&c->host, c->port, target, sizeof(target));
+    proxy_fmt_target(&c->host, c->port, target, sizeof(target));
     fmt_rule(&c->host, c->port, rule, sizeof(rule));
     _cleanup_free_ char *body = dbx_xasprintf(
         "devbox: %s is not in this box's network allow list; add `%s` to [network] allow in "
@@ -301,6 +245,12 @@ static void refuse_not_allowed(struct conn *c) {
     _cleanup_free_ char *reason = dbx_xasprintf(
         "%s is not in the allow list; to allow it add '%s' to [network] allow", target, rule);
     refuse(c, 403, "deny", reason, body);
+}
+
+/* A secret's placeholder in a request to a host the secret may not go to: an exfiltration
+ * attempt (the box never holds the value, but it tried to send what stands for it). */
+static char *secret_reason(const struct conn *c, int secret, const struct policy_host *h) {
+    return dbx_xasprintf("secret %s placeholder sent to %s", c->p->secrets[secret].name, h->name);
 }
 
 /* ---- resolving and connecting ----------------------------------------------------------- */
@@ -344,7 +294,7 @@ static int connect_one(struct conn *c, const struct dbx_addr *a) {
     if (fd < 0) return -errno;
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
         if (errno != EINPROGRESS) return -errno;
-        int r = wait_fd(c, fd, POLLOUT, dbx_now_ms() + CONNECT_TIMEOUT_MS);
+        int r = proxy_wait(c, fd, POLLOUT, dbx_now_ms() + CONNECT_TIMEOUT_MS);
         if (r < 0) return r;
         int soerr = 0;
         socklen_t len = sizeof(soerr);
@@ -450,7 +400,7 @@ static int read_head(struct conn *c, struct proxy_http_req *req) {
         ssize_t k = read_more(c, until, "request head", &why);
         if (k == 0 && buf_len(&c->cin) == 0) return 0;
         if (k == 0) {
-            log_line(c, "deny", "client closed inside a request head");
+            proxy_log(c, "deny", "client closed inside a request head");
             return 0;
         }
         if (k == -ETIMEDOUT) {
@@ -468,10 +418,10 @@ static void put_head(struct conn *c, const struct proxy_http_req *req) {
                                        "keep-alive", "proxy-authorization", "upgrade"};
     const uint8_t *h = c->cin.data + c->cin.start;
     char target[DBX_HOST_MAX + 16];
-    fmt_target(&req->host, req->port, target, sizeof(target));
+    proxy_fmt_target(&req->host, req->port, target, sizeof(target));
     if (req->port == 80) *strrchr(target, ':') = '\0';
     struct buf *o = &c->uout;
-    buf_puts(o, method_name(req->method));
+    buf_puts(o, proxy_method_name(req->method));
     buf_puts(o, " ");
     if (req->path.len == 0 || h[req->path.off] != '/') buf_puts(o, "/");
     buf_put(o, h + req->path.off, req->path.len);
@@ -540,12 +490,18 @@ static int http_process(struct conn *c) {
         }
         if (req.method == PROXY_HTTP_CONNECT || !same_target(c, &req)) {
             char want[DBX_HOST_MAX + 16], got[DBX_HOST_MAX + 16];
-            fmt_target(&c->host, c->port, want, sizeof(want));
-            fmt_target(&req.host, req.port, got, sizeof(got));
+            proxy_fmt_target(&c->host, c->port, want, sizeof(want));
+            proxy_fmt_target(&req.host, req.port, got, sizeof(got));
             set_deny(c, 403, dbx_xasprintf("connection pinned to %s, request for %s", want, got),
                      dbx_xasprintf("devbox: this proxy connection is pinned to %s; open a new "
                                    "connection for %s\n",
                                    want, got));
+            return -1;
+        }
+        int bad = proxy_secret_misplaced(c->cin.data + c->cin.start, req.head_len, c->p->secrets,
+                                         c->p->nsecrets, &req.host, req.port);
+        if (bad >= 0) {
+            set_deny(c, 403, secret_reason(c, bad, &req.host), NULL);
             return -1;
         }
         put_head(c, &req);
@@ -685,14 +641,14 @@ static void relay(struct conn *c, bool http) {
 /* ---- CONNECT ------------------------------------------------------------------------------ */
 
 /* Port 443: the ClientHello's server_name must be the CONNECT host.  0 or refused (logged). */
-static int check_hello(struct conn *c) {
+int proxy_check_hello(struct conn *c) {
     uint64_t until = dbx_now_ms() + c->p->head_total_ms;
     char sni[DBX_HOST_MAX + 1];
     for (;;) {
         _cleanup_error_ dbx_error *err = NULL;
         int r = proxy_tls_sni(c->cin.data + c->cin.start, buf_len(&c->cin), sni, &err);
         if (r < 0) {
-            log_line(c, "deny", err->msg);
+            proxy_log(c, "deny", err->msg);
             return r;
         }
         if (r > 0) break;
@@ -703,7 +659,7 @@ static int check_hello(struct conn *c) {
                 why = dbx_xstrdup(k == 0            ? "client closed before its ClientHello"
                                   : k == -ECANCELED ? "proxy stopped"
                                                     : strerror((int)-k));
-            log_line(c, "deny", why);
+            proxy_log(c, "deny", why);
             return -EPROTO;
         }
     }
@@ -712,7 +668,7 @@ static int check_hello(struct conn *c) {
         _cleanup_free_ char *why = dbx_xasprintf("TLS server_name '%s' differs from the CONNECT "
                                                  "host",
                                                  sni);
-        log_line(c, "deny", why);
+        proxy_log(c, "deny", why);
         return -EACCES;
     }
     return 0;
@@ -720,16 +676,20 @@ static int check_hello(struct conn *c) {
 
 static void serve_connect(struct conn *c) {
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    if (send_all(c, c->cfd, ok, sizeof(ok) - 1, dbx_now_ms() + WRITE_TIMEOUT_MS) < 0) {
-        log_line(c, "error", "client went away");
+    if (proxy_send_all(c, c->cfd, ok, sizeof(ok) - 1, dbx_now_ms() + WRITE_TIMEOUT_MS) < 0) {
+        proxy_log(c, "error", "client went away");
         return;
     }
-    if (c->port == 443 && check_hello(c) < 0) return;
+    if (c->port == 443 && proxy_check_hello(c) < 0) return;
+    if (proxy_mitm_wanted(c->p, &c->host, c->port)) {
+        proxy_mitm_serve(c);
+        return;
+    }
     /* whatever the client sent after the head (the ClientHello) goes first */
     buf_put(&c->uout, c->cin.data + c->cin.start, buf_len(&c->cin));
     buf_consume(&c->cin, buf_len(&c->cin));
     relay(c, false);
-    log_line(c, "allow", NULL);
+    proxy_log(c, "allow", NULL);
 }
 
 static void serve_http(struct conn *c, const struct proxy_http_req *req) {
@@ -738,23 +698,30 @@ static void serve_http(struct conn *c, const struct proxy_http_req *req) {
     proxy_body_init(&c->body, req);
     c->reqs = 1;
     relay(c, true);
-    log_line(c, "allow", NULL);
+    proxy_log(c, "allow", NULL);
     if (c->deny_status) {
-        stamp(c);
+        proxy_stamp(c);
         refuse(c, c->deny_status, "deny", c->deny_reason, c->deny_body);
     }
 }
 
 static void conn_run(struct conn *c) {
     buf_alloc(&c->cin, CIN_CAP);
-    stamp(c);
+    proxy_stamp(c);
     struct proxy_http_req req;
     if (read_head(c, &req) <= 0) return;
-    stamp(c);
-    c->method = method_name(req.method);
+    proxy_stamp(c);
+    c->method = proxy_method_name(req.method);
     c->host = req.host;
     c->port = req.port;
     c->have_target = true;
+    int bad = proxy_secret_misplaced(c->cin.data + c->cin.start, req.head_len, c->p->secrets,
+                                     c->p->nsecrets, &req.host, req.port);
+    if (bad >= 0) {
+        _cleanup_free_ char *why = secret_reason(c, bad, &req.host);
+        refuse(c, 403, "deny", why, NULL);
+        return;
+    }
     if (!policy_allowed(c->p->pats, c->p->npats, &req.host, req.port)) {
         refuse_not_allowed(c);
         return;
@@ -832,12 +799,43 @@ static void proxy_free(struct proxy *p) {
     if (p->stop_pipe[1] >= 0) close(p->stop_pipe[1]);
     pthread_mutex_destroy(&p->lock);
     proxy_dns_free(p->dns);
+    proxy_mitm_free(p->mitm);
+    for (size_t i = 0; i < p->nsecrets; i++) {
+        free((char *)p->secrets[i].name);
+        free((char *)p->secrets[i].placeholder);
+        dbx_strv_free((char **)p->secrets[i].hosts);
+        free((char *)p->secrets[i].header);
+    }
+    free(p->secrets);
     free(p->pats);
     free(p->res);
     free(p);
 }
 static void proxy_freep(struct proxy **p) {
     proxy_free(*p);
+}
+
+/* The secrets' strings copied, except the values (the caller's protected memory); then the
+ * interception state. */
+static int copy_secrets(struct proxy *p, const struct proxy_config *cfg, dbx_error **err) {
+    if (cfg->nsecrets == 0) return 0;
+    int r = proxy_secrets_check(cfg->secrets, cfg->nsecrets, err);
+    if (r < 0) return r;
+    p->secrets = dbx_xcalloc(cfg->nsecrets, sizeof(*p->secrets));
+    for (; p->nsecrets < cfg->nsecrets; p->nsecrets++) {
+        const struct proxy_secret *s = &cfg->secrets[p->nsecrets];
+        char **hosts = NULL;
+        for (size_t i = 0; s->hosts[i]; i++)
+            hosts = dbx_strv_push(hosts, s->hosts[i]);
+        p->secrets[p->nsecrets] = (struct proxy_secret){
+            .name = dbx_xstrdup(s->name),
+            .placeholder = dbx_xstrdup(s->placeholder),
+            .value = s->value,
+            .hosts = hosts,
+            .header = s->header ? dbx_xstrdup(s->header) : NULL,
+        };
+    }
+    return proxy_mitm_new(cfg, &p->mitm, err);
 }
 
 int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **err) {
@@ -858,6 +856,8 @@ int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **
         int r = parse_resolve(cfg->resolve[p->nres], &p->res[p->nres], err);
         if (r < 0) return r;
     }
+    int r = copy_secrets(p, cfg, err);
+    if (r < 0) return r;
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     struct proxy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,
                                   .cache_max = cfg->dns_cache_max,

@@ -33,7 +33,7 @@
  *   5. CONNECT to port 443: after "200 Connection established" the ClientHello is buffered
  *      (at most PROXY_TLS_MAX_RAW bytes, the same two time limits) and the tunnel closed
  *      unless its server_name equals the CONNECT host (an IP literal host needs a hello
- *      without server_name);
+ *      without server_name); a host a secret goes to is then intercepted (see "secrets");
  *      CONNECT to other ports is relayed without looking at the bytes;
  *   6. plain http: a Host header must name the target's host:port; the head is rewritten
  *      (origin-form target, Host, Connection; Proxy-* and Keep-Alive/Upgrade dropped) and the
@@ -46,6 +46,42 @@
  * with TIME in UTC ISO 8601 (ms), VERDICT allow, deny or error, ADDR the connected address
  * ("-" if none), up/down the bytes sent to the destination / to the client. */
 struct dbx_addr;
+
+/* ---- secrets (proxy-secret.c, proxy-mitm.c) ---------------------------------------------- *
+ *
+ * A secret's value never enters the box: the box holds its placeholder.  CONNECT to port 443
+ * of a host some secret's hosts match (and the allow list allows) is intercepted: the proxy
+ * answers 200, checks the ClientHello's server_name as for a tunnel, completes the TLS
+ * handshake with the box itself (a leaf certificate for the CONNECT host signed by the
+ * per-box CA, cached per name; ALPN offers only http/1.1), connects upstream with TLS (SNI,
+ * chain verified against OpenSSL's default store + upstream_ca_pem, host name checked) and
+ * relays HTTP/1.1 requests one by one: each head is parsed (proxy_http_parse_origin), its Host
+ * must be the CONNECT host, and proxy_secret_head rewrites it; bodies are forwarded by their
+ * framing; responses are relayed as bytes (requests go upstream in order on one connection,
+ * so pipelined responses come back in order too).  A placeholder of a secret in any request
+ * head (plain http, CONNECT, intercepted) to a host outside that secret's hosts is answered
+ * 403, the connection closed and logged: verdict deny, reason="secret NAME placeholder sent
+ * to HOST".  Intercepted connections log METHOD "CONNECT+mitm" with reqs=N.  Plain http
+ * requests are never given a value (it would cross the network in clear text).  Every other
+ * CONNECT stays a blind tunnel.  No value ever appears in a log line or an error message. */
+#define PROXY_SECRET_MAX 32u                 /* secrets per proxy */
+#define PROXY_SECRET_VALUE_MAX (16u * 1024u) /* bytes of a value */
+#define PROXY_SECRET_PLACEHOLDER_MIN 16u     /* a placeholder is distinctive ... */
+#define PROXY_SECRET_PLACEHOLDER_MAX 128u    /* ... and short */
+#define PROXY_MITM_MAX_HEAD (64u * 1024u)    /* a rewritten request head */
+struct proxy_secret {
+    const char *name;        /* "ANTHROPIC_API_KEY": for log lines only */
+    const char *placeholder; /* what the box holds: "devbox-secret-NAME-<32 hex>" */
+    const char *value;       /* the real value: never logged, never in an error message */
+    char *const *hosts;      /* allow patterns (policy syntax) the value may be sent to */
+    const char *header;      /* "x-api-key: {}" / "Authorization: Bearer {}" or NULL */
+};
+
+/* A fresh per-box CA (EC P-256, 30 days, CA:TRUE, pathlen 0, name "devbox box CA").  0 with
+ * both PEM strings set (the caller frees them; the key is the caller's to keep out of files
+ * and the guest), or < 0 with *err. */
+int proxy_ca_generate(char **ret_cert_pem, char **ret_key_pem, dbx_error **err);
+
 /* A resolver: 0 with 1..max addresses of name in out and *ret_n set, or an EAI_* code.  Called
  * from several connection threads at once. */
 typedef int proxy_resolve_fn(void *data, const char *name, struct dbx_addr *out, size_t max,
@@ -63,10 +99,19 @@ struct proxy_config {
     unsigned dns_retry_ms;  /* pause before the retry of a failed lookup; 0 = 200 ms */
     proxy_resolve_fn *dns_resolve; /* for tests: used instead of getaddrinfo; NULL = that */
     void *dns_resolve_data;
+    /* secrets (see "secrets" below); the values are not copied: the caller keeps every
+     * secrets[i].value (in its protected memory) unchanged until proxy_stop returns */
+    const struct proxy_secret *secrets;
+    size_t nsecrets;
+    const char *mitm_ca_cert_pem, *mitm_ca_key_pem; /* per-box CA (required if nsecrets) */
+    const char *upstream_ca_pem; /* extra CAs trusted upstream besides OpenSSL's default
+                                    store (the host's ca_files / a test CA), or NULL */
 };
 struct proxy;
-/* Validate cfg (an error names the bad pattern or override) and start a proxy with no
- * connections.  cfg's strings are copied; log_fd stays the caller's and must outlive the proxy. */
+/* Validate cfg (an error names the bad pattern, override or secret, never a secret's value;
+ * proxy_secrets_check, the box CA pair, upstream_ca_pem) and start a proxy with no
+ * connections.  cfg's strings are copied except the secrets' values (see proxy_config);
+ * log_fd stays the caller's and must outlive the proxy. */
 int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **err);
 /* Serve one client connection: fd is a connected stream socket whose peer speaks HTTP to the
  * proxy; ownership passes to the proxy in every case.  Starts a thread and returns at once.
@@ -81,7 +126,17 @@ void proxy_stop(struct proxy *p);
 #define PROXY_HTTP_MAX_HEAD (16u * 1024u) /* bytes of a request head, request line included */
 #define PROXY_HTTP_MAX_HEADERS 100u
 
-enum proxy_http_method { PROXY_HTTP_CONNECT, PROXY_HTTP_GET, PROXY_HTTP_HEAD, PROXY_HTTP_POST };
+enum proxy_http_method {
+    PROXY_HTTP_CONNECT,
+    PROXY_HTTP_GET,
+    PROXY_HTTP_HEAD,
+    PROXY_HTTP_POST,
+    /* origin form only (proxy_http_parse_origin) */
+    PROXY_HTTP_PUT,
+    PROXY_HTTP_PATCH,
+    PROXY_HTTP_DELETE,
+    PROXY_HTTP_OPTIONS,
+};
 enum proxy_body_kind { PROXY_BODY_NONE, PROXY_BODY_LENGTH, PROXY_BODY_CHUNKED };
 struct proxy_span {
     uint32_t off, len; /* bytes of the head buffer */
@@ -115,6 +170,13 @@ struct proxy_http_req {
  * exactly "chunked" (or on HTTP/1.0), both framing headers, leading blank lines.  Never reads
  * beyond len; *ret is written in any case. */
 int proxy_http_parse(const uint8_t *buf, size_t len, struct proxy_http_req *ret, dbx_error **err);
+/* The same rules for a request inside an intercepted TLS connection: the target is in origin
+ * form ("/path?query", or "*" for OPTIONS) and ret->path spans it; the methods GET, HEAD,
+ * POST, PUT, PATCH, DELETE and OPTIONS are served (CONNECT is -EOPNOTSUPP); ret->host and
+ * ret->port come from the Host header (port 443 when it names none), which HTTP/1.1 requires;
+ * an HTTP/1.0 request without one gets ret->host.name "" and has_host false. */
+int proxy_http_parse_origin(const uint8_t *buf, size_t len, struct proxy_http_req *ret,
+                            dbx_error **err);
 /* The status line for a proxy_http_parse error code (400, 403, 405, 431, 505). */
 int proxy_http_status(int code);
 
@@ -147,3 +209,30 @@ ssize_t proxy_body_scan(struct proxy_body *b, const uint8_t *buf, size_t len, db
  * bounds, a server_name that is not one valid host name, duplicate extensions, or bytes after
  * the hello inside its records. */
 int proxy_tls_sni(const uint8_t *buf, size_t len, char ret_sni[DBX_HOST_MAX + 1], dbx_error **err);
+
+/* ---- secrets in request heads (proxy-secret.c) ------------------------------------------ */
+
+/* Check the secret definitions (what proxy_start does): a name of [A-Za-z_][A-Za-z0-9_]{0,63},
+ * distinct names and placeholders, a placeholder of PROXY_SECRET_PLACEHOLDER_MIN..MAX bytes of
+ * [A-Za-z0-9_-] (no placeholder inside another), a value of 1..PROXY_SECRET_VALUE_MAX bytes
+ * without control bytes (it goes into a header line), at least one host pattern, a header of
+ * "Name: template" with one "{}".  An error names the secret, never its value. */
+int proxy_secrets_check(const struct proxy_secret *s, size_t n, dbx_error **err);
+/* Whether secret s may be sent to h:port (one of its host patterns matches). */
+bool proxy_secret_allows(const struct proxy_secret *s, const struct policy_host *h, uint16_t port);
+/* The first secret (index) whose placeholder occurs in head[0..len) (ignoring ASCII case) but
+ * may not be sent to h:port, or -1. */
+int proxy_secret_misplaced(const uint8_t *head, size_t len, const struct proxy_secret *s, size_t n,
+                           const struct policy_host *h, uint16_t port);
+/* Rewrite the intercepted request head req (parsed by proxy_http_parse_origin from head) for
+ * h:port into out (appended): the request line as sent; header values with every placeholder
+ * of a secret allowed for h:port replaced by its value; Connection set from req->keep_alive,
+ * Upgrade, HTTP2-Settings, Keep-Alive and Proxy-* dropped (no protocol switch is relayed);
+ * then, for each allowed secret with a header whose name the request lacks, that header with
+ * {} replaced by the value.  0; or -EACCES when a placeholder of a secret not allowed for
+ * h:port occurs anywhere in the head (*ret_secret = its index, out unchanged, *err names the
+ * secret and the host), -E2BIG when the result would pass PROXY_MITM_MAX_HEAD.  Secrets are
+ * expected to have passed proxy_secrets_check.  Pure: for the tests and the fuzz harness. */
+int proxy_secret_head(const uint8_t *head, const struct proxy_http_req *req,
+                      const struct proxy_secret *s, size_t n, const struct policy_host *h,
+                      uint16_t port, struct dbx_buf *out, int *ret_secret, dbx_error **err);

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Generate the seed corpora for tests/fuzz/fuzz-proxy-http.c and tests/fuzz/fuzz-proxy-tls.c.
+"""Generate the seed corpora for tests/fuzz/fuzz-proxy-http.c, fuzz-proxy-tls.c and
+fuzz-proxy-secret.c.
 
 proxy-http: one byte of chunk-size seed, then what a client sends to the proxy (heads and
-bodies, several requests on one connection).  proxy-tls: what a client sends after CONNECT
+bodies, several requests on one connection).  proxy-secret: one byte picking the intercepted
+host, then requests inside an intercepted TLS connection.  proxy-tls: what a client sends after CONNECT
 (TLS records carrying a ClientHello).  The output is deterministic; the files are committed,
 rerun this script after changing the parsers:
 
@@ -101,11 +103,31 @@ TLS = [
 ]
 
 
+PH = b"devbox-secret-API_KEY-0123456789abcdef0123456789abcdef"
+PH2 = b"devbox-secret-OTHER-fedcba9876543210fedcba9876543210"
+SECRET = [
+    b"\x00GET /v1/models HTTP/1.1\r\nHost: api.test\r\nAuthorization: Bearer " + PH + b"\r\n\r\n",
+    b"\x00POST /v1/messages HTTP/1.1\r\nHost: api.test\r\nx-api-key: " + PH + b"\r\n"
+    b"Content-Length: 5\r\n\r\nhelloGET /again HTTP/1.1\r\nHost: api.test:443\r\n\r\n",
+    b"\x00GET / HTTP/1.1\r\nHost: api.test\r\nX: " + PH2 + b"\r\n\r\n",
+    b"\x01GET / HTTP/1.1\r\nHost: other.test\r\nX: a" + PH2 + b"b" + PH2 + b"\r\n\r\n",
+    b"\x02GET /?k=" + PH.lower() + b" HTTP/1.1\r\nHost: plain.test\r\n\r\n",
+    b"\x00GET / HTTP/1.1\r\nHost: api.test\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    b"HTTP2-Settings: AAA\r\n\r\n",
+    b"\x00PUT /x HTTP/1.1\r\nHost: api.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\nDELETE /y HTTP/1.0\r\n\r\n",
+    b"\x00OPTIONS * HTTP/1.1\r\nHost: api.test\r\n\r\n",
+    b"\x00GET http://api.test/ HTTP/1.1\r\nHost: api.test\r\n\r\n",
+    b"\x00CONNECT api.test:443 HTTP/1.1\r\nHost: api.test\r\n\r\n",
+    b"\x01PATCH /p HTTP/1.1\r\nHost: x.other.test\r\nAuthorization: mine\r\n\r\n",
+]
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fuzz/corpus"
     for sub, items in (("proxy-http", [bytes([i % 7]) + r for i, r in enumerate(HTTP)]
                         + [b"\x00" + n for n in NAMES]),
-                       ("proxy-tls", TLS)):
+                       ("proxy-tls", TLS), ("proxy-secret", SECRET)):
         d = os.path.join(out, sub)
         os.makedirs(d, exist_ok=True)
         for i, data in enumerate(items):

@@ -1,9 +1,33 @@
-/* tests/unit/test-proxy-hello.h: TLS ClientHello fixtures shared by test-proxy-parse.c and
- * test-proxy.c (static: each test binary gets its own copy). */
+/* tests/unit/test-proxy-hello.h: TLS ClientHello fixtures and the network namespace shared by
+ * test-proxy-parse.c, test-proxy.c and test-proxy-mitm.c (static: each test binary gets its own
+ * copy). */
 #pragma once
 
+#include <net/if.h>
+#include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* A private network namespace with loopback up: port 443 for the SNI and interception tests,
+ * and no traffic leaves it.  false when the machine allows none (those tests skip). */
+static inline bool proxy_test_enter_netns(void) {
+    int flags = CLONE_NEWNET | (geteuid() == 0 ? 0 : CLONE_NEWUSER);
+    if (unshare(flags) < 0) return false;
+    bool up = false;
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = {0};
+    strcpy(ifr.ifr_name, "lo");
+    if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+        ifr.ifr_flags |= IFF_UP;
+        up = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+    }
+    if (s >= 0) close(s);
+    return up;
+}
 
 /* A real ClientHello (Python 3.11 ssl, OpenSSL 3.0, server_hostname='allowed.test'). */
 static const uint8_t real_hello[] = {
@@ -41,14 +65,14 @@ static const uint8_t real_hello[] = {
     0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
     0x00, 0x00, 0x00, 0x00, 0x00};
 
-static void put16(uint8_t *p, size_t v) {
+static inline void put16(uint8_t *p, size_t v) {
     p[0] = (uint8_t)(v >> 8);
     p[1] = (uint8_t)v;
 }
 
 /* A minimal ClientHello with the given server_name (NULL: no extension) and `pad` bytes of a
  * padding extension, split over `nrec` records.  Returns its length. */
-static size_t hello(uint8_t *out, const char *sni, size_t pad, size_t nrec) {
+static inline size_t hello(uint8_t *out, const char *sni, size_t pad, size_t nrec) {
     uint8_t body[20000];
     size_t n = 0;
     body[n++] = 3, body[n++] = 3;

@@ -1213,23 +1213,9 @@ static void test_throughput(void **state) {
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
-/* A private network namespace: port 443 for the SNI tests, and no traffic leaves it. */
-static void enter_netns(void) {
-    int flags = CLONE_NEWNET | (geteuid() == 0 ? 0 : CLONE_NEWUSER);
-    if (unshare(flags) < 0) return;
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr = {0};
-    strcpy(ifr.ifr_name, "lo");
-    if (s >= 0 && ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
-        ifr.ifr_flags |= IFF_UP;
-        have_netns = ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-    }
-    if (s >= 0) close(s);
-}
-
 int main(void) {
     signal(SIGPIPE, SIG_IGN); /* refused clients write into closed sockets */
-    enter_netns();
+    have_netns = proxy_test_enter_netns();
     if (!have_netns) fprintf(stderr, "no network namespace: the port 443 tests are skipped\n");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_start_errors),
