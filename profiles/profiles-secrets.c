@@ -103,7 +103,7 @@ static char *file_source(struct sbuild *b, const struct prof_entry *e) {
             return NULL;
         }
         size_t hl = strlen(home);
-        while (hl > 1 && home[hl - 1] == '/')
+        while (hl > 0 && home[hl - 1] == '/')
             hl--;
         return dbx_xasprintf("%.*s%s", (int)hl, home, v + 1);
     }

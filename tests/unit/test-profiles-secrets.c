@@ -154,6 +154,11 @@ static void test_secret_file_home(void **state) {
     assert_string_equal(u.secrets[1].source, "/etc/b key");
     profile_user_clear(&u);
 
+    setenv("HOME", "/", 1);
+    assert_null(load_config(r, "[secret A]\nfile = ~/k\nhosts = a.test\n", &u));
+    assert_string_equal(u.secrets[0].source, "/k");
+    profile_user_clear(&u);
+
     unsetenv("HOME");
     _cleanup_free_ char *e = config_error(r, "[secret A]\nfile = ~/k\nhosts = a.test\n");
     assert_string_equal(e, "config.ini:2: [secret A] file: '~/k': ~/ needs $HOME set to an "
@@ -316,6 +321,15 @@ static void test_secret_use(void **state) {
     assert_string_equal(err->msg, "flag: secrets.use: only a repo profile asks for secrets "
                                   "([secrets] use in devbox.ini)");
     dbx_error_free(&err);
+
+    /* open mode has no proxy in the way to add the value: refused, naming the use */
+    struct profile q;
+    assert_null(load(r, "[secrets]\nuse = OPENAI_API_KEY\n", &u, &q));
+    assert_int_equal(profile_set(&q, "network.mode", "open", "flag", &err), -EINVAL);
+    assert_string_equal(err->msg, "devbox.ini:2: [secrets] use: secret 'OPENAI_API_KEY' needs "
+                                  "network mode allowlist (network.mode is 'open', from flag)");
+    dbx_error_free(&err);
+    profile_clear(&q);
 
     /* `--network none` narrows: no network, no secret, nothing left to trust about either */
     assert_int_equal(profile_set(&p, "network.mode", "none", "command line", &err), 0);
