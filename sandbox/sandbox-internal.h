@@ -62,11 +62,22 @@ bool dbx_profile_stale(const struct dbx_project *proj);
 #define NET_SID_BASE 0x40000000u
 struct net;
 struct pollfd;
+/* What the proxy injects (network mode allowlist): the secrets, the per-box CA that signs the
+ * certificates it shows the box for their hosts, and the CAs it trusts upstream besides the
+ * system's (the host's ca_files).  Borrowed: the proxy copies what it keeps. */
+struct proxy_secret;
+struct net_secrets {
+    const struct proxy_secret *secrets;
+    size_t nsecrets;
+    const char *ca_cert_pem, *ca_key_pem; /* set when nsecrets */
+    const char *upstream_ca_pem;          /* or NULL */
+};
 /* Socket sessions, port forwards (the profile's [ports] are added here) and (network mode
  * allowlist) the egress proxy, with decisions logged to state_dir/network.log.  Frames for the
- * guest are appended to agent_out. */
+ * guest are appended to agent_out.  sec may be NULL (no secrets, no extra upstream CA). */
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
-            const char *state_dir, struct dbx_buf *agent_out, dbx_error **err);
+            const struct net_secrets *sec, const char *state_dir, struct dbx_buf *agent_out,
+            dbx_error **err);
 void net_free(struct net *n);
 /* The guest is ready: forwarded connections are carried from now on. */
 void net_guest_ready(struct net *n);

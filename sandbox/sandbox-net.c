@@ -106,7 +106,8 @@ static int open_log(const char *state_dir, dbx_error **err) {
 }
 
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
-            const char *state_dir, struct dbx_buf *agent_out, dbx_error **err) {
+            const struct net_secrets *sec, const char *state_dir, struct dbx_buf *agent_out,
+            dbx_error **err) {
     struct net *n = dbx_xcalloc(1, sizeof(*n));
     n->agent_out = agent_out;
     n->next_sid = NET_SID_BASE;
@@ -117,6 +118,13 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
         struct proxy_config cfg = {
             .allow = prof->allow, .resolve = prof->resolve, .log_fd = n->log_fd};
+        if (sec) {
+            cfg.secrets = sec->secrets;
+            cfg.nsecrets = sec->nsecrets;
+            cfg.mitm_ca_cert_pem = sec->ca_cert_pem;
+            cfg.mitm_ca_key_pem = sec->ca_key_pem;
+            cfg.upstream_ca_pem = sec->upstream_ca_pem;
+        }
         if (proxy_start(&cfg, &n->proxy, err) < 0) r = dbx_error_wrap(err, "network proxy");
     }
     for (size_t i = 0; r == 0 && i < prof->nports; i++)

@@ -303,6 +303,7 @@ out:
     vm_kernel_clear(&s.kernel);
     free(s.vm.disk);
     free(s.ca_pem);
+    sup_secrets_free(&s);
     dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);

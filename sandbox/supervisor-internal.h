@@ -91,7 +91,8 @@ struct sup {
         uint32_t next_gsid, nsess;
     } relay;
 
-    struct net *net; /* socket sessions, port forwards, egress proxy (sandbox-net.c) */
+    struct net *net;             /* socket sessions, port forwards, egress proxy (sandbox-net.c) */
+    struct sup_secrets *secrets; /* the values the proxy adds for the box (supervisor-secrets.c) */
 
     /* the box's write attempts on protected paths, as the guest reports them (this boot: a
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
@@ -127,6 +128,23 @@ char *sup_skew_error(unsigned version);
  * names the disk. */
 int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_image *img,
               bool force, struct dbx_derived *ret, int *ret_lock, dbx_error **err);
+
+/* ---- supervisor-secrets.c ---- */
+/* The secrets the box uses (prof.secrets_use, network mode allowlist only; none otherwise),
+ * in two steps.  take_env, before the supervisor starts any child: copies the values of the
+ * used `env =` secrets into protected memory and removes every declared `env =` variable from
+ * environ (its bytes zeroed).  read, after [setup] (which never gets a secret): PR_SET_DUMPABLE
+ * 0, the file and command values, a fresh placeholder per secret, the per-box CA.  Errors name
+ * config.ini's [secret NAME] and the source, never the value.  s->secrets is set by take_env
+ * (freed by sup_secrets_free, which zeroes every value). */
+int sup_secrets_take_env(struct sup *s, const struct profile_user *user, dbx_error **err);
+int sup_secrets_read(struct sup *s, const struct profile_user *user, dbx_error **err);
+/* What net_new hands the proxy (views into s->secrets; all NULL and 0 with no secret). */
+void sup_secrets_net(const struct sup *s, struct net_secrets *ret);
+/* After policy_compile: the box's CA appended to s->ca_pem, NAME=placeholder in s->plan.env
+ * (replacing an [env] of the same name, with a warning). */
+int sup_secrets_guest(struct sup *s, dbx_error **err);
+void sup_secrets_free(struct sup *s);
 
 /* ---- supervisor-health.c ---- */
 void sup_begin_stop(struct sup *s, const char *why);

@@ -278,7 +278,7 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     struct net *net = NULL;
     if (policy_compile(&view, view.memory, &plan, err) < 0)
         return dbx_error_wrap(err, "%s/%s [setup]", s->proj.root, PROFILE_FILE);
-    if (net_new(&net, &view, user, s->proj.state_dir, &s->relay.agent_out, err) < 0) {
+    if (net_new(&net, &view, user, NULL, s->proj.state_dir, &s->relay.agent_out, err) < 0) {
         dbx_plan_free(&plan);
         return dbx_error_wrap(err, "[setup] network");
     }

@@ -497,7 +497,9 @@ int sup_prepare(struct sup *s, dbx_error **err) {
      * box never needs trust, and the profile itself is what was trusted). */
     if (r == 0 && s->net_override)
         r = profile_set(&s->prof, "network.mode", s->net_override, "command line", err);
-    if (r == 0) r = net_new(&s->net, &s->prof, &user, s->proj.state_dir, &s->relay.agent_out, err);
+    /* Before any child: a used `env =` secret's value moves into protected memory, and every
+     * declared secret variable leaves our environment. */
+    if (r == 0) r = sup_secrets_take_env(s, &user, err);
     _cleanup_free_ char *nofile = r == 0 ? mounts_nofile_warning(s->proj.root) : NULL;
     if (nofile) { /* once per start */
         sup_log("%s", nofile);
@@ -513,11 +515,18 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     struct dbx_image img = {0};
     if (r == 0) r = prepare_disk(s, &user, &img, err);
     dbx_image_clear(&img);
+    /* After [setup]: its VM gets neither a secret nor the box's CA. */
+    if (r == 0) r = sup_secrets_read(s, &user, err);
+    struct net_secrets sec;
+    if (r == 0) sup_secrets_net(s, &sec); /* upstream: s->ca_pem before the box's CA joins it */
+    if (r == 0)
+        r = net_new(&s->net, &s->prof, &user, &sec, s->proj.state_dir, &s->relay.agent_out, err);
     profile_user_clear(&user);
     if (r < 0) return -1;
     if (fit_disk(s, s->vm.disk, err) < 0) return -1;
     if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
         return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
+    if (sup_secrets_guest(s, err) < 0) return -1;
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """tests/e2e/netserver.py: test servers on loopback for the network e2e tests.
 
-netserver.py DIR PORTFILE [--tls CERT KEY] [--bind ADDR] [--port N]: serve DIR over HTTP/1.1 (threaded, keep-alive)
-on ADDR (default 127.0.0.1) at a free port, TLS when --tls is given; writes the port to PORTFILE
-once listening.  GET /echo-host answers with the Host header it received; GET /bytes/N sends N
+netserver.py DIR PORTFILE [--tls CERT KEY] [--bind ADDR] [--port N] [--record FILE]: serve DIR
+over HTTP/1.1 (threaded, keep-alive) on ADDR (default 127.0.0.1) at a free port, TLS when --tls is
+given; writes the port to PORTFILE once listening.  --record appends every request's line and
+headers to FILE (never echoed back: the secrets test looks there for the values the proxy put
+in).  GET /echo-host answers with the Host header it received; GET /bytes/N sends N
 zero bytes (for throughput); everything else is a static file (so a `git update-server-info`'d
 bare repository can be cloned over the dumb http protocol).
 """
@@ -21,6 +23,9 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
 
     def do_GET(self):
+        if RECORD:
+            with open(RECORD, "a") as f:
+                f.write("%s\n%s\n" % (self.requestline, str(self.headers).rstrip("\n")))
         if self.path == "/echo-host":
             body = (self.headers.get("Host", "") + "\n").encode()
             self.send_response(200)
@@ -42,12 +47,16 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+RECORD = None
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
 
 def main():
+    global RECORD
     args = sys.argv[1:]
     root, portfile = args[0], args[1]
     tls = None
@@ -60,6 +69,9 @@ def main():
             i += 3
         elif args[i] == "--bind":
             bind = args[i + 1]
+            i += 2
+        elif args[i] == "--record":
+            RECORD = os.path.abspath(args[i + 1])
             i += 2
         elif args[i] == "--port":
             port = int(args[i + 1])
