@@ -4,7 +4,9 @@
 
 #include "mounts.h"
 
+#include <limits.h>
 #include <linux/filter.h>
+#include <sys/stat.h>
 
 /* Limits for /etc/subuid and /etc/subgid: they are the host's own files, but a huge or
  * garbled one must not make us allocate without bound or misparse. */
@@ -52,7 +54,7 @@ int mounts_protected_validate(const char *const *paths, dbx_error **err);
  * it starts virtiofsd: makes the mounts described at struct mounts_vfs_config.protected below
  * `source` (trusted, absolute).  Resolution is fd-relative with no symlinks (R4), mounts are made
  * on those fds.  Only the virtiofsd about to start sees them.  Must not print (the guard's
- * stderr is the log).  Missing paths are skipped silently (mounts_protected_scan reports them).
+ * stderr is the log).  Missing paths are skipped (mounts_guard_missing keeps them missing).
  * Fails closed: on any error the caller must not start virtiofsd; mounts made before the error
  * stay (the namespace dies with the guard). */
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err);
@@ -113,22 +115,49 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
                                const struct mounts_nested *nested, dbx_error **err);
 
 /* The name guard (mounts-names.c): the git directories of the share (as mounts_git_paths finds
- * them) by device and inode, whose top level only takes allowlisted new names. */
+ * them) by device and inode, whose top level only takes allowlisted new names; and the missing
+ * protected paths, each as the name of its first missing component in the directory above it
+ * (by device and inode), which the box may not create in any ASCII case. */
 #define MOUNTS_GUARD_DIRS_MAX (3 * MOUNTS_GIT_DIRS_MAX)
+#define MOUNTS_GUARD_MISSING_MAX MOUNTS_PROTECTED_MAX /* one per protected path at most */
 enum mounts_guard_kind { MOUNTS_GUARD_TOP, MOUNTS_GUARD_INFO, MOUNTS_GUARD_OBJECTS_INFO };
+struct mounts_guard_missing {
+    dev_t dev; /* the existing parent directory */
+    ino_t ino;
+    bool casefold;           /* the parent folds case itself (ext4/f2fs `chattr +F`) */
+    char name[NAME_MAX + 1]; /* the first missing component */
+};
 struct mounts_guard {
     size_t n;
     dev_t dev[MOUNTS_GUARD_DIRS_MAX];
     ino_t ino[MOUNTS_GUARD_DIRS_MAX];
     enum mounts_guard_kind kind[MOUNTS_GUARD_DIRS_MAX];
+    size_t nmissing;
+    struct mounts_guard_missing missing[MOUNTS_GUARD_MISSING_MAX];
 };
+/* Fills ret's git directories (and empties its missing list). */
 int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
                       struct mounts_guard *ret, dbx_error **err);
+/* Adds to g->missing the first missing component of each of `paths` (as in struct
+ * mounts_vfs_config.protected) below `source`, resolved as the spawn resolves them (no
+ * symlinks: ELOOP).  A path whose walk meets a non-directory is protected read-only there and
+ * adds nothing; duplicates (in ASCII case) are added once.  In the guard, after
+ * mounts_apply_protected_git, whose read-write binds of every parent on the way pin the
+ * directories these entries name. */
+int mounts_guard_missing(const char *source, const char *const *paths, struct mounts_guard *g,
+                         dbx_error **err);
+/* The guard's answer for a call that creates `name` (one component) in directory `dir`: 0 to
+ * let it run, or EPERM: a missing protected name or a case variant of it (or, in a casefolding
+ * directory, any non-ASCII name next to one), a name the git directory rule refuses. */
+int mounts_guard_check(const struct mounts_guard *g, const struct stat *dir, const char *name);
 
 /* Whether `name` (the last component of what a call creates) is `.git` in any ASCII case:
  * refused everywhere in the share, so the box can make no git directory or `.git` file host
  * git would enter (a case-folding directory finds `.GIT` as `.git`). */
 bool mounts_name_is_dotgit(const char *name);
+
+/* Whether a and b are the same name ignoring ASCII case (locale-independent). */
+bool mounts_name_caseeq(const char *a, const char *b);
 
 /* Whether git may create `name` (one component) at the top of a git directory: git's own
  * state files, never configuration or a redirection. */

@@ -15,6 +15,21 @@
  * Everything else continues unchanged.  An allowlist, not a denylist: a name git will read
  * tomorrow is refused until added.  The name `.git` is refused everywhere (mounts-nested.c).
  *
+ * The same guard keeps missing protected paths missing (`.envrc`, `.vscode`, `devbox.ini` in a
+ * repository without them): a mount needs something to mount on, and an empty placeholder is
+ * not neutral (an empty `.envrc` is still run by direnv, an empty devbox.ini is a profile).
+ * The first missing component of each, in its existing parent directory (pinned as a mount
+ * point by mounts-protected.c, so it cannot be renamed away and recreated), is refused to
+ * every name-creating call: create, mkdir, mknod, symlink, link and rename onto it.  In any
+ * ASCII case, as `.git` is: a case-insensitive file system (vfat, ntfs3, an ext4 directory
+ * with casefolding) or a later checkout on macOS or Windows opens `.ENVRC` as `.envrc`, and no
+ * tool needs `.ENVRC` on a case-sensitive one.  In a directory that folds case itself, where
+ * non-ASCII letters fold onto ASCII ones (U+212A KELVIN SIGN to 'k', U+FB01 to "fi"), a name
+ * with any non-ASCII byte next to a missing protected one is refused too.  EPERM, as for the
+ * other names this guard refuses: EROFS would say the whole file system is read-only, and
+ * tools that see it (package managers, editors' swap files) give up on the tree, while the
+ * rest of the directory is writable.
+ *
  * Threat model: a hostile guest (its kernel included) speaking FUSE to an honest virtiofsd.
  * The guard checks, then lets the kernel run the call (SECCOMP_USER_NOTIF_FLAG_CONTINUE), which
  * re-reads the name and the directory fd; seccomp_unotify(2) warns that this is no boundary
@@ -94,6 +109,33 @@ bool mounts_name_is_dotgit(const char *name) {
     while (start > 0 && name[start - 1] != '/')
         start--;
     return end - start == 4 && strncasecmp(name + start, ".git", 4) == 0;
+}
+
+bool mounts_name_caseeq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a + ('a' - 'A')) : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b + ('a' - 'A')) : *b;
+        if (x != y) return false;
+    }
+    return *a == *b;
+}
+
+static bool has_non_ascii(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80) return true;
+    return false;
+}
+
+int mounts_guard_check(const struct mounts_guard *g, const struct stat *dir, const char *name) {
+    for (size_t i = 0; i < g->nmissing; i++) {
+        const struct mounts_guard_missing *m = &g->missing[i];
+        if (m->dev != dir->st_dev || m->ino != dir->st_ino) continue;
+        if (mounts_name_caseeq(name, m->name) || (m->casefold && has_non_ascii(name))) return EPERM;
+    }
+    for (size_t i = 0; i < g->n; i++)
+        if (dir->st_dev == g->dev[i] && dir->st_ino == g->ino[i])
+            return mounts_git_name_allowed_in(g->kind[i], name) ? 0 : EPERM;
+    return 0;
 }
 
 bool mounts_git_name_allowed(const char *name) {
@@ -193,10 +235,7 @@ static int check_one(const struct seccomp_notif *req, int mem, const struct moun
     if (strchr(name, '/')) return 0;
     struct stat st;
     if (!dir_id(req->pid, dirfd, &st)) return EPERM;
-    for (size_t i = 0; i < g->n; i++)
-        if (st.st_dev == g->dev[i] && st.st_ino == g->ino[i])
-            return mounts_git_name_allowed_in(g->kind[i], name) ? 0 : EPERM;
-    return 0;
+    return mounts_guard_check(g, &st, name);
 }
 
 static int decide(const struct seccomp_notif *req, int mem, const struct mounts_guard *g) {

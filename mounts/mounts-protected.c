@@ -20,7 +20,9 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <linux/openat2.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -88,6 +90,7 @@ struct walk {
     char *const *rw; /* directories to bind writable even below a read-only path of ours */
     char **done;     /* repo-relative paths that are our mount points now */
     char **missing;  /* protected paths that do not exist */
+    struct mounts_guard *guard; /* or NULL: where to add their first missing components */
 };
 
 static bool strv_contains(char *const *v, const char *s) {
@@ -122,13 +125,49 @@ static int bind_self(int fd, bool ro, bool make_rw, const char *what, dbx_error 
     return TAKE_FD(tree);
 }
 
+/* Whether directory `dir` (any fd on it) folds case itself: ext4 and f2fs directories with
+ * `chattr +F`, which also fold non-ASCII letters onto ASCII ones (U+017F to 's', U+212A to
+ * 'k', U+FB01 to "fi", ...).  Unknown (no such flag on this file system): no. */
+static bool dir_casefold(int dir) {
+    char proc[64];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", dir);
+    _cleanup_close_ int fd = open(proc, O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC);
+    int flags = 0;
+    return fd >= 0 && ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0 && (flags & FS_CASEFOLD_FL);
+}
+
+/* Record `name`, missing in directory `dir`, for the name guard. */
+static int guard_add_missing(struct mounts_guard *g, int dir, const char *name, dbx_error **err) {
+    struct stat st;
+    if (fstat(dir, &st) < 0) return dbx_error_set(err, errno, "stat the parent of '%s'", name);
+    for (size_t i = 0; i < g->nmissing; i++)
+        if (g->missing[i].dev == st.st_dev && g->missing[i].ino == st.st_ino &&
+            mounts_name_caseeq(g->missing[i].name, name))
+            return 0;
+    if (g->nmissing >= MOUNTS_GUARD_MISSING_MAX)
+        return dbx_error_setx(err, E2BIG, "more than %u missing protected paths",
+                              MOUNTS_GUARD_MISSING_MAX);
+    struct mounts_guard_missing *m = &g->missing[g->nmissing++];
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->casefold = dir_casefold(dir);
+    snprintf(m->name, sizeof(m->name), "%s", name); /* validated: at most NAME_MAX */
+    return 0;
+}
+
 /* Resolve `path` component by component below the share root.  A symlink anywhere on the way
  * is an error, not something to follow or to skip: following could protect a file outside the
  * share (or a different one inside) while the link itself stays replaceable, and mounts cannot
  * be put on a link, so the only safe answer is to refuse to start.  Each ancestor becomes a
  * read-write mount point (once: w->done), the path itself a read-only one.  A missing path is
- * recorded in w->missing; an ancestor that is not a directory (a worktree's `.git` file)
- * decides where the path would lead, so it is protected read-only in the path's place. */
+ * recorded in w->missing, and its first missing component in w->guard: a nested path whose
+ * parent is missing too (`a/b/c` without `a/b`) guards that parent's name, so the box cannot
+ * create `a/b` at all, nor anything below it.  That is the price of a list fixed at the start
+ * (a directory the box makes has an inode nobody knew then), and a small one: protected paths
+ * are configuration files at the top or in tool directories that are protected whole; the
+ * user can create the directory on the host, after which the next start guards only `c`.  An
+ * ancestor that is not a directory (a worktree's `.git` file) decides where the path would
+ * lead, so it is protected read-only in the path's place. */
 static int walk_one(struct walk *w, const char *path, dbx_error **err) {
     _cleanup_close_ int dir = fcntl(w->root_fd, F_DUPFD_CLOEXEC, 3);
     if (dir < 0) return dbx_error_set(err, errno, "dup");
@@ -142,7 +181,7 @@ static int walk_one(struct walk *w, const char *path, dbx_error **err) {
         _cleanup_close_ int fd = open_component(dir, name);
         if (fd == -ENOENT) {
             w->missing = dbx_strv_push(w->missing, path);
-            return 0;
+            return w->guard ? guard_add_missing(w->guard, dir, name, err) : 0;
         }
         if (fd == -ELOOP)
             return dbx_error_setx(err, ELOOP,
@@ -178,7 +217,8 @@ static int cmp_str(const void *a, const void *b) {
  * directories below a read-only extra path that are bound writable again (nested git
  * directories). */
 static int walk_all(const char *source, const char *const *paths, char *const *extra,
-                    char *const *rw, bool do_mount, char ***ret_missing, dbx_error **err) {
+                    char *const *rw, bool do_mount, struct mounts_guard *guard, char ***ret_missing,
+                    dbx_error **err) {
     if (mounts_protected_validate(paths, err) < 0) return -(*err)->code;
     if ((!paths || !paths[0]) && (!extra || !extra[0])) {
         if (ret_missing) *ret_missing = NULL;
@@ -193,7 +233,7 @@ static int walk_all(const char *source, const char *const *paths, char *const *e
         sorted = dbx_strv_push(sorted, extra[i]);
     qsort(sorted, dbx_strv_len(sorted), sizeof(*sorted), cmp_str);
 
-    struct walk w = {.root_fd = -EBADF, .do_mount = do_mount, .rw = rw};
+    struct walk w = {.root_fd = -EBADF, .do_mount = do_mount, .rw = rw, .guard = guard};
     w.root_fd = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (w.root_fd < 0) return dbx_error_set(err, errno, "share source '%s'", source);
     int r = 0;
@@ -211,12 +251,17 @@ static int walk_all(const char *source, const char *const *paths, char *const *e
 }
 
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err) {
-    return walk_all(source, paths, NULL, NULL, true, NULL, err);
+    return walk_all(source, paths, NULL, NULL, true, NULL, NULL, err);
 }
 
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err) {
-    return walk_all(source, paths, NULL, NULL, false, ret_missing, err);
+    return walk_all(source, paths, NULL, NULL, false, NULL, ret_missing, err);
+}
+
+int mounts_guard_missing(const char *source, const char *const *paths, struct mounts_guard *g,
+                         dbx_error **err) {
+    return walk_all(source, paths, NULL, NULL, false, g, NULL, err);
 }
 
 /* ---- git directories ----------------------------------------------------------------------- */
@@ -393,7 +438,8 @@ int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
     int root = -1;
     _cleanup_strv_ char **dirs = NULL, **rw = NULL;
     if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
-    struct mounts_guard g = {0};
+    struct mounts_guard *g = ret; /* large: filled in place */
+    g->n = g->nmissing = 0;
     static const struct {
         const char *sub;
         enum mounts_guard_kind kind;
@@ -401,21 +447,20 @@ int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
                  {"/info", MOUNTS_GUARD_INFO},
                  {"/objects/info", MOUNTS_GUARD_OBJECTS_INFO}};
     for (size_t i = 0; dirs && dirs[i]; i++) {
-        for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g.n < MOUNTS_GUARD_DIRS_MAX; k++) {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g->n < MOUNTS_GUARD_DIRS_MAX; k++) {
             _cleanup_free_ char *path = dbx_xasprintf("%s%s", dirs[i], parts[k].sub);
             int fd = mounts_open_dir_beneath(root, path);
             struct stat st;
             if (fd < 0) continue;
             if (fstat(fd, &st) == 0) {
-                g.dev[g.n] = st.st_dev;
-                g.ino[g.n] = st.st_ino;
-                g.kind[g.n++] = parts[k].kind;
+                g->dev[g->n] = st.st_dev;
+                g->ino[g->n] = st.st_ino;
+                g->kind[g->n++] = parts[k].kind;
             }
             close(fd);
         }
     }
     close(root);
-    *ret = g;
     return 0;
 }
 
@@ -470,5 +515,5 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
             covered = at_or_below(rw[i], paths[k]);
         if (!covered) keep = dbx_strv_push(keep, rw[i]);
     }
-    return walk_all(source, paths, ro, keep, true, NULL, err);
+    return walk_all(source, paths, ro, keep, true, NULL, NULL, err);
 }

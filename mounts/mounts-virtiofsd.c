@@ -507,6 +507,9 @@ int mounts_virtiofsd_guard_main(int argc, char **argv) {
     static struct mounts_guard guard; /* large: not on the stack */
     _cleanup_error_ dbx_error *e = NULL;
     if (mounts_guard_dirs(s.source, &s.nested, &guard, &e) < 0) guard_fail_error(e);
+    /* after the mounts: each missing path's parent is a mount point now, its inode fixed */
+    if (mounts_guard_missing(s.source, (const char *const *)s.protected, &guard, &e) < 0)
+        guard_fail_error(e);
 
     struct rlimit core = {0, 0};
     if (setrlimit(RLIMIT_CORE, &core) < 0) guard_fail(errno, "setrlimit(RLIMIT_CORE)");

@@ -16,10 +16,12 @@ struct mounts_vfs_config {
      * becomes a read-only, nosuid, nodev bind mount of itself, and each directory above it inside
      * the share a read-write bind of itself, so the guest can neither write the path nor rename,
      * remove or replace it or any parent (EROFS / EBUSY; hard links across give EXDEV).
-     * A path that does not exist stays unprotected (nothing to mount on; see
-     * mounts_protected_scan to find them).  A symlink at a path or at any of its parents is
-     * refused: the spawn fails with ELOOP and nothing runs.  A parent that exists but is not a
-     * directory (a worktree's `.git` file) is protected read-only instead of the path. */
+     * A path that does not exist (nothing to mount on; see mounts_protected_scan) stays missing:
+     * the name guard (below) refuses its first missing component, in the existing directory
+     * above it and in any ASCII case, to every call that would create it.  A symlink at a path or
+     * at any of its parents is refused: the spawn fails with ELOOP and nothing runs.  A parent that
+     * exists but is not a directory (a worktree's `.git` file) is protected read-only instead of
+     * the path. */
     const char *const *protected;
     /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
      * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
@@ -67,8 +69,9 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
  * namespaces with a private tmpfs on /run (its pid file), mapped as described above.  The
  * daemon keeps its own sandbox (namespaces + seccomp) on.  It dies with the calling process
  * (PR_SET_PDEATHSIG set after the last credential change, right before exec).  The top of
- * every git directory in the share takes only the names git itself creates there (a seccomp
- * filter on virtiofsd's name-creating calls, answered by a guard process: mounts-names.c).
+ * every git directory in the share takes only the names git itself creates there, and missing
+ * protected paths cannot be created (a seccomp filter on virtiofsd's name-creating calls,
+ * answered by a guard process: mounts-names.c).
  * Returns the pid of that guard, virtiofsd's parent, which exits with virtiofsd's status and
  * whose death kills virtiofsd; or -errno with *err set; errors that happen in the guard
  * or in virtiofsd's process before its exec are written to cfg->log_fd and make the guard
@@ -82,12 +85,11 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
 int mounts_virtiofsd_guard_main(int argc, char **argv);
 
 /* Resolve `paths` (as in struct mounts_vfs_config.protected) below `source` exactly as the
- * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist
- * and so will NOT be protected on the host (a NULL-terminated copy in sorted order, or NULL if
- * none; free with dbx_strv_free).  Meant for a warning before the spawn; the spawn re-resolves on
- * its own, so a later change on the host cannot make it protect less than it can see.  Errors as
- * the spawn would: EINVAL for a malformed path, ELOOP for a symlink on the way, -errno otherwise.
- */
+ * spawn does, without mounting anything, and return in *ret_missing the paths that do not exist,
+ * which the spawn keeps missing instead of mounting (a NULL-terminated copy in sorted order, or
+ * NULL if none; free with dbx_strv_free).  The spawn re-resolves on its own, so a later change
+ * on the host cannot make it protect less than it can see.  Errors as the spawn would: EINVAL
+ * for a malformed path, ELOOP for a symlink on the way, -errno otherwise. */
 int mounts_protected_scan(const char *source, const char *const *paths, char ***ret_missing,
                           dbx_error **err);
 

@@ -309,8 +309,8 @@ static void scen_enforced(struct vfs_env *e) {
         "works asuser git -c user.name=a -c user.email=b commit -q --allow-empty -m z\n"
         "works asuser git gc -q\n"
         "works test \"$(asuser git rev-list --count HEAD)\" = 4\n"
-        /* documented limit: a protected path that does not exist is not protected */
-        "works touch .gitmodules\n"
+        /* a protected path that does not exist stays missing (the name guard) */
+        "fails \"$PERM\" touch .gitmodules\n"
         "awk '{print $5, $6}' /proc/self/mountinfo | grep \"$src\"\n");
     fprintf(stderr, "    (%s: probe passed)\n", e->map.rootless ? "rootless" : "root");
     /* The namespace's mounts, as the probe saw them: .git rw, the three others read-only. */
@@ -497,6 +497,63 @@ static void scen_invalid(struct vfs_env *e) {
           "%s", err->msg);
 }
 
+/* Missing protected paths stay missing: the name guard refuses their first missing component
+ * (any ASCII case) in its parent to every name-creating call, whoever makes it; siblings and
+ * the rest of the tree stay writable. */
+static void scen_missing(struct vfs_env *e) {
+    make_repo(e);
+    char p[256];
+    path_in(e, "devbox.ini", p, sizeof(p));
+    CHECK(unlink(p) == 0, "unlink: %m");
+    path_in(e, "tools", p, sizeof(p));
+    CHECK(mkdir(p, 0755) == 0, "mkdir: %m");
+    static const char *const paths[] = {
+        ".git/hooks", ".git/config", ".gitmodules", "devbox.ini",         ".envrc",
+        ".mcp.json",  ".claude",     ".vscode",     ".vscode/tasks.json", "tools/hooks/run.sh",
+        NULL};
+    expect_missing(e, paths,
+                   ".claude .envrc .gitmodules .mcp.json .vscode .vscode/tasks.json devbox.ini "
+                   "tools/hooks/run.sh");
+    free(run_probe(e, paths,
+                   /* (one component each, from the parent: what virtiofsd's calls look like;
+                    * the guard leaves paths with a '/' to virtiofsd's own business) */
+                   "echo x > src && mkdir d0 && echo x > tools/src && mkdir tools/d0\n"
+                   "for n in .envrc .mcp.json devbox.ini .gitmodules .claude .vscode "
+                   "tools/hooks; do (\n"
+                   "  case $n in tools/*) cd tools; n=${n#tools/};; esac\n"
+                   "  fails \"$PERM\" sh -c \"echo evil > $n\"\n"
+                   "  fails \"$PERM\" mkdir $n\n"
+                   "  fails \"$PERM\" mkfifo $n\n"
+                   "  fails \"$PERM\" ln -s src $n\n"
+                   "  fails \"$PERM\" ln src $n\n"
+                   "  fails \"$PERM\" mv src $n\n"
+                   "  fails \"$PERM\" mv -T d0 $n\n"
+                   "); done\n"
+                   "fails \"$PERM\" mkdir -p .vscode/x\n"
+                   "fails \"$PERM\" touch .ENVRC\n"
+                   "fails \"$PERM\" mkdir .VSCode\n"
+                   "fails \"$PERM\" touch DevBox.INI\n"
+                   "(cd tools && fails \"$PERM\" touch HOOKS)\n"
+                   "works touch .envrc2 envrc tools/other newfile\n"
+                   "works mkdir tools/hooks2 .vscode2\n"
+                   "works mv newfile renamed\n"
+                   "works ln -s renamed link\n"
+                   "works asuser sh -c 'echo data > f'\n"
+                   "works asuser git add f\n"
+                   "works asuser git -c user.name=a -c user.email=b commit -q -m y\n"));
+    static const char *const absent[] = {".envrc",  ".mcp.json",  "devbox.ini",  ".gitmodules",
+                                         ".claude", ".vscode",    "tools/hooks", ".ENVRC",
+                                         ".VSCode", "DevBox.INI", "tools/HOOKS"};
+    struct stat st;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(absent); i++) {
+        path_in(e, absent[i], p, sizeof(p));
+        CHECK(lstat(p, &st) < 0 && errno == ENOENT, "'%s' exists", absent[i]);
+    }
+    path_in(e, "tools/hooks2", p, sizeof(p));
+    CHECK(lstat(p, &st) == 0, "'tools/hooks2' was not created");
+    check_no_host_mounts(e);
+}
+
 /* Nested and duplicate entries: `.git` itself protected (read-only) with `.git/hooks` below it;
  * the deeper mount must sit inside the read-only one, not be hidden under it. */
 static void scen_nested(struct vfs_env *e) {
@@ -581,6 +638,7 @@ BOTH(no_openat2, scen_no_openat2, false)
 BOTH(symlinks, scen_symlinks, false)
 BOTH(gitfile, scen_gitfile, false)
 BOTH(nested, scen_nested, false)
+BOTH(missing, scen_missing, false)
 BOTH(invalid, scen_invalid, false)
 BOTH(real_virtiofsd, scen_real_virtiofsd, true)
 
@@ -626,12 +684,84 @@ static void test_git_names(void **state) {
     assert_false(mounts_git_name_allowed_in(MOUNTS_GUARD_OBJECTS_INFO, "http-alternates"));
 }
 
+/* The guard's list of missing protected names (no namespaces: resolution and matching). */
+static void test_guard_missing_names(void **state) {
+    char dir[] = "/tmp/test-guard-missing-XXXXXX";
+    CHECK(mkdtemp(dir), "mkdtemp: %m");
+    test_sh("cd %s && mkdir -p tools a/b && echo x > devbox.ini && echo y > wt && "
+            "ln -s a alink",
+            dir);
+    static struct mounts_guard g; /* large */
+    memset(&g, 0, sizeof(g));
+    static const char *const paths[] = {
+        ".envrc",     ".vscode/tasks.json", ".vscode", ".claude/settings.json", ".ENVRC",
+        "devbox.ini", "wt/hooks",           "a/b/c",   "tools/hooks/run.sh",    NULL};
+    dbx_error *err = NULL;
+    CHECK(mounts_guard_missing(dir, paths, &g, &err) == 0, "%s", err ? err->msg : "");
+    /* .envrc (once for both cases), .vscode (once), .claude, a/b: c, tools: hooks; an existing
+     * path and one below a file add nothing */
+    assert_int_equal(g.nmissing, 5);
+    assert_int_equal(g.n, 0);
+    struct stat top, tools, ab, a;
+    char p[128];
+    CHECK(stat(dir, &top) == 0, "stat: %m");
+    snprintf(p, sizeof(p), "%s/tools", dir);
+    CHECK(stat(p, &tools) == 0, "stat: %m");
+    snprintf(p, sizeof(p), "%s/a/b", dir);
+    CHECK(stat(p, &ab) == 0, "stat: %m");
+    snprintf(p, sizeof(p), "%s/a", dir);
+    CHECK(stat(p, &a) == 0, "stat: %m");
+    static const char *const top_no[] = {".envrc",  ".ENVRC",  ".EnvRc", ".vscode",
+                                         ".VSCODE", ".claude", ".Claude"};
+    static const char *const top_ok[] = {".envrc2", "envrc",      ".envrc.bak", "hooks",
+                                         "c",       "tasks.json", ".vscod",     ".envrc\xc4\xb1"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(top_no); i++)
+        if (mounts_guard_check(&g, &top, top_no[i]) != EPERM) fail_msg("'%s' allowed", top_no[i]);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(top_ok); i++)
+        if (mounts_guard_check(&g, &top, top_ok[i]) != 0) fail_msg("'%s' refused", top_ok[i]);
+    assert_int_equal(mounts_guard_check(&g, &tools, "hooks"), EPERM);
+    assert_int_equal(mounts_guard_check(&g, &tools, "Hooks"), EPERM);
+    assert_int_equal(mounts_guard_check(&g, &tools, "hooks2"), 0);
+    assert_int_equal(mounts_guard_check(&g, &tools, ".envrc"), 0);
+    assert_int_equal(mounts_guard_check(&g, &ab, "c"), EPERM);
+    assert_int_equal(mounts_guard_check(&g, &a, "c"), 0);
+    /* a casefolding parent (chattr +F, where the file system has it): no non-ASCII name next
+     * to a missing protected one (U+212A KELVIN SIGN folds to 'k') */
+    g.missing[0].casefold = true;
+    struct stat where = {.st_dev = g.missing[0].dev, .st_ino = g.missing[0].ino};
+    assert_int_equal(mounts_guard_check(&g, &where, ".hus\xe2\x84\xaay"), EPERM);
+    assert_int_equal(mounts_guard_check(&g, &where, "plain"), 0);
+    /* the git-directory rule still answers for its directories */
+    g.dev[0] = ab.st_dev;
+    g.ino[0] = ab.st_ino;
+    g.kind[0] = MOUNTS_GUARD_TOP;
+    g.n = 1;
+    assert_int_equal(mounts_guard_check(&g, &ab, "commondir"), EPERM);
+    assert_int_equal(mounts_guard_check(&g, &ab, "index.lock"), 0);
+    assert_int_equal(mounts_guard_check(&g, &ab, "c"), EPERM);
+    /* a symlink on the way: refused, as the spawn refuses it */
+    memset(&g, 0, sizeof(g));
+    CHECK(mounts_guard_missing(dir, (const char *const[]){"alink/x", NULL}, &g, &err) == -ELOOP,
+          "symlink accepted");
+    dbx_error_free(&err);
+    assert_true(mounts_name_caseeq(".Git", ".gIT"));
+    assert_false(mounts_name_caseeq(".git", ".git2"));
+    assert_false(mounts_name_caseeq("\xc3\xa9", "\xc3\x89")); /* ASCII only */
+    test_rm_tree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        BOTH_ENTRIES(enforced),       BOTH_ENTRIES(no_openat2),
-        BOTH_ENTRIES(symlinks),       BOTH_ENTRIES(gitfile),
-        BOTH_ENTRIES(nested),         BOTH_ENTRIES(invalid),
-        BOTH_ENTRIES(real_virtiofsd), cmocka_unit_test(test_git_names),
+        BOTH_ENTRIES(enforced),
+        BOTH_ENTRIES(no_openat2),
+        BOTH_ENTRIES(symlinks),
+        BOTH_ENTRIES(gitfile),
+        BOTH_ENTRIES(nested),
+        BOTH_ENTRIES(invalid),
+        BOTH_ENTRIES(missing),
+        BOTH_ENTRIES(real_virtiofsd),
+        cmocka_unit_test(test_git_names),
+        cmocka_unit_test(test_guard_missing_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
