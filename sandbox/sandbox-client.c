@@ -234,15 +234,16 @@ static int read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_er
     return 0;
 }
 
-static void stopped_status(const struct dbx_project *proj, struct dbx_status *ret) {
+static void stopped_status(const struct dbx_paths *paths, const struct dbx_project *proj,
+                           struct dbx_status *ret) {
     struct dbx_project_rec rec = {0};
     struct profile prof = {0};
     *ret = (struct dbx_status){.state = DBX_VM_STOPPED, .project = dbx_xstrdup(proj->root)};
     memcpy(ret->id, proj->id, sizeof(ret->id));
-    _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* with the user's config.ini: a repo that uses a secret does not load without it */
     if (dbx_project_rec_load(proj->state_dir, &rec, NULL) == 0)
         ret->image = TAKE_PTR(rec.image);
-    else if (rootfd >= 0 && profile_load(rootfd, proj->root, NULL, NULL, &prof, NULL) == 0)
+    else if (dbx_profile_load(paths, proj, &prof, NULL, NULL) == 0)
         ret->image = TAKE_PTR(prof.image);
     dbx_project_rec_clear(&rec);
     profile_clear(&prof);
@@ -252,24 +253,23 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
                    struct dbx_status *ret, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
-    (void)paths;
     if (try_connect(proj, &fd, &cerr) < 0) {
         if (cerr) {
             if (err) *err = TAKE_PTR(cerr);
             return -1;
         }
-        stopped_status(proj, ret);
+        stopped_status(paths, proj, ret);
         return 0;
     }
     if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) {
-        stopped_status(proj, ret); /* it went away meanwhile */
+        stopped_status(paths, proj, ret); /* it went away meanwhile */
         return 0;
     }
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
     int r = read_frame(fd, &h, &p, err);
     if (r == -EPIPE) {
-        stopped_status(proj, ret);
+        stopped_status(paths, proj, ret);
         return 0;
     }
     if (r < 0) return r;

@@ -31,8 +31,8 @@
 #include <sys/wait.h>
 
 #define SECRET_MAX PROXY_SECRET_VALUE_MAX /* a value, from any source (the proxy's cap) */
-#define SECRET_CMD_MS 10000         /* a `command =` source's time limit */
-#define SECRET_CMD_ERR_MAX 1024u    /* the command's stderr kept for the error message */
+#define SECRET_CMD_MS 10000               /* a `command =` source's time limit */
+#define SECRET_CMD_ERR_MAX 1024u          /* the command's stderr kept for the error message */
 #define SECRET_PLACEHOLDER "devbox-secret-%s-%s"
 
 extern char **environ;
@@ -143,7 +143,8 @@ static size_t cut_newline(const char *v, size_t len) {
 static void env_scrub(const char *name) {
     size_t kl = strlen(name);
     for (char **e = environ; e && *e; e++)
-        if (strncmp(*e, name, kl) == 0 && (*e)[kl] == '=') explicit_bzero(*e + kl + 1, strlen(*e + kl + 1));
+        if (strncmp(*e, name, kl) == 0 && (*e)[kl] == '=')
+            explicit_bzero(*e + kl + 1, strlen(*e + kl + 1));
     unsetenv(name);
 }
 
@@ -151,8 +152,10 @@ static void env_scrub(const char *name) {
 
 static int read_env(struct sup_secret *x, bool *locked, dbx_error **err) {
     const char *v = getenv(x->source);
-    if (!v) return dbx_error_setx(err, ENOENT, "the variable is not set in the environment of the "
-                                               "devbox command that started the box");
+    if (!v)
+        return dbx_error_setx(err, ENOENT,
+                              "the variable is not set in the environment of the "
+                              "devbox command that started the box");
     size_t len = strlen(v);
     if (len > SECRET_MAX)
         return dbx_error_setx(err, E2BIG, "the value is longer than %u KiB", SECRET_MAX / 1024);
@@ -192,8 +195,8 @@ static int read_file(struct sup_secret *x, struct secmem *scratch, size_t *ret_l
 }
 
 /* The command's stdout (to scratch) and stderr (kept for the message) until both close. */
-static int drain_command(int out, int errfd, struct secmem *scratch, size_t *ret_len,
-                         char *errbuf, size_t *errlen, dbx_error **err) {
+static int drain_command(int out, int errfd, struct secmem *scratch, size_t *ret_len, char *errbuf,
+                         size_t *errlen, dbx_error **err) {
     uint64_t deadline = dbx_now_ms() + SECRET_CMD_MS;
     size_t len = 0;
     int fds[2] = {out, errfd};
@@ -269,8 +272,8 @@ static int read_command(struct sup_secret *x, struct secmem *scratch, size_t *re
     char *last = strrchr(errbuf, '\n');
     _cleanup_free_ char *line = dbx_sanitize_printable(dbx_xstrdup(last ? last + 1 : errbuf));
     if (WIFSIGNALED(status))
-        return dbx_error_setx(err, EIO, "the command was killed by signal %d%s%s",
-                              WTERMSIG(status), *line ? ": " : "", line);
+        return dbx_error_setx(err, EIO, "the command was killed by signal %d%s%s", WTERMSIG(status),
+                              *line ? ": " : "", line);
     return dbx_error_setx(err, EIO, "the command exited with status %d%s%s",
                           WIFEXITED(status) ? WEXITSTATUS(status) : -1, *line ? ": " : "", line);
 }
@@ -403,7 +406,8 @@ int sup_secrets_read(struct sup *s, const struct profile_user *user, dbx_error *
         sup_ready_say(s, 'W', w);
     }
     for (size_t i = 0; i < z->n; i++) /* the name and the kind of source: never the value */
-        sup_log("secret '%s' (from %s) for the proxy", z->v[i].name, profile_secret_from_name(z->v[i].from));
+        sup_log("secret '%s' (from %s) for the proxy", z->v[i].name,
+                profile_secret_from_name(z->v[i].from));
     return 0;
 }
 
@@ -441,9 +445,9 @@ int sup_secrets_guest(struct sup *s, dbx_error **err) {
         bool replaced = false;
         for (uint32_t k = 0; k < p->nenv && !replaced; k++)
             if (strncmp(p->env[k], name, kl) == 0 && p->env[k][kl] == '=') {
-                _cleanup_free_ char *w = dbx_xasprintf(
-                    "[env] %s is the placeholder of secret '%s' in the box, not the profile's value",
-                    name, name);
+                _cleanup_free_ char *w = dbx_xasprintf("[env] %s is the placeholder of secret '%s' "
+                                                       "in the box, not the profile's value",
+                                                       name, name);
                 sup_log("%s", w);
                 sup_ready_say(s, 'W', w);
                 free(p->env[k]);
@@ -452,7 +456,8 @@ int sup_secrets_guest(struct sup *s, dbx_error **err) {
             }
         if (replaced) continue;
         if (p->nenv >= DBX_PLAN_MAX_ENV)
-            return dbx_error_setx(err, E2BIG, "env: no room for the secrets' variables (%u at most)",
+            return dbx_error_setx(err, E2BIG,
+                                  "env: no room for the secrets' variables (%u at most)",
                                   DBX_PLAN_MAX_ENV);
         p->env = dbx_xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
         p->env[p->nenv++] = TAKE_PTR(kv);

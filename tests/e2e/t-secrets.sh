@@ -84,6 +84,10 @@ run_in "$RU" as_user "$UD" image import "$U/share/debian.tar" debian
 assert_eq 0 "$RC" "image import as $TU: $(show "$ERR")"
 run_in "$RU" as_user "$UD" trust
 assert_eq 0 "$RC" "trust as $TU: $(show "$ERR")"
+# a box that never started: status reads the profile with config.ini's secrets
+run_in "$RU" as_user "$UD" status --json
+assert_eq 0 "$RC" "status before the first start (stderr: $(show "$ERR"))"
+assert_eq debian "$(json_get "$OUT" 'j["image"]')" "status names the profile's image before the first start"
 
 cd "$RU" || fail "cd $RU"
 # ux CMD...: devbox as the test user (in the repo: the cwd), the env secret's variable set
