@@ -318,6 +318,7 @@ struct mitm_conn {
     int deny_status;
     char *deny_reason;
     bool up_closing; /* close_notify sent upstream */
+    bool cut;        /* the drain timed out inside a response: no 403 after it */
 };
 
 /* Run one handshake step loop until done, failure (-EPROTO) or a wait error. */
@@ -376,7 +377,7 @@ static void mitm_refuse(struct mitm_conn *mc, int status, const char *verdict, c
         status,
         status == 403 ? "Forbidden by devbox: " : "Error from devbox: ", (int)(pn < 200 ? pn : 200),
         shown, strlen(shown) + 9, shown);
-    box_write_all(mc, msg, strlen(msg));
+    if (!mc->cut) box_write_all(mc, msg, strlen(msg));
     ERR_clear_error();
     (void)SSL_shutdown(mc->box.ssl);
     proxy_log(mc->c, verdict, why);
@@ -547,6 +548,12 @@ static void relay(struct mitm_conn *mc) {
         }
         if (mc->up.eof && down_idle) return;
         if (mc->deny_status && mc->up_closing && down_idle && dbx_now_ms() >= drain_until) return;
+        /* the drain is over: a box that stops reading what it asked for must not keep this
+         * thread polling with a zero timeout (and a 403 would land inside a partial response) */
+        if (drain_until && dbx_now_ms() >= drain_until) {
+            mc->cut = !down_idle;
+            return;
+        }
         if (moved) continue;
         struct pollfd pfd[3] = {{mc->box.want ? mc->box.fd : -1, mc->box.want, 0},
                                 {mc->up.want ? mc->up.fd : -1, mc->up.want, 0},

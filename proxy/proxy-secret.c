@@ -206,6 +206,16 @@ static void put_headers(const uint8_t *head, const struct proxy_http_req *req,
     put_str(o, req->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
 }
 
+/* The headers a secret's value may travel in: Authorization and its own `header`'s name.  Any
+ * other header could be reflected by the server (an Origin echoed in
+ * Access-Control-Allow-Origin, an error page quoting a header) and carry the value back into
+ * the box. */
+static bool carrier_is(const struct proxy_secret *s, const uint8_t *name, size_t nl) {
+    if (name_is(name, nl, "authorization")) return true;
+    size_t hl = s->header ? header_name_len(s->header) : 0;
+    return hl && hl == nl && strncasecmp(s->header, (const char *)name, nl) == 0;
+}
+
 int proxy_secret_head(const uint8_t *head, const struct proxy_http_req *req,
                       const struct proxy_secret *s, size_t n, const struct policy_host *h,
                       uint16_t port, struct dbx_buf *out, int *ret_secret, dbx_error **err) {
@@ -218,7 +228,27 @@ int proxy_secret_head(const uint8_t *head, const struct proxy_http_req *req,
     bool ok[PROXY_SECRET_MAX] = {0};
     for (size_t k = 0; k < n && k < PROXY_SECRET_MAX; k++)
         ok[k] = proxy_secret_allows(&s[k], h, port);
-    struct dbx_buf o = {0};
+    for (uint32_t i = 0; i < req->nheaders; i++) {
+        const uint8_t *name = head + req->headers[i].name.off;
+        size_t nl = req->headers[i].name.len;
+        for (size_t k = 0; k < n && k < PROXY_SECRET_MAX; k++) {
+            if (!ok[k] || carrier_is(&s[k], name, nl) || name_is(name, nl, "host") ||
+                !contains_nocase(head + req->headers[i].value.off, req->headers[i].value.len,
+                                 s[k].placeholder))
+                continue;
+            *ret_secret = (int)k;
+            return dbx_error_setx(
+                err, EACCES,
+                "secret %s placeholder in header '%.*s' (only Authorization%s%.*s "
+                "carry it)",
+                s[k].name, (int)(nl < 64 ? nl : 64), (const char *)name, s[k].header ? " and " : "",
+                s[k].header ? (int)header_name_len(s[k].header) : 0,
+                s[k].header ? s[k].header : "");
+        }
+    }
+    /* one block for every head that can pass: growing would free copies of values unwiped */
+    struct dbx_buf o = {.data = dbx_xmalloc(PROXY_MITM_MAX_HEAD + 1),
+                        .cap = PROXY_MITM_MAX_HEAD + 1};
     const uint8_t *cr = memchr(head, '\r', req->head_len);
     dbx_buf_put(&o, head, cr ? (size_t)(cr - head) : 0);
     dbx_buf_put(&o, "\r\n", 2);

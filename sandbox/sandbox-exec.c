@@ -32,6 +32,34 @@ struct xs {
     uint64_t give_up_ms; /* when the grace period ends */
 };
 
+/* `-e NAME` of a secret config.ini declares would copy the host's value into the box (and
+ * `-e NAME=...` replace its placeholder): the one way around the proxy, so refused.  config.ini
+ * is read only when -e is given (a warm exec stays fast). */
+static int check_env_secrets(const struct dbx_paths *paths, char *const *env, dbx_error **err) {
+    if (!env || !*env) return 0;
+    struct profile_user u = {0};
+    if (dbx_user_load(paths, &u, err) < 0) return -1;
+    int r = 0;
+    for (char *const *e = env; r == 0 && *e; e++) {
+        _cleanup_free_ char *name = dbx_xstrndup(*e, strcspn(*e, "="));
+        for (size_t i = 0; r == 0 && i < u.nsecrets; i++) {
+            const struct profile_secret *x = &u.secrets[i];
+            if (strcmp(x->name, name) == 0)
+                r = dbx_error_set(err, 0,
+                                  "-e %s: '%s' is a secret (config.ini [secret %s]): the box gets "
+                                  "its placeholder, never the value, and the proxy adds the value",
+                                  name, name, name);
+            else if (x->from == PROFILE_SECRET_ENV && strcmp(x->source, name) == 0)
+                r = dbx_error_set(err, 0,
+                                  "-e %s: the variable holds the value of secret '%s' (config.ini "
+                                  "[secret %s]), which never enters the box",
+                                  name, x->name, x->name);
+        }
+    }
+    profile_user_clear(&u);
+    return r;
+}
+
 static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts *o,
                      struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
@@ -258,7 +286,7 @@ static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *o, dbx_error **err) {
     struct dbx_buf req = {0};
-    if (build_req(proj, o, &req, err) < 0) {
+    if (check_env_secrets(paths, o->env, err) < 0 || build_req(proj, o, &req, err) < 0) {
         dbx_buf_free(&req);
         return -1;
     }

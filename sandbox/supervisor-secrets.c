@@ -264,18 +264,18 @@ static int read_command(struct sup_secret *x, struct secmem *scratch, size_t *re
     int status = dbx_spawn_wait(pid);
     if (r < 0) return r;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-    /* the last line of its stderr says why (a password manager's "not found") */
-    errbuf[errlen] = '\0';
-    char *end = errbuf + errlen;
-    while (end > errbuf && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
-        *--end = '\0';
-    char *last = strrchr(errbuf, '\n');
-    _cleanup_free_ char *line = dbx_sanitize_printable(dbx_xstrdup(last ? last + 1 : errbuf));
+    /* its stderr is not shown: this error reaches the supervisor's log, and a failing command
+     * may have printed the value (sh -x, a CLI's debug output) */
+    (void)errlen;
     if (WIFSIGNALED(status))
-        return dbx_error_setx(err, EIO, "the command was killed by signal %d%s%s", WTERMSIG(status),
-                              *line ? ": " : "", line);
-    return dbx_error_setx(err, EIO, "the command exited with status %d%s%s",
-                          WIFEXITED(status) ? WEXITSTATUS(status) : -1, *line ? ": " : "", line);
+        return dbx_error_setx(err, EIO,
+                              "the command was killed by signal %d (its output is not shown: run "
+                              "it yourself to see why)",
+                              WTERMSIG(status));
+    return dbx_error_setx(err, EIO,
+                          "the command exited with status %d (its output is not shown: run it "
+                          "yourself to see why)",
+                          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
 /* A file or command value: read into scratch, checked, copied into pages of exactly its size. */
@@ -313,7 +313,8 @@ void sup_secrets_free(struct sup *s) {
     free(z->proxy);
     free(z->ca_cert_pem);
     secmem_free(&z->ca_key);
-    if (z->dumpable_off) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    /* the process stays undumpable: freed heap (OpenSSL's buffers, a request head) may still
+     * hold copies of a value */
     free(z);
     s->secrets = NULL;
 }

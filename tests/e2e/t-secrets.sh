@@ -132,6 +132,17 @@ dbx_u exec -- sh -c 'curl -sS --max-time 60 --proxy-header "X-Leak: $DBX_TOKEN" 
 assert_box_failed "CONNECT to other.test with the placeholder in its head"
 dbx_u exec -- sh -c 'curl -sS --max-time 60 http://other.test:'"$P"'/'
 assert_eq plain-ok "$OUT" "other.test without a placeholder (stderr: $(show "$ERR"))"
+# a header the server could reflect (Origin) never carries the value, even to api.test
+dbx_u exec -- sh -c 'curl -sS -o /dev/null -w "%{http_code}" --max-time 60 -H "Origin: https://$DBX_TOKEN" https://api.test/'
+assert_eq 403 "$OUT" "the placeholder in Origin to api.test (stderr: $(show "$ERR"))"
+# -e of a secret's name would copy the host's value into the box
+dbx_u exec -e DBX_TOKEN -- true
+assert_eq 125 "$RC" "exec -e of a secret's name"
+assert_contains "$ERR" "-e DBX_TOKEN: 'DBX_TOKEN' is a secret" "the -e refusal names the secret"
+dbx_u exec -e DBX_TEST_TOKEN -- true
+assert_eq 125 "$RC" "exec -e of the variable a secret's value comes from"
+assert_contains "$ERR" "-e DBX_TEST_TOKEN: the variable holds the value of secret 'DBX_TOKEN'" \
+    "the -e refusal names the variable and the secret"
 dbx_u logs --network
 assert_eq 0 "$RC" "logs --network (stderr: $(show "$ERR"))"
 n=$(printf '%s\n' "$OUT" | grep -c 'secret DBX_TOKEN placeholder sent to other.test')

@@ -105,7 +105,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int bad = proxy_secret_misplaced(data + off, r->head_len, secrets, DBX_ARRAY_SIZE(secrets),
                                          &h, 443);
         if (rc == -EACCES) {
-            CHECK(which >= 0 && which == bad && out.len == 0 && err != NULL);
+            /* a misplaced placeholder (the wrong host), or one in a header other than
+             * Authorization and the secret's own, where a server could reflect the value */
+            CHECK(which >= 0 && out.len == 0 && err != NULL);
+            CHECK(which == bad || (bad < 0 && strstr(err->msg, "placeholder in header")));
             CHECK(strstr(err->msg, secrets[which].name) != NULL);
             for (size_t i = 0; i < DBX_ARRAY_SIZE(secrets); i++)
                 CHECK(strstr(err->msg, secrets[i].value) == NULL);
