@@ -191,6 +191,17 @@ void test_write_at(int dfd, const char *name, const char *text) {
     close(fd);
 }
 
+char *test_config_load(const struct repo *r, const char *text, struct profile_user *ret) {
+    test_write_at(r->fd, "config.ini", text);
+    dbx_error *err = NULL;
+    if (profile_user_load(r->dir, ret, &err) < 0) {
+        char *m = dbx_xstrdup(err->msg);
+        dbx_error_free(&err);
+        return m;
+    }
+    return NULL;
+}
+
 char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret) {
     struct profile p = {0};
     dbx_error *err = NULL;

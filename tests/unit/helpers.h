@@ -86,3 +86,6 @@ void test_write_at(int dfd, const char *name, const char *text);
 struct profile;
 struct profile_user;
 char *test_profile_load(const struct repo *r, const struct profile_user *u, struct profile *ret);
+/* r's config.ini = text, then profile_user_load of r's directory: NULL with *ret loaded, or the
+ * error message (caller frees). */
+char *test_config_load(const struct repo *r, const char *text, struct profile_user *ret);

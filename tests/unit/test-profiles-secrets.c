@@ -15,18 +15,6 @@
 
 #include "tests/unit/helpers.h"
 
-/* config.ini = text; the error message (caller frees) or NULL with *ret loaded. */
-static char *load_config(struct repo *r, const char *text, struct profile_user *ret) {
-    test_write_at(r->fd, "config.ini", text);
-    dbx_error *err = NULL;
-    if (profile_user_load(r->dir, ret, &err) < 0) {
-        char *m = dbx_xstrdup(err->msg);
-        dbx_error_free(&err);
-        return m;
-    }
-    return NULL;
-}
-
 /* devbox.ini = text, loaded with user u; the error (caller frees) or NULL. */
 static char *load(struct repo *r, const char *text, const struct profile_user *u,
                   struct profile *ret) {
@@ -59,7 +47,7 @@ static void assert_contains(const char *text, const char *want) {
 /* The error of a config.ini, with the temp dir's path cut to "config.ini". */
 static char *config_error(struct repo *r, const char *text) {
     struct profile_user u;
-    char *m = load_config(r, text, &u);
+    char *m = test_config_load(r, text, &u);
     if (!m) {
         profile_user_clear(&u);
         fail_msg("config.ini loaded:\n%s", text);
@@ -96,7 +84,7 @@ static const char config_two[] = "[secret ANTHROPIC_API_KEY]\n"
 static void test_secret_declare(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    char *m = load_config(r, config_two, &u);
+    char *m = test_config_load(r, config_two, &u);
     assert_null(m);
     assert_int_equal(u.nsecrets, 2);
     const struct profile_secret *a = profile_user_secret(&u, "ANTHROPIC_API_KEY");
@@ -131,7 +119,7 @@ static void test_secret_declare(void **state) {
     memset(name, 'K', 64);
     name[64] = '\0';
     _cleanup_free_ char *cfg = dbx_xasprintf("[secret %s]\nenv = X\nhosts = a.test\n", name);
-    assert_null(load_config(r, cfg, &u));
+    assert_null(test_config_load(r, cfg, &u));
     assert_int_equal(u.nsecrets, 1);
     assert_string_equal(u.secrets[0].name, name);
     assert_null(u.secrets[0].header);
@@ -144,10 +132,10 @@ static void test_secret_file_home(void **state) {
     const char *old = getenv("HOME");
     _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
     setenv("HOME", "/home/someone/", 1);
-    char *m = load_config(r,
-                          "[secret A]\nfile = ~/.config/a/key\nhosts = a.test\n"
-                          "[secret B]\nfile = /etc/b key\nhosts = b.test\n",
-                          &u);
+    char *m = test_config_load(r,
+                               "[secret A]\nfile = ~/.config/a/key\nhosts = a.test\n"
+                               "[secret B]\nfile = /etc/b key\nhosts = b.test\n",
+                               &u);
     assert_null(m);
     assert_int_equal(u.secrets[0].from, PROFILE_SECRET_FILE);
     assert_string_equal(u.secrets[0].source, "/home/someone/.config/a/key"); /* expanded at load */
@@ -155,7 +143,7 @@ static void test_secret_file_home(void **state) {
     profile_user_clear(&u);
 
     setenv("HOME", "/", 1);
-    assert_null(load_config(r, "[secret A]\nfile = ~/k\nhosts = a.test\n", &u));
+    assert_null(test_config_load(r, "[secret A]\nfile = ~/k\nhosts = a.test\n", &u));
     assert_string_equal(u.secrets[0].source, "/k");
     profile_user_clear(&u);
 
@@ -270,7 +258,7 @@ static void test_secret_in_repo(void **state) {
 static void test_secret_use(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    assert_null(load_config(r, config_two, &u));
+    assert_null(test_config_load(r, config_two, &u));
     struct profile p;
     char *m = load(r,
                    "[network]\nallow = pypi.org, api.openai.com\n"
@@ -358,7 +346,7 @@ static void test_secret_use(void **state) {
 static void test_secret_use_errors(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    assert_null(load_config(r, config_two, &u));
+    assert_null(test_config_load(r, config_two, &u));
     struct profile p;
     _cleanup_free_ char *m1 =
         load(r, "[secrets]\nuse = ANTHROPIC_API_KEY\n    GITHUB_TOKEN\n", &u, &p);
@@ -407,7 +395,7 @@ static void test_secret_use_empty(void **state) {
 static void test_secret_show(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    assert_null(load_config(r, config_two, &u));
+    assert_null(test_config_load(r, config_two, &u));
     struct profile p;
     assert_null(load(r, "[secrets]\nuse = OPENAI_API_KEY ANTHROPIC_API_KEY\n", &u, &p));
     char *t = profile_to_text(&p);

@@ -14,34 +14,15 @@
 
 #include "tests/unit/helpers.h"
 
-static void write_at(int dfd, const char *name, const char *text) {
-    int fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    assert_int_equal(dbx_write_all(fd, text, strlen(text)), 0);
-    close(fd);
-}
-
 /* Load the repo (devbox.ini = text unless NULL); the error message (caller frees) or NULL. */
 static char *load_user(struct repo *r, const char *text, const struct profile_user *u,
                        struct profile *ret) {
-    if (text) write_at(r->fd, PROFILE_FILE, text);
+    if (text) test_write_at(r->fd, PROFILE_FILE, text);
     return test_profile_load(r, u, ret);
 }
 
 static char *load(struct repo *r, const char *text, struct profile *ret) {
     return load_user(r, text, NULL, ret);
-}
-
-/* config.ini = text; the error message (caller frees) or NULL with *ret loaded. */
-static char *load_config(struct repo *r, const char *text, struct profile_user *ret) {
-    write_at(r->fd, "config.ini", text);
-    dbx_error *err = NULL;
-    if (profile_user_load(r->dir, ret, &err) < 0) {
-        char *m = dbx_xstrdup(err->msg);
-        dbx_error_free(&err);
-        return m;
-    }
-    return NULL;
 }
 
 static void assert_strv(char *const *got, const char *const *want, size_t n) {
@@ -141,8 +122,8 @@ static void test_setup_cap(void **state) {
 /* A later file replaces the whole run list (key by key: other setup keys stay). */
 static void test_setup_extends(void **state) {
     struct repo *r = *state;
-    write_at(r->fd, "base.ini",
-             "[setup]\nrun = one\n  two\n  three\nnetwork = none\nresolve = a.test:1.2.3.4\n");
+    test_write_at(r->fd, "base.ini",
+                  "[setup]\nrun = one\n  two\n  three\nnetwork = none\nresolve = a.test:1.2.3.4\n");
     struct profile p;
     assert_null(load(r, "extends = base.ini\n[setup]\nrun = four\n", &p));
     assert_strv(p.setup_run, (const char *[]){"four"}, 1);
@@ -160,7 +141,7 @@ static void test_setup_extends(void **state) {
     assert_null(profile_origin_of(&p, "setup.run[1]"));
     profile_clear(&p);
     /* an error in the extended file names that file */
-    write_at(r->fd, "base.ini", "[setup]\nnetwork = closed\n");
+    test_write_at(r->fd, "base.ini", "[setup]\nnetwork = closed\n");
     char *m = load(r, "extends = base.ini\n", NULL);
     assert_string_equal(
         m, "base.ini:2: [setup] network: must be 'none', 'allowlist' or 'open', not 'closed'");
@@ -290,7 +271,7 @@ static void test_user_keys(void **state) {
     struct repo *r = *state;
     struct profile_user u;
     /* unset: the caller's defaults, shown as such */
-    assert_null(load_config(r, "[ceilings]\ncpus = 2\n", &u));
+    assert_null(test_config_load(r, "[ceilings]\ncpus = 2\n", &u));
     assert_false(u.ca_files_set);
     assert_false(u.setup_allow_set);
     assert_null(u.ca_files);
@@ -311,19 +292,19 @@ static void test_user_keys(void **state) {
     assert_contains(t, "# allow not set");
     free(t);
 
-    assert_null(load_config(r,
-                            "[network]\n"
-                            "listen = 127.0.0.1\n"
-                            "ca_files = /etc/corp/ca.pem, /etc/corp/certs\n"
-                            "    /etc/corp/ca.pem ; the same file once\n"
-                            "[setup]\n"
-                            "allow = Deb.Debian.org., security.debian.org\n"
-                            "    10.1.2.3:3142\n"
-                            "[defaults]\n"
-                            "setup.run = apt-get update\n"
-                            "setup.network = open\n"
-                            "setup.resolve = deb.debian.org:10.1.2.3\n",
-                            &u));
+    assert_null(test_config_load(r,
+                                 "[network]\n"
+                                 "listen = 127.0.0.1\n"
+                                 "ca_files = /etc/corp/ca.pem, /etc/corp/certs\n"
+                                 "    /etc/corp/ca.pem ; the same file once\n"
+                                 "[setup]\n"
+                                 "allow = Deb.Debian.org., security.debian.org\n"
+                                 "    10.1.2.3:3142\n"
+                                 "[defaults]\n"
+                                 "setup.run = apt-get update\n"
+                                 "setup.network = open\n"
+                                 "setup.resolve = deb.debian.org:10.1.2.3\n",
+                                 &u));
     assert_true(u.ca_files_set && u.setup_allow_set);
     assert_strv(u.ca_files, (const char *[]){"/etc/corp/ca.pem", "/etc/corp/certs"}, 2);
     assert_strv(u.setup_allow,
@@ -356,7 +337,7 @@ static void test_user_keys(void **state) {
     profile_user_clear(&u);
 
     /* `none` and an empty value: set, and empty */
-    assert_null(load_config(r, "[network]\nca_files = none\n[setup]\nallow =\n", &u));
+    assert_null(test_config_load(r, "[network]\nca_files = none\n[setup]\nallow =\n", &u));
     assert_true(u.ca_files_set && u.setup_allow_set);
     assert_null(u.ca_files);
     assert_null(u.setup_allow);
@@ -376,22 +357,22 @@ static void test_user_keys(void **state) {
 static void test_user_keys_errors(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    char *m = load_config(r,
-                          "[network]\n"
-                          "ca_files = certs/ca.pem, /ok.pem\n"
-                          "ca_file = /x.pem\n"
-                          "[setup]\n"
-                          "allow = 127.1, ok.test\n"
-                          "    *.com\n"
-                          "run = make\n"
-                          "alow = a.test\n"
-                          "[defaults]\n"
-                          "setup.allow = a.test\n"
-                          "network.ca_files = /x.pem\n"
-                          "setup.network = all\n"
-                          "[network]\n"
-                          "ca_files = none, /a.pem\n",
-                          &u);
+    char *m = test_config_load(r,
+                               "[network]\n"
+                               "ca_files = certs/ca.pem, /ok.pem\n"
+                               "ca_file = /x.pem\n"
+                               "[setup]\n"
+                               "allow = 127.1, ok.test\n"
+                               "    *.com\n"
+                               "run = make\n"
+                               "alow = a.test\n"
+                               "[defaults]\n"
+                               "setup.allow = a.test\n"
+                               "network.ca_files = /x.pem\n"
+                               "setup.network = all\n"
+                               "[network]\n"
+                               "ca_files = none, /a.pem\n",
+                               &u);
     _cleanup_free_ char *want = dbx_xasprintf(
         "%1$s/config.ini:2: [network] ca_files: 'certs/ca.pem': not an absolute path\n"
         "%1$s/config.ini:3: unknown key 'ca_file' in [network] (did you mean 'ca_files'?)\n"
@@ -410,7 +391,7 @@ static void test_user_keys_errors(void **state) {
     if (!m) fail_msg("loaded");
     if (strcmp(m, want) != 0) fail_msg("\n  got  %s\n  want %s", m, want);
     free(m);
-    m = load_config(r, "[network]\nca_files = none /a.pem\n", &u);
+    m = test_config_load(r, "[network]\nca_files = none /a.pem\n", &u);
     _cleanup_free_ char *w2 = dbx_xasprintf(
         "%s/config.ini:2: [network] ca_files: 'none': 'none' must be the whole value", r->dir);
     assert_string_equal(m, w2);
@@ -422,7 +403,7 @@ static void test_user_keys_errors(void **state) {
         free(big);
         big = t;
     }
-    m = load_config(r, big, &u);
+    m = test_config_load(r, big, &u);
     _cleanup_free_ char *w3 =
         dbx_xasprintf("%s/config.ini:259: [setup] allow: more than 256 entries", r->dir);
     assert_string_equal(m, w3);
@@ -458,7 +439,7 @@ static const struct {
 static void test_setup_widenings(void **state) {
     struct repo *r = *state;
     struct profile_user u;
-    assert_null(load_config(r, "[setup]\nallow = deb.debian.org\n", &u));
+    assert_null(test_config_load(r, "[setup]\nallow = deb.debian.org\n", &u));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(wide_cases); i++) {
         struct profile p;
         char *m = load_user(r, wide_cases[i].text, &u, &p);
@@ -487,10 +468,10 @@ static void test_setup_widenings(void **state) {
     profile_clear(&p);
 
     /* the user's own [defaults] setup is the baseline: only what the repo adds widens */
-    assert_null(load_config(r,
-                            "[defaults]\nsetup.run = apt-get update\nsetup.network = open\n"
-                            "setup.resolve = a.test:10.0.0.1\n",
-                            &u));
+    assert_null(test_config_load(r,
+                                 "[defaults]\nsetup.run = apt-get update\nsetup.network = open\n"
+                                 "setup.resolve = a.test:10.0.0.1\n",
+                                 &u));
     assert_null(load_user(r,
                           "[setup]\nrun = apt-get update\n  npm ci\nnetwork = open\n"
                           "resolve = a.test:10.0.0.1, b.test:10.0.0.2\n",
