@@ -26,10 +26,11 @@
 #include "plan.h"
 
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
- * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  Overridable only so the tests
- * can build an init of another version (t-init-skew). */
+ * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
+ * KILL, STATS and the exec and setup additions of daily use (issue 13).  Overridable only so the
+ * tests can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 4
+#define DBX_PROTO_VERSION 5
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -56,6 +57,9 @@ enum dbx_msg {
      * changing once sent).  Informational only (the guest may lie; enforcement is the host's):
      * the init sends it at most once a second, the supervisor validates and rate-limits it. */
     DBX_MSG_PROTECTED = 7,
+    /* host->guest: files changed on the host under a share (mounts/ watcher; guest/init-watch.c
+     * makes the guest's inotify see them).  Payload defined with its codec below. */
+    DBX_MSG_CHANGED = 8,
     /* session n */
     DBX_MSG_EXEC = 10,    /* host->guest: struct dbx_exec_req */
     DBX_MSG_STARTED = 11, /* guest->host: u32 pid (in guest) */
@@ -86,6 +90,15 @@ enum dbx_msg {
                                 payload = EOF (the receiver does shutdown(SHUT_WR)); no data
                                 may follow it in that direction */
     DBX_MSG_SOCK_CLOSE = 23, /* either way: empty; the session is over (no reply) */
+    /* guest->host, session n, before its EXIT: why the command died when the box's limits
+     * explain it (out of memory, pids limit); see its codec below */
+    DBX_MSG_NOTICE = 24,
+    /* session 0 requests with a u64 token that the reply repeats; between client and
+     * supervisor and between supervisor and guest (payloads with their codecs below) */
+    DBX_MSG_PS = 25,
+    DBX_MSG_PS_REPLY = 26,
+    DBX_MSG_KILL = 27,
+    DBX_MSG_KILL_REPLY = 28,
     /* client <-> supervisor only, session 0; never sent to the guest */
     DBX_MSG_STATUS = 30,       /* client->supervisor: empty */
     DBX_MSG_STATUS_REPLY = 31, /* supervisor->client: a dbx_status record (sandbox-status.c) */
@@ -93,7 +106,9 @@ enum dbx_msg {
     DBX_MSG_PORT_REQ = 33,     /* client->supervisor: str request ("add HOST GUEST", "rm HOST",
                                   "ls") */
     DBX_MSG_PORT_REPLY = 34,   /* supervisor->client: u32 status (0 ok), str text */
-    DBX_MSG_MAX_ = 35,
+    DBX_MSG_STATS = 35,        /* either leg, like PS: the box cgroup's counters */
+    DBX_MSG_STATS_REPLY = 36,
+    DBX_MSG_MAX_ = 40,
 };
 
 enum dbx_stream {

@@ -148,7 +148,7 @@ static void test_hdr_check_rejects(void **state) {
         dbx_error_free(&err);
     }
 
-    static const uint8_t bad_types[] = {0, 8, 9, 24, 29, DBX_MSG_MAX_, 100, 255};
+    static const uint8_t bad_types[] = {0, 9, 29, 37, DBX_MSG_MAX_, 100, 255};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = bad_types[i];
