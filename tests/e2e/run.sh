@@ -11,7 +11,8 @@
 #
 # Environment: DEVBOX_BIN (default build/devbox), DEVBOX_KERNEL_DEB (default: downloaded once
 # into build/cache with apt-get download), E2E_TIMEOUT (seconds per test, default 420),
-# E2E_KEEP=1 keeps every test's directory (failed ones are always kept).
+# E2E_KEEP=1 keeps every test's directory (failed ones are always kept), E2E_JOBS=N runs N
+# tests at a time (default 1).
 set -uo pipefail
 
 E2E_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -84,13 +85,12 @@ reap() {
     done
 }
 
-passed=0 failed=0 skipped=0
-failed_names=()
-start_all=$SECONDS
-echo "e2e: devbox $DEVBOX_BIN, kernel $(basename "$DEVBOX_KERNEL_DEB"), accel $DEVBOX_ACCEL"
-for t in "${tests[@]}"; do
+# One test in its own directory: runs it, then writes the line run.sh prints for it (and, for
+# a failure, the assertion and the logs' tails) to $dir/report and PASS/SKIP/FAIL to
+# $dir/status.  Runs in the background when E2E_JOBS > 1, so it prints nothing itself.
+run_one() {
+    local t=$1 dir=$2 name rc secs t0 why sanitizer_report
     name=$(basename "$t" .sh)
-    dir=$(mktemp -d /tmp/dbx.XXXXXX) || die "mktemp failed"
     t0=$SECONDS
     # timeout runs the test in its own process group and signals all of it; the test's cleanup
     # trap still runs on TERM, and reap below gets whatever escaped the group.
@@ -112,40 +112,90 @@ for t in "${tests[@]}"; do
     else
         sanitizer_report=0
     fi
+    exec 3>"$dir/report"
     if [ $rc = 0 ]; then
-        printf 'PASS %-24s (%ss)\n' "$name" "$secs"
-        passed=$((passed + 1))
+        printf 'PASS %-24s (%ss)\n' "$name" "$secs" >&3
+        echo PASS >"$dir/status"
     elif [ $rc = 77 ]; then
-        printf 'SKIP %-24s (%s)\n' "$name" "$(head -n 1 "$dir/skip" 2>/dev/null)"
-        skipped=$((skipped + 1))
+        printf 'SKIP %-24s (%s)\n' "$name" "$(head -n 1 "$dir/skip" 2>/dev/null)" >&3
+        echo SKIP >"$dir/status"
     else
         why=
         [ $rc = 124 ] || [ $rc = 137 ] && why=" timed out after ${TIMEOUT}s"
-        printf 'FAIL %-24s (%ss, rc %s)%s\n' "$name" "$secs" "$rc" "$why"
-        if [ -s "$dir/failure" ]; then
-            sed 's/^/    assertion: /' "$dir/failure"
-        fi
-        if [ $sanitizer_report = 1 ]; then
-            for f in "$dir"/san/*; do
-                echo "    --- ${f#"$dir"/}:"
-                grep -m 12 -E 'ERROR|SUMMARY|runtime error|^    #[0-9]' "$f" | cut -c1-300 |
-                    sed 's/^/    | /'
-            done
-        fi
-        echo "    --- last lines of the test log ($dir/log):"
-        tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'
-        # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME
-        while IFS= read -r f; do
-            echo "    --- last lines of ${f#"$dir"/}:"
-            tail -n 15 "$f" | cut -c1-300 | sed 's/^/    | /'
-        done < <(find "$dir/h" "$dir/u" \( -name '*.log' -o -name 'console*' \) -type f 2>/dev/null | head -n 6)
+        {
+            printf 'FAIL %-24s (%ss, rc %s)%s\n' "$name" "$secs" "$rc" "$why"
+            if [ -s "$dir/failure" ]; then
+                sed 's/^/    assertion: /' "$dir/failure"
+            fi
+            if [ $sanitizer_report = 1 ]; then
+                for f in "$dir"/san/*; do
+                    echo "    --- ${f#"$dir"/}:"
+                    grep -m 12 -E 'ERROR|SUMMARY|runtime error|^    #[0-9]' "$f" | cut -c1-300 |
+                        sed 's/^/    | /'
+                done
+            fi
+            echo "    --- last lines of the test log ($dir/log):"
+            tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'
+            # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME
+            while IFS= read -r f; do
+                echo "    --- last lines of ${f#"$dir"/}:"
+                tail -n 15 "$f" | cut -c1-300 | sed 's/^/    | /'
+            done < <(find "$dir/h" "$dir/u" \( -name '*.log' -o -name 'console*' \) -type f 2>/dev/null | head -n 6)
+        } >&3
+        echo FAIL >"$dir/status"
+    fi
+    exec 3>&-
+}
+
+# Print a finished test's report and count it; its directory goes unless it failed.
+collect() {
+    local dir=$1 name=$2 status
+    cat "$dir/report" 2>/dev/null
+    status=$(cat "$dir/status" 2>/dev/null || echo FAIL)
+    case $status in
+    PASS) passed=$((passed + 1)) ;;
+    SKIP) skipped=$((skipped + 1)) ;;
+    *)
+        [ -s "$dir/report" ] || echo "FAIL $name (no report: the runner died)"
         failed=$((failed + 1))
         failed_names+=("$name")
-    fi
-    if [ $rc = 0 ] || [ $rc = 77 ]; then
+        ;;
+    esac
+    if [ "$status" = PASS ] || [ "$status" = SKIP ]; then
         [ "${E2E_KEEP:-0}" = 1 ] || rm -rf "$dir"
     fi
+}
+
+# E2E_JOBS tests at a time (default 1).  Each boots one VM of one vCPU under TCG, so on a
+# machine of N cores N of them take about the time of one.  A test whose file has a line
+# "# e2e: alone" (it measures time or loads the machine on purpose) runs with no other test.
+JOBS=${E2E_JOBS:-1}
+[[ $JOBS =~ ^[1-9][0-9]?$ ]] || die "E2E_JOBS must be a number from 1 to 99, not '$JOBS'"
+declare -A running=() # pid -> "dir name"
+passed=0 failed=0 skipped=0
+failed_names=()
+start_all=$SECONDS
+echo "e2e: devbox $DEVBOX_BIN, kernel $(basename "$DEVBOX_KERNEL_DEB"), accel $DEVBOX_ACCEL, $JOBS at a time"
+wait_one() {
+    local pid
+    wait -n -p pid "${!running[@]}"
+    # shellcheck disable=SC2086 # "dir name": two words
+    collect ${running[$pid]}
+    unset "running[$pid]"
+}
+for t in "${tests[@]}"; do
+    name=$(basename "$t" .sh)
+    alone=0
+    grep -q '^# e2e: alone' "$t" && alone=1
+    while [ ${#running[@]} -ge "$JOBS" ] || { [ $alone = 1 ] && [ ${#running[@]} -gt 0 ]; }; do
+        wait_one
+    done
+    dir=$(mktemp -d /tmp/dbx.XXXXXX) || die "mktemp failed"
+    run_one "$t" "$dir" &
+    running[$!]="$dir $name"
+    if [ $alone = 1 ]; then wait_one; fi
 done
+while [ ${#running[@]} -gt 0 ]; do wait_one; done
 
 echo "e2e: $((SECONDS - start_all))s${failed_names[*]:+; failed: ${failed_names[*]}}"
 echo "$passed passed, $failed failed, $skipped skipped"
