@@ -12,6 +12,7 @@
 #include "helpers.h"
 #include "sandbox/commands.h"
 #include "sandbox/sandbox-internal.h"
+#include "sandbox/supervisor-internal.h"
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -317,6 +318,95 @@ static void test_follow_rotation(void **state) {
     ctx_clear(&ctx);
 }
 
+/* ---- the supervisor's side (supervisor-events.c) ---------------------------------------- */
+
+/* The journal's types in order, "type:id:exit_code" for exec.exited; every line must pass the
+ * reader's check. */
+static char *journal_summary(const char *dir) {
+    char *path = dbx_xasprintf("%s/events.jsonl", dir);
+    FILE *f = fopen(path, "re");
+    assert_non_null(f);
+    struct dbx_buf b = {0};
+    char line[DBX_EVENTS_LINE_MAX + 2];
+    struct dbx_events_ctx *ctx = dbx_xcalloc(1, sizeof(*ctx));
+    while (fgets(line, sizeof(line), f)) {
+        size_t l = strlen(line);
+        assert_true(l > 0 && line[l - 1] == '\n');
+        dbx_error *err = NULL;
+        assert_int_equal(dbx_event_text(ctx, line, l - 1, NULL, &err), 0);
+        json_t *o = json_loadb(line, l - 1, 0, NULL);
+        const char *type = json_string_value(json_object_get(o, "type"));
+        char *item =
+            strcmp(type, "exec.exited") == 0
+                ? dbx_xasprintf("%s:%lld:%lld;", type, json_integer_value(json_object_get(o, "id")),
+                                json_is_null(json_object_get(o, "exit_code"))
+                                    ? -1ll
+                                    : json_integer_value(json_object_get(o, "exit_code")))
+                : dbx_xasprintf("%s;", type);
+        dbx_buf_put(&b, item, strlen(item));
+        free(item);
+        json_decref(o);
+    }
+    fclose(f);
+    free(ctx);
+    free(path);
+    char *r = dbx_xasprintf("%.*s", (int)b.len, (const char *)b.data);
+    dbx_buf_free(&b);
+    return r;
+}
+
+static void test_sup_events(void **state) {
+    (void)state;
+    struct sup *s = dbx_xcalloc(1, sizeof(*s));
+    s->proj.state_dir = tmpl;
+    sup_event_box(s, "started", "tcg");
+    /* hostile argv: bytes that are not UTF-8, controls, quotes; 100 entries (cut at 64) */
+    char *argv[101] = {"sh", "-c", "echo \"\xff\x1b[2J\\\"", NULL};
+    for (int i = 3; i < 100; i++)
+        argv[i] = "x";
+    struct dbx_exec_req req = {.user = "", .cwd = "/w", .argc = 100, .argv = argv};
+    sup_event_exec_start(s, 1, &req, false);
+    sup_event_exec_start(s, 2, &req, true);
+    sup_event_exec_start(s, 3, &req, false);
+    sup_event_exec_exit(s, 1, 3);
+    sup_event_exec_exit(s, 1, -1); /* the session's end after its EXIT: no second line */
+    sup_event_exec_exit(s, 3, -1); /* ended without EXIT */
+    sup_event_exec_exit(s, 7, 0);  /* never started: nothing */
+    sup_event_notice(s, 2, 1, UINT64_MAX, 5);
+    s->protect.count = 1;
+    snprintf(s->protect.first, sizeof(s->protect.first), ".git/hooks");
+    sup_event_protected(s, 1, ".git/hooks");
+    s->protect.count = 5;
+    sup_event_protected(s, 5, ".git/hooks"); /* within the second: held back until stop */
+    for (int i = 0; i < 15; i++)
+        sup_event_proxy(s, "deny", "evil.example:443", "not allowed");
+    sup_event_proxy(s, "allow", "ok.example:443", NULL);
+    sup_event_box(s, "stopping", "requested by a client");
+    sup_event_box(s, "stopped", NULL); /* session 2 is still open: the VM went away */
+    char *got = journal_summary(tmpl);
+    char want[2048] = "box.started;exec.started;exec.started;exec.started;exec.exited:1:3;"
+                      "exec.exited:3:-1;notice;protected;";
+    for (int i = 0; i < 10; i++)
+        strcat(want, "proxy.denied;");
+    strcat(want, "exec.exited:2:-1;protected;proxy.suppressed;box.stopped;");
+    assert_string_equal(got, want);
+    free(got);
+    char *path = dbx_xasprintf("%s/events.jsonl", tmpl);
+    test_sh("grep -q '\"count\":5,\"first\":\".git/hooks\"' %s", path);
+    test_sh("grep -q '\"type\":\"proxy.suppressed\",\"count\":5' %s", path);
+    test_sh("grep -q '\"why\":\"requested by a client\"' %s", path);
+    test_sh("grep -q '\"limit\":null,\"value\":5' %s", path);
+    test_sh("grep -q '\"x\",\"...\"],\"user\"' %s", path);
+    free(path);
+
+    /* a journal that cannot be written: the box goes on (logged once) */
+    s->proj.state_dir = "/nonexistent/dir";
+    sup_event_exec_start(s, 4, &req, false);
+    sup_event_exec_exit(s, 4, 0);
+    assert_true(s->events.failed);
+    free(s);
+}
+
 /* ---- the proxy's denials, read back from network.log (sandbox-net.c) ------------------- */
 
 struct denials {
@@ -366,6 +456,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_read_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follow_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_net_denials, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sup_events, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
