@@ -209,9 +209,13 @@ void sup_event_exec_start(struct sup *s, uint32_t gsid, const struct dbx_exec_re
     ev_begin(&b, "exec.started");
     ev_u64(&b, "id", gsid);
     dbx_buf_put(&b, ",\"argv\":[", 9);
-    for (uint32_t i = 0; i < req->argc && i <= DBX_EVENTS_ARGV_MAX; i++) {
+    /* An escaped string takes up to 6 bytes a byte: argv stops at a quarter of a line, so
+     * with user and cwd (each at most 6 KiB) the line stays under DBX_EVENTS_LINE_MAX. */
+    for (uint32_t i = 0; i < req->argc; i++) {
+        bool cut = i == DBX_EVENTS_ARGV_MAX || b.len > DBX_EVENTS_LINE_MAX / 4;
         if (i) dbx_buf_put(&b, ",", 1);
-        dbx_json_str(&b, i < DBX_EVENTS_ARGV_MAX ? req->argv[i] : "...", DBX_EVENTS_STR_MAX);
+        dbx_json_str(&b, cut ? "..." : req->argv[i], DBX_EVENTS_STR_MAX);
+        if (cut) break;
     }
     dbx_buf_put(&b, "]", 1);
     if (req->user && *req->user) {

@@ -399,6 +399,19 @@ static void test_sup_events(void **state) {
     test_sh("grep -q '\"x\",\"...\"],\"user\"' %s", path);
     free(path);
 
+    /* the longest argv, user and cwd there are, each byte escaped: the line is still written */
+    char *big = dbx_xcalloc(1, 4096);
+    memset(big, '\x01', 4095);
+    for (int i = 0; i < 100; i++)
+        argv[i] = big;
+    struct dbx_exec_req huge = {.user = big, .cwd = big, .argc = 100, .argv = argv};
+    sup_event_exec_start(s, 5, &huge, false);
+    assert_false(s->events.failed);
+    got = journal_summary(tmpl);
+    assert_non_null(strstr(got, "box.stopped;exec.started;"));
+    free(got);
+    free(big);
+
     /* a journal that cannot be written: the box goes on (logged once) */
     s->proj.state_dir = "/nonexistent/dir";
     sup_event_exec_start(s, 4, &req, false);
