@@ -29,6 +29,8 @@ const struct cmd_def cmd_table[] = {
     {"logs", cmd_logs, "logs [--network|--setup|...]",
      "the project's logs (network: every proxy decision)",
      "--network --setup --supervisor --console --qemu --virtiofsd", NULL},
+    {"events", cmd_events, "events [--json] [--follow] [-n N]",
+     "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n", NULL},
     {"profile", cmd_profile, "profile check | profile show [--json]",
      "validate or explain devbox.ini", "--json", "check show"},
     {"trust", cmd_trust, "trust", "allow this repo's devbox.ini to widen the default", NULL, NULL},

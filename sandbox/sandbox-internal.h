@@ -121,3 +121,38 @@ int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
 void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
 /* Strict: every field within its bound, enums in range, no trailing bytes. */
 int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err);
+
+/* ---- issue 13: the events journal (helper C): supervisor-events.c writes, cmd-events.c reads */
+#define DBX_EVENTS_NAME "events.jsonl"  /* in the state dir; rotated once to NAME ".1" */
+#define DBX_EVENTS_CAP (1u << 20)       /* a line that would take the file past this rotates it */
+#define DBX_EVENTS_LINE_MAX (32u << 10) /* longer lines are neither written nor read back */
+#define DBX_EVENTS_STR_MAX 1024u        /* bytes of one string value kept (cut, "..." added) */
+#define DBX_EVENTS_ARGV_MAX 64u         /* argv entries kept ("..." added after them) */
+/* s as a JSON string (quotes included) appended to b: at most max bytes of s (cut at a UTF-8
+ * boundary, "..." after the cut), '"', '\\' and every control byte escaped, a byte that is not
+ * part of valid UTF-8 replaced by U+FFFD: the line stays valid JSON whatever the guest sent.
+ * NULL gives null. */
+void dbx_json_str(struct dbx_buf *b, const char *s, size_t max);
+/* Append one journal line (len bytes ending in '\n', at most DBX_EVENTS_LINE_MAX) to dir_fd's
+ * events.jsonl with a single write(2) on an O_APPEND fd, so a reader never sees two lines
+ * interleaved; when the line would take the file past cap, the file is first renamed to
+ * events.jsonl.1 (atomically replacing the older one). */
+int dbx_events_append(int dir_fd, const char *line, size_t len, uint64_t cap, dbx_error **err);
+/* What the text form remembers between lines: each exec's command, for its exit line. */
+#define DBX_EVENTS_CMDS 256u
+struct dbx_events_ctx {
+    struct {
+        uint32_t id;
+        char cmd[96], user[32];
+    } exec[DBX_EVENTS_CMDS];
+};
+/* One journal line (without its '\n') checked: a JSON object without duplicate keys, with a
+ * string "time" (RFC 3339 UTC) and "type".  ret_text (may be NULL) gets its text form: one
+ * terminal-safe line without '\n', the time in local time.  0 or < 0 with *err. */
+int dbx_event_text(struct dbx_events_ctx *ctx, const char *line, size_t len, char **ret_text,
+                   dbx_error **err);
+/* The proxy's denials as they reach network.log, for the journal: from now on, fn gets each
+ * deny's target (host:port or name) and reason (NULL if none), on the loop's thread (read once
+ * a second in net_pollfds, and the last ones in net_free).  Accepts a NULL net. */
+typedef void net_deny_fn(void *data, const char *host, const char *reason);
+void net_on_deny(struct net *n, net_deny_fn *fn, void *data);

@@ -48,6 +48,10 @@ struct net {
     struct proxy *proxy;
     int log_fd;
     uint64_t log_checked_ms;
+    int log_rd;    /* the same file read back for its denials (net_on_deny), or -1 */
+    off_t log_off; /* how far it was read */
+    net_deny_fn *deny_fn;
+    void *deny_data;
     char *listen_addr;
     bool guest_ready;
 };
@@ -105,6 +109,57 @@ static int open_log(const char *state_dir, dbx_error **err) {
     return fd;
 }
 
+/* One decision line of the proxy (proxy_log: "WHEN VERDICT METHOD TARGET ADDR up=N down=N
+ * [reqs=N] [reason="..."]"): a deny goes to the hook.  The reason was cleaned by the proxy
+ * (printable ASCII, no quotes), so its closing quote is the line's last byte. */
+static void deny_line(struct net *n, char *line) {
+    char *sp = NULL, *tok[5] = {0};
+    char *reason = strstr(line, " reason=\"");
+    if (reason) {
+        *reason = 0;
+        reason += 9;
+        size_t l = strlen(reason);
+        if (l && reason[l - 1] == '"') reason[l - 1] = 0;
+    }
+    tok[0] = strtok_r(line, " ", &sp);
+    for (int i = 1; i < 5 && tok[i - 1]; i++)
+        tok[i] = strtok_r(NULL, " ", &sp);
+    if (tok[3] && strcmp(tok[1], "deny") == 0) n->deny_fn(n->deny_data, tok[3], reason);
+}
+
+/* The proxy's threads append to network.log; the loop reads what they appended since the last
+ * round (a bounded chunk a round; the cut at 8 MiB, cap_log, starts it again at 0). */
+static void read_denials(struct net *n) {
+    if (n->log_rd < 0 || !n->deny_fn) return;
+    struct stat st;
+    if (fstat(n->log_rd, &st) < 0) return;
+    if (st.st_size < n->log_off) n->log_off = 0;
+    char buf[65536];
+    ssize_t got = pread(n->log_rd, buf, sizeof(buf) - 1, n->log_off);
+    if (got <= 0) return;
+    char *end = memrchr(buf, '\n', (size_t)got);
+    if (!end) { /* a line longer than the buffer: not one proxy_log writes; skip it */
+        n->log_off += got;
+        return;
+    }
+    *end = 0;
+    n->log_off += end + 1 - buf;
+    char *sp = NULL;
+    for (char *l = strtok_r(buf, "\n", &sp); l; l = strtok_r(NULL, "\n", &sp))
+        deny_line(n, l);
+}
+
+void net_on_deny(struct net *n, net_deny_fn *fn, void *data) {
+    if (!n || n->log_fd < 0 || n->log_rd >= 0) return;
+    _cleanup_free_ char *path = dbx_xasprintf("/proc/self/fd/%d", n->log_fd);
+    n->log_rd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (n->log_rd < 0 || fstat(n->log_rd, &st) < 0) return;
+    n->log_off = st.st_size; /* earlier boots' decisions are not this box's news */
+    n->deny_fn = fn;
+    n->deny_data = data;
+}
+
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
             const struct net_secrets *sec, const char *state_dir, struct dbx_buf *agent_out,
             dbx_error **err) {
@@ -114,6 +169,7 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     n->listen_addr =
         dbx_xstrdup(user && user->listen && *user->listen ? user->listen : PROFILE_LISTEN_DEFAULT);
     n->log_fd = open_log(state_dir, err);
+    n->log_rd = -1;
     int r = n->log_fd < 0 ? -1 : 0;
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
         struct proxy_config cfg = {
@@ -145,6 +201,8 @@ void net_free(struct net *n) {
     for (size_t i = 0; i < n->nfwds; i++)
         close(n->fwds[i].lfd);
     if (n->proxy) proxy_stop(n->proxy);
+    read_denials(n); /* the last ones, now that no thread writes */
+    if (n->log_rd >= 0) close(n->log_rd);
     if (n->log_fd >= 0) close(n->log_fd);
     free(n->listen_addr);
     free(n);
@@ -370,6 +428,7 @@ static void cap_log(struct net *n) {
     uint64_t now = dbx_now_ms();
     if (n->log_fd < 0 || now - n->log_checked_ms < 1000) return;
     n->log_checked_ms = now;
+    read_denials(n);
     struct stat st;
     if (fstat(n->log_fd, &st) == 0 && st.st_size > NET_LOG_CAP && ftruncate(n->log_fd, 0) == 0) {
         static const char m[] = "[devbox: network log truncated at its size cap]\n";

@@ -281,6 +281,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sup_log("ready (accel %s, kernel %s, boot %llu ms)", vm_accel_name(s.vm.accel), s.guest.release,
             (unsigned long long)(dbx_now_ms() - s.vm.started_ms));
     sup_ready_say(&s, 'O', NULL);
+    sup_event_box(&s, "started", vm_accel_name(s.vm.accel));
     while (!s.guest.quit)
         sup_poll(&s, s.guest.stopping || s.guest.console_panic_ms ? 200 : 5000);
     /* The monitor, then the console, may still hold why QEMU went away (a panic, then a
@@ -291,6 +292,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     clean = s.guest.stopping && WIFEXITED(s.vm.qemu_status) && WEXITSTATUS(s.vm.qemu_status) == 0;
     sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.vm.qemu_status);
     sup_teardown(&s, clean);
+    sup_event_box(&s, "stopped", clean || s.guest.stopping ? NULL : "QEMU exited unexpectedly");
 out:
     if (err) {
         sup_log("error: %s", err->msg);

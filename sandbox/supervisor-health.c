@@ -34,6 +34,7 @@
 void sup_begin_stop(struct sup *s, const char *why) {
     if (s->guest.stopping) return;
     sup_log("stopping: %s", why);
+    sup_event_box(s, "stopping", why);
     s->guest.stopping = true;
     s->guest.stop_deadline = dbx_now_ms() + STOP_MS;
     /* A VM paused on a full disk cannot run its shutdown. */
@@ -58,6 +59,7 @@ static void guest_died(struct sup *s, const char *why, const char *source) {
     if (s->guest.dead) return;
     s->guest.dead = true;
     sup_log("%s (%s); killing QEMU", why, source);
+    sup_event_box(s, "stopping", why);
     if (!s->guest.ready && !s->guest.boot_error) s->guest.boot_error = dbx_xstrdup(why);
     _cleanup_free_ char *m =
         dbx_xasprintf("%s; the VM was stopped (logs in '%s'; the next command starts it again)",

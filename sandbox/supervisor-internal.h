@@ -37,6 +37,20 @@ struct logsink {
     size_t tail_len;
 };
 
+/* The events journal's memory (supervisor-events.c): sessions that have not yet had their
+ * exec.exited line, and the rate limits. */
+struct sup_events {
+    uint32_t exec_gsid[SESS_SLOTS]; /* 0: no session waiting for its exit line */
+    uint64_t exec_ms[SESS_SLOTS];   /* when it started (dbx_now_ms) */
+    char stop_why[128];             /* the reason sup_begin_stop gave, for box.stopped */
+    bool failed;                    /* a write failed: logged once, then silence */
+    uint64_t protected_ms;          /* when the last protected line was written */
+    uint64_t protected_logged;      /* the count it gave (a higher one is pending) */
+    uint64_t proxy_window_ms;       /* the one-second window of proxy.denied lines */
+    uint32_t proxy_n;               /* lines written in it */
+    uint64_t proxy_suppressed;      /* denials not written since the last summary */
+};
+
 /* Everything below belongs to the poll loop's thread (see sandbox-supervisor.c). */
 struct sup {
     /* what runs: set up by sup_prepare, fixed afterwards */
@@ -97,6 +111,8 @@ struct sup {
     /* the box's write attempts on protected paths, as the guest reports them (this boot: a
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
     struct dbx_protected protect;
+
+    struct sup_events events; /* the events journal (supervisor-events.c) */
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -179,3 +195,22 @@ int sup_write_status_file(struct sup *s, dbx_error **err);
 /* A PROTECTED frame from the guest (session 0): validated into s->protect, or logged and
  * dropped. */
 void sup_protected_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
+
+/* ---- issue 13: supervisor-events.c (helper C) ---- */
+/* Lines of <state_dir>/events.jsonl (see sandbox-internal.h's DBX_EVENTS_*).  Best effort:
+ * a failed write is logged once to the supervisor log and otherwise ignored.  what: "started",
+ * "stopped", "idle-stopped", or "stopping" (not written: remembers detail, the reason, for the
+ * stopped line); detail: the accelerator or the reason, or NULL.  box.stopped first writes an
+ * exec.exited (exit code null) for every session still open: each session gets exactly one. */
+void sup_event_box(struct sup *s, const char *what, const char *detail);
+void sup_event_exec_start(struct sup *s, uint32_t gsid, const struct dbx_exec_req *req,
+                          bool detached);
+/* exit_code: the command's code (128+N for signal N), < 0: none (an error ended the session).
+ * Only the first call for a started gsid writes a line. */
+void sup_event_exec_exit(struct sup *s, uint32_t gsid, int exit_code);
+void sup_event_notice(struct sup *s, uint32_t gsid, uint32_t kind, uint64_t limit, uint64_t value);
+/* At most one line a second; a count not yet written goes out with the next one or at stop. */
+void sup_event_protected(struct sup *s, uint64_t count, const char *first);
+/* Only verdict "deny" is written, at most 10 lines a second; the rest are counted into one
+ * proxy.suppressed line. */
+void sup_event_proxy(struct sup *s, const char *verdict, const char *host, const char *reason);

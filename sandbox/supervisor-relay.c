@@ -34,6 +34,7 @@ static uint32_t sess_alloc(struct sup *s, struct client *c) {
 }
 
 static void sess_free(struct sup *s, struct sess *x) {
+    sup_event_exec_exit(s, x->gsid, -1); /* no line if EXIT gave one */
     if (x->c) x->c->gsid = 0;
     x->gsid = 0;
     x->c = NULL;
@@ -154,6 +155,7 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     c->gsid = g;
     c->kind = C_EXEC;
     if (req.flags & DBX_EXEC_ADMIN) log_admin(&req);
+    sup_event_exec_start(s, g, &req, false);
     sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
 }
 
@@ -316,6 +318,7 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
         client_send(c, h->type, p, h->len);
         if (last) c->kind = C_CLOSING;
     }
+    if (h->type == DBX_MSG_EXIT) sup_event_exec_exit(s, x->gsid, sig ? 128 + (int)v : (int)v);
     if (last) sess_free(s, x);
 }
 

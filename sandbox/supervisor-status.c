@@ -72,6 +72,7 @@ void sup_protected_frame(struct sup *s, const struct dbx_frame_hdr *h, const uin
         sup_log("ignoring the guest's %s", err->msg);
         return;
     }
+    sup_event_protected(s, s->protect.count, s->protect.first);
     if (before == 0) { /* the first only: the rest is `devbox status`'s to say */
         _cleanup_free_ char *first = dbx_escape(s->protect.first);
         sup_log("the box tried to write a protected path: '%s'", first);
