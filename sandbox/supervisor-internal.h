@@ -97,6 +97,8 @@ struct sup {
     /* the box's write attempts on protected paths, as the guest reports them (this boot: a
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
     struct dbx_protected protect;
+
+    struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -179,3 +181,14 @@ int sup_write_status_file(struct sup *s, dbx_error **err);
 /* A PROTECTED frame from the guest (session 0): validated into s->protect, or logged and
  * dropped. */
 void sup_protected_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
+
+/* ---- issue 13: supervisor-watch.c (helper E) ---- */
+/* After the boot: start watching the workspace (failure logged, never fatal). */
+void sup_watch_start(struct sup *s);
+void sup_watch_stop(struct sup *s);
+/* The descriptor to poll for POLLIN, or -1. */
+int sup_watch_fd(const struct sup *s);
+/* timeout_ms, or less when the watcher has a notice due sooner. */
+int sup_watch_timeout(struct sup *s, int timeout_ms);
+/* After poll: read the watcher's events (readable) and send due CHANGED frames to the guest. */
+void sup_watch_dispatch(struct sup *s, bool readable);
