@@ -11,13 +11,14 @@
  * IN_ATTRIB (both times set) would be missed by those that ask only for modify/close_write and
  * by Go's fsnotify users, who drop CHMOD.  On the host the mtime keeps its value and the ctime
  * moves; the host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not
- * watch (it follows close-write: mounts/mounts.h), so nothing comes back.  Content: the forced statx refreshes size and times (a changed
- * size drops the cached pages), and with cache=auto each open without FOPEN_KEEP_CACHE drops
- * them too, so a watcher that re-opens the file reads the new bytes; no extra open here, which
- * would add IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method: an edit that lands on the host
- * between our statx and our setattr gets the mtime read just before it (ms earlier); a file the
- * box cannot set times on (owned on the host by another user) and anything that is not a regular
- * file or directory (a symlink is never followed) is reported through its directory instead.
+ * watch (it follows close-write: mounts/mounts.h), so nothing comes back.  Content: the forced
+ * statx refreshes size and times (a changed size drops the cached pages), and with cache=auto each
+ * open without FOPEN_KEEP_CACHE drops them too, so a watcher that re-opens the file reads the new
+ * bytes; no extra open here, which would add IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method:
+ * an edit that lands on the host between our statx and our setattr gets the mtime read just before
+ * it (ms earlier); a file the box cannot set times on (owned on the host by another user) and
+ * anything that is not a regular file or directory (a symlink is never followed) is reported
+ * through its directory instead.
  *
  * A path that no longer exists (deleted or renamed on the host) is reported through the nearest
  * directory above it that exists: IN_MODIFY|IN_ISDIR, so its watchers rescan.  n == 0 (the

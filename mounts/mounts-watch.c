@@ -14,13 +14,13 @@
 #include <sys/syscall.h>
 
 #define WATCH_MASK                                                                                 \
-    (IN_CREATE | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |          \
-     IN_ONLYDIR | IN_EXCL_UNLINK)
+    (IN_CREATE | IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ONLYDIR |           \
+     IN_EXCL_UNLINK)
 #define SKIP_DIR ".git/objects" /* see mounts.h */
 #define READ_ROUNDS 64u         /* reads per mounts_watch_read: the loop has other work too */
 
 struct wdir {
-    int wd; /* 0: free slot */
+    int wd;     /* 0: free slot */
     char *path; /* workspace-relative; "" is the root */
 };
 
@@ -254,8 +254,7 @@ static void drop_tree(struct mounts_watch *w, const char *dir) {
 static uint32_t default_max(void) {
     _cleanup_free_ char *s = NULL;
     uint64_t v = 0;
-    if (dbx_read_file_at(AT_FDCWD, "/proc/sys/fs/inotify/max_user_watches", 64, &s, NULL, NULL) <
-        0)
+    if (dbx_read_file_at(AT_FDCWD, "/proc/sys/fs/inotify/max_user_watches", 64, &s, NULL, NULL) < 0)
         return MOUNTS_WATCH_MAX / 8; /* unknown: a modest share */
     s[strcspn(s, "\n")] = '\0';
     if (dbx_parse_u64(s, 0, UINT32_MAX, &v) < 0) return MOUNTS_WATCH_MAX / 8;

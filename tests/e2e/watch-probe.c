@@ -18,10 +18,11 @@
 static const struct {
     unsigned bit;
     const char *name;
-} names[] = {{IN_MODIFY, "MODIFY"},     {IN_ATTRIB, "ATTRIB"},       {IN_CLOSE_WRITE, "CLOSE_WRITE"},
-             {IN_MOVED_FROM, "MOVED_FROM"}, {IN_MOVED_TO, "MOVED_TO"}, {IN_CREATE, "CREATE"},
-             {IN_DELETE, "DELETE"},     {IN_DELETE_SELF, "DELETE_SELF"}, {IN_MOVE_SELF, "MOVE_SELF"},
-             {IN_ISDIR, "ISDIR"},       {IN_Q_OVERFLOW, "OVERFLOW"}};
+} names[] = {
+    {IN_MODIFY, "MODIFY"},         {IN_ATTRIB, "ATTRIB"},           {IN_CLOSE_WRITE, "CLOSE_WRITE"},
+    {IN_MOVED_FROM, "MOVED_FROM"}, {IN_MOVED_TO, "MOVED_TO"},       {IN_CREATE, "CREATE"},
+    {IN_DELETE, "DELETE"},         {IN_DELETE_SELF, "DELETE_SELF"}, {IN_MOVE_SELF, "MOVE_SELF"},
+    {IN_ISDIR, "ISDIR"},           {IN_Q_OVERFLOW, "OVERFLOW"}};
 
 static void last_line(const char *dir, const char *name, char *out, size_t cap) {
     char path[4096], buf[65536];
@@ -43,8 +44,8 @@ static void last_line(const char *dir, const char *name, char *out, size_t cap) 
 int main(int argc, char **argv) {
     if (argc != 3) return 2;
     int fd = inotify_init1(IN_CLOEXEC);
-    if (fd < 0 || inotify_add_watch(fd, argv[1], IN_ALL_EVENTS & ~(IN_ACCESS | IN_OPEN |
-                                                                  IN_CLOSE_NOWRITE)) < 0) {
+    if (fd < 0 || inotify_add_watch(
+                      fd, argv[1], IN_ALL_EVENTS & ~(IN_ACCESS | IN_OPEN | IN_CLOSE_NOWRITE)) < 0) {
         perror("inotify");
         return 1;
     }

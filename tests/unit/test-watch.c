@@ -23,8 +23,7 @@
 
 static void test_changed_path_ok(void **state) {
     const char *good[] = {"a", "a/b", ".git/HEAD", "a/.b/c..d", "...", "x y/z"};
-    const char *bad[] = {"", "/a", "..", "a/..", "../a", "a/../b", ".", "./a", "a/.", "a//b",
-                         "a/"};
+    const char *bad[] = {"", "/a", "..", "a/..", "../a", "a/../b", ".", "./a", "a/.", "a//b", "a/"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++)
         assert_true(dbx_changed_path_ok(good[i]));
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
