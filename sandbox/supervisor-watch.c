@@ -27,9 +27,15 @@ int sup_watch_fd(const struct sup *s) {
     return s->watch ? mounts_watch_fd(s->watch) : -1;
 }
 
+/* Notices go out only to a guest that is up and keeps up. */
+static bool can_send(const struct sup *s) {
+    return s->watch && s->guest.ready && !s->guest.stopping && !s->guest.dead &&
+           s->relay.agent_fd >= 0 && dbx_buf_avail(&s->relay.agent_out) < AGENT_OUT_HIGH;
+}
+
 /* The poll timeout, shortened to the watcher's next notice. */
 int sup_watch_timeout(struct sup *s, int timeout_ms) {
-    if (!s->watch) return timeout_ms;
+    if (!can_send(s)) return timeout_ms; /* (a busy channel wakes the loop when it drains) */
     int t = mounts_watch_timeout(s->watch, dbx_now_ms());
     return t >= 0 && t < timeout_ms ? t : timeout_ms;
 }
@@ -42,10 +48,8 @@ void sup_watch_dispatch(struct sup *s, bool readable) {
     if (readable) mounts_watch_read(s->watch, now);
     _cleanup_free_ char *warn = mounts_watch_take_warning(s->watch);
     if (warn) sup_log("%s", warn);
-    if (!s->guest.ready || s->guest.stopping || s->relay.agent_fd < 0) return;
     struct dbx_buf b = {0};
-    while (dbx_buf_avail(&s->relay.agent_out) < AGENT_OUT_HIGH &&
-           mounts_watch_take(s->watch, now, &b)) {
+    while (can_send(s) && mounts_watch_take(s->watch, now, &b)) {
         sup_agent_send(s, DBX_MSG_CHANGED, 0, b.data, b.len);
         b.len = b.off = 0;
     }

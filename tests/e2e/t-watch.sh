@@ -82,5 +82,5 @@ assert_eq "$outdir_ctime" "$(stat -c %.9Z "$TEST_TMP/outside")" "ctime of a link
 assert_not_contains "$(cat "$LOG")" "secret" "the probe's view"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
-log "probe events: $(wc -l <"$LOG")"
+log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"
 ok dbx stop
