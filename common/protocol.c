@@ -489,3 +489,49 @@ bool dbx_user_is_root(const char *user) {
     bool uid0 = (n == 1 && user[0] == '0') || (n == 4 && memcmp(user, "root", 4) == 0);
     return uid0 && (!colon || strcmp(colon + 1, "0") == 0 || strcmp(colon + 1, "root") == 0);
 }
+
+/* ---- issue 13: CHANGED (helper E) ---- */
+
+bool dbx_changed_path_ok(const char *path) {
+    size_t len = strlen(path);
+    if (len == 0 || len > DBX_CHANGED_PATH_MAX || path[0] == '/') return false;
+    for (const char *c = path; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        c += n;
+        if (*c == '/' && *++c == '\0') return false; /* trailing '/': an empty component */
+    }
+    return true;
+}
+
+void dbx_changed_encode(struct dbx_buf *out, uint32_t n, const char *const *paths) {
+    dbx_buf_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++)
+        dbx_buf_put_str(out, paths[i]);
+}
+
+int dbx_changed_decode(const uint8_t *p, size_t n, uint32_t *ret_n, char ***ret_paths,
+                       dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    uint32_t count = 0;
+    if (dbx_get_u32(&c, &count) < 0 || count > DBX_CHANGED_MAX_PATHS ||
+        (uint64_t)count * 4 > c.left)
+        return dbx_error_setx(err, EPROTO, "malformed changed message: bad count");
+    char **v = dbx_xcalloc((size_t)count + 1, sizeof(char *));
+    const char *why = NULL;
+    for (uint32_t i = 0; i < count && !why; i++) {
+        if (dbx_get_str(&c, DBX_CHANGED_PATH_MAX, &v[i]) < 0)
+            why = "bad path string";
+        else if (!dbx_changed_path_ok(v[i]))
+            why = "path not workspace-relative";
+    }
+    if (!why && c.left != 0) why = "trailing bytes";
+    if (why) {
+        dbx_strv_free(v);
+        return dbx_error_setx(err, EPROTO, "malformed changed message: %s", why);
+    }
+    *ret_n = count;
+    *ret_paths = v;
+    return 0;
+}

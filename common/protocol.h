@@ -273,3 +273,20 @@ bool dbx_user_is_root(const char *user);
 
 /* Map an EXIT payload to a shell exit code: value, or 128+signal. */
 int dbx_exit_code(bool signaled, uint32_t value);
+
+/* ---- issue 13: CHANGED (helper E) ---- */
+
+/* CHANGED (host->guest, session 0): u32 n, n x str path.  Each path is workspace-relative:
+ * not empty, no leading '/', no empty, "." or ".." component, at most DBX_CHANGED_PATH_MAX
+ * bytes.  n == 0 means "too many changes: rescan" (the guest touches the workspace root).  A
+ * payload never exceeds DBX_FRAME_MAX: a sender splits longer lists over several frames. */
+#define DBX_CHANGED_MAX_PATHS 256u
+#define DBX_CHANGED_PATH_MAX 4096u
+/* Whether path is acceptable in CHANGED (above). */
+bool dbx_changed_path_ok(const char *path);
+/* n paths (each dbx_changed_path_ok, n <= DBX_CHANGED_MAX_PATHS; the caller checks). */
+void dbx_changed_encode(struct dbx_buf *out, uint32_t n, const char *const *paths);
+/* Strict: count within the cap, every path acceptable, no trailing bytes.  *ret_paths is a
+ * NULL-terminated vector (dbx_strv_free); -EPROTO with *err naming the problem otherwise. */
+int dbx_changed_decode(const uint8_t *p, size_t n, uint32_t *ret_n, char ***ret_paths,
+                       dbx_error **err);

@@ -346,3 +346,7 @@ uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
 int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
                         bool switched, struct child_report *r);
+
+/* ---- issue 13: init-watch.c (helper E) ---------------------------------------------------- */
+/* CHANGED from the host: raise inotify events in the guest for files edited on the host. */
+void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);

@@ -482,6 +482,8 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_SHUTDOWN] = on_shutdown,
     [DBX_MSG_PING] = on_ping,
     [DBX_MSG_ERROR] = on_conn_error,
+    /* host edits for the box's file watchers */
+    [DBX_MSG_CHANGED] = watch_on_changed,
 };
 
 static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {

@@ -119,3 +119,60 @@ int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, 
  * the fix; NULL when it fits, when the limit is too large to be worth counting against
  * (MOUNTS_NOFILE_CHECK_MAX) or when counting failed (a warning is best effort). */
 char *mounts_nofile_warning(const char *source);
+
+/* ---- mounts-watch.c: host edits, for the guest's file watchers (issue 13) ----
+ * virtiofs does not tell the guest about changes made on the host, so inotify watchers in the
+ * box (test runners, bundlers) would never wake for an edit made in a host editor.  The
+ * supervisor watches the workspace here and sends the changed paths in CHANGED frames; the
+ * guest (guest/init-watch.c) makes its own kernel report them.
+ *
+ * Recursive inotify over every directory below root, opened fd-relative with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (a symbolic link is never followed; the directory it
+ * names, in the share or outside, is not watched), new directories watched as they appear.
+ * `.git/objects` is skipped: hundreds of fan-out directories that only git writes, content
+ * addressed, never edited in place and not what any watcher follows (HEAD, refs and the index
+ * stay watched).
+ * Events: create, close-write, delete and both halves of a move.  Neither IN_MODIFY nor
+ * IN_ATTRIB: the guest raises events by setting a file's mtime (to the value it has), which the
+ * host's kernel reports as IN_MODIFY (and a change of both times as IN_ATTRIB), so watching either
+ * would bring every notice back as a new one, forever.  An edit is complete when its writer
+ * closes the file, which is when an editor's save reports close-write (or a rename over it,
+ * a move); what is missed is a write through a descriptor kept open (a log appended by a running
+ * host process, a truncate(1)), reported only when it closes.  The box's own writes reach the
+ * host as virtiofsd's writes and come back once, coalesced: the guest's watchers see one extra
+ * modify per path per window (inotify does not say who wrote, and telling virtiofsd's writes
+ * apart would need fanotify's privileges); that echo raises no host event, so it ends there.
+ * Caps: at most min(MOUNTS_WATCH_MAX, half of fs.inotify.max_user_watches) directories (the
+ * rest of the user's editors and tools keep the other half), one warning past it; at most
+ * MOUNTS_WATCH_PENDING_MAX distinct pending paths, past which (or on the kernel's queue
+ * overflow) the next notice is a single "rescan".
+ * Coalescing and rate: a notice goes out once no event came for MOUNTS_WATCH_QUIET_MS, or
+ * MOUNTS_WATCH_DELAY_MS after the first pending event, and never sooner than
+ * MOUNTS_WATCH_INTERVAL_MS after the previous one. */
+#define MOUNTS_WATCH_MAX 65536u
+#define MOUNTS_WATCH_PENDING_MAX 4096u
+#define MOUNTS_WATCH_QUIET_MS 50u
+#define MOUNTS_WATCH_DELAY_MS 200u
+#define MOUNTS_WATCH_INTERVAL_MS 100u
+
+struct mounts_watch;
+
+/* Watch the tree at root (absolute).  max_watches: 0 for the default above, else a lower cap
+ * (tests).  Errors: the inotify instance or root itself (a missing or non-directory root). */
+int mounts_watch_new(const char *root, uint32_t max_watches, struct mounts_watch **ret,
+                     dbx_error **err);
+struct mounts_watch *mounts_watch_free(struct mounts_watch *w);
+/* The inotify descriptor to poll for POLLIN (non-blocking, close-on-exec). */
+int mounts_watch_fd(const struct mounts_watch *w);
+/* Read and record what the kernel queued (call when the fd is readable). */
+void mounts_watch_read(struct mounts_watch *w, uint64_t now_ms);
+/* Milliseconds until mounts_watch_take has something to give (0: now), or -1: nothing pending. */
+int mounts_watch_timeout(const struct mounts_watch *w, uint64_t now_ms);
+/* When a notice is due at now_ms: append one CHANGED payload (dbx_changed_encode: at most
+ * DBX_CHANGED_MAX_PATHS paths and DBX_FRAME_MAX bytes, or n = 0 for a rescan) to out and
+ * return true; call again until it returns false to drain the rest. */
+bool mounts_watch_take(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *out);
+/* A message to log once (the watch cap was reached), then NULL; the caller frees it. */
+char *mounts_watch_take_warning(struct mounts_watch *w);
+/* Directories watched now. */
+size_t mounts_watch_count(const struct mounts_watch *w);

@@ -135,10 +135,12 @@ void sup_poll(struct sup *s, int timeout_ms) {
                            (dbx_buf_avail(&c->out) ? POLLOUT : 0));
         pfd[n++] = (struct pollfd){c->fd, ev, 0};
     }
+    size_t watch_i = n;
+    pfd[n++] = (struct pollfd){sup_watch_fd(s), POLLIN, 0};
     size_t net_i = n;
     size_t net_n = net_pollfds(s->net, pfd + n, MAX_NET_FDS, agent_busy);
     n += net_n;
-    if (poll(pfd, n, timeout_ms) < 0) return;
+    if (poll(pfd, n, sup_watch_timeout(s, timeout_ms)) < 0) return;
     if (pfd[0].revents) reap(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->vm.logs[i].in >= 0) sup_logsink_pump(&s->vm.logs[i]);
@@ -158,6 +160,7 @@ void sup_poll(struct sup *s, int timeout_ms) {
         if (pfd[cl_i + i].fd != c->fd) continue;
         if (pfd[cl_i + i].revents & (POLLIN | POLLHUP | POLLERR)) sup_client_read(s, c);
     }
+    sup_watch_dispatch(s, pfd[watch_i].revents & POLLIN);
     for (size_t i = 0; i < s->relay.nclients; i++)
         sup_client_flush(s->relay.clients[i]);
     sup_agent_flush(s);
@@ -282,6 +285,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
             (unsigned long long)(dbx_now_ms() - s.vm.started_ms));
     sup_ready_say(&s, 'O', NULL);
     sup_event_box(&s, "started", vm_accel_name(s.vm.accel));
+    sup_watch_start(&s);
     while (!s.guest.quit)
         sup_poll(&s, s.guest.stopping || s.guest.console_panic_ms ? 200 : 5000);
     /* The monitor, then the console, may still hold why QEMU went away (a panic, then a
@@ -300,6 +304,7 @@ out:
         sup_teardown(&s, false);
     }
     if (s.sig_fd >= 0) close(s.sig_fd);
+    sup_watch_stop(&s);
     free(s.guest.boot_error);
     free(s.guest.release);
     vm_kernel_clear(&s.kernel);

@@ -113,6 +113,7 @@ struct sup {
     struct dbx_protected protect;
 
     struct sup_events events; /* the events journal (supervisor-events.c) */
+    struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -214,3 +215,13 @@ void sup_event_protected(struct sup *s, uint64_t count, const char *first);
 /* Only verdict "deny" is written, at most 10 lines a second; the rest are counted into one
  * proxy.suppressed line. */
 void sup_event_proxy(struct sup *s, const char *verdict, const char *host, const char *reason);
+/* ---- issue 13: supervisor-watch.c (helper E) ---- */
+/* After the boot: start watching the workspace (failure logged, never fatal). */
+void sup_watch_start(struct sup *s);
+void sup_watch_stop(struct sup *s);
+/* The descriptor to poll for POLLIN, or -1. */
+int sup_watch_fd(const struct sup *s);
+/* timeout_ms, or less when the watcher has a notice due sooner. */
+int sup_watch_timeout(struct sup *s, int timeout_ms);
+/* After poll: read the watcher's events (readable) and send due CHANGED frames to the guest. */
+void sup_watch_dispatch(struct sup *s, bool readable);

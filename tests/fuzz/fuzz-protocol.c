@@ -173,6 +173,23 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(first == NULL);
     }
 
+    /* ---- issue 13: CHANGED (helper E) ---- */
+    char **paths = NULL;
+    dbx_error *cerr = NULL;
+    if (dbx_changed_decode(p, n, &u32, &paths, &cerr) == 0) {
+        CHECK(u32 <= DBX_CHANGED_MAX_PATHS);
+        for (uint32_t i = 0; i < u32; i++)
+            CHECK(dbx_changed_path_ok(paths[i]));
+        struct dbx_buf b = {0};
+        dbx_changed_encode(&b, u32, (const char *const *)paths);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_strv_free(paths);
+    } else {
+        CHECK(cerr != NULL && paths == NULL);
+        dbx_error_free(&cerr);
+    }
+
     /* the cursor primitives on their own: a string decoded in place has exactly its bytes */
     struct dbx_cursor c = {p, n};
     while (c.left > 0) {

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# t-watch: host edits wake inotify watchers in the box (issue 13).  One boot; a static probe
+# (watch-probe.c) watches a workspace directory in the box and prints each event with the
+# file's last line.  An append on the host wakes it within 2 s and it reads the new content; the
+# file keeps its mtime on the host; a file created on the host is reported; 1,000 rapid host
+# edits reach it as far fewer events, the last edit's content among them; once the edits stop
+# the events stop (no feedback loop); a symlink in the workspace pointing outside is never
+# followed (its target's ctime is unchanged on the host).
+. "$(dirname "$0")/lib.sh"
+
+command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+gcc -static -O2 -o "$R/watch-probe" "$E2E_DIR/watch-probe.c" >"$TEST_TMP/probe-cc.log" 2>&1 ||
+    fail "gcc -static watch-probe.c failed: $(tail -n 3 "$TEST_TMP/probe-cc.log")"
+mkdir -p "$R/w" "$TEST_TMP/outside"
+echo 0 >"$R/w/a.txt"
+echo secret >"$TEST_TMP/outside/target.txt"
+ln -s "$TEST_TMP/outside/target.txt" "$R/w/out"
+ln -s "$TEST_TMP/outside" "$R/w/outdir"
+target_ctime=$(stat -c %.9Z "$TEST_TMP/outside/target.txt")
+
+ok dbx exec -- true
+LOG=$TEST_TMP/watch.log
+"$DEVBOX" exec -- ./watch-probe w 120 >"$LOG" 2>"$TEST_TMP/watch.err" </dev/null &
+PROBE=$!
+CLEANUP_HOOKS+=("kill $PROBE 2>/dev/null")
+wait_until 60 grep -q '^ready' "$LOG" || fail "the probe did not start: $(show "$(cat "$TEST_TMP/watch.err")")"
+
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+# wait_line ERE MS: wait up to MS for a probe line matching ERE; prints the wait in ms
+wait_line() {
+    local t0 t
+    t0=$(now_ms)
+    while ! grep -Eq -- "$1" "$LOG"; do
+        t=$(now_ms)
+        [ $((t - t0)) -gt "$2" ] && return 1
+        sleep 0.05
+    done
+    echo $(($(now_ms) - t0))
+}
+
+# ---- an edit wakes the watcher within 2 s, which reads the new content --------------------
+echo x1 >>"$R/w/a.txt"
+mtime=$(stat -c %.9Y "$R/w/a.txt")
+ms=$(wait_line ' a\.txt content=x1$' 2000) || fail "no event for a.txt within 2 s: $(show "$(cat "$LOG")")"
+log "host edit seen in the box after ${ms} ms"
+sleep 1
+assert_eq "$mtime" "$(stat -c %.9Y "$R/w/a.txt")" "a.txt's mtime on the host after the box's re-touch"
+
+# ---- a file created on the host is reported ----------------------------------------------
+echo hello >"$R/w/new.txt"
+wait_line ' new\.txt content=hello$' 2000 >/dev/null ||
+    fail "no event for new.txt within 2 s: $(show "$(cat "$LOG")")"
+
+# ---- symlinks to the outside: created and edited through on the host, never followed ------
+ln -s "$TEST_TMP/outside/target.txt" "$R/w/out2"
+echo more >>"$R/w/outdir/other.txt" # outside the workspace: not watched
+outdir_ctime=$(stat -c %.9Z "$TEST_TMP/outside")
+sleep 1
+
+# ---- 1,000 rapid edits: coalesced, the last one not lost ----------------------------------
+before=$(grep -c ' b\.txt ' "$LOG" || true)
+for i in $(seq 1000); do echo "$i" >>"$R/w/b.txt"; done
+wait_line ' b\.txt content=1000$' 3000 >/dev/null ||
+    fail "the last of 1,000 edits was not reported: $(show "$(tail -n 5 "$LOG")")"
+sleep 1
+n=$(($(grep -c ' b\.txt ' "$LOG") - before))
+log "1,000 host edits of b.txt: $n events in the box"
+assert_le "$n" 100 "events for 1,000 edits"
+
+# ---- no feedback loop: once the edits stop, the events stop ------------------------------
+sleep 2
+c1=$(wc -l <"$LOG")
+sleep 3
+c2=$(wc -l <"$LOG")
+assert_eq "$c1" "$c2" "probe lines 2 s and 5 s after the last edit (tail: $(show "$(tail -n 3 "$LOG")"))"
+
+assert_eq "$target_ctime" "$(stat -c %.9Z "$TEST_TMP/outside/target.txt")" "ctime of a symlink's target outside"
+assert_eq "$outdir_ctime" "$(stat -c %.9Z "$TEST_TMP/outside")" "ctime of a linked directory outside"
+assert_not_contains "$(cat "$LOG")" "secret" "the probe's view"
+kill "$PROBE" 2>/dev/null
+wait "$PROBE" 2>/dev/null
+log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"
+ok dbx stop
