@@ -1,4 +1,4 @@
-/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs`. */
+/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs` (a detached command's: cmd-ps.c). */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -55,10 +55,14 @@ static const char *log_file(int argc, char **argv) {
 }
 
 int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
+    /* `logs [-f] PID`: a detached command's output (cmd-ps.c) */
+    bool f = argc == 3 && strcmp(argv[1], "-f") == 0;
+    if ((argc == 2 && argv[1][0] != '-') || f) return cmd_logs_pid(ctx, argv[argc - 1], f);
     const char *file = log_file(argc, argv);
     if (!file) {
         fprintf(stderr, "usage: devbox logs [--network | --setup | --supervisor | --console | "
-                        "--qemu | --virtiofsd]\n");
+                        "--qemu | --virtiofsd]\n"
+                        "       devbox logs [-f] PID\n");
         return 125;
     }
     struct dbx_project proj = {0};

@@ -33,6 +33,11 @@ int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_completion(struct cmd_ctx *ctx, int argc, char **argv);
+/* issue 13: processes (cmd-ps.c) */
+int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv);
+/* `devbox logs [-f] PID` (cmd_logs passes it on) */
+int cmd_logs_pid(struct cmd_ctx *ctx, const char *pid, bool follow);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)
