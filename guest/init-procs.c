@@ -15,10 +15,10 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define LINGER_MAX 4096u       /* leaves remembered for removal; more are left in place */
-#define PASSWD_MAX (1u << 20)  /* /etc/passwd read for user names */
-#define PROC_FILE_MAX 8192u    /* /proc/PID/{stat,status,cgroup} */
-#define PS_SCAN_MAX 65536u     /* /proc entries looked at per request */
+#define LINGER_MAX 4096u      /* leaves remembered for removal; more are left in place */
+#define PASSWD_MAX (1u << 20) /* /etc/passwd read for user names */
+#define PROC_FILE_MAX 8192u   /* /proc/PID/{stat,status,cgroup} */
+#define PS_SCAN_MAX 65536u    /* /proc entries looked at per request */
 
 /* ---- leaves ----------------------------------------------------------------------------- */
 
@@ -138,7 +138,7 @@ static bool in_box(struct agent *a, pid_t pid, uint32_t *ret_session) {
     if (!l || strncmp(l, a->box.cg_line, bl) != 0) return false;
     const char *rest = l + bl;
     if (*rest == '\n' || *rest == '\0') return true; /* in box itself (an older init's way) */
-    if (rest[0] != '/') return false;                 /* "/box2": a sibling, not ours */
+    if (rest[0] != '/') return false;                /* "/box2": a sibling, not ours */
     if (rest[1] != 's') return true;
     char *end = NULL;
     errno = 0;

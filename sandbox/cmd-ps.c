@@ -41,12 +41,12 @@ static int ps_json(const struct dbx_ps_reply *r) {
     for (uint32_t i = 0; i < r->n; i++) {
         const struct dbx_ps_entry *e = &r->v[i];
         json_array_append_new(
-            arr, json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:s}", "pid",
-                           (json_int_t)e->pid, "ppid", (json_int_t)e->ppid, "uid",
-                           (json_int_t)e->uid, "user", e->user, "session", (json_int_t)e->session,
-                           "age_ms", (json_int_t)e->start_ms_ago, "cpu_ms", (json_int_t)e->cpu_ms,
-                           "rss_bytes", (json_int_t)e->rss_bytes, "detached", e->detached,
-                           "command", e->cmd));
+            arr,
+            json_pack("{s:I, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:b, s:s}", "pid",
+                      (json_int_t)e->pid, "ppid", (json_int_t)e->ppid, "uid", (json_int_t)e->uid,
+                      "user", e->user, "session", (json_int_t)e->session, "age_ms",
+                      (json_int_t)e->start_ms_ago, "cpu_ms", (json_int_t)e->cpu_ms, "rss_bytes",
+                      (json_int_t)e->rss_bytes, "detached", e->detached, "command", e->cmd));
     }
     /* JSON_ENSURE_ASCII: the guest's bytes come out as \u escapes, never as terminal controls */
     char *s = json_dumps(arr, JSON_INDENT(2) | JSON_ENSURE_ASCII);
@@ -131,8 +131,8 @@ int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv) {
             have_pid = true;
         } else {
             _cleanup_free_ char *q = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: kill: unexpected '%s'\nusage: devbox kill [-s SIG] PID|--all\n",
-                    q);
+            fprintf(stderr,
+                    "devbox: kill: unexpected '%s'\nusage: devbox kill [-s SIG] PID|--all\n", q);
             return 125;
         }
     }

@@ -110,8 +110,7 @@ static void ps_reply(struct sup *s, const uint8_t *p, uint32_t n) {
     if (dbx_ps_reply_decode(p, n, &r, &e) < 0) {
         sup_log("bad PS_REPLY from the guest: %s", e->msg);
         /* the token, when there is one, says whom to tell */
-        if (dbx_dec_u64(p, n >= 8 ? 8 : n, &token) == 0 &&
-            take_pending(s, token, DBX_MSG_PS, &req))
+        if (dbx_dec_u64(p, n >= 8 ? 8 : n, &token) == 0 && take_pending(s, token, DBX_MSG_PS, &req))
             sup_client_error(req.c, DBX_ERR_FAILED, "malformed process list from the guest");
         return;
     }
@@ -187,10 +186,11 @@ static int log_open(struct sup *s, struct sess *x, bool rotate, dbx_error **err)
         unlinkat(dfd, done, 0);
     }
     if (x->log_fd >= 0) close(x->log_fd);
-    x->log_fd = openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                       0600);
+    x->log_fd =
+        openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     x->log_bytes = 0;
-    if (x->log_fd < 0) return dbx_error_set(err, errno, "open '%s/procs/%s'", s->proj.state_dir, name);
+    if (x->log_fd < 0)
+        return dbx_error_set(err, errno, "open '%s/procs/%s'", s->proj.state_dir, name);
     return 0;
 }
 
@@ -243,11 +243,10 @@ void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_fr
         if (h->len == 0) return;
         log_write(s, x, p, h->len);
         uint8_t cr[5];
-        sup_agent_send(s, DBX_MSG_CREDIT, x->gsid, cr,
-                       dbx_enc_credit(cr,
-                                      h->type == DBX_MSG_STDOUT ? DBX_STREAM_STDOUT
-                                                                : DBX_STREAM_STDERR,
-                                      h->len));
+        sup_agent_send(
+            s, DBX_MSG_CREDIT, x->gsid, cr,
+            dbx_enc_credit(cr, h->type == DBX_MSG_STDOUT ? DBX_STREAM_STDOUT : DBX_STREAM_STDERR,
+                           h->len));
         return;
     case DBX_MSG_EXIT:
         write_exit(s, x, dbx_dec_exit(p, h->len, &sig, &v) == 0 ? dbx_exit_code(sig, v) : 125);
