@@ -126,7 +126,7 @@ int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv) {
             }
         } else if (strcmp(argv[i], "--all") == 0 && !all) {
             all = true;
-        } else if (!have_pid && dbx_parse_u64(argv[i], 2, INT32_MAX, &v) == 0) {
+        } else if (!have_pid && dbx_parse_u64(argv[i], 1, INT32_MAX, &v) == 0) {
             pid = (uint32_t)v;
             have_pid = true;
         } else {
