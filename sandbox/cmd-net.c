@@ -78,19 +78,7 @@ int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
         return cmd_fail(&err);
     }
     /* The console log is the guest's bytes (a process name in an OOM line, say): replayed
-     * escaped, in chunks cut where a UTF-8 sequence or a "\r\n" may continue. */
-    char buf[65536];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        have += (size_t)n;
-        size_t cut = n == 0 ? have : dbx_escape_cut(buf, have);
-        _cleanup_free_ char *e = dbx_escape_n(buf, cut, DBX_ESC_LINES);
-        if (dbx_write_all(1, e, strlen(e)) < 0 || n == 0) break;
-        memmove(buf, buf + cut, have - cut);
-        have -= cut;
-    }
+     * escaped. */
+    cmd_dump_escaped(fd);
     return 0;
 }

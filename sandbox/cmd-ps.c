@@ -154,8 +154,7 @@ int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv) {
 
 /* ---- logs of detached commands ---------------------------------------------------------- */
 
-/* Copy fd to stdout, escaped, until EOF (the console log's way, cmd_logs). */
-static int dump_fd(int fd) {
+int cmd_dump_escaped(int fd) {
     char buf[65536];
     size_t have = 0;
     for (;;) {
@@ -188,7 +187,7 @@ static int follow(const struct dbx_project *proj, int dfd, const char *name, int
         bool stopped = dbx_status_read(proj->run_dir, &st) == -ENOENT;
         dbx_status_clear(&st);
         bool done = stopped || file_exists_at(dfd, exitname);
-        if (dump_fd(fd) < 0) return 0;
+        if (cmd_dump_escaped(fd) < 0) return 0;
         struct stat a, b;
         if (fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &b) == 0 &&
             a.st_ino != b.st_ino) { /* rotated: the rest of the old file was just read */
@@ -231,11 +230,11 @@ int cmd_logs_pid(struct cmd_ctx *ctx, const char *pidarg, bool follow_it) {
         return 125;
     }
     _cleanup_close_ int ofd = openat(dfd, old, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (ofd >= 0) dump_fd(ofd);
+    if (ofd >= 0) cmd_dump_escaped(ofd);
     if (follow_it) {
         follow(&proj, dfd, name, fd);
     } else {
-        dump_fd(fd);
+        cmd_dump_escaped(fd);
         close(fd);
     }
     dbx_project_clear(&proj);

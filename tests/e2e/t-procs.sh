@@ -90,3 +90,9 @@ ok dbx kill -s KILL --all
 gone_all() { run dbx ps && [ "$RC" = 0 ] && ! grep -q "sleep 303" "$TEST_TMP/stdout"; }
 wait_until 30 gone_all || fail "kill --all left: $(show "$OUT")"
 ok dbx exec -- true
+
+# every ended command's leaf is gone: only this command's own is left
+one_leaf() { run dbx exec -- sh -c 'ls -d /sys/fs/cgroup/box/s*' && [ "$(printf '%s\n' "$OUT" | grep -c .)" = 1 ]; }
+wait_until 30 one_leaf || fail "leaf cgroups left behind: $(show "$OUT")"
+expect_rc 125 dbx logs 99999
+assert_contains "$ERR" "no log for process 99999" "logs of a pid without a log"

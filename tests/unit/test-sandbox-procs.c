@@ -18,17 +18,22 @@ static void test_duration(void **state) {
     static const struct {
         const char *s;
         uint32_t ms;
-    } good[] = {{"30", 30000},   {"30s", 30000},       {"5m", 300000},
-                {"1h", 3600000}, {"2d", 172800000},    {"1", 1000},
-                {"30d", DBX_EXEC_TIMEOUT_MAX},          {"0001s", 1000}};
+    } good[] = {{"30", 30000},
+                {"30s", 30000},
+                {"5m", 300000},
+                {"1h", 3600000},
+                {"2d", 172800000},
+                {"1", 1000},
+                {"30d", DBX_EXEC_TIMEOUT_MAX},
+                {"0001s", 1000}};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++) {
         uint32_t ms = 0;
         assert_int_equal(dbx_parse_duration_ms(good[i].s, &ms, NULL), 0);
         assert_int_equal(ms, good[i].ms);
     }
-    static const char *const bad[] = {"",    "0",   "0s",  "5x",   "1.5s",        "-1", " 5",
-                                      "5s ", "31d", "s",   "5ss",  "99999999999", "5S", "+5",
-                                      "1e3", "5ms", "721h"};
+    static const char *const bad[] = {"",   "0",   "0s",  "5x",  "1.5s", "-1",
+                                      " 5", "5s ", "31d", "s",   "5ss",  "99999999999",
+                                      "5S", "+5",  "1e3", "5ms", "721h"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         uint32_t ms = 7;
         dbx_error *err = NULL;
