@@ -435,6 +435,8 @@ int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *pr
 
 /* ---- issue 13: processes (helper A) ---- */
 
+#define PROCS_REPLY_TIMEOUT_S 30u
+
 /* One request on a fresh connection to the running supervisor, and its reply frame of type
  * want (an ERROR frame becomes the error).  *ret_p is malloc'd. */
 static int procs_request(const struct dbx_paths *paths, const struct dbx_project *proj,
@@ -447,8 +449,17 @@ static int procs_request(const struct dbx_paths *paths, const struct dbx_project
     if (r < 0) return -1;
     r = dbx_send_frame(fd, type, 0, p, n);
     if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    /* the guest answers in milliseconds; one that does not (hung, an init without PS) must not
+     * hang the command */
+    const struct timeval tv = {.tv_sec = PROCS_REPLY_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     _cleanup_free_ uint8_t *payload = NULL;
     r = read_frame(fd, h, &payload, err);
+    if (r < 0 && err && *err && (*err)->code == EAGAIN) {
+        dbx_error_free(err);
+        return dbx_error_setx(err, ETIMEDOUT, "the box did not answer within %us",
+                              PROCS_REPLY_TIMEOUT_S);
+    }
     if (r == -EPIPE) return dbx_error_set(err, 0, "the supervisor went away");
     if (r < 0) return -1;
     if (h->type == DBX_MSG_ERROR) {
