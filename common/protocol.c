@@ -174,6 +174,7 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out) {
     dbx_buf_put_u32(out, req->flags);
     dbx_buf_put_u16(out, req->rows);
     dbx_buf_put_u16(out, req->cols);
+    dbx_buf_put_u32(out, req->timeout_ms);
     dbx_buf_put_str(out, req->user);
     dbx_buf_put_str(out, req->cwd);
     dbx_buf_put_u32(out, req->argc);
@@ -220,8 +221,9 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     struct dbx_cursor c = {p, n};
     struct dbx_exec_req r = {0};
     if (dbx_get_u32(&c, &r.flags) < 0 || dbx_get_u16(&c, &r.rows) < 0 ||
-        dbx_get_u16(&c, &r.cols) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
-        dbx_get_str(&c, 4096, &r.cwd) < 0 || dbx_get_strv(&c, DBX_MAX_ARGS, &r.argc, &r.argv) < 0 ||
+        dbx_get_u16(&c, &r.cols) < 0 || dbx_get_u32(&c, &r.timeout_ms) < 0 ||
+        dbx_get_str(&c, 256, &r.user) < 0 || dbx_get_str(&c, 4096, &r.cwd) < 0 ||
+        dbx_get_strv(&c, DBX_MAX_ARGS, &r.argc, &r.argv) < 0 ||
         dbx_get_strv(&c, DBX_MAX_ENV, &r.envc, &r.env) < 0) {
         dbx_exec_req_free(&r);
         return dbx_error_set(err, EPROTO, "malformed exec request");
@@ -229,8 +231,11 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     const char *why = NULL;
     if (c.left != 0)
         why = "trailing bytes";
-    else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN))
+    else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
+                                   DBX_EXEC_DETACH))
         why = "unknown flags";
+    else if (r.timeout_ms > DBX_EXEC_TIMEOUT_MAX)
+        why = "timeout over 30 days";
     else if (r.cwd[0] != '/')
         why = "working directory is not absolute";
     else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN))
@@ -533,5 +538,119 @@ int dbx_changed_decode(const uint8_t *p, size_t n, uint32_t *ret_n, char ***ret_
     }
     *ret_n = count;
     *ret_paths = v;
+    return 0;
+}
+
+/* ---- issue 13: processes (helper A) ---- */
+
+size_t dbx_ps_entry_size(const struct dbx_ps_entry *e) {
+    return 4 * 4 + 3 * 8 + 4 + strlen(e->user) + 4 + strlen(e->cmd) + 1;
+}
+
+void dbx_ps_entry_encode(struct dbx_buf *out, const struct dbx_ps_entry *e) {
+    dbx_buf_put_u32(out, e->pid);
+    dbx_buf_put_u32(out, e->ppid);
+    dbx_buf_put_u32(out, e->uid);
+    dbx_buf_put_u32(out, e->session);
+    dbx_buf_put_u64(out, e->start_ms_ago);
+    dbx_buf_put_u64(out, e->cpu_ms);
+    dbx_buf_put_u64(out, e->rss_bytes);
+    dbx_buf_put_str(out, e->user);
+    dbx_buf_put_str(out, e->cmd);
+    dbx_buf_put_u8(out, e->detached);
+}
+
+void dbx_ps_reply_begin(struct dbx_buf *out, uint64_t token, uint32_t n) {
+    dbx_buf_put_u64(out, token);
+    dbx_buf_put_u32(out, n);
+}
+
+void dbx_ps_reply_free(struct dbx_ps_reply *r) {
+    if (!r) return;
+    for (uint32_t i = 0; r->v && i < r->n; i++) {
+        free(r->v[i].user);
+        free(r->v[i].cmd);
+    }
+    free(r->v);
+    *r = (struct dbx_ps_reply){0};
+}
+
+static int ps_entry_decode(struct dbx_cursor *c, struct dbx_ps_entry *e) {
+    if (dbx_get_u32(c, &e->pid) < 0 || dbx_get_u32(c, &e->ppid) < 0 ||
+        dbx_get_u32(c, &e->uid) < 0 || dbx_get_u32(c, &e->session) < 0 ||
+        dbx_get_u64(c, &e->start_ms_ago) < 0 || dbx_get_u64(c, &e->cpu_ms) < 0 ||
+        dbx_get_u64(c, &e->rss_bytes) < 0 || dbx_get_str(c, DBX_PS_USER_MAX, &e->user) < 0 ||
+        dbx_get_str(c, DBX_PS_CMD_MAX, &e->cmd) < 0 || dbx_get_u8(c, &e->detached) < 0 ||
+        e->detached > 1)
+        return -EPROTO;
+    return 0;
+}
+
+int dbx_ps_reply_decode(const uint8_t *p, size_t n, struct dbx_ps_reply *ret, dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    struct dbx_ps_reply r = {0};
+    uint32_t count;
+    /* an entry takes at least 49 bytes: refuse counts the payload cannot hold */
+    if (dbx_get_u64(&c, &r.token) < 0 || dbx_get_u32(&c, &count) < 0 || count > DBX_PS_MAX ||
+        (uint64_t)count * 49 > c.left)
+        return dbx_error_set(err, EPROTO, "malformed process list");
+    r.v = dbx_xcalloc(count ? count : 1, sizeof(*r.v));
+    while (r.n < count) {
+        uint32_t i = r.n++; /* counted first: a half-decoded entry is freed too */
+        if (ps_entry_decode(&c, &r.v[i]) < 0) {
+            dbx_ps_reply_free(&r);
+            return dbx_error_set(err, EPROTO, "malformed process list: entry %u", i);
+        }
+    }
+    if (c.left != 0) {
+        dbx_ps_reply_free(&r);
+        return dbx_error_set(err, EPROTO, "malformed process list: trailing bytes");
+    }
+    *ret = r;
+    return 0;
+}
+
+size_t dbx_enc_kill(uint8_t out[16], uint64_t token, uint32_t pid, uint32_t signo) {
+    dbx_enc_u64(out, token);
+    dbx_enc_u32(out + 8, pid);
+    dbx_enc_u32(out + 12, signo);
+    return 16;
+}
+
+int dbx_dec_kill(const uint8_t *p, size_t n, uint64_t *token, uint32_t *pid, uint32_t *signo) {
+    struct dbx_cursor c = {p, n};
+    uint64_t t;
+    uint32_t a, s;
+    if (dbx_get_u64(&c, &t) < 0 || dbx_get_u32(&c, &a) < 0 || dbx_get_u32(&c, &s) < 0 ||
+        c.left != 0 || s < 1 || s > 64)
+        return -EPROTO;
+    *token = t;
+    *pid = a;
+    *signo = s;
+    return 0;
+}
+
+void dbx_kill_reply_encode(struct dbx_buf *out, uint64_t token, uint32_t status, const char *msg) {
+    dbx_buf_put_u64(out, token);
+    dbx_buf_put_u32(out, status);
+    dbx_buf_put_str(out, msg);
+}
+
+int dbx_kill_reply_decode(const uint8_t *p, size_t n, uint64_t *token, uint32_t *status,
+                          char **msg) {
+    struct dbx_cursor c = {p, n};
+    uint64_t t;
+    uint32_t s;
+    char *m = NULL;
+    if (dbx_get_u64(&c, &t) < 0 || dbx_get_u32(&c, &s) < 0 ||
+        dbx_get_str(&c, DBX_KILL_MSG_MAX, &m) < 0)
+        return -EPROTO;
+    if (c.left != 0) {
+        free(m);
+        return -EPROTO;
+    }
+    *token = t;
+    *status = s;
+    *msg = m;
     return 0;
 }

@@ -142,7 +142,11 @@ enum {
      * supervisor passes the flag on only from its own control socket (the user on the host),
      * logging each one. */
     DBX_EXEC_ADMIN = 1u << 3,
+    /* client -> supervisor: `devbox exec -d`; the supervisor answers STARTED, lets the client
+     * go and writes the output to <state_dir>/procs/PID.log; the guest accepts and ignores it */
+    DBX_EXEC_DETACH = 1u << 4,
 };
+#define DBX_EXEC_TIMEOUT_MAX (30u * 24 * 3600 * 1000) /* timeout_ms cap: 30 days */
 
 struct dbx_frame_hdr {
     uint8_t version;
@@ -155,8 +159,10 @@ struct dbx_frame_hdr {
 struct dbx_exec_req {
     uint32_t flags;
     uint16_t rows, cols;
-    char *user; /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
-    char *cwd;  /* absolute path in the guest */
+    uint32_t timeout_ms; /* 0 = none; at the deadline the guest kills the command's cgroup and
+                            reports EXIT 124 (not signaled); at most DBX_EXEC_TIMEOUT_MAX */
+    char *user;          /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
+    char *cwd;           /* absolute path in the guest */
     uint32_t argc;
     char **argv; /* argc entries + NULL */
     uint32_t envc;
@@ -290,3 +296,43 @@ void dbx_changed_encode(struct dbx_buf *out, uint32_t n, const char *const *path
  * NULL-terminated vector (dbx_strv_free); -EPROTO with *err naming the problem otherwise. */
 int dbx_changed_decode(const uint8_t *p, size_t n, uint32_t *ret_n, char ***ret_paths,
                        dbx_error **err);
+/* ---- issue 13: processes (helper A) ---- */
+
+/* PS (session 0, either leg): u64 token.  PS_REPLY: u64 token, u32 n (<= DBX_PS_MAX), n
+ * entries of: u32 pid, ppid, uid, session; u64 start_ms_ago, cpu_ms, rss_bytes; str user
+ * (<= DBX_PS_USER_MAX), str cmd (<= DBX_PS_CMD_MAX); u8 detached (0 or 1).  The guest lists
+ * only the box cgroup's processes and sends detached 0; the supervisor sets it. */
+#define DBX_PS_MAX 4096u
+#define DBX_PS_CMD_MAX 4096u
+#define DBX_PS_USER_MAX 256u
+struct dbx_ps_entry {
+    uint32_t pid, ppid, uid;
+    uint32_t session; /* the exec session whose leaf cgroup holds it; 0: not in one */
+    uint64_t start_ms_ago, cpu_ms, rss_bytes;
+    char *user; /* name, or the uid in decimal */
+    char *cmd;  /* the command line, arguments joined by spaces */
+    uint8_t detached;
+};
+struct dbx_ps_reply {
+    uint64_t token;
+    uint32_t n;
+    struct dbx_ps_entry *v;
+};
+/* The encoded size of one entry (to keep a reply within DBX_FRAME_MAX). */
+size_t dbx_ps_entry_size(const struct dbx_ps_entry *e);
+void dbx_ps_entry_encode(struct dbx_buf *out, const struct dbx_ps_entry *e);
+/* Header of a reply whose n entries the caller appends with dbx_ps_entry_encode. */
+void dbx_ps_reply_begin(struct dbx_buf *out, uint64_t token, uint32_t n);
+/* Strict: counts and string lengths within the caps, detached 0 or 1, no trailing bytes.
+ * -EPROTO with *err otherwise (*ret untouched). */
+int dbx_ps_reply_decode(const uint8_t *p, size_t n, struct dbx_ps_reply *ret, dbx_error **err);
+void dbx_ps_reply_free(struct dbx_ps_reply *r);
+
+/* KILL (session 0): u64 token, u32 pid (0 = every process of the box), u32 signo (1..64).
+ * KILL_REPLY: u64 token, u32 status (0 ok, else an errno), str message (<= 1024). */
+#define DBX_KILL_MSG_MAX 1024u
+size_t dbx_enc_kill(uint8_t out[16], uint64_t token, uint32_t pid, uint32_t signo);
+int dbx_dec_kill(const uint8_t *p, size_t n, uint64_t *token, uint32_t *pid, uint32_t *signo);
+void dbx_kill_reply_encode(struct dbx_buf *out, uint64_t token, uint32_t status, const char *msg);
+int dbx_kill_reply_decode(const uint8_t *p, size_t n, uint64_t *token, uint32_t *status,
+                          char **msg);

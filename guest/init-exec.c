@@ -37,6 +37,8 @@ struct child_plan {
     uint64_t caps; /* policy_caps_for the user (and DBX_EXEC_ADMIN) */
     bool switch_ids;
     int report_fd;
+    int cg_procs_fd;     /* the session's leaf cgroup.procs, or -1 */
+    const char *cg_line; /* what /proc/self/cgroup must say there, or NULL */
 };
 
 static void closep_set(int *fd) {
@@ -201,7 +203,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, p->caps, &r) < 0) child_report_fail(p, &r);
+        if (policy_child_enter(box, p->cg_procs_fd, p->caps, &r) < 0) child_report_fail(p, &r);
     } else {
         /* init runs at -1000 so the OOM killer never picks it; commands must not inherit
          * that.  Raising the value needs no privilege, so this works after setuid too. */
@@ -223,8 +225,9 @@ static _Noreturn void child_run(const struct child_plan *p) {
         if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
     }
-    if (box->confined && (policy_child_lock(box, &r) < 0 ||
-                          policy_child_verify(box, p->user, p->caps, p->switch_ids, &r) < 0))
+    if (box->confined &&
+        (policy_child_lock(box, &r) < 0 ||
+         policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0))
         child_report_fail(p, &r);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
@@ -360,6 +363,14 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                                                   .ch_err = -1};
     p.io = &io;
     if (stdio_open(&io, req, err) < 0) return -1;
+    /* Its own leaf cgroup (the box's limits stay on the box): cgroup.kill ends the command with
+     * every child it started, and PS tells whose a process is. */
+    _cleanup_close_ int cg_procs = -EBADF;
+    _cleanup_free_ char *cg_line = NULL;
+    if (ctx->box->confined && procs_leaf_create(ctx->box, s, &cg_procs, &cg_line, err) < 0)
+        return -1;
+    p.cg_procs_fd = cg_procs;
+    p.cg_line = cg_line;
     pid_t pid = -1;
     if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
     s->pid = pid;

@@ -6,7 +6,8 @@
  * (the SETUP plan: box cgroup, devices, protected paths; and each command's confinement),
  * init-net.c (the plan's network settings: loopback, eth0, resolv.conf, apt's proxy),
  * init-sock.c (socket sessions: forwarded ports and the proxy listener), init-audit.c (the
- * box's write attempts on protected paths, from the kernel's audit records). */
+ * box's write attempts on protected paths, from the kernel's audit records), init-procs.c (each
+ * command's leaf cgroup, PS and KILL). */
 #pragma once
 
 #include "../common/plan.h"
@@ -30,23 +31,28 @@ struct session {
     bool tty;
     bool exited; /* reaped; status is valid */
     int status;
-    bool dead;           /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
-    int pty;             /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
-    int in_fd;           /* where stdin bytes go, or -1 */
-    int rd_fd[3];        /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
-    uint32_t credit[3];  /* output bytes the host still accepts, per stream */
-    bool eof_sent[3];    /* the empty STDOUT/STDERR frame was queued */
-    struct dbx_buf in;   /* stdin bytes received, not yet written */
-    bool in_eof;         /* the host sent the empty STDIN frame */
-    uint32_t in_pending; /* stdin bytes received and not yet credited back */
+    bool dead;            /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
+    int pty;              /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
+    int in_fd;            /* where stdin bytes go, or -1 */
+    int rd_fd[3];         /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
+    uint32_t credit[3];   /* output bytes the host still accepts, per stream */
+    bool eof_sent[3];     /* the empty STDOUT/STDERR frame was queued */
+    struct dbx_buf in;    /* stdin bytes received, not yet written */
+    bool in_eof;          /* the host sent the empty STDIN frame */
+    uint32_t in_pending;  /* stdin bytes received and not yet credited back */
+    int cg_fd;            /* the session's leaf cgroup box/s<id> (directory), or -1: none */
+    uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
+    bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
 };
 
 /* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
 struct box_policy {
     bool confined;          /* false: the permissive plan; commands start exactly as before */
     struct dbx_plan plan;   /* owned; env and user apply even when not confined */
-    int cg_procs_fd;        /* the box cgroup's cgroup.procs (O_WRONLY), or -1: no cgroup */
-    char *cg_line;          /* what /proc/self/cgroup must say in the box: "0::/box" */
+    int cg_box_fd;          /* the box cgroup's directory, or -1: no cgroup; every command runs
+                               in a leaf box/s<session> below it (init-procs.c) */
+    char *cg_line;          /* /proc/self/cgroup's line for the box: "0::/box"; a command's is
+                               that plus "/s<session>" */
     unsigned cap_last;      /* /proc/sys/kernel/cap_last_cap */
     struct sock_fprog prog; /* the seccomp filter (len 0: none); filter owned */
     bool verify_skew;       /* --serve-fd tests: make the capability check fail */
@@ -156,6 +162,8 @@ struct agent {
     uint64_t prot_count, prot_sent; /* write attempts on protected paths: seen, reported */
     uint64_t prot_sent_ms;          /* when PROTECTED was last sent */
     char *prot_first;               /* the first one's workspace-relative path */
+    uint32_t *cg_linger; /* sessions over whose leaf still held processes (init-procs.c) */
+    size_t ncg_linger;
 };
 
 /* ---- init.c ----------------------------------------------------------------------------- */
@@ -336,7 +344,8 @@ void policy_clear(struct box_policy *b);
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
-int policy_child_enter(const struct box_policy *b, uint64_t caps, struct child_report *r);
+int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
+                       struct child_report *r);
 int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r);
 /* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
  * every other uid (the ordinary box user never gets what was granted to root); with admin (an
@@ -344,9 +353,26 @@ int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_re
  * functions take this mask for all five sets. */
 uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
-int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
-                        bool switched, struct child_report *r);
 
 /* ---- issue 13: init-watch.c (helper E) ---------------------------------------------------- */
 /* CHANGED from the host: raise inotify events in the guest for files edited on the host. */
 void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);
+int policy_child_verify(const struct box_policy *b, const char *cg_line, const struct init_user *u,
+                        uint64_t caps, bool switched, struct child_report *r);
+
+/* ---- init-procs.c: per-command cgroups, PS and KILL --------------------------------------- */
+
+/* The session's leaf box/s<id> under the box cgroup (none without one): s->cg_fd, the leaf's
+ * cgroup.procs for the child to join (*ret_procs_fd, -1 without a cgroup) and the line its
+ * /proc/self/cgroup must show (*ret_line, NULL without a cgroup; caller frees). */
+int procs_leaf_create(const struct box_policy *b, struct session *s, int *ret_procs_fd,
+                      char **ret_line, dbx_error **err);
+/* SIGKILL every process of the session (cgroup.kill; without a leaf its process group). */
+void procs_leaf_kill(struct session *s);
+/* The session is over: close s->cg_fd and remove the leaf, or remember it while it still holds
+ * processes (a daemon the command left behind) and retry at each reap. */
+void procs_leaf_release(struct agent *a, struct session *s);
+void procs_linger_retry(struct agent *a);
+/* Session-0 requests: PS (list the box's processes) and KILL. */
+void procs_on_ps(struct agent *a, const uint8_t *p, uint32_t n);
+void procs_on_kill(struct agent *a, const uint8_t *p, uint32_t n);

@@ -4,7 +4,8 @@
  * policy is configured:
  *   cgroup     controllers enabled in the root's subtree, a leaf "box" with the plan's memory,
  *              swap, cpu, pids and io values, each read back; init itself stays in the root
- *              (and at OOM score -1000), so an OOM or a fork bomb in the box ends in the box
+ *              (and at OOM score -1000), so an OOM or a fork bomb in the box ends in the box;
+ *              each command then runs in a leaf box/s<session> of its own (init-procs.c)
  *   devices    the agent port, virtio consoles, block devices, /dev/mem, /dev/kmem and
  *              /dev/port removed (recreating one needs CAP_MKNOD); /dev/console and ttyS*
  *              root:root 0000 (init holds fds 0-2 already); and BOX_DEV, the minimal
@@ -13,8 +14,8 @@
  *   paths      each protected path under the workspace bind-mounted read-only over itself
  *              (the host enforces it too, R2); checked with fstatvfs
  *   user       a passwd entry and a home inside the VM for the host user's uid
- * Every command's child (policy_child_*) then joins the box, takes the rlimits, drops to the
- * capability sets (the plan's caps for uid 0, caps_user for every other uid), sets
+ * Every command's child (policy_child_*) then joins its leaf of the box, takes the rlimits, drops
+ * to the capability sets (the plan's caps for uid 0, caps_user for every other uid), sets
  * no_new_privs and loads the seccomp filter, and reads back what is in force before exec
  * (R11): a difference ends it with STEP_VERIFY and the command never runs. */
 #define _GNU_SOURCE
@@ -50,11 +51,11 @@ static bool plan_is_permissive(const struct dbx_plan *p) {
 }
 
 void policy_clear(struct box_policy *b) {
-    if (b->cg_procs_fd >= 0) close(b->cg_procs_fd);
+    if (b->cg_box_fd >= 0) close(b->cg_box_fd);
     free(b->cg_line);
     free(b->prog.filter);
     dbx_plan_free(&b->plan);
-    *b = (struct box_policy){.cg_procs_fd = -1};
+    *b = (struct box_policy){.cg_box_fd = -1};
 }
 
 /* ---- small file helpers ----------------------------------------------------------------- */
@@ -197,10 +198,10 @@ static int setup_cgroup(struct box_policy *b, const char *root, dbx_error **err)
     if (cg_limits(bfd, box, &b->plan, err) < 0) return -1;
     _cleanup_free_ char *hier = NULL;
     if (cg_hier_path(box, &hier, err) < 0) return -1;
-    /* Held open, so the child joins with one write() and no path lookup. */
-    int fd = openat(bfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) return dbx_error_set(err, errno, "open '%s/cgroup.procs'", box);
-    b->cg_procs_fd = fd;
+    /* Held open: each command's leaf is made under it (cgroup v2 lets a cgroup with
+     * processes have no children with controllers, so the box itself stays empty and its
+     * limits cover every leaf). */
+    b->cg_box_fd = TAKE_FD(bfd);
     b->cg_line = dbx_xasprintf("0::%s", hier);
     return 0;
 }
@@ -614,10 +615,11 @@ uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin) {
     return uid == 0 ? b->plan.caps : b->plan.caps_user;
 }
 
-int policy_child_enter(const struct box_policy *b, uint64_t caps, struct child_report *r) {
+int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
+                       struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
-    /* Before anything else drops privileges: joining needs write access to the box. */
-    if (b->cg_procs_fd >= 0 && write(b->cg_procs_fd, "0", 1) != 1)
+    /* Before anything else drops privileges: joining needs write access to the leaf. */
+    if (cg_procs_fd >= 0 && write(cg_procs_fd, "0", 1) != 1)
         return child_err(r, STEP_CGROUP, errno);
     if (set_rlimit(RLIMIT_NOFILE, p->nofile) < 0 || set_rlimit(RLIMIT_NPROC, p->nproc) < 0)
         return child_err(r, STEP_RLIMIT, errno);
@@ -791,21 +793,20 @@ static int verify_status(const struct box_policy *b, const struct init_user *u, 
     return 0;
 }
 
-int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
-                        bool switched, struct child_report *r) {
+int policy_child_verify(const struct box_policy *b, const char *cg_line, const struct init_user *u,
+                        uint64_t caps, bool switched, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
     if (verify_status(b, u, caps, switched, r) < 0) return -1;
     char text[4096];
-    if (b->cg_line) {
+    if (cg_line) {
         if (!read_proc("/proc/self/cgroup", text, sizeof(text)))
             return child_mismatch(r, "cannot read /proc/self/cgroup");
         const char *l = strstr(text, "0::"); /* the v2 line; a v1 test host lists more */
         while (l && l != text && l[-1] != '\n')
             l = strstr(l + 1, "0::");
         size_t n = l ? strcspn(l, "\n") : 0;
-        if (!l || n != strlen(b->cg_line) || strncmp(l, b->cg_line, n) != 0)
-            return child_mismatch(r, "cgroup '%.*s', expected '%s'", (int)n, l ? l : "",
-                                  b->cg_line);
+        if (!l || n != strlen(cg_line) || strncmp(l, cg_line, n) != 0)
+            return child_mismatch(r, "cgroup '%.*s', expected '%s'", (int)n, l ? l : "", cg_line);
     }
     static const struct {
         int res;

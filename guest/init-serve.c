@@ -75,7 +75,7 @@ int agent_flush(struct agent *a) {
 static struct session *session_new(uint32_t id) {
     struct session *s = dbx_xcalloc(1, sizeof(*s));
     s->id = id;
-    s->pty = s->in_fd = s->rd_fd[0] = s->rd_fd[1] = s->rd_fd[2] = -1;
+    s->pty = s->in_fd = s->rd_fd[0] = s->rd_fd[1] = s->rd_fd[2] = s->cg_fd = -1;
     s->credit[DBX_STREAM_STDOUT] = s->credit[DBX_STREAM_STDERR] = DBX_WINDOW;
     return s;
 }
@@ -92,6 +92,7 @@ static void session_close_fds(struct session *s) {
 static void session_free(struct session *s) {
     if (!s) return;
     session_close_fds(s);
+    if (s->cg_fd >= 0) close(s->cg_fd); /* procs_leaf_release ran unless the start failed */
     free(s);
 }
 
@@ -133,9 +134,11 @@ static void sweep(struct agent *a) {
 /* End a session early: ERROR is its last frame and its process group is killed. */
 static void session_abort(struct agent *a, struct session *s, const char *msg, bool tell) {
     if (tell) agent_send_error(a, s->id, DBX_ERR_FAILED, msg);
-    /* The group outlives a reaped leader while members remain, so this also reaches them. */
-    if (s->pid > 0) kill(-s->pid, SIGKILL);
+    /* The leaf (or, without one, the group, which outlives a reaped leader while members
+     * remain) reaches every process the command started. */
+    procs_leaf_kill(s);
     session_close_fds(s);
+    procs_leaf_release(a, s);
     s->dead = true;
 }
 
@@ -144,11 +147,14 @@ static void session_check_done(struct agent *a, struct session *s) {
     if (s->dead || !s->exited || !s->eof_sent[DBX_STREAM_STDOUT] || !s->eof_sent[DBX_STREAM_STDERR])
         return;
     uint8_t p[5];
-    bool sig = WIFSIGNALED(s->status);
-    size_t n = dbx_enc_exit(p, sig,
-                            sig ? (uint32_t)WTERMSIG(s->status) : (uint32_t)WEXITSTATUS(s->status));
-    agent_send(a, DBX_MSG_EXIT, s->id, p, n);
+    bool sig = WIFSIGNALED(s->status) && !s->timed_out;
+    /* --timeout: 124 as timeout(1) reports it, whatever the kill did to the status */
+    uint32_t v = s->timed_out ? 124
+                 : sig        ? (uint32_t)WTERMSIG(s->status)
+                              : (uint32_t)WEXITSTATUS(s->status);
+    agent_send(a, DBX_MSG_EXIT, s->id, p, dbx_enc_exit(p, sig, v));
     session_close_fds(s);
+    procs_leaf_release(a, s);
     s->dead = true;
 }
 
@@ -242,13 +248,15 @@ static void reap(struct agent *a, bool notify) {
     for (;;) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);
-        if (pid <= 0) return;
+        if (pid <= 0) break;
         struct session *s = find_pid(a, pid);
         if (!s) continue;
         s->exited = true;
         s->status = st;
         if (notify) session_check_done(a, s);
     }
+    /* a process that outlived its command may just have ended: its leaf can go now */
+    procs_linger_retry(a);
 }
 
 static bool any_running(struct agent *a) {
@@ -334,7 +342,11 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed signal frame", true);
         return;
     }
-    if (sig >= 1 && sig <= 64) kill(-s->pid, (int)sig);
+    /* SIGKILL (the client went away) ends everything the command started */
+    if (sig == SIGKILL)
+        procs_leaf_kill(s);
+    else if (sig >= 1 && sig <= 64)
+        kill(-s->pid, (int)sig);
 }
 
 /* The host gave up on the session: kill it and say nothing more about it. */
@@ -379,9 +391,11 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
         .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box, .ca = a->ca};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
+        procs_leaf_release(a, s);
         session_free(s);
         return agent_send_error(a, id, (uint32_t)code, err->msg);
     }
+    if (req.timeout_ms) s->deadline_ms = dbx_now_ms() + req.timeout_ms;
     session_add(a, s);
     uint8_t b[4];
     agent_send(a, DBX_MSG_STARTED, id, b, dbx_enc_u32(b, (uint32_t)s->pid));
@@ -484,6 +498,8 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_ERROR] = on_conn_error,
     /* host edits for the box's file watchers */
     [DBX_MSG_CHANGED] = watch_on_changed,
+    [DBX_MSG_PS] = procs_on_ps,
+    [DBX_MSG_KILL] = procs_on_kill,
 };
 
 static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
@@ -614,9 +630,31 @@ static void session_events(struct agent *a, const struct pollfd *pf, const struc
     output_read(a, s, r->role == ROLE_PTY ? DBX_STREAM_STDOUT : r->role);
 }
 
+/* --timeout: kill the leaves of the sessions whose deadline passed; the ms until the next
+ * deadline, or -1. */
+static int deadlines(struct agent *a, uint64_t now) {
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < a->nsess; i++) {
+        struct session *s = a->sess[i];
+        if (s->dead || !s->deadline_ms || s->timed_out) continue;
+        if (now < s->deadline_ms) {
+            next = s->deadline_ms < next ? s->deadline_ms : next;
+            continue;
+        }
+        s->timed_out = !s->exited; /* ended in time: its own status, its stragglers killed */
+        s->deadline_ms = 0;
+        procs_leaf_kill(s);
+    }
+    return next == UINT64_MAX ? -1 : next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+}
+
+static int min_timeout(int x, int y) {
+    return x < 0 ? y : y < 0 ? x : x < y ? x : y;
+}
+
 static int poll_timeout(struct agent *a) {
     uint64_t now = dbx_now_ms();
-    int report = audit_report_due(a, now);
+    int report = min_timeout(audit_report_due(a, now), deadlines(a, now));
     if (!a->hup) return report;
     if (now >= a->hup_until) {
         a->hup = false; /* poll the port again */

@@ -35,6 +35,8 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         {"user", required_argument, NULL, 'u'},
         {"admin", no_argument, NULL, 'A'},
         {"shell", no_argument, NULL, 'S'},
+        {"detach", no_argument, NULL, 'd'},
+        {"timeout", required_argument, NULL, 'T'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -43,7 +45,8 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_strv_ char **env = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+ite:w:u:h", longopts, NULL)) != -1) {
+    _cleanup_error_ dbx_error *err = NULL;
+    while ((c = getopt_long(argc, argv, "+ite:w:u:dh", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o.interactive = true;
@@ -66,10 +69,25 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         case 'S':
             shell = true;
             break;
+        case 'd':
+            o.detach = true;
+            break;
+        case 'T':
+            if (dbx_parse_duration_ms(optarg, &o.timeout_ms, &err) < 0) {
+                dbx_error_wrap(&err, "exec: --timeout");
+                return cmd_fail(&err);
+            }
+            break;
         case 'h':
-            printf("usage: devbox exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--] CMD "
-                   "[ARG...]\n"
+            printf("usage: devbox exec [-i] [-t] [-d] [--timeout DURATION] [-e K=V] [-w DIR] "
+                   "[-u USER | --admin] [--] CMD [ARG...]\n"
                    "       devbox exec [OPTIONS] --shell [--] 'CMD STRING'\n"
+                   "  -d, --detach  start the command, print its pid in the box and return; it "
+                   "keeps running\n"
+                   "                (output: devbox logs [-f] PID; devbox ps; devbox kill PID)\n"
+                   "  --timeout DURATION  kill the command and its children after DURATION "
+                   "(30, 30s, 5m, 1h, 2d)\n"
+                   "                and exit 124, as timeout(1) does\n"
                    "  --shell  run one command string with the box user's shell ($SHELL -c)\n"
                    "  --admin  run this one command as root with the capabilities package "
                    "managers need\n"
@@ -84,6 +102,11 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     if (optind >= argc) {
         fprintf(stderr, "devbox: exec: no command given\n");
+        return 125;
+    }
+    if (o.detach && (o.interactive || o.tty)) {
+        fprintf(stderr, "devbox: exec: -d runs without a terminal or stdin; it cannot take -i or "
+                        "-t\n");
         return 125;
     }
     if (o.admin && o.user && !dbx_user_is_root(o.user)) {

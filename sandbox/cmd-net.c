@@ -1,4 +1,4 @@
-/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs`. */
+/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs` (a detached command's: cmd-ps.c). */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -55,10 +55,14 @@ static const char *log_file(int argc, char **argv) {
 }
 
 int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
+    /* `logs [-f] PID`: a detached command's output (cmd-ps.c) */
+    bool f = argc == 3 && strcmp(argv[1], "-f") == 0;
+    if ((argc == 2 && argv[1][0] != '-') || f) return cmd_logs_pid(ctx, argv[argc - 1], f);
     const char *file = log_file(argc, argv);
     if (!file) {
         fprintf(stderr, "usage: devbox logs [--network | --setup | --supervisor | --console | "
-                        "--qemu | --virtiofsd]\n");
+                        "--qemu | --virtiofsd]\n"
+                        "       devbox logs [-f] PID\n");
         return 125;
     }
     struct dbx_project proj = {0};
@@ -74,19 +78,7 @@ int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
         return cmd_fail(&err);
     }
     /* The console log is the guest's bytes (a process name in an OOM line, say): replayed
-     * escaped, in chunks cut where a UTF-8 sequence or a "\r\n" may continue. */
-    char buf[65536];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) break;
-        have += (size_t)n;
-        size_t cut = n == 0 ? have : dbx_escape_cut(buf, have);
-        _cleanup_free_ char *e = dbx_escape_n(buf, cut, DBX_ESC_LINES);
-        if (dbx_write_all(1, e, strlen(e)) < 0 || n == 0) break;
-        memmove(buf, buf + cut, have - cut);
-        have -= cut;
-    }
+     * escaped. */
+    cmd_dump_escaped(fd);
     return 0;
 }

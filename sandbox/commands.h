@@ -34,6 +34,14 @@ int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_completion(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_events(struct cmd_ctx *ctx, int argc, char **argv);
+/* issue 13: processes (cmd-ps.c) */
+int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv);
+/* `devbox logs [-f] PID` (cmd_logs passes it on) */
+int cmd_logs_pid(struct cmd_ctx *ctx, const char *pid, bool follow);
+/* Copy fd to stdout until EOF, escaped (log files hold the guest's bytes), in chunks cut where
+ * a UTF-8 sequence or a "\r\n" may continue.  0, or -errno. */
+int cmd_dump_escaped(int fd);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

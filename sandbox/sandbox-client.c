@@ -432,3 +432,87 @@ int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *pr
     *ret_text = text;
     return 0;
 }
+
+/* ---- issue 13: processes (helper A) ---- */
+
+#define PROCS_REPLY_TIMEOUT_S 30u
+
+/* One request on a fresh connection to the running supervisor, and its reply frame of type
+ * want (an ERROR frame becomes the error).  *ret_p is malloc'd. */
+static int procs_request(const struct dbx_paths *paths, const struct dbx_project *proj,
+                         uint8_t type, const void *p, size_t n, uint8_t want,
+                         struct dbx_frame_hdr *h, uint8_t **ret_p, dbx_error **err) {
+    _cleanup_close_ int fd = -EBADF;
+    struct dbx_connect_opts co = {0};
+    int r = dbx_connect(paths, proj, &co, &fd, NULL, err);
+    if (r == -ENOENT) return dbx_error_setx(err, ESRCH, "the project's VM is not running");
+    if (r < 0) return -1;
+    r = dbx_send_frame(fd, type, 0, p, n);
+    if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    /* the guest answers in milliseconds; one that does not (hung, an init without PS) must not
+     * hang the command */
+    const struct timeval tv = {.tv_sec = PROCS_REPLY_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    _cleanup_free_ uint8_t *payload = NULL;
+    r = read_frame(fd, h, &payload, err);
+    if (r < 0 && err && *err && (*err)->code == EAGAIN) {
+        dbx_error_free(err);
+        return dbx_error_setx(err, ETIMEDOUT, "the box did not answer within %us",
+                              PROCS_REPLY_TIMEOUT_S);
+    }
+    if (r == -EPIPE) return dbx_error_set(err, 0, "the supervisor went away");
+    if (r < 0) return -1;
+    if (h->type == DBX_MSG_ERROR) {
+        uint32_t code;
+        _cleanup_free_ char *m = NULL;
+        if (dbx_error_msg_decode(payload, h->len, &code, &m) < 0)
+            return dbx_error_set(err, 0, "malformed error from the supervisor");
+        _cleanup_free_ char *q = dbx_escape(m);
+        return dbx_error_setx(err, EIO, "%s", q);
+    }
+    if (h->type != want)
+        return dbx_error_set(err, 0, "unexpected %s frame from the supervisor",
+                             dbx_msg_name(h->type));
+    *ret_p = TAKE_PTR(payload);
+    return 0;
+}
+
+int dbx_ps(const struct dbx_paths *paths, const struct dbx_project *proj, struct dbx_ps_reply *ret,
+           dbx_error **err) {
+    uint64_t token = (uint64_t)getpid() << 32 | (uint64_t)dbx_now_ms();
+    uint8_t b[8];
+    struct dbx_frame_hdr h;
+    _cleanup_free_ uint8_t *p = NULL;
+    if (procs_request(paths, proj, DBX_MSG_PS, b, dbx_enc_u64(b, token), DBX_MSG_PS_REPLY, &h, &p,
+                      err) < 0)
+        return -1;
+    struct dbx_ps_reply r = {0};
+    if (dbx_ps_reply_decode(p, h.len, &r, err) < 0)
+        return dbx_error_wrap(err, "from the supervisor");
+    if (r.token != token) {
+        dbx_ps_reply_free(&r);
+        return dbx_error_set(err, 0, "the supervisor answered another request");
+    }
+    *ret = r;
+    return 0;
+}
+
+int dbx_kill(const struct dbx_paths *paths, const struct dbx_project *proj, uint32_t pid,
+             uint32_t signo, char **ret_msg, dbx_error **err) {
+    uint64_t token = (uint64_t)getpid() << 32 | (uint64_t)dbx_now_ms();
+    uint8_t b[16];
+    struct dbx_frame_hdr h;
+    _cleanup_free_ uint8_t *p = NULL;
+    if (procs_request(paths, proj, DBX_MSG_KILL, b, dbx_enc_kill(b, token, pid, signo),
+                      DBX_MSG_KILL_REPLY, &h, &p, err) < 0)
+        return -1;
+    uint64_t got;
+    uint32_t status;
+    _cleanup_free_ char *msg = NULL;
+    if (dbx_kill_reply_decode(p, h.len, &got, &status, &msg) < 0 || got != token)
+        return dbx_error_set(err, 0, "malformed kill reply from the supervisor");
+    _cleanup_free_ char *q = dbx_escape(msg);
+    if (status != 0) return dbx_error_setx(err, (int)status, "%s", q);
+    *ret_msg = TAKE_PTR(q);
+    return 0;
+}

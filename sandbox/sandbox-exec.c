@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
 
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -29,6 +30,7 @@ struct xs {
     struct termios saved;
     bool raw;
     int term_sig;        /* the SIGTERM/SIGHUP that started the grace period, or 0 */
+    bool detach;         /* -d: STARTED is the answer */
     uint64_t give_up_ms; /* when the grace period ends */
 };
 
@@ -64,7 +66,9 @@ static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts 
                      struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
-                (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0);
+                (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
+                (o->detach ? DBX_EXEC_DETACH : 0);
+    req.timeout_ms = o->timeout_ms;
     struct winsize ws;
     if (o->tty && (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)) {
         req.rows = ws.ws_row;
@@ -134,6 +138,16 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
     switch (h->type) {
     case DBX_MSG_STARTED:
         x->started = true;
+        if (x->detach) { /* the supervisor keeps the command; we are done */
+            if (dbx_dec_u32(p, h->len, &v) == 0) {
+                printf("%" PRIu32 "\n", v);
+                fflush(stdout);
+                x->code = 0;
+            } else {
+                x->errmsg = dbx_xstrdup("malformed started frame from the supervisor");
+            }
+            x->done = true;
+        }
         break;
     case DBX_MSG_STDOUT:
     case DBX_MSG_STDERR: {
@@ -290,8 +304,11 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         dbx_buf_free(&req);
         return -1;
     }
-    struct xs x = {
-        .sock = -1, .stdin_credit = DBX_WINDOW, .stdin_open = o->interactive, .code = 125};
+    struct xs x = {.sock = -1,
+                   .stdin_credit = DBX_WINDOW,
+                   .stdin_open = o->interactive,
+                   .code = 125,
+                   .detach = o->detach};
     _cleanup_strv_ char **warnings = NULL;
     struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
     int r = dbx_connect(paths, proj, &co, &x.sock, &warnings, err);
@@ -336,4 +353,29 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     }
     if (r == 0 && x.code != 0 && ran) hint_admin(paths, proj, o);
     return r < 0 ? r : x.code;
+}
+
+/* ---- issue 13: processes (helper A) ---- */
+
+int dbx_parse_duration_ms(const char *s, uint32_t *ret_ms, dbx_error **err) {
+    static const struct {
+        char unit;
+        uint64_t ms;
+    } units[] = {{'s', 1000}, {'m', 60 * 1000}, {'h', 3600 * 1000}, {'d', 24 * 3600 * 1000}};
+    size_t n = strspn(s, "0123456789");
+    uint64_t mult = 0;
+    if (n > 0 && n <= 10 && s[n] == '\0') mult = 1000;
+    for (size_t i = 0; n > 0 && n <= 10 && !mult && i < DBX_ARRAY_SIZE(units); i++)
+        if (s[n] == units[i].unit && s[n + 1] == '\0') mult = units[i].ms;
+    _cleanup_free_ char *num = dbx_xstrndup(s, n);
+    uint64_t v;
+    if (!mult || dbx_parse_u64(num, 1, UINT32_MAX, &v) < 0 || v * mult > DBX_EXEC_TIMEOUT_MAX) {
+        _cleanup_free_ char *q = dbx_escape(s);
+        return dbx_error_setx(err, EINVAL,
+                              "invalid duration '%s' (a whole number with s, m, h or d; 1s to "
+                              "30d)",
+                              q);
+    }
+    *ret_ms = (uint32_t)(v * mult);
+    return 0;
 }

@@ -274,9 +274,26 @@ struct dbx_exec_opts {
     const char *workdir; /* NULL = the host cwd */
     char **env;          /* "K=V" */
     char **argv;
-    bool network_none; /* see dbx_connect_opts */
+    bool network_none;   /* see dbx_connect_opts */
+    bool detach;         /* -d: print the guest pid once started and return 0 (no tty/stdin) */
+    uint32_t timeout_ms; /* --timeout: 0 = none; the command ends with 124 at the deadline */
 };
 /* Run one command in the project's VM, relaying stdio and signals; returns the exit code
  * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed. */
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *opts, dbx_error **err);
+
+/* ---- issue 13: processes (helper A) ---- */
+
+struct dbx_ps_reply;
+/* `--timeout` values: a whole number with an optional unit s (default), m, h or d; 1 ms to 30
+ * days.  -EINVAL with *err quoting the value otherwise. */
+int dbx_parse_duration_ms(const char *s, uint32_t *ret_ms, dbx_error **err);
+/* The box's processes (PS through the running supervisor; *ret freed with dbx_ps_reply_free).
+ * A stopped box is an error. */
+int dbx_ps(const struct dbx_paths *paths, const struct dbx_project *proj, struct dbx_ps_reply *ret,
+           dbx_error **err);
+/* Send signo (1..64) to the box's process pid, or to every one of them with pid 0.  The
+ * guest's refusal (no such process in the box) is an error; *ret_msg: what it said. */
+int dbx_kill(const struct dbx_paths *paths, const struct dbx_project *proj, uint32_t pid,
+             uint32_t signo, char **ret_msg, dbx_error **err);

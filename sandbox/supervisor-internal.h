@@ -14,7 +14,8 @@
 #define AGENT_OUT_HIGH (16u << 20) /* stop reading clients above this */
 #define AGENT_OUT_MAX (64u << 20)  /* stop reading the guest above this */
 
-enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING };
+/* C_REQ: a PS or KILL forwarded to the guest; the reply closes it (supervisor-procs.c) */
+enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING, C_REQ };
 
 struct client {
     int fd;
@@ -27,6 +28,13 @@ struct client {
 struct sess {
     uint32_t gsid;    /* 0 = free slot */
     struct client *c; /* NULL once the client went away: frames are dropped */
+    /* `exec -d` (DBX_EXEC_DETACH): the client leaves after STARTED; the output goes to
+     * <state_dir>/procs/<pid>.log (supervisor-procs.c) and the command is not killed when its
+     * client goes */
+    bool detached;
+    uint32_t pid;       /* the guest's, from STARTED */
+    int log_fd;         /* detached: the open log, or -1 */
+    uint64_t log_bytes; /* written to it since it was (re)opened */
 };
 
 struct logsink {
@@ -107,6 +115,7 @@ struct sup {
 
     struct net *net;             /* socket sessions, port forwards, egress proxy (sandbox-net.c) */
     struct sup_secrets *secrets; /* the values the proxy adds for the box (supervisor-secrets.c) */
+    struct sup_procs *procs;     /* PS and KILL waiting for the guest (supervisor-procs.c) */
 
     /* the box's write attempts on protected paths, as the guest reports them (this boot: a
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
@@ -225,3 +234,20 @@ int sup_watch_fd(const struct sup *s);
 int sup_watch_timeout(struct sup *s, int timeout_ms);
 /* After poll: read the watcher's events (readable) and send due CHANGED frames to the guest. */
 void sup_watch_dispatch(struct sup *s, bool readable);
+/* ---- supervisor-procs.c (issue 13: processes) ---- */
+#define SUP_PROCS_LOG_MAX (4u << 20) /* a detached command's log rotates once to .log.1 here */
+/* A PS or KILL frame from a new client: forwarded to the guest under a fresh token; the
+ * guest's reply (checked, PS entries marked detached) answers the client, which then closes. */
+void sup_procs_client_frame(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
+                            const uint8_t *p);
+/* PS_REPLY or KILL_REPLY from the guest (session 0).  Garbage is logged and, when its token
+ * names a waiting client, answered to it as an error; it never ends the supervisor. */
+void sup_procs_agent_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
+/* The client is going away: forget its pending request. */
+void sup_procs_client_gone(struct sup *s, struct client *c);
+/* A frame of a detached session from the guest (already checked by the relay): STARTED
+ * opens the log and answers the client, output goes to the log (and is credited back), EXIT
+ * and ERROR close it and write <pid>.exit. */
+void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
+                              const uint8_t *p);
+void sup_procs_free(struct sup *s);

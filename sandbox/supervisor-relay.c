@@ -25,8 +25,7 @@ static uint32_t sess_alloc(struct sup *s, struct client *c) {
         if (g == 0 || g >= NET_SID_BASE) g = s->relay.next_gsid = 1;
         struct sess *x = &s->relay.sess[g & (SESS_SLOTS - 1)];
         if (x->gsid) continue;
-        x->gsid = g;
-        x->c = c;
+        *x = (struct sess){.gsid = g, .c = c, .log_fd = -1};
         s->relay.nsess++;
         return g;
     }
@@ -36,8 +35,8 @@ static uint32_t sess_alloc(struct sup *s, struct client *c) {
 static void sess_free(struct sup *s, struct sess *x) {
     sup_event_exec_exit(s, x->gsid, -1); /* no line if EXIT gave one */
     if (x->c) x->c->gsid = 0;
-    x->gsid = 0;
-    x->c = NULL;
+    if (x->log_fd >= 0) close(x->log_fd);
+    *x = (struct sess){.log_fd = -1};
     s->relay.nsess--;
 }
 
@@ -65,10 +64,13 @@ void sup_client_error(struct client *c, uint32_t code, const char *fmt, ...) {
 }
 
 /* The client side of a session is gone or broken: kill the command in the guest; its
- * remaining frames are dropped when they arrive. */
+ * remaining frames are dropped when they arrive.  A detached command is not the client's to
+ * end: it runs on, its output going to its log. */
 void sup_client_detach(struct sup *s, struct client *c) {
     struct sess *x = c->gsid ? sess_find(s, c->gsid) : NULL;
-    if (x) {
+    if (x && x->detached) {
+        x->c = NULL;
+    } else if (x) {
         uint8_t p[4];
         sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, p, dbx_enc_u32(p, SIGKILL));
         x->c = NULL;
@@ -79,6 +81,7 @@ void sup_client_detach(struct sup *s, struct client *c) {
 void sup_client_free(struct sup *s, size_t i) {
     struct client *c = s->relay.clients[i];
     sup_client_detach(s, c);
+    sup_procs_client_gone(s, c);
     close(c->fd);
     dbx_reader_free(&c->rd);
     dbx_buf_free(&c->out);
@@ -128,6 +131,10 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         sup_begin_stop(s, "requested by a client");
         return;
     }
+    if (h->type == DBX_MSG_PS || h->type == DBX_MSG_KILL) {
+        sup_procs_client_frame(s, c, h, p);
+        return;
+    }
     if (h->type != DBX_MSG_EXEC) {
         sup_client_error(c, DBX_ERR_FAILED, "unexpected %s frame", dbx_msg_name(h->type));
         return;
@@ -147,15 +154,21 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         sup_client_error(c, DBX_ERR_FAILED, "%s", m);
         return;
     }
+    bool detach = req.flags & DBX_EXEC_DETACH;
+    if (detach && (req.flags & (DBX_EXEC_TTY | DBX_EXEC_STDIN))) {
+        sup_client_error(c, DBX_ERR_FAILED, "a detached command has no terminal and no stdin");
+        return;
+    }
     uint32_t g = s->relay.nsess < DBX_MAX_SESSIONS ? sess_alloc(s, c) : 0;
     if (!g) {
         sup_client_error(c, DBX_ERR_FAILED, "too many sessions (limit %u)", DBX_MAX_SESSIONS);
         return;
     }
+    sess_find(s, g)->detached = detach;
     c->gsid = g;
     c->kind = C_EXEC;
     if (req.flags & DBX_EXEC_ADMIN) log_admin(&req);
-    sup_event_exec_start(s, g, &req, false);
+    sup_event_exec_start(s, g, &req, detach);
     sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
 }
 
@@ -296,6 +309,11 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
         ok = false;
     }
     struct client *c = x->c;
+    if (ok && x->detached) {
+        sup_procs_detached_frame(s, x, h, p);
+        if (last) sess_free(s, x);
+        return;
+    }
     if (!ok) {
         sup_log("session %u: malformed %s frame from the guest", h->session, dbx_msg_name(h->type));
         if (c)
@@ -357,6 +375,8 @@ void sup_agent_read(struct sup *s) {
             }
             if (h.session == 0 && h.type == DBX_MSG_PROTECTED)
                 sup_protected_frame(s, &h, p);
+            else if (h.session == 0 && (h.type == DBX_MSG_PS_REPLY || h.type == DBX_MSG_KILL_REPLY))
+                sup_procs_agent_frame(s, &h, p);
             else if (h.session == 0)
                 sup_agent_control(s, &h, p);
             else if (net_owns(s->net, &h))

@@ -33,7 +33,7 @@ assert_kv "$OUT" NoNewPrivs 1 "--admin"
 assert_kv "$OUT" Seccomp 2 "--admin"
 assert_kv "$OUT" uid 0/0/0 "--admin ids"
 assert_kv "$OUT" gid 0/0/0 "--admin ids"
-assert_kv "$OUT" cgroup "0::/box" "--admin"
+assert_kv "$OUT" cgroup "0::/box/s[0-9]+" "--admin"
 assert_kv "$OUT" home /root "--admin"
 ok dbx exec --admin -u root -- true
 ok dbx exec --admin -u 0 -- true

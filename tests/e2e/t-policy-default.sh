@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # t-policy-default: with no devbox.ini every command runs confined by the built-in default
-# profile: in cgroup /box with its pids limit, as the host user's uid/gid with a HOME inside the
+# profile: in a leaf of cgroup /box (box/s<session>) with its pids limit, as the host user's uid/gid with a HOME inside the
 # VM, all capability sets empty, no_new_privs, a seccomp filter; the box cannot reach the agent
 # port, the disk or raw memory (not even as guest root, nor by mknod), cannot ptrace PID 1 and
 # the VM survives the box signalling PID 1.
@@ -20,7 +20,7 @@ st=$OUT
 assert_confined_status "$st" "default user"
 assert_kv "$st" uid "$uid/$uid/$uid" "default user ids"
 assert_kv "$st" gid "$gid/$gid/$gid" "default user ids"
-assert_kv "$st" cgroup "0::/box" "default user"
+assert_kv "$st" cgroup "0::/box/s[0-9]+" "default user"
 home=$(kv "$st" home)
 assert_match "$home" '^/' "HOME in the box"
 [[ $home != "$R" && $home != "$R"/* ]] || fail "HOME $home is inside the shared repository"
@@ -31,12 +31,12 @@ assert_eq yes "$OUT" "HOME is a writable directory in the VM"
 ok dbx exec -u root -- sh -c './probe status; ./probe ids; echo "cgroup=$(cat /proc/self/cgroup)"'
 assert_confined_status "$OUT" "-u root"
 assert_kv "$OUT" uid 0/0/0 "-u root ids"
-assert_kv "$OUT" cgroup "0::/box" "-u root"
+assert_kv "$OUT" cgroup "0::/box/s[0-9]+" "-u root"
 
 # a child of a child is confined the same way (and stays in the box cgroup)
 ok dbx exec -- sh -c 'sh -c "./probe status; echo cgroup=\$(cat /proc/self/cgroup)"'
 assert_confined_status "$OUT" "grandchild"
-assert_kv "$OUT" cgroup "0::/box" "grandchild"
+assert_kv "$OUT" cgroup "0::/box/s[0-9]+" "grandchild"
 
 # the default limits are in force in the box cgroup
 ok dbx exec -- cat /sys/fs/cgroup/box/pids.max

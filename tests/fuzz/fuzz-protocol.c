@@ -188,6 +188,38 @@ static void decode_all(const uint8_t *p, size_t n) {
     } else {
         CHECK(cerr != NULL && paths == NULL);
         dbx_error_free(&cerr);
+    /* issue 13: processes (helper A) */
+    struct dbx_ps_reply ps = {0};
+    if (dbx_ps_reply_decode(p, n, &ps, &err) == 0) {
+        struct dbx_buf b = {0};
+        CHECK(ps.n <= DBX_PS_MAX);
+        dbx_ps_reply_begin(&b, ps.token, ps.n);
+        for (uint32_t i = 0; i < ps.n; i++) {
+            CHECK(ps.v[i].detached <= 1);
+            dbx_ps_entry_encode(&b, &ps.v[i]);
+        }
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_ps_reply_free(&ps);
+    } else {
+        CHECK(err != NULL);
+        dbx_error_free(&err);
+    }
+    uint8_t k16[16];
+    uint32_t kpid, ksig;
+    if (dbx_dec_kill(p, n, &u64, &kpid, &ksig) == 0) {
+        CHECK(ksig >= 1 && ksig <= 64);
+        CHECK(dbx_enc_kill(k16, u64, kpid, ksig) == n && memcmp(k16, p, n) == 0);
+    }
+    char *kmsg = NULL;
+    if (dbx_kill_reply_decode(p, n, &u64, &u32, &kmsg) == 0) {
+        struct dbx_buf b = {0};
+        dbx_kill_reply_encode(&b, u64, u32, kmsg);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        free(kmsg);
+    } else {
+        CHECK(kmsg == NULL);
     }
 
     /* the cursor primitives on their own: a string decoded in place has exactly its bytes */

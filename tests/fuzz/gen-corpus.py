@@ -59,8 +59,9 @@ def s(v):
     return u32(len(v)) + v
 
 
-def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None, envc=None):
-    out = u32(flags) + u16(rows) + u16(cols) + s(user) + s(cwd)
+def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None, envc=None,
+             timeout_ms=0):
+    out = u32(flags) + u16(rows) + u16(cols) + u32(timeout_ms) + s(user) + s(cwd)
     out += u32(len(argv) if argc is None else argc) + b"".join(s(a) for a in argv)
     out += u32(len(env) if envc is None else envc) + b"".join(s(e) for e in env)
     return out
@@ -157,7 +158,7 @@ CORPUS = {
     + frame(EXEC, 2, exec_req(["true"], cwd="")),
     "exec-bad-env": bytes([18]) + frame(EXEC, 1, exec_req(["true"], ["FOO"]))
     + frame(EXEC, 2, exec_req(["true"], ["=x"])),
-    "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=16))
+    "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=32))
     + frame(EXEC, 2, exec_req([], flags=0)),
     "exec-trailing": bytes([20]) + frame(EXEC, 1, exec_req(["true"]) + b"\0"),
     "bad-small": bytes([21]) + frame(CREDIT, 1, u8(3) + u32(1)) + frame(CREDIT, 1, u8(0))
@@ -208,6 +209,13 @@ CORPUS = {
     + frame(SETUP, 0, setup_plan(plan(), ca_pem=pem(b"x" * 40)[:-1]))
     + frame(SETUP, 0, setup_plan(plan(), ca_pem="-----BEGIN CERTIFICATE-----\n"
                                  "-----END CERTIFICATE-----\n")),
+    # issue 13 (helper A): a process list, and kill requests and replies
+    "ps": bytes([36]) + frame(25, 0, u64(7))
+    + frame(26, 0, u64(7) + u32(1) + u32(42) + u32(1) + u32(1000) + u32(3) + u64(1500) + u64(20)
+            + u64(1 << 20) + s("dev") + s("python3 -m http.server 8000") + u8(0))
+    + frame(26, 0, u64(8) + u32(5000)) + frame(26, 0, u64(9) + u32(1) + u32(1) * 7),
+    "kill": bytes([37]) + frame(27, 0, u64(3) + u32(42) + u32(15)) + frame(27, 0, u64(4) + u32(0) + u32(99))
+    + frame(28, 0, u64(3) + u32(0) + s("")) + frame(28, 0, u64(4) + u32(3) + s("no such process")),
     "empty": b"",
     "seed-only": b"\xff",
 }

@@ -378,6 +378,7 @@ static void test_exec_roundtrip(void **state) {
         .flags = DBX_EXEC_TTY | DBX_EXEC_STDIN,
         .rows = 24,
         .cols = 80,
+        .timeout_ms = 90000,
         .user = "1000:1000",
         .cwd = "/home/dev/project/sub dir",
         .argc = 5,
@@ -395,6 +396,7 @@ static void test_exec_roundtrip(void **state) {
     assert_int_equal(got.flags, req.flags);
     assert_int_equal(got.rows, 24);
     assert_int_equal(got.cols, 80);
+    assert_int_equal(got.timeout_ms, 90000);
     assert_string_equal(got.user, "1000:1000");
     assert_string_equal(got.cwd, "/home/dev/project/sub dir");
     assert_int_equal(got.argc, 5);
@@ -435,6 +437,7 @@ static void test_exec_roundtrip(void **state) {
 /* Hand-built exec payloads, to express what the encoder never produces. */
 struct raw_exec {
     uint32_t flags;
+    uint32_t timeout_ms;
     const char *user;
     const char *cwd;
     uint32_t argc;           /* as written on the wire */
@@ -451,6 +454,7 @@ static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     dbx_buf_put_u32(b, x->flags);
     dbx_buf_put_u16(b, 0);
     dbx_buf_put_u16(b, 0);
+    dbx_buf_put_u32(b, x->timeout_ms);
     put_raw_str(b, x->user);
     put_raw_str(b, x->cwd);
     dbx_buf_put_u32(b, x->argc);
@@ -642,17 +646,27 @@ static void test_exec_rejects_strings(void **state) {
 }
 
 static void test_exec_rejects_flags_and_empty(void **state) {
-    static const uint32_t bad[] = {1u << 4, 1u << 8, 1u << 31, 0xffffffffu};
+    static const uint32_t bad[] = {1u << 5, 1u << 8, 1u << 31, 0xffffffffu};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
         assert_raw_exec_rejected(&x);
     }
-    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN,
+    struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
+                                   DBX_EXEC_DETACH,
+                          .timeout_ms = DBX_EXEC_TIMEOUT_MAX,
                           .user = "",
                           .cwd = "/",
                           .argc = 1,
                           .argv = argv_true};
     assert_raw_exec_accepted(&ok);
+
+    /* a timeout over 30 days */
+    struct raw_exec late = {.timeout_ms = DBX_EXEC_TIMEOUT_MAX + 1,
+                            .user = "",
+                            .cwd = "/",
+                            .argc = 1,
+                            .argv = argv_true};
+    assert_raw_exec_rejected(&late);
 
     /* no command and no LOGIN flag */
     struct raw_exec empty = {.user = "", .cwd = "/", .argc = 0};
@@ -1670,6 +1684,114 @@ static void test_sanitize(void **state) {
     assert_null(dbx_sanitize_printable(NULL));
 }
 
+/* ---- issue 13: processes (helper A) ---- */
+
+static void test_ps_reply(void **state) {
+    struct dbx_ps_entry e[2] = {
+        {.pid = 42,
+         .ppid = 1,
+         .uid = 1000,
+         .session = 3,
+         .start_ms_ago = 1500,
+         .cpu_ms = 20,
+         .rss_bytes = 1 << 20,
+         .user = "dev",
+         .cmd = "python3 -m http.server",
+         .detached = 1},
+        {.pid = 43, .user = "", .cmd = ""},
+    };
+    struct dbx_buf b = {0};
+    dbx_ps_reply_begin(&b, 77, 2);
+    size_t want = 12;
+    for (int i = 0; i < 2; i++) {
+        dbx_ps_entry_encode(&b, &e[i]);
+        want += dbx_ps_entry_size(&e[i]);
+    }
+    assert_int_equal(b.len, want);
+    struct dbx_ps_reply r = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_ps_reply_decode(b.data, b.len, &r, &err), 0);
+    assert_int_equal(r.token, 77);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.v[0].pid, 42);
+    assert_int_equal(r.v[0].session, 3);
+    assert_int_equal(r.v[0].rss_bytes, 1 << 20);
+    assert_string_equal(r.v[0].cmd, "python3 -m http.server");
+    assert_int_equal(r.v[0].detached, 1);
+    assert_string_equal(r.v[1].user, "");
+    dbx_ps_reply_free(&r);
+    dbx_ps_reply_free(&r);
+
+    /* every truncation, trailing bytes, a bad detached byte, a count that lies */
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(dbx_ps_reply_decode(b.data, n, &r, &err), -EPROTO);
+        assert_non_null(err);
+        dbx_error_free(&err);
+    }
+    dbx_buf_put_u8(&b, 0);
+    assert_int_equal(dbx_ps_reply_decode(b.data, b.len, &r, &err), -EPROTO);
+    assert_non_null(strstr(err->msg, "trailing"));
+    dbx_error_free(&err);
+    b.data[b.len - 2] = 2; /* the second entry's detached byte */
+    assert_int_equal(dbx_ps_reply_decode(b.data, b.len - 1, &r, &err), -EPROTO);
+    dbx_error_free(&err);
+    struct dbx_buf big = {0};
+    dbx_ps_reply_begin(&big, 1, DBX_PS_MAX + 1);
+    for (uint32_t i = 0; i < DBX_PS_MAX + 1; i++)
+        dbx_ps_entry_encode(&big, &e[1]);
+    assert_int_equal(dbx_ps_reply_decode(big.data, big.len, &r, &err), -EPROTO);
+    dbx_error_free(&err);
+    struct dbx_buf lie = {0};
+    dbx_ps_reply_begin(&lie, 1, 1000);
+    assert_int_equal(dbx_ps_reply_decode(lie.data, lie.len, &r, NULL), -EPROTO);
+    /* a command line over the cap */
+    struct dbx_buf longcmd = {0};
+    char *cmd = dbx_xcalloc(1, DBX_PS_CMD_MAX + 2);
+    memset(cmd, 'x', DBX_PS_CMD_MAX + 1);
+    struct dbx_ps_entry l = {.user = "u", .cmd = cmd};
+    dbx_ps_reply_begin(&longcmd, 1, 1);
+    dbx_ps_entry_encode(&longcmd, &l);
+    assert_int_equal(dbx_ps_reply_decode(longcmd.data, longcmd.len, &r, NULL), -EPROTO);
+    free(cmd);
+    dbx_buf_free(&longcmd);
+    dbx_buf_free(&lie);
+    dbx_buf_free(&big);
+    dbx_buf_free(&b);
+}
+
+static void test_kill_frames(void **state) {
+    uint8_t k[16];
+    uint64_t token;
+    uint32_t pid, sig;
+    assert_int_equal(dbx_enc_kill(k, 9, 42, 15), 16);
+    assert_int_equal(dbx_dec_kill(k, 16, &token, &pid, &sig), 0);
+    assert_int_equal(token, 9);
+    assert_int_equal(pid, 42);
+    assert_int_equal(sig, 15);
+    assert_int_equal(dbx_dec_kill(k, 15, &token, &pid, &sig), -EPROTO);
+    dbx_enc_kill(k, 9, 0, 0);
+    assert_int_equal(dbx_dec_kill(k, 16, &token, &pid, &sig), -EPROTO);
+    dbx_enc_kill(k, 9, 0, 65);
+    assert_int_equal(dbx_dec_kill(k, 16, &token, &pid, &sig), -EPROTO);
+
+    struct dbx_buf b = {0};
+    dbx_kill_reply_encode(&b, 5, ESRCH, "no such process");
+    uint32_t status;
+    char *msg = NULL;
+    assert_int_equal(dbx_kill_reply_decode(b.data, b.len, &token, &status, &msg), 0);
+    assert_int_equal(token, 5);
+    assert_int_equal(status, ESRCH);
+    assert_string_equal(msg, "no such process");
+    free(msg);
+    msg = NULL;
+    for (size_t n = 0; n < b.len; n++)
+        assert_int_equal(dbx_kill_reply_decode(b.data, n, &token, &status, &msg), -EPROTO);
+    dbx_buf_put_u8(&b, 'x');
+    assert_int_equal(dbx_kill_reply_decode(b.data, b.len, &token, &status, &msg), -EPROTO);
+    assert_null(msg);
+    dbx_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_roundtrip),
@@ -1708,6 +1830,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_symlinks_refused, tmpdir_setup, tmpdir_teardown),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_sanitize),
+        cmocka_unit_test(test_ps_reply),
+        cmocka_unit_test(test_kill_frames),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

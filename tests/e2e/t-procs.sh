@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# t-procs: processes in the box, one boot.  Each command runs in its own leaf cgroup; a detached
+# HTTP server (`exec -d`) survives its client, is reached through a port forward, shows in `ps`
+# as detached, its output in `logs` (and `logs -f` ends when it does), and `kill` ends it;
+# `--timeout` exits 124 and leaves no process; an attached command still dies with its client;
+# `kill` refuses what is not the box's.
+. "$(dirname "$0")/lib.sh"
+
+command -v curl >/dev/null || skip "curl not installed on the host"
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+mkdir -p "$R/www"
+echo "served by a detached command" >"$R/www/index.html"
+P=$(free_port)
+
+# the command's own leaf under the box cgroup
+ok dbx exec -- cat /proc/self/cgroup
+assert_match "$OUT" '^0::/box/s[0-9]+$' "a command's cgroup"
+
+# a detached server: the client prints its pid and returns at once
+ok dbx exec -d -- sh -c "echo detached server up; exec busybox httpd -f -p 127.0.0.1:8000 -h '$R/www'"
+PID=$OUT
+assert_match "$PID" '^[0-9]+$' "exec -d prints the guest pid"
+ok dbx port add "$P:8000"
+wait_until 60 curl -sf -o /dev/null "http://127.0.0.1:$P/index.html" ||
+    fail "the detached server never answered through the forward"
+ok curl -sS "http://127.0.0.1:$P/index.html"
+assert_eq "served by a detached command" "$OUT" "body from the detached server"
+
+ok dbx ps
+assert_match "$OUT" "(^|$(printf '\n')) *$PID +[^ ]+ +[^ ]+ +[^ ]+ +[^ ]+ +D +busybox httpd" \
+    "ps shows the server as detached"
+assert_not_contains "$OUT" "devbox-init" "ps lists the box's processes only"
+ok dbx ps --json
+python3 - "$TEST_TMP/stdout" "$PID" <<'EOF' || fail "ps --json: $(show "$OUT")"
+import json, sys
+procs = json.load(open(sys.argv[1]))
+me = [p for p in procs if p["pid"] == int(sys.argv[2])]
+assert len(me) == 1 and me[0]["detached"] is True and me[0]["session"] > 0, me
+assert all(p["pid"] != 1 for p in procs), procs
+EOF
+
+ok dbx logs "$PID"
+assert_contains "$OUT" "detached server up" "logs PID"
+
+# logs -f follows until the process is gone
+"$DEVBOX" logs -f "$PID" >"$TEST_TMP/follow" 2>&1 &
+FOLLOW=$!
+CLEANUP_HOOKS+=("kill $FOLLOW 2>/dev/null")
+
+# kill: refused for init and for pids that are not the box's; then the server
+expect_rc 125 dbx kill 1
+assert_contains "$ERR" "no process 1 in the box" "kill 1"
+expect_rc 125 dbx kill -s NOPE "$PID"
+assert_contains "$ERR" "unknown signal" "kill -s NOPE"
+ok dbx kill -s TERM "$PID"
+wait_until 30 sh -c "! kill -0 $FOLLOW 2>/dev/null" || fail "logs -f did not end with the process"
+assert_contains "$(cat "$TEST_TMP/follow")" "detached server up" "logs -f output"
+ok dbx ps
+assert_not_contains "$OUT" "httpd" "ps after kill"
+run curl -sS --max-time 5 "http://127.0.0.1:$P/index.html"
+assert_ne 0 "$RC" "curl after kill"
+
+# --timeout: 124 at the deadline, and nothing the command started is left
+expect_rc 125 dbx exec --timeout 5x -- true
+assert_contains "$ERR" "invalid duration" "a bad --timeout"
+t0=$SECONDS
+expect_rc 124 dbx exec --timeout 2s -- sh -c 'sleep 300 & sleep 301'
+assert_le $((SECONDS - t0)) 30 "seconds until --timeout ended the command"
+ok dbx exec --timeout 1m -- true
+ok dbx ps
+assert_not_contains "$OUT" "sleep 30" "ps after --timeout"
+
+# an attached command dies when its client is killed
+"$DEVBOX" exec -- sh -c 'echo $$; exec sleep 302' >"$TEST_TMP/attached" 2>&1 &
+CLIENT=$!
+CLEANUP_HOOKS+=("kill -9 $CLIENT 2>/dev/null")
+wait_until 60 grep -q '^[0-9]' "$TEST_TMP/attached" || fail "the attached command never started"
+ok dbx ps
+assert_contains "$OUT" "sleep 302" "the attached command in ps"
+assert_match "$OUT" " A +sleep 302" "ps shows it attached"
+kill -9 "$CLIENT"
+gone() { run dbx ps && [ "$RC" = 0 ] && ! grep -q "sleep 302" "$TEST_TMP/stdout"; }
+wait_until 30 gone || fail "the attached command outlived its client: $(show "$OUT")"
+
+# kill --all leaves the box empty
+ok dbx exec -d -- sleep 303
+ok dbx kill -s KILL --all
+gone_all() { run dbx ps && [ "$RC" = 0 ] && ! grep -q "sleep 303" "$TEST_TMP/stdout"; }
+wait_until 30 gone_all || fail "kill --all left: $(show "$OUT")"
+ok dbx exec -- true
+
+# every ended command's leaf is gone: only this command's own is left
+one_leaf() { run dbx exec -- sh -c 'ls -d /sys/fs/cgroup/box/s*' && [ "$(printf '%s\n' "$OUT" | grep -c .)" = 1 ]; }
+wait_until 30 one_leaf || fail "leaf cgroups left behind: $(show "$OUT")"
+expect_rc 125 dbx logs 99999
+assert_contains "$ERR" "no log for process 99999" "logs of a pid without a log"
