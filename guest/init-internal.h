@@ -39,6 +39,7 @@ struct session {
     struct dbx_buf in;   /* stdin bytes received, not yet written */
     bool in_eof;         /* the host sent the empty STDIN frame */
     uint32_t in_pending; /* stdin bytes received and not yet credited back */
+    uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
 };
 
 /* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
@@ -346,3 +347,12 @@ uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin);
 int policy_child_lock(const struct box_policy *b, struct child_report *r);
 int policy_child_verify(const struct box_policy *b, const struct init_user *u, uint64_t caps,
                         bool switched, struct child_report *r);
+
+/* ---- init-stats.c (issue 13: helper B) -------------------------------------------------- */
+
+/* STATS on session 0: STATS_REPLY with the box cgroup's counters (none without a cgroup). */
+void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n);
+/* Before a session's command starts: remember the box's oom_kill and pids-refusal counts. */
+void stats_session_start(struct agent *a, struct session *s);
+/* Just before a session's EXIT: NOTICE when the box's limits explain its death. */
+void stats_session_end(struct agent *a, struct session *s);

@@ -143,6 +143,7 @@ static void session_abort(struct agent *a, struct session *s, const char *msg, b
 static void session_check_done(struct agent *a, struct session *s) {
     if (s->dead || !s->exited || !s->eof_sent[DBX_STREAM_STDOUT] || !s->eof_sent[DBX_STREAM_STDERR])
         return;
+    stats_session_end(a, s); /* NOTICE comes right before EXIT */
     uint8_t p[5];
     bool sig = WIFSIGNALED(s->status);
     size_t n = dbx_enc_exit(p, sig,
@@ -375,6 +376,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     if (dbx_exec_req_decode(p, n, &req, &err) < 0)
         return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
     struct session *s = session_new(id);
+    stats_session_start(a, s);
     const struct exec_ctx ctx = {
         .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box, .ca = a->ca};
     int code = DBX_ERR_FAILED;
@@ -478,10 +480,8 @@ static void on_shutdown(struct agent *a, const uint8_t *p, uint32_t n) {
 
 typedef void (*conn_fn)(struct agent *, const uint8_t *, uint32_t);
 static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
-    [DBX_MSG_SETUP] = on_setup,
-    [DBX_MSG_SHUTDOWN] = on_shutdown,
-    [DBX_MSG_PING] = on_ping,
-    [DBX_MSG_ERROR] = on_conn_error,
+    [DBX_MSG_SETUP] = on_setup,      [DBX_MSG_SHUTDOWN] = on_shutdown,   [DBX_MSG_PING] = on_ping,
+    [DBX_MSG_ERROR] = on_conn_error, [DBX_MSG_STATS] = stats_on_request,
 };
 
 static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
