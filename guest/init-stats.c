@@ -48,7 +48,8 @@ static bool cg_keyed(int dfd, const char *name, const char *key, uint64_t *ret) 
     size_t k = strlen(key);
     for (char *save = NULL, *l = t ? strtok_r(t, "\n", &save) : NULL; l;
          l = strtok_r(NULL, "\n", &save))
-        if (strncmp(l, key, k) == 0 && l[k] == ' ') return dbx_parse_u64(l + k + 1, 0, UINT64_MAX, ret) == 0;
+        if (strncmp(l, key, k) == 0 && l[k] == ' ')
+            return dbx_parse_u64(l + k + 1, 0, UINT64_MAX, ret) == 0;
     return false;
 }
 

@@ -12,7 +12,9 @@ static char *value_str(const struct dbx_stats *st, const char *key, bool size) {
     uint64_t v;
     if (!dbx_stats_find(st, key, &v)) return dbx_xstrdup("-");
     if (v == UINT64_MAX) return dbx_xstrdup("no limit");
-    return size ? dbx_size_human(v, false) : dbx_xasprintf("%llu", (unsigned long long)v);
+    /* a limit is what the user wrote ("128M"), a measure one decimal ("63.9M") */
+    if (size) return dbx_size_human(v, strstr(key, "_max") != NULL);
+    return dbx_xasprintf("%llu", (unsigned long long)v);
 }
 
 static char *usec_str(const struct dbx_stats *st, const char *key) {
@@ -34,10 +36,9 @@ static void print_human(const struct dbx_stats *st, const struct dbx_stats *prev
     _cleanup_free_ char *share = NULL;
     if (prev && elapsed_us && dbx_stats_find(st, "cpu_usage_us", &now_us) &&
         dbx_stats_find(prev, "cpu_usage_us", &prev_us) && now_us >= prev_us)
-        share = dbx_xasprintf(", %.0f%% of a CPU now", 100.0 * (double)(now_us - prev_us) /
-                                                           (double)elapsed_us);
-    printf("%-13s %s used%s, %s throttled (%s times)\n", "cpu", cpu, share ? share : "", thr,
-           nthr);
+        share = dbx_xasprintf(", %.0f%% of a CPU now",
+                              100.0 * (double)(now_us - prev_us) / (double)elapsed_us);
+    printf("%-13s %s used%s, %s throttled (%s times)\n", "cpu", cpu, share ? share : "", thr, nthr);
     _cleanup_free_ char *mcur = value_str(st, "memory_current", true);
     _cleanup_free_ char *mmax = value_str(st, "memory_max", true);
     _cleanup_free_ char *mpeak = value_str(st, "memory_peak", true);
@@ -53,7 +54,7 @@ static void print_human(const struct dbx_stats *st, const struct dbx_stats *prev
     _cleanup_free_ char *oom = value_str(st, "oom_kills", false);
     _cleanup_free_ char *ref = value_str(st, "pids_refused", false);
     printf("%-13s %s (since the box started)\n", "oom kills", oom);
-    printf("%-13s %s forks refused at pids.max (since the box started)\n", "pids refused", ref);
+    printf("%-13s %s forks at pids.max (since the box started)\n", "pids refused", ref);
 }
 
 /* Keys are [a-z0-9_] (the decoder checks): printed as they are.  "no limit" is null. */
@@ -63,8 +64,7 @@ static void print_json(const struct dbx_stats *st) {
         if (st->v[i].value == UINT64_MAX)
             printf("%s\"%s\":null", i ? "," : "", st->v[i].key);
         else
-            printf("%s\"%s\":%llu", i ? "," : "", st->v[i].key,
-                   (unsigned long long)st->v[i].value);
+            printf("%s\"%s\":%llu", i ? "," : "", st->v[i].key, (unsigned long long)st->v[i].value);
     }
     printf("}\n");
 }

@@ -83,15 +83,17 @@ char *dbx_size_human(uint64_t n, bool exact) {
         div *= 1024;
         u++;
     }
-    if (exact && n % div == 0) return dbx_xasprintf("%llu%c", (unsigned long long)(n / div), units[u]);
+    if (exact && n % div == 0)
+        return dbx_xasprintf("%llu%c", (unsigned long long)(n / div), units[u]);
     return dbx_xasprintf("%.1f%c", (double)n / (double)div, units[u]);
 }
 
 char *dbx_duration_human(uint64_t us) {
     uint64_t s = us / 1000000;
     if (s < 60) return dbx_xasprintf("%.2fs", (double)us / 1e6);
-    if (s < 3600) return dbx_xasprintf("%llum%02llus", (unsigned long long)(s / 60),
-                                       (unsigned long long)(s % 60));
+    if (s < 3600)
+        return dbx_xasprintf("%llum%02llus", (unsigned long long)(s / 60),
+                             (unsigned long long)(s % 60));
     return dbx_xasprintf("%lluh%02llum", (unsigned long long)(s / 3600),
                          (unsigned long long)(s / 60 % 60));
 }

@@ -86,7 +86,8 @@ void sup_stats_expire(struct sup *s) {
     for (size_t i = 0; i < DBX_ARRAY_SIZE(s->stats.wait); i++) {
         struct stats_wait *w = &s->stats.wait[i];
         if (!w->c || now < w->deadline_ms) continue;
-        sup_client_error(w->c, DBX_ERR_FAILED, "the guest did not answer the stats request within %us",
+        sup_client_error(w->c, DBX_ERR_FAILED,
+                         "the guest did not answer the stats request within %us",
                          STATS_TIMEOUT_MS / 1000);
         w->c = NULL;
     }
