@@ -10,7 +10,9 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 command -v gcc >/dev/null || skip "gcc not installed (needed for the static stressor)"
 # hold MB FILE: touch MB MiB, create FILE, sleep; pids: fork children that wait until fork
-# fails, then end them and exit 11 (EAGAIN) like a build that hit the limit
+# fails, then end them and exit 11 (EAGAIN) like a build that hit the limit.  The program's own
+# pages are locked: at the memory limit the kernel would otherwise evict and re-read them from
+# the share over and over (slow under TCG) before it gives up and OOM-kills.
 gcc -static -O2 -o "$R/stressor" -x c - >"$TEST_TMP/cc.log" 2>&1 <<'C' || fail "gcc stressor: $(tail -n 3 "$TEST_TMP/cc.log")"
 #include <errno.h>
 #include <fcntl.h>
@@ -18,10 +20,12 @@ gcc -static -O2 -o "$R/stressor" -x c - >"$TEST_TMP/cc.log" 2>&1 <<'C' || fail "
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[1], "hold")) {
+        mlockall(MCL_CURRENT);
         for (long i = 0; i < atol(argv[2]); i++) memset(malloc(1 << 20), 1, 1 << 20);
         close(open(argv[3], O_WRONLY | O_CREAT, 0644));
         sleep(120);

@@ -42,15 +42,17 @@ static int setup(void **state) {
     if (mkdir(b, 0755) < 0) return -1;
     f->box = open(b, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     setenv("DEVBOX_TEST_CGROUP", f->root, 1);
-    test_write_at(f->box, "cpu.stat", "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n"
-                                      "nr_periods 10\nnr_throttled 2\nthrottled_usec 3000\n");
+    test_write_at(f->box, "cpu.stat",
+                  "usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n"
+                  "nr_periods 10\nnr_throttled 2\nthrottled_usec 3000\n");
     test_write_at(f->box, "memory.current", "67108864\n");
     test_write_at(f->box, "memory.peak", "70000000\n");
     test_write_at(f->box, "memory.max", "134217728\n");
     test_write_at(f->box, "pids.current", "3\n");
     test_write_at(f->box, "pids.max", "max\n");
-    test_write_at(f->box, "io.stat", "254:0 rbytes=1000 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n"
-                                     "254:16 rbytes=24 wbytes=5 rios=1 wios=1 dbytes=0 dios=0\n");
+    test_write_at(f->box, "io.stat",
+                  "254:0 rbytes=1000 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n"
+                  "254:16 rbytes=24 wbytes=5 rios=1 wios=1 dbytes=0 dios=0\n");
     test_write_at(f->box, "memory.events", "low 0\nhigh 0\nmax 4\noom 1\noom_kill 0\n");
     test_write_at(f->box, "pids.events", "max 0\n");
     dbx_buf_free(&sent);
@@ -95,10 +97,10 @@ static void test_counters(void **state) {
         const char *k;
         uint64_t v;
     } want[] = {
-        {"cpu_usage_us", 1500000}, {"cpu_throttled_us", 3000},  {"nr_throttled", 2},
-        {"memory_current", 67108864}, {"memory_peak", 70000000}, {"memory_max", 134217728},
-        {"pids_current", 3},        {"pids_max", UINT64_MAX},   {"io_read_bytes", 1024},
-        {"io_write_bytes", 25},     {"oom_kills", 0},           {"pids_refused", 0},
+        {"cpu_usage_us", 1500000},    {"cpu_throttled_us", 3000}, {"nr_throttled", 2},
+        {"memory_current", 67108864}, {"memory_peak", 70000000},  {"memory_max", 134217728},
+        {"pids_current", 3},          {"pids_max", UINT64_MAX},   {"io_read_bytes", 1024},
+        {"io_write_bytes", 25},       {"oom_kills", 0},           {"pids_refused", 0},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
         uint64_t v = 0;
@@ -145,8 +147,8 @@ static bool session(struct fx *f, int status, const char *mem_events, const char
     return true;
 }
 
-#define KILLED SIGKILL                 /* wait status: killed by SIGKILL */
-#define EXITED(c) (((c) & 0xff) << 8) /* wait status: exit(c) */
+#define KILLED SIGKILL              /* wait status: killed by SIGKILL */
+#define EXITED(c) (((c)&0xff) << 8) /* wait status: exit(c) */
 
 static void test_notice(void **state) {
     struct fx *f = *state;
@@ -157,9 +159,9 @@ static void test_notice(void **state) {
     assert_true(nt.limit == 134217728 && nt.value == 70000000);
     assert_true(session(f, EXITED(137), oom, "max 5\n", &nt)); /* a shell's report of it */
     assert_int_equal(nt.kind, DBX_NOTICE_OOM);
-    assert_false(session(f, KILLED, no_oom, "max 5\n", &nt));  /* killed by someone else */
-    assert_false(session(f, EXITED(1), oom, "max 5\n", &nt));  /* survived a child's OOM */
-    assert_false(session(f, EXITED(0), oom, "max 9\n", &nt));  /* success: nothing to explain */
+    assert_false(session(f, KILLED, no_oom, "max 5\n", &nt)); /* killed by someone else */
+    assert_false(session(f, EXITED(1), oom, "max 5\n", &nt)); /* survived a child's OOM */
+    assert_false(session(f, EXITED(0), oom, "max 9\n", &nt)); /* success: nothing to explain */
     assert_true(session(f, EXITED(11), no_oom, "max 6\n", &nt));
     assert_int_equal(nt.kind, DBX_NOTICE_PIDS);
     assert_true(nt.limit == UINT64_MAX && nt.value == 3);

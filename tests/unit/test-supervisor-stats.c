@@ -61,6 +61,17 @@ static uint64_t ask(struct fixture *f) {
     return g;
 }
 
+/* The guest answers token g with st: nothing reaches the client (nobody waits for it). */
+static void reply_dropped(struct fixture *f, struct dbx_stats *st, uint64_t g) {
+    struct dbx_buf b = {0};
+    dbx_buf_free(&f->c.out);
+    st->token = g;
+    dbx_stats_encode(st, &b);
+    sup_stats_reply(&f->s, b.data, (uint32_t)b.len);
+    dbx_buf_free(&b);
+    assert_int_equal(dbx_buf_avail(&f->c.out), 0);
+}
+
 static void assert_client_error(struct fixture *f, const char *what) {
     const uint8_t *p;
     uint32_t n, code;
@@ -92,12 +103,7 @@ static void test_round_trip(void **state) {
     dbx_stats_clear(&st);
     assert_int_equal(f->c.kind, C_CLOSING);
     /* the same reply again: nobody waits any more, dropped */
-    dbx_buf_free(&f->c.out);
-    st.token = g;
-    dbx_stats_encode(&st, &b);
-    sup_stats_reply(&f->s, b.data, (uint32_t)b.len);
-    dbx_buf_free(&b);
-    assert_int_equal(dbx_buf_avail(&f->c.out), 0);
+    reply_dropped(f, &st, g);
 }
 
 static void test_guest_garbage(void **state) {
@@ -133,13 +139,8 @@ static void test_timeout_and_gone(void **state) {
     /* a client freed while waiting leaves nothing behind */
     uint64_t g = ask(f);
     sup_stats_client_gone(&f->s, &f->c);
-    dbx_buf_free(&f->c.out);
-    struct dbx_stats st = {.token = g};
-    struct dbx_buf b = {0};
-    dbx_stats_encode(&st, &b);
-    sup_stats_reply(&f->s, b.data, (uint32_t)b.len);
-    dbx_buf_free(&b);
-    assert_int_equal(dbx_buf_avail(&f->c.out), 0);
+    struct dbx_stats st = {0};
+    reply_dropped(f, &st, g);
 }
 
 static void test_refusals(void **state) {
