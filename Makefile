@@ -86,6 +86,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(UNIT_HELPERS) $(wildcard tests/unit/*.h) $(BU
 $(BUILD)/tests/test-guest-ca: guest/init-ca.c guest/init-internal.h
 # test-guest-env compiles guest/init-env.c in (the environment of a command).
 $(BUILD)/tests/test-guest-env: guest/init-env.c guest/init-internal.h
+# test-guest-stats compiles guest/init-stats.c in (the box cgroup's counters, NOTICE).
+$(BUILD)/tests/test-guest-stats: guest/init-stats.c guest/init-internal.h
 
 # Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
 $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a

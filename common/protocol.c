@@ -654,3 +654,104 @@ int dbx_kill_reply_decode(const uint8_t *p, size_t n, uint64_t *token, uint32_t 
     *msg = m;
     return 0;
 }
+
+/* ---- issue 13: NOTICE and STATS (helper B) ---------------------------------------------- */
+
+size_t dbx_enc_notice(uint8_t out[DBX_NOTICE_LEN], const struct dbx_notice *n) {
+    dbx_put_le(out, n->kind, 4);
+    dbx_put_le(out + 4, n->limit, 8);
+    dbx_put_le(out + 12, n->value, 8);
+    return DBX_NOTICE_LEN;
+}
+
+int dbx_dec_notice(const uint8_t *p, size_t n, struct dbx_notice *ret) {
+    if (n != DBX_NOTICE_LEN) return -EPROTO;
+    struct dbx_notice v = {.kind = (uint32_t)dbx_get_le(p, 4),
+                           .limit = dbx_get_le(p + 4, 8),
+                           .value = dbx_get_le(p + 12, 8)};
+    if (v.kind != DBX_NOTICE_OOM && v.kind != DBX_NOTICE_PIDS) return -EPROTO;
+    *ret = v;
+    return 0;
+}
+
+void dbx_stats_add(struct dbx_stats *st, const char *key, uint64_t value) {
+    if (st->n >= DBX_STATS_MAX) return;
+    st->v = dbx_xrealloc(st->v, (st->n + 1) * sizeof(*st->v));
+    st->v[st->n++] = (struct dbx_stat){.key = dbx_xstrdup(key), .value = value};
+}
+
+bool dbx_stats_find(const struct dbx_stats *st, const char *key, uint64_t *ret) {
+    for (uint32_t i = 0; i < st->n; i++)
+        if (strcmp(st->v[i].key, key) == 0) {
+            *ret = st->v[i].value;
+            return true;
+        }
+    return false;
+}
+
+void dbx_stats_encode(const struct dbx_stats *st, struct dbx_buf *out) {
+    dbx_buf_put_u64(out, st->token);
+    dbx_buf_put_u32(out, st->n);
+    for (uint32_t i = 0; i < st->n; i++) {
+        dbx_buf_put_str(out, st->v[i].key);
+        dbx_buf_put_u64(out, st->v[i].value);
+    }
+}
+
+static bool stats_key_ok(const char *k) {
+    size_t n = strlen(k);
+    if (n == 0 || n > DBX_STATS_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((k[i] >= 'a' && k[i] <= 'z') || (k[i] >= '0' && k[i] <= '9') || k[i] == '_'))
+            return false;
+    return true;
+}
+
+int dbx_stats_decode(const uint8_t *p, size_t n, struct dbx_stats *ret, dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    struct dbx_stats st = {0};
+    uint32_t count;
+    int r = -EPROTO;
+    if (dbx_get_u64(&c, &st.token) < 0 || dbx_get_u32(&c, &count) < 0) {
+        dbx_error_setx(err, EPROTO, "stats reply truncated");
+        goto out;
+    }
+    if (count > DBX_STATS_MAX) {
+        dbx_error_setx(err, EPROTO, "%u counters, more than %u", count, DBX_STATS_MAX);
+        goto out;
+    }
+    st.v = dbx_xcalloc(count ? count : 1, sizeof(*st.v));
+    for (uint32_t i = 0; i < count; i++) {
+        char *key = NULL;
+        uint64_t v;
+        if (dbx_get_str(&c, DBX_STATS_KEY_MAX, &key) < 0 || dbx_get_u64(&c, &v) < 0) {
+            free(key);
+            dbx_error_setx(err, EPROTO, "stats reply: counter %u truncated", i);
+            goto out;
+        }
+        uint64_t dup;
+        bool repeated = dbx_stats_find(&st, key, &dup);
+        st.v[st.n++] = (struct dbx_stat){.key = key, .value = v};
+        if (!stats_key_ok(key) || repeated) {
+            dbx_error_setx(err, EPROTO, "stats reply: counter %u: bad or repeated key", i);
+            goto out;
+        }
+    }
+    if (c.left != 0) {
+        dbx_error_setx(err, EPROTO, "stats reply: %zu trailing bytes", c.left);
+        goto out;
+    }
+    *ret = st;
+    st = (struct dbx_stats){0};
+    r = 0;
+out:
+    dbx_stats_clear(&st);
+    return r;
+}
+
+void dbx_stats_clear(struct dbx_stats *st) {
+    for (uint32_t i = 0; i < st->n; i++)
+        free(st->v[i].key);
+    free(st->v);
+    *st = (struct dbx_stats){0};
+}

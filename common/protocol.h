@@ -336,3 +336,43 @@ int dbx_dec_kill(const uint8_t *p, size_t n, uint64_t *token, uint32_t *pid, uin
 void dbx_kill_reply_encode(struct dbx_buf *out, uint64_t token, uint32_t status, const char *msg);
 int dbx_kill_reply_decode(const uint8_t *p, size_t n, uint64_t *token, uint32_t *status,
                           char **msg);
+/* ---- issue 13: NOTICE and STATS (helper B) ---------------------------------------------- */
+
+/* NOTICE (guest->host, session n, just before its EXIT): why the command died, when the box's
+ * limits explain it.  u32 kind, u64 limit, u64 value: for DBX_NOTICE_OOM the box's memory.max
+ * (UINT64_MAX: none, the VM's memory ran out) and memory.peak; for DBX_NOTICE_PIDS pids.max and
+ * pids.current.  Informational: the guest attributes it from box-wide counters. */
+enum { DBX_NOTICE_OOM = 1, DBX_NOTICE_PIDS = 2 };
+#define DBX_NOTICE_LEN 20u
+struct dbx_notice {
+    uint32_t kind;
+    uint64_t limit, value;
+};
+size_t dbx_enc_notice(uint8_t out[DBX_NOTICE_LEN], const struct dbx_notice *n);
+/* Strict: exactly 20 bytes and a known kind; *ret is set only on success. */
+int dbx_dec_notice(const uint8_t *p, size_t n, struct dbx_notice *ret);
+
+/* STATS: u64 token.  STATS_REPLY: u64 token, u32 n (<= DBX_STATS_MAX), n x (str key, u64
+ * value): the box cgroup's counters under their flattened cgroup v2 names (cpu_usage_us,
+ * memory_current, ...; docs/protocol.md lists them), a counter the kernel lacks left out, n 0
+ * when the box has no cgroup.  UINT64_MAX in memory_max or pids_max means "max". */
+#define DBX_STATS_MAX 64u
+#define DBX_STATS_KEY_MAX 32u /* a key: 1 to 32 of [a-z0-9_], each key once */
+struct dbx_stat {
+    char *key;
+    uint64_t value;
+};
+struct dbx_stats {
+    uint64_t token;
+    uint32_t n;
+    struct dbx_stat *v;
+};
+/* Append key = value (the key copied); at most DBX_STATS_MAX entries (more are dropped). */
+void dbx_stats_add(struct dbx_stats *st, const char *key, uint64_t value);
+/* The value of key, or false when the reply has none. */
+bool dbx_stats_find(const struct dbx_stats *st, const char *key, uint64_t *ret);
+void dbx_stats_encode(const struct dbx_stats *st, struct dbx_buf *out);
+/* Strict: counts and key syntax within the limits above, no duplicate key, no trailing bytes;
+ * -EPROTO with *err saying what is wrong, *ret set only on success. */
+int dbx_stats_decode(const uint8_t *p, size_t n, struct dbx_stats *ret, dbx_error **err);
+void dbx_stats_clear(struct dbx_stats *st);

@@ -43,6 +43,7 @@ struct session {
     int cg_fd;            /* the session's leaf cgroup box/s<id> (directory), or -1: none */
     uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
     bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
+    uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
 };
 
 /* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
@@ -376,3 +377,12 @@ void procs_linger_retry(struct agent *a);
 /* Session-0 requests: PS (list the box's processes) and KILL. */
 void procs_on_ps(struct agent *a, const uint8_t *p, uint32_t n);
 void procs_on_kill(struct agent *a, const uint8_t *p, uint32_t n);
+
+/* ---- init-stats.c (issue 13: helper B) -------------------------------------------------- */
+
+/* STATS on session 0: STATS_REPLY with the box cgroup's counters (none without a cgroup). */
+void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n);
+/* Before a session's command starts: remember the box's oom_kill and pids-refusal counts. */
+void stats_session_start(struct agent *a, struct session *s);
+/* Just before a session's EXIT: NOTICE when the box's limits explain its death. */
+void stats_session_end(struct agent *a, struct session *s);

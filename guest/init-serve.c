@@ -146,6 +146,7 @@ static void session_abort(struct agent *a, struct session *s, const char *msg, b
 static void session_check_done(struct agent *a, struct session *s) {
     if (s->dead || !s->exited || !s->eof_sent[DBX_STREAM_STDOUT] || !s->eof_sent[DBX_STREAM_STDERR])
         return;
+    stats_session_end(a, s); /* NOTICE comes right before EXIT */
     uint8_t p[5];
     bool sig = WIFSIGNALED(s->status) && !s->timed_out;
     /* --timeout: 124 as timeout(1) reports it, whatever the kill did to the status */
@@ -387,6 +388,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     if (dbx_exec_req_decode(p, n, &req, &err) < 0)
         return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
     struct session *s = session_new(id);
+    stats_session_start(a, s);
     const struct exec_ctx ctx = {
         .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box, .ca = a->ca};
     int code = DBX_ERR_FAILED;
@@ -500,6 +502,7 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_CHANGED] = watch_on_changed,
     [DBX_MSG_PS] = procs_on_ps,
     [DBX_MSG_KILL] = procs_on_kill,
+    [DBX_MSG_STATS] = stats_on_request,
 };
 
 static void on_sock_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {

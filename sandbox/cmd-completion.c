@@ -20,6 +20,8 @@ const struct cmd_def cmd_table[] = {
     {"enter", cmd_enter, "enter", "interactive shell in the project's VM", NULL, NULL},
     {"status", cmd_status, "status [--json]", "state of the project's VM", "--json", NULL},
     {"ls", cmd_ls, "ls [--json]", "every project devbox knows", "--json", NULL},
+    {"stats", cmd_stats, "stats [--json] [--watch]",
+     "the box's cpu, memory, pids and io counters (--watch: every 2 s)", "--json --watch", NULL},
     {"stop", cmd_stop, "stop", "shut the project's VM down cleanly", NULL, NULL},
     {"restart", cmd_restart, "restart", "stop the VM, then start it with devbox.ini as it is now",
      NULL, NULL},

@@ -42,6 +42,7 @@ int cmd_logs_pid(struct cmd_ctx *ctx, const char *pid, bool follow);
 /* Copy fd to stdout until EOF, escaped (log files hold the guest's bytes), in chunks cut where
  * a UTF-8 sequence or a "\r\n" may continue.  0, or -errno. */
 int cmd_dump_escaped(int fd);
+int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv); /* issue 13 (helper B) */
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

@@ -29,9 +29,10 @@ struct xs {
     char *errmsg;
     struct termios saved;
     bool raw;
-    int term_sig;        /* the SIGTERM/SIGHUP that started the grace period, or 0 */
-    bool detach;         /* -d: STARTED is the answer */
-    uint64_t give_up_ms; /* when the grace period ends */
+    int term_sig;             /* the SIGTERM/SIGHUP that started the grace period, or 0 */
+    bool detach;              /* -d: STARTED is the answer */
+    uint64_t give_up_ms;      /* when the grace period ends */
+    struct dbx_notice notice; /* why the command died, told after the terminal is restored */
 };
 
 /* `-e NAME` of a secret config.ini declares would copy the host's value into the box (and
@@ -165,6 +166,9 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
     }
     case DBX_MSG_CREDIT:
         if (dbx_dec_credit(p, h->len, &st, &v) == 0 && st == DBX_STREAM_STDIN) x->stdin_credit += v;
+        break;
+    case DBX_MSG_NOTICE: /* garbage is ignored: the exit code still tells the story */
+        (void)dbx_dec_notice(p, h->len, &x->notice);
         break;
     case DBX_MSG_EXIT:
         if (dbx_dec_exit(p, h->len, &sig, &v) == 0)
@@ -347,6 +351,10 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     dbx_reader_free(&x.rd);
     /* the hint is for a command that ran and failed, not for devbox's own errors */
     bool ran = !x.errmsg;
+    if (x.notice.kind) {
+        _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
+        fprintf(stderr, "devbox: %s\n", m);
+    }
     if (x.errmsg) {
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);

@@ -170,6 +170,7 @@ void sup_poll(struct sup *s, int timeout_ms) {
         if (c->kind == C_CLOSING && dbx_buf_avail(&c->out) == 0) sup_client_free(s, i);
     }
     sup_check_liveness(s);
+    sup_stats_expire(s);
     if (s->guest.stopping && s->vm.qemu_pid > 0 && dbx_now_ms() > s->guest.stop_deadline) {
         sup_log("guest did not power off in time; killing QEMU");
         kill(s->vm.qemu_pid, SIGKILL);

@@ -297,3 +297,22 @@ int dbx_ps(const struct dbx_paths *paths, const struct dbx_project *proj, struct
  * guest's refusal (no such process in the box) is an error; *ret_msg: what it said. */
 int dbx_kill(const struct dbx_paths *paths, const struct dbx_project *proj, uint32_t pid,
              uint32_t signo, char **ret_msg, dbx_error **err);
+/* ---- issue 13: stats (helper B) --------------------------------------------------------- */
+
+struct dbx_stats;  /* common/protocol.h */
+struct dbx_notice; /* common/protocol.h */
+
+/* The box cgroup's counters of the project's running VM (*ret: clear with dbx_stats_clear);
+ * -ENOENT with *err when it is not running.  Bounded wait: a guest that does not answer is an
+ * error after some seconds. */
+int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *proj,
+                      struct dbx_stats *ret, dbx_error **err);
+/* Bytes in binary units: "512B", "1.5K", "2.0G"; with exact, a whole multiple as "2G". */
+char *dbx_size_human(uint64_t n, bool exact);
+/* Microseconds as "1.25s", "3m07s" or "2h05m". */
+char *dbx_duration_human(uint64_t us);
+/* The line (without "devbox: ") that explains a NOTICE for the command argv (NULL or empty:
+ * the login shell): "'npm test' was killed: out of memory (limit 2G, peak 2.0G)", "'make -j64'
+ * hit the box's process limit (pids.max 64)"; the command escaped and cut to about 60
+ * characters. */
+char *dbx_notice_line(const struct dbx_notice *nt, char *const *argv);

@@ -14,8 +14,9 @@
 #define AGENT_OUT_HIGH (16u << 20) /* stop reading clients above this */
 #define AGENT_OUT_MAX (64u << 20)  /* stop reading the guest above this */
 
-/* C_REQ: a PS or KILL forwarded to the guest; the reply closes it (supervisor-procs.c) */
-enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING, C_REQ };
+/* C_REQ: a PS or KILL forwarded to the guest; the reply closes it (supervisor-procs.c).
+ * C_STATS: its request went to the guest; the reply (or a timeout) closes it. */
+enum client_kind { C_NEW, C_EXEC, C_STOP, C_CLOSING, C_REQ, C_STATS };
 
 struct client {
     int fd;
@@ -121,8 +122,16 @@ struct sup {
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
     struct dbx_protected protect;
 
-    struct sup_events events; /* the events journal (supervisor-events.c) */
+    struct sup_events events;   /* the events journal (supervisor-events.c) */
     struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
+    /* STATS requests waiting for the guest's reply (supervisor-stats.c) */
+    struct {
+        struct stats_wait {
+            struct client *c; /* NULL: a free slot */
+            uint64_t token, client_token, deadline_ms;
+        } wait[16];
+        uint64_t next_token;
+    } stats;
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -251,3 +260,16 @@ void sup_procs_client_gone(struct sup *s, struct client *c);
 void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
                               const uint8_t *p);
 void sup_procs_free(struct sup *s);
+/* ---- supervisor-stats.c (issue 13: helper B) ---- */
+/* A client's STATS: forwarded to the guest under a fresh token; the reply (or an error after
+ * a few seconds) goes back to the client, which is then closed. */
+void sup_stats_request(struct sup *s, struct client *c, const uint8_t *p, uint32_t n);
+/* STATS_REPLY from the guest (session 0): validated, returned to the client that waits. */
+void sup_stats_reply(struct sup *s, const uint8_t *p, uint32_t n);
+/* Every poll round: waiting requests past their deadline get an error. */
+void sup_stats_expire(struct sup *s);
+/* The client is being freed: forget its waiting request. */
+void sup_stats_client_gone(struct sup *s, struct client *c);
+/* NOTICE from the guest on session gsid: true when it decodes (then it may be forwarded to the
+ * session's client); garbage is logged and false. */
+bool sup_notice_ok(struct sup *s, uint32_t gsid, const uint8_t *p, uint32_t n);

@@ -82,6 +82,7 @@ void sup_client_free(struct sup *s, size_t i) {
     struct client *c = s->relay.clients[i];
     sup_client_detach(s, c);
     sup_procs_client_gone(s, c);
+    sup_stats_client_gone(s, c);
     close(c->fd);
     dbx_reader_free(&c->rd);
     dbx_buf_free(&c->out);
@@ -126,6 +127,7 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         c->kind = C_CLOSING;
         return;
     }
+    if (h->type == DBX_MSG_STATS) return sup_stats_request(s, c, p, h->len);
     if (h->type == DBX_MSG_STOP) {
         c->kind = C_STOP; /* answered by the socket closing when we exit */
         sup_begin_stop(s, "requested by a client");
@@ -299,6 +301,10 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
     case DBX_MSG_EXIT:
         ok = dbx_dec_exit(p, h->len, &sig, &v) == 0;
         break;
+    case DBX_MSG_NOTICE: /* informational: garbage is logged and dropped, the session goes on */
+        if (!sup_notice_ok(s, h->session, p, h->len)) return;
+        ok = true;
+        break;
     case DBX_MSG_ERROR: {
         char *m = NULL;
         ok = dbx_error_msg_decode(p, h->len, &v, &m) == 0;
@@ -377,6 +383,8 @@ void sup_agent_read(struct sup *s) {
                 sup_protected_frame(s, &h, p);
             else if (h.session == 0 && (h.type == DBX_MSG_PS_REPLY || h.type == DBX_MSG_KILL_REPLY))
                 sup_procs_agent_frame(s, &h, p);
+            else if (h.session == 0 && h.type == DBX_MSG_STATS_REPLY)
+                sup_stats_reply(s, p, h.len);
             else if (h.session == 0)
                 sup_agent_control(s, &h, p);
             else if (net_owns(s->net, &h))

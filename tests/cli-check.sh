@@ -63,7 +63,7 @@ complete_bash() { # WORD...: print COMPREPLY for the last word
         _ "$tmp/bash" "$@"
 }
 [ "$(complete_bash devbox ex)" = exec ] || bad "bash completion of 'devbox ex': $(complete_bash devbox ex)"
-[ "$(complete_bash devbox -C /tmp sta)" = status ] || bad "bash completion after -C DIR"
+[ "$(complete_bash devbox -C /tmp statu)" = status ] || bad "bash completion after -C DIR"
 [ "$(complete_bash devbox status --j)" = --json ] || bad "bash completion of 'devbox status --j'"
 complete_bash devbox exec --sh | grep -qx -- --shell || bad "bash completion of 'devbox exec --sh'"
 complete_bash devbox completion z | grep -x zsh >/dev/null || bad "bash completion of 'devbox completion z'"

@@ -188,6 +188,7 @@ static void decode_all(const uint8_t *p, size_t n) {
     } else {
         CHECK(cerr != NULL && paths == NULL);
         dbx_error_free(&cerr);
+    }
     /* issue 13: processes (helper A) */
     struct dbx_ps_reply ps = {0};
     if (dbx_ps_reply_decode(p, n, &ps, &err) == 0) {
@@ -220,6 +221,24 @@ static void decode_all(const uint8_t *p, size_t n) {
         free(kmsg);
     } else {
         CHECK(kmsg == NULL);
+    }
+    /* issue 13: NOTICE and STATS (helper B) */
+    struct dbx_notice nt;
+    if (dbx_dec_notice(p, n, &nt) == 0) {
+        uint8_t nb[DBX_NOTICE_LEN];
+        CHECK(dbx_enc_notice(nb, &nt) == n && memcmp(nb, p, n) == 0);
+    }
+    struct dbx_stats st = {0};
+    if (dbx_stats_decode(p, n, &st, &err) == 0) {
+        CHECK(st.n <= DBX_STATS_MAX);
+        struct dbx_buf b = {0};
+        dbx_stats_encode(&st, &b);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+        dbx_stats_clear(&st);
+    } else {
+        CHECK(err != NULL && st.n == 0 && st.v == NULL);
+        dbx_error_free(&err);
     }
 
     /* the cursor primitives on their own: a string decoded in place has exactly its bytes */

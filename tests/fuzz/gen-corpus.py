@@ -220,6 +220,34 @@ CORPUS = {
     "seed-only": b"\xff",
 }
 
+# ---- issue 13: NOTICE and STATS (helper B); frames of protocol version 5 ----
+NOTICE, STATS, STATS_REPLY = 24, 35, 36
+
+
+def frame5(typ, session=0, payload=b""):
+    return hdr(typ, session, len(payload), version=5) + payload
+
+
+def stats_reply(token, pairs, n=None):
+    return u64(token) + u32(len(pairs) if n is None else n) + b"".join(
+        s(k) + u64(v) for k, v in pairs)
+
+
+CORPUS.update({
+    "notice": bytes([36]) + frame5(NOTICE, 3, u32(1) + u64(2 << 30) + u64((2 << 30) - 4096))
+    + frame5(NOTICE, 4, u32(2) + u64(64) + u64(64)) + frame5(EXIT, 3, u8(1) + u32(9)),
+    "notice-bad": bytes([37]) + frame5(NOTICE, 3, u32(3) + u64(1) + u64(1))
+    + frame5(NOTICE, 3, u32(1) + u64(1)) + frame5(NOTICE, 3, u32(1) + u64(1) + u64(1) + b"x"),
+    "stats": bytes([38]) + frame5(STATS, 0, u64(7)) + frame5(STATS_REPLY, 0, stats_reply(7, [
+        ("cpu_usage_us", 123456), ("memory_current", 64 << 20), ("memory_max", 2**64 - 1),
+        ("pids_current", 3), ("oom_kills", 0)])) + frame5(STATS_REPLY, 0, stats_reply(8, [])),
+    "stats-bad": bytes([39]) + frame5(STATS_REPLY, 0, stats_reply(1, [("a", 1)], n=65))
+    + frame5(STATS_REPLY, 0, stats_reply(1, [("Bad-Key", 1)]))
+    + frame5(STATS_REPLY, 0, stats_reply(1, [("k", 1), ("k", 2)]))
+    + frame5(STATS_REPLY, 0, stats_reply(1, [("x" * 33, 1)]))
+    + frame5(STATS_REPLY, 0, stats_reply(1, [("k", 1)]) + b"\0"),
+})
+
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus",

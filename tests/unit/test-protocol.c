@@ -1792,6 +1792,141 @@ static void test_kill_frames(void **state) {
     dbx_buf_free(&b);
 }
 
+/* ---- issue 13: NOTICE and STATS (helper B) ---------------------------------------------- */
+
+static void test_notice(void **state) {
+    uint8_t b[DBX_NOTICE_LEN];
+    struct dbx_notice in = {DBX_NOTICE_OOM, 2ull << 30, (2ull << 30) - 4096}, out = {0};
+    assert_int_equal(dbx_enc_notice(b, &in), DBX_NOTICE_LEN);
+    assert_int_equal(dbx_dec_notice(b, sizeof(b), &out), 0);
+    assert_int_equal(out.kind, DBX_NOTICE_OOM);
+    assert_true(out.limit == in.limit && out.value == in.value);
+    /* every other length, and unknown kinds, leave *ret alone */
+    uint8_t big[DBX_NOTICE_LEN + 1] = {0};
+    memcpy(big, b, sizeof(b));
+    struct dbx_notice untouched = {7, 7, 7};
+    for (size_t n = 0; n <= sizeof(big); n++) {
+        if (n == DBX_NOTICE_LEN) continue;
+        assert_int_equal(dbx_dec_notice(big, n, &untouched), -EPROTO);
+    }
+    uint32_t kinds[] = {0, 3, 0xffffffffu};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(kinds); i++) {
+        struct dbx_notice k = {kinds[i], 1, 1};
+        dbx_enc_notice(b, &k);
+        assert_int_equal(dbx_dec_notice(b, sizeof(b), &untouched), -EPROTO);
+    }
+    assert_int_equal(untouched.kind, 7);
+    in.kind = DBX_NOTICE_PIDS;
+    dbx_enc_notice(b, &in);
+    assert_int_equal(dbx_dec_notice(b, sizeof(b), &out), 0);
+    assert_int_equal(out.kind, DBX_NOTICE_PIDS);
+}
+
+static void stats_refused(const struct dbx_buf *b, const char *what) {
+    struct dbx_stats st = {.token = 99};
+    dbx_error *e = NULL;
+    assert_int_equal(dbx_stats_decode(b->data, b->len, &st, &e), -EPROTO);
+    assert_non_null(e);
+    assert_non_null(strstr(e->msg, what));
+    assert_int_equal(st.token, 99); /* untouched */
+    dbx_error_free(&e);
+}
+
+static void test_stats_frame(void **state) {
+    struct dbx_stats st = {.token = 0x1122334455667788ull};
+    dbx_stats_add(&st, "memory_current", 64ull << 20);
+    dbx_stats_add(&st, "memory_max", UINT64_MAX);
+    dbx_stats_add(&st, "pids_current", 3);
+    struct dbx_buf b = {0};
+    dbx_stats_encode(&st, &b);
+    struct dbx_stats got = {0};
+    assert_int_equal(dbx_stats_decode(b.data, b.len, &got, NULL), 0);
+    assert_true(got.token == st.token);
+    assert_int_equal(got.n, 3);
+    uint64_t v = 0;
+    assert_true(dbx_stats_find(&got, "memory_max", &v) && v == UINT64_MAX);
+    assert_true(dbx_stats_find(&got, "pids_current", &v) && v == 3);
+    assert_false(dbx_stats_find(&got, "swap_current", &v));
+    dbx_stats_clear(&got);
+    /* every truncation, and a trailing byte */
+    for (size_t n = 0; n < b.len; n++) {
+        struct dbx_buf t = {0};
+        dbx_buf_put(&t, b.data, n);
+        stats_refused(&t, "truncated");
+        dbx_buf_free(&t);
+    }
+    dbx_buf_put_u8(&b, 0);
+    stats_refused(&b, "trailing");
+    dbx_buf_free(&b);
+    dbx_stats_clear(&st);
+
+    /* an empty reply (a box without a cgroup) is fine */
+    dbx_stats_encode(&(struct dbx_stats){.token = 1}, &b);
+    assert_int_equal(dbx_stats_decode(b.data, b.len, &got, NULL), 0);
+    assert_int_equal(got.n, 0);
+    dbx_stats_clear(&got);
+    dbx_buf_free(&b);
+
+    /* too many counters, a count that lies, bad keys, a repeated key */
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_u32(&b, DBX_STATS_MAX + 1);
+    stats_refused(&b, "more than");
+    dbx_buf_free(&b);
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_u32(&b, 0xffffffffu);
+    stats_refused(&b, "more than");
+    dbx_buf_free(&b);
+    const char *bad[] = {
+        "", "Memory", "a-b", "a b", "\x1b[2J", "k\xc3\xa9", "abcdefghijklmnopqrstuvwxyz0123456"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        dbx_buf_put_u64(&b, 1);
+        dbx_buf_put_u32(&b, 1);
+        dbx_buf_put_str(&b, bad[i]);
+        dbx_buf_put_u64(&b, 5);
+        struct dbx_stats x = {0};
+        assert_int_equal(dbx_stats_decode(b.data, b.len, &x, NULL), -EPROTO);
+        dbx_buf_free(&b);
+    }
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_u32(&b, 2);
+    for (int i = 0; i < 2; i++) {
+        dbx_buf_put_str(&b, "oom_kills");
+        dbx_buf_put_u64(&b, (uint64_t)i);
+    }
+    stats_refused(&b, "repeated");
+    dbx_buf_free(&b);
+    dbx_buf_put_u64(&b, 1);
+    dbx_buf_put_u32(&b, 1);
+    dbx_buf_put_u32(&b, 3);
+    dbx_buf_put(&b, "a\0b", 3);
+    dbx_buf_put_u64(&b, 5);
+    stats_refused(&b, "truncated"); /* a NUL inside a key does not decode as a string */
+    dbx_buf_free(&b);
+
+    /* garbage of every small length never decodes into something half-built */
+    uint8_t junk[64];
+    for (size_t n = 0; n < sizeof(junk); n++)
+        junk[n] = (uint8_t)(n * 37 + 11);
+    for (size_t n = 0; n <= sizeof(junk); n++) {
+        struct dbx_stats x = {0};
+        if (dbx_stats_decode(junk, n, &x, NULL) == 0) dbx_stats_clear(&x);
+    }
+
+    /* the encoder side caps what it adds */
+    for (unsigned i = 0; i < DBX_STATS_MAX + 5; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "k%u", i);
+        dbx_stats_add(&st, k, i);
+    }
+    assert_int_equal(st.n, DBX_STATS_MAX);
+    dbx_stats_encode(&st, &b);
+    assert_int_equal(dbx_stats_decode(b.data, b.len, &got, NULL), 0);
+    assert_int_equal(got.n, DBX_STATS_MAX);
+    dbx_stats_clear(&got);
+    dbx_stats_clear(&st);
+    dbx_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_roundtrip),
@@ -1832,6 +1967,9 @@ int main(void) {
         cmocka_unit_test(test_sanitize),
         cmocka_unit_test(test_ps_reply),
         cmocka_unit_test(test_kill_frames),
+        /* issue 13: NOTICE and STATS (helper B) */
+        cmocka_unit_test(test_notice),
+        cmocka_unit_test(test_stats_frame),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }
