@@ -33,6 +33,10 @@ int cmd_trust(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_completion(struct cmd_ctx *ctx, int argc, char **argv);
+/* issue 13, cleaning up (helper F) */
+int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
+/* A byte count for people ("1.2 GiB"); caller frees. */
+char *cmd_size(uint64_t n);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

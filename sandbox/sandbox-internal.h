@@ -121,3 +121,13 @@ int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
 void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
 /* Strict: every field within its bound, enums in range, no trailing bytes. */
 int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err);
+
+/* ---- issue 13: cleaning up (helper F; sandbox-project.c) ---- */
+/* Take a project's starters' lock (DBX_START_LOCK in state_dir, what dbx_connect holds while it
+ * starts a box).  *ret_fd -EBADF when the state dir is gone.  !wait: -EAGAIN (no error) while
+ * someone holds it. */
+int dbx_project_lock(const char *state_dir, bool wait, int *ret_fd, dbx_error **err);
+/* Delete (dry_run: only count) project id's state, run and data dirs, found below paths' own
+ * dirs by name; the caller holds its lock and checked it is not busy.  Bytes into *freed. */
+int dbx_project_remove_locked(const struct dbx_paths *paths, const char *id, bool dry_run,
+                              uint64_t *freed, dbx_error **err);
