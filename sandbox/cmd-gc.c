@@ -43,8 +43,8 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv) {
     size_t np = dbx_strv_len(r.projects), nd = dbx_strv_len(r.derived);
     _cleanup_free_ char *size = cmd_size(r.freed);
     /* one summary line, always: "removed 3 projects, 2 derived disks, 1 leftover: 1.2 GiB freed" */
-    printf("%s %zu project%s, %zu derived disk%s, %zu leftover%s: %s %s%s\n", verb, np,
-           plural(np), nd, plural(nd), r.leftovers, plural(r.leftovers), size,
+    printf("%s %zu project%s, %zu derived disk%s, %zu leftover%s: %s %s%s\n", verb, np, plural(np),
+           nd, plural(nd), r.leftovers, plural(r.leftovers), size,
            dry_run ? "would be freed" : "freed",
            r.images_counted ? "" : " (unused base disks and image blobs not counted)");
     dbx_gc_report_clear(&r);

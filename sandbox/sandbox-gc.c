@@ -78,8 +78,7 @@ static bool stale_tmp(int dfd, const char *name, time_t now) {
 static void gc_tmp(const char *dir, const char *sub, bool dry_run, struct dbx_gc_report *r) {
     _cleanup_close_ int base = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (base < 0) return;
-    int fd = sub ? openat(base, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-                 : dup(base);
+    int fd = sub ? openat(base, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : dup(base);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
     if (!d) {
         if (fd >= 0) close(fd);
@@ -169,8 +168,8 @@ out:
 /* Dirs named by a project id in dir/sub (data/projects, run) with no state dir of that id: what
  * an rm interrupted after the state dir went left (the state dir goes first), or a start that
  * died before making it.  After an hour; a run dir only while no supervisor holds its lock. */
-static void gc_strays(const struct dbx_paths *paths, const char *dir, const char *sub,
-                      bool dry_run, struct dbx_gc_report *r) {
+static void gc_strays(const struct dbx_paths *paths, const char *dir, const char *sub, bool dry_run,
+                      struct dbx_gc_report *r) {
     _cleanup_free_ char *where = sub ? dbx_xasprintf("%s/%s", dir, sub) : dbx_xstrdup(dir);
     _cleanup_close_ int fd = open(where, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(dup(fd)) : NULL;
