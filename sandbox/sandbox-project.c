@@ -282,16 +282,11 @@ int dbx_project_lookup(const struct dbx_paths *paths, const char *arg, struct db
     _cleanup_free_ char *path = abs_path(arg);
     if (!path) return dbx_error_set(err, errno, "'%s'", arg);
     /* the project's root, or a directory below it: the nearest recorded root going up */
-    for (char *cut = path + strlen(path);;) {
+    for (;;) {
         if (from_root(paths, path, ret) == 0) return 0;
-        cut = strrchr(path, '/');
-        if (!cut) break;
-        if (cut == path) {
-            if (path[1] == '\0') break;
-            path[1] = '\0';
-        } else {
-            *cut = '\0';
-        }
+        char *cut = strrchr(path, '/');
+        if (!cut || !strcmp(path, "/")) break;
+        cut[cut == path] = '\0'; /* "/a" goes up to "/" */
     }
     return dbx_error_set(err, 0, "'%s' is not in a project devbox knows (see 'devbox ls')", arg);
 }
