@@ -3,6 +3,8 @@
 #include "commands.h"
 #include "sandbox-internal.h"
 
+#include <jansson.h>
+
 static bool want_json(int argc, char **argv, const char *extra, bool *extra_set, int *bad) {
     bool json = false;
     for (int i = 1; i < argc; i++) {
@@ -101,6 +103,18 @@ int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
     return 0;
 }
 
+/* status --json's object with "repo_missing": the project's repository no longer exists. */
+static char *ls_json(const struct dbx_status *st, bool gone) {
+    _cleanup_free_ char *o = dbx_status_json(st);
+    json_t *j = json_loads(o, 0, NULL);
+    if (!j) return TAKE_PTR(o);
+    json_object_set_new(j, "repo_missing", json_boolean(gone));
+    char *out = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(j);
+    if (!out) dbx_oom_hook();
+    return out;
+}
+
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
     int bad = 0;
     bool json = want_json(argc, argv, NULL, NULL, &bad);
@@ -117,14 +131,20 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
         struct dbx_project p = {0};
         struct dbx_status st = {0};
         if (dbx_project_from_id(&ctx->paths, *id, &p, NULL) < 0) continue;
+        /* lstat only: a deleted tree (or an unmounted disk) is not opened */
+        bool gone = dbx_project_gone(p.root);
         if (dbx_status_get(&ctx->paths, &p, &st, NULL) == 0) {
             if (json) {
-                _cleanup_free_ char *o = dbx_status_json(&st);
+                _cleanup_free_ char *o = ls_json(&st, gone);
                 printf("%s%s", shown++ ? "," : "", o);
             } else {
                 _cleanup_free_ char *root = dbx_escape(st.project);
                 _cleanup_free_ char *image = dbx_escape(st.image ? st.image : "-");
-                printf("%-16s  %-8s  %-16s  %s\n", st.id, dbx_vm_state_name(st.state), image, root);
+                /* a running box keeps its state; the mark goes on the path */
+                const char *state =
+                    gone && st.state == DBX_VM_STOPPED ? "gone" : dbx_vm_state_name(st.state);
+                printf("%-16s  %-8s  %-16s  %s%s\n", st.id, state, image, root,
+                       gone && st.state != DBX_VM_STOPPED ? " (gone)" : "");
             }
         }
         dbx_status_clear(&st);
@@ -174,26 +194,91 @@ int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
+/* One project removed: "removed PATH (ID): 1.2 GiB freed". */
+static int rm_one(struct cmd_ctx *ctx, const struct dbx_project *proj, bool force) {
+    _cleanup_error_ dbx_error *err = NULL;
+    uint64_t freed = 0;
+    if (dbx_project_remove(&ctx->paths, proj, force, &freed, &err) < 0) return cmd_fail(&err);
+    _cleanup_free_ char *root = dbx_escape(proj->root);
+    _cleanup_free_ char *size = cmd_size(freed);
+    printf("removed %s (%s): %s freed\n", root, proj->id, size);
+    return 0;
+}
+
+/* `rm --all [--force]`: every project; a running one only with --force (stopped first), else
+ * it is skipped and said so. */
+static int rm_all(struct cmd_ctx *ctx, bool force) {
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **ids = NULL;
+    if (dbx_project_list(&ctx->paths, &ids, &err) < 0) return cmd_fail(&err);
+    int rc = 0;
+    size_t n = 0, skipped = 0;
+    uint64_t total = 0;
+    for (char **id = ids; *id; id++) {
+        struct dbx_project p = {0};
+        _cleanup_error_ dbx_error *e = NULL;
+        if (dbx_project_from_id(&ctx->paths, *id, &p, &e) < 0) {
+            if (!e || e->code != ENOENT) rc = cmd_fail(&e);
+            continue; /* no record: `devbox gc` takes such leftovers */
+        }
+        _cleanup_free_ char *root = dbx_escape(p.root);
+        uint64_t freed = 0;
+        if (!force && dbx_project_busy(&p)) {
+            fprintf(stderr, "devbox: rm: skipped '%s': it is running (use --force)\n", root);
+            skipped++;
+        } else if (dbx_project_remove(&ctx->paths, &p, force, &freed, &e) < 0) {
+            rc = cmd_fail(&e);
+        } else {
+            _cleanup_free_ char *size = cmd_size(freed);
+            printf("removed %s (%s): %s freed\n", root, p.id, size);
+            total += freed;
+            n++;
+        }
+        dbx_project_clear(&p);
+    }
+    _cleanup_free_ char *size = cmd_size(total);
+    printf("removed %zu project%s: %s freed%s\n", n, n == 1 ? "" : "s", size,
+           skipped ? " (running ones skipped)" : "");
+    return rc;
+}
+
+/* `rm [--force] [PATH|ID]`, `rm --all [--force]`: without an operand the current project. */
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
-    bool force = false;
+    bool force = false, all = false;
+    const char *which = NULL;
     int bad = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
             force = true;
+        else if (!strcmp(argv[i], "--all"))
+            all = true;
+        else if (!strcmp(argv[i], "--") && i + 1 < argc && !which)
+            which = argv[++i];
+        else if (argv[i][0] != '-' && !which)
+            which = argv[i];
         else {
             _cleanup_free_ char *a = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: rm: unknown argument '%s'\n", a);
             bad = 125;
         }
     }
+    if (!bad && all && which) {
+        fprintf(stderr, "devbox: rm: --all takes no PATH or ID\n");
+        bad = 125;
+    }
     if (bad) return bad;
+    if (all) return rm_all(ctx, force);
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
-    if (rc) return rc;
-    _cleanup_error_ dbx_error *err = NULL;
-    rc = dbx_remove(&ctx->paths, &proj, force, &err);
+    if (which) {
+        _cleanup_error_ dbx_error *err = NULL;
+        if (dbx_project_lookup(&ctx->paths, which, &proj, &err) < 0) return cmd_fail(&err);
+    } else {
+        int rc = cmd_project(ctx, &proj);
+        if (rc) return rc;
+    }
+    int rc = rm_one(ctx, &proj, force);
     dbx_project_clear(&proj);
-    return rc < 0 ? cmd_fail(&err) : 0;
+    return rc;
 }
 
 /* `NAME [--force|-f]`: the flag, then the project; the exit code on failure (printed). */

@@ -332,19 +332,6 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
     return 0;
 }
 
-static int rm_rf_at(int dfd, const char *name) {
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        DIR *d = fdopendir(dup(fd));
-        struct dirent *de;
-        while (d && (de = readdir(d)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) rm_rf_at(fd, de->d_name);
-        if (d) closedir(d);
-        return unlinkat(dfd, name, AT_REMOVEDIR);
-    }
-    return unlinkat(dfd, name, 0);
-}
-
 /* Before rm or reset: a running or starting VM is an error, unless force (then it is stopped
  * first). */
 static int stop_for_removal(const struct dbx_paths *paths, const struct dbx_project *proj,
@@ -361,17 +348,6 @@ static int stop_for_removal(const struct dbx_paths *paths, const struct dbx_proj
         return dbx_error_set(err, 0, "project '%s' is %s (stop it first, or use --force)",
                              proj->root, running ? "running" : "starting");
     return dbx_stop(paths, proj, err);
-}
-
-int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
-               dbx_error **err) {
-    if (stop_for_removal(paths, proj, force, err) < 0) return -1;
-    const char *dirs[] = {proj->data_dir, proj->run_dir, proj->state_dir};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(dirs); i++) {
-        if (rm_rf_at(AT_FDCWD, dirs[i]) < 0 && errno != ENOENT)
-            return dbx_error_set(err, errno, "remove '%s'", dirs[i]);
-    }
-    return 0;
 }
 
 int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,

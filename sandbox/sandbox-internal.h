@@ -156,3 +156,12 @@ int dbx_event_text(struct dbx_events_ctx *ctx, const char *line, size_t len, cha
  * a second in net_pollfds, and the last ones in net_free).  Accepts a NULL net. */
 typedef void net_deny_fn(void *data, const char *host, const char *reason);
 void net_on_deny(struct net *n, net_deny_fn *fn, void *data);
+/* ---- issue 13: cleaning up (helper F; sandbox-project.c) ---- */
+/* Take a project's starters' lock (DBX_START_LOCK in state_dir, what dbx_connect holds while it
+ * starts a box).  *ret_fd -EBADF when the state dir is gone.  !wait: -EAGAIN (no error) while
+ * someone holds it. */
+int dbx_project_lock(const char *state_dir, bool wait, int *ret_fd, dbx_error **err);
+/* Delete (dry_run: only count) project id's state, run and data dirs, found below paths' own
+ * dirs by name; the caller holds its lock and checked it is not busy.  Bytes into *freed. */
+int dbx_project_remove_locked(const struct dbx_paths *paths, const char *id, bool dry_run,
+                              uint64_t *freed, dbx_error **err);

@@ -1,12 +1,13 @@
 /* sandbox/sandbox-project.c: which project the user means, and its persistent record. */
 #define _GNU_SOURCE
-#include "sandbox.h"
+#include "sandbox-internal.h"
 
 #include <dirent.h>
 #include <git2.h>
 #include <jansson.h>
 #include <limits.h>
 #include <openssl/sha.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -160,5 +161,208 @@ int dbx_project_list(const struct dbx_paths *paths, char ***ret_ids, dbx_error *
             ids = dbx_strv_push(ids, de->d_name);
     closedir(d);
     *ret_ids = ids;
+    return 0;
+}
+
+/* ---- cleaning up (issue 13) ------------------------------------------------------------- */
+
+bool dbx_project_gone(const char *root) {
+    struct stat st;
+    if (lstat(root, &st) < 0) return errno == ENOENT || errno == ENOTDIR;
+    if (!S_ISDIR(st.st_mode)) return true; /* the canonical root was a directory */
+    _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", root);
+    if (lstat(dotgit, &st) < 0) return errno == ENOENT || errno == ENOTDIR;
+    return false;
+}
+
+bool dbx_project_busy(const struct dbx_project *proj) {
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
+    _cleanup_close_ int fd = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno != ENOENT && errno != ENOTDIR; /* cannot tell: treat as busy */
+    return flock(fd, LOCK_SH | LOCK_NB) < 0;
+}
+
+static bool id_ok(const char *id) {
+    return strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16;
+}
+
+/* The project whose recorded root is exactly root, or -ENOENT. */
+static int from_root(const struct dbx_paths *paths, const char *root, struct dbx_project *ret) {
+    struct dbx_project p = {.root = (char *)root};
+    project_fill(paths, &p);
+    p.root = NULL;
+    struct dbx_project q = {0};
+    int r = dbx_project_from_id(paths, p.id, &q, NULL) == 0 && strcmp(q.root, root) == 0;
+    dbx_project_clear(&p);
+    if (!r) {
+        dbx_project_clear(&q);
+        return -ENOENT;
+    }
+    *ret = q;
+    return 0;
+}
+
+/* arg as an absolute path: resolved with realpath as far as it exists (the directories above a
+ * deleted tree usually do, and the recorded root is canonical), the rest appended after "."
+ * and ".." were folded lexically. */
+static char *abs_path(const char *arg) {
+    char *real = realpath(arg, NULL);
+    if (real) return real;
+    _cleanup_free_ char *cwd = arg[0] == '/' ? dbx_xstrdup("") : getcwd(NULL, 0);
+    if (!cwd) return NULL;
+    _cleanup_free_ char *full = dbx_xasprintf("%s/%s", cwd, arg);
+    /* fold "//", "/./" and "/x/../" in place */
+    char *out = dbx_xcalloc(1, strlen(full) + 2);
+    size_t n = 0;
+    for (char *save = NULL, *c = strtok_r(full, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(c, ".")) continue;
+        if (!strcmp(c, "..")) {
+            while (n > 0 && out[--n] != '/') {
+            }
+            out[n] = '\0';
+            continue;
+        }
+        n += (size_t)sprintf(out + n, "/%s", c);
+    }
+    if (n == 0) strcpy(out, "/");
+    /* the longest prefix that exists, canonical */
+    for (size_t i = n; i > 0; i--) {
+        if (out[i] != '/' && out[i] != '\0') continue;
+        char c = out[i];
+        out[i] = '\0';
+        _cleanup_free_ char *head = realpath(out, NULL);
+        out[i] = c;
+        if (!head) continue;
+        char *r = dbx_xasprintf("%s%s", strcmp(head, "/") ? head : "", out + i);
+        free(out);
+        return r;
+    }
+    return out;
+}
+
+/* The recorded project whose id starts with prefix: 1 found, 0 none, -1 several (err set). */
+static int from_prefix(const struct dbx_paths *paths, const char *prefix, struct dbx_project *ret,
+                       dbx_error **err) {
+    _cleanup_strv_ char **ids = NULL;
+    if (dbx_project_list(paths, &ids, err) < 0) return -1;
+    const char *found = NULL;
+    for (char **id = ids; *id; id++) {
+        if (!dbx_str_has_prefix(*id, prefix)) continue;
+        if (found)
+            return dbx_error_set(err, 0, "'%s' is the start of several project ids (%s, %s, ...)",
+                                 prefix, found, *id);
+        found = *id;
+    }
+    if (!found) return 0;
+    if (dbx_project_from_id(paths, found, ret, err) < 0) return -1;
+    return 1;
+}
+
+int dbx_project_lookup(const struct dbx_paths *paths, const char *arg, struct dbx_project *ret,
+                       dbx_error **err) {
+    size_t len = strlen(arg);
+    if (len == 0 || len > 3000) return dbx_error_set(err, 0, "bad project path or id '%s'", arg);
+    if (len >= 4 && len <= 16 && strspn(arg, "0123456789abcdef") == len) {
+        struct dbx_project p = {0};
+        int r = from_prefix(paths, arg, &p, err);
+        if (r < 0) return -1;
+        struct stat st;
+        if (r > 0 && lstat(arg, &st) == 0) {
+            dbx_project_clear(&p);
+            return dbx_error_set(err, 0,
+                                 "'%s' is both a project id and a path here (write ./%s for the "
+                                 "path)",
+                                 arg, arg);
+        }
+        if (r > 0) {
+            *ret = p;
+            return 0;
+        }
+    }
+    _cleanup_free_ char *path = abs_path(arg);
+    if (!path) return dbx_error_set(err, errno, "'%s'", arg);
+    /* the project's root, or a directory below it: the nearest recorded root going up */
+    for (;;) {
+        if (from_root(paths, path, ret) == 0) return 0;
+        char *cut = strrchr(path, '/');
+        if (!cut || !strcmp(path, "/")) break;
+        cut[cut == path] = '\0'; /* "/a" goes up to "/" */
+    }
+    return dbx_error_set(err, 0, "'%s' is not in a project devbox knows (see 'devbox ls')", arg);
+}
+
+/* The project's starters' lock (DBX_START_LOCK, what dbx_connect holds while it starts a box).
+ * *ret_fd -EBADF when the state dir is already gone (nothing left to start from).  !wait: -EAGAIN
+ * when a start holds it. */
+int dbx_project_lock(const char *state_dir, bool wait, int *ret_fd, dbx_error **err) {
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", state_dir, DBX_START_LOCK);
+    _cleanup_close_ int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        *ret_fd = -EBADF;
+        return 0;
+    }
+    if (fd < 0) return dbx_error_set(err, errno, "open '%s'", lp);
+    while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0)
+        if (errno != EINTR) {
+            if (errno == EWOULDBLOCK && !wait) return -EAGAIN;
+            return dbx_error_set(err, errno, "lock '%s'", lp);
+        }
+    *ret_fd = TAKE_FD(fd);
+    return 0;
+}
+
+/* Open dir/sub (sub: one name, not followed if a symlink); -ENOENT quietly. */
+static int open_sub(const char *dir, const char *sub, dbx_error **err) {
+    _cleanup_close_ int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d < 0) return errno == ENOENT ? -ENOENT : dbx_error_set(err, errno, "open '%s'", dir);
+    if (!sub) return TAKE_FD(d);
+    int fd = openat(d, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ENOENT : dbx_error_set(err, errno, "open '%s/%s'", dir, sub);
+    return fd;
+}
+
+int dbx_project_remove_locked(const struct dbx_paths *paths, const char *id, bool dry_run,
+                              uint64_t *freed, dbx_error **err) {
+    if (!id_ok(id)) return dbx_error_set(err, EINVAL, "bad project id '%s'", id);
+    /* Each dir found from devbox's own dirs by fixed names: never a path a record names. */
+    const struct {
+        const char *dir, *sub;
+    } where[] = {{paths->state, "projects"}, {paths->run, NULL}, {paths->data, "projects"}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(where); i++) {
+        _cleanup_close_ int fd = open_sub(where[i].dir, where[i].sub, err);
+        if (fd == -ENOENT) continue;
+        if (fd < 0) return -1;
+        /* The record first: what an interrupted rm leaves is a record-less dir gc removes. */
+        if (i == 0 && !dry_run) {
+            _cleanup_close_ int sd =
+                openat(fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sd >= 0 && unlinkat(sd, "project.json", 0) < 0 && errno != ENOENT)
+                return dbx_error_set(err, errno, "remove '%s/%s/%s/project.json'", where[i].dir,
+                                     where[i].sub, id);
+        }
+        if (dbx_rm_tree_at(fd, id, dry_run, freed, err) < 0)
+            return dbx_error_wrap(err, "in '%s%s%s'", where[i].dir, where[i].sub ? "/" : "",
+                                  where[i].sub ? where[i].sub : "");
+    }
+    return 0;
+}
+
+int dbx_project_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+                       uint64_t *ret_freed, dbx_error **err) {
+    if (dbx_project_busy(proj)) {
+        if (!force)
+            return dbx_error_set(err, 0, "project '%s' is running (stop it first, or use --force)",
+                                 proj->root);
+        if (dbx_stop(paths, proj, err) < 0) return -1;
+    }
+    /* Under the starters' lock: a start waits for the removal (and then makes a new box). */
+    _cleanup_close_ int lock = -EBADF;
+    if (dbx_project_lock(proj->state_dir, true, &lock, err) < 0) return -1;
+    if (dbx_project_busy(proj))
+        return dbx_error_set(err, 0, "project '%s' was started meanwhile", proj->root);
+    uint64_t freed = 0;
+    if (dbx_project_remove_locked(paths, proj->id, false, &freed, err) < 0) return -1;
+    if (ret_freed) *ret_freed = freed;
     return 0;
 }

@@ -242,9 +242,6 @@ const char *dbx_status_seccomp_name(uint8_t mode);
 char *dbx_status_json(const struct dbx_status *st);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
-/* Delete the project's disk and state.  Refuses while running unless force (then stops it). */
-int dbx_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
-               dbx_error **err);
 
 /* Throw the project's disk away (the VM stopped first with force, else a running one is an
  * error): the next start makes it again from the image, through [setup]'s derived disk.  The
@@ -316,3 +313,46 @@ char *dbx_duration_human(uint64_t us);
  * hit the box's process limit (pids.max 64)"; the command escaped and cut to about 60
  * characters. */
 char *dbx_notice_line(const struct dbx_notice *nt, char *const *argv);
+/* ---- issue 13: cleaning up after projects that are gone (helper F) ---------------------- */
+
+/* Whether a recorded project's repository is gone: lstat of root or of root/.git fails with
+ * ENOENT or ENOTDIR, or root is not a directory.  Only lstat: the tree is never opened (nor
+ * handed to libgit2).  Any other failure (EACCES, EIO) is "not gone": gc must not act on doubt.
+ * A tree on an unmounted disk looks gone. */
+bool dbx_project_gone(const char *root);
+/* Whether a supervisor holds the project's alive lock: its box is running or starting. */
+bool dbx_project_busy(const struct dbx_project *proj);
+/* The recorded project `arg` names (`devbox rm PATH|ID`): 4 to 16 lower-case hex digits are a
+ * project id or a unique prefix of one; anything else (or hex digits no id starts with) is a
+ * path, made absolute against the cwd: the project's root or a directory below it, which may
+ * no longer exist.  Hex digits that are both an id prefix and an existing path are refused as
+ * ambiguous.  Errors name arg. */
+int dbx_project_lookup(const struct dbx_paths *paths, const char *arg, struct dbx_project *ret,
+                       dbx_error **err);
+/* Delete name below dirfd (a file, or a directory tree walked fd-relative with O_NOFOLLOW and
+ * unlinkat: a symlink is removed, never followed; at most 64 levels).  dry_run: only count.
+ * Adds the bytes that go (blocks of files with one link, and directories) to *freed.  ENOENT
+ * is not an error. */
+int dbx_rm_tree_at(int dirfd, const char *name, bool dry_run, uint64_t *freed, dbx_error **err);
+/* Delete the project: its disk (data dir), its state dir (record, logs, procs logs, events)
+ * and its run dir, found from paths and proj->id (never outside devbox's own dirs), under the
+ * project's starters' lock.  A running or starting box is an error unless force (then it is
+ * stopped first).  *ret_freed (may be NULL): bytes freed. */
+int dbx_project_remove(const struct dbx_paths *paths, const struct dbx_project *proj, bool force,
+                       uint64_t *ret_freed, dbx_error **err);
+
+/* What `devbox gc` removed (or, dry_run, would remove). */
+struct dbx_gc_report {
+    char **projects;     /* roots of the projects whose repository is gone (NULL-terminated) */
+    char **derived;      /* derived disks no project uses any more, by name */
+    size_t leftovers;    /* record-less project dirs, stopped boxes' run dirs, stale temp files */
+    uint64_t freed;      /* bytes */
+    bool images_counted; /* false in dry_run: image store garbage is only known by removing it */
+};
+void dbx_gc_report_clear(struct dbx_gc_report *r);
+/* Remove what no one can use any more: projects whose repository is gone (not running ones),
+ * what stopped boxes leave (their run dirs), project dirs without a record (a first start that
+ * failed, an interrupted rm) unless their lock is held, temp files of crashed writers older
+ * than an hour, then `image prune` (derived disks, base disks and blobs nothing uses).  Every
+ * project is taken under its starters' lock without waiting: a busy one is left alone. */
+int dbx_gc(const struct dbx_paths *paths, bool dry_run, struct dbx_gc_report *ret, dbx_error **err);

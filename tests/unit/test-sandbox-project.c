@@ -1,4 +1,5 @@
-/* Unit tests: project discovery (libgit2), project records. */
+/* Unit tests: project discovery (libgit2), project records, and cleaning up: which projects
+ * are gone, rm PATH|ID lookup, removal that never follows a symlink, what gc selects. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +10,8 @@
 #include "sandbox/sandbox-internal.h"
 #include "sandbox/sandbox.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 static char tmpl[64];
@@ -126,12 +129,241 @@ static void test_record_roundtrip(void **state) {
     free(dir);
 }
 
+/* ---- cleaning up (issue 13): gone, rm PATH|ID, removal that never follows a symlink, gc ---- */
+
+static struct dbx_paths gc_paths_storage;
+static struct dbx_paths *gp = &gc_paths_storage;
+
+static int gc_setup(void **state) {
+    setup(state);
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(gp, &err), 0);
+    return 0;
+}
+
+static int gc_teardown(void **state) {
+    dbx_paths_clear(gp);
+    return teardown(state);
+}
+
+/* A project devbox knows: repo tmpl/NAME (git init), its dirs, a record and a 64 KiB disk.
+ * Returns it (caller clears). */
+static struct dbx_project make_project(const char *name) {
+    test_sh("mkdir -p %s/%s && git init -q %s/%s", tmpl, name, tmpl, name);
+    char *dir = dbx_xasprintf("%s/%s", tmpl, name);
+    struct dbx_project p = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_project_find(gp, dir, false, &p, &err), 0);
+    assert_int_equal(dbx_project_dirs(&p, &err), 0);
+    struct dbx_project_rec r = {p.root, (char *)"default", (char *)"/b.raw", 1, (char *)""};
+    assert_int_equal(dbx_project_rec_save(p.state_dir, &r, &err), 0);
+    test_sh("head -c 65536 /dev/urandom > %s/disk.qcow2 && echo log > %s/console.log", p.data_dir,
+            p.state_dir);
+    free(dir);
+    return p;
+}
+
+static bool exists(const char *path) {
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+static void test_gone(void **state) {
+    (void)state;
+    struct dbx_project p = make_project("live");
+    assert_false(dbx_project_gone(p.root));
+    test_sh("rm -rf %s/.git", p.root);
+    assert_true(dbx_project_gone(p.root)); /* no longer a repository */
+    test_sh("rm -rf %s && touch %s", p.root, p.root);
+    assert_true(dbx_project_gone(p.root)); /* a file where the tree was */
+    test_sh("rm -f %s", p.root);
+    assert_true(dbx_project_gone(p.root));
+    char *below = dbx_xasprintf("%s/x/y", p.root);
+    assert_true(dbx_project_gone(below));
+    free(below);
+    dbx_project_clear(&p);
+}
+
+static void test_lookup(void **state) {
+    (void)state;
+    struct dbx_project a = make_project("a");
+    struct dbx_project b = make_project("b");
+    test_sh("mkdir -p %s/a/sub/dir", tmpl);
+    dbx_error *err = NULL;
+    struct dbx_project q = {0};
+    /* by id, and by a unique prefix */
+    assert_int_equal(dbx_project_lookup(gp, a.id, &q, &err), 0);
+    assert_string_equal(q.root, a.root);
+    dbx_project_clear(&q);
+    char pre[9];
+    snprintf(pre, sizeof(pre), "%.8s", b.id);
+    assert_int_equal(dbx_project_lookup(gp, pre, &q, &err), 0);
+    assert_string_equal(q.root, b.root);
+    dbx_project_clear(&q);
+    /* by a path below the root, existing or not, and relative to the cwd */
+    char *sub = dbx_xasprintf("%s/sub/dir", a.root);
+    assert_int_equal(dbx_project_lookup(gp, sub, &q, &err), 0);
+    assert_string_equal(q.root, a.root);
+    dbx_project_clear(&q);
+    test_sh("rm -rf %s", a.root);
+    assert_int_equal(dbx_project_lookup(gp, sub, &q, &err), 0);
+    assert_string_equal(q.root, a.root);
+    dbx_project_clear(&q);
+    char *dotted = dbx_xasprintf("%s/b/../a/./sub/", tmpl);
+    assert_int_equal(dbx_project_lookup(gp, dotted, &q, &err), 0);
+    assert_string_equal(q.root, a.root);
+    dbx_project_clear(&q);
+    char *cwd = getcwd(NULL, 0);
+    assert_int_equal(chdir(tmpl), 0);
+    assert_int_equal(dbx_project_lookup(gp, "a", &q, &err), 0);
+    assert_string_equal(q.root, a.root);
+    dbx_project_clear(&q);
+    /* an id prefix that is also a path here is ambiguous */
+    char pre4[5];
+    snprintf(pre4, sizeof(pre4), "%.4s", a.id);
+    test_sh("mkdir %s/%s", tmpl, pre4);
+    assert_true(dbx_project_lookup(gp, pre4, &q, &err) < 0);
+    assert_non_null(strstr(err->msg, "both a project id and a path"));
+    dbx_error_free(&err);
+    assert_int_equal(chdir(cwd), 0);
+    free(cwd);
+    /* not a project */
+    assert_true(dbx_project_lookup(gp, "/nonexistent/x", &q, &err) < 0);
+    assert_non_null(strstr(err->msg, "not in a project devbox knows"));
+    dbx_error_free(&err);
+    assert_true(dbx_project_lookup(gp, "", &q, &err) < 0);
+    dbx_error_free(&err);
+    free(sub);
+    free(dotted);
+    dbx_project_clear(&a);
+    dbx_project_clear(&b);
+}
+
+static void test_remove_no_follow(void **state) {
+    (void)state;
+    struct dbx_project p = make_project("p");
+    /* symlinks in the state dir to a precious file and dir outside: removed, not followed */
+    test_sh("mkdir -p %s/precious && echo keep > %s/precious/f && ln -s %s/precious %s/link && "
+            "ln -s %s/precious/f %s/flink && mkdir -p %s/procs && echo x > %s/procs/1.log && "
+            "echo e > %s/events.jsonl",
+            tmpl, tmpl, tmpl, p.state_dir, tmpl, p.state_dir, p.state_dir, p.state_dir,
+            p.state_dir);
+    dbx_error *err = NULL;
+    uint64_t freed = 0;
+    assert_int_equal(dbx_project_remove(gp, &p, false, &freed, &err), 0);
+    assert_true(freed >= 65536);
+    assert_false(exists(p.state_dir));
+    assert_false(exists(p.data_dir));
+    assert_false(exists(p.run_dir));
+    test_sh("test \"$(cat %s/precious/f)\" = keep", tmpl);
+    assert_true(exists(p.root)); /* the workspace is never touched */
+    /* a name with a slash, or "..", is refused */
+    assert_true(dbx_rm_tree_at(AT_FDCWD, "..", false, &freed, &err) < 0);
+    dbx_error_free(&err);
+    assert_true(dbx_rm_tree_at(AT_FDCWD, "a/b", false, &freed, &err) < 0);
+    dbx_error_free(&err);
+    dbx_project_clear(&p);
+}
+
+/* Hold the project's alive lock as its supervisor would: the box runs. */
+static int hold_alive(const struct dbx_project *p) {
+    char *lp = dbx_xasprintf("%s/%s", p->run_dir, DBX_ALIVE_LOCK);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(lp);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    return fd;
+}
+
+static void test_busy_refused(void **state) {
+    (void)state;
+    struct dbx_project p = make_project("p");
+    int fd = hold_alive(&p);
+    assert_true(dbx_project_busy(&p));
+    dbx_error *err = NULL;
+    assert_true(dbx_project_remove(gp, &p, false, NULL, &err) < 0);
+    assert_non_null(strstr(err->msg, "is running"));
+    dbx_error_free(&err);
+    assert_true(exists(p.data_dir));
+    close(fd);
+    assert_false(dbx_project_busy(&p));
+    dbx_project_clear(&p);
+}
+
+static void test_gc_selects(void **state) {
+    (void)state;
+    struct dbx_project gone = make_project("gone");
+    struct dbx_project live = make_project("live");
+    struct dbx_project busy = make_project("busy");
+    test_sh("rm -rf %s %s", gone.root, busy.root);
+    int fd = hold_alive(&busy);
+    /* a record-less dir from an hour ago (a failed first start), one from now (starting) */
+    test_sh("mkdir -p %s/projects/00000000000000aa %s/projects/00000000000000bb && "
+            "touch -d '2 hours ago' %s/projects/00000000000000aa",
+            gp->state, gp->state, gp->state);
+    /* temp files of a crashed writer: old ones go, a fresh one stays */
+    test_sh("echo x > %s/.project.json.tmp.123 && touch -d '2 hours ago' "
+            "%s/.project.json.tmp.123 && echo y > %s/disk.qcow2.tmp.9 && "
+            "echo z > %s/disk.qcow2.tmp.99 && touch -d '2 hours ago' %s/disk.qcow2.tmp.99",
+            live.state_dir, live.state_dir, live.data_dir, live.data_dir, live.data_dir);
+    /* a stopped box's run dir (a stale socket file) */
+    test_sh("touch %s/sock", live.run_dir);
+
+    struct dbx_gc_report r = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_gc(gp, true, &r, &err), 0);
+    assert_int_equal(dbx_strv_len(r.projects), 1);
+    assert_string_equal(r.projects[0], gone.root);
+    assert_true(r.freed >= 65536);
+    assert_false(r.images_counted);
+    dbx_gc_report_clear(&r);
+    /* the dry run removed nothing */
+    assert_true(exists(gone.data_dir) && exists(gone.state_dir));
+    char *tmp = dbx_xasprintf("%s/.project.json.tmp.123", live.state_dir);
+    assert_true(exists(tmp));
+    assert_true(exists(live.run_dir));
+    test_sh("! test -e %s/projects/00000000000000aa/start.lock", gp->state); /* nothing made */
+
+    assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
+    assert_int_equal(dbx_strv_len(r.projects), 1);
+    assert_string_equal(r.projects[0], gone.root);
+    /* aa, live's run dir, two old temp files */
+    assert_int_equal(r.leftovers, 4);
+    assert_true(r.images_counted);
+    dbx_gc_report_clear(&r);
+    assert_false(exists(gone.data_dir) || exists(gone.state_dir) || exists(gone.run_dir));
+    assert_true(exists(busy.data_dir) && exists(busy.state_dir)); /* running: kept */
+    assert_true(exists(live.data_dir) && exists(live.state_dir));
+    assert_false(exists(live.run_dir));
+    assert_false(exists(tmp));
+    test_sh("test -e %s/disk.qcow2.tmp.9 && ! test -e %s/disk.qcow2.tmp.99", live.data_dir,
+            live.data_dir);
+    test_sh("! test -e %s/projects/00000000000000aa && test -d %s/projects/00000000000000bb",
+            gp->state, gp->state);
+    /* once stopped, the busy one goes too */
+    close(fd);
+    assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
+    assert_int_equal(dbx_strv_len(r.projects), 1);
+    assert_string_equal(r.projects[0], busy.root);
+    dbx_gc_report_clear(&r);
+    assert_false(exists(busy.data_dir) || exists(busy.state_dir));
+    free(tmp);
+    dbx_project_clear(&gone);
+    dbx_project_clear(&live);
+    dbx_project_clear(&busy);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gone, gc_setup, gc_teardown),
+        cmocka_unit_test_setup_teardown(test_lookup, gc_setup, gc_teardown),
+        cmocka_unit_test_setup_teardown(test_remove_no_follow, gc_setup, gc_teardown),
+        cmocka_unit_test_setup_teardown(test_busy_refused, gc_setup, gc_teardown),
+        cmocka_unit_test_setup_teardown(test_gc_selects, gc_setup, gc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

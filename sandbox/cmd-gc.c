@@ -1,0 +1,52 @@
+/* sandbox/cmd-gc.c: `devbox gc [--dry-run]`: remove what no one can use any more, and say how
+ * much space came back. */
+#define _GNU_SOURCE
+#include "commands.h"
+
+char *cmd_size(uint64_t n) {
+    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (n < 1024) return dbx_xasprintf("%llu bytes", (unsigned long long)n);
+    double v = (double)n / 1024;
+    size_t u = 0;
+    for (; v >= 1024 && u + 1 < DBX_ARRAY_SIZE(unit); u++)
+        v /= 1024;
+    return dbx_xasprintf("%.1f %s", v, unit[u]);
+}
+
+static const char *plural(size_t n) {
+    return n == 1 ? "" : "s";
+}
+
+int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool dry_run = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--dry-run") || !strcmp(argv[i], "-n")) {
+            dry_run = true;
+            continue;
+        }
+        _cleanup_free_ char *a = dbx_escape(argv[i]);
+        fprintf(stderr, "devbox: gc: unknown argument '%s'\n", a);
+        return 125;
+    }
+    _cleanup_error_ dbx_error *err = NULL;
+    struct dbx_gc_report r = {0};
+    if (dbx_gc(&ctx->paths, dry_run, &r, &err) < 0) return cmd_fail(&err);
+    const char *verb = dry_run ? "would remove" : "removed";
+    for (char **p = r.projects; *p; p++) {
+        _cleanup_free_ char *e = dbx_escape(*p);
+        printf("%s project %s (its repository is gone)\n", verb, e);
+    }
+    for (char **d = r.derived; *d; d++) {
+        _cleanup_free_ char *e = dbx_escape(*d);
+        printf("%s derived disk %s\n", verb, e);
+    }
+    size_t np = dbx_strv_len(r.projects), nd = dbx_strv_len(r.derived);
+    _cleanup_free_ char *size = cmd_size(r.freed);
+    /* one summary line, always: "removed 3 projects, 2 derived disks, 1 leftover: 1.2 GiB freed" */
+    printf("%s %zu project%s, %zu derived disk%s, %zu leftover%s: %s %s%s\n", verb, np, plural(np),
+           nd, plural(nd), r.leftovers, plural(r.leftovers), size,
+           dry_run ? "would be freed" : "freed",
+           r.images_counted ? "" : " (unused base disks and image blobs not counted)");
+    dbx_gc_report_clear(&r);
+    return 0;
+}
