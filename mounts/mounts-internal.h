@@ -110,6 +110,10 @@ bool mounts_git_readonly_covers(const char *gitdir, const char *path);
  * branches, remotes) in every git directory, fd-relative, no symlinks followed. */
 int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err);
 
+/* In the guard, after the protected paths: `source` (trusted, absolute) becomes a read-only,
+ * nosuid, nodev bind of itself, recursively (struct mounts_vfs_config.readonly). */
+int mounts_apply_readonly(const char *source, dbx_error **err);
+
 /* mounts_apply_protected plus the git-directory rule. */
 int mounts_apply_protected_git(const char *source, const char *const *paths,
                                const struct mounts_nested *nested, dbx_error **err);
@@ -187,12 +191,13 @@ struct mounts_guard_setup {
     pid_t parent; /* the spawner, for the parent-death checks */
     char *binary; /* virtiofsd */
     char *source;
-    char **argv; /* virtiofsd's */
+    bool readonly; /* the whole share (struct mounts_vfs_config.readonly) */
+    char **argv;   /* virtiofsd's */
     char **protected;
     struct mounts_nested nested; /* found by the spawner (entries unused) */
 };
 /* The whole frame (length included); *ret_len its size. */
-char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
+char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source, bool readonly,
                                 char *const *argv, const char *const *protected,
                                 const struct mounts_nested *nested, size_t *ret_len);
 /* The payload (without the length): 0, or -EINVAL with *err saying what is wrong. */

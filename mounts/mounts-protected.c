@@ -250,6 +250,15 @@ static int walk_all(const char *source, const char *const *paths, char *const *e
     return r;
 }
 
+int mounts_apply_readonly(const char *source, dbx_error **err) {
+    _cleanup_close_ int fd = open(source, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "share source '%s'", source);
+    int tree = bind_self(fd, true, false, source, err);
+    if (tree < 0) return tree;
+    close(tree);
+    return 0;
+}
+
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err) {
     return walk_all(source, paths, NULL, NULL, true, NULL, NULL, err);
 }

@@ -26,6 +26,10 @@ struct mounts_vfs_config {
     /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
      * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
     const char *guard_exe;
+    /* The whole share read-only (issue 13's extra shares): in virtiofsd's mount namespace the
+     * source becomes a read-only, nosuid, nodev bind of itself (recursively, after the protected
+     * paths), so the guest's writes fail with EROFS whatever it mounts or runs. */
+    bool readonly;
 };
 
 #define MOUNTS_PROTECTED_MAX 256u
