@@ -102,6 +102,8 @@ bool mounts_is_git_dir(int dfd);
 #define MOUNTS_GIT_DIRS_MAX 512u
 int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
                      char ***ret_rw, dbx_error **err);
+/* The git-directory rule's names (relative to a git directory), NULL-terminated. */
+const char *const *mounts_git_readonly_names(void);
 /* Whether `path` is read-only under the rule of git directory `gitdir` (both repo-relative). */
 bool mounts_git_readonly_covers(const char *gitdir, const char *path);
 

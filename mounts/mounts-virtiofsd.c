@@ -660,9 +660,11 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     /* Nested repositories: walked here, as the user, before anything runs against the share
      * (the VM starts after us), so the child can use the list as it is. */
     _cleanup_(mounts_nested_free) struct mounts_nested nested = {0};
-    if (mounts_nested_find(cfg->source, &nested, err) < 0)
+    /* A read-only share needs neither (the box writes nothing there) and may be large (a
+     * [mounts] data set): no walk, nothing created on the host. */
+    if (!cfg->readonly && mounts_nested_find(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "nested git repositories");
-    if (mounts_git_prepare(cfg->source, &nested, err) < 0)
+    if (!cfg->readonly && mounts_git_prepare(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);

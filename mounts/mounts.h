@@ -123,3 +123,22 @@ int mounts_count_entries(const char *source, uint64_t max, uint64_t *ret_count, 
  * the fix; NULL when it fits, when the limit is too large to be worth counting against
  * (MOUNTS_NOFILE_CHECK_MAX) or when counting failed (a warning is best effort). */
 char *mounts_nofile_warning(const char *source);
+
+/* ---- issue 13: a linked worktree's repository (mounts-worktree.c) ---- */
+
+/* When `source`'s `.git` is a file naming COMMON/worktrees/NAME with a commondir back to COMMON
+ * (`git worktree add`), the repository's git directory COMMON (absolute, normalized), NAME, and
+ * the paths below COMMON to protect read-only when it is shared (the git-directory rule for
+ * COMMON; for worktrees/NAME its commondir, gitdir and config.worktree; every other entry of
+ * worktrees/ whole), in the form of struct mounts_vfs_config.protected.  All zero when `.git`
+ * is not a file or names a git directory without commondir.  The chain is read without
+ * following a symbolic link; one that points anywhere else (not a git directory, not an entry
+ * of its worktrees/, a link on the way, a repository another user owns, one that contains the
+ * workspace or lies inside it) is an error naming `source/.git`. */
+struct mounts_worktree {
+    char *common;
+    char *name;
+    char **protected;
+};
+int mounts_worktree_find(const char *source, struct mounts_worktree *ret, dbx_error **err);
+void mounts_worktree_clear(struct mounts_worktree *w);
