@@ -102,15 +102,6 @@ struct profile_port {
     uint16_t guest; /* 1..65535 */
 };
 
-/* [mounts] (issue 13, helper D1's interface; in this branch until i13-mountsprof lands) */
-struct profile_mount {
-    char *host;  /* absolute, canonical, after ~ expansion */
-    char *guest; /* absolute path in the box */
-    bool rw;
-    char *file;
-    unsigned line;
-};
-
 struct profile {
     /* [box] */
     char *image;     /* default "default": a local image name, or an OCI reference checked against
@@ -206,8 +197,6 @@ struct profile {
     /* load-time notes for the user (NULL-terminated, NULL = none), e.g. the devcontainer.json
      * keys devbox ignores; the caller prints them ("devbox: WARNING: ...") */
     char **warnings;
-    struct profile_mount *mounts; /* [mounts] (D1) */
-    size_t nmounts;
     /* the devbox.ini text the profile was parsed from when it came from a devcontainer.json
      * (see profile_devcontainer_translate), for `devbox profile show` to print so the user can
      * check it in; NULL otherwise */
