@@ -109,6 +109,18 @@ void prof_secrets_check(const struct profile *p, char ***errors);
 void prof_secrets_drop(struct profile *p, const char *where);
 void prof_secrets_free(struct profile_secret *v, size_t n);
 
+/* ---- profiles-mounts.c ---- */
+
+/* One [mounts] line onto p->mounts (syntax, the guest path's own rules, merging by HOST as
+ * written; `none` drops).  Host paths are resolved later, by prof_mounts_resolve. */
+void prof_mount_apply(struct profile *p, const struct profile_layer *l, const struct prof_entry *e,
+                      char ***errors);
+/* After a chain is applied (protect is final): resolve every host path against root (NULL:
+ * no repo, e.g. a built-in loaded alone) and check what spans mounts.  Problems appended. */
+void prof_mounts_resolve(struct profile *p, const char *root, const struct profile_user *user,
+                         char ***errors);
+void prof_mounts_free(struct profile_mount *v, size_t n);
+
 /* ---- profiles-names.c ---- */
 
 /* Each returns a normalized copy (caller frees), or NULL with *why (static). */

@@ -691,6 +691,12 @@ static void parse_port(struct prof_apply *a, const struct prof_entry *e) {
     set_origin(a, e, e->line);
 }
 
+/* ---- mounts (profiles-mounts.c) ----------------------------------------------------------- */
+
+static void parse_mount(struct prof_apply *a, const struct prof_entry *e) {
+    prof_mount_apply(a->p, a->l, e, a->errors);
+}
+
 /* ---- the table ----------------------------------------------------------------------------- */
 
 const struct prof_key prof_keys[] = {
@@ -726,9 +732,10 @@ const struct prof_key prof_keys[] = {
 };
 const size_t prof_nkeys = DBX_ARRAY_SIZE(prof_keys);
 const char *const prof_sections[] = {"profile", "box",   "limits", "security", "workspace", "env",
-                                     "network", "ports", "setup",  "secrets",  NULL};
+                                     "network", "ports", "setup",  "secrets",  "mounts",    NULL};
 static const struct prof_key env_key = {"env", "*", parse_env, 0};
 static const struct prof_key port_key = {"ports", "*", parse_port, 0};
+static const struct prof_key mount_key = {"mounts", "*", parse_mount, 0};
 
 static const struct prof_user_key user_keys[] = {
     {"ceilings", "cpus", 0},
@@ -764,6 +771,7 @@ bool prof_user_section(const char *section) {
 const struct prof_key *prof_key_find(const char *section, const char *key) {
     if (strcmp(section, "env") == 0) return &env_key;
     if (strcmp(section, "ports") == 0) return &port_key;
+    if (strcmp(section, "mounts") == 0) return &mount_key;
     for (size_t i = 0; i < prof_nkeys; i++)
         if (strcmp(prof_keys[i].section, section) == 0 && strcmp(prof_keys[i].key, key) == 0)
             return &prof_keys[i];

@@ -221,8 +221,8 @@ static void chain_hash(const struct chain *c, char hex[65]) {
             snprintf(hex + 2 * i, 3, "%02x", out[i]);
 }
 
-static void chain_apply(const struct chain *c, const struct profile_user *user, struct profile *p,
-                        char ***errors) {
+static void chain_apply(const struct chain *c, const char *root, const struct profile_user *user,
+                        struct profile *p, char ***errors) {
     prof_init_default(p);
     if (user && user->defaults) prof_apply_layer(p, user->defaults, errors);
     for (size_t i = c->n; i-- > 0;) {
@@ -241,6 +241,7 @@ static void chain_apply(const struct chain *c, const struct profile_user *user, 
         prof_origin_set(p, k, w);
     }
     prof_secrets_resolve(p, user, errors);
+    prof_mounts_resolve(p, root, user, errors); /* after protect is final */
     prof_check(p, errors);
     chain_hash(c, p->hash);
 }
@@ -312,10 +313,10 @@ static void dc_finish(struct chain *c, struct profile *p, char **errors) {
 
 /* Apply a loaded chain to a fresh profile and consume the chain: *ret on success, or every
  * problem collected so far (loading and applying) as one error. */
-static int chain_finish(struct chain *c, const struct profile_user *user, char ***errors,
-                        struct profile *ret, dbx_error **err) {
+static int chain_finish(struct chain *c, const char *root, const struct profile_user *user,
+                        char ***errors, struct profile *ret, dbx_error **err) {
     struct profile p = {0};
-    chain_apply(c, user, &p, errors);
+    chain_apply(c, root, user, &p, errors);
     dc_finish(c, &p, *errors);
     chain_clear(c);
     if (*errors) {
@@ -333,7 +334,6 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
     struct chain c = {0};
     char *why = NULL;
     _cleanup_close_ int fd = open_beneath(root_fd, PROFILE_FILE, &why);
-    (void)root; /* messages name repo files relative to the root, as `profile show` does */
     if (fd < 0 && fd != -ENOENT) {
         prof_errf(&errors, "%s: %s", PROFILE_FILE, why);
     } else if (fd >= 0) {
@@ -350,7 +350,7 @@ int profile_load(int root_fd, const char *root, const struct profile_user *user,
         load_devcontainer(&c, root_fd, &errors);
     }
     free(why);
-    return chain_finish(&c, user, &errors, ret, err);
+    return chain_finish(&c, root, user, &errors, ret, err);
 }
 
 void profile_clear(struct profile *p) {
@@ -363,6 +363,7 @@ void profile_clear(struct profile *p) {
     dbx_strv_free(p->allow);
     dbx_strv_free(p->resolve);
     free(p->ports);
+    prof_mounts_free(p->mounts, p->nmounts);
     dbx_strv_free(p->setup_run);
     dbx_strv_free(p->setup_allow);
     dbx_strv_free(p->setup_resolve);
@@ -406,7 +407,7 @@ int profile_load_builtin(const char *name, const struct profile_user *user, cons
                NULL, &errors);
     while (follow(&c, AT_FDCWD, bdir, &errors)) {
     }
-    return chain_finish(&c, user, &errors, ret, err);
+    return chain_finish(&c, NULL, user, &errors, ret, err);
 }
 
 static void drop_net_lists(struct profile *p, const char *section, char ***allow, char ***resolve,
@@ -432,6 +433,10 @@ int profile_set(struct profile *p, const char *key, const char *value, const cha
     if (!k || !k->parse) return dbx_error_setx(err, EINVAL, "unknown profile key '%s'", key);
     /* where a secret goes is the user's (config.ini), whether a box gets it the repo's
      * trusted profile: nothing a command line sets */
+    if (strcmp(sec, "mounts") == 0)
+        return dbx_error_setx(err, EINVAL,
+                              "%s: %s: only a repo profile shares folders ([mounts] in devbox.ini)",
+                              where, key);
     if (strcmp(key, "secrets.use") == 0)
         return dbx_error_setx(err, EINVAL,
                               "%s: secrets.use: only a repo profile asks for secrets ([secrets] "
@@ -615,6 +620,8 @@ static void user_settings(struct profile_user *u, struct profile_layer *l, char 
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err) {
     _cleanup_(profile_user_clear) struct profile_user u;
     user_defaults_init(&u);
+    /* config.ini itself, and whatever else the user keeps there */
+    if (config_dir[0] == '/') u.private_dirs = dbx_strv_push(u.private_dirs, config_dir);
     _cleanup_free_ char *path = dbx_xasprintf("%s/config.ini", config_dir);
     /* The user's own file: symlinks are fine here (dotfile managers use them). */
     _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -661,6 +668,7 @@ void profile_user_clear(struct profile_user *u) {
     free(u->listen);
     dbx_strv_free(u->ca_files);
     dbx_strv_free(u->setup_allow);
+    dbx_strv_free(u->private_dirs);
     prof_secrets_free(u->secrets, u->nsecrets);
     for (size_t i = 0; i < u->norigin; i++) {
         free(u->origin[i].key);

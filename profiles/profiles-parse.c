@@ -350,6 +350,11 @@ static bool resolve_default_key(struct pctx *c, const char *name, char **sec, ch
              name);
         return false;
     }
+    if (strcmp(*sec, "mounts") == 0) {
+        perr(c, c->lineno,
+             "[defaults] '%s': only a repo profile shares folders ([mounts] in devbox.ini)", name);
+        return false;
+    }
     if (prof_user_section(*sec) || prof_user_key_find(*sec, *key)) {
         perr(c, c->lineno, "[defaults] '%s': a user setting: write it in [%s], not [defaults]",
              name, *sec);

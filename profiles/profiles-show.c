@@ -123,6 +123,17 @@ static void text_setup(FILE *f, const struct profile *p) {
     text_list(f, "resolve", p->setup_resolve, from(p, "setup.resolve"));
 }
 
+/* HOST = GUEST:ro|rw as written, the folder it resolved to in the comment */
+static void text_mounts(FILE *f, const struct profile *p) {
+    fprintf(f, "\n[mounts]\n");
+    for (size_t i = 0; i < p->nmounts; i++) {
+        const struct profile_mount *m = &p->mounts[i];
+        _cleanup_free_ char *v = dbx_xasprintf("%s:%s", m->guest, m->rw ? "rw" : "ro");
+        _cleanup_free_ char *o = dbx_xasprintf("%s:%u, host %s", m->file, m->line, m->host);
+        kv(f, m->spec, v, o);
+    }
+}
+
 char *profile_to_text(const struct profile *p) {
     char *out = NULL;
     size_t len = 0;
@@ -185,6 +196,7 @@ char *profile_to_text(const struct profile *p) {
         kv(f, k, v, from(p, ok));
     }
     text_setup(f, p);
+    text_mounts(f, p);
     if (fclose(f) != 0) dbx_oom_hook();
     return out;
 }
@@ -290,6 +302,23 @@ static json_t *json_secrets(const struct profile *p) {
     return o;
 }
 
+static json_t *json_mounts(const struct profile *p) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < p->nmounts; i++) {
+        const struct profile_mount *m = &p->mounts[i];
+        _cleanup_free_ char *o = dbx_xasprintf("%s:%u", m->file, m->line);
+        json_t *j = json_object();
+        json_object_set_new(j, "path", jstr(m->spec));
+        json_object_set_new(j, "host", jstr(m->host));
+        json_object_set_new(j, "guest", jstr(m->guest));
+        json_object_set_new(j, "mode", json_string(m->rw ? "rw" : "ro"));
+        json_object_set_new(j, "in_repo", json_boolean(m->in_repo));
+        json_object_set_new(j, "from", jstr(o));
+        json_array_append_new(a, j);
+    }
+    return a;
+}
+
 char *profile_to_json(const struct profile *p) {
     json_t *root = json_object();
     json_object_set_new(root, "hash", jstr(p->hash));
@@ -348,6 +377,7 @@ char *profile_to_json(const struct profile *p) {
     }
     json_object_set_new(root, "ports", ports);
     json_object_set_new(root, "setup", json_setup(p));
+    json_object_set_new(root, "mounts", json_mounts(p));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(6));
     json_decref(root);
     if (!s) dbx_oom_hook();

@@ -115,6 +115,18 @@ static void secret_widenings(char ***w, const struct profile *p) {
     }
 }
 
+/* [mounts]: a read-only folder inside the repo shows the box nothing the workspace does not;
+ * any folder outside it, and anything writable, is the user's to allow.  ([defaults] cannot
+ * share folders, so the baseline has none.) */
+static void mount_widenings(char ***w, const struct profile *p) {
+    for (size_t i = 0; i < p->nmounts; i++) {
+        const struct profile_mount *m = &p->mounts[i];
+        if (m->in_repo && !m->rw) continue;
+        push(w, "mount '%s'%s at '%s'%s", m->host, m->in_repo ? "" : " (outside the repo)",
+             m->guest, m->rw ? " read-write" : "");
+    }
+}
+
 char **profile_widenings(const struct profile *p, const struct profile_user *user) {
     struct profile base;
     prof_init_default(&base);
@@ -175,6 +187,7 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
             if (!prof_strv_contains(base.resolve, p->resolve[i]))
                 push(&w, "network resolve '%s'", p->resolve[i]);
     setup_widenings(&w, p, &base, user);
+    mount_widenings(&w, p);
     profile_clear(&base);
     return w;
 }

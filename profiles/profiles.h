@@ -13,6 +13,7 @@
  *   [env]       KEY = VALUE (any key), applied inside the guest only
  *   [network]   mode = none | allowlist | open, allow = patterns, resolve = name:address
  *   [ports]     HOST = GUEST (any number of lines, at most PROFILE_MAX_PORTS)
+ *   [mounts]    HOST = GUEST[:ro|:rw] (host folders shared into the box; struct profile_mount)
  *   [setup]     run = commands, one per line (the key line and each indented continuation
  *               line), network = none | allowlist | open, allow = patterns, resolve =
  *               name:address (the [network] grammar; these apply while setup runs only)
@@ -47,6 +48,7 @@
 #define PROFILE_MAX_SECRETS 32u            /* [secret NAME] sections in config.ini; [secrets] use */
 #define PROFILE_MAX_SECRET_NAME 64u        /* [A-Za-z_][A-Za-z0-9_]{0,63} */
 #define PROFILE_MAX_SECRET_HOSTS 32u       /* a secret's hosts */
+#define PROFILE_MAX_MOUNTS 16u             /* [mounts] lines in the effective profile */
 
 /* A secret the user declared in config.ini (never in a repo file):
  *     [secret ANTHROPIC_API_KEY]
@@ -100,6 +102,26 @@ struct profile_origin {
 struct profile_port {
     uint16_t host;  /* 1..65535, unique within a profile */
     uint16_t guest; /* 1..65535 */
+};
+
+/* One [mounts] line, `HOST = GUEST[:ro|:rw]`: a host directory shared into the box (one
+ * virtiofsd share each, mounts/ and sandbox/ wire it).  Only repo files and the built-ins
+ * they extend set these (not config.ini's [defaults], not profile_set).  HOST is `~/path`
+ * (the user's home: $HOME, else the password database), a path relative to the repo root, or
+ * absolute; never "..".  profile_load resolves it like realpath(3) with one difference: a
+ * symlink that lives inside the repo is refused (the box can rewrite it, and trust is about
+ * the profile's bytes, not about where a link points), and checks the result (see
+ * docs/profiles.md, "[mounts]").  host has no symlink component at load time: open it with
+ * openat2 RESOLVE_NO_SYMLINKS (or O_NOFOLLOW component by component) so that one swapped in
+ * later is refused rather than followed. */
+struct profile_mount {
+    char *host;    /* absolute, canonical, after ~ expansion; an existing directory */
+    char *guest;   /* absolute, normalized path in the box (no "..", "." or "//") */
+    bool rw;       /* `:rw`; false (`:ro`, the default): read-only */
+    char *file;    /* the profile file of the line, as errors name it ("devbox.ini") */
+    unsigned line; /* its line */
+    char *spec;    /* HOST as written, normalized ("~/datasets", "data/ref", "/srv/x") */
+    bool in_repo;  /* host is inside the repo (not a widening when read-only) */
 };
 
 struct profile {
@@ -187,6 +209,11 @@ struct profile {
      * what the proxy injects, without another lookup.  No value: profiles/ never reads one. */
     struct profile_secret *secrets;
     size_t nsecrets;
+    /* [mounts], in the order first written, at most PROFILE_MAX_MOUNTS; a later file replaces
+     * a line by its HOST as written (normalized), `HOST = none` drops an inherited one.
+     * Origins "mounts.SPEC" ("mounts.~/datasets" -> "devbox.ini:3"). */
+    struct profile_mount *mounts;
+    size_t nmounts;
     /* provenance of every key that is set */
     struct profile_origin *origin;
     size_t norigin;
@@ -284,6 +311,11 @@ struct profile_user {
      * section line). */
     struct profile_secret *secrets;
     size_t nsecrets;
+    /* Host directories that are devbox's own (its data, state, run and config directories):
+     * no [mounts] host path may be one, lie inside one or contain one.  profile_user_load
+     * puts config_dir here; the caller adds the others (sandbox/: struct dbx_paths' data,
+     * state and run) with dbx_strv_push.  Absolute; NULL-terminated; NULL = none. */
+    char **private_dirs;
     /* provenance: "ceilings.cpus", "registries.insecure", "registries.ca_file",
      * "network.listen", "network.ca_files", "setup.allow" ->
      * "/home/u/.config/devbox/config.ini:3"; unset keys have none */
@@ -304,9 +336,11 @@ struct profile_user {
  * symlinks (devbox.ini and every extends target must be regular files inside the repo),
  * checked for size, NUL/control bytes and line length before inih sees them; unknown
  * sections/keys (with a did-you-mean), wrong types, out-of-range numbers and duplicate keys
- * are errors naming file:line, repo files relative to the root (`root` is for the caller's
- * context; messages do not use it).  On error (-EINVAL), every problem found is listed one
- * per line in (*err)->msg, in file then line order (for `devbox profile check`). */
+ * are errors naming file:line, repo files relative to the root.  `root` is the repo root's
+ * absolute path (canonical, as root_fd was opened): [mounts] host paths are resolved and
+ * checked against it (and against user->private_dirs and the user's home).  On error (-EINVAL),
+ * every problem found is listed one per line in (*err)->msg, in file then line order (for `devbox
+ * profile check`). */
 int profile_load(int root_fd, const char *root, const struct profile_user *user,
                  const char *builtin_dir, struct profile *ret, dbx_error **err);
 void profile_clear(struct profile *p);
@@ -366,7 +400,10 @@ extern const char *const profile_default_protect[];
  * ("setup network allow 'mirror.test:8080'"; with setup network allowlist) and each setup resolve
  * entry the baseline lacks ("setup network resolve 'a.test:127.0.0.1'"; unless setup
  * network none).  Each used secret: "secret 'NAME' sent to HOST, HOST2" (its hosts, allowed
- * because of it, are not also listed as network allow entries).
+ * because of it, are not also listed as network allow entries).  Each [mounts] line that is
+ * read-write or whose host path is outside the repo: "mount '/home/u/datasets' (outside the
+ * repo) at '/data'", "mount '/repo/out' at '/out' read-write" (the canonical host path; both
+ * parts when both hold); a read-only folder inside the repo is not a widening.
  * NULL-terminated, never NULL; empty when it only narrows.  (An extends path outside the repo
  * is not a widening but a load error.)  user may be NULL. */
 char **profile_widenings(const struct profile *p, const struct profile_user *user);
