@@ -74,8 +74,7 @@ static int read_pointer(int dirfd, const char *name, const char *prefix, const c
     return 0;
 }
 
-/* Open absolute `path` from '/' with no symbolic links; an fd or -errno with *err set. */
-static int open_dir_nofollow(const char *path, const char *what, dbx_error **err) {
+int mounts_open_dir_nofollow(const char *path, const char *what, dbx_error **err) {
     _cleanup_close_ int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) return dbx_error_set(err, errno, "open '/'");
     int fd = mounts_open_dir_beneath(root, path + 1);
@@ -106,13 +105,13 @@ static int find(const char *source, struct mounts_worktree *w, dbx_error **err) 
         return 0; /* no `.git`, a directory, or a link (the protected-path walk refuses it) */
     _cleanup_free_ char *gitdir = NULL, *common = NULL;
     if (read_pointer(src, ".git", "gitdir: ", source, "its contents", &gitdir, err) < 0) return -1;
-    _cleanup_close_ int gfd = open_dir_nofollow(gitdir, "its git directory", err);
+    _cleanup_close_ int gfd = mounts_open_dir_nofollow(gitdir, "its git directory", err);
     if (gfd < 0) return -1;
     if (fstatat(gfd, "commondir", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
         return 0; /* not a linked worktree (`git init --separate-git-dir`): nothing to add */
-    if (read_pointer(gfd, "commondir", NULL, gitdir, "its commondir", &common, err) < 0)
-        return -1;
-    _cleanup_close_ int cfd = open_dir_nofollow(common, "its repository's git directory", err);
+    if (read_pointer(gfd, "commondir", NULL, gitdir, "its commondir", &common, err) < 0) return -1;
+    _cleanup_close_ int cfd =
+        mounts_open_dir_nofollow(common, "its repository's git directory", err);
     if (cfd < 0) return -1;
     if (!mounts_is_git_dir(cfd))
         return dbx_error_setx(err, EINVAL, "'%s' is not a git directory", common);
@@ -126,8 +125,7 @@ static int find(const char *source, struct mounts_worktree *w, dbx_error **err) 
         return dbx_error_setx(err, EPERM, "'%s' belongs to uid %u, not to you", common,
                               (unsigned)st.st_uid);
     if (at_or_below(common, source) || at_or_below(source, common))
-        return dbx_error_setx(err, EINVAL, "'%s' and the workspace lie inside one another",
-                              common);
+        return dbx_error_setx(err, EINVAL, "'%s' and the workspace lie inside one another", common);
 
     /* The rule: the git directory's read-only paths, with worktrees/ itself writable (git adds
      * and prunes entries there) but this worktree's pointers and config read-only and every

@@ -140,5 +140,8 @@ struct mounts_worktree {
     char *name;
     char **protected;
 };
+/* Open absolute `path` as a directory, walking from '/' one component at a time without
+ * following a symbolic link (R4); an fd, or -errno with *err naming `what` and the path. */
+int mounts_open_dir_nofollow(const char *path, const char *what, dbx_error **err);
 int mounts_worktree_find(const char *source, struct mounts_worktree *ret, dbx_error **err);
 void mounts_worktree_clear(struct mounts_worktree *w);

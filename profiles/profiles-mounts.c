@@ -24,10 +24,9 @@
  * expects to keep and own (/run, /var, /tmp: sockets, locks, package state); root's home
  * (/root).  "/" itself and "/home" exactly (it holds the box user's home) are refused too.
  * Folders go to /data, /mnt, /opt, /srv or below a home. */
-static const char *const guest_refused[] = {"/proc", "/sys",   "/dev",   "/etc",  "/usr",
-                                            "/bin",  "/sbin",  "/lib",   "/lib32", "/lib64",
-                                            "/libx32", "/boot", "/run",  "/var",  "/tmp",
-                                            "/root", NULL};
+static const char *const guest_refused[] = {"/proc", "/sys", "/dev",   "/etc",   "/usr",    "/bin",
+                                            "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot",
+                                            "/run",  "/var", "/tmp",   "/root",  NULL};
 
 /* a strictly below b ("/" holds every other absolute path) */
 static bool below(const char *a, const char *b) {
@@ -67,7 +66,8 @@ static char *abs_normalize(const char *s, const char **why) {
  * symlinks on the way it means something else to the kernel than to the reader). */
 static char *spec_normalize(const char *s, const char **why) {
     if (s[0] == '~') {
-        if (s[1] && s[1] != '/') return *why = "only '~/' (your home) is expanded, not '~user'", NULL;
+        if (s[1] && s[1] != '/')
+            return *why = "only '~/' (your home) is expanded, not '~user'", NULL;
         _cleanup_free_ char *rest = abs_normalize(s[1] ? s + 1 : "/", why);
         if (!rest) return NULL;
         return strcmp(rest, "/") == 0 ? dbx_xstrdup("~") : dbx_xasprintf("~%s", rest);
@@ -207,7 +207,8 @@ static char *resolve(const char *path, const char *repo, char **why) {
         cur[n] = '\0';
         s += len;
         struct stat st;
-        if (lstat(cur, &st) < 0) return *why = dbx_xasprintf("'%s': %s", cur, strerror(errno)), NULL;
+        if (lstat(cur, &st) < 0)
+            return *why = dbx_xasprintf("'%s': %s", cur, strerror(errno)), NULL;
         if (!S_ISLNK(st.st_mode)) continue;
         cur[parent] = '\0';
         bool in_repo = repo && at_or_below(parent ? cur : "/", repo);
@@ -221,7 +222,9 @@ static char *resolve(const char *path, const char *repo, char **why) {
             return *why = dbx_xasprintf("'%s': too many levels of symlinks", cur), NULL;
         char target[PATH_MAX];
         ssize_t t = readlink(cur, target, sizeof(target) - 1);
-        if (t <= 0) return *why = dbx_xasprintf("'%s': %s", cur, t < 0 ? strerror(errno) : "empty link"), NULL;
+        if (t <= 0)
+            return *why = dbx_xasprintf("'%s': %s", cur, t < 0 ? strerror(errno) : "empty link"),
+                   NULL;
         target[t] = '\0';
         char *next = dbx_xasprintf("%s/%s", target, s);
         free(rest);
@@ -274,8 +277,8 @@ static bool protected_ok(const struct mctx *c, const struct profile_mount *m) {
     for (size_t i = 0; c->protect && c->protect[i]; i++) {
         if (at_or_below(rel, c->protect[i]))
             return mbad(c->errors, m,
-                        "'%s' is inside the protected path '%s': it cannot be shared writable",
-                        rel, c->protect[i]),
+                        "'%s' is inside the protected path '%s': it cannot be shared writable", rel,
+                        c->protect[i]),
                    false;
         if (below(c->protect[i], rel))
             return mbad(c->errors, m,
@@ -296,12 +299,12 @@ static bool host_ok(const struct mctx *c, const struct profile_mount *m) {
     if (strcmp(h, "/") == 0)
         return mbad(c->errors, m, "'/' is the whole host: devbox never shares it"), false;
     if (c->home && strcmp(h, c->home) == 0)
-        return mbad(c->errors, m,
-                    "'%s' is your home directory itself: share a folder inside it", h),
+        return mbad(c->errors, m, "'%s' is your home directory itself: share a folder inside it",
+                    h),
                false;
     if (c->home && below(c->home, h))
-        return mbad(c->errors, m, "'%s' holds your home directory '%s': devbox never shares it",
-                    h, c->home),
+        return mbad(c->errors, m, "'%s' holds your home directory '%s': devbox never shares it", h,
+                    c->home),
                false;
     for (size_t i = 0; c->private_dirs && c->private_dirs[i]; i++) {
         const char *d = c->private_dirs[i];
@@ -335,14 +338,13 @@ static bool guest_ok(const struct mctx *c, const struct profile_mount *m) {
     if (strcmp(g, "/") == 0)
         return mbad(c->errors, m, "guest path '/' would hide the box's whole system"), false;
     if (c->root && at_or_below(m->guest, c->root))
-        return mbad(c->errors, m,
-                    "guest path '%s' is in the workspace, which the box has at '%s'", m->guest,
-                    c->root),
+        return mbad(c->errors, m, "guest path '%s' is in the workspace, which the box has at '%s'",
+                    m->guest, c->root),
                false;
     if (c->root && below(c->root, m->guest))
         return mbad(c->errors, m,
-                    "guest path '%s' would hide the workspace, which the box has at '%s'",
-                    m->guest, c->root),
+                    "guest path '%s' would hide the workspace, which the box has at '%s'", m->guest,
+                    c->root),
                false;
     if (strcmp(g, "/home") == 0)
         return mbad(c->errors, m, "guest path '/home' would hide the box user's home"), false;
@@ -368,8 +370,8 @@ static void pairs_check(const struct mctx *c, const struct profile *p, const boo
                 mbad(c->errors, b, "guest path '%s' and '%s' of '%s' (%s:%u) nest", b->guest,
                      a->guest, a->spec, a->file, a->line);
             else if (ok[i] && ok[j] && strcmp(a->host, b->host) == 0)
-                mbad(c->errors, b, "'%s' is also shared by '%s' (%s:%u)", b->host, a->spec,
-                     a->file, a->line);
+                mbad(c->errors, b, "'%s' is also shared by '%s' (%s:%u)", b->host, a->spec, a->file,
+                     a->line);
         }
 }
 

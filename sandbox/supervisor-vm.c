@@ -160,6 +160,11 @@ static int shares_find(struct sup *s, dbx_error **err) {
 static int shares_spawn(struct sup *s, const struct mounts_idmap *map, int log_fd,
                         char ***ret_socks, dbx_error **err) {
     for (size_t i = 0; i < s->nshares; i++) {
+        /* [mounts] hosts had no symbolic link when the profile was loaded; one swapped in
+         * since is refused, not followed (profiles.h) */
+        int dfd = mounts_open_dir_nofollow(s->shares[i].host, "share", err);
+        if (dfd < 0) return -1;
+        close(dfd);
         _cleanup_free_ char *path = share_sock(s, i);
         _cleanup_close_ int fd = sup_listen_unix(path, 1, err);
         if (fd < 0) return -1;

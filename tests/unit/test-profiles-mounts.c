@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
-#include <cmocka.h>
 #include <sys/stat.h>
+#include <cmocka.h>
 
 #include "profiles/profiles.h"
 
@@ -75,7 +75,8 @@ static char *load(struct fx *f, const char *text, const struct profile_user *u,
 }
 
 static void assert_contains(const char *text, const char *want) {
-    if (!text || !strstr(text, want)) fail_msg("got:\n%s\nwant (part):\n%s", text ? text : "(nothing)", want);
+    if (!text || !strstr(text, want))
+        fail_msg("got:\n%s\nwant (part):\n%s", text ? text : "(nothing)", want);
 }
 
 /* devbox.ini = text must fail with an error containing want. */
@@ -257,10 +258,9 @@ static void test_mounts_guest_refused(void **state) {
     struct fx *f = *state;
     mkdirs(f->r.dir, "a");
     mkdirs(f->r.dir, "b");
-    static const char *const bad[] = {"/",        "/etc",    "/usr/local/x", "/proc/1",
-                                      "/dev/shm", "/tmp/x",  "/var/cache",   "/lib64",
-                                      "/run/u",   "/sys",    "/root/.cache", "/boot",
-                                      "/bin",     "/sbin/x", "/home"};
+    static const char *const bad[] = {
+        "/",      "/etc", "/usr/local/x", "/proc/1", "/dev/shm", "/tmp/x",  "/var/cache", "/lib64",
+        "/run/u", "/sys", "/root/.cache", "/boot",   "/bin",     "/sbin/x", "/home"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         _cleanup_free_ char *ini = dbx_xasprintf("[mounts]\na = %s\n", bad[i]);
         refused(f, ini, NULL, "devbox.ini:2: [mounts] 'a': guest path");
