@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "protocol.h"
 
+#include <ctype.h>
+
 void dbx_hdr_encode(uint8_t out[DBX_FRAME_HDR], uint8_t type, uint32_t session, uint32_t len) {
     out[0] = DBX_PROTO_VERSION;
     out[1] = type;
@@ -258,6 +260,7 @@ void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out) {
     dbx_buf_put_u32(out, s->gid);
     dbx_buf_put_str(out, s->hostname);
     dbx_buf_put_str(out, s->ca_pem ? s->ca_pem : "");
+    dbx_shares_encode(out, s->nshares, s->shares);
     struct dbx_buf plan = {0};
     dbx_plan_encode(&s->plan, &plan);
     dbx_buf_put_u32(out, (uint32_t)plan.len);
@@ -271,6 +274,7 @@ void dbx_setup_free(struct dbx_setup *s) {
     free(s->ws_path);
     free(s->hostname);
     free(s->ca_pem);
+    dbx_shares_free(s->nshares, s->shares);
     dbx_plan_free(&s->plan);
     *s = (struct dbx_setup){0};
 }
@@ -282,7 +286,15 @@ int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_erro
     if (dbx_get_str(&c, 36, &s.ws_tag) < 0 || dbx_get_str(&c, 4096, &s.ws_path) < 0 ||
         dbx_get_u32(&c, &s.uid) < 0 || dbx_get_u32(&c, &s.gid) < 0 ||
         dbx_get_str(&c, 64, &s.hostname) < 0 || dbx_get_str(&c, DBX_MAX_CA_PEM, &s.ca_pem) < 0 ||
-        dbx_get_u32(&c, &plen) < 0 || plen != c.left || s.ws_path[0] != '/') {
+        s.ws_path[0] != '/') {
+        dbx_setup_free(&s);
+        return dbx_error_setx(err, EPROTO, "malformed setup message");
+    }
+    if (dbx_shares_decode(&c, s.ws_tag, s.ws_path, &s.nshares, &s.shares, err) < 0) {
+        dbx_setup_free(&s);
+        return -EPROTO;
+    }
+    if (dbx_get_u32(&c, &plen) < 0 || plen != c.left) {
         dbx_setup_free(&s);
         return dbx_error_setx(err, EPROTO, "malformed setup message");
     }
@@ -754,4 +766,94 @@ void dbx_stats_clear(struct dbx_stats *st) {
         free(st->v[i].key);
     free(st->v);
     *st = (struct dbx_stats){0};
+}
+
+/* ---- issue 13: extra shares (helper D2) ---- */
+
+bool dbx_share_tag_ok(const char *tag) {
+    size_t n = strlen(tag);
+    if (n < 1 || n > DBX_SHARE_TAG_MAX) return false;
+    for (const char *p = tag; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-') return false;
+    return true;
+}
+
+static bool path_normalized(const char *path) {
+    if (path[0] != '/' || path[1] == '\0') return false;
+    for (const char *p = path; *p;) {
+        p++; /* past '/' */
+        size_t k = strcspn(p, "/");
+        if (k == 0 || (k == 1 && p[0] == '.') || (k == 2 && p[0] == '.' && p[1] == '.'))
+            return false;
+        p += k;
+    }
+    return true;
+}
+
+bool dbx_share_path_reserved(const char *path) {
+    static const char *const sys[] = {"/proc", "/sys", "/dev",  "/etc",
+                                      "/usr",  "/bin", "/sbin", "/run"};
+    if (!strcmp(path, "/")) return true;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(sys); i++) {
+        size_t k = strlen(sys[i]);
+        if (!strncmp(path, sys[i], k) && (path[k] == '\0' || path[k] == '/')) return true;
+    }
+    /* /lib, /lib64, /libx32, ...: any first component that starts with "lib" */
+    return strncmp(path, "/lib", 4) == 0;
+}
+
+/* a == b, or one lies below the other */
+static bool paths_nest(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b), n = la < lb ? la : lb;
+    if (strncmp(a, b, n) != 0) return false;
+    return la == lb || (la < lb ? b[la] == '/' : a[lb] == '/');
+}
+
+void dbx_shares_encode(struct dbx_buf *out, uint32_t n, const struct dbx_share *v) {
+    dbx_buf_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        dbx_buf_put_str(out, v[i].tag);
+        dbx_buf_put_str(out, v[i].path);
+        dbx_buf_put_u8(out, v[i].readonly);
+    }
+}
+
+void dbx_shares_free(uint32_t n, struct dbx_share *v) {
+    for (uint32_t i = 0; v && i < n; i++) {
+        free(v[i].tag);
+        free(v[i].path);
+    }
+    free(v);
+}
+
+int dbx_shares_decode(struct dbx_cursor *c, const char *ws_tag, const char *ws_path,
+                      uint32_t *ret_n, struct dbx_share **ret, dbx_error **err) {
+    uint32_t n = 0;
+    if (dbx_get_u32(c, &n) < 0 || n > DBX_SHARES_MAX)
+        return dbx_error_setx(err, EPROTO, "malformed setup message: share count");
+    struct dbx_share *v = n ? dbx_xcalloc(n, sizeof(*v)) : NULL;
+    const char *why = NULL;
+    uint32_t i = 0;
+    for (; i < n && !why; i++) {
+        if (dbx_get_str(c, DBX_SHARE_TAG_MAX, &v[i].tag) < 0 ||
+            dbx_get_str(c, 4096, &v[i].path) < 0 || dbx_get_u8(c, &v[i].readonly) < 0)
+            why = "truncated";
+        else if (!dbx_share_tag_ok(v[i].tag) || !strcmp(v[i].tag, ws_tag))
+            why = "bad tag";
+        else if (!path_normalized(v[i].path) || dbx_share_path_reserved(v[i].path) ||
+                 (ws_tag[0] && paths_nest(v[i].path, ws_path)))
+            why = "bad path";
+        else if (v[i].readonly > 1)
+            why = "bad read-only flag";
+        for (uint32_t j = 0; j < i && !why; j++)
+            if (!strcmp(v[j].tag, v[i].tag) || paths_nest(v[j].path, v[i].path))
+                why = "duplicate tag, or paths that nest";
+    }
+    if (why) {
+        dbx_shares_free(n, v);
+        return dbx_error_setx(err, EPROTO, "malformed setup message: share %u: %s", i - 1, why);
+    }
+    *ret_n = n;
+    *ret = v;
+    return 0;
 }

@@ -169,13 +169,17 @@ struct dbx_exec_req {
     char **env; /* "K=V", envc entries + NULL */
 };
 
+struct dbx_share; /* issue 13: extra shares (block at the end) */
+
 struct dbx_setup {
     char *ws_tag;      /* virtiofs tag of the workspace share */
     char *ws_path;     /* where to mount it: the project's absolute host path */
     uint32_t uid, gid; /* default user for exec */
     char *hostname;
-    char *ca_pem; /* the host's CA certificates for the box to trust: "" = none, else one or
-                     more PEM CERTIFICATE blocks (dbx_ca_pem_check), at most DBX_MAX_CA_PEM */
+    char *ca_pem;     /* the host's CA certificates for the box to trust: "" = none, else one or
+                         more PEM CERTIFICATE blocks (dbx_ca_pem_check), at most DBX_MAX_CA_PEM */
+    uint32_t nshares; /* extra virtiofs shares, at most DBX_SHARES_MAX (issue 13, below) */
+    struct dbx_share *shares;
     struct dbx_plan plan;
 };
 
@@ -376,3 +380,32 @@ void dbx_stats_encode(const struct dbx_stats *st, struct dbx_buf *out);
  * -EPROTO with *err saying what is wrong, *ret set only on success. */
 int dbx_stats_decode(const uint8_t *p, size_t n, struct dbx_stats *ret, dbx_error **err);
 void dbx_stats_clear(struct dbx_stats *st);
+
+/* ---- issue 13: extra shares (helper D2) ---- */
+
+/* SETUP's share list, encoded after ca_pem: u32 n (<= DBX_SHARES_MAX), n x (str tag, str path,
+ * u8 readonly).  A tag is 1-36 bytes of [A-Za-z0-9_-] (a virtiofs tag; unique in the list and
+ * never the workspace's); a path is absolute, normalized (no "." / ".." / empty components, no
+ * trailing '/'), at most 4096 bytes, never "/", never one of the system directories the guest
+ * needs (dbx_share_path_reserved), never the workspace's path, above or below it (a mount
+ * point made through the workspace would be made on the host), nor above or below another
+ * share's; readonly is 0 or 1. */
+#define DBX_SHARES_MAX 16u
+#define DBX_SHARE_TAG_MAX 36u
+struct dbx_share {
+    char *tag;
+    char *path;
+    uint8_t readonly;
+};
+void dbx_shares_encode(struct dbx_buf *out, uint32_t n, const struct dbx_share *v);
+/* Strict (the caps and rules above; ws_tag/ws_path: the workspace's, which no share may take).
+ * 0, or -EPROTO with *err naming the share. */
+int dbx_shares_decode(struct dbx_cursor *c, const char *ws_tag, const char *ws_path,
+                      uint32_t *ret_n, struct dbx_share **ret, dbx_error **err);
+void dbx_shares_free(uint32_t n, struct dbx_share *v);
+/* Whether a share's tag has the syntax above. */
+bool dbx_share_tag_ok(const char *tag);
+/* Whether an absolute normalized path is (or lies below) a directory a share must not cover
+ * in the guest: /, /proc, /sys, /dev, /etc, /usr, /bin, /sbin, /lib*, /run (profiles' [mounts]
+ * refuses these; /tmp is allowed here: a linked worktree's repository may live there). */
+bool dbx_share_path_reserved(const char *path);

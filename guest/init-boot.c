@@ -281,3 +281,24 @@ int boot_agent(struct agent *a, dbx_error **err) {
     boot_send_hello(a);
     return 0;
 }
+
+/* ---- issue 13: extra shares (helper D2) ---- */
+
+int boot_mount_shares(struct agent *a, const struct dbx_setup *su, dbx_error **err) {
+    for (uint32_t i = 0; i < su->nshares; i++) {
+        const struct dbx_share *sh = &su->shares[i];
+        /* defensively again: never over a directory the box needs, never through the
+         * workspace (a mkdir there would land on the host) */
+        size_t wl = strlen(su->ws_path);
+        if (dbx_share_path_reserved(sh->path) ||
+            (su->ws_tag[0] && !strncmp(sh->path, su->ws_path, wl) &&
+             (sh->path[wl] == '/' || sh->path[wl] == '\0')))
+            return dbx_error_setx(err, EINVAL, "share '%s': path '%s' refused", sh->tag, sh->path);
+        if (!a->test_mode && dbx_mkdir_p(sh->path, 0755, err) < 0)
+            return dbx_error_wrap(err, "share '%s'", sh->tag);
+        unsigned long flags = MS_NOSUID | MS_NODEV | (sh->readonly ? MS_RDONLY : 0);
+        if (mount(sh->tag, sh->path, "virtiofs", flags, NULL) < 0)
+            return dbx_error_set(err, errno, "mount virtiofs '%s' on '%s'", sh->tag, sh->path);
+    }
+    return 0;
+}

@@ -190,6 +190,11 @@ int boot_root(struct agent *a, dbx_error **err);
 int boot_process(struct agent *a, dbx_error **err);
 /* Find and open the port named "org.devbox.agent" (a->fd) and queue HELLO. */
 int boot_agent(struct agent *a, dbx_error **err);
+/* SETUP's extra shares (issue 13), after the workspace: each virtiofs tag mounted at its path
+ * (created in the guest root; nosuid, nodev, and read-only when the host says so, which the
+ * host enforces too).  The decoder already refused reserved, nested and workspace paths; they
+ * are checked again here.  --serve-fd: nothing is created, the mount still runs. */
+int boot_mount_shares(struct agent *a, const struct dbx_setup *su, dbx_error **err);
 /* Queue HELLO with our kernel release. */
 void boot_send_hello(struct agent *a);
 

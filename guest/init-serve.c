@@ -433,6 +433,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
                                  su->ws_path);
         a->ws_path = dbx_xstrdup(su->ws_path);
     }
+    if (boot_mount_shares(a, su, err) < 0) return -1; /* issue 13: extra shares (D2) */
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
     /* before any command can run: the proxy port is ours before a box command could bind it */

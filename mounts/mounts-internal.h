@@ -102,6 +102,8 @@ bool mounts_is_git_dir(int dfd);
 #define MOUNTS_GIT_DIRS_MAX 512u
 int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
                      char ***ret_rw, dbx_error **err);
+/* The git-directory rule's names (relative to a git directory), NULL-terminated. */
+const char *const *mounts_git_readonly_names(void);
 /* Whether `path` is read-only under the rule of git directory `gitdir` (both repo-relative). */
 bool mounts_git_readonly_covers(const char *gitdir, const char *path);
 
@@ -109,6 +111,10 @@ bool mounts_git_readonly_covers(const char *gitdir, const char *path);
  * missing and mean the same to git when empty (hooks, info, objects/info, modules, worktrees,
  * branches, remotes) in every git directory, fd-relative, no symlinks followed. */
 int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err);
+
+/* In the guard, after the protected paths: `source` (trusted, absolute) becomes a read-only,
+ * nosuid, nodev bind of itself, recursively (struct mounts_vfs_config.readonly). */
+int mounts_apply_readonly(const char *source, dbx_error **err);
 
 /* mounts_apply_protected plus the git-directory rule. */
 int mounts_apply_protected_git(const char *source, const char *const *paths,
@@ -187,12 +193,13 @@ struct mounts_guard_setup {
     pid_t parent; /* the spawner, for the parent-death checks */
     char *binary; /* virtiofsd */
     char *source;
-    char **argv; /* virtiofsd's */
+    bool readonly; /* the whole share (struct mounts_vfs_config.readonly) */
+    char **argv;   /* virtiofsd's */
     char **protected;
     struct mounts_nested nested; /* found by the spawner (entries unused) */
 };
 /* The whole frame (length included); *ret_len its size. */
-char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
+char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source, bool readonly,
                                 char *const *argv, const char *const *protected,
                                 const struct mounts_nested *nested, size_t *ret_len);
 /* The payload (without the length): 0, or -EINVAL with *err saying what is wrong. */

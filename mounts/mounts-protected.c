@@ -250,6 +250,15 @@ static int walk_all(const char *source, const char *const *paths, char *const *e
     return r;
 }
 
+int mounts_apply_readonly(const char *source, dbx_error **err) {
+    _cleanup_close_ int fd = open(source, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return dbx_error_set(err, errno, "share source '%s'", source);
+    int tree = bind_self(fd, true, false, source, err);
+    if (tree < 0) return tree;
+    close(tree);
+    return 0;
+}
+
 int mounts_apply_protected(const char *source, const char *const *paths, dbx_error **err) {
     return walk_all(source, paths, NULL, NULL, true, NULL, NULL, err);
 }
@@ -285,7 +294,12 @@ static const char *const git_readonly[] = {
     "objects/info/http-alternates",
     "remotes",   /* legacy remote definitions */
     "worktrees", /* linked worktrees' git directories: commondir, gitdir, config */
+    NULL,
 };
+
+const char *const *mounts_git_readonly_names(void) {
+    return git_readonly;
+}
 
 /* Of git_readonly, the directories an empty one of which means the same to git as a missing
  * one: created before the share starts so that the box finds them read-only instead of
@@ -403,7 +417,7 @@ static int find_git_dirs(const char *source, const struct mounts_nested *nested,
 }
 
 bool mounts_git_readonly_covers(const char *gitdir, const char *path) {
-    for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
+    for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", gitdir, git_readonly[k]);
         if (at_or_below(path, p)) return true;
     }
@@ -419,7 +433,7 @@ int mounts_git_paths(const char *source, const struct mounts_nested *nested, cha
     close(root);
     char **ro = NULL;
     for (size_t i = 0; dirs && dirs[i]; i++) {
-        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly); k++) {
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
             _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], git_readonly[k]);
             ro = dbx_strv_push(ro, p);
         }

@@ -144,7 +144,7 @@ char *mounts_nofile_warning(const char *source) {
 /* ---- the setup data (parent -> guard) ------------------------------------------------------ */
 
 /* One frame on the sync socket before the handshake: a u32 length, then the payload:
- *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source,
+ *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source, u32 flags (1: read-only),
  *   list argv, list protected, list nested gitdirs, list nested gitfiles
  * where str is a u32 length and that many bytes (no NUL) and list a u32 count and that many
  * strs; integers little-endian, as struct dbx_buf writes them. */
@@ -152,6 +152,7 @@ char *mounts_nofile_warning(const char *source) {
 #define GUARD_SETUP_MAX (4u << 20)
 #define GUARD_STR_MAX (4u * 4096)
 #define GUARD_ARGV_MAX 64u
+#define GUARD_READONLY 1u
 
 static void put_list(struct dbx_buf *b, const char *const *v) {
     uint32_t n = 0;
@@ -162,7 +163,7 @@ static void put_list(struct dbx_buf *b, const char *const *v) {
         dbx_buf_put_str(b, v[i]);
 }
 
-char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source,
+char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source, bool readonly,
                                 char *const *argv, const char *const *protected,
                                 const struct mounts_nested *nested, size_t *ret_len) {
     struct dbx_buf b = {0};
@@ -171,6 +172,7 @@ char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *so
     dbx_buf_put_u32(&b, (uint32_t)parent);
     dbx_buf_put_str(&b, binary);
     dbx_buf_put_str(&b, source);
+    dbx_buf_put_u32(&b, readonly ? GUARD_READONLY : 0);
     put_list(&b, (const char *const *)argv);
     put_list(&b, protected);
     put_list(&b, (const char *const *)nested->gitdirs);
@@ -250,6 +252,11 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
     if (rc == 0) rc = get_str(&r, &s.source, "source", err);
     if (rc == 0 && s.source[0] != '/')
         rc = dbx_error_setx(err, EINVAL, "bad setup data: source is not absolute");
+    uint32_t flags = 0;
+    if (rc == 0) rc = get_u32(&r, &flags, "flags", err);
+    if (rc == 0 && (flags & ~GUARD_READONLY))
+        rc = dbx_error_setx(err, EINVAL, "bad setup data: flags %#x", flags);
+    s.readonly = flags & GUARD_READONLY;
     if (rc == 0) rc = get_list(&r, &s.argv, GUARD_ARGV_MAX, "virtiofsd arguments", err);
     if (rc == 0 && !s.argv)
         rc = dbx_error_setx(err, EINVAL, "bad setup data: no virtiofsd arguments");
@@ -385,6 +392,8 @@ static void guard_enter_mountns(const struct mounts_guard_setup *s) {
     if (mounts_apply_protected_git(s->source, (const char *const *)s->protected, &s->nested, &e) <
         0)
         guard_fail_error(e);
+    /* last: the recursive read-only bind covers the protected paths' mounts too */
+    if (s->readonly && mounts_apply_readonly(s->source, &e) < 0) guard_fail_error(e);
 }
 
 /* Before entering a user namespace: raising the hard limit needs CAP_SYS_RESOURCE in the
@@ -651,15 +660,17 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     /* Nested repositories: walked here, as the user, before anything runs against the share
      * (the VM starts after us), so the child can use the list as it is. */
     _cleanup_(mounts_nested_free) struct mounts_nested nested = {0};
-    if (mounts_nested_find(cfg->source, &nested, err) < 0)
+    /* A read-only share needs neither (the box writes nothing there) and may be large (a
+     * [mounts] data set): no walk, nothing created on the host. */
+    if (!cfg->readonly && mounts_nested_find(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "nested git repositories");
-    if (mounts_git_prepare(cfg->source, &nested, err) < 0)
+    if (!cfg->readonly && mounts_git_prepare(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "git directory");
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     size_t setup_len = 0;
-    _cleanup_free_ char *setup = mounts_guard_setup_encode(getpid(), binary, cfg->source, argv,
-                                                           cfg->protected, &nested, &setup_len);
+    _cleanup_free_ char *setup = mounts_guard_setup_encode(
+        getpid(), binary, cfg->source, cfg->readonly, argv, cfg->protected, &nested, &setup_len);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return dbx_error_set(err, errno, "socketpair");

@@ -26,6 +26,10 @@ struct mounts_vfs_config {
     /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
      * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
     const char *guard_exe;
+    /* The whole share read-only (issue 13's extra shares): in virtiofsd's mount namespace the
+     * source becomes a read-only, nosuid, nodev bind of itself (recursively, after the protected
+     * paths), so the guest's writes fail with EROFS whatever it mounts or runs. */
+    bool readonly;
 };
 
 #define MOUNTS_PROTECTED_MAX 256u
@@ -176,3 +180,25 @@ bool mounts_watch_take(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *
 char *mounts_watch_take_warning(struct mounts_watch *w);
 /* Directories watched now. */
 size_t mounts_watch_count(const struct mounts_watch *w);
+
+/* ---- issue 13: a linked worktree's repository (mounts-worktree.c) ---- */
+
+/* When `source`'s `.git` is a file naming COMMON/worktrees/NAME with a commondir back to COMMON
+ * (`git worktree add`), the repository's git directory COMMON (absolute, normalized), NAME, and
+ * the paths below COMMON to protect read-only when it is shared (the git-directory rule for
+ * COMMON; for worktrees/NAME its commondir, gitdir and config.worktree; every other entry of
+ * worktrees/ whole), in the form of struct mounts_vfs_config.protected.  All zero when `.git`
+ * is not a file or names a git directory without commondir.  The chain is read without
+ * following a symbolic link; one that points anywhere else (not a git directory, not an entry
+ * of its worktrees/, a link on the way, a repository another user owns, one that contains the
+ * workspace or lies inside it) is an error naming `source/.git`. */
+struct mounts_worktree {
+    char *common;
+    char *name;
+    char **protected;
+};
+/* Open absolute `path` as a directory, walking from '/' one component at a time without
+ * following a symbolic link (R4); an fd, or -errno with *err naming `what` and the path. */
+int mounts_open_dir_nofollow(const char *path, const char *what, dbx_error **err);
+int mounts_worktree_find(const char *source, struct mounts_worktree *ret, dbx_error **err);
+void mounts_worktree_clear(struct mounts_worktree *w);

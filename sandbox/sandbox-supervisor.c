@@ -95,8 +95,8 @@ static void reap(struct sup *s) {
             s->vm.passt_pid = -1;
             if (!s->guest.stopping)
                 sup_log("passt exited (status %d): the VM has no network now", status);
-        } else if (pid == s->vm.vfs_pid) {
-            s->vm.vfs_pid = -1;
+        } else if (pid == s->vm.vfs_pid || sup_share_reaped(s, pid)) {
+            if (pid == s->vm.vfs_pid) s->vm.vfs_pid = -1;
             if (!s->guest.stopping) {
                 /* a panic's reboot ends virtiofsd too (QEMU hung up): name the real cause */
                 if (s->vm.logs[0].in >= 0) sup_logsink_pump(&s->vm.logs[0]);

@@ -132,6 +132,15 @@ struct sup {
         } wait[16];
         uint64_t next_token;
     } stats;
+    /* issue 13: extra shares (supervisor-vm.c): a linked worktree's repository, [mounts] */
+    struct sup_share {
+        char *host;       /* absolute host directory (also the guest path of a repository) */
+        char *guest;      /* where the box sees it */
+        bool readonly;    /* enforced in virtiofsd's mount namespace */
+        char **protected; /* below host, as struct mounts_vfs_config.protected, or NULL */
+        pid_t pid;        /* its virtiofsd's guard, or -1 */
+    } shares[DBX_SHARES_MAX];
+    size_t nshares;
 };
 
 /* ---- sandbox-supervisor.c ---- */
@@ -153,6 +162,9 @@ void sup_logsink_pump(struct logsink *l);
 /* Frames on session 0: hello, ready, ping, errors. */
 void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
 char *sup_skew_error(unsigned version);
+/* A child the poll loop reaped: if it is an extra share's virtiofsd, forget it and return
+ * true (its death is then handled as the workspace virtiofsd's). */
+bool sup_share_reaped(struct sup *s, pid_t pid);
 
 /* ---- supervisor-setup.c ---- */
 /* The derived disk for the image and the profile's [setup]: reused when one exists (unless

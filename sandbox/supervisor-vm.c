@@ -100,6 +100,88 @@ char *sup_skew_error(unsigned version) {
                          version, DBX_PROTO_VERSION);
 }
 
+/* ---- issue 13: extra shares (helper D2) ---- */
+
+static char *share_tag(size_t i) {
+    return dbx_xasprintf("share%zu", i);
+}
+
+static char *share_sock(struct sup *s, size_t i) {
+    return dbx_xasprintf("%s/vfs-%zu.sock", s->proj.run_dir, i);
+}
+
+bool sup_share_reaped(struct sup *s, pid_t pid) {
+    for (size_t i = 0; i < s->nshares; i++)
+        if (pid > 0 && s->shares[i].pid == pid) {
+            s->shares[i].pid = -1;
+            return true;
+        }
+    return false;
+}
+
+static void shares_clear(struct sup *s) {
+    for (size_t i = 0; i < s->nshares; i++) {
+        free(s->shares[i].host);
+        free(s->shares[i].guest);
+        dbx_strv_free(s->shares[i].protected);
+    }
+    s->nshares = 0;
+}
+
+static void share_add(struct sup *s, const char *host, const char *guest, bool ro,
+                      char **protected) {
+    s->shares[s->nshares++] =
+        (struct sup_share){dbx_xstrdup(host), dbx_xstrdup(guest), ro, protected, -1};
+}
+
+/* The shares of this box: a linked worktree's repository (read-write, at its host path, under
+ * the git-directory rule), then the profile's [mounts] (read-only unless rw; the profile
+ * checked them, and their trust, already). */
+static int shares_find(struct sup *s, dbx_error **err) {
+    shares_clear(s);
+    struct mounts_worktree wt = {0};
+    if (mounts_worktree_find(s->proj.root, &wt, err) < 0) return -1;
+    if (wt.common) {
+        share_add(s, wt.common, wt.common, false, TAKE_PTR(wt.protected));
+        mounts_worktree_clear(&wt);
+    }
+    for (size_t i = 0; i < s->prof.nmounts; i++) {
+        const struct profile_mount *m = &s->prof.mounts[i];
+        if (s->nshares >= DBX_SHARES_MAX)
+            return dbx_error_setx(err, E2BIG, "%s:%u: more than %u shares", m->file, m->line,
+                                  DBX_SHARES_MAX);
+        share_add(s, m->host, m->guest, !m->rw, NULL);
+    }
+    return 0;
+}
+
+/* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle); QEMU gets
+ * their sockets in *ret (paths owned by the caller: free with dbx_strv_free). */
+static int shares_spawn(struct sup *s, const struct mounts_idmap *map, int log_fd,
+                        char ***ret_socks, dbx_error **err) {
+    for (size_t i = 0; i < s->nshares; i++) {
+        /* [mounts] hosts had no symbolic link when the profile was loaded; one swapped in
+         * since is refused, not followed (profiles.h) */
+        int dfd = mounts_open_dir_nofollow(s->shares[i].host, "share", err);
+        if (dfd < 0) return -1;
+        close(dfd);
+        _cleanup_free_ char *path = share_sock(s, i);
+        _cleanup_close_ int fd = sup_listen_unix(path, 1, err);
+        if (fd < 0) return -1;
+        dbx_set_nonblock(fd, false);
+        *ret_socks = dbx_strv_push(*ret_socks, path);
+        struct mounts_vfs_config vc = {.source = s->shares[i].host,
+                                       .listen_fd = fd,
+                                       .log_fd = log_fd,
+                                       .protected = (const char *const *)s->shares[i].protected,
+                                       .readonly = s->shares[i].readonly};
+        s->shares[i].pid = mounts_virtiofsd_spawn(&vc, map, err);
+        if (s->shares[i].pid < 0)
+            return dbx_error_wrap(err, "start virtiofsd for '%s'", s->shares[i].host);
+    }
+    return 0;
+}
+
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
         .ws_tag = s->vm.no_workspace ? "" : "workspace",
@@ -110,8 +192,15 @@ static void send_setup(struct sup *s) {
     st.plan = s->plan;                /* borrowed */
     st.hostname = s->prof.hostname;
     st.ca_pem = s->ca_pem ? s->ca_pem : ""; /* borrowed */
+    struct dbx_share shares[DBX_SHARES_MAX];
+    for (size_t i = 0; !s->vm.no_workspace && i < s->nshares; i++)
+        shares[st.nshares++] =
+            (struct dbx_share){share_tag(i), s->shares[i].guest, s->shares[i].readonly};
+    st.shares = shares;
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
+    for (uint32_t i = 0; i < st.nshares; i++)
+        free(shares[i].tag);
     /* the plan (up to 240 KiB, policy.c) and the CAs (up to 192 KiB) each fit, not always both */
     if (b.len > DBX_FRAME_MAX && !s->guest.boot_error)
         s->guest.boot_error =
@@ -177,11 +266,19 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
 void sup_kill_children(struct sup *s) {
     if (s->vm.qemu_pid > 0) kill(s->vm.qemu_pid, SIGKILL);
     if (s->vm.vfs_pid > 0) kill(s->vm.vfs_pid, SIGKILL);
+    for (size_t i = 0; i < s->nshares; i++)
+        if (s->shares[i].pid > 0) kill(s->shares[i].pid, SIGKILL);
     vm_passt_free(s->vm.passt); /* SIGKILL through its pidfd; reaped below */
     s->vm.passt = NULL;
     if (s->vm.qemu_pid > 0) waitpid(s->vm.qemu_pid, &s->vm.qemu_status, 0);
     if (s->vm.vfs_pid > 0) waitpid(s->vm.vfs_pid, NULL, 0);
     if (s->vm.passt_pid > 0) waitpid(s->vm.passt_pid, NULL, 0);
+    for (size_t i = 0; i < s->nshares; i++) {
+        if (s->shares[i].pid > 0) waitpid(s->shares[i].pid, NULL, 0);
+        s->shares[i].pid = -1;
+        _cleanup_free_ char *sock = share_sock(s, i);
+        unlink(sock);
+    }
     s->vm.qemu_pid = s->vm.vfs_pid = s->vm.passt_pid = -1;
     if (s->relay.agent_fd >= 0) close(s->relay.agent_fd);
     s->relay.agent_fd = -1;
@@ -222,6 +319,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         s->vm.vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
         if (s->vm.vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
     }
+    _cleanup_strv_ char **share_socks = NULL;
+    if (r == 0 && ws) r = shares_spawn(s, &map, wr[2], &share_socks, err);
     /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
      * the QEMU log. */
     int net[2] = {-1, -1};
@@ -237,6 +336,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0))
         r = dbx_error_set(err, errno, "socketpair");
+    struct vm_share vshares[DBX_SHARES_MAX];
+    _cleanup_strv_ char **tags = NULL;
+    for (size_t i = 0; share_socks && share_socks[i]; i++) {
+        _cleanup_free_ char *t = share_tag(i);
+        tags = dbx_strv_push(tags, t);
+    }
+    for (size_t i = 0; share_socks && share_socks[i]; i++)
+        vshares[i] = (struct vm_share){share_socks[i], tags[i]};
     if (r == 0) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz,
@@ -244,6 +351,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .disk = disk,
             .vfs_socket = ws ? vfs_path : NULL,
             .vfs_tag = ws ? "workspace" : NULL,
+            .shares = vshares,
+            .nshares = dbx_strv_len(share_socks),
             .agent_fd = agent[1],
             .console_fd = con[1],
             .cpus = s->prof.cpus,
@@ -500,6 +609,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     /* Before any child: a used `env =` secret's value moves into protected memory, and every
      * declared secret variable leaves our environment. */
     if (r == 0) r = sup_secrets_take_env(s, &user, err);
+    if (r == 0) r = shares_find(s, err);
     _cleanup_free_ char *nofile = r == 0 ? mounts_nofile_warning(s->proj.root) : NULL;
     if (nofile) { /* once per start */
         sup_log("%s", nofile);

@@ -122,6 +122,21 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
                NULL;
     if ((cfg->vfs_socket == NULL) != (cfg->vfs_tag == NULL))
         return dbx_error_set(err, 0, "qemu: vfs_socket and vfs_tag go together"), NULL;
+    if (cfg->nshares > VM_SHARES_MAX || (cfg->nshares && !cfg->shares))
+        return dbx_error_set(err, 0, "qemu: %zu extra shares (at most %u)", cfg->nshares,
+                             VM_SHARES_MAX),
+               NULL;
+    for (size_t i = 0; i < cfg->nshares; i++) {
+        const struct vm_share *sh = &cfg->shares[i];
+        bool dup = !sh->socket || !sh->tag || !sh->tag[0] ||
+                   (cfg->vfs_tag && !strcmp(cfg->vfs_tag, sh->tag));
+        for (size_t j = 0; j < i && !dup; j++)
+            dup = !strcmp(cfg->shares[j].tag, sh->tag);
+        if (dup)
+            return dbx_error_set(err, 0, "qemu: share %zu: no socket or tag, or a tag used twice",
+                                 i),
+                   NULL;
+    }
     if (cfg->accel != VM_ACCEL_KVM && cfg->accel != VM_ACCEL_TCG)
         return dbx_error_set(err, 0, "qemu: unknown accelerator %d", (int)cfg->accel), NULL;
 
@@ -166,6 +181,11 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         _cleanup_free_ char *s = qopt(cfg->vfs_socket), *t = qopt(cfg->vfs_tag);
         v = pushf(v, "-chardev", "socket,id=vfs,path=%s", s);
         v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=%s", t);
+    }
+    for (size_t i = 0; i < cfg->nshares; i++) {
+        _cleanup_free_ char *s = qopt(cfg->shares[i].socket), *t = qopt(cfg->shares[i].tag);
+        v = pushf(v, "-chardev", "socket,id=vfs%zu,path=%s", i, s);
+        v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs%zu,tag=%s", i, t);
     }
     if (cfg->net_fd > 0) {
         /* QEMU 7.2's stream netdev speaks passt's protocol (4-byte length + frame) natively;

@@ -110,6 +110,12 @@ int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err);
 
 /* ---- QEMU ------------------------------------------------------------------------------- */
 
+#define VM_SHARES_MAX 16u
+struct vm_share {
+    const char *socket;
+    const char *tag;
+};
+
 struct vm_config {
     const char *qemu;   /* binary; NULL = "qemu-system-x86_64" from PATH */
     const char *kernel; /* vmlinuz */
@@ -117,13 +123,17 @@ struct vm_config {
     const char *disk;       /* the project's qcow2 overlay */
     const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
     const char *vfs_tag;    /* virtiofs mount tag */
-    int agent_fd;           /* our end is elsewhere; this connected socket becomes the
-                               virtio-serial port named DBX_AGENT_PORT_NAME */
-    int console_fd;         /* connected socket that receives the serial console */
-    int net_fd;             /* > 0: a connected stream socket whose peer is passt's
-                               (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
-    int qmp_fd;             /* > 0: a connected stream socket that becomes QEMU's QMP monitor
-                               (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
+    /* Extra virtiofs shares (issue 13), each its own vhost-user-fs device after the workspace's:
+     * socket path and tag (unique, not the workspace's), at most VM_SHARES_MAX. */
+    const struct vm_share *shares;
+    size_t nshares;
+    int agent_fd;   /* our end is elsewhere; this connected socket becomes the
+                       virtio-serial port named DBX_AGENT_PORT_NAME */
+    int console_fd; /* connected socket that receives the serial console */
+    int net_fd;     /* > 0: a connected stream socket whose peer is passt's
+                       (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
+    int qmp_fd;     /* > 0: a connected stream socket that becomes QEMU's QMP monitor
+                       (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -145,7 +155,7 @@ struct vm_config {
  * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
  * tsc_early_khz=<host TSC kHz, measured once per process (~20 ms)>: without it the guest's TSC
  * calibration fails on a loaded host and the boot hangs.  NULL disk / vfs_socket+vfs_tag omit
- * those devices. */
+ * those devices.  Each extra share is one more chardev (id vfsN) and vhost-user-fs-device. */
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 
 /* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and

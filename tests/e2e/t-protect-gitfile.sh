@@ -2,8 +2,9 @@
 # t-protect-gitfile: a repo whose `.git` is a file (a linked worktree from `git worktree add`,
 # a checkout made with `git init --separate-git-dir`) starts a box; the `.git` file, a
 # redirection host git follows, is read-only from the box (default user and root): it cannot
-# be written, replaced, renamed or removed.  The git directory it names lies outside the
-# workspace and is not shared.
+# be written, replaced, renamed or removed.  The linked worktree's repository git directory is
+# shared at its host path (t-shares.sh tests git in it); the separate git directory, which is
+# no worktree's, is not.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -39,6 +40,14 @@ for R in "$WT" "$SEP"; do
         assert_box_failed "replacing .git by rename as $who in $R"
     done
     assert_eq "$before" "$(fingerprint "$R/.git")" ".git of $R after the box's attempts"
+    if [ "$R" = "$WT" ]; then
+        run_in "$R" dbx exec -- cat "$M/.git/worktrees/wt/HEAD"
+        assert_eq 0 "$RC" "reading the shared repository (stderr: $(show "$ERR"))"
+        assert_eq "ref: refs/heads/side" "$OUT" "the worktree's HEAD through the shared repository"
+    else
+        run_in "$R" dbx exec -- ls "$TEST_TMP/sep.git/HEAD"
+        assert_box_failed "the separate git directory is not shared"
+    fi
     ok git -C "$R" status --porcelain
     run_in "$R" dbx stop
 done

@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 3
+VERSION = 5
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -67,8 +67,11 @@ def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None,
     return out
 
 
-def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj", ca_pem=""):
-    return s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname) + s(ca_pem)
+def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj", ca_pem="",
+          shares=()):
+    """shares: (tag, path, readonly) triples, encoded after ca_pem (issue 13)."""
+    return (s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname) + s(ca_pem) + u32(len(shares))
+            + b"".join(s(t) + s(p) + bytes([ro]) for t, p, ro in shares))
 
 
 def pem(der):
@@ -216,6 +219,15 @@ CORPUS = {
     + frame(26, 0, u64(8) + u32(5000)) + frame(26, 0, u64(9) + u32(1) + u32(1) * 7),
     "kill": bytes([37]) + frame(27, 0, u64(3) + u32(42) + u32(15)) + frame(27, 0, u64(4) + u32(0) + u32(99))
     + frame(28, 0, u64(3) + u32(0) + s("")) + frame(28, 0, u64(4) + u32(3) + s("no such process")),
+    # issue 13: SETUP with extra shares, and share lists that do not decode
+    "setup-shares": bytes([36]) + frame(SETUP, 0, setup_plan(plan(), shares=(
+        ("share0", "/home/dev/main/.git", 0), ("share1", "/data", 1)))) + frame(READY),
+    "setup-shares-bad": bytes([37])
+    + frame(SETUP, 0, setup_plan(plan(), shares=(("share0", "/proc", 1),)))
+    + frame(SETUP, 0, setup_plan(plan(), shares=(("a,b", "/data", 1),)))
+    + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/d", 1), ("s", "/e", 1))))
+    + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/home/dev/proj/x", 1),)))
+    + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/d/../etc", 2),))),
     "empty": b"",
     "seed-only": b"\xff",
 }

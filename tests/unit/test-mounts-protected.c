@@ -207,6 +207,9 @@ static pid_t spawn_own_ns(const struct vfs_env *e, const char *const *protected,
 
 /* Spawn the probe (or run it in a namespace of our own); it must run to the end with no FAIL
  * line.  Returns its output. */
+/* The next probe's share is read-only as a whole (struct mounts_vfs_config.readonly). */
+static bool probe_readonly;
+
 static char *run_probe_how(struct vfs_env *e, const char *const *protected, const char *body,
                            void (*own_ns_before)(void)) {
     char script[128], out[128], log[4096] = "";
@@ -219,6 +222,7 @@ static char *run_probe_how(struct vfs_env *e, const char *const *protected, cons
     } else {
         struct mounts_vfs_config cfg = vfs_env_config(e, protected);
         cfg.virtiofsd = script;
+        cfg.readonly = probe_readonly;
         dbx_error *err = NULL;
         pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
         CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
@@ -623,6 +627,36 @@ static void scen_real_virtiofsd(struct vfs_env *e) {
     check_no_host_mounts(e);
 }
 
+/* A read-only share (issue 13's extra shares): every write fails with EROFS in virtiofsd's
+ * namespace, protected paths below it included; the host's files stay as they were and the
+ * host sees no mount. */
+static void scen_readonly(struct vfs_env *e) {
+    make_repo(e);
+    struct snap readme, cfg;
+    take_snap(e, "README", &readme);
+    take_snap(e, ".git/config", &cfg);
+    probe_readonly = true;
+    free(run_probe(e, default_protected,
+                   "works cat README\n"
+                   "fails \"$RO\" sh -c 'echo x >> README'\n"
+                   "fails \"$RO\" sh -c ': > README'\n"
+                   "fails \"$RO\" touch newfile\n"
+                   "fails \"$RO\" mkdir newdir\n"
+                   "fails \"$RO\" chmod 0777 README\n"
+                   "fails \"$RO\" rm -f README\n"
+                   "fails \"$RO\" mv README x\n"
+                   "fails \"$RO\" sh -c 'echo x >> .git/config'\n"
+                   "fails '' mount -o remount,rw .\n"
+                   "fails \"$RO\" sh -c 'echo x >> README'\n"));
+    probe_readonly = false;
+    check_snap(e, "README", &readme);
+    check_snap(e, ".git/config", &cfg);
+    char p[256];
+    path_in(e, "newfile", p, sizeof(p));
+    CHECK(access(p, F_OK) < 0, "newfile made on the host");
+    check_no_host_mounts(e);
+}
+
 /* ---- runner ---------------------------------------------------------------------------- */
 
 #define BOTH(name, fn, needs_virtiofsd)                                                            \
@@ -641,6 +675,7 @@ BOTH(nested, scen_nested, false)
 BOTH(missing, scen_missing, false)
 BOTH(invalid, scen_invalid, false)
 BOTH(real_virtiofsd, scen_real_virtiofsd, true)
+BOTH(readonly, scen_readonly, false)
 
 #define BOTH_ENTRIES(name)                                                                         \
     cmocka_unit_test(test_##name), cmocka_unit_test(test_##name##_rootless_user)
@@ -760,6 +795,7 @@ int main(void) {
         BOTH_ENTRIES(invalid),
         BOTH_ENTRIES(missing),
         BOTH_ENTRIES(real_virtiofsd),
+        BOTH_ENTRIES(readonly),
         cmocka_unit_test(test_git_names),
         cmocka_unit_test(test_guard_missing_names),
     };

@@ -1927,6 +1927,112 @@ static void test_stats_frame(void **state) {
     dbx_buf_free(&b);
 }
 
+/* ---- issue 13: extra shares (helper D2) ---- */
+
+static int shares_roundtrip(const struct dbx_share *v, uint32_t n, struct dbx_setup *got) {
+    struct dbx_setup s = {.ws_tag = "workspace", .ws_path = "/home/me/p", .hostname = "h"};
+    s.nshares = n;
+    s.shares = (struct dbx_share *)v;
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&s, &b);
+    dbx_error *err = NULL;
+    int r = dbx_setup_decode(b.data, b.len, got, &err);
+    if (r == 0)
+        assert_null(err);
+    else
+        assert_non_null(err);
+    dbx_error_free(&err);
+    dbx_buf_free(&b);
+    return r;
+}
+
+static void test_setup_shares(void **state) {
+    (void)state;
+    const struct dbx_share ok[] = {
+        {"share0", "/home/me/main/.git", 0}, {"share1", "/data", 1}, {"a-B_9", "/opt/x y", 1}};
+    struct dbx_setup got = {0};
+    assert_int_equal(shares_roundtrip(ok, 3, &got), 0);
+    assert_int_equal(got.nshares, 3);
+    assert_string_equal(got.shares[0].tag, "share0");
+    assert_string_equal(got.shares[0].path, "/home/me/main/.git");
+    assert_int_equal(got.shares[0].readonly, 0);
+    assert_string_equal(got.shares[1].path, "/data");
+    assert_int_equal(got.shares[1].readonly, 1);
+    assert_string_equal(got.shares[2].tag, "a-B_9");
+    dbx_setup_free(&got);
+    assert_int_equal(shares_roundtrip(NULL, 0, &got), 0);
+    assert_int_equal(got.nshares, 0);
+    assert_null(got.shares);
+    dbx_setup_free(&got);
+
+    /* every truncation of a setup with shares fails */
+    struct dbx_setup s = {.ws_tag = "workspace", .ws_path = "/w", .hostname = "h"};
+    s.nshares = 2;
+    s.shares = (struct dbx_share *)ok;
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&s, &b);
+    dbx_error *err = NULL;
+    for (size_t n = 0; n < b.len; n++) {
+        assert_int_equal(dbx_setup_decode(b.data, n, &got, &err), -EPROTO);
+        dbx_error_free(&err);
+    }
+    dbx_buf_free(&b);
+
+    static const struct {
+        const char *tag, *path;
+        uint8_t ro;
+    } bad[] = {
+        {"", "/data", 1},         {"a b", "/data", 1},
+        {"a,b", "/data", 1},      {"workspace", "/data", 1},
+        {"s", "data", 1},         {"s", "/", 1},
+        {"s", "/data/", 1},       {"s", "/data//x", 1},
+        {"s", "/data/../etc", 1}, {"s", "/data/./x", 1},
+        {"s", "/proc", 1},        {"s", "/proc/1", 1},
+        {"s", "/etc/x", 1},       {"s", "/usr", 1},
+        {"s", "/lib64", 1},       {"s", "/lib/x", 1},
+        {"s", "/run/x", 1},       {"s", "/home/me/p", 1},
+        {"s", "/data", 2},        {"s", "/home/me/p/x", 1},
+        {"s", "/home/me", 1},     {"0123456789012345678901234567890123456", "/d", 1},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        struct dbx_share one = {(char *)bad[i].tag, (char *)bad[i].path, bad[i].ro};
+        if (shares_roundtrip(&one, 1, &got) == 0) fail_msg("accepted bad share %zu", i);
+    }
+    /* duplicates */
+    const struct dbx_share dup_tag[] = {{"s", "/a", 1}, {"s", "/b", 1}};
+    assert_int_equal(shares_roundtrip(dup_tag, 2, &got), -EPROTO);
+    const struct dbx_share dup_path[] = {{"s", "/a", 1}, {"t", "/a", 1}};
+    assert_int_equal(shares_roundtrip(dup_path, 2, &got), -EPROTO);
+    const struct dbx_share nest[] = {{"s", "/a/b", 1}, {"t", "/a", 1}};
+    assert_int_equal(shares_roundtrip(nest, 2, &got), -EPROTO);
+    const struct dbx_share near[] = {{"s", "/a/b", 1}, {"t", "/a/bc", 1}, {"u", "/home/me/pp", 0}};
+    assert_int_equal(shares_roundtrip(near, 3, &got), 0);
+    dbx_setup_free(&got);
+    /* the cap */
+    struct dbx_share many[DBX_SHARES_MAX + 1];
+    char tags[DBX_SHARES_MAX + 1][8], paths[DBX_SHARES_MAX + 1][16];
+    for (unsigned i = 0; i <= DBX_SHARES_MAX; i++) {
+        snprintf(tags[i], sizeof(tags[i]), "s%u", i);
+        snprintf(paths[i], sizeof(paths[i]), "/d%u", i);
+        many[i] = (struct dbx_share){tags[i], paths[i], 1};
+    }
+    assert_int_equal(shares_roundtrip(many, DBX_SHARES_MAX, &got), 0);
+    dbx_setup_free(&got);
+    assert_int_equal(shares_roundtrip(many, DBX_SHARES_MAX + 1, &got), -EPROTO);
+    /* a garbage count */
+    struct dbx_buf g = {0};
+    dbx_buf_put_u32(&g, UINT32_MAX);
+    struct dbx_cursor c = {g.data, g.len};
+    uint32_t n = 0;
+    struct dbx_share *v = NULL;
+    assert_int_equal(dbx_shares_decode(&c, "w", "/w", &n, &v, &err), -EPROTO);
+    dbx_error_free(&err);
+    dbx_buf_free(&g);
+    assert_true(dbx_share_path_reserved("/sys/x"));
+    assert_false(dbx_share_path_reserved("/home/x"));
+    assert_false(dbx_share_path_reserved("/data"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_roundtrip),
@@ -1970,6 +2076,7 @@ int main(void) {
         /* issue 13: NOTICE and STATS (helper B) */
         cmocka_unit_test(test_notice),
         cmocka_unit_test(test_stats_frame),
+        cmocka_unit_test(test_setup_shares),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
 }

@@ -265,13 +265,48 @@ static void test_spawn_exec_failure(void **state) {
     close(sp[1]);
 }
 
+/* Extra shares (issue 13): one chardev + vhost-user-fs device each, under KVM as under TCG;
+ * tags unique and never the workspace's. */
+static void test_argv_shares(void **state) {
+    const struct vm_share sh[] = {{"/run/s0.sock", "share0"}, {"/run/a,b.sock", "share1"}};
+    for (int accel = VM_ACCEL_KVM; accel <= VM_ACCEL_TCG; accel++) {
+        struct vm_config cfg = base_cfg();
+        cfg.accel = (enum vm_accel)accel;
+        cfg.shares = sh;
+        cfg.nshares = 2;
+        _cleanup_error_ dbx_error *err = NULL;
+        _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+        assert_non_null(v);
+        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+        assert_non_null(opt_value(v, "-chardev", "socket,id=vfs0,path=/run/s0.sock"));
+        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs0,tag=share0"));
+        assert_non_null(opt_value(v, "-chardev", "socket,id=vfs1,path=/run/a,,b.sock"));
+        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs1,tag=share1"));
+    }
+    const struct vm_share dup[] = {{"/a", "x"}, {"/b", "x"}};
+    const struct vm_share ws[] = {{"/a", "work"}};
+    const struct vm_share none[] = {{"/a", ""}};
+    const struct {
+        const struct vm_share *v;
+        size_t n;
+    } bad[] = {{dup, 2}, {ws, 1}, {none, 1}, {NULL, 1}, {sh, VM_SHARES_MAX + 1}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        struct vm_config cfg = base_cfg();
+        cfg.shares = bad[i].v;
+        cfg.nshares = bad[i].n;
+        _cleanup_error_ dbx_error *err = NULL;
+        assert_null(vm_qemu_argv(&cfg, &err));
+        assert_non_null(err);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
         cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
         cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
         cmocka_unit_test(test_argv_panic_device),  cmocka_unit_test(test_qmp_events),
-        cmocka_unit_test(test_qmp_hostile),
+        cmocka_unit_test(test_qmp_hostile),        cmocka_unit_test(test_argv_shares),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
