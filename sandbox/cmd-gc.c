@@ -3,16 +3,6 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
-char *cmd_size(uint64_t n) {
-    static const char *const unit[] = {"KiB", "MiB", "GiB", "TiB"};
-    if (n < 1024) return dbx_xasprintf("%llu bytes", (unsigned long long)n);
-    double v = (double)n / 1024;
-    size_t u = 0;
-    for (; v >= 1024 && u + 1 < DBX_ARRAY_SIZE(unit); u++)
-        v /= 1024;
-    return dbx_xasprintf("%.1f %s", v, unit[u]);
-}
-
 static const char *plural(size_t n) {
     return n == 1 ? "" : "s";
 }
@@ -36,13 +26,19 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv) {
         _cleanup_free_ char *e = dbx_escape(*p);
         printf("%s project %s (its repository is gone)\n", verb, e);
     }
+    for (char **k = r.kept; k && *k; k++) {
+        _cleanup_free_ char *e = dbx_escape(*k);
+        printf("kept project %s: its folder is gone but the folder above it is empty, missing or "
+               "another filesystem (a disk not mounted?); 'devbox rm %s' removes it\n",
+               e, e);
+    }
     for (char **d = r.derived; *d; d++) {
         _cleanup_free_ char *e = dbx_escape(*d);
         printf("%s derived disk %s\n", verb, e);
     }
     size_t np = dbx_strv_len(r.projects), nd = dbx_strv_len(r.derived);
-    _cleanup_free_ char *size = cmd_size(r.freed);
-    /* one summary line, always: "removed 3 projects, 2 derived disks, 1 leftover: 1.2 GiB freed" */
+    _cleanup_free_ char *size = dbx_size_human(r.freed, false);
+    /* one summary line, always: "removed 3 projects, 2 derived disks, 1 leftover: 1.2G freed" */
     printf("%s %zu project%s, %zu derived disk%s, %zu leftover%s: %s %s%s\n", verb, np, plural(np),
            nd, plural(nd), r.leftovers, plural(r.leftovers), size,
            dry_run ? "would be freed" : "freed",

@@ -194,13 +194,13 @@ int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
-/* One project removed: "removed PATH (ID): 1.2 GiB freed". */
+/* One project removed: "removed PATH (ID): 1.2G freed". */
 static int rm_one(struct cmd_ctx *ctx, const struct dbx_project *proj, bool force) {
     _cleanup_error_ dbx_error *err = NULL;
     uint64_t freed = 0;
     if (dbx_project_remove(&ctx->paths, proj, force, &freed, &err) < 0) return cmd_fail(&err);
     _cleanup_free_ char *root = dbx_escape(proj->root);
-    _cleanup_free_ char *size = cmd_size(freed);
+    _cleanup_free_ char *size = dbx_size_human(freed, false);
     printf("removed %s (%s): %s freed\n", root, proj->id, size);
     return 0;
 }
@@ -229,14 +229,14 @@ static int rm_all(struct cmd_ctx *ctx, bool force) {
         } else if (dbx_project_remove(&ctx->paths, &p, force, &freed, &e) < 0) {
             rc = cmd_fail(&e);
         } else {
-            _cleanup_free_ char *size = cmd_size(freed);
+            _cleanup_free_ char *size = dbx_size_human(freed, false);
             printf("removed %s (%s): %s freed\n", root, p.id, size);
             total += freed;
             n++;
         }
         dbx_project_clear(&p);
     }
-    _cleanup_free_ char *size = cmd_size(total);
+    _cleanup_free_ char *size = dbx_size_human(total, false);
     printf("removed %zu project%s: %s freed%s\n", n, n == 1 ? "" : "s", size,
            skipped ? " (running ones skipped)" : "");
     return rc;

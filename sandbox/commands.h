@@ -45,8 +45,6 @@ int cmd_dump_escaped(int fd);
 int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv); /* issue 13 (helper B) */
 /* issue 13, cleaning up (helper F) */
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
-/* A byte count for people ("1.2 GiB"); caller frees. */
-char *cmd_size(uint64_t n);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

@@ -59,6 +59,7 @@ void dbx_gc_report_clear(struct dbx_gc_report *r) {
     if (!r) return;
     dbx_strv_free(r->projects);
     dbx_strv_free(r->derived);
+    dbx_strv_free(r->kept);
     *r = (struct dbx_gc_report){0};
 }
 
@@ -123,6 +124,35 @@ static void gc_stopped(const struct dbx_paths *paths, const char *id, bool dry_r
     gc_tmp(data, id, dry_run, r);
 }
 
+/* Whether a gone repository at root was deleted rather than hidden: its parent directory exists,
+ * is not empty and is not a mount point.  A repository on a disk that is not mounted (a USB disk,
+ * an NFS home while offline) also looks gone, and the empty directory it was mounted on, or a
+ * parent that went with the disk, is what tells the two apart; gc keeps such a project for
+ * `devbox rm PATH`, which the user names on purpose. */
+static bool gone_for_sure(const char *root) {
+    _cleanup_free_ char *parent = dbx_xstrdup(root);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent) return false; /* a repository at / or /x: keep it */
+    *slash = '\0';
+    _cleanup_free_ char *grand = dbx_xstrdup(parent);
+    char *gs = strrchr(grand, '/');
+    if (gs == grand)
+        gs[1] = '\0';
+    else if (gs)
+        *gs = '\0';
+    struct stat st, gst;
+    if (lstat(parent, &st) < 0 || !S_ISDIR(st.st_mode) || lstat(grand, &gst) < 0 ||
+        st.st_dev != gst.st_dev)
+        return false;
+    _cleanup_close_ int fd = open(parent, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(dup(fd)) : NULL;
+    bool empty = true;
+    for (struct dirent *de; d && empty && (de = readdir(d));)
+        empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+    if (d) closedir(d);
+    return d && !empty;
+}
+
 /* One project id found in state/projects: removed when its repository is gone; else what its
  * stopped box left (the run dir and stale temp files).  A dir without a record (a first start
  * that failed, an interrupted rm) goes after an hour. */
@@ -149,6 +179,10 @@ static int gc_project(const struct dbx_paths *paths, const char *id, bool dry_ru
     rc = dry_run ? 0 : dbx_project_lock(p.state_dir, false, &lock, err);
     if (rc == -EAGAIN) rc = 0;
     if (rc < 0 || (lock < 0 && !dry_run) || dbx_project_busy(&p)) goto out;
+    if (recorded && dbx_project_gone(p.root) && !gone_for_sure(p.root)) {
+        r->kept = dbx_strv_push(r->kept, p.root);
+        goto out;
+    }
     if (!recorded || dbx_project_gone(p.root)) {
         rc = dbx_project_remove_locked(paths, id, dry_run, &n, err);
         if (rc < 0) goto out;

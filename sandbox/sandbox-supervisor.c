@@ -87,6 +87,7 @@ static void reap(struct sup *s) {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        const char *share = NULL; /* an extra share's host path, when its virtiofsd died */
         if (pid == s->vm.qemu_pid) {
             s->vm.qemu_pid = -1;
             s->vm.qemu_status = status;
@@ -95,7 +96,7 @@ static void reap(struct sup *s) {
             s->vm.passt_pid = -1;
             if (!s->guest.stopping)
                 sup_log("passt exited (status %d): the VM has no network now", status);
-        } else if (pid == s->vm.vfs_pid || sup_share_reaped(s, pid)) {
+        } else if (pid == s->vm.vfs_pid || (share = sup_share_reaped(s, pid))) {
             if (pid == s->vm.vfs_pid) s->vm.vfs_pid = -1;
             if (!s->guest.stopping) {
                 /* a panic's reboot ends virtiofsd too (QEMU hung up): name the real cause */
@@ -103,7 +104,7 @@ static void reap(struct sup *s) {
                 if (vm_qmp_fd(s->vm.qmp) >= 0) sup_qmp_events(s);
                 sup_check_console_panic(s, true);
             }
-            if (!s->guest.stopping) sup_vfs_died(s, status);
+            if (!s->guest.stopping) sup_vfs_died(s, status, share);
         }
     }
 }

@@ -343,8 +343,9 @@ int dbx_project_remove(const struct dbx_paths *paths, const struct dbx_project *
 
 /* What `devbox gc` removed (or, dry_run, would remove). */
 struct dbx_gc_report {
-    char **projects;     /* roots of the projects whose repository is gone (NULL-terminated) */
-    char **derived;      /* derived disks no project uses any more, by name */
+    char **projects; /* roots of the projects whose repository is gone (NULL-terminated) */
+    char **derived;  /* derived disks no project uses any more, by name */
+    char **kept; /* roots of gone repositories that may be on a disk not mounted now (or NULL) */
     size_t leftovers;    /* record-less project dirs, stopped boxes' run dirs, stale temp files */
     uint64_t freed;      /* bytes */
     bool images_counted; /* false in dry_run: image store garbage is only known by removing it */

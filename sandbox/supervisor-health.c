@@ -158,14 +158,16 @@ void sup_qmp_events(struct sup *s) {
 
 /* The workspace is gone with virtiofsd: every running command is told now, in one line, rather
  * than when the guest's shutdown gives up on the share. */
-void sup_vfs_died(struct sup *s, int status) {
+void sup_vfs_died(struct sup *s, int status, const char *share) {
     _cleanup_free_ char *how = WIFSIGNALED(status)
                                    ? dbx_xasprintf("killed by signal %d", WTERMSIG(status))
                                    : dbx_xasprintf("exited with status %d", WEXITSTATUS(status));
-    sup_log("virtiofsd %s; stopping the VM", how);
-    _cleanup_free_ char *m = dbx_xasprintf("the workspace share stopped (virtiofsd %s); the VM "
-                                           "is being stopped (the next command starts it again)",
-                                           how);
+    _cleanup_free_ char *what =
+        share ? dbx_xasprintf("the share of '%s'", share) : dbx_xstrdup("the workspace share");
+    sup_log("virtiofsd of %s %s; stopping the VM", what, how);
+    _cleanup_free_ char *m = dbx_xasprintf("%s stopped (virtiofsd %s); the VM is being stopped "
+                                           "(the next command starts it again)",
+                                           what, how);
     fail_exec_clients(s, m);
     sup_begin_stop(s, "virtiofsd exited");
     s->guest.stop_deadline = dbx_now_ms() + VFS_GONE_STOP_MS;

@@ -164,7 +164,7 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
 char *sup_skew_error(unsigned version);
 /* A child the poll loop reaped: if it is an extra share's virtiofsd, forget it and return
  * true (its death is then handled as the workspace virtiofsd's). */
-bool sup_share_reaped(struct sup *s, pid_t pid);
+const char *sup_share_reaped(struct sup *s, pid_t pid);
 
 /* ---- supervisor-setup.c ---- */
 /* The derived disk for the image and the profile's [setup]: reused when one exists (unless
@@ -200,7 +200,8 @@ void sup_check_liveness(struct sup *s);
 char *sup_nospace_msg(struct sup *s);
 void sup_nospace_poll(struct sup *s);
 void sup_qmp_events(struct sup *s);
-void sup_vfs_died(struct sup *s, int status);
+/* share: the extra share's host path whose virtiofsd it was, NULL: the workspace's */
+void sup_vfs_died(struct sup *s, int status, const char *share);
 
 /* ---- supervisor-relay.c ---- */
 void sup_agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p, size_t n);

@@ -110,13 +110,13 @@ static char *share_sock(struct sup *s, size_t i) {
     return dbx_xasprintf("%s/vfs-%zu.sock", s->proj.run_dir, i);
 }
 
-bool sup_share_reaped(struct sup *s, pid_t pid) {
+const char *sup_share_reaped(struct sup *s, pid_t pid) {
     for (size_t i = 0; i < s->nshares; i++)
         if (pid > 0 && s->shares[i].pid == pid) {
             s->shares[i].pid = -1;
-            return true;
+            return s->shares[i].host;
         }
-    return false;
+    return NULL;
 }
 
 static void shares_clear(struct sup *s) {

@@ -70,7 +70,7 @@ assert_eq "$before" "$(find "$H" | sort)" "files under DEVBOX_HOME after gc --dr
 
 ok dbx gc
 assert_contains "$OUT" "removed project $RG" "gc"
-assert_match "$OUT" "removed 1 project, [0-9]+ derived disks?, [0-9]+ leftovers?: [0-9.]+ (KiB|MiB) freed" \
+assert_match "$OUT" "removed 1 project, [0-9]+ derived disks?, [0-9]+ leftovers?: [0-9.]+[BKMG] freed" \
     "gc summary"
 assert_eq "" "$(left "$IDG" "$RG")" "files of the gone project after gc"
 kill -0 "$q" 2>/dev/null || fail "gc stopped the running box"
@@ -80,7 +80,7 @@ kill -0 "$q" 2>/dev/null || fail "gc stopped the running box"
 # ---- rm --all without --force skips the running box ----------------------------------------
 ok dbx rm --all
 assert_contains "$ERR" "skipped '$R1': it is running" "rm --all stderr"
-assert_match "$OUT" "removed 1 project: [0-9.]+ (KiB|MiB) freed" "rm --all summary"
+assert_match "$OUT" "removed 1 project: [0-9.]+[BKMG] freed" "rm --all summary"
 assert_eq "" "$(left "$IDK" "$(realpath "$TEST_TMP/repos/kept")")" "files of a project after rm --all"
 kill -0 "$q" 2>/dev/null || fail "rm --all without --force stopped the running box"
 ok dbx exec -- true
@@ -95,7 +95,7 @@ assert_match "$OUT" "$ID1  gone " "ls line of the real project after its reposit
 run dbx rm "${ID1:0:3}"
 [ "$RC" = 125 ] || fail "rm of a 3-digit id prefix: rc $RC"
 ok dbx rm "$R1/sub/dir"
-assert_match "$OUT" "^removed $R1 \\($ID1\\): [0-9.]+ (KiB|MiB|GiB) freed$" "rm PATH output"
+assert_match "$OUT" "^removed $R1 \\($ID1\\): [0-9.]+[BKMG] freed$" "rm PATH output"
 assert_eq "" "$(left "$ID1" "$R1")" "files of the real project after rm PATH"
 run dbx rm "$R1"
 [ "$RC" = 125 ] || fail "a second rm of the same path: rc $RC"

@@ -353,6 +353,34 @@ static void test_gc_selects(void **state) {
     dbx_project_clear(&busy);
 }
 
+/* A repository whose folder is gone but whose parent is empty or missing may sit on a disk that
+ * is not mounted now: gc keeps it (and says so); a deliberately deleted one (its parent holds
+ * other things) goes. */
+static void test_gc_keeps_unmounted(void **state) {
+    (void)state;
+    struct dbx_project usb = make_project("mnt/usb/repo");
+    struct dbx_project media = make_project("media/disk/repo");
+    test_sh("rm -rf %s %s/media/disk", usb.root, tmpl); /* mnt/usb stays, empty */
+    struct dbx_gc_report r = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
+    assert_int_equal(dbx_strv_len(r.projects), 0);
+    assert_int_equal(dbx_strv_len(r.kept), 2);
+    dbx_gc_report_clear(&r);
+    assert_true(exists(usb.data_dir) && exists(usb.state_dir));
+    assert_true(exists(media.data_dir) && exists(media.state_dir));
+    /* once the folder above holds something else, the repository was deleted: gc removes it */
+    test_sh("mkdir %s/mnt/usb/other", tmpl);
+    assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
+    assert_int_equal(dbx_strv_len(r.projects), 1);
+    assert_string_equal(r.projects[0], usb.root);
+    assert_int_equal(dbx_strv_len(r.kept), 1);
+    dbx_gc_report_clear(&r);
+    assert_false(exists(usb.data_dir) || exists(usb.state_dir));
+    dbx_project_clear(&usb);
+    dbx_project_clear(&media);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
@@ -364,6 +392,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_remove_no_follow, gc_setup, gc_teardown),
         cmocka_unit_test_setup_teardown(test_busy_refused, gc_setup, gc_teardown),
         cmocka_unit_test_setup_teardown(test_gc_selects, gc_setup, gc_teardown),
+        cmocka_unit_test_setup_teardown(test_gc_keeps_unmounted, gc_setup, gc_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
