@@ -124,12 +124,15 @@ static void gc_stopped(const struct dbx_paths *paths, const char *id, bool dry_r
     gc_tmp(data, id, dry_run, r);
 }
 
-/* Whether a gone repository at root was deleted rather than hidden: its parent directory exists,
- * is not empty and is not a mount point.  A repository on a disk that is not mounted (a USB disk,
- * an NFS home while offline) also looks gone, and the empty directory it was mounted on, or a
- * parent that went with the disk, is what tells the two apart; gc keeps such a project for
- * `devbox rm PATH`, which the user names on purpose. */
+/* Whether a gone repository at root was deleted rather than hidden: the root itself is missing
+ * and its parent directory exists, is not empty and is not a mount point.  A repository on a disk
+ * that is not mounted (a USB disk, an NFS home while offline) also looks gone, and the empty
+ * directory it was mounted on, or a parent that went with the disk, is what tells the two apart; gc
+ * keeps such a project for `devbox rm PATH`, which the user names on purpose. */
 static bool gone_for_sure(const char *root) {
+    struct stat rst;
+    /* a root that exists without its .git: an empty mount point, or .git moved aside */
+    if (lstat(root, &rst) == 0 || errno != ENOENT) return false;
     _cleanup_free_ char *parent = dbx_xstrdup(root);
     char *slash = strrchr(parent, '/');
     if (!slash || slash == parent) return false; /* a repository at / or /x: keep it */

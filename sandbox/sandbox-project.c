@@ -281,14 +281,22 @@ int dbx_project_lookup(const struct dbx_paths *paths, const char *arg, struct db
     }
     _cleanup_free_ char *path = abs_path(arg);
     if (!path) return dbx_error_set(err, errno, "'%s'", arg);
-    /* the project's root, or a directory below it: the nearest recorded root going up */
-    for (;;) {
-        if (from_root(paths, path, ret) == 0) return 0;
-        char *cut = strrchr(path, '/');
-        if (!cut || !strcmp(path, "/")) break;
-        cut[cut == path] = '\0'; /* "/a" goes up to "/" */
+    /* The project's root exactly, never a recorded root found by going up: a mistyped or
+     * deleted path below a project (a dotfiles repo at $HOME, a monorepo holding others) would
+     * otherwise name that project, and rm would delete its box. */
+    if (from_root(paths, path, ret) == 0) return 0;
+    for (char *cut = strrchr(path, '/'); cut && cut != path; cut = strrchr(path, '/')) {
+        *cut = '\0';
+        if (from_root(paths, path, ret) == 0) {
+            _cleanup_free_ char *root = dbx_xstrdup(ret->root);
+            dbx_project_clear(ret);
+            return dbx_error_set(err, 0,
+                                 "'%s' is not a project's root but lies inside project '%s' "
+                                 "(name that root or its id to remove it)",
+                                 arg, root);
+        }
     }
-    return dbx_error_set(err, 0, "'%s' is not in a project devbox knows (see 'devbox ls')", arg);
+    return dbx_error_set(err, 0, "'%s' is not a project devbox knows (see 'devbox ls')", arg);
 }
 
 /* The project's starters' lock (DBX_START_LOCK, what dbx_connect holds while it starts a box).

@@ -94,12 +94,15 @@ ok dbx ls
 assert_match "$OUT" "$ID1  gone " "ls line of the real project after its repository was deleted"
 run dbx rm "${ID1:0:3}"
 [ "$RC" = 125 ] || fail "rm of a 3-digit id prefix: rc $RC"
-ok dbx rm "$R1/sub/dir"
+run dbx rm "$R1/sub/dir"
+[ "$RC" = 125 ] || fail "rm of a path below a project's root: rc $RC"
+assert_contains "$ERR" "lies inside project '$R1'" "rm of a path below a project's root"
+ok dbx rm "$R1"
 assert_match "$OUT" "^removed $R1 \\($ID1\\): [0-9.]+[BKMG] freed$" "rm PATH output"
 assert_eq "" "$(left "$ID1" "$R1")" "files of the real project after rm PATH"
 run dbx rm "$R1"
 [ "$RC" = 125 ] || fail "a second rm of the same path: rc $RC"
-assert_contains "$ERR" "not in a project devbox knows" "a second rm"
+assert_contains "$ERR" "not a project devbox knows" "a second rm"
 
 # ---- rm --all --force of what is left; nothing of any project remains -----------------------
 IDL=$(fake_project last)

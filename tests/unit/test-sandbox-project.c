@@ -200,16 +200,18 @@ static void test_lookup(void **state) {
     assert_int_equal(dbx_project_lookup(gp, pre, &q, &err), 0);
     assert_string_equal(q.root, b.root);
     dbx_project_clear(&q);
-    /* by a path below the root, existing or not, and relative to the cwd */
+    /* a path below a root names no project, existing or not (rm of a mistyped path must not
+     * remove the project around it) */
     char *sub = dbx_xasprintf("%s/sub/dir", a.root);
-    assert_int_equal(dbx_project_lookup(gp, sub, &q, &err), 0);
-    assert_string_equal(q.root, a.root);
-    dbx_project_clear(&q);
+    assert_true(dbx_project_lookup(gp, sub, &q, &err) < 0);
+    assert_non_null(strstr(err->msg, "lies inside project"));
+    dbx_error_free(&err);
     test_sh("rm -rf %s", a.root);
-    assert_int_equal(dbx_project_lookup(gp, sub, &q, &err), 0);
-    assert_string_equal(q.root, a.root);
-    dbx_project_clear(&q);
-    char *dotted = dbx_xasprintf("%s/b/../a/./sub/", tmpl);
+    assert_true(dbx_project_lookup(gp, sub, &q, &err) < 0);
+    assert_non_null(strstr(err->msg, "lies inside project"));
+    dbx_error_free(&err);
+    /* the deleted root itself, with "." and ".." folded, and relative to the cwd */
+    char *dotted = dbx_xasprintf("%s/b/../a/./", tmpl);
     assert_int_equal(dbx_project_lookup(gp, dotted, &q, &err), 0);
     assert_string_equal(q.root, a.root);
     dbx_project_clear(&q);
@@ -229,7 +231,7 @@ static void test_lookup(void **state) {
     free(cwd);
     /* not a project */
     assert_true(dbx_project_lookup(gp, "/nonexistent/x", &q, &err) < 0);
-    assert_non_null(strstr(err->msg, "not in a project devbox knows"));
+    assert_non_null(strstr(err->msg, "not a project devbox knows"));
     dbx_error_free(&err);
     assert_true(dbx_project_lookup(gp, "", &q, &err) < 0);
     dbx_error_free(&err);
@@ -360,13 +362,16 @@ static void test_gc_keeps_unmounted(void **state) {
     (void)state;
     struct dbx_project usb = make_project("mnt/usb/repo");
     struct dbx_project media = make_project("media/disk/repo");
+    struct dbx_project point = make_project("srv/point");
     test_sh("rm -rf %s %s/media/disk", usb.root, tmpl); /* mnt/usb stays, empty */
+    test_sh("rm -rf %s/.git", point.root); /* an empty mount point is all that is left */
     struct dbx_gc_report r = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
     assert_int_equal(dbx_strv_len(r.projects), 0);
-    assert_int_equal(dbx_strv_len(r.kept), 2);
+    assert_int_equal(dbx_strv_len(r.kept), 3);
     dbx_gc_report_clear(&r);
+    assert_true(exists(point.data_dir));
     assert_true(exists(usb.data_dir) && exists(usb.state_dir));
     assert_true(exists(media.data_dir) && exists(media.state_dir));
     /* once the folder above holds something else, the repository was deleted: gc removes it */
@@ -374,9 +379,10 @@ static void test_gc_keeps_unmounted(void **state) {
     assert_int_equal(dbx_gc(gp, false, &r, &err), 0);
     assert_int_equal(dbx_strv_len(r.projects), 1);
     assert_string_equal(r.projects[0], usb.root);
-    assert_int_equal(dbx_strv_len(r.kept), 1);
+    assert_int_equal(dbx_strv_len(r.kept), 2);
     dbx_gc_report_clear(&r);
     assert_false(exists(usb.data_dir) || exists(usb.state_dir));
+    dbx_project_clear(&point);
     dbx_project_clear(&usb);
     dbx_project_clear(&media);
 }
