@@ -172,6 +172,7 @@ void sup_poll(struct sup *s, int timeout_ms) {
     }
     sup_check_liveness(s);
     sup_stats_expire(s);
+    sup_procs_expire(s, dbx_now_ms());
     if (s->guest.stopping && s->vm.qemu_pid > 0 && dbx_now_ms() > s->guest.stop_deadline) {
         sup_log("guest did not power off in time; killing QEMU");
         kill(s->vm.qemu_pid, SIGKILL);

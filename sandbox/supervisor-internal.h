@@ -33,6 +33,9 @@ struct sess {
      * <state_dir>/procs/<pid>.log (supervisor-procs.c) and the command is not killed when its
      * client goes */
     bool detached;
+    bool started;       /* STARTED came: the guest sends it once; a second is forged */
+    uint8_t notices;    /* NOTICE frames seen: the first is kept, the second logged, the rest
+                         * dropped silently (each would be a journal line) */
     uint32_t pid;       /* the guest's, from STARTED */
     int log_fd;         /* detached: the open log, or -1 */
     uint64_t log_bytes; /* written to it since it was (re)opened */
@@ -267,11 +270,18 @@ void sup_procs_client_frame(struct sup *s, struct client *c, const struct dbx_fr
 void sup_procs_agent_frame(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
 /* The client is going away: forget its pending request. */
 void sup_procs_client_gone(struct sup *s, struct client *c);
+/* At most this many <pid>.log in procs/: the oldest exited ones (with a .exit) go first. */
+#define SUP_PROCS_FILES_MAX 256
 /* A frame of a detached session from the guest (already checked by the relay): STARTED
  * opens the log and answers the client, output goes to the log (and is credited back), EXIT
- * and ERROR close it and write <pid>.exit. */
-void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
+ * and ERROR close it, write <pid>.exit and (EXIT) the journal's exec.exited.  false: the
+ * session must end (its command killed): a STARTED whose pid a live detached session holds,
+ * or no room for its log (the client, if still there, was told why). */
+bool sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
                               const uint8_t *p);
+/* Every poll round (now: dbx_now_ms()): PS/KILL requests past their deadline (10 s) get an
+ * error. */
+void sup_procs_expire(struct sup *s, uint64_t now);
 void sup_procs_free(struct sup *s);
 /* ---- supervisor-stats.c (issue 13: helper B) ---- */
 /* A client's STATS: forwarded to the guest under a fresh token; the reply (or an error after
@@ -283,6 +293,7 @@ void sup_stats_reply(struct sup *s, const uint8_t *p, uint32_t n);
 void sup_stats_expire(struct sup *s);
 /* The client is being freed: forget its waiting request. */
 void sup_stats_client_gone(struct sup *s, struct client *c);
-/* NOTICE from the guest on session gsid: true when it decodes (then it may be forwarded to the
- * session's client); garbage is logged and false. */
-bool sup_notice_ok(struct sup *s, uint32_t gsid, const uint8_t *p, uint32_t n);
+/* NOTICE from the guest on session x: true when it is the session's first and decodes (then it
+ * may be forwarded to the session's client); garbage is logged and false; a second NOTICE is
+ * logged once and false, later ones silently false. */
+bool sup_notice_ok(struct sup *s, struct sess *x, const uint8_t *p, uint32_t n);

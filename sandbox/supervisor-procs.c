@@ -8,16 +8,19 @@
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 
+#include <dirent.h>
 #include <inttypes.h>
 #include <sys/stat.h>
 
-#define PROCS_PENDING_MAX 64 /* PS/KILL requests waiting for the guest */
+#define PROCS_PENDING_MAX 64   /* PS/KILL requests waiting for the guest */
+#define PROCS_TIMEOUT_MS 10000 /* then the waiting client gets an error */
 
 struct procs_req {
     uint64_t token;        /* ours, on the agent channel */
     uint64_t client_token; /* the client's, repeated in its reply */
     struct client *c;
     uint8_t type; /* DBX_MSG_PS or DBX_MSG_KILL */
+    uint64_t deadline_ms;
 };
 
 struct sup_procs {
@@ -62,7 +65,7 @@ void sup_procs_client_frame(struct sup *s, struct client *c, const struct dbx_fr
                          dbx_msg_name(h->type));
         return;
     }
-    if (s->guest.stopping || !s->guest.ready) {
+    if (s->guest.stopping || !s->guest.ready || s->relay.agent_fd < 0) {
         sup_client_error(c, DBX_ERR_FAILED, "the VM is stopping");
         return;
     }
@@ -72,8 +75,11 @@ void sup_procs_client_frame(struct sup *s, struct client *c, const struct dbx_fr
         return;
     }
     struct procs_req *r = &pr->pend[pr->npend++];
-    *r = (struct procs_req){
-        .token = ++pr->next_token, .client_token = token, .c = c, .type = h->type};
+    *r = (struct procs_req){.token = ++pr->next_token,
+                            .client_token = token,
+                            .c = c,
+                            .type = h->type,
+                            .deadline_ms = dbx_now_ms() + PROCS_TIMEOUT_MS};
     c->kind = C_REQ;
     if (h->type == DBX_MSG_PS) {
         uint8_t b[8];
@@ -81,6 +87,20 @@ void sup_procs_client_frame(struct sup *s, struct client *c, const struct dbx_fr
     } else {
         uint8_t b[16];
         sup_agent_send(s, DBX_MSG_KILL, 0, b, dbx_enc_kill(b, r->token, pid, sig));
+    }
+}
+
+void sup_procs_expire(struct sup *s, uint64_t now) {
+    struct sup_procs *pr = s->procs;
+    for (size_t i = 0; pr && i < pr->npend;) {
+        struct procs_req *r = &pr->pend[i];
+        if (now < r->deadline_ms) {
+            i++;
+            continue;
+        }
+        sup_client_error(r->c, DBX_ERR_FAILED, "the guest did not answer the %s request within %us",
+                         r->type == DBX_MSG_PS ? "ps" : "kill", PROCS_TIMEOUT_MS / 1000);
+        pr->pend[i] = pr->pend[--pr->npend];
     }
 }
 
@@ -170,6 +190,70 @@ static int procs_dir(struct sup *s, dbx_error **err) {
     return fd;
 }
 
+static bool log_name_pid(const char *name, uint32_t *pid) {
+    if (name[0] < '1' || name[0] > '9') return false;
+    char *end;
+    unsigned long v = strtoul(name, &end, 10);
+    if (strcmp(end, ".log") != 0 || v > UINT32_MAX) return false;
+    *pid = (uint32_t)v;
+    return true;
+}
+
+struct exited {
+    uint32_t pid;
+    struct timespec t; /* its .exit's mtime */
+};
+
+static int exited_cmp(const void *a, const void *b) {
+    const struct timespec *x = &((const struct exited *)a)->t, *y = &((const struct exited *)b)->t;
+    if (x->tv_sec != y->tv_sec) return x->tv_sec < y->tv_sec ? -1 : 1;
+    return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
+}
+
+/* procs/ keeps at most SUP_PROCS_FILES_MAX logs (each up to twice SUP_PROCS_LOG_MAX on the
+ * host's disk): before pid's, the oldest exited commands' files go.  A log without .exit may
+ * still be written, so it stays; when all are such, the new command is refused. */
+static int make_room(struct sup *s, int dfd, uint32_t pid, dbx_error **err) {
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd < 0 ? NULL : fdopendir(fd);
+    if (!d) {
+        if (fd >= 0) close(fd);
+        return dbx_error_set(err, errno, "read '%s/procs'", s->proj.state_dir);
+    }
+    _cleanup_free_ struct exited *v = NULL;
+    size_t nv = 0, nlogs = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        uint32_t p;
+        if (!log_name_pid(de->d_name, &p) || p == pid) continue; /* pid's own is replaced */
+        nlogs++;
+        char done[32];
+        struct stat st;
+        snprintf(done, sizeof(done), "%" PRIu32 ".exit", p);
+        if (fstatat(dfd, done, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        v = dbx_xrealloc(v, (nv + 1) * sizeof(*v));
+        v[nv++] = (struct exited){.pid = p, .t = st.st_mtim};
+    }
+    closedir(d);
+    if (nlogs < SUP_PROCS_FILES_MAX) return 0;
+    size_t need = nlogs - SUP_PROCS_FILES_MAX + 1;
+    if (nv < need)
+        return dbx_error_setx(err, ENOSPC,
+                              "'%s/procs' holds %zu logs of detached commands (at most %u) and "
+                              "none of them has exited: stop one or remove its log",
+                              s->proj.state_dir, nlogs, SUP_PROCS_FILES_MAX);
+    qsort(v, nv, sizeof(*v), exited_cmp);
+    for (size_t i = 0; i < need; i++) {
+        static const char *const ext[] = {"log", "log.1", "exit"};
+        for (size_t k = 0; k < DBX_ARRAY_SIZE(ext); k++) {
+            char name[40];
+            snprintf(name, sizeof(name), "%" PRIu32 ".%s", v[i].pid, ext[k]);
+            unlinkat(dfd, name, 0);
+        }
+    }
+    return 0;
+}
+
 /* (Re)open <pid>.log empty; rotate: the current one becomes .log.1 first. */
 static int log_open(struct sup *s, struct sess *x, bool rotate, dbx_error **err) {
     _cleanup_close_ int dfd = procs_dir(s, err);
@@ -182,6 +266,7 @@ static int log_open(struct sup *s, struct sess *x, bool rotate, dbx_error **err)
         if (renameat(dfd, name, dfd, old) < 0)
             return dbx_error_set(err, errno, "rotate '%s/procs/%s'", s->proj.state_dir, name);
     } else { /* a pid of an earlier boot: its files are not this command's */
+        if (make_room(s, dfd, x->pid, err) < 0) return -1;
         unlinkat(dfd, old, 0);
         unlinkat(dfd, done, 0);
     }
@@ -221,35 +306,75 @@ static void write_exit(struct sup *s, struct sess *x, int code) {
         sup_log("session %u: %s", x->gsid, e ? e->msg : "cannot write its exit file");
 }
 
-void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
+/* Another live detached session has this pid: the guest's word, so maybe forged, and its log
+ * and .exit are that session's. */
+static bool pid_held(struct sup *s, const struct sess *x, uint32_t pid) {
+    for (size_t i = 0; i < SESS_SLOTS; i++) {
+        const struct sess *y = &s->relay.sess[i];
+        if (y != x && y->gsid && y->detached && y->pid == pid) return true;
+    }
+    return false;
+}
+
+/* The session ends before its command is ours: the client, if still there, says why. */
+static bool refuse(struct sup *s, struct sess *x, const char *msg) {
+    sup_log("session %u: %s: session ended", x->gsid, msg);
+    if (x->c) {
+        sup_client_error(x->c, DBX_ERR_FAILED, "%s", msg);
+        x->c->gsid = 0;
+        x->c = NULL;
+    }
+    if (x->log_fd >= 0) close(x->log_fd);
+    x->log_fd = -1;
+    return false;
+}
+
+bool sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_frame_hdr *h,
                               const uint8_t *p) {
     _cleanup_error_ dbx_error *e = NULL;
     struct client *c = x->c;
     bool sig;
-    uint32_t v;
+    uint32_t v, pid = 0;
+    int code;
     switch (h->type) {
     case DBX_MSG_STARTED:
-        (void)dbx_dec_u32(p, h->len, &x->pid);
-        if (log_open(s, x, false, &e) < 0) sup_log("session %u: %s", x->gsid, e->msg);
+        (void)dbx_dec_u32(p, h->len, &pid);
+        if (pid == 0) return refuse(s, x, "the guest started the detached command as pid 0");
+        if (pid_held(s, x, pid)) {
+            _cleanup_free_ char *m = dbx_xasprintf(
+                "the guest named pid %" PRIu32 ", which another detached command has", pid);
+            return refuse(s, x, m);
+        }
+        x->pid = pid;
+        if (log_open(s, x, false, &e) < 0) {
+            if (e->code == ENOSPC) {
+                x->pid = 0; /* no .exit either: the files are not this command's */
+                return refuse(s, x, e->msg);
+            }
+            sup_log("session %u: %s", x->gsid, e->msg);
+        }
         if (c) { /* the client has what it waited for; the command is ours from now on */
             dbx_frame_put(&c->out, DBX_MSG_STARTED, 1, p, h->len);
             c->kind = C_CLOSING;
             c->gsid = 0;
             x->c = NULL;
         }
-        return;
+        return true;
     case DBX_MSG_STDOUT:
     case DBX_MSG_STDERR:
-        if (h->len == 0) return;
+        if (h->len == 0) return true;
         log_write(s, x, p, h->len);
         uint8_t cr[5];
         sup_agent_send(
             s, DBX_MSG_CREDIT, x->gsid, cr,
             dbx_enc_credit(cr, h->type == DBX_MSG_STDOUT ? DBX_STREAM_STDOUT : DBX_STREAM_STDERR,
                            h->len));
-        return;
+        return true;
     case DBX_MSG_EXIT:
-        write_exit(s, x, dbx_dec_exit(p, h->len, &sig, &v) == 0 ? dbx_exit_code(sig, v) : 125);
+        code = dbx_dec_exit(p, h->len, &sig, &v) == 0 ? dbx_exit_code(sig, v) : 125;
+        write_exit(s, x, code);
+        /* the journal's line has the code too (the session's end would write null) */
+        sup_event_exec_exit(s, x->gsid, code);
         break;
     case DBX_MSG_ERROR:
         if (c) { /* the start failed: the client says why */
@@ -259,8 +384,9 @@ void sup_procs_detached_frame(struct sup *s, struct sess *x, const struct dbx_fr
         write_exit(s, x, 125);
         break;
     default:
-        return;
+        return true;
     }
     if (x->log_fd >= 0) close(x->log_fd);
     x->log_fd = -1;
+    return true;
 }

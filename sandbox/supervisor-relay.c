@@ -283,13 +283,16 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
     struct sess *x = sess_find(s, h->session);
     if (!x) return; /* unknown or finished session: drop */
     bool last = h->type == DBX_MSG_EXIT || h->type == DBX_MSG_ERROR;
-    bool ok;
+    bool ok, again = false;
     uint8_t st;
     uint32_t v;
     bool sig;
     switch (h->type) {
     case DBX_MSG_STARTED:
-        ok = h->len == 4;
+        /* once per session: a second one would name another pid (and open another log) */
+        again = x->started;
+        ok = h->len == 4 && !again;
+        x->started = true;
         break;
     case DBX_MSG_STDOUT:
     case DBX_MSG_STDERR:
@@ -302,7 +305,7 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
         ok = dbx_dec_exit(p, h->len, &sig, &v) == 0;
         break;
     case DBX_MSG_NOTICE: /* informational: garbage is logged and dropped, the session goes on */
-        if (!sup_notice_ok(s, h->session, p, h->len)) return;
+        if (!sup_notice_ok(s, x, p, h->len)) return;
         ok = true;
         break;
     case DBX_MSG_ERROR: {
@@ -316,14 +319,21 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
     }
     struct client *c = x->c;
     if (ok && x->detached) {
-        sup_procs_detached_frame(s, x, h, p);
-        if (last) sess_free(s, x);
+        if (sup_procs_detached_frame(s, x, h, p)) {
+            if (last) sess_free(s, x);
+            return;
+        }
+        uint8_t k[4];
+        sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));
+        sess_free(s, x);
         return;
     }
     if (!ok) {
-        sup_log("session %u: malformed %s frame from the guest", h->session, dbx_msg_name(h->type));
+        const char *what = again ? "second" : "malformed";
+        sup_log("session %u: %s %s frame from the guest: session ended", h->session, what,
+                dbx_msg_name(h->type));
         if (c)
-            sup_client_error(c, DBX_ERR_FAILED, "malformed %s frame from the guest",
+            sup_client_error(c, DBX_ERR_FAILED, "%s %s frame from the guest", what,
                              dbx_msg_name(h->type));
         uint8_t k[4];
         sup_agent_send(s, DBX_MSG_SIGNAL, x->gsid, k, dbx_enc_u32(k, SIGKILL));

@@ -98,8 +98,18 @@ void sup_stats_client_gone(struct sup *s, struct client *c) {
         if (s->stats.wait[i].c == c) s->stats.wait[i].c = NULL;
 }
 
-bool sup_notice_ok(struct sup *s, uint32_t gsid, const uint8_t *p, uint32_t n) {
+bool sup_notice_ok(struct sup *s, struct sess *x, const uint8_t *p, uint32_t n) {
+    uint32_t gsid = x->gsid;
     struct dbx_notice nt;
+    /* A command is killed once: a flood of notices is forged, and each would cost a journal
+     * line (enough of them rotate the audit trail away) and a log line. */
+    if (x->notices >= 1) {
+        if (x->notices == 1)
+            sup_log("session %u: more notice frames from the guest: dropped", gsid);
+        x->notices = 2;
+        return false;
+    }
+    x->notices = 1;
     if (dbx_dec_notice(p, n, &nt) < 0) {
         sup_log("session %u: malformed notice frame from the guest (%u bytes): dropped", gsid, n);
         return false;

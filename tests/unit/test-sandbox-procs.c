@@ -12,6 +12,9 @@
 #include "helpers.h"
 #include "sandbox/supervisor-internal.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 static void test_duration(void **state) {
@@ -49,7 +52,8 @@ static void test_duration(void **state) {
 static struct sup *sup_new(void) {
     struct sup *s = dbx_xcalloc(1, sizeof(*s));
     s->guest.ready = true;
-    s->relay.agent_fd = s->relay.listen_fd = -1;
+    s->relay.listen_fd = -1;
+    s->relay.agent_fd = 1000; /* only checked to be open: frames queue in agent_out */
     return s;
 }
 
@@ -219,6 +223,34 @@ static void test_kill_relay(void **state) {
     sup_del(s);
 }
 
+static void test_ps_expiry(void **state) {
+    struct sup *s = sup_new();
+    struct client c = {.fd = -1}, d = {.fd = -1};
+    client_ps(s, &c, 1);
+    sup_procs_expire(s, dbx_now_ms());
+    assert_int_equal(dbx_buf_avail(&c.out), 0); /* not yet */
+    assert_int_equal(c.kind, C_REQ);
+    sup_procs_expire(s, dbx_now_ms() + 10001);
+    _cleanup_free_ uint8_t *p = NULL;
+    struct dbx_frame_hdr h = take_frame(&c.out, &p);
+    assert_int_equal(h.type, DBX_MSG_ERROR);
+    assert_int_equal(c.kind, C_CLOSING);
+    /* a reply after that answers nobody */
+    sup_procs_expire(s, UINT64_MAX);
+    assert_int_equal(dbx_buf_avail(&c.out), 0);
+
+    /* no agent channel (the VM is going away): refused at once */
+    s->relay.agent_fd = -1;
+    uint8_t b[8];
+    struct dbx_frame_hdr q = {.type = DBX_MSG_PS, .len = (uint32_t)dbx_enc_u64(b, 2)};
+    sup_procs_client_frame(s, &d, &q, b);
+    assert_client_error(&d);
+    assert_int_equal(dbx_buf_avail(&s->relay.agent_out), 0);
+    dbx_buf_free(&c.out);
+    dbx_buf_free(&d.out);
+    sup_del(s);
+}
+
 /* ---- detached sessions ---------------------------------------------------------------- */
 
 static off_t file_size(const char *dir, const char *name) {
@@ -316,12 +348,241 @@ static void test_detached_log(void **state) {
     sup_del(s);
 }
 
+/* ---- through the relay: frames the guest writes on the agent channel ------------------ */
+
+struct relay {
+    struct sup *s;
+    int guest; /* the guest's end of the channel */
+    char dir[40];
+};
+
+static void relay_new(struct relay *r) {
+    snprintf(r->dir, sizeof(r->dir), "/tmp/devbox-test-relay.XXXXXX");
+    assert_non_null(mkdtemp(r->dir));
+    r->s = sup_new();
+    r->s->proj.state_dir = r->dir;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    r->s->relay.agent_fd = sv[0];
+    r->guest = sv[1];
+}
+
+static void relay_del(struct relay *r) {
+    for (size_t i = 0; i < SESS_SLOTS; i++)
+        if (r->s->relay.sess[i].log_fd > 0) close(r->s->relay.sess[i].log_fd);
+    close(r->s->relay.agent_fd);
+    close(r->guest);
+    dbx_reader_free(&r->s->relay.agent_rd);
+    test_rm_tree(r->dir);
+    sup_del(r->s);
+}
+
+/* A session as client_frame_new makes it (journal line included). */
+static struct sess *relay_sess(struct relay *r, uint32_t g, struct client *c, bool detached) {
+    struct sess *x = &r->s->relay.sess[g];
+    *x = (struct sess){.gsid = g, .c = c, .detached = detached, .log_fd = -1};
+    r->s->relay.nsess++;
+    c->gsid = g;
+    c->kind = C_EXEC;
+    char *argv[] = {"sleep", "1"};
+    struct dbx_exec_req req = {.user = "", .cwd = "/w", .argc = 2, .argv = argv};
+    sup_event_exec_start(r->s, g, &req, detached);
+    return x;
+}
+
+static void guest_frame(struct relay *r, uint8_t type, uint32_t g, const void *p, size_t n) {
+    struct dbx_buf b = {0};
+    dbx_frame_put(&b, type, g, p, n);
+    assert_int_equal(write(r->guest, b.data, b.len), (ssize_t)b.len);
+    dbx_buf_free(&b);
+    sup_agent_read(r->s);
+}
+
+static void guest_started(struct relay *r, uint32_t g, uint32_t pid) {
+    uint8_t b[4];
+    guest_frame(r, DBX_MSG_STARTED, g, b, dbx_enc_u32(b, pid));
+}
+
+/* The last frame queued for the guest is SIGKILL on session g. */
+static void assert_killed(struct relay *r, uint32_t g) {
+    struct dbx_reader rd = {0};
+    struct dbx_buf *o = &r->s->relay.agent_out;
+    dbx_reader_feed(&rd, dbx_buf_head(o), dbx_buf_avail(o));
+    struct dbx_frame_hdr h, last = {0};
+    const uint8_t *p, *lp = NULL;
+    while (dbx_reader_next(&rd, &h, &p, NULL) == DBX_READ_FRAME) {
+        last = h;
+        lp = p;
+    }
+    assert_int_equal(last.type, DBX_MSG_SIGNAL);
+    assert_int_equal(last.session, g);
+    uint32_t sig;
+    assert_int_equal(dbx_dec_u32(lp, last.len, &sig), 0);
+    assert_int_equal(sig, SIGKILL);
+    dbx_reader_free(&rd);
+    o->len = o->off = 0;
+}
+
+static void test_relay_second_started(void **state) {
+    struct relay r;
+    relay_new(&r);
+    /* attached: the client sees the first STARTED, the second ends the session */
+    struct client a = {.fd = -1};
+    relay_sess(&r, 7, &a, false);
+    guest_started(&r, 7, 100);
+    guest_started(&r, 7, 101);
+    assert_int_equal(r.s->relay.sess[7].gsid, 0);
+    assert_int_equal(a.kind, C_CLOSING);
+    assert_non_null(memmem(a.out.data, a.out.len, "second", 6));
+    assert_killed(&r, 7);
+
+    /* detached: no second log, the first command's files stay */
+    struct client c = {.fd = -1};
+    relay_sess(&r, 8, &c, true);
+    guest_started(&r, 8, 42);
+    assert_int_equal(file_size(r.dir, "42.log"), 0);
+    guest_frame(&r, DBX_MSG_STDOUT, 8, "out\n", 4);
+    r.s->relay.agent_out.len = r.s->relay.agent_out.off = 0;
+    guest_started(&r, 8, 43);
+    assert_int_equal(r.s->relay.sess[8].gsid, 0);
+    assert_killed(&r, 8);
+    assert_int_equal(file_size(r.dir, "42.log"), 4);
+    assert_int_equal(file_size(r.dir, "43.log"), -1);
+    assert_int_equal(r.s->relay.nsess, 0);
+    dbx_buf_free(&a.out);
+    dbx_buf_free(&c.out);
+    relay_del(&r);
+}
+
+static void test_relay_pid_collision(void **state) {
+    struct relay r;
+    relay_new(&r);
+    struct client c1 = {.fd = -1}, c2 = {.fd = -1};
+    relay_sess(&r, 3, &c1, true);
+    relay_sess(&r, 4, &c2, true);
+    guest_started(&r, 3, 42);
+    guest_frame(&r, DBX_MSG_STDOUT, 3, "mine\n", 5);
+    uint8_t e[5];
+    guest_frame(&r, DBX_MSG_EXIT, 3, e, dbx_enc_exit(e, false, 0));
+    r.s->relay.agent_out.len = r.s->relay.agent_out.off = 0;
+    /* 42 has exited: a later command may have its pid */
+    relay_sess(&r, 5, &c1, true);
+    guest_started(&r, 5, 42);
+    assert_int_equal(r.s->relay.sess[5].gsid, 5);
+    guest_frame(&r, DBX_MSG_STDOUT, 5, "new\n", 4);
+    r.s->relay.agent_out.len = r.s->relay.agent_out.off = 0;
+    /* while session 5 lives, 42 is its: another session naming it is ended, 5's log intact */
+    guest_started(&r, 4, 42);
+    assert_int_equal(r.s->relay.sess[4].gsid, 0);
+    assert_killed(&r, 4);
+    assert_int_equal(c2.kind, C_CLOSING);
+    _cleanup_free_ uint8_t *p = NULL;
+    struct dbx_frame_hdr h = take_frame(&c2.out, &p);
+    assert_int_equal(h.type, DBX_MSG_ERROR);
+    assert_int_equal(file_size(r.dir, "42.log"), 4);
+    assert_int_equal(file_size(r.dir, "42.exit"), -1);
+    /* pid 0 is nobody's */
+    struct client c3 = {.fd = -1};
+    relay_sess(&r, 6, &c3, true);
+    guest_started(&r, 6, 0);
+    assert_int_equal(r.s->relay.sess[6].gsid, 0);
+    assert_killed(&r, 6);
+    dbx_buf_free(&c1.out);
+    dbx_buf_free(&c2.out);
+    dbx_buf_free(&c3.out);
+    relay_del(&r);
+}
+
+/* A detached command's exec.exited has its code, not null; a killed one's is 128+N. */
+static void test_relay_detached_exit_code(void **state) {
+    struct relay r;
+    relay_new(&r);
+    struct client c1 = {.fd = -1}, c2 = {.fd = -1};
+    relay_sess(&r, 3, &c1, true);
+    relay_sess(&r, 4, &c2, true);
+    guest_started(&r, 3, 50);
+    guest_started(&r, 4, 51);
+    uint8_t e[5];
+    guest_frame(&r, DBX_MSG_EXIT, 3, e, dbx_enc_exit(e, false, 7));
+    guest_frame(&r, DBX_MSG_EXIT, 4, e, dbx_enc_exit(e, true, 9));
+    assert_int_equal(r.s->relay.nsess, 0);
+    test_sh("grep -q '\"type\":\"exec.exited\",.*\"id\":3,\"exit_code\":7,' '%s/events.jsonl'",
+            r.dir);
+    test_sh("grep -q '\"id\":4,\"exit_code\":137,' '%s/events.jsonl'", r.dir);
+    test_sh("! grep -q 'null' '%s/events.jsonl'", r.dir);
+    dbx_buf_free(&c1.out);
+    dbx_buf_free(&c2.out);
+    relay_del(&r);
+}
+
+/* procs/ keeps SUP_PROCS_FILES_MAX logs: the oldest exited command's files make room; with
+ * none exited, the new detached command is refused. */
+static void test_procs_file_cap(void **state) {
+    struct relay r;
+    relay_new(&r);
+    _cleanup_free_ char *dir = dbx_xasprintf("%s/procs", r.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    for (unsigned i = 1; i <= SUP_PROCS_FILES_MAX; i++) {
+        _cleanup_free_ char *l = dbx_xasprintf("%s/%u.log", dir, 1000 + i);
+        test_write_file(l, "x\n", 0600);
+    }
+    /* 1001 and 1002 exited, 1002 first */
+    _cleanup_free_ char *x1 = dbx_xasprintf("%s/1001.exit", dir);
+    _cleanup_free_ char *x2 = dbx_xasprintf("%s/1002.exit", dir);
+    _cleanup_free_ char *r2 = dbx_xasprintf("%s/1002.log.1", dir);
+    test_write_file(x1, "0\n", 0600);
+    test_write_file(x2, "0\n", 0600);
+    test_write_file(r2, "old\n", 0600);
+    struct timespec ts[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
+    assert_int_equal(utimensat(AT_FDCWD, x2, ts, 0), 0);
+
+    struct client c = {.fd = -1};
+    relay_sess(&r, 3, &c, true);
+    guest_started(&r, 3, 5);
+    assert_int_equal(r.s->relay.sess[3].gsid, 3);
+    assert_int_equal(file_size(r.dir, "5.log"), 0);
+    assert_int_equal(file_size(r.dir, "1002.log"), -1);
+    assert_int_equal(file_size(r.dir, "1002.log.1"), -1);
+    assert_int_equal(file_size(r.dir, "1002.exit"), -1);
+    assert_true(file_size(r.dir, "1001.log") > 0);
+    /* a pid whose log is there already replaces it: no room needed */
+    struct client d = {.fd = -1};
+    relay_sess(&r, 4, &d, true);
+    guest_started(&r, 4, 1003);
+    assert_int_equal(r.s->relay.sess[4].gsid, 4);
+    assert_true(file_size(r.dir, "1001.log") > 0);
+    /* 1001 goes for the next one; after it, all the rest are live: refused */
+    struct client e = {.fd = -1}, f = {.fd = -1};
+    relay_sess(&r, 5, &e, true);
+    guest_started(&r, 5, 6);
+    assert_int_equal(r.s->relay.sess[5].gsid, 5);
+    assert_int_equal(file_size(r.dir, "1001.log"), -1);
+    r.s->relay.agent_out.len = r.s->relay.agent_out.off = 0;
+    relay_sess(&r, 6, &f, true);
+    guest_started(&r, 6, 7);
+    assert_int_equal(r.s->relay.sess[6].gsid, 0);
+    assert_killed(&r, 6);
+    assert_int_equal(file_size(r.dir, "7.log"), -1);
+    assert_non_null(memmem(f.out.data, f.out.len, "none of them has exited", 23));
+    test_sh("test $(ls '%s' | grep -c 'log$') -eq %u", dir, SUP_PROCS_FILES_MAX);
+    dbx_buf_free(&c.out);
+    dbx_buf_free(&d.out);
+    dbx_buf_free(&e.out);
+    dbx_buf_free(&f.out);
+    relay_del(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_ps_relay),
         cmocka_unit_test(test_kill_relay),
         cmocka_unit_test(test_detached_log),
+        cmocka_unit_test(test_ps_expiry),
+        cmocka_unit_test(test_relay_second_started),
+        cmocka_unit_test(test_relay_pid_collision),
+        cmocka_unit_test(test_relay_detached_exit_code),
+        cmocka_unit_test(test_procs_file_cap),
     };
     return cmocka_run_group_tests_name("sandbox-procs", tests, NULL, NULL);
 }

@@ -10,7 +10,10 @@
 
 #include <cmocka.h>
 
+#include "helpers.h"
 #include "sandbox/supervisor-internal.h"
+
+#include <fcntl.h>
 
 /* The one frame in b (header and payload): its type, and its payload in p and n. */
 static uint8_t one_frame(struct dbx_buf *b, const uint8_t **p, uint32_t *n) {
@@ -172,13 +175,45 @@ static void test_notice(void **state) {
     uint8_t b[DBX_NOTICE_LEN + 1] = {0};
     struct dbx_notice nt = {DBX_NOTICE_OOM, 64u << 20, 63u << 20};
     dbx_enc_notice(b, &nt);
-    assert_true(sup_notice_ok(&f->s, 3, b, DBX_NOTICE_LEN));
-    assert_false(sup_notice_ok(&f->s, 3, b, DBX_NOTICE_LEN - 1));
-    assert_false(sup_notice_ok(&f->s, 3, b, DBX_NOTICE_LEN + 1));
-    assert_false(sup_notice_ok(&f->s, 3, NULL, 0));
+    struct sess x = {.gsid = 3, .log_fd = -1};
+    assert_true(sup_notice_ok(&f->s, &x, b, DBX_NOTICE_LEN));
+    static const uint32_t bad_len[] = {DBX_NOTICE_LEN - 1, DBX_NOTICE_LEN + 1, 0};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_len); i++) {
+        x = (struct sess){.gsid = 3, .log_fd = -1};
+        assert_false(sup_notice_ok(&f->s, &x, bad_len[i] ? b : NULL, bad_len[i]));
+    }
     nt.kind = 9;
     dbx_enc_notice(b, &nt);
-    assert_false(sup_notice_ok(&f->s, 3, b, DBX_NOTICE_LEN));
+    x = (struct sess){.gsid = 3, .log_fd = -1};
+    assert_false(sup_notice_ok(&f->s, &x, b, DBX_NOTICE_LEN));
+}
+
+/* A guest that floods NOTICE on one session gets one journal line, not a rotated journal. */
+static void test_notice_flood(void **state) {
+    struct fixture *f = *state;
+    char dir[] = "/tmp/devbox-test-notice.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    f->s.proj.state_dir = dir;
+    uint8_t b[DBX_NOTICE_LEN];
+    struct dbx_notice nt = {DBX_NOTICE_PIDS, 100, 100};
+    dbx_enc_notice(b, &nt);
+    struct sess x = {.gsid = 4, .log_fd = -1};
+    assert_true(sup_notice_ok(&f->s, &x, b, DBX_NOTICE_LEN));
+    for (int i = 0; i < 10000; i++)
+        assert_false(sup_notice_ok(&f->s, &x, b, DBX_NOTICE_LEN));
+    assert_int_equal(x.notices, 2);
+    /* another session still has its own */
+    struct sess y = {.gsid = 5, .log_fd = -1};
+    assert_true(sup_notice_ok(&f->s, &y, b, DBX_NOTICE_LEN));
+    _cleanup_free_ char *path = dbx_xasprintf("%s/events.jsonl", dir);
+    _cleanup_free_ char *text = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL, NULL), 0);
+    size_t lines = 0;
+    for (const char *q = text; *q; q++)
+        lines += *q == '\n';
+    assert_int_equal(lines, 2);
+    test_rm_tree(dir);
+    f->s.proj.state_dir = NULL;
 }
 
 int main(void) {
@@ -188,6 +223,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_timeout_and_gone, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_flood, setup, teardown),
     };
     return cmocka_run_group_tests_name("supervisor-stats", tests, NULL, NULL);
 }
