@@ -210,9 +210,21 @@ static int exited_cmp(const void *a, const void *b) {
     return x->tv_nsec < y->tv_nsec ? -1 : x->tv_nsec > y->tv_nsec;
 }
 
+/* Another live detached session has this pid: the guest's word, so maybe forged, and its log
+ * and .exit are that session's. */
+static bool pid_held(struct sup *s, const struct sess *x, uint32_t pid) {
+    for (size_t i = 0; i < SESS_SLOTS; i++) {
+        const struct sess *y = &s->relay.sess[i];
+        if (y != x && y->gsid && y->detached && y->pid == pid) return true;
+    }
+    return false;
+}
+
 /* procs/ keeps at most SUP_PROCS_FILES_MAX logs (each up to twice SUP_PROCS_LOG_MAX on the
- * host's disk): before pid's, the oldest exited commands' files go.  A log without .exit may
- * still be written, so it stays; when all are such, the new command is refused. */
+ * host's disk): before pid's, the oldest ended commands' files go.  A command has ended when its
+ * .exit exists, or when no live session writes its log and the log was last written before
+ * this boot (a previous boot's, whose supervisor died before writing .exit: that VM and its
+ * processes are gone).  Other logs stay; when all are such, the new command is refused. */
 static int make_room(struct sup *s, int dfd, uint32_t pid, dbx_error **err) {
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -230,7 +242,10 @@ static int make_room(struct sup *s, int dfd, uint32_t pid, dbx_error **err) {
         char done[32];
         struct stat st;
         snprintf(done, sizeof(done), "%" PRIu32 ".exit", p);
-        if (fstatat(dfd, done, &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (fstatat(dfd, done, &st, AT_SYMLINK_NOFOLLOW) < 0 &&
+            (pid_held(s, NULL, p) || fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+             st.st_mtim.tv_sec >= s->vm.started_wall))
+            continue;
         v = dbx_xrealloc(v, (nv + 1) * sizeof(*v));
         v[nv++] = (struct exited){.pid = p, .t = st.st_mtim};
     }
@@ -240,7 +255,7 @@ static int make_room(struct sup *s, int dfd, uint32_t pid, dbx_error **err) {
     if (nv < need)
         return dbx_error_setx(err, ENOSPC,
                               "'%s/procs' holds %zu logs of detached commands (at most %u) and "
-                              "none of them has exited: stop one or remove its log",
+                              "none of them has exited: stop one (devbox kill)",
                               s->proj.state_dir, nlogs, SUP_PROCS_FILES_MAX);
     qsort(v, nv, sizeof(*v), exited_cmp);
     for (size_t i = 0; i < need; i++) {
@@ -304,16 +319,6 @@ static void write_exit(struct sup *s, struct sess *x, int code) {
     snprintf(text, sizeof(text), "%d\n", code);
     if (dfd < 0 || dbx_write_file_atomic(dfd, name, text, strlen(text), 0600, &e) < 0)
         sup_log("session %u: %s", x->gsid, e ? e->msg : "cannot write its exit file");
-}
-
-/* Another live detached session has this pid: the guest's word, so maybe forged, and its log
- * and .exit are that session's. */
-static bool pid_held(struct sup *s, const struct sess *x, uint32_t pid) {
-    for (size_t i = 0; i < SESS_SLOTS; i++) {
-        const struct sess *y = &s->relay.sess[i];
-        if (y != x && y->gsid && y->detached && y->pid == pid) return true;
-    }
-    return false;
 }
 
 /* The session ends before its command is ours: the client, if still there, says why. */

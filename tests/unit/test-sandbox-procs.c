@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static void test_duration(void **state) {
     static const struct {
@@ -535,6 +536,11 @@ static void test_procs_file_cap(void **state) {
     test_write_file(r2, "old\n", 0600);
     struct timespec ts[2] = {{.tv_sec = 1000}, {.tv_sec = 1000}};
     assert_int_equal(utimensat(AT_FDCWD, x2, ts, 0), 0);
+    /* 1256's command ran in an earlier boot whose supervisor died before writing its .exit */
+    r.s->vm.started_wall = time(NULL) - 60;
+    _cleanup_free_ char *l256 = dbx_xasprintf("%s/1256.log", dir);
+    struct timespec old[2] = {{.tv_sec = 2000}, {.tv_sec = 2000}};
+    assert_int_equal(utimensat(AT_FDCWD, l256, old, 0), 0);
 
     struct client c = {.fd = -1};
     relay_sess(&r, 3, &c, true);
@@ -551,11 +557,17 @@ static void test_procs_file_cap(void **state) {
     guest_started(&r, 4, 1003);
     assert_int_equal(r.s->relay.sess[4].gsid, 4);
     assert_true(file_size(r.dir, "1001.log") > 0);
-    /* 1001 goes for the next one; after it, all the rest are live: refused */
-    struct client e = {.fd = -1}, f = {.fd = -1};
+    /* the earlier boot's log (older) goes for the next one, then 1001; after them, all the rest
+     * may still be written: refused */
+    struct client e = {.fd = -1}, f = {.fd = -1}, g = {.fd = -1};
     relay_sess(&r, 5, &e, true);
     guest_started(&r, 5, 6);
     assert_int_equal(r.s->relay.sess[5].gsid, 5);
+    assert_int_equal(file_size(r.dir, "1256.log"), -1);
+    assert_true(file_size(r.dir, "1001.log") > 0);
+    relay_sess(&r, 7, &g, true);
+    guest_started(&r, 7, 8);
+    assert_int_equal(r.s->relay.sess[7].gsid, 7);
     assert_int_equal(file_size(r.dir, "1001.log"), -1);
     r.s->relay.agent_out.len = r.s->relay.agent_out.off = 0;
     relay_sess(&r, 6, &f, true);
@@ -569,6 +581,7 @@ static void test_procs_file_cap(void **state) {
     dbx_buf_free(&d.out);
     dbx_buf_free(&e.out);
     dbx_buf_free(&f.out);
+    dbx_buf_free(&g.out);
     relay_del(&r);
 }
 
