@@ -390,7 +390,8 @@ void dbx_stats_clear(struct dbx_stats *st);
  * needs (dbx_share_path_reserved), never the workspace's path, above or below it (a mount
  * point made through the workspace would be made on the host), nor above or below another
  * share's; readonly is 0 or 1. */
-#define DBX_SHARES_MAX 16u
+#define DBX_SHARES_MAX                                                                             \
+    17u /* a profile's 16 [mounts] (PROFILE_MAX_MOUNTS) and a worktree's repository */
 #define DBX_SHARE_TAG_MAX 36u
 struct dbx_share {
     char *tag;

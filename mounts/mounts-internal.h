@@ -116,9 +116,11 @@ int mounts_git_prepare(const char *source, const struct mounts_nested *nested, d
  * nosuid, nodev bind of itself, recursively (struct mounts_vfs_config.readonly). */
 int mounts_apply_readonly(const char *source, dbx_error **err);
 
-/* mounts_apply_protected plus the git-directory rule. */
+/* mounts_apply_protected plus the git-directory rule; `writable` as struct
+ * mounts_vfs_config.writable. */
 int mounts_apply_protected_git(const char *source, const char *const *paths,
-                               const struct mounts_nested *nested, dbx_error **err);
+                               const char *const *writable, const struct mounts_nested *nested,
+                               dbx_error **err);
 
 /* The name guard (mounts-names.c): the git directories of the share (as mounts_git_paths finds
  * them) by device and inode, whose top level only takes allowlisted new names; and the missing
@@ -196,12 +198,14 @@ struct mounts_guard_setup {
     bool readonly; /* the whole share (struct mounts_vfs_config.readonly) */
     char **argv;   /* virtiofsd's */
     char **protected;
+    char **writable;             /* struct mounts_vfs_config.writable */
     struct mounts_nested nested; /* found by the spawner (entries unused) */
 };
 /* The whole frame (length included); *ret_len its size. */
 char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source, bool readonly,
                                 char *const *argv, const char *const *protected,
-                                const struct mounts_nested *nested, size_t *ret_len);
+                                const char *const *writable, const struct mounts_nested *nested,
+                                size_t *ret_len);
 /* The payload (without the length): 0, or -EINVAL with *err saying what is wrong. */
 int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_setup *ret,
                               dbx_error **err);

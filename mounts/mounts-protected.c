@@ -518,7 +518,8 @@ int mounts_git_prepare(const char *source, const struct mounts_nested *nested, d
 }
 
 int mounts_apply_protected_git(const char *source, const char *const *paths,
-                               const struct mounts_nested *nested, dbx_error **err) {
+                               const char *const *writable, const struct mounts_nested *nested,
+                               dbx_error **err) {
     _cleanup_strv_ char **ro = NULL, **rw = NULL, **keep = NULL;
     if (mounts_git_paths(source, nested, &ro, &rw, err) < 0) return -(*err)->code;
     /* A submodule's git directory is writable again below the read-only modules/, unless a
@@ -529,5 +530,9 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
             covered = at_or_below(rw[i], paths[k]);
         if (!covered) keep = dbx_strv_push(keep, rw[i]);
     }
+    /* the spawner's islands (a worktree's own entry) are writable whatever covers them: the
+     * read-only path above them is the spawner's too */
+    for (size_t i = 0; writable && writable[i]; i++)
+        keep = dbx_strv_push(keep, writable[i]);
     return walk_all(source, paths, ro, keep, true, NULL, NULL, err);
 }

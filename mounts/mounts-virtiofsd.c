@@ -145,7 +145,7 @@ char *mounts_nofile_warning(const char *source) {
 
 /* One frame on the sync socket before the handshake: a u32 length, then the payload:
  *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source, u32 flags (1: read-only),
- *   list argv, list protected, list nested gitdirs, list nested gitfiles
+ *   list argv, list protected, list writable, list nested gitdirs, list nested gitfiles
  * where str is a u32 length and that many bytes (no NUL) and list a u32 count and that many
  * strs; integers little-endian, as struct dbx_buf writes them. */
 #define GUARD_MAGIC 0x44425847u /* "DBXG" */
@@ -165,7 +165,8 @@ static void put_list(struct dbx_buf *b, const char *const *v) {
 
 char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *source, bool readonly,
                                 char *const *argv, const char *const *protected,
-                                const struct mounts_nested *nested, size_t *ret_len) {
+                                const char *const *writable, const struct mounts_nested *nested,
+                                size_t *ret_len) {
     struct dbx_buf b = {0};
     dbx_buf_put_u32(&b, 0); /* the length, filled in below */
     dbx_buf_put_u32(&b, GUARD_MAGIC);
@@ -175,6 +176,7 @@ char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *so
     dbx_buf_put_u32(&b, readonly ? GUARD_READONLY : 0);
     put_list(&b, (const char *const *)argv);
     put_list(&b, protected);
+    put_list(&b, writable);
     put_list(&b, (const char *const *)nested->gitdirs);
     put_list(&b, (const char *const *)nested->gitfiles);
     dbx_put_le(b.data, b.len - sizeof(uint32_t), sizeof(uint32_t));
@@ -230,6 +232,7 @@ void mounts_guard_setup_free(struct mounts_guard_setup *s) {
     free(s->source);
     dbx_strv_free(s->argv);
     dbx_strv_free(s->protected);
+    dbx_strv_free(s->writable);
     mounts_nested_free(&s->nested);
     *s = (struct mounts_guard_setup){0};
 }
@@ -263,6 +266,9 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
     if (rc == 0) rc = get_list(&r, &s.protected, MOUNTS_PROTECTED_MAX, "protected paths", err);
     /* the spawner validated them; again here, as the guard mounts over each */
     if (rc == 0 && mounts_protected_validate((const char *const *)s.protected, err) < 0)
+        rc = dbx_error_wrap(err, "bad setup data");
+    if (rc == 0) rc = get_list(&r, &s.writable, MOUNTS_PROTECTED_MAX, "writable paths", err);
+    if (rc == 0 && mounts_protected_validate((const char *const *)s.writable, err) < 0)
         rc = dbx_error_wrap(err, "bad setup data");
     if (rc == 0)
         rc = get_list(&r, &s.nested.gitdirs, MOUNTS_NESTED_MAX, "nested git directories", err);
@@ -389,8 +395,8 @@ static void guard_enter_mountns(const struct mounts_guard_setup *s) {
     /* Before virtiofsd (and its sandbox, which binds the source recursively and pivots into it)
      * starts, so it never serves a writable protected path. */
     _cleanup_error_ dbx_error *e = NULL;
-    if (mounts_apply_protected_git(s->source, (const char *const *)s->protected, &s->nested, &e) <
-        0)
+    if (mounts_apply_protected_git(s->source, (const char *const *)s->protected,
+                                   (const char *const *)s->writable, &s->nested, &e) < 0)
         guard_fail_error(e);
     /* last: the recursive read-only bind covers the protected paths' mounts too */
     if (s->readonly && mounts_apply_readonly(s->source, &e) < 0) guard_fail_error(e);
@@ -657,6 +663,7 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
         return dbx_error_set(err, errno, "share source '%s'", cfg->source);
     if (!S_ISDIR(st.st_mode)) return dbx_error_set(err, ENOTDIR, "share source '%s'", cfg->source);
     if (mounts_protected_validate(cfg->protected, err) < 0) return -(*err)->code;
+    if (mounts_protected_validate(cfg->writable, err) < 0) return -(*err)->code;
     /* Nested repositories: walked here, as the user, before anything runs against the share
      * (the VM starts after us), so the child can use the list as it is. */
     _cleanup_(mounts_nested_free) struct mounts_nested nested = {0};
@@ -669,8 +676,9 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
 
     _cleanup_strv_ char **argv = build_argv(binary, cfg->source);
     size_t setup_len = 0;
-    _cleanup_free_ char *setup = mounts_guard_setup_encode(
-        getpid(), binary, cfg->source, cfg->readonly, argv, cfg->protected, &nested, &setup_len);
+    _cleanup_free_ char *setup =
+        mounts_guard_setup_encode(getpid(), binary, cfg->source, cfg->readonly, argv,
+                                  cfg->protected, cfg->writable, &nested, &setup_len);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return dbx_error_set(err, errno, "socketpair");

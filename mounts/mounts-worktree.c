@@ -1,9 +1,9 @@
 /* mounts/mounts-worktree.c: a linked worktree's repository (issue 13).  When the workspace's
  * `.git` is a file (`git worktree add`), git in the box needs the main repository's git
  * directory (the "common dir") too: it is shared at its own host path, with the git-directory
- * rule of mounts-protected.c applied to it as a whole (hooks, config, info/attributes, ...)
- * and to the worktree's own entry below worktrees/ (commondir, gitdir, config.worktree), while
- * the other worktrees' entries are read-only as a whole.
+ * rule of mounts-protected.c applied to it as a whole (hooks, config, info/attributes,
+ * worktrees/, ...), with the worktree's own entry below worktrees/ writable again except for
+ * its pointers (commondir, gitdir, config.worktree).
  *
  * The chain `.git` -> gitdir -> commondir is repository content (R5): every file is opened
  * without following a symbolic link, every directory walked one component at a time from '/'
@@ -14,7 +14,6 @@
 #define _GNU_SOURCE
 #include "mounts-internal.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 
 #define POINTER_MAX 4096 /* a `.git` file or commondir: one path */
@@ -94,6 +93,7 @@ void mounts_worktree_clear(struct mounts_worktree *w) {
     free(w->common);
     free(w->name);
     dbx_strv_free(w->protected);
+    dbx_strv_free(w->writable);
     *w = (struct mounts_worktree){0};
 }
 
@@ -127,34 +127,20 @@ static int find(const char *source, struct mounts_worktree *w, dbx_error **err) 
     if (at_or_below(common, source) || at_or_below(source, common))
         return dbx_error_setx(err, EINVAL, "'%s' and the workspace lie inside one another", common);
 
-    /* The rule: the git directory's read-only paths, with worktrees/ itself writable (git adds
-     * and prunes entries there) but this worktree's pointers and config read-only and every
-     * other worktree's entry read-only as a whole. */
+    /* The rule: the git directory's read-only paths, worktrees/ included (else the box could
+     * write the pointers of an entry the user adds later, or re-create a pruned one, to lead
+     * host git into a config of its own), with this worktree's entry writable again below it
+     * (git writes HEAD, index, logs there) but its pointers and config read-only. */
     char **ro = NULL;
     for (const char *const *p = mounts_git_readonly_names(); *p; p++)
-        if (strcmp(*p, "worktrees") != 0) ro = dbx_strv_push(ro, *p);
+        ro = dbx_strv_push(ro, *p);
     static const char *const own[] = {"commondir", "gitdir", "config.worktree"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(own); i++) {
         _cleanup_free_ char *p = dbx_xasprintf("worktrees/%s/%s", name, own[i]);
         ro = dbx_strv_push(ro, p);
     }
-    int wfd = openat(cfd, "worktrees", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    DIR *d = wfd >= 0 ? fdopendir(wfd) : NULL;
-    if (wfd >= 0 && !d) close(wfd);
-    struct dirent *de;
-    while (d && (de = readdir(d))) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, name))
-            continue;
-        if (dbx_strv_len(ro) >= MOUNTS_PROTECTED_MAX) {
-            closedir(d);
-            dbx_strv_free(ro);
-            return dbx_error_setx(err, E2BIG, "'%s/worktrees' has too many entries (at most %u)",
-                                  common, MOUNTS_PROTECTED_MAX - 32);
-        }
-        _cleanup_free_ char *p = dbx_xasprintf("worktrees/%s", de->d_name);
-        ro = dbx_strv_push(ro, p);
-    }
-    if (d) closedir(d);
+    _cleanup_free_ char *island = dbx_xasprintf("worktrees/%s", name);
+    w->writable = dbx_strv_push(NULL, island);
     w->common = TAKE_PTR(common);
     w->name = dbx_xstrdup(name);
     w->protected = ro;

@@ -23,6 +23,12 @@ struct mounts_vfs_config {
      * exists but is not a directory (a worktree's `.git` file) is protected read-only instead of
      * the path. */
     const char *const *protected;
+    /* Read-write islands: NULL or directories (in the form of `protected`, at most
+     * MOUNTS_PROTECTED_MAX) below a read-only protected path that are bound writable again when
+     * the walk to a longer protected path passes through them (a linked worktree's own entry
+     * worktrees/NAME inside the read-only worktrees/: git writes its HEAD and index there).
+     * One the walk does not pass through stays as read-only as its parent. */
+    const char *const *writable;
     /* The program that runs as virtiofsd's guard (`devbox __virtiofsd-guard`); NULL:
      * /proc/self/exe, devbox itself.  Tests that are not devbox name the built binary. */
     const char *guard_exe;
@@ -186,16 +192,19 @@ size_t mounts_watch_count(const struct mounts_watch *w);
 /* When `source`'s `.git` is a file naming COMMON/worktrees/NAME with a commondir back to COMMON
  * (`git worktree add`), the repository's git directory COMMON (absolute, normalized), NAME, and
  * the paths below COMMON to protect read-only when it is shared (the git-directory rule for
- * COMMON; for worktrees/NAME its commondir, gitdir and config.worktree; every other entry of
- * worktrees/ whole), in the form of struct mounts_vfs_config.protected.  All zero when `.git`
- * is not a file or names a git directory without commondir.  The chain is read without
- * following a symbolic link; one that points anywhere else (not a git directory, not an entry
- * of its worktrees/, a link on the way, a repository another user owns, one that contains the
+ * COMMON, worktrees/ whole included; for worktrees/NAME its commondir, gitdir and
+ * config.worktree), in the form of struct mounts_vfs_config.protected, and in `writable` (struct
+ * mounts_vfs_config.writable) worktrees/NAME alone: so git in the box writes its own entry,
+ * and no other entry, present or made later by `git worktree add` on the host, nor a new one.  All
+ * zero when `.git` is not a file or names a git directory without commondir.  The chain is read
+ * without following a symbolic link; one that points anywhere else (not a git directory, not an
+ * entry of its worktrees/, a link on the way, a repository another user owns, one that contains the
  * workspace or lies inside it) is an error naming `source/.git`. */
 struct mounts_worktree {
     char *common;
     char *name;
     char **protected;
+    char **writable;
 };
 /* Open absolute `path` as a directory, walking from '/' one component at a time without
  * following a symbolic link (R4); an fd, or -errno with *err naming `what` and the path. */

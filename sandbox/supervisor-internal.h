@@ -141,6 +141,7 @@ struct sup {
         char *guest;      /* where the box sees it */
         bool readonly;    /* enforced in virtiofsd's mount namespace */
         char **protected; /* below host, as struct mounts_vfs_config.protected, or NULL */
+        char **writable;  /* struct mounts_vfs_config.writable, or NULL */
         pid_t pid;        /* its virtiofsd's guard, or -1 */
     } shares[DBX_SHARES_MAX];
     size_t nshares;

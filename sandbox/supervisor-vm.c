@@ -124,15 +124,20 @@ static void shares_clear(struct sup *s) {
         free(s->shares[i].host);
         free(s->shares[i].guest);
         dbx_strv_free(s->shares[i].protected);
+        dbx_strv_free(s->shares[i].writable);
     }
     s->nshares = 0;
 }
 
-static void share_add(struct sup *s, const char *host, const char *guest, bool ro,
-                      char **protected) {
+static void share_add(struct sup *s, const char *host, const char *guest, bool ro, char **protected,
+                      char **writable) {
     s->shares[s->nshares++] =
-        (struct sup_share){dbx_xstrdup(host), dbx_xstrdup(guest), ro, protected, -1};
+        (struct sup_share){dbx_xstrdup(host), dbx_xstrdup(guest), ro, protected, writable, -1};
 }
+
+/* every [mounts] line the profile allows, with the worktree's repository besides */
+_Static_assert(DBX_SHARES_MAX >= PROFILE_MAX_MOUNTS + 1 && VM_SHARES_MAX >= DBX_SHARES_MAX,
+               "room for a worktree's repository and every [mounts] share");
 
 /* The shares of this box: a linked worktree's repository (read-write, at its host path, under
  * the git-directory rule), then the profile's [mounts] (read-only unless rw; the profile
@@ -142,7 +147,7 @@ static int shares_find(struct sup *s, dbx_error **err) {
     struct mounts_worktree wt = {0};
     if (mounts_worktree_find(s->proj.root, &wt, err) < 0) return -1;
     if (wt.common) {
-        share_add(s, wt.common, wt.common, false, TAKE_PTR(wt.protected));
+        share_add(s, wt.common, wt.common, false, TAKE_PTR(wt.protected), TAKE_PTR(wt.writable));
         mounts_worktree_clear(&wt);
     }
     for (size_t i = 0; i < s->prof.nmounts; i++) {
@@ -150,7 +155,7 @@ static int shares_find(struct sup *s, dbx_error **err) {
         if (s->nshares >= DBX_SHARES_MAX)
             return dbx_error_setx(err, E2BIG, "%s:%u: more than %u shares", m->file, m->line,
                                   DBX_SHARES_MAX);
-        share_add(s, m->host, m->guest, !m->rw, NULL);
+        share_add(s, m->host, m->guest, !m->rw, NULL, NULL);
     }
     return 0;
 }
@@ -174,6 +179,7 @@ static int shares_spawn(struct sup *s, const struct mounts_idmap *map, int log_f
                                        .listen_fd = fd,
                                        .log_fd = log_fd,
                                        .protected = (const char *const *)s->shares[i].protected,
+                                       .writable = (const char *const *)s->shares[i].writable,
                                        .readonly = s->shares[i].readonly};
         s->shares[i].pid = mounts_virtiofsd_spawn(&vc, map, err);
         if (s->shares[i].pid < 0)

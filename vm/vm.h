@@ -110,7 +110,7 @@ int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err);
 
 /* ---- QEMU ------------------------------------------------------------------------------- */
 
-#define VM_SHARES_MAX 16u
+#define VM_SHARES_MAX 17u /* DBX_SHARES_MAX */
 struct vm_share {
     const char *socket;
     const char *tag;

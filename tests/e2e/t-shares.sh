@@ -3,7 +3,9 @@
 # - A linked worktree (`git worktree add`) works in its box: the main repository's git
 #   directory is shared at its host path, so git status/commit/log work there and the commit
 #   shows up on the host; the main repository's hooks/ and config, and the worktree's own
-#   pointers (worktrees/NAME/commondir, gitdir), are read-only from the box (host unchanged).
+#   pointers (worktrees/NAME/commondir, gitdir), are read-only from the box (host unchanged);
+#   so is worktrees/ itself: a second worktree the host adds while the box runs, or a new
+#   entry, cannot be written from the box, while git in the box's own worktree still works.
 # - A `[mounts]` folder is there read-only (readable; writes fail; host unchanged), each its
 #   own virtiofsd; a read-write one (a widening) is refused until `devbox trust`.
 . "$(dirname "$0")/lib.sh"
@@ -60,6 +62,32 @@ for who in default root; do
     done
     expect_rc 255 dbx exec "${u[@]}" -- sh -c 'git config core.hooksPath /tmp/h && exit 0; exit 255'
 done
+
+# a worktree the host adds while the box runs: its entry is no more the box's than a new one
+WT2=$TEST_TMP/repos/wt2
+git -C "$M" worktree add -q "$WT2" -b side2 >/dev/null 2>&1 || fail "git worktree add wt2"
+W2=("$GD/worktrees/wt2/commondir" "$GD/worktrees/wt2/gitdir" "$GD/worktrees/wt2/HEAD")
+before2=$(fingerprint "${W2[@]}")
+for who in default root; do
+    u=()
+    [ $who = root ] && u=(-u root)
+    for cmd in "echo /tmp > '$GD/worktrees/wt2/commondir'" "echo /tmp > '$GD/worktrees/wt2/gitdir'" \
+        "echo '[core]' > '$GD/worktrees/wt2/config.worktree'" \
+        "mkdir -p '$GD/worktrees/new' && echo /tmp > '$GD/worktrees/new/commondir'" \
+        "rm -rf '$GD/worktrees/wt2'" "mv '$GD/worktrees/wt2' '$GD/worktrees/wt3'"; do
+        run dbx exec "${u[@]}" -- sh -c "$cmd"
+        assert_ne 0 "$RC" "'$cmd' as $who"
+    done
+done
+assert_eq "$before2" "$(fingerprint "${W2[@]}")" "the host's second worktree after the box"
+[ ! -e "$GD/worktrees/wt2/config.worktree" ] || fail "the box created wt2/config.worktree"
+[ ! -e "$GD/worktrees/new" ] || fail "the box created worktrees/new"
+ok git -C "$WT2" status --porcelain
+# the box's own worktree entry stays writable: status, commit
+ok dbx exec -- sh -c 'git status --porcelain && echo g > g && git add g && git -c user.name=t -c user.email=t@t commit -qm again'
+ok git -C "$M" log --format=%s side
+assert_eq $'again\nfrom-box\nbase' "$OUT" "the box's second commit on branch side"
+ok git -C "$M" fsck --no-progress
 
 if [ $HAVE_MOUNTS = 1 ]; then
     ok dbx exec -- cat /data/sub/file.txt

@@ -284,11 +284,16 @@ static void test_worktree(void **state) {
     assert_true(has(w.protected, "worktrees/wt/commondir"));
     assert_true(has(w.protected, "worktrees/wt/gitdir"));
     assert_true(has(w.protected, "worktrees/wt/config.worktree"));
-    assert_true(has(w.protected, "worktrees/other"));
-    assert_false(has(w.protected, "worktrees"));
+    /* worktrees/ read-only whole (no entry the host adds later is the box's to write), this
+     * worktree's own entry writable again below it */
+    assert_true(has(w.protected, "worktrees"));
+    assert_false(has(w.protected, "worktrees/other"));
     assert_false(has(w.protected, "worktrees/wt"));
+    assert_int_equal(dbx_strv_len(w.writable), 1);
+    assert_string_equal(w.writable[0], "worktrees/wt");
     dbx_error *err = NULL;
     assert_int_equal(mounts_protected_validate((const char *const *)w.protected, &err), 0);
+    assert_int_equal(mounts_protected_validate((const char *const *)w.writable, &err), 0);
     mounts_worktree_clear(&w);
 
     /* not a worktree: a directory `.git`, none, a separate git dir without commondir */

@@ -209,6 +209,8 @@ static pid_t spawn_own_ns(const struct vfs_env *e, const char *const *protected,
  * line.  Returns its output. */
 /* The next probe's share is read-only as a whole (struct mounts_vfs_config.readonly). */
 static bool probe_readonly;
+/* The next probe's read-write islands (struct mounts_vfs_config.writable), or NULL. */
+static const char *const *probe_writable;
 
 static char *run_probe_how(struct vfs_env *e, const char *const *protected, const char *body,
                            void (*own_ns_before)(void)) {
@@ -223,6 +225,7 @@ static char *run_probe_how(struct vfs_env *e, const char *const *protected, cons
         struct mounts_vfs_config cfg = vfs_env_config(e, protected);
         cfg.virtiofsd = script;
         cfg.readonly = probe_readonly;
+        cfg.writable = probe_writable;
         dbx_error *err = NULL;
         pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
         CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
@@ -657,6 +660,53 @@ static void scen_readonly(struct vfs_env *e) {
     check_no_host_mounts(e);
 }
 
+/* A linked worktree's repository (mounts-worktree.c): worktrees/ read-only whole, the box's own
+ * entry writable again inside it but for its pointers; no other entry, old or new, writable. */
+static void scen_writable(struct vfs_env *e) {
+    char p[256];
+    path_in(e, "worktrees/wt", p, sizeof(p));
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    path_in(e, "worktrees/other", p, sizeof(p));
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    write_in(e, "worktrees/wt/HEAD", "ref: refs/heads/side\n");
+    write_in(e, "worktrees/wt/commondir", "../..\n");
+    write_in(e, "worktrees/wt/gitdir", "/x/wt/.git\n");
+    write_in(e, "worktrees/other/commondir", "../..\n");
+    static const char *const paths[] = {"worktrees", "worktrees/wt/commondir",
+                                        "worktrees/wt/gitdir", "worktrees/wt/config.worktree",
+                                        NULL};
+    static const char *const writable[] = {"worktrees/wt", NULL};
+    probe_writable = writable;
+    free(run_probe(e, paths,
+                   "works sh -c 'echo x > worktrees/wt/index'\n"
+                   "works sh -c 'echo y > worktrees/wt/HEAD.lock && mv worktrees/wt/HEAD.lock "
+                   "worktrees/wt/HEAD'\n"
+                   "works mkdir -p worktrees/wt/logs/refs\n"
+                   "fails \"$RO\" sh -c 'echo /tmp > worktrees/wt/commondir'\n"
+                   "fails \"$RO\" sh -c 'echo /tmp > worktrees/wt/gitdir'\n"
+                   /* one component from the parent, as virtiofsd names it (scen_missing) */
+                   "(cd worktrees/wt && fails \"$PERM\" sh -c 'echo x > config.worktree')\n"
+                   "fails '' mv worktrees/wt worktrees/wt2\n"
+                   "fails \"$RO\" sh -c 'echo /tmp > worktrees/other/commondir'\n"
+                   "fails \"$RO\" sh -c 'echo x > worktrees/other/gitdir'\n"
+                   "fails \"$RO\" mkdir worktrees/new\n"
+                   "fails \"$RO\" rm -r worktrees/other\n"));
+    probe_writable = NULL;
+    path_in(e, "worktrees/wt/commondir", p, sizeof(p));
+    char *c = slurp(p);
+    CHECK(!strcmp(c, "../..\n"), "commondir now '%s'", c);
+    free(c);
+    path_in(e, "worktrees/wt/HEAD", p, sizeof(p));
+    c = slurp(p);
+    CHECK(!strcmp(c, "y\n"), "HEAD now '%s'", c);
+    free(c);
+    path_in(e, "worktrees/new", p, sizeof(p));
+    CHECK(access(p, F_OK) < 0, "worktrees/new made on the host");
+    path_in(e, "worktrees/wt/config.worktree", p, sizeof(p));
+    CHECK(access(p, F_OK) < 0, "config.worktree made on the host");
+    check_no_host_mounts(e);
+}
+
 /* ---- runner ---------------------------------------------------------------------------- */
 
 #define BOTH(name, fn, needs_virtiofsd)                                                            \
@@ -676,6 +726,7 @@ BOTH(missing, scen_missing, false)
 BOTH(invalid, scen_invalid, false)
 BOTH(real_virtiofsd, scen_real_virtiofsd, true)
 BOTH(readonly, scen_readonly, false)
+BOTH(writable, scen_writable, false)
 
 #define BOTH_ENTRIES(name)                                                                         \
     cmocka_unit_test(test_##name), cmocka_unit_test(test_##name##_rootless_user)
@@ -796,6 +847,7 @@ int main(void) {
         BOTH_ENTRIES(missing),
         BOTH_ENTRIES(real_virtiofsd),
         BOTH_ENTRIES(readonly),
+        BOTH_ENTRIES(writable),
         cmocka_unit_test(test_git_names),
         cmocka_unit_test(test_guard_missing_names),
     };

@@ -408,7 +408,7 @@ static char *valid_setup(size_t *ret_len, struct mounts_nested *nested) {
     static const char *const protected[] = {"secrets", "a/b", NULL};
     static char *gitdirs[] = {"sub/.git", NULL};
     *nested = (struct mounts_nested){.gitdirs = gitdirs};
-    return mounts_guard_setup_encode(42, VIRTIOFSD, "/src", false, argv, protected, nested,
+    return mounts_guard_setup_encode(42, VIRTIOFSD, "/src", false, argv, protected, NULL, nested,
                                      ret_len);
 }
 
@@ -479,10 +479,10 @@ static void test_setup_decode(void **state) {
     many[MOUNTS_PROTECTED_MAX + 1] = NULL;
     static char *const argv[] = {"virtiofsd", NULL};
     frame = mounts_guard_setup_encode(1, VIRTIOFSD, "/src", false, argv, (const char *const *)many,
-                                      &nested, &len);
+                                      NULL, &nested, &len);
     expect_bad(frame + 4, len - 4, "bad setup data: 257 protected paths (at most 256)");
     free(frame);
-    frame = mounts_guard_setup_encode(1, VIRTIOFSD, "src", false, argv, NULL, &nested, &len);
+    frame = mounts_guard_setup_encode(1, VIRTIOFSD, "src", false, argv, NULL, NULL, &nested, &len);
     expect_bad(frame + 4, len - 4, "bad setup data: source is not absolute");
     free(frame);
 }
