@@ -343,6 +343,7 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed signal frame", true);
         return;
     }
+    if (sig >= 1 && sig <= 64) s->host_sig = sig; /* a death it explains gets no NOTICE */
     /* SIGKILL (the client went away) ends everything the command started */
     if (sig == SIGKILL)
         procs_leaf_kill(s);
