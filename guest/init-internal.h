@@ -389,6 +389,9 @@ void procs_on_kill(struct agent *a, const uint8_t *p, uint32_t n);
 
 /* STATS on session 0: STATS_REPLY with the box cgroup's counters (none without a cgroup). */
 void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n);
+/* After the box cgroup is made: the memory controller in the leaves, so each counts its own
+ * OOM kills (logged when the kernel refuses). */
+void stats_setup(struct agent *a);
 /* Before a session's command starts: remember the box's oom_kill and pids-refusal counts. */
 void stats_session_start(struct agent *a, struct session *s);
 /* Just before a session's EXIT: NOTICE when the box's limits explain its death. */

@@ -6,7 +6,8 @@
  * and the kernel charges a kill to the victim's cgroup and its ancestors, so it counts exactly
  * the kills among the command's processes, whoever else shares the box), and a SIGKILL (the
  * command's, or a shell's 137 for a child's); the box's count only when the session has no leaf
- * (a kernel without the memory controller in the leaf).  Pids: the box's pids.events max (the
+ * or the leaf has no memory controller (stats_setup enables it below the box: no limit of its
+ * own, the box's covers every leaf).  Pids: the box's pids.events max (the
  * kernel counts a refused fork at the cgroup whose limit refused it, the box, not the leaf of
  * the process that forked), and any failure: two commands failing while the box was full may
  * both be told.  No NOTICE at all for a command the host ended: --timeout (the leaf killed, EXIT
@@ -122,6 +123,16 @@ void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n) {
 }
 
 /* ---- NOTICE ----------------------------------------------------------------------------- */
+
+void stats_setup(struct agent *a) {
+    if (a->box.cg_box_fd < 0) return;
+    _cleanup_close_ int fd =
+        openat(a->box.cg_box_fd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && write(fd, "+memory", 7) == 7) return;
+    init_log("setup: no memory controller in the commands' cgroups (an OOM NOTICE goes by the "
+             "box's count): %s",
+             strerror(errno));
+}
 
 void stats_session_start(struct agent *a, struct session *s) {
     _cleanup_close_ int dfd = box_dir(a);

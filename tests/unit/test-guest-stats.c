@@ -30,6 +30,8 @@ void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *
     dbx_buf_free(&b);
 }
 
+void init_log(const char *fmt, ...) {}
+
 struct fx {
     char root[64];
     int box; /* root/box */
