@@ -44,6 +44,8 @@ struct session {
     uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
     bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
     uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
+    uint64_t leaf_oom_kills0;           /* the leaf's oom_kill at the start (init-stats.c) */
+    uint32_t host_sig;                  /* the last signal the host sent (SIGNAL), 0: none */
 };
 
 /* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
@@ -387,6 +389,9 @@ void procs_on_kill(struct agent *a, const uint8_t *p, uint32_t n);
 
 /* STATS on session 0: STATS_REPLY with the box cgroup's counters (none without a cgroup). */
 void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n);
+/* After the box cgroup is made: the memory controller in the leaves, so each counts its own
+ * OOM kills (logged when the kernel refuses). */
+void stats_setup(struct agent *a);
 /* Before a session's command starts: remember the box's oom_kill and pids-refusal counts. */
 void stats_session_start(struct agent *a, struct session *s);
 /* Just before a session's EXIT: NOTICE when the box's limits explain its death. */

@@ -343,6 +343,7 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed signal frame", true);
         return;
     }
+    if (sig >= 1 && sig <= 64) s->host_sig = sig; /* a death it explains gets no NOTICE */
     /* SIGKILL (the client went away) ends everything the command started */
     if (sig == SIGKILL)
         procs_leaf_kill(s);
@@ -441,6 +442,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
+    stats_setup(a);
     _cleanup_error_ dbx_error *e = NULL;
     if (audit_setup(a, &e) < 0)
         init_log("setup: write attempts on protected paths are not counted: %s", e->msg);

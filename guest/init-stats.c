@@ -1,13 +1,24 @@
 /* guest/init-stats.c: the box cgroup's counters (STATS -> STATS_REPLY), and NOTICE: why a
  * command died when the box's limits explain it.
  *
- * Attribution is by the box-wide counters' change while the session ran (memory.events
- * oom_kill, pids.events max) plus the command's own status: an OOM notice needs a SIGKILL (the
- * command's, or a shell's 137 for a child's), a pids notice any failure.  Two commands failing
- * at once may both be told; a command that survived its child's OOM kill is not. */
+ * Attribution is by a counter's change while the session ran plus the command's own status.
+ * OOM: the oom_kill count of the session's own leaf box/s<id> (memory.events is hierarchical,
+ * and the kernel charges a kill to the victim's cgroup and its ancestors, so it counts exactly
+ * the kills among the command's processes, whoever else shares the box), and a SIGKILL (the
+ * command's, or a shell's 137 for a child's); the box's count only when the session has no leaf
+ * or the leaf has no memory controller (stats_setup enables it below the box: no limit of its
+ * own, the box's covers every leaf).  Pids: the box's pids.events max (the
+ * kernel counts a refused fork at the cgroup whose limit refused it, the box, not the leaf of
+ * the process that forked), and any failure: two commands failing while the box was full may
+ * both be told.  No NOTICE at all for a command the host ended: --timeout (the leaf killed, EXIT
+ * 124) or a death by a signal the host sent (SIGNAL: Ctrl-C, the client going away).  A
+ * `devbox kill` of a single process (KILL) is not tracked per session; with a leaf it cannot
+ * look like an OOM kill, and it can look like a pids refusal only while the box refused forks.
+ * A command that survived its child's OOM kill is not told. */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -113,12 +124,31 @@ void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n) {
 
 /* ---- NOTICE ----------------------------------------------------------------------------- */
 
+void stats_setup(struct agent *a) {
+    if (a->box.cg_box_fd < 0) return;
+    _cleanup_close_ int fd =
+        openat(a->box.cg_box_fd, "cgroup.subtree_control", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && write(fd, "+memory", 7) == 7) return;
+    init_log("setup: no memory controller in the commands' cgroups (an OOM NOTICE goes by the "
+             "box's count): %s",
+             strerror(errno));
+}
+
 void stats_session_start(struct agent *a, struct session *s) {
     _cleanup_close_ int dfd = box_dir(a);
-    s->oom_kills0 = s->pids_refused0 = UINT64_MAX; /* unknown: never a notice */
+    s->oom_kills0 = s->pids_refused0 = s->leaf_oom_kills0 = UINT64_MAX; /* unknown: no notice */
     if (dfd < 0) return;
     if (!cg_keyed(dfd, "memory.events", "oom_kill", &s->oom_kills0)) s->oom_kills0 = UINT64_MAX;
     if (!cg_keyed(dfd, "pids.events", "max", &s->pids_refused0)) s->pids_refused0 = UINT64_MAX;
+    /* The leaf is made after this (init-procs.c); one an earlier session of the id left behind
+     * with a daemon in it is reused and keeps its count. */
+    char name[16];
+    snprintf(name, sizeof(name), "s%" PRIu32, s->id);
+    _cleanup_close_ int lfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (lfd < 0 && errno == ENOENT)
+        s->leaf_oom_kills0 = 0;
+    else if (lfd < 0 || !cg_keyed(lfd, "memory.events", "oom_kill", &s->leaf_oom_kills0))
+        s->leaf_oom_kills0 = UINT64_MAX;
 }
 
 /* A counter that was known at the start and grew since. */
@@ -127,8 +157,25 @@ static bool grew(int dfd, const char *file, const char *key, uint64_t before) {
     return before != UINT64_MAX && cg_keyed(dfd, file, key, &now) && now > before;
 }
 
+/* An OOM kill among the session's processes: its leaf's count (still there: EXIT, and so this,
+ * comes before procs_leaf_release), or without one the box's. */
+static bool oom_killed(int box, const struct session *s) {
+    uint64_t now;
+    if (s->cg_fd >= 0 && s->leaf_oom_kills0 != UINT64_MAX &&
+        cg_keyed(s->cg_fd, "memory.events", "oom_kill", &now))
+        return now > s->leaf_oom_kills0;
+    return grew(box, "memory.events", "oom_kill", s->oom_kills0);
+}
+
+/* The command died of a signal the host sent (or a shell reported it as 128+N). */
+static bool host_killed(const struct session *s) {
+    int sig = (int)s->host_sig;
+    return sig == SIGKILL || (sig && WIFSIGNALED(s->status) && WTERMSIG(s->status) == sig) ||
+           (sig && WIFEXITED(s->status) && WEXITSTATUS(s->status) == 128 + sig);
+}
+
 void stats_session_end(struct agent *a, struct session *s) {
-    if (!s->exited || s->oom_kills0 == UINT64_MAX) return;
+    if (!s->exited || s->oom_kills0 == UINT64_MAX || s->timed_out || host_killed(s)) return;
     bool sigkill = (WIFSIGNALED(s->status) && WTERMSIG(s->status) == SIGKILL) ||
                    (WIFEXITED(s->status) && WEXITSTATUS(s->status) == 128 + SIGKILL);
     bool failed = !WIFEXITED(s->status) || WEXITSTATUS(s->status) != 0;
@@ -136,7 +183,7 @@ void stats_session_end(struct agent *a, struct session *s) {
     _cleanup_close_ int dfd = box_dir(a);
     if (dfd < 0) return;
     struct dbx_notice nt = {0};
-    if (sigkill && grew(dfd, "memory.events", "oom_kill", s->oom_kills0)) {
+    if (sigkill && oom_killed(dfd, s)) {
         nt.kind = DBX_NOTICE_OOM;
         if (!cg_value(dfd, "memory.max", &nt.limit)) nt.limit = UINT64_MAX;
         if (!cg_value(dfd, "memory.peak", &nt.value) && !cg_value(dfd, "memory.current", &nt.value))

@@ -2,23 +2,28 @@
  * made visible to inotify watchers in the box.
  *
  * virtiofs reports nothing the host does, so the guest kernel raises the events itself: for
- * each path the init re-reads the file's attributes from virtiofsd (statx with
- * AT_STATX_FORCE_SYNC, past the 1 s attribute cache of cache=auto) and sets its modification
- * time to the value it just read, leaving the access time alone (UTIME_OMIT).  A setattr of
- * the mtime alone is what the kernel reports as IN_MODIFY (fsnotify_change), to watchers of the
- * file and, with its name, to watchers of its directory: the event editors' own writes give,
- * which every watcher (inotifywait -e modify, chokidar, watchdog, node's fs.watch) follows;
- * IN_ATTRIB (both times set) would be missed by those that ask only for modify/close_write and
- * by Go's fsnotify users, who drop CHMOD.  On the host the mtime keeps its value and the ctime
- * moves; the host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not
- * watch (it follows close-write: mounts/mounts.h), so nothing comes back.  Content: the forced
- * statx refreshes size and times (a changed size drops the cached pages), and with cache=auto each
- * open without FOPEN_KEEP_CACHE drops them too, so a watcher that re-opens the file reads the new
- * bytes; no extra open here, which would add IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method:
- * an edit that lands on the host between our statx and our setattr gets the mtime read just before
- * it (ms earlier); a file the box cannot set times on (owned on the host by another user) and
- * anything that is not a regular file or directory (a symlink is never followed) is reported
- * through its directory instead.
+ * each path the init sets the file's modification time to now (UTIME_NOW), leaving the access
+ * time alone (UTIME_OMIT).  A setattr of the mtime alone is what the kernel reports as IN_MODIFY
+ * (fsnotify_change), to watchers of the file and, with its name, to watchers of its directory:
+ * the event editors' own writes give, which every watcher (inotifywait -e modify, chokidar,
+ * watchdog, node's fs.watch) follows; IN_ATTRIB (both times set) would be missed by those that
+ * ask only for modify/close_write and by Go's fsnotify users, who drop CHMOD.
+ *
+ * Why now and not the mtime the file has: a value read first and written back later goes back
+ * in time when a host write lands in between (the next notice re-reads that older value, so
+ * make would never rebuild).  A time-less mtime update reaches virtiofsd as FATTR_MTIME_NOW
+ * (fuse's iattr_to_fattr: ATTR_MTIME without ATTR_MTIME_SET, and no writeback cache under
+ * cache=auto), and virtiofsd passes UTIME_NOW to the host, so the host's clock stamps it: never
+ * earlier than a host write that came before it.  The mtime moves forward to the time of the
+ * notice, which can only cause an extra rebuild, never a missed one.  The host's kernel reports
+ * the setattr as IN_MODIFY, which the host's watcher does not follow (it follows close-write:
+ * mounts/mounts.h), so nothing comes back.  Content: the statx below (AT_STATX_FORCE_SYNC, past
+ * the 1 s attribute cache of cache=auto) and the setattr's reply refresh size and times (a
+ * changed size drops the cached pages), and with cache=auto each open without FOPEN_KEEP_CACHE
+ * drops them too, so a watcher that re-opens the file reads the new bytes; no extra open here,
+ * which would add IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method: a file the box cannot
+ * set times on (owned on the host by another user) and anything that is not a regular file or
+ * directory (a symlink is never followed) is reported through its directory instead.
  *
  * A path that no longer exists (deleted or renamed on the host) is reported through the nearest
  * directory above it that exists: IN_MODIFY|IN_ISDIR, so its watchers rescan.  n == 0 (the
@@ -62,12 +67,12 @@ static int touch(struct agent *a, int ws, const char *rel) {
     }
     int at = rel[0] ? dfd : AT_FDCWD;
     struct statx stx;
-    if (statx(at, name, AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC, STATX_BASIC_STATS, &stx) < 0)
-        return -errno;
+    const int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
+    if (statx(at, name, flags, STATX_TYPE | STATX_NLINK, &stx) < 0) return -errno;
     if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
     if (S_ISREG(stx.stx_mode) && stx.stx_nlink == 0) return -ENOENT; /* a stale inode */
-    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-                             {.tv_sec = stx.stx_mtime.tv_sec, .tv_nsec = stx.stx_mtime.tv_nsec}};
+    /* the host's clock, never a time read earlier: see the top of the file */
+    const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
     if (utimensat(at, name, ts, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
     return 0;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t-stats: `devbox stats` (human, --json, --watch) shows a memory hog's usage from the box
 # cgroup; an OOM kill and a fork refused at pids.max each get the one-line explanation on
-# stderr with the command's exit code unchanged; an ordinary failure gets none; stats of a
-# stopped VM is an error.  One boot.
+# stderr with the command's exit code unchanged; an ordinary failure gets none, and neither does a
+# command killed by `devbox kill` while another session was OOM-killed (the OOM count is the
+# session's own leaf's); stats of a stopped VM is an error.  One boot.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -87,9 +88,20 @@ run timeout -s INT 3 "$DEVBOX" stats --watch
 assert_le 2 "$(grep -c '^memory' <<<"$OUT")" "samples of stats --watch in 3s"
 
 # ---- the one-line explanations ---------------------------------------------------------------
+# a bystander session runs through the OOM kill below, then is killed from the host
+rm -f "$R/bystander"
+timeout -k 5 120 "$DEVBOX" exec -- ./stressor hold 1 "$R/bystander" >/dev/null \
+    2>"$TEST_TMP/bystander.err" </dev/null &
+bystander=$!
+wait_until 40 test -e "$R/bystander" || fail "the bystander did not start within 40s"
 expect_rc 137 dbx exec -- ./stressor hold 400 /dev/null
 assert_match "$ERR" "^devbox: './stressor hold 400 /dev/null' was killed: out of memory \(limit 128M, peak [0-9.]+M\)$" "OOM line"
 assert_one_line "$ERR" "stderr of the OOM-killed command"
+ok dbx kill -s KILL --all
+rc=0
+wait "$bystander" || rc=$?
+assert_eq 137 "$rc" "exit code of the bystander killed by devbox kill"
+assert_eq "" "$(cat "$TEST_TMP/bystander.err")" "stderr of the bystander (no OOM line for another's OOM kill)"
 
 expect_rc 11 dbx exec -- ./stressor pids
 assert_contains "$ERR" "devbox: './stressor pids' hit the box's process limit (pids.max 40)" "pids line"

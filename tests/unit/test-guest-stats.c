@@ -2,7 +2,8 @@
  * the host, over a fake box cgroup in a temporary directory ($DEVBOX_TEST_CGROUP/box, as
  * --serve-fd uses): the counters under their protocol names (io.stat summed, "max" as
  * UINT64_MAX, a missing file left out), and NOTICE only when a counter grew during the session
- * and the command's status fits (SIGKILL or 137 for OOM, any failure for pids). */
+ * (OOM: the session's leaf's, the box's without a leaf) and the command's status fits (SIGKILL or
+ * 137 for OOM, any failure for pids), never for a command the host ended (--timeout, SIGNAL). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,6 +29,8 @@ void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *
     agent_send(a, DBX_MSG_ERROR, sid, b.data, b.len);
     dbx_buf_free(&b);
 }
+
+void init_log(const char *fmt, ...) {}
 
 struct fx {
     char root[64];
@@ -124,20 +127,51 @@ static void test_counters(void **state) {
     dbx_stats_clear(&st);
 }
 
-/* A session that ends with status, the counters bumped in between; the NOTICE sent, if any. */
-static bool session(struct fx *f, int status, const char *mem_events, const char *pids_events,
-                    struct dbx_notice *ret) {
+/* How a session runs: its end status, the counters written after its start, and optionally its
+ * leaf box/s9 (leaf0: its memory.events when the session starts, NULL: made after the start;
+ * leaf1: at the end) and what the host did to it. */
+struct run {
+    int status;
+    const char *mem_events, *pids_events;
+    bool leaf;
+    const char *leaf0, *leaf1;
+    bool timed_out;
+    uint32_t host_sig;
+};
+
+/* The session; the NOTICE sent, if any. */
+static bool run(struct fx *f, const struct run *r, struct dbx_notice *ret) {
     struct agent a = {.test_mode = true};
-    struct session s = {.id = 9};
+    struct session s = {.id = 9, .cg_fd = -1};
     test_write_at(f->box, "memory.events", "oom 1\noom_kill 1\n");
     test_write_at(f->box, "pids.events", "max 5\n");
+    if (r->leaf && r->leaf0) {
+        assert_int_equal(mkdirat(f->box, "s9", 0755), 0);
+        _cleanup_close_ int lfd = openat(f->box, "s9", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        test_write_at(lfd, "memory.events", r->leaf0);
+    }
     stats_session_start(&a, &s);
-    test_write_at(f->box, "memory.events", mem_events);
-    test_write_at(f->box, "pids.events", pids_events);
+    if (r->leaf) {
+        if (!r->leaf0) assert_int_equal(mkdirat(f->box, "s9", 0755), 0);
+        s.cg_fd = openat(f->box, "s9", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(s.cg_fd >= 0);
+        test_write_at(s.cg_fd, "memory.events", r->leaf1);
+    }
+    test_write_at(f->box, "memory.events", r->mem_events);
+    test_write_at(f->box, "pids.events", r->pids_events);
     s.exited = true;
-    s.status = status;
+    s.status = r->status;
+    s.timed_out = r->timed_out;
+    s.host_sig = r->host_sig;
     dbx_buf_free(&sent);
     stats_session_end(&a, &s);
+    if (r->leaf) {
+        close(s.cg_fd);
+        _cleanup_free_ char *m = dbx_xasprintf("%s/box/s9/memory.events", f->root);
+        _cleanup_free_ char *d = dbx_xasprintf("%s/box/s9", f->root);
+        assert_int_equal(unlink(m), 0);
+        assert_int_equal(rmdir(d), 0);
+    }
     if (dbx_buf_avail(&sent) == 0) return false;
     uint32_t sid, n;
     const uint8_t *p;
@@ -145,6 +179,12 @@ static bool session(struct fx *f, int status, const char *mem_events, const char
     assert_int_equal(sid, 9);
     assert_int_equal(dbx_dec_notice(p, n, ret), 0);
     return true;
+}
+
+/* A session without a leaf: the box's counters. */
+static bool session(struct fx *f, int status, const char *mem_events, const char *pids_events,
+                    struct dbx_notice *ret) {
+    return run(f, &(struct run){status, mem_events, pids_events, .leaf = false}, ret);
 }
 
 #define KILLED SIGKILL              /* wait status: killed by SIGKILL */
@@ -172,10 +212,50 @@ static void test_notice(void **state) {
     assert_false(session(f, KILLED, "garbage\n", "max x\n", &nt));
 }
 
+/* The host ended the command: --timeout, or a signal it sent; the box's counters grew anyway
+ * (another session's OOM kill, a refused fork elsewhere). */
+static void test_notice_host_ended(void **state) {
+    struct fx *f = *state;
+    struct dbx_notice nt = {0};
+    const char *oom = "oom 2\noom_kill 2\n", *no_oom = "oom 1\noom_kill 1\n";
+    assert_false(run(f, &(struct run){KILLED, oom, "max 6\n", .timed_out = true}, &nt));
+    assert_false(run(f, &(struct run){KILLED, oom, "max 6\n", .host_sig = SIGKILL}, &nt));
+    /* Ctrl-C: dead of it, or a shell's 130 for it */
+    assert_false(run(f, &(struct run){SIGINT, no_oom, "max 6\n", .host_sig = SIGINT}, &nt));
+    assert_false(run(f, &(struct run){EXITED(130), no_oom, "max 6\n", .host_sig = SIGINT}, &nt));
+    /* a command that caught the signal and failed for itself still gets its notice */
+    assert_true(run(f, &(struct run){EXITED(1), no_oom, "max 6\n", .host_sig = SIGINT}, &nt));
+    assert_int_equal(nt.kind, DBX_NOTICE_PIDS);
+}
+
+/* With a leaf, OOM is the leaf's own count: another session's OOM kill grows only the box's. */
+static void test_notice_leaf(void **state) {
+    struct fx *f = *state;
+    struct dbx_notice nt = {0};
+    const char *oom = "oom 2\noom_kill 2\n", *l0 = "oom 0\noom_kill 0\n";
+    const char *l1 = "oom 1\noom_kill 1\n";
+    /* killed (by `devbox kill -9`, say) while another session was OOM-killed */
+    assert_false(run(f, &(struct run){KILLED, oom, "max 5\n", .leaf = true, .leaf1 = l0}, &nt));
+    assert_true(run(f, &(struct run){KILLED, oom, "max 5\n", .leaf = true, .leaf1 = l1}, &nt));
+    assert_int_equal(nt.kind, DBX_NOTICE_OOM);
+    assert_true(nt.limit == 134217728 && nt.value == 70000000); /* the box's limit and peak */
+    /* a leaf an earlier session left (a daemon in it) keeps its count: only growth counts */
+    const char *l3 = "oom 3\noom_kill 3\n", *l4 = "oom 4\noom_kill 4\n";
+    assert_false(
+        run(f, &(struct run){KILLED, oom, "max 5\n", .leaf = true, .leaf0 = l3, .leaf1 = l3}, &nt));
+    assert_true(
+        run(f, &(struct run){KILLED, oom, "max 5\n", .leaf = true, .leaf0 = l3, .leaf1 = l4}, &nt));
+    /* a leaf without the memory controller's files: the box's count */
+    assert_true(run(f, &(struct run){KILLED, oom, "max 5\n", .leaf = true, .leaf1 = ""}, &nt));
+    assert_int_equal(nt.kind, DBX_NOTICE_OOM);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_counters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_host_ended, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notice_leaf, setup, teardown),
     };
     return cmocka_run_group_tests_name("guest-stats", tests, NULL, NULL);
 }
