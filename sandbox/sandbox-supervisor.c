@@ -315,6 +315,7 @@ out:
     free(s.ca_pem);
     sup_secrets_free(&s);
     sup_procs_free(&s);
+    sup_shares_free(&s);
     dbx_plan_free(&s.plan);
     dbx_project_rec_clear(&s.rec);
     profile_clear(&s.prof);

@@ -169,6 +169,8 @@ char *sup_skew_error(unsigned version);
 /* A child the poll loop reaped: if it is an extra share's virtiofsd, forget it and return
  * true (its death is then handled as the workspace virtiofsd's). */
 const char *sup_share_reaped(struct sup *s, pid_t pid);
+/* Forget the shares' paths and lists (at the end; shares_find starts with it too). */
+void sup_shares_free(struct sup *s);
 
 /* ---- supervisor-setup.c ---- */
 /* The derived disk for the image and the profile's [setup]: reused when one exists (unless

@@ -119,7 +119,7 @@ const char *sup_share_reaped(struct sup *s, pid_t pid) {
     return NULL;
 }
 
-static void shares_clear(struct sup *s) {
+void sup_shares_free(struct sup *s) {
     for (size_t i = 0; i < s->nshares; i++) {
         free(s->shares[i].host);
         free(s->shares[i].guest);
@@ -143,7 +143,7 @@ _Static_assert(DBX_SHARES_MAX >= PROFILE_MAX_MOUNTS + 1 && VM_SHARES_MAX >= DBX_
  * the git-directory rule), then the profile's [mounts] (read-only unless rw; the profile
  * checked them, and their trust, already). */
 static int shares_find(struct sup *s, dbx_error **err) {
-    shares_clear(s);
+    sup_shares_free(s);
     struct mounts_worktree wt = {0};
     if (mounts_worktree_find(s->proj.root, &wt, err) < 0) return -1;
     if (wt.common) {

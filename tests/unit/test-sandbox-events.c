@@ -410,13 +410,13 @@ static void test_sup_events(void **state) {
     got = journal_summary(tmpl);
     assert_non_null(strstr(got, "box.stopped;exec.started;"));
     free(got);
-    free(big);
 
-    /* a journal that cannot be written: the box goes on (logged once) */
+    /* a journal that cannot be written: the box goes on (logged once); req's argv is big's */
     s->proj.state_dir = "/nonexistent/dir";
     sup_event_exec_start(s, 4, &req, false);
     sup_event_exec_exit(s, 4, 0);
     assert_true(s->events.failed);
+    free(big);
     free(s);
 }
 
