@@ -365,6 +365,11 @@ int policy_child_lock(const struct box_policy *b, struct child_report *r);
 /* ---- issue 13: init-watch.c (helper E) ---------------------------------------------------- */
 /* CHANGED from the host: raise inotify events in the guest for files edited on the host. */
 void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);
+/* Read a small /proc (or cgroup) file into buf, NUL-terminated; false on any error. */
+bool read_proc(const char *path, char *buf, size_t size);
+/* An image's /etc/passwd or /etc/group, whole: "" when missing; a FIFO, device or anything but a
+ * regular file is an error (opened O_NONBLOCK: PID 1 never waits for a writer) (init-user.c). */
+int user_read_db(const char *path, char **ret, dbx_error **err);
 int policy_child_verify(const struct box_policy *b, const char *cg_line, const struct init_user *u,
                         uint64_t caps, bool switched, struct child_report *r);
 

@@ -687,7 +687,7 @@ static int child_mismatch(struct child_report *r, const char *fmt, ...) {
 }
 
 /* Read a small /proc file into buf (NUL-terminated); false on any error. */
-static bool read_proc(const char *path, char *buf, size_t size) {
+bool read_proc(const char *path, char *buf, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return false;
     size_t n = 0;

@@ -15,10 +15,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define LINGER_MAX 4096u      /* leaves remembered for removal; more are left in place */
-#define PASSWD_MAX (1u << 20) /* /etc/passwd read for user names */
-#define PROC_FILE_MAX 8192u   /* /proc/PID/{stat,status,cgroup} */
-#define PS_SCAN_MAX 65536u    /* /proc entries looked at per request */
+#define LINGER_MAX 4096u    /* leaves remembered for removal; more are left in place */
+#define PROC_FILE_MAX 8192u /* /proc/PID/{stat,status,cgroup} */
+#define PS_SCAN_MAX 65536u  /* /proc entries looked at per request */
 
 /* ---- leaves ----------------------------------------------------------------------------- */
 
@@ -149,15 +148,6 @@ static bool in_box(struct agent *a, pid_t pid, uint32_t *ret_session) {
     return true;
 }
 
-static bool read_small(const char *path, char *buf, size_t size) {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    ssize_t n = read(fd, buf, size - 1);
-    if (n < 0) return false;
-    buf[n] = '\0';
-    return true;
-}
-
 /* /etc/passwd's name for uid, else the uid in decimal.  pw may be NULL. */
 static char *uid_name(const char *pw, uint32_t uid) {
     for (const char *l = pw; l && *l;) {
@@ -182,7 +172,7 @@ static bool ps_read(pid_t pid, uint64_t now_ms, const char *pw, struct dbx_ps_en
     char path[64];
     long hz = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (!read_small(path, buf, sizeof(buf))) return false;
+    if (!read_proc(path, buf, sizeof(buf))) return false;
     char *rp = strrchr(buf, ')'); /* comm may hold anything, ')' included */
     if (!rp || hz <= 0) return false;
     unsigned long long f[20] = {0};
@@ -198,10 +188,10 @@ static bool ps_read(pid_t pid, uint64_t now_ms, const char *pw, struct dbx_ps_en
     e->start_ms_ago = now_ms > start_ms ? now_ms - start_ms : 0;
     snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
     unsigned long long size = 0, res = 0;
-    if (read_small(path, buf, sizeof(buf)) && sscanf(buf, "%llu %llu", &size, &res) == 2)
+    if (read_proc(path, buf, sizeof(buf)) && sscanf(buf, "%llu %llu", &size, &res) == 2)
         e->rss_bytes = res * (unsigned long long)page;
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    const char *u = read_small(path, buf, sizeof(buf)) ? strstr(buf, "\nUid:\t") : NULL;
+    const char *u = read_proc(path, buf, sizeof(buf)) ? strstr(buf, "\nUid:\t") : NULL;
     e->uid = u ? (uint32_t)strtoul(u + 6, NULL, 10) : 0;
     e->user = uid_name(pw, e->uid);
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
@@ -209,7 +199,7 @@ static bool ps_read(pid_t pid, uint64_t now_ms, const char *pw, struct dbx_ps_en
     ssize_t n = fd >= 0 ? read(fd, buf, DBX_PS_CMD_MAX) : -1;
     if (n <= 0) {
         snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-        if (!read_small(path, buf, 64)) buf[0] = '\0';
+        if (!read_proc(path, buf, 64)) buf[0] = '\0';
         buf[strcspn(buf, "\n")] = '\0';
         e->cmd = dbx_xasprintf("[%s]", buf);
         return true;
@@ -267,8 +257,8 @@ void procs_on_ps(struct agent *a, const uint8_t *p, uint32_t n) {
     if (dbx_dec_u64(p, n, &token) < 0)
         return agent_send_error(a, 0, DBX_ERR_FAILED, "malformed ps frame");
     struct ps_acc acc = {.now = boot_ms()};
-    if (dbx_read_file_at(AT_FDCWD, "/etc/passwd", PASSWD_MAX, &acc.pw, NULL, NULL) < 0)
-        acc.pw = NULL;
+    /* as exec's user lookup reads it: a FIFO or device there must not block PID 1 */
+    if (user_read_db("/etc/passwd", &acc.pw, NULL) < 0) acc.pw = NULL;
     for_each_boxed(a, ps_one, &acc);
     struct dbx_buf out = {0};
     dbx_ps_reply_begin(&out, token, acc.n);

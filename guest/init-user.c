@@ -34,7 +34,7 @@ static int open_regular(const char *path, int flags) {
     return open(proc, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 }
 
-static int read_db(const char *path, char **ret, dbx_error **err) {
+int user_read_db(const char *path, char **ret, dbx_error **err) {
     _cleanup_close_ int fd = open_regular(path, O_RDONLY);
     if (fd < 0) {
         if (errno == ENOENT) { /* an image without the file simply has no names */
@@ -186,7 +186,7 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
     uint32_t g = 0;
     gid_t gg = 0;
     int r = -1;
-    if (read_db("/etc/passwd", &pwtext, err) < 0) return -1;
+    if (user_read_db("/etc/passwd", &pwtext, err) < 0) return -1;
     char *group = strchr(user, ':');
     if (group) *group++ = '\0';
     if (user[0] == '\0' && group) {
@@ -202,7 +202,7 @@ int user_resolve(const char *spec, uid_t def_uid, gid_t def_gid, struct init_use
         goto out;
     }
     /* /etc/group is needed for a group name or a known user's memberships only */
-    if (((group && !parse_id(group, &g)) || u.name) && read_db("/etc/group", &grtext, err) < 0)
+    if (((group && !parse_id(group, &g)) || u.name) && user_read_db("/etc/group", &grtext, err) < 0)
         goto out;
     if (group && parse_id(group, &g)) {
         u.gid = g;
@@ -251,7 +251,7 @@ static bool db_has_name(const char *text, const char *name) {
 
 /* Append one line to a database file (created 0644 if missing), on a line of its own. */
 static int db_append(const char *path, const char *old, const char *line, dbx_error **err) {
-    /* O_NONBLOCK: a FIFO put there since read_db looked must not block PID 1 either */
+    /* O_NONBLOCK: a FIFO put there since user_read_db looked must not block PID 1 either */
     _cleanup_close_ int fd = open(
         path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
@@ -270,7 +270,8 @@ static int db_append(const char *path, const char *old, const char *line, dbx_er
 int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err) {
     if (uid == 0) return 0; /* the host user is root: root as it is */
     _cleanup_free_ char *pw = NULL, *gr = NULL, *buf = NULL;
-    if (read_db("/etc/passwd", &pw, err) < 0 || read_db("/etc/group", &gr, err) < 0) return -1;
+    if (user_read_db("/etc/passwd", &pw, err) < 0 || user_read_db("/etc/group", &gr, err) < 0)
+        return -1;
     buf = dbx_xstrdup(pw);
     struct pw_ent ent;
     if (pw_find(buf, NULL, uid, &ent)) return 0;

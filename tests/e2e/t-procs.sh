@@ -96,3 +96,10 @@ one_leaf() { run dbx exec -- sh -c 'ls -d /sys/fs/cgroup/box/s*' && [ "$(printf 
 wait_until 30 one_leaf || fail "leaf cgroups left behind: $(show "$OUT")"
 expect_rc 125 dbx logs 99999
 assert_contains "$ERR" "no log for process 99999" "logs of a pid without a log"
+
+# a FIFO where the image's /etc/passwd was (the box's root may put one there) does not block
+# PID 1 when ps looks up user names: ps still answers (the box stays so: exec refuses that file)
+ok dbx exec -d -- sleep 304
+ok dbx exec --admin -- sh -c 'mv /etc/passwd /etc/passwd.real && mkfifo /etc/passwd'
+ok dbx ps
+assert_contains "$OUT" "sleep 304" "ps with a FIFO at /etc/passwd"
