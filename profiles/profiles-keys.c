@@ -135,6 +135,21 @@ static void parse_hostname(struct prof_apply *a, const struct prof_entry *e) {
     set_origin(a, e, e->line);
 }
 
+const char *profile_kernel_name(enum profile_kernel k) {
+    static const char *const names[] = {"auto", "devbox", "debian"};
+    return (unsigned)k < DBX_ARRAY_SIZE(names) ? names[k] : "auto";
+}
+
+/* [box] kernel: not a widening either way (the box's policy is the same on both kernels) */
+static void parse_kernel(struct prof_apply *a, const struct prof_entry *e) {
+    for (int k = PROFILE_KERNEL_AUTO; k <= PROFILE_KERNEL_DEBIAN; k++)
+        if (strcmp(single(e), profile_kernel_name((enum profile_kernel)k)) == 0) {
+            a->p->kernel = (enum profile_kernel)k;
+            return set_origin(a, e, e->line);
+        }
+    bad(a, e, e->line, "must be 'auto', 'devbox' or 'debian', not '%s'", single(e));
+}
+
 static void parse_mem_limit(struct prof_apply *a, const struct prof_entry *e) {
     if (strcmp(single(e), "auto") == 0)
         a->p->mem_limit = 0;
@@ -706,6 +721,7 @@ const struct prof_key prof_keys[] = {
     {"box", "memory", parse_memory, 0},
     {"box", "disk", parse_disk, 0},
     {"box", "hostname", parse_hostname, 0},
+    {"box", "kernel", parse_kernel, 0},
     {"limits", "memory", parse_mem_limit, 0},
     {"limits", "swap", parse_swap, 0},
     {"limits", "cpu", parse_cpu, 0},
@@ -748,6 +764,7 @@ static const struct prof_user_key user_keys[] = {
     {"network", "ca_files", PROF_LIST},
     /* also a profile key: in a profile it is the repo's own list (profiles-parse.c) */
     {"setup", "allow", PROF_LIST},
+    {"kernel", "autobuild", 0},
 };
 
 const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {
@@ -765,7 +782,8 @@ const char *prof_user_suggest(const char *section, const char *key) {
 }
 
 bool prof_user_section(const char *section) {
-    return strcmp(section, "ceilings") == 0 || strcmp(section, "registries") == 0;
+    return strcmp(section, "ceilings") == 0 || strcmp(section, "registries") == 0 ||
+           strcmp(section, "kernel") == 0;
 }
 
 const struct prof_key *prof_key_find(const char *section, const char *key) {

@@ -57,6 +57,7 @@ static void text_box_limits(FILE *f, const struct profile *p) {
     kv_size(f, "memory", p->memory, NULL, from(p, "box.memory"));
     kv_size(f, "disk", p->disk, "auto", from(p, "box.disk"));
     kv(f, "hostname", p->hostname, from(p, "box.hostname"));
+    kv(f, "kernel", profile_kernel_name(p->kernel), from(p, "box.kernel"));
     fprintf(f, "\n[limits]\n");
     kv_size(f, "memory", p->mem_limit, "auto", from(p, "limits.memory"));
     kv_size(f, "swap", p->swap_limit, NULL, from(p, "limits.swap"));
@@ -236,6 +237,7 @@ static json_t *json_box_limits(const struct profile *p, json_t *root) {
     jset(box, "memory", json_integer((json_int_t)p->memory), from(p, "box.memory"));
     jset(box, "disk", json_integer((json_int_t)p->disk), from(p, "box.disk"));
     jset(box, "hostname", jstr(p->hostname), from(p, "box.hostname"));
+    jset(box, "kernel", jstr(profile_kernel_name(p->kernel)), from(p, "box.kernel"));
     json_object_set_new(root, "box", box);
     jset(lim, "memory", json_integer((json_int_t)p->mem_limit), from(p, "limits.memory"));
     jset(lim, "swap",
@@ -480,6 +482,9 @@ char *profile_user_to_text(const struct profile_user *u) {
     fprintf(f, "\n[setup]\n");
     text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
                    ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);
+    fprintf(f, "\n[kernel]\n");
+    kv(f, "autobuild", u && u->kernel_autobuild_off ? "false" : "true",
+       ufrom(u, "kernel.autobuild"));
     for (size_t i = 0; u && i < u->nsecrets; i++)
         text_user_secret(f, u, &u->secrets[i]);
     if (fclose(f) != 0) dbx_oom_hook();
@@ -512,6 +517,10 @@ char *profile_user_to_json(const struct profile_user *u) {
     jset(setup, "allow", allow_set ? jstrv(u->setup_allow) : json_null(),
          allow_set ? ufrom(u, "setup.allow") : SETUP_ALLOW_DEFAULT);
     json_object_set_new(root, "setup", setup);
+    json_t *kernel = json_object();
+    jset(kernel, "autobuild", json_boolean(!(u && u->kernel_autobuild_off)),
+         ufrom(u, "kernel.autobuild"));
+    json_object_set_new(root, "kernel", kernel);
     json_object_set_new(root, "secrets", json_user_secrets(u));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);

@@ -85,6 +85,11 @@ enum profile_seccomp {
     PROFILE_SECCOMP_UNCONFINED
 };
 enum profile_net { PROFILE_NET_NONE = 0, PROFILE_NET_ALLOWLIST, PROFILE_NET_OPEN };
+/* [box] kernel: which guest kernel boots (sandbox/ resolves auto against the devbox kernel's
+ * cache; env DEVBOX_KERNEL overrides it). */
+enum profile_kernel { PROFILE_KERNEL_AUTO = 0, PROFILE_KERNEL_DEVBOX, PROFILE_KERNEL_DEBIAN };
+/* "auto", "devbox", "debian" */
+const char *profile_kernel_name(enum profile_kernel k);
 
 /* Where one effective value came from, for `devbox profile show`. */
 struct profile_origin {
@@ -134,6 +139,7 @@ struct profile {
     uint64_t memory; /* VM memory, bytes; default 512 MiB */
     uint64_t disk;   /* project disk size, bytes; 0 = the image's */
     char *hostname;  /* default "devbox" */
+    enum profile_kernel kernel; /* default auto: the devbox kernel when built, else Debian's */
     /* [limits] (0 = no limit unless noted) */
     uint64_t mem_limit;  /* cgroup memory.max; below the VM's memory; 0 = auto (policy derives) */
     uint64_t swap_limit; /* memory.swap.max; UINT64_MAX = unlimited (default), 0 = no swap */
@@ -311,6 +317,9 @@ struct profile_user {
      * section line). */
     struct profile_secret *secrets;
     size_t nsecrets;
+    /* [kernel] autobuild = false: a supervisor that boots the Debian kernel because the devbox
+     * kernel is not built does not start building it in the background (default true) */
+    bool kernel_autobuild_off;
     /* Host directories that are devbox's own (its data, state, run and config directories):
      * no [mounts] host path may be one, lie inside one or contain one.  profile_user_load
      * puts config_dir here; the caller adds the others (sandbox/: struct dbx_paths' data,

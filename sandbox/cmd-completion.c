@@ -54,6 +54,9 @@ const struct cmd_def cmd_table[] = {
     {"rmi", cmd_rmi, "rmi [--force] IMAGE...", "remove images no project uses", "--force -f", NULL},
     {"image", cmd_image, "image import FILE [NAME] | inspect IMAGE | prune",
      "docker save / OCI layout / rootfs tar", NULL, "import inspect prune"},
+    {"kernel", cmd_kernel, "kernel build [--jobs N] | kernel status [--json]",
+     "build the devbox guest kernel once per machine, or say if it is ready", "--jobs --json",
+     "build status"},
     {"completion", cmd_completion, "completion bash|zsh",
      "print a shell completion script (source it, or install it)", NULL, "bash zsh"},
 };

@@ -45,6 +45,10 @@ int cmd_dump_escaped(int fd);
 int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv); /* issue 13 (helper B) */
 /* issue 13, cleaning up (helper F) */
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
+/* issue 12: the devbox kernel (cmd-kernel.c): `kernel build|status`, and the background build
+ * the supervisor starts as `devbox __kernel-autobuild` (main.c) */
+int cmd_kernel(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_kernel_autobuild(void);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

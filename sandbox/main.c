@@ -20,7 +20,8 @@ static int usage(FILE *f) {
                 cmd_table[i].desc);
     }
     fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
-               "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg.\n");
+               "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg,\n"
+               "DEVBOX_KERNEL=auto|devbox|debian (the guest kernel).\n");
     return f == stdout ? 0 : 125;
 }
 
@@ -28,6 +29,8 @@ int main(int argc, char **argv) {
     dbx_oom_hook = host_oom;
     if (argc >= 2 && strcmp(argv[1], "__virtiofsd-guard") == 0) /* mounts_virtiofsd_spawn */
         return mounts_virtiofsd_guard_main(argc - 1, argv + 1);
+    if (argc == 2 && strcmp(argv[1], "__kernel-autobuild") == 0) /* started by a supervisor */
+        return cmd_kernel_autobuild();
     if (argc >= 3 && strcmp(argv[1], "__supervise") == 0) {
         /* Started by dbx_connect with the report pipe on fd 3. */
         return dbx_supervise(argv[2], argc >= 4 ? argv[3] : NULL, 3);

@@ -81,6 +81,7 @@ struct sup {
     /* the VM's processes (supervisor-vm.c) */
     struct {
         enum vm_accel accel;
+        enum vm_kernel_kind kernel_kind;    /* what s->kernel is (sup_prepare) */
         pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
         struct vm_passt *passt;
         int qemu_status;

@@ -4,6 +4,7 @@
  * on the poll loop's thread (sandbox-supervisor.c). */
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
+#include "../common/spawn.h"
 #include "../mounts/mounts.h"
 #include "../policy/policy.h"
 
@@ -353,6 +354,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     if (r == 0) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz,
+            .kernel_kind = s->vm.kernel_kind,
             .initramfs = s->kernel.initramfs,
             .disk = disk,
             .vfs_socket = ws ? vfs_path : NULL,
@@ -597,6 +599,58 @@ static int load_cas(struct sup *s, const struct profile_user *user, dbx_error **
     return 0;
 }
 
+/* The devbox kernel is not built and this box boots Debian's: build it in the background, at
+ * nice 19 and idle I/O priority, for the next boots (issue 12: a first exec never waits for a
+ * kernel build).  `devbox __kernel-autobuild` is detached (not our child) and gives up at once
+ * when another process builds (the cache's lock) or the same build failed before. */
+static void kernel_autobuild(struct sup *s, const struct profile_user *user,
+                             const struct vm_devkernel_status *st) {
+    if (user->kernel_autobuild_off || !st->source_installed || st->state != VM_DEVKERNEL_ABSENT)
+        return;
+    char *argv[] = {"devbox", "__kernel-autobuild", NULL};
+    const struct dbx_spawn_fd fds[] = {{0, DBX_SPAWN_DEVNULL}, {1, DBX_SPAWN_DEVNULL}, {2, 2}};
+    const struct dbx_spawn sp = {.name = "kernel autobuild",
+                                 .path = "/proc/self/exe",
+                                 .argv = argv,
+                                 .detach = true,
+                                 .fds = fds,
+                                 .nfds = DBX_ARRAY_SIZE(fds)};
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_spawn(&sp, NULL, &e) < 0)
+        sup_log("could not start the devbox kernel's background build: %s", e->msg);
+    else
+        sup_log("the devbox kernel is not built: building it in the background into '%s' "
+                "(config.ini [kernel] autobuild = false stops this); this boot uses Debian's",
+                st->cache);
+}
+
+/* Which kernel boots (env DEVBOX_KERNEL over [box] kernel; auto = the devbox kernel when it is
+ * built) and its initramfs: the Debian kernel's carries the virtio modules, the devbox
+ * kernel's only the init. */
+static int choose_kernel(struct sup *s, const struct profile_user *user, const char *init,
+                         dbx_error **err) {
+    _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
+    struct vm_devkernel_status st = {0};
+    _cleanup_error_ dbx_error *st_err = NULL;
+    /* the devbox kernel only makes boots faster: a cache that cannot be read means Debian's,
+     * unless the devbox kernel was asked for (its error then says why) */
+    bool ready = vm_devkernel_status(&st, &st_err) == 0 && st.state == VM_DEVKERNEL_READY;
+    enum vm_kernel_kind kind = VM_KERNEL_DEBIAN;
+    const char *env = getenv("DEVBOX_KERNEL");
+    int r = vm_kernel_select(env, profile_kernel_name(s->prof.kernel), ready, &kind, err);
+    if (r < 0 && st_err) dbx_error_wrap(err, "%s", st_err->msg);
+    if (r == 0 && kind == VM_KERNEL_DEVBOX)
+        r = vm_devkernel_ensure(kdir, init, &st, &s->kernel, err);
+    if (r == 0 && kind == VM_KERNEL_DEBIAN) {
+        r = vm_kernel_ensure(kdir, init, &s->kernel, err);
+        bool autoc = !(env && *env) ? s->prof.kernel == PROFILE_KERNEL_AUTO : !strcmp(env, "auto");
+        if (r == 0 && autoc && !st_err) kernel_autobuild(s, user, &st);
+    }
+    if (r == 0) s->vm.kernel_kind = kind;
+    vm_devkernel_status_clear(&st);
+    return r < 0 ? dbx_error_wrap(err, "guest kernel") : 0;
+}
+
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 int sup_prepare(struct sup *s, dbx_error **err) {
     struct profile_user user = {0};
@@ -623,9 +677,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     }
     _cleanup_free_ char *init = NULL;
     if (r == 0 && dbx_find_init(&init, err) < 0) r = -1;
-    _cleanup_free_ char *kdir = dbx_xasprintf("%s/kernel", s->paths.data);
-    if (r == 0 && vm_kernel_ensure(kdir, init, &s->kernel, err) < 0)
-        r = dbx_error_wrap(err, "guest kernel");
+    if (r == 0) r = choose_kernel(s, &user, init, err);
     if (r == 0) r = load_cas(s, &user, err);
     s->vm.disk = dbx_xasprintf("%s/disk.qcow2", s->proj.data_dir);
     struct dbx_image img = {0};

@@ -6,6 +6,8 @@
 #include "../common/common.h"
 #include "../common/netaddr.h"
 
+#include <sys/stat.h>
+
 /* ---- kernel + initramfs ----------------------------------------------------------------- */
 
 struct vm_kernel {
@@ -116,9 +118,12 @@ struct vm_share {
     const char *tag;
 };
 
+enum vm_kernel_kind { VM_KERNEL_DEBIAN = 0, VM_KERNEL_DEVBOX = 1 };
+
 struct vm_config {
     const char *qemu;   /* binary; NULL = "qemu-system-x86_64" from PATH */
-    const char *kernel; /* vmlinuz */
+    const char *kernel; /* vmlinuz (DEBIAN) or an uncompressed PVH vmlinux (DEVBOX) */
+    enum vm_kernel_kind kernel_kind;
     const char *initramfs;
     const char *disk;       /* the project's qcow2 overlay */
     const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
@@ -274,3 +279,120 @@ char *vm_debian_mirror(const char *etc_apt, const char *suite);
  * What [setup] may reach without trust when config.ini does not say.  NULL-terminated, never
  * NULL (free with dbx_strv_free). */
 char **vm_apt_hosts(const char *etc_apt);
+
+/* ---- the devbox kernel (vm-devkernel.c) --------------------------------------------------- */
+
+/* A guest kernel built on this machine from Debian's kernel source package with the config
+ * fragment vm/devbox-kernel.config (over allnoconfig): everything built in, no modules, PVH
+ * entry, booted as an uncompressed vmlinux.  Built once per machine and cached by key
+ * "<source package version>-<first 12 hex digits of sha256(fragment)>".
+ *
+ * Cache layout (directories 0755, files 0644: a vmlinux of public source is no secret, and other
+ * users of the machine read a cache root built):
+ *   lock                  flock(2): one builder at a time; held for the whole build
+ *   <key>/vmlinux         the kernel; its presence means complete (the directory is renamed in)
+ *   <key>/config          the .config it was built with
+ *   <key>/build.log       make's output
+ *   <key>/info            "version=", "seconds=" (build time), "built=" (unix time), "jobs="
+ *   <key>.failed.log      the log of the last failed build of key (gone after a success)
+ *   .build-XXXXXX/        a build in progress (source tree, objects); a killed build's is
+ *                         removed by the next builder under the lock */
+#define VM_DEVKERNEL_PACKAGE "linux-source-6.1"
+#define VM_DEVKERNEL_TARBALL "/usr/src/linux-source-6.1.tar.xz"
+#define VM_DEVKERNEL_SYSTEM_CACHE "/var/cache/devbox/kernel"
+#define VM_DEVKERNEL_FRAGMENT_NAME "devbox-kernel.config"
+
+/* The config fragment: $DEVBOX_KERNEL_CONFIG, else devbox-kernel.config next to the running
+ * binary, else ../vm/ from it (the source tree: build/devbox), else ../share/devbox/ from it
+ * (make install), else /usr/local/share/devbox/.  *ret is absolute (caller frees). */
+int vm_devkernel_fragment_path(char **ret, dbx_error **err);
+/* "<version>-<sha256(fragment)[:12]>", or NULL when version is not 1..64 of [A-Za-z0-9.+~-]
+ * (it names a directory).  Caller frees. */
+char *vm_devkernel_key(const char *version, const char *fragment, size_t len);
+/* Where this process builds: $DEVBOX_KERNEL_CACHE, else as root VM_DEVKERNEL_SYSTEM_CACHE,
+ * else ${XDG_CACHE_HOME:-$HOME/.cache}/devbox/kernel (relative or unset values are errors).
+ * Not created here.  Caller frees. */
+int vm_devkernel_cache_dir(char **ret, dbx_error **err);
+/* May a reader that is not root use this file or directory of the system cache: owned by root
+ * and not writable by group or others?  (The stat of one path component.) */
+bool vm_devkernel_stat_trusted(const struct stat *st);
+/* Every component of the absolute path `path`, from '/' down, passes vm_devkernel_stat_trusted
+ * (lstat: a symbolic link anywhere fails). */
+bool vm_devkernel_path_trusted(const char *path);
+/* Did every CONFIG_ line of the fragment take in .config?  "CONFIG_X=n" must be absent or
+ * "# CONFIG_X is not set"; any other value must appear exactly.  An error names the first
+ * line that Kconfig dropped or changed ("fragment line 'CONFIG_X=y' did not take: .config has
+ * '# CONFIG_X is not set' (a dependency is missing?)"), and malformed fragment lines. */
+int vm_devkernel_config_check(const char *fragment, const char *config, dbx_error **err);
+
+enum vm_devkernel_state {
+    VM_DEVKERNEL_ABSENT = 0,
+    VM_DEVKERNEL_BUILDING, /* a builder holds the lock */
+    VM_DEVKERNEL_FAILED,   /* the last build of this key failed (failed_log) */
+    VM_DEVKERNEL_READY,
+};
+const char *vm_devkernel_state_name(enum vm_devkernel_state s);
+
+struct vm_devkernel_status {
+    enum vm_devkernel_state state;
+    bool source_installed;  /* VM_DEVKERNEL_TARBALL exists and dpkg knows its version */
+    bool override;          /* DEVBOX_KERNEL_VMLINUX names the kernel (no cache involved) */
+    char *version;          /* the source package's version ("" when not installed) */
+    char *fragment;         /* path of the config fragment */
+    char *key;              /* "" when there is no source package */
+    char *cache;            /* where the kernel is (ready) or would be built */
+    char *vmlinux;          /* ready: absolute path; else NULL */
+    char *failed_log;       /* failed: path of the log; else NULL */
+    uint64_t size;          /* ready: vmlinux bytes */
+    uint64_t build_seconds; /* ready: how long the build took (0 = unknown) */
+    int64_t built;          /* ready: unix time of the build (0 = unknown) */
+};
+/* Find the devbox kernel for the installed source package and the fragment: in the build cache
+ * (vm_devkernel_cache_dir), else, unless DEVBOX_KERNEL_CACHE is set, in the system cache when
+ * vm_devkernel_path_trusted.  DEVBOX_KERNEL_VMLINUX=path (a development override) makes that
+ * file the ready kernel.  Missing source package: ABSENT (not an error).  Errors: no fragment,
+ * no usable cache directory name.  Caller clears *ret. */
+int vm_devkernel_status(struct vm_devkernel_status *ret, dbx_error **err);
+void vm_devkernel_status_clear(struct vm_devkernel_status *st);
+
+/* Build steps, for progress: unpack, configure, check, compile, install. */
+typedef void (*vm_devkernel_progress_fn)(void *ctx, unsigned step, unsigned nsteps,
+                                         const char *name, unsigned files_compiled);
+struct vm_devkernel_build_opts {
+    bool wait;        /* wait for another builder (foreground); false: return at once */
+    bool skip_failed; /* a key whose last build failed is not tried again (autobuild) */
+    unsigned jobs;    /* make -jN; 0 = online CPUs */
+    vm_devkernel_progress_fn progress; /* may be NULL; called from this thread */
+    void *ctx;
+};
+/* Build the kernel of vm_devkernel_status's key into the build cache, unless it is there:
+ * under the cache's lock, in .build-XXXXXX: untar VM_DEVKERNEL_TARBALL, `make allnoconfig
+ * KCONFIG_ALLCONFIG=<the fragment bytes the key hashed>`, vm_devkernel_config_check,
+ * `make -jN vmlinux` (KBUILD_BUILD_USER/HOST devbox), then vmlinux + config + build.log + info
+ * renamed into place as <key>/ and the work directory removed.  A failure leaves no <key>/,
+ * keeps the log as <key>.failed.log and says which step failed with the log's last lines.
+ * Returns 1 when it built, 0 when the kernel was there already (or another process built it
+ * while we waited), 2 when another process is building and !wait, or when skip_failed
+ * skipped it; <0 with *err.  *ret (may be NULL) is the status afterwards.
+ * Test knob (unit and e2e tests of this machinery only): DEVBOX_KERNEL_TEST_VMLINUX=FILE skips
+ * the source: no untar, the fragment's own lines as .config, FILE copied as the compiled
+ * vmlinux (a missing FILE fails the compile step); DEVBOX_KERNEL_TEST_DELAY=SECONDS (0..600)
+ * sleeps in the compile step. */
+int vm_devkernel_build(const struct vm_devkernel_build_opts *o, struct vm_devkernel_status *ret,
+                       dbx_error **err);
+
+/* The devbox kernel as the supervisor boots it: vmlinuz = st->vmlinux (must be ready), and an
+ * uncompressed initramfs in kernel_dir (0700, the user's: vm_kernel_ensure's) that holds only
+ * init_path as /init, /dev/console and an empty /modules.order: the init must live outside the
+ * box's writable disk (a box root could otherwise replace its own PID 1 for the next boot), and
+ * the kernel loads no modules.  Cached as devbox-initramfs-<sha256 of init>.cpio under
+ * kernel_dir/lock.  release = "devbox " + key. */
+int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
+                        const struct vm_devkernel_status *st, struct vm_kernel *ret,
+                        dbx_error **err);
+
+/* Which kernel boots: env (DEVBOX_KERNEL; NULL or "" = unset) over the profile's `[box] kernel`
+ * (NULL = auto), each auto|devbox|debian.  auto: devbox when ready, else debian.  devbox when
+ * not ready is an error that says how to build it.  A bad env value is an error naming it. */
+int vm_kernel_select(const char *env, const char *profile, bool devbox_ready,
+                     enum vm_kernel_kind *ret, dbx_error **err);
