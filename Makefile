@@ -18,7 +18,10 @@ DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprog
               apt dpkg zstd mmdebstrap passt ca-certificates
 DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd adduser expect git clang-format \
               docker-registry skopeo umoci apache2-utils openssl curl iproute2 dpkg-dev
-DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST)
+# The devbox guest kernel (`make kernel`, `devbox kernel build`): Debian's kernel source and what
+# building it takes.
+DEPS_KERNEL := linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils build-essential
+DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_KERNEL)
 
 PKGS      := libgit2 libarchive inih jansson libssl libcrypto libseccomp libcurl
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -116,7 +119,7 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
 	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init share/man/man1/devbox.1 \
 	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
-	  share/devbox/profiles/default.ini; do \
+	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
 	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
 	done; rm -rf --one-file-system $$d; echo "make install: ok"
 
@@ -132,6 +135,7 @@ install: all
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
+	install -m 644 vm/devbox-kernel.config $(DESTDIR)$(PREFIX)/share/devbox/
 	$(BUILD)/devbox completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox
 	$(BUILD)/devbox completion zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
 
@@ -141,6 +145,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
 	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles
+	rm -f $(DESTDIR)$(PREFIX)/share/devbox/devbox-kernel.config
 	-rmdir $(DESTDIR)$(PREFIX)/lib/devbox $(DESTDIR)$(PREFIX)/share/devbox
 
 # libFuzzer (clang): each harness for FUZZ_TIME seconds, starting from the committed corpus.
@@ -155,10 +160,21 @@ fuzz: $(BUILD)/libdevbox.a
 	    $(BUILD)/fuzz/corpus-$$c tests/fuzz/corpus/$$c; done
 
 # Two tests at a time: each boots a VM of one vCPU, so on two cores (CI's) the suite takes about
-# half the time it takes one by one (E2E_JOBS=1 for that).
+# half the time it takes one by one (E2E_JOBS=1 for that).  The whole suite on the devbox kernel
+# (run.sh builds it once, `devbox kernel build`), then the policy, network and protected-path
+# tests again on Debian's cloud kernel, so both stay supported.
 E2E_JOBS ?= 2
+E2E_DEBIAN_TESTS := $(notdir $(wildcard tests/e2e/t-policy-*.sh tests/e2e/t-net-*.sh \
+                      tests/e2e/t-protect-*.sh))
 e2e: all $(BUILD)/tests/oci-tool $(BUILD)/tests/devbox-init-v1
 	E2E_JOBS=$(E2E_JOBS) tests/e2e/run.sh
+	E2E_JOBS=$(E2E_JOBS) E2E_KERNEL=debian tests/e2e/run.sh $(E2E_DEBIAN_TESTS)
+
+# The devbox guest kernel, once per machine (README says how long it takes): from Debian's
+# linux-source-6.1 with vm/devbox-kernel.config, into the shared cache (as root
+# /var/cache/devbox/kernel, which every user's devbox reads).  Nothing to do when it is built.
+kernel: $(BUILD)/devbox
+	$(BUILD)/devbox kernel build
 
 # What .ci/run calls (README's test command): the formatting check first (seconds), every unit
 # and end-to-end test, then all of them again under ASan+UBSan.  The two suites follow each other
@@ -207,5 +223,5 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz check-docs install \
-	uninstall
+	uninstall kernel
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -110,8 +110,8 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
     return s;
 }
 
-static const char *const user_sections[] = {"ceilings", "defaults", "registries", "network",
-                                            "setup"};
+static const char *const user_sections[] = {"ceilings", "defaults", "registries",
+                                            "network",  "setup",    "kernel"};
 
 static bool section_known(enum prof_kind kind, const char *s) {
     if (kind == PROF_KIND_USER) {

@@ -29,8 +29,8 @@ static void on_progress(void *ctx, unsigned step, unsigned nsteps, const char *n
                         unsigned files) {
     struct progress *p = ctx;
     _cleanup_free_ char *t = elapsed(dbx_now_ms() - p->t0_ms);
-    _cleanup_free_ char *what = files ? dbx_xasprintf("%s: %u files compiled", name, files)
-                                      : dbx_xstrdup(name);
+    _cleanup_free_ char *what =
+        files ? dbx_xasprintf("%s: %u files compiled", name, files) : dbx_xstrdup(name);
     if (p->tty) {
         fprintf(stderr, "\r\033[Kdevbox: kernel [%u/%u] %s (%s)", step, nsteps, what, t);
         p->open_line = true;
@@ -49,8 +49,7 @@ static void print_ready(const char *verb, const struct vm_devkernel_status *st) 
         return;
     }
     _cleanup_free_ char *t = st->build_seconds ? elapsed(st->build_seconds * 1000) : NULL;
-    printf("%s: %s (%s, %s%s%s)\n", verb, path, st->key, size, t ? ", built in " : "",
-           t ? t : "");
+    printf("%s: %s (%s, %s%s%s)\n", verb, path, st->key, size, t ? ", built in " : "", t ? t : "");
 }
 
 static int kernel_build(int argc, char **argv) {
@@ -77,7 +76,10 @@ static int kernel_build(int argc, char **argv) {
     _cleanup_error_ dbx_error *err = NULL;
     int r = vm_devkernel_build(&o, &st, &err);
     if (p.open_line) fprintf(stderr, "\n");
-    if (r < 0) return cmd_fail(&err);
+    if (r < 0) { /* several lines: the failed step, then the log's last (sanitized) lines */
+        fprintf(stderr, "devbox: %s\n", err->msg);
+        return 125;
+    }
     if (st.state != VM_DEVKERNEL_READY) { /* cannot happen with wait; say so rather than lie */
         fprintf(stderr, "devbox: kernel build: the kernel is %s after the build\n",
                 vm_devkernel_state_name(st.state));
@@ -109,13 +111,13 @@ static int kernel_status(int argc, char **argv) {
     _cleanup_error_ dbx_error *err = NULL;
     if (vm_devkernel_status(&st, &err) < 0) return cmd_fail(&err);
     if (json) {
-        json_t *o = json_pack(
-            "{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:b, s:s?}", "state",
-            vm_devkernel_state_name(st.state), "path", st.vmlinux, "version", st.version, "key",
-            st.key, "size", (json_int_t)st.size, "build_seconds", (json_int_t)st.build_seconds,
-            "built", (json_int_t)st.built, "cache", st.cache, "fragment", st.fragment,
-            "source_installed", st.source_installed, "override", st.override, "failed_log",
-            st.failed_log);
+        json_t *o =
+            json_pack("{s:s, s:s?, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:b, s:b, s:s?}", "state",
+                      vm_devkernel_state_name(st.state), "path", st.vmlinux, "version", st.version,
+                      "key", st.key, "size", (json_int_t)st.size, "build_seconds",
+                      (json_int_t)st.build_seconds, "built", (json_int_t)st.built, "cache",
+                      st.cache, "fragment", st.fragment, "source_installed", st.source_installed,
+                      "override", st.override, "failed_log", st.failed_log);
         if (!o) dbx_oom_hook();
         char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
         json_decref(o);
@@ -129,7 +131,8 @@ static int kernel_status(int argc, char **argv) {
     if (st.vmlinux) print_field("path", st.vmlinux);
     if (st.override) print_field("source", "DEVBOX_KERNEL_VMLINUX");
     if (!st.override) {
-        print_field("version", st.source_installed ? st.version : "(linux-source-6.1 not installed)");
+        print_field("version",
+                    st.source_installed ? st.version : "(linux-source-6.1 not installed)");
         print_field("key", st.key);
     }
     if (st.state == VM_DEVKERNEL_READY) {

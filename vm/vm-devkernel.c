@@ -184,13 +184,13 @@ int vm_devkernel_config_check(const char *fragment, const char *config, dbx_erro
                                          : have && strcmp(have, want) == 0;
         if (ok) continue;
         if (++dropped > DROPPED_MAX) continue;
-        _cleanup_free_ char *got =
-            !have                    ? dbx_xstrdup("does not have it (unknown symbol, or a "
-                                                   "dependency is missing)")
-            : strcmp(have, "n") == 0 ? dbx_xasprintf("has '# %s is not set' (a dependency is "
-                                                     "missing?)",
-                                                     l)
-                                     : dbx_xasprintf("has '%s=%s'", l, have);
+        _cleanup_free_ char *got = !have ? dbx_xstrdup("does not have it (unknown symbol, or a "
+                                                       "dependency is missing)")
+                                   : strcmp(have, "n") == 0
+                                       ? dbx_xasprintf("has '# %s is not set' (a dependency is "
+                                                       "missing?)",
+                                                       l)
+                                       : dbx_xasprintf("has '%s=%s'", l, have);
         char *m = dbx_xasprintf("%s%sfragment line %u '%s=%s' did not take: .config %s", msg,
                                 *msg ? "; " : "", lineno, l, want, got);
         free(msg);
@@ -251,8 +251,7 @@ static void read_info(struct vm_devkernel_status *st, const char *dir) {
     if (dbx_read_file_at(AT_FDCWD, p, INFO_MAX, &text, NULL, &e) < 0) return;
     for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         uint64_t v;
-        if (dbx_str_has_prefix(l, "seconds=") &&
-            dbx_parse_u64(l + 8, 0, UINT32_MAX, &v) == 0)
+        if (dbx_str_has_prefix(l, "seconds=") && dbx_parse_u64(l + 8, 0, UINT32_MAX, &v) == 0)
             st->build_seconds = v;
         if (dbx_str_has_prefix(l, "built=") && dbx_parse_u64(l + 6, 0, INT64_MAX, &v) == 0)
             st->built = (int64_t)v;
@@ -267,8 +266,9 @@ static bool find_ready(struct vm_devkernel_status *st, const char *cache, bool t
     if (lstat(vm, &s) < 0 || !S_ISREG(s.st_mode)) return false;
     if (trust_check && !vm_devkernel_path_trusted(vm)) return false;
     st->state = VM_DEVKERNEL_READY;
+    char *c = dbx_xstrdup(cache); /* cache may be st->cache itself */
     free(st->cache);
-    st->cache = dbx_xstrdup(cache);
+    st->cache = c;
     st->vmlinux = TAKE_PTR(vm);
     st->size = (uint64_t)s.st_size;
     read_info(st, dir);
@@ -424,8 +424,9 @@ static char *log_tail(int fd) {
 static int run_logged(struct build *b, char *const argv[], dbx_error **err) {
     _cleanup_free_ char *home = dbx_xasprintf("HOME=%s", b->tmp);
     /* no host environment: a stray ARCH, CROSS_COMPILE or KCONFIG_* would change the kernel */
-    char *env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", home,
-                   "KBUILD_BUILD_USER=devbox", "KBUILD_BUILD_HOST=devbox", NULL};
+    char *env[] = {
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", home, "KBUILD_BUILD_USER=devbox",
+        "KBUILD_BUILD_HOST=devbox",           NULL};
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     _cleanup_close_ int rd = p[0];
@@ -475,7 +476,8 @@ static int copy_file(const char *from, const char *to, dbx_error **err) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return dbx_error_set(err, errno, "read '%s'", from);
         if (n == 0) break;
-        if (dbx_write_all(out, buf, (size_t)n) < 0) return dbx_error_set(err, errno, "write '%s'", to);
+        if (dbx_write_all(out, buf, (size_t)n) < 0)
+            return dbx_error_set(err, errno, "write '%s'", to);
     }
     return 0;
 }
@@ -584,9 +586,12 @@ static int install(struct build *b, int cfd, const char *cache, const char *key,
         fsync_file(to_log, 0644, err) < 0)
         return -1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    _cleanup_free_ char *info = dbx_xasprintf(
-        "version=%s\nseconds=%llu\nbuilt=%lld\njobs=%u\n", version, (unsigned long long)secs,
-        (long long)time(NULL), b->o->jobs ? b->o->jobs : n > 0 ? (unsigned)n : 1);
+    _cleanup_free_ char *info =
+        dbx_xasprintf("version=%s\nseconds=%llu\nbuilt=%lld\njobs=%u\n", version,
+                      (unsigned long long)secs, (long long)time(NULL),
+                      b->o->jobs ? b->o->jobs
+                      : n > 0    ? (unsigned)n
+                                 : 1);
     if (write_file(res, "info", info, err) < 0) return -1;
     if (renameat(AT_FDCWD, res, cfd, key) < 0)
         return dbx_error_set(err, errno, "rename into '%s/%s'", cache, key);
@@ -634,15 +639,12 @@ static int build_locked(const struct vm_devkernel_build_opts *o, int cfd, const 
     log_printf(&b, "devbox: building the devbox kernel %s from %s (%s %s) with %s\n", st->key,
                VM_DEVKERNEL_TARBALL, VM_DEVKERNEL_PACKAGE, st->version, st->fragment);
     int r = 0;
-    for (b.step = 0; r == 0 && b.step < STEP_INSTALL; b.step++) {
+    for (b.step = 0; r == 0 && b.step < NSTEPS; b.step++) {
         progress(&b);
         log_printf(&b, "devbox: step %s\n", step_names[b.step]);
-        r = do_step(&b, frag, flen, err);
-    }
-    if (r == 0) {
-        b.step = STEP_INSTALL;
-        progress(&b);
-        r = install(&b, cfd, cache, st->key, st->version, t0, err);
+        r = b.step == STEP_INSTALL ? install(&b, cfd, cache, st->key, st->version, t0, err)
+                                   : do_step(&b, frag, flen, err);
+        if (r < 0) break;
     }
     if (r < 0) {
         /* keep the log where status finds it; the step and its last lines go in the error */
@@ -651,8 +653,12 @@ static int build_locked(const struct vm_devkernel_build_opts *o, int cfd, const 
         _cleanup_free_ char *tail = log_tail(b.log_fd);
         (void)fsync(b.log_fd);
         bool kept = renameat(AT_FDCWD, logp, cfd, failed) == 0;
-        dbx_error_wrap(err, "kernel build step '%s' failed%s%s/%s):%s", step_names[b.step],
-                       kept ? " (log: " : "", kept ? cache : "", kept ? failed : "", tail);
+        _cleanup_free_ char *why = dbx_xstrdup((*err)->msg);
+        _cleanup_free_ char *where =
+            kept ? dbx_xasprintf("%s/%s", cache, failed) : dbx_xstrdup("(not kept)");
+        dbx_error_free(err);
+        dbx_error_set(err, 0, "kernel build step '%s' failed: %s; last lines of %s:%s",
+                      step_names[b.step], why, where, tail);
     } else {
         _cleanup_free_ char *failed = dbx_xasprintf("%s.failed.log", st->key);
         (void)unlinkat(cfd, failed, 0);

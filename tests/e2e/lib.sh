@@ -6,6 +6,7 @@
 #   DEVBOX_HOME     $TEST_TMP/h, all devbox state
 #   DEVBOX_ACCEL    tcg
 #   DEVBOX_KERNEL_DEB, DBX_TEST_IMAGE (the tarball built by mkimage.sh), DEVBOX_BIN
+#   E2E_KERNEL, DEVBOX_KERNEL  devbox or debian: the guest kernel every box boots
 # A test exits 0 to pass, 77 to skip (skip "why"), anything else fails; `fail` records the
 # failing assertion in $TEST_TMP/failure so run.sh can print it.
 set -uo pipefail
@@ -545,6 +546,8 @@ rootless_user() {
     init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
     [ -f "$init" ] || fail "guest init not found at $init"
     cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"
+    # the devbox kernel's config fragment, where `make install` puts it for that binary
+    cp "$REPO_ROOT/vm/devbox-kernel.config" "$U/bin/" || fail "copy devbox-kernel.config"
     cp "$DBX_TEST_IMAGE" "$U/share/rootfs.tar"
     cp "$DEVBOX_KERNEL_DEB" "$U/share/$(basename "$DEVBOX_KERNEL_DEB")"
     chmod 755 "$U" "$U/bin" "$U/share" "$U/bin/"*
@@ -559,7 +562,10 @@ rootless_user() {
         runuser -u "$TU" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$TUHOME" USER="$TU" \
             ASAN_OPTIONS="${ASAN_OPTIONS:-}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-}" \
             LOGNAME="$TU" DEVBOX_HOME="$UH/dbx" DEVBOX_ACCEL="$DEVBOX_ACCEL" \
-            DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" "$@"
+            DEVBOX_KERNEL_DEB="$U/share/$(basename "$DEVBOX_KERNEL_DEB")" \
+            DEVBOX_KERNEL="${DEVBOX_KERNEL:-auto}" \
+            ${DEVBOX_KERNEL_CACHE:+DEVBOX_KERNEL_CACHE="$DEVBOX_KERNEL_CACHE"} \
+            ${DEVBOX_KERNEL_VMLINUX:+DEVBOX_KERNEL_VMLINUX="$DEVBOX_KERNEL_VMLINUX"} "$@"
     }
     UD="$U/bin/devbox"
     RU=$UH/repo

@@ -10,7 +10,11 @@
 # here per test) fails, even if it exited 0 or skipped.
 #
 # Environment: DEVBOX_BIN (default build/devbox), DEVBOX_KERNEL_DEB (default: downloaded once
-# into build/cache with apt-get download), E2E_TIMEOUT (seconds per test, default 420),
+# into build/cache with apt-get download), E2E_KERNEL (devbox, the default: the devbox kernel, built
+# once by `devbox kernel build` into its cache (DEVBOX_KERNEL_CACHE, else devbox's default: as
+# root /var/cache/devbox/kernel), which every test shares, and DEVBOX_KERNEL=devbox for every
+# test; debian: Debian's cloud kernel, DEVBOX_KERNEL=debian), E2E_TIMEOUT (seconds per test,
+# default 420),
 # E2E_KEEP=1 keeps every test's directory (failed ones are always kept), E2E_JOBS=N runs N
 # tests at a time (default 1).
 set -uo pipefail
@@ -49,6 +53,22 @@ if [ -z "${DEVBOX_KERNEL_DEB:-}" ]; then
     export DEVBOX_KERNEL_DEB=$deb
 fi
 [ -r "$DEVBOX_KERNEL_DEB" ] || die "kernel package $DEVBOX_KERNEL_DEB is not readable"
+
+# ---- the devbox kernel, built once per machine (nothing to do when it is) ------------------
+E2E_KERNEL=${E2E_KERNEL:-devbox}
+case $E2E_KERNEL in
+devbox)
+    if [ -z "${DEVBOX_KERNEL_VMLINUX:-}" ]; then
+        "$DEVBOX_BIN" kernel build || die "devbox kernel build failed (E2E_KERNEL=debian runs on Debian's kernel)"
+    fi
+    kernel_desc="devbox $("$DEVBOX_BIN" kernel status --json | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')"
+    ;;
+debian) kernel_desc=$(basename "$DEVBOX_KERNEL_DEB") ;;
+*) die "E2E_KERNEL must be devbox or debian, not '$E2E_KERNEL'" ;;
+esac
+# Every test boots the kernel asked for: a missing devbox kernel is an error, never a silent
+# Debian boot (nor a background build started by a test's supervisor).
+export DEVBOX_KERNEL=$E2E_KERNEL E2E_KERNEL
 
 # ---- the test image, rebuilt when mkimage.sh or busybox changes -------------------------
 export DBX_TEST_IMAGE=$CACHE/e2e-rootfs.tar
@@ -175,7 +195,7 @@ declare -A running=() # pid -> "dir name"
 passed=0 failed=0 skipped=0
 failed_names=()
 start_all=$SECONDS
-echo "e2e: devbox $DEVBOX_BIN, kernel $(basename "$DEVBOX_KERNEL_DEB"), accel $DEVBOX_ACCEL, $JOBS at a time"
+echo "e2e: devbox $DEVBOX_BIN, kernel $kernel_desc, accel $DEVBOX_ACCEL, $JOBS at a time"
 wait_one() {
     local pid
     wait -n -p pid "${!running[@]}"

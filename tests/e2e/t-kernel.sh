@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# t-kernel: the command runs in the guest kernel (Debian's 6.1 cloud kernel), not the host's;
-# later execs reuse the same running VM.
+# t-kernel: the command runs in the guest kernel the suite asked for (E2E_KERNEL: the devbox
+# kernel, or Debian's 6.1 cloud kernel), not the host's, and `devbox status` names it; later
+# execs reuse the same running VM.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -9,14 +10,20 @@ cd "$R" || fail "cd $R"
 
 ok dbx exec -- uname -r
 guest=$OUT
-assert_match "$guest" '^6\.1\.0-[0-9]+-cloud-amd64$' "guest 'uname -r'"
 assert_ne "$(uname -r)" "$guest" "guest kernel release (must differ from the host's)"
-
-# the release is the one of the kernel package the suite handed to devbox
-deb=$(basename "$DEVBOX_KERNEL_DEB")
-want=${deb#linux-image-}
-want=${want%%_*}
-assert_eq "$want" "$guest" "guest kernel release vs $deb"
+if [ "${E2E_KERNEL:-debian}" = devbox ]; then
+    # vm/devbox-kernel.config: CONFIG_LOCALVERSION="-devbox"
+    assert_match "$guest" '^6\.1\.[0-9]+-devbox$' "guest 'uname -r' on the devbox kernel"
+else
+    assert_match "$guest" '^6\.1\.0-[0-9]+-cloud-amd64$' "guest 'uname -r'"
+    # the release is the one of the kernel package the suite handed to devbox
+    deb=$(basename "$DEVBOX_KERNEL_DEB")
+    want=${deb#linux-image-}
+    want=${want%%_*}
+    assert_eq "$want" "$guest" "guest kernel release vs $deb"
+fi
+ok dbx status --json
+assert_contains "$OUT" "\"kernel\":\"$guest\"" "devbox status --json names the kernel in use"
 
 ok dbx exec -- uname -m
 assert_eq x86_64 "$OUT" "guest machine"

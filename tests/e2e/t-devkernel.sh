@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# t-devkernel: a box boots the devbox kernel (DEVBOX_KERNEL=devbox): `uname -r` ends -devbox,
+# the kernel cannot load modules (no /proc/modules, no modprobe sysctl), QEMU loads the cache's
+# uncompressed vmlinux, and the initramfs it got holds only the init (plus /dev/console and an
+# empty modules.order): the box's own disk can never replace its PID 1.
+. "$(dirname "$0")/lib.sh"
+
+export DEVBOX_KERNEL=devbox
+ok dbx kernel status --json
+[ "$(json_get "$OUT" 'j["state"]')" = ready ] || skip "the devbox kernel is not built (run.sh builds it unless E2E_KERNEL=debian)"
+vmlinux=$(json_get "$OUT" 'j["path"]')
+
+import_image
+R=$(make_repo proj)
+cd "$R" || fail "cd $R"
+ok dbx exec -- uname -r
+assert_match "$OUT" '^6\.1\.[0-9]+-devbox$' "guest 'uname -r'"
+ok dbx exec -- sh -c 'test -e /proc/modules && echo modules; test -e /proc/sys/kernel/modprobe && echo modprobe; echo done'
+assert_eq done "$OUT" "module loading in the devbox kernel"
+
+q=$(the_qemu_pid)
+qcmd=$(tr '\0' '\n' <"/proc/$q/cmdline")
+kernel=$(printf '%s\n' "$qcmd" | grep -A1 -x -- -kernel | tail -n 1)
+initrd=$(printf '%s\n' "$qcmd" | grep -A1 -x -- -initrd | tail -n 1)
+assert_eq "$vmlinux" "$kernel" "QEMU's -kernel"
+assert_file "$initrd"
+# the newc archive's names (no cpio(1) needed)
+entries=$("$PYTHON" - "$initrd" <<'PY'
+import sys
+d = open(sys.argv[1], 'rb').read(); i = 0; names = []
+while i + 110 <= len(d):
+    h = d[i:i + 110]; ns = int(h[94:102], 16); fs = int(h[54:62], 16)
+    n = d[i + 110:i + 110 + ns - 1].decode(); i = (i + 110 + ns + 3) & ~3
+    if n == 'TRAILER!!!': break
+    names.append(n); i = (i + fs + 3) & ~3
+print(' '.join(sorted(names)) + ' ')
+PY
+)
+assert_eq "dev dev/console init lib lib/modules modules.order newroot proc sys " "$entries" \
+    "the devbox kernel's initramfs"

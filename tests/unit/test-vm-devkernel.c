@@ -1,0 +1,414 @@
+/* tests/unit/test-vm-devkernel.c: the devbox kernel's key, cache choice (root vs user, env), the
+ * system cache's trust rule, the fragment-vs-.config check, kernel selection, and the build's
+ * install path (lock, atomic rename, failure leaves nothing) with the test knob that copies a
+ * file instead of compiling.  The real compile runs in `devbox kernel build` (README). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "common/sha256.h"
+#include "vm/vm-internal.h"
+
+#include "tests/unit/helpers.h"
+
+static char dir[] = "/tmp/test-vm-devkernel-XXXXXX";
+
+static const char *const knobs[] = {
+    "DEVBOX_KERNEL_CACHE",       "DEVBOX_KERNEL_CONFIG",     "DEVBOX_KERNEL_TEST_VMLINUX",
+    "DEVBOX_KERNEL_TEST_VERSION", "DEVBOX_KERNEL_TEST_DELAY", "DEVBOX_KERNEL_VMLINUX",
+    "XDG_CACHE_HOME"};
+
+static int setup(void **state) {
+    return mkdtemp(dir) ? 0 : -1;
+}
+static int teardown(void **state) {
+    test_rm_tree(dir);
+    return 0;
+}
+static int each(void **state) {
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(knobs); i++)
+        unsetenv(knobs[i]);
+    return 0;
+}
+
+static char *path_in(const char *name) {
+    return dbx_xasprintf("%s/%s", dir, name);
+}
+
+/* ---- key ---------------------------------------------------------------------------------- */
+
+static void test_key(void **state) {
+    const char frag[] = "CONFIG_A=y\n";
+    uint8_t md[32];
+    char hex[65];
+    dbx_sha256(frag, strlen(frag), md);
+    dbx_sha256_hex(md, hex);
+    _cleanup_free_ char *want = dbx_xasprintf("6.1.192-3-%.12s", hex);
+    _cleanup_free_ char *k = vm_devkernel_key("6.1.192-3", frag, strlen(frag));
+    assert_string_equal(k, want);
+    /* another fragment or version: another key */
+    _cleanup_free_ char *k2 = vm_devkernel_key("6.1.192-3", "CONFIG_A=n\n", 11);
+    _cleanup_free_ char *k3 = vm_devkernel_key("6.1.193-1", frag, strlen(frag));
+    assert_string_not_equal(k, k2);
+    assert_string_not_equal(k, k3);
+    assert_non_null(strstr(k3, "6.1.193-1-"));
+    /* the version names a directory */
+    static const char *const bad[] = {"", "../x", "a/b", "-1", ".1", "1 2",
+                                      "1234567890123456789012345678901234567890123456789012345678901"
+                                      "23456"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        assert_null(vm_devkernel_key(bad[i], frag, strlen(frag)));
+    _cleanup_free_ char *tilde = vm_devkernel_key("6.1.1~rc1+b2", frag, strlen(frag));
+    assert_non_null(tilde);
+}
+
+/* ---- where the cache is -------------------------------------------------------------------- */
+
+static void test_cache_dir_env(void **state) {
+    setenv("DEVBOX_KERNEL_CACHE", "/srv/kc", 1);
+    _cleanup_free_ char *d = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_cache_dir(&d, &err), 0);
+    assert_string_equal(d, "/srv/kc");
+    setenv("DEVBOX_KERNEL_CACHE", "rel/kc", 1);
+    _cleanup_free_ char *d2 = NULL;
+    assert_true(vm_devkernel_cache_dir(&d2, &err) < 0);
+    assert_non_null(strstr(err->msg, "DEVBOX_KERNEL_CACHE 'rel/kc' is not an absolute path"));
+    assert_null(d2);
+}
+
+/* As root the system cache; as a user XDG_CACHE_HOME (absolute only), else HOME.  The user
+ * cases run in a child that gave up root. */
+static void test_cache_dir_root_user(void **state) {
+    _cleanup_free_ char *d = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    if (geteuid() != 0) skip_because("needs root to check both the root and the user choice");
+    assert_int_equal(vm_devkernel_cache_dir(&d, &err), 0);
+    assert_string_equal(d, VM_DEVKERNEL_SYSTEM_CACHE);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0) _exit(10);
+        char *p = NULL;
+        dbx_error *e = NULL;
+        setenv("XDG_CACHE_HOME", "/x/cache", 1);
+        setenv("HOME", "/home/u", 1);
+        if (vm_devkernel_cache_dir(&p, &e) < 0 || strcmp(p, "/x/cache/devbox/kernel")) _exit(11);
+        free(p);
+        setenv("XDG_CACHE_HOME", "relative", 1); /* invalid per the XDG spec: ignored */
+        if (vm_devkernel_cache_dir(&p, &e) < 0 || strcmp(p, "/home/u/.cache/devbox/kernel"))
+            _exit(12);
+        free(p);
+        unsetenv("XDG_CACHE_HOME");
+        unsetenv("HOME");
+        if (vm_devkernel_cache_dir(&p, &e) == 0 || !strstr(e->msg, "HOME")) _exit(13);
+        dbx_error_free(&e);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* ---- trust in the system cache --------------------------------------------------------------- */
+
+static void test_stat_trusted(void **state) {
+    struct stat st = {.st_uid = 0, .st_mode = S_IFDIR | 0755};
+    assert_true(vm_devkernel_stat_trusted(&st));
+    st.st_mode = S_IFREG | 0644;
+    assert_true(vm_devkernel_stat_trusted(&st));
+    st.st_mode = S_IFDIR | 0775; /* group-writable */
+    assert_false(vm_devkernel_stat_trusted(&st));
+    st.st_mode = S_IFDIR | 0757; /* other-writable */
+    assert_false(vm_devkernel_stat_trusted(&st));
+    st.st_mode = S_IFDIR | 01777; /* /tmp */
+    assert_false(vm_devkernel_stat_trusted(&st));
+    st = (struct stat){.st_uid = 1000, .st_mode = S_IFREG | 0644}; /* a user's file */
+    assert_false(vm_devkernel_stat_trusted(&st));
+}
+
+static void test_path_trusted(void **state) {
+    struct stat st;
+    assert_int_equal(lstat("/usr", &st), 0);
+    assert_int_equal(vm_devkernel_path_trusted("/usr"), vm_devkernel_stat_trusted(&st));
+    /* below /tmp (writable by all): never */
+    _cleanup_free_ char *f = path_in("vmlinux");
+    test_write_file(f, "x", 0644);
+    assert_false(vm_devkernel_path_trusted(f));
+    assert_false(vm_devkernel_path_trusted("relative/path"));
+    assert_false(vm_devkernel_path_trusted("/nonexistent-devbox-path/vmlinux"));
+    /* a symbolic link on the way is refused even to root's targets */
+    if (lstat("/bin", &st) == 0 && S_ISLNK(st.st_mode))
+        assert_false(vm_devkernel_path_trusted("/bin/sh"));
+}
+
+/* ---- the fragment against .config ------------------------------------------------------------- */
+
+static const char frag[] = "# comment\n"
+                           "CONFIG_A=y\n"
+                           "\n"
+                           "CONFIG_LOCALVERSION=\"-devbox\"\n"
+                           "  CONFIG_NR_CPUS=64  \n"
+                           "CONFIG_MODULES=n\n"
+                           "CONFIG_ACPI=n\n";
+
+static void test_config_check_ok(void **state) {
+    const char config[] = "#\n# Automatically generated file\n"
+                          "CONFIG_A=y\n"
+                          "CONFIG_AB=m\n"
+                          "CONFIG_LOCALVERSION=\"-devbox\"\n"
+                          "CONFIG_NR_CPUS=64\n"
+                          "# CONFIG_MODULES is not set\n"; /* ACPI absent: fine for =n */
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_config_check(frag, config, &err), 0);
+}
+
+static void test_config_check_dropped(void **state) {
+    /* CONFIG_A dropped (only CONFIG_AB is there), NR_CPUS changed, MODULES turned on */
+    const char config[] = "CONFIG_AB=y\n"
+                          "CONFIG_LOCALVERSION=\"-devbox\"\n"
+                          "CONFIG_NR_CPUS=8\n"
+                          "CONFIG_MODULES=y\n";
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_true(vm_devkernel_config_check(frag, config, &err) < 0);
+    assert_non_null(strstr(err->msg, "fragment line 2 'CONFIG_A=y' did not take: .config does "
+                                     "not have it"));
+    assert_non_null(strstr(err->msg, "fragment line 5 'CONFIG_NR_CPUS=64' did not take: .config "
+                                     "has 'CONFIG_NR_CPUS=8'"));
+    assert_non_null(strstr(err->msg, "line 6 'CONFIG_MODULES=n' did not take: .config has "
+                                     "'CONFIG_MODULES=y'"));
+    assert_null(strstr(err->msg, "LOCALVERSION"));
+    dbx_error_free(&err);
+    const char unset[] = "# CONFIG_A is not set\n";
+    assert_true(vm_devkernel_config_check("CONFIG_A=y\n", unset, &err) < 0);
+    assert_non_null(strstr(err->msg, "has '# CONFIG_A is not set'"));
+}
+
+static void test_config_check_malformed(void **state) {
+    static const char *const bad[] = {"A=y\n", "CONFIG_=y\n", "CONFIG_A\n", "CONFIG_A=\n",
+                                      "CONFIG_A B=y\n"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        _cleanup_error_ dbx_error *err = NULL;
+        assert_true(vm_devkernel_config_check(bad[i], "", &err) < 0);
+        assert_non_null(strstr(err->msg, "fragment line 1"));
+    }
+}
+
+/* ---- which kernel ------------------------------------------------------------------------------ */
+
+static void test_select(void **state) {
+    struct {
+        const char *env, *profile;
+        bool ready;
+        int want; /* kind, or -1: error */
+    } cases[] = {
+        {NULL, NULL, true, VM_KERNEL_DEVBOX},       {NULL, NULL, false, VM_KERNEL_DEBIAN},
+        {"", "auto", true, VM_KERNEL_DEVBOX},       {NULL, "debian", true, VM_KERNEL_DEBIAN},
+        {NULL, "devbox", true, VM_KERNEL_DEVBOX},   {NULL, "devbox", false, -1},
+        {"debian", "devbox", true, VM_KERNEL_DEBIAN}, /* env over profile */
+        {"devbox", "debian", true, VM_KERNEL_DEVBOX}, {"auto", "debian", false, VM_KERNEL_DEBIAN},
+        {"auto", "debian", true, VM_KERNEL_DEVBOX},   {"devbox", NULL, false, -1},
+        {"Devbox", NULL, true, -1},                  {NULL, "fast", true, -1},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        enum vm_kernel_kind k = 99;
+        _cleanup_error_ dbx_error *err = NULL;
+        int r = vm_kernel_select(cases[i].env, cases[i].profile, cases[i].ready, &k, &err);
+        if (cases[i].want < 0) {
+            if (r == 0) fail_msg("case %zu: selected %d, expected an error", i, k);
+            assert_int_equal(k, 99);
+        } else {
+            if (r < 0) fail_msg("case %zu: %s", i, err->msg);
+            assert_int_equal(k, cases[i].want);
+        }
+    }
+    _cleanup_error_ dbx_error *err = NULL;
+    enum vm_kernel_kind k;
+    assert_true(vm_kernel_select("Devbox", NULL, true, &k, &err) < 0);
+    assert_string_equal(err->msg, "DEVBOX_KERNEL 'Devbox': expected auto, devbox or debian");
+    dbx_error_free(&err);
+    assert_true(vm_kernel_select(NULL, "devbox", false, &k, &err) < 0);
+    assert_non_null(strstr(err->msg, "devbox kernel build"));
+}
+
+/* ---- the build's install path (test knob: a copied file instead of a compile) --------------- */
+
+static char *cache_setup(const char *name, const char *fragment) {
+    char *cache = path_in(name);
+    _cleanup_free_ char *f = dbx_xasprintf("%s.config", cache);
+    test_write_file(f, fragment, 0644);
+    setenv("DEVBOX_KERNEL_CONFIG", f, 1);
+    setenv("DEVBOX_KERNEL_CACHE", cache, 1);
+    setenv("DEVBOX_KERNEL_TEST_VERSION", "6.1.1-1", 1);
+    return cache;
+}
+
+static size_t count_prefix(const char *d, const char *prefix) {
+    size_t n = 0;
+    DIR *dd = opendir(d);
+    if (!dd) return 0;
+    struct dirent *de;
+    while ((de = readdir(dd)))
+        n += dbx_str_has_prefix(de->d_name, prefix);
+    closedir(dd);
+    return n;
+}
+
+static void test_build_install(void **state) {
+    _cleanup_free_ char *cache = cache_setup("kc1", "CONFIG_A=y\n");
+    _cleanup_free_ char *src = path_in("vmlinux-src");
+    test_write_file(src, "not really a kernel", 0600);
+    setenv("DEVBOX_KERNEL_TEST_VMLINUX", src, 1);
+    struct vm_devkernel_status st = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_status(&st, &err), 0);
+    assert_int_equal(st.state, VM_DEVKERNEL_ABSENT);
+    assert_true(st.source_installed);
+    assert_string_equal(st.cache, cache);
+    _cleanup_free_ char *key = dbx_xstrdup(st.key);
+    vm_devkernel_status_clear(&st);
+
+    struct vm_devkernel_build_opts o = {.wait = true};
+    int r = vm_devkernel_build(&o, &st, &err);
+    if (r < 0) fail_msg("%s", err->msg);
+    assert_int_equal(r, 1);
+    assert_int_equal(st.state, VM_DEVKERNEL_READY);
+    _cleanup_free_ char *want = dbx_xasprintf("%s/%s/vmlinux", cache, key);
+    assert_string_equal(st.vmlinux, want);
+    assert_int_equal(st.size, strlen("not really a kernel"));
+    vm_devkernel_status_clear(&st);
+    /* what was installed: world-readable, nothing of the work left */
+    static const char *const files[] = {"vmlinux", "config", "build.log", "info"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(files); i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s/%s", cache, key, files[i]);
+        struct stat sb;
+        assert_int_equal(stat(p, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0644);
+    }
+    assert_int_equal(count_prefix(cache, ".build-"), 0);
+    /* a second build finds it */
+    assert_int_equal(vm_devkernel_build(&o, NULL, &err), 0);
+}
+
+static void test_build_failure(void **state) {
+    _cleanup_free_ char *cache = cache_setup("kc2", "CONFIG_B=y\n");
+    setenv("DEVBOX_KERNEL_TEST_VMLINUX", "/nonexistent/vmlinux", 1);
+    struct vm_devkernel_build_opts o = {.wait = true};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_true(vm_devkernel_build(&o, NULL, &err) < 0);
+    assert_non_null(strstr(err->msg, "kernel build step 'compile' failed"));
+    assert_non_null(strstr(err->msg, "/nonexistent/vmlinux")); /* the log's last lines */
+    /* nothing half-installed: only the lock and the failed log */
+    assert_int_equal(count_prefix(cache, ".build-"), 0);
+    assert_int_equal(count_prefix(cache, "6.1.1-1-"), 1);
+    struct vm_devkernel_status st = {0};
+    dbx_error_free(&err);
+    assert_int_equal(vm_devkernel_status(&st, &err), 0);
+    assert_int_equal(st.state, VM_DEVKERNEL_FAILED);
+    assert_non_null(strstr(st.failed_log, ".failed.log"));
+    vm_devkernel_status_clear(&st);
+    /* the background build does not try the same key again; the foreground one does */
+    o = (struct vm_devkernel_build_opts){.skip_failed = true};
+    assert_int_equal(vm_devkernel_build(&o, NULL, &err), 2);
+}
+
+static void test_build_busy(void **state) {
+    _cleanup_free_ char *cache = cache_setup("kc3", "CONFIG_C=y\n");
+    setenv("DEVBOX_KERNEL_TEST_VMLINUX", "/bin/true", 1);
+    assert_int_equal(mkdir(cache, 0755), 0);
+    _cleanup_free_ char *lock = dbx_xasprintf("%s/lock", cache);
+    _cleanup_close_ int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    struct vm_devkernel_status st = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_status(&st, &err), 0);
+    assert_int_equal(st.state, VM_DEVKERNEL_BUILDING);
+    vm_devkernel_status_clear(&st);
+    struct vm_devkernel_build_opts o = {.wait = false};
+    assert_int_equal(vm_devkernel_build(&o, NULL, &err), 2);
+    assert_int_equal(count_prefix(cache, "6.1.1-1-"), 0);
+    flock(fd, LOCK_UN);
+    assert_int_equal(vm_devkernel_build(&o, NULL, &err), 1);
+}
+
+static void test_override(void **state) {
+    setenv("DEVBOX_KERNEL_VMLINUX", "/bin/true", 1);
+    struct vm_devkernel_status st = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_status(&st, &err), 0);
+    assert_int_equal(st.state, VM_DEVKERNEL_READY);
+    assert_true(st.override);
+    vm_devkernel_status_clear(&st);
+    setenv("DEVBOX_KERNEL_VMLINUX", "/nonexistent/vmlinux", 1);
+    assert_true(vm_devkernel_status(&st, &err) < 0);
+    assert_non_null(strstr(err->msg, "DEVBOX_KERNEL_VMLINUX"));
+}
+
+/* ---- the init-only initramfs --------------------------------------------------------------------- */
+
+static void test_ensure_initramfs(void **state) {
+    _cleanup_free_ char *kdir = path_in("home-kernel");
+    _cleanup_free_ char *init = path_in("init");
+    test_write_file(init, "#!init", 0755);
+    struct vm_devkernel_status st = {.state = VM_DEVKERNEL_READY, .key = "k", .vmlinux = "/vm"};
+    struct vm_kernel k = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_ensure(kdir, init, &st, &k, &err), 0);
+    assert_string_equal(k.vmlinuz, "/vm");
+    assert_string_equal(k.release, "devbox k");
+    struct archive *a = archive_read_new();
+    archive_read_support_format_cpio(a);
+    assert_int_equal(archive_read_open_filename(a, k.initramfs, 4096), ARCHIVE_OK);
+    struct archive_entry *e;
+    _cleanup_free_ char *names = dbx_xstrdup("");
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
+        const char *n = archive_entry_pathname(e);
+        if (!strcmp(n, "modules.order")) assert_int_equal(archive_entry_size(e), 0);
+        char *t = dbx_xasprintf("%s%s ", names, n);
+        free(names);
+        names = t;
+    }
+    archive_read_free(a);
+    assert_string_equal(names, "dev proc sys newroot lib lib/modules dev/console init "
+                               "modules.order ");
+    /* the same init: the same file; not ready: an error */
+    struct vm_kernel k2 = {0};
+    assert_int_equal(vm_devkernel_ensure(kdir, init, &st, &k2, &err), 0);
+    assert_string_equal(k.initramfs, k2.initramfs);
+    vm_kernel_clear(&k);
+    vm_kernel_clear(&k2);
+    st.state = VM_DEVKERNEL_ABSENT;
+    assert_true(vm_devkernel_ensure(kdir, init, &st, &k, &err) < 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_key, each),
+        cmocka_unit_test_setup(test_cache_dir_env, each),
+        cmocka_unit_test_setup(test_cache_dir_root_user, each),
+        cmocka_unit_test_setup(test_stat_trusted, each),
+        cmocka_unit_test_setup(test_path_trusted, each),
+        cmocka_unit_test_setup(test_config_check_ok, each),
+        cmocka_unit_test_setup(test_config_check_dropped, each),
+        cmocka_unit_test_setup(test_config_check_malformed, each),
+        cmocka_unit_test_setup(test_select, each),
+        cmocka_unit_test_setup(test_build_install, each),
+        cmocka_unit_test_setup(test_build_failure, each),
+        cmocka_unit_test_setup(test_build_busy, each),
+        cmocka_unit_test_setup(test_override, each),
+        cmocka_unit_test_setup(test_ensure_initramfs, each),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
