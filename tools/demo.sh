@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# devbox's main job, end to end, on a fresh machine: (make has built devbox) fetch the guest
-# kernel, build the default image (Debian bookworm from the Debian archive, once), boot a VM
-# for a sample repo and run commands in it; then a C project whose toolchain comes from its
+# devbox's main job, end to end, on a fresh machine: (make has built devbox) build the devbox
+# guest kernel once, fetch Debian's, build the default image (Debian bookworm from the Debian
+# archive, once), boot a VM for a sample repo and run commands in it; then a C project whose toolchain comes from its
 # devbox.ini's [setup], built and tested in its box.
 # Uses your normal devbox directories unless DEVBOX_HOME is set.
 set -euo pipefail
@@ -9,6 +9,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 devbox=${DEVBOX_BIN:-$here/build/devbox}
 work=${DEMO_DIR:-$here/build/demo}
 mkdir -p "$work"
+
+# The devbox kernel, once per machine (README: minutes): every box boots it once it is built.
+# Without Debian's kernel source the boxes use Debian's cloud kernel, as they do meanwhile.
+echo "== devbox kernel build   (once per machine; nothing to do when it is built)"
+if ! "$devbox" kernel build; then
+    echo "(no devbox kernel: the boxes boot Debian's cloud kernel)"
+fi
 
 repo="$work/sample-repo"
 if [ ! -d "$repo/.git" ]; then

@@ -171,6 +171,41 @@ static void test_symlinked_profile(void **state) {
 
 /* ---- user config --------------------------------------------------------------------------- */
 
+/* issue 12: [box] kernel (auto|devbox|debian) and config.ini [kernel] autobuild */
+static void test_kernel_keys(void **state) {
+    struct repo *r = *state;
+    struct profile p;
+    write_at(r->fd, PROFILE_FILE, "[box]\n");
+    assert_null(load(r, &p));
+    assert_int_equal(p.kernel, PROFILE_KERNEL_AUTO);
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "[box]\nkernel = debian\n");
+    assert_null(load(r, &p));
+    assert_int_equal(p.kernel, PROFILE_KERNEL_DEBIAN);
+    assert_string_equal(profile_kernel_name(p.kernel), "debian");
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "[box]\nkernel = fast\n");
+    _cleanup_free_ char *msg = load(r, &p);
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "[box] kernel: must be 'auto', 'devbox' or 'debian', not 'fast'"));
+
+    struct profile_user u;
+    dbx_error *err = NULL;
+    write_at(r->fd, "config.ini", "[kernel]\nautobuild = false\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_true(u.kernel_autobuild_off);
+    profile_user_clear(&u);
+    write_at(r->fd, "config.ini", "[kernel]\nautobuild = true\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_false(u.kernel_autobuild_off);
+    profile_user_clear(&u);
+    write_at(r->fd, "config.ini", "[kernel]\nautobuild = maybe\n");
+    assert_true(profile_user_load(r->dir, &u, &err) < 0);
+    assert_non_null(strstr(err->msg, "[kernel] autobuild: must be 'true' or 'false'"));
+    dbx_error_free(&err);
+    unlinkat(r->fd, "config.ini", 0);
+}
+
 static void test_user_config(void **state) {
     struct repo *r = *state;
     struct profile_user u;
@@ -537,6 +572,7 @@ static void test_trust_flow(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kernel_keys, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_extends_builtin, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_extends_file, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_extends_cycle_depth, test_repo_setup,
