@@ -23,10 +23,13 @@
 
 static char dir[] = "/tmp/test-vm-devkernel-XXXXXX";
 
-static const char *const knobs[] = {
-    "DEVBOX_KERNEL_CACHE",       "DEVBOX_KERNEL_CONFIG",     "DEVBOX_KERNEL_TEST_VMLINUX",
-    "DEVBOX_KERNEL_TEST_VERSION", "DEVBOX_KERNEL_TEST_DELAY", "DEVBOX_KERNEL_VMLINUX",
-    "XDG_CACHE_HOME"};
+static const char *const knobs[] = {"DEVBOX_KERNEL_CACHE",
+                                    "DEVBOX_KERNEL_CONFIG",
+                                    "DEVBOX_KERNEL_TEST_VMLINUX",
+                                    "DEVBOX_KERNEL_TEST_VERSION",
+                                    "DEVBOX_KERNEL_TEST_DELAY",
+                                    "DEVBOX_KERNEL_VMLINUX",
+                                    "XDG_CACHE_HOME"};
 
 static int setup(void **state) {
     return mkdtemp(dir) ? 0 : -1;
@@ -63,9 +66,15 @@ static void test_key(void **state) {
     assert_string_not_equal(k, k3);
     assert_non_null(strstr(k3, "6.1.193-1-"));
     /* the version names a directory */
-    static const char *const bad[] = {"", "../x", "a/b", "-1", ".1", "1 2",
-                                      "1234567890123456789012345678901234567890123456789012345678901"
-                                      "23456"};
+    static const char *const bad[] = {
+        "",
+        "../x",
+        "a/b",
+        "-1",
+        ".1",
+        "1 2",
+        "1234567890123456789012345678901234567890123456789012345678901"
+        "23456"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
         assert_null(vm_devkernel_key(bad[i], frag, strlen(frag)));
     _cleanup_free_ char *tilde = vm_devkernel_key("6.1.1~rc1+b2", frag, strlen(frag));
@@ -153,7 +162,8 @@ static void test_path_trusted(void **state) {
         assert_false(vm_devkernel_path_trusted("/bin/sh"));
 }
 
-/* ---- the fragment against .config ------------------------------------------------------------- */
+/* ---- the fragment against .config -------------------------------------------------------------
+ */
 
 static const char frag[] = "# comment\n"
                            "CONFIG_A=y\n"
@@ -205,7 +215,8 @@ static void test_config_check_malformed(void **state) {
     }
 }
 
-/* ---- which kernel ------------------------------------------------------------------------------ */
+/* ---- which kernel ------------------------------------------------------------------------------
+ */
 
 static void test_select(void **state) {
     struct {
@@ -213,13 +224,19 @@ static void test_select(void **state) {
         bool ready;
         int want; /* kind, or -1: error */
     } cases[] = {
-        {NULL, NULL, true, VM_KERNEL_DEVBOX},       {NULL, NULL, false, VM_KERNEL_DEBIAN},
-        {"", "auto", true, VM_KERNEL_DEVBOX},       {NULL, "debian", true, VM_KERNEL_DEBIAN},
-        {NULL, "devbox", true, VM_KERNEL_DEVBOX},   {NULL, "devbox", false, -1},
+        {NULL, NULL, true, VM_KERNEL_DEVBOX},
+        {NULL, NULL, false, VM_KERNEL_DEBIAN},
+        {"", "auto", true, VM_KERNEL_DEVBOX},
+        {NULL, "debian", true, VM_KERNEL_DEBIAN},
+        {NULL, "devbox", true, VM_KERNEL_DEVBOX},
+        {NULL, "devbox", false, -1},
         {"debian", "devbox", true, VM_KERNEL_DEBIAN}, /* env over profile */
-        {"devbox", "debian", true, VM_KERNEL_DEVBOX}, {"auto", "debian", false, VM_KERNEL_DEBIAN},
-        {"auto", "debian", true, VM_KERNEL_DEVBOX},   {"devbox", NULL, false, -1},
-        {"Devbox", NULL, true, -1},                  {NULL, "fast", true, -1},
+        {"devbox", "debian", true, VM_KERNEL_DEVBOX},
+        {"auto", "debian", false, VM_KERNEL_DEBIAN},
+        {"auto", "debian", true, VM_KERNEL_DEVBOX},
+        {"devbox", NULL, false, -1},
+        {"Devbox", NULL, true, -1},
+        {NULL, "fast", true, -1},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
         enum vm_kernel_kind k = 99;
@@ -356,7 +373,8 @@ static void test_override(void **state) {
     assert_non_null(strstr(err->msg, "DEVBOX_KERNEL_VMLINUX"));
 }
 
-/* ---- the init-only initramfs --------------------------------------------------------------------- */
+/* ---- the init-only initramfs
+ * --------------------------------------------------------------------- */
 
 static void test_ensure_initramfs(void **state) {
     _cleanup_free_ char *kdir = path_in("home-kernel");
