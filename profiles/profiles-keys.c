@@ -764,7 +764,8 @@ static const struct prof_user_key user_keys[] = {
     {"network", "ca_files", PROF_LIST},
     /* also a profile key: in a profile it is the repo's own list (profiles-parse.c) */
     {"setup", "allow", PROF_LIST},
-    {"kernel", "autobuild", 0},
+    /* [box] is a profile section too; kernel_autobuild is the user's alone (issue 12) */
+    {"box", "kernel_autobuild", 0},
 };
 
 const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {
@@ -782,8 +783,7 @@ const char *prof_user_suggest(const char *section, const char *key) {
 }
 
 bool prof_user_section(const char *section) {
-    return strcmp(section, "ceilings") == 0 || strcmp(section, "registries") == 0 ||
-           strcmp(section, "kernel") == 0;
+    return strcmp(section, "ceilings") == 0 || strcmp(section, "registries") == 0;
 }
 
 const struct prof_key *prof_key_find(const char *section, const char *key) {

@@ -576,11 +576,11 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
     } else if (strcmp(e->section, "setup") == 0) { /* allow */
         prof_user_list(l, e, prof_allow_normalize, PROFILE_MAX_LIST, &u->setup_allow, errors);
         u->setup_allow_set = true;
-    } else if (strcmp(e->section, "kernel") == 0) { /* autobuild */
+    } else if (strcmp(e->key, "kernel_autobuild") == 0) { /* [box] */
         if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
             u->kernel_autobuild_off = strcmp(v, "false") == 0;
         else
-            prof_errf(errors, "%s:%u: [kernel] autobuild: must be 'true' or 'false', not '%s'",
+            prof_errf(errors, "%s:%u: [box] kernel_autobuild: must be 'true' or 'false', not '%s'",
                       l->name, e->line, v);
     } else if (strcmp(e->key, "ca_file") == 0) {
         if (v[0] != '/' || strlen(v) > 4096)

@@ -111,7 +111,7 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
 }
 
 static const char *const user_sections[] = {"ceilings", "defaults", "registries",
-                                            "network",  "setup",    "kernel"};
+                                            "network",  "setup",    "box"};
 
 static bool section_known(enum prof_kind kind, const char *s) {
     if (kind == PROF_KIND_USER) {

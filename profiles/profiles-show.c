@@ -482,9 +482,9 @@ char *profile_user_to_text(const struct profile_user *u) {
     fprintf(f, "\n[setup]\n");
     text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
                    ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);
-    fprintf(f, "\n[kernel]\n");
-    kv(f, "autobuild", u && u->kernel_autobuild_off ? "false" : "true",
-       ufrom(u, "kernel.autobuild"));
+    fprintf(f, "\n[box]\n");
+    kv(f, "kernel_autobuild", u && u->kernel_autobuild_off ? "false" : "true",
+       ufrom(u, "box.kernel_autobuild"));
     for (size_t i = 0; u && i < u->nsecrets; i++)
         text_user_secret(f, u, &u->secrets[i]);
     if (fclose(f) != 0) dbx_oom_hook();
@@ -517,10 +517,10 @@ char *profile_user_to_json(const struct profile_user *u) {
     jset(setup, "allow", allow_set ? jstrv(u->setup_allow) : json_null(),
          allow_set ? ufrom(u, "setup.allow") : SETUP_ALLOW_DEFAULT);
     json_object_set_new(root, "setup", setup);
-    json_t *kernel = json_object();
-    jset(kernel, "autobuild", json_boolean(!(u && u->kernel_autobuild_off)),
-         ufrom(u, "kernel.autobuild"));
-    json_object_set_new(root, "kernel", kernel);
+    json_t *box = json_object();
+    jset(box, "kernel_autobuild", json_boolean(!(u && u->kernel_autobuild_off)),
+         ufrom(u, "box.kernel_autobuild"));
+    json_object_set_new(root, "box", box);
     json_object_set_new(root, "secrets", json_user_secrets(u));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     json_decref(root);

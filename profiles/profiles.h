@@ -317,7 +317,7 @@ struct profile_user {
      * section line). */
     struct profile_secret *secrets;
     size_t nsecrets;
-    /* [kernel] autobuild = false: a supervisor that boots the Debian kernel because the devbox
+    /* [box] kernel_autobuild = false: a supervisor that boots the Debian kernel because the devbox
      * kernel is not built does not start building it in the background (default true) */
     bool kernel_autobuild_off;
     /* Host directories that are devbox's own (its data, state, run and config directories):

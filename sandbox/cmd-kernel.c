@@ -14,7 +14,8 @@ struct progress {
     uint64_t t0_ms;
     bool tty;
     unsigned last_step;
-    bool open_line; /* a \r-updated line is on the terminal */
+    uint64_t last_line_ms; /* not a terminal: when the last line was printed */
+    bool open_line;        /* a \r-updated line is on the terminal */
 };
 
 static char *elapsed(uint64_t ms) {
@@ -24,7 +25,8 @@ static char *elapsed(uint64_t ms) {
                    : dbx_xasprintf("%llus", (unsigned long long)s);
 }
 
-/* On a terminal one line, rewritten; otherwise a line per step (logs stay short). */
+/* On a terminal one line, rewritten; otherwise a line per step and one a minute (the compile
+ * takes many: logs stay short but show it is alive). */
 static void on_progress(void *ctx, unsigned step, unsigned nsteps, const char *name,
                         unsigned files) {
     struct progress *p = ctx;
@@ -34,8 +36,9 @@ static void on_progress(void *ctx, unsigned step, unsigned nsteps, const char *n
     if (p->tty) {
         fprintf(stderr, "\r\033[Kdevbox: kernel [%u/%u] %s (%s)", step, nsteps, what, t);
         p->open_line = true;
-    } else if (step != p->last_step) {
+    } else if (step != p->last_step || dbx_now_ms() - p->last_line_ms >= 60000) {
         fprintf(stderr, "devbox: kernel [%u/%u] %s (%s)\n", step, nsteps, what, t);
+        p->last_line_ms = dbx_now_ms();
     }
     p->last_step = step;
     fflush(stderr);

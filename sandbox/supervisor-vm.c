@@ -620,7 +620,7 @@ static void kernel_autobuild(struct sup *s, const struct profile_user *user,
         sup_log("could not start the devbox kernel's background build: %s", e->msg);
     else
         sup_log("the devbox kernel is not built: building it in the background into '%s' "
-                "(config.ini [kernel] autobuild = false stops this); this boot uses Debian's",
+                "(config.ini [box] kernel_autobuild = false stops this); this boot uses Debian's",
                 st->cache);
 }
 

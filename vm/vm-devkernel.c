@@ -329,7 +329,8 @@ static int status_full(struct vm_devkernel_status *ret, char **ret_frag, size_t 
     if (st.source_installed) {
         /* A cache root built serves every user, when root's alone can write it; an explicit
          * DEVBOX_KERNEL_CACHE is the only place (the tests rely on that). */
-        bool sys = !getenv("DEVBOX_KERNEL_CACHE") && strcmp(st.cache, VM_DEVKERNEL_SYSTEM_CACHE);
+        const char *env = getenv("DEVBOX_KERNEL_CACHE");
+        bool sys = !(env && *env) && strcmp(st.cache, VM_DEVKERNEL_SYSTEM_CACHE) != 0;
         if (!find_ready(&st, st.cache, false) &&
             !(sys && find_ready(&st, VM_DEVKERNEL_SYSTEM_CACHE, true))) {
             _cleanup_free_ char *failed = dbx_xasprintf("%s/%s.failed.log", st.cache, st.key);

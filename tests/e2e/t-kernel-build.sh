@@ -7,7 +7,7 @@
 # lock), status "building" meanwhile; a failing build leaves nothing installed, names its step
 # and keeps its log; and a supervisor that boots Debian's kernel because the devbox kernel is
 # missing builds it in the background without making the exec wait, unless config.ini says
-# [kernel] autobuild = false.
+# [box] kernel_autobuild = false.
 . "$(dirname "$0")/lib.sh"
 
 json() { json_get "$1" "$2"; }
@@ -91,12 +91,12 @@ key3=$(json "$OUT" 'j["key"]')
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 mkdir -p "$DEVBOX_HOME/config"
-printf '[kernel]\nautobuild = false\n' >"$DEVBOX_HOME/config/config.ini"
+printf '[box]\nkernel_autobuild = false\n' >"$DEVBOX_HOME/config/config.ini"
 export DEVBOX_KERNEL=auto DEVBOX_KERNEL_TEST_DELAY=2
 ok dbx exec -- uname -r
 assert_match "$OUT" 'cloud-amd64$' "the kernel booted while the devbox kernel is missing"
 ok dbx stop
-[ ! -e "$DEVBOX_KERNEL_CACHE/$key3" ] || fail "autobuild = false: a build happened anyway"
+[ ! -e "$DEVBOX_KERNEL_CACHE/$key3" ] || fail "kernel_autobuild = false: a build happened anyway"
 rm "$DEVBOX_HOME/config/config.ini"
 ok dbx exec -- uname -r
 assert_match "$OUT" 'cloud-amd64$' "this boot's kernel (the build runs in the background)"

@@ -171,7 +171,7 @@ static void test_symlinked_profile(void **state) {
 
 /* ---- user config --------------------------------------------------------------------------- */
 
-/* issue 12: [box] kernel (auto|devbox|debian) and config.ini [kernel] autobuild */
+/* issue 12: [box] kernel (auto|devbox|debian) and config.ini [box] kernel_autobuild */
 static void test_kernel_keys(void **state) {
     struct repo *r = *state;
     struct profile p;
@@ -191,17 +191,17 @@ static void test_kernel_keys(void **state) {
 
     struct profile_user u;
     dbx_error *err = NULL;
-    write_at(r->fd, "config.ini", "[kernel]\nautobuild = false\n");
+    write_at(r->fd, "config.ini", "[box]\nkernel_autobuild = false\n");
     assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
     assert_true(u.kernel_autobuild_off);
     profile_user_clear(&u);
-    write_at(r->fd, "config.ini", "[kernel]\nautobuild = true\n");
+    write_at(r->fd, "config.ini", "[box]\nkernel_autobuild = true\n");
     assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
     assert_false(u.kernel_autobuild_off);
     profile_user_clear(&u);
-    write_at(r->fd, "config.ini", "[kernel]\nautobuild = maybe\n");
+    write_at(r->fd, "config.ini", "[box]\nkernel_autobuild = maybe\n");
     assert_true(profile_user_load(r->dir, &u, &err) < 0);
-    assert_non_null(strstr(err->msg, "[kernel] autobuild: must be 'true' or 'false'"));
+    assert_non_null(strstr(err->msg, "[box] kernel_autobuild: must be 'true' or 'false'"));
     dbx_error_free(&err);
     unlinkat(r->fd, "config.ini", 0);
 }
