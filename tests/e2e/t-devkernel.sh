@@ -16,7 +16,7 @@ cd "$R" || fail "cd $R"
 ok dbx exec -- uname -r
 assert_match "$OUT" '^6\.1\.[0-9]+-devbox$' "guest 'uname -r'"
 ok dbx exec -- sh -c 'test -e /proc/modules && echo modules; test -e /proc/sys/kernel/modprobe && echo modprobe; echo done'
-assert_eq done "$OUT" "module loading in the devbox kernel"
+assert_eq "done" "$OUT" "module loading in the devbox kernel"
 
 q=$(the_qemu_pid)
 qcmd=$(tr '\0' '\n' <"/proc/$q/cmdline")

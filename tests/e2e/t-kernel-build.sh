@@ -75,7 +75,7 @@ assert_eq "$DEVBOX_KERNEL_CACHE/$key/vmlinux" "$(json "$OUT" 'j["path"]')" "path
 printf 'CONFIG_TEST_B=y\n' >"$DEVBOX_KERNEL_CONFIG"
 ok dbx kernel status --json
 key2=$(json "$OUT" 'j["key"]')
-expect_rc 125 env DEVBOX_KERNEL_TEST_VMLINUX=$TEST_TMP/missing "$DEVBOX" kernel build
+expect_rc 125 env DEVBOX_KERNEL_TEST_VMLINUX="$TEST_TMP/missing" "$DEVBOX" kernel build
 assert_contains "$ERR" "kernel build step 'compile' failed"
 assert_contains "$ERR" "$TEST_TMP/missing"
 [ ! -e "$DEVBOX_KERNEL_CACHE/$key2" ] || fail "a failed build left $DEVBOX_KERNEL_CACHE/$key2"
