@@ -350,9 +350,15 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     for (size_t i = 0; share_socks && share_socks[i]; i++)
         vshares[i] = (struct vm_share){share_socks[i], tags[i]};
+    /* Dev override until the kernel selection lands (issue 12): boot this devbox vmlinux. */
+    const char *devk = getenv("DEVBOX_KERNEL_VMLINUX");
+    bool devbox = devk && *devk;
     if (r == 0) {
         struct vm_config cfg = {
-            .kernel = s->kernel.vmlinuz,
+            .kernel = devbox ? devk : s->kernel.vmlinuz,
+            .kernel_kind = devbox ? VM_KERNEL_DEVBOX : VM_KERNEL_DEBIAN,
+            .balloon = true,
+            .console = devbox && getenv("DEVBOX_KERNEL_CONSOLE"),
             .initramfs = s->kernel.initramfs,
             .disk = disk,
             .vfs_socket = ws ? vfs_path : NULL,

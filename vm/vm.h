@@ -18,7 +18,8 @@ struct vm_kernel {
  * fetching it without root the first time (`apt-cache depends linux-image-cloud-amd64` names
  * the versioned package; `apt-get download` + `dpkg-deb -x` in a temp dir; rename into place),
  * and that an initramfs exists that holds `init_path` as /init plus the guest's modules
- * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs virtio_net, with
+ * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs virtio_net
+ * virtio_balloon, with
  * dependencies from `modinfo -F depends` (net_failover, failover), in dependency order) listed
  * in /modules.order.  A release unpacked by an older devbox for a different module list is
  * unpacked again.  The initramfs is
@@ -116,9 +117,14 @@ struct vm_share {
     const char *tag;
 };
 
+enum vm_kernel_kind { VM_KERNEL_DEBIAN = 0, VM_KERNEL_DEVBOX = 1 };
+
 struct vm_config {
     const char *qemu;   /* binary; NULL = "qemu-system-x86_64" from PATH */
-    const char *kernel; /* vmlinuz */
+    const char *kernel; /* vmlinuz (DEBIAN) or an uncompressed PVH vmlinux (DEVBOX) */
+    enum vm_kernel_kind kernel_kind;
+    bool balloon; /* virtio-balloon with free page reporting and deflate-on-oom */
+    bool console; /* ISA serial console (debugging); DEBIAN always has it */
     const char *initramfs;
     const char *disk;       /* the project's qcow2 overlay */
     const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
