@@ -114,23 +114,37 @@ static char **pushf(char **v, const char *opt, const char *fmt, ...) {
 /* ---- the devbox kernel's machine (VM_KERNEL_DEVBOX) ------------------------------------ */
 
 /* When a knob applies. */
-enum knob_when { KNOB_ALWAYS, KNOB_CONSOLE, KNOB_NO_CONSOLE };
+enum knob_when {
+    KNOB_ALWAYS,
+    KNOB_CONSOLE,
+    KNOB_NO_CONSOLE,
+    KNOB_TSC, /* the host's TSC frequency is known (TCG): append + khz * 1000 / per_s */
+};
 
 struct knob {
     enum knob_when when;
     const char *machine; /* an option of -M microvm */
     const char *append;  /* a word of the kernel command line */
+    unsigned per_s;      /* KNOB_TSC: the number appended is TSC ticks per 1/per_s second */
 };
 
+/* vm/devbox-kernel.config: CONFIG_HZ_250 */
+#define DEVBOX_KERNEL_HZ 250
+
 /* Every choice of the devbox kernel's machine and command line, with its measured effect.
- * MEASURED: boot to the agent's hello under TCG (QEMU 7.2, 2 vCPUs, 2 busy host cores),
- * see the comments; the vmlinux is vm/devbox-kernel.config over linux-source-6.1. */
+ * Measured 2026-12-03 under TCG (QEMU 7.2, -smp 2, 2 GiB, a host of 2 cores at load 12-18, so
+ * wall times are noisy: QEMU's own CPU time until then is given too), the vmlinux of
+ * vm/devbox-kernel.config over linux-source-6.1 6.1.192, initramfs with devbox-init, root
+ * qcow2, balloon and virtio-serial: "boot" is QEMU start to the init's first console line, 3
+ * runs each, alternating.  All knobs: 4.1/4.9/5.6 s (CPU 1.45/1.53/1.59 s) before lpj=, 2.8/
+ * 3.0/4.0 s with it.  Whole cold `devbox exec true` (same run, same host): 6.7-9.1 s (ready
+ * after 5.1-7.3 s) against 19.5-20.6 s (16.6-18.4 s) with the Debian cloud kernel. */
 static const struct knob devbox_knobs[] = {
     /* No ACPI tables: the kernel has no ACPI (CONFIG_ACPI=n), and QEMU's microvm then appends
      * one virtio_mmio.device=SIZE@ADDR:IRQ per virtio device to the command line itself
      * (auto-kernel-cmdline, checked in the guest's /proc/cmdline under QEMU 7.2); the MP
      * table describes the CPUs and the IOAPIC. */
-    {KNOB_ALWAYS, "acpi=off", NULL},
+    {KNOB_ALWAYS, "acpi=off", NULL, 0},
     /* Kept, measured: pit=off or pic=off under TCG ("Failed to register legacy timer
      * interrupt", then "APIC timer disabled due to verification failure": TCG's CPU has no
      * TSC-deadline timer, so the LAPIC timer is calibrated against the PIT through the PIC;
@@ -139,53 +153,77 @@ static const struct knob devbox_knobs[] = {
      * clock at boot; nothing else sets it). */
     /* TCG's vCPUs are threads whose TSCs the kernel finds "unsynchronized", so it falls back
      * to the jiffies clocksource (4 ms resolution under HZ=250); they all read the host's TSC,
-     * which is synchronized. */
-    {KNOB_ALWAYS, NULL, "tsc=reliable"},
-    /* Without ACPI the kernel's restart tries the keyboard controller first (10 tries of up to
-     * 130 ms against a port nobody answers); a triple fault resets at once, and -no-reboot
-     * turns the reset into QEMU's exit: how the init stops the VM (no ACPI power off). */
-    {KNOB_ALWAYS, NULL, "reboot=t"},
-    /* The console is virtio (hvc0 on the virtio-serial device that carries the agent port)
-     * unless asked for: the ISA UART is probed and driven a byte at a time. */
-    {KNOB_NO_CONSOLE, "isa-serial=off", NULL},
-    {KNOB_NO_CONSOLE, NULL, "console=hvc0"},
-    {KNOB_CONSOLE, NULL, "console=ttyS0"},
+     * which is synchronized.  For the clock, not the boot: 4.1/5.5/6.1 s (CPU 1.39-1.65 s)
+     * without it, within the noise. */
+    {KNOB_ALWAYS, NULL, "tsc=reliable", 0},
+    /* Without ACPI the kernel's restart tries the keyboard controller first (against a port
+     * nobody answers), then other methods; a triple fault resets at once, and -no-reboot turns
+     * the reset into QEMU's exit: how the init stops the VM (no ACPI power off) and how a
+     * panic ends it.  Kernel panic to QEMU's exit: 0.02/0.14 s with it, 14.5/14.9 s without. */
+    {KNOB_ALWAYS, NULL, "reboot=t", 0},
+    /* TCG: the TSC frequency known, the kernel's own TSC calibration against the PIT is
+     * skipped (it fails on a loaded host and the boot hangs: see the top of this file) */
+    {KNOB_TSC, NULL, "tsc_early_khz=", 1000},
+    /* TCG: the delay loop's loops per jiffy from the TSC (the boot CPU derives it from
+     * tsc_early_khz, but each secondary CPU calibrates its own: "calibrate_delay_direct()
+     * failed", 0.2-1.9 s).  Boot to the init's first line, 3 runs alternating: 2.8/3.0/4.0 s
+     * with it, 3.5/4.0/4.9 s without (QEMU CPU time 1.34-1.37 s vs 1.40-1.66 s). */
+    {KNOB_TSC, NULL, "lpj=", DEVBOX_KERNEL_HZ},
+    /* The console is virtio (hvc0 on the virtio-serial device that carries the agent port;
+     * the kernel replays its log when hvc0 registers, so a panic still shows in console.log)
+     * unless asked for (debugging: the ISA UART from the first instruction, every message).
+     * Boot: ISA serial quiet 6.1/7.3/7.5 s (CPU 1.51-1.69 s), ISA serial verbose 5.1/6.2/6.2 s
+     * (1.54-1.71 s), hvc0 with the UART still there 5.0/5.3/6.3 s (1.57-1.70 s), hvc0 without
+     * 4.1/4.9/5.6 s (1.45-1.59 s): the UART's cost is within the noise, but nothing uses it. */
+    {KNOB_NO_CONSOLE, "isa-serial=off", NULL, 0},
+    {KNOB_NO_CONSOLE, NULL, "console=hvc0", 0},
+    {KNOB_CONSOLE, NULL, "console=ttyS0", 0},
     /* the console is for debugging: every kernel message then */
-    {KNOB_NO_CONSOLE, NULL, "quiet"},
+    {KNOB_NO_CONSOLE, NULL, "quiet", 0},
     /* a panic reboots, and -no-reboot ends QEMU; the console line says why (no pvpanic
      * without ACPI) */
-    {KNOB_ALWAYS, NULL, "panic=-1"},
+    {KNOB_ALWAYS, NULL, "panic=-1", 0},
 };
 
-static bool knob_applies(const struct knob *k, const struct vm_config *cfg) {
-    return k->when == KNOB_ALWAYS || (k->when == KNOB_CONSOLE) == cfg->console;
+static bool knob_applies(const struct knob *k, const struct vm_config *cfg, unsigned khz) {
+    switch (k->when) {
+    case KNOB_ALWAYS:
+        return true;
+    case KNOB_TSC:
+        return khz != 0;
+    default:
+        return (k->when == KNOB_CONSOLE) == cfg->console;
+    }
 }
 
 /* "-M" value and "-append" value for cfg (both malloc'd). */
 static void machine_and_cmdline(const struct vm_config *cfg, char **ret_machine,
                                 char **ret_append) {
     unsigned khz = cfg->accel == VM_ACCEL_TCG ? vm_host_tsc_khz() : 0;
-    _cleanup_free_ char *tsc = khz ? dbx_xasprintf(" tsc_early_khz=%u", khz) : dbx_xstrdup("");
     if (cfg->kernel_kind != VM_KERNEL_DEVBOX) {
         /* microvm describes its virtio-mmio devices to the Debian kernel through ACPI (its
          * 6.1 cloud build has no virtio_mmio.device= support); RAM is a shared memfd so
          * virtiofsd can map it. */
         *ret_machine = dbx_xstrdup("microvm,acpi=on,memory-backend=mem");
-        *ret_append = dbx_xasprintf("console=ttyS0 quiet panic=-1%s", tsc);
+        *ret_append = khz ? dbx_xasprintf("console=ttyS0 quiet panic=-1 tsc_early_khz=%u", khz)
+                          : dbx_xstrdup("console=ttyS0 quiet panic=-1");
         return;
     }
     _cleanup_free_ char *m = dbx_xstrdup("microvm"), *a = dbx_xstrdup("");
     for (size_t i = 0; i < DBX_ARRAY_SIZE(devbox_knobs); i++) {
         const struct knob *k = &devbox_knobs[i];
-        if (!knob_applies(k, cfg)) continue;
+        if (!knob_applies(k, cfg, khz)) continue;
         char **dst = k->machine ? &m : &a;
         const char *sep = k->machine ? "," : (**dst ? " " : "");
-        char *n = dbx_xasprintf("%s%s%s", *dst, sep, k->machine ? k->machine : k->append);
+        _cleanup_free_ char *num =
+            k->when == KNOB_TSC ? dbx_xasprintf("%llu", (unsigned long long)khz * 1000 / k->per_s)
+                                : dbx_xstrdup("");
+        char *n = dbx_xasprintf("%s%s%s%s", *dst, sep, k->machine ? k->machine : k->append, num);
         free(*dst);
         *dst = n;
     }
     *ret_machine = dbx_xasprintf("%s,memory-backend=mem", m);
-    *ret_append = dbx_xasprintf("%s%s", a, tsc);
+    *ret_append = TAKE_PTR(a);
 }
 
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {

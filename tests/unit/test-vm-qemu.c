@@ -237,7 +237,14 @@ static void test_argv_devbox_kind(void **state) {
         /* QEMU itself appends virtio_mmio.device= (acpi=off): none from us */
         assert_null(strstr(app, "virtio_mmio"));
         /* TCG: the host's TSC frequency, when it has a constant one */
-        assert_int_equal(strstr(app, "tsc_early_khz=") != NULL, vm_host_tsc_khz() != 0);
+        unsigned khz = vm_host_tsc_khz();
+        assert_int_equal(strstr(app, "tsc_early_khz=") != NULL, khz != 0);
+        if (khz) {
+            /* loops per jiffy of the fragment's HZ=250 from the same TSC frequency */
+            char lpj[64];
+            snprintf(lpj, sizeof(lpj), "lpj=%llu", (unsigned long long)khz * 4);
+            assert_true(cmdline_has(app, lpj));
+        }
         assert_int_equal(opt_value(v, "-serial", "chardev:con") != NULL, console);
         assert_int_equal(opt_value(v, "-device", "virtconsole,chardev=con") != NULL, !console);
         /* no ACPI, so nothing would describe the ISA panic device to the guest */
@@ -259,6 +266,7 @@ static void test_argv_devbox_kind(void **state) {
     _cleanup_strv_ char **w = vm_qemu_argv(&kvm, &err);
     assert_non_null(w);
     assert_null(strstr(opt_value(w, "-append", ""), "tsc_early_khz"));
+    assert_null(strstr(opt_value(w, "-append", ""), "lpj="));
     kvm.kernel_kind = (enum vm_kernel_kind)7;
     assert_null(vm_qemu_argv(&kvm, &err));
     assert_non_null(err);
