@@ -149,10 +149,14 @@ struct vm_config {
 
 /* Build the QEMU argv (NULL-terminated, free with dbx_strv_free) for cfg, assuming agent_fd
  * and console_fd are moved to fds 3 and 4 in the child:
- * -M microvm with ACPI, memfd-backed shared RAM, -nodefaults -no-user-config -nographic
+ * -M microvm with ACPI (VM_KERNEL_DEVBOX: without ACPI, PIT/PIC/RTC kept for TCG's timer and
+ * the clock, the console on hvc0 unless cfg->console, kernel knobs from the one table in
+ * vm-qemu.c), memfd-backed shared RAM, -nodefaults -no-user-config -nographic
  * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
  * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
- * virtio-serial-device with the agent port, the console on the ISA serial port, and a
+ * virtio-serial-device with the agent port, the console on the ISA serial port (DEVBOX
+ * without cfg->console: a virtconsole, hvc0, on the same device), a
+ * virtio-balloon-device (free-page-reporting, deflate-on-oom) when cfg->balloon, a
  * network device only when net_fd is set: virtio-net-device (MAC VM_GUEST_MAC) on a
  * `-netdev stream` over QEMU's end of a socket pair with passt (fd 5; QEMU 7.2; with
  * -sandbox on); with qmp_fd a QMP monitor on fd 6 (`-mon chardev=qmp,mode=control`).
