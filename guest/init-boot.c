@@ -75,6 +75,12 @@ static int load_module(const char *name, dbx_error **err) {
 }
 
 int boot_modules(struct agent *a, dbx_error **err) {
+    /* The devbox kernel is built without module support (no /proc/modules): everything is in
+     * it, and an initramfs that still lists modules (made for another kernel) is ignored. */
+    if (access("/proc/modules", F_OK) < 0 && errno == ENOENT) {
+        init_log("modules: this kernel loads none (everything built in)");
+        return 0;
+    }
     _cleanup_free_ char *text = NULL;
     if (dbx_read_file_at(AT_FDCWD, "/modules.order", 64 * 1024, &text, NULL, err) < 0) return -1;
     char *save = NULL;
@@ -182,7 +188,12 @@ int boot_root(struct agent *a, dbx_error **err) {
     if (wait_for_path("/dev/vda", ROOT_WAIT_MS) < 0)
         return dbx_error_set(err, ENOENT, "'/dev/vda' did not appear within %u s",
                              ROOT_WAIT_MS / 1000);
-    if (mount_at("/dev/vda", "/newroot", "ext4", 0, NULL, err) < 0) return -1;
+    /* discard: the blocks ext4 frees go down to the host's qcow2 overlay (discard=unmap) at
+     * each journal commit, so deleted files give the host its disk back (t-discard).  Measured
+     * under TCG (Debian 6.1 kernel, host load 10): rm -rf of 3,000 files + 256 MiB then sync
+     * took 1.45/2.43 s with it, 0.99/2.95 s without: within the noise, and no periodic fstrim
+     * (a timer and a child in PID 1) to run. */
+    if (mount_at("/dev/vda", "/newroot", "ext4", 0, "discard", err) < 0) return -1;
     /* not fatal: a root that cannot grow still boots, at its old size */
     _cleanup_error_ dbx_error *gerr = NULL;
     if (root_grow("/dev/vda", "/newroot", &gerr) < 0)

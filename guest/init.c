@@ -59,10 +59,16 @@ void init_log(const char *fmt, ...) {
     close(fd);
 }
 
+/* A kernel without ACPI (the devbox kernel) cannot power off: RB_POWER_OFF would halt the vCPU
+ * for good and leave QEMU running.  A reset ends QEMU as well (it runs with -no-reboot). */
+static int poweroff_cmd(void) {
+    return access("/sys/firmware/acpi", F_OK) == 0 ? RB_POWER_OFF : RB_AUTOBOOT;
+}
+
 _Noreturn void init_poweroff(struct agent *a, int code) {
     if (a->test_mode) exit(code);
     sync();
-    reboot(RB_POWER_OFF);
+    reboot(poweroff_cmd());
     /* PID 1 must never exit (the kernel would panic); nothing else is left to do. */
     init_log("reboot: %s", strerror(errno));
     for (;;)
@@ -92,7 +98,7 @@ static void init_oom(void) {
     (void)!write(2, m, sizeof(m) - 1);
     if (g_agent.test_mode) _exit(DBX_ERR_FAILED);
     sync();
-    reboot(RB_POWER_OFF);
+    reboot(poweroff_cmd());
     for (;;)
         pause();
 }

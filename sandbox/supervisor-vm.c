@@ -355,6 +355,9 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz,
             .kernel_kind = s->vm.kernel_kind,
+            .balloon = true,
+            /* the ISA serial console costs boot time on the devbox kernel; hvc0 carries it */
+            .console = getenv("DEVBOX_KERNEL_CONSOLE") != NULL,
             .initramfs = s->kernel.initramfs,
             .disk = disk,
             .vfs_socket = ws ? vfs_path : NULL,

@@ -28,7 +28,7 @@
  * modinfo and put first (virtio_net needs net_failover, which needs failover). */
 static const char *const wanted_modules[] = {"virtio_ring", "virtio",         "virtio_mmio",
                                              "virtio_blk",  "virtio_console", "fuse",
-                                             "virtiofs",    "virtio_net"};
+                                             "virtiofs",    "virtio_net",     "virtio_balloon"};
 /* Loaded when the package has them (a kernel without is still booted): pvpanic_mmio binds the
  * ACPI QEMU0001 device that microvm's DSDT describes for `-device pvpanic` (vm-qemu.c), so a
  * guest panic reaches the supervisor as QMP's GUEST_PANICKED.  Debian 6.1 cloud: a module

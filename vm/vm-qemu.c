@@ -111,6 +111,121 @@ static char **pushf(char **v, const char *opt, const char *fmt, ...) {
     return v;
 }
 
+/* ---- the devbox kernel's machine (VM_KERNEL_DEVBOX) ------------------------------------ */
+
+/* When a knob applies. */
+enum knob_when {
+    KNOB_ALWAYS,
+    KNOB_CONSOLE,
+    KNOB_NO_CONSOLE,
+    KNOB_TSC, /* the host's TSC frequency is known (TCG): append + khz * 1000 / per_s */
+};
+
+struct knob {
+    enum knob_when when;
+    const char *machine; /* an option of -M microvm */
+    const char *append;  /* a word of the kernel command line */
+    unsigned per_s;      /* KNOB_TSC: the number appended is TSC ticks per 1/per_s second */
+};
+
+/* vm/devbox-kernel.config: CONFIG_HZ_250 */
+#define DEVBOX_KERNEL_HZ 250
+
+/* Every choice of the devbox kernel's machine and command line, with its measured effect.
+ * Measured 2026-12-03 under TCG (QEMU 7.2, -smp 2, 2 GiB, a host of 2 cores at load 12-18, so
+ * wall times are noisy: QEMU's own CPU time until then is given too), the vmlinux of
+ * vm/devbox-kernel.config over linux-source-6.1 6.1.192, initramfs with devbox-init, root
+ * qcow2, balloon and virtio-serial: "boot" is QEMU start to the init's first console line, 3
+ * runs each, alternating.  All knobs: 4.1/4.9/5.6 s (CPU 1.45/1.53/1.59 s) before lpj=, 2.8/
+ * 3.0/4.0 s with it.  Whole cold `devbox exec true` (same run, same host): 6.7-9.1 s (ready
+ * after 5.1-7.3 s) against 19.5-20.6 s (16.6-18.4 s) with the Debian cloud kernel. */
+static const struct knob devbox_knobs[] = {
+    /* No ACPI tables: the kernel has no ACPI (CONFIG_ACPI=n), and QEMU's microvm then appends
+     * one virtio_mmio.device=SIZE@ADDR:IRQ per virtio device to the command line itself
+     * (auto-kernel-cmdline, checked in the guest's /proc/cmdline under QEMU 7.2); the MP
+     * table describes the CPUs and the IOAPIC. */
+    {KNOB_ALWAYS, "acpi=off", NULL, 0},
+    /* Kept, measured: pit=off or pic=off under TCG ("Failed to register legacy timer
+     * interrupt", then "APIC timer disabled due to verification failure": TCG's CPU has no
+     * TSC-deadline timer, so the LAPIC timer is calibrated against the PIT through the PIC;
+     * without either no timer interrupt ever fires and the boot hangs in the init's first
+     * sleep).  rtc=off would leave the guest's wall clock at 1970 (the kernel reads the CMOS
+     * clock at boot; nothing else sets it). */
+    /* TCG's vCPUs are threads whose TSCs the kernel finds "unsynchronized", so it falls back
+     * to the jiffies clocksource (4 ms resolution under HZ=250); they all read the host's TSC,
+     * which is synchronized.  For the clock, not the boot: 4.1/5.5/6.1 s (CPU 1.39-1.65 s)
+     * without it, within the noise. */
+    {KNOB_ALWAYS, NULL, "tsc=reliable", 0},
+    /* Without ACPI the kernel's restart tries the keyboard controller first (against a port
+     * nobody answers), then other methods; a triple fault resets at once, and -no-reboot turns
+     * the reset into QEMU's exit: how the init stops the VM (no ACPI power off) and how a
+     * panic ends it.  Kernel panic to QEMU's exit: 0.02/0.14 s with it, 14.5/14.9 s without. */
+    {KNOB_ALWAYS, NULL, "reboot=t", 0},
+    /* TCG: the TSC frequency known, the kernel's own TSC calibration against the PIT is
+     * skipped (it fails on a loaded host and the boot hangs: see the top of this file) */
+    {KNOB_TSC, NULL, "tsc_early_khz=", 1000},
+    /* TCG: the delay loop's loops per jiffy from the TSC (the boot CPU derives it from
+     * tsc_early_khz, but each secondary CPU calibrates its own: "calibrate_delay_direct()
+     * failed", 0.2-1.9 s).  Boot to the init's first line, 3 runs alternating: 2.8/3.0/4.0 s
+     * with it, 3.5/4.0/4.9 s without (QEMU CPU time 1.34-1.37 s vs 1.40-1.66 s). */
+    {KNOB_TSC, NULL, "lpj=", DEVBOX_KERNEL_HZ},
+    /* The console is virtio (hvc0 on the virtio-serial device that carries the agent port;
+     * the kernel replays its log when hvc0 registers, so a panic still shows in console.log)
+     * unless asked for (debugging: the ISA UART from the first instruction, every message).
+     * Boot: ISA serial quiet 6.1/7.3/7.5 s (CPU 1.51-1.69 s), ISA serial verbose 5.1/6.2/6.2 s
+     * (1.54-1.71 s), hvc0 with the UART still there 5.0/5.3/6.3 s (1.57-1.70 s), hvc0 without
+     * 4.1/4.9/5.6 s (1.45-1.59 s): the UART's cost is within the noise, but nothing uses it. */
+    {KNOB_NO_CONSOLE, "isa-serial=off", NULL, 0},
+    {KNOB_NO_CONSOLE, NULL, "console=hvc0", 0},
+    {KNOB_CONSOLE, NULL, "console=ttyS0", 0},
+    /* the console is for debugging: every kernel message then */
+    {KNOB_NO_CONSOLE, NULL, "quiet", 0},
+    /* a panic reboots, and -no-reboot ends QEMU; the console line says why (no pvpanic
+     * without ACPI) */
+    {KNOB_ALWAYS, NULL, "panic=-1", 0},
+};
+
+static bool knob_applies(const struct knob *k, const struct vm_config *cfg, unsigned khz) {
+    switch (k->when) {
+    case KNOB_ALWAYS:
+        return true;
+    case KNOB_TSC:
+        return khz != 0;
+    default:
+        return (k->when == KNOB_CONSOLE) == cfg->console;
+    }
+}
+
+/* "-M" value and "-append" value for cfg (both malloc'd). */
+static void machine_and_cmdline(const struct vm_config *cfg, char **ret_machine,
+                                char **ret_append) {
+    unsigned khz = cfg->accel == VM_ACCEL_TCG ? vm_host_tsc_khz() : 0;
+    if (cfg->kernel_kind != VM_KERNEL_DEVBOX) {
+        /* microvm describes its virtio-mmio devices to the Debian kernel through ACPI (its
+         * 6.1 cloud build has no virtio_mmio.device= support); RAM is a shared memfd so
+         * virtiofsd can map it. */
+        *ret_machine = dbx_xstrdup("microvm,acpi=on,memory-backend=mem");
+        *ret_append = khz ? dbx_xasprintf("console=ttyS0 quiet panic=-1 tsc_early_khz=%u", khz)
+                          : dbx_xstrdup("console=ttyS0 quiet panic=-1");
+        return;
+    }
+    _cleanup_free_ char *m = dbx_xstrdup("microvm"), *a = dbx_xstrdup("");
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(devbox_knobs); i++) {
+        const struct knob *k = &devbox_knobs[i];
+        if (!knob_applies(k, cfg, khz)) continue;
+        char **dst = k->machine ? &m : &a;
+        const char *sep = k->machine ? "," : (**dst ? " " : "");
+        _cleanup_free_ char *num =
+            k->when == KNOB_TSC ? dbx_xasprintf("%llu", (unsigned long long)khz * 1000 / k->per_s)
+                                : dbx_xstrdup("");
+        char *n = dbx_xasprintf("%s%s%s%s", *dst, sep, k->machine ? k->machine : k->append, num);
+        free(*dst);
+        *dst = n;
+    }
+    *ret_machine = dbx_xasprintf("%s,memory-backend=mem", m);
+    *ret_append = TAKE_PTR(a);
+}
+
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     if (!cfg->kernel || !cfg->initramfs)
         return dbx_error_set(err, 0, "qemu: kernel and initramfs are required"), NULL;
@@ -140,10 +255,14 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     if (cfg->accel != VM_ACCEL_KVM && cfg->accel != VM_ACCEL_TCG)
         return dbx_error_set(err, 0, "qemu: unknown accelerator %d", (int)cfg->accel), NULL;
 
+    if (cfg->kernel_kind != VM_KERNEL_DEBIAN && cfg->kernel_kind != VM_KERNEL_DEVBOX)
+        return dbx_error_set(err, 0, "qemu: unknown kernel kind %d", (int)cfg->kernel_kind), NULL;
+    bool devbox = cfg->kernel_kind == VM_KERNEL_DEVBOX;
+    _cleanup_free_ char *machine = NULL, *append = NULL;
+    machine_and_cmdline(cfg, &machine, &append);
+
     char **v = dbx_strv_push(NULL, cfg->qemu ? cfg->qemu : "qemu-system-x86_64");
-    /* microvm describes its virtio-mmio devices to the guest through ACPI (the 6.1 kernel has
-     * no virtio_mmio.device= support); RAM is a shared memfd so virtiofsd can map it. */
-    v = push2(v, "-M", "microvm,acpi=on,memory-backend=mem");
+    v = push2(v, "-M", machine);
     if (cfg->accel == VM_ACCEL_KVM) {
         v = push2(v, "-accel", "kvm");
         v = push2(v, "-cpu", "host,-arch-capabilities");
@@ -165,11 +284,7 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
               "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
     v = push2(v, "-kernel", cfg->kernel);
     v = push2(v, "-initrd", cfg->initramfs);
-    unsigned khz = cfg->accel == VM_ACCEL_TCG ? vm_host_tsc_khz() : 0;
-    if (khz)
-        v = pushf(v, "-append", "console=ttyS0 quiet panic=-1 tsc_early_khz=%u", khz);
-    else
-        v = push2(v, "-append", "console=ttyS0 quiet panic=-1");
+    v = push2(v, "-append", append);
     if (cfg->disk) {
         /* writeback + honoured guest flushes (virtio-blk advertises a write cache). */
         _cleanup_free_ char *d = qopt(cfg->disk);
@@ -193,11 +308,18 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = pushf(v, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=%d", NET_FD);
         v = push2(v, "-device", "virtio-net-device,netdev=net0,mac=" VM_GUEST_MAC);
     }
+    if (cfg->balloon)
+        /* Pages the guest frees are reported (2 MiB blocks, a few seconds after) and QEMU
+         * punches them out of the memfd; the balloon itself gives way before the guest OOMs. */
+        v = push2(v, "-device", "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on");
     v = push2(v, "-device", "virtio-serial-device");
     v = pushf(v, "-chardev", "socket,id=agent,fd=%d", AGENT_FD);
     v = push2(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME);
     v = pushf(v, "-chardev", "socket,id=con,fd=%d", CONSOLE_FD);
-    v = push2(v, "-serial", "chardev:con");
+    if (devbox && !cfg->console)
+        v = push2(v, "-device", "virtconsole,chardev=con"); /* hvc0 */
+    else
+        v = push2(v, "-serial", "chardev:con");
     if (cfg->qmp_fd > 0) {
         /* A monitor over a socket pair: nothing on the filesystem, nothing else can reach it. */
         v = pushf(v, "-chardev", "socket,id=qmp,fd=%d", QMP_FD);
@@ -205,7 +327,8 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         /* The guest kernel reports its panic through the panic device; the VM is paused, not
          * powered off, so the monitor's GUEST_PANICKED reaches the supervisor before anything
          * ends QEMU (measured above).  Without a monitor nobody would hear it. */
-        v = push2(v, "-device", "pvpanic");
+        if (!devbox) /* described only by ACPI, which the devbox kernel has not */
+            v = push2(v, "-device", "pvpanic");
         v = push2(v, "-action", "panic=pause");
     }
     return v;

@@ -20,7 +20,8 @@ struct vm_kernel {
  * fetching it without root the first time (`apt-cache depends linux-image-cloud-amd64` names
  * the versioned package; `apt-get download` + `dpkg-deb -x` in a temp dir; rename into place),
  * and that an initramfs exists that holds `init_path` as /init plus the guest's modules
- * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs virtio_net, with
+ * (virtio_ring virtio virtio_mmio virtio_blk virtio_console fuse virtiofs virtio_net
+ * virtio_balloon, with
  * dependencies from `modinfo -F depends` (net_failover, failover), in dependency order) listed
  * in /modules.order.  A release unpacked by an older devbox for a different module list is
  * unpacked again.  The initramfs is
@@ -124,6 +125,8 @@ struct vm_config {
     const char *qemu;   /* binary; NULL = "qemu-system-x86_64" from PATH */
     const char *kernel; /* vmlinuz (DEBIAN) or an uncompressed PVH vmlinux (DEVBOX) */
     enum vm_kernel_kind kernel_kind;
+    bool balloon; /* virtio-balloon with free page reporting and deflate-on-oom */
+    bool console; /* ISA serial console (debugging); DEBIAN always has it */
     const char *initramfs;
     const char *disk;       /* the project's qcow2 overlay */
     const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
@@ -148,10 +151,14 @@ struct vm_config {
 
 /* Build the QEMU argv (NULL-terminated, free with dbx_strv_free) for cfg, assuming agent_fd
  * and console_fd are moved to fds 3 and 4 in the child:
- * -M microvm with ACPI, memfd-backed shared RAM, -nodefaults -no-user-config -nographic
+ * -M microvm with ACPI (VM_KERNEL_DEVBOX: without ACPI, PIT/PIC/RTC kept for TCG's timer and
+ * the clock, the console on hvc0 unless cfg->console, kernel knobs from the one table in
+ * vm-qemu.c), memfd-backed shared RAM, -nodefaults -no-user-config -nographic
  * -no-reboot, -sandbox on (with obsolete/elevateprivileges/spawn/resourcecontrol denied),
  * virtio-blk root disk (cache=writeback, honours guest flushes), vhost-user-fs-device,
- * virtio-serial-device with the agent port, the console on the ISA serial port, and a
+ * virtio-serial-device with the agent port, the console on the ISA serial port (DEVBOX
+ * without cfg->console: a virtconsole, hvc0, on the same device), a
+ * virtio-balloon-device (free-page-reporting, deflate-on-oom) when cfg->balloon, a
  * network device only when net_fd is set: virtio-net-device (MAC VM_GUEST_MAC) on a
  * `-netdev stream` over QEMU's end of a socket pair with passt (fd 5; QEMU 7.2; with
  * -sandbox on); with qmp_fd a QMP monitor on fd 6 (`-mon chardev=qmp,mode=control`).

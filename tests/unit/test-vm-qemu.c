@@ -161,6 +161,134 @@ static void test_argv_panic_device(void **state) {
     assert_null(opt_value(w, "-action", "panic="));
 }
 
+/* One comma-separated option list contains `item` exactly (not as a prefix of another). */
+static bool list_has(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; p; p = strchr(p, ',')) {
+        if (*p == ',') p++;
+        if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0')) return true;
+    }
+    return false;
+}
+
+/* A word of the kernel command line, exactly. */
+static bool cmdline_has(const char *app, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = app; p; p = strchr(p, ' ')) {
+        if (*p == ' ') p++;
+        if (strncmp(p, word, n) == 0 && (p[n] == ' ' || p[n] == '\0')) return true;
+    }
+    return false;
+}
+
+static const char *app0(char **v) {
+    return opt_value(v, "-append", "");
+}
+
+/* The Debian cloud kernel keeps today's machine: ACPI (it has no virtio_mmio.device=), the ISA
+ * serial console, the panic device. */
+static void test_argv_debian_kind(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.qmp_fd = 9;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    const char *m = opt_value(v, "-M", "microvm,");
+    assert_non_null(m);
+    assert_true(list_has(m, "acpi=on"));
+    assert_false(list_has(m, "pit=off") || list_has(m, "isa-serial=off"));
+    const char *app = opt_value(v, "-append", "");
+    assert_true(cmdline_has(app, "console=ttyS0"));
+    assert_false(cmdline_has(app, "console=hvc0"));
+    assert_non_null(opt_value(v, "-serial", "chardev:con"));
+    assert_null(opt_value(v, "-device", "virtconsole"));
+    assert_non_null(opt_value(v, "-device", "pvpanic"));
+    assert_null(opt_value(v, "-device", "virtio-balloon"));
+}
+
+/* The devbox kernel: microvm without ACPI and legacy devices, the console on hvc0 (virtio)
+ * unless asked for on the ISA serial port; the same devices otherwise. */
+static void test_argv_devbox_kind(void **state) {
+    for (int console = 0; console <= 1; console++) {
+        struct vm_config cfg = base_cfg();
+        cfg.kernel_kind = VM_KERNEL_DEVBOX;
+        cfg.kernel = "/k/vmlinux";
+        cfg.console = console;
+        cfg.qmp_fd = 9;
+        _cleanup_error_ dbx_error *err = NULL;
+        _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+        assert_non_null(v);
+        const char *m = opt_value(v, "-M", "microvm,");
+        assert_non_null(m);
+        assert_true(list_has(m, "acpi=off"));
+        assert_true(list_has(m, "memory-backend=mem"));
+        /* TCG needs the PIT and PIC for its timer, the guest the RTC for its clock */
+        assert_false(list_has(m, "pit=off") || list_has(m, "pic=off") || list_has(m, "rtc=off"));
+        assert_true(cmdline_has(app0(v), "reboot=t"));
+        assert_false(list_has(m, "acpi=on"));
+        assert_int_equal(list_has(m, "isa-serial=off"), !console);
+        assert_non_null(opt_value(v, "-kernel", "/k/vmlinux"));
+        assert_non_null(opt_value(v, "-initrd", "/k/initramfs.cpio"));
+        const char *app = opt_value(v, "-append", "");
+        assert_int_equal(cmdline_has(app, "quiet"), !console);
+        assert_true(cmdline_has(app, "panic=-1"));
+        assert_int_equal(cmdline_has(app, "console=ttyS0"), console);
+        assert_int_equal(cmdline_has(app, "console=hvc0"), !console);
+        /* QEMU itself appends virtio_mmio.device= (acpi=off): none from us */
+        assert_null(strstr(app, "virtio_mmio"));
+        /* TCG: the host's TSC frequency, when it has a constant one */
+        unsigned khz = vm_host_tsc_khz();
+        assert_int_equal(strstr(app, "tsc_early_khz=") != NULL, khz != 0);
+        if (khz) {
+            /* loops per jiffy of the fragment's HZ=250 from the same TSC frequency */
+            char lpj[64];
+            snprintf(lpj, sizeof(lpj), "lpj=%llu", (unsigned long long)khz * 4);
+            assert_true(cmdline_has(app, lpj));
+        }
+        assert_int_equal(opt_value(v, "-serial", "chardev:con") != NULL, console);
+        assert_int_equal(opt_value(v, "-device", "virtconsole,chardev=con") != NULL, !console);
+        /* no ACPI, so nothing would describe the ISA panic device to the guest */
+        assert_null(opt_value(v, "-device", "pvpanic"));
+        assert_non_null(opt_value(v, "-action", "panic=pause"));
+        /* the rest as for the Debian kernel */
+        assert_non_null(opt_value(v, "-device", "virtio-blk-device,drive=root"));
+        assert_true(list_has(opt_value(v, "-drive", "file="), "discard=unmap"));
+        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+        assert_non_null(
+            opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
+        assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
+        assert_non_null(opt_value(v, "-accel", "tcg"));
+    }
+    struct vm_config kvm = base_cfg();
+    kvm.kernel_kind = VM_KERNEL_DEVBOX;
+    kvm.accel = VM_ACCEL_KVM;
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **w = vm_qemu_argv(&kvm, &err);
+    assert_non_null(w);
+    assert_null(strstr(opt_value(w, "-append", ""), "tsc_early_khz"));
+    assert_null(strstr(opt_value(w, "-append", ""), "lpj="));
+    kvm.kernel_kind = (enum vm_kernel_kind)7;
+    assert_null(vm_qemu_argv(&kvm, &err));
+    assert_non_null(err);
+}
+
+/* virtio-balloon, for either kernel, only when asked: free page reporting gives what the guest
+ * frees back to the host, deflate-on-oom lets the guest take the balloon back. */
+static void test_argv_balloon(void **state) {
+    for (int kind = VM_KERNEL_DEBIAN; kind <= VM_KERNEL_DEVBOX; kind++) {
+        struct vm_config cfg = base_cfg();
+        cfg.kernel_kind = (enum vm_kernel_kind)kind;
+        cfg.balloon = true;
+        _cleanup_error_ dbx_error *err = NULL;
+        _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+        assert_non_null(v);
+        const char *b = opt_value(v, "-device", "virtio-balloon-device,");
+        assert_non_null(b);
+        assert_true(list_has(b, "free-page-reporting=on"));
+        assert_true(list_has(b, "deflate-on-oom=on"));
+    }
+}
+
 /* Feed bytes as QEMU would and collect what the parser made of them. */
 static unsigned qmp_feed(const char *const *chunks, size_t n, struct vm_qmp_state *st) {
     int sp[2];
@@ -307,6 +435,8 @@ int main(void) {
         cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
         cmocka_unit_test(test_argv_panic_device),  cmocka_unit_test(test_qmp_events),
         cmocka_unit_test(test_qmp_hostile),        cmocka_unit_test(test_argv_shares),
+        cmocka_unit_test(test_argv_debian_kind),   cmocka_unit_test(test_argv_devbox_kind),
+        cmocka_unit_test(test_argv_balloon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
