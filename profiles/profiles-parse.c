@@ -110,8 +110,8 @@ static const char *find_chars_or_comment(const char *s, const char *chars) {
     return s;
 }
 
-static const char *const user_sections[] = {"ceilings", "defaults", "registries", "network",
-                                            "setup"};
+static const char *const user_sections[] = {"ceilings", "defaults", "registries",
+                                            "network",  "setup",    "box"};
 
 static bool section_known(enum prof_kind kind, const char *s) {
     if (kind == PROF_KIND_USER) {
@@ -394,7 +394,7 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
     if (user && !*section) {
         perr(c, c->lineno,
              "key '%s' before the first section ([ceilings], [defaults], [registries], "
-             "[network] or [setup])",
+             "[network], [setup] or [box])",
              name);
         return false;
     }
