@@ -22,8 +22,10 @@
  *     back (a starter waiting for it then connects to this VM).  A status, ps or stats request
  *     is answered and does not count.
  *  5. stops the VM.  A client that connected before step 2 and said nothing for IDLE_DRAIN_MS
- *     is closed when the supervisor exits (its command fails).  Runs on the poll loop's thread
- *     (sandbox-supervisor.c). */
+ *     is closed when the supervisor exits (its command fails).
+ * From step 2 on, `devbox status` finds no socket and says "stopped" while the guest is still
+ * shutting down; `devbox stop` finds the supervisor by its alive lock and waits for it.  Runs
+ * on the poll loop's thread (sandbox-supervisor.c). */
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 

@@ -68,9 +68,8 @@ static void test_human(void **state) {
     static const struct {
         uint64_t s;
         const char *text;
-    } cases[] = {{0, "0s"},        {42, "42s"},       {60, "1m00s"},
-                 {252, "4m12s"},   {3599, "59m59s"},  {3600, "1h00m00s"},
-                 {7507, "2h05m07s"}, {2592000, "720h00m00s"}};
+    } cases[] = {{0, "0s"},        {42, "42s"},        {60, "1m00s"},      {252, "4m12s"},
+                 {3599, "59m59s"}, {3600, "1h00m00s"}, {7507, "2h05m07s"}, {2592000, "720h00m00s"}};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
         char *t = dbx_status_idle_human(cases[i].s);
         assert_string_equal(t, cases[i].text);
@@ -85,17 +84,17 @@ static void test_parse(void **state) {
     static const struct {
         const char *s;
         uint32_t v;
-    } good[] = {{"0", 0},      {"0s", 0},         {"0m", 0},      {"3s", 3},
-                {"30m", 1800}, {"2h", 7200},      {"720h", 2592000}, {"43200m", 2592000},
-                {"007s", 7},   {"2592000s", 2592000}};
+    } good[] = {
+        {"0", 0},     {"0s", 0},         {"0m", 0},           {"3s", 3},   {"30m", 1800},
+        {"2h", 7200}, {"720h", 2592000}, {"43200m", 2592000}, {"007s", 7}, {"2592000s", 2592000}};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++) {
         uint32_t v = 99;
         assert_int_equal(profile_parse_idle_stop(good[i].s, &v), 0);
         assert_int_equal(v, good[i].v);
     }
-    static const char *const bad[] = {"",    "5",    "30",   "5x",   "1.5m", "-1s",  " 5s",
-                                      "5s ", "5S",   "5ms",  "721h", "1d",   "s",    "m5",
-                                      "+5s", "1e3s", "2592001s", "99999999999h", "5 m"};
+    static const char *const bad[] = {
+        "",     "5",  "30", "5x", "1.5m", "-1s",  " 5s",      "5s ",          "5S", "5ms",
+        "721h", "1d", "s",  "m5", "+5s",  "1e3s", "2592001s", "99999999999h", "5 m"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         uint32_t v = 99;
         assert_int_equal(profile_parse_idle_stop(bad[i], &v), -EINVAL);
