@@ -764,8 +764,9 @@ static const struct prof_user_key user_keys[] = {
     {"network", "ca_files", PROF_LIST},
     /* also a profile key: in a profile it is the repo's own list (profiles-parse.c) */
     {"setup", "allow", PROF_LIST},
-    /* [box] is a profile section too; kernel_autobuild is the user's alone (issue 12) */
+    /* [box] is a profile section too; kernel_autobuild and idle_stop are the user's alone */
     {"box", "kernel_autobuild", 0},
+    {"box", "idle_stop", 0},
 };
 
 const struct prof_user_key *prof_user_key_find(const char *section, const char *key) {

@@ -474,6 +474,7 @@ static void user_defaults_init(struct profile_user *u) {
                                .max_memory = 2ull << 30,
                                .max_disk = 16ull << 30,
                                .max_image_size = PROFILE_IMAGE_SIZE_DEFAULT,
+                               .idle_stop_s = PROFILE_IDLE_STOP_DEFAULT,
                                .listen = dbx_xstrdup(PROFILE_LISTEN_DEFAULT)};
 }
 
@@ -507,6 +508,37 @@ static void user_ceiling(struct profile_user *u, const struct profile_layer *l,
         u->max_memory = n;
     else
         u->max_disk = n;
+}
+
+int profile_parse_idle_stop(const char *s, uint32_t *ret_s) {
+    static const struct {
+        char unit;
+        uint32_t s;
+    } units[] = {{'s', 1}, {'m', 60}, {'h', 3600}};
+    if (strcmp(s, "0") == 0) {
+        *ret_s = 0;
+        return 0;
+    }
+    size_t n = strspn(s, "0123456789");
+    uint32_t mult = 0;
+    for (size_t i = 0; n > 0 && n <= 10 && i < DBX_ARRAY_SIZE(units); i++)
+        if (s[n] == units[i].unit && s[n + 1] == '\0') mult = units[i].s;
+    _cleanup_free_ char *num = dbx_xstrndup(s, n);
+    uint64_t v = 0;
+    if (!mult || dbx_parse_u64(num, 0, PROFILE_IDLE_STOP_MAX, &v) < 0 ||
+        v * mult > PROFILE_IDLE_STOP_MAX)
+        return -EINVAL;
+    *ret_s = (uint32_t)(v * mult);
+    return 0;
+}
+
+static void user_idle_stop(struct profile_user *u, const struct profile_layer *l,
+                           const struct prof_entry *e, char ***errors) {
+    if (profile_parse_idle_stop(e->parts[0].text, &u->idle_stop_s) < 0)
+        prof_errf(errors,
+                  "%s:%u: [box] idle_stop: must be 0 (never) or a whole number with s, m or h "
+                  "up to 720h, not '%s'",
+                  l->name, e->line, e->parts[0].text);
 }
 
 /* [registries] insecure, [network] ca_files, [setup] allow, a secret's hosts */
@@ -568,6 +600,8 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
     size_t nerr = dbx_strv_len(*errors);
     if (strcmp(e->section, "ceilings") == 0) {
         user_ceiling(u, l, e, errors);
+    } else if (strcmp(e->key, "idle_stop") == 0) { /* [box] */
+        user_idle_stop(u, l, e, errors);
     } else if (strcmp(e->key, "insecure") == 0) {
         prof_user_list(l, e, prof_registry_normalize, PROFILE_MAX_LIST, &u->registries_insecure,
                        errors);

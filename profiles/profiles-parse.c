@@ -394,7 +394,7 @@ static bool resolve_key(struct pctx *c, const char *section, const char *name, c
     if (user && !*section) {
         perr(c, c->lineno,
              "key '%s' before the first section ([ceilings], [defaults], [registries], "
-             "[network] or [setup])",
+             "[network], [setup] or [box])",
              name);
         return false;
     }

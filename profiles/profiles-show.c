@@ -394,6 +394,14 @@ static const char *ufrom(const struct profile_user *u, const char *key) {
     return "default";
 }
 
+/* idle_stop as config.ini would say it: the largest whole unit */
+static char *idle_stop_text(uint32_t s) {
+    if (s == 0) return dbx_xstrdup("0");
+    if (s % 3600 == 0) return dbx_xasprintf("%uh", s / 3600);
+    if (s % 60 == 0) return dbx_xasprintf("%um", s / 60);
+    return dbx_xasprintf("%us", s);
+}
+
 /* What the caller (sandbox/) uses when config.ini does not set these (profiles.h). */
 #define CA_FILES_DEFAULT "default: the host's /usr/local/share/ca-certificates"
 #define SETUP_ALLOW_DEFAULT "default: the hosts of the host's apt sources"
@@ -485,6 +493,8 @@ char *profile_user_to_text(const struct profile_user *u) {
     fprintf(f, "\n[box]\n");
     kv(f, "kernel_autobuild", u && u->kernel_autobuild_off ? "false" : "true",
        ufrom(u, "box.kernel_autobuild"));
+    _cleanup_free_ char *idle = idle_stop_text(u ? u->idle_stop_s : PROFILE_IDLE_STOP_DEFAULT);
+    kv(f, "idle_stop", idle, ufrom(u, "box.idle_stop"));
     for (size_t i = 0; u && i < u->nsecrets; i++)
         text_user_secret(f, u, &u->secrets[i]);
     if (fclose(f) != 0) dbx_oom_hook();
@@ -520,6 +530,8 @@ char *profile_user_to_json(const struct profile_user *u) {
     json_t *box = json_object();
     jset(box, "kernel_autobuild", json_boolean(!(u && u->kernel_autobuild_off)),
          ufrom(u, "box.kernel_autobuild"));
+    jset(box, "idle_stop_s", json_integer(u ? u->idle_stop_s : PROFILE_IDLE_STOP_DEFAULT),
+         ufrom(u, "box.idle_stop"));
     json_object_set_new(root, "box", box);
     json_object_set_new(root, "secrets", json_user_secrets(u));
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII);

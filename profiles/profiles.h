@@ -283,11 +283,15 @@ int profile_devcontainer_translate(const char *json, size_t len, const char *fna
 struct profile_layer; /* opaque: parsed entries of one file (profiles-internal.h) */
 #define PROFILE_IMAGE_SIZE_DEFAULT (16ull << 30)
 struct profile_user {
-    unsigned max_cpus;              /* default: the host's CPU count (at most 64) */
-    uint64_t max_memory;            /* default: 2 GiB */
-    uint64_t max_disk;              /* default: 16 GiB */
-    uint64_t max_image_size;        /* [ceilings] image_size, the most file data a pulled image
-                                       may unpack to (default 16 GiB; 0 = the default) */
+    unsigned max_cpus;       /* default: the host's CPU count (at most 64) */
+    uint64_t max_memory;     /* default: 2 GiB */
+    uint64_t max_disk;       /* default: 16 GiB */
+    uint64_t max_image_size; /* [ceilings] image_size, the most file data a pulled image
+                                may unpack to (default 16 GiB; 0 = the default) */
+    /* [box] idle_stop: a running box with no session, forwarded connection or detached
+     * process for this long is stopped by its supervisor; 0 = never.  profile_user_load sets
+     * PROFILE_IDLE_STOP_DEFAULT when the file does not say; a zero-filled struct means never. */
+    uint32_t idle_stop_s;
     char *path;                     /* the file read, or NULL */
     struct profile_layer *defaults; /* [defaults], applied by profile_load; NULL = none */
     /* registries the user allows over plain http: "host", "host:PORT", "a.b.c.d[:PORT]",
@@ -360,6 +364,11 @@ void profile_clear(struct profile *p);
  * they are checked here, errors name config.ini:line.  A zero-filled struct profile_user (or
  * NULL where one is taken) means the default ceilings and no defaults. */
 int profile_user_load(const char *config_dir, struct profile_user *ret, dbx_error **err);
+#define PROFILE_IDLE_STOP_DEFAULT (30u * 60u)
+#define PROFILE_IDLE_STOP_MAX (30u * 24u * 3600u)
+/* An idle_stop value: "0" (never), or a whole number with s, m or h, at most 720h, into
+ * seconds.  0 or -EINVAL (ret untouched). */
+int profile_parse_idle_stop(const char *s, uint32_t *ret_s);
 void profile_user_clear(struct profile_user *u);
 /* The secret declared as `name`, or NULL (u may be NULL: none). */
 const struct profile_secret *profile_user_secret(const struct profile_user *u, const char *name);

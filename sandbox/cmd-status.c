@@ -61,6 +61,15 @@ static void print_human(const struct dbx_status *st) {
         print_int("sessions", st->sessions);
         print_str("network", dbx_status_network_name(st->network));
         print_int("connections", (long long)st->connections);
+        /* nothing running for this long (absent while something does): the idle stop's
+         * clock (supervisor-idle.c counts sessions and socket sessions as busy) */
+        if (st->sessions == 0 && st->connections == 0) {
+            _cleanup_free_ char *idle = dbx_status_idle_human(st->idle_s);
+            _cleanup_free_ char *limit =
+                st->idle_stop_s ? dbx_status_idle_human(st->idle_stop_s) : NULL;
+            printf("%-11s %s%s%s%s\n", "idle", idle, limit ? " (stops at " : "", limit ? limit : "",
+                   limit ? ")" : "");
+        }
         /* what the box tried on the paths the host runs: "0 write attempts" says none */
         _cleanup_free_ char *first = st->protected_first ? dbx_escape(st->protected_first) : NULL;
         printf("%-11s %llu write attempts%s%s%s\n", "protected",

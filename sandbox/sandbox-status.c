@@ -9,7 +9,7 @@
 #include <jansson.h>
 #include <limits.h>
 
-#define STATUS_VERSION 2 /* 2: protected_writes, protected_first */
+#define STATUS_VERSION 3 /* 2: protected_writes, protected_first; 3: idle_s, idle_stop_s */
 #define STATUS_FILE_MAX (1u << 20)
 #define STATUS_STR_MAX PATH_MAX /* project root, image, one profile file */
 #define STATUS_SHORT_MAX 256u   /* accel, kernel release */
@@ -27,6 +27,13 @@ void dbx_status_clear(struct dbx_status *st) {
     free(st->profile_error);
     free(st->protected_first);
     *st = (struct dbx_status){0};
+}
+
+char *dbx_status_idle_human(uint64_t s) {
+    unsigned long long h = s / 3600, m = s / 60 % 60, sec = s % 60;
+    if (s < 60) return dbx_xasprintf("%llus", sec);
+    if (s < 3600) return dbx_xasprintf("%llum%02llus", m, sec);
+    return dbx_xasprintf("%lluh%02llum%02llus", h, m, sec);
 }
 
 static void put_opt_str(struct dbx_buf *b, const char *s) {
@@ -62,6 +69,8 @@ void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *b) {
     dbx_buf_put_str(b, st->ports ? st->ports : "");
     dbx_buf_put_u64(b, st->protected_writes);
     put_opt_str(b, st->protected_first);
+    dbx_buf_put_u64(b, st->idle_s);
+    dbx_buf_put_u64(b, st->idle_stop_s);
 }
 
 /* A string into a fixed array: at most cap - 1 bytes. */
@@ -116,7 +125,8 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
         dbx_get_u64(c, &st->connections) < 0 || dbx_get_str(c, STATUS_PORTS_MAX, &st->ports) < 0 ||
         dbx_get_u64(c, &st->protected_writes) < 0 || dbx_get_u8(c, &has_first) < 0 ||
         has_first > 1 ||
-        (has_first && dbx_get_str(c, DBX_PROTECTED_PATH_MAX, &st->protected_first) < 0) || c->left)
+        (has_first && dbx_get_str(c, DBX_PROTECTED_PATH_MAX, &st->protected_first) < 0) ||
+        dbx_get_u64(c, &st->idle_s) < 0 || dbx_get_u64(c, &st->idle_stop_s) < 0 || c->left)
         return -1;
     return 0;
 }
@@ -184,6 +194,8 @@ static json_t *running_json(const struct dbx_status *st) {
     json_object_set_new(j, "protected_writes", json_integer((json_int_t)st->protected_writes));
     json_object_set_new(j, "protected_first",
                         st->protected_first ? json_string(st->protected_first) : json_null());
+    json_object_set_new(j, "idle_s", json_integer((json_int_t)st->idle_s));
+    json_object_set_new(j, "idle_stop_s", json_integer((json_int_t)st->idle_stop_s));
     return j;
 }
 

@@ -231,7 +231,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
                     .net_override = net_override,
                     .sig_fd = -1,
                     .vm = {.qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1},
-                    .relay = {.listen_fd = -1, .agent_fd = -1}};
+                    .relay = {.listen_fd = -1, .agent_fd = -1},
+                    .idle = {.lock_fd = -1}};
     for (int i = 0; i < 3; i++)
         s.vm.logs[i].in = s.vm.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;
@@ -289,8 +290,12 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sup_ready_say(&s, 'O', NULL);
     sup_event_box(&s, "started", vm_accel_name(s.vm.accel));
     sup_watch_start(&s);
-    while (!s.guest.quit)
-        sup_poll(&s, s.guest.stopping || s.guest.console_panic_ms ? 200 : 5000);
+    sup_idle_ready(&s);
+    while (!s.guest.quit) {
+        sup_poll(&s, sup_idle_poll_timeout(
+                         &s, s.guest.stopping || s.guest.console_panic_ms ? 200 : 5000));
+        sup_idle_check(&s);
+    }
     /* The monitor, then the console, may still hold why QEMU went away (a panic, then a
      * reboot -no-reboot ends). */
     if (vm_qmp_fd(s.vm.qmp) >= 0) sup_qmp_events(&s);
@@ -299,7 +304,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     clean = s.guest.stopping && WIFEXITED(s.vm.qemu_status) && WEXITSTATUS(s.vm.qemu_status) == 0;
     sup_log("QEMU exited (%s, status 0x%x)", clean ? "clean" : "unexpected", s.vm.qemu_status);
     sup_teardown(&s, clean);
-    sup_event_box(&s, "stopped", clean || s.guest.stopping ? NULL : "QEMU exited unexpectedly");
+    sup_event_box(&s, s.idle.stopped_ms ? "idle-stopped" : "stopped",
+                  clean || s.guest.stopping ? NULL : "QEMU exited unexpectedly");
 out:
     if (err) {
         sup_log("error: %s", err->msg);
@@ -307,6 +313,10 @@ out:
         sup_teardown(&s, false);
     }
     if (s.sig_fd >= 0) close(s.sig_fd);
+    /* An idle stop holds the starters' lock: a command waiting for it boots a new VM, which
+     * needs the alive lock free first. */
+    if (alive_fd >= 0) close(TAKE_FD(alive_fd));
+    sup_idle_release(&s);
     sup_watch_stop(&s);
     free(s.guest.boot_error);
     free(s.guest.release);

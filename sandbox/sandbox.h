@@ -222,11 +222,15 @@ struct dbx_status {
     char *ports;               /* one forward a line ("127.0.0.1:3000 -> 3000\n") */
     uint64_t protected_writes; /* write attempts on protected paths this boot (the guest's word) */
     char *protected_first;     /* the first one's workspace-relative path, or NULL */
+    uint64_t idle_s;           /* how long the box has had nothing running (0: busy) */
+    uint64_t idle_stop_s;      /* config.ini's idle_stop it started with (0: never) */
     /* set by `devbox status` (never encoded): devbox.ini on disk against profile_hash */
     bool profile_checked, profile_changed;
     char *profile_error; /* the profile on disk does not load */
 };
 void dbx_status_clear(struct dbx_status *st);
+/* Seconds as status shows an idle time: "42s", "4m12s", "2h05m07s". */
+char *dbx_status_idle_human(uint64_t s);
 /* The status of the project's VM: asked of its supervisor, or built from the project's record
  * when it is not running.  *ret is cleared by the caller. */
 int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,

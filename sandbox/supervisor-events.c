@@ -197,6 +197,7 @@ void sup_event_box(struct sup *s, const char *what, const char *detail) {
     struct dbx_buf b = {0};
     ev_begin(&b, type);
     if (detail) ev_str(&b, stop ? "why" : "accel", detail);
+    if (strcmp(what, "idle-stopped") == 0) ev_u64(&b, "idle_s", s->idle.stopped_ms / 1000);
     ev_end(s, &b);
 }
 

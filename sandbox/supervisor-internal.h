@@ -63,6 +63,12 @@ struct sup_events {
     uint64_t proxy_suppressed;      /* denials not written since the last summary */
 };
 
+/* The idle clock (supervisor-idle.c): since_ms is when the box last became idle (0 while it
+ * is busy), stop_ms config.ini's idle_stop (0: never). */
+struct sup_idle_clock {
+    uint64_t stop_ms, since_ms;
+};
+
 /* Everything below belongs to the poll loop's thread (see sandbox-supervisor.c). */
 struct sup {
     /* what runs: set up by sup_prepare, fixed afterwards */
@@ -125,6 +131,15 @@ struct sup {
     /* the box's write attempts on protected paths, as the guest reports them (this boot: a
      * setup VM has no workspace, so only the project's VM reports) (supervisor-status.c) */
     struct dbx_protected protect;
+
+    /* idle stop (supervisor-idle.c) */
+    struct {
+        struct sup_idle_clock clock;
+        int lock_fd;             /* the starters' lock, from the idle stop's start to exit */
+        uint64_t drain_deadline; /* != 0: the socket is gone, queued clients are being heard */
+        uint64_t retry_ms;       /* the lock was busy: not again before this */
+        uint64_t stopped_ms;     /* != 0: the stop is an idle stop, after this long idle */
+    } idle;
 
     struct sup_events events;   /* the events journal (supervisor-events.c) */
     struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
@@ -214,7 +229,8 @@ void sup_vfs_died(struct sup *s, int status, const char *share);
 void sup_agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p, size_t n);
 void sup_agent_read(struct sup *s);
 void sup_agent_flush(struct sup *s);
-void sup_client_accept(struct sup *s);
+/* One connection from the listening socket; false when none was waiting. */
+bool sup_client_accept(struct sup *s);
 /* A connected stream socket (non-blocking) becomes a client, as an accepted one would. */
 void sup_client_add(struct sup *s, int fd);
 void sup_client_read(struct sup *s, struct client *c);
@@ -301,3 +317,20 @@ void sup_stats_client_gone(struct sup *s, struct client *c);
  * may be forwarded to the session's client); garbage is logged and false; a second NOTICE is
  * logged once and false, later ones silently false. */
 bool sup_notice_ok(struct sup *s, struct sess *x, const uint8_t *p, uint32_t n);
+/* ---- supervisor-idle.c (issue 12) ---- */
+/* The clock: busy (a session or a socket session) stops it, the first idle round starts it. */
+void sup_idle_mark(struct sup_idle_clock *c, bool busy, uint64_t now);
+/* How long the box has been idle at now (0 while busy). */
+uint64_t sup_idle_for(const struct sup_idle_clock *c, uint64_t now);
+/* Idle for stop_ms or more (never when stop_ms is 0). */
+bool sup_idle_due(const struct sup_idle_clock *c, uint64_t now);
+/* timeout_ms, or the milliseconds until the box is due when that is sooner (0: due now). */
+int sup_idle_timeout(const struct sup_idle_clock *c, uint64_t now, int timeout_ms);
+/* The box is ready: the clock starts (s->idle.clock.stop_ms set by sup_prepare). */
+void sup_idle_ready(struct sup *s);
+/* The main loop's poll timeout: timeout_ms or sooner, when the idle stop has something due. */
+int sup_idle_poll_timeout(struct sup *s, int timeout_ms);
+/* After each round of the main loop: the clock, and the idle stop's steps (see the file). */
+void sup_idle_check(struct sup *s);
+/* Give back the starters' lock (after the alive lock, at exit). */
+void sup_idle_release(struct sup *s);

@@ -238,18 +238,19 @@ void sup_client_read(struct sup *s, struct client *c) {
     }
 }
 
-void sup_client_accept(struct sup *s) {
+bool sup_client_accept(struct sup *s) {
     int fd = accept4(s->relay.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return false;
     struct ucred cr;
     socklen_t l = sizeof(cr);
     /* The socket lives in a 0700 directory; checking the peer is defence in depth. */
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &l) < 0 || cr.uid != geteuid() ||
         s->relay.nclients >= MAX_CLIENTS) {
         close(fd);
-        return;
+        return true;
     }
     sup_client_add(s, fd);
+    return true;
 }
 
 void sup_client_add(struct sup *s, int fd) {

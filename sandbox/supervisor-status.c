@@ -41,6 +41,8 @@ void sup_status(struct sup *s, struct dbx_status *ret) {
         .ports = s->net ? net_port_list(s->net) : dbx_xstrdup(""),
         .protected_writes = s->protect.count,
         .protected_first = s->protect.first[0] ? dbx_xstrdup(s->protect.first) : NULL,
+        .idle_s = sup_idle_for(&s->idle.clock, dbx_now_ms()) / 1000,
+        .idle_stop_s = s->idle.clock.stop_ms / 1000,
     };
     memcpy(st.id, s->proj.id, sizeof(st.id));
     for (char **f = s->prof.files; f && *f; f++)

@@ -671,6 +671,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
         r = profile_set(&s->prof, "network.mode", s->net_override, "command line", err);
     /* Before any child: a used `env =` secret's value moves into protected memory, and every
      * declared secret variable leaves our environment. */
+    s->idle.clock.stop_ms = (uint64_t)user.idle_stop_s * 1000;
     if (r == 0) r = sup_secrets_take_env(s, &user, err);
     if (r == 0) r = shares_find(s, err);
     _cleanup_free_ char *nofile = r == 0 ? mounts_nofile_warning(s->proj.root) : NULL;

@@ -248,7 +248,7 @@ static void test_user_config(void **state) {
     assert_true(profile_user_load(r->dir, &u, &err) < 0);
     _cleanup_free_ char *want = dbx_xasprintf(
         "%1$s/config.ini:1: key 'top' before the first section ([ceilings], [defaults], "
-        "[registries], [network] or [setup])\n"
+        "[registries], [network], [setup] or [box])\n"
         "%1$s/config.ini:3: unknown key 'cpu' in [ceilings] (did you mean 'cpus'?)\n"
         "%1$s/config.ini:4: [ceilings] memory: must be a size from 128M to 64T, not '1'\n"
         "%1$s/config.ini:6: unknown key 'box.cpu' in [box] (did you mean 'cpus'?)\n"

@@ -32,6 +32,8 @@ static void sample(struct dbx_status *st) {
         .ports = dbx_xstrdup("127.0.0.1:3000 -> 3000\n"),
         .protected_writes = 5,
         .protected_first = dbx_xstrdup(".claude/settings.json"),
+        .idle_s = 252,
+        .idle_stop_s = 1800,
     };
     memcpy(st->id, "0123456789abcdef", 17);
     memset(st->profile_hash, 'a', 64);
@@ -71,6 +73,8 @@ static void test_roundtrip(void **state) {
     assert_string_equal(b.ports, a.ports);
     assert_int_equal(b.protected_writes, 5);
     assert_string_equal(b.protected_first, ".claude/settings.json");
+    assert_int_equal(b.idle_s, 252);
+    assert_int_equal(b.idle_stop_s, 1800);
     dbx_status_clear(&b);
     /* an image may be absent (a stopped project); no profile files is NULL, not empty */
     free(a.image);
@@ -139,8 +143,9 @@ static void test_json_keys(void **state) {
     a.state = DBX_VM_RUNNING;
     char *j = dbx_status_json(&a);
     assert_string_equal(
-        j, "{\"accel\":\"tcg\",\"connections\":7,\"cpus\":2,\"id\":\"0123456789abcdef\",\"image\":"
-           "\"docker.io/library/debian:bookworm\",\"kernel\":\"6.1.0-57-cloud-amd64\","
+        j, "{\"accel\":\"tcg\",\"connections\":7,\"cpus\":2,\"id\":\"0123456789abcdef\","
+           "\"idle_s\":252,\"idle_stop_s\":1800,\"image\":\"docker.io/library/"
+           "debian:bookworm\",\"kernel\":\"6.1.0-57-cloud-amd64\","
            "\"memory_mib\":384,\"network\":\"allowlist\",\"pid\":100,\"ports\":\"127.0.0.1:3000 "
            "-> 3000\\n\",\"profile_files\":[\"devbox.ini\",\"sub/base.ini\"],\"profile_hash\":"
            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"project\":"
