@@ -131,8 +131,9 @@ $(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.h $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
 
-# build/devbox too: the virtiofsd tests start it as virtiofsd's guard.
-unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-init
+# build/devbox-full too: the virtiofsd tests start it as virtiofsd's guard (and build/devbox,
+# for check-docs).
+unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-init
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done; \
 	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
 	  $$f tests/fuzz/corpus/$$c; done
