@@ -45,7 +45,7 @@ static bool debug(void) {
     return d && *d && strcmp(d, "0") != 0;
 }
 
-/* Never returns: the full devbox takes over this process. */
+/* Never returns: the full devbox takes over this process (or devbox fails, 125). */
 static _Noreturn void exec_full(const char *why) {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -56,14 +56,19 @@ static _Noreturn void exec_full(const char *why) {
     }
     self[n] = '\0';
     const char *dir = dirname(self);
-    _cleanup_free_ char *next = dbx_xasprintf("%s/devbox-full", dir);
-    _cleanup_free_ char *lib = dbx_xasprintf("%s/../lib/devbox/devbox-full", dir);
+    char *next = dbx_xasprintf("%s/devbox-full", dir);
+    char *lib = dbx_xasprintf("%s/../lib/devbox/devbox-full", dir);
     const char *full = access(next, X_OK) == 0 ? next : lib;
     if (debug()) fprintf(stderr, "devbox: client: full (%s)\n", why);
     fflush(NULL);
     execv(full, full_argv);
-    _cleanup_free_ char *q = dbx_escape(full);
-    fprintf(stderr, "devbox: cannot run the full devbox '%s': %s\n", q, strerror(errno));
+    int e = errno;
+    char *q = dbx_escape(full);
+    fprintf(stderr, "devbox: cannot run the full devbox '%s': %s\n", q, strerror(e));
+    /* exit() runs no cleanup attributes: freed by hand (LeakSanitizer checks at exit) */
+    free(q);
+    free(next);
+    free(lib);
     exit(125);
 }
 
