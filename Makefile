@@ -31,7 +31,7 @@ COMMON_SRCS := $(wildcard common/*.c)
 GUEST_SRCS  := $(wildcard guest/*.c)
 LIB_SRCS    := $(COMMON_SRCS) \
                $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c) \
-               $(filter-out sandbox/main.c,$(wildcard sandbox/*.c))
+               $(filter-out sandbox/main.c sandbox/lean-main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRCS := $(wildcard tests/unit/helpers*.c)
@@ -44,7 +44,20 @@ UNIT_HELPERS := $(HELPER_SRCS:tests/unit/%.c=$(BUILD)/tests/helpers/%.o)
 FUZZ_CC    ?= clang
 FUZZ_TIME  ?= 60
 
-all: $(BUILD)/devbox $(BUILD)/devbox-init
+# build/devbox is the lean client (sandbox/lean-main.c): exec and enter on a running VM with
+# libc alone, everything else by exec'ing build/devbox-full, the whole devbox.  Its sources that
+# also serve the full devbox are compiled again with DBX_LEAN (which leaves out what needs a
+# library), the rest is shared as is; an archive, so only what the exec path uses is linked
+# (an undefined symbol is a build failure, not a library quietly pulled in).  Static (no dynamic
+# loader at all) except under a sanitizer, whose runtime is a shared library.
+LEAN_SRCS   := sandbox/lean-main.c sandbox/cmd-exec.c sandbox/cmd-common.c sandbox/sandbox-exec.c \
+               sandbox/sandbox-status.c sandbox/sandbox-stats.c
+LEAN_SHARED := $(COMMON_SRCS) sandbox/sandbox-lean.c sandbox/sandbox-paths.c
+LEAN_OBJS   := $(filter-out $(BUILD)/lean/sandbox/lean-main.o,$(LEAN_SRCS:%.c=$(BUILD)/lean/%.o)) \
+               $(LEAN_SHARED:%.c=$(BUILD)/host/%.o)
+LEAN_STATIC := $(if $(SAN),,-static)
+
+all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-init
 
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -60,8 +73,26 @@ $(BUILD)/libdevbox.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/devbox: $(BUILD)/host/sandbox/main.o $(BUILD)/libdevbox.a
+$(BUILD)/devbox-full: $(BUILD)/host/sandbox/main.o $(BUILD)/libdevbox.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(HOST_LIBS)
+
+$(BUILD)/lean/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -DDBX_LEAN -DDBX_USAGE_FILE='"$(BUILD)/lean/usage.txt"' \
+	  -MMD -MP -c $< -o $@
+
+# `devbox --help` of the lean client is the full devbox's, captured here (lean-main.c includes it).
+$(BUILD)/lean/usage.txt: $(BUILD)/devbox-full
+	@mkdir -p $(dir $@)
+	$< --help >$@.tmp && mv $@.tmp $@
+$(BUILD)/lean/sandbox/lean-main.o: $(BUILD)/lean/usage.txt
+
+$(BUILD)/lean/liblean.a: $(LEAN_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/devbox: $(BUILD)/lean/sandbox/lean-main.o $(BUILD)/lean/liblean.a
+	$(CC) $(CFLAGS) $(SAN) $(LEAN_STATIC) -Wl,--fatal-warnings -o $@ $^
 
 $(BUILD)/devbox-init: $(GUEST_OBJS)
 	$(CC) $(CFLAGS) -static -Wl,--fatal-warnings -o $@ $^
@@ -103,8 +134,9 @@ $(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.h $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
 
-# build/devbox too: the virtiofsd tests start it as virtiofsd's guard.
-unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-init
+# build/devbox-full too: the virtiofsd tests start it as virtiofsd's guard (and build/devbox,
+# for check-docs).
+unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-init
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done; \
 	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
 	  $$f tests/fuzz/corpus/$$c; done
@@ -117,13 +149,15 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	tests/docs-check.sh $(BUILD)/devbox
 	@set -e; d=$$(mktemp -d /tmp/devbox-install.XXXXXX); \
 	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
-	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init share/man/man1/devbox.1 \
+	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init lib/devbox/devbox-full \
+	  share/man/man1/devbox.1 \
 	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
 	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
 	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
 	done; rm -rf --one-file-system $$d; echo "make install: ok"
 
-# The binary and the guest init (found next to devbox, or in ../lib/devbox from it), the prefix
+# The lean client as bin/devbox, the full devbox and the guest init in lib/devbox (the client
+# finds devbox-full there from itself; the full devbox finds the init next to itself), the prefix
 # script for agents (docs/agents.md), the man page, completions, and the built-in profiles
 # (compiled into devbox; installed for reading, as `devbox profile show` cites them).
 install: all
@@ -132,6 +166,7 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 755 $(BUILD)/devbox tools/devbox-shell-prefix $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(BUILD)/devbox-full $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
@@ -141,7 +176,8 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/devbox $(DESTDIR)$(PREFIX)/bin/devbox-shell-prefix \
-	  $(DESTDIR)$(PREFIX)/lib/devbox/devbox-init $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
+	  $(DESTDIR)$(PREFIX)/lib/devbox/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/devbox-full \
+	  $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
 	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles

@@ -10,8 +10,10 @@ int cmd_fail(dbx_error **err) {
     return 125;
 }
 
+#ifndef DBX_LEAN /* libgit2: the lean client finds its projects with dbx_project_find_lean */
 int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret) {
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_project_find(&ctx->paths, ctx->dir, false, ret, &err) < 0) return cmd_fail(&err);
     return 0;
 }
+#endif

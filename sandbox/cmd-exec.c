@@ -15,7 +15,8 @@
 static const char shell_script[] = "case ${SHELL##*/} in ''|nologin|false) SHELL=/bin/sh ;; esac; "
                                    "exec \"$SHELL\" -c \"$1\"";
 
-static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
+#ifndef DBX_LEAN /* the lean client's is in sandbox/lean-main.c */
+int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     struct dbx_project proj = {0};
     int rc = cmd_project(ctx, &proj);
     if (rc) return rc;
@@ -25,6 +26,7 @@ static int run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     dbx_project_clear(&proj);
     return rc < 0 ? cmd_fail(&err) : rc;
 }
+#endif
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     static const struct option longopts[] = {
@@ -126,7 +128,7 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         o.argv = shell_argv;
     } else
         o.argv = argv + optind;
-    return run(ctx, &o);
+    return cmd_exec_run(ctx, &o);
 }
 
 int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv) {
@@ -138,5 +140,5 @@ int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv) {
     struct dbx_exec_opts o = {
         .interactive = true, .tty = isatty(0) == 1, .login = true, .argv = none};
     (void)argv;
-    return run(ctx, &o);
+    return cmd_exec_run(ctx, &o);
 }

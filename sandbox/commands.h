@@ -16,6 +16,9 @@ int cmd_fail(dbx_error **err);
 int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret);
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv);
+/* exec's and enter's last step, once the options are parsed: the full devbox's runs the command
+ * (cmd-exec.c); the lean client's (lean-main.c) runs it when it can, else execs the full one. */
+int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o);
 int cmd_enter(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv);

@@ -14,18 +14,6 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
-    memset(sa, 0, sizeof(*sa));
-    sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof(sa->sun_path))
-        return dbx_error_set(err, 0,
-                             "socket path '%s' is longer than %zu bytes (use a "
-                             "shorter DEVBOX_HOME or XDG_RUNTIME_DIR)",
-                             path, sizeof(sa->sun_path) - 1);
-    strcpy(sa->sun_path, path);
-    return 0;
-}
-
 int dbx_project_dirs(const struct dbx_project *p, dbx_error **err) {
     if (dbx_mkdir_p(p->state_dir, 0700, err) < 0 || dbx_mkdir_p(p->data_dir, 0700, err) < 0 ||
         dbx_mkdir_private(p->run_dir, err) < 0)
@@ -48,14 +36,6 @@ int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct db
     p.run_dir = dbx_xasprintf("%s/%s", paths->run, id);
     *ret = p;
     return 0;
-}
-
-int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n) {
-    uint8_t h[DBX_FRAME_HDR];
-    dbx_hdr_encode(h, type, session, (uint32_t)n);
-    int r = dbx_write_all(fd, h, sizeof(h));
-    if (r == 0 && n) r = dbx_write_all(fd, p, n);
-    return r;
 }
 
 static int try_connect(const struct dbx_project *proj, int *ret_fd, dbx_error **err) {

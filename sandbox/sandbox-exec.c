@@ -35,6 +35,7 @@ struct xs {
     struct dbx_notice notice; /* why the command died, told after the terminal is restored */
 };
 
+#ifndef DBX_LEAN /* the lean client hands -e with a config.ini to the full devbox */
 /* `-e NAME` of a secret config.ini declares would copy the host's value into the box (and
  * `-e NAME=...` replace its placeholder): the one way around the proxy, so refused.  config.ini
  * is read only when -e is given (a warm exec stays fast). */
@@ -62,9 +63,10 @@ static int check_env_secrets(const struct dbx_paths *paths, char *const *env, db
     profile_user_clear(&u);
     return r;
 }
+#endif
 
-static int build_req(const struct dbx_project *proj, const struct dbx_exec_opts *o,
-                     struct dbx_buf *out, dbx_error **err) {
+int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
+                       struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
                 (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
@@ -283,6 +285,54 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
     return 0;
 }
 
+int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
+                     bool *ret_ran, dbx_error **err) {
+    struct xs x = {.sock = sock,
+                   .stdin_credit = DBX_WINDOW,
+                   .stdin_open = o->interactive,
+                   .code = 125,
+                   .detach = o->detach};
+    int r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req->data, req->len);
+    if (r < 0) {
+        close(x.sock);
+        return dbx_error_set(err, -r, "send the command to the supervisor");
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(forwarded); i++) {
+        signal(forwarded[i], SIG_DFL); /* a background job inherits SIGINT ignored */
+        sigaddset(&mask, forwarded[i]);
+    }
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (o->tty && o->interactive) raw_on(&x);
+    r = relay(&x, o, sfd, err);
+    raw_off(&x);
+    close(x.sock);
+    dbx_reader_free(&x.rd);
+    /* the hint is for a command that ran and failed, not for devbox's own errors */
+    *ret_ran = !x.errmsg;
+    if (x.notice.kind) {
+        _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
+        fprintf(stderr, "devbox: %s\n", m);
+    }
+    if (x.errmsg) {
+        fprintf(stderr, "devbox: %s\n", x.errmsg);
+        free(x.errmsg);
+    }
+    return r < 0 ? r : x.code;
+}
+
+void dbx_exec_stale_warn(const struct dbx_project *proj) {
+    if (dbx_profile_stale(proj))
+        fprintf(stderr,
+                "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
+                "one\n",
+                PROFILE_FILE);
+}
+
+#ifndef DBX_LEAN /* the lean client hands `-u root` without --admin to the full devbox */
 /* `-u root` (or `-u 0`, `0:0`...) failed: when the profile gives root in the box no capability, a
  * package manager or chown fails for a reason the user may not guess; say what would work.
  * Asked of the profile on disk, only after a failure (a warm exec stays fast); a profile that
@@ -304,18 +354,14 @@ static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *o, dbx_error **err) {
     struct dbx_buf req = {0};
-    if (check_env_secrets(paths, o->env, err) < 0 || build_req(proj, o, &req, err) < 0) {
+    if (check_env_secrets(paths, o->env, err) < 0 || dbx_exec_req_build(proj, o, &req, err) < 0) {
         dbx_buf_free(&req);
         return -1;
     }
-    struct xs x = {.sock = -1,
-                   .stdin_credit = DBX_WINDOW,
-                   .stdin_open = o->interactive,
-                   .code = 125,
-                   .detach = o->detach};
+    int sock = -1;
     _cleanup_strv_ char **warnings = NULL;
     struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
-    int r = dbx_connect(paths, proj, &co, &x.sock, &warnings, err);
+    int r = dbx_connect(paths, proj, &co, &sock, &warnings, err);
     for (char **w = warnings; w && *w; w++) {
         _cleanup_free_ char *m = dbx_escape(*w);
         fprintf(stderr, "devbox: warning: %s\n", m);
@@ -324,44 +370,14 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         dbx_buf_free(&req);
         return -1;
     }
-    if (dbx_profile_stale(proj))
-        fprintf(stderr,
-                "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
-                "one\n",
-                PROFILE_FILE);
-    r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req.data, req.len);
+    dbx_exec_stale_warn(proj);
+    bool ran = false;
+    r = dbx_exec_session(sock, &req, o, &ran, err);
     dbx_buf_free(&req);
-    if (r < 0) {
-        close(x.sock);
-        return dbx_error_set(err, -r, "send the command to the supervisor");
-    }
-    sigset_t mask;
-    sigemptyset(&mask);
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(forwarded); i++) {
-        signal(forwarded[i], SIG_DFL); /* a background job inherits SIGINT ignored */
-        sigaddset(&mask, forwarded[i]);
-    }
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    _cleanup_close_ int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (o->tty && o->interactive) raw_on(&x);
-    r = relay(&x, o, sfd, err);
-    raw_off(&x);
-    close(x.sock);
-    dbx_reader_free(&x.rd);
-    /* the hint is for a command that ran and failed, not for devbox's own errors */
-    bool ran = !x.errmsg;
-    if (x.notice.kind) {
-        _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
-        fprintf(stderr, "devbox: %s\n", m);
-    }
-    if (x.errmsg) {
-        fprintf(stderr, "devbox: %s\n", x.errmsg);
-        free(x.errmsg);
-    }
-    if (r == 0 && x.code != 0 && ran) hint_admin(paths, proj, o);
-    return r < 0 ? r : x.code;
+    if (r > 0 && ran) hint_admin(paths, proj, o);
+    return r;
 }
+#endif
 
 /* ---- issue 13: processes (helper A) ---- */
 

@@ -24,6 +24,34 @@ int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct db
 /* Blocking frame I/O on a client socket. */
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n);
 
+/* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
+/* p->id and the dirs from p->root (set). */
+void dbx_project_fill(const struct dbx_paths *paths, struct dbx_project *p);
+/* What dbx_project_find decides without libgit2: the canonical cwd (dir, NULL = "."), and the
+ * nearest `.git` entry above it as root (NULL when there is none) with the dirs filled in;
+ * *ret_gitfile (may be NULL): that `.git` is a file (a worktree's or a submodule's). */
+int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
+                       bool *ret_gitfile, dbx_error **err);
+/* The lean client's project: found as dbx_project_find would find it when that needs no
+ * libgit2 and nothing is unusual, 0.  Otherwise -1 and *ret_why (a static string) says why the
+ * full devbox must decide: a GIT_* variable that moves discovery is set, the directory does not
+ * resolve, there is no `.git` or it is a file, the path is too long, the project is new to
+ * devbox. */
+int dbx_project_find_lean(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
+                          const char **ret_why);
+
+/* ---- an exec session's halves (sandbox-exec.c; the lean client uses them too) ---- */
+/* The EXEC request for o, run in proj (its cwd unless o->workdir).  0, or < 0 with *err. */
+int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
+                       struct dbx_buf *out, dbx_error **err);
+/* Send req on sock (taken: closed before returning) and relay the session: stdio, signals,
+ * terminal.  The command's exit code, or < 0 with *err; *ret_ran: the command ran (no error
+ * from devbox's side), set whenever a code is returned. */
+int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
+                     bool *ret_ran, dbx_error **err);
+/* The warning that the box still runs the previous profile (dbx_profile_stale), if it does. */
+void dbx_exec_stale_warn(const struct dbx_project *proj);
+
 /* ---- the host's CA certificates (sandbox-ca.c) ---- */
 /* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an
  * absolute path of a file, or of a directory whose *.crt and *.pem regular files (sorted, and
@@ -51,9 +79,9 @@ int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *pr
 int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
                         const struct profile *p, const struct profile_user *user, dbx_error **err);
 
-/* Whether the running VM's policy (the profile hash and repo files its supervisor recorded in
- * the status file) no longer matches the repo's profile files on disk.  Only hashes the files
- * (a warm exec must stay fast): false when nothing is recorded or it matches. */
+/* (sandbox-lean.c) Whether the running VM's policy (the profile hash and repo files its
+ * supervisor recorded in the status file) no longer matches the repo's profile files on disk.  Only
+ * hashes the files (a warm exec must stay fast): false when nothing is recorded or it matches. */
 bool dbx_profile_stale(const struct dbx_project *proj);
 
 /* ---- the supervisor's network side (sandbox-net.c) ---- */

@@ -6,49 +6,9 @@
 #include <git2.h>
 #include <jansson.h>
 #include <limits.h>
-#include <openssl/sha.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
-
-void dbx_project_clear(struct dbx_project *p) {
-    if (!p) return;
-    free(p->root);
-    free(p->cwd);
-    free(p->state_dir);
-    free(p->data_dir);
-    free(p->run_dir);
-    *p = (struct dbx_project){0};
-}
-
-static void project_fill(const struct dbx_paths *paths, struct dbx_project *p) {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)p->root, strlen(p->root), md);
-    for (int i = 0; i < 8; i++)
-        snprintf(p->id + 2 * i, 3, "%02x", md[i]);
-    p->state_dir = dbx_xasprintf("%s/projects/%s", paths->state, p->id);
-    p->data_dir = dbx_xasprintf("%s/projects/%s", paths->data, p->id);
-    p->run_dir = dbx_xasprintf("%s/%s", paths->run, p->id);
-}
-
-/* The work tree top: the nearest directory, from `dir` up, holding a `.git` entry (a
- * directory, or a gitfile for worktrees and submodules).  Repo configuration such as
- * core.worktree is deliberately not consulted: the share is the directory the user is in,
- * never one a repo file names. */
-static int walk_to_dotgit(const char *dir, char **ret) {
-    _cleanup_free_ char *d = dbx_xstrdup(dir);
-    for (;;) {
-        _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", strcmp(d, "/") ? d : "");
-        struct stat st;
-        if (lstat(dotgit, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
-            *ret = TAKE_PTR(d);
-            return 0;
-        }
-        char *slash = strrchr(d, '/');
-        if (!slash || slash == d) return -ENOENT;
-        *slash = '\0';
-    }
-}
 
 /* libgit2 decides whether `start` is inside a git work tree the first time devbox meets a
  * project (and whenever its VM starts): repository discovery with libgit2, which must agree
@@ -68,20 +28,9 @@ static int git_check(const char *start, const char *root, dbx_error **err) {
 int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool validate,
                      struct dbx_project *ret, dbx_error **err) {
     struct dbx_project p = {0};
-    const char *start = dir ? dir : ".";
-    p.cwd = realpath(start, NULL);
-    if (!p.cwd) return dbx_error_set(err, errno, "'%s'", start);
-    struct stat st;
-    if (stat(p.cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
-        dbx_project_clear(&p);
-        return dbx_error_set(err, 0, "'%s'", start);
-    }
-    if (walk_to_dotgit(p.cwd, &p.root) < 0) p.root = NULL;
+    if (dbx_project_locate(paths, dir, &p, NULL, err) < 0) return -1;
     _cleanup_free_ char *rec = NULL;
-    if (p.root) {
-        project_fill(paths, &p);
-        rec = dbx_xasprintf("%s/project.json", p.state_dir);
-    }
+    if (p.root) rec = dbx_xasprintf("%s/project.json", p.state_dir);
     if ((!rec || access(rec, F_OK) < 0 || validate) && git_check(p.cwd, p.root, err) < 0) {
         dbx_project_clear(&p);
         return -1;
@@ -189,7 +138,7 @@ static bool id_ok(const char *id) {
 /* The project whose recorded root is exactly root, or -ENOENT. */
 static int from_root(const struct dbx_paths *paths, const char *root, struct dbx_project *ret) {
     struct dbx_project p = {.root = (char *)root};
-    project_fill(paths, &p);
+    dbx_project_fill(paths, &p);
     p.root = NULL;
     struct dbx_project q = {0};
     int r = dbx_project_from_id(paths, p.id, &q, NULL) == 0 && strcmp(q.root, root) == 0;

@@ -11,6 +11,7 @@
 #define STATS_CLIENT_TIMEOUT_MS 15000
 #define NOTICE_CMD_MAX 60 /* characters of the command line in the NOTICE line */
 
+#ifndef DBX_LEAN /* dbx_connect may start a VM: not the lean client's business */
 int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *proj,
                       struct dbx_stats *ret, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
@@ -73,6 +74,7 @@ int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *p
     dbx_reader_free(&rd);
     return r;
 }
+#endif
 
 char *dbx_size_human(uint64_t n, bool exact) {
     static const char units[] = "KMGTPE";

@@ -543,6 +543,9 @@ rootless_user() {
     U=$TEST_TMP/u
     mkdir -p "$U/bin" "$U/share"
     cp "$DEVBOX" "$U/bin/devbox" || fail "copy devbox"
+    # the lean client hands most commands to the full devbox next to it
+    full=$(dirname "$DEVBOX")/devbox-full
+    if [ -f "$full" ]; then cp "$full" "$U/bin/devbox-full" || fail "copy devbox-full"; fi
     init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
     [ -f "$init" ] || fail "guest init not found at $init"
     cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"

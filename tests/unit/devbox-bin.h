@@ -1,6 +1,8 @@
-/* tests/unit/devbox-bin.h: the devbox binary of the build a unit test belongs to.
- * Unit tests are $(BUILD)/tests/test-NAME and `make unit` builds $(BUILD)/devbox first; tests
- * that spawn virtiofsd run it as virtiofsd's guard (struct mounts_vfs_config.guard_exe). */
+/* tests/unit/devbox-bin.h: the full devbox binary of the build a unit test belongs to
+ * ($(BUILD)/devbox-full: what the supervisor's /proc/self/exe is; $(BUILD)/devbox is the lean
+ * client that hands such work to it).  Unit tests are $(BUILD)/tests/test-NAME and `make unit`
+ * builds it first; tests that spawn virtiofsd run it as virtiofsd's guard (struct
+ * mounts_vfs_config.guard_exe). */
 #pragma once
 
 #include <limits.h>
@@ -20,7 +22,7 @@ static inline const char *test_devbox_bin(void) {
         if (!slash) abort();
         *slash = '\0';
     }
-    if (strlen(path) + sizeof("/devbox") > sizeof(path)) abort();
-    strcat(path, "/devbox");
+    if (strlen(path) + sizeof("/devbox-full") > sizeof(path)) abort();
+    strcat(path, "/devbox-full");
     return path;
 }

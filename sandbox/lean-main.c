@@ -1,0 +1,182 @@
+/* sandbox/lean-main.c: build/devbox, the lean client.  `devbox exec` and `devbox enter` on a
+ * project whose VM runs are what editors and agents call hundreds of times; the full devbox
+ * links 53 shared libraries (libcurl and its TLS/HTTP2/LDAP/SSH stacks, OpenSSL, libgit2,
+ * libarchive, ...) and its dynamic loading and relocation alone cost tens of milliseconds per
+ * call, for libraries such an exec never uses.  This binary links only libc (static where the
+ * build allows) and the exec path's own code, shared source with the full devbox
+ * (sandbox-lean.c, sandbox-exec.c, cmd-exec.c, common/).  It runs the command itself when the
+ * case is the common one: a known project (its record exists), found without libgit2, whose
+ * supervisor answers on its socket.  Everything else (every other command, a VM to boot, a new
+ * project, GIT_* variables, a gitfile, -e with a config.ini that may declare secrets, -u root
+ * whose failure hint reads the profile, --network none) is handed, with the same argv and
+ * environment, to the full devbox: devbox-full next to this binary (the build tree) or in
+ * ../lib/devbox (`make install`), found from /proc/self/exe, never from PATH.
+ * DEVBOX_CLIENT_DEBUG=1 says on stderr which way a command went; DEVBOX_CLIENT=full always
+ * hands over. */
+#define _GNU_SOURCE
+#include "commands.h"
+#include "sandbox-internal.h"
+
+#include <libgen.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+/* `devbox --help`: the full devbox's own usage, taken from it at build time (the Makefile), so
+ * the command table has one home (cmd-completion.c) and the two cannot differ. */
+__asm__(".section .rodata\n"
+        ".global dbx_lean_usage\n"
+        "dbx_lean_usage:\n"
+        ".incbin \"" DBX_USAGE_FILE "\"\n"
+        ".byte 0\n"
+        ".previous\n");
+extern const char dbx_lean_usage[];
+
+static char **full_argv; /* our argv as we got it, for the full devbox */
+
+static void host_oom(void) {
+    static const char m[] = "devbox: out of memory\n";
+    (void)!write(2, m, sizeof(m) - 1);
+    _exit(125);
+}
+
+static bool debug(void) {
+    const char *d = getenv("DEVBOX_CLIENT_DEBUG");
+    return d && *d && strcmp(d, "0") != 0;
+}
+
+/* Never returns: the full devbox takes over this process (or devbox fails, 125). */
+static _Noreturn void exec_full(const char *why) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) {
+        fprintf(stderr, "devbox: cannot find the full devbox: readlink /proc/self/exe: %s\n",
+                strerror(errno));
+        exit(125);
+    }
+    self[n] = '\0';
+    const char *dir = dirname(self);
+    char *next = dbx_xasprintf("%s/devbox-full", dir);
+    char *lib = dbx_xasprintf("%s/../lib/devbox/devbox-full", dir);
+    const char *full = access(next, X_OK) == 0 ? next : lib;
+    if (debug()) fprintf(stderr, "devbox: client: full (%s)\n", why);
+    fflush(NULL);
+    execv(full, full_argv);
+    int e = errno;
+    char *q = dbx_escape(full);
+    fprintf(stderr, "devbox: cannot run the full devbox '%s': %s\n", q, strerror(e));
+    /* exit() runs no cleanup attributes: freed by hand (LeakSanitizer checks at exit) */
+    free(q);
+    free(next);
+    free(lib);
+    exit(125);
+}
+
+/* The project's supervisor, or -1 (not running, or anything else: the full devbox decides). */
+static int lean_connect(const struct dbx_project *proj) {
+    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_SOCK_NAME);
+    struct sockaddr_un sa;
+    if (dbx_sockaddr(&sa, path, NULL) < 0) return -1; /* too long: the full devbox says so */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* What only the full devbox can check or do for these options; NULL when nothing. */
+static const char *needs_full(const struct cmd_ctx *ctx, const struct dbx_exec_opts *o) {
+    const char *c = getenv("DEVBOX_CLIENT");
+    if (c && strcmp(c, "full") == 0) return "DEVBOX_CLIENT=full";
+    /* a running VM with a network cannot be narrowed: the status check and its error */
+    if (ctx->network_none) return "--network none";
+    /* a failed `-u root` gets a hint read from the profile (libinih) */
+    if (o->user && !o->admin && dbx_user_is_root(o->user)) return "-u root";
+    /* -e may name a secret config.ini declares (check_env_secrets: libinih) */
+    if (o->env && *o->env) {
+        _cleanup_free_ char *ini = dbx_xasprintf("%s/config.ini", ctx->paths.config);
+        if (access(ini, F_OK) == 0 || errno != ENOENT) return "-e with a config.ini";
+    }
+    return NULL;
+}
+
+int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
+    const char *why = needs_full(ctx, o);
+    if (why) exec_full(why);
+    struct dbx_project proj = {0};
+    if (dbx_project_find_lean(&ctx->paths, ctx->dir, &proj, &why) < 0) exec_full(why);
+    _cleanup_error_ dbx_error *err = NULL;
+    struct dbx_buf req = {0};
+    if (dbx_exec_req_build(&proj, o, &req, &err) < 0) {
+        dbx_buf_free(&req);
+        dbx_project_clear(&proj);
+        return cmd_fail(&err);
+    }
+    int sock = lean_connect(&proj);
+    if (sock < 0) {
+        dbx_buf_free(&req);
+        dbx_project_clear(&proj);
+        exec_full("the VM is not running");
+    }
+    if (debug()) fprintf(stderr, "devbox: client: lean\n");
+    dbx_exec_stale_warn(&proj);
+    bool ran = false;
+    int r = dbx_exec_session(sock, &req, o, &ran, &err);
+    dbx_buf_free(&req);
+    dbx_project_clear(&proj);
+    return r < 0 ? cmd_fail(&err) : r;
+}
+
+static int usage(FILE *f) {
+    fputs(dbx_lean_usage, f);
+    return f == stdout ? 0 : 125;
+}
+
+/* The same options, in the same order and with the same words, as sandbox/main.c. */
+int main(int argc, char **argv) {
+    dbx_oom_hook = host_oom;
+    full_argv = dbx_xcalloc((size_t)argc + 1, sizeof(char *));
+    memcpy(full_argv, argv, (size_t)argc * sizeof(char *));
+    if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);
+    struct cmd_ctx ctx = {0};
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
+            ctx.dir = argv[i + 1];
+            i += 2;
+        } else if (strncmp(argv[i], "-C", 2) == 0 && argv[i][2]) {
+            ctx.dir = argv[i] + 2;
+            i++;
+        } else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc) {
+            if (strcmp(argv[i + 1], "none") != 0) {
+                fprintf(stderr,
+                        "devbox: --network takes only 'none' (a profile sets wider modes)\n");
+                return 125;
+            }
+            ctx.network_none = true;
+            i += 2;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            return usage(stdout);
+        } else {
+            _cleanup_free_ char *o = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: unknown option '%s'\n", o);
+            return usage(stderr);
+        }
+    }
+    if (i >= argc) return usage(stderr);
+    int (*fn)(struct cmd_ctx *, int, char **) = NULL;
+    if (strcmp(argv[i], "exec") == 0)
+        fn = cmd_exec;
+    else if (strcmp(argv[i], "enter") == 0)
+        fn = cmd_enter;
+    else
+        exec_full("not exec or enter");
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_paths_init(&ctx.paths, &err) < 0) exec_full("paths");
+    int rc = fn(&ctx, argc - i, argv + i);
+    dbx_paths_clear(&ctx.paths);
+    free(full_argv);
+    return rc;
+}

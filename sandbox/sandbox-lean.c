@@ -1,0 +1,187 @@
+/* sandbox/sandbox-lean.c: what the lean client (sandbox/lean-main.c, build/devbox) shares with
+ * the full devbox: finding the project's directories, and whether the running box's profile is
+ * stale.  Plain libc and common/ only: this file is linked into both binaries, so the two can
+ * never disagree on a project's identity (its root and id). */
+#define _GNU_SOURCE
+#include "sandbox-internal.h"
+#include "../common/sha256.h"
+
+#include <linux/openat2.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+
+#define PROFILE_FILE_MAX (1u << 20) /* over the profile loader's own limit: differs anyway */
+
+void dbx_project_clear(struct dbx_project *p) {
+    if (!p) return;
+    free(p->root);
+    free(p->cwd);
+    free(p->state_dir);
+    free(p->data_dir);
+    free(p->run_dir);
+    *p = (struct dbx_project){0};
+}
+
+void dbx_project_fill(const struct dbx_paths *paths, struct dbx_project *p) {
+    uint8_t md[32];
+    dbx_sha256(p->root, strlen(p->root), md);
+    for (int i = 0; i < 8; i++)
+        snprintf(p->id + 2 * i, 3, "%02x", md[i]);
+    p->state_dir = dbx_xasprintf("%s/projects/%s", paths->state, p->id);
+    p->data_dir = dbx_xasprintf("%s/projects/%s", paths->data, p->id);
+    p->run_dir = dbx_xasprintf("%s/%s", paths->run, p->id);
+}
+
+/* The work tree top: the nearest directory, from `dir` up, holding a `.git` entry (a
+ * directory, or a gitfile for worktrees and submodules).  Repo configuration such as
+ * core.worktree is deliberately not consulted: the share is the directory the user is in,
+ * never one a repo file names. */
+static int walk_to_dotgit(const char *dir, char **ret, bool *ret_gitfile) {
+    _cleanup_free_ char *d = dbx_xstrdup(dir);
+    for (;;) {
+        _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", strcmp(d, "/") ? d : "");
+        struct stat st;
+        if (lstat(dotgit, &st) == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+            *ret_gitfile = S_ISREG(st.st_mode);
+            *ret = TAKE_PTR(d);
+            return 0;
+        }
+        char *slash = strrchr(d, '/');
+        if (!slash || slash == d) return -ENOENT;
+        *slash = '\0';
+    }
+}
+
+int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
+                       bool *ret_gitfile, dbx_error **err) {
+    struct dbx_project p = {0};
+    const char *start = dir ? dir : ".";
+    p.cwd = realpath(start, NULL);
+    if (!p.cwd) return dbx_error_set(err, errno, "'%s'", start);
+    struct stat st;
+    if (stat(p.cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        dbx_project_clear(&p);
+        return dbx_error_set(err, 0, "'%s'", start);
+    }
+    bool gitfile = false;
+    if (walk_to_dotgit(p.cwd, &p.root, &gitfile) < 0) p.root = NULL;
+    if (p.root) dbx_project_fill(paths, &p);
+    if (ret_gitfile) *ret_gitfile = gitfile;
+    *ret = p;
+    return 0;
+}
+
+/* Variables that change where git looks for a repository.  devbox's own walk ignores them (as
+ * the full devbox does for a known project), but a user who sets them may expect otherwise:
+ * such a command goes the full way, where libgit2 has the last word on new projects. */
+static const char *const git_env[] = {"GIT_DIR",
+                                      "GIT_WORK_TREE",
+                                      "GIT_CEILING_DIRECTORIES",
+                                      "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+                                      "GIT_COMMON_DIR",
+                                      "GIT_OBJECT_DIRECTORY",
+                                      "GIT_NAMESPACE"};
+
+int dbx_project_find_lean(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
+                          const char **ret_why) {
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(git_env); i++)
+        if (getenv(git_env[i])) {
+            *ret_why = git_env[i];
+            return -1;
+        }
+    struct dbx_project p = {0};
+    bool gitfile = false;
+    if (dbx_project_locate(paths, dir, &p, &gitfile, NULL) < 0) {
+        *ret_why = "no such directory";
+        return -1;
+    }
+    const char *why = NULL;
+    if (!p.root)
+        why = "no .git above the directory";
+    else if (gitfile)
+        why = ".git is a file";
+    else if (strlen(p.root) > 3000)
+        why = "project path too long";
+    else {
+        /* only a project devbox knows: a new one is confirmed by libgit2 (dbx_project_find) */
+        _cleanup_free_ char *rec = dbx_xasprintf("%s/project.json", p.state_dir);
+        if (access(rec, F_OK) < 0) why = "new project";
+    }
+    if (why) {
+        dbx_project_clear(&p);
+        *ret_why = why;
+        return -1;
+    }
+    *ret = p;
+    return 0;
+}
+
+int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
+    memset(sa, 0, sizeof(*sa));
+    sa->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sa->sun_path))
+        return dbx_error_set(err, 0,
+                             "socket path '%s' is longer than %zu bytes (use a "
+                             "shorter DEVBOX_HOME or XDG_RUNTIME_DIR)",
+                             path, sizeof(sa->sun_path) - 1);
+    strcpy(sa->sun_path, path);
+    return 0;
+}
+
+int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n) {
+    uint8_t h[DBX_FRAME_HDR];
+    dbx_hdr_encode(h, type, session, (uint32_t)n);
+    int r = dbx_write_all(fd, h, sizeof(h));
+    if (r == 0 && n) r = dbx_write_all(fd, p, n);
+    return r;
+}
+
+/* One repo file into the hash as profiles/ hashes it: "name\0length\0bytes".  Opened below
+ * the root without following symlinks; false if it cannot be read (then it changed). */
+static bool hash_file(int rootfd, const char *name, struct dbx_sha256 *h) {
+    struct open_how how = {.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS};
+    _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, name, &how, sizeof(how));
+    if (fd < 0) return false;
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        dbx_read_all(fd, PROFILE_FILE_MAX, &buf, &len, NULL) < 0)
+        return false;
+    char lenbuf[32];
+    int n = snprintf(lenbuf, sizeof(lenbuf), "%zu", len);
+    dbx_sha256_update(h, name, strlen(name) + 1);
+    dbx_sha256_update(h, lenbuf, (size_t)n + 1);
+    dbx_sha256_update(h, buf, len);
+    return true;
+}
+
+bool dbx_profile_stale(const struct dbx_project *proj) {
+    struct dbx_status st = {0};
+    if (dbx_status_read(proj->run_dir, &st) < 0) return false;
+    bool stale = false;
+    _cleanup_close_ int rootfd = open(proj->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd >= 0 && !st.profile_files) {
+        /* started without a devbox.ini: one appeared since? */
+        struct stat sb;
+        stale = fstatat(rootfd, PROFILE_FILE, &sb, AT_SYMLINK_NOFOLLOW) == 0;
+    } else if (rootfd >= 0) {
+        struct dbx_sha256 h;
+        dbx_sha256_init(&h);
+        for (char **f = st.profile_files; *f; f++)
+            if (!hash_file(rootfd, *f, &h)) stale = true;
+        if (!stale) {
+            uint8_t out[32];
+            char hex[65];
+            dbx_sha256_final(&h, out);
+            for (size_t k = 0; k < 32; k++)
+                snprintf(hex + 2 * k, 3, "%02x", out[k]);
+            stale = strcmp(hex, st.profile_hash) != 0;
+        }
+    }
+    dbx_status_clear(&st);
+    return stale;
+}
