@@ -11,10 +11,13 @@
 
 #include <grp.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 
 /* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
 struct stdio_set {
@@ -39,7 +42,61 @@ struct child_plan {
     int report_fd;
     int cg_procs_fd;     /* the session's leaf cgroup.procs, or -1 */
     const char *cg_line; /* what /proc/self/cgroup must say there, or NULL */
+    uint64_t *stamps;    /* DBX_EXEC_TIMING: the shared page's exec_times.t, else NULL */
 };
+
+/* ---- timing (DBX_EXEC_TIMING) ----------------------------------------------------------- */
+
+uint64_t exec_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The child's steps go to a page it shares with init (one exec starts at a time: init waits
+ * for each child's verdict), mapped at the first timed exec and kept. */
+static uint64_t *child_stamps(void) {
+    static struct exec_times *page;
+    if (!page) {
+        void *m =
+            mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        page = m;
+    }
+    memset(page, 0, sizeof(*page));
+    return page->t;
+}
+
+static inline void stamp(const struct child_plan *p, int step) {
+    if (p->stamps) p->stamps[step] = exec_now_us();
+}
+
+/* TIMING's keys: the duration from the previous step reached to this one. */
+static const char *const time_keys[T_N_] = {
+    [T_DISPATCH] = "g_queue", [T_DECODED] = "g_decode",  [T_USER] = "g_user",
+    [T_STDIO] = "g_stdio",    [T_CGROUP] = "g_cgroup",   [T_CHILD] = "g_fork",
+    [T_ENTER] = "g_enter",    [T_IDS] = "g_ids",         [T_CAPS] = "g_caps",
+    [T_CHDIR] = "g_chdir",    [T_LOCK] = "g_lock",       [T_EXECVE] = "g_verify",
+    [T_EOF] = "g_execve",     [T_STARTED] = "g_started", [T_REAPED] = "g_run",
+    [T_EXIT] = "g_exit",
+};
+
+void exec_times_send(struct agent *a, const struct session *s) {
+    uint64_t *t = s->times->t;
+    t[T_EXIT] = exec_now_us();
+    struct dbx_timing tm = {0};
+    uint64_t prev = t[T_RX];
+    for (int i = T_RX + 1; i < T_N_; i++) {
+        if (!t[i] || !prev) continue;
+        dbx_timing_add(&tm, time_keys[i], t[i] >= prev ? t[i] - prev : 0);
+        prev = t[i];
+    }
+    dbx_timing_add(&tm, "g_total", t[T_EXIT] >= t[T_RX] ? t[T_EXIT] - t[T_RX] : 0);
+    struct dbx_buf b = {0};
+    dbx_timing_encode(&tm, &b);
+    agent_send(a, DBX_MSG_TIMING, s->id, b.data, b.len);
+    dbx_buf_free(&b);
+}
 
 static void closep_set(int *fd) {
     if (*fd >= 0) close(*fd);
@@ -196,6 +253,7 @@ static void child_find_blocked(const char *cwd, struct child_report *r) {
 static _Noreturn void child_run(const struct child_plan *p) {
     const struct box_policy *box = p->box;
     struct child_report r;
+    stamp(p, T_CHILD);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -213,22 +271,28 @@ static _Noreturn void child_run(const struct child_plan *p) {
             close(fd);
         }
     }
+    stamp(p, T_ENTER);
     child_stdio(p);
     if (p->switch_ids) {
         if (setgroups(p->user->ngroups, p->user->groups) < 0) child_fail(p, STEP_SETGROUPS, errno);
         if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
         if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
     }
+    stamp(p, T_IDS);
     if (box->confined && policy_child_caps(box, p->caps, &r) < 0) child_report_fail(p, &r);
+    stamp(p, T_CAPS);
     if (chdir(p->cwd) < 0) {
         r = (struct child_report){.step = STEP_CHDIR, .err = errno};
         if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
     }
+    stamp(p, T_CHDIR);
+    if (box->confined && policy_child_lock(box, &r) < 0) child_report_fail(p, &r);
+    stamp(p, T_LOCK);
     if (box->confined &&
-        (policy_child_lock(box, &r) < 0 ||
-         policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0))
+        policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0)
         child_report_fail(p, &r);
+    stamp(p, T_EXECVE);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -322,6 +386,7 @@ static bool admin_user_ok(const char *user, dbx_error **err) {
 int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
                int *ret_code, dbx_error **err) {
     *ret_code = DBX_ERR_FAILED;
+    uint64_t *t = s->times ? s->times->t : NULL;
     _cleanup_(user_clear) struct init_user u = {0};
     bool admin = req->flags & DBX_EXEC_ADMIN;
     /* the request's user, else the plan's, else SETUP's uid:gid; root for an admin command */
@@ -333,6 +398,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         u.home = dbx_xstrdup("/root");
     }
     _cleanup_strv_ char **env = exec_env_build(ctx, &u, req);
+    if (t) t[T_USER] = exec_now_us();
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
     struct child_plan p = {.envp = env,
@@ -363,6 +429,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                                                   .ch_err = -1};
     p.io = &io;
     if (stdio_open(&io, req, err) < 0) return -1;
+    if (t) t[T_STDIO] = exec_now_us();
     /* Its own leaf cgroup (the box's limits stay on the box): cgroup.kill ends the command with
      * every child it started, and PS tells whose a process is. */
     _cleanup_close_ int cg_procs = -EBADF;
@@ -371,8 +438,18 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         return -1;
     p.cg_procs_fd = cg_procs;
     p.cg_line = cg_line;
+    if (t) {
+        t[T_CGROUP] = exec_now_us();
+        p.stamps = child_stamps();
+    }
     pid_t pid = -1;
     if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
+    if (t) {
+        t[T_EOF] = exec_now_us();
+        if (p.stamps)
+            for (int i = T_CHILD; i <= T_EXECVE; i++)
+                t[i] = p.stamps[i];
+    }
     s->pid = pid;
     s->tty = io.master >= 0;
     if (s->tty) {
