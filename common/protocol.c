@@ -56,6 +56,7 @@ static const char *const msg_names[DBX_MSG_MAX_] = {
     [DBX_MSG_STATS_REPLY] = "stats-reply",
     [DBX_MSG_PORT_REQ] = "port-request",
     [DBX_MSG_PORT_REPLY] = "port-reply",
+    [DBX_MSG_TIMING] = "timing",
 };
 
 const char *dbx_msg_name(uint8_t type) {
@@ -234,7 +235,7 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     if (c.left != 0)
         why = "trailing bytes";
     else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
-                                   DBX_EXEC_DETACH))
+                                   DBX_EXEC_TIMING | DBX_EXEC_DETACH))
         why = "unknown flags";
     else if (r.timeout_ms > DBX_EXEC_TIMEOUT_MAX)
         why = "timeout over 30 days";
@@ -855,5 +856,65 @@ int dbx_shares_decode(struct dbx_cursor *c, const char *ws_tag, const char *ws_p
     }
     *ret_n = n;
     *ret = v;
+    return 0;
+}
+
+/* ---- issue 12: TIMING ------------------------------------------------------------------- */
+
+bool dbx_timing_key_ok(const char *key) {
+    size_t n = strlen(key);
+    if (n == 0 || n > DBX_TIMING_KEY_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((key[i] >= 'a' && key[i] <= 'z') || (key[i] >= '0' && key[i] <= '9') ||
+              key[i] == '_'))
+            return false;
+    return true;
+}
+
+bool dbx_timing_find(const struct dbx_timing *t, const char *key, uint64_t *ret) {
+    for (uint32_t i = 0; i < t->n && i < DBX_TIMING_MAX; i++)
+        if (strcmp(t->v[i].key, key) == 0) {
+            if (ret) *ret = t->v[i].value;
+            return true;
+        }
+    return false;
+}
+
+bool dbx_timing_add(struct dbx_timing *t, const char *key, uint64_t value) {
+    if (t->n >= DBX_TIMING_MAX || !dbx_timing_key_ok(key) || dbx_timing_find(t, key, NULL))
+        return false;
+    struct dbx_timing_entry *e = &t->v[t->n++];
+    memcpy(e->key, key, strlen(key) + 1);
+    e->value = value;
+    return true;
+}
+
+void dbx_timing_encode(const struct dbx_timing *t, struct dbx_buf *out) {
+    uint32_t n = t->n < DBX_TIMING_MAX ? t->n : DBX_TIMING_MAX;
+    dbx_buf_put_u32(out, n);
+    for (uint32_t i = 0; i < n; i++) {
+        dbx_buf_put_str(out, t->v[i].key);
+        dbx_buf_put_u64(out, t->v[i].value);
+    }
+}
+
+int dbx_timing_decode(const uint8_t *p, size_t n, struct dbx_timing *ret, dbx_error **err) {
+    struct dbx_cursor c = {p, n};
+    uint32_t count;
+    if (dbx_get_u32(&c, &count) < 0) return dbx_error_setx(err, EPROTO, "timing truncated");
+    if (count > DBX_TIMING_MAX)
+        return dbx_error_setx(err, EPROTO, "timing: %u phases, more than %u", count,
+                              DBX_TIMING_MAX);
+    struct dbx_timing t = {0};
+    for (uint32_t i = 0; i < count; i++) {
+        _cleanup_free_ char *key = NULL;
+        uint64_t v;
+        if (dbx_get_str(&c, DBX_TIMING_KEY_MAX, &key) < 0 || dbx_get_u64(&c, &v) < 0)
+            return dbx_error_setx(err, EPROTO, "timing: phase %u truncated", i);
+        if (!dbx_timing_add(&t, key, v))
+            return dbx_error_setx(err, EPROTO, "timing: phase %u: bad or repeated key", i);
+    }
+    if (c.left != 0) return dbx_error_setx(err, EPROTO, "timing: %zu trailing bytes", c.left);
+    *ret = t;
     return 0;
 }

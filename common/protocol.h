@@ -27,10 +27,11 @@
 
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
- * KILL, STATS and the exec and setup additions of daily use (issue 13).  Overridable only so the
- * tests can build an init of another version (t-init-skew). */
+ * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
+ * DBX_EXEC_TIMING and TIMING (issue 12).  Overridable only so the tests can build an init of
+ * another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 5
+#define DBX_PROTO_VERSION 6
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -108,7 +109,11 @@ enum dbx_msg {
     DBX_MSG_PORT_REPLY = 34,   /* supervisor->client: u32 status (0 ok), str text */
     DBX_MSG_STATS = 35,        /* either leg, like PS: the box cgroup's counters */
     DBX_MSG_STATS_REPLY = 36,
-    DBX_MSG_MAX_ = 40,
+    /* session n, before its EXIT, only when the EXEC had DBX_EXEC_TIMING: where the time of
+     * the exec went (codec below); guest->supervisor with the guest's phases,
+     * supervisor->client with those and the supervisor's own */
+    DBX_MSG_TIMING = 41,
+    DBX_MSG_MAX_ = 42,
 };
 
 enum dbx_stream {
@@ -145,6 +150,8 @@ enum {
     /* client -> supervisor: `devbox exec -d`; the supervisor answers STARTED, lets the client
      * go and writes the output to <state_dir>/procs/PID.log; the guest accepts and ignores it */
     DBX_EXEC_DETACH = 1u << 4,
+    /* measure: the guest (and the supervisor) send TIMING before EXIT (DEVBOX_EXEC_TIMING=1) */
+    DBX_EXEC_TIMING = 1u << 5,
 };
 #define DBX_EXEC_TIMEOUT_MAX (30u * 24 * 3600 * 1000) /* timeout_ms cap: 30 days */
 
@@ -410,3 +417,33 @@ bool dbx_share_tag_ok(const char *tag);
  * in the guest: /, /proc, /sys, /dev, /etc, /usr, /bin, /sbin, /lib*, /run (profiles' [mounts]
  * refuses these; /tmp is allowed here: a linked worktree's repository may live there). */
 bool dbx_share_path_reserved(const char *path);
+
+/* ---- issue 12: TIMING (helper latency) -------------------------------------------------- */
+
+/* TIMING (session n, before EXIT): u32 n (<= DBX_TIMING_MAX), n x (str key, u64 value).  A key
+ * is 1 to DBX_TIMING_KEY_MAX of [a-z0-9_], each key once, in the order the phases happened.
+ * Values are microseconds: durations, except keys ending in "_at", which are absolute
+ * CLOCK_MONOTONIC times on the host (the supervisor's, for the client to subtract from its
+ * own).  The guest measures on its own clock and sends only durations.  Informational: a
+ * receiver checks the framing, never trusts the numbers. */
+#define DBX_TIMING_MAX 32u
+#define DBX_TIMING_KEY_MAX 24u
+struct dbx_timing_entry {
+    char key[DBX_TIMING_KEY_MAX + 1];
+    uint64_t value;
+};
+struct dbx_timing {
+    uint32_t n;
+    struct dbx_timing_entry v[DBX_TIMING_MAX];
+};
+/* Whether key has the syntax above. */
+bool dbx_timing_key_ok(const char *key);
+/* Append key = value; a bad key, a repeated key or an entry past DBX_TIMING_MAX is dropped
+ * (false). */
+bool dbx_timing_add(struct dbx_timing *t, const char *key, uint64_t value);
+/* The value of key, or false when there is none. */
+bool dbx_timing_find(const struct dbx_timing *t, const char *key, uint64_t *ret);
+void dbx_timing_encode(const struct dbx_timing *t, struct dbx_buf *out);
+/* Strict: count and keys as above, no trailing bytes; -EPROTO with *err otherwise, *ret set
+ * only on success. */
+int dbx_timing_decode(const uint8_t *p, size_t n, struct dbx_timing *ret, dbx_error **err);

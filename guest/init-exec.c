@@ -11,10 +11,13 @@
 
 #include <grp.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 
 /* Both ends of the command's stdio.  Parent ends are non-blocking; all are close-on-exec. */
 struct stdio_set {
@@ -39,7 +42,61 @@ struct child_plan {
     int report_fd;
     int cg_procs_fd;     /* the session's leaf cgroup.procs, or -1 */
     const char *cg_line; /* what /proc/self/cgroup must say there, or NULL */
+    uint64_t *stamps;    /* DBX_EXEC_TIMING: the shared page's exec_times.t, else NULL */
 };
+
+/* ---- timing (DBX_EXEC_TIMING) ----------------------------------------------------------- */
+
+uint64_t exec_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The child's steps go to a page it shares with init (one exec starts at a time: init waits
+ * for each child's verdict), mapped at the first timed exec and kept. */
+static uint64_t *child_stamps(void) {
+    static struct exec_times *page;
+    if (!page) {
+        void *m =
+            mmap(NULL, sizeof(*page), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return NULL;
+        page = m;
+    }
+    memset(page, 0, sizeof(*page));
+    return page->t;
+}
+
+static inline void stamp(const struct child_plan *p, int step) {
+    if (p->stamps) p->stamps[step] = exec_now_us();
+}
+
+/* TIMING's keys: the duration from the previous step reached to this one. */
+static const char *const time_keys[T_N_] = {
+    [T_DISPATCH] = "g_queue", [T_DECODED] = "g_decode",  [T_USER] = "g_user",
+    [T_STDIO] = "g_stdio",    [T_CGROUP] = "g_cgroup",   [T_CHILD] = "g_fork",
+    [T_ENTER] = "g_enter",    [T_IDS] = "g_ids",         [T_CAPS] = "g_caps",
+    [T_CHDIR] = "g_chdir",    [T_LOCK] = "g_lock",       [T_EXECVE] = "g_verify",
+    [T_EOF] = "g_execve",     [T_STARTED] = "g_started", [T_REAPED] = "g_run",
+    [T_EXIT] = "g_exit",
+};
+
+void exec_times_send(struct agent *a, const struct session *s) {
+    uint64_t *t = s->times->t;
+    t[T_EXIT] = exec_now_us();
+    struct dbx_timing tm = {0};
+    uint64_t prev = t[T_RX];
+    for (int i = T_RX + 1; i < T_N_; i++) {
+        if (!t[i] || !prev) continue;
+        dbx_timing_add(&tm, time_keys[i], t[i] >= prev ? t[i] - prev : 0);
+        prev = t[i];
+    }
+    dbx_timing_add(&tm, "g_total", t[T_EXIT] >= t[T_RX] ? t[T_EXIT] - t[T_RX] : 0);
+    struct dbx_buf b = {0};
+    dbx_timing_encode(&tm, &b);
+    agent_send(a, DBX_MSG_TIMING, s->id, b.data, b.len);
+    dbx_buf_free(&b);
+}
 
 static void closep_set(int *fd) {
     if (*fd >= 0) close(*fd);
@@ -196,6 +253,7 @@ static void child_find_blocked(const char *cwd, struct child_report *r) {
 static _Noreturn void child_run(const struct child_plan *p) {
     const struct box_policy *box = p->box;
     struct child_report r;
+    stamp(p, T_CHILD);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -213,22 +271,28 @@ static _Noreturn void child_run(const struct child_plan *p) {
             close(fd);
         }
     }
+    stamp(p, T_ENTER);
     child_stdio(p);
     if (p->switch_ids) {
         if (setgroups(p->user->ngroups, p->user->groups) < 0) child_fail(p, STEP_SETGROUPS, errno);
         if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
         if (setuid(p->user->uid) < 0) child_fail(p, STEP_SETUID, errno);
     }
+    stamp(p, T_IDS);
     if (box->confined && policy_child_caps(box, p->caps, &r) < 0) child_report_fail(p, &r);
+    stamp(p, T_CAPS);
     if (chdir(p->cwd) < 0) {
         r = (struct child_report){.step = STEP_CHDIR, .err = errno};
         if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
     }
+    stamp(p, T_CHDIR);
+    if (box->confined && policy_child_lock(box, &r) < 0) child_report_fail(p, &r);
+    stamp(p, T_LOCK);
     if (box->confined &&
-        (policy_child_lock(box, &r) < 0 ||
-         policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0))
+        policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0)
         child_report_fail(p, &r);
+    stamp(p, T_EXECVE);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -281,9 +345,24 @@ static int report_error(const struct child_report *r, const struct child_plan *p
     }
 }
 
-/* Fork the child and wait for its verdict.  0 with *ret_pid, or < 0 with *err and *ret_code. */
+/* The child's stack: it shares init's memory (below), so it needs its own.  Mapped once and
+ * kept; one child at a time uses it (init is suspended until that child has exec'd or exited). */
+#define CHILD_STACK (256u * 1024u)
+
+static int child_main(void *arg) {
+    child_run(arg);
+}
+
+/* Start the child and wait for its verdict.  0 with *ret_pid, or < 0 with *err and *ret_code. */
 static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, pid_t *ret_pid,
                          int *ret_code, dbx_error **err) {
+    static void *stack;
+    if (!stack) {
+        void *m = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (m == MAP_FAILED) return dbx_error_set(err, errno, "map the child's stack");
+        stack = m;
+    }
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     p->report_fd = rep[1];
@@ -291,14 +370,18 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, p
      * join, rlimits, OOM score, bounding set, capabilities, no_new_privs and seccomp, then a
      * read-back check whose verdict carries a message) with the pty, the user's supplementary
      * groups and a chdir diagnosis, in the order child_run states, and its report maps to
-     * protocol error codes.  Fixed options would not express that order.  init is PID 1 with
-     * no threads, so this fork has no lock hazard. */
-    pid_t pid = fork();
-    if (pid == 0) child_run(p);
+     * protocol error codes.  Fixed options would not express that order.
+     * CLONE_VM | CLONE_VFORK, as posix_spawn does: init (PID 1, no threads) sleeps until the
+     * child has exec'd or exited, which it would wait for anyway, and neither copies its page
+     * tables nor takes copy-on-write faults afterwards (a fork cost milliseconds under TCG).
+     * Everything else stays the child's own (no CLONE_FS, CLONE_FILES, CLONE_SIGHAND): ids,
+     * capabilities, seccomp, rlimits, namespaces and cwd are per task.  child_run allocates
+     * nothing and writes only its stack, the report pipe and the timing page. */
+    pid_t pid = clone(child_main, (char *)stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, p);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
-    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
+    if (pid < 0) return dbx_error_set(err, fork_errno, "clone");
     struct child_report r;
     ssize_t n;
     do
@@ -322,6 +405,7 @@ static bool admin_user_ok(const char *user, dbx_error **err) {
 int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
                int *ret_code, dbx_error **err) {
     *ret_code = DBX_ERR_FAILED;
+    uint64_t *t = s->times ? s->times->t : NULL;
     _cleanup_(user_clear) struct init_user u = {0};
     bool admin = req->flags & DBX_EXEC_ADMIN;
     /* the request's user, else the plan's, else SETUP's uid:gid; root for an admin command */
@@ -333,6 +417,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         u.home = dbx_xstrdup("/root");
     }
     _cleanup_strv_ char **env = exec_env_build(ctx, &u, req);
+    if (t) t[T_USER] = exec_now_us();
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};
     struct child_plan p = {.envp = env,
@@ -363,6 +448,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                                                   .ch_err = -1};
     p.io = &io;
     if (stdio_open(&io, req, err) < 0) return -1;
+    if (t) t[T_STDIO] = exec_now_us();
     /* Its own leaf cgroup (the box's limits stay on the box): cgroup.kill ends the command with
      * every child it started, and PS tells whose a process is. */
     _cleanup_close_ int cg_procs = -EBADF;
@@ -371,8 +457,18 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         return -1;
     p.cg_procs_fd = cg_procs;
     p.cg_line = cg_line;
+    if (t) {
+        t[T_CGROUP] = exec_now_us();
+        p.stamps = child_stamps();
+    }
     pid_t pid = -1;
     if (fork_and_wait(&p, req, &pid, ret_code, err) < 0) return -1;
+    if (t) {
+        t[T_EOF] = exec_now_us();
+        if (p.stamps)
+            for (int i = T_CHILD; i <= T_EXECVE; i++)
+                t[i] = p.stamps[i];
+    }
     s->pid = pid;
     s->tty = io.master >= 0;
     if (s->tty) {

@@ -46,6 +46,34 @@ struct session {
     uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
     uint64_t leaf_oom_kills0;           /* the leaf's oom_kill at the start (init-stats.c) */
     uint32_t host_sig;                  /* the last signal the host sent (SIGNAL), 0: none */
+    struct exec_times *times;           /* EXEC asked DBX_EXEC_TIMING: the phases, else NULL */
+};
+
+/* DBX_EXEC_TIMING: CLOCK_MONOTONIC microseconds at each step of one exec, 0 = not reached.
+ * The child's steps (T_CHILD to T_EXECVE) are written into a shared page (init-exec.c) and
+ * copied here once its exec is known.  Sent as TIMING's durations between steps. */
+enum {
+    T_RX,       /* the read that brought the EXEC */
+    T_DISPATCH, /* its frame handled */
+    T_DECODED,
+    T_USER,   /* user resolved, environment built */
+    T_STDIO,  /* pipes or pty */
+    T_CGROUP, /* the leaf cgroup made */
+    T_CHILD,  /* the child runs */
+    T_ENTER,  /* cgroup joined, rlimits, OOM score, mounts, bounding set */
+    T_IDS,    /* stdio and ids */
+    T_CAPS,
+    T_CHDIR,
+    T_LOCK,   /* no_new_privs and seccomp */
+    T_EXECVE, /* policy verified, execve called */
+    T_EOF,    /* the parent saw the exec succeed */
+    T_STARTED,
+    T_REAPED,
+    T_EXIT,
+    T_N_
+};
+struct exec_times {
+    uint64_t t[T_N_];
 };
 
 /* The policy every exec'd process runs under, derived from SETUP's plan (init-policy.c). */
@@ -150,6 +178,7 @@ struct agent {
     gid_t gid;
     char *hostname; /* from SETUP; "" = keep the kernel's */
     char *ws_path;  /* mounted workspace, or NULL */
+    uint64_t rx_us; /* when the last read of the port brought bytes (DBX_EXEC_TIMING) */
     unsigned ca;    /* CA_HAS_*: SETUP's CA certificates installed where (init-ca.c) */
     struct box_policy box;
     struct session **sess;
@@ -204,6 +233,9 @@ void boot_send_hello(struct agent *a);
 
 void agent_send(struct agent *a, uint8_t type, uint32_t sid, const void *p, size_t n);
 void agent_send_error(struct agent *a, uint32_t sid, uint32_t code, const char *msg);
+uint64_t exec_now_us(void);
+/* Queue TIMING for a session with times (before its EXIT; init-exec.c). */
+void exec_times_send(struct agent *a, const struct session *s);
 /* Write what the port accepts now without blocking.  0, or -errno on a real error. */
 int agent_flush(struct agent *a);
 /* The serve loop: returns only on a fatal error (*err set). */

@@ -93,6 +93,7 @@ static void session_free(struct session *s) {
     if (!s) return;
     session_close_fds(s);
     if (s->cg_fd >= 0) close(s->cg_fd); /* procs_leaf_release ran unless the start failed */
+    free(s->times);
     free(s);
 }
 
@@ -147,6 +148,7 @@ static void session_check_done(struct agent *a, struct session *s) {
     if (s->dead || !s->exited || !s->eof_sent[DBX_STREAM_STDOUT] || !s->eof_sent[DBX_STREAM_STDERR])
         return;
     stats_session_end(a, s); /* NOTICE comes right before EXIT */
+    if (s->times) exec_times_send(a, s);
     uint8_t p[5];
     bool sig = WIFSIGNALED(s->status) && !s->timed_out;
     /* --timeout: 124 as timeout(1) reports it, whatever the kill did to the status */
@@ -254,6 +256,7 @@ static void reap(struct agent *a, bool notify) {
         if (!s) continue;
         s->exited = true;
         s->status = st;
+        if (s->times) s->times->t[T_REAPED] = exec_now_us();
         if (notify) session_check_done(a, s);
     }
     /* a process that outlived its command may just have ended: its leaf can go now */
@@ -384,11 +387,18 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     if (a->setup == SETUP_FAILED) return send_errorf(a, id, "setup failed: %s", a->setup_error);
     if (count_live(a) >= DBX_MAX_SESSIONS)
         return send_errorf(a, id, "too many sessions (at most %u)", DBX_MAX_SESSIONS);
+    uint64_t t_dispatch = exec_now_us();
     _cleanup_(dbx_exec_req_free) struct dbx_exec_req req = {0};
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_exec_req_decode(p, n, &req, &err) < 0)
         return agent_send_error(a, id, DBX_ERR_FAILED, err->msg);
     struct session *s = session_new(id);
+    if (req.flags & DBX_EXEC_TIMING) {
+        s->times = dbx_xcalloc(1, sizeof(*s->times));
+        s->times->t[T_RX] = a->rx_us;
+        s->times->t[T_DISPATCH] = t_dispatch;
+        s->times->t[T_DECODED] = exec_now_us();
+    }
     stats_session_start(a, s);
     const struct exec_ctx ctx = {
         .uid = a->uid, .gid = a->gid, .hostname = a->hostname, .box = &a->box, .ca = a->ca};
@@ -402,6 +412,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     session_add(a, s);
     uint8_t b[4];
     agent_send(a, DBX_MSG_STARTED, id, b, dbx_enc_u32(b, (uint32_t)s->pid));
+    if (s->times) s->times->t[T_STARTED] = exec_now_us();
     if (s->tty) { /* the pty is the only output stream: stderr is at EOF from the start */
         agent_send(a, DBX_MSG_STDERR, id, NULL, 0);
         s->eof_sent[DBX_STREAM_STDERR] = true;
@@ -560,6 +571,7 @@ static int agent_input(struct agent *a, dbx_error **err) {
     for (size_t total = 0; total < AGENT_READ_MAX;) {
         ssize_t n = read(a->fd, buf, sizeof(buf));
         if (n > 0) {
+            if (total == 0) a->rx_us = exec_now_us();
             dbx_reader_feed(&a->rd, buf, (size_t)n);
             total += (size_t)n;
             continue;

@@ -103,6 +103,7 @@ static const char *needs_full(const struct cmd_ctx *ctx, const struct dbx_exec_o
 }
 
 int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
+    uint64_t t_start = dbx_mono_us();
     const char *why = needs_full(ctx, o);
     if (why) exec_full(why);
     struct dbx_project proj = {0};
@@ -114,6 +115,7 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
         dbx_project_clear(&proj);
         return cmd_fail(&err);
     }
+    uint64_t t_connect = dbx_mono_us();
     int sock = lean_connect(&proj);
     if (sock < 0) {
         dbx_buf_free(&req);
@@ -123,7 +125,7 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     if (debug()) fprintf(stderr, "devbox: client: lean\n");
     dbx_exec_stale_warn(&proj);
     bool ran = false;
-    int r = dbx_exec_session(sock, &req, o, &ran, &err);
+    int r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, &err);
     dbx_buf_free(&req);
     dbx_project_clear(&proj);
     return r < 0 ? cmd_fail(&err) : r;

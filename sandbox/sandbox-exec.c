@@ -10,6 +10,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <termios.h>
+#include <time.h>
 
 /* Signals the user sends to devbox that are meant for the command. */
 static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
@@ -33,7 +34,56 @@ struct xs {
     bool detach;              /* -d: STARTED is the answer */
     uint64_t give_up_ms;      /* when the grace period ends */
     struct dbx_notice notice; /* why the command died, told after the terminal is restored */
+    /* DEVBOX_EXEC_TIMING=1: CLOCK_MONOTONIC microseconds of the client's steps, and the
+     * supervisor's TIMING (its own phases and the guest's) */
+    uint64_t t_start, t_connect, t_sent, t_exit;
+    bool have_timing;
+    struct dbx_timing timing;
 };
+
+uint64_t dbx_mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static bool timing_wanted(const struct dbx_exec_opts *o) {
+    const char *v = getenv("DEVBOX_EXEC_TIMING");
+    return v && strcmp(v, "1") == 0 && !o->detach;
+}
+
+static uint64_t since(uint64_t from, uint64_t to) {
+    return from && to >= from ? to - from : 0;
+}
+
+/* One line on stderr: where the exec's time went, in microseconds (docs/protocol.md: TIMING).
+ * c_*: the client; s_*: the supervisor; g_*: the guest (its own clock); vio: the time between
+ * the supervisor's write of EXEC and its read of TIMING that the guest did not account for
+ * (virtio-serial both ways and the guest's wake-ups). */
+static void timing_print(const struct xs *x) {
+    const struct dbx_timing *t = &x->timing;
+    uint64_t recv_at = 0, exit_at = 0, a = 0, b = 0, g = 0;
+    fprintf(stderr,
+            "devbox: exec timing (us): total=%" PRIu64 " c_prep=%" PRIu64 " c_connect=%" PRIu64,
+            since(x->t_start, x->t_exit), since(x->t_start, x->t_connect),
+            since(x->t_connect, x->t_sent));
+    if (!x->have_timing) {
+        fprintf(stderr, " (no phases from the supervisor)\n");
+        return;
+    }
+    (void)dbx_timing_find(t, "s_recv_at", &recv_at);
+    (void)dbx_timing_find(t, "s_exit_at", &exit_at);
+    fprintf(stderr, " c_to_sup=%" PRIu64, since(x->t_sent, recv_at));
+    for (uint32_t i = 0; i < t->n; i++) {
+        size_t l = strlen(t->v[i].key);
+        if (l < 3 || strcmp(t->v[i].key + l - 3, "_at") != 0)
+            fprintf(stderr, " %s=%" PRIu64, t->v[i].key, t->v[i].value);
+    }
+    if (dbx_timing_find(t, "s_to_started", &a) && dbx_timing_find(t, "s_to_exit", &b) &&
+        dbx_timing_find(t, "g_total", &g))
+        fprintf(stderr, " vio=%" PRIu64, a + b >= g ? a + b - g : 0);
+    fprintf(stderr, " c_from_sup=%" PRIu64 "\n", since(exit_at, x->t_exit));
+}
 
 #ifndef DBX_LEAN /* the lean client hands -e with a config.ini to the full devbox */
 /* `-e NAME` of a secret config.ini declares would copy the host's value into the box (and
@@ -70,7 +120,7 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
     struct dbx_exec_req req = {0};
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
                 (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
-                (o->detach ? DBX_EXEC_DETACH : 0);
+                (o->detach ? DBX_EXEC_DETACH : 0) | (timing_wanted(o) ? DBX_EXEC_TIMING : 0);
     req.timeout_ms = o->timeout_ms;
     struct winsize ws;
     if (o->tty && (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)) {
@@ -172,7 +222,11 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
     case DBX_MSG_NOTICE: /* garbage is ignored: the exit code still tells the story */
         (void)dbx_dec_notice(p, h->len, &x->notice);
         break;
+    case DBX_MSG_TIMING:
+        x->have_timing = dbx_timing_decode(p, h->len, &x->timing, NULL) == 0;
+        break;
     case DBX_MSG_EXIT:
+        x->t_exit = dbx_mono_us();
         if (dbx_dec_exit(p, h->len, &sig, &v) == 0)
             x->code = dbx_exit_code(sig, v);
         else
@@ -286,13 +340,16 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
 }
 
 int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
-                     bool *ret_ran, dbx_error **err) {
+                     uint64_t t_start, uint64_t t_connect, bool *ret_ran, dbx_error **err) {
     struct xs x = {.sock = sock,
                    .stdin_credit = DBX_WINDOW,
                    .stdin_open = o->interactive,
                    .code = 125,
-                   .detach = o->detach};
+                   .detach = o->detach,
+                   .t_start = t_start,
+                   .t_connect = t_connect};
     int r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req->data, req->len);
+    x.t_sent = dbx_mono_us();
     if (r < 0) {
         close(x.sock);
         return dbx_error_set(err, -r, "send the command to the supervisor");
@@ -317,6 +374,7 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
         fprintf(stderr, "devbox: %s\n", m);
     }
+    if (x.t_exit && timing_wanted(o)) timing_print(&x);
     if (x.errmsg) {
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);
@@ -353,6 +411,7 @@ static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *
 
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *o, dbx_error **err) {
+    uint64_t t_start = dbx_mono_us();
     struct dbx_buf req = {0};
     if (check_env_secrets(paths, o->env, err) < 0 || dbx_exec_req_build(proj, o, &req, err) < 0) {
         dbx_buf_free(&req);
@@ -360,6 +419,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     }
     int sock = -1;
     _cleanup_strv_ char **warnings = NULL;
+    uint64_t t_connect = dbx_mono_us();
     struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
     int r = dbx_connect(paths, proj, &co, &sock, &warnings, err);
     for (char **w = warnings; w && *w; w++) {
@@ -372,7 +432,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     }
     dbx_exec_stale_warn(proj);
     bool ran = false;
-    r = dbx_exec_session(sock, &req, o, &ran, err);
+    r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, err);
     dbx_buf_free(&req);
     if (r > 0 && ran) hint_admin(paths, proj, o);
     return r;

@@ -24,6 +24,7 @@ struct client {
     uint32_t gsid;
     struct dbx_reader rd;
     struct dbx_buf out;
+    uint64_t rx_us; /* when its last read brought bytes (DBX_EXEC_TIMING) */
 };
 
 struct sess {
@@ -39,6 +40,9 @@ struct sess {
     uint32_t pid;       /* the guest's, from STARTED */
     int log_fd;         /* detached: the open log, or -1 */
     uint64_t log_bytes; /* written to it since it was (re)opened */
+    /* DBX_EXEC_TIMING: CLOCK_MONOTONIC microseconds when the EXEC was read from the client,
+     * written to the guest, and STARTED came (0 = no timing) */
+    uint64_t t_recv, t_fwd, t_started;
 };
 
 struct logsink {
@@ -122,6 +126,7 @@ struct sup {
         size_t nclients;
         struct sess sess[SESS_SLOTS];
         uint32_t next_gsid, nsess;
+        uint32_t fwd_gsid; /* a timed EXEC queued in agent_out: stamp its t_fwd when written */
     } relay;
 
     struct net *net;             /* socket sessions, port forwards, egress proxy (sandbox-net.c) */

@@ -8,8 +8,15 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define CLIENT_OUT_CAP (4 * DBX_WINDOW + 64 * 1024)
+
+static uint64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* ---- sessions and clients --------------------------------------------------------------- */
 
@@ -172,6 +179,37 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     if (req.flags & DBX_EXEC_ADMIN) log_admin(&req);
     sup_event_exec_start(s, g, &req, detach);
     sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
+    if (req.flags & DBX_EXEC_TIMING) {
+        sess_find(s, g)->t_recv = c->rx_us ? c->rx_us : now_us();
+        s->relay.fwd_gsid = g;
+    }
+}
+
+/* The guest's TIMING with the supervisor's own phases added, to the client: s_recv_at and
+ * s_exit_at on the host's clock (the client subtracts its own times), s_relay from reading
+ * the EXEC to writing it to the agent port, s_to_started from there to STARTED (the
+ * virtio-serial round trip and the guest's start of the command). */
+static void timing_relay(struct sup *s, struct sess *x, const uint8_t *p, uint32_t n) {
+    struct dbx_timing t;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (!x->t_recv) return; /* not asked for (or a second one): dropped */
+    if (dbx_timing_decode(p, n, &t, &e) < 0) {
+        sup_log("session %u: dropped a timing frame from the guest: %s", x->gsid, e->msg);
+        x->t_recv = 0;
+        return;
+    }
+    uint64_t now = now_us();
+    dbx_timing_add(&t, "s_recv_at", x->t_recv);
+    if (x->t_fwd >= x->t_recv) dbx_timing_add(&t, "s_relay", x->t_fwd - x->t_recv);
+    if (x->t_fwd && x->t_started >= x->t_fwd)
+        dbx_timing_add(&t, "s_to_started", x->t_started - x->t_fwd);
+    if (x->t_started && now >= x->t_started) dbx_timing_add(&t, "s_to_exit", now - x->t_started);
+    dbx_timing_add(&t, "s_exit_at", now);
+    struct dbx_buf b = {0};
+    dbx_timing_encode(&t, &b);
+    if (x->c) client_send(x->c, DBX_MSG_TIMING, b.data, b.len);
+    dbx_buf_free(&b);
+    x->t_recv = 0; /* one per session */
 }
 
 static void client_frame_exec(struct sup *s, struct client *c, const struct dbx_frame_hdr *h,
@@ -217,6 +255,7 @@ void sup_client_read(struct sup *s, struct client *c) {
         shutdown(c->fd, SHUT_RDWR);
         return;
     }
+    c->rx_us = now_us();
     dbx_reader_feed(&c->rd, buf, (size_t)n);
     struct dbx_frame_hdr h;
     const uint8_t *p;
@@ -294,6 +333,7 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
         again = x->started;
         ok = h->len == 4 && !again;
         x->started = true;
+        if (x->t_recv) x->t_started = now_us();
         break;
     case DBX_MSG_STDOUT:
     case DBX_MSG_STDERR:
@@ -309,6 +349,9 @@ static void agent_session(struct sup *s, const struct dbx_frame_hdr *h, const ui
         if (!sup_notice_ok(s, x, p, h->len)) return;
         ok = true;
         break;
+    case DBX_MSG_TIMING: /* informational, like NOTICE; only a client that asked gets it */
+        if (!x->detached) timing_relay(s, x, p, h->len);
+        return;
     case DBX_MSG_ERROR: {
         char *m = NULL;
         ok = dbx_error_msg_decode(p, h->len, &v, &m) == 0;
@@ -416,5 +459,10 @@ void sup_agent_flush(struct sup *s) {
             return;
         }
         dbx_buf_consume(&s->relay.agent_out, (size_t)n);
+    }
+    if (s->relay.fwd_gsid && dbx_buf_avail(&s->relay.agent_out) == 0) {
+        struct sess *x = sess_find(s, s->relay.fwd_gsid);
+        if (x && x->t_recv && !x->t_fwd) x->t_fwd = now_us();
+        s->relay.fwd_gsid = 0;
     }
 }

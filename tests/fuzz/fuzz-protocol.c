@@ -240,6 +240,20 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(err != NULL && st.n == 0 && st.v == NULL);
         dbx_error_free(&err);
     }
+    /* issue 12: TIMING (helper latency) */
+    struct dbx_timing tm;
+    if (dbx_timing_decode(p, n, &tm, &err) == 0) {
+        CHECK(tm.n <= DBX_TIMING_MAX);
+        for (uint32_t i = 0; i < tm.n; i++)
+            CHECK(dbx_timing_key_ok(tm.v[i].key));
+        struct dbx_buf b = {0};
+        dbx_timing_encode(&tm, &b);
+        check_same_bytes(&b, p, n);
+        dbx_buf_free(&b);
+    } else {
+        CHECK(err != NULL);
+        dbx_error_free(&err);
+    }
 
     /* the cursor primitives on their own: a string decoded in place has exactly its bytes */
     struct dbx_cursor c = {p, n};

@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 5
+VERSION = 6
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -232,12 +232,12 @@ CORPUS = {
     "seed-only": b"\xff",
 }
 
-# ---- issue 13: NOTICE and STATS (helper B); frames of protocol version 5 ----
+# ---- issue 13: NOTICE and STATS (helper B); frames of the current version (5 then) ----
 NOTICE, STATS, STATS_REPLY = 24, 35, 36
 
 
 def frame5(typ, session=0, payload=b""):
-    return hdr(typ, session, len(payload), version=5) + payload
+    return hdr(typ, session, len(payload), version=VERSION) + payload
 
 
 def stats_reply(token, pairs, n=None):
@@ -258,6 +258,30 @@ CORPUS.update({
     + frame5(STATS_REPLY, 0, stats_reply(1, [("k", 1), ("k", 2)]))
     + frame5(STATS_REPLY, 0, stats_reply(1, [("x" * 33, 1)]))
     + frame5(STATS_REPLY, 0, stats_reply(1, [("k", 1)]) + b"\0"),
+})
+
+# ---- issue 12: EXEC's TIMING flag and TIMING (helper latency); protocol version 6 ----
+TIMING = 41
+TIMING_FLAG = 32
+
+
+def timing(pairs, n=None):
+    return u32(len(pairs) if n is None else n) + b"".join(s(k) + u64(v) for k, v in pairs)
+
+
+CORPUS.update({
+    "timing": bytes([40]) + frame(EXEC, 5, exec_req(["true"], flags=TIMING_FLAG))
+    + frame(STARTED, 5, u32(42))
+    + frame(TIMING, 5, timing([("g_queue", 12), ("g_fork", 900), ("g_execve", 1500),
+                               ("g_total", 4000), ("s_recv_at", 2**40), ("s_exit_at", 2**40 + 9)]))
+    + frame(EXIT, 5, u8(0) + u32(0)) + frame(TIMING, 6, timing([])),
+    "timing-bad": bytes([41]) + frame(TIMING, 5, timing([("a", 1)], n=33))
+    + frame(TIMING, 5, timing([("Bad-Key", 1)]))
+    + frame(TIMING, 5, timing([("k", 1), ("k", 2)]))
+    + frame(TIMING, 5, timing([("x" * 25, 1)]))
+    + frame(TIMING, 5, timing([("", 1)]))
+    + frame(TIMING, 5, timing([("k", 1)]) + b"\0")
+    + frame(EXEC, 7, exec_req(["true"], flags=64)),
 })
 
 

@@ -148,7 +148,7 @@ static void test_hdr_check_rejects(void **state) {
         dbx_error_free(&err);
     }
 
-    static const uint8_t bad_types[] = {0, 9, 29, 37, DBX_MSG_MAX_, 100, 255};
+    static const uint8_t bad_types[] = {0, 9, 29, 37, 40, DBX_MSG_MAX_, 100, 255};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = bad_types[i];
@@ -164,7 +164,7 @@ static void test_hdr_check_rejects(void **state) {
         DBX_MSG_RESIZE,     DBX_MSG_SIGNAL,       DBX_MSG_EXIT,       DBX_MSG_ERROR,
         DBX_MSG_STATUS,     DBX_MSG_STATUS_REPLY, DBX_MSG_STOP,       DBX_MSG_SOCK_OPEN,
         DBX_MSG_SOCK_OK,    DBX_MSG_SOCK_DATA,    DBX_MSG_SOCK_CLOSE, DBX_MSG_PORT_REQ,
-        DBX_MSG_PORT_REPLY, DBX_MSG_PROTECTED};
+        DBX_MSG_PORT_REPLY, DBX_MSG_PROTECTED,    DBX_MSG_TIMING};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(good_types); i++) {
         struct dbx_frame_hdr h = good;
         h.type = good_types[i];
@@ -646,13 +646,13 @@ static void test_exec_rejects_strings(void **state) {
 }
 
 static void test_exec_rejects_flags_and_empty(void **state) {
-    static const uint32_t bad[] = {1u << 5, 1u << 8, 1u << 31, 0xffffffffu};
+    static const uint32_t bad[] = {1u << 6, 1u << 8, 1u << 31, 0xffffffffu};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
         assert_raw_exec_rejected(&x);
     }
     struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
-                                   DBX_EXEC_DETACH,
+                                   DBX_EXEC_DETACH | DBX_EXEC_TIMING,
                           .timeout_ms = DBX_EXEC_TIMEOUT_MAX,
                           .user = "",
                           .cwd = "/",
@@ -2033,6 +2033,102 @@ static void test_setup_shares(void **state) {
     assert_false(dbx_share_path_reserved("/data"));
 }
 
+/* ---- issue 12: TIMING (helper latency) ---- */
+
+static void timing_refused(const struct dbx_buf *b, const char *what) {
+    struct dbx_timing t = {.n = 7};
+    _cleanup_error_ dbx_error *e = NULL;
+    assert_int_equal(dbx_timing_decode(b->data, b->len, &t, &e), -EPROTO);
+    assert_non_null(e);
+    assert_int_equal(t.n, 7); /* untouched */
+    (void)what;
+}
+
+static void put_timing(struct dbx_buf *b, uint32_t n, const char *const *keys) {
+    dbx_buf_put_u32(b, n);
+    for (const char *const *k = keys; *k; k++) {
+        dbx_buf_put_str(b, *k);
+        dbx_buf_put_u64(b, 1);
+    }
+}
+
+static void test_timing_frame(void **state) {
+    struct dbx_timing t = {0};
+    assert_true(dbx_timing_add(&t, "g_fork", 900));
+    assert_true(dbx_timing_add(&t, "s_recv_at", UINT64_MAX));
+    assert_true(dbx_timing_add(&t, "g_total", 0));
+    /* refused by add: a repeated key, bad keys */
+    assert_false(dbx_timing_add(&t, "g_fork", 1));
+    assert_false(dbx_timing_add(&t, "", 1));
+    assert_false(dbx_timing_add(&t, "G_fork", 1));
+    assert_false(dbx_timing_add(&t, "g-fork", 1));
+    assert_false(dbx_timing_add(&t, "abcdefghijklmnopqrstuvwxy", 1)); /* 25 */
+    assert_true(dbx_timing_add(&t, "abcdefghijklmnopqrstuvwx", 1));   /* 24 */
+    assert_int_equal(t.n, 4);
+    struct dbx_buf b = {0};
+    dbx_timing_encode(&t, &b);
+    struct dbx_timing got = {0};
+    assert_int_equal(dbx_timing_decode(b.data, b.len, &got, NULL), 0);
+    assert_int_equal(got.n, 4);
+    /* order kept: the phases are printed as they happened */
+    assert_string_equal(got.v[0].key, "g_fork");
+    assert_string_equal(got.v[1].key, "s_recv_at");
+    uint64_t v;
+    assert_true(dbx_timing_find(&got, "g_fork", &v) && v == 900);
+    assert_true(dbx_timing_find(&got, "s_recv_at", &v) && v == UINT64_MAX);
+    assert_true(dbx_timing_find(&got, "g_total", &v) && v == 0);
+    assert_false(dbx_timing_find(&got, "g_exec", &v));
+    /* every truncation, and a trailing byte */
+    for (size_t n = 0; n < b.len; n++) {
+        struct dbx_buf x = {0};
+        dbx_buf_put(&x, b.data, n);
+        timing_refused(&x, "truncated");
+        dbx_buf_free(&x);
+    }
+    dbx_buf_put_u8(&b, 0);
+    timing_refused(&b, "trailing");
+    dbx_buf_free(&b);
+
+    /* empty is fine */
+    dbx_timing_encode(&(struct dbx_timing){0}, &b);
+    assert_int_equal(dbx_timing_decode(b.data, b.len, &got, NULL), 0);
+    assert_int_equal(got.n, 0);
+    dbx_buf_free(&b);
+
+    /* at most DBX_TIMING_MAX: add drops the next, decode refuses a count over it */
+    struct dbx_timing full = {0};
+    for (unsigned i = 0; i < DBX_TIMING_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "p%u", i);
+        assert_true(dbx_timing_add(&full, k, i));
+    }
+    assert_false(dbx_timing_add(&full, "more", 1));
+    dbx_timing_encode(&full, &b);
+    assert_int_equal(dbx_timing_decode(b.data, b.len, &got, NULL), 0);
+    assert_int_equal(got.n, DBX_TIMING_MAX);
+    dbx_buf_free(&b);
+    put_timing(&b, DBX_TIMING_MAX + 1, (const char *const[]){"a", NULL});
+    timing_refused(&b, "count over the cap");
+    dbx_buf_free(&b);
+    /* a count that lies, bad and repeated keys */
+    put_timing(&b, 2, (const char *const[]){"a", NULL});
+    timing_refused(&b, "count lies");
+    dbx_buf_free(&b);
+    static const char *const bad_keys[][3] = {{"Bad", NULL},
+                                              {"a b", NULL},
+                                              {"", NULL},
+                                              {"k", "k", NULL},
+                                              {"abcdefghijklmnopqrstuvwxy", NULL}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_keys); i++) {
+        uint32_t n = 0;
+        while (bad_keys[i][n])
+            n++;
+        put_timing(&b, n, bad_keys[i]);
+        timing_refused(&b, "bad key");
+        dbx_buf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hdr_roundtrip),
@@ -2076,6 +2172,7 @@ int main(void) {
         /* issue 13: NOTICE and STATS (helper B) */
         cmocka_unit_test(test_notice),
         cmocka_unit_test(test_stats_frame),
+        cmocka_unit_test(test_timing_frame),
         cmocka_unit_test(test_setup_shares),
     };
     return cmocka_run_group_tests_name("protocol", tests, NULL, NULL);
