@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make bench: devbox's speed against floors measured in the same run, on the same accelerator.
 # Prints ratios; never fails on a number (these machines are noisy), only on a broken run.
+# Guest kernels: DEVBOX_KERNEL=debian and =devbox for each (the devbox kernel from its cache,
+# or DEVBOX_KERNEL_VMLINUX=/path/vmlinux); its rows say n/a when there is none.
 set -euo pipefail
+started=$(date +%s)
 here=$(cd "$(dirname "$0")/.." && pwd)
 export DEVBOX_BIN=${DEVBOX_BIN:-$here/build/devbox}
 cache=$here/build/cache
@@ -24,6 +27,8 @@ fi
 "$DEVBOX_BIN" image import "$cache/e2e-rootfs.tar" default >/dev/null
 
 gcc -O2 -static -o "$work/trivial-init" "$here/bench/trivial-init.c"
+gcc -O2 -static -o "$work/noop" "$here/bench/noop.c"
+gcc -O2 -static -o "$work/boxload" "$here/bench/boxload.c"
 mkdir -p "$work/repo"
 git -C "$work/repo" init -q
 gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
@@ -51,3 +56,4 @@ if [ ! -s "$deb" ]; then
 fi
 export DEBIAN_TAR=$deb
 python3 "$here/bench/bench_images.py" "$work"
+echo "devbox bench: took $(($(date +%s) - started)) s"
