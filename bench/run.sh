@@ -34,6 +34,7 @@ git -C "$work/repo" init -q
 gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
 
 python3 "$here/bench/bench.py" "$work"
+echo "devbox bench: VM figures took $(($(date +%s) - started)) s" >&2
 
 # Secrets (issue 11): an intercepted request against a blind tunnel to the same loopback TLS
 # server, measured at the proxy level by its unit test binary (no VM: the cost is the proxy's
