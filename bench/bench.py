@@ -1,20 +1,44 @@
 #!/usr/bin/env python3
 """The measurements behind `make bench` (called by bench/run.sh with its work dir).
 
-cold start : stopped project -> first `devbox exec true` returns
-  floor    : boot-to-poweroff of the same QEMU command line (same kernel, machine, memory,
-             accelerator, CPU) with a trivial init that powers off at once and no devices
-warm exec  : `devbox exec true`, p50/p99 over 100 runs
-  floor    : the guest's own fork+exec+wait of /bin/true, p50/p99 over 100 runs
+Each figure is printed next to a floor measured in the same run, on the same accelerator.
+
+client start : `devbox --version` (or --help before --version exists), and `devbox status` of
+               a running box, the lean client's paths
+  floor      : a static binary that does nothing (hyperfine -N; a timed loop without it)
+cold start   : stopped project -> first `devbox exec true` returns, once per guest kernel
+               (DEVBOX_KERNEL=debian, DEVBOX_KERNEL=devbox: the devbox kernel's cache, or
+               DEVBOX_KERNEL_VMLINUX=/path/vmlinux until that exists)
+  floor      : boot-to-poweroff of the same QEMU command line (same kernel, machine, memory,
+               accelerator, CPU) with a trivial init that powers off at once and no devices
+  and        : the devbox kernel's cold start against the Debian kernel's
+warm exec    : `devbox exec true`, p50/p99 over 100 runs, per kernel
+  floor      : the guest's own fork+exec+wait of /bin/true, p50/p99 over 100 runs
+  phases     : medians of the phases `DEVBOX_EXEC_TIMING=1 devbox exec true` prints on stderr
+idle memory  : PSS of the box's host processes (supervisor, QEMU, virtiofsd, passt: everything
+               under the supervisor) without the guest's RAM (the memfd QEMU and virtiofsd map),
+               a box with [box] memory = 1536M and network open (so passt runs)
+  floor      : QEMU alone, the same command line without devices, not started (-S)
+memory back  : QEMU's RSS while the box holds 1 GiB it touched, then each 0.5 s for 30 s after
+               the box freed it (free page reporting gives it back)
+disk back    : the qcow2 overlay's allocated size (st_blocks) before, after writing 1 GiB in the
+               box, and for 30 s after deleting it (discard gives it back)
 new project with [setup], its derived disk cached : a new repo -> first `devbox exec true`
-  floor    : the same for a new repo without [setup] (image base disk, no setup at all)
+  floor      : the same for a new repo without [setup] (image base disk, no setup at all)
   (and, for scale, the first project, which runs setup and builds the derived disk)
+
+Never fails on a number; a figure that cannot be measured here prints "n/a (why)".
 """
 import json
 import os
+import re
+import shlex
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 work = sys.argv[1]
@@ -22,10 +46,36 @@ devbox = os.environ["DEVBOX_BIN"]
 repo = os.path.join(work, "repo")
 COLD_RUNS = int(os.environ.get("BENCH_COLD_RUNS", "5"))
 WARM_RUNS = int(os.environ.get("BENCH_WARM_RUNS", "100"))
+TIMING_RUNS = int(os.environ.get("BENCH_TIMING_RUNS", "30"))
+CLIENT_RUNS = int(os.environ.get("BENCH_CLIENT_RUNS", "100"))
+SETUP_RUNS = int(os.environ.get("BENCH_SETUP_RUNS", "3"))
+RETURN_S = float(os.environ.get("BENCH_RETURN_S", "30"))
+LOAD_MIB = int(os.environ.get("BENCH_LOAD_MIB", "1024"))
+MIB = 1024 * 1024
 
 
-def dbx(*args, **kw):
-    return subprocess.run([devbox, "-C", repo, *args], check=True, capture_output=True, **kw)
+def kernel_env(kind):
+    """The environment that makes the supervisor boot `kind` (it reads it when it starts)."""
+    env = dict(os.environ)
+    if kind:
+        env["DEVBOX_KERNEL"] = kind
+    if kind == "debian":
+        env.pop("DEVBOX_KERNEL_VMLINUX", None)  # an early dev hook may look only at this
+    return env
+
+
+def dbx(*args, env=None, d=None, **kw):
+    return subprocess.run([devbox, "-C", d or repo, *args], check=True, capture_output=True,
+                          env=env, **kw)
+
+
+def why(e):
+    """One line saying why a devbox command failed."""
+    if isinstance(e, subprocess.CalledProcessError):
+        lines = (e.stderr or b"").decode(errors="replace").strip().splitlines()
+        return "%s exited %d%s" % (os.path.basename(str(e.cmd[0])), e.returncode,
+                                   (": " + lines[-1]) if lines else "")
+    return str(e)
 
 
 def timed(fn):
@@ -55,31 +105,427 @@ def newc(entries):
     return bytes(out)
 
 
-def floor_argv(qemu_pid, initrd):
-    """devbox's own QEMU command line with the trivial initramfs and no devices."""
+def floor_argv(qemu_pid, initrd=None):
+    """devbox's own QEMU command line with no devices (and the trivial initramfs if given)."""
     with open("/proc/%d/cmdline" % qemu_pid, "rb") as f:
         argv = [a.decode() for a in f.read().split(b"\0") if a]
     out, i = [], 0
-    drop_opts = {"-drive", "-chardev", "-mon", "-action"}  # devices, the QMP monitor, its panic action
+    # devices and their backends (some by inherited fd), the QMP monitor, its panic action
+    drop_opts = {"-drive", "-chardev", "-mon", "-action", "-device", "-serial", "-netdev",
+                 "-fsdev", "-blockdev"}
     while i < len(argv):
         a = argv[i]
         v = argv[i + 1] if i + 1 < len(argv) else None
-        if a in drop_opts or (a == "-device" and not v.startswith("virtio-serial")) or a == "-serial":
+        if a in drop_opts:
             i += 2
             continue
-        if a == "-device":  # virtio-serial-device and the agent port: drop too
-            i += 2
-            continue
-        if a == "-initrd":
+        if a == "-initrd" and initrd:
             v = initrd
         out.append(a)
-        if v is not None and not a.startswith("-no") and a not in ("-nographic",):
+        if v is not None and not a.startswith("-no") and a not in ("-S", "-enable-kvm", "-snapshot"):
             out.append(v)
             i += 2
         else:
             i += 1
     return out
 
+
+# ---- client start -------------------------------------------------------------------------
+
+def hyperfine(cmds, runs):
+    """Median seconds of each command (hyperfine -N, or a timed loop without it)."""
+    if shutil.which("hyperfine"):
+        out = os.path.join(work, "hyperfine.json")
+        subprocess.run(["hyperfine", "-N", "--warmup", "10", "--runs", str(runs),
+                        "--export-json", out] + [shlex.join(c) for c in cmds],
+                       check=True, capture_output=True)
+        with open(out) as f:
+            return [r["median"] for r in json.load(f)["results"]]
+    res = []
+    for c in cmds:
+        ts = [timed(lambda: subprocess.run(c, check=True, capture_output=True))
+              for _ in range(runs)]
+        res.append(statistics.median(ts))
+    return res
+
+
+def client_start():
+    noop = [os.path.join(work, "noop")]
+    ver = [devbox, "--version"]
+    if subprocess.run(ver, capture_output=True).returncode != 0:
+        ver = [devbox, "--help"]  # the no-op there is before --version exists
+    status = [devbox, "-C", repo, "status"]
+    tool = "hyperfine -N" if shutil.which("hyperfine") else "timed loop"
+    v, s, f = hyperfine([ver, status, noop], CLIENT_RUNS)
+    print("  client start    `devbox %s` median %5.1f ms   floor (static no-op) %5.2f ms   +%.1f ms  ratio %.1fx  (aim: within +2 ms)"
+          % (ver[1], v * 1e3, f * 1e3, (v - f) * 1e3, v / f))
+    print("                  `devbox status` (box running) median %5.1f ms   +%.1f ms over the floor   (%s, %d runs)"
+          % (s * 1e3, (s - f) * 1e3, tool, CLIENT_RUNS))
+
+
+# ---- kernels: cold start, warm exec ----------------------------------------------------------
+
+TOKEN = re.compile(r"\b([a-z][a-z0-9_]*)[=:]\s*([0-9]+(?:\.[0-9]+)?)\s*(us|µs|ms|s)?\b")
+
+
+def phases(stderr):
+    """The phases of DEVBOX_EXEC_TIMING's stderr line: {key: ms}, in order, or None.
+
+    Accepted: one line containing "timing" with key=value pairs, a value with a unit (us, ms,
+    s) or without one (microseconds, the unit of the protocol's TIMING frame); keys ending in
+    _at are absolute times and skipped."""
+    for line in stderr.decode(errors="replace").splitlines():
+        if "timing" not in line.lower():
+            continue
+        out = {}
+        for k, v, unit in TOKEN.findall(line):
+            if k.endswith("_at"):
+                continue
+            out[k] = float(v) * {"s": 1e3, "ms": 1.0}.get(unit, 1e-3)
+        if out:
+            return out
+    return None
+
+
+def boot(kind, env, d=None):
+    """Boot a stopped project with kernel `kind`: (status, guest release) or raise why not."""
+    dbx("stop", env=env, d=d)
+    try:
+        dbx("exec", "true", env=env, d=d)
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError("boot failed: " + why(e))
+    rel = dbx("exec", "uname", "-r", env=env, d=d).stdout.decode().strip()
+    if (kind == "devbox") != rel.endswith("-devbox"):
+        dbx("stop", env=env, d=d)
+        hint = " (no devbox kernel: `devbox kernel build`, or DEVBOX_KERNEL_VMLINUX=/path/vmlinux)" \
+            if kind == "devbox" else ""
+        raise RuntimeError("DEVBOX_KERNEL=%s booted %s%s" % (kind, rel, hint))
+    return json.loads(dbx("status", "--json", env=env, d=d).stdout), rel
+
+
+def run_floor(argv):
+    """Seconds from QEMU's start to its exit with the trivial init, or None if it did not end."""
+    try:
+        return timed(lambda: subprocess.run(argv, check=True, stdin=subprocess.DEVNULL,
+                                            stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL, timeout=60))
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        return None
+
+
+def kernel_bench(kind, initrd):
+    """Warm exec and cold start with one guest kernel; leaves its box running."""
+    env = kernel_env(kind)
+    r = {"kind": kind, "env": env}
+    try:
+        st, r["release"] = boot(kind, env)
+    except RuntimeError as e:
+        r["na"] = str(e)
+        return r
+    argv = floor_argv(st["qemu_pid"], initrd)
+
+    # In-guest fork+exec floor and warm exec, while the VM is up.
+    out = dbx("exec", "./forkexec", str(WARM_RUNS), "/bin/true", env=env).stdout.split()
+    r["g50"], r["g99"] = float(out[0]) / 1000, float(out[1]) / 1000
+    warm = [timed(lambda: dbx("exec", "true", env=env)) * 1000 for _ in range(WARM_RUNS)]
+    r["w50"], r["w99"] = pct(warm, 50), pct(warm, 99)
+    tenv = dict(env, DEVBOX_EXEC_TIMING="1")
+    split, total = [], []
+    for _ in range(TIMING_RUNS):
+        t0 = time.monotonic()
+        p = dbx("exec", "true", env=tenv)
+        total.append((time.monotonic() - t0) * 1000)
+        ph = phases(p.stderr)
+        if ph is None:
+            break
+        split.append(ph)
+    r["phases"] = split
+    r["phases_total"] = statistics.median(total)
+
+    # Cold start vs boot floor, interleaved so both see the same machine load.
+    cold, floor = [], []
+    for _ in range(COLD_RUNS):
+        dbx("stop", env=env)
+        cold.append(timed(lambda: dbx("exec", "true", env=env)))
+        if None not in floor:  # one that did not end would not end the next time either
+            floor.append(run_floor(argv))
+    r["c50"] = statistics.median(cold)
+    ok = [f for f in floor if f is not None]
+    r["f50"] = statistics.median(ok) if ok else None
+    return r
+
+
+def print_kernels(deb, dev):
+    def cold(r, aim):
+        if "na" in r:
+            print("                  %-6s kernel  n/a (%s)" % (r["kind"], r["na"]))
+            return
+        if r["f50"] is None:
+            fl = "floor n/a (the trivial init's QEMU did not exit within 60 s)"
+        else:
+            fl = "floor (same kernel, trivial init) %6.2f s   ratio %.2fx%s" % (
+                r["f50"], r["c50"] / r["f50"], aim)
+        print("                  %-6s kernel  median %6.2f s   %s   [%s]"
+              % (r["kind"], r["c50"], fl, r["release"]))
+
+    print("  cold start      stopped project -> `devbox exec true` returned, median of %d" % COLD_RUNS)
+    cold(deb, "")
+    cold(dev, "  (aim <= 1.2x)")
+    if "na" not in deb and "na" not in dev:
+        print("                  devbox kernel vs Debian kernel: %.2f s / %.2f s   ratio %.2fx  (aim <= 0.4x)"
+              % (dev["c50"], deb["c50"], dev["c50"] / deb["c50"]))
+    else:
+        print("                  devbox kernel vs Debian kernel: n/a (%s)"
+              % ("Debian kernel: " + deb["na"] if "na" in deb else "devbox kernel n/a"))
+
+    print("  warm exec true  p50/p99 over %d runs   floor: the guest's own fork+exec+wait of /bin/true"
+          % WARM_RUNS)
+    for r in (deb, dev):
+        if "na" in r:
+            print("                  %-6s kernel  n/a (%s)" % (r["kind"], r["na"]))
+            continue
+        print("                  %-6s kernel  p50 %6.1f ms  p99 %6.1f ms   floor p50 %5.1f ms  p99 %5.1f ms   p50 +%.1f ms  ratio %.1fx  (aim: within +3 ms)"
+              % (r["kind"], r["w50"], r["w99"], r["g50"], r["g99"], r["w50"] - r["g50"],
+                 r["w50"] / r["g50"] if r["g50"] else float("inf")))
+        if not r["phases"]:
+            print("                    phases: n/a (DEVBOX_EXEC_TIMING=1 printed no timing line on stderr)")
+            continue
+        keys = []
+        for ph in r["phases"]:
+            keys += [k for k in ph if k not in keys]
+        med = [(k, statistics.median([ph[k] for ph in r["phases"] if k in ph])) for k in keys]
+        print("                    phases (median of %d runs, DEVBOX_EXEC_TIMING=1; exec took %.1f ms):"
+              % (len(r["phases"]), r["phases_total"]))
+        line = "                     "
+        for k, v in med:
+            item = " %s %.2f ms" % (k, v)
+            if len(line) + len(item) > 118:
+                print(line)
+                line = "                     "
+            line += item
+        print(line)
+
+
+# ---- box resources -----------------------------------------------------------------------------
+
+BOX_INI = """[box]
+memory = 1536M
+
+[network]
+mode = open
+"""
+
+
+def children_map():
+    kids = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                s = f.read()
+        except OSError:
+            continue
+        ppid = int(s[s.rindex(")") + 2:].split()[1])
+        kids.setdefault(ppid, []).append(int(p))
+    return kids
+
+
+def tree(pid):
+    kids, out, todo = children_map(), [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def comm(pid):
+    with open("/proc/%d/comm" % pid) as f:
+        return f.read().strip()
+
+
+def pss_kib(pid, guest_kib):
+    """(PSS, PSS of the guest RAM mapping, PSS of TCG's code cache) in KiB.  The guest RAM is
+    QEMU's memfd RAM backend (named memory-backend-memfd; virtiofsd maps the same memfd), else
+    a mapping of the guest's size; TCG translates into anonymous writable+executable memory."""
+    total = guest = jit = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                total = int(line.split()[1])
+    named, sized, cur = 0, 0, None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                parts = line.split(None, 5)
+                cur = {"name": parts[5].strip() if len(parts) > 5 else ""}
+                perms = parts[1]
+            elif cur is not None and line.startswith("Size:"):
+                cur["size"] = int(line.split()[1])
+            elif cur is not None and line.startswith("Pss:"):
+                v = int(line.split()[1])
+                if "memory-backend" in cur["name"]:
+                    named += v
+                elif cur.get("size") == guest_kib:
+                    sized += v
+                elif (not cur["name"] and "w" in perms and "x" in perms) or "jit" in cur["name"]:
+                    jit += v
+    guest = named if named else sized
+    return total, guest, jit
+
+
+def group(name):
+    for pre, g in (("qemu", "qemu"), ("virtiofsd", "virtiofsd"), ("passt", "passt")):
+        if name.startswith(pre):
+            return g
+    return "supervisor"
+
+
+def idle_memory(st):
+    guest_kib = st["memory_mib"] * 1024
+    groups, guest_seen, jit_seen = {}, 0, 0
+    for p in tree(st["pid"]):
+        try:
+            name = "supervisor" if p == st["pid"] else group(comm(p))
+            total, guest, jit = pss_kib(p, guest_kib)
+        except OSError:
+            continue
+        groups[name] = groups.get(name, 0) + total - guest
+        guest_seen += guest
+        jit_seen += jit
+    total = sum(groups.values()) / 1024
+    parts = " + ".join("%s %.1f" % (g, groups[g] / 1024)
+                       for g in ("qemu", "virtiofsd", "supervisor", "passt") if g in groups)
+    if jit_seen:
+        parts += "; TCG code cache %.1f of it" % (jit_seen / 1024)
+    # QEMU alone: the same command line (kernel and initramfs kept: QEMU holds a copy) without
+    # devices, never started
+    argv = floor_argv(st["qemu_pid"]) + ["-S"]
+    fl = None
+    q = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            time.sleep(0.1)
+            if q.poll() is not None:
+                break
+            try:
+                t, g, _j = pss_kib(q.pid, guest_kib)
+            except OSError:
+                break
+            if g or _ >= 30:
+                time.sleep(1)
+                t, g, _j = pss_kib(q.pid, guest_kib)
+                fl = (t - g) / 1024
+                break
+    finally:
+        q.kill()
+        q.wait()
+    print("  idle box memory host PSS without guest RAM %5.1f MiB (%s; guest RAM PSS %.0f MiB left out)"
+          % (total, parts, guest_seen / 1024))
+    if fl:
+        print("                  floor (QEMU alone, same command line without devices, not started) %5.1f MiB   ratio %.1fx  (aim: total <= 40 MiB)"
+              % (fl, total / fl))
+    else:
+        print("                  floor n/a (QEMU -S did not come up)   (aim: total <= 40 MiB)")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def memory_return(st, env, d):
+    qpid = st["qemu_pid"]
+    before = rss_kib(qpid)
+    peak, stop = [before], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_kib(qpid))
+            time.sleep(0.2)
+
+    th = threading.Thread(target=sample)
+    th.start()
+    try:
+        dbx("exec", "./boxload", "mem", str(LOAD_MIB), "3", env=env, d=d)
+    except subprocess.CalledProcessError as e:
+        stop.set()
+        th.join()
+        print("  memory back     n/a (allocating %d MiB in the box: %s)" % (LOAD_MIB, why(e)))
+        return
+    stop.set()
+    th.join()
+    pk = max(peak[0], rss_kib(qpid))
+    # sampled until it is back to the aim (then 2 s more: it stays) or for RETURN_S
+    t0, reached, last = time.monotonic(), None, pk
+    while time.monotonic() - t0 < RETURN_S:
+        time.sleep(0.5)
+        last = rss_kib(qpid)
+        if reached is None and last <= 0.3 * pk:
+            reached = time.monotonic() - t0
+        if reached is not None and time.monotonic() - t0 >= reached + 2:
+            break
+    print("  memory back     QEMU RSS %5.0f MiB before, peak %5.0f MiB with %d MiB touched in the box, %5.0f MiB %.1f s after it freed it"
+          % (before / 1024, pk / 1024, LOAD_MIB, last / 1024, time.monotonic() - t0))
+    print("                  %.0f%% of the peak%s  (aim <= 30%% within 30 s)"
+          % (100.0 * last / pk, "; <= 30%% after %.1f s" % reached if reached is not None
+             else "; never <= 30%% in %.0f s" % RETURN_S))
+
+
+def alloc(path):
+    return os.stat(path).st_blocks * 512
+
+
+def disk_return(st, env, d):
+    disk = os.path.join(os.environ["DEVBOX_HOME"], "data", "projects", st["id"], "disk.qcow2")
+    if not os.path.exists(disk):
+        print("  disk back       n/a (no overlay at %s)" % disk)
+        return
+    blob = "/var/tmp/bench-blob"
+    before = alloc(disk)
+    try:
+        dbx("exec", "./boxload", "file", blob, str(LOAD_MIB), env=env, d=d)
+        full = alloc(disk)
+        dbx("exec", "sh", "-c", "rm %s && sync" % blob, env=env, d=d)
+    except subprocess.CalledProcessError as e:
+        print("  disk back       n/a (writing %d MiB in the box: %s)" % (LOAD_MIB, why(e)))
+        return
+    t0, reached, last = time.monotonic(), None, alloc(disk)
+    while time.monotonic() - t0 < RETURN_S:
+        last = alloc(disk)
+        if reached is None and last <= 1.1 * before:
+            reached = time.monotonic() - t0
+            break
+        time.sleep(0.5)
+    print("  disk back       qcow2 overlay allocated %6.1f MiB before, %6.1f MiB after writing %d MiB in the box, %6.1f MiB %s after deleting it"
+          % (before / MIB, full / MIB, LOAD_MIB, last / MIB,
+             "%.1f s" % reached if reached is not None else "%.0f s" % RETURN_S))
+    print("                  ratio %.2fx of before  (aim <= 1.10x)" % (last / before if before else float("inf")))
+
+
+def box_bench(kind):
+    d = new_repo("box", BOX_INI)
+    os.link(os.path.join(work, "boxload"), os.path.join(d, "boxload"))
+    env = kernel_env(kind)
+    try:
+        st, rel = boot(kind, env, d)
+    except RuntimeError as e:
+        print("  box resources   n/a (%s)" % e)
+        return
+    print("  box resources   a box with [box] memory = 1536M, network open, %s kernel [%s]" % (kind, rel))
+    time.sleep(5)  # idle: the boot's own work done
+    idle_memory(st)
+    memory_return(st, env, d)
+    disk_return(st, env, d)
+    subprocess.run([devbox, "-C", d, "rm", "--force"], check=True, capture_output=True)
+
+
+# ---- new project with [setup] --------------------------------------------------------------------
 
 SETUP_INI = """[setup]
 run = dd if=/dev/urandom of=/opt-blob bs=1M count=32 2>/dev/null
@@ -110,52 +556,47 @@ def setup_bench():
     """Time to first exec of a new project: with a cached derived disk vs. without setup."""
     built = first_exec(new_repo("setup-first", SETUP_INI))
     cached, plain = [], []
-    for i in range(COLD_RUNS):
+    for i in range(SETUP_RUNS):
         cached.append(first_exec(new_repo("setup-cached-%d" % i, SETUP_INI)))
         plain.append(first_exec(new_repo("plain-%d" % i, None)))
     c50, p50 = statistics.median(cached), statistics.median(plain)
-    print("  new project     with [setup], derived disk cached: median %6.2f s   without [setup] %6.2f s   ratio %.2fx  (aim <= 1.1x)"
-          % (c50, p50, c50 / p50))
+    print("  new project     with [setup], derived disk cached: median of %d %6.2f s   without [setup] %6.2f s   ratio %.2fx  (aim <= 1.1x)"
+          % (SETUP_RUNS, c50, p50, c50 / p50))
     print("                  (the first project with that setup, which runs it: %.2f s)" % built)
 
 
+def section(name, t0):
+    """How long a part took, on stderr: what to trim when `make bench` grows past 10 minutes."""
+    print("devbox bench: %s took %.0f s" % (name, time.monotonic() - t0), file=sys.stderr)
+    return time.monotonic()
+
+
 def main():
-    # Boot once to learn the accelerator and QEMU command line devbox uses.
-    dbx("exec", "true")
-    st = json.loads(dbx("status", "--json").stdout)
-    accel = st["accel"]
+    t0 = time.monotonic()
     with open(os.path.join(work, "trivial-init"), "rb") as f:
         init = f.read()
     initrd = os.path.join(work, "floor.cpio")
     with open(initrd, "wb") as f:
         f.write(newc([("dev", 0o40755, b""), ("init", 0o100755, init)]))
-    argv = floor_argv(st["qemu_pid"], initrd)
 
-    # In-guest fork+exec floor and warm exec, while the VM is up.
-    out = dbx("exec", "./forkexec", str(WARM_RUNS), "/bin/true").stdout.split()
-    g50, g99 = float(out[0]) / 1000, float(out[1]) / 1000
-    warm = [timed(lambda: dbx("exec", "true")) * 1000 for _ in range(WARM_RUNS)]
-    w50, w99 = pct(warm, 50), pct(warm, 99)
-
-    # Cold start vs boot floor, interleaved so both see the same machine load.
-    cold, floor = [], []
-    for _ in range(COLD_RUNS):
-        dbx("stop")
-        cold.append(timed(lambda: dbx("exec", "true")))
-        floor.append(timed(lambda: subprocess.run(argv, check=True, stdin=subprocess.DEVNULL,
-                                                  stdout=subprocess.DEVNULL,
-                                                  stderr=subprocess.DEVNULL, timeout=120)))
-    dbx("stop")
-    c50, f50 = statistics.median(cold), statistics.median(floor)
-
+    deb = kernel_bench("debian", initrd)
+    if "na" in deb:  # nothing else means much without a box
+        raise SystemExit("devbox bench: the Debian kernel's box did not come up: " + deb["na"])
+    accel = json.loads(dbx("status", "--json", env=deb["env"]).stdout)["accel"]
     print("devbox bench (accelerator: %s)" % accel)
-    print("  cold start      median %6.2f s   floor (boot-to-poweroff, trivial init) %6.2f s   ratio %.2fx  (aim <= 1.3x)"
-          % (c50, f50, c50 / f50))
-    print("  warm exec true  p50 %6.1f ms  p99 %6.1f ms   in-guest fork+exec+wait p50 %5.1f ms  p99 %5.1f ms"
-          % (w50, w99, g50, g99))
-    print("                  p50 over floor: +%.1f ms   ratio %.1fx  (aim: within +2 ms)"
-          % (w50 - g50, w50 / g50 if g50 else float("inf")))
+    sys.stdout.flush()
+    client_start()  # the Debian box is up: `status` takes the path of a running box
+    t0 = section("Debian kernel + client", t0)
+    dev = kernel_bench("devbox", initrd)
+    dbx("stop")
+    print_kernels(deb, dev)
+    sys.stdout.flush()
+    t0 = section("devbox kernel", t0)
+    box_bench(os.environ.get("BENCH_BOX_KERNEL") or ("debian" if "na" in dev else "devbox"))
+    sys.stdout.flush()
+    t0 = section("box resources", t0)
     setup_bench()
+    section("new project", t0)
 
 
 main()

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make bench: devbox's speed against floors measured in the same run, on the same accelerator.
 # Prints ratios; never fails on a number (these machines are noisy), only on a broken run.
+# Guest kernels: DEVBOX_KERNEL=debian and =devbox for each (the devbox kernel from its cache,
+# or DEVBOX_KERNEL_VMLINUX=/path/vmlinux); its rows say n/a when there is none.
 set -euo pipefail
+started=$(date +%s)
 here=$(cd "$(dirname "$0")/.." && pwd)
 export DEVBOX_BIN=${DEVBOX_BIN:-$here/build/devbox}
 cache=$here/build/cache
@@ -24,11 +27,14 @@ fi
 "$DEVBOX_BIN" image import "$cache/e2e-rootfs.tar" default >/dev/null
 
 gcc -O2 -static -o "$work/trivial-init" "$here/bench/trivial-init.c"
+gcc -O2 -static -o "$work/noop" "$here/bench/noop.c"
+gcc -O2 -static -o "$work/boxload" "$here/bench/boxload.c"
 mkdir -p "$work/repo"
 git -C "$work/repo" init -q
 gcc -O2 -static -o "$work/repo/forkexec" "$here/bench/forkexec.c"
 
 python3 "$here/bench/bench.py" "$work"
+echo "devbox bench: VM figures took $(($(date +%s) - started)) s" >&2
 
 # Secrets (issue 11): an intercepted request against a blind tunnel to the same loopback TLS
 # server, measured at the proxy level by its unit test binary (no VM: the cost is the proxy's
@@ -51,3 +57,4 @@ if [ ! -s "$deb" ]; then
 fi
 export DEBIAN_TAR=$deb
 python3 "$here/bench/bench_images.py" "$work"
+echo "devbox bench: took $(($(date +%s) - started)) s"
