@@ -48,7 +48,8 @@ int vm_devkernel_fragment_path(char **ret, dbx_error **err) {
     if (n > 0) {
         self[n] = '\0';
         const char *dir = dirname(self);
-        static const char *const rel[] = {"", "/../vm", "/../share/devbox"};
+        /* build/devbox-full, $PREFIX/bin/devbox and $PREFIX/lib/devbox/devbox-full */
+        static const char *const rel[] = {"", "/../vm", "/../share/devbox", "/../../share/devbox"};
         for (size_t i = 0; i < DBX_ARRAY_SIZE(rel); i++) {
             _cleanup_free_ char *p =
                 dbx_xasprintf("%s%s/%s", dir, rel[i], VM_DEVKERNEL_FRAGMENT_NAME);
@@ -64,11 +65,12 @@ int vm_devkernel_fragment_path(char **ret, dbx_error **err) {
         *ret = dbx_xstrdup(sys);
         return 0;
     }
-    return dbx_error_set(err, 0,
-                         "kernel config fragment '%s' not found next to devbox, in ../vm or "
-                         "../share/devbox from it or in /usr/local/share/devbox (set "
-                         "DEVBOX_KERNEL_CONFIG)",
-                         VM_DEVKERNEL_FRAGMENT_NAME);
+    return dbx_error_set(
+        err, 0,
+        "kernel config fragment '%s' not found next to devbox, in ../vm, "
+        "../share/devbox or ../../share/devbox from it or in /usr/local/share/devbox (set "
+        "DEVBOX_KERNEL_CONFIG)",
+        VM_DEVKERNEL_FRAGMENT_NAME);
 }
 
 char *vm_devkernel_key(const char *version, const char *fragment, size_t len) {

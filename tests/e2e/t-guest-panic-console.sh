@@ -5,7 +5,8 @@
 # its chance to report it: the waiting client gets one line, the supervisor log names the
 # console as the source, QEMU is gone and the next exec boots a fresh VM.
 . "$(dirname "$0")/lib.sh"
-# about the Debian kernel's optional module (the devbox kernel has the driver built in)
+# about the Debian kernel's optional module (the devbox kernel has no panic device at all:
+# t-guest-panic covers its console path)
 export DEVBOX_KERNEL=debian
 
 command -v dpkg-deb >/dev/null || skip "dpkg-deb not installed (needed to repack the kernel)"

@@ -199,6 +199,22 @@ static void test_kernel_keys(void **state) {
     assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
     assert_false(u.kernel_autobuild_off);
     profile_user_clear(&u);
+    /* both of the user's [box] keys in one section, each to its own field, both shown */
+    write_at(r->fd, "config.ini", "[box]\nkernel_autobuild = false\nidle_stop = 90s\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_true(u.kernel_autobuild_off);
+    assert_int_equal(u.idle_stop_s, 90);
+    _cleanup_free_ char *shown = profile_user_to_text(&u);
+    assert_non_null(strstr(shown, "kernel_autobuild = false"));
+    assert_non_null(strstr(shown, "idle_stop = 90s"));
+    _cleanup_free_ char *json = profile_user_to_json(&u);
+    assert_non_null(strstr(json, "\"idle_stop_s\": {\n      \"value\": 90"));
+    profile_user_clear(&u);
+    write_at(r->fd, "config.ini", "[box]\nidle_stop = 2h\nkernel_autobuild = true\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_false(u.kernel_autobuild_off);
+    assert_int_equal(u.idle_stop_s, 7200);
+    profile_user_clear(&u);
     write_at(r->fd, "config.ini", "[box]\nkernel_autobuild = maybe\n");
     assert_true(profile_user_load(r->dir, &u, &err) < 0);
     assert_non_null(strstr(err->msg, "[box] kernel_autobuild: must be 'true' or 'false'"));
