@@ -889,6 +889,16 @@ bool dbx_timing_add(struct dbx_timing *t, const char *key, uint64_t value) {
     return true;
 }
 
+void dbx_timing_filter(const struct dbx_timing *in, const char *prefix, uint32_t room,
+                       struct dbx_timing *out) {
+    uint32_t cap = room < DBX_TIMING_MAX ? DBX_TIMING_MAX - room : 0;
+    size_t pl = strlen(prefix);
+    out->n = 0;
+    for (uint32_t i = 0; i < in->n && i < DBX_TIMING_MAX && out->n < cap; i++)
+        if (strncmp(in->v[i].key, prefix, pl) == 0)
+            (void)dbx_timing_add(out, in->v[i].key, in->v[i].value);
+}
+
 void dbx_timing_encode(const struct dbx_timing *t, struct dbx_buf *out) {
     uint32_t n = t->n < DBX_TIMING_MAX ? t->n : DBX_TIMING_MAX;
     dbx_buf_put_u32(out, n);

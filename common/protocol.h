@@ -441,6 +441,11 @@ bool dbx_timing_key_ok(const char *key);
 /* Append key = value; a bad key, a repeated key or an entry past DBX_TIMING_MAX is dropped
  * (false). */
 bool dbx_timing_add(struct dbx_timing *t, const char *key, uint64_t value);
+/* The entries of in whose key starts with prefix, in order, into out (cleared first), leaving
+ * room for `room` more: how the supervisor keeps only the guest's own g_* keys of a hostile
+ * guest's frame before adding its s_* ones. */
+void dbx_timing_filter(const struct dbx_timing *in, const char *prefix, uint32_t room,
+                       struct dbx_timing *out);
 /* The value of key, or false when there is none. */
 bool dbx_timing_find(const struct dbx_timing *t, const char *key, uint64_t *ret);
 void dbx_timing_encode(const struct dbx_timing *t, struct dbx_buf *out);

@@ -129,8 +129,15 @@ static int check_running_network(const struct dbx_project *proj, bool network_no
                                  dbx_error **err) {
     if (!network_none) return 0;
     struct dbx_status st = {0};
-    if (dbx_status_read(proj->run_dir, &st) < 0) return 0;
-    int r = 0;
+    int r = dbx_status_read(proj->run_dir, &st);
+    if (r == -ENOENT) return 0; /* not recorded yet: a supervisor that is starting */
+    /* a record that does not read cannot show the network is none: refused, not assumed */
+    if (r < 0)
+        return dbx_error_set(err, 0,
+                             "cannot tell the running VM's network mode from its status record "
+                             "(%s); 'devbox stop' it to start it again with --network none",
+                             strerror(-r));
+    r = 0;
     if (st.network != DBX_NET_NONE)
         r = dbx_error_set(err, 0,
                           "the project's VM is running with network mode '%s'; "
@@ -173,7 +180,8 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     /* Starters serialize here: the second of two racing commands finds the first's VM. */
     _cleanup_close_ int lock = lock_start(proj, err);
     if (lock < 0) return -1;
-    if (try_connect(proj, ret_fd, err) == 0) return 0;
+    /* another starter's VM (or one an idle drain kept): its network is checked as well */
+    if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;

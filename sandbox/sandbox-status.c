@@ -93,8 +93,10 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
     uint8_t version = 0, state = 0, has_image = 0;
     uint32_t pid = 0, qpid = 0, vpid = 0, nfiles = 0;
     uint64_t started = 0;
-    if (dbx_get_u8(c, &version) < 0 || version != STATUS_VERSION || dbx_get_u8(c, &state) < 0 ||
-        state > DBX_VM_STOPPING || dbx_get_str(c, STATUS_STR_MAX, &st->project) < 0 ||
+    /* version 2 (a supervisor started before an upgrade) lacks only the idle fields */
+    if (dbx_get_u8(c, &version) < 0 || version < 2 || version > STATUS_VERSION ||
+        dbx_get_u8(c, &state) < 0 || state > DBX_VM_STOPPING ||
+        dbx_get_str(c, STATUS_STR_MAX, &st->project) < 0 ||
         get_fixed(c, st->id, sizeof(st->id)) < 0 || !is_hex(st->id, sizeof(st->id) - 1) ||
         dbx_get_u8(c, &has_image) < 0 || has_image > 1 ||
         (has_image && dbx_get_str(c, STATUS_STR_MAX, &st->image) < 0) || dbx_get_u32(c, &pid) < 0 ||
@@ -126,7 +128,9 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
         dbx_get_u64(c, &st->protected_writes) < 0 || dbx_get_u8(c, &has_first) < 0 ||
         has_first > 1 ||
         (has_first && dbx_get_str(c, DBX_PROTECTED_PATH_MAX, &st->protected_first) < 0) ||
-        dbx_get_u64(c, &st->idle_s) < 0 || dbx_get_u64(c, &st->idle_stop_s) < 0 || c->left)
+        (version >= 3 &&
+         (dbx_get_u64(c, &st->idle_s) < 0 || dbx_get_u64(c, &st->idle_stop_s) < 0)) ||
+        c->left)
         return -1;
     return 0;
 }

@@ -15,7 +15,10 @@
  *  2. unlinks the control socket: from here on a client's connect fails, it waits for the lock,
  *     and boots a new VM once this supervisor has exited (the lock is released after the alive
  *     lock, in dbx_supervise): a clean reboot;
- *  3. accepts what is already queued on the socket and closes it;
+ *  3. accepts what is already queued on the socket, and keeps the (now nameless) socket open
+ *     and polled until the VM stops or the stop is called off: a connect(2) that found the
+ *     name just before the unlink lands in its queue a moment later and is served, where
+ *     closing it would reset that connection after the client's connect had succeeded;
  *  4. waits (at most IDLE_DRAIN_MS) until every client it has is answered.  A client that was
  *     queued sends its request right after connect: an exec or enter starts a session and is
  *     served by this VM: the idle stop is called off, the socket made again and the lock given
@@ -104,11 +107,10 @@ static bool drain_begin(struct sup *s, uint64_t now) {
         s->idle.retry_ms = now + IDLE_LOCK_RETRY_MS;
         return false;
     }
-    /* what connected before the unlink waits in the backlog: take it all */
+    /* what connected before the unlink waits in the backlog: take it all (the poll loop takes
+     * any that still arrives) */
     while (s->relay.listen_fd >= 0 && sup_client_accept(s)) {
     }
-    if (s->relay.listen_fd >= 0) close(s->relay.listen_fd);
-    s->relay.listen_fd = -1;
     s->idle.drain_deadline = now + IDLE_DRAIN_MS;
     return true;
 }
@@ -118,6 +120,10 @@ static void drain_cancel(struct sup *s) {
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_free_ char *sock = sock_path(s);
     s->idle.drain_deadline = 0;
+    /* the nameless socket's last arrivals first, then a socket with the name again */
+    while (s->relay.listen_fd >= 0 && sup_client_accept(s)) {
+    }
+    if (s->relay.listen_fd >= 0) close(s->relay.listen_fd);
     s->relay.listen_fd = sup_listen_unix(sock, 128, &err);
     if (s->relay.listen_fd < 0) {
         /* no socket, no client: stopping is all that is left (the lock is kept until exit) */

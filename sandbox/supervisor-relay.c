@@ -190,14 +190,17 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
  * the EXEC to writing it to the agent port, s_to_started from there to STARTED (the
  * virtio-serial round trip and the guest's start of the command). */
 static void timing_relay(struct sup *s, struct sess *x, const uint8_t *p, uint32_t n) {
-    struct dbx_timing t;
+    struct dbx_timing g, t;
     _cleanup_error_ dbx_error *e = NULL;
     if (!x->t_recv) return; /* not asked for (or a second one): dropped */
-    if (dbx_timing_decode(p, n, &t, &e) < 0) {
+    if (dbx_timing_decode(p, n, &g, &e) < 0) {
         sup_log("session %u: dropped a timing frame from the guest: %s", x->gsid, e->msg);
         x->t_recv = 0;
         return;
     }
+    /* The guest speaks only for itself (g_*), and leaves room for the supervisor's five: it
+     * cannot pass off its own figures as the host's nor crowd them out. */
+    dbx_timing_filter(&g, "g_", 5, &t);
     uint64_t now = now_us();
     dbx_timing_add(&t, "s_recv_at", x->t_recv);
     if (x->t_fwd >= x->t_recv) dbx_timing_add(&t, "s_relay", x->t_fwd - x->t_recv);

@@ -686,8 +686,13 @@ static int build_in_cache(const struct vm_devkernel_build_opts *o,
     _cleanup_close_ int cfd = open(st->cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (cfd < 0) return dbx_error_set(err, errno, "open '%s'", st->cache);
     __attribute__((cleanup(unlockp))) int lock =
-        openat(cfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        openat(cfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lock < 0) return dbx_error_set(err, errno, "open '%s/lock'", st->cache);
+    /* Only the cache's owner may open its lock: in root's shared cache, a user who could would
+     * hold it (even shared) and stall every build.  Other users' `kernel status` then cannot
+     * tell "building" from "absent", which costs them nothing.  (A lock from an older devbox
+     * was 0644.) */
+    if (fchmod(lock, 0600) < 0) return dbx_error_set(err, errno, "chmod '%s/lock'", st->cache);
     if (flock(lock, LOCK_EX | LOCK_NB) < 0) {
         if (errno != EWOULDBLOCK) return dbx_error_set(err, errno, "lock '%s/lock'", st->cache);
         if (!o->wait) return 2;
@@ -763,7 +768,8 @@ int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
         _cleanup_free_ char *tpath = dbx_xasprintf("%s/.initramfs-XXXXXX", kdir);
         _cleanup_close_ int fd = mkostemp(tpath, O_CLOEXEC);
         if (fd < 0) return dbx_error_set(err, errno, "create '%s'", tpath);
-        int r = vm_initramfs_write(fd, init_path, NULL, 0, err);
+        /* the bytes hashed, not the file again: a rebuilt init would get the old one's name */
+        int r = vm_initramfs_write_mem(fd, init, init_len, NULL, 0, err);
         if (r == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0))
             r = dbx_error_set(err, errno, "write '%s'", tpath);
         if (r == 0 && renameat(AT_FDCWD, tpath, kfd, name) < 0)

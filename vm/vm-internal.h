@@ -136,6 +136,9 @@ struct vm_initramfs_module {
  * same inputs give the same bytes. */
 int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initramfs_module *mods,
                        size_t n_mods, dbx_error **err);
+/* The same with the init's bytes given (the ones a cache name was hashed from). */
+int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
+                           const struct vm_initramfs_module *mods, size_t n_mods, dbx_error **err);
 
 /* ---- QEMU (vm-qemu.c) ------------------------------------------------------------------- */
 

@@ -453,6 +453,15 @@ static void archive_write_freep(struct archive **a) {
 
 int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initramfs_module *mods,
                        size_t n_mods, dbx_error **err) {
+    _cleanup_free_ char *init = NULL;
+    size_t init_len = 0;
+    if (dbx_read_file_at(AT_FDCWD, init_path, MAX_INIT_BYTES, &init, &init_len, err) < 0)
+        return dbx_error_wrap(err, "init");
+    return vm_initramfs_write_mem(out_fd, init, init_len, mods, n_mods, err);
+}
+
+int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
+                           const struct vm_initramfs_module *mods, size_t n_mods, dbx_error **err) {
     static const char *const dirs[] = {"dev", "proc", "sys", "newroot", "lib", "lib/modules"};
     __attribute__((cleanup(archive_write_freep))) struct archive *a = archive_write_new();
     if (!a) dbx_oom_hook();
@@ -467,10 +476,6 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
     /* The kernel opens /dev/console for init's stdio before anything is mounted. */
     if (cpio_add(a, "dev/console", S_IFCHR | 0600, makedev(5, 1), NULL, 0, ino++, err) < 0)
         return -1;
-    _cleanup_free_ char *init = NULL;
-    size_t init_len = 0;
-    if (dbx_read_file_at(AT_FDCWD, init_path, MAX_INIT_BYTES, &init, &init_len, err) < 0)
-        return dbx_error_wrap(err, "init");
     if (cpio_add(a, "init", S_IFREG | 0755, 0, init, init_len, ino++, err) < 0) return -1;
     _cleanup_free_ char *order = dbx_xstrdup("");
     for (size_t i = 0; i < n_mods; i++) {

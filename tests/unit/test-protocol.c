@@ -2089,6 +2089,25 @@ static void test_timing_frame(void **state) {
     timing_refused(&b, "trailing");
     dbx_buf_free(&b);
 
+    /* a hostile guest's frame: its s_* keys are dropped (never passed off as the host's), and
+     * 32 g_* keys leave room for the supervisor's own five */
+    struct dbx_timing hostile = {0}, kept;
+    assert_true(dbx_timing_add(&hostile, "s_recv_at", 1));
+    for (unsigned i = 0; hostile.n < DBX_TIMING_MAX; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "g_k%u", i);
+        assert_true(dbx_timing_add(&hostile, k, i));
+    }
+    dbx_timing_filter(&hostile, "g_", 5, &kept);
+    assert_int_equal(kept.n, DBX_TIMING_MAX - 5);
+    assert_false(dbx_timing_find(&kept, "s_recv_at", NULL));
+    assert_string_equal(kept.v[0].key, "g_k0");
+    for (unsigned i = 0; i < 5; i++) {
+        char k[16];
+        snprintf(k, sizeof(k), "s_%u", i);
+        assert_true(dbx_timing_add(&kept, k, i));
+    }
+
     /* empty is fine */
     dbx_timing_encode(&(struct dbx_timing){0}, &b);
     assert_int_equal(dbx_timing_decode(b.data, b.len, &got, NULL), 0);

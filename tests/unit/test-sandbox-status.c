@@ -115,6 +115,29 @@ static void test_truncated_and_trailing(void **state) {
     dbx_buf_free(&buf);
 }
 
+/* A record from a supervisor started by the previous devbox (version 2, no idle fields) still
+ * reads (its network mode is what `--network none` checks); other versions do not. */
+static void test_version2(void **state) {
+    (void)state;
+    struct dbx_status a, b = {0};
+    struct dbx_buf buf = {0};
+    sample(&a);
+    dbx_status_encode(&a, &buf);
+    buf.data[0] = 2;
+    assert_int_equal(dbx_status_decode(buf.data, buf.len - 16, &b, NULL), 0);
+    assert_int_equal(b.network, DBX_NET_ALLOWLIST);
+    assert_int_equal(b.idle_s, 0);
+    assert_int_equal(b.idle_stop_s, 0);
+    dbx_status_clear(&b);
+    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0); /* v2 with idle: trailing */
+    buf.data[0] = 1;
+    assert_true(dbx_status_decode(buf.data, buf.len - 16, &b, NULL) < 0);
+    buf.data[0] = 4;
+    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0);
+    dbx_status_clear(&a);
+    dbx_buf_free(&buf);
+}
+
 /* Out-of-range values: state, network and seccomp enums, an id or hash that is not hex. */
 static void test_out_of_range(void **state) {
     (void)state;
@@ -300,7 +323,7 @@ int main(void) {
         cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_out_of_range),    cmocka_unit_test(test_json_keys),
         cmocka_unit_test(test_protected_valid), cmocka_unit_test(test_protected_refused),
-        cmocka_unit_test(test_protected_rate),
+        cmocka_unit_test(test_protected_rate),  cmocka_unit_test(test_version2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
