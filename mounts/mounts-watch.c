@@ -370,6 +370,12 @@ int mounts_watch_timeout(const struct mounts_watch *w, uint64_t now_ms) {
     return due <= now_ms ? 0 : (int)(due - now_ms);
 }
 
+bool mounts_watch_take_now(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *out) {
+    if (w->npending == 0 && !w->rescan) return false;
+    w->draining = true; /* due now: mounts_watch_timeout says 0 */
+    return mounts_watch_take(w, now_ms, out);
+}
+
 bool mounts_watch_take(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *out) {
     if (mounts_watch_timeout(w, now_ms) != 0) {
         w->draining = false;

@@ -182,6 +182,10 @@ int mounts_watch_timeout(const struct mounts_watch *w, uint64_t now_ms);
  * DBX_CHANGED_MAX_PATHS paths and DBX_FRAME_MAX bytes, or n = 0 for a rescan) to out and
  * return true; call again until it returns false to drain the rest. */
 bool mounts_watch_take(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *out);
+/* mounts_watch_take without waiting for the notice to be due: everything pending, now (false
+ * when nothing is).  For a command about to start, which must see the host's edits made
+ * before it. */
+bool mounts_watch_take_now(struct mounts_watch *w, uint64_t now_ms, struct dbx_buf *out);
 /* A message to log once (the watch cap was reached), then NULL; the caller frees it. */
 char *mounts_watch_take_warning(struct mounts_watch *w);
 /* Directories watched now. */

@@ -284,6 +284,8 @@ int sup_watch_fd(const struct sup *s);
 int sup_watch_timeout(struct sup *s, int timeout_ms);
 /* After poll: read the watcher's events (readable) and send due CHANGED frames to the guest. */
 void sup_watch_dispatch(struct sup *s, bool readable);
+/* Send every pending host change now (before an EXEC: the command sees them). */
+void sup_watch_flush(struct sup *s);
 /* ---- supervisor-procs.c (issue 13: processes) ---- */
 #define SUP_PROCS_LOG_MAX (4u << 20) /* a detached command's log rotates once to .log.1 here */
 /* A PS or KILL frame from a new client: forwarded to the guest under a fresh token; the

@@ -55,3 +55,21 @@ void sup_watch_dispatch(struct sup *s, bool readable) {
     }
     dbx_buf_free(&b);
 }
+
+/* Before an EXEC goes to the guest: what the host changed so far (its inotify events are queued
+ * by the time the syscall that made them returned, so before the client even connected) goes
+ * first, in a CHANGED the guest handles before the EXEC behind it.  Without it, a file created
+ * on the host and read by the next command could look empty: a notice sent for its creation
+ * had the guest cache its size 0 for up to a second, and the notice for its write was still
+ * waiting for its interval. */
+void sup_watch_flush(struct sup *s) {
+    if (!can_send(s)) return;
+    uint64_t now = dbx_now_ms();
+    mounts_watch_read(s->watch, now);
+    struct dbx_buf b = {0};
+    while (can_send(s) && mounts_watch_take_now(s->watch, now, &b)) {
+        sup_agent_send(s, DBX_MSG_CHANGED, 0, b.data, b.len);
+        b.len = b.off = 0;
+    }
+    dbx_buf_free(&b);
+}

@@ -439,7 +439,12 @@ static int run_logged(struct build *b, char *const argv[], dbx_error **err) {
                                 .search_path = true,
                                 .cwd = b->tmp,
                                 .new_pgrp = true,
-                                .pdeathsig = SIGKILL,
+                                /* devbox gone (Ctrl-C on a foreground build: make is in its own
+                                 * group and does not see it): SIGTERM, which make passes on to
+                                 * the sub-makes and compilers it runs; SIGKILL would orphan
+                                 * them, compiling for minutes into a tree the next build
+                                 * removes */
+                                .pdeathsig = SIGTERM,
                                 .fds = fds,
                                 .nfds = DBX_ARRAY_SIZE(fds)};
     pid_t pid = -1;

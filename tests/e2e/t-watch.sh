@@ -6,7 +6,10 @@
 # settles after each notice; a file created on the host is reported; 1,000 rapid host
 # edits reach it as far fewer events, the last edit's content among them; once the edits stop
 # the events stop (no feedback loop); a symlink in the workspace pointing outside is never
-# followed (its target's ctime is unchanged on the host).
+# followed (its target's ctime is unchanged on the host).  And a file created on the host, its
+# creation noticed by the box, then written: the next command reads what was written (the
+# pending notice goes to the guest before the command; the box's attribute cache once held the
+# empty file's size for a second).
 . "$(dirname "$0")/lib.sh"
 
 command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
@@ -94,4 +97,12 @@ assert_not_contains "$(cat "$LOG")" "secret" "the probe's view"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"
+
+# created (the box is told at once, and looks at the empty file), written 0.3 s later, read by
+# the very next command
+for i in 1 2 3 4 5; do
+    { sleep 0.3; printf 'written %s\n' "$i"; } >"$R/w/late$i.txt"
+    ok dbx exec -- cat "w/late$i.txt"
+    assert_eq "written $i" "$OUT" "a host file read right after its write (round $i)"
+done
 ok dbx stop

@@ -266,6 +266,26 @@ static void test_watch_tree(void **state) {
     dbx_strv_free(v);
     assert_int_equal(mounts_watch_count(w), 6);
 
+    /* a file created (notice sent) and then written: before a command starts, the write's
+     * notice goes at once (take_now), not after the interval; nothing pending: nothing */
+    test_sh("echo new > '%s/fresh'", t->root);
+    pump(w, 7100);
+    dbx_strv_free(take_all(w, 7100 + MOUNTS_WATCH_QUIET_MS, &frames, &rescans));
+    test_sh("echo more >> '%s/fresh'", t->root);
+    mounts_watch_read(w, 7200); /* no poll first: the events are queued already */
+    assert_true(mounts_watch_timeout(w, 7200) > 0);
+    struct dbx_buf nb = {0};
+    assert_true(mounts_watch_take_now(w, 7200, &nb));
+    uint32_t nn;
+    char **nv = NULL;
+    assert_int_equal(dbx_changed_decode(nb.data, nb.len, &nn, &nv, NULL), 0);
+    assert_int_equal(nn, 1);
+    assert_string_equal(nv[0], "fresh");
+    dbx_strv_free(nv);
+    nb.len = nb.off = 0;
+    assert_false(mounts_watch_take_now(w, 7200, &nb));
+    dbx_buf_free(&nb);
+
     /* setting times (the guest's way of raising events) is not watched: no loop */
     test_sh("touch -c -m -d @1000000000 '%s/top' '%s/src'", t->root, t->root);
     pump(w, 8000);
