@@ -143,29 +143,16 @@ int main(int argc, char **argv) {
     memcpy(full_argv, argv, (size_t)argc * sizeof(char *));
     if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);
     struct cmd_ctx ctx = {0};
-    int i = 1;
-    while (i < argc && argv[i][0] == '-') {
-        if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
-            ctx.dir = argv[i + 1];
-            i += 2;
-        } else if (strncmp(argv[i], "-C", 2) == 0 && argv[i][2]) {
-            ctx.dir = argv[i] + 2;
-            i++;
-        } else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc) {
-            if (strcmp(argv[i + 1], "none") != 0) {
-                fprintf(stderr,
-                        "devbox: --network takes only 'none' (a profile sets wider modes)\n");
-                return 125;
-            }
-            ctx.network_none = true;
-            i += 2;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            return usage(stdout);
-        } else {
-            _cleanup_free_ char *o = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: unknown option '%s'\n", o);
-            return usage(stderr);
-        }
+    int i = argc;
+    switch (cmd_parse_global(argc, argv, &ctx, &i)) {
+    case CMD_GLOBAL_OK:
+        break;
+    case CMD_GLOBAL_HELP:
+        return usage(stdout);
+    case CMD_GLOBAL_USAGE:
+        return usage(stderr);
+    case CMD_GLOBAL_FAIL:
+        return 125;
     }
     if (i >= argc) return usage(stderr);
     int (*fn)(struct cmd_ctx *, int, char **) = NULL;
