@@ -10,7 +10,7 @@ int cmd_fail(dbx_error **err) {
     return 125;
 }
 
-enum cmd_global cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int *ret_i) {
+int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i) {
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
         if (strcmp(argv[i], "-C") == 0 && i + 1 < argc) {
@@ -24,20 +24,21 @@ enum cmd_global cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int
             if (strcmp(argv[i + 1], "none") != 0) {
                 fprintf(stderr,
                         "devbox: --network takes only 'none' (a profile sets wider modes)\n");
-                return CMD_GLOBAL_FAIL;
+                return 125;
             }
             ctx->network_none = true;
             i += 2;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            return CMD_GLOBAL_HELP;
+            return usage(stdout);
         } else {
             _cleanup_free_ char *o = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: unknown option '%s'\n", o);
-            return CMD_GLOBAL_USAGE;
+            return usage(stderr);
         }
     }
+    if (i >= argc) return usage(stderr);
     *ret_i = i;
-    return CMD_GLOBAL_OK;
+    return -1;
 }
 
 #ifndef DBX_LEAN /* libgit2: the lean client finds its projects with dbx_project_find_lean */

@@ -10,13 +10,11 @@ struct cmd_ctx {
     struct dbx_paths paths;
 };
 
-/* devbox's global options (-C DIR, --network none, -h/--help) before the subcommand, into ctx;
- * *ret_i: the subcommand's index in argv (argc: none).  The same for the lean client and the
- * full devbox, which hands it the same argv. */
-enum cmd_global { CMD_GLOBAL_OK, CMD_GLOBAL_HELP, CMD_GLOBAL_USAGE, CMD_GLOBAL_FAIL };
-/* CMD_GLOBAL_USAGE: an unknown option, said on stderr (print the usage); CMD_GLOBAL_FAIL: a bad
- * --network, said on stderr (exit 125). */
-enum cmd_global cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int *ret_i);
+/* devbox's global options (-C DIR, --network none, -h/--help) before the subcommand, into ctx,
+ * the same for the lean client and the full devbox (which is handed the same argv).  -1 with
+ * *ret_i the subcommand's index in argv; else the exit code, after the usage (each binary's
+ * own) or a one-line error. */
+int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
 /* Find the project for ctx (-C or cwd) and print the error if there is none. */

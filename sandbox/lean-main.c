@@ -144,17 +144,8 @@ int main(int argc, char **argv) {
     if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);
     struct cmd_ctx ctx = {0};
     int i = argc;
-    switch (cmd_parse_global(argc, argv, &ctx, &i)) {
-    case CMD_GLOBAL_OK:
-        break;
-    case CMD_GLOBAL_HELP:
-        return usage(stdout);
-    case CMD_GLOBAL_USAGE:
-        return usage(stderr);
-    case CMD_GLOBAL_FAIL:
-        return 125;
-    }
-    if (i >= argc) return usage(stderr);
+    int rc = cmd_parse_global(argc, argv, &ctx, usage, &i);
+    if (rc >= 0) return rc;
     int (*fn)(struct cmd_ctx *, int, char **) = NULL;
     if (strcmp(argv[i], "exec") == 0)
         fn = cmd_exec;
@@ -164,7 +155,7 @@ int main(int argc, char **argv) {
         exec_full("not exec or enter");
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_paths_init(&ctx.paths, &err) < 0) exec_full("paths");
-    int rc = fn(&ctx, argc - i, argv + i);
+    rc = fn(&ctx, argc - i, argv + i);
     dbx_paths_clear(&ctx.paths);
     free(full_argv);
     return rc;

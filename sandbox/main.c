@@ -37,22 +37,13 @@ int main(int argc, char **argv) {
     }
     struct cmd_ctx ctx = {0};
     int i = argc;
-    switch (cmd_parse_global(argc, argv, &ctx, &i)) {
-    case CMD_GLOBAL_OK:
-        break;
-    case CMD_GLOBAL_HELP:
-        return usage(stdout);
-    case CMD_GLOBAL_USAGE:
-        return usage(stderr);
-    case CMD_GLOBAL_FAIL:
-        return 125;
-    }
-    if (i >= argc) return usage(stderr);
+    int rc = cmd_parse_global(argc, argv, &ctx, usage, &i);
+    if (rc >= 0) return rc;
     for (size_t k = 0; k < cmd_table_len; k++) {
         if (strcmp(argv[i], cmd_table[k].name) != 0) continue;
         _cleanup_error_ dbx_error *err = NULL;
         if (dbx_paths_init(&ctx.paths, &err) < 0) return cmd_fail(&err);
-        int rc = cmd_table[k].fn(&ctx, argc - i, argv + i);
+        rc = cmd_table[k].fn(&ctx, argc - i, argv + i);
         dbx_paths_clear(&ctx.paths);
         return rc;
     }
