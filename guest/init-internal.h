@@ -88,6 +88,9 @@ struct box_policy {
     struct sock_fprog prog; /* the seccomp filter (len 0: none); filter owned */
     bool verify_skew;       /* --serve-fd tests: make the capability check fail */
     bool box_dev;           /* BOX_DEV is built: every command gets it as its /dev */
+    int mnt_ns;             /* a mount namespace with the box's read-only mounts in place
+                               (box_mounts), made once at SETUP; each command enters it and
+                               takes a copy of its own.  -1: each command builds its own */
 };
 
 /* What exec needs from SETUP. */

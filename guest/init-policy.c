@@ -33,6 +33,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -52,10 +53,11 @@ static bool plan_is_permissive(const struct dbx_plan *p) {
 
 void policy_clear(struct box_policy *b) {
     if (b->cg_box_fd >= 0) close(b->cg_box_fd);
+    if (b->mnt_ns >= 0) close(b->mnt_ns);
     free(b->cg_line);
     free(b->prog.filter);
     dbx_plan_free(&b->plan);
-    *b = (struct box_policy){.cg_box_fd = -1};
+    *b = (struct box_policy){.cg_box_fd = -1, .mnt_ns = -1};
 }
 
 /* ---- small file helpers ----------------------------------------------------------------- */
@@ -500,6 +502,8 @@ static int setup_user(const struct agent *a, const struct dbx_setup *su, dbx_err
     return 0;
 }
 
+static int mnt_template(struct box_policy *b, dbx_error **err);
+
 static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     struct box_policy *b = &a->box;
     if (read_cap_last(&b->cap_last, err) < 0) return -1;
@@ -537,6 +541,10 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     }
     if (setup_protected(&b->plan, su->ws_path, err) < 0)
         return dbx_error_wrap(err, "protected paths");
+    /* Not fatal: without it each command builds the same mounts itself, only slower. */
+    _cleanup_error_ dbx_error *e = NULL;
+    if (mnt_template(b, &e) < 0)
+        init_log("setup: commands build their own mounts (slower): %s", e->msg);
     return 0;
 }
 
@@ -573,7 +581,8 @@ static const char *const box_ro_binds[] = {
     "/proc/1/oom_adj", "/proc/1/coredump_filter",
 };
 
-static int box_mounts(const struct box_policy *b) {
+/* The box's read-only mounts, in a new mount namespace of the calling task's own. */
+static int box_mounts_build(const struct box_policy *b) {
     if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) return -1;
     if (b->box_dev) {
         /* the minimal /dev (with its pts and shm) over the real one, which it hides */
@@ -595,6 +604,22 @@ static int box_mounts(const struct box_policy *b) {
             mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* Enter the box's mounts in a namespace of this command's own.  With the template (below):
+ * setns into it, then unshare for a private copy, as cheap as copying ~30 mounts; building
+ * them took 15 mount calls, 2.0 ms of a 16 ms warm exec under TCG (DEVBOX_EXEC_TIMING g_enter,
+ * 2026-12-03).  The copy needs no MS_SLAVE pass: the template holds no shared mount (its root
+ * was made a slave, and binds of a slave are slaves), so a copy is slave or private already,
+ * and what the command mounts (where its plan allows) stays its own.  Either way the result
+ * is checked, whichever way it was built. */
+static int box_mounts(const struct box_policy *b) {
+    if (b->mnt_ns >= 0) {
+        if (setns(b->mnt_ns, CLONE_NEWNS) < 0 || unshare(CLONE_NEWNS) < 0) return -1;
+    } else if (box_mounts_build(b) < 0) {
+        return -1;
+    }
     /* fail closed: check what we just did */
     struct statvfs sv;
     if (statvfs("/sys/fs/cgroup", &sv) < 0 || !(sv.f_flag & ST_RDONLY) ||
@@ -604,6 +629,50 @@ static int box_mounts(const struct box_policy *b) {
         errno = EROFS;
         return -1;
     }
+    return 0;
+}
+
+/* The template namespace: a child builds the box's mounts in a namespace of its own and waits;
+ * init opens /proc/CHILD/ns/mnt, which keeps that namespace alive with no process in it, and
+ * lets the child go.  Made at SETUP, after every mount the box gets (workspace, shares,
+ * protected paths), so a command's copy holds what building at its start would have. */
+static int mnt_template(struct box_policy *b, dbx_error **err) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return dbx_error_set(err, errno, "socketpair");
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(sv[0]);
+        close(sv[1]);
+        return dbx_error_set(err, e, "fork");
+    }
+    if (pid == 0) {
+        close(sv[0]);
+        int e = box_mounts_build(b) < 0 ? errno : 0;
+        char c;
+        if (write(sv[1], &e, sizeof(e)) == (ssize_t)sizeof(e))
+            (void)!read(sv[1], &c, 1); /* EOF: init holds the namespace, or gave up */
+        _exit(0);
+    }
+    close(sv[1]);
+    int e = EIO, fd = -1;
+    ssize_t n;
+    do
+        n = read(sv[0], &e, sizeof(e));
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof(e)) e = n < 0 ? errno : EIO;
+    if (e == 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) e = errno;
+    }
+    close(sv[0]);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    if (fd < 0) return dbx_error_set(err, e, "build the box's mount namespace");
+    b->mnt_ns = fd;
     return 0;
 }
 
