@@ -51,3 +51,21 @@ ok dbx exec -u 1500:1500 -- rm /etc/group
 ok dbx exec -u root -- sh -c 'cp /tmp/group.orig /etc/group && chmod 755 /etc'
 ok dbx exec -u dev -- id -u
 assert_eq 1000 "$OUT" "uid of dev with /etc/group back"
+
+# ---- an edit that keeps the file's size and inode ----------------------------------------
+# PID 1 reuses its last lookup while stat() says /etc/passwd and /etc/group are unchanged
+# (guest/init-user.c): an in-place rewrite of the same length must still count as a change.
+ok dbx exec -u dev -- sh -c 'echo "$HOME"'
+assert_eq /home/dev "$OUT" "HOME of dev before the edit"
+ok dbx exec -u dev -- sh -c 'echo "$HOME"'
+assert_eq /home/dev "$OUT" "HOME of dev, asked again"
+ok dbx exec -u root -- sh -c 'ino=$(stat -c %i /etc/passwd) size=$(stat -c %s /etc/passwd)
+    sed "s#:/home/dev:#:/home/xyz:#" /etc/passwd > /tmp/passwd.same &&
+    dd if=/tmp/passwd.same of=/etc/passwd conv=notrunc status=none &&
+    test "$(stat -c %i.%s /etc/passwd)" = "$ino.$size"'
+ok dbx exec -u dev -- sh -c 'echo "$HOME"'
+assert_eq /home/xyz "$OUT" "HOME of dev after a same-size in-place edit"
+ok dbx exec -u root -- sh -c 'sed "s#:/home/xyz:#:/home/dev:#" /etc/passwd > /tmp/passwd.same &&
+    dd if=/tmp/passwd.same of=/etc/passwd conv=notrunc status=none'
+ok dbx exec -u dev -- sh -c 'echo "$HOME"'
+assert_eq /home/dev "$OUT" "HOME of dev after the edit is undone"

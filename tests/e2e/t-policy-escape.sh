@@ -57,3 +57,18 @@ for who in default root; do
     assert_kv "$OUT" pids 500 "pids.max after the attempts as $who"
     assert_kv "$OUT" mem $((128 << 20)) "memory.max after the attempts as $who"
 done
+
+# Each command gets a mount namespace of its own, a copy of the template PID 1 builds once with
+# the read-only mounts above (guest/init-policy.c): no two commands share one, so what one
+# mounts, where a plan lets it, never reaches another.
+# (One after the other they may show the same number: the kernel reuses a freed one.)
+dbx exec -- sh -c 'readlink /proc/self/ns/mnt; sleep 30' >"$TEST_TMP/ns-first" 2>&1 </dev/null &
+bg=$!
+for _ in $(seq 100); do [ -s "$TEST_TMP/ns-first" ] && break; sleep 0.2; done
+first=$(head -n 1 "$TEST_TMP/ns-first")
+ok dbx exec -u root -- readlink /proc/self/ns/mnt
+second=$OUT
+kill "$bg" 2>/dev/null
+wait "$bg" 2>/dev/null
+case $first in mnt:\[*\]) ;; *) fail "mount namespace of a command: '$first'" ;; esac
+[ "$first" != "$second" ] || fail "two commands shared the mount namespace $first"
