@@ -30,6 +30,7 @@ static const char *const msg_names[DBX_MSG_MAX_] = {
     [DBX_MSG_PONG] = "pong",
     [DBX_MSG_PROTECTED] = "protected",
     [DBX_MSG_CHANGED] = "changed",
+    [DBX_MSG_CLOCK] = "clock",
     [DBX_MSG_EXEC] = "exec",
     [DBX_MSG_STARTED] = "started",
     [DBX_MSG_STDIN] = "stdin",

@@ -28,10 +28,10 @@
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
- * DBX_EXEC_TIMING and TIMING (issue 12).  Overridable only so the tests can build an init of
- * another version (t-init-skew). */
+ * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  Overridable only so the tests can build an
+ * init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 6
+#define DBX_PROTO_VERSION 7
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -61,6 +61,11 @@ enum dbx_msg {
     /* host->guest: files changed on the host under a share (mounts/ watcher; guest/init-watch.c
      * makes the guest's inotify see them).  Payload defined with its codec below. */
     DBX_MSG_CHANGED = 8,
+    /* host->guest: u64 the host's CLOCK_REALTIME in nanoseconds when it sent the frame.  Sent
+     * before SETUP, then before an EXEC or with a PING when the last one is a second old; the
+     * guest steps its clock to it when it lags (a guest reads its clock at boot from a
+     * whole-second RTC, and a suspended host leaves it behind) */
+    DBX_MSG_CLOCK = 9,
     /* session n */
     DBX_MSG_EXEC = 10,    /* host->guest: struct dbx_exec_req */
     DBX_MSG_STARTED = 11, /* guest->host: u32 pid (in guest) */

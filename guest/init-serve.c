@@ -11,6 +11,9 @@
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <inttypes.h>
+#include <time.h>
+
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -484,6 +487,30 @@ static void on_ping(struct agent *a, const uint8_t *p, uint32_t n) {
     agent_send(a, DBX_MSG_PONG, 0, p, n);
 }
 
+/* The host's wall clock (DBX_MSG_CLOCK).  Stepped when the guest lags at all: the frame took
+ * time to come, so the host's clock is later than the value already; a guest ahead of it by
+ * the transit is normal, and only a lead of a second (the host's clock was set back) is
+ * corrected, since stepping back makes files written just before look newer than those
+ * written next.  --serve-fd runs on a developer's machine: its clock is not ours to set. */
+#define CLOCK_STEP_BEHIND_NS 1000000ll   /* 1 ms */
+#define CLOCK_STEP_AHEAD_NS 1000000000ll /* 1 s */
+static void on_clock(struct agent *a, const uint8_t *p, uint32_t n) {
+    uint64_t host_ns;
+    if (dbx_dec_u64(p, n, &host_ns) < 0 || host_ns > (uint64_t)INT64_MAX)
+        return send_errorf(a, 0, "malformed clock frame");
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t guest_ns = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
+    int64_t lag = (int64_t)host_ns - guest_ns;
+    if (a->test_mode || (lag < CLOCK_STEP_BEHIND_NS && lag > -CLOCK_STEP_AHEAD_NS)) return;
+    struct timespec ts = {.tv_sec = (time_t)(host_ns / 1000000000u),
+                          .tv_nsec = (long)(host_ns % 1000000000u)};
+    if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+        init_log("clock: cannot set the clock to the host's: %s", strerror(errno));
+    else if (lag > 100000000ll || lag < -100000000ll)
+        init_log("clock: stepped %+" PRId64 " ms to the host's", lag / 1000000);
+}
+
 static void on_conn_error(struct agent *a, const uint8_t *p, uint32_t n) {
     uint32_t code;
     _cleanup_free_ char *msg = NULL;
@@ -511,6 +538,7 @@ static const conn_fn conn_handlers[DBX_MSG_MAX_] = {
     [DBX_MSG_SETUP] = on_setup,
     [DBX_MSG_SHUTDOWN] = on_shutdown,
     [DBX_MSG_PING] = on_ping,
+    [DBX_MSG_CLOCK] = on_clock,
     [DBX_MSG_ERROR] = on_conn_error,
     /* host edits for the box's file watchers */
     [DBX_MSG_CHANGED] = watch_on_changed,

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define STOP_MS 20000
 /* Without virtiofsd the guest's shutdown would hang on the share: a short grace to sync the
@@ -85,6 +86,23 @@ void sup_check_console_panic(struct sup *s, bool now_or_never) {
         guest_died(s, "the guest kernel panicked", "seen on the console");
 }
 
+/* The host's wall clock to the guest (DBX_MSG_CLOCK), at most once a second unless forced.  A
+ * guest whose clock lags the host's sees the files the host just wrote as written in its
+ * future: `make` warns of clock skew and may rebuild or skip the wrong things.  A guest reads
+ * its clock once at boot, from an RTC that counts whole seconds (so it starts up to a second
+ * behind), and a host that sleeps leaves it behind by the nap.  Sent before SETUP, before an
+ * EXEC and with a PING, the last one a second old at most by the time a command starts. */
+void sup_clock_send(struct sup *s, bool force) {
+    uint64_t now = dbx_now_ms();
+    if (!force && s->guest.clock_ms && now - s->guest.clock_ms < 1000) return;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint8_t b[8];
+    s->guest.clock_ms = now;
+    sup_agent_send(s, DBX_MSG_CLOCK, 0, b,
+                   dbx_enc_u64(b, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec));
+}
+
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */
 void sup_check_liveness(struct sup *s) {
     if (!s->guest.ready || s->guest.stopping || s->guest.dead || s->guest.nospace ||
@@ -99,6 +117,7 @@ void sup_check_liveness(struct sup *s) {
         /* one ping per quiet spell: the token remembers which spell it was sent in */
         uint8_t b[8];
         s->guest.ping_token = s->guest.last_frame_ms;
+        sup_clock_send(s, false);
         sup_agent_send(s, DBX_MSG_PING, 0, b, dbx_enc_u64(b, s->guest.ping_token));
     }
 }

@@ -110,7 +110,8 @@ struct sup {
         uint64_t console_panic_ms; /* when the console showed the panic line (0: not yet) */
         uint64_t last_frame_ms;    /* when the guest last sent anything */
         uint64_t ping_token;
-        bool nospace; /* paused by QEMU because the host disk is full */
+        uint64_t clock_ms; /* when the last CLOCK went to the guest (0: none yet) */
+        bool nospace;      /* paused by QEMU because the host disk is full */
         uint64_t nospace_check_ms;
         uint64_t stop_deadline;
         char *boot_error;
@@ -224,6 +225,8 @@ void sup_secrets_free(struct sup *s);
 void sup_begin_stop(struct sup *s, const char *why);
 void sup_check_console_panic(struct sup *s, bool now_or_never);
 void sup_check_liveness(struct sup *s);
+/* DBX_MSG_CLOCK to the guest unless one went less than a second ago (force: anyway). */
+void sup_clock_send(struct sup *s, bool force);
 char *sup_nospace_msg(struct sup *s);
 void sup_nospace_poll(struct sup *s);
 void sup_qmp_events(struct sup *s);

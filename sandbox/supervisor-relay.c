@@ -178,7 +178,8 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     c->kind = C_EXEC;
     if (req.flags & DBX_EXEC_ADMIN) log_admin(&req);
     sup_event_exec_start(s, g, &req, detach);
-    sup_watch_flush(s); /* the command sees the host's edits made before it */
+    sup_watch_flush(s);       /* the command sees the host's edits made before it */
+    sup_clock_send(s, false); /* ... and a clock that does not put them in its future */
     sup_agent_send(s, DBX_MSG_EXEC, g, p, h->len);
     if (req.flags & DBX_EXEC_TIMING) {
         sess_find(s, g)->t_recv = c->rx_us ? c->rx_us : now_us();

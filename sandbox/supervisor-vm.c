@@ -214,8 +214,10 @@ static void send_setup(struct sup *s) {
             dbx_xasprintf("the policy plan and the host CA certificates take %zu bytes, more than "
                           "a setup frame's %u",
                           b.len, DBX_FRAME_MAX);
-    else
+    else {
+        sup_clock_send(s, true); /* before anything the setup runs writes a file */
         sup_agent_send(s, DBX_MSG_SETUP, 0, b.data, b.len);
+    }
     dbx_buf_free(&b);
 }
 

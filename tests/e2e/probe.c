@@ -14,6 +14,8 @@
  *        probe kill1 SIG       kill(1, SIG)
  *        probe ptrace1         ptrace(PTRACE_ATTACH, 1)
  *        probe ids             uid=R/E/S and gid=R/E/S lines
+ *        probe realtime        CLOCK_REALTIME in nanoseconds (busybox date has no %N)
+ *        probe settime SECS    move CLOCK_REALTIME by SECS seconds (may be negative)
  *        probe forkbomb SECS   every process forks again and again for SECS seconds (then
  *                              they all wait for their children and exit); prints forks=,
  *                              fails= (EAGAIN and the like), max_current= (pids.current of
@@ -451,6 +453,23 @@ int main(int argc, char **argv) {
         getresuid(&r, &e, &s);
         getresgid(&gr, &ge, &gs);
         printf("uid=%u/%u/%u\ngid=%u/%u/%u\n", r, e, s, gr, ge, gs);
+        return 0;
+    }
+    if (!strcmp(argv[1], "realtime")) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        printf("%lld%09ld\n", (long long)ts.tv_sec, ts.tv_nsec);
+        return 0;
+    }
+    if (!strcmp(argv[1], "settime") && argc == 3) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += atol(argv[2]);
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
+            printf("settime=%s\n", errname(errno));
+            return 1;
+        }
+        printf("settime=OK\n");
         return 0;
     }
     if (!strcmp(argv[1], "forkbomb") && argc == 3) return cmd_forkbomb(atoi(argv[2]));
