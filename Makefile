@@ -30,7 +30,7 @@ HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil -pthread
 COMMON_SRCS := $(wildcard common/*.c)
 GUEST_SRCS  := $(wildcard guest/*.c)
 LIB_SRCS    := $(COMMON_SRCS) \
-               $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c) \
+               $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c export/*.c) \
                $(filter-out sandbox/main.c sandbox/lean-main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
