@@ -146,8 +146,9 @@ static bool allowlist_has(const struct profile *p, const char *host) {
 static void collect_workspace(struct kx *k) {
     const struct export_input *in = k->in;
     if (!in->origin_url) {
-        not_carried(k, "workspace", "the repository has no 'origin' remote: the workspace volume "
-                                    "starts empty; copy the repository in (docs/kubernetes.md)");
+        not_carried(k, "workspace",
+                    "the repository has no 'origin' remote: the workspace volume "
+                    "starts empty; copy the repository in (docs/kubernetes.md)");
         return;
     }
     if (in->origin_had_userinfo)
@@ -170,8 +171,9 @@ static void collect_security(struct kx *k) {
     const struct export_input *in = k->in;
     const struct profile *p = k->p;
     if (in->uid_unknown)
-        not_carried(k, "box user", "[security] user '%s' is a name devbox resolves inside the "
-                                   "image: the pod sets runAsNonRoot without a uid",
+        not_carried(k, "box user",
+                    "[security] user '%s' is a name devbox resolves inside the "
+                    "image: the pod sets runAsNonRoot without a uid",
                     p->user);
     else if (in->uid == 0)
         not_carried(k, "non-root user",
@@ -191,15 +193,17 @@ static void collect_security(struct kx *k) {
                     "Kubernetes refuses CAP_SYS_ADMIN with allowPrivilegeEscalation false "
                     "(no_new_privileges): left out, a narrowing");
     if (p->seccomp == PROFILE_SECCOMP_UNCONFINED)
-        not_carried(k, "seccomp", "the profile has no seccomp filter (unconfined): the pod runs "
-                                  "with seccompProfile Unconfined");
+        not_carried(k, "seccomp",
+                    "the profile has no seccomp filter (unconfined): the pod runs "
+                    "with seccompProfile Unconfined");
     else if (in->seccomp_json && !strstr(in->seccomp_json, "\"personality\""))
         not_carried(k, "seccomp personality",
                     "the guest filter refuses personality() values but 0, 0x8, 0x20000, 0x20008 "
                     "and 0xffffffff; the OCI profile cannot say so");
-    not_carried(k, "self-check", "devbox's guest init verifies the policy in force (capabilities, "
-                                 "NoNewPrivs, seccomp, uid, limits, read-only paths) before each "
-                                 "command and fails closed; a pod has no such check");
+    not_carried(k, "self-check",
+                "devbox's guest init verifies the policy in force (capabilities, "
+                "NoNewPrivs, seccomp, uid, limits, read-only paths) before each "
+                "command and fails closed; a pod has no such check");
 }
 
 static void collect_limits(struct kx *k) {
@@ -220,7 +224,8 @@ static void collect_limits(struct kx *k) {
                     p->nofile);
     if (p->swap_limit != UINT64_MAX)
         not_carried(k, "swap", "memory.swap.max: swap is the node's (kubelet memorySwap)");
-    if (p->io_weight) not_carried(k, "io_weight", "io.weight %" PRIu32 ": no pod field", p->io_weight);
+    if (p->io_weight)
+        not_carried(k, "io_weight", "io.weight %" PRIu32 ": no pod field", p->io_weight);
     if (p->disk)
         not_carried(k, "disk", "[box] disk: the container's root filesystem lives on the node");
     if (p->kernel != PROFILE_KERNEL_AUTO)
@@ -271,8 +276,9 @@ static void collect_rest(struct kx *k) {
     if (k->o->format == EXPORT_FORMAT_SANDBOX)
         for (size_t i = 0; i < p->nports; i++)
             if (p->ports[i].host != p->ports[i].guest) {
-                not_carried(k, "ports", "the sandbox's headless Service serves the box's own "
-                                        "ports: [ports] host port numbers are not used");
+                not_carried(k, "ports",
+                            "the sandbox's headless Service serves the box's own "
+                            "ports: [ports] host port numbers are not used");
                 break;
             }
     if (in->idle_stop_s)
@@ -392,8 +398,8 @@ static void init_containers(struct kx *k, struct yw *w, int ind) {
         y_kvn(w, ind + 4, "runAsUser", 0);
         y_kvn(w, ind + 4, "runAsGroup", 0);
         y_line(w, ind + 4, "allowPrivilegeEscalation: false");
-        capabilities(w, ind + 4, (DBX_CAPS_ADMIN | p->caps | p->caps_user) &
-                                     ~(UINT64_C(1) << CAP_SYS_ADMIN));
+        capabilities(w, ind + 4,
+                     (DBX_CAPS_ADMIN | p->caps | p->caps_user) & ~(UINT64_C(1) << CAP_SYS_ADMIN));
         if (p->setup_workspace) {
             y_line(w, ind + 2, "volumeMounts:");
             workspace_mount(w, ind + 2, in->workdir);
@@ -594,8 +600,8 @@ static void cilium_allow_rules(struct kx *k, struct yw *w, int ind) {
             done[j] = true;
             if (addr) {
                 char buf[INET6_ADDRSTRLEN];
-                _cleanup_free_ char *cidr = dbx_xasprintf(
-                    "%s/%u", dbx_addr_format(&pa[j].addr, buf), pa[j].prefix);
+                _cleanup_free_ char *cidr =
+                    dbx_xasprintf("%s/%u", dbx_addr_format(&pa[j].addr, buf), pa[j].prefix);
                 y_item(w, ind + 2, cidr);
             } else if (pa[j].kind == PROFILE_ALLOW_NAME) {
                 y_dkv(w, ind + 2, "matchName", pa[j].name);
@@ -737,8 +743,9 @@ static void header(struct kx *k, struct yw *w) {
         y_comment(w, "workspace: cloned from %s at %s into the volume '%s'", in->origin_url,
                   in->commit ? in->commit : "its default branch", VOLUME);
     if (in->seccomp_file)
-        y_comment(w, "seccomp: install %s under the kubelet seccomp root "
-                     "(/var/lib/kubelet/seccomp/) on every node first (docs/kubernetes.md)",
+        y_comment(w,
+                  "seccomp: install %s under the kubelet seccomp root "
+                  "(/var/lib/kubelet/seccomp/) on every node first (docs/kubernetes.md)",
                   in->seccomp_file);
     y_comment(w, "network %s%s", net_name(p->net_mode),
               p->net_mode == PROFILE_NET_ALLOWLIST
@@ -755,8 +762,9 @@ static void seccomp_configmap(struct kx *k, struct yw *w) {
     base = base ? base + 1 : k->in->seccomp_file;
     _cleanup_free_ char *name = dbx_xasprintf("%s-seccomp", k->resource);
     doc(w, "v1", "ConfigMap");
-    y_comment(w, "the seccomp profile the pod names: copy it to /var/lib/kubelet/seccomp/%s on "
-                 "every node (docs/kubernetes.md); a ConfigMap alone does not install it",
+    y_comment(w,
+              "the seccomp profile the pod names: copy it to /var/lib/kubelet/seccomp/%s on "
+              "every node (docs/kubernetes.md); a ConfigMap alone does not install it",
               k->in->seccomp_file);
     metadata(k, w, name);
     y_line(w, 0, "data:");
@@ -769,9 +777,12 @@ static int check_input(const struct export_input *in, const struct export_opts *
     const struct {
         const char *what, *s;
     } strs[] = {
-        {"image", in->image},           {"origin URL", in->origin_url},
-        {"commit", in->commit},         {"workspace path", in->workdir},
-        {"namespace", o->namespace_},   {"runtime class", o->runtime_class},
+        {"image", in->image},
+        {"origin URL", in->origin_url},
+        {"commit", in->commit},
+        {"workspace path", in->workdir},
+        {"namespace", o->namespace_},
+        {"runtime class", o->runtime_class},
         {"clone image", in->clone_image},
     };
     for (size_t i = 0; i < DBX_ARRAY_SIZE(strs); i++)
@@ -787,7 +798,7 @@ static int check_input(const struct export_input *in, const struct export_opts *
         (!in->seccomp_json || !in->seccomp_file || !*in->seccomp_file))
         return dbx_error_setx(err, EINVAL, "export: no seccomp profile for seccomp '%s'",
                               in->profile->seccomp == PROFILE_SECCOMP_STRICT ? "strict"
-                                                                              : "default");
+                                                                             : "default");
     return 0;
 }
 

@@ -48,8 +48,8 @@ bool export_utf8_valid(const char *s) {
  * so that a value is always one line, and U+FEFF, which readers may take for a byte order
  * mark. */
 static bool needs_escape(uint32_t cp) {
-    return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0xfeff ||
-           cp == 0xfffe || cp == 0xffff;
+    return cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0x9f) || cp == 0xfeff || cp == 0xfffe ||
+           cp == 0xffff;
 }
 
 char *export_yaml_quote(const char *s) {

@@ -24,23 +24,23 @@ enum export_format { EXPORT_FORMAT_SANDBOX = 0, EXPORT_FORMAT_POD };
 
 struct export_input {
     const struct profile *profile; /* effective, allowed */
-    const char *name;          /* the project directory's basename; sanitized here to a
-                                  DNS-1123 label of at most EXPORT_NAME_MAX bytes */
-    const char *image;         /* "repo@sha256:..." when devbox pulled it, else the profile's
-                                  reference as written */
-    bool image_local;          /* built or imported on this machine: no cluster can pull it */
-    const char *clone_image;   /* the clone init container's image (needs git); NULL: image */
-    const char *origin_url;    /* userinfo already removed by the caller; NULL: no origin */
-    bool origin_had_userinfo;  /* the caller removed credentials from the URL */
-    const char *commit;        /* HEAD as 40 hex digits, or NULL (unborn branch) */
-    const char *workdir;       /* the workspace's absolute path inside the box */
-    uint32_t uid, gid;         /* the box user's */
-    bool uid_unknown;          /* [security] user is a name only the image can resolve */
-    const char *seccomp_json;  /* the OCI seccomp profile; NULL when unconfined */
-    const char *seccomp_file;  /* relative to the kubelet seccomp root, e.g.
-                                  "devbox/seccomp-default.json"; NULL when unconfined */
-    bool host_cas;             /* devbox installs the user's CA certificates in the box */
-    uint32_t idle_stop_s;      /* config.ini [box] idle_stop; 0: never */
+    const char *name;              /* the project directory's basename; sanitized here to a
+                                      DNS-1123 label of at most EXPORT_NAME_MAX bytes */
+    const char *image;             /* "repo@sha256:..." when devbox pulled it, else the profile's
+                                      reference as written */
+    bool image_local;              /* built or imported on this machine: no cluster can pull it */
+    const char *clone_image;       /* the clone init container's image (needs git); NULL: image */
+    const char *origin_url;        /* userinfo already removed by the caller; NULL: no origin */
+    bool origin_had_userinfo;      /* the caller removed credentials from the URL */
+    const char *commit;            /* HEAD as 40 hex digits, or NULL (unborn branch) */
+    const char *workdir;           /* the workspace's absolute path inside the box */
+    uint32_t uid, gid;             /* the box user's */
+    bool uid_unknown;              /* [security] user is a name only the image can resolve */
+    const char *seccomp_json;      /* the OCI seccomp profile; NULL when unconfined */
+    const char *seccomp_file;      /* relative to the kubelet seccomp root, e.g.
+                                      "devbox/seccomp-default.json"; NULL when unconfined */
+    bool host_cas;                 /* devbox installs the user's CA certificates in the box */
+    uint32_t idle_stop_s;          /* config.ini [box] idle_stop; 0: never */
 };
 
 struct export_opts {
