@@ -14,9 +14,6 @@
 #include <getopt.h>
 #include <git2.h>
 
-/* TEMPORARY until branch oci-seccomp is merged (policy/policy.h declares it there). */
-int policy_seccomp_oci_json(enum profile_seccomp mode, char **ret_json, dbx_error **err);
-
 struct export_cmd {
     struct export_opts o;
     const char *dir;         /* -o DIR, or NULL: stdout */
