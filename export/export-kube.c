@@ -128,17 +128,21 @@ static char *url_host(const char *url) {
     return n ? dbx_xstrndup(s, n) : NULL;
 }
 
+/* Whether a NAME or SUFFIX pattern matches host (the proxy's rule: a suffix on a label
+ * boundary, never the domain itself). */
+static bool name_matches(const struct profile_allow *pa, const char *host) {
+    size_t hl = strlen(host), nl = strlen(pa->name);
+    if (pa->kind == PROFILE_ALLOW_NAME) return strcasecmp(pa->name, host) == 0;
+    return pa->kind == PROFILE_ALLOW_SUFFIX && hl > nl + 1 && host[hl - nl - 1] == '.' &&
+           strcasecmp(host + hl - nl, pa->name) == 0;
+}
+
 /* Whether the allowlist lets the pod reach host (any port: the clone's transport decides). */
 static bool allowlist_has(const struct profile *p, const char *host) {
     for (char **a = p->allow; a && *a; a++) {
         struct profile_allow pa;
         const char *why;
-        if (profile_allow_parse(*a, &pa, &why) < 0) continue;
-        size_t hl = strlen(host), nl = strlen(pa.name);
-        if (pa.kind == PROFILE_ALLOW_NAME && strcasecmp(pa.name, host) == 0) return true;
-        if (pa.kind == PROFILE_ALLOW_SUFFIX && hl > nl + 1 && host[hl - nl - 1] == '.' &&
-            strcasecmp(host + hl - nl, pa.name) == 0)
-            return true;
+        if (profile_allow_parse(*a, &pa, &why) == 0 && name_matches(&pa, host)) return true;
     }
     return false;
 }
@@ -612,6 +616,21 @@ static void cilium_allow_rules(struct kx *k, struct yw *w, int ind) {
             }
         }
         to_ports(w, ind + 2, pa[i].port);
+    }
+    /* [network] resolve pins an allowed name to an address: hostAliases answers it without DNS,
+     * so toFQDNs never learns it; allow the address itself on that name's patterns' ports */
+    for (char **r = k->p->resolve; r && *r; r++) {
+        const char *colon = strchr(*r, ':');
+        if (!colon) continue;
+        _cleanup_free_ char *host = dbx_xstrndup(*r, (size_t)(colon - *r));
+        for (size_t i = 0; i < n; i++) {
+            if (pa[i].kind == PROFILE_ALLOW_ADDR || !name_matches(&pa[i], host)) continue;
+            _cleanup_free_ char *cidr =
+                dbx_xasprintf("%s/%d", colon + 1, strchr(colon + 1, ':') ? 128 : 32);
+            y_line(w, ind, "- toCIDR:");
+            y_item(w, ind + 2, cidr);
+            to_ports(w, ind + 2, pa[i].port);
+        }
     }
 }
 

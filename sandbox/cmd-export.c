@@ -5,10 +5,10 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
+#include "sandbox-internal.h"
 #include "../export/export.h"
 #include "../mounts/mounts.h"
 #include "../policy/policy.h"
-#include "sandbox-internal.h"
 
 #include <dirent.h>
 #include <getopt.h>
@@ -28,9 +28,12 @@ static int export_usage(FILE *f) {
 
 static int parse(int argc, char **argv, struct export_cmd *c) {
     static const struct option opts[] = {
-        {"format", required_argument, NULL, 'f'},    {"runtime-class", required_argument, NULL, 'r'},
-        {"namespace", required_argument, NULL, 'n'}, {"clone-image", required_argument, NULL, 'c'},
-        {"output", required_argument, NULL, 'o'},    {"help", no_argument, NULL, 'h'},
+        {"format", required_argument, NULL, 'f'},
+        {"runtime-class", required_argument, NULL, 'r'},
+        {"namespace", required_argument, NULL, 'n'},
+        {"clone-image", required_argument, NULL, 'c'},
+        {"output", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
         {0},
     };
     optind = 1;
@@ -49,11 +52,20 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
                 return 125;
             }
             break;
-        case 'r': c->o.runtime_class = optarg; break;
-        case 'n': c->o.namespace_ = optarg; break;
-        case 'c': c->clone_image = optarg; break;
-        case 'o': c->dir = optarg; break;
-        case 'h': return export_usage(stdout);
+        case 'r':
+            c->o.runtime_class = optarg;
+            break;
+        case 'n':
+            c->o.namespace_ = optarg;
+            break;
+        case 'c':
+            c->clone_image = optarg;
+            break;
+        case 'o':
+            c->dir = optarg;
+            break;
+        case 'h':
+            return export_usage(stdout);
         default: {
             _cleanup_free_ char *a = dbx_escape(argv[optind - 1]);
             fprintf(stderr, "devbox: export: unknown or incomplete option '%s'\n", a);
@@ -128,7 +140,9 @@ static char *image_ref(struct cmd_ctx *ctx, const char *name, bool *ret_local) {
         /* "reg/repo:tag" -> "reg/repo@sha256:...": the tag follows the last '/' */
         const char *slash = strrchr(img.name, '/'), *at = strchr(img.name, '@');
         const char *colon = strchr(slash ? slash : img.name, ':');
-        size_t n = at ? (size_t)(at - img.name) : colon ? (size_t)(colon - img.name) : strlen(img.name);
+        size_t n = at      ? (size_t)(at - img.name)
+                   : colon ? (size_t)(colon - img.name)
+                           : strlen(img.name);
         ref = dbx_xasprintf("%.*s@%s", (int)n, img.name, img.digest);
     } else {
         *ret_local = true;
@@ -193,8 +207,8 @@ static int export_project(struct cmd_ctx *ctx, struct dbx_project *proj, struct 
     struct profile p = {0};
     struct profile_user u = {0};
     _cleanup_error_ dbx_error *err = NULL;
-    _cleanup_free_ char *url = NULL, *commit = NULL, *clean_url = NULL, *image = NULL,
-                        *json = NULL, *file = NULL, *name = NULL;
+    _cleanup_free_ char *url = NULL, *commit = NULL, *clean_url = NULL, *image = NULL, *json = NULL,
+                        *file = NULL, *name = NULL;
     struct export_result res = {0};
     struct export_input in = {.profile = &p, .workdir = proj->root, .clone_image = c->clone_image};
     const char *slash = strrchr(proj->root, '/');

@@ -221,19 +221,19 @@ static void test_quote_roundtrip(void **state) {
         free(want);
         want = n;
     }
-    _cleanup_free_ char *cmd = dbx_xasprintf(
-        "python3 -c 'import sys, yaml\n"
-        "d = list(yaml.safe_load_all(open(sys.argv[1], encoding=\"utf-8\")))\n"
-        "c = d[0][\"spec\"][\"containers\"][0]\n"
-        "got = [e[\"name\"] + \"=\" + e[\"value\"] for e in c[\"env\"]]\n"
-        "want = [%s]\n"
-        "assert got == want, (got, want)\n"
-        "assert c[\"image\"] == \"img:1\\n---\\nkind: Secret\"\n"
-        "assert c[\"workingDir\"] == \"/w/a: b\"\n"
-        "assert d[0][\"metadata\"][\"namespace\"] == \"ns\\\"x\"\n"
-        "assert d[0][\"metadata\"][\"name\"] == \"devbox-weird-name\"\n"
-        "' '%s' 2>&1",
-        want, tmpl);
+    _cleanup_free_ char *cmd =
+        dbx_xasprintf("python3 -c 'import sys, yaml\n"
+                      "d = list(yaml.safe_load_all(open(sys.argv[1], encoding=\"utf-8\")))\n"
+                      "c = d[0][\"spec\"][\"containers\"][0]\n"
+                      "got = [e[\"name\"] + \"=\" + e[\"value\"] for e in c[\"env\"]]\n"
+                      "want = [%s]\n"
+                      "assert got == want, (got, want)\n"
+                      "assert c[\"image\"] == \"img:1\\n---\\nkind: Secret\"\n"
+                      "assert c[\"workingDir\"] == \"/w/a: b\"\n"
+                      "assert d[0][\"metadata\"][\"namespace\"] == \"ns\\\"x\"\n"
+                      "assert d[0][\"metadata\"][\"name\"] == \"devbox-weird-name\"\n"
+                      "' '%s' 2>&1",
+                      want, tmpl);
     /* yaml is python3-yaml: a missing module is a skip, not a failure */
     int st = system("python3 -c 'import yaml' 2>/dev/null");
     if (st != 0) {
