@@ -39,7 +39,7 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'f':
             if (strcmp(optarg, "sandbox") == 0)
@@ -75,8 +75,10 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
     }
     if (optind != argc - 1 || strcmp(argv[optind], "kubernetes") != 0) {
         if (optind < argc) {
-            _cleanup_free_ char *a = dbx_escape(argv[optind]);
-            fprintf(stderr, "devbox: export: unknown target '%s' (kubernetes)\n", a);
+            bool extra = strcmp(argv[optind], "kubernetes") == 0;
+            _cleanup_free_ char *a = dbx_escape(argv[optind + extra]);
+            fprintf(stderr, "devbox: export: %s '%s'\n",
+                    extra ? "unexpected argument" : "unknown target (kubernetes)", a);
             return 125;
         }
         return export_usage(stderr);
