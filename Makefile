@@ -22,6 +22,10 @@ DEPS_TEST  := busybox-static python3 util-linux procps hyperfine passwd adduser 
 # building it takes.
 DEPS_KERNEL := linux-source-6.1 bc bison flex libelf-dev libssl-dev xz-utils build-essential
 DEPS       := $(DEPS_BUILD) $(DEPS_RUN) $(DEPS_TEST) $(DEPS_KERNEL)
+# Node.js for tests/kube (check-kube: the output of `devbox export kubernetes` against the
+# Kubernetes, agent-sandbox and Cilium schemas), from Debian only when no node is installed; its
+# npm packages (tests/kube/package-lock.json) with `npm ci`.  Debian 12 has node 18 and npm 9.
+DEPS_KUBE  := nodejs npm
 
 PKGS      := libgit2 libarchive inih jansson libssl libcrypto libseccomp libcurl
 HOST_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -30,7 +34,7 @@ HOST_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lutil -pthread
 COMMON_SRCS := $(wildcard common/*.c)
 GUEST_SRCS  := $(wildcard guest/*.c)
 LIB_SRCS    := $(COMMON_SRCS) \
-               $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c) \
+               $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c export/*.c) \
                $(filter-out sandbox/main.c sandbox/lean-main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
@@ -141,6 +145,7 @@ unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/de
 	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
 	  $$f tests/fuzz/corpus/$$c; done
 	$(MAKE) --no-print-directory check-docs
+	$(MAKE) --no-print-directory check-kube
 
 # Checks that need no VM (part of unit): the completion scripts and docs/devbox.1 against the
 # usage, the recipes of docs/agents.md, and `make install` into a scratch DESTDIR.
@@ -155,6 +160,12 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
 	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
 	done; rm -rf --one-file-system $$d; echo "make install: ok"
+
+# The manifests of `devbox export kubernetes` (its golden outputs, tests/golden/kubernetes/, or
+# until they exist the samples of tests/kube/) validated offline against the real schemas, and the
+# negative samples refused: tests/kube/run.sh.  Needs `make deps` (node and tests/kube/node_modules).
+check-kube:
+	tests/kube/run.sh
 
 # The lean client as bin/devbox, the full devbox and the guest init in lib/devbox (the client
 # finds devbox-full there from itself; the full devbox finds the init next to itself), the prefix
@@ -249,6 +260,10 @@ demo: all
 deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS)
+	command -v node >/dev/null && command -v npm >/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEPS_KUBE)
+	npm ci --prefix tests/kube --no-audit --no-fund
+	node tests/kube/generate.mjs
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -261,5 +276,5 @@ clean:
 	rm -rf build build-asan
 
 .PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz check-docs install \
-	uninstall kernel
+	uninstall kernel check-kube
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

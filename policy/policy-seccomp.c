@@ -19,6 +19,7 @@
  * 32 bits only (SCMP_CMP_MASKED_EQ with mask 0xffffffff): the syscall wrappers truncate the
  * register, so a full 64-bit comparison (or libseccomp 2.5's SCMP_A0_32, which still requires
  * the high half to be zero) is bypassed by setting a high bit: socket(1ul << 32 | AF_VSOCK). */
+#include <jansson.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -38,13 +39,6 @@
 #define GUEST_AF_MAX 46u
 #define LOW32 0xffffffffu
 
-struct deny {
-    const char *name;
-    int errnum;
-    unsigned argc; /* 0 or 1 */
-    struct scmp_arg_cmp cmp;
-};
-
 /* clang-format off */
 #define DENY(n) {n, EPERM, 0, {0}}
 /* (arg & mask) == value */
@@ -56,7 +50,7 @@ struct deny {
 #define DENY_FLAG(n, a, flag) DENY_MASKED(n, a, flag, flag)
 
 /* Keep in step with policy.h and docs/SECURITY.md. */
-static const struct deny default_deny[] = {
+static const struct policy_seccomp_deny default_deny[] = {
     /* the kernel itself: modules, kexec, BPF, perf, keyrings, kernel log, accounting */
     DENY("kexec_load"),
     DENY("kexec_file_load"),
@@ -129,7 +123,7 @@ static const struct deny default_deny[] = {
     DENY_INT("ioctl", 1, TIOCLINUX),
 };
 
-static const struct deny strict_deny[] = {
+static const struct policy_seccomp_deny strict_deny[] = {
     DENY("chroot"),
     DENY("process_vm_readv"),
     DENY("kcmp"),
@@ -194,7 +188,8 @@ static void seccomp_releasep(scmp_filter_ctx *ctx) {
     if (*ctx) seccomp_release(*ctx);
 }
 
-static int add_rule(scmp_filter_ctx ctx, const struct deny *d, dbx_error **err) {
+static int add_rule(const struct policy_seccomp_deny *d, void *userdata, dbx_error **err) {
+    scmp_filter_ctx ctx = userdata;
     int nr = seccomp_syscall_resolve_name(d->name);
     if (nr == __NR_SCMP_ERROR)
         return dbx_error_setx(err, ENOSYS, "libseccomp does not know syscall '%s'", d->name);
@@ -204,17 +199,22 @@ static int add_rule(scmp_filter_ctx ctx, const struct deny *d, dbx_error **err) 
     return 0;
 }
 
-static int add_rules(scmp_filter_ctx ctx, enum profile_seccomp mode, dbx_error **err) {
+/* The one walk over the tables: the BPF (add_rule) and the OCI JSON (oci_add) both come from
+ * it, so they cannot list different rules. */
+int policy_seccomp_each(enum profile_seccomp mode, policy_seccomp_fn fn, void *userdata,
+                        dbx_error **err) {
+    if (mode != PROFILE_SECCOMP_DEFAULT && mode != PROFILE_SECCOMP_STRICT)
+        return dbx_error_setx(err, EINVAL, "seccomp mode %d has no deny list", (int)mode);
     int r = 0;
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(default_deny); i++)
-        r = add_rule(ctx, &default_deny[i], err);
+        r = fn(&default_deny[i], userdata, err);
     if (mode != PROFILE_SECCOMP_STRICT) return r;
     for (size_t i = 0; r == 0 && i < DBX_ARRAY_SIZE(strict_deny); i++)
-        r = add_rule(ctx, &strict_deny[i], err);
+        r = fn(&strict_deny[i], userdata, err);
     for (unsigned af = 0; r == 0 && af < GUEST_AF_MAX; af++) {
         if (strict_family_allowed(af)) continue;
-        const struct deny d = DENY_INT("socket", 0, af);
-        r = add_rule(ctx, &d, err);
+        const struct policy_seccomp_deny d = DENY_INT("socket", 0, af);
+        r = fn(&d, userdata, err);
     }
     return r;
 }
@@ -272,7 +272,7 @@ int policy_seccomp_build(enum profile_seccomp mode, uint8_t **ret_bpf, uint32_t 
                          dbx_error **err) {
     _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
     int r = new_filter(&ctx, err);
-    if (r == 0) r = add_rules(ctx, mode, err);
+    if (r == 0) r = policy_seccomp_each(mode, add_rule, ctx, err);
     if (r < 0) return r;
     _cleanup_free_ struct sock_filter *body = NULL;
     size_t nbody = 0;
@@ -296,5 +296,135 @@ int policy_seccomp_build(enum profile_seccomp mode, uint8_t **ret_bpf, uint32_t 
         put_insn(out + 8 * (nguard + i), &body[i]);
     *ret_bpf = out;
     *ret_len = (uint32_t)n;
+    return 0;
+}
+
+/* ---- the same filter as an OCI runtime-spec seccomp profile ------------------------------
+ *
+ * What runc and crun do with the profile, read in their sources (runc 76d9cf5
+ * libcontainer/seccomp/seccomp_linux.go; crun ba38286 src/libcrun/seccomp.c; libseccomp 90d3f7d
+ * src/gen_bpf.c, src/db.c):
+ *   - seccomp_init(defaultAction) holds the native architecture, each "architectures" entry is
+ *     added, and each name is a seccomp_rule_add with the entry's action: the same libseccomp
+ *     calls add_rule makes, so the table rules mean the same in both;
+ *   - an argument's "value" is passed as datum_a and "valueTwo" as datum_b (runc getCondition
+ *     -> libseccomp-golang MakeCondition(index, op, value, valueTwo) -> Operand1/Operand2 ->
+ *     datum_a/datum_b; crun: arg_cmp[k].datum_a = value, .datum_b = value_two), so
+ *     SCMP_CMP_MASKED_EQ takes the mask in "value" and the expected bits in "valueTwo";
+ *   - with SCMP_ARCH_X86_64 the only architecture (the native one of an x86_64 node),
+ *     libseccomp's program sends every other audit arch (i386) to the bad-arch action, and
+ *     in an x86_64 filter a number with the x32 bit set (other than -1) as well ("filter out
+ *     x32" in gen_bpf.c).  Neither runtime sets SCMP_FLTATR_ACT_BADARCH, so that action is
+ *     libseccomp's default SCMP_ACT_KILL, which kills the thread where the guard kills the
+ *     process: both end the call, the JSON cannot say more;
+ *   - several comparisons of one argument in one entry are split into separate rules (ORed),
+ *     so the personality() guard is written as single-comparison rules (personality_each);
+ *   - with an allowing defaultAction runc adds no -ENOSYS stub (patchbpf generatePatch). */
+
+/* personality() values the guard allows, as rules that deny every other value: no
+ * "not in set" operator exists, but for the table's shape (every subset of a bit set `keep`
+ * without bit 31, plus 0xffffffff) a 32-bit x is refused iff bit 31 is set and some bit
+ * 0..30 is clear, or bit 31 is clear and some bit outside `keep` is set.  Each of those is one
+ * masked compare of the low 32 bits, which is all the kernel reads.  A table of another shape
+ * is refused rather than written wrong. */
+static int personality_each(policy_seccomp_fn fn, void *userdata, dbx_error **err) {
+    const uint32_t top = UINT32_C(1) << 31;
+    uint32_t keep = 0;
+    size_t nsub = 0;
+    bool query = false;
+    for (size_t i = 0; i < NPERSONA; i++) {
+        for (size_t j = 0; j < i; j++)
+            if (allowed_personas[j] == allowed_personas[i])
+                return dbx_error_setx(err, EINVAL, "personality 0x%x is listed twice",
+                                      allowed_personas[i]);
+        if (allowed_personas[i] == LOW32) {
+            query = true;
+            continue;
+        }
+        keep |= allowed_personas[i];
+        nsub++;
+    }
+    /* distinct subsets of keep, 2^|keep| of them: exactly all of them */
+    if (!query || (keep & top) || nsub != (size_t)1 << __builtin_popcount(keep))
+        return dbx_error_setx(
+            err, EINVAL, "allowed personalities are not 0xffffffff and every subset of 0x%x", keep);
+    int r = 0;
+    for (unsigned c = 0; r == 0 && c < 31; c++) {
+        const struct policy_seccomp_deny d = DENY_MASKED("personality", 0, top | 1u << c, top);
+        r = fn(&d, userdata, err);
+    }
+    for (unsigned b = 0; r == 0 && b < 31; b++) {
+        if (keep & 1u << b) continue;
+        const struct policy_seccomp_deny d = DENY_MASKED("personality", 0, 1u << b | top, 1u << b);
+        r = fn(&d, userdata, err);
+    }
+    return r;
+}
+
+static json_t *oci_arg(const struct scmp_arg_cmp *c) {
+    switch (c->op) {
+    case SCMP_CMP_MASKED_EQ:
+        return json_pack("{s:i, s:I, s:I, s:s}", "index", (int)c->arg, "value",
+                         (json_int_t)c->datum_a, "valueTwo", (json_int_t)c->datum_b, "op",
+                         "SCMP_CMP_MASKED_EQ");
+    case SCMP_CMP_GE:
+        return json_pack("{s:i, s:I, s:s}", "index", (int)c->arg, "value", (json_int_t)c->datum_a,
+                         "op", "SCMP_CMP_GE");
+    default:
+        return NULL;
+    }
+}
+
+/* Rules without arguments join the first entry with the same errno; each rule with an
+ * argument is an entry of its own (one condition: see personality_each). */
+static int oci_add(const struct policy_seccomp_deny *d, void *userdata, dbx_error **err) {
+    json_t *syscalls = userdata;
+    size_t i;
+    json_t *e;
+    if (d->argc == 0) json_array_foreach(syscalls, i, e) {
+            if (json_object_get(e, "args") ||
+                json_integer_value(json_object_get(e, "errnoRet")) != d->errnum)
+                continue;
+            if (json_array_append_new(json_object_get(e, "names"), json_string(d->name)) < 0)
+                return dbx_error_setx(err, ENOMEM, "seccomp profile: out of memory");
+            return 0;
+        }
+    e = json_pack("{s:[s], s:s, s:i}", "names", d->name, "action", "SCMP_ACT_ERRNO", "errnoRet",
+                  d->errnum);
+    if (e && d->argc) {
+        json_t *arg = oci_arg(&d->cmp);
+        if (!arg) {
+            json_decref(e);
+            return dbx_error_setx(err, EINVAL,
+                                  "seccomp rule for '%s': comparison %d has no OCI form", d->name,
+                                  (int)d->cmp.op);
+        }
+        if (json_object_set_new(e, "args", json_pack("[o]", arg)) < 0) {
+            json_decref(e);
+            e = NULL;
+        }
+    }
+    if (!e || json_array_append_new(syscalls, e) < 0)
+        return dbx_error_setx(err, ENOMEM, "seccomp profile: out of memory");
+    return 0;
+}
+
+int policy_seccomp_oci_json(enum profile_seccomp mode, char **ret_json, dbx_error **err) {
+    if (mode != PROFILE_SECCOMP_DEFAULT && mode != PROFILE_SECCOMP_STRICT)
+        return dbx_error_setx(err, EINVAL, "seccomp mode %d has no filter to export", (int)mode);
+    _cleanup_(json_decrefp) json_t *root =
+        json_pack("{s:s, s:[s], s:[]}", "defaultAction", "SCMP_ACT_ALLOW", "architectures",
+                  "SCMP_ARCH_X86_64", "syscalls");
+    if (!root) return dbx_error_setx(err, ENOMEM, "seccomp profile: out of memory");
+    json_t *syscalls = json_object_get(root, "syscalls");
+    int r = policy_seccomp_each(mode, oci_add, syscalls, err);
+    if (r == 0) r = personality_each(oci_add, syscalls, err);
+    if (r < 0) {
+        dbx_error_wrap(err, "seccomp profile");
+        return r;
+    }
+    _cleanup_free_ char *text = json_dumps(root, JSON_INDENT(2));
+    if (!text) return dbx_error_setx(err, ENOMEM, "seccomp profile: out of memory");
+    *ret_json = dbx_xasprintf("%s\n", text);
     return 0;
 }

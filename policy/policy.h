@@ -61,6 +61,23 @@
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);
 
+/* The guest's seccomp filter for `mode` (DEFAULT or STRICT) as an OCI runtime-spec seccomp
+ * profile: the JSON that Kubernetes' seccompProfile type Localhost, runc and crun load.
+ * Generated from the tables that build the guest's program (policy-seccomp.c), so the two
+ * deny the same calls: defaultAction SCMP_ACT_ALLOW, architectures ["SCMP_ARCH_X86_64"]
+ * only, and SCMP_ACT_ERRNO entries with errnoRet (EPERM; ENOSYS for clone3).  Rules without
+ * arguments share one entry per errno, in table order; each argument rule is an entry of its
+ * own with one SCMP_CMP_MASKED_EQ ("value" the mask, "valueTwo" the expected bits) or
+ * SCMP_CMP_GE condition.  The personality() guard becomes masked-equal rules that deny every
+ * value but the five allowed.  Differences from the guest's program: foreign ABIs (i386, x32)
+ * get the runtime's bad-arch action, libseccomp's default SCMP_ACT_KILL (the thread, not the
+ * process); on a non-x86_64 node the runtime keeps its native architecture too and the rules
+ * apply there by name.
+ * On success *ret_json is malloc'd, NUL-terminated, deterministic (same tables, same bytes),
+ * indented by 2 spaces and ends in a newline.  UNCONFINED (no filter: the caller writes
+ * seccompProfile type Unconfined) and other modes give -EINVAL with *err set. */
+int policy_seccomp_oci_json(enum profile_seccomp mode, char **ret_json, dbx_error **err);
+
 /* ---- request hosts and allow patterns (policy-net.c) ------------------------------------ */
 
 /* A request's host after policy_host_parse. */

@@ -57,6 +57,11 @@ const struct cmd_def cmd_table[] = {
     {"kernel", cmd_kernel, "kernel build [--jobs N] | kernel status [--json]",
      "build the devbox guest kernel once per machine, or say if it is ready", "--jobs --json",
      "build status"},
+    {"export", cmd_export,
+     "export kubernetes [--format sandbox|pod] [--runtime-class RC] [--namespace NS] "
+     "[--clone-image IMAGE] [-o DIR]",
+     "the profile as Kubernetes manifests (agent-sandbox, Kata; docs/kubernetes.md)",
+     "--format --runtime-class --namespace --clone-image -o --output --help", "kubernetes"},
     {"completion", cmd_completion, "completion bash|zsh",
      "print a shell completion script (source it, or install it)", NULL, "bash zsh"},
 };

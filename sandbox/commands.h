@@ -57,6 +57,8 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);
  * the supervisor starts as `devbox __kernel-autobuild` (main.c) */
 int cmd_kernel(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_kernel_autobuild(void);
+/* issue 15: `devbox export kubernetes` (cmd-export.c) */
+int cmd_export(struct cmd_ctx *ctx, int argc, char **argv);
 
 /* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
  * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)

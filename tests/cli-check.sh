@@ -62,7 +62,7 @@ complete_bash() { # WORD...: print COMPREPLY for the last word
     bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _devbox; printf "%s\n" "${COMPREPLY[@]}"' \
         _ "$tmp/bash" "$@"
 }
-[ "$(complete_bash devbox ex)" = exec ] || bad "bash completion of 'devbox ex': $(complete_bash devbox ex)"
+[ "$(complete_bash devbox exe)" = exec ] || bad "bash completion of 'devbox exe': $(complete_bash devbox exe)"
 [ "$(complete_bash devbox -C /tmp statu)" = status ] || bad "bash completion after -C DIR"
 [ "$(complete_bash devbox status --j)" = --json ] || bad "bash completion of 'devbox status --j'"
 complete_bash devbox exec --sh | grep -qx -- --shell || bad "bash completion of 'devbox exec --sh'"
@@ -71,6 +71,49 @@ complete_bash devbox exec -e A=1 -- bas | grep -x bash >/dev/null || bad "bash c
 mkdir -p "$tmp/cwd" && touch "$tmp/cwd/afile"
 (cd "$tmp/cwd" && complete_bash devbox exec -- cat af) | grep -x afile >/dev/null ||
     bad "bash completion of a file after exec's command"
+
+# `devbox export kubernetes` without a VM (docs/kubernetes.md): a repository with an origin,
+# -o DIR and stdout, an untrusted widening profile refused, bad options one line and 125
+export_check() {
+    local repo=$tmp/exp/demo out
+    export DEVBOX_HOME=$tmp/exp/home
+    mkdir -p "$repo" && git -C "$repo" init -q &&
+        git -C "$repo" remote add origin https://user:secret@git.example/demo.git &&
+        git -C "$repo" -c user.name=t -c user.email=t@t commit -q --allow-empty -m init || {
+        bad "export: cannot make a git repository"
+        return
+    }
+    "$DEVBOX" -C "$repo" export kubernetes -o "$tmp/exp/out" 2>"$tmp/exp/err" ||
+        bad "export -o failed: $(cat "$tmp/exp/err")"
+    [ -s "$tmp/exp/out/demo.yaml" ] && [ -s "$tmp/exp/out/seccomp-default.json" ] ||
+        bad "export -o did not write demo.yaml and seccomp-default.json"
+    grep -q '^kind: "SandboxTemplate"' "$tmp/exp/out/demo.yaml" || bad "export: no SandboxTemplate"
+    grep -q 'secret' "$tmp/exp/out/demo.yaml" && bad "export: the origin's credentials reached the YAML"
+    [ "$(wc -l <"$tmp/exp/err")" = 1 ] && grep -q '^devbox: warning: [0-9]* settings do not carry over' \
+        "$tmp/exp/err" || bad "export: not one warning line: $(cat "$tmp/exp/err")"
+    out=$("$DEVBOX" -C "$repo" export kubernetes --format pod --namespace ns 2>/dev/null) ||
+        bad "export to stdout failed"
+    grep -q '^kind: "Pod"' <<<"$out" && grep -q '^kind: "ConfigMap"' <<<"$out" ||
+        bad "export to stdout: no Pod or no ConfigMap"
+    if command -v python3 >/dev/null && python3 -c 'import yaml' 2>/dev/null; then
+        python3 -c 'import sys, yaml; list(yaml.safe_load_all(sys.stdin))' <<<"$out" ||
+            bad "export to stdout: not YAML"
+    fi
+    printf '[network]\nmode = open\n' >"$repo/devbox.ini"
+    if "$DEVBOX" -C "$repo" export kubernetes >/dev/null 2>"$tmp/exp/err"; then
+        bad "export accepted an untrusted widening profile"
+    fi
+    grep -q "network mode 'open'" "$tmp/exp/err" || bad "export: refusal does not name the widening: $(cat "$tmp/exp/err")"
+    rm -f "$repo/devbox.ini"
+    local rc=0
+    "$DEVBOX" -C "$repo" export kubernetes --format yaml >/dev/null 2>"$tmp/exp/err" || rc=$?
+    [ "$rc" = 125 ] && [ "$(wc -l <"$tmp/exp/err")" = 1 ] || bad "export --format yaml: exit $rc, $(cat "$tmp/exp/err")"
+    rc=0
+    "$DEVBOX" -C "$repo" export helm >/dev/null 2>"$tmp/exp/err" || rc=$?
+    [ "$rc" = 125 ] && [ "$(wc -l <"$tmp/exp/err")" = 1 ] || bad "export helm: exit $rc, $(cat "$tmp/exp/err")"
+    unset DEVBOX_HOME
+}
+if command -v git >/dev/null; then export_check; fi
 
 [ "$fails" = 0 ] || { echo "cli-check: $fails problem(s)" >&2; exit 1; }
 echo "cli-check: completion and docs/devbox.1 cover $(echo $commands | wc -w) commands"
