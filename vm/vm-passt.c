@@ -21,7 +21,12 @@
  *   filesystem (as root, passt drops to nobody and then could not reach a socket in our 0700
  *   run directory; it exited with status 0).
  * - Without a terminal passt logs to stderr and tries syslog (each line also prints "Failed to
- *   send ... to syslog" when there is none); -q keeps it to warnings and errors. */
+ *   send ... to syslog" when there is none); -q keeps it to warnings and errors.
+ * - Its 19.4 MiB PSS (2026-12-03, this command line) is there from the start, before any
+ *   traffic: static buffers its TCP (8.7 MiB), UDP (2 MiB) and ICMP (2 MiB) handlers write at
+ *   initialisation, and 4.5 MiB more; `--mtu` changes nothing.  Only --no-tcp/--no-udp/--no-icmp
+ *   drop theirs, and each takes a function away (UDP carries DNS; ICMP is the guest's ping
+ *   where ping_group_range allows passt ping sockets), so none is passed. */
 #include "vm-internal.h"
 
 #include "../common/spawn.h"
