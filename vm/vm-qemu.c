@@ -269,18 +269,18 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     } else {
         /* TCG's translation cache: QEMU 7.2 reserves 1 GiB by default and backs it with
          * transparent huge pages, and nothing in it is ever given back, so an idle box holds all
-         * the code it ever translated.  tb-size=32 caps that at 32 MiB; when full, the cache is
-         * flushed and refilled.  Measured 2026-12-03 under TCG (1 vCPU, 1536M, network open, the
-         * devbox kernel and the busybox e2e image, a 2-core host shared with other VMs at load
-         * 2-4), idle PSS of the box's host processes without guest RAM after boot + 20 `devbox
-         * exec true`: 91.8-93.6 MiB (code cache 38) by default, 84.5-86.0 (32) with 32; after
-         * 300 busybox loops and 3 Python 3.11 runs (json, re, ast, difflib, ...): 201-203 MiB
-         * (code cache 130) against 84.5-86.1.  Cost, alternating runs: warm exec p50 14-23 ms
-         * against 20-22; the Python runs 5.3-16.7 s (median 5.8) against 3.5-15.1 (median 5.6);
-         * cold start 1.6-2.6 s (median 1.7) against 1.9-2.5 (median 2.1: the boot translates
-         * 38 MiB, so its cache is flushed once).  tb-size=16 thrashes: exec p50 41-45 ms, the
-         * Python runs 11.6-22.7 s; 8 and 4, exec p50 0.24 and 0.85 s. */
-        v = push2(v, "-accel", "tcg,thread=multi,tb-size=32");
+         * the code it ever translated: 38 MiB after boot, 130 after a few Python runs, up to
+         * the whole GiB.  tb-size caps it; when full, the cache is flushed and refilled.
+         * Measured 2026-12-03 under TCG on a 2-core host.  Idle PSS of the box's host processes
+         * without guest RAM (1 vCPU, 1536M, network open, devbox kernel, busybox image): after
+         * boot + 20 `devbox exec true` 92-94 MiB uncapped and with 64 or more (the boot's 38
+         * fit), 85-86 with 32; after 300 busybox loops and 3 Python runs 201-203 uncapped,
+         * 85-86 with 32.  Cost on a compiler: cJSON's `make clean && make -j2` in a 2-vCPU box
+         * (gcc from Debian), alternating runs: uncapped 77 and 95 s, 256: 82 and 75 s, 64: 90
+         * and 92 s, 32: 143 s (and 106-108 s in an earlier pair): gcc's hot code does not fit
+         * 32 MiB and thrashes (16 thrashes even on busybox: exec p50 41-45 ms).  256 costs the
+         * compiler nothing measurable and bounds what a box keeps at a quarter of the default. */
+        v = push2(v, "-accel", "tcg,thread=multi,tb-size=256");
         v = push2(v, "-cpu", "max");
     }
     v = pushf(v, "-smp", "%u", cfg->cpus);
