@@ -147,12 +147,38 @@ static bool allowlist_has(const struct profile *p, const char *host) {
     return false;
 }
 
+/* Whether the clone container may take url: `git remote add origin URL` then `git fetch`.
+ * Only what a cluster can fetch from: https, http, ssh and git URLs, or scp-like
+ * [user@]host:path.  Never a local path (it names nothing in the pod), a word git would read as
+ * an option ("-..."), or a remote-helper transport ("ext::cmd" runs cmd): .git/config is the
+ * repository's, which a box can write when the profile unprotects it. */
+bool export_origin_fetchable(const char *url) {
+    static const char *const schemes[] = {"https://", "http://", "ssh://", "git://"};
+    for (const char *c = url; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) return false;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(schemes); i++)
+        if (dbx_str_has_prefix(url, schemes[i])) return url[strlen(schemes[i])] != '\0';
+    /* any other "scheme://" (file://, a helper's) is not scp-like either */
+    size_t colon = strcspn(url, ":/");
+    return url[0] != '-' && !strstr(url, "://") && colon > 0 && url[colon] == ':' &&
+           url[colon + 1] != ':' && url[colon + 1] != '\0';
+}
+
 static void collect_workspace(struct kx *k) {
     const struct export_input *in = k->in;
     if (!in->origin_url) {
         not_carried(k, "workspace",
                     "the repository has no 'origin' remote: the workspace volume "
                     "starts empty; copy the repository in (docs/kubernetes.md)");
+        return;
+    }
+    if (!export_origin_fetchable(in->origin_url)) {
+        not_carried(
+            k, "workspace",
+            "origin '%s' is a local path or not a URL a cluster can fetch from (https, "
+            "http, ssh, git, or host:path): no clone container; the workspace volume starts "
+            "empty (docs/kubernetes.md)",
+            in->origin_url);
         return;
     }
     if (in->origin_had_userinfo)
@@ -362,9 +388,11 @@ static void init_containers(struct kx *k, struct yw *w, int ind) {
     const struct export_input *in = k->in;
     const struct profile *p = k->p;
     bool setup = p->setup_run && p->setup_run[0];
-    if (!in->origin_url && !setup) return;
+    const char *origin =
+        in->origin_url && export_origin_fetchable(in->origin_url) ? in->origin_url : NULL;
+    if (!origin && !setup) return;
     y_line(w, ind, "initContainers:");
-    if (in->origin_url) {
+    if (origin) {
         y_dkv(w, ind, "name", "clone");
         y_kv(w, ind + 2, "image", in->clone_image ? in->clone_image : in->image);
         y_line(w, ind + 2, "command:");
@@ -373,7 +401,7 @@ static void init_containers(struct kx *k, struct yw *w, int ind) {
         y_item(w, ind + 2, clone_script);
         y_item(w, ind + 2, "clone");
         y_item(w, ind + 2, in->workdir);
-        y_item(w, ind + 2, in->origin_url);
+        y_item(w, ind + 2, origin);
         y_item(w, ind + 2, in->commit ? in->commit : "");
         resources(k, w, ind + 2);
         agent_security(k, w, ind + 2);
@@ -758,7 +786,7 @@ static void header(struct kx *k, struct yw *w) {
     y_comment(w, "image %s%s; runtimeClassName %s (Kata Containers: one VM per pod)", in->image,
               strstr(in->image, "@sha256:") ? "" : " (not pinned: devbox has not pulled it)",
               k->o->runtime_class ? k->o->runtime_class : EXPORT_RUNTIME_CLASS_DEFAULT);
-    if (in->origin_url)
+    if (in->origin_url && export_origin_fetchable(in->origin_url))
         y_comment(w, "workspace: cloned from %s at %s into the volume '%s'", in->origin_url,
                   in->commit ? in->commit : "its default branch", VOLUME);
     if (in->seccomp_file)

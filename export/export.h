@@ -69,6 +69,11 @@ char *export_sanitize_name(const char *name);
 int export_kubernetes(const struct export_input *in, const struct export_opts *o,
                       struct export_result *ret, dbx_error **err);
 
+/* Whether the clone container may fetch from url: https://, http://, ssh://, git:// with
+ * something after it, or scp-like [user@]host:path; never a local path, a word starting with
+ * '-', a remote-helper transport ("ext::..."), or anything with whitespace or control bytes. */
+bool export_origin_fetchable(const char *url);
+
 /* The YAML double-quoted form of s (with the quotes): '"' and '\' escaped, control bytes,
  * DEL, C1 controls, U+FEFF and U+FFFE/U+FFFF as \xNN / \uNNNN, other valid UTF-8 as is.
  * NULL when s is not valid UTF-8.  Exported for the unit tests.  Caller frees. */

@@ -297,6 +297,46 @@ static void test_invalid_utf8(void **state) {
     profile_clear(&p);
 }
 
+/* The clone container takes only a URL a cluster can fetch from: a hostile or local origin
+ * gives no clone container and a listed reason, never `git remote add origin ext::cmd`. */
+static void test_origin(void **state) {
+    static const char *const good[] = {"https://git.example/demo.git", "http://h/r",
+                                       "ssh://git@h:22/r.git",         "git://h/r",
+                                       "git@github.com:org/repo.git",  "h:r"};
+    static const char *const bad[] = {"/home/u/src/repo",
+                                      "./repo",
+                                      "ext::sh -c id",
+                                      "fd::3",
+                                      "-uhack",
+                                      "https://",
+                                      "file:///srv/r",
+                                      "h:",
+                                      ":path",
+                                      "https://h/r\nx",
+                                      "https://h/ r",
+                                      "transport::h/r"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(good); i++)
+        if (!export_origin_fetchable(good[i])) fail_msg("refused '%s'", good[i]);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        if (export_origin_fetchable(bad[i])) fail_msg("accepted '%s'", bad[i]);
+
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load_builtin("default", NULL, test_builtin_profiles(), &p, &err) < 0)
+        fail_msg("profile_load_builtin: %s", err->msg);
+    _cleanup_free_ char *json = NULL, *file = NULL;
+    struct export_input in = input(&p, &json, &file);
+    in.origin_url = "ext::sh -c touch% /tmp/pwned";
+    struct export_opts o = {.format = EXPORT_FORMAT_POD};
+    struct export_result res = {0};
+    if (export_kubernetes(&in, &o, &res, &err) < 0) fail_msg("export: %s", err->msg);
+    assert_null(strstr(res.yaml, "name: \"clone\""));
+    assert_non_null(strstr(res.yaml, "# - workspace: origin 'ext::sh -c touch% /tmp/pwned' is a "
+                                     "local path or not a URL"));
+    export_result_clear(&res);
+    profile_clear(&p);
+}
+
 static void test_names(void **state) {
     static const struct {
         const char *in, *want;
@@ -325,6 +365,7 @@ int main(void) {
         cmocka_unit_test(test_quote_roundtrip),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
