@@ -6,11 +6,11 @@
 #include "export-internal.h"
 
 #include "../common/plan.h" /* DBX_CAPS_ADMIN: what [setup] runs with */
+#include "../policy/policy.h"
 
 #include <inttypes.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #define LABEL_PROJECT "devbox.dev/project"
@@ -114,35 +114,42 @@ static void doc(struct yw *w, const char *api, const char *kind) {
 
 /* ---- what does not carry over -------------------------------------------------------------- */
 
-/* The host of a git remote URL ("https://u@h:1/p", "ssh://h/p", "git@h:p"), or NULL. */
-static char *url_host(const char *url) {
+/* The host (IPv6 in brackets, as policy_host_parse takes it) and port the clone container
+ * connects to: "scheme://[user@]host[:port]/...", with the scheme's default port, or scp-like
+ * "[user@]host:path" over ssh.  NULL when there is no host. */
+static char *url_host_port(const char *url, uint16_t *ret_port) {
+    static const struct {
+        const char *scheme;
+        uint16_t port;
+    } schemes[] = {{"https://", 443}, {"http://", 80}, {"ssh://", 22}, {"git://", 9418}};
     const char *s = strstr(url, "://");
+    bool scp = !s;
+    *ret_port = 22;
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(schemes); i++)
+        if (dbx_str_has_prefix(url, schemes[i].scheme)) *ret_port = schemes[i].port;
     s = s ? s + 3 : url;
     const char *at = strchr(s, '@'), *slash = strchr(s, '/');
     if (at && (!slash || at < slash)) s = at + 1;
-    if (*s == '[') {
-        const char *e = strchr(s, ']');
-        return e ? dbx_xstrndup(s + 1, (size_t)(e - s - 1)) : NULL;
+    size_t n = *s == '[' ? strcspn(s, "]") + 1 : strcspn(s, ":/");
+    if (n == 0 || (*s == '[' && s[n - 1] != ']')) return NULL;
+    uint64_t port;
+    if (!scp && s[n] == ':') {
+        _cleanup_free_ char *digits = dbx_xstrndup(s + n + 1, strcspn(s + n + 1, "/"));
+        if (dbx_parse_u64(digits, 1, 65535, &port) == 0) *ret_port = (uint16_t)port;
     }
-    size_t n = strcspn(s, ":/");
-    return n ? dbx_xstrndup(s, n) : NULL;
+    return dbx_xstrndup(s, n);
 }
 
-/* Whether a NAME or SUFFIX pattern matches host (the proxy's rule: a suffix on a label
- * boundary, never the domain itself). */
-static bool name_matches(const struct profile_allow *pa, const char *host) {
-    size_t hl = strlen(host), nl = strlen(pa->name);
-    if (pa->kind == PROFILE_ALLOW_NAME) return strcasecmp(pa->name, host) == 0;
-    return pa->kind == PROFILE_ALLOW_SUFFIX && hl > nl + 1 && host[hl - nl - 1] == '.' &&
-           strcasecmp(host + hl - nl, pa->name) == 0;
-}
-
-/* Whether the allowlist lets the pod reach host (any port: the clone's transport decides). */
-static bool allowlist_has(const struct profile *p, const char *host) {
+/* Whether the allowlist lets the pod reach host:port, by the proxy's own matching
+ * (policy_pattern_match): Cilium gets the same names on the same ports. */
+static bool allowlist_has(const struct profile *p, const char *host, uint16_t port) {
+    struct policy_host h;
+    const char *why;
+    if (policy_host_parse(host, strlen(host), &h, &why) < 0) return false;
     for (char **a = p->allow; a && *a; a++) {
         struct profile_allow pa;
-        const char *why;
-        if (profile_allow_parse(*a, &pa, &why) == 0 && name_matches(&pa, host)) return true;
+        if (policy_pattern_parse(*a, &pa, NULL) == 0 && policy_pattern_match(&pa, &h, port))
+            return true;
     }
     return false;
 }
@@ -185,9 +192,10 @@ static void collect_workspace(struct kx *k) {
         not_carried(k, "origin credentials",
                     "user:password@ was removed from the origin URL; a private repository needs "
                     "a credential for the clone container (a Secret), which devbox does not write");
-    _cleanup_free_ char *host = url_host(in->origin_url);
-    bool reach = k->p->net_mode == PROFILE_NET_OPEN ||
-                 (k->p->net_mode == PROFILE_NET_ALLOWLIST && host && allowlist_has(k->p, host));
+    uint16_t port;
+    _cleanup_free_ char *host = url_host_port(in->origin_url, &port);
+    bool reach = k->p->net_mode == PROFILE_NET_OPEN || (k->p->net_mode == PROFILE_NET_ALLOWLIST &&
+                                                        host && allowlist_has(k->p, host, port));
     if (!reach)
         not_carried(k, "workspace clone",
                     "the pod's network policy applies to its init containers too: with network "
@@ -650,9 +658,14 @@ static void cilium_allow_rules(struct kx *k, struct yw *w, int ind) {
     for (char **r = k->p->resolve; r && *r; r++) {
         const char *colon = strchr(*r, ':');
         if (!colon) continue;
-        _cleanup_free_ char *host = dbx_xstrndup(*r, (size_t)(colon - *r));
+        struct policy_host h;
+        const char *why;
+        if (policy_host_parse(*r, (size_t)(colon - *r), &h, &why) < 0) continue;
         for (size_t i = 0; i < n; i++) {
-            if (pa[i].kind == PROFILE_ALLOW_ADDR || !name_matches(&pa[i], host)) continue;
+            /* any port the pattern itself allows: its own, or 443 (with 80) */
+            if (pa[i].kind == PROFILE_ALLOW_ADDR ||
+                !policy_pattern_match(&pa[i], &h, pa[i].port ? pa[i].port : 443))
+                continue;
             _cleanup_free_ char *cidr =
                 dbx_xasprintf("%s/%d", colon + 1, strchr(colon + 1, ':') ? 128 : 32);
             y_line(w, ind, "- toCIDR:");
