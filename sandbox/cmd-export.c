@@ -10,7 +10,6 @@
 #include "../mounts/mounts.h"
 #include "../policy/policy.h"
 
-#include <dirent.h>
 #include <getopt.h>
 #include <git2.h>
 
@@ -179,14 +178,12 @@ static void box_user(const struct profile *p, struct export_input *in) {
     }
 }
 
-static bool dir_has_entries(const char *path) {
-    DIR *d = opendir(path);
-    if (!d) return false;
-    bool any = false;
-    for (struct dirent *e; !any && (e = readdir(d));)
-        any = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return any;
+/* Whether a box of this user's would get the host's CAs: what the supervisor loads, read the
+ * same way; a load that fails (the box would not start either) counts as having some. */
+static bool host_cas(const struct profile_user *u) {
+    _cleanup_free_ char *pem = NULL;
+    _cleanup_strv_ char **warnings = NULL;
+    return dbx_ca_load(dbx_ca_paths(u), &pem, &warnings, NULL) < 0 || pem[0] != '\0';
 }
 
 static int write_out(const char *dir, const char *name, const char *yaml, const char *seccomp_file,
@@ -237,8 +234,7 @@ static int export_project(struct cmd_ctx *ctx, struct dbx_project *proj, struct 
         in.seccomp_json = json;
         in.seccomp_file = file;
     }
-    in.host_cas = u.ca_files_set ? dbx_strv_len(u.ca_files) > 0
-                                 : dir_has_entries("/usr/local/share/ca-certificates");
+    in.host_cas = host_cas(&u);
     in.idle_stop_s = u.idle_stop_s;
     c->o.seccomp_configmap = !c->dir;
     if (export_kubernetes(&in, &c->o, &res, &err) < 0) goto out;

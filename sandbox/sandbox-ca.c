@@ -160,3 +160,8 @@ int dbx_ca_load(char *const *paths, char **ret_pem, char ***ret_warnings, dbx_er
     *ret_warnings = acc.warnings;
     return 0;
 }
+
+char *const *dbx_ca_paths(const struct profile_user *u) {
+    static char *const def[] = {"-/usr/local/share/ca-certificates", NULL};
+    return u->ca_files_set ? u->ca_files : def;
+}

@@ -68,6 +68,10 @@ void dbx_exec_stale_warn(const struct dbx_project *proj);
  * none).  *ret_pem: every certificate once, re-encoded by OpenSSL ("" when none), as
  * dbx_ca_pem_check accepts it.  Both set only on success; the caller frees them. */
 int dbx_ca_load(char *const *paths, char **ret_pem, char ***ret_warnings, dbx_error **err);
+/* The paths dbx_ca_load reads for every box: config.ini [network] ca_files when the file sets
+ * it, else the CAs the host added locally (-/usr/local/share/ca-certificates, where
+ * update-ca-certificates takes them from).  Borrowed from u, or static. */
+char *const *dbx_ca_paths(const struct profile_user *u);
 
 /* ---- profiles and trust (sandbox-policy.c) ---- */
 char *dbx_trust_dir(const struct dbx_paths *paths);

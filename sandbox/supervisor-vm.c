@@ -585,13 +585,10 @@ static int prepare_disk(struct sup *s, const struct profile_user *user, struct d
     return dbx_project_rec_save(s->proj.state_dir, &s->rec, err);
 }
 
-/* The host's CA certificates every box trusts (config.ini [network] ca_files; by default the
- * ones the host added locally, where update-ca-certificates takes them from). */
+/* The host's CA certificates every box trusts (dbx_ca_paths). */
 static int load_cas(struct sup *s, const struct profile_user *user, dbx_error **err) {
-    char *const def[] = {"-/usr/local/share/ca-certificates", NULL};
-    char *const *paths = user->ca_files_set ? user->ca_files : def;
     _cleanup_strv_ char **warnings = NULL;
-    if (dbx_ca_load(paths, &s->ca_pem, &warnings, err) < 0) {
+    if (dbx_ca_load(dbx_ca_paths(user), &s->ca_pem, &warnings, err) < 0) {
         const char *where = NULL;
         for (size_t i = 0; i < user->norigin && !where; i++)
             if (strcmp(user->origin[i].key, "network.ca_files") == 0) where = user->origin[i].where;
