@@ -337,6 +337,37 @@ static void test_origin(void **state) {
     profile_clear(&p);
 }
 
+/* Under an allowlist the clone reaches origin only on the port its URL uses, as Cilium's
+ * toPorts will: the agent profile allows github.com on 443 and 80, so https clones and ssh
+ * (22) is listed as unreachable. */
+static void test_origin_port(void **state) {
+    static const struct {
+        const char *url;
+        bool listed;
+    } cases[] = {
+        {"https://github.com/org/repo.git", false}, {"https://github.com:8443/org/repo.git", true},
+        {"git@github.com:org/repo.git", true},      {"ssh://git@github.com/org/repo.git", true},
+        {"https://example.org/repo.git", true},
+    };
+    struct profile p = {0};
+    dbx_error *err = NULL;
+    if (profile_load_builtin("agent", NULL, test_builtin_profiles(), &p, &err) < 0)
+        fail_msg("profile_load_builtin: %s", err->msg);
+    _cleanup_free_ char *json = NULL, *file = NULL;
+    struct export_input in = input(&p, &json, &file);
+    struct export_opts o = {.format = EXPORT_FORMAT_POD};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        in.origin_url = cases[i].url;
+        struct export_result res = {0};
+        if (export_kubernetes(&in, &o, &res, &err) < 0) fail_msg("export: %s", err->msg);
+        bool listed = strstr(res.yaml, "# - workspace clone: ") != NULL;
+        if (listed != cases[i].listed)
+            fail_msg("%s: workspace clone %slisted", cases[i].url, listed ? "" : "not ");
+        export_result_clear(&res);
+    }
+    profile_clear(&p);
+}
+
 static void test_names(void **state) {
     static const struct {
         const char *in, *want;
@@ -366,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_origin),
+        cmocka_unit_test(test_origin_port),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
