@@ -168,7 +168,19 @@ struct audit_event {
     size_t nnames;
 };
 
+/* The boot's steps (CLOCK_MONOTONIC, which starts with the kernel), logged once at READY: where
+ * a cold start's time goes inside the guest. */
+#define BOOT_MARKS_MAX 24
+struct boot_marks {
+    unsigned n;
+    const char *name[BOOT_MARKS_MAX];
+    uint64_t ns[BOOT_MARKS_MAX];
+};
+void boot_mark(struct boot_marks *m, const char *name);
+void boot_marks_log(const struct boot_marks *m);
+
 struct agent {
+    struct boot_marks marks;
     int fd;         /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
     int sigfd;      /* signalfd for SIGCHLD */
     bool test_mode; /* --serve-fd: not PID 1; no mounts, hostname or power-off */

@@ -449,22 +449,28 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
         a->ws_path = dbx_xstrdup(su->ws_path);
     }
     if (boot_mount_shares(a, su, err) < 0) return -1; /* issue 13: extra shares (D2) */
+    boot_mark(&a->marks, "workspace");
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
     /* before any command can run: the proxy port is ours before a box command could bind it */
     if (net_setup(a, &su->plan, err) < 0) return dbx_error_wrap(err, "network");
+    boot_mark(&a->marks, "network");
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
+    boot_mark(&a->marks, "CAs");
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
+    boot_mark(&a->marks, "policy");
     stats_setup(a);
     _cleanup_error_ dbx_error *e = NULL;
     if (audit_setup(a, &e) < 0)
         init_log("setup: write attempts on protected paths are not counted: %s", e->msg);
+    boot_mark(&a->marks, "audit");
     return 0;
 }
 
 static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
     if (a->setup != SETUP_WAIT) return send_errorf(a, 0, "setup received twice");
+    boot_mark(&a->marks, "to setup");
     _cleanup_(dbx_setup_free) struct dbx_setup su = {0};
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_setup_decode(p, n, &su, &err) < 0 || setup_apply(a, &su, &err) < 0) {
@@ -479,6 +485,7 @@ static void on_setup(struct agent *a, const uint8_t *p, uint32_t n) {
     a->gid = su.gid;
     a->hostname = TAKE_PTR(su.hostname);
     agent_send(a, DBX_MSG_READY, 0, NULL, 0);
+    if (!a->test_mode) boot_marks_log(&a->marks);
 }
 
 static void on_ping(struct agent *a, const uint8_t *p, uint32_t n) {

@@ -275,6 +275,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, errno, "write '%s'", alive);
         goto out;
     }
+    s.vm.t_start = dbx_now_ns();
     sup_log("starting for '%s'", s.proj.root);
     if (sup_prepare(&s, &err) < 0) goto out;
     if (s.stop_requested) { /* a stop during [setup]: do not boot the box after all */
@@ -285,8 +286,18 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sock = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_SOCK_NAME);
     s.relay.listen_fd = sup_listen_unix(sock, 128, &err);
     if (s.relay.listen_fd < 0 || sup_write_status_file(&s, &err) < 0) goto out;
-    sup_log("ready (accel %s, kernel %s, boot %llu ms)", vm_accel_name(s.vm.accel), s.guest.release,
-            (unsigned long long)(dbx_now_ms() - s.vm.started_ms));
+    {
+        /* where a cold start's time went: before QEMU (image, disk, kernel choice, virtiofsd,
+         * passt), QEMU's start to the guest init's hello (kernel boot), hello to ready (the
+         * guest's setup: mounts, network, users, policy) */
+        uint64_t now = dbx_now_ns(), boot = s.vm.started_ms * 1000000ull;
+        sup_log("ready (accel %s, kernel %s, boot %llu ms: prepare %.1f, spawn %.1f, to hello "
+                "%.1f, setup %.1f ms)",
+                vm_accel_name(s.vm.accel), s.guest.release,
+                (unsigned long long)(dbx_now_ms() - s.vm.started_ms), (boot - s.vm.t_start) / 1e6,
+                (s.vm.t_spawned - boot) / 1e6, (s.vm.t_hello - s.vm.t_spawned) / 1e6,
+                (now - s.vm.t_hello) / 1e6);
+    }
     sup_ready_say(&s, 'O', NULL);
     sup_event_box(&s, "started", vm_accel_name(s.vm.accel));
     sup_watch_start(&s);

@@ -99,6 +99,9 @@ struct sup {
         struct logsink logs[3]; /* console, qemu, virtiofsd */
         uint64_t started_ms;
         int64_t started_wall;
+        /* the boot's steps, CLOCK_MONOTONIC ns, for the "ready" log line: the supervisor's
+         * start, QEMU spawned (with virtiofsd and passt before it), the guest's hello */
+        uint64_t t_start, t_spawned, t_hello;
         char *disk; /* the disk QEMU boots: the project's overlay, or setup's while it runs */
         bool no_workspace; /* a setup VM that must not see the project (supervisor-setup.c) */
     } vm;

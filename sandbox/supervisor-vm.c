@@ -235,6 +235,7 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
             return;
         }
         s->guest.hello = true;
+        s->vm.t_hello = dbx_now_ns();
         free(s->guest.release); /* a setup VM booted before this one */
         s->guest.release = dbx_sanitize_printable(rel);
         send_setup(s);
@@ -416,6 +417,7 @@ static int boot_failure(struct sup *s, const char *what, dbx_error **err) {
 /* Boot and wait for the agent's hello; -ETIMEDOUT if it did not come within deadline. */
 static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
     if (spawn_vm(s, err) < 0) return -1;
+    s->vm.t_spawned = dbx_now_ns();
     uint64_t deadline = dbx_now_ms() + hello_ms;
     while (!s->guest.hello && !s->guest.quit && !s->guest.boot_error && dbx_now_ms() < deadline)
         sup_poll(s, 100);
