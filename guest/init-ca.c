@@ -154,6 +154,8 @@ static int own_file(int rootfd, const char *rel, const char *data, char ***notes
         return 1;
     }
     dbx_error *e = NULL;
+    /* unchanged since the last boot: left alone (no rewrite, no fsync) */
+    if (dfd >= 0 && boot_file_same(dfd, name, data, 0644)) return 1;
     if (dfd < 0)
         dbx_error_set(&e, errno, "open the directory of '%s'", shown);
     else if (write_atomic(dfd, name, shown, data, strlen(data), geteuid(), getegid(), 0644, &e) ==

@@ -177,6 +177,7 @@ struct boot_marks {
     uint64_t ns[BOOT_MARKS_MAX];
 };
 void boot_mark(struct boot_marks *m, const char *name);
+bool boot_file_same(int dfd, const char *name, const char *data, mode_t mode);
 void boot_marks_log(const struct boot_marks *m);
 
 struct agent {
