@@ -216,38 +216,14 @@ int boot_root(struct agent *a, dbx_error **err) {
     return root_late_mounts(err);
 }
 
-/* dfd/name is a regular file of ours (owner, mode, one link) whose content is data: what a
- * boot would write there again.  The root disk persists, so every boot after the first finds
- * the files SETUP writes (host CAs, resolv.conf, apt's proxy) as the last one left them, and
- * rewriting each (temporary file, two fsyncs, rename) cost 5-25 ms apiece under TCG.  Read
- * without following a symlink, and without blocking on a FIFO planted there; a file too large
- * to be ours is not. */
-bool boot_file_same(int dfd, const char *name, const char *data, mode_t mode) {
-    size_t len = strlen(data);
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-        st.st_uid != geteuid() || st.st_gid != getegid() || (st.st_mode & 07777) != mode ||
-        st.st_size < 0 || (size_t)st.st_size != len)
-        return false;
-    _cleanup_free_ char *text = NULL;
-    size_t got = 0;
-    if (dbx_read_all(fd, len + 1, &text, &got, NULL) < 0 || got != len) return false;
-    return memcmp(text, data, len) == 0;
-}
-
 /* ---- process ---------------------------------------------------------------------------- */
 
 int boot_process(struct agent *a, dbx_error **err) {
-    if (!a->test_mode) {
-        int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, "-1000", 5) != 5) {
-            int e = errno;
-            if (fd >= 0) close(fd);
-            return dbx_error_set(err, e, "write '/proc/self/oom_score_adj'");
-        }
-        close(fd);
-    } else if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+    /* oom_score_adj stays 0: the kernel's OOM killer never picks the global init
+     * (mm/oom_kill.c, oom_unkillable_task), so -1000 here protected nothing and made every
+     * command write its own back to 0 (a procfs write per exec).  Commands inherit the 0;
+     * policy_child_verify checks it, and the box cannot change init's (box_ro_binds). */
+    if (a->test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
         /* Tests see orphans reparented to us, as PID 1 would. */
         return dbx_error_set(err, errno, "set child subreaper");
     }

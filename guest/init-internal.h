@@ -60,7 +60,9 @@ enum {
     T_STDIO,  /* pipes or pty */
     T_CGROUP, /* the leaf cgroup made */
     T_CHILD,  /* the child runs */
-    T_ENTER,  /* cgroup joined, rlimits, OOM score, mounts, bounding set */
+    T_JOIN,   /* the leaf cgroup joined */
+    T_MOUNTS, /* rlimits, the box's mounts */
+    T_ENTER,  /* the bounding set, an early seccomp filter */
     T_IDS,    /* stdio and ids */
     T_CAPS,
     T_CHDIR,
@@ -94,11 +96,19 @@ struct box_policy {
 };
 
 /* What exec needs from SETUP. */
+/* A command's leaf made ahead of its EXEC (init-procs.c): box/s<id> for the id the next EXEC
+ * is likely to carry, made and opened while the box is idle. */
+struct leaf_spare {
+    uint32_t id; /* 0: none */
+    int dir_fd, procs_fd;
+};
+
 struct exec_ctx {
     uid_t uid; /* default user */
     gid_t gid;
     const char *hostname;
     const struct box_policy *box;
+    struct leaf_spare *spare;
     unsigned ca; /* CA_HAS_*: which of the host's CA files are in place (the CA variables) */
 };
 
@@ -114,7 +124,6 @@ enum child_step {
     STEP_EXEC,
     STEP_CGROUP,
     STEP_RLIMIT,
-    STEP_OOM,
     STEP_CAPS,
     STEP_NNP,
     STEP_SECCOMP,
@@ -177,7 +186,7 @@ struct boot_marks {
     uint64_t ns[BOOT_MARKS_MAX];
 };
 void boot_mark(struct boot_marks *m, const char *name);
-bool boot_file_same(int dfd, const char *name, const char *data, mode_t mode);
+bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode);
 void boot_marks_log(const struct boot_marks *m);
 
 struct agent {
@@ -210,6 +219,8 @@ struct agent {
     uint64_t prot_count, prot_sent; /* write attempts on protected paths: seen, reported */
     uint64_t prot_sent_ms;          /* when PROTECTED was last sent */
     char *prot_first;               /* the first one's workspace-relative path */
+    struct leaf_spare spare; /* init-procs.c */
+    uint32_t last_exec_id;   /* the latest EXEC's session id: the next is likely one more */
     uint32_t *cg_linger; /* sessions over whose leaf still held processes (init-procs.c) */
     size_t ncg_linger;
 };
@@ -396,12 +407,12 @@ int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err);
 int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err);
 void policy_clear(struct box_policy *b);
 /* Child side, between fork and exec; each returns 0, or -1 with *r filled.  In this order:
- * enter (cgroup, rlimits, OOM score, bounding set, keep-caps, and the seccomp filter when
+ * enter (cgroup, rlimits, mounts, bounding set, keep-caps, and the seccomp filter when
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
- * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits). */
+ * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits, OOM score). */
 int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
-                       struct child_report *r);
+                       uint64_t *stamps, struct child_report *r);
 int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r);
 /* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
  * every other uid (the ordinary box user never gets what was granted to root); with admin (an
@@ -426,8 +437,11 @@ int policy_child_verify(const struct box_policy *b, const char *cg_line, const s
 /* The session's leaf box/s<id> under the box cgroup (none without one): s->cg_fd, the leaf's
  * cgroup.procs for the child to join (*ret_procs_fd, -1 without a cgroup) and the line its
  * /proc/self/cgroup must show (*ret_line, NULL without a cgroup; caller frees). */
-int procs_leaf_create(const struct box_policy *b, struct session *s, int *ret_procs_fd,
-                      char **ret_line, dbx_error **err);
+int procs_leaf_create(const struct box_policy *b, struct leaf_spare *spare, struct session *s,
+                      int *ret_procs_fd, char **ret_line, dbx_error **err);
+/* Between loop iterations (the last frames flushed): make the leaf the next EXEC will likely
+ * want, after last_id, unless it is there already; drop a spare that was guessed wrong. */
+void procs_leaf_prepare(struct agent *a, uint32_t last_id);
 /* SIGKILL every process of the session (cgroup.kill; without a leaf its process group). */
 void procs_leaf_kill(struct session *s);
 /* The session is over: close s->cg_fd and remove the leaf, or remember it while it still holds

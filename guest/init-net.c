@@ -186,7 +186,7 @@ static int etc_open(struct agent *a, int *ret_fd, dbx_error **err) {
 static int write_resolv(int etc, const char *dns, dbx_error **err) {
     _cleanup_free_ char *text =
         dbx_xasprintf("# written by devbox-init at boot (network = open)\nnameserver %s\n", dns);
-    if (boot_file_same(etc, "resolv.conf", text, 0644)) return 0;
+    if (guest_file_same(etc, "resolv.conf", text, 0644)) return 0;
     if (dbx_write_file_atomic(etc, "resolv.conf", text, strlen(text), 0644, err) < 0)
         return dbx_error_wrap(err, "/etc/resolv.conf");
     return 0;
@@ -210,7 +210,7 @@ static int write_apt_proxy(int etc, uint16_t port, dbx_error **err) {
                                               "\"http://127.0.0.1:%u\";\nAcquire::https::Proxy "
                                               "\"http://127.0.0.1:%u\";\n",
                                               port, port);
-    if (boot_file_same(dir, APT_PROXY_FILE, text, 0644)) return 0;
+    if (guest_file_same(dir, APT_PROXY_FILE, text, 0644)) return 0;
     if (dbx_write_file_atomic(dir, APT_PROXY_FILE, text, strlen(text), 0644, err) < 0)
         return dbx_error_wrap(err, "/etc/apt/apt.conf.d");
     return 0;

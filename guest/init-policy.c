@@ -4,7 +4,8 @@
  * policy is configured:
  *   cgroup     controllers enabled in the root's subtree, a leaf "box" with the plan's memory,
  *              swap, cpu, pids and io values, each read back; init itself stays in the root
- *              (and at OOM score -1000), so an OOM or a fork bomb in the box ends in the box;
+ *              (which the OOM killer never picks: it is the global init), so an OOM or a
+ *              fork bomb in the box ends in the box;
  *              each command then runs in a leaf box/s<session> of its own (init-procs.c)
  *   devices    the agent port, virtio consoles, block devices, /dev/mem, /dev/kmem and
  *              /dev/port removed (recreating one needs CAP_MKNOD); /dev/console and ttyS*
@@ -584,8 +585,15 @@ static int set_rlimit(int res, uint64_t v) {
  * knobs.  Each command gets its own mount namespace in which they are read-only; without
  * CAP_SYS_ADMIN and with mount/mount_setattr/umount denied by seccomp it cannot undo that. */
 static const char *const box_ro_binds[] = {
-    "/proc/sys",       "/proc/sysrq-trigger",     "/proc/1/oom_score_adj",
-    "/proc/1/oom_adj", "/proc/1/coredump_filter",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/1/oom_score_adj",
+    "/proc/1/oom_adj",
+    "/proc/1/coredump_filter",
+    /* the same files of init's one thread: without these a root box user wrote init's
+     * oom_score_adj through its task directory, and every later command inherited the value */
+    "/proc/1/task/1/oom_score_adj",
+    "/proc/1/task/1/oom_adj",
 };
 
 /* The box's read-only mounts, in a new mount namespace of the calling task's own. */
@@ -694,18 +702,17 @@ uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin) {
 }
 
 int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
-                       struct child_report *r) {
+                       uint64_t *stamps, struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
     /* Before anything else drops privileges: joining needs write access to the leaf. */
     if (cg_procs_fd >= 0 && write(cg_procs_fd, "0", 1) != 1)
         return child_err(r, STEP_CGROUP, errno);
+    if (stamps) stamps[T_JOIN] = exec_now_us();
     if (set_rlimit(RLIMIT_NOFILE, p->nofile) < 0 || set_rlimit(RLIMIT_NPROC, p->nproc) < 0)
         return child_err(r, STEP_RLIMIT, errno);
-    /* init's -1000 is inherited; 0 makes the box the OOM killer's choice */
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || write(fd, "0", 1) != 1) return child_err(r, STEP_OOM, errno);
-    close(fd);
+    /* oom_score_adj: init's 0, inherited (init-boot.c), and checked by policy_child_verify */
     if (box_mounts(b) < 0) return child_err(r, STEP_MOUNTS, errno);
+    if (stamps) stamps[T_MOUNTS] = exec_now_us();
     if (caps != DBX_CAP_ALL)
         for (unsigned c = 0; c <= b->cap_last; c++)
             if (!(caps & (UINT64_C(1) << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)

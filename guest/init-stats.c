@@ -142,6 +142,10 @@ void stats_session_start(struct agent *a, struct session *s) {
     if (!cg_keyed(dfd, "pids.events", "max", &s->pids_refused0)) s->pids_refused0 = UINT64_MAX;
     /* The leaf is made after this (init-procs.c); one an earlier session of the id left behind
      * with a daemon in it is reused and keeps its count. */
+    if (a->spare.id && a->spare.id == s->id) { /* made for it while idle: no process yet */
+        s->leaf_oom_kills0 = 0;
+        return;
+    }
     char name[16];
     snprintf(name, sizeof(name), "s%" PRIu32, s->id);
     _cleanup_close_ int lfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);

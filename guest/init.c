@@ -5,7 +5,7 @@
  *   modules          finit_module() each file named in /modules.order, in order
  *   root             wait for /dev/vda, mount it (ext4) and switch root to it; devpts,
  *                    /dev/shm, /run, cgroup2
- *   process          OOM score -1000, SIGPIPE ignored, SIGCHLD through a signalfd
+ *   process          SIGPIPE ignored, SIGCHLD through a signalfd
  *   agent            open the virtio-serial port named "org.devbox.agent", send HELLO
  *   setup, serve     the protocol of common/protocol.h (init-serve.c): SETUP (workspace,
  *                    hostname, the network of init-net.c, the policy plan of init-policy.c,
@@ -38,7 +38,12 @@
 #include <sys/reboot.h>
 
 static struct agent g_agent = {
-    .fd = -1, .sigfd = -1, .proxy_fd = -1, .audit_fd = -1, .box = {.cg_box_fd = -1, .mnt_ns = -1}};
+    .fd = -1,
+    .sigfd = -1,
+    .proxy_fd = -1,
+    .audit_fd = -1,
+    .box = {.cg_box_fd = -1, .mnt_ns = -1},
+    .spare = {.dir_fd = -1, .procs_fd = -1}};
 
 void init_log(const char *fmt, ...) {
     char msg[1024];

@@ -42,6 +42,10 @@ w uevent_helper /sys/kernel/uevent_helper /tmp/pwn
 # 'h' only prints the sysrq help to the kernel log
 if (echo h > /proc/sysrq-trigger) 2>/dev/null; then echo "sysrq_trigger=ALLOWED"; else echo "sysrq_trigger=blocked"; fi
 w oom_score_adj_1 /proc/1/oom_score_adj 1000
+# the same file of init's thread: every command inherits init's value
+w oom_score_adj_task /proc/1/task/1/oom_score_adj 1000
+w oom_adj_task /proc/1/task/1/oom_adj 15
+echo "oom_self=$(cat /proc/self/oom_score_adj)"
 exit 0
 SCRIPT
 
@@ -53,6 +57,7 @@ for who in default root; do
     allowed=$(printf '%s\n' "$out" | grep '=ALLOWED$' | tr '\n' ' ')
     [ -z "$allowed" ] || fail "as $who (uid $(dbx exec "${u[@]}" -- id -u 2>/dev/null </dev/null)) with capabilities dropped: $allowed"
     assert_kv "$out" cgroup_after "0::/box/s[0-9]+" "cgroup after trying to leave /box as $who"
+    assert_kv "$out" oom_self 0 "a command's oom_score_adj as $who"
     ok dbx exec -- sh -c 'cd /sys/fs/cgroup/box && echo "pids=$(cat pids.max)" && echo "mem=$(cat memory.max)"'
     assert_kv "$OUT" pids 500 "pids.max after the attempts as $who"
     assert_kv "$OUT" mem $((128 << 20)) "memory.max after the attempts as $who"

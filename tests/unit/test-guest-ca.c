@@ -128,6 +128,44 @@ static void test_install_idempotent_replace_remove(void **state) {
     assert_int_equal(before.st_ino, after.st_ino);
 }
 
+/* A boot that finds our files as the last one left them writes nothing (no rename, no fsync):
+ * same inode; one whose file was changed, chmod'ed or hard-linked gets it written again. */
+static void test_unchanged_not_rewritten(void **state) {
+    const struct repo *f = *state;
+    put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
+    _cleanup_strv_ char **notes = NULL;
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    _cleanup_free_ char *crt = at(f, CA_HOST_CRT + 1), *all = at(f, CA_DEVBOX_PEM + 1);
+    struct stat c0, a0, c1, a1;
+    assert_int_equal(stat(crt, &c0), 0);
+    assert_int_equal(stat(all, &a0), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    assert_int_equal(stat(crt, &c1), 0);
+    assert_int_equal(stat(all, &a1), 0);
+    assert_int_equal(c0.st_ino, c1.st_ino);
+    assert_int_equal(a0.st_ino, a1.st_ino);
+
+    /* the box changed the content (same size): written again */
+    _cleanup_free_ char *bad = dbx_xstrdup(PEM_S PEM_A);
+    bad[30] = bad[30] == 'X' ? 'Y' : 'X';
+    put(f, CA_DEVBOX_PEM + 1, bad, 0644);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    _cleanup_free_ char *got = get(f, CA_DEVBOX_PEM + 1);
+    assert_string_equal(got, PEM_S PEM_A);
+    /* its mode */
+    assert_int_equal(chmod(all, 0666), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    assert_int_equal(stat(all, &a1), 0);
+    assert_int_equal(a1.st_mode & 07777, 0644);
+    /* a second name for it: replaced by a file of its own */
+    _cleanup_free_ char *other = at(f, "etc/other");
+    assert_int_equal(link(all, other), 0);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    assert_int_equal(stat(all, &a1), 0);
+    assert_int_equal(a1.st_nlink, 1);
+    assert_null(notes);
+}
+
 static void test_bundle_edges(void **state) {
     const struct repo *f = *state;
     /* no newline at the end; a truncated block of an earlier boot (begin, no end) */
@@ -353,6 +391,8 @@ static void test_bundle_target_checked(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_install_idempotent_replace_remove, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_unchanged_not_rewritten, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_bundle_edges, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_symlinks_and_fifo_left_alone, test_repo_setup,
