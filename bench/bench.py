@@ -203,6 +203,28 @@ def boot(kind, env, d=None):
     return json.loads(dbx("status", "--json", env=env, d=d).stdout), rel
 
 
+STEP = re.compile(r"([a-zA-Z][a-zA-Z ]*?) ([0-9]+(?:\.[0-9]+)?)(?=,| ms)")
+
+
+def boot_steps(st):
+    """The last boot's steps in ms, in order: the supervisor's (supervisor.log: prepare, spawn,
+    to hello, setup) and the guest's own (console.log: kernel, api filesystems, ..., audit)."""
+    out = []
+    d = os.path.join(os.environ.get("DEVBOX_HOME", ""), "state", "projects", st.get("id") or "?")
+    try:
+        with open(os.path.join(d, "supervisor.log"), errors="replace") as f:
+            ready = [l for l in f if " ready (" in l and ": prepare " in l]
+        if ready:
+            out += [("host " + k, float(v)) for k, v in STEP.findall(ready[-1].split(" ms: ", 1)[1])]
+        with open(os.path.join(d, "console.log"), errors="replace") as f:
+            guest = [l for l in f if "devbox-init: boot: ready at " in l]
+        if guest:
+            out += [("guest " + k, float(v)) for k, v in STEP.findall(guest[-1].split(" ms: ", 1)[1])]
+    except OSError:
+        pass
+    return out
+
+
 def run_floor(argv):
     """Seconds from QEMU's start to its exit with the trivial init, or None if it did not end."""
     try:
@@ -243,12 +265,14 @@ def kernel_bench(kind, initrd):
     r["phases_total"] = statistics.median(total)
 
     # Cold start vs boot floor, interleaved so both see the same machine load.
-    cold, floor = [], []
+    cold, floor, steps = [], [], []
     for _ in range(COLD_RUNS):
         dbx("stop", env=env)
         cold.append(timed(lambda: dbx("exec", "true", env=env)))
+        steps.append(boot_steps(st))
         if None not in floor:  # one that did not end would not end the next time either
             floor.append(run_floor(argv))
+    r["steps"] = [x for x in steps if x]
     r["c50"] = statistics.median(cold)
     ok = [f for f in floor if f is not None]
     r["f50"] = statistics.median(ok) if ok else None
@@ -267,6 +291,18 @@ def print_kernels(deb, dev):
                 r["f50"], r["c50"] / r["f50"], aim)
         print("                  %-6s kernel  median %6.2f s   %s   [%s]"
               % (r["kind"], r["c50"], fl, r["release"]))
+        if r.get("steps"):
+            keys = []
+            for x in r["steps"]:
+                keys += [k for k, _ in x if k not in keys]
+            line = "                    boot steps (median ms):"
+            for k in keys:
+                item = " %s %.1f" % (k, statistics.median([v for x in r["steps"] for kk, v in x if kk == k]))
+                if len(line) + len(item) > 118:
+                    print(line)
+                    line = "                     "
+                line += item
+            print(line)
 
     print("  cold start      stopped project -> `devbox exec true` returned, median of %d" % COLD_RUNS)
     cold(deb, "")

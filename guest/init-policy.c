@@ -520,9 +520,9 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     /* --serve-fd only: expect one capability too many, to exercise the failure path */
     b->verify_skew = a->test_mode && getenv("DEVBOX_TEST_VERIFY_SKEW");
     prog_build(b);
-    boot_mark(&a->marks, "prog");
+    boot_mark(&a->marks, "seccomp build");
     if (setup_trial(b, err) < 0) return -1;
-    boot_mark(&a->marks, "trial");
+    boot_mark(&a->marks, "policy trial");
     /* Not dumpable: ptrace and /proc/1/{mem,environ,fd} need CAP_SYS_PTRACE even for root. */
     if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_GET_DUMPABLE) != 0)
         return dbx_error_set(err, errno ? errno : EPERM, "make init not dumpable");
@@ -544,10 +544,10 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
         if (setup_box_dev(err) < 0) return dbx_error_wrap(err, "the box's /dev");
         b->box_dev = true;
     }
-    boot_mark(&a->marks, "boxdev");
+    boot_mark(&a->marks, "box dev");
     if (setup_protected(&b->plan, su->ws_path, err) < 0)
         return dbx_error_wrap(err, "protected paths");
-    boot_mark(&a->marks, "protected");
+    boot_mark(&a->marks, "protected paths");
     /* Not fatal: without it each command builds the same mounts itself, only slower. */
     _cleanup_error_ dbx_error *e = NULL;
     if (mnt_template(b, &e) < 0)
@@ -562,7 +562,7 @@ int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     su->plan = (struct dbx_plan){0};
     b->confined = !plan_is_permissive(&b->plan);
     if (b->confined && setup_confined(a, su, err) < 0) return -1;
-    boot_mark(&a->marks, "template");
+    boot_mark(&a->marks, "mount template");
     if ((b->confined || b->plan.user[0]) && setup_user(a, su, err) < 0) return -1;
     return 0;
 }

@@ -474,7 +474,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     boot_mark(&a->marks, "CAs");
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
-    boot_mark(&a->marks, "policy");
+    boot_mark(&a->marks, "user");
     stats_setup(a);
     _cleanup_error_ dbx_error *e = NULL;
     if (audit_setup(a, &e) < 0)
