@@ -657,6 +657,8 @@ static int choose_kernel(struct sup *s, const struct profile_user *user, const c
 
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 int sup_prepare(struct sup *s, dbx_error **err) {
+    /* TCG's tsc_early_khz needs two TSC readings 20 ms apart: what follows fills the gap */
+    vm_tsc_calibration_start();
     struct profile_user user = {0};
     if (dbx_profile_load(&s->paths, &s->proj, &s->prof, &user, err) < 0) return -1;
     /* The repo profile may only narrow; this is the authoritative check (the client's is
