@@ -649,8 +649,8 @@ static int write_maps(pid_t pid, const struct mounts_idmap *map, dbx_error **err
     return 0;
 }
 
-pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
-                             dbx_error **err) {
+int mounts_virtiofsd_start(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
+                           struct mounts_vfs_pending *ret, dbx_error **err) {
     const char *binary = cfg->virtiofsd ? cfg->virtiofsd : VIRTIOFSD_DEFAULT;
     if (!cfg->source || cfg->source[0] != '/')
         return dbx_error_set(err, EINVAL, "share source must be an absolute path");
@@ -709,14 +709,24 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     pid_t pid = 0;
     if (dbx_spawn(&gs, &pid, err) < 0) return -(*err)->code;
     close(TAKE_FD(guard_fd));
+    /* a frame that fits the socket's buffer (all but huge nested-repository lists) does not
+     * wait for the guard to start */
     int r = send_all(fd, setup, setup_len);
     if (r < 0) {
         reap(pid, true);
         return dbx_error_set(err, -r, "virtiofsd setup: sync");
     }
+    *ret = (struct mounts_vfs_pending){.pid = pid, .sync_fd = TAKE_FD(fd)};
+    return 0;
+}
 
+pid_t mounts_virtiofsd_finish(struct mounts_vfs_pending *p, const struct mounts_idmap *map,
+                              dbx_error **err) {
+    _cleanup_close_ int fd = TAKE_FD(p->sync_fd);
+    pid_t pid = p->pid;
+    p->pid = -1; /* reaped below on failure, the caller's on success */
     char m = 0;
-    r = read_byte(fd, &m);
+    int r = read_byte(fd, &m);
     if (r == 1 && m == MSG_UNSHARED) {
         if (write_maps(pid, map, err) < 0) {
             reap(pid, true);
@@ -744,4 +754,11 @@ pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct m
     reap(pid, true);
     if (r < 0) return dbx_error_set(err, -r, "virtiofsd setup: sync");
     return dbx_error_setx(err, EIO, "virtiofsd setup: unexpected message %d", m);
+}
+
+pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
+                             dbx_error **err) {
+    struct mounts_vfs_pending p;
+    if (mounts_virtiofsd_start(cfg, map, &p, err) < 0) return -(*err)->code;
+    return mounts_virtiofsd_finish(&p, map, err);
 }

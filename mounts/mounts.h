@@ -89,6 +89,23 @@ int mounts_idmap_get(struct mounts_idmap *ret, dbx_error **err);
 pid_t mounts_virtiofsd_spawn(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
                              dbx_error **err);
 
+/* mounts_virtiofsd_spawn in two halves, so that the caller can start QEMU while the guard
+ * (a new devbox process) starts and sets up: _start checks cfg, walks the share and starts the
+ * guard with its setup; _finish does the id mapping handshake and returns once virtiofsd has
+ * exec'd, with what mounts_virtiofsd_spawn returns.  Until then nothing accepts on
+ * cfg->listen_fd: a vhost-user client that connects meanwhile waits, and is served only by
+ * virtiofsd behind every mount and filter the guard sets up.  cfg is borrowed by _start only.
+ * _finish consumes *p (reaping the guard when it fails); a start that is not finished is the
+ * caller's to end: close sync_fd, kill and reap pid. */
+struct mounts_vfs_pending {
+    pid_t pid;   /* the guard, -1 once finished or cleared */
+    int sync_fd; /* the spawner's end of the sync socket, -1 likewise */
+};
+int mounts_virtiofsd_start(const struct mounts_vfs_config *cfg, const struct mounts_idmap *map,
+                           struct mounts_vfs_pending *ret, dbx_error **err);
+pid_t mounts_virtiofsd_finish(struct mounts_vfs_pending *p, const struct mounts_idmap *map,
+                              dbx_error **err);
+
 /* `devbox __virtiofsd-guard` (argv from there on): the process mounts_virtiofsd_spawn starts,
  * which sets up virtiofsd's namespaces, execs it and stays as its guard.  Takes its fds and its
  * setup from the spawner only; returns (125) only when run any other way. */

@@ -161,10 +161,53 @@ static int shares_find(struct sup *s, dbx_error **err) {
     return 0;
 }
 
-/* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle); QEMU gets
- * their sockets in *ret (paths owned by the caller: free with dbx_strv_free). */
-static int shares_spawn(struct sup *s, const struct mounts_idmap *map, int log_fd,
-                        char ***ret_socks, dbx_error **err) {
+/* A virtiofsd started (its guard setting up) but not yet through its handshake
+ * (mounts_virtiofsd_start), and where its pid goes once it is. */
+struct vfs_start {
+    struct mounts_vfs_pending p;
+    pid_t *pid;
+    const char *share; /* the [mounts] or repository host path, NULL for the workspace */
+};
+
+/* Start one virtiofsd (the workspace's or a share's) and note it in v[*n]; its pid, the
+ * guard's, goes to *pid at once, so that sup_kill_children stops it should anything after
+ * fail. */
+static int vfs_start(const struct mounts_vfs_config *vc, const struct mounts_idmap *map, pid_t *pid,
+                     const char *share, struct vfs_start *v, size_t *n, dbx_error **err) {
+    struct vfs_start *e = &v[*n];
+    if (mounts_virtiofsd_start(vc, map, &e->p, err) < 0)
+        return share ? dbx_error_wrap(err, "start virtiofsd for '%s'", share)
+                     : dbx_error_wrap(err, "start virtiofsd");
+    e->pid = pid;
+    e->share = share;
+    *pid = e->p.pid;
+    (*n)++;
+    return 0;
+}
+
+/* Finish the started virtiofsds in the order they started; the first failure is the error
+ * (the rest are left to sup_kill_children, their sync sockets to vfs_close). */
+static int vfs_finish(struct vfs_start *v, size_t n, const struct mounts_idmap *map,
+                      dbx_error **err) {
+    for (size_t i = 0; i < n; i++) {
+        *v[i].pid = mounts_virtiofsd_finish(&v[i].p, map, err);
+        if (*v[i].pid < 0)
+            return v[i].share ? dbx_error_wrap(err, "start virtiofsd for '%s'", v[i].share)
+                              : dbx_error_wrap(err, "start virtiofsd");
+    }
+    return 0;
+}
+
+static void vfs_close(struct vfs_start *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i].p.sync_fd >= 0) close(v[i].p.sync_fd);
+}
+
+/* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle), started
+ * into v; QEMU gets their sockets in *ret (paths owned by the caller: free with
+ * dbx_strv_free). */
+static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_fd,
+                        char ***ret_socks, struct vfs_start *v, size_t *n, dbx_error **err) {
     for (size_t i = 0; i < s->nshares; i++) {
         /* [mounts] hosts had no symbolic link when the profile was loaded; one swapped in
          * since is refused, not followed (profiles.h) */
@@ -182,9 +225,7 @@ static int shares_spawn(struct sup *s, const struct mounts_idmap *map, int log_f
                                        .protected = (const char *const *)s->shares[i].protected,
                                        .writable = (const char *const *)s->shares[i].writable,
                                        .readonly = s->shares[i].readonly};
-        s->shares[i].pid = mounts_virtiofsd_spawn(&vc, map, err);
-        if (s->shares[i].pid < 0)
-            return dbx_error_wrap(err, "start virtiofsd for '%s'", s->shares[i].host);
+        if (vfs_start(&vc, map, &s->shares[i].pid, s->shares[i].host, v, n, err) < 0) return -1;
     }
     return 0;
 }
@@ -321,31 +362,37 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         dbx_set_nonblock(vfs_listen, false);
         r = mounts_idmap_get(&map, err);
     }
+    /* The virtiofsds' guards set up (each a new devbox process) while passt and QEMU start:
+     * QEMU's vhost-user connection waits in the listen queue until virtiofsd itself, behind
+     * the guard's mounts and filter, accepts it.  Their errors come first, as when each was
+     * waited for before the next step: the steps up to QEMU report into `later`. */
+    struct vfs_start vfs[1 + DBX_SHARES_MAX];
+    size_t nvfs = 0;
+    _cleanup_error_ dbx_error *later = NULL;
     if (r == 0 && ws) {
         struct mounts_vfs_config vc = {.source = s->proj.root,
                                        .listen_fd = vfs_listen,
                                        .log_fd = wr[2],
                                        .protected = (const char *const *)s->prof.protect};
-        s->vm.vfs_pid = mounts_virtiofsd_spawn(&vc, &map, err);
-        if (s->vm.vfs_pid < 0) r = dbx_error_wrap(err, "start virtiofsd");
+        r = vfs_start(&vc, &map, &s->vm.vfs_pid, NULL, vfs, &nvfs, &later);
     }
     _cleanup_strv_ char **share_socks = NULL;
-    if (r == 0 && ws) r = shares_spawn(s, &map, wr[2], &share_socks, err);
+    if (r == 0 && ws) r = shares_start(s, &map, wr[2], &share_socks, vfs, &nvfs, &later);
     /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
      * the QEMU log. */
     int net[2] = {-1, -1};
     if (r == 0 && s->plan.net_mode == DBX_NET_OPEN) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0)
-            r = dbx_error_set(err, errno, "socketpair");
-        else if (vm_passt_start(net[0], wr[1], &s->vm.passt, err) < 0)
-            r = dbx_error_wrap(err, "start passt");
+            r = dbx_error_set(&later, errno, "socketpair");
+        else if (vm_passt_start(net[0], wr[1], &s->vm.passt, &later) < 0)
+            r = dbx_error_wrap(&later, "start passt");
         else
             s->vm.passt_pid = vm_passt_pid(s->vm.passt);
     }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qmp) < 0))
-        r = dbx_error_set(err, errno, "socketpair");
+        r = dbx_error_set(&later, errno, "socketpair");
     struct vm_share vshares[DBX_SHARES_MAX];
     _cleanup_strv_ char **tags = NULL;
     for (size_t i = 0; share_socks && share_socks[i]; i++) {
@@ -375,8 +422,8 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .net_fd = net[1] >= 0 ? net[1] : 0,
             .qmp_fd = qmp[1],
         };
-        s->vm.qemu_pid = vm_qemu_spawn(&cfg, wr[1], err);
-        if (s->vm.qemu_pid < 0) r = dbx_error_wrap(err, "start QEMU");
+        s->vm.qemu_pid = vm_qemu_spawn(&cfg, wr[1], &later);
+        if (s->vm.qemu_pid < 0) r = dbx_error_wrap(&later, "start QEMU");
     }
     if (r == 0) {
         /* The console socket replaces the console pipe: it is just another log stream. */
@@ -385,8 +432,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         dbx_set_nonblock(s->vm.logs[0].in, true);
         s->relay.agent_fd = TAKE_FD(agent[0]);
         dbx_set_nonblock(s->relay.agent_fd, true);
-        r = vm_qmp_new(TAKE_FD(qmp[0]), &s->vm.qmp, err);
+        r = vm_qmp_new(TAKE_FD(qmp[0]), &s->vm.qmp, &later);
     }
+    int rv = vfs_finish(vfs, nvfs, &map, err);
+    vfs_close(vfs, nvfs);
+    if (rv < 0)
+        r = rv;
+    else if (r < 0 && later)
+        *err = TAKE_PTR(later);
     /* Our copies of the children's ends. */
     for (int i = 0; i < 3; i++)
         if (wr[i] >= 0) close(wr[i]);
@@ -657,6 +710,8 @@ static int choose_kernel(struct sup *s, const struct profile_user *user, const c
 
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
 int sup_prepare(struct sup *s, dbx_error **err) {
+    /* TCG's tsc_early_khz needs two TSC readings 20 ms apart: what follows fills the gap */
+    vm_tsc_calibration_start();
     struct profile_user user = {0};
     if (dbx_profile_load(&s->paths, &s->proj, &s->prof, &user, err) < 0) return -1;
     /* The repo profile may only narrow; this is the authoritative check (the client's is

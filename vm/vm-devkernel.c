@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <libgen.h>
 #include <limits.h>
+#include <openssl/evp.h>
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -759,13 +760,16 @@ int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
     size_t init_len = 0;
     if (dbx_read_file_at(AT_FDCWD, init_path, INIT_MAX, &init, &init_len, err) < 0)
         return dbx_error_wrap(err, "init");
-    struct dbx_sha256 c;
+    /* OpenSSL's SHA-256, not common/sha256.c's (the guest's, small and portable): the same
+     * digest of the ~1.5 MiB init in a third of the time, on every boot's path */
     uint8_t md[32];
     char hex[65];
-    dbx_sha256_init(&c);
-    dbx_sha256_update(&c, "devbox-initramfs-init-v1", 25);
-    dbx_sha256_update(&c, init, init_len);
-    dbx_sha256_final(&c, md);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(c, "devbox-initramfs-init-v1", 25) != 1 ||
+        EVP_DigestUpdate(c, init, init_len) != 1 || EVP_DigestFinal_ex(c, md, NULL) != 1)
+        dbx_oom_hook();
+    EVP_MD_CTX_free(c);
     dbx_sha256_hex(md, hex);
     _cleanup_free_ char *name = dbx_xasprintf("devbox-initramfs-%s.cpio", hex);
     struct stat sb;

@@ -142,7 +142,8 @@ int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
 
 /* ---- QEMU (vm-qemu.c) ------------------------------------------------------------------- */
 
-/* Host TSC frequency in kHz (measured once against CLOCK_MONOTONIC), 0 when unknown. */
+/* Host TSC frequency in kHz (measured once against CLOCK_MONOTONIC, from
+ * vm_tsc_calibration_start's reading when there was one), 0 when unknown. */
 unsigned vm_host_tsc_khz(void);
 
 /* ---- passt's destination filter (vm-passt-filter.c, vm-passt-vet.c) --------------------- */

@@ -54,21 +54,53 @@ static bool host_tsc_constant(void) {
     return strstr(flags, " constant_tsc") && strstr(flags, " nonstop_tsc");
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+/* One TSC reading bracketed by two monotonic reads; false when the bracket is wider than
+ * 20 us (preempted between them). */
+struct tsc_sample {
+    uint64_t mono, tsc;
+};
+
+static bool tsc_sample(struct tsc_sample *ret) {
+    uint64_t a = dbx_now_ns(), c = __rdtsc(), b = dbx_now_ns();
+    if (b - a > 20000) return false;
+    *ret = (struct tsc_sample){(a + b) / 2, c};
+    return true;
+}
+
+static struct tsc_sample tsc_start;
+static bool tsc_started;
+#endif
+
+void vm_tsc_calibration_start(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    tsc_started = tsc_sample(&tsc_start);
+#endif
+}
+
 unsigned vm_host_tsc_khz(void) {
 #if defined(__x86_64__) || defined(__i386__)
     static unsigned cached;
     if (cached || !host_tsc_constant()) return cached;
-    /* Each clock reading is bracketed by two monotonic reads; a bracket wider than 20 us
-     * (preempted) is retried.  Over 20 ms that bounds the error to 0.2 %. */
+    /* Two readings at least 20 ms apart: over 20 ms the brackets bound the error to 0.2 %.
+     * The first may be vm_tsc_calibration_start's, taken while the boot got ready; only the
+     * rest of the 20 ms is slept.  A preempted reading starts again. */
     for (int attempt = 0; attempt < 8; attempt++) {
-        uint64_t a0 = dbx_now_ns(), c0 = __rdtsc(), b0 = dbx_now_ns();
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        struct tsc_sample t0, t1;
+        /* a start reading of long ago (a [setup] run, an image pull) is not used: the
+         * product below stays in 64 bits, and a host that slept meanwhile skews nothing */
+        if (attempt == 0 && tsc_started && dbx_now_ns() - tsc_start.mono < 10ull * 1000000000)
+            t0 = tsc_start;
+        else if (!tsc_sample(&t0))
+            continue;
+        uint64_t since = dbx_now_ns() - t0.mono;
+        if (since < 20 * 1000 * 1000) {
+            struct timespec ts = {0, (long)(20 * 1000 * 1000 - since)};
+            while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+            }
         }
-        uint64_t a1 = dbx_now_ns(), c1 = __rdtsc(), b1 = dbx_now_ns();
-        if (b0 - a0 > 20000 || b1 - a1 > 20000 || c1 <= c0) continue;
-        uint64_t ns = (a1 + b1) / 2 - (a0 + b0) / 2;
-        uint64_t khz = (c1 - c0) * 1000000ull / ns;
+        if (!tsc_sample(&t1) || t1.tsc <= t0.tsc) continue;
+        uint64_t khz = (t1.tsc - t0.tsc) * 1000000ull / (t1.mono - t0.mono);
         if (khz < 100000 || khz > 20000000) return 0; /* 100 MHz..20 GHz, else nonsense */
         cached = (unsigned)khz;
         return cached;

@@ -177,6 +177,11 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
  * locked securebits, no_new_privs); exec.  Returns the pid, or -errno with *err set. */
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
 
+/* Take the first reading of the host TSC's measurement (tsc_early_khz above needs two, 20 ms
+ * apart): called early, the work before QEMU starts fills the 20 ms instead of a sleep in
+ * vm_qemu_spawn.  Optional; a later call replaces the reading. */
+void vm_tsc_calibration_start(void);
+
 /* ---- QMP (QEMU's monitor) ----------------------------------------------------------------- */
 
 /* The supervisor's end of QEMU's QMP monitor (vm_config.qmp_fd is QEMU's end).  Everything QEMU
