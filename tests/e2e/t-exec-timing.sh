@@ -3,7 +3,9 @@
 # the exec's time went (client, supervisor, guest phases in microseconds, from the TIMING frame
 # the guest sends before EXIT); the phases are consistent (the guest's add up to its total, the
 # host's fit in the client's); the command's output and exit code are unchanged; without the
-# variable, and for a command that never started, there is no line.  One boot.
+# variable, and for a command that never started, there is no line.  And the boot's own split:
+# the supervisor log's ready line (prepare, spawn, to hello, setup) and the console log's boot
+# line (the guest's steps, which add up to the time it gives).  One boot.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -11,6 +13,25 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 
 ok dbx exec -- true
+
+# ---- the boot's split ------------------------------------------------------------------------
+ok dbx logs --supervisor
+ready=$(printf '%s\n' "$OUT" | grep ' ready (' | tail -n 1)
+assert_match "$ready" "boot [0-9]+ ms: prepare [0-9.]+, spawn [0-9.]+, to hello [0-9.]+, setup [0-9.]+ ms\)" \
+    "the supervisor's ready line"
+id=$(dbx status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+boot=$(grep -a 'devbox-init: boot: ready at ' "$DEVBOX_HOME/state/projects/$id/console.log")
+assert_one_line "$boot" "the guest's boot line"
+python3 - "$boot" <<'PY' || fail "the guest's boot steps do not add up: $boot"
+import re, sys
+line = sys.argv[1]
+at = float(re.search(r"ready at ([0-9.]+) ms", line).group(1))
+steps = re.findall(r"([a-zA-Z][a-zA-Z ]*?) ([0-9]+\.[0-9])(?=,| ms)", line.split(" ms: ", 1)[1])
+names = [k for k, _ in steps]
+for want in ("kernel", "root", "agent", "to setup", "workspace", "network", "CAs", "audit"):
+    assert want in names, want
+assert abs(sum(float(v) for _, v in steps) - at) < 0.1 * len(steps) + 0.5, (steps, at)
+PY
 
 DEVBOX_EXEC_TIMING=1 run dbx exec -- sh -c 'echo out; echo err >&2; exit 3'
 assert_eq 3 "$RC" "exit code with timing"
