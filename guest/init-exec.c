@@ -11,10 +11,10 @@
 
 #include <grp.h>
 #include <limits.h>
+#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
-#include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -75,12 +75,12 @@ static inline void stamp(const struct child_plan *p, int step) {
 
 /* TIMING's keys: the duration from the previous step reached to this one. */
 static const char *const time_keys[T_N_] = {
-    [T_DISPATCH] = "g_queue", [T_DECODED] = "g_decode",  [T_USER] = "g_user",
-    [T_STDIO] = "g_stdio",    [T_CGROUP] = "g_cgroup",   [T_CHILD] = "g_fork", [T_JOIN] = "g_join", [T_MOUNTS] = "g_mounts",
-    [T_ENTER] = "g_enter",    [T_IDS] = "g_ids",         [T_CAPS] = "g_caps",
-    [T_CHDIR] = "g_chdir",    [T_LOCK] = "g_lock",       [T_EXECVE] = "g_verify",
-    [T_EOF] = "g_execve",     [T_STARTED] = "g_started", [T_REAPED] = "g_run",
-    [T_EXIT] = "g_exit",
+    [T_DISPATCH] = "g_queue",  [T_DECODED] = "g_decode", [T_USER] = "g_user",
+    [T_STDIO] = "g_stdio",     [T_CGROUP] = "g_cgroup",  [T_CHILD] = "g_fork",
+    [T_JOIN] = "g_join",       [T_MOUNTS] = "g_mounts",  [T_ENTER] = "g_enter",
+    [T_IDS] = "g_ids",         [T_CAPS] = "g_caps",      [T_CHDIR] = "g_chdir",
+    [T_LOCK] = "g_lock",       [T_EXECVE] = "g_verify",  [T_EOF] = "g_execve",
+    [T_STARTED] = "g_started", [T_REAPED] = "g_run",     [T_EXIT] = "g_exit",
 };
 
 void exec_times_send(struct agent *a, const struct session *s) {
@@ -368,8 +368,8 @@ static pid_t clone3_fn(struct clone_args *args, int (*fn)(void *), void *arg) {
                      "hlt\n\t"
                      "1:\n\t"
                      : "=a"(ret)
-                     : "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12), "r"(r13),
-                       [exit_nr] "i"(SYS_exit)
+                     : "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12),
+                       "r"(r13), [exit_nr] "i"(SYS_exit)
                      : "rcx", "r11", "memory");
     if (ret < 0) {
         errno = (int)-ret;

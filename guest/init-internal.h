@@ -219,8 +219,8 @@ struct agent {
     uint64_t prot_count, prot_sent; /* write attempts on protected paths: seen, reported */
     uint64_t prot_sent_ms;          /* when PROTECTED was last sent */
     char *prot_first;               /* the first one's workspace-relative path */
-    struct leaf_spare spare; /* init-procs.c */
-    uint32_t last_exec_id;   /* the latest EXEC's session id: the next is likely one more */
+    struct leaf_spare spare;        /* init-procs.c */
+    uint32_t last_exec_id;          /* the latest EXEC's session id: the next is likely one more */
     uint32_t *cg_linger; /* sessions over whose leaf still held processes (init-procs.c) */
     size_t ncg_linger;
 };
@@ -411,8 +411,8 @@ void policy_clear(struct box_policy *b);
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits, OOM score). */
-int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
-                       uint64_t *stamps, struct child_report *r);
+int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps, uint64_t *stamps,
+                       struct child_report *r);
 int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r);
 /* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
  * every other uid (the ordinary box user never gets what was granted to root); with admin (an

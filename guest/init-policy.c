@@ -701,8 +701,8 @@ uint64_t policy_caps_for(const struct box_policy *b, uid_t uid, bool admin) {
     return uid == 0 ? b->plan.caps : b->plan.caps_user;
 }
 
-int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps,
-                       uint64_t *stamps, struct child_report *r) {
+int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps, uint64_t *stamps,
+                       struct child_report *r) {
     const struct dbx_plan *p = &b->plan;
     /* Before anything else drops privileges: joining needs write access to the leaf. */
     if (cg_procs_fd >= 0 && write(cg_procs_fd, "0", 1) != 1)

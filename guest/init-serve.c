@@ -281,7 +281,6 @@ static void reap(struct agent *a, bool notify) {
     procs_linger_retry(a);
 }
 
-
 /* Reap for up to ms, until no session process (or, with all, no child at all) is left. */
 static void reap_wait(struct agent *a, unsigned ms, bool all) {
     uint64_t end = dbx_now_ms() + ms;

@@ -37,13 +37,12 @@
 #include <limits.h>
 #include <sys/reboot.h>
 
-static struct agent g_agent = {
-    .fd = -1,
-    .sigfd = -1,
-    .proxy_fd = -1,
-    .audit_fd = -1,
-    .box = {.cg_box_fd = -1, .mnt_ns = -1},
-    .spare = {.dir_fd = -1, .procs_fd = -1}};
+static struct agent g_agent = {.fd = -1,
+                               .sigfd = -1,
+                               .proxy_fd = -1,
+                               .audit_fd = -1,
+                               .box = {.cg_box_fd = -1, .mnt_ns = -1},
+                               .spare = {.dir_fd = -1, .procs_fd = -1}};
 
 void init_log(const char *fmt, ...) {
     char msg[1024];
