@@ -222,7 +222,8 @@ int boot_process(struct agent *a, dbx_error **err) {
     /* oom_score_adj stays 0: the kernel's OOM killer never picks the global init
      * (mm/oom_kill.c, oom_unkillable_task), so -1000 here protected nothing and made every
      * command write its own back to 0 (a procfs write per exec).  Commands inherit the 0;
-     * policy_child_verify checks it, and the box cannot change init's (box_ro_binds). */
+     * under a confined plan policy_child_verify checks it, and the box cannot change init's
+     * (box_ro_binds). */
     if (a->test_mode && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
         /* Tests see orphans reparented to us, as PID 1 would. */
         return dbx_error_set(err, errno, "set child subreaper");

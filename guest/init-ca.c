@@ -124,8 +124,13 @@ static int write_atomic(int dfd, const char *name, const char *shown, const char
  * to be ours is not. */
 bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
     size_t len = strlen(data);
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
+    /* a regular file before anything opens it: a device node planted there is not opened
+     * (nothing of the box runs during SETUP, so the check and the open see the same file, and
+     * fstat below checks again) */
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) return false;
+    _cleanup_close_ int fd =
+        openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
         st.st_uid != geteuid() || st.st_gid != getegid() || (st.st_mode & 07777) != mode ||
         st.st_size < 0 || (size_t)st.st_size != len)

@@ -365,7 +365,7 @@ static pid_t clone3_fn(struct clone_args *args, int (*fn)(void *), void *arg) {
                      "mov %%eax, %%edi\n\t"
                      "mov %[exit_nr], %%eax\n\t"
                      "syscall\n\t"
-                     "hlt\n\t"
+                     "ud2\n\t"
                      "1:\n\t"
                      : "=a"(ret)
                      : "0"((long)SYS_clone3), "D"(args), "S"(sizeof(*args)), "r"(r12),
@@ -380,8 +380,9 @@ static pid_t clone3_fn(struct clone_args *args, int (*fn)(void *), void *arg) {
 #endif
 
 /* The child, born in its leaf cgroup when it has one: clone3's CLONE_INTO_CGROUP places it at
- * fork, instead of the child writing its leaf's cgroup.procs, a migration (0.34 ms of a 12 ms
- * warm exec under TCG, 2026-12-03).  clone(2) and that write when clone3 is refused. */
+ * fork, instead of the child writing its leaf's cgroup.procs, a migration (fork and join went
+ * 0.87 to 0.70 ms of a 13 ms warm exec under TCG, 2026-12-03, interleaved runs).  clone(2) and
+ * that write when clone3 is refused. */
 static pid_t child_clone(struct child_plan *p, void *stack, int cg_dir_fd) {
     const unsigned long flags = CLONE_VM | CLONE_VFORK;
 #if defined(__x86_64__)
@@ -394,7 +395,11 @@ static pid_t child_clone(struct child_plan *p, void *stack, int cg_dir_fd) {
         int procs_fd = p->cg_procs_fd;
         p->cg_procs_fd = -1; /* placed already: no join in the child */
         pid_t pid = clone3_fn(&args, child_main, p);
-        if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL)) return pid;
+        /* EAGAIN: the box is at pids.max, which a new process born in the leaf counts
+         * against; a migration is not refused by it, so a command still starts while a fork
+         * bomb holds the box at its limit (devbox kill --all, ps), as it did before */
+        if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL && errno != EAGAIN))
+            return pid;
         p->cg_procs_fd = procs_fd;
     }
 #else
@@ -416,16 +421,16 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     p->report_fd = rep[1];
-    /* Not dbx_spawn (common/spawn.h), on purpose: the child interleaves the box policy (cgroup
-     * join, rlimits, mounts, bounding set, capabilities, no_new_privs and seccomp, then a
-     * read-back check whose verdict carries a message) with the pty, the user's supplementary
-     * groups and a chdir diagnosis, in the order child_run states, and its report maps to
-     * protocol error codes.  Fixed options would not express that order.
-     * CLONE_VM | CLONE_VFORK, as posix_spawn does: init (PID 1, no threads) sleeps until the
-     * child has exec'd or exited, which it would wait for anyway, and neither copies its page
-     * tables nor takes copy-on-write faults afterwards (a fork cost milliseconds under TCG).
-     * Everything else stays the child's own (no CLONE_FS, CLONE_FILES, CLONE_SIGHAND): ids,
-     * capabilities, seccomp, rlimits, namespaces and cwd are per task.  child_run allocates
+    /* Not dbx_spawn (common/spawn.h), on purpose: the child interleaves the box policy (its
+     * leaf cgroup, joined when clone3 could not place it there, rlimits, mounts, bounding set,
+     * capabilities, no_new_privs and seccomp, then a read-back check whose verdict carries a
+     * message) with the pty, the user's supplementary groups and a chdir diagnosis, in the order
+     * child_run states, and its report maps to protocol error codes.  Fixed options would not
+     * express that order. CLONE_VM | CLONE_VFORK, as posix_spawn does: init (PID 1, no threads)
+     * sleeps until the child has exec'd or exited, which it would wait for anyway, and neither
+     * copies its page tables nor takes copy-on-write faults afterwards (a fork cost milliseconds
+     * under TCG). Everything else stays the child's own (no CLONE_FS, CLONE_FILES, CLONE_SIGHAND):
+     * ids, capabilities, seccomp, rlimits, namespaces and cwd are per task.  child_run allocates
      * nothing and writes only its stack, the report pipe and the timing page. */
     pid_t pid = child_clone(p, stack, cg_dir_fd);
     int fork_errno = errno;

@@ -407,7 +407,8 @@ int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err);
 int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err);
 void policy_clear(struct box_policy *b);
 /* Child side, between fork and exec; each returns 0, or -1 with *r filled.  In this order:
- * enter (cgroup, rlimits, mounts, bounding set, keep-caps, and the seccomp filter when
+ * enter (the leaf cgroup joined when cg_procs_fd >= 0, i.e. clone3 did not place the child in
+ * it at birth; rlimits, mounts, bounding set, keep-caps, and the seccomp filter when
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
  * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits, OOM score). */
@@ -434,8 +435,9 @@ int policy_child_verify(const struct box_policy *b, const char *cg_line, const s
 
 /* ---- init-procs.c: per-command cgroups, PS and KILL --------------------------------------- */
 
-/* The session's leaf box/s<id> under the box cgroup (none without one): s->cg_fd, the leaf's
- * cgroup.procs for the child to join (*ret_procs_fd, -1 without a cgroup) and the line its
+/* The session's leaf box/s<id> under the box cgroup (none without one): s->cg_fd (the directory
+ * clone3 places the child in), the leaf's cgroup.procs for a child that must join it itself
+ * (*ret_procs_fd, -1 without a cgroup) and the line its
  * /proc/self/cgroup must show (*ret_line, NULL without a cgroup; caller frees). */
 int procs_leaf_create(const struct box_policy *b, struct leaf_spare *spare, struct session *s,
                       int *ret_procs_fd, char **ret_line, dbx_error **err);

@@ -117,7 +117,7 @@ void boot_mark(struct boot_marks *m, const char *name) {
  * the one before (the first, from the kernel's start). */
 void boot_marks_log(const struct boot_marks *m) {
     if (!m->n) return;
-    char line[1500];
+    char line[900]; /* init_log formats into 1024 */
     size_t off = 0;
     uint64_t prev = 0;
     for (unsigned i = 0; i < m->n && off < sizeof(line); i++) {

@@ -765,11 +765,11 @@ int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
     uint8_t md[32];
     char hex[65];
     EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(c, "devbox-initramfs-init-v1", 25) != 1 ||
-        EVP_DigestUpdate(c, init, init_len) != 1 || EVP_DigestFinal_ex(c, md, NULL) != 1)
-        dbx_oom_hook();
+    bool hashed = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+                  EVP_DigestUpdate(c, "devbox-initramfs-init-v1", 25) == 1 &&
+                  EVP_DigestUpdate(c, init, init_len) == 1 && EVP_DigestFinal_ex(c, md, NULL) == 1;
     EVP_MD_CTX_free(c);
+    if (!hashed) return dbx_error_set(err, EIO, "SHA-256 of the init '%s' (OpenSSL)", init_path);
     dbx_sha256_hex(md, hex);
     _cleanup_free_ char *name = dbx_xasprintf("devbox-initramfs-%s.cpio", hex);
     struct stat sb;

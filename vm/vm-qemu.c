@@ -87,9 +87,10 @@ unsigned vm_host_tsc_khz(void) {
      * rest of the 20 ms is slept.  A preempted reading starts again. */
     for (int attempt = 0; attempt < 8; attempt++) {
         struct tsc_sample t0, t1;
-        /* a start reading of long ago (a [setup] run, an image pull) is not used: the
-         * product below stays in 64 bits, and a host that slept meanwhile skews nothing */
-        if (attempt == 0 && tsc_started && dbx_now_ns() - tsc_start.mono < 10ull * 1000000000)
+        /* only a recent start reading (the boot's own preparation: tens of ms): one from a
+         * [setup] run or an image pull is not used, since the host may have been suspended
+         * meanwhile, when CLOCK_MONOTONIC stops and a nonstop TSC does not */
+        if (attempt == 0 && tsc_started && dbx_now_ns() - tsc_start.mono < 1000000000ull)
             t0 = tsc_start;
         else if (!tsc_sample(&t0))
             continue;

@@ -42,6 +42,17 @@ assert_le "$(kv "$bomb" max_current)" 64 "pids.current during the bomb"
 ok dbx exec -- sh -c 'grep "^max " /sys/fs/cgroup/box/pids.events'
 assert_match "$OUT" '^max [1-9][0-9]*$' "pids.events after the bomb"
 ok dbx exec true
+# A box held at pids.max still starts a command at once (to see or kill what fills it): the
+# command's process joins its leaf by migration, which the limit does not refuse, rather than
+# being born there, which it would.
+ok dbx exec -d -- sh -c 'i=0; while [ $i -lt 80 ]; do sleep 300 & i=$((i+1)); done'
+sleeps() { [ "$(dbx ps 2>/dev/null | grep -c 'sleep 300')" -ge 60 ]; }
+wait_until 60 sleeps || fail "the sleeps did not fill the box: $(dbx ps 2>&1 | tail -n 3)"
+run dbx exec -- cat /sys/fs/cgroup/box/pids.current
+assert_eq 0 "$RC" "exec while the box is at pids.max (stderr: $ERR)"
+assert_le 64 "$OUT" "pids.current with the box full"
+ok dbx kill --all
+wait_until 60 "$DEVBOX" exec true >/dev/null 2>&1 </dev/null || fail "exec after kill --all"
 # the classic one, left running until the client is interrupted (background jobs of a
 # non-interactive shell ignore SIGINT, so the client is killed 5 s later)
 run timeout -s INT -k 5 8 "$DEVBOX" exec -- sh -c 'b() { b | b & }; b; sleep 60'
