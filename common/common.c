@@ -338,6 +338,22 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
     return len;
 }
 
+size_t dbx_utf8_next(const char *s, size_t n, uint32_t *ret_cp) {
+    const unsigned char *p = (const unsigned char *)s;
+    if (n == 0) return 0;
+    if (p[0] < 0x80) {
+        *ret_cp = p[0];
+        return 1;
+    }
+    size_t len = utf8_seq(p, n);
+    if (len == 0) return 0;
+    uint32_t cp = p[0] & (0x7f >> len); /* the lead byte's payload: 5, 4 or 3 bits */
+    for (size_t i = 1; i < len; i++)
+        cp = (cp << 6) | (p[i] & 0x3f);
+    *ret_cp = cp;
+    return len;
+}
+
 /* A UTF-8 encoded C1 control (U+0080-U+009F): terminals that decode UTF-8 act on these. */
 static bool utf8_c1(const unsigned char *p, size_t len) {
     return len == 2 && p[0] == 0xc2 && p[1] <= 0x9f;

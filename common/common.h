@@ -135,6 +135,11 @@ bool dbx_str_has_prefix(const char *s, const char *p);
 size_t dbx_strv_len(char *const *v);
 /* Append a copy of s to a NULL-terminated vector (vector may be NULL). */
 char **dbx_strv_push(char **v, const char *s);
+/* The UTF-8 sequence at p[0..n): its length, 1 to 4, with its code point in *ret_cp; 0 when
+ * none is well-formed there (RFC 3629: shortest form, no surrogates, at most U+10FFFF), or n
+ * is 0.  Reads no byte past the first one that breaks the sequence, so a NUL-terminated string
+ * may pass n = 4 at any position. */
+size_t dbx_utf8_next(const char *p, size_t n, uint32_t *ret_cp);
 /* Replace bytes a terminal would interpret (C0 controls except \t, DEL, C1) with '?', in place,
  * so untrusted strings never drive the user's terminal. */
 char *dbx_sanitize_printable(char *s);

@@ -5,38 +5,11 @@
 #define _GNU_SOURCE
 #include "export-internal.h"
 
-/* Length of the UTF-8 sequence at s and its code point, or 0 when it is not well-formed
- * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF). */
-static size_t utf8_next(const unsigned char *s, uint32_t *ret_cp) {
-    unsigned char c = s[0];
-    size_t n;
-    uint32_t cp, min;
-    if (c < 0x80) {
-        *ret_cp = c;
-        return 1;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-        n = 2, cp = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3, cp = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4, cp = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0; /* also stops at the NUL */
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    *ret_cp = cp;
-    return n;
-}
-
 bool export_utf8_valid(const char *s) {
     const unsigned char *p = (const unsigned char *)s;
     uint32_t cp;
     while (*p) {
-        size_t n = utf8_next(p, &cp);
+        size_t n = dbx_utf8_next((const char *)p, 4, &cp);
         if (n == 0) return false;
         p += n;
     }
@@ -62,7 +35,7 @@ char *export_yaml_quote(const char *s) {
     bool ok = true;
     while (*p) {
         uint32_t cp;
-        size_t n = utf8_next(p, &cp);
+        size_t n = dbx_utf8_next((const char *)p, 4, &cp);
         if (n == 0) {
             ok = false;
             break;

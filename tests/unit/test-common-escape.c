@@ -64,11 +64,51 @@ static void test_sanitize_c1(void **state) {
     assert_string_equal(s, "x?[1m???\xc3\xa9\t");
 }
 
+/* dbx_utf8_next: code points of each length; and what RFC 3629 refuses, each at the last byte
+ * it is wrong at, never reading past a NUL. */
+static void test_utf8_next(void **state) {
+    static const struct {
+        const char *s;
+        size_t len;
+        uint32_t cp;
+    } ok[] = {{"A", 1, 0x41},
+              {"\xc2\x80", 2, 0x80},
+              {"\xdf\xbf", 2, 0x7ff},
+              {"\xe0\xa0\x80", 3, 0x800},
+              {"\xef\xbf\xbf", 3, 0xffff},
+              {"\xf0\x90\x80\x80", 4, 0x10000},
+              {"\xf4\x8f\xbf\xbf", 4, 0x10ffff}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        uint32_t cp = 0;
+        assert_int_equal(dbx_utf8_next(ok[i].s, 4, &cp), ok[i].len);
+        assert_int_equal(cp, ok[i].cp);
+    }
+    static const char *const bad[] = {
+        "\x80",             /* a continuation byte first */
+        "\xc0\xaf",         /* overlong '/' */
+        "\xe0\x80\xaf",     /* overlong, 3 bytes */
+        "\xed\xa0\x80",     /* a surrogate */
+        "\xf4\x90\x80\x80", /* past U+10FFFF */
+        "\xf5\x80\x80\x80",
+        "\xff",
+        "\xe2\x82", /* cut short by the NUL */
+        "\xc3"
+        "A",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint32_t cp = 0;
+        assert_int_equal(dbx_utf8_next(bad[i], 4, &cp), 0);
+    }
+    uint32_t cp = 0;
+    assert_int_equal(dbx_utf8_next("\xc3\xa9", 1, &cp), 0); /* n shorter than the sequence */
+    assert_int_equal(dbx_utf8_next("", 0, &cp), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_escape_c0),    cmocka_unit_test(test_escape_c1),
         cmocka_unit_test(test_escape_lines), cmocka_unit_test(test_escape_cut),
-        cmocka_unit_test(test_sanitize_c1),
+        cmocka_unit_test(test_sanitize_c1),  cmocka_unit_test(test_utf8_next),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
