@@ -82,7 +82,8 @@ static void path_split(const char *rel, char **ret_dir, char **ret_name) {
 static int read_regular(int dfd, const char *name, const char *shown, char **ret, struct stat *st,
                         dbx_error **err) {
     /* O_NONBLOCK: a FIFO planted there must not hang the boot before fstat says what it is */
-    _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    _cleanup_close_ int fd =
+        openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0 && (errno == ENOENT || errno == ELOOP)) return -errno;
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", shown);
     if (fstat(fd, st) < 0) return dbx_error_set(err, errno, "stat '%s'", shown);
@@ -122,23 +123,23 @@ static int write_atomic(int dfd, const char *name, const char *shown, const char
  * rewriting each (temporary file, two fsyncs, rename) cost 5-25 ms apiece under TCG.  Read
  * without following a symlink, and without blocking on a FIFO planted there; a file too large
  * to be ours is not. */
+static bool file_ours(const struct stat *st, mode_t mode, size_t len) {
+    return S_ISREG(st->st_mode) && st->st_nlink == 1 && st->st_uid == geteuid() &&
+           st->st_gid == getegid() && (st->st_mode & 07777) == mode && st->st_size >= 0 &&
+           (size_t)st->st_size == len;
+}
+
 bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
     size_t len = strlen(data);
     struct stat st;
-    /* a regular file before anything opens it: a device node planted there is not opened
-     * (nothing of the box runs during SETUP, so the check and the open see the same file, and
-     * fstat below checks again) */
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) return false;
-    _cleanup_close_ int fd =
-        openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
-        st.st_uid != geteuid() || st.st_gid != getegid() || (st.st_mode & 07777) != mode ||
-        st.st_size < 0 || (size_t)st.st_size != len)
+    /* checked before anything opens it: a device node planted there is not opened (nothing of
+     * the box runs during SETUP; read_regular's fstat checks the file it opened again) */
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_ours(&st, mode, len))
         return false;
     _cleanup_free_ char *text = NULL;
-    size_t got = 0;
-    if (dbx_read_all(fd, len + 1, &text, &got, NULL) < 0 || got != len) return false;
-    return memcmp(text, data, len) == 0;
+    if (read_regular(dfd, name, name, &text, &st, NULL) < 0 || !file_ours(&st, mode, len))
+        return false;
+    return strcmp(text, data) == 0; /* a NUL in the file differs from data's byte there */
 }
 
 /* What the box's root causes by putting a symlink, a file or a directory where we write. */
