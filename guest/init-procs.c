@@ -21,6 +21,22 @@
 
 /* ---- leaves ----------------------------------------------------------------------------- */
 
+/* box/NAME's directory and its cgroup.procs, opened; when either does not open, the leaf goes
+ * (rmdir: only an empty one) and the error names what did not open. */
+static int leaf_open(int box_fd, const char *name, int *ret_dfd, int *ret_pfd, dbx_error **err) {
+    _cleanup_close_ int dfd = openat(box_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    int pfd = dfd < 0 ? -1 : openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (pfd < 0) {
+        int e = errno;
+        unlinkat(box_fd, name, AT_REMOVEDIR);
+        return dfd < 0 ? dbx_error_set(err, e, "open cgroup 'box/%s'", name)
+                       : dbx_error_set(err, e, "open 'box/%s/cgroup.procs'", name);
+    }
+    *ret_dfd = TAKE_FD(dfd);
+    *ret_pfd = pfd;
+    return 0;
+}
+
 int procs_leaf_create(const struct box_policy *b, struct leaf_spare *spare, struct session *s,
                       int *ret_procs_fd, char **ret_line, dbx_error **err) {
     if (b->cg_box_fd < 0) {
@@ -40,17 +56,7 @@ int procs_leaf_create(const struct box_policy *b, struct leaf_spare *spare, stru
     /* EEXIST: a leaf an earlier session of this id left with a daemon in it; shared then */
     if (mkdirat(b->cg_box_fd, name, 0755) < 0 && errno != EEXIST)
         return dbx_error_set(err, errno, "create the command's cgroup 'box/%s'", name);
-    _cleanup_close_ int dfd =
-        openat(b->cg_box_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0) return dbx_error_set(err, errno, "open cgroup 'box/%s'", name);
-    int pfd = openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (pfd < 0) {
-        int e = errno;
-        unlinkat(b->cg_box_fd, name, AT_REMOVEDIR);
-        return dbx_error_set(err, e, "open 'box/%s/cgroup.procs'", name);
-    }
-    s->cg_fd = TAKE_FD(dfd);
-    *ret_procs_fd = pfd;
+    if (leaf_open(b->cg_box_fd, name, &s->cg_fd, ret_procs_fd, err) < 0) return -1;
     *ret_line = dbx_xasprintf("%s/%s", b->cg_line, name);
     return 0;
 }
@@ -84,14 +90,10 @@ void procs_leaf_prepare(struct agent *a, uint32_t last_id) {
         if (!a->sess[i]->dead && a->sess[i]->id == want) return;
     char name[16];
     snprintf(name, sizeof(name), "s%" PRIu32, want);
-    if (mkdirat(a->box.cg_box_fd, name, 0755) < 0) return;
-    int dfd = openat(a->box.cg_box_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    int pfd = dfd < 0 ? -1 : openat(dfd, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (pfd < 0) {
-        if (dfd >= 0) close(dfd);
-        (void)unlinkat(a->box.cg_box_fd, name, AT_REMOVEDIR);
+    int dfd, pfd;
+    if (mkdirat(a->box.cg_box_fd, name, 0755) < 0 ||
+        leaf_open(a->box.cg_box_fd, name, &dfd, &pfd, NULL) < 0)
         return;
-    }
     *sp = (struct leaf_spare){.id = want, .dir_fd = dfd, .procs_fd = pfd};
 }
 
