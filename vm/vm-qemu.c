@@ -151,7 +151,8 @@ enum knob_when {
     KNOB_ALWAYS,
     KNOB_CONSOLE,
     KNOB_NO_CONSOLE,
-    KNOB_TSC, /* the host's TSC frequency is known (TCG): append + khz * 1000 / per_s */
+    KNOB_TSC,    /* the host's TSC frequency is known (TCG): append + khz * 1000 / per_s */
+    KNOB_TCG_UP, /* TCG with a single vCPU */
 };
 
 struct knob {
@@ -197,6 +198,25 @@ static const struct knob devbox_knobs[] = {
     /* TCG: the TSC frequency known, the kernel's own TSC calibration against the PIT is
      * skipped (it fails on a loaded host and the boot hangs: see the top of this file) */
     {KNOB_TSC, NULL, "tsc_early_khz=", 1000},
+    /* TCG, one vCPU: no local APIC timer; the PIT is the clock event device.  TCG's CPU has
+     * no TSC-deadline timer, so the kernel calibrates the LAPIC timer: 100 ms counting it
+     * against the TSC, then 100 ms checking it against the PIT's ticks, which are wall-clock
+     * waits however fast the host is (setup_boot_APIC_clock, sampling the
+     * guest's program counter through the boot to the init, QEMU's monitor sampling every
+     * 2 ms: 79-83 of 271-322 samples).  Measured 2026-12-03, floor boot
+     * (same kernel, trivial init) to /init: 0.67-0.69 s with the LAPIC timer, 0.42-0.48 s
+     * without; whole cold `devbox exec true`, 12 runs each interleaved on a loaded host:
+     * median 1.32 s (min 1.14) with, 1.15 s (min 0.90) without.  Timers keep their precision
+     * (the PIT is one-shot under NO_HZ): 200 `sleep 0.01` 3.49 vs 3.55 s, warm exec p50 12.8 vs
+     * 12.9 ms.  Not with more vCPUs: every other CPU's timer then arrives as a broadcast IPI
+     * from the PIT's CPU, and 2 vCPUs measured 3.50-3.67 s vs 3.95-4.20 s on the same loop and
+     * exec p50 12.1-13.4 vs 13.6-14.6 ms, so a box with several pays the calibration once at
+     * boot instead.  KVM offers the TSC-deadline timer, which needs no calibration. */
+    {KNOB_TCG_UP, NULL, "noapictimer", 0},
+    /* The IO-APIC's check that the timer interrupt arrives (timer_irq_works: a few ticks of
+     * waiting, 6 of 215 samples as above without the LAPIC timer, ~18 ms under TCG): QEMU's microvm always routes
+     * it, as every KVM guest setup that passes no_timer_check relies on. */
+    {KNOB_ALWAYS, NULL, "no_timer_check", 0},
     /* TCG: the delay loop's loops per jiffy from the TSC (the boot CPU derives it from
      * tsc_early_khz, but each secondary CPU calibrates its own: "calibrate_delay_direct()
      * failed", 0.2-1.9 s).  Boot to the init's first line, 3 runs alternating: 2.8/3.0/4.0 s
@@ -224,6 +244,8 @@ static bool knob_applies(const struct knob *k, const struct vm_config *cfg, unsi
         return true;
     case KNOB_TSC:
         return khz != 0;
+    case KNOB_TCG_UP:
+        return cfg->accel == VM_ACCEL_TCG && cfg->cpus == 1;
     default:
         return (k->when == KNOB_CONSOLE) == cfg->console;
     }
@@ -358,7 +380,10 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         /* Pages the guest frees are reported (2 MiB blocks, a few seconds after) and QEMU
          * punches them out of the memfd; the balloon itself gives way before the guest OOMs. */
         v = push2(v, "-device", "virtio-balloon-device,free-page-reporting=on,deflate-on-oom=on");
-    v = push2(v, "-device", "virtio-serial-device");
+    /* Two ports: the console (port 0, hvc0) and the agent.  QEMU's default of 31 gives the
+     * guest 64 virtqueues to set up: virtio_console_init 27-28 ms under TCG with 31, 14-17 ms
+     * with 2 (initcall_debug, 2 boots each, 2026-12-03). */
+    v = push2(v, "-device", "virtio-serial-device,max_ports=2");
     v = pushf(v, "-chardev", "socket,id=agent,fd=%d", AGENT_FD);
     v = push2(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME);
     v = pushf(v, "-chardev", "socket,id=con,fd=%d", CONSOLE_FD);

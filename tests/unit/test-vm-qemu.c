@@ -77,7 +77,8 @@ static void test_argv_tcg(void **state) {
     assert_non_null(opt_value(v, "-device", "virtio-blk-device,drive=root"));
     assert_non_null(opt_value(v, "-chardev", "socket,id=vfs,path=/run/vfs.sock"));
     assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
-    assert_non_null(opt_value(v, "-device", "virtio-serial-device"));
+    /* the console and the agent: two ports, not QEMU's 31 (64 virtqueues for the guest) */
+    assert_non_null(opt_value(v, "-device", "virtio-serial-device,max_ports=2"));
     assert_non_null(opt_value(v, "-chardev", "socket,id=agent,fd=3"));
     assert_non_null(
         opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
@@ -204,6 +205,12 @@ static void test_argv_debian_kind(void **state) {
     assert_null(opt_value(v, "-device", "virtconsole"));
     assert_non_null(opt_value(v, "-device", "pvpanic"));
     assert_null(opt_value(v, "-device", "virtio-balloon"));
+    /* the devbox kernel's timer knobs are its own */
+    assert_false(cmdline_has(app, "noapictimer") || cmdline_has(app, "no_timer_check"));
+    cfg.cpus = 1;
+    _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
+    assert_non_null(w);
+    assert_false(cmdline_has(opt_value(w, "-append", ""), "noapictimer"));
 }
 
 /* The devbox kernel: microvm without ACPI and legacy devices, the console on hvc0 (virtio)
@@ -258,7 +265,19 @@ static void test_argv_devbox_kind(void **state) {
             opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
         assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
         assert_non_null(opt_value(v, "-accel", "tcg"));
+        /* the LAPIC timer stays with 2 vCPUs (the other's timers would be broadcast IPIs) */
+        assert_false(cmdline_has(app, "noapictimer"));
+        assert_true(cmdline_has(app, "no_timer_check"));
     }
+    /* TCG with one vCPU: the PIT alone, no LAPIC timer to calibrate */
+    struct vm_config up = base_cfg();
+    up.kernel_kind = VM_KERNEL_DEVBOX;
+    up.cpus = 1;
+    _cleanup_error_ dbx_error *uerr = NULL;
+    _cleanup_strv_ char **u = vm_qemu_argv(&up, &uerr);
+    assert_non_null(u);
+    assert_true(cmdline_has(opt_value(u, "-append", ""), "noapictimer"));
+    assert_true(cmdline_has(opt_value(u, "-append", ""), "no_timer_check"));
     struct vm_config kvm = base_cfg();
     kvm.kernel_kind = VM_KERNEL_DEVBOX;
     kvm.accel = VM_ACCEL_KVM;
@@ -267,6 +286,12 @@ static void test_argv_devbox_kind(void **state) {
     assert_non_null(w);
     assert_null(strstr(opt_value(w, "-append", ""), "tsc_early_khz"));
     assert_null(strstr(opt_value(w, "-append", ""), "lpj="));
+    /* KVM's TSC-deadline timer needs no calibration: the LAPIC timer stays, even with one vCPU */
+    kvm.cpus = 1;
+    _cleanup_strv_ char **k1 = vm_qemu_argv(&kvm, &err);
+    assert_non_null(k1);
+    assert_false(cmdline_has(opt_value(k1, "-append", ""), "noapictimer"));
+    assert_true(cmdline_has(opt_value(k1, "-append", ""), "no_timer_check"));
     kvm.kernel_kind = (enum vm_kernel_kind)7;
     assert_null(vm_qemu_argv(&kvm, &err));
     assert_non_null(err);
