@@ -200,22 +200,25 @@ static const struct knob devbox_knobs[] = {
     {KNOB_TSC, NULL, "tsc_early_khz=", 1000},
     /* TCG, one vCPU: no local APIC timer; the PIT is the clock event device.  TCG's CPU has
      * no TSC-deadline timer, so the kernel calibrates the LAPIC timer: 100 ms counting it
-     * against the TSC, then 100 ms checking it against the PIT's ticks, which are wall-clock
-     * waits however fast the host is (setup_boot_APIC_clock, sampling the
-     * guest's program counter through the boot to the init, QEMU's monitor sampling every
-     * 2 ms: 79-83 of 271-322 samples).  Measured 2026-12-03, floor boot
-     * (same kernel, trivial init) to /init: 0.67-0.69 s with the LAPIC timer, 0.42-0.48 s
-     * without; whole cold `devbox exec true`, 12 runs each interleaved on a loaded host:
-     * median 1.32 s (min 1.14) with, 1.15 s (min 0.90) without.  Timers keep their precision
-     * (the PIT is one-shot under NO_HZ): 200 `sleep 0.01` 3.49 vs 3.55 s, warm exec p50 12.8 vs
-     * 12.9 ms.  Not with more vCPUs: every other CPU's timer then arrives as a broadcast IPI
-     * from the PIT's CPU, and 2 vCPUs measured 3.50-3.67 s vs 3.95-4.20 s on the same loop and
-     * exec p50 12.1-13.4 vs 13.6-14.6 ms, so a box with several pays the calibration once at
-     * boot instead.  KVM offers the TSC-deadline timer, which needs no calibration. */
+     * against the TSC, then 100 ms checking it against the PIT's ticks, wall-clock waits
+     * however fast the host is (setup_boot_APIC_clock in 79-83 of 271-322 samples of the
+     * guest's program counter, QEMU's monitor asked every 2 ms from start to the init).
+     * Measured 2026-12-03: boot of the floor (same kernel, trivial init) to /init 0.67-0.69 s
+     * with the LAPIC timer, 0.42-0.48 s without; cold `devbox exec true`, 12 runs each,
+     * interleaved on a loaded host: median 1.32 s (min 1.14) with, 1.15 s (min 0.90) without.
+     * Timers keep their precision (the PIT is one-shot under NO_HZ): 200 `sleep 0.01` 3.49 vs
+     * 3.55 s, warm exec p50 12.8 vs 12.9 ms.  The price is an idle box's wakeups: the PIT's
+     * 16-bit counter defers the next tick by 27 ms at most, so an idle guest takes ~43 timer
+     * interrupts a second instead of ~10, and its QEMU 1.6-1.8 % of a host core instead of
+     * 0.4-0.7 % (10 s idle, twice each) until idle_stop; 0.2 s off every start is worth it.
+     * Not with more vCPUs: the others' timers then arrive as broadcast IPIs from the PIT's
+     * CPU, and 2 vCPUs measured 3.95-4.20 s vs 3.50-3.67 s on the same loop and exec p50
+     * 13.6-14.6 vs 12.1-13.4 ms, so a box with several pays the calibration at boot instead.
+     * KVM offers the TSC-deadline timer, which needs no calibration. */
     {KNOB_TCG_UP, NULL, "noapictimer", 0},
     /* The IO-APIC's check that the timer interrupt arrives (timer_irq_works: a few ticks of
-     * waiting, 6 of 215 samples as above without the LAPIC timer, ~18 ms under TCG): QEMU's microvm always routes
-     * it, as every KVM guest setup that passes no_timer_check relies on. */
+     * waiting, 6 of 215 samples as above without the LAPIC timer, ~18 ms under TCG): QEMU's
+     * microvm always routes it, as every KVM guest set up with no_timer_check relies on. */
     {KNOB_ALWAYS, NULL, "no_timer_check", 0},
     /* TCG: the delay loop's loops per jiffy from the TSC (the boot CPU derives it from
      * tsc_early_khz, but each secondary CPU calibrates its own: "calibrate_delay_direct()
