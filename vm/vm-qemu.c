@@ -368,10 +368,8 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
          * rep prefix on its own, so a byte at a time costs 8 times the iterations.  Measured
          * 2026-12-03 in a box, twice each, alternating: /dev/zero to /dev/null 2 GB 4.1-5.1 s
          * with them, 0.74-0.84 s without; 400 MB written to tmpfs 6.2-7.7 vs 4.1-4.8 s;
-         * freeing the kernel's init memory (poisoned byte by byte over pages TCG has
-         * translated code in, each store invalidating) 55 ms of the boot with them; cold
-         * start median of 6 995 vs 932 ms; md5sum of 100 MB 12.5-13.0 vs 11.2-12.6 s and
-         * warm exec p50 14.1/16.3 vs 14.5/15.9 ms, unchanged. */
+         * cold start, median of 6 interleaved, 995 vs 932 ms; md5sum of 100 MB 12.5-13.0 vs
+         * 11.2-12.6 s and warm exec p50 14.1/16.3 vs 14.5/15.9 ms, unchanged. */
         v = push2(v, "-cpu", "max,-erms,-fsrm");
     }
     v = pushf(v, "-smp", "%u", cfg->cpus);
