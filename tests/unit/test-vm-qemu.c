@@ -24,6 +24,16 @@ static struct vm_config base_cfg(void) {
                               .accel = VM_ACCEL_TCG};
 }
 
+/* One comma-separated option list contains `item` exactly (not as a prefix of another). */
+static bool list_has(const char *list, const char *item) {
+    size_t n = strlen(item);
+    for (const char *p = list; p; p = strchr(p, ',')) {
+        if (*p == ',') p++;
+        if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0')) return true;
+    }
+    return false;
+}
+
 /* The value following option `opt` whose value starts with `prefix` (NULL if none). */
 static const char *opt_value(char **v, const char *opt, const char *prefix) {
     for (size_t i = 0; v[i] && v[i + 1]; i++)
@@ -163,16 +173,6 @@ static void test_argv_panic_device(void **state) {
     assert_non_null(w);
     assert_null(opt_value(w, "-device", "pvpanic"));
     assert_null(opt_value(w, "-action", "panic="));
-}
-
-/* One comma-separated option list contains `item` exactly (not as a prefix of another). */
-static bool list_has(const char *list, const char *item) {
-    size_t n = strlen(item);
-    for (const char *p = list; p; p = strchr(p, ',')) {
-        if (*p == ',') p++;
-        if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0')) return true;
-    }
-    return false;
 }
 
 /* A word of the kernel command line, exactly. */
