@@ -61,12 +61,7 @@ int procs_leaf_create(const struct box_policy *b, struct leaf_spare *spare, stru
     return 0;
 }
 
-/* The next leaf, ahead of its EXEC.  Session ids come from the host, one more than the last
- * (sandbox/supervisor-relay.c), so the next EXEC most likely carries last_id + 1; a wrong guess
- * costs a mkdir and an rmdir while the box is idle, a right one takes mkdir and two opens
- * (0.55 ms of a 12-15 ms warm exec under TCG, 2026-12-03) off the command's start.  Only a
- * leaf this makes is a spare: an existing one (a daemon an earlier session of the id left) is
- * for procs_leaf_create to share, as before. */
+/* The spare, closed and removed: it was guessed wrong (never joined, so empty). */
 static void spare_drop(struct agent *a) {
     struct leaf_spare *sp = &a->spare;
     if (!sp->id) return;
@@ -79,6 +74,12 @@ static void spare_drop(struct agent *a) {
     sp->id = 0;
 }
 
+/* The next leaf, ahead of its EXEC.  Session ids come from the host, one more than the last
+ * (sandbox/supervisor-relay.c), so the next EXEC most likely carries last_id + 1; a wrong guess
+ * costs a mkdir and an rmdir while the box is idle, a right one takes mkdir and two opens
+ * (0.55 ms of a 12-15 ms warm exec under TCG, 2026-12-03) off the command's start.  Only a
+ * leaf this makes is a spare: an existing one (a daemon an earlier session of the id left) is
+ * for procs_leaf_create to share, as before. */
 void procs_leaf_prepare(struct agent *a, uint32_t last_id) {
     struct leaf_spare *sp = &a->spare;
     uint32_t want = last_id + 1;

@@ -24,14 +24,19 @@ static struct vm_config base_cfg(void) {
                               .accel = VM_ACCEL_TCG};
 }
 
-/* One comma-separated option list contains `item` exactly (not as a prefix of another). */
-static bool list_has(const char *list, const char *item) {
+/* A list of items separated by sep contains `item` exactly (not as a prefix of another). */
+static bool has_item(const char *list, char sep, const char *item) {
     size_t n = strlen(item);
-    for (const char *p = list; p; p = strchr(p, ',')) {
-        if (*p == ',') p++;
-        if (strncmp(p, item, n) == 0 && (p[n] == ',' || p[n] == '\0')) return true;
+    for (const char *p = list; p; p = strchr(p, sep)) {
+        if (*p == sep) p++;
+        if (strncmp(p, item, n) == 0 && (p[n] == sep || p[n] == '\0')) return true;
     }
     return false;
+}
+
+/* One comma-separated option list contains `item` exactly. */
+static bool list_has(const char *list, const char *item) {
+    return has_item(list, ',', item);
 }
 
 /* The value following option `opt` whose value starts with `prefix` (NULL if none). */
@@ -177,12 +182,7 @@ static void test_argv_panic_device(void **state) {
 
 /* A word of the kernel command line, exactly. */
 static bool cmdline_has(const char *app, const char *word) {
-    size_t n = strlen(word);
-    for (const char *p = app; p; p = strchr(p, ' ')) {
-        if (*p == ' ') p++;
-        if (strncmp(p, word, n) == 0 && (p[n] == ' ' || p[n] == '\0')) return true;
-    }
-    return false;
+    return has_item(app, ' ', word);
 }
 
 static const char *app0(char **v) {
