@@ -223,11 +223,7 @@ static bool test_mode(void) {
     return t && *t;
 }
 
-/* The installed source package's version, or NULL (not installed). */
-static char *source_version(void) {
-    const char *tv = getenv("DEVBOX_KERNEL_TEST_VERSION");
-    if (test_mode() && tv && *tv) return dbx_xstrdup(tv);
-    if (!test_mode() && access(VM_DEVKERNEL_TARBALL, R_OK) < 0) return NULL;
+static char *dpkg_version(void) {
     char *argv[] = {"dpkg-query", "-W", "-f", "${Version}", VM_DEVKERNEL_PACKAGE, NULL};
     _cleanup_free_ char *out = NULL;
     int status = 0;
@@ -235,6 +231,51 @@ static char *source_version(void) {
     if (vm_run("dpkg-query", argv, NULL, &out, NULL, &status, &e) < 0 || status != 0) return NULL;
     out[strcspn(out, "\n")] = '\0';
     return *out ? TAKE_PTR(out) : NULL;
+}
+
+#define VERSION_CACHE_NAME "source-version"
+#define VERSION_CACHE_MAX 512
+
+/* dpkg-query costs ~10 ms on every boot (it loads dpkg's whole database), for an answer that
+ * changes only when dpkg replaces the tarball: it unpacks every file of a package it installs
+ * to a new inode and renames it over the old, so the tarball's inode, size and times name the
+ * version.  The answer is kept in the user's kernel cache keyed on them; a file that does not
+ * match (or does not parse) is asked again and rewritten.  Nothing is lost if it cannot be
+ * written: the next boot asks dpkg-query again. */
+char *vm_devkernel_source_version_cached(const char *tarball, const char *cache,
+                                         char *(*query)(void)) {
+    struct stat s;
+    if (stat(tarball, &s) < 0 || !S_ISREG(s.st_mode)) return NULL;
+    _cleanup_free_ char *stamp =
+        dbx_xasprintf("%ju %ju %jd %jd.%09ld %jd.%09ld\n", (uintmax_t)s.st_dev, (uintmax_t)s.st_ino,
+                      (intmax_t)s.st_size, (intmax_t)s.st_mtim.tv_sec, s.st_mtim.tv_nsec,
+                      (intmax_t)s.st_ctim.tv_sec, s.st_ctim.tv_nsec);
+    _cleanup_free_ char *path = dbx_xasprintf("%s/" VERSION_CACHE_NAME, cache);
+    _cleanup_free_ char *text = NULL;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_read_file_at(AT_FDCWD, path, VERSION_CACHE_MAX, &text, NULL, &e) == 0 &&
+        dbx_str_has_prefix(text, stamp)) {
+        char *v = text + strlen(stamp);
+        size_t n = strcspn(v, "\n");
+        if (n > 0 && v[n] == '\n' && v[n + 1] == '\0') return dbx_xstrndup(v, n);
+    }
+    char *v = query();
+    if (!v || strchr(v, '\n')) return v;
+    _cleanup_free_ char *out = dbx_xasprintf("%s%s\n", stamp, v);
+    _cleanup_error_ dbx_error *we = NULL;
+    if (dbx_mkdir_p(cache, 0755, &we) < 0) return v;
+    _cleanup_close_ int dfd = open(cache, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) (void)dbx_write_file_atomic(dfd, VERSION_CACHE_NAME, out, strlen(out), 0644, &we);
+    return v;
+}
+
+/* The installed source package's version, or NULL (not installed). */
+static char *source_version(const char *cache) {
+    const char *tv = getenv("DEVBOX_KERNEL_TEST_VERSION");
+    if (test_mode() && tv && *tv) return dbx_xstrdup(tv);
+    if (test_mode()) return dpkg_version();
+    if (access(VM_DEVKERNEL_TARBALL, R_OK) < 0) return NULL;
+    return vm_devkernel_source_version_cached(VM_DEVKERNEL_TARBALL, cache, dpkg_version);
 }
 
 /* Is someone building in cache (its lock held)? */
@@ -320,7 +361,7 @@ static int status_full(struct vm_devkernel_status *ret, char **ret_frag, size_t 
         vm_devkernel_status_clear(&st);
         return -1;
     }
-    st.version = source_version();
+    st.version = source_version(st.cache);
     st.source_installed = st.version != NULL;
     if (!st.version) st.version = dbx_xstrdup("");
     st.key = st.source_installed ? vm_devkernel_key(st.version, frag, flen) : dbx_xstrdup("");

@@ -186,3 +186,9 @@ int vm_passt_filter_new(const char *resolv_conf, int log_fd, struct vm_passt_fil
 int vm_passt_filter_run(struct vm_passt_filter *f, int notify_fd, dbx_error **err);
 uint64_t vm_passt_filter_refused(const struct vm_passt_filter *f);
 void vm_passt_filter_free(struct vm_passt_filter *f);
+
+/* vm-devkernel.c: the source package's version by query() (dpkg-query), kept in
+ * cache/source-version keyed on tarball's inode, size and times, so a boot asks dpkg only after
+ * the tarball changed.  NULL: no tarball, or query() had no answer. */
+char *vm_devkernel_source_version_cached(const char *tarball, const char *cache,
+                                         char *(*query)(void));

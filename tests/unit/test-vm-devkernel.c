@@ -411,6 +411,63 @@ static void test_ensure_initramfs(void **state) {
     assert_true(vm_devkernel_ensure(kdir, init, &st, &k, &err) < 0);
 }
 
+/* The source version is asked of dpkg once per tarball: a second boot reads the cache; a new
+ * tarball (dpkg unpacks to a new inode) or a damaged cache file asks again. */
+static unsigned queries;
+static const char *answer;
+static char *count_query(void) {
+    queries++;
+    return answer ? dbx_xstrdup(answer) : NULL;
+}
+
+static void test_source_version_cached(void **state) {
+    _cleanup_free_ char *tar = dbx_xasprintf("%s/src.tar.xz", dir);
+    _cleanup_free_ char *cache = dbx_xasprintf("%s/cache/kernel", dir);
+    _cleanup_free_ char *file = dbx_xasprintf("%s/source-version", cache);
+    queries = 0;
+    answer = "6.1.192-1";
+    /* no tarball: no version, no query */
+    assert_null(vm_devkernel_source_version_cached(tar, cache, count_query));
+    assert_int_equal(queries, 0);
+    test_write_file(tar, "v1", 0644);
+    char *v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    assert_string_equal(v, "6.1.192-1");
+    free(v);
+    assert_int_equal(queries, 1);
+    answer = "changed";
+    v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    assert_string_equal(v, "6.1.192-1"); /* from the cache */
+    free(v);
+    assert_int_equal(queries, 1);
+    /* dpkg replaces the tarball: a new inode */
+    _cleanup_free_ char *tmp = dbx_xasprintf("%s/src.new", dir);
+    test_write_file(tmp, "v1", 0644);
+    assert_int_equal(rename(tmp, tar), 0);
+    v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    assert_string_equal(v, "changed");
+    free(v);
+    assert_int_equal(queries, 2);
+    /* a damaged cache file is asked again and rewritten */
+    test_write_file(file, "garbage", 0644);
+    v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    assert_string_equal(v, "changed");
+    free(v);
+    assert_int_equal(queries, 3);
+    v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    free(v);
+    assert_int_equal(queries, 3);
+    /* no answer from dpkg: none, and nothing cached that hides the next answer */
+    test_write_file(tmp, "v2", 0644);
+    assert_int_equal(rename(tmp, tar), 0);
+    answer = NULL;
+    assert_null(vm_devkernel_source_version_cached(tar, cache, count_query));
+    answer = "6.1.193-1";
+    v = vm_devkernel_source_version_cached(tar, cache, count_query);
+    assert_string_equal(v, "6.1.193-1");
+    free(v);
+    assert_int_equal(queries, 5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_key, each),
@@ -427,6 +484,7 @@ int main(void) {
         cmocka_unit_test_setup(test_build_busy, each),
         cmocka_unit_test_setup(test_override, each),
         cmocka_unit_test_setup(test_ensure_initramfs, each),
+        cmocka_unit_test_setup(test_source_version_cached, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
