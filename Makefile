@@ -35,7 +35,7 @@ COMMON_SRCS := $(wildcard common/*.c)
 GUEST_SRCS  := $(wildcard guest/*.c)
 LIB_SRCS    := $(COMMON_SRCS) \
                $(wildcard vm/*.c mounts/*.c policy/*.c proxy/*.c profiles/*.c oci/*.c export/*.c) \
-               $(filter-out sandbox/main.c sandbox/lean-main.c,$(wildcard sandbox/*.c))
+               $(filter-out sandbox/main.c sandbox/lean-main.c sandbox/guard-main.c,$(wildcard sandbox/*.c))
 UNIT_SRCS   := $(wildcard tests/unit/test-*.c)
 FUZZ_SRCS   := $(wildcard tests/fuzz/fuzz-*.c)
 HELPER_SRCS := $(wildcard tests/unit/helpers*.c)
@@ -61,7 +61,7 @@ LEAN_OBJS   := $(filter-out $(BUILD)/lean/sandbox/lean-main.o,$(LEAN_SRCS:%.c=$(
                $(LEAN_SHARED:%.c=$(BUILD)/host/%.o)
 LEAN_STATIC := $(if $(SAN),,-static)
 
-all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-init
+all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-guard $(BUILD)/devbox-init
 
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -79,6 +79,11 @@ $(BUILD)/libdevbox.a: $(LIB_OBJS)
 
 $(BUILD)/devbox-full: $(BUILD)/host/sandbox/main.o $(BUILD)/libdevbox.a
 	$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(HOST_LIBS)
+
+# virtiofsd's guard alone (sandbox/guard-main.c): the archive's mounts and common objects,
+# libseccomp and libc.  Not static: mounts-idmap.o, which it pulls in, has a getpwuid.
+$(BUILD)/devbox-guard: $(BUILD)/host/sandbox/guard-main.o $(BUILD)/libdevbox.a
+	$(CC) $(CFLAGS) $(SAN) -Wl,--as-needed -o $@ $^ -lseccomp -pthread
 
 $(BUILD)/lean/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -139,8 +144,9 @@ $(FUZZ_BINS): $(BUILD)/tests/fuzz-%: tests/fuzz/fuzz-%.c tests/fuzz/replay.h $(B
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -o $@ $< $(BUILD)/libdevbox.a $(HOST_LIBS)
 
 # build/devbox-full too: the virtiofsd tests start it as virtiofsd's guard (and build/devbox,
-# for check-docs).
-unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-init
+# for check-docs); build/devbox-guard for the e2e tests' supervisors.
+unit: $(UNIT_BINS) $(FUZZ_BINS) $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-guard \
+  $(BUILD)/devbox-init
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done; \
 	for f in $(FUZZ_BINS); do c=$${f##*/fuzz-}; echo "== $$f tests/fuzz/corpus/$$c"; \
 	  $$f tests/fuzz/corpus/$$c; done
@@ -155,6 +161,7 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	@set -e; d=$$(mktemp -d /tmp/devbox-install.XXXXXX); \
 	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
 	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init lib/devbox/devbox-full \
+	  lib/devbox/devbox-guard \
 	  share/man/man1/devbox.1 \
 	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
 	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
@@ -167,8 +174,9 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 check-kube:
 	tests/kube/run.sh
 
-# The lean client as bin/devbox, the full devbox and the guest init in lib/devbox (the client
-# finds devbox-full there from itself; the full devbox finds the init next to itself), the prefix
+# The lean client as bin/devbox, the full devbox, virtiofsd's guard and the guest init in
+# lib/devbox (the client finds devbox-full there from itself; the full devbox finds the guard and
+# the init next to itself), the prefix
 # script for agents (docs/agents.md), the man page, completions, and the built-in profiles
 # (compiled into devbox; installed for reading, as `devbox profile show` cites them).
 install: all
@@ -177,7 +185,7 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 755 $(BUILD)/devbox tools/devbox-shell-prefix $(DESTDIR)$(PREFIX)/bin/
-	install -m 755 $(BUILD)/devbox-full $(DESTDIR)$(PREFIX)/lib/devbox/
+	install -m 755 $(BUILD)/devbox-full $(BUILD)/devbox-guard $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
@@ -188,6 +196,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/devbox $(DESTDIR)$(PREFIX)/bin/devbox-shell-prefix \
 	  $(DESTDIR)$(PREFIX)/lib/devbox/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/devbox-full \
+	  $(DESTDIR)$(PREFIX)/lib/devbox/devbox-guard \
 	  $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox

@@ -546,6 +546,9 @@ rootless_user() {
     # the lean client hands most commands to the full devbox next to it
     full=$(dirname "$DEVBOX")/devbox-full
     if [ -f "$full" ]; then cp "$full" "$U/bin/devbox-full" || fail "copy devbox-full"; fi
+    # and the full devbox starts virtiofsd's guard from devbox-guard next to it
+    guard=$(dirname "$DEVBOX")/devbox-guard
+    if [ -f "$guard" ]; then cp "$guard" "$U/bin/devbox-guard" || fail "copy devbox-guard"; fi
     init=${DEVBOX_INIT:-$(dirname "$DEVBOX")/devbox-init}
     [ -f "$init" ] || fail "guest init not found at $init"
     cp "$init" "$U/bin/devbox-init" || fail "copy devbox-init"

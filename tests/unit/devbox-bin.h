@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static inline const char *test_devbox_bin(void) {
-    static char path[PATH_MAX];
+/* NAME in the build directory: the test binary is $(BUILD)/tests/test-NAME. */
+static inline const char *test_build_bin(char *path, size_t size, const char *name) {
     if (path[0]) return path;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    ssize_t n = readlink("/proc/self/exe", path, size - 1);
     if (n <= 0) abort();
     path[n] = '\0';
     for (int i = 0; i < 2; i++) { /* drop "/test-NAME", then "/tests" */
@@ -22,7 +22,19 @@ static inline const char *test_devbox_bin(void) {
         if (!slash) abort();
         *slash = '\0';
     }
-    if (strlen(path) + sizeof("/devbox-full") > sizeof(path)) abort();
-    strcat(path, "/devbox-full");
+    if (strlen(path) + 1 + strlen(name) + 1 > size) abort();
+    strcat(path, "/");
+    strcat(path, name);
     return path;
+}
+
+static inline const char *test_devbox_bin(void) {
+    static char path[PATH_MAX];
+    return test_build_bin(path, sizeof(path), "devbox-full");
+}
+
+/* $(BUILD)/devbox-guard: what the supervisor starts as virtiofsd's guard. */
+static inline const char *test_guard_bin(void) {
+    static char path[PATH_MAX];
+    return test_build_bin(path, sizeof(path), "devbox-guard");
 }

@@ -46,7 +46,7 @@ struct mounts_vfs_config vfs_env_config(const struct vfs_env *e, const char *con
                                       .listen_fd = e->listen_fd,
                                       .log_fd = e->log_wr,
                                       .protected = protected,
-                                      .guard_exe = test_devbox_bin()};
+                                      .guard_exe = test_guard_bin()};
 }
 
 size_t vfs_read_log(struct vfs_env *e, char *buf, size_t size) {

@@ -105,9 +105,10 @@ static void exe_of(pid_t pid, char *buf, size_t size) {
 }
 
 /* Both were exec'd: the guard runs `devbox __virtiofsd-guard` (its command line: a fork of
- * this test would show ours) from the devbox binary, virtiofsd's process runs virtiofsd.  The
- * guard's exe link is readable as root only: rootless it is not dumpable and its memory
- * belongs to the initial user namespace, where we hold no CAP_SYS_PTRACE. */
+ * this test would show ours) from devbox-guard, the binary the supervisor names, virtiofsd's
+ * process runs virtiofsd.  The guard's exe link is readable as root only: rootless it is not
+ * dumpable and its memory belongs to the initial user namespace, where we hold no CAP_SYS_PTRACE.
+ */
 static void check_exec(pid_t guard, pid_t vfs, bool rootless) {
     char path[64], want[PATH_MAX], got[PATH_MAX];
     snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)guard);
@@ -118,7 +119,7 @@ static void check_exec(pid_t guard, pid_t vfs, bool rootless) {
     CHECK(len == sizeof(want_cmdline) - 1 && !memcmp(cmdline, want_cmdline, len),
           "the guard's command line is '%s'", cmdline);
     free(cmdline);
-    CHECK(realpath(test_devbox_bin(), want), "realpath '%s': %m", test_devbox_bin());
+    CHECK(realpath(test_guard_bin(), want), "realpath '%s': %m", test_guard_bin());
     exe_of(guard, got, sizeof(got));
     if (!rootless || got[0]) CHECK(!strcmp(got, want), "the guard runs '%s', want '%s'", got, want);
     CHECK(realpath(VIRTIOFSD, want), "realpath: %m");
@@ -489,7 +490,10 @@ static void test_setup_decode(void **state) {
 
 /* `devbox __virtiofsd-guard` itself, given a malformed frame on its sync socket: it reports
  * what is wrong the way the spawner reads it ('E', code, message), logs it, and exits 125,
- * never crashing.  Run any other way (no sync socket) it says so and exits 125. */
+ * never crashing.  Run any other way (no sync socket) it says so and exits 125.  Both programs
+ * that answer it: devbox-guard (what the supervisor starts) and the full devbox (its fallback). */
+static const char *guard_bin;
+
 static void guard_run(const void *frame, size_t len, int want_code, int *ret_status, char *msg,
                       size_t size) {
     int sv[2], lg[2];
@@ -498,7 +502,7 @@ static void guard_run(const void *frame, size_t len, int want_code, int *ret_sta
     char *const argv[] = {"devbox", "__virtiofsd-guard", NULL};
     static char *const envp[] = {NULL};
     const struct dbx_spawn_fd fds[] = {{2, lg[1]}, {3, DBX_SPAWN_DEVNULL}, {4, sv[1]}};
-    const struct dbx_spawn sp = {.path = test_devbox_bin(),
+    const struct dbx_spawn sp = {.path = guard_bin,
                                  .argv = argv,
                                  .envp = envp,
                                  .pdeathsig = SIGKILL,
@@ -541,7 +545,8 @@ static void guard_run(const void *frame, size_t len, int want_code, int *ret_sta
     assert_string_equal(log, want_log);
 }
 
-static void test_guard_rejects_bad_setup(void **state) {
+static void guard_rejects_bad_setup(const char *bin) {
+    guard_bin = bin;
     char msg[1100];
     int status = 0;
     uint32_t bad[3] = {8, 0x12345678u, 1};
@@ -570,6 +575,11 @@ static void test_guard_rejects_bad_setup(void **state) {
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 125);
     assert_string_equal(msg, "devbox: __virtiofsd-guard is started by devbox itself\n");
+}
+
+static void test_guard_rejects_bad_setup(void **state) {
+    guard_rejects_bad_setup(test_guard_bin());
+    guard_rejects_bad_setup(test_devbox_bin());
 }
 
 int main(void) {
