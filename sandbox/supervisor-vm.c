@@ -204,13 +204,10 @@ static void vfs_close(struct vfs_start *v, size_t n) {
         if (v[i].p.sync_fd >= 0) close(v[i].p.sync_fd);
 }
 
-/* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle), started
- * into v; QEMU gets their sockets in *ret (paths owned by the caller: free with
- * dbx_strv_free). */
 /* virtiofsd's guard: devbox-guard next to this devbox (the build tree and lib/devbox alike), a
- * small static program that starts in ~1 ms, where the full devbox (NULL: /proc/self/exe)
- * loads 53 libraries it never uses for the guard, 9 ms.  Looked up once; the supervisor's
- * binary does not move under it. */
+ * small program (libseccomp and libc) that starts in under 1 ms, where the full devbox (NULL:
+ * /proc/self/exe) loads 53 libraries it never uses for the guard, 9 ms.  Looked up once; the
+ * supervisor's binary does not move under it. */
 static const char *guard_exe(void) {
     static char path[PATH_MAX];
     static bool done;
@@ -231,6 +228,9 @@ static const char *guard_exe(void) {
     return path[0] ? path : NULL;
 }
 
+/* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle), started
+ * into v; QEMU gets their sockets in *ret (paths owned by the caller: free with
+ * dbx_strv_free). */
 static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_fd,
                         char ***ret_socks, struct vfs_start *v, size_t *n, dbx_error **err) {
     for (size_t i = 0; i < s->nshares; i++) {
