@@ -40,8 +40,8 @@ void dbx_error_free(dbx_error **err);
 
 /* ---- memory ----------------------------------------------------------------------------- */
 
-/* Called on allocation failure; each binary installs one (host: print, exit 125; guest: log,
- * sync, power off).  Must not return. */
+/* Called on allocation failure.  Must not return.  The default is the host programs' (print
+ * "devbox: out of memory", exit 125); the guest's init installs its own (log, sync, power off). */
 extern void (*dbx_oom_hook)(void);
 void *dbx_xmalloc(size_t n);
 void *dbx_xcalloc(size_t n, size_t m);

@@ -12,14 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static void guard_oom(void) {
-    static const char m[] = "devbox: out of memory\n";
-    (void)!write(2, m, sizeof(m) - 1);
-    _exit(125);
-}
-
 int main(int argc, char **argv) {
-    dbx_oom_hook = guard_oom;
     if (argc < 2 || strcmp(argv[1], "__virtiofsd-guard") != 0) {
         static const char m[] = "devbox-guard: started by devbox itself\n";
         (void)!write(2, m, sizeof(m) - 1);

@@ -34,12 +34,6 @@ extern const char dbx_lean_usage[];
 
 static char **full_argv; /* our argv as we got it, for the full devbox */
 
-static void host_oom(void) {
-    static const char m[] = "devbox: out of memory\n";
-    (void)!write(2, m, sizeof(m) - 1);
-    _exit(125);
-}
-
 static bool debug(void) {
     const char *d = getenv("DEVBOX_CLIENT_DEBUG");
     return d && *d && strcmp(d, "0") != 0;
@@ -138,7 +132,6 @@ static int usage(FILE *f) {
 
 /* The same options, in the same order and with the same words, as sandbox/main.c. */
 int main(int argc, char **argv) {
-    dbx_oom_hook = host_oom;
     full_argv = dbx_xcalloc((size_t)argc + 1, sizeof(char *));
     memcpy(full_argv, argv, (size_t)argc * sizeof(char *));
     if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);

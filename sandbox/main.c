@@ -6,12 +6,6 @@
 
 #include <signal.h>
 
-static void host_oom(void) {
-    static const char m[] = "devbox: out of memory\n";
-    (void)!write(2, m, sizeof(m) - 1);
-    _exit(125);
-}
-
 static int usage(FILE *f) {
     fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n\n");
     for (size_t i = 0; i < cmd_table_len; i++) {
@@ -26,7 +20,6 @@ static int usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    dbx_oom_hook = host_oom;
     if (argc >= 2 && strcmp(argv[1], "__virtiofsd-guard") == 0) /* mounts_virtiofsd_spawn */
         return mounts_virtiofsd_guard_main(argc - 1, argv + 1);
     if (argc == 2 && strcmp(argv[1], "__kernel-autobuild") == 0) /* started by a supervisor */
