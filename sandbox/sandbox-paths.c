@@ -53,6 +53,17 @@ int dbx_paths_init(struct dbx_paths *ret, dbx_error **err) {
     return 0;
 }
 
+char *dbx_find_beside_self(const char *name, int mode) {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0) return NULL;
+    self[n] = '\0';
+    char *p = dbx_xasprintf("%s/%s", dirname(self), name);
+    if (access(p, mode) == 0) return p;
+    free(p);
+    return NULL;
+}
+
 int dbx_find_init(char **ret, dbx_error **err) {
     const char *e = getenv("DEVBOX_INIT");
     if (e && *e) {
@@ -61,23 +72,17 @@ int dbx_find_init(char **ret, dbx_error **err) {
         if (!*ret) return dbx_error_set(err, errno, "DEVBOX_INIT '%s'", e);
         return 0;
     }
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    if (n > 0) {
-        self[n] = '\0';
-        const char *dir = dirname(self);
-        /* next to devbox (the build tree), or where `make install` puts it for any PREFIX */
-        _cleanup_free_ char *p = dbx_xasprintf("%s/devbox-init", dir);
-        if (access(p, R_OK) == 0) {
-            *ret = TAKE_PTR(p);
-            return 0;
-        }
-        _cleanup_free_ char *lib = dbx_xasprintf("%s/../lib/devbox/devbox-init", dir);
-        char *real = access(lib, R_OK) == 0 ? realpath(lib, NULL) : NULL;
-        if (real) {
-            *ret = real;
-            return 0;
-        }
+    /* next to devbox (the build tree), or where `make install` puts it for any PREFIX */
+    char *p = dbx_find_beside_self("devbox-init", R_OK);
+    if (p) {
+        *ret = p;
+        return 0;
+    }
+    _cleanup_free_ char *lib = dbx_find_beside_self("../lib/devbox/devbox-init", R_OK);
+    char *real = lib ? realpath(lib, NULL) : NULL;
+    if (real) {
+        *ret = real;
+        return 0;
     }
     const char *sys = "/usr/local/lib/devbox/devbox-init";
     if (access(sys, R_OK) == 0) {

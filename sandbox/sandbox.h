@@ -20,6 +20,10 @@ void dbx_paths_clear(struct dbx_paths *p);
 /* The static guest init: DEVBOX_INIT, else devbox-init next to this executable, else
  * /usr/local/lib/devbox/devbox-init. */
 int dbx_find_init(char **ret, dbx_error **err);
+/* `name` in the directory of this executable (/proc/self/exe) if access(mode) allows it
+ * there, else NULL: the build tree, or `make install`'s lib/devbox beside devbox-full.
+ * Free with free(). */
+char *dbx_find_beside_self(const char *name, int mode);
 
 /* ---- project ---------------------------------------------------------------------------- */
 

@@ -209,23 +209,13 @@ static void vfs_close(struct vfs_start *v, size_t n) {
  * /proc/self/exe) loads 53 libraries it never uses for the guard, 9 ms.  Looked up once; the
  * supervisor's binary does not move under it. */
 static const char *guard_exe(void) {
-    static char path[PATH_MAX];
+    static char *path; /* the supervisor's, for its whole life */
     static bool done;
     if (!done) {
         done = true;
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n > 0) {
-            self[n] = '\0';
-            char *slash = strrchr(self, '/');
-            if (slash) {
-                *slash = '\0';
-                int w = snprintf(path, sizeof(path), "%s/devbox-guard", self);
-                if (w < 0 || (size_t)w >= sizeof(path) || access(path, X_OK) < 0) path[0] = '\0';
-            }
-        }
+        path = dbx_find_beside_self("devbox-guard", X_OK);
     }
-    return path[0] ? path : NULL;
+    return path;
 }
 
 /* One virtiofsd per share, as the workspace's (same id mapping, log, lifecycle), started
