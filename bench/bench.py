@@ -17,7 +17,8 @@ warm exec    : `devbox exec true`, p50/p99 over 100 runs, per kernel
   phases     : medians of the phases `DEVBOX_EXEC_TIMING=1 devbox exec true` prints on stderr
 idle memory  : PSS of the box's host processes (supervisor, QEMU, virtiofsd, passt: everything
                under the supervisor) without the guest's RAM (the memfd QEMU and virtiofsd map),
-               a box with [box] memory = 1536M and network open (so passt runs)
+               a box with [box] memory = 1536M and network open that has not used the network
+               (passt starts on the box's first frame; it is counted when it runs)
   floor      : QEMU alone, the same command line without devices, not started (-S)
 memory back  : QEMU's RSS while the box holds 1 GiB it touched, then each 0.5 s for 30 s after
                the box freed it (free page reporting gives it back)
@@ -344,6 +345,7 @@ def print_kernels(deb, dev):
 
 # ---- box resources -----------------------------------------------------------------------------
 
+# network open: the mode with the most host processes (passt, once the box sends a frame)
 BOX_INI = """[box]
 memory = 1536M
 
@@ -553,7 +555,8 @@ def box_bench(kind):
     except RuntimeError as e:
         print("  box resources   n/a (%s)" % e)
         return
-    print("  box resources   a box with [box] memory = 1536M, network open, %s kernel [%s]" % (kind, rel))
+    print("  box resources   a box with [box] memory = 1536M, network open (unused: passt not started),"
+          " %s kernel [%s]" % (kind, rel))
     time.sleep(5)  # idle: the boot's own work done
     idle_memory(st)
     memory_return(st, env, d)

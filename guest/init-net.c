@@ -7,7 +7,8 @@
  *               command can take that port; the proxy variables come in the plan's env
  *   open        eth0 (virtio_net, loaded from /modules.order at boot) gets net_addr, is set
  *               up, and gets a default route via net_gw, all over rtnetlink (the image may have
- *               no ip(8)); /etc/resolv.conf names net_dns
+ *               no ip(8)); IPv6 is off on it (passt is IPv4-only); /etc/resolv.conf names
+ *               net_dns
  * Files under /etc are replaced atomically, never written through a symlink: the root disk
  * persists and a box user with root may have planted one there. */
 #define _GNU_SOURCE
@@ -154,6 +155,20 @@ static int net_open_dev(int *ret_index, dbx_error **err) {
     }
 }
 
+/* IPv6 off on eth0 before it goes up.  passt is IPv4-only (vm/vm-passt.c), so nothing the
+ * guest sends over IPv6 ever arrives; and the kernel sends some by itself after the link comes
+ * up (MLD reports, duplicate address detection, router solicitations: 7 frames), which would
+ * start the host's passt in a box nothing has used the network in (sandbox/supervisor-vm.c).
+ * A kernel without IPv6 has no such file (ENOENT: nothing to turn off).  The loopback keeps ::1. */
+static int net_ipv6_off(dbx_error **err) {
+    static const char path[] = "/proc/sys/net/ipv6/conf/" NET_DEV "/disable_ipv6";
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? 0 : dbx_error_set(err, errno, "open '%s'", path);
+    int r = dbx_write_all(fd, "1\n", 2);
+    close(fd);
+    return r < 0 ? dbx_error_set(err, -r, "write '%s'", path) : 0;
+}
+
 static int net_open(const struct dbx_plan *plan, dbx_error **err) {
     uint8_t addr[4], gw[4], prefix;
     /* dbx_plan_decode checked both; parse again rather than trust a second copy */
@@ -162,8 +177,9 @@ static int net_open(const struct dbx_plan *plan, dbx_error **err) {
         return dbx_error_setx(err, EINVAL, "bad network address '%s' or gateway '%s'",
                               plan->net_addr, plan->net_gw);
     int index;
-    if (net_open_dev(&index, err) < 0 || addr_add(index, addr, prefix, err) < 0 ||
-        link_up(NET_DEV, index, err) < 0 || route_add_default(index, gw, err) < 0)
+    if (net_open_dev(&index, err) < 0 || net_ipv6_off(err) < 0 ||
+        addr_add(index, addr, prefix, err) < 0 || link_up(NET_DEV, index, err) < 0 ||
+        route_add_default(index, gw, err) < 0)
         return -1;
     return 0;
 }

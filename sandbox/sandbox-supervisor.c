@@ -111,7 +111,7 @@ static void reap(struct sup *s) {
 
 /* One poll round over everything; timeout_ms bounds the wait. */
 void sup_poll(struct sup *s, int timeout_ms) {
-    struct pollfd pfd[8 + MAX_CLIENTS + MAX_NET_FDS];
+    struct pollfd pfd[9 + MAX_CLIENTS + MAX_NET_FDS];
     size_t n = 0;
     pfd[n++] = (struct pollfd){s->sig_fd, POLLIN, 0};
     size_t agent_i = n;
@@ -141,8 +141,11 @@ void sup_poll(struct sup *s, int timeout_ms) {
     size_t net_i = n;
     size_t net_n = net_pollfds(s->net, pfd + n, MAX_NET_FDS, agent_busy);
     n += net_n;
+    size_t passt_i = n; /* network mode open, before the guest's first frame */
+    if (s->vm.passt_sock >= 0) pfd[n++] = (struct pollfd){s->vm.passt_sock, POLLIN, 0};
     if (poll(pfd, n, sup_watch_timeout(s, timeout_ms)) < 0) return;
     if (pfd[0].revents) reap(s);
+    if (passt_i < n && pfd[passt_i].revents) sup_passt_start(s);
     for (int i = 0; i < 3; i++)
         if (pfd[logs_i + i].revents && s->vm.logs[i].in >= 0) sup_logsink_pump(&s->vm.logs[i]);
     /* the monitor first: a panic device report read in this round wins over the console */
@@ -227,12 +230,13 @@ static void sup_teardown(struct sup *s, bool clean) {
 }
 
 int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
-    struct sup s = {.ready_fd = ready_fd,
-                    .net_override = net_override,
-                    .sig_fd = -1,
-                    .vm = {.qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1},
-                    .relay = {.listen_fd = -1, .agent_fd = -1},
-                    .idle = {.lock_fd = -1}};
+    struct sup s = {
+        .ready_fd = ready_fd,
+        .net_override = net_override,
+        .sig_fd = -1,
+        .vm = {.qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1, .passt_sock = -1, .passt_log = -1},
+        .relay = {.listen_fd = -1, .agent_fd = -1},
+        .idle = {.lock_fd = -1}};
     for (int i = 0; i < 3; i++)
         s.vm.logs[i].in = s.vm.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;

@@ -94,6 +94,9 @@ struct sup {
         enum vm_kernel_kind kernel_kind;    /* what s->kernel is (sup_prepare) */
         pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
         struct vm_passt *passt;
+        /* Network mode open until the guest's first frame: our end of QEMU's network socket
+         * and a copy of the QEMU log's pipe, for passt (sup_passt_start); -1 otherwise. */
+        int passt_sock, passt_log;
         int qemu_status;
         struct vm_qmp *qmp;     /* QEMU's monitor: pause/resume and I/O error events */
         struct logsink logs[3]; /* console, qemu, virtiofsd */
@@ -188,6 +191,9 @@ int sup_prepare(struct sup *s, dbx_error **err);
 int sup_boot(struct sup *s, dbx_error **err);
 void sup_kill_children(struct sup *s);
 void sup_logsink_pump(struct logsink *l);
+/* The guest sent its first frame (s->vm.passt_sock readable): start passt on that socket.
+ * A failure is logged (the VM has no network then), never fatal to the box. */
+void sup_passt_start(struct sup *s);
 /* Frames on session 0: hello, ready, ping, errors. */
 void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p);
 char *sup_skew_error(unsigned version);

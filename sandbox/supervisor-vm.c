@@ -330,6 +330,36 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
 
 /* ---- children and boot ------------------------------------------------------------------ */
 
+static void close_passt_fds(struct sup *s) {
+    if (s->vm.passt_sock >= 0) close(s->vm.passt_sock);
+    if (s->vm.passt_log >= 0) close(s->vm.passt_log);
+    s->vm.passt_sock = s->vm.passt_log = -1;
+}
+
+/* passt starts on the guest's first frame, not at boot: its ~20 MiB (vm/vm-passt.c) only in
+ * a box that has used the network, and the boot does not wait for its start.  The frame waits
+ * in the socket for it.  Open mode has no secrets (profiles), so the supervisor is still
+ * dumpable here, as a rootless passt's user namespace needs (supervisor-secrets.c). */
+void sup_passt_start(struct sup *s) {
+    /* a frame: not QEMU's hang-up at its exit, and not in a box on its way down */
+    char c;
+    ssize_t n = recv(s->vm.passt_sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n != 1 || s->guest.stopping) {
+        close_passt_fds(s);
+        return;
+    }
+    _cleanup_error_ dbx_error *err = NULL;
+    if (vm_passt_start(s->vm.passt_sock, s->vm.passt_log, &s->vm.passt, &err) < 0) {
+        sup_log("start passt: %s: the VM has no network now", err->msg);
+    } else {
+        s->vm.passt_pid = vm_passt_pid(s->vm.passt);
+        sup_log("passt started on the guest's first frame, %llu ms after the VM",
+                (unsigned long long)((dbx_now_ns() - s->vm.t_spawned) / 1000000));
+    }
+    close_passt_fds(s); /* passt has its own (or the guest's frames now go nowhere) */
+}
+
 void sup_kill_children(struct sup *s) {
     if (s->vm.qemu_pid > 0) kill(s->vm.qemu_pid, SIGKILL);
     if (s->vm.vfs_pid > 0) kill(s->vm.vfs_pid, SIGKILL);
@@ -337,6 +367,7 @@ void sup_kill_children(struct sup *s) {
         if (s->shares[i].pid > 0) kill(s->shares[i].pid, SIGKILL);
     vm_passt_free(s->vm.passt); /* SIGKILL through its pidfd; reaped below */
     s->vm.passt = NULL;
+    close_passt_fds(s);
     if (s->vm.qemu_pid > 0) waitpid(s->vm.qemu_pid, &s->vm.qemu_status, 0);
     if (s->vm.vfs_pid > 0) waitpid(s->vm.vfs_pid, NULL, 0);
     if (s->vm.passt_pid > 0) waitpid(s->vm.passt_pid, NULL, 0);
@@ -395,16 +426,15 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     _cleanup_strv_ char **share_socks = NULL;
     if (r == 0 && ws) r = shares_start(s, &map, wr[2], &share_socks, vfs, &nvfs, &later);
-    /* Network mode open: user-mode NAT (passt) behind a virtio-net device; its messages go to
-     * the QEMU log. */
+    /* Network mode open: user-mode NAT (passt) behind a virtio-net device, started on the
+     * guest's first frame (sup_passt_start); its messages go to the QEMU log. */
     int net[2] = {-1, -1};
     if (r == 0 && s->plan.net_mode == DBX_NET_OPEN) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0)
-            r = dbx_error_set(&later, errno, "socketpair");
-        else if (vm_passt_start(net[0], wr[1], &s->vm.passt, &later) < 0)
-            r = dbx_error_wrap(&later, "start passt");
-        else
-            s->vm.passt_pid = vm_passt_pid(s->vm.passt);
+        if (vm_passt_check(&later) < 0)
+            r = -1;
+        else if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, net) < 0 ||
+                 (s->vm.passt_log = fcntl(wr[1], F_DUPFD_CLOEXEC, 3)) < 0)
+            r = dbx_error_set(&later, errno, "the network's socket");
     }
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
@@ -449,6 +479,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
         dbx_set_nonblock(s->vm.logs[0].in, true);
         s->relay.agent_fd = TAKE_FD(agent[0]);
         dbx_set_nonblock(s->relay.agent_fd, true);
+        s->vm.passt_sock = TAKE_FD(net[0]); /* -1 unless network mode open */
         r = vm_qmp_new(TAKE_FD(qmp[0]), &s->vm.qmp, &later);
     }
     int rv = vfs_finish(vfs, nvfs, &map, err);

@@ -26,7 +26,8 @@
  *   traffic: static buffers its TCP (8.7 MiB), UDP (2 MiB) and ICMP (2 MiB) handlers write at
  *   initialisation, and 4.5 MiB more; `--mtu` changes nothing.  Only --no-tcp/--no-udp/--no-icmp
  *   drop theirs, and each takes a function away (UDP carries DNS; ICMP is the guest's ping
- *   where ping_group_range allows passt ping sockets), so none is passed. */
+ *   where ping_group_range allows passt ping sockets), so none is passed.  Instead the supervisor
+ *   starts passt only on the guest's first frame (sandbox/supervisor-vm.c). */
 #include "vm-internal.h"
 
 #include "../common/spawn.h"
@@ -38,14 +39,11 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
 
 #define PASST_READY_MS 5000
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define PASST_EARLY_CHECKS 10 /* x 10 ms */
-#define PASST_FD 3            /* passt's end of the socket pair with QEMU, in the child */
+#define PASST_FD 3 /* passt's end of the socket pair with QEMU, in the child */
 
 struct vm_passt {
     pid_t pid;
@@ -73,26 +71,6 @@ static const char *find_passt(void) {
     for (size_t i = 0; i < DBX_ARRAY_SIZE(candidates); i++)
         if (access(candidates[i], X_OK) == 0) return candidates[i];
     return NULL;
-}
-
-static int exit_error(int status, dbx_error **err) {
-    if (WIFSIGNALED(status))
-        return dbx_error_set(err, 0, "passt: killed by signal %d while starting", WTERMSIG(status));
-    return dbx_error_set(err, 0, "passt exited with status %d while starting (see its log)",
-                         WEXITSTATUS(status));
-}
-
-/* passt serves a socket it was given, so there is no "listening" moment to wait for: catch
- * the failures that happen at once (options, sandbox set-up), and leave later ones to the
- * caller's SIGCHLD.  Frames QEMU sends meanwhile wait in the socket buffer. */
-static int wait_started(pid_t pid, dbx_error **err) {
-    for (int i = 0; i < PASST_EARLY_CHECKS; i++) {
-        int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == pid) return exit_error(status, err);
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
 }
 
 /* Take the child's listener fd (its number arrives on info_r) into our fd table.  -ECHILD
@@ -196,12 +174,16 @@ static int launch(struct vm_passt *p, struct dbx_spawn *s, dbx_error **err) {
     return dbx_spawn_finish(&child, err); /* exec failures; reaps the child then */
 }
 
+int vm_passt_check(dbx_error **err) {
+    return find_passt() ? 0 : dbx_error_set(err, ENOENT, "passt (Debian package 'passt')");
+}
+
 int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **err) {
     struct stat st;
     if (sock_fd < 0 || fstat(sock_fd, &st) < 0 || !S_ISSOCK(st.st_mode))
         return dbx_error_set(err, EBADF, "passt: no socket to serve");
     const char *passt = find_passt();
-    if (!passt) return dbx_error_set(err, ENOENT, "passt (Debian package 'passt')");
+    if (!passt) return vm_passt_check(err);
     _cleanup_strv_ char **argv = passt_argv(passt);
     _cleanup_free_ struct sock_filter *insns = NULL;
     size_t n = 0;
@@ -215,7 +197,6 @@ int vm_passt_start(int sock_fd, int log_fd, struct vm_passt **ret, dbx_error **e
     struct passt_spawn ps;
     prepare_spawn(&ps, argv, sock_fd, log_fd, &prog);
     if (r == 0) r = launch(p, &ps.s, err);
-    if (r == 0) r = wait_started(p->pid, err);
     if (r < 0) {
         p->pid = -1; /* reaped */
         vm_passt_free(p);

@@ -253,9 +253,15 @@ void vm_qmp_query_status(struct vm_qmp *q);
  * (dbx_spawn's drop_caps).  passt sandboxes itself (namespaces, seccomp).  IPv6 is off in passt
  * (the filter judges IPv6 anyway). */
 struct vm_passt;
+/* passt is installed where vm_passt_start looks (/usr/bin, /usr/local/bin, /bin): 0, else
+ * -ENOENT naming the package.  For a boot's own error before QEMU starts, when passt itself
+ * starts only later (on the guest's first frame, sandbox/supervisor-vm.c). */
+int vm_passt_check(dbx_error **err);
 /* Start passt with the filter on sock_fd (the caller keeps its own copy and closes it);
- * returns 0 with *ret set once passt has survived its start-up (~100 ms), or -errno with *err
- * set (passt gone, no seccomp user notification).  Refusals are
+ * returns 0 with *ret set once passt has been exec'd under its filter, or -errno with *err
+ * set (no passt, no seccomp user notification, exec failed).  It does not wait to see passt
+ * serve: an exit at its start-up (options, its own sandbox) is the caller's SIGCHLD, as any
+ * later one; frames already in sock_fd wait there for it.  Refusals are
  * logged to log_fd ("devbox: refused passt connect to 127.0.0.1:8080 (loopback)", at most 5
  * lines a second, the rest counted in a summary line); log_fd is dup'ed.  The caller reaps
  * the child (SIGCHLD/waitpid on vm_passt_pid) as for QEMU. */

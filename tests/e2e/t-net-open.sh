@@ -34,8 +34,24 @@ ok dbx trust
 
 ok dbx exec -- sh -c 'ls /sys/class/net; grep -v "^#" /etc/resolv.conf; echo "proxy=${HTTPS_PROXY:-}"'
 assert_eq $'eth0\nlo\nnameserver 10.0.2.3\nproxy=' "$OUT" "interfaces, resolver and no proxy in mode open"
+ok dbx exec -- cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6
+assert_eq 1 "$OUT" "IPv6 off on eth0 (passt is IPv4-only)"
+# passt starts on the guest's first frame: a box that has not used the network has none
+SUP=$(ps -o ppid= -p "$(the_qemu_pid)" | tr -d ' ')
+passts() { pgrep -P "$SUP" '^passt' | count_lines; }
+sleep 3 # the kernel's own frames after the link came up (IPv6's are 1-2 s late) would be here
+assert_eq 0 "$(passts)" "passt processes of a box that has not used the network"
+# ... nor when it stops (QEMU's hang-up on the socket is no frame)
+ok dbx stop
+assert_not_contains "$(cat "$DEVBOX_HOME"/state/projects/*/supervisor.log)" "passt started" \
+    "the supervisor's log of a box stopped before it used the network"
+ok dbx exec -- true
+SUP=$(ps -o ppid= -p "$(the_qemu_pid)" | tr -d ' ')
 ok dbx exec -- curl -sS --max-time 30 "http://10.77.$n.2:$NSPORT/hello"
-assert_eq "from the test host" "$OUT" "the test host in the namespace"
+assert_eq "from the test host" "$OUT" "the test host in the namespace (the first connection)"
+assert_eq 1 "$(passts)" "passt processes after the first connection"
+assert_contains "$(cat "$DEVBOX_HOME"/state/projects/*/supervisor.log)" \
+    "passt started on the guest's first frame" "the supervisor's log"
 run dbx exec -- curl -sS --max-time 10 "http://10.0.2.2:$LOOP/hello"
 assert_box_failed "the gateway address must not lead to the host's loopback"
 run dbx exec -- curl -sS --max-time 10 "http://127.0.0.1:$LOOP/hello"

@@ -28,6 +28,20 @@ assert_no_caps() {
 q=$(the_qemu_pid)
 assert_no_caps "$q" "qemu"
 
+# ---- passt carries traffic as nobody: a test host in a namespace of our own -----------------
+# (passt starts on the guest's first frame: this fetch starts it)
+command -v ip >/dev/null || skip "iproute2 not installed (traffic check)"
+n=$(($$ % 200 + 20))
+netns_host dbxcap "10.78.$n"
+mkdir -p "$TEST_TMP/www" && echo "through passt" >"$TEST_TMP/www/hello"
+pf=$TEST_TMP/ns.port
+ip netns exec "$NETNS" "$PYTHON" "$E2E_DIR/netserver.py" "$TEST_TMP/www" "$pf" --bind "10.78.$n.2" \
+    >>"$TEST_TMP/netserver.log" 2>&1 &
+CLEANUP_HOOKS+=("kill $! 2>/dev/null")
+wait_until 20 test -s "$pf" || fail "test host server did not start"
+ok dbx exec -- wget -q -O - "http://10.78.$n.2:$(cat "$pf")/hello"
+assert_eq "through passt" "$OUT" "a fetch through the capability-less passt"
+
 ok dbx status --json
 sup=$(json_get "$OUT" 'j["pid"]')
 passt=
@@ -48,18 +62,6 @@ else
     assert_no_caps "$passt" "passt" CapBnd
 fi
 
-# ---- passt still carries traffic as nobody: a test host in a namespace of our own ----------
-command -v ip >/dev/null || skip "iproute2 not installed (traffic check)"
-n=$(($$ % 200 + 20))
-netns_host dbxcap "10.78.$n"
-mkdir -p "$TEST_TMP/www" && echo "through passt" >"$TEST_TMP/www/hello"
-pf=$TEST_TMP/ns.port
-ip netns exec "$NETNS" "$PYTHON" "$E2E_DIR/netserver.py" "$TEST_TMP/www" "$pf" --bind "10.78.$n.2" \
-    >>"$TEST_TMP/netserver.log" 2>&1 &
-CLEANUP_HOOKS+=("kill $! 2>/dev/null")
-wait_until 20 test -s "$pf" || fail "test host server did not start"
-ok dbx exec -- wget -q -O - "http://10.78.$n.2:$(cat "$pf")/hello"
-assert_eq "through passt" "$OUT" "a fetch through the capability-less passt"
 # ... and its destination filter still reads what passt asks for: the host's own address is
 # refused
 HOSTADDR=$(start_netserver "$TEST_TMP/www" --bind "10.78.$n.1")
