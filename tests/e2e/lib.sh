@@ -234,7 +234,7 @@ wait_until() {
 }
 
 # guest_count PATTERN: how many processes of the current project's box match PATTERN (grep;
-# bracket a letter, '[s]leep 100', so the ps command itself does not match)
+# bracket a letter, ' [s]leep 100$', so the ps command itself does not match)
 guest_count() {
     local n
     n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c -- "$1")
