@@ -234,12 +234,19 @@ wait_until() {
 }
 
 # guest_count PATTERN: how many processes of the current project's box match PATTERN (grep;
-# bracket a letter, ' [s]leep 100$', so the ps command itself does not match)
+# bracket a letter, '[s]leep', so the ps command itself does not match)
 guest_count() {
     local n
     n=$(timeout 60 "$DEVBOX" exec -- sh -c 'ps -o pid,args 2>/dev/null || ps' </dev/null | grep -c -- "$1")
     echo "${n:-0}"
 }
+
+# guest_running ARGS: how many processes of the box run ARGS (plain words), ARGS ending their
+# command line: the process itself, not a shell whose command line holds it.  A test that signals
+# a shell's command waits for the command: a signal that reaches the shell's child between fork
+# and exec is lost to the shell's own handler there, and one before the shell's trap ends the
+# shell (as a terminal's Ctrl-C would).
+guest_running() { guest_count " [${1:0:1}]${1:1}\$"; }
 
 # The pid of this test's single QEMU (fails if there is not exactly one).
 the_qemu_pid() {

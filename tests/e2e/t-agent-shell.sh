@@ -67,7 +67,7 @@ assert_contains "$ERR" "one command string"
 expect_rc 125 dbx exec --shell
 
 # SIGINT to the client reaches the command: 130, and nothing is left running in the box
-guest_sleepers() { guest_count ' [s]leep 100$'; } # the sleep, not the shell that runs it
+guest_sleepers() { guest_running 'sleep 100'; } # "sleep 100" processes in the guest
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 "$PYTHON" -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])' \

@@ -11,9 +11,7 @@ cd "$R" || fail "cd $R"
 build_probe "$R"
 ok dbx exec -- true
 
-# the sleep itself (its args end there), not the shell whose command line holds it: a signal that
-# came before the shell's trap would end the shell, not test the grace
-guest_sleepers() { guest_count ' [s]leep 1000$'; }
+guest_sleepers() { guest_running 'sleep 1000'; } # "sleep 1000" processes in the guest
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 gone() { ! kill -0 "$1" 2>/dev/null; }

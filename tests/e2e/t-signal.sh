@@ -8,10 +8,7 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 ok dbx exec -- true # boot first: measure forwarding, not boot
 
-# number of "sleep 100" processes in the guest: the process itself (its args end there), not a
-# shell whose command line contains it; a signal that reached the shell's child between its fork
-# and exec would be lost to the shell's own SIGINT handler there, as in a terminal
-guest_sleepers() { guest_count ' [s]leep 100$'; }
+guest_sleepers() { guest_running 'sleep 100'; } # "sleep 100" processes in the guest
 sleeping() { [ "$(guest_sleepers)" -ge 1 ]; }
 not_sleeping() { [ "$(guest_sleepers)" = 0 ]; }
 
