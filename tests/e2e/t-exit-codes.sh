@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # t-exit-codes: 127 not found, 126 not executable, 128+N killed by signal N, 125 devbox
-# failure (outside a git work tree: one line "devbox: ...").
+# failure (outside a git work tree: one line "devbox: ...").  The guest's PATH search is
+# execvpe's: the first directory whose name executes wins, one whose name is not executable is
+# passed over (126 when nothing else runs), a missing name, a dangling link and a PATH element
+# that is a file are passed over, an empty element is the working directory.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -33,6 +36,24 @@ expect_rc 126 dbx exec -- "$R/adir"
 chmod 755 "$R/script.sh"
 ok dbx exec -- ./script.sh
 assert_eq should-not-run "$OUT" "output once executable"
+
+# the PATH search (the guest stats each name before its execve: a miss skips the execve)
+mkdir -p "$R/p1" "$R/p2" "$R/p3"
+printf '#!/bin/sh\necho p1\n' >"$R/p1/dbxcmd"
+chmod 644 "$R/p1/dbxcmd" # there, but not executable: passed over
+printf '#!/bin/sh\necho p2\n' >"$R/p2/dbxcmd"
+chmod 755 "$R/p2/dbxcmd"
+printf '#!/bin/sh\necho p3\n' >"$R/p3/dbxcmd"
+chmod 755 "$R/p3/dbxcmd"
+ln -s "$R/nowhere" "$R/p1/dbxlink" # dangling: not there
+: >"$R/afile"
+ok dbx exec -e "PATH=$R/nodir:$R/afile:$R/p1:$R/p2:$R/p3" -- dbxcmd
+assert_eq p2 "$OUT" "the PATH search: the first directory whose name executes"
+expect_rc 126 dbx exec -e "PATH=$R/nodir:$R/p1" -- dbxcmd
+expect_rc 127 dbx exec -e "PATH=$R/nodir:$R/afile:$R/p1" -- dbxlink
+expect_rc 127 dbx exec -e "PATH=$R/nodir:$R/afile" -- dbxcmd
+ok dbx exec -w "$R/p3" -e "PATH=$R/nodir::$R/p2" -- dbxcmd
+assert_eq p3 "$OUT" "an empty PATH element: the working directory"
 
 expect_rc 130 dbx exec -- sh -c 'kill -INT $$'
 expect_rc 137 dbx exec -- sh -c 'kill -KILL $$'
