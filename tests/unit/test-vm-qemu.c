@@ -210,7 +210,8 @@ static void test_argv_debian_kind(void **state) {
     assert_null(opt_value(v, "-device", "virtio-balloon"));
     /* the devbox kernel's timer knobs are its own */
     assert_false(cmdline_has(app, "noapictimer") || cmdline_has(app, "no_timer_check") ||
-                 cmdline_has(app, "noreplace-smp") || cmdline_has(app, "percpu_alloc"));
+                 cmdline_has(app, "noreplace-smp") || cmdline_has(app, "percpu_alloc") ||
+                 cmdline_has(app, "rcupdate"));
     cfg.cpus = 1;
     _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
     assert_non_null(w);
@@ -270,7 +271,8 @@ static void test_argv_devbox_kind(void **state) {
         assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
         assert_non_null(opt_value(v, "-accel", "tcg"));
         /* the LAPIC timer stays with 2 vCPUs (the other's timers would be broadcast IPIs) */
-        assert_false(cmdline_has(app, "noapictimer") || cmdline_has(app, "noreplace-smp"));
+        assert_false(cmdline_has(app, "noapictimer") || cmdline_has(app, "noreplace-smp") ||
+                     cmdline_has(app, "rcupdate.rcu_expedited=1"));
         assert_true(cmdline_has(app, "percpu_alloc=page")); /* TCG with any number of vCPUs */
         assert_true(cmdline_has(app, "no_timer_check"));
     }
@@ -284,6 +286,7 @@ static void test_argv_devbox_kind(void **state) {
     assert_true(cmdline_has(opt_value(u, "-append", ""), "noapictimer"));
     assert_true(cmdline_has(opt_value(u, "-append", ""), "noreplace-smp"));
     assert_true(cmdline_has(opt_value(u, "-append", ""), "percpu_alloc=page"));
+    assert_true(cmdline_has(opt_value(u, "-append", ""), "rcupdate.rcu_expedited=1"));
     assert_true(cmdline_has(opt_value(u, "-append", ""), "no_timer_check"));
     struct vm_config kvm = base_cfg();
     kvm.kernel_kind = VM_KERNEL_DEVBOX;
@@ -299,7 +302,8 @@ static void test_argv_devbox_kind(void **state) {
     assert_non_null(k1);
     assert_false(cmdline_has(opt_value(k1, "-append", ""), "noapictimer") ||
                  cmdline_has(opt_value(k1, "-append", ""), "noreplace-smp") ||
-                 cmdline_has(opt_value(k1, "-append", ""), "percpu_alloc=page"));
+                 cmdline_has(opt_value(k1, "-append", ""), "percpu_alloc=page") ||
+                 cmdline_has(opt_value(k1, "-append", ""), "rcupdate.rcu_expedited"));
     assert_true(cmdline_has(opt_value(k1, "-append", ""), "no_timer_check"));
     kvm.kernel_kind = (enum vm_kernel_kind)7;
     assert_null(vm_qemu_argv(&kvm, &err));
