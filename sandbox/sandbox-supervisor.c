@@ -230,13 +230,17 @@ static void sup_teardown(struct sup *s, bool clean) {
 }
 
 int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
-    struct sup s = {
-        .ready_fd = ready_fd,
-        .net_override = net_override,
-        .sig_fd = -1,
-        .vm = {.qemu_pid = -1, .vfs_pid = -1, .passt_pid = -1, .passt_sock = -1, .passt_log = -1},
-        .relay = {.listen_fd = -1, .agent_fd = -1},
-        .idle = {.lock_fd = -1}};
+    struct sup s = {.ready_fd = ready_fd,
+                    .net_override = net_override,
+                    .sig_fd = -1,
+                    .vm = {.qemu_pid = -1,
+                           .vfs_pid = -1,
+                           .passt_pid = -1,
+                           .passt_sock = -1,
+                           .passt_log = -1,
+                           .kernel_copy = -1},
+                    .relay = {.listen_fd = -1, .agent_fd = -1},
+                    .idle = {.lock_fd = -1}};
     for (int i = 0; i < 3; i++)
         s.vm.logs[i].in = s.vm.logs[i].out = -1;
     _cleanup_error_ dbx_error *err = NULL;

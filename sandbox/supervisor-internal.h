@@ -97,6 +97,9 @@ struct sup {
         /* Network mode open until the guest's first frame: our end of QEMU's network socket
          * and a copy of the QEMU log's pipe, for passt (sup_passt_start); -1 otherwise. */
         int passt_sock, passt_log;
+        /* The devbox kernel's private copy QEMU loads (vm_kernel_copy), until the guest's
+         * hello frees its pages (vm_kernel_copy_drop); -1 otherwise. */
+        int kernel_copy;
         int qemu_status;
         struct vm_qmp *qmp;     /* QEMU's monitor: pause/resume and I/O error events */
         struct logsink logs[3]; /* console, qemu, virtiofsd */

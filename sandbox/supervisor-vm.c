@@ -278,6 +278,32 @@ static void send_setup(struct sup *s) {
     dbx_buf_free(&b);
 }
 
+/* The guest runs: QEMU has copied its kernel into guest memory and will not read the copy again
+ * (vm.h, vm_kernel_copy). */
+static void kernel_copy_drop(struct sup *s) {
+    if (s->vm.kernel_copy < 0) return;
+    int r = vm_kernel_copy_drop(s->vm.kernel_copy);
+    if (r < 0) sup_log("free the kernel's copy: %s", strerror(-r));
+    close(s->vm.kernel_copy);
+    s->vm.kernel_copy = -1;
+}
+
+/* The devbox kernel for this QEMU, as a copy of its own (vm.h, vm_kernel_copy), named after
+ * the cache's key (the vmlinux's directory).  Not fatal: QEMU reads the shared file instead,
+ * and keeps it mapped. */
+static void kernel_copy_make(struct sup *s) {
+    if (s->vm.kernel_kind != VM_KERNEL_DEVBOX || s->vm.kernel_copy >= 0) return;
+    _cleanup_free_ char *dir = dbx_xstrdup(s->kernel.vmlinuz);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    const char *key = strrchr(dir, '/') ? strrchr(dir, '/') + 1 : dir;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (vm_kernel_copy(s->kernel.vmlinuz, key, &s->vm.kernel_copy, &e) < 0) {
+        sup_log("QEMU maps the shared kernel (no copy of its own: %s)", e->msg);
+        s->vm.kernel_copy = -1;
+    }
+}
+
 void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8_t *p) {
     switch (h->type) {
     case DBX_MSG_HELLO: {
@@ -293,6 +319,7 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
         }
         s->guest.hello = true;
         s->vm.t_hello = dbx_now_ns();
+        kernel_copy_drop(s);
         free(s->guest.release); /* a setup VM booted before this one */
         s->guest.release = dbx_sanitize_printable(rel);
         send_setup(s);
@@ -380,6 +407,8 @@ void sup_kill_children(struct sup *s) {
         unlink(sock);
     }
     s->vm.qemu_pid = s->vm.vfs_pid = s->vm.passt_pid = -1;
+    if (s->vm.kernel_copy >= 0) close(s->vm.kernel_copy);
+    s->vm.kernel_copy = -1;
     if (s->relay.agent_fd >= 0) close(s->relay.agent_fd);
     s->relay.agent_fd = -1;
     for (int i = 0; i < 3; i++)
@@ -450,9 +479,11 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     for (size_t i = 0; share_socks && share_socks[i]; i++)
         vshares[i] = (struct vm_share){share_socks[i], tags[i]};
+    if (r == 0) kernel_copy_make(s);
     if (r == 0) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz,
+            .kernel_fd = s->vm.kernel_copy >= 0 ? s->vm.kernel_copy : 0,
             .kernel_kind = s->vm.kernel_kind,
             .balloon = true,
             /* the ISA serial console costs boot time on the devbox kernel; hvc0 carries it */

@@ -142,6 +142,8 @@ struct vm_config {
                        (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
     int qmp_fd;     /* > 0: a connected stream socket that becomes QEMU's QMP monitor
                        (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
+    int kernel_fd;  /* > 0: QEMU loads the kernel from this file (fd 7 in QEMU, named
+                       /proc/self/fd/7 on its command line), a vm_kernel_copy; 0 = kernel */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -176,6 +178,20 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
  * closed, a minimal environment; as root, every capability dropped for good (empty sets,
  * locked securebits, no_new_privs); exec.  Returns the pid, or -errno with *err set. */
 pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
+
+/* A private copy of the devbox kernel's vmlinux at `path` for one QEMU (vm_config.kernel_fd): a
+ * memfd named "devbox-kernel NAME" holding the ELF and program headers and every loadable
+ * segment, the rest of the file a hole.  QEMU keeps the file it loaded the kernel from mapped,
+ * for a reset, and the pages it copied into the guest stay in its memory (14.8 MiB of an idle
+ * box's PSS with the shared vmlinux); a box's QEMU never resets (-no-reboot makes a reset its
+ * exit), so once the guest runs vm_kernel_copy_drop frees the copy's pages.  The file must be
+ * an ELF64 whose segments lie inside it, with at most 64 program headers.  *ret_fd is
+ * O_CLOEXEC. */
+int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err);
+
+/* Free the copy's pages (a hole over all of it): QEMU's mapping of it reads zeros from then
+ * on and holds no memory.  < 0 with errno when the kernel refuses. */
+int vm_kernel_copy_drop(int fd);
 
 /* Take the first reading of the host TSC's measurement (tsc_early_khz above needs two, 20 ms
  * apart): called early, the work before QEMU starts fills the 20 ms instead of a sleep in

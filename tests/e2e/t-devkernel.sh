@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # t-devkernel: a box boots the devbox kernel (DEVBOX_KERNEL=devbox): `uname -r` ends -devbox,
 # the kernel cannot load modules (no /proc/modules, no modprobe sysctl), QEMU loads the cache's
-# uncompressed vmlinux, and the initramfs it got holds only the init (plus /dev/console and an
-# empty modules.order): the box's own disk can never replace its PID 1.
+# uncompressed vmlinux from a copy of its own (a memfd named after the cache's key) whose pages
+# are freed once the guest runs, so the running QEMU holds none of the kernel's file (not the
+# shared vmlinux either), and the initramfs it got holds only the init (plus /dev/console and
+# an empty modules.order): the box's own disk can never replace its PID 1.
 . "$(dirname "$0")/lib.sh"
 
 export DEVBOX_KERNEL=devbox
@@ -22,7 +24,17 @@ q=$(the_qemu_pid)
 qcmd=$(tr '\0' '\n' <"/proc/$q/cmdline")
 kernel=$(printf '%s\n' "$qcmd" | grep -A1 -x -- -kernel | tail -n 1)
 initrd=$(printf '%s\n' "$qcmd" | grep -A1 -x -- -initrd | tail -n 1)
-assert_eq "$vmlinux" "$kernel" "QEMU's -kernel"
+# the kernel: the cache's vmlinux, copied for this QEMU alone, the copy's pages freed after the
+# guest's hello (QEMU keeps what it loaded the kernel from mapped, for a reset it never does)
+assert_match "$kernel" '^/proc/self/fd/[0-9]+$' "QEMU's -kernel"
+key=$(basename "$(dirname "$vmlinux")")
+assert_eq "/memfd:devbox-kernel $key (deleted)" "$(readlink "/proc/$q/fd/${kernel##*/}")" \
+    "the file behind QEMU's -kernel"
+if grep -qF "$vmlinux" "/proc/$q/maps"; then fail "QEMU maps the shared vmlinux"; fi
+kmaps=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { m = index($0, "/memfd:devbox-kernel ") > 0 }
+             m && /^Rss:/ { n++; kb += $2 } END { print n + 0, kb + 0 }' "/proc/$q/smaps")
+[ "${kmaps% *}" -ge 1 ] || fail "QEMU does not map the kernel's copy: $kmaps"
+assert_eq 0 "${kmaps#* }" "kB of the kernel's copy resident in the running QEMU"
 assert_file "$initrd"
 # the newc archive's names (no cpio(1) needed)
 entries=$("$PYTHON" - "$initrd" <<'PY'

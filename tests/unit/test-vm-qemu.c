@@ -240,6 +240,13 @@ static void test_argv_devbox_kind(void **state) {
         assert_false(list_has(m, "acpi=on"));
         assert_int_equal(list_has(m, "isa-serial=off"), !console);
         assert_non_null(opt_value(v, "-kernel", "/k/vmlinux"));
+        /* a copy of its own (vm_kernel_copy): QEMU opens the fd it gets as 7 */
+        cfg.kernel_fd = 11;
+        _cleanup_strv_ char **c = vm_qemu_argv(&cfg, &err);
+        assert_non_null(c);
+        const char *k = opt_value(c, "-kernel", "");
+        assert_non_null(k);
+        assert_string_equal(k, "/proc/self/fd/7");
         assert_non_null(opt_value(v, "-initrd", "/k/initramfs.cpio"));
         const char *app = opt_value(v, "-append", "");
         assert_int_equal(cmdline_has(app, "quiet"), !console);

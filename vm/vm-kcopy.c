@@ -1,0 +1,100 @@
+/* vm/vm-kcopy.c: the devbox kernel's private copy for one QEMU (vm_kernel_copy in vm.h).
+ *
+ * QEMU 7.2 loads a PVH vmlinux through its ROM loader, which keeps the file mapped to copy the
+ * segments into guest memory again at a reset; the pages it read stay mapped in QEMU for the
+ * VM's life (14.8 MiB of an idle box's PSS, 2026-12-04).  A box's QEMU never resets:
+ * -no-reboot turns the guest's reset into QEMU's exit, and devbox sends no system_reset.  So
+ * each QEMU gets a copy in a memfd, and once the guest runs the copy becomes a hole: QEMU's
+ * mapping then holds nothing (and would read zeros, never fault).  Only what QEMU reads of the
+ * file is copied: the ELF and program headers, the loadable segments and the notes (the PVH
+ * entry point is one).  The section headers stay a hole, so QEMU finds no symbol table to load
+ * into its heap either. */
+#define _GNU_SOURCE
+#include "vm-internal.h"
+
+#include <elf.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define KCOPY_SIZE_MAX (512ull << 20) /* far beyond any devbox kernel (21 MB in 2026) */
+#define KCOPY_PHDRS_MAX 64u
+
+static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
+    uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = pread(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) return -EIO; /* the file shrank under us */
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Whether [off, off + len) lies inside a file of `size` bytes. */
+static bool in_file(uint64_t off, uint64_t len, uint64_t size) {
+    return off <= size && len <= size - off;
+}
+
+/* The headers and the segments QEMU reads, into the memfd m's own pages through a mapping
+ * (one copy, no bounce buffer).  0 or -errno. */
+static int copy_read(int in, int m, uint64_t size, const Elf64_Ehdr *eh, const Elf64_Phdr *ph) {
+    uint8_t *d = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
+    if (d == MAP_FAILED) return -errno;
+    memcpy(d, eh, sizeof(*eh));
+    memcpy(d + eh->e_phoff, ph, (size_t)eh->e_phnum * sizeof(*ph));
+    int r = 0;
+    for (unsigned i = 0; r == 0 && i < eh->e_phnum; i++)
+        if (ph[i].p_type == PT_LOAD || ph[i].p_type == PT_NOTE)
+            r = pread_full(in, d + ph[i].p_offset, (size_t)ph[i].p_filesz, ph[i].p_offset);
+    munmap(d, (size_t)size);
+    return r;
+}
+
+int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err) {
+    _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (in < 0) return dbx_error_set(err, errno, "open '%s'", path);
+    struct stat st;
+    if (fstat(in, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", path);
+    uint64_t size = (uint64_t)st.st_size;
+    if (!S_ISREG(st.st_mode) || size < sizeof(Elf64_Ehdr) || size > KCOPY_SIZE_MAX)
+        return dbx_error_setx(err, EINVAL, "'%s': not a kernel image (%" PRIu64 " bytes)", path,
+                              size);
+    Elf64_Ehdr eh;
+    int r = pread_full(in, &eh, sizeof(eh), 0);
+    if (r < 0) return dbx_error_set(err, -r, "read '%s'", path);
+    uint64_t ph_len = (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr);
+    if (memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > KCOPY_PHDRS_MAX ||
+        !in_file(eh.e_phoff, ph_len, size))
+        return dbx_error_setx(err, EINVAL, "'%s': not an ELF64 kernel with program headers", path);
+    Elf64_Phdr ph[KCOPY_PHDRS_MAX];
+    r = pread_full(in, ph, (size_t)ph_len, eh.e_phoff);
+    if (r < 0) return dbx_error_set(err, -r, "read '%s'", path);
+    for (unsigned i = 0; i < eh.e_phnum; i++)
+        if ((ph[i].p_type == PT_LOAD || ph[i].p_type == PT_NOTE) &&
+            !in_file(ph[i].p_offset, ph[i].p_filesz, size))
+            return dbx_error_setx(err, EINVAL, "'%s': segment %u lies outside the file", path, i);
+
+    _cleanup_free_ char *mname = dbx_xasprintf("devbox-kernel %s", name);
+    _cleanup_close_ int m = memfd_create(mname, MFD_CLOEXEC);
+    if (m < 0) return dbx_error_set(err, errno, "memfd_create");
+    if (ftruncate(m, (off_t)size) < 0) return dbx_error_set(err, errno, "size the kernel's copy");
+    r = copy_read(in, m, size, &eh, ph);
+    if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
+    *ret_fd = TAKE_FD(m);
+    return 0;
+}
+
+int vm_kernel_copy_drop(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) return -errno;
+    if (st.st_size == 0) return 0;
+    if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, st.st_size) < 0) return -errno;
+    return 0;
+}
