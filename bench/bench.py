@@ -106,6 +106,16 @@ def newc(entries):
     return bytes(out)
 
 
+def kernel_file(arg):
+    """The file behind a box QEMU's -kernel.  Each QEMU gets the devbox kernel as a copy of its
+    own (/proc/self/fd/N, its pages freed once the guest runs: vm/vm-kcopy.c), which no other
+    process can open: the floor's QEMU loads the file it was copied from."""
+    if not arg.startswith("/proc/self/fd/"):
+        return arg
+    return os.environ.get("DEVBOX_KERNEL_VMLINUX") or \
+        json.loads(dbx("kernel", "status", "--json").stdout)["path"]
+
+
 def floor_argv(qemu_pid, initrd=None):
     """devbox's own QEMU command line with no devices (and the trivial initramfs if given)."""
     with open("/proc/%d/cmdline" % qemu_pid, "rb") as f:
@@ -122,6 +132,8 @@ def floor_argv(qemu_pid, initrd=None):
             continue
         if a == "-initrd" and initrd:
             v = initrd
+        if a == "-kernel":
+            v = kernel_file(v)
         out.append(a)
         if v is not None and not a.startswith("-no") and a not in ("-S", "-enable-kvm", "-snapshot"):
             out.append(v)
