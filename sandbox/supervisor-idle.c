@@ -32,10 +32,14 @@
 #define _GNU_SOURCE
 #include "supervisor-internal.h"
 
+#include <inttypes.h>
 #include <sys/file.h>
 
 #define IDLE_DRAIN_MS 10000
 #define IDLE_LOCK_RETRY_MS 1000
+/* The start's library pages go this long after the box is ready (supervisor-trim.c): after the
+ * first commands, which a client that just started the box sends at once. */
+#define TRIM_AFTER_MS 2000
 
 /* ---- the clock (pure: unit-tested) -------------------------------------------------------- */
 
@@ -73,11 +77,24 @@ static char *sock_path(const struct sup *s) {
 
 void sup_idle_ready(struct sup *s) {
     sup_idle_mark(&s->idle.clock, busy(s), dbx_now_ms());
+    s->idle.trim_ms = dbx_now_ms() + TRIM_AFTER_MS;
+}
+
+/* Once per boot, TRIM_AFTER_MS after it: busy or not, the start's libraries are not needed. */
+static void trim_check(struct sup *s, uint64_t now) {
+    if (!s->idle.trim_ms || now < s->idle.trim_ms) return;
+    s->idle.trim_ms = 0;
+    uint64_t kb = sup_trim_file_pages();
+    sup_log("unmapped %" PRIu64 " KiB of library pages the start used", kb);
 }
 
 int sup_idle_poll_timeout(struct sup *s, int timeout_ms) {
     uint64_t now = dbx_now_ms();
     if (s->guest.stopping) return timeout_ms;
+    if (s->idle.trim_ms) {
+        uint64_t left = s->idle.trim_ms > now ? s->idle.trim_ms - now : 0;
+        if (left < (uint64_t)timeout_ms) timeout_ms = (int)left;
+    }
     if (s->idle.drain_deadline) {
         uint64_t left = s->idle.drain_deadline > now ? s->idle.drain_deadline - now : 0;
         return left < (uint64_t)timeout_ms ? (int)left : timeout_ms;
@@ -138,6 +155,7 @@ static void drain_cancel(struct sup *s) {
 void sup_idle_check(struct sup *s) {
     if (s->guest.stopping || !s->guest.ready) return;
     uint64_t now = dbx_now_ms();
+    trim_check(s, now);
     sup_idle_mark(&s->idle.clock, busy(s), now);
     if (s->idle.drain_deadline) {
         if (busy(s)) return drain_cancel(s);

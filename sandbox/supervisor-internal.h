@@ -154,6 +154,8 @@ struct sup {
         uint64_t drain_deadline; /* != 0: the socket is gone, queued clients are being heard */
         uint64_t retry_ms;       /* the lock was busy: not again before this */
         uint64_t stopped_ms;     /* != 0: the stop is an idle stop, after this long idle */
+        uint64_t trim_ms;        /* when the start's library pages go (supervisor-trim.c),
+                                    0 once they went */
     } idle;
 
     struct sup_events events;   /* the events journal (supervisor-events.c) */
@@ -350,6 +352,10 @@ bool sup_idle_due(const struct sup_idle_clock *c, uint64_t now);
 int sup_idle_timeout(const struct sup_idle_clock *c, uint64_t now, int timeout_ms);
 /* The box is ready: the clock starts (s->idle.clock.stop_ms set by sup_prepare). */
 void sup_idle_ready(struct sup *s);
+/* ---- supervisor-trim.c (issue 12) ---- */
+/* Unmap the pages of our read-only file mappings that hold no private page (the libraries the
+ * start ran): they stay in the page cache, and a later touch maps them again.  The kB unmapped. */
+uint64_t sup_trim_file_pages(void);
 /* The main loop's poll timeout: timeout_ms or sooner, when the idle stop has something due. */
 int sup_idle_poll_timeout(struct sup *s, int timeout_ms);
 /* After each round of the main loop: the clock, and the idle stop's steps (see the file). */

@@ -261,6 +261,7 @@ static void test_queued_exec(void **state) {
     int c2 = connect_to(f->sock);
     assert_true(c2 >= 0);
     assert_int_equal(sup_idle_for(&s->idle.clock, dbx_now_ms()), 0);
+    s->idle.trim_ms = 0; /* the start's pages gone (test_trim): its deadline is not the idle's */
     assert_int_equal(sup_idle_poll_timeout(s, 5000), 5000); /* busy: no deadline */
     close(c2);
     close(c);
@@ -319,6 +320,31 @@ static void test_stopping(void **state) {
     assert_int_equal(sup_idle_poll_timeout(s, 200), 200);
 }
 
+/* The start's library pages go once, a while after the box is ready, busy or idle
+ * (supervisor-trim.c): the poll wakes for it, and the pages come back on use. */
+static void test_trim(void **state) {
+    struct fx *f = *state;
+    struct sup *s = &f->s;
+    s->idle.clock.stop_ms = 0; /* idle_stop 0: only the trim has a deadline */
+    sup_idle_ready(s);
+    assert_true(s->idle.trim_ms > dbx_now_ms());
+    int t = sup_idle_poll_timeout(s, 60000);
+    assert_true(t > 0 && t <= 2000);
+    sup_idle_check(s);
+    assert_true(s->idle.trim_ms != 0); /* not yet */
+    s->relay.nsess = 1;                /* busy: the trim still comes */
+    s->idle.trim_ms = dbx_now_ms() - 1;
+    assert_int_equal(sup_idle_poll_timeout(s, 5000), 0);
+    sup_idle_check(s);
+    assert_int_equal(s->idle.trim_ms, 0);
+    assert_int_equal(sup_idle_poll_timeout(s, 5000), 5000); /* once */
+    s->relay.nsess = 0;
+    /* on this process: its libraries' pages go, and what runs next maps them back */
+    assert_true(sup_trim_file_pages() > 0);
+    _cleanup_free_ char *again = dbx_xasprintf("%s %d", "still", 1);
+    assert_string_equal(again, "still 1");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clock),
@@ -331,6 +357,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_queued_status, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_lock_busy, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_stopping, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_trim, fx_setup, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
