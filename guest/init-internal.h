@@ -101,6 +101,8 @@ struct box_policy {
 struct leaf_spare {
     uint32_t id; /* 0: none */
     int dir_fd, procs_fd;
+    /* the box's oom_kill and pids-refusal counts when the spare was made (stats_box_counts) */
+    uint64_t oom_kills0, pids_refused0;
 };
 
 struct exec_ctx {
@@ -461,7 +463,10 @@ void stats_on_request(struct agent *a, const uint8_t *p, uint32_t n);
 /* After the box cgroup is made: the memory controller in the leaves, so each counts its own
  * OOM kills (logged when the kernel refuses). */
 void stats_setup(struct agent *a);
-/* Before a session's command starts: remember the box's oom_kill and pids-refusal counts. */
+/* The box's oom_kill and pids-refusal counts now (UINT64_MAX each when unknown). */
+void stats_box_counts(struct agent *a, uint64_t *ret_oom_kills, uint64_t *ret_pids_refused);
+/* Before a session's command starts: remember the box's oom_kill and pids-refusal counts (the
+ * spare leaf's, read while the box was idle, when the session takes it). */
 void stats_session_start(struct agent *a, struct session *s);
 /* Just before a session's EXIT: NOTICE when the box's limits explain its death. */
 void stats_session_end(struct agent *a, struct session *s);

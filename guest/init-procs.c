@@ -96,6 +96,7 @@ void procs_leaf_prepare(struct agent *a, uint32_t last_id) {
         leaf_open(a->box.cg_box_fd, name, &dfd, &pfd, NULL) < 0)
         return;
     *sp = (struct leaf_spare){.id = want, .dir_fd = dfd, .procs_fd = pfd};
+    stats_box_counts(a, &sp->oom_kills0, &sp->pids_refused0);
 }
 
 static void kill_listed(int dfd, int sig) {
