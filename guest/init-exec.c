@@ -43,6 +43,7 @@ struct child_plan {
     bool switch_ids;
     int report_fd;
     int cg_procs_fd;     /* the session's leaf cgroup.procs, or -1 */
+    int mnt_fd;          /* the command's copy of the mount template, made ahead, or -1 */
     const char *cg_line; /* what /proc/self/cgroup must say there, or NULL */
     uint64_t *stamps;    /* DBX_EXEC_TIMING: the shared page's exec_times.t, else NULL */
 };
@@ -275,7 +276,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     signal(SIGPIPE, SIG_DFL);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
-        if (policy_child_enter(box, p->cg_procs_fd, p->caps, p->stamps, &r) < 0)
+        if (policy_child_enter(box, p->cg_procs_fd, p->mnt_fd, p->caps, p->stamps, &r) < 0)
             child_report_fail(p, &r);
     }
     stamp(p, T_ENTER);
@@ -525,6 +526,9 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         return -1;
     p.cg_procs_fd = cg_procs;
     p.cg_line = cg_line;
+    /* the copy made while idle (policy_mnt_prepare) is this command's: closed once it started */
+    _cleanup_close_ int mnt_fd = ctx->box->confined && ctx->mnt_next ? TAKE_FD(*ctx->mnt_next) : -1;
+    p.mnt_fd = mnt_fd;
     if (t) {
         t[T_CGROUP] = exec_now_us();
         p.stamps = child_stamps();

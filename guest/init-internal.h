@@ -93,6 +93,8 @@ struct box_policy {
     int mnt_ns;             /* a mount namespace with the box's read-only mounts in place
                                (box_mounts), made once at SETUP; each command enters it and
                                takes a copy of its own.  -1: each command builds its own */
+    int mnt_next;           /* that copy, made ahead for the next command while the box is
+                               idle (policy_mnt_prepare), or -1 */
 };
 
 /* What exec needs from SETUP. */
@@ -111,7 +113,8 @@ struct exec_ctx {
     const char *hostname;
     const struct box_policy *box;
     struct leaf_spare *spare;
-    unsigned ca; /* CA_HAS_*: which of the host's CA files are in place (the CA variables) */
+    int *mnt_next; /* box->mnt_next, which the next command takes (and init then closes) */
+    unsigned ca;   /* CA_HAS_*: which of the host's CA files are in place (the CA variables) */
 };
 
 /* Steps of a command's child between fork and exec, reported to the parent on failure. */
@@ -413,9 +416,13 @@ void policy_clear(struct box_policy *b);
  * it at birth; rlimits, mounts, bounding set, keep-caps, and the seccomp filter when
  * no_new_privs is off: loading it then needs CAP_SYS_ADMIN, which the user may not keep),
  * then the caller switches ids, then caps (capset, ambient), then lock (no_new_privs and the
- * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits, OOM score). */
-int policy_child_enter(const struct box_policy *b, int cg_procs_fd, uint64_t caps, uint64_t *stamps,
-                       struct child_report *r);
+ * seccomp filter), then verify (/proc/self/status, /proc/self/cgroup, rlimits, OOM score).  mnt_fd:
+ * the command's own copy of the mount template made ahead (policy_mnt_prepare), or -1. */
+int policy_child_enter(const struct box_policy *b, int cg_procs_fd, int mnt_fd, uint64_t caps,
+                       uint64_t *stamps, struct child_report *r);
+/* Between loop iterations while no command starts: the next command's copy of the mount
+ * template (b->mnt_next), unless there is one or no template. */
+void policy_mnt_prepare(struct box_policy *b);
 int policy_child_caps(const struct box_policy *b, uint64_t caps, struct child_report *r);
 /* The capability mask for a command running as uid: the plan's caps for uid 0, caps_user for
  * every other uid (the ordinary box user never gets what was granted to root); with admin (an

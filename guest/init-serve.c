@@ -147,8 +147,10 @@ static void sweep(struct agent *a) {
     /* The next command's leaf, when a command has just ended (its EXIT written: the next one
      * is on its way) or none runs; never right after an EXEC, where the mkdir would take the
      * vCPU from the command just started (g_run +1.2 ms, measured). */
-    if (a->setup == SETUP_DONE && (ended || !any_running(a)))
+    if (a->setup == SETUP_DONE && (ended || !any_running(a))) {
         procs_leaf_prepare(a, a->last_exec_id);
+        policy_mnt_prepare(&a->box);
+    }
 }
 
 /* End a session early: ERROR is its last frame and its process group is killed. */
@@ -418,6 +420,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
                                  .hostname = a->hostname,
                                  .box = &a->box,
                                  .spare = &a->spare,
+                                 .mnt_next = &a->box.mnt_next,
                                  .ca = a->ca};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {

@@ -41,7 +41,7 @@ static struct agent g_agent = {.fd = -1,
                                .sigfd = -1,
                                .proxy_fd = -1,
                                .audit_fd = -1,
-                               .box = {.cg_box_fd = -1, .mnt_ns = -1},
+                               .box = {.cg_box_fd = -1, .mnt_ns = -1, .mnt_next = -1},
                                .spare = {.dir_fd = -1, .procs_fd = -1}};
 
 void init_log(const char *fmt, ...) {
