@@ -134,12 +134,17 @@ void stats_setup(struct agent *a) {
              strerror(errno));
 }
 
-void stats_box_counts(struct agent *a, uint64_t *ret_oom_kills, uint64_t *ret_pids_refused) {
+/* The box's oom_kill and pids-refusal counts through its directory dfd (-1: unknown). */
+static void box_counts_at(int dfd, uint64_t *ret_oom_kills, uint64_t *ret_pids_refused) {
     *ret_oom_kills = *ret_pids_refused = UINT64_MAX; /* unknown: no notice */
-    _cleanup_close_ int dfd = box_dir(a);
     if (dfd < 0) return;
     if (!cg_keyed(dfd, "memory.events", "oom_kill", ret_oom_kills)) *ret_oom_kills = UINT64_MAX;
     if (!cg_keyed(dfd, "pids.events", "max", ret_pids_refused)) *ret_pids_refused = UINT64_MAX;
+}
+
+void stats_box_counts(struct agent *a, uint64_t *ret_oom_kills, uint64_t *ret_pids_refused) {
+    _cleanup_close_ int dfd = box_dir(a);
+    box_counts_at(dfd, ret_oom_kills, ret_pids_refused);
 }
 
 void stats_session_start(struct agent *a, struct session *s) {
@@ -154,8 +159,8 @@ void stats_session_start(struct agent *a, struct session *s) {
         return;
     }
     s->leaf_oom_kills0 = UINT64_MAX;
-    stats_box_counts(a, &s->oom_kills0, &s->pids_refused0);
     _cleanup_close_ int dfd = box_dir(a);
+    box_counts_at(dfd, &s->oom_kills0, &s->pids_refused0);
     if (dfd < 0) return;
     /* The leaf is made after this (init-procs.c); one an earlier session of the id left behind
      * with a daemon in it is reused and keeps its count. */
