@@ -138,6 +138,10 @@ enum {
     DBX_ERR_FAILED = 125,    /* devbox itself failed */
     DBX_ERR_NOT_EXEC = 126,  /* found but could not execute */
     DBX_ERR_NOT_FOUND = 127, /* command not found */
+    /* Not an exit code: the box must restart before it can run the command (its workspace
+     * directory was replaced on the host).  Nothing was started; the client stops the box,
+     * starts it again and sends the same EXEC once more.  An older client exits 125. */
+    DBX_ERR_RESTART = 1000,
 };
 
 enum {

@@ -120,6 +120,9 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     dbx_exec_stale_warn(&proj);
     bool ran = false;
     int r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, &err);
+    /* the box must restart first (a replaced workspace): the full devbox restarts it, and says
+     * why */
+    if (r == DBX_ERR_RESTART) exec_full("the box restarts");
     dbx_buf_free(&req);
     dbx_project_clear(&proj);
     return r < 0 ? cmd_fail(&err) : r;

@@ -25,6 +25,7 @@ struct xs {
     struct dbx_reader rd;
     uint32_t stdin_credit;
     bool stdin_open, started, done;
+    bool restart; /* DBX_ERR_RESTART: nothing ran; errmsg says why */
     bool out_eof[3];
     int code;
     char *errmsg;
@@ -240,6 +241,7 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
             m = dbx_xstrdup("malformed error from the supervisor");
         }
         x->code = v >= 1 && v <= 255 ? (int)v : 125;
+        x->restart = v == DBX_ERR_RESTART && !x->started;
         x->errmsg = dbx_escape(m);
         free(m);
         x->done = true;
@@ -375,6 +377,11 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         fprintf(stderr, "devbox: %s\n", m);
     }
     if (x.t_exit && timing_wanted(o)) timing_print(&x);
+    if (x.restart) { /* the caller restarts the box and says so */
+        dbx_error_set(err, 0, "%s", x.errmsg);
+        free(x.errmsg);
+        return DBX_ERR_RESTART;
+    }
     if (x.errmsg) {
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);
@@ -417,22 +424,38 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         dbx_buf_free(&req);
         return -1;
     }
-    int sock = -1;
-    _cleanup_strv_ char **warnings = NULL;
-    uint64_t t_connect = dbx_mono_us();
-    struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
-    int r = dbx_connect(paths, proj, &co, &sock, &warnings, err);
-    for (char **w = warnings; w && *w; w++) {
-        _cleanup_free_ char *m = dbx_escape(*w);
-        fprintf(stderr, "devbox: warning: %s\n", m);
-    }
-    if (r < 0) {
-        dbx_buf_free(&req);
-        return -1;
-    }
-    dbx_exec_stale_warn(proj);
+    int r;
     bool ran = false;
-    r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, err);
+    /* twice at most: the second start shares the workspace as it is now */
+    for (int attempt = 0;; attempt++) {
+        int sock = -1;
+        _cleanup_strv_ char **warnings = NULL;
+        uint64_t t_connect = dbx_mono_us();
+        struct dbx_connect_opts co = {.start = true, .network_none = o->network_none};
+        r = dbx_connect(paths, proj, &co, &sock, &warnings, err);
+        for (char **w = warnings; w && *w; w++) {
+            _cleanup_free_ char *m = dbx_escape(*w);
+            fprintf(stderr, "devbox: warning: %s\n", m);
+        }
+        if (r < 0) {
+            dbx_buf_free(&req);
+            return -1;
+        }
+        if (attempt == 0) dbx_exec_stale_warn(proj);
+        r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, err);
+        if (r != DBX_ERR_RESTART) break;
+        if (attempt > 0) { /* the box it just started asks again: say so, do not loop */
+            dbx_buf_free(&req);
+            dbx_error_wrap(err, "the box asked for a restart again after restarting");
+            return -1;
+        }
+        fprintf(stderr, "devbox: %s; restarting the box\n", (*err)->msg);
+        dbx_error_free(err);
+        if (dbx_stop(paths, proj, err) < 0) {
+            dbx_buf_free(&req);
+            return -1;
+        }
+    }
     dbx_buf_free(&req);
     if (r > 0 && ran) hint_admin(paths, proj, o);
     return r;

@@ -46,8 +46,10 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
                        struct dbx_buf *out, dbx_error **err);
 /* Send req on sock (taken: closed before returning) and relay the session: stdio, signals,
  * terminal.  The command's exit code, or < 0 with *err; *ret_ran: the command ran (no error
- * from devbox's side), set whenever a code is returned.  t_start and t_connect (dbx_mono_us:
- * when the client began and when it began to connect) feed DEVBOX_EXEC_TIMING's line. */
+ * from devbox's side), set whenever a code is returned.  DBX_ERR_RESTART (not an exit code),
+ * with the reason in *err: nothing ran, and the box must be stopped and started again.  t_start and
+ * t_connect (dbx_mono_us: when the client began and when it began to connect) feed
+ * DEVBOX_EXEC_TIMING's line. */
 int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
                      uint64_t t_start, uint64_t t_connect, bool *ret_ran, dbx_error **err);
 /* CLOCK_MONOTONIC in microseconds */

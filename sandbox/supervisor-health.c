@@ -175,6 +175,55 @@ void sup_qmp_events(struct sup *s) {
         guest_died(s, "the guest kernel panicked", "reported by the panic device");
 }
 
+/* ---- the workspace replaced on the host ----------------------------------------------------
+ * virtiofsd serves the directory it was started on, not its path.  When the user deletes the
+ * repository and makes it again at the same path (`rm -rf repo && git clone URL repo`), a
+ * running box goes on sharing the old, deleted directory: its commands see an empty workspace
+ * and cannot create anything in it.  So each EXEC compares the directory at the project's path
+ * with the one recorded before virtiofsd started (one stat, a few microseconds).
+ *  - The box idle (no session, no forwarded connection): it is stopped, and this client and
+ *    every other until the supervisor exits are answered DBX_ERR_RESTART; the client then
+ *    starts the box again, which shares the new directory, and sends its command there.  What
+ *    the stop loses is what an idle stop loses: nothing on a disk.
+ *  - Commands or connections still running in the old directory: they are not ended for a new
+ *    command; that one is refused with a line saying that `devbox restart` shares the new one.
+ * Compared by path as virtiofsd opens it at the next start (symbolic links followed); a path
+ * that does not stat (gone) is left to the client, whose project lookup fails first. */
+void sup_ws_record(struct sup *s) {
+    struct stat st;
+    s->vm.ws_known = stat(s->proj.root, &st) == 0;
+    s->vm.ws_dev = s->vm.ws_known ? st.st_dev : 0;
+    s->vm.ws_ino = s->vm.ws_known ? st.st_ino : 0;
+}
+
+bool sup_ws_replaced(struct sup *s, struct client *c) {
+    _cleanup_free_ char *root = dbx_escape(s->proj.root);
+    if (!s->vm.ws_replaced) {
+        struct stat st;
+        if (!s->vm.ws_known || s->vm.no_workspace || stat(s->proj.root, &st) < 0 ||
+            (st.st_dev == s->vm.ws_dev && st.st_ino == s->vm.ws_ino))
+            return false;
+        if (sup_busy(s)) {
+            sup_client_error(c, DBX_ERR_FAILED,
+                             "'%s' is a new directory since this box started, and commands still "
+                             "run in the old, deleted one the box shares; 'devbox restart' shares "
+                             "the new one (it ends them)",
+                             root);
+            return true;
+        }
+        sup_log("the workspace '%s' is a new directory since the box started; stopping the box "
+                "so that its next start shares it",
+                root);
+        s->vm.ws_replaced = true;
+        sup_begin_stop(s, "the workspace directory was replaced");
+    }
+    sup_client_error(c, DBX_ERR_RESTART,
+                     "'%s' is a new directory since this box started (the box shared the old, "
+                     "deleted one)",
+                     root);
+    return true;
+}
+
 /* The workspace is gone with virtiofsd: every running command is told now, in one line, rather
  * than when the guest's shutdown gives up on the share. */
 void sup_vfs_died(struct sup *s, int status, const char *share) {

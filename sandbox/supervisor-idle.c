@@ -67,7 +67,7 @@ int sup_idle_timeout(const struct sup_idle_clock *c, uint64_t now, int timeout_m
 
 /* ---- the supervisor's side ---------------------------------------------------------------- */
 
-static bool busy(const struct sup *s) {
+bool sup_busy(const struct sup *s) {
     return s->relay.nsess > 0 || net_nsocks(s->net) > 0;
 }
 
@@ -76,7 +76,7 @@ static char *sock_path(const struct sup *s) {
 }
 
 void sup_idle_ready(struct sup *s) {
-    sup_idle_mark(&s->idle.clock, busy(s), dbx_now_ms());
+    sup_idle_mark(&s->idle.clock, sup_busy(s), dbx_now_ms());
     s->idle.trim_ms = dbx_now_ms() + TRIM_AFTER_MS;
 }
 
@@ -156,9 +156,9 @@ void sup_idle_check(struct sup *s) {
     if (s->guest.stopping || !s->guest.ready) return;
     uint64_t now = dbx_now_ms();
     trim_check(s, now);
-    sup_idle_mark(&s->idle.clock, busy(s), now);
+    sup_idle_mark(&s->idle.clock, sup_busy(s), now);
     if (s->idle.drain_deadline) {
-        if (busy(s)) return drain_cancel(s);
+        if (sup_busy(s)) return drain_cancel(s);
         if (s->relay.nclients > 0 && now < s->idle.drain_deadline) return;
         uint64_t idle_ms = sup_idle_for(&s->idle.clock, now);
         s->idle.drain_deadline = 0;

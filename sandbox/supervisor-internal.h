@@ -110,6 +110,13 @@ struct sup {
         uint64_t t_start, t_spawned, t_hello;
         char *disk; /* the disk QEMU boots: the project's overlay, or setup's while it runs */
         bool no_workspace; /* a setup VM that must not see the project (supervisor-setup.c) */
+        /* The workspace directory virtiofsd shares, as it was when virtiofsd started
+         * (sup_ws_replaced): a directory made at the same path since is another one. */
+        dev_t ws_dev;
+        ino_t ws_ino;
+        bool ws_known;
+        bool ws_replaced; /* seen replaced with the box idle: stopping so the next start shares
+                           * the new one; every EXEC until then is answered DBX_ERR_RESTART */
     } vm;
 
     /* the guest's state as the supervisor knows it (supervisor-health.c) */
@@ -246,6 +253,11 @@ void sup_nospace_poll(struct sup *s);
 void sup_qmp_events(struct sup *s);
 /* share: the extra share's host path whose virtiofsd it was, NULL: the workspace's */
 void sup_vfs_died(struct sup *s, int status, const char *share);
+/* Before virtiofsd starts: the workspace directory it will share (s->vm.ws_*). */
+void sup_ws_record(struct sup *s);
+/* An EXEC has come: true when the workspace directory was replaced since the box started, and
+ * c has been answered (the box restarts, or it is busy and the EXEC is refused). */
+bool sup_ws_replaced(struct sup *s, struct client *c);
 
 /* ---- supervisor-relay.c ---- */
 void sup_agent_send(struct sup *s, uint8_t type, uint32_t session, const void *p, size_t n);
@@ -352,6 +364,8 @@ bool sup_idle_due(const struct sup_idle_clock *c, uint64_t now);
 int sup_idle_timeout(const struct sup_idle_clock *c, uint64_t now, int timeout_ms);
 /* The box is ready: the clock starts (s->idle.clock.stop_ms set by sup_prepare). */
 void sup_idle_ready(struct sup *s);
+/* A session (an exec, an enter, an `exec -d` command) or a forwarded connection is open. */
+bool sup_busy(const struct sup *s);
 /* ---- supervisor-trim.c (issue 12) ---- */
 /* Unmap the pages of our read-only file mappings that hold no private page (the libraries the
  * start ran): they stay in the page cache, and a later touch maps them again.  The kB unmapped. */

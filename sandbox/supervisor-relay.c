@@ -154,6 +154,8 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
         sup_client_error(c, DBX_ERR_FAILED, "%s", e->msg);
         return;
     }
+    /* before "stopping": the stop it began answers every EXEC with a restart */
+    if (s->guest.ready && sup_ws_replaced(s, c)) return;
     if (s->guest.stopping || !s->guest.ready) {
         sup_client_error(c, DBX_ERR_FAILED, "the VM is stopping");
         return;

@@ -448,6 +448,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     size_t nvfs = 0;
     _cleanup_error_ dbx_error *later = NULL;
     if (r == 0 && ws) {
+        sup_ws_record(s); /* before virtiofsd opens it: a swap in between restarts, never hides */
         struct mounts_vfs_config vc = {.source = s->proj.root,
                                        .listen_fd = vfs_listen,
                                        .log_fd = wr[2],

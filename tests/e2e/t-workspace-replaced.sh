@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# t-workspace-replaced: the repository directory deleted and made again at the same path while
+# its box runs (`rm -rf repo && git clone URL repo`), found in use.  virtiofsd serves the
+# directory it was started on, so before the fix the box went on sharing the old, deleted one:
+# `ls` printed nothing and a write failed.  Now an idle box is restarted by the next command,
+# which says so in one line and then runs in the new directory (lean client and full devbox
+# alike, and after a rename as after a removal); a box with a command still running in the old
+# directory is not stopped under it: the new command is refused (125) with a line naming the
+# path and `devbox restart`, and the restart shares the new directory.  Four boots.
+. "$(dirname "$0")/lib.sh"
+
+import_image
+R=$(make_repo proj)
+P=$(dirname "$R")
+remake() { # FILE: the work tree made again at the same path, holding FILE
+    mkdir "$R" && git -C "$R" init -q && printf '%s\n' "$1" >"$R/$1" || fail "remake $R"
+}
+events_of() { dbx -C "$R" events --json </dev/null 2>/dev/null | grep -c "\"type\":\"$1\"" || true; }
+
+ok dbx -C "$R" exec -- sh -c 'echo one > one; ls'
+assert_eq one "$OUT" "the first box's workspace"
+QEMU1=$(the_qemu_pid)
+
+# ---- removed and made again, the box idle: the next command restarts it --------------------
+rm -rf "$R"
+remake two
+ok dbx -C "$R" exec -- sh -c 'ls; echo written > w; cat w'
+assert_eq "two
+written" "$OUT" "the command sees the new directory and writes into it"
+assert_one_line "$ERR" "one notice on stderr"
+assert_contains "$ERR" "devbox: '$R' is a new directory since this box started" "the notice names the path"
+assert_contains "$ERR" "restarting the box" "the notice says what happens"
+assert_eq written "$(cat "$R/w")" "the write reached the new directory on the host"
+QEMU2=$(the_qemu_pid)
+assert_ne "$QEMU1" "$QEMU2" "a new VM"
+kill -0 "$QEMU1" 2>/dev/null && fail "the first VM's QEMU ($QEMU1) still runs"
+ok dbx -C "$R" exec -- ls
+assert_eq "two
+w" "$OUT" "the next command runs in the same box, no second restart"
+assert_eq "" "$ERR" "no notice once the box shares the new directory"
+assert_eq "$QEMU2" "$(the_qemu_pid)" "the same VM"
+
+# ---- renamed away, a new one in its place; the full devbox this time ------------------------
+mv "$R" "$P/proj.old"
+remake three
+ok env DEVBOX_CLIENT=full DEVBOX_CLIENT_DEBUG=1 "$DEVBOX" -C "$R" exec -- ls
+assert_eq three "$OUT" "the full devbox restarts the box too"
+assert_contains "$ERR" "client: full" "the full devbox ran it"
+assert_contains "$ERR" "restarting the box" "the full devbox's notice"
+[ -f "$P/proj.old/w" ] || fail "the renamed directory lost its files"
+
+# ---- a command still running in the old directory: refused, not stopped under it ---------------
+ok dbx -C "$R" exec -d -- sleep 600
+rm -rf "$R"
+remake four
+expect_rc 125 dbx -C "$R" exec -- ls
+assert_one_line "$ERR" "one error line"
+assert_contains "$ERR" "'$R' is a new directory since this box started, and commands still run in the old" "the error names the path"
+assert_contains "$ERR" "'devbox restart' shares the new one" "the error says what to do"
+ok dbx -C "$R" ps
+assert_contains "$OUT" "sleep 600" "the running command was left alone"
+ok dbx -C "$R" restart
+ok dbx -C "$R" exec -- ls
+assert_eq four "$OUT" "after the restart the box shares the new directory"
+assert_eq "" "$ERR" "no notice after the restart"
+[ "$(events_of box.started)" -ge 4 ] || fail "expected four boots in the journal"
+ok dbx -C "$R" stop
+assert_no_vm_procs
