@@ -81,9 +81,13 @@ static int lean_connect(const struct dbx_project *proj) {
 }
 
 /* What only the full devbox can check or do for these options; NULL when nothing. */
-static const char *needs_full(const struct cmd_ctx *ctx, const struct dbx_exec_opts *o) {
+static bool full_asked(void) {
     const char *c = getenv("DEVBOX_CLIENT");
-    if (c && strcmp(c, "full") == 0) return "DEVBOX_CLIENT=full";
+    return c && strcmp(c, "full") == 0;
+}
+
+static const char *needs_full(const struct cmd_ctx *ctx, const struct dbx_exec_opts *o) {
+    if (full_asked()) return "DEVBOX_CLIENT=full";
     /* a running VM with a network cannot be narrowed: the status check and its error */
     if (ctx->network_none) return "--network none";
     /* a failed `-u root` gets a hint read from the profile (libinih) */
@@ -128,6 +132,43 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     return r < 0 ? cmd_fail(&err) : r;
 }
 
+/* `devbox status` of a running box, asked of its supervisor: what an editor or agent polls.
+ * --json (rendered with jansson), a stopped box (its image comes from the profile) and a reply
+ * that does not decode are the full devbox's; whether devbox.ini changed since the start is
+ * the same hash check as exec's warning (dbx_profile_stale). */
+static int cmd_status_lean(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (full_asked()) exec_full("DEVBOX_CLIENT=full");
+    if (argc > 1) exec_full("status with arguments");
+    struct dbx_project proj = {0};
+    const char *why = NULL;
+    if (dbx_project_find_lean(&ctx->paths, ctx->dir, &proj, &why) < 0) exec_full(why);
+    int sock = lean_connect(&proj);
+    if (sock < 0) {
+        dbx_project_clear(&proj);
+        exec_full("the VM is not running");
+    }
+    if (debug()) fprintf(stderr, "devbox: client: lean\n");
+    struct dbx_status st = {0};
+    struct dbx_frame_hdr h;
+    uint8_t *p = NULL;
+    bool ok = dbx_send_frame(sock, DBX_MSG_STATUS, 0, NULL, 0) == 0 &&
+              dbx_read_frame(sock, &h, &p, NULL) == 0 && h.type == DBX_MSG_STATUS_REPLY &&
+              dbx_status_decode(p, h.len, &st, NULL) == 0;
+    free(p);
+    close(sock);
+    if (!ok) {
+        dbx_status_clear(&st);
+        dbx_project_clear(&proj);
+        exec_full("the status reply");
+    }
+    st.profile_checked = true;
+    st.profile_changed = dbx_profile_stale(&proj);
+    dbx_project_clear(&proj);
+    dbx_status_print(&st);
+    dbx_status_clear(&st);
+    return 0;
+}
+
 static int usage(FILE *f) {
     fputs(dbx_lean_usage, f);
     return f == stdout ? 0 : 125;
@@ -147,8 +188,10 @@ int main(int argc, char **argv) {
         fn = cmd_exec;
     else if (strcmp(argv[i], "enter") == 0)
         fn = cmd_enter;
+    else if (strcmp(argv[i], "status") == 0)
+        fn = cmd_status_lean;
     else
-        exec_full("not exec or enter");
+        exec_full("not exec, enter or status");
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_paths_init(&ctx.paths, &err) < 0) exec_full("paths");
     rc = fn(&ctx, argc - i, argv + i);

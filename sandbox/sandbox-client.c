@@ -196,32 +196,6 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     return r < 0 ? r : connected(proj, opts, ret_fd, err);
 }
 
-/* Read one frame (blocking) into *payload (malloc'd). */
-static int read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err) {
-    uint8_t hb[DBX_FRAME_HDR];
-    size_t got = 0;
-    while (got < sizeof(hb)) {
-        ssize_t n = read(fd, hb + got, sizeof(hb) - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
-        got += (size_t)n;
-    }
-    dbx_hdr_decode(hb, h);
-    if (dbx_hdr_check(h, err) < 0) return -1;
-    uint8_t *p = dbx_xmalloc(h->len + 1);
-    for (got = 0; got < h->len;) {
-        ssize_t n = read(fd, p + got, h->len - got);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            free(p);
-            return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
-        }
-        got += (size_t)n;
-    }
-    *payload = p;
-    return 0;
-}
-
 static void stopped_status(const struct dbx_paths *paths, const struct dbx_project *proj,
                            struct dbx_status *ret) {
     struct dbx_project_rec rec = {0};
@@ -255,7 +229,7 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
     }
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
-    int r = read_frame(fd, &h, &p, err);
+    int r = dbx_read_frame(fd, &h, &p, err);
     if (r == -EPIPE) {
         stopped_status(paths, proj, ret);
         return 0;
@@ -379,7 +353,7 @@ int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *pr
     if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
-    r = read_frame(fd, &h, &p, err);
+    r = dbx_read_frame(fd, &h, &p, err);
     if (r == -EPIPE) return dbx_error_set(err, 0, "the supervisor went away");
     if (r < 0) return -1;
     struct dbx_cursor c = {p, h.len};
@@ -418,7 +392,7 @@ static int procs_request(const struct dbx_paths *paths, const struct dbx_project
     const struct timeval tv = {.tv_sec = PROCS_REPLY_TIMEOUT_S};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     _cleanup_free_ uint8_t *payload = NULL;
-    r = read_frame(fd, h, &payload, err);
+    r = dbx_read_frame(fd, h, &payload, err);
     if (r < 0 && err && *err && (*err)->code == EAGAIN) {
         dbx_error_free(err);
         return dbx_error_setx(err, ETIMEDOUT, "the box did not answer within %us",

@@ -23,6 +23,9 @@ int dbx_project_from_id(const struct dbx_paths *paths, const char *id, struct db
                         dbx_error **err);
 /* Blocking frame I/O on a client socket. */
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n);
+/* Read one frame (blocking) into *payload (malloc'd, freed by the caller); -EPIPE at EOF
+ * (nothing is reported then), another negative value with *err. */
+int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err);
 
 /* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
 /* p->id and the dirs from p->root (set). */

@@ -130,6 +130,31 @@ int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
     return 0;
 }
 
+int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err) {
+    uint8_t hb[DBX_FRAME_HDR];
+    size_t got = 0;
+    while (got < sizeof(hb)) {
+        ssize_t n = read(fd, hb + got, sizeof(hb) - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
+        got += (size_t)n;
+    }
+    dbx_hdr_decode(hb, h);
+    if (dbx_hdr_check(h, err) < 0) return -1;
+    uint8_t *p = dbx_xmalloc(h->len + 1);
+    for (got = 0; got < h->len;) {
+        ssize_t n = read(fd, p + got, h->len - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            free(p);
+            return n == 0 ? -EPIPE : dbx_error_set(err, errno, "read");
+        }
+        got += (size_t)n;
+    }
+    *payload = p;
+    return 0;
+}
+
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n) {
     uint8_t h[DBX_FRAME_HDR];
     dbx_hdr_encode(h, type, session, (uint32_t)n);

@@ -36,6 +36,56 @@ char *dbx_status_idle_human(uint64_t s) {
     return dbx_xasprintf("%lluh%02llum%02llus", h, m, sec);
 }
 
+static void print_str(const char *key, const char *v) {
+    _cleanup_free_ char *s = dbx_escape(v);
+    printf("%-11s %s\n", key, s);
+}
+
+static void print_int(const char *key, long long v) {
+    printf("%-11s %lld\n", key, v);
+}
+
+void dbx_status_print(const struct dbx_status *st) {
+    print_str("project", st->project);
+    print_str("state", dbx_vm_state_name(st->state));
+    if (st->image) print_str("image", st->image);
+    if (st->state != DBX_VM_STOPPED) {
+        print_str("accel", st->accel);
+        print_int("pid", st->pid);
+        print_int("uptime_s", (long long)st->uptime_s);
+        print_int("memory_mib", (long long)st->memory_mib);
+        print_int("rss_kib", (long long)st->rss_kib);
+        print_int("cpus", st->cpus);
+        print_str("kernel", st->kernel);
+        print_str("seccomp", dbx_status_seccomp_name(st->seccomp));
+        print_int("sessions", st->sessions);
+        print_str("network", dbx_status_network_name(st->network));
+        print_int("connections", (long long)st->connections);
+        /* nothing running for this long (absent while something does): the idle stop's
+         * clock (supervisor-idle.c counts sessions and socket sessions as busy) */
+        if (st->sessions == 0 && st->connections == 0) {
+            _cleanup_free_ char *idle = dbx_status_idle_human(st->idle_s);
+            _cleanup_free_ char *limit =
+                st->idle_stop_s ? dbx_status_idle_human(st->idle_stop_s) : NULL;
+            printf("%-11s %s%s%s%s\n", "idle", idle, limit ? " (stops at " : "", limit ? limit : "",
+                   limit ? ")" : "");
+        }
+        /* what the box tried on the paths the host runs: "0 write attempts" says none */
+        _cleanup_free_ char *first = st->protected_first ? dbx_escape(st->protected_first) : NULL;
+        printf("%-11s %llu write attempts%s%s%s\n", "protected",
+               (unsigned long long)st->protected_writes, first ? " (first: " : "",
+               first ? first : "", first ? ")" : "");
+    }
+    /* one line per forward ("127.0.0.1:3000 -> 3000") */
+    _cleanup_free_ char *pcopy = st->ports ? dbx_xstrdup(st->ports) : NULL;
+    for (char *save = NULL, *l = pcopy ? strtok_r(pcopy, "\n", &save) : NULL; l;
+         l = strtok_r(NULL, "\n", &save))
+        printf("%-11s %s\n", "port", dbx_sanitize_printable(l));
+    if (st->profile_changed)
+        printf("%-11s %s changed since the VM started; it keeps its policy until 'devbox stop'\n",
+               "profile", PROFILE_FILE);
+}
+
 static void put_opt_str(struct dbx_buf *b, const char *s) {
     dbx_buf_put_u8(b, s != NULL);
     if (s) dbx_buf_put_str(b, s);

@@ -233,6 +233,8 @@ struct dbx_status {
     char *profile_error; /* the profile on disk does not load */
 };
 void dbx_status_clear(struct dbx_status *st);
+/* `devbox status` without --json: a line per field, on stdout. */
+void dbx_status_print(const struct dbx_status *st);
 /* Seconds as status shows an idle time: "42s", "4m12s", "2h05m07s". */
 char *dbx_status_idle_human(uint64_t s);
 /* The status of the project's VM: asked of its supervisor, or built from the project's record

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-client-lean: build/devbox is the lean client: it links no libcurl, libgit2, OpenSSL or
 # libarchive; `exec` on a running VM goes the lean way (DEVBOX_CLIENT_DEBUG says which way a
-# command went) with output, stdin, exit codes and the stale-profile warning as before; every
+# command went) with output, stdin, exit codes and the stale-profile warning as before, and so
+# does `status` of a running box (the same lines as the full devbox's); every
 # case it cannot decide alone goes to the full devbox and still works: a new project (the first
 # exec boots), GIT_DIR, -e with a config.ini, -u root, other commands, a stopped VM; its errors
 # are the full devbox's words; without devbox-full next to it, it says so.  Two boots.
@@ -91,9 +92,26 @@ assert_eq 0 "$OUT" "-u root"
 assert_contains "$ERR" "devbox: client: full (-u root)" "-u root"
 ok env DEVBOX_CLIENT=full "$DEVBOX" exec -- true
 assert_contains "$ERR" "devbox: client: full (DEVBOX_CLIENT=full)" "DEVBOX_CLIENT=full"
+ok dbx ls
+assert_contains "$ERR" "devbox: client: full (not exec, enter or status)" "ls"
+# status of a running box: lean, the same lines as the full devbox's (uptime, rss and idle move)
+steady() { printf '%s\n' "$1" | grep -Ev '^(uptime_s|rss_kib|idle) '; }
 ok dbx status
-assert_contains "$OUT" "running" "status"
-assert_contains "$ERR" "devbox: client: full (not exec or enter)" "status"
+assert_contains "$ERR" "devbox: client: lean" "status of a running box"
+LEAN_STATUS=$OUT
+assert_contains "$LEAN_STATUS" "state       running" "lean status"
+assert_match "$LEAN_STATUS" $'(^|\n)rss_kib +[1-9][0-9]*(\n|$)' "lean status has the live fields"
+ok env DEVBOX_CLIENT=full "$DEVBOX" status
+assert_contains "$ERR" "devbox: client: full (DEVBOX_CLIENT=full)" "status, the full devbox's"
+assert_eq "$(steady "$OUT")" "$(steady "$LEAN_STATUS")" "lean and full status agree"
+printf '# changed after the start\n' >"$R/devbox.ini"
+ok dbx status
+assert_contains "$ERR" "devbox: client: lean" "status with a stale profile"
+assert_contains "$OUT" "profile     devbox.ini changed since the VM started" "lean status: stale profile"
+rm -f "$R/devbox.ini"
+ok dbx status --json
+assert_contains "$ERR" "devbox: client: full (status with arguments)" "status --json"
+assert_eq running "$(json_get "$OUT" 'j["state"]')" "status --json"
 # the full devbox's own errors for a directory that is no project
 mkdir -p "$TEST_TMP/plain"
 expect_rc 125 dbx -C "$TEST_TMP/plain" exec -- true
@@ -101,6 +119,9 @@ assert_contains "$ERR" "devbox: client: full (no .git above the directory)" "no 
 assert_contains "$ERR" "is not inside a git work tree" "the full devbox's error"
 # a stopped VM: the full devbox boots it
 ok dbx stop
+ok dbx status
+assert_contains "$ERR" "devbox: client: full (the VM is not running)" "status of a stopped box"
+assert_contains "$OUT" "state       stopped" "status of a stopped box"
 ok dbx exec -- echo booted
 assert_eq booted "$OUT" "exec after stop"
 assert_contains "$ERR" "devbox: client: full (the VM is not running)" "exec after stop"
