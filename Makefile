@@ -100,8 +100,9 @@ $(BUILD)/lean/liblean.a: $(LEAN_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
+# jansson: `status --json` (static like the rest; about 60 KiB)
 $(BUILD)/devbox: $(BUILD)/lean/sandbox/lean-main.o $(BUILD)/lean/liblean.a
-	$(CC) $(CFLAGS) $(SAN) $(LEAN_STATIC) -Wl,--fatal-warnings -o $@ $^
+	$(CC) $(CFLAGS) $(SAN) $(LEAN_STATIC) -Wl,--fatal-warnings -o $@ $^ -ljansson
 
 $(BUILD)/devbox-init: $(GUEST_OBJS)
 	$(CC) $(CFLAGS) -static -Wl,--fatal-warnings -o $@ $^

@@ -132,13 +132,14 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     return r < 0 ? cmd_fail(&err) : r;
 }
 
-/* `devbox status` of a running box, asked of its supervisor: what an editor or agent polls.
- * --json (rendered with jansson), a stopped box (its image comes from the profile) and a reply
- * that does not decode are the full devbox's; whether devbox.ini changed since the start is
- * the same hash check as exec's warning (dbx_profile_stale). */
+/* `devbox status [--json]` of a running box, asked of its supervisor: what an editor or agent
+ * polls.  A stopped box (its image comes from the profile), a devbox.ini changed since the
+ * start (exec's hash check, dbx_profile_stale: the full devbox loads it to tell a change from
+ * an error) and a reply that does not decode are the full devbox's. */
 static int cmd_status_lean(struct cmd_ctx *ctx, int argc, char **argv) {
     if (full_asked()) exec_full("DEVBOX_CLIENT=full");
-    if (argc > 1) exec_full("status with arguments");
+    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
+    if (argc > 2 || (argc == 2 && !json)) exec_full("status arguments");
     struct dbx_project proj = {0};
     const char *why = NULL;
     if (dbx_project_find_lean(&ctx->paths, ctx->dir, &proj, &why) < 0) exec_full(why);
@@ -161,10 +162,20 @@ static int cmd_status_lean(struct cmd_ctx *ctx, int argc, char **argv) {
         dbx_project_clear(&proj);
         exec_full("the status reply");
     }
-    st.profile_checked = true;
-    st.profile_changed = dbx_profile_stale(&proj);
+    if (dbx_profile_stale(&proj)) {
+        dbx_status_clear(&st);
+        dbx_project_clear(&proj);
+        exec_full("devbox.ini changed since the start");
+    }
     dbx_project_clear(&proj);
-    dbx_status_print(&st);
+    st.profile_checked = true; /* and unchanged */
+    if (json) {
+        char *out = dbx_status_json(&st);
+        printf("%s\n", out);
+        free(out);
+    } else {
+        dbx_status_print(&st);
+    }
     dbx_status_clear(&st);
     return 0;
 }

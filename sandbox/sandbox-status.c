@@ -221,7 +221,6 @@ const char *dbx_status_seccomp_name(uint8_t mode) {
     return mode < DBX_ARRAY_SIZE(names) ? names[mode] : "?";
 }
 
-#ifndef DBX_LEAN /* the lean client shows no status: jansson stays out of it */
 static json_t *stopped_json(const struct dbx_status *st) {
     return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped", "project",
                      st->project, "id", st->id, "pid", "accel", "uptime_s", "memory_mib", "image",
@@ -267,7 +266,6 @@ char *dbx_status_json(const struct dbx_status *st) {
     if (!out) dbx_oom_hook();
     return out;
 }
-#endif
 
 /* ---- protected-write reports ------------------------------------------------------------ */
 

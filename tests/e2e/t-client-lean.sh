@@ -2,7 +2,7 @@
 # t-client-lean: build/devbox is the lean client: it links no libcurl, libgit2, OpenSSL or
 # libarchive; `exec` on a running VM goes the lean way (DEVBOX_CLIENT_DEBUG says which way a
 # command went) with output, stdin, exit codes and the stale-profile warning as before, and so
-# does `status` of a running box (the same lines as the full devbox's); every
+# does `status [--json]` of a running box (the same output as the full devbox's); every
 # case it cannot decide alone goes to the full devbox and still works: a new project (the first
 # exec boots), GIT_DIR, -e with a config.ini, -u root, other commands, a stopped VM; its errors
 # are the full devbox's words; without devbox-full next to it, it says so.  Two boots.
@@ -11,7 +11,7 @@
 # ---- the binary itself --------------------------------------------------------------------
 libs=$(ldd "$DEVBOX" 2>&1)
 log "ldd $DEVBOX: $libs"
-for l in libcurl libgit2 libssl libcrypto libarchive libjansson libinih libseccomp; do
+for l in libcurl libgit2 libssl libcrypto libarchive libinih libseccomp; do
     assert_not_contains "$libs" "$l" "a library the lean client must not load"
 done
 FULL=$(dirname "$DEVBOX")/devbox-full
@@ -104,14 +104,22 @@ assert_match "$LEAN_STATUS" $'(^|\n)rss_kib +[1-9][0-9]*(\n|$)' "lean status has
 ok env DEVBOX_CLIENT=full "$DEVBOX" status
 assert_contains "$ERR" "devbox: client: full (DEVBOX_CLIENT=full)" "status, the full devbox's"
 assert_eq "$(steady "$OUT")" "$(steady "$LEAN_STATUS")" "lean and full status agree"
+ok dbx status --json
+assert_contains "$ERR" "devbox: client: lean" "status --json of a running box"
+LEAN_JSON=$OUT
+ok env DEVBOX_CLIENT=full "$DEVBOX" status --json
+steady_json() { json_get "$1" '{k: v for k, v in j.items() if k not in ("uptime_s", "rss_kib", "idle_s")}'; }
+assert_eq "$(steady_json "$OUT")" "$(steady_json "$LEAN_JSON")" "lean and full status --json agree"
+assert_eq false "$(json_get "$LEAN_JSON" 'j["profile_changed"]')" "lean status --json: profile checked"
+# a devbox.ini changed since the start: the full devbox tells a change from an error
 printf '# changed after the start\n' >"$R/devbox.ini"
 ok dbx status
-assert_contains "$ERR" "devbox: client: lean" "status with a stale profile"
-assert_contains "$OUT" "profile     devbox.ini changed since the VM started" "lean status: stale profile"
+assert_contains "$ERR" "devbox: client: full (devbox.ini changed since the start)" "status, stale profile"
+assert_contains "$OUT" "profile     devbox.ini changed since the VM started" "status: stale profile"
 rm -f "$R/devbox.ini"
-ok dbx status --json
-assert_contains "$ERR" "devbox: client: full (status with arguments)" "status --json"
-assert_eq running "$(json_get "$OUT" 'j["state"]')" "status --json"
+expect_rc 125 dbx status --bogus
+assert_contains "$ERR" "devbox: client: full (status arguments)" "status with a bad argument"
+assert_contains "$ERR" "devbox: status: unknown argument '--bogus'" "the full devbox's error"
 # the full devbox's own errors for a directory that is no project
 mkdir -p "$TEST_TMP/plain"
 expect_rc 125 dbx -C "$TEST_TMP/plain" exec -- true
