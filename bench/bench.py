@@ -116,6 +116,21 @@ def kernel_file(arg):
         json.loads(dbx("kernel", "status", "--json").stdout)["path"]
 
 
+def initrd_file(qemu_pid, arg):
+    """The file behind a box QEMU's -initrd: a copy of its own as well (/proc/self/fd/N, a memfd
+    named "devbox-initramfs NAME" after the cache's file, vm/vm-kcopy.c)."""
+    if not arg.startswith("/proc/self/fd/"):
+        return arg
+    link = os.readlink("/proc/%d/fd/%s" % (qemu_pid, arg.rsplit("/", 1)[1]))
+    name = link.split(" ", 1)[1].rsplit(" (deleted)", 1)[0]
+    kdir = os.path.join(os.environ["DEVBOX_HOME"], "data", "kernel")
+    found = [os.path.join(d, f) for d, _, fs in os.walk(kdir) for f in fs
+             if f in (name, "devbox-initramfs-" + name)]
+    if len(found) != 1:
+        raise RuntimeError("not one initramfs named %s under %s: %s" % (name, kdir, found))
+    return found[0]
+
+
 def floor_argv(qemu_pid, initrd=None):
     """devbox's own QEMU command line with no devices (and the trivial initramfs if given)."""
     with open("/proc/%d/cmdline" % qemu_pid, "rb") as f:
@@ -130,8 +145,8 @@ def floor_argv(qemu_pid, initrd=None):
         if a in drop_opts:
             i += 2
             continue
-        if a == "-initrd" and initrd:
-            v = initrd
+        if a == "-initrd":
+            v = initrd or initrd_file(qemu_pid, v)
         if a == "-kernel":
             v = kernel_file(v)
         out.append(a)

@@ -238,7 +238,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
                            .passt_pid = -1,
                            .passt_sock = -1,
                            .passt_log = -1,
-                           .kernel_copy = -1},
+                           .kernel_copy = -1,
+                           .initrd_copy = -1},
                     .relay = {.listen_fd = -1, .agent_fd = -1},
                     .idle = {.lock_fd = -1}};
     for (int i = 0; i < 3; i++)

@@ -100,6 +100,7 @@ struct sup {
         /* The devbox kernel's private copy QEMU loads (vm_kernel_copy), until the guest's
          * hello frees its pages (vm_kernel_copy_drop); -1 otherwise. */
         int kernel_copy;
+        int initrd_copy; /* the same for the initramfs (vm_initrd_copy), either kernel */
         int qemu_status;
         struct vm_qmp *qmp;     /* QEMU's monitor: pause/resume and I/O error events */
         struct logsink logs[3]; /* console, qemu, virtiofsd */

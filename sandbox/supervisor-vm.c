@@ -278,14 +278,19 @@ static void send_setup(struct sup *s) {
     dbx_buf_free(&b);
 }
 
-/* The guest runs: QEMU has copied its kernel into guest memory and will not read the copy again
- * (vm.h, vm_kernel_copy). */
+static void copy_drop(int *fd, const char *what) {
+    if (*fd < 0) return;
+    int r = vm_kernel_copy_drop(*fd);
+    if (r < 0) sup_log("free the %s's copy: %s", what, strerror(-r));
+    close(*fd);
+    *fd = -1;
+}
+
+/* The guest runs: QEMU has copied its kernel and initramfs into guest memory and will not read
+ * the copies again (vm.h, vm_kernel_copy, vm_initrd_copy). */
 static void kernel_copy_drop(struct sup *s) {
-    if (s->vm.kernel_copy < 0) return;
-    int r = vm_kernel_copy_drop(s->vm.kernel_copy);
-    if (r < 0) sup_log("free the kernel's copy: %s", strerror(-r));
-    close(s->vm.kernel_copy);
-    s->vm.kernel_copy = -1;
+    copy_drop(&s->vm.kernel_copy, "kernel");
+    copy_drop(&s->vm.initrd_copy, "initramfs");
 }
 
 /* The devbox kernel for this QEMU, as a copy of its own (vm.h, vm_kernel_copy), named after
@@ -301,6 +306,20 @@ static void kernel_copy_make(struct sup *s) {
     if (vm_kernel_copy(s->kernel.vmlinuz, key, &s->vm.kernel_copy, &e) < 0) {
         sup_log("QEMU maps the shared kernel (no copy of its own: %s)", e->msg);
         s->vm.kernel_copy = -1;
+    }
+}
+
+/* The initramfs (either kernel's) as a copy of its own, named after its file (the cache's
+ * "devbox-initramfs-" prefix left out: the memfd's name says it). */
+static void initrd_copy_make(struct sup *s) {
+    if (s->vm.initrd_copy >= 0) return;
+    const char *base = strrchr(s->kernel.initramfs, '/');
+    base = base ? base + 1 : s->kernel.initramfs;
+    if (dbx_str_has_prefix(base, "devbox-initramfs-")) base += strlen("devbox-initramfs-");
+    _cleanup_error_ dbx_error *e = NULL;
+    if (vm_initrd_copy(s->kernel.initramfs, base, &s->vm.initrd_copy, &e) < 0) {
+        sup_log("QEMU maps the shared initramfs (no copy of its own: %s)", e->msg);
+        s->vm.initrd_copy = -1;
     }
 }
 
@@ -408,7 +427,8 @@ void sup_kill_children(struct sup *s) {
     }
     s->vm.qemu_pid = s->vm.vfs_pid = s->vm.passt_pid = -1;
     if (s->vm.kernel_copy >= 0) close(s->vm.kernel_copy);
-    s->vm.kernel_copy = -1;
+    if (s->vm.initrd_copy >= 0) close(s->vm.initrd_copy);
+    s->vm.kernel_copy = s->vm.initrd_copy = -1;
     if (s->relay.agent_fd >= 0) close(s->relay.agent_fd);
     s->relay.agent_fd = -1;
     for (int i = 0; i < 3; i++)
@@ -480,11 +500,15 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     }
     for (size_t i = 0; share_socks && share_socks[i]; i++)
         vshares[i] = (struct vm_share){share_socks[i], tags[i]};
-    if (r == 0) kernel_copy_make(s);
+    if (r == 0) {
+        kernel_copy_make(s);
+        initrd_copy_make(s);
+    }
     if (r == 0) {
         struct vm_config cfg = {
             .kernel = s->kernel.vmlinuz,
             .kernel_fd = s->vm.kernel_copy >= 0 ? s->vm.kernel_copy : 0,
+            .initramfs_fd = s->vm.initrd_copy >= 0 ? s->vm.initrd_copy : 0,
             .kernel_kind = s->vm.kernel_kind,
             .balloon = true,
             /* the ISA serial console costs boot time on the devbox kernel; hvc0 carries it */

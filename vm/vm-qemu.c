@@ -41,6 +41,7 @@
 #define NET_FD 5    /* network mode open: QEMU's end of the socket pair with passt */
 #define QMP_FD 6    /* the supervisor's monitor (QMP); /dev/null sits at 5 without a network */
 #define KERNEL_FD 7 /* vm_kernel_copy's memfd, when the kernel comes from one */
+#define INITRD_FD 8 /* vm_initrd_copy's memfd, when the initramfs comes from one */
 
 /* ---- host TSC --------------------------------------------------------------------------- */
 
@@ -399,7 +400,10 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = pushf(v, "-kernel", "/proc/self/fd/%d", KERNEL_FD);
     else
         v = push2(v, "-kernel", cfg->kernel);
-    v = push2(v, "-initrd", cfg->initramfs);
+    if (cfg->initramfs_fd > 0)
+        v = pushf(v, "-initrd", "/proc/self/fd/%d", INITRD_FD);
+    else
+        v = push2(v, "-initrd", cfg->initramfs);
     v = push2(v, "-append", append);
     if (cfg->disk) {
         /* writeback + honoured guest flushes (virtio-blk advertises a write cache). */
@@ -462,7 +466,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
     if (!argv) return -1;
     static char *const env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
     int log = log_fd >= 0 ? log_fd : DBX_SPAWN_DEVNULL;
-    struct dbx_spawn_fd fds[8] = {{0, DBX_SPAWN_DEVNULL},
+    struct dbx_spawn_fd fds[9] = {{0, DBX_SPAWN_DEVNULL},
                                   {1, log},
                                   {2, log},
                                   {AGENT_FD, cfg->agent_fd},
@@ -474,6 +478,7 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err) {
             (struct dbx_spawn_fd){NET_FD, cfg->net_fd > 0 ? cfg->net_fd : DBX_SPAWN_DEVNULL};
     if (cfg->qmp_fd > 0) fds[nfds++] = (struct dbx_spawn_fd){QMP_FD, cfg->qmp_fd};
     if (cfg->kernel_fd > 0) fds[nfds++] = (struct dbx_spawn_fd){KERNEL_FD, cfg->kernel_fd};
+    if (cfg->initramfs_fd > 0) fds[nfds++] = (struct dbx_spawn_fd){INITRD_FD, cfg->initramfs_fd};
     /* QEMU is what a guest escape owns: as root it gets no capability at all (none to use, none
      * to regain on exec; it still runs as uid 0, which owns the files it opens). */
     const struct dbx_spawn s = {.argv = argv,

@@ -135,15 +135,17 @@ struct vm_config {
      * socket path and tag (unique, not the workspace's), at most VM_SHARES_MAX. */
     const struct vm_share *shares;
     size_t nshares;
-    int agent_fd;   /* our end is elsewhere; this connected socket becomes the
-                       virtio-serial port named DBX_AGENT_PORT_NAME */
-    int console_fd; /* connected socket that receives the serial console */
-    int net_fd;     /* > 0: a connected stream socket whose peer is passt's
-                       (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
-    int qmp_fd;     /* > 0: a connected stream socket that becomes QEMU's QMP monitor
-                       (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
-    int kernel_fd;  /* > 0: QEMU loads the kernel from this file (fd 7 in QEMU, named
-                       /proc/self/fd/7 on its command line), a vm_kernel_copy; 0 = kernel */
+    int agent_fd;     /* our end is elsewhere; this connected socket becomes the
+                         virtio-serial port named DBX_AGENT_PORT_NAME */
+    int console_fd;   /* connected socket that receives the serial console */
+    int net_fd;       /* > 0: a connected stream socket whose peer is passt's
+                         (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
+    int qmp_fd;       /* > 0: a connected stream socket that becomes QEMU's QMP monitor
+                         (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
+    int kernel_fd;    /* > 0: QEMU loads the kernel from this file (fd 7 in QEMU, named
+                         /proc/self/fd/7 on its command line), a vm_kernel_copy; 0 = kernel */
+    int initramfs_fd; /* > 0: the initramfs from this file (fd 8, /proc/self/fd/8), a
+                         vm_initrd_copy; 0 = initramfs */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
@@ -189,8 +191,15 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * O_CLOEXEC. */
 int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err);
 
-/* Free the copy's pages (a hole over all of it): QEMU's mapping of it reads zeros from then
- * on and holds no memory.  < 0 with errno when the kernel refuses. */
+/* A private copy of the initramfs at `path` for one QEMU (vm_config.initramfs_fd): a memfd named
+ * "devbox-initramfs NAME" holding the whole file.  QEMU keeps the initrd mapped for the
+ * firmware, which reads it once before the kernel starts; freed by vm_kernel_copy_drop once
+ * the guest runs.  At most 1 GiB.  *ret_fd is O_CLOEXEC. */
+int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **err);
+
+/* Free a copy's pages (vm_kernel_copy's or vm_initrd_copy's; a hole over all of it): QEMU's
+ * mapping of it reads zeros from then on and holds no memory.  < 0 with errno when the kernel
+ * refuses. */
 int vm_kernel_copy_drop(int fd);
 
 /* Take the first reading of the host TSC's measurement (tsc_early_khz above needs two, 20 ms

@@ -3,8 +3,9 @@
 # the kernel cannot load modules (no /proc/modules, no modprobe sysctl), QEMU loads the cache's
 # uncompressed vmlinux from a copy of its own (a memfd named after the cache's key) whose pages
 # are freed once the guest runs, so the running QEMU holds none of the kernel's file (not the
-# shared vmlinux either), and the initramfs it got holds only the init (plus /dev/console and
-# an empty modules.order): the box's own disk can never replace its PID 1.
+# shared vmlinux either), the initramfs likewise (a copy of its own, freed), and the initramfs
+# holds only the init (plus /dev/console and an empty modules.order): the box's own disk can
+# never replace its PID 1.
 . "$(dirname "$0")/lib.sh"
 
 export DEVBOX_KERNEL=devbox
@@ -35,7 +36,18 @@ kmaps=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { m = index($0, "/memfd:devbox-kernel ") > 
              m && /^Rss:/ { n++; kb += $2 } END { print n + 0, kb + 0 }' "/proc/$q/smaps")
 [ "${kmaps% *}" -ge 1 ] || fail "QEMU does not map the kernel's copy: $kmaps"
 assert_eq 0 "${kmaps#* }" "kB of the kernel's copy resident in the running QEMU"
+# the initramfs the same way: a copy of the cache's file for this QEMU, freed after the hello
+assert_match "$initrd" '^/proc/self/fd/[0-9]+$' "QEMU's -initrd"
+ilink=$(readlink "/proc/$q/fd/${initrd##*/}")
+assert_match "$ilink" '^/memfd:devbox-initramfs [0-9a-f]{64}\.cpio \(deleted\)$' "the file behind QEMU's -initrd"
+name=${ilink#/memfd:devbox-initramfs }
+initrd=$DEVBOX_HOME/data/kernel/devbox-initramfs-${name% (deleted)}
 assert_file "$initrd"
+if grep -qF "$initrd" "/proc/$q/maps"; then fail "QEMU maps the shared initramfs"; fi
+imaps=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { m = index($0, "/memfd:devbox-initramfs ") > 0 }
+             m && /^Rss:/ { n++; kb += $2 } END { print n + 0, kb + 0 }' "/proc/$q/smaps")
+[ "${imaps% *}" -ge 1 ] || fail "QEMU does not map the initramfs's copy: $imaps"
+assert_eq 0 "${imaps#* }" "kB of the initramfs's copy resident in the running QEMU"
 # the newc archive's names (no cpio(1) needed)
 entries=$("$PYTHON" - "$initrd" <<'PY'
 import sys

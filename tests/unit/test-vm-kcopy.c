@@ -1,8 +1,8 @@
-/* tests/unit/test-vm-kcopy.c: the devbox kernel's private copy for one QEMU (vm_kernel_copy):
- * what QEMU reads of the ELF is copied byte for byte, the rest (the section headers and the
- * symbol table behind them) is a hole, files that are not a sane ELF64 are refused with their
- * name, and dropping the copy frees every page while its size stays.  QEMU booting from it:
- * t-devkernel. */
+/* tests/unit/test-vm-kcopy.c: the devbox kernel's private copy for one QEMU (vm_kernel_copy),
+ * and the initramfs's (vm_initrd_copy): what QEMU reads of the ELF is copied byte for byte, the
+ * rest (the section headers and the symbol table behind them) is a hole, files that are not a sane
+ * ELF64 are refused with their name, and dropping the copy frees every page while its size stays.
+ * QEMU booting from it: t-devkernel. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -149,10 +149,62 @@ static void test_refused(void **state) {
     test_rm_tree(dir);
 }
 
+/* The initramfs: all of it, byte for byte; dropped, no page left, the partial last one included
+ * (a hole over just the file's size only zeroes that page and keeps it). */
+static void test_initrd_copy(void **state) {
+    char dir[] = "/tmp/dbx-kcopy.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    _cleanup_free_ char *path = dbx_xasprintf("%s/initrd.cpio", dir);
+    const size_t n = 3 * 4096 + 123; /* not a whole number of pages */
+    _cleanup_free_ uint8_t *want = malloc(n);
+    assert_non_null(want);
+    for (size_t i = 0; i < n; i++)
+        want[i] = (uint8_t)(i * 7 + 1);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(out >= 0);
+    assert_int_equal(write(out, want, n), (ssize_t)n);
+    close(out);
+    int fd = -1;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_initrd_copy(path, "abc.cpio", &fd, &err), 0);
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    char link[64], target[256] = {0};
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    assert_true(readlink(link, target, sizeof(target) - 1) > 0);
+    assert_string_equal(target, "/memfd:devbox-initramfs abc.cpio (deleted)");
+    _cleanup_free_ uint8_t *got = read_all(fd, n);
+    assert_memory_equal(got, want, n);
+    struct stat st;
+    assert_int_equal(vm_kernel_copy_drop(fd), 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, (off_t)n);
+    assert_int_equal(st.st_blocks, 0);
+    _cleanup_free_ uint8_t *after = read_all(fd, n);
+    assert_true(all_zero(after, n));
+    close(fd);
+
+    /* refused, naming the file: missing, empty, a directory */
+    _cleanup_free_ char *missing = dbx_xasprintf("%s/none.cpio", dir);
+    _cleanup_free_ char *empty = dbx_xasprintf("%s/empty.cpio", dir);
+    test_write_file(empty, "", 0644);
+    const char *bad[][2] = {
+        {missing, "No such file"}, {empty, "not an initramfs"}, {dir, "not an initramfs"}};
+    for (size_t i = 0; i < 3; i++) {
+        _cleanup_error_ dbx_error *e = NULL;
+        fd = -1;
+        assert_true(vm_initrd_copy(bad[i][0], "x", &fd, &e) < 0);
+        assert_int_equal(fd, -1);
+        assert_non_null(strstr(e->msg, bad[i][0]));
+        assert_non_null(strstr(e->msg, bad[i][1]));
+    }
+    test_rm_tree(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_copy_and_drop),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_initrd_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
