@@ -121,9 +121,8 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
         exec_full("the VM is not running");
     }
     if (debug()) fprintf(stderr, "devbox: client: lean\n");
-    dbx_exec_stale_warn(&proj);
     bool ran = false;
-    int r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, &err);
+    int r = dbx_exec_session(sock, &req, o, &proj, t_start, t_connect, &ran, &err);
     /* the box must restart first (a replaced workspace): the full devbox restarts it, and says
      * why */
     if (r == DBX_ERR_RESTART) exec_full("the box restarts");

@@ -26,6 +26,9 @@ struct xs {
     uint32_t stdin_credit;
     bool stdin_open, started, done;
     bool restart; /* DBX_ERR_RESTART: nothing ran; errmsg says why */
+    /* checked for a changed devbox.ini when STARTED comes (before the command's output, and
+     * not at all when the box restarts instead) */
+    const struct dbx_project *stale_proj;
     bool out_eof[3];
     int code;
     char *errmsg;
@@ -185,6 +188,9 @@ static int write_out(int fd, const uint8_t *p, size_t n) {
     return 0;
 }
 
+static void raw_on(struct xs *x);
+static void raw_off(struct xs *x);
+
 static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t *p) {
     uint8_t st;
     uint32_t v;
@@ -192,6 +198,14 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
     switch (h->type) {
     case DBX_MSG_STARTED:
         x->started = true;
+        if (x->stale_proj && dbx_profile_stale(x->stale_proj)) {
+            bool raw = x->raw; /* a line of its own on a terminal in raw mode too */
+            raw_off(x);
+            fprintf(stderr,
+                    "devbox: the box runs the previous %s; 'devbox stop' to apply the new one\n",
+                    PROFILE_FILE);
+            if (raw) raw_on(x);
+        }
         if (x->detach) { /* the supervisor keeps the command; we are done */
             if (dbx_dec_u32(p, h->len, &v) == 0) {
                 printf("%" PRIu32 "\n", v);
@@ -342,8 +356,10 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
 }
 
 int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
-                     uint64_t t_start, uint64_t t_connect, bool *ret_ran, dbx_error **err) {
+                     const struct dbx_project *proj, uint64_t t_start, uint64_t t_connect,
+                     bool *ret_ran, dbx_error **err) {
     struct xs x = {.sock = sock,
+                   .stale_proj = proj,
                    .stdin_credit = DBX_WINDOW,
                    .stdin_open = o->interactive,
                    .code = 125,
@@ -387,14 +403,6 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         free(x.errmsg);
     }
     return r < 0 ? r : x.code;
-}
-
-void dbx_exec_stale_warn(const struct dbx_project *proj) {
-    if (dbx_profile_stale(proj))
-        fprintf(stderr,
-                "devbox: the box runs the previous %s; 'devbox stop' to apply the new "
-                "one\n",
-                PROFILE_FILE);
 }
 
 #ifndef DBX_LEAN /* the lean client hands `-u root` without --admin to the full devbox */
@@ -441,8 +449,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
             dbx_buf_free(&req);
             return -1;
         }
-        if (attempt == 0) dbx_exec_stale_warn(proj);
-        r = dbx_exec_session(sock, &req, o, t_start, t_connect, &ran, err);
+        r = dbx_exec_session(sock, &req, o, proj, t_start, t_connect, &ran, err);
         if (r != DBX_ERR_RESTART) break;
         if (attempt > 0) { /* the box it just started asks again: say so, do not loop */
             dbx_buf_free(&req);

@@ -50,15 +50,15 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
 /* Send req on sock (taken: closed before returning) and relay the session: stdio, signals,
  * terminal.  The command's exit code, or < 0 with *err; *ret_ran: the command ran (no error
  * from devbox's side), set whenever a code is returned.  DBX_ERR_RESTART (not an exit code),
- * with the reason in *err: nothing ran, and the box must be stopped and started again.  t_start and
- * t_connect (dbx_mono_us: when the client began and when it began to connect) feed
+ * with the reason in *err: nothing ran, and the box must be stopped and started again.  proj
+ * (or NULL): the project whose changed devbox.ini is warned of once the command started.
+ * t_start and t_connect (dbx_mono_us: when the client began and when it began to connect) feed
  * DEVBOX_EXEC_TIMING's line. */
 int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
-                     uint64_t t_start, uint64_t t_connect, bool *ret_ran, dbx_error **err);
+                     const struct dbx_project *proj, uint64_t t_start, uint64_t t_connect,
+                     bool *ret_ran, dbx_error **err);
 /* CLOCK_MONOTONIC in microseconds */
 uint64_t dbx_mono_us(void);
-/* The warning that the box still runs the previous profile (dbx_profile_stale), if it does. */
-void dbx_exec_stale_warn(const struct dbx_project *proj);
 
 /* ---- the host's CA certificates (sandbox-ca.c) ---- */
 /* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an

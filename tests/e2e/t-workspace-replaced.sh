@@ -24,10 +24,13 @@ QEMU1=$(the_qemu_pid)
 # ---- removed and made again, the box idle: the next command restarts it --------------------
 rm -rf "$R"
 remake two
+# a devbox.ini the old box did not start with: the new box does, so no stale-profile warning
+printf '# the new clone has one\n' >"$R/devbox.ini"
 ok dbx -C "$R" exec -- sh -c 'ls; echo written > w; cat w'
-assert_eq "two
+assert_eq "devbox.ini
+two
 written" "$OUT" "the command sees the new directory and writes into it"
-assert_one_line "$ERR" "one notice on stderr"
+assert_one_line "$ERR" "one notice on stderr (no stale-profile warning)"
 assert_contains "$ERR" "devbox: '$R' is a new directory since this box started" "the notice names the path"
 assert_contains "$ERR" "restarting the box" "the notice says what happens"
 assert_eq written "$(cat "$R/w")" "the write reached the new directory on the host"
@@ -35,7 +38,8 @@ QEMU2=$(the_qemu_pid)
 assert_ne "$QEMU1" "$QEMU2" "a new VM"
 kill -0 "$QEMU1" 2>/dev/null && fail "the first VM's QEMU ($QEMU1) still runs"
 ok dbx -C "$R" exec -- ls
-assert_eq "two
+assert_eq "devbox.ini
+two
 w" "$OUT" "the next command runs in the same box, no second restart"
 assert_eq "" "$ERR" "no notice once the box shares the new directory"
 assert_eq "$QEMU2" "$(the_qemu_pid)" "the same VM"
