@@ -526,7 +526,8 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         return -1;
     p.cg_procs_fd = cg_procs;
     p.cg_line = cg_line;
-    /* the copy made while idle (policy_mnt_prepare) is this command's: closed once it started */
+    /* the copy made while idle (policy_mnt_prepare) is this command's alone; init keeps its
+     * descriptor until the session is freed (sweep, after EXIT is written) */
     _cleanup_close_ int mnt_fd = ctx->box->confined && ctx->mnt_next ? TAKE_FD(*ctx->mnt_next) : -1;
     p.mnt_fd = mnt_fd;
     if (t) {
@@ -542,6 +543,16 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                 t[i] = p.stamps[i];
     }
     s->pid = pid;
+    /* Whoever drops a mount namespace's last reference tears it down: umount_tree of its 25
+     * mounts, then a cleanup_mnt task work per mount.  Had init closed this now, that would be
+     * the command's exit, after its output's EOF and before its parent hears of it: on the
+     * exit-to-EXIT path.  Held here, init does it in sweep, after EXIT went out.  Nothing else
+     * can enter the namespace through this descriptor (CLOEXEC, init's table only); a command
+     * whose processes outlive it keeps the namespace alive either way.  Measured in the guest
+     * under TCG (2026-12-04, a child per try entering a fresh copy, exec of a static no-op,
+     * blocking wait; 120-200 interleaved tries, 4 runs): fork to reaped p50 lower by 70-310 us
+     * with init holding the copy than with init closing it once the exec succeeded. */
+    s->mnt_fd = TAKE_FD(mnt_fd);
     s->tty = io.master >= 0;
     if (s->tty) {
         s->pty = s->in_fd = s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io.master);

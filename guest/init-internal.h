@@ -41,6 +41,8 @@ struct session {
     bool in_eof;          /* the host sent the empty STDIN frame */
     uint32_t in_pending;  /* stdin bytes received and not yet credited back */
     int cg_fd;            /* the session's leaf cgroup box/s<id> (directory), or -1: none */
+    int mnt_fd;           /* the command's own mount namespace (its copy of the template), held
+                             until the session is freed (after EXIT), or -1 */
     uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
     bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
     uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */

@@ -78,7 +78,7 @@ int agent_flush(struct agent *a) {
 static struct session *session_new(uint32_t id) {
     struct session *s = dbx_xcalloc(1, sizeof(*s));
     s->id = id;
-    s->pty = s->in_fd = s->rd_fd[0] = s->rd_fd[1] = s->rd_fd[2] = s->cg_fd = -1;
+    s->pty = s->in_fd = s->rd_fd[0] = s->rd_fd[1] = s->rd_fd[2] = s->cg_fd = s->mnt_fd = -1;
     s->credit[DBX_STREAM_STDOUT] = s->credit[DBX_STREAM_STDERR] = DBX_WINDOW;
     return s;
 }
@@ -95,7 +95,8 @@ static void session_close_fds(struct session *s) {
 static void session_free(struct session *s) {
     if (!s) return;
     session_close_fds(s);
-    if (s->cg_fd >= 0) close(s->cg_fd); /* procs_leaf_release ran unless the start failed */
+    if (s->cg_fd >= 0) close(s->cg_fd);   /* procs_leaf_release ran unless the start failed */
+    if (s->mnt_fd >= 0) close(s->mnt_fd); /* often the last reference: see exec_spawn */
     free(s->times);
     free(s);
 }
