@@ -676,10 +676,12 @@ void policy_mnt_prepare(struct box_policy *b) {
     if (!b->confined || b->mnt_ns < 0 || b->mnt_next >= 0) return;
     static char stack[32 * 1024] __attribute__((aligned(16)));
     struct mnt_next_arg m = {.tmpl = b->mnt_ns, .fd = -1};
-    pid_t pid = clone(mnt_next_main, stack + sizeof(stack),
-                      CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD, &m);
+    /* no exit signal: a SIGCHLD would wake the serve loop for a reap pass with nothing to reap
+     * (this waits for it here); __WCLONE is how such a child is waited for */
+    pid_t pid =
+        clone(mnt_next_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_FILES, &m);
     if (pid < 0) return; /* each command takes its own copy, as without */
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+    while (waitpid(pid, NULL, __WCLONE) < 0 && errno == EINTR) {
     }
     b->mnt_next = m.fd;
 }
