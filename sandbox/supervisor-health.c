@@ -197,17 +197,18 @@ void sup_ws_record(struct sup *s) {
 }
 
 bool sup_ws_replaced(struct sup *s, struct client *c) {
+    struct stat st;
+    if (!s->vm.ws_replaced &&
+        (!s->vm.ws_known || s->vm.no_workspace || stat(s->proj.root, &st) < 0 ||
+         (st.st_dev == s->vm.ws_dev && st.st_ino == s->vm.ws_ino)))
+        return false;
     _cleanup_free_ char *root = dbx_escape(s->proj.root);
     if (!s->vm.ws_replaced) {
-        struct stat st;
-        if (!s->vm.ws_known || s->vm.no_workspace || stat(s->proj.root, &st) < 0 ||
-            (st.st_dev == s->vm.ws_dev && st.st_ino == s->vm.ws_ino))
-            return false;
         if (sup_busy(s)) {
             sup_client_error(c, DBX_ERR_FAILED,
-                             "'%s' is a new directory since this box started, and commands still "
-                             "run in the old, deleted one the box shares; 'devbox restart' shares "
-                             "the new one (it ends them)",
+                             "'%s' is a new directory since this box started, and commands or "
+                             "connections still use the old, deleted one the box shares; 'devbox "
+                             "restart' shares the new one (it ends them)",
                              root);
             return true;
         }

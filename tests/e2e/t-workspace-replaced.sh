@@ -59,7 +59,7 @@ rm -rf "$R"
 remake four
 expect_rc 125 dbx -C "$R" exec -- ls
 assert_one_line "$ERR" "one error line"
-assert_contains "$ERR" "'$R' is a new directory since this box started, and commands still run in the old" "the error names the path"
+assert_contains "$ERR" "'$R' is a new directory since this box started, and commands or connections still use the old" "the error names the path"
 assert_contains "$ERR" "'devbox restart' shares the new one" "the error says what to do"
 ok dbx -C "$R" ps
 assert_contains "$OUT" "sleep 600" "the running command was left alone"
