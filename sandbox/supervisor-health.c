@@ -179,16 +179,18 @@ void sup_qmp_events(struct sup *s) {
  * virtiofsd serves the directory it was started on, not its path.  When the user deletes the
  * repository and makes it again at the same path (`rm -rf repo && git clone URL repo`), a
  * running box goes on sharing the old, deleted directory: its commands see an empty workspace
- * and cannot create anything in it.  So each EXEC compares the directory at the project's path
- * with the one recorded before virtiofsd started (one stat, a few microseconds).
+ * and cannot create anything in it.  So each EXEC compares the directory at the project's path,
+ * and at each share's host path ([mounts], a worktree's repository), with the one recorded
+ * before its virtiofsd started (a stat each, a few microseconds).
  *  - The box idle (no session, no forwarded connection): it is stopped, and this client and
  *    every other until the supervisor exits are answered DBX_ERR_RESTART; the client then
  *    starts the box again, which shares the new directory, and sends its command there.  What
  *    the stop loses is what an idle stop loses: nothing on a disk.
  *  - Commands or connections still running in the old directory: they are not ended for a new
  *    command; that one is refused with a line saying that `devbox restart` shares the new one.
- * Compared by path as virtiofsd opens it at the next start (symbolic links followed); a path
- * that does not stat (gone) is left to the client, whose project lookup fails first. */
+ * The workspace is compared by path as virtiofsd opens it at the next start (symbolic links
+ * followed), a share as shares_start opens it (replaced_dir); a path that does not stat (gone)
+ * is left alone: the client's project lookup, or the next start, reports it. */
 void sup_ws_record(struct sup *s) {
     struct stat st;
     s->vm.ws_known = stat(s->proj.root, &st) == 0;
@@ -196,13 +198,30 @@ void sup_ws_record(struct sup *s) {
     s->vm.ws_ino = s->vm.ws_known ? st.st_ino : 0;
 }
 
-bool sup_ws_replaced(struct sup *s, struct client *c) {
+/* Whether the directory at path is another than (dev, ino); a path that does not stat is not. */
+static bool other_dir(const char *path, int flags, dev_t dev, ino_t ino) {
     struct stat st;
-    if (!s->vm.ws_replaced &&
-        (!s->vm.ws_known || s->vm.no_workspace || stat(s->proj.root, &st) < 0 ||
-         (st.st_dev == s->vm.ws_dev && st.st_ino == s->vm.ws_ino)))
-        return false;
-    _cleanup_free_ char *root = dbx_escape(s->proj.root);
+    return fstatat(AT_FDCWD, path, &st, flags) == 0 && (st.st_dev != dev || st.st_ino != ino);
+}
+
+/* The workspace's path, or a share's, whose directory is another than its virtiofsd's; NULL
+ * when none is.  Shares by lstat: their hosts are refused as symbolic links at the start
+ * (shares_start), so one swapped in since counts as replaced, and the restart reports it. */
+static const char *replaced_dir(const struct sup *s) {
+    if (s->vm.no_workspace) return NULL;
+    if (s->vm.ws_known && other_dir(s->proj.root, 0, s->vm.ws_dev, s->vm.ws_ino))
+        return s->proj.root;
+    for (size_t i = 0; i < s->nshares; i++)
+        if (s->shares[i].known &&
+            other_dir(s->shares[i].host, AT_SYMLINK_NOFOLLOW, s->shares[i].dev, s->shares[i].ino))
+            return s->shares[i].host;
+    return NULL;
+}
+
+bool sup_ws_replaced(struct sup *s, struct client *c) {
+    const char *dir = s->vm.ws_replaced ? s->vm.ws_replaced : replaced_dir(s);
+    if (!dir) return false;
+    _cleanup_free_ char *root = dbx_escape(dir);
     if (!s->vm.ws_replaced) {
         if (sup_busy(s)) {
             sup_client_error(c, DBX_ERR_FAILED,
@@ -212,11 +231,11 @@ bool sup_ws_replaced(struct sup *s, struct client *c) {
                              root);
             return true;
         }
-        sup_log("the workspace '%s' is a new directory since the box started; stopping the box "
-                "so that its next start shares it",
+        sup_log("'%s' is a new directory since the box started; stopping the box so that its "
+                "next start shares it",
                 root);
-        s->vm.ws_replaced = true;
-        sup_begin_stop(s, "the workspace directory was replaced");
+        s->vm.ws_replaced = dir;
+        sup_begin_stop(s, "a shared directory was replaced");
     }
     sup_client_error(c, DBX_ERR_RESTART,
                      "'%s' is a new directory since this box started (the box shared the old, "

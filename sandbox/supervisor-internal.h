@@ -116,8 +116,10 @@ struct sup {
         dev_t ws_dev;
         ino_t ws_ino;
         bool ws_known;
-        bool ws_replaced; /* seen replaced with the box idle: stopping so the next start shares
-                           * the new one; every EXEC until then is answered DBX_ERR_RESTART */
+        /* The workspace's or a share's host path (s->proj.root, s->shares[].host), seen
+         * replaced with the box idle: stopping so the next start shares the new directory;
+         * every EXEC until then is answered DBX_ERR_RESTART.  NULL: not seen. */
+        const char *ws_replaced;
     } vm;
 
     /* the guest's state as the supervisor knows it (supervisor-health.c) */
@@ -184,6 +186,9 @@ struct sup {
         char **protected; /* below host, as struct mounts_vfs_config.protected, or NULL */
         char **writable;  /* struct mounts_vfs_config.writable, or NULL */
         pid_t pid;        /* its virtiofsd's guard, or -1 */
+        dev_t dev;        /* the directory when its virtiofsd started (sup_ws_replaced) */
+        ino_t ino;
+        bool known;
     } shares[DBX_SHARES_MAX];
     size_t nshares;
 };
@@ -256,8 +261,8 @@ void sup_qmp_events(struct sup *s);
 void sup_vfs_died(struct sup *s, int status, const char *share);
 /* Before virtiofsd starts: the workspace directory it will share (s->vm.ws_*). */
 void sup_ws_record(struct sup *s);
-/* An EXEC has come: true when the workspace directory was replaced since the box started, and
- * c has been answered (the box restarts, or it is busy and the EXEC is refused). */
+/* An EXEC has come: true when the workspace directory, or a share's, was replaced since the box
+ * started, and c has been answered (the box restarts, or it is busy and the EXEC is refused). */
 bool sup_ws_replaced(struct sup *s, struct client *c);
 
 /* ---- supervisor-relay.c ---- */

@@ -133,8 +133,12 @@ void sup_shares_free(struct sup *s) {
 
 static void share_add(struct sup *s, const char *host, const char *guest, bool ro, char **protected,
                       char **writable) {
-    s->shares[s->nshares++] =
-        (struct sup_share){dbx_xstrdup(host), dbx_xstrdup(guest), ro, protected, writable, -1};
+    s->shares[s->nshares++] = (struct sup_share){.host = dbx_xstrdup(host),
+                                                 .guest = dbx_xstrdup(guest),
+                                                 .readonly = ro,
+                                                 .protected = protected,
+                                                 .writable = writable,
+                                                 .pid = -1};
 }
 
 /* every [mounts] line the profile allows, with the worktree's repository besides */
@@ -228,6 +232,10 @@ static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_f
          * since is refused, not followed (profiles.h) */
         int dfd = mounts_open_dir_nofollow(s->shares[i].host, "share", err);
         if (dfd < 0) return -1;
+        struct stat st; /* before its virtiofsd opens it, as the workspace's (sup_ws_record) */
+        s->shares[i].known = fstat(dfd, &st) == 0;
+        s->shares[i].dev = s->shares[i].known ? st.st_dev : 0;
+        s->shares[i].ino = s->shares[i].known ? st.st_ino : 0;
         close(dfd);
         _cleanup_free_ char *path = share_sock(s, i);
         _cleanup_close_ int fd = sup_listen_unix(path, 1, err);

@@ -6,7 +6,8 @@
 # which says so in one line and then runs in the new directory (lean client and full devbox
 # alike, and after a rename as after a removal); a box with a command still running in the old
 # directory is not stopped under it: the new command is refused (125) with a line naming the
-# path and `devbox restart`, and the restart shares the new directory.  Four boots.
+# path and `devbox restart`, and the restart shares the new directory; a `[mounts]` share made
+# again at its path restarts the box the same way.  Six boots.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -69,4 +70,22 @@ assert_eq four "$OUT" "after the restart the box shares the new directory"
 assert_eq "" "$ERR" "no notice after the restart"
 [ "$(events_of box.started)" -ge 4 ] || fail "expected four boots in the journal"
 ok dbx -C "$R" stop
+
+# ---- a [mounts] share made again at its path: the same, naming the share ------------------------
+S=$(make_repo shares)
+DATA=$TEST_TMP/data
+mkdir -p "$DATA" && echo old >"$DATA/f"
+write_profile "$S" "[mounts]
+$DATA = /data"
+run dbx -C "$S" profile check
+case $ERR in *"unknown section '[mounts]'"*) skip "no [mounts] in this build" ;; esac
+ok dbx -C "$S" trust
+ok dbx -C "$S" exec -- cat /data/f
+assert_eq old "$OUT" "the share before"
+rm -rf "$DATA" && mkdir -p "$DATA" && echo new >"$DATA/f"
+ok dbx -C "$S" exec -- cat /data/f
+assert_eq new "$OUT" "the share made again"
+assert_one_line "$ERR" "one notice for the share"
+assert_contains "$ERR" "devbox: '$DATA' is a new directory since this box started" "the notice names the share"
+ok dbx -C "$S" stop
 assert_no_vm_procs
