@@ -61,15 +61,35 @@ static int copy_read(int in, int m, uint64_t size, const Elf64_Ehdr *eh, const E
     return r;
 }
 
-int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err) {
+/* The file to copy, opened, if it is a regular file of min..max bytes (what: "a kernel image").
+ * The fd, or < 0 with *err naming the file. */
+static int source_open(const char *path, uint64_t min, uint64_t max, const char *what,
+                       uint64_t *ret_size, dbx_error **err) {
     _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (in < 0) return dbx_error_set(err, errno, "open '%s'", path);
     struct stat st;
     if (fstat(in, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", path);
-    uint64_t size = (uint64_t)st.st_size;
-    if (!S_ISREG(st.st_mode) || size < sizeof(Elf64_Ehdr) || size > KCOPY_SIZE_MAX)
-        return dbx_error_setx(err, EINVAL, "'%s': not a kernel image (%" PRIu64 " bytes)", path,
-                              size);
+    *ret_size = (uint64_t)st.st_size;
+    if (!S_ISREG(st.st_mode) || *ret_size < min || *ret_size > max)
+        return dbx_error_setx(err, EINVAL, "'%s': not %s (%" PRIu64 " bytes)", path, what,
+                              *ret_size);
+    return TAKE_FD(in);
+}
+
+/* The copy's memfd, "devbox-KIND NAME", of size bytes (a hole until written). */
+static int copy_memfd(const char *kind, const char *name, uint64_t size, dbx_error **err) {
+    _cleanup_free_ char *mname = dbx_xasprintf("devbox-%s %s", kind, name);
+    _cleanup_close_ int m = memfd_create(mname, MFD_CLOEXEC);
+    if (m < 0) return dbx_error_set(err, errno, "memfd_create");
+    if (ftruncate(m, (off_t)size) < 0) return dbx_error_set(err, errno, "size the %s's copy", kind);
+    return TAKE_FD(m);
+}
+
+int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err) {
+    uint64_t size = 0;
+    _cleanup_close_ int in =
+        source_open(path, sizeof(Elf64_Ehdr), KCOPY_SIZE_MAX, "a kernel image", &size, err);
+    if (in < 0) return -1;
     Elf64_Ehdr eh;
     int r = pread_full(in, &eh, sizeof(eh), 0);
     if (r < 0) return dbx_error_set(err, -r, "read '%s'", path);
@@ -86,10 +106,8 @@ int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **
             !in_file(ph[i].p_offset, ph[i].p_filesz, size))
             return dbx_error_setx(err, EINVAL, "'%s': segment %u lies outside the file", path, i);
 
-    _cleanup_free_ char *mname = dbx_xasprintf("devbox-kernel %s", name);
-    _cleanup_close_ int m = memfd_create(mname, MFD_CLOEXEC);
-    if (m < 0) return dbx_error_set(err, errno, "memfd_create");
-    if (ftruncate(m, (off_t)size) < 0) return dbx_error_set(err, errno, "size the kernel's copy");
+    _cleanup_close_ int m = copy_memfd("kernel", name, size, err);
+    if (m < 0) return -1;
     r = copy_read(in, m, size, &eh, ph);
     if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
     *ret_fd = TAKE_FD(m);
@@ -97,18 +115,11 @@ int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **
 }
 
 int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **err) {
-    _cleanup_close_ int in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (in < 0) return dbx_error_set(err, errno, "open '%s'", path);
-    struct stat st;
-    if (fstat(in, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", path);
-    uint64_t size = (uint64_t)st.st_size;
-    if (!S_ISREG(st.st_mode) || size == 0 || size > INITRD_SIZE_MAX)
-        return dbx_error_setx(err, EINVAL, "'%s': not an initramfs (%" PRIu64 " bytes)", path,
-                              size);
-    _cleanup_free_ char *mname = dbx_xasprintf("devbox-initramfs %s", name);
-    _cleanup_close_ int m = memfd_create(mname, MFD_CLOEXEC);
-    if (m < 0) return dbx_error_set(err, errno, "memfd_create");
-    if (ftruncate(m, (off_t)size) < 0) return dbx_error_set(err, errno, "size the initramfs copy");
+    uint64_t size = 0;
+    _cleanup_close_ int in = source_open(path, 1, INITRD_SIZE_MAX, "an initramfs", &size, err);
+    if (in < 0) return -1;
+    _cleanup_close_ int m = copy_memfd("initramfs", name, size, err);
+    if (m < 0) return -1;
     uint8_t *d = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
     if (d == MAP_FAILED) return dbx_error_set(err, errno, "map the initramfs copy");
     int r = pread_full(in, d, (size_t)size, 0);
