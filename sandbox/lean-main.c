@@ -149,24 +149,15 @@ static int cmd_status_lean(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     if (debug()) fprintf(stderr, "devbox: client: lean\n");
     struct dbx_status st = {0};
-    struct dbx_frame_hdr h;
-    uint8_t *p = NULL;
-    bool ok = dbx_send_frame(sock, DBX_MSG_STATUS, 0, NULL, 0) == 0 &&
-              dbx_read_frame(sock, &h, &p, NULL) == 0 && h.type == DBX_MSG_STATUS_REPLY &&
-              dbx_status_decode(p, h.len, &st, NULL) == 0;
-    free(p);
+    why = dbx_status_ask(sock, &st, NULL) < 0 ? "the status reply"
+          : dbx_profile_stale(&proj)          ? "devbox.ini changed since the start"
+                                              : NULL;
     close(sock);
-    if (!ok) {
-        dbx_status_clear(&st);
-        dbx_project_clear(&proj);
-        exec_full("the status reply");
-    }
-    if (dbx_profile_stale(&proj)) {
-        dbx_status_clear(&st);
-        dbx_project_clear(&proj);
-        exec_full("devbox.ini changed since the start");
-    }
     dbx_project_clear(&proj);
+    if (why) {
+        dbx_status_clear(&st);
+        exec_full(why);
+    }
     st.profile_checked = true; /* and unchanged */
     if (json) {
         char *out = dbx_status_json(&st);

@@ -223,25 +223,12 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
         stopped_status(paths, proj, ret);
         return 0;
     }
-    if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) {
+    int r = dbx_status_ask(fd, ret, err);
+    if (r == -EPIPE) {
         stopped_status(paths, proj, ret); /* it went away meanwhile */
         return 0;
     }
-    struct dbx_frame_hdr h;
-    _cleanup_free_ uint8_t *p = NULL;
-    int r = dbx_read_frame(fd, &h, &p, err);
-    if (r == -EPIPE) {
-        stopped_status(paths, proj, ret);
-        return 0;
-    }
-    if (r < 0) return r;
-    /* A supervisor of an older devbox (still running across an upgrade) answered JSON: say
-     * how to get rid of it rather than only that the reply is bad. */
-    if (h.type != DBX_MSG_STATUS_REPLY || dbx_status_decode(p, h.len, ret, NULL) < 0)
-        return dbx_error_set(err, 0,
-                             "bad status reply from the supervisor (one started by another "
-                             "devbox version stops with 'devbox stop')");
-    return 0;
+    return r;
 }
 
 /* A supervisor that holds its alive lock but has no control socket yet is still starting

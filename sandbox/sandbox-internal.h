@@ -161,6 +161,9 @@ int dbx_protected_update(struct dbx_protected *pw, const uint8_t *p, size_t n,
 void dbx_status_encode(const struct dbx_status *st, struct dbx_buf *out);
 /* Strict: every field within its bound, enums in range, no trailing bytes. */
 int dbx_status_decode(const uint8_t *p, size_t len, struct dbx_status *ret, dbx_error **err);
+/* Ask the supervisor on the connected fd for its status: 0, -EPIPE when it went away (nothing
+ * reported), another negative value with *err (a reply that does not decode). */
+int dbx_status_ask(int fd, struct dbx_status *ret, dbx_error **err);
 
 /* ---- issue 13: the events journal (helper C): supervisor-events.c writes, cmd-events.c reads */
 #define DBX_EVENTS_NAME "events.jsonl"  /* in the state dir; rotated once to NAME ".1" */

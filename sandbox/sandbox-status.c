@@ -221,6 +221,21 @@ const char *dbx_status_seccomp_name(uint8_t mode) {
     return mode < DBX_ARRAY_SIZE(names) ? names[mode] : "?";
 }
 
+int dbx_status_ask(int fd, struct dbx_status *ret, dbx_error **err) {
+    if (dbx_send_frame(fd, DBX_MSG_STATUS, 0, NULL, 0) < 0) return -EPIPE;
+    struct dbx_frame_hdr h;
+    _cleanup_free_ uint8_t *p = NULL;
+    int r = dbx_read_frame(fd, &h, &p, err);
+    if (r < 0) return r;
+    /* A supervisor of an older devbox (still running across an upgrade) answered JSON: say
+     * how to get rid of it rather than only that the reply is bad. */
+    if (h.type != DBX_MSG_STATUS_REPLY || dbx_status_decode(p, h.len, ret, NULL) < 0)
+        return dbx_error_set(err, 0,
+                             "bad status reply from the supervisor (one started by another "
+                             "devbox version stops with 'devbox stop')");
+    return 0;
+}
+
 static json_t *stopped_json(const struct dbx_status *st) {
     return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped", "project",
                      st->project, "id", st->id, "pid", "accel", "uptime_s", "memory_mib", "image",

@@ -191,17 +191,15 @@ void sup_qmp_events(struct sup *s) {
  * The workspace is compared by path as virtiofsd opens it at the next start (symbolic links
  * followed), a share as shares_start opens it (replaced_dir); a path that does not stat (gone)
  * is left alone: the client's project lookup, or the next start, reports it. */
-void sup_ws_record(struct sup *s) {
-    struct stat st;
-    s->vm.ws_known = stat(s->proj.root, &st) == 0;
-    s->vm.ws_dev = s->vm.ws_known ? st.st_dev : 0;
-    s->vm.ws_ino = s->vm.ws_known ? st.st_ino : 0;
+struct sup_dir_id sup_dir_id_of(const struct stat *st) {
+    return st ? (struct sup_dir_id){st->st_dev, st->st_ino, true} : (struct sup_dir_id){0};
 }
 
-/* Whether the directory at path is another than (dev, ino); a path that does not stat is not. */
-static bool other_dir(const char *path, int flags, dev_t dev, ino_t ino) {
+/* Whether the directory at path is another than id's; a path that does not stat is not. */
+static bool other_dir(const char *path, int flags, const struct sup_dir_id *id) {
     struct stat st;
-    return fstatat(AT_FDCWD, path, &st, flags) == 0 && (st.st_dev != dev || st.st_ino != ino);
+    return id->known && fstatat(AT_FDCWD, path, &st, flags) == 0 &&
+           (st.st_dev != id->dev || st.st_ino != id->ino);
 }
 
 /* The workspace's path, or a share's, whose directory is another than its virtiofsd's; NULL
@@ -209,11 +207,9 @@ static bool other_dir(const char *path, int flags, dev_t dev, ino_t ino) {
  * (shares_start), so one swapped in since counts as replaced, and the restart reports it. */
 static const char *replaced_dir(const struct sup *s) {
     if (s->vm.no_workspace) return NULL;
-    if (s->vm.ws_known && other_dir(s->proj.root, 0, s->vm.ws_dev, s->vm.ws_ino))
-        return s->proj.root;
+    if (other_dir(s->proj.root, 0, &s->vm.ws_id)) return s->proj.root;
     for (size_t i = 0; i < s->nshares; i++)
-        if (s->shares[i].known &&
-            other_dir(s->shares[i].host, AT_SYMLINK_NOFOLLOW, s->shares[i].dev, s->shares[i].ino))
+        if (other_dir(s->shares[i].host, AT_SYMLINK_NOFOLLOW, &s->shares[i].id))
             return s->shares[i].host;
     return NULL;
 }

@@ -74,6 +74,13 @@ struct sup_idle_clock {
 };
 
 /* Everything below belongs to the poll loop's thread (see sandbox-supervisor.c). */
+/* A shared directory as it was when its virtiofsd started (sup_ws_replaced). */
+struct sup_dir_id {
+    dev_t dev;
+    ino_t ino;
+    bool known;
+};
+
 struct sup {
     /* what runs: set up by sup_prepare, fixed afterwards */
     struct dbx_paths paths;
@@ -98,7 +105,7 @@ struct sup {
          * and a copy of the QEMU log's pipe, for passt (sup_passt_start); -1 otherwise. */
         int passt_sock, passt_log;
         /* The devbox kernel's private copy QEMU loads (vm_kernel_copy), until the guest's
-         * hello frees its pages (vm_kernel_copy_drop); -1 otherwise. */
+         * hello frees its pages (vm_copy_drop); -1 otherwise. */
         int kernel_copy;
         int initrd_copy; /* the same for the initramfs (vm_initrd_copy), either kernel */
         int qemu_status;
@@ -113,9 +120,7 @@ struct sup {
         bool no_workspace; /* a setup VM that must not see the project (supervisor-setup.c) */
         /* The workspace directory virtiofsd shares, as it was when virtiofsd started
          * (sup_ws_replaced): a directory made at the same path since is another one. */
-        dev_t ws_dev;
-        ino_t ws_ino;
-        bool ws_known;
+        struct sup_dir_id ws_id;
         /* The workspace's or a share's host path (s->proj.root, s->shares[].host), seen
          * replaced with the box idle: stopping so the next start shares the new directory;
          * every EXEC until then is answered DBX_ERR_RESTART.  NULL: not seen. */
@@ -180,15 +185,13 @@ struct sup {
     } stats;
     /* issue 13: extra shares (supervisor-vm.c): a linked worktree's repository, [mounts] */
     struct sup_share {
-        char *host;       /* absolute host directory (also the guest path of a repository) */
-        char *guest;      /* where the box sees it */
-        bool readonly;    /* enforced in virtiofsd's mount namespace */
-        char **protected; /* below host, as struct mounts_vfs_config.protected, or NULL */
-        char **writable;  /* struct mounts_vfs_config.writable, or NULL */
-        pid_t pid;        /* its virtiofsd's guard, or -1 */
-        dev_t dev;        /* the directory when its virtiofsd started (sup_ws_replaced) */
-        ino_t ino;
-        bool known;
+        char *host;           /* absolute host directory (also the guest path of a repository) */
+        char *guest;          /* where the box sees it */
+        bool readonly;        /* enforced in virtiofsd's mount namespace */
+        char **protected;     /* below host, as struct mounts_vfs_config.protected, or NULL */
+        char **writable;      /* struct mounts_vfs_config.writable, or NULL */
+        pid_t pid;            /* its virtiofsd's guard, or -1 */
+        struct sup_dir_id id; /* the directory when its virtiofsd started (sup_ws_replaced) */
     } shares[DBX_SHARES_MAX];
     size_t nshares;
 };
@@ -259,8 +262,8 @@ void sup_nospace_poll(struct sup *s);
 void sup_qmp_events(struct sup *s);
 /* share: the extra share's host path whose virtiofsd it was, NULL: the workspace's */
 void sup_vfs_died(struct sup *s, int status, const char *share);
-/* Before virtiofsd starts: the workspace directory it will share (s->vm.ws_*). */
-void sup_ws_record(struct sup *s);
+/* Before a virtiofsd starts: the directory it will share, from st (NULL: unknown). */
+struct sup_dir_id sup_dir_id_of(const struct stat *st);
 /* An EXEC has come: true when the workspace directory, or a share's, was replaced since the box
  * started, and c has been answered (the box restarts, or it is busy and the EXEC is refused). */
 bool sup_ws_replaced(struct sup *s, struct client *c);

@@ -232,10 +232,8 @@ static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_f
          * since is refused, not followed (profiles.h) */
         int dfd = mounts_open_dir_nofollow(s->shares[i].host, "share", err);
         if (dfd < 0) return -1;
-        struct stat st; /* before its virtiofsd opens it, as the workspace's (sup_ws_record) */
-        s->shares[i].known = fstat(dfd, &st) == 0;
-        s->shares[i].dev = s->shares[i].known ? st.st_dev : 0;
-        s->shares[i].ino = s->shares[i].known ? st.st_ino : 0;
+        struct stat st; /* before its virtiofsd opens it, as the workspace's */
+        s->shares[i].id = sup_dir_id_of(fstat(dfd, &st) == 0 ? &st : NULL);
         close(dfd);
         _cleanup_free_ char *path = share_sock(s, i);
         _cleanup_close_ int fd = sup_listen_unix(path, 1, err);
@@ -288,7 +286,7 @@ static void send_setup(struct sup *s) {
 
 static void copy_drop(int *fd, const char *what) {
     if (*fd < 0) return;
-    int r = vm_kernel_copy_drop(*fd);
+    int r = vm_copy_drop(*fd);
     if (r < 0) sup_log("free the %s's copy: %s", what, strerror(-r));
     close(*fd);
     *fd = -1;
@@ -476,7 +474,9 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     size_t nvfs = 0;
     _cleanup_error_ dbx_error *later = NULL;
     if (r == 0 && ws) {
-        sup_ws_record(s); /* before virtiofsd opens it: a swap in between restarts, never hides */
+        /* before virtiofsd opens it: a swap in between restarts, never hides */
+        struct stat st;
+        s->vm.ws_id = sup_dir_id_of(stat(s->proj.root, &st) == 0 ? &st : NULL);
         struct mounts_vfs_config vc = {.source = s->proj.root,
                                        .listen_fd = vfs_listen,
                                        .log_fd = wr[2],

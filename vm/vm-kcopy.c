@@ -129,7 +129,7 @@ int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **
     return 0;
 }
 
-int vm_kernel_copy_drop(int fd) {
+int vm_copy_drop(int fd) {
     struct stat st;
     if (fstat(fd, &st) < 0) return -errno;
     if (st.st_size == 0) return 0;

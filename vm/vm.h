@@ -186,21 +186,21 @@ pid_t vm_qemu_spawn(const struct vm_config *cfg, int log_fd, dbx_error **err);
  * segment, the rest of the file a hole.  QEMU keeps the file it loaded the kernel from mapped,
  * for a reset, and the pages it copied into the guest stay in its memory (14.8 MiB of an idle
  * box's PSS with the shared vmlinux); a box's QEMU never resets (-no-reboot makes a reset its
- * exit), so once the guest runs vm_kernel_copy_drop frees the copy's pages.  The file must be
+ * exit), so once the guest runs vm_copy_drop frees the copy's pages.  The file must be
  * an ELF64 whose segments lie inside it, with at most 64 program headers.  *ret_fd is
  * O_CLOEXEC. */
 int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **err);
 
 /* A private copy of the initramfs at `path` for one QEMU (vm_config.initramfs_fd): a memfd named
  * "devbox-initramfs NAME" holding the whole file.  QEMU keeps the initrd mapped for the
- * firmware, which reads it once before the kernel starts; freed by vm_kernel_copy_drop once
+ * firmware, which reads it once before the kernel starts; freed by vm_copy_drop once
  * the guest runs.  At most 1 GiB.  *ret_fd is O_CLOEXEC. */
 int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **err);
 
 /* Free a copy's pages (vm_kernel_copy's or vm_initrd_copy's; a hole over all of it): QEMU's
  * mapping of it reads zeros from then on and holds no memory.  < 0 with errno when the kernel
  * refuses. */
-int vm_kernel_copy_drop(int fd);
+int vm_copy_drop(int fd);
 
 /* Take the first reading of the host TSC's measurement (tsc_early_khz above needs two, 20 ms
  * apart): called early, the work before QEMU starts fills the 20 ms instead of a sleep in

@@ -106,13 +106,13 @@ static void test_copy_and_drop(void **state) {
     assert_true(all_zero(got + SHDR_OFF, IMG_SIZE - SHDR_OFF));
 
     /* dropped: the same size, no pages, zeros where the kernel was */
-    assert_int_equal(vm_kernel_copy_drop(fd), 0);
+    assert_int_equal(vm_copy_drop(fd), 0);
     assert_int_equal(fstat(fd, &st), 0);
     assert_int_equal(st.st_size, IMG_SIZE);
     assert_int_equal(st.st_blocks, 0);
     _cleanup_free_ uint8_t *after = read_all(fd, IMG_SIZE);
     assert_true(all_zero(after, IMG_SIZE));
-    assert_int_equal(vm_kernel_copy_drop(fd), 0); /* twice: nothing left to free */
+    assert_int_equal(vm_copy_drop(fd), 0); /* twice: nothing left to free */
     close(fd);
     test_rm_tree(dir);
 }
@@ -175,7 +175,7 @@ static void test_initrd_copy(void **state) {
     _cleanup_free_ uint8_t *got = read_all(fd, n);
     assert_memory_equal(got, want, n);
     struct stat st;
-    assert_int_equal(vm_kernel_copy_drop(fd), 0);
+    assert_int_equal(vm_copy_drop(fd), 0);
     assert_int_equal(fstat(fd, &st), 0);
     assert_int_equal(st.st_size, (off_t)n);
     assert_int_equal(st.st_blocks, 0);
