@@ -9,15 +9,20 @@
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <linux/sched.h> /* struct clone_args, CLONE_INTO_CGROUP */
 #include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 
@@ -46,6 +51,12 @@ struct child_plan {
     int mnt_fd;          /* the command's copy of the mount template, made ahead, or -1 */
     const char *cg_line; /* what /proc/self/cgroup must say there, or NULL */
     uint64_t *stamps;    /* DBX_EXEC_TIMING: the shared page's exec_times.t, else NULL */
+    /* Making the spare process (struct spare_proc): no stdio and no chdir (the command brings
+     * them); once verified, exec this binary (spare_exe, O_PATH) with spare_argv, keeping
+     * spare_sock open across that exec. */
+    bool spare;
+    int spare_exe, spare_sock;
+    char *const *spare_argv;
 };
 
 /* ---- timing (DBX_EXEC_TIMING) ----------------------------------------------------------- */
@@ -76,12 +87,13 @@ static inline void stamp(const struct child_plan *p, int step) {
 
 /* TIMING's keys: the duration from the previous step reached to this one. */
 static const char *const time_keys[T_N_] = {
-    [T_DISPATCH] = "g_queue",  [T_DECODED] = "g_decode", [T_USER] = "g_user",
-    [T_STDIO] = "g_stdio",     [T_CGROUP] = "g_cgroup",  [T_CHILD] = "g_fork",
-    [T_JOIN] = "g_join",       [T_MOUNTS] = "g_mounts",  [T_ENTER] = "g_enter",
-    [T_IDS] = "g_ids",         [T_CAPS] = "g_caps",      [T_CHDIR] = "g_chdir",
-    [T_LOCK] = "g_lock",       [T_EXECVE] = "g_verify",  [T_EOF] = "g_execve",
-    [T_STARTED] = "g_started", [T_REAPED] = "g_run",     [T_EXIT] = "g_exit",
+    [T_DISPATCH] = "g_queue", [T_DECODED] = "g_decode", [T_USER] = "g_user",
+    [T_STDIO] = "g_stdio",    [T_CGROUP] = "g_cgroup",  [T_SENT] = "g_send",
+    [T_WAKE] = "g_wake",      [T_CHILD] = "g_fork",     [T_JOIN] = "g_join",
+    [T_MOUNTS] = "g_mounts",  [T_ENTER] = "g_enter",    [T_IDS] = "g_ids",
+    [T_CAPS] = "g_caps",      [T_CHDIR] = "g_chdir",    [T_LOCK] = "g_lock",
+    [T_EXECVE] = "g_verify",  [T_EOF] = "g_execve",     [T_STARTED] = "g_started",
+    [T_REAPED] = "g_run",     [T_EXIT] = "g_exit",
 };
 
 void exec_times_send(struct agent *a, const struct session *s) {
@@ -263,6 +275,21 @@ static void child_find_blocked(const char *cwd, struct child_report *r) {
     }
 }
 
+/* The spare process, confined and checked: stdio on /dev/null until its command brings its
+ * own, then this binary as SPARE_ARGV0 with the socket it waits on.  The exec gives it a
+ * memory of its own (it shares none with init, whose pages then take no copy-on-write faults),
+ * and since the box user cannot read /init (0711) it is not dumpable from its first
+ * instruction: no box process can ptrace it or open its /proc/PID/mem. */
+static _Noreturn void child_spare_exec(const struct child_plan *p) {
+    static char *const no_env[] = {NULL};
+    int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (nul < 0) child_fail(p, STEP_STDIO, errno);
+    if (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) child_fail(p, STEP_STDIO, errno);
+    if (fcntl(p->spare_sock, F_SETFD, 0) < 0) child_fail(p, STEP_EXEC, errno);
+    execveat(p->spare_exe, "", p->spare_argv, no_env, AT_EMPTY_PATH);
+    child_fail(p, STEP_EXEC, errno);
+}
+
 /* The order matters: the box cgroup, rlimits and the bounding set while still root; ids;
  * capabilities; no_new_privs and seccomp last; then check all of it before exec (R11). */
 static _Noreturn void child_run(const struct child_plan *p) {
@@ -280,7 +307,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
             child_report_fail(p, &r);
     }
     stamp(p, T_ENTER);
-    child_stdio(p);
+    if (!p->spare) child_stdio(p);
     if (p->switch_ids) {
         if (setgroups(p->user->ngroups, p->user->groups) < 0) child_fail(p, STEP_SETGROUPS, errno);
         if (setgid(p->user->gid) < 0) child_fail(p, STEP_SETGID, errno);
@@ -289,7 +316,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     stamp(p, T_IDS);
     if (box->confined && policy_child_caps(box, p->caps, &r) < 0) child_report_fail(p, &r);
     stamp(p, T_CAPS);
-    if (chdir(p->cwd) < 0) {
+    if (!p->spare && chdir(p->cwd) < 0) {
         r = (struct child_report){.step = STEP_CHDIR, .err = errno};
         if (r.err == EACCES) child_find_blocked(p->cwd, &r);
         child_report_fail(p, &r);
@@ -301,6 +328,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
         policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0)
         child_report_fail(p, &r);
     stamp(p, T_EXECVE);
+    if (p->spare) child_spare_exec(p);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -462,6 +490,424 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     return 0;
 }
 
+/* ---- the spare process ------------------------------------------------------------------ */
+
+/* One command for the spare, in one SOCK_SEQPACKET message: this header, then NUL-terminated
+ * strings (file, cwd, PATH, argc arguments, envc variables) and, as SCM_RIGHTS, the command's
+ * stdin, stdout and stderr (SPARE_TTY: the pty's slave alone), then the write end of the
+ * command's report pipe.  A request that does not fit SPARE_MSG_MAX starts the ordinary way.
+ * The spare answers each with a struct spare_reply: the command's pid, or why there is none. */
+#define SPARE_MAGIC 0x64627873u
+#define SPARE_TTY 1u
+#define SPARE_TIMING 2u /* DBX_EXEC_TIMING: the reply carries the steps' times */
+#define SPARE_MSG_MAX (64u * 1024u)
+#define SPARE_FDS_MAX 4u
+struct spare_hdr {
+    uint32_t magic, flags, argc, envc;
+};
+struct spare_reply {
+    int32_t pid; /* > 0, else 0 and err */
+    int32_t err;
+    uint64_t t_wake, t_child, t_chdir; /* SPARE_TIMING: received, child runs, before its exec */
+};
+
+/* How long init waits for an answer (the spare's reply, the command's exec) before it looks
+ * at the process: a stopped one (SIGSTOP from a process of the same user) would never answer,
+ * and init is PID 1; any other state is a slow exec (a cold binary under load), which is waited
+ * for, up to the cap. */
+#define SPARE_SLICE_MS 200
+#define SPARE_WAIT_MAX_MS 60000u
+
+/* Whether the spare can run this command: the default user with the groups and capabilities
+ * it was made with (the image's /etc/group may have changed since). */
+static bool spare_fits(const struct exec_ctx *ctx, const struct dbx_exec_req *req,
+                       const struct init_user *u, uint64_t caps) {
+    const struct spare_proc *sp = &ctx->spare->proc;
+    return sp->pid > 0 && !sp->reaped && !sp->disabled && ctx->box->confined &&
+           !(req->flags & DBX_EXEC_ADMIN) && !req->user[0] && u->uid == sp->uid &&
+           u->gid == sp->gid && caps == sp->caps && u->ngroups == sp->ngroups &&
+           (!u->ngroups || memcmp(u->groups, sp->groups, u->ngroups * sizeof(gid_t)) == 0);
+}
+
+static void put_strz(struct dbx_buf *b, const char *str) {
+    dbx_buf_put(b, str, strlen(str) + 1);
+}
+
+/* msg with fds, in one datagram that never blocks: the socket holds nothing else, and a stopped
+ * spare cannot stall PID 1. */
+static bool send_with_fds(int sock, const struct dbx_buf *msg, const int *fds, size_t nfds) {
+    union {
+        char buf[CMSG_SPACE(SPARE_FDS_MAX * sizeof(int))];
+        struct cmsghdr align;
+    } c;
+    memset(&c, 0, sizeof(c));
+    struct iovec iov = {.iov_base = msg->data, .iov_len = msg->len};
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = c.buf,
+                        .msg_controllen = CMSG_SPACE(nfds * sizeof(int))};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+    memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)msg->len;
+}
+
+/* The command to the spare, without waiting: false when it cannot take it (it died, or said
+ * something unasked, or the request is too big), and nothing was sent. */
+static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
+                       const struct stdio_set *io, int report_w, uint64_t *t) {
+    struct pollfd pf = {.fd = sp->sock, .events = POLLIN};
+    if (poll(&pf, 1, 0) != 0) return false;
+    size_t argc = 0, envc = 0;
+    while (p->argv[argc])
+        argc++;
+    while (p->envp[envc])
+        envc++;
+    struct spare_hdr h = {.magic = SPARE_MAGIC,
+                          .flags = (io->master >= 0 ? SPARE_TTY : 0) | (t ? SPARE_TIMING : 0),
+                          .argc = (uint32_t)argc,
+                          .envc = (uint32_t)envc};
+    _cleanup_(dbx_buf_free) struct dbx_buf b = {0};
+    dbx_buf_put(&b, &h, sizeof(h));
+    put_strz(&b, p->file);
+    put_strz(&b, p->cwd);
+    put_strz(&b, p->path);
+    for (size_t i = 0; i < argc; i++)
+        put_strz(&b, p->argv[i]);
+    for (size_t i = 0; i < envc; i++)
+        put_strz(&b, p->envp[i]);
+    if (b.len > SPARE_MSG_MAX) return false;
+    /* before the send: on one vCPU the spare may run its whole part before this returns */
+    if (t) t[T_SENT] = exec_now_us();
+    if (io->master >= 0) { /* the slave, opened here: the spare is not root, the pty is init's */
+        _cleanup_close_ int slave = open(io->pts, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        const int fds[2] = {slave, report_w};
+        return slave >= 0 && send_with_fds(sp->sock, &b, fds, 2);
+    }
+    _cleanup_close_ int nul = io->ch_in >= 0 ? -EBADF : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const int fds[4] = {io->ch_in >= 0 ? io->ch_in : nul, io->ch_out, io->ch_err, report_w};
+    return fds[0] >= 0 && send_with_fds(sp->sock, &b, fds, 4);
+}
+
+/* The state letter of /proc/PID/stat: 'T' or 't' is a stopped process. */
+static bool proc_stopped(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!read_proc(path, buf, sizeof(buf))) return false;
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
+/* Wait until fd is readable (or at its end).  A process of the box's user can stop the one
+ * that should answer (pid); then, or after SPARE_WAIT_MAX_MS, false with *err, and the caller
+ * kills the command's leaf.  The spare is used no more this boot: that user does not want it. */
+static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, dbx_error **err) {
+    uint64_t start = dbx_now_ms();
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int n = poll(&pf, 1, SPARE_SLICE_MS);
+        if (n > 0) return true;
+        if (n < 0 && errno != EINTR) {
+            dbx_error_set(err, errno, "poll");
+            return false;
+        }
+        if (n == 0 && (proc_stopped(pid) || dbx_now_ms() - start >= SPARE_WAIT_MAX_MS)) {
+            sp->disabled = true;
+            init_log("exec: process %d did not answer (stopped by a process in the box?); "
+                     "commands start without the spare process until the box restarts",
+                     (int)pid);
+            dbx_error_setx(err, EAGAIN,
+                           "the box's process starting this command was stopped (by a process "
+                           "in the box?); run the command again");
+            return false;
+        }
+    }
+}
+
+/* The command through the spare: sent, then its pid, then its exec's verdict on the report
+ * pipe (EOF: exec'd; a child_report: a step failed, and the child exits).  1 when it could not
+ * be sent (nothing happened: start it the ordinary way); 0 with *ret_pid; -1 with *err and
+ * *ret_code when a step failed; -2 with *err when an answer did not come (the caller kills the
+ * leaf: nothing of the command runs on). */
+static int spare_run(struct spare_proc *sp, const struct child_plan *p, const struct stdio_set *io,
+                     uint64_t *t, pid_t *ret_pid, int *ret_code, dbx_error **err) {
+    int rep[2];
+    if (pipe2(rep, O_CLOEXEC) < 0) return 1;
+    _cleanup_close_ int rd = rep[0];
+    bool sent = spare_send(sp, p, io, rep[1], t);
+    close(rep[1]);
+    if (!sent) {
+        if (t) t[T_SENT] = 0;
+        return 1;
+    }
+    struct spare_reply reply = {0};
+    if (!spare_answer(sp, sp->sock, sp->pid, err)) return -2;
+    ssize_t n = recv(sp->sock, &reply, sizeof(reply), MSG_DONTWAIT);
+    if (n != (ssize_t)sizeof(reply)) { /* it died: the reaper will know */
+        dbx_error_set(err, n < 0 ? errno : EIO, "the spare process's answer");
+        return -2;
+    }
+    /* EAGAIN: the box at pids.max, where a fork is refused and a migration is not (as the child
+     * of init's that joins the leaf after clone(2) does): nothing started, go that way */
+    if (reply.pid <= 0 && reply.err == EAGAIN) return 1;
+    if (reply.pid <= 0) return dbx_error_set(err, reply.err > 0 ? reply.err : EIO, "clone");
+    *ret_pid = reply.pid;
+    if (t) {
+        t[T_WAKE] = reply.t_wake;
+        t[T_CHILD] = reply.t_child;
+        t[T_CHDIR] = reply.t_chdir;
+    }
+    if (!spare_answer(sp, rd, reply.pid, err)) return -2;
+    struct child_report r;
+    do
+        n = read(rd, &r, sizeof(r));
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(r)) return report_error(&r, p, NULL, ret_code, err);
+    if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
+    if (t) t[T_EOF] = exec_now_us();
+    return 0;
+}
+
+void exec_spare_drop(struct spare_proc *sp) {
+    if (sp->pid > 0 && !sp->reaped) {
+        kill(sp->pid, SIGKILL);
+        while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+    }
+    if (sp->sock >= 0) close(sp->sock);
+    if (sp->mnt_fd >= 0) close(sp->mnt_fd);
+    free(sp->groups);
+    *sp = (struct spare_proc){
+        .sock = -1, .mnt_fd = -1, .failed_id = sp->failed_id, .disabled = sp->disabled};
+}
+
+/* Move the spare into a leaf (its cgroup.procs), where its next command is born. */
+static bool spare_move(struct spare_proc *sp, int procs_fd, uint32_t leaf) {
+    char buf[16];
+    int len = snprintf(buf, sizeof(buf), "%d", (int)sp->pid);
+    if (write(procs_fd, buf, (size_t)len) != len) return false;
+    sp->leaf = leaf;
+    return true;
+}
+
+/* Between commands the spare waits in init's own cgroup, the root, outside the box: in the box
+ * it would take one of the box's pids.max (a profile's `pids = 64` would let the user run 63)
+ * and stand in a leaf that is not a command's.  It goes into a command's leaf for the fork
+ * and out again, two migrations of one process (0.1-0.2 ms each under TCG).  Dropped when it
+ * cannot be moved. */
+static void spare_park(struct spare_proc *sp, const struct box_policy *b) {
+    static int root_procs = -1;
+    if (sp->pid <= 0 || !sp->leaf) return;
+    if (root_procs < 0) {
+        _cleanup_close_ int up = openat(b->cg_box_fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (up >= 0) root_procs = openat(up, "cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (root_procs < 0 || sp->reaped || !spare_move(sp, root_procs, 0)) exec_spare_drop(sp);
+}
+
+void exec_spare_start(struct agent *a) {
+    struct leaf_spare *ls = &a->spare;
+    struct spare_proc *sp = &ls->proc;
+    if (sp->pid > 0 && sp->reaped) exec_spare_drop(sp); /* it died: another */
+    if (sp->pid > 0) return;
+    if (a->test_mode || a->setup != SETUP_DONE || !a->box.confined || !ls->id || ls->dir_fd < 0 ||
+        sp->disabled || sp->failed_id == ls->id || a->box.mnt_next < 0)
+        return;
+    static int exe = -1;
+    if (exe < 0 && (exe = open("/proc/self/exe", O_PATH | O_CLOEXEC)) < 0) {
+        sp->disabled = true;
+        return init_log("exec: no spare process: open /proc/self/exe: %s", strerror(errno));
+    }
+    sp->failed_id = ls->id; /* until it is made */
+    _cleanup_(user_clear) struct init_user u = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (user_resolve(a->box.plan.user ? a->box.plan.user : "", a->uid, a->gid, &u, &err) < 0)
+        return;
+    uint64_t caps = policy_caps_for(&a->box, u.uid, false);
+    /* Its commands share its copy of the box's mounts, which only CAP_SYS_ADMIN could change:
+     * a user who has it gets a copy per command, as before. */
+    if (caps & (UINT64_C(1) << CAP_SYS_ADMIN)) {
+        sp->disabled = true;
+        return;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
+    char fdarg[16];
+    snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
+    char *argv[] = {SPARE_ARGV0, fdarg, NULL};
+    _cleanup_free_ char *cg_line = dbx_xasprintf("%s/s%" PRIu32, a->box.cg_line, ls->id);
+    struct child_plan p = {.file = SPARE_ARGV0,
+                           .user = &u,
+                           .box = &a->box,
+                           .caps = caps,
+                           .switch_ids = true,
+                           .cg_procs_fd = ls->procs_fd,
+                           .mnt_fd = a->box.mnt_next,
+                           .cg_line = cg_line,
+                           .spare = true,
+                           .spare_exe = exe,
+                           .spare_sock = sv[1],
+                           .spare_argv = argv};
+    pid_t pid = -1;
+    int code;
+    int r = fork_and_wait(&p, NULL, ls->dir_fd, &pid, &code, &err);
+    close(sv[1]);
+    if (r < 0) {
+        static bool logged;
+        if (!logged) init_log("exec: no spare process: %s", err->msg);
+        logged = true;
+        close(sv[0]);
+        return;
+    }
+    *sp = (struct spare_proc){.pid = pid,
+                              .sock = sv[0],
+                              .mnt_fd = TAKE_FD(a->box.mnt_next),
+                              .leaf = ls->id,
+                              .uid = u.uid,
+                              .gid = u.gid,
+                              .groups = TAKE_PTR(u.groups),
+                              .ngroups = u.ngroups,
+                              .caps = caps};
+    spare_park(sp, &a->box); /* it was born in the spare leaf, where it checked its cgroup */
+}
+
+/* The spare's side.  One request: its strings into p (pointers into buf; *ret_v to free). */
+static int spare_parse(char *buf, size_t n, struct child_plan *p, uint32_t *flags, char ***ret_v) {
+    struct spare_hdr h;
+    if (n < sizeof(h)) return -1;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != SPARE_MAGIC || h.argc == 0 || h.argc > n || h.envc > n) return -1;
+    char *q = buf + sizeof(h), *end = buf + n;
+    size_t nstr = 3 + (size_t)h.argc + h.envc;
+    _cleanup_free_ char **v = calloc(nstr + 2, sizeof(char *));
+    if (!v) return -1;
+    for (size_t i = 0; i < nstr; i++) {
+        char *z = q < end ? memchr(q, '\0', (size_t)(end - q)) : NULL;
+        if (!z) return -1;
+        v[i < 3 + h.argc ? i : i + 1] = q; /* a NULL after argv, one after the environment */
+        q = z + 1;
+    }
+    if (q != end) return -1;
+    p->file = v[0];
+    p->cwd = v[1];
+    p->path = v[2];
+    p->argv = v + 3;
+    p->envp = v + 3 + h.argc + 1;
+    *flags = h.flags;
+    *ret_v = TAKE_PTR(v);
+    return 0;
+}
+
+/* The command's process, a child of init's (CLONE_PARENT: init reaps it and hears of its
+ * exit): its own session, its stdio, its directory and its exec, as child_run does them,
+ * reporting a failed step on the report pipe. */
+static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, const int *fds,
+                                  struct spare_reply *reply) {
+    if (flags & SPARE_TIMING) reply->t_child = exec_now_us(); /* the spare's memory (CLONE_VM) */
+    if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
+    int in = fds[0], out = fds[1], errfd = fds[2];
+    if (flags & SPARE_TTY) {
+        /* a new session leader without a terminal: this one becomes its controlling tty */
+        if (ioctl(fds[0], TIOCSCTTY, 0) < 0) child_fail(p, STEP_TTY, errno);
+        out = errfd = in;
+    }
+    /* each received descriptor is > 2 (0-2 are /dev/null), so dup2 never clobbers one */
+    if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) child_fail(p, STEP_STDIO, errno);
+    if (chdir(p->cwd) < 0) {
+        struct child_report r = {.step = STEP_CHDIR, .err = errno};
+        if (r.err == EACCES) child_find_blocked(p->cwd, &r);
+        child_report_fail(p, &r);
+    }
+    if (flags & SPARE_TIMING) reply->t_chdir = exec_now_us();
+    child_fail(p, STEP_EXEC, child_exec(p));
+}
+
+struct spare_child_arg {
+    const struct child_plan *p;
+    uint32_t flags;
+    const int *fds;
+    struct spare_reply *reply;
+};
+
+static int spare_child_main(void *arg) {
+    const struct spare_child_arg *c = arg;
+    spare_child(c->p, c->flags, c->fds, c->reply);
+}
+
+/* Serve one request: false when init has let the spare go (its end closed) or broke the
+ * protocol, after which the spare exits. */
+static bool spare_serve_one(int sock) {
+    static char buf[SPARE_MSG_MAX];
+    int fds[SPARE_FDS_MAX];
+    union {
+        char buf[CMSG_SPACE(sizeof(fds))];
+        struct cmsghdr align;
+    } c;
+    struct iovec iov = {.iov_base = buf, .iov_len = sizeof(buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0) return false;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    size_t nfds = cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS
+                      ? (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int)
+                      : 0;
+    if (nfds > SPARE_FDS_MAX) return false;
+    if (nfds) memcpy(fds, CMSG_DATA(cm), nfds * sizeof(int));
+    struct child_plan p = {.report_fd = -1};
+    uint32_t flags = 0;
+    _cleanup_free_ char **v = NULL;
+    bool ok = !(mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+              spare_parse(buf, (size_t)n, &p, &flags, &v) == 0 &&
+              nfds == ((flags & SPARE_TTY) ? 2u : 4u);
+    struct spare_reply reply = {.err = EPROTO};
+    if (ok && (flags & SPARE_TIMING)) reply.t_wake = exec_now_us();
+    if (ok) {
+        p.report_fd = fds[nfds - 1];
+        /* CLONE_VM | CLONE_VFORK, as fork_and_wait's: the spare sleeps until its child has
+         * exec'd, and neither copies page tables nor takes copy-on-write faults (a fork cost
+         * 2.5 ms more of a warm exec under TCG, 2026-12-04).  clone(2), not clone3: the box's
+         * seccomp filter refuses clone3 so that it can see clone's flags. */
+        static char stack[64 * 1024] __attribute__((aligned(16)));
+        struct spare_child_arg arg = {.p = &p, .flags = flags, .fds = fds, .reply = &reply};
+        pid_t pid = clone(spare_child_main, stack + sizeof(stack),
+                          CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, &arg);
+        reply.pid = pid > 0 ? pid : 0;
+        reply.err = pid > 0 ? 0 : errno;
+    }
+    for (size_t i = 0; i < nfds; i++)
+        close(fds[i]);
+    /* after the close: init reads the report pipe's EOF once the child has exec'd */
+    return send(sock, &reply, sizeof(reply), MSG_NOSIGNAL) == (ssize_t)sizeof(reply) && ok;
+}
+
+int exec_spare_main(int argc, char **argv) {
+    uint64_t fd;
+    if (argc != 2 || dbx_parse_u64(argv[1], 3, INT_MAX, &fd) < 0) return DBX_ERR_FAILED;
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* already not, as /init is unreadable: kept so */
+    if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) return DBX_ERR_FAILED;
+    while (spare_serve_one((int)fd)) {
+    }
+    return 0;
+}
+
+/* The parent's ends of the command's stdio, now the session's. */
+static void session_take_stdio(struct session *s, struct stdio_set *io) {
+    s->tty = io->master >= 0;
+    if (s->tty) {
+        s->pty = s->in_fd = s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io->master);
+    } else {
+        s->in_fd = TAKE_FD(io->par_in);
+        s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io->par_out);
+        s->rd_fd[DBX_STREAM_STDERR] = TAKE_FD(io->par_err);
+    }
+}
+
 /* DBX_EXEC_ADMIN runs as root and nobody else: a request naming another user is a mistake
  * the host's client catches first; the guest refuses it too rather than pick one. */
 static bool admin_user_ok(const char *user, dbx_error **err) {
@@ -517,6 +963,11 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
     p.io = &io;
     if (stdio_open(&io, req, err) < 0) return -1;
     if (t) t[T_STDIO] = exec_now_us();
+    /* The spare process runs the command when it was made for this user.  It is in this leaf
+     * already, or goes there (below); one that cannot run it goes, so that the leaf it may be in
+     * holds only the command.  Its commands share its mount namespace: no copy to take. */
+    struct spare_proc *sp = ctx->spare ? &ctx->spare->proc : NULL;
+    bool use_spare = sp && spare_fits(ctx, req, &u, p.caps);
     /* Its own leaf cgroup (the box's limits stay on the box): cgroup.kill ends the command with
      * every child it started, and PS tells whose a process is. */
     _cleanup_close_ int cg_procs = -EBADF;
@@ -526,6 +977,24 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         return -1;
     p.cg_procs_fd = cg_procs;
     p.cg_line = cg_line;
+    if (use_spare && cg_procs >= 0 && spare_move(sp, cg_procs, s->id)) {
+        if (t) t[T_CGROUP] = exec_now_us();
+        pid_t pid = 0;
+        int r = spare_run(sp, &p, &io, t, &pid, ret_code, err);
+        if (r == -2) { /* no answer: nothing of the command runs on, nor the spare */
+            s->pid = pid;
+            procs_leaf_kill(s);
+            exec_spare_drop(sp);
+        }
+        spare_park(sp, ctx->box); /* out of the leaf before anything can look at it */
+        if (r <= 0) {
+            if (r < 0) return -1; /* a failed step's child exits by itself; the reaper has it */
+            s->pid = pid;
+            session_take_stdio(s, &io);
+            return 0;
+        }
+        /* not sent, or its fork refused (the box at pids.max): started as before, below */
+    }
     /* the copy made while idle (policy_mnt_prepare) is this command's alone; init keeps its
      * descriptor until the session is freed (sweep, after EXIT is written) */
     _cleanup_close_ int mnt_fd = ctx->box->confined && ctx->mnt_next ? TAKE_FD(*ctx->mnt_next) : -1;
@@ -553,13 +1022,6 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
      * blocking wait; 120-200 interleaved tries, 4 runs): fork to reaped p50 lower by 70-310 us
      * with init holding the copy than with init closing it once the exec succeeded. */
     s->mnt_fd = TAKE_FD(mnt_fd);
-    s->tty = io.master >= 0;
-    if (s->tty) {
-        s->pty = s->in_fd = s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io.master);
-    } else {
-        s->in_fd = TAKE_FD(io.par_in);
-        s->rd_fd[DBX_STREAM_STDOUT] = TAKE_FD(io.par_out);
-        s->rd_fd[DBX_STREAM_STDERR] = TAKE_FD(io.par_err);
-    }
+    session_take_stdio(s, &io);
     return 0;
 }

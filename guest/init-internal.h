@@ -61,6 +61,8 @@ enum {
     T_USER,   /* user resolved, environment built */
     T_STDIO,  /* pipes or pty */
     T_CGROUP, /* the leaf cgroup made */
+    T_SENT,   /* the command sent to the spare process (only when one runs it) */
+    T_WAKE,   /* the spare has it */
     T_CHILD,  /* the child runs */
     T_JOIN,   /* the leaf cgroup joined */
     T_MOUNTS, /* rlimits, the box's mounts */
@@ -99,6 +101,30 @@ struct box_policy {
                                idle (policy_mnt_prepare), or -1 */
 };
 
+/* The spare process (init-exec.c), made once while the box is idle as a command's child is
+ * (born in the spare leaf, a copy of the mount template entered, rlimits, the default user's
+ * ids, capabilities, no_new_privs and the seccomp filter, all checked), then running this
+ * binary as SPARE_ARGV0: for each command init sends on sock (argv, environment, directory,
+ * stdio) it forks a child of init's that takes its session, stdio and directory and execs it.
+ * The default user's commands start without the policy steps, which their process inherits;
+ * any other (another user, an administrative command) starts as before.  It waits in init's
+ * cgroup, outside the box; init moves it into a command's leaf for the fork, then out again. */
+struct spare_proc {
+    pid_t pid;     /* 0: none */
+    bool reaped;   /* it died and reap() collected it: its pid is not ours to signal */
+    int sock;      /* init's end of its SOCK_SEQPACKET socket, or -1 */
+    int mnt_fd;    /* the mount namespace it entered (the box's mnt_next it took), which
+                      every command it starts shares, or -1 */
+    uint32_t leaf; /* the command's leaf it is in while it forks, 0: init's (root) cgroup */
+    uid_t uid;     /* whom it runs as, with which groups and capabilities */
+    gid_t gid;
+    gid_t *groups;
+    size_t ngroups;
+    uint64_t caps;
+    uint32_t failed_id; /* the leaf id for which making one failed: not tried again */
+    bool disabled;      /* one did not answer (stopped by a box process): none this boot */
+};
+
 /* What exec needs from SETUP. */
 /* A command's leaf made ahead of its EXEC (init-procs.c): box/s<id> for the id the next EXEC
  * is likely to carry, made and opened while the box is idle. */
@@ -107,6 +133,7 @@ struct leaf_spare {
     int dir_fd, procs_fd;
     /* the box's oom_kill and pids-refusal counts when the spare was made (stats_box_counts) */
     uint64_t oom_kills0, pids_refused0;
+    struct spare_proc proc; /* the spare process, in this leaf or in a command's (init-exec.c) */
 };
 
 struct exec_ctx {
@@ -377,6 +404,16 @@ const char *exec_env_path(char *const *env);
  * 127 (not found); nothing is left open and the failed child (if any) is left to the reaper. */
 int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
                int *ret_code, dbx_error **err);
+/* argv[0] of the spare process (struct spare_proc): main() runs exec_spare_main for it. */
+#define SPARE_ARGV0 "devbox-spare"
+/* Between loop iterations while no command starts, after the spare leaf and the next mount
+ * copy are made: the spare process moved into that leaf, or made there when there is none
+ * (unless it cannot be: test mode, the permissive plan, a user with sys_admin, a failure). */
+void exec_spare_start(struct agent *a);
+/* The spare process killed (unless reaped already), reaped and forgotten. */
+void exec_spare_drop(struct spare_proc *sp);
+/* The spare process's program: start each command init sends, until init closes its end. */
+int exec_spare_main(int argc, char **argv);
 
 /* ---- init-user.c ------------------------------------------------------------------------ */
 

@@ -95,7 +95,9 @@ void procs_leaf_prepare(struct agent *a, uint32_t last_id) {
     if (mkdirat(a->box.cg_box_fd, name, 0755) < 0 ||
         leaf_open(a->box.cg_box_fd, name, &dfd, &pfd, NULL) < 0)
         return;
-    *sp = (struct leaf_spare){.id = want, .dir_fd = dfd, .procs_fd = pfd};
+    sp->id = want;
+    sp->dir_fd = dfd;
+    sp->procs_fd = pfd;
     stats_box_counts(a, &sp->oom_kills0, &sp->pids_refused0);
 }
 
@@ -164,6 +166,8 @@ void procs_linger_retry(struct agent *a) {
  * or, without a cgroup, none known). */
 static bool in_box(struct agent *a, pid_t pid, uint32_t *ret_session) {
     if (pid <= 1) return false;
+    /* the spare process is init's, not yet a command's: not listed, not signalled */
+    if (pid == a->spare.proc.pid && !a->spare.proc.reaped) return false;
     *ret_session = 0;
     if (a->box.cg_box_fd < 0) {
         pid_t sid = getsid(pid);

@@ -132,26 +132,29 @@ static bool any_running(struct agent *a) {
  * in handlers never dangle. */
 static void sweep(struct agent *a) {
     sock_sweep(a);
-    size_t j = 0;
     bool ended = false;
+    for (size_t i = 0; i < a->nsess && !ended; i++)
+        ended = a->sess[i]->dead;
+    /* The next command's leaf, when a command has just ended (its EXIT written: the next one
+     * is on its way) or none runs; never right after an EXEC, where the mkdir would take the
+     * vCPU from the command just started (g_run +1.2 ms, measured).  Before the ended
+     * sessions' leaves go: the spare process moves out of the last one into the new one. */
+    if (a->setup == SETUP_DONE && (ended || !any_running(a))) {
+        procs_leaf_prepare(a, a->last_exec_id);
+        policy_mnt_prepare(&a->box);
+        exec_spare_start(a);
+    }
+    size_t j = 0;
     for (size_t i = 0; i < a->nsess; i++) {
         if (a->sess[i]->dead) {
             /* here rather than with EXIT: the rmdir runs after EXIT went out */
             procs_leaf_release(a, a->sess[i]);
             session_free(a->sess[i]);
-            ended = true;
         } else {
             a->sess[j++] = a->sess[i];
         }
     }
     a->nsess = j;
-    /* The next command's leaf, when a command has just ended (its EXIT written: the next one
-     * is on its way) or none runs; never right after an EXEC, where the mkdir would take the
-     * vCPU from the command just started (g_run +1.2 ms, measured). */
-    if (a->setup == SETUP_DONE && (ended || !any_running(a))) {
-        procs_leaf_prepare(a, a->last_exec_id);
-        policy_mnt_prepare(&a->box);
-    }
 }
 
 /* End a session early: ERROR is its last frame and its process group is killed. */
@@ -273,6 +276,8 @@ static void reap(struct agent *a, bool notify) {
         int st;
         pid_t pid = waitpid(-1, &st, WNOHANG);
         if (pid <= 0) break;
+        if (pid == a->spare.proc.pid)
+            a->spare.proc.reaped = true; /* exec_spare_start makes another */
         struct session *s = find_pid(a, pid);
         if (!s) continue;
         s->exited = true;

@@ -37,12 +37,13 @@
 #include <limits.h>
 #include <sys/reboot.h>
 
-static struct agent g_agent = {.fd = -1,
-                               .sigfd = -1,
-                               .proxy_fd = -1,
-                               .audit_fd = -1,
-                               .box = {.cg_box_fd = -1, .mnt_ns = -1, .mnt_next = -1},
-                               .spare = {.dir_fd = -1, .procs_fd = -1}};
+static struct agent g_agent = {
+    .fd = -1,
+    .sigfd = -1,
+    .proxy_fd = -1,
+    .audit_fd = -1,
+    .box = {.cg_box_fd = -1, .mnt_ns = -1, .mnt_next = -1},
+    .spare = {.dir_fd = -1, .procs_fd = -1, .proc = {.sock = -1, .mnt_fd = -1}}};
 
 void init_log(const char *fmt, ...) {
     char msg[1024];
@@ -169,6 +170,7 @@ static int test_main(struct agent *a, const char *fdstr) {
 }
 
 int main(int argc, char **argv) {
+    if (argc > 0 && strcmp(argv[0], SPARE_ARGV0) == 0) return exec_spare_main(argc, argv);
     dbx_oom_hook = init_oom;
     struct agent *a = &g_agent;
     if (getpid() != 1) {

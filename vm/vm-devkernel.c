@@ -807,7 +807,7 @@ int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
     char hex[65];
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     bool hashed = c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
-                  EVP_DigestUpdate(c, "devbox-initramfs-init-v1", 25) == 1 &&
+                  EVP_DigestUpdate(c, "devbox-initramfs-init-v2", 25) == 1 &&
                   EVP_DigestUpdate(c, init, init_len) == 1 && EVP_DigestFinal_ex(c, md, NULL) == 1;
     EVP_MD_CTX_free(c);
     if (!hashed) return dbx_error_set(err, EIO, "SHA-256 of the init '%s' (OpenSSL)", init_path);

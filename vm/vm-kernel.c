@@ -476,7 +476,9 @@ int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
     /* The kernel opens /dev/console for init's stdio before anything is mounted. */
     if (cpio_add(a, "dev/console", S_IFCHR | 0600, makedev(5, 1), NULL, 0, ino++, err) < 0)
         return -1;
-    if (cpio_add(a, "init", S_IFREG | 0755, 0, init, init_len, ino++, err) < 0) return -1;
+    /* 0711: the box user can exec it but not read it, so the guest's spare process (init's
+     * binary run as that user, guest/init-exec.c) is not dumpable from its start */
+    if (cpio_add(a, "init", S_IFREG | 0711, 0, init, init_len, ino++, err) < 0) return -1;
     _cleanup_free_ char *order = dbx_xstrdup("");
     for (size_t i = 0; i < n_mods; i++) {
         if (!name_ok(mods[i].name, 64, "_-.") || strchr(mods[i].name, '/'))
@@ -525,7 +527,7 @@ static int ensure_initramfs(int kfd, const char *kdir, const char *release, cons
     int r = 0;
     __attribute__((cleanup(md_freep))) EVP_MD_CTX *md = EVP_MD_CTX_new();
     if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) dbx_oom_hook();
-    EVP_DigestUpdate(md, "devbox-initramfs-v1", 20);
+    EVP_DigestUpdate(md, "devbox-initramfs-v2", 20);
     r = hash_file(md, "init", init_path, err);
     if (r < 0) dbx_error_wrap(err, "init");
     for (char *save = NULL, *l = strtok_r(order, "\n", &save); r == 0 && l;

@@ -40,11 +40,16 @@ line=$(printf '%s\n' "$ERR" | grep '^devbox: exec timing (us): ')
 assert_one_line "$line" "timing line"
 assert_eq err "$(printf '%s\n' "$ERR" | grep -v '^devbox: exec timing')" "the command's stderr"
 
-# every phase: key=integer; the ones each layer must report
-for k in total c_prep c_connect c_to_sup g_queue g_user g_cgroup g_fork g_enter g_ids g_caps \
-    g_chdir g_lock g_verify g_execve g_started g_run g_exit g_total s_relay s_to_started \
-    s_to_exit vio c_from_sup; do
+# every phase: key=integer; the ones each layer must report.  The default user's command is
+# started by the spare process (t-spare), one naming its user by a child of init's (below).
+for k in total c_prep c_connect c_to_sup g_queue g_user g_cgroup g_send g_wake g_fork g_chdir \
+    g_execve g_started g_run g_exit g_total s_relay s_to_started s_to_exit vio c_from_sup; do
     assert_match "$line" " $k=[0-9]+( |\$)" "phase $k"
+done
+DEVBOX_EXEC_TIMING=1 run dbx exec -u "$(box_uid):$(box_gid)" -- true
+line2=$(printf '%s\n' "$ERR" | grep '^devbox: exec timing (us): ')
+for k in g_cgroup g_fork g_enter g_ids g_caps g_chdir g_lock g_verify g_execve g_started; do
+    assert_match "$line2" " $k=[0-9]+( |\$)" "phase $k of a command started without the spare"
 done
 val() { printf '%s\n' "$line" | grep -o " $1=[0-9]*" | cut -d= -f2; }
 # the guest's phases are consecutive intervals of its own clock: they add up to its total

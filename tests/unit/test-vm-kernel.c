@@ -63,7 +63,7 @@ static void test_initramfs_contents(void **state) {
         {"lib", S_IFDIR | 0755, NULL, false},
         {"lib/modules", S_IFDIR | 0755, NULL, false},
         {"dev/console", S_IFCHR | 0600, NULL, false},
-        {"init", S_IFREG | 0755, "#!init binary\n", false},
+        {"init", S_IFREG | 0711, "#!init binary\n", false}, /* exec, not read, by the box */
         {"lib/modules/virtio_ring.ko", S_IFREG | 0644, "ring module", false},
         {"lib/modules/virtio.ko", S_IFREG | 0644, "virtio module", false},
         {"modules.order", S_IFREG | 0644, "virtio_ring.ko\nvirtio.ko\n", false},
