@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -56,7 +57,7 @@ struct child_plan {
      * spare_sock open across that exec. */
     bool spare;
     int spare_exe, spare_sock;
-    char *const *spare_argv;
+    const char *spare_fdarg; /* spare_sock in decimal */
 };
 
 /* ---- timing (DBX_EXEC_TIMING) ----------------------------------------------------------- */
@@ -275,18 +276,58 @@ static void child_find_blocked(const char *cwd, struct child_report *r) {
     }
 }
 
+/* What a process of the box's user can change in another of its processes without ptrace
+ * (prlimit, setpriority, sched_setscheduler, sched_setaffinity, ioprio_set), which every later
+ * command would inherit from the spare.  Read by the spare's maker while still root (no box
+ * process may touch it then) and again once it checked the policy, as the user; the two must
+ * agree, and the second goes to the spare in its argv.  Each command's child compares its own
+ * with that before its exec.  A difference means a box process changed the spare; the command
+ * then starts the ordinary way, and the spare is used no more. */
+struct spare_state {
+    struct rlimit rl[RLIM_NLIMITS];
+    int nice, policy, ioprio;
+    cpu_set_t cpus;
+};
+static struct spare_state spare_checked;
+
+static void spare_state_read(struct spare_state *st) {
+    memset(st, 0, sizeof(*st));
+    for (int i = 0; i < RLIM_NLIMITS; i++)
+        (void)getrlimit((__rlimit_resource_t)i, &st->rl[i]);
+    errno = 0;
+    st->nice = getpriority(PRIO_PROCESS, 0);
+    st->policy = sched_getscheduler(0);
+    st->ioprio = (int)syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, 0);
+    (void)sched_getaffinity(0, sizeof(st->cpus), &st->cpus);
+}
+
 /* The spare process, confined and checked: stdio on /dev/null until its command brings its
  * own, then this binary as SPARE_ARGV0 with the socket it waits on.  The exec gives it a
  * memory of its own (it shares none with init, whose pages then take no copy-on-write faults),
  * and since the box user cannot read /init (0711) it is not dumpable from its first
  * instruction: no box process can ptrace it or open its /proc/PID/mem. */
-static _Noreturn void child_spare_exec(const struct child_plan *p) {
+static _Noreturn void child_spare_exec(const struct child_plan *p, const struct spare_state *pre) {
     static char *const no_env[] = {NULL};
+    struct spare_state now;
+    spare_state_read(&now);
+    if (memcmp(&now, pre, sizeof(now)) != 0) {
+        struct child_report r = {.step = STEP_SPARE, .err = EPERM};
+        snprintf(r.msg, sizeof(r.msg), "changed while it was made");
+        child_report_fail(p, &r);
+    }
+    char hex[2 * sizeof(now) + 1];
+    const unsigned char *b = (const unsigned char *)&now;
+    for (size_t i = 0; i < sizeof(now); i++) {
+        hex[2 * i] = "0123456789abcdef"[b[i] >> 4];
+        hex[2 * i + 1] = "0123456789abcdef"[b[i] & 15];
+    }
+    hex[2 * sizeof(now)] = '\0';
+    char *const argv[] = {SPARE_ARGV0, (char *)p->spare_fdarg, hex, NULL};
     int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (nul < 0) child_fail(p, STEP_STDIO, errno);
     if (dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0) child_fail(p, STEP_STDIO, errno);
     if (fcntl(p->spare_sock, F_SETFD, 0) < 0) child_fail(p, STEP_EXEC, errno);
-    execveat(p->spare_exe, "", p->spare_argv, no_env, AT_EMPTY_PATH);
+    execveat(p->spare_exe, "", argv, no_env, AT_EMPTY_PATH);
     child_fail(p, STEP_EXEC, errno);
 }
 
@@ -296,6 +337,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
     const struct box_policy *box = p->box;
     struct child_report r;
     stamp(p, T_CHILD);
+    struct spare_state pre; /* the spare's, read while still root */
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -307,6 +349,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
             child_report_fail(p, &r);
     }
     stamp(p, T_ENTER);
+    if (p->spare) spare_state_read(&pre);
     if (!p->spare) child_stdio(p);
     if (p->switch_ids) {
         if (setgroups(p->user->ngroups, p->user->groups) < 0) child_fail(p, STEP_SETGROUPS, errno);
@@ -328,7 +371,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
         policy_child_verify(box, p->cg_line, p->user, p->caps, p->switch_ids, &r) < 0)
         child_report_fail(p, &r);
     stamp(p, T_EXECVE);
-    if (p->spare) child_spare_exec(p);
+    if (p->spare) child_spare_exec(p, &pre);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -425,7 +468,8 @@ static pid_t clone3_fn(struct clone_args *args, int (*fn)(void *), void *arg) {
  * 0.87 to 0.70 ms of a 13 ms warm exec under TCG, 2026-12-03, interleaved runs).  clone(2) and
  * that write when clone3 is refused. */
 static pid_t child_clone(struct child_plan *p, void *stack, int cg_dir_fd) {
-    const unsigned long flags = CLONE_VM | CLONE_VFORK;
+    /* the spare's maker is a fork: init must not sleep in vfork while a box process can stop it */
+    const unsigned long flags = p->spare ? 0 : CLONE_VM | CLONE_VFORK;
 #if defined(__x86_64__)
     if (cg_dir_fd >= 0) {
         struct clone_args args = {.flags = flags | CLONE_INTO_CGROUP,
@@ -447,6 +491,57 @@ static pid_t child_clone(struct child_plan *p, void *stack, int cg_dir_fd) {
     (void)cg_dir_fd;
 #endif
     return clone(child_main, (char *)stack + CHILD_STACK, (int)flags | SIGCHLD, p);
+}
+
+/* How long init waits for an answer of the spare's (made, its reply, its command's exec) before
+ * it looks at who should answer: a stopped one (SIGSTOP from a process of the same user) would
+ * never answer, and init is PID 1; any other state is a slow exec (a cold binary under load),
+ * which is waited for, up to the cap. */
+#define SPARE_SLICE_MS 200
+#define SPARE_WAIT_MAX_MS 60000u
+
+/* Whether pid, or any process in the leaf (leaf_fd, or -1), is stopped: /proc/PID/stat's state
+ * 'T' or 't'.  The spare waiting for its vfork child shows 'D', the child the stopped one. */
+static bool proc_stopped(pid_t pid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if (!read_proc(path, buf, sizeof(buf))) return false;
+    const char *rp = strrchr(buf, ')');
+    return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
+}
+
+static bool any_stopped(pid_t pid, int leaf_fd) {
+    if (proc_stopped(pid)) return true;
+    _cleanup_free_ char *text = NULL;
+    if (leaf_fd < 0 || dbx_read_file_at(leaf_fd, "cgroup.procs", 1u << 16, &text, NULL, NULL) < 0)
+        return false;
+    for (char *l = text, *nl; *l; l = nl) {
+        nl = strchrnul(l, '\n');
+        if (*nl) *nl++ = '\0';
+        uint64_t v;
+        if (dbx_parse_u64(l, 2, INT32_MAX, &v) == 0 && proc_stopped((pid_t)v)) return true;
+    }
+    return false;
+}
+
+/* Wait until fd is readable (or at its end): 0; -1 with errno EAGAIN when pid or a process of
+ * its leaf is stopped, ETIMEDOUT after SPARE_WAIT_MAX_MS, else poll's. */
+static int spare_wait_fd(int fd, pid_t pid, int leaf_fd) {
+    uint64_t start = dbx_now_ms();
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int n = poll(&pf, 1, SPARE_SLICE_MS);
+        if (n > 0) return 0;
+        if (n < 0 && errno != EINTR) return -1;
+        if (n == 0 && any_stopped(pid, leaf_fd)) {
+            errno = EAGAIN;
+            return -1;
+        }
+        if (n == 0 && dbx_now_ms() - start >= SPARE_WAIT_MAX_MS) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+    }
 }
 
 /* Start the child and wait for its verdict.  0 with *ret_pid, or < 0 with *err and *ret_code. */
@@ -478,6 +573,13 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
     if (pid < 0) return dbx_error_set(err, fork_errno, "clone");
+    if (p->spare && spare_wait_fd(rd, pid, cg_dir_fd) < 0) { /* a fork: not waited for in vfork */
+        int e = errno;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        return dbx_error_set(err, e, "the spare process did not check in");
+    }
     struct child_report r;
     ssize_t n;
     do
@@ -510,13 +612,6 @@ struct spare_reply {
     int32_t err;
     uint64_t t_wake, t_child, t_chdir; /* SPARE_TIMING: received, child runs, before its exec */
 };
-
-/* How long init waits for an answer (the spare's reply, the command's exec) before it looks
- * at the process: a stopped one (SIGSTOP from a process of the same user) would never answer,
- * and init is PID 1; any other state is a slow exec (a cold binary under load), which is waited
- * for, up to the cap. */
-#define SPARE_SLICE_MS 200
-#define SPARE_WAIT_MAX_MS 60000u
 
 /* Whether the spare can run this command: the default user with the groups and capabilities
  * it was made with (the image's /etc/group may have changed since). */
@@ -591,48 +686,49 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
     return fds[0] >= 0 && send_with_fds(sp->sock, &b, fds, 4);
 }
 
-/* The state letter of /proc/PID/stat: 'T' or 't' is a stopped process. */
-static bool proc_stopped(pid_t pid) {
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    if (!read_proc(path, buf, sizeof(buf))) return false;
-    const char *rp = strrchr(buf, ')');
-    return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
-}
-
-/* Wait until fd is readable (or at its end).  A process of the box's user can stop the one
- * that should answer (pid); then, or after SPARE_WAIT_MAX_MS, false with *err, and the caller
- * kills the command's leaf.  The spare is used no more this boot: that user does not want it. */
-static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, dbx_error **err) {
-    uint64_t start = dbx_now_ms();
-    for (;;) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int n = poll(&pf, 1, SPARE_SLICE_MS);
-        if (n > 0) return true;
-        if (n < 0 && errno != EINTR) {
-            dbx_error_set(err, errno, "poll");
-            return false;
-        }
-        if (n == 0 && (proc_stopped(pid) || dbx_now_ms() - start >= SPARE_WAIT_MAX_MS)) {
-            sp->disabled = true;
-            init_log("exec: process %d did not answer (stopped by a process in the box?); "
-                     "commands start without the spare process until the box restarts",
-                     (int)pid);
-            dbx_error_setx(err, EAGAIN,
-                           "the box's process starting this command was stopped (by a process "
-                           "in the box?); run the command again");
-            return false;
-        }
+/* spare_wait_fd, for an answer of the spare's or its command's.  When none comes, false with
+ * *err, and the caller kills the command's leaf; the spare is used no more this boot: that user
+ * does not want it. */
+static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, int leaf_fd, dbx_error **err) {
+    if (spare_wait_fd(fd, pid, leaf_fd) == 0) return true;
+    int e = errno;
+    if (e != EAGAIN && e != ETIMEDOUT) {
+        dbx_error_set(err, e, "poll");
+        return false;
     }
+    sp->disabled = true;
+    init_log("exec: process %d %s; commands start without the spare process until the box "
+             "restarts",
+             (int)pid,
+             e == EAGAIN ? "was stopped (by a process in the box?)" : "did not answer in 60 s");
+    if (e == EAGAIN)
+        dbx_error_setx(err, e,
+                       "the box's process starting this command was stopped (by a process in "
+                       "the box?); run the command again");
+    else
+        dbx_error_setx(err, e, "the box's process starting this command did not answer in 60 s");
+    return false;
 }
 
-/* The command through the spare: sent, then its pid, then its exec's verdict on the report
- * pipe (EOF: exec'd; a child_report: a step failed, and the child exits).  1 when it could not
- * be sent (nothing happened: start it the ordinary way); 0 with *ret_pid; -1 with *err and
- * *ret_code when a step failed; -2 with *err when an answer did not come (the caller kills the
- * leaf: nothing of the command runs on). */
-static int spare_run(struct spare_proc *sp, const struct child_plan *p, const struct stdio_set *io,
-                     uint64_t *t, pid_t *ret_pid, int *ret_code, dbx_error **err) {
+/* Whether pid is a child of init's (reapable by it: what CLONE_PARENT makes) and no live
+ * session's: the spare's reply is believed only so far, since init signals that pid's group. */
+static bool our_new_child(const struct agent *a, pid_t pid) {
+    siginfo_t si = {0};
+    if (pid <= 1 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) return false;
+    for (size_t i = 0; i < a->nsess; i++)
+        if (!a->sess[i]->dead && a->sess[i]->pid == pid) return false;
+    return true;
+}
+
+/* The command through the spare (in the leaf leaf_fd): sent, then its pid, then its exec's
+ * verdict on the report pipe (EOF: exec'd; a child_report: a step failed, and the child exits).
+ * 1 when nothing started (not sent, its fork refused, its own state changed since it checked
+ * it): start it the ordinary way; 0 with *ret_pid; -1 with *err and *ret_code when a step
+ * failed; -2 with *err when an answer did not come (the caller kills the leaf: nothing of the
+ * command runs on). */
+static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
+                     const struct child_plan *p, const struct stdio_set *io, uint64_t *t,
+                     pid_t *ret_pid, int *ret_code, dbx_error **err) {
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return 1;
     _cleanup_close_ int rd = rep[0];
@@ -643,27 +739,45 @@ static int spare_run(struct spare_proc *sp, const struct child_plan *p, const st
         return 1;
     }
     struct spare_reply reply = {0};
-    if (!spare_answer(sp, sp->sock, sp->pid, err)) return -2;
+    if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return -2;
     ssize_t n = recv(sp->sock, &reply, sizeof(reply), MSG_DONTWAIT);
     if (n != (ssize_t)sizeof(reply)) { /* it died: the reaper will know */
         dbx_error_set(err, n < 0 ? errno : EIO, "the spare process's answer");
         return -2;
     }
     /* EAGAIN: the box at pids.max, where a fork is refused and a migration is not (as the child
-     * of init's that joins the leaf after clone(2) does): nothing started, go that way */
-    if (reply.pid <= 0 && reply.err == EAGAIN) return 1;
-    if (reply.pid <= 0) return dbx_error_set(err, reply.err > 0 ? reply.err : EIO, "clone");
+     * of init's that joins the leaf after clone(2) does): nothing started, go that way; as for
+     * any other refusal, after which the spare is not asked again */
+    if (reply.pid <= 0) {
+        if (reply.err != EAGAIN) {
+            sp->disabled = true;
+            init_log("exec: the spare process could not start a command: %s", strerror(reply.err));
+        }
+        return 1;
+    }
+    if (!our_new_child(a, reply.pid)) {
+        dbx_error_setx(err, EPROTO, "the spare process answered pid %d, not a new command's",
+                       (int)reply.pid);
+        return -2;
+    }
     *ret_pid = reply.pid;
     if (t) {
         t[T_WAKE] = reply.t_wake;
         t[T_CHILD] = reply.t_child;
         t[T_CHDIR] = reply.t_chdir;
     }
-    if (!spare_answer(sp, rd, reply.pid, err)) return -2;
+    if (!spare_answer(sp, rd, reply.pid, leaf_fd, err)) return -2;
     struct child_report r;
     do
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)sizeof(r) && r.step == STEP_SPARE) {
+        sp->disabled = true;
+        init_log("exec: the spare process was changed by a process in the box (%.*s); commands "
+                 "start without it until the box restarts",
+                 (int)sizeof(r.msg), r.msg);
+        return 1;
+    }
     if (n == (ssize_t)sizeof(r)) return report_error(&r, p, NULL, ret_code, err);
     if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
     if (t) t[T_EOF] = exec_now_us();
@@ -679,8 +793,11 @@ void exec_spare_drop(struct spare_proc *sp) {
     if (sp->sock >= 0) close(sp->sock);
     if (sp->mnt_fd >= 0) close(sp->mnt_fd);
     free(sp->groups);
-    *sp = (struct spare_proc){
-        .sock = -1, .mnt_fd = -1, .failed_id = sp->failed_id, .disabled = sp->disabled};
+    *sp = (struct spare_proc){.sock = -1,
+                              .mnt_fd = -1,
+                              .failed_id = sp->failed_id,
+                              .deaths = sp->deaths,
+                              .disabled = sp->disabled};
 }
 
 /* Move the spare into a leaf (its cgroup.procs), where its next command is born. */
@@ -710,7 +827,15 @@ static void spare_park(struct spare_proc *sp, const struct box_policy *b) {
 void exec_spare_start(struct agent *a) {
     struct leaf_spare *ls = &a->spare;
     struct spare_proc *sp = &ls->proc;
-    if (sp->pid > 0 && sp->reaped) exec_spare_drop(sp); /* it died: another */
+    if (sp->pid > 0 && sp->reaped) { /* a box process killed it: another, but not forever */
+        if (++sp->deaths >= 3 && !sp->disabled) {
+            sp->disabled = true;
+            init_log("exec: the spare process was killed %u times; commands start without it "
+                     "until the box restarts",
+                     sp->deaths);
+        }
+        exec_spare_drop(sp);
+    }
     if (sp->pid > 0) return;
     if (a->test_mode || a->setup != SETUP_DONE || !a->box.confined || !ls->id || ls->dir_fd < 0 ||
         sp->disabled || sp->failed_id == ls->id || a->box.mnt_next < 0)
@@ -726,9 +851,16 @@ void exec_spare_start(struct agent *a) {
     if (user_resolve(a->box.plan.user ? a->box.plan.user : "", a->uid, a->gid, &u, &err) < 0)
         return;
     uint64_t caps = policy_caps_for(&a->box, u.uid, false);
-    /* Its commands share its copy of the box's mounts, which only CAP_SYS_ADMIN could change:
-     * a user who has it gets a copy per command, as before. */
-    if (caps & (UINT64_C(1) << CAP_SYS_ADMIN)) {
+    /* Not for root nor for a user who can read /init (0711) or trace: the spare would be
+     * dumpable for a moment after its exec (its memory then open to that user's processes), and
+     * root owns the /proc files of a process that is not dumpable (its oom_score_adj, which its
+     * commands would inherit).  Nor for one with CAP_SYS_ADMIN: its commands share the spare's
+     * copy of the box's mounts, which only that capability could change; such a user gets a
+     * copy per command, as before. */
+    const uint64_t no_spare = (UINT64_C(1) << CAP_SYS_ADMIN) | (UINT64_C(1) << CAP_SYS_PTRACE) |
+                              (UINT64_C(1) << CAP_DAC_OVERRIDE) |
+                              (UINT64_C(1) << CAP_DAC_READ_SEARCH);
+    if (u.uid == 0 || (caps & no_spare)) {
         sp->disabled = true;
         return;
     }
@@ -736,7 +868,6 @@ void exec_spare_start(struct agent *a) {
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return;
     char fdarg[16];
     snprintf(fdarg, sizeof(fdarg), "%d", sv[1]);
-    char *argv[] = {SPARE_ARGV0, fdarg, NULL};
     _cleanup_free_ char *cg_line = dbx_xasprintf("%s/s%" PRIu32, a->box.cg_line, ls->id);
     struct child_plan p = {.file = SPARE_ARGV0,
                            .user = &u,
@@ -749,7 +880,7 @@ void exec_spare_start(struct agent *a) {
                            .spare = true,
                            .spare_exe = exe,
                            .spare_sock = sv[1],
-                           .spare_argv = argv};
+                           .spare_fdarg = fdarg};
     pid_t pid = -1;
     int code;
     int r = fork_and_wait(&p, NULL, ls->dir_fd, &pid, &code, &err);
@@ -800,12 +931,30 @@ static int spare_parse(char *buf, size_t n, struct child_plan *p, uint32_t *flag
     return 0;
 }
 
+/* NULL when the state is the one checked, else what differs. */
+static const char *spare_state_changed(void) {
+    struct spare_state now;
+    spare_state_read(&now);
+    if (memcmp(now.rl, spare_checked.rl, sizeof(now.rl)) != 0) return "rlimits";
+    if (now.nice != spare_checked.nice || now.policy != spare_checked.policy)
+        return "scheduling priority";
+    if (now.ioprio != spare_checked.ioprio) return "I/O priority";
+    if (memcmp(&now.cpus, &spare_checked.cpus, sizeof(now.cpus)) != 0) return "CPU affinity";
+    return NULL;
+}
+
 /* The command's process, a child of init's (CLONE_PARENT: init reaps it and hears of its
  * exit): its own session, its stdio, its directory and its exec, as child_run does them,
  * reporting a failed step on the report pipe. */
 static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, const int *fds,
                                   struct spare_reply *reply) {
     if (flags & SPARE_TIMING) reply->t_child = exec_now_us(); /* the spare's memory (CLONE_VM) */
+    const char *changed = spare_state_changed();
+    if (changed) {
+        struct child_report r = {.step = STEP_SPARE, .err = EPERM};
+        snprintf(r.msg, sizeof(r.msg), "its %s", changed);
+        child_report_fail(p, &r);
+    }
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     int in = fds[0], out = fds[1], errfd = fds[2];
     if (flags & SPARE_TTY) {
@@ -886,9 +1035,21 @@ static bool spare_serve_one(int sock) {
     return send(sock, &reply, sizeof(reply), MSG_NOSIGNAL) == (ssize_t)sizeof(reply) && ok;
 }
 
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
 int exec_spare_main(int argc, char **argv) {
     uint64_t fd;
-    if (argc != 2 || dbx_parse_u64(argv[1], 3, INT_MAX, &fd) < 0) return DBX_ERR_FAILED;
+    if (argc != 3 || dbx_parse_u64(argv[1], 3, INT_MAX, &fd) < 0 ||
+        strlen(argv[2]) != 2 * sizeof(spare_checked))
+        return DBX_ERR_FAILED;
+    unsigned char *b = (unsigned char *)&spare_checked;
+    for (size_t i = 0; i < sizeof(spare_checked); i++) {
+        int hi = hexval(argv[2][2 * i]), lo = hexval(argv[2][2 * i + 1]);
+        if (hi < 0 || lo < 0) return DBX_ERR_FAILED;
+        b[i] = (unsigned char)(hi << 4 | lo);
+    }
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* already not, as /init is unreadable: kept so */
     if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) return DBX_ERR_FAILED;
     while (spare_serve_one((int)fd)) {
@@ -980,7 +1141,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
     if (use_spare && cg_procs >= 0 && spare_move(sp, cg_procs, s->id)) {
         if (t) t[T_CGROUP] = exec_now_us();
         pid_t pid = 0;
-        int r = spare_run(sp, &p, &io, t, &pid, ret_code, err);
+        int r = spare_run(ctx->agent, sp, s->cg_fd, &p, &io, t, &pid, ret_code, err);
         if (r == -2) { /* no answer: nothing of the command runs on, nor the spare */
             s->pid = pid;
             procs_leaf_kill(s);
@@ -993,7 +1154,9 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
             session_take_stdio(s, &io);
             return 0;
         }
-        /* not sent, or its fork refused (the box at pids.max): started as before, below */
+        /* nothing started (not sent, its fork refused: the box at pids.max, its state changed
+         * since it checked it): started as before, below */
+        if (t) t[T_SENT] = t[T_WAKE] = t[T_CHILD] = t[T_CHDIR] = 0;
     }
     /* the copy made while idle (policy_mnt_prepare) is this command's alone; init keeps its
      * descriptor until the session is freed (sweep, after EXIT is written) */

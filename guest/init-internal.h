@@ -122,7 +122,8 @@ struct spare_proc {
     size_t ngroups;
     uint64_t caps;
     uint32_t failed_id; /* the leaf id for which making one failed: not tried again */
-    bool disabled;      /* one did not answer (stopped by a box process): none this boot */
+    unsigned deaths;    /* times one died without init killing it (a box process did) */
+    bool disabled;      /* stopped or changed by a box process, or killed thrice: none this boot */
 };
 
 /* What exec needs from SETUP. */
@@ -137,7 +138,8 @@ struct leaf_spare {
 };
 
 struct exec_ctx {
-    uid_t uid; /* default user */
+    const struct agent *agent; /* its sessions (a pid the spare process answers is no other's) */
+    uid_t uid;                 /* default user */
     gid_t gid;
     const char *hostname;
     const struct box_policy *box;
@@ -163,6 +165,7 @@ enum child_step {
     STEP_SECCOMP,
     STEP_VERIFY, /* msg says what is not in force */
     STEP_MOUNTS, /* the box's own mount namespace */
+    STEP_SPARE,  /* the spare process's state is not what it checked (changed by a box process) */
 };
 
 /* One write on the report pipe (< PIPE_BUF, so atomic). */

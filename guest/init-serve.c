@@ -132,29 +132,27 @@ static bool any_running(struct agent *a) {
  * in handlers never dangle. */
 static void sweep(struct agent *a) {
     sock_sweep(a);
-    bool ended = false;
-    for (size_t i = 0; i < a->nsess && !ended; i++)
-        ended = a->sess[i]->dead;
-    /* The next command's leaf, when a command has just ended (its EXIT written: the next one
-     * is on its way) or none runs; never right after an EXEC, where the mkdir would take the
-     * vCPU from the command just started (g_run +1.2 ms, measured).  Before the ended
-     * sessions' leaves go: the spare process moves out of the last one into the new one. */
-    if (a->setup == SETUP_DONE && (ended || !any_running(a))) {
-        procs_leaf_prepare(a, a->last_exec_id);
-        policy_mnt_prepare(&a->box);
-        exec_spare_start(a);
-    }
     size_t j = 0;
+    bool ended = false;
     for (size_t i = 0; i < a->nsess; i++) {
         if (a->sess[i]->dead) {
             /* here rather than with EXIT: the rmdir runs after EXIT went out */
             procs_leaf_release(a, a->sess[i]);
             session_free(a->sess[i]);
+            ended = true;
         } else {
             a->sess[j++] = a->sess[i];
         }
     }
     a->nsess = j;
+    /* The next command's leaf, when a command has just ended (its EXIT written: the next one
+     * is on its way) or none runs; never right after an EXEC, where the mkdir would take the
+     * vCPU from the command just started (g_run +1.2 ms, measured). */
+    if (a->setup == SETUP_DONE && (ended || !any_running(a))) {
+        procs_leaf_prepare(a, a->last_exec_id);
+        policy_mnt_prepare(&a->box);
+        exec_spare_start(a);
+    }
 }
 
 /* End a session early: ERROR is its last frame and its process group is killed. */
@@ -421,7 +419,8 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     }
     stats_session_start(a, s);
     if (id > a->last_exec_id || id + 1024 < a->last_exec_id) a->last_exec_id = id;
-    const struct exec_ctx ctx = {.uid = a->uid,
+    const struct exec_ctx ctx = {.agent = a,
+                                 .uid = a->uid,
                                  .gid = a->gid,
                                  .hostname = a->hostname,
                                  .box = &a->box,

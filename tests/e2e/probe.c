@@ -47,6 +47,7 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/reboot.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
@@ -439,6 +440,12 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "kill1") && argc == 3) {
         int r = kill(1, atoi(argv[2]));
         printf("kill1=%s\n", errname(r < 0 ? errno : 0));
+        return 0;
+    }
+    if (!strcmp(argv[1], "nofile") && argc == 4) { /* prlimit another process's RLIMIT_NOFILE */
+        struct rlimit rl = {(rlim_t)atol(argv[3]), (rlim_t)atol(argv[3])};
+        int r = prlimit((pid_t)atoi(argv[2]), RLIMIT_NOFILE, &rl, NULL);
+        printf("nofile=%s\n", errname(r < 0 ? errno : 0));
         return 0;
     }
     if (!strcmp(argv[1], "ptrace1")) {

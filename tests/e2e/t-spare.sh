@@ -9,7 +9,8 @@
 # user) can neither read its memory nor environment.  Killed by a box process, a new one takes
 # the next commands; stopped by one (SIGSTOP), the
 # command that needed it fails with a message saying so, init goes on serving, and the rest of
-# the boot starts commands the ordinary way.
+# the boot starts commands the ordinary way; its limits lowered by one (prlimit), the command
+# that would inherit them starts the ordinary way instead, and so do the boot's later ones.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -116,4 +117,23 @@ assert_eq still "$OUT" "the box still serves"
 ok dbx exec -- sh -c "$find_spare"
 assert_eq "" "$OUT" "no spare left after it was stopped"
 ok dbx logs --console
-assert_contains "$OUT" "did not answer" "init's console says why"
+assert_contains "$OUT" "was stopped (by a process in the box?)" "init's console says why"
+
+# changed: a box process lowers the spare's open-file limit (prlimit needs only the same uid),
+# which its commands would inherit; the command that sees it starts the ordinary way, with the
+# profile's limit, and so do the boot's later ones
+restart
+ok dbx exec -- sh -c 'ulimit -n'
+nofile=$OUT
+ok dbx exec -- sh -c "$find_spare"
+sp3=$OUT
+assert_match "$sp3" '^[0-9]+$' "the spare after a restart"
+ok dbx exec -- ./probe nofile "$sp3" 64
+assert_eq "nofile=OK" "$OUT" "prlimit on the spare by a box process"
+ok dbx exec -- sh -c 'ulimit -n'
+assert_eq "$nofile" "$OUT" "the open-file limit of the command after the change"
+started_by
+assert_eq child "$BY" "a command after the spare was changed"
+ok dbx logs --console
+assert_contains "$OUT" "the spare process was changed by a process in the box (its rlimits)" \
+    "init's console says why"
