@@ -285,13 +285,23 @@ static void child_find_blocked(const char *cwd, struct child_report *r) {
  * then starts the ordinary way, and the spare is used no more. */
 struct spare_state {
     struct rlimit rl[RLIM_NLIMITS];
-    int nice, policy, ioprio;
+    int nice, policy, ioprio, oom;
     cpu_set_t cpus;
 };
 static struct spare_state spare_checked;
+/* The spare's /proc/self/oom_score_adj, opened when it starts: a box process running as root (a
+ * daemon a `-u root` command left) may raise it.  Each command's child reads it through this
+ * descriptor (a pread; a /proc/self lookup costs 0.2 ms in a new process under TCG) in the
+ * moment after its fork, when its own still is the spare's. */
+static int spare_oom_fd = -1;
 
 static void spare_state_read(struct spare_state *st) {
     memset(st, 0, sizeof(*st));
+    char buf[16] = {0};
+    _cleanup_close_ int own =
+        spare_oom_fd >= 0 ? -EBADF : open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
+    int fd = spare_oom_fd >= 0 ? spare_oom_fd : own;
+    st->oom = fd >= 0 && pread(fd, buf, sizeof(buf) - 1, 0) > 0 ? atoi(buf) : -100000;
     for (int i = 0; i < RLIM_NLIMITS; i++)
         (void)getrlimit((__rlimit_resource_t)i, &st->rl[i]);
     errno = 0;
@@ -417,13 +427,16 @@ static int report_error(const struct child_report *r, const struct child_plan *p
         return dbx_error_set(err, e, "make kernel and cgroup files read-only for the box");
     case STEP_VERIFY:
         return dbx_error_setx(err, EPERM, "policy not in force: %.*s", (int)sizeof(r->msg), r->msg);
+    case STEP_SPARE:
+        return dbx_error_setx(err, EPERM, "the spare process's state: %.*s", (int)sizeof(r->msg),
+                              r->msg);
     default:
         return dbx_error_set(err, e, "setsid");
     }
 }
 
 /* The child's stack: it shares init's memory (below), so it needs its own.  Mapped once and
- * kept; one child at a time uses it (init is suspended until that child has exec'd or exited). */
+ * kept; one child at a time uses it (init waits until that child has exec'd, or is gone). */
 #define CHILD_STACK (256u * 1024u)
 
 static int child_main(void *arg) {
@@ -468,8 +481,10 @@ static pid_t clone3_fn(struct clone_args *args, int (*fn)(void *), void *arg) {
  * 0.87 to 0.70 ms of a 13 ms warm exec under TCG, 2026-12-03, interleaved runs).  clone(2) and
  * that write when clone3 is refused. */
 static pid_t child_clone(struct child_plan *p, void *stack, int cg_dir_fd) {
-    /* the spare's maker is a fork: init must not sleep in vfork while a box process can stop it */
-    const unsigned long flags = p->spare ? 0 : CLONE_VM | CLONE_VFORK;
+    /* No CLONE_VFORK: once it has the box user's ids a box process can stop the child, and init
+     * must not sleep in vfork for it (fork_and_wait waits in slices).  The spare's maker is a
+     * fork: the spare, which runs on, must not share init's memory. */
+    const unsigned long flags = p->spare ? 0 : CLONE_VM;
 #if defined(__x86_64__)
     if (cg_dir_fd >= 0) {
         struct clone_args args = {.flags = flags | CLONE_INTO_CGROUP,
@@ -524,23 +539,17 @@ static bool any_stopped(pid_t pid, int leaf_fd) {
     return false;
 }
 
-/* Wait until fd is readable (or at its end): 0; -1 with errno EAGAIN when pid or a process of
- * its leaf is stopped, ETIMEDOUT after SPARE_WAIT_MAX_MS, else poll's. */
+/* Wait until fd is readable (or at its end): 0, or -EAGAIN when pid or a process of its leaf
+ * (leaf_fd, or -1) is stopped, -ETIMEDOUT after SPARE_WAIT_MAX_MS.  Not through errno: a child
+ * on init's memory (CLONE_VM) writes the same errno while this runs. */
 static int spare_wait_fd(int fd, pid_t pid, int leaf_fd) {
     uint64_t start = dbx_now_ms();
     for (;;) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         int n = poll(&pf, 1, SPARE_SLICE_MS);
         if (n > 0) return 0;
-        if (n < 0 && errno != EINTR) return -1;
-        if (n == 0 && any_stopped(pid, leaf_fd)) {
-            errno = EAGAIN;
-            return -1;
-        }
-        if (n == 0 && dbx_now_ms() - start >= SPARE_WAIT_MAX_MS) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
+        if (any_stopped(pid, leaf_fd)) return -EAGAIN;
+        if (dbx_now_ms() - start >= SPARE_WAIT_MAX_MS) return -ETIMEDOUT;
     }
 }
 
@@ -562,29 +571,46 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
      * capabilities, no_new_privs and seccomp, then a read-back check whose verdict carries a
      * message) with the pty, the user's supplementary groups and a chdir diagnosis, in the order
      * child_run states, and its report maps to protocol error codes.  Fixed options would not
-     * express that order. CLONE_VM | CLONE_VFORK, as posix_spawn does: init (PID 1, no threads)
-     * sleeps until the child has exec'd or exited, which it would wait for anyway, and neither
-     * copies its page tables nor takes copy-on-write faults afterwards (a fork cost milliseconds
-     * under TCG). Everything else stays the child's own (no CLONE_FS, CLONE_FILES, CLONE_SIGHAND):
-     * ids, capabilities, seccomp, rlimits, namespaces and cwd are per task.  child_run allocates
-     * nothing and writes only its stack, the report pipe and the timing page. */
+     * express that order. CLONE_VM, as posix_spawn does: init (PID 1, no threads) neither copies
+     * its page tables nor takes copy-on-write faults afterwards (a fork cost milliseconds under
+     * TCG); it waits for the child's exec, in slices, touching nothing the child reads (the plan,
+     * argv, environment) and not its stack.  Not CLONE_VFORK, whose sleep a box process could
+     * make endless by stopping the child once it has the user's ids.  Everything else stays the
+     * child's own (no CLONE_FS, CLONE_FILES, CLONE_SIGHAND): ids, capabilities, seccomp,
+     * rlimits, namespaces and cwd are per task.  child_run allocates nothing and writes only its
+     * stack, the report pipe, the timing page and errno (init's, which init reads only right
+     * after a call of its own that it knows failed). */
     pid_t pid = child_clone(p, stack, cg_dir_fd);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
     if (pid < 0) return dbx_error_set(err, fork_errno, "clone");
-    if (p->spare && spare_wait_fd(rd, pid, cg_dir_fd) < 0) { /* a fork: not waited for in vfork */
-        int e = errno;
+    /* the spare's maker: its leaf too (nothing else is in it); a command's: the child alone */
+    int w = spare_wait_fd(rd, pid, p->spare ? cg_dir_fd : -1);
+    if (w < 0) { /* it has not exec'd: the kill ends it before anything of the command runs */
         kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
         }
-        return dbx_error_set(err, e, "the spare process did not check in");
+        *ret_code = DBX_ERR_FAILED;
+        if (p->spare) return dbx_error_set(err, -w, "the spare process did not check in");
+        return dbx_error_setx(err, -w,
+                              w == -EAGAIN
+                                  ? "the command's process was stopped before its exec (by a "
+                                    "process in the box?); run the command again"
+                                  : "the command's process did not reach its exec in 60 s");
     }
     struct child_report r;
     ssize_t n;
     do
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
+    if (n != 0 && !p->spare) {
+        /* A child that reported is on its way out, maybe still on the stack (and a box process
+         * may stop it there): the next child gets a new one.  If this one still runs, it
+         * faults and dies, which is where it was going. */
+        munmap(stack, CHILD_STACK);
+        stack = NULL;
+    }
     if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
     if (n != 0) /* the child, whatever it did, is left to the reaper */
         return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
@@ -690,12 +716,8 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
  * *err, and the caller kills the command's leaf; the spare is used no more this boot: that user
  * does not want it. */
 static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, int leaf_fd, dbx_error **err) {
-    if (spare_wait_fd(fd, pid, leaf_fd) == 0) return true;
-    int e = errno;
-    if (e != EAGAIN && e != ETIMEDOUT) {
-        dbx_error_set(err, e, "poll");
-        return false;
-    }
+    int e = -spare_wait_fd(fd, pid, leaf_fd);
+    if (e == 0) return true;
     sp->disabled = true;
     init_log("exec: process %d %s; commands start without the spare process until the box "
              "restarts",
@@ -712,11 +734,13 @@ static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, int leaf_fd, 
 
 /* Whether pid is a child of init's (reapable by it: what CLONE_PARENT makes) and no live
  * session's: the spare's reply is believed only so far, since init signals that pid's group. */
-static bool our_new_child(const struct agent *a, pid_t pid) {
+static bool our_new_child(const struct agent *a, const struct spare_proc *sp, pid_t pid) {
     siginfo_t si = {0};
-    if (pid <= 1 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0) return false;
+    if (pid <= 1 || pid == sp->pid ||
+        waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+        return false;
     for (size_t i = 0; i < a->nsess; i++)
-        if (!a->sess[i]->dead && a->sess[i]->pid == pid) return false;
+        if (!a->sess[i]->dead && !a->sess[i]->exited && a->sess[i]->pid == pid) return false;
     return true;
 }
 
@@ -755,7 +779,7 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
         }
         return 1;
     }
-    if (!our_new_child(a, reply.pid)) {
+    if (!our_new_child(a, sp, reply.pid)) {
         dbx_error_setx(err, EPROTO, "the spare process answered pid %d, not a new command's",
                        (int)reply.pid);
         return -2;
@@ -785,6 +809,12 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
 }
 
 void exec_spare_drop(struct spare_proc *sp) {
+    siginfo_t si = {0};
+    /* dead before init killed it: a box process did (or it failed); three times, no more */
+    if (sp->pid > 0 &&
+        (sp->reaped || (waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                        si.si_pid == sp->pid)))
+        sp->deaths++;
     if (sp->pid > 0 && !sp->reaped) {
         kill(sp->pid, SIGKILL);
         while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR) {
@@ -827,16 +857,14 @@ static void spare_park(struct spare_proc *sp, const struct box_policy *b) {
 void exec_spare_start(struct agent *a) {
     struct leaf_spare *ls = &a->spare;
     struct spare_proc *sp = &ls->proc;
-    if (sp->pid > 0 && sp->reaped) { /* a box process killed it: another, but not forever */
-        if (++sp->deaths >= 3 && !sp->disabled) {
-            sp->disabled = true;
-            init_log("exec: the spare process was killed %u times; commands start without it "
-                     "until the box restarts",
-                     sp->deaths);
-        }
-        exec_spare_drop(sp);
-    }
+    if (sp->pid > 0 && sp->reaped) exec_spare_drop(sp); /* a box process killed it: another */
     if (sp->pid > 0) return;
+    if (sp->deaths >= 3 && !sp->disabled) { /* but not forever */
+        sp->disabled = true;
+        init_log("exec: the spare process died %u times; commands start without it until the "
+                 "box restarts",
+                 sp->deaths);
+    }
     if (a->test_mode || a->setup != SETUP_DONE || !a->box.confined || !ls->id || ls->dir_fd < 0 ||
         sp->disabled || sp->failed_id == ls->id || a->box.mnt_next < 0)
         return;
@@ -854,12 +882,14 @@ void exec_spare_start(struct agent *a) {
     /* Not for root nor for a user who can read /init (0711) or trace: the spare would be
      * dumpable for a moment after its exec (its memory then open to that user's processes), and
      * root owns the /proc files of a process that is not dumpable (its oom_score_adj, which its
-     * commands would inherit).  Nor for one with CAP_SYS_ADMIN: its commands share the spare's
-     * copy of the box's mounts, which only that capability could change; such a user gets a
-     * copy per command, as before. */
+     * commands would inherit); nor for one who could become root (setuid) or change the spare's
+     * priority or limits while its maker is still root (sys_nice, sys_resource).  Nor for one
+     * with sys_admin: its commands share the spare's copy of the box's mounts, which only that
+     * capability could change; such a user gets a copy per command, as before. */
     const uint64_t no_spare = (UINT64_C(1) << CAP_SYS_ADMIN) | (UINT64_C(1) << CAP_SYS_PTRACE) |
                               (UINT64_C(1) << CAP_DAC_OVERRIDE) |
-                              (UINT64_C(1) << CAP_DAC_READ_SEARCH);
+                              (UINT64_C(1) << CAP_DAC_READ_SEARCH) | (UINT64_C(1) << CAP_SYS_NICE) |
+                              (UINT64_C(1) << CAP_SYS_RESOURCE) | (UINT64_C(1) << CAP_SETUID);
     if (u.uid == 0 || (caps & no_spare)) {
         sp->disabled = true;
         return;
@@ -885,14 +915,15 @@ void exec_spare_start(struct agent *a) {
     int code;
     int r = fork_and_wait(&p, NULL, ls->dir_fd, &pid, &code, &err);
     close(sv[1]);
-    if (r < 0) {
-        static bool logged;
-        if (!logged) init_log("exec: no spare process: %s", err->msg);
-        logged = true;
+    if (r < 0) { /* stopped or changed by a box process, or the policy not in force: no more */
+        init_log("exec: no spare process: %s; commands start without it until the box restarts",
+                 err->msg);
+        sp->disabled = true;
         close(sv[0]);
         return;
     }
     *sp = (struct spare_proc){.pid = pid,
+                              .deaths = sp->deaths,
                               .sock = sv[0],
                               .mnt_fd = TAKE_FD(a->box.mnt_next),
                               .leaf = ls->id,
@@ -939,6 +970,7 @@ static const char *spare_state_changed(void) {
     if (now.nice != spare_checked.nice || now.policy != spare_checked.policy)
         return "scheduling priority";
     if (now.ioprio != spare_checked.ioprio) return "I/O priority";
+    if (now.oom != spare_checked.oom) return "OOM score";
     if (memcmp(&now.cpus, &spare_checked.cpus, sizeof(now.cpus)) != 0) return "CPU affinity";
     return NULL;
 }
@@ -1052,6 +1084,7 @@ int exec_spare_main(int argc, char **argv) {
     }
     (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); /* already not, as /init is unreadable: kept so */
     if (fcntl((int)fd, F_SETFD, FD_CLOEXEC) < 0) return DBX_ERR_FAILED;
+    spare_oom_fd = open("/proc/self/oom_score_adj", O_RDONLY | O_CLOEXEC);
     while (spare_serve_one((int)fd)) {
     }
     return 0;
@@ -1147,7 +1180,8 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
             procs_leaf_kill(s);
             exec_spare_drop(sp);
         }
-        spare_park(sp, ctx->box); /* out of the leaf before anything can look at it */
+        if (sp->disabled) exec_spare_drop(sp); /* stopped or changed: it goes */
+        spare_park(sp, ctx->box);              /* out of the leaf before anything looks */
         if (r <= 0) {
             if (r < 0) return -1; /* a failed step's child exits by itself; the reaper has it */
             s->pid = pid;

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# t-spare: the default user's commands start from the spare process init keeps ready in the box
-# (guest/init-exec.c: already confined and checked, it forks each command), one boot.  A command
-# started that way has the identity, capabilities, no_new_privs, seccomp filter, rlimits, OOM
-# score, parent and a leaf cgroup of its own exactly as one started the ordinary way (the same
-# user named with -u, which does not use the spare); its errors (no such command, a directory it
-# cannot enter) are the same; the spare is not listed by ps nor counted in the box's pids (it
-# waits outside the box), and a process of the box (its own
-# user) can neither read its memory nor environment.  Killed by a box process, a new one takes
-# the next commands; stopped by one (SIGSTOP), the
-# command that needed it fails with a message saying so, init goes on serving, and the rest of
-# the boot starts commands the ordinary way; its limits lowered by one (prlimit), the command
-# that would inherit them starts the ordinary way instead, and so do the boot's later ones.
+# t-spare: the default user's commands start from the spare process init keeps ready
+# (guest/init-exec.c: already confined and checked, it forks each command); three boots.
+# - A command started that way has the identity, capabilities, no_new_privs, seccomp filter,
+#   rlimits, OOM score, parent and a leaf cgroup of its own exactly as one started the ordinary
+#   way (the same user named with -u, which does not use the spare), and the same errors (no
+#   such command, a directory it cannot enter).
+# - The spare is not listed by ps nor counted in the box's pids (it waits outside the box), and
+#   a process of the box (its own user) can read neither its memory nor its environment.
+# - What a box process can do to it: killed, a new one takes the next commands (three times,
+#   then none that boot); stopped (SIGSTOP), the command that needed it fails with a message
+#   saying so, init goes on serving, and the boot's later commands start the ordinary way; its
+#   limits lowered (prlimit), the command that would inherit them starts the ordinary way
+#   instead, and so do the boot's later ones.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -137,3 +138,19 @@ assert_eq child "$BY" "a command after the spare was changed"
 ok dbx logs --console
 assert_contains "$OUT" "the spare process was changed by a process in the box (its rlimits)" \
     "init's console says why"
+
+# killed three times: init stops making new ones for the boot
+restart
+ok dbx exec -- true
+for round in 1 2 3; do
+    ok dbx exec -- sh -c "$find_spare"
+    assert_match "$OUT" '^[0-9]+$' "a spare before kill $round"
+    ok dbx exec -- kill -KILL "$OUT"
+done
+ok dbx exec -- true
+ok dbx exec -- sh -c "$find_spare"
+assert_eq "" "$OUT" "no spare after it was killed three times"
+started_by
+assert_eq child "$BY" "commands after the third kill"
+ok dbx logs --console
+assert_contains "$OUT" "the spare process died 3 times" "init's console says why"
