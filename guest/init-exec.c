@@ -436,7 +436,10 @@ static int report_error(const struct child_report *r, const struct child_plan *p
 }
 
 /* The child's stack: it shares init's memory (below), so it needs its own.  Mapped once and
- * kept; one child at a time uses it (init waits until that child has exec'd, or is gone). */
+ * kept; one child at a time uses it (init waits until that child has exec'd, or reaps it).
+ * Init installs no signal handler (SIGCHLD comes through a signalfd) and makes no thread: a
+ * handler would run on the child too, and glibc's set*id act on the child alone only while
+ * the process is single-threaded. */
 #define CHILD_STACK (256u * 1024u)
 
 static int child_main(void *arg) {
@@ -587,6 +590,8 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     if (pid < 0) return dbx_error_set(err, fork_errno, "clone");
     /* the spare's maker: its leaf too (nothing else is in it); a command's: the child alone */
     int w = spare_wait_fd(rd, pid, p->spare ? cg_dir_fd : -1);
+    struct pollfd last = {.fd = rd, .events = POLLIN};
+    if (w < 0 && poll(&last, 1, 0) > 0) w = 0; /* it answered after all, in the meantime */
     if (w < 0) { /* it has not exec'd: the kill ends it before anything of the command runs */
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
@@ -604,16 +609,17 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     do
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
-    if (n != 0 && !p->spare) {
-        /* A child that reported is on its way out, maybe still on the stack (and a box process
-         * may stop it there): the next child gets a new one.  If this one still runs, it
-         * faults and dies, which is where it was going. */
-        munmap(stack, CHILD_STACK);
-        stack = NULL;
+    if (n != 0) {
+        /* A child that reported is on its way out, still on the stack it shares (CLONE_VM) or
+         * its copy, and a box process may stop it there: killed and reaped here, so that no
+         * task runs on memory init reuses (SIGKILL wakes a stopped one; nothing blocks it by
+         * now).  Its exit status is nobody's: the EXEC gets ERROR. */
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
+        }
     }
     if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
-    if (n != 0) /* the child, whatever it did, is left to the reaper */
-        return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
+    if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
     *ret_pid = pid;
     return 0;
 }
@@ -795,6 +801,11 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
     do
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
+    if (n != 0) { /* as fork_and_wait's: the spare sleeps in vfork until its child is gone */
+        kill(reply.pid, SIGKILL);
+        while (waitpid(reply.pid, NULL, __WALL) < 0 && errno == EINTR) {
+        }
+    }
     if (n == (ssize_t)sizeof(r) && r.step == STEP_SPARE) {
         sp->disabled = true;
         init_log("exec: the spare process was changed by a process in the box (%.*s); commands "
@@ -1183,7 +1194,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         if (sp->disabled) exec_spare_drop(sp); /* stopped or changed: it goes */
         spare_park(sp, ctx->box);              /* out of the leaf before anything looks */
         if (r <= 0) {
-            if (r < 0) return -1; /* a failed step's child exits by itself; the reaper has it */
+            if (r < 0) return -1; /* a failed step's child is reaped already */
             s->pid = pid;
             session_take_stdio(s, &io);
             return 0;

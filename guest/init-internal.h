@@ -404,7 +404,7 @@ const char *exec_env_path(char *const *env);
 /* Start req as a new session leader with its stdio on fresh pipes or a pty; on success fills
  * s->pid, s->pty, s->in_fd, s->rd_fd (non-blocking, close-on-exec, owned by s).  On failure
  * returns < 0 with *err naming the step and *ret_code 125 (setup), 126 (not executable) or
- * 127 (not found); nothing is left open and the failed child (if any) is left to the reaper. */
+ * 127 (not found); nothing is left open and the failed child (if any) is killed and reaped. */
 int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struct session *s,
                int *ret_code, dbx_error **err);
 /* argv[0] of the spare process (struct spare_proc): main() runs exec_spare_main for it. */
