@@ -528,18 +528,13 @@ static bool proc_stopped(pid_t pid) {
     return rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't');
 }
 
+static bool stopped_one(pid_t pid, void *ud) {
+    (void)ud;
+    return proc_stopped(pid);
+}
+
 static bool any_stopped(pid_t pid, int leaf_fd) {
-    if (proc_stopped(pid)) return true;
-    _cleanup_free_ char *text = NULL;
-    if (leaf_fd < 0 || dbx_read_file_at(leaf_fd, "cgroup.procs", 1u << 16, &text, NULL, NULL) < 0)
-        return false;
-    for (char *l = text, *nl; *l; l = nl) {
-        nl = strchrnul(l, '\n');
-        if (*nl) *nl++ = '\0';
-        uint64_t v;
-        if (dbx_parse_u64(l, 2, INT32_MAX, &v) == 0 && proc_stopped((pid_t)v)) return true;
-    }
-    return false;
+    return proc_stopped(pid) || (leaf_fd >= 0 && procs_listed_any(leaf_fd, stopped_one, NULL));
 }
 
 /* Wait until fd is readable (or at its end): 0, or -EAGAIN when pid or a process of its leaf
@@ -553,6 +548,14 @@ static int spare_wait_fd(int fd, pid_t pid, int leaf_fd) {
         if (n > 0) return 0;
         if (any_stopped(pid, leaf_fd)) return -EAGAIN;
         if (dbx_now_ms() - start >= SPARE_WAIT_MAX_MS) return -ETIMEDOUT;
+    }
+}
+
+/* SIGKILL a child of ours and reap it: it runs no more user code (the kill wakes a stopped one),
+ * and its stack and pid are free once this returns. */
+static void kill_reap(pid_t pid) {
+    kill(pid, SIGKILL);
+    while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
     }
 }
 
@@ -593,9 +596,7 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
     struct pollfd last = {.fd = rd, .events = POLLIN};
     if (w < 0 && poll(&last, 1, 0) > 0) w = 0; /* it answered after all, in the meantime */
     if (w < 0) { /* it has not exec'd: the kill ends it before anything of the command runs */
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
-        }
+        kill_reap(pid);
         *ret_code = DBX_ERR_FAILED;
         if (p->spare) return dbx_error_set(err, -w, "the spare process did not check in");
         return dbx_error_setx(err, -w,
@@ -614,9 +615,7 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
          * its copy, and a box process may stop it there: killed and reaped here, so that no
          * task runs on memory init reuses (SIGKILL wakes a stopped one; nothing blocks it by
          * now).  Its exit status is nobody's: the EXEC gets ERROR. */
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR) {
-        }
+        kill_reap(pid);
     }
     if (n == (ssize_t)sizeof(r)) return report_error(&r, p, req, ret_code, err);
     if (n != 0) return dbx_error_set(err, n < 0 ? errno : EIO, "read exec status");
@@ -802,9 +801,7 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
         n = read(rd, &r, sizeof(r));
     while (n < 0 && errno == EINTR);
     if (n != 0) { /* as fork_and_wait's: the spare sleeps in vfork until its child is gone */
-        kill(reply.pid, SIGKILL);
-        while (waitpid(reply.pid, NULL, __WALL) < 0 && errno == EINTR) {
-        }
+        kill_reap(reply.pid);
     }
     if (n == (ssize_t)sizeof(r) && r.step == STEP_SPARE) {
         sp->disabled = true;
@@ -827,9 +824,7 @@ void exec_spare_drop(struct spare_proc *sp) {
                         si.si_pid == sp->pid)))
         sp->deaths++;
     if (sp->pid > 0 && !sp->reaped) {
-        kill(sp->pid, SIGKILL);
-        while (waitpid(sp->pid, NULL, 0) < 0 && errno == EINTR) {
-        }
+        kill_reap(sp->pid);
     }
     if (sp->sock >= 0) close(sp->sock);
     if (sp->mnt_fd >= 0) close(sp->mnt_fd);

@@ -501,6 +501,9 @@ void procs_leaf_kill(struct session *s);
  * processes (a daemon the command left behind) and retry at each reap. */
 void procs_leaf_release(struct agent *a, struct session *s);
 void procs_linger_retry(struct agent *a);
+/* Whether fn is true for a pid in the cgroup.procs of the cgroup directory dfd (read once, up
+ * to 1 MiB; stops at the first true). */
+bool procs_listed_any(int dfd, bool (*fn)(pid_t pid, void *ud), void *ud);
 /* Session-0 requests: PS (list the box's processes) and KILL. */
 void procs_on_ps(struct agent *a, const uint8_t *p, uint32_t n);
 void procs_on_kill(struct agent *a, const uint8_t *p, uint32_t n);

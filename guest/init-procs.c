@@ -101,14 +101,24 @@ void procs_leaf_prepare(struct agent *a, uint32_t last_id) {
     stats_box_counts(a, &sp->oom_kills0, &sp->pids_refused0);
 }
 
-static void kill_listed(int dfd, int sig) {
+bool procs_listed_any(int dfd, bool (*fn)(pid_t pid, void *ud), void *ud) {
     _cleanup_free_ char *text = NULL;
-    if (dbx_read_file_at(dfd, "cgroup.procs", 1u << 20, &text, NULL, NULL) < 0) return;
+    if (dbx_read_file_at(dfd, "cgroup.procs", 1u << 20, &text, NULL, NULL) < 0) return false;
     char *save = NULL;
     for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
         uint64_t pid;
-        if (dbx_parse_u64(l, 2, INT32_MAX, &pid) == 0) kill((pid_t)pid, sig);
+        if (dbx_parse_u64(l, 2, INT32_MAX, &pid) == 0 && fn((pid_t)pid, ud)) return true;
     }
+    return false;
+}
+
+static bool signal_listed(pid_t pid, void *sig) {
+    kill(pid, *(int *)sig);
+    return false;
+}
+
+static void kill_listed(int dfd, int sig) {
+    procs_listed_any(dfd, signal_listed, &sig);
 }
 
 /* cgroup.kill (Linux 5.14) also reaches processes forked while it runs; cgroup.procs is the
