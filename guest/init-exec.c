@@ -353,6 +353,11 @@ static _Noreturn void child_run(const struct child_plan *p) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* Only ignored dispositions survive exec, and SIGPIPE is the one init ignores. */
     signal(SIGPIPE, SIG_DFL);
+    /* init's SCHED_BATCH (boot_process) is not the command's; the spare keeps it, so that its
+     * child, too, runs on when the spare wakes (its vfork ends) instead of yielding to it */
+    static const struct sched_param zero = {0};
+    if (sched_setscheduler(0, p->spare ? SCHED_BATCH : SCHED_OTHER, &zero) < 0)
+        child_fail(p, STEP_SCHED, errno);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
         if (policy_child_enter(box, p->cg_procs_fd, p->mnt_fd, p->caps, p->stamps, &r) < 0)
@@ -430,6 +435,8 @@ static int report_error(const struct child_report *r, const struct child_plan *p
     case STEP_SPARE:
         return dbx_error_setx(err, EPERM, "the spare process's state: %.*s", (int)sizeof(r->msg),
                               r->msg);
+    case STEP_SCHED:
+        return dbx_error_set(err, e, "set the scheduling policy");
     default:
         return dbx_error_set(err, e, "setsid");
     }
@@ -993,6 +1000,8 @@ static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, co
         snprintf(r.msg, sizeof(r.msg), "its %s", changed);
         child_report_fail(p, &r);
     }
+    static const struct sched_param zero = {0}; /* the spare's SCHED_BATCH is not the command's */
+    if (sched_setscheduler(0, SCHED_OTHER, &zero) < 0) child_fail(p, STEP_SCHED, errno);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     int in = fds[0], out = fds[1], errfd = fds[2];
     if (flags & SPARE_TTY) {

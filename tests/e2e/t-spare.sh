@@ -47,7 +47,7 @@ assert_eq spare "$BY" "the next default command, after one that did not use the 
 
 # ---- the same confinement either way ---------------------------------------------------------
 state='grep -E "^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Seccomp_filters|PPid):" /proc/$$/status
-cat /proc/$$/limits; echo "oom=$(cat /proc/$$/oom_score_adj)"
+cat /proc/$$/limits; echo "oom=$(cat /proc/$$/oom_score_adj)"; echo "policy=$(cut -d" " -f41 /proc/$$/stat)"
 echo "cgroup=$(sed "s/s[0-9]*$/sN/" /proc/$$/cgroup)"; echo "cwd=$(pwd)"; ./probe ids; ./probe status'
 ok dbx exec -- sh -c "$state"
 by_spare=$OUT
@@ -57,6 +57,10 @@ assert_eq "$by_child" "$by_spare" "the state of a command started each way"
 assert_confined_status "$by_spare" "a command the spare started"
 assert_kv "$by_spare" uid "$uid/$uid/$uid" "ids"
 assert_kv "$by_spare" cgroup "0::/box/sN" "its leaf"
+# SCHED_OTHER (0), not the SCHED_BATCH (3) of init and the spare
+assert_kv "$by_spare" policy 0 "its scheduling policy"
+ok dbx exec -- cut -d" " -f41 /proc/1/stat
+assert_eq 3 "$OUT" "init's scheduling policy"
 printf '%s\n' "$by_spare" | grep -qx $'PPid:\t1' || fail "its parent is not init: $(show "$by_spare")"
 # each command in a leaf of its own, the spare in none of them
 ok dbx exec -- sh -c 'cat /proc/self/cgroup; sh -c "cat /proc/self/cgroup"'
