@@ -756,6 +756,21 @@ static bool our_new_child(const struct agent *a, const struct spare_proc *sp, pi
     return true;
 }
 
+static bool listed(pid_t pid, void *ud) {
+    return true;
+}
+
+/* The spare stopped, silent or dead before its answer (a box process may stop or kill it while
+ * it waits: it has the box user's uid).  Killed and reaped, it forks no more; a leaf then empty
+ * means it forked nothing, so nothing of the command ran, and the command starts the ordinary
+ * way (1) instead of failing.  Otherwise -2 with *err: the caller kills the leaf. */
+static int spare_lost(struct spare_proc *sp, int leaf_fd, dbx_error **err) {
+    exec_spare_drop(sp);
+    if (leaf_fd < 0 || procs_listed_any(leaf_fd, listed, NULL)) return -2;
+    dbx_error_free(err);
+    return 1;
+}
+
 /* The command through the spare (in the leaf leaf_fd): sent, then its pid, then its exec's
  * verdict on the report pipe (EOF: exec'd; a child_report: a step failed, and the child exits).
  * 1 when nothing started (not sent, its fork refused, its own state changed since it checked
@@ -775,11 +790,11 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
         return 1;
     }
     struct spare_reply reply = {0};
-    if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return -2;
+    if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return spare_lost(sp, leaf_fd, err);
     ssize_t n = recv(sp->sock, &reply, sizeof(reply), MSG_DONTWAIT);
-    if (n != (ssize_t)sizeof(reply)) { /* it died: the reaper will know */
+    if (n != (ssize_t)sizeof(reply)) { /* it died */
         dbx_error_set(err, n < 0 ? errno : EIO, "the spare process's answer");
-        return -2;
+        return spare_lost(sp, leaf_fd, err);
     }
     /* EAGAIN: the box at pids.max, where a fork is refused and a migration is not (as the child
      * of init's that joins the leaf after clone(2) does): nothing started, go that way; as for
