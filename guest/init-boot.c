@@ -235,7 +235,7 @@ int boot_process(struct agent *a, dbx_error **err) {
      * switch between processes costs a flush of the vCPU's TLB and jump cache (a round trip of
      * two processes over a pipe 250-330 us in a box, of two threads 75-140 us).  Init still
      * gets its fair share; a box process that wakes it runs on until it blocks or the tick
-     * preempts it.  Commands and the spare set their own policy (exec: child_run).  Measured
+     * preempts it.  Commands and the spare are SCHED_OTHER (exec: child_run).  Measured
      * 2026-12-04 under TCG, 1 vCPU, interleaved against the build before: `head -c 20000000
      * /dev/zero` through `devbox exec` 4.3/6.3 s -> 2.6/2.8 s, 5 MB while a busy loop ran in
      * the box 2.2/2.4 -> 1.2/1.3 s, warm `devbox exec true` p50 -0.4/-0.6/-1.0 ms in three

@@ -353,10 +353,12 @@ static _Noreturn void child_run(const struct child_plan *p) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* Only ignored dispositions survive exec, and SIGPIPE is the one init ignores. */
     signal(SIGPIPE, SIG_DFL);
-    /* init's SCHED_BATCH (boot_process) is not the command's; the spare keeps it, so that its
-     * child, too, runs on when the spare wakes (its vfork ends) instead of yielding to it */
+    /* init's SCHED_BATCH (boot_process) is neither the command's nor the spare's, whose
+     * commands inherit its policy.  The spare stays SCHED_OTHER on purpose: woken as its vfork
+     * ends, it preempts the command and answers init before the command can stop or kill it
+     * (a command that kills its spare then still succeeds).  Skipped when already so. */
     static const struct sched_param zero = {0};
-    if (sched_setscheduler(0, p->spare ? SCHED_BATCH : SCHED_OTHER, &zero) < 0)
+    if (sched_getscheduler(0) != SCHED_OTHER && sched_setscheduler(0, SCHED_OTHER, &zero) < 0)
         child_fail(p, STEP_SCHED, errno);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     if (box->confined) {
@@ -636,8 +638,10 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
  * strings (file, cwd, PATH, argc arguments, envc variables) and, as SCM_RIGHTS, the command's
  * stdin, stdout and stderr (SPARE_TTY: the pty's slave alone), then the write end of the
  * command's report pipe.  A request that does not fit SPARE_MSG_MAX starts the ordinary way.
- * The spare answers each with a struct spare_reply: the command's pid, or why there is none. */
+ * The spare answers each with SPARE_TAKEN just before its fork, then a struct spare_reply: the
+ * command's pid, or why there is none (a refusal comes without SPARE_TAKEN). */
 #define SPARE_MAGIC 0x64627873u
+#define SPARE_TAKEN 0x6e6b6174u /* a uint32_t message of its own */
 #define SPARE_TTY 1u
 #define SPARE_TIMING 2u /* DBX_EXEC_TIMING: the reply carries the steps' times */
 #define SPARE_MSG_MAX (64u * 1024u)
@@ -756,17 +760,27 @@ static bool our_new_child(const struct agent *a, const struct spare_proc *sp, pi
     return true;
 }
 
-static bool listed(pid_t pid, void *ud) {
-    return true;
-}
-
-/* The spare stopped, silent or dead before its answer (a box process may stop or kill it while
- * it waits: it has the box user's uid).  Killed and reaped, it forks no more; a leaf then empty
- * means it forked nothing, so nothing of the command ran, and the command starts the ordinary
- * way (1) instead of failing.  Otherwise -2 with *err: the caller kills the leaf. */
-static int spare_lost(struct spare_proc *sp, int leaf_fd, dbx_error **err) {
+/* The spare stopped, silent or dead without an answer (a box process may stop or kill it: it
+ * has the box user's uid).  Once it is dead it sends nothing more, and what it sent stays in
+ * init's end of the socket; with no SPARE_TAKEN there (taken: init read it already) it never
+ * reached its fork, so nothing of the command ran and the command starts the ordinary way (1)
+ * instead of failing.  Otherwise -2 with *err: it may have forked the command, which may even
+ * have run and exited (a zombie, which its leaf's cgroup.procs does not list), so the caller
+ * kills the leaf and the command fails rather than run twice. */
+static int spare_lost(struct spare_proc *sp, bool taken, dbx_error **err) {
+    if (!taken && sp->pid > 0 && !sp->reaped) {
+        siginfo_t si;
+        kill(sp->pid, SIGKILL); /* dead, not yet reaped: its pid stays ours until the drop */
+        while (waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+        }
+    }
+    char c;
+    bool fell_back = !taken && recv(sp->sock, &c, sizeof(c), MSG_DONTWAIT) <= 0;
     exec_spare_drop(sp);
-    if (leaf_fd < 0 || procs_listed_any(leaf_fd, listed, NULL)) return -2;
+    if (!fell_back) return -2;
+    init_log("exec: the spare process went before it took a command (%s); the command starts "
+             "without it",
+             *err ? (*err)->msg : "no answer");
     dbx_error_free(err);
     return 1;
 }
@@ -789,13 +803,22 @@ static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
         if (t) t[T_SENT] = 0;
         return 1;
     }
-    struct spare_reply reply = {0};
-    if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return spare_lost(sp, leaf_fd, err);
-    ssize_t n = recv(sp->sock, &reply, sizeof(reply), MSG_DONTWAIT);
-    if (n != (ssize_t)sizeof(reply)) { /* it died */
-        dbx_error_set(err, n < 0 ? errno : EIO, "the spare process's answer");
-        return spare_lost(sp, leaf_fd, err);
+    union {
+        uint32_t taken;
+        struct spare_reply reply;
+    } m = {0};
+    if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return spare_lost(sp, false, err);
+    ssize_t n = recv(sp->sock, &m, sizeof(m), MSG_DONTWAIT);
+    bool taken = n == (ssize_t)sizeof(m.taken) && m.taken == SPARE_TAKEN;
+    if (taken) {
+        if (!spare_answer(sp, sp->sock, sp->pid, leaf_fd, err)) return spare_lost(sp, true, err);
+        n = recv(sp->sock, &m, sizeof(m), MSG_DONTWAIT);
     }
+    if (n != (ssize_t)sizeof(m.reply) || (m.reply.pid > 0 && !taken)) { /* it died, or lies */
+        dbx_error_set(err, n < 0 ? errno : EIO, "the spare process's answer");
+        return spare_lost(sp, taken || n > 0, err);
+    }
+    struct spare_reply reply = m.reply;
     /* EAGAIN: the box at pids.max, where a fork is refused and a migration is not (as the child
      * of init's that joins the leaf after clone(2) does): nothing started, go that way; as for
      * any other refusal, after which the spare is not asked again */
@@ -1015,8 +1038,6 @@ static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, co
         snprintf(r.msg, sizeof(r.msg), "its %s", changed);
         child_report_fail(p, &r);
     }
-    static const struct sched_param zero = {0}; /* the spare's SCHED_BATCH is not the command's */
-    if (sched_setscheduler(0, SCHED_OTHER, &zero) < 0) child_fail(p, STEP_SCHED, errno);
     if (setsid() < 0) child_fail(p, STEP_SETSID, errno);
     int in = fds[0], out = fds[1], errfd = fds[2];
     if (flags & SPARE_TTY) {
@@ -1078,6 +1099,10 @@ static bool spare_serve_one(int sock) {
               nfds == ((flags & SPARE_TTY) ? 2u : 4u);
     struct spare_reply reply = {.err = EPROTO};
     if (ok && (flags & SPARE_TIMING)) reply.t_wake = exec_now_us();
+    /* taken, before the fork: a spare stopped or killed before this is known to have started
+     * nothing, and init starts the command the ordinary way (spare_lost) */
+    static const uint32_t taken = SPARE_TAKEN;
+    if (ok && send(sock, &taken, sizeof(taken), MSG_NOSIGNAL) != (ssize_t)sizeof(taken)) ok = false;
     if (ok) {
         p.report_fd = fds[nfds - 1];
         /* CLONE_VM | CLONE_VFORK, as fork_and_wait's: the spare sleeps until its child has

@@ -166,7 +166,7 @@ enum child_step {
     STEP_VERIFY, /* msg says what is not in force */
     STEP_MOUNTS, /* the box's own mount namespace */
     STEP_SPARE,  /* the spare process's state is not what it checked (changed by a box process) */
-    STEP_SCHED,  /* the command's scheduling policy (init's and the spare's is SCHED_BATCH) */
+    STEP_SCHED,  /* the command's scheduling policy (init's is SCHED_BATCH) */
 };
 
 /* One write on the report pipe (< PIPE_BUF, so atomic). */

@@ -9,7 +9,9 @@
 #   a process of the box (its own user) can read neither its memory nor its environment.
 # - What a box process can do to it: killed, a new one takes the next commands (three times,
 #   then none that boot); stopped (SIGSTOP), the command that needed it starts the ordinary way
-#   (the spare forked nothing), init's console says why, and so do the boot's later ones; its
+#   (the spare forked nothing), init's console says why, and so do the boot's later ones;
+#   stopped by the command it started, that command has run once (it fails or not), never
+#   twice; its
 #   limits lowered (prlimit), the command that would inherit them starts the ordinary way
 #   instead, and so do the boot's later ones.
 . "$(dirname "$0")/lib.sh"
@@ -57,7 +59,7 @@ assert_eq "$by_child" "$by_spare" "the state of a command started each way"
 assert_confined_status "$by_spare" "a command the spare started"
 assert_kv "$by_spare" uid "$uid/$uid/$uid" "ids"
 assert_kv "$by_spare" cgroup "0::/box/sN" "its leaf"
-# SCHED_OTHER (0), not the SCHED_BATCH (3) of init and the spare
+# SCHED_OTHER (0), not init's SCHED_BATCH (3)
 assert_kv "$by_spare" policy 0 "its scheduling policy"
 ok dbx exec -- cut -d" " -f41 /proc/1/stat
 assert_eq 3 "$OUT" "init's scheduling policy"
@@ -124,6 +126,17 @@ ok dbx exec -- sh -c "$find_spare"
 assert_eq "" "$OUT" "no spare left after it was stopped"
 ok dbx logs --console
 assert_contains "$OUT" "was stopped (by a process in the box?)" "init's console says why"
+
+# stopped by the command it started, perhaps before the spare answered init: whatever init then
+# decides, the command ran once, never twice
+restart
+ok dbx exec -- sh -c "$find_spare"
+sp4=$OUT
+assert_match "$sp4" '^[0-9]+$' "the spare after a restart"
+run dbx exec -- sh -c "kill -STOP $sp4; echo ran >>/tmp/runs"
+[ "$RC" = 0 ] || [ "$RC" = 125 ] || fail "a command that stopped its spare exited $RC: $(show "$ERR")"
+ok dbx exec -- cat /tmp/runs
+assert_eq ran "$OUT" "the runs of a command that stopped its spare"
 
 # changed: a box process lowers the spare's open-file limit (prlimit needs only the same uid),
 # which its commands would inherit; the command that sees it starts the ordinary way, with the
