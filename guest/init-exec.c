@@ -639,7 +639,8 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
  * stdin, stdout and stderr (SPARE_TTY: the pty's slave alone), then the write end of the
  * command's report pipe.  A request that does not fit SPARE_MSG_MAX starts the ordinary way.
  * The spare answers each with SPARE_TAKEN just before its fork, then a struct spare_reply: the
- * command's pid, or why there is none (a refusal comes without SPARE_TAKEN). */
+ * command's pid, or why there is none (a request it cannot read is refused without
+ * SPARE_TAKEN, a refused fork after it). */
 #define SPARE_MAGIC 0x64627873u
 #define SPARE_TAKEN 0x6e6b6174u /* a uint32_t message of its own */
 #define SPARE_TTY 1u
@@ -729,8 +730,9 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
 }
 
 /* spare_wait_fd, for an answer of the spare's or its command's.  When none comes, false with
- * *err, and the caller kills the command's leaf; the spare is used no more this boot: that user
- * does not want it. */
+ * *err (the caller kills the command's leaf, or, when the spare never took the command, starts
+ * it the ordinary way: spare_lost); the spare is used no more this boot: that user does not
+ * want it. */
 static bool spare_answer(struct spare_proc *sp, int fd, pid_t pid, int leaf_fd, dbx_error **err) {
     int e = -spare_wait_fd(fd, pid, leaf_fd);
     if (e == 0) return true;
@@ -774,8 +776,17 @@ static int spare_lost(struct spare_proc *sp, bool taken, dbx_error **err) {
         while (waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
         }
     }
-    char c;
-    bool fell_back = !taken && recv(sp->sock, &c, sizeof(c), MSG_DONTWAIT) <= 0;
+    /* Empty: 0 (the end, nothing queued before it) or EAGAIN.  ECONNRESET (a peer that died
+     * with a message of init's unread) is reported once, ahead of what is queued: read again.
+     * Any other error counts as a message. */
+    bool fell_back = false;
+    for (int i = 0; !taken && i < 4; i++) {
+        char c;
+        ssize_t n = recv(sp->sock, &c, sizeof(c), MSG_DONTWAIT);
+        if (n < 0 && (errno == EINTR || errno == ECONNRESET)) continue;
+        fell_back = n == 0 || (n < 0 && errno == EAGAIN);
+        break;
+    }
     exec_spare_drop(sp);
     if (!fell_back) return -2;
     init_log("exec: the spare process went before it took a command (%s); the command starts "
@@ -787,10 +798,10 @@ static int spare_lost(struct spare_proc *sp, bool taken, dbx_error **err) {
 
 /* The command through the spare (in the leaf leaf_fd): sent, then its pid, then its exec's
  * verdict on the report pipe (EOF: exec'd; a child_report: a step failed, and the child exits).
- * 1 when nothing started (not sent, its fork refused, its own state changed since it checked
- * it): start it the ordinary way; 0 with *ret_pid; -1 with *err and *ret_code when a step
- * failed; -2 with *err when an answer did not come (the caller kills the leaf: nothing of the
- * command runs on). */
+ * 1 when nothing started (not sent, not taken by a spare that then went, its fork refused, its
+ * own state changed since it checked it): start it the ordinary way; 0 with *ret_pid; -1 with *err
+ * and *ret_code when a step failed; -2 with *err when an answer did not come (the caller kills the
+ * leaf: nothing of the command runs on). */
 static int spare_run(const struct agent *a, struct spare_proc *sp, int leaf_fd,
                      const struct child_plan *p, const struct stdio_set *io, uint64_t *t,
                      pid_t *ret_pid, int *ret_code, dbx_error **err) {
