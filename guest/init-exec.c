@@ -770,24 +770,19 @@ static bool our_new_child(const struct agent *a, const struct spare_proc *sp, pi
  * have run and exited (a zombie, which its leaf's cgroup.procs does not list), so the caller
  * kills the leaf and the command fails rather than run twice. */
 static int spare_lost(struct spare_proc *sp, bool taken, dbx_error **err) {
-    if (!taken && sp->pid > 0 && !sp->reaped) {
-        siginfo_t si;
-        kill(sp->pid, SIGKILL); /* dead, not yet reaped: its pid stays ours until the drop */
-        while (waitid(P_PID, (id_t)sp->pid, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
-        }
-    }
+    _cleanup_close_ int sock = TAKE_FD(sp->sock); /* read after the drop killed and reaped it */
+    exec_spare_drop(sp);
     /* Empty: 0 (the end, nothing queued before it) or EAGAIN.  ECONNRESET (a peer that died
      * with a message of init's unread) is reported once, ahead of what is queued: read again.
      * Any other error counts as a message. */
     bool fell_back = false;
     for (int i = 0; !taken && i < 4; i++) {
         char c;
-        ssize_t n = recv(sp->sock, &c, sizeof(c), MSG_DONTWAIT);
+        ssize_t n = recv(sock, &c, sizeof(c), MSG_DONTWAIT);
         if (n < 0 && (errno == EINTR || errno == ECONNRESET)) continue;
         fell_back = n == 0 || (n < 0 && errno == EAGAIN);
         break;
     }
-    exec_spare_drop(sp);
     if (!fell_back) return -2;
     init_log("exec: the spare process went before it took a command (%s); the command starts "
              "without it",
