@@ -12,7 +12,13 @@ import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 
-ok dbx exec -- true
+# The boot's first command does not wait for the spare process (init makes it once that
+# command has ended): it starts the ordinary way; the next one through the spare.
+DEVBOX_EXEC_TIMING=1 run dbx exec -- true
+assert_eq 0 "$RC" "the boot's first command"
+first=$(printf '%s\n' "$ERR" | grep '^devbox: exec timing (us): ')
+assert_match "$first" " g_verify=[0-9]+( |\$)" "the boot's first command started the ordinary way"
+assert_not_contains "$first" " g_wake=" "the boot's first command did not go through the spare"
 
 # ---- the boot's split ------------------------------------------------------------------------
 ok dbx logs --supervisor
