@@ -24,6 +24,9 @@ memory back  : QEMU's RSS while the box holds 1 GiB it touched, then each 0.5 s 
                the box freed it (free page reporting gives it back)
 disk back    : the qcow2 overlay's allocated size (st_blocks) before, after writing 1 GiB in the
                box, and for 30 s after deleting it (discard gives it back)
+guest profile: the vCPU sampled through QEMU's gdbstub during warm `devbox exec true` (devbox
+               kernel; bench/guest-profile.py): the share of init, the spare, the command, kernel
+               threads and idle
 new project with [setup], its derived disk cached : a new repo -> first `devbox exec true`
   floor      : the same for a new repo without [setup] (image base disk, no setup at all)
   (and, for scale, the first project, which runs setup and builds the derived disk)
@@ -631,6 +634,67 @@ def setup_bench():
     print("                  (the first project with that setup, which runs it: %.2f s)" % built)
 
 
+# ---- where a warm exec's guest time goes ---------------------------------------------------------
+
+PROFILE_S = float(os.environ.get("BENCH_PROFILE_S", "10"))
+
+
+def guest_profile_bench(kind):
+    """The guest's vCPU, sampled 100 times a second through QEMU's gdbstub (DEVBOX_GUEST_GDB)
+    while `devbox exec true` runs again and again: the share of each process (bench/
+    guest-profile.py).  The devbox kernel only: the Debian kernel ships no symbols."""
+    if kind != "devbox":
+        return
+    gp = load_guest_profile()
+    env = dict(kernel_env(kind), DEVBOX_GUEST_GDB="1")
+    try:
+        vml = gp.find_vmlinux()
+        dbx("stop", env=env)
+        for _ in range(5):  # the boot, the spare made after its first command, warm
+            dbx("exec", "true", env=env)
+        st = json.loads(dbx("status", "--json", env=env).stdout)
+        sock = os.path.join(gp.run_dir(), st["id"], "gdb.sock")
+        stop = threading.Event()
+
+        def loop():
+            while not stop.is_set():
+                subprocess.run([devbox, "-C", repo, "exec", "true"], env=env, capture_output=True)
+
+        th = threading.Thread(target=loop)
+        th.start()
+        try:
+            time.sleep(0.3)
+            rows = gp.sample(sock, vml, PROFILE_S, 100)
+        finally:
+            stop.set()
+            th.join()
+        dbx("stop", env=env)
+    except (subprocess.CalledProcessError, OSError, SystemExit) as e:
+        print("  guest profile   n/a (%s)" % why(e))
+        return
+    share, user, _ = gp.split(rows)
+    cmd = share.get("true", 0)
+    init = share.get("init", 0) + share.get("devbox-spare", 0)
+    kthreads = sum(v for p, v in share.items()
+                   if p in ("kworker", "rcu_sched", "ksoftirqd", "swapper") or p.startswith("kworker"))
+    print("  guest profile   warm `devbox exec true` again and again, the vCPU sampled %d times in %.0f s (gdbstub):"
+          % (len(rows), PROFILE_S))
+    print("                  init %.0f%% + spare %.0f%% (their user mode %.0f%%), the command %.0f%%, kernel threads %.0f%%,"
+          " idle %.0f%%, entry code %.0f%%   init+spare / command %.1fx"
+          % (100 * share.get("init", 0), 100 * share.get("devbox-spare", 0),
+             100 * (user.get("init", 0) + user.get("devbox-spare", 0)), 100 * cmd, 100 * kthreads,
+             100 * share.get("idle", 0), 100 * share.get("?", 0), init / cmd if cmd else 0))
+
+
+def load_guest_profile():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "guest_profile", os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest-profile.py"))
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
 def section(name, t0):
     """How long a part took, on stderr: what to trim when `make bench` grows past 10 minutes."""
     print("devbox bench: %s took %.0f s" % (name, time.monotonic() - t0), file=sys.stderr)
@@ -658,6 +722,10 @@ def main():
     print_kernels(deb, dev)
     sys.stdout.flush()
     t0 = section("devbox kernel", t0)
+    if "na" not in dev:
+        guest_profile_bench("devbox")
+        sys.stdout.flush()
+        t0 = section("guest profile", t0)
     box_bench(os.environ.get("BENCH_BOX_KERNEL") or ("debian" if "na" in dev else "devbox"))
     sys.stdout.flush()
     t0 = section("box resources", t0)

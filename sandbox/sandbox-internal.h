@@ -7,6 +7,8 @@
 
 #define DBX_SOCK_NAME "sock" /* control socket in the project's run dir */
 #define DBX_VFS_SOCK_NAME "vfs.sock"
+/* QEMU's gdbstub, with DEVBOX_GUEST_GDB set (debugging: bench/guest-profile.py) */
+#define DBX_GDB_SOCK_NAME "gdb.sock"
 #define DBX_STATUS_NAME "status"      /* in the run dir: dbx_status_encode of the running VM */
 #define DBX_START_LOCK "start.lock"   /* in the state dir: serializes starters */
 #define DBX_SETUP_FORCE "setup-force" /* in the state dir: the next start rebuilds [setup] */

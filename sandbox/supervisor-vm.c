@@ -451,6 +451,9 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     static const char *const names[3] = {"console.log", "qemu.log", "virtiofsd.log"};
     int wr[3] = {-1, -1, -1}, agent[2] = {-1, -1}, con[2] = {-1, -1}, qmp[2] = {-1, -1};
     _cleanup_free_ char *vfs_path = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
+    _cleanup_free_ char *gdb_path = getenv("DEVBOX_GUEST_GDB")
+                                        ? dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_GDB_SOCK_NAME)
+                                        : NULL;
     const char *disk = s->vm.disk; /* the box's, or the setup VM's (supervisor-setup.c) */
     _cleanup_close_ int vfs_listen = -EBADF;
     struct mounts_idmap map;
@@ -534,6 +537,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .accel = s->vm.accel,
             .net_fd = net[1] >= 0 ? net[1] : 0,
             .qmp_fd = qmp[1],
+            .gdb_socket = gdb_path,
         };
         s->vm.qemu_pid = vm_qemu_spawn(&cfg, wr[1], &later);
         if (s->vm.qemu_pid < 0) r = dbx_error_wrap(&later, "start QEMU");

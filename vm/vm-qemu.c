@@ -443,6 +443,13 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = push2(v, "-device", "virtconsole,chardev=con"); /* hvc0 */
     else
         v = push2(v, "-serial", "chardev:con");
+    /* Debugging only: the gdbstub stops and reads the guest (a profile of where its time goes
+     * samples the vCPU's program counter and current task).  A path in the project's run
+     * directory (0700): only the user reaches it, never the guest. */
+    if (cfg->gdb_socket) {
+        v = pushf(v, "-chardev", "socket,id=gdb,path=%s,server=on,wait=off", cfg->gdb_socket);
+        v = push2(v, "-gdb", "chardev:gdb");
+    }
     if (cfg->qmp_fd > 0) {
         /* A monitor over a socket pair: nothing on the filesystem, nothing else can reach it. */
         v = pushf(v, "-chardev", "socket,id=qmp,fd=%d", QMP_FD);

@@ -159,6 +159,24 @@ static void test_argv_qmp(void **state) {
     assert_null(opt_value(w, "-mon", ""));
 }
 
+/* DEVBOX_GUEST_GDB: the gdbstub on the given unix socket, QEMU the server, never waiting for a
+ * debugger; without it, no gdbstub at all. */
+static void test_argv_gdb(void **state) {
+    struct vm_config cfg = base_cfg();
+    cfg.gdb_socket = "/run/u/p/gdb.sock";
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
+    assert_non_null(v);
+    assert_non_null(
+        opt_value(v, "-chardev", "socket,id=gdb,path=/run/u/p/gdb.sock,server=on,wait=off"));
+    assert_non_null(opt_value(v, "-gdb", "chardev:gdb"));
+    cfg.gdb_socket = NULL;
+    _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
+    assert_null(opt_value(w, "-gdb", ""));
+    for (size_t i = 0; w[i]; i++)
+        assert_null(strstr(w[i], "id=gdb"));
+}
+
 /* With a monitor, the ISA panic device (microvm's DSDT names it QEMU0001 for the guest's
  * pvpanic_mmio) and a guest panic pauses the VM (GUEST_PANICKED, QEMU stays for the supervisor
  * to end); without one, neither (nobody would hear the event, and a paused VM would wait). */
@@ -478,10 +496,10 @@ int main(void) {
         cmocka_unit_test(test_argv_tcg),           cmocka_unit_test(test_argv_kvm_and_optional),
         cmocka_unit_test(test_argv_net),           cmocka_unit_test(test_argv_invalid),
         cmocka_unit_test(test_spawn_exec_failure), cmocka_unit_test(test_argv_qmp),
-        cmocka_unit_test(test_argv_panic_device),  cmocka_unit_test(test_qmp_events),
-        cmocka_unit_test(test_qmp_hostile),        cmocka_unit_test(test_argv_shares),
-        cmocka_unit_test(test_argv_debian_kind),   cmocka_unit_test(test_argv_devbox_kind),
-        cmocka_unit_test(test_argv_balloon),
+        cmocka_unit_test(test_argv_gdb),           cmocka_unit_test(test_argv_panic_device),
+        cmocka_unit_test(test_qmp_events),         cmocka_unit_test(test_qmp_hostile),
+        cmocka_unit_test(test_argv_shares),        cmocka_unit_test(test_argv_debian_kind),
+        cmocka_unit_test(test_argv_devbox_kind),   cmocka_unit_test(test_argv_balloon),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
