@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench/guest-profile.py: where a box's guest spends its vCPU, by process and kernel function.
+"""bench/guest-profile.py: where a box's guest spends its (first) vCPU, by process and kernel function.
 
   DEVBOX_GUEST_GDB=1 devbox exec true          # a box started with QEMU's gdbstub
   bench/guest-profile.py [-C DIR] [--seconds S] [--hz N] [--vmlinux PATH] [--raw FILE]
@@ -11,7 +11,12 @@ started with DEVBOX_GUEST_GDB set (a unix socket in the project's run directory,
 (its per-CPU `current_task`, the task's `comm`), and lets it go on.  The guest kernel's
 symbols come from the devbox kernel's vmlinux (`devbox kernel status` names it); the Debian
 kernel ships none, so its boxes are not profiled.  A stop costs ~1 ms, so 100 samples a
-second slow the guest by about a tenth; shares are what matters, not absolute times.
+second slow the guest by about a tenth; shares are what matters, not absolute times.  The first
+vCPU only (a box of several: the others run on meanwhile).  Under KVM on an Intel host the
+guest may isolate its page tables: a stop in user mode then sees no kernel memory, and such
+samples are "?" (so are stops in the entry code, before the kernel's per-CPU base is loaded).
+A VM held stopped for 90 s is declared dead by its supervisor: this tool stops it ~1 ms at a
+time; an interactive debugger on the same socket must not stay longer.
 
 The output: samples per process (comm; kworkers merged), the part of each in user mode, and
 the kernel functions it was in most.  "idle" is the idle task in its idle routine: the vCPU
@@ -23,6 +28,7 @@ import collections
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -42,9 +48,23 @@ class Gdb:
     def __init__(self, path, timeout=5.0):
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
-        self.s.connect(path)
+        self.running = False
         self.buf = b""
-        self.reply()  # QEMU stops the VM on a connection and says so
+        try:
+            self.s.connect(path)
+        except ConnectionRefusedError:
+            raise SystemExit("guest-profile: nothing listens on %s: start the box with "
+                             "DEVBOX_GUEST_GDB=1 (devbox stop; DEVBOX_GUEST_GDB=1 devbox exec true)" % path)
+        # QEMU stops the VM on a connection; 7.2 also says so unasked, 8.1 and later only when
+        # asked: what came unasked is dropped, then the stop reason is asked for
+        self.s.settimeout(0.2)
+        try:
+            while self.s.recv(65536):
+                pass
+        except socket.timeout:
+            pass
+        self.s.settimeout(timeout)
+        self.cmd(b"?")
 
     def reply(self):
         while True:
@@ -87,14 +107,22 @@ class Gdb:
 
     def cont(self):
         self.send(b"c")
+        self.running = True
 
     def stop(self):
         self.s.sendall(b"\x03")
-        return self.reply()
+        r = self.reply()
+        self.running = False
+        return r
 
     def detach(self):
-        """Lets the VM run on; never raises."""
+        """Lets the VM run on; never raises.  QEMU takes a packet that comes while the VM runs
+        as a request to stop it (and drops it), and does not resume a VM whose debugger went
+        away: so stopped first, then detached."""
         try:
+            self.s.settimeout(2.0)
+            if self.running:
+                self.stop()
             self.cmd(b"D")
         except Exception:
             pass
@@ -166,11 +194,21 @@ def sample(sock, vmlinux, seconds, hz):
     """[(comm, user?, function)], one per sample."""
     sy = Symbols(vmlinux)
     cur_off = sy.current_task()
-    g = Gdb(sock)
-    rows = []
+    init_task = sy.data.get("init_task")
+    if not init_task:
+        raise SystemExit("guest-profile: the vmlinux has no init_task")
+    rows, g = [], None
     try:
-        init_task = sy.data.get("init_task")
-        comm_off = g.mem(init_task, 4096).find(b"swapper") if init_task else -1
+        g = Gdb(sock)
+        comm_off = -1
+        for _ in range(100):  # kernel memory, readable once the vCPU stops in the kernel (a
+            try:              # user-mode stop under page-table isolation maps none of it)
+                comm_off = g.mem(init_task, 4096).find(b"swapper")
+                break
+            except OSError:
+                g.cont()
+                time.sleep(0.001)
+                g.stop()
         if comm_off < 0:
             raise SystemExit("guest-profile: cannot find comm in the guest's init_task")
         g.cont()
@@ -189,7 +227,8 @@ def sample(sock, vmlinux, seconds, hz):
             g.cont()
         g.stop()
     finally:
-        g.detach()
+        if g:
+            g.detach()
     return rows
 
 
@@ -222,6 +261,10 @@ def report(rows, seconds, top=6):
 
 
 def main():
+    # interrupted or terminated, the finally clauses run: a VM left stopped would be taken for
+    # dead (a background job starts with SIGINT ignored, and SIGTERM ends Python at once)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-C", dest="project", default=".")
     ap.add_argument("--seconds", type=float, default=10)

@@ -447,7 +447,8 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
      * samples the vCPU's program counter and current task).  A path in the project's run
      * directory (0700): only the user reaches it, never the guest. */
     if (cfg->gdb_socket) {
-        v = pushf(v, "-chardev", "socket,id=gdb,path=%s,server=on,wait=off", cfg->gdb_socket);
+        _cleanup_free_ char *g = qopt(cfg->gdb_socket);
+        v = pushf(v, "-chardev", "socket,id=gdb,path=%s,server=on,wait=off", g);
         v = push2(v, "-gdb", "chardev:gdb");
     }
     if (cfg->qmp_fd > 0) {

@@ -17,6 +17,7 @@ cd "$R" || fail "cd $R"
 DEVBOX_EXEC_TIMING=1 run dbx exec -- true
 assert_eq 0 "$RC" "the boot's first command"
 first=$(printf '%s\n' "$ERR" | grep '^devbox: exec timing (us): ')
+assert_one_line "$first" "the boot's first command's timing line"
 assert_match "$first" " g_verify=[0-9]+( |\$)" "the boot's first command started the ordinary way"
 assert_not_contains "$first" " g_wake=" "the boot's first command did not go through the spare"
 

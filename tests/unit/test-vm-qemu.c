@@ -170,6 +170,11 @@ static void test_argv_gdb(void **state) {
     assert_non_null(
         opt_value(v, "-chardev", "socket,id=gdb,path=/run/u/p/gdb.sock,server=on,wait=off"));
     assert_non_null(opt_value(v, "-gdb", "chardev:gdb"));
+    /* a comma in the path is doubled, as QEMU's option syntax wants */
+    cfg.gdb_socket = "/run/a,b/gdb.sock";
+    _cleanup_strv_ char **c = vm_qemu_argv(&cfg, &err);
+    assert_non_null(
+        opt_value(c, "-chardev", "socket,id=gdb,path=/run/a,,b/gdb.sock,server=on,wait=off"));
     cfg.gdb_socket = NULL;
     _cleanup_strv_ char **w = vm_qemu_argv(&cfg, &err);
     assert_null(opt_value(w, "-gdb", ""));
