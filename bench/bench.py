@@ -652,22 +652,8 @@ def guest_profile_bench(kind):
         dbx("stop", env=env)
         for _ in range(5):  # the boot, the spare made after its first command, warm
             dbx("exec", "true", env=env)
-        st = json.loads(dbx("status", "--json", env=env).stdout)
-        sock = os.path.join(gp.run_dir(), st["id"], "gdb.sock")
-        stop = threading.Event()
-
-        def loop():
-            while not stop.is_set():
-                subprocess.run([devbox, "-C", repo, "exec", "true"], env=env, capture_output=True)
-
-        th = threading.Thread(target=loop)
-        th.start()
-        try:
-            time.sleep(0.3)
-            rows = gp.sample(sock, vml, PROFILE_S, 100)
-        finally:
-            stop.set()
-            th.join()
+        rows = gp.sample_while(gp.find_socket(repo), vml, PROFILE_S, 100,
+                               [devbox, "-C", repo, "exec", "true"], env=env)
     except (Exception, SystemExit) as e:  # a figure, not the run: n/a and on
         print("  guest profile   n/a (%s)" % why(e))
         return
@@ -676,8 +662,7 @@ def guest_profile_bench(kind):
     share, user, _ = gp.split(rows)
     cmd = share.get("true", 0)
     init = share.get("init", 0) + share.get("devbox-spare", 0)
-    kthreads = sum(v for p, v in share.items()
-                   if p in ("kworker", "rcu_sched", "ksoftirqd", "swapper") or p.startswith("kworker"))
+    kthreads = sum(v for p, v in share.items() if p in ("kworker", "rcu_sched", "ksoftirqd", "swapper"))
     print("  guest profile   warm `devbox exec true` again and again, the vCPU sampled %d times in %.0f s (gdbstub):"
           % (len(rows), PROFILE_S))
     print("                  init %.0f%% + spare %.0f%% (their user mode %.0f%%), the command %.0f%%, kernel threads %.0f%%,"

@@ -232,6 +232,26 @@ def sample(sock, vmlinux, seconds, hz):
     return rows
 
 
+def sample_while(sock, vmlinux, seconds, hz, cmd=None, cwd=None, env=None):
+    """sample(), with cmd (an argv) run again and again meanwhile, from 0.3 s before."""
+    stop = threading.Event()
+
+    def workload():
+        while not stop.is_set():
+            subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    th = threading.Thread(target=workload) if cmd else None
+    try:
+        if th:
+            th.start()
+            time.sleep(0.3)
+        return sample(sock, vmlinux, seconds, hz)
+    finally:
+        stop.set()
+        if th:
+            th.join()
+
+
 def process(comm, fn):
     if comm.startswith("swapper") and "idle" in fn:
         return "idle"
@@ -278,22 +298,7 @@ def main():
         raise SystemExit("guest-profile: --hz 1..1000, --seconds up to 3600")
     sock = a.socket or find_socket(a.project)
     vml = a.vmlinux or find_vmlinux()
-    stop = threading.Event()
-
-    def workload():
-        while not stop.is_set():
-            subprocess.run(a.cmd, cwd=a.project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    th = threading.Thread(target=workload) if a.cmd else None
-    if th:
-        th.start()
-        time.sleep(0.3)
-    try:
-        rows = sample(sock, vml, a.seconds, a.hz)
-    finally:
-        stop.set()
-        if th:
-            th.join()
+    rows = sample_while(sock, vml, a.seconds, a.hz, a.cmd, cwd=a.project)
     if a.raw:
         with open(a.raw, "w") as f:
             f.writelines("%s\t%s\t%s\n" % (c, "u" if u else "k", fn) for c, u, fn in rows)

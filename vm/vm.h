@@ -131,23 +131,23 @@ struct vm_config {
     const char *disk;       /* the project's qcow2 overlay */
     const char *vfs_socket; /* virtiofsd's vhost-user socket path (QEMU connects to it) */
     const char *vfs_tag;    /* virtiofs mount tag */
+    const char *gdb_socket; /* debugging (DEVBOX_GUEST_GDB): QEMU's gdbstub listens on this
+                               unix socket path (bench/guest-profile.py); NULL = none */
     /* Extra virtiofs shares (issue 13), each its own vhost-user-fs device after the workspace's:
      * socket path and tag (unique, not the workspace's), at most VM_SHARES_MAX. */
     const struct vm_share *shares;
     size_t nshares;
-    int agent_fd;           /* our end is elsewhere; this connected socket becomes the
-                               virtio-serial port named DBX_AGENT_PORT_NAME */
-    int console_fd;         /* connected socket that receives the serial console */
-    int net_fd;             /* > 0: a connected stream socket whose peer is passt's
-                               (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
-    int qmp_fd;             /* > 0: a connected stream socket that becomes QEMU's QMP monitor
-                               (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
-    int kernel_fd;          /* > 0: QEMU loads the kernel from this file (fd 7 in QEMU, named
-                               /proc/self/fd/7 on its command line), a vm_kernel_copy; 0 = kernel */
-    int initramfs_fd;       /* > 0: the initramfs from this file (fd 8, /proc/self/fd/8), a
-                               vm_initrd_copy; 0 = initramfs */
-    const char *gdb_socket; /* debugging (DEVBOX_GUEST_GDB): QEMU's gdbstub listens on this
-                               unix socket path (bench/guest-profile.py); NULL = none */
+    int agent_fd;     /* our end is elsewhere; this connected socket becomes the
+                         virtio-serial port named DBX_AGENT_PORT_NAME */
+    int console_fd;   /* connected socket that receives the serial console */
+    int net_fd;       /* > 0: a connected stream socket whose peer is passt's
+                         (vm_passt_start); it becomes fd 5 in QEMU; 0 = no network device */
+    int qmp_fd;       /* > 0: a connected stream socket that becomes QEMU's QMP monitor
+                         (fd 6 in QEMU; the peer is vm_qmp_new's); 0 = no monitor */
+    int kernel_fd;    /* > 0: QEMU loads the kernel from this file (fd 7 in QEMU, named
+                         /proc/self/fd/7 on its command line), a vm_kernel_copy; 0 = kernel */
+    int initramfs_fd; /* > 0: the initramfs from this file (fd 8, /proc/self/fd/8), a
+                         vm_initrd_copy; 0 = initramfs */
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
