@@ -19,7 +19,9 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,23 +43,51 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
     return 0;
 }
 
+static int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
+    const uint8_t *p = buf;
+    while (n > 0) {
+        ssize_t r = pwrite(fd, p, n, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) return -EIO;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
 /* Whether [off, off + len) lies inside a file of `size` bytes. */
 static bool in_file(uint64_t off, uint64_t len, uint64_t size) {
     return off <= size && len <= size - off;
 }
 
-/* The headers and the segments QEMU reads, into the memfd m's own pages through a mapping
- * (one copy, no bounce buffer).  0 or -errno. */
-static int copy_read(int in, int m, uint64_t size, const Elf64_Ehdr *eh, const Elf64_Phdr *ph) {
-    uint8_t *d = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    if (d == MAP_FAILED) return -errno;
-    memcpy(d, eh, sizeof(*eh));
-    memcpy(d + eh->e_phoff, ph, (size_t)eh->e_phnum * sizeof(*ph));
-    int r = 0;
+/* len bytes at off of `in` to the same offset of the memfd m.  sendfile moves them from the
+ * page cache into the memfd's pages inside the kernel (any file is a sendfile target since
+ * Linux 2.6.33, long before memfds): the devbox kernel's 15 MB of segments in 10.5 ms, against
+ * 16-19 ms through a mapping of the memfd (a page fault per 4 KiB) and 12 ms through a buffer
+ * (pread, pwrite), measured 2026-12-05 on this 2-core host, 3 runs each.  A cold start waits
+ * for it.  0 or -errno. */
+static int copy_range(int in, int m, uint64_t off, uint64_t len) {
+    if (lseek(m, (off_t)off, SEEK_SET) < 0) return -errno;
+    off_t o = (off_t)off;
+    while (len > 0) {
+        ssize_t r = sendfile(m, in, &o, len > SSIZE_MAX ? SSIZE_MAX : (size_t)len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == 0) return -EIO; /* the file shrank under us */
+        len -= (uint64_t)r;
+    }
+    return 0;
+}
+
+/* The headers and the segments QEMU reads, into the memfd m.  0 or -errno. */
+static int copy_read(int in, int m, const Elf64_Ehdr *eh, const Elf64_Phdr *ph) {
+    int r = pwrite_full(m, eh, sizeof(*eh), 0);
+    if (r == 0) r = pwrite_full(m, ph, (size_t)eh->e_phnum * sizeof(*ph), eh->e_phoff);
     for (unsigned i = 0; r == 0 && i < eh->e_phnum; i++)
         if (ph[i].p_type == PT_LOAD || ph[i].p_type == PT_NOTE)
-            r = pread_full(in, d + ph[i].p_offset, (size_t)ph[i].p_filesz, ph[i].p_offset);
-    munmap(d, (size_t)size);
+            r = copy_range(in, m, ph[i].p_offset, ph[i].p_filesz);
     return r;
 }
 
@@ -108,7 +138,7 @@ int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **
 
     _cleanup_close_ int m = copy_memfd("kernel", name, size, err);
     if (m < 0) return -1;
-    r = copy_read(in, m, size, &eh, ph);
+    r = copy_read(in, m, &eh, ph);
     if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
     *ret_fd = TAKE_FD(m);
     return 0;
@@ -120,10 +150,7 @@ int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **
     if (in < 0) return -1;
     _cleanup_close_ int m = copy_memfd("initramfs", name, size, err);
     if (m < 0) return -1;
-    uint8_t *d = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, m, 0);
-    if (d == MAP_FAILED) return dbx_error_set(err, errno, "map the initramfs copy");
-    int r = pread_full(in, d, (size_t)size, 0);
-    munmap(d, (size_t)size);
+    int r = copy_range(in, m, 0, size);
     if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
     *ret_fd = TAKE_FD(m);
     return 0;
