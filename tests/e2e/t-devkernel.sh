@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # t-devkernel: a box boots the devbox kernel (DEVBOX_KERNEL=devbox): `uname -r` ends -devbox,
-# the kernel cannot load modules (no /proc/modules, no modprobe sysctl), QEMU loads the cache's
-# uncompressed vmlinux from a copy of its own (a memfd named after the cache's key) whose pages
-# are freed once the guest runs, so the running QEMU holds none of the kernel's file (not the
-# shared vmlinux either), the initramfs likewise (a copy of its own, freed), and the initramfs
-# holds only the init (plus /dev/console and an empty modules.order): the box's own disk can
-# never replace its PID 1.
+# the kernel cannot load modules (no /proc/modules, no modprobe sysctl) and has no virtual
+# terminals, input layer or VGA console; QEMU loads the cache's uncompressed vmlinux from a copy
+# of its own (a memfd named after the cache's key) whose pages are freed once the guest runs, so
+# the running QEMU holds none of the kernel's file (not the shared vmlinux either), the initramfs
+# likewise (a copy of its own, freed), and the initramfs holds only the init (plus /dev/console
+# and an empty modules.order): the box's own disk can never replace its PID 1.
 . "$(dirname "$0")/lib.sh"
 
 export DEVBOX_KERNEL=devbox
@@ -20,6 +20,13 @@ ok dbx exec -- uname -r
 assert_match "$OUT" '^6\.1\.[0-9]+-devbox$' "guest 'uname -r'"
 ok dbx exec -- sh -c 'test -e /proc/modules && echo modules; test -e /proc/sys/kernel/modprobe && echo modprobe; echo done'
 assert_eq "done" "$OUT" "module loading in the devbox kernel"
+# nothing a microVM does not have (vm/devbox-kernel.config, EXPERT): no virtual terminals (tty1
+# and on, tty0, the vc and vtconsole classes, whose 63 device nodes cost the boot ~15 ms under
+# TCG), no input layer, no VGA or dummy console
+ok dbx exec -- sh -c 'for p in /sys/class/tty/tty0 /sys/class/tty/tty1 /sys/class/tty/tty63 \
+    /sys/class/vc /sys/class/vtconsole /sys/class/input; do test -e $p && echo $p; done
+    grep -E "^(tty0|vga|dummy)" /proc/consoles; echo done'
+assert_eq "done" "$OUT" "virtual terminals, input and VGA in the devbox kernel"
 
 q=$(the_qemu_pid)
 qcmd=$(tr '\0' '\n' <"/proc/$q/cmdline")
