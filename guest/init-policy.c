@@ -423,31 +423,43 @@ static void prog_build(struct box_policy *b) {
 /* Try the rlimits and the filter in a throwaway child (with no_new_privs, so the load needs
  * no privilege), so a limit or program the kernel refuses fails SETUP once, not every command. */
 enum { TRIAL_NOFILE = 1, TRIAL_NPROC, TRIAL_NNP, TRIAL_SECCOMP };
+struct trial_arg {
+    const struct box_policy *b;
+    int fd;
+};
+
+static int trial_child(void *arg) {
+    const struct trial_arg *t = arg;
+    const struct dbx_plan *p = &t->b->plan;
+    const struct rlimit nf = {p->nofile, p->nofile}, np = {p->nproc, p->nproc};
+    int32_t r[2] = {0, 0};
+    if (p->nofile && setrlimit(RLIMIT_NOFILE, &nf) < 0)
+        r[0] = TRIAL_NOFILE;
+    else if (p->nproc && setrlimit(RLIMIT_NPROC, &np) < 0)
+        r[0] = TRIAL_NPROC;
+    else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        r[0] = TRIAL_NNP;
+    else if (t->b->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &t->b->prog) < 0)
+        r[0] = TRIAL_SECCOMP;
+    r[1] = errno;
+    if (r[0]) (void)!write(t->fd, r, sizeof(r));
+    _exit(0);
+}
+
 static int setup_trial(const struct box_policy *b, dbx_error **err) {
     const struct dbx_plan *p = &b->plan;
     int rep[2];
     if (pipe2(rep, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
-    /* A probe that never execs, so not dbx_spawn; init has no threads. */
-    pid_t pid = fork();
-    if (pid == 0) {
-        const struct rlimit nf = {p->nofile, p->nofile}, np = {p->nproc, p->nproc};
-        int32_t r[2] = {0, 0};
-        if (p->nofile && setrlimit(RLIMIT_NOFILE, &nf) < 0)
-            r[0] = TRIAL_NOFILE;
-        else if (p->nproc && setrlimit(RLIMIT_NPROC, &np) < 0)
-            r[0] = TRIAL_NPROC;
-        else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-            r[0] = TRIAL_NNP;
-        else if (b->prog.len && prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &b->prog) < 0)
-            r[0] = TRIAL_SECCOMP;
-        r[1] = errno;
-        if (r[0]) (void)!write(rep[1], r, sizeof(r));
-        _exit(0);
-    }
+    /* A probe that never execs, so not dbx_spawn; init has no threads.  CLONE_VM | CLONE_VFORK,
+     * as the commands' own clone (init-exec.c): a fork copied init's page tables, and init then
+     * took a write fault on each page it touched next. */
+    static char stack[16 * 1024] __attribute__((aligned(16)));
+    struct trial_arg arg = {b, rep[1]};
+    pid_t pid = clone(trial_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &arg);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
-    if (pid < 0) return dbx_error_set(err, fork_errno, "fork");
+    if (pid < 0) return dbx_error_set(err, fork_errno, "clone");
     int32_t r[2] = {0, 0};
     ssize_t n;
     do

@@ -678,6 +678,51 @@ static void test_setup_unknown_caps(void **state) {
     host_stop(&h);
 }
 
+/* SETUP tries the plan's rlimits and seccomp filter once in a throwaway child (setup_trial, a
+ * CLONE_VM | CLONE_VFORK child of init): a limit the kernel refuses, or a filter that kills
+ * the process, is SETUP's ERROR naming it, and the init still answers. */
+static void setup_trial_error(const char *what, uint64_t nofile, const uint8_t *bpf,
+                              uint32_t bpf_len, const char *want) {
+    struct host h;
+    host_start(&h, NULL);
+    struct dbx_setup su = {
+        .ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(), .hostname = ""};
+    plan_set_net(&su.plan, DBX_NET_NONE, 0, "", "", "");
+    su.plan.nofile = nofile;
+    if (bpf_len) {
+        su.plan.seccomp_mode = DBX_SECCOMP_DEFAULT;
+        su.plan.bpf = dbx_xmalloc((size_t)bpf_len * 8);
+        memcpy(su.plan.bpf, bpf, (size_t)bpf_len * 8);
+        su.plan.bpf_len = bpf_len;
+    }
+    struct dbx_buf b = {0};
+    dbx_setup_encode(&su, &b);
+    dbx_plan_free(&su.plan);
+    host_send(&h, DBX_MSG_SETUP, 0, b.data, b.len);
+    dbx_buf_free(&b);
+    struct frame f = {0};
+    assert_true(host_next(&h, &f, 5000));
+    if (f.type != DBX_MSG_ERROR) fail_msg("SETUP with %s got %s", what, dbx_msg_name(f.type));
+    _cleanup_free_ char *msg = error_text(&f);
+    if (!strstr(msg, want)) fail_msg("SETUP with %s: unexpected error: %s", what, msg);
+    frame_clear(&f);
+    uint8_t token[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    host_send(&h, DBX_MSG_PING, 0, token, sizeof(token));
+    host_expect(&h, DBX_MSG_PONG, 0, &f);
+    frame_clear(&f);
+    host_stop(&h);
+}
+
+static void test_setup_trial(void **state) {
+    test_setup(state);
+    /* above fs.nr_open (1048576 by default), which no process may raise RLIMIT_NOFILE past */
+    setup_trial_error("nofile 2^30", UINT64_C(1) << 30, NULL, 0, "set RLIMIT_NOFILE to 1073741824");
+    /* BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS: the child dies at its next syscall, its exit */
+    static const uint8_t kill_all[8] = {0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80};
+    setup_trial_error("a filter that kills", 0, kill_all, 1,
+                      "trial of the seccomp filter: the process was killed by signal 31");
+}
+
 /* The peer of a session the init ended sees the connection closed. */
 static void peer_sees_close(int fd) {
     assert_int_equal(dbx_set_nonblock(fd, false), 0);
@@ -1002,6 +1047,7 @@ int main(void) {
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_open),
         cmocka_unit_test(test_setup_unknown_caps),
+        cmocka_unit_test(test_setup_trial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
