@@ -420,6 +420,10 @@ static void prog_build(struct box_policy *b) {
     b->prog = (struct sock_fprog){.len = (unsigned short)p->bpf_len, .filter = f};
 }
 
+/* The stack of init's short-lived helpers (CLONE_VM | CLONE_VFORK: init sleeps while one runs,
+ * so one at a time): the policy trial, the mount template and the next command's copy of it. */
+static char helper_stack[32 * 1024] __attribute__((aligned(16)));
+
 /* Try the rlimits and the filter in a throwaway child (with no_new_privs, so the load needs
  * no privilege), so a limit or program the kernel refuses fails SETUP once, not every command. */
 enum { TRIAL_NOFILE = 1, TRIAL_NPROC, TRIAL_NNP, TRIAL_SECCOMP };
@@ -453,9 +457,9 @@ static int setup_trial(const struct box_policy *b, dbx_error **err) {
     /* A probe that never execs, so not dbx_spawn; init has no threads.  CLONE_VM | CLONE_VFORK,
      * as the commands' own clone (init-exec.c): a fork copied init's page tables, and init then
      * took a write fault on each page it touched next. */
-    static char stack[16 * 1024] __attribute__((aligned(16)));
     struct trial_arg arg = {b, rep[1]};
-    pid_t pid = clone(trial_child, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | SIGCHLD, &arg);
+    pid_t pid = clone(trial_child, helper_stack + sizeof(helper_stack),
+                      CLONE_VM | CLONE_VFORK | SIGCHLD, &arg);
     int fork_errno = errno;
     close(rep[1]);
     _cleanup_close_ int rd = rep[0];
@@ -686,59 +690,45 @@ static int mnt_next_main(void *arg) {
 
 void policy_mnt_prepare(struct box_policy *b) {
     if (!b->confined || b->mnt_ns < 0 || b->mnt_next >= 0) return;
-    static char stack[32 * 1024] __attribute__((aligned(16)));
     struct mnt_next_arg m = {.tmpl = b->mnt_ns, .fd = -1};
     /* no exit signal: a SIGCHLD would wake the serve loop for a reap pass with nothing to reap
      * (this waits for it here); __WCLONE is how such a child is waited for */
-    pid_t pid =
-        clone(mnt_next_main, stack + sizeof(stack), CLONE_VM | CLONE_VFORK | CLONE_FILES, &m);
+    pid_t pid = clone(mnt_next_main, helper_stack + sizeof(helper_stack),
+                      CLONE_VM | CLONE_VFORK | CLONE_FILES, &m);
     if (pid < 0) return; /* each command takes its own copy, as without */
     while (waitpid(pid, NULL, __WCLONE) < 0 && errno == EINTR) {
     }
     b->mnt_next = m.fd;
 }
 
-/* The template namespace: a child builds the box's mounts in a namespace of its own and waits;
- * init opens /proc/CHILD/ns/mnt, which keeps that namespace alive with no process in it, and
- * lets the child go.  Made at SETUP, after every mount the box gets (workspace, shares,
- * protected paths), so a command's copy holds what building at its start would have. */
+/* The template namespace: a helper on init's memory and descriptor table (CLONE_VM |
+ * CLONE_FILES; CLONE_VFORK: init sleeps until it exits) builds the box's mounts in a namespace
+ * of its own and opens it, so the descriptor lands in init's table and keeps the namespace
+ * alive with no process in it.  Not a fork: that copied init's page tables and init then took a
+ * write fault on each page it touched next.  Made at SETUP, after every mount the box gets
+ * (workspace, shares, protected paths), so a command's copy holds what building at its start
+ * would have. */
+struct mnt_template_arg {
+    const struct box_policy *b;
+    int fd, err;
+};
+
+static int mnt_template_main(void *arg) {
+    struct mnt_template_arg *m = arg;
+    if (box_mounts_build(m->b) < 0 || (m->fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC)) < 0)
+        m->err = errno;
+    _exit(0);
+}
+
 static int mnt_template(struct box_policy *b, dbx_error **err) {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return dbx_error_set(err, errno, "socketpair");
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(sv[0]);
-        close(sv[1]);
-        return dbx_error_set(err, e, "fork");
+    struct mnt_template_arg m = {.b = b, .fd = -1, .err = EIO};
+    pid_t pid = clone(mnt_template_main, helper_stack + sizeof(helper_stack),
+                      CLONE_VM | CLONE_VFORK | CLONE_FILES, &m);
+    if (pid < 0) return dbx_error_set(err, errno, "clone");
+    while (waitpid(pid, NULL, __WCLONE) < 0 && errno == EINTR) {
     }
-    if (pid == 0) {
-        close(sv[0]);
-        int e = box_mounts_build(b) < 0 ? errno : 0;
-        char c;
-        if (write(sv[1], &e, sizeof(e)) == (ssize_t)sizeof(e))
-            (void)!read(sv[1], &c, 1); /* EOF: init holds the namespace, or gave up */
-        _exit(0);
-    }
-    close(sv[1]);
-    int e = EIO, fd = -1;
-    ssize_t n;
-    do
-        n = read(sv[0], &e, sizeof(e));
-    while (n < 0 && errno == EINTR);
-    if (n != (ssize_t)sizeof(e)) e = n < 0 ? errno : EIO;
-    if (e == 0) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) e = errno;
-    }
-    close(sv[0]);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-    }
-    if (fd < 0) return dbx_error_set(err, e, "build the box's mount namespace");
-    b->mnt_ns = fd;
+    if (m.fd < 0) return dbx_error_set(err, m.err, "build the box's mount namespace");
+    b->mnt_ns = m.fd;
     return 0;
 }
 
