@@ -463,12 +463,23 @@ def idle_memory(st):
         guest_seen += guest
         jit_seen += jit
     total = sum(groups.values()) / 1024
+    # PSS splits a file page among the processes that map it: other QEMUs (another box, a
+    # playground) make the binary's and libraries' pages look cheaper than they are for one box
+    ours = set(tree(st["pid"]))
+    others = 0
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and int(p) not in ours and comm(int(p)).startswith("qemu-system"):
+                others += 1
+        except OSError:
+            pass
     parts = " + ".join("%s %.1f" % (g, groups[g] / 1024)
                        for g in ("qemu", "virtiofsd", "supervisor", "passt") if g in groups)
     if jit_seen:
         parts += "; TCG code cache %.1f of it" % (jit_seen / 1024)
     # QEMU alone: the same command line (kernel and initramfs kept: QEMU holds a copy) without
-    # devices, never started
+    # devices, never started; measured while the box's QEMU runs, so the two share the binary's
+    # file pages and the floor's PSS counts only its share of those
     argv = floor_argv(st["qemu_pid"]) + ["-S"]
     fl = None
     q = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -492,6 +503,9 @@ def idle_memory(st):
         q.wait()
     print("  idle box memory host PSS without guest RAM %5.1f MiB (%s; guest RAM PSS %.0f MiB left out)"
           % (total, parts, guest_seen / 1024))
+    if others:
+        print("                  (%d other QEMU process%s running: they share QEMU's file pages, "
+              "so this PSS is lower than for a box alone)" % (others, "es" if others > 1 else ""))
     if fl:
         print("                  floor (QEMU alone, same command line without devices, not started) %5.1f MiB   ratio %.1fx  (aim: total <= 40 MiB)"
               % (fl, total / fl))

@@ -538,11 +538,14 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
     b->verify_skew = a->test_mode && getenv("DEVBOX_TEST_VERIFY_SKEW");
     prog_build(b);
     boot_mark(&a->marks, "seccomp build");
-    if (setup_trial(b, err) < 0) return -1;
-    boot_mark(&a->marks, "policy trial");
-    /* Not dumpable: ptrace and /proc/1/{mem,environ,fd} need CAP_SYS_PTRACE even for root. */
+    /* Not dumpable: ptrace and /proc/1/{mem,environ,fd} need CAP_SYS_PTRACE even for root.
+     * Before the trial: its child shares init's memory, and one a filter kills must not dump
+     * it (nor, before Linux 5.16, take init down with it: a dump then killed every process
+     * sharing the memory). */
     if (prctl(PR_SET_DUMPABLE, 0) < 0 || prctl(PR_GET_DUMPABLE) != 0)
         return dbx_error_set(err, errno ? errno : EPERM, "make init not dumpable");
+    if (setup_trial(b, err) < 0) return -1;
+    boot_mark(&a->marks, "policy trial");
     if (a->test_mode) {
         /* The bind mounts stay in a namespace of our own, off the test machine's tree. */
         if (unshare(CLONE_NEWNS) < 0) return dbx_error_set(err, errno, "unshare mount namespace");

@@ -347,9 +347,10 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
         free(s->guest.release); /* a setup VM booted before this one */
         s->guest.release = dbx_sanitize_printable(rel);
         send_setup(s);
-        /* after SETUP is on its way: freeing the copies took 5.5 ms (the pages are mapped in
-         * QEMU too), which the guest's setup now overlaps instead of waiting for SETUP behind
-         * it (2026-12-05) */
+        /* SETUP written now, not at the loop's flush: freeing the copies takes 5.5 ms (the
+         * pages are mapped in QEMU too), which the guest's setup then overlaps instead of
+         * waiting behind it (2026-12-05) */
+        sup_agent_flush(s);
         kernel_copy_drop(s);
         return;
     }

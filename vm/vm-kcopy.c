@@ -140,6 +140,7 @@ int vm_kernel_copy(const char *path, const char *name, int *ret_fd, dbx_error **
     if (m < 0) return -1;
     r = copy_read(in, m, &eh, ph);
     if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
+    if (lseek(m, 0, SEEK_SET) < 0) return dbx_error_set(err, errno, "rewind the kernel's copy");
     *ret_fd = TAKE_FD(m);
     return 0;
 }
@@ -152,6 +153,7 @@ int vm_initrd_copy(const char *path, const char *name, int *ret_fd, dbx_error **
     if (m < 0) return -1;
     int r = copy_range(in, m, 0, size);
     if (r < 0) return dbx_error_set(err, -r, "copy '%s'", path);
+    if (lseek(m, 0, SEEK_SET) < 0) return dbx_error_set(err, errno, "rewind the initramfs copy");
     *ret_fd = TAKE_FD(m);
     return 0;
 }

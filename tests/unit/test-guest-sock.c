@@ -715,8 +715,9 @@ static void setup_trial_error(const char *what, uint64_t nofile, const uint8_t *
 
 static void test_setup_trial(void **state) {
     test_setup(state);
-    /* above fs.nr_open (1048576 by default), which no process may raise RLIMIT_NOFILE past */
-    setup_trial_error("nofile 2^30", UINT64_C(1) << 30, NULL, 0, "set RLIMIT_NOFILE to 1073741824");
+    /* above fs.nr_open, which no process may raise RLIMIT_NOFILE past: 2^31 is above even its
+     * largest setting (2147483584) */
+    setup_trial_error("nofile 2^31", UINT64_C(1) << 31, NULL, 0, "set RLIMIT_NOFILE to 2147483648");
     /* BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS: the child dies at its next syscall, its exit */
     static const uint8_t kill_all[8] = {0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80};
     setup_trial_error("a filter that kills", 0, kill_all, 1,
