@@ -652,6 +652,22 @@ static void test_cap(void **state) {
     host_stop(&h);
 }
 
+/* Send su as SETUP (its plan freed) and expect an ERROR whose text contains want. */
+static void setup_expect_error(struct host *h, struct dbx_setup *su, const char *what,
+                               const char *want) {
+    struct dbx_buf b = {0};
+    dbx_setup_encode(su, &b);
+    dbx_plan_free(&su->plan);
+    host_send(h, DBX_MSG_SETUP, 0, b.data, b.len);
+    dbx_buf_free(&b);
+    struct frame f = {0};
+    assert_true(host_next(h, &f, 5000));
+    if (f.type != DBX_MSG_ERROR) fail_msg("SETUP with %s got %s", what, dbx_msg_name(f.type));
+    _cleanup_free_ char *msg = error_text(&f);
+    if (!strstr(msg, want)) fail_msg("SETUP with %s: unexpected error: %s", what, msg);
+    frame_clear(&f);
+}
+
 /* SETUP refuses a box user's capability mask with bits the kernel does not know, also when
  * root's mask is DBX_CAP_ALL ("leave them alone"): nothing is set up, the answer is ERROR. */
 static void test_setup_unknown_caps(void **state) {
@@ -662,19 +678,8 @@ static void test_setup_unknown_caps(void **state) {
         .ws_tag = "", .ws_path = "/", .uid = getuid(), .gid = getgid(), .hostname = ""};
     plan_set_net(&su.plan, DBX_NET_NONE, 0, "", "", "");
     su.plan.caps_user = UINT64_C(1) << 62;
-    struct dbx_buf b = {0};
-    dbx_setup_encode(&su, &b);
-    dbx_plan_free(&su.plan);
-    host_send(&h, DBX_MSG_SETUP, 0, b.data, b.len);
-    dbx_buf_free(&b);
-    struct frame f = {0};
-    assert_true(host_next(&h, &f, 5000));
-    if (f.type != DBX_MSG_ERROR)
-        fail_msg("SETUP with caps_user bit 62 got %s", dbx_msg_name(f.type));
-    _cleanup_free_ char *msg = error_text(&f);
-    if (!strstr(msg, "capabilities 0x4000000000000000 this kernel does not know"))
-        fail_msg("unexpected error: %s", msg);
-    frame_clear(&f);
+    setup_expect_error(&h, &su, "caps_user bit 62",
+                       "capabilities 0x4000000000000000 this kernel does not know");
     host_stop(&h);
 }
 
@@ -695,17 +700,8 @@ static void setup_trial_error(const char *what, uint64_t nofile, const uint8_t *
         memcpy(su.plan.bpf, bpf, (size_t)bpf_len * 8);
         su.plan.bpf_len = bpf_len;
     }
-    struct dbx_buf b = {0};
-    dbx_setup_encode(&su, &b);
-    dbx_plan_free(&su.plan);
-    host_send(&h, DBX_MSG_SETUP, 0, b.data, b.len);
-    dbx_buf_free(&b);
+    setup_expect_error(&h, &su, what, want);
     struct frame f = {0};
-    assert_true(host_next(&h, &f, 5000));
-    if (f.type != DBX_MSG_ERROR) fail_msg("SETUP with %s got %s", what, dbx_msg_name(f.type));
-    _cleanup_free_ char *msg = error_text(&f);
-    if (!strstr(msg, want)) fail_msg("SETUP with %s: unexpected error: %s", what, msg);
-    frame_clear(&f);
     uint8_t token[8] = {1, 2, 3, 4, 5, 6, 7, 8};
     host_send(&h, DBX_MSG_PING, 0, token, sizeof(token));
     host_expect(&h, DBX_MSG_PONG, 0, &f);
