@@ -453,7 +453,8 @@ def group(name):
 def idle_memory(st):
     guest_kib = st["memory_mib"] * 1024
     groups, guest_seen, jit_seen = {}, 0, 0
-    for p in tree(st["pid"]):
+    ours = tree(st["pid"])
+    for p in ours:
         try:
             name = "supervisor" if p == st["pid"] else group(comm(p))
             total, guest, jit = pss_kib(p, guest_kib)
@@ -465,7 +466,6 @@ def idle_memory(st):
     total = sum(groups.values()) / 1024
     # PSS splits a file page among the processes that map it: other QEMUs (another box, a
     # playground) make the binary's and libraries' pages look cheaper than they are for one box
-    ours = set(tree(st["pid"]))
     others = 0
     for p in os.listdir("/proc"):
         try:
@@ -653,14 +653,12 @@ def setup_bench():
 PROFILE_S = float(os.environ.get("BENCH_PROFILE_S", "10"))
 
 
-def guest_profile_bench(kind):
+def guest_profile_bench():
     """The guest's vCPU, sampled 100 times a second through QEMU's gdbstub (DEVBOX_GUEST_GDB)
     while `devbox exec true` runs again and again: the share of each process (bench/
     guest-profile.py).  The devbox kernel only: the Debian kernel ships no symbols."""
-    if kind != "devbox":
-        return
     gp = load_guest_profile()
-    env = dict(kernel_env(kind), DEVBOX_GUEST_GDB="1")
+    env = dict(kernel_env("devbox"), DEVBOX_GUEST_GDB="1")
     try:
         vml = gp.find_vmlinux()
         dbx("stop", env=env)
@@ -723,7 +721,7 @@ def main():
     sys.stdout.flush()
     t0 = section("devbox kernel", t0)
     if "na" not in dev:
-        guest_profile_bench("devbox")
+        guest_profile_bench()
         sys.stdout.flush()
         t0 = section("guest profile", t0)
     box_bench(os.environ.get("BENCH_BOX_KERNEL") or ("debian" if "na" in dev else "devbox"))

@@ -43,20 +43,6 @@ static int pread_full(int fd, void *buf, size_t n, uint64_t off) {
     return 0;
 }
 
-static int pwrite_full(int fd, const void *buf, size_t n, uint64_t off) {
-    const uint8_t *p = buf;
-    while (n > 0) {
-        ssize_t r = pwrite(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -errno;
-        if (r == 0) return -EIO;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
 /* Whether [off, off + len) lies inside a file of `size` bytes. */
 static bool in_file(uint64_t off, uint64_t len, uint64_t size) {
     return off <= size && len <= size - off;
@@ -81,10 +67,15 @@ static int copy_range(int in, int m, uint64_t off, uint64_t len) {
     return 0;
 }
 
+/* Write n bytes at off of the memfd m.  0 or -errno. */
+static int write_at(int m, const void *buf, size_t n, uint64_t off) {
+    return lseek(m, (off_t)off, SEEK_SET) < 0 ? -errno : dbx_write_all(m, buf, n);
+}
+
 /* The headers and the segments QEMU reads, into the memfd m.  0 or -errno. */
 static int copy_read(int in, int m, const Elf64_Ehdr *eh, const Elf64_Phdr *ph) {
-    int r = pwrite_full(m, eh, sizeof(*eh), 0);
-    if (r == 0) r = pwrite_full(m, ph, (size_t)eh->e_phnum * sizeof(*ph), eh->e_phoff);
+    int r = write_at(m, eh, sizeof(*eh), 0);
+    if (r == 0) r = write_at(m, ph, (size_t)eh->e_phnum * sizeof(*ph), eh->e_phoff);
     for (unsigned i = 0; r == 0 && i < eh->e_phnum; i++)
         if (ph[i].p_type == PT_LOAD || ph[i].p_type == PT_NOTE)
             r = copy_range(in, m, ph[i].p_offset, ph[i].p_filesz);
