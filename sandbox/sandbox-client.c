@@ -269,10 +269,20 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
         return -1;
     }
     if (dbx_send_frame(fd, DBX_MSG_STOP, 0, NULL, 0) < 0) return 0;
-    /* The supervisor closes every client socket when it exits. */
+    /* The supervisor answers STOP only by closing every client socket when it exits.  An
+     * answer means it did not take the frame: one of another devbox build (started before an
+     * upgrade) refuses the header's version, and waiting for its lock hung for good.  SIGTERM
+     * stops every version's supervisor the same clean way; the pid is the one that answered
+     * on this connection (it is alive: no pid reuse), not a file's. */
     char b[256];
-    while (read(fd, b, sizeof(b)) > 0 || errno == EINTR) {
+    ssize_t n;
+    while ((n = read(fd, b, sizeof(b))) < 0 && errno == EINTR) {
     }
+    struct ucred peer = {0};
+    socklen_t pl = sizeof(peer);
+    if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) == 0 && peer.pid > 0 &&
+        peer.uid == geteuid())
+        (void)kill(peer.pid, SIGTERM);
     /* The supervisor holds its alive lock until it has reaped QEMU and virtiofsd. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
     _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -337,7 +347,7 @@ int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *pr
     dbx_buf_put_str(&b, req);
     r = dbx_send_frame(fd, DBX_MSG_PORT_REQ, 0, b.data, b.len);
     dbx_buf_free(&b);
-    if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    if (r < 0) return dbx_send_failed(fd, r, "send to the supervisor", err);
     struct dbx_frame_hdr h;
     _cleanup_free_ uint8_t *p = NULL;
     r = dbx_read_frame(fd, &h, &p, err);
@@ -373,7 +383,7 @@ static int procs_request(const struct dbx_paths *paths, const struct dbx_project
     if (r == -ENOENT) return dbx_error_setx(err, ESRCH, "the project's VM is not running");
     if (r < 0) return -1;
     r = dbx_send_frame(fd, type, 0, p, n);
-    if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    if (r < 0) return dbx_send_failed(fd, r, "send to the supervisor", err);
     /* the guest answers in milliseconds; one that does not (hung, an init without PS) must not
      * hang the command */
     const struct timeval tv = {.tv_sec = PROCS_REPLY_TIMEOUT_S};

@@ -348,7 +348,7 @@ static int relay(struct xs *x, const struct dbx_exec_opts *o, int sfd, dbx_error
         const uint8_t *p;
         enum dbx_read_result r;
         while (!x->done && (r = dbx_reader_next(&x->rd, &h, &p, err)) != DBX_READ_NEED_MORE) {
-            if (r == DBX_READ_BAD) return dbx_error_wrap(err, "from the supervisor");
+            if (r == DBX_READ_BAD) return dbx_supervisor_bad_frame(&h, err);
             on_frame(x, &h, p);
         }
     }
@@ -369,8 +369,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     int r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req->data, req->len);
     x.t_sent = dbx_mono_us();
     if (r < 0) {
+        dbx_send_failed(x.sock, r, "send the command to the supervisor", err);
         close(x.sock);
-        return dbx_error_set(err, -r, "send the command to the supervisor");
+        return -1;
     }
     sigset_t mask;
     sigemptyset(&mask);

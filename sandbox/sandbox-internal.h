@@ -28,6 +28,12 @@ int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t
 /* Read one frame (blocking) into *payload (malloc'd, freed by the caller); -EPIPE at EOF
  * (nothing is reported then), another negative value with *err. */
 int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err);
+/* A frame from the supervisor that did not pass dbx_hdr_check: *err says what to do when the
+ * supervisor is another devbox build's (started before an upgrade), else wraps it. */
+int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err);
+/* A frame to the supervisor could not be sent (r: -errno): *err says what (doing what), or,
+ * when a supervisor of another devbox build answered before it closed, that.  Returns -1. */
+int dbx_send_failed(int fd, int r, const char *what, dbx_error **err);
 
 /* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
 /* p->id and the dirs from p->root (set). */

@@ -130,6 +130,31 @@ int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
     return 0;
 }
 
+int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err) {
+    if (h->version == DBX_PROTO_VERSION) return dbx_error_wrap(err, "from the supervisor");
+    dbx_error_free(err);
+    return dbx_error_setx(err, EPROTO,
+                          "this box was started by another devbox build (its supervisor speaks "
+                          "protocol %u, this devbox %u): 'devbox stop' stops it, and the next "
+                          "command starts it again",
+                          h->version, DBX_PROTO_VERSION);
+}
+
+int dbx_send_failed(int fd, int r, const char *what, dbx_error **err) {
+    /* it reads the header before it refuses and closes, so a later write of ours fails; only
+     * then (the peer is gone) is there something to read that cannot block */
+    struct dbx_frame_hdr h = {.version = DBX_PROTO_VERSION};
+    _cleanup_free_ uint8_t *p = NULL;
+    _cleanup_error_ dbx_error *why = NULL;
+    if ((r == -EPIPE || r == -ECONNRESET) && dbx_read_frame(fd, &h, &p, &why) < 0 && why &&
+        h.version != DBX_PROTO_VERSION) {
+        if (err) *err = TAKE_PTR(why);
+        return -1;
+    }
+    dbx_error_set(err, -r, "%s", what);
+    return -1;
+}
+
 int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error **err) {
     uint8_t hb[DBX_FRAME_HDR];
     size_t got = 0;
@@ -140,7 +165,7 @@ int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error
         got += (size_t)n;
     }
     dbx_hdr_decode(hb, h);
-    if (dbx_hdr_check(h, err) < 0) return -1;
+    if (dbx_hdr_check(h, err) < 0) return dbx_supervisor_bad_frame(h, err);
     uint8_t *p = dbx_xmalloc(h->len + 1);
     for (got = 0; got < h->len;) {
         ssize_t n = read(fd, p + got, h->len - got);
@@ -155,11 +180,28 @@ int dbx_read_frame(int fd, struct dbx_frame_hdr *h, uint8_t **payload, dbx_error
     return 0;
 }
 
+/* send(2) with MSG_NOSIGNAL: a supervisor that closes first (one of another devbox build,
+ * refusing the header) is an EPIPE to report, not a SIGPIPE that ends devbox without a word
+ * (exit 141). */
+static int send_all(int fd, const void *buf, size_t len) {
+    const uint8_t *b = buf;
+    while (len > 0) {
+        ssize_t k = send(fd, b, len, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        b += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
 int dbx_send_frame(int fd, uint8_t type, uint32_t session, const void *p, size_t n) {
     uint8_t h[DBX_FRAME_HDR];
     dbx_hdr_encode(h, type, session, (uint32_t)n);
-    int r = dbx_write_all(fd, h, sizeof(h));
-    if (r == 0 && n) r = dbx_write_all(fd, p, n);
+    int r = send_all(fd, h, sizeof(h));
+    if (r == 0 && n) r = send_all(fd, p, n);
     return r;
 }
 

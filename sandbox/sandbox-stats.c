@@ -22,7 +22,7 @@ int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *p
     uint64_t token = dbx_now_ns();
     uint8_t t[8];
     r = dbx_send_frame(fd, DBX_MSG_STATS, 0, t, dbx_enc_u64(t, token));
-    if (r < 0) return dbx_error_set(err, -r, "send to the supervisor");
+    if (r < 0) return dbx_send_failed(fd, r, "send to the supervisor", err);
     struct dbx_reader rd = {0};
     uint64_t end = dbx_now_ms() + STATS_CLIENT_TIMEOUT_MS;
     r = -1;
@@ -32,6 +32,10 @@ int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *p
         _cleanup_error_ dbx_error *e = NULL;
         enum dbx_read_result rr = dbx_reader_next(&rd, &h, &p, &e);
         if (rr == DBX_READ_BAD) {
+            if (h.version != DBX_PROTO_VERSION) {
+                r = dbx_supervisor_bad_frame(&h, err);
+                break;
+            }
             r = dbx_error_setx(err, EPROTO, "bad frame from the supervisor: %s", e->msg);
             break;
         }
