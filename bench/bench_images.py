@@ -11,6 +11,10 @@ proxy download   : 100 MB over http through the allowlist proxy from inside the 
   floor          : the same download by curl on the host, and the agent channel's own ceiling
                    (100 MB from the box over `devbox exec` stdout)
 proxy setup      : a small request through the proxy from inside the box, against on the host
+dynamic programs : the Debian image's /bin/true (dynamically linked) started 100 times by a
+                   shell in the box, and warm `devbox exec /bin/true`, with the box's programs at
+                   fixed addresses ([security] aslr = auto under TCG) against randomized
+                   (aslr = on); two rounds each, alternating, medians
 """
 import gzip
 import hashlib
@@ -139,6 +143,39 @@ def bench_second_project(home, ref):
           % (new, cold, new - cold, os.stat(ov).st_blocks * 512 / 1e6))
 
 
+DYN_LOOP = ("i=0; s=$(date +%s%N); while [ $i -lt 100 ]; do /bin/true; i=$((i+1)); done; "
+            "e=$(date +%s%N); echo $(((e - s) / 100000))")
+
+
+def bench_dynamic(home, ref):
+    env = dict(os.environ, DEVBOX_HOME=home)
+    repo = os.path.join(work, "p-dyn")
+    git_repo(repo)
+    loop, warm = {"auto": [], "on": []}, {"auto": [], "on": []}
+    accel = "?"
+    for _ in range(2):
+        for mode in ("auto", "on"):
+            with open(os.path.join(repo, "devbox.ini"), "w") as f:
+                f.write("[box]\nimage = %s\n[security]\naslr = %s\n" % (ref, mode))
+            run(devbox, "-C", repo, "stop", env=env)
+            run(devbox, "-C", repo, "exec", "true", env=env)
+            accel = json.loads(run(devbox, "-C", repo, "status", "--json", env=env).stdout)["accel"]
+            loop[mode].append(int(run(devbox, "-C", repo, "exec", "sh", "-c", DYN_LOOP,
+                                      env=env).stdout) / 1000)
+            t = [timed(lambda: run(devbox, "-C", repo, "exec", "/bin/true", env=env)) * 1000
+                 for _ in range(30)]
+            warm[mode].append(statistics.median(t))
+    run(devbox, "-C", repo, "stop", env=env)
+    la, lo = statistics.median(loop["auto"]), statistics.median(loop["on"])
+    wa, wo = statistics.median(warm["auto"]), statistics.median(warm["on"])
+    print("  dynamic programs  /bin/true (Debian's, dynamically linked) started by a shell in the box: "
+          "%.1f ms each with aslr = auto, %.1f ms with aslr = on   auto/on %.2fx   [accel %s]"
+          % (la, lo, la / lo, accel))
+    print("                    warm `devbox exec /bin/true` p50 %.1f ms with aslr = auto, %.1f ms with "
+          "aslr = on   auto/on %.2fx%s" % (wa, wo, wa / wo,
+                                         "" if accel == "tcg" else "   (KVM: auto randomizes too)"))
+
+
 def bench_proxy():
     home = os.path.join(work, "net")
     env = dict(os.environ, DEVBOX_HOME=home)
@@ -192,6 +229,7 @@ def main():
     print("devbox bench: images and network")
     home, ref = bench_pull()
     bench_second_project(home, ref)
+    bench_dynamic(home, ref)
     bench_proxy()
 
 

@@ -46,6 +46,7 @@ void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out) {
     dbx_buf_put_u64(out, p->caps_user);
     dbx_buf_put_u8(out, p->no_new_privs);
     dbx_buf_put_u8(out, p->seccomp_mode);
+    dbx_buf_put_u8(out, p->no_randomize);
     dbx_buf_put_str(out, p->user);
     dbx_buf_put_u32(out, p->bpf_len);
     dbx_buf_put(out, p->bpf, (size_t)p->bpf_len * 8);
@@ -90,7 +91,8 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
         dbx_get_u64(&c, &r.nofile) < 0 || dbx_get_u64(&c, &r.nproc) < 0 ||
         dbx_get_u64(&c, &r.caps) < 0 || dbx_get_u64(&c, &r.caps_user) < 0 ||
         dbx_get_u8(&c, &r.no_new_privs) < 0 || dbx_get_u8(&c, &r.seccomp_mode) < 0 ||
-        dbx_get_str(&c, 256, &r.user) < 0 || dbx_get_u32(&c, &r.bpf_len) < 0)
+        dbx_get_u8(&c, &r.no_randomize) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
+        dbx_get_u32(&c, &r.bpf_len) < 0)
         why = "truncated";
     else if (r.bpf_len > DBX_PLAN_MAX_BPF || (size_t)r.bpf_len * 8 > c.left)
         why = "seccomp program too long";
@@ -116,7 +118,7 @@ int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error 
             why = "network mode and address disagree";
         else if (check_net(&r) < 0)
             why = "bad network address";
-        else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT)
+        else if (r.no_new_privs > 1 || r.seccomp_mode > DBX_SECCOMP_STRICT || r.no_randomize > 1)
             why = "bad flag";
         else if ((r.seccomp_mode == DBX_SECCOMP_UNCONFINED) != (r.bpf_len == 0))
             why = "seccomp mode and program disagree";

@@ -55,6 +55,10 @@ struct dbx_plan {
                                of caps unless caps is DBX_CAP_ALL */
     uint8_t no_new_privs;   /* 1 = PR_SET_NO_NEW_PRIVS */
     uint8_t seccomp_mode;   /* enum dbx_seccomp_mode, for verification and reporting */
+    uint8_t no_randomize;   /* 1 = the box's programs start at fixed addresses (the init's
+                               personality ADDR_NO_RANDOMIZE, which every command inherits):
+                               the host sets it under TCG, whose translated code is keyed by
+                               virtual address (profile key [security] aslr) */
     char *user;             /* "" = the uid/gid of SETUP; else resolved in the guest */
     uint32_t bpf_len;       /* instructions in bpf (0 with DBX_SECCOMP_UNCONFINED) */
     uint8_t *bpf;           /* bpf_len struct sock_filter, 8 bytes each, little-endian */

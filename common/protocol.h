@@ -28,10 +28,10 @@
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
- * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  Overridable only so the tests can build an
- * init of another version (t-init-skew). */
+ * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  Overridable only
+ * so the tests can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 7
+#define DBX_PROTO_VERSION 8
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */

@@ -30,6 +30,7 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -580,6 +581,11 @@ int policy_setup(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     policy_clear(b);
     b->plan = su->plan;
     su->plan = (struct dbx_plan){0};
+    /* Every command inherits init's personality, and each exec lays out its process by it;
+     * init's own layout was chosen at its exec, so init keeps its randomization.  Setting a
+     * personality never fails (Linux 2.6.29 on); what a command got is checked before its
+     * exec (policy_child_verify). */
+    (void)personality(b->plan.no_randomize ? ADDR_NO_RANDOMIZE : PER_LINUX);
     b->confined = !plan_is_permissive(&b->plan);
     if (b->confined && setup_confined(a, su, err) < 0) return -1;
     boot_mark(&a->marks, "mount template");
@@ -952,5 +958,9 @@ int policy_child_verify(const struct box_policy *b, const char *cg_line, const s
     }
     if (!read_proc("/proc/self/oom_score_adj", text, sizeof(text)) || strcmp(text, "0\n") != 0)
         return child_mismatch(r, "oom_score_adj %.16s, expected 0", text);
+    int pers = personality(0xffffffff); /* a query: the filters let it through */
+    if (pers < 0 || !(pers & ADDR_NO_RANDOMIZE) != !p->no_randomize)
+        return child_mismatch(r, "personality %#x, expected address randomization %s", pers,
+                              p->no_randomize ? "off" : "on");
     return 0;
 }

@@ -375,6 +375,13 @@ static void parse_nnp(struct prof_apply *a, const struct prof_entry *e) {
     parse_bool(a, e, &a->p->no_new_privs);
 }
 
+static void parse_aslr(struct prof_apply *a, const struct prof_entry *e) {
+    if (strcmp(single(e), "auto") != 0 && strcmp(single(e), "on") != 0)
+        return bad(a, e, e->line, "must be 'auto' or 'on', not '%s'", single(e));
+    a->p->aslr_on = strcmp(single(e), "on") == 0;
+    set_origin(a, e, e->line);
+}
+
 /* ---- workspace ----------------------------------------------------------------------------- */
 
 char *prof_path_normalize(const char *s, const char **why) {
@@ -734,6 +741,7 @@ const struct prof_key prof_keys[] = {
     {"security", "capabilities_user", parse_caps, PROF_LIST},
     {"security", "seccomp", parse_seccomp, 0},
     {"security", "no_new_privileges", parse_nnp, 0},
+    {"security", "aslr", parse_aslr, 0},
     {"workspace", "protect", parse_protect, PROF_LIST},
     {"workspace", "unprotect", parse_protect, PROF_LIST},
     {"network", "mode", parse_net_mode, 0},

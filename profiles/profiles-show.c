@@ -164,6 +164,7 @@ char *profile_to_text(const struct profile *p) {
     kv(f, "seccomp", seccomp_names[p->seccomp], from(p, "security.seccomp"));
     kv(f, "no_new_privileges", p->no_new_privs ? "true" : "false",
        from(p, "security.no_new_privileges"));
+    kv(f, "aslr", p->aslr_on ? "on" : "auto", from(p, "security.aslr"));
     fprintf(f, "\n[workspace]\nprotect =\n");
     for (size_t i = 0; p->protect && p->protect[i]; i++) {
         _cleanup_free_ char *k = dbx_xasprintf("workspace.protect[%s]", p->protect[i]);
@@ -342,6 +343,7 @@ char *profile_to_json(const struct profile *p) {
     jset(sec, "seccomp", jstr(seccomp_names[p->seccomp]), from(p, "security.seccomp"));
     jset(sec, "no_new_privileges", json_boolean(p->no_new_privs),
          from(p, "security.no_new_privileges"));
+    jset(sec, "aslr", jstr(p->aslr_on ? "on" : "auto"), from(p, "security.aslr"));
     json_object_set_new(root, "security", sec);
     json_t *ws = json_object();
     json_object_set_new(ws, "protect", json_paths(p, "workspace.protect[", p->protect));

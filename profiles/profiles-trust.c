@@ -170,6 +170,7 @@ char **profile_widenings(const struct profile *p, const struct profile_user *use
     if (seccomp_rank[p->seccomp] > seccomp_rank[base.seccomp])
         push(&w, "seccomp '%s'", seccomp_names[p->seccomp]);
     if (base.no_new_privs && !p->no_new_privs) push(&w, "no_new_privileges false");
+    if (base.aslr_on && !p->aslr_on) push(&w, "aslr auto");
     for (size_t i = 0; base.protect && base.protect[i]; i++)
         if (!covered(p->protect, base.protect[i])) push(&w, "unprotects '%s'", base.protect[i]);
     if (p->net_mode > base.net_mode) push(&w, "network mode '%s'", net_names[p->net_mode]);

@@ -156,6 +156,8 @@ struct profile {
                            included (a separate opt-in); default 0 */
     enum profile_seccomp seccomp;
     bool no_new_privs; /* default true */
+    bool aslr_on;      /* aslr = on: the box's programs keep address randomization under TCG
+                          too; default false (auto: on under KVM, off under TCG) */
     /* [workspace]: effective protected paths, repo-relative, normalized, no duplicates */
     char **protect;
     /* [env] */

@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 6
+VERSION = 8  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -85,8 +85,10 @@ def pem(der):
 def plan(net_mode=NET_NONE, proxy_port=0, addr="", gw="", dns="", env=(), checksum=True):
     """The permissive plan of dbx_plan_permissive() with the given network fields."""
     out = u64(0) + u64(0xFFFFFFFFFFFFFFFF) + u32(0) + u32(100000) + u32(0) + u32(0)
-    # nofile, nproc, caps (uid 0), caps_user (every other uid), no_new_privs, seccomp, user
+    # nofile, nproc, caps (uid 0), caps_user (every other uid), no_new_privs, seccomp,
+    # no_randomize, user
     out += u64(0) + u64(0) + u64(0xFFFFFFFFFFFFFFFF) + u64(0xFFFFFFFFFFFFFFFF) + u8(0) + u8(0)
+    out += u8(0)
     out += s("") + u32(0)
     out += u32(0) + u32(len(env)) + b"".join(s(e) for e in env)
     out += u8(net_mode) + u16(proxy_port) + s(addr) + s(gw) + s(dns)

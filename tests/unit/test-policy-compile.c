@@ -323,6 +323,7 @@ static void assert_plans_equal(const struct dbx_plan *a, const struct dbx_plan *
                 a->caps_user == b->caps_user);
     assert_int_equal(a->no_new_privs, b->no_new_privs);
     assert_int_equal(a->seccomp_mode, b->seccomp_mode);
+    assert_int_equal(a->no_randomize, b->no_randomize);
     assert_string_equal(a->user, b->user);
     assert_int_equal(a->bpf_len, b->bpf_len);
     if (a->bpf_len) assert_memory_equal(a->bpf, b->bpf, (size_t)a->bpf_len * 8);

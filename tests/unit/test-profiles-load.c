@@ -258,6 +258,26 @@ static void test_user_config(void **state) {
     profile_clear(&p);
     profile_user_clear(&u);
 
+    /* the user's aslr = on is the baseline: a repo's auto widens it, its on does not */
+    write_at(r->fd, "config.ini", "[defaults]\nsecurity.aslr = on\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    write_at(r->fd, PROFILE_FILE, "[security]\naslr = auto\n");
+    assert_null(load_user(r, &u, &p));
+    assert_false(p.aslr_on);
+    wide = profile_widenings(&p, &u);
+    assert_string_equal(wide[0], "aslr auto");
+    assert_null(wide[1]);
+    dbx_strv_free(wide);
+    profile_clear(&p);
+    write_at(r->fd, PROFILE_FILE, "[security]\naslr = on\n");
+    assert_null(load_user(r, &u, &p));
+    assert_true(p.aslr_on);
+    wide = profile_widenings(&p, &u);
+    assert_null(wide[0]);
+    dbx_strv_free(wide);
+    profile_clear(&p);
+    profile_user_clear(&u);
+
     write_at(r->fd, "config.ini",
              "top = 1\n[ceilings]\ncpu = 4\nmemory = 1\n[defaults]\nbox.cpu = 2\nboxx.cpus = 2\n"
              "extends = strict\nprofile.extends = strict\nlimits.memory = 1G\n[other]\n");
@@ -413,6 +433,7 @@ static const struct {
     {"extends = strict\n", ""},
     {"[limits]\npids = 10\nnofile = 100\ncpu = 0.5\nmemory = 256M\nswap = 0\n", ""},
     {"[security]\nseccomp = strict\nuser = 1000:1000\n", ""},
+    {"[security]\naslr = on\n", ""}, /* narrows: randomization under TCG too */
     {"[workspace]\nprotect = src\nunprotect = src\n", ""},
     {"[workspace]\nprotect = .git\nunprotect = .git/hooks, .git/config\n", ""},
     {"[network]\nmode = none\nallow = example.com\n", ""},

@@ -144,6 +144,8 @@ static const struct {
      "devbox.ini:2: [security] seccomp: must be 'default', 'strict' or 'unconfined', not 'off'"},
     {"[security]\nno_new_privileges = yes\n",
      "devbox.ini:2: [security] no_new_privileges: must be 'true' or 'false', not 'yes'"},
+    {"[security]\naslr = off\n",
+     "devbox.ini:2: [security] aslr: must be 'auto' or 'on', not 'off'"},
     {"[workspace]\nprotect = /etc\n", "devbox.ini:2: [workspace] protect: '/etc': must be relative "
                                       "to the repo root (no leading '/')"},
     {"[workspace]\nprotect = a/../../b\n",
@@ -390,6 +392,7 @@ static void test_values(void **state) {
              "[limits]\nmemory = 1536M\nswap = 0\ncpu = 1.25\npids = 100\nnofile = 1024\n"
              "nproc = 50\nio_weight = 200\n"
              "[security]\nuser = 1000:1000\nseccomp = strict\nno_new_privileges = true\n"
+             "aslr = on\n"
              "[workspace]\nprotect = ./secrets//, .git\nunprotect = .gitmodules\n"
              "[env]\nEDITOR = vi\n_X = a = b ; c\n",
              &p);
@@ -407,6 +410,7 @@ static void test_values(void **state) {
     assert_int_equal(p.io_weight, 200);
     assert_string_equal(p.user, "1000:1000");
     assert_int_equal(p.seccomp, PROFILE_SECCOMP_STRICT);
+    assert_true(p.aslr_on);
     const char *prot[] = {".git/hooks",
                           ".git/config",
                           "devbox.ini",
@@ -708,10 +712,11 @@ static void test_provenance(void **state) {
     assert_string_equal(profile_origin_of(&p, "limits.pids"), "built-in strict.ini:13");
     assert_string_equal(profile_origin_of(&p, "limits.cpu"), "devbox.ini:6");
     assert_string_equal(profile_origin_of(&p, "security.seccomp"), "built-in strict.ini:19");
+    assert_string_equal(profile_origin_of(&p, "security.aslr"), "built-in strict.ini:21");
     assert_string_equal(profile_origin_of(&p, "workspace.protect[.git/hooks]"),
-                        "built-in strict.ini:25");
-    assert_string_equal(profile_origin_of(&p, "workspace.protect[.envrc]"),
                         "built-in strict.ini:26");
+    assert_string_equal(profile_origin_of(&p, "workspace.protect[.envrc]"),
+                        "built-in strict.ini:27");
     assert_string_equal(profile_origin_of(&p, "workspace.unprotect[.gitmodules]"), "devbox.ini:8");
     assert_null(profile_origin_of(&p, "workspace.protect[.gitmodules]"));
     assert_string_equal(profile_origin_of(&p, "env.A"), "devbox.ini:10");
@@ -727,7 +732,7 @@ static void test_provenance(void **state) {
     assert_non_null(
         strstr(t, "seccomp = strict                             ; built-in strict.ini:19\n"));
     assert_non_null(
-        strstr(t, "    .envrc                                   ; built-in strict.ini:26\n"));
+        strstr(t, "    .envrc                                   ; built-in strict.ini:27\n"));
     assert_non_null(strstr(t, "# unprotected: .gitmodules                   ; devbox.ini:8\n"));
     assert_non_null(strstr(t, "A = b                                        ; devbox.ini:10\n"));
     free(t);
@@ -772,6 +777,7 @@ static void assert_same_values(const struct profile *a, const struct profile *b)
     assert_true(a->caps == b->caps);
     assert_int_equal(a->seccomp, b->seccomp);
     assert_int_equal(a->no_new_privs, b->no_new_privs);
+    assert_int_equal(a->aslr_on, b->aslr_on);
     assert_int_equal(dbx_strv_len(a->protect), dbx_strv_len(b->protect));
     for (size_t i = 0; a->protect && a->protect[i]; i++)
         assert_string_equal(a->protect[i], b->protect[i]);
