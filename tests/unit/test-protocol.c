@@ -1058,6 +1058,22 @@ static void test_plan_no_randomize(void **state) {
     }
 }
 
+/* A seed of the protocol fuzz corpus (byte 0 is the harness's chunk-size seed), at least two
+ * bytes; skips the test when run from elsewhere than the source tree. */
+static char *corpus_seed(const char *name, size_t *len) {
+    char path[128];
+    snprintf(path, sizeof(path), "tests/fuzz/corpus/protocol/%s", name);
+    char *buf = NULL;
+    dbx_error *err = NULL;
+    if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, len, &err) < 0) {
+        dbx_error_free(&err);
+        print_message("skipped: run from elsewhere than the source tree\n");
+        skip();
+    }
+    assert_true(*len > 1);
+    return buf;
+}
+
 /* The fuzz corpus's plan seeds (tests/fuzz/gen-corpus.py) must be plans the decoder accepts,
  * or the fuzzer never starts from a valid plan and the checks after a successful decode in
  * fuzz-protocol.c are not exercised: a layout change (caps_user) has to reach the generator. */
@@ -1066,36 +1082,18 @@ static void test_plan_corpus_seeds(void **state) {
      * the header check (the generator said 6 while the protocol was 7) */
     static const char *const frames[] = {"setup-open", "exec-flags", "timing"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(frames); i++) {
-        char path[128];
-        snprintf(path, sizeof(path), "tests/fuzz/corpus/protocol/%s", frames[i]);
-        char *buf = NULL;
         size_t len = 0;
-        dbx_error *err = NULL;
-        if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len, &err) < 0) {
-            dbx_error_free(&err);
-            print_message("skipped: run from elsewhere than the source tree\n");
-            skip();
-        }
-        assert_true(len > 1);
+        char *buf = corpus_seed(frames[i], &len);
         if ((uint8_t)buf[1] != DBX_PROTO_VERSION)
             fail_msg("%s: version %u, expected %u", frames[i], (uint8_t)buf[1], DBX_PROTO_VERSION);
         free(buf);
     }
     static const char *const seeds[] = {"plan-open", "plan-allowlist"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(seeds); i++) {
-        char path[128];
-        snprintf(path, sizeof(path), "tests/fuzz/corpus/protocol/%s", seeds[i]);
-        char *buf = NULL;
         size_t len = 0;
-        dbx_error *err = NULL;
-        if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, &len, &err) < 0) {
-            dbx_error_free(&err);
-            print_message("skipped: run from elsewhere than the source tree\n");
-            skip();
-        }
-        assert_true(len > 1);
+        char *buf = corpus_seed(seeds[i], &len);
         struct dbx_plan plan = {0};
-        /* byte 0 is the harness's chunk-size seed */
+        dbx_error *err = NULL;
         int r = dbx_plan_decode((const uint8_t *)buf + 1, len - 1, &plan, &err);
         if (r != 0) fail_msg("%s: %s", seeds[i], err ? err->msg : "decode failed");
         assert_true(plan.caps == DBX_CAP_ALL && plan.caps_user == DBX_CAP_ALL);
