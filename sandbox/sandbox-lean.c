@@ -132,7 +132,6 @@ int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
 
 int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err) {
     if (h->version == DBX_PROTO_VERSION) return dbx_error_wrap(err, "from the supervisor");
-    dbx_error_free(err);
     return dbx_error_setx(err, EPROTO,
                           "this box was started by another devbox build (its supervisor speaks "
                           "protocol %u, this devbox %u): 'devbox stop' stops it, and the next "

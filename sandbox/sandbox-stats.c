@@ -32,11 +32,9 @@ int dbx_stats_request(const struct dbx_paths *paths, const struct dbx_project *p
         _cleanup_error_ dbx_error *e = NULL;
         enum dbx_read_result rr = dbx_reader_next(&rd, &h, &p, &e);
         if (rr == DBX_READ_BAD) {
-            if (h.version != DBX_PROTO_VERSION) {
-                r = dbx_supervisor_bad_frame(&h, err);
-                break;
-            }
-            r = dbx_error_setx(err, EPROTO, "bad frame from the supervisor: %s", e->msg);
+            r = h.version != DBX_PROTO_VERSION
+                    ? dbx_supervisor_bad_frame(&h, err)
+                    : dbx_error_setx(err, EPROTO, "bad frame from the supervisor: %s", e->msg);
             break;
         }
         if (rr == DBX_READ_FRAME) {
