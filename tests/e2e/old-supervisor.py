@@ -33,8 +33,14 @@ signal.signal(signal.SIGTERM, term)
 msg = b"protocol version %d, expected %d" % (8 if version != 8 else 9, version)
 ERROR = 19
 payload = struct.pack("<I", 2) + struct.pack("<I", len(msg)) + msg
+# Python runs a signal's handler between bytecodes: one that comes just before a blocking
+# accept() waited for the next connection (the stop's SIGTERM, now and then).  Short waits.
+srv.settimeout(0.2)
 while True:
-    c, _ = srv.accept()
+    try:
+        c, _ = srv.accept()
+    except socket.timeout:
+        continue
     c.settimeout(5)
     try:
         c.recv(12)  # the header it refuses
