@@ -206,6 +206,9 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
  * in the strict binary form of dbx_status_encode (also its run_dir status file); `status --json`
  * and `ls --json` render it with dbx_status_json. */
 enum dbx_vm_state { DBX_VM_STOPPED, DBX_VM_RUNNING, DBX_VM_PAUSED, DBX_VM_STOPPING };
+/* struct dbx_status's aslr: a record of a supervisor from before it was kept says neither */
+enum { DBX_ASLR_UNKNOWN, DBX_ASLR_ON, DBX_ASLR_OFF };
+
 struct dbx_status {
     enum dbx_vm_state state;
     char *project; /* the project's root */
@@ -228,6 +231,7 @@ struct dbx_status {
     char *protected_first;     /* the first one's workspace-relative path, or NULL */
     uint64_t idle_s;           /* how long the box has had nothing running (0: busy) */
     uint64_t idle_stop_s;      /* config.ini's idle_stop it started with (0: never) */
+    uint8_t aslr;              /* DBX_ASLR_*: whether the box's programs are randomized */
     /* set by `devbox status` (never encoded): devbox.ini on disk against profile_hash */
     bool profile_checked, profile_changed;
     char *profile_error; /* the profile on disk does not load */

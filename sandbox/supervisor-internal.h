@@ -288,6 +288,8 @@ void sup_client_detach(struct sup *s, struct client *c);
 /* ---- supervisor-status.c ---- */
 /* The status record of this supervisor's VM (caller clears it with dbx_status_clear). */
 void sup_status(struct sup *s, struct dbx_status *ret);
+/* Whether the box's programs start at fixed addresses ([security] aslr = auto under TCG). */
+bool sup_no_randomize(const struct sup *s);
 /* run_dir/status, read by clients that must not wait for the loop (dbx_status_read). */
 int sup_write_status_file(struct sup *s, dbx_error **err);
 /* A PROTECTED frame from the guest (session 0): validated into s->protect, or logged and

@@ -43,6 +43,7 @@ void sup_status(struct sup *s, struct dbx_status *ret) {
         .protected_first = s->protect.first[0] ? dbx_xstrdup(s->protect.first) : NULL,
         .idle_s = sup_idle_for(&s->idle.clock, dbx_now_ms()) / 1000,
         .idle_stop_s = s->idle.clock.stop_ms / 1000,
+        .aslr = sup_no_randomize(s) ? DBX_ASLR_OFF : DBX_ASLR_ON,
     };
     memcpy(st.id, s->proj.id, sizeof(st.id));
     for (char **f = s->prof.files; f && *f; f++)

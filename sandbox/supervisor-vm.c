@@ -252,6 +252,16 @@ static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_f
     return 0;
 }
 
+/* TCG finds the code it translated by virtual address, so a program whose libraries land
+ * elsewhere each time is translated afresh at every start: in a Debian box under TCG, 200 runs
+ * of the dynamically linked /bin/true took 4.8-5.4 s randomized and 0.77-0.87 s at fixed
+ * addresses; cJSON's cmake configure 51-57 s vs 22-25 s, its build 93-94 s vs 57-58 s
+ * (2026-12-05, alternating boots).  Final only once the guest said HELLO: a KVM attempt that
+ * failed falls back to TCG before.  KVM keeps randomization. */
+bool sup_no_randomize(const struct sup *s) {
+    return s->vm.accel == VM_ACCEL_TCG && !s->prof.aslr_on;
+}
+
 static void send_setup(struct sup *s) {
     struct dbx_setup st = {
         .ws_tag = s->vm.no_workspace ? "" : "workspace",
@@ -260,13 +270,7 @@ static void send_setup(struct sup *s) {
     };
     mounts_box_ids(&st.uid, &st.gid); /* as root not 0: mounts.h maps it back to the user */
     st.plan = s->plan;                /* borrowed */
-    /* TCG finds the code it translated by virtual address, so a program whose libraries land
-     * elsewhere each time is translated afresh at every start: in a Debian box under TCG,
-     * 200 runs of the dynamically linked /bin/true took 4.8-5.4 s randomized and 0.77-0.87 s
-     * at fixed addresses; cJSON's cmake configure 51-57 s vs 22-25 s, its build 93-94 s vs
-     * 57-58 s (2026-12-05, alternating boots).  Known only now: a KVM attempt that failed
-     * falls back to TCG before the guest says HELLO.  KVM keeps randomization. */
-    st.plan.no_randomize = s->vm.accel == VM_ACCEL_TCG && !s->prof.aslr_on;
+    st.plan.no_randomize = sup_no_randomize(s);
     st.hostname = s->prof.hostname;
     st.ca_pem = s->ca_pem ? s->ca_pem : ""; /* borrowed */
     struct dbx_share shares[DBX_SHARES_MAX];

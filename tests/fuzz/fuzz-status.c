@@ -2,7 +2,8 @@
  * (sandbox/sandbox-status.c), which reads the supervisor's reply and the run dir's status file.
  *
  * Whatever decodes must re-encode to exactly the input (the format has one spelling per value;
- * a version 2 record re-encodes as version 3 with its idle fields zero) and render as JSON;
+ * a version 2 or 3 record re-encodes as version 4 with the fields it lacks zero: idle_s and
+ * idle_stop_s, aslr) and render as JSON;
  * whatever does not decode leaves nothing allocated.
  *
  * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
@@ -21,10 +22,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     struct dbx_buf b = {0};
     dbx_status_encode(&st, &b);
-    if (data[0] == 2) { /* the previous version: the same fields, then idle_s, idle_stop_s */
-        static const uint8_t zero[16];
-        CHECK(b.len == size + 16 && b.data[0] == 3 && memcmp(b.data + 1, data + 1, size - 1) == 0 &&
-              memcmp(b.data + size, zero, 16) == 0);
+    if (data[0] == 2 || data[0] == 3) { /* earlier: the same fields, then what it lacks */
+        static const uint8_t zero[17];
+        size_t more = data[0] == 2 ? 17 : 1; /* idle_s, idle_stop_s; aslr */
+        CHECK(b.len == size + more && b.data[0] == 4 &&
+              memcmp(b.data + 1, data + 1, size - 1) == 0 &&
+              memcmp(b.data + size, zero, more) == 0);
     } else {
         CHECK(b.len == size && memcmp(b.data, data, size) == 0);
     }

@@ -13,8 +13,8 @@ def s(text):
 
 
 def record(state=1, image="default", files=("devbox.ini",), network=1, seccomp=1,
-           ports="127.0.0.1:3000 -> 3000\n", hash_="a" * 64, version=2, writes=3,
-           first=".claude/settings.json"):
+           ports="127.0.0.1:3000 -> 3000\n", hash_="a" * 64, version=4, writes=3,
+           first=".claude/settings.json", aslr=2):
     out = bytes([version, state]) + s("/home/u/proj") + s("0123456789abcdef")
     out += (b"\x01" + s(image)) if image is not None else b"\x00"
     out += struct.pack("<III", 100, 101, 0xFFFFFFFF)
@@ -23,6 +23,10 @@ def record(state=1, image="default", files=("devbox.ini",), network=1, seccomp=1
     out += s(hash_) + struct.pack("<I", len(files)) + b"".join(s(f) for f in files)
     out += bytes([network, seccomp]) + struct.pack("<Q", 7) + s(ports)
     out += struct.pack("<Q", writes) + ((b"\x01" + s(first)) if first is not None else b"\x00")
+    if version >= 3:  # idle_s, idle_stop_s
+        out += struct.pack("<QQ", 252, 1800)
+    if version >= 4:  # aslr: 0 not known, 1 on, 2 off
+        out += bytes([aslr])
     return out
 
 
@@ -32,7 +36,11 @@ SEEDS = {
     "stopped-no-image": record(state=0, image=None, files=(), ports="", hash_=""),
     "bad-state": record(state=4),
     "bad-network": record(network=3),
-    "bad-version": record(version=3),
+    "version2": record(version=2),
+    "version3": record(version=3),
+    "aslr-on": record(aslr=1),
+    "bad-aslr": record(aslr=3),
+    "bad-version": record(version=5),
     "old-version": record(version=1),
     "no-protected-writes": record(writes=0, first=None),
     "bad-protected-flag": record(first=None)[:-1] + b"\x02",

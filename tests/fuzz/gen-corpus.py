@@ -286,6 +286,14 @@ CORPUS.update({
     + frame(EXEC, 7, exec_req(["true"], flags=64)),
 })
 
+# ---- issue 13: CHANGED (host edits that wake the box's inotify watchers; helper E) ----
+CHANGED = 8
+
+CORPUS.update({
+    "changed": bytes([7]) + frame(CHANGED, 0, u32(2) + s("src/a.js") + s(".git/HEAD"))
+    + frame(CHANGED, 0, u32(0)),
+})
+
 
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus",

@@ -34,6 +34,7 @@ static void sample(struct dbx_status *st) {
         .protected_first = dbx_xstrdup(".claude/settings.json"),
         .idle_s = 252,
         .idle_stop_s = 1800,
+        .aslr = DBX_ASLR_OFF,
     };
     memcpy(st->id, "0123456789abcdef", 17);
     memset(st->profile_hash, 'a', 64);
@@ -75,6 +76,7 @@ static void test_roundtrip(void **state) {
     assert_string_equal(b.protected_first, ".claude/settings.json");
     assert_int_equal(b.idle_s, 252);
     assert_int_equal(b.idle_stop_s, 1800);
+    assert_int_equal(b.aslr, DBX_ASLR_OFF);
     dbx_status_clear(&b);
     /* an image may be absent (a stopped project); no profile files is NULL, not empty */
     free(a.image);
@@ -115,8 +117,9 @@ static void test_truncated_and_trailing(void **state) {
     dbx_buf_free(&buf);
 }
 
-/* A record from a supervisor started by the previous devbox (version 2, no idle fields) still
- * reads (its network mode is what `--network none` checks); other versions do not. */
+/* A record from a supervisor started by an earlier devbox (version 2, no idle fields; version
+ * 3, no aslr) still reads (its network mode is what `--network none` checks); other versions
+ * do not. */
 static void test_version2(void **state) {
     (void)state;
     struct dbx_status a, b = {0};
@@ -124,15 +127,25 @@ static void test_version2(void **state) {
     sample(&a);
     dbx_status_encode(&a, &buf);
     buf.data[0] = 2;
-    assert_int_equal(dbx_status_decode(buf.data, buf.len - 16, &b, NULL), 0);
+    assert_int_equal(dbx_status_decode(buf.data, buf.len - 17, &b, NULL), 0);
     assert_int_equal(b.network, DBX_NET_ALLOWLIST);
     assert_int_equal(b.idle_s, 0);
     assert_int_equal(b.idle_stop_s, 0);
+    assert_int_equal(b.aslr, DBX_ASLR_UNKNOWN);
     dbx_status_clear(&b);
-    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0); /* v2 with idle: trailing */
-    buf.data[0] = 1;
-    assert_true(dbx_status_decode(buf.data, buf.len - 16, &b, NULL) < 0);
+    assert_true(dbx_status_decode(buf.data, buf.len - 1, &b, NULL) < 0); /* v2 with idle */
+    buf.data[0] = 3;
+    assert_int_equal(dbx_status_decode(buf.data, buf.len - 1, &b, NULL), 0);
+    assert_int_equal(b.idle_stop_s, 1800);
+    assert_int_equal(b.aslr, DBX_ASLR_UNKNOWN);
+    dbx_status_clear(&b);
+    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0); /* v3 with aslr */
     buf.data[0] = 4;
+    buf.data[buf.len - 1] = DBX_ASLR_OFF + 1;
+    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0);
+    buf.data[0] = 1;
+    assert_true(dbx_status_decode(buf.data, buf.len - 17, &b, NULL) < 0);
+    buf.data[0] = 5;
     assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0);
     dbx_status_clear(&a);
     dbx_buf_free(&buf);
@@ -166,7 +179,8 @@ static void test_json_keys(void **state) {
     a.state = DBX_VM_RUNNING;
     char *j = dbx_status_json(&a);
     assert_string_equal(
-        j, "{\"accel\":\"tcg\",\"connections\":7,\"cpus\":2,\"id\":\"0123456789abcdef\","
+        j, "{\"accel\":\"tcg\",\"aslr\":false,\"connections\":7,\"cpus\":2,\"id\":"
+           "\"0123456789abcdef\","
            "\"idle_s\":252,\"idle_stop_s\":1800,\"image\":\"docker.io/library/"
            "debian:bookworm\",\"kernel\":\"6.1.0-57-cloud-amd64\","
            "\"memory_mib\":384,\"network\":\"allowlist\",\"pid\":100,\"ports\":\"127.0.0.1:3000 "
