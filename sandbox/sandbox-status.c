@@ -9,9 +9,8 @@
 #include <jansson.h>
 #include <limits.h>
 
-#define STATUS_VERSION                                                                             \
-    4 /* 2: protected_writes, protected_first; 3: idle_s, idle_stop_s; 4: aslr                     \
-       */
+/* 2: protected_writes, protected_first; 3: idle_s, idle_stop_s; 4: aslr */
+#define STATUS_VERSION 4
 #define STATUS_FILE_MAX (1u << 20)
 #define STATUS_STR_MAX PATH_MAX /* project root, image, one profile file */
 #define STATUS_SHORT_MAX 256u   /* accel, kernel release */
