@@ -132,14 +132,11 @@ int dbx_sockaddr(struct sockaddr_un *sa, const char *path, dbx_error **err) {
 
 int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err) {
     if (h->version == DBX_PROTO_VERSION) return dbx_error_wrap(err, "from the supervisor");
-    /* the first builds' supervisors answered a JSON line: its '{' is where a version is */
-    _cleanup_free_ char *speaks = h->version == '{' ? dbx_xstrdup("the first builds' JSON")
-                                                    : dbx_xasprintf("protocol %u", h->version);
     return dbx_error_setx(err, EPROTO,
                           "this box was started by another devbox build (its supervisor speaks "
-                          "%s, this devbox protocol %u): 'devbox stop' stops it, and the next "
+                          "protocol %u, this devbox %u): 'devbox stop' stops it, and the next "
                           "command starts it again",
-                          speaks, DBX_PROTO_VERSION);
+                          h->version, DBX_PROTO_VERSION);
 }
 
 int dbx_send_failed(int fd, int r, const char *what, dbx_error **err) {

@@ -59,8 +59,8 @@ void dbx_status_print(const struct dbx_status *st) {
         print_int("cpus", st->cpus);
         print_str("kernel", st->kernel);
         print_str("seccomp", dbx_status_seccomp_name(st->seccomp));
-        /* off only under TCG with [security] aslr = auto (supervisor-vm.c's send_setup says
-         * why); the key that turns it on, where a user looks for why it is off */
+        /* off only under TCG with [security] aslr = auto (supervisor-vm.c's sup_no_randomize
+         * says why); the key that turns it on, where a user looks for why it is off */
         if (st->aslr == DBX_ASLR_ON) print_str("aslr", "on");
         if (st->aslr == DBX_ASLR_OFF)
             print_str("aslr", "off: programs start at fixed addresses under tcg "
@@ -189,7 +189,9 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
         (has_first && dbx_get_str(c, DBX_PROTECTED_PATH_MAX, &st->protected_first) < 0) ||
         (version >= 3 &&
          (dbx_get_u64(c, &st->idle_s) < 0 || dbx_get_u64(c, &st->idle_stop_s) < 0)) ||
-        (version >= 4 && (dbx_get_u8(c, &st->aslr) < 0 || st->aslr > DBX_ASLR_OFF)) || c->left)
+        (version >= 4 && (dbx_get_u8(c, &st->aslr) < 0 || st->aslr == DBX_ASLR_UNKNOWN ||
+                          st->aslr > DBX_ASLR_OFF)) ||
+        c->left)
         return -1;
     return 0;
 }

@@ -25,7 +25,7 @@ old=$!
 CLEANUP_HOOKS+=("kill $old 2>/dev/null")
 wait_until 10 test -S "$rd/sock" || fail "the stand-in supervisor did not start"
 big=$(head -c 60000 /dev/zero | tr '\0' x)
-want="this box was started by another devbox build (its supervisor speaks protocol $old_version, this devbox protocol $cur): 'devbox stop' stops it"
+want="this box was started by another devbox build (its supervisor speaks protocol $old_version, this devbox $cur): 'devbox stop' stops it"
 expect_rc 125 dbx exec -- true
 assert_contains "$ERR" "$want" "exec against the old supervisor"
 assert_one_line "$ERR" "exec's error"

@@ -40,10 +40,12 @@ SEEDS = {
     "version3": record(version=3),
     "aslr-on": record(aslr=1),
     "bad-aslr": record(aslr=3),
+    "aslr-unknown": record(aslr=0),  # what only a record of version 2 or 3 may leave unsaid
     "bad-version": record(version=5),
     "old-version": record(version=1),
     "no-protected-writes": record(writes=0, first=None),
-    "bad-protected-flag": record(first=None)[:-1] + b"\x02",
+    # has_first = 2: the flag is followed by idle_s, idle_stop_s and aslr (17 bytes)
+    "bad-protected-flag": record(first=None)[:-18] + b"\x02" + record(first=None)[-17:],
     "bad-hash": record(hash_="A" * 64),
     "trailing": record() + b"\x00",
     "truncated": record()[:-3],

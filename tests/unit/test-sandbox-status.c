@@ -2,6 +2,7 @@
  * decoder refuses anything off by a byte, and the JSON `devbox status --json` prints keeps its
  * keys. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -143,6 +144,8 @@ static void test_version2(void **state) {
     buf.data[0] = 4;
     buf.data[buf.len - 1] = DBX_ASLR_OFF + 1;
     assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0);
+    buf.data[buf.len - 1] = DBX_ASLR_UNKNOWN; /* version 4 says on or off */
+    assert_true(dbx_status_decode(buf.data, buf.len, &b, NULL) < 0);
     buf.data[0] = 1;
     assert_true(dbx_status_decode(buf.data, buf.len - 17, &b, NULL) < 0);
     buf.data[0] = 5;
@@ -190,6 +193,15 @@ static void test_json_keys(void **state) {
            "\"qemu_pid\":101,\"rss_kib\":123456,\"seccomp\":\"strict\","
            "\"sessions\":3,\"started\":1700000000,\"state\":\"running\",\"uptime_s\":42,"
            "\"virtiofsd_pid\":-1}");
+    free(j);
+    /* on; not known (a record of version 2 or 3): null */
+    a.aslr = DBX_ASLR_ON;
+    j = dbx_status_json(&a);
+    assert_non_null(strstr(j, "\"aslr\":true,"));
+    free(j);
+    a.aslr = DBX_ASLR_UNKNOWN;
+    j = dbx_status_json(&a);
+    assert_non_null(strstr(j, "\"aslr\":null,"));
     free(j);
     a.profile_checked = a.profile_changed = true;
     j = dbx_status_json(&a);
@@ -332,12 +344,49 @@ static void test_protected_rate(void **state) {
     assert_int_equal(pw.count, 50);
 }
 
+/* The fuzz corpus's seeds (tests/fuzz/gen-corpus-status.py) are what their names say: a
+ * "bad-", "old-", "trailing" or "truncated" one is refused, every other decodes.  Otherwise the
+ * fuzzer starts from no valid record of the current version (the generator wrote version 2 until
+ * version 4), or a seed meant to be refused tests nothing (a field added at the end moved the
+ * byte bad-protected-flag had replaced). */
+static void test_corpus_seeds(void **state) {
+    (void)state;
+    static const char dir[] = "tests/fuzz/corpus/status";
+    DIR *d = opendir(dir);
+    if (!d) {
+        print_message("skipped: run from elsewhere than the source tree\n");
+        skip();
+    }
+    size_t good = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char *path = dbx_xasprintf("%s/%s", dir, e->d_name);
+        char *buf = NULL;
+        size_t len = 0;
+        dbx_error *err = NULL;
+        assert_int_equal(dbx_read_file_at(AT_FDCWD, path, 1 << 20, &buf, &len, &err), 0);
+        free(path);
+        bool bad = !strncmp(e->d_name, "bad-", 4) || !strncmp(e->d_name, "old-", 4) ||
+                   !strcmp(e->d_name, "trailing") || !strcmp(e->d_name, "truncated") ||
+                   !strcmp(e->d_name, "aslr-unknown");
+        struct dbx_status st = {0};
+        int r = dbx_status_decode((const uint8_t *)buf, len, &st, NULL);
+        if ((r == 0) == bad) fail_msg("seed %s: %s", e->d_name, bad ? "decodes" : "refused");
+        good += r == 0 && (uint8_t)buf[0] == 4;
+        dbx_status_clear(&st);
+        free(buf);
+    }
+    closedir(d);
+    assert_true(good >= 3); /* running, paused-open-strict, aslr-on, ... at version 4 */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_truncated_and_trailing),
         cmocka_unit_test(test_out_of_range),    cmocka_unit_test(test_json_keys),
         cmocka_unit_test(test_protected_valid), cmocka_unit_test(test_protected_refused),
-        cmocka_unit_test(test_protected_rate),  cmocka_unit_test(test_version2),
+        cmocka_unit_test(test_protected_rate),  cmocka_unit_test(test_corpus_seeds),
+        cmocka_unit_test(test_version2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
