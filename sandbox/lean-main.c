@@ -123,9 +123,16 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     if (debug()) fprintf(stderr, "devbox: client: lean\n");
     bool ran = false;
     int r = dbx_exec_session(sock, &req, o, &proj, t_start, t_connect, &ran, &err);
-    /* the box must restart first (a replaced workspace): the full devbox restarts it, and says
-     * why */
-    if (r == DBX_ERR_RESTART) exec_full("the box restarts");
+    /* the box must restart first (a replaced workspace): the full devbox restarts it.  Said
+     * here, where the supervisor's answer is: that supervisor stops by itself, and the full
+     * devbox (tens of libraries to load) may find it gone and start the new box without
+     * hearing why (t-workspace-replaced under ASan); DBX_ENV_RESTART_SAID keeps it from saying
+     * it twice when it does hear it. */
+    if (r == DBX_ERR_RESTART) {
+        fprintf(stderr, "devbox: %s; restarting the box\n", err->msg);
+        setenv(DBX_ENV_RESTART_SAID, "1", 1);
+        exec_full("the box restarts");
+    }
     dbx_buf_free(&req);
     dbx_project_clear(&proj);
     return r < 0 ? cmd_fail(&err) : r;

@@ -435,6 +435,9 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     }
     int r;
     bool ran = false;
+    /* the lean client told the user already (lean-main.c); not for the supervisor we may start */
+    bool said = getenv(DBX_ENV_RESTART_SAID) != NULL;
+    unsetenv(DBX_ENV_RESTART_SAID);
     /* twice at most: the second start shares the workspace as it is now */
     for (int attempt = 0;; attempt++) {
         int sock = -1;
@@ -457,7 +460,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
             dbx_error_wrap(err, "the box asked for a restart again after restarting");
             return -1;
         }
-        fprintf(stderr, "devbox: %s; restarting the box\n", (*err)->msg);
+        if (!said) fprintf(stderr, "devbox: %s; restarting the box\n", (*err)->msg);
         dbx_error_free(err);
         if (dbx_stop(paths, proj, err) < 0) {
             dbx_buf_free(&req);

@@ -65,6 +65,9 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
 int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_opts *o,
                      const struct dbx_project *proj, uint64_t t_start, uint64_t t_connect,
                      bool *ret_ran, dbx_error **err);
+/* Set by the lean client for the full devbox it hands a restart to (DBX_ERR_RESTART): the
+ * notice is printed already. */
+#define DBX_ENV_RESTART_SAID "DEVBOX_RESTART_SAID"
 /* CLOCK_MONOTONIC in microseconds */
 uint64_t dbx_mono_us(void);
 
