@@ -129,7 +129,7 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
      * hearing why (t-workspace-replaced under ASan); DBX_ENV_RESTART_SAID keeps it from saying
      * it twice when it does hear it. */
     if (r == DBX_ERR_RESTART) {
-        fprintf(stderr, "devbox: %s; restarting the box\n", err->msg);
+        dbx_restart_notice(err->msg);
         setenv(DBX_ENV_RESTART_SAID, "1", 1);
         exec_full("the box restarts");
     }

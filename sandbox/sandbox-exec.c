@@ -460,7 +460,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
             dbx_error_wrap(err, "the box asked for a restart again after restarting");
             return -1;
         }
-        if (!said) fprintf(stderr, "devbox: %s; restarting the box\n", (*err)->msg);
+        if (!said) dbx_restart_notice((*err)->msg);
         dbx_error_free(err);
         if (dbx_stop(paths, proj, err) < 0) {
             dbx_buf_free(&req);

@@ -68,6 +68,8 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
 /* Set by the lean client for the full devbox it hands a restart to (DBX_ERR_RESTART): the
  * notice is printed already. */
 #define DBX_ENV_RESTART_SAID "DEVBOX_RESTART_SAID"
+/* The one line either client prints for DBX_ERR_RESTART (why: the supervisor's reason). */
+void dbx_restart_notice(const char *why);
 /* CLOCK_MONOTONIC in microseconds */
 uint64_t dbx_mono_us(void);
 

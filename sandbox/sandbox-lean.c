@@ -139,6 +139,10 @@ int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err) {
                           h->version, DBX_PROTO_VERSION);
 }
 
+void dbx_restart_notice(const char *why) {
+    fprintf(stderr, "devbox: %s; restarting the box\n", why);
+}
+
 int dbx_send_failed(int fd, int r, const char *what, dbx_error **err) {
     /* it reads the header before it refuses and closes, so a later write of ours fails; only
      * then (the peer is gone) is there something to read that cannot block */
