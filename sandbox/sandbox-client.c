@@ -12,7 +12,9 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 int dbx_project_dirs(const struct dbx_project *p, dbx_error **err) {
     if (dbx_mkdir_p(p->state_dir, 0700, err) < 0 || dbx_mkdir_p(p->data_dir, 0700, err) < 0 ||
@@ -289,6 +291,45 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
     if (lock >= 0) flock(lock, LOCK_EX);
     (void)paths;
     return 0;
+}
+
+pid_t dbx_peer_pid(int fd) {
+    struct ucred peer = {0};
+    socklen_t pl = sizeof(peer);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) < 0 || peer.uid != geteuid()) return 0;
+    return peer.pid > 0 ? peer.pid : 0;
+}
+
+/* How long a supervisor that asked for a restart may take to stop: its guest's shutdown
+ * (STOP_MS in supervisor-health.c, 20 s, then QEMU is killed) and its teardown. */
+#define RESTART_WAIT_MS 40000
+
+/* Not dbx_stop, which stops whichever supervisor is current: two commands told to restart by
+ * the same box both get here, and the later one would stop the box the earlier one has just
+ * started, under its command.  The one that answered is waited for through a pidfd (opened
+ * while its connection was just answered, so the pid is still its own); its alive lock is gone
+ * with it (a process's files are closed before its pidfd reports the exit), and the caller's
+ * start takes the starters' lock, which that supervisor holds while it stops
+ * (sup_ws_replaced), so nothing can start between. */
+int dbx_restart_wait(const struct dbx_paths *paths, const struct dbx_project *proj, pid_t pid,
+                     dbx_error **err) {
+    if (pid > 0) {
+        _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pfd < 0 && errno == ESRCH) return 0; /* gone already */
+        if (pfd >= 0) {
+            struct pollfd p = {.fd = pfd, .events = POLLIN};
+            uint64_t end = dbx_mono_us() + RESTART_WAIT_MS * 1000ull;
+            for (;;) {
+                uint64_t now = dbx_mono_us();
+                int r = now < end ? poll(&p, 1, (int)((end - now + 999) / 1000)) : 0;
+                if (r > 0) return 0;
+                if (r == 0 || errno != EINTR) break;
+            }
+        }
+    }
+    /* no pid, no pidfd (a kernel before 5.3), or it did not stop in time: it still owns the
+     * project, so it is the one dbx_stop stops */
+    return dbx_stop(paths, proj, err);
 }
 
 /* Before rm or reset: a running or starting VM is an error, unless force (then it is stopped

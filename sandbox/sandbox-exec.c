@@ -453,6 +453,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
             dbx_buf_free(&req);
             return -1;
         }
+        pid_t sup = dbx_peer_pid(sock); /* the supervisor this attempt reached */
         r = dbx_exec_session(sock, &req, o, proj, t_start, t_connect, &ran, err);
         if (r != DBX_ERR_RESTART) break;
         if (attempt > 0) { /* the box it just started asks again: say so, do not loop */
@@ -462,7 +463,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         }
         if (!said) dbx_restart_notice((*err)->msg);
         dbx_error_free(err);
-        if (dbx_stop(paths, proj, err) < 0) {
+        if (dbx_restart_wait(paths, proj, sup, err) < 0) {
             dbx_buf_free(&req);
             return -1;
         }

@@ -231,6 +231,7 @@ bool sup_ws_replaced(struct sup *s, struct client *c) {
                 "next start shares it",
                 root);
         s->vm.ws_replaced = dir;
+        sup_hold_starters(s); /* the restart's start waits for our exit */
         sup_begin_stop(s, "a shared directory was replaced");
     }
     sup_client_error(c, DBX_ERR_RESTART,

@@ -173,6 +173,16 @@ void sup_idle_check(struct sup *s) {
     if (drain_begin(s, now)) sup_idle_check(s); /* nothing queued: stop now */
 }
 
+void sup_hold_starters(struct sup *s) {
+    if (s->idle.lock_fd >= 0) return;
+    _cleanup_error_ dbx_error *err = NULL;
+    int fd = -EBADF;
+    if (dbx_project_lock(s->proj.state_dir, false, &fd, &err) == 0 && fd >= 0)
+        s->idle.lock_fd = fd;
+    else if (err)
+        sup_log("starters' lock: %s", err->msg);
+}
+
 void sup_idle_release(struct sup *s) {
     if (s->idle.lock_fd >= 0) close(s->idle.lock_fd);
     s->idle.lock_fd = -1;

@@ -8,7 +8,8 @@
 # directory is not stopped under it: the new command is refused (125) with a line naming the
 # path and `devbox restart`, and the restart shares the new directory; a `[mounts]` share made
 # again at its path restarts the box the same way, and says so once even when the full devbox
-# the lean client hands the restart to starts after the old box is gone.  Seven boots.
+# the lean client hands the restart to starts after the old box is gone; and of two commands both
+# told to restart, the later stops nothing the earlier started.  Eight boots.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -106,5 +107,61 @@ assert_eq newer "$OUT" "the share made again, the full devbox late"
 assert_one_line "$ERR" "one notice with the full devbox late"
 assert_contains "$ERR" "devbox: '$DATA' is a new directory since this box started" "the late notice names the share"
 kill -0 "$old" 2>/dev/null && fail "the old VM's QEMU ($old) still runs"
+
+# ---- two commands told to restart by the same box: the later one stops nothing ----------------
+# Both get the answer from the old box.  The first starts the new box and runs its command there;
+# the second, slower (its stderr is a full pipe, so it stalls on the notice until the first
+# command is running), used to stop whichever box was current when it got there: the new one,
+# under the first command.  Now it waits for the box that answered it to be gone, then runs in
+# the new one.
+ok dbx -C "$S" exec -- true
+old=$(the_qemu_pid)
+rm -rf "$DATA" && mkdir -p "$DATA" && echo newest >"$DATA/f"
+cat >"$TEST_TMP/two.py" <<'EOF'
+import fcntl, os, subprocess, sys, threading, time
+devbox, repo, old = sys.argv[1], sys.argv[2], int(sys.argv[3])
+r, w = os.pipe()
+fcntl.fcntl(w, fcntl.F_SETFL, os.O_NONBLOCK)
+filled = 0
+try:
+    while True:
+        filled += os.write(w, b"x" * 4096)
+except BlockingIOError:
+    pass
+fcntl.fcntl(w, fcntl.F_SETFL, 0)
+env = dict(os.environ, DEVBOX_CLIENT="full")
+late = subprocess.Popen([devbox, "-C", repo, "exec", "--", "cat", "/data/f"], env=env,
+                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=w)
+os.close(w)
+deadline = time.monotonic() + 120
+while os.path.exists("/proc/%d" % old):  # the old box stops once it answered the late one
+    if time.monotonic() > deadline:
+        sys.exit("the old QEMU never exited")
+    time.sleep(0.1)
+first = subprocess.Popen([devbox, "-C", repo, "exec", "--", "sh", "-c",
+                          "echo started; sleep 5; cat /data/f"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+line = first.stdout.readline()
+if line != b"started\n":
+    sys.exit("the first command: %r" % line)
+err = []
+def drain():
+    for b in iter(lambda: os.read(r, 65536), b""):
+        err.append(b)
+t = threading.Thread(target=drain)
+t.start()  # the late one goes on now, with the first command running in the new box
+lo, _ = late.communicate(timeout=300)
+fo, fe = first.communicate(timeout=300)
+t.join()
+late_err = b"".join(err)[filled:]
+print("first rc %d out %r err %r" % (first.returncode, fo, fe))
+print("late rc %d out %r err %r" % (late.returncode, lo, late_err))
+sys.exit(0 if first.returncode == 0 and fo == b"newest\n" and late.returncode == 0
+         and lo == b"newest\n" else 1)
+EOF
+ok "$PYTHON" "$TEST_TMP/two.py" "$DEVBOX" "$S" "$old"
+assert_contains "$OUT" "first rc 0 out b'newest\\n'" "the first command ran to its end in the new box"
+assert_contains "$OUT" "late rc 0 out b'newest\\n'" "the late command ran in the new box too"
+assert_contains "$OUT" "is a new directory since this box started" "the late command's notice"
 ok dbx -C "$S" stop
 assert_no_vm_procs
