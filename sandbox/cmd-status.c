@@ -113,14 +113,80 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
     return 0;
 }
 
-int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
-    if (argc > 1) {
-        _cleanup_free_ char *a = dbx_escape(argv[1]);
-        fprintf(stderr, "devbox: stop: unknown argument '%s'\n", a);
-        return 125;
+/* `NAME [--force|-f] [PATH|ID]` or `NAME --all [--force|-f]`, as rm and stop take them (stop has
+ * no --force: force NULL).  0, or 125 once a bad argument is printed. */
+static int parse_target(const char *name, int argc, char **argv, bool *force, bool *all,
+                        const char **which) {
+    int bad = 0;
+    for (int i = 1; i < argc; i++) {
+        if (force && (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")))
+            *force = true;
+        else if (!strcmp(argv[i], "--all"))
+            *all = true;
+        else if (!strcmp(argv[i], "--") && i + 1 < argc && !*which)
+            *which = argv[++i];
+        else if (argv[i][0] != '-' && !*which)
+            *which = argv[i];
+        else {
+            _cleanup_free_ char *a = dbx_escape(argv[i]);
+            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", name, a);
+            bad = 125;
+        }
     }
+    if (!bad && *all && *which) {
+        fprintf(stderr, "devbox: %s: --all takes no PATH or ID\n", name);
+        bad = 125;
+    }
+    return bad;
+}
+
+/* The project an operand names (a path, or an id as `devbox ls` shows it, which reaches one
+ * whose repository is gone), else the current one; 0, or the exit code once printed. */
+static int target_project(struct cmd_ctx *ctx, const char *which, struct dbx_project *ret) {
+    if (!which) return cmd_project(ctx, ret);
+    _cleanup_error_ dbx_error *err = NULL;
+    return dbx_project_lookup(&ctx->paths, which, ret, &err) < 0 ? cmd_fail(&err) : 0;
+}
+
+/* `stop --all`: every running (or starting) box, one line each. */
+static int stop_all(struct cmd_ctx *ctx) {
+    _cleanup_error_ dbx_error *err = NULL;
+    _cleanup_strv_ char **ids = NULL;
+    if (dbx_project_list(&ctx->paths, &ids, &err) < 0) return cmd_fail(&err);
+    int rc = 0;
+    size_t n = 0;
+    for (char **id = ids; *id; id++) {
+        struct dbx_project p = {0};
+        _cleanup_error_ dbx_error *e = NULL;
+        if (dbx_project_from_id(&ctx->paths, *id, &p, &e) < 0) {
+            if (!e || e->code != ENOENT) rc = cmd_fail(&e);
+            continue; /* no record: nothing of it runs (its supervisor writes one first) */
+        }
+        if (dbx_project_busy(&p)) {
+            _cleanup_free_ char *root = dbx_escape(p.root);
+            if (dbx_stop(&ctx->paths, &p, &e) < 0) {
+                rc = cmd_fail(&e);
+            } else {
+                printf("stopped %s (%s)\n", root, p.id);
+                n++;
+            }
+        }
+        dbx_project_clear(&p);
+    }
+    printf("stopped %zu box%s\n", n, n == 1 ? "" : "es");
+    return rc;
+}
+
+/* `stop [PATH|ID]`, `stop --all`: without an operand the current project.  An ID (as `devbox ls`
+ * shows it) reaches a box whose repository is gone, which no path names any more. */
+int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
+    bool all = false;
+    const char *which = NULL;
+    int rc = parse_target("stop", argc, argv, NULL, &all, &which);
+    if (rc) return rc;
+    if (all) return stop_all(ctx);
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    rc = target_project(ctx, which, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     rc = dbx_stop(&ctx->paths, &proj, &err);
@@ -205,37 +271,13 @@ static int rm_all(struct cmd_ctx *ctx, bool force) {
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false, all = false;
     const char *which = NULL;
-    int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))
-            force = true;
-        else if (!strcmp(argv[i], "--all"))
-            all = true;
-        else if (!strcmp(argv[i], "--") && i + 1 < argc && !which)
-            which = argv[++i];
-        else if (argv[i][0] != '-' && !which)
-            which = argv[i];
-        else {
-            _cleanup_free_ char *a = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: rm: unknown argument '%s'\n", a);
-            bad = 125;
-        }
-    }
-    if (!bad && all && which) {
-        fprintf(stderr, "devbox: rm: --all takes no PATH or ID\n");
-        bad = 125;
-    }
-    if (bad) return bad;
+    int rc = parse_target("rm", argc, argv, &force, &all, &which);
+    if (rc) return rc;
     if (all) return rm_all(ctx, force);
     struct dbx_project proj = {0};
-    if (which) {
-        _cleanup_error_ dbx_error *err = NULL;
-        if (dbx_project_lookup(&ctx->paths, which, &proj, &err) < 0) return cmd_fail(&err);
-    } else {
-        int rc = cmd_project(ctx, &proj);
-        if (rc) return rc;
-    }
-    int rc = rm_one(ctx, &proj, force);
+    rc = target_project(ctx, which, &proj);
+    if (rc) return rc;
+    rc = rm_one(ctx, &proj, force);
     dbx_project_clear(&proj);
     return rc;
 }

@@ -60,6 +60,8 @@ void dbx_gc_report_clear(struct dbx_gc_report *r) {
     dbx_strv_free(r->projects);
     dbx_strv_free(r->derived);
     dbx_strv_free(r->kept);
+    dbx_strv_free(r->running);
+    dbx_strv_free(r->running_ids);
     *r = (struct dbx_gc_report){0};
 }
 
@@ -176,7 +178,14 @@ static int gc_project(const struct dbx_paths *paths, const char *id, bool dry_ru
     _cleanup_close_ int lock = -EBADF;
     int rc = 0;
     uint64_t n = 0;
-    if (dbx_project_busy(&p)) goto out;
+    if (dbx_project_busy(&p)) {
+        /* not removed under its box, but said: no path names it for `devbox stop` any more */
+        if (recorded && dbx_project_gone(p.root)) {
+            r->running = dbx_strv_push(r->running, p.root);
+            r->running_ids = dbx_strv_push(r->running_ids, p.id);
+        }
+        goto out;
+    }
     if (!recorded && age_of(projects, id) < GC_STALE_S) goto out;
     /* (A dry run takes no lock: it would create the lock file, and it removes nothing.) */
     rc = dry_run ? 0 : dbx_project_lock(p.state_dir, false, &lock, err);

@@ -366,7 +366,9 @@ int dbx_project_remove(const struct dbx_paths *paths, const struct dbx_project *
 struct dbx_gc_report {
     char **projects; /* roots of the projects whose repository is gone (NULL-terminated) */
     char **derived;  /* derived disks no project uses any more, by name */
-    char **kept; /* roots of gone repositories that may be on a disk not mounted now (or NULL) */
+    char **kept;    /* roots of gone repositories that may be on a disk not mounted now (or NULL) */
+    char **running; /* roots of gone repositories whose box runs (or NULL) ... */
+    char **running_ids;  /* ... and their ids, in the same order */
     size_t leftovers;    /* record-less project dirs, stopped boxes' run dirs, stale temp files */
     uint64_t freed;      /* bytes */
     bool images_counted; /* false in dry_run: image store garbage is only known by removing it */

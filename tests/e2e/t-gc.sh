@@ -3,8 +3,9 @@
 # as a start leaves them) and records made by hand for the others (no boot needed): ls marks a
 # project whose repository was deleted as gone; gc --dry-run removes nothing; gc removes the gone
 # project (not the running one) and says how much space came back; rm --all skips the running
-# box; rm PATH of a deleted repository works; nothing of a removed project is left anywhere under
-# DEVBOX_HOME.
+# box; stop --all stops every running box; a box whose repository was deleted under it is kept by
+# gc, which says that `devbox stop ID` stops it, and is stopped by that; rm PATH of a deleted
+# repository works; nothing of a removed project is left anywhere under DEVBOX_HOME.
 . "$(dirname "$0")/lib.sh"
 
 H=$DEVBOX_HOME
@@ -85,11 +86,28 @@ assert_eq "" "$(left "$IDK" "$(realpath "$TEST_TMP/repos/kept")")" "files of a p
 kill -0 "$q" 2>/dev/null || fail "rm --all without --force stopped the running box"
 ok dbx exec -- true
 
-# ---- the real project's repository deleted: gone in ls, rm PATH removes everything ---------
-ok dbx stop
-assert_no_vm_procs 10
+# ---- stop --all stops every running box, and says which ------------------------------------
 cd "$TEST_TMP" || fail "cd $TEST_TMP"
+ok dbx stop --all
+assert_eq "stopped $R1 ($ID1)
+stopped 1 box" "$OUT" "stop --all"
+assert_no_vm_procs 10
+ok dbx stop --all
+assert_eq "stopped 0 boxes" "$OUT" "stop --all with nothing running"
+expect_rc 125 dbx stop --all "$R1"
+assert_contains "$ERR" "--all takes no PATH or ID" "stop --all PATH"
+
+# ---- the real project's repository deleted under its running box: gc keeps it and says how to
+# stop it; stop ID does; then gone in ls, rm PATH removes everything ---------------------------
+ok dbx -C "$R1" exec -- true
 rm -rf --one-file-system -- "$R1"
+ok dbx ls
+assert_match "$OUT" "$ID1  running .*$R1 \(gone\)" "ls line of a running box whose repository is gone"
+ok dbx gc
+assert_contains "$OUT" "kept project $R1: its repository is gone but its box is running; 'devbox stop $ID1' stops it" "gc of a running gone project"
+[ -n "$(qemu_pids)" ] || fail "gc stopped a running box"
+ok dbx stop "$ID1"
+assert_no_vm_procs 10
 ok dbx ls
 assert_match "$OUT" "$ID1  gone " "ls line of the real project after its repository was deleted"
 run dbx rm "${ID1:0:3}"
