@@ -35,7 +35,7 @@ int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv) {
     for (size_t i = 0; r.running && r.running[i]; i++) {
         _cleanup_free_ char *e = dbx_escape(r.running[i]);
         printf("kept project %s: its repository is gone but its box is running; 'devbox stop %s' "
-               "stops it (the next gc removes it)\n",
+               "stops it, and a later gc can remove it\n",
                e, r.running_ids[i]);
     }
     for (char **d = r.derived; *d; d++) {

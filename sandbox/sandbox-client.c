@@ -293,11 +293,13 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
     return 0;
 }
 
-pid_t dbx_peer_pid(int fd) {
+int dbx_peer_pidfd(int fd) {
     struct ucred peer = {0};
     socklen_t pl = sizeof(peer);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) < 0 || peer.uid != geteuid()) return 0;
-    return peer.pid > 0 ? peer.pid : 0;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) < 0 || peer.uid != geteuid() ||
+        peer.pid <= 0)
+        return -1;
+    return (int)syscall(SYS_pidfd_open, peer.pid, 0);
 }
 
 /* How long a supervisor that asked for a restart may take to stop: its guest's shutdown
@@ -306,29 +308,26 @@ pid_t dbx_peer_pid(int fd) {
 
 /* Not dbx_stop, which stops whichever supervisor is current: two commands told to restart by
  * the same box both get here, and the later one would stop the box the earlier one has just
- * started, under its command.  The one that answered is waited for through a pidfd (opened
- * while its connection was just answered, so the pid is still its own); its alive lock is gone
- * with it (a process's files are closed before its pidfd reports the exit), and the caller's
- * start takes the starters' lock, which that supervisor holds while it stops
- * (sup_ws_replaced), so nothing can start between. */
-int dbx_restart_wait(const struct dbx_paths *paths, const struct dbx_project *proj, pid_t pid,
+ * started, under its command.  The one that answered is waited for through the pidfd taken
+ * when the connection was made (SO_PEERCRED's pid then was that supervisor's: it was listening,
+ * so alive, and a pidfd keeps naming its process however long we wait).  Its alive lock is gone
+ * with it (a process's files are closed before its pidfd reports the exit), and a stopping
+ * supervisor holds the starters' lock until it exits (sup_begin_stop), so the caller's start
+ * waits for it there. */
+int dbx_restart_wait(const struct dbx_paths *paths, const struct dbx_project *proj, int pidfd,
                      dbx_error **err) {
-    if (pid > 0) {
-        _cleanup_close_ int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pfd < 0 && errno == ESRCH) return 0; /* gone already */
-        if (pfd >= 0) {
-            struct pollfd p = {.fd = pfd, .events = POLLIN};
-            uint64_t end = dbx_mono_us() + RESTART_WAIT_MS * 1000ull;
-            for (;;) {
-                uint64_t now = dbx_mono_us();
-                int r = now < end ? poll(&p, 1, (int)((end - now + 999) / 1000)) : 0;
-                if (r > 0) return 0;
-                if (r == 0 || errno != EINTR) break;
-            }
+    if (pidfd >= 0) {
+        struct pollfd p = {.fd = pidfd, .events = POLLIN};
+        uint64_t end = dbx_mono_us() + RESTART_WAIT_MS * 1000ull;
+        for (;;) {
+            uint64_t now = dbx_mono_us();
+            int r = now < end ? poll(&p, 1, (int)((end - now + 999) / 1000)) : 0;
+            if (r > 0) return 0;
+            if (r == 0 || errno != EINTR) break;
         }
     }
-    /* no pid, no pidfd (a kernel before 5.3), or it did not stop in time: it still owns the
-     * project, so it is the one dbx_stop stops */
+    /* none known (no pidfd_open: a kernel before 5.3, or a seccomp filter that refuses it), or
+     * it did not stop in time: it still owns the project, so it is the one dbx_stop stops */
     return dbx_stop(paths, proj, err);
 }
 

@@ -453,7 +453,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
             dbx_buf_free(&req);
             return -1;
         }
-        pid_t sup = dbx_peer_pid(sock); /* the supervisor this attempt reached */
+        _cleanup_close_ int sup = dbx_peer_pidfd(sock); /* the supervisor this attempt reached */
         r = dbx_exec_session(sock, &req, o, proj, t_start, t_connect, &ran, err);
         if (r != DBX_ERR_RESTART) break;
         if (attempt > 0) { /* the box it just started asks again: say so, do not loop */

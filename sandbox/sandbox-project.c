@@ -241,7 +241,7 @@ int dbx_project_lookup(const struct dbx_paths *paths, const char *arg, struct db
             dbx_project_clear(ret);
             return dbx_error_set(err, 0,
                                  "'%s' is not a project's root but lies inside project '%s' "
-                                 "(name that root or its id to remove it)",
+                                 "(name that root, or its id as 'devbox ls' shows it)",
                                  arg, root);
         }
     }

@@ -207,7 +207,11 @@ static void sup_teardown(struct sup *s, bool clean) {
             sup_client_error(c, DBX_ERR_FAILED, "the VM stopped%s",
                              clean ? ""
                                    : " unexpectedly (see the logs in the project's state dir)");
+        /* blocking, but bounded: a client that reads nothing must not keep us (and the
+         * starters' lock we hold) from exiting */
         dbx_set_nonblock(c->fd, false);
+        struct timeval tv = {.tv_sec = 2};
+        (void)setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         sup_client_flush(c);
     }
     while (s->relay.nclients)
@@ -335,8 +339,8 @@ out:
         sup_teardown(&s, false);
     }
     if (s.sig_fd >= 0) close(s.sig_fd);
-    /* An idle stop holds the starters' lock: a command waiting for it boots a new VM, which
-     * needs the alive lock free first. */
+    /* A stop holds the starters' lock (sup_begin_stop, the idle stop's drain): a command
+     * waiting for it boots a new VM, which needs the alive lock free first. */
     if (alive_fd >= 0) close(TAKE_FD(alive_fd));
     sup_idle_release(&s);
     sup_watch_stop(&s);

@@ -256,12 +256,14 @@ const char *dbx_status_seccomp_name(uint8_t mode);
 char *dbx_status_json(const struct dbx_status *st);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
-/* The pid of the supervisor at the other end of a connection dbx_connect made (0 if unknown). */
-pid_t dbx_peer_pid(int fd);
-/* A supervisor that answered DBX_ERR_RESTART stops by itself: wait for that one (pid, from
- * dbx_peer_pid on the connection it answered) to exit, so that the caller starts the new box.
- * Returns when it has; one still there after a while is stopped (dbx_stop). */
-int dbx_restart_wait(const struct dbx_paths *paths, const struct dbx_project *proj, pid_t pid,
+/* A pidfd of the supervisor at the other end of a connection dbx_connect just made (-1 if it
+ * cannot be had): taken while the connection is open, so that it names that supervisor. */
+int dbx_peer_pidfd(int fd);
+/* A supervisor that answered DBX_ERR_RESTART stops by itself: wait for that one (pidfd, from
+ * dbx_peer_pidfd on the connection it answered) to exit, so that the caller starts the new box.
+ * Returns when it has; one still there after a while, or none known (-1), is stopped
+ * (dbx_stop). */
+int dbx_restart_wait(const struct dbx_paths *paths, const struct dbx_project *proj, int pidfd,
                      dbx_error **err);
 
 /* Throw the project's disk away (the VM stopped first with force, else a running one is an

@@ -38,6 +38,8 @@ void sup_begin_stop(struct sup *s, const char *why) {
     sup_event_box(s, "stopping", why);
     s->guest.stopping = true;
     s->guest.stop_deadline = dbx_now_ms() + STOP_MS;
+    /* a command that comes meanwhile starts the next box once we are gone */
+    sup_hold_starters(s);
     /* A VM paused on a full disk cannot run its shutdown. */
     if (s->guest.hello && !s->guest.nospace)
         sup_agent_send(s, DBX_MSG_SHUTDOWN, 0, NULL, 0);
@@ -231,7 +233,6 @@ bool sup_ws_replaced(struct sup *s, struct client *c) {
                 "next start shares it",
                 root);
         s->vm.ws_replaced = dir;
-        sup_hold_starters(s); /* the restart's start waits for our exit */
         sup_begin_stop(s, "a shared directory was replaced");
     }
     sup_client_error(c, DBX_ERR_RESTART,

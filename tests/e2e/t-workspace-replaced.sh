@@ -115,7 +115,7 @@ kill -0 "$old" 2>/dev/null && fail "the old VM's QEMU ($old) still runs"
 # under the first command.  Now it waits for the box that answered it to be gone, then runs in
 # the new one.
 ok dbx -C "$S" exec -- true
-old=$(the_qemu_pid)
+sup=$(json_get "$(dbx -C "$S" status --json </dev/null)" "j['pid']")
 rm -rf "$DATA" && mkdir -p "$DATA" && echo newest >"$DATA/f"
 cat >"$TEST_TMP/two.py" <<'EOF'
 import fcntl, os, subprocess, sys, threading, time
@@ -134,9 +134,18 @@ late = subprocess.Popen([devbox, "-C", repo, "exec", "--", "cat", "/data/f"], en
                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=w)
 os.close(w)
 deadline = time.monotonic() + 120
-while os.path.exists("/proc/%d" % old):  # the old box stops once it answered the late one
+# the old box stops once it answered the late one; the first command comes once it is gone (a
+# command that meets it while it stops waits for it, but one that connects just as it closes
+# its socket is refused)
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+while alive(old):
     if time.monotonic() > deadline:
-        sys.exit("the old QEMU never exited")
+        sys.exit("the old supervisor never exited")
     time.sleep(0.1)
 first = subprocess.Popen([devbox, "-C", repo, "exec", "--", "sh", "-c",
                           "echo started; sleep 5; cat /data/f"],
@@ -159,7 +168,7 @@ print("late rc %d out %r err %r" % (late.returncode, lo, late_err))
 sys.exit(0 if first.returncode == 0 and fo == b"newest\n" and late.returncode == 0
          and lo == b"newest\n" else 1)
 EOF
-ok "$PYTHON" "$TEST_TMP/two.py" "$DEVBOX" "$S" "$old"
+ok "$PYTHON" "$TEST_TMP/two.py" "$DEVBOX" "$S" "$sup"
 assert_contains "$OUT" "first rc 0 out b'newest\\n'" "the first command ran to its end in the new box"
 assert_contains "$OUT" "late rc 0 out b'newest\\n'" "the late command ran in the new box too"
 assert_contains "$OUT" "is a new directory since this box started" "the late command's notice"
