@@ -200,7 +200,16 @@ int sup_listen_unix(const char *path, int backlog, dbx_error **err) {
 }
 
 static void sup_teardown(struct sup *s, bool clean) {
-    if (!s->proj.run_dir) return;
+    /* A supervisor that did not get the alive lock leaves the run dir alone: the socket and
+     * status file there are the running supervisor's (unlinking them made its box
+     * unreachable). */
+    if (!s->proj.run_dir || !s->owner) return;
+    /* no new client first: one that comes while the others' last words go out (which may wait
+     * on them, below) finds no socket, and waits on the starters' lock for the next box */
+    _cleanup_free_ char *sock = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_SOCK_NAME);
+    if (s->relay.listen_fd >= 0) close(s->relay.listen_fd);
+    s->relay.listen_fd = -1;
+    unlink(sock);
     for (size_t i = 0; i < s->relay.nclients; i++) {
         struct client *c = s->relay.clients[i];
         if (c->kind == C_EXEC && c->gsid)
@@ -218,13 +227,9 @@ static void sup_teardown(struct sup *s, bool clean) {
         sup_client_free(s, s->relay.nclients - 1);
     net_free(s->net);
     s->net = NULL;
-    if (s->relay.listen_fd >= 0) close(s->relay.listen_fd);
-    s->relay.listen_fd = -1;
-    _cleanup_free_ char *sock = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_SOCK_NAME);
     _cleanup_free_ char *vfs = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_VFS_SOCK_NAME);
     _cleanup_free_ char *st = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_STATUS_NAME);
     _cleanup_free_ char *gdb = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_GDB_SOCK_NAME);
-    unlink(sock);
     unlink(vfs);
     unlink(st);
     unlink(gdb); /* QEMU's (DEVBOX_GUEST_GDB), which a QEMU that was killed leaves */
@@ -283,6 +288,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, errno, "another supervisor owns '%s'", s.proj.root);
         goto out;
     }
+    s.owner = true;
     /* Our pid in the lock we hold: before the control socket exists (an image build, [setup],
      * the boot) this is how `devbox stop` reaches us. */
     pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());

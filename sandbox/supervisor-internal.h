@@ -94,6 +94,7 @@ struct sup {
     int ready_fd;             /* the starting client's report pipe, until "OK" or "E" */
     int sig_fd;               /* signalfd: SIGCHLD and the stop signals */
     bool stop_requested;      /* a stop signal came (also while [setup] ran) */
+    bool owner; /* we hold the project's alive lock: the run dir's sockets and files are ours */
 
     /* the VM's processes (supervisor-vm.c) */
     struct {

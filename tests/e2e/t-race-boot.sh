@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# t-race-boot: execs started at the same moment on a stopped project boot exactly one VM.
+# t-race-boot: execs started at the same moment on a stopped project boot exactly one VM; a
+# second supervisor started for a running box gives up without touching the first's socket and
+# status (it used to unlink them, and the running box could no longer be reached).
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -45,3 +47,13 @@ race 2 # stopped
 ok dbx stop
 assert_no_vm_procs 10
 race 4
+
+# ---- a supervisor that loses the race leaves the running one alone ---------------------------
+q=$(the_qemu_pid)
+expect_rc 1 "$DEVBOX" __supervise "$R" 3>/dev/null
+assert_contains "$ERR" "another supervisor owns '$R'" "the second supervisor's log line"
+ok dbx exec -- echo reached
+assert_eq reached "$OUT" "the running box after a second supervisor gave up"
+assert_eq "$q" "$(the_qemu_pid)" "the same VM"
+ok dbx status
+assert_contains "$OUT" "running" "status of the running box"
