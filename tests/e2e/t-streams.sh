@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# t-streams: stdout and stderr stay separate and binary-safe, in both directions.
+# t-streams: stdout and stderr stay separate and binary-safe, in both directions; a client whose
+# output nobody reads does not keep `devbox stop` from ending the box.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -45,3 +46,25 @@ assert_eq "" "$(tr -d e <"$TEST_TMP/e" | head -c 100)" "foreign bytes on stderr"
 # a slow reader on the host: flow control must hold the guest back, not drop data
 dbx exec -- head -c 3000000 /dev/urandom | (sleep 3; wc -c) >"$TEST_TMP/n"
 assert_eq 3000000 "$(cat "$TEST_TMP/n" | tr -d ' ')" "bytes received by a slow reader"
+
+# ---- a client whose output nobody reads does not keep the box from stopping --------------------
+# Its devbox blocks writing to a full pipe and reads nothing more from the supervisor, whose last
+# frames to it then cannot go out; the stop's writes are bounded (2 s), so `devbox stop` returns
+# and the next command boots a new box (the stop used to wait for that client for good).
+mkfifo "$TEST_TMP/fifo" || fail "mkfifo"
+exec 7<>"$TEST_TMP/fifo" # opened both ways, and never read
+"$DEVBOX" exec -- head -c 50000000 /dev/zero >&7 2>/dev/null </dev/null &
+stuck=$!
+for _ in $(seq 100); do
+    case $(cat "/proc/$stuck/wchan" 2>/dev/null) in *pipe_write) break ;; esac
+    sleep 0.2
+done
+assert_match "$(cat "/proc/$stuck/wchan" 2>/dev/null)" "pipe_write$" "the unread client blocked on its stdout"
+sleep 2 # the guest fills the supervisor's buffer and the socket towards it meanwhile
+ok timeout -k 5 60 "$DEVBOX" stop
+assert_no_vm_procs 10
+kill -KILL "$stuck" 2>/dev/null # blocked in a write, it takes no SIGTERM (devbox reads its signals)
+wait "$stuck" 2>/dev/null
+exec 7>&-
+ok dbx exec -- echo again
+assert_eq again "$OUT" "a command after the stop"
