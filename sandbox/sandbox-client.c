@@ -258,6 +258,15 @@ static void stop_starting(const struct dbx_project *proj, pid_t pid) {
         }
 }
 
+/* The pid of the process at the other end of a supervisor connection, when it is our user's
+ * (SO_PEERCRED: who listened); 0 otherwise. */
+static pid_t peer_pid(int fd) {
+    struct ucred peer = {0};
+    socklen_t pl = sizeof(peer);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) < 0 || peer.uid != geteuid()) return 0;
+    return peer.pid > 0 ? peer.pid : 0;
+}
+
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     _cleanup_error_ dbx_error *cerr = NULL;
@@ -280,11 +289,8 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
     ssize_t n;
     while ((n = read(fd, b, sizeof(b))) < 0 && errno == EINTR) {
     }
-    struct ucred peer = {0};
-    socklen_t pl = sizeof(peer);
-    if (n > 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) == 0 && peer.pid > 0 &&
-        peer.uid == geteuid())
-        (void)kill(peer.pid, SIGTERM);
+    pid_t peer = n > 0 ? peer_pid(fd) : 0;
+    if (peer > 0) (void)kill(peer, SIGTERM);
     /* The supervisor holds its alive lock until it has reaped QEMU and virtiofsd. */
     _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
     _cleanup_close_ int lock = open(lp, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -294,12 +300,8 @@ int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_
 }
 
 int dbx_peer_pidfd(int fd) {
-    struct ucred peer = {0};
-    socklen_t pl = sizeof(peer);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &pl) < 0 || peer.uid != geteuid() ||
-        peer.pid <= 0)
-        return -1;
-    return (int)syscall(SYS_pidfd_open, peer.pid, 0);
+    pid_t pid = peer_pid(fd);
+    return pid > 0 ? (int)syscall(SYS_pidfd_open, pid, 0) : -1;
 }
 
 /* How long a supervisor that asked for a restart may take to stop: its guest's shutdown

@@ -108,15 +108,10 @@ int sup_idle_poll_timeout(struct sup *s, int timeout_ms) {
 
 /* Steps 1-3: false when the lock is taken (try again later) or the socket cannot go. */
 static bool drain_begin(struct sup *s, uint64_t now) {
-    _cleanup_error_ dbx_error *err = NULL;
-    int fd = -EBADF;
-    int r = dbx_project_lock(s->proj.state_dir, false, &fd, &err);
-    if (r < 0 || fd < 0) {
-        if (err) sup_log("idle stop: %s", err->msg);
+    if (!sup_hold_starters(s)) {
         s->idle.retry_ms = now + IDLE_LOCK_RETRY_MS;
         return false;
     }
-    s->idle.lock_fd = fd;
     _cleanup_free_ char *sock = sock_path(s);
     if (unlink(sock) < 0 && errno != ENOENT) {
         sup_log("idle stop: unlink '%s': %s", sock, strerror(errno));
@@ -173,14 +168,15 @@ void sup_idle_check(struct sup *s) {
     if (drain_begin(s, now)) sup_idle_check(s); /* nothing queued: stop now */
 }
 
-void sup_hold_starters(struct sup *s) {
-    if (s->idle.lock_fd >= 0) return;
+bool sup_hold_starters(struct sup *s) {
+    if (s->idle.lock_fd >= 0) return true;
     _cleanup_error_ dbx_error *err = NULL;
     int fd = -EBADF;
     if (dbx_project_lock(s->proj.state_dir, false, &fd, &err) == 0 && fd >= 0)
         s->idle.lock_fd = fd;
     else if (err)
         sup_log("starters' lock: %s", err->msg);
+    return s->idle.lock_fd >= 0;
 }
 
 void sup_idle_release(struct sup *s) {

@@ -388,7 +388,8 @@ int sup_idle_poll_timeout(struct sup *s, int timeout_ms);
 void sup_idle_check(struct sup *s);
 /* Give back the starters' lock (after the alive lock, at exit). */
 void sup_idle_release(struct sup *s);
-/* Take the starters' lock until exit, if no one holds it (sup_begin_stop): a command that
- * finds our control socket gone while we still hold the alive lock waits for our exit, then
- * starts the next box, instead of failing on the alive lock. */
-void sup_hold_starters(struct sup *s);
+/* Take the starters' lock until exit, if no one holds it (sup_begin_stop, the idle stop's
+ * drain): a command that finds our control socket gone while we still hold the alive lock
+ * waits for our exit, then starts the next box, instead of failing on the alive lock.  Whether
+ * we hold it. */
+bool sup_hold_starters(struct sup *s);
