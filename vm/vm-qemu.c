@@ -45,6 +45,24 @@
 #include <x86intrin.h>
 #endif
 
+/* No hardware virtualization for the guest.  Its kernel is hostile (docs/SECURITY.md), and a
+ * virtual CPU with VMX or SVM lets it run VMLAUNCH/VMRUN and reach the host's emulation of
+ * nested virtualization: under KVM the host kernel's nVMX/nSVM code, a source of guest-to-host
+ * escapes (CVE-2021-29657, CVE-2021-3653, CVE-2021-3656 in nSVM); under TCG QEMU's own SVM
+ * emulation, which `-cpu max` offered (the guest's /proc/cpuinfo listed svm, npt and vgif).
+ * Nothing in a box uses it: neither guest kernel gives the box a /dev/kvm.  KVM and TCG both
+ * refuse EFER.SVME and CR4.VMXE to a guest whose CPUID lacks the feature, so the instructions
+ * fault in the guest.  -vmx on an AMD host (and -svm on an Intel one) changes nothing; under
+ * KVM, -vmx also drops the VMX capability MSRs that QEMU would otherwise set. */
+#define CPU_NO_NESTED ",-vmx,-svm"
+/* TCG: `max` derives its highest extended CPUID leaf from its features, and SVM was what raised
+ * it to 0x8000000a (its leaf).  Without SVM it fell to 0x80000008, and Debian's 6.1 cloud kernel
+ * then misbehaved: every mount point in /proc/self/mountinfo read as a run of 'x' and the
+ * init's cgroup setup failed (2026-12-05; the devbox kernel booted fine).  So the leaves stay
+ * as they were, 0x8000000a now reading all zeros (no SVM features).  Not under KVM: `host`
+ * takes the host's own highest leaf, which a fixed value would lower. */
+#define TCG_XLEVEL ",xlevel=0x8000000a"
+
 #define AGENT_FD 3
 #define CONSOLE_FD 4
 #define NET_FD 5    /* network mode open: QEMU's end of the socket pair with passt */
@@ -378,7 +396,7 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     v = push2(v, "-M", machine);
     if (cfg->accel == VM_ACCEL_KVM) {
         v = push2(v, "-accel", "kvm");
-        v = push2(v, "-cpu", "host,-arch-capabilities");
+        v = push2(v, "-cpu", "host,-arch-capabilities" CPU_NO_NESTED);
     } else {
         /* TCG's translation cache: QEMU 7.2 reserves 1 GiB by default and backs it with
          * transparent huge pages, and nothing in it is ever given back, so an idle box holds all
@@ -401,7 +419,7 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
          * with them, 0.74-0.84 s without; 400 MB written to tmpfs 6.2-7.7 vs 4.1-4.8 s;
          * cold start, median of 6 interleaved, 995 vs 932 ms; md5sum of 100 MB 12.5-13.0 vs
          * 11.2-12.6 s and warm exec p50 14.1/16.3 vs 14.5/15.9 ms, unchanged. */
-        v = push2(v, "-cpu", "max,-erms,-fsrm");
+        v = push2(v, "-cpu", "max,-erms,-fsrm" CPU_NO_NESTED TCG_XLEVEL);
     }
     v = pushf(v, "-smp", "%u", cfg->cpus);
     v = pushf(v, "-m", "%lluM", (unsigned long long)cfg->mem_mib);

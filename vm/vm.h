@@ -170,9 +170,9 @@ struct vm_config {
  * -sandbox on); with qmp_fd a QMP monitor on fd 6 (`-mon chardev=qmp,mode=control`).
  * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
  * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
- * `-cpu host,-arch-capabilities`.  Under TCG the kernel command line carries
- * tsc_early_khz=<host TSC kHz, measured once per process (~20 ms)>: without it the guest's TSC
- * calibration fails on a loaded host and the boot hangs.  NULL disk / vfs_socket+vfs_tag omit
+ * `-cpu host,-arch-capabilities`, both without VMX and SVM.  Under TCG the kernel command line
+ * carries tsc_early_khz=<host TSC kHz, measured once per process (~20 ms)>: without it the guest's
+ * TSC calibration fails on a loaded host and the boot hangs.  NULL disk / vfs_socket+vfs_tag omit
  * those devices.  Each extra share is one more chardev (id vfsN) and vhost-user-fs-device. */
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 

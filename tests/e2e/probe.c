@@ -34,6 +34,7 @@
  *                              latter only when the open worked)
  * Exit status: 0 unless the usage is wrong (2). */
 #define _GNU_SOURCE
+#include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -412,6 +413,20 @@ static int cmd_handle_open(const char *path, const char *dir) {
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
 
+static int cmd_cpuid(void) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    printf("vmx=%u\n", __get_cpuid(1, &a, &b, &c, &d) ? (c >> 5) & 1 : 0);
+    unsigned max_ext = __get_cpuid_max(0x80000000u, NULL);
+    a = b = c = d = 0;
+    printf("svm=%u\n",
+           max_ext >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &c, &d) ? (c >> 2) & 1 : 0);
+    if (max_ext >= 0x8000000Au && __get_cpuid_count(0x8000000Au, 0, &a, &b, &c, &d))
+        printf("svm_leaf=%08x,%08x,%08x,%08x\n", a, b, c, d);
+    else
+        printf("svm_leaf=none\n");
+    return 0;
+}
+
 static int cmd_uffd(const char *path) {
     int fd = open(path, O_RDWR | O_CLOEXEC);
     printf("uffd_open=%s\n", errname(fd < 0 ? errno : 0));
@@ -484,6 +499,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "hog") && argc == 3) return cmd_hog(atol(argv[2]));
     if (!strcmp(argv[1], "handle_open") && argc == 4) return cmd_handle_open(argv[2], argv[3]);
     if (!strcmp(argv[1], "uffd") && argc == 3) return cmd_uffd(argv[2]);
+    if (!strcmp(argv[1], "cpuid")) return cmd_cpuid();
     if (!strcmp(argv[1], "remount_rw") && argc == 3) return cmd_remount_rw(argv[2]);
     if (!strcmp(argv[1], "xattr") && argc == 4) {
         char v[4096];
@@ -495,8 +511,9 @@ int main(int argc, char **argv) {
         return 0;
     }
 usage:
-    fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
-                    "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-                    "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH\n");
+    fprintf(stderr,
+            "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
+            "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
+            "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid\n");
     return 2;
 }

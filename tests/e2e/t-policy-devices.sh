@@ -5,13 +5,26 @@
 # userfaultfd through USERFAULTFD_IOC_NEW while the syscall is denied), the consoles (root
 # could chmod them back and write into the host's console log), /dev/kmsg (forged kernel log
 # lines), tty0, tty1, vcs, vcsa, snapshot, raw memory and ports, the agent port, block devices.
-# A node cannot be made again, in /dev or elsewhere.
+# A node cannot be made again, in /dev or elsewhere.  Nor does the virtual CPU offer hardware
+# virtualization (VMX, SVM), through which a hostile guest kernel would reach the host's
+# nested-virtualization code (vm-qemu.c: CPU_NO_NESTED).
 . "$(dirname "$0")/lib.sh"
 
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 build_probe "$R"
+
+# CPUID as the guest's kernel sees it (the same instruction in ring 0): before, TCG's `-cpu max`
+# offered SVM, and the guest listed svm, npt and vgif in /proc/cpuinfo
+ok dbx exec -- ./probe cpuid
+assert_kv "$OUT" vmx 0 "CPUID VMX"
+assert_kv "$OUT" svm 0 "CPUID SVM"
+assert_kv "$OUT" svm_leaf 'none|0+,0+,0+,0+' "CPUID leaf 0x8000000A (SVM features)"
+ok dbx exec -- sh -c 'grep -m1 "^flags" /proc/cpuinfo'
+for f in vmx svm npt vgif; do
+    [[ " $OUT " == *" $f "* ]] && fail "the guest's CPU flags list '$f': $(show "$OUT")"
+done
 
 WANT="fd full null ptmx pts random shm stderr stdin stdout tty urandom zero"
 GONE=(/dev/userfaultfd /dev/console /dev/kmsg /dev/tty0 /dev/tty1 /dev/tty63 /dev/vcs /dev/vcsa

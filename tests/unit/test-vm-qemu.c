@@ -70,6 +70,10 @@ static void test_argv_tcg(void **state) {
     const char *cpu = opt_value(v, "-cpu", "max");
     assert_non_null(cpu);
     assert_true(list_has(cpu, "-erms") && list_has(cpu, "-fsrm"));
+    /* no hardware virtualization for the hostile guest kernel (TCG's max offers SVM) */
+    assert_true(list_has(cpu, "-vmx") && list_has(cpu, "-svm"));
+    /* and the extended CPUID leaves up to SVM's own, as with it (Debian's kernel needs them) */
+    assert_true(list_has(cpu, "xlevel=0x8000000a"));
     assert_non_null(opt_value(v, "-global", "virtio-mmio.force-legacy=false"));
     for (const char *f = "-nodefaults"; f; f = NULL)
         assert_true(has_arg(v, f));
@@ -122,7 +126,12 @@ static void test_argv_kvm_and_optional(void **state) {
     assert_non_null(v);
     assert_string_equal(v[0], "/opt/qemu");
     assert_non_null(opt_value(v, "-accel", "kvm"));
-    assert_non_null(opt_value(v, "-cpu", "host"));
+    const char *cpu = opt_value(v, "-cpu", "host");
+    assert_non_null(cpu);
+    /* not the host's nested virtualization (KVM's nVMX/nSVM) for the hostile guest kernel */
+    assert_true(list_has(cpu, "-vmx") && list_has(cpu, "-svm"));
+    assert_true(list_has(cpu, "-arch-capabilities"));
+    assert_null(strstr(cpu, "xlevel")); /* the host's own highest leaf */
     assert_null(opt_value(v, "-drive", ""));
     assert_null(opt_value(v, "-device", "vhost-user-fs-device"));
     assert_null(strstr(opt_value(v, "-append", ""), "tsc_early_khz"));
