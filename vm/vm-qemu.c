@@ -56,11 +56,14 @@
  * KVM, -vmx also drops the VMX capability MSRs that QEMU would otherwise set. */
 #define CPU_NO_NESTED ",-vmx,-svm"
 /* TCG: `max` derives its highest extended CPUID leaf from its features, and SVM was what raised
- * it to 0x8000000a (its leaf).  Without SVM it fell to 0x80000008, and Debian's 6.1 cloud kernel
- * then misbehaved: every mount point in /proc/self/mountinfo read as a run of 'x' and the
- * init's cgroup setup failed (2026-12-05; the devbox kernel booted fine).  So the leaves stay
- * as they were, 0x8000000a now reading all zeros (no SVM features).  Not under KVM: `host`
- * takes the host's own highest leaf, which a fixed value would lower. */
+ * it to 0x8000000a (its leaf).  Without SVM, LA57 set it at 0x80000008, and Debian's 6.1 cloud
+ * kernel (which runs 5-level page tables when LA57 is there) then refused its own addresses in
+ * copy_from_kernel_nofault: d_path fills what it cannot copy with 'x', so readlink of
+ * /proc/self/exe gave "xxxx", every mount point in /proc/self/mountinfo read as a run of 'x',
+ * and the init's cgroup setup failed (2026-12-05, every boot; with -la57 as well it booted, as
+ * did the devbox kernel, which has no 5-level paging).  So the leaves stay as they were,
+ * 0x8000000a now reading all zeros (no SVM features).  Not under KVM: `host` takes the host's
+ * own highest leaf, which a fixed value would lower. */
 #define TCG_XLEVEL ",xlevel=0x8000000a"
 
 #define AGENT_FD 3
