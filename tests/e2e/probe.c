@@ -414,13 +414,11 @@ static int cmd_handle_open(const char *path, const char *dir) {
 #endif
 
 static int cmd_cpuid(void) {
-    unsigned a = 0, b = 0, c = 0, d = 0;
+    /* __get_cpuid and __get_cpuid_count return 0 for a leaf above the CPU's highest */
+    unsigned a, b, c, d;
     printf("vmx=%u\n", __get_cpuid(1, &a, &b, &c, &d) ? (c >> 5) & 1 : 0);
-    unsigned max_ext = __get_cpuid_max(0x80000000u, NULL);
-    a = b = c = d = 0;
-    printf("svm=%u\n",
-           max_ext >= 0x80000001u && __get_cpuid(0x80000001u, &a, &b, &c, &d) ? (c >> 2) & 1 : 0);
-    if (max_ext >= 0x8000000Au && __get_cpuid_count(0x8000000Au, 0, &a, &b, &c, &d))
+    printf("svm=%u\n", __get_cpuid(0x80000001u, &a, &b, &c, &d) ? (c >> 2) & 1 : 0);
+    if (__get_cpuid_count(0x8000000Au, 0, &a, &b, &c, &d))
         printf("svm_leaf=%08x,%08x,%08x,%08x\n", a, b, c, d);
     else
         printf("svm_leaf=none\n");
