@@ -99,6 +99,7 @@ struct sup {
     /* the VM's processes (supervisor-vm.c) */
     struct {
         enum vm_accel accel;
+        bool mask_arch_caps; /* KVM: the host's KVM refuses IA32_ARCH_CAPABILITIES (sup_boot) */
         enum vm_kernel_kind kernel_kind;    /* what s->kernel is (sup_prepare) */
         pid_t qemu_pid, vfs_pid, passt_pid; /* passt: network mode open only */
         struct vm_passt *passt;

@@ -550,6 +550,7 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
             .cpus = s->prof.cpus,
             .mem_mib = s->prof.memory >> 20,
             .accel = s->vm.accel,
+            .kvm_mask_arch_caps = s->vm.mask_arch_caps,
             .net_fd = net[1] >= 0 ? net[1] : 0,
             .qmp_fd = qmp[1],
             .gdb_socket = gdb_path,
@@ -619,16 +620,38 @@ static int boot_once(struct sup *s, uint64_t hello_ms, dbx_error **err) {
     return 0;
 }
 
+/* A KVM boot whose QEMU died because the host's KVM refused the host CPU's
+ * IA32_ARCH_CAPABILITIES (QEMU's own words on its stderr; it aborts before the guest runs). */
+static bool arch_caps_refused(struct sup *s) {
+    if (s->vm.accel != VM_ACCEL_KVM || s->vm.mask_arch_caps || !s->guest.quit) return false;
+    struct logsink *l = &s->vm.logs[1]; /* qemu */
+    if (l->in >= 0) sup_logsink_pump(l);
+    return vm_qemu_refused_arch_caps(l->tail, l->tail_len);
+}
+
 int sup_boot(struct sup *s, dbx_error **err) {
     bool forced = false;
     if (vm_accel_choose(s->paths.state, &s->vm.accel, &forced, err) < 0) return -1;
+    s->vm.mask_arch_caps =
+        s->vm.accel == VM_ACCEL_KVM && vm_accel_arch_caps_refused(s->paths.state);
     for (int tcg_tries = 0;;) {
         s->vm.started_ms = dbx_now_ms();
         s->vm.started_wall = (int64_t)time(NULL);
         uint64_t wait = s->vm.accel == VM_ACCEL_KVM ? KVM_HELLO_MS : TCG_HELLO_MS;
         int r = boot_once(s, wait, err);
         if (r == 0) return 0;
+        bool caps = r != -ETIMEDOUT && arch_caps_refused(s);
         sup_kill_children(s);
+        if (caps) {
+            /* Not a KVM that cannot boot: the same KVM without that MSR usually can.  Recorded,
+             * so the next boots on this host kernel go straight to the masked CPU. */
+            dbx_error_free(err);
+            sup_log("KVM refused the host CPU's IA32_ARCH_CAPABILITIES (QEMU: failed to set MSR "
+                    "0x10a); booting again with it hidden from the guest");
+            (void)vm_accel_record_arch_caps_refused(s->paths.state, NULL);
+            s->vm.mask_arch_caps = true;
+            continue;
+        }
         if (r != -ETIMEDOUT && !(s->vm.accel == VM_ACCEL_KVM && !forced && !s->guest.boot_error))
             return r;
         if (s->vm.accel == VM_ACCEL_KVM && !forced) {

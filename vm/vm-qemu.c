@@ -11,9 +11,11 @@
  *   tsc_early_khz= and the calibration is skipped (15/15 boots after, 0/6 before on a host
  *   with load 2).
  * - `-cpu max` under TCG (x86-64-v2+ userlands need SSE4.2/POPCNT, which qemu64 lacks).
- *   Under KVM, `-cpu host` (and max) abort on nested hosts with "failed to set MSR 0x10a"
- *   (IA32_ARCH_CAPABILITIES), so that feature is masked: the guest then assumes the CPU is
- *   affected by the speculative bugs that MSR would rule out and mitigates them.
+ *   Under KVM, `-cpu host` (and max) abort on some nested hosts with "failed to set MSR 0x10a"
+ *   (IA32_ARCH_CAPABILITIES; these machines, GitHub's runners in asterinas issue #2980), so
+ *   the supervisor then boots again with that feature masked and records it
+ *   (vm_accel_arch_caps_refused).  Masked only there: without the MSR the guest assumes the
+ *   CPU is affected by the speculative bugs it would rule out and mitigates them.
  * - `-accel tcg,thread=multi` vs single: boot-to-poweroff within noise (2.0-2.8 s); multi lets
  *   a 2-vCPU guest use 2 host cores for real work.
  * - `-device pvpanic` (ISA, port 0x505) is accepted by `-M microvm`, and microvm's DSDT carries
@@ -399,7 +401,15 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     v = push2(v, "-M", machine);
     if (cfg->accel == VM_ACCEL_KVM) {
         v = push2(v, "-accel", "kvm");
-        v = push2(v, "-cpu", "host,-arch-capabilities" CPU_NO_NESTED);
+        /* The host CPU's IA32_ARCH_CAPABILITIES tells the guest kernel which speculative bugs
+         * the CPU is immune to (RDCL_NO, MDS_NO, TAA_NO, BHI_NO...).  Without it a guest on a
+         * recent Intel CPU turns on page-table isolation, buffer clearing on every return to
+         * user mode and the BHB clearing loop on every syscall (arch/x86/kernel/cpu/common.c
+         * reads a missing MSR as 0); with it, it mitigates what the CPU has.  Masked only for
+         * a host KVM that refuses the MSR (QEMU then aborts at start, before the guest runs). */
+        v = push2(v, "-cpu",
+                  cfg->kvm_mask_arch_caps ? "host,-arch-capabilities" CPU_NO_NESTED
+                                          : "host" CPU_NO_NESTED);
     } else {
         /* TCG's translation cache: QEMU 7.2 reserves 1 GiB by default and backs it with
          * transparent huge pages, and nothing in it is ever given back, so an idle box holds all
@@ -503,6 +513,13 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
         v = push2(v, "-action", "panic=pause");
     }
     return v;
+}
+
+/* QEMU 7.2 (target/i386/kvm/kvm.c, kvm_buf_set_msrs) prints this, then fails an assertion and
+ * aborts, when KVM_SET_MSRS stops at IA32_ARCH_CAPABILITIES; the value after "to" varies. */
+bool vm_qemu_refused_arch_caps(const char *log, size_t len) {
+    static const char m[] = "error: failed to set MSR 0x10a to ";
+    return log && memmem(log, len, m, sizeof(m) - 1) != NULL;
 }
 
 /* ---- spawn ------------------------------------------------------------------------------ */

@@ -110,6 +110,13 @@ int vm_accel_choose(const char *state_dir, enum vm_accel *ret, bool *ret_forced,
 /* Record (atomically) that KVM did not boot a guest on this host, so later boots go straight
  * to TCG. */
 int vm_accel_record_kvm_broken(const char *state_dir, dbx_error **err);
+/* The host's KVM refused the host CPU's IA32_ARCH_CAPABILITIES (QEMU aborted with "failed to set
+ * MSR 0x10a": some nested hosts, GitHub's runners), recorded for this host kernel by
+ * vm_accel_record_arch_caps_refused: boot with vm_config.kvm_mask_arch_caps. */
+bool vm_accel_arch_caps_refused(const char *state_dir);
+int vm_accel_record_arch_caps_refused(const char *state_dir, dbx_error **err);
+/* QEMU's stderr `log` (the last bytes it wrote) says KVM refused that MSR. */
+bool vm_qemu_refused_arch_caps(const char *log, size_t len);
 
 /* ---- QEMU ------------------------------------------------------------------------------- */
 
@@ -151,6 +158,10 @@ struct vm_config {
     unsigned cpus;
     uint64_t mem_mib;
     enum vm_accel accel;
+    /* KVM: hide the host CPU's IA32_ARCH_CAPABILITIES from the guest, for a host KVM that
+     * refuses it (vm_accel_arch_caps_refused).  Without the MSR the guest kernel cannot see
+     * that the CPU is immune to Meltdown, MDS and the rest, and pays for their mitigations. */
+    bool kvm_mask_arch_caps;
 };
 
 #define DBX_AGENT_PORT_NAME "org.devbox.agent"
@@ -170,10 +181,11 @@ struct vm_config {
  * -sandbox on); with qmp_fd a QMP monitor on fd 6 (`-mon chardev=qmp,mode=control`).
  * agent_fd/console_fd must be connected stream sockets (QEMU 7.2 takes them as
  * `-chardev socket,fd=N`; verified with socketpair ends).  CPU: TCG `-cpu max`, KVM
- * `-cpu host,-arch-capabilities`, both without VMX and SVM.  Under TCG the kernel command line
- * carries tsc_early_khz=<host TSC kHz, measured once per process (~20 ms)>: without it the guest's
- * TSC calibration fails on a loaded host and the boot hangs.  NULL disk / vfs_socket+vfs_tag omit
- * those devices.  Each extra share is one more chardev (id vfsN) and vhost-user-fs-device. */
+ * `-cpu host` (with `-arch-capabilities` when cfg->kvm_mask_arch_caps), both without VMX and SVM.
+ * Under TCG the kernel command line carries tsc_early_khz=<host TSC kHz, measured once per process
+ * (~20 ms)>: without it the guest's TSC calibration fails on a loaded host and the boot hangs. NULL
+ * disk / vfs_socket+vfs_tag omit those devices.  Each extra share is one more chardev (id vfsN) and
+ * vhost-user-fs-device. */
 char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err);
 
 /* Start QEMU for cfg: fork; in the child die with the parent (PR_SET_PDEATHSIG SIGKILL, and
