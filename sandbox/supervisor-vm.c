@@ -629,6 +629,17 @@ static bool arch_caps_refused(struct sup *s) {
     return vm_qemu_refused_arch_caps(l->tail, l->tail_len);
 }
 
+/* Before another boot: the failed one's children died by themselves, and a death may have
+ * begun a stop that nobody asked for (virtiofsd exits when QEMU hangs up, and sup_vfs_died
+ * stops the box), which would end the next boot once it is up.  A stop that came as a signal
+ * (`devbox stop` during the boot) still ends this one: false then. */
+static bool boot_again(struct sup *s) {
+    if (s->stop_requested) return false;
+    s->guest.stopping = false;
+    s->guest.stop_deadline = UINT64_MAX;
+    return true;
+}
+
 int sup_boot(struct sup *s, dbx_error **err) {
     bool forced = false;
     if (vm_accel_choose(s->paths.state, &s->vm.accel, &forced, err) < 0) return -1;
@@ -642,13 +653,16 @@ int sup_boot(struct sup *s, dbx_error **err) {
         if (r == 0) return 0;
         bool caps = r != -ETIMEDOUT && arch_caps_refused(s);
         sup_kill_children(s);
+        if (!boot_again(s))
+            return r == -ETIMEDOUT ? dbx_error_set(err, 0, "stopped while starting") : r;
         if (caps) {
             /* Not a KVM that cannot boot: the same KVM without that MSR usually can.  Recorded,
              * so the next boots on this host kernel go straight to the masked CPU. */
             dbx_error_free(err);
             sup_log("KVM refused the host CPU's IA32_ARCH_CAPABILITIES (QEMU: failed to set MSR "
                     "0x10a); booting again with it hidden from the guest");
-            (void)vm_accel_record_arch_caps_refused(s->paths.state, NULL);
+            _cleanup_error_ dbx_error *e = NULL;
+            if (vm_accel_record_arch_caps_refused(s->paths.state, &e) < 0) sup_log("%s", e->msg);
             s->vm.mask_arch_caps = true;
             continue;
         }

@@ -12,6 +12,7 @@
 #include <sys/utsname.h>
 
 #define VERDICT_FILE "accel.json"
+#define VERDICT_LOCK "accel.lock"
 
 const char *vm_accel_name(enum vm_accel a) {
     switch (a) {
@@ -107,15 +108,19 @@ int vm_accel_choose(const char *state_dir, enum vm_accel *ret, bool *ret_forced,
 }
 
 /* Add `add` to the verdicts for this host kernel: read, merge and replace the file under an
- * exclusive flock on the state directory, so two supervisors booting at once (two projects)
- * do not lose each other's verdict. */
+ * exclusive flock of accel.lock, so two supervisors booting at once (two projects) do not lose
+ * each other's verdict.  Where the lock cannot be had (a file system without flock), the
+ * verdict is written without it: at worst one is lost, and found again at a later boot. */
 static int record(const char *state_dir, unsigned add, dbx_error **err) {
     struct utsname u;
     if (uname(&u) < 0) return dbx_error_set(err, errno, "uname");
     if (dbx_mkdir_p(state_dir, 0700, err) < 0) return -1;
     _cleanup_close_ int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) return dbx_error_set(err, errno, "open '%s'", state_dir);
-    if (flock(dfd, LOCK_EX) < 0) return dbx_error_set(err, errno, "lock '%s'", state_dir);
+    _cleanup_close_ int lock =
+        openat(dfd, VERDICT_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    while (lock >= 0 && flock(lock, LOCK_EX) < 0 && errno == EINTR) {
+    }
     unsigned v = verdicts_at(dfd) | add;
     json_t *root = json_pack("{s:s}", "host_kernel", u.release);
     if (!root) dbx_oom_hook();

@@ -401,12 +401,17 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
     v = push2(v, "-M", machine);
     if (cfg->accel == VM_ACCEL_KVM) {
         v = push2(v, "-accel", "kvm");
-        /* The host CPU's IA32_ARCH_CAPABILITIES tells the guest kernel which speculative bugs
-         * the CPU is immune to (RDCL_NO, MDS_NO, TAA_NO, BHI_NO...).  Without it a guest on a
-         * recent Intel CPU turns on page-table isolation, buffer clearing on every return to
-         * user mode and the BHB clearing loop on every syscall (arch/x86/kernel/cpu/common.c
-         * reads a missing MSR as 0); with it, it mitigates what the CPU has.  Masked only for
-         * a host KVM that refuses the MSR (QEMU then aborts at start, before the guest runs). */
+        /* IA32_ARCH_CAPABILITIES (KVM's value for this CPU, cut to the bits QEMU 7.2 names:
+         * rdctl-no, ibrs-all, rsba, skip-l1dfl-vmentry, ssb-no, mds-no, pschange-mc-no,
+         * tsx-ctrl, taa-no) tells the guest kernel what the CPU is immune to and what it has.
+         * Without the MSR, Linux reads 0 (arch/x86/kernel/cpu/common.c) and a guest on an
+         * Intel CPU outside its lists of immune models turns on page-table isolation (a CR3
+         * switch on every kernel entry and exit) and buffer clearing on every return to user
+         * mode, and it cannot see RSBA, which some of its own mitigations depend on.  With it,
+         * the guest mitigates what this CPU has: on one with enhanced IBRS that means eIBRS
+         * and, when the CPU has no BHI_DIS_S, the BHB clearing loop at each syscall instead of
+         * retpolines.  Not measured here (no KVM on these machines).  Masked only for a host
+         * KVM that refuses the MSR (QEMU aborts at start, before the guest runs). */
         v = push2(v, "-cpu",
                   cfg->kvm_mask_arch_caps ? "host,-arch-capabilities" CPU_NO_NESTED
                                           : "host" CPU_NO_NESTED);
