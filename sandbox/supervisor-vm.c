@@ -653,8 +653,11 @@ int sup_boot(struct sup *s, dbx_error **err) {
         if (r == 0) return 0;
         bool caps = r != -ETIMEDOUT && arch_caps_refused(s);
         sup_kill_children(s);
-        if (!boot_again(s))
-            return r == -ETIMEDOUT ? dbx_error_set(err, 0, "stopped while starting") : r;
+        if (!boot_again(s)) {
+            /* the stop killed QEMU: its end, or virtiofsd's, is not the cause to name */
+            dbx_error_free(err);
+            return dbx_error_set(err, 0, "stopped while starting");
+        }
         if (caps) {
             /* Not a KVM that cannot boot: the same KVM without that MSR usually can.  Recorded,
              * so the next boots on this host kernel go straight to the masked CPU. */
