@@ -467,15 +467,26 @@ char **vm_qemu_argv(const struct vm_config *cfg, dbx_error **err) {
                   d);
         v = push2(v, "-device", "virtio-blk-device,drive=root");
     }
+    /* event_idx=off: the guest kicks virtiofsd for every request.  With VIRTIO_RING_F_EVENT_IDX,
+     * QEMU 7.2's virtiofsd (fv_queue_thread) pops requests until the ring looks empty, then
+     * waits for a kick; libvhost-user's vu_queue_pop writes avail_event and, with no barrier
+     * between, the next pop reads the ring's index (the smp_mb is only in
+     * vu_queue_set_notification, which virtiofsd never calls).  On x86 that read can pass the
+     * write, and the guest, adding a request just then, can read the old avail_event and skip
+     * the kick: the store-buffer race cloud-hypervisor fixed in its own queue (PR #2179, a
+     * virtio-net hang under iperf).  Then no later request is kicked either (avail_event stays
+     * behind), and the workspace hangs for good, the box otherwise up: CI once, `git status` in
+     * t-share-nofile waiting 394 s, nothing in any log.  Without EVENT_IDX the guest goes by
+     * VRING_USED_F_NO_NOTIFY, which virtiofsd never sets: every request is kicked. */
     if (cfg->vfs_socket) {
         _cleanup_free_ char *s = qopt(cfg->vfs_socket), *t = qopt(cfg->vfs_tag);
         v = pushf(v, "-chardev", "socket,id=vfs,path=%s", s);
-        v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=%s", t);
+        v = pushf(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs,tag=%s", t);
     }
     for (size_t i = 0; i < cfg->nshares; i++) {
         _cleanup_free_ char *s = qopt(cfg->shares[i].socket), *t = qopt(cfg->shares[i].tag);
         v = pushf(v, "-chardev", "socket,id=vfs%zu,path=%s", i, s);
-        v = pushf(v, "-device", "vhost-user-fs-device,chardev=vfs%zu,tag=%s", i, t);
+        v = pushf(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs%zu,tag=%s", i, t);
     }
     if (cfg->net_fd > 0) {
         /* QEMU 7.2's stream netdev speaks passt's protocol (4-byte length + frame) natively;

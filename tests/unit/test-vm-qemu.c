@@ -98,7 +98,8 @@ static void test_argv_tcg(void **state) {
     assert_non_null(strstr(drive, "cache=writeback"));
     assert_non_null(opt_value(v, "-device", "virtio-blk-device,drive=root"));
     assert_non_null(opt_value(v, "-chardev", "socket,id=vfs,path=/run/vfs.sock"));
-    assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+    assert_non_null(
+        opt_value(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs,tag=work"));
     /* the console and the agent: two ports, not QEMU's 31 (64 virtqueues for the guest) */
     assert_non_null(opt_value(v, "-device", "virtio-serial-device,max_ports=2"));
     assert_non_null(opt_value(v, "-chardev", "socket,id=agent,fd=3"));
@@ -338,7 +339,8 @@ static void test_argv_devbox_kind(void **state) {
         /* the rest as for the Debian kernel */
         assert_non_null(opt_value(v, "-device", "virtio-blk-device,drive=root"));
         assert_true(list_has(opt_value(v, "-drive", "file="), "discard=unmap"));
-        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+        assert_non_null(
+            opt_value(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs,tag=work"));
         assert_non_null(
             opt_value(v, "-device", "virtserialport,chardev=agent,name=" DBX_AGENT_PORT_NAME));
         assert_non_null(opt_value(v, "-chardev", "socket,id=con,fd=4"));
@@ -516,11 +518,14 @@ static void test_argv_shares(void **state) {
         _cleanup_error_ dbx_error *err = NULL;
         _cleanup_strv_ char **v = vm_qemu_argv(&cfg, &err);
         assert_non_null(v);
-        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs,tag=work"));
+        assert_non_null(
+            opt_value(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs,tag=work"));
         assert_non_null(opt_value(v, "-chardev", "socket,id=vfs0,path=/run/s0.sock"));
-        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs0,tag=share0"));
+        assert_non_null(
+            opt_value(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs0,tag=share0"));
         assert_non_null(opt_value(v, "-chardev", "socket,id=vfs1,path=/run/a,,b.sock"));
-        assert_non_null(opt_value(v, "-device", "vhost-user-fs-device,chardev=vfs1,tag=share1"));
+        assert_non_null(
+            opt_value(v, "-device", "vhost-user-fs-device,event_idx=off,chardev=vfs1,tag=share1"));
     }
     const struct vm_share dup[] = {{"/a", "x"}, {"/b", "x"}};
     const struct vm_share ws[] = {{"/a", "work"}};
