@@ -257,6 +257,13 @@ the_qemu_pid() {
     printf '%s\n' "$p"
 }
 
+# _keep_logs FROM TO: devbox's logs under FROM (a DEVBOX_HOME), copied to TO with their paths.
+_keep_logs() {
+    mkdir -p "$2" &&
+        (cd "$1" 2>/dev/null && find . \( -name '*.log' -o -name 'console*' -o -name events.jsonl \) \
+            -type f -exec cp --parents -t "$2" {} +)
+}
+
 # ---- cleanup ------------------------------------------------------------------------------
 
 # Every test ends here: stop every project it made, then make sure nothing of it survives.
@@ -528,7 +535,7 @@ rootless_user() {
     command -v newuidmap >/dev/null || fail "newuidmap missing (package uidmap)"
     command -v adduser >/dev/null || fail "adduser missing (package adduser)"
 
-    TU=dbxtest
+    TU=$E2E_USER
     if ! id "$TU" >/dev/null 2>&1; then
         adduser --quiet --disabled-password --gecos '' --home "/home/$TU" "$TU" >/dev/null ||
             fail "adduser $TU"
@@ -583,7 +590,9 @@ rootless_user() {
     UD="$U/bin/devbox"
     RU=$UH/repo
     CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
-    # after every stop: wait_gone in _cleanup still finds leftovers through UH
+    # after every stop: wait_gone in _cleanup still finds leftovers through UH.  A failed test's
+    # devbox logs go to $U/logs first, where run.sh's report looks ($rc: _cleanup's).
+    CLEANUP_HOOKS+=("[ \"\$rc\" = 0 ] || _keep_logs '$UH/dbx' '$U/logs'")
     CLEANUP_HOOKS+=("rm -rf '$UH'")
 }
 

@@ -25,6 +25,8 @@ export DEVBOX_BIN=${DEVBOX_BIN:-$REPO_ROOT/build/devbox}
 CACHE=${E2E_CACHE:-$REPO_ROOT/build/cache}
 TIMEOUT=${E2E_TIMEOUT:-420}
 export DEVBOX_ACCEL=${DEVBOX_ACCEL:-tcg}
+# the ordinary user the rootless tests run as (lib.sh's rootless_user creates it)
+export E2E_USER=dbxtest
 
 die() {
     echo "e2e: $*" >&2
@@ -91,25 +93,73 @@ else
     for t in "$E2E_DIR"/t-*.sh; do tests+=("$t"); done
 fi
 
-# Kill whatever a test left behind (its cmdline or DEVBOX_HOME under its directory).
-reap() {
-    local dir=$1 p pid cmd
+# The processes of the test in dir: its cmdline or DEVBOX_HOME under dir, or under the rootless
+# user's corner of its home for this test (lib.sh's rootless_user: $HOME/t.<dir's suffix>).
+test_procs() {
+    local dir=$1 uh="/t.${1##*.}/" p pid cmd
     for p in /proc/[0-9]*; do
         pid=${p#/proc/}
         [ "$pid" = $$ ] && continue
         cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-        if [[ $cmd == *"$dir"* ]] ||
-            tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -q "^DEVBOX_HOME=$dir"; then
-            kill -9 "$pid" 2>/dev/null
+        if [[ $cmd == *"$dir"* ]] || [[ $cmd == *"$uh"* ]] ||
+            tr '\0' '\n' 2>/dev/null <"$p/environ" | grep -q -e "^DEVBOX_HOME=$dir" -e "^DEVBOX_HOME=.*$uh"; then
+            echo "$pid"
         fi
     done
+}
+
+# Kill whatever a test left behind.
+reap() {
+    local pid
+    for pid in $(test_procs "$1"); do kill -9 "$pid" 2>/dev/null; done
+}
+
+# What a test that is about to time out is stuck on, into $dir/hang: every thread of its
+# processes with its state and where it sleeps in the kernel, the kernel stack of each thread in
+# D state and of virtiofsd's and its guard's (a hung workspace shows there as a request
+# virtiofsd or the guard waits on, or as virtiofsd idle while the box waits), then the tails of
+# its devbox logs, the rootless user's too (that test's cleanup never runs: its shell waits for
+# the hung command until the kill).
+snapshot() {
+    local dir=$1 pid t st comm f n
+    echo "--- $(date +%T): threads of the test's processes (tid state wchan name):"
+    # and virtiofsd's guard, its parent, whose command line names nothing of the test's
+    for pid in $(for p in $(test_procs "$dir"); do
+        echo "$p"
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) == virtiofsd ]] &&
+            awk '/^PPid:/ { print $2 }' "/proc/$p/status" 2>/dev/null
+    done | sort -un); do
+        [ -d "/proc/$pid" ] || continue
+        comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+        echo "$pid $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-160)"
+        for t in /proc/"$pid"/task/*; do
+            st=$(cut -d' ' -f3 "$t/stat" 2>/dev/null)
+            printf '  %s %s %s %s\n' "${t##*/}" "$st" "$(cat "$t/wchan" 2>/dev/null)" \
+                "$(cat "$t/comm" 2>/dev/null)"
+            if [ "$st" = D ] || [[ $comm == virtiofsd* ]]; then
+                grep -v -e 'do_syscall_64' -e 'entry_SYSCALL' "$t/stack" 2>/dev/null |
+                    head -n 8 | sed 's/^/      /'
+            fi
+        done
+    done
+    while IFS= read -r f; do
+        case $f in
+        *console*) n=40 ;;
+        *supervisor.log) n=10 ;;
+        *) n=4 ;;
+        esac
+        echo "--- last lines of $f:"
+        tail -n "$n" "$f" | cut -c1-300
+    done < <(find "$dir/h" "$(getent passwd "$E2E_USER" | cut -d: -f6)/t.${dir##*.}" \
+        \( -name 'console*' -o -name supervisor.log -o -name virtiofsd.log -o -name events.jsonl \) \
+        -type f 2>/dev/null | head -n 12)
 }
 
 # One test in its own directory: runs it, then writes the line run.sh prints for it (and, for
 # a failure, the assertion and the logs' tails) to $dir/report and PASS/SKIP/FAIL to
 # $dir/status.  Runs in the background when E2E_JOBS > 1, so it prints nothing itself.
 run_one() {
-    local t=$1 dir=$2 name rc secs t0 why sanitizer_report
+    local t=$1 dir=$2 name rc secs t0 why sanitizer_report n
     name=$(basename "$t" .sh)
     t0=$SECONDS
     # timeout runs the test in its own process group and signals all of it; the test's cleanup
@@ -121,8 +171,21 @@ run_one() {
     TEST_TMP=$dir DEVBOX_HOME=$dir/h \
         ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$dir/san/report" \
         UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$dir/san/report" \
-        timeout -k 20 "$TIMEOUT" bash "$t" >"$dir/log" 2>&1 </dev/null
+        timeout -k 20 "$TIMEOUT" bash "$t" >"$dir/log" 2>&1 </dev/null &
+    local test_pid=$! watchdog=
+    if [ "$TIMEOUT" -gt 60 ]; then
+        (
+            sleep $((TIMEOUT - 30)) &
+            wait $! && snapshot "$dir" >"$dir/hang" 2>&1
+        ) &
+        watchdog=$!
+    fi
+    wait "$test_pid"
     rc=$?
+    if [ -n "$watchdog" ]; then
+        pkill -P "$watchdog" sleep 2>/dev/null
+        wait "$watchdog" 2>/dev/null
+    fi
     secs=$((SECONDS - t0))
     reap "$dir"
     if [ -n "$(find "$dir/san" -type f -size +0 2>/dev/null)" ]; then
@@ -154,12 +217,19 @@ run_one() {
                         sed 's/^/    | /'
                 done
             fi
+            if [ -s "$dir/hang" ]; then
+                echo "    --- 30 s before the timeout ($dir/hang):"
+                head -n 250 "$dir/hang" | cut -c1-300 | sed 's/^/    | /'
+            fi
             echo "    --- last lines of the test log ($dir/log):"
             tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'
-            # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME
+            # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME, and the
+            # rootless user's (lib.sh keeps them in $dir/u/logs); more of the console, where a
+            # kernel's oops or OOM report runs to some 30 lines
             while IFS= read -r f; do
                 echo "    --- last lines of ${f#"$dir"/}:"
-                tail -n 15 "$f" | cut -c1-300 | sed 's/^/    | /'
+                case $f in *console*) n=40 ;; *) n=15 ;; esac
+                tail -n "$n" "$f" | cut -c1-300 | sed 's/^/    | /'
             done < <(find "$dir/h" "$dir/u" \( -name '*.log' -o -name 'console*' \) -type f 2>/dev/null | head -n 6)
         } >&3
         echo FAIL >"$dir/status"
