@@ -257,13 +257,6 @@ the_qemu_pid() {
     printf '%s\n' "$p"
 }
 
-# _keep_logs FROM TO: devbox's logs under FROM (a DEVBOX_HOME), copied to TO with their paths.
-_keep_logs() {
-    mkdir -p "$2" &&
-        (cd "$1" 2>/dev/null && find . \( -name '*.log' -o -name 'console*' -o -name events.jsonl \) \
-            -type f -exec cp --parents -t "$2" {} +)
-}
-
 # ---- cleanup ------------------------------------------------------------------------------
 
 # Every test ends here: stop every project it made, then make sure nothing of it survives.
@@ -297,6 +290,8 @@ _cleanup() {
 }
 CLEANUP_HOOKS=()
 trap _cleanup EXIT
+# run.sh's timeout: a failure for _cleanup too ($rc), not the status of the last command
+trap 'exit 143' TERM
 
 # Guard: nothing below works without the binary.
 [ -x "$DEVBOX" ] || fail "devbox binary not found at $DEVBOX"
@@ -591,9 +586,8 @@ rootless_user() {
     RU=$UH/repo
     CLEANUP_HOOKS+=("as_user timeout 60 $UD -C $RU stop >/dev/null 2>&1 </dev/null")
     # after every stop: wait_gone in _cleanup still finds leftovers through UH.  A failed test's
-    # devbox logs go to $U/logs first, where run.sh's report looks ($rc: _cleanup's).
-    CLEANUP_HOOKS+=("[ \"\$rc\" = 0 ] || _keep_logs '$UH/dbx' '$U/logs'")
-    CLEANUP_HOOKS+=("rm -rf '$UH'")
+    # UH stays ($rc: _cleanup's): run.sh keeps its logs for the report and removes it.
+    CLEANUP_HOOKS+=("[ \"\$rc\" != 0 ] || rm -rf '$UH'")
 }
 
 # ---- the workspace share (t-share-*, t-protect-*) ------------------------------------------

@@ -93,8 +93,10 @@ else
     for t in "$E2E_DIR"/t-*.sh; do tests+=("$t"); done
 fi
 
-# The processes of the test in dir: its cmdline or DEVBOX_HOME under dir, or under the rootless
-# user's corner of its home for this test (lib.sh's rootless_user: $HOME/t.<dir's suffix>).
+# The rootless user's corner of its home for the test in dir (lib.sh's rootless_user).
+user_corner() { printf '%s/t.%s\n' "$(getent passwd "$E2E_USER" | cut -d: -f6)" "${1##*.}"; }
+
+# The processes of the test in dir: its cmdline or DEVBOX_HOME under dir or its user corner.
 test_procs() {
     local dir=$1 uh="/t.${1##*.}/" p pid cmd
     for p in /proc/[0-9]*; do
@@ -115,13 +117,12 @@ reap() {
 }
 
 # What a test that is about to time out is stuck on, into $dir/hang: every thread of its
-# processes with its state and where it sleeps in the kernel, the kernel stack of each thread in
-# D state and of virtiofsd's and its guard's (a hung workspace shows there as a request
-# virtiofsd or the guard waits on, or as virtiofsd idle while the box waits), then the tails of
-# its devbox logs, the rootless user's too (that test's cleanup never runs: its shell waits for
-# the hung command until the kill).
+# processes with its state and where it sleeps in the kernel, and the kernel stack of each thread
+# in D state and of virtiofsd's and its guard's (a hung workspace shows there as a request
+# virtiofsd or the guard waits on, or as virtiofsd idle while the box waits).  The box's logs
+# are in the report anyway (the user corner's too: run_one keeps them).
 snapshot() {
-    local dir=$1 pid t st comm f n
+    local dir=$1 pid t st comm
     echo "--- $(date +%T): threads of the test's processes (tid state wchan name):"
     # and virtiofsd's guard, its parent, whose command line names nothing of the test's
     for pid in $(for p in $(test_procs "$dir"); do
@@ -142,24 +143,13 @@ snapshot() {
             fi
         done
     done
-    while IFS= read -r f; do
-        case $f in
-        *console*) n=40 ;;
-        *supervisor.log) n=10 ;;
-        *) n=4 ;;
-        esac
-        echo "--- last lines of $f:"
-        tail -n "$n" "$f" | cut -c1-300
-    done < <(find "$dir/h" "$(getent passwd "$E2E_USER" | cut -d: -f6)/t.${dir##*.}" \
-        \( -name 'console*' -o -name supervisor.log -o -name virtiofsd.log -o -name events.jsonl \) \
-        -type f 2>/dev/null | head -n 12)
 }
 
 # One test in its own directory: runs it, then writes the line run.sh prints for it (and, for
 # a failure, the assertion and the logs' tails) to $dir/report and PASS/SKIP/FAIL to
 # $dir/status.  Runs in the background when E2E_JOBS > 1, so it prints nothing itself.
 run_one() {
-    local t=$1 dir=$2 name rc secs t0 why sanitizer_report n
+    local t=$1 dir=$2 name rc secs t0 why sanitizer_report n uc
     name=$(basename "$t" .sh)
     t0=$SECONDS
     # timeout runs the test in its own process group and signals all of it; the test's cleanup
@@ -188,6 +178,14 @@ run_one() {
     fi
     secs=$((SECONDS - t0))
     reap "$dir"
+    # a rootless test's corner of the user's home, left by a failure or a timeout (its cleanup
+    # never ran): its devbox logs into $dir/u/logs, where the report looks, then it goes
+    uc=$(user_corner "$dir")
+    if [ -d "$uc" ]; then
+        [ $rc = 0 ] || (mkdir -p "$dir/u/logs" && cd "$uc" && find . \( -name '*.log' -o \
+            -name 'console*' -o -name events.jsonl \) -type f -exec cp --parents -t "$dir/u/logs" {} +)
+        rm -rf "$uc"
+    fi
     if [ -n "$(find "$dir/san" -type f -size +0 2>/dev/null)" ]; then
         printf 'sanitizer report (%s)\n' "$(cd "$dir/san" && echo *)" >>"$dir/failure"
         sanitizer_report=1
@@ -224,7 +222,7 @@ run_one() {
             echo "    --- last lines of the test log ($dir/log):"
             tail -n 25 "$dir/log" | cut -c1-300 | sed 's/^/    | /'
             # devbox's own logs (supervisor, qemu console, virtiofsd) under DEVBOX_HOME, and the
-            # rootless user's (lib.sh keeps them in $dir/u/logs); more of the console, where a
+            # rootless user's (run_one keeps them in $dir/u/logs); more of the console, where a
             # kernel's oops or OOM report runs to some 30 lines
             while IFS= read -r f; do
                 echo "    --- last lines of ${f#"$dir"/}:"
