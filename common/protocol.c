@@ -167,6 +167,27 @@ enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr 
     return DBX_READ_FRAME;
 }
 
+bool dbx_reader_take(struct dbx_reader *r, uint8_t type, uint32_t len, uint8_t *payload) {
+    /* skip > 0: every byte buffered so far was fed before it and is whole frames or a part */
+    size_t at = 0, avail = dbx_buf_avail(&r->in);
+    uint8_t *head = r->in.data + r->in.off;
+    while (avail - at >= DBX_FRAME_HDR) {
+        struct dbx_frame_hdr h;
+        _cleanup_error_ dbx_error *e = NULL;
+        dbx_hdr_decode(head + at, &h);
+        if (dbx_hdr_check(&h, &e) < 0 || avail - at - DBX_FRAME_HDR < h.len) return false;
+        size_t end = at + DBX_FRAME_HDR + h.len;
+        if (h.type == type && h.session == 0 && h.len == len) {
+            memcpy(payload, head + at + DBX_FRAME_HDR, len);
+            memmove(head + at, head + end, avail - end);
+            r->in.len -= end - at;
+            return true;
+        }
+        at = end;
+    }
+    return false;
+}
+
 void dbx_reader_free(struct dbx_reader *r) {
     dbx_buf_free(&r->in);
     r->skip = 0;
@@ -377,6 +398,23 @@ size_t dbx_enc_u64(uint8_t out[8], uint64_t v) {
 int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v) {
     if (n != 8) return -EPROTO;
     *v = dbx_get_le(p, 8);
+    return 0;
+}
+
+size_t dbx_enc_clock(uint8_t out[DBX_CLOCK_ANSWER_LEN], uint64_t host_ns, bool answer,
+                     uint64_t token) {
+    dbx_put_le(out, host_ns, 8);
+    if (!answer) return 8;
+    dbx_put_le(out + 8, token, 8);
+    return DBX_CLOCK_ANSWER_LEN;
+}
+
+int dbx_dec_clock(const uint8_t *p, size_t n, uint64_t *host_ns, bool *answer, uint64_t *token) {
+    if (n != 8 && n != DBX_CLOCK_ANSWER_LEN) return -EPROTO;
+    *host_ns = dbx_get_le(p, 8);
+    if (*host_ns > (uint64_t)INT64_MAX) return -EPROTO;
+    *answer = n == DBX_CLOCK_ANSWER_LEN;
+    *token = *answer ? dbx_get_le(p + 8, 8) : 0;
     return 0;
 }
 

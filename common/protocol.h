@@ -28,10 +28,11 @@
 /* 2: the plan carries caps_user (capabilities for uids other than 0).  3: EXEC's flag
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
- * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  Overridable only
- * so the tests can build an init of another version (t-init-skew). */
+ * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  9: the guest's
+ * CLOCK (asking the host's clock) and its answer.  Overridable only so the tests can build an
+ * init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 8
+#define DBX_PROTO_VERSION 9
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -61,10 +62,12 @@ enum dbx_msg {
     /* host->guest: files changed on the host under a share (mounts/ watcher; guest/init-watch.c
      * makes the guest's inotify see them).  Payload defined with its codec below. */
     DBX_MSG_CHANGED = 8,
-    /* host->guest: u64 the host's CLOCK_REALTIME in nanoseconds when it sent the frame.  Sent
-     * before SETUP, then before an EXEC or with a PING when the last one is a second old; the
-     * guest steps its clock to it when it lags (a guest reads its clock at boot from a
-     * whole-second RTC, and a suspended host leaves it behind) */
+    /* The host's CLOCK_REALTIME (codec below).  host->guest: sent before SETUP, then before an
+     * EXEC or with a PING when the last one is a second old; the guest steps its clock
+     * forward to it when it lags (a guest reads its clock at boot from a whole-second RTC,
+     * and a suspended host leaves it behind).  A frame can arrive late (the init was busy),
+     * so a guest that seems to lead asks (guest->host, u64 token) and steps back only on an
+     * answer that came back at once (host->guest, the clock and the token). */
     DBX_MSG_CLOCK = 9,
     /* session n */
     DBX_MSG_EXEC = 10,    /* host->guest: struct dbx_exec_req */
@@ -244,6 +247,11 @@ void dbx_reader_feed(struct dbx_reader *r, const void *p, size_t n);
 enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr *hdr,
                                      const uint8_t **payload, dbx_error **err);
 void dbx_reader_free(struct dbx_reader *r);
+/* Take the first whole frame of `type` on session 0 with a payload of exactly `len` bytes out
+ * of the frames buffered but not yet returned, copying its payload to `payload`; the others
+ * stay in order.  For an answer that must not wait behind the frames before it (init-clock.c).
+ * Stops at a bad or incomplete frame.  Returns whether it found one. */
+bool dbx_reader_take(struct dbx_reader *r, uint8_t type, uint32_t len, uint8_t *payload);
 
 /* ---- typed payloads --------------------------------------------------------------------- */
 
@@ -269,6 +277,12 @@ size_t dbx_enc_u32(uint8_t out[4], uint32_t v);
 int dbx_dec_u32(const uint8_t *p, size_t n, uint32_t *v);
 size_t dbx_enc_u64(uint8_t out[8], uint64_t v);
 int dbx_dec_u64(const uint8_t *p, size_t n, uint64_t *v);
+/* CLOCK host->guest: u64 the host's CLOCK_REALTIME in ns (<= INT64_MAX), then, answering the
+ * guest's ask (a CLOCK of u64 token), that token: 8 or 16 bytes. */
+#define DBX_CLOCK_ANSWER_LEN 16u
+size_t dbx_enc_clock(uint8_t out[DBX_CLOCK_ANSWER_LEN], uint64_t host_ns, bool answer,
+                     uint64_t token);
+int dbx_dec_clock(const uint8_t *p, size_t n, uint64_t *host_ns, bool *answer, uint64_t *token);
 /* SOCK_OPEN: u8 kind + u16 port; decode refuses an unknown kind and port 0. */
 size_t dbx_enc_sock_open(uint8_t out[3], uint8_t kind, uint16_t port);
 int dbx_dec_sock_open(const uint8_t *p, size_t n, uint8_t *kind, uint16_t *port);

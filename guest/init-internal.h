@@ -227,6 +227,30 @@ void boot_mark(struct boot_marks *m, const char *name);
 bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode);
 void boot_marks_log(const struct boot_marks *m);
 
+/* ---- init-clock.c ----------------------------------------------------------------------- */
+
+struct clock_state {
+    uint64_t ask;        /* the outstanding ask's token (CLOCK_MONOTONIC ns), 0: none */
+    int64_t ask_lead_ns; /* how far ahead the frame that made it showed the guest */
+};
+enum clock_act {
+    CLOCK_KEEP, /* nothing to do */
+    CLOCK_STEP, /* set CLOCK_REALTIME to to_ns (lag_ns: by how much it lagged) */
+    CLOCK_ASK,  /* send an ask with the token st->ask and wait for the answer */
+    CLOCK_SLOW, /* an answer took lag_ns to come back: the clock is kept */
+};
+struct clock_verdict {
+    enum clock_act act;
+    int64_t to_ns, lag_ns;
+    /* an answer says the guest is not a second ahead: the frame that made it ask came this
+     * late (its lead), else 0 */
+    int64_t late_ns;
+};
+/* What a CLOCK frame (the host's clock host_ns; answer: the reply to the ask `token`) means
+ * for a guest whose clocks read rt_ns (CLOCK_REALTIME) and mono_ns (CLOCK_MONOTONIC) now. */
+struct clock_verdict clock_decide(struct clock_state *st, uint64_t host_ns, bool answer,
+                                  uint64_t token, int64_t rt_ns, uint64_t mono_ns);
+
 struct agent {
     struct boot_marks marks;
     int fd;         /* the virtio-serial port (or the --serve-fd socket); -1 before phase 4 */
@@ -256,6 +280,7 @@ struct agent {
     struct audit_event audit_ev;
     uint64_t prot_count, prot_sent; /* write attempts on protected paths: seen, reported */
     uint64_t prot_sent_ms;          /* when PROTECTED was last sent */
+    struct clock_state clock;       /* init-clock.c */
     char *prot_first;               /* the first one's workspace-relative path */
     struct leaf_spare spare;        /* init-procs.c */
     uint32_t last_exec_id;          /* the latest EXEC's session id: the next is likely one more */

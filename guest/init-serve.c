@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <time.h>
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -516,28 +517,78 @@ static void on_ping(struct agent *a, const uint8_t *p, uint32_t n) {
     agent_send(a, DBX_MSG_PONG, 0, p, n);
 }
 
-/* The host's wall clock (DBX_MSG_CLOCK).  Stepped when the guest lags at all: the frame took
- * time to come, so the host's clock is later than the value already; a guest ahead of it by
- * the transit is normal, and only a lead of a second (the host's clock was set back) is
- * corrected, since stepping back makes files written just before look newer than those
- * written next.  --serve-fd runs on a developer's machine: its clock is not ours to set. */
-#define CLOCK_STEP_BEHIND_NS 1000000ll   /* 1 ms */
-#define CLOCK_STEP_AHEAD_NS 1000000000ll /* 1 s */
-static void on_clock(struct agent *a, const uint8_t *p, uint32_t n) {
-    uint64_t host_ns;
-    if (dbx_dec_u64(p, n, &host_ns) < 0 || host_ns > (uint64_t)INT64_MAX)
-        return send_errorf(a, 0, "malformed clock frame");
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t guest_ns = (int64_t)now.tv_sec * 1000000000ll + now.tv_nsec;
-    int64_t lag = (int64_t)host_ns - guest_ns;
-    if (a->test_mode || (lag < CLOCK_STEP_BEHIND_NS && lag > -CLOCK_STEP_AHEAD_NS)) return;
-    struct timespec ts = {.tv_sec = (time_t)(host_ns / 1000000000u),
-                          .tv_nsec = (long)(host_ns % 1000000000u)};
+/* Up to CLOCK_ANSWER_WAIT_MS for the answer to the ask just queued (init-clock.c), reading the
+ * port into the reader and taking the answer out ahead of the frames before it, so that an
+ * EXEC right behind the CLOCK that made us ask starts with the clock put right.  Not answered
+ * in time: the loop handles the answer whenever it comes (as too slow to trust). */
+#define CLOCK_ANSWER_WAIT_MS 100
+static void clock_apply(struct agent *a, uint64_t host_ns, bool answer, uint64_t token);
+static void clock_ask(struct agent *a) {
+    uint8_t b[DBX_CLOCK_ANSWER_LEN];
+    agent_send(a, DBX_MSG_CLOCK, 0, b, dbx_enc_u64(b, a->clock.ask));
+    if (agent_flush(a) < 0 || dbx_buf_avail(&a->out) > 0) return;
+    for (uint64_t end = dbx_now_ms() + CLOCK_ANSWER_WAIT_MS;;) {
+        uint64_t host_ns, token;
+        bool answer;
+        if (dbx_reader_take(&a->rd, DBX_MSG_CLOCK, DBX_CLOCK_ANSWER_LEN, b)) {
+            if (dbx_dec_clock(b, DBX_CLOCK_ANSWER_LEN, &host_ns, &answer, &token) == 0)
+                clock_apply(a, host_ns, answer, token);
+            return;
+        }
+        uint64_t now = dbx_now_ms();
+        struct pollfd pf = {.fd = a->fd, .events = POLLIN};
+        int r = now < end ? poll(&pf, 1, (int)(end - now)) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return;
+        uint8_t buf[4096];
+        ssize_t n = read(a->fd, buf, sizeof(buf));
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) return; /* the loop's own read sees the end */
+        dbx_reader_feed(&a->rd, buf, (size_t)n);
+    }
+}
+
+static void clock_apply(struct agent *a, uint64_t host_ns, bool answer, uint64_t token) {
+    struct timespec rt, mono;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    struct clock_verdict v = clock_decide(
+        &a->clock, host_ns, answer, token, (int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec,
+        (uint64_t)mono.tv_sec * 1000000000ull + (uint64_t)mono.tv_nsec);
+    if (v.late_ns)
+        init_log("clock: a clock frame came %" PRId64 " ms late (the init was busy); the "
+                 "host's answer says the clock is not ahead, so it was not set back",
+                 v.late_ns / 1000000);
+    switch (v.act) {
+    case CLOCK_KEEP:
+        return;
+    case CLOCK_ASK:
+        return clock_ask(a);
+    case CLOCK_SLOW:
+        init_log("clock: the host's answer took %" PRId64 " ms; the clock is kept",
+                 v.lag_ns / 1000000);
+        return;
+    case CLOCK_STEP:
+        break;
+    }
+    /* --serve-fd runs on a developer's machine: its clock is not ours to set */
+    if (a->test_mode) return;
+    struct timespec ts = {.tv_sec = (time_t)(v.to_ns / 1000000000),
+                          .tv_nsec = (long)(v.to_ns % 1000000000)};
     if (clock_settime(CLOCK_REALTIME, &ts) < 0)
         init_log("clock: cannot set the clock to the host's: %s", strerror(errno));
-    else if (lag > 100000000ll || lag < -100000000ll)
-        init_log("clock: stepped %+" PRId64 " ms to the host's", lag / 1000000);
+    else if (v.lag_ns > 100000000ll || v.lag_ns < -100000000ll)
+        init_log("clock: stepped %+" PRId64 " ms to the host's", v.lag_ns / 1000000);
+}
+
+/* The host's wall clock (DBX_MSG_CLOCK): forward at once, back only on a fresh answer to an
+ * ask of ours (init-clock.c says why). */
+static void on_clock(struct agent *a, const uint8_t *p, uint32_t n) {
+    uint64_t host_ns, token;
+    bool answer;
+    if (dbx_dec_clock(p, n, &host_ns, &answer, &token) < 0)
+        return send_errorf(a, 0, "malformed clock frame");
+    clock_apply(a, host_ns, answer, token);
 }
 
 static void on_conn_error(struct agent *a, const uint8_t *p, uint32_t n) {

@@ -88,6 +88,15 @@ void sup_check_console_panic(struct sup *s, bool now_or_never) {
         guest_died(s, "the guest kernel panicked", "seen on the console");
 }
 
+static void clock_frame(struct sup *s, bool answer, uint64_t token) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint8_t b[DBX_CLOCK_ANSWER_LEN];
+    sup_agent_send(
+        s, DBX_MSG_CLOCK, 0, b,
+        dbx_enc_clock(b, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec, answer, token));
+}
+
 /* The host's wall clock to the guest (DBX_MSG_CLOCK), at most once a second unless forced.  A
  * guest whose clock lags the host's sees the files the host just wrote as written in its
  * future: `make` warns of clock skew and may rebuild or skip the wrong things.  A guest reads
@@ -97,12 +106,15 @@ void sup_check_console_panic(struct sup *s, bool now_or_never) {
 void sup_clock_send(struct sup *s, bool force) {
     uint64_t now = dbx_now_ms();
     if (!force && s->guest.clock_ms && now - s->guest.clock_ms < 1000) return;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint8_t b[8];
     s->guest.clock_ms = now;
-    sup_agent_send(s, DBX_MSG_CLOCK, 0, b,
-                   dbx_enc_u64(b, (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec));
+    clock_frame(s, false, 0);
+}
+
+/* The guest asked (it seemed to lead: init-clock.c): the answer goes out at once, since the
+ * guest trusts it only when it comes back quickly. */
+void sup_clock_answer(struct sup *s, uint64_t token) {
+    clock_frame(s, true, token);
+    sup_agent_flush(s);
 }
 
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */

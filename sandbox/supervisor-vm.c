@@ -377,6 +377,14 @@ void sup_agent_control(struct sup *s, const struct dbx_frame_hdr *h, const uint8
         return;
     case DBX_MSG_PONG: /* liveness: any frame counts (agent_read) */
         return;
+    case DBX_MSG_CLOCK: { /* the guest asks for our clock (guest/init-clock.c) */
+        uint64_t token;
+        if (dbx_dec_u64(p, h->len, &token) < 0)
+            sup_log("ignoring a malformed clock frame from the guest");
+        else
+            sup_clock_answer(s, token);
+        return;
+    }
     case DBX_MSG_ERROR: {
         uint32_t code;
         char *msg = NULL;

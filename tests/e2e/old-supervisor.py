@@ -30,7 +30,7 @@ def term(*_):
 
 
 signal.signal(signal.SIGTERM, term)
-msg = b"protocol version %d, expected %d" % (8 if version != 8 else 9, version)
+msg = b"protocol version %d, expected %d" % (version + 1, version)  # a newer client
 ERROR = 19
 payload = struct.pack("<I", 2) + struct.pack("<I", len(msg)) + msg
 # Python runs a signal's handler between bytecodes: one that comes just before a blocking

@@ -134,6 +134,13 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(dbx_enc_resize(out, rows, cols) == n && memcmp(out, p, n) == 0);
     if (dbx_dec_u32(p, n, &u32) == 0) CHECK(dbx_enc_u32(out, u32) == n && memcmp(out, p, n) == 0);
     if (dbx_dec_u64(p, n, &u64) == 0) CHECK(dbx_enc_u64(out, u64) == n && memcmp(out, p, n) == 0);
+    uint8_t clk[DBX_CLOCK_ANSWER_LEN];
+    uint64_t ns;
+    bool answer;
+    if (dbx_dec_clock(p, n, &ns, &answer, &u64) == 0) {
+        CHECK(ns <= (uint64_t)INT64_MAX && (n == DBX_CLOCK_ANSWER_LEN) == answer);
+        CHECK(dbx_enc_clock(clk, ns, answer, u64) == n && memcmp(clk, p, n) == 0);
+    }
 
     char *msg = NULL;
     if (dbx_error_msg_decode(p, n, &u32, &msg) == 0) {
@@ -319,6 +326,57 @@ static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct e
     dbx_reader_free(&r);
 }
 
+static bool is_answer(const struct event *e) {
+    return e->result == DBX_READ_FRAME && e->type == DBX_MSG_CLOCK && e->session == 0 &&
+           e->len == DBX_CLOCK_ANSWER_LEN;
+}
+
+/* dbx_reader_take over the stream fed at once: it takes the CLOCK answers before the first bad
+ * or incomplete frame, in order, and the reader then yields the rest as if they had never
+ * been there. */
+static void check_take(const uint8_t *data, size_t size, const struct events *whole) {
+    struct dbx_reader r = {0};
+    dbx_reader_feed(&r, data, size);
+    uint8_t ans[DBX_CLOCK_ANSWER_LEN];
+    struct events rest = {0};
+    size_t taken = 0, w = 0;
+    while (dbx_reader_take(&r, DBX_MSG_CLOCK, DBX_CLOCK_ANSWER_LEN, ans)) {
+        while (w < whole->n && !is_answer(&whole->v[w])) {
+            CHECK(whole->v[w].result == DBX_READ_FRAME); /* none taken past a bad frame */
+            w++;
+        }
+        CHECK(w < whole->n && whole->v[w].hash == hash(ans, sizeof(ans)));
+        w++;
+        taken++;
+    }
+    for (;;) {
+        struct dbx_frame_hdr h = {0};
+        const uint8_t *p = NULL;
+        dbx_error *err = NULL;
+        enum dbx_read_result res = dbx_reader_next(&r, &h, &p, &err);
+        if (res == DBX_READ_NEED_MORE) break;
+        dbx_error_free(&err);
+        events_push(&rest, (struct event){.result = (uint8_t)res,
+                                          .type = h.type,
+                                          .session = h.session,
+                                          .len = h.len,
+                                          .hash = res == DBX_READ_FRAME ? hash(p, h.len) : 0});
+    }
+    CHECK(rest.n + taken == whole->n);
+    size_t k = 0, skip = taken;
+    for (size_t i = 0; i < whole->n; i++) {
+        if (skip && is_answer(&whole->v[i])) {
+            skip--;
+            continue;
+        }
+        const struct event *a = &whole->v[i], *b = &rest.v[k++];
+        CHECK(a->result == b->result && a->type == b->type && a->session == b->session);
+        CHECK(a->len == b->len && (a->result != DBX_READ_FRAME || a->hash == b->hash));
+    }
+    free(rest.v);
+    dbx_reader_free(&r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint32_t seed = data[0] + 1u;
@@ -328,6 +386,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     struct events whole = {0}, chunked = {0};
     run_reader(data, size, 0, &whole, true);
     run_reader(data, size, seed, &chunked, false);
+    check_take(data, size, &whole);
     CHECK(whole.n == chunked.n);
     for (size_t i = 0; i < whole.n; i++) {
         const struct event *a = &whole.v[i], *b = &chunked.v[i];

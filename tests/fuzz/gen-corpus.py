@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 8  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
+VERSION = 9  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -147,7 +147,7 @@ CORPUS = {
     "max-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * MAX_ARGS)),
     "big-stdin": bytes([8]) + frame(STDIN, 1, b"x" * 32768) + frame(CREDIT, 1, u8(0) + u32(32768)),
     # malformed streams
-    "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=9) + b"abc" + frame(STDOUT, 1, b"ok"),
+    "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=99) + b"abc" + frame(STDOUT, 1, b"ok"),
     "unknown-type": bytes([10]) + hdr(99, 4, 5) + b"xxxxx" + hdr(0, 4, 0)
     + frame(EXIT, 4, u8(0) + u32(0)),
     "oversized": bytes([11]) + hdr(STDOUT, 7, FRAME_MAX + 1) + b"\x01\x0d" * ((FRAME_MAX + 1) // 2)
@@ -292,6 +292,16 @@ CHANGED = 8
 CORPUS.update({
     "changed": bytes([7]) + frame(CHANGED, 0, u32(2) + s("src/a.js") + s(".git/HEAD"))
     + frame(CHANGED, 0, u32(0)),
+})
+
+# ---- the clock: one-way, the guest's ask, the answer (protocol 9) ----
+CLOCK = 9
+
+CORPUS.update({
+    "clock": bytes([17]) + frame(CLOCK, 0, u64(1796500000 * 10**9))
+    + frame(EXEC, 1, exec_req(["true"])) + frame(CLOCK, 0, u64(5000 * 10**9))
+    + frame(CLOCK, 0, u64(1796500000 * 10**9) + u64(5000 * 10**9))
+    + frame(CLOCK, 0, u64(2**63) + u64(1)) + frame(CLOCK, 0, b"\0" * 15),
 })
 
 

@@ -762,7 +762,7 @@ static const struct garbage garbage[] = {
     {false, "malformed sock-open frame"},
     {false, "socket session id in the guest's range"},
     {false, "the host may only open forward sockets"},
-    {true, "protocol version 9"}, /* any version but DBX_PROTO_VERSION */
+    {true, "protocol version 99"}, /* any version but DBX_PROTO_VERSION */
     {true, "byte limit"},
 };
 
@@ -803,7 +803,7 @@ static uint32_t garbage_send(struct host *h, size_t k, uint32_t id, uint16_t spo
         break;
     case 10:
         dbx_hdr_encode(raw, DBX_MSG_SOCK_DATA, id, 3);
-        raw[0] = 9;
+        raw[0] = 99;
         memcpy(raw + DBX_FRAME_HDR, "abc", 3);
         host_send_raw(h, raw, sizeof(raw));
         break;
@@ -860,8 +860,27 @@ static void test_garbage(void **state) {
     _cleanup_free_ char *clock_msg = error_text(&f);
     assert_non_null(strstr(clock_msg, "malformed clock frame"));
     frame_clear(&f);
-    host_send(&h, DBX_MSG_CLOCK, 0, tok, dbx_enc_u64(tok, 1));
+    /* a clock that puts the guest behind: stepped at once (not here), nothing said */
+    host_send(&h, DBX_MSG_CLOCK, 0, tok, dbx_enc_u64(tok, (uint64_t)INT64_MAX));
     assert_false(host_next(&h, &f, 50));
+    /* one that puts it ahead (1 ns after the epoch): maybe only late, so the guest asks, with
+     * its monotonic clock as the token, and steps back only on the answer (not here) */
+    host_send(&h, DBX_MSG_CLOCK, 0, tok, dbx_enc_u64(tok, 1));
+    host_expect(&h, DBX_MSG_CLOCK, 0, &f);
+    uint64_t ask = 0;
+    assert_int_equal(dbx_dec_u64(f.p, f.len, &ask), 0);
+    assert_true(ask > 0);
+    frame_clear(&f);
+    /* an EXEC queued behind it waits for the answer, which overtakes it */
+    uint8_t ans[DBX_CLOCK_ANSWER_LEN];
+    host_send(&h, DBX_MSG_CLOCK, 0, ans, dbx_enc_clock(ans, 1, true, ask));
+    assert_false(host_next(&h, &f, 50));
+    /* an answer nobody asked for, and a malformed one: ignored, and an error */
+    host_send(&h, DBX_MSG_CLOCK, 0, ans, dbx_enc_clock(ans, 1, true, ask + 1));
+    assert_false(host_next(&h, &f, 50));
+    host_send(&h, DBX_MSG_CLOCK, 0, ans, 12);
+    host_expect(&h, DBX_MSG_ERROR, 0, &f);
+    frame_clear(&f);
     host_send(&h, DBX_MSG_PING, 0, tok, dbx_enc_u64(tok, 42));
     host_expect(&h, DBX_MSG_PONG, 0, &f);
     frame_clear(&f);

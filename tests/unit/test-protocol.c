@@ -240,6 +240,76 @@ static void check_stream_events(struct events *e, const struct dbx_buf *exec_pay
     assert_event_frame(&e->ev[3], DBX_MSG_EXEC, 0xfffffffeu, exec_payload->data, exec_payload->len);
 }
 
+/* dbx_reader_take: the CLOCK answer behind an EXEC and its STDIN comes out first, and the
+ * others follow in order; a frame of another length or session, a bad header or an incomplete
+ * frame stops or skips as documented. */
+static void test_reader_take(void **state) {
+    struct dbx_buf s = {0}, ep = {0};
+    build_stream(&s, &ep);
+    uint8_t b[DBX_CLOCK_ANSWER_LEN], got[DBX_CLOCK_ANSWER_LEN];
+    frame(&s, DBX_MSG_CLOCK, 0, b, dbx_enc_clock(b, 42, false, 0)); /* 8 bytes: not it */
+    frame(&s, DBX_MSG_CLOCK, 3, b, dbx_enc_clock(b, 43, true, 7));  /* session 3: not it */
+    frame(&s, DBX_MSG_CLOCK, 0, b, dbx_enc_clock(b, 44, true, 9));  /* this one */
+    frame(&s, DBX_MSG_CLOCK, 0, b, dbx_enc_clock(b, 45, true, 10)); /* a second: stays */
+    struct dbx_reader r = {0};
+    /* all but the last byte of the answer: not whole yet */
+    size_t cut = s.len - DBX_FRAME_HDR - DBX_CLOCK_ANSWER_LEN - 1;
+    dbx_reader_feed(&r, s.data, cut);
+    assert_false(dbx_reader_take(&r, DBX_MSG_CLOCK, DBX_CLOCK_ANSWER_LEN, got));
+    dbx_reader_feed(&r, s.data + cut, s.len - cut);
+    assert_true(dbx_reader_take(&r, DBX_MSG_CLOCK, DBX_CLOCK_ANSWER_LEN, got));
+    uint64_t ns, tok;
+    bool answer;
+    assert_int_equal(dbx_dec_clock(got, sizeof(got), &ns, &answer, &tok), 0);
+    assert_true(answer);
+    assert_int_equal(ns, 44);
+    assert_int_equal(tok, 9);
+    struct events e = {0};
+    drain(&r, &e);
+    assert_int_equal(e.n, 7);
+    e.n = 4; /* the stream before, in order */
+    check_stream_events(&e, &ep);
+    e.n = 7;
+    assert_int_equal(e.ev[4].len, 8);
+    assert_int_equal(e.ev[5].session, 3);
+    assert_int_equal(e.ev[6].len, DBX_CLOCK_ANSWER_LEN);
+    assert_int_equal(dbx_dec_clock(e.ev[6].payload, e.ev[6].len, &ns, &answer, &tok), 0);
+    assert_int_equal(ns, 45);
+    events_free(&e);
+    /* a bad header before an answer: the search stops there (next() reports it) */
+    struct dbx_buf t = {0};
+    uint8_t bad[DBX_FRAME_HDR] = {DBX_PROTO_VERSION, 0xee};
+    dbx_buf_put(&t, bad, sizeof(bad));
+    frame(&t, DBX_MSG_CLOCK, 0, b, dbx_enc_clock(b, 46, true, 11));
+    dbx_reader_feed(&r, t.data, t.len);
+    assert_false(dbx_reader_take(&r, DBX_MSG_CLOCK, DBX_CLOCK_ANSWER_LEN, got));
+    dbx_reader_free(&r);
+    dbx_buf_free(&t);
+    dbx_buf_free(&s);
+    dbx_buf_free(&ep);
+}
+
+/* CLOCK: 8 bytes from the host, 16 with an answer's token; the clock fits an int64. */
+static void test_clock_codec(void **state) {
+    uint8_t b[DBX_CLOCK_ANSWER_LEN];
+    uint64_t ns, tok;
+    bool answer;
+    assert_int_equal(dbx_enc_clock(b, 123, false, 99), 8);
+    assert_int_equal(dbx_dec_clock(b, 8, &ns, &answer, &tok), 0);
+    assert_int_equal(ns, 123);
+    assert_false(answer);
+    assert_int_equal(tok, 0);
+    assert_int_equal(dbx_enc_clock(b, 124, true, 0x0102030405060708ull), 16);
+    assert_int_equal(dbx_dec_clock(b, 16, &ns, &answer, &tok), 0);
+    assert_int_equal(ns, 124);
+    assert_true(answer);
+    assert_int_equal(tok, 0x0102030405060708ull);
+    for (size_t n = 0; n < sizeof(b); n++)
+        if (n != 8) assert_int_equal(dbx_dec_clock(b, n, &ns, &answer, &tok), -EPROTO);
+    dbx_enc_clock(b, (uint64_t)INT64_MAX + 1, false, 0);
+    assert_int_equal(dbx_dec_clock(b, 8, &ns, &answer, &tok), -EPROTO);
+}
+
 static void test_reader_byte_by_byte(void **state) {
     struct dbx_buf s = {0}, ep = {0};
     build_stream(&s, &ep);
@@ -2196,6 +2266,8 @@ int main(void) {
         cmocka_unit_test(test_hdr_roundtrip),
         cmocka_unit_test(test_hdr_check_rejects),
         cmocka_unit_test(test_reader_byte_by_byte),
+        cmocka_unit_test(test_reader_take),
+        cmocka_unit_test(test_clock_codec),
         cmocka_unit_test(test_reader_one_feed),
         cmocka_unit_test(test_reader_oversized_skipped),
         cmocka_unit_test(test_reader_bad_version_and_type),

@@ -1,0 +1,62 @@
+/* guest/init-clock.c: the box's wall clock follows the host's (DBX_MSG_CLOCK).
+ *
+ * Forward at once.  A guest reads its clock at boot from an RTC that counts whole seconds, and a
+ * host that sleeps leaves it behind; `make` in the box then sees the host's fresh edits as
+ * written in its future.  A frame that came late only understates how far behind the guest
+ * is, so stepping forward to it never puts the guest ahead.
+ *
+ * Back only on a fresh answer.  The same late frame makes a guest whose clock is right look
+ * ahead by the delay: a frame waits in the port while the init is blocked (on a stalled
+ * workspace, say), and stepping back to it set the box's clock back by the stall, then forward
+ * again at the next command (found in use: the workspace stalled for 22 s, the box's clock
+ * went back 6956 ms).  A guest that seems to lead by CLOCK_AHEAD_NS or more asks the host
+ * (a CLOCK of its own whose token is its CLOCK_MONOTONIC) and steps back only on an answer
+ * that came back within CLOCK_RTT_MAX_NS, to the host's time plus half the round trip.
+ * Leads under a second are left alone: stepping back makes files written just before look
+ * newer than those written next.
+ *
+ * The decision only: init-serve.c reads the clocks, sends the ask, waits for the answer and
+ * sets the clock. */
+#include "init-internal.h"
+
+#define CLOCK_BEHIND_NS 1000000ll     /* 1 ms: step forward */
+#define CLOCK_AHEAD_NS 1000000000ll   /* 1 s: ask, then step back */
+#define CLOCK_RTT_MAX_NS 100000000ull /* an answer slower than this says too little */
+#define CLOCK_REASK_NS 1000000000ull  /* an unanswered ask is repeated after this */
+
+struct clock_verdict clock_decide(struct clock_state *st, uint64_t host_ns, bool answer,
+                                  uint64_t token, int64_t rt_ns, uint64_t mono_ns) {
+    struct clock_verdict v = {.act = CLOCK_KEEP};
+    /* host_ns <= INT64_MAX (dbx_dec_clock) and CLOCK_REALTIME is never negative */
+    if (!answer) {
+        v.lag_ns = (int64_t)host_ns - rt_ns;
+        if (v.lag_ns >= CLOCK_BEHIND_NS) {
+            v.act = CLOCK_STEP;
+            v.to_ns = (int64_t)host_ns;
+        } else if (v.lag_ns <= -CLOCK_AHEAD_NS &&
+                   (!st->ask || mono_ns - st->ask >= CLOCK_REASK_NS)) {
+            v.act = CLOCK_ASK;
+            st->ask = mono_ns ? mono_ns : 1;
+            st->ask_lead_ns = -v.lag_ns;
+        }
+        return v;
+    }
+    if (!st->ask || token != st->ask) return v; /* not asked, or an ask already given up */
+    st->ask = 0;
+    uint64_t rtt = mono_ns - token;
+    if (mono_ns < token || rtt > CLOCK_RTT_MAX_NS) {
+        v.act = CLOCK_SLOW;
+        v.lag_ns = mono_ns < token ? 0 : (int64_t)rtt;
+        return v;
+    }
+    int64_t est = (int64_t)host_ns > INT64_MAX - (int64_t)(rtt / 2)
+                      ? INT64_MAX
+                      : (int64_t)host_ns + (int64_t)(rtt / 2);
+    v.lag_ns = est - rt_ns;
+    if (v.lag_ns >= CLOCK_BEHIND_NS || v.lag_ns <= -CLOCK_AHEAD_NS) {
+        v.act = CLOCK_STEP;
+        v.to_ns = est;
+    }
+    if (v.lag_ns > -CLOCK_AHEAD_NS) v.late_ns = st->ask_lead_ns;
+    return v;
+}
