@@ -110,11 +110,12 @@ void sup_clock_send(struct sup *s, bool force) {
     clock_frame(s, false, 0);
 }
 
-/* The guest asked (it seemed to lead: init-clock.c): the answer goes out at once, since the
- * guest trusts it only when it comes back quickly. */
+/* The guest asked (it seemed to lead: init-clock.c).  It trusts the answer only when it comes
+ * back quickly, and it does: the loop writes what it queued right after the guest's frames it
+ * read (batched, like PONG, so that a flood of asks costs a write per batch, not per ask, and
+ * stops being read past AGENT_OUT_MAX). */
 void sup_clock_answer(struct sup *s, uint64_t token) {
     clock_frame(s, true, token);
-    sup_agent_flush(s);
 }
 
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */

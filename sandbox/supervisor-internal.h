@@ -259,7 +259,7 @@ void sup_check_console_panic(struct sup *s, bool now_or_never);
 void sup_check_liveness(struct sup *s);
 /* DBX_MSG_CLOCK to the guest unless one went less than a second ago (force: anyway). */
 void sup_clock_send(struct sup *s, bool force);
-/* The answer to the guest's CLOCK (its token), written at once. */
+/* The answer to the guest's CLOCK (its token), queued for the loop's write. */
 void sup_clock_answer(struct sup *s, uint64_t token);
 char *sup_nospace_msg(struct sup *s);
 void sup_nospace_poll(struct sup *s);
