@@ -64,8 +64,7 @@ static int start_supervisor(const struct dbx_project *proj, bool network_none, c
     /* Opened here: the child only execs (the supervisor is a new devbox, /proc/self/exe). */
     _cleanup_close_ int lfd =
         open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
-    struct stat st;
-    if (lfd >= 0 && fstat(lfd, &st) == 0 && st.st_size > DBX_LOG_CAP) (void)!ftruncate(lfd, 0);
+    if (lfd >= 0) dbx_log_cut(lfd, DBX_LOG_CAP);
     char *argv[] = {"devbox", "__supervise", (char *)proj->root, network_none ? "none" : NULL,
                     NULL};
     int p[2];

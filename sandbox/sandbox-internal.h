@@ -72,6 +72,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
 void dbx_restart_notice(const char *why);
 /* CLOCK_MONOTONIC in microseconds */
 uint64_t dbx_mono_us(void);
+/* A log of ours (opened O_APPEND) that grew past cap is cut to nothing instead of growing
+ * without bound; true when fd was.  Not a regular file (a pipe, a terminal): false. */
+bool dbx_log_cut(int fd, off_t cap);
 
 /* ---- the host's CA certificates (sandbox-ca.c) ---- */
 /* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an

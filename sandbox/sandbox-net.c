@@ -104,8 +104,7 @@ static int open_log(const char *state_dir, dbx_error **err) {
     _cleanup_free_ char *path = dbx_xasprintf("%s/network.log", state_dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", path);
-    struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size > NET_LOG_CAP) (void)!ftruncate(fd, 0);
+    dbx_log_cut(fd, NET_LOG_CAP);
     return fd;
 }
 
@@ -429,8 +428,7 @@ static void cap_log(struct net *n) {
     if (n->log_fd < 0 || now - n->log_checked_ms < 1000) return;
     n->log_checked_ms = now;
     read_denials(n);
-    struct stat st;
-    if (fstat(n->log_fd, &st) == 0 && st.st_size > NET_LOG_CAP && ftruncate(n->log_fd, 0) == 0) {
+    if (dbx_log_cut(n->log_fd, NET_LOG_CAP)) {
         static const char m[] = "[devbox: network log truncated at its size cap]\n";
         (void)!write(n->log_fd, m, sizeof(m) - 1);
     }

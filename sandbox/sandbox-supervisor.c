@@ -61,9 +61,7 @@ void sup_log(const char *fmt, ...) {
      * is logged), and the file lives as long as the box: past DBX_LOG_CAP it is cut to
      * nothing, with a line that says so, as the console log stops and the network log is cut
      * (the client also cuts it before a start).  The client opens it O_APPEND. */
-    struct stat st;
-    if (fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > DBX_LOG_CAP &&
-        ftruncate(STDERR_FILENO, 0) == 0)
+    if (dbx_log_cut(STDERR_FILENO, DBX_LOG_CAP))
         fprintf(stderr, "%s supervisor: [this log was cut at its size cap, %u bytes]\n", ts,
                 (unsigned)DBX_LOG_CAP);
     fprintf(stderr, "%s supervisor: %s\n", ts, e);
