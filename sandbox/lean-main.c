@@ -8,8 +8,8 @@
  * case is the common one: a known project (its record exists), found without libgit2, whose
  * supervisor answers on its socket.  Everything else (every other command, a VM to boot, a new
  * project, GIT_* variables, a gitfile, -e with a config.ini that may declare secrets, -u root
- * whose failure hint reads the profile, --network none) is handed, with the same argv and
- * environment, to the full devbox: devbox-full next to this binary (the build tree) or in
+ * and --admin, whose failure hints read the profile, --network none) is handed, with the same argv
+ * and environment, to the full devbox: devbox-full next to this binary (the build tree) or in
  * ../lib/devbox (`make install`), found from /proc/self/exe, never from PATH.
  * DEVBOX_CLIENT_DEBUG=1 says on stderr which way a command went; DEVBOX_CLIENT=full always
  * hands over. */
@@ -90,8 +90,10 @@ static const char *needs_full(const struct cmd_ctx *ctx, const struct dbx_exec_o
     if (full_asked()) return "DEVBOX_CLIENT=full";
     /* a running VM with a network cannot be narrowed: the status check and its error */
     if (ctx->network_none) return "--network none";
-    /* a failed `-u root` gets a hint read from the profile (libinih) */
-    if (o->user && !o->admin && dbx_user_is_root(o->user)) return "-u root";
+    /* a failed `-u root` or --admin gets a hint read from the profile (libinih); both are
+     * typed by a person, not called in a loop */
+    if (o->admin) return "--admin";
+    if (o->user && dbx_user_is_root(o->user)) return "-u root";
     /* -e may name a secret config.ini declares (check_env_secrets: libinih) */
     if (o->env && *o->env) {
         _cleanup_free_ char *ini = dbx_xasprintf("%s/config.ini", ctx->paths.config);

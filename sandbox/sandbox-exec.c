@@ -413,22 +413,30 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
 }
 
 #ifndef DBX_LEAN /* the lean client hands `-u root` without --admin to the full devbox */
-/* `-u root` (or `-u 0`, `0:0`...) failed: when the profile gives root in the box no capability, a
- * package manager or chown fails for a reason the user may not guess; say what would work.
- * Asked of the profile on disk, only after a failure (a warm exec stays fast); a profile that
- * does not load says nothing here (the next start reports it). */
-static void hint_admin(const struct dbx_paths *paths, const struct dbx_project *proj,
-                       const struct dbx_exec_opts *o) {
-    if (o->admin || !o->user || !dbx_user_is_root(o->user)) return;
+/* A command as root failed, for a reason the user may not guess; say what would work.  `-u
+ * root` (or `-u 0`, `0:0`...): the profile gives root in the box no capability, so a package
+ * manager or chown fails.  --admin: the box has no network, so a package manager cannot download
+ * (found in use: README's `--admin -- apt-get install -y jq` in a box of the default profile
+ * ended in apt's "Temporary failure resolving 'deb.debian.org'").  Asked of the profile on disk,
+ * only after a failure (a warm exec stays fast); a profile that does not load says nothing here
+ * (the next start reports it). */
+static void hint_root(const struct dbx_paths *paths, const struct dbx_project *proj,
+                      const struct dbx_exec_opts *o) {
+    if (!o->admin && (!o->user || !dbx_user_is_root(o->user))) return;
     struct profile prof = {0};
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_profile_load(paths, proj, &prof, NULL, &e) < 0) return;
     /* what policy/ compiles into the plan's caps for uid 0 */
-    bool none = (prof.caps | prof.caps_user) == 0;
+    bool no_caps = (prof.caps | prof.caps_user) == 0;
+    bool no_net = o->network_none || prof.net_mode == PROFILE_NET_NONE;
     profile_clear(&prof);
-    if (none)
+    if (!o->admin && no_caps)
         fprintf(stderr, "devbox: root in this box has no capabilities; 'devbox exec --admin -- "
                         "CMD' runs one command with the ones package managers need\n");
+    else if (o->admin && no_net)
+        fprintf(stderr, "devbox: this box has no network ([network] mode = none): a package "
+                        "manager cannot download here; [setup] installs with the host's "
+                        "mirrors (docs/setup.md)\n");
 }
 
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
@@ -475,7 +483,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
         }
     }
     dbx_buf_free(&req);
-    if (r > 0 && ran) hint_admin(paths, proj, o);
+    if (r > 0 && ran) hint_root(paths, proj, o);
     return r;
 }
 #endif

@@ -5,7 +5,8 @@
 # can chown a file in / and create one in /etc and under the box user's home.  A plain
 # `-u root` (no capabilities by default) cannot chown or write where only its missing
 # DAC_OVERRIDE would let it (root owns /etc, so creating a file there needs no capability), and
-# a failure of it prints one hint line naming --admin.  Afterwards the box user and `-u root`
+# a failure of it prints one hint line naming --admin; a failed --admin in a box without network
+# one line saying so.  Afterwards the box user and `-u root`
 # are as confined as before; `--admin -u 1000` is refused with one line and 125 (`-u 0:0` and
 # `-u root:root` are root); the supervisor log names each admin command.  The repository's
 # [env] (PATH, LD_PRELOAD, FOO) reaches a plain command but not an --admin one, which gets the
@@ -77,6 +78,18 @@ assert_box_failed "box user chown"
 assert_not_contains "$ERR" "--admin" "box user's failure"
 ok dbx exec -u root -- true
 assert_eq "" "$ERR" "stderr of a successful -u root"
+
+# ---- a failed --admin in a box without network (the default): one hint line saying so -----
+# (found in use: README's `--admin -- apt-get install -y jq` ended in apt's "Temporary failure
+# resolving"; a user reading that does not guess that the box has no network at all)
+NETHINT="devbox: this box has no network ([network] mode = none): a package manager cannot download here; [setup] installs with the host's mirrors (docs/setup.md)"
+expect_rc 3 dbx exec --admin -- sh -c 'echo out; exit 3'
+assert_eq out "$OUT" "stdout of a failed --admin"
+assert_contains "$ERR" "$NETHINT" "failed --admin without network"
+[ "$(printf '%s\n' "$ERR" | grep -cF "$NETHINT")" = 1 ] || fail "network hint printed more than once: $(show "$ERR")"
+assert_not_contains "$ERR" "$HINT" "failed --admin (it has the capabilities)"
+ok dbx exec --admin -- true
+assert_eq "" "$ERR" "stderr of a successful --admin"
 
 # ---- after an admin command: the profile's policy, for everyone ----------------------------
 ok dbx exec -- ./probe status

@@ -4,7 +4,7 @@
 # command went) with output, stdin, exit codes and the stale-profile warning as before, and so
 # does `status [--json]` of a running box (the same output as the full devbox's); every
 # case it cannot decide alone goes to the full devbox and still works: a new project (the first
-# exec boots), GIT_DIR, -e with a config.ini, -u root, other commands, a stopped VM; its errors
+# exec boots), GIT_DIR, -e with a config.ini, -u root, --admin, other commands, a stopped VM; its errors
 # are the full devbox's words; without devbox-full next to it, it says so.  Two boots.
 . "$(dirname "$0")/lib.sh"
 
@@ -59,9 +59,6 @@ mkdir -p "$R/sub/dir"
 run dbx -C "$R/sub/dir" exec -w .. -e A=1 -- sh -c 'echo "$PWD $A"'
 assert_eq "0/$R/sub 1" "$RC/$OUT" "-C, -w and -e (no config.ini) through the lean client"
 assert_contains "$ERR" "devbox: client: lean" "-C -w -e"
-ok dbx exec --admin -- id -u
-assert_eq 0 "$OUT" "--admin"
-assert_contains "$ERR" "devbox: client: lean" "--admin"
 # symlinked way into the repo: the same project, lean
 ln -s "$R/sub" "$TEST_TMP/shortcut"
 run dbx -C "$TEST_TMP/shortcut" exec -- pwd
@@ -90,6 +87,9 @@ rm -f "$DEVBOX_HOME/config/config.ini"
 ok dbx exec -u root -- id -u
 assert_eq 0 "$OUT" "-u root"
 assert_contains "$ERR" "devbox: client: full (-u root)" "-u root"
+ok dbx exec --admin -- id -u
+assert_eq 0 "$OUT" "--admin"
+assert_contains "$ERR" "devbox: client: full (--admin)" "--admin"
 ok env DEVBOX_CLIENT=full "$DEVBOX" exec -- true
 assert_contains "$ERR" "devbox: client: full (DEVBOX_CLIENT=full)" "DEVBOX_CLIENT=full"
 ok dbx ls
