@@ -120,6 +120,9 @@ struct sup {
         uint64_t t_start, t_spawned, t_hello;
         char *disk; /* the disk QEMU boots: the project's overlay, or setup's while it runs */
         bool no_workspace; /* a setup VM that must not see the project (supervisor-setup.c) */
+        /* A setup VM with the workspace: there its commands run as root, so guest root, not
+         * the box user, is the user on the host in the shares' id mapping (spawn_vm) */
+        bool root_is_user;
         /* The workspace directory virtiofsd shares, as it was when virtiofsd started
          * (sup_ws_replaced): a directory made at the same path since is another one. */
         struct sup_dir_id ws_id;

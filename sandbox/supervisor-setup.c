@@ -301,6 +301,7 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     s->net = net;
     s->vm.disk = (char *)build;
     s->vm.no_workspace = !s->prof.setup_workspace;
+    s->vm.root_is_user = s->prof.setup_workspace;
     int r = sup_boot(s, err);
     if (r < 0) dbx_error_wrap(err, "boot the setup VM");
     for (size_t i = 0; r == 0 && i < ncmd && !s->stop_requested; i++) {
@@ -340,6 +341,7 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     s->net = box_net;
     s->vm.disk = box_disk;
     s->vm.no_workspace = false;
+    s->vm.root_is_user = false;
     dbx_plan_free(&plan);
     net_free(net);
     return r;

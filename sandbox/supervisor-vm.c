@@ -491,6 +491,14 @@ static int spawn_vm(struct sup *s, dbx_error **err) {
     if (r == 0 && ws) {
         dbx_set_nonblock(vfs_listen, false);
         r = mounts_idmap_get(&map, err);
+        /* Setup's commands run as root: what they write into the workspace (`npm ci` filling
+         * node_modules) must be the user's own on the host, as the box user's writes are.
+         * Mapped the usual way it landed on the first subordinate id, files the user could
+         * then neither change nor remove (found in use: `rm -rf node_modules` refused).
+         * Guest root gets nothing it did not have: as the namespace's root, virtiofsd already
+         * wrote the user's files for it (CAP_DAC_OVERRIDE over the ids mapped there), and the
+         * protected paths are read-only binds in virtiofsd's own mount namespace either way. */
+        if (r == 0 && s->vm.root_is_user) map.box_uid = map.box_gid = 0;
     }
     /* The virtiofsds' guards set up (each a new devbox process) while passt and QEMU start:
      * QEMU's vhost-user connection waits in the listen queue until virtiofsd itself, behind

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t-rootless: the whole flow as an ordinary user (dbxtest, with /etc/subuid and /etc/subgid
-# ranges): import, exec, file ownership on the host, stop.  Needs root to set the user up.
+# ranges): import, exec, file ownership on the host (guest root's on a subordinate id, a
+# workspace setup's the user's), stop.  Needs root to set the user up.
 . "$(dirname "$0")/lib.sh"
 
 rootless_user
@@ -57,3 +58,18 @@ assert_eq stopped "$(json_get "$OUT" 'j["state"]')" "state after stop as $TU"
 run_in "$RU" as_user timeout 240 "$UD" exec -- cat shared/by-root.txt
 assert_eq 0 "$RC" "exec after stop as $TU (stderr: $(show "$ERR"))"
 assert_eq r "$OUT" "file content after restart"
+
+# what [setup] with workspace = true writes into the workspace is the user's own (in a setup VM
+# guest root is the user there), which the user can remove; found in use: `npm ci` in setup
+# left a node_modules owned by a subordinate id, and `rm -rf node_modules` was refused
+as_user sh -c "printf '[setup]\nrun = mkdir -p %s/deps/sub\n      echo dep > %s/deps/sub/file\nnetwork = none\nworkspace = true\n' '$RU' '$RU' > '$RU/devbox.ini'" ||
+    fail "write devbox.ini as $TU"
+run_in "$RU" as_user timeout 60 "$UD" stop
+run_in "$RU" as_user "$UD" trust
+assert_eq 0 "$RC" "trust as $TU: $(show "$ERR")"
+run_in "$RU" as_user timeout 240 "$UD" exec -- cat deps/sub/file
+assert_eq 0/dep "$RC/$OUT" "a setup with the workspace as $TU (stderr: $(show "$ERR"))"
+for f in "$RU/deps" "$RU/deps/sub" "$RU/deps/sub/file"; do
+    assert_eq "$tuid:$tgid" "$(stat -c %u:%g "$f")" "host owner of $f, written by setup as $TU"
+done
+as_user rm -r "$RU/deps" || fail "$TU cannot remove what setup wrote into the workspace"

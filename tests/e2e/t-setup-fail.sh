@@ -2,7 +2,8 @@
 # t-setup-fail: a [setup] command that fails stops setup there: `devbox exec` exits 125 with one
 # line naming devbox.ini:LINE, the exit code and the command; the later commands do not run;
 # the box refuses every command (each exec tries setup again and fails the same way) until
-# devbox.ini is fixed and trusted.  The busybox image.
+# devbox.ini is fixed and trusted.  A setup with workspace = true reads the project, and what it
+# writes there is the user's on the host.  The busybox image.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -74,11 +75,22 @@ assert_contains "$ERR" "without the workspace unless [setup] workspace = true" \
     "the failure says where setup runs"
 write_profile "$R" "[setup]
 run = cat $R/project-file > /from-workspace
+      mkdir -p $R/deps/sub
+      echo dep > $R/deps/sub/file
 network = none
 workspace = true"
 ok dbx trust
 ok dbx exec -- cat /from-workspace
 assert_eq "project data" "$OUT" "a setup with workspace = true read the project's file"
+# what setup (root in its VM) wrote into the workspace is the user's on the host, as the box
+# user's writes are: the box user and the user can change and remove it (found in use: `npm
+# ci` in [setup] left a node_modules owned by a subordinate id, which `rm -rf` could not remove)
+for f in "$R/deps" "$R/deps/sub" "$R/deps/sub/file"; do
+    assert_eq "$(id -u):$(id -g)" "$(stat -c %u:%g "$f")" "owner on the host of $f, written by setup"
+done
+ok dbx exec -- sh -c "echo box >> $R/deps/sub/file && mkdir $R/deps/sub/more && cat $R/deps/sub/file"
+assert_eq $'dep\nbox' "$OUT" "the box user changing what setup wrote"
+rm -r "$R/deps" || fail "the user cannot remove what setup wrote into the workspace"
 
 # ---- devbox stop while setup runs: the starting command fails, nothing is left running --------
 write_profile "$R" "[setup]

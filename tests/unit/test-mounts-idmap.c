@@ -128,6 +128,14 @@ static void test_ranges(void **state) {
     assert_int_equal(r[2].inside, 1001);
     assert_int_equal(r[2].outside, 2147484648u);
     assert_int_equal(r[2].count, 64536);
+    /* a setup VM with the workspace: guest root is the user, every other id subordinate */
+    assert_int_equal(mounts_idmap_ranges(0, 1000, 100000, 65536, r), 2);
+    assert_int_equal(r[0].inside, 0);
+    assert_int_equal(r[0].outside, 1000);
+    assert_int_equal(r[0].count, 1);
+    assert_int_equal(r[1].inside, 1);
+    assert_int_equal(r[1].outside, 100000);
+    assert_int_equal(r[1].count, 65536);
 }
 
 static void test_subid_overlaps(void **state) {
