@@ -38,6 +38,9 @@ int dbx_send_failed(int fd, int r, const char *what, dbx_error **err);
 /* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
 /* p->id and the dirs from p->root (set). */
 void dbx_project_fill(const struct dbx_paths *paths, struct dbx_project *p);
+/* The identity git on the host uses in the work tree at root (user.name, user.email: its
+ * repository's config, then the user's), each NULL when unset or unfit for the environment. */
+void dbx_git_identity(const char *root, char **ret_name, char **ret_email);
 /* What dbx_project_find decides without libgit2: the canonical cwd (dir, NULL = "."), and the
  * nearest `.git` entry above it as root (NULL when there is none) with the dirs filled in;
  * *ret_gitfile (may be NULL): that `.git` is a file (a worktree's or a submodule's). */

@@ -43,6 +43,33 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool valida
     return 0;
 }
 
+/* One identity value as git would use it, or NULL: unset, empty, over 256 bytes or holding a
+ * control character (it becomes an environment variable in the box). */
+static char *ident_get(git_config *cfg, const char *key) {
+    const char *v = NULL;
+    if (git_config_get_string(&v, cfg, key) < 0 || !v || !*v || strlen(v) > 256) return NULL;
+    for (const unsigned char *c = (const unsigned char *)v; *c; c++)
+        if (*c < 0x20 || *c == 0x7f) return NULL;
+    return dbx_xstrdup(v);
+}
+
+void dbx_git_identity(const char *root, char **ret_name, char **ret_email) {
+    *ret_name = *ret_email = NULL;
+    git_libgit2_init();
+    git_repository *repo = NULL;
+    git_config *cfg = NULL;
+    /* the repository's config, then the user's global and system ones, as git reads them;
+     * libgit2 reads files only (no hook, filter or fsmonitor runs) */
+    if (git_repository_open_ext(&repo, root, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0 &&
+        git_repository_config_snapshot(&cfg, repo) == 0) {
+        *ret_name = ident_get(cfg, "user.name");
+        *ret_email = ident_get(cfg, "user.email");
+    }
+    git_config_free(cfg);
+    git_repository_free(repo);
+    git_libgit2_shutdown();
+}
+
 /* ---- record ----------------------------------------------------------------------------- */
 
 void dbx_project_rec_clear(struct dbx_project_rec *r) {

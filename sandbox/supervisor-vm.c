@@ -870,6 +870,32 @@ static void kernel_autobuild(struct sup *s, const struct profile_user *user,
                 st->cache);
 }
 
+/* The committer identity the host's git uses in this work tree, in every command's environment
+ * (GIT_AUTHOR_* and GIT_COMMITTER_*), so that `git commit` in the box makes the commit the user
+ * would make there; found in use: it failed with "unable to auto-detect email address" where
+ * the host's git commits.  Read once per start, as the profile is.  The profile's [env] wins
+ * (and so does a secret's placeholder): a box that must not learn the user's name or email sets
+ * its own.  Variables rather than the box user's ~/.gitconfig, which is theirs to keep. */
+static void git_identity_env(struct dbx_plan *p, const char *root) {
+    _cleanup_free_ char *name = NULL, *email = NULL;
+    dbx_git_identity(root, &name, &email);
+    const char *vars[][2] = {{"GIT_AUTHOR_NAME", name},
+                             {"GIT_COMMITTER_NAME", name},
+                             {"GIT_AUTHOR_EMAIL", email},
+                             {"GIT_COMMITTER_EMAIL", email}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(vars); i++) {
+        if (!vars[i][1] || p->nenv >= DBX_PLAN_MAX_ENV) continue;
+        size_t kl = strlen(vars[i][0]);
+        bool set = false;
+        for (uint32_t k = 0; k < p->nenv && !set; k++)
+            set = strncmp(p->env[k], vars[i][0], kl) == 0 && p->env[k][kl] == '=';
+        if (set) continue;
+        p->env = dbx_xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
+        p->env[p->nenv++] = dbx_xasprintf("%s=%s", vars[i][0], vars[i][1]);
+        p->env[p->nenv] = NULL;
+    }
+}
+
 /* Which kernel boots (env DEVBOX_KERNEL over [box] kernel; auto = the devbox kernel when it is
  * built) and its initramfs: the Debian kernel's carries the virtio modules, the devbox
  * kernel's only the init. */
@@ -944,6 +970,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
     if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
         return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
     if (sup_secrets_guest(s, err) < 0) return -1;
+    git_identity_env(&s->plan, s->proj.root);
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);
