@@ -13,7 +13,8 @@ mkdir -p "$HOME"
 git config --global user.name "Ada Lovelace" || fail "git config --global"
 git config --global user.email ada@example.invalid || fail "git config --global"
 R="$TEST_TMP/repos/proj"
-mkdir -p "$R" && git -C "$R" init -q || fail "git init $R"
+mkdir -p "$R" || fail "mkdir $R"
+git -C "$R" init -q || fail "git init $R"
 cd "$R" || fail "cd $R"
 IDENT='echo "$GIT_AUTHOR_NAME|$GIT_AUTHOR_EMAIL|$GIT_COMMITTER_NAME|$GIT_COMMITTER_EMAIL"'
 
