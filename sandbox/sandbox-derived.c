@@ -282,6 +282,16 @@ char *dbx_derived_name(const struct dbx_derived *d) {
     return dbx_xasprintf("%s+setup-%.12s", d->image, d->key);
 }
 
+char *dbx_derived_disk_name(const struct dbx_derived *d, const char *path) {
+    const char *a = strrchr(path, '/'), *b = d->disk ? strrchr(d->disk, '/') : NULL;
+    /* not its current disk: one `setup --force` replaced, which `devbox images` no longer
+     * lists under that name (found in use: gc's "would remove derived disk X" next to an X
+     * that a project used) */
+    bool earlier = b && strcmp(a ? a : path, b) != 0;
+    return dbx_xasprintf("%s+setup-%.12s%s", d->image, d->key,
+                         earlier ? " (an earlier build, which no project uses)" : "");
+}
+
 int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,
                       dbx_error **err) {
     _cleanup_free_ char *dir = dbx_derived_dir(paths);
@@ -320,7 +330,7 @@ int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64
         names[i] = NULL;
         struct dbx_derived x = {0};
         if (rec_load(dir, key, &x, NULL) == 0) {
-            _cleanup_free_ char *nm = dbx_derived_name(&x);
+            _cleanup_free_ char *nm = dbx_derived_disk_name(&x, path);
             removed = dbx_strv_push(removed, nm);
             dbx_derived_clear(&x);
         }

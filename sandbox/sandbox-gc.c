@@ -261,8 +261,9 @@ static void dry_derived(const struct dbx_paths *paths, struct dbx_gc_report *r) 
         if (used || lstat(path, &st) < 0) continue;
         r->freed += (uint64_t)st.st_blocks * 512;
         struct dbx_derived x = {0};
-        _cleanup_free_ char *name =
-            dbx_derived_load(paths, key, &x, NULL) == 0 ? dbx_derived_name(&x) : dbx_xstrdup(key);
+        _cleanup_free_ char *name = dbx_derived_load(paths, key, &x, NULL) == 0
+                                        ? dbx_derived_disk_name(&x, path)
+                                        : dbx_xstrdup(key);
         dbx_derived_clear(&x);
         r->derived = dbx_strv_push(r->derived, name);
     }

@@ -182,6 +182,9 @@ void dbx_derived_list_free(struct dbx_derived *v, size_t n);
 bool dbx_derived_is_disk(const struct dbx_paths *paths, const char *path, char key[65]);
 /* How `devbox images` names it: "IMAGE+setup-<12 hex of the key>". */
 char *dbx_derived_name(const struct dbx_derived *d);
+/* The name of the derived disk file at path, said to be an earlier build when it is not d's
+ * current disk. */
+char *dbx_derived_disk_name(const struct dbx_derived *d, const char *path);
 /* Delete the derived disks no project uses (and records left with no disk); *ret_removed
  * gets their names. */
 int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,

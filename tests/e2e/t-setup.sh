@@ -144,8 +144,13 @@ assert_eq "$TOOL_OUT"$'\nkept' "$OUT" "after setup --force: the tool and the wor
 derived=$(find "$DEVBOX_HOME" -name '*.qcow2' ! -path '*/projects/*' | LC_ALL=C sort)
 [ -n "$derived" ] || fail "no derived disk (*.qcow2 outside the projects' directories) under $DEVBOX_HOME: $(find "$DEVBOX_HOME/data" -type f | head -n 20 | tr '\n' ' ')"
 log "derived disks: $(printf '%s' "$derived" | tr '\n' ' ')"
-ok dbx rm --force
+# the second project was the last user of the build setup --force replaced: gc says which
 ok dbx -C "$R2" rm --force
+ok dbx gc --dry-run
+assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c 'would remove derived disk .*+setup-.* (an earlier build, which no project uses)$')" \
+    "gc --dry-run's line for the earlier build: $(show "$OUT")"
+assert_not_contains "$OUT" "would remove 1 project" "gc --dry-run with the first project in use"
+ok dbx rm --force
 assert_no_vm_procs 10
 ok dbx image prune
 ok dbx images --json
