@@ -51,7 +51,9 @@ struct mounts_vfs_config {
  *   out (checked) and no account owns.
  * So files the guest's default user creates are owned on the host by the user, and files guest
  * root creates land on an unprivileged id, never on the user or real root; workspace files
- * owned by other host ids appear as the overflow id (nobody). */
+ * owned by other host ids appear as the overflow id (nobody).  The one exception is a setup VM
+ * with the workspace (sandbox/supervisor-vm.c), whose commands run as root: there box_uid and
+ * box_gid are 0, so guest root is the user and the default user a subordinate id. */
 #define MOUNTS_ROOT_BOX_ID 1000u
 #define MOUNTS_ROOT_SUB_START 2147483648u /* 2^31 */
 #define MOUNTS_ROOT_SUB_COUNT 65536u

@@ -286,10 +286,10 @@ char *dbx_derived_disk_name(const struct dbx_derived *d, const char *path) {
     const char *a = strrchr(path, '/'), *b = d->disk ? strrchr(d->disk, '/') : NULL;
     /* not its current disk: one `setup --force` replaced, which `devbox images` no longer
      * lists under that name (found in use: gc's "would remove derived disk X" next to an X
-     * that a project used) */
-    bool earlier = b && strcmp(a ? a : path, b) != 0;
+     * that a project used); file names compared */
+    bool earlier = d->disk && strcmp(a ? a + 1 : path, b ? b + 1 : d->disk) != 0;
     return dbx_xasprintf("%s+setup-%.12s%s", d->image, d->key,
-                         earlier ? " (an earlier build, which no project uses)" : "");
+                         earlier ? " (an earlier build, not the one `devbox images` lists)" : "");
 }
 
 int dbx_derived_prune(const struct dbx_paths *paths, char ***ret_removed, uint64_t *ret_freed,

@@ -412,31 +412,37 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     return r < 0 ? r : x.code;
 }
 
-#ifndef DBX_LEAN /* the lean client hands `-u root` without --admin to the full devbox */
+#ifndef DBX_LEAN /* the lean client hands `-u root` and --admin to the full devbox */
 /* A command as root failed, for a reason the user may not guess; say what would work.  `-u
  * root` (or `-u 0`, `0:0`...): the profile gives root in the box no capability, so a package
- * manager or chown fails.  --admin: the box has no network, so a package manager cannot download
- * (found in use: README's `--admin -- apt-get install -y jq` in a box of the default profile
- * ended in apt's "Temporary failure resolving 'deb.debian.org'").  Asked of the profile on disk,
- * only after a failure (a warm exec stays fast); a profile that does not load says nothing here
- * (the next start reports it). */
+ * manager or chown fails (asked of the profile on disk; one that does not load says nothing
+ * here, the next start reports it).  --admin: the box runs without a network, so a package
+ * manager cannot download (found in use: README's `--admin -- apt-get install -y jq` in a box of
+ * the default profile ended in apt's "Temporary failure resolving 'deb.debian.org'"); asked of
+ * the running box's status file, which says the network it started with.  Only after a failure
+ * (a warm exec stays fast). */
 static void hint_root(const struct dbx_paths *paths, const struct dbx_project *proj,
                       const struct dbx_exec_opts *o) {
-    if (!o->admin && (!o->user || !dbx_user_is_root(o->user))) return;
+    if (o->admin) {
+        struct dbx_status st = {0};
+        bool no_net = dbx_status_read(proj->run_dir, &st) == 0 && st.state != DBX_VM_STOPPED &&
+                      st.network == DBX_NET_NONE;
+        dbx_status_clear(&st);
+        if (no_net)
+            fprintf(stderr, "devbox: this box has no network: a package manager cannot download "
+                            "here; [setup] installs with the host's mirrors (docs/setup.md)\n");
+        return;
+    }
+    if (!o->user || !dbx_user_is_root(o->user)) return;
     struct profile prof = {0};
     _cleanup_error_ dbx_error *e = NULL;
     if (dbx_profile_load(paths, proj, &prof, NULL, &e) < 0) return;
     /* what policy/ compiles into the plan's caps for uid 0 */
-    bool no_caps = (prof.caps | prof.caps_user) == 0;
-    bool no_net = o->network_none || prof.net_mode == PROFILE_NET_NONE;
+    bool none = (prof.caps | prof.caps_user) == 0;
     profile_clear(&prof);
-    if (!o->admin && no_caps)
+    if (none)
         fprintf(stderr, "devbox: root in this box has no capabilities; 'devbox exec --admin -- "
                         "CMD' runs one command with the ones package managers need\n");
-    else if (o->admin && no_net)
-        fprintf(stderr, "devbox: this box has no network ([network] mode = none): a package "
-                        "manager cannot download here; [setup] installs with the host's "
-                        "mirrors (docs/setup.md)\n");
 }
 
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,

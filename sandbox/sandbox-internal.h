@@ -35,12 +35,15 @@ int dbx_supervisor_bad_frame(const struct dbx_frame_hdr *h, dbx_error **err);
  * when a supervisor of another devbox build answered before it closed, that.  Returns -1. */
 int dbx_send_failed(int fd, int r, const char *what, dbx_error **err);
 
+/* user.name and user.email as the host's git reads them in the work tree at root (its
+ * repository's config, then the user's global and system ones), each NULL when unset or unfit
+ * for an environment variable.  Without the repository's config (a symlinked `.git`, or one
+ * libgit2 cannot open) the user's alone, and -1 with *err saying why. */
+int dbx_git_identity(const char *root, char **ret_name, char **ret_email, dbx_error **err);
+
 /* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
 /* p->id and the dirs from p->root (set). */
 void dbx_project_fill(const struct dbx_paths *paths, struct dbx_project *p);
-/* The identity git on the host uses in the work tree at root (user.name, user.email: its
- * repository's config, then the user's), each NULL when unset or unfit for the environment. */
-void dbx_git_identity(const char *root, char **ret_name, char **ret_email);
 /* What dbx_project_find decides without libgit2: the canonical cwd (dir, NULL = "."), and the
  * nearest `.git` entry above it as root (NULL when there is none) with the dirs filled in;
  * *ret_gitfile (may be NULL): that `.git` is a file (a worktree's or a submodule's). */

@@ -53,21 +53,38 @@ static char *ident_get(git_config *cfg, const char *key) {
     return dbx_xstrdup(v);
 }
 
-void dbx_git_identity(const char *root, char **ret_name, char **ret_email) {
+int dbx_git_identity(const char *root, char **ret_name, char **ret_email, dbx_error **err) {
     *ret_name = *ret_email = NULL;
     git_libgit2_init();
     git_repository *repo = NULL;
     git_config *cfg = NULL;
-    /* the repository's config, then the user's global and system ones, as git reads them;
-     * libgit2 reads files only (no hook, filter or fsmonitor runs) */
-    if (git_repository_open_ext(&repo, root, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0 &&
-        git_repository_config_snapshot(&cfg, repo) == 0) {
+    int r = 0;
+    /* libgit2 reads config files only: no hook, filter or fsmonitor runs.  A `.git` that is a
+     * symlink is not followed (a gitfile is: the worktree's and submodule's own, which the box
+     * cannot write); an unreadable one leaves the user's own config. */
+    _cleanup_free_ char *dotgit = dbx_xasprintf("%s/.git", root);
+    struct stat st;
+    if (lstat(dotgit, &st) == 0 && S_ISLNK(st.st_mode))
+        r = dbx_error_setx(err, ELOOP, "'%s' is a symlink: its config is not read", dotgit);
+    else if (git_repository_open_ext(&repo, root, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0 ||
+             git_repository_config_snapshot(&cfg, repo) < 0) {
+        const git_error *e = git_error_last();
+        r = dbx_error_setx(err, EIO, "the repository's config at '%s': %s", root,
+                           e && e->message ? e->message : "libgit2 failed");
+    }
+    git_config *def = NULL;
+    if (!cfg && git_config_open_default(&def) == 0) {
+        git_config_snapshot(&cfg, def);
+        git_config_free(def);
+    }
+    if (cfg) {
         *ret_name = ident_get(cfg, "user.name");
         *ret_email = ident_get(cfg, "user.email");
     }
     git_config_free(cfg);
     git_repository_free(repo);
     git_libgit2_shutdown();
+    return r;
 }
 
 /* ---- record ----------------------------------------------------------------------------- */

@@ -870,15 +870,19 @@ static void kernel_autobuild(struct sup *s, const struct profile_user *user,
                 st->cache);
 }
 
-/* The committer identity the host's git uses in this work tree, in every command's environment
- * (GIT_AUTHOR_* and GIT_COMMITTER_*), so that `git commit` in the box makes the commit the user
- * would make there; found in use: it failed with "unable to auto-detect email address" where
- * the host's git commits.  Read once per start, as the profile is.  The profile's [env] wins
- * (and so does a secret's placeholder): a box that must not learn the user's name or email sets
- * its own.  Variables rather than the box user's ~/.gitconfig, which is theirs to keep. */
+/* user.name and user.email as the host's git reads them in this work tree, in every command's
+ * environment (GIT_AUTHOR_* and GIT_COMMITTER_*), so that `git commit` in the box makes the
+ * commit the user would make there; found in use: it failed with "unable to auto-detect email
+ * address" where the host's git commits.  Read once per start, as the profile is.  The
+ * profile's [env] wins (and so does a secret's placeholder): a box that must not learn the
+ * user's name or email sets its own.  Variables, not a file in the box: they override an
+ * identity set inside the box (its ~/.gitconfig, a `git config` there), which a file would
+ * have to overwrite. */
 static void git_identity_env(struct dbx_plan *p, const char *root) {
     _cleanup_free_ char *name = NULL, *email = NULL;
-    dbx_git_identity(root, &name, &email);
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_git_identity(root, &name, &email, &e) < 0)
+        sup_log("git identity for the box: %s; the user's own config is used", e->msg);
     const char *vars[][2] = {{"GIT_AUTHOR_NAME", name},
                              {"GIT_COMMITTER_NAME", name},
                              {"GIT_AUTHOR_EMAIL", email},

@@ -82,7 +82,7 @@ assert_eq "" "$ERR" "stderr of a successful -u root"
 # ---- a failed --admin in a box without network (the default): one hint line saying so -----
 # (found in use: README's `--admin -- apt-get install -y jq` ended in apt's "Temporary failure
 # resolving"; a user reading that does not guess that the box has no network at all)
-NETHINT="devbox: this box has no network ([network] mode = none): a package manager cannot download here; [setup] installs with the host's mirrors (docs/setup.md)"
+NETHINT="devbox: this box has no network: a package manager cannot download here; [setup] installs with the host's mirrors (docs/setup.md)"
 expect_rc 3 dbx exec --admin -- sh -c 'echo out; exit 3'
 assert_eq out "$OUT" "stdout of a failed --admin"
 assert_contains "$ERR" "$NETHINT" "failed --admin without network"

@@ -90,7 +90,7 @@ for f in "$R/deps" "$R/deps/sub" "$R/deps/sub/file"; do
 done
 ok dbx exec -- sh -c "echo box >> $R/deps/sub/file && mkdir $R/deps/sub/more && cat $R/deps/sub/file"
 assert_eq $'dep\nbox' "$OUT" "the box user changing what setup wrote"
-rm -r "$R/deps" || fail "the user cannot remove what setup wrote into the workspace"
+rm -r "$R/deps" || fail "remove what setup wrote into the workspace" # (as the user: t-rootless)
 
 # ---- devbox stop while setup runs: the starting command fails, nothing is left running --------
 write_profile "$R" "[setup]

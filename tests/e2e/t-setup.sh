@@ -147,7 +147,7 @@ log "derived disks: $(printf '%s' "$derived" | tr '\n' ' ')"
 # the second project was the last user of the build setup --force replaced: gc says which
 ok dbx -C "$R2" rm --force
 ok dbx gc --dry-run
-assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c 'would remove derived disk .*+setup-.* (an earlier build, which no project uses)$')" \
+assert_eq 1 "$(printf '%s\n' "$OUT" | grep -c 'would remove derived disk .*+setup-.* (an earlier build, not the one `devbox images` lists)$')" \
     "gc --dry-run's line for the earlier build: $(show "$OUT")"
 assert_not_contains "$OUT" "would remove 1 project" "gc --dry-run with the first project in use"
 ok dbx rm --force
