@@ -40,6 +40,11 @@ int dbx_send_failed(int fd, int r, const char *what, dbx_error **err);
  * for an environment variable.  Without the repository's config (a symlinked `.git`, or one
  * libgit2 cannot open) the user's alone, and -1 with *err saying why. */
 int dbx_git_identity(const char *root, char **ret_name, char **ret_email, dbx_error **err);
+/* libgit2's global state kept from hold to release: setting it up (OpenSSL, the CA bundle)
+ * costs 4-8 ms, which each libgit2 call pays again without it; a start needs it twice (the
+ * repository check, the identity). */
+void dbx_git_hold(void);
+void dbx_git_release(void);
 
 /* ---- the lean client's share (sandbox-lean.c: libc and common/ only) ---- */
 /* p->id and the dirs from p->root (set). */

@@ -43,6 +43,14 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool valida
     return 0;
 }
 
+void dbx_git_hold(void) {
+    git_libgit2_init();
+}
+
+void dbx_git_release(void) {
+    git_libgit2_shutdown();
+}
+
 /* One identity value as git would use it, or NULL: unset, empty, over 256 bytes or holding a
  * control character (it becomes an environment variable in the box). */
 static char *ident_get(git_config *cfg, const char *key) {

@@ -266,6 +266,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     _cleanup_free_ char *sock = NULL, *alive = NULL;
     _cleanup_close_ int alive_fd = -EBADF;
     bool clean = false;
+    bool git_held = false;
     char pid[24];
     int pn = 0;
     sigset_t mask;
@@ -281,6 +282,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, errno, "signalfd");
         goto out;
     }
+    dbx_git_hold(); /* through sup_prepare: the project's check and its git identity */
+    git_held = true;
     if (dbx_paths_init(&s.paths, &err) < 0 ||
         dbx_project_find(&s.paths, root, true, &s.proj, &err) < 0 ||
         dbx_project_dirs(&s.proj, &err) < 0)
@@ -306,6 +309,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     s.vm.t_start = dbx_now_ns();
     sup_log("starting for '%s'", s.proj.root);
     if (sup_prepare(&s, &err) < 0) goto out;
+    dbx_git_release();
+    git_held = false;
     if (s.stop_requested) { /* a stop during [setup]: do not boot the box after all */
         dbx_error_set(&err, 0, "stopped while starting");
         goto out;
@@ -346,6 +351,7 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     sup_event_box(&s, s.idle.stopped_ms ? "idle-stopped" : "stopped",
                   clean || s.guest.stopping ? NULL : "QEMU exited unexpectedly");
 out:
+    if (git_held) dbx_git_release();
     if (err) {
         sup_log("error: %s", err->msg);
         sup_ready_say(&s, 'E', err->msg);
