@@ -16,6 +16,21 @@ void dbx_plan_permissive(struct dbx_plan *ret) {
                              .net_dns = dbx_xstrdup("")};
 }
 
+int dbx_plan_env_find(const struct dbx_plan *p, const char *name) {
+    size_t kl = strlen(name);
+    for (uint32_t i = 0; i < p->nenv; i++)
+        if (strncmp(p->env[i], name, kl) == 0 && p->env[i][kl] == '=') return (int)i;
+    return -1;
+}
+
+bool dbx_plan_env_add(struct dbx_plan *p, const char *name, const char *value) {
+    if (p->nenv >= DBX_PLAN_MAX_ENV) return false;
+    p->env = dbx_xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
+    p->env[p->nenv++] = dbx_xasprintf("%s=%s", name, value);
+    p->env[p->nenv] = NULL;
+    return true;
+}
+
 void dbx_plan_free(struct dbx_plan *p) {
     if (!p) return;
     free(p->user);

@@ -82,6 +82,11 @@ struct dbx_plan {
 void dbx_plan_encode(const struct dbx_plan *p, struct dbx_buf *out);
 int dbx_plan_decode(const uint8_t *p, size_t n, struct dbx_plan *ret, dbx_error **err);
 void dbx_plan_free(struct dbx_plan *p);
+/* The index in p->env of NAME's "NAME=...", or -1. */
+int dbx_plan_env_find(const struct dbx_plan *p, const char *name);
+/* "NAME=value" added to p->env (kept NULL-terminated): false, and nothing added, when it holds
+ * DBX_PLAN_MAX_ENV entries already. */
+bool dbx_plan_env_add(struct dbx_plan *p, const char *name, const char *value);
 /* A plan that changes nothing: no limits, every capability, no seccomp. */
 void dbx_plan_permissive(struct dbx_plan *ret);
 

@@ -143,13 +143,6 @@ static const char *const proxy_env[][2] = {
     {"all_proxy", POLICY_PROXY_URL},  {"no_proxy", POLICY_NO_PROXY},
 };
 
-static bool env_has(char *const *env, uint32_t n, const char *key) {
-    size_t kl = strlen(key);
-    for (uint32_t i = 0; i < n; i++)
-        if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=') return true;
-    return false;
-}
-
 static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx_error **err) {
     for (size_t i = 0; p->allow && p->allow[i]; i++) {
         struct profile_allow pat;
@@ -159,15 +152,12 @@ static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx
     plan->net_mode = DBX_NET_ALLOWLIST;
     plan->proxy_port = POLICY_PROXY_PORT;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(proxy_env); i++) {
-        if (env_has(plan->env, plan->nenv, proxy_env[i][0])) continue; /* the profile's wins */
-        if (plan->nenv >= DBX_PLAN_MAX_ENV)
+        if (dbx_plan_env_find(plan, proxy_env[i][0]) >= 0) continue; /* the profile's wins */
+        if (!dbx_plan_env_add(plan, proxy_env[i][0], proxy_env[i][1]))
             return dbx_error_setx(err, E2BIG,
                                   "env: no room for the proxy variables (%u "
                                   "entries at most)",
                                   DBX_PLAN_MAX_ENV);
-        plan->env = dbx_xrealloc(plan->env, (plan->nenv + 2) * sizeof(char *));
-        plan->env[plan->nenv++] = dbx_xasprintf("%s=%s", proxy_env[i][0], proxy_env[i][1]);
-        plan->env[plan->nenv] = NULL;
     }
     return 0;
 }

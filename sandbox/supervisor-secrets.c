@@ -441,28 +441,20 @@ int sup_secrets_guest(struct sup *s, dbx_error **err) {
     struct dbx_plan *p = &s->plan;
     for (size_t i = 0; i < z->n; i++) {
         const char *name = z->v[i].name;
-        size_t kl = strlen(name);
-        _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", name, z->v[i].placeholder);
-        bool replaced = false;
-        for (uint32_t k = 0; k < p->nenv && !replaced; k++)
-            if (strncmp(p->env[k], name, kl) == 0 && p->env[k][kl] == '=') {
-                _cleanup_free_ char *w = dbx_xasprintf("[env] %s is the placeholder of secret '%s' "
-                                                       "in the box, not the profile's value",
-                                                       name, name);
-                sup_log("%s", w);
-                sup_ready_say(s, 'W', w);
-                free(p->env[k]);
-                p->env[k] = TAKE_PTR(kv);
-                replaced = true;
-            }
-        if (replaced) continue;
-        if (p->nenv >= DBX_PLAN_MAX_ENV)
+        int k = dbx_plan_env_find(p, name);
+        if (k >= 0) {
+            _cleanup_free_ char *w = dbx_xasprintf("[env] %s is the placeholder of secret '%s' "
+                                                   "in the box, not the profile's value",
+                                                   name, name);
+            sup_log("%s", w);
+            sup_ready_say(s, 'W', w);
+            free(p->env[k]);
+            p->env[k] = dbx_xasprintf("%s=%s", name, z->v[i].placeholder);
+        } else if (!dbx_plan_env_add(p, name, z->v[i].placeholder)) {
             return dbx_error_setx(err, E2BIG,
                                   "env: no room for the secrets' variables (%u at most)",
                                   DBX_PLAN_MAX_ENV);
-        p->env = dbx_xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
-        p->env[p->nenv++] = TAKE_PTR(kv);
-        p->env[p->nenv] = NULL;
+        }
     }
     return 0;
 }

@@ -887,17 +887,9 @@ static void git_identity_env(struct dbx_plan *p, const char *root) {
                              {"GIT_COMMITTER_NAME", name},
                              {"GIT_AUTHOR_EMAIL", email},
                              {"GIT_COMMITTER_EMAIL", email}};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(vars); i++) {
-        if (!vars[i][1] || p->nenv >= DBX_PLAN_MAX_ENV) continue;
-        size_t kl = strlen(vars[i][0]);
-        bool set = false;
-        for (uint32_t k = 0; k < p->nenv && !set; k++)
-            set = strncmp(p->env[k], vars[i][0], kl) == 0 && p->env[k][kl] == '=';
-        if (set) continue;
-        p->env = dbx_xrealloc(p->env, (p->nenv + 2) * sizeof(char *));
-        p->env[p->nenv++] = dbx_xasprintf("%s=%s", vars[i][0], vars[i][1]);
-        p->env[p->nenv] = NULL;
-    }
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(vars); i++)
+        if (vars[i][1] && dbx_plan_env_find(p, vars[i][0]) < 0)
+            (void)dbx_plan_env_add(p, vars[i][0], vars[i][1]); /* full: the box goes without */
 }
 
 /* Which kernel boots (env DEVBOX_KERNEL over [box] kernel; auto = the devbox kernel when it is
