@@ -770,6 +770,8 @@ static const struct prof_user_key user_keys[] = {
     {"registries", "ca_file", 0},
     {"network", "listen", 0},
     {"network", "ca_files", PROF_LIST},
+    {"network", "proxy", 0},
+    {"network", "no_proxy", PROF_LIST},
     /* also a profile key: in a profile it is the repo's own list (profiles-parse.c) */
     {"setup", "allow", PROF_LIST},
     /* [box] is a profile section too; kernel_autobuild and idle_stop are the user's alone */

@@ -607,6 +607,27 @@ static void user_setting(struct profile_user *u, const struct profile_layer *l,
                        errors);
     } else if (strcmp(e->key, "ca_files") == 0) {
         user_ca_files(u, l, e, errors);
+    } else if (strcmp(e->key, "proxy") == 0) { /* [network] */
+        struct profile_proxy px = {0};
+        if (strcmp(v, "none") == 0) {
+            free(u->proxy), u->proxy = NULL, u->proxy_set = true;
+        } else if (profile_proxy_parse(v, &px, &why) < 0) {
+            _cleanup_free_ char *shown = profile_proxy_redact(v);
+            prof_errf(errors, "%s:%u: [network] proxy: '%s': %s (or 'none')", l->name, e->line,
+                      shown, why);
+        } else {
+            free(u->proxy), u->proxy = dbx_xstrdup(v), u->proxy_set = true;
+            profile_proxy_clear(&px);
+        }
+    } else if (strcmp(e->key, "no_proxy") == 0) { /* [network] */
+        if (e->nparts == 1 && strcmp(e->parts[0].text, "none") == 0) {
+            dbx_strv_free(u->no_proxy);
+            u->no_proxy = NULL;
+        } else {
+            prof_user_list(l, e, profile_no_proxy_normalize, PROFILE_MAX_LIST, &u->no_proxy,
+                           errors);
+        }
+        u->no_proxy_set = true;
     } else if (strcmp(e->section, "setup") == 0) { /* allow */
         prof_user_list(l, e, prof_allow_normalize, PROFILE_MAX_LIST, &u->setup_allow, errors);
         u->setup_allow_set = true;
@@ -707,6 +728,8 @@ void profile_user_clear(struct profile_user *u) {
     free(u->registries_ca_file);
     free(u->listen);
     dbx_strv_free(u->ca_files);
+    free(u->proxy);
+    dbx_strv_free(u->no_proxy);
     dbx_strv_free(u->setup_allow);
     dbx_strv_free(u->private_dirs);
     prof_secrets_free(u->secrets, u->nsecrets);

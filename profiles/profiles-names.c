@@ -400,3 +400,114 @@ bool prof_image_ref_ok(const char *ref, const char **why) {
     }
     return true;
 }
+
+/* ---- the upstream proxy ------------------------------------------------------------------ */
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Percent-decode n bytes of a URL's userinfo; NULL when an escape is malformed or decodes to
+ * a control character (it goes into a header, base64-encoded, but a NUL would cut it). */
+static char *userinfo_decode(const char *s, size_t n) {
+    _cleanup_free_ char *out = dbx_xcalloc(1, n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)s[i];
+        if (c == '%') {
+            if (i + 2 >= n || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0) return NULL;
+            c = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+            i += 2;
+        }
+        if (c < 0x20 || c == 0x7f) return NULL;
+        out[k++] = (char)c;
+    }
+    return TAKE_PTR(out);
+}
+
+int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char **why) {
+    size_t len = strlen(url);
+    if (len == 0) return *why = "empty", -EINVAL;
+    if (len > PROFILE_PROXY_MAX) return *why = "longer than 1024 bytes", -EINVAL;
+    const char *s = url;
+    const char *sep = strstr(s, "://");
+    if (sep) {
+        if ((size_t)(sep - s) != 4 || strncasecmp(s, "http", 4) != 0)
+            return *why = "only an http:// proxy is supported (the box's TLS goes through it "
+                          "as a CONNECT tunnel)",
+                   -EINVAL;
+        s = sep + 3;
+    }
+    _cleanup_free_ char *rest = dbx_xstrdup(s);
+    size_t rl = strlen(rest);
+    if (rl && rest[rl - 1] == '/') rest[--rl] = '\0';
+    if (strpbrk(rest, "/?#")) return *why = "a proxy URL has no path, query or fragment", -EINVAL;
+    char *at = strrchr(rest, '@');
+    _cleanup_free_ char *userinfo = NULL;
+    const char *hostport = rest;
+    if (at) {
+        if (at == rest) return *why = "empty user name before '@'", -EINVAL;
+        userinfo = userinfo_decode(rest, (size_t)(at - rest));
+        if (!userinfo)
+            return *why = "user name or password: a bad %-escape or a control character", -EINVAL;
+        hostport = at + 1;
+    }
+    struct profile_allow h;
+    if (profile_allow_parse(hostport, &h, why) < 0) return -EINVAL;
+    if (h.kind == PROFILE_ALLOW_SUFFIX || (h.kind == PROFILE_ALLOW_ADDR && h.cidr))
+        return *why = "the proxy must be one host name or address", -EINVAL;
+    if (!h.port) return *why = "needs a port (http://proxy.example:3128)", -EINVAL;
+    *ret = (struct profile_proxy){.host = h, .userinfo = TAKE_PTR(userinfo)};
+    return 0;
+}
+
+void profile_proxy_clear(struct profile_proxy *p) {
+    if (!p) return;
+    free(p->userinfo);
+    *p = (struct profile_proxy){0};
+}
+
+char *profile_proxy_display(const struct profile_proxy *p) {
+    _cleanup_free_ char *hp = profile_allow_format(&p->host);
+    if (!p->userinfo) return dbx_xasprintf("http://%s", hp);
+    _cleanup_free_ char *user = dbx_xstrndup(p->userinfo, strcspn(p->userinfo, ":"));
+    dbx_sanitize_printable(user);
+    return dbx_xasprintf("http://%s:***@%s", user, hp);
+}
+
+char *profile_proxy_redact(const char *url) {
+    const char *sep = strstr(url, "://");
+    const char *start = sep ? sep + 3 : url, *at = strrchr(start, '@');
+    _cleanup_free_ char *out =
+        at ? dbx_xasprintf("%.*s***%s", (int)(start - url), url, at) : dbx_xstrdup(url);
+    return dbx_sanitize_printable(TAKE_PTR(out));
+}
+
+char *profile_no_proxy_normalize(const char *in, const char **why) {
+    if (strcmp(in, "*") == 0) return dbx_xstrdup("*");
+    const char *s = dbx_str_has_prefix(in, "*.") ? in + 2 : in[0] == '.' ? in + 1 : in;
+    struct profile_allow a;
+    if (profile_allow_parse(s, &a, why) < 0) return NULL;
+    if (a.port) return *why = "no_proxy entries take no port", NULL;
+    if (a.kind == PROFILE_ALLOW_SUFFIX) return *why = "not a host name or IP address", NULL;
+    return profile_allow_format(&a);
+}
+
+bool profile_no_proxy_match(const struct profile_allow *e, bool is_addr, const struct dbx_addr *a,
+                            const char *name) {
+    if (e->kind == PROFILE_ALLOW_ADDR) {
+        if (!is_addr || a->family != e->addr.family) return false;
+        for (unsigned bit = 0; bit < e->prefix; bit++) {
+            unsigned mask = 0x80u >> (bit % 8);
+            if ((a->a[bit / 8] & mask) != (e->addr.a[bit / 8] & mask)) return false;
+        }
+        return true;
+    }
+    if (is_addr || e->kind != PROFILE_ALLOW_NAME) return false;
+    size_t hl = strlen(name), el = strlen(e->name);
+    return strcmp(name, e->name) == 0 ||
+           (hl > el + 1 && name[hl - el - 1] == '.' && strcmp(name + hl - el, e->name) == 0);
+}

@@ -407,6 +407,18 @@ static char *idle_stop_text(uint32_t s) {
 /* What the caller (sandbox/) uses when config.ini does not set these (profiles.h). */
 #define CA_FILES_DEFAULT "default: the host's /usr/local/share/ca-certificates"
 #define SETUP_ALLOW_DEFAULT "default: the hosts of the host's apt sources"
+#define PROXY_DEFAULT "default: the environment's https_proxy or http_proxy"
+#define NO_PROXY_DEFAULT "default: the environment's no_proxy"
+
+/* A [network] proxy for display: never its password. */
+static char *proxy_shown(const char *url) {
+    struct profile_proxy p;
+    const char *why = NULL;
+    if (profile_proxy_parse(url, &p, &why) < 0) return profile_proxy_redact(url);
+    char *s = profile_proxy_display(&p);
+    profile_proxy_clear(&p);
+    return s;
+}
 
 /* An unset list the caller fills is a comment: `key =` would read back as "set, empty". */
 static void text_user_list(FILE *f, const char *key, bool set, char *const *v, bool none,
@@ -489,6 +501,14 @@ char *profile_user_to_text(const struct profile_user *u) {
     kv(f, "listen", listen, ufrom(u, "network.listen"));
     text_user_list(f, "ca_files", u && u->ca_files_set, u ? u->ca_files : NULL, true,
                    ufrom(u, "network.ca_files"), CA_FILES_DEFAULT);
+    if (u && u->proxy_set) {
+        _cleanup_free_ char *shown = u->proxy ? proxy_shown(u->proxy) : dbx_xstrdup("none");
+        kv(f, "proxy", shown, ufrom(u, "network.proxy"));
+    } else {
+        fprintf(f, "%-44s ; %s\n", "# proxy not set", PROXY_DEFAULT);
+    }
+    text_user_list(f, "no_proxy", u && u->no_proxy_set, u ? u->no_proxy : NULL, true,
+                   ufrom(u, "network.no_proxy"), NO_PROXY_DEFAULT);
     fprintf(f, "\n[setup]\n");
     text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
                    ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);
@@ -524,6 +544,15 @@ char *profile_user_to_json(const struct profile_user *u) {
     bool ca_set = u && u->ca_files_set, allow_set = u && u->setup_allow_set;
     jset(net, "ca_files", ca_set ? jstrv(u->ca_files) : json_null(),
          ca_set ? ufrom(u, "network.ca_files") : CA_FILES_DEFAULT);
+    bool px_set = u && u->proxy_set, np_set = u && u->no_proxy_set;
+    _cleanup_free_ char *px = px_set && u->proxy ? proxy_shown(u->proxy) : NULL;
+    jset(net, "proxy",
+         px       ? jstr(px)
+         : px_set ? jstr("none")
+                  : json_null(),
+         px_set ? ufrom(u, "network.proxy") : PROXY_DEFAULT);
+    jset(net, "no_proxy", np_set ? jstrv(u->no_proxy) : json_null(),
+         np_set ? ufrom(u, "network.no_proxy") : NO_PROXY_DEFAULT);
     json_object_set_new(root, "network", net);
     json_t *setup = json_object();
     jset(setup, "allow", allow_set ? jstrv(u->setup_allow) : json_null(),

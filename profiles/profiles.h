@@ -317,6 +317,15 @@ struct profile_user {
      * them from the host's apt sources. */
     char **setup_allow;
     bool setup_allow_set;
+    /* [network] proxy: the upstream HTTP proxy allowlist boxes' egress goes through, as
+     * written (profile_proxy_parse accepts it), or NULL for `none`; proxy_set false when the
+     * file does not say (the caller then uses the environment's https_proxy / http_proxy).
+     * [network] no_proxy: hosts reached directly, normalized (profile_no_proxy_normalize);
+     * no_proxy_set false when the file does not say (the environment's no_proxy). */
+    char *proxy;
+    bool proxy_set;
+    char **no_proxy;
+    bool no_proxy_set;
     /* [secret NAME] sections in file order, at most PROFILE_MAX_SECRETS, names unique; each
      * checked at load (one source, a hosts list, a name, a header shape), errors naming
      * config.ini:line.  Origins "secret.NAME" -> "/home/u/.config/devbox/config.ini:7" (the
@@ -497,3 +506,31 @@ int profile_allow_parse(const char *s, struct profile_allow *ret, const char **w
 /* The one spelling of a (what struct profile's allow holds; it parses back to a): names lower
  * case without the trailing dot, addresses as inet_ntop prints them, "[v6]:PORT" with a port. */
 char *profile_allow_format(const struct profile_allow *a);
+
+/* ---- the upstream HTTP proxy (config.ini [network] proxy and no_proxy) ------------------ */
+
+#define PROFILE_PROXY_MAX 1024u /* bytes of a proxy URL */
+/* An upstream proxy: where an allowlist box's egress proxy sends what it lets through. */
+struct profile_proxy {
+    struct profile_allow host; /* PROFILE_ALLOW_NAME, or ADDR of one address; port set */
+    char *userinfo;            /* "user:password", percent-decoded, for Proxy-Authorization;
+                                  NULL = none */
+};
+/* Parse "[http://][USER[:PASSWORD]@]HOST:PORT[/]": HOST a name, a dotted quad or [v6], the
+ * port required, USER and PASSWORD percent-encoded as in a URL (decoded here; no control
+ * characters).  Another scheme, a path, a query or a missing port is refused.  0 with *ret
+ * set (profile_proxy_clear), or -EINVAL with *why static. */
+int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char **why);
+void profile_proxy_clear(struct profile_proxy *p);
+/* "http://HOST:PORT", with "USER:***@" when it carries credentials: never the password. */
+char *profile_proxy_display(const struct profile_proxy *p);
+/* url (any text) for a message: what precedes the last '@' after the scheme becomes "***". */
+char *profile_proxy_redact(const char *url);
+/* One no_proxy entry, normalized: "*" (every host), a name (written "name", ".name" or
+ * "*.name": the name and every name under it), an IP address or a CIDR; no port.  The result
+ * is "*" or parses with profile_allow_parse (NAME or ADDR).  NULL with *why static. */
+char *profile_no_proxy_normalize(const char *in, const char **why);
+/* Whether a no_proxy entry e (profile_allow_parse of a normalized entry) covers h: a name
+ * equal to it or under it, an address inside it. */
+bool profile_no_proxy_match(const struct profile_allow *e, bool is_addr, const struct dbx_addr *a,
+                            const char *name);

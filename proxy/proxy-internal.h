@@ -56,6 +56,12 @@ struct proxy {
     struct proxy_secret *secrets; /* copies, except each value: the caller's */
     size_t nsecrets;
     struct proxy_mitm *mitm; /* TLS interception; NULL without secrets */
+    /* the upstream proxy (proxy.h "upstream proxy"): up false = connect directly */
+    bool up;
+    struct profile_proxy upstream;
+    char *up_auth;             /* "Proxy-Authorization: Basic ...\r\n", or NULL */
+    struct profile_allow *nop; /* no_proxy entries other than "*" */
+    size_t nnop;
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
     unsigned active;    /* guarded by lock */
@@ -81,7 +87,9 @@ struct conn {
     uint16_t port;
     bool connected;
     bool from_dns; /* the addresses came from proxy_dns_lookup */
+    bool via;      /* connected to the upstream proxy (addr:aport is its address) */
     struct dbx_addr addr;
+    uint16_t aport; /* the port connected at addr */
     uint64_t up, down;
     unsigned reqs;
     char when[32];

@@ -7,6 +7,7 @@
  * the proxy connects to exactly the checked sockaddr: a second lookup (DNS rebinding) can
  * never change where the bytes go. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -16,6 +17,7 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "proxy-internal.h"
 
@@ -39,6 +41,8 @@
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
+#define UP_USERINFO_MAX 512u /* "user:password" of the upstream proxy */
+#define UP_AUTH_MAX (4u * (UP_USERINFO_MAX + 2) / 3 + 64u) /* its Proxy-Authorization line */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -83,7 +87,8 @@ void proxy_log(struct conn *c, const char *verdict, const char *reason) {
     if (c->connected) {
         struct policy_host h = {.is_addr = true, .addr = c->addr};
         dbx_addr_format(&c->addr, h.name);
-        proxy_fmt_target(&h, c->port, addr, sizeof(addr));
+        proxy_fmt_target(&h, c->aport, addr + (c->via ? 4 : 0), sizeof(addr) - 4);
+        if (c->via) memcpy(addr, "via=", 4);
     }
     if (c->reqs > 1 || c->mitm) snprintf(reqs, sizeof(reqs), " reqs=%u", c->reqs);
     if (reason) {
@@ -288,10 +293,10 @@ static socklen_t to_sockaddr(const struct dbx_addr *a, uint16_t port, struct soc
     return sizeof(*in6);
 }
 
-/* Connect to exactly a:port; 0 with c->ufd set, or -errno. */
-static int connect_one(struct conn *c, const struct dbx_addr *a) {
+/* Connect to exactly a:port; 0 with c->ufd and c->aport set, or -errno. */
+static int connect_one(struct conn *c, const struct dbx_addr *a, uint16_t port) {
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(a, c->port, &ss);
+    socklen_t sl = to_sockaddr(a, port, &ss);
     _cleanup_close_ int fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
@@ -306,7 +311,28 @@ static int connect_one(struct conn *c, const struct dbx_addr *a) {
     int one = 1;
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->ufd = TAKE_FD(fd);
+    c->aport = port;
     return 0;
+}
+
+/* The answer to a refused address a (class cls) host led to.  Always -EACCES. */
+static int refuse_addr(struct conn *c, const struct dbx_addr *addr, const char *cls) {
+    char a[INET6_ADDRSTRLEN];
+    dbx_addr_format(addr, a);
+    /* the class and the table row that refused it (docs/network.md lists them all) */
+    const struct dbx_addr_range *row = dbx_addr_range_of(addr);
+    bool same = !row || strcmp(row->what, cls) == 0;
+    _cleanup_free_ char *what = dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name,
+                                              a, strchr("aeiouAEIOU", cls[0]) ? "an" : "a", cls,
+                                              same ? "" : ": ", same ? "" : row->what);
+    _cleanup_free_ char *reason =
+        dbx_xasprintf("%s; to allow it add '%s' to [network] allow", what, a);
+    _cleanup_free_ char *body = dbx_xasprintf(
+        "devbox: %s; add `%s` to [network] allow in devbox.ini to allow it (then `devbox "
+        "trust`)\n",
+        what, a);
+    refuse(c, 403, "deny", reason, body);
+    return -EACCES;
 }
 
 /* Resolve (only now: the name is allowed), drop refused addresses, connect.  0, or the
@@ -332,7 +358,7 @@ static int resolve_and_connect(struct conn *c) {
             continue;
         }
         tried = true;
-        last = connect_one(c, &addrs[i]);
+        last = connect_one(c, &addrs[i], c->port);
         if (last == -ECANCELED) return last;
         if (last == 0) {
             c->connected = true;
@@ -342,28 +368,125 @@ static int resolve_and_connect(struct conn *c) {
     }
     /* a cached answer none of whose addresses works is stale: the next request asks again */
     if (c->from_dns && tried) proxy_dns_forget(c->p->dns, c->host.name);
-    char a[INET6_ADDRSTRLEN];
-    if (!tried && refused) {
-        dbx_addr_format(&refused_addr, a);
-        /* the class and the table row that refused it (docs/network.md lists them all) */
-        const struct dbx_addr_range *row = dbx_addr_range_of(&refused_addr);
-        bool same = !row || strcmp(row->what, refused) == 0;
-        _cleanup_free_ char *what =
-            dbx_xasprintf("%s resolves to %s, %s %s address%s%s", c->host.name, a,
-                          strchr("aeiouAEIOU", refused[0]) ? "an" : "a", refused, same ? "" : ": ",
-                          same ? "" : row->what);
-        _cleanup_free_ char *reason =
-            dbx_xasprintf("%s; to allow it add '%s' to [network] allow", what, a);
-        _cleanup_free_ char *body = dbx_xasprintf(
-            "devbox: %s; add `%s` to [network] allow in devbox.ini to allow it (then `devbox "
-            "trust`)\n",
-            what, a);
-        refuse(c, 403, "deny", reason, body);
-        return -EACCES;
-    }
+    if (!tried && refused) return refuse_addr(c, &refused_addr, refused);
     _cleanup_free_ char *why = dbx_xasprintf("connect to %s: %s", c->host.name, strerror(-last));
     refuse(c, last == -ETIMEDOUT ? 504 : 502, "error", why, NULL);
     return last;
+}
+
+/* ---- the upstream proxy ----------------------------------------------------------------- */
+
+/* Whether c's host goes through the upstream proxy: there is one, and neither no_proxy nor a
+ * resolve override (which says where the host is) names the host. */
+static bool via_upstream(const struct conn *c) {
+    const struct proxy *p = c->p;
+    if (!p->up) return false;
+    for (size_t i = 0; i < p->nnop; i++)
+        if (profile_no_proxy_match(&p->nop[i], c->host.is_addr, &c->host.addr, c->host.name))
+            return false;
+    for (size_t i = 0; !c->host.is_addr && i < p->nres; i++)
+        if (strcmp(p->res[i].name, c->host.name) == 0) return false;
+    return true;
+}
+
+/* Read the upstream proxy's answer head to a CONNECT, and nothing past it (what follows is the
+ * destination's).  Its status code with its status line (sanitized) in line, or -errno
+ * (-EPROTO: not an HTTP/1.x status line; -EMSGSIZE: no end within PROXY_HTTP_MAX_HEAD). */
+static int upstream_answer(struct conn *c, char *line, size_t n) {
+    _cleanup_free_ char *buf = dbx_xmalloc(PROXY_HTTP_MAX_HEAD + 1);
+    uint64_t deadline = dbx_now_ms() + PROXY_UPSTREAM_HEAD_MS;
+    size_t have = 0;
+    for (;;) {
+        int r = proxy_wait(c, c->ufd, POLLIN, deadline);
+        if (r < 0) return r;
+        /* peek, then take only up to the head's end */
+        ssize_t k = recv(c->ufd, buf + have, PROXY_HTTP_MAX_HEAD - have, MSG_PEEK);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+        if (k < 0) return -errno;
+        if (k == 0) return -ECONNRESET;
+        size_t from = have > 3 ? have - 3 : 0;
+        const char *e = memmem(buf + from, have + (size_t)k - from, "\r\n\r\n", 4);
+        size_t take = e ? (size_t)(e + 4 - (buf + have)) : (size_t)k;
+        if (recv(c->ufd, buf + have, take, 0) != (ssize_t)take) return -EIO;
+        have += take;
+        if (e) break;
+        if (have >= PROXY_HTTP_MAX_HEAD) return -EMSGSIZE;
+    }
+    buf[have] = '\0';
+    size_t ll = strcspn(buf, "\r\n");
+    snprintf(line, n, "%.*s", (int)ll, buf);
+    dbx_sanitize_printable(line);
+    if (strncmp(buf, "HTTP/1.", 7) != 0 || !isdigit((unsigned char)buf[7]) || buf[8] != ' ' ||
+        !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10]) ||
+        !isdigit((unsigned char)buf[11]) || (buf[12] != ' ' && buf[12] != '\r'))
+        return -EPROTO;
+    return (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
+}
+
+/* Connect to the upstream proxy and, for CONNECT, open the tunnel through it.  0, or the
+ * client has been answered and logged. */
+static int upstream_connect(struct conn *c, const struct proxy_http_req *req) {
+    struct proxy *p = c->p;
+    /* an address the box names is still the one connected to: judged here */
+    const char *cls =
+        c->host.is_addr ? policy_addr_refused(p->pats, p->npats, &c->host.addr) : NULL;
+    if (cls) return refuse_addr(c, &c->host.addr, cls);
+    _cleanup_free_ char *up = profile_allow_format(&p->upstream.host);
+    struct dbx_addr addrs[MAX_ADDRS];
+    size_t n = 0;
+    bool dns = p->upstream.host.kind != PROFILE_ALLOW_ADDR;
+    if (!dns) {
+        addrs[n++] = p->upstream.host.addr;
+    } else {
+        int gai = proxy_dns_lookup(p->dns, p->upstream.host.name, addrs, MAX_ADDRS, &n);
+        if (gai != 0) {
+            _cleanup_free_ char *why =
+                dbx_xasprintf("cannot resolve the upstream proxy %s: %s", up, gai_strerror(gai));
+            refuse(c, 502, "error", why, NULL);
+            return -EHOSTUNREACH;
+        }
+    }
+    int r = -EHOSTUNREACH;
+    for (size_t i = 0; i < n && r < 0; i++) {
+        r = connect_one(c, &addrs[i], p->upstream.host.port);
+        if (r == -ECANCELED) return r;
+        if (r == 0) c->addr = addrs[i];
+    }
+    if (r < 0) {
+        if (dns) proxy_dns_forget(p->dns, p->upstream.host.name);
+        _cleanup_free_ char *why =
+            dbx_xasprintf("connect to the upstream proxy %s: %s", up, strerror(-r));
+        refuse(c, r == -ETIMEDOUT ? 504 : 502, "error", why, NULL);
+        return r;
+    }
+    c->connected = c->via = true;
+    if (req->method != PROXY_HTTP_CONNECT) return 0; /* put_head writes the absolute form */
+    char target[DBX_HOST_MAX + 16];
+    proxy_fmt_target(&c->host, c->port, target, sizeof(target));
+    _cleanup_free_ char *head = dbx_xasprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target,
+                                              target, p->up_auth ? p->up_auth : "");
+    r = proxy_send_all(c, c->ufd, head, strlen(head), dbx_now_ms() + WRITE_TIMEOUT_MS);
+    explicit_bzero(head, strlen(head));
+    char line[PHRASE_MAX + 1] = "";
+    if (r == 0) r = upstream_answer(c, line, sizeof(line));
+    if (r == -ECANCELED) return r;
+    if (r < 0) {
+        _cleanup_free_ char *why =
+            dbx_xasprintf("upstream proxy %s: no answer to CONNECT %s: %s", up, target,
+                          r == -EPROTO ? "not an HTTP status line" : strerror(-r));
+        refuse(c, r == -ETIMEDOUT ? 504 : 502, "error", why, NULL);
+        return r;
+    }
+    if (r / 100 != 2) {
+        _cleanup_free_ char *why = dbx_xasprintf(
+            "upstream proxy %s answered CONNECT %s with '%s'%s", up, target, line,
+            r == 407 ? "; it wants credentials: [network] proxy = http://USER:PASSWORD@HOST:PORT "
+                       "in config.ini"
+                     : "");
+        refuse(c, 502, "error", why, NULL);
+        return -EACCES;
+    }
+    return 0;
 }
 
 /* ---- the first request -------------------------------------------------------------------- */
@@ -425,11 +548,16 @@ static void put_head(struct conn *c, const struct proxy_http_req *req) {
     struct buf *o = &c->uout;
     buf_puts(o, proxy_method_name(req->method));
     buf_puts(o, " ");
+    if (c->via) { /* the upstream proxy takes the absolute form */
+        buf_puts(o, "http://");
+        buf_puts(o, target);
+    }
     if (req->path.len == 0 || h[req->path.off] != '/') buf_puts(o, "/");
     buf_put(o, h + req->path.off, req->path.len);
     buf_puts(o, req->minor ? " HTTP/1.1\r\nHost: " : " HTTP/1.0\r\nHost: ");
     buf_puts(o, target);
     buf_puts(o, "\r\n");
+    if (c->via && c->p->up_auth) buf_puts(o, c->p->up_auth);
     for (uint32_t i = 0; i < req->nheaders; i++) {
         const uint8_t *name = h + req->headers[i].name.off;
         size_t nl = req->headers[i].name.len;
@@ -445,8 +573,9 @@ static void put_head(struct conn *c, const struct proxy_http_req *req) {
     buf_puts(o, req->keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
 }
 
-/* The rewritten head is at most the original plus the added lines. */
-#define HEAD_SLACK (DBX_HOST_MAX + 128u)
+/* The rewritten head is at most the original plus the added lines (the absolute form's
+ * target and the upstream's credentials included). */
+#define HEAD_SLACK (2u * DBX_HOST_MAX + 128u + UP_AUTH_MAX)
 
 /* ---- plain http: later requests on the connection ------------------------------------- */
 
@@ -728,7 +857,7 @@ static void conn_run(struct conn *c) {
         refuse_not_allowed(c);
         return;
     }
-    if (resolve_and_connect(c) < 0) return;
+    if ((via_upstream(c) ? upstream_connect(c, &req) : resolve_and_connect(c)) < 0) return;
     buf_alloc(&c->uout, UOUT_CAP);
     down_init(c);
     if (req.method == PROXY_HTTP_CONNECT) {
@@ -816,6 +945,10 @@ static void proxy_free(struct proxy *p) {
     free(p->secrets);
     free(p->pats);
     free(p->res);
+    profile_proxy_clear(&p->upstream);
+    if (p->up_auth) explicit_bzero(p->up_auth, strlen(p->up_auth));
+    free(p->up_auth);
+    free(p->nop);
     free(p);
 }
 static void proxy_freep(struct proxy **p) {
@@ -845,6 +978,45 @@ static int copy_secrets(struct proxy *p, const struct proxy_config *cfg, dbx_err
     return proxy_mitm_new(cfg, &p->mitm, err);
 }
 
+/* The upstream proxy, its Proxy-Authorization line and the no_proxy entries. */
+static int upstream_setup(struct proxy *p, const struct proxy_config *cfg, dbx_error **err) {
+    const char *why = NULL;
+    size_t n = dbx_strv_len(cfg->no_proxy);
+    if (!cfg->upstream) return 0;
+    if (profile_proxy_parse(cfg->upstream, &p->upstream, &why) < 0) {
+        _cleanup_free_ char *shown = profile_proxy_redact(cfg->upstream);
+        return dbx_error_setx(err, EINVAL, "upstream proxy '%s': %s", shown, why);
+    }
+    p->up = true;
+    if (p->upstream.userinfo) {
+        size_t ul = strlen(p->upstream.userinfo);
+        if (ul > UP_USERINFO_MAX)
+            return dbx_error_setx(err, E2BIG,
+                                  "upstream proxy: user and password longer than %u bytes",
+                                  UP_USERINFO_MAX);
+        unsigned char b64[UP_AUTH_MAX];
+        EVP_EncodeBlock(b64, (const unsigned char *)p->upstream.userinfo, (int)ul);
+        p->up_auth = dbx_xasprintf("Proxy-Authorization: Basic %s\r\n", b64);
+        explicit_bzero(b64, sizeof(b64));
+    }
+    if (n > PROFILE_MAX_LIST)
+        return dbx_error_setx(err, E2BIG, "no_proxy: %zu entries, more than %u", n,
+                              PROFILE_MAX_LIST);
+    p->nop = dbx_xcalloc(n + 1, sizeof(*p->nop));
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(cfg->no_proxy[i], "*") == 0) {
+            p->up = false; /* every host directly */
+            continue;
+        }
+        if (profile_allow_parse(cfg->no_proxy[i], &p->nop[p->nnop], &why) < 0 ||
+            p->nop[p->nnop].kind == PROFILE_ALLOW_SUFFIX || p->nop[p->nnop].port)
+            return dbx_error_setx(err, EINVAL, "no_proxy: '%s': %s", cfg->no_proxy[i],
+                                  why ? why : "not a host name or IP address");
+        p->nnop++;
+    }
+    return 0;
+}
+
 int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **err) {
     _cleanup_(proxy_freep) struct proxy *p = proxy_new();
     size_t n = dbx_strv_len(cfg->allow), nres = dbx_strv_len(cfg->resolve);
@@ -864,6 +1036,8 @@ int proxy_start(const struct proxy_config *cfg, struct proxy **ret, dbx_error **
         if (r < 0) return r;
     }
     int r = copy_secrets(p, cfg, err);
+    if (r < 0) return r;
+    r = upstream_setup(p, cfg, err);
     if (r < 0) return r;
     if (pipe2(p->stop_pipe, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
     struct proxy_dns_config dc = {.ttl_ms = cfg->dns_ttl_ms,

@@ -47,6 +47,26 @@
  * ("-" if none), up/down the bytes sent to the destination / to the client. */
 struct dbx_addr;
 
+/* ---- upstream proxy ---------------------------------------------------------------------- *
+ *
+ * On a network whose only way out is the company's HTTP proxy, the user names it (config.ini
+ * [network] proxy, else the environment's https_proxy / http_proxy).  A request that passed
+ * the allow list (step 2) then goes to that proxy instead of steps 3-4, unless its host is
+ * in no_proxy or has a `resolve` override (both are connected directly, as above):
+ *   - the proxy's own name is resolved on the host and its address used whatever its class
+ *     (the user named it: a company proxy is on a private address);
+ *   - CONNECT host:port (the CONNECT and plain-http targets alike keep the name the box
+ *     asked for: the upstream resolves it, as it does for the host's own tools; an IP literal
+ *     target is still refused in the refused classes unless allowed) is sent to it with the
+ *     user's credentials (Proxy-Authorization: Basic, to that proxy only: the box's own
+ *     Proxy-* headers are dropped and it never learns them); its answer head is read (at most
+ *     PROXY_HTTP_MAX_HEAD bytes, PROXY_UPSTREAM_HEAD_MS) and anything but 2xx is answered 502
+ *     with its status line, and logged as an error;
+ *   - plain http goes to it in absolute form (GET http://host/path), with the credentials;
+ *     a kept-alive connection stays pinned to its first destination as before.
+ * The log line's ADDR is then "via=PROXYADDR:PORT". */
+#define PROXY_UPSTREAM_HEAD_MS (60u * 1000u)
+
 /* ---- secrets (proxy-secret.c, proxy-mitm.c) ---------------------------------------------- *
  *
  * A secret's value never enters the box: the box holds its placeholder.  CONNECT to port 443
@@ -107,6 +127,11 @@ struct proxy_config {
     const char *upstream_ca_pem; /* extra CAs trusted upstream besides OpenSSL's default
                                     store (the host's ca_files / a test CA); NULL or ""
                                     = none; a text holding no certificate is an error */
+    /* The user's upstream HTTP proxy (see "upstream proxy"): a URL profile_proxy_parse
+     * accepts, or NULL to connect directly; and the hosts still reached directly
+     * (profile_no_proxy_normalize's forms), or NULL. */
+    const char *upstream;
+    char *const *no_proxy;
 };
 struct proxy;
 /* Validate cfg (an error names the bad pattern, override or secret, never a secret's value;

@@ -142,6 +142,14 @@ struct net_secrets {
 /* Socket sessions, port forwards (the profile's [ports] are added here) and (network mode
  * allowlist) the egress proxy, with decisions logged to state_dir/network.log.  Frames for the
  * guest are appended to agent_out.  sec may be NULL (no secrets, no extra upstream CA). */
+/* The upstream proxy an allowlist box's egress goes through: config.ini [network] proxy
+ * (`none`: none) and no_proxy, else the environment the supervisor was started with
+ * (https_proxy, HTTPS_PROXY, http_proxy, HTTP_PROXY; no_proxy, NO_PROXY), as the host's own
+ * curl, apt and git read them.  0 with *ret_url NULL (connect directly) or set, and
+ * *ret_no_proxy (normalized entries, or NULL), the caller's to free; an unusable proxy URL in
+ * the environment is an error naming the variable (never its password). */
+int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
+                 dbx_error **err);
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
             const struct net_secrets *sec, const char *state_dir, struct dbx_buf *agent_out,
             dbx_error **err);

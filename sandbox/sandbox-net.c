@@ -159,6 +159,61 @@ void net_on_deny(struct net *n, net_deny_fn *fn, void *data) {
     n->deny_data = data;
 }
 
+/* The environment's first non-empty value of names, with the name it came from. */
+static const char *env_first(const char *const *names, size_t n, const char **ret_name) {
+    for (size_t i = 0; i < n; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) return *ret_name = names[i], v;
+    }
+    return NULL;
+}
+
+int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
+                 dbx_error **err) {
+    static const char *const url_vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
+                                           "HTTP_PROXY"};
+    static const char *const np_vars[] = {"no_proxy", "NO_PROXY"};
+    *ret_url = NULL;
+    *ret_no_proxy = NULL;
+    const char *var = NULL, *url = NULL;
+    if (user && user->proxy_set) {
+        url = user->proxy;
+    } else {
+        url = env_first(url_vars, DBX_ARRAY_SIZE(url_vars), &var);
+        struct profile_proxy px;
+        const char *why = NULL;
+        if (url && profile_proxy_parse(url, &px, &why) < 0) {
+            _cleanup_free_ char *shown = profile_proxy_redact(url);
+            return dbx_error_setx(err, EINVAL,
+                                  "the environment's %s='%s': %s; set [network] proxy in "
+                                  "config.ini (or proxy = none)",
+                                  var, shown, why);
+        }
+        if (url) profile_proxy_clear(&px);
+    }
+    if (!url) return 0;
+    char **np = NULL;
+    if (user && user->no_proxy_set) {
+        for (char **x = user->no_proxy; x && *x; x++)
+            np = dbx_strv_push(np, *x);
+    } else {
+        /* curl's reading: entries split at commas (and blanks); one it cannot read here (a
+         * port, a glob) is skipped, as curl and Go skip what they do not understand */
+        const char *v = env_first(np_vars, DBX_ARRAY_SIZE(np_vars), &var);
+        _cleanup_free_ char *copy = dbx_xstrdup(v ? v : "");
+        char *save = NULL;
+        for (char *t = strtok_r(copy, ", \t", &save); t && dbx_strv_len(np) < PROFILE_MAX_LIST;
+             t = strtok_r(NULL, ", \t", &save)) {
+            const char *why = NULL;
+            _cleanup_free_ char *e = profile_no_proxy_normalize(t, &why);
+            if (e) np = dbx_strv_push(np, e);
+        }
+    }
+    *ret_url = dbx_xstrdup(url);
+    *ret_no_proxy = np;
+    return 0;
+}
+
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
             const struct net_secrets *sec, const char *state_dir, struct dbx_buf *agent_out,
             dbx_error **err) {
@@ -170,9 +225,16 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     n->log_fd = open_log(state_dir, err);
     n->log_rd = -1;
     int r = n->log_fd < 0 ? -1 : 0;
+    _cleanup_free_ char *upstream = NULL;
+    _cleanup_strv_ char **no_proxy = NULL;
+    if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST)
+        r = net_upstream(user, &upstream, &no_proxy, err);
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
-        struct proxy_config cfg = {
-            .allow = prof->allow, .resolve = prof->resolve, .log_fd = n->log_fd};
+        struct proxy_config cfg = {.allow = prof->allow,
+                                   .resolve = prof->resolve,
+                                   .log_fd = n->log_fd,
+                                   .upstream = upstream,
+                                   .no_proxy = no_proxy};
         if (sec) {
             cfg.secrets = sec->secrets;
             cfg.nsecrets = sec->nsecrets;

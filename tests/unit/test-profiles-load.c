@@ -299,6 +299,106 @@ static void test_user_config(void **state) {
     dbx_error_free(&err);
 }
 
+/* [network] proxy and no_proxy: the upstream HTTP proxy; its password never shown */
+static void test_user_proxy(void **state) {
+    struct repo *r = *state;
+    struct profile_user u;
+    dbx_error *err = NULL;
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_false(u.proxy_set || u.no_proxy_set);
+    char *t = profile_user_to_text(&u);
+    assert_non_null(strstr(t, "# proxy not set                              ; default: the "
+                              "environment's https_proxy or http_proxy\n"));
+    free(t);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini",
+             "[network]\nproxy = http://bob:s%40pw9x@Proxy.Corp.example:3128/\n"
+             "no_proxy = .corp.example, *.internal.example, mirror.test 10.0.0.0/8\n    ::1\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_true(u.proxy_set && u.no_proxy_set);
+    assert_string_equal(u.proxy, "http://bob:s%40pw9x@Proxy.Corp.example:3128/");
+    const char *np[] = {"corp.example", "internal.example", "mirror.test", "10.0.0.0/8", "::1"};
+    assert_int_equal(dbx_strv_len(u.no_proxy), DBX_ARRAY_SIZE(np));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(np); i++)
+        assert_string_equal(u.no_proxy[i], np[i]);
+    t = profile_user_to_text(&u);
+    assert_non_null(strstr(t, "proxy = http://bob:***@proxy.corp.example:3128"));
+    assert_null(strstr(t, "pw9x"));
+    free(t);
+    t = profile_user_to_json(&u);
+    assert_non_null(strstr(t, "\"value\": \"http://bob:***@proxy.corp.example:3128\""));
+    assert_null(strstr(t, "pw9x"));
+    free(t);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini", "[network]\nproxy = none\nno_proxy = none\n");
+    assert_int_equal(profile_user_load(r->dir, &u, &err), 0);
+    assert_true(u.proxy_set && !u.proxy && u.no_proxy_set && !u.no_proxy);
+    profile_user_clear(&u);
+
+    write_at(r->fd, "config.ini",
+             "[network]\nproxy = socks5://eve:hunter2@p.example:1080\nno_proxy = a.test:80, *\n");
+    assert_true(profile_user_load(r->dir, &u, &err) < 0);
+    _cleanup_free_ char *want = dbx_xasprintf(
+        "%1$s/config.ini:2: [network] proxy: 'socks5://***@p.example:1080': only an http:// proxy "
+        "is supported (the box's TLS goes through it as a CONNECT tunnel) (or 'none')\n"
+        "%1$s/config.ini:3: [network] no_proxy: 'a.test:80': no_proxy entries take no port",
+        r->dir);
+    assert_string_equal(err->msg, want);
+    dbx_error_free(&err);
+
+    /* the URL grammar */
+    static const struct {
+        const char *in, *shown, *user, *why;
+    } cases[] = {
+        {"http://p.example:8080", "http://p.example:8080", NULL, NULL},
+        {"p.example:8080", "http://p.example:8080", NULL, NULL},
+        {"HTTP://u@10.0.0.1:3128/", "http://u:***@10.0.0.1:3128", "u", NULL},
+        {"http://u%3Ax:p%25@[fd00::1]:3128", "http://u:***@[fd00::1]:3128", "u:x:p%", NULL},
+        {"http://p.example", NULL, NULL, "needs a port (http://proxy.example:3128)"},
+        {"https://p.example:443", NULL, NULL, "only an http:// proxy"},
+        {"http://p.example:80/path", NULL, NULL, "a proxy URL has no path, query or fragment"},
+        {"http://*.corp.example:80", NULL, NULL, "the proxy must be one host name or address"},
+        {"http://10.0.0.0/8:80", NULL, NULL, "a proxy URL has no path"},
+        {"http://u%0d%0aX:y@p:1", NULL, NULL, "user name or password: a bad %-escape"},
+        {"http://u%4:y@p:1", NULL, NULL, "user name or password: a bad %-escape"},
+        {"http://@p:1", NULL, NULL, "empty user name before '@'"},
+        {"", NULL, NULL, "empty"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        struct profile_proxy px;
+        const char *why = NULL;
+        int rc = profile_proxy_parse(cases[i].in, &px, &why);
+        if (!cases[i].shown) {
+            assert_int_equal(rc, -EINVAL);
+            if (!strstr(why, cases[i].why)) fail_msg("case %zu '%s': %s", i, cases[i].in, why);
+            continue;
+        }
+        assert_int_equal(rc, 0);
+        _cleanup_free_ char *shown = profile_proxy_display(&px);
+        assert_string_equal(shown, cases[i].shown);
+        if (cases[i].user)
+            assert_string_equal(px.userinfo, cases[i].user);
+        else
+            assert_null(px.userinfo);
+        profile_proxy_clear(&px);
+    }
+    /* no_proxy matching: the name and below it, on a label boundary; addresses in a CIDR */
+    struct profile_allow e;
+    const char *why = NULL;
+    assert_int_equal(profile_allow_parse("corp.example", &e, &why), 0);
+    struct dbx_addr a = {0};
+    assert_true(profile_no_proxy_match(&e, false, &a, "corp.example"));
+    assert_true(profile_no_proxy_match(&e, false, &a, "a.b.corp.example"));
+    assert_false(profile_no_proxy_match(&e, false, &a, "evilcorp.example"));
+    assert_int_equal(profile_allow_parse("10.0.0.0/8", &e, &why), 0);
+    assert_int_equal(dbx_addr_parse("10.9.8.7", 8, AF_INET, &a), 0);
+    assert_true(profile_no_proxy_match(&e, true, &a, "10.9.8.7"));
+    assert_int_equal(dbx_addr_parse("11.0.0.1", 8, AF_INET, &a), 0);
+    assert_false(profile_no_proxy_match(&e, true, &a, "11.0.0.1"));
+}
+
 /* [registries] and [network] listen: user-only settings with their origins */
 static void test_user_only(void **state) {
     struct repo *r = *state;
@@ -618,6 +718,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_symlinked_profile, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_user_config, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_user_proxy, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_user_only, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_widenings, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_trust, test_repo_setup, test_repo_teardown),

@@ -39,13 +39,16 @@ static bool have_netns;
 
 /* ---- servers ----------------------------------------------------------------------------- */
 
-enum srv_mode { SRV_ECHO, SRV_HTTP, SRV_BULK };
+/* SRV_UPSTREAM: a company's proxy: logs the request head, answers it with `status` and,
+ * after a 200, echoes (the tunnel's far end). */
+enum srv_mode { SRV_ECHO, SRV_HTTP, SRV_BULK, SRV_UPSTREAM };
 
 struct server {
     int lfd;
     uint16_t port;
     enum srv_mode mode;
     size_t bulk;
+    int status; /* SRV_UPSTREAM's answer (0 = 200) */
     pthread_t tid;
     atomic_int accepted;
     atomic_size_t received;
@@ -132,6 +135,24 @@ static void serve_http(struct server *s, int fd) {
     }
 }
 
+static void serve_upstream(struct server *s, int fd) {
+    char buf[16384];
+    size_t len = 0;
+    while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
+        if (len + 1 >= sizeof(buf) || read(fd, buf + len, 1) != 1) return;
+        len++;
+    }
+    srv_log(s, buf, len);
+    int st = s->status ? s->status : 200;
+    char *resp = st == 200  ? dbx_xstrdup("HTTP/1.1 200 Connection established\r\n\r\n")
+                 : st == -1 ? dbx_xstrdup("SSH-2.0-OpenSSH_9.2\r\n\r\n") /* not HTTP */
+                 : st == -2 ? memset(dbx_xcalloc(1, 20001), 'a', 20000)  /* no end */
+                            : dbx_xasprintf("HTTP/1.1 %d Nope\r\nContent-Length: 0\r\n\r\n", st);
+    int w = dbx_write_all(fd, resp, strlen(resp));
+    free(resp);
+    if (w == 0 && st == 200) serve_echo(s, fd);
+}
+
 static void *server_main(void *arg) {
     struct server *s = arg;
     for (;;) {
@@ -142,6 +163,8 @@ static void *server_main(void *arg) {
             serve_echo(s, fd);
         else if (s->mode == SRV_BULK)
             serve_bulk(s, fd);
+        else if (s->mode == SRV_UPSTREAM)
+            serve_upstream(s, fd);
         else
             serve_http(s, fd);
         close(fd);
@@ -1177,6 +1200,148 @@ static void test_throughput(void **state) {
     free(allow[0]);
 }
 
+/* ---- the upstream proxy ------------------------------------------------------------------ */
+
+/* A resolver that must not be asked: names the upstream proxy resolves never reach the host's. */
+static int no_resolve(void *data, const char *name, struct dbx_addr *out, size_t max,
+                      size_t *ret_n) {
+    fail_msg("the host looked up %s", name);
+    return EAI_FAIL;
+}
+
+/* CONNECT and plain http through the user's proxy: the name goes to it unresolved, with the
+ * user's credentials (percent-decoded, Basic), never the box's; the log says via. */
+static void test_upstream(void **state) {
+    struct server *up = server_start(SRV_UPSTREAM, 0);
+    char *allow[] = {"far.test:9000", "far.test", NULL};
+    char *url = dbx_xasprintf("http://al%%40ice:p%%3Aw@127.0.0.1:%u/", up->port);
+    struct fixture f = fixture_start_cfg(
+        (struct proxy_config){.allow = allow, .upstream = url, .dns_resolve = no_resolve});
+    int fd = client(&f);
+    send_str(fd, "CONNECT far.test:9000 HTTP/1.1\r\nHost: far.test:9000\r\n"
+                 "Proxy-Authorization: Basic Ym94OmJveA==\r\n\r\nearly");
+    char buf[4096];
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    char got[8] = {0};
+    assert_int_equal(read(fd, got, 5), 5);
+    assert_string_equal(got, "early");
+    close(fd);
+    char *want =
+        dbx_xasprintf("allow CONNECT far.test:9000 via=127.0.0.1:%u up=5 down=5", up->port);
+    expect_log(&f, want, NULL);
+    /* "al@ice:p:w" in Basic; the box's own credentials (box:box) stayed behind */
+    assert_non_null(strstr(up->log, "CONNECT far.test:9000 HTTP/1.1\r\nHost: far.test:9000\r\n"
+                                    "Proxy-Authorization: Basic YWxAaWNlOnA6dw==\r\n\r\n"));
+    assert_null(strstr(up->log, "Ym94"));
+    fixture_stop(&f);
+    server_stop(up);
+    free(want);
+
+    /* plain http: the absolute form, to an origin-form server standing in for the proxy */
+    struct server *web = server_start(SRV_HTTP, 0);
+    free(url);
+    url = dbx_xasprintf("127.0.0.1:%u", web->port); /* no scheme: as http_proxy often is */
+    f = fixture_start_cfg(
+        (struct proxy_config){.allow = allow, .upstream = url, .dns_resolve = no_resolve});
+    fd = client(&f);
+    send_str(fd, "GET http://far.test/x?y HTTP/1.1\r\nHost: far.test\r\n"
+                 "Proxy-Authorization: Basic Ym94OmJveA==\r\n\r\n");
+    assert_int_equal(read_response(fd, buf, sizeof(buf)), 200);
+    assert_non_null(strstr(buf, "\r\n\r\nGET http://far.test/x?y HTTP/1.1"));
+    close(fd);
+    assert_null(strstr(web->log, "Proxy-Authorization"));
+    want = dbx_xasprintf("allow GET far.test:80 via=127.0.0.1:%u", web->port);
+    expect_log(&f, want, NULL);
+    fixture_stop(&f);
+    server_stop(web);
+    free(want);
+    free(url);
+}
+
+/* What the upstream refuses is a 502 naming it; what the allow list refuses never reaches it;
+ * no_proxy and resolve overrides are connected directly. */
+static void test_upstream_refusals_and_direct(void **state) {
+    struct server *up = server_start(SRV_UPSTREAM, 0), *echo = server_start(SRV_ECHO, 0);
+    up->status = 407;
+    char *allow[] = {"far.test:9000", dbx_xasprintf("sub.near.test:%u", echo->port),
+                     dbx_xasprintf("pinned.test:%u", echo->port), "127.0.0.1", NULL};
+    char *res[] = {"pinned.test:127.0.0.1", NULL};
+    char *np[] = {"near.test", "192.0.2.0/24", NULL};
+    char *url = dbx_xasprintf("http://127.0.0.1:%u", up->port);
+    struct fake_dns d = {.addr = "127.0.0.1"};
+    struct fixture f = fixture_start_cfg((struct proxy_config){.allow = allow,
+                                                               .resolve = res,
+                                                               .upstream = url,
+                                                               .no_proxy = np,
+                                                               .dns_resolve = fake_resolve,
+                                                               .dns_resolve_data = &d});
+    char buf[4096];
+    assert_int_equal(request(&f, "CONNECT far.test:9000 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 502);
+    assert_non_null(strstr(buf, "answered CONNECT far.test:9000 with 'HTTP/1.1 407 Nope'; it "
+                                "wants credentials"));
+    expect_log(&f, "error CONNECT far.test:9000 via=127.0.0.1:", "it wants credentials");
+    assert_int_equal(request(&f, "CONNECT other.test:9000 HTTP/1.1\r\n\r\n", buf, sizeof(buf)),
+                     403);
+    assert_int_equal(up->accepted, 1);
+    /* sub.near.test is under no_proxy's near.test: looked up on the host, connected directly */
+    char *req = dbx_xasprintf("CONNECT sub.near.test:%u HTTP/1.1\r\n\r\n", echo->port);
+    assert_int_equal(request(&f, req, buf, sizeof(buf)), 200);
+    free(req);
+    assert_int_equal(d.calls, 1);
+    req = dbx_xasprintf("CONNECT pinned.test:%u HTTP/1.1\r\n\r\n", echo->port);
+    assert_int_equal(request(&f, req, buf, sizeof(buf)), 200);
+    free(req);
+    assert_int_equal(up->accepted, 1);
+    char *want = dbx_xasprintf("allow CONNECT pinned.test:%u 127.0.0.1:%u", echo->port, echo->port);
+    expect_log(&f, want, NULL);
+    free(want);
+    fixture_stop(&f);
+
+    /* "*" in no_proxy: nothing goes through it */
+    char *all[] = {"*", NULL};
+    f = fixture_start_cfg((struct proxy_config){.allow = allow,
+                                                .upstream = url,
+                                                .no_proxy = all,
+                                                .dns_resolve = fake_resolve,
+                                                .dns_resolve_data = &d});
+    req = dbx_xasprintf("CONNECT sub.near.test:%u HTTP/1.1\r\n\r\n", echo->port);
+    assert_int_equal(request(&f, req, buf, sizeof(buf)), 200);
+    free(req);
+    assert_int_equal(up->accepted, 1);
+    fixture_stop(&f);
+
+    /* garbage from the upstream: a 502 saying so, nothing relayed */
+    f = fixture_start_cfg((struct proxy_config){.allow = allow, .upstream = url});
+    up->status = -1;
+    assert_int_equal(request(&f, "CONNECT far.test:9000 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 502);
+    assert_non_null(strstr(buf, "no answer to CONNECT far.test:9000: not an HTTP status line"));
+    up->status = -2;
+    assert_int_equal(request(&f, "CONNECT far.test:9000 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 502);
+    assert_non_null(strstr(buf, "no answer to CONNECT far.test:9000: Message too long"));
+    fixture_stop(&f);
+
+    /* a proxy that cannot be reached; one that is not http: (its password never shown) */
+    up->status = 0;
+    free(url);
+    url = dbx_xstrdup("http://127.0.0.1:1");
+    f = fixture_start_cfg((struct proxy_config){.allow = allow, .upstream = url});
+    assert_int_equal(request(&f, "CONNECT far.test:9000 HTTP/1.1\r\n\r\n", buf, sizeof(buf)), 502);
+    assert_non_null(strstr(buf, "connect to the upstream proxy 127.0.0.1:1: Connection refused"));
+    fixture_stop(&f);
+    struct proxy *p = NULL;
+    dbx_error *e = NULL;
+    struct proxy_config bad = {.allow = allow, .upstream = "socks5://u:hunter2@h:1"};
+    assert_true(proxy_start(&bad, &p, &e) < 0);
+    assert_non_null(strstr(e->msg, "only an http:// proxy"));
+    assert_null(strstr(e->msg, "hunter2"));
+    dbx_error_free(&e);
+    free(url);
+    free(allow[1]);
+    free(allow[2]);
+    server_stop(up);
+    server_stop(echo);
+}
+
 /* ---- setup ------------------------------------------------------------------------------- */
 
 int main(void) {
@@ -1202,6 +1367,8 @@ int main(void) {
         cmocka_unit_test(test_hello_timeouts),
         cmocka_unit_test(test_no_pipe),
         cmocka_unit_test(test_log_ascii),
+        cmocka_unit_test(test_upstream),
+        cmocka_unit_test(test_upstream_refusals_and_direct),
         cmocka_unit_test(test_throughput),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
