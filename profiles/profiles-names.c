@@ -428,18 +428,28 @@ static char *userinfo_decode(const char *s, size_t n) {
     return TAKE_PTR(out);
 }
 
+/* The length of url's scheme and "://" (RFC 3986: a letter, then letters, digits, '+', '-',
+ * '.'), or 0 when it starts with none: a "://" later on is part of a password. */
+static size_t scheme_len(const char *url) {
+    if (!isalpha((unsigned char)url[0])) return 0;
+    size_t i = 1;
+    while (isalnum((unsigned char)url[i]) || url[i] == '+' || url[i] == '-' || url[i] == '.')
+        i++;
+    return strncmp(url + i, "://", 3) == 0 ? i + 3 : 0;
+}
+
 int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char **why) {
     size_t len = strlen(url);
     if (len == 0) return *why = "empty", -EINVAL;
     if (len > PROFILE_PROXY_MAX) return *why = "longer than 1024 bytes", -EINVAL;
     const char *s = url;
-    const char *sep = strstr(s, "://");
-    if (sep) {
-        if ((size_t)(sep - s) != 4 || strncasecmp(s, "http", 4) != 0)
+    size_t sl = scheme_len(url);
+    if (sl) {
+        if (sl != 7 || strncasecmp(s, "http", 4) != 0)
             return *why = "only an http:// proxy is supported (the box's TLS goes through it "
                           "as a CONNECT tunnel)",
                    -EINVAL;
-        s = sep + 3;
+        s += sl;
     }
     _cleanup_free_ char *rest = dbx_xstrdup(s);
     size_t rl = strlen(rest);
@@ -450,6 +460,8 @@ int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char *
     const char *hostport = rest;
     if (at) {
         if (at == rest) return *why = "empty user name before '@'", -EINVAL;
+        if ((size_t)(at - rest) > PROFILE_PROXY_USERINFO_MAX)
+            return *why = "user name and password longer than 512 bytes", -EINVAL;
         userinfo = userinfo_decode(rest, (size_t)(at - rest));
         if (!userinfo)
             return *why = "user name or password: a bad %-escape or a control character", -EINVAL;
@@ -466,6 +478,7 @@ int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char *
 
 void profile_proxy_clear(struct profile_proxy *p) {
     if (!p) return;
+    if (p->userinfo) explicit_bzero(p->userinfo, strlen(p->userinfo));
     free(p->userinfo);
     *p = (struct profile_proxy){0};
 }
@@ -479,10 +492,18 @@ char *profile_proxy_display(const struct profile_proxy *p) {
 }
 
 char *profile_proxy_redact(const char *url) {
-    const char *sep = strstr(url, "://");
-    const char *start = sep ? sep + 3 : url, *at = strrchr(start, '@');
-    _cleanup_free_ char *out =
-        at ? dbx_xasprintf("%.*s***%s", (int)(start - url), url, at) : dbx_xstrdup(url);
+    const char *start = url + scheme_len(url), *at = strrchr(start, '@');
+    _cleanup_free_ char *out = NULL;
+    if (at) {
+        out = dbx_xasprintf("%.*s***%s", (int)(start - url), url, at);
+    } else {
+        /* no '@': a ':' not followed by a port may still start a password ("http://u:pw") */
+        const char *colon = strchr(start, ':');
+        size_t n = colon ? strspn(colon + 1, "0123456789") : 0;
+        bool port = colon && n > 0 && (colon[1 + n] == '\0' || strcmp(colon + 1 + n, "/") == 0);
+        out = colon && !port && start[0] != '[' ? dbx_xasprintf("%.*s:***", (int)(colon - url), url)
+                                                : dbx_xstrdup(url);
+    }
     return dbx_sanitize_printable(TAKE_PTR(out));
 }
 
@@ -498,14 +519,7 @@ char *profile_no_proxy_normalize(const char *in, const char **why) {
 
 bool profile_no_proxy_match(const struct profile_allow *e, bool is_addr, const struct dbx_addr *a,
                             const char *name) {
-    if (e->kind == PROFILE_ALLOW_ADDR) {
-        if (!is_addr || a->family != e->addr.family) return false;
-        for (unsigned bit = 0; bit < e->prefix; bit++) {
-            unsigned mask = 0x80u >> (bit % 8);
-            if ((a->a[bit / 8] & mask) != (e->addr.a[bit / 8] & mask)) return false;
-        }
-        return true;
-    }
+    if (e->kind == PROFILE_ALLOW_ADDR) return is_addr && dbx_addr_in(a, &e->addr, e->prefix);
     if (is_addr || e->kind != PROFILE_ALLOW_NAME) return false;
     size_t hl = strlen(name), el = strlen(e->name);
     return strcmp(name, e->name) == 0 ||

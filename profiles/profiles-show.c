@@ -499,8 +499,6 @@ char *profile_user_to_text(const struct profile_user *u) {
        ufrom(u, "registries.ca_file"));
     fprintf(f, "\n[network]\n");
     kv(f, "listen", listen, ufrom(u, "network.listen"));
-    text_user_list(f, "ca_files", u && u->ca_files_set, u ? u->ca_files : NULL, true,
-                   ufrom(u, "network.ca_files"), CA_FILES_DEFAULT);
     if (u && u->proxy_set) {
         _cleanup_free_ char *shown = u->proxy ? proxy_shown(u->proxy) : dbx_xstrdup("none");
         kv(f, "proxy", shown, ufrom(u, "network.proxy"));
@@ -509,6 +507,8 @@ char *profile_user_to_text(const struct profile_user *u) {
     }
     text_user_list(f, "no_proxy", u && u->no_proxy_set, u ? u->no_proxy : NULL, true,
                    ufrom(u, "network.no_proxy"), NO_PROXY_DEFAULT);
+    text_user_list(f, "ca_files", u && u->ca_files_set, u ? u->ca_files : NULL, true,
+                   ufrom(u, "network.ca_files"), CA_FILES_DEFAULT);
     fprintf(f, "\n[setup]\n");
     text_user_list(f, "allow", u && u->setup_allow_set, u ? u->setup_allow : NULL, false,
                    ufrom(u, "setup.allow"), SETUP_ALLOW_DEFAULT);

@@ -509,7 +509,8 @@ char *profile_allow_format(const struct profile_allow *a);
 
 /* ---- the upstream HTTP proxy (config.ini [network] proxy and no_proxy) ------------------ */
 
-#define PROFILE_PROXY_MAX 1024u /* bytes of a proxy URL */
+#define PROFILE_PROXY_MAX 1024u         /* bytes of a proxy URL */
+#define PROFILE_PROXY_USERINFO_MAX 512u /* bytes of its "user:password", encoded */
 /* An upstream proxy: where an allowlist box's egress proxy sends what it lets through. */
 struct profile_proxy {
     struct profile_allow host; /* PROFILE_ALLOW_NAME, or ADDR of one address; port set */
@@ -524,7 +525,8 @@ int profile_proxy_parse(const char *url, struct profile_proxy *ret, const char *
 void profile_proxy_clear(struct profile_proxy *p);
 /* "http://HOST:PORT", with "USER:***@" when it carries credentials: never the password. */
 char *profile_proxy_display(const struct profile_proxy *p);
-/* url (any text) for a message: what precedes the last '@' after the scheme becomes "***". */
+/* url (any text) for a message: what precedes the last '@' after the scheme becomes "***";
+ * without an '@', what follows a ':' that does not start a port does. */
 char *profile_proxy_redact(const char *url);
 /* One no_proxy entry, normalized: "*" (every host), a name (written "name", ".name" or
  * "*.name": the name and every name under it), an IP address or a CIDR; no port.  The result

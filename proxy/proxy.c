@@ -8,6 +8,7 @@
  * never change where the bytes go. */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <ifaddrs.h>
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/tcp.h>
@@ -389,10 +390,48 @@ static bool via_upstream(const struct conn *c) {
     return true;
 }
 
+/* Whether the answer head offers Basic in a Proxy-Authenticate header (or names no scheme at
+ * all: then credentials are still the likely fix). */
+static bool offers_basic(const char *head) {
+    bool any = false;
+    for (const char *l = strstr(head, "\r\n"); l; l = strstr(l + 2, "\r\n")) {
+        const char *v = l + 2;
+        if (strncasecmp(v, "proxy-authenticate:", 19) != 0) continue;
+        any = true;
+        v += 19 + strspn(v + 19, " \t");
+        if (strncasecmp(v, "basic", 5) == 0 && (v[5] == ' ' || v[5] == '\r' || v[5] == ','))
+            return true;
+    }
+    return !any;
+}
+
+/* Whether a (the upstream proxy's address) is this host: loopback, or one of its interfaces'
+ * addresses.  Link-local counts too (a proxy there reaches what the host's own link does). */
+static bool on_this_host(const struct dbx_addr *a) {
+    enum dbx_addr_class k = dbx_addr_classify(a);
+    if (k == DBX_ADDR_LOOPBACK || k == DBX_ADDR_LINK_LOCAL || k == DBX_ADDR_UNSPECIFIED)
+        return true;
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0) return true; /* not known: judge the name */
+    bool mine = false;
+    for (struct ifaddrs *i = ifs; i && !mine; i = i->ifa_next) {
+        struct dbx_addr x;
+        if (!i->ifa_addr) continue;
+        socklen_t len = i->ifa_addr->sa_family == AF_INET    ? sizeof(struct sockaddr_in)
+                        : i->ifa_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                             : 0;
+        mine = len && dbx_addr_from_sockaddr(i->ifa_addr, len, &x) == 0 && x.family == a->family &&
+               memcmp(x.a, a->a, a->family == AF_INET ? 4 : 16) == 0;
+    }
+    freeifaddrs(ifs);
+    return mine;
+}
+
 /* Read the upstream proxy's answer head to a CONNECT, and nothing past it (what follows is the
- * destination's).  Its status code with its status line (sanitized) in line, or -errno
- * (-EPROTO: not an HTTP/1.x status line; -EMSGSIZE: no end within PROXY_HTTP_MAX_HEAD). */
-static int upstream_answer(struct conn *c, char *line, size_t n) {
+ * destination's).  Its status code with its status line (sanitized) in line and whether it
+ * offers Basic authentication in *basic, or -errno (-EPROTO: not an HTTP/1.x status line;
+ * -EMSGSIZE: no end within PROXY_HTTP_MAX_HEAD). */
+static int upstream_answer(struct conn *c, char *line, size_t n, bool *basic) {
     _cleanup_free_ char *buf = dbx_xmalloc(PROXY_HTTP_MAX_HEAD + 1);
     uint64_t deadline = dbx_now_ms() + PROXY_UPSTREAM_HEAD_MS;
     size_t have = 0;
@@ -413,6 +452,7 @@ static int upstream_answer(struct conn *c, char *line, size_t n) {
         if (have >= PROXY_HTTP_MAX_HEAD) return -EMSGSIZE;
     }
     buf[have] = '\0';
+    *basic = offers_basic(buf);
     size_t ll = strcspn(buf, "\r\n");
     snprintf(line, n, "%.*s", (int)ll, buf);
     dbx_sanitize_printable(line);
@@ -460,15 +500,32 @@ static int upstream_connect(struct conn *c, const struct proxy_http_req *req) {
         return r;
     }
     c->connected = c->via = true;
+    if (!c->host.is_addr && on_this_host(&c->addr)) {
+        /* A proxy on this host resolves names as the host does: a name that leads to the
+         * host's loopback or services, or to the cloud's metadata address, would get there
+         * through it.  So the host's answer is judged as on the direct path, every address of
+         * it.  A name the host cannot resolve goes on: such a proxy cannot resolve it either,
+         * or hands it to a parent proxy, which cannot reach this host's loopback. */
+        struct dbx_addr mine[MAX_ADDRS];
+        int gai = 0;
+        size_t k = lookup(c, mine, &gai);
+        for (size_t i = 0; i < k; i++) {
+            const char *bad = policy_addr_refused(p->pats, p->npats, &mine[i]);
+            if (bad) return refuse_addr(c, &mine[i], bad);
+        }
+    }
     if (req->method != PROXY_HTTP_CONNECT) return 0; /* put_head writes the absolute form */
     char target[DBX_HOST_MAX + 16];
     proxy_fmt_target(&c->host, c->port, target, sizeof(target));
-    _cleanup_free_ char *head = dbx_xasprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", target,
-                                              target, p->up_auth ? p->up_auth : "");
+    /* some filtering proxies refuse a CONNECT without a User-Agent */
+    _cleanup_free_ char *head =
+        dbx_xasprintf("CONNECT %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: devbox\r\n%s\r\n", target,
+                      target, p->up_auth ? p->up_auth : "");
     r = proxy_send_all(c, c->ufd, head, strlen(head), dbx_now_ms() + WRITE_TIMEOUT_MS);
     explicit_bzero(head, strlen(head));
     char line[PHRASE_MAX + 1] = "";
-    if (r == 0) r = upstream_answer(c, line, sizeof(line));
+    bool basic = false;
+    if (r == 0) r = upstream_answer(c, line, sizeof(line), &basic);
     if (r == -ECANCELED) return r;
     if (r < 0) {
         _cleanup_free_ char *why =
@@ -478,11 +535,17 @@ static int upstream_connect(struct conn *c, const struct proxy_http_req *req) {
         return r;
     }
     if (r / 100 != 2) {
+        /* devbox speaks Basic only: for NTLM or Negotiate, a local cntlm or px does the rest */
+        const char *hint = r != 407 ? ""
+                           : !basic ? "; it wants a login devbox cannot give (only "
+                                      "Basic): run a local proxy that logs in "
+                                      "(cntlm, px) and name it in [network] proxy"
+                           : p->upstream.userinfo || p->up_auth
+                               ? "; it refused the credentials of [network] proxy"
+                               : "; it wants credentials: [network] proxy = "
+                                 "http://USER:PASSWORD@HOST:PORT in config.ini";
         _cleanup_free_ char *why = dbx_xasprintf(
-            "upstream proxy %s answered CONNECT %s with '%s'%s", up, target, line,
-            r == 407 ? "; it wants credentials: [network] proxy = http://USER:PASSWORD@HOST:PORT "
-                       "in config.ini"
-                     : "");
+            "upstream proxy %s answered CONNECT %s with '%s'%s", up, target, line, hint);
         refuse(c, 502, "error", why, NULL);
         return -EACCES;
     }
@@ -536,11 +599,12 @@ static int read_head(struct conn *c, struct proxy_http_req *req) {
     }
 }
 
-/* The head for the destination: origin-form target, our Host and Connection, no hop-by-hop
- * or proxy headers. */
+/* The head for the destination: origin-form target (absolute through the upstream proxy, with
+ * the user's credentials: only GET, HEAD and POST get here, never a TRACE that would have the
+ * proxy echo them back), our Host and Connection, no hop-by-hop headers and none of the box's
+ * Proxy-* ones. */
 static void put_head(struct conn *c, const struct proxy_http_req *req) {
-    static const char *const drop[] = {"host",       "connection",          "proxy-connection",
-                                       "keep-alive", "proxy-authorization", "upgrade"};
+    static const char *const drop[] = {"host", "connection", "keep-alive", "upgrade"};
     const uint8_t *h = c->cin.data + c->cin.start;
     char target[DBX_HOST_MAX + 16];
     proxy_fmt_target(&req->host, req->port, target, sizeof(target));
@@ -561,7 +625,7 @@ static void put_head(struct conn *c, const struct proxy_http_req *req) {
     for (uint32_t i = 0; i < req->nheaders; i++) {
         const uint8_t *name = h + req->headers[i].name.off;
         size_t nl = req->headers[i].name.len;
-        bool skip = false;
+        bool skip = nl >= 6 && strncasecmp((const char *)name, "proxy-", 6) == 0;
         for (size_t k = 0; k < DBX_ARRAY_SIZE(drop) && !skip; k++)
             skip = strlen(drop[k]) == nl && strncasecmp((const char *)name, drop[k], nl) == 0;
         if (skip) continue;
@@ -998,6 +1062,9 @@ static int upstream_setup(struct proxy *p, const struct proxy_config *cfg, dbx_e
         EVP_EncodeBlock(b64, (const unsigned char *)p->upstream.userinfo, (int)ul);
         p->up_auth = dbx_xasprintf("Proxy-Authorization: Basic %s\r\n", b64);
         explicit_bzero(b64, sizeof(b64));
+        /* the header is the one copy kept */
+        explicit_bzero(p->upstream.userinfo, ul);
+        free(TAKE_PTR(p->upstream.userinfo));
     }
     if (n > PROFILE_MAX_LIST)
         return dbx_error_setx(err, E2BIG, "no_proxy: %zu entries, more than %u", n,

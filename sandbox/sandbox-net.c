@@ -54,6 +54,7 @@ struct net {
     void *deny_data;
     char *listen_addr;
     bool guest_ready;
+    char *warning; /* net_warning's, or NULL */
 };
 
 static void send_frame(struct net *n, uint8_t type, uint32_t sid, const void *p, size_t len) {
@@ -169,12 +170,13 @@ static const char *env_first(const char *const *names, size_t n, const char **re
 }
 
 int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
-                 dbx_error **err) {
+                 char **ret_warning) {
     static const char *const url_vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
                                            "HTTP_PROXY"};
     static const char *const np_vars[] = {"no_proxy", "NO_PROXY"};
     *ret_url = NULL;
     *ret_no_proxy = NULL;
+    *ret_warning = NULL;
     const char *var = NULL, *url = NULL;
     if (user && user->proxy_set) {
         url = user->proxy;
@@ -183,11 +185,13 @@ int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no
         struct profile_proxy px;
         const char *why = NULL;
         if (url && profile_proxy_parse(url, &px, &why) < 0) {
+            /* a variable set for other tools (ssh -D's socks5h://) must not stop the box */
             _cleanup_free_ char *shown = profile_proxy_redact(url);
-            return dbx_error_setx(err, EINVAL,
-                                  "the environment's %s='%s': %s; set [network] proxy in "
-                                  "config.ini (or proxy = none)",
-                                  var, shown, why);
+            *ret_warning = dbx_xasprintf("the environment's %s='%s': %s; the box's network "
+                                         "connects directly (set [network] proxy in "
+                                         "config.ini, or proxy = none)",
+                                         var, shown, why);
+            return 0;
         }
         if (url) profile_proxy_clear(&px);
     }
@@ -228,7 +232,7 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     _cleanup_free_ char *upstream = NULL;
     _cleanup_strv_ char **no_proxy = NULL;
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST)
-        r = net_upstream(user, &upstream, &no_proxy, err);
+        r = net_upstream(user, &upstream, &no_proxy, &n->warning);
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
         struct proxy_config cfg = {.allow = prof->allow,
                                    .resolve = prof->resolve,
@@ -266,7 +270,12 @@ void net_free(struct net *n) {
     if (n->log_rd >= 0) close(n->log_rd);
     if (n->log_fd >= 0) close(n->log_fd);
     free(n->listen_addr);
+    free(n->warning);
     free(n);
+}
+
+const char *net_warning(const struct net *n) {
+    return n ? n->warning : NULL;
 }
 
 void net_guest_ready(struct net *n) {

@@ -282,6 +282,7 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
         dbx_plan_free(&plan);
         return dbx_error_wrap(err, "[setup] network");
     }
+    if (net_warning(net)) sup_log("setup: %s", net_warning(net)); /* the box's start says it */
     size_t ncmd = dbx_strv_len(s->prof.setup_run);
     _cleanup_free_ char *allowed = NULL;
     for (char **x = view.allow; x && *x; x++) {

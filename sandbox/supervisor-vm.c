@@ -962,6 +962,10 @@ int sup_prepare(struct sup *s, dbx_error **err) {
         r = net_new(&s->net, &s->prof, &user, &sec, s->proj.state_dir, &s->relay.agent_out, err);
     profile_user_clear(&user);
     if (r < 0) return -1;
+    if (net_warning(s->net)) {
+        sup_log("%s", net_warning(s->net));
+        sup_ready_say(s, 'W', net_warning(s->net));
+    }
     if (fit_disk(s, s->vm.disk, err) < 0) return -1;
     if (policy_compile(&s->prof, s->prof.memory, &s->plan, err) < 0)
         return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);

@@ -384,9 +384,29 @@ static void test_user_proxy(void **state) {
             assert_null(px.userinfo);
         profile_proxy_clear(&px);
     }
+    /* what an error may show of a URL: never the password, however malformed the URL */
+    const char *why = NULL;
+    static const struct {
+        const char *in, *shown;
+    } redact[] = {
+        {"http://u:pw@p:1", "http://***@p:1"},
+        {"alice:pa://ss@proxy:3128", "***@proxy:3128"}, /* "://" inside the password */
+        {"http://alice:secret", "http://alice:***"},    /* '@host' forgotten */
+        {"socks5h://bob:pw@h:1080", "socks5h://***@h:1080"},
+        {"http://p.example:3128/", "http://p.example:3128/"},
+        {"http://[fd00::1]:3128", "http://[fd00::1]:3128"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(redact); i++) {
+        _cleanup_free_ char *shown = profile_proxy_redact(redact[i].in);
+        assert_string_equal(shown, redact[i].shown);
+    }
+    _cleanup_free_ char *long_user = dbx_xasprintf("http://%0513d@p:1", 0);
+    struct profile_proxy lp;
+    assert_int_equal(profile_proxy_parse(long_user, &lp, &why), -EINVAL);
+    assert_string_equal(why, "user name and password longer than 512 bytes");
+
     /* no_proxy matching: the name and below it, on a label boundary; addresses in a CIDR */
     struct profile_allow e;
-    const char *why = NULL;
     assert_int_equal(profile_allow_parse("corp.example", &e, &why), 0);
     struct dbx_addr a = {0};
     assert_true(profile_no_proxy_match(&e, false, &a, "corp.example"));
