@@ -258,6 +258,7 @@ struct auth {
 static int auth_load(const struct dbx_paths *paths, struct auth *a, dbx_error **err) {
     *a = (struct auth){0};
     if (profile_user_load(paths->config, &a->user, err) < 0) return -1;
+    dbx_user_proxy_env(&a->user); /* libcurl reads the proxy variables */
     a->cfg.ca_file = a->user.registries_ca_file;
     a->cfg.insecure = a->user.registries_insecure;
     return 0;

@@ -9,8 +9,37 @@ char *dbx_trust_dir(const struct dbx_paths *paths) {
     return dbx_xasprintf("%s/trust", paths->state);
 }
 
+void dbx_user_proxy_env(const struct profile_user *u) {
+    static const char *const url_vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY",
+                                           "HTTPS_PROXY"};
+    static const char *const np_vars[] = {"no_proxy", "NO_PROXY"};
+    if (u->proxy_set) {
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(url_vars); i++)
+            if (u->proxy)
+                setenv(url_vars[i], u->proxy, 1);
+            else
+                unsetenv(url_vars[i]);
+        unsetenv("all_proxy"); /* curl would take it for what https_proxy no longer names */
+        unsetenv("ALL_PROXY");
+    }
+    if (u->no_proxy_set) {
+        _cleanup_free_ char *v = dbx_xstrdup("");
+        for (char **x = u->no_proxy; x && *x; x++) {
+            char *w = dbx_xasprintf("%s%s%s", v, *v ? "," : "", *x);
+            free(v);
+            v = w;
+        }
+        for (size_t i = 0; i < DBX_ARRAY_SIZE(np_vars); i++)
+            if (*v)
+                setenv(np_vars[i], v, 1);
+            else
+                unsetenv(np_vars[i]);
+    }
+}
+
 int dbx_user_load(const struct dbx_paths *paths, struct profile_user *ret, dbx_error **err) {
     if (profile_user_load(paths->config, ret, err) < 0) return -1;
+    dbx_user_proxy_env(ret);
     /* What [setup] may reach without the repo asking: unless config.ini says, the mirrors the
      * host's own apt uses (DEVBOX_APT_DIR replaces /etc/apt, for tests): the distribution's
      * mirrors as this machine's network knows them, never a name written here. */

@@ -8,6 +8,8 @@
 #   the user's credentials; the network log says via=; the box's own Proxy-Authorization
 #   never reaches it, and the box never sees the credentials;
 # - a name outside the allow list never reaches it; what it refuses is a 502 naming it;
+# - devbox's own downloads on the host go the same way: the supervisor's proxy variables (which
+#   libcurl, mmdebstrap and apt read) are config.ini's;
 # - no_proxy's 127.0.0.1 is connected directly;
 # - without [network] proxy the environment's https_proxy is used; an unusable one is set aside
 #   with a warning naming the variable (its password not shown); proxy = none ignores it;
@@ -63,6 +65,15 @@ ok dbx logs --network
 assert_match "$OUT" "allow CONNECT far.test:$HTTPS via=127.0.0.1:$UP " "the log line says via"
 assert_match "$OUT" "allow GET far.test:$HTTP via=127.0.0.1:$UP " "the plain http log line says via"
 
+# devbox's own downloads on the host (image pulls, mmdebstrap, apt) go the same way
+# (the first start loaded config.ini before it spawned the supervisor: /proc shows what it got)
+ok dbx status --json
+spid=$(json_get "$OUT" 'j["pid"]')
+senv=$(tr '\0' '\n' <"/proc/$spid/environ")
+assert_contains "$senv" "https_proxy=http://alice:s3cr%40t@127.0.0.1:$UP" "config.ini's proxy for the supervisor's downloads"
+assert_contains "$senv" "HTTP_PROXY=http://alice:s3cr%40t@127.0.0.1:$UP" "config.ini's proxy for plain http too"
+assert_contains "$senv" "no_proxy=127.0.0.1" "config.ini's no_proxy for the supervisor's downloads"
+
 # the box's own credentials stay in the box; the user's never enter it
 : >"$UPLOG"
 ok dbx exec -- curl -sS --max-time 60 -x http://127.0.0.1:3128 -U mallory:pw "http://far.test:$HTTP/hello"
@@ -110,6 +121,17 @@ ok dbx stop
 printf '[network]\nproxy = none\n' >"$CFG"
 https_proxy="socks5h://bob:hunter2@127.0.0.1:1080" ok dbx exec -- true
 assert_not_contains "$ERR" "https_proxy" "proxy = none: the environment's is not looked at"
+ok dbx stop
+# (a project's first start loads config.ini before the supervisor is spawned: what it was
+# given shows in /proc/PID/environ, which the supervisor's own setenv does not change)
+R2=$(make_repo proj2)
+cd "$R2" || fail "cd $R2"
+https_proxy="socks5h://bob:hunter2@127.0.0.1:1080" ok dbx exec -- true
+ok dbx status --json
+spid=$(json_get "$OUT" 'j["pid"]')
+assert_not_contains "$(tr '\0' '\n' <"/proc/$spid/environ")" "proxy=" "proxy = none: no proxy for devbox's own downloads"
+ok dbx stop
+cd "$R" || fail "cd $R"
 
 # ---- a proxy that wants credentials it was not given -------------------------------------------
 ok dbx stop

@@ -2,7 +2,9 @@
  * test time with OpenSSL: files and directories (sorted, one subdirectory level), other PEM
  * blocks and text skipped, duplicates once, a file without a certificate a warning, a broken
  * certificate, a missing or relative path, an oversized file and too many certificates
- * errors naming the file, '-' for a path that may be missing. */
+ * errors naming the file, '-' for a path that may be missing.  Also the other half of the
+ * host's company-network settings: config.ini's proxy exported to devbox's own environment
+ * (dbx_user_proxy_env, sandbox/sandbox-policy.c). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -195,11 +197,43 @@ static void test_errors(void **state) {
     free(pem);
 }
 
+/* config.ini's proxy becomes devbox's own proxy variables (what libcurl, mmdebstrap and apt
+ * read); `none` unsets them; a file that says nothing leaves the environment's alone. */
+static void test_proxy_env(void **state) {
+    (void)state;
+    setenv("https_proxy", "http://env.example:1", 1);
+    setenv("ALL_PROXY", "socks5h://env.example:2", 1);
+    setenv("no_proxy", "env.example", 1);
+    struct profile_user u = {0};
+    dbx_user_proxy_env(&u);
+    assert_string_equal(getenv("https_proxy"), "http://env.example:1");
+    assert_string_equal(getenv("no_proxy"), "env.example");
+    char *np[] = {"corp.example", "10.0.0.0/8", NULL};
+    u.proxy_set = u.no_proxy_set = true;
+    u.proxy = "http://u:p%40w@proxy.corp.example:3128";
+    u.no_proxy = np;
+    dbx_user_proxy_env(&u);
+    const char *vars[] = {"http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(vars); i++)
+        assert_string_equal(getenv(vars[i]), u.proxy);
+    assert_null(getenv("ALL_PROXY"));
+    assert_string_equal(getenv("no_proxy"), "corp.example,10.0.0.0/8");
+    assert_string_equal(getenv("NO_PROXY"), "corp.example,10.0.0.0/8");
+    u.proxy = NULL; /* none */
+    u.no_proxy = NULL;
+    dbx_user_proxy_env(&u);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(vars); i++)
+        assert_null(getenv(vars[i]));
+    assert_null(getenv("no_proxy"));
+    assert_null(getenv("NO_PROXY"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_dir_sorted_and_filtered, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_errors, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test(test_proxy_env),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
