@@ -107,7 +107,6 @@ char *const *dbx_ca_paths(const struct profile_user *u);
 
 /* ---- profiles and trust (sandbox-policy.c) ---- */
 char *dbx_trust_dir(const struct dbx_paths *paths);
-/* The effective profile (built-ins, user config, the repo chain) and the user settings. */
 /* config.ini's [network] proxy and no_proxy, when it sets them, become this process's proxy
  * variables (http_proxy, https_proxy, no_proxy and their upper-case twins; `none` unsets
  * them): what devbox itself downloads on the host goes the way the boxes go, through libcurl
@@ -118,6 +117,7 @@ void dbx_user_proxy_env(const struct profile_user *u);
  * [setup] allow defaults to the hosts of the host's apt sources (vm_apt_hosts); and its proxy
  * exported (dbx_user_proxy_env). */
 int dbx_user_load(const struct dbx_paths *paths, struct profile_user *ret, dbx_error **err);
+/* The effective profile (built-ins, user config, the repo chain) and the user settings. */
 int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *proj,
                      struct profile *ret, struct profile_user *ret_user, dbx_error **err);
 /* 0 when p only narrows the built-in default, or the user trusted these exact bytes; else an

@@ -14,9 +14,14 @@ void dbx_user_proxy_env(const struct profile_user *u) {
                                            "HTTPS_PROXY"};
     static const char *const np_vars[] = {"no_proxy", "NO_PROXY"};
     if (u->proxy_set) {
+        /* with its scheme: curl takes "host:port" alone, apt does not */
+        _cleanup_free_ char *url = !u->proxy ? NULL
+                                   : strncasecmp(u->proxy, "http://", 7) == 0
+                                       ? dbx_xstrdup(u->proxy)
+                                       : dbx_xasprintf("http://%s", u->proxy);
         for (size_t i = 0; i < DBX_ARRAY_SIZE(url_vars); i++)
-            if (u->proxy)
-                setenv(url_vars[i], u->proxy, 1);
+            if (url)
+                setenv(url_vars[i], url, 1);
             else
                 unsetenv(url_vars[i]);
         unsetenv("all_proxy"); /* curl would take it for what https_proxy no longer names */

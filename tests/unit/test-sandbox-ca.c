@@ -219,6 +219,9 @@ static void test_proxy_env(void **state) {
     assert_null(getenv("ALL_PROXY"));
     assert_string_equal(getenv("no_proxy"), "corp.example,10.0.0.0/8");
     assert_string_equal(getenv("NO_PROXY"), "corp.example,10.0.0.0/8");
+    u.proxy = "proxy.corp.example:3128"; /* without its scheme: exported with it */
+    dbx_user_proxy_env(&u);
+    assert_string_equal(getenv("http_proxy"), "http://proxy.corp.example:3128");
     u.proxy = NULL; /* none */
     u.no_proxy = NULL;
     dbx_user_proxy_env(&u);
