@@ -124,6 +124,17 @@ size_t dbx_strv_len(char *const *v) {
         n++;
     return n;
 }
+char *dbx_strv_join(char *const *v, const char *sep) {
+    size_t n = 1, sl = strlen(sep);
+    for (size_t i = 0; v && v[i]; i++)
+        n += strlen(v[i]) + (i ? sl : 0);
+    char *out = dbx_xmalloc(n), *p = out;
+    for (size_t i = 0; v && v[i]; i++)
+        p = stpcpy(i ? stpcpy(p, sep) : p, v[i]);
+    *p = '\0';
+    return out;
+}
+
 char **dbx_strv_push(char **v, const char *s) {
     size_t n = dbx_strv_len(v);
     v = dbx_xrealloc(v, (n + 2) * sizeof(char *));

@@ -135,6 +135,8 @@ bool dbx_str_has_prefix(const char *s, const char *p);
 size_t dbx_strv_len(char *const *v);
 /* Append a copy of s to a NULL-terminated vector (vector may be NULL). */
 char **dbx_strv_push(char **v, const char *s);
+/* v's strings with sep between them: "" for an empty or NULL v (caller frees). */
+char *dbx_strv_join(char *const *v, const char *sep);
 /* The UTF-8 sequence at p[0..n): its length, 1 to 4, with its code point in *ret_cp; 0 when
  * none is well-formed there (RFC 3629: shortest form, no surrogates, at most U+10FFFF), or n
  * is 0.  Reads no byte past the first one that breaks the sequence, so a NUL-terminated string

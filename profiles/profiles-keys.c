@@ -414,13 +414,7 @@ bool prof_strv_contains(char *const *v, const char *s) {
 }
 
 char *prof_strv_join(char *const *v) {
-    _cleanup_free_ char *s = dbx_xstrdup("");
-    for (size_t i = 0; v && v[i]; i++) {
-        char *t = dbx_xasprintf("%s%s%s", s, i ? ", " : "", v[i]);
-        free(s);
-        s = t;
-    }
-    return TAKE_PTR(s);
+    return dbx_strv_join(v, ", ");
 }
 
 bool prof_strv_remove(char **v, const char *s) {

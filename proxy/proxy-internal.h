@@ -62,6 +62,11 @@ struct proxy {
     char *up_auth;             /* "Proxy-Authorization: Basic ...\r\n", or NULL */
     struct profile_allow *nop; /* no_proxy entries other than "*" */
     size_t nnop;
+    /* whether the upstream's last address is this host's (on_this_host), until here_until:
+     * one getifaddrs a minute instead of one per connection; guarded by lock */
+    struct dbx_addr here_addr;
+    bool here;
+    uint64_t here_until;
     pthread_mutex_t lock;
     struct conn *conns; /* guarded by lock */
     unsigned active;    /* guarded by lock */

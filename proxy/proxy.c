@@ -42,8 +42,8 @@
 #define MAX_RESOLVE 256u
 #define DEFAULT_MAX_CONNS 256u
 #define THREAD_STACK (256u * 1024u)
-#define UP_USERINFO_MAX 512u /* "user:password" of the upstream proxy */
-#define UP_AUTH_MAX (4u * (UP_USERINFO_MAX + 2) / 3 + 64u) /* its Proxy-Authorization line */
+/* the upstream proxy's Proxy-Authorization line, for a "user:password" within its cap */
+#define UP_AUTH_MAX (4u * (PROFILE_PROXY_USERINFO_MAX + 2) / 3 + 64u)
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -405,14 +405,11 @@ static bool offers_basic(const char *head) {
     return !any;
 }
 
-/* Whether a (the upstream proxy's address) is this host: loopback, or one of its interfaces'
- * addresses.  Link-local counts too (a proxy there reaches what the host's own link does). */
-static bool on_this_host(const struct dbx_addr *a) {
-    enum dbx_addr_class k = dbx_addr_classify(a);
-    if (k == DBX_ADDR_LOOPBACK || k == DBX_ADDR_LINK_LOCAL || k == DBX_ADDR_UNSPECIFIED)
-        return true;
+/* Whether a is one of this host's interfaces' addresses (true when that cannot be known: the
+ * name is then judged). */
+static bool host_has_addr(const struct dbx_addr *a) {
     struct ifaddrs *ifs = NULL;
-    if (getifaddrs(&ifs) < 0) return true; /* not known: judge the name */
+    if (getifaddrs(&ifs) < 0) return true;
     bool mine = false;
     for (struct ifaddrs *i = ifs; i && !mine; i = i->ifa_next) {
         struct dbx_addr x;
@@ -425,6 +422,29 @@ static bool on_this_host(const struct dbx_addr *a) {
     }
     freeifaddrs(ifs);
     return mine;
+}
+
+/* Whether a (the upstream proxy's address) is this host: loopback, or one of its interfaces'
+ * addresses (the answer kept a minute: a company proxy is asked for on every connection).
+ * Link-local counts too (a proxy there reaches what the host's own link does). */
+static bool on_this_host(struct proxy *p, const struct dbx_addr *a) {
+    enum dbx_addr_class k = dbx_addr_classify(a);
+    if (k == DBX_ADDR_LOOPBACK || k == DBX_ADDR_LINK_LOCAL || k == DBX_ADDR_UNSPECIFIED)
+        return true;
+    uint64_t now = dbx_now_ms();
+    pthread_mutex_lock(&p->lock);
+    bool known = now < p->here_until && p->here_addr.family == a->family &&
+                 memcmp(p->here_addr.a, a->a, a->family == AF_INET ? 4 : 16) == 0;
+    bool here = p->here;
+    pthread_mutex_unlock(&p->lock);
+    if (known) return here;
+    here = host_has_addr(a);
+    pthread_mutex_lock(&p->lock);
+    p->here_addr = *a;
+    p->here = here;
+    p->here_until = now + PROXY_DNS_TTL_MS;
+    pthread_mutex_unlock(&p->lock);
+    return here;
 }
 
 /* Read the upstream proxy's answer head to a CONNECT, and nothing past it (what follows is the
@@ -500,7 +520,7 @@ static int upstream_connect(struct conn *c, const struct proxy_http_req *req) {
         return r;
     }
     c->connected = c->via = true;
-    if (!c->host.is_addr && on_this_host(&c->addr)) {
+    if (!c->host.is_addr && on_this_host(p, &c->addr)) {
         /* A proxy on this host resolves names as the host does: a name that leads to the
          * host's loopback or services, or to the cloud's metadata address, would get there
          * through it.  So the host's answer is judged as on the direct path, every address of
@@ -536,14 +556,13 @@ static int upstream_connect(struct conn *c, const struct proxy_http_req *req) {
     }
     if (r / 100 != 2) {
         /* devbox speaks Basic only: for NTLM or Negotiate, a local cntlm or px does the rest */
-        const char *hint = r != 407 ? ""
-                           : !basic ? "; it wants a login devbox cannot give (only "
-                                      "Basic): run a local proxy that logs in "
-                                      "(cntlm, px) and name it in [network] proxy"
-                           : p->upstream.userinfo || p->up_auth
-                               ? "; it refused the credentials of [network] proxy"
-                               : "; it wants credentials: [network] proxy = "
-                                 "http://USER:PASSWORD@HOST:PORT in config.ini";
+        const char *hint = r != 407     ? ""
+                           : !basic     ? "; it wants a login devbox cannot give (only "
+                                          "Basic): run a local proxy that logs in "
+                                          "(cntlm, px) and name it in [network] proxy"
+                           : p->up_auth ? "; it refused the credentials of [network] proxy"
+                                        : "; it wants credentials: [network] proxy = "
+                                          "http://USER:PASSWORD@HOST:PORT in config.ini";
         _cleanup_free_ char *why = dbx_xasprintf(
             "upstream proxy %s answered CONNECT %s with '%s'%s", up, target, line, hint);
         refuse(c, 502, "error", why, NULL);
@@ -1054,10 +1073,10 @@ static int upstream_setup(struct proxy *p, const struct proxy_config *cfg, dbx_e
     p->up = true;
     if (p->upstream.userinfo) {
         size_t ul = strlen(p->upstream.userinfo);
-        if (ul > UP_USERINFO_MAX)
+        if (ul > PROFILE_PROXY_USERINFO_MAX) /* parse caps it; the buffer below relies on it */
             return dbx_error_setx(err, E2BIG,
                                   "upstream proxy: user and password longer than %u bytes",
-                                  UP_USERINFO_MAX);
+                                  PROFILE_PROXY_USERINFO_MAX);
         unsigned char b64[UP_AUTH_MAX];
         EVP_EncodeBlock(b64, (const unsigned char *)p->upstream.userinfo, (int)ul);
         p->up_auth = dbx_xasprintf("Proxy-Authorization: Basic %s\r\n", b64);

@@ -152,12 +152,12 @@ struct net_secrets {
 /* The upstream proxy an allowlist box's egress goes through: config.ini [network] proxy
  * (`none`: none) and no_proxy, else the environment the supervisor was started with
  * (https_proxy, HTTPS_PROXY, http_proxy, HTTP_PROXY; no_proxy, NO_PROXY), as the host's own
- * curl, apt and git read them.  0 with *ret_url NULL (connect directly) or set, and
+ * curl, apt and git read them.  *ret_url NULL (connect directly) or set, and
  * *ret_no_proxy (normalized entries, or NULL), the caller's to free; an environment value that
  * is no usable proxy URL is set aside (connect directly) with *ret_warning naming the variable
  * (never its password); config.ini's was checked when it loaded. */
-int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
-                 char **ret_warning);
+void net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
+                  char **ret_warning);
 /* What the start should say about the network (an environment proxy set aside), or NULL. */
 const char *net_warning(const struct net *n);
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,

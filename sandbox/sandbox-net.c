@@ -169,8 +169,8 @@ static const char *env_first(const char *const *names, size_t n, const char **re
     return NULL;
 }
 
-int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
-                 char **ret_warning) {
+void net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no_proxy,
+                  char **ret_warning) {
     static const char *const url_vars[] = {"https_proxy", "HTTPS_PROXY", "http_proxy",
                                            "HTTP_PROXY"};
     static const char *const np_vars[] = {"no_proxy", "NO_PROXY"};
@@ -191,11 +191,11 @@ int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no
                                          "connects directly (set [network] proxy in "
                                          "config.ini, or proxy = none)",
                                          var, shown, why);
-            return 0;
+            return;
         }
         if (url) profile_proxy_clear(&px);
     }
-    if (!url) return 0;
+    if (!url) return;
     char **np = NULL;
     if (user && user->no_proxy_set) {
         for (char **x = user->no_proxy; x && *x; x++)
@@ -215,7 +215,6 @@ int net_upstream(const struct profile_user *user, char **ret_url, char ***ret_no
     }
     *ret_url = dbx_xstrdup(url);
     *ret_no_proxy = np;
-    return 0;
 }
 
 int net_new(struct net **ret, const struct profile *prof, const struct profile_user *user,
@@ -231,9 +230,8 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     int r = n->log_fd < 0 ? -1 : 0;
     _cleanup_free_ char *upstream = NULL;
     _cleanup_strv_ char **no_proxy = NULL;
-    if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST)
-        r = net_upstream(user, &upstream, &no_proxy, &n->warning);
     if (r == 0 && prof->net_mode == PROFILE_NET_ALLOWLIST) {
+        net_upstream(user, &upstream, &no_proxy, &n->warning);
         struct proxy_config cfg = {.allow = prof->allow,
                                    .resolve = prof->resolve,
                                    .log_fd = n->log_fd,

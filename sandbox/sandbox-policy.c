@@ -28,12 +28,7 @@ void dbx_user_proxy_env(const struct profile_user *u) {
         unsetenv("ALL_PROXY");
     }
     if (u->no_proxy_set) {
-        _cleanup_free_ char *v = dbx_xstrdup("");
-        for (char **x = u->no_proxy; x && *x; x++) {
-            char *w = dbx_xasprintf("%s%s%s", v, *v ? "," : "", *x);
-            free(v);
-            v = w;
-        }
+        _cleanup_free_ char *v = dbx_strv_join(u->no_proxy, ",");
         for (size_t i = 0; i < DBX_ARRAY_SIZE(np_vars); i++)
             if (*v)
                 setenv(np_vars[i], v, 1);

@@ -284,15 +284,9 @@ static int run_setup_vm(struct sup *s, const struct profile_user *user, const ch
     }
     if (net_warning(net)) sup_log("setup: %s", net_warning(net)); /* the box's start says it */
     size_t ncmd = dbx_strv_len(s->prof.setup_run);
-    _cleanup_free_ char *allowed = NULL;
-    for (char **x = view.allow; x && *x; x++) {
-        char *a = dbx_xasprintf("%s%s%s", allowed ? allowed : "", allowed ? ", " : "", *x);
-        free(allowed);
-        allowed = a;
-    }
+    _cleanup_free_ char *allowed = dbx_strv_join(view.allow, ", ");
     setup_say(s, run, "devbox: setup: %zu command%s as root in a setup VM (network %s%s%s)", ncmd,
-              ncmd == 1 ? "" : "s", net_name(view.net_mode), allowed ? ": " : "",
-              allowed ? allowed : "");
+              ncmd == 1 ? "" : "s", net_name(view.net_mode), *allowed ? ": " : "", allowed);
 
     /* The setup VM in place of the box's: its plan, its network, its disk. */
     struct dbx_plan box_plan = s->plan;
