@@ -283,6 +283,9 @@ void dbx_setup_encode(const struct dbx_setup *s, struct dbx_buf *out) {
     dbx_buf_put_u32(out, s->gid);
     dbx_buf_put_str(out, s->hostname);
     dbx_buf_put_str(out, s->ca_pem ? s->ca_pem : "");
+    dbx_buf_put_str(out, s->tz_name ? s->tz_name : "");
+    dbx_buf_put_u32(out, s->tz_len);
+    dbx_buf_put(out, s->tz_data, s->tz_len);
     dbx_shares_encode(out, s->nshares, s->shares);
     struct dbx_buf plan = {0};
     dbx_plan_encode(&s->plan, &plan);
@@ -297,6 +300,8 @@ void dbx_setup_free(struct dbx_setup *s) {
     free(s->ws_path);
     free(s->hostname);
     free(s->ca_pem);
+    free(s->tz_name);
+    free(s->tz_data);
     dbx_shares_free(s->nshares, s->shares);
     dbx_plan_free(&s->plan);
     *s = (struct dbx_setup){0};
@@ -309,9 +314,21 @@ int dbx_setup_decode(const uint8_t *p, size_t n, struct dbx_setup *ret, dbx_erro
     if (dbx_get_str(&c, 36, &s.ws_tag) < 0 || dbx_get_str(&c, 4096, &s.ws_path) < 0 ||
         dbx_get_u32(&c, &s.uid) < 0 || dbx_get_u32(&c, &s.gid) < 0 ||
         dbx_get_str(&c, 64, &s.hostname) < 0 || dbx_get_str(&c, DBX_MAX_CA_PEM, &s.ca_pem) < 0 ||
-        s.ws_path[0] != '/') {
+        dbx_get_str(&c, DBX_TZ_NAME_MAX, &s.tz_name) < 0 || dbx_get_u32(&c, &s.tz_len) < 0 ||
+        s.tz_len > DBX_TZ_DATA_MAX || s.tz_len > c.left || s.ws_path[0] != '/') {
         dbx_setup_free(&s);
         return dbx_error_setx(err, EPROTO, "malformed setup message");
+    }
+    if (s.tz_len > 0) {
+        s.tz_data = dbx_xmalloc(s.tz_len);
+        memcpy(s.tz_data, c.p, s.tz_len);
+        c.p += s.tz_len;
+        c.left -= s.tz_len;
+    }
+    if (dbx_tz_check(s.tz_name, s.tz_data, s.tz_len, err) < 0) {
+        dbx_setup_free(&s);
+        dbx_error_wrap(err, "malformed setup message: time zone");
+        return -EPROTO;
     }
     if (dbx_shares_decode(&c, s.ws_tag, s.ws_path, &s.nshares, &s.shares, err) < 0) {
         dbx_setup_free(&s);
@@ -533,6 +550,36 @@ int dbx_ca_pem_check(const char *pem, dbx_error **err) {
     }
     if (st != OUTSIDE)
         return dbx_error_setx(err, EINVAL, "line %zu: '" PEM_END "' missing", lineno);
+    return 0;
+}
+
+int dbx_tz_check(const char *name, const uint8_t *data, size_t len, dbx_error **err) {
+    size_t n = strlen(name);
+    if (n > DBX_TZ_NAME_MAX)
+        return dbx_error_setx(err, EINVAL, "name of %zu bytes, more than %u", n, DBX_TZ_NAME_MAX);
+    if (n == 0 && len > 0) return dbx_error_setx(err, EINVAL, "zone data without a name");
+    if (len > DBX_TZ_DATA_MAX)
+        return dbx_error_setx(err, EINVAL, "zone data of %zu bytes, more than %u", len,
+                              DBX_TZ_DATA_MAX);
+    if (len > 0 && (len < 4 || memcmp(data, "TZif", 4) != 0))
+        return dbx_error_setx(err, EINVAL, "zone data that is not a TZif file");
+    for (const char *p = name; *p; p++) {
+        bool path_char = isalnum((unsigned char)*p) || strchr("._+-/", *p);
+        if (!path_char && !strchr(",:<>", *p))
+            return dbx_error_setx(err, EINVAL, "name with a byte 0x%02x", (unsigned char)*p);
+        if (!path_char && len > 0)
+            return dbx_error_setx(err, EINVAL, "name '%s' with zone data is not a zone's path",
+                                  name);
+    }
+    /* with data, the name is where the guest writes it under a directory of its own */
+    for (const char *c = name; len > 0 && c;) {
+        const char *slash = strchr(c, '/');
+        size_t k = slash ? (size_t)(slash - c) : strlen(c);
+        if (k == 0 || (k == 1 && c[0] == '.') || (k == 2 && c[0] == '.' && c[1] == '.'))
+            return dbx_error_setx(err, EINVAL, "name '%s' with zone data is not a zone's path",
+                                  name);
+        c = slash ? slash + 1 : NULL;
+    }
     return 0;
 }
 

@@ -29,10 +29,10 @@
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
  * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  9: the guest's
- * CLOCK (asking the host's clock) and its answer.  Overridable only so the tests can build an
- * init of another version (t-init-skew). */
+ * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  Overridable only so the
+ * tests can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 9
+#define DBX_PROTO_VERSION 10
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -45,6 +45,8 @@
 #define DBX_MAX_STR (64u * 1024u)     /* any single string (but SETUP's ca_pem) */
 #define DBX_MAX_CA_PEM (192u * 1024u) /* SETUP's ca_pem: fits a SETUP frame with a full plan */
 #define DBX_PROTECTED_PATH_MAX 1024u  /* PROTECTED's first path */
+#define DBX_TZ_NAME_MAX 255u          /* SETUP's tz_name */
+#define DBX_TZ_DATA_MAX (64u * 1024u) /* SETUP's tz_data: a TZif file (Europe/Berlin: 2.3 KiB) */
 
 enum dbx_msg {
     /* session 0 (connection) */
@@ -195,8 +197,14 @@ struct dbx_setup {
     char *ws_path;     /* where to mount it: the project's absolute host path */
     uint32_t uid, gid; /* default user for exec */
     char *hostname;
-    char *ca_pem;     /* the host's CA certificates for the box to trust: "" = none, else one or
-                         more PEM CERTIFICATE blocks (dbx_ca_pem_check), at most DBX_MAX_CA_PEM */
+    char *ca_pem; /* the host's CA certificates for the box to trust: "" = none, else one or
+                     more PEM CERTIFICATE blocks (dbx_ca_pem_check), at most DBX_MAX_CA_PEM */
+    /* The host's time zone (sandbox/sandbox-tz.c): "" = none (the box keeps UTC); else its
+     * name (Europe/Berlin, or a POSIX rule such as EST5EDT) and, when tz_len > 0, the host's
+     * TZif file for it, for a box whose image has no zone files.  dbx_tz_check. */
+    char *tz_name;
+    uint32_t tz_len;
+    uint8_t *tz_data;
     uint32_t nshares; /* extra virtiofs shares, at most DBX_SHARES_MAX (issue 13, below) */
     struct dbx_share *shares;
     struct dbx_plan plan;
@@ -304,6 +312,11 @@ int dbx_hello_decode(const uint8_t *p, size_t n, uint32_t *version, char **relea
  * naming the line ("line 7: not base64") otherwise.  The one spelling both the host's loader
  * (sandbox-ca.c, which re-encodes with OpenSSL) and the guest accept. */
 int dbx_ca_pem_check(const char *pem, dbx_error **err);
+/* SETUP's time zone: name at most DBX_TZ_NAME_MAX bytes of [A-Za-z0-9._+-/,:<>] ("" only with
+ * no data); with data (at most DBX_TZ_DATA_MAX bytes, starting "TZif") the name is also a path
+ * under a zoneinfo directory: no leading '/', no empty, "." or ".." component, and no ',', ':',
+ * '<' or '>'. */
+int dbx_tz_check(const char *name, const uint8_t *data, size_t len, dbx_error **err);
 
 /* Whether an EXEC user spec names root and nothing else: "root" or "0", alone or with the group
  * "root" or "0" ("0:0", "root:root").  The one check both the client (`--admin -u USER`) and

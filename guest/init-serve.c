@@ -427,7 +427,10 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
                                  .box = &a->box,
                                  .spare = &a->spare,
                                  .mnt_next = &a->box.mnt_next,
-                                 .ca = a->ca};
+                                 .ca = a->ca,
+                                 .tz = a->tz,
+                                 .tz_dir = a->tz_dir,
+                                 .lang = a->lang};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
         procs_leaf_release(a, s);
@@ -461,6 +464,20 @@ static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
     return 0;
 }
 
+/* The host's time zone and the box's LANG (init-locale.c).  --serve-fd: files under
+ * $DEVBOX_TEST_CA_ROOT, or none. */
+static int setup_locale(struct agent *a, const struct dbx_setup *su, dbx_error **err) {
+    const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    if (!root || !root[0]) return 0;
+    a->lang = locale_default(root);
+    if (!su->tz_name[0]) return 0;
+    int r = tz_install(root, su->tz_name, su->tz_data, su->tz_len, err);
+    if (r < 0) return -1;
+    a->tz = dbx_xstrdup(su->tz_name);
+    a->tz_dir = r == 1;
+    return 0;
+}
+
 static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (su->ws_tag[0]) {
         /* --serve-fd runs on a developer's machine: create nothing there; the mount itself
@@ -480,6 +497,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     boot_mark(&a->marks, "network");
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     boot_mark(&a->marks, "CAs");
+    if (setup_locale(a, su, err) < 0) return -1;
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
     boot_mark(&a->marks, "user");

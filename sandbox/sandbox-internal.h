@@ -40,6 +40,13 @@ int dbx_send_failed(int fd, int r, const char *what, dbx_error **err);
  * for an environment variable.  Without the repository's config (a symlinked `.git`, or one
  * libgit2 cannot open) the user's alone, and -1 with *err saying why. */
 int dbx_git_identity(const char *root, char **ret_name, char **ret_email, dbx_error **err);
+/* The host's time zone for the box (sandbox-tz.c): tz is $TZ (NULL: unset), tzdir $TZDIR
+ * (NULL: /usr/share/zoneinfo), localtime the file read without TZ (/etc/localtime).  0 with
+ * *ret_name NULL when the host is on UTC without saying so; else the name and, when a TZif file
+ * was found for it, its content; -1 with *err for a zone that cannot be sent (a file that is
+ * not TZif, too large, a name unfit for SETUP). */
+int dbx_host_tz(const char *tz, const char *tzdir, const char *localtime, char **ret_name,
+                uint8_t **ret_data, uint32_t *ret_len, dbx_error **err);
 /* libgit2's global state kept from hold to release: setting it up (OpenSSL, the CA bundle)
  * costs 4-8 ms, which each libgit2 call pays again without it; a start needs it twice (the
  * repository check, the identity). */

@@ -368,6 +368,8 @@ out:
     vm_kernel_clear(&s.kernel);
     free(s.vm.disk);
     free(s.ca_pem);
+    free(s.tz_name);
+    free(s.tz_data);
     sup_secrets_free(&s);
     sup_procs_free(&s);
     sup_shares_free(&s);

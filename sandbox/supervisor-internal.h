@@ -89,7 +89,10 @@ struct sup {
     struct dbx_plan plan; /* compiled from prof; what the guest enforces */
     struct dbx_project_rec rec;
     struct vm_kernel kernel;
-    char *ca_pem; /* the host's CA certificates for SETUP (dbx_ca_load), or NULL: none */
+    char *ca_pem;  /* the host's CA certificates for SETUP (dbx_ca_load), or NULL: none */
+    char *tz_name; /* the host's time zone for SETUP (dbx_host_tz), or NULL: none */
+    uint8_t *tz_data;
+    uint32_t tz_len;
     const char *net_override; /* --network none from the command line, or NULL */
     int ready_fd;             /* the starting client's report pipe, until "OK" or "E" */
     int sig_fd;               /* signalfd: SIGCHLD and the stop signals */

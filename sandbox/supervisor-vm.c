@@ -273,6 +273,9 @@ static void send_setup(struct sup *s) {
     st.plan.no_randomize = sup_no_randomize(s);
     st.hostname = s->prof.hostname;
     st.ca_pem = s->ca_pem ? s->ca_pem : ""; /* borrowed */
+    st.tz_name = s->tz_name ? s->tz_name : "";
+    st.tz_data = s->tz_data;
+    st.tz_len = s->tz_len;
     struct dbx_share shares[DBX_SHARES_MAX];
     for (size_t i = 0; !s->vm.no_workspace && i < s->nshares; i++)
         shares[st.nshares++] =
@@ -892,6 +895,15 @@ static void git_identity_env(struct dbx_plan *p, const char *root) {
             (void)dbx_plan_env_add(p, vars[i][0], vars[i][1]); /* full: the box goes without */
 }
 
+/* The host's time zone, read once per start as the identity is (sandbox-tz.c); a zone that
+ * cannot be sent leaves the box on UTC, with the reason in the log. */
+static void host_tz(struct sup *s) {
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_host_tz(getenv("TZ"), getenv("TZDIR"), "/etc/localtime", &s->tz_name, &s->tz_data,
+                    &s->tz_len, &e) < 0)
+        sup_log("the box stays on UTC: %s", e->msg);
+}
+
 /* Which kernel boots (env DEVBOX_KERNEL over [box] kernel; auto = the devbox kernel when it is
  * built) and its initramfs: the Debian kernel's carries the virtio modules, the devbox
  * kernel's only the init. */
@@ -971,6 +983,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
         return dbx_error_wrap(err, "%s/%s", s->proj.root, PROFILE_FILE);
     if (sup_secrets_guest(s, err) < 0) return -1;
     git_identity_env(&s->plan, s->proj.root);
+    host_tz(s);
     _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
     _cleanup_close_ int mark = open(dirty, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (mark < 0) return dbx_error_set(err, errno, "create '%s'", dirty);

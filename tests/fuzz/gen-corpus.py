@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 9  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
+VERSION = 10  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
 MAX_ARGS = 4096
 
@@ -68,9 +68,11 @@ def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None,
 
 
 def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj", ca_pem="",
-          shares=()):
-    """shares: (tag, path, readonly) triples, encoded after ca_pem (issue 13)."""
-    return (s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname) + s(ca_pem) + u32(len(shares))
+          tz="", tz_data=b"", shares=()):
+    """shares: (tag, path, readonly) triples, encoded after ca_pem and the time zone (issue 13);
+    tz, tz_data: the host's time zone and its TZif file (protocol 10)."""
+    return (s(tag) + s(path) + u32(uid) + u32(gid) + s(hostname) + s(ca_pem) + s(tz)
+            + u32(len(tz_data)) + tz_data + u32(len(shares))
             + b"".join(s(t) + s(p) + bytes([ro]) for t, p, ro in shares))
 
 
@@ -230,6 +232,16 @@ CORPUS = {
     + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/d", 1), ("s", "/e", 1))))
     + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/home/dev/proj/x", 1),)))
     + frame(SETUP, 0, setup_plan(plan(), shares=(("s", "/d/../etc", 2),))),
+    # protocol 10: SETUP with the host's time zone, and zones that do not decode
+    "setup-tz": bytes([38]) + frame(SETUP, 0, setup_plan(plan(), tz="Europe/Berlin",
+                                                         tz_data=b"TZif2" + bytes(60)))
+    + frame(READY),
+    "setup-tz-bad": bytes([39])
+    + frame(SETUP, 0, setup_plan(plan(), tz="../../etc/passwd", tz_data=b"TZif2" + bytes(8)))
+    + frame(SETUP, 0, setup_plan(plan(), tz="Europe/Berlin", tz_data=b"#!/bin/sh\n"))
+    + frame(SETUP, 0, setup_plan(plan(), tz="", tz_data=b"TZif"))
+    + frame(SETUP, 0, setup_plan(plan(), tz="EST5EDT,M3.2.0", tz_data=b"TZif"))
+    + frame(SETUP, 0, setup_plan(plan(), tz="a b")),
     "empty": b"",
     "seed-only": b"\xff",
 }

@@ -158,6 +158,16 @@ void test_write_file(const char *path, const char *text, mode_t mode) {
     close(fd);
 }
 
+void test_put_file(const char *dir, const char *rel, const char *text) {
+    char *p = dbx_xasprintf("%s/%s", dir, rel), *d = dbx_xstrdup(p);
+    *strrchr(d, '/') = '\0';
+    dbx_error *err = NULL;
+    CHECK(dbx_mkdir_p(d, 0755, &err) == 0, "mkdir -p '%s': %s", d, err ? err->msg : "?");
+    test_write_file(p, text, 0644);
+    free(d);
+    free(p);
+}
+
 int test_repo_setup(void **state) {
     struct repo *r = calloc(1, sizeof(*r));
     assert_non_null(r);

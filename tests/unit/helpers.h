@@ -62,6 +62,8 @@ bool test_wait_exit(pid_t pid, int ms, int *status);
 
 /* Create or truncate path with text (CHECK on failure). */
 void test_write_file(const char *path, const char *text, mode_t mode);
+/* dir/rel with text (0644), its missing directories made first (CHECK on failure). */
+void test_put_file(const char *dir, const char *rel, const char *text);
 
 /* A fresh directory under $TMPDIR (default /tmp), held open: the fixture of tests that work on
  * a repository's files (test_repo_setup/test_repo_teardown as cmocka setup and teardown; *state

@@ -150,12 +150,50 @@ static void test_ca_bits(void **state) {
     assert_null(get(env2, "NODE_EXTRA_CA_CERTS"));
 }
 
+/* LANG and the host's time zone (init-locale.c): set when SETUP found them, TZDIR and ZONEINFO
+ * only when the zone's file went to TZ_DIR; the plan's env and the request's win, and an
+ * administrative command gets them too. */
+static void test_locale_tz(void **state) {
+    struct fixture fx;
+    setup(&fx, 0, NULL);
+    _cleanup_strv_ char **none = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_null(get(none, "LANG"));
+    assert_null(get(none, "TZ"));
+    assert_null(get(none, "TZDIR"));
+    fx.ctx.lang = "C.UTF-8";
+    fx.ctx.tz = "Europe/Berlin";
+    _cleanup_strv_ char **image_zone = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(image_zone, "LANG"), "C.UTF-8");
+    assert_string_equal(get(image_zone, "TZ"), "Europe/Berlin");
+    assert_null(get(image_zone, "TZDIR"));
+    assert_null(get(image_zone, "ZONEINFO"));
+    fx.ctx.tz_dir = true;
+    _cleanup_strv_ char **ours = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(ours, "TZDIR"), TZ_DIR);
+    assert_string_equal(get(ours, "ZONEINFO"), TZ_DIR);
+    char *plan[] = {"TZ=UTC", "LANG=de_DE.UTF-8", NULL};
+    fx.box.plan.env = plan;
+    fx.box.plan.nenv = 2;
+    _cleanup_strv_ char **profile = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(profile, "TZ"), "UTC");
+    assert_string_equal(get(profile, "LANG"), "de_DE.UTF-8");
+    char *req_env[] = {"TZ=Asia/Tokyo", NULL};
+    setup(&fx, DBX_EXEC_ADMIN, req_env);
+    fx.ctx.lang = "C.UTF-8";
+    fx.ctx.tz = "Europe/Berlin";
+    fx.user = (struct init_user){.uid = 0, .gid = 0, .home = "/root", .shell = "/bin/sh"};
+    _cleanup_strv_ char **admin = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(admin, "TZ"), "Asia/Tokyo");
+    assert_string_equal(get(admin, "LANG"), "C.UTF-8");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),
         cmocka_unit_test(test_admin_reset),
         cmocka_unit_test(test_admin_request_wins),
         cmocka_unit_test(test_ca_bits),
+        cmocka_unit_test(test_locale_tz),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

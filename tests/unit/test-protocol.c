@@ -783,6 +783,76 @@ static void test_setup_roundtrip_and_rejects(void **state) {
     dbx_buf_free(&b);
 }
 
+/* s (its plan made permissive) encoded and decoded again into *got. */
+static int setup_roundtrip(struct dbx_setup *s, struct dbx_setup *got, dbx_error **err) {
+    dbx_plan_permissive(&s->plan);
+    struct dbx_buf b = {0};
+    dbx_setup_encode(s, &b);
+    dbx_plan_free(&s->plan);
+    int r = dbx_setup_decode(b.data, b.len, got, err);
+    dbx_buf_free(&b);
+    return r;
+}
+
+/* The host's time zone through SETUP: a name alone (a POSIX rule too), a name with its TZif
+ * file; names that could leave the guest's zoneinfo directory, data that is not TZif, sizes
+ * over the caps and data without a name do not decode. */
+static int setup_tz_roundtrip(const char *name, const void *data, uint32_t len) {
+    struct dbx_setup s = {.ws_tag = "ws",
+                          .ws_path = "/p",
+                          .hostname = "h",
+                          .ca_pem = "",
+                          .tz_name = (char *)name,
+                          .tz_data = (uint8_t *)data,
+                          .tz_len = len};
+    struct dbx_setup got = {0};
+    dbx_error *err = NULL;
+    int r = setup_roundtrip(&s, &got, &err);
+    if (r == 0) {
+        assert_string_equal(got.tz_name, name);
+        assert_int_equal(got.tz_len, len);
+        if (len) assert_memory_equal(got.tz_data, data, len);
+        dbx_setup_free(&got);
+    } else {
+        assert_non_null(err);
+        assert_non_null(strstr(err->msg, "malformed setup message"));
+        dbx_error_free(&err);
+    }
+    return r;
+}
+
+static void test_setup_tz(void **state) {
+    static const uint8_t tzif[] = "TZif2\0\0\0\0\0with a NUL";
+    assert_int_equal(setup_tz_roundtrip("", NULL, 0), 0);
+    assert_int_equal(setup_tz_roundtrip("Europe/Berlin", tzif, sizeof(tzif)), 0);
+    assert_int_equal(setup_tz_roundtrip("America/Argentina/Buenos_Aires", tzif, 4), 0);
+    assert_int_equal(setup_tz_roundtrip("Etc/GMT+5", tzif, sizeof(tzif)), 0);
+    assert_int_equal(setup_tz_roundtrip("EST5EDT,M3.2.0,M11.1.0", NULL, 0), 0);
+    assert_int_equal(setup_tz_roundtrip("<+03>-3", NULL, 0), 0);
+    static const char *const bad_with_data[] = {
+        "../etc/passwd", "/etc/localtime", "a//b", "Europe/./Berlin", "Europe/", "a,b", "x:y"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad_with_data); i++)
+        if (setup_tz_roundtrip(bad_with_data[i], tzif, sizeof(tzif)) != -EPROTO)
+            fail_msg("'%s' with data decoded", bad_with_data[i]);
+    static const char *const bad[] = {"a b", "x\ny", "x=y", "tab\there", "$(id)"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        if (setup_tz_roundtrip(bad[i], NULL, 0) != -EPROTO) fail_msg("'%s' decoded", bad[i]);
+    assert_int_equal(setup_tz_roundtrip("", tzif, sizeof(tzif)), -EPROTO);
+    assert_int_equal(setup_tz_roundtrip("UTC", "#!/bin/sh\n", 10), -EPROTO);
+    assert_int_equal(setup_tz_roundtrip("UTC", "TZi", 3), -EPROTO);
+    char name[DBX_TZ_NAME_MAX + 2];
+    memset(name, 'a', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_int_equal(setup_tz_roundtrip(name, NULL, 0), -EPROTO);
+    name[DBX_TZ_NAME_MAX] = '\0';
+    assert_int_equal(setup_tz_roundtrip(name, NULL, 0), 0);
+    uint8_t *big = calloc(1, DBX_TZ_DATA_MAX + 1);
+    memcpy(big, "TZif", 4);
+    assert_int_equal(setup_tz_roundtrip("UTC", big, DBX_TZ_DATA_MAX), 0);
+    assert_int_equal(setup_tz_roundtrip("UTC", big, DBX_TZ_DATA_MAX + 1), -EPROTO);
+    free(big);
+}
+
 /* ---- the host's CA certificates and the admin capability set ---------------------------- */
 
 #define BEGIN "-----BEGIN CERTIFICATE-----\n"
@@ -791,14 +861,9 @@ static void test_setup_roundtrip_and_rejects(void **state) {
 /* ca_pem through SETUP: 0 when it decodes (and then equals what was sent), else the error. */
 static int setup_ca_roundtrip(const char *pem, char **ret_msg) {
     struct dbx_setup s = {.ws_tag = "ws", .ws_path = "/p", .hostname = "h", .ca_pem = (char *)pem};
-    dbx_plan_permissive(&s.plan);
-    struct dbx_buf b = {0};
-    dbx_setup_encode(&s, &b);
-    dbx_plan_free(&s.plan);
     struct dbx_setup got = {0};
     dbx_error *err = NULL;
-    int r = dbx_setup_decode(b.data, b.len, &got, &err);
-    dbx_buf_free(&b);
+    int r = setup_roundtrip(&s, &got, &err);
     if (r == 0) {
         assert_string_equal(got.ca_pem, pem);
         dbx_setup_free(&got);
@@ -2282,6 +2347,7 @@ int main(void) {
         cmocka_unit_test(test_exec_rejects_flags_and_empty),
         cmocka_unit_test(test_setup_roundtrip_and_rejects),
         cmocka_unit_test(test_setup_ca_pem),
+        cmocka_unit_test(test_setup_tz),
         cmocka_unit_test(test_caps_admin),
         cmocka_unit_test(test_user_is_root),
         cmocka_unit_test(test_credit),

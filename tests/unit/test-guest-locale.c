@@ -1,0 +1,124 @@
+/* tests/unit/test-guest-locale.c: the guest init's time zone and locale (guest/init-locale.c)
+ * on the host, in a temporary directory standing in for the box's root: the host's zone file
+ * written under TZ_DIR only when the image has no file of that name (through the image's own
+ * symlinks, but never out of its root), nested names, a second boot; and LANG=C.UTF-8 only for
+ * an image that has that locale (glibc's C.utf8 directory, or musl). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <sys/stat.h>
+
+/* init-locale.c is guest code (the static init links it); the test compiles it in. */
+#include "helpers.h"
+#include "guest/init-locale.c"
+
+static const uint8_t TZIF[] = "TZif2 the host's zone\n";
+
+static char *at(const struct repo *f, const char *rel) {
+    return dbx_xasprintf("%s/%s", f->dir, rel);
+}
+
+static void put(const struct repo *f, const char *rel, const char *text) {
+    test_put_file(f->dir, rel, text);
+}
+
+/* the file TZ_DIR/name under the fixture's root: its content, or NULL when missing */
+static char *ours(const struct repo *f, const char *name) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s%s/%s", f->dir, TZ_DIR, name);
+    char *text = NULL;
+    return dbx_read_file_at(AT_FDCWD, p, 4096, &text, NULL, NULL) == 0 ? text : NULL;
+}
+
+static void test_zone_written_when_missing(void **state) {
+    const struct repo *f = *state;
+    dbx_error *err = NULL;
+    assert_int_equal(
+        tz_install(f->dir, "America/Argentina/Buenos_Aires", TZIF, sizeof(TZIF) - 1, &err), 1);
+    _cleanup_free_ char *text = ours(f, "America/Argentina/Buenos_Aires");
+    assert_non_null(text);
+    assert_string_equal(text, (const char *)TZIF);
+    _cleanup_free_ char *p = dbx_xasprintf("%s%s/America/Argentina/Buenos_Aires", f->dir, TZ_DIR);
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    /* again (a second SETUP never comes, but the write is idempotent) */
+    assert_int_equal(
+        tz_install(f->dir, "America/Argentina/Buenos_Aires", TZIF, sizeof(TZIF) - 1, &err), 1);
+    /* no name, or a name without data (a POSIX rule): nothing to write */
+    assert_int_equal(tz_install(f->dir, "", NULL, 0, &err), 0);
+    assert_int_equal(tz_install(f->dir, "EST5EDT,M3.2.0,M11.1.0", NULL, 0, &err), 0);
+    assert_null(err);
+}
+
+static void test_zone_of_the_image(void **state) {
+    const struct repo *f = *state;
+    dbx_error *err = NULL;
+    put(f, "usr/share/zoneinfo/Europe/Berlin", "TZif2 the image's\n");
+    assert_int_equal(tz_install(f->dir, "Europe/Berlin", TZIF, sizeof(TZIF) - 1, &err), 0);
+    assert_null(ours(f, "Europe/Berlin"));
+    /* tzdata's links between zones are followed, inside the root */
+    _cleanup_free_ char *link = at(f, "usr/share/zoneinfo/Europe/Busingen");
+    assert_int_equal(symlink("Berlin", link), 0);
+    assert_int_equal(tz_install(f->dir, "Europe/Busingen", TZIF, sizeof(TZIF) - 1, &err), 0);
+    /* an absolute link resolves in the box's root, not the host's (this host has the zone) */
+    _cleanup_free_ char *abs = at(f, "usr/share/zoneinfo/Etc");
+    assert_int_equal(mkdir(abs, 0755), 0);
+    _cleanup_free_ char *l2 = at(f, "usr/share/zoneinfo/Etc/UTC");
+    assert_int_equal(symlink("/usr/share/zoneinfo/Europe/Berlin", l2), 0);
+    assert_int_equal(tz_install(f->dir, "Etc/UTC", TZIF, sizeof(TZIF) - 1, &err), 0);
+    _cleanup_free_ char *l3 = at(f, "usr/share/zoneinfo/Etc/GMT");
+    assert_int_equal(symlink("/nonexistent/zone", l3), 0);
+    assert_int_equal(tz_install(f->dir, "Etc/GMT", TZIF, sizeof(TZIF) - 1, &err), 1);
+    /* a directory of that name is no zone */
+    assert_int_equal(tz_install(f->dir, "Europe", TZIF, sizeof(TZIF) - 1, &err), 1);
+    assert_null(err);
+}
+
+static void test_zone_refused(void **state) {
+    const struct repo *f = *state;
+    dbx_error *err = NULL;
+    assert_true(tz_install(f->dir, "../../etc/passwd", TZIF, sizeof(TZIF) - 1, &err) < 0);
+    assert_non_null(strstr(err->msg, "time zone"));
+    dbx_error_free(&err);
+    assert_true(tz_install(f->dir, "Europe/Berlin", (const uint8_t *)"#!/bin/sh\n", 10, &err) < 0);
+    dbx_error_free(&err);
+    _cleanup_free_ char *etc = at(f, "etc/passwd");
+    assert_int_equal(access(etc, F_OK), -1);
+}
+
+static void test_lang(void **state) {
+    const struct repo *f = *state;
+    assert_null(locale_default(f->dir)); /* an image with no locale: the POSIX one */
+    put(f, "usr/lib/locale/C.utf8/LC_CTYPE", "x");
+    assert_string_equal(locale_default(f->dir), "C.UTF-8");
+}
+
+static void test_lang_musl(void **state) {
+    const struct repo *f = *state;
+    put(f, "lib/ld-musl-x86_64.so.1", "x");
+    assert_string_equal(locale_default(f->dir), "C.UTF-8");
+}
+
+static void test_lang_not_a_dir(void **state) {
+    const struct repo *f = *state;
+    put(f, "usr/lib/locale/C.utf8", "a file");
+    assert_null(locale_default(f->dir));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_zone_written_when_missing, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_zone_of_the_image, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_zone_refused, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_lang, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_lang_musl, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_lang_not_a_dir, test_repo_setup, test_repo_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
