@@ -129,8 +129,8 @@ static bool file_ours(const struct stat *st, mode_t mode, size_t len) {
            (size_t)st->st_size == len;
 }
 
-bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
-    size_t len = strlen(data);
+/* guest_file_same for data of len bytes (a NUL among them too) */
+static bool file_same(int dfd, const char *name, const void *data, size_t len, mode_t mode) {
     struct stat st;
     /* checked before anything opens it: a device node planted there is not opened (nothing of
      * the box runs during SETUP; read_regular's fstat checks the file it opened again) */
@@ -139,7 +139,11 @@ bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
     _cleanup_free_ char *text = NULL;
     if (read_regular(dfd, name, name, &text, &st, NULL) < 0 || !file_ours(&st, mode, len))
         return false;
-    return strcmp(text, data) == 0; /* a NUL in the file differs from data's byte there */
+    return memcmp(text, data, len) == 0;
+}
+
+bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
+    return file_same(dfd, name, data, strlen(data), mode);
 }
 
 /* What the box's root causes by putting a symlink, a file or a directory where we write. */
@@ -164,11 +168,12 @@ static int note_or_fail(dbx_error **e, const char *then, char ***notes, dbx_erro
     return 0;
 }
 
-/* Write (data != NULL) or remove (data == NULL) root/rel, a file of ours (mode 0644, owned by
- * us).  Writing creates missing directories.  1 when done; 0 when the box's root blocked it (a
- * note); < 0 with *err.  Nothing behind a symlink, or at a directory, is ours to remove: we never
- * write through one. */
-static int own_file(int rootfd, const char *rel, const char *data, char ***notes, dbx_error **err) {
+/* Write (data != NULL, len bytes) or remove (data == NULL) root/rel, a file of ours (mode 0644,
+ * owned by us).  Writing creates missing directories.  1 when done; 0 when the box's root
+ * blocked it (a note); < 0 with *err.  Nothing behind a symlink, or at a directory, is ours to
+ * remove: we never write through one. */
+int guest_own_file(int rootfd, const char *rel, const void *data, size_t len, char ***notes,
+                   dbx_error **err) {
     _cleanup_free_ char *dir = NULL, *name = NULL, *shown = dbx_xasprintf("/%s", rel);
     path_split(rel, &dir, &name);
     _cleanup_close_ int dfd = dir_open(rootfd, dir, data != NULL);
@@ -181,13 +186,16 @@ static int own_file(int rootfd, const char *rel, const char *data, char ***notes
     }
     dbx_error *e = NULL;
     /* unchanged since the last boot: left alone (no rewrite, no fsync) */
-    if (dfd >= 0 && guest_file_same(dfd, name, data, 0644)) return 1;
+    if (dfd >= 0 && file_same(dfd, name, data, len, 0644)) return 1;
     if (dfd < 0)
         dbx_error_set(&e, errno, "open the directory of '%s'", shown);
-    else if (write_atomic(dfd, name, shown, data, strlen(data), geteuid(), getegid(), 0644, &e) ==
-             0)
+    else if (write_atomic(dfd, name, shown, data, len, geteuid(), getegid(), 0644, &e) == 0)
         return 1;
     return note_or_fail(&e, "not written", notes, err);
+}
+
+static int own_file(int rootfd, const char *rel, const char *data, char ***notes, dbx_error **err) {
+    return guest_own_file(rootfd, rel, data, data ? strlen(data) : 0, notes, err);
 }
 
 /* ---- the marker block ------------------------------------------------------------------- */

@@ -1,7 +1,7 @@
 /* guest/init-env.c: the environment of one command (EXEC).
  *
  * An ordinary command gets the init's defaults (PATH, HOME, SHELL, USER, LOGNAME, HOSTNAME, the
- * CA variables, LANG, TZ and where its file is), the plan's env (the profile's [env], the image's
+ * CA variables, LANG, TZ), the plan's env (the profile's [env], the image's
  * Env, the proxy variables) and the request's own env, each later source winning over the earlier
  * ones.
  *
@@ -64,7 +64,7 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
      * Node.js adds a file of extra CAs to its built-in ones. */
     bool pem = ctx->ca & CA_HAS_DEVBOX_PEM, crt = ctx->ca & CA_HAS_HOST_CRT;
     const char *name = admin ? "root" : u->name;
-    char *defs[15] = {
+    char *defs[13] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", admin     ? "/root"
                                  : u->home ? u->home
@@ -78,12 +78,9 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
         pem ? dbx_xstrdup("CURL_CA_BUNDLE=" CA_DEVBOX_PEM) : NULL,
         pem ? dbx_xstrdup("GIT_SSL_CAINFO=" CA_DEVBOX_PEM) : NULL,
         crt ? dbx_xstrdup("NODE_EXTRA_CA_CERTS=" CA_HOST_CRT) : NULL,
-        /* UTF-8, and the host's time zone and where its file is when the image has none
-         * (init-locale.c) */
+        /* UTF-8 and the host's time zone (init-locale.c) */
         ctx->lang ? dbx_xasprintf("LANG=%s", ctx->lang) : NULL,
         ctx->tz ? dbx_xasprintf("TZ=%s", ctx->tz) : NULL,
-        ctx->tz && ctx->tz_dir ? dbx_xstrdup("TZDIR=" TZ_DIR) : NULL,
-        ctx->tz && ctx->tz_dir ? dbx_xstrdup("ZONEINFO=" TZ_DIR) : NULL,
     };
     char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + np + req->envc + 1, sizeof(char *));
     size_t n = 0;

@@ -147,7 +147,6 @@ struct exec_ctx {
     int *mnt_next;    /* box->mnt_next, which the next command takes (and init then closes) */
     unsigned ca;      /* CA_HAS_*: which of the host's CA files are in place (the CA variables) */
     const char *tz;   /* the host's time zone for TZ, or NULL (init-locale.c) */
-    bool tz_dir;      /* its file is in TZ_DIR: TZDIR and ZONEINFO name it */
     const char *lang; /* LANG, or NULL (init-locale.c) */
 };
 
@@ -271,7 +270,6 @@ struct agent {
     uint64_t rx_us;   /* when the last read of the port brought bytes (DBX_EXEC_TIMING) */
     unsigned ca;      /* CA_HAS_*: SETUP's CA certificates installed where (init-ca.c) */
     char *tz;         /* SETUP's time zone, or NULL (init-locale.c) */
-    bool tz_dir;      /* its file went to TZ_DIR */
     const char *lang; /* LANG for commands, or NULL (init-locale.c) */
     struct box_policy box;
     struct session **sess;
@@ -418,15 +416,21 @@ enum { CA_HAS_HOST_CRT = 1u << 0, CA_HAS_DEVBOX_PEM = 1u << 1 };
  * directory, a system bundle not fit to copy) is appended to *notes as a sentence.  The
  * CA_HAS_* bits of the files written (0 for pem ""), or -1 with *err naming the file. */
 int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err);
+/* Write (data != NULL, len bytes) or remove (data == NULL) rootfd/rel as a file of ours: 0644,
+ * owned by us, written atomically, missing directories made 0755, nothing on the way followed
+ * if it is a symlink.  1 when done; 0 when the box's root blocked it with a symlink, a file or a
+ * directory (a sentence appended to *notes); < 0 with *err. */
+int guest_own_file(int rootfd, const char *rel, const void *data, size_t len, char ***notes,
+                   dbx_error **err);
 
 /* ---- init-locale.c ---------------------------------------------------------------------- */
 
-#define TZ_DIR "/run/devbox/zoneinfo"
 /* SETUP's time zone under the directory root ("/" in the VM; the unit tests use a temporary
- * directory): checked again with dbx_tz_check; when there is data and the image has no
- * usr/share/zoneinfo/NAME, the data is written to TZ_DIR/NAME.  1 when it was, 0 when nothing
- * was needed, < 0 with *err. */
-int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t len,
+ * directory), checked again with dbx_tz_check: when there is data and the image has no
+ * usr/share/zoneinfo/NAME, the data is written there (guest_own_file).  1 when it was, 0 when
+ * nothing was needed or the box's root blocked it (a sentence appended to *notes), < 0 with
+ * *err. */
+int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t len, char ***notes,
                dbx_error **err);
 /* LANG for every command of the image under root: "C.UTF-8" when it has that locale, else
  * NULL (the C library's POSIX locale). */

@@ -7,11 +7,17 @@
  * bytes where the same command on the host takes UTF-8.
  *
  * Time zone: every command gets TZ=NAME (init-env.c), which glibc, musl, Go, Python, Java and
- * Node.js (ICU) all read.  A name needs its file where the C library looks, and many images have no
- * zone files (devbox's default image, Debian's and Ubuntu's slim ones): when the image has none
- * for NAME, the host's file is written to TZ_DIR/NAME on /run (a tmpfs of this boot, so nothing
- * of an earlier boot is in the way) and commands also get TZDIR (glibc) and ZONEINFO (Go)
- * naming TZ_DIR.  Java and Node.js carry their own zone data and need only the name. */
+ * Node.js (ICU) all read.  A name needs its file where the C library looks, and many images have
+ * no zone files (devbox's default image, Debian's and Ubuntu's slim ones; Debian's golang-go
+ * does not pull tzdata in): when the image has none for NAME, the host's file is written to
+ * /usr/share/zoneinfo/NAME on the box's disk, as tzdata would have it, once: a file there is
+ * never replaced (the image's, a later tzdata's, or ours of an earlier boot).  Not a directory
+ * of ours named by TZDIR: Go reads its local zone from the fixed system directories only, not
+ * TZDIR or ZONEINFO (measured: UTC in a Debian box with golang-go and TZDIR set), and musl
+ * ignores TZDIR.  Java and Node.js carry their own zone data and need only the name.  dpkg
+ * replaces the file without a word when tzdata is installed later.  The disk persists and root
+ * in the box may have put a symlink on the way: guest_own_file follows none (a note, and the
+ * zone stays unset for the C library). */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
@@ -52,17 +58,13 @@ const char *locale_default(const char *root) {
     return NULL;
 }
 
-int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t len,
+int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t len, char ***notes,
                dbx_error **err) {
     if (dbx_tz_check(name, data, len, err) < 0) return dbx_error_wrap(err, "time zone");
     if (!*name || len == 0 || image_has_zone(root, name)) return 0;
-    _cleanup_free_ char *path = dbx_xasprintf("%s%s/%s", root, TZ_DIR, name);
-    char *slash = strrchr(path, '/');
-    *slash = '\0';
-    if (dbx_mkdir_p(path, 0755, err) < 0) return dbx_error_wrap(err, "time zone");
-    _cleanup_close_ int dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0) return dbx_error_set(err, errno, "time zone: open '%s'", path);
-    if (dbx_write_file_atomic(dfd, slash + 1, data, len, 0644, err) < 0)
-        return dbx_error_wrap(err, "time zone");
-    return 1;
+    _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return dbx_error_set(err, errno, "time zone: open '%s'", root);
+    _cleanup_free_ char *rel = dbx_xasprintf("usr/share/zoneinfo/%s", name);
+    int r = guest_own_file(rootfd, rel, data, len, notes, err);
+    return r < 0 ? dbx_error_wrap(err, "time zone") : r;
 }

@@ -429,7 +429,6 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
                                  .mnt_next = &a->box.mnt_next,
                                  .ca = a->ca,
                                  .tz = a->tz,
-                                 .tz_dir = a->tz_dir,
                                  .lang = a->lang};
     int code = DBX_ERR_FAILED;
     if (exec_spawn(&ctx, &req, s, &code, &err) < 0) {
@@ -471,10 +470,12 @@ static int setup_locale(struct agent *a, const struct dbx_setup *su, dbx_error *
     if (!root || !root[0]) return 0;
     a->lang = locale_default(root);
     if (!su->tz_name[0]) return 0;
-    int r = tz_install(root, su->tz_name, su->tz_data, su->tz_len, err);
+    _cleanup_strv_ char **notes = NULL;
+    int r = tz_install(root, su->tz_name, su->tz_data, su->tz_len, &notes, err);
+    for (char **m = notes; m && *m; m++)
+        init_log("setup: time zone: %s", *m);
     if (r < 0) return -1;
     a->tz = dbx_xstrdup(su->tz_name);
-    a->tz_dir = r == 1;
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /* tests/unit/test-guest-locale.c: the guest init's time zone and locale (guest/init-locale.c)
  * on the host, in a temporary directory standing in for the box's root: the host's zone file
- * written under TZ_DIR only when the image has no file of that name (through the image's own
- * symlinks, but never out of its root), nested names, a second boot; and LANG=C.UTF-8 only for
- * an image that has that locale (glibc's C.utf8 directory, or musl). */
+ * written to usr/share/zoneinfo/NAME only when the image has no file of that name (through the
+ * image's own symlinks, but never out of its root), never written through a symlink the box's
+ * root planted (a note), nested names, a second boot; and LANG=C.UTF-8 only for an image that
+ * has that locale (glibc's C.utf8 directory, or musl). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,8 +13,10 @@
 
 #include <sys/stat.h>
 
-/* init-locale.c is guest code (the static init links it); the test compiles it in. */
+/* init-locale.c and the init-ca.c it writes with are guest code (the static init links them);
+ * the test compiles them in. */
 #include "helpers.h"
+#include "guest/init-ca.c"
 #include "guest/init-locale.c"
 
 static const uint8_t TZIF[] = "TZif2 the host's zone\n";
@@ -26,9 +29,9 @@ static void put(const struct repo *f, const char *rel, const char *text) {
     test_put_file(f->dir, rel, text);
 }
 
-/* the file TZ_DIR/name under the fixture's root: its content, or NULL when missing */
-static char *ours(const struct repo *f, const char *name) {
-    _cleanup_free_ char *p = dbx_xasprintf("%s%s/%s", f->dir, TZ_DIR, name);
+/* usr/share/zoneinfo/name under the fixture's root: its content, or NULL when missing */
+static char *zone(const struct repo *f, const char *name) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s/usr/share/zoneinfo/%s", f->dir, name);
     char *text = NULL;
     return dbx_read_file_at(AT_FDCWD, p, 4096, &text, NULL, NULL) == 0 ? text : NULL;
 }
@@ -36,55 +39,86 @@ static char *ours(const struct repo *f, const char *name) {
 static void test_zone_written_when_missing(void **state) {
     const struct repo *f = *state;
     dbx_error *err = NULL;
-    assert_int_equal(
-        tz_install(f->dir, "America/Argentina/Buenos_Aires", TZIF, sizeof(TZIF) - 1, &err), 1);
-    _cleanup_free_ char *text = ours(f, "America/Argentina/Buenos_Aires");
+    _cleanup_strv_ char **notes = NULL;
+    const char *ba = "America/Argentina/Buenos_Aires";
+    assert_int_equal(tz_install(f->dir, ba, TZIF, sizeof(TZIF) - 1, &notes, &err), 1);
+    _cleanup_free_ char *text = zone(f, ba);
     assert_non_null(text);
     assert_string_equal(text, (const char *)TZIF);
-    _cleanup_free_ char *p = dbx_xasprintf("%s%s/America/Argentina/Buenos_Aires", f->dir, TZ_DIR);
+    _cleanup_free_ char *p = at(f, "usr/share/zoneinfo/America/Argentina/Buenos_Aires");
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0644);
-    /* again (a second SETUP never comes, but the write is idempotent) */
-    assert_int_equal(
-        tz_install(f->dir, "America/Argentina/Buenos_Aires", TZIF, sizeof(TZIF) - 1, &err), 1);
+    /* the next boot finds it there: once, never replaced */
+    static const uint8_t other[] = "TZif2 the host's zone, changed\n";
+    assert_int_equal(tz_install(f->dir, ba, other, sizeof(other) - 1, &notes, &err), 0);
+    _cleanup_free_ char *again = zone(f, ba);
+    assert_string_equal(again, (const char *)TZIF);
     /* no name, or a name without data (a POSIX rule): nothing to write */
-    assert_int_equal(tz_install(f->dir, "", NULL, 0, &err), 0);
-    assert_int_equal(tz_install(f->dir, "EST5EDT,M3.2.0,M11.1.0", NULL, 0, &err), 0);
+    assert_int_equal(tz_install(f->dir, "", NULL, 0, &notes, &err), 0);
+    assert_int_equal(tz_install(f->dir, "EST5EDT,M3.2.0,M11.1.0", NULL, 0, &notes, &err), 0);
     assert_null(err);
+    assert_null(notes);
 }
 
 static void test_zone_of_the_image(void **state) {
     const struct repo *f = *state;
     dbx_error *err = NULL;
+    _cleanup_strv_ char **notes = NULL;
     put(f, "usr/share/zoneinfo/Europe/Berlin", "TZif2 the image's\n");
-    assert_int_equal(tz_install(f->dir, "Europe/Berlin", TZIF, sizeof(TZIF) - 1, &err), 0);
-    assert_null(ours(f, "Europe/Berlin"));
+    assert_int_equal(tz_install(f->dir, "Europe/Berlin", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
+    _cleanup_free_ char *image = zone(f, "Europe/Berlin");
+    assert_string_equal(image, "TZif2 the image's\n");
     /* tzdata's links between zones are followed, inside the root */
     _cleanup_free_ char *link = at(f, "usr/share/zoneinfo/Europe/Busingen");
     assert_int_equal(symlink("Berlin", link), 0);
-    assert_int_equal(tz_install(f->dir, "Europe/Busingen", TZIF, sizeof(TZIF) - 1, &err), 0);
+    assert_int_equal(tz_install(f->dir, "Europe/Busingen", TZIF, sizeof(TZIF) - 1, &notes, &err),
+                     0);
     /* an absolute link resolves in the box's root, not the host's (this host has the zone) */
     _cleanup_free_ char *abs = at(f, "usr/share/zoneinfo/Etc");
     assert_int_equal(mkdir(abs, 0755), 0);
     _cleanup_free_ char *l2 = at(f, "usr/share/zoneinfo/Etc/UTC");
     assert_int_equal(symlink("/usr/share/zoneinfo/Europe/Berlin", l2), 0);
-    assert_int_equal(tz_install(f->dir, "Etc/UTC", TZIF, sizeof(TZIF) - 1, &err), 0);
+    assert_int_equal(tz_install(f->dir, "Etc/UTC", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
+    /* a link to nothing is no zone: replaced by the file, not followed */
     _cleanup_free_ char *l3 = at(f, "usr/share/zoneinfo/Etc/GMT");
     assert_int_equal(symlink("/nonexistent/zone", l3), 0);
-    assert_int_equal(tz_install(f->dir, "Etc/GMT", TZIF, sizeof(TZIF) - 1, &err), 1);
-    /* a directory of that name is no zone */
-    assert_int_equal(tz_install(f->dir, "Europe", TZIF, sizeof(TZIF) - 1, &err), 1);
+    assert_int_equal(tz_install(f->dir, "Etc/GMT", TZIF, sizeof(TZIF) - 1, &notes, &err), 1);
+    _cleanup_free_ char *gmt = zone(f, "Etc/GMT");
+    assert_string_equal(gmt, (const char *)TZIF);
+    assert_null(notes);
+    /* a directory of that name is no zone, and not ours to replace: a note */
+    assert_int_equal(tz_install(f->dir, "Europe", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
+    assert_int_equal(dbx_strv_len(notes), 1);
     assert_null(err);
+}
+
+/* The disk persists: root in the box may have made a directory on the way a symlink.  Nothing
+ * is written through it (a note), at the link's target neither outside the root nor inside. */
+static void test_zone_symlink_planted(void **state) {
+    const struct repo *f = *state;
+    dbx_error *err = NULL;
+    _cleanup_strv_ char **notes = NULL;
+    put(f, "elsewhere/.keep", "");
+    _cleanup_free_ char *elsewhere = at(f, "elsewhere"), *asia = at(f, "usr/share/zoneinfo/Asia");
+    put(f, "usr/share/zoneinfo/.keep", "");
+    assert_int_equal(symlink(elsewhere, asia), 0);
+    assert_int_equal(tz_install(f->dir, "Asia/Tokyo", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
+    assert_null(err);
+    assert_int_equal(dbx_strv_len(notes), 1);
+    _cleanup_free_ char *tokyo = at(f, "elsewhere/Tokyo");
+    assert_int_equal(access(tokyo, F_OK), -1);
 }
 
 static void test_zone_refused(void **state) {
     const struct repo *f = *state;
     dbx_error *err = NULL;
-    assert_true(tz_install(f->dir, "../../etc/passwd", TZIF, sizeof(TZIF) - 1, &err) < 0);
+    _cleanup_strv_ char **notes = NULL;
+    assert_true(tz_install(f->dir, "../../etc/passwd", TZIF, sizeof(TZIF) - 1, &notes, &err) < 0);
     assert_non_null(strstr(err->msg, "time zone"));
     dbx_error_free(&err);
-    assert_true(tz_install(f->dir, "Europe/Berlin", (const uint8_t *)"#!/bin/sh\n", 10, &err) < 0);
+    assert_true(
+        tz_install(f->dir, "Europe/Berlin", (const uint8_t *)"#!/bin/sh\n", 10, &notes, &err) < 0);
     dbx_error_free(&err);
     _cleanup_free_ char *etc = at(f, "etc/passwd");
     assert_int_equal(access(etc, F_OK), -1);
@@ -114,6 +148,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_zone_written_when_missing, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_zone_of_the_image, test_repo_setup,
+                                        test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_zone_symlink_planted, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_zone_refused, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang, test_repo_setup, test_repo_teardown),
