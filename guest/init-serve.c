@@ -465,18 +465,20 @@ static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
 
 /* The host's time zone and the box's LANG (init-locale.c).  --serve-fd: files under
  * $DEVBOX_TEST_CA_ROOT, or none. */
-static int setup_locale(struct agent *a, const struct dbx_setup *su, dbx_error **err) {
+static void setup_locale(struct agent *a, const struct dbx_setup *su) {
     const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
-    if (!root || !root[0]) return 0;
+    if (!root || !root[0]) return;
     a->lang = locale_default(root);
-    if (!su->tz_name[0]) return 0;
+    if (!su->tz_name[0]) return;
+    /* a nicety, never a reason not to boot: a full root disk (ENOSPC) must still let the user
+     * in to free space; TZ alone still serves Java and Node.js */
     _cleanup_strv_ char **notes = NULL;
-    int r = tz_install(root, su->tz_name, su->tz_data, su->tz_len, &notes, err);
+    _cleanup_error_ dbx_error *e = NULL;
+    if (tz_install(root, su->tz_name, su->tz_data, su->tz_len, &notes, &e) < 0)
+        init_log("setup: %s", e->msg);
     for (char **m = notes; m && *m; m++)
         init_log("setup: time zone: %s", *m);
-    if (r < 0) return -1;
     a->tz = dbx_xstrdup(su->tz_name);
-    return 0;
 }
 
 static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
@@ -498,7 +500,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     boot_mark(&a->marks, "network");
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     boot_mark(&a->marks, "CAs");
-    if (setup_locale(a, su, err) < 0) return -1;
+    setup_locale(a, su);
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
     boot_mark(&a->marks, "user");
