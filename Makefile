@@ -10,6 +10,11 @@ SAN     ?=
 # `make install` (GNU conventions): PREFIX, DESTDIR for staging.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# `devbox --version`: git's name for the checkout, "unknown" outside one (a release tarball:
+# `make VERSION=1.0`).  Only this checkout's .git: a tarball unpacked inside another repository
+# must not take that one's name.  Evaluated once.
+VERSION ?= $(shell test -e .git && git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION := $(VERSION)
 
 # Debian 12 packages devbox needs to build, run and test.  `make deps` installs them (root).
 DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjansson-dev \
@@ -63,9 +68,19 @@ LEAN_STATIC := $(if $(SAN),,-static)
 
 all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-guard $(BUILD)/devbox-init
 
+# The version goes to the two mains alone (-DDBX_VERSION), which depend on a stamp rewritten only
+# when the string changes: a new commit rebuilds those two objects and relinks, not the archive
+# every unit test links.
+VERSION_OBJS := $(BUILD)/host/sandbox/main.o $(BUILD)/lean/sandbox/lean-main.o
+VERSION_DEF   = $(if $(filter $@,$(VERSION_OBJS)),-DDBX_VERSION='"$(VERSION)"')
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(VERSION_OBJS): $(BUILD)/version.stamp
+
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 # The guest init is static and must not pull in NSS (getpwnam & co. warn at link time, and
 # --fatal-warnings turns that into a build failure).
@@ -88,7 +103,7 @@ $(BUILD)/devbox-guard: $(BUILD)/host/sandbox/guard-main.o $(BUILD)/libdevbox.a
 $(BUILD)/lean/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -DDBX_LEAN -DDBX_USAGE_FILE='"$(BUILD)/lean/usage.txt"' \
-	  -MMD -MP -c $< -o $@
+	  $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 # `devbox --help` of the lean client is the full devbox's, captured here (lean-main.c includes it).
 $(BUILD)/lean/usage.txt: $(BUILD)/devbox-full
@@ -287,6 +302,8 @@ format-check:
 clean:
 	rm -rf build build-asan
 
+FORCE:
+
 .PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz check-docs install \
-	uninstall kernel check-kube
+	uninstall kernel check-kube FORCE
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
