@@ -180,7 +180,7 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
 	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init lib/devbox/devbox-full \
 	  lib/devbox/devbox-guard \
-	  share/man/man1/devbox.1 \
+	  share/man/man1/devbox.1 share/doc/devbox/README.md share/doc/devbox/profiles.md \
 	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
 	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
 	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
@@ -195,17 +195,20 @@ check-kube:
 # The lean client as bin/devbox, the full devbox, virtiofsd's guard and the guest init in
 # lib/devbox (the client finds devbox-full there from itself; the full devbox finds the guard and
 # the init next to itself), the prefix
-# script for agents (docs/agents.md), the man page, completions, and the built-in profiles
-# (compiled into devbox; installed for reading, as `devbox profile show` cites them).
+# script for agents (docs/agents.md), the man page and the documents it cites (share/doc/devbox),
+# completions, and the built-in profiles (compiled into devbox; installed for reading, as
+# `devbox profile show` cites them).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/devbox \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/devbox/profiles \
+	  $(DESTDIR)$(PREFIX)/share/doc/devbox \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 755 $(BUILD)/devbox tools/devbox-shell-prefix $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(BUILD)/devbox-full $(BUILD)/devbox-guard $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/devbox/
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
 	install -m 644 vm/devbox-kernel.config $(DESTDIR)$(PREFIX)/share/devbox/
 	$(BUILD)/devbox completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox
@@ -218,7 +221,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
-	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles
+	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles $(DESTDIR)$(PREFIX)/share/doc/devbox
 	rm -f $(DESTDIR)$(PREFIX)/share/devbox/devbox-kernel.config
 	-rmdir $(DESTDIR)$(PREFIX)/lib/devbox $(DESTDIR)$(PREFIX)/share/devbox
 
