@@ -10,6 +10,11 @@ SAN     ?=
 # `make install` (GNU conventions): PREFIX, DESTDIR for staging.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# `devbox --version`: git's name for the checkout, "unknown" outside one (a release tarball:
+# `make VERSION=1.0`).  Only this checkout's .git: a tarball unpacked inside another repository
+# must not take that one's name.  Evaluated once.
+VERSION ?= $(shell test -e .git && git describe --always --dirty 2>/dev/null || echo unknown)
+VERSION := $(VERSION)
 
 # Debian 12 packages devbox needs to build, run and test.  `make deps` installs them (root).
 DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjansson-dev \
@@ -63,9 +68,19 @@ LEAN_STATIC := $(if $(SAN),,-static)
 
 all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-guard $(BUILD)/devbox-init
 
+# The version goes to the two mains alone (-DDBX_VERSION), which depend on a stamp rewritten only
+# when the string changes: a new commit rebuilds those two objects and relinks, not the archive
+# every unit test links.
+VERSION_OBJS := $(BUILD)/host/sandbox/main.o $(BUILD)/lean/sandbox/lean-main.o
+VERSION_DEF   = $(if $(filter $@,$(VERSION_OBJS)),-DDBX_VERSION='"$(VERSION)"')
+$(BUILD)/version.stamp: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@
+$(VERSION_OBJS): $(BUILD)/version.stamp
+
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 # The guest init is static and must not pull in NSS (getpwnam & co. warn at link time, and
 # --fatal-warnings turns that into a build failure).
@@ -88,7 +103,7 @@ $(BUILD)/devbox-guard: $(BUILD)/host/sandbox/guard-main.o $(BUILD)/libdevbox.a
 $(BUILD)/lean/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN) $(HOST_CFLAGS) -DDBX_LEAN -DDBX_USAGE_FILE='"$(BUILD)/lean/usage.txt"' \
-	  -MMD -MP -c $< -o $@
+	  $(VERSION_DEF) -MMD -MP -c $< -o $@
 
 # `devbox --help` of the lean client is the full devbox's, captured here (lean-main.c includes it).
 $(BUILD)/lean/usage.txt: $(BUILD)/devbox-full
@@ -167,7 +182,7 @@ check-docs: $(BUILD)/devbox $(BUILD)/devbox-init
 	$(MAKE) --no-print-directory -s install BUILD=$(BUILD) DESTDIR=$$d PREFIX=/opt/dbx >/dev/null; \
 	for f in bin/devbox bin/devbox-shell-prefix lib/devbox/devbox-init lib/devbox/devbox-full \
 	  lib/devbox/devbox-guard \
-	  share/man/man1/devbox.1 \
+	  share/man/man1/devbox.1 share/doc/devbox/README.md share/doc/devbox/profiles.md \
 	  share/bash-completion/completions/devbox share/zsh/site-functions/_devbox \
 	  share/devbox/profiles/default.ini share/devbox/devbox-kernel.config; do \
 	  test -s $$d/opt/dbx/$$f || { echo "make install: no $$f" >&2; rm -rf --one-file-system $$d; exit 1; }; \
@@ -182,17 +197,20 @@ check-kube:
 # The lean client as bin/devbox, the full devbox, virtiofsd's guard and the guest init in
 # lib/devbox (the client finds devbox-full there from itself; the full devbox finds the guard and
 # the init next to itself), the prefix
-# script for agents (docs/agents.md), the man page, completions, and the built-in profiles
-# (compiled into devbox; installed for reading, as `devbox profile show` cites them).
+# script for agents (docs/agents.md), the man page and the documents it cites (share/doc/devbox),
+# completions, and the built-in profiles (compiled into devbox; installed for reading, as
+# `devbox profile show` cites them).
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/devbox \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/devbox/profiles \
+	  $(DESTDIR)$(PREFIX)/share/doc/devbox \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions
 	install -m 755 $(BUILD)/devbox tools/devbox-shell-prefix $(DESTDIR)$(PREFIX)/bin/
 	install -m 755 $(BUILD)/devbox-full $(BUILD)/devbox-guard $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/devbox/
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
 	install -m 644 vm/devbox-kernel.config $(DESTDIR)$(PREFIX)/share/devbox/
 	$(BUILD)/devbox completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox
@@ -205,7 +223,7 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/share/man/man1/devbox.1 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_devbox
-	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles
+	rm -rf $(DESTDIR)$(PREFIX)/share/devbox/profiles $(DESTDIR)$(PREFIX)/share/doc/devbox
 	rm -f $(DESTDIR)$(PREFIX)/share/devbox/devbox-kernel.config
 	-rmdir $(DESTDIR)$(PREFIX)/lib/devbox $(DESTDIR)$(PREFIX)/share/devbox
 
@@ -289,6 +307,8 @@ format-check:
 clean:
 	rm -rf build build-asan
 
+FORCE:
+
 .PHONY: all unit e2e test asan bench demo deps format format-check clean fuzz check-docs install \
-	uninstall kernel check-kube
+	uninstall kernel check-kube FORCE
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

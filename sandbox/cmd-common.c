@@ -1,6 +1,9 @@
-/* sandbox/cmd-common.c: what every command shares: the one place errors are printed. */
+/* sandbox/cmd-common.c: what every command shares: the one place errors are printed, the global
+ * options, getopt's refusals as errors. */
 #define _GNU_SOURCE
 #include "commands.h"
+
+#include <getopt.h>
 
 int cmd_fail(dbx_error **err) {
     /* Messages carry names, paths and guest text: never raw terminal controls (\e, C1). */
@@ -28,8 +31,11 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
             }
             ctx->network_none = true;
             i += 2;
-        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+        } else if (cmd_is_help(argv[i])) {
             return usage(stdout);
+        } else if (!strcmp(argv[i], "--version")) {
+            printf("devbox %s\n", ctx->version);
+            return fflush(stdout) == 0 ? 0 : 125;
         } else {
             _cleanup_free_ char *o = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: unknown option '%s'\n", o);
@@ -39,6 +45,31 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
     if (i >= argc) return usage(stderr);
     *ret_i = i;
     return -1;
+}
+
+bool cmd_is_help(const char *arg) {
+    return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
+}
+
+/* getopt's own messages ("exec: invalid option -- 'x'") lack devbox's prefix and the way to
+ * the usage.  What glibc leaves: optopt is the short option, a long option's val, or 0 for a
+ * long option it does not know (or an ambiguous abbreviation); a long option, and a short one
+ * missing its value, is argv[optind - 1] (optind has stepped past it), while an unknown short
+ * option may sit inside a bundle ("-ix") optind has not left yet.  So a '?' with an optopt
+ * that is no short option of shortopts is that short option, and one that is (or a val above
+ * 255: a long option without a short form) is a long option given a value it does not take. */
+int cmd_getopt_error(const char *name, int c, char **argv, const char *shortopts, dbx_error **err) {
+    const char *el = optind > 0 ? argv[optind - 1] : "";
+    bool known = optopt > 255 || (optopt > 0 && optopt != ':' && strchr(shortopts, optopt));
+    bool is_long = c == ':' ? strncmp(el, "--", 2) == 0 : optopt == 0 || known;
+    const char *what = c == ':' ? "needs a value" : known ? "takes no value" : NULL;
+    _cleanup_free_ char *opt =
+        is_long ? dbx_xstrndup(el, strcspn(el, "=")) : dbx_xasprintf("-%c", (char)optopt);
+    if (what)
+        return dbx_error_setx(err, EINVAL, "%s: option '%s' %s (see devbox %s --help)", name, opt,
+                              what, name);
+    return dbx_error_setx(err, EINVAL, "%s: invalid option '%s' (see devbox %s --help)", name, opt,
+                          name);
 }
 
 #ifndef DBX_LEAN /* libgit2: the lean client finds its projects with dbx_project_find_lean */

@@ -1,86 +1,148 @@
 /* sandbox/cmd-completion.c: the table of devbox's commands, and `devbox completion bash|zsh`.
  *
- * main() dispatches from this table and prints its usage from it; the completion scripts are
- * generated from it too, so a command or flag added here cannot be missing from them.
- * tests/cli-check.sh checks that every command and flag of the usage appears in both scripts
- * and in docs/devbox.1. */
+ * cmd_dispatch() (cmd-help.c) dispatches from this table and prints the usage, and each
+ * command's, from it; the completion scripts are generated from it too, so a command or flag
+ * added here cannot be missing from them.  tests/cli-check.sh checks that every command, flag
+ * and subcommand of the usage appears in both scripts and in docs/devbox.1. */
 #define _GNU_SOURCE
 #include "commands.h"
 
+/* exec's options, for `devbox exec --help` (docs/devbox.1 says more) */
+static const char exec_help[] =
+    "options:\n"
+    "  -i, --interactive   pass stdin to the command\n"
+    "  -t, --tty           give the command a terminal\n"
+    "  -e, --env K=V       set K in the command's environment; -e K: K's value here\n"
+    "                      (not set when K is not set here)\n"
+    "  -w, --workdir DIR   its working directory in the box (relative: to the current one)\n"
+    "  -u, --user USER     run as USER (name, uid or uid:gid)\n"
+    "  --admin             run this one command as root with the capabilities package\n"
+    "                      managers need (chown, dac_override, fowner, setuid, setgid, ...:\n"
+    "                      Docker's default set), whatever the profile grants; the box's\n"
+    "                      other commands keep its policy\n"
+    "  --shell             run one command string with the box user's shell ($SHELL -c)\n"
+    "  -d, --detach        start the command, print its pid in the box and return; it keeps\n"
+    "                      running (output: devbox logs [-f] PID; devbox ps; devbox kill PID);\n"
+    "                      no -i or -t\n"
+    "  --timeout DURATION  kill the command and every process it started after DURATION\n"
+    "                      (30, 30s, 5m, 1h, 2d; at most 30 days): exit 124, as timeout(1)\n"
+    "  -h, --help          this usage\n";
+
+/* the logs `logs [--network|--setup|...]` abbreviates */
+static const char logs_help[] = "options:\n"
+                                "  --network     every proxy decision (allowed, denied and why)\n"
+                                "  --setup       what [setup] printed\n"
+                                "  --supervisor  the supervisor's log (the default)\n"
+                                "  --console     the guest's console\n"
+                                "  --qemu        QEMU's log\n"
+                                "  --virtiofsd   the shared folders' log (virtiofsd)\n"
+                                "  -f            with PID: follow its output until it ends\n";
+
 const struct cmd_def cmd_table[] = {
-    {"exec", cmd_exec, "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER] [--admin] [--] CMD [ARG...]",
-     "run a command in the project's VM",
+    {"exec", cmd_exec,
+     "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--timeout DURATION] [--] CMD [ARG...]",
+     "run a command in the project's VM (--timeout: exit 124 at the deadline)",
      "-i --interactive -t --tty -e --env -w --workdir -u --user --admin --shell -d --detach "
-     "--timeout --help",
-     NULL},
+     "--timeout -h --help",
+     NULL, exec_help},
     {"exec", cmd_exec, "exec -d [--timeout DURATION] [--] CMD [ARG...]",
-     "start a detached command (prints its pid; --timeout: exit 124 at the deadline)", NULL, NULL},
+     "start a detached command (prints its pid in the box)", NULL, NULL, NULL},
     {"exec", cmd_exec, "exec [OPTIONS] --shell [--] 'CMD STRING'",
-     "run a command string with the box user's shell", NULL, NULL},
-    {"enter", cmd_enter, "enter", "interactive shell in the project's VM", NULL, NULL},
-    {"status", cmd_status, "status [--json]", "state of the project's VM", "--json", NULL},
-    {"ls", cmd_ls, "ls [--json]", "every project devbox knows", "--json", NULL},
+     "run a command string with the box user's shell", NULL, NULL, NULL},
+    {"enter", cmd_enter, "enter", "interactive shell in the project's VM", NULL, NULL, NULL},
+    {"status", cmd_status, "status [--json]", "state of the project's VM", "--json", NULL, NULL},
+    {"ls", cmd_ls, "ls [--json]", "every project devbox knows", "--json", NULL, NULL},
     {"stats", cmd_stats, "stats [--json] [--watch]",
-     "the box's cpu, memory, pids and io counters (--watch: every 2 s)", "--json --watch", NULL},
+     "the box's cpu, memory, pids and io counters (--watch: every 2 s)", "--json --watch", NULL,
+     NULL},
     {"stop", cmd_stop, "stop [PATH|ID] | stop --all",
-     "shut the project's VM down cleanly (--all: every running one)", "--all", NULL},
+     "shut the project's VM down cleanly (--all: every running one)", "--all", NULL, NULL},
     {"restart", cmd_restart, "restart", "stop the VM, then start it with devbox.ini as it is now",
-     NULL, NULL},
+     NULL, NULL, NULL},
     {"rm", cmd_rm, "rm [--force] [PATH|ID] | rm --all [--force]",
-     "delete a project's VM, disk and logs (its directory may be gone)", "--force -f --all", NULL},
+     "delete a project's VM, disk and logs (its directory may be gone)", "--force -f --all", NULL,
+     NULL},
     {"gc", cmd_gc, "gc [--dry-run]",
-     "remove projects whose repository is gone, leftovers and unused disks", "--dry-run -n", NULL},
+     "remove projects whose repository is gone, leftovers and unused disks", "--dry-run -n", NULL,
+     NULL},
     {"reset", cmd_reset, "reset [--force]",
-     "throw the box's disk away: start again from image + [setup]", "--force -f", NULL},
+     "throw the box's disk away: start again from image + [setup]", "--force -f", NULL, NULL},
     {"setup", cmd_setup, "setup [--force]",
-     "apply devbox.ini's [setup] now (--force: run it again)", "--force -f", NULL},
+     "apply devbox.ini's [setup] now (--force: run it again)", "--force -f", NULL, NULL},
     {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls",
-     "forward 127.0.0.1:HOST to the box's GUEST port", NULL, "add rm ls"},
+     "forward 127.0.0.1:HOST to the box's GUEST port", NULL, "add rm ls", NULL},
     {"logs", cmd_logs, "logs [--network|--setup|...]",
      "the project's logs (network: every proxy decision)",
-     "--network --setup --supervisor --console --qemu --virtiofsd -f", NULL},
+     "--network --setup --supervisor --console --qemu --virtiofsd -f", NULL, logs_help},
     {"events", cmd_events, "events [--json] [--follow] [-n N]",
-     "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n", NULL},
-    {"logs", cmd_logs, "logs [-f] PID", "a detached command's output (-f: follow it)", NULL, NULL},
-    {"ps", cmd_ps, "ps [--json]", "the box's processes (D: detached, A: attached)", "--json", NULL},
-    {"kill", cmd_kill, "kill [-s SIG] PID|--all", "signal a process of the box (default TERM)",
-     "-s --signal --all", NULL},
-    {"profile", cmd_profile, "profile check | profile show [--json]",
-     "validate or explain devbox.ini", "--json", "check show"},
-    {"trust", cmd_trust, "trust", "allow this repo's devbox.ini to widen the default", NULL, NULL},
-    {"pull", cmd_pull, "pull [--platform P] REF",
-     "fetch an image from a registry (docker.io implied)", "--platform", NULL},
-    {"images", cmd_images, "images [--json]", "the local images, their sizes and users", "--json",
+     "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n", NULL,
      NULL},
-    {"rmi", cmd_rmi, "rmi [--force] IMAGE...", "remove images no project uses", "--force -f", NULL},
-    {"image", cmd_image, "image import FILE [NAME] | inspect IMAGE | prune",
-     "docker save / OCI layout / rootfs tar", NULL, "import inspect prune"},
+    {"logs", cmd_logs, "logs [-f] PID", "a detached command's output (-f: follow it)", NULL, NULL,
+     NULL},
+    {"ps", cmd_ps, "ps [--json]", "the box's processes (D: detached, A: attached)", "--json", NULL,
+     NULL},
+    {"kill", cmd_kill, "kill [-s SIG] PID|--all", "signal a process of the box (default TERM)",
+     "-s --signal --all", NULL, NULL},
+    {"profile", cmd_profile, "profile check | profile show [--json]",
+     "validate or explain devbox.ini", "--json", "check show", NULL},
+    {"trust", cmd_trust, "trust", "allow this repo's devbox.ini to widen the default", NULL, NULL,
+     NULL},
+    {"pull", cmd_pull, "pull [--platform P] REF",
+     "fetch an image from a registry (docker.io implied)", "--platform", NULL, NULL},
+    {"images", cmd_images, "images [--json]", "the local images, their sizes and users", "--json",
+     NULL, NULL},
+    {"rmi", cmd_rmi, "rmi [--force] IMAGE...", "remove images no project uses", "--force -f", NULL,
+     NULL},
+    {"image", cmd_image, "image import [--platform P] FILE [NAME]",
+     "docker save / OCI layout / rootfs tar, as an image", "--platform --json --force -f",
+     "import inspect ls rm prune mirror", NULL},
+    {"image", cmd_image, "image inspect IMAGE", "an image's config, layers, digests and users",
+     NULL, NULL, NULL},
+    {"image", cmd_image, "image ls [--json] | image rm [--force] IMAGE...",
+     "the same as images and rmi", NULL, NULL, NULL},
+    {"image", cmd_image, "image prune",
+     "remove unused derived disks, base disks and blobs (not images)", NULL, NULL, NULL},
+    {"image", cmd_image, "image mirror", "the Debian mirror the default image is built from", NULL,
+     NULL, NULL},
     {"kernel", cmd_kernel, "kernel build [--jobs N] | kernel status [--json]",
      "build the devbox guest kernel once per machine, or say if it is ready", "--jobs --json",
-     "build status"},
+     "build status", NULL},
     {"export", cmd_export,
      "export kubernetes [--format sandbox|pod] [--runtime-class RC] [--namespace NS] "
      "[--clone-image IMAGE] [-o DIR]",
      "the profile as Kubernetes manifests (agent-sandbox, Kata; docs/kubernetes.md)",
-     "--format --runtime-class --namespace --clone-image -o --output --help", "kubernetes"},
+     "--format --runtime-class --namespace --clone-image -o --output --help", "kubernetes", NULL},
     {"completion", cmd_completion, "completion bash|zsh",
-     "print a shell completion script (source it, or install it)", NULL, "bash zsh"},
+     "print a shell completion script (source it, or install it)", NULL, "bash zsh", NULL},
+    /* completed with the command names (print_bash, print_zsh) */
+    {"help", cmd_help, "help [COMMAND]", "this usage, or that of one command", NULL, NULL, NULL},
+    {"version", cmd_version, "version", "print devbox's version", NULL, NULL, NULL},
 };
 const size_t cmd_table_len = DBX_ARRAY_SIZE(cmd_table);
 
-/* The options before the command (main.c parses them). */
-static const char global_words[] = "-C --network --help";
+/* The options before the command (cmd_parse_global parses them). */
+static const char global_words[] = "-C --network --help --version";
+
+/* exec's options that take a value: the word after one is not the command */
+#define EXEC_VALUE_OPTS "-e | -w | -u | --env | --workdir | --user | --timeout"
 
 /* Commands whose operands are files or other commands: completion falls back to those. */
 static bool takes_files(const char *name) {
     return strcmp(name, "exec") == 0 || strcmp(name, "image") == 0;
 }
 
-/* Every command once (exec has two usage lines), space-separated. */
+/* The first entry of its name: exec, logs and image have several usage lines. */
+static bool first_of_name(size_t i) {
+    for (size_t k = 0; k < i; k++)
+        if (strcmp(cmd_table[k].name, cmd_table[i].name) == 0) return false;
+    return true;
+}
+
+/* Every command once, space-separated. */
 static char *command_names(void) {
     _cleanup_free_ char *s = dbx_xstrdup("");
     for (size_t i = 0; i < cmd_table_len; i++) {
-        if (i > 0 && strcmp(cmd_table[i].name, cmd_table[i - 1].name) == 0) continue;
+        if (!first_of_name(i)) continue;
         char *n = dbx_xasprintf("%s%s%s", s, *s ? " " : "", cmd_table[i].name);
         free(s);
         s = n;
@@ -88,10 +150,16 @@ static char *command_names(void) {
     return TAKE_PTR(s);
 }
 
-/* The words completed after a command: its flags and subcommands. */
+/* The words completed after a command: its flags and subcommands (help: the commands). */
 static char *command_words(const struct cmd_def *c) {
+    if (c->fn == cmd_help) return command_names();
     return dbx_xasprintf("%s%s%s", c->flags ? c->flags : "", c->flags && c->subs ? " " : "",
                          c->subs ? c->subs : "");
+}
+
+static bool completes_words(size_t i) {
+    const struct cmd_def *c = &cmd_table[i];
+    return first_of_name(i) && (c->flags || c->subs || c->fn == cmd_help);
 }
 
 static void print_bash(void) {
@@ -101,7 +169,7 @@ static void print_bash(void) {
            "# /usr/share/bash-completion/completions/devbox (make install does).\n"
            "_devbox() {\n"
            "    local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}\n"
-           "    local i j cmd= seen=\n"
+           "    local i j cmd= dashdash=\n"
            "    for ((i = 1; i < COMP_CWORD; i++)); do\n"
            "        case ${COMP_WORDS[i]} in\n"
            "        -C | --network) ((i++)) ;;\n"
@@ -109,39 +177,47 @@ static void print_bash(void) {
            "        *) cmd=${COMP_WORDS[i]}; break ;;\n"
            "        esac\n"
            "    done\n"
-           "    case $prev in\n"
-           "    -C | -w | --workdir) COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n"
-           "    --network) COMPREPLY=($(compgen -W none -- \"$cur\")); return ;;\n"
-           "    esac\n"
+           "    if [[ ! $cmd ]]; then\n"
+           "        case $prev in\n"
+           "        -C) COMPREPLY=($(compgen -d -- \"$cur\")); return ;;\n"
+           "        --network) COMPREPLY=($(compgen -W none -- \"$cur\")); return ;;\n"
+           "        esac\n"
+           "    fi\n"
            "    local words=\n"
            "    case $cmd in\n"
            "    '') words=\"%s %s\" ;;\n",
            global_words, names);
     for (size_t i = 0; i < cmd_table_len; i++) {
-        const struct cmd_def *c = &cmd_table[i];
-        if (!c->flags && !c->subs) continue;
-        _cleanup_free_ char *w = command_words(c);
-        printf("    %s) words=\"%s\" ;;\n", c->name, w);
+        if (!completes_words(i)) continue;
+        _cleanup_free_ char *w = command_words(&cmd_table[i]);
+        printf("    %s) words=\"%s\" ;;\n", cmd_table[i].name, w);
     }
-    printf("    esac\n"
-           "    if [[ $cur == -* || ($cmd != exec && $cmd != image) ]]; then\n"
-           "        COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
-           "    elif [[ $cmd == exec ]]; then\n"
-           "        # a command name, then its arguments: files\n"
-           "        for ((j = i + 1; j < COMP_CWORD; j++)); do\n"
-           "            case ${COMP_WORDS[j]} in\n"
-           "            -e | -w | -u | --env | --workdir | --user) ((j++)) ;;\n"
-           "            -*) ;;\n"
-           "            *) seen=1; break ;;\n"
-           "            esac\n"
-           "        done\n"
-           "        if [[ $seen ]]; then COMPREPLY=($(compgen -f -- \"$cur\"))\n"
-           "        else COMPREPLY=($(compgen -c -- \"$cur\")); fi\n"
-           "    else\n"
-           "        COMPREPLY=($(compgen -W \"$words\" -f -- \"$cur\"))\n"
-           "    fi\n"
-           "}\n"
-           "complete -F _devbox devbox\n");
+    printf(
+        "    esac\n"
+        "    if [[ $cmd == exec ]]; then\n"
+        "        # exec's options (and their values), a command name, then its arguments: files\n"
+        "        for ((j = i + 1; j < COMP_CWORD; j++)); do\n"
+        "            case ${COMP_WORDS[j]} in\n"
+        "            --) dashdash=1; ((j++)); break ;;\n"
+        "            " EXEC_VALUE_OPTS ") ((j++)) ;;\n"
+        "            -*) ;;\n"
+        "            *) break ;;\n"
+        "            esac\n"
+        "        done\n"
+        "        if ((j > COMP_CWORD)); then # the value of the option before\n"
+        "            case $prev in -w | --workdir) COMPREPLY=($(compgen -d -- \"$cur\")) ;; "
+        "esac\n"
+        "        elif ((j < COMP_CWORD)); then COMPREPLY=($(compgen -f -- \"$cur\"))\n"
+        "        elif [[ ! $dashdash && $cur == -* ]]; then "
+        "COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+        "        else COMPREPLY=($(compgen -c -- \"$cur\")); fi\n"
+        "    elif [[ $cur == -* || $cmd != image ]]; then\n"
+        "        COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+        "    else\n"
+        "        COMPREPLY=($(compgen -W \"$words\" -f -- \"$cur\"))\n"
+        "    fi\n"
+        "}\n"
+        "complete -F _devbox devbox\n");
 }
 
 /* zsh's single-quoted strings: ' becomes '\''. */
@@ -156,6 +232,27 @@ static void print_zsh_quoted(const char *s) {
     putchar('\'');
 }
 
+/* exec: its options, a command name, then that command's arguments as zsh completes them for
+ * it (_normal on the words from the command on, as precommands like nice do). */
+static void print_zsh_exec(const char *flags) {
+    printf("    exec)\n"
+           "        for ((j = i + 1; j < CURRENT; j++)); do\n"
+           "            case ${words[j]} in\n"
+           "            --) dashdash=1; ((j++)); break ;;\n"
+           "            " EXEC_VALUE_OPTS ") ((j++)) ;;\n"
+           "            -*) ;;\n"
+           "            *) break ;;\n"
+           "            esac\n"
+           "        done\n"
+           "        if ((j > CURRENT)); then # the value of the option before\n"
+           "            [[ ${words[CURRENT-1]} == (-w|--workdir) ]] && _files -/\n"
+           "        elif ((j < CURRENT)); then\n"
+           "            compset -n $j; _normal\n"
+           "        elif [[ -z $dashdash && $PREFIX == -* ]]; then compadd -- %s\n"
+           "        else _command_names -e; fi ;;\n",
+           flags);
+}
+
 static void print_zsh(void) {
     printf("#compdef devbox\n"
            "# zsh completion for devbox: generated by `devbox completion zsh`.\n"
@@ -166,14 +263,14 @@ static void print_zsh(void) {
            "    commands=(\n");
     for (size_t i = 0; i < cmd_table_len; i++) {
         const struct cmd_def *c = &cmd_table[i];
-        if (i > 0 && strcmp(c->name, cmd_table[i - 1].name) == 0) continue;
+        if (!first_of_name(i)) continue;
         _cleanup_free_ char *e = dbx_xasprintf("%s:%s", c->name, c->desc);
         printf("        ");
         print_zsh_quoted(e);
         printf("\n");
     }
     printf("    )\n"
-           "    local i cmd=\n"
+           "    local i j cmd= dashdash=\n"
            "    for ((i = 2; i < CURRENT; i++)); do\n"
            "        case ${words[i]} in\n"
            "        -C | --network) ((i++)) ;;\n"
@@ -181,10 +278,12 @@ static void print_zsh(void) {
            "        *) cmd=${words[i]}; break ;;\n"
            "        esac\n"
            "    done\n"
-           "    case ${words[CURRENT-1]} in\n"
-           "    -C | -w | --workdir) _files -/; return ;;\n"
-           "    --network) compadd none; return ;;\n"
-           "    esac\n"
+           "    if [[ -z $cmd ]]; then\n"
+           "        case ${words[CURRENT-1]} in\n"
+           "        -C) _files -/; return ;;\n"
+           "        --network) compadd none; return ;;\n"
+           "        esac\n"
+           "    fi\n"
            "    case $cmd in\n"
            "    '')\n"
            "        if [[ $PREFIX == -* ]]; then compadd -- %s\n"
@@ -192,13 +291,12 @@ static void print_zsh(void) {
            global_words);
     for (size_t i = 0; i < cmd_table_len; i++) {
         const struct cmd_def *c = &cmd_table[i];
-        if (!c->flags && !c->subs) continue;
+        if (!completes_words(i)) continue;
         _cleanup_free_ char *w = command_words(c);
         if (strcmp(c->name, "exec") == 0)
-            printf("    exec)\n"
-                   "        if [[ $PREFIX == -* ]]; then compadd -- %s\n"
-                   "        else _command_names -e; fi ;;\n",
-                   w);
+            print_zsh_exec(w);
+        else if (c->fn == cmd_help)
+            printf("    help) _describe -t commands 'devbox command' commands ;;\n");
         else
             printf("    %s) compadd -- %s%s ;;\n", c->name, w,
                    takes_files(c->name) ? "; _files" : "");

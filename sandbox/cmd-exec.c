@@ -28,6 +28,10 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
 }
 #endif
 
+/* exec's long options without a short one: vals above 255 (cmd_getopt_error tells them from
+ * unknown short options by that) */
+enum { OPT_ADMIN = 256, OPT_SHELL, OPT_TIMEOUT };
+
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
     static const struct option longopts[] = {
         {"interactive", no_argument, NULL, 'i'},
@@ -35,20 +39,23 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         {"env", required_argument, NULL, 'e'},
         {"workdir", required_argument, NULL, 'w'},
         {"user", required_argument, NULL, 'u'},
-        {"admin", no_argument, NULL, 'A'},
-        {"shell", no_argument, NULL, 'S'},
+        {"admin", no_argument, NULL, OPT_ADMIN},
+        {"shell", no_argument, NULL, OPT_SHELL},
         {"detach", no_argument, NULL, 'd'},
-        {"timeout", required_argument, NULL, 'T'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* '+': options end at the command; ':' and opterr = 0: errors are ours (cmd_getopt_error) */
+    static const char shortopts[] = "+:ite:w:u:dh";
     struct dbx_exec_opts o = {0};
     bool shell = false;
     _cleanup_strv_ char **env = NULL;
     int c;
-    optind = 1;
+    optind = 0; /* not 1: glibc then starts afresh (its ordering, a bundle left half read) */
+    opterr = 0;
     _cleanup_error_ dbx_error *err = NULL;
-    while ((c = getopt_long(argc, argv, "+ite:w:u:dh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o.interactive = true;
@@ -65,41 +72,26 @@ int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv) {
         case 'u':
             o.user = optarg;
             break;
-        case 'A':
+        case OPT_ADMIN:
             o.admin = true;
             break;
-        case 'S':
+        case OPT_SHELL:
             shell = true;
             break;
         case 'd':
             o.detach = true;
             break;
-        case 'T':
+        case OPT_TIMEOUT:
             if (dbx_parse_duration_ms(optarg, &o.timeout_ms, &err) < 0) {
                 dbx_error_wrap(&err, "exec: --timeout");
                 return cmd_fail(&err);
             }
             break;
-        case 'h':
-            printf("usage: devbox exec [-i] [-t] [-d] [--timeout DURATION] [-e K=V] [-w DIR] "
-                   "[-u USER | --admin] [--] CMD [ARG...]\n"
-                   "       devbox exec [OPTIONS] --shell [--] 'CMD STRING'\n"
-                   "  -d, --detach  start the command, print its pid in the box and return; it "
-                   "keeps running\n"
-                   "                (output: devbox logs [-f] PID; devbox ps; devbox kill PID)\n"
-                   "  --timeout DURATION  kill the command and its children after DURATION "
-                   "(30, 30s, 5m, 1h, 2d)\n"
-                   "                and exit 124, as timeout(1) does\n"
-                   "  --shell  run one command string with the box user's shell ($SHELL -c)\n"
-                   "  --admin  run this one command as root with the capabilities package "
-                   "managers need\n"
-                   "           (chown, dac_override, fowner, setuid, setgid, ...: Docker's "
-                   "default set),\n"
-                   "           whatever the profile grants; the box's other commands keep its "
-                   "policy\n");
-            return 0;
+        case 'h': /* with other options; `exec --help` alone is the dispatcher's */
+            return cmd_usage_of(stdout, "exec");
         default:
-            return 125;
+            cmd_getopt_error("exec", c, argv, shortopts, &err);
+            return cmd_fail(&err);
         }
     }
     if (optind >= argc) {

@@ -19,10 +19,11 @@ struct export_cmd {
     const char *clone_image; /* --clone-image */
 };
 
-static int export_usage(FILE *f) {
-    fprintf(f, "usage: devbox export kubernetes [--format sandbox|pod] [--runtime-class RC]\n"
-               "                                [--namespace NS] [--clone-image IMAGE] [-o DIR]\n");
-    return f == stdout ? 0 : 125;
+static int export_usage(void) {
+    fprintf(stderr,
+            "usage: devbox export kubernetes [--format sandbox|pod] [--runtime-class RC]\n"
+            "                                [--namespace NS] [--clone-image IMAGE] [-o DIR]\n");
+    return 125;
 }
 
 static int parse(int argc, char **argv, struct export_cmd *c) {
@@ -35,10 +36,12 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    optind = 1;
+    /* ':' and opterr = 0: errors are ours (cmd_getopt_error) */
+    static const char shortopts[] = ":o:h";
+    optind = 0; /* not 1: glibc then starts afresh (its ordering, a bundle left half read) */
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         switch (ch) {
         case 'f':
             if (strcmp(optarg, "sandbox") == 0)
@@ -63,12 +66,12 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
         case 'o':
             c->dir = optarg;
             break;
-        case 'h':
-            return export_usage(stdout);
+        case 'h': /* with other options; `export --help` alone is the dispatcher's */
+            return cmd_usage_of(stdout, "export");
         default: {
-            _cleanup_free_ char *a = dbx_escape(argv[optind - 1]);
-            fprintf(stderr, "devbox: export: unknown or incomplete option '%s'\n", a);
-            return 125;
+            _cleanup_error_ dbx_error *err = NULL;
+            cmd_getopt_error("export", ch, argv, shortopts, &err);
+            return cmd_fail(&err);
         }
         }
     }
@@ -80,7 +83,7 @@ static int parse(int argc, char **argv, struct export_cmd *c) {
                     extra ? "unexpected argument" : "unknown target (kubernetes)", a);
             return 125;
         }
-        return export_usage(stderr);
+        return export_usage();
     }
     return -1;
 }

@@ -5,20 +5,41 @@
 #include "sandbox.h"
 
 struct cmd_ctx {
-    const char *dir;   /* -C DIR, or NULL */
-    bool network_none; /* --network none */
+    const char *version; /* the build's (the Makefile's VERSION), set by main */
+    const char *dir;     /* -C DIR, or NULL */
+    bool network_none;   /* --network none */
     struct dbx_paths paths;
 };
 
-/* devbox's global options (-C DIR, --network none, -h/--help) before the subcommand, into ctx,
- * the same for the lean client and the full devbox (which is handed the same argv).  -1 with
- * *ret_i the subcommand's index in argv; else the exit code, after the usage (each binary's
- * own) or a one-line error. */
+/* devbox's global options (-C DIR, --network none, -h/--help, --version) before the
+ * subcommand, into ctx, the same for the lean client and the full devbox (which is handed the
+ * same argv).  -1 with *ret_i the subcommand's index in argv; else the exit code, after the
+ * usage (each binary's own), the version or a one-line error. */
 int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
+/* -h or --help. */
+bool cmd_is_help(const char *arg);
+/* What getopt_long refused, as an error naming the option as typed: "NAME: invalid option
+ * '-x' (see devbox NAME --help)".  Call it with getopt's return c (':' or '?': opterr = 0 and
+ * shortopts starting with ':', after a '+' if any) and the argv getopt parsed.  A long option
+ * that has no short form and takes no value must have a val above 255.  Returns < 0. */
+int cmd_getopt_error(const char *name, int c, char **argv, const char *shortopts, dbx_error **err);
 /* Find the project for ctx (-C or cwd) and print the error if there is none. */
 int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret);
+
+/* The full devbox's usage (cmd-help.c): every line of the command table; 0 on stdout, 125 on
+ * stderr (a usage error). */
+int cmd_usage(FILE *f);
+/* One command's usage (its table lines and help text), for `devbox NAME --help`, `devbox help
+ * NAME` and a command's own -h: 0 on stdout, 125 on stderr or for a name not in the table.  The
+ * lean client's hands the command line to the full devbox (lean-main.c). */
+int cmd_usage_of(FILE *f, const char *name);
+/* `devbox [-C DIR] COMMAND ARG...` once the global options are parsed (argv[0] the command):
+ * `COMMAND -h|--help` alone prints its usage, any other runs it.  The exit code. */
+int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_help(struct cmd_ctx *ctx, int argc, char **argv);
+int cmd_version(struct cmd_ctx *ctx, int argc, char **argv);
 
 int cmd_exec(struct cmd_ctx *ctx, int argc, char **argv);
 /* exec's and enter's last step, once the options are parsed: the full devbox's runs the command
@@ -60,14 +81,17 @@ int cmd_kernel_autobuild(void);
 /* issue 15: `devbox export kubernetes` (cmd-export.c) */
 int cmd_export(struct cmd_ctx *ctx, int argc, char **argv);
 
-/* One line of devbox's usage: main() dispatches on name (the first entry of that name) and
- * prints usage + desc; `devbox completion` offers flags and subs (space-separated, or NULL)
- * after the command.  Defined in cmd-completion.c. */
+/* One line of devbox's usage: cmd_dispatch() dispatches on name (the first entry of that name)
+ * and prints usage + desc, and help (NULL, or lines explaining the options, on the first entry
+ * of a name) after a command's own usage lines; `devbox completion` offers flags and subs
+ * (space-separated, or NULL; on the first entry of a name) after the command.  Defined in
+ * cmd-completion.c. */
 struct cmd_def {
     const char *name;
     int (*fn)(struct cmd_ctx *, int, char **);
     const char *usage, *desc;
     const char *flags, *subs;
+    const char *help;
 };
 extern const struct cmd_def cmd_table[];
 extern const size_t cmd_table_len;

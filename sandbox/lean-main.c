@@ -184,15 +184,25 @@ static int usage(FILE *f) {
     return f == stdout ? 0 : 125;
 }
 
-/* The same options, in the same order and with the same words, as sandbox/main.c. */
+/* A command's usage is printed from the command table, which names every command's function:
+ * the full devbox's (`exec -i --help` too, which cmd_exec sees). */
+int cmd_usage_of(FILE *f, const char *name) {
+    (void)f;
+    (void)name;
+    exec_full("--help");
+}
+
+/* The same options, in the same order and with the same words, as sandbox/main.c; --version is
+ * the same string (both objects get the Makefile's VERSION). */
 int main(int argc, char **argv) {
     full_argv = dbx_xcalloc((size_t)argc + 1, sizeof(char *));
     memcpy(full_argv, argv, (size_t)argc * sizeof(char *));
     if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);
-    struct cmd_ctx ctx = {0};
+    struct cmd_ctx ctx = {.version = DBX_VERSION};
     int i = argc;
     int rc = cmd_parse_global(argc, argv, &ctx, usage, &i);
     if (rc >= 0) return rc;
+    if (argc - i == 2 && cmd_is_help(argv[i + 1])) return cmd_usage_of(stdout, argv[i]);
     int (*fn)(struct cmd_ctx *, int, char **) = NULL;
     if (strcmp(argv[i], "exec") == 0)
         fn = cmd_exec;

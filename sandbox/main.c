@@ -6,18 +6,11 @@
 
 #include <signal.h>
 
-static int usage(FILE *f) {
-    fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n\n");
-    for (size_t i = 0; i < cmd_table_len; i++) {
-        const char *u = cmd_table[i].usage;
-        fprintf(f, "  devbox %s%*s  %s\n", u, strlen(u) < 25 ? (int)(25 - strlen(u)) : 0, "",
-                cmd_table[i].desc);
-    }
-    fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
-               "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg,\n"
-               "DEVBOX_KERNEL=auto|devbox|debian (the guest kernel).\n");
-    return f == stdout ? 0 : 125;
-}
+/* The Makefile passes it to this object alone (and the lean client's main), so a new commit
+ * rebuilds two objects, not the archive every unit test links. */
+#ifndef DBX_VERSION
+#error "DBX_VERSION is not defined (the Makefile defines it: VERSION=...)"
+#endif
 
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "__virtiofsd-guard") == 0) /* mounts_virtiofsd_spawn */
@@ -28,19 +21,9 @@ int main(int argc, char **argv) {
         /* Started by dbx_connect with the report pipe on fd 3. */
         return dbx_supervise(argv[2], argc >= 4 ? argv[3] : NULL, 3);
     }
-    struct cmd_ctx ctx = {0};
+    struct cmd_ctx ctx = {.version = DBX_VERSION};
     int i = argc;
-    int rc = cmd_parse_global(argc, argv, &ctx, usage, &i);
+    int rc = cmd_parse_global(argc, argv, &ctx, cmd_usage, &i);
     if (rc >= 0) return rc;
-    for (size_t k = 0; k < cmd_table_len; k++) {
-        if (strcmp(argv[i], cmd_table[k].name) != 0) continue;
-        _cleanup_error_ dbx_error *err = NULL;
-        if (dbx_paths_init(&ctx.paths, &err) < 0) return cmd_fail(&err);
-        rc = cmd_table[k].fn(&ctx, argc - i, argv + i);
-        dbx_paths_clear(&ctx.paths);
-        return rc;
-    }
-    _cleanup_free_ char *name = dbx_escape(argv[i]);
-    fprintf(stderr, "devbox: unknown command '%s'\n", name);
-    return usage(stderr);
+    return cmd_dispatch(&ctx, argc - i, argv + i);
 }

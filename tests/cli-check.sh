@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# tests/cli-check.sh [DEVBOX]: every command and flag of `devbox --help` (and `devbox exec
-# --help`) appears in `devbox completion bash`, in `devbox completion zsh` and in docs/devbox.1;
-# both scripts parse; the bash one completes commands and a command's flags.  No VM.
+# tests/cli-check.sh [DEVBOX]: every command, flag and subcommand of `devbox --help` (and
+# `devbox exec --help`) appears in `devbox completion bash`, in `devbox completion zsh` and in
+# docs/devbox.1; both scripts parse; both complete commands, a command's flags and exec's command
+# line; every command prints its usage for --help, -h and `devbox help COMMAND` (stdout, exit
+# 0); usage errors are one line on stderr and 125; --version says "devbox VERSION".  No VM.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DEVBOX=$(realpath -- "${1:-$ROOT/build/devbox}") # the checks run it from other directories
@@ -11,6 +13,7 @@ trap 'rm -rf --one-file-system -- "$tmp"' EXIT
 fails=0
 bad() { echo "cli-check: $*" >&2; fails=$((fails + 1)); }
 
+export DEVBOX_HOME=$tmp/home # what runs a command makes its state directories there
 "$DEVBOX" --help >"$tmp/usage"
 "$DEVBOX" exec --help >"$tmp/exec-usage"
 "$DEVBOX" completion bash >"$tmp/bash"
@@ -21,6 +24,8 @@ if "$DEVBOX" completion fish >/dev/null 2>&1; then bad "completion accepts an un
 # the man page with roff escapes undone: \- is -, \fB..\fR are fonts
 sed -e 's/\\-/-/g' -e 's/\\f[BIRP]//g' -e 's/\\(aq/'"'"'/g' "$MAN" >"$tmp/man"
 
+# the case branch of command $1 in the zsh script: its first line to the next branch
+zsh_branch() { awk -v c="    $1)" 'index($0, c) == 1 { on = 1; print; next } on && /^    [^ ]/ { exit } on' "$tmp/zsh"; }
 commands=$(sed -n 's/^  devbox \([a-z][a-z-]*\).*/\1/p' "$tmp/usage" | sort -u)
 [ -n "$commands" ] || bad "no commands in devbox --help"
 for c in $commands; do
@@ -32,15 +37,14 @@ for c in $commands; do
     # the flags of this command's usage line(s)
     flags=$(grep "^  devbox $c\b" "$tmp/usage" | grep -oE -- '(^| |\[|\|)--?[a-zA-Z][a-zA-Z-]*' |
         sed 's/^[ [|]*//' | sort -u || true)
-    # exec --help: its usage lines and the options it explains
-    [ "$c" = exec ] && flags+=" $({ grep -E '^(usage:|       devbox)' "$tmp/exec-usage" |
-        grep -oE -- '(^| |\[)--?[a-zA-Z][a-zA-Z-]*'; grep -oE -- '^  --?[a-zA-Z][a-zA-Z-]*' \
-        "$tmp/exec-usage"; } | sed 's/^[ [|]*//' | sort -u)"
+    # exec --help: its usage lines and the options it explains ("  -i, --interactive  ...")
+    [ "$c" = exec ] && flags+=" $({ grep -E '^  devbox exec' "$tmp/exec-usage" |
+        grep -oE -- '(^| |\[)--?[a-zA-Z][a-zA-Z-]*'; grep -oE -- '^  (-[a-zA-Z], )?--?[a-zA-Z][a-zA-Z-]*' \
+        "$tmp/exec-usage" | grep -oE -- '--?[a-zA-Z][a-zA-Z-]*'; } | sed 's/^[ [|]*//' | sort -u)"
     for f in $flags; do
         grep -qE -- "^    $c\) words=\"([^\"]* )?$f( [^\"]*)?\"" "$tmp/bash" ||
             bad "flag '$f' of '$c' missing from the bash completion"
-        grep -qE -- "^    $c\)( compadd -- ([^;]* )?$f( |;|\$)|\$)" "$tmp/zsh" ||
-            grep -qE -- "compadd -- ([^;]* )?$f( |;|\$)" <(sed -n "/^    $c)\$/,/;;/p" "$tmp/zsh") ||
+        grep -qE -- "compadd -- ([^;]* )?$f( |;|\$)" <(zsh_branch "$c") ||
             bad "flag '$f' of '$c' missing from the zsh completion"
         grep -qE -- "(^|[^a-zA-Z-])$f([^a-zA-Z-]|\$)" "$tmp/man" || bad "flag '$f' of '$c' missing from docs/devbox.1"
     done
@@ -53,11 +57,107 @@ while read -r c words; do
             bad "'$f' of '$c' (completion) missing from docs/devbox.1"
     done
 done < <(sed -n 's/^    \([a-z]*\)) words="\([^"]*\)" ;;$/\1 \2/p' "$tmp/bash")
-for f in -C --network --help; do
+for f in -C --network --help --version; do
     grep -q -- "$f" "$tmp/man" || bad "global option '$f' missing from docs/devbox.1"
 done
+# subcommands: the first word of each alternative of a usage line ("port add HOST:GUEST | rm
+# HOST | ls", "image ls [--json] | image rm ...", "completion bash|zsh") is in the completion's
+# words for the command, and the other way round; the man page names each
+subs_of_usage() { # COMMAND: the subcommands its usage lines name
+    grep "^  devbox $1\b" "$tmp/usage" | sed -E 's/^  devbox (.*[^ ])  .*/\1/; s/^  devbox //' |
+        sed 's/ | /\n/g' | sed -E "s/^$1( |\$)//" | { grep -oE '^[a-z]+(\|[a-z]+)*( |$)' || true; } |
+        tr '|' '\n' | tr -d ' ' | sort -u
+}
+for c in $commands; do
+    [ "$c" = help ] && continue # completes the command names
+    usubs=$(subs_of_usage "$c")
+    csubs=$(sed -n "s/^    $c) words=\"\(.*\)\" ;;\$/\1/p" "$tmp/bash" | tr ' ' '\n' | grep -v '^-' | sort -u || true)
+    [ "$usubs" = "$csubs" ] || bad "subcommands of '$c': usage says '$(echo $usubs)', bash completion '$(echo $csubs)'"
+    for sub in $usubs; do
+        grep -qE -- "compadd -- ([^;]* )?$sub( |;|\$)" <(zsh_branch "$c") ||
+            bad "subcommand '$c $sub' missing from the zsh completion"
+        grep -qE -- "(^|[^a-zA-Z-])$sub([^a-zA-Z-]|\$)" "$tmp/man" ||
+            bad "subcommand '$c $sub' missing from docs/devbox.1"
+    done
+done
+grep -q '^\.BR\? "\?image ls' "$tmp/man" && grep -q 'image mirror' "$tmp/man" ||
+    bad "docs/devbox.1 has no 'image ls' or 'image mirror' entry"
+# each command once in the zsh descriptions and the bash command list
+dups=$(sed -n "s/^        '\([a-z-]*\):.*/\1/p" "$tmp/zsh" | sort | uniq -d)
+[ -z "$dups" ] || bad "commands listed twice in the zsh completion: $dups"
+dups=$(sed -n "s/^    '') words=\"\(.*\)\" ;;\$/\1/p" "$tmp/bash" | tr ' ' '\n' | sort | uniq -d)
+[ -z "$dups" ] || bad "words listed twice in the bash completion: $dups"
 
-# the bash script completes: commands, then a command's flags
+# --help, -h and `devbox help COMMAND`: that command's usage lines, on stdout, exit 0, through
+# the lean client (exec, enter, status) and the full devbox (the others, which it hands over)
+run() { # ARGS...: $out, $err, $rc of devbox
+    rc=0
+    "$DEVBOX" "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
+    out=$(cat "$tmp/out") err=$(cat "$tmp/err")
+}
+for c in $commands; do
+    for h in --help -h; do
+        run "$c" "$h"
+        [ "$rc" = 0 ] && [ -z "$err" ] && [ "${out%%$'\n'*}" = usage: ] ||
+            bad "devbox $c $h: exit $rc, stdout '${out%%$'\n'*}...', stderr '$err'"
+        while IFS= read -r line; do
+            grep -qxF -- "$line" "$tmp/out" || bad "devbox $c $h lacks its usage line '$line'"
+        done < <(grep "^  devbox $c\b" "$tmp/usage")
+    done
+    cp "$tmp/out" "$tmp/help-c"
+    run help "$c"
+    [ "$rc" = 0 ] && cmp -s "$tmp/out" "$tmp/help-c" || bad "devbox help $c differs from devbox $c -h (exit $rc)"
+done
+run help
+[ "$rc" = 0 ] && cmp -s "$tmp/out" "$tmp/usage" || bad "devbox help differs from devbox --help (exit $rc)"
+run help exec
+cmp -s "$tmp/out" "$tmp/exec-usage" || bad "devbox help exec differs from devbox exec --help"
+run exec -i --help # after other options: exec's getopt, the same text
+cmp -s "$tmp/out" "$tmp/exec-usage" || bad "devbox exec -i --help differs from devbox exec --help"
+run help nosuch
+[ "$rc" = 125 ] && [ -z "$out" ] && [ -n "$err" ] || bad "devbox help nosuch: exit $rc, stdout '$out'"
+# exec --help explains every option exec takes (cmd-exec.c's getopt table)
+for o in -i --interactive -t --tty -e --env -w --workdir -u --user --admin --shell -d --detach \
+    --timeout -h --help; do
+    grep -qE -- "^  (-[a-z], )?$o\b|^  -[a-z], $o\b" "$tmp/exec-usage" || bad "devbox exec --help does not explain $o"
+done
+grep -q -- '-e K\b' "$tmp/exec-usage" || bad "devbox exec --help does not explain -e K"
+grep -E '^  devbox exec \[-i\]' "$tmp/usage" | grep -- '--timeout' >/dev/null ||
+    bad "devbox --help: no --timeout on the main exec line"
+
+# usage errors: stderr, exit 125, nothing on stdout; getopt's as one devbox line
+usage_error() { # EXPECTED-STDERR-REGEX ARGS...
+    local want=$1
+    shift
+    run "$@"
+    [ "$rc" = 125 ] && [ -z "$out" ] || bad "devbox $*: exit $rc, stdout '$out' (want 125, nothing)"
+    [[ $err =~ $want ]] || bad "devbox $*: stderr '$err', want /$want/"
+}
+usage_error "^devbox: exec: invalid option '-x' \(see devbox exec --help\)\$" exec -x -- true
+usage_error "^devbox: exec: invalid option '-x' \(see devbox exec --help\)\$" exec --tty -ix -- true
+usage_error "^devbox: exec: invalid option '--bogus' \(see devbox exec --help\)\$" exec --bogus=1 true
+usage_error "^devbox: exec: option '--timeout' needs a value \(see devbox exec --help\)\$" exec --timeout
+usage_error "^devbox: exec: option '-e' needs a value \(see devbox exec --help\)\$" exec -e
+usage_error "^devbox: exec: option '--admin' takes no value \(see devbox exec --help\)\$" exec --admin=1 id
+usage_error "^devbox: export: invalid option '--bogus' \(see devbox export --help\)\$" export --bogus kubernetes
+usage_error "^devbox: export: option '-o' needs a value \(see devbox export --help\)\$" export kubernetes -o
+usage_error "^usage: devbox ps" ps --bogus
+usage_error "^devbox: status: unknown argument '--bogus'" status --bogus
+usage_error "^devbox: unknown command 'nosuch'" nosuch
+
+# --version and `devbox version`: one line, the same through the lean client and the full devbox
+run --version
+[ "$rc" = 0 ] && [ -z "$err" ] && [[ $out =~ ^devbox\ [^[:space:]]+$ ]] || bad "devbox --version: exit $rc, '$out' '$err'"
+version=$out
+run version
+[ "$rc/$out" = "0/$version" ] || bad "devbox version: exit $rc, '$out' (--version: '$version')"
+full=$(dirname "$DEVBOX")/devbox-full
+if [ -x "$full" ]; then
+    [ "$("$full" --version)" = "$version" ] || bad "devbox-full --version differs: $("$full" --version)"
+fi
+
+# the bash script completes: commands, then a command's flags (grep without -q: under pipefail,
+# a grep that quits at its match can kill the writer with SIGPIPE)
 complete_bash() { # WORD...: print COMPREPLY for the last word
     bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _devbox; printf "%s\n" "${COMPREPLY[@]}"' \
         _ "$tmp/bash" "$@"
@@ -65,12 +165,52 @@ complete_bash() { # WORD...: print COMPREPLY for the last word
 [ "$(complete_bash devbox exe)" = exec ] || bad "bash completion of 'devbox exe': $(complete_bash devbox exe)"
 [ "$(complete_bash devbox -C /tmp statu)" = status ] || bad "bash completion after -C DIR"
 [ "$(complete_bash devbox status --j)" = --json ] || bad "bash completion of 'devbox status --j'"
-complete_bash devbox exec --sh | grep -qx -- --shell || bad "bash completion of 'devbox exec --sh'"
+complete_bash devbox exec --sh | grep -x -- --shell >/dev/null || bad "bash completion of 'devbox exec --sh'"
 complete_bash devbox completion z | grep -x zsh >/dev/null || bad "bash completion of 'devbox completion z'"
 complete_bash devbox exec -e A=1 -- bas | grep -x bash >/dev/null || bad "bash completion of a command name after exec"
 mkdir -p "$tmp/cwd" && touch "$tmp/cwd/afile"
 (cd "$tmp/cwd" && complete_bash devbox exec -- cat af) | grep -x afile >/dev/null ||
     bad "bash completion of a file after exec's command"
+# exec: after -- or the command word, no devbox flags; option values are not the command
+[ -z "$(cd "$tmp/cwd" && complete_bash devbox exec -- ls --)" ] || bad "bash completion offers devbox flags after exec's command"
+[ -z "$(cd "$tmp/cwd" && complete_bash devbox exec -- --sh)" ] || bad "bash completion offers devbox flags after exec --"
+complete_bash devbox exec --timeout 5m ca | grep -x cat >/dev/null || bad "bash completion of a command name after --timeout's value"
+complete_bash devbox exec -u dev -w /tmp ca | grep -x cat >/dev/null || bad "bash completion of a command name after -u's and -w's values"
+[ -z "$(complete_bash devbox exec -e ca)" ] || bad "bash completion of -e's value offers something"
+complete_bash devbox exec -w /et | grep -x /etc >/dev/null || bad "bash completion of -w's value: a directory"
+complete_bash devbox help sta | grep -x status >/dev/null || bad "bash completion of 'devbox help sta'"
+complete_bash devbox image mi | grep -x mirror >/dev/null || bad "bash completion of 'devbox image mi'"
+
+# the zsh script, run against stubs of zsh's completion functions that print what they are
+# asked: which branch completes what
+complete_zsh() { # WORD...: the stubs' calls for the last word
+    zsh -fc '
+        compadd() { print -r -- "compadd $*" }
+        _files() { print -r -- "_files $*" }
+        _describe() { print -r -- "_describe $1 $2" }
+        _command_names() { print -r -- "_command_names $*" }
+        _normal() { print -r -- "_normal ${words[1]} $CURRENT" }
+        compset() { [[ $1 == -n ]] && { words=("${(@)words[$2,-1]}"); ((CURRENT -= $2 - 1)) } }
+        compdef() { : }
+        source "$1"; shift
+        words=("$@"); CURRENT=$#; PREFIX=${words[CURRENT]}
+        _devbox' _ "$tmp/zsh" "$@"
+}
+if command -v zsh >/dev/null; then
+    [ "$(complete_zsh devbox exec -- cat REA)" = "_normal cat 2" ] ||
+        bad "zsh completion of exec's command arguments: $(complete_zsh devbox exec -- cat REA)"
+    [ "$(complete_zsh devbox exec -i -e A=1 --timeout 5m ca)" = "_command_names -e" ] ||
+        bad "zsh completion of exec's command name: $(complete_zsh devbox exec -i -e A=1 --timeout 5m ca)"
+    [ "$(complete_zsh devbox exec -- --sh)" = "_command_names -e" ] ||
+        bad "zsh completion after exec --: $(complete_zsh devbox exec -- --sh)"
+    complete_zsh devbox exec --sh | grep -- '^compadd -- .*--shell' >/dev/null || bad "zsh completion of exec's flags"
+    [ "$(complete_zsh devbox exec -w '')" = "_files -/" ] || bad "zsh completion of -w's value"
+    [ -z "$(complete_zsh devbox exec -u '')" ] || bad "zsh completion of -u's value offers something"
+    [ "$(complete_zsh devbox exec -- ls -w '')" = "_normal ls 3" ] || bad "zsh completion of the command's own -w"
+    [ "$(complete_zsh devbox '')" = "_describe -t commands" ] || bad "zsh completion of a command"
+    [ "$(complete_zsh devbox help '')" = "_describe -t commands" ] || bad "zsh completion after help"
+    complete_zsh devbox image '' | grep '^compadd -- .*mirror' >/dev/null || bad "zsh completion of image's subcommands"
+fi
 
 # `devbox export kubernetes` without a VM (docs/kubernetes.md): a repository with an origin,
 # -o DIR and stdout, an untrusted widening profile refused, bad options one line and 125

@@ -1,0 +1,98 @@
+/* sandbox/cmd-help.c: the full devbox's front: the dispatch from the command table
+ * (cmd-completion.c), and what is printed from that table: `devbox --help` and `devbox help`,
+ * `devbox COMMAND --help` and `devbox help COMMAND`, `devbox version`.  Help is the
+ * dispatcher's, not each command's: one table line per usage, so a command cannot lack it or
+ * say it differently from `devbox --help`. */
+#define _GNU_SOURCE
+#include "commands.h"
+
+#define USAGE_COLUMN 25
+
+#define USAGE_WIDTH 100
+
+/* "  devbox USAGE  DESC", DESC in a column, or on a line of its own under a long USAGE that
+ * would take the line past USAGE_WIDTH */
+static void print_line(FILE *f, const struct cmd_def *c) {
+    int len = (int)strlen(c->usage), indent = (int)strlen("  devbox ") + USAGE_COLUMN;
+    if (len > USAGE_COLUMN && indent + len - USAGE_COLUMN + 2 + (int)strlen(c->desc) > USAGE_WIDTH)
+        fprintf(f, "  devbox %s\n%*s  %s\n", c->usage, indent, "", c->desc);
+    else
+        fprintf(f, "  devbox %s%*s  %s\n", c->usage, len < USAGE_COLUMN ? USAGE_COLUMN - len : 0,
+                "", c->desc);
+}
+
+int cmd_usage(FILE *f) {
+    fprintf(f, "usage: devbox [-C DIR] [--network none] COMMAND ...\n"
+               "       devbox --help | --version\n\n");
+    for (size_t i = 0; i < cmd_table_len; i++)
+        print_line(f, &cmd_table[i]);
+    fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
+               "devbox COMMAND --help (or devbox help COMMAND): that command's usage.\n"
+               "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg,\n"
+               "DEVBOX_KERNEL=auto|devbox|debian (the guest kernel).\n");
+    return f == stdout ? 0 : 125;
+}
+
+static const struct cmd_def *find(const char *name) {
+    for (size_t i = 0; i < cmd_table_len; i++)
+        if (strcmp(cmd_table[i].name, name) == 0) return &cmd_table[i];
+    return NULL;
+}
+
+/* The command's usage lines, then its help text (the first entry's). */
+int cmd_usage_of(FILE *f, const char *name) {
+    const struct cmd_def *first = find(name);
+    if (!first) {
+        _cleanup_free_ char *n = dbx_escape(name);
+        fprintf(stderr, "devbox: unknown command '%s' (see devbox --help)\n", n);
+        return 125;
+    }
+    fprintf(f, "usage:\n");
+    for (size_t i = 0; i < cmd_table_len; i++)
+        if (strcmp(cmd_table[i].name, name) == 0) print_line(f, &cmd_table[i]);
+    if (first->help) fprintf(f, "\n%s", first->help);
+    return f == stdout ? 0 : 125;
+}
+
+/* Commands that only print: they make no state directory (make install runs `devbox completion`
+ * as whoever builds, with whatever HOME). */
+static bool prints_only(const struct cmd_def *c) {
+    return c->fn == cmd_help || c->fn == cmd_version || c->fn == cmd_completion;
+}
+
+int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv) {
+    const struct cmd_def *c = find(argv[0]);
+    if (!c) {
+        _cleanup_free_ char *name = dbx_escape(argv[0]);
+        fprintf(stderr, "devbox: unknown command '%s'\n", name);
+        return cmd_usage(stderr);
+    }
+    /* before the command parses anything: no project, no state directory needed */
+    if (argc == 2 && cmd_is_help(argv[1])) return cmd_usage_of(stdout, c->name);
+    if (prints_only(c)) return c->fn(ctx, argc, argv);
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_paths_init(&ctx->paths, &err) < 0) return cmd_fail(&err);
+    int rc = c->fn(ctx, argc, argv);
+    dbx_paths_clear(&ctx->paths);
+    return rc;
+}
+
+/* `devbox help [COMMAND]` */
+int cmd_help(struct cmd_ctx *ctx, int argc, char **argv) {
+    (void)ctx;
+    if (argc == 1) return cmd_usage(stdout);
+    if (argc == 2) return cmd_usage_of(stdout, argv[1]);
+    fprintf(stderr, "usage: devbox help [COMMAND]\n");
+    return 125;
+}
+
+/* `devbox version`, as `devbox --version` (cmd_parse_global) */
+int cmd_version(struct cmd_ctx *ctx, int argc, char **argv) {
+    if (argc > 1) {
+        _cleanup_free_ char *a = dbx_escape(argv[1]);
+        fprintf(stderr, "devbox: version: unknown argument '%s'\n", a);
+        return 125;
+    }
+    printf("devbox %s\n", ctx->version);
+    return fflush(stdout) == 0 ? 0 : 125;
+}
