@@ -14,6 +14,8 @@ static const char exec_help[] =
     "  -t, --tty           give the command a terminal\n"
     "  -e, --env K=V       set K in the command's environment; -e K: K's value here\n"
     "                      (not set when K is not set here)\n"
+    "  --env-file FILE     K=V lines, as docker's: blank and # lines skipped, K alone as -e K;\n"
+    "                      -e wins\n"
     "  -w, --workdir DIR   its working directory in the box (relative: to the current one)\n"
     "  -u, --user USER     run as USER (name, uid or uid:gid)\n"
     "  --admin             run this one command as root with the capabilities package\n"
@@ -26,6 +28,16 @@ static const char exec_help[] =
     "                      no -i or -t\n"
     "  --timeout DURATION  kill the command and every process it started after DURATION\n"
     "                      (30, 30s, 5m, 1h, 2d; at most 30 days): exit 124, as timeout(1)\n"
+    "  -h, --help          this usage\n";
+
+/* enter's options: exec's that make sense for a login shell */
+static const char enter_help[] =
+    "options (as exec's; -i and -t are implied):\n"
+    "  -e, --env K=V       set K in the shell's environment; -e K: K's value here\n"
+    "  --env-file FILE     K=V lines, as exec's\n"
+    "  -w, --workdir DIR   start in DIR (relative: to the current one)\n"
+    "  -u, --user USER     the shell of USER (name, uid or uid:gid)\n"
+    "  --admin             a root shell with the capabilities package managers need\n"
     "  -h, --help          this usage\n";
 
 /* the logs `logs [--network|--setup|...]` abbreviates */
@@ -42,14 +54,16 @@ const struct cmd_def cmd_table[] = {
     {"exec", cmd_exec,
      "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--timeout DURATION] [--] CMD [ARG...]",
      "run a command in the project's VM (--timeout: exit 124 at the deadline)",
-     "-i --interactive -t --tty -e --env -w --workdir -u --user --admin --shell -d --detach "
-     "--timeout -h --help",
+     "-i --interactive -t --tty -e --env --env-file -w --workdir -u --user --admin --shell -d "
+     "--detach --timeout -h --help",
      NULL, exec_help},
     {"exec", cmd_exec, "exec -d [--timeout DURATION] [--] CMD [ARG...]",
      "start a detached command (prints its pid in the box)", NULL, NULL, NULL},
     {"exec", cmd_exec, "exec [OPTIONS] --shell [--] 'CMD STRING'",
      "run a command string with the box user's shell", NULL, NULL, NULL},
-    {"enter", cmd_enter, "enter", "interactive shell in the project's VM", NULL, NULL, NULL},
+    {"enter", cmd_enter, "enter [-e K=V] [--env-file FILE] [-w DIR] [-u USER | --admin]",
+     "interactive shell in the project's VM (--admin: a root shell)",
+     "-e --env --env-file -w --workdir -u --user --admin -h --help", NULL, enter_help},
     {"status", cmd_status, "status [--json]", "state of the project's VM", "--json", NULL, NULL},
     {"ls", cmd_ls, "ls [--json]", "every project devbox knows", "--json", NULL, NULL},
     {"stats", cmd_stats, "stats [--json] [--watch]",
@@ -124,7 +138,7 @@ const size_t cmd_table_len = DBX_ARRAY_SIZE(cmd_table);
 static const char global_words[] = "-C --network --help --version";
 
 /* exec's options that take a value: the word after one is not the command */
-#define EXEC_VALUE_OPTS "-e | -w | -u | --env | --workdir | --user | --timeout"
+#define EXEC_VALUE_OPTS "-e | -w | -u | --env | --env-file | --workdir | --user | --timeout"
 
 /* Commands whose operands are files or other commands: completion falls back to those. */
 static bool takes_files(const char *name) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-enter: an interactive login shell on a terminal, in the host cwd; its exit code returns.
 # The shell is the user's passwd shell when it can run, else bash when the image has it, else
-# sh; it starts as a login shell ("-sh", "-bash") and every command gets SHELL.
+# sh; it starts as a login shell ("-sh", "-bash") and every command gets SHELL.  enter takes
+# exec's options for a shell (--admin, -w, -u, -e, --env-file); exec --env-file.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -30,6 +31,19 @@ assert_contains "$out" "UID=[$(box_uid)]" "uid in the login shell"
 assert_contains "$out" "SH=[/bin/sh] ZERO=[-sh]" "shell of devbox enter without bash"
 run dbx -C "$R" exec -u 1500 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/sh "$OUT" "SHELL of a uid without a passwd entry, no bash in the image"
+
+# exec's options for a shell: --admin (a root shell), -w, -e and --env-file (docker's format:
+# comments and blank lines skipped, K alone from devbox's environment, -e over the file)
+printf '# the env file\n\n  FROM_FILE=a b\nBOTH=file\nHOSTVAR\n' >"$TEST_TMP/env"
+run_in "$R" env HOSTVAR=here "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 \
+    --expect '[#$] ' --send 'echo "UID=[$(id -u)] PWD=[$(pwd)] F=[$FROM_FILE] B=[$BOTH] H=[$HOSTVAR]"\r' \
+    --expect 'UID=\[[0-9]+\] PWD' --send 'exit\r' \
+    -- "$DEVBOX" enter --admin -w "sub dir" --env-file "$TEST_TMP/env" -e BOTH=flag
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_eq 0 "$RC" "devbox enter --admin; output: $(show "$out")"
+assert_contains "$out" "UID=[0] PWD=[$R/sub dir] F=[a b] B=[flag] H=[here]" "enter's options"
+run_in "$R" env HOSTVAR=here "$DEVBOX" exec --env-file "$TEST_TMP/env" -- sh -c 'echo "$FROM_FILE|$BOTH|$HOSTVAR"'
+assert_eq "a b|file|here" "$OUT" "exec --env-file"
 
 # ---- an image with bash ------------------------------------------------------------------
 import_bash_image withbash

@@ -217,6 +217,36 @@ static void test_usage_errors(void **state) {
                 (char *[]){"stop", "--all", "--help", NULL});
 }
 
+/* --env-file's refusals, each naming the file and line, before any box is asked; enter takes
+ * exec's options for a shell, not a command or exec's own. */
+static void test_env_file_and_enter(void **state) {
+    (void)state;
+    _cleanup_free_ char *f = dbx_xasprintf("%s/env", tmpl);
+    test_write_file(f, "# comment\n\n  GOOD=1\nA B=2\n", 0644);
+    _cleanup_free_ char *want =
+        dbx_xasprintf("devbox: exec: --env-file %s:4: white space in the name: 'A B=2'\n", f);
+    usage_error(want, 4, (char *[]){"exec", "--env-file", f, "true", NULL});
+    test_write_file(f, "OK=1\n=x\n", 0644);
+    _cleanup_free_ char *want2 =
+        dbx_xasprintf("devbox: enter: --env-file %s:2: no variable name before '=': '=x'\n", f);
+    usage_error(want2, 3, (char *[]){"enter", "--env-file", f, NULL});
+    test_write_file(f, "A=1\n", 0644);
+    assert_int_equal(truncate(f, 5), 0); /* "A=1\n\0" */
+    _cleanup_free_ char *want3 =
+        dbx_xasprintf("devbox: exec: --env-file '%s': a NUL byte (not a text file)\n", f);
+    usage_error(want3, 4, (char *[]){"exec", "--env-file", f, "true", NULL});
+    _cleanup_free_ char *missing = dbx_xasprintf("%s/nope", tmpl);
+    _cleanup_free_ char *want4 =
+        dbx_xasprintf("devbox: exec: --env-file '%s': No such file or directory\n", missing);
+    usage_error(want4, 4, (char *[]){"exec", "--env-file", missing, "true", NULL});
+    usage_error("devbox: enter: unexpected 'ls' (a command: devbox exec -it -- CMD)\n", 2,
+                (char *[]){"enter", "ls", NULL});
+    usage_error("devbox: enter: invalid option '-d' (see devbox enter --help)\n", 2,
+                (char *[]){"enter", "-d", NULL});
+    usage_error("devbox: enter: --admin runs as root; it cannot run as 'dev'\n", 4,
+                (char *[]){"enter", "--admin", "-u", "dev", NULL});
+}
+
 /* Where a second usage line of a command would put flags, subcommands or help, the completion
  * and `COMMAND --help` would not see them: only the first entry of a name has them. */
 static void test_table(void **state) {
@@ -262,6 +292,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_help_of_every_command, setup, teardown),
         cmocka_unit_test_setup_teardown(test_help_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_file_and_enter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_zsh_commands_once),
