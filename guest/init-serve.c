@@ -501,6 +501,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     boot_mark(&a->marks, "CAs");
     setup_locale(a, su);
+    boot_mark(&a->marks, "locale");
     /* last: the protected paths live in the workspace mounted above */
     if (policy_setup(a, su, err) < 0) return -1;
     boot_mark(&a->marks, "user");
