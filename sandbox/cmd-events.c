@@ -1,6 +1,7 @@
-/* sandbox/cmd-events.c: `devbox events [--json] [--follow|-f] [-n N]`: the project's events
- * journal (supervisor-events.c writes it), read straight from the state dir, so it works while
- * the box is stopped.  events.jsonl.1 (the rotated half) comes first, then events.jsonl.
+/* sandbox/cmd-events.c: `devbox events [--json] [--follow|-f] [-n|--tail N] [PATH|ID]`: the
+ * project's events journal (supervisor-events.c writes it), read straight from the state dir, so
+ * it works while the box is stopped (and for a project whose repository is gone, by its id).
+ * events.jsonl.1 (the rotated half) comes first, then events.jsonl.
  *
  * The journal's strings come from the guest: every line is checked as JSON before it is shown
  * (a corrupt one is skipped with a warning naming file:line), --json prints lines as stored (valid
@@ -277,29 +278,18 @@ static int follow(struct view *v, struct src *cur, const char *dir) {
     }
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: devbox events [--json] [--follow|-f] [-n N]\n");
-    return 125;
-}
-
 int cmd_events(struct cmd_ctx *ctx, int argc, char **argv) {
     struct view v = {.n = SIZE_MAX};
     bool fol = false;
-    for (int i = 1; i < argc; i++) {
-        uint64_t n;
-        if (strcmp(argv[i], "--json") == 0)
-            v.json = true;
-        else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
-            fol = true;
-        else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc &&
-                 dbx_parse_u64(argv[i + 1], 0, EVENTS_N_MAX, &n) == 0)
-            v.n = (size_t)n, i++;
-        else
-            return usage();
-    }
+    uint64_t n = UINT64_MAX;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &v.json},
+                                   {"--follow", "-f", .flag = &fol},
+                                   {"--tail", "-n", .num = &n, .max = EVENTS_N_MAX},
+                                   {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
+    if (n != UINT64_MAX) v.n = (size_t)n;
     _cleanup_free_ char *dir = dbx_xstrdup(proj.state_dir);
     dbx_project_clear(&proj);
     if (v.n != SIZE_MAX) v.ring = dbx_xcalloc(v.n ? v.n : 1, sizeof(char *));

@@ -1,6 +1,6 @@
-/* sandbox/cmd-ps.c: `devbox ps [--json]`, `devbox kill [-s SIG] PID|--all`, and the detached
- * commands' logs (`devbox logs [-f] PID`, called from cmd_logs).  Everything the guest said
- * (users, command lines, log bytes) is printed escaped: the box chooses those bytes. */
+/* sandbox/cmd-ps.c: `devbox ps [--json] [PATH|ID]`, `devbox kill [-s SIG] PID|--all`, and the
+ * detached commands' logs (`devbox logs [-f] PID`, called from cmd_logs).  Everything the guest
+ * said (users, command lines, log bytes) is printed escaped: the box chooses those bytes. */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -76,14 +76,12 @@ static void ps_table(const struct dbx_ps_reply *r) {
     }
 }
 
+/* `ps [--json] [PATH|ID]` */
 int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv) {
-    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-    if (argc > 2 || (argc == 2 && !json)) {
-        fprintf(stderr, "usage: devbox ps [--json]\n");
-        return 125;
-    }
+    bool json = false;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json}, {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_(dbx_ps_reply_free) struct dbx_ps_reply r = {0};

@@ -16,6 +16,7 @@
 
 #include "helpers.h"
 #include "sandbox/commands.h"
+#include "sandbox/sandbox-internal.h"
 
 static char tmpl[64];
 
@@ -209,12 +210,145 @@ static void test_usage_errors(void **state) {
                 (char *[]){"export", "kubernetes", "-x", NULL});
     usage_error("devbox: export: option '--namespace' needs a value (see devbox export --help)\n",
                 3, (char *[]){"export", "kubernetes", "--namespace", NULL});
-    usage_error("devbox: status: unknown argument '--bogus'\n", 2,
+    usage_error("devbox: status: invalid option '--bogus' (see devbox status --help)\n", 2,
                 (char *[]){"status", "--bogus", NULL});
-    usage_error("usage: devbox ps [--json]\n", 2, (char *[]){"ps", "--bogus", NULL});
+    usage_error("devbox: ps: invalid option '--bogus' (see devbox ps --help)\n", 2,
+                (char *[]){"ps", "--bogus", NULL});
     /* --help among other arguments is the command's to refuse */
-    usage_error("devbox: stop: unknown argument '--help'\n", 3,
+    usage_error("devbox: stop: invalid option '--help' (see devbox stop --help)\n", 3,
                 (char *[]){"stop", "--all", "--help", NULL});
+    /* one PATH or ID at most; --all names none */
+    usage_error("devbox: status: unexpected argument 'b' (see devbox status --help)\n", 3,
+                (char *[]){"status", "a", "b", NULL});
+    usage_error("devbox: restart: invalid option '-f' (see devbox restart --help)\n", 2,
+                (char *[]){"restart", "-f", NULL});
+    usage_error("devbox: rm: --all takes no PATH or ID\n", 3, (char *[]){"rm", "--all", "x", NULL});
+    usage_error("devbox: stop: invalid option '--force' (see devbox stop --help)\n", 2,
+                (char *[]){"stop", "--force", NULL});
+    usage_error("devbox: events: option '-n' takes a number from 0 to 1000000, not 'x'\n", 3,
+                (char *[]){"events", "-n", "x", NULL});
+}
+
+/* ---- options and the [PATH|ID] operand (cmd_parse_args, cmd_target) ---------------------- */
+
+/* cmd_parse_args over argv (NULL-terminated); the error's message or NULL. */
+static char *parse(char **argv, const struct cmd_opt *opts, const char **ops, size_t max,
+                   size_t *n) {
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    dbx_error *err = NULL;
+    int r = cmd_parse_args(argc, argv, opts, ops, max, n, &err);
+    assert_true((r < 0) == (err != NULL));
+    char *msg = err ? dbx_xstrdup(err->msg) : NULL;
+    dbx_error_free(&err);
+    return msg;
+}
+
+static void test_parse_args(void **state) {
+    (void)state;
+    bool json = false, follow = false;
+    uint64_t num = 7;
+    const char *which = NULL, *ops[2] = {0};
+    size_t n = 9;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json},
+                                   {"--follow", "-f", .flag = &follow},
+                                   {"--tail", "-n", .num = &num, .max = 100},
+                                   {"--network", NULL, .choice = &which, .value = "network.log"},
+                                   {"--setup", NULL, .choice = &which, .value = "setup.log"},
+                                   {NULL}};
+    /* options anywhere, an alias, a value after the option or its '=', operands in order */
+    assert_null(
+        parse((char *[]){"logs", "a", "-f", "--tail=5", "--network", "b", NULL}, opts, ops, 2, &n));
+    assert_true(follow && !json);
+    assert_int_equal(num, 5);
+    assert_string_equal(which, "network.log");
+    assert_int_equal(n, 2);
+    assert_string_equal(ops[0], "a");
+    assert_string_equal(ops[1], "b");
+    /* the same choice twice is fine; after "--" everything is an operand */
+    assert_null(parse((char *[]){"logs", "--network", "-n", "0", "--network", "--", "-x", NULL},
+                      opts, ops, 2, &n));
+    assert_int_equal(num, 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ops[0], "-x");
+    static const struct {
+        char *argv[5];
+        const char *want;
+    } bad[] = {
+        {{"logs", "--bogus"}, "logs: invalid option '--bogus' (see devbox logs --help)"},
+        {{"logs", "--json=1"}, "logs: option '--json' takes no value (see devbox logs --help)"},
+        {{"logs", "-n"}, "logs: option '-n' needs a value (see devbox logs --help)"},
+        {{"logs", "--tail", "101"},
+         "logs: option '--tail' takes a number from 0 to 100, not '101'"},
+        {{"logs", "--tail=-1"}, "logs: option '--tail' takes a number from 0 to 100, not '-1'"},
+        {{"logs", "--network", "--setup"}, "logs: '--network' and '--setup' exclude each other"},
+        {{"logs", "a", "b", "c"}, "logs: unexpected argument 'c' (see devbox logs --help)"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        which = NULL;
+        char *msg = parse((char **)bad[i].argv, opts, ops, 2, &n);
+        check(msg && strcmp(msg, bad[i].want) == 0, bad[i].argv[1], msg ? msg : "accepted");
+        free(msg);
+    }
+    /* no operands at all (ls) */
+    char *msg = parse((char *[]){"ls", "x", NULL}, opts, NULL, 0, NULL);
+    assert_string_equal(msg, "ls: unexpected argument 'x' (see devbox ls --help)");
+    free(msg);
+}
+
+/* A project devbox knows whose repository was deleted: its id. */
+static char *gone_project(void) {
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    test_sh("mkdir -p %s/gone && git init -q %s/gone", tmpl, tmpl);
+    char *dir = dbx_xasprintf("%s/gone", tmpl);
+    struct dbx_project p = {0};
+    assert_int_equal(dbx_project_find(&paths, dir, false, &p, &err), 0);
+    assert_int_equal(dbx_project_dirs(&p, &err), 0);
+    struct dbx_project_rec r = {p.root, (char *)"default", (char *)"/b.raw", 1, (char *)""};
+    assert_int_equal(dbx_project_rec_save(p.state_dir, &r, &err), 0);
+    test_sh("rm -rf '%s'", dir);
+    char *id = dbx_xstrdup(p.id);
+    dbx_project_clear(&p);
+    dbx_paths_clear(&paths);
+    free(dir);
+    return id;
+}
+
+/* status, ps, stats, events and restart take the PATH|ID stop and rm take (a project whose
+ * repository is gone, by its id); restart refuses such a one in one line. */
+static void test_targets(void **state) {
+    (void)state;
+    char *id = gone_project();
+    struct run r = dispatch(3, (char *[]){"status", "--json", id, NULL});
+    assert_int_equal(r.rc, 0);
+    _cleanup_free_ char *want = dbx_xasprintf("\"id\":\"%s\"", id);
+    assert_non_null(strstr(r.out, want));
+    assert_non_null(strstr(r.out, "\"state\":\"stopped\""));
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"events", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.err, "no events yet"));
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"restart", id, NULL});
+    assert_int_equal(r.rc, 125);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "devbox: restart: the repository '"));
+    assert_non_null(strstr(r.err, "/gone' is gone: nothing to start (devbox stop "));
+    assert_ptr_equal(strchr(r.err, '\n'), r.err + strlen(r.err) - 1); /* one line */
+    run_clear(&r);
+    /* an id nobody has, a path that is no project */
+    r = dispatch(2, (char *[]){"stats", "ffffffffffffffff", NULL});
+    assert_int_equal(r.rc, 125);
+    assert_non_null(strstr(r.err, "'ffffffffffffffff' is not a project devbox knows"));
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"ps", "/nonexistent/x", NULL});
+    assert_int_equal(r.rc, 125);
+    assert_non_null(strstr(r.err, "is not a project devbox knows"));
+    run_clear(&r);
+    free(id);
 }
 
 /* Where a second usage line of a command would put flags, subcommands or help, the completion
@@ -263,6 +397,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_help_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test(test_parse_args),
+        cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_zsh_commands_once),
     };
