@@ -28,15 +28,21 @@ static const char exec_help[] =
     "                      (30, 30s, 5m, 1h, 2d; at most 30 days): exit 124, as timeout(1)\n"
     "  -h, --help          this usage\n";
 
-/* the logs `logs [--network|--setup|...]` abbreviates */
-static const char logs_help[] = "options:\n"
-                                "  --network     every proxy decision (allowed, denied and why)\n"
-                                "  --setup       what [setup] printed\n"
-                                "  --supervisor  the supervisor's log (the default)\n"
-                                "  --console     the guest's console\n"
-                                "  --qemu        QEMU's log\n"
-                                "  --virtiofsd   the shared folders' log (virtiofsd)\n"
-                                "  -f            with PID: follow its output until it ends\n";
+/* the logs `logs [--network|--setup|...]` abbreviates, and what the operands are */
+static const char logs_help[] =
+    "options:\n"
+    "  --network     every proxy decision (allowed, denied and why)\n"
+    "  --setup       what [setup] printed\n"
+    "  --supervisor  the supervisor's log (the default)\n"
+    "  --console     the guest's console\n"
+    "  --qemu        QEMU's log\n"
+    "  --virtiofsd   the shared folders' log (virtiofsd)\n"
+    "  -n, --tail N  only the last N lines\n"
+    "  -f, --follow  then what is added, until ^C or the project is removed (with PID: until\n"
+    "                the command is over); a log that starts over is followed from its start\n"
+    "operands:\n"
+    "  PID           a detached command's, as exec -d printed it (a lone number is a PID)\n"
+    "  PATH|ID       another project, as for stop and rm\n";
 
 const struct cmd_def cmd_table[] = {
     {"exec", cmd_exec,
@@ -72,14 +78,15 @@ const struct cmd_def cmd_table[] = {
      "apply devbox.ini's [setup] now (--force: run it again)", "--force -f", NULL, NULL},
     {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls",
      "forward 127.0.0.1:HOST to the box's GUEST port", NULL, "add rm ls", NULL},
-    {"logs", cmd_logs, "logs [--network|--setup|...]",
-     "the project's logs (network: every proxy decision)",
-     "--network --setup --supervisor --console --qemu --virtiofsd -f", NULL, logs_help},
+    {"logs", cmd_logs, "logs [--network|--setup|...] [-f] [-n N] [PATH|ID]",
+     "the project's logs (network: every proxy decision; -f: follow)",
+     "--network --setup --supervisor --console --qemu --virtiofsd -f --follow -n --tail", NULL,
+     logs_help},
     {"events", cmd_events, "events [--json] [--follow] [-n|--tail N] [PATH|ID]",
      "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n --tail",
      NULL, NULL},
-    {"logs", cmd_logs, "logs [-f] PID", "a detached command's output (-f: follow it)", NULL, NULL,
-     NULL},
+    {"logs", cmd_logs, "logs [-f] [-n N] PID [PATH|ID]",
+     "a detached command's output (-f: until it ends)", NULL, NULL, NULL},
     {"ps", cmd_ps, "ps [--json] [PATH|ID]", "the box's processes (D: detached, A: attached)",
      "--json", NULL, NULL},
     {"kill", cmd_kill, "kill [-s SIG] PID|--all", "signal a process of the box (default TERM)",

@@ -1,4 +1,4 @@
-/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs` (a detached command's: cmd-ps.c). */
+/* sandbox/cmd-net.c: `devbox port add|rm|ls`. */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -37,48 +37,5 @@ int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
     dbx_project_clear(&proj);
     if (rc < 0) return cmd_fail(&err);
     fputs(text, stdout);
-    return 0;
-}
-
-static const char *log_file(int argc, char **argv) {
-    static const struct {
-        const char *flag, *file;
-    } logs[] = {
-        {"--network", "network.log"},     {"--supervisor", "supervisor.log"},
-        {"--console", "console.log"},     {"--qemu", "qemu.log"},
-        {"--virtiofsd", "virtiofsd.log"}, {"--setup", "setup.log"},
-    };
-    if (argc == 1) return "supervisor.log";
-    for (size_t i = 0; argc == 2 && i < DBX_ARRAY_SIZE(logs); i++)
-        if (strcmp(argv[1], logs[i].flag) == 0) return logs[i].file;
-    return NULL;
-}
-
-int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
-    /* `logs [-f] PID`: a detached command's output (cmd-ps.c) */
-    bool f = argc == 3 && strcmp(argv[1], "-f") == 0;
-    if ((argc == 2 && argv[1][0] != '-') || f) return cmd_logs_pid(ctx, argv[argc - 1], f);
-    const char *file = log_file(argc, argv);
-    if (!file) {
-        fprintf(stderr, "usage: devbox logs [--network | --setup | --supervisor | --console | "
-                        "--qemu | --virtiofsd]\n"
-                        "       devbox logs [-f] PID\n");
-        return 125;
-    }
-    struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
-    if (rc) return rc;
-    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj.state_dir, file);
-    dbx_project_clear(&proj);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0; /* nothing logged yet */
-        _cleanup_error_ dbx_error *err = NULL;
-        dbx_error_set(&err, errno, "open '%s'", path);
-        return cmd_fail(&err);
-    }
-    /* The console log is the guest's bytes (a process name in an OOM line, say): replayed
-     * escaped. */
-    cmd_dump_escaped(fd);
     return 0;
 }

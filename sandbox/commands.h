@@ -93,11 +93,28 @@ int cmd_events(struct cmd_ctx *ctx, int argc, char **argv);
 /* issue 13: processes (cmd-ps.c) */
 int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv);
-/* `devbox logs [-f] PID` (cmd_logs passes it on) */
-int cmd_logs_pid(struct cmd_ctx *ctx, const char *pid, bool follow);
-/* Copy fd to stdout until EOF, escaped (log files hold the guest's bytes), in chunks cut where
- * a UTF-8 sequence or a "\r\n" may continue.  0, or -errno. */
-int cmd_dump_escaped(int fd);
+/* -n N of logs and events: at most this many lines */
+#define CMD_LINES_MAX 1000000u
+/* Following a file as `tail -F` does (cmd-logs.c; logs -f, events --follow): what is appended
+ * to it, across a rotation or a replacement (a new file at its name: the old one read to its end
+ * first) and a truncation (read again from its start), polled 4 times a second until done says
+ * so, the directory is removed (the project was), or stdout is gone.  0. */
+struct cmd_tail {
+    int dfd;          /* the directory holding name (the caller's) */
+    const char *name; /* the file in it */
+    int *fd;          /* the caller's fd on name (-1: none yet), read as far as shown; replaced
+                       * by the new file's on a rotation (the old one closed) */
+    /* print what *fd holds past its offset; < 0: stop following (stdout is gone) */
+    int (*show)(struct cmd_tail *t);
+    /* *fd is read from its start now (a new file, or truncated): forget what show kept of the
+     * old (NULL: nothing) */
+    void (*reset)(struct cmd_tail *t);
+    /* whether to end (NULL: never), asked before a last show, so nothing written before the
+     * end is missed */
+    bool (*done)(struct cmd_tail *t);
+    void *arg;
+};
+int cmd_tail_follow(struct cmd_tail *t);
 int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv); /* issue 13 (helper B) */
 /* issue 13, cleaning up (helper F) */
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);

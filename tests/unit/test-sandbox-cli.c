@@ -3,7 +3,9 @@
  * --help and for `devbox help COMMAND` (stdout, exit 0, no state directory), `devbox help` is
  * `devbox --help`, --version and `devbox version` say "devbox VERSION", usage errors stay on
  * stderr with 125, getopt's refusals become one "devbox: NAME: ..." line naming the option as
- * typed, and the zsh completion lists each command once. */
+ * typed, and the zsh completion lists each command once; the options of the other commands
+ * (cmd_parse_args), and the PATH|ID operand status, ps, stats, events and restart take (a
+ * project whose repository is gone, by its id). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,32 +20,6 @@
 #include "sandbox/commands.h"
 #include "sandbox/sandbox-internal.h"
 
-static char tmpl[64];
-
-static int setup(void **state) {
-    snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
-    assert_non_null(mkdtemp(tmpl));
-    char *home = dbx_xasprintf("%s/home", tmpl);
-    setenv("DEVBOX_HOME", home, 1);
-    free(home);
-    (void)state;
-    return 0;
-}
-
-static int teardown(void **state) {
-    test_sh("rm -rf '%s'", tmpl);
-    (void)state;
-    return 0;
-}
-
-static char *read_fd(int fd) {
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    char *s = dbx_xcalloc(1, (size_t)st.st_size + 1);
-    assert_int_equal(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
-    return s;
-}
-
 /* What `devbox ARGV...` (after the global options) prints and returns, through the dispatcher. */
 struct run {
     int rc;
@@ -52,20 +28,9 @@ struct run {
 
 static struct run dispatch(int argc, char **argv) {
     struct cmd_ctx ctx = {.version = "1.2-test"};
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    int fo = memfd_create("out", MFD_CLOEXEC), fe = memfd_create("err", MFD_CLOEXEC);
-    assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    int rc = cmd_dispatch(&ctx, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    struct run r = {.rc = rc, .out = read_fd(fo), .err = read_fd(fe)};
-    close(so), close(se), close(fo), close(fe);
+    struct run r = {0};
+    r.rc = test_run_cmd(cmd_dispatch, &ctx, argv, &r.out, &r.err);
+    assert_null(argv[argc]);
     return r;
 }
 
@@ -89,7 +54,7 @@ static void check(bool ok, const char *name, const char *what) {
 
 static void test_help_of_every_command(void **state) {
     (void)state;
-    char *dir = dbx_xasprintf("%s/home", tmpl);
+    char *dir = dbx_xasprintf("%s/home", test_tmp);
     for (size_t i = 0; i < cmd_table_len; i++) {
         const char *name = cmd_table[i].name;
         struct run h = dispatch(2, (char *[]){(char *)name, "--help", NULL});
@@ -121,7 +86,7 @@ static void test_help_and_usage(void **state) {
     assert_int_equal(cmd_usage(stdout), 0);
     fflush(stdout);
     dup2(so, 1);
-    char *usage = read_fd(fo);
+    char *usage = test_fd_text(fo);
     close(so), close(fo);
     assert_string_equal(h.out, usage);
     for (size_t i = 0; i < cmd_table_len; i++)
@@ -171,7 +136,7 @@ static void test_version(void **state) {
                               cmd_usage, &i);
     fflush(stdout);
     dup2(so, 1);
-    char *out = read_fd(fo);
+    char *out = test_fd_text(fo);
     close(so), close(fo);
     assert_int_equal(rc, 0);
     assert_string_equal(out, "devbox 1.2-test\n");
@@ -302,8 +267,8 @@ static char *gone_project(void) {
     struct dbx_paths paths = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
-    test_sh("mkdir -p %s/gone && git init -q %s/gone", tmpl, tmpl);
-    char *dir = dbx_xasprintf("%s/gone", tmpl);
+    test_sh("mkdir -p %s/gone && git init -q %s/gone", test_tmp, test_tmp);
+    char *dir = dbx_xasprintf("%s/gone", test_tmp);
     struct dbx_project p = {0};
     assert_int_equal(dbx_project_find(&paths, dir, false, &p, &err), 0);
     assert_int_equal(dbx_project_dirs(&p, &err), 0);
@@ -379,7 +344,7 @@ static void test_zsh_commands_once(void **state) {
     int rc = cmd_completion(&ctx, 2, (char *[]){"completion", "zsh", NULL});
     fflush(stdout);
     dup2(so, 1);
-    char *zsh = read_fd(fo);
+    char *zsh = test_fd_text(fo);
     close(so), close(fo);
     assert_int_equal(rc, 0);
     for (size_t i = 0; i < cmd_table_len; i++) {
@@ -393,12 +358,13 @@ static void test_zsh_commands_once(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help_of_every_command, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_help_and_usage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_of_every_command, test_home_setup,
+                                        test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_help_and_usage, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_version, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, test_home_setup, test_home_teardown),
         cmocka_unit_test(test_parse_args),
-        cmocka_unit_test_setup_teardown(test_targets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_targets, test_home_setup, test_home_teardown),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_zsh_commands_once),
     };
