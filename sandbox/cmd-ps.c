@@ -84,8 +84,14 @@ int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_(dbx_ps_reply_free) struct dbx_ps_reply r = {0};
     rc = dbx_ps(&ctx->paths, &proj, &r, &err);
     dbx_project_clear(&proj);
-    if (rc < 0) return cmd_fail(&err);
+    /* a stopped box runs nothing: as status, it is a state, not a failure (JSON: []) */
+    bool stopped = rc < 0 && err->code == ESRCH;
+    if (rc < 0 && !stopped) return cmd_fail(&err);
     if (json) return ps_json(&r);
+    if (stopped) {
+        printf("the box is not running\n");
+        return 0;
+    }
     ps_table(&r);
     return 0;
 }

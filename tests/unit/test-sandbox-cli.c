@@ -5,7 +5,7 @@
  * stderr with 125, getopt's refusals become one "devbox: NAME: ..." line naming the option as
  * typed, and the zsh completion lists each command once; the options of the other commands
  * (cmd_parse_args), and the PATH|ID operand status, ps, stats, events and restart take (a
- * project whose repository is gone, by its id). */
+ * project whose repository is gone, by its id); ps and port ls of a stopped box. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -282,6 +282,31 @@ static char *gone_project(void) {
     return id;
 }
 
+/* `port ls` of a stopped box: [] for --json; the text says so, with what devbox.ini forwards
+ * once it starts. */
+static void test_port_ls_stopped(void **state) {
+    (void)state;
+    test_sh("mkdir -p %s/live && git init -q %s/live && printf '[ports]\\n3000 = 8000\\n' > "
+            "%s/live/devbox.ini",
+            test_tmp, test_tmp, test_tmp);
+    char *here = getcwd(NULL, 0), *live = dbx_xasprintf("%s/live", test_tmp);
+    assert_int_equal(chdir(live), 0);
+    struct run r = dispatch(3, (char *[]){"port", "ls", "--json", NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "[]\n");
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"port", "ls", NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "the box is not running; when it starts, devbox.ini forwards:\n"
+                               "127.0.0.1:3000 -> 8000\n");
+    assert_string_equal(r.err, "");
+    run_clear(&r);
+    usage_error("usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n", 3,
+                (char *[]){"port", "ls", "--bogus", NULL});
+    assert_int_equal(chdir(here), 0);
+    free(here), free(live);
+}
+
 /* status, ps, stats, events and restart take the PATH|ID stop and rm take (a project whose
  * repository is gone, by its id); restart refuses such a one in one line. */
 static void test_targets(void **state) {
@@ -292,6 +317,15 @@ static void test_targets(void **state) {
     _cleanup_free_ char *want = dbx_xasprintf("\"id\":\"%s\"", id);
     assert_non_null(strstr(r.out, want));
     assert_non_null(strstr(r.out, "\"state\":\"stopped\""));
+    run_clear(&r);
+    /* a stopped box runs nothing: said, or [], and success */
+    r = dispatch(3, (char *[]){"ps", "--json", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "[]\n");
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"ps", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "the box is not running\n");
     run_clear(&r);
     r = dispatch(2, (char *[]){"events", id, NULL});
     assert_int_equal(r.rc, 0);
@@ -365,6 +399,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_usage_errors, test_home_setup, test_home_teardown),
         cmocka_unit_test(test_parse_args),
         cmocka_unit_test_setup_teardown(test_targets, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_port_ls_stopped, test_home_setup, test_home_teardown),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_zsh_commands_once),
     };
