@@ -78,4 +78,91 @@ int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret) {
     if (dbx_project_find(&ctx->paths, ctx->dir, false, ret, &err) < 0) return cmd_fail(&err);
     return 0;
 }
+
+int cmd_target(struct cmd_ctx *ctx, const char *which, struct dbx_project *ret) {
+    if (!which) return cmd_project(ctx, ret);
+    _cleanup_error_ dbx_error *err = NULL;
+    return dbx_project_lookup(&ctx->paths, which, ret, &err) < 0 ? cmd_fail(&err) : 0;
+}
+
+/* The option word (len bytes of it: "--tail" of "--tail=5") names. */
+static const struct cmd_opt *find_opt(const struct cmd_opt *o, const char *word, size_t len) {
+    for (; o->name; o++)
+        if ((strlen(o->name) == len && strncmp(o->name, word, len) == 0) ||
+            (o->alias && strlen(o->alias) == len && strncmp(o->alias, word, len) == 0))
+            return o;
+    return NULL;
+}
+
+/* An option's value: "--tail=5" or "-n 5" (word: the option as typed). */
+static int opt_value(const char *name, const char *word, char **argv, int argc, int *i,
+                     const char *eq, const struct cmd_opt *o, dbx_error **err) {
+    const char *v = eq ? eq + 1 : *i + 1 < argc ? argv[++*i] : NULL;
+    if (!v)
+        return dbx_error_setx(err, EINVAL, "%s: option '%s' needs a value (see devbox %s --help)",
+                              name, word, name);
+    if (dbx_parse_u64(v, 0, o->max, o->num) < 0)
+        return dbx_error_setx(err, EINVAL,
+                              "%s: option '%s' takes a number from 0 to %llu, not '%s'", name, word,
+                              (unsigned long long)o->max, v);
+    return 0;
+}
+
+/* One of several options that exclude each other (the same choice): the one given before. */
+static const char *chosen(const struct cmd_opt *opts, const struct cmd_opt *o) {
+    for (; opts->name; opts++)
+        if (opts->choice == o->choice && strcmp(opts->value, *o->choice) == 0) return opts->name;
+    return "?";
+}
+
+int cmd_parse_args(int argc, char **argv, const struct cmd_opt *opts, const char **ops,
+                   size_t max_ops, size_t *ret_nops, dbx_error **err) {
+    const char *name = argv[0];
+    size_t n = 0;
+    bool operands_only = false; /* after "--" */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!operands_only && strcmp(a, "--") == 0) {
+            operands_only = true;
+        } else if (operands_only || a[0] != '-' || a[1] == '\0') {
+            if (n >= max_ops)
+                return dbx_error_setx(err, EINVAL,
+                                      "%s: unexpected argument '%s' (see devbox %s --help)", name,
+                                      a, name);
+            ops[n++] = a;
+        } else {
+            const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
+            size_t len = eq ? (size_t)(eq - a) : strlen(a);
+            const struct cmd_opt *o = find_opt(opts, a, len);
+            _cleanup_free_ char *word = dbx_xstrndup(a, len);
+            if (!o)
+                return dbx_error_setx(err, EINVAL, "%s: invalid option '%s' (see devbox %s --help)",
+                                      name, word, name);
+            if (eq && !o->num)
+                return dbx_error_setx(err, EINVAL,
+                                      "%s: option '%s' takes no value (see devbox %s --help)", name,
+                                      word, name);
+            if (o->flag) {
+                *o->flag = true;
+            } else if (o->num) {
+                if (opt_value(name, word, argv, argc, &i, eq, o, err) < 0) return -EINVAL;
+            } else if (o->choice) {
+                if (*o->choice && strcmp(*o->choice, o->value) != 0)
+                    return dbx_error_setx(err, EINVAL, "%s: '%s' and '%s' exclude each other", name,
+                                          chosen(opts, o), o->name);
+                *o->choice = o->value;
+            }
+        }
+    }
+    if (ret_nops) *ret_nops = n;
+    return 0;
+}
+
+int cmd_args_project(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd_opt *opts,
+                     struct dbx_project *ret) {
+    _cleanup_error_ dbx_error *err = NULL;
+    const char *which = NULL;
+    if (cmd_parse_args(argc, argv, opts, &which, 1, NULL, &err) < 0) return cmd_fail(&err);
+    return cmd_target(ctx, which, ret);
+}
 #endif

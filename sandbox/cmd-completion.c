@@ -40,15 +40,21 @@ static const char enter_help[] =
     "  --admin             a root shell with the capabilities package managers need\n"
     "  -h, --help          this usage\n";
 
-/* the logs `logs [--network|--setup|...]` abbreviates */
-static const char logs_help[] = "options:\n"
-                                "  --network     every proxy decision (allowed, denied and why)\n"
-                                "  --setup       what [setup] printed\n"
-                                "  --supervisor  the supervisor's log (the default)\n"
-                                "  --console     the guest's console\n"
-                                "  --qemu        QEMU's log\n"
-                                "  --virtiofsd   the shared folders' log (virtiofsd)\n"
-                                "  -f            with PID: follow its output until it ends\n";
+/* the logs `logs [--network|--setup|...]` abbreviates, and what the operands are */
+static const char logs_help[] =
+    "options:\n"
+    "  --network     every proxy decision (allowed, denied and why)\n"
+    "  --setup       what [setup] printed\n"
+    "  --supervisor  the supervisor's log (the default)\n"
+    "  --console     the guest's console\n"
+    "  --qemu        QEMU's log\n"
+    "  --virtiofsd   the shared folders' log (virtiofsd)\n"
+    "  -n, --tail N  only the last N lines\n"
+    "  -f, --follow  then what is added, until ^C or the project is removed (with PID: until\n"
+    "                the command is over); a log that starts over is followed from its start\n"
+    "operands:\n"
+    "  PID           a detached command's, as exec -d printed it (a lone number is a PID)\n"
+    "  PATH|ID       another project, as for stop and rm\n";
 
 const struct cmd_def cmd_table[] = {
     {"exec", cmd_exec,
@@ -64,15 +70,16 @@ const struct cmd_def cmd_table[] = {
     {"enter", cmd_enter, "enter [-e K=V] [--env-file FILE] [-w DIR] [-u USER | --admin]",
      "interactive shell in the project's VM (--admin: a root shell)",
      "-e --env --env-file -w --workdir -u --user --admin -h --help", NULL, enter_help},
-    {"status", cmd_status, "status [--json]", "state of the project's VM", "--json", NULL, NULL},
+    {"status", cmd_status, "status [--json] [PATH|ID]", "state of the project's VM", "--json", NULL,
+     NULL},
     {"ls", cmd_ls, "ls [--json]", "every project devbox knows", "--json", NULL, NULL},
-    {"stats", cmd_stats, "stats [--json] [--watch]",
+    {"stats", cmd_stats, "stats [--json] [--watch] [PATH|ID]",
      "the box's cpu, memory, pids and io counters (--watch: every 2 s)", "--json --watch", NULL,
      NULL},
     {"stop", cmd_stop, "stop [PATH|ID] | stop --all",
      "shut the project's VM down cleanly (--all: every running one)", "--all", NULL, NULL},
-    {"restart", cmd_restart, "restart", "stop the VM, then start it with devbox.ini as it is now",
-     NULL, NULL, NULL},
+    {"restart", cmd_restart, "restart [PATH|ID]",
+     "stop the VM, then start it with devbox.ini as it is now", NULL, NULL, NULL},
     {"rm", cmd_rm, "rm [--force] [PATH|ID] | rm --all [--force]",
      "delete a project's VM, disk and logs (its directory may be gone)", "--force -f --all", NULL,
      NULL},
@@ -83,18 +90,19 @@ const struct cmd_def cmd_table[] = {
      "throw the box's disk away: start again from image + [setup]", "--force -f", NULL, NULL},
     {"setup", cmd_setup, "setup [--force]",
      "apply devbox.ini's [setup] now (--force: run it again)", "--force -f", NULL, NULL},
-    {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls",
-     "forward 127.0.0.1:HOST to the box's GUEST port", NULL, "add rm ls", NULL},
-    {"logs", cmd_logs, "logs [--network|--setup|...]",
-     "the project's logs (network: every proxy decision)",
-     "--network --setup --supervisor --console --qemu --virtiofsd -f", NULL, logs_help},
-    {"events", cmd_events, "events [--json] [--follow] [-n N]",
-     "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n", NULL,
-     NULL},
-    {"logs", cmd_logs, "logs [-f] PID", "a detached command's output (-f: follow it)", NULL, NULL,
-     NULL},
-    {"ps", cmd_ps, "ps [--json]", "the box's processes (D: detached, A: attached)", "--json", NULL,
-     NULL},
+    {"port", cmd_port, "port add HOST:GUEST | rm HOST | ls [--json]",
+     "forward 127.0.0.1:HOST to the box's GUEST port", "--json", "add rm ls", NULL},
+    {"logs", cmd_logs, "logs [--network|--setup|...] [-f] [-n N] [PATH|ID]",
+     "the project's logs (network: every proxy decision; -f: follow)",
+     "--network --setup --supervisor --console --qemu --virtiofsd -f --follow -n --tail", NULL,
+     logs_help},
+    {"events", cmd_events, "events [--json] [--follow] [-n|--tail N] [PATH|ID]",
+     "what happened in the box: starts, stops, commands, denials", "--json --follow -f -n --tail",
+     NULL, NULL},
+    {"logs", cmd_logs, "logs [-f] [-n N] PID [PATH|ID]",
+     "a detached command's output (-f: until it ends)", NULL, NULL, NULL},
+    {"ps", cmd_ps, "ps [--json] [PATH|ID]", "the box's processes (D: detached, A: attached)",
+     "--json", NULL, NULL},
     {"kill", cmd_kill, "kill [-s SIG] PID|--all", "signal a process of the box (default TERM)",
      "-s --signal --all", NULL, NULL},
     {"profile", cmd_profile, "profile check | profile show [--json]",
@@ -145,6 +153,11 @@ static bool takes_files(const char *name) {
     return strcmp(name, "exec") == 0 || strcmp(name, "image") == 0;
 }
 
+/* Commands that name a project by its PATH (or ID): completion offers directories. */
+static bool takes_project(const struct cmd_def *c) {
+    return strstr(c->usage, "PATH|ID") != NULL;
+}
+
 /* The first entry of its name: exec, logs and image have several usage lines. */
 static bool first_of_name(size_t i) {
     for (size_t k = 0; k < i; k++)
@@ -174,6 +187,18 @@ static char *command_words(const struct cmd_def *c) {
 static bool completes_words(size_t i) {
     const struct cmd_def *c = &cmd_table[i];
     return first_of_name(i) && (c->flags || c->subs || c->fn == cmd_help);
+}
+
+/* "stop | rm | status ...": the commands takes_project completes with directories. */
+static char *project_commands(void) {
+    _cleanup_free_ char *s = dbx_xstrdup("");
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        if (!first_of_name(i) || !takes_project(&cmd_table[i])) continue;
+        char *n = dbx_xasprintf("%s%s%s", s, *s ? " | " : "", cmd_table[i].name);
+        free(s);
+        s = n;
+    }
+    return TAKE_PTR(s);
 }
 
 static void print_bash(void) {
@@ -206,8 +231,11 @@ static void print_bash(void) {
         _cleanup_free_ char *w = command_words(&cmd_table[i]);
         printf("    %s) words=\"%s\" ;;\n", cmd_table[i].name, w);
     }
+    _cleanup_free_ char *projects = project_commands();
     printf(
         "    esac\n"
+        "    local dirs= # a project's PATH (an ID is not completed)\n"
+        "    case $cmd in %s) dirs=1 ;; esac\n"
         "    if [[ $cmd == exec ]]; then\n"
         "        # exec's options (and their values), a command name, then its arguments: files\n"
         "        for ((j = i + 1; j < COMP_CWORD; j++)); do\n"
@@ -225,13 +253,16 @@ static void print_bash(void) {
         "        elif [[ ! $dashdash && $cur == -* ]]; then "
         "COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
         "        else COMPREPLY=($(compgen -c -- \"$cur\")); fi\n"
-        "    elif [[ $cur == -* || $cmd != image ]]; then\n"
+        "    elif [[ $cur == -* || ($cmd != image && ! $dirs) ]]; then\n"
         "        COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
+        "    elif [[ $dirs ]]; then\n"
+        "        COMPREPLY=($(compgen -W \"$words\" -d -- \"$cur\"))\n"
         "    else\n"
         "        COMPREPLY=($(compgen -W \"$words\" -f -- \"$cur\"))\n"
         "    fi\n"
         "}\n"
-        "complete -F _devbox devbox\n");
+        "complete -F _devbox devbox\n",
+        projects);
 }
 
 /* zsh's single-quoted strings: ' becomes '\''. */
@@ -305,15 +336,19 @@ static void print_zsh(void) {
            global_words);
     for (size_t i = 0; i < cmd_table_len; i++) {
         const struct cmd_def *c = &cmd_table[i];
-        if (!completes_words(i)) continue;
+        if (!completes_words(i) && !(first_of_name(i) && takes_project(c))) continue;
         _cleanup_free_ char *w = command_words(c);
+        const char *more = takes_files(c->name) ? "; _files"
+                           : takes_project(c)   ? "; _files -/"
+                                                : "";
         if (strcmp(c->name, "exec") == 0)
             print_zsh_exec(w);
         else if (c->fn == cmd_help)
             printf("    help) _describe -t commands 'devbox command' commands ;;\n");
-        else
-            printf("    %s) compadd -- %s%s ;;\n", c->name, w,
-                   takes_files(c->name) ? "; _files" : "");
+        else if (*w)
+            printf("    %s) compadd -- %s%s ;;\n", c->name, w, more);
+        else /* restart: no flags, only the operand */
+            printf("    %s) %s ;;\n", c->name, more + 2);
     }
     printf("    esac\n"
            "}\n"

@@ -1,12 +1,13 @@
-/* sandbox/cmd-events.c: `devbox events [--json] [--follow|-f] [-n N]`: the project's events
- * journal (supervisor-events.c writes it), read straight from the state dir, so it works while
- * the box is stopped.  events.jsonl.1 (the rotated half) comes first, then events.jsonl.
+/* sandbox/cmd-events.c: `devbox events [--json] [--follow|-f] [-n|--tail N] [PATH|ID]`: the
+ * project's events journal (supervisor-events.c writes it), read straight from the state dir, so
+ * it works while the box is stopped (and for a project whose repository is gone, by its id).
+ * events.jsonl.1 (the rotated half) comes first, then events.jsonl.
  *
  * The journal's strings come from the guest: every line is checked as JSON before it is shown
  * (a corrupt one is skipped with a warning naming file:line), --json prints lines as stored (valid
  * JSON, ASCII controls escaped), and the text form escapes every string for the terminal.  A
  * last line without its '\n' may be one being written: it is held back, not reported.
- * --follow polls (4 times a second) and follows the rotation: a rename leaves the old file
+ * --follow follows the rotation (cmd_tail_follow, cmd-logs.c): a rename leaves the old file
  * readable through our fd, so it is drained before the new one is opened. */
 #define _GNU_SOURCE
 #include "commands.h"
@@ -14,12 +15,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <poll.h>
-#include <sys/stat.h>
 #include <time.h>
-
-#define EVENTS_N_MAX 1000000u
-#define FOLLOW_POLL_MS 250
 
 /* ---- one line to text -------------------------------------------------------------------- */
 
@@ -171,7 +167,6 @@ int dbx_event_text(struct dbx_events_ctx *ctx, const char *line, size_t len, cha
 struct src {
     char *path; /* for messages */
     int fd;
-    ino_t ino;
     unsigned line;
     bool skipping;       /* inside an over-long line: dropped up to its '\n' */
     struct dbx_buf pend; /* bytes after the last '\n' */
@@ -240,16 +235,19 @@ static void drain(struct view *v, struct src *f) {
     }
 }
 
+/* A new file (or the same from its start): its lines count from 1. */
+static void src_reset(struct src *f) {
+    f->line = 0;
+    f->skipping = false;
+    f->pend.len = f->pend.off = 0;
+}
+
 static void src_open(struct src *f, const char *dir, const char *name) {
     free(f->path);
     f->path = dbx_xasprintf("%s/%s", dir, name);
     if (f->fd >= 0) close(f->fd);
     f->fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    struct stat st;
-    f->ino = f->fd >= 0 && fstat(f->fd, &st) == 0 ? st.st_ino : 0;
-    f->line = 0;
-    f->skipping = false;
-    f->pend.len = f->pend.off = 0;
+    src_reset(f);
 }
 
 static void src_close(struct src *f) {
@@ -260,46 +258,48 @@ static void src_close(struct src *f) {
     dbx_buf_free(&f->pend);
 }
 
-/* --follow: new lines as they come, across rotations, while the project's state dir exists. */
-static int follow(struct view *v, struct src *cur, const char *dir) {
-    for (;;) {
-        drain(v, cur);
-        fflush(stdout);
-        _cleanup_free_ char *path = dbx_xasprintf("%s/%s", dir, DBX_EVENTS_NAME);
-        struct stat st;
-        if (stat(dir, &st) < 0 && errno == ENOENT) return 0; /* the project was removed */
-        if (stat(path, &st) == 0 && st.st_ino != cur->ino) {
-            drain(v, cur); /* what was appended before the rename */
-            src_open(cur, dir, DBX_EVENTS_NAME);
-            continue;
-        }
-        poll(NULL, 0, FOLLOW_POLL_MS);
-    }
+/* --follow: new lines as they come (cmd_tail_follow: across rotations, while the project's
+ * state dir exists). */
+struct follow {
+    struct view *v;
+    struct src *cur;
+};
+
+static int follow_show(struct cmd_tail *t) {
+    struct follow *f = t->arg;
+    drain(f->v, f->cur);
+    return 0;
 }
 
-static int usage(void) {
-    fprintf(stderr, "usage: devbox events [--json] [--follow|-f] [-n N]\n");
-    return 125;
+static void follow_reset(struct cmd_tail *t) {
+    src_reset(((struct follow *)t->arg)->cur);
+}
+
+static int follow(struct view *v, struct src *cur, const char *dir) {
+    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (dfd < 0) return 0; /* no state dir: the project never started (or was removed) */
+    struct follow f = {v, cur};
+    struct cmd_tail t = {.dfd = dfd,
+                         .name = DBX_EVENTS_NAME,
+                         .fd = &cur->fd,
+                         .show = follow_show,
+                         .reset = follow_reset,
+                         .arg = &f};
+    return cmd_tail_follow(&t);
 }
 
 int cmd_events(struct cmd_ctx *ctx, int argc, char **argv) {
     struct view v = {.n = SIZE_MAX};
     bool fol = false;
-    for (int i = 1; i < argc; i++) {
-        uint64_t n;
-        if (strcmp(argv[i], "--json") == 0)
-            v.json = true;
-        else if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0)
-            fol = true;
-        else if (strcmp(argv[i], "-n") == 0 && i + 1 < argc &&
-                 dbx_parse_u64(argv[i + 1], 0, EVENTS_N_MAX, &n) == 0)
-            v.n = (size_t)n, i++;
-        else
-            return usage();
-    }
+    uint64_t n = UINT64_MAX;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &v.json},
+                                   {"--follow", "-f", .flag = &fol},
+                                   {"--tail", "-n", .num = &n, .max = CMD_LINES_MAX},
+                                   {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
+    if (n != UINT64_MAX) v.n = (size_t)n;
     _cleanup_free_ char *dir = dbx_xstrdup(proj.state_dir);
     dbx_project_clear(&proj);
     if (v.n != SIZE_MAX) v.ring = dbx_xcalloc(v.n ? v.n : 1, sizeof(char *));

@@ -1,6 +1,7 @@
-/* sandbox/cmd-net.c: `devbox port add|rm|ls` and `devbox logs` (a detached command's: cmd-ps.c). */
+/* sandbox/cmd-net.c: `devbox port add|rm|ls [--json]`. */
 #define _GNU_SOURCE
 #include "commands.h"
+#include "sandbox-internal.h"
 
 /* "HOST:GUEST" or "PORT" (the same on both sides). */
 static int parse_pair(const char *s, unsigned *host, unsigned *guest) {
@@ -11,20 +12,49 @@ static int parse_pair(const char *s, unsigned *host, unsigned *guest) {
     return -1;
 }
 
+/* `port ls` of a stopped box: no forwards (JSON: [], as `ps --json` says no processes); the
+ * text says so, and what devbox.ini forwards once it starts, on config.ini's listen address. */
+static int ls_stopped(struct cmd_ctx *ctx, const struct dbx_project *proj, bool json) {
+    if (json) {
+        printf("[]\n");
+        return 0;
+    }
+    struct profile p = {0};
+    struct profile_user u = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_profile_load(&ctx->paths, proj, &p, &u, &err) < 0) {
+        printf("the box is not running\n");
+        _cleanup_free_ char *m = dbx_escape(err->msg);
+        fprintf(stderr, "devbox: warning: what devbox.ini forwards is not known: %s\n", m);
+        return 0;
+    }
+    printf("the box is not running%s\n",
+           p.nports ? "; when it starts, devbox.ini forwards:" : " (devbox.ini forwards no ports)");
+    for (size_t i = 0; i < p.nports; i++) {
+        _cleanup_free_ char *l = dbx_port_line(u.listen ? u.listen : PROFILE_LISTEN_DEFAULT,
+                                               p.ports[i].host, p.ports[i].guest);
+        fputs(l, stdout);
+    }
+    profile_clear(&p);
+    profile_user_clear(&u);
+    return 0;
+}
+
 int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
     const char *sub = argc >= 2 ? argv[1] : "ls";
     unsigned h = 0, g = 0;
     _cleanup_free_ char *req = NULL;
-    bool start = false;
+    bool start = false, ls = strcmp(sub, "ls") == 0, json = false;
     if (strcmp(sub, "add") == 0 && argc == 3 && parse_pair(argv[2], &h, &g) == 0) {
         req = dbx_xasprintf("add %u %u", h, g);
         start = true;
     } else if (strcmp(sub, "rm") == 0 && argc == 3 && parse_pair(argv[2], &h, &g) == 0) {
         req = dbx_xasprintf("rm %u", h);
-    } else if (strcmp(sub, "ls") == 0 && argc <= 2) {
+    } else if (ls && (argc <= 2 || (argc == 3 && strcmp(argv[2], "--json") == 0))) {
         req = dbx_xstrdup("ls");
+        json = argc == 3;
     } else {
-        fprintf(stderr, "usage: devbox port add HOST:GUEST | rm HOST | ls\n");
+        fprintf(stderr, "usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n");
         return 125;
     }
     struct dbx_project proj = {0};
@@ -34,51 +64,16 @@ int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
     _cleanup_free_ char *text = NULL;
     struct dbx_connect_opts co = {.start = start, .network_none = ctx->network_none};
     rc = dbx_port_request(&ctx->paths, &proj, req, &co, &text, &err);
-    dbx_project_clear(&proj);
-    if (rc < 0) return cmd_fail(&err);
-    fputs(text, stdout);
-    return 0;
-}
-
-static const char *log_file(int argc, char **argv) {
-    static const struct {
-        const char *flag, *file;
-    } logs[] = {
-        {"--network", "network.log"},     {"--supervisor", "supervisor.log"},
-        {"--console", "console.log"},     {"--qemu", "qemu.log"},
-        {"--virtiofsd", "virtiofsd.log"}, {"--setup", "setup.log"},
-    };
-    if (argc == 1) return "supervisor.log";
-    for (size_t i = 0; argc == 2 && i < DBX_ARRAY_SIZE(logs); i++)
-        if (strcmp(argv[1], logs[i].flag) == 0) return logs[i].file;
-    return NULL;
-}
-
-int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
-    /* `logs [-f] PID`: a detached command's output (cmd-ps.c) */
-    bool f = argc == 3 && strcmp(argv[1], "-f") == 0;
-    if ((argc == 2 && argv[1][0] != '-') || f) return cmd_logs_pid(ctx, argv[argc - 1], f);
-    const char *file = log_file(argc, argv);
-    if (!file) {
-        fprintf(stderr, "usage: devbox logs [--network | --setup | --supervisor | --console | "
-                        "--qemu | --virtiofsd]\n"
-                        "       devbox logs [-f] PID\n");
-        return 125;
+    if (rc < 0 && ls && err->code == ESRCH) /* a state, as status says it, not a failure */
+        rc = ls_stopped(ctx, &proj, json);
+    else if (rc < 0)
+        rc = cmd_fail(&err);
+    else if (json) {
+        _cleanup_free_ char *out = dbx_ports_json(text);
+        printf("%s\n", out);
+    } else {
+        fputs(text, stdout);
     }
-    struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
-    if (rc) return rc;
-    _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj.state_dir, file);
     dbx_project_clear(&proj);
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT) return 0; /* nothing logged yet */
-        _cleanup_error_ dbx_error *err = NULL;
-        dbx_error_set(&err, errno, "open '%s'", path);
-        return cmd_fail(&err);
-    }
-    /* The console log is the guest's bytes (a process name in an OOM line, say): replayed
-     * escaped. */
-    cmd_dump_escaped(fd);
-    return 0;
+    return rc;
 }

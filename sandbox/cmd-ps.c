@@ -1,6 +1,6 @@
-/* sandbox/cmd-ps.c: `devbox ps [--json]`, `devbox kill [-s SIG] PID|--all`, and the detached
- * commands' logs (`devbox logs [-f] PID`, called from cmd_logs).  Everything the guest said
- * (users, command lines, log bytes) is printed escaped: the box chooses those bytes. */
+/* sandbox/cmd-ps.c: `devbox ps [--json] [PATH|ID]`, `devbox kill [-s SIG] PID|--all` (a
+ * detached command's log: cmd-logs.c).  Everything the guest said (users, command lines) is
+ * printed escaped: the box chooses those bytes. */
 #define _GNU_SOURCE
 #include "commands.h"
 
@@ -9,9 +9,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
-#include <sys/stat.h>
-
-#define FOLLOW_POLL_MS 200
 
 /* "45s", "12m", "3h", "2d" */
 static void fmt_age(char *buf, size_t n, uint64_t ms) {
@@ -76,21 +73,25 @@ static void ps_table(const struct dbx_ps_reply *r) {
     }
 }
 
+/* `ps [--json] [PATH|ID]` */
 int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv) {
-    bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-    if (argc > 2 || (argc == 2 && !json)) {
-        fprintf(stderr, "usage: devbox ps [--json]\n");
-        return 125;
-    }
+    bool json = false;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json}, {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_(dbx_ps_reply_free) struct dbx_ps_reply r = {0};
     rc = dbx_ps(&ctx->paths, &proj, &r, &err);
     dbx_project_clear(&proj);
-    if (rc < 0) return cmd_fail(&err);
+    /* a stopped box runs nothing: as status, it is a state, not a failure (JSON: []) */
+    bool stopped = rc < 0 && err->code == ESRCH;
+    if (rc < 0 && !stopped) return cmd_fail(&err);
     if (json) return ps_json(&r);
+    if (stopped) {
+        printf("the box is not running\n");
+        return 0;
+    }
     ps_table(&r);
     return 0;
 }
@@ -149,94 +150,5 @@ int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv) {
     dbx_project_clear(&proj);
     if (rc < 0) return cmd_fail(&err);
     if (all && msg[0]) printf("%s\n", msg);
-    return 0;
-}
-
-/* ---- logs of detached commands ---------------------------------------------------------- */
-
-int cmd_dump_escaped(int fd) {
-    char buf[65536];
-    size_t have = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + have, sizeof(buf) - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return -errno;
-        have += (size_t)n;
-        size_t cut = n == 0 ? have : dbx_escape_cut(buf, have);
-        _cleanup_free_ char *e = dbx_escape_n(buf, cut, DBX_ESC_LINES);
-        if (dbx_write_all(1, e, strlen(e)) < 0) return -EPIPE;
-        if (n == 0) return 0;
-        memmove(buf, buf + cut, have - cut);
-        have -= cut;
-    }
-}
-
-static bool file_exists_at(int dfd, const char *name) {
-    struct stat st;
-    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
-/* Follow <pid>.log: new bytes as they come, across its one rotation, until <pid>.exit says the
- * command is over (or the box stopped) and the file is read to its end. */
-static int follow(const struct dbx_project *proj, int dfd, const char *name, int fd) {
-    for (;;) {
-        char exitname[40];
-        snprintf(exitname, sizeof(exitname), "%.*s.exit", (int)strcspn(name, "."), name);
-        /* decided before the read, so nothing written before the end is missed */
-        struct dbx_status st = {0};
-        bool stopped = dbx_status_read(proj->run_dir, &st) == -ENOENT;
-        dbx_status_clear(&st);
-        bool done = stopped || file_exists_at(dfd, exitname);
-        if (cmd_dump_escaped(fd) < 0) return 0;
-        struct stat a, b;
-        if (fstatat(dfd, name, &a, AT_SYMLINK_NOFOLLOW) == 0 && fstat(fd, &b) == 0 &&
-            a.st_ino != b.st_ino) { /* rotated: the rest of the old file was just read */
-            int nfd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-            if (nfd >= 0) {
-                close(fd);
-                fd = nfd;
-                continue;
-            }
-        }
-        if (done) break;
-        usleep(FOLLOW_POLL_MS * 1000);
-    }
-    close(fd);
-    return 0;
-}
-
-int cmd_logs_pid(struct cmd_ctx *ctx, const char *pidarg, bool follow_it) {
-    uint64_t pid;
-    if (dbx_parse_u64(pidarg, 1, INT32_MAX, &pid) < 0) {
-        _cleanup_free_ char *q = dbx_escape(pidarg);
-        fprintf(stderr, "devbox: logs: '%s' is not a process id\n", q);
-        return 125;
-    }
-    struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
-    if (rc) return rc;
-    _cleanup_free_ char *dir = dbx_xasprintf("%s/procs", proj.state_dir);
-    _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    char name[32], old[40];
-    snprintf(name, sizeof(name), "%" PRIu64 ".log", pid);
-    snprintf(old, sizeof(old), "%s.1", name);
-    int fd = dfd >= 0 ? openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
-    if (fd < 0) {
-        dbx_project_clear(&proj);
-        fprintf(stderr,
-                "devbox: logs: no log for process %" PRIu64
-                " (only detached commands, `devbox exec -d`, have one)\n",
-                pid);
-        return 125;
-    }
-    _cleanup_close_ int ofd = openat(dfd, old, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (ofd >= 0) cmd_dump_escaped(ofd);
-    if (follow_it) {
-        follow(&proj, dfd, name, fd);
-    } else {
-        cmd_dump_escaped(fd);
-        close(fd);
-    }
-    dbx_project_clear(&proj);
     return 0;
 }

@@ -1,5 +1,5 @@
-/* sandbox/cmd-stats.c: `devbox stats [--json] [--watch]`: the box cgroup's counters, in human
- * units or as one JSON object; --watch asks again every 2 s until interrupted. */
+/* sandbox/cmd-stats.c: `devbox stats [--json] [--watch] [PATH|ID]`: the box cgroup's counters, in
+ * human units or as one JSON object; --watch asks again every 2 s until interrupted. */
 #define _GNU_SOURCE
 #include "commands.h"
 #include "sandbox-internal.h"
@@ -71,19 +71,10 @@ static void print_json(const struct dbx_stats *st) {
 
 int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv) {
     bool json = false, watch = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (strcmp(argv[i], "--watch") == 0)
-            watch = true;
-        else {
-            _cleanup_free_ char *a = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: stats: unknown argument '%s'\n", a);
-            return 125;
-        }
-    }
+    const struct cmd_opt opts[] = {
+        {"--json", NULL, .flag = &json}, {"--watch", NULL, .flag = &watch}, {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
     struct dbx_stats prev = {0};
     uint64_t prev_ms = 0;

@@ -5,25 +5,10 @@
 
 #include <jansson.h>
 
-static bool want_json(int argc, char **argv, const char *extra, bool *extra_set, int *bad) {
-    bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = true;
-        else if (extra && strcmp(argv[i], extra) == 0)
-            *extra_set = true;
-        else {
-            _cleanup_free_ char *a = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", argv[0], a);
-            *bad = 125;
-        }
-    }
-    return json;
-}
-
 /* A running VM keeps the policy it started with: say when devbox.ini on disk differs. */
 static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, struct dbx_status *st) {
-    if (st->state == DBX_VM_STOPPED) return;
+    /* a repository that is gone has no devbox.ini to compare (`status ID` reaches one) */
+    if (st->state == DBX_VM_STOPPED || dbx_project_gone(proj->root)) return;
     struct profile p = {0};
     _cleanup_error_ dbx_error *err = NULL;
     st->profile_checked = true;
@@ -36,12 +21,12 @@ static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, stru
     profile_clear(&p);
 }
 
+/* `status [--json] [PATH|ID]` */
 int cmd_status(struct cmd_ctx *ctx, int argc, char **argv) {
-    int bad = 0;
-    bool json = want_json(argc, argv, NULL, NULL, &bad);
-    if (bad) return bad;
+    bool json = false;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json}, {NULL}};
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, opts, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     struct dbx_status st = {0};
@@ -75,10 +60,10 @@ static char *ls_json(const struct dbx_status *st, bool gone) {
 }
 
 int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
-    int bad = 0;
-    bool json = want_json(argc, argv, NULL, NULL, &bad);
-    if (bad) return bad;
+    bool json = false;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json}, {NULL}};
     _cleanup_error_ dbx_error *err = NULL;
+    if (cmd_parse_args(argc, argv, opts, NULL, 0, NULL, &err) < 0) return cmd_fail(&err);
     _cleanup_strv_ char **ids = NULL;
     if (dbx_project_list(&ctx->paths, &ids, &err) < 0) return cmd_fail(&err);
     if (json)
@@ -114,38 +99,16 @@ int cmd_ls(struct cmd_ctx *ctx, int argc, char **argv) {
 }
 
 /* `NAME [--force|-f] [PATH|ID]` or `NAME --all [--force|-f]`, as rm and stop take them (stop has
- * no --force: force NULL).  0, or 125 once a bad argument is printed. */
-static int parse_target(const char *name, int argc, char **argv, bool *force, bool *all,
-                        const char **which) {
-    int bad = 0;
-    for (int i = 1; i < argc; i++) {
-        if (force && (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")))
-            *force = true;
-        else if (!strcmp(argv[i], "--all"))
-            *all = true;
-        else if (!strcmp(argv[i], "--") && i + 1 < argc && !*which)
-            *which = argv[++i];
-        else if (argv[i][0] != '-' && !*which)
-            *which = argv[i];
-        else {
-            _cleanup_free_ char *a = dbx_escape(argv[i]);
-            fprintf(stderr, "devbox: %s: unknown argument '%s'\n", name, a);
-            bad = 125;
-        }
-    }
-    if (!bad && *all && *which) {
-        fprintf(stderr, "devbox: %s: --all takes no PATH or ID\n", name);
-        bad = 125;
-    }
-    return bad;
-}
-
-/* The project an operand names (a path, or an id as `devbox ls` shows it, which reaches one
- * whose repository is gone), else the current one; 0, or the exit code once printed. */
-static int target_project(struct cmd_ctx *ctx, const char *which, struct dbx_project *ret) {
-    if (!which) return cmd_project(ctx, ret);
+ * no --force: force NULL).  0, or the exit code once the error is printed. */
+static int parse_target(int argc, char **argv, bool *force, bool *all, const char **which) {
+    const struct cmd_opt opts[] = {{"--all", NULL, .flag = all},
+                                   /* stop has no --force: its table ends here */
+                                   {force ? "--force" : NULL, "-f", .flag = force},
+                                   {NULL}};
     _cleanup_error_ dbx_error *err = NULL;
-    return dbx_project_lookup(&ctx->paths, which, ret, &err) < 0 ? cmd_fail(&err) : 0;
+    if (cmd_parse_args(argc, argv, opts, which, 1, NULL, &err) == 0 && *all && *which)
+        dbx_error_setx(&err, EINVAL, "%s: --all takes no PATH or ID", argv[0]);
+    return err ? cmd_fail(&err) : 0;
 }
 
 /* `stop --all`: every running (or starting) box, one line each. */
@@ -182,11 +145,11 @@ static int stop_all(struct cmd_ctx *ctx) {
 int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
     bool all = false;
     const char *which = NULL;
-    int rc = parse_target("stop", argc, argv, NULL, &all, &which);
+    int rc = parse_target(argc, argv, NULL, &all, &which);
     if (rc) return rc;
     if (all) return stop_all(ctx);
     struct dbx_project proj = {0};
-    rc = target_project(ctx, which, &proj);
+    rc = cmd_target(ctx, which, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     rc = dbx_stop(&ctx->paths, &proj, &err);
@@ -194,21 +157,23 @@ int cmd_stop(struct cmd_ctx *ctx, int argc, char **argv) {
     return rc < 0 ? cmd_fail(&err) : 0;
 }
 
-/* stop, then start again (the profile, trust and image are read afresh); a stopped VM is just
- * started. */
+/* `restart [PATH|ID]`: stop, then start again (the profile, trust and image are read afresh); a
+ * stopped VM is just started. */
 int cmd_restart(struct cmd_ctx *ctx, int argc, char **argv) {
-    if (argc > 1) {
-        _cleanup_free_ char *a = dbx_escape(argv[1]);
-        fprintf(stderr, "devbox: restart: unknown argument '%s'\n", a);
-        return 125;
-    }
     struct dbx_project proj = {0};
-    int rc = cmd_project(ctx, &proj);
+    int rc = cmd_args_project(ctx, argc, argv, (const struct cmd_opt[]){{NULL}}, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     _cleanup_strv_ char **warnings = NULL;
     _cleanup_close_ int fd = -EBADF;
-    rc = dbx_stop(&ctx->paths, &proj, &err);
+    /* an id reaches a project whose repository was deleted: no tree to start a box on, and its
+     * running box (if any) is left alone rather than stopped for nothing */
+    if (dbx_project_gone(proj.root))
+        rc = dbx_error_setx(&err, ENOENT,
+                            "restart: the repository '%s' is gone: nothing to start (devbox stop "
+                            "%s stops its box, devbox rm %s removes it)",
+                            proj.root, proj.id, proj.id);
+    if (rc == 0) rc = dbx_stop(&ctx->paths, &proj, &err);
     struct dbx_connect_opts co = {.start = true, .network_none = ctx->network_none};
     if (rc == 0) rc = dbx_connect(&ctx->paths, &proj, &co, &fd, &warnings, &err);
     dbx_project_clear(&proj);
@@ -271,11 +236,11 @@ static int rm_all(struct cmd_ctx *ctx, bool force) {
 int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false, all = false;
     const char *which = NULL;
-    int rc = parse_target("rm", argc, argv, &force, &all, &which);
+    int rc = parse_target(argc, argv, &force, &all, &which);
     if (rc) return rc;
     if (all) return rm_all(ctx, force);
     struct dbx_project proj = {0};
-    rc = target_project(ctx, which, &proj);
+    rc = cmd_target(ctx, which, &proj);
     if (rc) return rc;
     rc = rm_one(ctx, &proj, force);
     dbx_project_clear(&proj);
@@ -283,17 +248,11 @@ int cmd_rm(struct cmd_ctx *ctx, int argc, char **argv) {
 }
 
 /* `NAME [--force|-f]`: the flag, then the project; the exit code on failure (printed). */
-static int force_and_project(struct cmd_ctx *ctx, const char *name, int argc, char **argv,
-                             bool *force, struct dbx_project *proj) {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f")) {
-            *force = true;
-            continue;
-        }
-        _cleanup_free_ char *a = dbx_escape(argv[i]);
-        fprintf(stderr, "devbox: %s: unknown argument '%s'\n", name, a);
-        return 125;
-    }
+static int force_and_project(struct cmd_ctx *ctx, int argc, char **argv, bool *force,
+                             struct dbx_project *proj) {
+    const struct cmd_opt opts[] = {{"--force", "-f", .flag = force}, {NULL}};
+    _cleanup_error_ dbx_error *err = NULL;
+    if (cmd_parse_args(argc, argv, opts, NULL, 0, NULL, &err) < 0) return cmd_fail(&err);
     return cmd_project(ctx, proj);
 }
 
@@ -301,7 +260,7 @@ static int force_and_project(struct cmd_ctx *ctx, const char *name, int argc, ch
 int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
     struct dbx_project proj = {0};
-    int rc = force_and_project(ctx, "reset", argc, argv, &force, &proj);
+    int rc = force_and_project(ctx, argc, argv, &force, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     rc = dbx_reset(&ctx->paths, &proj, force, false, &err);
@@ -318,7 +277,7 @@ int cmd_reset(struct cmd_ctx *ctx, int argc, char **argv) {
 int cmd_setup(struct cmd_ctx *ctx, int argc, char **argv) {
     bool force = false;
     struct dbx_project proj = {0};
-    int rc = force_and_project(ctx, "setup", argc, argv, &force, &proj);
+    int rc = force_and_project(ctx, argc, argv, &force, &proj);
     if (rc) return rc;
     _cleanup_error_ dbx_error *err = NULL;
     rc = force ? dbx_reset(&ctx->paths, &proj, true, true, &err) : 0;

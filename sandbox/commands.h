@@ -27,6 +27,33 @@ bool cmd_is_help(const char *arg);
 int cmd_getopt_error(const char *name, int c, char **argv, const char *shortopts, dbx_error **err);
 /* Find the project for ctx (-C or cwd) and print the error if there is none. */
 int cmd_project(struct cmd_ctx *ctx, struct dbx_project *ret);
+/* The project an operand names (a path, or an id as `devbox ls` shows it, which reaches one
+ * whose repository is gone: dbx_project_lookup), else (which NULL) ctx's, as cmd_project; 0, or
+ * the exit code once the error is printed. */
+int cmd_target(struct cmd_ctx *ctx, const char *which, struct dbx_project *ret);
+
+/* One option in a command's table for cmd_parse_args: its name and an alias ("--follow", "-f";
+ * alias may be NULL), and what it sets: *flag to true; or *num to the next word (or what
+ * follows "--name="), a number from 0 to max; or *choice to value, one of several options that
+ * exclude each other (logs --network, --setup, ...).  A table ends with {NULL}. */
+struct cmd_opt {
+    const char *name, *alias;
+    bool *flag;
+    uint64_t *num;
+    uint64_t max;
+    const char **choice;
+    const char *value;
+};
+/* argv[1..] (argv[0] the command's name, for messages) against opts: options anywhere, and at
+ * most max_ops operands (words not starting with '-', and every word after "--") into ops, their
+ * count in *ret_nops (may be NULL when max_ops is 0 or 1).  < 0 with err naming what is wrong:
+ * "status: invalid option '-x' (see devbox status --help)". */
+int cmd_parse_args(int argc, char **argv, const struct cmd_opt *opts, const char **ops,
+                   size_t max_ops, size_t *ret_nops, dbx_error **err);
+/* `NAME [OPTION...] [PATH|ID]`: cmd_parse_args with one operand at most, then its project
+ * (cmd_target).  0, or the exit code once the error is printed. */
+int cmd_args_project(struct cmd_ctx *ctx, int argc, char **argv, const struct cmd_opt *opts,
+                     struct dbx_project *ret);
 
 /* The full devbox's usage (cmd-help.c): every line of the command table; 0 on stdout, 125 on
  * stderr (a usage error). */
@@ -66,11 +93,28 @@ int cmd_events(struct cmd_ctx *ctx, int argc, char **argv);
 /* issue 13: processes (cmd-ps.c) */
 int cmd_ps(struct cmd_ctx *ctx, int argc, char **argv);
 int cmd_kill(struct cmd_ctx *ctx, int argc, char **argv);
-/* `devbox logs [-f] PID` (cmd_logs passes it on) */
-int cmd_logs_pid(struct cmd_ctx *ctx, const char *pid, bool follow);
-/* Copy fd to stdout until EOF, escaped (log files hold the guest's bytes), in chunks cut where
- * a UTF-8 sequence or a "\r\n" may continue.  0, or -errno. */
-int cmd_dump_escaped(int fd);
+/* -n N of logs and events: at most this many lines */
+#define CMD_LINES_MAX 1000000u
+/* Following a file as `tail -F` does (cmd-logs.c; logs -f, events --follow): what is appended
+ * to it, across a rotation or a replacement (a new file at its name: the old one read to its end
+ * first) and a truncation (read again from its start), polled 4 times a second until done says
+ * so, the directory is removed (the project was), or stdout is gone.  0. */
+struct cmd_tail {
+    int dfd;          /* the directory holding name (the caller's) */
+    const char *name; /* the file in it */
+    int *fd;          /* the caller's fd on name (-1: none yet), read as far as shown; replaced
+                       * by the new file's on a rotation (the old one closed) */
+    /* print what *fd holds past its offset; < 0: stop following (stdout is gone) */
+    int (*show)(struct cmd_tail *t);
+    /* *fd is read from its start now (a new file, or truncated): forget what show kept of the
+     * old (NULL: nothing) */
+    void (*reset)(struct cmd_tail *t);
+    /* whether to end (NULL: never), asked before a last show, so nothing written before the
+     * end is missed */
+    bool (*done)(struct cmd_tail *t);
+    void *arg;
+};
+int cmd_tail_follow(struct cmd_tail *t);
 int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv); /* issue 13 (helper B) */
 /* issue 13, cleaning up (helper F) */
 int cmd_gc(struct cmd_ctx *ctx, int argc, char **argv);

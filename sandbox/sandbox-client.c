@@ -379,10 +379,10 @@ int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *pr
                      const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err) {
     _cleanup_close_ int fd = -EBADF;
     int r = dbx_connect(paths, proj, opts, &fd, NULL, err);
-    if (r == -ENOENT)
-        return dbx_error_set(err, 0,
-                             "the project's VM is not running (port forwards live with "
-                             "it: `devbox port add` starts it)");
+    if (r == -ENOENT) /* ESRCH, as dbx_ps says it: `port ls` tells it from a failure */
+        return dbx_error_setx(err, ESRCH,
+                              "the project's VM is not running (port forwards live with "
+                              "it: `devbox port add` starts it)");
     if (r < 0) return -1;
     struct dbx_buf b = {0};
     dbx_buf_put_str(&b, req);

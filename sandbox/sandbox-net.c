@@ -338,10 +338,9 @@ int net_port_rm(struct net *n, uint16_t host, dbx_error **err) {
 char *net_port_list(struct net *n) {
     struct dbx_buf b = {0};
     for (size_t i = 0; i < n->nfwds; i++) {
-        char line[96];
-        int k = snprintf(line, sizeof(line), "%s:%u -> %u\n", n->listen_addr, n->fwds[i].host,
-                         n->fwds[i].guest);
-        dbx_buf_put(&b, line, (size_t)k);
+        _cleanup_free_ char *line =
+            dbx_port_line(n->listen_addr, n->fwds[i].host, n->fwds[i].guest);
+        dbx_buf_put(&b, line, strlen(line));
     }
     dbx_buf_put_u8(&b, 0);
     return (char *)b.data;
@@ -355,7 +354,7 @@ static int port_request(struct net *n, const char *req, char **ret_text, dbx_err
     if (sscanf(req, "add %5u %5u%n", &h, &g, &used) == 2 && req[used] == '\0' && h <= 65535 &&
         g <= 65535) {
         if (net_port_add(n, (uint16_t)h, (uint16_t)g, err) < 0) return -1;
-        *ret_text = dbx_xasprintf("%s:%u -> %u\n", n->listen_addr, h, g);
+        *ret_text = dbx_port_line(n->listen_addr, h, g);
         return 0;
     }
     if (sscanf(req, "rm %5u%n", &h, &used) == 1 && req[used] == '\0' && h <= 65535) {

@@ -247,6 +247,43 @@ int dbx_status_ask(int fd, struct dbx_status *ret, dbx_error **err) {
     return 0;
 }
 
+char *dbx_port_line(const char *addr, unsigned host, unsigned guest) {
+    return dbx_xasprintf("%s:%u -> %u\n", addr, host, guest);
+}
+
+/* One of dbx_port_line's lines (without its '\n', cut up here) as an object, or NULL. */
+static json_t *port_json(char *line) {
+    char *arrow = strstr(line, " -> "), *colon = NULL;
+    if (arrow) *arrow = '\0';
+    if (arrow) colon = strrchr(line, ':'); /* an IPv6 address has colons of its own */
+    uint64_t host, guest;
+    if (!colon || colon == line) return NULL;
+    *colon = '\0';
+    if (dbx_parse_u64(colon + 1, 1, 65535, &host) < 0 ||
+        dbx_parse_u64(arrow + 4, 1, 65535, &guest) < 0)
+        return NULL;
+    return json_pack("{s:s, s:I, s:I}", "address", line, "host", (json_int_t)host, "guest",
+                     (json_int_t)guest);
+}
+
+static json_t *ports_json(const char *text) {
+    json_t *a = json_array();
+    _cleanup_free_ char *copy = dbx_xstrdup(text ? text : "");
+    for (char *save = NULL, *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *o = port_json(l);
+        if (o) json_array_append_new(a, o);
+    }
+    return a;
+}
+
+char *dbx_ports_json(const char *text) {
+    json_t *a = ports_json(text);
+    char *out = json_dumps(a, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+    json_decref(a);
+    if (!out) dbx_oom_hook();
+    return out;
+}
+
 static json_t *stopped_json(const struct dbx_status *st) {
     return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped", "project",
                      st->project, "id", st->id, "pid", "accel", "uptime_s", "memory_mib", "image",
@@ -269,7 +306,6 @@ static json_t *running_json(const struct dbx_status *st) {
     json_object_set_new(j, "profile_files", files);
     json_object_set_new(j, "network", json_string(dbx_status_network_name(st->network)));
     json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
-    json_object_set_new(j, "ports", json_string(st->ports ? st->ports : ""));
     json_object_set_new(j, "seccomp", json_string(dbx_status_seccomp_name(st->seccomp)));
     json_object_set_new(j, "protected_writes", json_integer((json_int_t)st->protected_writes));
     json_object_set_new(j, "protected_first",
@@ -284,6 +320,7 @@ static json_t *running_json(const struct dbx_status *st) {
 
 char *dbx_status_json(const struct dbx_status *st) {
     json_t *j = st->state == DBX_VM_STOPPED ? stopped_json(st) : running_json(st);
+    if (j) json_object_set_new(j, "ports", ports_json(st->ports));
     if (j && st->profile_checked) {
         json_object_set_new(j, "profile_changed", json_boolean(st->profile_changed));
         if (st->profile_error)

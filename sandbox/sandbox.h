@@ -255,8 +255,16 @@ int dbx_status_read(const char *run_dir, struct dbx_status *ret);
 const char *dbx_vm_state_name(enum dbx_vm_state s);
 const char *dbx_status_network_name(uint8_t mode);
 const char *dbx_status_seccomp_name(uint8_t mode);
-/* The JSON object `devbox status --json` prints (keys sorted, ASCII only); caller frees. */
+/* The JSON object `devbox status --json` prints (keys sorted, ASCII only); caller frees.  Its
+ * "ports" is dbx_ports_json's array ([] while stopped). */
 char *dbx_status_json(const struct dbx_status *st);
+/* One port forward as the status record's ports and `port ls` write it: "ADDR:HOST -> GUEST\n"
+ * (ADDR an IPv6 address without brackets); caller frees. */
+char *dbx_port_line(const char *addr, unsigned host, unsigned guest);
+/* dbx_port_line's lines as a compact JSON array of {"address", "host", "guest"} (`profile show
+ * --json`'s [ports] objects, with the address the forward listens on); a line of another form
+ * is left out.  Caller frees. */
+char *dbx_ports_json(const char *text);
 /* Clean shutdown; returns when the supervisor has exited.  0 if it was not running. */
 int dbx_stop(const struct dbx_paths *paths, const struct dbx_project *proj, dbx_error **err);
 /* A pidfd of the supervisor at the other end of a connection dbx_connect just made (-1 if it
@@ -277,7 +285,8 @@ int dbx_reset(const struct dbx_paths *paths, const struct dbx_project *proj, boo
               bool setup_force, dbx_error **err);
 
 /* Port forwards of a running VM: req is "add HOST GUEST", "rm HOST" or "ls"; *ret_text is
- * the supervisor's answer.  opts->start: boot the VM if it is not running. */
+ * the supervisor's answer (dbx_port_line's lines).  opts->start: boot the VM if it is not
+ * running; else a VM that is not is an error of code ESRCH. */
 int dbx_port_request(const struct dbx_paths *paths, const struct dbx_project *proj, const char *req,
                      const struct dbx_connect_opts *opts, char **ret_text, dbx_error **err);
 
@@ -313,7 +322,7 @@ struct dbx_ps_reply;
  * days.  -EINVAL with *err quoting the value otherwise. */
 int dbx_parse_duration_ms(const char *s, uint32_t *ret_ms, dbx_error **err);
 /* The box's processes (PS through the running supervisor; *ret freed with dbx_ps_reply_free).
- * A stopped box is an error. */
+ * A stopped box is an error of code ESRCH. */
 int dbx_ps(const struct dbx_paths *paths, const struct dbx_project *proj, struct dbx_ps_reply *ret,
            dbx_error **err);
 /* Send signo (1..64) to the box's process pid, or to every one of them with pid 0.  The

@@ -141,8 +141,8 @@ usage_error "^devbox: exec: option '-e' needs a value \(see devbox exec --help\)
 usage_error "^devbox: exec: option '--admin' takes no value \(see devbox exec --help\)\$" exec --admin=1 id
 usage_error "^devbox: export: invalid option '--bogus' \(see devbox export --help\)\$" export --bogus kubernetes
 usage_error "^devbox: export: option '-o' needs a value \(see devbox export --help\)\$" export kubernetes -o
-usage_error "^usage: devbox ps" ps --bogus
-usage_error "^devbox: status: unknown argument '--bogus'" status --bogus
+usage_error "^devbox: ps: invalid option '--bogus'" ps --bogus
+usage_error "^devbox: status: invalid option '--bogus'" status --bogus
 usage_error "^devbox: unknown command 'nosuch'" nosuch
 
 # --version and `devbox version`: one line, the same through the lean client and the full devbox

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # t-net-port: port forwarding in network mode none.  A server in the box is reached from the
 # host through 127.0.0.1:HOST (profile [ports] and `devbox port add`), with 100 parallel
-# connections; the forwards disappear when the VM stops.
+# connections; status --json and port ls --json list them as objects; the forwards disappear when
+# the VM stops, and then port ls says so and lists devbox.ini's (--json and ps --json: []).
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || skip "curl not installed on the host"
@@ -30,6 +31,17 @@ assert_contains "$OUT" "127.0.0.1:$P1 -> 8000" "port ls (profile forward)"
 assert_contains "$OUT" "127.0.0.1:$P2 -> 8000" "port ls (added forward)"
 ok curl -sS "http://127.0.0.1:$P2/index.html"
 assert_eq "served from the box" "$OUT" "body through the added forward"
+
+# the same forwards as JSON objects, in status --json and port ls --json
+same="(all(sorted(p) == ['address', 'guest', 'host'] for p in j) and
+    sorted((p['address'], p['host'], p['guest']) for p in j) ==
+    sorted([('127.0.0.1', $P1, 8000), ('127.0.0.1', $P2, 8000)]))"
+ok dbx port ls --json
+assert_eq true "$(json_get "$OUT" "$same")" "port ls --json: $(show "$OUT")"
+ok dbx status --json
+assert_eq true "$(json_get "$OUT" "(lambda j: $same)(j['ports'])")" "status --json's ports: $(show "$OUT")"
+ok dbx status
+assert_match "$OUT" "port +127\.0\.0\.1:$P2 -> 8000" "the human status keeps its port lines"
 
 # 100 parallel connections, every one answered in full
 seq 100 | xargs -P 100 -I{} sh -c "curl -sS --max-time 60 http://127.0.0.1:$P2/index.html > $TEST_TMP/par.{} 2>&1"
@@ -60,5 +72,18 @@ assert_ne 0 "$RC" "curl after port rm"
 ok dbx stop
 run curl -sS --max-time 5 "http://127.0.0.1:$P1/index.html"
 assert_ne 0 "$RC" "curl after the VM stopped"
-expect_rc 125 dbx port ls
-assert_contains "$ERR" "not running" "port ls on a stopped VM"
+# a stopped box: a state, not a failure (exit 0); port ls lists what devbox.ini forwards once it
+# starts, --json has no forward, ps no process
+ok dbx port ls
+assert_eq "the box is not running; when it starts, devbox.ini forwards:
+127.0.0.1:$P1 -> 8000" "$OUT" "port ls on a stopped VM"
+ok dbx port ls --json
+assert_eq "[]" "$OUT" "port ls --json on a stopped VM"
+ok dbx status --json
+assert_eq "[]" "$(json_get "$OUT" 'j["ports"]')" "status --json's ports on a stopped VM"
+ok dbx ps --json
+assert_eq "[]" "$OUT" "ps --json on a stopped VM"
+ok dbx ps
+assert_eq "the box is not running" "$OUT" "ps on a stopped VM"
+expect_rc 125 dbx port rm "$P1"
+assert_contains "$ERR" "not running" "port rm on a stopped VM"

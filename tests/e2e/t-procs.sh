@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # t-procs: processes in the box, one boot.  Each command runs in its own leaf cgroup; a detached
 # HTTP server (`exec -d`) survives its client, is reached through a port forward, shows in `ps`
-# as detached, its output in `logs` (and `logs -f` ends when it does), and `kill` ends it;
-# `--timeout` exits 124 and leaves no process; an attached command still dies with its client;
-# `kill` refuses what is not the box's.
+# as detached, its output in `logs` (-n N: its last lines; `logs -f` ends when it does), and
+# `kill` ends it; `--timeout` exits 124 and leaves no process; an attached command still dies with
+# its client; `kill` refuses what is not the box's.  `logs -f` of the supervisor's log shows an
+# admin command as it is logged, and ends when the project is removed.
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || skip "curl not installed on the host"
@@ -17,6 +18,16 @@ P=$(free_port)
 # the command's own leaf under the box cgroup
 ok dbx exec -- cat /proc/self/cgroup
 assert_match "$OUT" '^0::/box/s[0-9]+$' "a command's cgroup"
+
+# logs -f of the box's own log (the supervisor's, the default), from its end (-n 0): the line an
+# admin command leaves there comes as it is written
+"$DEVBOX" logs -f -n 0 >"$TEST_TMP/sup-follow" 2>&1 </dev/null &
+SUPF=$!
+CLEANUP_HOOKS+=("kill $SUPF 2>/dev/null")
+sleep 1 # past its first read
+ok dbx exec --admin -- echo followed-admin
+wait_until 20 grep -q "admin exec: 'echo' 'followed-admin'" "$TEST_TMP/sup-follow" ||
+    fail "logs -f did not show the admin command: $(show "$(cat "$TEST_TMP/sup-follow")")"
 
 # a detached server: the client prints its pid and returns at once
 ok dbx exec -d -- sh -c "echo detached server up; exec busybox httpd -f -p 127.0.0.1:8000 -h '$R/www'"
@@ -43,6 +54,10 @@ EOF
 
 ok dbx logs "$PID"
 assert_contains "$OUT" "detached server up" "logs PID"
+ok dbx logs -n 1 "$PID"
+assert_eq "detached server up" "$OUT" "logs -n 1 PID"
+run_in / dbx logs --tail 1 "$PID" "$R"
+assert_eq "0 detached server up" "$RC $OUT" "logs --tail 1 PID PATH, from outside the project"
 
 # logs -f follows until the process is gone
 "$DEVBOX" logs -f "$PID" >"$TEST_TMP/follow" 2>&1 &
@@ -103,3 +118,9 @@ ok dbx exec -d -- sleep 304
 ok dbx exec --admin -- sh -c 'mv /etc/passwd /etc/passwd.real && mkfifo /etc/passwd'
 ok dbx ps
 assert_contains "$OUT" "sleep 304" "ps with a FIFO at /etc/passwd"
+
+# the project removed: the supervisor log's follower ends by itself
+ok dbx rm --force
+wait_until 10 sh -c "! kill -0 $SUPF 2>/dev/null" || fail "logs -f outlived the project's removal"
+wait "$SUPF"
+assert_eq 0 "$?" "exit code of logs -f once the project was removed"

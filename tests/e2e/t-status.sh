@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # t-status: status --json and ls --json fields through a project's life; devbox.ini's [box]
-# image/cpus/memory take effect.
+# image/cpus/memory take effect; status, ps, stats, events, logs and restart on another project
+# by PATH or ID, and a restart refused once its repository is gone.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -58,6 +59,30 @@ assert_eq alt "$(json_get "$OUT" 'j["image"]')" "image of the second project"
 ok dbx ls --json
 assert_eq 2 "$(json_get "$OUT" "len([e for e in j if e.get('project') in ('$R', '$R2')])")" "projects in ls --json: $(show "$OUT")"
 
+# the per-project commands on another project, by PATH or ID (as stop and rm take them), from
+# outside any project
+id=$(json_get "$st" 'j["id"]')
+run_in / dbx status --json "$R"
+assert_eq 0 "$RC" "status --json PATH: $(show "$ERR")"
+assert_eq "running $R" "$(json_get "$OUT" 'j["state"] + " " + j["project"]')" "status --json PATH"
+run_in / dbx status --json "${id:0:6}"
+assert_eq "$R" "$(json_get "$OUT" 'j["project"]')" "status --json of an id prefix"
+run_in / dbx ps --json "$R"
+assert_eq 0 "$RC" "ps --json PATH: $(show "$ERR")"
+assert_eq true "$(json_get "$OUT" 'isinstance(j, list)')" "ps --json PATH is an array"
+run_in / dbx stats --json "$id"
+assert_eq 0 "$RC" "stats --json ID: $(show "$ERR")"
+assert_eq true "$(json_get "$OUT" '"memory_current" in j')" "stats --json ID: $(show "$OUT")"
+run_in / dbx events --json -n 1 "$id"
+assert_eq true "$(json_get "$OUT" '"type" in j and "time" in j')" "the last event, by ID: $(show "$OUT")"
+run_in / dbx logs --console -n 2 "$R"
+assert_eq 0 "$RC" "logs --console -n 2 PATH: $(show "$ERR")"
+[ -n "$OUT" ] && [ "$(printf '%s\n' "$OUT" | grep -c '')" -le 2 ] ||
+    fail "logs --console -n 2 PATH: $(show "$OUT")"
+run_in / dbx status "$TEST_TMP/repos"
+assert_eq 125 "$RC" "status of a directory that is no project"
+assert_contains "$ERR" "not a project devbox knows" "status of a directory that is no project"
+
 # stop: state stopped, the process is gone, ls agrees
 ok dbx stop
 ok dbx status --json
@@ -70,3 +95,29 @@ assert_eq running "$(json_get "$OUT" "[e for e in j if e.get('project') == '$R2'
 # plain status works too
 ok dbx status
 [ -n "$OUT" ] || fail "'devbox status' printed nothing"
+
+# restart by PATH from outside the project: a new VM
+run_in / dbx status --json "$R2"
+pid2=$(json_get "$OUT" 'j["pid"]')
+id2=$(json_get "$OUT" 'j["id"]')
+run_in / dbx restart "$R2"
+assert_eq 0 "$RC" "restart PATH: $(show "$ERR")"
+run_in / dbx status --json "$id2"
+assert_eq running "$(json_get "$OUT" 'j["state"]')" "state after restart PATH"
+assert_ne "$pid2" "$(json_get "$OUT" 'j["pid"]')" "pid after restart PATH"
+
+# its repository deleted under the running box: restart ID refuses in one line and leaves the box
+# running; status and ps by ID still answer; stop ID stops it, and ps then says so (exit 0)
+rm -rf --one-file-system -- "$R2"
+run_in / dbx restart "$id2"
+assert_eq 125 "$RC" "restart of a project whose repository is gone"
+assert_one_line "$ERR" "restart of a project whose repository is gone"
+assert_contains "$ERR" "devbox: restart: the repository '$R2' is gone: nothing to start" "restart of a gone project"
+run_in / dbx status --json "$id2"
+assert_eq running "$(json_get "$OUT" 'j["state"]')" "a gone project's box after the refused restart"
+run_in / dbx ps --json "$id2"
+assert_eq 0 "$RC" "ps --json of a gone project's box: $(show "$ERR")"
+run_in / dbx stop "$id2"
+assert_eq 0 "$RC" "stop ID: $(show "$ERR")"
+run_in / dbx ps --json "$id2"
+assert_eq "0 []" "$RC $OUT" "ps --json of a stopped box"

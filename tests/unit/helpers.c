@@ -14,7 +14,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "profiles/profiles.h"
@@ -235,4 +237,53 @@ void test_sh(const char *fmt, ...) {
     va_end(ap);
     assert_int_equal(system(cmd), 0);
     free(cmd);
+}
+
+char test_tmp[64];
+
+int test_home_setup(void **state) {
+    (void)state;
+    snprintf(test_tmp, sizeof(test_tmp), "/tmp/dbx-unit-XXXXXX");
+    assert_non_null(mkdtemp(test_tmp));
+    char *home = dbx_xasprintf("%s/home", test_tmp);
+    setenv("DEVBOX_HOME", home, 1);
+    free(home);
+    return 0;
+}
+
+int test_home_teardown(void **state) {
+    (void)state;
+    test_sh("rm -rf --one-file-system '%s'", test_tmp);
+    return 0;
+}
+
+char *test_fd_text(int fd) {
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    char *s = dbx_xcalloc(1, (size_t)st.st_size + 1);
+    assert_int_equal(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
+    return s;
+}
+
+int test_run_cmd(int (*fn)(struct cmd_ctx *, int, char **), struct cmd_ctx *ctx, char **argv,
+                 char **ret_out, char **ret_err) {
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    fflush(stdout);
+    fflush(stderr);
+    int so = dup(1), se = dup(2);
+    int fo = memfd_create("out", MFD_CLOEXEC), fe = memfd_create("err", MFD_CLOEXEC);
+    assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
+    dup2(fo, 1);
+    dup2(fe, 2);
+    int rc = fn(ctx, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    *ret_out = test_fd_text(fo);
+    *ret_err = test_fd_text(fe);
+    close(so), close(se), close(fo), close(fe);
+    return rc;
 }

@@ -91,3 +91,19 @@ char *test_profile_load(const struct repo *r, const struct profile_user *u, stru
 /* r's config.ini = text, then profile_user_load of r's directory: NULL with *ret loaded, or the
  * error message (caller frees). */
 char *test_config_load(const struct repo *r, const char *text, struct profile_user *ret);
+
+/* The tests that run devbox's commands: a fresh directory test_tmp (/tmp/dbx-unit-XXXXXX) with
+ * DEVBOX_HOME=test_tmp/home, as cmocka setup and teardown (which removes it). */
+extern char test_tmp[64];
+int test_home_setup(void **state);
+int test_home_teardown(void **state);
+
+/* All of fd's text (a memfd's, a file's), read from its start; the caller frees. */
+char *test_fd_text(int fd);
+
+/* fn(ctx, argc, argv): a devbox command (argv NULL-terminated, argv[0] its name) with its stdout
+ * and stderr caught: what it returns, and in *ret_out and *ret_err (the caller frees) what it
+ * printed. */
+struct cmd_ctx;
+int test_run_cmd(int (*fn)(struct cmd_ctx *, int, char **), struct cmd_ctx *ctx, char **argv,
+                 char **ret_out, char **ret_err);

@@ -3,7 +3,9 @@
  * --help and for `devbox help COMMAND` (stdout, exit 0, no state directory), `devbox help` is
  * `devbox --help`, --version and `devbox version` say "devbox VERSION", usage errors stay on
  * stderr with 125, getopt's refusals become one "devbox: NAME: ..." line naming the option as
- * typed, and the zsh completion lists each command once. */
+ * typed, and the zsh completion lists each command once; the options of the other commands
+ * (cmd_parse_args), and the PATH|ID operand status, ps, stats, events and restart take (a
+ * project whose repository is gone, by its id); ps and port ls of a stopped box. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,32 +18,7 @@
 
 #include "helpers.h"
 #include "sandbox/commands.h"
-
-static char tmpl[64];
-
-static int setup(void **state) {
-    snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
-    assert_non_null(mkdtemp(tmpl));
-    char *home = dbx_xasprintf("%s/home", tmpl);
-    setenv("DEVBOX_HOME", home, 1);
-    free(home);
-    (void)state;
-    return 0;
-}
-
-static int teardown(void **state) {
-    test_sh("rm -rf '%s'", tmpl);
-    (void)state;
-    return 0;
-}
-
-static char *read_fd(int fd) {
-    struct stat st;
-    assert_int_equal(fstat(fd, &st), 0);
-    char *s = dbx_xcalloc(1, (size_t)st.st_size + 1);
-    assert_int_equal(pread(fd, s, (size_t)st.st_size, 0), st.st_size);
-    return s;
-}
+#include "sandbox/sandbox-internal.h"
 
 /* What `devbox ARGV...` (after the global options) prints and returns, through the dispatcher. */
 struct run {
@@ -51,20 +28,9 @@ struct run {
 
 static struct run dispatch(int argc, char **argv) {
     struct cmd_ctx ctx = {.version = "1.2-test"};
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    int fo = memfd_create("out", MFD_CLOEXEC), fe = memfd_create("err", MFD_CLOEXEC);
-    assert_true(so >= 0 && se >= 0 && fo >= 0 && fe >= 0);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    int rc = cmd_dispatch(&ctx, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    struct run r = {.rc = rc, .out = read_fd(fo), .err = read_fd(fe)};
-    close(so), close(se), close(fo), close(fe);
+    struct run r = {0};
+    r.rc = test_run_cmd(cmd_dispatch, &ctx, argv, &r.out, &r.err);
+    assert_null(argv[argc]);
     return r;
 }
 
@@ -88,7 +54,7 @@ static void check(bool ok, const char *name, const char *what) {
 
 static void test_help_of_every_command(void **state) {
     (void)state;
-    char *dir = dbx_xasprintf("%s/home", tmpl);
+    char *dir = dbx_xasprintf("%s/home", test_tmp);
     for (size_t i = 0; i < cmd_table_len; i++) {
         const char *name = cmd_table[i].name;
         struct run h = dispatch(2, (char *[]){(char *)name, "--help", NULL});
@@ -120,7 +86,7 @@ static void test_help_and_usage(void **state) {
     assert_int_equal(cmd_usage(stdout), 0);
     fflush(stdout);
     dup2(so, 1);
-    char *usage = read_fd(fo);
+    char *usage = test_fd_text(fo);
     close(so), close(fo);
     assert_string_equal(h.out, usage);
     for (size_t i = 0; i < cmd_table_len; i++)
@@ -170,7 +136,7 @@ static void test_version(void **state) {
                               cmd_usage, &i);
     fflush(stdout);
     dup2(so, 1);
-    char *out = read_fd(fo);
+    char *out = test_fd_text(fo);
     close(so), close(fo);
     assert_int_equal(rc, 0);
     assert_string_equal(out, "devbox 1.2-test\n");
@@ -209,19 +175,186 @@ static void test_usage_errors(void **state) {
                 (char *[]){"export", "kubernetes", "-x", NULL});
     usage_error("devbox: export: option '--namespace' needs a value (see devbox export --help)\n",
                 3, (char *[]){"export", "kubernetes", "--namespace", NULL});
-    usage_error("devbox: status: unknown argument '--bogus'\n", 2,
+    usage_error("devbox: status: invalid option '--bogus' (see devbox status --help)\n", 2,
                 (char *[]){"status", "--bogus", NULL});
-    usage_error("usage: devbox ps [--json]\n", 2, (char *[]){"ps", "--bogus", NULL});
+    usage_error("devbox: ps: invalid option '--bogus' (see devbox ps --help)\n", 2,
+                (char *[]){"ps", "--bogus", NULL});
     /* --help among other arguments is the command's to refuse */
-    usage_error("devbox: stop: unknown argument '--help'\n", 3,
+    usage_error("devbox: stop: invalid option '--help' (see devbox stop --help)\n", 3,
                 (char *[]){"stop", "--all", "--help", NULL});
+    /* one PATH or ID at most; --all names none */
+    usage_error("devbox: status: unexpected argument 'b' (see devbox status --help)\n", 3,
+                (char *[]){"status", "a", "b", NULL});
+    usage_error("devbox: restart: invalid option '-f' (see devbox restart --help)\n", 2,
+                (char *[]){"restart", "-f", NULL});
+    usage_error("devbox: rm: --all takes no PATH or ID\n", 3, (char *[]){"rm", "--all", "x", NULL});
+    usage_error("devbox: stop: invalid option '--force' (see devbox stop --help)\n", 2,
+                (char *[]){"stop", "--force", NULL});
+    usage_error("devbox: events: option '-n' takes a number from 0 to 1000000, not 'x'\n", 3,
+                (char *[]){"events", "-n", "x", NULL});
+}
+
+/* ---- options and the [PATH|ID] operand (cmd_parse_args, cmd_target) ---------------------- */
+
+/* cmd_parse_args over argv (NULL-terminated); the error's message or NULL. */
+static char *parse(char **argv, const struct cmd_opt *opts, const char **ops, size_t max,
+                   size_t *n) {
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    dbx_error *err = NULL;
+    int r = cmd_parse_args(argc, argv, opts, ops, max, n, &err);
+    assert_true((r < 0) == (err != NULL));
+    char *msg = err ? dbx_xstrdup(err->msg) : NULL;
+    dbx_error_free(&err);
+    return msg;
+}
+
+static void test_parse_args(void **state) {
+    (void)state;
+    bool json = false, follow = false;
+    uint64_t num = 7;
+    const char *which = NULL, *ops[2] = {0};
+    size_t n = 9;
+    const struct cmd_opt opts[] = {{"--json", NULL, .flag = &json},
+                                   {"--follow", "-f", .flag = &follow},
+                                   {"--tail", "-n", .num = &num, .max = 100},
+                                   {"--network", NULL, .choice = &which, .value = "network.log"},
+                                   {"--setup", NULL, .choice = &which, .value = "setup.log"},
+                                   {NULL}};
+    /* options anywhere, an alias, a value after the option or its '=', operands in order */
+    assert_null(
+        parse((char *[]){"logs", "a", "-f", "--tail=5", "--network", "b", NULL}, opts, ops, 2, &n));
+    assert_true(follow && !json);
+    assert_int_equal(num, 5);
+    assert_string_equal(which, "network.log");
+    assert_int_equal(n, 2);
+    assert_string_equal(ops[0], "a");
+    assert_string_equal(ops[1], "b");
+    /* the same choice twice is fine; after "--" everything is an operand */
+    assert_null(parse((char *[]){"logs", "--network", "-n", "0", "--network", "--", "-x", NULL},
+                      opts, ops, 2, &n));
+    assert_int_equal(num, 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(ops[0], "-x");
+    static const struct {
+        char *argv[5];
+        const char *want;
+    } bad[] = {
+        {{"logs", "--bogus"}, "logs: invalid option '--bogus' (see devbox logs --help)"},
+        {{"logs", "--json=1"}, "logs: option '--json' takes no value (see devbox logs --help)"},
+        {{"logs", "-n"}, "logs: option '-n' needs a value (see devbox logs --help)"},
+        {{"logs", "--tail", "101"},
+         "logs: option '--tail' takes a number from 0 to 100, not '101'"},
+        {{"logs", "--tail=-1"}, "logs: option '--tail' takes a number from 0 to 100, not '-1'"},
+        {{"logs", "--network", "--setup"}, "logs: '--network' and '--setup' exclude each other"},
+        {{"logs", "a", "b", "c"}, "logs: unexpected argument 'c' (see devbox logs --help)"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
+        which = NULL;
+        char *msg = parse((char **)bad[i].argv, opts, ops, 2, &n);
+        check(msg && strcmp(msg, bad[i].want) == 0, bad[i].argv[1], msg ? msg : "accepted");
+        free(msg);
+    }
+    /* no operands at all (ls) */
+    char *msg = parse((char *[]){"ls", "x", NULL}, opts, NULL, 0, NULL);
+    assert_string_equal(msg, "ls: unexpected argument 'x' (see devbox ls --help)");
+    free(msg);
+}
+
+/* A project devbox knows whose repository was deleted: its id. */
+static char *gone_project(void) {
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    test_sh("mkdir -p %s/gone && git init -q %s/gone", test_tmp, test_tmp);
+    char *dir = dbx_xasprintf("%s/gone", test_tmp);
+    struct dbx_project p = {0};
+    assert_int_equal(dbx_project_find(&paths, dir, false, &p, &err), 0);
+    assert_int_equal(dbx_project_dirs(&p, &err), 0);
+    struct dbx_project_rec r = {p.root, (char *)"default", (char *)"/b.raw", 1, (char *)""};
+    assert_int_equal(dbx_project_rec_save(p.state_dir, &r, &err), 0);
+    test_sh("rm -rf '%s'", dir);
+    char *id = dbx_xstrdup(p.id);
+    dbx_project_clear(&p);
+    dbx_paths_clear(&paths);
+    free(dir);
+    return id;
+}
+
+/* `port ls` of a stopped box: [] for --json; the text says so, with what devbox.ini forwards
+ * once it starts. */
+static void test_port_ls_stopped(void **state) {
+    (void)state;
+    test_sh("mkdir -p %s/live && git init -q %s/live && printf '[ports]\\n3000 = 8000\\n' > "
+            "%s/live/devbox.ini",
+            test_tmp, test_tmp, test_tmp);
+    char *here = getcwd(NULL, 0), *live = dbx_xasprintf("%s/live", test_tmp);
+    assert_int_equal(chdir(live), 0);
+    struct run r = dispatch(3, (char *[]){"port", "ls", "--json", NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "[]\n");
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"port", "ls", NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "the box is not running; when it starts, devbox.ini forwards:\n"
+                               "127.0.0.1:3000 -> 8000\n");
+    assert_string_equal(r.err, "");
+    run_clear(&r);
+    usage_error("usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n", 3,
+                (char *[]){"port", "ls", "--bogus", NULL});
+    assert_int_equal(chdir(here), 0);
+    free(here), free(live);
+}
+
+/* status, ps, stats, events and restart take the PATH|ID stop and rm take (a project whose
+ * repository is gone, by its id); restart refuses such a one in one line. */
+static void test_targets(void **state) {
+    (void)state;
+    char *id = gone_project();
+    struct run r = dispatch(3, (char *[]){"status", "--json", id, NULL});
+    assert_int_equal(r.rc, 0);
+    _cleanup_free_ char *want = dbx_xasprintf("\"id\":\"%s\"", id);
+    assert_non_null(strstr(r.out, want));
+    assert_non_null(strstr(r.out, "\"state\":\"stopped\""));
+    run_clear(&r);
+    /* a stopped box runs nothing: said, or [], and success */
+    r = dispatch(3, (char *[]){"ps", "--json", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "[]\n");
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"ps", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_string_equal(r.out, "the box is not running\n");
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"events", id, NULL});
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.err, "no events yet"));
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"restart", id, NULL});
+    assert_int_equal(r.rc, 125);
+    assert_string_equal(r.out, "");
+    assert_non_null(strstr(r.err, "devbox: restart: the repository '"));
+    assert_non_null(strstr(r.err, "/gone' is gone: nothing to start (devbox stop "));
+    assert_ptr_equal(strchr(r.err, '\n'), r.err + strlen(r.err) - 1); /* one line */
+    run_clear(&r);
+    /* an id nobody has, a path that is no project */
+    r = dispatch(2, (char *[]){"stats", "ffffffffffffffff", NULL});
+    assert_int_equal(r.rc, 125);
+    assert_non_null(strstr(r.err, "'ffffffffffffffff' is not a project devbox knows"));
+    run_clear(&r);
+    r = dispatch(2, (char *[]){"ps", "/nonexistent/x", NULL});
+    assert_int_equal(r.rc, 125);
+    assert_non_null(strstr(r.err, "is not a project devbox knows"));
+    run_clear(&r);
+    free(id);
 }
 
 /* --env-file's refusals, each naming the file and line, before any box is asked; enter takes
  * exec's options for a shell, not a command or exec's own. */
 static void test_env_file_and_enter(void **state) {
     (void)state;
-    _cleanup_free_ char *f = dbx_xasprintf("%s/env", tmpl);
+    _cleanup_free_ char *f = dbx_xasprintf("%s/env", test_tmp);
     test_write_file(f, "# comment\n\n  GOOD=1\nA B=2\n", 0644);
     _cleanup_free_ char *want =
         dbx_xasprintf("devbox: exec: --env-file %s:4: white space in the name: 'A B=2'\n", f);
@@ -235,7 +368,7 @@ static void test_env_file_and_enter(void **state) {
     _cleanup_free_ char *want3 =
         dbx_xasprintf("devbox: exec: --env-file '%s': a NUL byte (not a text file)\n", f);
     usage_error(want3, 4, (char *[]){"exec", "--env-file", f, "true", NULL});
-    _cleanup_free_ char *missing = dbx_xasprintf("%s/nope", tmpl);
+    _cleanup_free_ char *missing = dbx_xasprintf("%s/nope", test_tmp);
     _cleanup_free_ char *want4 =
         dbx_xasprintf("devbox: exec: --env-file '%s': No such file or directory\n", missing);
     usage_error(want4, 4, (char *[]){"exec", "--env-file", missing, "true", NULL});
@@ -275,7 +408,7 @@ static void test_zsh_commands_once(void **state) {
     int rc = cmd_completion(&ctx, 2, (char *[]){"completion", "zsh", NULL});
     fflush(stdout);
     dup2(so, 1);
-    char *zsh = read_fd(fo);
+    char *zsh = test_fd_text(fo);
     close(so), close(fo);
     assert_int_equal(rc, 0);
     for (size_t i = 0; i < cmd_table_len; i++) {
@@ -289,11 +422,16 @@ static void test_zsh_commands_once(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_help_of_every_command, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_help_and_usage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_version, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_env_file_and_enter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_usage_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_help_of_every_command, test_home_setup,
+                                        test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_help_and_usage, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_version, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_env_file_and_enter, test_home_setup,
+                                        test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_usage_errors, test_home_setup, test_home_teardown),
+        cmocka_unit_test(test_parse_args),
+        cmocka_unit_test_setup_teardown(test_targets, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_port_ls_stopped, test_home_setup, test_home_teardown),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_zsh_commands_once),
     };

@@ -22,23 +22,10 @@
 #include <sys/wait.h>
 #include <time.h>
 
-static char tmpl[64];
-
 static int setup(void **state) {
-    snprintf(tmpl, sizeof(tmpl), "/tmp/dbx-unit-XXXXXX");
-    assert_non_null(mkdtemp(tmpl));
-    char *home = dbx_xasprintf("%s/home", tmpl);
-    setenv("DEVBOX_HOME", home, 1);
+    test_home_setup(state);
     setenv("TZ", "UTC", 1);
     tzset();
-    free(home);
-    (void)state;
-    return 0;
-}
-
-static int teardown(void **state) {
-    test_sh("rm -rf --one-file-system '%s'", tmpl);
-    (void)state;
     return 0;
 }
 
@@ -91,7 +78,7 @@ static char *read_text(int dfd, const char *name) {
 
 static void test_append_rotates(void **state) {
     (void)state;
-    _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int dfd = open(test_tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(dfd >= 0);
     dbx_error *err = NULL;
     static const char l1[] = "{\"n\":1}\n", l2[] = "{\"n\":2}\n", l3[] = "{\"n\":3}\n";
@@ -190,11 +177,11 @@ static void test_event_text(void **state) {
 /* ---- `devbox events` over a repo's state dir --------------------------------------------- */
 
 static char *state_dir(struct cmd_ctx *ctx) {
-    test_sh("mkdir -p %s/repo && git init -q %s/repo", tmpl, tmpl);
+    test_sh("mkdir -p %s/repo && git init -q %s/repo", test_tmp, test_tmp);
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&ctx->paths, &err), 0);
     struct dbx_project p = {0};
-    ctx->dir = dbx_xasprintf("%s/repo", tmpl);
+    ctx->dir = dbx_xasprintf("%s/repo", test_tmp);
     assert_int_equal(dbx_project_find(&ctx->paths, ctx->dir, false, &p, &err), 0);
     char *d = dbx_xstrdup(p.state_dir);
     dbx_project_clear(&p);
@@ -207,31 +194,8 @@ static void ctx_clear(struct cmd_ctx *ctx) {
     dbx_paths_clear(&ctx->paths);
 }
 
-/* Run cmd_events with stdout and stderr in files; *ret_out, *ret_err get their text. */
 static int run_events(struct cmd_ctx *ctx, char **argv, char **ret_out, char **ret_err) {
-    int argc = 0;
-    while (argv[argc])
-        argc++;
-    char *o = dbx_xasprintf("%s/out", tmpl), *e = dbx_xasprintf("%s/err", tmpl);
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    int fo = open(o, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int fe = open(e, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    dup2(fo, 1);
-    dup2(fe, 2);
-    int rc = cmd_events(ctx, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so), close(se), close(fo), close(fe);
-    _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    *ret_out = read_text(dfd, "out");
-    *ret_err = read_text(dfd, "err");
-    free(o);
-    free(e);
-    return rc;
+    return test_run_cmd(cmd_events, ctx, argv, ret_out, ret_err);
 }
 
 #define L1 "{\"time\":\"2026-12-02T10:00:01Z\",\"type\":\"box.started\",\"accel\":\"tcg\"}\n"
@@ -269,14 +233,14 @@ static void test_read_files(void **state) {
     assert_string_equal(out, "");
     free(out), free(err);
     assert_int_equal(run_events(&ctx, (char *[]){"events", "-n", "x", NULL}, &out, &err), 125);
-    assert_non_null(strstr(err, "usage: devbox events"));
+    assert_non_null(strstr(err, "events: option '-n' takes a number"));
     free(out), free(err);
     free(p0), free(p1), free(d);
     ctx_clear(&ctx);
 }
 
 static bool file_has(const char *path, const char *text) {
-    _cleanup_close_ int dfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int dfd = open(test_tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char *t = read_text(dfd, path);
     bool r = t && strstr(t, text);
     free(t);
@@ -290,7 +254,7 @@ static void test_follow_rotation(void **state) {
     _cleanup_close_ int dfd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     dbx_error *err = NULL;
     assert_int_equal(dbx_events_append(dfd, L1, strlen(L1), 1 << 20, &err), 0);
-    char *o = dbx_xasprintf("%s/fout", tmpl);
+    char *o = dbx_xasprintf("%s/fout", test_tmp);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -311,7 +275,7 @@ static void test_follow_rotation(void **state) {
     int st = 0;
     assert_true(test_wait_exit(pid, 3000, &st));
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    _cleanup_close_ int tfd = open(tmpl, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int tfd = open(test_tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     char *got = read_text(tfd, "fout");
     assert_string_equal(got, L1 L2 L3);
     free(got), free(o), free(d);
@@ -358,7 +322,7 @@ static char *journal_summary(const char *dir) {
 static void test_sup_events(void **state) {
     (void)state;
     struct sup *s = dbx_xcalloc(1, sizeof(*s));
-    s->proj.state_dir = tmpl;
+    s->proj.state_dir = test_tmp;
     sup_event_box(s, "started", "tcg");
     /* hostile argv: bytes that are not UTF-8, controls, quotes; 100 entries (cut at 64) */
     char *argv[101] = {"sh", "-c", "echo \"\xff\x1b[2J\\\"", NULL};
@@ -383,7 +347,7 @@ static void test_sup_events(void **state) {
     sup_event_proxy(s, "allow", "ok.example:443", NULL);
     sup_event_box(s, "stopping", "requested by a client");
     sup_event_box(s, "stopped", NULL); /* session 2 is still open: the VM went away */
-    char *got = journal_summary(tmpl);
+    char *got = journal_summary(test_tmp);
     char want[2048] = "box.started;exec.started;exec.started;exec.started;exec.exited:1:3;"
                       "exec.exited:3:-1;notice;protected;";
     for (int i = 0; i < 10; i++)
@@ -391,7 +355,7 @@ static void test_sup_events(void **state) {
     strcat(want, "exec.exited:2:-1;protected;proxy.suppressed;box.stopped;");
     assert_string_equal(got, want);
     free(got);
-    char *path = dbx_xasprintf("%s/events.jsonl", tmpl);
+    char *path = dbx_xasprintf("%s/events.jsonl", test_tmp);
     test_sh("grep -q '\"count\":5,\"first\":\".git/hooks\"' %s", path);
     test_sh("grep -q '\"type\":\"proxy.suppressed\",\"count\":5' %s", path);
     test_sh("grep -q '\"why\":\"requested by a client\"' %s", path);
@@ -407,7 +371,7 @@ static void test_sup_events(void **state) {
     struct dbx_exec_req huge = {.user = big, .cwd = big, .argc = 100, .argv = argv};
     sup_event_exec_start(s, 5, &huge, false);
     assert_false(s->events.failed);
-    got = journal_summary(tmpl);
+    got = journal_summary(test_tmp);
     assert_non_null(strstr(got, "box.stopped;exec.started;"));
     free(got);
 
@@ -438,9 +402,9 @@ static void test_net_denials(void **state) {
     struct dbx_buf out = {0};
     struct net *n = NULL;
     dbx_error *err = NULL;
-    char *log = dbx_xasprintf("%s/network.log", tmpl);
+    char *log = dbx_xasprintf("%s/network.log", test_tmp);
     test_write_file(log, "2026-12-02T10:00:00.000Z deny CONNECT old:443 - up=0 down=0\n", 0600);
-    assert_int_equal(net_new(&n, &prof, NULL, NULL, tmpl, &out, &err), 0);
+    assert_int_equal(net_new(&n, &prof, NULL, NULL, test_tmp, &out, &err), 0);
     struct denials d = {0};
     net_on_deny(n, on_deny, &d); /* what was there before is not news */
     FILE *f = fopen(log, "a");
@@ -464,12 +428,12 @@ static void test_net_denials(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_str),
-        cmocka_unit_test_setup_teardown(test_append_rotates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_read_files, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_follow_rotation, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_net_denials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sup_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_rotates, setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_event_text, setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_read_files, setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_rotation, setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_net_denials, setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_sup_events, setup, test_home_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /* Unit tests: the status record (sandbox/sandbox-status.c): its binary form round-trips, the
  * decoder refuses anything off by a byte, and the JSON `devbox status --json` prints keeps its
- * keys. */
+ * keys, its port forwards an array of objects. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <setjmp.h>
@@ -186,8 +186,9 @@ static void test_json_keys(void **state) {
            "\"0123456789abcdef\","
            "\"idle_s\":252,\"idle_stop_s\":1800,\"image\":\"docker.io/library/"
            "debian:bookworm\",\"kernel\":\"6.1.0-57-cloud-amd64\","
-           "\"memory_mib\":384,\"network\":\"allowlist\",\"pid\":100,\"ports\":\"127.0.0.1:3000 "
-           "-> 3000\\n\",\"profile_files\":[\"devbox.ini\",\"sub/base.ini\"],\"profile_hash\":"
+           "\"memory_mib\":384,\"network\":\"allowlist\",\"pid\":100,\"ports\":[{\"address\":"
+           "\"127.0.0.1\",\"guest\":3000,\"host\":3000}],\"profile_files\":[\"devbox.ini\","
+           "\"sub/base.ini\"],\"profile_hash\":"
            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"project\":"
            "\"/home/u/proj\",\"protected_first\":\".claude/settings.json\",\"protected_writes\":5,"
            "\"qemu_pid\":101,\"rss_kib\":123456,\"seccomp\":\"strict\","
@@ -214,10 +215,39 @@ static void test_json_keys(void **state) {
     j = dbx_status_json(&s);
     assert_string_equal(
         j, "{\"accel\":null,\"id\":\"0123456789abcdef\",\"image\":null,\"memory_mib\":null,"
-           "\"pid\":null,\"project\":\"/p\",\"state\":\"stopped\",\"uptime_s\":"
+           "\"pid\":null,\"ports\":[],\"project\":\"/p\",\"state\":\"stopped\",\"uptime_s\":"
            "null}");
     free(j);
     dbx_status_clear(&s);
+}
+
+/* The forwards' text (the status record's, `port ls`'s) as JSON: each line dbx_port_line
+ * writes, an IPv6 address too; a line of another form is left out. */
+static void test_ports_json(void **state) {
+    (void)state;
+    _cleanup_free_ char *a = dbx_port_line("127.0.0.1", 3000, 8000);
+    _cleanup_free_ char *b = dbx_port_line("::1", 65535, 1);
+    assert_string_equal(a, "127.0.0.1:3000 -> 8000\n");
+    _cleanup_free_ char *text = dbx_xasprintf("%s%s", a, b);
+    char *j = dbx_ports_json(text);
+    assert_string_equal(j, "[{\"address\":\"127.0.0.1\",\"guest\":8000,\"host\":3000},"
+                           "{\"address\":\"::1\",\"guest\":1,\"host\":65535}]");
+    free(j);
+    static const char *const none[] = {NULL,
+                                       "",
+                                       "\n\n",
+                                       "127.0.0.1:3000\n",
+                                       "127.0.0.1:0 -> 3000\n",
+                                       "127.0.0.1:3000 -> 65536\n",
+                                       ":3000 -> 3000\n",
+                                       "127.0.0.1:x -> 3000\n",
+                                       "127.0.0.1:3000 -> 3000 \n",
+                                       "3000 -> 3000\n"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(none); i++) {
+        j = dbx_ports_json(none[i]);
+        assert_string_equal(j, "[]");
+        free(j);
+    }
 }
 
 /* ---- the guest's PROTECTED reports (dbx_protected_update) -------------------------------- */
@@ -382,11 +412,11 @@ static void test_corpus_seeds(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),       cmocka_unit_test(test_truncated_and_trailing),
-        cmocka_unit_test(test_out_of_range),    cmocka_unit_test(test_json_keys),
-        cmocka_unit_test(test_protected_valid), cmocka_unit_test(test_protected_refused),
-        cmocka_unit_test(test_protected_rate),  cmocka_unit_test(test_corpus_seeds),
-        cmocka_unit_test(test_version2),
+        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncated_and_trailing),
+        cmocka_unit_test(test_out_of_range),      cmocka_unit_test(test_json_keys),
+        cmocka_unit_test(test_ports_json),        cmocka_unit_test(test_protected_valid),
+        cmocka_unit_test(test_protected_refused), cmocka_unit_test(test_protected_rate),
+        cmocka_unit_test(test_corpus_seeds),      cmocka_unit_test(test_version2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
