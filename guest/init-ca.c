@@ -79,8 +79,8 @@ static void path_split(const char *rel, char **ret_dir, char **ret_name) {
 /* A regular file's content (at most CA_BUNDLE_MAX bytes), not following a symlink.  0; -ENOENT
  * when it is missing, -ELOOP/-EINVAL when it is a symlink or not a regular file, -E2BIG when it
  * is larger (no *err for these); else -1 with *err. */
-static int read_regular(int dfd, const char *name, const char *shown, char **ret, struct stat *st,
-                        dbx_error **err) {
+static int read_regular(int dfd, const char *name, const char *shown, char **ret, size_t *ret_len,
+                        struct stat *st, dbx_error **err) {
     /* O_NONBLOCK: a FIFO planted there must not hang the boot before fstat says what it is */
     _cleanup_close_ int fd =
         openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -88,7 +88,7 @@ static int read_regular(int dfd, const char *name, const char *shown, char **ret
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", shown);
     if (fstat(fd, st) < 0) return dbx_error_set(err, errno, "stat '%s'", shown);
     if (!S_ISREG(st->st_mode)) return -EINVAL;
-    int r = dbx_read_all(fd, CA_BUNDLE_MAX, ret, NULL, NULL);
+    int r = dbx_read_all(fd, CA_BUNDLE_MAX, ret, ret_len, NULL);
     if (r == -E2BIG) return r;
     return r < 0 ? dbx_error_set(err, -r, "read '%s'", shown) : 0;
 }
@@ -137,9 +137,10 @@ static bool file_same(int dfd, const char *name, const void *data, size_t len, m
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !file_ours(&st, mode, len))
         return false;
     _cleanup_free_ char *text = NULL;
-    if (read_regular(dfd, name, name, &text, &st, NULL) < 0 || !file_ours(&st, mode, len))
+    size_t got = 0;
+    if (read_regular(dfd, name, name, &text, &got, &st, NULL) < 0 || !file_ours(&st, mode, len))
         return false;
-    return memcmp(text, data, len) == 0;
+    return got == len && memcmp(text, data, len) == 0; /* what was read, not what fstat said */
 }
 
 bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode) {
@@ -246,7 +247,7 @@ static int bundle_update(int rootfd, const char *rel, const char *pem, char ***n
     if (dfd < 0) return dbx_error_set(err, errno, "open the directory of '%s'", shown);
     _cleanup_free_ char *text = NULL;
     struct stat st;
-    int r = read_regular(dfd, name, shown, &text, &st, err);
+    int r = read_regular(dfd, name, shown, &text, NULL, &st, err);
     if (r == -ENOENT) return 0;
     if (r == -ELOOP || r == -EINVAL || r == -E2BIG) {
         _cleanup_free_ char *m = dbx_xasprintf("'%s' is %s, left alone", shown,

@@ -64,7 +64,7 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
      * Node.js adds a file of extra CAs to its built-in ones. */
     bool pem = ctx->ca & CA_HAS_DEVBOX_PEM, crt = ctx->ca & CA_HAS_HOST_CRT;
     const char *name = admin ? "root" : u->name;
-    char *defs[13] = {
+    char *defs[] = {
         dbx_xstrdup("PATH=" DEFAULT_PATH),
         dbx_xasprintf("HOME=%s", admin     ? "/root"
                                  : u->home ? u->home

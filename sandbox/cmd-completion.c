@@ -58,7 +58,8 @@ static const char logs_help[] =
 
 const struct cmd_def cmd_table[] = {
     {"exec", cmd_exec,
-     "exec [-i] [-t] [-e K=V] [-w DIR] [-u USER | --admin] [--timeout DURATION] [--] CMD [ARG...]",
+     "exec [-i] [-t] [-e K=V] [--env-file FILE] [-w DIR] [-u USER | --admin] [--timeout DURATION] "
+     "[--] CMD [ARG...]",
      "run a command in the project's VM (--timeout: exit 124 at the deadline)",
      "-i --interactive -t --tty -e --env --env-file -w --workdir -u --user --admin --shell -d "
      "--detach --timeout -h --help",

@@ -40,35 +40,45 @@ enum { OPT_ADMIN = 256, OPT_SHELL, OPT_TIMEOUT, OPT_ENV_FILE };
  * file is the user's own (a symlink is followed), at most 1 MiB; each entry goes before the -e
  * ones, so -e wins.  An error names the file and line. */
 static int env_file_read(const char *cmd, const char *path, char ***env, dbx_error **err) {
+    _cleanup_free_ char *shown = dbx_escape(path);
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) return dbx_error_set(err, errno, "%s: --env-file '%s'", cmd, path);
+    if (fd < 0) return dbx_error_set(err, errno, "%s: --env-file '%s'", cmd, shown);
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     int r = dbx_read_all(fd, ENV_FILE_MAX, &text, &len, err);
     if (r == -E2BIG)
-        return dbx_error_setx(err, E2BIG, "%s: --env-file '%s': larger than %u bytes", cmd, path,
+        return dbx_error_setx(err, E2BIG, "%s: --env-file '%s': larger than %u bytes", cmd, shown,
                               ENV_FILE_MAX);
-    if (r < 0) return dbx_error_wrap(err, "%s: --env-file '%s'", cmd, path);
+    if (r < 0) return dbx_error_wrap(err, "%s: --env-file '%s'", cmd, shown);
     if (memchr(text, '\0', len))
         return dbx_error_setx(err, EINVAL, "%s: --env-file '%s': a NUL byte (not a text file)", cmd,
-                              path);
+                              shown);
+    char *start = text;
+    if (dbx_str_has_prefix(start, "\xef\xbb\xbf")) start += 3; /* a UTF-8 BOM, as docker drops */
     unsigned lineno = 0;
-    for (char *line = text, *next; line && *line; line = next) {
+    size_t n = dbx_strv_len(*env);
+    for (char *line = start, *next; line && *line; line = next) {
         lineno++;
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
+        size_t l = strlen(line);
+        if (l > 0 && line[l - 1] == '\r') line[--l] = '\0'; /* CRLF, as docker's scanner */
         line += strspn(line, " \t\r\f\v");
         if (!*line || *line == '#') continue;
         size_t name_len = strcspn(line, "=");
         const char *why = name_len == 0                           ? "no variable name before '='"
                           : strcspn(line, " \t\r\f\v") < name_len ? "white space in the name"
+                          : strlen(line) > DBX_MAX_STR            ? "a line over 64 KiB"
+                          : n >= DBX_MAX_ENV                      ? "more than 4096 variables"
                                                                   : NULL;
         if (why) {
-            _cleanup_free_ char *shown = dbx_escape(line);
-            return dbx_error_setx(err, EINVAL, "%s: --env-file %s:%u: %s: '%s'", cmd, path, lineno,
-                                  why, shown);
+            _cleanup_free_ char *entry = dbx_xstrndup(line, 64);
+            _cleanup_free_ char *e = dbx_escape(entry);
+            return dbx_error_setx(err, EINVAL, "%s: --env-file %s:%u: %s: '%s%s'", cmd, shown,
+                                  lineno, why, e, strlen(line) > 64 ? "..." : "");
         }
         *env = dbx_strv_push(*env, line);
+        n++;
     }
     return 0;
 }
@@ -132,6 +142,12 @@ static int parse_options(const char *cmd, int argc, char **argv, const char *sho
         if (r == 1) return cmd_usage_of(stdout, cmd), 0;
         if (r < 0) return cmd_fail(&err), -1;
     }
+#ifdef DBX_LEAN
+    /* the full devbox may take over later (a stopped box, a config.ini) and parse again: a file
+     * read here would be read twice, and a pipe (--env-file <(...)) would be empty the second
+     * time; so the full devbox reads it, once */
+    if (env_files) cmd_lean_handover("--env-file");
+#endif
     for (char **f = env_files; f && *f; f++)
         if (env_file_read(cmd, *f, env, &err) < 0) return cmd_fail(&err), -1;
     for (char **e = dash_e; e && *e; e++)

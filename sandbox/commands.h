@@ -20,6 +20,11 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
 int cmd_fail(dbx_error **err);
 /* -h or --help. */
 bool cmd_is_help(const char *arg);
+#ifdef DBX_LEAN
+/* The lean client hands this command to the full devbox (lean-main.c): for what it would
+ * otherwise do twice, as reading an --env-file that is a pipe. */
+_Noreturn void cmd_lean_handover(const char *why);
+#endif
 /* What getopt_long refused, as an error naming the option as typed: "NAME: invalid option
  * '-x' (see devbox NAME --help)".  Call it with getopt's return c (':' or '?': opterr = 0 and
  * shortopts starting with ':', after a '+' if any) and the argv getopt parsed.  A long option

@@ -66,6 +66,11 @@ static _Noreturn void exec_full(const char *why) {
     exit(125);
 }
 
+/* cmd-exec.c's: what the lean client must not do itself */
+_Noreturn void cmd_lean_handover(const char *why) {
+    exec_full(why);
+}
+
 /* The project's supervisor, or -1 (not running, or anything else: the full devbox decides). */
 static int lean_connect(const struct dbx_project *proj) {
     _cleanup_free_ char *path = dbx_xasprintf("%s/%s", proj->run_dir, DBX_SOCK_NAME);

@@ -123,7 +123,22 @@ static int check_env_secrets(const struct dbx_paths *paths, char *const *env, db
     profile_user_clear(&u);
     return r;
 }
+
 #endif
+
+/* kv ("K=V") into *env, replacing an earlier K: the later of --env-file's and -e's entries
+ * wins for every program, as in docker, not only for shells (an envp with K twice leaves
+ * getenv() the first, sh the last). */
+static void env_set(char ***env, const char *kv) {
+    size_t k = strcspn(kv, "=") + 1;
+    for (char **e = *env; e && *e; e++)
+        if (strncmp(*e, kv, k) == 0) {
+            free(*e);
+            *e = dbx_xstrdup(kv);
+            return;
+        }
+    *env = dbx_strv_push(*env, kv);
+}
 
 int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
                        struct dbx_buf *out, dbx_error **err) {
@@ -151,14 +166,15 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
     for (char **e = o->env; e && *e; e++) {
         const char *eq = strchr(*e, '=');
         if (eq == *e) return dbx_error_set(err, 0, "invalid environment entry '%s'", *e);
+        _cleanup_free_ char *kv = NULL;
         if (!eq) { /* docker's `-e NAME`: take the value from our environment */
             const char *v = getenv(*e);
             if (!v) continue;
-            _cleanup_free_ char *kv = dbx_xasprintf("%s=%s", *e, v);
-            env = dbx_strv_push(env, kv);
+            kv = dbx_xasprintf("%s=%s", *e, v);
         } else
-            env = dbx_strv_push(env, *e);
-        have_term |= dbx_str_has_prefix(*e, "TERM=");
+            kv = dbx_xstrdup(*e);
+        env_set(&env, kv);
+        have_term |= dbx_str_has_prefix(kv, "TERM=");
     }
     if (o->tty && !have_term) {
         const char *t = getenv("TERM");

@@ -43,7 +43,7 @@ int dbx_git_identity(const char *root, char **ret_name, char **ret_email, dbx_er
 /* The host's time zone for the box (sandbox-tz.c): tz is $TZ (NULL: unset), tzdir $TZDIR
  * (NULL: /usr/share/zoneinfo), localtime the file read without TZ (/etc/localtime).  0 with
  * *ret_name NULL when the host is on UTC without saying so; else the name and, when a TZif file
- * was found for it, its content; -1 with *err for a zone that cannot be sent (a file that is
+ * was found for it, its content; < 0 with *err for a zone that cannot be sent (a file that is
  * not TZif, too large, a name unfit for SETUP). */
 int dbx_host_tz(const char *tz, const char *tzdir, const char *localtime, char **ret_name,
                 uint8_t **ret_data, uint32_t *ret_len, dbx_error **err);

@@ -6,15 +6,16 @@
  * box gets the zone of the host as the supervisor's environment has it when the box starts:
  *   TZ           the name it gives (a leading ':' dropped): Europe/Berlin, whose file is
  *                $TZDIR/NAME or /usr/share/zoneinfo/NAME; an absolute path, named by what
- *                follows "zoneinfo/" in it; a POSIX rule (EST5EDT, <+03>-3), sent alone; empty:
- *                UTC, nothing sent
- *   /etc/localtime  without TZ: named by its symlink's target after "zoneinfo/", or by
- *                /etc/timezone when it is a file (Debian writes both)
+ *                follows "zoneinfo/" in it, else as /etc/localtime is (TZ=:/etc/localtime is
+ *                common advice); a POSIX rule (EST5EDT, <+03>-3), sent alone; empty: UTC,
+ *                nothing sent
+ *   /etc/localtime  without TZ: named by its symlink's target after "zoneinfo/", else by the
+ *                timezone file beside it (Debian writes /etc/timezone too)
  * The file goes with the name, because many images have no zone files at all (devbox's default
- * image, Debian's and Ubuntu's slim ones): the guest then puts it where TZDIR names (init-env.c).
- * These are the host's own configuration files, read as such (following their symlinks), never
- * a file of the box or the workspace; one that is not a TZif file, or is larger than a zone
- * ever is, sends nothing and says why in the log. */
+ * image, Debian's and Ubuntu's slim ones): the guest then writes it to the box's
+ * /usr/share/zoneinfo (guest/init-locale.c).  These are the host's own configuration files,
+ * read as such (following their symlinks), never a file of the box or the workspace; one that is
+ * not a TZif file, or is larger than a zone ever is, sends nothing and says why in the log. */
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
 
@@ -33,7 +34,7 @@ static const char *name_in_path(const char *path) {
     return at && *at ? at : NULL;
 }
 
-/* A TZif file's content, or -1 with *err (a missing file: -ENOENT, no *err). */
+/* A TZif file's content: 0, or < 0 with *err (a missing file: -ENOENT, no *err). */
 static int read_tzif(const char *path, uint8_t **ret, uint32_t *ret_len, dbx_error **err) {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0 && errno == ENOENT) return -ENOENT;
@@ -56,6 +57,25 @@ static int read_tzif(const char *path, uint8_t **ret, uint32_t *ret_len, dbx_err
     return 0;
 }
 
+/* The zone's name of a file read as /etc/localtime is (a malloc'd string, "" when none): its
+ * symlink's target after "zoneinfo/", else the first word of the timezone file beside it. */
+static char *localtime_name(const char *path) {
+    char target[PATH_MAX];
+    ssize_t k = readlink(path, target, sizeof(target) - 1);
+    if (k > 0) {
+        target[k] = '\0';
+        if (name_in_path(target)) return dbx_xstrdup(name_in_path(target));
+    }
+    _cleanup_free_ char *dir = dbx_xstrdup(path), *text = NULL;
+    char *slash = strrchr(dir, '/');
+    if (!slash) return dbx_xstrdup("");
+    *slash = '\0';
+    _cleanup_free_ char *file = dbx_xasprintf("%s/timezone", dir);
+    _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 || dbx_read_all(fd, 4096, &text, NULL, NULL) < 0) return dbx_xstrdup("");
+    return dbx_xstrndup(text, strcspn(text, " \t\r\n"));
+}
+
 int dbx_host_tz(const char *tz, const char *tzdir, const char *localtime, char **ret_name,
                 uint8_t **ret_data, uint32_t *ret_len, dbx_error **err) {
     *ret_name = NULL;
@@ -67,28 +87,14 @@ int dbx_host_tz(const char *tz, const char *tzdir, const char *localtime, char *
         if (!*tz) return 0; /* TZ= (or TZ=:) is UTC */
         if (*tz == '/') {
             path = dbx_xstrdup(tz);
-            name = dbx_xstrdup(name_in_path(tz) ? name_in_path(tz) : "");
+            name = name_in_path(tz) ? dbx_xstrdup(name_in_path(tz)) : localtime_name(tz);
         } else {
             name = dbx_xstrdup(tz);
             path = dbx_xasprintf("%s/%s", tzdir && *tzdir ? tzdir : "/usr/share/zoneinfo", tz);
         }
     } else {
         path = dbx_xstrdup(localtime);
-        char target[PATH_MAX];
-        ssize_t k = readlink(localtime, target, sizeof(target) - 1);
-        if (k > 0) {
-            target[k] = '\0';
-            name = dbx_xstrdup(name_in_path(target) ? name_in_path(target) : "");
-        } else {
-            /* a copy, not a link: Debian's /etc/timezone names it (in the same directory) */
-            _cleanup_free_ char *dir = dbx_xstrdup(localtime), *file = NULL, *text = NULL;
-            char *slash = strrchr(dir, '/');
-            file = slash ? (*slash = '\0', dbx_xasprintf("%s/timezone", dir)) : NULL;
-            if (file && dbx_read_file_at(AT_FDCWD, file, 4096, &text, NULL, NULL) == 0)
-                name = dbx_xstrndup(text, strcspn(text, " \t\r\n"));
-            else
-                name = dbx_xstrdup("");
-        }
+        name = localtime_name(localtime);
     }
     if (!*name) {
         if (access(path, F_OK) < 0 && errno == ENOENT) return 0; /* no zone configured: UTC */

@@ -283,6 +283,14 @@ static void send_setup(struct sup *s) {
     st.shares = shares;
     struct dbx_buf b = {0};
     dbx_setup_encode(&st, &b);
+    if (b.len > DBX_FRAME_MAX && st.tz_len > 0) {
+        /* the zone's file is a nicety: the name alone still serves Java and Node.js */
+        sup_log("the time zone's file does not fit the setup frame: the box gets its name alone");
+        st.tz_data = NULL;
+        st.tz_len = 0;
+        dbx_buf_free(&b);
+        dbx_setup_encode(&st, &b);
+    }
     for (uint32_t i = 0; i < st.nshares; i++)
         free(shares[i].tag);
     /* the plan (up to 240 KiB, policy.c) and the CAs (up to 192 KiB) each fit, not always both */

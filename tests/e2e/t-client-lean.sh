@@ -119,7 +119,7 @@ assert_contains "$OUT" "profile     devbox.ini changed since the VM started" "st
 rm -f "$R/devbox.ini"
 expect_rc 125 dbx status --bogus
 assert_contains "$ERR" "devbox: client: full (status arguments)" "status with a bad argument"
-assert_contains "$ERR" "devbox: status: unknown argument '--bogus'" "the full devbox's error"
+assert_contains "$ERR" "devbox: status: invalid option '--bogus' (see devbox status --help)" "the full devbox's error"
 # the full devbox's own errors for a directory that is no project
 mkdir -p "$TEST_TMP/plain"
 expect_rc 125 dbx -C "$TEST_TMP/plain" exec -- true

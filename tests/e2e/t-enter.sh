@@ -44,6 +44,17 @@ assert_eq 0 "$RC" "devbox enter --admin; output: $(show "$out")"
 assert_contains "$out" "UID=[0] PWD=[$R/sub dir] F=[a b] B=[flag] H=[here]" "enter's options"
 run_in "$R" env HOSTVAR=here "$DEVBOX" exec --env-file "$TEST_TMP/env" -- sh -c 'echo "$FROM_FILE|$BOTH|$HOSTVAR"'
 assert_eq "a b|file|here" "$OUT" "exec --env-file"
+# -e over the file for every program (one entry per name, not two that only a shell reads
+# last-wins), a file
+# with a BOM and CRLF lines, and a pipe read once when the box is stopped (the lean client hands
+# the command to the full devbox, which reads it)
+printf '\xef\xbb\xbfCRLF=dos\r\nBOTH=file\r\n' >"$TEST_TMP/env-dos"
+run_in "$R" "$DEVBOX" exec --env-file "$TEST_TMP/env-dos" -e BOTH=flag -- sh -c 'env | grep -E "^(CRLF|BOTH)=" | sort'
+assert_eq "BOTH=flag
+CRLF=dos" "$OUT" "exec --env-file with CRLF, -e over it: one BOTH in the environment"
+ok dbx -C "$R" stop
+run_in "$R" "$DEVBOX" exec --env-file <(printf 'PIPED=yes\n') -- sh -c 'echo "$PIPED"'
+assert_eq "yes" "$OUT" "--env-file from a pipe, the box stopped"
 
 # ---- an image with bash ------------------------------------------------------------------
 import_bash_image withbash

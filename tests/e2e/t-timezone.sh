@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # t-timezone: the box keeps the host's time and speaks UTF-8.  Commands get TZ naming the
 # host's zone (from devbox's TZ, else /etc/localtime) read at the box's start; the test image
-# has no zone files, so the host's file is written to the box's /usr/share/zoneinfo, once (a
-# file there is never replaced, and a symlink planted on the way is not followed); a POSIX rule
+# has no zone files, so the host's file is written to the box's /usr/share/zoneinfo (rewritten
+# when the host's changes; another file there is never replaced, and a symlink planted on the way
+# is not followed); a POSIX rule
 # goes alone; -e and the profile's [env] win; --admin gets it too.  LANG=C.UTF-8 only once the
 # image has that locale.  Found in use: the box said UTC where the host said CET, and a commit
-# made in the box carried +0000.  Six boots.
+# made in the box carried +0000.  Eight boots.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -55,6 +56,20 @@ assert_eq "TZ=Europe/Berlin LANG=C.UTF-8
 ls: /tmp/elsewhere: No such file or directory" "$OUT" "nothing written through a symlink"
 assert_contains "$(cat "$DEVBOX_HOME"/state/projects/*/console.log)" "setup: time zone:" \
     "the symlink noted on the console"
+
+# the host's file changes (a tzdata update): the box's copy, still the one devbox wrote, is
+# rewritten at the next start (an absolute TZ is named after its zoneinfo/ part)
+mkdir -p "$TEST_TMP/zoneinfo/Test"
+cp /usr/share/zoneinfo/Asia/Tokyo "$TEST_TMP/zoneinfo/Test/Zone"
+export TZ=$TEST_TMP/zoneinfo/Test/Zone
+ok dbx restart
+ok dbx exec -- sh -c 'echo "$TZ"; date +%z'
+assert_eq "Test/Zone
++0900" "$OUT" "a zone of the host's own, written"
+cp /usr/share/zoneinfo/Europe/Berlin "$TEST_TMP/zoneinfo/Test/Zone"
+ok dbx restart
+ok dbx exec -- date +%z
+assert_eq "$(TZ=Europe/Berlin date +%z)" "$OUT" "the host's changed zone file, rewritten in the box"
 
 # without TZ: /etc/localtime's zone, or nothing when the host has none
 unset TZ

@@ -1,9 +1,11 @@
 /* tests/unit/test-guest-locale.c: the guest init's time zone and locale (guest/init-locale.c)
  * on the host, in a temporary directory standing in for the box's root: the host's zone file
- * written to usr/share/zoneinfo/NAME only when the image has no file of that name (through the
- * image's own symlinks, but never out of its root), never written through a symlink the box's
- * root planted (a note), nested names, a second boot; and LANG=C.UTF-8 only for an image that
- * has that locale (glibc's C.utf8 directory, or musl). */
+ * written to usr/share/zoneinfo/NAME when the image has no file of that name (through the
+ * image's own symlinks, but never out of its root), with a record that makes a later boot
+ * rewrite it when the host's file changed while leaving any other file there alone; a FIFO there
+ * replaced without being opened; never written through a symlink the box's root planted (a
+ * note); and LANG=C.UTF-8 only for an image that has that locale (glibc's C.utf8 or Debian's
+ * older C.UTF-8 directory, or musl). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,11 +51,22 @@ static void test_zone_written_when_missing(void **state) {
     struct stat st;
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0644);
-    /* the next boot finds it there: once, never replaced */
+    _cleanup_free_ char *rec = at(f, "var/lib/devbox/zoneinfo/America/Argentina/Buenos_Aires");
+    _cleanup_free_ char *rec_text = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, rec, 4096, &rec_text, NULL, NULL), 0);
+    assert_string_equal(rec_text, (const char *)TZIF); /* the record of what we wrote */
+    /* the next boot: the same file, nothing written; the host's file changed (a tzdata
+     * update): ours is rewritten, the record with it */
+    assert_int_equal(tz_install(f->dir, ba, TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
     static const uint8_t other[] = "TZif2 the host's zone, changed\n";
-    assert_int_equal(tz_install(f->dir, ba, other, sizeof(other) - 1, &notes, &err), 0);
+    assert_int_equal(tz_install(f->dir, ba, other, sizeof(other) - 1, &notes, &err), 1);
     _cleanup_free_ char *again = zone(f, ba);
-    assert_string_equal(again, (const char *)TZIF);
+    assert_string_equal(again, (const char *)other);
+    /* root in the box put its own file there: not ours any more, left alone */
+    put(f, "usr/share/zoneinfo/America/Argentina/Buenos_Aires", "TZif2 root's own\n");
+    assert_int_equal(tz_install(f->dir, ba, TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
+    _cleanup_free_ char *roots = zone(f, ba);
+    assert_string_equal(roots, "TZif2 root's own\n");
     /* no name, or a name without data (a POSIX rule): nothing to write */
     assert_int_equal(tz_install(f->dir, "", NULL, 0, &notes, &err), 0);
     assert_int_equal(tz_install(f->dir, "EST5EDT,M3.2.0,M11.1.0", NULL, 0, &notes, &err), 0);
@@ -86,6 +99,19 @@ static void test_zone_of_the_image(void **state) {
     assert_int_equal(tz_install(f->dir, "Etc/GMT", TZIF, sizeof(TZIF) - 1, &notes, &err), 1);
     _cleanup_free_ char *gmt = zone(f, "Etc/GMT");
     assert_string_equal(gmt, (const char *)TZIF);
+    assert_null(notes);
+    /* a FIFO there is replaced, never opened (the boot would hang) */
+    _cleanup_free_ char *fifo = at(f, "usr/share/zoneinfo/Etc/FIFO");
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    assert_int_equal(tz_install(f->dir, "Etc/FIFO", TZIF, sizeof(TZIF) - 1, &notes, &err), 1);
+    _cleanup_free_ char *was_fifo = zone(f, "Etc/FIFO");
+    assert_string_equal(was_fifo, (const char *)TZIF);
+    /* a file larger than any zone is not one of ours */
+    char *big = dbx_xcalloc(1, DBX_TZ_DATA_MAX + 2);
+    memset(big, 'x', DBX_TZ_DATA_MAX + 1);
+    put(f, "usr/share/zoneinfo/Etc/Big", big);
+    free(big);
+    assert_int_equal(tz_install(f->dir, "Etc/Big", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
     assert_null(notes);
     /* a directory of that name is no zone, and not ours to replace: a note */
     assert_int_equal(tz_install(f->dir, "Europe", TZIF, sizeof(TZIF) - 1, &notes, &err), 0);
@@ -131,6 +157,12 @@ static void test_lang(void **state) {
     assert_string_equal(locale_default(f->dir), "C.UTF-8");
 }
 
+static void test_lang_older_glibc(void **state) {
+    const struct repo *f = *state;
+    put(f, "usr/lib/locale/C.UTF-8/LC_CTYPE", "x");
+    assert_string_equal(locale_default(f->dir), "C.UTF-8");
+}
+
 static void test_lang_musl(void **state) {
     const struct repo *f = *state;
     put(f, "lib/ld-musl-x86_64.so.1", "x");
@@ -153,6 +185,7 @@ int main(void) {
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_zone_refused, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_lang_older_glibc, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang_musl, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang_not_a_dir, test_repo_setup, test_repo_teardown),
     };

@@ -1,8 +1,9 @@
 /* tests/unit/test-sandbox-tz.c: the host's time zone for the box (sandbox/sandbox-tz.c), from
  * TZ or /etc/localtime laid out in a temporary directory: names from a link's target (posix/
  * and right/ dropped), from /etc/timezone beside a copied localtime, from TZ (a name, ':NAME',
- * an absolute path, a POSIX rule, empty); the TZif file sent with a name that has one; a host on
- * UTC without saying so; and the files that cannot be sent (not TZif, over the cap, no name). */
+ * an absolute path, TZ=:/etc/localtime, a POSIX rule, empty); the TZif file sent with a name that
+ * has one; a host on UTC without saying so; and the files that cannot be sent (not TZif, over the
+ * cap, no name). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -105,6 +106,26 @@ static void test_localtime_copy(void **state) {
     expect_error(f, NULL, "larger than");
 }
 
+/* TZ=:/etc/localtime (common advice) is /etc/localtime's zone; a link whose target names no
+ * zone falls back to the timezone file beside it. */
+static void test_tz_localtime_path(void **state) {
+    const struct repo *f = *state;
+    put(f, "zoneinfo/Europe/Paris", TZIF);
+    put(f, "etc/.keep", "");
+    _cleanup_free_ char *paris = at(f, "zoneinfo/Europe/Paris");
+    link_localtime(f, paris);
+    _cleanup_free_ char *lt = at(f, "etc/localtime");
+    _cleanup_free_ char *colon = dbx_xasprintf(":%s", lt);
+    expect(f, colon, "Europe/Paris", true);
+    expect(f, lt, "Europe/Paris", true);
+    put(f, "elsewhere/zone", TZIF);
+    _cleanup_free_ char *other = at(f, "elsewhere/zone");
+    link_localtime(f, other);
+    expect_error(f, NULL, "has no name");
+    put(f, "etc/timezone", "Europe/Paris\n");
+    expect(f, NULL, "Europe/Paris", true);
+}
+
 static void test_tz_variable(void **state) {
     const struct repo *f = *state;
     put(f, "zoneinfo/Asia/Kolkata", TZIF);
@@ -128,6 +149,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_localtime_link, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_localtime_copy, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_tz_localtime_path, test_repo_setup,
+                                        test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_tz_variable, test_repo_setup, test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
