@@ -12,8 +12,13 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 # `devbox --version`: git's name for the checkout, "unknown" outside one (a release tarball:
 # `make VERSION=1.0`).  Only this checkout's .git: a tarball unpacked inside another repository
-# must not take that one's name.  Evaluated once.
-VERSION ?= $(shell test -e .git && git describe --always --dirty 2>/dev/null || echo unknown)
+# must not take that one's name.  Without writing to it: `describe --dirty` refreshes the index
+# (as root, `make install` left .git/index root's) and can meet a commit's index.lock, so dirty
+# is `status` without optional locks.  A git that refuses the checkout (root's `make install` in
+# a user's: "dubious ownership") keeps the version the build recorded.  Evaluated once.
+VERSION ?= $(shell test -e .git && v=$$(GIT_OPTIONAL_LOCKS=0 git describe --always 2>/dev/null) && \
+             { test -z "$$(GIT_OPTIONAL_LOCKS=0 git status --porcelain -uno 2>/dev/null)" || \
+               v=$$v-dirty; echo "$$v"; } || cat $(BUILD)/version.stamp 2>/dev/null || echo unknown)
 VERSION := $(VERSION)
 
 # Debian 12 packages devbox needs to build, run and test.  `make deps` installs them (root).
@@ -72,7 +77,8 @@ all: $(BUILD)/devbox $(BUILD)/devbox-full $(BUILD)/devbox-guard $(BUILD)/devbox-
 # when the string changes: a new commit rebuilds those two objects and relinks, not the archive
 # every unit test links.
 VERSION_OBJS := $(BUILD)/host/sandbox/main.o $(BUILD)/lean/sandbox/lean-main.o
-VERSION_DEF   = $(if $(filter $@,$(VERSION_OBJS)),-DDBX_VERSION='"$(VERSION)"')
+# target-specific: make names a target without a leading ./ (BUILD=./out), which $(filter) missed
+$(VERSION_OBJS): VERSION_DEF = -DDBX_VERSION='"$(VERSION)"'
 $(BUILD)/version.stamp: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' >$@

@@ -349,6 +349,24 @@ static size_t utf8_seq(const unsigned char *p, size_t n) {
     return len;
 }
 
+char *dbx_utf8_fix(const char *s) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    struct dbx_buf b = {0};
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i);
+        if (len == 0) {
+            dbx_buf_put(&b, "\xef\xbf\xbd", 3); /* U+FFFD */
+            i++;
+            continue;
+        }
+        dbx_buf_put(&b, p + i, len);
+        i += len;
+    }
+    dbx_buf_put_u8(&b, 0);
+    return (char *)b.data; /* the buffer's, whole: off stays 0 */
+}
+
 size_t dbx_utf8_next(const char *s, size_t n, uint32_t *ret_cp) {
     const unsigned char *p = (const unsigned char *)s;
     if (n == 0) return 0;

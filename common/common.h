@@ -155,6 +155,9 @@ char *dbx_sanitize_printable(char *s);
 char *dbx_escape_n(const char *s, size_t n, unsigned flags);
 /* dbx_escape_n of a string; NULL gives "". */
 char *dbx_escape(const char *s);
+/* A copy of s that is valid UTF-8: each byte that starts no well-formed sequence becomes
+ * U+FFFD (for JSON, whose strings must be UTF-8: a path on the host need not be). */
+char *dbx_utf8_fix(const char *s);
 /* For escaping a stream in chunks: the length of the longest prefix of s[0..n) that does not
  * end inside a UTF-8 sequence that the next bytes may complete, nor with a "\r" (whose "\n"
  * may follow); escape that prefix and carry the rest (at most 3 bytes) over. */

@@ -67,8 +67,12 @@ int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv) {
         fprintf(stderr, "devbox: unknown command '%s'\n", name);
         return cmd_usage(stderr);
     }
-    /* before the command parses anything: no project, no state directory needed */
-    if (argc == 2 && cmd_is_help(argv[1])) return cmd_usage_of(stdout, c->name);
+    /* before the command parses anything: no project, no state directory needed.  -h among
+     * other arguments too (`status --json --help`), up to a "--"; exec, enter and export parse
+     * theirs with getopt, which stops at their command or takes -h itself */
+    bool getopt_cmd = c->fn == cmd_exec || c->fn == cmd_enter || c->fn == cmd_export;
+    for (int i = 1; i < argc && (i == 1 || !getopt_cmd) && strcmp(argv[i], "--") != 0; i++)
+        if (cmd_is_help(argv[i])) return cmd_usage_of(stdout, c->name);
     if (prints_only(c)) return c->fn(ctx, argc, argv);
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_paths_init(&ctx->paths, &err) < 0) return cmd_fail(&err);

@@ -5,10 +5,10 @@
  * (cmd_tail_follow).
  *
  * Every byte is printed escaped: the box writes the console and its commands' output.  The
- * supervisor's logs are cut to nothing at their cap and the VM's are truncated at each boot,
+ * supervisor's logs are cut to nothing at their cap and the VM's made anew at each boot,
  * while a detached command's log is rotated and the events journal renamed: the follower
  * handles both, as `tail -F` does, by polling (4 times a second: the files are a few MiB at
- * most, and inotify would not see a box's files change any sooner). */
+ * most, and a quarter of a second is soon enough for a person). */
 #define _GNU_SOURCE
 #include "commands.h"
 #include "sandbox-internal.h"
@@ -48,7 +48,7 @@ static bool dir_removed(int dfd) {
 
 /* After a read to the end of *t->fd: if name is another file now (rotated or replaced, or
  * there at last), what the old one got since is shown and the new one opened; if the file
- * shrank below what was read (cut at its cap, truncated at a boot), it is read again from its
+ * shrank below what was read (cut at its cap), it is read again from its
  * start.  true when *t->fd is to be read from its start. */
 static bool reopen(struct cmd_tail *t) {
     struct stat now, cur;
@@ -68,14 +68,21 @@ static bool reopen(struct cmd_tail *t) {
     return true;
 }
 
+/* The wait between two looks, cut short when stdout's reader is gone (a pipe whose other end
+ * closed reports POLLERR even while nothing is written), as `tail -f` ends: `devbox logs -f PID |
+ * grep -m1 ready` must not wait for the next line to end.  true: gone. */
+static bool wait_or_reader_gone(void) {
+    struct pollfd p = {.fd = STDOUT_FILENO, .events = 0};
+    return poll(&p, 1, TAIL_POLL_MS) > 0 && (p.revents & (POLLERR | POLLHUP | POLLNVAL));
+}
+
 int cmd_tail_follow(struct cmd_tail *t) {
     for (;;) {
         /* decided before the read, so nothing written before the end is missed */
         bool done = dir_removed(t->dfd) || (t->done && t->done(t));
         if (t->show(t) < 0 || fflush(stdout) != 0) return 0; /* nobody reads any more */
         if (reopen(t)) continue;
-        if (done) return 0;
-        poll(NULL, 0, TAIL_POLL_MS);
+        if (done || wait_or_reader_gone()) return 0;
     }
 }
 

@@ -52,6 +52,11 @@ uint64_t dbx_mono_us(void) {
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+int dbx_log_create(int dfd, const char *name, int flags) {
+    if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) return -1;
+    return openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | flags, 0600);
+}
+
 bool dbx_log_cut(int fd, off_t cap) {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > cap && ftruncate(fd, 0) == 0;

@@ -93,6 +93,12 @@ uint64_t dbx_mono_us(void);
 /* A log of ours (opened O_APPEND) that grew past cap is cut to nothing instead of growing
  * without bound; true when fd was.  Not a regular file (a pipe, a terminal): false. */
 bool dbx_log_cut(int fd, off_t cap);
+/* A log of ours started afresh: dfd/name (AT_FDCWD and a path too) removed, then created
+ * (0600, O_EXCL, O_NOFOLLOW, write-only, plus flags), not truncated in place: a follower
+ * (`devbox logs -f`) holding the old one sees a new file and reads it from its start, where one
+ * truncated and quickly written again past the follower's offset would be read from the middle.
+ * An fd, or -1 with errno. */
+int dbx_log_create(int dfd, const char *name, int flags);
 
 /* ---- the host's CA certificates (sandbox-ca.c) ---- */
 /* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an

@@ -284,32 +284,42 @@ char *dbx_ports_json(const char *text) {
     return out;
 }
 
+/* A JSON string of s, or null for NULL; not valid UTF-8 (a host path need not be): with U+FFFD
+ * for the bytes that are not, where json_string would fail and leave no JSON at all. */
+static json_t *jstr(const char *s) {
+    if (!s) return json_null();
+    json_t *j = json_string(s);
+    if (j) return j;
+    _cleanup_free_ char *fixed = dbx_utf8_fix(s);
+    return json_string(fixed);
+}
+
 static json_t *stopped_json(const struct dbx_status *st) {
-    return json_pack("{s:s, s:s, s:s, s:n, s:n, s:n, s:n, s:s?}", "state", "stopped", "project",
-                     st->project, "id", st->id, "pid", "accel", "uptime_s", "memory_mib", "image",
-                     st->image);
+    return json_pack("{s:s, s:o, s:s, s:n, s:n, s:n, s:n, s:o}", "state", "stopped", "project",
+                     jstr(st->project), "id", st->id, "pid", "accel", "uptime_s", "memory_mib",
+                     "image", jstr(st->image));
 }
 
 static json_t *running_json(const struct dbx_status *st) {
-    json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}", "state",
-        dbx_vm_state_name(st->state), "project", st->project, "id", st->id, "pid", (int)st->pid,
-        "qemu_pid", (int)st->qemu_pid, "virtiofsd_pid", (int)st->virtiofsd_pid, "accel", st->accel,
-        "uptime_s", (json_int_t)st->uptime_s, "memory_mib", (json_int_t)st->memory_mib, "rss_kib",
-        (json_int_t)st->rss_kib, "cpus", (int)st->cpus, "image", st->image ? st->image : "",
-        "kernel", st->kernel, "started", (json_int_t)st->started, "sessions", (int)st->sessions);
+    json_t *j =
+        json_pack("{s:s, s:o, s:s, s:i, s:i, s:i, s:s, s:I, s:I, s:I, s:i, s:s, s:s, s:I, s:i}",
+                  "state", dbx_vm_state_name(st->state), "project", jstr(st->project), "id", st->id,
+                  "pid", (int)st->pid, "qemu_pid", (int)st->qemu_pid, "virtiofsd_pid",
+                  (int)st->virtiofsd_pid, "accel", st->accel, "uptime_s", (json_int_t)st->uptime_s,
+                  "memory_mib", (json_int_t)st->memory_mib, "rss_kib", (json_int_t)st->rss_kib,
+                  "cpus", (int)st->cpus, "image", st->image ? st->image : "", "kernel", st->kernel,
+                  "started", (json_int_t)st->started, "sessions", (int)st->sessions);
     if (!j) return NULL;
     json_object_set_new(j, "profile_hash", json_string(st->profile_hash));
     json_t *files = json_array();
     for (char **f = st->profile_files; f && *f; f++)
-        json_array_append_new(files, json_string(*f));
+        json_array_append_new(files, jstr(*f));
     json_object_set_new(j, "profile_files", files);
     json_object_set_new(j, "network", json_string(dbx_status_network_name(st->network)));
     json_object_set_new(j, "connections", json_integer((json_int_t)st->connections));
     json_object_set_new(j, "seccomp", json_string(dbx_status_seccomp_name(st->seccomp)));
     json_object_set_new(j, "protected_writes", json_integer((json_int_t)st->protected_writes));
-    json_object_set_new(j, "protected_first",
-                        st->protected_first ? json_string(st->protected_first) : json_null());
+    json_object_set_new(j, "protected_first", jstr(st->protected_first));
     json_object_set_new(j, "idle_s", json_integer((json_int_t)st->idle_s));
     json_object_set_new(j, "idle_stop_s", json_integer((json_int_t)st->idle_stop_s));
     json_object_set_new(j, "aslr",
@@ -323,8 +333,7 @@ char *dbx_status_json(const struct dbx_status *st) {
     if (j) json_object_set_new(j, "ports", ports_json(st->ports));
     if (j && st->profile_checked) {
         json_object_set_new(j, "profile_changed", json_boolean(st->profile_changed));
-        if (st->profile_error)
-            json_object_set_new(j, "profile_error", json_string(st->profile_error));
+        if (st->profile_error) json_object_set_new(j, "profile_error", jstr(st->profile_error));
     }
     /* ENSURE_ASCII: U+0080-U+009F (C1 controls) would otherwise be printed raw */
     char *out = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII) : NULL;

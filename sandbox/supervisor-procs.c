@@ -286,8 +286,7 @@ static int log_open(struct sup *s, struct sess *x, bool rotate, dbx_error **err)
         unlinkat(dfd, done, 0);
     }
     if (x->log_fd >= 0) close(x->log_fd);
-    x->log_fd =
-        openat(dfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+    x->log_fd = dbx_log_create(dfd, name, O_APPEND);
     x->log_bytes = 0;
     if (x->log_fd < 0)
         return dbx_error_set(err, errno, "open '%s/procs/%s'", s->proj.state_dir, name);

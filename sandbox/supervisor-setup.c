@@ -378,7 +378,7 @@ int sup_setup(struct sup *s, const struct profile_user *user, const struct dbx_i
     dbx_derived_key(img->base, s->prof.setup_run, context, key);
     _cleanup_free_ char *logp = dbx_xasprintf("%s/setup.log", s->proj.state_dir);
     struct setup_run run = {.image_env = img->env, .log_fd = -1};
-    run.log_fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    run.log_fd = dbx_log_create(AT_FDCWD, logp, 0);
     if (run.log_fd < 0) return dbx_error_set(err, errno, "open '%s'", logp);
     _cleanup_close_ int lock = dbx_derived_lock(&s->paths, key, false, err);
     if (lock == -EAGAIN) {

@@ -24,7 +24,7 @@
 static int logsink_open(struct logsink *l, const char *path, int *ret_write_end, dbx_error **err) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return dbx_error_set(err, errno, "pipe");
-    l->out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    l->out = dbx_log_create(AT_FDCWD, path, 0);
     if (l->out < 0) {
         close(p[0]);
         close(p[1]);

@@ -96,13 +96,14 @@ ok dbx ps
 assert_contains "$OUT" "sleep 302" "the attached command in ps"
 assert_match "$OUT" " A +sleep 302" "ps shows it attached"
 kill -9 "$CLIENT"
-gone() { run dbx ps && [ "$RC" = 0 ] && ! grep -q "sleep 302" "$TEST_TMP/stdout"; }
+# a running box's list (its header): ps of a stopped box also exits 0
+gone() { run dbx ps && [ "$RC" = 0 ] && grep -q "PID" "$TEST_TMP/stdout" && ! grep -q "sleep 302" "$TEST_TMP/stdout"; }
 wait_until 30 gone || fail "the attached command outlived its client: $(show "$OUT")"
 
 # kill --all leaves the box empty
 ok dbx exec -d -- sleep 303
 ok dbx kill -s KILL --all
-gone_all() { run dbx ps && [ "$RC" = 0 ] && ! grep -q "sleep 303" "$TEST_TMP/stdout"; }
+gone_all() { run dbx ps && [ "$RC" = 0 ] && grep -q "PID" "$TEST_TMP/stdout" && ! grep -q "sleep 303" "$TEST_TMP/stdout"; }
 wait_until 30 gone_all || fail "kill --all left: $(show "$OUT")"
 ok dbx exec -- true
 

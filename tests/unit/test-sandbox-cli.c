@@ -179,9 +179,14 @@ static void test_usage_errors(void **state) {
                 (char *[]){"status", "--bogus", NULL});
     usage_error("devbox: ps: invalid option '--bogus' (see devbox ps --help)\n", 2,
                 (char *[]){"ps", "--bogus", NULL});
-    /* --help among other arguments is the command's to refuse */
-    usage_error("devbox: stop: invalid option '--help' (see devbox stop --help)\n", 3,
-                (char *[]){"stop", "--all", "--help", NULL});
+    /* --help among other arguments is help too (not after "--"; exec's command keeps its own) */
+    struct run h = dispatch(3, (char *[]){"stop", "--all", "--help", NULL});
+    assert_int_equal(h.rc, 0);
+    assert_non_null(strstr(h.out, "devbox stop [PATH|ID]"));
+    assert_string_equal(h.err, "");
+    run_clear(&h);
+    usage_error("devbox: stop: unexpected argument '--help' (see devbox stop --help)\n", 4,
+                (char *[]){"stop", "--", "a", "--help", NULL});
     /* one PATH or ID at most; --all names none */
     usage_error("devbox: status: unexpected argument 'b' (see devbox status --help)\n", 3,
                 (char *[]){"status", "a", "b", NULL});

@@ -218,6 +218,12 @@ static void test_json_keys(void **state) {
            "\"pid\":null,\"ports\":[],\"project\":\"/p\",\"state\":\"stopped\",\"uptime_s\":"
            "null}");
     free(j);
+    /* a project path that is not UTF-8 (a host path need not be): U+FFFD, and JSON all the same */
+    free(s.project);
+    s.project = dbx_xstrdup("/home/u/caf\xe9\"q");
+    j = dbx_status_json(&s);
+    assert_non_null(strstr(j, "\"project\":\"/home/u/caf\\uFFFD\\\"q\""));
+    free(j);
     dbx_status_clear(&s);
 }
 
