@@ -211,11 +211,53 @@ static void test_follow_pid(void **state) {
     ctx_clear(&ctx);
 }
 
+/* -f into a pipe whose reader is gone ends while the log is idle (`logs -f PID | grep -m1
+ * ready`), as tail -f does; and a log the supervisor starts afresh (dbx_log_create) is a new
+ * file, which a follower reads from its start, not a truncated one. */
+static void test_follow_reader_gone(void **state) {
+    (void)state;
+    struct cmd_ctx ctx = {0};
+    struct dbx_project p = project(&ctx);
+    char *log = dbx_xasprintf("%s/console.log", p.state_dir);
+    test_write_file(log, "boot1\n", 0600);
+    int pp[2];
+    assert_int_equal(pipe(pp), 0);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pp[0]);
+        dup2(pp[1], 1);
+        _exit(cmd_logs(&ctx, 3, (char *[]){"logs", "--console", "-f", NULL}));
+    }
+    close(pp[1]);
+    char buf[16];
+    assert_int_equal(read(pp[0], buf, sizeof(buf)), 6); /* "boot1\n", then nothing more */
+    close(pp[0]);
+    ends_with_0(pid);
+    struct stat a, b;
+    int held = open(log, O_RDONLY | O_CLOEXEC); /* as a follower holds it */
+    assert_int_equal(fstat(held, &a), 0);
+    int fd = dbx_log_create(AT_FDCWD, log, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &b), 0);
+    assert_true(a.st_ino != b.st_ino);
+    assert_int_equal(b.st_size, 0);
+    assert_int_equal(b.st_mode & 07777, 0600);
+    close(fd);
+    close(held);
+    free(log);
+    dbx_project_clear(&p);
+    ctx_clear(&ctx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_read, test_home_setup, test_home_teardown),
         cmocka_unit_test_setup_teardown(test_follow, test_home_setup, test_home_teardown),
         cmocka_unit_test_setup_teardown(test_follow_pid, test_home_setup, test_home_teardown),
+        cmocka_unit_test_setup_teardown(test_follow_reader_gone, test_home_setup,
+                                        test_home_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
