@@ -277,7 +277,10 @@ static void follow_reset(struct cmd_tail *t) {
 
 static int follow(struct view *v, struct src *cur, const char *dir) {
     _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-    if (dfd < 0) return 0; /* no state dir: the project never started (or was removed) */
+    if (dfd < 0) { /* no state dir: the project never started (or was removed) */
+        fprintf(stderr, "devbox: events: nothing to follow: the project's box never started\n");
+        return 0;
+    }
     struct follow f = {v, cur};
     struct cmd_tail t = {.dfd = dfd,
                          .name = DBX_EVENTS_NAME,
