@@ -440,11 +440,35 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
  * here, the next start reports it).  --admin: the box runs without a network, so a package
  * manager cannot download (found in use: README's `--admin -- apt-get install -y jq` in a box of
  * the default profile ended in apt's "Temporary failure resolving 'deb.debian.org'"); asked of
- * the running box's status file, which says the network it started with.  Only after a failure
- * (a warm exec stays fast). */
+ * the running box's status file, which says the network it started with, and only for a command
+ * that downloads.  Only after a failure (a warm exec stays fast). */
+/* Whether a word of argv (or of a shell string in it) names a program that downloads: a package
+ * manager, or curl, wget or git.  The network hint is for those: `--admin -- chown` failing in a
+ * box without a network has nothing to do with it (the hint printed after any failed --admin). */
+static bool names_downloader(char *const *argv) {
+    static const char *const names[] = {
+        "apt",    "apt-get", "aptitude", "apk",  "dnf",      "yum",    "microdnf", "zypper",
+        "pacman", "pip",     "pip3",     "pipx", "uv",       "poetry", "conda",    "mamba",
+        "npm",    "npx",     "yarn",     "pnpm", "corepack", "gem",    "bundle",   "cargo",
+        "rustup", "go",      "composer", "curl", "wget",     "git",
+    };
+    for (char *const *a = argv; a && *a; a++) {
+        _cleanup_free_ char *w = dbx_xstrdup(*a);
+        char *save = NULL;
+        for (char *t = strtok_r(w, " \t\n;&|()`'\"", &save); t;
+             t = strtok_r(NULL, " \t\n;&|()`'\"", &save)) {
+            const char *base = strrchr(t, '/') ? strrchr(t, '/') + 1 : t;
+            for (size_t i = 0; i < DBX_ARRAY_SIZE(names); i++)
+                if (strcmp(base, names[i]) == 0) return true;
+        }
+    }
+    return false;
+}
+
 static void hint_root(const struct dbx_paths *paths, const struct dbx_project *proj,
                       const struct dbx_exec_opts *o) {
     if (o->admin) {
+        if (!names_downloader(o->argv)) return;
         struct dbx_status st = {0};
         bool no_net = dbx_status_read(proj->run_dir, &st) == 0 && st.state != DBX_VM_STOPPED &&
                       st.network == DBX_NET_NONE;

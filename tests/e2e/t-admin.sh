@@ -79,15 +79,22 @@ assert_not_contains "$ERR" "--admin" "box user's failure"
 ok dbx exec -u root -- true
 assert_eq "" "$ERR" "stderr of a successful -u root"
 
-# ---- a failed --admin in a box without network (the default): one hint line saying so -----
-# (found in use: README's `--admin -- apt-get install -y jq` ended in apt's "Temporary failure
-# resolving"; a user reading that does not guess that the box has no network at all)
+# ---- a failed --admin of a package manager in a box without network (the default): one hint
+# line saying so (found in use: README's `--admin -- apt-get install -y jq` ended in apt's
+# "Temporary failure resolving"; a user reading that does not guess that the box has no network
+# at all); a failed --admin that downloads nothing gets none (it used to)
 NETHINT="devbox: this box has no network: a package manager cannot download here; [setup] installs with the host's mirrors (docs/setup.md)"
-expect_rc 3 dbx exec --admin -- sh -c 'echo out; exit 3'
+ok dbx exec --admin -- sh -c 'mkdir -p /usr/local/bin &&
+    printf "#!/bin/sh\necho out\nexit 100\n" >/usr/local/bin/apt-get && chmod 755 /usr/local/bin/apt-get'
+expect_rc 100 dbx exec --admin -- apt-get install -y jq
 assert_eq out "$OUT" "stdout of a failed --admin"
-assert_contains "$ERR" "$NETHINT" "failed --admin without network"
+assert_contains "$ERR" "$NETHINT" "failed --admin apt-get without network"
 [ "$(printf '%s\n' "$ERR" | grep -cF "$NETHINT")" = 1 ] || fail "network hint printed more than once: $(show "$ERR")"
 assert_not_contains "$ERR" "$HINT" "failed --admin (it has the capabilities)"
+expect_rc 100 dbx exec --admin --shell 'cd / && apt-get update'
+assert_contains "$ERR" "$NETHINT" "failed --admin --shell of apt-get without network"
+expect_rc 3 dbx exec --admin -- sh -c 'echo out; exit 3'
+assert_not_contains "$ERR" "$NETHINT" "a failed --admin that downloads nothing"
 ok dbx exec --admin -- true
 assert_eq "" "$ERR" "stderr of a successful --admin"
 
