@@ -42,9 +42,8 @@ static int open_in_root(int rootfd, const char *rel) {
 }
 
 /* The image has rel as a file of that type (S_IFREG, S_IFDIR). */
-static bool image_has(const char *root, const char *rel, mode_t type) {
-    _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_close_ int fd = rootfd < 0 ? -1 : open_in_root(rootfd, rel);
+static bool image_has(int rootfd, const char *rel, mode_t type) {
+    _cleanup_close_ int fd = open_in_root(rootfd, rel);
     struct stat st;
     return fd >= 0 && fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == type;
 }
@@ -67,8 +66,8 @@ static int read_in_root(int rootfd, const char *rel, char **ret, size_t *ret_len
     return r == -E2BIG ? -EFBIG : r;
 }
 
-static bool same(const char *text, size_t len, const uint8_t *data, uint32_t dlen) {
-    return len == dlen && memcmp(text, data, len) == 0;
+static bool same(const void *a, size_t alen, const void *b, size_t blen) {
+    return alen == blen && memcmp(a, b, alen) == 0;
 }
 
 /* Locale: a C library that has no locale of that name falls back to POSIX, and Perl then warns
@@ -79,12 +78,14 @@ static bool same(const char *text, size_t len, const uint8_t *data, uint32_t dle
  * generated, and the same warning would follow; [env] or -e set another. */
 const char *locale_default(const char *root) {
     static const char *const musl[] = {"lib/ld-musl-x86_64.so.1", "lib/ld-musl-aarch64.so.1"};
+    _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return NULL;
     /* C.utf8 since glibc 2.35 (Debian 12, Ubuntu 22.04); C.UTF-8 in Debian's and Ubuntu's before */
-    if (image_has(root, "usr/lib/locale/C.utf8", S_IFDIR) ||
-        image_has(root, "usr/lib/locale/C.UTF-8", S_IFDIR))
+    if (image_has(rootfd, "usr/lib/locale/C.utf8", S_IFDIR) ||
+        image_has(rootfd, "usr/lib/locale/C.UTF-8", S_IFDIR))
         return "C.UTF-8";
     for (size_t i = 0; i < DBX_ARRAY_SIZE(musl); i++)
-        if (image_has(root, musl[i], S_IFREG)) return "C.UTF-8";
+        if (image_has(rootfd, musl[i], S_IFREG)) return "C.UTF-8";
     return NULL;
 }
 
@@ -103,9 +104,7 @@ int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t
         return 0; /* up to date, or not ours */
     if (r == 0) {
         /* another file: ours of an earlier boot (the record says what we wrote), else not ours */
-        if (read_in_root(rootfd, rec, &mine, &mlen) < 0 || mlen != zlen ||
-            memcmp(mine, zone, zlen) != 0)
-            return 0;
+        if (read_in_root(rootfd, rec, &mine, &mlen) < 0 || !same(mine, mlen, zone, zlen)) return 0;
     } else if (r != -ENOENT && r != -EEXIST) {
         *notes = dbx_strv_push(*notes, "'/usr/share/zoneinfo' could not be looked at, not written");
         return 0;
