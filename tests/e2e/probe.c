@@ -37,6 +37,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -436,6 +437,41 @@ static int cmd_uffd(const char *path) {
     return 0;
 }
 
+static int cmd_serve(int port, const char *text) {
+    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, SOMAXCONN) < 0) {
+        printf("serve=%s\n", errname(errno));
+        return 1;
+    }
+    printf("listening\n");
+    char resp[4096];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.0 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     strlen(text) + 1, text);
+    if (n < 0 || (size_t)n >= sizeof(resp)) return 2;
+    signal(SIGPIPE, SIG_IGN);
+    for (;;) {
+        int c = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) continue;
+        /* the request's head, up to its blank line (a client that sends more is cut off) */
+        char req[8192];
+        size_t got = 0;
+        ssize_t r;
+        while (got < sizeof(req) - 1 && (r = read(c, req + got, sizeof(req) - 1 - got)) > 0) {
+            got += (size_t)r;
+            req[got] = '\0';
+            if (strstr(req, "\r\n\r\n")) break;
+        }
+        for (ssize_t off = 0; off < n && (r = write(c, resp + off, (size_t)(n - off))) > 0;)
+            off += r;
+        close(c);
+    }
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) goto usage;
@@ -492,6 +528,7 @@ int main(int argc, char **argv) {
         printf("settime=OK\n");
         return 0;
     }
+    if (!strcmp(argv[1], "serve") && argc == 4) return cmd_serve(atoi(argv[2]), argv[3]);
     if (!strcmp(argv[1], "forkbomb") && argc == 3) return cmd_forkbomb(atoi(argv[2]));
     if (!strcmp(argv[1], "spin") && argc == 3) return cmd_spin(atof(argv[2]));
     if (!strcmp(argv[1], "hog") && argc == 3) return cmd_hog(atol(argv[2]));
@@ -512,6 +549,7 @@ usage:
     fprintf(stderr,
             "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
             "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-            "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid\n");
+            "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid | "
+            "serve PORT TEXT\n");
     return 2;
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # t-net-port: port forwarding in network mode none.  A server in the box is reached from the
 # host through 127.0.0.1:HOST (profile [ports] and `devbox port add`), with 100 parallel
-# connections; status --json and port ls --json list them as objects; the forwards disappear when
-# the VM stops, and then port ls says so and lists devbox.ini's (--json and ps --json: []).
+# connections (to a server whose backlog is not the bottleneck); status --json and port ls
+# --json list them as objects; the forwards disappear when the VM stops, and then port ls says
+# so and lists devbox.ini's (--json and ps --json: []).
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || skip "curl not installed on the host"
@@ -43,10 +44,22 @@ assert_eq true "$(json_get "$OUT" "(lambda j: $same)(j['ports'])")" "status --js
 ok dbx status
 assert_match "$OUT" "port +127\.0\.0\.1:$P2 -> 8000" "the human status keeps its port lines"
 
-# 100 parallel connections, every one answered in full
-seq 100 | xargs -P 100 -I{} sh -c "curl -sS --max-time 60 http://127.0.0.1:$P2/index.html > $TEST_TMP/par.{} 2>&1"
-good=$(cat "$TEST_TMP"/par.* | grep -c "^served from the box$")
-assert_eq 100 "$good" "answers to 100 parallel connections"
+# 100 parallel connections, every one answered in full.  Not to busybox httpd: its listen
+# backlog is 9, so a burst overflows the box's accept queue and the kernel drops SYNs, which
+# the client (here: the guest agent) resends after 1, 3, 7, 15, 31, 63 s; on a loaded machine
+# the last ones then miss any sane deadline.  That is the server's choice, the same without
+# devbox; the probe listens with SOMAXCONN, as real servers do.
+build_probe "$R"
+dbx exec -- "$R/probe" serve 8001 "burst answer" >"$TEST_TMP/serve.log" 2>&1 &
+SERVE=$!
+CLEANUP_HOOKS+=("kill $SERVE 2>/dev/null")
+P4=$(free_port)
+ok dbx port add "$P4:8001"
+wait_until 120 curl -sf -o /dev/null "http://127.0.0.1:$P4/" ||
+    fail "the probe's server never answered: $(tail -n 3 "$TEST_TMP/serve.log")"
+seq 100 | xargs -P 100 -I{} sh -c "curl -sS --max-time 60 http://127.0.0.1:$P4/ > $TEST_TMP/par.{} 2>&1"
+good=$(cat "$TEST_TMP"/par.* | grep -c "^burst answer$")
+assert_eq 100 "$good" "answers to 100 parallel connections: $(grep -hv '^burst answer$' "$TEST_TMP"/par.* | sort | uniq -c | head -n 3)"
 
 # a forward to a port nothing listens on: the connection is closed, devbox keeps working
 P3=$(free_port)
