@@ -153,6 +153,8 @@ $(BUILD)/tests/test-guest-ca: guest/init-ca.c guest/init-internal.h
 $(BUILD)/tests/test-guest-env: guest/init-env.c guest/init-internal.h
 # test-guest-locale compiles guest/init-locale.c in (the box's time zone and LANG).
 $(BUILD)/tests/test-guest-locale: guest/init-locale.c guest/init-ca.c guest/init-internal.h
+# test-guest-hosts compiles guest/init-hosts.c in (the box's names in /etc/hosts).
+$(BUILD)/tests/test-guest-hosts: guest/init-hosts.c guest/init-ca.c guest/init-internal.h
 # test-guest-stats compiles guest/init-stats.c in (the box cgroup's counters, NOTICE).
 $(BUILD)/tests/test-guest-stats: guest/init-stats.c guest/init-internal.h
 # test-guest-clock compiles guest/init-clock.c in (when the box's clock steps, and which way).

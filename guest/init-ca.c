@@ -201,34 +201,77 @@ static int own_file(int rootfd, const char *rel, const char *data, char ***notes
 
 /* ---- the marker block ------------------------------------------------------------------- */
 
+static const struct guest_marks ca_marks = {CA_MARK_BEGIN, CA_MARK_END};
+
 /* Take every block of ours out of text (in place): from a begin marker line through the next
  * end marker line, or to the end of the text when the end marker is missing (we always append
  * the block last, so a truncated write left only ours there). */
-static void block_strip(char *text) {
+static void block_strip(char *text, const struct guest_marks *m) {
     for (;;) {
         char *b = text;
-        while ((b = strstr(b, CA_MARK_BEGIN)) && b != text && b[-1] != '\n')
+        while ((b = strstr(b, m->begin)) && b != text && b[-1] != '\n')
             b++;
         if (!b) return;
-        char *e = strstr(b, CA_MARK_END);
+        char *e = strstr(b, m->end);
         while (e && e[-1] != '\n')
-            e = strstr(e + 1, CA_MARK_END);
+            e = strstr(e + 1, m->end);
         if (!e) {
             *b = '\0';
             return;
         }
-        e += strlen(CA_MARK_END);
+        e += strlen(m->end);
         memmove(b, e, strlen(e) + 1);
     }
 }
 
-/* text (block stripped), a newline if it lacks its last one, then the block for pem ("" = no
+/* text (block stripped), a newline if it lacks its last one, then the block for body ("" = no
  * block).  Caller frees. */
-static char *block_add(const char *text, const char *pem) {
+static char *block_add(const char *text, const struct guest_marks *m, const char *body) {
     size_t n = strlen(text);
     const char *nl = n > 0 && text[n - 1] != '\n' ? "\n" : "";
-    if (!pem[0]) return dbx_xasprintf("%s%s", text, nl);
-    return dbx_xasprintf("%s%s" CA_MARK_BEGIN "%s" CA_MARK_END, text, nl, pem);
+    if (!body[0]) return dbx_xasprintf("%s%s", text, nl);
+    return dbx_xasprintf("%s%s%s%s%s", text, nl, m->begin, body, m->end);
+}
+
+int guest_block_file(int dfd, const char *name, const char *shown, const struct guest_marks *m,
+                     char *(*body)(const char *rest, const void *ctx), const void *ctx, bool create,
+                     char ***notes, dbx_error **err) {
+    _cleanup_free_ char *text = NULL;
+    struct stat st;
+    int r = read_regular(dfd, name, shown, &text, NULL, &st, err);
+    if (r == -ENOENT && !create) return 0;
+    if (r == -ELOOP || r == -EINVAL || r == -E2BIG) {
+        _cleanup_free_ char *msg = dbx_xasprintf("'%s' is %s, left alone", shown,
+                                                 r == -ELOOP    ? "a symlink"
+                                                 : r == -EINVAL ? "not a regular file"
+                                                                : "larger than 8 MiB");
+        *notes = dbx_strv_push(*notes, msg);
+        return 0;
+    }
+    if (r == -ENOENT) { /* made anew: ours, as every file SETUP creates */
+        text = dbx_xstrdup("");
+        st.st_uid = geteuid();
+        st.st_gid = getegid();
+        st.st_mode = 0644;
+    } else if (r < 0) {
+        return -1;
+    }
+    _cleanup_free_ char *old = r == -ENOENT ? NULL : dbx_xstrdup(text);
+    block_strip(text, m);
+    _cleanup_free_ char *b = body(text, ctx);
+    _cleanup_free_ char *next = block_add(text, m, b);
+    /* no block and nothing to take out: leave the file (and its mtime) exactly as it is, and
+     * a missing one missing */
+    if (old ? strcmp(next, old) == 0 || (!b[0] && strcmp(text, old) == 0) : !b[0]) return 0;
+    dbx_error *e = NULL;
+    if (write_atomic(dfd, name, shown, next, strlen(next), st.st_uid, st.st_gid, st.st_mode, &e) ==
+        0)
+        return 0;
+    return note_or_fail(&e, "left alone", notes, err);
+}
+
+static char *pem_body(const char *rest, const void *pem) {
+    return dbx_xstrdup(pem);
 }
 
 /* One system bundle: our block replaced (or removed with pem ""), left alone when it is
@@ -245,29 +288,7 @@ static int bundle_update(int rootfd, const char *rel, const char *pem, char ***n
         return 0;
     }
     if (dfd < 0) return dbx_error_set(err, errno, "open the directory of '%s'", shown);
-    _cleanup_free_ char *text = NULL;
-    struct stat st;
-    int r = read_regular(dfd, name, shown, &text, NULL, &st, err);
-    if (r == -ENOENT) return 0;
-    if (r == -ELOOP || r == -EINVAL || r == -E2BIG) {
-        _cleanup_free_ char *m = dbx_xasprintf("'%s' is %s, left alone", shown,
-                                               r == -ELOOP    ? "a symlink"
-                                               : r == -EINVAL ? "not a regular file"
-                                                              : "larger than 8 MiB");
-        *notes = dbx_strv_push(*notes, m);
-        return 0;
-    }
-    if (r < 0) return -1;
-    _cleanup_free_ char *old = dbx_xstrdup(text);
-    block_strip(text);
-    _cleanup_free_ char *next = block_add(text, pem);
-    /* no block and nothing to take out: leave the file (and its mtime) exactly as it is */
-    if (strcmp(next, old) == 0 || (!pem[0] && strcmp(text, old) == 0)) return 0;
-    dbx_error *e = NULL;
-    if (write_atomic(dfd, name, shown, next, strlen(next), st.st_uid, st.st_gid, st.st_mode, &e) ==
-        0)
-        return 0;
-    return note_or_fail(&e, "left alone", notes, err);
+    return guest_block_file(dfd, name, shown, &ca_marks, pem_body, pem, false, notes, err);
 }
 
 static bool line_is(const char *l, size_t len, const char *s) {
@@ -345,7 +366,7 @@ static char *system_bundle(int rootfd, char ***notes) {
                               ca_bundles[i]);
         if (m) *notes = dbx_strv_push(*notes, m);
         if (m || r < 0) continue;
-        block_strip(text);
+        block_strip(text, &ca_marks);
         return cert_blocks(text);
     }
     return dbx_xstrdup("");
@@ -376,7 +397,7 @@ int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err
     has |= r > 0 ? CA_HAS_HOST_CRT : 0;
     _cleanup_close_ int trust = dir_open(rootfd, "etc/pki/ca-trust", false);
     if (trust >= 0 && own_file(rootfd, CA_ANCHOR + 1, pem, notes, err) < 0) return -1;
-    _cleanup_free_ char *all = block_add(sys, "");
+    _cleanup_free_ char *all = block_add(sys, &ca_marks, "");
     _cleanup_free_ char *both = dbx_xasprintf("%s%s", all, pem);
     r = own_file(rootfd, CA_DEVBOX_PEM + 1, both, notes, err);
     if (r < 0) return -1;

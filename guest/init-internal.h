@@ -198,6 +198,7 @@ struct sock_sess {
     enum sock_state state;
     bool dead;           /* SOCK_CLOSE or ERROR sent or received; fd closed */
     int fd;              /* the connection (non-blocking, close-on-exec), or -1 */
+    bool v6;             /* a forward's connection to [::1], after 127.0.0.1 refused it */
     uint32_t credit;     /* bytes the host still accepts from us */
     struct dbx_buf in;   /* bytes from the host not yet written to fd */
     uint32_t in_pending; /* bytes from the host not yet credited back */
@@ -227,6 +228,19 @@ struct boot_marks {
 };
 void boot_mark(struct boot_marks *m, const char *name);
 bool guest_file_same(int dfd, const char *name, const char *data, mode_t mode);
+/* A block of ours inside a file the image may own, between two marker lines (each ending in
+ * "\n"): init-ca.c's in the system CA bundles, init-hosts.c's in /etc/hosts. */
+struct guest_marks {
+    const char *begin, *end;
+};
+/* dfd/name with the previous boot's block taken out and body(the rest, ctx) appended as the new
+ * one ("": none), written atomically with its owner and mode kept, and only when that changes
+ * it.  A missing file is made (0644, ours) with create, else left missing; a symlink, a file
+ * that is not regular or over 8 MiB, or a write the box's root blocked, is a note.  0, or -1
+ * with *err.  Shown as shown. */
+int guest_block_file(int dfd, const char *name, const char *shown, const struct guest_marks *m,
+                     char *(*body)(const char *rest, const void *ctx), const void *ctx, bool create,
+                     char ***notes, dbx_error **err);
 void boot_marks_log(const struct boot_marks *m);
 
 /* ---- init-clock.c ----------------------------------------------------------------------- */
@@ -389,6 +403,12 @@ void audit_events(struct agent *a);
  * is due, or -1 when nothing waits. */
 int audit_report_due(struct agent *a, uint64_t now);
 
+/* ---- init-hosts.c ----------------------------------------------------------------------- */
+
+/* etc/hosts (etc: the box's /etc) names localhost and hostname ("": none) in a block of ours,
+ * made when it is missing.  0; -1 with *err on an I/O error; a file left alone is a note. */
+int hosts_install(int etc, const char *hostname, char ***notes, dbx_error **err);
+
 /* ---- init-net.c ------------------------------------------------------------------------- */
 
 /* Apply the plan's network settings at SETUP: loopback up; open: eth0's address, link and
@@ -396,7 +416,7 @@ int audit_report_due(struct agent *a, uint64_t now);
  * the proxy listener; a stale apt proxy file is removed in the other modes.  --serve-fd:
  * eth0 is configured only with DEVBOX_TEST_NET=1 (a network namespace of the test's own), and
  * the /etc files are written under $DEVBOX_TEST_ETC (unset: not at all). */
-int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err);
+int net_setup(struct agent *a, const struct dbx_plan *plan, const char *hostname, dbx_error **err);
 
 /* ---- init-ca.c -------------------------------------------------------------------------- */
 

@@ -9,6 +9,7 @@
  *               up, and gets a default route via net_gw, all over rtnetlink (the image may have
  *               no ip(8)); IPv6 is off on it (passt is IPv4-only); /etc/resolv.conf names
  *               net_dns
+ *   every mode  /etc/hosts names localhost and the box's hostname (init-hosts.c)
  * Files under /etc are replaced atomically, never written through a symlink: the root disk
  * persists and a box user with root may have planted one there. */
 #define _GNU_SOURCE
@@ -232,10 +233,22 @@ static int write_apt_proxy(int etc, uint16_t port, dbx_error **err) {
     return 0;
 }
 
-static int net_etc(struct agent *a, const struct dbx_plan *plan, dbx_error **err) {
+/* The box's names are a convenience: a full root disk, or a file the box's root put in the
+ * way, leaves them as they were with a line on the console, and the box boots. */
+static void net_hosts(int etc, const char *hostname) {
+    _cleanup_strv_ char **notes = NULL;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (hosts_install(etc, hostname, &notes, &e) < 0) init_log("setup: /etc/hosts: %s", e->msg);
+    for (size_t i = 0; notes && notes[i]; i++)
+        init_log("setup: %s", notes[i]);
+}
+
+static int net_etc(struct agent *a, const struct dbx_plan *plan, const char *hostname,
+                   dbx_error **err) {
     _cleanup_close_ int etc = -EBADF;
     if (etc_open(a, &etc, err) < 0) return -1;
     if (etc < 0) return 0;
+    net_hosts(etc, hostname);
     if (plan->net_mode == DBX_NET_OPEN && plan->net_dns[0] &&
         write_resolv(etc, plan->net_dns, err) < 0)
         return -1;
@@ -244,12 +257,12 @@ static int net_etc(struct agent *a, const struct dbx_plan *plan, dbx_error **err
 
 /* ---- SETUP ------------------------------------------------------------------------------ */
 
-int net_setup(struct agent *a, const struct dbx_plan *plan, dbx_error **err) {
+int net_setup(struct agent *a, const struct dbx_plan *plan, const char *hostname, dbx_error **err) {
     if (net_loopback(err) < 0) return -1;
     const char *test_net = getenv("DEVBOX_TEST_NET");
     bool devices = !a->test_mode || (test_net && strcmp(test_net, "1") == 0);
     if (plan->net_mode == DBX_NET_OPEN && devices && net_open(plan, err) < 0) return -1;
-    if (net_etc(a, plan, err) < 0) return -1;
+    if (net_etc(a, plan, hostname, err) < 0) return -1;
     if (plan->net_mode == DBX_NET_ALLOWLIST && sock_listen(a, plan->proxy_port, err) < 0) return -1;
     return 0;
 }

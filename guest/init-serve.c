@@ -496,7 +496,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
     if (!a->test_mode && su->hostname[0] && sethostname(su->hostname, strlen(su->hostname)) < 0)
         return dbx_error_set(err, errno, "sethostname '%s'", su->hostname);
     /* before any command can run: the proxy port is ours before a box command could bind it */
-    if (net_setup(a, &su->plan, err) < 0) return dbx_error_wrap(err, "network");
+    if (net_setup(a, &su->plan, su->hostname, err) < 0) return dbx_error_wrap(err, "network");
     boot_mark(&a->marks, "network");
     if (setup_ca(a, su->ca_pem, err) < 0) return dbx_error_wrap(err, "host CA certificates");
     boot_mark(&a->marks, "CAs");

@@ -1,7 +1,8 @@
 /* guest/init-sock.c: socket sessions of the guest init.  A socket session relays one TCP
  * connection in the guest over the agent channel:
  *   forward  the host sends SOCK_OPEN (kind DBX_SOCK_FORWARD, port P) for a connection to a
- *            port it forwards; we connect to 127.0.0.1:P and answer SOCK_OK or ERROR
+ *            port it forwards; we connect to 127.0.0.1:P, else [::1]:P, and answer SOCK_OK
+ *            or ERROR
  *   proxy    allowlist mode: we listen on 127.0.0.1:proxy_port from SETUP on; each accepted
  *            connection becomes a session with a guest-allocated id, announced with SOCK_OPEN
  *            (kind DBX_SOCK_PROXY); the host answers SOCK_OK (relay) or ERROR (we close it)
@@ -170,13 +171,44 @@ static void sock_connected(struct agent *a, struct sock_sess *k) {
     sock_write(a, k); /* bytes the host sent ahead of our SOCK_OK */
 }
 
+static void sock_connect(struct agent *a, struct sock_sess *k);
+
+/* A forward tries 127.0.0.1, then [::1] when that refused: a server told to listen on
+ * "localhost" takes the first address the resolver gives, which is ::1 where /etc/hosts names
+ * both (Node since 17, Vite's dev server by default), and is reached on [::1] only.  The
+ * first error is what the host hears when neither answers. */
+static void sock_failed(struct agent *a, struct sock_sess *k, int e) {
+    if (k->v6) return sock_refuse(a, k, ECONNREFUSED);
+    if (e != ECONNREFUSED) return sock_refuse(a, k, e);
+    close(k->fd);
+    k->fd = -1;
+    k->v6 = true;
+    sock_connect(a, k);
+}
+
 static void sock_connect_done(struct agent *a, struct sock_sess *k) {
     int e = 0;
     socklen_t len = sizeof(e);
     if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0) e = errno;
     if (e == EINPROGRESS || e == EINTR) return;
-    if (e) return sock_refuse(a, k, e);
+    if (e) return sock_failed(a, k, e);
     sock_connected(a, k);
+}
+
+static void sock_connect(struct agent *a, struct sock_sess *k) {
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons(k->port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    struct sockaddr_in6 sa6 = {
+        .sin6_family = AF_INET6, .sin6_port = htons(k->port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    k->fd = socket(k->v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* no IPv6 in this kernel: the box has no [::1] either */
+    if (k->fd < 0) return k->v6 ? sock_refuse(a, k, ECONNREFUSED) : sock_refuse(a, k, errno);
+    int r = k->v6 ? connect(k->fd, (struct sockaddr *)&sa6, sizeof(sa6))
+                  : connect(k->fd, (struct sockaddr *)&sa, sizeof(sa));
+    if (r == 0) return sock_connected(a, k);
+    if (errno != EINPROGRESS && errno != EINTR) return sock_failed(a, k, errno);
+    k->state = SOCK_CONNECTING; /* POLLOUT says when */
 }
 
 void sock_on_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
@@ -195,17 +227,7 @@ void sock_on_open(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) {
             dbx_xasprintf("too many socket sessions (at most %u)", DBX_MAX_SOCK_SESSIONS);
         return agent_send_error(a, id, DBX_ERR_FAILED, m);
     }
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        _cleanup_free_ char *m = dbx_xasprintf("socket: %s", strerror(errno));
-        return agent_send_error(a, id, DBX_ERR_FAILED, m);
-    }
-    struct sock_sess *k = sock_new(a, id, kind, port, fd);
-    struct sockaddr_in sa = {
-        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) return sock_connected(a, k);
-    if (errno != EINPROGRESS && errno != EINTR) return sock_refuse(a, k, errno);
-    k->state = SOCK_CONNECTING; /* POLLOUT says when */
+    sock_connect(a, sock_new(a, id, kind, port, -1));
 }
 
 /* ---- guest-opened sessions (the proxy listener) ----------------------------------------- */

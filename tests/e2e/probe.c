@@ -34,12 +34,14 @@
  *                              latter only when the open worked)
  * Exit status: 0 unless the usage is wrong (2). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,13 +439,20 @@ static int cmd_uffd(const char *path) {
     return 0;
 }
 
-static int cmd_serve(int port, const char *text) {
-    int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+static int cmd_serve(const char *addr, int port, const char *text) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in6 sa6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
+    bool v6 = strchr(addr, ':') != NULL;
+    if (v6 ? inet_pton(AF_INET6, addr, &sa6.sin6_addr) != 1
+           : inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        printf("serve=EINVAL\n");
+        return 2;
+    }
+    int l = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (l < 0 || setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-        bind(l, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(l, SOMAXCONN) < 0) {
+        (v6 ? bind(l, (struct sockaddr *)&sa6, sizeof(sa6))
+            : bind(l, (struct sockaddr *)&sa, sizeof(sa))) < 0 ||
+        listen(l, SOMAXCONN) < 0) {
         printf("serve=%s\n", errname(errno));
         return 1;
     }
@@ -528,7 +537,7 @@ int main(int argc, char **argv) {
         printf("settime=OK\n");
         return 0;
     }
-    if (!strcmp(argv[1], "serve") && argc == 4) return cmd_serve(atoi(argv[2]), argv[3]);
+    if (!strcmp(argv[1], "serve") && argc == 5) return cmd_serve(argv[2], atoi(argv[3]), argv[4]);
     if (!strcmp(argv[1], "forkbomb") && argc == 3) return cmd_forkbomb(atoi(argv[2]));
     if (!strcmp(argv[1], "spin") && argc == 3) return cmd_spin(atof(argv[2]));
     if (!strcmp(argv[1], "hog") && argc == 3) return cmd_hog(atol(argv[2]));
@@ -550,6 +559,6 @@ usage:
             "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
             "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
             "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid | "
-            "serve PORT TEXT\n");
+            "serve ADDR PORT TEXT\n");
     return 2;
 }

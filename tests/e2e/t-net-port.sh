@@ -50,7 +50,7 @@ assert_match "$OUT" "port +127\.0\.0\.1:$P2 -> 8000" "the human status keeps its
 # the last ones then miss any sane deadline.  That is the server's choice, the same without
 # devbox; the probe listens with SOMAXCONN, as real servers do.
 build_probe "$R"
-dbx exec -- "$R/probe" serve 8001 "burst answer" >"$TEST_TMP/serve.log" 2>&1 &
+dbx exec -- "$R/probe" serve 127.0.0.1 8001 "burst answer" >"$TEST_TMP/serve.log" 2>&1 &
 SERVE=$!
 CLEANUP_HOOKS+=("kill $SERVE 2>/dev/null")
 P4=$(free_port)

@@ -238,6 +238,23 @@ static int tcp_listen(uint16_t *ret_port) {
     return fd;
 }
 
+/* A listener on [::1] only (a server told to listen on "localhost" where ::1 comes first), or
+ * -1 when this kernel has no IPv6 loopback. */
+static int tcp6_listen(uint16_t *ret_port) {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        close(fd);
+        return -1;
+    }
+    assert_int_equal(listen(fd, 16), 0);
+    socklen_t len = sizeof(sa);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    *ret_port = ntohs(sa.sin6_port);
+    return fd;
+}
+
 static int tcp_connect(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
@@ -566,6 +583,26 @@ static void test_forward(void **state) {
     rel_init(&r[0], 1, forward_open(&h, 1, lfd, sport), 1u << 20, (3u << 20) / 2, 1);
     rel_init(&r[1], 2, forward_open(&h, 2, lfd, sport), 0, 100, 2); /* the peer sends nothing */
     rel_pump(&h, r, 2, false, 30000);
+
+    /* a server on [::1] only: 127.0.0.1 refuses, the init connects to [::1] */
+    uint16_t port6;
+    int lfd6 = tcp6_listen(&port6);
+    if (lfd6 >= 0) {
+        struct rel r6;
+        rel_init(&r6, 5, forward_open(&h, 5, lfd6, port6), 1000, 2000, 5);
+        rel_pump(&h, &r6, 1, false, 30000);
+        close(lfd6);
+    } else {
+        print_message("no IPv6 loopback here: the [::1] forward is not tried\n");
+    }
+
+    /* SETUP gave the box's /etc/hosts localhost (its hostname was empty: no line of its own) */
+    char hosts[96];
+    snprintf(hosts, sizeof(hosts), "%s/hosts", h.etc);
+    _cleanup_free_ char *htext = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, hosts, 4096, &htext, NULL, NULL), 0);
+    assert_non_null(strstr(htext, "\n127.0.0.1\tlocalhost\n::1\tlocalhost "));
+    assert_null(strstr(htext, "127.0.1.1"));
 
     uint16_t cport = closed_port();
     struct frame f = {0};
