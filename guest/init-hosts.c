@@ -54,8 +54,8 @@ static bool hosts_names(const char *text, const char *name) {
 static char *hosts_body(const char *rest, const void *ctx) {
     const char *hostname = ctx;
     bool local = !hosts_names(rest, "localhost");
-    bool own = hostname[0] && strcasecmp(hostname, "localhost") != 0 &&
-               !hosts_names(rest, hostname);
+    bool own =
+        hostname[0] && strcasecmp(hostname, "localhost") != 0 && !hosts_names(rest, hostname);
     return dbx_xasprintf("%s%s%s%s", local ? HOSTS_LOCALHOST : "", own ? HOSTS_OWN_ADDR "\t" : "",
                          own ? hostname : "", own ? "\n" : "");
 }

@@ -13,6 +13,20 @@ int cmd_fail(dbx_error **err) {
     return 125;
 }
 
+int cmd_stdout_done(const char *name, int rc) {
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return rc;
+    int e = errno;
+    if (e == EPIPE) return rc; /* its reader is gone (`| head`): not ours to report */
+    _cleanup_free_ char *n = name ? dbx_xasprintf("%s: ", name) : dbx_xstrdup(""),
+                        *ne = dbx_escape(n);
+    if (e)
+        fprintf(stderr, "devbox: %swrite to stdout: %s\n", ne, strerror(e));
+    else
+        fprintf(stderr, "devbox: %swrite to stdout failed\n", ne);
+    return rc ? rc : 125;
+}
+
 int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i) {
     int i = 1;
     while (i < argc && argv[i][0] == '-') {
@@ -35,7 +49,7 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
             return usage(stdout);
         } else if (!strcmp(argv[i], "--version")) {
             printf("devbox %s\n", ctx->version);
-            return fflush(stdout) == 0 ? 0 : 125;
+            return 0; /* a write error: cmd_stdout_done */
         } else {
             _cleanup_free_ char *o = dbx_escape(argv[i]);
             fprintf(stderr, "devbox: unknown option '%s'\n", o);

@@ -20,8 +20,9 @@
 #define TAIL_POLL_MS 250
 
 /* Copy fd to stdout until EOF, escaped, in chunks cut where a UTF-8 sequence or a "\r\n" may
- * continue.  0, or -errno (-EPIPE: stdout is gone). */
-static int dump_escaped(int fd) {
+ * continue.  0, or -errno of a read; -EPIPE when stdout took no more, with the write's errno in
+ * *werr (EPIPE: its reader is gone; ENOSPC: `logs > file` on a full disk). */
+static int dump_escaped(int fd, int *werr) {
     char buf[65536];
     size_t have = 0;
     for (;;) {
@@ -31,7 +32,11 @@ static int dump_escaped(int fd) {
         have += (size_t)n;
         size_t cut = n == 0 ? have : dbx_escape_cut(buf, have);
         _cleanup_free_ char *e = dbx_escape_n(buf, cut, DBX_ESC_LINES);
-        if (dbx_write_all(1, e, strlen(e)) < 0) return -EPIPE;
+        int w = dbx_write_all(1, e, strlen(e));
+        if (w < 0) {
+            *werr = -w;
+            return -EPIPE;
+        }
         if (n == 0) return 0;
         memmove(buf, buf + cut, have - cut);
         have -= cut;
@@ -122,14 +127,14 @@ static void last_lines(const int *fds, size_t nfds, uint64_t n, size_t *ret_i, o
 }
 
 /* fds as one stream (-1: absent), from its last n lines (UINT64_MAX: all of it); each is left
- * at its end.  0, or -EPIPE when stdout is gone. */
-static int show_last(const int *fds, size_t nfds, uint64_t n) {
+ * at its end.  0, or -EPIPE when stdout took no more (dump_escaped's *werr). */
+static int show_last(const int *fds, size_t nfds, uint64_t n, int *werr) {
     size_t first = 0;
     off_t off = 0;
     if (n != UINT64_MAX) last_lines(fds, nfds, n, &first, &off);
     for (size_t i = first; i < nfds; i++) {
         if (fds[i] < 0) continue;
-        if (lseek(fds[i], i == first ? off : 0, SEEK_SET) < 0 || dump_escaped(fds[i]) < 0)
+        if (lseek(fds[i], i == first ? off : 0, SEEK_SET) < 0 || dump_escaped(fds[i], werr) < 0)
             return -EPIPE;
     }
     return 0;
@@ -143,10 +148,12 @@ struct log {
     int dfd, fd;
     char name[32], exitname[32];
     bool detached; /* a detached command's: over once its .exit is there, or the box stopped */
+    int werr;      /* why stdout took no more (dump_escaped), or 0 */
 };
 
 static int log_show(struct cmd_tail *t) {
-    return *t->fd >= 0 ? dump_escaped(*t->fd) : 0;
+    struct log *l = t->arg;
+    return *t->fd >= 0 ? dump_escaped(*t->fd, &l->werr) : 0;
 }
 
 /* A detached command's log ends with it: its .exit written, or the box stopped. */
@@ -169,7 +176,7 @@ static int log_run(struct log *l, uint64_t n, bool follow) {
     l->fd = openat(l->dfd, l->name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (l->fd < 0 && errno != ENOENT) return -errno;
     const int fds[2] = {ofd, l->fd};
-    int r = show_last(fds, 2, n);
+    int r = show_last(fds, 2, n, &l->werr);
     if (r == 0 && follow) {
         struct cmd_tail t = {.dfd = l->dfd,
                              .name = l->name,
@@ -247,6 +254,8 @@ int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
     }
     if (rc == 0 && l.dfd >= 0 && (rc = log_run(&l, n, follow)) < 0)
         dbx_error_set(&err, -rc, "read the log '%s'", l.name);
+    else if (rc == 0 && l.werr && l.werr != EPIPE)
+        rc = dbx_error_set(&err, l.werr, "write the log '%s' to stdout", l.name);
     if (l.dfd >= 0) close(l.dfd);
     dbx_project_clear(&proj);
     return rc < 0 ? cmd_fail(&err) : 0;

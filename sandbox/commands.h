@@ -16,6 +16,10 @@ struct cmd_ctx {
  * same argv).  -1 with *ret_i the subcommand's index in argv; else the exit code, after the
  * usage (each binary's own), the version or a one-line error. */
 int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i);
+/* At the end of command name (NULL: devbox's own options) with exit code rc: a write error on
+ * stdout (a full disk under `devbox status > file`) is one line, and 125 when rc was 0, as
+ * coreutils' close_stdout; a reader gone (EPIPE) is not an error.  The exit code. */
+int cmd_stdout_done(const char *name, int rc);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
 /* -h or --help. */

@@ -206,8 +206,9 @@ int main(int argc, char **argv) {
     struct cmd_ctx ctx = {.version = DBX_VERSION};
     int i = argc;
     int rc = cmd_parse_global(argc, argv, &ctx, usage, &i);
-    if (rc >= 0) return rc;
-    if (argc - i == 2 && cmd_is_help(argv[i + 1])) return cmd_usage_of(stdout, argv[i]);
+    if (rc >= 0) return cmd_stdout_done(NULL, rc);
+    if (argc - i == 2 && cmd_is_help(argv[i + 1]))
+        return cmd_stdout_done(argv[i], cmd_usage_of(stdout, argv[i]));
     int (*fn)(struct cmd_ctx *, int, char **) = NULL;
     if (strcmp(argv[i], "exec") == 0)
         fn = cmd_exec;
@@ -219,7 +220,7 @@ int main(int argc, char **argv) {
         exec_full("not exec, enter or status");
     _cleanup_error_ dbx_error *err = NULL;
     if (dbx_paths_init(&ctx.paths, &err) < 0) exec_full("paths");
-    rc = fn(&ctx, argc - i, argv + i);
+    rc = cmd_stdout_done(argv[i], fn(&ctx, argc - i, argv + i));
     dbx_paths_clear(&ctx.paths);
     free(full_argv);
     return rc;

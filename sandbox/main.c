@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
     struct cmd_ctx ctx = {.version = DBX_VERSION};
     int i = argc;
     int rc = cmd_parse_global(argc, argv, &ctx, cmd_usage, &i);
-    if (rc >= 0) return rc;
-    return cmd_dispatch(&ctx, argc - i, argv + i);
+    if (rc >= 0) return cmd_stdout_done(NULL, rc);
+    rc = cmd_dispatch(&ctx, argc - i, argv + i);
+    return cmd_stdout_done(argv[i], rc);
 }

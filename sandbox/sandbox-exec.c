@@ -31,6 +31,9 @@ struct xs {
      * not at all when the box restarts instead) */
     const struct dbx_project *stale_proj;
     bool out_eof[3];
+    /* the first error writing the command's stdout or stderr other than EPIPE (a full disk
+     * under `> file`), and which stream: that stream's output is dropped from then on */
+    int out_err, out_err_stream;
     int code;
     char *errmsg;
     struct termios saved;
@@ -251,8 +254,14 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
             x->out_eof[stream] = true;
             break;
         }
-        /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting. */
-        (void)write_out(stream, p, h->len);
+        /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting.
+         * Any other write error drops the rest of that stream too, and devbox fails at the
+         * end: output that never reached its file is not a success. */
+        int w = x->out_err_stream == stream ? 0 : write_out(stream, p, h->len);
+        if (w < 0 && w != -EPIPE && !x->out_err) {
+            x->out_err = -w;
+            x->out_err_stream = stream;
+        }
         uint8_t c[5];
         (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c,
                              dbx_enc_credit(c, (uint8_t)stream, h->len));
@@ -426,9 +435,17 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         free(x.errmsg);
         return DBX_ERR_RESTART;
     }
-    if (x.errmsg) {
+    bool failed = x.errmsg != NULL;
+    if (failed) {
         fprintf(stderr, "devbox: %s\n", x.errmsg);
         free(x.errmsg);
+    }
+    if (r >= 0 && x.out_err && !failed) {
+        fprintf(stderr,
+                "devbox: could not write the command's %s: %s; the rest of it was dropped "
+                "(the command exited %d)\n",
+                x.out_err_stream == 1 ? "stdout" : "stderr", strerror(x.out_err), x.code);
+        return 125;
     }
     return r < 0 ? r : x.code;
 }

@@ -149,6 +149,11 @@ usage_error "^devbox: unknown command 'nosuch'" nosuch
 run --version
 [ "$rc" = 0 ] && [ -z "$err" ] && [[ $out =~ ^devbox\ [^[:space:]]+$ ]] || bad "devbox --version: exit $rc, '$out' '$err'"
 version=$out
+# stdout on a full disk: one line, 125 (not 0 with the version lost)
+rc=0
+"$DEVBOX" --version >/dev/full 2>"$tmp/err" || rc=$?
+[ "$rc/$(cat "$tmp/err")" = "125/devbox: write to stdout: No space left on device" ] ||
+    bad "devbox --version >/dev/full: exit $rc, '$(cat "$tmp/err")'"
 run version
 [ "$rc/$out" = "0/$version" ] || bad "devbox version: exit $rc, '$out' (--version: '$version')"
 full=$(dirname "$DEVBOX")/devbox-full

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # t-streams: stdout and stderr stay separate and binary-safe, in both directions; a client whose
-# output nobody reads does not keep `devbox stop` from ending the box.
+# output nobody reads does not keep `devbox stop` from ending the box.  Output that cannot be
+# written (a full disk; /dev/full) is a failure with one line and 125, for exec's command output,
+# `status` and `logs`, while a reader that goes away (`| head`) is not.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -23,6 +25,24 @@ dbx exec -- sh -c 'cat bytes.bin >&2' >"$TEST_TMP/o" 2>"$TEST_TMP/e"
 assert_eq 0 "$?" "exit code of cat bytes.bin >&2"
 cmp "$R/bytes.bin" "$TEST_TMP/e" >/dev/null || fail "stderr of 'cat bytes.bin >&2' differs: $(cmp "$R/bytes.bin" "$TEST_TMP/e" 2>&1)"
 [ ! -s "$TEST_TMP/o" ] || fail "stdout not empty: $(show "$(cat "$TEST_TMP/o")")"
+
+# a full disk under the command's output: the command ends as it would (its exit code in the
+# line), and devbox fails, since the output is lost
+dbx exec -- sh -c 'seq 100000; exit 3' >/dev/full 2>"$TEST_TMP/e"
+assert_eq 125 "$?" "exit code with stdout on a full disk"
+assert_eq "devbox: could not write the command's stdout: No space left on device; the rest of it was dropped (the command exited 3)" \
+    "$(cat "$TEST_TMP/e")" "the line for stdout on a full disk"
+dbx exec -- sh -c 'seq 1000 >&2' 2>/dev/full
+assert_eq 125 "$?" "exit code with stderr on a full disk"
+dbx status >/dev/full 2>"$TEST_TMP/e"
+assert_eq "125 devbox: status: write to stdout: No space left on device" "$? $(cat "$TEST_TMP/e")" "status on a full disk"
+dbx logs >/dev/full 2>"$TEST_TMP/e"
+assert_eq "125 devbox: write the log 'supervisor.log' to stdout: No space left on device" "$? $(cat "$TEST_TMP/e")" "logs on a full disk"
+# a reader that goes away is no failure: the command's code, nothing on stderr
+dbx exec -- seq 1000000 2>"$TEST_TMP/e" | head -n 2 >"$TEST_TMP/o"
+assert_eq "0 1
+2" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec's exit code and output into '| head -n 2'"
+[ ! -s "$TEST_TMP/e" ] || fail "stderr with '| head': $(show "$(cat "$TEST_TMP/e")")"
 
 # stdin -> stdout, binary
 dbx exec -i -- cat <"$R/bytes.bin" >"$TEST_TMP/o" 2>"$TEST_TMP/e"
