@@ -238,13 +238,27 @@ int guest_block_file(int dfd, const char *name, const char *shown, const struct 
                      char ***notes, dbx_error **err) {
     _cleanup_free_ char *text = NULL;
     struct stat st;
-    int r = read_regular(dfd, name, shown, &text, NULL, &st, err);
+    size_t len = 0;
+    /* a device node planted there is not opened at all (read_regular checks what it opened
+     * again) */
+    int r;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        r = errno == ENOENT ? -ENOENT : dbx_error_set(err, errno, "stat '%s'", shown);
+    else if (S_ISLNK(st.st_mode))
+        r = -ELOOP;
+    else if (!S_ISREG(st.st_mode))
+        r = -EINVAL;
+    else
+        r = read_regular(dfd, name, shown, &text, &len, &st, err);
     if (r == -ENOENT && !create) return 0;
-    if (r == -ELOOP || r == -EINVAL || r == -E2BIG) {
+    /* text stops at a NUL: a rewrite would drop what follows it */
+    if (r == 0 && strlen(text) != len) r = -EBADMSG;
+    if (r == -ELOOP || r == -EINVAL || r == -E2BIG || r == -EBADMSG) {
         _cleanup_free_ char *msg = dbx_xasprintf("'%s' is %s, left alone", shown,
                                                  r == -ELOOP    ? "a symlink"
                                                  : r == -EINVAL ? "not a regular file"
-                                                                : "larger than 8 MiB");
+                                                 : r == -E2BIG  ? "larger than 8 MiB"
+                                                                : "not text (a NUL byte)");
         *notes = dbx_strv_push(*notes, msg);
         return 0;
     }

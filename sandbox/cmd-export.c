@@ -244,9 +244,9 @@ static int export_project(struct cmd_ctx *ctx, struct dbx_project *proj, struct 
     if (c->dir) {
         if (write_out(c->dir, name, res.yaml, file, json, &err) < 0) goto out;
     } else {
-        fputs(res.yaml, stdout);
-        if (fflush(stdout) != 0) {
+        if (fputs(res.yaml, stdout) == EOF || fflush(stdout) != 0) {
             dbx_error_set(&err, errno, "export: write to stdout");
+            clearerr(stdout); /* told here, with the reason: not again by cmd_stdout_done */
             goto out;
         }
     }

@@ -239,7 +239,9 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
         if (x->detach) { /* the supervisor keeps the command; we are done */
             if (dbx_dec_u32(p, h->len, &v) == 0) {
                 printf("%" PRIu32 "\n", v);
-                fflush(stdout);
+                /* its reader gone (SIGPIPE is ignored here) is no failure; cmd_stdout_done
+                 * tells any other */
+                if (fflush(stdout) != 0 && errno == EPIPE) clearerr(stdout);
                 x->code = 0;
             } else {
                 x->errmsg = dbx_xstrdup("malformed started frame from the supervisor");
@@ -423,8 +425,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     raw_off(&x);
     close(x.sock);
     dbx_reader_free(&x.rd);
-    /* the hint is for a command that ran and failed, not for devbox's own errors */
-    *ret_ran = !x.errmsg;
+    /* the hint is for a command that ran and failed, not for devbox's own errors (its output
+     * lost among them) */
+    *ret_ran = !x.errmsg && !x.out_err;
     if (x.notice.kind) {
         _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
         fprintf(stderr, "devbox: %s\n", m);

@@ -43,6 +43,9 @@ dbx exec -- seq 1000000 2>"$TEST_TMP/e" | head -n 2 >"$TEST_TMP/o"
 assert_eq "0 1
 2" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec's exit code and output into '| head -n 2'"
 [ ! -s "$TEST_TMP/e" ] || fail "stderr with '| head': $(show "$(cat "$TEST_TMP/e")")"
+dbx exec -d -- true 2>"$TEST_TMP/e" | true # the pid, to a reader that is gone
+assert_eq 0 "${PIPESTATUS[0]}" "exec -d's exit code into '| true'"
+[ ! -s "$TEST_TMP/e" ] || fail "stderr of exec -d into '| true': $(show "$(cat "$TEST_TMP/e")")"
 
 # stdin -> stdout, binary
 dbx exec -i -- cat <"$R/bytes.bin" >"$TEST_TMP/o" 2>"$TEST_TMP/e"

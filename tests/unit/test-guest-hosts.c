@@ -3,8 +3,8 @@
  * when the image has none; an image's own localhost kept and only the hostname added; the block
  * replaced when the hostname changes, the user's lines outside it kept, and a line of the
  * user's for the hostname dropping ours; nothing written when nothing changes (the mtime stays);
- * a symlink left alone (a note), its target untouched; a hostname that is not one name left
- * out. */
+ * a symlink, a FIFO or a file with a NUL byte left alone (a note), a symlink's target untouched;
+ * a hostname that is not one name left out. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -124,6 +124,26 @@ static void test_hosts_hostile(void **state) {
     _cleanup_free_ char *t = NULL;
     assert_int_equal(dbx_read_file_at(AT_FDCWD, p2, 4096, &t, NULL, NULL), 0);
     assert_string_equal(t, "keep\n");
+
+    /* a FIFO: not opened (the boot would not wait on it), a note */
+    unlink(p);
+    assert_int_equal(mkfifo(p, 0644), 0);
+    _cleanup_strv_ char **nf = install(f, "devbox");
+    assert_non_null(nf);
+    assert_string_equal(nf[0], "'/etc/hosts' is not a regular file, left alone");
+
+    /* a NUL byte: the text would stop there and a rewrite drop the rest */
+    unlink(p);
+    int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(dbx_write_all(fd, "1.2.3.4 a\0\n5.6.7.8 b\n", 20), 0);
+    close(fd);
+    _cleanup_strv_ char **nn = install(f, "devbox");
+    assert_non_null(nn);
+    assert_string_equal(nn[0], "'/etc/hosts' is not text (a NUL byte), left alone");
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_size, 20);
 
     unlink(p);
     _cleanup_strv_ char **n2 = install(f, "a b\n1.2.3.4 evil");
