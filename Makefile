@@ -218,7 +218,10 @@ install: all
 	install -m 755 $(BUILD)/devbox-full $(BUILD)/devbox-guard $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
-	install -m 644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/devbox/
+	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/devbox/
+	# flat there, as the man page says: README's links into docs/ lose that directory
+	sed 's#](docs/#](#g' README.md >$(DESTDIR)$(PREFIX)/share/doc/devbox/README.md
+	chmod 644 $(DESTDIR)$(PREFIX)/share/doc/devbox/README.md
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
 	install -m 644 vm/devbox-kernel.config $(DESTDIR)$(PREFIX)/share/devbox/
 	$(BUILD)/devbox completion bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/devbox

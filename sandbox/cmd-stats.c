@@ -83,7 +83,15 @@ int cmd_stats(struct cmd_ctx *ctx, int argc, char **argv) {
         struct dbx_stats st = {0};
         _cleanup_error_ dbx_error *err = NULL;
         if (dbx_stats_request(&ctx->paths, &proj, &st, &err) < 0) {
-            rc = cmd_fail(&err);
+            /* a stopped box has no counters: as ps and status, a state, not a failure (JSON:
+             * {}); one that stops under --watch ends the watch the same way */
+            if (err->code != ENOENT) {
+                rc = cmd_fail(&err);
+            } else if (json) {
+                printf("{}\n");
+            } else {
+                printf("the box is not running\n");
+            }
             break;
         }
         uint64_t now = dbx_now_ms();
