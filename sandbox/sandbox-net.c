@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -390,6 +391,13 @@ static void fwd_accept(struct net *n, struct fwd *f) {
             close(fd);
             continue;
         }
+        /* Each SOCK_DATA from the guest goes out as it comes.  With Nagle, a response written
+         * in two parts (headers, then the body: Node's res.write + res.end, most frameworks'
+         * streaming) held its second part until the client acknowledged the first, which a
+         * client on a kept-alive connection delays: 25.8 ms a request through a forward
+         * instead of 3.9 (ab -k -c 1, trial13b, TCG).  The guest's end has it too. */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         uint32_t sid;
         do {
             sid = n->next_sid++;
