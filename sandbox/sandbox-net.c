@@ -37,6 +37,7 @@ struct sock {
 struct fwd {
     uint16_t host, guest;
     int lfd;
+    int lfd6; /* [::1] beside the default 127.0.0.1 (listen_localhost), or -1 */
 };
 
 struct net {
@@ -258,12 +259,17 @@ int net_new(struct net **ret, const struct profile *prof, const struct profile_u
     return 0;
 }
 
+static void fwd_close(struct fwd *f) {
+    close(f->lfd);
+    if (f->lfd6 >= 0) close(f->lfd6);
+}
+
 void net_free(struct net *n) {
     if (!n) return;
     while (n->nsocks)
         sock_free(n, n->nsocks - 1);
     for (size_t i = 0; i < n->nfwds; i++)
-        close(n->fwds[i].lfd);
+        fwd_close(&n->fwds[i]);
     if (n->proxy) proxy_stop(n->proxy);
     read_denials(n); /* the last ones, now that no thread writes */
     if (n->log_rd >= 0) close(n->log_rd);
@@ -303,13 +309,33 @@ static int listen_tcp(const char *addr, uint16_t port, int *ret_fd, dbx_error **
     if (fd < 0) return dbx_error_set(err, errno, "socket");
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0) {
         int e = errno;
         close(fd);
-        return dbx_error_set(err, e, "listen on %s:%u", addr, port);
+        return dbx_error_set(
+            err, e, ss.ss_family == AF_INET6 ? "listen on [%s]:%u" : "listen on %s:%u", addr, port);
     }
     *ret_fd = fd;
     return 0;
+}
+
+/* With the default address, a forward listens on [::1] too: `localhost` is ::1 first for the
+ * host's resolver, and a client that tries only the first address (Node 18, Debian 12's, for
+ * `http.get("http://localhost:3000")`: ECONNREFUSED ::1) missed a forward on 127.0.0.1.  A host
+ * without IPv6 has no [::1] to miss; a port taken there fails the forward, as on 127.0.0.1 (a
+ * `localhost` client would reach that other program). */
+static int listen_localhost(const char *addr, uint16_t port, int *ret_fd6, dbx_error **err) {
+    *ret_fd6 = -1;
+    if (strcmp(addr, PROFILE_LISTEN_DEFAULT) != 0) return 0;
+    dbx_error *e = NULL;
+    if (listen_tcp("::1", port, ret_fd6, &e) == 0) return 0;
+    if (e->code == EADDRNOTAVAIL || e->code == EAFNOSUPPORT) {
+        dbx_error_free(&e);
+        return 0;
+    }
+    *err = e;
+    return -1;
 }
 
 int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err) {
@@ -320,16 +346,20 @@ int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err) 
                                  n->fwds[i].guest);
     if (n->nfwds >= NET_MAX_FWDS)
         return dbx_error_set(err, 0, "at most %u port forwards", NET_MAX_FWDS);
-    int fd = -1;
+    int fd = -1, fd6 = -1;
     if (listen_tcp(n->listen_addr, host, &fd, err) < 0) return -1;
-    n->fwds[n->nfwds++] = (struct fwd){host, guest, fd};
+    if (listen_localhost(n->listen_addr, host, &fd6, err) < 0) {
+        close(fd);
+        return -1;
+    }
+    n->fwds[n->nfwds++] = (struct fwd){host, guest, fd, fd6};
     return 0;
 }
 
 int net_port_rm(struct net *n, uint16_t host, dbx_error **err) {
     for (size_t i = 0; i < n->nfwds; i++)
         if (n->fwds[i].host == host) {
-            close(n->fwds[i].lfd);
+            fwd_close(&n->fwds[i]);
             n->fwds[i] = n->fwds[--n->nfwds];
             return 0;
         }
@@ -383,9 +413,9 @@ void net_port_frame(struct net *n, const uint8_t *p, size_t len, struct dbx_buf 
     free(text);
 }
 
-static void fwd_accept(struct net *n, struct fwd *f) {
+static void fwd_accept(struct net *n, const struct fwd *f, int lfd) {
     for (int burst = 0; burst < 64; burst++) {
-        int fd = accept4(f->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) return;
         if (n->nsocks >= NET_MAX_SOCKS || !n->guest_ready) {
             close(fd);
@@ -514,8 +544,11 @@ size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_bus
     size_t c = 0;
     if (!n) return 0;
     cap_log(n);
-    for (size_t i = 0; i < n->nfwds && c < max; i++)
+    /* two entries a forward, its [::1] listener's -1 when it has none: net_dispatch counts so */
+    for (size_t i = 0; i < n->nfwds && c + 1 < max; i++) {
         pfd[c++] = (struct pollfd){n->fwds[i].lfd, POLLIN, 0};
+        pfd[c++] = (struct pollfd){n->fwds[i].lfd6, POLLIN, 0};
+    }
     for (size_t i = 0; i < n->nsocks && c < max; i++) {
         struct sock *k = n->socks[i];
         short ev = 0;
@@ -587,8 +620,10 @@ void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count) {
     if (!n) return;
     size_t c = 0;
     size_t nf = n->nfwds;
-    for (size_t i = 0; i < nf && c < count; i++, c++)
-        if (pfd[c].revents & POLLIN) fwd_accept(n, &n->fwds[i]);
+    for (size_t i = 0; i < nf && c + 1 < count; i++, c += 2) {
+        if (pfd[c].revents & POLLIN) fwd_accept(n, &n->fwds[i], n->fwds[i].lfd);
+        if (pfd[c + 1].revents & POLLIN) fwd_accept(n, &n->fwds[i], n->fwds[i].lfd6);
+    }
     /* Sessions are matched by fd: fwd_accept may have added some, sock_io removes some. */
     for (; c < count; c++) {
         if (!pfd[c].revents) continue;

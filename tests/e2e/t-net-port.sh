@@ -68,11 +68,18 @@ run curl -sS --max-time 20 "http://127.0.0.1:$P3/"
 assert_ne 0 "$RC" "curl to a forward whose guest port is closed"
 ok dbx exec -- true
 
-# the forward listens on loopback only: its listening socket (checked on every host), and no
-# answer on the host's first other address (where it has one)
+# the forward listens on loopback only: its listening sockets (checked on every host: 127.0.0.1,
+# and [::1] where the host has IPv6, as `localhost` is ::1 first for clients such as Node 18),
+# and no answer on the host's first other address (where it has one)
 command -v ss >/dev/null || fail "ss missing (package iproute2)"
 listen=$(ss -Hltn "sport = :$P2" | awk '{print $4}' | sort -u | tr '\n' ' ')
-assert_eq "127.0.0.1:$P2 " "$listen" "listening addresses of the added forward"
+if [ -e /proc/net/if_inet6 ] && grep -q "^0\{31\}1 " /proc/net/if_inet6; then
+    assert_eq "127.0.0.1:$P2 [::1]:$P2 " "$listen" "listening addresses of the added forward"
+    ok curl -sS --max-time 30 "http://[::1]:$P2/index.html"
+    assert_eq "served from the box" "$OUT" "body through the forward's [::1] listener"
+else
+    assert_eq "127.0.0.1:$P2 " "$listen" "listening addresses of the added forward (no IPv6 here)"
+fi
 addr=$(hostname -I 2>/dev/null | awk '{print $1}')
 if [ -n "$addr" ]; then
     run curl -sS --max-time 5 "http://$addr:$P2/index.html"

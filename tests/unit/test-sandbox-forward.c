@@ -39,6 +39,16 @@ static int connect_to(uint16_t port) {
     return fd;
 }
 
+/* A connection to [::1]:port, or -1 when this host has no IPv6 loopback. */
+static int connect6_to(uint16_t port) {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in6 sa = {
+        .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+}
+
 /* One round of the supervisor's loop for the net alone. */
 static void net_round(struct net *n) {
     struct pollfd pfd[16];
@@ -49,9 +59,10 @@ static void net_round(struct net *n) {
 
 /* The fd of ours whose peer is the client socket cfd (the forward's accepted end), or -1. */
 static int accepted_end(int cfd) {
-    struct sockaddr_in me, peer;
+    struct sockaddr_storage me, peer;
     socklen_t len = sizeof(me);
     assert_int_equal(getsockname(cfd, (struct sockaddr *)&me, &len), 0);
+    socklen_t mlen = len;
     DIR *d = opendir("/proc/self/fd");
     assert_non_null(d);
     int found = -1;
@@ -59,10 +70,9 @@ static int accepted_end(int cfd) {
         int fd = atoi(e->d_name);
         len = sizeof(peer);
         if (e->d_name[0] == '.' || fd == cfd || fd == dirfd(d) ||
-            getpeername(fd, (struct sockaddr *)&peer, &len) < 0 || peer.sin_family != AF_INET)
+            getpeername(fd, (struct sockaddr *)&peer, &len) < 0)
             continue;
-        if (peer.sin_port == me.sin_port && peer.sin_addr.s_addr == me.sin_addr.s_addr)
-            found = fd;
+        if (len == mlen && memcmp(&peer, &me, len) == 0) found = fd;
     }
     closedir(d);
     return found;
@@ -109,6 +119,31 @@ static void test_forward_accept(void **state) {
     socklen_t len = sizeof(v);
     assert_int_equal(getsockopt(afd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
     assert_int_equal(v, 1);
+
+    /* `localhost` as ::1: the forward listens there too (where the host has IPv6) */
+    int c6 = connect6_to(port);
+    if (c6 >= 0) {
+        out.len = 0;
+        net_round(n);
+        dbx_reader_feed(&rd, out.data, out.len);
+        assert_int_equal(dbx_reader_next(&rd, &h, &p, &err), DBX_READ_FRAME);
+        assert_int_equal(h.type, DBX_MSG_SOCK_OPEN);
+        assert_int_equal(dbx_dec_sock_open(p, h.len, &kind, &gport), 0);
+        assert_int_equal(gport, 8000);
+        dbx_reader_free(&rd);
+        assert_int_equal(net_nsocks(n), 2);
+        close(c6);
+    } else {
+        print_message("no IPv6 loopback here: the [::1] listener is not tried\n");
+    }
+    /* removed: both listeners closed */
+    assert_int_equal(net_port_rm(n, port, &err), 0);
+    int gone = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(gone, (struct sockaddr *)&sa, sizeof(sa)), -1);
+    close(gone);
+    assert_int_equal(connect6_to(port), -1);
 
     close(cfd);
     net_free(n);
