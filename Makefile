@@ -207,7 +207,8 @@ check-kube:
 # the init next to itself), the prefix
 # script for agents (docs/agents.md), the man page and the documents it cites (share/doc/devbox),
 # completions, and the built-in profiles (compiled into devbox; installed for reading, as
-# `devbox profile show` cites them).
+# `devbox profile show` cites them).  share/doc/devbox is flat, as the man page says: README's
+# links into docs/ and to the kernel config are rewritten to where they are installed.
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/devbox \
 	  $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/devbox/profiles \
@@ -219,8 +220,8 @@ install: all
 	install -m 644 $(BUILD)/devbox-init $(DESTDIR)$(PREFIX)/lib/devbox/
 	install -m 644 docs/devbox.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/devbox/
-	# flat there, as the man page says: README's links into docs/ lose that directory
-	sed 's#](docs/#](#g' README.md >$(DESTDIR)$(PREFIX)/share/doc/devbox/README.md
+	sed -e 's#](docs/#](#g' -e 's#](vm/devbox-kernel.config)#](../../devbox/devbox-kernel.config)#g' \
+	  README.md >$(DESTDIR)$(PREFIX)/share/doc/devbox/README.md
 	chmod 644 $(DESTDIR)$(PREFIX)/share/doc/devbox/README.md
 	install -m 644 profiles/*.ini $(DESTDIR)$(PREFIX)/share/devbox/profiles/
 	install -m 644 vm/devbox-kernel.config $(DESTDIR)$(PREFIX)/share/devbox/

@@ -190,6 +190,9 @@ void net_port_frame(struct net *n, const uint8_t *p, size_t len, struct dbx_buf 
 bool net_owns(struct net *n, const struct dbx_frame_hdr *h);
 void net_agent_frame(struct net *n, const struct dbx_frame_hdr *h, const uint8_t *p);
 /* Poll set: fills at most max entries; net_dispatch takes the same entries back. */
+#define NET_MAX_SOCKS 512u /* socket sessions: forwarded and proxied connections */
+#define NET_MAX_FWDS 64u   /* port forwards; each takes two poll entries (127.0.0.1, [::1]) */
+#define NET_MAX_POLLFDS (2 * NET_MAX_FWDS + NET_MAX_SOCKS)
 size_t net_pollfds(struct net *n, struct pollfd *pfd, size_t max, bool agent_busy);
 void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count);
 size_t net_nsocks(const struct net *n);

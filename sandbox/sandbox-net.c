@@ -17,8 +17,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define NET_MAX_SOCKS 512u
-#define NET_MAX_FWDS 64u
 #define NET_LOG_CAP (8u << 20) /* the network log is cut to nothing at start above this */
 
 enum sock_state { S_OPENING, S_OPEN };
@@ -289,7 +287,9 @@ void net_guest_ready(struct net *n) {
 
 /* ---- port forwards ---------------------------------------------------------------------- */
 
-static int listen_tcp(const char *addr, uint16_t port, int *ret_fd, dbx_error **err) {
+/* A listener on addr:port; v6only for an IPv6 address that must not take IPv4 too (the
+ * [::1] beside 127.0.0.1; a user's `listen = ::` keeps the system's dual stack). */
+static int listen_tcp(const char *addr, uint16_t port, bool v6only, int *ret_fd, dbx_error **err) {
     struct sockaddr_storage ss = {0};
     socklen_t len;
     struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
@@ -305,16 +305,17 @@ static int listen_tcp(const char *addr, uint16_t port, int *ret_fd, dbx_error **
     } else {
         return dbx_error_set(err, 0, "listen address '%s' is not an IP address", addr);
     }
+    _cleanup_free_ char *shown = ss.ss_family == AF_INET6 ? dbx_xasprintf("[%s]:%u", addr, port)
+                                                          : dbx_xasprintf("%s:%u", addr, port);
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return dbx_error_set(err, errno, "socket");
+    if (fd < 0) return dbx_error_set(err, errno, "listen on %s", shown);
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (ss.ss_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (v6only) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 128) < 0) {
         int e = errno;
         close(fd);
-        return dbx_error_set(
-            err, e, ss.ss_family == AF_INET6 ? "listen on [%s]:%u" : "listen on %s:%u", addr, port);
+        return dbx_error_set(err, e, "listen on %s", shown);
     }
     *ret_fd = fd;
     return 0;
@@ -322,15 +323,17 @@ static int listen_tcp(const char *addr, uint16_t port, int *ret_fd, dbx_error **
 
 /* With the default address, a forward listens on [::1] too: `localhost` is ::1 first for the
  * host's resolver, and a client that tries only the first address (Node 18, Debian 12's, for
- * `http.get("http://localhost:3000")`: ECONNREFUSED ::1) missed a forward on 127.0.0.1.  A host
- * without IPv6 has no [::1] to miss; a port taken there fails the forward, as on 127.0.0.1 (a
- * `localhost` client would reach that other program). */
+ * `http.get("http://localhost:3000")`: ECONNREFUSED ::1) missed a forward on 127.0.0.1.  Only
+ * a port taken there fails the forward, as on 127.0.0.1 (a `localhost` client would reach that
+ * other program); any other failure (no IPv6: EAFNOSUPPORT, or EADDRNOTAVAIL when lo has none;
+ * a seccomp or AppArmor rule of the host's refusing IPv6) leaves the forward on 127.0.0.1 alone,
+ * where it always was. */
 static int listen_localhost(const char *addr, uint16_t port, int *ret_fd6, dbx_error **err) {
     *ret_fd6 = -1;
     if (strcmp(addr, PROFILE_LISTEN_DEFAULT) != 0) return 0;
     dbx_error *e = NULL;
-    if (listen_tcp("::1", port, ret_fd6, &e) == 0) return 0;
-    if (e->code == EADDRNOTAVAIL || e->code == EAFNOSUPPORT) {
+    if (listen_tcp("::1", port, true, ret_fd6, &e) == 0) return 0;
+    if (e->code != EADDRINUSE) {
         dbx_error_free(&e);
         return 0;
     }
@@ -347,7 +350,7 @@ int net_port_add(struct net *n, uint16_t host, uint16_t guest, dbx_error **err) 
     if (n->nfwds >= NET_MAX_FWDS)
         return dbx_error_set(err, 0, "at most %u port forwards", NET_MAX_FWDS);
     int fd = -1, fd6 = -1;
-    if (listen_tcp(n->listen_addr, host, &fd, err) < 0) return -1;
+    if (listen_tcp(n->listen_addr, host, false, &fd, err) < 0) return -1;
     if (listen_localhost(n->listen_addr, host, &fd6, err) < 0) {
         close(fd);
         return -1;
@@ -621,8 +624,8 @@ void net_dispatch(struct net *n, const struct pollfd *pfd, size_t count) {
     size_t c = 0;
     size_t nf = n->nfwds;
     for (size_t i = 0; i < nf && c + 1 < count; i++, c += 2) {
-        if (pfd[c].revents & POLLIN) fwd_accept(n, &n->fwds[i], n->fwds[i].lfd);
-        if (pfd[c + 1].revents & POLLIN) fwd_accept(n, &n->fwds[i], n->fwds[i].lfd6);
+        if (pfd[c].revents & POLLIN) fwd_accept(n, &n->fwds[i], pfd[c].fd);
+        if (pfd[c + 1].revents & POLLIN) fwd_accept(n, &n->fwds[i], pfd[c + 1].fd);
     }
     /* Sessions are matched by fd: fwd_accept may have added some, sock_io removes some. */
     for (; c < count; c++) {

@@ -9,10 +9,10 @@
 #include "../vm/vm.h"
 
 #define MAX_CLIENTS 512
-#define MAX_NET_FDS 640            /* port listeners + socket sessions (sandbox-net.c) */
-#define SESS_SLOTS 1024            /* power of two, > DBX_MAX_SESSIONS */
-#define AGENT_OUT_HIGH (16u << 20) /* stop reading clients above this */
-#define AGENT_OUT_MAX (64u << 20)  /* stop reading the guest above this */
+#define MAX_NET_FDS NET_MAX_POLLFDS /* port listeners + socket sessions (sandbox-net.c) */
+#define SESS_SLOTS 1024             /* power of two, > DBX_MAX_SESSIONS */
+#define AGENT_OUT_HIGH (16u << 20)  /* stop reading clients above this */
+#define AGENT_OUT_MAX (64u << 20)   /* stop reading the guest above this */
 
 /* C_REQ: a PS or KILL forwarded to the guest; the reply closes it (supervisor-procs.c).
  * C_STATS: its request went to the guest; the reply (or a timeout) closes it. */

@@ -478,9 +478,18 @@ import_debian() {
     [ "$RC" = 0 ] || fail "image import of the Debian tarball failed (rc $RC): $(show "$ERR")"
 }
 
-# free_port: an unused TCP port on 127.0.0.1.
+# free_port: a TCP port unused on 127.0.0.1 and, where the host has IPv6 loopback, on [::1]
+# (a forward on the default address listens on both).
 free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    "$PYTHON" -c '
+import errno, socket
+while True:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close()
+    try:
+        t = socket.socket(socket.AF_INET6); t.bind(("::1", p)); t.close()
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE: continue  # taken there: another
+    print(p); break'
 }
 
 # test_ca DIR NAME...: a test CA (DIR/ca.pem) and a server certificate DIR/server.{pem,key}
