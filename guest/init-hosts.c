@@ -7,13 +7,23 @@
  * the box's hostname (sudo's "unable to resolve host", Java's getLocalHost).
  *
  * So /etc/hosts gets a block of ours between two marker lines at its end, as the CA bundles do
- * (init-ca.c): localhost (127.0.0.1 and ::1, Debian's lines) unless the rest of the file names
- * it already, and the hostname on 127.0.1.1 (Debian's convention for a machine's own name)
+ * (init-ca.c): localhost on 127.0.0.1 (below) unless the rest of the file names it already, and
+ * the hostname on 127.0.1.1 (Debian's convention for a machine's own name)
  * unless the rest names it.  The file is made when the image has none.  Each boot replaces the
  * previous block, so a hostname changed in the profile takes the old one's place, while what
  * the image or the user wrote outside the block stays as it is, and a line of the user's for a
  * name drops ours.  The root disk persists and the box's root may have planted anything there:
- * nothing is followed, and a file we cannot write is a console line, not a failed boot. */
+ * nothing is followed, and a file we cannot write is a console line, not a failed boot.
+ *
+ * localhost is 127.0.0.1 only (::1 keeps ip6-localhost and ip6-loopback).  The box has no IPv6
+ * network (eth0 has IPv6 off in mode open), and with Debian's "::1 localhost" line too, a server
+ * that listens on "localhost" takes ::1, the resolver's first answer, while a client that asks
+ * with AI_ADDRCONFIG, as Node's http does, gets only 127.0.0.1 where the machine's one
+ * non-loopback address is IPv4 (glibc keeps only the families it has such an address of): Node's
+ * server and client on "localhost" could not meet (measured with Node 20 in a namespace like
+ * that: "server on ::1", "ECONNREFUSED 127.0.0.1").  Docker writes the ::1 line and its users
+ * meet this (moby#35954, docker/for-linux#250).  Where an image names ::1 localhost itself, a
+ * forward still reaches a server there (init-sock.c). */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
@@ -21,7 +31,7 @@
 
 #define HOSTS_MARK_BEGIN "# devbox: this box's names (begin)\n"
 #define HOSTS_MARK_END "# devbox: this box's names (end)\n"
-#define HOSTS_LOCALHOST "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+#define HOSTS_LOCALHOST "127.0.0.1\tlocalhost\n::1\tip6-localhost ip6-loopback\n"
 #define HOSTS_OWN_ADDR "127.0.1.1"
 
 static const struct guest_marks hosts_marks = {HOSTS_MARK_BEGIN, HOSTS_MARK_END};

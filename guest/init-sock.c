@@ -174,8 +174,9 @@ static void sock_connected(struct agent *a, struct sock_sess *k) {
 static void sock_connect(struct agent *a, struct sock_sess *k);
 
 /* A forward tries 127.0.0.1, then [::1] when that refused: a server told to listen on
- * "localhost" takes the first address the resolver gives, which is ::1 where /etc/hosts names
- * both (Node since 17, Vite's dev server by default), and is reached on [::1] only.  The
+ * "localhost" takes the first address the resolver gives, which is ::1 where the image's own
+ * /etc/hosts names both (Node since 17, Vite's dev server by default), or one told to listen on
+ * ::1, is reached on [::1] only.  The
  * first error is what the host hears when neither answers. */
 static void sock_failed(struct agent *a, struct sock_sess *k, int e) {
     if (k->v6) return sock_refuse(a, k, ECONNREFUSED);

@@ -601,7 +601,7 @@ static void test_forward(void **state) {
     snprintf(hosts, sizeof(hosts), "%s/hosts", h.etc);
     _cleanup_free_ char *htext = NULL;
     assert_int_equal(dbx_read_file_at(AT_FDCWD, hosts, 4096, &htext, NULL, NULL), 0);
-    assert_non_null(strstr(htext, "\n127.0.0.1\tlocalhost\n::1\tlocalhost "));
+    assert_non_null(strstr(htext, "\n127.0.0.1\tlocalhost\n::1\tip6-localhost "));
     assert_null(strstr(htext, "127.0.1.1"));
 
     uint16_t cport = closed_port();
