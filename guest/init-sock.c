@@ -173,11 +173,10 @@ static void sock_connected(struct agent *a, struct sock_sess *k) {
 
 static void sock_connect(struct agent *a, struct sock_sess *k);
 
-/* A forward tries 127.0.0.1, then [::1] when that refused: a server told to listen on
- * "localhost" takes the first address the resolver gives, which is ::1 where the image's own
- * /etc/hosts names both (Node since 17, Vite's dev server by default), or one told to listen on
- * ::1, is reached on [::1] only.  The
- * first error is what the host hears when neither answers. */
+/* A forward tries 127.0.0.1, then [::1] when that refused: a server told to listen on ::1, or
+ * on "localhost" where the image's own /etc/hosts gives it ::1 first (Node since 17 and Vite's
+ * dev server take the resolver's first answer), is reached on [::1] only.  The first error is
+ * what the host hears when neither answers. */
 static void sock_failed(struct agent *a, struct sock_sess *k, int e) {
     if (k->v6) return sock_refuse(a, k, ECONNREFUSED);
     if (e != ECONNREFUSED) return sock_refuse(a, k, e);

@@ -32,16 +32,7 @@ static int dump_escaped(int fd, int *werr) {
         have += (size_t)n;
         size_t cut = n == 0 ? have : dbx_escape_cut(buf, have);
         _cleanup_free_ char *e = dbx_escape_n(buf, cut, DBX_ESC_LINES);
-        int w = 0;
-        for (size_t off = 0, len = strlen(e); off < len && w == 0;) {
-            ssize_t k = write(STDOUT_FILENO, e + off, len - off);
-            if (k >= 0)
-                off += (size_t)k;
-            else if (errno == EAGAIN) /* a terminal another program left non-blocking */
-                poll(&(struct pollfd){STDOUT_FILENO, POLLOUT, 0}, 1, -1);
-            else if (errno != EINTR)
-                w = -errno;
-        }
+        int w = dbx_write_out(STDOUT_FILENO, e, strlen(e));
         if (w < 0) {
             *werr = -w;
             return -EPIPE;

@@ -201,8 +201,8 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
     return 0;
 }
 
-/* Write to our stdout/stderr even if the terminal was left non-blocking by someone else. */
-static int write_out(int fd, const uint8_t *p, size_t n) {
+int dbx_write_out(int fd, const void *buf, size_t n) {
+    const uint8_t *p = buf;
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;
@@ -259,7 +259,7 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
         /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting.
          * Any other write error drops the rest of that stream too, and devbox fails at the
          * end: output that never reached its file is not a success. */
-        int w = x->out_err_stream == stream ? 0 : write_out(stream, p, h->len);
+        int w = x->out_err_stream == stream ? 0 : dbx_write_out(stream, p, h->len);
         if (w < 0 && w != -EPIPE && !x->out_err) {
             x->out_err = -w;
             x->out_err_stream = stream;

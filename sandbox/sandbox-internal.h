@@ -90,6 +90,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
 void dbx_restart_notice(const char *why);
 /* CLOCK_MONOTONIC in microseconds */
 uint64_t dbx_mono_us(void);
+/* Write all of buf to our stdout or stderr, waiting (poll) where a terminal was left
+ * non-blocking by another program.  0, or -errno. */
+int dbx_write_out(int fd, const void *buf, size_t n);
 /* A log of ours (opened O_APPEND) that grew past cap is cut to nothing instead of growing
  * without bound; true when fd was.  Not a regular file (a pipe, a terminal): false. */
 bool dbx_log_cut(int fd, off_t cap);
