@@ -75,6 +75,9 @@ struct mounts_nested {
     char **gitdirs;
     char **gitfiles;
     uint64_t entries; /* how many entries the walk looked at */
+    /* The share's root is itself a git directory (struct mounts_vfs_config.gitdir): set by the
+     * spawner, not by the walk. */
+    bool root;
 };
 struct mounts_nested_caps {
     unsigned entries, depth, found;
@@ -91,14 +94,17 @@ int mounts_open_dir_beneath(int root, const char *rel);
 /* A directory is a git directory if it has HEAD and objects, as git's own check does. */
 bool mounts_is_git_dir(int dfd);
 
-/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory), the nested
- * git directories in `nested` (may be NULL) and every submodule git directory below any of
- * their modules/ (nested ones too; at most MOUNTS_GIT_DIRS_MAX git directories, 8 levels: any
- * further ones stay wholly read-only under the read-only modules/), the paths git reads as
- * configuration, hooks or redirections, to be protected read-only whether they exist or not,
- * plus nested's `.git` files (*ret_readonly), and the submodule git directories themselves,
- * which are bound writable again below the read-only modules/ (*ret_rw).  Resolution as for
- * protected paths. */
+/* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory), the share's
+ * root (when nested->root), the nested git directories in `nested` (may be NULL), every
+ * submodule git directory below any of their modules/ (nested ones too), and every linked
+ * worktree's entry below their worktrees/ (worktrees/NAME with a HEAD, which git reads as a git
+ * directory of its own: config.worktree, modules/, the pointers commondir and gitdir) and the
+ * submodule git directories below its modules/ (at most MOUNTS_GIT_DIRS_MAX git directories,
+ * 8 levels: any further ones stay wholly read-only under the read-only modules/ or worktrees/),
+ * the paths git reads as configuration, hooks or redirections, to be protected read-only
+ * whether they exist or not, plus nested's `.git` files (*ret_readonly), and the submodule git
+ * directories and worktree entries themselves, which are bound writable again below the
+ * read-only modules/ or worktrees/ (*ret_rw).  Resolution as for protected paths. */
 #define MOUNTS_GIT_DIRS_MAX 512u
 int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
                      char ***ret_rw, dbx_error **err);
@@ -109,7 +115,9 @@ bool mounts_git_readonly_covers(const char *gitdir, const char *path);
 
 /* Before the spawn, as the invoking user: create the directories of that rule that are
  * missing and mean the same to git when empty (hooks, info, objects/info, modules, worktrees,
- * branches, remotes) in every git directory, fd-relative, no symlinks followed. */
+ * branches, remotes) in every git directory but worktree entries (whose missing names the name
+ * guard keeps missing: git reads hooks and info from the common directory, not from them),
+ * fd-relative, no symlinks followed. */
 int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err);
 
 /* In the guard, after the protected paths: `source` (trusted, absolute) becomes a read-only,

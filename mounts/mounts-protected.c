@@ -349,11 +349,34 @@ bool mounts_is_git_dir(int dfd) {
            fstatat(dfd, "objects", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* Submodule git directories below `modules` (`rel`), which may be nested: a submodule named
- * a/b lives in modules/a/b, and a submodule's own submodules in modules/x/modules/y. */
-static void find_modules(int root, const char *rel, unsigned depth, char ***dirs, char ***rw) {
-    if (depth > GIT_DEPTH_MAX || dbx_strv_len(*dirs) >= MOUNTS_GIT_DIRS_MAX) return;
-    int fd = mounts_open_dir_beneath(root, rel);
+/* `name` in git directory `dir` ("": the share's root is one) */
+static char *git_path(const char *dir, const char *name) {
+    return dir[0] ? dbx_xasprintf("%s/%s", dir, name) : dbx_xstrdup(name);
+}
+
+/* The git directories of a share (find_git_dirs). */
+struct git_dirs {
+    int root;       /* the share, O_PATH */
+    char **dirs;    /* each gets the rule: git_readonly below it, the name guard on its top */
+    char **rw;      /* of dirs, those bound writable again below a read-only modules/ or
+                     * worktrees/ (submodules' git directories, worktree entries) */
+    char **entries; /* of dirs, the worktree entries (worktrees/NAME) */
+};
+
+static void git_dirs_done(struct git_dirs *g) {
+    if (g->root >= 0) close(g->root);
+    dbx_strv_free(g->dirs);
+    dbx_strv_free(g->rw);
+    dbx_strv_free(g->entries);
+    *g = (struct git_dirs){.root = -EBADF};
+}
+
+/* The subdirectories of `rel` (a directory below the share's root) that are neither links nor
+ * `.`/`..`, each passed to `fn` with its fd (closed after), until `fn` says stop or the cap. */
+static void each_subdir(struct git_dirs *g, const char *rel,
+                        bool (*fn)(struct git_dirs *g, const char *sub, int fd, unsigned depth),
+                        unsigned depth) {
+    int fd = mounts_open_dir_beneath(g->root, rel);
     if (fd < 0) return;
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -361,7 +384,7 @@ static void find_modules(int root, const char *rel, unsigned depth, char ***dirs
         return;
     }
     struct dirent *de;
-    while ((de = readdir(d)) && dbx_strv_len(*dirs) < MOUNTS_GIT_DIRS_MAX) {
+    while ((de = readdir(d)) && dbx_strv_len(g->dirs) < MOUNTS_GIT_DIRS_MAX) {
         if (de->d_name[0] == '.' && (!de->d_name[1] || !strcmp(de->d_name, ".."))) continue;
         struct stat st;
         if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
@@ -370,55 +393,93 @@ static void find_modules(int root, const char *rel, unsigned depth, char ***dirs
         if (strlen(sub) >= PATH_MAX - 64) continue;
         int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd < 0) continue;
-        bool git = mounts_is_git_dir(sfd);
+        bool more = fn(g, sub, sfd, depth);
         close(sfd);
-        if (git) {
-            if (!strv_contains(*dirs, sub)) *dirs = dbx_strv_push(*dirs, sub);
-            *rw = dbx_strv_push(*rw, sub); /* below the read-only modules/ */
-            _cleanup_free_ char *mods = dbx_xasprintf("%s/modules", sub);
-            find_modules(root, mods, depth + 1, dirs, rw);
-        } else {
-            find_modules(root, sub, depth + 1, dirs, rw);
-        }
+        if (!more) break;
     }
     closedir(d);
 }
 
-/* The git directories in the share: `.git` when it is a directory (a `.git` file is a
- * redirection out of the share, protected as a path of its own), the nested ones the walk
- * found (mounts-nested.c), then the submodules' of each.  *ret_rw: the submodule git
- * directories, to be bound writable again below the read-only modules/. */
-static int find_git_dirs(const char *source, const struct mounts_nested *nested, int *ret_root,
-                         char ***ret_dirs, char ***ret_rw, dbx_error **err) {
-    int root = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (root < 0) return dbx_error_set(err, errno, "share source '%s'", source);
-    char **dirs = NULL, **rw = NULL;
-    int fd = mounts_open_dir_beneath(root, ".git");
+static void find_modules(struct git_dirs *g, const char *rel, unsigned depth);
+
+static bool module_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
+    if (mounts_is_git_dir(fd)) {
+        if (!strv_contains(g->dirs, sub)) g->dirs = dbx_strv_push(g->dirs, sub);
+        g->rw = dbx_strv_push(g->rw, sub); /* below the read-only modules/ */
+        _cleanup_free_ char *mods = git_path(sub, "modules");
+        find_modules(g, mods, depth + 1);
+    } else {
+        find_modules(g, sub, depth + 1);
+    }
+    return true;
+}
+
+/* Submodule git directories below `modules` (`rel`), which may be nested: a submodule named
+ * a/b lives in modules/a/b, and a submodule's own submodules in modules/x/modules/y. */
+static void find_modules(struct git_dirs *g, const char *rel, unsigned depth) {
+    if (depth > GIT_DEPTH_MAX) return;
+    each_subdir(g, rel, module_found, depth);
+}
+
+/* An entry of a git directory's worktrees/ (`git worktree add`): a linked worktree's own git
+ * directory, which git finds by the worktree's `.git` file and reads as one (its HEAD and
+ * index, and as configuration its config.worktree, its submodules' git directories in its
+ * modules/, its pointers commondir and gitdir).  Writable again below the read-only
+ * worktrees/ (the main worktree's `git gc` rewrites every worktree's HEAD log, `git status`
+ * there writes its index), under the rule like any git directory.  Only one with a HEAD, as
+ * git's own check: the rest stays read-only with worktrees/. */
+static bool entry_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
+    (void)depth;
+    struct stat st;
+    if (fstatat(fd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) return true;
+    if (strv_contains(g->dirs, sub)) return true;
+    g->dirs = dbx_strv_push(g->dirs, sub);
+    g->rw = dbx_strv_push(g->rw, sub);
+    g->entries = dbx_strv_push(g->entries, sub);
+    _cleanup_free_ char *mods = git_path(sub, "modules");
+    find_modules(g, mods, 1);
+    return true;
+}
+
+/* The git directories in the share: the root when nested->root (a linked worktree's
+ * repository, shared whole), `.git` when it is a directory (a `.git` file is a redirection out
+ * of the share, protected as a path of its own), the nested ones the walk found
+ * (mounts-nested.c), then the submodules' of each, then the worktree entries of all of these
+ * and their submodules'. */
+static int find_git_dirs(const char *source, const struct mounts_nested *nested,
+                         struct git_dirs *ret, dbx_error **err) {
+    struct git_dirs g = {.root = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC)};
+    if (g.root < 0) return dbx_error_set(err, errno, "share source '%s'", source);
+    if (nested && nested->root) g.dirs = dbx_strv_push(g.dirs, "");
+    int fd = mounts_open_dir_beneath(g.root, ".git");
     if (fd >= 0) {
         close(fd);
-        dirs = dbx_strv_push(dirs, ".git");
+        g.dirs = dbx_strv_push(g.dirs, ".git");
     } else if (fd != -ENOENT && fd != -ENOTDIR) {
-        close(root);
+        git_dirs_done(&g);
         return dbx_error_set(err, -fd, "'%s/.git'", source);
     }
-    /* every nested one first: the cap below is for submodules, never for these */
+    /* every nested one first: the cap below is for submodules and entries, never for these */
     for (size_t i = 0; nested && nested->gitdirs && nested->gitdirs[i]; i++)
-        if (!strv_contains(dirs, nested->gitdirs[i]))
-            dirs = dbx_strv_push(dirs, nested->gitdirs[i]);
-    size_t tops = dbx_strv_len(dirs);
+        if (!strv_contains(g.dirs, nested->gitdirs[i]))
+            g.dirs = dbx_strv_push(g.dirs, nested->gitdirs[i]);
+    size_t tops = dbx_strv_len(g.dirs);
     for (size_t i = 0; i < tops; i++) {
-        _cleanup_free_ char *mods = dbx_xasprintf("%s/modules", dirs[i]);
-        find_modules(root, mods, 1, &dirs, &rw);
+        _cleanup_free_ char *mods = git_path(g.dirs[i], "modules");
+        find_modules(&g, mods, 1);
     }
-    *ret_root = root;
-    *ret_dirs = dirs;
-    *ret_rw = rw;
+    size_t found = dbx_strv_len(g.dirs);
+    for (size_t i = 0; i < found; i++) {
+        _cleanup_free_ char *wt = git_path(g.dirs[i], "worktrees");
+        each_subdir(&g, wt, entry_found, 0);
+    }
+    *ret = g;
     return 0;
 }
 
 bool mounts_git_readonly_covers(const char *gitdir, const char *path) {
     for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
-        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", gitdir, git_readonly[k]);
+        _cleanup_free_ char *p = git_path(gitdir, git_readonly[k]);
         if (at_or_below(path, p)) return true;
     }
     return false;
@@ -426,15 +487,12 @@ bool mounts_git_readonly_covers(const char *gitdir, const char *path) {
 
 int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
                      char ***ret_rw, dbx_error **err) {
-    int root = -1;
-    _cleanup_strv_ char **dirs = NULL;
-    char **rw = NULL;
-    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
-    close(root);
+    struct git_dirs g;
+    if (find_git_dirs(source, nested, &g, err) < 0) return -(*err)->code;
     char **ro = NULL;
-    for (size_t i = 0; dirs && dirs[i]; i++) {
+    for (size_t i = 0; g.dirs && g.dirs[i]; i++) {
         for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
-            _cleanup_free_ char *p = dbx_xasprintf("%s/%s", dirs[i], git_readonly[k]);
+            _cleanup_free_ char *p = git_path(g.dirs[i], git_readonly[k]);
             ro = dbx_strv_push(ro, p);
         }
     }
@@ -443,27 +501,28 @@ int mounts_git_paths(const char *source, const struct mounts_nested *nested, cha
     for (size_t i = 0; nested && nested->gitfiles && nested->gitfiles[i]; i++)
         ro = dbx_strv_push(ro, nested->gitfiles[i]);
     *ret_readonly = ro;
-    *ret_rw = rw;
+    *ret_rw = TAKE_PTR(g.rw);
+    git_dirs_done(&g);
     return 0;
 }
 
 int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
                       struct mounts_guard *ret, dbx_error **err) {
-    int root = -1;
-    _cleanup_strv_ char **dirs = NULL, **rw = NULL;
-    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
+    struct git_dirs gd;
+    if (find_git_dirs(source, nested, &gd, err) < 0) return -(*err)->code;
     struct mounts_guard *g = ret; /* large: filled in place */
     g->n = g->nmissing = 0;
     static const struct {
         const char *sub;
         enum mounts_guard_kind kind;
     } parts[] = {{"", MOUNTS_GUARD_TOP},
-                 {"/info", MOUNTS_GUARD_INFO},
-                 {"/objects/info", MOUNTS_GUARD_OBJECTS_INFO}};
-    for (size_t i = 0; dirs && dirs[i]; i++) {
+                 {"info", MOUNTS_GUARD_INFO},
+                 {"objects/info", MOUNTS_GUARD_OBJECTS_INFO}};
+    for (size_t i = 0; gd.dirs && gd.dirs[i]; i++) {
         for (size_t k = 0; k < DBX_ARRAY_SIZE(parts) && g->n < MOUNTS_GUARD_DIRS_MAX; k++) {
-            _cleanup_free_ char *path = dbx_xasprintf("%s%s", dirs[i], parts[k].sub);
-            int fd = mounts_open_dir_beneath(root, path);
+            _cleanup_free_ char *path =
+                parts[k].sub[0] ? git_path(gd.dirs[i], parts[k].sub) : dbx_xstrdup(gd.dirs[i]);
+            int fd = mounts_open_dir_beneath(gd.root, path);
             struct stat st;
             if (fd < 0) continue;
             if (fstat(fd, &st) == 0) {
@@ -474,33 +533,34 @@ int mounts_guard_dirs(const char *source, const struct mounts_nested *nested,
             close(fd);
         }
     }
-    close(root);
+    git_dirs_done(&gd);
     return 0;
 }
 
 int mounts_git_prepare(const char *source, const struct mounts_nested *nested, dbx_error **err) {
-    int root = -1;
-    _cleanup_strv_ char **dirs = NULL, **rw = NULL;
-    if (find_git_dirs(source, nested, &root, &dirs, &rw, err) < 0) return -(*err)->code;
+    struct git_dirs g;
+    if (find_git_dirs(source, nested, &g, err) < 0) return -(*err)->code;
     int r = 0;
-    for (size_t i = 0; r == 0 && dirs && dirs[i]; i++) {
+    for (size_t i = 0; r == 0 && g.dirs && g.dirs[i]; i++) {
+        if (strv_contains(g.entries, g.dirs[i])) continue;
         for (size_t k = 0; r == 0 && k < DBX_ARRAY_SIZE(git_placeholders); k++) {
             /* create the last component in its resolved parent, never through a link */
-            _cleanup_free_ char *path = dbx_xasprintf("%s/%s", dirs[i], git_placeholders[k]);
+            _cleanup_free_ char *path = git_path(g.dirs[i], git_placeholders[k]);
             size_t len = strlen(path);
             bool dir = path[len - 1] == '/';
             if (dir) path[len - 1] = '\0';
             char *slash = strrchr(path, '/');
-            *slash = '\0';
-            int pfd = mounts_open_dir_beneath(root, path);
+            const char *parent = slash ? path : "", *name = slash ? slash + 1 : path;
+            if (slash) *slash = '\0';
+            int pfd = mounts_open_dir_beneath(g.root, parent);
             if (pfd == -ENOENT || pfd == -ENOTDIR) continue;
             if (pfd < 0) {
-                r = dbx_error_set(err, -pfd, "open '%s/%s'", source, path);
+                r = dbx_error_set(err, -pfd, "open '%s/%s'", source, parent);
                 break;
             }
-            int fd = dir ? mkdirat(pfd, slash + 1, 0755)
-                         : openat(pfd, slash + 1,
-                                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+            int fd =
+                dir ? mkdirat(pfd, name, 0755)
+                    : openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
             /* A git directory we may not write to and do not own (someone else's clone in the
              * workspace), or a read-only or immutable one, the box cannot write to either: its
              * user is us, its other ids are nobody's on the host.  One of ours it could chmod. */
@@ -508,12 +568,13 @@ int mounts_git_prepare(const char *source, const struct mounts_nested *nested, d
             struct stat st;
             if (e == EACCES && fstat(pfd, &st) == 0 && st.st_uid != getuid()) e = 0;
             if (e && e != EEXIST && e != EPERM && e != EROFS)
-                r = dbx_error_set(err, e, "create '%s/%s/%s'", source, path, slash + 1);
+                r = dbx_error_set(err, e, "create '%s/%s%s%s'", source, parent, slash ? "/" : "",
+                                  name);
             if (!dir && fd >= 0) close(fd);
             close(pfd);
         }
     }
-    close(root);
+    git_dirs_done(&g);
     return r;
 }
 
@@ -522,12 +583,19 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
                                dbx_error **err) {
     _cleanup_strv_ char **ro = NULL, **rw = NULL, **keep = NULL;
     if (mounts_git_paths(source, nested, &ro, &rw, err) < 0) return -(*err)->code;
-    /* A submodule's git directory is writable again below the read-only modules/, unless a
-     * path the profile protects covers it: the profile's word is read-only. */
+    /* A submodule's git directory or a worktree entry is writable again below the read-only
+     * modules/ or worktrees/, unless a path the profile protects covers it: the profile's word
+     * is read-only.  Not a path above one of the spawner's islands, which opens what is below
+     * it again (a submodule of the worktree whose own entry is the island). */
     for (size_t i = 0; rw && rw[i]; i++) {
         bool covered = false;
-        for (size_t k = 0; paths && paths[k] && !covered; k++)
+        for (size_t k = 0; paths && paths[k] && !covered; k++) {
             covered = at_or_below(rw[i], paths[k]);
+            for (size_t w = 0; covered && writable && writable[w]; w++)
+                if (at_or_below(rw[i], writable[w]) && at_or_below(writable[w], paths[k]) &&
+                    strcmp(writable[w], paths[k]) != 0)
+                    covered = false;
+        }
         if (!covered) keep = dbx_strv_push(keep, rw[i]);
     }
     /* the spawner's islands (a worktree's own entry) are writable whatever covers them: the

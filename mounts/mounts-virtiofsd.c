@@ -144,7 +144,8 @@ char *mounts_nofile_warning(const char *source) {
 /* ---- the setup data (parent -> guard) ------------------------------------------------------ */
 
 /* One frame on the sync socket before the handshake: a u32 length, then the payload:
- *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source, u32 flags (1: read-only),
+ *   u32 GUARD_MAGIC, u32 parent pid, str binary, str source, u32 flags (1: read-only,
+ *   2: the source is a git directory),
  *   list argv, list protected, list writable, list nested gitdirs, list nested gitfiles
  * where str is a u32 length and that many bytes (no NUL) and list a u32 count and that many
  * strs; integers little-endian, as struct dbx_buf writes them. */
@@ -153,6 +154,7 @@ char *mounts_nofile_warning(const char *source) {
 #define GUARD_STR_MAX (4u * 4096)
 #define GUARD_ARGV_MAX 64u
 #define GUARD_READONLY 1u
+#define GUARD_GITDIR 2u
 
 static void put_list(struct dbx_buf *b, const char *const *v) {
     uint32_t n = 0;
@@ -173,7 +175,7 @@ char *mounts_guard_setup_encode(pid_t parent, const char *binary, const char *so
     dbx_buf_put_u32(&b, (uint32_t)parent);
     dbx_buf_put_str(&b, binary);
     dbx_buf_put_str(&b, source);
-    dbx_buf_put_u32(&b, readonly ? GUARD_READONLY : 0);
+    dbx_buf_put_u32(&b, (readonly ? GUARD_READONLY : 0) | (nested->root ? GUARD_GITDIR : 0));
     put_list(&b, (const char *const *)argv);
     put_list(&b, protected);
     put_list(&b, writable);
@@ -257,9 +259,10 @@ int mounts_guard_setup_decode(const char *buf, size_t len, struct mounts_guard_s
         rc = dbx_error_setx(err, EINVAL, "bad setup data: source is not absolute");
     uint32_t flags = 0;
     if (rc == 0) rc = get_u32(&r, &flags, "flags", err);
-    if (rc == 0 && (flags & ~GUARD_READONLY))
+    if (rc == 0 && (flags & ~(GUARD_READONLY | GUARD_GITDIR)))
         rc = dbx_error_setx(err, EINVAL, "bad setup data: flags %#x", flags);
     s.readonly = flags & GUARD_READONLY;
+    s.nested.root = flags & GUARD_GITDIR;
     if (rc == 0) rc = get_list(&r, &s.argv, GUARD_ARGV_MAX, "virtiofsd arguments", err);
     if (rc == 0 && !s.argv)
         rc = dbx_error_setx(err, EINVAL, "bad setup data: no virtiofsd arguments");
@@ -671,6 +674,7 @@ int mounts_virtiofsd_start(const struct mounts_vfs_config *cfg, const struct mou
      * [mounts] data set): no walk, nothing created on the host. */
     if (!cfg->readonly && mounts_nested_find(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "nested git repositories");
+    nested.root = cfg->gitdir && !cfg->readonly;
     if (!cfg->readonly && mounts_git_prepare(cfg->source, &nested, err) < 0)
         return dbx_error_wrap(err, "git directory");
 

@@ -3,7 +3,9 @@
  * directory (the "common dir") too: it is shared at its own host path, with the git-directory
  * rule of mounts-protected.c applied to it as a whole (hooks, config, info/attributes,
  * worktrees/, ...), with the worktree's own entry below worktrees/ writable again except for
- * its pointers (commondir, gitdir, config.worktree).
+ * its pointers (commondir, gitdir, config.worktree); the share is marked a git directory
+ * (struct mounts_vfs_config.gitdir), so that mounts-protected.c applies the rule to the entry
+ * as well (its modules/, where git keeps the worktree's own submodules, with their configs).
  *
  * The chain `.git` -> gitdir -> commondir is repository content (R5): every file is opened
  * without following a symbolic link, every directory walked one component at a time from '/'

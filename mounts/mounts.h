@@ -36,6 +36,10 @@ struct mounts_vfs_config {
      * source becomes a read-only, nosuid, nodev bind of itself (recursively, after the protected
      * paths), so the guest's writes fail with EROFS whatever it mounts or runs. */
     bool readonly;
+    /* The source is itself a git directory (a linked worktree's repository, shared whole):
+     * the git-directory rule applies to it as to a `.git` (its own names, its submodules', and
+     * those of its worktree entries, each of which `writable` may open again). */
+    bool gitdir;
 };
 
 #define MOUNTS_PROTECTED_MAX 256u

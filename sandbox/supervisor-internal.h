@@ -198,6 +198,7 @@ struct sup {
         bool readonly;        /* enforced in virtiofsd's mount namespace */
         char **protected;     /* below host, as struct mounts_vfs_config.protected, or NULL */
         char **writable;      /* struct mounts_vfs_config.writable, or NULL */
+        bool gitdir;          /* struct mounts_vfs_config.gitdir: a worktree's repository */
         pid_t pid;            /* its virtiofsd's guard, or -1 */
         struct sup_dir_id id; /* the directory when its virtiofsd started (sup_ws_replaced) */
     } shares[DBX_SHARES_MAX];

@@ -132,12 +132,13 @@ void sup_shares_free(struct sup *s) {
 }
 
 static void share_add(struct sup *s, const char *host, const char *guest, bool ro, char **protected,
-                      char **writable) {
+                      char **writable, bool gitdir) {
     s->shares[s->nshares++] = (struct sup_share){.host = dbx_xstrdup(host),
                                                  .guest = dbx_xstrdup(guest),
                                                  .readonly = ro,
                                                  .protected = protected,
                                                  .writable = writable,
+                                                 .gitdir = gitdir,
                                                  .pid = -1};
 }
 
@@ -153,7 +154,8 @@ static int shares_find(struct sup *s, dbx_error **err) {
     struct mounts_worktree wt = {0};
     if (mounts_worktree_find(s->proj.root, &wt, err) < 0) return -1;
     if (wt.common) {
-        share_add(s, wt.common, wt.common, false, TAKE_PTR(wt.protected), TAKE_PTR(wt.writable));
+        share_add(s, wt.common, wt.common, false, TAKE_PTR(wt.protected), TAKE_PTR(wt.writable),
+                  true);
         mounts_worktree_clear(&wt);
     }
     for (size_t i = 0; i < s->prof.nmounts; i++) {
@@ -161,7 +163,7 @@ static int shares_find(struct sup *s, dbx_error **err) {
         if (s->nshares >= DBX_SHARES_MAX)
             return dbx_error_setx(err, E2BIG, "%s:%u: more than %u shares", m->file, m->line,
                                   DBX_SHARES_MAX);
-        share_add(s, m->host, m->guest, !m->rw, NULL, NULL);
+        share_add(s, m->host, m->guest, !m->rw, NULL, NULL, false);
     }
     return 0;
 }
@@ -246,7 +248,8 @@ static int shares_start(struct sup *s, const struct mounts_idmap *map, int log_f
                                        .protected = (const char *const *)s->shares[i].protected,
                                        .writable = (const char *const *)s->shares[i].writable,
                                        .guard_exe = guard_exe(),
-                                       .readonly = s->shares[i].readonly};
+                                       .readonly = s->shares[i].readonly,
+                                       .gitdir = s->shares[i].gitdir};
         if (vfs_start(&vc, map, &s->shares[i].pid, s->shares[i].host, v, n, err) < 0) return -1;
     }
     return 0;

@@ -211,6 +211,7 @@ static pid_t spawn_own_ns(const struct vfs_env *e, const char *const *protected,
 static bool probe_readonly;
 /* The next probe's read-write islands (struct mounts_vfs_config.writable), or NULL. */
 static const char *const *probe_writable;
+static bool probe_gitdir;
 
 static char *run_probe_how(struct vfs_env *e, const char *const *protected, const char *body,
                            void (*own_ns_before)(void)) {
@@ -226,6 +227,7 @@ static char *run_probe_how(struct vfs_env *e, const char *const *protected, cons
         cfg.virtiofsd = script;
         cfg.readonly = probe_readonly;
         cfg.writable = probe_writable;
+        cfg.gitdir = probe_gitdir;
         dbx_error *err = NULL;
         pid = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
         CHECK(pid > 0, "spawn: %s", err ? err->msg : "?");
@@ -707,6 +709,134 @@ static void scen_writable(struct vfs_env *e) {
     check_no_host_mounts(e);
 }
 
+/* A directory `rel` below the share that git takes for a git directory (HEAD, objects/), with
+ * a config. */
+static void make_gitdir(struct vfs_env *e, const char *rel) {
+    char p[256], name[192];
+    snprintf(name, sizeof(name), "%s/objects", rel);
+    path_in(e, name, p, sizeof(p));
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    snprintf(name, sizeof(name), "%s/HEAD", rel);
+    write_in(e, name, "ref: refs/heads/main\n");
+    snprintf(name, sizeof(name), "%s/config", rel);
+    write_in(e, name, "[core]\n");
+}
+
+/* A linked worktree's entry, as `git worktree add` leaves it, below git directory `git`. */
+static void make_entry(struct vfs_env *e, const char *git, const char *name) {
+    char p[256], rel[192];
+    snprintf(rel, sizeof(rel), "%s%sworktrees/%s/logs", git, git[0] ? "/" : "", name);
+    path_in(e, rel, p, sizeof(p));
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    static const struct {
+        const char *file, *text;
+    } files[] = {{"HEAD", "ref: refs/heads/side\n"},
+                 {"commondir", "../..\n"},
+                 {"gitdir", "/x/wt/.git\n"},
+                 {"index", "i\n"}};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(files); i++) {
+        snprintf(rel, sizeof(rel), "%s%sworktrees/%s/%s", git, git[0] ? "/" : "", name,
+                 files[i].file);
+        write_in(e, rel, files[i].text);
+    }
+}
+
+static void expect_text(const struct vfs_env *e, const char *name, const char *want) {
+    char p[256];
+    path_in(e, name, p, sizeof(p));
+    char *c = slurp(p);
+    CHECK(!strcmp(c, want), "%s now '%s', want '%s'", name, c, want);
+    free(c);
+}
+
+static void expect_absent(const struct vfs_env *e, const char *name) {
+    char p[256];
+    path_in(e, name, p, sizeof(p));
+    CHECK(access(p, F_OK) < 0, "%s made on the host", name);
+}
+
+/* The main worktree's box, its repository having linked worktrees: worktrees/ stays read-only
+ * (no new entry, none removed), each entry is writable again (the main worktree's `git gc`
+ * rewrites every worktree's HEAD log and takes HEAD.lock there) under the git-directory rule:
+ * its pointers, its config.worktree and its submodules' git directories' configs read-only,
+ * their names not creatable. */
+static void scen_entries(struct vfs_env *e) {
+    make_repo(e);
+    make_entry(e, ".git", "wt");
+    make_gitdir(e, ".git/worktrees/wt/modules/sub");
+    char p[256];
+    path_in(e, ".git/worktrees/junk", p, sizeof(p)); /* no HEAD: not an entry to git */
+    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
+    free(run_probe(
+        e, default_protected,
+        "works sh -c 'echo x > .git/worktrees/wt/index'\n"
+        "works sh -c 'echo y > .git/worktrees/wt/HEAD.lock && "
+        "mv .git/worktrees/wt/HEAD.lock .git/worktrees/wt/HEAD'\n"
+        "works mkdir -p .git/worktrees/wt/logs/refs\n"
+        "works sh -c 'echo z > .git/worktrees/wt/modules/sub/index'\n"
+        "fails \"$RO\" sh -c 'echo /tmp > .git/worktrees/wt/commondir'\n"
+        "fails \"$RO\" sh -c 'echo /tmp > .git/worktrees/wt/gitdir'\n"
+        "fails \"$RO\" sh -c 'echo \"[core] fsmonitor = x\" >> "
+        ".git/worktrees/wt/modules/sub/config'\n"
+        "fails \"$RO\" mkdir .git/worktrees/wt/modules/evil\n"
+        "(cd .git/worktrees/wt && fails \"$PERM\" sh -c 'echo x > config.worktree')\n"
+        "(cd .git/worktrees/wt && fails \"$PERM\" mkdir hooks)\n"
+        "(cd .git/worktrees/wt/modules/sub && fails \"$PERM\" sh -c 'echo x > commondir')\n"
+        "fails '' mv .git/worktrees/wt .git/worktrees/wt2\n"
+        "fails \"$RO\" mkdir .git/worktrees/new\n"
+        "fails \"$RO\" mkdir .git/worktrees/junk/x\n"));
+    expect_text(e, ".git/worktrees/wt/HEAD", "y\n");
+    expect_text(e, ".git/worktrees/wt/modules/sub/index", "z\n");
+    expect_text(e, ".git/worktrees/wt/modules/sub/config", "[core]\n");
+    expect_text(e, ".git/worktrees/wt/commondir", "../..\n");
+    expect_absent(e, ".git/worktrees/wt/config.worktree");
+    expect_absent(e, ".git/worktrees/wt/hooks"); /* no placeholders in an entry */
+    expect_absent(e, ".git/worktrees/new");
+    check_no_host_mounts(e);
+}
+
+/* A linked worktree's repository shared whole (struct mounts_vfs_config.gitdir, as
+ * mounts-worktree.c asks): the rule of a git directory on the share's root (its top takes only
+ * git's names), and on the box's own entry, so its submodules' git directories (in the entry's
+ * modules/, where git keeps a linked worktree's submodules) are writable but not their configs;
+ * another entry stays read-only whole. */
+static void scen_writable_gitdir(struct vfs_env *e) {
+    make_gitdir(e, ".");
+    make_entry(e, "", "wt");
+    make_entry(e, "", "other");
+    make_gitdir(e, "worktrees/wt/modules/sub");
+    static const char *const paths[] = {"config",
+                                        "hooks",
+                                        "modules",
+                                        "worktrees",
+                                        "worktrees/wt/commondir",
+                                        "worktrees/wt/gitdir",
+                                        "worktrees/wt/config.worktree",
+                                        NULL};
+    static const char *const writable[] = {"worktrees/wt", NULL};
+    probe_writable = writable;
+    probe_gitdir = true;
+    free(run_probe(e, paths,
+                   "works sh -c 'echo x > worktrees/wt/index'\n"
+                   "works sh -c 'echo z > worktrees/wt/modules/sub/index'\n"
+                   "works sh -c 'echo f > FETCH_HEAD'\n"
+                   "fails \"$RO\" sh -c 'echo \"[core] fsmonitor = x\" >> "
+                   "worktrees/wt/modules/sub/config'\n"
+                   "fails \"$RO\" mkdir worktrees/wt/modules/evil\n"
+                   "(cd worktrees/wt && fails \"$PERM\" mkdir hooks)\n"
+                   "fails \"$PERM\" sh -c 'echo x > commondir'\n"
+                   "fails \"$PERM\" sh -c 'echo x > newname'\n"
+                   "fails \"$RO\" sh -c 'echo x > worktrees/other/index'\n"));
+    probe_writable = NULL;
+    probe_gitdir = false;
+    expect_text(e, "worktrees/wt/modules/sub/index", "z\n");
+    expect_text(e, "worktrees/wt/modules/sub/config", "[core]\n");
+    expect_text(e, "worktrees/other/index", "i\n");
+    expect_absent(e, "commondir");
+    expect_absent(e, "newname");
+    check_no_host_mounts(e);
+}
+
 /* ---- runner ---------------------------------------------------------------------------- */
 
 #define BOTH(name, fn, needs_virtiofsd)                                                            \
@@ -727,6 +857,8 @@ BOTH(invalid, scen_invalid, false)
 BOTH(real_virtiofsd, scen_real_virtiofsd, true)
 BOTH(readonly, scen_readonly, false)
 BOTH(writable, scen_writable, false)
+BOTH(entries, scen_entries, false)
+BOTH(writable_gitdir, scen_writable_gitdir, false)
 
 #define BOTH_ENTRIES(name)                                                                         \
     cmocka_unit_test(test_##name), cmocka_unit_test(test_##name##_rootless_user)
@@ -848,6 +980,8 @@ int main(void) {
         BOTH_ENTRIES(real_virtiofsd),
         BOTH_ENTRIES(readonly),
         BOTH_ENTRIES(writable),
+        BOTH_ENTRIES(entries),
+        BOTH_ENTRIES(writable_gitdir),
         cmocka_unit_test(test_git_names),
         cmocka_unit_test(test_guard_missing_names),
     };
