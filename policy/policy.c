@@ -151,9 +151,17 @@ static int compile_allowlist(const struct profile *p, struct dbx_plan *plan, dbx
     }
     plan->net_mode = DBX_NET_ALLOWLIST;
     plan->proxy_port = POLICY_PROXY_PORT;
+    /* The box's own name is the box, as its /etc/hosts says (guest/init-hosts.c: 127.0.1.1):
+     * `curl http://devbox:3000` to a server in the box went to the proxy, which refused it. */
+    bool own = p->hostname && p->hostname[0] && strcasecmp(p->hostname, "localhost") != 0;
+    _cleanup_free_ char *no_proxy =
+        own ? dbx_xasprintf("%s,127.0.1.1,%s", POLICY_NO_PROXY, p->hostname)
+            : dbx_xstrdup(POLICY_NO_PROXY);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(proxy_env); i++) {
         if (dbx_plan_env_find(plan, proxy_env[i][0]) >= 0) continue; /* the profile's wins */
-        if (!dbx_plan_env_add(plan, proxy_env[i][0], proxy_env[i][1]))
+        const char *v = proxy_env[i][1];
+        if (!strcmp(v, POLICY_NO_PROXY)) v = no_proxy;
+        if (!dbx_plan_env_add(plan, proxy_env[i][0], v))
             return dbx_error_setx(err, E2BIG,
                                   "env: no room for the proxy variables (%u "
                                   "entries at most)",

@@ -57,6 +57,7 @@
  * leave the address strings "" and proxy_port 0. */
 #define POLICY_PROXY_PORT 3128
 #define POLICY_PROXY_URL "http://127.0.0.1:3128"
+/* NO_PROXY's loopback names; then 127.0.1.1 and the profile's hostname (unless localhost) */
 #define POLICY_NO_PROXY "localhost,127.0.0.1,::1"
 int policy_compile(const struct profile *p, uint64_t vm_memory, struct dbx_plan *ret,
                    dbx_error **err);

@@ -41,7 +41,14 @@ ok dbx trust
 
 # ---- the proxy environment and allowed traffic --------------------------------------------
 ok dbx exec -- sh -c 'echo "$HTTPS_PROXY $http_proxy $ALL_PROXY $NO_PROXY"'
-assert_eq "http://127.0.0.1:3128 http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1,::1" "$OUT" "proxy variables"
+assert_eq "http://127.0.0.1:3128 http://127.0.0.1:3128 http://127.0.0.1:3128 localhost,127.0.0.1,::1,127.0.1.1,devbox" "$OUT" "proxy variables"
+# the box's own name is the box (its /etc/hosts): a server in it is reached directly, not
+# refused by the proxy (found in use: `curl http://devbox:3000` got the proxy's 403)
+build_probe "$R"
+ok dbx exec -- sh -c './probe serve 0.0.0.0 8099 own >/dev/null 2>&1 & p=$!
+    for i in 1 2 3 4 5 6 7 8 9 10; do curl -sS --max-time 10 "http://$(hostname):8099/" 2>/dev/null && break; sleep 1; done
+    kill $p'
+assert_eq own "$OUT" "a server in the box by the box's hostname"
 ok dbx exec -- curl -sS --max-time 30 "https://allowed.test:$HTTPS/hello"
 assert_eq "hello over the allowlist" "$OUT" "curl over https through the proxy"
 ok dbx exec -- curl -sS --max-time 30 "http://allowed.test:$HTTP/hello"

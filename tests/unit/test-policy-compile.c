@@ -439,6 +439,18 @@ static void test_network(void **state) {
     dbx_buf_free(&b);
     dbx_plan_free(&plan);
 
+    /* the box's hostname is the box (127.0.1.1 in its /etc/hosts): not through the proxy */
+    p.hostname = "devbox";
+    plan = compile_ok(&p, 512 * MiB);
+    assert_true(has_env(&plan, "NO_PROXY=localhost,127.0.0.1,::1,127.0.1.1,devbox"));
+    assert_true(has_env(&plan, "no_proxy=localhost,127.0.0.1,::1,127.0.1.1,devbox"));
+    dbx_plan_free(&plan);
+    p.hostname = "localhost";
+    plan = compile_ok(&p, 512 * MiB);
+    assert_true(has_env(&plan, "NO_PROXY=localhost,127.0.0.1,::1"));
+    dbx_plan_free(&plan);
+    p.hostname = NULL;
+
     /* a profile [env] value for the same key wins; the other case is still added */
     char *env[] = {"HTTPS_PROXY=http://corp:8080", "no_proxy=*", "LANG=C", NULL};
     p.env = env;
