@@ -185,13 +185,18 @@ int guest_own_file(int rootfd, const char *rel, const void *data, size_t len, ch
             return dbx_error_set(err, errno, "remove '%s'", shown);
         return 1;
     }
+    if (dfd >= 0) return guest_own_file_in(dfd, name, shown, data, len, notes, err);
     dbx_error *e = NULL;
+    dbx_error_set(&e, errno, "open the directory of '%s'", shown);
+    return note_or_fail(&e, "not written", notes, err);
+}
+
+int guest_own_file_in(int dfd, const char *name, const char *shown, const void *data, size_t len,
+                      char ***notes, dbx_error **err) {
     /* unchanged since the last boot: left alone (no rewrite, no fsync) */
-    if (dfd >= 0 && file_same(dfd, name, data, len, 0644)) return 1;
-    if (dfd < 0)
-        dbx_error_set(&e, errno, "open the directory of '%s'", shown);
-    else if (write_atomic(dfd, name, shown, data, len, geteuid(), getegid(), 0644, &e) == 0)
-        return 1;
+    if (file_same(dfd, name, data, len, 0644)) return 1;
+    dbx_error *e = NULL;
+    if (write_atomic(dfd, name, shown, data, len, geteuid(), getegid(), 0644, &e) == 0) return 1;
     return note_or_fail(&e, "not written", notes, err);
 }
 

@@ -23,7 +23,11 @@
  * server and client on "localhost" could not meet (measured with Node 20 in a namespace like
  * that: "server on ::1", "ECONNREFUSED 127.0.0.1").  Docker writes the ::1 line and its users
  * meet this (moby#35954, docker/for-linux#250).  Where an image names ::1 localhost itself, a
- * forward still reaches a server there (init-sock.c). */
+ * forward still reaches a server there (init-sock.c).
+ *
+ * /etc/hostname says the box's name too: an image built by mmdebstrap or debootstrap carries the
+ * name of the machine that built it, and scripts, shell prompts and tools read the file rather
+ * than ask the kernel (Docker writes it into every container as well). */
 #define _GNU_SOURCE
 #include "init-internal.h"
 
@@ -82,4 +86,12 @@ int hosts_install(int etc, const char *hostname, char ***notes, dbx_error **err)
     if (!hosts_name_ok(hostname)) hostname = "";
     return guest_block_file(etc, "hosts", "/etc/hosts", &hosts_marks, hosts_body, hostname, true,
                             notes, err);
+}
+
+int hostname_install(int etc, const char *hostname, char ***notes, dbx_error **err) {
+    if (!hostname[0] || !hosts_name_ok(hostname)) return 0;
+    _cleanup_free_ char *line = dbx_xasprintf("%s\n", hostname);
+    return guest_own_file_in(etc, "hostname", "/etc/hostname", line, strlen(line), notes, err) < 0
+               ? -1
+               : 0;
 }

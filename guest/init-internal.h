@@ -408,6 +408,9 @@ int audit_report_due(struct agent *a, uint64_t now);
 /* etc/hosts (etc: the box's /etc) names localhost and hostname ("": none) in a block of ours,
  * made when it is missing.  0; -1 with *err on an I/O error; a file left alone is a note. */
 int hosts_install(int etc, const char *hostname, char ***notes, dbx_error **err);
+/* etc/hostname says hostname (unless ""), written as a file of ours (guest_own_file) when it
+ * says anything else.  0; -1 with *err; a file the box's root blocked is a note. */
+int hostname_install(int etc, const char *hostname, char ***notes, dbx_error **err);
 
 /* ---- init-net.c ------------------------------------------------------------------------- */
 
@@ -442,6 +445,9 @@ int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err
  * directory (a sentence appended to *notes); < 0 with *err. */
 int guest_own_file(int rootfd, const char *rel, const void *data, size_t len, char ***notes,
                    dbx_error **err);
+/* The same for a file `name` of directory dfd (written), `shown` its name in messages. */
+int guest_own_file_in(int dfd, const char *name, const char *shown, const void *data, size_t len,
+                      char ***notes, dbx_error **err);
 
 /* ---- init-locale.c ---------------------------------------------------------------------- */
 

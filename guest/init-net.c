@@ -239,6 +239,9 @@ static void net_hosts(int etc, const char *hostname) {
     _cleanup_strv_ char **notes = NULL;
     _cleanup_error_ dbx_error *e = NULL;
     if (hosts_install(etc, hostname, &notes, &e) < 0) init_log("setup: /etc/hosts: %s", e->msg);
+    dbx_error_free(&e);
+    if (hostname_install(etc, hostname, &notes, &e) < 0)
+        init_log("setup: /etc/hostname: %s", e->msg);
     for (size_t i = 0; notes && notes[i]; i++)
         init_log("setup: %s", notes[i]);
 }

@@ -6,7 +6,7 @@
 # "localhost" as Node does is reached from the host through a forward, as is one on [::1] (the
 # guest tries [::1] after 127.0.0.1 refuses); a forward to nothing is refused.  A line the user adds to
 # /etc/hosts stays across a restart, and a hostname changed in the profile takes the old one's
-# place.  Runs on both kernels (t-net-*).
+# place, in /etc/hostname as well.  Runs on both kernels (t-net-*).
 . "$(dirname "$0")/lib.sh"
 
 command -v curl >/dev/null || skip "curl not installed on the host"
@@ -21,6 +21,9 @@ ok dbx exec -- sh -c 'getent ahosts localhost | grep STREAM; getent hosts ip6-lo
 assert_eq "127.0.0.1       STREAM localhost
 ::1             ip6-localhost ip6-loopback
 127.0.1.1       devbox" "$OUT" "localhost, ip6-localhost and the hostname"
+# /etc/hostname too (the Debian image's says the name of the machine that built it)
+ok dbx exec -- cat /etc/hostname
+assert_eq devbox "$OUT" "/etc/hostname in the box"
 
 # a server on "localhost", resolved as Node and Vite do (the first address getaddrinfo gives);
 # perl-base is in every Debian image
@@ -72,8 +75,9 @@ assert_eq "from localhost" "$OUT" "curl localhost in the box"
 ok dbx exec --admin -- sh -c 'echo "10.9.8.7 db.internal" >> /etc/hosts'
 write_profile "$R" $'[box]\nhostname = web'
 ok dbx stop
-ok dbx exec -- sh -c 'hostname; getent hosts db.internal; getent hosts web; getent hosts devbox || echo "devbox: rc $?"'
+ok dbx exec -- sh -c 'hostname; cat /etc/hostname; getent hosts db.internal; getent hosts web; getent hosts devbox || echo "devbox: rc $?"'
 assert_eq "web
+web
 10.9.8.7        db.internal
 127.0.1.1       web
 devbox: rc 2" "$OUT" "names after a restart with a new hostname"

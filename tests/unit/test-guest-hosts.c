@@ -152,6 +152,56 @@ static void test_hosts_hostile(void **state) {
                                     "::1\tip6-localhost ip6-loopback\n" END);
 }
 
+/* /etc/hostname: made, an image's builder name replaced, left as it is when it says the name
+ * already (no rewrite), a symlink the box's root put there not followed. */
+static void test_hostname(void **state) {
+    const struct repo *f = *state;
+    _cleanup_free_ char *p = dbx_xasprintf("%s/hostname", f->dir);
+    int etc = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(etc >= 0);
+    char **notes = NULL;
+    dbx_error *err = NULL;
+    assert_int_equal(hostname_install(etc, "devbox", &notes, &err), 0);
+    _cleanup_free_ char *t1 = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, p, 4096, &t1, NULL, NULL), 0);
+    assert_string_equal(t1, "devbox\n");
+
+    test_put_file(f->dir, "hostname", "builder.example\n");
+    assert_int_equal(hostname_install(etc, "web", &notes, &err), 0);
+    _cleanup_free_ char *t2 = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, p, 4096, &t2, NULL, NULL), 0);
+    assert_string_equal(t2, "web\n");
+    struct stat st, again;
+    struct timespec old[2] = {{0, 0}, {1000000, 0}};
+    assert_int_equal(utimensat(AT_FDCWD, p, old, 0), 0);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(hostname_install(etc, "web", &notes, &err), 0);
+    assert_int_equal(stat(p, &again), 0);
+    assert_int_equal(again.st_mtim.tv_sec, 1000000);
+    assert_int_equal(again.st_ino, st.st_ino);
+    assert_null(notes);
+
+    /* not one name, or none: the file stays */
+    assert_int_equal(hostname_install(etc, "a b", &notes, &err), 0);
+    assert_int_equal(hostname_install(etc, "", &notes, &err), 0);
+    _cleanup_free_ char *t3 = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, p, 4096, &t3, NULL, NULL), 0);
+    assert_string_equal(t3, "web\n");
+
+    /* a symlink: replaced by our file, never written through */
+    test_put_file(f->dir, "target", "keep\n");
+    unlink(p);
+    assert_int_equal(symlink("target", p), 0);
+    int r = hostname_install(etc, "devbox", &notes, &err);
+    if (r < 0) fail_msg("hostname_install: %s", err->msg);
+    _cleanup_free_ char *p2 = dbx_xasprintf("%s/target", f->dir);
+    _cleanup_free_ char *t4 = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, p2, 4096, &t4, NULL, NULL), 0);
+    assert_string_equal(t4, "keep\n");
+    dbx_strv_free(notes);
+    close(etc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hosts_made, test_repo_setup, test_repo_teardown),
@@ -159,6 +209,7 @@ int main(void) {
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_hosts_parsing, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_hosts_hostile, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_hostname, test_repo_setup, test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
