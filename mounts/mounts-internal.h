@@ -95,16 +95,16 @@ int mounts_open_dir_beneath(int root, const char *rel);
 bool mounts_is_git_dir(int dfd);
 
 /* The git-directory rule (docs/SECURITY.md): for `.git` (when it is a directory), the share's
- * root (when nested->root), the nested git directories in `nested` (may be NULL), every
- * submodule git directory below any of their modules/ (nested ones too), and every linked
- * worktree's entry below their worktrees/ (worktrees/NAME with a HEAD, which git reads as a git
- * directory of its own: config.worktree, modules/, the pointers commondir and gitdir) and the
- * submodule git directories below its modules/ (at most MOUNTS_GIT_DIRS_MAX git directories,
- * 8 levels: any further ones stay wholly read-only under the read-only modules/ or worktrees/),
- * the paths git reads as configuration, hooks or redirections, to be protected read-only
- * whether they exist or not, plus nested's `.git` files (*ret_readonly), and the submodule git
- * directories and worktree entries themselves, which are bound writable again below the
- * read-only modules/ or worktrees/ (*ret_rw).  Resolution as for protected paths. */
+ * root (when nested->root: a linked worktree's repository) and its worktree entries
+ * (worktrees/NAME with a HEAD, which git reads as a git directory of its own: their
+ * config.worktree, modules/ and pointers commondir and gitdir), the nested git directories in
+ * `nested` (may be NULL), and every submodule git directory below any of their modules/ (nested
+ * ones too; at most MOUNTS_GIT_DIRS_MAX git directories, 8 levels: any further ones stay wholly
+ * read-only under the read-only modules/), the paths git reads as configuration, hooks or
+ * redirections, to be protected read-only whether they exist or not, plus nested's `.git`
+ * files (*ret_readonly), and the submodule git directories and entries themselves, which are
+ * bound writable again below the read-only modules/ or worktrees/ unless a protected path
+ * covers them (*ret_rw).  Resolution as for protected paths. */
 #define MOUNTS_GIT_DIRS_MAX 512u
 int mounts_git_paths(const char *source, const struct mounts_nested *nested, char ***ret_readonly,
                      char ***ret_rw, dbx_error **err);

@@ -297,6 +297,13 @@ static const char *const git_readonly[] = {
     NULL,
 };
 
+/* Of git_readonly, what git reads from a worktree entry itself (everything else of a linked
+ * worktree, config and hooks included, it reads from the common directory; path.c's
+ * common_list): not walked there, so that a link the box planted for a name git never reads in
+ * an entry (objects) cannot stop a start.  The name guard refuses the rest there anyway. */
+static const char *const entry_readonly[] = {"commondir", "config.worktree", "gitdir", "modules",
+                                             NULL};
+
 const char *const *mounts_git_readonly_names(void) {
     return git_readonly;
 }
@@ -421,13 +428,11 @@ static void find_modules(struct git_dirs *g, const char *rel, unsigned depth) {
     each_subdir(g, rel, module_found, depth);
 }
 
-/* An entry of a git directory's worktrees/ (`git worktree add`): a linked worktree's own git
- * directory, which git finds by the worktree's `.git` file and reads as one (its HEAD and
- * index, and as configuration its config.worktree, its submodules' git directories in its
- * modules/, its pointers commondir and gitdir).  Writable again below the read-only
- * worktrees/ (the main worktree's `git gc` rewrites every worktree's HEAD log, `git status`
- * there writes its index), under the rule like any git directory.  Only one with a HEAD, as
- * git's own check: the rest stays read-only with worktrees/. */
+/* An entry of the shared git directory's worktrees/ (`git worktree add`): a linked worktree's
+ * own git directory, which git finds by the worktree's `.git` file and reads as one (HEAD,
+ * index, and as configuration or a pointer: config.worktree, commondir, gitdir, and modules/,
+ * where git keeps the worktree's own submodules' git directories).  Only one with a HEAD, as
+ * git's own check. */
 static bool entry_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
     (void)depth;
     struct stat st;
@@ -436,16 +441,20 @@ static bool entry_found(struct git_dirs *g, const char *sub, int fd, unsigned de
     g->dirs = dbx_strv_push(g->dirs, sub);
     g->rw = dbx_strv_push(g->rw, sub);
     g->entries = dbx_strv_push(g->entries, sub);
-    _cleanup_free_ char *mods = git_path(sub, "modules");
-    find_modules(g, mods, 1);
     return true;
 }
 
 /* The git directories in the share: the root when nested->root (a linked worktree's
- * repository, shared whole), `.git` when it is a directory (a `.git` file is a redirection out
- * of the share, protected as a path of its own), the nested ones the walk found
- * (mounts-nested.c), then the submodules' of each, then the worktree entries of all of these
- * and their submodules'. */
+ * repository, shared whole) and its worktree entries, `.git` when it is a directory (a `.git`
+ * file is a redirection out of the share, protected as a path of its own), the nested ones the
+ * walk found (mounts-nested.c), then the submodules' of each, entries included.
+ *
+ * Entries only of a shared git directory, where the spawner opens the box's own entry again
+ * below the read-only worktrees/ (mounts-worktree.c) and the rest stay covered by it.  A
+ * workspace's `.git/worktrees/` stays read-only whole: its entries' HEAD, index and logs
+ * writable would let the main worktree's `git gc` in the box take their HEAD logs, but also let
+ * its `git worktree prune`, to which every linked checkout looks missing from inside the box,
+ * delete the worktrees' HEAD and staged index on the host. */
 static int find_git_dirs(const char *source, const struct mounts_nested *nested,
                          struct git_dirs *ret, dbx_error **err) {
     struct git_dirs g = {.root = open(source, O_PATH | O_DIRECTORY | O_CLOEXEC)};
@@ -463,15 +472,14 @@ static int find_git_dirs(const char *source, const struct mounts_nested *nested,
     for (size_t i = 0; nested && nested->gitdirs && nested->gitdirs[i]; i++)
         if (!strv_contains(g.dirs, nested->gitdirs[i]))
             g.dirs = dbx_strv_push(g.dirs, nested->gitdirs[i]);
+    /* then the entries, before any submodule counts against the cap (an entry the spawner
+     * opens again must be under the rule: mounts_apply_protected_git refuses to start if the
+     * cap left it out) */
+    if (nested && nested->root) each_subdir(&g, "worktrees", entry_found, 0);
     size_t tops = dbx_strv_len(g.dirs);
     for (size_t i = 0; i < tops; i++) {
         _cleanup_free_ char *mods = git_path(g.dirs[i], "modules");
         find_modules(&g, mods, 1);
-    }
-    size_t found = dbx_strv_len(g.dirs);
-    for (size_t i = 0; i < found; i++) {
-        _cleanup_free_ char *wt = git_path(g.dirs[i], "worktrees");
-        each_subdir(&g, wt, entry_found, 0);
     }
     *ret = g;
     return 0;
@@ -491,8 +499,10 @@ int mounts_git_paths(const char *source, const struct mounts_nested *nested, cha
     if (find_git_dirs(source, nested, &g, err) < 0) return -(*err)->code;
     char **ro = NULL;
     for (size_t i = 0; g.dirs && g.dirs[i]; i++) {
-        for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
-            _cleanup_free_ char *p = git_path(g.dirs[i], git_readonly[k]);
+        bool entry = strv_contains(g.entries, g.dirs[i]);
+        const char *const *names = entry ? entry_readonly : git_readonly;
+        for (size_t k = 0; names[k]; k++) {
+            _cleanup_free_ char *p = git_path(g.dirs[i], names[k]);
             ro = dbx_strv_push(ro, p);
         }
     }
@@ -599,8 +609,16 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
         if (!covered) keep = dbx_strv_push(keep, rw[i]);
     }
     /* the spawner's islands (a worktree's own entry) are writable whatever covers them: the
-     * read-only path above them is the spawner's too */
-    for (size_t i = 0; writable && writable[i]; i++)
+     * read-only path above them is the spawner's too.  In a shared git directory each must be
+     * an entry under the rule (its modules/ read-only, its top under the name guard): one the
+     * cap left out, or without a HEAD, would be open whole. */
+    for (size_t i = 0; writable && writable[i]; i++) {
+        if (nested && nested->root && !strv_contains(rw, writable[i]))
+            return dbx_error_setx(err, E2BIG,
+                                  "'%s/%s' is not a worktree entry devbox can protect (no HEAD, "
+                                  "or more than %u git directories and worktrees in '%s')",
+                                  source, writable[i], MOUNTS_GIT_DIRS_MAX, source);
         keep = dbx_strv_push(keep, writable[i]);
+    }
     return walk_all(source, paths, ro, keep, true, NULL, NULL, err);
 }

@@ -5,8 +5,8 @@
 # worktree's submodule.  From the linked worktree's box and from the main worktree's box alike:
 # that config, the entry's pointers and config.worktree, and new entries are out of the box's
 # reach (a marker command never runs after host `git status` there); git keeps working in the
-# box: a commit in the worktree's submodule, and `git gc` in the main worktree, which rewrites
-# every worktree's HEAD log (it failed with worktrees/ read-only whole).
+# linked worktree's box, a commit in its submodule included; the main worktree's box, to which
+# the linked checkout looks missing, cannot prune its entry.
 . "$(dirname "$0")/lib.sh"
 
 submodule_repo # $R with submodule sub, host git "${HG[@]}", markers in $M
@@ -51,9 +51,12 @@ ok dbx stop
 # the main worktree's box
 cd "$R" || fail "cd $R"
 cp "$TEST_TMP/attacks.sh" . && attacks_as_default_and_root attacks.sh && rm attacks.sh
-ok dbx exec -- sh -c 'git gc -q && git status --porcelain && git log --format=%s -1 side'
-assert_eq base "$OUT" "git gc in the main worktree's box"
+# inside the box the linked checkout looks missing: prune would delete its entry (its HEAD,
+# its staged index) if worktrees/ were writable
+ok dbx exec -- sh -c 'git worktree list --porcelain | grep -c prunable; git worktree prune 2>/dev/null; true'
+assert_eq 1 "$OUT" "the linked worktree as the main box sees it"
 ok dbx stop
+[ -f "$E/HEAD" ] && [ -f "$E/index" ] || fail "the entry lost its HEAD or index: $(ls -A "$E")"
 
 assert_eq "$before" "$(fingerprint "${PROTECTED[@]}")" "the worktree entry on the host after the boxes"
 for n in modules/sub/config.worktree modules/sub2 modules/evil config.worktree config hooks; do

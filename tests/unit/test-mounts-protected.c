@@ -756,41 +756,26 @@ static void expect_absent(const struct vfs_env *e, const char *name) {
 }
 
 /* The main worktree's box, its repository having linked worktrees: worktrees/ stays read-only
- * (no new entry, none removed), each entry is writable again (the main worktree's `git gc`
- * rewrites every worktree's HEAD log and takes HEAD.lock there) under the git-directory rule:
- * its pointers, its config.worktree and its submodules' git directories' configs read-only,
- * their names not creatable. */
+ * whole, entries included.  Inside the box every linked checkout looks missing, so
+ * `git worktree prune` (and `git gc`) there would take each entry for stale and delete its
+ * HEAD and staged index on the host if the entry were writable; and no entry's submodule
+ * config is the box's to write. */
 static void scen_entries(struct vfs_env *e) {
     make_repo(e);
     make_entry(e, ".git", "wt");
     make_gitdir(e, ".git/worktrees/wt/modules/sub");
-    char p[256];
-    path_in(e, ".git/worktrees/junk", p, sizeof(p)); /* no HEAD: not an entry to git */
-    CHECK(dbx_mkdir_p(p, 0755, NULL) == 0, "mkdir: %m");
-    free(run_probe(
-        e, default_protected,
-        "works sh -c 'echo x > .git/worktrees/wt/index'\n"
-        "works sh -c 'echo y > .git/worktrees/wt/HEAD.lock && "
-        "mv .git/worktrees/wt/HEAD.lock .git/worktrees/wt/HEAD'\n"
-        "works mkdir -p .git/worktrees/wt/logs/refs\n"
-        "works sh -c 'echo z > .git/worktrees/wt/modules/sub/index'\n"
-        "fails \"$RO\" sh -c 'echo /tmp > .git/worktrees/wt/commondir'\n"
-        "fails \"$RO\" sh -c 'echo /tmp > .git/worktrees/wt/gitdir'\n"
-        "fails \"$RO\" sh -c 'echo \"[core] fsmonitor = x\" >> "
-        ".git/worktrees/wt/modules/sub/config'\n"
-        "fails \"$RO\" mkdir .git/worktrees/wt/modules/evil\n"
-        "(cd .git/worktrees/wt && fails \"$PERM\" sh -c 'echo x > config.worktree')\n"
-        "(cd .git/worktrees/wt && fails \"$PERM\" mkdir hooks)\n"
-        "(cd .git/worktrees/wt/modules/sub && fails \"$PERM\" sh -c 'echo x > commondir')\n"
-        "fails '' mv .git/worktrees/wt .git/worktrees/wt2\n"
-        "fails \"$RO\" mkdir .git/worktrees/new\n"
-        "fails \"$RO\" mkdir .git/worktrees/junk/x\n"));
-    expect_text(e, ".git/worktrees/wt/HEAD", "y\n");
-    expect_text(e, ".git/worktrees/wt/modules/sub/index", "z\n");
+    free(run_probe(e, default_protected,
+                   "fails \"$RO\" sh -c 'echo x > .git/worktrees/wt/index'\n"
+                   "fails \"$RO\" sh -c 'echo y > .git/worktrees/wt/HEAD.lock'\n"
+                   "fails \"$RO\" rm -f .git/worktrees/wt/HEAD\n"
+                   "fails '' rm -rf .git/worktrees/wt\n"
+                   "fails \"$RO\" sh -c 'echo z > .git/worktrees/wt/modules/sub/index'\n"
+                   "fails \"$RO\" sh -c 'echo \"[core] fsmonitor = x\" >> "
+                   ".git/worktrees/wt/modules/sub/config'\n"
+                   "fails \"$RO\" mkdir .git/worktrees/new\n"));
+    expect_text(e, ".git/worktrees/wt/HEAD", "ref: refs/heads/side\n");
+    expect_text(e, ".git/worktrees/wt/index", "i\n");
     expect_text(e, ".git/worktrees/wt/modules/sub/config", "[core]\n");
-    expect_text(e, ".git/worktrees/wt/commondir", "../..\n");
-    expect_absent(e, ".git/worktrees/wt/config.worktree");
-    expect_absent(e, ".git/worktrees/wt/hooks"); /* no placeholders in an entry */
     expect_absent(e, ".git/worktrees/new");
     check_no_host_mounts(e);
 }
@@ -835,6 +820,24 @@ static void scen_writable_gitdir(struct vfs_env *e) {
     expect_absent(e, "commondir");
     expect_absent(e, "newname");
     check_no_host_mounts(e);
+
+    /* an island that is no entry under the rule (here: no HEAD; past the cap alike) would be
+     * open whole, its modules/ included: the start fails */
+    char p[256];
+    path_in(e, "worktrees/wt/HEAD", p, sizeof(p));
+    CHECK(unlink(p) == 0, "unlink: %m");
+    struct mounts_vfs_config cfg = vfs_env_config(e, paths);
+    char script[128];
+    snprintf(script, sizeof(script), "%s/probe", e->dir);
+    cfg.virtiofsd = script;
+    cfg.writable = writable;
+    cfg.gitdir = true;
+    dbx_error *err = NULL;
+    pid_t r = mounts_virtiofsd_spawn(&cfg, &e->map, &err);
+    CHECK(r < 0 && err && strstr(err->msg, "worktrees/wt' is not a worktree entry"),
+          "spawn with an island that is no entry: %d %s", (int)r, err ? err->msg : "");
+    CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD, "a child was left behind");
+    dbx_error_free(&err);
 }
 
 /* ---- runner ---------------------------------------------------------------------------- */
