@@ -60,7 +60,8 @@
 
 /* Names git itself creates at the top of a git directory (gitrepository-layout(5) and the
  * state files of merge, rebase, am, bisect, cherry-pick, revert, notes, stash, gc): the
- * all-capital ones (HEAD, ORIG_HEAD, FETCH_HEAD, MERGE_*, BISECT_*, COMMIT_EDITMSG, ...),
+ * all-capital ones (HEAD, ORIG_HEAD, FETCH_HEAD, MERGE_*, BISECT_*, COMMIT_EDITMSG, ...; not
+ * COMMONDIR or MODULES, which a directory that folds case opens as a name of the rule),
  * lock files, the index and its temporary copies, and these.  None is read as configuration
  * or as a pointer to another git directory. */
 /* clang-format off */
@@ -94,6 +95,13 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
         return match_any(allowed_info, DBX_ARRAY_SIZE(allowed_info), name);
     if (kind == MOUNTS_GUARD_OBJECTS_INFO)
         return match_any(allowed_objinfo, DBX_ARRAY_SIZE(allowed_objinfo), name);
+    /* never a name of the rule in another case: a directory that folds case (ext4 `chattr +F`,
+     * a later checkout on macOS or Windows) opens COMMONDIR as commondir, MODULES as modules */
+    for (const char *const *r = mounts_git_readonly_names(); *r; r++) {
+        size_t n = strcspn(*r, "/");
+        if (strlen(name) == n && strncasecmp(name, *r, n) == 0 && strncmp(name, *r, n) != 0)
+            return false;
+    }
     bool caps = true;
     for (const char *p = name; *p && caps; p++)
         caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';

@@ -886,11 +886,15 @@ static void test_git_names(void **state) {
                                      "rebase-merge",
                                      "sequencer",
                                      ".COMMIT_EDITMSG.swp",
-                                     "lfs"};
-    static const char *const no[] = {
-        "commondir", "gitdir",   "config.worktree", "config",        "hooks", "info", "modules",
-        "worktrees", "branches", "remotes",         "commondir.tmp", "x",     "",     "a/b",
-        "Head"};
+                                     "lfs",
+                                     "objects"};
+    static const char *const no[] = {"commondir", "gitdir",        "config.worktree",
+                                     "config",    "hooks",         "info",
+                                     "modules",   "worktrees",     "branches",
+                                     "remotes",   "commondir.tmp", "x",
+                                     "",          "a/b",           "Head",
+                                     "COMMONDIR", "GITDIR",        "MODULES",
+                                     "CONFIG",    "HOOKS",         "WORKTREES"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++)
         if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
