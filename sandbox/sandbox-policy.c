@@ -3,6 +3,7 @@
  * recorded on the host for exactly those profile bytes. */
 #define _GNU_SOURCE
 #include "sandbox-internal.h"
+#include "../mounts/mounts.h"
 #include "../vm/vm.h"
 
 char *dbx_trust_dir(const struct dbx_paths *paths) {
@@ -71,6 +72,52 @@ int dbx_profile_load(const struct dbx_paths *paths, const struct dbx_project *pr
     return 0;
 }
 
+/* A linked worktree's main worktree (its repository's `.git`'s directory), or NULL: not a
+ * linked worktree, a bare repository, or a chain mounts_worktree_find refuses. */
+static char *main_worktree(const char *root) {
+    struct mounts_worktree wt = {0};
+    dbx_error *e = NULL;
+    if (mounts_worktree_find(root, &wt, &e) < 0) {
+        dbx_error_free(&e);
+        return NULL;
+    }
+    size_t n = wt.common ? strlen(wt.common) : 0;
+    char *main =
+        n > 5 && !strcmp(wt.common + n - 5, "/.git") ? dbx_xstrndup(wt.common, n - 5) : NULL;
+    mounts_worktree_clear(&wt);
+    return main;
+}
+
+/* Whether the user trusted these profile bytes in the main worktree of the linked worktree
+ * `proj`, where they are its profile now and widen exactly as much (`wide`): `git worktree
+ * add` checks the committed devbox.ini out again for every worktree, and agents make one per
+ * task.  The same bytes can mean something else elsewhere (a [mounts] folder relative to the
+ * repo), hence the widenings compared, with real paths; anything that fails is "no". */
+static bool trusted_in_main(const struct dbx_paths *paths, const struct dbx_project *proj,
+                            const char *dir, const struct profile *p, char *const *wide) {
+    _cleanup_free_ char *main = main_worktree(proj->root);
+    bool trusted = false;
+    dbx_error *e = NULL;
+    if (!main || profile_trust_check(dir, main, p->hash, &trusted, &e) < 0 || !trusted) {
+        dbx_error_free(&e);
+        return false;
+    }
+    struct dbx_project mp = {.root = main};
+    struct profile mprof = {0};
+    struct profile_user muser = {0};
+    if (dbx_profile_load(paths, &mp, &mprof, &muser, &e) < 0) {
+        dbx_error_free(&e);
+        return false;
+    }
+    bool same = !strcmp(mprof.hash, p->hash);
+    _cleanup_strv_ char **mwide = same ? profile_widenings(&mprof, &muser) : NULL;
+    for (size_t i = 0; same && (wide[i] || mwide[i]); i++)
+        same = wide[i] && mwide[i] && !strcmp(wide[i], mwide[i]);
+    profile_clear(&mprof);
+    profile_user_clear(&muser);
+    return same;
+}
+
 int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project *proj,
                         const struct profile *p, const struct profile_user *user, dbx_error **err) {
     _cleanup_strv_ char **wide = profile_widenings(p, user);
@@ -78,7 +125,7 @@ int dbx_profile_allowed(const struct dbx_paths *paths, const struct dbx_project 
     _cleanup_free_ char *dir = dbx_trust_dir(paths);
     bool trusted = false;
     if (profile_trust_check(dir, proj->root, p->hash, &trusted, err) < 0) return -1;
-    if (trusted) return 0;
+    if (trusted || trusted_in_main(paths, proj, dir, p, wide)) return 0;
     size_t len = 0;
     for (char **w = wide; *w; w++)
         len += strlen(*w) + 2;

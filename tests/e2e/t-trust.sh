@@ -129,3 +129,29 @@ R2=$(make_repo other)
 cp "$R/devbox.ini" "$R2/devbox.ini"
 run_in "$R2" dbx exec -- true
 assert_eq 125 "$RC" "exec in another repo with the same (there untrusted) devbox.ini: $(show "$ERR")"
+
+# ---- a linked worktree shares its repository's trust: the same bytes, the same widenings ----
+# (`git worktree add` checks the committed devbox.ini out again; agents make one per task)
+git -C "$R" add devbox.ini && git -C "$R" commit -qm profile || fail "commit devbox.ini"
+WT=$TEST_TMP/repos/wt
+git -C "$R" worktree add -q "$WT" -b wt >/dev/null 2>&1 || fail "git worktree add"
+CLEANUP_HOOKS+=("timeout 60 '$DEVBOX' -C '$WT' stop >/dev/null 2>&1 </dev/null")
+cp "$R/probe" "$WT/probe"
+run_in "$WT" dbx exec -u root -- ./probe status
+assert_eq 0 "$RC" "exec in a linked worktree with the trusted devbox.ini: $(show "$ERR")"
+assert_kv "$OUT" CapEff 0000000000001000 "CapEff in the linked worktree"
+run_in "$WT" dbx stop
+# its own edit is its own bytes
+printf '# edited in the worktree\n' >>"$WT/devbox.ini"
+run_in "$WT" dbx exec -- true
+assert_eq 125 "$RC" "exec in the worktree after an edit there: $(show "$ERR")"
+git -C "$WT" checkout -q devbox.ini
+# the same bytes that widen differently there (a read-write folder of the repo is its real
+# path, another in each worktree) are not the trusted ones
+mkdir -p "$R/data" "$WT/data"
+write_profile "$R" $'[mounts]\ndata = /data:rw'
+cp "$R/devbox.ini" "$WT/devbox.ini"
+(cd "$R" && ok dbx trust)
+run_in "$WT" dbx exec -- true
+assert_eq 125 "$RC" "exec in the worktree with a profile whose widening names the main's folder: $(show "$ERR")"
+assert_contains "$ERR" "$WT/data" "the worktree's refusal names its own folder"
