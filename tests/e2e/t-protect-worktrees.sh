@@ -6,7 +6,8 @@
 # that config, the entry's pointers and config.worktree, and new entries are out of the box's
 # reach (a marker command never runs after host `git status` there); git keeps working in the
 # linked worktree's box, a commit in its submodule included; the main worktree's box, to which
-# the linked checkout looks missing, cannot prune its entry.
+# the linked checkout looks missing, cannot prune its entry; a tree whose `.git` file names the
+# worktree's entry is no worktree of the repository.
 . "$(dirname "$0")/lib.sh"
 
 submodule_repo # $R with submodule sub, host git "${HG[@]}", markers in $M
@@ -70,3 +71,13 @@ assert_eq "" "$(ls -A "$M")" "markers of commands host git ran"
 ok "${HG[@]}" -C "$WT/sub" log --format=%s -1
 assert_eq sub-in-wt "$OUT" "the box's submodule commit on the host"
 ok "${HG[@]}" -C "$R" fsck --no-progress
+
+# a tree whose `.git` file names this repository's entry of another worktree (one made to
+# borrow the user's repository: its box would get the repository, and its trust) gets no box
+B=$TEST_TMP/repos/borrow
+mkdir -p "$B" && printf 'gitdir: %s\n' "$E" >"$B/.git"
+CLEANUP_HOOKS+=("timeout 60 '$DEVBOX' -C '$B' stop >/dev/null 2>&1 </dev/null")
+run_in "$B" dbx exec -- true
+assert_eq 125 "$RC" "exec in a tree borrowing another worktree's entry (stderr: $(show "$ERR"))"
+assert_contains "$ERR" "not this worktree" "the refusal"
+assert_one_line "$ERR" "the refusal"

@@ -252,6 +252,8 @@ static void make_layout(void) {
     put("wt/.git", g);
     put("main/.git/worktrees/wt/HEAD", "ref: refs/heads/side\n");
     put("main/.git/worktrees/wt/commondir", "../..\n");
+    snprintf(g, sizeof(g), "%s/wt/.git\n", top);
+    put("main/.git/worktrees/wt/gitdir", g);
     put("main/.git/worktrees/other/HEAD", "x\n");
 }
 
@@ -309,11 +311,26 @@ static void test_worktree(void **state) {
     assert_int_equal(find_in("sep", &w, &msg), 0);
     assert_null(w.common);
 
-    /* a relative gitdir is relative to the worktree */
-    put("rel/.git", "gitdir: ../main/.git/worktrees/wt\n");
+    /* a relative gitdir is relative to the worktree; the entry's own gitdir may be relative
+     * too (git's worktree.useRelativePaths), to the entry */
+    put("rel/.git", "gitdir: ../main/.git/worktrees/rel\n");
+    put("main/.git/worktrees/rel/HEAD", "ref: refs/heads/rel\n");
+    put("main/.git/worktrees/rel/commondir", "../..\n");
+    put("main/.git/worktrees/rel/gitdir", "../../../../rel/.git\n");
     assert_int_equal(find_in("rel", &w, &msg), 0);
-    assert_string_equal(w.name, "wt");
+    assert_string_equal(w.name, "rel");
     mounts_worktree_clear(&w);
+
+    /* a `.git` file naming another worktree's entry (a tree made to borrow the user's
+     * repository), or an entry whose gitdir is missing: refused, naming the entry */
+    snprintf(want, sizeof(want), "gitdir: %s/main/.git/worktrees/wt\n", top);
+    put("borrow/.git", want);
+    assert_int_equal(find_in("borrow", &w, &msg), -EINVAL);
+    assert_non_null(strstr(msg, "not this worktree"));
+    assert_non_null(strstr(msg, "git worktree repair"));
+    free(msg);
+    msg = NULL;
+    assert_null(w.common);
 
     /* odd chains: each an error naming the .git file */
     static const struct {
