@@ -122,28 +122,34 @@ static int find(const char *source, struct mounts_worktree *w, dbx_error **err) 
     if (strncmp(gitdir, wt, strlen(wt)) != 0 || !name[0] || strchr(name, '/'))
         return dbx_error_setx(err, EINVAL, "git directory '%s' is not an entry of '%s/worktrees'",
                               gitdir, common);
-    /* The entry must be this worktree's own: its gitdir names our `.git` (`git worktree add`
-     * writes it; `git worktree repair` mends it after a move).  Else any directory whose `.git`
-     * file names an entry of the user's repository (a tarball made for this user) would get that
-     * repository shared into its box, and its trust (sandbox-policy.c).  Compared as files
-     * (device and inode): git may write the path through a link the canonical root does not
-     * have; nothing is read or written through it. */
-    _cleanup_free_ char *back = NULL;
-    if (read_pointer(gfd, "gitdir", NULL, gitdir, "its git directory's gitdir", &back, err) < 0)
-        return -1;
-    struct stat mine, named;
-    if (fstatat(src, ".git", &mine, AT_SYMLINK_NOFOLLOW) < 0 || stat(back, &named) < 0 ||
-        mine.st_dev != named.st_dev || mine.st_ino != named.st_ino)
-        return dbx_error_setx(err, EINVAL,
-                              "'%s/gitdir' names '%s', not this worktree (moved? run "
-                              "'git worktree repair' in it)",
-                              gitdir, back);
     if (fstat(cfd, &st) < 0) return dbx_error_set(err, errno, "'%s'", common);
     if (st.st_uid != getuid())
         return dbx_error_setx(err, EPERM, "'%s' belongs to uid %u, not to you", common,
                               (unsigned)st.st_uid);
     if (at_or_below(common, source) || at_or_below(source, common))
         return dbx_error_setx(err, EINVAL, "'%s' and the workspace lie inside one another", common);
+
+    /* The entry must be this worktree's own: its gitdir names our `.git` (`git worktree add`
+     * writes it; `git worktree repair` mends it after a move).  Else any directory whose `.git`
+     * file names an entry of the user's repository (a tarball made for this user) would get that
+     * repository shared into its box, and its trust (sandbox-policy.c).  Compared as files
+     * (device and inode, and no other name for ours): git may write the path through a link the
+     * canonical root does not have; nothing is read or written through it.  Only in a
+     * repository of the user's (checked above): no stat of a path someone else wrote. */
+    _cleanup_free_ char *back = NULL;
+    if (read_pointer(gfd, "gitdir", NULL, gitdir, "its git directory's gitdir", &back, err) < 0) {
+        _cleanup_free_ char *why = dbx_xstrdup((*err)->msg);
+        int code = (*err)->code;
+        dbx_error_free(err);
+        return dbx_error_setx(err, code, "%s (run 'git worktree repair' in it)", why);
+    }
+    struct stat mine, named;
+    if (fstatat(src, ".git", &mine, AT_SYMLINK_NOFOLLOW) < 0 || stat(back, &named) < 0 ||
+        mine.st_dev != named.st_dev || mine.st_ino != named.st_ino || mine.st_nlink != 1)
+        return dbx_error_setx(err, EINVAL,
+                              "'%s/gitdir' names '%s', not this worktree (moved? run "
+                              "'git worktree repair' in it)",
+                              gitdir, back);
 
     /* The rule: the git directory's read-only paths, worktrees/ included (else the box could
      * write the pointers of an entry the user adds later, or re-create a pruned one, to lead

@@ -331,6 +331,15 @@ static void test_worktree(void **state) {
     free(msg);
     msg = NULL;
     assert_null(w.common);
+    put("main/.git/worktrees/nogd/HEAD", "ref: refs/heads/x\n");
+    put("main/.git/worktrees/nogd/commondir", "../..\n");
+    snprintf(want, sizeof(want), "gitdir: %s/main/.git/worktrees/nogd\n", top);
+    put("nogd/.git", want);
+    assert_int_equal(find_in("nogd", &w, &msg), -ENOENT);
+    assert_non_null(strstr(msg, "gitdir"));
+    assert_non_null(strstr(msg, "git worktree repair"));
+    free(msg);
+    msg = NULL;
 
     /* odd chains: each an error naming the .git file */
     static const struct {
