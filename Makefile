@@ -155,6 +155,8 @@ $(BUILD)/tests/test-guest-env: guest/init-env.c guest/init-internal.h
 $(BUILD)/tests/test-guest-locale: guest/init-locale.c guest/init-ca.c guest/init-internal.h
 # test-guest-hosts compiles guest/init-hosts.c in (the box's names in /etc/hosts).
 $(BUILD)/tests/test-guest-hosts: guest/init-hosts.c guest/init-ca.c guest/init-internal.h
+# test-guest-skel compiles guest/init-skel.c in (a new home's files from /etc/skel).
+$(BUILD)/tests/test-guest-skel: guest/init-skel.c guest/init-internal.h
 # test-guest-stats compiles guest/init-stats.c in (the box cgroup's counters, NOTICE).
 $(BUILD)/tests/test-guest-stats: guest/init-stats.c guest/init-internal.h
 # test-guest-clock compiles guest/init-clock.c in (when the box's clock steps, and which way).

@@ -403,6 +403,12 @@ void audit_events(struct agent *a);
  * is due, or -1 when nothing waits. */
 int audit_report_due(struct agent *a, uint64_t now);
 
+/* ---- init-skel.c ------------------------------------------------------------------------ */
+
+/* Copy the directory skel (the image's /etc/skel) into a home just made, owned by uid:gid:
+ * regular files with one link and directories, nothing followed, capped; best effort. */
+void skel_copy(int skel, int home, uid_t uid, gid_t gid);
+
 /* ---- init-hosts.c ----------------------------------------------------------------------- */
 
 /* etc/hosts (etc: the box's /etc) names localhost and hostname ("": none) in a block of ours,

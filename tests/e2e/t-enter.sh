@@ -89,10 +89,15 @@ import_debian deb
 D=$(make_repo deb)
 write_profile "$D" $'[box]\nimage = deb'
 run_in "$D" "$PYTHON" "$E2E_DIR/pty.py" --timeout 150 \
-    --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}]"\r' \
+    --expect '[#$] ' --send 'echo "SH=[$SHELL] ZERO=[$0] BV=[${BASH_VERSION:+set}] HC=[$HISTCONTROL]"\r' \
     --expect 'SH=\[[^]]*\] ZERO' --send 'exit 4\r' -- "$DEVBOX" enter
 out=$(tr -d '\r' <"$TEST_TMP/stdout")
 assert_eq 4 "$RC" "exit code of devbox enter on Debian; output: $(show "$out")"
 assert_contains "$out" "SH=[/bin/bash] ZERO=[-bash] BV=[set]" "login shell of devbox enter on Debian"
+# the box user's new home got the image's /etc/skel, as useradd -m gives one: Debian's
+# .profile and .bashrc (found in use: an empty home, no history settings, no ls colours)
+assert_contains "$out" "HC=[ignoreboth]" "Debian's ~/.bashrc read by the login shell"
+run dbx -C "$D" exec -- sh -c 'stat -c "%U %a" ~/.bashrc ~/.profile'
+assert_eq $'devbox 644\ndevbox 644' "$OUT" "owner and mode of the files from /etc/skel"
 run dbx -C "$D" exec -u 1500 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/bash "$OUT" "SHELL of a uid without a passwd entry on Debian"
