@@ -405,8 +405,9 @@ int audit_report_due(struct agent *a, uint64_t now);
 
 /* ---- init-skel.c ------------------------------------------------------------------------ */
 
-/* Copy the directory skel (the image's /etc/skel) into a home just made, owned by uid:gid:
- * regular files with one link and directories, nothing followed, capped; best effort. */
+/* Copy the directory skel (the image's /etc/skel) into the home of a user just made, owned by
+ * uid:gid: regular files with one link and directories, names already there kept, nothing
+ * followed, capped; best effort. */
 void skel_copy(int skel, int home, uid_t uid, gid_t gid);
 
 /* ---- init-hosts.c ----------------------------------------------------------------------- */

@@ -373,19 +373,18 @@ int user_ensure_default(uid_t uid, gid_t gid, dbx_error **err) {
     }
     _cleanup_free_ char *home = dbx_xasprintf("/home/%s", name);
     if (dbx_mkdir_p("/home", 0755, err) < 0) return -1;
-    bool made = mkdir(home, 0755) == 0;
-    if (!made && errno != EEXIST) return dbx_error_set(err, errno, "mkdir '%s'", home);
+    if (mkdir(home, 0755) < 0 && errno != EEXIST)
+        return dbx_error_set(err, errno, "mkdir '%s'", home);
     /* A home left by an earlier boot keeps its content; only make sure it is ours, and never
      * through a symlink someone left there. */
     _cleanup_close_ int hfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (hfd < 0) return dbx_error_set(err, errno, "open '%s'", home);
     if (fchown(hfd, uid, gid) < 0 || fchmod(hfd, 0755) < 0)
         return dbx_error_set(err, errno, "chown '%s'", home);
-    if (made) {
-        _cleanup_close_ int skel =
-            open("/etc/skel", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (skel >= 0) skel_copy(skel, hfd, uid, gid);
-    }
+    /* the user is new (its entry is written below): its home gets the image's skeleton, even
+     * if a share below it made the directory already */
+    _cleanup_close_ int skel = open("/etc/skel", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (skel >= 0) skel_copy(skel, hfd, uid, gid);
     if (!gr_has_gid(gr, gid)) {
         _cleanup_free_ char *line = dbx_xasprintf("%s:x:%u:", name, (unsigned)gid);
         if (db_append("/etc/group", gr, line, err) < 0) return -1;
