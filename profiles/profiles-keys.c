@@ -861,14 +861,36 @@ const char *profile_origin_of(const struct profile *p, const char *key) {
  * (settings.json hooks), Codex's .codex, Gemini CLI's .gemini, Cursor's .cursor, VS Code's
  * .vscode (tasks.json, settings that name programs), JetBrains' .idea (run configurations),
  * .mcp.json (MCP servers are commands the host agent starts), direnv's .envrc, husky's git
- * hooks and pre-commit's hook list. */
-const char *const profile_default_protect[] = {".git/hooks",  ".git/config",
-                                               ".gitmodules", PROFILE_FILE,
-                                               ".claude",     ".codex",
-                                               ".gemini",     ".cursor",
-                                               ".vscode",     ".idea",
-                                               ".mcp.json",   ".envrc",
-                                               ".husky",      ".pre-commit-config.yaml",
+ * hooks and pre-commit's hook list; Dev Containers' .devcontainer and .devcontainer.json
+ * (initializeCommand runs on the host when the editor opens the folder in a container), Zed's
+ * .zed and Helix's .helix (language servers are commands), the MCP servers and hooks of
+ * Continue (.continue), Roo Code (.roo), Kiro (.kiro), Amazon Q (.amazonq) and opencode
+ * (opencode.json, .opencode), and aider's .aider.conf.yml (its lint and test commands). */
+const char *const profile_default_protect[] = {".git/hooks",
+                                               ".git/config",
+                                               ".gitmodules",
+                                               PROFILE_FILE,
+                                               ".claude",
+                                               ".codex",
+                                               ".gemini",
+                                               ".cursor",
+                                               ".vscode",
+                                               ".idea",
+                                               ".mcp.json",
+                                               ".envrc",
+                                               ".husky",
+                                               ".pre-commit-config.yaml",
+                                               ".devcontainer",
+                                               ".devcontainer.json",
+                                               ".zed",
+                                               ".helix",
+                                               ".continue",
+                                               ".roo",
+                                               ".kiro",
+                                               ".amazonq",
+                                               "opencode.json",
+                                               ".opencode",
+                                               ".aider.conf.yml",
                                                NULL};
 
 void prof_init_default(struct profile *p) {

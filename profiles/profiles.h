@@ -414,7 +414,8 @@ const char *profile_origin_of(const struct profile *p, const char *key);
 /* The built-in default's protected paths, NULL-terminated: .git/hooks, .git/config,
  * .gitmodules, devbox.ini, and what agents, editors and shells on the host run by themselves:
  * .claude .codex .gemini .cursor .vscode .idea .mcp.json .envrc .husky
- * .pre-commit-config.yaml (profiles/default.ini lists the same). */
+ * .pre-commit-config.yaml .devcontainer .devcontainer.json .zed .helix .continue .roo .kiro
+ * .amazonq opencode.json .opencode .aider.conf.yml (profiles/default.ini lists the same). */
 extern const char *const profile_default_protect[];
 
 /* What `p` widens beyond the built-in `default` profile (with the user's [defaults] applied:

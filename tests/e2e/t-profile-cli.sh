@@ -16,7 +16,7 @@ js=$OUT
 assert_eq 4096 "$(json_get "$js" 'j["limits"]["pids"]["value"]')" "default limits.pids"
 assert_eq "built-in default" "$(json_get "$js" 'j["limits"]["pids"]["from"]')" "origin of the default limits.pids"
 assert_eq default "$(json_get "$js" 'j["security"]["seccomp"]["value"]')" "default seccomp"
-assert_eq '[".git/hooks", ".git/config", ".gitmodules", "devbox.ini", ".claude", ".codex", ".gemini", ".cursor", ".vscode", ".idea", ".mcp.json", ".envrc", ".husky", ".pre-commit-config.yaml"]' \
+assert_eq '[".git/hooks", ".git/config", ".gitmodules", "devbox.ini", ".claude", ".codex", ".gemini", ".cursor", ".vscode", ".idea", ".mcp.json", ".envrc", ".husky", ".pre-commit-config.yaml", ".devcontainer", ".devcontainer.json", ".zed", ".helix", ".continue", ".roo", ".kiro", ".amazonq", "opencode.json", ".opencode", ".aider.conf.yml"]' \
     "$(json_get "$js" '[e["value"] for e in j["workspace"]["protect"]]')" "default protected paths"
 ok dbx profile show
 assert_match "$OUT" 'pids = 4096 +; built-in default' "profile show (text) without devbox.ini"

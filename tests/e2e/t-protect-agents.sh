@@ -5,7 +5,8 @@
 # and `status --json` count the attempts of the current boot and name the first one's path
 # (guest audit records, reported by the init: guest/init-audit.c); a restart starts again at 0.
 # A protected path that is missing at boot (.vscode) cannot be created from the box.
-# The protected list is this test's own, not the profile defaults.
+# The protected list is this test's own, not the profile defaults, but for the last part:
+# Zed's, Dev Containers', opencode's and aider's files under the defaults.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -120,3 +121,27 @@ for who in default root; do
     run dbx exec "${u[@]}" -- sh -c 'mkdir -p .vscode && echo "{}" > .vscode/tasks.json'
     [ ! -e "$R/.vscode" ] || fail "the box ($who) created the missing protected path .vscode"
 done
+
+# the default list (no protect line): editors' and agents' files that run commands on the host
+# when they change, present (Zed's settings) or missing (a Dev Container's initializeCommand,
+# opencode's MCP servers, aider's lint command)
+D=$(make_repo defaults)
+mkdir -p "$D/.zed"
+printf '{}\n' >"$D/.zed/settings.json"
+zed_before=$(fingerprint "$D/.zed")
+for who in default root; do
+    u=()
+    [ $who = root ] && u=(-u root)
+    for cmd in 'echo "{\"lsp\": {}}" > .zed/settings.json' 'echo "{}" > .zed/tasks.json' \
+        'mkdir -p .devcontainer && echo "{\"initializeCommand\": \"touch /tmp/x\"}" > .devcontainer/devcontainer.json' \
+        'echo "{\"initializeCommand\": \"touch /tmp/x\"}" > .devcontainer.json' \
+        'echo "{\"mcp\": {}}" > opencode.json' 'echo "lint-cmd: x" > .aider.conf.yml'; do
+        run_in "$D" dbx exec "${u[@]}" -- sh -c "$cmd"
+        assert_box_failed "as $who: $cmd"
+    done
+done
+assert_eq "$zed_before" "$(fingerprint "$D/.zed")" "Zed's settings on the host"
+for f in .devcontainer .devcontainer.json opencode.json .aider.conf.yml; do
+    [ ! -e "$D/$f" ] || fail "the box created $f"
+done
+run_in "$D" dbx stop

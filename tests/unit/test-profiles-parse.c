@@ -424,6 +424,17 @@ static void test_values(void **state) {
                           ".envrc",
                           ".husky",
                           ".pre-commit-config.yaml",
+                          ".devcontainer",
+                          ".devcontainer.json",
+                          ".zed",
+                          ".helix",
+                          ".continue",
+                          ".roo",
+                          ".kiro",
+                          ".amazonq",
+                          "opencode.json",
+                          ".opencode",
+                          ".aider.conf.yml",
                           "secrets",
                           ".git"};
     assert_int_equal(dbx_strv_len(p.protect), DBX_ARRAY_SIZE(prot));

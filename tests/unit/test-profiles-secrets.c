@@ -460,8 +460,17 @@ static void test_secret_show(void **state) {
 
 static void test_default_protect(void **state) {
     struct repo *r = *state;
-    const char *added[] = {".claude", ".codex",    ".gemini", ".cursor", ".vscode",
-                           ".idea",   ".mcp.json", ".envrc",  ".husky",  ".pre-commit-config.yaml"};
+    const char *added[] = {".claude",        ".codex",
+                           ".gemini",        ".cursor",
+                           ".vscode",        ".idea",
+                           ".mcp.json",      ".envrc",
+                           ".husky",         ".pre-commit-config.yaml",
+                           ".devcontainer",  ".devcontainer.json",
+                           ".zed",           ".helix",
+                           ".continue",      ".roo",
+                           ".kiro",          ".amazonq",
+                           "opencode.json",  ".opencode",
+                           ".aider.conf.yml"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(added); i++) {
         bool found = false;
         for (size_t j = 0; profile_default_protect[j]; j++)
