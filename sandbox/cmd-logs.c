@@ -227,7 +227,11 @@ int cmd_logs(struct cmd_ctx *ctx, int argc, char **argv) {
     /* `[PID] [PATH|ID]`: of two operands the first is a PID; a lone one is when it is a number
      * that can be one (a project id of digits alone goes by its path, or by more of it) */
     const char *which = ops[0];
-    bool is_pid = nops == 2 || (nops == 1 && dbx_parse_u64(ops[0], 1, INT32_MAX, &pid) == 0);
+    /* digits alone, shorter than any project id: meant as a PID (`logs 0` said that '0' was no
+     * project's root) */
+    size_t len = nops == 1 ? strlen(ops[0]) : 0;
+    bool digits = len > 0 && len < 16 && strspn(ops[0], "0123456789") == len;
+    bool is_pid = nops == 2 || digits;
     if (is_pid) {
         which = ops[1];
         if (dbx_parse_u64(ops[0], 1, INT32_MAX, &pid) < 0)

@@ -102,6 +102,9 @@ static void test_read(void **state) {
     logs_fails(&ctx, (char *[]){"logs", "43", NULL}, "logs: no log for process 43 (only detached");
     logs_fails(&ctx, (char *[]){"logs", "--setup", "42", NULL}, "logs: a PID names a detached");
     logs_fails(&ctx, (char *[]){"logs", "x", "y", NULL}, "logs: 'x' is not a process id");
+    logs_fails(&ctx, (char *[]){"logs", "0", NULL}, "logs: '0' is not a process id");
+    logs_fails(&ctx, (char *[]){"logs", "99999999999", NULL},
+               "logs: '99999999999' is not a process id");
     logs_fails(&ctx, (char *[]){"logs", "--qemu", "--console", NULL},
                "logs: '--qemu' and '--console' exclude each other");
     logs_fails(&ctx, (char *[]){"logs", "1", "2", "3", NULL}, "logs: unexpected argument '3'");
