@@ -77,7 +77,9 @@ enum dbx_msg {
     DBX_MSG_STDIN = 12,   /* host->guest: bytes; empty payload = EOF */
     DBX_MSG_STDOUT = 13,  /* guest->host: bytes; empty payload = EOF */
     DBX_MSG_STDERR = 14,  /* guest->host: bytes; empty payload = EOF */
-    DBX_MSG_CREDIT = 15,  /* either way: u8 stream (enum dbx_stream), u32 bytes */
+    DBX_MSG_CREDIT = 15,  /* either way: u8 stream (enum dbx_stream), u32 bytes; host->guest 0
+                           * bytes for STDOUT/STDERR: the host's reader of that stream is gone, the
+                           * guest closes its pipe (the command meets SIGPIPE) */
     DBX_MSG_RESIZE = 16,  /* host->guest: u16 rows, u16 cols */
     DBX_MSG_SIGNAL = 17,  /* host->guest: u32 signo */
     DBX_MSG_EXIT = 18,    /* guest->host: u8 signaled, u32 value; last frame of a session */

@@ -231,6 +231,16 @@ static void output_eof(struct agent *a, struct session *s, int st) {
     session_check_done(a, s);
 }
 
+/* The host's reader of this output is gone (`devbox exec CMD | head`), said by a CREDIT of 0
+ * bytes: our read end closes, as the pipe's reader would be gone had the command run on the
+ * host, so the command's next write gets SIGPIPE (or EPIPE) and it stops as it would there,
+ * instead of running on into output nobody reads (`yes | head -1` never ended).  A zero credit
+ * meant nothing before, so an older supervisor passes it on and an older init ignores it (the
+ * host then drops the output as it did).  A pty is stdin too: left alone. */
+static void output_closed(struct agent *a, struct session *s, int st) {
+    if (s->rd_fd[st] >= 0 && s->rd_fd[st] != s->pty && !s->eof_sent[st]) output_eof(a, s, st);
+}
+
 /* Move output to the host while it has credit and the queue is not backed up. */
 static void output_read(struct agent *a, struct session *s, int st) {
     static uint8_t buf[DBX_DATA_CHUNK];
@@ -345,6 +355,10 @@ static void on_credit(struct agent *a, struct session *s, const uint8_t *p, uint
         return;
     }
     if (st == DBX_STREAM_STDIN) return; /* we never send stdin */
+    if (bytes == 0) {
+        output_closed(a, s, st);
+        return;
+    }
     uint64_t c = (uint64_t)s->credit[st] + bytes;
     s->credit[st] = c > DBX_WINDOW ? DBX_WINDOW : (uint32_t)c; /* a generous host is clamped */
 }

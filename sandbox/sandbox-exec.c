@@ -31,6 +31,7 @@ struct xs {
      * not at all when the box restarts instead) */
     const struct dbx_project *stale_proj;
     bool out_eof[3];
+    bool out_closed[3]; /* our reader of that stream went away (EPIPE); the box was told */
     /* the first error writing the command's stdout or stderr other than EPIPE (a full disk
      * under `> file`), and which stream: that stream's output is dropped from then on */
     int out_err, out_err_stream;
@@ -256,15 +257,23 @@ static void on_frame(struct xs *x, const struct dbx_frame_hdr *h, const uint8_t 
             x->out_eof[stream] = true;
             break;
         }
-        /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting.
-         * Any other write error drops the rest of that stream too, and devbox fails at the
-         * end: output that never reached its file is not a success. */
-        int w = x->out_err_stream == stream ? 0 : dbx_write_out(stream, p, h->len);
-        if (w < 0 && w != -EPIPE && !x->out_err) {
+        /* A closed stdout (e.g. `| head`) must not stall the command: drop and keep crediting,
+         * and tell the box once, which closes the command's pipe so that it meets a pipe
+         * without a reader as it would here (SIGPIPE).  Any other write error drops the rest of
+         * that stream too, and devbox fails at the end: output that never reached its file is
+         * not a success. */
+        int w = x->out_err_stream == stream || x->out_closed[stream]
+                    ? 0
+                    : dbx_write_out(stream, p, h->len);
+        uint8_t c[5];
+        if (w == -EPIPE) {
+            x->out_closed[stream] = true; /* a credit of 0: the reader is gone */
+            (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c,
+                                 dbx_enc_credit(c, (uint8_t)stream, 0));
+        } else if (w < 0 && !x->out_err) {
             x->out_err = -w;
             x->out_err_stream = stream;
         }
-        uint8_t c[5];
         (void)dbx_send_frame(x->sock, DBX_MSG_CREDIT, 1, c,
                              dbx_enc_credit(c, (uint8_t)stream, h->len));
         break;

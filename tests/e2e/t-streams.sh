@@ -2,7 +2,8 @@
 # t-streams: stdout and stderr stay separate and binary-safe, in both directions; a client whose
 # output nobody reads does not keep `devbox stop` from ending the box.  Output that cannot be
 # written (a full disk; /dev/full) is a failure with one line and 125, for exec's command output,
-# `status` and `logs`, while a reader that goes away (`| head`) is not.
+# `status` and `logs`, while a reader that goes away (`| head`) is not: the command then meets a
+# closed pipe (SIGPIPE), as it would on the host.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -38,11 +39,15 @@ dbx status >/dev/full 2>"$TEST_TMP/e"
 assert_eq "125 devbox: status: write to stdout: No space left on device" "$? $(cat "$TEST_TMP/e")" "status on a full disk"
 dbx logs >/dev/full 2>"$TEST_TMP/e"
 assert_eq "125 devbox: write the log 'supervisor.log' to stdout: No space left on device" "$? $(cat "$TEST_TMP/e")" "logs on a full disk"
-# a reader that goes away is no failure: the command's code, nothing on stderr
-dbx exec -- seq 1000000 2>"$TEST_TMP/e" | head -n 2 >"$TEST_TMP/o"
-assert_eq "0 1
-2" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec's exit code and output into '| head -n 2'"
+# a reader that goes away is no failure of devbox's: the command meets a pipe without a reader,
+# as it would here (`yes | head` ends by SIGPIPE, 141; it never ended before), nothing on stderr
+dbx exec -- yes 2>"$TEST_TMP/e" | head -n 2 >"$TEST_TMP/o"
+assert_eq "141 y
+y" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec's exit code and output of yes into '| head -n 2'"
 [ ! -s "$TEST_TMP/e" ] || fail "stderr with '| head': $(show "$(cat "$TEST_TMP/e")")"
+# only the writer: a shell goes on after its child's SIGPIPE, as here
+dbx exec -- sh -c 'yes; echo "after $?" >&2' 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
+assert_eq "0 y after 141" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o") $(cat "$TEST_TMP/e")" "a shell whose child met '| head -n 1'"
 dbx exec -d -- true 2>"$TEST_TMP/e" | true # the pid, to a reader that is gone
 assert_eq 0 "${PIPESTATUS[0]}" "exec -d's exit code into '| true'"
 [ ! -s "$TEST_TMP/e" ] || fail "stderr of exec -d into '| true': $(show "$(cat "$TEST_TMP/e")")"
