@@ -435,8 +435,8 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     close(x.sock);
     dbx_reader_free(&x.rd);
     /* the hint is for a command that ran and failed, not for devbox's own errors (its output
-     * lost among them) */
-    *ret_ran = !x.errmsg && !x.out_err;
+     * lost among them), nor for one whose reader went away (`| head`: SIGPIPE, 141) */
+    *ret_ran = !x.errmsg && !x.out_err && !x.out_closed[1] && !x.out_closed[2];
     if (x.notice.kind) {
         _cleanup_free_ char *m = dbx_notice_line(&x.notice, o->argv);
         fprintf(stderr, "devbox: %s\n", m);

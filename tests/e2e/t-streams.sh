@@ -45,6 +45,11 @@ dbx exec -- yes 2>"$TEST_TMP/e" | head -n 2 >"$TEST_TMP/o"
 assert_eq "141 y
 y" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec's exit code and output of yes into '| head -n 2'"
 [ ! -s "$TEST_TMP/e" ] || fail "stderr with '| head': $(show "$(cat "$TEST_TMP/e")")"
+# as root too, with no word about root's capabilities (a hint for commands that fail by
+# themselves, not for one whose reader went away)
+dbx exec -u root -- yes 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
+assert_eq "141 y" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec -u root of yes into '| head -n 1'"
+[ ! -s "$TEST_TMP/e" ] || fail "stderr of exec -u root with '| head': $(show "$(cat "$TEST_TMP/e")")"
 # only the writer: a shell goes on after its child's SIGPIPE, as here
 dbx exec -- sh -c 'yes; echo "after $?" >&2' 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
 assert_eq "0 y after 141" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o") $(cat "$TEST_TMP/e")" "a shell whose child met '| head -n 1'"
