@@ -379,9 +379,9 @@ static void git_dirs_done(struct git_dirs *g) {
 }
 
 /* The subdirectories of `rel` (a directory below the share's root) that are neither links nor
- * `.`/`..`, each passed to `fn` with its fd (closed after), until `fn` says stop or the cap. */
+ * `.`/`..`, each passed to `fn` with its fd (closed after), until the cap. */
 static void each_subdir(struct git_dirs *g, const char *rel,
-                        bool (*fn)(struct git_dirs *g, const char *sub, int fd, unsigned depth),
+                        void (*fn)(struct git_dirs *g, const char *sub, int fd, unsigned depth),
                         unsigned depth) {
     int fd = mounts_open_dir_beneath(g->root, rel);
     if (fd < 0) return;
@@ -400,16 +400,15 @@ static void each_subdir(struct git_dirs *g, const char *rel,
         if (strlen(sub) >= PATH_MAX - 64) continue;
         int sfd = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd < 0) continue;
-        bool more = fn(g, sub, sfd, depth);
+        fn(g, sub, sfd, depth);
         close(sfd);
-        if (!more) break;
     }
     closedir(d);
 }
 
 static void find_modules(struct git_dirs *g, const char *rel, unsigned depth);
 
-static bool module_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
+static void module_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
     if (mounts_is_git_dir(fd)) {
         if (!strv_contains(g->dirs, sub)) g->dirs = dbx_strv_push(g->dirs, sub);
         g->rw = dbx_strv_push(g->rw, sub); /* below the read-only modules/ */
@@ -418,7 +417,6 @@ static bool module_found(struct git_dirs *g, const char *sub, int fd, unsigned d
     } else {
         find_modules(g, sub, depth + 1);
     }
-    return true;
 }
 
 /* Submodule git directories below `modules` (`rel`), which may be nested: a submodule named
@@ -433,15 +431,13 @@ static void find_modules(struct git_dirs *g, const char *rel, unsigned depth) {
  * index, and as configuration or a pointer: config.worktree, commondir, gitdir, and modules/,
  * where git keeps the worktree's own submodules' git directories).  Only one with a HEAD, as
  * git's own check. */
-static bool entry_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
-    (void)depth;
+static void entry_found(struct git_dirs *g, const char *sub, int fd, unsigned depth) {
     struct stat st;
-    if (fstatat(fd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) return true;
-    if (strv_contains(g->dirs, sub)) return true;
+    if (fstatat(fd, "HEAD", &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode)) return;
+    if (strv_contains(g->dirs, sub)) return;
     g->dirs = dbx_strv_push(g->dirs, sub);
     g->rw = dbx_strv_push(g->rw, sub);
     g->entries = dbx_strv_push(g->entries, sub);
-    return true;
 }
 
 /* The git directories in the share: the root when nested->root (a linked worktree's
