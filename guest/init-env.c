@@ -3,7 +3,7 @@
  * An ordinary command gets the init's defaults (PATH, HOME, SHELL, USER, LOGNAME, HOSTNAME, the
  * CA variables, LANG, TZ), the plan's env (the profile's [env], the image's
  * Env, the proxy variables) and the request's own env, each later source winning over the earlier
- * ones.
+ * ones; then $HOME/.local/bin and $HOME/bin go ahead of PATH (path_add_home).
  *
  * An administrative command (DBX_EXEC_ADMIN) runs as root with DBX_CAPS_ADMIN, while the
  * profile's [env] is the repository's: `PATH = /work/repo/.venv/bin:/usr/bin` (no widening, so
@@ -45,6 +45,51 @@ static bool admin_keeps(const char *kv) {
         if (lower || upper) return true;
     }
     return false;
+}
+
+/* Whether PATH's value has dir as one of its entries. */
+static bool path_has(const char *path, const char *dir) {
+    size_t dl = strlen(dir);
+    for (const char *d = path;;) {
+        const char *end = strchrnul(d, ':');
+        if ((size_t)(end - d) == dl && strncmp(d, dir, dl) == 0) return true;
+        if (*end == '\0') return false;
+        d = end + 1;
+    }
+}
+
+/* $HOME/.local/bin and $HOME/bin ahead of PATH, as Debian's ~/.profile puts them for a login
+ * shell: `pip install --user`, pipx, `npm install -g --prefix ~/.local`, uv and cargo-style
+ * installers put their tools there, and a user (or an agent) who installed one in the box then
+ * runs it with `devbox exec -- TOOL`, which is no login shell.  Put there whether they exist or
+ * not (checking would have PID 1 stat a path the box user controls), so a tool installed by the
+ * same command is found too; a missing directory costs the PATH search one stat.  Not for a
+ * login shell (`devbox enter`), whose ~/.profile adds them itself, nor an administrative command
+ * (a fixed PATH, as sudo's secure_path), nor a PATH the request gave (typed on the host).  HOME is
+ * the final one (the plan's [env] may set it), as the shell's $HOME; none that cannot be a PATH
+ * entry (relative, "/", with a ':'). */
+static void path_add_home(char **env) {
+    const char *home = NULL;
+    char **path = NULL;
+    for (size_t i = 0; env[i]; i++) {
+        if (dbx_str_has_prefix(env[i], "HOME=")) home = env[i] + 5;
+        if (dbx_str_has_prefix(env[i], "PATH=")) path = &env[i];
+    }
+    if (!home || !path || home[0] != '/' || home[1] == '\0' || strchr(home, ':')) return;
+    size_t hl = strlen(home);
+    while (hl > 1 && home[hl - 1] == '/')
+        hl--;
+    _cleanup_free_ char *local = dbx_xasprintf("%.*s/.local/bin", (int)hl, home);
+    _cleanup_free_ char *bin = dbx_xasprintf("%.*s/bin", (int)hl, home);
+    const char *old = *path + 5;
+    bool has_local = path_has(old, local), has_bin = path_has(old, bin);
+    if (has_local && has_bin) return;
+    /* (an empty PATH stays without a trailing ':', which would add the current directory) */
+    char *v =
+        dbx_xasprintf("PATH=%s%s%s%s%s", has_local ? "" : local, !has_local && !has_bin ? ":" : "",
+                      has_bin ? "" : bin, old[0] ? ":" : "", old);
+    free(*path);
+    *path = v;
 }
 
 char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
@@ -95,6 +140,7 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
         if (!env_has_key(req->env, req->envc, plan[i])) v[n++] = dbx_xstrdup(plan[i]);
     for (uint32_t i = 0; i < req->envc; i++)
         v[n++] = dbx_xstrdup(req->env[i]);
+    if (!admin && req->argc > 0 && !env_has_key(req->env, req->envc, "PATH=")) path_add_home(v);
     return v;
 }
 

@@ -45,7 +45,8 @@ ok dbx exec --admin -u root:root -- true
 ok dbx exec -- env
 assert_contains "$OUT" "LD_PRELOAD=/nonexistent.so" "plain exec env"
 assert_contains "$OUT" "FOO=bar" "plain exec env"
-assert_contains "$OUT" "PATH=/home/dev/bin:/bin:/usr/bin" "plain exec env"
+# (~/.local/bin ahead of it, as for every plain command; ~/bin is there already)
+assert_contains "$OUT" "PATH=/home/dev/.local/bin:/home/dev/bin:/bin:/usr/bin" "plain exec env"
 ok dbx exec --admin -- env
 assert_not_contains "$OUT" "LD_PRELOAD" "--admin env"
 assert_not_contains "$OUT" "FOO=" "--admin env"

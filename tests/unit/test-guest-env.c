@@ -179,6 +179,75 @@ static void test_locale_tz(void **state) {
     assert_string_equal(get(admin, "LANG"), "C.UTF-8");
 }
 
+/* A command that is not a login shell gets $HOME/.local/bin and $HOME/bin ahead of PATH, as a
+ * login shell's ~/.profile would put them, with the final HOME; not a login shell, an admin
+ * command or a PATH the request gave; no entry twice, none for a HOME that cannot be one. */
+static void test_home_path(void **state) {
+    char *argv[] = {"mytool", NULL};
+    struct fixture fx;
+    setup(&fx, 0, NULL);
+    fx.req.argv = argv;
+    fx.req.argc = 1;
+    _cleanup_strv_ char **plain = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    /* the plan's HOME (/work/repo) is the command's, so its entries are */
+    assert_string_equal(get(plain, "PATH"),
+                        "/work/repo/.local/bin:/work/repo/bin:/work/repo/.venv/bin:/usr/bin");
+    assert_string_equal(exec_env_path(plain), get(plain, "PATH"));
+
+    static const struct {
+        const char *home, *path, *want;
+    } cases[] = {
+        {"/home/dev", "/usr/bin:/bin", "/home/dev/.local/bin:/home/dev/bin:/usr/bin:/bin"},
+        {"/home/dev/", "/usr/bin", "/home/dev/.local/bin:/home/dev/bin:/usr/bin"},
+        {"/home/dev", "", "/home/dev/.local/bin:/home/dev/bin"}, /* no trailing ':' (cwd) */
+        {"/home/dev", "/usr/bin:/home/dev/.local/bin",
+         "/home/dev/bin:/usr/bin:/home/dev/.local/bin"},
+        {"/home/dev", "/home/dev/bin:/usr/bin", "/home/dev/.local/bin:/home/dev/bin:/usr/bin"},
+        {"/home/dev", "/home/dev/.local/bin:/home/dev/bin", "/home/dev/.local/bin:/home/dev/bin"},
+        {"/home/dev", "/home/dev/.local/binx:/usr/bin",
+         "/home/dev/.local/bin:/home/dev/bin:/home/dev/.local/binx:/usr/bin"},
+        {"/", "/usr/bin", "/usr/bin"},
+        {"relative", "/usr/bin", "/usr/bin"},
+        {"/home/a:b", "/usr/bin", "/usr/bin"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        _cleanup_free_ char *h = dbx_xasprintf("HOME=%s", cases[i].home);
+        _cleanup_free_ char *p = dbx_xasprintf("PATH=%s", cases[i].path);
+        char *plan[] = {h, p, NULL};
+        fx.box.plan.env = plan;
+        fx.box.plan.nenv = 2;
+        _cleanup_strv_ char **env = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+        assert_string_equal(get(env, "PATH"), cases[i].want);
+    }
+
+    /* the defaults: the user's home and the fixed PATH */
+    fx.box.plan.env = NULL;
+    fx.box.plan.nenv = 0;
+    _cleanup_strv_ char **def = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(def, "PATH"), "/home/dev/.local/bin:/home/dev/bin:" DEFAULT_PATH);
+
+    /* a login shell: its ~/.profile adds them */
+    fx.req.argc = 0;
+    _cleanup_strv_ char **login = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(login, "PATH"), DEFAULT_PATH);
+    fx.req.argc = 1;
+
+    /* a PATH typed on the host stays as typed */
+    char *req_env[] = {"PATH=/opt/bin", NULL};
+    fx.req.env = req_env;
+    fx.req.envc = 1;
+    _cleanup_strv_ char **typed = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(typed, "PATH"), "/opt/bin");
+
+    /* an administrative command: the fixed PATH */
+    setup(&fx, DBX_EXEC_ADMIN, NULL);
+    fx.req.argv = argv;
+    fx.req.argc = 1;
+    fx.user = (struct init_user){.uid = 0, .gid = 0, .home = "/root", .shell = "/bin/sh"};
+    _cleanup_strv_ char **admin = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(admin, "PATH"), DEFAULT_PATH);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),
@@ -186,6 +255,7 @@ int main(void) {
         cmocka_unit_test(test_admin_request_wins),
         cmocka_unit_test(test_ca_bits),
         cmocka_unit_test(test_locale_tz),
+        cmocka_unit_test(test_home_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
