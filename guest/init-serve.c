@@ -234,11 +234,14 @@ static void output_eof(struct agent *a, struct session *s, int st) {
 /* The host's reader of this output is gone (`devbox exec CMD | head`), said by a CREDIT of 0
  * bytes: our read end closes, as the pipe's reader would be gone had the command run on the
  * host, so the command's next write gets SIGPIPE (or EPIPE) and it stops as it would there,
- * instead of running on into output nobody reads (`yes | head -1` never ended).  A zero credit
- * meant nothing before, so an older supervisor passes it on and an older init ignores it (the
- * host then drops the output as it did).  A pty is stdin too: left alone. */
+ * instead of running on into output nobody reads (`yes | head -1` never ended).  On a pty
+ * (`devbox exec -t CMD | head`) the terminal itself is what nobody reads any more: closing the
+ * master hangs it up, as a terminal window that closes does, so the command's session gets
+ * SIGHUP (and EIO on a write, if it ignores that); its stdin, the same master, ends with it.  A
+ * zero credit meant nothing before, so an older supervisor passes it on and an older init
+ * ignores it (the host then drops the output as it did). */
 static void output_closed(struct agent *a, struct session *s, int st) {
-    if (s->rd_fd[st] >= 0 && s->rd_fd[st] != s->pty && !s->eof_sent[st]) output_eof(a, s, st);
+    if (s->rd_fd[st] >= 0 && !s->eof_sent[st]) output_eof(a, s, st);
 }
 
 /* Move output to the host while it has credit and the queue is not backed up. */

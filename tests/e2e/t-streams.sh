@@ -53,6 +53,14 @@ assert_eq "141 y" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "exec -u root of yes i
 # only the writer: a shell goes on after its child's SIGPIPE, as here
 dbx exec -- sh -c 'yes; echo "after $?" >&2' 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
 assert_eq "0 y after 141" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o") $(cat "$TEST_TMP/e")" "a shell whose child met '| head -n 1'"
+# on a terminal (-t) the reader gone is the terminal gone: it hangs up, as a closed terminal
+# window does, and the command ends by SIGHUP (129; it never ended before)
+dbx exec -t -- yes 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
+assert_eq "129 y" "${PIPESTATUS[0]} $(tr -d '\r' <"$TEST_TMP/o")" "exec -t of yes into '| head -n 1'"
+[ ! -s "$TEST_TMP/e" ] || fail "stderr of exec -t with '| head': $(show "$(cat "$TEST_TMP/e")")"
+# a shell on the terminal ends with its children, as a hung-up login shell does
+dbx exec -t -- sh -c 'yes; echo "after $?" >/dev/null' 2>"$TEST_TMP/e" | head -n 1 >"$TEST_TMP/o"
+assert_eq "129 y" "${PIPESTATUS[0]} $(tr -d '\r' <"$TEST_TMP/o")" "exec -t of a shell into '| head -n 1'"
 dbx exec -d -- true 2>"$TEST_TMP/e" | true # the pid, to a reader that is gone
 assert_eq 0 "${PIPESTATUS[0]}" "exec -d's exit code into '| true'"
 [ ! -s "$TEST_TMP/e" ] || fail "stderr of exec -d into '| true': $(show "$(cat "$TEST_TMP/e")")"
