@@ -185,7 +185,11 @@ int dbx_read_all(int fd, size_t cap, char **ret_buf, size_t *ret_len, dbx_error 
 
 int dbx_read_file_at(int dirfd, const char *name, size_t cap, char **ret_buf, size_t *ret_len,
                      dbx_error **err) {
-    _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO put where a file was (by a box, in its workspace) must not hang the
+     * open until someone writes to it; it is then refused as no regular file.  Reads of a
+     * regular file ignore the flag. */
+    _cleanup_close_ int fd =
+        openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) return dbx_error_set(err, errno, "open '%s'", name);
     struct stat st;
     if (fstat(fd, &st) < 0) return dbx_error_set(err, errno, "stat '%s'", name);

@@ -26,7 +26,8 @@ int cmd_usage(FILE *f) {
                "       devbox --help | --version\n\n");
     for (size_t i = 0; i < cmd_table_len; i++)
         print_line(f, &cmd_table[i]);
-    fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR).\n"
+    fprintf(f, "\nThe project is the git work tree containing the current directory (or DIR);\n"
+               "in a submodule, its superproject's.\n"
                "devbox COMMAND --help (or devbox help COMMAND): that command's usage.\n"
                "Environment: DEVBOX_HOME (all state under one directory), DEVBOX_ACCEL=kvm|tcg,\n"
                "DEVBOX_KERNEL=auto|devbox|debian (the guest kernel).\n");

@@ -6,6 +6,8 @@
 #include "sandbox-internal.h"
 #include "../common/sha256.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,10 +36,9 @@ void dbx_project_fill(const struct dbx_paths *paths, struct dbx_project *p) {
     p->run_dir = dbx_xasprintf("%s/%s", paths->run, p->id);
 }
 
-/* The work tree top: the nearest directory, from `dir` up, holding a `.git` entry (a
- * directory, or a gitfile for worktrees and submodules).  Repo configuration such as
- * core.worktree is deliberately not consulted: the share is the directory the user is in,
- * never one a repo file names. */
+/* The nearest directory, from `dir` up, holding a `.git` entry (a directory, or a gitfile for
+ * worktrees and submodules).  Repo configuration such as core.worktree is deliberately not
+ * consulted: the share is a directory the user is in, never one a repo file names. */
 static int walk_to_dotgit(const char *dir, char **ret, bool *ret_gitfile) {
     _cleanup_free_ char *d = dbx_xstrdup(dir);
     for (;;) {
@@ -54,6 +55,91 @@ static int walk_to_dotgit(const char *dir, char **ret, bool *ret_gitfile) {
     }
 }
 
+/* path (absolute) in its lexical normal form: no empty or "." components, each ".." taking off
+ * the one before it (none above "/"). */
+static char *path_lexical(const char *path) {
+    char *out = dbx_xstrdup("");
+    _cleanup_free_ char *copy = dbx_xstrdup(path);
+    char *save = NULL;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(c, ".")) continue;
+        if (!strcmp(c, "..")) {
+            char *slash = strrchr(out, '/');
+            if (slash) *slash = '\0';
+            continue;
+        }
+        char *n = dbx_xasprintf("%s/%s", out, c);
+        free(out);
+        out = n;
+    }
+    if (!out[0]) {
+        free(out);
+        out = dbx_xstrdup("/");
+    }
+    return out;
+}
+
+/* Where the `.git` file of work tree `wt` points, as git reads it (read_gitfile_gently:
+ * "gitdir: " then a path, trailing CR/LF dropped, relative to wt), as an absolute path in its
+ * lexical normal form; NULL when it is no such file.  Only compared (submodule_of): nothing is
+ * opened through it. */
+static char *gitfile_dir(const char *wt) {
+    _cleanup_close_ int dfd = open(wt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    /* git refuses a `.git` file larger than 4 * PATH_MAX as not a gitfile */
+    if (dfd < 0 || dbx_read_file_at(dfd, ".git", 4 * PATH_MAX, &buf, &len, &e) < 0) return NULL;
+    len = strnlen(buf, len);
+    if (len < 9 || strncmp(buf, "gitdir: ", 8) != 0) return NULL;
+    while (len > 8 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    const char *gd = buf + 8;
+    if (!gd[0]) return NULL;
+    _cleanup_free_ char *abs = gd[0] == '/' ? dbx_xstrdup(gd) : dbx_xasprintf("%s/%s", wt, gd);
+    return path_lexical(abs);
+}
+
+/* Whether work tree `wt`, whose `.git` is a file, is a submodule's checkout in work tree `outer`
+ * (the nearest one above it): its git directory is in outer's `modules/`, where `git submodule`
+ * keeps it (outer's `.git` directory, or the git directory outer's own `.git` file names: a
+ * linked worktree's entry, the superproject's modules directory for a nested submodule). */
+static bool submodule_of(const char *wt, const char *outer, bool outer_gitfile) {
+    _cleanup_free_ char *gd = gitfile_dir(wt);
+    _cleanup_free_ char *ogd = outer_gitfile
+                                   ? gitfile_dir(outer)
+                                   : dbx_xasprintf("%s/.git", strcmp(outer, "/") ? outer : "");
+    if (!gd || !ogd) return false;
+    _cleanup_free_ char *modules = dbx_xasprintf("%s/modules/", strcmp(ogd, "/") ? ogd : "");
+    return dbx_str_has_prefix(gd, modules) && gd[strlen(modules)] != '\0';
+}
+
+/* The work tree top: the nearest `.git` from `dir` up, except that a submodule's checkout belongs
+ * to its superproject, up to the outermost: the project is the repository the user cloned, and
+ * its box shares the submodule's git directory with it (in the superproject's `.git/modules`),
+ * where a box of the submodule alone could not run git at all.  Only ever a directory above
+ * `dir`: what the `.git` files say decides which one, never a path shared. */
+static int project_root(const char *dir, char **ret, bool *ret_gitfile) {
+    _cleanup_free_ char *d = NULL;
+    bool gitfile = false;
+    if (walk_to_dotgit(dir, &d, &gitfile) < 0) return -ENOENT;
+    while (gitfile && strcmp(d, "/") != 0) {
+        _cleanup_free_ char *parent = dbx_xstrdup(d), *outer = NULL;
+        char *slash = strrchr(parent, '/');
+        slash[slash == parent ? 1 : 0] = '\0';
+        bool outer_gitfile = false;
+        if (walk_to_dotgit(parent, &outer, &outer_gitfile) < 0 ||
+            !submodule_of(d, outer, outer_gitfile))
+            break;
+        free(d);
+        d = TAKE_PTR(outer);
+        gitfile = outer_gitfile;
+    }
+    *ret_gitfile = gitfile;
+    *ret = TAKE_PTR(d);
+    return 0;
+}
+
 int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct dbx_project *ret,
                        bool *ret_gitfile, dbx_error **err) {
     struct dbx_project p = {0};
@@ -66,7 +152,7 @@ int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct db
         return dbx_error_set(err, 0, "'%s'", start);
     }
     bool gitfile = false;
-    if (walk_to_dotgit(p.cwd, &p.root, &gitfile) < 0) p.root = NULL;
+    if (project_root(p.cwd, &p.root, &gitfile) < 0) p.root = NULL;
     if (p.root) dbx_project_fill(paths, &p);
     if (ret_gitfile) *ret_gitfile = gitfile;
     *ret = p;

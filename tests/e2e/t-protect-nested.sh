@@ -78,6 +78,17 @@ ok dbx exec -- sh -c 'echo f > f && git add f && '"${BG[*]}"' commit -qm in-box 
     cd vendor/foo && '"${BG[*]}"' commit -q --allow-empty -m foo-in-box && git log --format=%s -1 &&
     cd ../../sub && '"${BG[*]}"' commit -q --allow-empty -m sub-in-box && git log --format=%s -1'
 assert_eq "$(printf 'in-box\nfoo-in-box\nsub-in-box')" "$OUT" "commits in the box"
+# devbox run inside the submodule's checkout is the superproject's box (a box of its own could
+# not reach its git directory, in the superproject's .git/modules); the vendored clone, a
+# repository of its own, stays its own project
+ok dbx -C sub status
+assert_contains "$OUT" "project     $R
+" "the project of a command in the submodule"
+ok dbx -C sub exec -- sh -c 'pwd && git log --format=%s -1 && git status --porcelain | wc -l'
+assert_eq "$(printf '%s\nsub-in-box\n0' "$R/sub")" "$OUT" "git in the submodule, run from there"
+ok dbx -C vendor/foo status
+assert_contains "$OUT" "project     $R/vendor/foo
+" "the project of a command in a nested clone"
 
 # host git: nothing of the box runs
 ok "${HG[@]}" status --porcelain
@@ -109,7 +120,7 @@ for who in default root; do
         echo x > vendor/foo/.git/hooks/post-commit 2>/dev/null && echo "ALLOWED hooks"
         echo done'
     assert_eq 0 "$RC" "exec as $TU ($who): $(show "$ERR")"
-    assert_eq done "$OUT" "attacks as $TU's $who that were allowed"
+    assert_eq "done" "$OUT" "attacks as $TU's $who that were allowed"
 done
 assert_eq "$ubefore" "$(fingerprint "$RU/vendor/foo/.git/config" "$RU/vendor/foo/.git/hooks")" \
     "$TU's nested repository after the attacks"

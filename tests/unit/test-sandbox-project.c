@@ -73,6 +73,72 @@ static void test_core_worktree_ignored(void **state) {
     free(dir);
 }
 
+/* root of the project found from tmpl/rel (NULL when none), for the tests below */
+static char *root_from(const char *rel) {
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    _cleanup_free_ char *dir = dbx_xasprintf("%s/%s", tmpl, rel);
+    struct dbx_project p = {0};
+    assert_int_equal(dbx_project_locate(&paths, dir, &p, NULL, &err), 0);
+    char *root = TAKE_PTR(p.root);
+    dbx_project_clear(&p);
+    dbx_paths_clear(&paths);
+    return root;
+}
+
+static void assert_root(const char *rel, const char *want_rel) {
+    _cleanup_free_ char *root = root_from(rel);
+    _cleanup_free_ char *want = dbx_xasprintf("%s/%s", tmpl, want_rel);
+    assert_string_equal(root, want);
+}
+
+/* A submodule's checkout belongs to its superproject (up to the outermost, and in a linked
+ * worktree of it to that worktree): its `.git` file names a directory in the `modules/` of the
+ * work tree above.  Any other `.git` file keeps its own project: a linked worktree inside the
+ * main one, a separate git directory, a file naming another repository's modules. */
+static void test_submodule_root(void **state) {
+    (void)state;
+    /* the layout `git submodule add` makes (written by hand: no file:// clone needed) */
+    test_sh(
+        "cd %s && mkdir -p top/.git/modules/a/modules/b top/a/b/src top/a/x && "
+        "printf 'gitdir: ../.git/modules/a\n' > top/a/.git && "
+        "printf 'gitdir: ../../.git/modules/a/modules/b\r\n' > top/a/b/.git && "
+        "mkdir -p top/.git/worktrees/wt top/wt top/.git/sep top/sep other/.git/modules/o top/o && "
+        "printf 'gitdir: %s/top/.git/worktrees/wt\n' > top/wt/.git && "
+        "printf 'gitdir: ../.git/sep\n' > top/sep/.git && "
+        "printf 'gitdir: ../../other/.git/modules/o\n' > top/o/.git && "
+        "mkdir -p top/.git/modules/f top/f && mkfifo top/f/.git && "
+        "mkdir -p top/.git/modules/abs top/abs && "
+        "printf 'gitdir: %s/top/x/../.git/modules/abs\n' > top/abs/.git && "
+        "mkdir -p top/.git/modules/m top/m && printf 'gitdir: ../.git/modules/\n' > top/m/.git",
+        tmpl, tmpl, tmpl);
+    assert_root("top/a/x", "top");
+    assert_root("top/a", "top");
+    assert_root("top/a/b/src", "top"); /* a nested submodule: the outermost superproject */
+    assert_root("top/abs", "top");     /* an absolute gitdir (older git), `..` in it */
+    assert_root("top/wt", "top/wt");   /* a linked worktree inside the main one */
+    assert_root("top/sep", "top/sep"); /* a separate git directory, not in modules/ */
+    assert_root("top/o", "top/o");     /* another repository's modules */
+    assert_root("top/f", "top");       /* a FIFO is no `.git` at all */
+    assert_root("top/m", "top/m");     /* modules/ itself is no submodule's directory */
+
+    /* in a linked worktree, its submodules' git directories are in its entry's modules/ */
+    test_sh("cd %s && mkdir -p top/.git/worktrees/wt/modules/s top/wt/s/d && "
+            "printf 'gitdir: ../../.git/worktrees/wt/modules/s\n' > top/wt/s/.git",
+            tmpl);
+    assert_root("top/wt/s/d", "top/wt");
+
+    /* a FIFO where a `.git` file was read (the box may swap one in) is refused at once, not
+     * waited on for a writer */
+    _cleanup_free_ char *fifo = dbx_xasprintf("%s/top/f/.git", tmpl);
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_true(dbx_read_file_at(AT_FDCWD, fifo, 4096, &buf, &len, &err) < 0);
+    assert_non_null(strstr(err->msg, "not a regular file"));
+}
+
 static void test_outside_worktree(void **state) {
     (void)state;
     test_sh("mkdir -p %s/plain", tmpl);
@@ -391,6 +457,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_submodule_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, gc_setup, gc_teardown),
