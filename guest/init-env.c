@@ -79,6 +79,7 @@ static void path_add_home(char **env) {
     size_t hl = strlen(home);
     while (hl > 1 && home[hl - 1] == '/')
         hl--;
+    if (hl == 1) return; /* "//": "/" by another name */
     _cleanup_free_ char *local = dbx_xasprintf("%.*s/.local/bin", (int)hl, home);
     _cleanup_free_ char *bin = dbx_xasprintf("%.*s/bin", (int)hl, home);
     const char *old = *path + 5;

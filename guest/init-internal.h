@@ -45,6 +45,8 @@ struct session {
                              until the session is freed (after EXIT), or -1 */
     uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
     bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
+    uint64_t hangup_ms;   /* a pty session whose command exited before its terminal's EOF: when
+                             the terminal hangs up (pty_hangups in init-serve.c); 0 = not due */
     uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
     uint64_t leaf_oom_kills0;           /* the leaf's oom_kill at the start (init-stats.c) */
     uint32_t host_sig;                  /* the last signal the host sent (SIGNAL), 0: none */

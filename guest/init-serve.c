@@ -28,6 +28,10 @@
 #define HUP_RETRY_MS 10
 #define SHUTDOWN_TERM_MS 2000
 #define SHUTDOWN_KILL_MS 1000
+/* from a pty session's exit to its terminal's hang-up, when a background job holds the terminal
+ * (pty_hangups): long after the tty layer moved the command's last output to the master (a
+ * queued work item, run as soon as the vCPU is free), short beside a person's next keystroke */
+#define PTY_HANGUP_GRACE_MS 200
 
 /* ---- output to the host ----------------------------------------------------------------- */
 
@@ -236,8 +240,9 @@ static void output_eof(struct agent *a, struct session *s, int st) {
  * host, so the command's next write gets SIGPIPE (or EPIPE) and it stops as it would there,
  * instead of running on into output nobody reads (`yes | head -1` never ended).  On a pty
  * (`devbox exec -t CMD | head`) the terminal itself is what nobody reads any more: closing the
- * master hangs it up, as a terminal window that closes does, so the command's session gets
- * SIGHUP (and EIO on a write, if it ignores that); its stdin, the same master, ends with it.  A
+ * master hangs it up, as a terminal window that closes does: the session's leader (the
+ * command) gets SIGHUP, which a shell passes on to its jobs, and every write to the terminal
+ * fails with EIO; its stdin, the same master, ends with it.  A
  * zero credit meant nothing before, so an older supervisor passes it on and an older init
  * ignores it (the host then drops the output as it did). */
 static void output_closed(struct agent *a, struct session *s, int st) {
@@ -295,6 +300,8 @@ static void reap(struct agent *a, bool notify) {
         s->exited = true;
         s->status = st;
         if (s->times) s->times->t[T_REAPED] = exec_now_us();
+        if (s->tty && s->rd_fd[DBX_STREAM_STDOUT] >= 0)
+            s->hangup_ms = dbx_now_ms() + PTY_HANGUP_GRACE_MS;
         if (notify) session_check_done(a, s);
     }
     /* a process that outlived its command may just have ended: its leaf can go now */
@@ -795,6 +802,46 @@ static void session_events(struct agent *a, const struct pollfd *pf, const struc
     output_read(a, s, r->role == ROLE_PTY ? DBX_STREAM_STDOUT : r->role);
 }
 
+/* A pty session's command has exited, but the terminal's EOF (every slave fd closed) has not
+ * come: a background job of the shell holds the terminal (`devbox enter`, `sleep 100 &`,
+ * `exit`).  A terminal window closes when its shell exits, and ssh ends the session, hanging the
+ * terminal up; the job lives on (as there, unless the shell's huponexit hangs it up too), and
+ * its writes to the terminal fail.  So after a grace period the master is read to what it holds
+ * now (as the host's credit allows) and closed, and EXIT goes out.  The grace period is for the
+ * command's last output: a write to the slave reaches the master through the tty layer's
+ * flip-buffer work, which may not have run yet when the command is reaped.  The ms until the
+ * next such hang-up, or -1 (one waiting for credit or for the agent queue to drain is woken by
+ * the frame or the flush, and comes back here in the next iteration). */
+static int pty_hangups(struct agent *a, uint64_t now) {
+    static uint8_t buf[DBX_DATA_CHUNK];
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < a->nsess; i++) {
+        struct session *s = a->sess[i];
+        if (s->dead || !s->hangup_ms) continue;
+        if (s->rd_fd[DBX_STREAM_STDOUT] < 0) { /* the EOF came by itself */
+            s->hangup_ms = 0;
+            continue;
+        }
+        if (now < s->hangup_ms) {
+            next = s->hangup_ms < next ? s->hangup_ms : next;
+            continue;
+        }
+        while (s->credit[DBX_STREAM_STDOUT] > 0 && dbx_buf_avail(&a->out) < INIT_OUT_HIGH) {
+            uint32_t c = s->credit[DBX_STREAM_STDOUT];
+            ssize_t n = read(s->pty, buf, c < sizeof(buf) ? c : sizeof(buf));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) { /* all it holds (EAGAIN), its EOF, or an error: hang up */
+                s->hangup_ms = 0;
+                output_eof(a, s, DBX_STREAM_STDOUT);
+                break;
+            }
+            agent_send(a, DBX_MSG_STDOUT, s->id, buf, (size_t)n);
+            s->credit[DBX_STREAM_STDOUT] -= (uint32_t)n;
+        }
+    }
+    return next == UINT64_MAX ? -1 : next - now > INT32_MAX ? INT32_MAX : (int)(next - now);
+}
+
 /* --timeout: kill the leaves of the sessions whose deadline passed; the ms until the next
  * deadline, or -1. */
 static int deadlines(struct agent *a, uint64_t now) {
@@ -819,7 +866,8 @@ static int min_timeout(int x, int y) {
 
 static int poll_timeout(struct agent *a) {
     uint64_t now = dbx_now_ms();
-    int report = min_timeout(audit_report_due(a, now), deadlines(a, now));
+    int report =
+        min_timeout(min_timeout(audit_report_due(a, now), deadlines(a, now)), pty_hangups(a, now));
     if (!a->hup) return report;
     if (now >= a->hup_until) {
         a->hup = false; /* poll the port again */

@@ -32,6 +32,25 @@ assert_contains "$out" "SH=[/bin/sh] ZERO=[-sh]" "shell of devbox enter without 
 run dbx -C "$R" exec -u 1500 -- sh -c 'echo "$SHELL"'
 assert_eq /bin/sh "$OUT" "SHELL of a uid without a passwd entry, no bash in the image"
 
+# A background job holding the terminal does not keep enter waiting once the shell exits (a
+# terminal window closes, ssh ends the session; it never returned before): the terminal hangs
+# up, the shell's last output and exit code still arrive, and the job lives on in the box.
+run_in "$R" "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 \
+    --expect '[#$] ' --send 'set -m; sleep 1000 & echo "JOB=[$!]"\r' --expect 'JOB=\[[0-9]+\]' \
+    --send 'echo "last words"; exit 4\r' -- "$DEVBOX" enter
+out=$(tr -d '\r' <"$TEST_TMP/stdout")
+assert_eq 4 "$RC" "exit code of enter whose shell left a job on the terminal; output: $(show "$out")"
+assert_contains "$out" "last words" "the shell's last output"
+job=$(printf '%s' "$out" | sed -n 's/.*JOB=\[\([0-9]*\)\].*/\1/p' | tail -n 1)
+ok dbx -C "$R" ps
+assert_contains "$OUT" "sleep 1000" "the job after enter returned"
+ok dbx -C "$R" kill "$job"
+# the same for exec -t: the command's output up to its exit, and its code
+run_in "$R" "$DEVBOX" exec -t -- sh -c 'set -m; sleep 1000 & echo "after the job"; exit 5'
+assert_eq 5 "$RC" "exec -t whose command left a job on the terminal"
+assert_eq "after the job" "$(printf '%s' "$OUT" | tr -d '\r')" "its output"
+ok dbx -C "$R" kill --all
+
 # exec's options for a shell: --admin (a root shell), -w, -e and --env-file (docker's format:
 # comments and blank lines skipped, K alone from devbox's environment, -e over the file)
 printf '# the env file\n\n  FROM_FILE=a b\nBOTH=file\nHOSTVAR\n' >"$TEST_TMP/env"

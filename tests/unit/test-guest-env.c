@@ -207,6 +207,7 @@ static void test_home_path(void **state) {
         {"/home/dev", "/home/dev/.local/binx:/usr/bin",
          "/home/dev/.local/bin:/home/dev/bin:/home/dev/.local/binx:/usr/bin"},
         {"/", "/usr/bin", "/usr/bin"},
+        {"//", "/usr/bin", "/usr/bin"},
         {"relative", "/usr/bin", "/usr/bin"},
         {"/home/a:b", "/usr/bin", "/usr/bin"},
     };
