@@ -6,6 +6,7 @@
 #include <git2.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -40,6 +41,54 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool valida
         return dbx_error_set(err, 0, "project path is too long");
     }
     *ret = p;
+    return 0;
+}
+
+/* a is b or lies below it (both absolute and canonical) */
+static bool at_or_below(const char *a, const char *b) {
+    size_t n = strlen(b);
+    if (!strcmp(b, "/")) return true;
+    return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+static char *home_dir(void) {
+    const char *h = getenv("HOME");
+    if (!h || h[0] != '/') {
+        struct passwd *pw = getpwuid(getuid());
+        h = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+    }
+    return h ? realpath(h, NULL) : NULL;
+}
+
+int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx_error **err) {
+    if (!strcmp(root, "/"))
+        return dbx_error_setx(err, EPERM,
+                              "the work tree is '/', the whole host: devbox never shares it");
+    _cleanup_free_ char *home = home_dir();
+    if (home && !strcmp(root, home))
+        return dbx_error_setx(err, EPERM,
+                              "the work tree '%s' is your home directory: devbox never shares it "
+                              "(the box could rewrite your shell, ssh, git and devbox "
+                              "configuration); run devbox in a repository inside it",
+                              root);
+    if (home && at_or_below(home, root))
+        return dbx_error_setx(err, EPERM,
+                              "the work tree '%s' holds your home directory '%s': devbox never "
+                              "shares it; run devbox in a repository inside your home",
+                              root, home);
+    const char *const own[] = {paths->config, paths->state, paths->data, paths->run};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(own); i++) {
+        if (!own[i] || own[i][0] != '/') continue;
+        /* (config.ini's directory may not exist yet: then as the paths say) */
+        _cleanup_free_ char *d = realpath(own[i], NULL);
+        if (!d) d = dbx_xstrdup(own[i]);
+        bool in = at_or_below(root, d);
+        if (in || at_or_below(d, root))
+            return dbx_error_setx(err, EPERM,
+                                  "the work tree '%s' %s devbox's own directory '%s' (trust "
+                                  "records, configuration, disks): devbox never shares it",
+                                  root, in ? "is in" : "holds", d);
+    }
     return 0;
 }
 

@@ -292,6 +292,8 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
         dbx_error_set(&err, 0, "'%s' is not a project root", root);
         goto out;
     }
+    /* here, where every start passes, whatever the client checked */
+    if (dbx_project_share_check(&s.paths, s.proj.root, &err) < 0) goto out;
     alive = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_ALIVE_LOCK);
     alive_fd = open(alive, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (alive_fd < 0 || flock(alive_fd, LOCK_EX | LOCK_NB) < 0) {

@@ -42,6 +42,12 @@ struct dbx_project {
  * one a repo file names. */
 int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool validate,
                      struct dbx_project *ret, dbx_error **err);
+/* Whether the work tree at root (canonical) may be shared as a box's workspace: never the host's
+ * root, the user's home itself or a directory holding it (its shell, ssh, git and agent
+ * configuration, which the box could rewrite for the host to run), nor one holding, holding a
+ * part of, or inside devbox's own directories (trust records, config.ini, disks, sockets).
+ * The rule [mounts] applies to its shares (profiles-mounts.c).  0, or -1 with *err. */
+int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx_error **err);
 /* Open the project by id from the state dir (for ls / rm of a vanished tree). */
 void dbx_project_clear(struct dbx_project *p);
 

@@ -122,3 +122,27 @@ else
     log "profiles/ has no [mounts] yet (helper D1's branch): those checks skipped"
 fi
 run dbx stop
+
+# The workspace itself is never the user's home, one holding it, or one in or holding devbox's
+# own directories (a home that is a git repository was shared whole: the box could rewrite
+# ~/.bashrc, ~/.ssh and devbox's config.ini for the host to read): refused at the start, before
+# anything of the box runs or is recorded.
+H=$TEST_TMP/homerepo
+mkdir -p "$H" && git init -q "$H" || fail "a home repository"
+run_in "$H" env HOME="$H" "$DEVBOX" exec -- true
+assert_eq 125 "$RC" "exec in a home that is a work tree"
+assert_contains "$ERR" "the work tree '$H' is your home directory: devbox never shares it" "its error"
+mkdir -p "$H/inner" && git init -q "$H/inner" || fail "a repository inside that home"
+run_in "$H/inner" env HOME="$H" "$DEVBOX" exec -- true
+assert_eq 0 "$RC" "exec in a repository inside the home: $(show "$ERR")"
+run_in "$H/inner" env HOME="$H" "$DEVBOX" stop
+run_in "$TEST_TMP" env HOME="$H/inner" "$DEVBOX" -C "$H" exec -- true
+assert_contains "$ERR" "holds your home directory '$H/inner'" "a work tree that holds the home"
+mkdir -p "$DEVBOX_HOME/config/repo" && git init -q "$DEVBOX_HOME/config/repo" || fail "a repository in devbox's config"
+run_in "$DEVBOX_HOME/config/repo" "$DEVBOX" exec -- true
+assert_eq 125 "$RC" "exec in a repository inside devbox's own directory"
+assert_contains "$ERR" "is in devbox's own directory '$DEVBOX_HOME/config'" "its error"
+git init -q "$TEST_TMP" || fail "a repository holding DEVBOX_HOME"
+run_in "$TEST_TMP" "$DEVBOX" exec -- true
+assert_contains "$ERR" "holds devbox's own directory" "a work tree holding DEVBOX_HOME"
+rm -rf "$TEST_TMP/.git"

@@ -139,6 +139,51 @@ static void test_submodule_root(void **state) {
     assert_non_null(strstr(err->msg, "not a regular file"));
 }
 
+/* The workspace is never "/", the home or what holds it, or in or holding devbox's own dirs. */
+static void test_share_check(void **state) {
+    (void)state;
+    test_sh("mkdir -p %s/u/repo %s/u/x", tmpl, tmpl);
+    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
+    const char *old = getenv("HOME");
+    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
+    setenv("HOME", home, 1);
+    struct dbx_paths paths = {0};
+    dbx_error *err = NULL;
+    assert_int_equal(dbx_paths_init(&paths, &err), 0);
+    static const struct {
+        const char *rel;  /* below tmpl; NULL: "/" */
+        const char *want; /* in the error, or NULL: allowed */
+    } cases[] = {
+        {NULL, "the whole host"},
+        {"u", "is your home directory"},
+        {"", "holds your home directory"},
+        {"u/repo", NULL},
+        {"u/x", NULL},
+        {"home", "holds devbox's own directory"},
+        {"home/config", "is in devbox's own directory"},
+        {"home/state/projects", "is in devbox's own directory"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        _cleanup_free_ char *root = !cases[i].rel     ? dbx_xstrdup("/")
+                                    : cases[i].rel[0] ? dbx_xasprintf("%s/%s", tmpl, cases[i].rel)
+                                                      : dbx_xstrdup(tmpl);
+        int r = dbx_project_share_check(&paths, root, &err);
+        if (!cases[i].want) {
+            assert_int_equal(r, 0);
+            continue;
+        }
+        if (r != -1) fail_msg("case %zu (%s): allowed", i, cases[i].rel ? cases[i].rel : "/");
+        assert_non_null(strstr(err->msg, cases[i].want));
+        dbx_error_free(&err);
+        err = NULL;
+    }
+    dbx_paths_clear(&paths);
+    if (saved)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+}
+
 static void test_outside_worktree(void **state) {
     (void)state;
     test_sh("mkdir -p %s/plain", tmpl);
@@ -458,6 +503,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_find_root_from_subdir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submodule_root, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, gc_setup, gc_teardown),
