@@ -31,22 +31,25 @@ struct session {
     bool tty;
     bool exited; /* reaped; status is valid */
     int status;
-    bool dead;            /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
-    int pty;              /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
-    int in_fd;            /* where stdin bytes go, or -1 */
-    int rd_fd[3];         /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
-    uint32_t credit[3];   /* output bytes the host still accepts, per stream */
-    bool eof_sent[3];     /* the empty STDOUT/STDERR frame was queued */
-    struct dbx_buf in;    /* stdin bytes received, not yet written */
-    bool in_eof;          /* the host sent the empty STDIN frame */
-    uint32_t in_pending;  /* stdin bytes received and not yet credited back */
-    int cg_fd;            /* the session's leaf cgroup box/s<id> (directory), or -1: none */
-    int mnt_fd;           /* the command's own mount namespace (its copy of the template), held
-                             until the session is freed (after EXIT), or -1 */
-    uint64_t deadline_ms; /* EXEC's timeout_ms as a monotonic time; 0 = none */
-    bool timed_out;       /* the deadline passed and the leaf was killed: EXIT reports 124 */
-    uint64_t hangup_ms;   /* a pty session whose command exited before its terminal's EOF: when
-                             the terminal hangs up (pty_hangups in init-serve.c); 0 = not due */
+    bool dead;              /* finished (EXIT or ERROR sent); fds closed; awaiting the sweep */
+    int pty;                /* tty master or -1; is rd_fd[STDOUT] and in_fd when tty */
+    int in_fd;              /* where stdin bytes go, or -1 */
+    int rd_fd[3];           /* [DBX_STREAM_STDOUT], [DBX_STREAM_STDERR] read ends, or -1 */
+    uint32_t credit[3];     /* output bytes the host still accepts, per stream */
+    bool eof_sent[3];       /* the empty STDOUT/STDERR frame was queued */
+    struct dbx_buf in;      /* stdin bytes received, not yet written */
+    bool in_eof;            /* the host sent the empty STDIN frame */
+    uint32_t in_pending;    /* stdin bytes received and not yet credited back */
+    int cg_fd;              /* the session's leaf cgroup box/s<id> (directory), or -1: none */
+    int mnt_fd;             /* the command's own mount namespace (its copy of the template), held
+                               until the session is freed (after EXIT), or -1 */
+    uint64_t deadline_ms;   /* EXEC's timeout_ms as a monotonic time; 0 = none */
+    bool timed_out;         /* the deadline passed and the leaf was killed: EXIT reports 124 */
+    uint64_t hangup_ms;     /* a pty session whose command exited before its terminal's EOF: when
+                               the terminal hangs up (pty_hangups in init-serve.c); 0 = not due */
+    uint64_t hangup_cap_ms; /* the latest hangup_ms may move to while output still comes */
+    bool hangup_draining;   /* due: reading the last hangup_left bytes the master held */
+    uint32_t hangup_left;
     uint64_t oom_kills0, pids_refused0; /* the box's counters at the start (init-stats.c) */
     uint64_t leaf_oom_kills0;           /* the leaf's oom_kill at the start (init-stats.c) */
     uint32_t host_sig;                  /* the last signal the host sent (SIGNAL), 0: none */

@@ -32,6 +32,8 @@
  * (pty_hangups): long after the tty layer moved the command's last output to the master (a
  * queued work item, run as soon as the vCPU is free), short beside a person's next keystroke */
 #define PTY_HANGUP_GRACE_MS 200
+/* ... moved on while output still comes after the exit, up to this long after it */
+#define PTY_HANGUP_CAP_MS 2000
 
 /* ---- output to the host ----------------------------------------------------------------- */
 
@@ -261,6 +263,10 @@ static void output_read(struct agent *a, struct session *s, int st) {
             agent_send(a, st == DBX_STREAM_STDOUT ? DBX_MSG_STDOUT : DBX_MSG_STDERR, s->id, buf,
                        (size_t)n);
             s->credit[st] -= (uint32_t)n;
+            if (s->hangup_ms && !s->hangup_draining) { /* still coming: a grace from here */
+                uint64_t due = dbx_now_ms() + PTY_HANGUP_GRACE_MS;
+                s->hangup_ms = due < s->hangup_cap_ms ? due : s->hangup_cap_ms;
+            }
             if ((size_t)n < want) return; /* drained for now: skip the EAGAIN round trip */
             continue;
         }
@@ -300,8 +306,11 @@ static void reap(struct agent *a, bool notify) {
         s->exited = true;
         s->status = st;
         if (s->times) s->times->t[T_REAPED] = exec_now_us();
-        if (s->tty && s->rd_fd[DBX_STREAM_STDOUT] >= 0)
-            s->hangup_ms = dbx_now_ms() + PTY_HANGUP_GRACE_MS;
+        if (s->tty && s->rd_fd[DBX_STREAM_STDOUT] >= 0) {
+            uint64_t now = dbx_now_ms();
+            s->hangup_ms = now + PTY_HANGUP_GRACE_MS;
+            s->hangup_cap_ms = now + PTY_HANGUP_CAP_MS;
+        }
         if (notify) session_check_done(a, s);
     }
     /* a process that outlived its command may just have ended: its leaf can go now */
@@ -807,9 +816,11 @@ static void session_events(struct agent *a, const struct pollfd *pf, const struc
  * `exit`).  A terminal window closes when its shell exits, and ssh ends the session, hanging the
  * terminal up; the job lives on (as there, unless the shell's huponexit hangs it up too), and
  * its writes to the terminal fail.  So after a grace period the master is read to what it holds
- * now (as the host's credit allows) and closed, and EXIT goes out.  The grace period is for the
- * command's last output: a write to the slave reaches the master through the tty layer's
- * flip-buffer work, which may not have run yet when the command is reaped.  The ms until the
+ * then (as the host's credit allows; a job that writes on cannot keep it open) and closed, and
+ * EXIT goes out.  The grace period is for the command's last output: a write to the slave
+ * reaches the master through the tty layer's flip-buffer work, which may not have run yet when
+ * the command is reaped; it runs from the exit, or from the last output read since, up to
+ * PTY_HANGUP_CAP_MS after the exit (a stalled guest's work item runs late).  The ms until the
  * next such hang-up, or -1 (one waiting for credit or for the agent queue to drain is woken by
  * the frame or the flush, and comes back here in the next iteration). */
 static int pty_hangups(struct agent *a, uint64_t now) {
@@ -826,17 +837,30 @@ static int pty_hangups(struct agent *a, uint64_t now) {
             next = s->hangup_ms < next ? s->hangup_ms : next;
             continue;
         }
+        if (!s->hangup_draining) { /* what it holds now, and no more: a job may write on */
+            int held = 0;
+            s->hangup_draining = true;
+            s->hangup_left =
+                ioctl(s->pty, FIONREAD, &held) == 0 && held >= 0 ? (uint32_t)held : DBX_WINDOW;
+        }
+        if (s->hangup_left == 0) { /* (whatever the host's credit) */
+            s->hangup_ms = 0;
+            output_eof(a, s, DBX_STREAM_STDOUT);
+            continue;
+        }
         while (s->credit[DBX_STREAM_STDOUT] > 0 && dbx_buf_avail(&a->out) < INIT_OUT_HIGH) {
             uint32_t c = s->credit[DBX_STREAM_STDOUT];
-            ssize_t n = read(s->pty, buf, c < sizeof(buf) ? c : sizeof(buf));
+            c = c < s->hangup_left ? c : s->hangup_left;
+            ssize_t n = c ? read(s->pty, buf, c < sizeof(buf) ? c : sizeof(buf)) : 0;
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) { /* all it holds (EAGAIN), its EOF, or an error: hang up */
+            if (n <= 0) { /* what it held (or all there is: EAGAIN), its EOF, an error: hang up */
                 s->hangup_ms = 0;
                 output_eof(a, s, DBX_STREAM_STDOUT);
                 break;
             }
             agent_send(a, DBX_MSG_STDOUT, s->id, buf, (size_t)n);
             s->credit[DBX_STREAM_STDOUT] -= (uint32_t)n;
+            s->hangup_left -= (uint32_t)n;
         }
     }
     return next == UINT64_MAX ? -1 : next - now > INT32_MAX ? INT32_MAX : (int)(next - now);

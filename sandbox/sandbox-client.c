@@ -178,6 +178,9 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
     if (!opts->start) return -ENOENT;
+    /* before anything is made for the project (its directories, an image built or pulled); the
+     * supervisor checks again at every start */
+    if (dbx_project_share_check(paths, proj->root, err) < 0) return -1;
     /* Starters serialize here: the second of two racing commands finds the first's VM. */
     _cleanup_close_ int lock = lock_start(proj, err);
     if (lock < 0) return -1;

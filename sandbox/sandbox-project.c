@@ -51,37 +51,65 @@ static bool at_or_below(const char *a, const char *b) {
     return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
 }
 
-static char *home_dir(void) {
-    const char *h = getenv("HOME");
-    if (!h || h[0] != '/') {
-        struct passwd *pw = getpwuid(getuid());
-        h = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+/* d made canonical as far as it exists: the real path of its deepest existing ancestor, then
+ * the rest as written (a directory devbox has not made yet, below a symlinked home); NULL for
+ * NULL or a relative d. */
+static char *canonical_dir(const char *d) {
+    if (!d || d[0] != '/') return NULL;
+    _cleanup_free_ char *head = dbx_xstrdup(d);
+    for (;;) {
+        char *r = realpath(head, NULL);
+        if (r) {
+            const char *rest = d + strlen(head);
+            char *out = dbx_xasprintf("%s%s", strcmp(r, "/") || !rest[0] ? r : "", rest);
+            free(r);
+            return out;
+        }
+        char *slash = strrchr(head, '/');
+        if (!slash || slash == head) return dbx_xstrdup(d);
+        *slash = '\0';
     }
-    return h ? realpath(h, NULL) : NULL;
+}
+
+/* The user's homes: $HOME and the passwd entry's, canonical (either may be missing, or both
+ * the same). */
+static void home_dirs(char *ret[2]) {
+    const char *h = getenv("HOME");
+    struct passwd *pw = getpwuid(getuid());
+    ret[0] = h && h[0] == '/' ? canonical_dir(h) : NULL;
+    ret[1] = pw && pw->pw_dir ? canonical_dir(pw->pw_dir) : NULL;
+    if (ret[0] && ret[1] && !strcmp(ret[0], ret[1])) {
+        free(ret[1]);
+        ret[1] = NULL;
+    }
 }
 
 int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx_error **err) {
     if (!strcmp(root, "/"))
         return dbx_error_setx(err, EPERM,
                               "the work tree is '/', the whole host: devbox never shares it");
-    _cleanup_free_ char *home = home_dir();
-    if (home && !strcmp(root, home))
-        return dbx_error_setx(err, EPERM,
-                              "the work tree '%s' is your home directory: devbox never shares it "
-                              "(the box could rewrite your shell, ssh, git and devbox "
-                              "configuration); run devbox in a repository inside it",
-                              root);
-    if (home && at_or_below(home, root))
-        return dbx_error_setx(err, EPERM,
-                              "the work tree '%s' holds your home directory '%s': devbox never "
-                              "shares it; run devbox in a repository inside your home",
-                              root, home);
+    char *homes[2];
+    home_dirs(homes);
+    _cleanup_free_ char *h0 = homes[0], *h1 = homes[1];
+    for (size_t i = 0; i < 2; i++) {
+        const char *home = homes[i];
+        if (home && !strcmp(root, home))
+            return dbx_error_setx(err, EPERM,
+                                  "the work tree '%s' is your home directory: devbox never shares "
+                                  "it (the box could rewrite your shell, ssh, git and devbox "
+                                  "configuration); run devbox in a repository inside it",
+                                  root);
+        if (home && at_or_below(home, root))
+            return dbx_error_setx(err, EPERM,
+                                  "the work tree '%s' holds your home directory '%s': devbox never "
+                                  "shares it; run devbox in a repository inside your home",
+                                  root, home);
+    }
     const char *const own[] = {paths->config, paths->state, paths->data, paths->run};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(own); i++) {
-        if (!own[i] || own[i][0] != '/') continue;
-        /* (config.ini's directory may not exist yet: then as the paths say) */
-        _cleanup_free_ char *d = realpath(own[i], NULL);
-        if (!d) d = dbx_xstrdup(own[i]);
+        /* (config.ini's directory may not exist yet: canonical as far as it does) */
+        _cleanup_free_ char *d = canonical_dir(own[i]);
+        if (!d) continue;
         bool in = at_or_below(root, d);
         if (in || at_or_below(d, root))
             return dbx_error_setx(err, EPERM,

@@ -46,9 +46,12 @@ ok dbx -C "$R" ps
 assert_contains "$OUT" "sleep 1000" "the job after enter returned"
 ok dbx -C "$R" kill "$job"
 # the same for exec -t: the command's output up to its exit, and its code
-run_in "$R" "$DEVBOX" exec -t -- sh -c 'set -m; sleep 1000 & echo "after the job"; exit 5'
+run_in "$R" timeout 60 "$DEVBOX" exec -t -- sh -c 'set -m; sleep 1000 & echo "after the job"; exit 5'
 assert_eq 5 "$RC" "exec -t whose command left a job on the terminal"
 assert_eq "after the job" "$(printf '%s' "$OUT" | tr -d '\r')" "its output"
+# a job that writes on cannot keep the session open: what the terminal held is read, no more
+run_in "$R" timeout 60 "$DEVBOX" exec -t -- sh -c 'set -m; yes & sleep 0.3; exit 3'
+assert_eq 3 "$RC" "exec -t whose job writes on to the terminal after the command's exit"
 ok dbx -C "$R" kill --all
 
 # exec's options for a shell: --admin (a root shell), -w, -e and --env-file (docker's format:
