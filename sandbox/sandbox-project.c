@@ -120,6 +120,55 @@ int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx
     return 0;
 }
 
+/* The home's directories whose symlinks count (dbx_project_home_links): "" is the home itself,
+ * where only dotfiles count (a link like ~/work -> ~/src/repo is a shortcut, not configuration). */
+static const char *const home_link_dirs[] = {"", ".config", ".ssh", ".local/bin", "bin"};
+#define HOME_LINK_SCAN_MAX 4096u /* entries read per directory */
+
+static void home_links_in(const char *home, const char *sub, const char *root, size_t max,
+                          char ***out, size_t *n) {
+    _cleanup_free_ char *dir = sub[0] ? dbx_xasprintf("%s/%s", home, sub) : dbx_xstrdup(home);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t seen = 0;
+    for (struct dirent *e; *n < max && seen < HOME_LINK_SCAN_MAX && (e = readdir(d));) {
+        seen++;
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        if (!sub[0] && e->d_name[0] != '.') continue;
+        struct stat st;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
+            continue;
+        _cleanup_free_ char *link = dbx_xasprintf("%s/%s", dir, e->d_name);
+        _cleanup_free_ char *target = realpath(link, NULL);
+        size_t rl = strlen(root);
+        /* below the root (not the root itself: a shortcut to the whole repository) */
+        if (!target || strcmp(root, "/") == 0 || strncmp(target, root, rl) != 0 ||
+            target[rl] != '/' || !target[rl + 1])
+            continue;
+        const char *rel = target + rl + 1;
+        bool dup = false;
+        for (size_t i = 0; i < *n && !dup; i++)
+            dup = !strcmp((*out)[i], rel);
+        if (dup) continue;
+        *out = dbx_strv_push(*out, rel);
+        (*n)++;
+    }
+    closedir(d);
+}
+
+char **dbx_project_home_links(const char *root, size_t max) {
+    char **out = dbx_xcalloc(1, sizeof(char *));
+    size_t n = 0;
+    char *homes[2];
+    home_dirs(homes);
+    for (size_t h = 0; h < 2; h++) {
+        for (size_t i = 0; homes[h] && i < DBX_ARRAY_SIZE(home_link_dirs); i++)
+            home_links_in(homes[h], home_link_dirs[i], root, max, &out, &n);
+        free(homes[h]);
+    }
+    return out;
+}
+
 void dbx_git_hold(void) {
     git_libgit2_init();
 }

@@ -943,6 +943,26 @@ static int choose_kernel(struct sup *s, const struct profile_user *user, const c
 }
 
 /* Everything a boot needs on disk: kernel + initramfs, the project's record and disk. */
+/* Rule 9 for a dotfiles repository: what the user's home links to inside the workspace
+ * (~/.bashrc -> ~/dotfiles/.bashrc, as GNU stow installs them) is the host's own configuration,
+ * run or read there the next time a shell, git or ssh starts, so it is protected as the
+ * profile's paths are (read-only on the host and in the guest), after the trust check: it only
+ * narrows.  The profile's `unprotect` does not reach these; a link made while the box runs
+ * counts from its next start. */
+static void protect_home_links(struct sup *s) {
+    size_t have = dbx_strv_len(s->prof.protect);
+    size_t room = have < MOUNTS_PROTECTED_MAX ? MOUNTS_PROTECTED_MAX - have : 0;
+    _cleanup_strv_ char **links = dbx_project_home_links(s->proj.root, room);
+    for (size_t i = 0; links[i]; i++) {
+        bool dup = false;
+        for (size_t j = 0; s->prof.protect && s->prof.protect[j] && !dup; j++)
+            dup = !strcmp(s->prof.protect[j], links[i]);
+        if (dup) continue;
+        s->prof.protect = dbx_strv_push(s->prof.protect, links[i]);
+        sup_log("protected: '%s' (your home links to it)", links[i]);
+    }
+}
+
 int sup_prepare(struct sup *s, dbx_error **err) {
     /* TCG's tsc_early_khz needs two TSC readings 20 ms apart: what follows fills the gap */
     vm_tsc_calibration_start();
@@ -955,6 +975,7 @@ int sup_prepare(struct sup *s, dbx_error **err) {
         sup_log("%s", *w);
         sup_ready_say(s, 'W', *w);
     }
+    if (r == 0) protect_home_links(s);
     /* `--network none` narrows whatever the profile says (after the trust check: a narrower
      * box never needs trust, and the profile itself is what was trusted). */
     if (r == 0 && s->net_override)

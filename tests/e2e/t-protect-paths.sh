@@ -94,3 +94,27 @@ for n in ini_append ini_mv ini_rm git_config_append hooks_touch hooks_mkdir; do
     assert_kv "$OUT" "$n" blocked "with .gitmodules unprotected"
 done
 assert_eq "$before" "$(fingerprint devbox.ini .git/config .git/hooks)" "still protected paths on the host"
+
+# A dotfiles repository: what the user's home links to inside the workspace (~/.bashrc ->
+# repo/.bashrc, as GNU stow installs them) is the host's own configuration, protected from the
+# next start on; the rest of the repository, and a plain name at the home's top linking into it,
+# stay writable.
+ok dbx stop
+HM=$TEST_TMP/linkhome
+mkdir -p "$HM/.config" "$R/dots/nvim"
+echo "alias ll='ls -l'" >"$R/dots/.bashrc"
+echo "set number" >"$R/dots/nvim/init.vim"
+echo notes >"$R/dots/notes.txt"
+ln -s "$R/dots/.bashrc" "$HM/.bashrc"
+ln -s "$R/dots/nvim" "$HM/.config/nvim"
+ln -s "$R/dots/notes.txt" "$HM/notes"
+run_in "$R" env HOME="$HM" "$DEVBOX" exec -- sh -c 'for f in dots/.bashrc dots/nvim/init.vim dots/notes.txt; do
+    if echo box >>"$f" 2>/dev/null; then echo "$f=written"; else echo "$f=blocked"; fi; done'
+assert_eq 0 "$RC" "exec with a home linking into the workspace: $(show "$ERR")"
+assert_kv "$OUT" dots/.bashrc blocked "a dotfile the home links to"
+assert_kv "$OUT" dots/nvim/init.vim blocked "a file in a directory ~/.config links to"
+assert_kv "$OUT" dots/notes.txt written "a file a plain name of the home links to"
+assert_eq "alias ll='ls -l'" "$(cat "$R/dots/.bashrc")" "the host's .bashrc after the box tried"
+ok dbx logs --supervisor
+assert_contains "$OUT" "protected: 'dots/.bashrc' (your home links to it)" "the supervisor's log"
+ok dbx stop

@@ -184,6 +184,44 @@ static void test_share_check(void **state) {
         unsetenv("HOME");
 }
 
+/* What the home links to inside the work tree: its dotfiles' and its config directories' links
+ * that land below the root, once each; not a shortcut to the root itself, not a plain name at
+ * the home's top, not a link elsewhere or a dangling one; at most max. */
+static void test_home_links(void **state) {
+    (void)state;
+    test_sh("cd %s && mkdir -p u/.config u/.ssh u/.local/bin u/bin repo/nvim repo/scripts other && "
+            "touch repo/.rc repo/scripts/tool repo/t2 repo/sshcfg repo/plain other/x && "
+            "ln -s ../repo/.rc u/.rc && ln -s %s/repo/.rc u/.rc2 && "
+            "ln -s ../../repo/nvim u/.config/nvim && ln -s ../../other/x u/.config/x && "
+            "ln -s ../repo u/.whole && ln -s ../repo/plain u/plain && "
+            "ln -s ../../repo/sshcfg u/.ssh/config && ln -s ../../../repo/t2 u/.local/bin/t2 && "
+            "ln -s ../../repo/scripts/tool u/bin/tool && ln -s ../repo/missing u/.dangling",
+            tmpl, tmpl);
+    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
+    _cleanup_free_ char *root = dbx_xasprintf("%s/repo", tmpl);
+    const char *old = getenv("HOME");
+    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
+    setenv("HOME", home, 1);
+    _cleanup_strv_ char **links = dbx_project_home_links(root, 100);
+    _cleanup_free_ char *all = dbx_strv_join(links, " ");
+    static const char *const want[] = {".rc", "nvim", "sshcfg", "t2", "scripts/tool"};
+    assert_int_equal(dbx_strv_len(links), DBX_ARRAY_SIZE(want));
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
+        bool found = false;
+        for (size_t j = 0; links[j]; j++)
+            found |= !strcmp(links[j], want[i]);
+        if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
+    }
+    _cleanup_strv_ char **two = dbx_project_home_links(root, 2);
+    assert_int_equal(dbx_strv_len(two), 2);
+    _cleanup_strv_ char **none = dbx_project_home_links("/", 100);
+    assert_int_equal(dbx_strv_len(none), 0);
+    if (saved)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+}
+
 static void test_outside_worktree(void **state) {
     (void)state;
     test_sh("mkdir -p %s/plain", tmpl);
@@ -504,6 +542,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_core_worktree_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submodule_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_share_check, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_home_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, gc_setup, gc_teardown),
