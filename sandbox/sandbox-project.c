@@ -125,6 +125,50 @@ int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx
 static const char *const home_link_dirs[] = {"", ".config", ".ssh", ".local/bin", "bin"};
 #define HOME_LINK_SCAN_MAX 4096u /* entries read per directory */
 
+/* Where the host's own resolution of the link dir/name enters the work tree at root: the path
+ * there, root-relative, as the host will look it up, or NULL (it stays outside, it is the root
+ * itself, or it cannot be said).  The part outside the workspace is the user's and is resolved
+ * as the kernel would (realpath of each prefix); from the first prefix that lands in the
+ * workspace on, the rest is taken as written, since the box could make any of it a symlink:
+ * the protected-path walk then refuses one rather than follow it (mounts-protected.c), and a
+ * missing one is guarded, so the box can neither redirect the host nor create the file.  A `..`
+ * past that point cannot be said without following what the box made: NULL. */
+static char *link_rel(const char *dir, int dfd, const char *name, const char *root) {
+    char buf[PATH_MAX];
+    ssize_t n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
+    if (n <= 0) return NULL;
+    buf[n] = '\0';
+    _cleanup_free_ char *t = buf[0] == '/' ? dbx_xstrdup(buf) : dbx_xasprintf("%s/%s", dir, buf);
+    _cleanup_free_ char *prefix = dbx_xstrdup("");
+    char *save = NULL;
+    for (char *c = strtok_r(t, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        char *p = dbx_xasprintf("%s/%s", prefix, c);
+        free(prefix);
+        prefix = p;
+        _cleanup_free_ char *rp = realpath(prefix, NULL);
+        if (!rp) return NULL;
+        if (!at_or_below(rp, root)) continue;
+        const char *in = rp + strlen(root); /* "" (the root) or "/..." (root "/": refused) */
+        char *rel = dbx_xstrdup(in[0] == '/' ? in + 1 : in);
+        for (char *r = strtok_r(NULL, "/", &save); r; r = strtok_r(NULL, "/", &save)) {
+            if (!strcmp(r, ".")) continue;
+            if (!strcmp(r, "..")) {
+                free(rel);
+                return NULL;
+            }
+            char *q = rel[0] ? dbx_xasprintf("%s/%s", rel, r) : dbx_xstrdup(r);
+            free(rel);
+            rel = q;
+        }
+        if (!rel[0]) { /* the root itself: a shortcut to the repository */
+            free(rel);
+            return NULL;
+        }
+        return rel;
+    }
+    return NULL;
+}
+
 static void home_links_in(const char *home, const char *sub, const char *root, size_t max,
                           char ***out, size_t *n) {
     _cleanup_free_ char *dir = sub[0] ? dbx_xasprintf("%s/%s", home, sub) : dbx_xstrdup(home);
@@ -138,14 +182,8 @@ static void home_links_in(const char *home, const char *sub, const char *root, s
         struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
             continue;
-        _cleanup_free_ char *link = dbx_xasprintf("%s/%s", dir, e->d_name);
-        _cleanup_free_ char *target = realpath(link, NULL);
-        size_t rl = strlen(root);
-        /* below the root (not the root itself: a shortcut to the whole repository) */
-        if (!target || strcmp(root, "/") == 0 || strncmp(target, root, rl) != 0 ||
-            target[rl] != '/' || !target[rl + 1])
-            continue;
-        const char *rel = target + rl + 1;
+        _cleanup_free_ char *rel = link_rel(dir, dirfd(d), e->d_name, root);
+        if (!rel) continue;
         bool dup = false;
         for (size_t i = 0; i < *n && !dup; i++)
             dup = !strcmp((*out)[i], rel);
@@ -159,6 +197,7 @@ static void home_links_in(const char *home, const char *sub, const char *root, s
 char **dbx_project_home_links(const char *root, size_t max) {
     char **out = dbx_xcalloc(1, sizeof(char *));
     size_t n = 0;
+    if (!strcmp(root, "/")) return out; /* never a workspace (dbx_project_share_check) */
     char *homes[2];
     home_dirs(homes);
     for (size_t h = 0; h < 2; h++) {

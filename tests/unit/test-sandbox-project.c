@@ -185,8 +185,10 @@ static void test_share_check(void **state) {
 }
 
 /* What the home links to inside the work tree: its dotfiles' and its config directories' links
- * that land below the root, once each; not a shortcut to the root itself, not a plain name at
- * the home's top, not a link elsewhere or a dangling one; at most max. */
+ * that land below the root, once each, as the host looks them up there: a missing file (to be
+ * guarded) and a link the box made (to be refused) as written, never followed; not a shortcut
+ * to the root itself, not a plain name at the home's top, not a link elsewhere, not a `..`
+ * inside the workspace; at most max. */
 static void test_home_links(void **state) {
     (void)state;
     test_sh("cd %s && mkdir -p u/.config u/.ssh u/.local/bin u/bin repo/nvim repo/scripts other && "
@@ -195,7 +197,9 @@ static void test_home_links(void **state) {
             "ln -s ../../repo/nvim u/.config/nvim && ln -s ../../other/x u/.config/x && "
             "ln -s ../repo u/.whole && ln -s ../repo/plain u/plain && "
             "ln -s ../../repo/sshcfg u/.ssh/config && ln -s ../../../repo/t2 u/.local/bin/t2 && "
-            "ln -s ../../repo/scripts/tool u/bin/tool && ln -s ../repo/missing u/.dangling",
+            "ln -s ../../repo/scripts/tool u/bin/tool && ln -s ../repo/missing u/.dangling && "
+            "ln -s .rc repo/boxlink && ln -s ../repo/boxlink u/.via && "
+            "ln -s ../repo/nvim/../.rc u/.dotdot && ln -s ../repo/./nvim/./x u/.dot",
             tmpl, tmpl);
     _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
     _cleanup_free_ char *root = dbx_xasprintf("%s/repo", tmpl);
@@ -204,8 +208,9 @@ static void test_home_links(void **state) {
     setenv("HOME", home, 1);
     _cleanup_strv_ char **links = dbx_project_home_links(root, 100);
     _cleanup_free_ char *all = dbx_strv_join(links, " ");
-    static const char *const want[] = {".rc", "nvim", "sshcfg", "t2", "scripts/tool"};
-    assert_int_equal(dbx_strv_len(links), DBX_ARRAY_SIZE(want));
+    static const char *const want[] = {".rc",          "nvim",    "sshcfg",  "t2",
+                                       "scripts/tool", "missing", "boxlink", "nvim/x"};
+    if (dbx_strv_len(links) != DBX_ARRAY_SIZE(want)) fail_msg("got '%s'", all);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
         bool found = false;
         for (size_t j = 0; links[j]; j++)
