@@ -121,88 +121,170 @@ int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx
 }
 
 /* The home's directories whose symlinks count (dbx_project_home_links): "" is the home itself,
- * where only dotfiles count (a link like ~/work -> ~/src/repo is a shortcut, not configuration). */
+ * where only dotfiles count (a link like ~/work -> ~/src/repo is a shortcut, not configuration);
+ * the others count whole when they are themselves a link into the workspace (GNU stow folds a
+ * directory it can: ~/bin -> ~/dotfiles/bin). */
 static const char *const home_link_dirs[] = {"", ".config", ".ssh", ".local/bin", "bin"};
 #define HOME_LINK_SCAN_MAX 4096u /* entries read per directory */
+#define HOME_LINK_HOPS 40u       /* symlinks followed resolving one link: Linux's MAXSYMLINKS */
+#define HOME_LINK_PATH_MAX 1024u /* a protected path's length (DBX_PROTECTED_PATH_MAX) */
 
-/* Where the host's own resolution of the link dir/name enters the work tree at root: the path
- * there, root-relative, as the host will look it up, or NULL (it stays outside, it is the root
- * itself, or it cannot be said).  The part outside the workspace is the user's and is resolved
- * as the kernel would (realpath of each prefix); from the first prefix that lands in the
- * workspace on, the rest is taken as written, since the box could make any of it a symlink:
- * the protected-path walk then refuses one rather than follow it (mounts-protected.c), and a
- * missing one is guarded, so the box can neither redirect the host nor create the file.  A `..`
- * past that point cannot be said without following what the box made: NULL. */
-static char *link_rel(const char *dir, int dfd, const char *name, const char *root) {
-    char buf[PATH_MAX];
-    ssize_t n = readlinkat(dfd, name, buf, sizeof(buf) - 1);
-    if (n <= 0) return NULL;
-    buf[n] = '\0';
-    _cleanup_free_ char *t = buf[0] == '/' ? dbx_xstrdup(buf) : dbx_xasprintf("%s/%s", dir, buf);
-    _cleanup_free_ char *prefix = dbx_xstrdup("");
+/* A list of path components to resolve, front first. */
+struct comps {
+    char **v;
+    size_t n, off;
+};
+
+static void comps_free(struct comps *q) {
+    for (size_t i = q->off; i < q->n; i++)
+        free(q->v[i]);
+    free(q->v);
+    *q = (struct comps){0};
+}
+
+/* Put path's components in front of what q has left. */
+static void comps_prepend(struct comps *q, const char *path) {
+    char **add = NULL;
+    size_t na = 0;
+    _cleanup_free_ char *copy = dbx_xstrdup(path);
     char *save = NULL;
-    for (char *c = strtok_r(t, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
-        char *p = dbx_xasprintf("%s/%s", prefix, c);
-        free(prefix);
-        prefix = p;
-        _cleanup_free_ char *rp = realpath(prefix, NULL);
-        if (!rp) return NULL;
-        if (!at_or_below(rp, root)) continue;
-        const char *in = rp + strlen(root); /* "" (the root) or "/..." (root "/": refused) */
-        char *rel = dbx_xstrdup(in[0] == '/' ? in + 1 : in);
-        for (char *r = strtok_r(NULL, "/", &save); r; r = strtok_r(NULL, "/", &save)) {
-            if (!strcmp(r, ".")) continue;
-            if (!strcmp(r, "..")) {
-                free(rel);
-                return NULL;
-            }
-            char *q = rel[0] ? dbx_xasprintf("%s/%s", rel, r) : dbx_xstrdup(r);
-            free(rel);
-            rel = q;
-        }
-        if (!rel[0]) { /* the root itself: a shortcut to the repository */
-            free(rel);
-            return NULL;
-        }
-        return rel;
+    for (char *c = strtok_r(copy, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+        add = dbx_xrealloc(add, (na + 1) * sizeof(char *));
+        add[na++] = dbx_xstrdup(c);
     }
-    return NULL;
+    size_t left = q->n - q->off;
+    char **v = dbx_xcalloc(na + left + 1, sizeof(char *));
+    memcpy(v, add, na * sizeof(char *));
+    if (left) memcpy(v + na, q->v + q->off, left * sizeof(char *));
+    free(add);
+    free(q->v);
+    *q = (struct comps){.v = v, .n = na + left, .off = 0};
+}
+
+/* The workspace path (root-relative) that `lexical`, root-relative components as written,
+ * names: "." dropped; a component with ".." in it (which a protected path may not hold: the
+ * plan refuses one) ends it at its parent, and so does one past HOME_LINK_PATH_MAX; NULL for
+ * nothing left (the root itself). */
+static char *lexical_rel(struct comps *q, const char *first) {
+    _cleanup_free_ char *rel = dbx_xstrdup(first);
+    for (; q->off < q->n; q->off++) {
+        const char *c = q->v[q->off];
+        if (!strcmp(c, ".")) continue;
+        if (strstr(c, "..")) break;
+        if (strlen(rel) + strlen(c) + 1 > HOME_LINK_PATH_MAX) break;
+        char *r = rel[0] ? dbx_xasprintf("%s/%s", rel, c) : dbx_xstrdup(c);
+        free(rel);
+        rel = r;
+    }
+    return rel[0] ? TAKE_PTR(rel) : NULL;
+}
+
+/* Where the host's own lookup of the link `path` (absolute, its directory outside the
+ * workspace) enters the work tree at root: that path, root-relative, or NULL (it stays
+ * outside, reaches the root itself, or cannot be said).  Resolved one component at a time as
+ * the kernel does, following only what lies outside the workspace (the user's): from the first
+ * component that is inside, the rest is taken as written, since the box could make any of it a
+ * symlink; the protected-path walk then refuses such a one rather than follow it
+ * (mounts-protected.c), and guards a missing one, so the box can neither redirect the host nor
+ * create the file.  A `..` inside cannot be said without following what the box made: the path
+ * ends before it, at what is known. */
+static char *link_rel(const char *path, const char *root) {
+    struct comps q = {0};
+    comps_prepend(&q, path);
+    _cleanup_free_ char *cur = dbx_xstrdup("/"); /* canonical, outside the workspace */
+    unsigned hops = 0;
+    char *out = NULL;
+    while (q.off < q.n) {
+        _cleanup_free_ char *c = q.v[q.off++];
+        if (!strcmp(c, ".")) continue;
+        if (!strcmp(c, "..")) {
+            char *slash = strrchr(cur, '/');
+            slash[slash == cur ? 1 : 0] = '\0';
+            continue;
+        }
+        _cleanup_free_ char *next = dbx_xasprintf("%s/%s", strcmp(cur, "/") ? cur : "", c);
+        if (at_or_below(next, root)) {
+            const char *in = next + strlen(root);
+            _cleanup_free_ char *first = dbx_xstrdup(in[0] == '/' ? in + 1 : in);
+            out = strstr(first, "..") ? NULL : lexical_rel(&q, first);
+            break;
+        }
+        struct stat st;
+        if (lstat(next, &st) < 0) break; /* missing outside the workspace: never reaches it */
+        if (S_ISLNK(st.st_mode)) {
+            char buf[PATH_MAX];
+            ssize_t n = readlink(next, buf, sizeof(buf) - 1);
+            if (n <= 0 || ++hops > HOME_LINK_HOPS) break;
+            buf[n] = '\0';
+            if (buf[0] == '/') {
+                free(cur);
+                cur = dbx_xstrdup("/");
+            }
+            comps_prepend(&q, buf);
+            continue;
+        }
+        free(cur);
+        cur = TAKE_PTR(next);
+    }
+    comps_free(&q);
+    return out;
+}
+
+static void links_add(char ***out, size_t *n, size_t max, char *rel, bool *ret_full) {
+    if (!rel) return;
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp((*out)[i], rel)) {
+            free(rel);
+            return;
+        }
+    if (*n >= max) {
+        *ret_full = true;
+        free(rel);
+        return;
+    }
+    *out = dbx_strv_push(*out, rel);
+    (*n)++;
+    free(rel);
 }
 
 static void home_links_in(const char *home, const char *sub, const char *root, size_t max,
-                          char ***out, size_t *n) {
+                          char ***out, size_t *n, bool *ret_full) {
     _cleanup_free_ char *dir = sub[0] ? dbx_xasprintf("%s/%s", home, sub) : dbx_xstrdup(home);
-    DIR *d = opendir(dir);
+    struct stat st;
+    if (lstat(dir, &st) < 0) return;
+    /* a link itself (~/bin -> ~/dotfiles/bin): into the workspace, protected whole */
+    if (S_ISLNK(st.st_mode)) links_add(out, n, max, link_rel(dir, root), ret_full);
+    /* a directory in the workspace (through a link of its own or of a parent's) holds what
+     * the box wrote: it is protected whole, or lies in what is, and is never scanned */
+    _cleanup_free_ char *real = realpath(dir, NULL);
+    if (!real || at_or_below(real, root)) return;
+    DIR *d = opendir(real);
     if (!d) return;
     size_t seen = 0;
-    for (struct dirent *e; *n < max && seen < HOME_LINK_SCAN_MAX && (e = readdir(d));) {
+    for (struct dirent *e; seen < HOME_LINK_SCAN_MAX && (e = readdir(d));) {
         seen++;
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         if (!sub[0] && e->d_name[0] != '.') continue;
-        struct stat st;
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISLNK(st.st_mode))
             continue;
-        _cleanup_free_ char *rel = link_rel(dir, dirfd(d), e->d_name, root);
-        if (!rel) continue;
-        bool dup = false;
-        for (size_t i = 0; i < *n && !dup; i++)
-            dup = !strcmp((*out)[i], rel);
-        if (dup) continue;
-        *out = dbx_strv_push(*out, rel);
-        (*n)++;
+        _cleanup_free_ char *link =
+            dbx_xasprintf("%s/%s", strcmp(real, "/") ? real : "", e->d_name);
+        links_add(out, n, max, link_rel(link, root), ret_full);
     }
+    if (seen >= HOME_LINK_SCAN_MAX) *ret_full = true;
     closedir(d);
 }
 
-char **dbx_project_home_links(const char *root, size_t max) {
+char **dbx_project_home_links(const char *root, size_t max, bool *ret_full) {
     char **out = dbx_xcalloc(1, sizeof(char *));
     size_t n = 0;
+    *ret_full = false;
     if (!strcmp(root, "/")) return out; /* never a workspace (dbx_project_share_check) */
     char *homes[2];
     home_dirs(homes);
     for (size_t h = 0; h < 2; h++) {
         for (size_t i = 0; homes[h] && i < DBX_ARRAY_SIZE(home_link_dirs); i++)
-            home_links_in(homes[h], home_link_dirs[i], root, max, &out, &n);
+            home_links_in(homes[h], home_link_dirs[i], root, max, &out, &n, ret_full);
         free(homes[h]);
     }
     return out;

@@ -48,12 +48,14 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool valida
  * part of, or inside devbox's own directories (trust records, config.ini, disks, sockets).
  * The rule [mounts] applies to its shares (profiles-mounts.c).  0, or -1 with *err. */
 int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx_error **err);
-/* What the user's home links to inside the work tree at root (canonical): the targets, as
- * normalized root-relative paths, of the symlinks among the home's dotfiles and in its
- * .config, .ssh, .local/bin and bin (a dotfiles repository installed with GNU stow or a
- * script of links: ~/.bashrc -> ~/dotfiles/.bashrc), which the host runs or reads as its
- * configuration; at most max of them, NULL-terminated (never NULL). */
-char **dbx_project_home_links(const char *root, size_t max);
+/* What the user's home links to inside the work tree at root (canonical): as normalized
+ * root-relative paths, where the host's lookup of each symlink among the home's dotfiles and
+ * in its .config, .ssh, .local/bin and bin (and of those four, when one is itself a link)
+ * enters the workspace (a dotfiles repository installed with GNU stow or a script of links:
+ * ~/.bashrc -> ~/dotfiles/.bashrc), what the host runs or reads as its configuration; at most
+ * max of them, NULL-terminated (never NULL).  *ret_full: some were left out (more than max,
+ * or a directory too large to read whole). */
+char **dbx_project_home_links(const char *root, size_t max, bool *ret_full);
 /* Open the project by id from the state dir (for ls / rm of a vanished tree). */
 void dbx_project_clear(struct dbx_project *p);
 

@@ -952,14 +952,23 @@ static int choose_kernel(struct sup *s, const struct profile_user *user, const c
 static void protect_home_links(struct sup *s) {
     size_t have = dbx_strv_len(s->prof.protect);
     size_t room = have < MOUNTS_PROTECTED_MAX ? MOUNTS_PROTECTED_MAX - have : 0;
-    _cleanup_strv_ char **links = dbx_project_home_links(s->proj.root, room);
+    bool full = false;
+    _cleanup_strv_ char **links = dbx_project_home_links(s->proj.root, room, &full);
     for (size_t i = 0; links[i]; i++) {
         bool dup = false;
         for (size_t j = 0; s->prof.protect && s->prof.protect[j] && !dup; j++)
             dup = !strcmp(s->prof.protect[j], links[i]);
         if (dup) continue;
         s->prof.protect = dbx_strv_push(s->prof.protect, links[i]);
-        sup_log("protected: '%s' (your home links to it)", links[i]);
+        _cleanup_free_ char *e = dbx_escape(links[i]);
+        sup_log("protected: '%s' (your home links to it)", e);
+    }
+    if (full) {
+        const char *w = "not every file your home links into the workspace could be protected "
+                        "(more than the protected paths' limit, or a directory of over 4096 "
+                        "entries): the box may change some of them";
+        sup_log("%s", w);
+        sup_ready_say(s, 'W', w);
     }
 }
 

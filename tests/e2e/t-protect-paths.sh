@@ -109,13 +109,17 @@ ln -s "$R/dots/.bashrc" "$HM/.bashrc"
 ln -s "$R/dots/nvim" "$HM/.config/nvim"
 ln -s "$R/dots/notes.txt" "$HM/notes"
 ln -s "$R/dots/.profile" "$HM/.profile" # not there yet: the box must not make it
-run_in "$R" env HOME="$HM" "$DEVBOX" exec -- sh -c 'for f in dots/.bashrc dots/nvim/init.vim dots/notes.txt dots/.profile; do
+mkdir -p "$R/dots/bin" && printf '#!/bin/sh\necho tool\n' >"$R/dots/bin/tool"
+ln -s "$R/dots/bin" "$HM/bin" # stow's folding: the directory on PATH is the link
+run_in "$R" env HOME="$HM" "$DEVBOX" exec -- sh -c 'for f in dots/.bashrc dots/nvim/init.vim dots/notes.txt dots/.profile dots/bin/tool dots/bin/new; do
     if echo box >>"$f" 2>/dev/null; then echo "$f=written"; else echo "$f=blocked"; fi; done'
 assert_eq 0 "$RC" "exec with a home linking into the workspace: $(show "$ERR")"
 assert_kv "$OUT" dots/.bashrc blocked "a dotfile the home links to"
 assert_kv "$OUT" dots/nvim/init.vim blocked "a file in a directory ~/.config links to"
 assert_kv "$OUT" dots/notes.txt written "a file a plain name of the home links to"
 assert_kv "$OUT" dots/.profile blocked "a missing file the home links to"
+assert_kv "$OUT" dots/bin/tool blocked "a script in ~/bin, itself a link into the workspace"
+assert_kv "$OUT" dots/bin/new blocked "a new script there"
 [ ! -e "$R/dots/.profile" ] || fail "the box made dots/.profile, which the host's ~/.profile names"
 assert_eq "alias ll='ls -l'" "$(cat "$R/dots/.bashrc")" "the host's .bashrc after the box tried"
 ok dbx logs --supervisor

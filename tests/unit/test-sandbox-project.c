@@ -206,7 +206,9 @@ static void test_home_links(void **state) {
     const char *old = getenv("HOME");
     _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
     setenv("HOME", home, 1);
-    _cleanup_strv_ char **links = dbx_project_home_links(root, 100);
+    bool full = true;
+    _cleanup_strv_ char **links = dbx_project_home_links(root, 100, &full);
+    assert_false(full);
     _cleanup_free_ char *all = dbx_strv_join(links, " ");
     static const char *const want[] = {".rc",          "nvim",    "sshcfg",  "t2",
                                        "scripts/tool", "missing", "boxlink", "nvim/x"};
@@ -217,10 +219,46 @@ static void test_home_links(void **state) {
             found |= !strcmp(links[j], want[i]);
         if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
     }
-    _cleanup_strv_ char **two = dbx_project_home_links(root, 2);
+    _cleanup_strv_ char **two = dbx_project_home_links(root, 2, &full);
     assert_int_equal(dbx_strv_len(two), 2);
-    _cleanup_strv_ char **none = dbx_project_home_links("/", 100);
+    assert_true(full);
+    _cleanup_strv_ char **none = dbx_project_home_links("/", 100, &full);
     assert_int_equal(dbx_strv_len(none), 0);
+    if (saved)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+}
+
+/* A config directory that is itself a link into the work tree (GNU stow's folding: ~/bin ->
+ * ~/dotfiles/bin) is protected whole and not scanned; a link through something the box made in
+ * the work tree is taken as written there, never followed; a name with ".." ends the path at its
+ * parent. */
+static void test_home_links_folded(void **state) {
+    (void)state;
+    test_sh("cd %s && mkdir -p u/.local repo/bin repo/lb repo/sub2/deep repo/d && "
+            "touch repo/bin/tool repo/lb/t repo/notes..txt repo/d/a..b && "
+            "ln -s ../repo/bin u/bin && ln -s ../../repo/lb u/.local/bin && "
+            "ln -s x repo/bin/.evil && ln -s sub2 repo/sub && ln -s repo/sub/deep mid && "
+            "ln -s ../mid/file u/.x && ln -s ../repo/notes..txt u/.notes && "
+            "ln -s ../repo/d/a..b u/.ab",
+            tmpl);
+    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
+    _cleanup_free_ char *root = dbx_xasprintf("%s/repo", tmpl);
+    const char *old = getenv("HOME");
+    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
+    setenv("HOME", home, 1);
+    bool full = true;
+    _cleanup_strv_ char **links = dbx_project_home_links(root, 100, &full);
+    _cleanup_free_ char *all = dbx_strv_join(links, " ");
+    static const char *const want[] = {"bin", "lb", "sub/deep/file", "d"};
+    if (dbx_strv_len(links) != DBX_ARRAY_SIZE(want)) fail_msg("got '%s'", all);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
+        bool found = false;
+        for (size_t j = 0; links[j]; j++)
+            found |= !strcmp(links[j], want[i]);
+        if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
+    }
     if (saved)
         setenv("HOME", saved, 1);
     else
@@ -548,6 +586,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_submodule_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_share_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_home_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_home_links_folded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outside_worktree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_record_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gone, gc_setup, gc_teardown),
