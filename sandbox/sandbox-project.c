@@ -135,8 +135,9 @@ struct comps {
     size_t n, off;
 };
 
+/* (a component taken off the front is NULL in v: its taker frees it) */
 static void comps_free(struct comps *q) {
-    for (size_t i = q->off; i < q->n; i++)
+    for (size_t i = 0; i < q->n; i++)
         free(q->v[i]);
     free(q->v);
     *q = (struct comps){0};
@@ -195,7 +196,8 @@ static char *link_rel(const char *path, const char *root) {
     unsigned hops = 0;
     char *out = NULL;
     while (q.off < q.n) {
-        _cleanup_free_ char *c = q.v[q.off++];
+        _cleanup_free_ char *c = TAKE_PTR(q.v[q.off]);
+        q.off++;
         if (!strcmp(c, ".")) continue;
         if (!strcmp(c, "..")) {
             char *slash = strrchr(cur, '/');
