@@ -139,14 +139,40 @@ static void test_submodule_root(void **state) {
     assert_non_null(strstr(err->msg, "not a regular file"));
 }
 
+/* HOME set to tmpl/rel for a test; the previous value (or NULL) for home_restore. */
+static char *home_set(const char *rel) {
+    const char *old = getenv("HOME");
+    char *saved = old ? dbx_xstrdup(old) : NULL;
+    _cleanup_free_ char *home = dbx_xasprintf("%s/%s", tmpl, rel);
+    setenv("HOME", home, 1);
+    return saved;
+}
+
+static void home_restore(char *saved) {
+    if (saved)
+        setenv("HOME", saved, 1);
+    else
+        unsetenv("HOME");
+    free(saved);
+}
+
+/* links holds exactly the n paths of want, in any order. */
+static void assert_links(char *const *links, const char *const *want, size_t n) {
+    _cleanup_free_ char *all = dbx_strv_join(links, " ");
+    if (dbx_strv_len(links) != n) fail_msg("got '%s'", all);
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t j = 0; links[j]; j++)
+            found |= !strcmp(links[j], want[i]);
+        if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
+    }
+}
+
 /* The workspace is never "/", the home or what holds it, or in or holding devbox's own dirs. */
 static void test_share_check(void **state) {
     (void)state;
     test_sh("mkdir -p %s/u/repo %s/u/x", tmpl, tmpl);
-    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
-    const char *old = getenv("HOME");
-    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
-    setenv("HOME", home, 1);
+    char *saved = home_set("u");
     struct dbx_paths paths = {0};
     dbx_error *err = NULL;
     assert_int_equal(dbx_paths_init(&paths, &err), 0);
@@ -178,10 +204,7 @@ static void test_share_check(void **state) {
         err = NULL;
     }
     dbx_paths_clear(&paths);
-    if (saved)
-        setenv("HOME", saved, 1);
-    else
-        unsetenv("HOME");
+    home_restore(saved);
 }
 
 /* What the home links to inside the work tree: its dotfiles' and its config directories' links
@@ -201,33 +224,20 @@ static void test_home_links(void **state) {
             "ln -s .rc repo/boxlink && ln -s ../repo/boxlink u/.via && "
             "ln -s ../repo/nvim/../.rc u/.dotdot && ln -s ../repo/./nvim/./x u/.dot",
             tmpl, tmpl);
-    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
     _cleanup_free_ char *root = dbx_xasprintf("%s/repo", tmpl);
-    const char *old = getenv("HOME");
-    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
-    setenv("HOME", home, 1);
+    char *saved = home_set("u");
     bool full = true;
     _cleanup_strv_ char **links = dbx_project_home_links(root, 100, &full);
     assert_false(full);
-    _cleanup_free_ char *all = dbx_strv_join(links, " ");
     static const char *const want[] = {".rc",          "nvim",    "sshcfg",  "t2",
                                        "scripts/tool", "missing", "boxlink", "nvim/x"};
-    if (dbx_strv_len(links) != DBX_ARRAY_SIZE(want)) fail_msg("got '%s'", all);
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
-        bool found = false;
-        for (size_t j = 0; links[j]; j++)
-            found |= !strcmp(links[j], want[i]);
-        if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
-    }
+    assert_links(links, want, DBX_ARRAY_SIZE(want));
     _cleanup_strv_ char **two = dbx_project_home_links(root, 2, &full);
     assert_int_equal(dbx_strv_len(two), 2);
     assert_true(full);
     _cleanup_strv_ char **none = dbx_project_home_links("/", 100, &full);
     assert_int_equal(dbx_strv_len(none), 0);
-    if (saved)
-        setenv("HOME", saved, 1);
-    else
-        unsetenv("HOME");
+    home_restore(saved);
 }
 
 /* A config directory that is itself a link into the work tree (GNU stow's folding: ~/bin ->
@@ -243,26 +253,13 @@ static void test_home_links_folded(void **state) {
             "ln -s ../mid/file u/.x && ln -s ../repo/notes..txt u/.notes && "
             "ln -s ../repo/d/a..b u/.ab",
             tmpl);
-    _cleanup_free_ char *home = dbx_xasprintf("%s/u", tmpl);
     _cleanup_free_ char *root = dbx_xasprintf("%s/repo", tmpl);
-    const char *old = getenv("HOME");
-    _cleanup_free_ char *saved = old ? dbx_xstrdup(old) : NULL;
-    setenv("HOME", home, 1);
+    char *saved = home_set("u");
     bool full = true;
     _cleanup_strv_ char **links = dbx_project_home_links(root, 100, &full);
-    _cleanup_free_ char *all = dbx_strv_join(links, " ");
     static const char *const want[] = {"bin", "lb", "sub/deep/file", "d"};
-    if (dbx_strv_len(links) != DBX_ARRAY_SIZE(want)) fail_msg("got '%s'", all);
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(want); i++) {
-        bool found = false;
-        for (size_t j = 0; links[j]; j++)
-            found |= !strcmp(links[j], want[i]);
-        if (!found) fail_msg("'%s' missing from '%s'", want[i], all);
-    }
-    if (saved)
-        setenv("HOME", saved, 1);
-    else
-        unsetenv("HOME");
+    assert_links(links, want, DBX_ARRAY_SIZE(want));
+    home_restore(saved);
 }
 
 static void test_outside_worktree(void **state) {
