@@ -330,6 +330,25 @@ bool dbx_str_has_prefix(const char *s, const char *p) {
     return strncmp(s, p, strlen(p)) == 0;
 }
 
+bool dbx_path_at_or_below(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    if (!strcmp(dir, "/")) return path[0] == '/';
+    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/');
+}
+
+char *dbx_gitfile_read(int dfd, const char *name) {
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    _cleanup_error_ dbx_error *e = NULL;
+    /* git refuses a `.git` file larger than 4 * PATH_MAX as not a gitfile */
+    if (dbx_read_file_at(dfd, name, 4 * PATH_MAX, &buf, &len, &e) < 0) return NULL;
+    len = strnlen(buf, len);
+    if (len < 9 || strncmp(buf, "gitdir: ", 8) != 0) return NULL;
+    while (len > 8 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    return buf[8] ? dbx_xstrdup(buf + 8) : NULL;
+}
+
 /* Length of the well-formed UTF-8 sequence (RFC 3629: shortest form, no surrogates, at most
  * U+10FFFF) at p[0..n), or 0 if none starts there. */
 static size_t utf8_seq(const unsigned char *p, size_t n) {

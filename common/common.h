@@ -131,6 +131,13 @@ int dbx_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret);
 /* Parse a size with optional K/M/G/T suffix (binary units) into bytes. */
 int dbx_parse_size(const char *s, uint64_t *ret);
 bool dbx_str_has_prefix(const char *s, const char *p);
+/* Whether path is dir or lies below it, by components ("/a/bc" is not below "/a/b"; "/" holds
+ * every absolute path).  Both normalized, both absolute or both relative. */
+bool dbx_path_at_or_below(const char *path, const char *dir);
+/* The `.git` file `name` in dfd as git reads it (read_gitfile_gently: at most 4 * PATH_MAX
+ * bytes, "gitdir: " then a path, trailing CR/LF dropped): the path, malloc'd, or NULL when it is
+ * no such file (unreadable, not a regular file: never followed, never waited on). */
+char *dbx_gitfile_read(int dfd, const char *name);
 /* Number of entries in a NULL-terminated string vector. */
 size_t dbx_strv_len(char *const *v);
 /* Append a copy of s to a NULL-terminated vector (vector may be NULL). */

@@ -93,17 +93,8 @@ static int check_outside(struct nwalk *w, const char *dir, const char *file, con
 static int gitfile_target(struct nwalk *w, int dfd, const char *name, const char *dir,
                           const char *file, char **ret_rel, dbx_error **err) {
     *ret_rel = NULL;
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    _cleanup_error_ dbx_error *e = NULL;
-    /* git refuses a `.git` file larger than 4 * PATH_MAX as not a gitfile */
-    if (dbx_read_file_at(dfd, name, 4 * PATH_MAX, &buf, &len, &e) < 0) return 0;
-    len = strnlen(buf, len);
-    if (len < 9 || strncmp(buf, "gitdir: ", 8) != 0) return 0;
-    while (len > 8 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        buf[--len] = '\0';
-    const char *gd = buf + 8;
-    if (!gd[0]) return 0;
+    _cleanup_free_ char *gd = dbx_gitfile_read(dfd, name);
+    if (!gd) return 0;
 
     _cleanup_free_ char *rel = NULL;
     const char *rest = gd;

@@ -319,12 +319,6 @@ static const char *const git_placeholders[] = {
 
 #define GIT_DEPTH_MAX 8u
 
-/* Whether `path` is `p` or below it. */
-static bool at_or_below(const char *path, const char *p) {
-    size_t n = strlen(p);
-    return !strncmp(path, p, n) && (path[n] == '\0' || path[n] == '/');
-}
-
 int mounts_open_dir_beneath(int root, const char *rel) {
     int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
     if (dir < 0) return -errno;
@@ -484,7 +478,7 @@ static int find_git_dirs(const char *source, const struct mounts_nested *nested,
 bool mounts_git_readonly_covers(const char *gitdir, const char *path) {
     for (size_t k = 0; k < DBX_ARRAY_SIZE(git_readonly) - 1; k++) {
         _cleanup_free_ char *p = git_path(gitdir, git_readonly[k]);
-        if (at_or_below(path, p)) return true;
+        if (dbx_path_at_or_below(path, p)) return true;
     }
     return false;
 }
@@ -596,9 +590,10 @@ int mounts_apply_protected_git(const char *source, const char *const *paths,
     for (size_t i = 0; rw && rw[i]; i++) {
         bool covered = false;
         for (size_t k = 0; paths && paths[k] && !covered; k++) {
-            covered = at_or_below(rw[i], paths[k]);
+            covered = dbx_path_at_or_below(rw[i], paths[k]);
             for (size_t w = 0; covered && writable && writable[w]; w++)
-                if (at_or_below(rw[i], writable[w]) && at_or_below(writable[w], paths[k]) &&
+                if (dbx_path_at_or_below(rw[i], writable[w]) &&
+                    dbx_path_at_or_below(writable[w], paths[k]) &&
                     strcmp(writable[w], paths[k]) != 0)
                     covered = false;
         }

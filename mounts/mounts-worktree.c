@@ -85,12 +85,6 @@ int mounts_open_dir_nofollow(const char *path, const char *what, dbx_error **err
     return fd;
 }
 
-static bool at_or_below(const char *path, const char *p) {
-    size_t n = strlen(p);
-    if (!strcmp(p, "/")) return true;
-    return !strncmp(path, p, n) && (path[n] == '\0' || path[n] == '/');
-}
-
 void mounts_worktree_clear(struct mounts_worktree *w) {
     free(w->common);
     free(w->name);
@@ -126,7 +120,7 @@ static int find(const char *source, struct mounts_worktree *w, dbx_error **err) 
     if (st.st_uid != getuid())
         return dbx_error_setx(err, EPERM, "'%s' belongs to uid %u, not to you", common,
                               (unsigned)st.st_uid);
-    if (at_or_below(common, source) || at_or_below(source, common))
+    if (dbx_path_at_or_below(common, source) || dbx_path_at_or_below(source, common))
         return dbx_error_setx(err, EINVAL, "'%s' and the workspace lie inside one another", common);
 
     /* The entry must be this worktree's own: its gitdir names our `.git` (`git worktree add`

@@ -35,10 +35,6 @@ static bool below(const char *a, const char *b) {
     return strncmp(a, b, n) == 0 && a[n] == '/';
 }
 
-static bool at_or_below(const char *a, const char *b) {
-    return strcmp(a, b) == 0 || below(a, b);
-}
-
 /* "/a//b/./c/" -> "/a/b/c"; NULL with *why (static) for a relative path, "..", or one too long. */
 static char *abs_normalize(const char *s, const char **why) {
     if (s[0] != '/') return *why = "not an absolute path", NULL;
@@ -211,7 +207,7 @@ static char *resolve(const char *path, const char *repo, char **why) {
             return *why = dbx_xasprintf("'%s': %s", cur, strerror(errno)), NULL;
         if (!S_ISLNK(st.st_mode)) continue;
         cur[parent] = '\0';
-        bool in_repo = repo && at_or_below(parent ? cur : "/", repo);
+        bool in_repo = repo && dbx_path_at_or_below(parent ? cur : "/", repo);
         cur[parent] = '/';
         if (in_repo)
             return *why = dbx_xasprintf("'%s' is a symlink inside the repo (the box could change "
@@ -275,7 +271,7 @@ static char *expand(const struct mctx *c, const struct profile_mount *m) {
 static bool protected_ok(const struct mctx *c, const struct profile_mount *m) {
     const char *rel = m->host + strlen(c->root) + 1;
     for (size_t i = 0; c->protect && c->protect[i]; i++) {
-        if (at_or_below(rel, c->protect[i]))
+        if (dbx_path_at_or_below(rel, c->protect[i]))
             return mbad(c->errors, m,
                         "'%s' is inside the protected path '%s': it cannot be shared writable", rel,
                         c->protect[i]),
@@ -308,11 +304,11 @@ static bool host_ok(const struct mctx *c, const struct profile_mount *m) {
                false;
     for (size_t i = 0; c->private_dirs && c->private_dirs[i]; i++) {
         const char *d = c->private_dirs[i];
-        if (at_or_below(h, d) || below(d, h))
+        if (dbx_path_at_or_below(h, d) || below(d, h))
             return mbad(c->errors, m,
                         "'%s' %s devbox's own state '%s' (trust records, keys, disks): devbox "
                         "never shares it",
-                        h, at_or_below(h, d) ? "is in" : "holds", d),
+                        h, dbx_path_at_or_below(h, d) ? "is in" : "holds", d),
                    false;
     }
     if (!c->root) return true;
@@ -337,7 +333,7 @@ static bool guest_ok(const struct mctx *c, const struct profile_mount *m) {
     const char *g = m->guest;
     if (strcmp(g, "/") == 0)
         return mbad(c->errors, m, "guest path '/' would hide the box's whole system"), false;
-    if (c->root && at_or_below(m->guest, c->root))
+    if (c->root && dbx_path_at_or_below(m->guest, c->root))
         return mbad(c->errors, m, "guest path '%s' is in the workspace, which the box has at '%s'",
                     m->guest, c->root),
                false;
@@ -349,7 +345,7 @@ static bool guest_ok(const struct mctx *c, const struct profile_mount *m) {
     if (strcmp(g, "/home") == 0)
         return mbad(c->errors, m, "guest path '/home' would hide the box user's home"), false;
     for (size_t i = 0; guest_refused[i]; i++)
-        if (at_or_below(g, guest_refused[i]))
+        if (dbx_path_at_or_below(g, guest_refused[i]))
             return mbad(c->errors, m,
                         "guest path '%s' is in the box's system directory '%s' (use /data, "
                         "/mnt, /opt or /srv)",

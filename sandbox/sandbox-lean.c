@@ -85,17 +85,8 @@ static char *path_lexical(const char *path) {
  * opened through it. */
 static char *gitfile_dir(const char *wt) {
     _cleanup_close_ int dfd = open(wt, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_free_ char *buf = NULL;
-    size_t len = 0;
-    _cleanup_error_ dbx_error *e = NULL;
-    /* git refuses a `.git` file larger than 4 * PATH_MAX as not a gitfile */
-    if (dfd < 0 || dbx_read_file_at(dfd, ".git", 4 * PATH_MAX, &buf, &len, &e) < 0) return NULL;
-    len = strnlen(buf, len);
-    if (len < 9 || strncmp(buf, "gitdir: ", 8) != 0) return NULL;
-    while (len > 8 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
-        buf[--len] = '\0';
-    const char *gd = buf + 8;
-    if (!gd[0]) return NULL;
+    _cleanup_free_ char *gd = dfd < 0 ? NULL : dbx_gitfile_read(dfd, ".git");
+    if (!gd) return NULL;
     _cleanup_free_ char *abs = gd[0] == '/' ? dbx_xstrdup(gd) : dbx_xasprintf("%s/%s", wt, gd);
     return path_lexical(abs);
 }

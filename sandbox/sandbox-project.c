@@ -44,13 +44,6 @@ int dbx_project_find(const struct dbx_paths *paths, const char *dir, bool valida
     return 0;
 }
 
-/* a is b or lies below it (both absolute and canonical) */
-static bool at_or_below(const char *a, const char *b) {
-    size_t n = strlen(b);
-    if (!strcmp(b, "/")) return true;
-    return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
-}
-
 /* d made canonical as far as it exists: the real path of its deepest existing ancestor, then
  * the rest as written (a directory devbox has not made yet, below a symlinked home); NULL for
  * NULL or a relative d. */
@@ -99,7 +92,7 @@ int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx
                                   "it (the box could rewrite your shell, ssh, git and devbox "
                                   "configuration); run devbox in a repository inside it",
                                   root);
-        if (home && at_or_below(home, root))
+        if (home && dbx_path_at_or_below(home, root))
             return dbx_error_setx(err, EPERM,
                                   "the work tree '%s' holds your home directory '%s': devbox never "
                                   "shares it; run devbox in a repository inside your home",
@@ -110,8 +103,8 @@ int dbx_project_share_check(const struct dbx_paths *paths, const char *root, dbx
         /* (config.ini's directory may not exist yet: canonical as far as it does) */
         _cleanup_free_ char *d = canonical_dir(own[i]);
         if (!d) continue;
-        bool in = at_or_below(root, d);
-        if (in || at_or_below(d, root))
+        bool in = dbx_path_at_or_below(root, d);
+        if (in || dbx_path_at_or_below(d, root))
             return dbx_error_setx(err, EPERM,
                                   "the work tree '%s' %s devbox's own directory '%s' (trust "
                                   "records, configuration, disks): devbox never shares it",
@@ -205,7 +198,7 @@ static char *link_rel(const char *path, const char *root) {
             continue;
         }
         _cleanup_free_ char *next = dbx_xasprintf("%s/%s", strcmp(cur, "/") ? cur : "", c);
-        if (at_or_below(next, root)) {
+        if (dbx_path_at_or_below(next, root)) {
             const char *in = next + strlen(root);
             _cleanup_free_ char *first = dbx_xstrdup(in[0] == '/' ? in + 1 : in);
             out = strstr(first, "..") ? NULL : lexical_rel(&q, first);
@@ -259,7 +252,7 @@ static void home_links_in(const char *home, const char *sub, const char *root, s
     /* a directory in the workspace (through a link of its own or of a parent's) holds what
      * the box wrote: it is protected whole, or lies in what is, and is never scanned */
     _cleanup_free_ char *real = realpath(dir, NULL);
-    if (!real || at_or_below(real, root)) return;
+    if (!real || dbx_path_at_or_below(real, root)) return;
     DIR *d = opendir(real);
     if (!d) return;
     size_t seen = 0;
