@@ -66,14 +66,19 @@ const char *dbx_msg_name(uint8_t type) {
 }
 
 int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err) {
+    return dbx_hdr_check_exec(h, false, err);
+}
+
+int dbx_hdr_check_exec(const struct dbx_frame_hdr *h, bool takes_exec, dbx_error **err) {
     if (h->version != DBX_PROTO_VERSION)
         return dbx_error_set(err, EPROTO, "protocol version %u, expected %u", h->version,
                              DBX_PROTO_VERSION);
     if (h->type >= DBX_MSG_MAX_ || !msg_names[h->type])
         return dbx_error_set(err, EPROTO, "unknown frame type %u", h->type);
-    if (h->len > DBX_FRAME_MAX)
+    uint32_t max = takes_exec && h->type == DBX_MSG_EXEC ? DBX_EXEC_MAX : DBX_FRAME_MAX;
+    if (h->len > max)
         return dbx_error_set(err, EMSGSIZE, "%s frame of %u bytes exceeds the %u byte limit",
-                             dbx_msg_name(h->type), h->len, DBX_FRAME_MAX);
+                             dbx_msg_name(h->type), h->len, max);
     return 0;
 }
 
@@ -151,7 +156,7 @@ enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr 
     }
     if (dbx_buf_avail(&r->in) < DBX_FRAME_HDR) return DBX_READ_NEED_MORE;
     dbx_hdr_decode(dbx_buf_head(&r->in), hdr);
-    if (dbx_hdr_check(hdr, err) < 0) {
+    if (dbx_hdr_check_exec(hdr, r->takes_exec, err) < 0) {
         dbx_buf_consume(&r->in, DBX_FRAME_HDR);
         r->skip = hdr->len;
         size_t k = dbx_buf_avail(&r->in) < r->skip ? dbx_buf_avail(&r->in) : (size_t)r->skip;
@@ -170,12 +175,14 @@ enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr 
 bool dbx_reader_take(struct dbx_reader *r, uint8_t type, uint32_t len, uint8_t *payload) {
     /* skip > 0: every byte buffered so far was fed before it and is whole frames or a part */
     size_t at = 0, avail = dbx_buf_avail(&r->in);
+    if (avail < DBX_FRAME_HDR) return false; /* nothing fed yet: data may be NULL */
     uint8_t *head = r->in.data + r->in.off;
     while (avail - at >= DBX_FRAME_HDR) {
         struct dbx_frame_hdr h;
         _cleanup_error_ dbx_error *e = NULL;
         dbx_hdr_decode(head + at, &h);
-        if (dbx_hdr_check(&h, &e) < 0 || avail - at - DBX_FRAME_HDR < h.len) return false;
+        if (dbx_hdr_check_exec(&h, r->takes_exec, &e) < 0 || avail - at - DBX_FRAME_HDR < h.len)
+            return false;
         size_t end = at + DBX_FRAME_HDR + h.len;
         if (h.type == type && h.session == 0 && h.len == len) {
             memcpy(payload, head + at + DBX_FRAME_HDR, len);
@@ -224,13 +231,18 @@ void dbx_exec_req_free(struct dbx_exec_req *req) {
 }
 
 int dbx_get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char ***ret_v) {
+    return dbx_get_strv_max(c, max, DBX_MAX_STR, ret_n, ret_v);
+}
+
+int dbx_get_strv_max(struct dbx_cursor *c, uint32_t max, size_t str_max, uint32_t *ret_n,
+                     char ***ret_v) {
     uint32_t n;
     if (dbx_get_u32(c, &n) < 0 || n > max) return -EPROTO;
     /* each string needs at least 4 bytes; refuse counts the payload cannot hold */
     if ((uint64_t)n * 4 > c->left) return -EPROTO;
     char **v = dbx_xcalloc(n + 1, sizeof(char *));
     for (uint32_t i = 0; i < n; i++) {
-        if (dbx_get_str(c, DBX_MAX_STR, &v[i]) < 0) {
+        if (dbx_get_str(c, str_max, &v[i]) < 0) {
             for (uint32_t j = 0; j < i; j++)
                 free(v[j]);
             free(v);
@@ -248,8 +260,8 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     if (dbx_get_u32(&c, &r.flags) < 0 || dbx_get_u16(&c, &r.rows) < 0 ||
         dbx_get_u16(&c, &r.cols) < 0 || dbx_get_u32(&c, &r.timeout_ms) < 0 ||
         dbx_get_str(&c, 256, &r.user) < 0 || dbx_get_str(&c, 4096, &r.cwd) < 0 ||
-        dbx_get_strv(&c, DBX_MAX_ARGS, &r.argc, &r.argv) < 0 ||
-        dbx_get_strv(&c, DBX_MAX_ENV, &r.envc, &r.env) < 0) {
+        dbx_get_strv_max(&c, DBX_MAX_ARGS, DBX_ARG_STR_MAX, &r.argc, &r.argv) < 0 ||
+        dbx_get_strv_max(&c, DBX_MAX_ENV, DBX_ARG_STR_MAX, &r.envc, &r.env) < 0) {
         dbx_exec_req_free(&r);
         return dbx_error_set(err, EPROTO, "malformed exec request");
     }

@@ -7,7 +7,7 @@
  *   offset 1  u8   type      enum dbx_msg
  *   offset 2  u16  flags     0 (reserved)
  *   offset 4  u32  session   0 = the connection itself, else one exec or socket session
- *   offset 8  u32  len       payload length, <= DBX_FRAME_MAX
+ *   offset 8  u32  len       payload length, <= DBX_FRAME_MAX (an EXEC: DBX_EXEC_MAX)
  *
  * All integers are little-endian.  Strings in payloads are u32 length + bytes, no NUL inside.
  * The same frames travel on the agent channel (supervisor <-> guest init, over virtio-serial)
@@ -40,7 +40,18 @@
 #define DBX_WINDOW (256u * 1024u)    /* per-stream flow-control window */
 #define DBX_MAX_SESSIONS 256u        /* concurrent exec sessions per VM */
 #define DBX_MAX_SOCK_SESSIONS 512u   /* concurrent socket sessions per VM (besides exec's) */
-#define DBX_MAX_ARGS 4096u
+/* EXEC carries a command line as large as Linux lets a local one be, so that what runs on
+ * the host runs in the box (an agent's `python3 -c "$script"`, xargs' 128 KiB lines of short
+ * names): execve takes one string of up to MAX_ARG_STRLEN (32 pages, 131072 bytes with its
+ * NUL) and argv plus environment, their NULs and pointers, up to a quarter of the stack's
+ * rlimit, never over 6 MiB (3/4 of _STK_LIM: fs/exec.c).  Each entry costs less on the wire
+ * (4 bytes of length against a NUL and an 8-byte pointer), so DBX_EXEC_MAX holds any command
+ * line the host could run, with the cwd and user besides.  Only readers that take EXEC
+ * (dbx_reader.takes_exec: the supervisor's from its clients, the init's from the host) let
+ * one be that large; the box's own execve judges the rest (E2BIG, exit 126, as locally). */
+#define DBX_EXEC_MAX ((6u << 20) + 8192u)
+#define DBX_ARG_STR_MAX (128u * 1024u) /* one argv or env entry, without its NUL */
+#define DBX_MAX_ARGS (1u << 20)
 #define DBX_MAX_ENV 4096u
 #define DBX_MAX_STR (64u * 1024u)     /* any single string (but SETUP's ca_pem) */
 #define DBX_MAX_CA_PEM (192u * 1024u) /* SETUP's ca_pem: fits a SETUP frame with a full plan */
@@ -216,8 +227,10 @@ struct dbx_setup {
 
 void dbx_hdr_encode(uint8_t out[DBX_FRAME_HDR], uint8_t type, uint32_t session, uint32_t len);
 void dbx_hdr_decode(const uint8_t in[DBX_FRAME_HDR], struct dbx_frame_hdr *ret);
-/* 0 when version, type and length are acceptable; else -EPROTO/-EMSGSIZE with *err set. */
+/* 0 when version, type and length are acceptable; else -EPROTO/-EMSGSIZE with *err set.
+ * dbx_hdr_check_exec also takes an EXEC of up to DBX_EXEC_MAX. */
 int dbx_hdr_check(const struct dbx_frame_hdr *h, dbx_error **err);
+int dbx_hdr_check_exec(const struct dbx_frame_hdr *h, bool takes_exec, dbx_error **err);
 const char *dbx_msg_name(uint8_t type);
 
 /* Append one whole frame (header + payload) to an output queue. */
@@ -236,9 +249,11 @@ int dbx_get_u32(struct dbx_cursor *c, uint32_t *v);
 int dbx_get_u64(struct dbx_cursor *c, uint64_t *v);
 /* Returns a malloc'd NUL-terminated copy; refuses embedded NULs and strings > max. */
 int dbx_get_str(struct dbx_cursor *c, size_t max, char **ret);
-/* A u32 count (at most max) and that many strings of at most DBX_MAX_STR; *ret_v gets a
- * NULL-terminated vector. */
+/* A u32 count (at most max) and that many strings of at most DBX_MAX_STR (dbx_get_strv_max:
+ * str_max); *ret_v gets a NULL-terminated vector. */
 int dbx_get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char ***ret_v);
+int dbx_get_strv_max(struct dbx_cursor *c, uint32_t max, size_t str_max, uint32_t *ret_n,
+                     char ***ret_v);
 
 /* ---- incremental frame reader ----------------------------------------------------------- */
 
@@ -246,7 +261,8 @@ int dbx_get_strv(struct dbx_cursor *c, uint32_t max, uint32_t *ret_n, char ***re
  * by length and reported once (so the caller can end that session). */
 struct dbx_reader {
     struct dbx_buf in;
-    uint64_t skip; /* payload bytes still to discard */
+    uint64_t skip;   /* payload bytes still to discard */
+    bool takes_exec; /* EXEC frames may be up to DBX_EXEC_MAX (else DBX_FRAME_MAX, as all) */
 };
 enum dbx_read_result {
     DBX_READ_NEED_MORE = 0, /* no complete frame yet */

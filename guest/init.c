@@ -173,6 +173,7 @@ int main(int argc, char **argv) {
     if (argc > 0 && strcmp(argv[0], SPARE_ARGV0) == 0) return exec_spare_main(argc, argv);
     dbx_oom_hook = init_oom;
     struct agent *a = &g_agent;
+    a->rd.takes_exec = true; /* the host's EXEC may carry a command line of up to 6 MiB */
     if (getpid() != 1) {
         if (argc == 3 && strcmp(argv[1], "--serve-fd") == 0) return test_main(a, argv[2]);
         fprintf(stderr, "devbox-init: runs as PID 1 in a devbox VM (tests: --serve-fd FD)\n");

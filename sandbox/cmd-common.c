@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "commands.h"
 
+#include "../common/protocol.h"
+
 #include <getopt.h>
 
 int cmd_fail(dbx_error **err) {
@@ -11,6 +13,14 @@ int cmd_fail(dbx_error **err) {
     fprintf(stderr, "devbox: %s\n", m);
     dbx_error_free(err);
     return 125;
+}
+
+int cmd_exec_fail(dbx_error **err) {
+    /* A command line too large for execve (dbx_exec_req_build) exits as a shell's exec of it
+     * does, on the host or in the box: 126. */
+    bool e2big = *err && (*err)->code == E2BIG;
+    int rc = cmd_fail(err);
+    return e2big ? DBX_ERR_NOT_EXEC : rc;
 }
 
 int cmd_stdout_done(const char *name, int rc) {

@@ -24,7 +24,7 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     o->network_none = ctx->network_none;
     rc = dbx_exec(&ctx->paths, &proj, o, &err);
     dbx_project_clear(&proj);
-    return rc < 0 ? cmd_fail(&err) : rc;
+    return rc < 0 ? cmd_exec_fail(&err) : rc;
 }
 #endif
 
@@ -68,7 +68,7 @@ static int env_file_read(const char *cmd, const char *path, char ***env, dbx_err
         size_t name_len = strcspn(line, "=");
         const char *why = name_len == 0                           ? "no variable name before '='"
                           : strcspn(line, " \t\r\f\v") < name_len ? "white space in the name"
-                          : strlen(line) > DBX_MAX_STR            ? "a line over 64 KiB"
+                          : strlen(line) >= DBX_ARG_STR_MAX       ? "a line of 128 KiB or more"
                           : n >= DBX_MAX_ENV                      ? "more than 4096 variables"
                                                                   : NULL;
         if (why) {

@@ -22,6 +22,8 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
 int cmd_stdout_done(const char *name, int rc);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
+/* cmd_fail for exec and enter: 126 for a command line execve would refuse (E2BIG). */
+int cmd_exec_fail(dbx_error **err);
 /* -h or --help. */
 bool cmd_is_help(const char *arg);
 #ifdef DBX_LEAN

@@ -194,11 +194,26 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
     req.argc = (uint32_t)dbx_strv_len(o->argv);
     req.env = env;
     req.envc = (uint32_t)dbx_strv_len(env);
-    if (req.argc > DBX_MAX_ARGS || req.envc > DBX_MAX_ENV)
-        return dbx_error_set(err, 0, "too many arguments or environment entries");
+    /* What execve would refuse on the host is refused as it would be (E2BIG: exit 126); the
+     * box's own execve judges the rest (protocol.h, DBX_EXEC_MAX). */
+    for (uint32_t i = 0; i < req.argc; i++)
+        if (strlen(req.argv[i]) > DBX_ARG_STR_MAX - 1)
+            return dbx_error_set(err, E2BIG, "argument %u of the command (%zu bytes, over %u)",
+                                 i + 1, strlen(req.argv[i]), DBX_ARG_STR_MAX - 1);
+    for (uint32_t i = 0; i < req.envc; i++)
+        if (strlen(req.env[i]) > DBX_ARG_STR_MAX - 1)
+            return dbx_error_set(err, E2BIG, "environment variable %.*s (%zu bytes, over %u)",
+                                 (int)strcspn(req.env[i], "="), req.env[i], strlen(req.env[i]),
+                                 DBX_ARG_STR_MAX - 1);
+    if (req.argc > DBX_MAX_ARGS)
+        return dbx_error_set(err, E2BIG, "%u arguments (over %u)", req.argc, DBX_MAX_ARGS);
+    if (req.envc > DBX_MAX_ENV)
+        return dbx_error_set(err, E2BIG, "%u environment variables (over %u)", req.envc,
+                             DBX_MAX_ENV);
     dbx_exec_req_encode(&req, out);
-    if (out->len > DBX_FRAME_MAX)
-        return dbx_error_set(err, 0, "command line and environment exceed %u bytes", DBX_FRAME_MAX);
+    if (out->len > DBX_EXEC_MAX)
+        return dbx_error_set(err, E2BIG, "the command line and environment (%zu bytes, over %u)",
+                             out->len, DBX_EXEC_MAX);
     return 0;
 }
 

@@ -305,6 +305,7 @@ void sup_client_add(struct sup *s, int fd) {
         return;
     }
     struct client *c = dbx_xcalloc(1, sizeof(*c));
+    c->rd.takes_exec = true;
     c->fd = fd;
     s->relay.clients[s->relay.nclients++] = c;
 }

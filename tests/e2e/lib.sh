@@ -120,7 +120,9 @@ _run_log() {
     shift
     OUT=$(tr -d '\0' <"$TEST_TMP/stdout")
     ERR=$(tr -d '\0' <"$TEST_TMP/stderr")
-    printf '$ %s  => rc=%s (%ss)\n' "$*" "$RC" "$((SECONDS - t0))"
+    local cmd="$*"
+    [ ${#cmd} -le 2000 ] || cmd="${cmd:0:2000}... (${#cmd} bytes)" # t-exec-basic's 2 MiB
+    printf '$ %s  => rc=%s (%ss)\n' "$cmd" "$RC" "$((SECONDS - t0))"
     [ -n "$OUT" ] && printf '  stdout: %s\n' "$(show "$OUT")"
     [ -n "$ERR" ] && printf '  stderr: %s\n' "$(show "$ERR")"
     return 0

@@ -47,3 +47,34 @@ assert_eq /usr/bin:/bin "$OUT" "a PATH typed with -e"
 ok dbx exec --admin -- sh -c 'echo "$PATH"'
 assert_eq /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$OUT" "the admin's PATH"
 ok dbx exec -- sh -c 'rm -rf ~/.local/bin/dbx-local-tool ~/bin'
+
+# A command line as large as the host lets one be runs as it would there (an agent's `python3
+# -c "$script"`, a patch handed over as one argument, xargs' 128 KiB lines of short names): one
+# argument of 131071 bytes (execve's most, with its NUL), 500 KiB in five, 20,000 arguments;
+# more than the box's execve takes in all fails as a local exec fails, "Argument list too long"
+# and 126, and the box keeps serving.
+a127k=$(head -c 131071 /dev/zero | tr '\0' a)
+ok dbx exec -- sh -c 'echo "${#1}"' _ "$a127k"
+assert_eq 131071 "$OUT" "one argument of 131071 bytes"
+b100k=$(head -c 102400 /dev/zero | tr '\0' b)
+for client in lean full; do
+    DEVBOX_CLIENT=$client ok dbx exec -- sh -c 'n=0; for a; do n=$((n + ${#a})); done; echo "$# $n"' _ "$b100k" "$b100k" "$b100k" "$b100k" "$b100k"
+    assert_eq "5 512000" "$OUT" "five arguments of 100 KiB ($client client)"
+done
+mapfile -t many < <(seq 1 20000)
+ok dbx exec -- sh -c 'echo "$# ${20000}"' _ "${many[@]}"
+assert_eq "20000 20000" "$OUT" "20,000 arguments"
+ok dbx exec -e "BIG=$b100k" -- sh -c 'echo "${#BIG}"'
+assert_eq 102400 "$OUT" "an environment variable of 100 KiB"
+# 2.3 MiB: more than the box's execve takes (its stack's rlimit, 8 MiB, a quarter of it), run
+# with a larger stack here so that the host's own execve of devbox takes it
+big=()
+for _ in $(seq 23); do big+=("$b100k"); done
+(
+    ulimit -s 65536 || exit 1
+    run dbx exec -- true "${big[@]}"
+    [ "$RC" = 126 ] || fail "23 arguments of 100 KiB exited $RC, expected 126: $(show "$ERR")"
+    assert_contains "$ERR" "exec 'true': Argument list too long" "more than the box's execve takes"
+) || fail "2.3 MiB of arguments"
+ok dbx exec -- echo still serving
+assert_eq "still serving" "$OUT" "the box after the refusals"

@@ -1,8 +1,9 @@
 /* tests/fuzz/fuzz-protocol.c: libFuzzer harness for the wire protocol decoder.
  *
  * Input layout: byte 0 seeds the chunk sizes, the rest is a stream of frames.  The stream is
- * fed to a dbx_reader twice, once whole and once in pseudo-random chunks (1..4096 bytes); the
- * two runs must yield the same sequence of frames and errors.  Every frame payload is given
+ * fed to a dbx_reader (one that takes large EXEC frames when byte 0 is odd) twice, once whole
+ * and once in pseudo-random chunks (1..4096 bytes); the two runs must yield the same sequence
+ * of frames and errors.  Every frame payload is given
  * to every typed decoder; whatever decodes must re-encode to the same bytes.
  *
  * Built with clang -fsanitize=fuzzer -DDBX_LIBFUZZER for fuzzing; without DBX_LIBFUZZER a
@@ -279,9 +280,9 @@ static void decode_all(const uint8_t *p, size_t n) {
 }
 
 /* Run the reader over the stream in chunks from `seed` (0 = all at once). */
-static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct events *ev,
-                       bool decode) {
-    struct dbx_reader r = {0};
+static void run_reader(const uint8_t *data, size_t size, uint32_t seed, bool takes_exec,
+                       struct events *ev, bool decode) {
+    struct dbx_reader r = {.takes_exec = takes_exec};
     size_t off = 0;
     uint32_t x = seed * 2654435761u + 1;
     while (off < size) {
@@ -309,14 +310,16 @@ static void run_reader(const uint8_t *data, size_t size, uint32_t seed, struct e
                 .result = (uint8_t)res, .type = h.type, .session = h.session, .len = h.len};
             if (res == DBX_READ_FRAME) {
                 CHECK(err == NULL && p != NULL);
-                CHECK(h.version == DBX_PROTO_VERSION && h.len <= DBX_FRAME_MAX);
+                CHECK(h.version == DBX_PROTO_VERSION &&
+                      h.len <=
+                          (takes_exec && h.type == DBX_MSG_EXEC ? DBX_EXEC_MAX : DBX_FRAME_MAX));
                 CHECK(strcmp(dbx_msg_name(h.type), "unknown") != 0);
                 e.hash = hash(p, h.len);
                 if (decode) decode_all(p, h.len);
             } else {
                 CHECK(res == DBX_READ_BAD);
                 CHECK(err != NULL && err->msg != NULL);
-                CHECK(dbx_hdr_check(&h, NULL) < 0);
+                CHECK(dbx_hdr_check_exec(&h, takes_exec, NULL) < 0);
                 e.err_code = err->code;
                 dbx_error_free(&err);
             }
@@ -334,8 +337,9 @@ static bool is_answer(const struct event *e) {
 /* dbx_reader_take over the stream fed at once: it takes the CLOCK answers before the first bad
  * or incomplete frame, in order, and the reader then yields the rest as if they had never
  * been there. */
-static void check_take(const uint8_t *data, size_t size, const struct events *whole) {
-    struct dbx_reader r = {0};
+static void check_take(const uint8_t *data, size_t size, bool takes_exec,
+                       const struct events *whole) {
+    struct dbx_reader r = {.takes_exec = takes_exec};
     dbx_reader_feed(&r, data, size);
     uint8_t ans[DBX_CLOCK_ANSWER_LEN];
     struct events rest = {0};
@@ -380,13 +384,14 @@ static void check_take(const uint8_t *data, size_t size, const struct events *wh
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     uint32_t seed = data[0] + 1u;
+    bool takes_exec = data[0] & 1; /* the readers of the supervisor's clients and of the init */
     data++;
     size--;
 
     struct events whole = {0}, chunked = {0};
-    run_reader(data, size, 0, &whole, true);
-    run_reader(data, size, seed, &chunked, false);
-    check_take(data, size, &whole);
+    run_reader(data, size, 0, takes_exec, &whole, true);
+    run_reader(data, size, seed, takes_exec, &chunked, false);
+    check_take(data, size, takes_exec, &whole);
     CHECK(whole.n == chunked.n);
     for (size_t i = 0; i < whole.n; i++) {
         const struct event *a = &whole.v[i], *b = &chunked.v[i];

@@ -198,6 +198,20 @@ static void test_hdr_check_rejects(void **state) {
     /* err may be NULL */
     h.len = UINT32_MAX;
     assert_int_equal(dbx_hdr_check(&h, NULL), -EMSGSIZE);
+
+    /* an EXEC may be up to DBX_EXEC_MAX where the reader takes them, and only an EXEC */
+    h.type = DBX_MSG_EXEC;
+    h.len = DBX_FRAME_MAX + 1;
+    assert_int_equal(dbx_hdr_check(&h, NULL), -EMSGSIZE);
+    assert_int_equal(dbx_hdr_check_exec(&h, false, NULL), -EMSGSIZE);
+    assert_int_equal(dbx_hdr_check_exec(&h, true, NULL), 0);
+    h.len = DBX_EXEC_MAX;
+    assert_int_equal(dbx_hdr_check_exec(&h, true, NULL), 0);
+    h.len = DBX_EXEC_MAX + 1;
+    assert_int_equal(dbx_hdr_check_exec(&h, true, NULL), -EMSGSIZE);
+    h.type = DBX_MSG_STDOUT;
+    h.len = DBX_FRAME_MAX + 1;
+    assert_int_equal(dbx_hdr_check_exec(&h, true, NULL), -EMSGSIZE);
 }
 
 /* ---- reader ----------------------------------------------------------------------------- */
@@ -435,6 +449,35 @@ static void test_reader_max_frame(void **state) {
     assert_event_frame(&e.ev[1], DBX_MSG_STDIN, 1, NULL, 0);
     events_free(&e);
     dbx_reader_free(&r);
+    dbx_buf_free(&s);
+    free(data);
+}
+
+/* An EXEC over DBX_FRAME_MAX: a frame to a reader that takes EXEC (the supervisor's from its
+ * clients, the init's), skipped by any other (the supervisor's from the guest). */
+static void test_reader_big_exec(void **state) {
+    const uint32_t len = DBX_EXEC_MAX;
+    uint8_t *data = dbx_xmalloc(len);
+    for (uint32_t i = 0; i < len; i++)
+        data[i] = (uint8_t)(i * 13);
+    struct dbx_buf s = {0};
+    frame(&s, DBX_MSG_EXEC, 7, data, len);
+    frame(&s, DBX_MSG_STDIN, 7, "x", 1);
+    for (int takes = 0; takes <= 1; takes++) {
+        struct dbx_reader r = {.takes_exec = takes};
+        struct events e = {0};
+        feed_chunked(&r, &e, s.data, s.len, 65536);
+        assert_int_equal(e.n, 2);
+        if (takes) {
+            assert_event_frame(&e.ev[0], DBX_MSG_EXEC, 7, data, len);
+        } else {
+            assert_int_equal(e.ev[0].result, DBX_READ_BAD);
+            assert_int_equal(e.ev[0].err_code, EMSGSIZE);
+        }
+        assert_event_frame(&e.ev[1], DBX_MSG_STDIN, 7, "x", 1);
+        events_free(&e);
+        dbx_reader_free(&r);
+    }
     dbx_buf_free(&s);
     free(data);
 }
@@ -703,15 +746,22 @@ static void test_exec_rejects_strings(void **state) {
         assert_raw_exec_rejected(&x);
     }
 
-    /* a string longer than DBX_MAX_STR */
-    char *huge = dbx_xmalloc(DBX_MAX_STR + 2);
-    memset(huge, 'a', DBX_MAX_STR + 1);
-    huge[DBX_MAX_STR + 1] = '\0';
+    /* an argument or environment entry longer than DBX_ARG_STR_MAX (one execve takes) */
+    char *huge = dbx_xmalloc(DBX_ARG_STR_MAX + 2);
+    memset(huge, 'a', DBX_ARG_STR_MAX + 1);
+    huge[DBX_ARG_STR_MAX + 1] = '\0';
     const char *argv_huge[] = {huge, NULL};
     struct raw_exec x = {.user = "", .cwd = "/", .argc = 1, .argv = argv_huge};
     assert_raw_exec_rejected(&x);
-    huge[DBX_MAX_STR] = '\0'; /* exactly DBX_MAX_STR is fine */
+    huge[DBX_ARG_STR_MAX] = '\0'; /* exactly DBX_ARG_STR_MAX is fine */
     assert_raw_exec_accepted(&x);
+    huge[1] = '=';
+    const char *env_huge[] = {huge, NULL};
+    struct raw_exec xe = {
+        .user = "", .cwd = "/", .argc = 1, .argv = argv_true, .envc = 1, .env = env_huge};
+    assert_raw_exec_accepted(&xe);
+    huge[DBX_ARG_STR_MAX] = 'a';
+    assert_raw_exec_rejected(&xe);
     free(huge);
 }
 
@@ -2340,6 +2390,7 @@ int main(void) {
         cmocka_unit_test(test_reader_oversized_skipped),
         cmocka_unit_test(test_reader_bad_version_and_type),
         cmocka_unit_test(test_reader_max_frame),
+        cmocka_unit_test(test_reader_big_exec),
         cmocka_unit_test(test_exec_roundtrip),
         cmocka_unit_test(test_exec_rejects_truncated_and_trailing),
         cmocka_unit_test(test_exec_rejects_counts),
