@@ -154,6 +154,8 @@ enum dbx_read_result dbx_reader_next(struct dbx_reader *r, struct dbx_frame_hdr 
         r->skip -= k;
         if (r->skip > 0) return DBX_READ_NEED_MORE;
     }
+    if (dbx_buf_avail(&r->in) == 0 && r->in.cap > 2 * DBX_FRAME_MAX)
+        dbx_buf_free(&r->in); /* a large EXEC's room is not kept for the connection's life */
     if (dbx_buf_avail(&r->in) < DBX_FRAME_HDR) return DBX_READ_NEED_MORE;
     dbx_hdr_decode(dbx_buf_head(&r->in), hdr);
     if (dbx_hdr_check_exec(hdr, r->takes_exec, err) < 0) {

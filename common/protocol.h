@@ -18,8 +18,9 @@
  * after consuming the bytes.  A sender that exceeds its window has its session ended.
  *
  * Malformed input: a header whose version or type is unknown, or whose length exceeds
- * DBX_FRAME_MAX, is skipped (its payload discarded by length) and ends that session with
- * DBX_MSG_ERROR; a payload that does not decode ends that session.  The connection survives. */
+ * DBX_FRAME_MAX (an EXEC to a reader that takes them: DBX_EXEC_MAX), is skipped (its payload
+ * discarded by length) and ends that session with DBX_MSG_ERROR; a payload that does not decode
+ * ends that session.  The connection survives. */
 #pragma once
 
 #include "common.h"

@@ -401,7 +401,9 @@ static int report_error(const struct child_report *r, const struct child_plan *p
     switch (r->step) {
     case STEP_EXEC:
         *ret_code = e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC;
-        return dbx_error_set(err, e, "exec '%s'", p->file);
+        /* cut: the reason must fit an ERROR (4 KiB) after a name of up to 128 KiB */
+        return dbx_error_set(err, e, "exec '%.256s%s'", p->file,
+                             strlen(p->file) > 256 ? "..." : "");
     case STEP_CHDIR:
         if (e == EACCES && r->dir_len > 0 && r->dir_len <= strlen(p->cwd))
             return dbx_error_setx(err, e,
@@ -712,9 +714,9 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
     put_strz(&b, p->file);
     put_strz(&b, p->cwd);
     put_strz(&b, p->path);
-    for (size_t i = 0; i < argc; i++)
+    for (size_t i = 0; i < argc && b.len <= SPARE_MSG_MAX; i++)
         put_strz(&b, p->argv[i]);
-    for (size_t i = 0; i < envc; i++)
+    for (size_t i = 0; i < envc && b.len <= SPARE_MSG_MAX; i++)
         put_strz(&b, p->envp[i]);
     if (b.len > SPARE_MSG_MAX) return false;
     /* before the send: on one vCPU the spare may run its whole part before this returns */

@@ -15,12 +15,9 @@ int cmd_fail(dbx_error **err) {
     return 125;
 }
 
-int cmd_exec_fail(dbx_error **err) {
-    /* A command line too large for execve (dbx_exec_req_build) exits as a shell's exec of it
-     * does, on the host or in the box: 126. */
-    bool e2big = *err && (*err)->code == E2BIG;
-    int rc = cmd_fail(err);
-    return e2big ? DBX_ERR_NOT_EXEC : rc;
+int cmd_fail_e2big(dbx_error **err) {
+    cmd_fail(err);
+    return DBX_ERR_NOT_EXEC;
 }
 
 int cmd_stdout_done(const char *name, int rc) {

@@ -24,7 +24,8 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     o->network_none = ctx->network_none;
     rc = dbx_exec(&ctx->paths, &proj, o, &err);
     dbx_project_clear(&proj);
-    return rc < 0 ? cmd_exec_fail(&err) : rc;
+    if (rc == -E2BIG) return cmd_fail_e2big(&err);
+    return rc < 0 ? cmd_fail(&err) : rc;
 }
 #endif
 

@@ -22,8 +22,9 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
 int cmd_stdout_done(const char *name, int rc);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
-/* cmd_fail for exec and enter: 126 for a command line execve would refuse (E2BIG). */
-int cmd_exec_fail(dbx_error **err);
+/* cmd_fail for a command line larger than execve takes (dbx_exec_req_build, dbx_exec's
+ * -E2BIG): 126, as a shell's exec of it exits, on the host or in the box. */
+int cmd_fail_e2big(dbx_error **err);
 /* -h or --help. */
 bool cmd_is_help(const char *arg);
 #ifdef DBX_LEAN

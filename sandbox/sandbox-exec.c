@@ -538,9 +538,10 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *o, dbx_error **err) {
     uint64_t t_start = dbx_mono_us();
     struct dbx_buf req = {0};
-    if (check_env_secrets(paths, o->env, err) < 0 || dbx_exec_req_build(proj, o, &req, err) < 0) {
+    if (check_env_secrets(paths, o->env, err) < 0) return -1;
+    if (dbx_exec_req_build(proj, o, &req, err) < 0) {
         dbx_buf_free(&req);
-        return -1;
+        return -E2BIG;
     }
     int r;
     bool ran = false;
@@ -579,7 +580,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     }
     dbx_buf_free(&req);
     if (r > 0 && ran) hint_root(paths, proj, o);
-    return r;
+    return r < 0 ? -1 : r; /* -E2BIG is the command line's alone */
 }
 #endif
 

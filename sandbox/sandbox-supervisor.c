@@ -169,6 +169,9 @@ void sup_poll(struct sup *s, int timeout_ms) {
     for (size_t i = 0; i < nc && i < s->relay.nclients; i++) {
         struct client *c = s->relay.clients[i];
         if (pfd[cl_i + i].fd != c->fd) continue;
+        /* again before each: one read may finish an EXEC of up to DBX_EXEC_MAX, so the queue
+         * to the guest passes AGENT_OUT_HIGH by one at most (the rest wait for the next round) */
+        if (dbx_buf_avail(&s->relay.agent_out) > AGENT_OUT_HIGH) break;
         if (pfd[cl_i + i].revents & (POLLIN | POLLHUP | POLLERR)) sup_client_read(s, c);
     }
     sup_watch_dispatch(s, pfd[watch_i].revents & POLLIN);

@@ -325,7 +325,8 @@ struct dbx_exec_opts {
     uint32_t timeout_ms; /* --timeout: 0 = none; the command ends with 124 at the deadline */
 };
 /* Run one command in the project's VM, relaying stdio and signals; returns the exit code
- * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed. */
+ * (command's own, 128+N, 125/126/127) or < 0 with *err set when devbox failed: -E2BIG for a
+ * command line larger than execve takes (a shell's exec of it exits 126), else -1. */
 int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
              const struct dbx_exec_opts *opts, dbx_error **err);
 

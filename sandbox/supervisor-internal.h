@@ -13,6 +13,8 @@
 #define SESS_SLOTS 1024             /* power of two, > DBX_MAX_SESSIONS */
 #define AGENT_OUT_HIGH (16u << 20)  /* stop reading clients above this */
 #define AGENT_OUT_MAX (64u << 20)   /* stop reading the guest above this */
+/* what one client's read adds at most past AGENT_OUT_HIGH (sup_poll): an EXEC and a read */
+_Static_assert(AGENT_OUT_HIGH + DBX_EXEC_MAX + 65536u < AGENT_OUT_MAX, "agent queue bounds");
 
 /* C_REQ: a PS or KILL forwarded to the guest; the reply closes it (supervisor-procs.c).
  * C_STATS: its request went to the guest; the reply (or a timeout) closes it. */
