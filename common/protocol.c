@@ -209,6 +209,7 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out) {
     dbx_buf_put_u16(out, req->rows);
     dbx_buf_put_u16(out, req->cols);
     dbx_buf_put_u32(out, req->timeout_ms);
+    dbx_buf_put_u32(out, req->umask);
     dbx_buf_put_str(out, req->user);
     dbx_buf_put_str(out, req->cwd);
     dbx_buf_put_u32(out, req->argc);
@@ -261,7 +262,8 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     struct dbx_exec_req r = {0};
     if (dbx_get_u32(&c, &r.flags) < 0 || dbx_get_u16(&c, &r.rows) < 0 ||
         dbx_get_u16(&c, &r.cols) < 0 || dbx_get_u32(&c, &r.timeout_ms) < 0 ||
-        dbx_get_str(&c, 256, &r.user) < 0 || dbx_get_str(&c, 4096, &r.cwd) < 0 ||
+        dbx_get_u32(&c, &r.umask) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
+        dbx_get_str(&c, 4096, &r.cwd) < 0 ||
         dbx_get_strv_max(&c, DBX_MAX_ARGS, DBX_ARG_STR_MAX, &r.argc, &r.argv) < 0 ||
         dbx_get_strv_max(&c, DBX_MAX_ENV, DBX_ARG_STR_MAX, &r.envc, &r.env) < 0) {
         dbx_exec_req_free(&r);
@@ -275,6 +277,8 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
         why = "unknown flags";
     else if (r.timeout_ms > DBX_EXEC_TIMEOUT_MAX)
         why = "timeout over 30 days";
+    else if (r.umask > 0777)
+        why = "umask over 0777";
     else if (r.cwd[0] != '/')
         why = "working directory is not absolute";
     else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN))

@@ -30,10 +30,10 @@
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
  * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  9: the guest's
- * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  Overridable only so the
- * tests can build an init of another version (t-init-skew). */
+ * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  11: EXEC's umask.
+ * Overridable only so the tests can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 10
+#define DBX_PROTO_VERSION 11
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -196,6 +196,8 @@ struct dbx_exec_req {
     uint16_t rows, cols;
     uint32_t timeout_ms; /* 0 = none; at the deadline the guest kills the command's cgroup and
                             reports EXIT 124 (not signaled); at most DBX_EXEC_TIMEOUT_MAX */
+    uint32_t umask;      /* the command's file mode creation mask (<= 0777): the client's own,
+                            so that files come out as they would on the host; 022 for setup */
     char *user;          /* "" = the default user from SETUP; "name", "uid" or "uid:gid" */
     char *cwd;           /* absolute path in the guest */
     uint32_t argc;

@@ -46,6 +46,7 @@ struct child_plan {
     const struct init_user *user;
     const struct box_policy *box;
     uint64_t caps; /* policy_caps_for the user (and DBX_EXEC_ADMIN) */
+    mode_t umask;  /* the request's (the client's own) */
     bool switch_ids;
     int report_fd;
     int cg_procs_fd;     /* the session's leaf cgroup.procs, or -1 */
@@ -389,6 +390,7 @@ static _Noreturn void child_run(const struct child_plan *p) {
         child_report_fail(p, &r);
     stamp(p, T_EXECVE);
     if (p->spare) child_spare_exec(p, &pre);
+    umask(p->umask);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -650,7 +652,7 @@ static int fork_and_wait(struct child_plan *p, const struct dbx_exec_req *req, i
 #define SPARE_MSG_MAX (64u * 1024u)
 #define SPARE_FDS_MAX 4u
 struct spare_hdr {
-    uint32_t magic, flags, argc, envc;
+    uint32_t magic, flags, argc, envc, umask;
 };
 struct spare_reply {
     int32_t pid; /* > 0, else 0 and err */
@@ -708,7 +710,8 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
     struct spare_hdr h = {.magic = SPARE_MAGIC,
                           .flags = (io->master >= 0 ? SPARE_TTY : 0) | (t ? SPARE_TIMING : 0),
                           .argc = (uint32_t)argc,
-                          .envc = (uint32_t)envc};
+                          .envc = (uint32_t)envc,
+                          .umask = p->umask};
     _cleanup_(dbx_buf_free) struct dbx_buf b = {0};
     dbx_buf_put(&b, &h, sizeof(h));
     put_strz(&b, p->file);
@@ -1007,7 +1010,8 @@ static int spare_parse(char *buf, size_t n, struct child_plan *p, uint32_t *flag
     struct spare_hdr h;
     if (n < sizeof(h)) return -1;
     memcpy(&h, buf, sizeof(h));
-    if (h.magic != SPARE_MAGIC || h.argc == 0 || h.argc > n || h.envc > n) return -1;
+    if (h.magic != SPARE_MAGIC || h.argc == 0 || h.argc > n || h.envc > n || h.umask > 0777)
+        return -1;
     char *q = buf + sizeof(h), *end = buf + n;
     size_t nstr = 3 + (size_t)h.argc + h.envc;
     _cleanup_free_ char **v = calloc(nstr + 2, sizeof(char *));
@@ -1024,6 +1028,7 @@ static int spare_parse(char *buf, size_t n, struct child_plan *p, uint32_t *flag
     p->path = v[2];
     p->argv = v + 3;
     p->envp = v + 3 + h.argc + 1;
+    p->umask = (mode_t)h.umask;
     *flags = h.flags;
     *ret_v = TAKE_PTR(v);
     return 0;
@@ -1069,6 +1074,7 @@ static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, co
         child_report_fail(p, &r);
     }
     if (flags & SPARE_TIMING) reply->t_chdir = exec_now_us();
+    umask(p->umask);
     child_fail(p, STEP_EXEC, child_exec(p));
 }
 
@@ -1208,7 +1214,8 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
                            .user = &u,
                            .box = ctx->box,
                            .caps = ctx->box->confined ? policy_caps_for(ctx->box, u.uid, admin)
-                                                      : DBX_CAP_ALL};
+                                                      : DBX_CAP_ALL,
+                           .umask = (mode_t)req->umask};
     if (req->argc == 0) { /* login shell: argv[0] "-bash" tells the shell it is one */
         p.file = u.shell ? u.shell : "/bin/sh";
         const char *base = strrchr(p.file, '/');

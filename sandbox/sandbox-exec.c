@@ -156,6 +156,10 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
                 (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
                 (o->detach ? DBX_EXEC_DETACH : 0) | (timing_wanted(o) ? DBX_EXEC_TIMING : 0);
     req.timeout_ms = o->timeout_ms;
+    /* files the command makes get the modes they would get from the same command here */
+    mode_t mask = umask(0);
+    umask(mask);
+    req.umask = mask & 0777;
     struct winsize ws;
     if (o->tty && (ioctl(0, TIOCGWINSZ, &ws) == 0 || ioctl(1, TIOCGWINSZ, &ws) == 0)) {
         req.rows = ws.ws_row;

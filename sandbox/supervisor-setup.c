@@ -119,6 +119,7 @@ static int run_command(struct sup *s, struct setup_run *run, const char *cmd, in
     }
     env = dbx_strv_push(env, "DEBIAN_FRONTEND=noninteractive");
     struct dbx_exec_req req = {.flags = DBX_EXEC_ADMIN,
+                               .umask = 022, /* what the image's files expect, as a build's */
                                .user = "",
                                /* a shared setup sees no project: it runs in / */
                                .cwd = s->prof.setup_workspace ? s->proj.root : "/",

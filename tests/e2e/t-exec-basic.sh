@@ -29,6 +29,22 @@ for c in 0 1 2 100 255; do
 done
 expect_rc 1 dbx exec -- false
 
+# The command's umask is the caller's, so that files come out with the modes the same command
+# gives them here (found in use: with umask 077 a file the box made was 644); through the spare
+# process (the default user) and without it (--admin).
+(
+    umask 027
+    ok dbx exec -- sh -c 'umask; rm -rf um.f um.d; touch um.f; mkdir um.d'
+    assert_eq 0027 "$OUT" "the box user's umask"
+    assert_eq "640 750" "$(stat -c %a "$R/um.f" "$R/um.d" | tr '\n' ' ' | sed 's/ $//')" "modes of what the box made"
+    ok dbx exec --admin -- sh -c umask
+    assert_eq 0027 "$OUT" "the admin's umask"
+    umask 0
+    ok dbx exec -- sh -c umask
+    assert_eq 0000 "$OUT" "umask 0"
+) || fail "umask"
+rm -rf "$R/um.f" "$R/um.d"
+
 # A tool installed under ~/.local/bin (pip --user, pipx, npm --prefix ~/.local) runs by name, as
 # from a login shell, and a tool a command installs is found by that same command; the admin's
 # PATH stays fixed, and a login shell's ~/.profile adds the entries itself.

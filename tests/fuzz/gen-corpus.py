@@ -13,9 +13,11 @@ import os
 import struct
 import sys
 
-VERSION = 10  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
+VERSION = 11  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
-MAX_ARGS = 4096
+EXEC_MAX = 6 * 1024 * 1024 + 8192  # DBX_EXEC_MAX: an EXEC to a reader that takes them
+ARG_STR_MAX = 128 * 1024  # DBX_ARG_STR_MAX
+MAX_ARGS = 1 << 20
 
 HELLO, SETUP, READY, SHUTDOWN, PING, PONG = 1, 2, 3, 4, 5, 6
 EXEC, STARTED, STDIN, STDOUT, STDERR, CREDIT, RESIZE, SIGNAL, EXIT, ERROR = range(10, 20)
@@ -60,8 +62,8 @@ def s(v):
 
 
 def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None, envc=None,
-             timeout_ms=0):
-    out = u32(flags) + u16(rows) + u16(cols) + u32(timeout_ms) + s(user) + s(cwd)
+             timeout_ms=0, umask=0o022):
+    out = u32(flags) + u16(rows) + u16(cols) + u32(timeout_ms) + u32(umask) + s(user) + s(cwd)
     out += u32(len(argv) if argc is None else argc) + b"".join(s(a) for a in argv)
     out += u32(len(env) if envc is None else envc) + b"".join(s(e) for e in env)
     return out
@@ -146,7 +148,7 @@ CORPUS = {
     + frame(STOP) + frame(SHUTDOWN),
     "errors": bytes([6]) + frame(ERROR, 9, error_msg(127, "exec 'nope': No such file or directory"))
     + frame(ERROR, 0, error_msg(125, "")),
-    "max-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * MAX_ARGS)),
+    "max-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * 4096, umask=0o077)),
     "big-stdin": bytes([8]) + frame(STDIN, 1, b"x" * 32768) + frame(CREDIT, 1, u8(0) + u32(32768)),
     # malformed streams
     "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=99) + b"abc" + frame(STDOUT, 1, b"ok"),
@@ -156,7 +158,8 @@ CORPUS = {
     + b"\x00" + frame(STDERR, 7, b"after"),
     "truncated-header": bytes([12]) + frame(READY) + hdr(STDOUT, 1, 10)[:7],
     "truncated-payload": bytes([13]) + hdr(STDOUT, 1, 100) + b"short",
-    "exec-argc-too-big": bytes([14]) + frame(EXEC, 1, exec_req(["a"] * (MAX_ARGS + 1))),
+    "exec-argc-too-big": bytes([14]) + frame(EXEC, 1, exec_req(["a"], argc=MAX_ARGS + 1))
+    + frame(EXEC, 2, exec_req(["true"], umask=0o1000)),
     "exec-count-lies": bytes([15]) + frame(EXEC, 1, exec_req(["true"], argc=1000000))
     + frame(EXEC, 2, exec_req(["true"], ["A=1"], envc=0xFFFFFFFF)),
     "exec-nul": bytes([16]) + frame(EXEC, 1, exec_req(["a\0b"])) + frame(EXEC, 2, exec_req(["x"], cwd="/tmp\0"))
@@ -304,6 +307,14 @@ CHANGED = 8
 CORPUS.update({
     "changed": bytes([7]) + frame(CHANGED, 0, u32(2) + s("src/a.js") + s(".git/HEAD"))
     + frame(CHANGED, 0, u32(0)),
+})
+
+# ---- an EXEC over FRAME_MAX: a frame to a reader that takes them (an odd first byte) ----
+
+CORPUS.update({
+    "exec-large": bytes([1]) + frame(EXEC, 1, exec_req(["echo", "a" * ARG_STR_MAX, "b" * ARG_STR_MAX],
+                                                       ["E=" + "e" * 100]))
+    + frame(STDIN, 1),
 })
 
 # ---- the clock: one-way, the guest's ask, the answer (protocol 9) ----

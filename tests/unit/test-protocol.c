@@ -492,6 +492,7 @@ static void test_exec_roundtrip(void **state) {
         .rows = 24,
         .cols = 80,
         .timeout_ms = 90000,
+        .umask = 027,
         .user = "1000:1000",
         .cwd = "/home/dev/project/sub dir",
         .argc = 5,
@@ -510,6 +511,7 @@ static void test_exec_roundtrip(void **state) {
     assert_int_equal(got.rows, 24);
     assert_int_equal(got.cols, 80);
     assert_int_equal(got.timeout_ms, 90000);
+    assert_int_equal(got.umask, 027);
     assert_string_equal(got.user, "1000:1000");
     assert_string_equal(got.cwd, "/home/dev/project/sub dir");
     assert_int_equal(got.argc, 5);
@@ -551,6 +553,7 @@ static void test_exec_roundtrip(void **state) {
 struct raw_exec {
     uint32_t flags;
     uint32_t timeout_ms;
+    uint32_t umask;
     const char *user;
     const char *cwd;
     uint32_t argc;           /* as written on the wire */
@@ -568,6 +571,7 @@ static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     dbx_buf_put_u16(b, 0);
     dbx_buf_put_u16(b, 0);
     dbx_buf_put_u32(b, x->timeout_ms);
+    dbx_buf_put_u32(b, x->umask);
     put_raw_str(b, x->user);
     put_raw_str(b, x->cwd);
     dbx_buf_put_u32(b, x->argc);
@@ -774,11 +778,20 @@ static void test_exec_rejects_flags_and_empty(void **state) {
     struct raw_exec ok = {.flags = DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
                                    DBX_EXEC_DETACH | DBX_EXEC_TIMING,
                           .timeout_ms = DBX_EXEC_TIMEOUT_MAX,
+                          .umask = 0777,
                           .user = "",
                           .cwd = "/",
                           .argc = 1,
                           .argv = argv_true};
     assert_raw_exec_accepted(&ok);
+
+    /* a umask with more than the permission bits */
+    static const uint32_t masks[] = {01000, 07777, 0xffffffffu};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(masks); i++) {
+        struct raw_exec m = {
+            .umask = masks[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
+        assert_raw_exec_rejected(&m);
+    }
 
     /* a timeout over 30 days */
     struct raw_exec late = {.timeout_ms = DBX_EXEC_TIMEOUT_MAX + 1,
