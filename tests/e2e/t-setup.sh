@@ -66,7 +66,9 @@ for c in "${CMDS[@]}"; do
 done
 
 # ---- the first start runs setup, then the command as the box user ---------------------------
+umask 077 # setup runs with 022 whatever the caller's (it builds a disk other projects share)
 ok dbx exec -- tool
+umask 022
 assert_eq "$TOOL_OUT" "$OUT" "stdout of the first exec: the tool setup installed, run as the box user"
 assert_setup_progress "$ERR" 5 "stderr of the first start" "${CMDS[@]}"
 grep -qxF "devbox: setup [2/5]: ${CMDS[1]}" <<<"$ERR" ||
@@ -78,6 +80,8 @@ assert_setup_progress "$OUT" 5 "devbox logs --setup" "${CMDS[@]}"
 assert_contains "$OUT" "setup says hello" "devbox logs --setup: the commands' output"
 ok dbx exec -- sh -c 'stat -c "%u %a" /usr/local/bin/tool; grep -c "" /var/log/setup-runs'
 assert_eq $'0 755\n1' "$OUT" "the tool's owner and mode, and setup runs recorded in the first box"
+ok dbx exec -- stat -c %a /var/log/setup-runs
+assert_eq 644 "$OUT" "a file setup made (umask 022, the caller's 077)"
 
 # ---- a second project with the same image and setup reuses the derived disk ------------------
 R2=$(make_repo proj2)

@@ -48,13 +48,16 @@ started_by
 assert_eq spare "$BY" "the next default command, after one that did not use the spare"
 
 # ---- the same confinement either way ---------------------------------------------------------
-state='grep -E "^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Seccomp_filters|PPid):" /proc/$$/status
+state='grep -E "^(Uid|Gid|Groups|Cap[A-Za-z]+|NoNewPrivs|Seccomp|Seccomp_filters|PPid|Umask):" /proc/$$/status
 cat /proc/$$/limits; echo "oom=$(cat /proc/$$/oom_score_adj)"; echo "policy=$(cut -d" " -f41 /proc/$$/stat)"
 echo "cgroup=$(sed "s/s[0-9]*$/sN/" /proc/$$/cgroup)"; echo "cwd=$(pwd)"; ./probe ids; ./probe status'
+umask 027 # the caller's umask, either way
 ok dbx exec -- sh -c "$state"
 by_spare=$OUT
 ok dbx exec -u "$uid:$gid" -- sh -c "$state"
 by_child=$OUT
+umask 022
+[[ $'\n'$by_spare$'\n' == *$'\nUmask:\t0027\n'* ]] || fail "the spare's command's umask: $(show "$by_spare")"
 assert_eq "$by_child" "$by_spare" "the state of a command started each way"
 assert_confined_status "$by_spare" "a command the spare started"
 assert_kv "$by_spare" uid "$uid/$uid/$uid" "ids"

@@ -60,7 +60,7 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(err == NULL);
         CHECK(req.cwd && req.cwd[0] == '/');
         CHECK(req.user && req.argv && req.env);
-        CHECK(req.argc <= DBX_MAX_ARGS && req.envc <= DBX_MAX_ENV);
+        CHECK(req.argc <= DBX_MAX_ARGS && req.envc <= DBX_MAX_ENV && req.umask <= 0777);
         CHECK(req.argv[req.argc] == NULL && req.env[req.envc] == NULL);
         CHECK(req.argc > 0 || (req.flags & DBX_EXEC_LOGIN));
         for (uint32_t i = 0; i < req.envc; i++)

@@ -15,7 +15,6 @@ import sys
 
 VERSION = 11  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
-EXEC_MAX = 6 * 1024 * 1024 + 8192  # DBX_EXEC_MAX: an EXEC to a reader that takes them
 ARG_STR_MAX = 128 * 1024  # DBX_ARG_STR_MAX
 MAX_ARGS = 1 << 20
 
@@ -176,7 +175,7 @@ CORPUS = {
     + frame(EXIT, 1, u8(2) + u32(1)) + frame(RESIZE, 1, u16(1)) + frame(SIGNAL, 1, u64(9)),
     "bad-hello": bytes([22]) + frame(HELLO, 0, hello("x" * 300)) + frame(HELLO, 0, hello() + b"!")
     + frame(HELLO, 0, u32(1) + u32(1000)) + frame(SETUP, 0, setup(path="rel")),
-    "string-too-long": bytes([23]) + frame(EXEC, 1, exec_req(["a" * (64 * 1024 + 1)]))
+    "string-too-long": bytes([23]) + frame(EXEC, 1, exec_req(["a" * (ARG_STR_MAX + 1)]))
     + frame(ERROR, 1, error_msg(1, "e" * 5000)),
     # socket sessions and the plan's network settings
     "setup-allowlist": bytes([24]) + frame(SETUP, 0, setup_plan(plan(

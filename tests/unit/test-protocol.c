@@ -1286,6 +1286,24 @@ static void test_plan_corpus_seeds(void **state) {
             fail_msg("%s: version %u, expected %u", frames[i], (uint8_t)buf[1], DBX_PROTO_VERSION);
         free(buf);
     }
+    /* the EXEC seeds a session starts with must decode (the umask came between flags and user:
+     * a seed without it is only ever a malformed request) */
+    static const char *const execs[] = {"exec-admin", "tty-login", "max-args", "exec-large"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(execs); i++) {
+        size_t len = 0;
+        char *buf = corpus_seed(execs[i], &len);
+        struct dbx_frame_hdr h;
+        assert_true(len >= 1 + DBX_FRAME_HDR);
+        dbx_hdr_decode((const uint8_t *)buf + 1, &h);
+        assert_int_equal(h.type, DBX_MSG_EXEC);
+        assert_true(len >= 1 + DBX_FRAME_HDR + h.len);
+        struct dbx_exec_req req = {0};
+        dbx_error *err = NULL;
+        if (dbx_exec_req_decode((const uint8_t *)buf + 1 + DBX_FRAME_HDR, h.len, &req, &err) < 0)
+            fail_msg("%s: %s", execs[i], err ? err->msg : "decode failed");
+        dbx_exec_req_free(&req);
+        free(buf);
+    }
     static const char *const seeds[] = {"plan-open", "plan-allowlist"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(seeds); i++) {
         size_t len = 0;
