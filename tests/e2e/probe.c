@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -481,6 +482,19 @@ static int cmd_serve(const char *addr, int port, const char *text) {
     }
 }
 
+/* lock FILE: the locks tools take on a file, as each says (t-exec-basic): one that waits
+ * (fcntl F_SETLKW, then flock LOCK_EX) and one that does not (F_SETLK from a second open file
+ * description of this process: its own lock, so granted, as fcntl locks are per process). */
+static int cmd_lock(const char *path) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return perror("open"), 1;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    printf("setlkw %s\n", fcntl(fd, F_SETLKW, &fl) == 0 ? "ok" : strerror(errno));
+    printf("flock %s\n", flock(fd, LOCK_EX) == 0 ? "ok" : strerror(errno));
+    printf("setlk %s\n", fcntl(fd, F_SETLK, &fl) == 0 ? "ok" : strerror(errno));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) goto usage;
@@ -544,6 +558,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "handle_open") && argc == 4) return cmd_handle_open(argv[2], argv[3]);
     if (!strcmp(argv[1], "uffd") && argc == 3) return cmd_uffd(argv[2]);
     if (!strcmp(argv[1], "cpuid")) return cmd_cpuid();
+    if (!strcmp(argv[1], "lock") && argc == 3) return cmd_lock(argv[2]);
     if (!strcmp(argv[1], "remount_rw") && argc == 3) return cmd_remount_rw(argv[2]);
     if (!strcmp(argv[1], "xattr") && argc == 4) {
         char v[4096];
@@ -555,10 +570,10 @@ int main(int argc, char **argv) {
         return 0;
     }
 usage:
-    fprintf(stderr,
-            "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
-            "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
-            "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid | "
-            "serve ADDR PORT TEXT\n");
+    fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
+                    "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
+                    "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid "
+                    "| lock PATH | "
+                    "serve ADDR PORT TEXT\n");
     return 2;
 }

@@ -45,6 +45,16 @@ expect_rc 1 dbx exec -- false
 ) || fail "umask"
 rm -rf "$R/um.f" "$R/um.d"
 
+# File locks taken in the box are the box's (README): one that waits is granted (QEMU's
+# virtiofsd with posix_lock and flock refused those: "Operation not supported"), and a lock a
+# host process holds does not hold for the box.
+build_probe "$R"
+exec 9>"$R/lk" && flock -x 9 || fail "the host's flock on lk"
+ok dbx exec -- ./probe lock lk
+assert_eq $'setlkw ok\nflock ok\nsetlk ok' "$OUT" "locks in the box (the host holding lk)"
+exec 9>&-
+rm -f "$R/lk" "$R/probe"
+
 # A tool installed under ~/.local/bin (pip --user, pipx, npm --prefix ~/.local) runs by name, as
 # from a login shell, and a tool a command installs is found by that same command; the admin's
 # PATH stays fixed, and a login shell's ~/.profile adds the entries itself.
