@@ -218,6 +218,8 @@ void dbx_exec_req_encode(const struct dbx_exec_req *req, struct dbx_buf *out) {
     dbx_buf_put_u32(out, req->envc);
     for (uint32_t i = 0; i < req->envc; i++)
         dbx_buf_put_str(out, req->env[i]);
+    dbx_buf_put_u32(out, req->terminfo_len);
+    dbx_buf_put(out, req->terminfo, req->terminfo_len);
 }
 
 void dbx_exec_req_free(struct dbx_exec_req *req) {
@@ -230,6 +232,7 @@ void dbx_exec_req_free(struct dbx_exec_req *req) {
     for (uint32_t i = 0; req->env && i < req->envc; i++)
         free(req->env[i]);
     free(req->env);
+    free(req->terminfo);
     *req = (struct dbx_exec_req){0};
 }
 
@@ -265,9 +268,17 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
         dbx_get_u32(&c, &r.umask) < 0 || dbx_get_str(&c, 256, &r.user) < 0 ||
         dbx_get_str(&c, 4096, &r.cwd) < 0 ||
         dbx_get_strv_max(&c, DBX_MAX_ARGS, DBX_ARG_STR_MAX, &r.argc, &r.argv) < 0 ||
-        dbx_get_strv_max(&c, DBX_MAX_ENV, DBX_ARG_STR_MAX, &r.envc, &r.env) < 0) {
+        dbx_get_strv_max(&c, DBX_MAX_ENV, DBX_ARG_STR_MAX, &r.envc, &r.env) < 0 ||
+        dbx_get_u32(&c, &r.terminfo_len) < 0 || r.terminfo_len > DBX_TERMINFO_MAX ||
+        r.terminfo_len > c.left) {
         dbx_exec_req_free(&r);
         return dbx_error_set(err, EPROTO, "malformed exec request");
+    }
+    if (r.terminfo_len > 0) {
+        r.terminfo = dbx_xmalloc(r.terminfo_len);
+        memcpy(r.terminfo, c.p, r.terminfo_len);
+        c.p += r.terminfo_len;
+        c.left -= r.terminfo_len;
     }
     const char *why = NULL;
     if (c.left != 0)
@@ -279,6 +290,8 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
         why = "timeout over 30 days";
     else if (r.umask > 0777)
         why = "umask over 0777";
+    else if (r.terminfo_len > 0 && !(r.flags & DBX_EXEC_TTY))
+        why = "terminfo without a terminal";
     else if (r.cwd[0] != '/')
         why = "working directory is not absolute";
     else if (r.argc == 0 && !(r.flags & DBX_EXEC_LOGIN))
@@ -569,6 +582,17 @@ int dbx_ca_pem_check(const char *pem, dbx_error **err) {
     if (st != OUTSIDE)
         return dbx_error_setx(err, EINVAL, "line %zu: '" PEM_END "' missing", lineno);
     return 0;
+}
+
+bool dbx_terminfo_check(const char *term, const uint8_t *data, size_t len) {
+    size_t n = strlen(term);
+    if (n == 0 || n > DBX_TERM_NAME_MAX || term[0] == '.') return false;
+    for (const char *p = term; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("._+-", *p)) return false;
+    if (len == 0) return true;
+    /* term(5): a little-endian short magic, 0432 (legacy) or 01036 (32-bit numbers) */
+    return len >= 12 && len <= DBX_TERMINFO_MAX &&
+           ((data[0] == 0x1a && data[1] == 0x01) || (data[0] == 0x1e && data[1] == 0x02));
 }
 
 int dbx_tz_check(const char *name, const uint8_t *data, size_t len, dbx_error **err) {

@@ -30,8 +30,8 @@
  * DBX_EXEC_ADMIN and SETUP's ca_pem.  4: PROTECTED (guest->host).  5: CHANGED, NOTICE, PS,
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
  * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  9: the guest's
- * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  11: EXEC's umask.
- * Overridable only so the tests can build an init of another version (t-init-skew). */
+ * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  11: EXEC's umask and
+ * terminfo. Overridable only so the tests can build an init of another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
 #define DBX_PROTO_VERSION 11
 #endif
@@ -59,6 +59,9 @@
 #define DBX_PROTECTED_PATH_MAX 1024u  /* PROTECTED's first path */
 #define DBX_TZ_NAME_MAX 255u          /* SETUP's tz_name */
 #define DBX_TZ_DATA_MAX (64u * 1024u) /* SETUP's tz_data: a TZif file (Europe/Berlin: 2.3 KiB) */
+#define DBX_TERMINFO_MAX                                                                           \
+    (32u * 1024u) /* EXEC's terminfo: ncurses' largest entry (kitty: 3.7 KiB) */
+#define DBX_TERM_NAME_MAX 128u
 
 enum dbx_msg {
     /* session 0 (connection) */
@@ -204,6 +207,11 @@ struct dbx_exec_req {
     char **argv; /* argc entries + NULL */
     uint32_t envc;
     char **env; /* "K=V", envc entries + NULL */
+    /* With DBX_EXEC_TTY: the host's compiled terminfo entry for the TERM in env (at most
+     * DBX_TERMINFO_MAX bytes, 0 = none), for a box whose image has none of that name (a kitty,
+     * alacritty, foot or wezterm user's `devbox enter`).  dbx_terminfo_check. */
+    uint32_t terminfo_len;
+    uint8_t *terminfo;
 };
 
 struct dbx_share; /* issue 13: extra shares (block at the end) */
@@ -338,6 +346,10 @@ int dbx_ca_pem_check(const char *pem, dbx_error **err);
  * under a zoneinfo directory: no leading '/', no empty, "." or ".." component, and no ',', ':',
  * '<' or '>'. */
 int dbx_tz_check(const char *name, const uint8_t *data, size_t len, dbx_error **err);
+/* A terminal's name as a terminfo file's (1 to DBX_TERM_NAME_MAX bytes of [A-Za-z0-9._+-], not
+ * starting with '.') and, when len > 0, a compiled entry (ncurses' legacy or extended-number
+ * magic, at most DBX_TERMINFO_MAX bytes). */
+bool dbx_terminfo_check(const char *term, const uint8_t *data, size_t len);
 
 /* Whether an EXEC user spec names root and nothing else: "root" or "0", alone or with the group
  * "root" or "0" ("0:0", "root:root").  The one check both the client (`--admin -u USER`) and

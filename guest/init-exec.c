@@ -396,6 +396,25 @@ static _Noreturn void child_run(const struct child_plan *p) {
 
 /* ---- parent ----------------------------------------------------------------------------- */
 
+/* The host terminal's entry where the image has none (init-locale.c), and TERMINFO_DIRS to it
+ * unless the command's environment names its own terminfo. */
+static void exec_terminfo(const struct exec_ctx *ctx, const struct dbx_exec_req *req, char ***env) {
+    const char *root = ctx->agent && ctx->agent->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    const char *term = NULL;
+    for (char **e = *env; *e; e++) {
+        if (dbx_str_has_prefix(*e, "TERMINFO=") || dbx_str_has_prefix(*e, "TERMINFO_DIRS=")) return;
+        if (dbx_str_has_prefix(*e, "TERM=")) term = *e + 5;
+    }
+    if (!root || !root[0] || !term) return;
+    _cleanup_strv_ char **notes = NULL;
+    _cleanup_error_ dbx_error *e = NULL;
+    int r = terminfo_install(root, term, req->terminfo, req->terminfo_len, &notes, &e);
+    if (r < 0) init_log("exec: terminfo for '%s': %s", term, e->msg);
+    for (char **m = notes; m && *m; m++)
+        init_log("exec: terminfo: %s", *m);
+    if (r == 1) *env = dbx_strv_push(*env, "TERMINFO_DIRS=" TERMINFO_RUN_DIR ":");
+}
+
 static int report_error(const struct child_report *r, const struct child_plan *p,
                         const struct dbx_exec_req *req, int *ret_code, dbx_error **err) {
     int e = r->err > 0 ? r->err : EIO;
@@ -1205,6 +1224,7 @@ int exec_spawn(const struct exec_ctx *ctx, const struct dbx_exec_req *req, struc
         u.home = dbx_xstrdup("/root");
     }
     _cleanup_strv_ char **env = exec_env_build(ctx, &u, req);
+    if ((req->flags & DBX_EXEC_TTY) && req->terminfo_len > 0) exec_terminfo(ctx, req, &env);
     if (t) t[T_USER] = exec_now_us();
     _cleanup_free_ char *login0 = NULL;
     char *login_argv[2] = {NULL, NULL};

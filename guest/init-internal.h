@@ -473,6 +473,14 @@ int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t
 /* LANG for every command of the image under root: "C.UTF-8" when it has that locale, else
  * NULL (the C library's POSIX locale). */
 const char *locale_default(const char *root);
+/* EXEC's terminfo for TERM=term under root: when the image has no entry of that name in
+ * etc/terminfo, lib/terminfo or usr/share/terminfo, the data (dbx_terminfo_check) is written to
+ * TERMINFO_RUN_DIR/<first letter>/term (guest_own_file).  1 when it is there, for
+ * TERMINFO_DIRS; 0 when not needed, not fit, or the box's root blocked it (a note); < 0 with
+ * *err. */
+#define TERMINFO_RUN_DIR "/run/devbox/terminfo"
+int terminfo_install(const char *root, const char *term, const uint8_t *data, size_t len,
+                     char ***notes, dbx_error **err);
 
 /* ---- init-env.c ------------------------------------------------------------------------- */
 

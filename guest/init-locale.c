@@ -113,3 +113,24 @@ int tz_install(const char *root, const char *name, const uint8_t *data, uint32_t
     if (r == 1) r = guest_own_file(rootfd, rec, data, len, notes, err);
     return r < 0 ? dbx_error_wrap(err, "time zone") : r;
 }
+
+/* ---- the host's terminal ---------------------------------------------------------------- */
+
+/* Where a box without the host terminal's entry gets it: init's tmpfs, named by TERMINFO_DIRS
+ * (ncurses reads it: tput, vim, less, htop, nano, Python's curses; an empty entry after it is
+ * the system's directories).  Not the box's disk: the entry is the host's, for this session. */
+static const char *const terminfo_image_dirs[] = {"etc/terminfo", "lib/terminfo",
+                                                  "usr/share/terminfo"};
+
+int terminfo_install(const char *root, const char *term, const uint8_t *data, size_t len,
+                     char ***notes, dbx_error **err) {
+    if (len == 0 || !dbx_terminfo_check(term, data, len)) return 0;
+    _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0) return dbx_error_set(err, errno, "terminfo: open '%s'", root);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(terminfo_image_dirs); i++) {
+        _cleanup_free_ char *rel = dbx_xasprintf("%s/%c/%s", terminfo_image_dirs[i], term[0], term);
+        if (image_has(rootfd, rel, S_IFREG)) return 0; /* the image's own entry */
+    }
+    _cleanup_free_ char *rel = dbx_xasprintf("%s/%c/%s", TERMINFO_RUN_DIR + 1, term[0], term);
+    return guest_own_file(rootfd, rel, data, len, notes, err);
+}

@@ -149,6 +149,37 @@ static void env_set(char ***env, const char *kv) {
     *env = dbx_strv_push(*env, kv);
 }
 
+/* The host's compiled terminfo entry for term, from where ncurses looks (term(5)): $TERMINFO,
+ * ~/.terminfo, $TERMINFO_DIRS, then the system's directories; NULL when there is none fit to
+ * send (dbx_terminfo_check).  Found in use: a box's image has the common entries (Debian's
+ * ncurses-base: xterm-256color, screen, tmux) but not kitty's, alacritty's, foot's or wezterm's,
+ * and every curses program in `devbox enter` from those said "unknown terminal type". */
+static char *terminfo_read(const char *term, size_t *ret_len) {
+    if (!dbx_terminfo_check(term, NULL, 0)) return NULL;
+    const char *ti = getenv("TERMINFO"), *home = getenv("HOME"), *dirs = getenv("TERMINFO_DIRS");
+    _cleanup_free_ char *list = dbx_xasprintf(
+        "%s:%s%s:%s:/etc/terminfo:/lib/terminfo:/usr/share/terminfo", ti ? ti : "",
+        home && *home ? home : "", home && *home ? "/.terminfo" : "", dirs ? dirs : "");
+    for (char *d = list, *next; d; d = next) {
+        next = strchr(d, ':');
+        if (next) *next++ = '\0';
+        if (*d != '/') continue; /* empty (the system's, searched last anyway) or relative */
+        _cleanup_free_ char *path = dbx_xasprintf("%s/%c/%s", d, term[0], term);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        char *data = NULL;
+        size_t len = 0;
+        if (dbx_read_all(fd, DBX_TERMINFO_MAX, &data, &len, NULL) == 0 &&
+            dbx_terminfo_check(term, (const uint8_t *)data, len)) {
+            *ret_len = len;
+            return data;
+        }
+        free(data);
+    }
+    return NULL;
+}
+
 int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
                        struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
@@ -194,6 +225,12 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
         _cleanup_free_ char *kv = dbx_xasprintf("TERM=%s", t && *t ? t : "xterm");
         env = dbx_strv_push(env, kv);
     }
+    _cleanup_free_ char *terminfo = NULL;
+    size_t terminfo_len = 0;
+    for (char **e = env; o->tty && e && *e && !terminfo; e++)
+        if (dbx_str_has_prefix(*e, "TERM=")) terminfo = terminfo_read(*e + 5, &terminfo_len);
+    req.terminfo = (uint8_t *)terminfo;
+    req.terminfo_len = (uint32_t)terminfo_len;
     req.argv = o->argv;
     req.argc = (uint32_t)dbx_strv_len(o->argv);
     req.env = env;

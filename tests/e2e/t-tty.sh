@@ -29,6 +29,25 @@ run "${PTY[@]}" --rows 24 --cols 80 --timeout 60 --expect ready --resize 40x120 
 assert_eq 0 "$RC" "exit code of the resize probe"
 assert_contains "$(tr -d '\r' <"$TEST_TMP/stdout")" "40 120" "'stty size' after resizing to 40x120"
 
+# The host terminal's terminfo entry goes along where the image has none of that name (found in
+# use: kitty, alacritty, foot and wezterm users got "unknown terminal type" from every curses
+# program in the box), in /run/devbox/terminfo with TERMINFO_DIRS naming it; an image that has
+# the entry keeps its own.
+ti="$TEST_TMP/terminfo"
+mkdir -p "$ti/d"
+src=$(find /lib/terminfo /usr/share/terminfo -name xterm-256color -print -quit)
+[ -n "$src" ] || skip "no xterm-256color terminfo entry on the host"
+cp -L "$src" "$ti/d/devbox-test-term" || fail "copy $src"
+want_md5=$(md5sum <"$ti/d/devbox-test-term" | cut -d' ' -f1)
+probe='echo "dirs=$TERMINFO_DIRS"; md5sum </run/devbox/terminfo/d/devbox-test-term | cut -d" " -f1'
+TERMINFO=$ti TERM=devbox-test-term run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -t -- sh -c "$probe"
+assert_eq 0 "$RC" "exit code of the terminfo probe"
+assert_eq "dirs=/run/devbox/terminfo:"$'\n'"$want_md5" "$(tr -d '\r' <"$TEST_TMP/stdout")" "the host's entry in the box"
+ok dbx exec --admin -- sh -c 'mkdir -p /usr/share/terminfo/d && cp /run/devbox/terminfo/d/devbox-test-term /usr/share/terminfo/d/'
+TERMINFO=$ti TERM=devbox-test-term run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -t -- sh -c 'echo "dirs=$TERMINFO_DIRS"'
+assert_eq "dirs=" "$(tr -d '\r' <"$TEST_TMP/stdout")" "an image with the entry: no TERMINFO_DIRS"
+ok dbx exec --admin -- rm -r /usr/share/terminfo/d
+
 # exit code through a terminal
 run "${PTY[@]}" --timeout 60 -- "$DEVBOX" exec -t -- sh -c 'exit 5'
 assert_eq 5 "$RC" "exit code of 'sh -c \"exit 5\"' with -t"

@@ -61,11 +61,11 @@ def s(v):
 
 
 def exec_req(argv, env=(), cwd="/", user="", flags=0, rows=0, cols=0, argc=None, envc=None,
-             timeout_ms=0, umask=0o022):
+             timeout_ms=0, umask=0o022, terminfo=b""):
     out = u32(flags) + u16(rows) + u16(cols) + u32(timeout_ms) + u32(umask) + s(user) + s(cwd)
     out += u32(len(argv) if argc is None else argc) + b"".join(s(a) for a in argv)
     out += u32(len(env) if envc is None else envc) + b"".join(s(e) for e in env)
-    return out
+    return out + u32(len(terminfo)) + terminfo
 
 
 def setup(tag="ws", path="/home/dev/proj", uid=1000, gid=1000, hostname="proj", ca_pem="",
@@ -137,8 +137,9 @@ CORPUS = {
     + frame(PING, 0, u64(0x1122334455667788)) + frame(PONG, 0, u64(0x1122334455667788)),
     "session": bytes([1]) + session_stream(1),
     "two-sessions": bytes([2]) + session_stream(1) + session_stream(0xFFFFFFFF),
-    "tty-login": bytes([3]) + frame(EXEC, 5, exec_req([], flags=TTY | LOGIN | STDIN_OPEN,
-                                                      rows=24, cols=80))
+    "tty-login": bytes([3]) + frame(EXEC, 5, exec_req([], ["TERM=xterm-kitty"],
+                                                      flags=TTY | LOGIN | STDIN_OPEN, rows=24,
+                                                      cols=80, terminfo=b"\x1e\x02" + bytes(30)))
     + frame(RESIZE, 5, u16(50) + u16(132)) + frame(SIGNAL, 5, u32(2))
     + frame(EXIT, 5, u8(1) + u32(2)),
     "binary-data": bytes([4]) + frame(STDOUT, 3, bytes(range(256)) * 8)

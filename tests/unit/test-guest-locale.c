@@ -5,7 +5,9 @@
  * rewrite it when the host's file changed while leaving any other file there alone; a FIFO there
  * replaced without being opened; never written through a symlink the box's root planted (a
  * note); and LANG=C.UTF-8 only for an image that has that locale (glibc's C.utf8 or Debian's
- * older C.UTF-8 directory, or musl). */
+ * older C.UTF-8 directory, or musl).  The host terminal's terminfo entry written under
+ * run/devbox/terminfo only when the image has none of that name (its own, through its
+ * symlinks, wins), never for a name or data that is not one, nor through a planted symlink. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,11 +33,15 @@ static void put(const struct repo *f, const char *rel, const char *text) {
     test_put_file(f->dir, rel, text);
 }
 
-/* usr/share/zoneinfo/name under the fixture's root: its content, or NULL when missing */
-static char *zone(const struct repo *f, const char *name) {
-    _cleanup_free_ char *p = dbx_xasprintf("%s/usr/share/zoneinfo/%s", f->dir, name);
+/* dir/name under the fixture's root: its content, or NULL when missing */
+static char *read_under(const struct repo *f, const char *dir, const char *name) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s/%s/%s", f->dir, dir, name);
     char *text = NULL;
     return dbx_read_file_at(AT_FDCWD, p, 4096, &text, NULL, NULL) == 0 ? text : NULL;
+}
+
+static char *zone(const struct repo *f, const char *name) {
+    return read_under(f, "usr/share/zoneinfo", name);
 }
 
 static void test_zone_written_when_missing(void **state) {
@@ -175,6 +181,66 @@ static void test_lang_not_a_dir(void **state) {
     assert_null(locale_default(f->dir));
 }
 
+/* a compiled entry's first bytes: the extended-number magic, then enough for the check */
+static const uint8_t KITTY[] = "\x1e\x02 xterm-kitty, the host's entry";
+
+static char *run_entry(const struct repo *f, const char *rel) {
+    return read_under(f, "run/devbox/terminfo", rel);
+}
+
+static void test_terminfo(void **state) {
+    const struct repo *f = *state;
+    dbx_error *err = NULL;
+    _cleanup_strv_ char **notes = NULL;
+    /* the image has none: written, 0644, and again (the same bytes) still there */
+    assert_int_equal(
+        terminfo_install(f->dir, "xterm-kitty", KITTY, sizeof(KITTY) - 1, &notes, &err), 1);
+    assert_int_equal(
+        terminfo_install(f->dir, "xterm-kitty", KITTY, sizeof(KITTY) - 1, &notes, &err), 1);
+    _cleanup_free_ char *text = run_entry(f, "x/xterm-kitty");
+    assert_non_null(text);
+    assert_memory_equal(text, KITTY, sizeof(KITTY) - 1);
+    _cleanup_free_ char *p = at(f, "run/devbox/terminfo/x/xterm-kitty");
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    /* the image's own entry, in any of ncurses' directories, through its symlinks: left to it */
+    put(f, "usr/share/terminfo/f/foot", "the image's foot");
+    assert_int_equal(terminfo_install(f->dir, "foot", KITTY, sizeof(KITTY) - 1, &notes, &err), 0);
+    put(f, "lib/terminfo/a/alacritty-direct", "the image's");
+    put(f, "etc/terminfo/a/.keep", "");
+    _cleanup_free_ char *link = at(f, "etc/terminfo/a/alacritty");
+    assert_int_equal(symlink("../../../lib/terminfo/a/alacritty-direct", link), 0);
+    assert_int_equal(terminfo_install(f->dir, "alacritty", KITTY, sizeof(KITTY) - 1, &notes, &err),
+                     0);
+    assert_null(run_entry(f, "f/foot"));
+    assert_null(run_entry(f, "a/alacritty"));
+    /* not a name, not an entry, nothing sent: nothing written */
+    static const char *const bad[] = {"../../etc/passwd", ".hidden", "a/b", "", "x y"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        assert_int_equal(terminfo_install(f->dir, bad[i], KITTY, sizeof(KITTY) - 1, &notes, &err),
+                         0);
+    static const uint8_t script[] = "#!/bin/sh\necho hi\n";
+    assert_int_equal(terminfo_install(f->dir, "wezterm", script, sizeof(script) - 1, &notes, &err),
+                     0);
+    assert_int_equal(terminfo_install(f->dir, "wezterm", NULL, 0, &notes, &err), 0);
+    assert_null(run_entry(f, "w/wezterm"));
+    _cleanup_free_ char *passwd = at(f, "etc/passwd");
+    assert_int_equal(access(passwd, F_OK), -1);
+    assert_null(err);
+    assert_null(notes);
+    /* root in the box made a directory on the way a symlink: not written through it (a note) */
+    put(f, "elsewhere/.keep", "");
+    _cleanup_free_ char *elsewhere = at(f, "elsewhere"), *g = at(f, "run/devbox/terminfo/g");
+    assert_int_equal(symlink(elsewhere, g), 0);
+    assert_int_equal(terminfo_install(f->dir, "ghostty", KITTY, sizeof(KITTY) - 1, &notes, &err),
+                     0);
+    assert_null(err);
+    assert_int_equal(dbx_strv_len(notes), 1);
+    _cleanup_free_ char *planted = at(f, "elsewhere/ghostty");
+    assert_int_equal(access(planted, F_OK), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_zone_written_when_missing, test_repo_setup,
@@ -188,6 +254,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lang_older_glibc, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang_musl, test_repo_setup, test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_lang_not_a_dir, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_terminfo, test_repo_setup, test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

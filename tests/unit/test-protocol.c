@@ -493,6 +493,8 @@ static void test_exec_roundtrip(void **state) {
         .cols = 80,
         .timeout_ms = 90000,
         .umask = 027,
+        .terminfo_len = 3,
+        .terminfo = (uint8_t *)"\x1e\x02\x00",
         .user = "1000:1000",
         .cwd = "/home/dev/project/sub dir",
         .argc = 5,
@@ -512,6 +514,8 @@ static void test_exec_roundtrip(void **state) {
     assert_int_equal(got.cols, 80);
     assert_int_equal(got.timeout_ms, 90000);
     assert_int_equal(got.umask, 027);
+    assert_int_equal(got.terminfo_len, 3);
+    assert_memory_equal(got.terminfo, "\x1e\x02\x00", 3);
     assert_string_equal(got.user, "1000:1000");
     assert_string_equal(got.cwd, "/home/dev/project/sub dir");
     assert_int_equal(got.argc, 5);
@@ -554,6 +558,7 @@ struct raw_exec {
     uint32_t flags;
     uint32_t timeout_ms;
     uint32_t umask;
+    uint32_t terminfo_len; /* as written; that many bytes follow when it is within the cap */
     const char *user;
     const char *cwd;
     uint32_t argc;           /* as written on the wire */
@@ -580,6 +585,9 @@ static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     dbx_buf_put_u32(b, x->envc);
     for (size_t i = 0; x->env && x->env[i]; i++)
         put_raw_str(b, x->env[i]);
+    dbx_buf_put_u32(b, x->terminfo_len);
+    for (uint32_t i = 0; i < x->terminfo_len && x->terminfo_len <= DBX_TERMINFO_MAX; i++)
+        dbx_buf_put_u8(b, 0x1a);
 }
 
 static const char *const argv_true[] = {"true", NULL};
@@ -784,6 +792,22 @@ static void test_exec_rejects_flags_and_empty(void **state) {
                           .argc = 1,
                           .argv = argv_true};
     assert_raw_exec_accepted(&ok);
+
+    /* terminfo: up to DBX_TERMINFO_MAX bytes, and only with a terminal */
+    struct raw_exec ti = {.flags = DBX_EXEC_TTY,
+                          .terminfo_len = DBX_TERMINFO_MAX,
+                          .user = "",
+                          .cwd = "/",
+                          .argc = 1,
+                          .argv = argv_true};
+    assert_raw_exec_accepted(&ti);
+    ti.terminfo_len = DBX_TERMINFO_MAX + 1;
+    assert_raw_exec_rejected(&ti);
+    ti.terminfo_len = UINT32_MAX;
+    assert_raw_exec_rejected(&ti);
+    ti.terminfo_len = 16;
+    ti.flags = 0;
+    assert_raw_exec_rejected(&ti);
 
     /* a umask with more than the permission bits */
     static const uint32_t masks[] = {01000, 07777, 0xffffffffu};
