@@ -52,7 +52,7 @@ registry_start bench
 export REG_ADDR=$bench_ADDR
 deb=$cache/debian-bookworm.tar
 if [ ! -s "$deb" ]; then
-    mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
+    mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,nano,openssl \
         bookworm "$deb.tmp" "$("$DEVBOX_BIN" image mirror)" && mv "$deb.tmp" "$deb"
 fi
 export DEBIAN_TAR=$deb

@@ -24,11 +24,14 @@
 #define IMAGE_MAX_RECORDS 4096u
 
 /* What the default image holds: Debian bookworm's apt variant plus the tools an agent reaches
- * for first.  Built once from the Debian archive (no container registry involved), from the
- * mirror dbx_image_debian_mirror picks; DEFAULT_MIRROR only when the host names none. */
+ * for first, and an editor: Debian's git opens `editor` for a message (found in use: `git
+ * commit` in `devbox enter` said "cannot run editor"), which nano provides, as on a standard
+ * Debian install (it is Debian's default `editor`).  Built once from the Debian archive (no
+ * container registry involved), from the mirror dbx_image_debian_mirror picks; DEFAULT_MIRROR
+ * only when the host names none. */
 #define DEFAULT_SUITE "bookworm"
 #define DEFAULT_MIRROR "http://deb.debian.org/debian" /* documented in docs/images.md */
-#define DEFAULT_INCLUDE "ca-certificates,curl,git,procps,less,xz-utils"
+#define DEFAULT_INCLUDE "ca-certificates,curl,git,procps,less,xz-utils,nano"
 
 void dbx_image_clear(struct dbx_image *img) {
     if (!img) return;

@@ -463,7 +463,7 @@ debian_tar() {
     exec {lock}>"$tar.lock"
     flock "$lock"
     if [ ! -s "$tar" ]; then
-        mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,openssl \
+        mmdebstrap -q --format=tar --variant=apt --include=ca-certificates,curl,git,procps,less,xz-utils,nano,openssl \
             bookworm "$tar.tmp" "$("$DEVBOX" image mirror)" >"$TEST_TMP/mmdebstrap.log" 2>&1 ||
             fail "mmdebstrap failed: $(tail -n 3 "$TEST_TMP/mmdebstrap.log")"
         mv "$tar.tmp" "$tar"

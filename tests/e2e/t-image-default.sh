@@ -16,6 +16,17 @@ assert_eq debian "$(json_get "$OUT" 'j[0]["source"]')" "images: where it came fr
 ok dbx exec -- stat -c '%u:%g %a' /usr/bin/passwd /etc/shadow
 assert_eq $'0:0 4755\n0:42 640' "$OUT" "owners and modes from the Debian packages"
 
+# git's editor (Debian's git opens `editor`): `git commit` in a terminal edits its message in
+# nano (found in use: "error: cannot run editor: No such file or directory")
+PTY=("$PYTHON" "$E2E_DIR/pty.py")
+# (typed once nano has drawn the message and set up its terminal: it discards what came before)
+run "${PTY[@]}" --timeout 120 --expect 'Initial commit' --sleep 1 --send 'from nano' --send '\x18' \
+    --expect 'Save modified buffer' --send 'y' --expect 'File Name to Write' --send '\r' \
+    -- "$DEVBOX" exec -i -t -- sh -c 'cd /tmp && git init -q ed && cd ed && git -c user.name=a -c user.email=a@b commit -q --allow-empty'
+assert_eq 0 "$RC" "exit code of git commit through its editor: $(show "$(tail -c 300 "$TEST_TMP/stdout")")"
+ok dbx exec -- git -C /tmp/ed log -1 --format=%s
+assert_eq "from nano" "$OUT" "the message typed in the editor"
+
 R2=$(make_repo proj2)
 t0=$SECONDS
 ok dbx -C "$R2" exec -- true
