@@ -47,10 +47,11 @@
  * NUL) and argv plus environment, their NULs and pointers, up to a quarter of the stack's
  * rlimit, never over 6 MiB (3/4 of _STK_LIM: fs/exec.c).  Each entry costs less on the wire
  * (4 bytes of length against a NUL and an 8-byte pointer), so DBX_EXEC_MAX holds any command
- * line the host could run, with the cwd and user besides.  Only readers that take EXEC
- * (dbx_reader.takes_exec: the supervisor's from its clients, the init's from the host) let
- * one be that large; the box's own execve judges the rest (E2BIG, exit 126, as locally). */
-#define DBX_EXEC_MAX ((6u << 20) + 8192u)
+ * line the host could run, with the cwd, the user and a terminal's terminfo entry besides.  Only
+ * readers that take EXEC (dbx_reader.takes_exec: the supervisor's from its clients, the init's from
+ * the host) let one be that large; the box's own execve judges the rest (E2BIG, exit 126, as
+ * locally). */
+#define DBX_EXEC_MAX ((6u << 20) + 8192u + DBX_TERMINFO_MAX)
 #define DBX_ARG_STR_MAX (128u * 1024u) /* one argv or env entry, without its NUL */
 #define DBX_MAX_ARGS (1u << 20)
 #define DBX_MAX_ENV 4096u

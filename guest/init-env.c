@@ -145,6 +145,20 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
     return v;
 }
 
+void exec_env_terminfo(char ***env) {
+    for (char **e = *env; e && *e; e++) {
+        if (!dbx_str_has_prefix(*e, "TERMINFO_DIRS=")) continue;
+        if (path_has(*e + 14, TERMINFO_RUN_DIR)) return;
+        /* after the entries the command's environment named, which come first */
+        char *v = dbx_xasprintf("%s%s" TERMINFO_RUN_DIR, *e, (*e)[14] ? ":" : "");
+        free(*e);
+        *e = v;
+        return;
+    }
+    /* the empty entry after it: the system's directories, as before */
+    *env = dbx_strv_push(*env, "TERMINFO_DIRS=" TERMINFO_RUN_DIR ":");
+}
+
 const char *exec_env_path(char *const *env) {
     for (size_t i = 0; env[i]; i++)
         if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;

@@ -397,14 +397,14 @@ static _Noreturn void child_run(const struct child_plan *p) {
 /* ---- parent ----------------------------------------------------------------------------- */
 
 /* The host terminal's entry where the image has none (init-locale.c), and TERMINFO_DIRS to it
- * unless the command's environment names its own terminfo. */
+ * (init-env.c). */
 static void exec_terminfo(const struct exec_ctx *ctx, const struct dbx_exec_req *req, char ***env) {
-    const char *root = ctx->agent && ctx->agent->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    const char *root = !ctx->agent             ? NULL
+                       : ctx->agent->test_mode ? getenv("DEVBOX_TEST_CA_ROOT")
+                                               : "/";
     const char *term = NULL;
-    for (char **e = *env; *e; e++) {
-        if (dbx_str_has_prefix(*e, "TERMINFO=") || dbx_str_has_prefix(*e, "TERMINFO_DIRS=")) return;
+    for (char **e = *env; *e; e++)
         if (dbx_str_has_prefix(*e, "TERM=")) term = *e + 5;
-    }
     if (!root || !root[0] || !term) return;
     _cleanup_strv_ char **notes = NULL;
     _cleanup_error_ dbx_error *e = NULL;
@@ -412,7 +412,7 @@ static void exec_terminfo(const struct exec_ctx *ctx, const struct dbx_exec_req 
     if (r < 0) init_log("exec: terminfo for '%s': %s", term, e->msg);
     for (char **m = notes; m && *m; m++)
         init_log("exec: terminfo: %s", *m);
-    if (r == 1) *env = dbx_strv_push(*env, "TERMINFO_DIRS=" TERMINFO_RUN_DIR ":");
+    if (r == 1) exec_env_terminfo(env);
 }
 
 static int report_error(const struct child_report *r, const struct child_plan *p,

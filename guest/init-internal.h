@@ -493,6 +493,9 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
                       const struct dbx_exec_req *req);
 /* env's PATH, or the default one. */
 const char *exec_env_path(char *const *env);
+/* TERMINFO_RUN_DIR into env's TERMINFO_DIRS (after its entries), or TERMINFO_DIRS set to it and
+ * the system's directories: where terminfo_install put the host terminal's entry. */
+void exec_env_terminfo(char ***env);
 
 /* ---- init-exec.c ------------------------------------------------------------------------ */
 

@@ -165,9 +165,13 @@ static char *terminfo_read(const char *term, size_t *ret_len) {
         if (next) *next++ = '\0';
         if (*d != '/') continue; /* empty (the system's, searched last anyway) or relative */
         _cleanup_free_ char *path = dbx_xasprintf("%s/%c/%s", d, term[0], term);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        /* O_PATH first: a device or FIFO there is never opened */
+        _cleanup_close_ int pfd = open(path, O_PATH | O_CLOEXEC);
         struct stat st;
-        if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        if (pfd < 0 || fstat(pfd, &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        _cleanup_free_ char *proc = dbx_xasprintf("/proc/self/fd/%d", pfd);
+        _cleanup_close_ int fd = open(proc, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0) continue;
         char *data = NULL;
         size_t len = 0;
         if (dbx_read_all(fd, DBX_TERMINFO_MAX, &data, &len, NULL) == 0 &&

@@ -27,6 +27,15 @@ assert_eq 0 "$RC" "exit code of git commit through its editor: $(show "$(tail -c
 ok dbx exec -- git -C /tmp/ed log -1 --format=%s
 assert_eq "from nano" "$OUT" "the message typed in the editor"
 
+# a terminal this image has no terminfo entry for (kitty's, here made from xterm-256color):
+# the host's goes along, and ncurses in the box reads it
+ti="$TEST_TMP/terminfo"
+infocmp -x xterm-256color | sed '1,2s/^xterm-256color|[^,]*/devbox-test-kitty|a test terminal/' >"$ti.src" &&
+    mkdir -p "$ti" && tic -x -o "$ti" "$ti.src" || fail "tic"
+TERMINFO=$ti TERM=devbox-test-kitty run "${PTY[@]}" --rows 30 --cols 97 --timeout 60 -- "$DEVBOX" exec -t -- tput cols
+assert_eq 0 "$RC" "tput with the host's entry: $(show "$(cat "$TEST_TMP/stdout")")"
+assert_eq 97 "$(tr -d '\r' <"$TEST_TMP/stdout")" "tput cols with the host's entry"
+
 R2=$(make_repo proj2)
 t0=$SECONDS
 ok dbx -C "$R2" exec -- true

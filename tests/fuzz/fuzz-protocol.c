@@ -63,6 +63,9 @@ static void decode_all(const uint8_t *p, size_t n) {
         CHECK(req.argc <= DBX_MAX_ARGS && req.envc <= DBX_MAX_ENV && req.umask <= 0777);
         CHECK(req.argv[req.argc] == NULL && req.env[req.envc] == NULL);
         CHECK(req.argc > 0 || (req.flags & DBX_EXEC_LOGIN));
+        CHECK(req.terminfo_len <= DBX_TERMINFO_MAX &&
+              (req.terminfo != NULL) == (req.terminfo_len > 0));
+        CHECK(req.terminfo_len == 0 || (req.flags & DBX_EXEC_TTY));
         for (uint32_t i = 0; i < req.envc; i++)
             CHECK(strchr(req.env[i], '=') != NULL);
         struct dbx_buf b = {0};

@@ -16,6 +16,7 @@ import sys
 VERSION = 11  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
 ARG_STR_MAX = 128 * 1024  # DBX_ARG_STR_MAX
+TERMINFO_MAX = 32 * 1024  # DBX_TERMINFO_MAX
 MAX_ARGS = 1 << 20
 
 HELLO, SETUP, READY, SHUTDOWN, PING, PONG = 1, 2, 3, 4, 5, 6
@@ -171,6 +172,10 @@ CORPUS = {
     "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=32))
     + frame(EXEC, 2, exec_req([], flags=0)),
     "exec-trailing": bytes([20]) + frame(EXEC, 1, exec_req(["true"]) + b"\0"),
+    # terminfo: without a terminal, over the cap, a length over what follows
+    "exec-terminfo-bad": bytes([36]) + frame(EXEC, 1, exec_req(["true"], terminfo=b"\x1a\x01" + bytes(20)))
+    + frame(EXEC, 2, exec_req(["true"], flags=TTY, terminfo=b"\x1e\x02" + bytes(TERMINFO_MAX - 1)))
+    + frame(EXEC, 3, exec_req(["true"], flags=TTY)[:-4] + u32(16) + bytes(8)),
     "bad-small": bytes([21]) + frame(CREDIT, 1, u8(3) + u32(1)) + frame(CREDIT, 1, u8(0))
     + frame(EXIT, 1, u8(1) + u32(0)) + frame(EXIT, 1, u8(0) + u32(256))
     + frame(EXIT, 1, u8(2) + u32(1)) + frame(RESIZE, 1, u16(1)) + frame(SIGNAL, 1, u64(9)),

@@ -249,6 +249,31 @@ static void test_home_path(void **state) {
     assert_string_equal(get(admin, "PATH"), DEFAULT_PATH);
 }
 
+/* Where the host terminal's entry went: TERMINFO_DIRS names it, after what the environment named
+ * (an image's or the profile's), with the system's directories (the empty entry) when it was
+ * the only one; never twice. */
+static void test_terminfo_dirs(void **state) {
+    static const struct {
+        const char *before, *after;
+    } cases[] = {
+        {NULL, "TERMINFO_DIRS=/run/devbox/terminfo:"},
+        {"TERMINFO_DIRS=", "TERMINFO_DIRS=/run/devbox/terminfo"},
+        {"TERMINFO_DIRS=/nix/terminfo", "TERMINFO_DIRS=/nix/terminfo:/run/devbox/terminfo"},
+        {"TERMINFO_DIRS=/a:", "TERMINFO_DIRS=/a::/run/devbox/terminfo"},
+        {"TERMINFO_DIRS=/run/devbox/terminfo:", "TERMINFO_DIRS=/run/devbox/terminfo:"},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        char **env = dbx_strv_push(NULL, "TERM=xterm-kitty");
+        if (cases[i].before) env = dbx_strv_push(env, cases[i].before);
+        exec_env_terminfo(&env);
+        exec_env_terminfo(&env); /* the second adds nothing */
+        assert_int_equal(dbx_strv_len(env), 2);
+        assert_string_equal(env[0], "TERM=xterm-kitty");
+        assert_string_equal(env[1], cases[i].after);
+        dbx_strv_free(env);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plain),
@@ -257,6 +282,7 @@ int main(void) {
         cmocka_unit_test(test_ca_bits),
         cmocka_unit_test(test_locale_tz),
         cmocka_unit_test(test_home_path),
+        cmocka_unit_test(test_terminfo_dirs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

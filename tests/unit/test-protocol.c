@@ -558,7 +558,8 @@ struct raw_exec {
     uint32_t flags;
     uint32_t timeout_ms;
     uint32_t umask;
-    uint32_t terminfo_len; /* as written; that many bytes follow when it is within the cap */
+    uint32_t terminfo_len;  /* as written */
+    uint32_t terminfo_sent; /* the bytes that follow it */
     const char *user;
     const char *cwd;
     uint32_t argc;           /* as written on the wire */
@@ -586,7 +587,7 @@ static void raw_exec_encode(const struct raw_exec *x, struct dbx_buf *b) {
     for (size_t i = 0; x->env && x->env[i]; i++)
         put_raw_str(b, x->env[i]);
     dbx_buf_put_u32(b, x->terminfo_len);
-    for (uint32_t i = 0; i < x->terminfo_len && x->terminfo_len <= DBX_TERMINFO_MAX; i++)
+    for (uint32_t i = 0; i < x->terminfo_sent; i++)
         dbx_buf_put_u8(b, 0x1a);
 }
 
@@ -796,17 +797,23 @@ static void test_exec_rejects_flags_and_empty(void **state) {
     /* terminfo: up to DBX_TERMINFO_MAX bytes, and only with a terminal */
     struct raw_exec ti = {.flags = DBX_EXEC_TTY,
                           .terminfo_len = DBX_TERMINFO_MAX,
+                          .terminfo_sent = DBX_TERMINFO_MAX,
                           .user = "",
                           .cwd = "/",
                           .argc = 1,
                           .argv = argv_true};
     assert_raw_exec_accepted(&ti);
-    ti.terminfo_len = DBX_TERMINFO_MAX + 1;
+    ti.terminfo_len = ti.terminfo_sent = DBX_TERMINFO_MAX + 1; /* over the cap, all there */
     assert_raw_exec_rejected(&ti);
     ti.terminfo_len = UINT32_MAX;
+    ti.terminfo_sent = 0;
     assert_raw_exec_rejected(&ti);
-    ti.terminfo_len = 16;
-    ti.flags = 0;
+    ti.terminfo_len = 16; /* more than follows */
+    ti.terminfo_sent = 8;
+    assert_raw_exec_rejected(&ti);
+    ti.terminfo_sent = 16;
+    assert_raw_exec_accepted(&ti);
+    ti.flags = 0; /* without a terminal */
     assert_raw_exec_rejected(&ti);
 
     /* a umask with more than the permission bits */
@@ -1287,11 +1294,13 @@ static char *corpus_seed(const char *name, size_t *len) {
     snprintf(path, sizeof(path), "tests/fuzz/corpus/protocol/%s", name);
     char *buf = NULL;
     dbx_error *err = NULL;
-    if (dbx_read_file_at(AT_FDCWD, path, 64 * 1024, &buf, len, &err) < 0) {
-        dbx_error_free(&err);
+    if (access(path, F_OK) < 0) {
         print_message("skipped: run from elsewhere than the source tree\n");
         skip();
     }
+    /* a seed that is there must be read (exec-large is over 256 KiB): never a silent skip */
+    if (dbx_read_file_at(AT_FDCWD, path, DBX_EXEC_MAX + 64, &buf, len, &err) < 0)
+        fail_msg("%s: %s", path, err->msg);
     assert_true(*len > 1);
     return buf;
 }
