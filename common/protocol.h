@@ -60,8 +60,8 @@
 #define DBX_PROTECTED_PATH_MAX 1024u  /* PROTECTED's first path */
 #define DBX_TZ_NAME_MAX 255u          /* SETUP's tz_name */
 #define DBX_TZ_DATA_MAX (64u * 1024u) /* SETUP's tz_data: a TZif file (Europe/Berlin: 2.3 KiB) */
-#define DBX_TERMINFO_MAX                                                                           \
-    (32u * 1024u) /* EXEC's terminfo: ncurses' largest entry (kitty: 3.7 KiB) */
+/* EXEC's terminfo: ncurses' own cap on a compiled entry (kitty's is 3.7 KiB) */
+#define DBX_TERMINFO_MAX (32u * 1024u)
 #define DBX_TERM_NAME_MAX 128u
 
 enum dbx_msg {

@@ -149,8 +149,10 @@ void exec_env_terminfo(char ***env) {
     for (char **e = *env; e && *e; e++) {
         if (!dbx_str_has_prefix(*e, "TERMINFO_DIRS=")) continue;
         if (path_has(*e + 14, TERMINFO_RUN_DIR)) return;
-        /* after the entries the command's environment named, which come first */
-        char *v = dbx_xasprintf("%s%s" TERMINFO_RUN_DIR, *e, (*e)[14] ? ":" : "");
+        /* after the entries the command's environment named, which come first (an empty value
+         * named none: the system's directories stay, after ours) */
+        char *v = (*e)[14] ? dbx_xasprintf("%s:" TERMINFO_RUN_DIR, *e)
+                           : dbx_xstrdup("TERMINFO_DIRS=" TERMINFO_RUN_DIR ":");
         free(*e);
         *e = v;
         return;

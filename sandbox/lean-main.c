@@ -118,7 +118,7 @@ int cmd_exec_run(struct cmd_ctx *ctx, struct dbx_exec_opts *o) {
     if (dbx_exec_req_build(&proj, o, &req, &err) < 0) {
         dbx_buf_free(&req);
         dbx_project_clear(&proj);
-        return cmd_fail_e2big(&err);
+        return err->code == E2BIG ? cmd_fail_e2big(&err) : cmd_fail(&err);
     }
     uint64_t t_connect = dbx_mono_us();
     int sock = lean_connect(&proj);

@@ -30,9 +30,10 @@
 
 /* Bumped when what the guest init leaves on a root disk at boot changes in a way a derived disk
  * would keep (its records are then rebuilt, never reused).  It named the protocol's version, up
- * to 10; 11 (EXEC's umask) changed nothing a root disk keeps ([setup] runs with 022, as the
- * init's own before it), and a new name would have run every project's [setup] again after the
- * upgrade (8.5 minutes for a Node project's apt and npm steps here), so it stays. */
+ * to 10; 11 (EXEC's umask and terminfo) changed nothing a root disk keeps ([setup] runs with 022,
+ * as the init's own before it; terminfo goes to the /run tmpfs), and a new name would have run
+ * every project's [setup] again after the upgrade (8.5 minutes for a Node project's apt and npm
+ * steps here), so it stays: bump it by hand when the init's files on a root disk change. */
 #define DBX_DERIVED_VERSION "devbox-derived 1, protocol 10"
 #define DERIVED_REC_MAX (256u * 1024u)
 #define DERIVED_MAX_FILES 4096u

@@ -586,7 +586,7 @@ int dbx_exec(const struct dbx_paths *paths, const struct dbx_project *proj,
     if (check_env_secrets(paths, o->env, err) < 0) return -1;
     if (dbx_exec_req_build(proj, o, &req, err) < 0) {
         dbx_buf_free(&req);
-        return -E2BIG;
+        return (*err)->code == E2BIG ? -E2BIG : -1; /* too large, or an -e without a name */
     }
     int r;
     bool ran = false;

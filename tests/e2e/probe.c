@@ -482,16 +482,16 @@ static int cmd_serve(const char *addr, int port, const char *text) {
     }
 }
 
-/* lock FILE: the locks tools take on a file, as each says (t-exec-basic): one that waits
- * (fcntl F_SETLKW, then flock LOCK_EX) and one that does not (F_SETLK from a second open file
- * description of this process: its own lock, so granted, as fcntl locks are per process). */
+/* lock FILE: the locks tools take on a file, each as it went (t-exec-basic): an fcntl lock
+ * that does not wait (F_SETLK, SQLite's), one that waits (F_SETLKW: `lockf`, Python's
+ * fcntl.lockf), and flock that does not wait. */
 static int cmd_lock(const char *path) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) return perror("open"), 1;
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    printf("setlkw %s\n", fcntl(fd, F_SETLKW, &fl) == 0 ? "ok" : strerror(errno));
-    printf("flock %s\n", flock(fd, LOCK_EX) == 0 ? "ok" : strerror(errno));
     printf("setlk %s\n", fcntl(fd, F_SETLK, &fl) == 0 ? "ok" : strerror(errno));
+    printf("setlkw %s\n", fcntl(fd, F_SETLKW, &fl) == 0 ? "ok" : strerror(errno));
+    printf("flock %s\n", flock(fd, LOCK_EX | LOCK_NB) == 0 ? "ok" : strerror(errno));
     return 0;
 }
 

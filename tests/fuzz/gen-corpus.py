@@ -149,7 +149,7 @@ CORPUS = {
     + frame(STOP) + frame(SHUTDOWN),
     "errors": bytes([6]) + frame(ERROR, 9, error_msg(127, "exec 'nope': No such file or directory"))
     + frame(ERROR, 0, error_msg(125, "")),
-    "max-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * 4096, umask=0o077)),
+    "many-args": bytes([7]) + frame(EXEC, 1, exec_req(["a"] * 4096, umask=0o077)),
     "big-stdin": bytes([8]) + frame(STDIN, 1, b"x" * 32768) + frame(CREDIT, 1, u8(0) + u32(32768)),
     # malformed streams
     "bad-version": bytes([9]) + hdr(STDOUT, 1, 3, version=99) + b"abc" + frame(STDOUT, 1, b"ok"),

@@ -257,7 +257,7 @@ static void test_terminfo_dirs(void **state) {
         const char *before, *after;
     } cases[] = {
         {NULL, "TERMINFO_DIRS=/run/devbox/terminfo:"},
-        {"TERMINFO_DIRS=", "TERMINFO_DIRS=/run/devbox/terminfo"},
+        {"TERMINFO_DIRS=", "TERMINFO_DIRS=/run/devbox/terminfo:"},
         {"TERMINFO_DIRS=/nix/terminfo", "TERMINFO_DIRS=/nix/terminfo:/run/devbox/terminfo"},
         {"TERMINFO_DIRS=/a:", "TERMINFO_DIRS=/a::/run/devbox/terminfo"},
         {"TERMINFO_DIRS=/run/devbox/terminfo:", "TERMINFO_DIRS=/run/devbox/terminfo:"},

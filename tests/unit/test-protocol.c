@@ -475,6 +475,8 @@ static void test_reader_big_exec(void **state) {
             assert_int_equal(e.ev[0].err_code, EMSGSIZE);
         }
         assert_event_frame(&e.ev[1], DBX_MSG_STDIN, 7, "x", 1);
+        /* drained: the room the large frame took is not kept for the connection's life */
+        assert_true(r.in.cap <= 2 * DBX_FRAME_MAX);
         events_free(&e);
         dbx_reader_free(&r);
     }
@@ -835,6 +837,31 @@ static void test_exec_rejects_flags_and_empty(void **state) {
     /* no command and no LOGIN flag */
     struct raw_exec empty = {.user = "", .cwd = "/", .argc = 0};
     assert_raw_exec_rejected(&empty);
+}
+
+/* A terminal's name and compiled entry as the client sends and the guest writes them. */
+static void test_terminfo_check(void **state) {
+    uint8_t legacy[16] = {0x1a, 0x01}, extended[16] = {0x1e, 0x02}, script[16] = "#!/bin/sh\n";
+    assert_true(dbx_terminfo_check("xterm-kitty", NULL, 0));
+    assert_true(dbx_terminfo_check("xterm-kitty", legacy, sizeof(legacy)));
+    assert_true(dbx_terminfo_check("foot+base_1.0", extended, sizeof(extended)));
+    assert_false(dbx_terminfo_check("xterm-kitty", script, sizeof(script)));
+    assert_false(dbx_terminfo_check("xterm-kitty", extended, 11)); /* shorter than a header */
+    static const char *const bad[] = {"", ".x", "../x", "a/b", "x y", "x\ty", "\xc3\xa9"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++)
+        assert_false(dbx_terminfo_check(bad[i], NULL, 0));
+    char name[DBX_TERM_NAME_MAX + 2];
+    memset(name, 'a', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    assert_false(dbx_terminfo_check(name, NULL, 0)); /* 129 */
+    name[DBX_TERM_NAME_MAX] = '\0';
+    assert_true(dbx_terminfo_check(name, NULL, 0)); /* 128 */
+    uint8_t *big = dbx_xcalloc(DBX_TERMINFO_MAX + 1, 1);
+    big[0] = 0x1e;
+    big[1] = 0x02;
+    assert_true(dbx_terminfo_check("t", big, DBX_TERMINFO_MAX));
+    assert_false(dbx_terminfo_check("t", big, DBX_TERMINFO_MAX + 1));
+    free(big);
 }
 
 /* ---- setup ------------------------------------------------------------------------------ */
@@ -1321,7 +1348,7 @@ static void test_plan_corpus_seeds(void **state) {
     }
     /* the EXEC seeds a session starts with must decode (the umask came between flags and user:
      * a seed without it is only ever a malformed request) */
-    static const char *const execs[] = {"exec-admin", "tty-login", "max-args", "exec-large"};
+    static const char *const execs[] = {"exec-admin", "tty-login", "many-args", "exec-large"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(execs); i++) {
         size_t len = 0;
         char *buf = corpus_seed(execs[i], &len);
@@ -2460,6 +2487,7 @@ int main(void) {
         cmocka_unit_test(test_exec_rejects_counts),
         cmocka_unit_test(test_exec_rejects_strings),
         cmocka_unit_test(test_exec_rejects_flags_and_empty),
+        cmocka_unit_test(test_terminfo_check),
         cmocka_unit_test(test_setup_roundtrip_and_rejects),
         cmocka_unit_test(test_setup_ca_pem),
         cmocka_unit_test(test_setup_tz),
