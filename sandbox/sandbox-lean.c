@@ -136,6 +136,12 @@ int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct db
     struct dbx_project p = {0};
     const char *start = dir ? dir : ".";
     p.cwd = realpath(start, NULL);
+    /* the shell's directory was removed under it (`rm -rf` from another terminal, a branch
+     * switch that dropped it): say so, rather than "'.': No such file or directory" */
+    if (!p.cwd && !dir && errno == ENOENT)
+        return dbx_error_setx(err, ENOENT,
+                              "the current directory no longer exists (deleted or moved): cd to "
+                              "the repository again");
     if (!p.cwd) return dbx_error_set(err, errno, "'%s'", start);
     struct stat st;
     if (stat(p.cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {

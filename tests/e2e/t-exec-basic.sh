@@ -23,6 +23,17 @@ assert_eq nested "$(cat "$R/d/e/f" 2>&1)" "file in a directory made by the guest
 assert_eq "$(id -u):$(id -g)" "$(stat -c %u:%g "$R/d/e")" "owner of a guest-made directory"
 [ ! -e "$R/host.txt" ] || fail "host.txt deleted in the guest still exists on the host"
 
+# run from a directory deleted under the shell: one line that says so (it said "'.': No such
+# file or directory"), through both clients
+for client in lean full; do
+    mkdir "$R/gone" || fail "mkdir gone"
+    (
+        cd "$R/gone" && rmdir "$R/gone" || exit 1
+        DEVBOX_CLIENT=$client expect_rc 125 dbx exec -- pwd
+        assert_eq "devbox: the current directory no longer exists (deleted or moved): cd to the repository again" "$ERR" "exec from a deleted directory ($client client)"
+    ) || fail "exec from a deleted directory ($client client)"
+done
+
 # plain exit codes pass through
 for c in 0 1 2 100 255; do
     expect_rc "$c" dbx exec -- sh -c "exit $c"
