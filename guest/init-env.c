@@ -161,8 +161,14 @@ void exec_env_terminfo(char ***env) {
     *env = dbx_strv_push(*env, "TERMINFO_DIRS=" TERMINFO_RUN_DIR ":");
 }
 
-const char *exec_env_path(char *const *env) {
+const char *exec_env_get(char *const *env, const char *key) {
+    size_t k = strlen(key);
     for (size_t i = 0; env[i]; i++)
-        if (dbx_str_has_prefix(env[i], "PATH=")) return env[i] + 5;
-    return DEFAULT_PATH;
+        if (strncmp(env[i], key, k) == 0 && env[i][k] == '=') return env[i] + k + 1;
+    return NULL;
+}
+
+const char *exec_env_path(char *const *env) {
+    const char *path = exec_env_get(env, "PATH");
+    return path ? path : DEFAULT_PATH;
 }

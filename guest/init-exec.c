@@ -399,12 +399,8 @@ static _Noreturn void child_run(const struct child_plan *p) {
 /* The host terminal's entry where the image has none (init-locale.c), and TERMINFO_DIRS to it
  * (init-env.c). */
 static void exec_terminfo(const struct exec_ctx *ctx, const struct dbx_exec_req *req, char ***env) {
-    const char *root = !ctx->agent             ? NULL
-                       : ctx->agent->test_mode ? getenv("DEVBOX_TEST_CA_ROOT")
-                                               : "/";
-    const char *term = NULL;
-    for (char **e = *env; *e; e++)
-        if (dbx_str_has_prefix(*e, "TERM=")) term = *e + 5;
+    const char *root = ctx->agent ? agent_files_root(ctx->agent) : NULL;
+    const char *term = exec_env_get(*env, "TERM");
     if (!root || !root[0] || !term) return;
     _cleanup_strv_ char **notes = NULL;
     _cleanup_error_ dbx_error *e = NULL;

@@ -315,6 +315,9 @@ struct agent {
 
 /* Print "devbox-init: msg" on the console (fd 2 and /dev/kmsg).  Never fails. */
 void init_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Where the init writes the box's files (CAs, time zone, terminfo): "/", or under --serve-fd
+ * $DEVBOX_TEST_CA_ROOT, or NULL (the tests' default: nowhere). */
+const char *agent_files_root(const struct agent *a);
 /* Log "PHASE: msg", report it to the host when the agent port is open, sync and power off
  * (PID 1) or exit 125 (--serve-fd).  Never returns. */
 _Noreturn void init_fatal(struct agent *a, const char *phase, const char *msg);
@@ -491,6 +494,8 @@ struct init_user;
  * variables.  Never fails. */
 char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
                       const struct dbx_exec_req *req);
+/* The value of env's variable key, or NULL. */
+const char *exec_env_get(char *const *env, const char *key);
 /* env's PATH, or the default one. */
 const char *exec_env_path(char *const *env);
 /* TERMINFO_RUN_DIR into env's TERMINFO_DIRS (after its entries), or TERMINFO_DIRS set to it and

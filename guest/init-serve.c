@@ -482,10 +482,14 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
 
 /* ---- connection frames ------------------------------------------------------------------ */
 
+const char *agent_files_root(const struct agent *a) {
+    return a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+}
+
 /* The host's CA certificates, before any command runs (an empty list takes out what an
  * earlier boot put in).  --serve-fd: under $DEVBOX_TEST_CA_ROOT, or not at all. */
 static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
-    const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    const char *root = agent_files_root(a);
     if (!root || !root[0]) return 0;
     _cleanup_strv_ char **notes = NULL;
     int r = ca_install(root, pem, &notes, err);
@@ -499,7 +503,7 @@ static int setup_ca(struct agent *a, const char *pem, dbx_error **err) {
 /* The host's time zone and the box's LANG (init-locale.c).  --serve-fd: files under
  * $DEVBOX_TEST_CA_ROOT, or none. */
 static void setup_locale(struct agent *a, const struct dbx_setup *su) {
-    const char *root = a->test_mode ? getenv("DEVBOX_TEST_CA_ROOT") : "/";
+    const char *root = agent_files_root(a);
     if (!root || !root[0]) return;
     a->lang = locale_default(root);
     if (!su->tz_name[0]) return;

@@ -210,7 +210,6 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
         cwd = dbx_xasprintf("%s/%s", proj->cwd, o->workdir);
     req.cwd = cwd;
     _cleanup_strv_ char **env = NULL;
-    bool have_term = false;
     for (char **e = o->env; e && *e; e++) {
         const char *eq = strchr(*e, '=');
         if (eq == *e) return dbx_error_set(err, 0, "invalid environment entry '%s'", *e);
@@ -222,17 +221,21 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
         } else
             kv = dbx_xstrdup(*e);
         env_set(&env, kv);
-        have_term |= dbx_str_has_prefix(kv, "TERM=");
-    }
-    if (o->tty && !have_term) {
-        const char *t = getenv("TERM");
-        _cleanup_free_ char *kv = dbx_xasprintf("TERM=%s", t && *t ? t : "xterm");
-        env = dbx_strv_push(env, kv);
     }
     _cleanup_free_ char *terminfo = NULL;
     size_t terminfo_len = 0;
-    for (char **e = env; o->tty && e && *e && !terminfo; e++)
-        if (dbx_str_has_prefix(*e, "TERM=")) terminfo = terminfo_read(*e + 5, &terminfo_len);
+    if (o->tty) { /* the terminal's name (-e's, else ours) and its entry go along */
+        const char *term = NULL;
+        for (char **e = env; e && *e && !term; e++)
+            if (dbx_str_has_prefix(*e, "TERM=")) term = *e + 5;
+        if (!term) {
+            const char *t = getenv("TERM");
+            _cleanup_free_ char *kv = dbx_xasprintf("TERM=%s", t && *t ? t : "xterm");
+            env = dbx_strv_push(env, kv);
+            term = env[dbx_strv_len(env) - 1] + 5;
+        }
+        terminfo = terminfo_read(term, &terminfo_len);
+    }
     req.terminfo = (uint8_t *)terminfo;
     req.terminfo_len = (uint32_t)terminfo_len;
     req.argv = o->argv;
