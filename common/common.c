@@ -269,6 +269,26 @@ int dbx_set_cloexec(int fd, bool on) {
     return fcntl(fd, F_SETFD, fl) < 0 ? -errno : 0;
 }
 
+/* Found in use: `devbox exec -- echo hi >&-` answered 'protocol version 104, expected 11' (the
+ * connection to the supervisor got fd 1, and the command's "hi" went into it) and `devbox exec
+ * -i -- cat <&-` hung (stdin was the connection).  Every fd we open afterwards would do the same.
+ * A command here with stdout closed fails to write (EBADF); with this, devbox fails to write
+ * the command's output the same way and says so, and a closed stdin reads as no input. */
+int dbx_stdio_reserve(void) {
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        /* the lower ones are open: open() takes the lowest free fd, this one */
+        int n = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_NOCTTY);
+        if (n < 0) return -errno;
+        if (n != fd) { /* cannot happen; not worth trusting either */
+            int e = dup2(n, fd) < 0 ? -errno : 0;
+            close(n);
+            if (e < 0) return e;
+        }
+    }
+    return 0;
+}
+
 uint64_t dbx_now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -88,6 +88,33 @@ assert_eq "" "$(tr -d e <"$TEST_TMP/e" | head -c 100)" "foreign bytes on stderr"
 dbx exec -- head -c 3000000 /dev/urandom | (sleep 3; wc -c) >"$TEST_TMP/n"
 assert_eq 3000000 "$(cat "$TEST_TMP/n" | tr -d ' ')" "bytes received by a slow reader"
 
+# ---- closed standard fds (found in use) -------------------------------------------------------
+# `devbox exec -- echo hi >&-` answered 'protocol version 104, expected 11': the connection to the
+# supervisor got fd 1 and the command's output went into it; `exec -i -- cat <&-` hung.  As here:
+# output that cannot be written fails (a command's own write fails with EBADF; devbox says what
+# it dropped), a closed stdin is no input.  The lean client, and the full one run directly.
+for client in "$DEVBOX" "$(dirname "$DEVBOX")/devbox-full"; do
+    c=$(basename "$client")
+    timeout -k 5 "$DBX_CMD_TIMEOUT" "$client" exec -- sh -c 'echo hi; echo err >&2; exit 3' \
+        >&- 2>"$TEST_TMP/e"
+    assert_eq "125 err
+devbox: could not write the command's stdout: Bad file descriptor; the rest of it was dropped (the command exited 3)" \
+        "$? $(cat "$TEST_TMP/e")" "$c: exec with stdout closed"
+    timeout -k 5 "$DBX_CMD_TIMEOUT" "$client" exec -- sh -c 'echo hi; echo err >&2' \
+        >"$TEST_TMP/o" 2>&-
+    assert_eq "125 hi" "$? $(cat "$TEST_TMP/o")" "$c: exec with stderr closed"
+    timeout -k 5 "$DBX_CMD_TIMEOUT" "$client" exec -i -- sh -c 'wc -c; echo done' \
+        <&- >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+    assert_eq "0 0 done" "$? $(tr '\n' ' ' <"$TEST_TMP/o" | sed 's/ *$//')" \
+        "$c: exec -i with stdin closed"
+    [ ! -s "$TEST_TMP/e" ] || fail "$c: stderr of exec -i with stdin closed: $(show "$(cat "$TEST_TMP/e")")"
+    timeout -k 5 "$DBX_CMD_TIMEOUT" "$client" exec -- true <&- >&- 2>&-
+    assert_eq 0 "$?" "$c: exec true with all three closed"
+    timeout -k 5 "$DBX_CMD_TIMEOUT" "$client" status >&- 2>"$TEST_TMP/e"
+    assert_eq "125 devbox: status: write to stdout: Bad file descriptor" "$? $(cat "$TEST_TMP/e")" \
+        "$c: status with stdout closed"
+done
+
 # ---- a client whose output nobody reads does not keep the box from stopping --------------------
 # Its devbox blocks writing to a full pipe and reads nothing more from the supervisor, whose last
 # frames to it then cannot go out; the stop's writes are bounded (2 s), so `devbox stop` returns

@@ -1,6 +1,7 @@
 /* tests/unit/test-spawn.c: common/spawn.c, the one way devbox starts a child: no deadlock when
  * other threads hold malloc's locks, the child gets exactly the mapped fds, failed steps come
- * back as errors naming the step and errno, new session, parent-death signal, environment. */
+ * back as errors naming the step and errno, new session, parent-death signal, environment.
+ * Also common.c's dbx_stdio_reserve, which the clients run before they open anything. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,9 +18,12 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 
+#include "common/common.h"
 #include "common/spawn.h"
 #include "tests/unit/helpers.h"
 
@@ -382,8 +386,49 @@ static void test_fd_twice(void **state) {
     assert_string_equal(err->msg, "spawn 'twice': child fd 3 given twice");
 }
 
+/* In a child (it closes our stdio): closes the fds `closed` names (bits 0-2), reserves, then
+ * checks each: a closed one is /dev/null the wrong way round (reads or writes fail with EBADF),
+ * an open one is untouched, and the next fd opened is none of them.  Exits 0 when so. */
+static int reserve_child(unsigned closed) {
+    struct stat before[3];
+    for (int fd = 0; fd <= 2; fd++)
+        if (fstat(fd, &before[fd]) < 0) return 10 + fd;
+    for (int fd = 0; fd <= 2; fd++)
+        if (closed & (1u << fd)) close(fd);
+    if (dbx_stdio_reserve() < 0) return 20;
+    for (int fd = 0; fd <= 2; fd++) {
+        struct stat st;
+        if (fstat(fd, &st) < 0) return 30 + fd;
+        if (!(closed & (1u << fd))) {
+            if (st.st_ino != before[fd].st_ino || st.st_dev != before[fd].st_dev) return 40 + fd;
+            continue;
+        }
+        if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) return 50 + fd; /* /dev/null */
+        char c = 'x';
+        ssize_t n = fd == 0 ? read(fd, &c, 1) : write(fd, &c, 1);
+        if (n != -1 || errno != EBADF) return 60 + fd;
+    }
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    return s > 2 ? 0 : 70;
+}
+
+static void test_stdio_reserve(void **state) {
+    (void)state;
+    for (unsigned closed = 0; closed < 8; closed++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) _exit(reserve_child(closed));
+        int st = 0;
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+        assert_true(WIFEXITED(st));
+        if (WEXITSTATUS(st) != 0)
+            fail_msg("closed fds %#x: child exited %d", closed, WEXITSTATUS(st));
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stdio_reserve),
         cmocka_unit_test(test_threads_no_deadlock),
         cmocka_unit_test(test_fd_map),
         cmocka_unit_test(test_fd_map_swap),
