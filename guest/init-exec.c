@@ -209,13 +209,18 @@ static bool path_absent(const char *path) {
     return stat(path, &st) < 0 && (errno == ENOENT || errno == ENOTDIR);
 }
 
-/* execvpe() without its /bin/sh fallback for ENOEXEC, using the new environment's PATH. */
-static int child_exec(const struct child_plan *p) {
+/* execvpe() without its /bin/sh fallback for ENOEXEC, using the new environment's PATH.  On
+ * ENOENT, *ret_there is the first file that was there and still gave ENOENT (its interpreter
+ * is what is missing), or "" when none was. */
+static int child_exec(const struct child_plan *p, char ret_there[PATH_MAX]) {
     const char *f = p->file;
+    ret_there[0] = '\0';
     if (f[0] == '\0') return ENOENT;
     if (strchr(f, '/')) {
         execve(f, p->argv, p->envp);
-        return errno;
+        int e = errno;
+        if (e == ENOENT && strlen(f) < PATH_MAX && !path_absent(f)) strcpy(ret_there, f);
+        return e;
     }
     bool eacces = false;
     size_t flen = strlen(f);
@@ -233,6 +238,8 @@ static int child_exec(const struct child_plan *p) {
                 eacces = true;
                 break;
             case ENOENT:
+                if (!ret_there[0]) strcpy(ret_there, buf); /* it was there a moment ago */
+                break;
             case ENOTDIR:
             case ESTALE:
             case ENODEV:
@@ -247,6 +254,91 @@ static int child_exec(const struct child_plan *p) {
         d = end + 1;
     }
     return eacces ? EACCES : ENOENT;
+}
+
+/* s (n bytes) into out as text: \r as the two characters \r, other control bytes as \xNN. */
+static void interp_show(const char *s, size_t n, char *out, size_t size) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\r')
+            o += (size_t)snprintf(out + o, size - o, "\\r");
+        else if (c < 0x20 || c == 0x7f)
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+}
+
+/* Why execve said ENOENT of `path`, a file that is there: the interpreter it names is not (a #!
+ * line, or an ELF program's loader).  Found in use: a script with Windows line endings failed
+ * with "exec './build.sh': No such file or directory", of a file the user could see; bash says
+ * "cannot execute: required file not found".  Written into msg ("" when it cannot tell).  The
+ * child shares init's memory: the stack only, no allocation. */
+static void exec_why_missing(const char *path, char *msg, size_t size) {
+    static const char elf_magic[4] = {0x7f, 'E', 'L', 'F'};
+    msg[0] = '\0';
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    char head[256], interp[128] = "";
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, head, sizeof(head), 0) : -1;
+    size_t len = 0;
+    bool script = n >= 2 && head[0] == '#' && head[1] == '!';
+    if (script) { /* as binfmt_script: blanks after #!, then up to a blank or the line's end */
+        size_t i = 2;
+        while (i < (size_t)n && (head[i] == ' ' || head[i] == '\t'))
+            i++;
+        while (i < (size_t)n && head[i] != ' ' && head[i] != '\t' && head[i] != '\n' &&
+               head[i] != '\0' && len < sizeof(interp) - 1)
+            interp[len++] = head[i++];
+    } else if (n >= 64 && memcmp(head, elf_magic, sizeof(elf_magic)) == 0 &&
+               head[4] == 2 /* ELFCLASS64 */) {
+        uint64_t phoff;
+        uint16_t phentsize, phnum;
+        memcpy(&phoff, head + 32, 8);
+        memcpy(&phentsize, head + 54, 2);
+        memcpy(&phnum, head + 56, 2);
+        for (uint16_t i = 0; i < phnum && i < 64 && phentsize >= 56; i++) {
+            unsigned char ph[56];
+            if (pread(fd, ph, sizeof(ph), (off_t)(phoff + (uint64_t)i * phentsize)) !=
+                (ssize_t)sizeof(ph))
+                break;
+            uint32_t type;
+            uint64_t off, filesz;
+            memcpy(&type, ph, 4);
+            memcpy(&off, ph + 8, 8);
+            memcpy(&filesz, ph + 32, 8);
+            if (type != 3 /* PT_INTERP */) continue;
+            if (filesz > 1 && filesz <= sizeof(interp)) {
+                ssize_t k = pread(fd, interp, (size_t)filesz - 1, (off_t)off);
+                len = k > 0 ? strnlen(interp, (size_t)k) : 0;
+            }
+            break;
+        }
+    }
+    close(fd);
+    if (len == 0) return;
+    interp[len] = '\0';
+    if (!path_absent(interp)) return; /* there: what is missing is further down */
+    char shown[sizeof(interp) * 4 + 1];
+    interp_show(interp, len, shown, sizeof(shown));
+    if (script)
+        snprintf(msg, size, "its #! line names '%.120s', which is not in the box%s", shown,
+                 interp[len - 1] == '\r' ? " (the line ends in \\r: Windows line endings)" : "");
+    else
+        snprintf(msg, size,
+                 "it is an ELF program whose loader '%.120s' is not in the box (built for "
+                 "another system?)",
+                 shown);
+}
+
+/* The exec failed with e: the report, with exec_why_missing's reason when it has one. */
+static _Noreturn void child_exec_fail(const struct child_plan *p, int e, const char *there) {
+    struct child_report r = {.step = STEP_EXEC, .err = e};
+    if (e == ENOENT && there[0]) exec_why_missing(there, r.msg, sizeof(r.msg));
+    child_report_fail(p, &r);
 }
 
 /* chdir(cwd) failed with EACCES: find the first directory from / down that this user cannot
@@ -391,7 +483,9 @@ static _Noreturn void child_run(const struct child_plan *p) {
     stamp(p, T_EXECVE);
     if (p->spare) child_spare_exec(p, &pre);
     umask(p->umask);
-    child_fail(p, STEP_EXEC, child_exec(p));
+    char there[PATH_MAX];
+    int e = child_exec(p, there);
+    child_exec_fail(p, e, there);
 }
 
 /* ---- parent ----------------------------------------------------------------------------- */
@@ -419,6 +513,9 @@ static int report_error(const struct child_report *r, const struct child_plan *p
     case STEP_EXEC:
         *ret_code = e == ENOENT ? DBX_ERR_NOT_FOUND : DBX_ERR_NOT_EXEC;
         /* cut: the reason must fit an ERROR (4 KiB) after a name of up to 128 KiB */
+        if (r->msg[0])
+            return dbx_error_setx(err, e, "exec '%.256s%s': %.*s", p->file,
+                                  strlen(p->file) > 256 ? "..." : "", (int)sizeof(r->msg), r->msg);
         return dbx_error_set(err, e, "exec '%.256s%s'", p->file,
                              strlen(p->file) > 256 ? "..." : "");
     case STEP_CHDIR:
@@ -1090,7 +1187,9 @@ static _Noreturn void spare_child(const struct child_plan *p, uint32_t flags, co
     }
     if (flags & SPARE_TIMING) reply->t_chdir = exec_now_us();
     umask(p->umask);
-    child_fail(p, STEP_EXEC, child_exec(p));
+    char there[PATH_MAX];
+    int e = child_exec(p, there);
+    child_exec_fail(p, e, there);
 }
 
 struct spare_child_arg {

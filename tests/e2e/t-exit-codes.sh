@@ -55,6 +55,35 @@ expect_rc 127 dbx exec -e "PATH=$R/nodir:$R/afile" -- dbxcmd
 ok dbx exec -w "$R/p3" -e "PATH=$R/nodir::$R/p2" -- dbxcmd
 assert_eq p3 "$OUT" "an empty PATH element: the working directory"
 
+# a file that is there whose interpreter is not: still 127 (bash's "required file not found"),
+# and the line names what is missing (found in use: a script with Windows line endings said
+# "No such file or directory", of a file the user could see); through the PATH search too, and
+# an ELF program's loader (the host's `true`, its loader's name changed)
+printf '#!/bin/sh\r\necho crlf\r\n' >"$R/crlf.sh"
+chmod 755 "$R/crlf.sh"
+expect_rc 127 dbx exec -- ./crlf.sh
+assert_eq "devbox: exec './crlf.sh': its #! line names '/bin/sh\r', which is not in the box (the line ends in \r: Windows line endings)" \
+    "$ERR" "the line for a script with Windows line endings"
+mkdir -p "$R/p4"
+printf '#!/nix/store/dbx-bash/bin/bash -e\necho nix\n' >"$R/p4/dbxnix"
+chmod 755 "$R/p4/dbxnix"
+expect_rc 127 dbx exec -e "PATH=$R/nodir:$R/p4" -- dbxnix
+assert_eq "devbox: exec 'dbxnix': its #! line names '/nix/store/dbx-bash/bin/bash', which is not in the box" \
+    "$ERR" "the line for a script found on PATH whose interpreter is missing"
+"$PYTHON" - "$(type -P true)" "$R/elfprog" <<'EOF' || fail "could not make an ELF program with a missing loader"
+import sys
+b = open(sys.argv[1], "rb").read()
+old = b"/lib64/ld-linux-x86-64.so.2\0"
+assert old in b, "the host's true has no /lib64 loader"
+open(sys.argv[2], "wb").write(b.replace(old, b"/lib64/ld-dbx-nowhere.so.2\0\0", 1))
+EOF
+chmod 755 "$R/elfprog"
+expect_rc 127 dbx exec -- ./elfprog
+assert_eq "devbox: exec './elfprog': it is an ELF program whose loader '/lib64/ld-dbx-nowhere.so.2' is not in the box (built for another system?)" \
+    "$ERR" "the line for an ELF program whose loader is missing"
+expect_rc 127 dbx exec -- ./no-such-file
+assert_eq "devbox: exec './no-such-file': No such file or directory" "$ERR" "the line for a missing file"
+
 expect_rc 130 dbx exec -- sh -c 'kill -INT $$'
 expect_rc 137 dbx exec -- sh -c 'kill -KILL $$'
 expect_rc 143 dbx exec -- sh -c 'kill -TERM $$'
