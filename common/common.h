@@ -124,8 +124,9 @@ int dbx_mkdir_private(const char *path, dbx_error **err);
 int dbx_set_nonblock(int fd, bool on);
 int dbx_set_cloexec(int fd, bool on);
 /* Fills a closed fd 0, 1 or 2 with /dev/null opened the wrong way round (stdin write-only,
- * stdout and stderr read-only): what we open next cannot land on it, and each use fails with
- * EBADF as on the closed fd.  0, or -errno when /dev/null would not open. */
+ * stdout and stderr read-only; "/" as O_PATH where /dev/null will not open): what we open next
+ * cannot land on it, and reading it (stdin) or writing it (stdout, stderr) fails with EBADF as
+ * on the closed fd.  0, or -errno when neither would open. */
 int dbx_stdio_reserve(void);
 /* Monotonic clock in milliseconds / nanoseconds. */
 uint64_t dbx_now_ms(void);

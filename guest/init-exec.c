@@ -282,7 +282,8 @@ static void exec_why_missing(const char *path, char *msg, size_t size) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return;
     struct stat st;
-    char head[256], interp[128] = "";
+    /* binfmt_script reads 256 bytes of the #! line (BINPRM_BUF_SIZE) */
+    char head[256], interp[256] = "";
     ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? pread(fd, head, sizeof(head), 0) : -1;
     size_t len = 0;
     bool script = n >= 2 && head[0] == '#' && head[1] == '!';
@@ -293,8 +294,13 @@ static void exec_why_missing(const char *path, char *msg, size_t size) {
         while (i < (size_t)n && head[i] != ' ' && head[i] != '\t' && head[i] != '\n' &&
                head[i] != '\0' && len < sizeof(interp) - 1)
             interp[len++] = head[i++];
+        /* the file's end ends the name (the kernel's buffer is zeroed past it); the buffer's
+         * does not: the kernel refused that line (ENOEXEC), so it cannot be ours to judge */
+        if (i == sizeof(head)) len = 0;
     } else if (n >= 64 && memcmp(head, elf_magic, sizeof(elf_magic)) == 0 &&
-               head[4] == 2 /* ELFCLASS64 */) {
+               head[4] == 2 /* ELFCLASS64 */ && head[5] == 1 /* little-endian */ &&
+               head[18] == 62 && head[19] == 0 /* EM_X86_64: another machine's program is a
+                                                * binfmt_misc handler's, not a loader's */) {
         uint64_t phoff;
         uint16_t phentsize, phnum;
         memcpy(&phoff, head + 32, 8);

@@ -114,6 +114,12 @@ devbox: could not write the command's stdout: Bad file descriptor; the rest of i
     assert_eq "125 devbox: status: write to stdout: Bad file descriptor" "$? $(cat "$TEST_TMP/e")" \
         "$c: status with stdout closed"
 done
+# and with the box stopped: the lean client hands over, the full one starts the supervisor
+ok dbx stop
+timeout -k 5 "$DBX_CMD_TIMEOUT" "$DEVBOX" exec -i -- sh -c 'wc -c; echo hi' <&- >&- 2>"$TEST_TMP/e"
+assert_eq 125 "$?" "exec booting the box with stdin and stdout closed"
+assert_contains "$(cat "$TEST_TMP/e")" "devbox: could not write the command's stdout: Bad file descriptor; the rest of it was dropped (the command exited 0)" \
+    "exec booting the box with stdin and stdout closed"
 
 # ---- a client whose output nobody reads does not keep the box from stopping --------------------
 # Its devbox blocks writing to a full pipe and reads nothing more from the supervisor, whose last

@@ -390,6 +390,13 @@ static void test_fd_twice(void **state) {
  * checks each: a closed one is /dev/null the wrong way round (reads or writes fail with EBADF),
  * an open one is untouched, and the next fd opened is none of them.  Exits 0 when so. */
 static int reserve_child(unsigned closed) {
+    /* the runner's own stdio may be closed, the case under test: ours is open first */
+    for (int fd = 0; fd <= 2; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", O_RDWR);
+            if (n < 0 || (n != fd && dup2(n, fd) < 0)) return 5;
+            if (n != fd) close(n);
+        }
     struct stat before[3];
     for (int fd = 0; fd <= 2; fd++)
         if (fstat(fd, &before[fd]) < 0) return 10 + fd;
