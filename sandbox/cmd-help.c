@@ -40,14 +40,68 @@ static const struct cmd_def *find(const char *name) {
     return NULL;
 }
 
+/* Edit distance (insert, delete, substitute, swap two neighbours) of a and b, stopping at
+ * cap + 1: a command name is short, a typed word may not be. */
+static size_t edits(const char *a, const char *b, size_t cap) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 32 || lb > 32 || (la > lb ? la - lb : lb - la) > cap) return cap + 1;
+    size_t d[33][33];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/* One line for a command name we do not have, with the nearest one when a typo or two away
+ * (`devbox exe`; the whole usage used to follow, 40 lines for one wrong letter).  125. */
+static int unknown_command(const char *name) {
+    /* two edits for a word of 4 or more, one for a shorter one, and never the whole word
+     * ('x' is no typo of 'ls') */
+    size_t len = strlen(name), cap = len >= 4 ? 2 : len >= 2 ? 1 : 0;
+    const char *best = NULL;
+    size_t best_d = cap + 1;
+    for (size_t i = 0; i < cmd_table_len; i++) {
+        size_t d = edits(name, cmd_table[i].name, cap);
+        if (d < best_d) {
+            best_d = d;
+            best = cmd_table[i].name;
+        }
+    }
+    /* else the one command it begins (`ent`), when only one does */
+    const char *prefix_of = NULL;
+    for (size_t i = 0; !best && len >= 2 && i < cmd_table_len; i++) {
+        if (strncmp(cmd_table[i].name, name, len) != 0) continue;
+        if (prefix_of && strcmp(prefix_of, cmd_table[i].name) != 0) {
+            prefix_of = NULL; /* two commands: no guess */
+            break;
+        }
+        prefix_of = cmd_table[i].name;
+    }
+    if (!best) best = prefix_of;
+    _cleanup_free_ char *n = dbx_escape(name);
+    if (best)
+        fprintf(stderr, "devbox: unknown command '%s' (did you mean '%s'? see devbox --help)\n", n,
+                best);
+    else
+        fprintf(stderr, "devbox: unknown command '%s' (see devbox --help)\n", n);
+    return 125;
+}
+
 /* The command's usage lines, then its help text (the first entry's). */
 int cmd_usage_of(FILE *f, const char *name) {
     const struct cmd_def *first = find(name);
-    if (!first) {
-        _cleanup_free_ char *n = dbx_escape(name);
-        fprintf(stderr, "devbox: unknown command '%s' (see devbox --help)\n", n);
-        return 125;
-    }
+    if (!first) return unknown_command(name);
     fprintf(f, "usage:\n");
     for (size_t i = 0; i < cmd_table_len; i++)
         if (strcmp(cmd_table[i].name, name) == 0) print_line(f, &cmd_table[i]);
@@ -63,11 +117,7 @@ static bool prints_only(const struct cmd_def *c) {
 
 int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv) {
     const struct cmd_def *c = find(argv[0]);
-    if (!c) {
-        _cleanup_free_ char *name = dbx_escape(argv[0]);
-        fprintf(stderr, "devbox: unknown command '%s'\n", name);
-        return cmd_usage(stderr);
-    }
+    if (!c) return unknown_command(argv[0]);
     /* before the command parses anything: no project, no state directory needed.  -h among
      * other arguments too (`status --json --help`), up to a "--"; exec, enter and export parse
      * theirs with getopt, which stops at their command or takes -h itself */

@@ -143,7 +143,15 @@ usage_error "^devbox: export: invalid option '--bogus' \(see devbox export --hel
 usage_error "^devbox: export: option '-o' needs a value \(see devbox export --help\)\$" export kubernetes -o
 usage_error "^devbox: ps: invalid option '--bogus'" ps --bogus
 usage_error "^devbox: status: invalid option '--bogus'" status --bogus
-usage_error "^devbox: unknown command 'nosuch'" nosuch
+# one line, with the nearest command when a typo or two away
+usage_error "^devbox: unknown command 'nosuch' \(see devbox --help\)\$" nosuch
+usage_error "^devbox: unknown command 'exe' \(did you mean 'exec'\? see devbox --help\)\$" exe
+usage_error "^devbox: unknown command 'stauts' \(did you mean 'status'\? see devbox --help\)\$" stauts
+usage_error "^devbox: unknown command 'imgaes' \(did you mean 'images'\? see devbox --help\)\$" imgaes
+usage_error "^devbox: unknown command 'x' \(see devbox --help\)\$" x
+usage_error "^devbox: unknown command 'ent' \(did you mean 'enter'\? see devbox --help\)\$" ent
+usage_error "^devbox: unknown command 'st' \(see devbox --help\)\$" st
+usage_error "^devbox: unknown command 'exe' \(did you mean 'exec'\? see devbox --help\)\$" help exe
 
 # --version and `devbox version`: one line, the same through the lean client and the full devbox
 run --version
