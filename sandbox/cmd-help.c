@@ -63,39 +63,55 @@ static size_t edits(const char *a, const char *b, size_t cap) {
     return d[la][lb];
 }
 
-/* One line for a command name we do not have, with the nearest one when a typo or two away
- * (`devbox exe`; the whole usage used to follow, 40 lines for one wrong letter).  125. */
-static int unknown_command(const char *name) {
-    /* two edits for a word of 4 or more, one for a shorter one, and never the whole word
-     * ('x' is no typo of 'ls') */
-    size_t len = strlen(name), cap = len >= 4 ? 2 : len >= 2 ? 1 : 0;
+/* The name among names[0..n) that `word` is a typo of: two edits for a word of 4 or more, one
+ * for a shorter one, never the whole word ('x' is no typo of 'ls'); else the one name it begins
+ * (`ent`), when only one does.  NULL when none.  names may repeat (the command table). */
+static const char *nearest(const char *word, const char *const *names, size_t n) {
+    size_t len = strlen(word), cap = len >= 4 ? 2 : len >= 2 ? 1 : 0;
     const char *best = NULL;
     size_t best_d = cap + 1;
-    for (size_t i = 0; i < cmd_table_len; i++) {
-        size_t d = edits(name, cmd_table[i].name, cap);
+    for (size_t i = 0; i < n; i++) {
+        size_t d = edits(word, names[i], cap);
         if (d < best_d) {
             best_d = d;
-            best = cmd_table[i].name;
+            best = names[i];
         }
     }
-    /* else the one command it begins (`ent`), when only one does */
+    if (best || len < 2) return best;
     const char *prefix_of = NULL;
-    for (size_t i = 0; !best && len >= 2 && i < cmd_table_len; i++) {
-        if (strncmp(cmd_table[i].name, name, len) != 0) continue;
-        if (prefix_of && strcmp(prefix_of, cmd_table[i].name) != 0) {
-            prefix_of = NULL; /* two commands: no guess */
-            break;
-        }
-        prefix_of = cmd_table[i].name;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(names[i], word, len) != 0) continue;
+        if (prefix_of && strcmp(prefix_of, names[i]) != 0) return NULL; /* two: no guess */
+        prefix_of = names[i];
     }
-    if (!best) best = prefix_of;
-    _cleanup_free_ char *n = dbx_escape(name);
-    if (best)
-        fprintf(stderr, "devbox: unknown command '%s' (did you mean '%s'? see devbox --help)\n", n,
-                best);
-    else
-        fprintf(stderr, "devbox: unknown command '%s' (see devbox --help)\n", n);
+    return prefix_of;
+}
+
+/* "devbox: unknown WHAT 'word' (did you mean 'x'? see devbox HELP --help)" */
+static void unknown_line(const char *what, const char *word, const char *near, const char *help) {
+    _cleanup_free_ char *w = dbx_escape(word);
+    fprintf(stderr, "devbox: unknown %s '%s' (%s%s%ssee devbox %s%s--help)\n", what, w,
+            near ? "did you mean '" : "", near ? near : "", near ? "'? " : "", help ? help : "",
+            help ? " " : "");
+}
+
+/* One line for a command name we do not have, with the nearest one (found in use: `devbox exe`
+ * printed the whole usage, 40 lines, after its line).  125. */
+static int unknown_command(const char *name) {
+    _cleanup_free_ const char **names = dbx_xcalloc(cmd_table_len, sizeof(*names));
+    for (size_t i = 0; i < cmd_table_len; i++)
+        names[i] = cmd_table[i].name;
+    unknown_line("command", name, nearest(name, names, cmd_table_len), NULL);
     return 125;
+}
+
+bool cmd_unknown_sub(const char *cmd, const char *word, const char *const *subs) {
+    size_t n = 0;
+    for (; subs[n]; n++)
+        if (strcmp(subs[n], word) == 0) return false;
+    _cleanup_free_ char *what = dbx_xasprintf("%s subcommand", cmd);
+    unknown_line(what, word, nearest(word, subs, n), cmd);
+    return true;
 }
 
 /* The command's usage lines, then its help text (the first entry's). */

@@ -54,7 +54,9 @@ int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
         req = dbx_xstrdup("ls");
         json = argc == 3;
     } else {
-        fprintf(stderr, "usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n");
+        static const char *const subs[] = {"add", "rm", "ls", NULL};
+        if (!cmd_unknown_sub("port", sub, subs))
+            fprintf(stderr, "usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n");
         return 125;
     }
     struct dbx_project proj = {0};

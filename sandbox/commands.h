@@ -74,6 +74,10 @@ int cmd_usage(FILE *f);
  * NAME` and a command's own -h: 0 on stdout, 125 on stderr or for a name not in the table.  The
  * lean client's hands the command line to the full devbox (lean-main.c). */
 int cmd_usage_of(FILE *f, const char *name);
+/* For a command with subcommands (NULL-terminated `subs`): when `word` is none of them, one line
+ * naming it (and the nearest one, as for an unknown command) and true; else false, and the
+ * caller says what else was wrong with the line. */
+bool cmd_unknown_sub(const char *cmd, const char *word, const char *const *subs);
 /* `devbox [-C DIR] COMMAND ARG...` once the global options are parsed (argv[0] the command):
  * `COMMAND -h|--help` alone prints its usage, any other runs it.  The exit code. */
 int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv);

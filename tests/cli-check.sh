@@ -152,6 +152,12 @@ usage_error "^devbox: unknown command 'x' \(see devbox --help\)\$" x
 usage_error "^devbox: unknown command 'ent' \(did you mean 'enter'\? see devbox --help\)\$" ent
 usage_error "^devbox: unknown command 'st' \(see devbox --help\)\$" st
 usage_error "^devbox: unknown command 'exe' \(did you mean 'exec'\? see devbox --help\)\$" help exe
+usage_error "^devbox: unknown port subcommand 'ad' \(did you mean 'add'\? see devbox port --help\)\$" port ad 3000:3000
+usage_error "^devbox: unknown kernel subcommand 'stat' \(did you mean 'status'\? see devbox kernel --help\)\$" kernel stat
+usage_error "^devbox: unknown image subcommand 'lss' \(did you mean 'ls'\? see devbox image --help\)\$" image lss
+usage_error "^devbox: unknown profile subcommand 'chek' \(did you mean 'check'\? see devbox profile --help\)\$" profile chek
+usage_error "^devbox: unknown profile subcommand 'bogus' \(see devbox profile --help\)\$" profile bogus
+usage_error "^usage: devbox port add HOST:GUEST" port add 3000x
 
 # --version and `devbox version`: one line, the same through the lean client and the full devbox
 run --version
