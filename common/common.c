@@ -279,9 +279,10 @@ int dbx_stdio_reserve(void) {
         if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
         /* the lower ones are open: open() takes the lowest free fd, this one */
         int n = open("/dev/null", (fd == 0 ? O_WRONLY : O_RDONLY) | O_NOCTTY);
+        int null_errno = errno;
         if (n < 0) n = open("/", O_PATH); /* a chroot without /dev: reads and writes fail too */
-        if (n < 0) return -errno;
-        if (n != fd) { /* cannot happen; not worth trusting either */
+        if (n < 0) return -null_errno;    /* /dev/null's reason, the one that matters */
+        if (n != fd) {                    /* cannot happen; not worth trusting either */
             int e = dup2(n, fd) < 0 ? -errno : 0;
             close(n);
             if (e < 0) return e;

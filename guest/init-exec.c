@@ -9,6 +9,8 @@
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <elf.h>
+
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
@@ -276,8 +278,7 @@ static void interp_show(const char *s, size_t n, char *out, size_t size) {
  * with "exec './build.sh': No such file or directory", of a file the user could see; bash says
  * "cannot execute: required file not found".  Written into msg ("" when it cannot tell).  The
  * child shares init's memory: the stack only, no allocation. */
-static void exec_why_missing(const char *path, char *msg, size_t size) {
-    static const char elf_magic[4] = {0x7f, 'E', 'L', 'F'};
+static void exec_why_missing(const char *path, bool searched, char *msg, size_t size) {
     msg[0] = '\0';
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) return;
@@ -297,28 +298,22 @@ static void exec_why_missing(const char *path, char *msg, size_t size) {
         /* the file's end ends the name (the kernel's buffer is zeroed past it); the buffer's
          * does not: the kernel refused that line (ENOEXEC), so it cannot be ours to judge */
         if (i == sizeof(head)) len = 0;
-    } else if (n >= 64 && memcmp(head, elf_magic, sizeof(elf_magic)) == 0 &&
-               head[4] == 2 /* ELFCLASS64 */ && head[5] == 1 /* little-endian */ &&
-               head[18] == 62 && head[19] == 0 /* EM_X86_64: another machine's program is a
-                                                * binfmt_misc handler's, not a loader's */) {
-        uint64_t phoff;
-        uint16_t phentsize, phnum;
-        memcpy(&phoff, head + 32, 8);
-        memcpy(&phentsize, head + 54, 2);
-        memcpy(&phnum, head + 56, 2);
-        for (uint16_t i = 0; i < phnum && i < 64 && phentsize >= 56; i++) {
-            unsigned char ph[56];
-            if (pread(fd, ph, sizeof(ph), (off_t)(phoff + (uint64_t)i * phentsize)) !=
+    } else if ((size_t)n >= sizeof(Elf64_Ehdr) && memcmp(head, ELFMAG, SELFMAG) == 0 &&
+               head[EI_CLASS] == ELFCLASS64 && head[EI_DATA] == ELFDATA2LSB) {
+        Elf64_Ehdr eh;
+        memcpy(&eh, head, sizeof(eh));
+        /* the box's own machine only (the guest is x86-64): another machine's program is a
+         * binfmt_misc handler's, not a loader's */
+        for (uint16_t i = 0; eh.e_machine == EM_X86_64 && i < eh.e_phnum && i < 64 &&
+                             eh.e_phentsize >= sizeof(Elf64_Phdr);
+             i++) {
+            Elf64_Phdr ph;
+            if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i * eh.e_phentsize)) !=
                 (ssize_t)sizeof(ph))
                 break;
-            uint32_t type;
-            uint64_t off, filesz;
-            memcpy(&type, ph, 4);
-            memcpy(&off, ph + 8, 8);
-            memcpy(&filesz, ph + 32, 8);
-            if (type != 3 /* PT_INTERP */) continue;
-            if (filesz > 1 && filesz <= sizeof(interp)) {
-                ssize_t k = pread(fd, interp, (size_t)filesz - 1, (off_t)off);
+            if (ph.p_type != PT_INTERP) continue;
+            if (ph.p_filesz > 1 && ph.p_filesz <= sizeof(interp)) {
+                ssize_t k = pread(fd, interp, (size_t)ph.p_filesz - 1, (off_t)ph.p_offset);
                 len = k > 0 ? strnlen(interp, (size_t)k) : 0;
             }
             break;
@@ -330,6 +325,11 @@ static void exec_why_missing(const char *path, char *msg, size_t size) {
     if (!path_absent(interp)) return; /* there: what is missing is further down */
     char shown[sizeof(interp) * 4 + 1];
     interp_show(interp, len, shown, sizeof(shown));
+    /* found on PATH: which file it was (the name alone does not say) */
+    int k = searched ? snprintf(msg, size, "'%.64s%s': ", path, strlen(path) > 64 ? "..." : "") : 0;
+    size_t off = k > 0 && (size_t)k < size ? (size_t)k : 0;
+    msg += off;
+    size -= off;
     if (script)
         snprintf(msg, size, "its #! line names '%.120s', which is not in the box%s", shown,
                  interp[len - 1] == '\r' ? " (the line ends in \\r: Windows line endings)" : "");
@@ -343,7 +343,8 @@ static void exec_why_missing(const char *path, char *msg, size_t size) {
 /* The exec failed with e: the report, with exec_why_missing's reason when it has one. */
 static _Noreturn void child_exec_fail(const struct child_plan *p, int e, const char *there) {
     struct child_report r = {.step = STEP_EXEC, .err = e};
-    if (e == ENOENT && there[0]) exec_why_missing(there, r.msg, sizeof(r.msg));
+    if (e == ENOENT && there[0])
+        exec_why_missing(there, !strchr(p->file, '/'), r.msg, sizeof(r.msg));
     child_report_fail(p, &r);
 }
 

@@ -34,6 +34,14 @@ int cmd_stdout_done(const char *name, int rc) {
     return rc ? rc : 125;
 }
 
+int cmd_stdio_reserve(void) {
+    int r = dbx_stdio_reserve();
+    if (r == 0) return 0;
+    fprintf(stderr, "devbox: a standard fd is closed and nothing will open to hold it: %s\n",
+            strerror(-r));
+    return 125;
+}
+
 int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FILE *), int *ret_i) {
     int i = 1;
     while (i < argc && argv[i][0] == '-') {

@@ -370,7 +370,8 @@ int cmd_completion(struct cmd_ctx *ctx, int argc, char **argv) {
     else if (argc == 2 && strcmp(argv[1], "zsh") == 0)
         print_zsh();
     else {
-        fprintf(stderr, "usage: devbox completion bash|zsh\n");
+        if (argc < 2 || !cmd_unknown_sub("completion", argv[1]))
+            fprintf(stderr, "usage: devbox completion bash|zsh\n");
         return 125;
     }
     return 0; /* a write error: cmd_stdout_done */

@@ -40,8 +40,9 @@ static const struct cmd_def *find(const char *name) {
     return NULL;
 }
 
-/* Edit distance (insert, delete, substitute, swap two neighbours) of a and b, stopping at
- * cap + 1: a command name is short, a typed word may not be. */
+/* Edit distance (insert, delete, substitute, swap two neighbours) of a and b, or cap + 1 at
+ * once when their lengths alone differ by more than cap or either is over 32 bytes (command
+ * names are short; a typed word may be anything). */
 static size_t edits(const char *a, const char *b, size_t cap) {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 32 || lb > 32 || (la > lb ? la - lb : lb - la) > cap) return cap + 1;
@@ -63,11 +64,12 @@ static size_t edits(const char *a, const char *b, size_t cap) {
     return d[la][lb];
 }
 
-/* The name among names[0..n) that `word` is a typo of: two edits for a word of 4 or more, one
- * for a shorter one, never the whole word ('x' is no typo of 'ls'); else the one name it begins
- * (`ent`), when only one does.  NULL when none.  names may repeat (the command table). */
+/* The name among names[0..n) that `word` is a typo of: two edits for a word of 6 or more, one
+ * for a shorter one, never the whole word ('x' is no typo of 'ls', 'fish' none of 'zsh'); else
+ * the one name it begins (`ent`), when only one does.  NULL when none.  names may repeat (the
+ * command table). */
 static const char *nearest(const char *word, const char *const *names, size_t n) {
-    size_t len = strlen(word), cap = len >= 4 ? 2 : len >= 2 ? 1 : 0;
+    size_t len = strlen(word), cap = len >= 6 ? 2 : len >= 2 ? 1 : 0;
     const char *best = NULL;
     size_t best_d = cap + 1;
     for (size_t i = 0; i < n; i++) {
@@ -105,12 +107,21 @@ static int unknown_command(const char *name) {
     return 125;
 }
 
-bool cmd_unknown_sub(const char *cmd, const char *word, const char *const *subs) {
-    size_t n = 0;
-    for (; subs[n]; n++)
-        if (strcmp(subs[n], word) == 0) return false;
+bool cmd_unknown_sub(const char *cmd, const char *word) {
+    const struct cmd_def *c = NULL;
+    for (size_t i = 0; i < cmd_table_len && !c; i++)
+        if (strcmp(cmd_table[i].name, cmd) == 0 && cmd_table[i].subs) c = &cmd_table[i];
+    if (!c || word[0] == '-') return false;
+    _cleanup_free_ char *copy = dbx_xstrdup(c->subs);
+    _cleanup_strv_ char **subs = NULL;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+        subs = dbx_strv_push(subs, t);
+    size_t n = dbx_strv_len(subs);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(subs[i], word) == 0) return false;
     _cleanup_free_ char *what = dbx_xasprintf("%s subcommand", cmd);
-    unknown_line(what, word, nearest(word, subs, n), cmd);
+    unknown_line(what, word, nearest(word, (const char *const *)subs, n), cmd);
     return true;
 }
 

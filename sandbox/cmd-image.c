@@ -235,8 +235,7 @@ int cmd_image(struct cmd_ctx *ctx, int argc, char **argv) {
         printf("freed %.1f MB\n", freed / 1e6);
         return 0;
     }
-    static const char *const subs[] = {"import", "inspect", "ls", "rm", "prune", "mirror", NULL};
-    if (argc >= 2 && cmd_unknown_sub("image", sub, subs)) return 125;
+    if (argc >= 2 && cmd_unknown_sub("image", sub)) return 125;
     fprintf(stderr,
             "usage: devbox image import [--platform P] FILE [NAME]\n"
             "       devbox image inspect IMAGE\n"

@@ -161,8 +161,7 @@ int cmd_kernel(struct cmd_ctx *ctx, int argc, char **argv) {
     (void)ctx;
     if (argc >= 2 && !strcmp(argv[1], "build")) return kernel_build(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "status")) return kernel_status(argc, argv);
-    static const char *const subs[] = {"build", "status", NULL};
-    if (argc < 2 || !cmd_unknown_sub("kernel", argv[1], subs))
+    if (argc < 2 || !cmd_unknown_sub("kernel", argv[1]))
         fprintf(stderr, "usage: devbox kernel build [--jobs N] | devbox kernel status [--json]\n");
     return 125;
 }

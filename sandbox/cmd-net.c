@@ -54,8 +54,7 @@ int cmd_port(struct cmd_ctx *ctx, int argc, char **argv) {
         req = dbx_xstrdup("ls");
         json = argc == 3;
     } else {
-        static const char *const subs[] = {"add", "rm", "ls", NULL};
-        if (!cmd_unknown_sub("port", sub, subs))
+        if (!cmd_unknown_sub("port", sub))
             fprintf(stderr, "usage: devbox port add HOST:GUEST | rm HOST | ls [--json]\n");
         return 125;
     }

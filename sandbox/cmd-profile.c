@@ -117,8 +117,7 @@ int cmd_profile(struct cmd_ctx *ctx, int argc, char **argv) {
     bool show = argc >= 2 && !strcmp(argv[1], "show") &&
                 (argc == 2 || (argc == 3 && !strcmp(argv[2], "--json")));
     if (!check && !show) {
-        static const char *const subs[] = {"check", "show", NULL};
-        if (argc < 2 || !cmd_unknown_sub("profile", argv[1], subs))
+        if (argc < 2 || !cmd_unknown_sub("profile", argv[1]))
             fprintf(stderr, "usage: devbox profile check | devbox profile show [--json]\n");
         return 125;
     }

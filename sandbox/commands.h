@@ -20,6 +20,9 @@ int cmd_parse_global(int argc, char **argv, struct cmd_ctx *ctx, int (*usage)(FI
  * stdout (a full disk under `devbox status > file`) is one line, and 125 when rc was 0, as
  * coreutils' close_stdout; a reader gone (EPIPE) is not an error.  The exit code. */
 int cmd_stdout_done(const char *name, int rc);
+/* First thing in main: a closed stdin, stdout or stderr held (dbx_stdio_reserve).  0, or 125
+ * when it could not be (said on stderr, if there is one). */
+int cmd_stdio_reserve(void);
 /* Print err as the one line devbox prints for a failure; returns 125. */
 int cmd_fail(dbx_error **err);
 /* cmd_fail for a command line larger than execve takes (dbx_exec_req_build, dbx_exec's
@@ -74,10 +77,10 @@ int cmd_usage(FILE *f);
  * NAME` and a command's own -h: 0 on stdout, 125 on stderr or for a name not in the table.  The
  * lean client's hands the command line to the full devbox (lean-main.c). */
 int cmd_usage_of(FILE *f, const char *name);
-/* For a command with subcommands (NULL-terminated `subs`): when `word` is none of them, one line
- * naming it (and the nearest one, as for an unknown command) and true; else false, and the
- * caller says what else was wrong with the line. */
-bool cmd_unknown_sub(const char *cmd, const char *word, const char *const *subs);
+/* For a command with subcommands (its table entry's `subs`, the words completion offers): when
+ * `word` is none of them, one line naming it (and the nearest one, as for an unknown command)
+ * and true; else false (an option, "-...", too), and the caller says what else was wrong. */
+bool cmd_unknown_sub(const char *cmd, const char *word);
 /* `devbox [-C DIR] COMMAND ARG...` once the global options are parsed (argv[0] the command):
  * `COMMAND -h|--help` alone prints its usage, any other runs it.  The exit code. */
 int cmd_dispatch(struct cmd_ctx *ctx, int argc, char **argv);

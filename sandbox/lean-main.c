@@ -200,12 +200,7 @@ int cmd_usage_of(FILE *f, const char *name) {
 /* The same options, in the same order and with the same words, as sandbox/main.c; --version is
  * the same string (both objects get the Makefile's VERSION). */
 int main(int argc, char **argv) {
-    int r = dbx_stdio_reserve(); /* before any fd of ours can land on 0, 1 or 2 */
-    if (r < 0) {
-        fprintf(stderr, "devbox: a standard fd is closed and '/dev/null' will not open: %s\n",
-                strerror(-r));
-        return 125;
-    }
+    if (cmd_stdio_reserve()) return 125; /* before any fd of ours can land on 0, 1 or 2 */
     full_argv = dbx_xcalloc((size_t)argc + 1, sizeof(char *));
     memcpy(full_argv, argv, (size_t)argc * sizeof(char *));
     if (argc >= 2 && strncmp(argv[1], "__", 2) == 0) exec_full(argv[1]);

@@ -13,12 +13,7 @@
 #endif
 
 int main(int argc, char **argv) {
-    int r = dbx_stdio_reserve(); /* before any fd of ours can land on 0, 1 or 2 */
-    if (r < 0) {
-        fprintf(stderr, "devbox: a standard fd is closed and '/dev/null' will not open: %s\n",
-                strerror(-r));
-        return 125;
-    }
+    if (cmd_stdio_reserve()) return 125; /* before any fd of ours can land on 0, 1 or 2 */
     if (argc >= 2 && strcmp(argv[1], "__virtiofsd-guard") == 0) /* mounts_virtiofsd_spawn */
         return mounts_virtiofsd_guard_main(argc - 1, argv + 1);
     if (argc == 2 && strcmp(argv[1], "__kernel-autobuild") == 0) /* started by a supervisor */

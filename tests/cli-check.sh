@@ -158,6 +158,12 @@ usage_error "^devbox: unknown image subcommand 'lss' \(did you mean 'ls'\? see d
 usage_error "^devbox: unknown profile subcommand 'chek' \(did you mean 'check'\? see devbox profile --help\)\$" profile chek
 usage_error "^devbox: unknown profile subcommand 'bogus' \(see devbox profile --help\)\$" profile bogus
 usage_error "^usage: devbox port add HOST:GUEST" port add 3000x
+usage_error "^usage: devbox port add HOST:GUEST" port --jsn
+usage_error "^usage: devbox kernel build" kernel
+usage_error "^devbox: unknown completion subcommand 'fish' \(see devbox completion --help\)\$" completion fish
+# a hostile word is shown escaped, never raw (t-escape's rule, for the new lines)
+usage_error "^devbox: unknown port subcommand '\\\\e\[2J\\\\x07' \(see devbox port --help\)\$" port $'\e[2J\a'
+usage_error "^devbox: unknown command 'x{40}' \(see devbox --help\)\$" "$(printf 'x%.0s' $(seq 40))"
 
 # --version and `devbox version`: one line, the same through the lean client and the full devbox
 run --version

@@ -68,7 +68,7 @@ mkdir -p "$R/p4"
 printf '#!/nix/store/dbx-bash/bin/bash -e\necho nix\n' >"$R/p4/dbxnix"
 chmod 755 "$R/p4/dbxnix"
 expect_rc 127 dbx exec -e "PATH=$R/nodir:$R/p4" -- dbxnix
-assert_eq "devbox: exec 'dbxnix': its #! line names '/nix/store/dbx-bash/bin/bash', which is not in the box" \
+assert_eq "devbox: exec 'dbxnix': '$R/p4/dbxnix': its #! line names '/nix/store/dbx-bash/bin/bash', which is not in the box" \
     "$ERR" "the line for a script found on PATH whose interpreter is missing"
 "$PYTHON" - "$(type -P true)" "$R/elfprog" <<'EOF' || fail "could not make an ELF program with a missing loader"
 import sys
@@ -81,6 +81,14 @@ chmod 755 "$R/elfprog"
 expect_rc 127 dbx exec -- ./elfprog
 assert_eq "devbox: exec './elfprog': it is an ELF program whose loader '/lib64/ld-dbx-nowhere.so.2' is not in the box (built for another system?)" \
     "$ERR" "the line for an ELF program whose loader is missing"
+printf '#!/no/dbx-sh' >"$R/nonl.sh" # no newline: the file's end ends the name, as the kernel's
+chmod 755 "$R/nonl.sh"
+expect_rc 127 dbx exec -- ./nonl.sh
+assert_eq "devbox: exec './nonl.sh': its #! line names '/no/dbx-sh', which is not in the box" \
+    "$ERR" "the line for a #! line without its newline"
+printf '#!/%0300d\n' 0 >"$R/long.sh" # longer than the kernel reads: not judged
+chmod 755 "$R/long.sh"
+expect_rc 126 dbx exec -- ./long.sh
 expect_rc 127 dbx exec -- ./no-such-file
 assert_eq "devbox: exec './no-such-file': No such file or directory" "$ERR" "the line for a missing file"
 
