@@ -108,10 +108,8 @@ static int unknown_command(const char *name) {
 }
 
 bool cmd_unknown_sub(const char *cmd, const char *word) {
-    const struct cmd_def *c = NULL;
-    for (size_t i = 0; i < cmd_table_len && !c; i++)
-        if (strcmp(cmd_table[i].name, cmd) == 0 && cmd_table[i].subs) c = &cmd_table[i];
-    if (!c || word[0] == '-') return false;
+    const struct cmd_def *c = find(cmd); /* a command's first entry holds its subs */
+    if (!c || !c->subs || word[0] == '-') return false;
     _cleanup_free_ char *copy = dbx_xstrdup(c->subs);
     _cleanup_strv_ char **subs = NULL;
     char *save = NULL;
