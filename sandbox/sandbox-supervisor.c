@@ -177,6 +177,7 @@ void sup_poll(struct sup *s, int timeout_ms) {
     sup_watch_dispatch(s, pfd[watch_i].revents & POLLIN);
     for (size_t i = 0; i < s->relay.nclients; i++)
         sup_client_flush(s->relay.clients[i]);
+    sup_clock_tick(s);
     sup_agent_flush(s);
     /* Closing clients go once their last frame is written. */
     for (size_t i = s->relay.nclients; i-- > 0;) {

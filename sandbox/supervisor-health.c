@@ -102,7 +102,8 @@ static void clock_frame(struct sup *s, bool answer, uint64_t token) {
  * future: `make` warns of clock skew and may rebuild or skip the wrong things.  A guest reads
  * its clock once at boot, from an RTC that counts whole seconds (so it starts up to a second
  * behind), and a host that sleeps leaves it behind by the nap.  Sent before SETUP, before an
- * EXEC and with a PING, the last one a second old at most by the time a command starts. */
+ * EXEC, with a PING and while the box is busy (sup_clock_tick), the last one a second old at
+ * most by the time a command starts. */
 void sup_clock_send(struct sup *s, bool force) {
     uint64_t now = dbx_now_ms();
     if (!force && s->guest.clock_ms && now - s->guest.clock_ms < 1000) return;
@@ -118,11 +119,23 @@ void sup_clock_answer(struct sup *s, uint64_t token) {
     clock_frame(s, true, token);
 }
 
+static bool guest_talks(const struct sup *s) {
+    return s->guest.ready && !s->guest.stopping && !s->guest.dead && !s->guest.nospace &&
+           s->relay.agent_fd >= 0;
+}
+
+/* A command may run for hours, and its output keeps the guest from the quiet that brings a
+ * PING: a clock that drifts behind meanwhile puts what the command writes in its future (the
+ * make of a long build warns of clock skew).  So while a session or a forwarded connection is
+ * live, the clock goes at most once a second (an idle box is not woken).  Called before the
+ * round's frames are written: a frame queued after them would wait a round, late by the wait. */
+void sup_clock_tick(struct sup *s) {
+    if (guest_talks(s) && sup_busy(s)) sup_clock_send(s, false);
+}
+
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */
 void sup_check_liveness(struct sup *s) {
-    if (!s->guest.ready || s->guest.stopping || s->guest.dead || s->guest.nospace ||
-        s->relay.agent_fd < 0)
-        return;
+    if (!guest_talks(s)) return;
     uint64_t now = dbx_now_ms(), quiet = now - s->guest.last_frame_ms;
     if (quiet > LIVENESS_MS) {
         _cleanup_free_ char *why =

@@ -15,7 +15,13 @@
  *        probe ptrace1         ptrace(PTRACE_ATTACH, 1)
  *        probe ids             uid=R/E/S and gid=R/E/S lines
  *        probe realtime        CLOCK_REALTIME in nanoseconds (busybox date has no %N)
- *        probe settime SECS    move CLOCK_REALTIME by SECS seconds (may be negative)
+ *        probe settime SECS    move CLOCK_REALTIME by SECS seconds (may be negative or a
+ *                              fraction)
+ *        probe skew SECS FILE  for SECS seconds, write FILE (in the workspace: its mtime is the
+ *                              host's clock) every 20 ms and compare its mtime with the box's
+ *                              clock right after; once a second "skew_max_us=N" (the most the
+ *                              file was in the box's future that second; negative: never), and
+ *                              at the end "samples=N" and "future=N" (how many were)
  *        probe forkbomb SECS   every process forks again and again for SECS seconds (then
  *                              they all wait for their children and exit); prints forks=,
  *                              fails= (EAGAIN and the like), max_current= (pids.current of
@@ -38,6 +44,7 @@
 #include <cpuid.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -495,6 +502,49 @@ static int cmd_lock(const char *path) {
     return 0;
 }
 
+static long long ns_of(const struct timespec *ts) {
+    return (long long)ts->tv_sec * 1000000000ll + ts->tv_nsec;
+}
+
+/* make's check: a file it just saw written, against its clock (GNU make's "File '...' has
+ * modification time ... in the future" and "Clock skew detected") */
+static int cmd_skew(double secs, const char *path) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long long end = ns_of(&t0) + (long long)(secs * 1e9), second = ns_of(&t0) + 1000000000ll;
+    long long max = LLONG_MIN, samples = 0, future = 0;
+    for (;;) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || write(fd, "x", 1) != 1) {
+            printf("skew=%s\n", errname(errno));
+            return 1;
+        }
+        close(fd);
+        struct stat st;
+        if (stat(path, &st) < 0) {
+            printf("skew=%s\n", errname(errno));
+            return 1;
+        }
+        clock_gettime(CLOCK_REALTIME, &now);
+        long long d = ns_of(&st.st_mtim) - ns_of(&now);
+        samples++;
+        if (d > 0) future++;
+        if (d > max) max = d;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (ns_of(&now) >= second) {
+            printf("skew_max_us=%lld\n", max / 1000);
+            fflush(stdout);
+            max = LLONG_MIN;
+            second += 1000000000ll;
+        }
+        if (ns_of(&now) >= end) break;
+        usleep(20000);
+    }
+    unlink(path);
+    printf("samples=%lld\nfuture=%lld\n", samples, future);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) goto usage;
@@ -543,7 +593,10 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "settime") && argc == 3) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += atol(argv[2]);
+        long long ns = (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec +
+                       (long long)(strtod(argv[2], NULL) * 1e9);
+        ts.tv_sec = (time_t)(ns / 1000000000ll);
+        ts.tv_nsec = (long)(ns % 1000000000ll);
         if (clock_settime(CLOCK_REALTIME, &ts) < 0) {
             printf("settime=%s\n", errname(errno));
             return 1;
@@ -551,6 +604,7 @@ int main(int argc, char **argv) {
         printf("settime=OK\n");
         return 0;
     }
+    if (!strcmp(argv[1], "skew") && argc == 4) return cmd_skew(atof(argv[2]), argv[3]);
     if (!strcmp(argv[1], "serve") && argc == 5) return cmd_serve(argv[2], atoi(argv[3]), argv[4]);
     if (!strcmp(argv[1], "forkbomb") && argc == 3) return cmd_forkbomb(atoi(argv[2]));
     if (!strcmp(argv[1], "spin") && argc == 3) return cmd_spin(atof(argv[2]));

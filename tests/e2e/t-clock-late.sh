@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # t-clock-late: a clock frame that reaches the box late never sets the box's clock back.  The
-# host's clock goes to the box before each command (and with the ping of a quiet box); while
-# the init is blocked, here on a stalled workspace (virtiofsd stopped, a host edit whose change
-# notice the init applies in the workspace), that frame waits in the port, and the box, whose
-# clock is right, looks ahead of it by the stall.  The init stepped back to it: the command
-# queued behind it saw a clock behind the host's by the stall, until the next command put it
-# forward again (found in use: -6956 ms, then +6956 ms).  Now a guest that seems ahead asks
-# the host, and keeps its clock when the answer agrees.
+# host's clock goes to the box before each command, with the ping of a quiet box and once a
+# second while a command runs; while the init is blocked, here on a stalled workspace
+# (virtiofsd stopped, a host edit whose change notice the init applies in the workspace), those
+# frames wait in the port, and the box, whose clock is right, looks ahead of them by the stall.
+# The init stepped back to one: the command queued behind it saw a clock behind the host's by
+# the stall, until the next command put it forward again (found in use: -6956 ms, then +6956
+# ms).  Now a guest that seems ahead asks the host, and keeps its clock when the answer agrees.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -39,7 +39,10 @@ log "the command queued during the stall: box clock $guest, host $resumed..$afte
 late=$(grep -a 'devbox-init: clock: a clock frame came' "$console" | tail -n 1)
 [[ $late =~ came\ ([0-9]+)\ ms\ late ]] ||
     fail "the init never got a late clock frame (console: $(show "$(tail -n 5 "$console")"))"
-((BASH_REMATCH[1] >= 5000)) || fail "the frame came only ${BASH_REMATCH[1]} ms late: $late"
+# A frame a second late or more made the guest ask.  Which one was answered varies: while a
+# session is live the host sends its clock once a second, so frames from every second of the
+# stall wait in the port, and an ask unanswered for a second is made again on a later one.
+((BASH_REMATCH[1] >= 1000)) || fail "the frame came only ${BASH_REMATCH[1]} ms late: $late"
 assert_not_contains "$(cat "$console")" "clock: stepped -" "console: the box's clock set back"
 
 # the box's clock never went back while it ran

@@ -1,6 +1,7 @@
 /* tests/unit/test-guest-clock.c: how the guest's clock follows the host's (guest/init-clock.c):
- * a frame that shows the guest behind steps it forward at once, even a late one (it only
- * understates the lag); one that shows it a second or more ahead only asks the host, once a
+ * a frame that shows the guest behind, or ahead by less than 5 ms, steps it forward at once, to
+ * 20 ms past the frame's time, even a late one (it only understates the lag); one that shows it
+ * a second or more ahead only asks the host, once a
  * second while unanswered; an answer that came back quickly steps it back (to the host's time
  * plus half the round trip), and says how late the frame was when the guest is not ahead after
  * all; a slow, unasked, repeated or superseded answer changes nothing. */
@@ -23,14 +24,31 @@ static void test_behind_steps_forward(void **state) {
     struct clock_state st = {0};
     struct clock_verdict v = clock_decide(&st, T0 + 2 * MS, false, 0, T0, M0);
     assert_int_equal(v.act, CLOCK_STEP);
-    assert_int_equal(v.to_ns, T0 + 2 * MS);
+    assert_int_equal(v.to_ns, T0 + 22 * MS); /* past the frame's time by the lead */
     assert_int_equal(v.lag_ns, 2 * MS);
-    /* under a millisecond, or ahead by less than a second: kept */
+    /* behind by a fraction of a millisecond (zlib's make saw a file 2.7 ms in its future) */
     v = clock_decide(&st, T0 + MS / 2, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_STEP);
+    assert_int_equal(v.to_ns, T0 + MS / 2 + 20 * MS);
+    /* level, or ahead by less than 5 ms: the frame's trip may have eaten that, forward too */
+    v = clock_decide(&st, T0, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_STEP);
+    assert_int_equal(v.to_ns, T0 + 20 * MS);
+    v = clock_decide(&st, T0 - 5 * MS + 1, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_STEP);
+    assert_int_equal(v.to_ns, T0 + 15 * MS + 1);
+    /* ahead by 5 ms up to a second: kept (a step just made leads by up to 20 ms) */
+    v = clock_decide(&st, T0 - 5 * MS, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_KEEP);
+    v = clock_decide(&st, T0 - 20 * MS, false, 0, T0, M0);
     assert_int_equal(v.act, CLOCK_KEEP);
     v = clock_decide(&st, T0 - S + MS, false, 0, T0, M0);
     assert_int_equal(v.act, CLOCK_KEEP);
     assert_int_equal(st.ask, 0);
+    /* a frame at the top of the host's range: the lead does not overflow */
+    v = clock_decide(&st, INT64_MAX, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_STEP);
+    assert_int_equal(v.to_ns, INT64_MAX);
 }
 
 static void test_late_frame_asks_and_keeps(void **state) {
@@ -43,13 +61,15 @@ static void test_late_frame_asks_and_keeps(void **state) {
     v = clock_decide(&st, T0 - 7 * S, false, 0, T0 + 500 * MS, M0 + 500 * MS);
     assert_int_equal(v.act, CLOCK_KEEP);
     assert_int_equal(st.ask, M0);
-    /* the answer, 2 ms later: the host's clock then is the guest's (1 ms for the way back) */
-    v = clock_decide(&st, T0 + MS, true, M0, T0 + 2 * MS, M0 + 2 * MS);
+    /* the answer, 2 ms later: the guest leads the host by 10 ms (1 ms for the way back), as a
+     * step leaves it */
+    v = clock_decide(&st, T0 - 9 * MS, true, M0, T0 + 2 * MS, M0 + 2 * MS);
     assert_int_equal(v.act, CLOCK_KEEP);
+    assert_int_equal(v.lag_ns, -10 * MS);
     assert_int_equal(v.late_ns, 8 * S);
     assert_int_equal(st.ask, 0);
     /* the same answer again (a replay): not asked, nothing */
-    v = clock_decide(&st, T0 + MS, true, M0, T0 + 3 * MS, M0 + 3 * MS);
+    v = clock_decide(&st, T0 - 9 * MS, true, M0, T0 + 3 * MS, M0 + 3 * MS);
     assert_int_equal(v.act, CLOCK_KEEP);
     assert_int_equal(v.late_ns, 0);
 }
@@ -61,7 +81,8 @@ static void test_lead_steps_back_on_answer(void **state) {
     assert_int_equal(v.act, CLOCK_ASK);
     v = clock_decide(&st, T0 - 3600 * S + 2 * MS, true, M0, T0 + 4 * MS, M0 + 4 * MS);
     assert_int_equal(v.act, CLOCK_STEP);
-    assert_int_equal(v.to_ns, T0 - 3600 * S + 4 * MS); /* + half the 4 ms round trip */
+    /* + half the 4 ms round trip, + the lead */
+    assert_int_equal(v.to_ns, T0 - 3600 * S + 24 * MS);
     assert_int_equal(v.lag_ns, -3600 * S);
     assert_int_equal(v.late_ns, 0);
     /* the guest behind, found by the answer (it drifted while it asked): forward, and the
@@ -71,7 +92,20 @@ static void test_lead_steps_back_on_answer(void **state) {
     assert_int_equal(v.act, CLOCK_ASK);
     v = clock_decide(&st, T0 + 10 * MS, true, M0, T0 + 2 * MS, M0 + 2 * MS);
     assert_int_equal(v.act, CLOCK_STEP);
-    assert_int_equal(v.to_ns, T0 + 11 * MS);
+    assert_int_equal(v.to_ns, T0 + 31 * MS);
+    assert_int_equal(v.late_ns, 5 * S);
+    /* an answer that shows the guest ahead by less than the lead's floor: forward to the lead */
+    st = (struct clock_state){0};
+    v = clock_decide(&st, T0 - 5 * S, false, 0, T0, M0);
+    assert_int_equal(v.act, CLOCK_ASK);
+    v = clock_decide(&st, T0, true, M0, T0 + 2 * MS, M0 + 2 * MS);
+    assert_int_equal(v.act, CLOCK_STEP);
+    assert_int_equal(v.to_ns, T0 + 21 * MS);
+    /* ... and by 5 ms or more: kept */
+    st = (struct clock_state){0};
+    v = clock_decide(&st, T0 - 5 * S, false, 0, T0, M0);
+    v = clock_decide(&st, T0 - 10 * MS, true, M0, T0 + 2 * MS, M0 + 2 * MS);
+    assert_int_equal(v.act, CLOCK_KEEP);
     assert_int_equal(v.late_ns, 5 * S);
 }
 
