@@ -9,9 +9,10 @@
  * CLOCK_LEAD_MIN_NS steps it forward at once, to CLOCK_LEAD_NS past the frame's time: the frame
  * was already late by its trip when read (a few ms under TCG), and stepping to the frame's time
  * itself left the guest behind by that trip, every time.  A late frame only understates the
- * lag, so stepping forward on it never puts the guest further ahead than CLOCK_LEAD_NS.  A lead
- * of 20 ms is invisible elsewhere: what the box writes in the workspace carries the host's time,
- * `touch` included (UTIME_NOW is set by virtiofsd).
+ * lag, so stepping forward on it never puts the guest further ahead than CLOCK_LEAD_NS.  What
+ * the box writes in the workspace carries the host's time whatever the lead, `touch` included
+ * (virtiofsd sets UTIME_NOW); only files on the box's own disks carry the guest's, up to 20 ms
+ * ahead (a guest kept within its band could already be up to a second ahead).
  *
  * Back only on a fresh answer.  The same late frame makes a guest whose clock is right look
  * ahead by the delay: a frame waits in the port while the init is blocked (on a stalled
@@ -20,8 +21,8 @@
  * went back 6956 ms).  A guest that seems to lead by CLOCK_AHEAD_NS or more asks the host
  * (a CLOCK of its own whose token is its CLOCK_MONOTONIC) and steps back only on an answer
  * that came back within CLOCK_RTT_MAX_NS, to the host's time plus half the round trip (plus
- * the lead).  Leads under a second are left alone: stepping back makes files written just
- * before look newer than those written next.
+ * the lead).  Leads from CLOCK_LEAD_MIN_NS up to a second are left alone: stepping back makes
+ * files written just before look newer than those written next.
  *
  * The decision only: init-serve.c reads the clocks, sends the ask, waits for the answer and
  * sets the clock. */

@@ -127,10 +127,15 @@ static bool guest_talks(const struct sup *s) {
 /* A command may run for hours, and its output keeps the guest from the quiet that brings a
  * PING: a clock that drifts behind meanwhile puts what the command writes in its future (the
  * make of a long build warns of clock skew).  So while a session or a forwarded connection is
- * live, the clock goes at most once a second (an idle box is not woken).  Called before the
- * round's frames are written: a frame queued after them would wait a round, late by the wait. */
+ * live, the clock goes with a round of the loop at most once a second (at least every 5 s, the
+ * loop's timeout); a box with nothing running gets none.  Not behind a backlog the guest is not
+ * reading (a stalled init): it would come late, and every frame a second late makes the guest
+ * ask.  Called before the round's frames are written: queued after them, it would wait a
+ * round, late by the wait. */
+#define CLOCK_TICK_BACKLOG (64u << 10)
 void sup_clock_tick(struct sup *s) {
-    if (guest_talks(s) && sup_busy(s)) sup_clock_send(s, false);
+    if (guest_talks(s) && sup_busy(s) && dbx_buf_avail(&s->relay.agent_out) <= CLOCK_TICK_BACKLOG)
+        sup_clock_send(s, false);
 }
 
 /* Called every poll round: ping a quiet guest, declare a silent one dead. */

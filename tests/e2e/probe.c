@@ -20,7 +20,8 @@
  *        probe skew SECS FILE  for SECS seconds, write FILE (in the workspace: its mtime is the
  *                              host's clock) every 20 ms and compare its mtime with the box's
  *                              clock right after; once a second "skew_max_us=N" (the most the
- *                              file was in the box's future that second; negative: never), and
+ *                              file was in the box's future that second; negative: never;
+ *                              "none": no sample that second), and
  *                              at the end "samples=N" and "future=N" (how many were)
  *        probe forkbomb SECS   every process forks again and again for SECS seconds (then
  *                              they all wait for their children and exit); prints forks=,
@@ -532,7 +533,10 @@ static int cmd_skew(double secs, const char *path) {
         if (d > max) max = d;
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (ns_of(&now) >= second) {
-            printf("skew_max_us=%lld\n", max / 1000);
+            if (max == LLONG_MIN)
+                printf("skew_max_us=none\n"); /* a second without a sample: stalled */
+            else
+                printf("skew_max_us=%lld\n", max / 1000);
             fflush(stdout);
             max = LLONG_MIN;
             second += 1000000000ll;
