@@ -71,6 +71,10 @@ static const char *const allowed_globs[] = {
     "sequencer", "logs", "refs", "objects", "lost-found",
     "lfs", "annex",     /* Git LFS's and git-annex's stores */
     ".*", "#*#", "*~",  /* editors' files next to COMMIT_EDITMSG */
+    /* in-place editors as GIT_EDITOR (`sed -i` to reword a commit): GNU sed's and perl -i's
+     * temporary files, renamed onto the message file (found in use: `GIT_EDITOR='sed -i ...'
+     * git rebase -i` stopped with "sed: couldn't open temporary file .git/sedG6QIQj") */
+    "sed??????", "XX??????",
 };
 /* clang-format on */
 
@@ -89,6 +93,22 @@ static bool match_any(const char *const *globs, size_t n, const char *name) {
     return false;
 }
 
+/* the first n bytes are capitals, digits and '_' (git's state files: HEAD, MERGE_MSG, ...) */
+static bool caps_only(const char *name, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'A' && name[i] <= 'Z') || (name[i] >= '0' && name[i] <= '9') ||
+              name[i] == '_'))
+            return false;
+    return true;
+}
+
+static bool alnum_only(const char *s) {
+    for (; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
+            return false;
+    return true;
+}
+
 bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
     if (!name[0] || strchr(name, '/')) return false;
     if (kind == MOUNTS_GUARD_INFO)
@@ -102,10 +122,10 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
         if (strlen(name) == n && strncasecmp(name, *r, n) == 0 && strncmp(name, *r, n) != 0)
             return false;
     }
-    bool caps = true;
-    for (const char *p = name; *p && caps; p++)
-        caps = (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_';
-    return caps || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+    size_t n = strlen(name);
+    /* BusyBox sed -i's temporary file: the edited file's name and six letters or digits */
+    if (n > 6 && caps_only(name, n - 6) && alnum_only(name + n - 6)) return true;
+    return caps_only(name, n) || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
 }
 
 bool mounts_name_is_dotgit(const char *name) {

@@ -68,6 +68,12 @@ ok dbx exec -- sh -c 'cd sub && '"${BG[*]}"' commit -q --allow-empty -m sub-in-b
 assert_eq sub-in-box "$OUT" "commit in the submodule in the box"
 ok dbx exec -- sh -c 'echo g > g && git add g && git stash -q && git stash pop -q && git reset -q &&
     rm g && git gc -q && git tag t1 && git pack-refs --all && git status --porcelain'
+# an in-place editor as GIT_EDITOR (an agent rewording a commit): BusyBox sed -i writes
+# COMMIT_EDITMSG's new text to a temporary file next to it, then renames it over (GNU sed's and
+# perl -i's names: the unit test)
+ok dbx exec -- sh -c "GIT_EDITOR='sed -i s/in-box/reworded-in-box/' ${BG[*]} commit -q --amend &&
+    git log --format=%s -1"
+assert_eq reworded-in-box "$OUT" "commit --amend with 'sed -i' as the editor in the box"
 for n in commondir gitdir config.worktree newdir X_TMP modules/sub/commondir; do
     [ ! -e ".git/$n" ] || fail "the box created .git/$n"
 done
@@ -78,7 +84,7 @@ ok "${HG[@]}" commit -q --allow-empty -m host
 ok "${HG[@]}" submodule status
 ok "${HG[@]}" -C sub status --porcelain
 assert_eq "" "$(ls -A "$M")" "markers of commands host git ran"
-assert_eq in-box "$(git log --format=%s -1 HEAD~1)" "the box's commit in the host's history"
+assert_eq reworded-in-box "$(git log --format=%s -1 HEAD~1)" "the box's commit in the host's history"
 # nothing of it was created (only the empty directories devbox makes at the start)
 for f in .git/info/attributes .git/info/grafts .git/objects/info/alternates .git/commondir; do
     [ ! -e "$f" ] || fail "$f exists after the box's attempts"

@@ -886,6 +886,10 @@ static void test_git_names(void **state) {
                                      "rebase-merge",
                                      "sequencer",
                                      ".COMMIT_EDITMSG.swp",
+                                     "4913", /* vim's probe */
+                                     "sedG6QIQj",
+                                     "XXGOof1v",
+                                     "COMMIT_EDITMSGa8Fk2z",
                                      "lfs",
                                      "objects"};
     static const char *const no[] = {"commondir", "gitdir",        "config.worktree",
@@ -894,7 +898,10 @@ static void test_git_names(void **state) {
                                      "remotes",   "commondir.tmp", "x",
                                      "",          "a/b",           "Head",
                                      "COMMONDIR", "GITDIR",        "MODULES",
-                                     "CONFIG",    "HOOKS",         "WORKTREES"};
+                                     "CONFIG",    "HOOKS",         "WORKTREES",
+                                     "sed",       "sedG6QIQ",      "sedG6QIQjx",
+                                     "xxGOof1v",  "heada8Fk2z",    "HEADa8F.k2z",
+                                     "Commondir", "COMMONdir"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++)
         if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
