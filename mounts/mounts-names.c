@@ -71,10 +71,7 @@ static const char *const allowed_globs[] = {
     "sequencer", "logs", "refs", "objects", "lost-found",
     "lfs", "annex",     /* Git LFS's and git-annex's stores */
     ".*", "#*#", "*~",  /* editors' files next to COMMIT_EDITMSG */
-    /* in-place editors as GIT_EDITOR (`sed -i` to reword a commit): GNU sed's and perl -i's
-     * temporary files, renamed onto the message file (found in use: `GIT_EDITOR='sed -i ...'
-     * git rebase -i` stopped with "sed: couldn't open temporary file .git/sedG6QIQj") */
-    "sed??????", "XX??????",
+    "addp-hunk-edit.diff", "ADD_EDIT.patch", /* the hunk `git add -p` edits; `git add -e`'s */
 };
 /* clang-format on */
 
@@ -123,8 +120,15 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
             return false;
     }
     size_t n = strlen(name);
-    /* BusyBox sed -i's temporary file: the edited file's name and six letters or digits */
-    if (n > 6 && caps_only(name, n - 6) && alnum_only(name + n - 6)) return true;
+    /* In-place editors as GIT_EDITOR (an agent rewording a commit with `sed -i`) write the new
+     * text to a temporary file next to the message file, then rename it over (found in use:
+     * `GIT_EDITOR='sed -i ...' git rebase -i` stopped: "sed: couldn't open temporary file
+     * .git/sedG6QIQj").  mkstemp's six letters or digits after GNU sed's "sed", after perl -i's
+     * "XX", and after the edited (all-capital) file's name for BusyBox sed. */
+    if ((n == 9 && !strncmp(name, "sed", 3) && alnum_only(name + 3)) ||
+        (n == 8 && !strncmp(name, "XX", 2) && alnum_only(name + 2)) ||
+        (n > 6 && caps_only(name, n - 6) && alnum_only(name + n - 6)))
+        return true;
     return caps_only(name, n) || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
 }
 
