@@ -260,15 +260,38 @@ static char *normalize(const char *base, const char *name) {
     return out;
 }
 
+/* rmdir(2), or unlinkat(2) with AT_REMOVEDIR */
+static bool rmdir_syscall(int64_t arch, int64_t nr, int64_t a2) {
+#ifdef __x86_64__
+    return arch == AUDIT_ARCH_X86_64 &&
+           (nr == SYS_rmdir || (nr == SYS_unlinkat && (a2 & AT_REMOVEDIR)));
+#else
+    (void)arch, (void)nr, (void)a2;
+    return false;
+#endif
+}
+
 /* The workspace-relative path if abs lies in the workspace at, below or above a protected
- * path (a write below, a rename of one of its parents), else NULL. */
-static const char *protected_rel(const struct agent *a, const char *abs) {
+ * path (a write below, a rename of one of its parents), else NULL.  For a removal of a
+ * directory, not above: rmdir cannot remove a directory that holds anything, so it takes
+ * nothing protected with it, and the rmdir that fails harmlessly on a host with ENOTEMPTY fails
+ * in the box with an error counted here, a parent of a protected path being a mount point (found in
+ * use: every `git stash` counted a write attempt on '.git': it removes its temporary index with
+ * git's remove_path(), which then tries rmdir on each parent, ".git" included). */
+static const char *protected_rel(const struct agent *a, const char *abs, bool rmdir) {
     size_t wl = strlen(a->ws_path);
     while (wl > 1 && a->ws_path[wl - 1] == '/')
         wl--;
     if (strncmp(abs, a->ws_path, wl) != 0 || abs[wl] != '/' || abs[wl + 1] == '\0') return NULL;
     const char *rel = abs + wl + 1;
-    return dbx_path_near(rel, a->box.plan.protected, a->box.plan.nprotected) ? rel : NULL;
+    if (!rmdir)
+        return dbx_path_near(rel, a->box.plan.protected, a->box.plan.nprotected) ? rel : NULL;
+    for (uint32_t i = 0; i < a->box.plan.nprotected; i++) {
+        const char *q = a->box.plan.protected[i];
+        size_t ql = strlen(q);
+        if (!strncmp(rel, q, ql) && (rel[ql] == '\0' || rel[ql] == '/')) return rel;
+    }
+    return NULL;
 }
 
 static void event_done(struct agent *a) {
@@ -289,7 +312,7 @@ static void event_done(struct agent *a) {
     for (size_t i = 0; i < e->nnames; i++) {
         if (e->names[i][0] != '/' && !base) continue;
         _cleanup_free_ char *abs = normalize(base, e->names[i]);
-        const char *rel = protected_rel(a, abs);
+        const char *rel = protected_rel(a, abs, rmdir_syscall(e->arch, e->nr, e->a2));
         if (rel && (!best || strlen(rel) > strlen(best))) {
             free(best);
             best = dbx_xstrdup(rel);
@@ -319,7 +342,8 @@ static void on_record(struct agent *a, uint16_t type, const char *text) {
         int64_t v;
         e->syscall_seen = field_num(text, "arch", 16, &e->arch) &&
                           field_num(text, "syscall", 10, &e->nr) &&
-                          field_num(text, "a0", 16, &e->a0) && field_num(text, "pid", 10, &v);
+                          field_num(text, "a0", 16, &e->a0) && field_num(text, "a2", 16, &e->a2) &&
+                          field_num(text, "pid", 10, &v);
         e->pid = e->syscall_seen ? (pid_t)v : 0;
         return;
     }

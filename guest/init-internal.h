@@ -216,7 +216,7 @@ struct sock_sess {
 struct audit_event {
     uint64_t serial; /* 0: none yet */
     bool syscall_seen;
-    int64_t arch, nr, a0;
+    int64_t arch, nr, a0, a2;
     pid_t pid;
     char *cwd;
     char *names[8]; /* PATH records' names, as the syscall got them */

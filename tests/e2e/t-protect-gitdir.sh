@@ -74,6 +74,24 @@ ok dbx exec -- sh -c 'echo g > g && git add g && git stash -q && git stash pop -
 ok dbx exec -- sh -c "GIT_EDITOR='sed -i s/in-box/reworded-in-box/' ${BG[*]} commit -q --amend &&
     git log --format=%s -1"
 assert_eq reworded-in-box "$OUT" "commit --amend with 'sed -i' as the editor in the box"
+for f in .git/COMMIT_EDITMSG?*; do [ ! -e "$f" ] || fail "sed -i left $f"; done
+# git add -e: the patch it writes in .git for the editor (refused before)
+ok dbx exec -- sh -c 'echo e >> f && GIT_EDITOR=true git add -e -- f && git diff --cached --name-only &&
+    git reset -q'
+assert_eq f "$OUT" "git add -e in the box"
+
+# the count of write attempts on protected paths: git stash's rmdir of ".git" (git's
+# remove_path() tries each parent of the temporary index it removes) is none, an rmdir of a
+# protected directory is one
+writes() { json_get "$(dbx status --json)" 'j["protected_writes"]'; }
+writes_are() { [ "$(writes)" = "$1" ]; }
+sleep 1.2 # the count goes to the host at most once a second
+w0=$(writes)
+ok dbx exec -- sh -c 'echo s >> f && git stash -q && git stash pop -q && rmdir .git; git checkout -q f'
+ok dbx exec -- sh -c 'rmdir .git/hooks || true'
+wait_until 10 writes_are $((w0 + 1)) || fail "write attempts: $(writes) after $w0 and one rmdir of .git/hooks"
+sleep 1.2
+assert_eq $((w0 + 1)) "$(writes)" "write attempts after git stash, rmdir .git and rmdir .git/hooks"
 for n in commondir gitdir config.worktree newdir X_TMP modules/sub/commondir; do
     [ ! -e ".git/$n" ] || fail "the box created .git/$n"
 done
