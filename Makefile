@@ -161,6 +161,8 @@ $(BUILD)/tests/test-guest-skel: guest/init-skel.c guest/init-internal.h
 $(BUILD)/tests/test-guest-stats: guest/init-stats.c guest/init-internal.h
 # test-guest-clock compiles guest/init-clock.c in (when the box's clock steps, and which way).
 $(BUILD)/tests/test-guest-clock: guest/init-clock.c guest/init-internal.h
+# test-guest-audit compiles guest/init-audit.c in (which failed syscalls count as write attempts).
+$(BUILD)/tests/test-guest-audit: guest/init-audit.c guest/init-internal.h
 
 # Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
 $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a

@@ -10,7 +10,8 @@
  * CONFIG_AUDITSYSCALL) reports, at the exit of any syscall that failed with one of those errors, a
  * SYSCALL record with the cwd and the PATH records of the names it looked up. The init registers as
  * the audit daemon over NETLINK_AUDIT, so the records come to it and not to the console, and counts
- * those whose path lies in the workspace at, below or above one of the plan's protected paths.
+ * those whose path lies in the workspace at, below or above one of the plan's protected paths
+ * (a removal of a directory above one only when that one is missing: protected_rel).
  *
  * Tasks forked before audit is first enabled carry no audit context, so this runs at SETUP,
  * before any box command exists (the init itself stays unaudited).  Records are dropped, never
@@ -260,36 +261,40 @@ static char *normalize(const char *base, const char *name) {
     return out;
 }
 
-/* rmdir(2), or unlinkat(2) with AT_REMOVEDIR */
+/* rmdir(2), or unlinkat(2) with AT_REMOVEDIR, of a 64-bit or a 32-bit x86 program */
 static bool rmdir_syscall(int64_t arch, int64_t nr, int64_t a2) {
 #ifdef __x86_64__
-    return arch == AUDIT_ARCH_X86_64 &&
-           (nr == SYS_rmdir || (nr == SYS_unlinkat && (a2 & AT_REMOVEDIR)));
+    if (arch == AUDIT_ARCH_X86_64)
+        return nr == SYS_rmdir || (nr == SYS_unlinkat && (a2 & AT_REMOVEDIR));
+    if (arch == AUDIT_ARCH_I386) /* arch/x86/entry/syscalls/syscall_32.tbl */
+        return nr == 40 || (nr == 301 && (a2 & AT_REMOVEDIR));
 #else
     (void)arch, (void)nr, (void)a2;
-    return false;
 #endif
+    return false;
 }
 
 /* The workspace-relative path if abs lies in the workspace at, below or above a protected
- * path (a write below, a rename of one of its parents), else NULL.  For a removal of a
- * directory, not above: rmdir cannot remove a directory that holds anything, so it takes
- * nothing protected with it, and the rmdir that fails harmlessly on a host with ENOTEMPTY fails
- * in the box with an error counted here, a parent of a protected path being a mount point (found in
- * use: every `git stash` counted a write attempt on '.git': it removes its temporary index with
- * git's remove_path(), which then tries rmdir on each parent, ".git" included). */
+ * path (a write below, a rename of one of its parents), else NULL.  A removal of a directory
+ * above one counts only when that one was missing at SETUP: rmdir cannot remove a directory
+ * that holds anything, so above a protected path that exists it takes nothing protected with
+ * it, while the host pins the parent of a missing one (its name guard watches that directory),
+ * which may well be empty.  Found in use: every `git stash` counted a write attempt on '.git':
+ * git's remove_path() removes stash's temporary index, then tries rmdir on each parent, ".git"
+ * included, which a host answers with ENOTEMPTY and the box with EBUSY (`.git` is a mount point
+ * in virtiofsd's mount namespace on the host). */
 static const char *protected_rel(const struct agent *a, const char *abs, bool rmdir) {
     size_t wl = strlen(a->ws_path);
     while (wl > 1 && a->ws_path[wl - 1] == '/')
         wl--;
     if (strncmp(abs, a->ws_path, wl) != 0 || abs[wl] != '/' || abs[wl + 1] == '\0') return NULL;
     const char *rel = abs + wl + 1;
-    if (!rmdir)
-        return dbx_path_near(rel, a->box.plan.protected, a->box.plan.nprotected) ? rel : NULL;
-    for (uint32_t i = 0; i < a->box.plan.nprotected; i++) {
-        const char *q = a->box.plan.protected[i];
-        size_t ql = strlen(q);
-        if (!strncmp(rel, q, ql) && (rel[ql] == '\0' || rel[ql] == '/')) return rel;
+    const struct box_policy *b = &a->box;
+    if (!rmdir) return dbx_path_near(rel, b->plan.protected, b->plan.nprotected) ? rel : NULL;
+    for (uint32_t i = 0; i < b->plan.nprotected; i++) {
+        const char *q = b->plan.protected[i];
+        if (dbx_path_at_or_below(rel, q)) return rel;
+        if ((!b->prot_missing || b->prot_missing[i]) && dbx_path_at_or_below(q, rel)) return rel;
     }
     return NULL;
 }

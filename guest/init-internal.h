@@ -104,6 +104,8 @@ struct box_policy {
                                takes a copy of its own.  -1: each command builds its own */
     int mnt_next;           /* that copy, made ahead for the next command while the box is
                                idle (policy_mnt_prepare), or -1 */
+    bool *prot_missing;     /* per plan.protected: missing at SETUP, so a directory above it
+                               may be empty (init-audit.c); NULL: not known, as if missing */
 };
 
 /* The spare process (init-exec.c), made once while the box is idle as a command's child is

@@ -348,10 +348,11 @@ static int mnt_id(int fd, uint64_t *ret) {
     return dbx_parse_u64(m, 0, UINT64_MAX, ret);
 }
 
-/* Bind rel (resolved beneath wsfd without following any symlink) read-only over itself. */
+/* Bind rel (resolved beneath wsfd without following any symlink) read-only over itself.  1 when
+ * it is missing (nothing to protect here; the host keeps it from being made), else 0 or -1. */
 static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **err) {
     _cleanup_close_ int fd = open_beneath(wsfd, rel);
-    if (fd < 0 && errno == ENOENT) return 0; /* nothing to protect */
+    if (fd < 0 && errno == ENOENT) return 1;
     if (fd < 0 && errno == ENOTDIR) {
         /* A file on the way (a worktree's or submodule's `.git` file): it decides where the
          * path leads, so it is what to protect, as the host does. */
@@ -359,7 +360,7 @@ static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **er
         char *slash = strrchr(up, '/');
         if (!slash) return 0;
         *slash = '\0';
-        return protect_one(wsfd, ws, up, err);
+        return protect_one(wsfd, ws, up, err) < 0 ? -1 : 0;
     }
     if (fd < 0 && (errno == ELOOP || errno == EXDEV)) {
         /* A symlink on the way: the workspace's content must not steer a mount elsewhere;
@@ -392,7 +393,8 @@ static int protect_one(int wsfd, const char *ws, const char *rel, dbx_error **er
     return 0;
 }
 
-static int setup_protected(const struct dbx_plan *p, const char *ws, dbx_error **err) {
+static int setup_protected(struct box_policy *b, const char *ws, dbx_error **err) {
+    const struct dbx_plan *p = &b->plan;
     if (p->nprotected == 0) return 0;
     _cleanup_close_ int wsfd = open(ws, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (wsfd < 0 && errno == ENOENT) {
@@ -400,8 +402,12 @@ static int setup_protected(const struct dbx_plan *p, const char *ws, dbx_error *
         return 0;
     }
     if (wsfd < 0) return dbx_error_set(err, errno, "open '%s'", ws);
-    for (uint32_t i = 0; i < p->nprotected; i++)
-        if (protect_one(wsfd, ws, p->protected[i], err) < 0) return -1;
+    b->prot_missing = dbx_xcalloc(p->nprotected, sizeof(bool));
+    for (uint32_t i = 0; i < p->nprotected; i++) {
+        int r = protect_one(wsfd, ws, p->protected[i], err);
+        if (r < 0) return -1;
+        b->prot_missing[i] = r == 1;
+    }
     return 0;
 }
 
@@ -566,8 +572,7 @@ static int setup_confined(struct agent *a, struct dbx_setup *su, dbx_error **err
         b->box_dev = true;
     }
     boot_mark(&a->marks, "box dev");
-    if (setup_protected(&b->plan, su->ws_path, err) < 0)
-        return dbx_error_wrap(err, "protected paths");
+    if (setup_protected(b, su->ws_path, err) < 0) return dbx_error_wrap(err, "protected paths");
     boot_mark(&a->marks, "protected paths");
     /* Not fatal: without it each command builds the same mounts itself, only slower. */
     _cleanup_error_ dbx_error *e = NULL;

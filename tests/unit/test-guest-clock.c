@@ -1,10 +1,10 @@
 /* tests/unit/test-guest-clock.c: how the guest's clock follows the host's (guest/init-clock.c):
  * a frame that shows the guest behind, or ahead by less than 5 ms, steps it forward at once, to
  * 20 ms past the frame's time, even a late one (it only understates the lag); one that shows it
- * a second or more ahead only asks the host, once a
- * second while unanswered; an answer that came back quickly steps it back (to the host's time
- * plus half the round trip), and says how late the frame was when the guest is not ahead after
- * all; a slow, unasked, repeated or superseded answer changes nothing. */
+ * a second or more ahead only asks the host, once a second while unanswered; an answer that came
+ * back quickly steps it back (to the host's time plus half the round trip, plus the 20 ms), and
+ * says how late the frame was when the guest is not ahead after all; a slow, unasked, repeated
+ * or superseded answer changes nothing. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
