@@ -11,7 +11,7 @@
  * SYSCALL record with the cwd and the PATH records of the names it looked up. The init registers as
  * the audit daemon over NETLINK_AUDIT, so the records come to it and not to the console, and counts
  * those whose path lies in the workspace at, below or above one of the plan's protected paths
- * (a removal of a directory above one only when that one is missing: protected_rel).
+ * (a removal of a directory above one only when that one was missing at SETUP: protected_rel).
  *
  * Tasks forked before audit is first enabled carry no audit context, so this runs at SETUP,
  * before any box command exists (the init itself stays unaudited).  Records are dropped, never
@@ -233,9 +233,13 @@ static bool dirfd_syscall(int64_t arch, int64_t nr) {
                              SYS_unlinkat,  SYS_renameat,         SYS_linkat,  SYS_fchmodat,
                              SYS_utimensat, SYS_renameat2,        SYS_openat2, SYS_futimesat,
                              SYS_faccessat, SYS_name_to_handle_at};
-    if (arch != AUDIT_ARCH_X86_64) return false;
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(at); i++)
-        if (nr == at[i]) return true;
+    /* the same calls of a 32-bit program (arch/x86/entry/syscalls/syscall_32.tbl) */
+    static const int at32[] = {295, 296, 297, 298, 301, 302, 303,
+                               306, 320, 353, 437, 299, 307, 341};
+    _Static_assert(DBX_ARRAY_SIZE(at32) == DBX_ARRAY_SIZE(at), "one 32-bit number for each call");
+    const int *t = arch == AUDIT_ARCH_X86_64 ? at : arch == AUDIT_ARCH_I386 ? at32 : NULL;
+    for (size_t i = 0; t && i < DBX_ARRAY_SIZE(at); i++)
+        if (nr == t[i]) return true;
 #else
     (void)arch, (void)nr;
 #endif

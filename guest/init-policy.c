@@ -59,6 +59,7 @@ void policy_clear(struct box_policy *b) {
     if (b->mnt_next >= 0) close(b->mnt_next);
     free(b->cg_line);
     free(b->prog.filter);
+    free(b->prot_missing);
     dbx_plan_free(&b->plan);
     *b = (struct box_policy){.cg_box_fd = -1, .mnt_ns = -1, .mnt_next = -1};
 }

@@ -634,10 +634,11 @@ static void clock_apply(struct agent *a, uint64_t host_ns, bool answer, uint64_t
     if (a->test_mode) return;
     struct timespec ts = {.tv_sec = (time_t)(v.to_ns / 1000000000),
                           .tv_nsec = (long)(v.to_ns % 1000000000)};
+    int64_t step = v.to_ns - ((int64_t)rt.tv_sec * 1000000000ll + rt.tv_nsec);
     if (clock_settime(CLOCK_REALTIME, &ts) < 0)
-        init_log("clock: cannot set the clock to the host's: %s", strerror(errno));
+        init_log("clock: cannot set the clock past the host's: %s", strerror(errno));
     else if (v.lag_ns > 100000000ll || v.lag_ns < -100000000ll)
-        init_log("clock: stepped %+" PRId64 " ms to the host's", v.lag_ns / 1000000);
+        init_log("clock: stepped %+" PRId64 " ms, to 20 ms past the host's", step / 1000000);
 }
 
 /* The host's wall clock (DBX_MSG_CLOCK): forward at once, back only on a fresh answer to an

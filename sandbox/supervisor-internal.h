@@ -266,6 +266,7 @@ void sup_secrets_free(struct sup *s);
 void sup_begin_stop(struct sup *s, const char *why);
 void sup_check_console_panic(struct sup *s, bool now_or_never);
 void sup_check_liveness(struct sup *s);
+/* each poll round: DBX_MSG_CLOCK while sup_busy, at most once a second, not behind a backlog */
 void sup_clock_tick(struct sup *s);
 /* DBX_MSG_CLOCK to the guest unless one went less than a second ago (force: anyway). */
 void sup_clock_send(struct sup *s, bool force);

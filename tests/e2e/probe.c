@@ -536,7 +536,7 @@ static int cmd_skew(double secs, const char *path) {
             if (max == LLONG_MIN)
                 printf("skew_max_us=none\n"); /* a second without a sample: stalled */
             else
-                printf("skew_max_us=%lld\n", max / 1000);
+                printf("skew_max_us=%lld\n", max > 0 ? (max + 999) / 1000 : max / 1000);
             fflush(stdout);
             max = LLONG_MIN;
             second += 1000000000ll;
@@ -631,7 +631,7 @@ usage:
     fprintf(stderr, "usage: probe sys NAME... | status | open PATH... | mknod PATH c|b MAJ MIN | "
                     "kill1 SIG | ptrace1 | ids | forkbomb SECS | spin SECS | hog MB | "
                     "remount_rw PATH | handle_open PATH DIR | xattr PATH NAME | uffd PATH | cpuid "
-                    "| lock PATH | "
+                    "| lock PATH | realtime | settime SECS | skew SECS FILE | "
                     "serve ADDR PORT TEXT\n");
     return 2;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # t-clock-late: a clock frame that reaches the box late never sets the box's clock back.  The
-# host's clock goes to the box before each command, with the ping of a quiet box and once a
-# second while a command runs; while the init is blocked, here on a stalled workspace
+# host's clock goes to the box before each command, with the ping of a quiet box and every
+# few seconds while a command runs; while the init is blocked, here on a stalled workspace
 # (virtiofsd stopped, a host edit whose change notice the init applies in the workspace), those
 # frames wait in the port, and the box, whose clock is right, looks ahead of them by the stall.
 # The init stepped back to one: the command queued behind it saw a clock behind the host's by

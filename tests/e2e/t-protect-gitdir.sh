@@ -4,7 +4,9 @@
 # directory below .git/modules (docs/SECURITY.md, "Git directories"): the box cannot make host
 # git run a command through them (a marker command never runs after host `git status`,
 # `git commit` and `git submodule status`), while git add/commit/branch/checkout/log/status
-# keep working in the box, in the repository and in a submodule.
+# keep working in the box, in the repository and in a submodule, with an in-place editor
+# (`sed -i`) as GIT_EDITOR and with `git add -e`; and git stash's harmless rmdir of `.git` is
+# not counted as a write attempt on a protected path.
 . "$(dirname "$0")/lib.sh"
 
 submodule_repo
@@ -76,9 +78,9 @@ ok dbx exec -- sh -c "GIT_EDITOR='sed -i s/in-box/reworded-in-box/' ${BG[*]} com
 assert_eq reworded-in-box "$OUT" "commit --amend with 'sed -i' as the editor in the box"
 for f in .git/COMMIT_EDITMSG?*; do [ ! -e "$f" ] || fail "sed -i left $f"; done
 # git add -e: the patch it writes in .git for the editor (refused before)
-ok dbx exec -- sh -c 'echo e >> f && GIT_EDITOR=true git add -e -- f && git diff --cached --name-only &&
-    git reset -q'
-assert_eq f "$OUT" "git add -e in the box"
+ok dbx exec -- sh -c "echo e >> f && GIT_EDITOR='sed -i s/^+e\$/+e/' git add -e -- f &&
+    git diff --cached --name-only && git reset -q"
+assert_eq f "$OUT" "git add -e with 'sed -i' as the editor in the box"
 
 # the count of write attempts on protected paths: git stash's rmdir of ".git" (git's
 # remove_path() tries each parent of the temporary index it removes) is none, an rmdir of a

@@ -893,6 +893,8 @@ static void test_git_names(void **state) {
                                      "Xa8Fk2z",
                                      "addp-hunk-edit.diff",
                                      "ADD_EDIT.patch",
+                                     "ADD_EDIT.patchAb12Cd",
+                                     "addp-hunk-edit.diffAb12Cd",
                                      "lfs",
                                      "objects"};
     static const char *const no[] = {"commondir",
@@ -932,7 +934,9 @@ static void test_git_names(void **state) {
                                      "HEADa8Fk\xc3\xa9",
                                      "sedG6QIQ\xc3",
                                      "XXGOof1.",
-                                     "add-hunk-edit.diff"};
+                                     "add-hunk-edit.diff",
+                                     "addp-hunk-edit.diffAb12C",
+                                     "ADD_EDIT.patc1234567"};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ok); i++)
         if (!mounts_git_name_allowed(ok[i])) fail_msg("'%s' refused", ok[i]);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(no); i++)
