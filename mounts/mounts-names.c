@@ -71,16 +71,15 @@ static const char *const allowed_globs[] = {
     "sequencer", "logs", "refs", "objects", "lost-found",
     "lfs", "annex",     /* Git LFS's and git-annex's stores */
     ".*", "#*#", "*~",  /* editors' files next to COMMIT_EDITMSG */
-    "addp-hunk-edit.diff", "ADD_EDIT.patch", /* the hunk `git add -p` edits; `git add -e`'s */
 };
+/* clang-format on */
 
-/* The files git hands to an editor there whose names are not all-capital (BusyBox sed's
- * temporary file is one of these, or an all-capital name, and six letters or digits). */
+/* The files git hands to an editor there whose names are not all-capital: the hunk `git add
+ * -p` edits and `git add -e`'s patch (the first n bytes of name are one of them). */
 static bool edit_file(const char *name, size_t n) {
     return (n == 19 && !strncmp(name, "addp-hunk-edit.diff", n)) ||
            (n == 14 && !strncmp(name, "ADD_EDIT.patch", n));
 }
-/* clang-format on */
 
 /* In info/: what git writes there (update-server-info's refs and its temporary file,
  * sparse-checkout, exclude); attributes and grafts are not among them. */
@@ -136,7 +135,8 @@ bool mounts_git_name_allowed_in(enum mounts_guard_kind kind, const char *name) {
         (n == 8 && !strncmp(name, "XX", 2) && alnum_only(name + 2)) ||
         (n > 6 && (caps_only(name, n - 6) || edit_file(name, n - 6)) && alnum_only(name + n - 6)))
         return true;
-    return caps_only(name, n) || match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
+    return caps_only(name, n) || edit_file(name, n) ||
+           match_any(allowed_globs, DBX_ARRAY_SIZE(allowed_globs), name);
 }
 
 bool mounts_name_is_dotgit(const char *name) {
