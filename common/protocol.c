@@ -284,8 +284,10 @@ int dbx_exec_req_decode(const uint8_t *p, size_t n, struct dbx_exec_req *ret, db
     if (c.left != 0)
         why = "trailing bytes";
     else if (r.flags & ~(uint32_t)(DBX_EXEC_TTY | DBX_EXEC_STDIN | DBX_EXEC_LOGIN | DBX_EXEC_ADMIN |
-                                   DBX_EXEC_TIMING | DBX_EXEC_DETACH))
+                                   DBX_EXEC_TIMING | DBX_EXEC_DETACH | DBX_EXEC_MERGED))
         why = "unknown flags";
+    else if ((r.flags & DBX_EXEC_MERGED) && (r.flags & DBX_EXEC_TTY))
+        why = "merged output with a terminal";
     else if (r.timeout_ms > DBX_EXEC_TIMEOUT_MAX)
         why = "timeout over 30 days";
     else if (r.umask > 0777)

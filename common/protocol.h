@@ -31,9 +31,10 @@
  * KILL, STATS and the exec and setup additions of daily use (issue 13).  6: EXEC's flag
  * DBX_EXEC_TIMING and TIMING (issue 12).  7: CLOCK.  8: the plan's no_randomize.  9: the guest's
  * CLOCK (asking the host's clock) and its answer.  10: SETUP's time zone.  11: EXEC's umask and
- * terminfo. Overridable only so the tests can build an init of another version (t-init-skew). */
+ * terminfo.  12: EXEC's flag DBX_EXEC_MERGED. Overridable only so the tests can build an init of
+ * another version (t-init-skew). */
 #ifndef DBX_PROTO_VERSION
-#define DBX_PROTO_VERSION 11
+#define DBX_PROTO_VERSION 12
 #endif
 #define DBX_FRAME_HDR 12u
 #define DBX_FRAME_MAX (256u * 1024u) /* largest payload */
@@ -184,6 +185,10 @@ enum {
     DBX_EXEC_DETACH = 1u << 4,
     /* measure: the guest (and the supervisor) send TIMING before EXIT (DEVBOX_EXEC_TIMING=1) */
     DBX_EXEC_TIMING = 1u << 5,
+    /* the client's stdout and stderr are one open file (`2>&1`, a terminal): the command gets
+     * one pipe as both, so its output comes in the order it wrote it, all of it as STDOUT
+     * (STDERR is at EOF from the start, as with a tty); never with DBX_EXEC_TTY */
+    DBX_EXEC_MERGED = 1u << 6,
 };
 #define DBX_EXEC_TIMEOUT_MAX (30u * 24 * 3600 * 1000) /* timeout_ms cap: 30 days */
 

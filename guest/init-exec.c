@@ -160,8 +160,9 @@ static int open_pipe(int *par, int *ch, bool parent_reads, dbx_error **err) {
 
 static int stdio_open(struct stdio_set *io, const struct dbx_exec_req *req, dbx_error **err) {
     if (req->flags & DBX_EXEC_TTY) return open_pty(io, req, err);
-    if (open_pipe(&io->par_out, &io->ch_out, true, err) < 0 ||
-        open_pipe(&io->par_err, &io->ch_err, true, err) < 0)
+    if (open_pipe(&io->par_out, &io->ch_out, true, err) < 0) return -1;
+    /* DBX_EXEC_MERGED: no pipe of its own; the command's stderr is its stdout (child_stdio) */
+    if (!(req->flags & DBX_EXEC_MERGED) && open_pipe(&io->par_err, &io->ch_err, true, err) < 0)
         return -1;
     if ((req->flags & DBX_EXEC_STDIN) && open_pipe(&io->par_in, &io->ch_in, false, err) < 0)
         return -1;
@@ -184,7 +185,7 @@ static _Noreturn void child_fail(const struct child_plan *p, int step, int e) {
 
 static void child_stdio(const struct child_plan *p) {
     const struct stdio_set *io = p->io;
-    int in = io->ch_in, out = io->ch_out, errfd = io->ch_err;
+    int in = io->ch_in, out = io->ch_out, errfd = io->ch_err >= 0 ? io->ch_err : io->ch_out;
     if (io->master >= 0) {
         /* After setsid() we have no controlling terminal; make the slave ours so job control
          * and ^C work.  O_NOCTTY + TIOCSCTTY makes that explicit rather than implicit. */
@@ -849,7 +850,8 @@ static bool spare_send(const struct spare_proc *sp, const struct child_plan *p,
         return slave >= 0 && send_with_fds(sp->sock, &b, fds, 2);
     }
     _cleanup_close_ int nul = io->ch_in >= 0 ? -EBADF : open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const int fds[4] = {io->ch_in >= 0 ? io->ch_in : nul, io->ch_out, io->ch_err, report_w};
+    const int fds[4] = {io->ch_in >= 0 ? io->ch_in : nul, io->ch_out,
+                        io->ch_err >= 0 ? io->ch_err : io->ch_out, report_w};
     return fds[0] >= 0 && send_with_fds(sp->sock, &b, fds, 4);
 }
 

@@ -5,11 +5,13 @@
 #include "sandbox-internal.h"
 
 #include <inttypes.h>
+#include <linux/kcmp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <termios.h>
 #include <time.h>
 
@@ -184,12 +186,31 @@ static char *terminfo_read(const char *term, size_t *ret_len) {
     return NULL;
 }
 
+/* Whether our stdout and stderr are one destination, whose writes land in the order made:
+ * `2>&1` into a pipe or a file, a terminal, `>>f 2>>f`.  The command then gets one pipe as both
+ * (DBX_EXEC_MERGED), as it would here.  With a pipe each, which the guest reads in turn, all that
+ * one stream held went before the other's: found in use, `devbox exec -- make 2>&1 | tail`
+ * showed every compiler warning after every line of make's, not under the file it was about.
+ * Not a regular file opened twice without O_APPEND (`>f 2>f`): here each open writes at its own
+ * offset over the other's, so the two stay apart. */
+static bool stdout_is_stderr(void) {
+    struct stat a, b;
+    if (fstat(1, &a) < 0 || fstat(2, &b) < 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+        return false;
+    if (!S_ISREG(a.st_mode)) return true; /* one pipe, terminal or socket */
+    int fa = fcntl(1, F_GETFL), fb = fcntl(2, F_GETFL);
+    if (fa >= 0 && fb >= 0 && (fa & fb & O_APPEND)) return true;
+    pid_t self = getpid(); /* one open file description: one offset */
+    return syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2) == 0;
+}
+
 int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
                        struct dbx_buf *out, dbx_error **err) {
     struct dbx_exec_req req = {0};
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
                 (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
-                (o->detach ? DBX_EXEC_DETACH : 0) | (timing_wanted(o) ? DBX_EXEC_TIMING : 0);
+                (o->detach ? DBX_EXEC_DETACH : 0) | (timing_wanted(o) ? DBX_EXEC_TIMING : 0) |
+                (!o->tty && !o->detach && stdout_is_stderr() ? DBX_EXEC_MERGED : 0);
     req.timeout_ms = o->timeout_ms;
     /* files the command makes get the modes they would get from the same command here */
     mode_t mask = umask(0);

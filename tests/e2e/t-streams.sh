@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# t-streams: stdout and stderr stay separate and binary-safe, in both directions; a client whose
-# output nobody reads does not keep `devbox stop` from ending the box.  Output that cannot be
+# t-streams: stdout and stderr stay separate and binary-safe, in both directions, and in the order
+# written when the client's are one file (2>&1, a terminal); a client whose output nobody reads
+# does not keep `devbox stop` from ending the box.  Output that cannot be
 # written (a full disk; /dev/full) is a failure with one line and 125, for exec's command output,
 # `status` and `logs`, while a reader that goes away (`| head`) is not: the command then meets a
 # closed pipe (SIGPIPE), as it would on the host.
@@ -13,6 +14,38 @@ cd "$R" || fail "cd $R"
 ok dbx exec -- sh -c 'echo out1; echo err1 >&2; echo out2; echo err2 >&2'
 assert_eq $'out1\nout2' "$OUT" "stdout"
 assert_eq $'err1\nerr2' "$ERR" "stderr"
+
+# ---- stdout and stderr that are one file keep their order (found in use) ---------------------
+# `devbox exec -- make 2>&1 | tail` showed every compiler warning after every line of make's: the
+# guest read the command's two pipes in turn.  When the client's stdout and stderr are one open
+# file (`2>&1`, a terminal) the command gets one pipe as both, as it would here; apart, two.
+interleave='for i in 1 2 3 4 5; do echo "out $i"; echo "err $i" >&2; done'
+want=$(sh -c "$interleave" 2>&1)
+dbx exec -- sh -c "$interleave" >"$TEST_TMP/o" 2>&1
+assert_eq "0 $want" "$? $(cat "$TEST_TMP/o")" "stdout and stderr into one file (2>&1)"
+dbx exec -- sh -c "$interleave" 2>&1 | cat >"$TEST_TMP/o"
+assert_eq "0 $want" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "stdout and stderr into one pipe (2>&1 |)"
+: >"$TEST_TMP/o"
+dbx exec -- sh -c "$interleave" >>"$TEST_TMP/o" 2>>"$TEST_TMP/o"
+assert_eq "0 $want" "$? $(cat "$TEST_TMP/o")" "stdout and stderr appended to one file (>>f 2>>f)"
+# the shell's fds 1 and 2 (readlink is a BusyBox applet its sh may run in its own process)
+fds='echo $(readlink /proc/$$/fd/1) $(readlink /proc/$$/fd/2)'
+dbx exec -- sh -c "$fds" >"$TEST_TMP/o" 2>&1
+read -r fd1 fd2 <"$TEST_TMP/o"
+assert_match "$fd1" "^pipe:\[[0-9]+\]$" "the command's stdout with 2>&1"
+assert_eq "$fd1" "$fd2" "the command's stderr with 2>&1 (its stdout)"
+ok dbx exec -- sh -c "$fds"
+read -r fd1 fd2 <<<"$OUT"
+assert_match "$fd1 $fd2" "^pipe:\[[0-9]+\] pipe:\[[0-9]+\]$" "the command's stdout and stderr apart"
+[ "$fd1" != "$fd2" ] || fail "the command's stdout and stderr apart are one pipe: $(show "$OUT")"
+# on a terminal without -t: fds 1 and 2 are one open terminal, so one pipe in the box
+run "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 -- "$DEVBOX" exec -- sh -c "$interleave"
+assert_eq "0 $want" "$RC $(tr -d '\r' <<<"$OUT")" "stdout and stderr on a terminal, without -t"
+# the reader gone: the command's stderr, now the same pipe, meets it too (a shell dies of
+# SIGPIPE in its echo to stderr or to stdout, as here)
+dbx exec -- sh -c 'while :; do echo out; echo err >&2; done' 2>&1 | head -n 2 >"$TEST_TMP/o"
+assert_eq "141 out err" "${PIPESTATUS[0]} $(tr '\n' ' ' <"$TEST_TMP/o" | sed 's/ $//')" \
+    "a writer to both streams into '2>&1 | head -n 2'"
 
 # all 256 byte values, 4 times
 "$PYTHON" -c 'import sys; sys.stdout.buffer.write(bytes(range(256)) * 4)' >"$R/bytes.bin"

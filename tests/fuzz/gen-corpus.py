@@ -13,7 +13,7 @@ import os
 import struct
 import sys
 
-VERSION = 11  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
+VERSION = 12  # DBX_PROTO_VERSION (test-protocol checks the seeds carry it)
 FRAME_MAX = 256 * 1024
 ARG_STR_MAX = 128 * 1024  # DBX_ARG_STR_MAX
 TERMINFO_MAX = 32 * 1024  # DBX_TERMINFO_MAX
@@ -170,7 +170,9 @@ CORPUS = {
     "exec-bad-env": bytes([18]) + frame(EXEC, 1, exec_req(["true"], ["FOO"]))
     + frame(EXEC, 2, exec_req(["true"], ["=x"])),
     "exec-flags": bytes([19]) + frame(EXEC, 1, exec_req(["true"], flags=32))
-    + frame(EXEC, 2, exec_req([], flags=0)),
+    + frame(EXEC, 2, exec_req([], flags=0))
+    + frame(EXEC, 3, exec_req(["true"], flags=64))  # merged stdout and stderr
+    + frame(EXEC, 4, exec_req(["true"], flags=64 | TTY)),  # merged with a terminal: refused
     "exec-trailing": bytes([20]) + frame(EXEC, 1, exec_req(["true"]) + b"\0"),
     # terminfo: without a terminal, over the cap, a length over what follows
     "exec-terminfo-bad": bytes([36]) + frame(EXEC, 1, exec_req(["true"], terminfo=b"\x1a\x01" + bytes(20)))

@@ -781,7 +781,9 @@ static void test_exec_rejects_strings(void **state) {
 }
 
 static void test_exec_rejects_flags_and_empty(void **state) {
-    static const uint32_t bad[] = {1u << 6, 1u << 8, 1u << 31, 0xffffffffu};
+    /* unknown flags, and one stream of output merged with a terminal (which is one already) */
+    static const uint32_t bad[] = {1u << 7, 1u << 8, 1u << 31, 0xffffffffu,
+                                   DBX_EXEC_MERGED | DBX_EXEC_TTY};
     for (size_t i = 0; i < DBX_ARRAY_SIZE(bad); i++) {
         struct raw_exec x = {.flags = bad[i], .user = "", .cwd = "/", .argc = 1, .argv = argv_true};
         assert_raw_exec_rejected(&x);
@@ -794,6 +796,9 @@ static void test_exec_rejects_flags_and_empty(void **state) {
                           .cwd = "/",
                           .argc = 1,
                           .argv = argv_true};
+    assert_raw_exec_accepted(&ok);
+    ok.flags =
+        DBX_EXEC_STDIN | DBX_EXEC_ADMIN | DBX_EXEC_DETACH | DBX_EXEC_TIMING | DBX_EXEC_MERGED;
     assert_raw_exec_accepted(&ok);
 
     /* terminfo: up to DBX_TERMINFO_MAX bytes, and only with a terminal */
