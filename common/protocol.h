@@ -185,9 +185,10 @@ enum {
     DBX_EXEC_DETACH = 1u << 4,
     /* measure: the guest (and the supervisor) send TIMING before EXIT (DEVBOX_EXEC_TIMING=1) */
     DBX_EXEC_TIMING = 1u << 5,
-    /* the client's stdout and stderr are one open file (`2>&1`, a terminal): the command gets
-     * one pipe as both, so its output comes in the order it wrote it, all of it as STDOUT
-     * (STDERR is at EOF from the start, as with a tty); never with DBX_EXEC_TTY */
+    /* the client's stdout and stderr are one destination (`2>&1`, a terminal, `>>f 2>>f`; a
+     * detached command's log, [setup]'s): the command gets one pipe as both, so its output
+     * comes in the order it wrote it, all of it as STDOUT (STDERR is at EOF from the start, as
+     * with a tty); never with DBX_EXEC_TTY */
     DBX_EXEC_MERGED = 1u << 6,
 };
 #define DBX_EXEC_TIMEOUT_MAX (30u * 24 * 3600 * 1000) /* timeout_ms cap: 30 days */

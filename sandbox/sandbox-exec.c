@@ -199,9 +199,18 @@ static bool stdout_is_stderr(void) {
         return false;
     if (!S_ISREG(a.st_mode)) return true; /* one pipe, terminal or socket */
     int fa = fcntl(1, F_GETFL), fb = fcntl(2, F_GETFL);
-    if (fa >= 0 && fb >= 0 && (fa & fb & O_APPEND)) return true;
-    pid_t self = getpid(); /* one open file description: one offset */
-    return syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2) == 0;
+    if (fa < 0 || fb < 0) return false;
+    if (fa & fb & O_APPEND) return true;
+    pid_t self = getpid(); /* one open file description, one offset: `>f 2>&1` */
+    long r = syscall(SYS_kcmp, self, self, KCMP_FILE, 1, 2);
+    if (r >= 0) return r == 0;
+    /* no kcmp (a kernel without it, a seccomp filter: Docker's refuses it without
+     * CAP_SYS_PTRACE): a status flag changed through fd 1 shows through fd 2 when both are one
+     * open; O_NONBLOCK, which means nothing to a regular file, and put back at once */
+    if (fcntl(1, F_SETFL, fa ^ O_NONBLOCK) < 0) return false;
+    int fb2 = fcntl(2, F_GETFL);
+    (void)fcntl(1, F_SETFL, fa);
+    return fb2 >= 0 && ((fb2 ^ fb) & O_NONBLOCK);
 }
 
 int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opts *o,
@@ -210,7 +219,8 @@ int dbx_exec_req_build(const struct dbx_project *proj, const struct dbx_exec_opt
     req.flags = (o->tty ? DBX_EXEC_TTY : 0) | (o->interactive ? DBX_EXEC_STDIN : 0) |
                 (o->login ? DBX_EXEC_LOGIN : 0) | (o->admin ? DBX_EXEC_ADMIN : 0) |
                 (o->detach ? DBX_EXEC_DETACH : 0) | (timing_wanted(o) ? DBX_EXEC_TIMING : 0) |
-                (!o->tty && !o->detach && stdout_is_stderr() ? DBX_EXEC_MERGED : 0);
+                /* -d: its output goes to one log (supervisor-procs.c), so one stream too */
+                (!o->tty && (o->detach || stdout_is_stderr()) ? DBX_EXEC_MERGED : 0);
     req.timeout_ms = o->timeout_ms;
     /* files the command makes get the modes they would get from the same command here */
     mode_t mask = umask(0);
@@ -540,7 +550,10 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         fprintf(stderr,
                 "devbox: could not write the command's %s: %s; the rest of it was dropped "
                 "(the command exited %d)\n",
-                x.out_err_stream == 1 ? "stdout" : "stderr", strerror(x.out_err), x.code);
+                x.out_err_stream == 2           ? "stderr"
+                : !o->tty && stdout_is_stderr() ? "output" /* one stream of both */
+                                                : "stdout",
+                strerror(x.out_err), x.code);
         return 125;
     }
     return r < 0 ? r : x.code;

@@ -118,7 +118,8 @@ static int run_command(struct sup *s, struct setup_run *run, const char *cmd, in
         if (!skip) env = dbx_strv_push(env, *e);
     }
     env = dbx_strv_push(env, "DEBIAN_FRONTEND=noninteractive");
-    struct dbx_exec_req req = {.flags = DBX_EXEC_ADMIN,
+    /* one stream, as its log is one file and its lines one series: stderr's in their place */
+    struct dbx_exec_req req = {.flags = DBX_EXEC_ADMIN | DBX_EXEC_MERGED,
                                .umask = 022, /* what the image's files expect, as a build's */
                                .user = "",
                                /* a shared setup sees no project: it runs in / */

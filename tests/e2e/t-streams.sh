@@ -28,19 +28,47 @@ assert_eq "0 $want" "${PIPESTATUS[0]} $(cat "$TEST_TMP/o")" "stdout and stderr i
 : >"$TEST_TMP/o"
 dbx exec -- sh -c "$interleave" >>"$TEST_TMP/o" 2>>"$TEST_TMP/o"
 assert_eq "0 $want" "$? $(cat "$TEST_TMP/o")" "stdout and stderr appended to one file (>>f 2>>f)"
-# the shell's fds 1 and 2 (readlink is a BusyBox applet its sh may run in its own process)
+# the shell's fds 1 and 2, the same pipe or two (readlink is a BusyBox applet its sh may run in
+# its own process, so not `readlink /proc/self/fd/1 >&2`)
 fds='echo $(readlink /proc/$$/fd/1) $(readlink /proc/$$/fd/2)'
+pipes() { # DESC FILE: the line in FILE names one pipe twice, or two ("apart" in DESC)
+    local fd1 fd2
+    read -r fd1 fd2 <<<"$(tr -d '\r' <"$2")"
+    assert_match "$fd1 $fd2" "^pipe:\[[0-9]+\] pipe:\[[0-9]+\]$" "$1: the command's stdout and stderr"
+    case $1 in
+    *apart*) [ "$fd1" != "$fd2" ] || fail "$1: the command's stdout and stderr are one pipe" ;;
+    *) assert_eq "$fd1" "$fd2" "$1: the command's stderr is its stdout" ;;
+    esac
+}
 dbx exec -- sh -c "$fds" >"$TEST_TMP/o" 2>&1
-read -r fd1 fd2 <"$TEST_TMP/o"
-assert_match "$fd1" "^pipe:\[[0-9]+\]$" "the command's stdout with 2>&1"
-assert_eq "$fd1" "$fd2" "the command's stderr with 2>&1 (its stdout)"
-ok dbx exec -- sh -c "$fds"
-read -r fd1 fd2 <<<"$OUT"
-assert_match "$fd1 $fd2" "^pipe:\[[0-9]+\] pipe:\[[0-9]+\]$" "the command's stdout and stderr apart"
-[ "$fd1" != "$fd2" ] || fail "the command's stdout and stderr apart are one pipe: $(show "$OUT")"
-# on a terminal without -t: fds 1 and 2 are one open terminal, so one pipe in the box
-run "$PYTHON" "$E2E_DIR/pty.py" --timeout 60 -- "$DEVBOX" exec -- sh -c "$interleave"
-assert_eq "0 $want" "$RC $(tr -d '\r' <<<"$OUT")" "stdout and stderr on a terminal, without -t"
+pipes "2>&1 into a file" "$TEST_TMP/o"
+dbx exec -- sh -c "$fds" 2>&1 | cat >"$TEST_TMP/o"
+pipes "2>&1 into a pipe" "$TEST_TMP/o"
+: >"$TEST_TMP/o"
+dbx exec -- sh -c "$fds" >>"$TEST_TMP/o" 2>>"$TEST_TMP/o"
+pipes ">>f 2>>f" "$TEST_TMP/o"
+"$PYTHON" "$E2E_DIR/pty.py" --timeout 60 -- "$DEVBOX" exec -- sh -c "$fds" >"$TEST_TMP/o"
+pipes "a terminal without -t" "$TEST_TMP/o"
+dbx exec -- sh -c "$fds" >"$TEST_TMP/o" 2>"$TEST_TMP/e"
+pipes "stdout and stderr apart" "$TEST_TMP/o"
+dbx exec -- sh -c "$fds" >"$TEST_TMP/o" 2>"$TEST_TMP/o" # each open at its own offset, as here
+pipes ">f 2>f, apart" "$TEST_TMP/o"
+# where the client cannot use kcmp(2) (a kernel without it; Docker's seccomp filter refuses it
+# without CAP_SYS_PTRACE): `>f 2>&1` is still told from `>f 2>f`
+kcmp_off() { strace -f -qq -o /dev/null -e trace=kcmp -e inject=kcmp:error=ENOSYS "$@"; }
+kcmp_off "$DEVBOX" exec -- sh -c "$fds" >"$TEST_TMP/o" 2>&1
+pipes "2>&1 into a file, without kcmp" "$TEST_TMP/o"
+kcmp_off "$DEVBOX" exec -- sh -c "$fds" >"$TEST_TMP/o" 2>"$TEST_TMP/o"
+pipes ">f 2>f without kcmp, apart" "$TEST_TMP/o"
+# a detached command's log is one file too (`devbox logs PID`)
+ok dbx exec -d -- sh -c "$interleave"
+pid=$OUT
+for _ in $(seq 50); do
+    run dbx logs "$pid"
+    [ "$OUT" = "$want" ] && break
+    sleep 0.2
+done
+assert_eq "$want" "$OUT" "the log of a detached command writing to both streams"
 # the reader gone: the command's stderr, now the same pipe, meets it too (a shell dies of
 # SIGPIPE in its echo to stderr or to stdout, as here)
 dbx exec -- sh -c 'while :; do echo out; echo err >&2; done' 2>&1 | head -n 2 >"$TEST_TMP/o"
