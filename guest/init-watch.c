@@ -11,7 +11,14 @@
  *
  * Why now and not the mtime the file has: a value read first and written back later goes back
  * in time when a host write lands in between (the next notice re-reads that older value, so
- * make would never rebuild).  A time-less mtime update reaches virtiofsd as FATTR_MTIME_NOW
+ * make would never rebuild).  But not now for a path whose mtime is over WATCH_KEEP_NS old: a
+ * time set on purpose after the write (`touch -d`, `cp -p`, `tar x`, `rsync -a`, unzip, npm's
+ * 1985) by the box, whose own writes come back as notices (mounts/mounts.h), or by the host.
+ * Found in use: every one of those in the box's workspace lost its time to the echo some
+ * 100 ms later.  Such a path gets the mtime it has, which raises the same event; the race above
+ * then needs a host write within the few ms between the statx and the utimensat to a file
+ * nobody wrote for WATCH_KEEP_NS, and it costs that write's time, not its event.  A time-less
+ * mtime update reaches virtiofsd as FATTR_MTIME_NOW
  * (fuse's iattr_to_fattr: ATTR_MTIME without ATTR_MTIME_SET, and no writeback cache under
  * cache=auto), and virtiofsd passes UTIME_NOW to the host, so the host's clock stamps it: never
  * earlier than a host write that came before it.  The mtime moves forward to the time of the
@@ -40,8 +47,11 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #define WATCH_TOUCH_MAX 4096u
+/* a notice comes 50-300 ms after the host's event, seconds when the channel is backed up */
+#define WATCH_KEEP_NS (2ll * 1000000000ll)
 
 static uint64_t window_ms, touches; /* PID 1 has no threads */
 static bool root_touched;
@@ -68,11 +78,18 @@ static int touch(struct agent *a, int ws, const char *rel) {
     int at = rel[0] ? dfd : AT_FDCWD;
     struct statx stx;
     const int flags = AT_SYMLINK_NOFOLLOW | AT_STATX_FORCE_SYNC;
-    if (statx(at, name, flags, STATX_TYPE | STATX_NLINK, &stx) < 0) return -errno;
+    if (statx(at, name, flags, STATX_TYPE | STATX_NLINK | STATX_MTIME, &stx) < 0) return -errno;
     if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
     if (S_ISREG(stx.stx_mode) && stx.stx_nlink == 0) return -ENOENT; /* a stale inode */
-    /* the host's clock, never a time read earlier: see the top of the file */
-    const struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+    /* the host's clock, never a time read earlier, unless the time is old: see the top */
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
+    struct timespec now;
+    if ((stx.stx_mask & STATX_MTIME) && clock_gettime(CLOCK_REALTIME, &now) == 0 &&
+        stx.stx_mtime.tv_sec * 1000000000ll + stx.stx_mtime.tv_nsec <
+            now.tv_sec * 1000000000ll + now.tv_nsec - WATCH_KEEP_NS) {
+        ts[1].tv_sec = stx.stx_mtime.tv_sec;
+        ts[1].tv_nsec = stx.stx_mtime.tv_nsec;
+    }
     if (utimensat(at, name, ts, AT_SYMLINK_NOFOLLOW) < 0) return -errno;
     return 0;
 }

@@ -166,7 +166,8 @@ char *mounts_nofile_warning(const char *source);
  * addressed, never edited in place and not what any watcher follows (HEAD, refs and the index
  * stay watched).
  * Events: create, close-write, delete and both halves of a move.  Neither IN_MODIFY nor
- * IN_ATTRIB: the guest raises events by setting a file's mtime (to the value it has), which the
+ * IN_ATTRIB: the guest raises events by setting a file's mtime (to now, or to the value it has
+ * when that is older than 2 s: guest/init-watch.c), which the
  * host's kernel reports as IN_MODIFY (and a change of both times as IN_ATTRIB), so watching either
  * would bring every notice back as a new one, forever.  An edit is complete when its writer
  * closes the file, which is when an editor's save reports close-write (or a rename over it,
@@ -174,7 +175,8 @@ char *mounts_nofile_warning(const char *source);
  * host process, a truncate(1)), reported only when it closes.  The box's own writes reach the
  * host as virtiofsd's writes and come back once, coalesced: the guest's watchers see one extra
  * modify per path per window (inotify does not say who wrote, and telling virtiofsd's writes
- * apart would need fanotify's privileges); that echo raises no host event, so it ends there.
+ * apart would need fanotify's privileges); that echo raises no host event, so it ends there,
+ * and a time the box set after its write (`touch -d`, `cp -p`, `tar x`) is kept.
  * Caps: at most min(MOUNTS_WATCH_MAX, half of fs.inotify.max_user_watches) directories (the
  * rest of the user's editors and tools keep the other half), one warning past it; at most
  * MOUNTS_WATCH_PENDING_MAX distinct pending paths, past which (or on the kernel's queue

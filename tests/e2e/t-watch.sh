@@ -6,7 +6,8 @@
 # settles after each notice; a file created on the host is reported; 1,000 rapid host
 # edits reach it as far fewer events, the last edit's content among them; once the edits stop
 # the events stop (no feedback loop); a symlink in the workspace pointing outside is never
-# followed (its target's ctime is unchanged on the host).  And a file created on the host, its
+# followed (its target's ctime is unchanged on the host); a time set on purpose (touch -d, cp -p,
+# tar x), on the host or in the box, is kept and still wakes the watcher.  And a file created on the host, its
 # creation noticed by the box, then written: the next command reads what was written (the
 # pending notice goes to the guest before the command; the box's attribute cache once held the
 # empty file's size for a second).
@@ -90,6 +91,31 @@ c1=$(wc -l <"$LOG")
 sleep 3
 c2=$(wc -l <"$LOG")
 assert_eq "$c1" "$c2" "probe lines 2 s and 5 s after the last edit (tail: $(show "$(tail -n 3 "$LOG")"))"
+
+# ---- a time set on purpose is kept (found in use) ------------------------------------------
+# The box's own writes come back as notices, and each notice set the file's mtime to now: a
+# `touch -d`, `cp -p` or `tar x` in the box lost its time some 100 ms later.  A path whose time
+# is older than 2 s keeps it, and still wakes the watcher.  On the host first (cp -p, touch -d):
+old_s=978307200 # 2001-01-01T00:00:00Z, before 1e9 s in any time zone
+echo old >"$R/w/old.txt"
+touch -d "@$old_s" "$R/w/old.txt"
+cp -p "$R/w/old.txt" "$R/w/old2.txt"
+wait_line ' old2\.txt content=old$' 2000 >/dev/null ||
+    fail "no event for old2.txt (cp -p on the host) within 2 s: $(show "$(tail -n 5 "$LOG")")"
+sleep 1
+assert_eq "$old_s $old_s" "$(stat -c %Y "$R/w/old.txt") $(stat -c %Y "$R/w/old2.txt")" \
+    "mtimes on the host of files given a 2001 time on the host, after their notices"
+# in the box: touch -d, cp -p, tar x (BusyBox's keeps a file's time, not a directory's, which
+# touch -d sets), all in the workspace
+ok dbx exec -- sh -c "echo own >w/own.txt && touch -d @$old_s w/own.txt && cp -p w/own.txt w/own2.txt &&
+    mkdir -p w/src/d && echo t >w/src/d/f && touch -d @$old_s w/src/d/f w/src/d &&
+    tar cf w/t.tar -C w/src d && mkdir w/x && tar xf w/t.tar -C w/x && touch -d @$old_s w/x/d"
+sleep 2 # past the notices of all of them
+for f in own.txt own2.txt x/d/f x/d; do
+    assert_eq "$old_s" "$(stat -c %Y "$R/w/$f")" "mtime on the host of w/$f, given 2001 in the box"
+done
+ok dbx exec -- stat -c %Y w/own.txt w/own2.txt w/x/d/f w/x/d
+assert_eq "$old_s $old_s $old_s $old_s" "$(echo $OUT)" "the same mtimes seen in the box"
 
 assert_eq "$target_ctime" "$(stat -c %.9Z "$TEST_TMP/outside/target.txt")" "ctime of a symlink's target outside"
 assert_eq "$outdir_ctime" "$(stat -c %.9Z "$TEST_TMP/outside")" "ctime of a linked directory outside"
