@@ -144,9 +144,14 @@ int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct db
                               "the repository again");
     if (!p.cwd) return dbx_error_set(err, errno, "'%s'", start);
     struct stat st;
-    if (stat(p.cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    if (stat(p.cwd, &st) < 0) {
+        int e = errno;
         dbx_project_clear(&p);
-        return dbx_error_set(err, 0, "'%s'", start);
+        return dbx_error_set(err, e, "'%s'", start);
+    }
+    if (!S_ISDIR(st.st_mode)) { /* -C FILE (it said only "devbox: 'FILE'") */
+        dbx_project_clear(&p);
+        return dbx_error_setx(err, ENOTDIR, "-C '%s': not a directory", start);
     }
     bool gitfile = false;
     if (project_root(p.cwd, &p.root, &gitfile) < 0) p.root = NULL;

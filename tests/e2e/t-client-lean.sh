@@ -125,6 +125,15 @@ mkdir -p "$TEST_TMP/plain"
 expect_rc 125 dbx -C "$TEST_TMP/plain" exec -- true
 assert_contains "$ERR" "devbox: client: full (no .git above the directory)" "no work tree"
 assert_contains "$ERR" "is not inside a git work tree" "the full devbox's error"
+# -C naming a file, or nothing (the first said only "devbox: 'FILE'")
+expect_rc 125 dbx -C "$R/devbox-file" exec -- true
+assert_contains "$ERR" "devbox: '$R/devbox-file': No such file or directory" "-C naming nothing"
+: >"$R/devbox-file"
+expect_rc 125 dbx -C "$R/devbox-file" exec -- true
+assert_contains "$ERR" "devbox: -C '$R/devbox-file': not a directory" "-C naming a file"
+expect_rc 125 "$(dirname "$DEVBOX")/devbox-full" -C "$R/devbox-file" status
+assert_eq "devbox: -C '$R/devbox-file': not a directory" "$ERR" "-C naming a file, the full devbox"
+rm -f "$R/devbox-file"
 # a stopped VM: the full devbox boots it
 ok dbx stop
 ok dbx status
