@@ -221,12 +221,20 @@ static void sup_teardown(struct sup *s, bool clean) {
     if (s->relay.listen_fd >= 0) close(s->relay.listen_fd);
     s->relay.listen_fd = -1;
     unlink(sock);
+    /* why, for a command it ends (found in use: an `npm install` ended by a `devbox stop` in
+     * another terminal said only "the VM stopped", which reads as a crash) */
+    const char *why = s->events.stop_why;
+    _cleanup_free_ char *said =
+        !clean ? dbx_xstrdup(" unexpectedly (see the logs in the project's state dir)")
+        : strcmp(why, "requested by a client") == 0
+            ? dbx_xstrdup(": a 'devbox stop', 'restart' or 'rm' asked for it")
+        : strcmp(why, "signal") == 0 ? dbx_xstrdup(": its supervisor was sent a signal")
+        : why[0]                     ? dbx_xasprintf(": %s", why)
+                                     : dbx_xstrdup("");
     for (size_t i = 0; i < s->relay.nclients; i++) {
         struct client *c = s->relay.clients[i];
         if (c->kind == C_EXEC && c->gsid)
-            sup_client_error(c, DBX_ERR_FAILED, "the VM stopped%s",
-                             clean ? ""
-                                   : " unexpectedly (see the logs in the project's state dir)");
+            sup_client_error(c, DBX_ERR_FAILED, "the VM stopped%s", said);
         /* blocking, but bounded: a client that reads nothing must not keep us (and the
          * starters' lock we hold) from exiting */
         dbx_set_nonblock(c->fd, false);

@@ -2,7 +2,8 @@
 # t-stop-boot: `devbox stop` while the box boots (QEMU started, the guest not up yet) ends the
 # boot: the waiting command fails in one line that names the stop, not the processes the stop
 # ended (it named virtiofsd: "the VM exited during boot (virtiofsd: virtio_loop: Unexpected
-# poll revents 11 ...)"), nothing is left running, and the next command boots the box.
+# poll revents 11 ...)"), nothing is left running, and the next command boots the box; a command
+# running when the box is stopped says that a stop ended it.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -33,3 +34,14 @@ assert_contains "$OUT" "stopped" "status after a stop during the boot"
 
 ok dbx exec -- echo again
 assert_eq again "$OUT" "the next command"
+
+# and a command running when `devbox stop` comes says what ended it (it said "the VM stopped",
+# which reads as a crash)
+"$DEVBOX" exec -- sleep 100 >"$TEST_TMP/e.out" 2>"$TEST_TMP/e.err" </dev/null &
+pid=$!
+sleeping() { [ "$(guest_running 'sleep 100')" -ge 1 ]; }
+wait_until 60 sleeping || fail "sleep 100 did not start in the box"
+ok dbx stop
+wait "$pid"
+assert_eq "125 devbox: the VM stopped: a 'devbox stop', 'restart' or 'rm' asked for it" \
+    "$? $(cat "$TEST_TMP/e.err")" "a command running when the box was stopped"
