@@ -167,11 +167,11 @@ char *mounts_nofile_warning(const char *source);
  * stay watched).
  * Events: create, close-write, delete and both halves of a move.  Neither IN_MODIFY nor
  * IN_ATTRIB: the guest raises events by setting a file's mtime (to now, or to the value it has
- * when that is older than 2 s: guest/init-watch.c), which the
- * host's kernel reports as IN_MODIFY (and a change of both times as IN_ATTRIB), so watching either
- * would bring every notice back as a new one, forever.  An edit is complete when its writer
- * closes the file, which is when an editor's save reports close-write (or a rename over it,
- * a move); what is missed is a write through a descriptor kept open (a log appended by a running
+ * when that is 2 s or more from now: guest/init-watch.c), which the host's kernel reports as
+ * IN_MODIFY (and a change of both times as IN_ATTRIB), so watching either would bring every
+ * notice back as a new one, forever.  An edit is complete when its writer closes the file,
+ * which is when an editor's save reports close-write (or a rename over it, a move); what is
+ * missed is a write through a descriptor kept open (a log appended by a running
  * host process, a truncate(1)), reported only when it closes.  The box's own writes reach the
  * host as virtiofsd's writes and come back once, coalesced: the guest's watchers see one extra
  * modify per path per window (inotify does not say who wrote, and telling virtiofsd's writes

@@ -7,7 +7,8 @@
 # edits reach it as far fewer events, the last edit's content among them; once the edits stop
 # the events stop (no feedback loop); a symlink in the workspace pointing outside is never
 # followed (its target's ctime is unchanged on the host); a time set on purpose (touch -d, cp -p,
-# tar x), on the host or in the box, is kept and still wakes the watcher.  And a file created on the host, its
+# tar x), on the host or in the box, is kept and still wakes the watcher.  And a file created
+# on the host, its
 # creation noticed by the box, then written: the next command reads what was written (the
 # pending notice goes to the guest before the command; the box's attribute cache once held the
 # empty file's size for a second).
@@ -94,23 +95,33 @@ assert_eq "$c1" "$c2" "probe lines 2 s and 5 s after the last edit (tail: $(show
 
 # ---- a time set on purpose is kept (found in use) ------------------------------------------
 # The box's own writes come back as notices, and each notice set the file's mtime to now: a
-# `touch -d`, `cp -p` or `tar x` in the box lost its time some 100 ms later.  A path whose time
-# is older than 2 s keeps it, and still wakes the watcher.  On the host first (cp -p, touch -d):
+# `touch -d`, `cp -p` or `tar x` in the box lost its time some 100 ms later.  A time 2 s or more
+# from now, either way, is kept, and still wakes the watcher.  On the host first (made, then
+# given a time; and cp -p):
 old_s=978307200 # 2001-01-01T00:00:00Z, before 1e9 s in any time zone
+new_s=$(($(date +%s) + 86400))
 echo old >"$R/w/old.txt"
 touch -d "@$old_s" "$R/w/old.txt"
 cp -p "$R/w/old.txt" "$R/w/old2.txt"
-wait_line ' old2\.txt content=old$' 2000 >/dev/null ||
-    fail "no event for old2.txt (cp -p on the host) within 2 s: $(show "$(tail -n 5 "$LOG")")"
-sleep 1
-assert_eq "$old_s $old_s" "$(stat -c %Y "$R/w/old.txt") $(stat -c %Y "$R/w/old2.txt")" \
-    "mtimes on the host of files given a 2001 time on the host, after their notices"
+echo future >"$R/w/future.txt"
+touch -d "@$new_s" "$R/w/future.txt"
+for f in old old2; do
+    wait_line " $f\.txt content=old\$" 2000 >/dev/null ||
+        fail "no event for $f.txt within 2 s: $(show "$(tail -n 5 "$LOG")")"
+done
+wait_line ' future\.txt content=future$' 2000 >/dev/null ||
+    fail "no event for future.txt within 2 s: $(show "$(tail -n 5 "$LOG")")"
+assert_eq "$old_s $old_s $new_s" \
+    "$(stat -c %Y "$R/w/old.txt") $(stat -c %Y "$R/w/old2.txt") $(stat -c %Y "$R/w/future.txt")" \
+    "mtimes on the host of files given a time on the host, after their notices"
 # in the box: touch -d, cp -p, tar x (BusyBox's keeps a file's time, not a directory's, which
-# touch -d sets), all in the workspace
+# touch -d sets), all in the workspace; then a host file as a barrier: notices go out in order
 ok dbx exec -- sh -c "echo own >w/own.txt && touch -d @$old_s w/own.txt && cp -p w/own.txt w/own2.txt &&
     mkdir -p w/src/d && echo t >w/src/d/f && touch -d @$old_s w/src/d/f w/src/d &&
     tar cf w/t.tar -C w/src d && mkdir w/x && tar xf w/t.tar -C w/x && touch -d @$old_s w/x/d"
-sleep 2 # past the notices of all of them
+echo over >"$R/w/barrier.txt"
+wait_line ' barrier\.txt content=over$' 3000 >/dev/null ||
+    fail "no event for barrier.txt within 3 s: $(show "$(tail -n 5 "$LOG")")"
 for f in own.txt own2.txt x/d/f x/d; do
     assert_eq "$old_s" "$(stat -c %Y "$R/w/$f")" "mtime on the host of w/$f, given 2001 in the box"
 done
