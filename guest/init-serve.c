@@ -398,8 +398,14 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
         session_abort(a, s, "malformed signal frame", true);
         return;
     }
-    if (sig >= 1 && sig <= 64) s->host_sig = sig; /* a death it explains gets no NOTICE */
+    /* a death it explains gets no NOTICE; a stop and its continue (^Z, fg) explain none */
+    if (sig >= 1 && sig <= 64 && sig != SIGTSTP && sig != SIGCONT) s->host_sig = sig;
     /* SIGKILL (the client went away) ends everything the command started */
+    /* ^Z on the host (devbox exec without -t): the command leads its own session, whose
+     * parent (init) is outside it, so its process group is orphaned and the kernel discards a
+     * SIGTSTP sent there (POSIX: no stop a shell could not undo); SIGSTOP stops it, and the
+     * SIGCONT of the host's `fg` continues it */
+    if (sig == SIGTSTP && !s->tty) sig = SIGSTOP;
     if (sig == SIGKILL)
         procs_leaf_kill(s);
     else if (sig >= 1 && sig <= 64)

@@ -419,6 +419,22 @@ static void raw_off(struct xs *x) {
     x->raw = false;
 }
 
+/* Ctrl-Z without -t: the terminal's SIGTSTP comes to us, the command's foreground job here.
+ * It went no further: devbox stopped and the command ran on in the box (a build went on
+ * compiling until its output filled the window, and all it had printed came at `fg`).  Now
+ * the command gets the SIGTSTP first, and the SIGCONT of `fg` or `bg` after (forwarded like
+ * the rest, on_signal); then we stop as the shell expects: the default action of a SIGTSTP
+ * raised while blocked, let through.  With -t the terminal is raw: ^Z is a byte for the box's
+ * own terminal, and a SIGTSTP keeps its default. */
+static void stop_self(void) {
+    sigset_t t;
+    sigemptyset(&t);
+    sigaddset(&t, SIGTSTP);
+    (void)raise(SIGTSTP);
+    sigprocmask(SIG_UNBLOCK, &t, NULL); /* stops here until SIGCONT */
+    sigprocmask(SIG_BLOCK, &t, NULL);
+}
+
 static void on_signal(struct xs *x, int sfd, bool tty) {
     struct signalfd_siginfo si;
     while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -431,6 +447,7 @@ static void on_signal(struct xs *x, int sfd, bool tty) {
         } else {
             uint8_t b[4];
             (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
+            if (si.ssi_signo == SIGTSTP) stop_self();
             if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) {
                 if (x->term_sig)
                     x->give_up_ms = 0; /* the second one: now */
@@ -519,6 +536,12 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     for (size_t i = 0; i < DBX_ARRAY_SIZE(forwarded); i++) {
         signal(forwarded[i], SIG_DFL); /* a background job inherits SIGINT ignored */
         sigaddset(&mask, forwarded[i]);
+    }
+    /* job control (stop_self), unless our shell has none and left SIGTSTP ignored */
+    struct sigaction tstp;
+    if (!o->tty && sigaction(SIGTSTP, NULL, &tstp) == 0 && tstp.sa_handler != SIG_IGN) {
+        sigaddset(&mask, SIGTSTP);
+        sigaddset(&mask, SIGCONT);
     }
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);

@@ -47,3 +47,26 @@ rc=$?
 log "client exited $rc; stderr: $(cat "$TEST_TMP/sig.err")"
 assert_eq 42 "$rc" "exit code of a command that traps SIGINT"
 assert_eq caught "$(cat "$TEST_TMP/sig.out")" "output of the trap"
+
+# ^Z without -t (a SIGTSTP to devbox): the command in the box stops as well, and `fg`'s SIGCONT
+# continues both (found in use: devbox stopped and the command ran on in the box, its output
+# coming all at once at `fg`).  The box's side is orphaned, where the kernel drops a SIGTSTP, so
+# the guest stops it with SIGSTOP.
+"$DEVBOX" exec -- sh -c 'echo $$; while :; do sleep 0.2; done' >"$TEST_TMP/z.out" 2>"$TEST_TMP/z.err" </dev/null &
+pid=$!
+wait_until 60 test -s "$TEST_TMP/z.out" || fail "the looping command did not start: $(show "$(cat "$TEST_TMP/z.err")")"
+gpid=$(head -n 1 "$TEST_TMP/z.out")
+box_state() { timeout 60 "$DEVBOX" exec -- sed -n 's/^State:\t\([A-Z]\).*/\1/p' "/proc/$gpid/status" </dev/null; }
+client_state() { ps -o stat= -p "$pid" | cut -c1; }
+box_is() { [ "$(box_state)" = "$1" ]; }
+box_is_not() { [ "$(box_state)" != "$1" ]; }
+client_is() { [ "$(client_state)" = "$1" ]; }
+kill -TSTP "$pid"
+wait_until 10 client_is T || fail "devbox not stopped by SIGTSTP: state $(client_state)"
+wait_until 10 box_is T || fail "the command in the box not stopped by ^Z: state $(box_state)"
+kill -CONT "$pid"
+wait_until 10 box_is_not T || fail "the command in the box not continued by SIGCONT: state $(box_state)"
+assert_ne T "$(client_state)" "devbox's state after SIGCONT"
+kill -INT "$pid"
+wait "$pid"
+assert_eq 130 "$?" "exit code of the continued command after SIGINT"
