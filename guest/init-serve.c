@@ -401,11 +401,12 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
     /* a death it explains gets no NOTICE; a stop and its continue (^Z, fg) explain none */
     if (sig >= 1 && sig <= 64 && sig != SIGTSTP && sig != SIGCONT) s->host_sig = sig;
     /* SIGKILL (the client went away) ends everything the command started */
-    /* ^Z on the host (devbox exec without -t): the command leads its own session, whose
-     * parent (init) is outside it, so its process group is orphaned and the kernel discards a
-     * SIGTSTP sent there (POSIX: no stop a shell could not undo); SIGSTOP stops it, and the
-     * SIGCONT of the host's `fg` continues it */
-    if (sig == SIGTSTP && !s->tty) sig = SIGSTOP;
+    /* ^Z on the host (devbox exec on a terminal that is not raw): the command leads its own
+     * session, whose parent (init) is outside it, so its process group is orphaned and the
+     * kernel discards a SIGTSTP sent there (POSIX: no stop a shell could not undo); SIGSTOP
+     * stops it, and the SIGCONT of the host's `fg` continues it.  What moved to a process group
+     * of its own (timeout(1)'s child) runs on, as a background job's would here. */
+    if (sig == SIGTSTP) sig = SIGSTOP;
     if (sig == SIGKILL)
         procs_leaf_kill(s);
     else if (sig >= 1 && sig <= 64)
@@ -669,6 +670,7 @@ static void on_conn_error(struct agent *a, const uint8_t *p, uint32_t n) {
 /* SIGTERM, a grace period, SIGKILL for everyone, then a clean unmount and power-off. */
 static void on_shutdown(struct agent *a, const uint8_t *p, uint32_t n) {
     kill_sessions(a, SIGTERM);
+    kill_sessions(a, SIGCONT); /* a command stopped by ^Z on the host acts on its SIGTERM */
     reap_wait(a, SHUTDOWN_TERM_MS, false);
     if (a->test_mode) test_exit(a); /* kill(-1) would hit the test machine's processes */
     kill(-1, SIGKILL);

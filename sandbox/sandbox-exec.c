@@ -419,20 +419,23 @@ static void raw_off(struct xs *x) {
     x->raw = false;
 }
 
-/* Ctrl-Z without -t: the terminal's SIGTSTP comes to us, the command's foreground job here.
- * It went no further: devbox stopped and the command ran on in the box (a build went on
- * compiling until its output filled the window, and all it had printed came at `fg`).  Now
- * the command gets the SIGTSTP first, and the SIGCONT of `fg` or `bg` after (forwarded like
- * the rest, on_signal); then we stop as the shell expects: the default action of a SIGTSTP
- * raised while blocked, let through.  With -t the terminal is raw: ^Z is a byte for the box's
- * own terminal, and a SIGTSTP keeps its default. */
-static void stop_self(void) {
-    sigset_t t;
+/* Ctrl-Z on a terminal that is not raw (no -t, or -t without -i): the terminal's SIGTSTP comes
+ * to us, the command's foreground job here.  It went no further: devbox stopped and the
+ * command ran on in the box (a build went on compiling until its output filled the window, and
+ * all it had printed came at `fg`).  Now the command gets the SIGTSTP first, and the SIGCONT
+ * of `fg` or `bg` after (forwarded like the rest, on_signal); then we stop as the shell
+ * expects: the default action of a SIGTSTP raised while blocked, let through.  False when we
+ * did not stop: our process group is orphaned (we lead a session: `setsid`, `ssh -t host devbox
+ * ...`, a terminal emulator's `-e`), where the kernel drops the stop, and no SIGCONT will come.
+ * With -t -i the terminal is raw: ^Z is a byte for the box's own terminal. */
+static bool stop_self(void) {
+    sigset_t t, pending;
     sigemptyset(&t);
     sigaddset(&t, SIGTSTP);
     (void)raise(SIGTSTP);
     sigprocmask(SIG_UNBLOCK, &t, NULL); /* stops here until SIGCONT */
     sigprocmask(SIG_BLOCK, &t, NULL);
+    return sigpending(&pending) == 0 && sigismember(&pending, SIGCONT); /* blocked: pending */
 }
 
 static void on_signal(struct xs *x, int sfd, bool tty) {
@@ -447,7 +450,8 @@ static void on_signal(struct xs *x, int sfd, bool tty) {
         } else {
             uint8_t b[4];
             (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, si.ssi_signo));
-            if (si.ssi_signo == SIGTSTP) stop_self();
+            if (si.ssi_signo == SIGTSTP && !stop_self()) /* nothing will continue it */
+                (void)dbx_send_frame(x->sock, DBX_MSG_SIGNAL, 1, b, dbx_enc_u32(b, SIGCONT));
             if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP) {
                 if (x->term_sig)
                     x->give_up_ms = 0; /* the second one: now */
@@ -539,7 +543,8 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     }
     /* job control (stop_self), unless our shell has none and left SIGTSTP ignored */
     struct sigaction tstp;
-    if (!o->tty && sigaction(SIGTSTP, NULL, &tstp) == 0 && tstp.sa_handler != SIG_IGN) {
+    if (!(o->tty && o->interactive) && sigaction(SIGTSTP, NULL, &tstp) == 0 &&
+        tstp.sa_handler != SIG_IGN) {
         sigaddset(&mask, SIGTSTP);
         sigaddset(&mask, SIGCONT);
     }

@@ -224,13 +224,15 @@ static void sup_teardown(struct sup *s, bool clean) {
     /* why, for a command it ends (found in use: an `npm install` ended by a `devbox stop` in
      * another terminal said only "the VM stopped", which reads as a crash) */
     const char *why = s->events.stop_why;
+    bool asked = s->guest.stopping && why[0]; /* clean or not: a full disk's VM is killed */
+    const char *reason = !asked ? (clean ? "" : " unexpectedly")
+                         : strcmp(why, "requested by a client") == 0
+                             ? ": a 'devbox stop' (or restart, reset, rm) asked for it"
+                         : strcmp(why, "signal") == 0 ? ": its supervisor was sent a signal"
+                                                      : NULL;
     _cleanup_free_ char *said =
-        !clean ? dbx_xstrdup(" unexpectedly (see the logs in the project's state dir)")
-        : strcmp(why, "requested by a client") == 0
-            ? dbx_xstrdup(": a 'devbox stop', 'restart' or 'rm' asked for it")
-        : strcmp(why, "signal") == 0 ? dbx_xstrdup(": its supervisor was sent a signal")
-        : why[0]                     ? dbx_xasprintf(": %s", why)
-                                     : dbx_xstrdup("");
+        dbx_xasprintf("%s%s%s", reason ? reason : ": ", reason ? "" : why,
+                      clean ? "" : " (see the logs in the project's state dir)");
     for (size_t i = 0; i < s->relay.nclients; i++) {
         struct client *c = s->relay.clients[i];
         if (c->kind == C_EXEC && c->gsid)

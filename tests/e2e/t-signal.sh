@@ -59,14 +59,33 @@ gpid=$(head -n 1 "$TEST_TMP/z.out")
 box_state() { timeout 60 "$DEVBOX" exec -- sed -n 's/^State:\t\([A-Z]\).*/\1/p' "/proc/$gpid/status" </dev/null; }
 client_state() { ps -o stat= -p "$pid" | cut -c1; }
 box_is() { [ "$(box_state)" = "$1" ]; }
-box_is_not() { [ "$(box_state)" != "$1" ]; }
+box_runs() { case $(box_state) in S | R) ;; *) false ;; esac }
 client_is() { [ "$(client_state)" = "$1" ]; }
 kill -TSTP "$pid"
 wait_until 10 client_is T || fail "devbox not stopped by SIGTSTP: state $(client_state)"
 wait_until 10 box_is T || fail "the command in the box not stopped by ^Z: state $(box_state)"
 kill -CONT "$pid"
-wait_until 10 box_is_not T || fail "the command in the box not continued by SIGCONT: state $(box_state)"
+wait_until 10 box_runs || fail "the command in the box not continued by SIGCONT: state $(box_state)"
 assert_ne T "$(client_state)" "devbox's state after SIGCONT"
 kill -INT "$pid"
 wait "$pid"
 assert_eq 130 "$?" "exit code of the continued command after SIGINT"
+
+# devbox leading its own session (`setsid`, `ssh -t host devbox exec ...`): its process group is
+# orphaned and the kernel drops the stop it raises, so nothing would send the SIGCONT; it
+# continues the command itself, which goes on
+: >"$TEST_TMP/z.out"
+setsid "$DEVBOX" exec -- sh -c 'echo $$; while :; do echo x; sleep 0.2; done' >"$TEST_TMP/z.out" 2>"$TEST_TMP/z.err" </dev/null &
+pid=$!
+wait_until 60 test -s "$TEST_TMP/z.out" || fail "the orphaned client's command did not start: $(show "$(cat "$TEST_TMP/z.err")")"
+gpid=$(head -n 1 "$TEST_TMP/z.out")
+kill -TSTP "$pid"
+sleep 2
+assert_ne T "$(client_state)" "an orphaned devbox after SIGTSTP"
+wait_until 10 box_runs || fail "the orphaned client's command left stopped: state $(box_state)"
+n1=$(wc -l <"$TEST_TMP/z.out")
+sleep 1.5
+[ "$(wc -l <"$TEST_TMP/z.out")" -gt "$n1" ] || fail "the orphaned client's command printed nothing more after SIGTSTP"
+kill -INT "$pid"
+wait "$pid"
+assert_eq 130 "$?" "exit code of the orphaned client's command after SIGINT"

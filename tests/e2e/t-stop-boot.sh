@@ -43,5 +43,5 @@ sleeping() { [ "$(guest_running 'sleep 100')" -ge 1 ]; }
 wait_until 60 sleeping || fail "sleep 100 did not start in the box"
 ok dbx stop
 wait "$pid"
-assert_eq "125 devbox: the VM stopped: a 'devbox stop', 'restart' or 'rm' asked for it" \
+assert_eq "125 devbox: the VM stopped: a 'devbox stop' (or restart, reset, rm) asked for it" \
     "$? $(cat "$TEST_TMP/e.err")" "a command running when the box was stopped"
