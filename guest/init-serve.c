@@ -400,13 +400,13 @@ static void on_signal(struct agent *a, struct session *s, const uint8_t *p, uint
     }
     /* a death it explains gets no NOTICE; a stop and its continue (^Z, fg) explain none */
     if (sig >= 1 && sig <= 64 && sig != SIGTSTP && sig != SIGCONT) s->host_sig = sig;
-    /* SIGKILL (the client went away) ends everything the command started */
     /* ^Z on the host (devbox exec on a terminal that is not raw): the command leads its own
      * session, whose parent (init) is outside it, so its process group is orphaned and the
      * kernel discards a SIGTSTP sent there (POSIX: no stop a shell could not undo); SIGSTOP
      * stops it, and the SIGCONT of the host's `fg` continues it.  What moved to a process group
      * of its own (timeout(1)'s child) runs on, as a background job's would here. */
     if (sig == SIGTSTP) sig = SIGSTOP;
+    /* SIGKILL (the client went away) ends everything the command started */
     if (sig == SIGKILL)
         procs_leaf_kill(s);
     else if (sig >= 1 && sig <= 64)

@@ -34,7 +34,7 @@
  * (AT_STATX_FORCE_SYNC, past the 1 s attribute cache of cache=auto) and the setattr's reply
  * refresh size and times (a changed size drops the cached pages), and with cache=auto each
  * open without FOPEN_KEEP_CACHE drops them too, so a watcher that re-opens the file reads the
- * new bytes; no extra open here (an O_PATH open reaches no filesystem), which would add
+ * new bytes; no extra open here (fsnotify reports nothing for an O_PATH open), which would add
  * IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method: a file the box cannot set times on
  * (owned on the host by another user) and anything that is not a regular file or directory (a
  * symlink is never followed) is reported through its directory instead.

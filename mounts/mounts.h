@@ -167,7 +167,7 @@ char *mounts_nofile_warning(const char *source);
  * stay watched).
  * Events: create, close-write, delete and both halves of a move.  Neither IN_MODIFY nor
  * IN_ATTRIB: the guest raises events by setting a file's mtime (to now, or to the value it has
- * when that is 2 s or more from now: guest/init-watch.c), which the host's kernel reports as
+ * when that lies more than 2 s from now: guest/init-watch.c), which the host's kernel reports as
  * IN_MODIFY (and a change of both times as IN_ATTRIB), so watching either would bring every
  * notice back as a new one, forever.  An edit is complete when its writer closes the file,
  * which is when an editor's save reports close-write (or a rename over it, a move); what is

@@ -427,7 +427,8 @@ static void raw_off(struct xs *x) {
  * expects: the default action of a SIGTSTP raised while blocked, let through.  False when we
  * did not stop: our process group is orphaned (we lead a session: `setsid`, `ssh -t host devbox
  * ...`, a terminal emulator's `-e`), where the kernel drops the stop, and no SIGCONT will come.
- * With -t -i the terminal is raw: ^Z is a byte for the box's own terminal. */
+ * With -t -i the terminal is raw: ^Z is a byte for the box's own terminal, where only a shell
+ * with job control (`devbox enter`) acts on it. */
 static bool stop_self(void) {
     sigset_t t, pending;
     sigemptyset(&t);
@@ -528,6 +529,8 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
                    .detach = o->detach,
                    .t_start = t_start,
                    .t_connect = t_connect};
+    uint32_t flags = 0; /* the request's first field */
+    bool merged = dbx_dec_u32(req->data, req->len, &flags) == 0 && (flags & DBX_EXEC_MERGED);
     int r = dbx_send_frame(x.sock, DBX_MSG_EXEC, 1, req->data, req->len);
     x.t_sent = dbx_mono_us();
     if (r < 0) {
@@ -578,9 +581,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
         fprintf(stderr,
                 "devbox: could not write the command's %s: %s; the rest of it was dropped "
                 "(the command exited %d)\n",
-                x.out_err_stream == 2           ? "stderr"
-                : !o->tty && stdout_is_stderr() ? "output" /* one stream of both */
-                                                : "stdout",
+                x.out_err_stream == 2 ? "stderr"
+                : merged              ? "output" /* one stream of both */
+                                      : "stdout",
                 strerror(x.out_err), x.code);
         return 125;
     }

@@ -151,7 +151,7 @@ int dbx_project_locate(const struct dbx_paths *paths, const char *dir, struct db
     }
     if (!S_ISDIR(st.st_mode)) { /* -C FILE (it said only "devbox: 'FILE'") */
         dbx_project_clear(&p);
-        return dbx_error_setx(err, ENOTDIR, "-C '%s': not a directory", start);
+        return dbx_error_setx(err, ENOTDIR, "'%s' is not a directory", start);
     }
     bool gitfile = false;
     if (project_root(p.cwd, &p.root, &gitfile) < 0) p.root = NULL;

@@ -88,7 +88,7 @@ static void reap(struct sup *s) {
     while (read(s->sig_fd, &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) {
             s->stop_requested = true; /* outlives a setup VM's own stop */
-            sup_begin_stop(s, "signal");
+            sup_begin_stop(s, SUP_STOP_SIGNAL);
         }
     }
     int status;
@@ -224,12 +224,12 @@ static void sup_teardown(struct sup *s, bool clean) {
     /* why, for a command it ends (found in use: an `npm install` ended by a `devbox stop` in
      * another terminal said only "the VM stopped", which reads as a crash) */
     const char *why = s->events.stop_why;
-    bool asked = s->guest.stopping && why[0]; /* clean or not: a full disk's VM is killed */
-    const char *reason = !asked ? (clean ? "" : " unexpectedly")
-                         : strcmp(why, "requested by a client") == 0
+    bool stopping = s->guest.stopping && why[0]; /* clean or not: a full disk's VM is killed */
+    const char *reason = !stopping ? (clean ? "" : " unexpectedly")
+                         : strcmp(why, SUP_STOP_CLIENT) == 0
                              ? ": a 'devbox stop' (or restart, reset, rm) asked for it"
-                         : strcmp(why, "signal") == 0 ? ": its supervisor was sent a signal"
-                                                      : NULL;
+                         : strcmp(why, SUP_STOP_SIGNAL) == 0 ? ": its supervisor was sent a signal"
+                                                             : NULL;
     _cleanup_free_ char *said =
         dbx_xasprintf("%s%s%s", reason ? reason : ": ", reason ? "" : why,
                       clean ? "" : " (see the logs in the project's state dir)");

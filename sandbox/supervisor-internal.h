@@ -264,6 +264,9 @@ void sup_secrets_free(struct sup *s);
 
 /* ---- supervisor-health.c ---- */
 void sup_begin_stop(struct sup *s, const char *why);
+/* sup_begin_stop's reasons that sup_teardown words for the commands it ends */
+#define SUP_STOP_CLIENT "requested by a client" /* STOP: devbox stop, restart, reset, rm */
+#define SUP_STOP_SIGNAL "signal"                /* SIGTERM, SIGINT or SIGHUP to the supervisor */
 void sup_check_console_panic(struct sup *s, bool now_or_never);
 void sup_check_liveness(struct sup *s);
 /* each poll round: DBX_MSG_CLOCK while sup_busy, at most once a second, not behind a backlog */

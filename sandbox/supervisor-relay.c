@@ -137,7 +137,7 @@ static void client_frame_new(struct sup *s, struct client *c, const struct dbx_f
     if (h->type == DBX_MSG_STATS) return sup_stats_request(s, c, p, h->len);
     if (h->type == DBX_MSG_STOP) {
         c->kind = C_STOP; /* answered by the socket closing when we exit */
-        sup_begin_stop(s, "requested by a client");
+        sup_begin_stop(s, SUP_STOP_CLIENT);
         return;
     }
     if (h->type == DBX_MSG_PS || h->type == DBX_MSG_KILL) {

@@ -130,9 +130,9 @@ expect_rc 125 dbx -C "$R/devbox-file" exec -- true
 assert_contains "$ERR" "devbox: '$R/devbox-file': No such file or directory" "-C naming nothing"
 : >"$R/devbox-file"
 expect_rc 125 dbx -C "$R/devbox-file" exec -- true
-assert_contains "$ERR" "devbox: -C '$R/devbox-file': not a directory" "-C naming a file"
+assert_contains "$ERR" "devbox: '$R/devbox-file' is not a directory" "-C naming a file"
 expect_rc 125 "$(dirname "$DEVBOX")/devbox-full" -C "$R/devbox-file" status
-assert_eq "devbox: -C '$R/devbox-file': not a directory" "$ERR" "-C naming a file, the full devbox"
+assert_eq "devbox: '$R/devbox-file' is not a directory" "$ERR" "-C naming a file, the full devbox"
 rm -f "$R/devbox-file"
 # a stopped VM: the full devbox boots it
 ok dbx stop

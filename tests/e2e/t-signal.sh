@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # t-signal: Ctrl-C on the client (SIGINT) reaches the command: exit 130 quickly, the guest
-# process is gone.
+# process is gone.  Ctrl-Z (SIGTSTP to the client) stops the command in the box too and SIGCONT
+# continues both; a client leading its own session (setsid), whose stop the kernel drops, leaves
+# its command running.
 . "$(dirname "$0")/lib.sh"
 
 import_image

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # t-streams: stdout and stderr stay separate and binary-safe, in both directions, and in the order
 # written when the client's are one file (2>&1, a terminal); a client whose output nobody reads
-# does not keep `devbox stop` from ending the box.  Output that cannot be
-# written (a full disk; /dev/full) is a failure with one line and 125, for exec's command output,
-# `status` and `logs`, while a reader that goes away (`| head`) is not: the command then meets a
-# closed pipe (SIGPIPE), as it would on the host.
+# does not keep `devbox stop` from ending the box.  Output that cannot be written (a full disk;
+# /dev/full) is a failure with one line and 125, for exec's command output, `status` and `logs`,
+# while a reader that goes away (`| head`) is not: the command then meets a closed pipe
+# (SIGPIPE), as it would on the host.
 . "$(dirname "$0")/lib.sh"
 
 import_image

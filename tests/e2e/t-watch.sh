@@ -8,10 +8,9 @@
 # the events stop (no feedback loop); a symlink in the workspace pointing outside is never
 # followed (its target's ctime is unchanged on the host); a time set on purpose (touch -d, cp -p,
 # tar x), on the host or in the box, is kept and still wakes the watcher.  And a file created
-# on the host, its
-# creation noticed by the box, then written: the next command reads what was written (the
-# pending notice goes to the guest before the command; the box's attribute cache once held the
-# empty file's size for a second).
+# on the host, its creation noticed by the box, then written: the next command reads what was
+# written (the pending notice goes to the guest before the command; the box's attribute cache
+# once held the empty file's size for a second).
 . "$(dirname "$0")/lib.sh"
 
 command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
@@ -95,10 +94,10 @@ assert_eq "$c1" "$c2" "probe lines 2 s and 5 s after the last edit (tail: $(show
 
 # ---- a time set on purpose is kept (found in use) ------------------------------------------
 # The box's own writes come back as notices, and each notice set the file's mtime to now: a
-# `touch -d`, `cp -p` or `tar x` in the box lost its time some 100 ms later.  A time 2 s or more
-# from now, either way, is kept, and still wakes the watcher.  On the host first (made, then
+# `touch -d`, `cp -p` or `tar x` in the box lost its time some 100 ms later.  A time more than
+# 2 s from now, either way, is kept, and still wakes the watcher.  On the host first (made, then
 # given a time; and cp -p):
-old_s=978307200 # 2001-01-01T00:00:00Z, before 1e9 s in any time zone
+old_s=978307200 # 2001-01-01T00:00:00Z
 new_s=$(($(date +%s) + 86400))
 echo old >"$R/w/old.txt"
 touch -d "@$old_s" "$R/w/old.txt"
