@@ -481,7 +481,7 @@ static void on_exec(struct agent *a, uint32_t id, const uint8_t *p, uint32_t n) 
     uint8_t b[4];
     agent_send(a, DBX_MSG_STARTED, id, b, dbx_enc_u32(b, (uint32_t)s->pid));
     if (s->times) s->times->t[T_STARTED] = exec_now_us();
-    if (s->tty || s->rd_fd[DBX_STREAM_STDERR] < 0) {
+    if (s->rd_fd[DBX_STREAM_STDERR] < 0) {
         /* the pty, or the pipe of DBX_EXEC_MERGED, is the only output stream: stderr is at EOF
          * from the start */
         agent_send(a, DBX_MSG_STDERR, id, NULL, 0);

@@ -224,15 +224,15 @@ static void sup_teardown(struct sup *s, bool clean) {
     /* why, for a command it ends (found in use: an `npm install` ended by a `devbox stop` in
      * another terminal said only "the VM stopped", which reads as a crash) */
     const char *why = s->events.stop_why;
-    bool stopping = s->guest.stopping && why[0]; /* clean or not: a full disk's VM is killed */
-    const char *reason = !stopping ? (clean ? "" : " unexpectedly")
-                         : strcmp(why, SUP_STOP_CLIENT) == 0
-                             ? ": a 'devbox stop' (or restart, reset, rm) asked for it"
-                         : strcmp(why, SUP_STOP_SIGNAL) == 0 ? ": its supervisor was sent a signal"
-                                                             : NULL;
-    _cleanup_free_ char *said =
-        dbx_xasprintf("%s%s%s", reason ? reason : ": ", reason ? "" : why,
-                      clean ? "" : " (see the logs in the project's state dir)");
+    /* clean or not: a stopping box paused on a full disk is killed */
+    const char *reason = !s->guest.stopping || !why[0]       ? NULL
+                         : strcmp(why, SUP_STOP_CLIENT) == 0 ? "a 'devbox stop' (or restart, "
+                                                               "reset, rm) asked for it"
+                         : strcmp(why, SUP_STOP_SIGNAL) == 0 ? "its supervisor was sent a signal"
+                                                             : why;
+    const char *logs = clean ? "" : " (see the logs in the project's state dir)";
+    _cleanup_free_ char *said = reason ? dbx_xasprintf(": %s%s", reason, logs)
+                                       : dbx_xasprintf("%s%s", clean ? "" : " unexpectedly", logs);
     for (size_t i = 0; i < s->relay.nclients; i++) {
         struct client *c = s->relay.clients[i];
         if (c->kind == C_EXEC && c->gsid)
