@@ -163,6 +163,8 @@ $(BUILD)/tests/test-guest-stats: guest/init-stats.c guest/init-internal.h
 $(BUILD)/tests/test-guest-clock: guest/init-clock.c guest/init-internal.h
 # test-guest-audit compiles guest/init-audit.c in (which failed syscalls count as write attempts).
 $(BUILD)/tests/test-guest-audit: guest/init-audit.c guest/init-internal.h
+# test-guest-watch compiles guest/init-watch.c and init-procs.c in (the box's inotify watches).
+$(BUILD)/tests/test-guest-watch: guest/init-watch.c guest/init-procs.c guest/init-internal.h
 
 # Test driver for the registry tests (tests/e2e/t-oci-*.sh): pull/import/inspect/gc over a store.
 $(BUILD)/tests/oci-tool: tests/tools/oci-tool.c $(BUILD)/libdevbox.a

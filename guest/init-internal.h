@@ -581,6 +581,10 @@ int policy_child_lock(const struct box_policy *b, struct child_report *r);
 /* ---- issue 13: init-watch.c (helper E) ---------------------------------------------------- */
 /* CHANGED from the host: raise inotify events in the guest for files edited on the host. */
 void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);
+/* Ms until watch_tick has work (0: now), or -1. */
+int watch_timeout(struct agent *a, uint64_t now);
+/* The workspace's inotify watches read again when due (init-watch.c). */
+void watch_tick(struct agent *a, uint64_t now);
 /* Read a small /proc (or cgroup) file into buf, NUL-terminated; false on any error. */
 bool read_proc(const char *path, char *buf, size_t size);
 /* An image's /etc/passwd or /etc/group, whole: "" when missing; a FIFO, device or anything but a

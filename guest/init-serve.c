@@ -905,8 +905,10 @@ static int min_timeout(int x, int y) {
 
 static int poll_timeout(struct agent *a) {
     uint64_t now = dbx_now_ms();
+    watch_tick(a, now);
     int report =
         min_timeout(min_timeout(audit_report_due(a, now), deadlines(a, now)), pty_hangups(a, now));
+    report = min_timeout(report, watch_timeout(a, now));
     if (!a->hup) return report;
     if (now >= a->hup_until) {
         a->hup = false; /* poll the port again */

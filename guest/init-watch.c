@@ -43,6 +43,27 @@
  * directory above it that exists: IN_MODIFY|IN_ISDIR, so its watchers rescan.  n == 0 (the
  * host had too many) touches the workspace root.
  *
+ * A watch on the file itself (tsc --watch, chokidar or node's fs.watch on a file) is on an
+ * inode, and a file the host deleted or replaced with a new one (an editor's save by rename,
+ * sed -i, git checkout) leaves that inode behind: the touch above reaches the new file, and
+ * virtiofs never tells the box the old one is gone.  Found in use: a watch on a file heard edits
+ * in place, then nothing once the host saved it by rename.  On a local disk the old inode's
+ * watchers hear DELETE_SELF and IGNORED when its last name goes; the guest's kernel raises them
+ * itself when a dentry of an inode whose link count is 0 dies (dentry_unlink_inode), but it
+ * never learns the count.  So the init reads the box's inotify watches on the workspace (each
+ * inotify descriptor's fdinfo: inode number and file handle; after a notice, at most once every
+ * READ_EVERY_MS) and records the name each watched regular file has in the box.  When a notice
+ * reports that name and it now leads to another inode or to none, the init opens the old inode
+ * by its handle, asks the host for its link count (FUSE_GETATTR) and closes it: at 0, the
+ * dentry that open made dies with the count known, and the watchers hear DELETE_SELF and
+ * IGNORED.  A watch first read after its file was replaced has no name left in the box and is
+ * asked at once.  A watcher that then watches the path again (chokidar, TypeScript) is on the
+ * new file; one that does not (node 20's --watch) hears nothing more of it, as on a local disk.
+ * A name the box looked up within the last second still leads to the old inode (cache=auto's
+ * entry timeout): the touch finds the count at 0 there, and a handle's open of the inode makes
+ * FUSE expire the name (fuse_get_dentry), so that dentry dies at the close and the name is
+ * looked up afresh.  An inode the host only renamed (on a local disk: MOVE_SELF) is left alone.
+ *
  * Paths are resolved below the workspace mount only: openat2 with RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV for the directory, AT_SYMLINK_NOFOLLOW for the last
  * component; the decoder already refused "..", absolute paths and NULs.  Rate: at most
@@ -50,10 +71,14 @@
 #define _GNU_SOURCE
 #include "init-internal.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 
 #define WATCH_TOUCH_MAX 4096u
@@ -72,8 +97,11 @@ static bool time_kept(const struct statx_timestamp *m, const struct timespec *no
 static uint64_t window_ms, touches; /* PID 1 has no threads */
 static bool root_touched;
 
-/* 0 when rel ("" = the workspace root) was a regular file or directory and got its mtime set. */
-static int touch(struct agent *a, int ws, const char *rel) {
+static void expire_name(struct agent *a, int fd);
+
+/* 0 when rel ("" = the workspace root) was a regular file or directory and got its mtime set.
+ * *ino: the regular file or directory rel leads to, set even when its time could not be set. */
+static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
     _cleanup_free_ char *dir = dbx_xstrdup(rel);
     char *slash = strrchr(dir, '/');
     const char *name = rel;
@@ -92,13 +120,25 @@ static int touch(struct agent *a, int ws, const char *rel) {
         if (dfd < 0) return -errno;
     }
     /* one inode for the statx and the utimensat: the name may be renamed over meanwhile */
-    _cleanup_close_ int fd = openat(rel[0] ? dfd : AT_FDCWD, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -errno;
+    _cleanup_close_ int fd = -EBADF;
     struct statx stx;
-    const int flags = AT_EMPTY_PATH | AT_STATX_FORCE_SYNC;
-    if (statx(fd, "", flags, STATX_TYPE | STATX_NLINK | STATX_MTIME, &stx) < 0) return -errno;
-    if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
-    if (S_ISREG(stx.stx_mode) && stx.stx_nlink == 0) return -ENOENT; /* a stale inode */
+    for (int tries = 0;; tries++) {
+        fd = openat(rel[0] ? dfd : AT_FDCWD, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) return -errno;
+        const int flags = AT_EMPTY_PATH | AT_STATX_FORCE_SYNC;
+        if (statx(fd, "", flags, STATX_TYPE | STATX_NLINK | STATX_MTIME | STATX_INO, &stx) < 0)
+            return -errno;
+        if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
+        if (!S_ISREG(stx.stx_mode) || stx.stx_nlink > 0) break;
+        /* the box's name still leads to the inode the host deleted or replaced (looked up
+         * within the entry timeout): the name dies with the count now known (its watchers
+         * hear DELETE_SELF), and the next open looks it up afresh */
+        if (tries > 0) return -ENOENT;
+        expire_name(a, fd);
+        close(fd);
+        fd = -EBADF;
+    }
+    *ino = stx.stx_ino;
     /* the host's clock, never a time read earlier, unless the time was set on purpose: see
      * the top */
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
@@ -112,23 +152,370 @@ static int touch(struct agent *a, int ws, const char *rel) {
     return 0;
 }
 
-/* Touch path, or the nearest directory above it that can be touched. */
-static void touch_or_parent(struct agent *a, int ws, const char *path) {
+/* Touch path, or the nearest directory above it that can be touched.  Returns the inode the
+ * path leads to now, 0 when it leads to none (gone, or not a file), or INO_UNKNOWN when it was
+ * not looked at (over the rate). */
+#define INO_UNKNOWN UINT64_MAX
+static uint64_t touch_or_parent(struct agent *a, int ws, const char *path) {
     _cleanup_free_ char *cur = dbx_xstrdup(path);
-    for (;;) {
+    uint64_t ret = INO_UNKNOWN;
+    for (bool first = true;; first = false) {
         if (touches >= WATCH_TOUCH_MAX && cur[0]) {
             cur[0] = '\0'; /* over the rate: the root, once this second */
-            if (root_touched) return;
+            if (root_touched) return ret;
         }
         touches++;
         if (cur[0] == '\0') root_touched = true;
-        if (touch(a, ws, cur) == 0 || cur[0] == '\0') return;
+        uint64_t ino = 0; /* set once the path was looked at, even when it cannot be touched */
+        int r = touch(a, ws, cur, &ino);
+        if (first && cur[0]) ret = ino;
+        if (r == 0 || cur[0] == '\0') return ret;
         char *slash = strrchr(cur, '/');
         if (slash)
             *slash = '\0';
         else
             cur[0] = '\0';
     }
+}
+
+/* ---- watched inodes (see the top) --------------------------------------------------------- */
+
+#define MARKS_MAX 16384u /* watches on the workspace looked at; more are left alone */
+#define LEARN_MAX 2048u  /* new watches learned per reading; the rest at the next */
+#define READ_EVERY_MS                                                                              \
+    1000u          /* the watches are read at most this often (under TCG, 30 ms with               \
+                    * 200 processes), after a notice */
+#define FH_MAX 16u /* a FUSE handle is 12 bytes: node id and generation */
+
+/* One watch: the same inode watched twice is two, and a watch added again (a new wd) is new,
+ * so nothing learned of a gone inode carries over to a later one that has its number (the
+ * host reuses inode numbers, and virtiofsd's node ids follow them). */
+struct mark {
+    int pid, fd, wd;
+    uint64_t ino;
+    int type;
+    uint8_t len;
+    uint8_t fh[FH_MAX];
+    bool learned; /* looked at once */
+    bool settled; /* reported gone, or not a regular file: never looked at again */
+    char *path;   /* its workspace-relative name in the box when learned, or NULL */
+};
+
+static struct mark *marks; /* sorted by mark_cmp */
+static size_t nmarks;
+static uint64_t read_ms; /* when the watches were last read */
+static bool read_due;    /* a notice came since, or watches are left to learn */
+
+static int mark_cmp(const void *pa, const void *pb) {
+    const struct mark *a = pa, *b = pb;
+    if (a->pid != b->pid) return a->pid < b->pid ? -1 : 1;
+    if (a->fd != b->fd) return a->fd < b->fd ? -1 : 1;
+    if (a->wd != b->wd) return a->wd < b->wd ? -1 : 1;
+    if (a->ino != b->ino) return a->ino < b->ino ? -1 : 1;
+    if (a->type != b->type) return a->type < b->type ? -1 : 1;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return memcmp(a->fh, b->fh, a->len);
+}
+
+/* open_by_handle_at's mount_fd: a descriptor of the workspace's filesystem that is not O_PATH
+ * (fdget refuses those).  Opened once: an open of the root reports IN_OPEN to its watchers. */
+static int handles_fd(struct agent *a) {
+    static int fd = -EBADF;
+    if (fd < 0) fd = open(a->ws_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return fd;
+}
+
+/* The workspace mount's path as the kernel names it (mount(2) resolved the symlinks in
+ * ws_path, if any), which readlink gives for the files below it; NULL if unknown. */
+static const char *ws_real(struct agent *a) {
+    static char *path;
+    if (!path && handles_fd(a) >= 0) {
+        char proc[32], buf[PATH_MAX];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", handles_fd(a));
+        ssize_t n = readlink(proc, buf, sizeof(buf) - 1);
+        if (n > 0 && buf[0] == '/') path = dbx_xstrndup(buf, (size_t)n);
+    }
+    return path;
+}
+
+static int open_mark(struct agent *a, const struct mark *m) {
+    union {
+        struct file_handle h;
+        uint8_t buf[sizeof(struct file_handle) + FH_MAX];
+    } u = {.h = {.handle_bytes = m->len, .handle_type = m->type}};
+    memcpy(u.h.f_handle, m->fh, m->len);
+    return open_by_handle_at(handles_fd(a), &u.h, O_PATH | O_CLOEXEC);
+}
+
+/* The open inode fd is a regular file the host no longer has (link count 0, asked of the host).
+ * The kernel keeps the count: the dentry fd holds reports DELETE_SELF when it dies. */
+static bool gone_on_host(int fd) {
+    struct statx stx;
+    return statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, STATX_TYPE | STATX_NLINK, &stx) ==
+               0 &&
+           S_ISREG(stx.stx_mode) && stx.stx_nlink == 0;
+}
+
+/* fd's dentry expires (a handle's open of its inode makes FUSE expire the alias it returns),
+ * so that it dies at its last close instead of waiting in the dcache. */
+static void expire_name(struct agent *a, int fd) {
+    union {
+        struct file_handle h;
+        uint8_t buf[sizeof(struct file_handle) + FH_MAX];
+    } u = {.h = {.handle_bytes = FH_MAX}};
+    int mount_id;
+    if (name_to_handle_at(fd, "", &u.h, &mount_id, AT_EMPTY_PATH) < 0) return;
+    int hfd = open_by_handle_at(handles_fd(a), &u.h, O_PATH | O_CLOEXEC);
+    if (hfd >= 0) close(hfd);
+}
+
+/* A watch not seen before: a regular file with a name in the box gets it recorded; one without
+ * (its dentry died when the name was looked up after the host replaced it) is asked for its
+ * link count now.  The handle's open expires the name (see expire_name): the next lookup asks
+ * the host again, as after the entry timeout. */
+static void mark_learn(struct agent *a, struct mark *m) {
+    m->learned = m->settled = true;
+    _cleanup_close_ int fd = open_mark(a, m);
+    if (fd < 0) return;
+    struct statx stx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0 ||
+        !S_ISREG(stx.stx_mode))
+        return;
+    char proc[32], buf[PATH_MAX];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, buf, sizeof(buf) - 1);
+    const char *ws = ws_real(a);
+    size_t wl = ws ? strlen(ws) : 0;
+    static const char deleted[] = " (deleted)";
+    if (ws && n > (ssize_t)wl + 1 && memcmp(buf, ws, wl) == 0 && buf[wl] == '/') {
+        buf[n] = '\0';
+        if ((size_t)n < wl + strlen(deleted) || strcmp(buf + n - strlen(deleted), deleted) != 0) {
+            m->path = dbx_xstrdup(buf + wl + 1);
+            m->settled = false;
+            return;
+        }
+    }
+    gone_on_host(fd); /* reported at the close if gone; if not, its name is not known */
+}
+
+/* Parse one fdinfo line "inotify wd:1 ino:a7225c sdev:12 mask:fce ignored_mask:0
+ * fhandle-bytes:c fhandle-type:81 f_handle:000000000700000000000000" of a watch on sdev. */
+static bool parse_mark(const char *line, unsigned long sdev, struct mark *m) {
+    const char *p;
+    char *end;
+    if (strncmp(line, "inotify wd:", 11) != 0) return false;
+    m->wd = (int)strtol(line + 11, &end, 16);
+    if (!(p = strstr(line, " sdev:")) || strtoul(p + 6, &end, 16) != sdev || *end != ' ')
+        return false;
+    if (!(p = strstr(line, " ino:"))) return false;
+    m->ino = strtoull(p + 5, &end, 16);
+    if (!(p = strstr(line, " fhandle-bytes:"))) return false;
+    unsigned long len = strtoul(p + 15, &end, 16);
+    if (len == 0 || len > FH_MAX || !(p = strstr(line, " fhandle-type:"))) return false;
+    long type = strtol(p + 14, &end, 16);
+    if (type <= 0 || type > 0xff || !(p = strstr(line, " f_handle:"))) return false;
+    p += 10;
+    for (unsigned long i = 0; i < len; i++) {
+        char hex[3] = {p[2 * i], p[2 * i] ? p[2 * i + 1] : '\0', '\0'};
+        if (!isxdigit((unsigned char)hex[0]) || !isxdigit((unsigned char)hex[1])) return false;
+        m->fh[i] = (uint8_t)strtoul(hex, NULL, 16);
+    }
+    m->len = (uint8_t)len;
+    m->type = (int)type;
+    return true;
+}
+
+#define PIDS_MAX 65536u /* processes whose descriptors are looked at */
+#define FDS_MAX 262144u /* descriptors looked at, all processes together */
+
+struct pids {
+    pid_t *v;
+    size_t n, cap;
+};
+
+static bool pid_add(pid_t pid, void *ud) {
+    struct pids *p = ud;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? p->cap * 2 : 64;
+        p->v = dbx_xrealloc(p->v, p->cap * sizeof(*p->v));
+    }
+    p->v[p->n++] = pid;
+    return p->n >= PIDS_MAX;
+}
+
+/* The processes of the cgroup at dfd and of those below it. */
+static void cgroup_pids(int dfd, unsigned depth, struct pids *p) {
+    if (procs_listed_any(dfd, pid_add, p) || depth >= 8) return;
+    int dup_fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+    if (!d) {
+        if (dup_fd >= 0) close(dup_fd);
+        return;
+    }
+    for (struct dirent *de; (de = readdir(d)) && p->n < PIDS_MAX;) {
+        if (de->d_type != DT_DIR || de->d_name[0] == '.') continue;
+        _cleanup_close_ int sub =
+            openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+        if (sub >= 0) cgroup_pids(sub, depth + 1, p);
+    }
+    closedir(d);
+}
+
+/* The processes whose watches count: the box's (its cgroup's subtree, which neither init nor a
+ * kernel thread is in: 36 processes in /proc with one command running, 2 ms to look through
+ * under TCG), or without a box cgroup every one in /proc. */
+static void watcher_pids(struct agent *a, struct pids *p) {
+    if (a->box.cg_box_fd >= 0) {
+        cgroup_pids(a->box.cg_box_fd, 0, p);
+        return;
+    }
+    DIR *proc = opendir("/proc");
+    if (!proc) return;
+    for (struct dirent *de; (de = readdir(proc)) && p->n < PIDS_MAX;) {
+        uint64_t pid;
+        if (dbx_parse_u64(de->d_name, 2, INT32_MAX, &pid) == 0) pid_add((pid_t)pid, p);
+    }
+    closedir(proc);
+}
+
+/* Every inotify watch on the workspace's filesystem (sdev: its kernel-internal number) held by
+ * a process of the box, appended to *out (at most MARKS_MAX). */
+static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, size_t *n) {
+    _cleanup_free_ pid_t *pv = NULL;
+    struct pids pids = {0};
+    watcher_pids(a, &pids);
+    pv = pids.v;
+    size_t cap = 0;
+    _cleanup_free_ char *line = NULL;
+    size_t line_cap = 0;
+    size_t looked = 0;
+    for (size_t i = 0; i < pids.n && *n < MARKS_MAX && looked < FDS_MAX; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/fd", (int)pids.v[i]);
+        int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *fds = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!fds) {
+            if (dfd >= 0) close(dfd);
+            continue;
+        }
+        for (struct dirent *fe; (fe = readdir(fds)) && *n < MARKS_MAX && looked++ < FDS_MAX;) {
+            static const char inotify[] = "anon_inode:inotify";
+            char target[sizeof(inotify)];
+            if (readlinkat(dfd, fe->d_name, target, sizeof(target)) != sizeof(inotify) - 1 ||
+                memcmp(target, inotify, sizeof(inotify) - 1) != 0)
+                continue;
+            snprintf(path, sizeof(path), "/proc/%d/fdinfo/%.20s", (int)pids.v[i], fe->d_name);
+            _cleanup_fclose_ FILE *f = fopen(path, "re");
+            while (f && *n < MARKS_MAX && getline(&line, &line_cap, f) > 0) {
+                struct mark m = {.pid = (int)pids.v[i], .fd = atoi(fe->d_name)};
+                if (!parse_mark(line, sdev, &m)) continue;
+                if (*n == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    *out = dbx_xrealloc(*out, cap * sizeof(**out));
+                }
+                (*out)[(*n)++] = m;
+            }
+        }
+        closedir(fds);
+    }
+}
+
+/* Read the watches anew: what was learned of each carries over, new ones are learned (at most
+ * LEARN_MAX; the rest at the next reading), gone ones are forgotten. */
+static void marks_read(struct agent *a, uint64_t now) {
+    read_ms = now;
+    read_due = false;
+    struct stat st;
+    if (fstat(handles_fd(a), &st) < 0) return;
+    unsigned long sdev = (unsigned long)major(st.st_dev) << 20 | minor(st.st_dev);
+    struct mark *cur = NULL;
+    size_t ncur = 0;
+    marks_list(a, sdev, &cur, &ncur);
+    if (ncur) qsort(cur, ncur, sizeof(*cur), mark_cmp);
+    size_t j = 0, n = 0, learnt = 0;
+    for (size_t i = 0; i < ncur; i++) {
+        if (n && mark_cmp(&cur[n - 1], &cur[i]) == 0) continue; /* a line read twice */
+        cur[n] = cur[i];
+        while (j < nmarks && mark_cmp(&marks[j], &cur[n]) < 0)
+            j++;
+        if (j < nmarks && mark_cmp(&marks[j], &cur[n]) == 0) {
+            cur[n].learned = marks[j].learned;
+            cur[n].settled = marks[j].settled;
+            cur[n].path = marks[j].path;
+            marks[j].path = NULL;
+        }
+        if (!cur[n].learned) {
+            if (learnt < LEARN_MAX)
+                mark_learn(a, &cur[n]), learnt++;
+            else
+                read_due = true;
+        }
+        n++;
+    }
+    for (size_t i = 0; i < nmarks; i++)
+        free(marks[i].path);
+    free(marks);
+    marks = cur;
+    nmarks = n;
+}
+
+/* The touched paths of one notice and the inode each leads to now (open addressing). */
+struct touched {
+    const char *path;
+    uint64_t ino;
+};
+
+static uint32_t path_hash(const char *s) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static const struct touched *touched_find(const struct touched *t, size_t size, const char *p) {
+    for (size_t i = path_hash(p) & (size - 1); t[i].path; i = (i + 1) & (size - 1))
+        if (strcmp(t[i].path, p) == 0) return &t[i];
+    return NULL;
+}
+
+/* The inode rel leads to now (resolved as touch() does), or 0. */
+static uint64_t ino_of(int ws, const char *rel) {
+    struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+                           .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+                                      RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
+    _cleanup_close_ int fd = (int)syscall(SYS_openat2, ws, rel, &how, sizeof(how));
+    struct statx stx;
+    return fd >= 0 && statx(fd, "", AT_EMPTY_PATH, STATX_INO, &stx) == 0 ? stx.stx_ino : 0;
+}
+
+/* After a notice's touches: each learned watch whose name the notice reports as leading
+ * elsewhere or nowhere (every named one when the notice lost track: over the rate, or the
+ * host's n == 0) is asked whether the host still has its inode. */
+static void marks_check(struct agent *a, int ws, const struct touched *t, size_t tsize, bool all) {
+    for (size_t i = 0; i < nmarks; i++) {
+        struct mark *m = &marks[i];
+        if (m->settled || !m->path) continue;
+        const struct touched *tp = all ? NULL : touched_find(t, tsize, m->path);
+        if (!all && !tp) continue;
+        uint64_t now = tp ? tp->ino : ino_of(ws, m->path);
+        if (now == INO_UNKNOWN || now == m->ino) continue;
+        _cleanup_close_ int fd = open_mark(a, m);
+        if (fd >= 0 && gone_on_host(fd)) {
+            m->settled = true; /* DELETE_SELF at the close */
+        } else {
+            free(m->path); /* renamed elsewhere on the host, or already gone from the box */
+            m->path = NULL;
+        }
+    }
+}
+
+int watch_timeout(struct agent *a, uint64_t now) {
+    if (!read_due) return -1;
+    return now >= read_ms + READ_EVERY_MS ? 0 : (int)(read_ms + READ_EVERY_MS - now);
+}
+
+void watch_tick(struct agent *a, uint64_t now) {
+    if (read_due && now >= read_ms + READ_EVERY_MS && a->ws_path) marks_read(a, now);
 }
 
 void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
@@ -147,9 +534,26 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
             touches = 0;
             root_touched = false;
         }
+        size_t tsize = 16;
+        while (tsize < 2 * (size_t)count)
+            tsize *= 2;
+        _cleanup_free_ struct touched *t = dbx_xcalloc(tsize, sizeof(*t));
+        bool all = count == 0;
         if (ws >= 0 && count == 0) touch_or_parent(a, ws, "");
-        for (uint32_t i = 0; ws >= 0 && i < count; i++)
-            touch_or_parent(a, ws, paths[i]);
+        for (uint32_t i = 0; ws >= 0 && i < count; i++) {
+            uint64_t ino = touch_or_parent(a, ws, paths[i]);
+            if (ino == INO_UNKNOWN) all = true;
+            if (touched_find(t, tsize, paths[i])) continue;
+            size_t k = path_hash(paths[i]) & (tsize - 1);
+            while (t[k].path)
+                k = (k + 1) & (tsize - 1);
+            t[k] = (struct touched){paths[i], ino};
+        }
+        if (ws >= 0) marks_check(a, ws, t, tsize, all);
+        /* the watches made since the last reading: learned now, or after READ_EVERY_MS (one
+         * whose file this notice replaced is learned without a name, and asked then) */
+        read_due = true;
+        watch_tick(a, now);
     }
     dbx_strv_free(paths);
 }

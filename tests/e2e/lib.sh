@@ -301,11 +301,13 @@ log "test $(basename "$0") in $TEST_TMP (devbox: $DEVBOX, accel: $DEVBOX_ACCEL)"
 
 # ---- profiles and policy (t-policy-*, t-profile-*, t-protect-*, t-trust) -------------------
 
-# build_probe DIR: compile probe.c statically into DIR/probe (the guest runs it from the share).
+# build_probe DIR [NAME]: compile tests/e2e/NAME.c (default probe.c) statically into DIR/NAME
+# (the guest runs it from the share).
 build_probe() {
+    local name=${2:-probe}
     command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
-    gcc -static -O2 -o "$1/probe" "$E2E_DIR/probe.c" >"$TEST_TMP/probe-cc.log" 2>&1 ||
-        fail "gcc -static probe.c failed: $(tail -n 3 "$TEST_TMP/probe-cc.log")"
+    gcc -static -O2 -o "$1/$name" "$E2E_DIR/$name.c" >"$TEST_TMP/probe-cc.log" 2>&1 ||
+        fail "gcc -static $name.c failed: $(tail -n 3 "$TEST_TMP/probe-cc.log")"
 }
 
 # write_profile DIR TEXT: DIR/devbox.ini becomes TEXT (a newline is added).

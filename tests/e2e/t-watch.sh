@@ -13,12 +13,10 @@
 # once held the empty file's size for a second).
 . "$(dirname "$0")/lib.sh"
 
-command -v gcc >/dev/null || skip "gcc not installed (needed for the static probe)"
 import_image
 R=$(make_repo proj)
 cd "$R" || fail "cd $R"
-gcc -static -O2 -o "$R/watch-probe" "$E2E_DIR/watch-probe.c" >"$TEST_TMP/probe-cc.log" 2>&1 ||
-    fail "gcc -static watch-probe.c failed: $(tail -n 3 "$TEST_TMP/probe-cc.log")"
+build_probe "$R" watch-probe
 mkdir -p "$R/w" "$TEST_TMP/outside"
 echo 0 >"$R/w/a.txt"
 echo secret >"$TEST_TMP/outside/target.txt"
