@@ -8,7 +8,7 @@
 /* A running VM keeps the policy it started with: say when devbox.ini on disk differs. */
 static void annotate_profile(struct cmd_ctx *ctx, struct dbx_project *proj, struct dbx_status *st) {
     /* a repository that is gone has no devbox.ini to compare (`status ID` reaches one) */
-    if (st->state == DBX_VM_STOPPED || dbx_project_gone(proj->root)) return;
+    if (!dbx_status_live(st) || dbx_project_gone(proj->root)) return;
     struct profile p = {0};
     _cleanup_error_ dbx_error *err = NULL;
     st->profile_checked = true;

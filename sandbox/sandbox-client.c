@@ -156,6 +156,114 @@ static int connected(const struct dbx_project *proj, const struct dbx_connect_op
     return -1;
 }
 
+/* A supervisor that holds its alive lock but has no control socket yet is still starting
+ * (building an image, running [setup], booting).  Returns its pid (from the lock file, which
+ * it writes once it holds the lock), or 0 when none is. */
+static pid_t supervisor_starting(const struct dbx_project *proj) {
+    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
+    _cleanup_close_ int lock = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (lock < 0 || flock(lock, LOCK_SH | LOCK_NB) == 0) return 0;
+    char buf[24] = {0};
+    uint64_t pid = 0;
+    if (pread(lock, buf, sizeof(buf) - 1, 0) <= 0) return 0;
+    buf[strcspn(buf, "\n")] = '\0';
+    if (dbx_parse_u64(buf, 2, INT32_MAX, &pid) < 0) return 0;
+    return (pid_t)pid;
+}
+
+/* ---- a start whose command went away ------------------------------------------------------ */
+
+#define REJOIN_POLL_MS 200u
+#define REJOIN_LINE_CAP (64u << 10) /* a longer line of setup.log is shown in pieces */
+
+/* What a starting supervisor's [setup] appends to setup.log, shown on stderr as the command
+ * that started it showed it ("S" lines: dbx_setup_line_shown). */
+struct setup_tail {
+    int dfd; /* the state dir */
+    int fd;  /* setup.log as far as shown, or -1 */
+    struct dbx_buf line;
+    bool skip; /* in the middle of a line that was there before us: not shown */
+};
+
+static void tail_read(struct setup_tail *t) {
+    char buf[8192];
+    ssize_t n;
+    while (t->fd >= 0 && (n = read(t->fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            bool end = buf[i] == '\n';
+            if (t->skip) {
+                t->skip = !end;
+                continue;
+            }
+            if (!end) dbx_buf_put(&t->line, &buf[i], 1);
+            if (!end && t->line.len < REJOIN_LINE_CAP) continue;
+            dbx_buf_put(&t->line, "", 1);
+            fprintf(stderr, "%s\n", dbx_setup_line_shown((char *)t->line.data));
+            t->line.len = t->line.off = 0;
+        }
+    }
+}
+
+/* Show what was appended; a new setup.log (the supervisor makes it anew when setup begins:
+ * dbx_log_create) after the rest of the old one, from its start. */
+static void tail_show(struct setup_tail *t) {
+    tail_read(t);
+    struct stat now, cur;
+    if (t->dfd < 0 || fstatat(t->dfd, "setup.log", &now, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(now.st_mode) ||
+        (t->fd >= 0 && fstat(t->fd, &cur) == 0 && cur.st_ino == now.st_ino &&
+         cur.st_dev == now.st_dev))
+        return;
+    int fd = openat(t->dfd, "setup.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return;
+    if (t->fd >= 0) close(t->fd);
+    t->fd = fd;
+    t->line.len = t->line.off = 0;
+    t->skip = false;
+    tail_read(t);
+}
+
+/* The supervisor that holds the alive lock is starting without the command that started it
+ * (that one was interrupted: Ctrl-C during a long [setup]); another would only fail on the
+ * lock ("another supervisor owns", found in use).  Wait for it instead, showing what its
+ * [setup] writes from now on.  0 once its control socket answers (*ret_fd); -ENOENT when it
+ * exits first (the caller starts one, which says what went wrong); -1 with *err when it runs
+ * without answering (its status record is written once its socket listens). */
+static int wait_starting(const struct dbx_project *proj, int *ret_fd, dbx_error **err) {
+    fprintf(stderr, "devbox: the VM is still starting for a command that was interrupted; "
+                    "waiting for it\n");
+    struct setup_tail t = {.dfd = open(proj->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
+                           .fd = -1};
+    if (t.dfd >= 0) t.fd = openat(t.dfd, "setup.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    off_t end = t.fd >= 0 ? lseek(t.fd, 0, SEEK_END) : -1;
+    char last = '\n';
+    if (end > 0 && pread(t.fd, &last, 1, end - 1) == 1) t.skip = last != '\n';
+    _cleanup_free_ char *status = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
+    int r;
+    for (;;) {
+        r = try_connect(proj, ret_fd, err);
+        tail_show(&t);
+        if (r == 0 || *err) break;
+        pid_t pid = supervisor_starting(proj);
+        if (pid <= 0) {
+            r = -ENOENT;
+            break;
+        }
+        if (access(status, F_OK) == 0) {
+            r = dbx_error_set(err, 0,
+                              "the project's supervisor (pid %d) runs, but its control socket "
+                              "does not answer (see 'devbox logs')",
+                              (int)pid);
+            break;
+        }
+        poll(NULL, 0, REJOIN_POLL_MS);
+    }
+    if (t.fd >= 0) close(t.fd);
+    if (t.dfd >= 0) close(t.dfd);
+    dbx_buf_free(&t.line);
+    return r;
+}
+
 /* The starters' lock of a project (its state dir made first), held; the fd, or -1 with *err. */
 static int lock_start(const struct dbx_project *proj, dbx_error **err) {
     if (dbx_project_dirs(proj, err) < 0) return -1;
@@ -187,6 +295,11 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     /* another starter's VM (or one an idle drain kept): its network is checked as well */
     if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
+    if (supervisor_starting(proj) > 0) {
+        int w = wait_starting(proj, ret_fd, err);
+        if (w == 0) return connected(proj, opts, ret_fd, err);
+        if (w != -ENOENT) return -1;
+    }
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
     int r = start_supervisor(proj, opts->network_none, &warnings, err);
@@ -213,6 +326,7 @@ static void stopped_status(const struct dbx_paths *paths, const struct dbx_proje
         ret->image = TAKE_PTR(prof.image);
     dbx_project_rec_clear(&rec);
     profile_clear(&prof);
+    if (supervisor_starting(proj) > 0) ret->state = DBX_VM_STARTING;
 }
 
 int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,
@@ -233,21 +347,6 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
         return 0;
     }
     return r;
-}
-
-/* A supervisor that holds its alive lock but has no control socket yet is still starting
- * (building an image, running [setup], booting).  Returns its pid (from the lock file, which
- * it writes once it holds the lock), or 0 when none is. */
-static pid_t supervisor_starting(const struct dbx_project *proj) {
-    _cleanup_free_ char *lp = dbx_xasprintf("%s/%s", proj->run_dir, DBX_ALIVE_LOCK);
-    _cleanup_close_ int lock = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (lock < 0 || flock(lock, LOCK_SH | LOCK_NB) == 0) return 0;
-    char buf[24] = {0};
-    uint64_t pid = 0;
-    if (pread(lock, buf, sizeof(buf) - 1, 0) <= 0) return 0;
-    buf[strcspn(buf, "\n")] = '\0';
-    if (dbx_parse_u64(buf, 2, INT32_MAX, &pid) < 0) return 0;
-    return (pid_t)pid;
 }
 
 /* Stop a starting supervisor: SIGTERM, then wait for its alive lock. */

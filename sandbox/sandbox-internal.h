@@ -102,6 +102,12 @@ bool dbx_log_cut(int fd, off_t cap);
  * truncated and quickly written again past the follower's offset would be read from the middle.
  * An fd, or -1 with errno. */
 int dbx_log_create(int dfd, const char *name, int flags);
+/* One line of [setup]'s output (a NUL-terminated line of setup.log, without its '\n') as a
+ * terminal would show it last (after the last carriage return that is not the line's end:
+ * progress bars), cut at SETUP_LINE_MAX, printable only: a pointer into l, which it edits
+ * (supervisor-setup.c; the starting client's "S" lines, and a command that waits for a start
+ * another began). */
+char *dbx_setup_line_shown(char *l);
 
 /* ---- the host's CA certificates (sandbox-ca.c) ---- */
 /* The PEM certificates for SETUP's ca_pem, from paths (NULL-terminated; NULL = none): each an

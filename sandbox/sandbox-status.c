@@ -50,7 +50,7 @@ void dbx_status_print(const struct dbx_status *st) {
     print_str("project", st->project);
     print_str("state", dbx_vm_state_name(st->state));
     if (st->image) print_str("image", st->image);
-    if (st->state != DBX_VM_STOPPED) {
+    if (dbx_status_live(st)) {
         print_str("accel", st->accel);
         print_int("pid", st->pid);
         print_int("uptime_s", (long long)st->uptime_s);
@@ -154,7 +154,7 @@ static int decode_fields(struct dbx_cursor *c, struct dbx_status *st) {
     /* versions 2 and 3 (a supervisor started before an upgrade) lack only the idle fields and
      * aslr */
     if (dbx_get_u8(c, &version) < 0 || version < 2 || version > STATUS_VERSION ||
-        dbx_get_u8(c, &state) < 0 || state > DBX_VM_STOPPING ||
+        dbx_get_u8(c, &state) < 0 || state > DBX_VM_STOPPING || /* never STARTING */
         dbx_get_str(c, STATUS_STR_MAX, &st->project) < 0 ||
         get_fixed(c, st->id, sizeof(st->id)) < 0 || !is_hex(st->id, sizeof(st->id) - 1) ||
         dbx_get_u8(c, &has_image) < 0 || has_image > 1 ||
@@ -218,8 +218,13 @@ int dbx_status_read(const char *run_dir, struct dbx_status *ret) {
 }
 
 const char *dbx_vm_state_name(enum dbx_vm_state s) {
-    static const char *const names[] = {"stopped", "running", "paused", "stopping"};
+    static const char *const names[] = {"stopped", "running", "paused", "stopping", "starting"};
     return (unsigned)s < DBX_ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+bool dbx_status_live(const struct dbx_status *st) {
+    return st->state == DBX_VM_RUNNING || st->state == DBX_VM_PAUSED ||
+           st->state == DBX_VM_STOPPING;
 }
 
 const char *dbx_status_network_name(uint8_t mode) {
@@ -295,9 +300,9 @@ static json_t *jstr(const char *s) {
 }
 
 static json_t *stopped_json(const struct dbx_status *st) {
-    return json_pack("{s:s, s:o, s:s, s:n, s:n, s:n, s:n, s:o}", "state", "stopped", "project",
-                     jstr(st->project), "id", st->id, "pid", "accel", "uptime_s", "memory_mib",
-                     "image", jstr(st->image));
+    return json_pack("{s:s, s:o, s:s, s:n, s:n, s:n, s:n, s:o}", "state",
+                     dbx_vm_state_name(st->state), "project", jstr(st->project), "id", st->id,
+                     "pid", "accel", "uptime_s", "memory_mib", "image", jstr(st->image));
 }
 
 static json_t *running_json(const struct dbx_status *st) {
@@ -329,7 +334,7 @@ static json_t *running_json(const struct dbx_status *st) {
 }
 
 char *dbx_status_json(const struct dbx_status *st) {
-    json_t *j = st->state == DBX_VM_STOPPED ? stopped_json(st) : running_json(st);
+    json_t *j = dbx_status_live(st) ? running_json(st) : stopped_json(st);
     if (j) json_object_set_new(j, "ports", ports_json(st->ports));
     if (j && st->profile_checked) {
         json_object_set_new(j, "profile_changed", json_boolean(st->profile_changed));

@@ -222,7 +222,15 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
 /* A project's VM as `devbox status` shows it.  The supervisor fills one and sends it to clients
  * in the strict binary form of dbx_status_encode (also its run_dir status file); `status --json`
  * and `ls --json` render it with dbx_status_json. */
-enum dbx_vm_state { DBX_VM_STOPPED, DBX_VM_RUNNING, DBX_VM_PAUSED, DBX_VM_STOPPING };
+enum dbx_vm_state {
+    DBX_VM_STOPPED,
+    DBX_VM_RUNNING,
+    DBX_VM_PAUSED,
+    DBX_VM_STOPPING,
+    /* never in a record: a supervisor holds the project but does not answer yet (an image build,
+     * [setup], the boot), as a client sees it */
+    DBX_VM_STARTING,
+};
 /* struct dbx_status's aslr: a record of a supervisor from before it was kept says neither */
 enum { DBX_ASLR_UNKNOWN, DBX_ASLR_ON, DBX_ASLR_OFF };
 
@@ -231,7 +239,7 @@ struct dbx_status {
     char *project; /* the project's root */
     char id[17];
     char *image; /* NULL: not known (a stopped project without record or profile) */
-    /* the rest only when state != DBX_VM_STOPPED */
+    /* the rest only when dbx_status_live */
     int32_t pid, qemu_pid, virtiofsd_pid;
     char *accel;  /* "kvm", "tcg" */
     char *kernel; /* the guest kernel's release ("" before its hello) */
@@ -267,6 +275,8 @@ int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj
 int dbx_status_read(const char *run_dir, struct dbx_status *ret);
 /* The names status shows ("running"; "allowlist"; "strict"). */
 const char *dbx_vm_state_name(enum dbx_vm_state s);
+/* A supervisor answered with the record: running, paused or stopping (not stopped, starting). */
+bool dbx_status_live(const struct dbx_status *st);
 const char *dbx_status_network_name(uint8_t mode);
 const char *dbx_status_seccomp_name(uint8_t mode);
 /* The JSON object `devbox status --json` prints (keys sorted, ASCII only); caller frees.  Its

@@ -58,20 +58,21 @@ static void setup_say(struct sup *s, struct setup_run *run, const char *fmt, ...
     sup_ready_say(s, 'S', msg);
 }
 
-/* One line of a command's output to the client: what a terminal would show last of it (after
- * the last carriage return that is not the line's end: progress bars), printable only. */
-static void flush_line(struct sup *s, struct setup_run *run) {
-    if (!run->line.len) return;
-    dbx_buf_put(&run->line, "", 1);
-    char *l = (char *)run->line.data;
+char *dbx_setup_line_shown(char *l) {
     size_t n = strlen(l);
     while (n && l[n - 1] == '\r') /* a "\r\n" line end (dpkg writes them) */
         l[--n] = '\0';
     char *cr = strrchr(l, '\r');
     if (cr) l = cr + 1;
     if (strlen(l) > SETUP_LINE_MAX) l[SETUP_LINE_MAX] = '\0';
-    dbx_sanitize_printable(l);
-    sup_ready_say(s, 'S', l);
+    return dbx_sanitize_printable(l);
+}
+
+/* One line of a command's output to the client, as dbx_setup_line_shown makes it. */
+static void flush_line(struct sup *s, struct setup_run *run) {
+    if (!run->line.len) return;
+    dbx_buf_put(&run->line, "", 1);
+    sup_ready_say(s, 'S', dbx_setup_line_shown((char *)run->line.data));
     run->line.len = run->line.off = 0;
 }
 
