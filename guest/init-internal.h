@@ -585,6 +585,8 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);
 int watch_timeout(struct agent *a, uint64_t now);
 /* The workspace's inotify watches read again when due (init-watch.c). */
 void watch_tick(struct agent *a, uint64_t now);
+/* Before the workspace is unmounted: what init-watch.c holds of it closed. */
+void watch_shutdown(void);
 /* Read a small /proc (or cgroup) file into buf, NUL-terminated; false on any error. */
 bool read_proc(const char *path, char *buf, size_t size);
 /* An image's /etc/passwd or /etc/group, whole: "" when missing; a FIFO, device or anything but a

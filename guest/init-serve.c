@@ -676,6 +676,7 @@ static void on_shutdown(struct agent *a, const uint8_t *p, uint32_t n) {
     kill(-1, SIGKILL);
     reap_wait(a, SHUTDOWN_KILL_MS, true);
     sync();
+    watch_shutdown();
     if (a->ws_path && umount2(a->ws_path, MNT_DETACH) < 0)
         init_log("shutdown: umount '%s': %s", a->ws_path, strerror(errno));
     if (mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)

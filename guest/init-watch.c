@@ -2,13 +2,18 @@
  * made visible to inotify watchers in the box.
  *
  * virtiofs reports nothing the host does, so the guest kernel raises the events itself: for
- * each path the init sets the file's modification time, to now (UTIME_NOW) or to the time it
- * has (below), leaving the access time alone (UTIME_OMIT).  A setattr of the mtime alone is what
- * the kernel reports as IN_MODIFY (fsnotify_change), whatever the value, to watchers of the file
- * and, with its name, to watchers of its directory: the event editors' own writes give, which
- * every watcher (inotifywait -e modify, chokidar, watchdog, node's fs.watch) follows; IN_ATTRIB
- * (both times set) would be missed by those that ask only for modify/close_write and by Go's
- * fsnotify users, who drop CHMOD.
+ * each path the init opens a regular file for writing, sets its modification time, to now
+ * (UTIME_NOW) or to the time it has (below), leaving the access time alone (UTIME_OMIT), and
+ * closes it: IN_OPEN, IN_MODIFY, IN_CLOSE_WRITE, as an editor's save gives on a local disk, to
+ * watchers of the file and, with its name, of its directory.  A setattr of the mtime alone is
+ * what the kernel reports as IN_MODIFY (fsnotify_change), whatever the value: every watcher of
+ * writes follows it (inotifywait -e modify, chokidar, watchdog, node's fs.watch, Go's
+ * fsnotify).  The close of a file opened for writing is IN_CLOSE_WRITE, all that some ask for:
+ * entr (ATTRIB and CLOSE_WRITE, no MODIFY), `inotifywait -e close_write`.  Found in use: `ls
+ * *.js | entr node app.js` in the box never ran again for a host edit made in place.  IN_ATTRIB
+ * (both times set) would be dropped by Go's fsnotify users (CHMOD).  A directory, or a file
+ * that does not open for writing (read-only on the host, being run in the box), gets the
+ * setattr alone.
  *
  * Why now and not the mtime the file has: a value read first and written back later goes back
  * in time when a write lands in between (the next notice re-reads that older value, so make
@@ -29,15 +34,17 @@
  * set the time: `tar x` and then a patch) does get its time set back, and keeps it until the
  * file is written again: that write's time is lost, as a missed rebuild, in that narrow case.
  *
- * The host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not follow
- * (it follows close-write: mounts/mounts.h), so nothing comes back.  Content: the statx below
+ * The host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not follow;
+ * the close of the open for writing is a close-write, which it does follow (mounts/mounts.h), so
+ * that notice comes back, once: the file is remembered with the attributes the setattr left it
+ * (echo_put), and a notice that finds it so is not acted on (echo_take), while a host write
+ * meanwhile moves its ctime (and mtime or size) and is.  Content: the statx below
  * (AT_STATX_FORCE_SYNC, past the 1 s attribute cache of cache=auto) and the setattr's reply
  * refresh size and times (a changed size drops the cached pages), and with cache=auto each
- * open without FOPEN_KEEP_CACHE drops them too, so a watcher that re-opens the file reads the
- * new bytes; no extra open here (fsnotify reports nothing for an O_PATH open), which would add
- * IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method: a file the box cannot set times on
- * (owned on the host by another user) and anything that is not a regular file or directory (a
- * symlink is never followed) is reported through its directory instead.
+ * open without FOPEN_KEEP_CACHE drops them too (ours for writing as well), so a watcher that
+ * re-opens the file reads the new bytes.  Limits of the method: a file the box cannot set
+ * times on (owned on the host by another user) and anything that is not a regular file or
+ * directory (a symlink is never followed) is reported through its directory instead.
  *
  * A path that no longer exists (deleted or renamed on the host) is reported through the nearest
  * directory above it that exists: IN_MODIFY|IN_ISDIR, so its watchers rescan.  n == 0 (the
@@ -97,6 +104,67 @@ static bool time_kept(const struct statx_timestamp *m, const struct timespec *no
 static uint64_t window_ms, touches; /* PID 1 has no threads */
 static bool root_touched;
 
+/* ---- our own close-write, coming back ------------------------------------------------------ */
+
+#define ECHO_SLOTS 4096u /* files whose close-write is on its way back; a power of two */
+#define ECHO_PROBE 8u    /* slots looked at per file */
+#define ECHO_MS 5000u    /* a notice comes 50-300 ms after the host's event, seconds when slow */
+
+/* A file the init opened for writing and closed (see the top): the host's watcher reports that
+ * close, and the notice comes back with the file as it was left, which is not touched again.
+ * Keyed by a 64-bit hash of the path (0: a free slot); the attributes tell a later host write
+ * from the echo (a write moves ctime, and size or mtime). */
+struct echo {
+    uint64_t key, ino, size, at_ms;
+    struct statx_timestamp mtime, ctime;
+};
+static struct echo echoes[ECHO_SLOTS];
+
+static uint64_t echo_key(const char *path) {
+    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
+    for (; *path; path++)
+        h = (h ^ (uint8_t)*path) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static bool same_time(const struct statx_timestamp *a, const struct statx_timestamp *b) {
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* Whether rel as stx shows it is our own close-write coming back: then forgotten. */
+static bool echo_take(const char *rel, const struct statx *stx, uint64_t now) {
+    uint64_t key = echo_key(rel);
+    for (unsigned i = 0; i < ECHO_PROBE; i++) {
+        struct echo *e = &echoes[(key + i) & (ECHO_SLOTS - 1)];
+        if (e->key != key) continue;
+        bool mine = now - e->at_ms <= ECHO_MS && e->ino == stx->stx_ino &&
+                    e->size == stx->stx_size && same_time(&e->mtime, &stx->stx_mtime) &&
+                    same_time(&e->ctime, &stx->stx_ctime);
+        e->key = 0;
+        return mine;
+    }
+    return false;
+}
+
+static void echo_put(const char *rel, const struct statx *stx, uint64_t now) {
+    uint64_t key = echo_key(rel);
+    struct echo *slot = NULL;
+    for (unsigned i = 0; i < ECHO_PROBE; i++) {
+        struct echo *e = &echoes[(key + i) & (ECHO_SLOTS - 1)];
+        if (e->key == key || e->key == 0 || now - e->at_ms > ECHO_MS) {
+            slot = e;
+            break;
+        }
+        if (!slot || e->at_ms < slot->at_ms) slot = e; /* all taken: the oldest goes */
+    }
+    *slot = (struct echo){.key = key,
+                          .ino = stx->stx_ino,
+                          .size = stx->stx_size,
+                          .at_ms = now,
+                          .mtime = stx->stx_mtime,
+                          .ctime = stx->stx_ctime};
+}
+
 static void expire_name(struct agent *a, int fd);
 
 /* 0 when rel ("" = the workspace root) was a regular file or directory and got its mtime set.
@@ -126,8 +194,9 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         fd = openat(rel[0] ? dfd : AT_FDCWD, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) return -errno;
         const int flags = AT_EMPTY_PATH | AT_STATX_FORCE_SYNC;
-        if (statx(fd, "", flags, STATX_TYPE | STATX_NLINK | STATX_MTIME | STATX_INO, &stx) < 0)
-            return -errno;
+        const unsigned mask =
+            STATX_TYPE | STATX_NLINK | STATX_MTIME | STATX_CTIME | STATX_INO | STATX_SIZE;
+        if (statx(fd, "", flags, mask, &stx) < 0) return -errno;
         if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
         if (!S_ISREG(stx.stx_mode) || stx.stx_nlink > 0) break;
         /* the box's name still leads to the inode the host deleted or replaced (looked up
@@ -139,6 +208,8 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         fd = -EBADF;
     }
     *ino = stx.stx_ino;
+    uint64_t now_ms = dbx_now_ms();
+    if (S_ISREG(stx.stx_mode) && rel[0] && echo_take(rel, &stx, now_ms)) return 0;
     /* the host's clock, never a time read earlier, unless the time was set on purpose: see
      * the top */
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
@@ -148,7 +219,20 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         ts[1].tv_sec = stx.stx_mtime.tv_sec;
         ts[1].tv_nsec = stx.stx_mtime.tv_nsec;
     }
-    if (utimensat(fd, "", ts, AT_EMPTY_PATH) < 0) return -errno;
+    /* a regular file opened for writing (the inode statx saw, through /proc: no lookup of the
+     * name), its time set there, and closed: OPEN, MODIFY, CLOSE_WRITE, as an editor's save
+     * gives (see the top).  O_NONBLOCK: a lease holder is not waited for. */
+    _cleanup_close_ int wfd = -EBADF;
+    if (S_ISREG(stx.stx_mode) && rel[0]) {
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        wfd = open(proc, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    }
+    if ((wfd >= 0 ? futimens(wfd, ts) : utimensat(fd, "", ts, AT_EMPTY_PATH)) < 0) return -errno;
+    /* the attributes the setattr's reply left (no round trip), as the echo will show them */
+    if (wfd >= 0 && statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
+                          STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, &stx) == 0)
+        echo_put(rel, &stx, now_ms);
     return 0;
 }
 
@@ -168,7 +252,10 @@ static uint64_t touch_or_parent(struct agent *a, int ws, const char *path) {
         if (cur[0] == '\0') root_touched = true;
         uint64_t ino = 0; /* set once the path was looked at, even when it cannot be touched */
         int r = touch(a, ws, cur, &ino);
-        if (first && cur[0]) ret = ino;
+        /* the path leads to no file: gone, through a symlink or another mount, or not a file
+         * (EINVAL); any other failure says nothing of where it leads */
+        bool none = r == -ENOENT || r == -ENOTDIR || r == -ELOOP || r == -EXDEV || r == -EINVAL;
+        if (first && cur[0]) ret = ino ? ino : none ? 0 : INO_UNKNOWN;
         if (r == 0 || cur[0] == '\0') return ret;
         char *slash = strrchr(cur, '/');
         if (slash)
@@ -180,12 +267,15 @@ static uint64_t touch_or_parent(struct agent *a, int ws, const char *path) {
 
 /* ---- watched inodes (see the top) --------------------------------------------------------- */
 
-#define MARKS_MAX 16384u /* watches on the workspace looked at; more are left alone */
-#define LEARN_MAX 2048u  /* new watches learned per reading; the rest at the next */
-#define READ_EVERY_MS                                                                              \
-    1000u          /* the watches are read at most this often (under TCG, 30 ms with               \
-                    * 200 processes), after a notice */
-#define FH_MAX 16u /* a FUSE handle is 12 bytes: node id and generation */
+/* The watches are read at most every READ_EVERY_MS, after a notice: 1-1.5 ms under TCG with
+ * a command running (the box cgroup's processes), 30-90 ms with 200 processes and 128 inotify
+ * descriptors. */
+#define READ_EVERY_MS 1000u
+#define MARKS_MAX 16384u     /* watches on the workspace looked at; more are left alone */
+#define LEARN_MAX 2048u      /* inodes learned per reading; the rest at the next */
+#define NAMES_MAX (4u << 20) /* bytes of names kept, all watches together */
+#define CHECK_ALL_MAX 2048u  /* watches looked up per tick when a notice lost track */
+#define FH_MAX 16u           /* a FUSE handle is 12 bytes: node id and generation */
 
 /* One watch: the same inode watched twice is two, and a watch added again (a new wd) is new,
  * so nothing learned of a gone inode carries over to a later one that has its number (the
@@ -196,15 +286,27 @@ struct mark {
     int type;
     uint8_t len;
     uint8_t fh[FH_MAX];
-    bool learned; /* looked at once */
+    bool learned; /* its name known, or settled */
     bool settled; /* reported gone, or not a regular file: never looked at again */
     char *path;   /* its workspace-relative name in the box when learned, or NULL */
 };
+
+static size_t names_bytes; /* of every mark's path */
 
 static struct mark *marks; /* sorted by mark_cmp */
 static size_t nmarks;
 static uint64_t read_ms; /* when the watches were last read */
 static bool read_due;    /* a notice came since, or watches are left to learn */
+static bool check_all;   /* a notice lost track: every named watch looked up (check_all_at on) */
+static size_t check_all_at;
+
+/* The inode a mark is on: its number and handle. */
+static int inode_cmp(const struct mark *a, const struct mark *b) {
+    if (a->ino != b->ino) return a->ino < b->ino ? -1 : 1;
+    if (a->type != b->type) return a->type < b->type ? -1 : 1;
+    if (a->len != b->len) return a->len < b->len ? -1 : 1;
+    return memcmp(a->fh, b->fh, a->len);
+}
 
 static int mark_cmp(const void *pa, const void *pb) {
     const struct mark *a = pa, *b = pb;
@@ -219,10 +321,17 @@ static int mark_cmp(const void *pa, const void *pb) {
 
 /* open_by_handle_at's mount_fd: a descriptor of the workspace's filesystem that is not O_PATH
  * (fdget refuses those).  Opened once: an open of the root reports IN_OPEN to its watchers. */
+static int handles = -EBADF;
+
 static int handles_fd(struct agent *a) {
-    static int fd = -EBADF;
-    if (fd < 0) fd = open(a->ws_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return fd;
+    if (handles < 0) handles = open(a->ws_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return handles;
+}
+
+void watch_shutdown(void) {
+    /* held, it would keep the workspace's superblock after the lazy unmount: no FUSE_DESTROY */
+    if (handles >= 0) close(handles);
+    handles = -EBADF;
 }
 
 /* The workspace mount's path as the kernel names it (mount(2) resolved the symlinks in
@@ -256,8 +365,11 @@ static bool gone_on_host(int fd) {
            S_ISREG(stx.stx_mode) && stx.stx_nlink == 0;
 }
 
-/* fd's dentry expires (a handle's open of its inode makes FUSE expire the alias it returns),
- * so that it dies at its last close instead of waiting in the dcache. */
+/* fd's dentry expires (a handle's open of its inode makes FUSE expire the alias it returns:
+ * fuse_get_dentry), so that it dies at its last close instead of waiting in the dcache: an
+ * expired dentry is not kept (fuse_dentry_delete, which virtiofs's delete_stale turns on).  An
+ * inode with two names in the box (a hard link) may have the other expired: this one then dies
+ * when the dcache lets it go. */
 static void expire_name(struct agent *a, int fd) {
     union {
         struct file_handle h;
@@ -269,10 +381,25 @@ static void expire_name(struct agent *a, int fd) {
     if (hfd >= 0) close(hfd);
 }
 
-/* A watch not seen before: a regular file with a name in the box gets it recorded; one without
- * (its dentry died when the name was looked up after the host replaced it) is asked for its
- * link count now.  The handle's open expires the name (see expire_name): the next lookup asks
- * the host again, as after the entry timeout. */
+/* The workspace-relative name in buf (readlink of an inode's descriptor, n bytes, buf holding
+ * cap) when it is one below the workspace mount ws; NULL for a dentry without a name ("/":
+ * disconnected; " (deleted)"), or one cut short. */
+static const char *name_below(char *buf, ssize_t n, size_t cap, const char *ws) {
+    static const char deleted[] = " (deleted)";
+    size_t wl = ws ? strlen(ws) : 0;
+    if (!ws || n <= (ssize_t)wl + 1 || (size_t)n >= cap - 1) return NULL;
+    buf[n] = '\0';
+    if (memcmp(buf, ws, wl) != 0 || buf[wl] != '/') return NULL;
+    if ((size_t)n >= wl + strlen(deleted) && strcmp(buf + n - strlen(deleted), deleted) == 0)
+        return NULL;
+    return buf + wl + 1;
+}
+
+/* An inode's first watch: a regular file with a name in the box gets it recorded.  One without
+ * (its dentry died when the name was looked up after the host replaced it, or the host renamed
+ * it) is asked for its link count: gone, reported at the close; there still, learned again at
+ * the next reading.  The handle's open expires the name it finds (see expire_name): the next
+ * lookup of it asks the host again, as after the entry timeout, one FUSE_LOOKUP per inode. */
 static void mark_learn(struct agent *a, struct mark *m) {
     m->learned = m->settled = true;
     _cleanup_close_ int fd = open_mark(a, m);
@@ -283,19 +410,22 @@ static void mark_learn(struct agent *a, struct mark *m) {
         return;
     char proc[32], buf[PATH_MAX];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(proc, buf, sizeof(buf) - 1);
-    const char *ws = ws_real(a);
-    size_t wl = ws ? strlen(ws) : 0;
-    static const char deleted[] = " (deleted)";
-    if (ws && n > (ssize_t)wl + 1 && memcmp(buf, ws, wl) == 0 && buf[wl] == '/') {
-        buf[n] = '\0';
-        if ((size_t)n < wl + strlen(deleted) || strcmp(buf + n - strlen(deleted), deleted) != 0) {
-            m->path = dbx_xstrdup(buf + wl + 1);
-            m->settled = false;
-            return;
-        }
+    const char *name = name_below(buf, readlink(proc, buf, sizeof(buf)), sizeof(buf), ws_real(a));
+    if (name && names_bytes + strlen(name) < NAMES_MAX) {
+        m->path = dbx_xstrdup(name);
+        names_bytes += strlen(name) + 1;
+        m->settled = false;
+        return;
     }
-    gone_on_host(fd); /* reported at the close if gone; if not, its name is not known */
+    if (!name && !gone_on_host(fd)) m->learned = m->settled = false; /* again next time */
+}
+
+/* A mark's name forgotten: learned again at the next reading (the host renamed the file). */
+static void mark_forget(struct mark *m) {
+    if (m->path) names_bytes -= strlen(m->path) + 1;
+    free(m->path);
+    m->path = NULL;
+    m->learned = false;
 }
 
 /* Parse one fdinfo line "inotify wd:1 ino:a7225c sdev:12 mask:fce ignored_mask:0
@@ -325,8 +455,9 @@ static bool parse_mark(const char *line, unsigned long sdev, struct mark *m) {
     return true;
 }
 
-#define PIDS_MAX 65536u /* processes whose descriptors are looked at */
-#define FDS_MAX 262144u /* descriptors looked at, all processes together */
+#define PIDS_MAX 65536u  /* processes whose descriptors are looked at */
+#define FDS_MAX 65536u   /* descriptors looked at, all processes together */
+#define LINES_MAX 65536u /* fdinfo lines read, all descriptors together (any filesystem's) */
 
 struct pids {
     pid_t *v;
@@ -388,7 +519,7 @@ static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, s
     size_t cap = 0;
     _cleanup_free_ char *line = NULL;
     size_t line_cap = 0;
-    size_t looked = 0;
+    size_t looked = 0, lines = 0;
     for (size_t i = 0; i < pids.n && *n < MARKS_MAX && looked < FDS_MAX; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/%d/fd", (int)pids.v[i]);
@@ -406,7 +537,7 @@ static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, s
                 continue;
             snprintf(path, sizeof(path), "/proc/%d/fdinfo/%.20s", (int)pids.v[i], fe->d_name);
             _cleanup_fclose_ FILE *f = fopen(path, "re");
-            while (f && *n < MARKS_MAX && getline(&line, &line_cap, f) > 0) {
+            while (f && *n < MARKS_MAX && lines++ < LINES_MAX && getline(&line, &line_cap, f) > 0) {
                 struct mark m = {.pid = (int)pids.v[i], .fd = atoi(fe->d_name)};
                 if (!parse_mark(line, sdev, &m)) continue;
                 if (*n == cap) {
@@ -420,8 +551,13 @@ static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, s
     }
 }
 
-/* Read the watches anew: what was learned of each carries over, new ones are learned (at most
- * LEARN_MAX; the rest at the next reading), gone ones are forgotten. */
+static int inode_cmp_p(const void *pa, const void *pb) {
+    return inode_cmp(*(const struct mark *const *)pa, *(const struct mark *const *)pb);
+}
+
+/* Read the watches anew: what was learned of each carries over, gone ones are forgotten, and
+ * the watches of one inode share what is known of it: learned once (at most LEARN_MAX inodes
+ * a reading; the rest at the next), since a learning expires the name the next would find. */
 static void marks_read(struct agent *a, uint64_t now) {
     read_ms = now;
     read_due = false;
@@ -432,7 +568,7 @@ static void marks_read(struct agent *a, uint64_t now) {
     size_t ncur = 0;
     marks_list(a, sdev, &cur, &ncur);
     if (ncur) qsort(cur, ncur, sizeof(*cur), mark_cmp);
-    size_t j = 0, n = 0, learnt = 0;
+    size_t j = 0, n = 0;
     for (size_t i = 0; i < ncur; i++) {
         if (n && mark_cmp(&cur[n - 1], &cur[i]) == 0) continue; /* a line read twice */
         cur[n] = cur[i];
@@ -444,19 +580,49 @@ static void marks_read(struct agent *a, uint64_t now) {
             cur[n].path = marks[j].path;
             marks[j].path = NULL;
         }
-        if (!cur[n].learned) {
-            if (learnt < LEARN_MAX)
-                mark_learn(a, &cur[n]), learnt++;
-            else
-                read_due = true;
-        }
         n++;
     }
     for (size_t i = 0; i < nmarks; i++)
-        free(marks[i].path);
+        if (marks[i].path) mark_forget(&marks[i]);
     free(marks);
     marks = cur;
     nmarks = n;
+    check_all_at = 0;
+
+    _cleanup_free_ struct mark **by = dbx_xcalloc(n ? n : 1, sizeof(*by));
+    for (size_t i = 0; i < n; i++)
+        by[i] = &marks[i];
+    if (n) qsort(by, n, sizeof(*by), inode_cmp_p);
+    size_t learnt = 0;
+    for (size_t g = 0, e; g < n; g = e) {
+        struct mark *known = NULL, *todo = NULL;
+        for (e = g; e < n && inode_cmp(by[e], by[g]) == 0; e++) {
+            if (by[e]->learned && (!known || by[e]->path)) known = by[e];
+            if (!by[e]->learned && !todo) todo = by[e];
+        }
+        if (!todo) continue;
+        if (!known) {
+            if (learnt == LEARN_MAX) {
+                read_due = true;
+                continue;
+            }
+            learnt++;
+            mark_learn(a, todo);
+            if (!todo->learned) continue;
+            known = todo;
+        }
+        for (size_t k = g; k < e; k++) {
+            if (by[k]->learned) continue;
+            by[k]->learned = true;
+            by[k]->settled = known->settled;
+            if (known->path && names_bytes + strlen(known->path) < NAMES_MAX) {
+                by[k]->path = dbx_xstrdup(known->path);
+                names_bytes += strlen(known->path) + 1;
+            } else if (known->path) {
+                by[k]->settled = true; /* over the names' budget: left alone */
+            }
+        }
+    }
 }
 
 /* The touched paths of one notice and the inode each leads to now (open addressing). */
@@ -478,44 +644,71 @@ static const struct touched *touched_find(const struct touched *t, size_t size, 
     return NULL;
 }
 
+/* p (not copied) added with ino, unless there; size a power of two above the count. */
+static void touched_add(struct touched *t, size_t size, const char *p, uint64_t ino) {
+    if (touched_find(t, size, p)) return;
+    size_t i = path_hash(p) & (size - 1);
+    while (t[i].path)
+        i = (i + 1) & (size - 1);
+    t[i] = (struct touched){p, ino};
+}
+
 /* The inode rel leads to now (resolved as touch() does), or 0. */
 static uint64_t ino_of(int ws, const char *rel) {
     struct open_how how = {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
                                       RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV};
     _cleanup_close_ int fd = (int)syscall(SYS_openat2, ws, rel, &how, sizeof(how));
-    struct statx stx;
-    return fd >= 0 && statx(fd, "", AT_EMPTY_PATH, STATX_INO, &stx) == 0 ? stx.stx_ino : 0;
+    struct statx stx; /* an inode's number never changes: the cached attributes do */
+    return fd >= 0 && statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &stx) == 0
+               ? stx.stx_ino
+               : 0;
 }
 
-/* After a notice's touches: each learned watch whose name the notice reports as leading
- * elsewhere or nowhere (every named one when the notice lost track: over the rate, or the
- * host's n == 0) is asked whether the host still has its inode. */
-static void marks_check(struct agent *a, int ws, const struct touched *t, size_t tsize, bool all) {
+/* m's name leads to inode now (0: none): if that is not m's inode, the host is asked whether
+ * it still has m's; gone, DELETE_SELF at the close; there, renamed on the host: its name is
+ * learned again. */
+static void mark_check(struct agent *a, struct mark *m, uint64_t now) {
+    if (now == INO_UNKNOWN || now == m->ino) return;
+    _cleanup_close_ int fd = open_mark(a, m);
+    if (fd >= 0 && gone_on_host(fd))
+        m->settled = true;
+    else
+        mark_forget(m);
+}
+
+/* After a notice's touches: each named watch whose name the notice reports. */
+static void marks_check(struct agent *a, const struct touched *t, size_t tsize) {
     for (size_t i = 0; i < nmarks; i++) {
         struct mark *m = &marks[i];
-        if (m->settled || !m->path) continue;
-        const struct touched *tp = all ? NULL : touched_find(t, tsize, m->path);
-        if (!all && !tp) continue;
-        uint64_t now = tp ? tp->ino : ino_of(ws, m->path);
-        if (now == INO_UNKNOWN || now == m->ino) continue;
-        _cleanup_close_ int fd = open_mark(a, m);
-        if (fd >= 0 && gone_on_host(fd)) {
-            m->settled = true; /* DELETE_SELF at the close */
-        } else {
-            free(m->path); /* renamed elsewhere on the host, or already gone from the box */
-            m->path = NULL;
-        }
+        const struct touched *tp = m->settled || !m->path ? NULL : touched_find(t, tsize, m->path);
+        if (tp) mark_check(a, m, tp->ino);
     }
 }
 
+/* A notice that lost track (over the rate, or the host's n == 0): every named watch's name
+ * looked up, CHECK_ALL_MAX a tick (one lookup each, most from the dcache). */
+static void marks_check_all(struct agent *a) {
+    _cleanup_close_ int ws = open(a->ws_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    for (unsigned k = 0; ws >= 0 && check_all_at < nmarks && k < CHECK_ALL_MAX; check_all_at++) {
+        struct mark *m = &marks[check_all_at];
+        if (m->settled || !m->path) continue;
+        k++;
+        mark_check(a, m, ino_of(ws, m->path));
+    }
+    check_all = ws >= 0 && check_all_at < nmarks;
+}
+
 int watch_timeout(struct agent *a, uint64_t now) {
+    if (check_all) return 0;
     if (!read_due) return -1;
     return now >= read_ms + READ_EVERY_MS ? 0 : (int)(read_ms + READ_EVERY_MS - now);
 }
 
 void watch_tick(struct agent *a, uint64_t now) {
-    if (read_due && now >= read_ms + READ_EVERY_MS && a->ws_path) marks_read(a, now);
+    if (!a->ws_path) return;
+    if (read_due && now >= read_ms + READ_EVERY_MS) marks_read(a, now);
+    if (check_all) marks_check_all(a);
 }
 
 void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
@@ -538,18 +731,18 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
         while (tsize < 2 * (size_t)count)
             tsize *= 2;
         _cleanup_free_ struct touched *t = dbx_xcalloc(tsize, sizeof(*t));
-        bool all = count == 0;
+        bool lost = count == 0;
         if (ws >= 0 && count == 0) touch_or_parent(a, ws, "");
         for (uint32_t i = 0; ws >= 0 && i < count; i++) {
             uint64_t ino = touch_or_parent(a, ws, paths[i]);
-            if (ino == INO_UNKNOWN) all = true;
-            if (touched_find(t, tsize, paths[i])) continue;
-            size_t k = path_hash(paths[i]) & (tsize - 1);
-            while (t[k].path)
-                k = (k + 1) & (tsize - 1);
-            t[k] = (struct touched){paths[i], ino};
+            lost = lost || (ino == INO_UNKNOWN && touches >= WATCH_TOUCH_MAX);
+            touched_add(t, tsize, paths[i], ino);
         }
-        if (ws >= 0) marks_check(a, ws, t, tsize, all);
+        marks_check(a, t, tsize);
+        if (lost && !check_all) { /* from the start, at the next tick */
+            check_all = true;
+            check_all_at = 0;
+        }
         /* the watches made since the last reading: learned now, or after READ_EVERY_MS (one
          * whose file this notice replaced is learned without a name, and asked then) */
         read_due = true;

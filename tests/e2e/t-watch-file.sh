@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# t-watch-file: a watch on one file in the box hears the host replace or delete that file.
+# t-watch-file: a watch on one file in the box hears the host write it in place (MODIFY and
+# CLOSE_WRITE, once each), and replace or delete it.
 # Found in use: `node --watch app.js` (and tsc --watch, chokidar on a file) restarted on the
 # first edit made in place, then never again once an editor saved by rename (vim, sed -i) or git
 # checkout wrote a new file: the box's watch stayed on the old inode, which virtiofs never
@@ -24,20 +25,23 @@ PROBE=$!
 CLEANUP_HOOKS+=("kill $PROBE 2>/dev/null")
 wait_until 60 grep -q '^ready' "$LOG" || fail "the probe did not start: $(show "$(cat "$TEST_TMP/watch.err")")"
 
-# expect N ERE WHAT: the probe's log has at least N lines matching ERE within 5 s
+# expect N ERE WHAT [LOG]: the probe's log has at least N lines matching ERE within 5 s
 expect() {
-    local i
+    local i log=${4:-$LOG}
     for ((i = 0; i < 100; i++)); do
-        [ "$(grep -Ec -- "$2" "$LOG")" -ge "$1" ] && return 0
+        [ "$(grep -Ec -- "$2" "$log")" -ge "$1" ] && return 0
         sleep 0.05
     done
-    fail "$3: no ${1}th line matching /$2/ within 5 s; the probe saw: $(show "$(cat "$LOG")")"
+    fail "$3: no ${1}th line matching /$2/ within 5 s; the probe saw: $(show "$(cat "$log")")"
 }
 
-# an edit in place: MODIFY on the watched inode (worked before)
+# an edit in place: MODIFY, then CLOSE_WRITE (all entr and `inotifywait -e close_write` ask
+# for), and the box's close of its own write-open, coming back from the host, is not acted on
 echo v1 >>"$R/w/app.js"
 expect 1 '^ev MODIFY \. content=v1$' "an append on the host"
+expect 1 '^ev CLOSE_WRITE \. content=v1$' "an append on the host"
 sleep 1.5
+assert_eq 1 "$(grep -c '^ev CLOSE_WRITE' "$LOG")" "close-writes 1.5 s after one host edit (no echo)"
 
 # replaced by rename, the box's dentry expired (no lookup in the last second)
 printf 'v2\n' >"$R/w/.app.js.tmp" && mv "$R/w/.app.js.tmp" "$R/w/app.js"
@@ -75,7 +79,41 @@ git checkout -q -- w/app.js
 expect 5 'DELETE_SELF' "git checkout"
 expect 1 '^rewatched content=v6$' "the new watch after git checkout"
 
+sleep 1.5
+# as many DELETE_SELF and IGNORED as replacements, one each
+assert_eq "5 5" "$(grep -c DELETE_SELF "$LOG") $(grep -c IGNORED "$LOG")" "DELETE_SELF and IGNORED lines"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe: $(tr '\n' ';' <"$LOG")"
+
+# ---- two watchers of one file, the first gone: the second still hears the replacement ------
+# (the box learns an inode's name once for all its watches)
+echo s0 >"$R/w/shared.js"
+L1=$TEST_TMP/w1.log L2=$TEST_TMP/w2.log
+"$DEVBOX" exec -- ./watch-probe -f w/shared.js 200 >"$L1" 2>&1 </dev/null &
+P1=$!
+"$DEVBOX" exec -- ./watch-probe -f w/shared.js 200 >"$L2" 2>&1 </dev/null &
+P2=$!
+CLEANUP_HOOKS+=("kill $P1 $P2 2>/dev/null")
+wait_until 60 grep -q '^ready' "$L1" || fail "the first probe did not start: $(show "$(cat "$L1")")"
+wait_until 60 grep -q '^ready' "$L2" || fail "the second probe did not start: $(show "$(cat "$L2")")"
+echo s1 >>"$R/w/shared.js" # a notice: the box reads both watches
+expect 1 '^ev CLOSE_WRITE \. content=s1$' "the first watcher, an append" "$L1"
+expect 1 '^ev CLOSE_WRITE \. content=s1$' "the second watcher, an append" "$L2"
+sleep 1.5
+kill "$P1" 2>/dev/null
+wait "$P1" 2>/dev/null
+sed -i 's/s1/s2/' "$R/w/shared.js"
+expect 1 'DELETE_SELF' "the second watcher, after the first went, sed -i" "$L2"
+expect 1 '^rewatched content=s2$' "the second watcher's new watch" "$L2"
+
+# ---- renamed elsewhere on the host: the inode lives on, no DELETE_SELF; its edits still come
+sleep 1.5
+mv "$R/w/shared.js" "$R/w/moved.js"
+sleep 2
+echo s3 >>"$R/w/moved.js"
+expect 1 '^ev CLOSE_WRITE \. content=$' "an append to the renamed file" "$L2"
+assert_eq 1 "$(grep -c DELETE_SELF "$L2")" "DELETE_SELF lines after a rename elsewhere"
+kill "$P2" 2>/dev/null
+wait "$P2" 2>/dev/null
 ok dbx stop

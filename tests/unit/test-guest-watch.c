@@ -13,8 +13,8 @@
 
 /* init-watch.c is guest code (the static init links it); the test compiles it in, and
  * init-procs.c for the reader of cgroup.procs it uses. */
-#include "guest/init-watch.c"
 #include "guest/init-procs.c"
+#include "guest/init-watch.c"
 
 #include "helpers.h"
 
@@ -93,7 +93,7 @@ static void test_parse_mark_refused(void **state) {
 
 static void test_time_kept(void **state) {
     struct timespec now = {.tv_sec = 1000000, .tv_nsec = 500000000};
-    struct statx_timestamp near = {.tv_sec = 999999, .tv_nsec = 0};        /* 1.5 s ago */
+    struct statx_timestamp near = {.tv_sec = 999999, .tv_nsec = 0};         /* 1.5 s ago */
     struct statx_timestamp past = {.tv_sec = 999998, .tv_nsec = 400000000}; /* 2.1 s ago */
     struct statx_timestamp future = {.tv_sec = 1000002, .tv_nsec = 600000000};
     struct statx_timestamp epoch = {.tv_sec = 0, .tv_nsec = 0};
@@ -105,20 +105,52 @@ static void test_time_kept(void **state) {
 
 static void test_touched_table(void **state) {
     struct touched t[8] = {{0}};
-    const char *paths[] = {"w/app.js", "src/a.ts", "x"};
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(paths); i++) {
-        size_t k = path_hash(paths[i]) & 7;
-        while (t[k].path)
-            k = (k + 1) & 7;
-        t[k] = (struct touched){paths[i], 100 + i};
-    }
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(paths); i++) {
+    const char *paths[] = {"w/app.js", "src/a.ts", "x", "w/app.js"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(paths); i++)
+        touched_add(t, 8, paths[i], 100 + i);
+    size_t used = 0;
+    for (size_t i = 0; i < 8; i++)
+        used += t[i].path != NULL;
+    assert_int_equal(used, 3); /* a path twice is one entry: its first inode */
+    for (size_t i = 0; i < 3; i++) {
         const struct touched *f = touched_find(t, 8, paths[i]);
         assert_non_null(f);
         assert_int_equal(f->ino, 100 + i);
     }
     assert_null(touched_find(t, 8, "w/app.j"));
     assert_null(touched_find(t, 8, ""));
+}
+
+/* readlink of a watched inode's descriptor: a name below the workspace, or none */
+static void test_name_below(void **state) {
+    char buf[64];
+    struct {
+        const char *link, *ws, *want;
+    } cases[] = {
+        {"/home/u/src/p/w/app.js", "/home/u/src/p", "w/app.js"},
+        {"/home/u/src/p/app.js", "/home/u/src/p", "app.js"},
+        {"/", "/home/u/src/p", NULL},                              /* disconnected */
+        {"/home/u/src/p/app.js (deleted)", "/home/u/src/p", NULL}, /* unhashed */
+        {"/home/u/src/p", "/home/u/src/p", NULL},                  /* the root itself */
+        {"/home/u/src/p/", "/home/u/src/p", NULL},
+        {"/home/u/src/pq/app.js", "/home/u/src/p", NULL}, /* a sibling with the prefix */
+        {"/home/u/src/p/app.js", NULL, NULL},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        snprintf(buf, sizeof(buf), "%s", cases[i].link);
+        const char *got = name_below(buf, (ssize_t)strlen(cases[i].link), sizeof(buf), cases[i].ws);
+        if (!cases[i].want) {
+            if (got) fail_msg("'%s' gave '%s'", cases[i].link, got);
+        } else {
+            assert_non_null(got);
+            assert_string_equal(got, cases[i].want);
+        }
+    }
+    /* a link that filled the buffer may have been cut: no name */
+    memset(buf, 'a', sizeof(buf));
+    memcpy(buf, "/w/", 3);
+    assert_null(name_below(buf, sizeof(buf) - 1, sizeof(buf), "/w"));
+    assert_null(name_below(buf, -1, sizeof(buf), "/w")); /* readlink failed */
 }
 
 /* ---- the box's processes from its cgroup -------------------------------------------------- */
@@ -164,9 +196,9 @@ static void test_cgroup_pids(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_mark),   cmocka_unit_test(test_parse_mark_refused),
-        cmocka_unit_test(test_time_kept),    cmocka_unit_test(test_touched_table),
-        cmocka_unit_test(test_cgroup_pids),
+        cmocka_unit_test(test_parse_mark), cmocka_unit_test(test_parse_mark_refused),
+        cmocka_unit_test(test_time_kept),  cmocka_unit_test(test_touched_table),
+        cmocka_unit_test(test_name_below), cmocka_unit_test(test_cgroup_pids),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
