@@ -174,16 +174,28 @@ static pid_t supervisor_starting(const struct dbx_project *proj) {
 /* ---- a start whose command went away ------------------------------------------------------ */
 
 #define REJOIN_POLL_MS 200u
-#define REJOIN_LINE_CAP (64u << 10) /* a longer line of setup.log is shown in pieces */
+#define REJOIN_LINE_CAP 8192u /* what the supervisor keeps of a line (SETUP_LINE_MAX * 4) */
+/* A supervisor whose status record exists (it was ready) but whose control socket does not
+ * answer is stopping (a crash's teardown) and exits within its stop's bound (STOP_MS, 20 s, then
+ * QEMU is killed): waited for this long, then taken for one that cannot be reached. */
+#define REJOIN_STOPPING_MS 60000u
 
 /* What a starting supervisor's [setup] appends to setup.log, shown on stderr as the command
- * that started it showed it ("S" lines: dbx_setup_line_shown). */
+ * that started it showed it ("S" lines: dbx_setup_line_shown, empty lines left out). */
 struct setup_tail {
     int dfd; /* the state dir */
     int fd;  /* setup.log as far as shown, or -1 */
     struct dbx_buf line;
     bool skip; /* in the middle of a line that was there before us: not shown */
 };
+
+static void tail_line(struct setup_tail *t) {
+    if (t->line.len) {
+        dbx_buf_put(&t->line, "", 1);
+        fprintf(stderr, "%s\n", dbx_setup_line_shown((char *)t->line.data));
+    }
+    t->line.len = t->line.off = 0;
+}
 
 static void tail_read(struct setup_tail *t) {
     char buf[8192];
@@ -193,15 +205,24 @@ static void tail_read(struct setup_tail *t) {
             bool end = buf[i] == '\n';
             if (t->skip) {
                 t->skip = !end;
-                continue;
+            } else if (end) {
+                tail_line(t);
+            } else if (t->line.len < REJOIN_LINE_CAP) {
+                dbx_buf_put(&t->line, &buf[i], 1);
             }
-            if (!end) dbx_buf_put(&t->line, &buf[i], 1);
-            if (!end && t->line.len < REJOIN_LINE_CAP) continue;
-            dbx_buf_put(&t->line, "", 1);
-            fprintf(stderr, "%s\n", dbx_setup_line_shown((char *)t->line.data));
-            t->line.len = t->line.off = 0;
         }
     }
+}
+
+/* setup.log, opened if it is a regular file (O_NONBLOCK: nothing else would block us). */
+static int tail_open(int dfd) {
+    int fd = openat(dfd, "setup.log", O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* Show what was appended; a new setup.log (the supervisor makes it anew when setup begins:
@@ -210,11 +231,10 @@ static void tail_show(struct setup_tail *t) {
     tail_read(t);
     struct stat now, cur;
     if (t->dfd < 0 || fstatat(t->dfd, "setup.log", &now, AT_SYMLINK_NOFOLLOW) < 0 ||
-        !S_ISREG(now.st_mode) ||
         (t->fd >= 0 && fstat(t->fd, &cur) == 0 && cur.st_ino == now.st_ino &&
          cur.st_dev == now.st_dev))
         return;
-    int fd = openat(t->dfd, "setup.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = tail_open(t->dfd);
     if (fd < 0) return;
     if (t->fd >= 0) close(t->fd);
     t->fd = fd;
@@ -223,40 +243,58 @@ static void tail_show(struct setup_tail *t) {
     tail_read(t);
 }
 
-/* The supervisor that holds the alive lock is starting without the command that started it
- * (that one was interrupted: Ctrl-C during a long [setup]); another would only fail on the
- * lock ("another supervisor owns", found in use).  Wait for it instead, showing what its
- * [setup] writes from now on.  0 once its control socket answers (*ret_fd); -ENOENT when it
- * exits first (the caller starts one, which says what went wrong); -1 with *err when it runs
- * without answering (its status record is written once its socket listens). */
+/* The supervisor that holds the alive lock while we hold the starters' lock runs without the
+ * command that started it (that one went away: Ctrl-C during a long [setup]); another would
+ * only fail on the lock ("another supervisor owns", found in use).  Wait for it: starting (no
+ * status record yet), say so and show what its [setup] writes from then on; stopping (a record
+ * without a socket: a crash's teardown), quietly.  Its socket is tried once its record exists
+ * (written just after the socket listens: connected before, the network check would find
+ * none).  0 once it answers (*ret_fd); -ENOENT when it exits first (the caller starts one, as
+ * any command after a stop would, which says what went wrong); -1 with *err when it runs on
+ * without answering. */
 static int wait_starting(const struct dbx_project *proj, int *ret_fd, dbx_error **err) {
-    fprintf(stderr, "devbox: the VM is still starting for a command that was interrupted; "
-                    "waiting for it\n");
     struct setup_tail t = {.dfd = open(proj->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC),
                            .fd = -1};
-    if (t.dfd >= 0) t.fd = openat(t.dfd, "setup.log", O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (t.dfd >= 0) t.fd = tail_open(t.dfd);
     off_t end = t.fd >= 0 ? lseek(t.fd, 0, SEEK_END) : -1;
     char last = '\n';
     if (end > 0 && pread(t.fd, &last, 1, end - 1) == 1) t.skip = last != '\n';
     _cleanup_free_ char *status = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
+    bool said = false;
+    uint64_t stopping_since = 0;
     int r;
     for (;;) {
-        r = try_connect(proj, ret_fd, err);
-        tail_show(&t);
+        bool record = access(status, F_OK) == 0;
+        r = record ? try_connect(proj, ret_fd, err) : -ENOENT;
         if (r == 0 || *err) break;
         pid_t pid = supervisor_starting(proj);
         if (pid <= 0) {
             r = -ENOENT;
             break;
         }
-        if (access(status, F_OK) == 0) {
+        if (!record && !said) {
+            fprintf(stderr, "devbox: the VM is still starting for a command that went away; "
+                            "waiting for it\n");
+            said = true;
+        }
+        if (said) tail_show(&t);
+        uint64_t now = dbx_now_ms();
+        if (!record) {
+            stopping_since = 0;
+        } else if (!stopping_since) {
+            stopping_since = now;
+        } else if (now - stopping_since > REJOIN_STOPPING_MS) {
             r = dbx_error_set(err, 0,
                               "the project's supervisor (pid %d) runs, but its control socket "
-                              "does not answer (see 'devbox logs')",
+                              "does not answer ('devbox stop' stops it; see 'devbox logs')",
                               (int)pid);
             break;
         }
         poll(NULL, 0, REJOIN_POLL_MS);
+    }
+    if (said) { /* what came since the last look, and a last line without its '\n' */
+        tail_show(&t);
+        if (!t.skip) tail_line(&t);
     }
     if (t.fd >= 0) close(t.fd);
     if (t.dfd >= 0) close(t.dfd);
@@ -326,7 +364,17 @@ static void stopped_status(const struct dbx_paths *paths, const struct dbx_proje
         ret->image = TAKE_PTR(prof.image);
     dbx_project_rec_clear(&rec);
     profile_clear(&prof);
-    if (supervisor_starting(proj) > 0) ret->state = DBX_VM_STARTING;
+    /* a supervisor that holds the project without answering: starting, or stopping (its
+     * record, written once it was ready, says what it ran) */
+    if (supervisor_starting(proj) <= 0) return;
+    struct dbx_status rst = {0};
+    if (dbx_status_read(proj->run_dir, &rst) < 0) {
+        ret->state = DBX_VM_STARTING;
+        return;
+    }
+    dbx_status_clear(ret);
+    *ret = rst;
+    ret->state = DBX_VM_STOPPING;
 }
 
 int dbx_status_get(const struct dbx_paths *paths, const struct dbx_project *proj,

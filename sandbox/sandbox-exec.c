@@ -568,6 +568,9 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     }
     if (x.t_exit && timing_wanted(o)) timing_print(&x);
     if (x.restart) { /* the caller restarts the box and says so */
+        /* and waits for the start (a [setup] can take minutes; the lean client's exec of the
+         * full devbox keeps the mask): Ctrl-C ends devbox there, as at any start */
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
         dbx_error_set(err, 0, "%s", x.errmsg);
         free(x.errmsg);
         return DBX_ERR_RESTART;

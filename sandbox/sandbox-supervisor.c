@@ -261,6 +261,28 @@ static void sup_teardown(struct sup *s, bool clean) {
     }
 }
 
+#define ALIVE_TRIES_MS 200
+
+/* The alive lock, taken (0), or -1 with errno.  A client asking whether a start is under way
+ * (supervisor_starting) holds it shared for a moment: tried again for ALIVE_TRIES_MS before
+ * that counts as another owner. */
+static int alive_take(int fd) {
+    int r = flock(fd, LOCK_EX | LOCK_NB);
+    for (int ms = 0; r < 0 && errno == EWOULDBLOCK && ms < ALIVE_TRIES_MS; ms += 10) {
+        poll(NULL, 0, 10);
+        r = flock(fd, LOCK_EX | LOCK_NB);
+    }
+    return r;
+}
+
+/* A status record a killed supervisor left (its teardown removes it) would read as this
+ * start's: a client takes a record without a control socket for a supervisor that stops. */
+static int stale_record_drop(const struct dbx_project *proj, dbx_error **err) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
+    if (unlink(p) < 0 && errno != ENOENT) return dbx_error_set(err, errno, "remove '%s'", p);
+    return 0;
+}
+
 int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     struct sup s = {.ready_fd = ready_fd,
                     .net_override = net_override,
@@ -310,11 +332,12 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
     if (dbx_project_share_check(&s.paths, s.proj.root, &err) < 0) goto out;
     alive = dbx_xasprintf("%s/%s", s.proj.run_dir, DBX_ALIVE_LOCK);
     alive_fd = open(alive, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (alive_fd < 0 || flock(alive_fd, LOCK_EX | LOCK_NB) < 0) {
+    if (alive_fd < 0 || alive_take(alive_fd) < 0) {
         dbx_error_set(&err, errno, "another supervisor owns '%s'", s.proj.root);
         goto out;
     }
     s.owner = true;
+    if (stale_record_drop(&s.proj, &err) < 0) goto out;
     /* Our pid in the lock we hold: before the control socket exists (an image build, [setup],
      * the boot) this is how `devbox stop` reaches us. */
     pn = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
