@@ -2,18 +2,18 @@
  * made visible to inotify watchers in the box.
  *
  * virtiofs reports nothing the host does, so the guest kernel raises the events itself: for
- * each path the init opens a regular file for writing, sets its modification time, to now
- * (UTIME_NOW) or to the time it has (below), leaving the access time alone (UTIME_OMIT), and
- * closes it: IN_OPEN, IN_MODIFY, IN_CLOSE_WRITE, as an editor's save gives on a local disk, to
- * watchers of the file and, with its name, of its directory.  A setattr of the mtime alone is
- * what the kernel reports as IN_MODIFY (fsnotify_change), whatever the value: every watcher of
- * writes follows it (inotifywait -e modify, chokidar, watchdog, node's fs.watch, Go's
- * fsnotify).  The close of a file opened for writing is IN_CLOSE_WRITE, all that some ask for:
- * entr (ATTRIB and CLOSE_WRITE, no MODIFY), `inotifywait -e close_write`.  Found in use: `ls
- * *.js | entr node app.js` in the box never ran again for a host edit made in place.  IN_ATTRIB
- * (both times set) would be dropped by Go's fsnotify users (CHMOD).  A directory, or a file
- * that does not open for writing (read-only on the host, being run in the box), gets the
- * setattr alone.
+ * each path the init sets the file's modification time, to now (UTIME_NOW) or to the time it
+ * has (below), leaving the access time alone (UTIME_OMIT).  A setattr of the mtime alone is what
+ * the kernel reports as IN_MODIFY (fsnotify_change), whatever the value, to watchers of the file
+ * and, with its name, to watchers of its directory: the event editors' own writes give, which
+ * every watcher (inotifywait -e modify, chokidar, watchdog, node's fs.watch) follows; IN_ATTRIB
+ * (both times set) would be missed by those that ask only for modify/close_write and by Go's
+ * fsnotify users, who drop CHMOD.  Left alone: a watcher that asks only for close-write or
+ * attribute changes (entr: ATTRIB and CLOSE_WRITE; `inotifywait -e close_write`) hears no edit
+ * the host makes in place.  CLOSE_WRITE takes an open for writing, which reaches the host (tried:
+ * an extra close-write for every host edit that the host's own watchers see, a few ms in which
+ * the file cannot be run, ETXTBSY, and two boxes sharing a file echo it to each other forever);
+ * ATTRIB as well would double the event every other watcher gets.
  *
  * Why now and not the mtime the file has: a value read first and written back later goes back
  * in time when a write lands in between (the next notice re-reads that older value, so make
@@ -34,17 +34,15 @@
  * set the time: `tar x` and then a patch) does get its time set back, and keeps it until the
  * file is written again: that write's time is lost, as a missed rebuild, in that narrow case.
  *
- * The host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not follow;
- * the close of the open for writing is a close-write, which it does follow (mounts/mounts.h), so
- * that notice comes back, once: the file is remembered with the attributes the setattr left it
- * (echo_put), and a notice that finds it so is not acted on (echo_take), while a host write
- * meanwhile moves its ctime (and mtime or size) and is.  Content: the statx below
+ * The host's kernel reports the setattr as IN_MODIFY, which the host's watcher does not follow
+ * (it follows close-write: mounts/mounts.h), so nothing comes back.  Content: the statx below
  * (AT_STATX_FORCE_SYNC, past the 1 s attribute cache of cache=auto) and the setattr's reply
  * refresh size and times (a changed size drops the cached pages), and with cache=auto each
- * open without FOPEN_KEEP_CACHE drops them too (ours for writing as well), so a watcher that
- * re-opens the file reads the new bytes.  Limits of the method: a file the box cannot set
- * times on (owned on the host by another user) and anything that is not a regular file or
- * directory (a symlink is never followed) is reported through its directory instead.
+ * open without FOPEN_KEEP_CACHE drops them too, so a watcher that re-opens the file reads the
+ * new bytes; no extra open here (fsnotify reports nothing for an O_PATH open), which would add
+ * IN_OPEN/IN_CLOSE_NOWRITE noise.  Limits of the method: a file the box cannot set times on
+ * (owned on the host by another user) and anything that is not a regular file or directory (a
+ * symlink is never followed) is reported through its directory instead.
  *
  * A path that no longer exists (deleted or renamed on the host) is reported through the nearest
  * directory above it that exists: IN_MODIFY|IN_ISDIR, so its watchers rescan.  n == 0 (the
@@ -104,67 +102,6 @@ static bool time_kept(const struct statx_timestamp *m, const struct timespec *no
 static uint64_t window_ms, touches; /* PID 1 has no threads */
 static bool root_touched;
 
-/* ---- our own close-write, coming back ------------------------------------------------------ */
-
-#define ECHO_SLOTS 4096u /* files whose close-write is on its way back; a power of two */
-#define ECHO_PROBE 8u    /* slots looked at per file */
-#define ECHO_MS 5000u    /* a notice comes 50-300 ms after the host's event, seconds when slow */
-
-/* A file the init opened for writing and closed (see the top): the host's watcher reports that
- * close, and the notice comes back with the file as it was left, which is not touched again.
- * Keyed by a 64-bit hash of the path (0: a free slot); the attributes tell a later host write
- * from the echo (a write moves ctime, and size or mtime). */
-struct echo {
-    uint64_t key, ino, size, at_ms;
-    struct statx_timestamp mtime, ctime;
-};
-static struct echo echoes[ECHO_SLOTS];
-
-static uint64_t echo_key(const char *path) {
-    uint64_t h = 14695981039346656037ull; /* FNV-1a 64 */
-    for (; *path; path++)
-        h = (h ^ (uint8_t)*path) * 1099511628211ull;
-    return h ? h : 1;
-}
-
-static bool same_time(const struct statx_timestamp *a, const struct statx_timestamp *b) {
-    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
-}
-
-/* Whether rel as stx shows it is our own close-write coming back: then forgotten. */
-static bool echo_take(const char *rel, const struct statx *stx, uint64_t now) {
-    uint64_t key = echo_key(rel);
-    for (unsigned i = 0; i < ECHO_PROBE; i++) {
-        struct echo *e = &echoes[(key + i) & (ECHO_SLOTS - 1)];
-        if (e->key != key) continue;
-        bool mine = now - e->at_ms <= ECHO_MS && e->ino == stx->stx_ino &&
-                    e->size == stx->stx_size && same_time(&e->mtime, &stx->stx_mtime) &&
-                    same_time(&e->ctime, &stx->stx_ctime);
-        e->key = 0;
-        return mine;
-    }
-    return false;
-}
-
-static void echo_put(const char *rel, const struct statx *stx, uint64_t now) {
-    uint64_t key = echo_key(rel);
-    struct echo *slot = NULL;
-    for (unsigned i = 0; i < ECHO_PROBE; i++) {
-        struct echo *e = &echoes[(key + i) & (ECHO_SLOTS - 1)];
-        if (e->key == key || e->key == 0 || now - e->at_ms > ECHO_MS) {
-            slot = e;
-            break;
-        }
-        if (!slot || e->at_ms < slot->at_ms) slot = e; /* all taken: the oldest goes */
-    }
-    *slot = (struct echo){.key = key,
-                          .ino = stx->stx_ino,
-                          .size = stx->stx_size,
-                          .at_ms = now,
-                          .mtime = stx->stx_mtime,
-                          .ctime = stx->stx_ctime};
-}
-
 static void expire_name(struct agent *a, int fd);
 
 /* 0 when rel ("" = the workspace root) was a regular file or directory and got its mtime set.
@@ -194,9 +131,8 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         fd = openat(rel[0] ? dfd : AT_FDCWD, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) return -errno;
         const int flags = AT_EMPTY_PATH | AT_STATX_FORCE_SYNC;
-        const unsigned mask =
-            STATX_TYPE | STATX_NLINK | STATX_MTIME | STATX_CTIME | STATX_INO | STATX_SIZE;
-        if (statx(fd, "", flags, mask, &stx) < 0) return -errno;
+        if (statx(fd, "", flags, STATX_TYPE | STATX_NLINK | STATX_MTIME | STATX_INO, &stx) < 0)
+            return -errno;
         if (!S_ISREG(stx.stx_mode) && !S_ISDIR(stx.stx_mode)) return -EINVAL;
         if (!S_ISREG(stx.stx_mode) || stx.stx_nlink > 0) break;
         /* the box's name still leads to the inode the host deleted or replaced (looked up
@@ -208,8 +144,6 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         fd = -EBADF;
     }
     *ino = stx.stx_ino;
-    uint64_t now_ms = dbx_now_ms();
-    if (S_ISREG(stx.stx_mode) && rel[0] && echo_take(rel, &stx, now_ms)) return 0;
     /* the host's clock, never a time read earlier, unless the time was set on purpose: see
      * the top */
     struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_NOW}};
@@ -219,20 +153,7 @@ static int touch(struct agent *a, int ws, const char *rel, uint64_t *ino) {
         ts[1].tv_sec = stx.stx_mtime.tv_sec;
         ts[1].tv_nsec = stx.stx_mtime.tv_nsec;
     }
-    /* a regular file opened for writing (the inode statx saw, through /proc: no lookup of the
-     * name), its time set there, and closed: OPEN, MODIFY, CLOSE_WRITE, as an editor's save
-     * gives (see the top).  O_NONBLOCK: a lease holder is not waited for. */
-    _cleanup_close_ int wfd = -EBADF;
-    if (S_ISREG(stx.stx_mode) && rel[0]) {
-        char proc[32];
-        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-        wfd = open(proc, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-    }
-    if ((wfd >= 0 ? futimens(wfd, ts) : utimensat(fd, "", ts, AT_EMPTY_PATH)) < 0) return -errno;
-    /* the attributes the setattr's reply left (no round trip), as the echo will show them */
-    if (wfd >= 0 && statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC,
-                          STATX_INO | STATX_SIZE | STATX_MTIME | STATX_CTIME, &stx) == 0)
-        echo_put(rel, &stx, now_ms);
+    if (utimensat(fd, "", ts, AT_EMPTY_PATH) < 0) return -errno;
     return 0;
 }
 
@@ -739,7 +660,7 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
             touched_add(t, tsize, paths[i], ino);
         }
         marks_check(a, t, tsize);
-        if (lost && !check_all) { /* from the start, at the next tick */
+        if (lost) { /* from the start (again), at the next tick */
             check_all = true;
             check_all_at = 0;
         }

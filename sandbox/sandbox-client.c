@@ -260,7 +260,7 @@ static int wait_starting(const struct dbx_project *proj, int *ret_fd, dbx_error 
     char last = '\n';
     if (end > 0 && pread(t.fd, &last, 1, end - 1) == 1) t.skip = last != '\n';
     _cleanup_free_ char *status = dbx_xasprintf("%s/%s", proj->run_dir, DBX_STATUS_NAME);
-    bool said = false;
+    bool said = false, stopping = false; /* a record seen: no start to tell of */
     uint64_t stopping_since = 0;
     int r;
     for (;;) {
@@ -272,7 +272,8 @@ static int wait_starting(const struct dbx_project *proj, int *ret_fd, dbx_error 
             r = -ENOENT;
             break;
         }
-        if (!record && !said) {
+        stopping = stopping || record;
+        if (!stopping && !said) {
             fprintf(stderr, "devbox: the VM is still starting for a command that went away; "
                             "waiting for it\n");
             said = true;

@@ -569,8 +569,15 @@ int dbx_exec_session(int sock, const struct dbx_buf *req, const struct dbx_exec_
     if (x.t_exit && timing_wanted(o)) timing_print(&x);
     if (x.restart) { /* the caller restarts the box and says so */
         /* and waits for the start (a [setup] can take minutes; the lean client's exec of the
-         * full devbox keeps the mask): Ctrl-C ends devbox there, as at any start */
+         * full devbox keeps the mask): Ctrl-C ends devbox there, as at any start.  What is
+         * pending goes first; of it, only a signal that ends us is raised again. */
+        struct signalfd_siginfo si;
+        int end = 0;
+        while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
+            if (si.ssi_signo == SIGINT || si.ssi_signo == SIGTERM || si.ssi_signo == SIGHUP)
+                end = (int)si.ssi_signo;
         sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        if (end) raise(end);
         dbx_error_set(err, 0, "%s", x.errmsg);
         free(x.errmsg);
         return DBX_ERR_RESTART;

@@ -252,9 +252,11 @@ static void sup_teardown(struct sup *s, bool clean) {
     _cleanup_free_ char *st = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_STATUS_NAME);
     _cleanup_free_ char *gdb = dbx_xasprintf("%s/%s", s->proj.run_dir, DBX_GDB_SOCK_NAME);
     unlink(vfs);
-    unlink(st);
     unlink(gdb); /* QEMU's (DEVBOX_GUEST_GDB), which a QEMU that was killed leaves */
     sup_kill_children(s);
+    /* after the children: a command that comes meanwhile reads a record without a socket as a
+     * box stopping (dbx_connect waits for it quietly), not one starting */
+    unlink(st);
     if (clean) {
         _cleanup_free_ char *dirty = dbx_xasprintf("%s/running", s->proj.state_dir);
         unlink(dirty);
