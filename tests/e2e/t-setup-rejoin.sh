@@ -52,6 +52,9 @@ assert_not_contains "$ERR" "another supervisor" "the next command's stderr"
 assert_not_contains "$ERR" "setup [1/4]" "the next command's stderr: the setup did not run again"
 ok dbx status
 assert_contains "$OUT" "running" "status after the start"
+# the running box's status record, kept to stand for one a killed supervisor would leave
+id=$(json_get "$(dbx status --json)" 'j["id"]')
+cp "$DEVBOX_HOME/run/$id/status" "$TEST_TMP/stale-status" || fail "no status record in the run dir"
 ok dbx stop
 
 # ---- a start that fails while a command waits for it ---------------------------------------
@@ -59,11 +62,14 @@ write_profile "$R" "[setup]
 $(setup_run "echo bad one" "sleep 10" "echo failing && exit 3")
 network = none"
 ok dbx trust
+# a record a killed supervisor left: the next start removes it, or the waiting command would
+# take the start for a box stopping (no notice, no setup output)
+cp "$TEST_TMP/stale-status" "$DEVBOX_HOME/run/$id/status"
 interrupt_during_setup 'setup \[2/3\]: sleep 10'
 run dbx exec -- echo must-not-run
 assert_eq 125 "$RC" "exit code of a command that waited for a start that failed (stderr: $(show "$ERR"))"
 assert_eq "" "$OUT" "stdout of a command that waited for a start that failed"
-assert_contains "$ERR" "waiting for it" "the waiting command's notice"
+assert_contains "$ERR" "waiting for it" "the waiting command's notice (a stale record removed)"
 assert_match "$(tail -n 1 <<<"$ERR")" "devbox\.ini:4: setup command failed with exit code 3: echo failing && exit 3" \
     "the waiting command's last line: the setup's failure (it ran the setup again)"
 ok dbx status
