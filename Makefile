@@ -26,7 +26,7 @@ DEPS_BUILD := gcc make pkg-config libgit2-dev libarchive-dev libinih-dev libjans
               libssl-dev libcurl4-openssl-dev libseccomp-dev libcmocka-dev
 DEPS_RUN   := qemu-system-x86 qemu-system-common qemu-utils uidmap kmod e2fsprogs genext2fs \
               apt dpkg zstd mmdebstrap passt ca-certificates
-DEPS_TEST  := busybox-static python3 binutils util-linux procps hyperfine passwd adduser expect git clang-format zsh strace \
+DEPS_TEST  := busybox-static python3 binutils util-linux procps hyperfine passwd adduser expect git clang-format zsh strace entr \
               docker-registry skopeo umoci apache2-utils openssl curl iproute2 dpkg-dev
 # The devbox guest kernel (`make kernel`, `devbox kernel build`): Debian's kernel source and what
 # building it takes.

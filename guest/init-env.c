@@ -127,6 +127,13 @@ char **exec_env_build(const struct exec_ctx *ctx, const struct init_user *u,
         /* UTF-8 and the host's time zone (init-locale.c) */
         ctx->lang ? dbx_xasprintf("LANG=%s", ctx->lang) : NULL,
         ctx->tz ? dbx_xasprintf("TZ=%s", ctx->tz) : NULL,
+        /* entr follows a file's CLOSE_WRITE, never its MODIFY, unless this is set (its own
+         * switch for file systems that raise no close-write, since entr 4.4): a host edit made
+         * in place reaches the box's watchers as an IN_MODIFY only (init-watch.c says why), so
+         * without it `ls *.c | entr make` in the box never reran for a host edit made in
+         * place (nano's save, a shell's `>>`), only for a save by rename.  entr says "broken
+         * inotify workaround enabled" as it starts. */
+        dbx_xstrdup("ENTR_INOTIFY_WORKAROUND=1"),
     };
     char **v = dbx_xcalloc(DBX_ARRAY_SIZE(defs) + np + req->envc + 1, sizeof(char *));
     size_t n = 0;

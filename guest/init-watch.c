@@ -8,12 +8,14 @@
  * and, with its name, to watchers of its directory: the event editors' own writes give, which
  * every watcher (inotifywait -e modify, chokidar, watchdog, node's fs.watch) follows; IN_ATTRIB
  * (both times set) would be missed by those that ask only for modify/close_write and by Go's
- * fsnotify users, who drop CHMOD.  Left alone: a watcher that asks only for close-write or
- * attribute changes (entr: ATTRIB and CLOSE_WRITE; `inotifywait -e close_write`) hears no edit
- * the host makes in place.  CLOSE_WRITE takes an open for writing, which reaches the host (tried:
- * an extra close-write for every host edit that the host's own watchers see, a few ms in which
- * the file cannot be run, ETXTBSY, and two boxes sharing a file echo it to each other forever);
- * ATTRIB as well would double the event every other watcher gets.
+ * fsnotify users, who drop CHMOD.  A watcher that asks only for close-write or attribute
+ * changes hears no edit the host makes in place: entr (ATTRIB and CLOSE_WRITE) is told to follow
+ * MODIFY too (ENTR_INOTIFY_WORKAROUND, init-env.c); `inotifywait -e close_write` is left
+ * alone.  CLOSE_WRITE takes an open for writing, which reaches the host (tried: an extra
+ * close-write for every host edit that the host's own watchers see, a few ms in which the file
+ * cannot be run, ETXTBSY, and two boxes sharing a file echo it to each other forever); ATTRIB
+ * as well would double the event every other watcher gets, and entr acts on ATTRIB only for a
+ * changed mode or inode.
  *
  * Why now and not the mtime the file has: a value read first and written back later goes back
  * in time when a write lands in between (the next notice re-reads that older value, so make

@@ -327,17 +327,30 @@ import_variant() {
     [ "$RC" = 0 ] || fail "image import '$name' ($*) failed (rc $RC): $(show "$ERR")"
 }
 
+# import_host_progs NAME PROG=/PATH...: the test image plus each host program PROG (a path) at
+# /PATH in the box and the libraries it loads, imported as NAME; skips the test when the host
+# has no such program.
+import_host_progs() {
+    local name=$1 spec prog lib add=()
+    local -A seen=()
+    shift
+    for spec in "$@"; do
+        prog=$(readlink -f "${spec%%=*}")
+        [ -x "$prog" ] || skip "no ${spec%%=*} on the host to put into the image"
+        add+=(--add "$prog=${spec#*=}:755")
+        while read -r lib; do
+            [ -n "$lib" ] && [ -z "${seen[$lib]:-}" ] || continue
+            seen[$lib]=1
+            add+=(--add "$(readlink -f "$lib")=$lib:755")
+        done < <(ldd "$prog" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
+    done
+    import_variant "$name" "${add[@]}"
+}
+
 # import_bash_image NAME: the test image plus the host's bash and the libraries it loads, imported
-# as NAME (the busybox image has no bash); skips the test when the host has no bash.
+# as NAME (the busybox image has no bash).
 import_bash_image() {
-    local bash lib add
-    bash=$(readlink -f /bin/bash)
-    [ -x "$bash" ] || skip "no bash on the host to put into the image"
-    add=(--add "$bash=/bin/bash:755")
-    while read -r lib; do
-        [ -n "$lib" ] && add+=(--add "$(readlink -f "$lib")=$lib:755")
-    done < <(ldd "$bash" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}')
-    import_variant "$1" "${add[@]}"
+    import_host_progs "$1" /bin/bash=/bin/bash
 }
 
 # import_git_image [NAME]: the test image plus the host's git (mkimage.sh --with-git), built

@@ -118,8 +118,9 @@ static void test_admin_reset(void **state) {
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ca); i++)
         assert_string_equal(get(env, ca[i]), CA_DEVBOX_PEM);
     assert_string_equal(get(env, "NODE_EXTRA_CA_CERTS"), CA_HOST_CRT);
-    /* exactly these: 6 defaults, 4 CA + 1 Node, 8 proxy, 3 typed */
-    assert_int_equal(dbx_strv_len(env), 6 + 5 + 8 + 3);
+    assert_string_equal(get(env, "ENTR_INOTIFY_WORKAROUND"), "1");
+    /* exactly these: 6 defaults and entr's, 4 CA + 1 Node, 8 proxy, 3 typed */
+    assert_int_equal(dbx_strv_len(env), 7 + 5 + 8 + 3);
 }
 
 /* The request's env still wins for admin: the person at the host typed it. */
@@ -177,6 +178,19 @@ static void test_locale_tz(void **state) {
     _cleanup_strv_ char **admin = exec_env_build(&fx.ctx, &fx.user, &fx.req);
     assert_string_equal(get(admin, "TZ"), "Asia/Tokyo");
     assert_string_equal(get(admin, "LANG"), "C.UTF-8");
+}
+
+/* entr in the box follows IN_MODIFY, the only event a host edit made in place gives there; a
+ * command that sets it otherwise keeps its own value. */
+static void test_entr(void **state) {
+    struct fixture fx;
+    setup(&fx, 0, NULL);
+    _cleanup_strv_ char **plain = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(plain, "ENTR_INOTIFY_WORKAROUND"), "1");
+    char *req_env[] = {"ENTR_INOTIFY_WORKAROUND=", NULL};
+    setup(&fx, 0, req_env);
+    _cleanup_strv_ char **own = exec_env_build(&fx.ctx, &fx.user, &fx.req);
+    assert_string_equal(get(own, "ENTR_INOTIFY_WORKAROUND"), ""); /* get: each key once */
 }
 
 /* A command that is not a login shell gets $HOME/.local/bin and $HOME/bin ahead of PATH, as a
@@ -281,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_admin_request_wins),
         cmocka_unit_test(test_ca_bits),
         cmocka_unit_test(test_locale_tz),
+        cmocka_unit_test(test_entr),
         cmocka_unit_test(test_home_path),
         cmocka_unit_test(test_terminfo_dirs),
     };
