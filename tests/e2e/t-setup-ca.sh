@@ -3,7 +3,7 @@
 # on the host's loopback whose certificate that CA signed is trusted, through the allowlist
 # proxy, by curl and git with no variable of the profile's; the CA-bundle variables (OpenSSL,
 # Python requests, curl, git, Node) name files holding it; the system bundle holds it once,
-# also after restarts.  Without ca_files the same request fails (the check is not vacuous).
+# also after restarts, and after root in the box took the block out.  Without ca_files the same request fails (the check is not vacuous).
 # The Debian image.
 . "$(dirname "$0")/lib.sh"
 
@@ -69,5 +69,16 @@ restart
 check_box "after a restart"
 restart
 check_box "after a second restart"
+# The boot that did the work recorded it (root's, in a 0700 directory) and the later ones found
+# nothing changed and read no bundle; a change in the box is found at the next boot: the block
+# taken out of the bundle by root in the box (sed -i: a new file) is back after a restart.
+ok dbx exec --admin -- sh -c 'stat -c "%a %u" /var/lib/devbox-init /var/lib/devbox-init/ca.state'
+assert_eq "700 0 600 0" "$(echo $OUT)" "the record of the boot that installed the CA"
+ok dbx exec --admin -- sed -i '/^# devbox: host CA certificates (begin)$/,/^# devbox: host CA certificates (end)$/d' \
+    /etc/ssl/certs/ca-certificates.crt
+run dbx exec -- grep -cxF "$CA_LINE" /etc/ssl/certs/ca-certificates.crt
+assert_eq 0 "$OUT" "the CA's copies in the bundle once root in the box took the block out"
+restart
+check_box "after a restart that followed a change in the box"
 ok dbx exec -- curl -sS --max-time 30 "https://ca.test:$T/"
 assert_eq ca-ok "$OUT" "curl to the test server after two restarts"
