@@ -24,6 +24,12 @@ struct wdir {
     char *path; /* workspace-relative; "" is the root */
 };
 
+/* Directories still to watch, breadth first: v[head..n) */
+struct dirq {
+    char **v;
+    size_t head, n, cap;
+};
+
 struct mounts_watch {
     int fd;      /* inotify */
     int root_fd; /* O_PATH of the root: every directory is opened beneath it */
@@ -45,6 +51,7 @@ struct mounts_watch {
      * out of it drops them */
     char *move_from;
     uint32_t move_cookie;
+    struct dirq first; /* the first walk, a slice at a time (mounts_watch_walk) */
 };
 
 /* ---- wd table ----------------------------------------------------------------------------- */
@@ -194,44 +201,56 @@ static int watch_one(struct mounts_watch *w, const char *rel) {
     return fd;
 }
 
-static void queue_push(char ***q, size_t *n, size_t *cap, char *s) {
-    if (*n == *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        *q = dbx_xrealloc(*q, *cap * sizeof(char *));
+static void dirq_push(struct dirq *q, char *dir) {
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 64;
+        q->v = dbx_xrealloc(q->v, q->cap * sizeof(char *));
     }
-    (*q)[(*n)++] = s;
+    q->v[q->n++] = dir;
 }
 
-/* Watch rel and every directory below it, breadth first (two descriptors at a time). */
-static void add_tree(struct mounts_watch *w, const char *rel) {
-    char **queue = NULL;
-    size_t head = 0, n = 0, cap = 0;
-    queue_push(&queue, &n, &cap, dbx_xstrdup(rel));
-    while (head < n) {
-        _cleanup_free_ char *dir = queue[head];
-        queue[head++] = NULL;
-        if (strcmp(dir, SKIP_DIR) == 0) continue;
-        int fd = watch_one(w, dir);
-        if (fd < 0) continue;
-        DIR *d = fdopendir(fd);
-        if (!d) {
-            close(fd);
-            continue;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            bool is_dir = e->d_type == DT_DIR;
-            struct stat st;
-            if (e->d_type == DT_UNKNOWN)
-                is_dir = fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                         S_ISDIR(st.st_mode);
-            if (!is_dir || n - head >= w->max) continue; /* (the queue is bounded like watches) */
-            queue_push(&queue, &n, &cap, join(dir, e->d_name));
-        }
-        closedir(d);
+static void dirq_free(struct dirq *q) {
+    for (size_t i = q->head; i < q->n; i++)
+        free(q->v[i]);
+    free(q->v);
+    *q = (struct dirq){0};
+}
+
+/* Watch the directory at q's head and queue the directories in it (two descriptors at a time;
+ * the queue is bounded like the watches). */
+static void visit(struct mounts_watch *w, struct dirq *q) {
+    _cleanup_free_ char *dir = q->v[q->head];
+    q->v[q->head++] = NULL;
+    if (strcmp(dir, SKIP_DIR) == 0) return;
+    int fd = watch_one(w, dir);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
     }
-    free(queue);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        bool is_dir = e->d_type == DT_DIR;
+        struct stat st;
+        if (e->d_type == DT_UNKNOWN)
+            is_dir =
+                fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        if (!is_dir || q->n - q->head >= w->max) continue;
+        dirq_push(q, join(dir, e->d_name));
+    }
+    closedir(d);
+}
+
+/* Watch rel and every directory below it, at once: a directory made or moved in while the box
+ * runs, whose events must name it from now on. */
+static void add_tree(struct mounts_watch *w, const char *rel) {
+    struct dirq q = {0};
+    dirq_push(&q, dbx_xstrdup(rel));
+    while (q.head < q.n)
+        visit(w, &q);
+    dirq_free(&q);
 }
 
 /* Forget the watches of dir and everything below it (it moved away: the paths are stale). */
@@ -279,7 +298,10 @@ int mounts_watch_new(const char *root, uint32_t max_watches, struct mounts_watch
         mounts_watch_free(w);
         return dbx_error_set(err, e, "open '%s'", root);
     }
-    add_tree(w, "");
+    /* the root now (a root that cannot be watched is the error); the rest by
+     * mounts_watch_walk */
+    dirq_push(&w->first, dbx_xstrdup(""));
+    visit(w, &w->first);
     if (w->count == 0) {
         mounts_watch_free(w);
         return dbx_error_set(err, EACCES, "watch '%s'", root);
@@ -298,8 +320,24 @@ struct mounts_watch *mounts_watch_free(struct mounts_watch *w) {
     pending_clear(w);
     free(w->warning);
     free(w->move_from);
+    dirq_free(&w->first);
     free(w);
     return NULL;
+}
+
+bool mounts_watch_walk(struct mounts_watch *w, unsigned max_dirs, unsigned max_ms) {
+    uint64_t end = dbx_now_ms() + max_ms;
+    for (unsigned i = 0; w->first.head < w->first.n && i < max_dirs; i++) {
+        visit(w, &w->first);
+        if (i % 16 == 15 && dbx_now_ms() >= end) break;
+    }
+    if (w->first.head < w->first.n) return true;
+    dirq_free(&w->first);
+    return false;
+}
+
+bool mounts_watch_walking(const struct mounts_watch *w) {
+    return w->first.head < w->first.n;
 }
 
 int mounts_watch_fd(const struct mounts_watch *w) {

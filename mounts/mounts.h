@@ -192,10 +192,21 @@ char *mounts_nofile_warning(const char *source);
 
 struct mounts_watch;
 
-/* Watch the tree at root (absolute).  max_watches: 0 for the default above, else a lower cap
- * (tests).  Errors: the inotify instance or root itself (a missing or non-directory root). */
+/* Watch the tree at root (absolute): root itself now, the directories below it by
+ * mounts_watch_walk.  max_watches: 0 for the default above, else a lower cap (tests).  Errors:
+ * the inotify instance or root itself (a missing or non-directory root). */
 int mounts_watch_new(const char *root, uint32_t max_watches, struct mounts_watch **ret,
                      dbx_error **err);
+/* The first walk, a slice at a time: at most max_dirs directories more, stopping once max_ms
+ * passed; true while some remain.  A workspace with node_modules holds tens of thousands of
+ * directories, 35 us each under load (2026-12-07: 20,212 took the supervisor's loop ~0.7 s,
+ * and a cold start's first command waited for all of it): the loop walks a slice between
+ * polls, so a command is served meanwhile.  A directory made or moved in meanwhile is watched
+ * at once, as always; one the walk has yet to reach reports nothing until it does (as before
+ * the start). */
+bool mounts_watch_walk(struct mounts_watch *w, unsigned max_dirs, unsigned max_ms);
+/* Whether the first walk has directories left. */
+bool mounts_watch_walking(const struct mounts_watch *w);
 struct mounts_watch *mounts_watch_free(struct mounts_watch *w);
 /* The inotify descriptor to poll for POLLIN (non-blocking, close-on-exec). */
 int mounts_watch_fd(const struct mounts_watch *w);

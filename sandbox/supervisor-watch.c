@@ -5,6 +5,16 @@
 
 #include "../mounts/mounts.h"
 
+/* A slice of the first walk (mounts_watch_walk: 256 directories or 5 ms, whichever comes
+ * first), and its log line once it is done. */
+static void walk(struct sup *s) {
+    if (!mounts_watch_walking(s->watch)) return;
+    bool more = mounts_watch_walk(s->watch, 256, 5);
+    _cleanup_free_ char *warn = mounts_watch_take_warning(s->watch);
+    if (warn) sup_log("%s", warn);
+    if (!more) sup_log("file watching: %zu directories", mounts_watch_count(s->watch));
+}
+
 /* After the boot: watch the workspace (not a setup VM's, which has none).  A failure only
  * costs the feature: logged, and the box runs on. */
 void sup_watch_start(struct sup *s) {
@@ -14,9 +24,7 @@ void sup_watch_start(struct sup *s) {
         sup_log("file watching is off: %s", err->msg);
         return;
     }
-    _cleanup_free_ char *warn = mounts_watch_take_warning(s->watch);
-    if (warn) sup_log("%s", warn);
-    sup_log("file watching: %zu directories", mounts_watch_count(s->watch));
+    walk(s);
 }
 
 void sup_watch_stop(struct sup *s) {
@@ -35,6 +43,7 @@ static bool can_send(const struct sup *s) {
 
 /* The poll timeout, shortened to the watcher's next notice. */
 int sup_watch_timeout(struct sup *s, int timeout_ms) {
+    if (s->watch && mounts_watch_walking(s->watch)) return 0; /* the next slice */
     if (!can_send(s)) return timeout_ms; /* (a busy channel wakes the loop when it drains) */
     int t = mounts_watch_timeout(s->watch, dbx_now_ms());
     return t >= 0 && t < timeout_ms ? t : timeout_ms;
@@ -44,6 +53,7 @@ int sup_watch_timeout(struct sup *s, int timeout_ms) {
  * backed up (the notices wait, and coalesce further). */
 void sup_watch_dispatch(struct sup *s, bool readable) {
     if (!s->watch) return;
+    walk(s);
     uint64_t now = dbx_now_ms();
     if (readable) mounts_watch_read(s->watch, now);
     _cleanup_free_ char *warn = mounts_watch_take_warning(s->watch);

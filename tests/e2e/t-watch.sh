@@ -18,6 +18,10 @@ R=$(make_repo proj)
 cd "$R" || fail "cd $R"
 build_probe "$R" watch-probe
 mkdir -p "$R/w" "$TEST_TMP/outside"
+# a node_modules-sized part of the tree (4,000 directories), which the supervisor watches a
+# slice at a time after the start rather than all before the first command
+(cd "$R/w" && for i in $(seq 2000); do echo "d$i/e"; done | sed 's|^|many/|' | xargs mkdir -p) ||
+    fail "make w/many"
 echo 0 >"$R/w/a.txt"
 echo secret >"$TEST_TMP/outside/target.txt"
 ln -s "$TEST_TMP/outside/target.txt" "$R/w/out"
@@ -131,6 +135,24 @@ assert_not_contains "$(cat "$LOG")" "secret" "the probe's view"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"
+
+# the first walk ended (its log line counts every directory), and an edit deep in the part it
+# reached last wakes a watcher there
+SUPLOG=$(echo "$DEVBOX_HOME"/state/projects/*/supervisor.log)
+wait_until 60 grep -Eq 'file watching: [0-9]{4,} directories' "$SUPLOG" ||
+    fail "the first walk did not end: $(show "$(grep 'file watching' "$SUPLOG")")"
+n=$(grep -Eo 'file watching: [0-9]+' "$SUPLOG" | tail -n 1 | grep -Eo '[0-9]+$')
+assert_le 4000 "$n" "directories watched once the first walk ended"
+LOG=$TEST_TMP/watch-deep.log
+"$DEVBOX" exec -- ./watch-probe w/many/d2000/e 60 >"$LOG" 2>"$TEST_TMP/watch-deep.err" </dev/null &
+PROBE=$!
+CLEANUP_HOOKS+=("kill $PROBE 2>/dev/null")
+wait_until 60 grep -q '^ready' "$LOG" || fail "the probe did not start: $(show "$(cat "$TEST_TMP/watch-deep.err")")"
+echo deep >"$R/w/many/d2000/e/f.txt"
+wait_line ' f\.txt content=deep$' 3000 >/dev/null ||
+    fail "no event for a file in the last directory the walk reached: $(show "$(cat "$LOG")")"
+kill "$PROBE" 2>/dev/null
+wait "$PROBE" 2>/dev/null
 
 # created (the box is told at once, and looks at the empty file), written 0.3 s later, read by
 # the very next command

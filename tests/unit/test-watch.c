@@ -202,6 +202,15 @@ static char **take_all(struct mounts_watch *w, uint64_t now, int *frames, int *r
     return all;
 }
 
+/* mounts_watch_new and the whole first walk */
+static int watch_new(const char *root, uint32_t max, struct mounts_watch **w, dbx_error **err) {
+    int r = mounts_watch_new(root, max, w, err);
+    while (r == 0 && mounts_watch_walk(*w, 1000, 1000))
+        ;
+    if (r == 0) assert_false(mounts_watch_walking(*w));
+    return r;
+}
+
 static bool has(char **v, const char *s) {
     for (; v && *v; v++)
         if (strcmp(*v, s) == 0) return true;
@@ -212,7 +221,7 @@ static void test_watch_tree(void **state) {
     struct tree *t = *state;
     struct mounts_watch *w = NULL;
     dbx_error *err = NULL;
-    assert_int_equal(mounts_watch_new(t->root, 0, &w, &err), 0);
+    assert_int_equal(watch_new(t->root, 0, &w, &err), 0);
     /* ws, src, src/deep, src/deep/er, .git, .git/refs: not .git/objects, not the link's target */
     assert_int_equal(mounts_watch_count(w), 6);
     assert_int_equal(mounts_watch_timeout(w, 1000), -1);
@@ -299,7 +308,7 @@ static void test_watch_caps(void **state) {
     struct mounts_watch *w = NULL;
     dbx_error *err = NULL;
     /* the watch cap: one warning, the rest of the tree unwatched */
-    assert_int_equal(mounts_watch_new(t->root, 2, &w, &err), 0);
+    assert_int_equal(watch_new(t->root, 2, &w, &err), 0);
     assert_int_equal(mounts_watch_count(w), 2);
     _cleanup_free_ char *warn = mounts_watch_take_warning(w);
     assert_non_null(warn);
@@ -308,7 +317,7 @@ static void test_watch_caps(void **state) {
     mounts_watch_free(w);
 
     /* more distinct paths than the pending set holds: a single rescan */
-    assert_int_equal(mounts_watch_new(t->root, 0, &w, &err), 0);
+    assert_int_equal(watch_new(t->root, 0, &w, &err), 0);
     test_sh("cd '%s/src' && seq 1 %u | xargs touch", t->root, MOUNTS_WATCH_PENDING_MAX + 10);
     pump(w, 1000);
     int frames, rescans;
@@ -319,7 +328,7 @@ static void test_watch_caps(void **state) {
     mounts_watch_free(w);
 
     /* a few hundred distinct paths: several frames, all of them delivered */
-    assert_int_equal(mounts_watch_new(t->root, 0, &w, &err), 0);
+    assert_int_equal(watch_new(t->root, 0, &w, &err), 0);
     test_sh("cd '%s/src' && seq 1 600 | sed 's/^/x/' | xargs touch", t->root);
     pump(w, 1000);
     v = take_all(w, 2000, &frames, &rescans);
@@ -336,6 +345,45 @@ static void test_watch_caps(void **state) {
     dbx_error_free(&err);
 }
 
+/* The first walk goes a slice at a time: after mounts_watch_new only the root is watched, each
+ * mounts_watch_walk watches at most its share, and a file edited in a directory the walk has
+ * reached is reported, one it has not reached yet is not; a directory made meanwhile in a
+ * watched one is watched at once.  At the end: every directory, once. */
+static void test_watch_walk_slices(void **state) {
+    struct tree *t = *state;
+    test_sh("cd '%s' && for i in $(seq 40); do mkdir -p many/d$i/e; done", t->root);
+    struct mounts_watch *w = NULL;
+    dbx_error *err = NULL;
+    assert_int_equal(mounts_watch_new(t->root, 0, &w, &err), 0);
+    assert_int_equal(mounts_watch_count(w), 1);
+    assert_true(mounts_watch_walking(w));
+    /* breadth first: the root's directories (src, .git, many) */
+    assert_true(mounts_watch_walk(w, 3, 1000));
+    assert_int_equal(mounts_watch_count(w), 4);
+    /* many/d1/e is three levels down: not watched yet, so its edit is not reported */
+    test_sh("echo x > '%s/many/d1/e/f' && mkdir '%s/src/made' && echo y > '%s/src/made/g'", t->root,
+            t->root, t->root);
+    pump(w, 1000);
+    int frames, rescans;
+    char **v = take_all(w, 2000, &frames, &rescans);
+    assert_false(has(v, "many/d1/e/f"));
+    assert_true(has(v, "src/made"));
+    dbx_strv_free(v);
+    while (mounts_watch_walk(w, 7, 1000))
+        ;
+    assert_false(mounts_watch_walking(w));
+    /* ws, src, src/deep, src/deep/er, .git, .git/refs, src/made, many, 40 d, 40 e */
+    assert_int_equal(mounts_watch_count(w), 7 + 1 + 80);
+    test_sh("echo x >> '%s/many/d40/e/f' && echo z > '%s/src/made/g'", t->root, t->root);
+    pump(w, 3000);
+    v = take_all(w, 4000, &frames, &rescans);
+    assert_true(has(v, "many/d40/e/f"));
+    assert_true(has(v, "src/made/g"));
+    dbx_strv_free(v);
+    assert_false(mounts_watch_walk(w, 1, 1000));
+    mounts_watch_free(w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_changed_path_ok),
@@ -343,6 +391,7 @@ int main(void) {
         cmocka_unit_test(test_changed_rejects),
         cmocka_unit_test(test_changed_garbage),
         cmocka_unit_test_setup_teardown(test_watch_tree, tree_setup, tree_teardown),
+        cmocka_unit_test_setup_teardown(test_watch_walk_slices, tree_setup, tree_teardown),
         cmocka_unit_test_setup_teardown(test_watch_caps, tree_setup, tree_teardown),
     };
     return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
