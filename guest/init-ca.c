@@ -401,59 +401,73 @@ static char *system_bundle(int rootfd, char ***notes) {
  * the guest's CPU under TCG (2026-12-07: `CAs 38.6, 47.0, 65.4 ms` in the boot line of a
  * Debian box, 18-22 ms of it reading the bundle and 11 ms its compare), on every cold start,
  * though nothing had changed since the last boot.  So the boot that does the work records what
- * it left: the host's certificates (a SHA-256) and, for each file the work reads or writes and
- * the directory whose presence it asks about, the file's identity and times, both of the name
- * itself and of what it leads to inside the root (device, inode, size, mode, owner, mtime,
- * ctime).  A boot that finds exactly that does nothing.  Any change to those files moves their
- * ctime (which no caller of utimensat can set) or their inode (a rename over them:
- * update-ca-certificates, apt), and the work is done again.  The record is root's, in a 0700
- * directory, not followed through a symlink; root in the box can still forge it, which only
- * keeps its own box from having the host's certificates (what it could undo anyway).  A boot
- * that left a note behind records nothing, so the next one says it again. */
-#define CA_STATE_DIR "var/lib/devbox-init"
+ * it left: the host's certificates (a SHA-256), the notes it made, and, for each file the work
+ * reads or writes and the directory whose presence it asks about, the file's identity and
+ * times, both of the name itself (no symlink on the way: the work follows none there) and of
+ * what it leads to inside the root (device, inode, size, mode, owner, mtime, ctime).  A boot
+ * that finds exactly that repeats the notes and does nothing else.  Any change to those files
+ * moves their ctime (which no caller of utimensat can set) or their inode (a rename over them:
+ * update-ca-certificates, apt), and the work is done again.  A lookup that fails for another
+ * reason than a missing or refused path records nothing (the key would say nothing).  The
+ * record is root's, 0644 like the zone record beside it, on the root file system itself (not a
+ * share), never written through a symlink; root in the box can forge it, which only keeps its
+ * own box from having the host's certificates (what it could undo anyway). */
+#define CA_STATE_DIR "var/lib/devbox"
 #define CA_STATE_FILE "ca.state"
-#define CA_STATE_MAX 4096u
+#define CA_STATE_MAX (16u << 10)
 
-static void key_stat(char **key, int rootfd, const char *rel) {
-    for (int self = 0; self <= 1; self++) { /* what the name leads to inside the root; the name */
-        struct open_how how = {
-            .flags = O_PATH | O_CLOEXEC | (self ? O_NOFOLLOW : 0),
-            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
-        };
-        _cleanup_close_ int fd = (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+/* Appends rel's two lines to *key; -1 when a lookup failed with something that says nothing of
+ * the path (ENOMEM, EIO, ENOSYS...). */
+static int key_stat(char **key, int rootfd, const char *rel) {
+    static const struct open_how how[2] = {
+        /* what the name leads to inside the root */
+        {.flags = O_PATH | O_CLOEXEC,
+         .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV},
+        /* the name itself, reached through no symlink */
+        {.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+         .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV},
+    };
+    for (int self = 0; self <= 1; self++) {
+        _cleanup_close_ int fd =
+            (int)syscall(SYS_openat2, rootfd, rel, &how[self], sizeof(how[self]));
         struct stat st;
         char *next;
-        if (fd < 0 || fstat(fd, &st) < 0)
+        if (fd < 0 || fstat(fd, &st) < 0) {
+            if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP && errno != EXDEV &&
+                errno != EACCES)
+                return -1;
             next = dbx_xasprintf("%s%s %c -\n", *key, rel, self ? 'l' : 's');
-        else
+        } else {
             next = dbx_xasprintf("%s%s %c %llu %llu %lld %o %u %u %lld.%09ld %lld.%09ld\n", *key,
                                  rel, self ? 'l' : 's', (unsigned long long)st.st_dev,
                                  (unsigned long long)st.st_ino, (long long)st.st_size,
                                  (unsigned)st.st_mode, (unsigned)st.st_uid, (unsigned)st.st_gid,
                                  (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
                                  (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+        }
         free(*key);
         *key = next;
     }
+    return 0;
 }
 
-char *ca_state_key(int rootfd, const char *pem) {
+/* The record's first part: pem's SHA-256 and the files' lines; NULL when a lookup failed. */
+static char *ca_state_key(int rootfd, const char *pem) {
     struct dbx_sha256 c;
     uint8_t sum[32];
+    char hex[65];
     dbx_sha256_init(&c);
     dbx_sha256_update(&c, pem, strlen(pem));
     dbx_sha256_final(&c, sum);
-    char hex[65];
-    for (size_t i = 0; i < sizeof(sum); i++)
-        snprintf(hex + 2 * i, 3, "%02x", sum[i]);
-    char *key = dbx_xasprintf("devbox-init ca.state 1\npem %s\n", hex);
-    for (size_t i = 0; i < DBX_ARRAY_SIZE(ca_bundles); i++)
-        key_stat(&key, rootfd, ca_bundles[i]);
+    dbx_sha256_hex(sum, hex);
+    _cleanup_free_ char *key = dbx_xasprintf("devbox-init ca.state 1\npem %s\n", hex);
     static const char *const ours[] = {CA_HOST_CRT + 1, CA_ANCHOR + 1, CA_DEVBOX_PEM + 1,
                                        "etc/pki/ca-trust"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(ca_bundles); i++)
+        if (key_stat(&key, rootfd, ca_bundles[i]) < 0) return NULL;
     for (size_t i = 0; i < DBX_ARRAY_SIZE(ours); i++)
-        key_stat(&key, rootfd, ours[i]);
-    return key;
+        if (key_stat(&key, rootfd, ours[i]) < 0) return NULL;
+    return TAKE_PTR(key);
 }
 
 /* A file's ctime is the coarse clock's (a tick: 4 ms in the devbox kernel), so a write in the
@@ -471,39 +485,74 @@ static void ctime_settle(void) {
     }
 }
 
-/* The CA_HAS_* bits the record holds when it is that of key, else -1. */
-static int state_read(int rootfd, const char *key) {
-    _cleanup_close_ int dfd = dir_open(rootfd, CA_STATE_DIR, false);
-    struct stat st;
-    if (dfd < 0 || fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) return -1;
-    _cleanup_free_ char *text = NULL;
-    size_t len = 0;
-    if (fstatat(dfd, CA_STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
-        st.st_size > (off_t)CA_STATE_MAX ||
-        read_regular(dfd, CA_STATE_FILE, CA_STATE_FILE, &text, &len, &st, NULL) < 0 ||
-        st.st_uid != geteuid() || st.st_nlink != 1 || (st.st_mode & 022) || strlen(text) != len)
-        return -1;
-    size_t k = strlen(key);
-    unsigned has;
-    char end;
-    if (len <= k || memcmp(text, key, k) != 0 || sscanf(text + k, "has %u%c", &has, &end) != 2 ||
-        end != '\n' || has > (CA_HAS_HOST_CRT | CA_HAS_DEVBOX_PEM))
-        return -1;
-    return (int)has;
+/* var/lib/devbox when each of var, lib and devbox is a directory of ours (not writable by
+ * others) on the root file system itself, not a share mounted there; made (0755) where missing
+ * with create; else -1. */
+static int state_dir(int rootfd, bool create) {
+    struct stat root, st;
+    if (fstat(rootfd, &root) < 0) return -1;
+    static const char *const names[] = {"var", "lib", "devbox"};
+    int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(names) && dfd >= 0; i++) {
+        if (create && mkdirat(dfd, names[i], 0755) < 0 && errno != EEXIST) {
+            close(dfd);
+            return -1;
+        }
+        int next = openat(dfd, names[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dfd);
+        dfd = next;
+        if (dfd >= 0 && (fstat(dfd, &st) < 0 || st.st_dev != root.st_dev ||
+                         st.st_uid != geteuid() || (st.st_mode & 022))) {
+            close(dfd);
+            dfd = -1;
+        }
+    }
+    return dfd;
 }
 
-/* Record key and has; a failure only costs the next boot the work. */
-static void state_write(int rootfd, const char *key, int has) {
-    _cleanup_close_ int lib = dir_open(rootfd, "var/lib", true);
-    if (lib < 0 || (mkdirat(lib, "devbox-init", 0700) < 0 && errno != EEXIST)) return;
-    _cleanup_close_ int dfd =
-        openat(lib, "devbox-init", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+/* The record of key, exactly: "has D\n" after the key, then "note TEXT\n" lines, which go to
+ * *notes.  The CA_HAS_* bits it holds, or -1 (none, another key, not ours, malformed). */
+static int state_read(int rootfd, const char *key, char ***notes) {
+    _cleanup_close_ int dfd = state_dir(rootfd, false);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0, k = strlen(key);
     struct stat st;
-    if (dfd < 0 || fstat(dfd, &st) < 0 || st.st_uid != geteuid() || (st.st_mode & 077)) return;
+    if (dfd < 0 || fstatat(dfd, CA_STATE_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1 || (st.st_mode & 022) ||
+        dbx_read_file_at(dfd, CA_STATE_FILE, CA_STATE_MAX, &text, &len, NULL) < 0 ||
+        strlen(text) != len || len < k + 6 || memcmp(text, key, k) != 0 ||
+        memcmp(text + k, "has ", 4) != 0 || text[k + 4] < '0' || text[k + 4] > '3' ||
+        text[k + 5] != '\n')
+        return -1;
+    _cleanup_strv_ char **got = NULL;
+    for (const char *l = text + k + 6; *l;) {
+        const char *nl = strchr(l, '\n');
+        if (!nl || strncmp(l, "note ", 5) != 0 || nl == l + 5) return -1;
+        _cleanup_free_ char *note = dbx_xstrndup(l + 5, (size_t)(nl - l - 5));
+        got = dbx_strv_push(got, note);
+        l = nl + 1;
+    }
+    for (char **g = got; g && *g; g++)
+        *notes = dbx_strv_push(*notes, *g);
+    return text[k + 4] - '0';
+}
+
+/* Record key, has and the notes the work made; a failure only costs the next boot the work. */
+static void state_write(int rootfd, const char *key, int has, char *const *made) {
+    _cleanup_close_ int dfd = state_dir(rootfd, true);
+    if (dfd < 0) return;
     _cleanup_free_ char *text = dbx_xasprintf("%shas %d\n", key, has);
+    for (char *const *m = made; m && *m; m++) {
+        if (!**m || strchr(*m, '\n')) return; /* not a line: no record */
+        char *next = dbx_xasprintf("%snote %s\n", text, *m);
+        free(text);
+        text = next;
+    }
+    if (strlen(text) > CA_STATE_MAX) return;
+    _cleanup_strv_ char **ignored = NULL;
     _cleanup_error_ dbx_error *e = NULL;
-    write_atomic(dfd, CA_STATE_FILE, CA_STATE_FILE, text, strlen(text), geteuid(), getegid(), 0600,
-                 &e);
+    guest_own_file_in(dfd, CA_STATE_FILE, "/" CA_STATE_DIR "/" CA_STATE_FILE, text, strlen(text),
+                      &ignored, &e);
 }
 
 /* ---- the whole job ---------------------------------------------------------------------- */
@@ -515,14 +564,14 @@ int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err
     _cleanup_close_ int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) return dbx_error_set(err, errno, "open '%s'", root);
     _cleanup_free_ char *key = ca_state_key(rootfd, pem);
-    int has = state_read(rootfd, key);
+    int has = key ? state_read(rootfd, key, notes) : -1;
     if (has >= 0) return has;
     size_t before = dbx_strv_len(*notes);
     has = ca_work(rootfd, pem, notes, err);
-    if (has >= 0 && dbx_strv_len(*notes) == before) {
+    if (has >= 0 && key) {
         ctime_settle();
         _cleanup_free_ char *now = ca_state_key(rootfd, pem);
-        state_write(rootfd, now, has);
+        if (now) state_write(rootfd, now, has, *notes ? *notes + before : NULL);
     }
     return has;
 }

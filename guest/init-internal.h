@@ -457,10 +457,6 @@ enum { CA_HAS_HOST_CRT = 1u << 0, CA_HAS_DEVBOX_PEM = 1u << 1 };
  * or a directory, a system bundle not fit to copy) is appended to *notes as a sentence.  The
  * CA_HAS_* bits of the files written (0 for pem ""), or -1 with *err naming the file. */
 int ca_install(const char *root, const char *pem, char ***notes, dbx_error **err);
-/* What ca_install records in root's var/lib/devbox-init/ca.state after doing the work, and
- * finds again at a boot where nothing changed (then it does nothing): pem's SHA-256 and the
- * identity and times of each file the work reads or writes.  Caller frees (tests). */
-char *ca_state_key(int rootfd, const char *pem);
 /* Write (data != NULL, len bytes) or remove (data == NULL) rootfd/rel as a file of ours: 0644,
  * owned by us, written atomically, missing directories made 0755, nothing on the way followed
  * if it is a symlink.  1 when done; 0 when the box's root blocked it with a symlink, a file or a

@@ -3,7 +3,8 @@
 # on the host's loopback whose certificate that CA signed is trusted, through the allowlist
 # proxy, by curl and git with no variable of the profile's; the CA-bundle variables (OpenSSL,
 # Python requests, curl, git, Node) name files holding it; the system bundle holds it once,
-# also after restarts, and after root in the box took the block out.  Without ca_files the same request fails (the check is not vacuous).
+# also after restarts, and after root in the box took the block out.
+# Without ca_files the same request fails (the check is not vacuous).
 # The Debian image.
 . "$(dirname "$0")/lib.sh"
 
@@ -69,11 +70,18 @@ restart
 check_box "after a restart"
 restart
 check_box "after a second restart"
-# The boot that did the work recorded it (root's, in a 0700 directory) and the later ones found
-# nothing changed and read no bundle; a change in the box is found at the next boot: the block
-# taken out of the bundle by root in the box (sed -i: a new file) is back after a restart.
-ok dbx exec --admin -- sh -c 'stat -c "%a %u" /var/lib/devbox-init /var/lib/devbox-init/ca.state'
-assert_eq "700 0 600 0" "$(echo $OUT)" "the record of the boot that installed the CA"
+# The boot that did the work recorded it (root's, in /var/lib/devbox), and a boot that found
+# nothing changed read no bundle and left the record as it was; a change in the box is found at
+# the next boot: the block root in the box took out of the bundle (sed -i: a new file) is back.
+rec=/var/lib/devbox/ca.state
+ok dbx exec --admin -- stat -c '%a %u %i %.9Y' /var/lib/devbox "$rec"
+assert_match "$(echo $OUT)" '^755 0 [0-9]+ [0-9.]+ 644 0 [0-9]+ [0-9.]+$' \
+    "the record of the boot that installed the CA"
+before=$(echo $OUT | cut -d' ' -f7-)
+restart
+check_box "after a restart that found nothing changed"
+ok dbx exec --admin -- stat -c '%i %.9Y' "$rec"
+assert_eq "$before" "$(echo $OUT)" "the record's inode and mtime after a boot that found nothing changed"
 ok dbx exec --admin -- sed -i '/^# devbox: host CA certificates (begin)$/,/^# devbox: host CA certificates (end)$/d' \
     /etc/ssl/certs/ca-certificates.crt
 run dbx exec -- grep -cxF "$CA_LINE" /etc/ssl/certs/ca-certificates.crt

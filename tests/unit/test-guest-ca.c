@@ -390,22 +390,22 @@ static void test_bundle_target_checked(void **state) {
 
 #define STATE CA_STATE_DIR "/" CA_STATE_FILE
 
-/* A record made to match what is there now, with these CA_HAS_* bits, at mode */
-static void forge(const struct repo *f, const char *pem, int has, mode_t mode) {
+/* A record made to match what is there now, with these CA_HAS_* bits and extra lines, at mode */
+static void forge(const struct repo *f, const char *pem, int has, const char *extra, mode_t mode) {
     _cleanup_close_ int rootfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(rootfd >= 0);
     _cleanup_free_ char *key = ca_state_key(rootfd, pem);
-    _cleanup_free_ char *text = dbx_xasprintf("%shas %d\n", key, has);
+    assert_non_null(key);
+    _cleanup_free_ char *text = dbx_xasprintf("%shas %d\n%s", key, has, extra);
     put(f, STATE, text, mode);
 }
 
-/* The record of a boot that did the work: root's, 0600 in a 0700 directory.  A boot that finds
+/* The record of a boot that did the work: root's, 0644 in var/lib/devbox.  A boot that finds
  * everything as recorded reads nothing: a bundle changed behind a record made to match it is
  * left as it is, and the record's bits are returned.  Anything else makes the work run again:
- * a change to a file (a write in place of the same size right after the work included: the
- * record waits for the clock's next tick), another pem, a record of another key or garbage, a
- * record others may write; a symlink in the record's directory's place is not followed; a boot
- * that left a note records nothing, so the next one says it again. */
+ * the system's certificate changed in place at the same size (right after the work: the record
+ * waits for the clock's next tick), another pem, a record of another key, garbage, a line after
+ * it, one others may write; a symlink in the record's directory's place is not followed. */
 static void test_state_record(void **state) {
     const struct repo *f = *state;
     put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
@@ -414,34 +414,43 @@ static void test_state_record(void **state) {
     _cleanup_free_ char *dir = at(f, CA_STATE_DIR), *rec = at(f, STATE);
     struct stat st;
     assert_int_equal(stat(dir, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0700);
+    assert_int_equal(st.st_mode & 07777, 0755);
     assert_int_equal(stat(rec, &st), 0);
-    assert_int_equal(st.st_mode & 07777, 0600);
+    assert_int_equal(st.st_mode & 07777, 0644);
     _cleanup_free_ char *text = get(f, STATE);
     assert_non_null(strstr(text, "\nhas 3\n"));
+    /* the next boot: nothing written, the record included */
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    struct stat st2;
+    assert_int_equal(stat(rec, &st2), 0);
+    assert_int_equal(st.st_ino, st2.st_ino);
 
     /* the block taken out behind a record made to match: nothing read, nothing written */
     put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
-    forge(f, PEM_A, CA_HAS_HOST_CRT, 0600);
+    forge(f, PEM_A, CA_HAS_HOST_CRT, "", 0644);
     assert_int_equal(install(f, PEM_A, &notes), CA_HAS_HOST_CRT);
     _cleanup_free_ char *b1 = get(f, BUNDLE);
     assert_string_equal(b1, "# the system's\n" PEM_S);
+    assert_null(notes);
 
-    /* garbage: the work runs, and records again */
-    put(f, STATE, "garbage\n", 0600);
+    /* garbage: the work runs, and records again; so does a line after a matching record */
+    put(f, STATE, "garbage\n", 0644);
     assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *b2 = get(f, BUNDLE);
     assert_string_equal(b2, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_A CA_MARK_END);
-    _cleanup_free_ char *text2 = get(f, STATE);
-    assert_non_null(strstr(text2, "\nhas 3\n"));
+    put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
+    forge(f, PEM_A, CA_HAS_HOST_CRT, "junk\n", 0644);
+    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
+    _cleanup_free_ char *b3 = get(f, BUNDLE);
+    assert_string_equal(b3, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_A CA_MARK_END);
 
-    /* the bundle written in place, same size, right after the work: its ctime moved */
-    _cleanup_free_ char *same = dbx_xstrdup(b2);
-    same[2] = same[2] == 'X' ? 'Y' : 'X';
-    put(f, BUNDLE, same, 0444);
+    /* the system's certificate changed in place, same size, right after the work */
+    put(f, BUNDLE, "# the system's\n" PEM_B CA_MARK_BEGIN PEM_A CA_MARK_END, 0444);
+    assert_int_equal(strlen(PEM_B), strlen(PEM_S));
     assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *all = get(f, CA_DEVBOX_PEM + 1);
-    assert_string_equal(all, PEM_S PEM_A);
+    assert_string_equal(all, PEM_B PEM_A);
+    put(f, BUNDLE, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_A CA_MARK_END, 0444);
 
     /* another pem */
     assert_int_equal(install(f, PEM_B, &notes), HAS_BOTH);
@@ -450,29 +459,63 @@ static void test_state_record(void **state) {
 
     /* a matching record others may write is not believed */
     put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
-    forge(f, PEM_B, CA_HAS_HOST_CRT, 0666);
+    forge(f, PEM_B, CA_HAS_HOST_CRT, "", 0666);
     assert_int_equal(install(f, PEM_B, &notes), HAS_BOTH);
-    _cleanup_free_ char *b3 = get(f, BUNDLE);
-    assert_string_equal(b3, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_B CA_MARK_END);
+    _cleanup_free_ char *b4 = get(f, BUNDLE);
+    assert_string_equal(b4, "# the system's\n" PEM_S CA_MARK_BEGIN PEM_B CA_MARK_END);
+
+    /* none: undone, recorded as such */
+    assert_int_equal(install(f, "", &notes), 0);
+    _cleanup_free_ char *text2 = get(f, STATE);
+    assert_non_null(strstr(text2, "\nhas 0\n"));
+    assert_int_equal(install(f, "", &notes), 0);
+    assert_null(notes);
 
     /* the record's directory a symlink: not followed, nothing recorded there */
     assert_int_equal(unlink(rec), 0);
     assert_int_equal(rmdir(dir), 0);
     _cleanup_free_ char *elsewhere = at(f, "elsewhere");
-    assert_int_equal(mkdir(elsewhere, 0700), 0);
+    assert_int_equal(mkdir(elsewhere, 0755), 0);
     assert_int_equal(symlink("../../elsewhere", dir), 0);
     assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
     _cleanup_free_ char *through = get(f, "elsewhere/" CA_STATE_FILE);
     assert_null(through);
     assert_int_equal(unlink(dir), 0);
+}
 
-    /* a note: nothing recorded, and the next boot says it again */
-    link_at(f, "certs/ca-certificates.crt", "etc/ssl/cert.pem");
+/* A directory on the way replaced by a symlink to a copy keeps every file's inode and times,
+ * but the work follows no symlink there: the key sees the change (the name is looked up through
+ * no symlink), and the boot does what a boot without a record does.  A boot that made notes
+ * records them, and the next one, changing nothing, says them again. */
+static void test_state_symlinked_dir_and_notes(void **state) {
+    const struct repo *f = *state;
+    put(f, BUNDLE, "# the system's\n" PEM_S, 0444);
+    _cleanup_strv_ char **notes = NULL;
     assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
-    assert_int_equal(dbx_strv_len(notes), 1);
-    assert_int_equal(access(rec, F_OK), -1);
-    assert_int_equal(install(f, PEM_A, &notes), HAS_BOTH);
-    assert_int_equal(dbx_strv_len(notes), 2);
+    assert_null(notes);
+    _cleanup_free_ char *ssl = at(f, "etc/ssl"), *real = at(f, "etc/ssl.real");
+    assert_int_equal(rename(ssl, real), 0);
+    assert_int_equal(symlink("ssl.real", ssl), 0);
+    int with = install(f, PEM_A, &notes);
+    size_t nwith = dbx_strv_len(notes);
+    assert_true(nwith > 0);
+    _cleanup_free_ char *rec = at(f, STATE);
+    assert_int_equal(unlink(rec), 0);
+    _cleanup_strv_ char **notes2 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes2), with); /* the same as without a record */
+    assert_int_equal(dbx_strv_len(notes2), nwith);
+    /* recorded with its notes: the next boot repeats them, reading nothing */
+    _cleanup_free_ char *text = get(f, STATE);
+    assert_non_null(strstr(text, "\nnote "));
+    struct stat st, st2;
+    assert_int_equal(stat(rec, &st), 0);
+    _cleanup_strv_ char **notes3 = NULL;
+    assert_int_equal(install(f, PEM_A, &notes3), with);
+    assert_int_equal(dbx_strv_len(notes3), nwith);
+    for (size_t i = 0; i < nwith; i++)
+        assert_string_equal(notes3[i], notes2[i]);
+    assert_int_equal(stat(rec, &st2), 0);
+    assert_int_equal(st.st_ino, st2.st_ino);
 }
 
 int main(void) {
@@ -493,6 +536,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bundle_target_checked, test_repo_setup,
                                         test_repo_teardown),
         cmocka_unit_test_setup_teardown(test_state_record, test_repo_setup, test_repo_teardown),
+        cmocka_unit_test_setup_teardown(test_state_symlinked_dir_and_notes, test_repo_setup,
+                                        test_repo_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
