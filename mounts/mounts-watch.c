@@ -327,11 +327,14 @@ struct mounts_watch *mounts_watch_free(struct mounts_watch *w) {
 
 bool mounts_watch_walk(struct mounts_watch *w, unsigned max_dirs, unsigned max_ms) {
     uint64_t end = dbx_now_ms() + max_ms;
-    for (unsigned i = 0; w->first.head < w->first.n && i < max_dirs; i++) {
+    /* one directory at least, however small the slice; the clock after each, for one
+     * directory can hold thousands of entries (node_modules itself) */
+    for (unsigned i = 0; w->first.head < w->first.n && w->count < w->max; i++) {
         visit(w, &w->first);
-        if (i % 16 == 15 && dbx_now_ms() >= end) break;
+        if (i + 1 >= max_dirs || dbx_now_ms() >= end) break;
     }
-    if (w->first.head < w->first.n) return true;
+    if (w->first.head < w->first.n && w->count < w->max) return true;
+    if (w->first.head < w->first.n) cap_reached(w); /* the rest goes unwatched */
     dirq_free(&w->first);
     return false;
 }

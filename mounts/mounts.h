@@ -197,13 +197,13 @@ struct mounts_watch;
  * the inotify instance or root itself (a missing or non-directory root). */
 int mounts_watch_new(const char *root, uint32_t max_watches, struct mounts_watch **ret,
                      dbx_error **err);
-/* The first walk, a slice at a time: at most max_dirs directories more, stopping once max_ms
- * passed; true while some remain.  A workspace with node_modules holds tens of thousands of
- * directories, 35 us each under load (2026-12-07: 20,212 took the supervisor's loop ~0.7 s,
- * and a cold start's first command waited for all of it): the loop walks a slice between
- * polls, so a command is served meanwhile.  A directory made or moved in meanwhile is watched
- * at once, as always; one the walk has yet to reach reports nothing until it does (as before
- * the start). */
+/* The first walk, a slice at a time: at most max_dirs directories more (one at least),
+ * stopping once max_ms passed; true while some remain (false also once the cap is reached).  A
+ * workspace with node_modules holds tens of thousands of directories, 35 us each under load
+ * (2026-12-07: 20,212 took the supervisor's loop ~0.7 s, and a cold start's first command waited
+ * for all of it): the loop walks a slice between polls, so a command is served meanwhile.  A
+ * directory made or moved in meanwhile is watched at once, as always; one the walk has yet to reach
+ * reports nothing until it does (as before the start). */
 bool mounts_watch_walk(struct mounts_watch *w, unsigned max_dirs, unsigned max_ms);
 /* Whether the first walk has directories left. */
 bool mounts_watch_walking(const struct mounts_watch *w);

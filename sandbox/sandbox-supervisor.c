@@ -192,6 +192,7 @@ void sup_poll(struct sup *s, int timeout_ms) {
         kill(s->vm.qemu_pid, SIGKILL);
         s->guest.stop_deadline = UINT64_MAX;
     }
+    sup_watch_walk(s);
 }
 
 /* ---- start and end ---------------------------------------------------------------------- */

@@ -185,6 +185,7 @@ struct sup {
 
     struct sup_events events;   /* the events journal (supervisor-events.c) */
     struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
+    bool watch_walked;          /* the first walk of the workspace is done (its log line said) */
     /* STATS requests waiting for the guest's reply (supervisor-stats.c) */
     struct {
         struct stats_wait {
@@ -342,6 +343,8 @@ int sup_watch_fd(const struct sup *s);
 int sup_watch_timeout(struct sup *s, int timeout_ms);
 /* After poll: read the watcher's events (readable) and send due CHANGED frames to the guest. */
 void sup_watch_dispatch(struct sup *s, bool readable);
+/* A slice of the first walk of the workspace, until it is done (last in each round). */
+void sup_watch_walk(struct sup *s);
 /* Send every pending host change now (before an EXEC: the command sees them). */
 void sup_watch_flush(struct sup *s);
 /* ---- supervisor-procs.c (issue 13: processes) ---- */

@@ -136,8 +136,8 @@ kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"
 
-# the first walk ended (its log line counts every directory), and an edit deep in the part it
-# reached last wakes a watcher there
+# the first walk ended (its log line counts every directory), and an edit in a directory at its
+# deepest level wakes a watcher there
 SUPLOG=$(echo "$DEVBOX_HOME"/state/projects/*/supervisor.log)
 wait_until 60 grep -Eq 'file watching: [0-9]{4,} directories' "$SUPLOG" ||
     fail "the first walk did not end: $(show "$(grep 'file watching' "$SUPLOG")")"

@@ -382,6 +382,37 @@ static void test_watch_walk_slices(void **state) {
     dbx_strv_free(v);
     assert_false(mounts_watch_walk(w, 1, 1000));
     mounts_watch_free(w);
+
+    /* a directory moved, and one removed, while only queued; a slice of 0 still makes progress:
+     * the moved tree is watched under its new name, the removed one not at all */
+    test_sh("cd '%s' && mkdir -p gone/x", t->root);
+    assert_int_equal(mounts_watch_new(t->root, 0, &w, &err), 0);
+    size_t before = mounts_watch_count(w);
+    assert_true(mounts_watch_walk(w, 0, 1000));
+    assert_int_equal(mounts_watch_count(w), before + 1);
+    test_sh("cd '%s' && mv many many2 && rm -r gone", t->root);
+    while (mounts_watch_walk(w, 5, 1000))
+        ;
+    pump(w, 5000);
+    dbx_strv_free(take_all(w, 6000, &frames, &rescans));
+    assert_int_equal(mounts_watch_count(w), 7 + 1 + 80);
+    test_sh("echo x >> '%s/many2/d20/e/f'", t->root);
+    pump(w, 7000);
+    v = take_all(w, 8000, &frames, &rescans);
+    assert_true(has(v, "many2/d20/e/f"));
+    dbx_strv_free(v);
+    mounts_watch_free(w);
+
+    /* the cap reached in the middle of the walk: it ends there, with the one warning */
+    assert_int_equal(mounts_watch_new(t->root, 10, &w, &err), 0);
+    while (mounts_watch_walk(w, 3, 1000))
+        ;
+    assert_false(mounts_watch_walking(w));
+    assert_int_equal(mounts_watch_count(w), 10);
+    _cleanup_free_ char *warn = mounts_watch_take_warning(w);
+    assert_non_null(warn);
+    assert_null(mounts_watch_take_warning(w));
+    mounts_watch_free(w);
 }
 
 int main(void) {
