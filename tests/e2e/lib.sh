@@ -626,13 +626,19 @@ box_gid() { if [ "$(id -u)" = 0 ]; then echo 1000; else id -g; fi; }
 # git_image_tar: path of the test image plus the host's git (mkimage.sh --with-git), built once
 # into the cache next to DBX_TEST_IMAGE.
 git_image_tar() {
-    local img git
+    local img git lock
     git=$(command -v git) || skip "git not installed on the host"
     img=${DBX_TEST_IMAGE%.tar}-git.tar
+    # one builder at a time: the tests run two at a time, and in a fresh clone mkimage.sh is
+    # newer than the cached image, so two tests that import it both rebuilt it (and, sharing
+    # mkimage.sh's temporary name then, one's rename failed: found in a full run)
+    exec {lock}>"$img.lock"
+    flock "$lock"
     if [ ! -s "$img" ] || [ "$E2E_DIR/mkimage.sh" -nt "$img" ] || [ "$(readlink -f "$git")" -nt "$img" ]; then
         "$E2E_DIR/mkimage.sh" --with-git "$img" >"$TEST_TMP/mkimage.log" 2>&1 ||
             fail "mkimage.sh --with-git failed: $(tail -n 3 "$TEST_TMP/mkimage.log")"
     fi
+    exec {lock}>&-
     printf '%s\n' "$img"
 }
 

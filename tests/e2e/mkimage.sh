@@ -67,7 +67,7 @@ busybox, out, applets = sys.argv[1], sys.argv[2], sys.argv[3].split()
 extra = sys.argv[4:]  # "SRC=/PATH:MODE"
 MTIME = 1700000000  # fixed, so the tarball is reproducible
 
-tmp = out + ".tmp"
+tmp = "%s.tmp.%d" % (out, os.getpid())  # two builders of one image (two tests) never share it
 tar = tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT)
 
 
