@@ -16,7 +16,10 @@
  *                 root's that everyone may read) without our block, then the host's
  *                 certificates; what SSL_CERT_FILE and friends name (init-env.c), for the
  *                 programs that read a bundle of their own choosing
- * With no certificates all of it is undone: the files removed, the blocks taken out.
+ *   ca.state      /var/lib/devbox/ca.state: what the last boot that did this work left, so a
+ *                 boot that finds nothing changed does nothing (below)
+ * With no certificates all of it is undone: the files removed, the blocks taken out (and that
+ * recorded).
  *
  * The box's root may have changed any of these paths in an earlier boot (the disk persists),
  * so nothing here follows a symlink when it writes or removes: every directory on the way is

@@ -1,9 +1,9 @@
 /* guest/init-env.c: the environment of one command (EXEC).
  *
  * An ordinary command gets the init's defaults (PATH, HOME, SHELL, USER, LOGNAME, HOSTNAME, the
- * CA variables, LANG, TZ), the plan's env (the profile's [env], the image's
- * Env, the proxy variables) and the request's own env, each later source winning over the earlier
- * ones; then $HOME/.local/bin and $HOME/bin go ahead of PATH (path_add_home).
+ * CA variables, LANG, TZ, ENTR_INOTIFY_WORKAROUND), the plan's env (the profile's [env], the
+ * image's Env, the proxy variables) and the request's own env, each later source winning over the
+ * earlier ones; then $HOME/.local/bin and $HOME/bin go ahead of PATH (path_add_home).
  *
  * An administrative command (DBX_EXEC_ADMIN) runs as root with DBX_CAPS_ADMIN, while the
  * profile's [env] is the repository's: `PATH = /work/repo/.venv/bin:/usr/bin` (no widening, so
@@ -11,9 +11,9 @@
  * then runs as root, and LD_PRELOAD or PYTHONPATH would do the same to any program.  So it
  * starts from a clean environment as sudo's env_reset and secure_path do: the fixed PATH,
  * HOME=/root, USER and LOGNAME root, root's SHELL, HOSTNAME, the CA, locale and time zone
- * variables, the plan's proxy variables only (the network policy's, needed to reach anything in
- * allowlist mode), and the request's env, which the person at the host typed (-e, TERM, setup's
- * DEBIAN_FRONTEND). */
+ * variables, ENTR_INOTIFY_WORKAROUND, the plan's proxy variables only (the network policy's, needed
+ * to reach anything in allowlist mode), and the request's env, which the person at the host typed
+ * (-e, TERM, setup's DEBIAN_FRONTEND). */
 #define _GNU_SOURCE
 #include "init-internal.h"
 

@@ -451,8 +451,9 @@ enum { CA_HAS_HOST_CRT = 1u << 0, CA_HAS_DEVBOX_PEM = 1u << 1 };
 /* Install pem (SETUP's ca_pem, checked again with dbx_ca_pem_check) under the directory root
  * ("/" in the VM; the unit tests use a temporary directory): host-ca.crt (and the ca-trust
  * anchor when /etc/pki/ca-trust exists), the marker block in each system bundle that is a
- * regular file, and devbox-ca.pem.  pem "" undoes all of it.  Idempotent, and with nothing
- * changed since the last boot that did the work (ca_state_key) nothing is read at all.  What was
+ * regular file, and devbox-ca.pem.  pem "" undoes all of it.  Idempotent.  Records what it
+ * left in /var/lib/devbox/ca.state; a boot that finds nothing changed since (ca_state_key: the
+ * stats of those files) reads no bundle, writes nothing and repeats the recorded notes.  What was
  * left alone (a symlinked or oversized bundle, a file of ours the box's root blocked with a symlink
  * or a directory, a system bundle not fit to copy) is appended to *notes as a sentence.  The
  * CA_HAS_* bits of the files written (0 for pem ""), or -1 with *err naming the file. */

@@ -73,7 +73,8 @@ void sup_watch_dispatch(struct sup *s, bool readable) {
     dbx_buf_free(&b);
 }
 
-/* Before an EXEC goes to the guest: what the host changed so far (its inotify events are queued
+/* Before an EXEC goes to the guest: what the host changed so far in the directories watched
+ * yet (its inotify events are queued
  * by the time the syscall that made them returned, so before the client even connected) goes
  * first, in a CHANGED the guest handles before the EXEC behind it.  Without it, a file created
  * on the host and read by the next command could look empty: a notice sent for its creation

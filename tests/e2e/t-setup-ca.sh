@@ -3,7 +3,8 @@
 # on the host's loopback whose certificate that CA signed is trusted, through the allowlist
 # proxy, by curl and git with no variable of the profile's; the CA-bundle variables (OpenSSL,
 # Python requests, curl, git, Node) name files holding it; the system bundle holds it once,
-# also after restarts, and after root in the box took the block out.
+# also after restarts, and after root in the box took the block out; the record of the boot
+# that installed it is left as it was by one that found nothing changed.
 # Without ca_files the same request fails (the check is not vacuous).
 # The Debian image.
 . "$(dirname "$0")/lib.sh"

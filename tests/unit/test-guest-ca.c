@@ -6,7 +6,9 @@
  * disk, none of which may stop the boot: symlinks, files and directories where our own files go
  * (a note, the file skipped, its CA variable's bit not returned), a bundle over the 8 MiB cap,
  * and a bundle pointing at a file that is not root's and readable by all (not copied; of one
- * that is, only the certificate blocks). */
+ * that is, only the certificate blocks).  And the record of a boot that did the work: believed
+ * when it matches (nothing read), not when anything changed, is malformed, or others may write
+ * it; notes recorded and repeated; a symlink on the way or in its own directory's place. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>

@@ -4,7 +4,8 @@
  * admin capabilities) gets a reset environment: the fixed PATH, root's HOME, USER, LOGNAME and
  * SHELL, the CA variables, the plan's proxy variables and the request's env, and nothing else of
  * the plan's (a repository's PATH or LD_PRELOAD must not reach root).  The CA variables follow
- * the files ca_install wrote. */
+ * the files ca_install wrote.  Every command gets ENTR_INOTIFY_WORKAROUND=1 unless it sets its
+ * own. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,8 @@
 /* tests/unit/test-watch.c: host edits for the box's file watchers (issue 13): the CHANGED codec
  * (strict decode, caps, garbage) and mounts/mounts-watch.c over a temporary tree (recursion,
- * symlinks not followed, .git/objects skipped, coalescing, caps, moves). */
+ * symlinks not followed, .git/objects skipped, coalescing, caps, moves), and its first walk in
+ * slices (directories not reached yet, made, moved or removed meanwhile, a slice of 0, the cap
+ * mid-walk). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
