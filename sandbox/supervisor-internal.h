@@ -185,7 +185,6 @@ struct sup {
 
     struct sup_events events;   /* the events journal (supervisor-events.c) */
     struct mounts_watch *watch; /* host edits for the box's file watchers, or NULL (issue 13) */
-    bool watch_walked;          /* the first walk of the workspace is done (its log line said) */
     /* STATS requests waiting for the guest's reply (supervisor-stats.c) */
     struct {
         struct stats_wait {

@@ -6,21 +6,18 @@
 #include "../mounts/mounts.h"
 
 /* A slice of the first walk (mounts_watch_walk: 256 directories or 5 ms, whichever comes
- * first), and its log line once it is done. */
+ * first), and its log line once it is done (at once for a root without directories). */
 static void walk(struct sup *s) {
-    if (s->watch_walked) return;
     bool more = mounts_watch_walk(s->watch, 256, 5);
     _cleanup_free_ char *warn = mounts_watch_take_warning(s->watch);
     if (warn) sup_log("%s", warn);
-    if (more) return;
-    s->watch_walked = true;
-    sup_log("file watching: %zu directories", mounts_watch_count(s->watch));
+    if (!more) sup_log("file watching: %zu directories", mounts_watch_count(s->watch));
 }
 
 /* Last in each round of the loop, after what the round read was written on (an EXEC to the
  * guest, output to a client): a command read meanwhile waits for no slice. */
 void sup_watch_walk(struct sup *s) {
-    if (s->watch) walk(s);
+    if (s->watch && mounts_watch_walking(s->watch)) walk(s);
 }
 
 /* After the boot: watch the workspace (not a setup VM's, which has none).  A failure only
@@ -51,8 +48,8 @@ static bool can_send(const struct sup *s) {
 
 /* The poll timeout, shortened to the watcher's next notice. */
 int sup_watch_timeout(struct sup *s, int timeout_ms) {
-    if (s->watch && !s->watch_walked) return 0; /* the next slice */
-    if (!can_send(s)) return timeout_ms;        /* (a busy channel wakes the loop when it drains) */
+    if (s->watch && mounts_watch_walking(s->watch)) return 0; /* the next slice */
+    if (!can_send(s)) return timeout_ms; /* (a busy channel wakes the loop when it drains) */
     int t = mounts_watch_timeout(s->watch, dbx_now_ms());
     return t >= 0 && t < timeout_ms ? t : timeout_ms;
 }
