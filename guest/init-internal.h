@@ -367,7 +367,8 @@ enum poll_role {
     ROLE_PTY = 3,
     ROLE_SOCK,
     ROLE_LISTEN,
-    ROLE_AUDIT
+    ROLE_AUDIT,
+    ROLE_OWN_WRITES
 };
 struct pollref {
     void *obj; /* struct session *, struct sock_sess *, or NULL */
@@ -587,6 +588,13 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n);
 int watch_timeout(struct agent *a, uint64_t now);
 /* The workspace's inotify watches read again when due (init-watch.c). */
 void watch_tick(struct agent *a, uint64_t now);
+/* After the workspace is mounted, before any command: the box's own writes followed, so that
+ * their notices come back to nobody (best effort: logged when it fails). */
+void watch_setup(struct agent *a);
+/* The descriptor to poll for the box's writes, or -1; when it is ready (read a little later,
+ * by watch_tick). */
+int watch_own_fd(void);
+void watch_own_ready(struct agent *a);
 /* Before the workspace is unmounted: what init-watch.c holds of it closed. */
 void watch_shutdown(void);
 /* Read a small /proc (or cgroup) file into buf, NUL-terminated; false on any error. */

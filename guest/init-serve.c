@@ -536,6 +536,7 @@ static int setup_apply(struct agent *a, struct dbx_setup *su, dbx_error **err) {
             return dbx_error_set(err, errno, "mount virtiofs '%s' on '%s'", su->ws_tag,
                                  su->ws_path);
         a->ws_path = dbx_xstrdup(su->ws_path);
+        if (!a->test_mode) watch_setup(a);
     }
     if (boot_mount_shares(a, su, err) < 0) return -1; /* issue 13: extra shares (D2) */
     boot_mark(&a->marks, "workspace");
@@ -814,10 +815,12 @@ static void pollset_build(struct agent *a, struct pollset *ps) {
     sock_poll_build(a, ps, out_ok);
     if (a->audit_fd >= 0 && queued < INIT_OUT_HARD)
         pollset_add(ps, a->audit_fd, POLLIN, NULL, ROLE_AUDIT);
+    if (watch_own_fd() >= 0) pollset_add(ps, watch_own_fd(), POLLIN, NULL, ROLE_OWN_WRITES);
 }
 
 static void session_events(struct agent *a, const struct pollfd *pf, const struct pollref *r) {
     if (r->role == ROLE_AUDIT) return pf->revents ? audit_events(a) : (void)0;
+    if (r->role == ROLE_OWN_WRITES) return pf->revents ? watch_own_ready(a) : (void)0;
     if (r->role == ROLE_SOCK || r->role == ROLE_LISTEN) return sock_events(a, pf, r);
     struct session *s = r->obj;
     if (!pf->revents || s->dead) return;

@@ -173,10 +173,11 @@ char *mounts_nofile_warning(const char *source);
  * which is when an editor's save reports close-write (or a rename over it, a move); what is
  * missed is a write through a descriptor kept open (a log appended by a running
  * host process, a truncate(1)), reported only when it closes.  The box's own writes reach the
- * host as virtiofsd's writes and come back once, coalesced: the guest's watchers see one extra
- * modify per path per window (inotify does not say who wrote, and telling virtiofsd's writes
- * apart would need fanotify's privileges); that echo raises no host event, so it ends there,
- * and a time the box set after its write (`touch -d`, `cp -p`, `tar x`) is kept.
+ * host as virtiofsd's writes and come back once, coalesced (inotify does not say who wrote, and
+ * telling virtiofsd's writes apart here would need fanotify's privileges): the guest finds a
+ * file as the box's last write left it and touches nothing (guest/init-watch.c, where the
+ * box's watchers look); any other echo raises no host event, so it ends there, and a time the
+ * box set after its write (`touch -d`, `cp -p`, `tar x`) is kept.
  * Caps: at most min(MOUNTS_WATCH_MAX, half of fs.inotify.max_user_watches) directories (the
  * rest of the user's editors and tools keep the other half), one warning past it; at most
  * MOUNTS_WATCH_PENDING_MAX distinct pending paths, past which (or on the kernel's queue

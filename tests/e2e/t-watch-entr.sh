@@ -47,9 +47,12 @@ assert_eq "v0 v1 v2 v3 v4" "$(tr '\n' ' ' <"$LOG" | sed 's/ $//')" "entr's runs,
 grep -q 'broken inotify workaround enabled' "$TEST_TMP/entr.err" ||
     fail "entr did not say it follows MODIFY: $(show "$(cat "$TEST_TMP/entr.err")")"
 
-# an edit in the box still reruns it
+# an edit in the box still reruns it, once: its notice from the host raises nothing (the init
+# recorded what the box's write left)
 ok dbx exec -- sh -c 'echo v5 >>w/app.js'
 expect v5 "an append in the box"
+sleep 2
+assert_eq "v0 v1 v2 v3 v4 v5" "$(tr '\n' ' ' <"$LOG" | sed 's/ $//')" "entr's runs after an edit in the box"
 kill "$ENTR" 2>/dev/null
 wait "$ENTR" 2>/dev/null
 ok dbx stop

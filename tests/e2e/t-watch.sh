@@ -7,7 +7,8 @@
 # edits reach it as far fewer events, the last edit's content among them; once the edits stop
 # the events stop (no feedback loop); a symlink in the workspace pointing outside is never
 # followed (its target's ctime is unchanged on the host); a time set on purpose (touch -d, cp -p,
-# tar x), on the host or in the box, is kept and still wakes the watcher.  And a file created
+# tar x), on the host or in the box, is kept and still wakes the watcher; the box's own writes
+# wake it once, not again for their notice, and keep their mtime.  And a file created
 # on the host, its creation noticed by the box, then written: the next command reads what was
 # written (the pending notice goes to the guest before the command; the box's attribute cache
 # once held the empty file's size for a second).  And with 4,000 directories more, watched a
@@ -134,6 +135,26 @@ assert_eq "$old_s $old_s $old_s $old_s" "$(echo $OUT)" "the same mtimes seen in 
 assert_eq "$target_ctime" "$(stat -c %.9Z "$TEST_TMP/outside/target.txt")" "ctime of a symlink's target outside"
 assert_eq "$outdir_ctime" "$(stat -c %.9Z "$TEST_TMP/outside")" "ctime of a linked directory outside"
 assert_not_contains "$(cat "$LOG")" "secret" "the probe's view"
+
+# ---- the box's own writes do not come back (found in use) ----------------------------------
+# A write in the box reaches the host as virtiofsd's and comes back as a notice: the probe heard
+# each edit made in the box twice (entr -r restarted twice), and the file's mtime moved to the
+# notice's time.  The init records what the box's writes leave in what its watchers watch (the
+# probe's watch on w, read after the notices above), and a notice that finds exactly that
+# touches nothing.  Two writes, each a modify and a close-write, the first a create as well.
+ok dbx exec -- sh -c 'echo one >>w/mine.txt && sleep 0.5 && echo two >>w/mine.txt'
+m_box=$(mtime_ns "$R/w/mine.txt")
+echo over >"$R/w/barrier2.txt"
+wait_line ' barrier2\.txt content=over$' 3000 >/dev/null ||
+    fail "no event for barrier2.txt within 3 s: $(show "$(tail -n 5 "$LOG")")"
+sleep 1
+assert_eq "$m_box" "$(mtime_ns "$R/w/mine.txt")" "mtime on the host of a file the box wrote, after its notices"
+assert_eq "CREATE MODIFY CLOSE_WRITE MODIFY CLOSE_WRITE" \
+    "$(grep ' mine\.txt ' "$LOG" | awk '{print $2}' | tr '\n' ' ' | sed 's/ $//')" \
+    "the probe's events for two writes in the box"
+echo host >>"$R/w/mine.txt" # and the host's edit of it still wakes the probe
+wait_line ' mine\.txt content=host$' 2000 >/dev/null ||
+    fail "no event for a host edit of a file the box wrote: $(show "$(tail -n 5 "$LOG")")"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"

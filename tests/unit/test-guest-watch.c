@@ -1,7 +1,8 @@
 /* tests/unit/test-guest-watch.c: the guest's reading of the box's inotify watches
  * (guest/init-watch.c) on the host: an fdinfo line of the kernel's parsed into inode and file
  * handle, lines of another filesystem, of another kind or cut or malformed refused; a mtime
- * near now touched to now and one set on purpose kept; the touched paths' table; and the box's
+ * near now touched to now and one set on purpose kept; the touched paths' table; the box's own
+ * writes, recorded, not touched by their notice and touched once changed since; and the box's
  * processes gathered from its cgroup subtree (a fake one in a temporary directory), nested
  * leaves included, garbage in cgroup.procs skipped. */
 #define _GNU_SOURCE
@@ -153,6 +154,89 @@ static void test_name_below(void **state) {
     assert_null(name_below(buf, -1, sizeof(buf), "/w")); /* readlink failed */
 }
 
+/* ---- the box's own writes ----------------------------------------------------------------- */
+
+static void put(int dfd, const char *path, const char *text);
+
+static int64_t mtime_sec(int dfd, const char *name) {
+    struct stat st;
+    assert_int_equal(fstatat(dfd, name, &st, 0), 0);
+    return st.st_mtim.tv_sec;
+}
+
+/* mtime set to a second ago: within the 2 s a notice's touch moves to now */
+static void set_recent(int dfd, const char *name) {
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = time(NULL) - 1}};
+    assert_int_equal(utimensat(dfd, name, ts, 0), 0);
+}
+
+/* what the box wrote is recorded as it closes; the notice of it touches nothing, a later change
+ * (here a time set, as a host write would move it) is touched again, and a file that took the
+ * record's slot makes it another's */
+static void test_own_writes(void **state) {
+    char root[] = "/tmp/dbx-test-own.XXXXXX";
+    assert_non_null(mkdtemp(root));
+    int ws = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    assert_true(ws >= 0);
+    struct agent a = {.ws_path = root};
+    own = dbx_xcalloc((size_t)1 << OWN_BITS, sizeof(*own));
+    put(ws, "f", "one\n");
+    set_recent(ws, "f");
+    int64_t t0 = mtime_sec(ws, "f");
+    uint64_t ino = 0;
+    /* not recorded: a notice touches it (to now) */
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_true(mtime_sec(ws, "f") > t0);
+    /* written by the box (recorded at its close): its notice leaves it alone */
+    put(ws, "f", "two\n");
+    set_recent(ws, "f");
+    t0 = mtime_sec(ws, "f");
+    int fd = openat(ws, "f", O_RDONLY | O_CLOEXEC);
+    assert_true(fd >= 0);
+    own_record(fd);
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_int_equal(mtime_sec(ws, "f"), t0);
+    assert_int_equal(touch(&a, ws, "f", &ino), 0); /* a second notice of the same write too */
+    assert_int_equal(mtime_sec(ws, "f"), t0);
+    /* changed since (the host wrote it: another mtime): touched */
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = t0, .tv_nsec = 1}};
+    assert_int_equal(utimensat(ws, "f", ts, 0), 0);
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_true(mtime_sec(ws, "f") > t0);
+    /* the same record, another size: touched */
+    set_recent(ws, "f");
+    own_record(fd);
+    put(ws, "f", "three\n");
+    set_recent(ws, "f");
+    t0 = mtime_sec(ws, "f");
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_true(mtime_sec(ws, "f") > t0);
+    /* a file whose inode takes the slot: f's record is gone */
+    set_recent(ws, "f");
+    t0 = mtime_sec(ws, "f");
+    own_record(fd);
+    own_slot(ino)->ino = ino + 1;
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_true(mtime_sec(ws, "f") > t0);
+    /* a directory is never the box's own write */
+    assert_int_equal(mkdirat(ws, "d", 0755), 0);
+    set_recent(ws, "d");
+    t0 = mtime_sec(ws, "d");
+    int dfd = openat(ws, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    assert_true(dfd >= 0);
+    own_record(dfd);
+    assert_int_equal(touch(&a, ws, "d", &ino), 0);
+    assert_true(mtime_sec(ws, "d") > t0);
+    close(dfd);
+    close(fd);
+    close(ws);
+    free(own);
+    own = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* ---- the box's processes from its cgroup -------------------------------------------------- */
 
 static void put(int dfd, const char *path, const char *text) {
@@ -199,6 +283,7 @@ int main(void) {
         cmocka_unit_test(test_parse_mark), cmocka_unit_test(test_parse_mark_refused),
         cmocka_unit_test(test_time_kept),  cmocka_unit_test(test_touched_table),
         cmocka_unit_test(test_name_below), cmocka_unit_test(test_cgroup_pids),
+        cmocka_unit_test(test_own_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
