@@ -76,22 +76,28 @@
  * in use: `entr -r` restarted its server twice; a bundler rebuilds twice), and moved the file's
  * mtime to the notice's time.  So the init follows the box's writes where its watchers look:
  * each inode the box watches (read as below) is marked on a fanotify group of the init's own
- * (FAN_CLOSE_WRITE, and for a directory its files'; the mark is the inode's, whichever mount a
- * command writes through), and at each such close the init records the file's inode number, size
- * and mtime as the host has them then (the kernel opens the file for the init to read the event:
- * a FUSE open, a getattr, a release).  A notice that finds a regular file exactly as recorded
- * touches nothing: the box's watchers heard that write as it was made.  A host write after the
- * box's changes the mtime (or the inode, for a save by rename) and is touched as before.  Only
- * what is watched is followed: measured under TCG, following every write in the workspace
- * (a filesystem mark) doubled a `tar x` of 3,000 files (6-10 s to 11-16 s); with marks on watched
- * inodes alone a write elsewhere costs nothing.  Events are read OWN_DELAY_MS after the first is
- * queued, the kernel merging a file's repeated writes meanwhile.  Limits: a watch not yet read
+ * (FAN_MODIFY, and for a directory its files'; the mark is the inode's, whichever mount a
+ * command writes through), and for each write (a truncation too) the init records the file's
+ * inode number, size and mtime as the host has them when it reads the event (the kernel opens
+ * the file for it: a FUSE open, a getattr, a release).  Not FAN_CLOSE_WRITE: that comes for any
+ * close of a file opened for writing, written or not, and a record taken then would hold a host
+ * edit made just before.  A notice that finds a regular file exactly as recorded touches
+ * nothing: the box's watchers heard that write as it was made.  A host write after the box's
+ * changes the mtime (or the inode, for a save by rename) and is touched as before; the touch's
+ * own FAN_MODIFY is the init's, and records nothing.  Only what is watched is followed:
+ * measured under TCG, following every write in the workspace (a filesystem mark) doubled a `tar
+ * x` of 3,000 files (6-10 s to 11-16 s); with marks on watched inodes alone a write elsewhere
+ * costs nothing.  Events are read OWN_DELAY_MS after the first is queued, the kernel merging a
+ * file's repeated writes meanwhile, for OWN_SLICE_MS at a time (each is two FUSE round trips),
+ * and all of them, up to OWN_NOTICE_MS, before a notice's touches.  Limits: a watch not yet read
  * (the watches are read after a notice: a watcher that has just started) hears the first write's
- * echo; a host write landing between the box's close and the record (OWN_DELAY_MS and a FUSE
- * round trip) is taken for the box's and not reported; a directory's own echo stays (what the
- * box deleted or renamed away reports its directory, a directory it made is touched); a write
- * through a descriptor kept open or through mmap records nothing until the close; OWN_BITS
- * files are remembered, by inode number, and one pushed out by another comes back.
+ * echo; a host write landing between the box's write and the record (OWN_DELAY_MS at least,
+ * more in a burst) is taken for the box's and not reported, and so is a same-size host write
+ * within the host's timestamp tick after the box's (a few ms; a time of whole seconds, from a
+ * filesystem that may keep no finer, is not recorded at all); a directory's own echo stays
+ * (what the box deleted or renamed away reports its directory, a directory it made is touched);
+ * a write through mmap records nothing; OWN_BITS files are remembered, by inode number, and one
+ * pushed out by another comes back.
  *
  * Paths are resolved below the workspace mount only: openat2 with RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV for the directory, AT_SYMLINK_NOFOLLOW for the last
@@ -129,11 +135,16 @@ static uint64_t window_ms, touches; /* PID 1 has no threads */
 /* ---- the box's own writes (see the top) --------------------------------------------------- */
 
 #define OWN_BITS 12u  /* 4096 files remembered, by inode number (direct-mapped) */
-#define OWN_BATCH 64u /* events a read, each with a descriptor the kernel opened for us */
-#define OWN_READS 4u  /* reads a wake-up: the rest at the next */
-/* Events are read this long after the first is queued: the kernel merges a file's events
- * while they wait, so a file written again and again costs one record, not one each. */
+#define OWN_BATCH 16u /* events a read, each with a descriptor the kernel opened for us */
+/* Events are read this long after the first is queued: the kernel merges a file's events (of
+ * one process) while they wait, so a file written again and again costs one record, not one a
+ * write. */
 #define OWN_DELAY_MS 20u
+/* Time a reading may take: each event is a FUSE open and getattr (and a release), so a burst in
+ * a watched directory is read a slice at a time between the loop's other work; a notice's own
+ * reading may take longer, its echoes being what is at stake. */
+#define OWN_SLICE_MS 5u
+#define OWN_NOTICE_MS 50u
 
 struct own {
     uint64_t ino, size;
@@ -149,12 +160,15 @@ static struct own *own_slot(uint64_t ino) {
     return &own[(ino * 0x9e3779b97f4a7c15ull) >> (64 - OWN_BITS)];
 }
 
-/* The file at fd was closed after a write by the box: what the host has now is the box's. */
+/* The file at fd was written by the box: what the host has now is the box's.  A time of whole
+ * seconds may be a filesystem's that has no finer (a same-size host edit within the second would
+ * look the same): not recorded. */
 static void own_record(int fd) {
     const unsigned need = STATX_TYPE | STATX_INO | STATX_SIZE | STATX_MTIME;
     struct statx stx;
     if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_FORCE_SYNC, need, &stx) < 0 ||
-        (stx.stx_mask & need) != need || !S_ISREG(stx.stx_mode) || stx.stx_ino == 0)
+        (stx.stx_mask & need) != need || !S_ISREG(stx.stx_mode) || stx.stx_ino == 0 ||
+        stx.stx_mtime.tv_nsec == 0)
         return;
     *own_slot(stx.stx_ino) = (struct own){.ino = stx.stx_ino,
                                           .size = stx.stx_size,
@@ -164,7 +178,8 @@ static void own_record(int fd) {
 
 /* stx (the host's, just asked) is what the box's last write of that file left. */
 static bool own_match(const struct statx *stx) {
-    if (!own || !(stx->stx_mask & STATX_SIZE) || !(stx->stx_mask & STATX_MTIME)) return false;
+    const unsigned need = STATX_INO | STATX_SIZE | STATX_MTIME;
+    if (!own || (stx->stx_mask & need) != need || stx->stx_ino == 0) return false;
     const struct own *o = own_slot(stx->stx_ino);
     return o->ino == stx->stx_ino && o->size == stx->stx_size && o->sec == stx->stx_mtime.tv_sec &&
            o->nsec == stx->stx_mtime.tv_nsec;
@@ -172,7 +187,8 @@ static bool own_match(const struct statx *stx) {
 
 void watch_setup(struct agent *a) {
     if (!a->ws_path || own_fd >= 0) return;
-    /* O_NONBLOCK: a FIFO's open does not wait for a writer */
+    /* O_NONBLOCK: a FIFO's open does not wait for a writer (one waiting in its own open wakes,
+     * and gets EPIPE when we close: the box's own doing), nor a file's for a lease's break */
     own_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
                            O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_LARGEFILE);
     if (own_fd < 0) {
@@ -191,15 +207,18 @@ void watch_own_ready(struct agent *a) {
     own_due_ms = dbx_now_ms() + OWN_DELAY_MS;
 }
 
-/* The events queued: each write's file recorded. */
-static void own_read(void) {
+/* The events queued, for up to ms: each written file recorded.  What is left makes the
+ * descriptor ready again, and is read OWN_DELAY_MS later. */
+static void own_read(uint64_t ms) {
     own_due_ms = 0;
-    for (unsigned r = 0; own_fd >= 0 && r < OWN_READS; r++) {
+    const uint64_t end = dbx_now_ms() + ms;
+    const int self = getpid();
+    do {
         union {
             struct fanotify_event_metadata m;
             uint8_t b[OWN_BATCH * sizeof(struct fanotify_event_metadata)];
         } u;
-        ssize_t n = read(own_fd, u.b, sizeof(u.b));
+        ssize_t n = own_fd >= 0 ? read(own_fd, u.b, sizeof(u.b)) : 0;
         /* another error: an event whose descriptor could not be opened (the host refused the
          * open), dropped by the kernel; its echo comes, as without this */
         if (n < 0 && errno != EAGAIN) continue;
@@ -207,11 +226,15 @@ static void own_read(void) {
         for (struct fanotify_event_metadata *m = &u.m; FAN_EVENT_OK(m, n);
              m = FAN_EVENT_NEXT(m, n)) {
             if (m->fd < 0) continue; /* FAN_NOFD: the queue overflowed; those echoes come */
-            if (m->vers == FANOTIFY_METADATA_VERSION) own_record(m->fd);
+            /* our own touch raises FAN_MODIFY too: what it left is the host's (a host write
+             * landing before the record would be taken for the box's) */
+            if (m->vers == FANOTIFY_METADATA_VERSION && (m->mask & FAN_MODIFY) && m->pid != self)
+                own_record(m->fd);
             close(m->fd);
         }
-    }
+    } while (dbx_now_ms() < end);
 }
+
 static bool root_touched;
 
 static void expire_name(struct agent *a, int fd);
@@ -594,34 +617,49 @@ static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, s
 static struct mark *omarks;
 static size_t nomarks;
 
-/* fanotify_mark needs a descriptor fdget accepts, which an O_PATH one is not: its /proc name */
-static bool own_mark_change(struct agent *a, const struct mark *m, unsigned flags) {
+/* 0, or -errno.  fanotify_mark needs a descriptor fdget accepts, which an O_PATH one is not:
+ * its /proc name.  Evictable: the box's own watch keeps the inode while it matters, and a mark
+ * left over after it (until the next reading) does not (the flag is 5.19's; without it, plain). */
+static int own_mark_change(struct agent *a, const struct mark *m, unsigned flags) {
+    static unsigned evictable = FAN_MARK_EVICTABLE;
     _cleanup_close_ int fd = open_mark(a, m);
+    if (fd < 0) return -errno;
     char proc[32];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    return fd >= 0 &&
-           fanotify_mark(own_fd, flags, FAN_CLOSE_WRITE | FAN_EVENT_ON_CHILD, AT_FDCWD, proc) == 0;
+    const uint64_t mask = FAN_MODIFY | FAN_EVENT_ON_CHILD;
+    if (flags & FAN_MARK_ADD) {
+        if (fanotify_mark(own_fd, flags | evictable, mask, AT_FDCWD, proc) == 0) return 0;
+        if (errno != EINVAL || !evictable) return -errno;
+        evictable = 0;
+    }
+    return fanotify_mark(own_fd, flags, mask, AT_FDCWD, proc) == 0 ? 0 : -errno;
+}
+
+/* Unmarked, or gone (its inode, and the mark with it): no longer ours to remove. */
+static bool own_unmark(struct agent *a, const struct mark *m) {
+    int r = own_mark_change(a, m, FAN_MARK_REMOVE);
+    return r == 0 || r == -ENOENT || r == -ESTALE;
 }
 
 /* by: every watch, sorted by inode_cmp.  Marks what is newly watched, unmarks what no longer is. */
 static void own_marks_sync(struct agent *a, struct mark *const *by, size_t n) {
     if (own_fd < 0) return;
-    struct mark *keep = dbx_xcalloc(n ? n : 1, sizeof(*keep));
+    struct mark *keep = dbx_xcalloc(n + nomarks + 1, sizeof(*keep));
     size_t nk = 0, j = 0;
     for (size_t g = 0, e; g < n; g = e) {
         for (e = g + 1; e < n && inode_cmp(by[e], by[g]) == 0; e++)
             ;
-        while (j < nomarks && inode_cmp(&omarks[j], by[g]) < 0)
-            own_mark_change(a, &omarks[j++], FAN_MARK_REMOVE);
+        for (; j < nomarks && inode_cmp(&omarks[j], by[g]) < 0; j++)
+            if (!own_unmark(a, &omarks[j])) keep[nk++] = omarks[j]; /* again next time */
         if (j < nomarks && inode_cmp(&omarks[j], by[g]) == 0) {
             keep[nk++] = omarks[j++];
-        } else if (nk < OWN_MARKS_MAX && own_mark_change(a, by[g], FAN_MARK_ADD)) {
+        } else if (nk < OWN_MARKS_MAX && own_mark_change(a, by[g], FAN_MARK_ADD) == 0) {
             keep[nk] = *by[g];
             keep[nk++].path = NULL;
         }
     }
-    while (j < nomarks)
-        own_mark_change(a, &omarks[j++], FAN_MARK_REMOVE);
+    for (; j < nomarks; j++)
+        if (!own_unmark(a, &omarks[j])) keep[nk++] = omarks[j];
     free(omarks);
     omarks = keep;
     nomarks = nk;
@@ -785,7 +823,7 @@ int watch_timeout(struct agent *a, uint64_t now) {
 }
 
 void watch_tick(struct agent *a, uint64_t now) {
-    if (own_due_ms && now >= own_due_ms) own_read();
+    if (own_due_ms && now >= own_due_ms) own_read(OWN_SLICE_MS);
     if (!a->ws_path) return;
     if (read_due && now >= read_ms + READ_EVERY_MS) marks_read(a, now);
     if (check_all) marks_check_all(a);
@@ -800,7 +838,7 @@ void watch_on_changed(struct agent *a, const uint8_t *p, uint32_t n) {
         return;
     }
     if (a->setup == SETUP_DONE && a->ws_path) {
-        own_read(); /* the box's writes before this notice, whose events may wait */
+        own_read(OWN_NOTICE_MS); /* the box's writes before this notice, whose events may wait */
         _cleanup_close_ int ws = open(a->ws_path, O_PATH | O_DIRECTORY | O_CLOEXEC);
         uint64_t now = dbx_now_ms();
         if (now - window_ms >= 1000) {

@@ -155,6 +155,20 @@ assert_eq "CREATE MODIFY CLOSE_WRITE MODIFY CLOSE_WRITE" \
 echo host >>"$R/w/mine.txt" # and the host's edit of it still wakes the probe
 wait_line ' mine\.txt content=host$' 2000 >/dev/null ||
     fail "no event for a host edit of a file the box wrote: $(show "$(tail -n 5 "$LOG")")"
+# a box process that opens a file for writing and closes it unwritten (`: >>f`, an O_RDWR open
+# only read through) is no write of the box's: a host edit meanwhile still reaches the probe as
+# its modify (a record taken at such a close would have held the host's edit)
+echo 0 >"$R/w/rw.txt"
+wait_line ' rw\.txt content=0$' 2000 >/dev/null || fail "no event for rw.txt: $(show "$(tail -n 5 "$LOG")")"
+"$DEVBOX" exec -- sh -c 'end=$(($(date +%s) + 5)); while [ "$(date +%s)" -lt "$end" ]; do : >>w/rw.txt; done' \
+    </dev/null >/dev/null 2>&1 &
+OPENER=$!
+CLEANUP_HOOKS+=("kill $OPENER 2>/dev/null")
+sleep 2
+echo host >>"$R/w/rw.txt"
+wait_line ' MODIFY rw\.txt content=host$' 3000 >/dev/null ||
+    fail "no modify for a host edit of a file the box keeps opening: $(show "$(grep ' rw\.txt ' "$LOG" | sort | uniq -c)")"
+wait "$OPENER"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
 log "probe events: $(wc -l <"$LOG"): $(head -n 8 "$LOG" | tr '\n' ';')"

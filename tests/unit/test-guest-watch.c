@@ -158,21 +158,27 @@ static void test_name_below(void **state) {
 
 static void put(int dfd, const char *path, const char *text);
 
-static int64_t mtime_sec(int dfd, const char *name) {
+static int64_t mtime_ns(int dfd, const char *name) {
     struct stat st;
     assert_int_equal(fstatat(dfd, name, &st, 0), 0);
-    return st.st_mtim.tv_sec;
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
-/* mtime set to a second ago: within the 2 s a notice's touch moves to now */
+/* mtime set to half a second ago (never whole seconds): well within the 2 s a notice's touch
+ * moves to now */
 static void set_recent(int dfd, const char *name) {
-    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = time(NULL) - 1}};
+    struct timespec now;
+    assert_int_equal(clock_gettime(CLOCK_REALTIME, &now), 0);
+    int64_t t = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec - 500000000;
+    if (t % 1000000000 == 0) t++;
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                             {.tv_sec = t / 1000000000, .tv_nsec = t % 1000000000}};
     assert_int_equal(utimensat(dfd, name, ts, 0), 0);
 }
 
-/* what the box wrote is recorded as it closes; the notice of it touches nothing, a later change
- * (here a time set, as a host write would move it) is touched again, and a file that took the
- * record's slot makes it another's */
+/* what the box wrote is recorded; the notice of it touches nothing, a later change (here a time
+ * set, as a host write would move it) is touched again, and so is a file whose record's slot
+ * another took, a directory, and a file whose time was whole seconds when recorded */
 static void test_own_writes(void **state) {
     char root[] = "/tmp/dbx-test-own.XXXXXX";
     assert_non_null(mkdtemp(root));
@@ -182,51 +188,63 @@ static void test_own_writes(void **state) {
     own = dbx_xcalloc((size_t)1 << OWN_BITS, sizeof(*own));
     put(ws, "f", "one\n");
     set_recent(ws, "f");
-    int64_t t0 = mtime_sec(ws, "f");
+    int64_t t0 = mtime_ns(ws, "f");
     uint64_t ino = 0;
     /* not recorded: a notice touches it (to now) */
     assert_int_equal(touch(&a, ws, "f", &ino), 0);
-    assert_true(mtime_sec(ws, "f") > t0);
+    assert_true(mtime_ns(ws, "f") > t0);
     /* written by the box (recorded at its close): its notice leaves it alone */
     put(ws, "f", "two\n");
     set_recent(ws, "f");
-    t0 = mtime_sec(ws, "f");
+    t0 = mtime_ns(ws, "f");
     int fd = openat(ws, "f", O_RDONLY | O_CLOEXEC);
     assert_true(fd >= 0);
     own_record(fd);
     assert_int_equal(touch(&a, ws, "f", &ino), 0);
-    assert_int_equal(mtime_sec(ws, "f"), t0);
+    assert_int_equal(mtime_ns(ws, "f"), t0);
     assert_int_equal(touch(&a, ws, "f", &ino), 0); /* a second notice of the same write too */
-    assert_int_equal(mtime_sec(ws, "f"), t0);
+    assert_int_equal(mtime_ns(ws, "f"), t0);
     /* changed since (the host wrote it: another mtime): touched */
-    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_sec = t0, .tv_nsec = 1}};
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                             {.tv_sec = t0 / 1000000000, .tv_nsec = t0 % 1000000000 - 1}};
     assert_int_equal(utimensat(ws, "f", ts, 0), 0);
     assert_int_equal(touch(&a, ws, "f", &ino), 0);
-    assert_true(mtime_sec(ws, "f") > t0);
+    assert_true(mtime_ns(ws, "f") > t0);
     /* the same record, another size: touched */
     set_recent(ws, "f");
     own_record(fd);
     put(ws, "f", "three\n");
     set_recent(ws, "f");
-    t0 = mtime_sec(ws, "f");
+    t0 = mtime_ns(ws, "f");
     assert_int_equal(touch(&a, ws, "f", &ino), 0);
-    assert_true(mtime_sec(ws, "f") > t0);
+    assert_true(mtime_ns(ws, "f") > t0);
     /* a file whose inode takes the slot: f's record is gone */
     set_recent(ws, "f");
-    t0 = mtime_sec(ws, "f");
+    t0 = mtime_ns(ws, "f");
     own_record(fd);
     own_slot(ino)->ino = ino + 1;
     assert_int_equal(touch(&a, ws, "f", &ino), 0);
-    assert_true(mtime_sec(ws, "f") > t0);
+    assert_true(mtime_ns(ws, "f") > t0);
+    /* whole seconds: not recorded */
+    set_recent(ws, "f");
+    own_record(fd);
+    struct timespec whole[2] = {{.tv_nsec = UTIME_OMIT}, {0}};
+    assert_int_equal(clock_gettime(CLOCK_REALTIME, &whole[1]), 0);
+    whole[1].tv_nsec = 0; /* this second's start: less than 1 s ago */
+    assert_int_equal(utimensat(ws, "f", whole, 0), 0);
+    own_record(fd);
+    t0 = mtime_ns(ws, "f");
+    assert_int_equal(touch(&a, ws, "f", &ino), 0);
+    assert_true(mtime_ns(ws, "f") != t0);
     /* a directory is never the box's own write */
     assert_int_equal(mkdirat(ws, "d", 0755), 0);
     set_recent(ws, "d");
-    t0 = mtime_sec(ws, "d");
+    t0 = mtime_ns(ws, "d");
     int dfd = openat(ws, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     assert_true(dfd >= 0);
     own_record(dfd);
     assert_int_equal(touch(&a, ws, "d", &ino), 0);
-    assert_true(mtime_sec(ws, "d") > t0);
+    assert_true(mtime_ns(ws, "d") > t0);
     close(dfd);
     close(fd);
     close(ws);
