@@ -77,14 +77,17 @@
  * mtime to the notice's time.  So the init follows the box's writes where its watchers look:
  * each inode the box watches (read as below) is marked on a fanotify group of the init's own
  * (FAN_MODIFY, and for a directory its files'; the mark is the inode's, whichever mount a
- * command writes through), and for each write (a truncation too) the init records the file's
- * inode number, size and mtime as the host has them when it reads the event (the kernel opens
- * the file for it: a FUSE open, a getattr, a release).  Not FAN_CLOSE_WRITE: that comes for any
- * close of a file opened for writing, written or not, and a record taken then would hold a host
- * edit made just before.  A notice that finds a regular file exactly as recorded touches
- * nothing: the box's watchers heard that write as it was made.  A host write after the box's
- * changes the mtime (or the inode, for a save by rename) and is touched as before; the touch's
- * own FAN_MODIFY is the init's, and records nothing.  Only what is watched is followed:
+ * command writes through), and for each write the init records the file's inode number, size
+ * and mtime as the host has them when it reads the event (the kernel opens the file for it: a
+ * FUSE open, a getattr, a release).  Not FAN_CLOSE_WRITE: that comes for any close of a file
+ * opened for writing, written or not, and a record taken then would hold a host edit made just
+ * before.  A notice that finds a regular file exactly as recorded touches nothing: the box's
+ * watchers heard that write as it was made.  A host write after the box's changes the mtime
+ * (or the inode, for a save by rename) and is touched as before.  FAN_MODIFY comes for write,
+ * fallocate, copy_file_range and sendfile; not for a setattr (a truncation, our own touch),
+ * which reaches a group without file handles with no path (6.1), nor for splice, AIO or mmap
+ * writes, whose echoes still come.  File handles (FAN_REPORT_FID) would report entries too, but
+ * 6.1 refuses them on FUSE, whose filesystem id is zero.  Only what is watched is followed:
  * measured under TCG, following every write in the workspace (a filesystem mark) doubled a `tar
  * x` of 3,000 files (6-10 s to 11-16 s); with marks on watched inodes alone a write elsewhere
  * costs nothing.  Events are read OWN_DELAY_MS after the first is queued, the kernel merging a
@@ -96,8 +99,7 @@
  * within the host's timestamp tick after the box's (a few ms; a time of whole seconds, from a
  * filesystem that may keep no finer, is not recorded at all); a directory's own echo stays
  * (what the box deleted or renamed away reports its directory, a directory it made is touched);
- * a write through mmap records nothing; OWN_BITS files are remembered, by inode number, and one
- * pushed out by another comes back.
+ * OWN_BITS files are remembered, by inode number, and one pushed out by another comes back.
  *
  * Paths are resolved below the workspace mount only: openat2 with RESOLVE_BENEATH |
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV for the directory, AT_SYMLINK_NOFOLLOW for the last
@@ -134,15 +136,16 @@ static uint64_t window_ms, touches; /* PID 1 has no threads */
 
 /* ---- the box's own writes (see the top) --------------------------------------------------- */
 
-#define OWN_BITS 12u  /* 4096 files remembered, by inode number (direct-mapped) */
-#define OWN_BATCH 16u /* events a read, each with a descriptor the kernel opened for us */
+#define OWN_BITS 12u /* 4096 files remembered, by inode number (direct-mapped) */
+#define OWN_BATCH 8u /* events a read, each with a descriptor the kernel opened for us */
 /* Events are read this long after the first is queued: the kernel merges a file's events (of
  * one process) while they wait, so a file written again and again costs one record, not one a
  * write. */
 #define OWN_DELAY_MS 20u
-/* Time a reading may take: each event is a FUSE open and getattr (and a release), so a burst in
- * a watched directory is read a slice at a time between the loop's other work; a notice's own
- * reading may take longer, its echoes being what is at stake. */
+/* Time a reading may take (at least one read of OWN_BATCH, whose opens the kernel makes in the
+ * read itself): each event is a FUSE open and getattr (and a release), so a burst in a watched
+ * directory is read a slice at a time between the loop's other work; a notice's own reading may
+ * take longer, its echoes being what is at stake. */
 #define OWN_SLICE_MS 5u
 #define OWN_NOTICE_MS 50u
 
@@ -187,8 +190,8 @@ static bool own_match(const struct statx *stx) {
 
 void watch_setup(struct agent *a) {
     if (!a->ws_path || own_fd >= 0) return;
-    /* O_NONBLOCK: a FIFO's open does not wait for a writer (one waiting in its own open wakes,
-     * and gets EPIPE when we close: the box's own doing), nor a file's for a lease's break */
+    /* O_NONBLOCK: an event's open does not wait for a lease's break (it fails, and the event
+     * is dropped); a FIFO or device raises no event in this mode */
     own_fd = fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK,
                            O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_LARGEFILE);
     if (own_fd < 0) {
@@ -226,8 +229,8 @@ static void own_read(uint64_t ms) {
         for (struct fanotify_event_metadata *m = &u.m; FAN_EVENT_OK(m, n);
              m = FAN_EVENT_NEXT(m, n)) {
             if (m->fd < 0) continue; /* FAN_NOFD: the queue overflowed; those echoes come */
-            /* our own touch raises FAN_MODIFY too: what it left is the host's (a host write
-             * landing before the record would be taken for the box's) */
+            /* never the init's own: what its touch left is the host's (a setattr raises no
+             * event here today, see the top; this holds if that changes) */
             if (m->vers == FANOTIFY_METADATA_VERSION && (m->mask & FAN_MODIFY) && m->pid != self)
                 own_record(m->fd);
             close(m->fd);
@@ -612,45 +615,43 @@ static void marks_list(struct agent *a, unsigned long sdev, struct mark **out, s
 }
 
 /* The inodes the box watches, each marked on own_fd as well (sorted by inode_cmp; path NULL):
- * a write closed there is recorded (own_record), one elsewhere costs nothing. */
+ * a write there is recorded (own_record), one elsewhere costs nothing. */
 #define OWN_MARKS_MAX 8192u
 static struct mark *omarks;
 static size_t nomarks;
 
 /* 0, or -errno.  fanotify_mark needs a descriptor fdget accepts, which an O_PATH one is not:
- * its /proc name.  Evictable: the box's own watch keeps the inode while it matters, and a mark
- * left over after it (until the next reading) does not (the flag is 5.19's; without it, plain). */
+ * its /proc name.  Not evictable (FAN_MARK_EVICTABLE): a FUSE inode nobody holds is evicted at
+ * once and its node id freed, which virtiofsd gives to the next file looked up, so a mark gone
+ * with its inode would leave an entry here that names another inode; a plain mark pins its inode
+ * until the next reading removes it.  A removal first checks that the handle still leads to
+ * m's inode number (an inode whose mark died with it, a file the host deleted, frees its node
+ * id too). */
 static int own_mark_change(struct agent *a, const struct mark *m, unsigned flags) {
-    static unsigned evictable = FAN_MARK_EVICTABLE;
     _cleanup_close_ int fd = open_mark(a, m);
     if (fd < 0) return -errno;
+    struct statx stx;
+    if ((flags & FAN_MARK_REMOVE) &&
+        (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_INO, &stx) < 0 ||
+         stx.stx_ino != m->ino))
+        return -ESTALE;
     char proc[32];
     snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-    const uint64_t mask = FAN_MODIFY | FAN_EVENT_ON_CHILD;
-    if (flags & FAN_MARK_ADD) {
-        if (fanotify_mark(own_fd, flags | evictable, mask, AT_FDCWD, proc) == 0) return 0;
-        if (errno != EINVAL || !evictable) return -errno;
-        evictable = 0;
-    }
-    return fanotify_mark(own_fd, flags, mask, AT_FDCWD, proc) == 0 ? 0 : -errno;
-}
-
-/* Unmarked, or gone (its inode, and the mark with it): no longer ours to remove. */
-static bool own_unmark(struct agent *a, const struct mark *m) {
-    int r = own_mark_change(a, m, FAN_MARK_REMOVE);
-    return r == 0 || r == -ENOENT || r == -ESTALE;
+    return fanotify_mark(own_fd, flags, FAN_MODIFY | FAN_EVENT_ON_CHILD, AT_FDCWD, proc) == 0
+               ? 0
+               : -errno;
 }
 
 /* by: every watch, sorted by inode_cmp.  Marks what is newly watched, unmarks what no longer is. */
 static void own_marks_sync(struct agent *a, struct mark *const *by, size_t n) {
     if (own_fd < 0) return;
-    struct mark *keep = dbx_xcalloc(n + nomarks + 1, sizeof(*keep));
+    struct mark *keep = dbx_xcalloc(n ? n : 1, sizeof(*keep));
     size_t nk = 0, j = 0;
     for (size_t g = 0, e; g < n; g = e) {
         for (e = g + 1; e < n && inode_cmp(by[e], by[g]) == 0; e++)
             ;
-        for (; j < nomarks && inode_cmp(&omarks[j], by[g]) < 0; j++)
-            if (!own_unmark(a, &omarks[j])) keep[nk++] = omarks[j]; /* again next time */
+        for (; j < nomarks && inode_cmp(&omarks[j], by[g]) < 0; j++) /* failed: gone, or left */
+            own_mark_change(a, &omarks[j], FAN_MARK_REMOVE);
         if (j < nomarks && inode_cmp(&omarks[j], by[g]) == 0) {
             keep[nk++] = omarks[j++];
         } else if (nk < OWN_MARKS_MAX && own_mark_change(a, by[g], FAN_MARK_ADD) == 0) {
@@ -659,7 +660,7 @@ static void own_marks_sync(struct agent *a, struct mark *const *by, size_t n) {
         }
     }
     for (; j < nomarks; j++)
-        if (!own_unmark(a, &omarks[j])) keep[nk++] = omarks[j];
+        own_mark_change(a, &omarks[j], FAN_MARK_REMOVE);
     free(omarks);
     omarks = keep;
     nomarks = nk;

@@ -8,7 +8,8 @@
 # IGNORED, and a watcher that watches the path again (chokidar, TypeScript, the probe's -f
 # mode) reads the new content and hears the next replacement too: whether the box's name was
 # looked up within the last second (its dentry still valid) or not (expired), by rename, sed
-# -i, rm and create, and git checkout.
+# -i, rm and create, and git checkout.  And a watcher stopped and started again hears an edit
+# made in the box once (its notice raises nothing).
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -113,4 +114,37 @@ expect 1 '^ev MODIFY \. content=$' "an append to the renamed file" "$L2"
 assert_eq 1 "$(grep -c DELETE_SELF "$L2")" "DELETE_SELF lines after a rename elsewhere"
 kill "$P2" 2>/dev/null
 wait "$P2" 2>/dev/null
+
+# ---- a watcher restarted: an edit in the box after it reaches it once ------------------------
+# The init marks each watched inode to tell the box's own writes (their notices come back) from
+# the host's.  A watcher stopped and started again watches the same file: the box's next writes
+# must still be known as its own (a mark that went with an inode evicted at the stop, its node
+# id reused, would have been lost without a word).
+echo r0 >"$R/w/restart.js"
+L3=$TEST_TMP/w3.log
+"$DEVBOX" exec -- ./watch-probe -f w/restart.js 200 >"$L3" 2>&1 </dev/null &
+P3=$!
+CLEANUP_HOOKS+=("kill $P3 2>/dev/null")
+wait_until 60 grep -q '^ready' "$L3" || fail "the probe did not start: $(show "$(cat "$L3")")"
+echo r1 >>"$R/w/restart.js" # a notice: the box reads the watch and marks the file
+expect 1 '^ev MODIFY \. content=r1$' "a host append, first watcher" "$L3"
+sleep 1.5
+kill "$P3" 2>/dev/null
+wait "$P3" 2>/dev/null
+L4=$TEST_TMP/w4.log
+"$DEVBOX" exec -- ./watch-probe -f w/restart.js 200 >"$L4" 2>&1 </dev/null &
+P4=$!
+CLEANUP_HOOKS+=("kill $P4 2>/dev/null")
+wait_until 60 grep -q '^ready' "$L4" || fail "the probe did not start again: $(show "$(cat "$L4")")"
+echo r2 >>"$R/w/restart.js" # a notice: the box reads the new watch
+expect 1 '^ev MODIFY \. content=r2$' "a host append, watcher restarted" "$L4"
+sleep 1.5
+ok dbx exec -- sh -c 'echo r3 >>w/restart.js'
+echo r4 >"$R/w/barrier.js" # notices go out in order
+sleep 2
+assert_eq "MODIFY CLOSE_WRITE" \
+    "$(grep 'content=r3$' "$L4" | awk '{print $2}' | tr '\n' ' ' | sed 's/ $//')" \
+    "the restarted watcher's events for an append in the box"
+kill "$P4" 2>/dev/null
+wait "$P4" 2>/dev/null
 ok dbx stop

@@ -160,14 +160,17 @@ wait_line ' mine\.txt content=host$' 2000 >/dev/null ||
 # its modify (a record taken at such a close would have held the host's edit)
 echo 0 >"$R/w/rw.txt"
 wait_line ' rw\.txt content=0$' 2000 >/dev/null || fail "no event for rw.txt: $(show "$(tail -n 5 "$LOG")")"
-"$DEVBOX" exec -- sh -c 'end=$(($(date +%s) + 5)); while [ "$(date +%s)" -lt "$end" ]; do : >>w/rw.txt; done' \
+"$DEVBOX" exec -- sh -c 'end=$(($(date +%s) + 60))
+    while [ ! -e w/rw.stop ] && [ "$(date +%s)" -lt "$end" ]; do : >>w/rw.txt; done' \
     </dev/null >/dev/null 2>&1 &
 OPENER=$!
 CLEANUP_HOOKS+=("kill $OPENER 2>/dev/null")
-sleep 2
+wait_line ' CLOSE_WRITE rw\.txt ' 30000 >/dev/null || fail "the box's opener did not start"
+sleep 0.5
 echo host >>"$R/w/rw.txt"
 wait_line ' MODIFY rw\.txt content=host$' 3000 >/dev/null ||
     fail "no modify for a host edit of a file the box keeps opening: $(show "$(grep ' rw\.txt ' "$LOG" | sort | uniq -c)")"
+touch "$R/w/rw.stop"
 wait "$OPENER"
 kill "$PROBE" 2>/dev/null
 wait "$PROBE" 2>/dev/null
