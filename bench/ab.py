@@ -7,7 +7,8 @@ Each build gets a DEVBOX_HOME and a project of its own under a temporary directo
 e2e test image imported (build/cache/e2e-rootfs.tar unless --image).  Warm (the default): N
 `devbox exec true` each, alternating which goes first, with DEVBOX_EXEC_TIMING=1; prints p50
 and p90 of the client's wall time and the median of each timing phase.  --cold: N times stop
-then `devbox exec true`, and the median of the supervisor's boot steps.  make bench measures
+then `devbox exec true`, and the medians of the supervisor's boot steps and of the guest init's
+(its console's "boot: ready at" line, on the guest's clock).  make bench measures
 against floors; this measures a change, which on these noisy machines only interleaving shows.
 """
 import argparse
@@ -83,10 +84,9 @@ def main():
                       " ".join("%s %.2f" % (key, statistics.median(v))
                                for key, v in phases[k].items()))
             if a.cold:
-                with open(os.path.join(work, k, "h", "state", "projects",
-                                       os.listdir(os.path.join(work, k, "h", "state",
-                                                               "projects"))[0],
-                                       "supervisor.log"), errors="replace") as f:
+                pdir = os.path.join(work, k, "h", "state", "projects",
+                                    os.listdir(os.path.join(work, k, "h", "state", "projects"))[0])
+                with open(os.path.join(pdir, "supervisor.log"), errors="replace") as f:
                     ready = [l.split(" ms: ", 1)[1] for l in f if " ready (" in l and " ms: " in l]
                 steps = collections.defaultdict(list)
                 for l in ready[-a.runs:]:
@@ -94,6 +94,23 @@ def main():
                         steps[key].append(float(v))
                 print("  boot steps (median ms): " +
                       " ".join("%s %.1f" % (key, statistics.median(v)) for key, v in steps.items()))
+                # the guest's own marks (init-boot.c), on its clock: no host noise before the
+                # kernel runs
+                with open(os.path.join(pdir, "console.log"), errors="replace") as f:
+                    lines = [l for l in f if "boot: ready at " in l]
+                marks = collections.defaultdict(list)
+                for l in lines[-a.runs:]:
+                    m = re.search(r"ready at ([0-9.]+) ms: (.*) ms", l)
+                    if not m:
+                        continue
+                    marks["ready at"].append(float(m.group(1)))
+                    pairs = re.findall(r"([A-Za-z][A-Za-z ]*?) ([0-9.]+)(?:,|$)", m.group(2))
+                    for key, v in pairs:
+                        marks[key].append(float(v))
+                if marks:
+                    print("  guest boot (median ms): " +
+                          " ".join("%s %.1f" % (key, statistics.median(v))
+                                   for key, v in marks.items()))
     finally:
         for k in builds:
             subprocess.run([builds[k], "-C", os.path.join(work, k, "repo"), "stop"], env=env(k),

@@ -725,6 +725,59 @@ static void unlockp(int *fd) {
     }
 }
 
+/* The source version in a cache entry named after a key ("<version>-<12 hex digits>", a build,
+ * or that plus ".failed.log"), malloc'd; NULL for any other name. */
+char *vm_devkernel_entry_version(const char *name) {
+    static const char failed[] = ".failed.log";
+    size_t n = strlen(name), f = strlen(failed);
+    if (n > f && strcmp(name + n - f, failed) == 0) n -= f;
+    if (n < 14 || name[n - 13] != '-' || strspn(name + n - 12, "0123456789abcdef") != 12)
+        return NULL;
+    char *v = dbx_xstrndup(name, n - 13);
+    _cleanup_free_ char *k = vm_devkernel_key(v, "", 0); /* the version rules of a key */
+    if (!k) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* After a build of `version` (the installed source package's), under the cache's lock: the
+ * builds and failed logs of other source versions go.  No devbox on this machine can boot them
+ * again, since every one keys on the installed package (an upgrade replaces it), and each is a
+ * 21 MiB vmlinux, one per Debian kernel update.  Builds of this version with another fragment
+ * (another devbox's) stay.  A box that runs one holds its own copy of the kernel (or maps the
+ * file, which outlives its name).  What went is appended to the new build's log. */
+static void prune_old_versions(int cfd, const char *cache, const char *version, const char *key) {
+    int dfd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0) close(dfd);
+        return;
+    }
+    char **gone = NULL;
+    for (struct dirent *de; (de = readdir(d));) {
+        _cleanup_free_ char *v = vm_devkernel_entry_version(de->d_name);
+        if (v && strcmp(v, version) != 0) gone = dbx_strv_push(gone, de->d_name);
+    }
+    closedir(d);
+    _cleanup_free_ char *logp = dbx_xasprintf("%s/build.log", key);
+    _cleanup_close_ int log = openat(cfd, logp, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    for (size_t i = 0; gone && gone[i]; i++) {
+        struct stat st;
+        if (fstatat(cfd, gone[i], &st, AT_SYMLINK_NOFOLLOW) < 0) continue;
+        if (S_ISDIR(st.st_mode)) {
+            _cleanup_free_ char *p = dbx_xasprintf("%s/%s", cache, gone[i]);
+            rm_rf_quiet(p);
+        } else {
+            (void)unlinkat(cfd, gone[i], 0);
+        }
+        if (log >= 0 && faccessat(cfd, gone[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+            dprintf(log, "devbox: removed '%s' (source version other than %s)\n", gone[i], version);
+    }
+    dbx_strv_free(gone);
+}
+
 /* Under the cache's lock: 1 built, 0 there already, 2 busy or skipped, <0 error. */
 static int build_in_cache(const struct vm_devkernel_build_opts *o,
                           const struct vm_devkernel_status *st, const char *frag, size_t flen,
@@ -754,6 +807,7 @@ static int build_in_cache(const struct vm_devkernel_build_opts *o,
     if (o->skip_failed && faccessat(cfd, failed, F_OK, AT_SYMLINK_NOFOLLOW) == 0) return 2;
     clean_leftovers(st->cache);
     if (build_locked(o, cfd, st->cache, st, frag, flen, err) < 0) return -1;
+    prune_old_versions(cfd, st->cache, st->version, st->key);
     return 1;
 }
 
@@ -830,6 +884,7 @@ int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
         }
         (void)fsync(kfd);
     }
+    vm_initramfs_prune(kfd, name);
     ret->vmlinuz = dbx_xstrdup(st->vmlinux);
     ret->initramfs = dbx_xasprintf("%s/%s", kdir, name);
     ret->release = st->override ? dbx_xstrdup("devbox (DEVBOX_KERNEL_VMLINUX)")

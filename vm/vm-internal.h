@@ -140,6 +140,17 @@ int vm_initramfs_write(int out_fd, const char *init_path, const struct vm_initra
 int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
                            const struct vm_initramfs_module *mods, size_t n_mods, dbx_error **err);
 
+/* The initramfs files of a kernel directory (both kernels' kinds: one per init build, so one per
+ * devbox upgrade, each 1.7 MiB or more) that no start has used for VM_INITRAMFS_UNUSED_S are
+ * removed; a start rebuilds one in milliseconds if it needs it again.  Called under the kernel
+ * directory's lock once `keep` (a name in kfd) is chosen: its mtime is its last use, refreshed
+ * when older than VM_INITRAMFS_TOUCH_S, so a start of another devbox (another init) whose file
+ * was chosen just before never sees it go.  Only regular files named as ours; errors are
+ * ignored (what stays is retried at the next start). */
+#define VM_INITRAMFS_UNUSED_S (24 * 3600)
+#define VM_INITRAMFS_TOUCH_S 3600
+void vm_initramfs_prune(int kfd, const char *keep);
+
 /* ---- QEMU (vm-qemu.c) ------------------------------------------------------------------- */
 
 /* Host TSC frequency in kHz (measured once against CLOCK_MONOTONIC, from
@@ -192,3 +203,7 @@ void vm_passt_filter_free(struct vm_passt_filter *f);
  * the tarball changed.  NULL: no tarball, or query() had no answer. */
 char *vm_devkernel_source_version_cached(const char *tarball, const char *cache,
                                          char *(*query)(void));
+/* vm-devkernel.c: the source version a kernel cache entry's name holds ("<version>-<12 hex>",
+ * a build, or that plus ".failed.log"), malloc'd, or NULL for any other name (lock,
+ * source-version, .build-*). */
+char *vm_devkernel_entry_version(const char *name);

@@ -7,7 +7,9 @@
  *   <release>/vmlinuz
  *   <release>/modules/NAME.ko    only the modules the guest loads
  *   <release>/modules.order      their file names, dependencies first
- *   initramfs-<sha256>.cpio      keyed by a hash of init + modules (a rebuilt init gets a new one)
+ *   initramfs-<sha256>.cpio      keyed by a hash of init + modules (a rebuilt init gets a new one;
+ *                                one no start used for a day goes: vm_initramfs_prune)
+ *   devbox-initramfs-<sha256>.cpio  the devbox kernel's (vm-devkernel.c), likewise
  *   .fetch-XXXXXX                work directories; leftovers of a killed run are removed */
 #include "vm-internal.h"
 
@@ -570,6 +572,40 @@ static int ensure_initramfs(int kfd, const char *kdir, const char *release, cons
     return 0;
 }
 
+/* An initramfs name of ours: PREFIX + 64 lowercase hex digits + ".cpio". */
+static bool initramfs_name(const char *name) {
+    static const char *const prefixes[] = {"initramfs-", "devbox-initramfs-"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(prefixes); i++) {
+        if (!dbx_str_has_prefix(name, prefixes[i])) continue;
+        const char *h = name + strlen(prefixes[i]);
+        if (strspn(h, "0123456789abcdef") == 64 && strcmp(h + 64, ".cpio") == 0) return true;
+    }
+    return false;
+}
+
+void vm_initramfs_prune(int kfd, const char *keep) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct stat st;
+    if (fstatat(kfd, keep, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_mtim.tv_sec < now.tv_sec - VM_INITRAMFS_TOUCH_S)
+        (void)utimensat(kfd, keep, NULL, AT_SYMLINK_NOFOLLOW);
+    int dfd = openat(kfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0) close(dfd);
+        return;
+    }
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!initramfs_name(de->d_name) || strcmp(de->d_name, keep) == 0) continue;
+        if (fstatat(kfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode) ||
+            st.st_mtim.tv_sec > now.tv_sec - VM_INITRAMFS_UNUSED_S)
+            continue;
+        (void)unlinkat(kfd, de->d_name, 0);
+    }
+    closedir(d);
+}
+
 /* ---- public ----------------------------------------------------------------------------- */
 
 static void unlockp(int *fd) {
@@ -597,6 +633,7 @@ int vm_kernel_ensure(const char *kernel_dir, const char *init_path, struct vm_ke
     if (choose_release(kfd, kdir, &release, err) < 0) return -1;
     _cleanup_free_ char *initramfs = NULL;
     if (ensure_initramfs(kfd, kdir, release, init_path, &initramfs, err) < 0) return -1;
+    vm_initramfs_prune(kfd, strrchr(initramfs, '/') + 1);
     ret->vmlinuz = dbx_xasprintf("%s/%s/vmlinuz", kdir, release);
     ret->initramfs = TAKE_PTR(initramfs);
     ret->release = TAKE_PTR(release);

@@ -25,7 +25,8 @@ struct vm_kernel {
  * dependencies from `modinfo -F depends` (net_failover, failover), in dependency order) listed
  * in /modules.order.  A release unpacked by an older devbox for a different module list is
  * unpacked again.  The initramfs is
- * cached by a hash of its inputs, so a rebuilt init gets a new one.  Concurrent callers are
+ * cached by a hash of its inputs, so a rebuilt init gets a new one; one that no start has used
+ * for a day is removed (vm_initramfs_prune: both kernels' kinds).  Concurrent callers are
  * serialized with flock on kernel_dir/lock.  DEVBOX_KERNEL_DEB=path.deb uses a local package
  * instead of downloading.  On success fills *ret (caller frees with vm_kernel_clear). */
 int vm_kernel_ensure(const char *kernel_dir, const char *init_path, struct vm_kernel *ret,
@@ -352,6 +353,8 @@ char **vm_apt_hosts(const char *etc_apt);
  *   <key>/build.log       make's output
  *   <key>/info            "version=", "seconds=" (build time), "built=" (unix time), "jobs="
  *   <key>.failed.log      the log of the last failed build of key (gone after a success)
+ *   (a successful build removes the builds and logs of other source versions: dead, since
+ *   every devbox keys on the installed package)
  *   .build-XXXXXX/        a build in progress (source tree, objects); a killed build's is
  *                         removed by the next builder under the lock */
 #define VM_DEVKERNEL_PACKAGE "linux-source-6.1"
@@ -443,7 +446,8 @@ int vm_devkernel_build(const struct vm_devkernel_build_opts *o, struct vm_devker
  * init_path as /init, /dev/console and an empty /modules.order: the init must live outside the
  * box's writable disk (a box root could otherwise replace its own PID 1 for the next boot), and
  * the kernel loads no modules.  Cached as devbox-initramfs-<sha256 of init>.cpio under
- * kernel_dir/lock.  release = "devbox " + key. */
+ * kernel_dir/lock; the other initramfs files no start has used for a day (one per devbox
+ * upgrade) are removed then.  release = "devbox " + key. */
 int vm_devkernel_ensure(const char *kernel_dir, const char *init_path,
                         const struct vm_devkernel_status *st, struct vm_kernel *ret,
                         dbx_error **err);

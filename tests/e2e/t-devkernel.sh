@@ -6,6 +6,7 @@
 # the running QEMU holds none of the kernel's file (not the shared vmlinux either), the initramfs
 # likewise (a copy of its own, freed), and the initramfs holds only the init (plus /dev/console
 # and an empty modules.order): the box's own disk can never replace its PID 1.
+# Initramfs files unused for a day are removed at a start, the one in use marked used.
 . "$(dirname "$0")/lib.sh"
 
 export DEVBOX_KERNEL=devbox
@@ -70,3 +71,20 @@ PY
 )
 assert_eq "dev dev/console init lib lib/modules modules.order newroot proc sys " "$entries" \
     "the devbox kernel's initramfs"
+
+# initramfs files no start has used for a day go at the next start (one per devbox upgrade,
+# either kernel's kind); younger ones, and the one this start uses, stay
+kdir=$DEVBOX_HOME/data/kernel
+old1=$kdir/devbox-initramfs-$(printf '%064d' 1).cpio
+old2=$kdir/initramfs-$(printf '%064d' 2).cpio
+young=$kdir/devbox-initramfs-$(printf '%064d' 3).cpio
+for f in "$old1" "$old2" "$young"; do cp "$initrd" "$f"; done
+touch -d '2 days ago' "$old1" "$old2" "$initrd"
+touch -d '20 hours ago' "$young"
+ok dbx stop
+ok dbx exec -- true
+[ ! -e "$old1" ] || fail "an initramfs unused for 2 days stayed: $old1"
+[ ! -e "$old2" ] || fail "a Debian kernel's initramfs unused for 2 days stayed: $old2"
+assert_file "$young"
+assert_file "$initrd"
+[ "$(( $(date +%s) - $(stat -c %Y "$initrd") ))" -lt 3600 ] || fail "the initramfs in use was not marked as used"

@@ -7,7 +7,9 @@
 # lock), status "building" meanwhile; a failing build leaves nothing installed, names its step
 # and keeps its log; and a supervisor that boots Debian's kernel because the devbox kernel is
 # missing builds it in the background without making the exec wait, unless config.ini says
-# [box] kernel_autobuild = false.
+# [box] kernel_autobuild = false (that start also removes an initramfs unused for a day); a
+# build for an upgraded source package removes the older version's builds and failed logs, and
+# names them in its log.
 . "$(dirname "$0")/lib.sh"
 
 json() { json_get "$1" "$2"; }
@@ -93,8 +95,14 @@ cd "$R" || fail "cd $R"
 mkdir -p "$DEVBOX_HOME/config"
 printf '[box]\nkernel_autobuild = false\n' >"$DEVBOX_HOME/config/config.ini"
 export DEVBOX_KERNEL=auto DEVBOX_KERNEL_TEST_DELAY=2
+# an initramfs no start has used for a day goes at a start of Debian's kernel too
+mkdir -p "$DEVBOX_HOME/data/kernel"
+stale=$DEVBOX_HOME/data/kernel/initramfs-$(printf '%064d' 7).cpio
+echo stale >"$stale"
+touch -d '2 days ago' "$stale"
 ok dbx exec -- uname -r
 assert_match "$OUT" 'cloud-amd64$' "the kernel booted while the devbox kernel is missing"
+[ ! -e "$stale" ] || fail "a start of Debian's kernel left an initramfs unused for 2 days"
 ok dbx stop
 [ ! -e "$DEVBOX_KERNEL_CACHE/$key3" ] || fail "kernel_autobuild = false: a build happened anyway"
 rm "$DEVBOX_HOME/config/config.ini"
@@ -106,3 +114,20 @@ grep -q "building it in the background" "$DEVBOX_HOME"/state/projects/*/supervis
     fail "the supervisor log does not mention the background build"
 # the next boot takes it (the fake vmlinux would not boot: only check the choice is made)
 ok dbx stop
+
+# ---- an upgraded source package: its build removes the older version's builds and logs -----
+# (no devbox here can boot them again: each keys on the installed package)
+wait_until 60 sh -c "! '$DEVBOX' kernel status | grep -q building" || fail "the background build never ended"
+printf 'CONFIG_TEST_C=y\n' >"$DEVBOX_KERNEL_CONFIG"
+export DEVBOX_KERNEL_TEST_VERSION=6.1.0-test2
+ok dbx kernel status --json
+key4=$(json "$OUT" 'j["key"]')
+assert_eq absent "$(json "$OUT" 'j["state"]')" "state after the source package changed"
+ok dbx kernel build
+assert_contains "$OUT" "built the devbox kernel: $DEVBOX_KERNEL_CACHE/$key4/vmlinux"
+for old in "$key" "$key3" "$key2.failed.log"; do
+    [ ! -e "$DEVBOX_KERNEL_CACHE/$old" ] || fail "the build of 6.1.0-test2 left $old"
+    grep -qF "devbox: removed '$old' (source version other than 6.1.0-test2)" \
+        "$DEVBOX_KERNEL_CACHE/$key4/build.log" || fail "the build log does not name $old"
+done
+assert_file "$DEVBOX_KERNEL_CACHE/lock"

@@ -1,7 +1,8 @@
 /* tests/unit/test-vm-devkernel.c: the devbox kernel's key, cache choice (root vs user, env), the
  * system cache's trust rule, the fragment-vs-.config check, kernel selection, and the build's
- * install path (lock, atomic rename, failure leaves nothing) with the test knob that copies a
- * file instead of compiling.  The real compile runs in `devbox kernel build` (README). */
+ * install path (lock, atomic rename, failure leaves nothing, older source versions' builds
+ * removed) with the test knob that copies a file instead of compiling, and the initramfs files
+ * a start keeps and removes.  The real compile runs in `devbox kernel build` (README). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -360,6 +361,102 @@ static void test_build_busy(void **state) {
     assert_int_equal(vm_devkernel_build(&o, NULL, &err), 1);
 }
 
+/* A successful build removes the builds and failed logs of other source versions (dead: every
+ * devbox keys on the installed package) and says so in its log; builds of its own version with
+ * another fragment, names that are no key, and what a symbolic link points to stay. */
+static void test_build_prunes_old_versions(void **state) {
+    _cleanup_free_ char *cache = cache_setup("kc4", "CONFIG_D=y\n");
+    _cleanup_free_ char *src = path_in("vmlinux-kc4");
+    test_write_file(src, "kernel", 0600);
+    setenv("DEVBOX_KERNEL_TEST_VMLINUX", src, 1);
+    struct vm_devkernel_build_opts o = {.wait = true};
+    struct vm_devkernel_status st = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_build(&o, &st, &err), 1);
+    _cleanup_free_ char *old_key = dbx_xstrdup(st.key);
+    vm_devkernel_status_clear(&st);
+    /* an older version's failed log, a build of a version reached by a link, names of others */
+    _cleanup_free_ char *flog = dbx_xasprintf("%s/6.1.0-9-bbbbbbbbbbbb.failed.log", cache);
+    test_write_file(flog, "log", 0644);
+    _cleanup_free_ char *outside = path_in("kc4-outside");
+    assert_int_equal(mkdir(outside, 0755), 0);
+    _cleanup_free_ char *outside_file = dbx_xasprintf("%s/vmlinux", outside);
+    test_write_file(outside_file, "keep", 0644);
+    _cleanup_free_ char *link = dbx_xasprintf("%s/6.1.0-8-dddddddddddd", cache);
+    assert_int_equal(symlink(outside, link), 0);
+    static const char *const others[] = {"notakey", "6.1.2-1-ABCDEFabcdef", "6.1.2-1-aaaaaaaaaaa"};
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(others); i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", cache, others[i]);
+        assert_int_equal(mkdir(p, 0755), 0);
+    }
+    /* the new version's build with another devbox's fragment */
+    _cleanup_free_ char *same = dbx_xasprintf("%s/6.1.2-1-aaaaaaaaaaaa", cache);
+    assert_int_equal(mkdir(same, 0755), 0);
+    _cleanup_free_ char *same_vm = dbx_xasprintf("%s/vmlinux", same);
+    test_write_file(same_vm, "other fragment", 0644);
+
+    setenv("DEVBOX_KERNEL_TEST_VERSION", "6.1.2-1", 1); /* the source package upgraded */
+    assert_int_equal(vm_devkernel_build(&o, &st, &err), 1);
+    assert_int_equal(st.state, VM_DEVKERNEL_READY);
+    _cleanup_free_ char *new_key = dbx_xstrdup(st.key);
+    vm_devkernel_status_clear(&st);
+    _cleanup_free_ char *oldp = dbx_xasprintf("%s/%s", cache, old_key);
+    struct stat sb;
+    assert_int_equal(lstat(oldp, &sb), -1);
+    assert_int_equal(lstat(flog, &sb), -1);
+    assert_int_equal(lstat(link, &sb), -1);
+    assert_int_equal(stat(outside_file, &sb), 0);
+    assert_int_equal(stat(same_vm, &sb), 0);
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(others); i++) {
+        _cleanup_free_ char *p = dbx_xasprintf("%s/%s", cache, others[i]);
+        assert_int_equal(stat(p, &sb), 0);
+    }
+    _cleanup_free_ char *lockp = dbx_xasprintf("%s/lock", cache);
+    assert_int_equal(stat(lockp, &sb), 0);
+    _cleanup_free_ char *logp = dbx_xasprintf("%s/%s/build.log", cache, new_key);
+    _cleanup_free_ char *logtext = NULL;
+    assert_int_equal(dbx_read_file_at(AT_FDCWD, logp, 1 << 20, &logtext, NULL, &err), 0);
+    _cleanup_free_ char *said = dbx_xasprintf("devbox: removed '%s' (source version other than "
+                                              "6.1.2-1)\n",
+                                              old_key);
+    assert_non_null(strstr(logtext, said));
+    assert_non_null(strstr(logtext, "removed '6.1.0-9-bbbbbbbbbbbb.failed.log'"));
+    assert_null(strstr(logtext, "aaaaaaaaaaaa"));
+    /* nothing to build: nothing removed either (the new build's log unchanged) */
+    assert_int_equal(vm_devkernel_build(&o, NULL, &err), 0);
+}
+
+static void test_entry_version(void **state) {
+    static const struct {
+        const char *name, *version;
+    } cases[] = {
+        {"6.1.192-3-0123456789ab", "6.1.192-3"},
+        {"6.1.192-3-0123456789ab.failed.log", "6.1.192-3"},
+        {"6.1.0-test1-abcdefabcdef", "6.1.0-test1"},
+        {"1-000000000000", "1"},
+        {"6.1-0123456789AB", NULL},   /* upper case: not sha256 hex as we write it */
+        {"6.1-0123456789a", NULL},    /* 11 digits */
+        {"-0123456789ab", NULL},      /* no version */
+        {".x-0123456789ab", NULL},    /* a version may not start with '.' */
+        {"6.1 x-0123456789ab", NULL}, /* nor hold a space */
+        {"6.1-0123456789ab.log", NULL},
+        {"lock", NULL},
+        {"source-version", NULL},
+        {".build-abc123", NULL},
+        {".failed.log", NULL},
+    };
+    for (size_t i = 0; i < DBX_ARRAY_SIZE(cases); i++) {
+        _cleanup_free_ char *v = vm_devkernel_entry_version(cases[i].name);
+        if (!cases[i].version) {
+            if (v) fail_msg("'%s': got '%s', wanted none", cases[i].name, v);
+        } else {
+            if (!v || strcmp(v, cases[i].version) != 0)
+                fail_msg("'%s': got '%s', wanted '%s'", cases[i].name, v ? v : "(none)",
+                         cases[i].version);
+        }
+    }
+}
+
 static void test_override(void **state) {
     setenv("DEVBOX_KERNEL_VMLINUX", "/bin/true", 1);
     struct vm_devkernel_status st = {0};
@@ -409,6 +506,76 @@ static void test_ensure_initramfs(void **state) {
     vm_kernel_clear(&k2);
     st.state = VM_DEVKERNEL_ABSENT;
     assert_true(vm_devkernel_ensure(kdir, init, &st, &k, &err) < 0);
+}
+
+static void set_age(const char *path, time_t seconds_ago) {
+    struct timespec t[2] = {{.tv_sec = time(NULL) - seconds_ago},
+                            {.tv_sec = time(NULL) - seconds_ago}};
+    assert_int_equal(utimensat(AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static time_t age_of(const char *path) {
+    struct stat sb;
+    assert_int_equal(lstat(path, &sb), 0);
+    return time(NULL) - sb.st_mtime;
+}
+
+/* A start removes the initramfs files (either kernel's) no start has used for a day, one per
+ * devbox upgrade, and marks its own as used; files of other names, links and younger files
+ * stay. */
+static void test_ensure_prunes_initramfs(void **state) {
+    _cleanup_free_ char *kdir = path_in("home-kernel-prune");
+    _cleanup_free_ char *init = path_in("init-prune");
+    test_write_file(init, "#!init prune", 0755);
+    struct vm_devkernel_status st = {.state = VM_DEVKERNEL_READY, .key = "k", .vmlinux = "/vm"};
+    struct vm_kernel k = {0};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_int_equal(vm_devkernel_ensure(kdir, init, &st, &k, &err), 0);
+    char h64[65];
+    memset(h64, 'a', 64);
+    h64[64] = '\0';
+    _cleanup_free_ char *old_devbox = dbx_xasprintf("%s/devbox-initramfs-%s.cpio", kdir, h64);
+    memset(h64, 'b', 64);
+    _cleanup_free_ char *old_debian = dbx_xasprintf("%s/initramfs-%s.cpio", kdir, h64);
+    memset(h64, 'c', 64);
+    _cleanup_free_ char *young = dbx_xasprintf("%s/initramfs-%s.cpio", kdir, h64);
+    memset(h64, 'd', 64);
+    _cleanup_free_ char *link = dbx_xasprintf("%s/initramfs-%s.cpio", kdir, h64);
+    _cleanup_free_ char *short_name = dbx_xasprintf("%s/initramfs-abc.cpio", kdir);
+    _cleanup_free_ char *other = dbx_xasprintf("%s/notes.cpio", kdir);
+    test_write_file(old_devbox, "x", 0644);
+    test_write_file(old_debian, "x", 0644);
+    test_write_file(young, "x", 0644);
+    test_write_file(short_name, "x", 0644);
+    test_write_file(other, "x", 0644);
+    assert_int_equal(symlink(init, link), 0);
+    set_age(old_devbox, 2 * 86400);
+    set_age(old_debian, 86400 + 60);
+    set_age(young, 86400 - 600);
+    set_age(short_name, 10 * 86400);
+    set_age(other, 10 * 86400);
+    set_age(link, 10 * 86400);
+    set_age(k.initramfs, 3 * 86400); /* ours, last used long ago */
+    struct vm_kernel k2 = {0};
+    assert_int_equal(vm_devkernel_ensure(kdir, init, &st, &k2, &err), 0);
+    assert_string_equal(k.initramfs, k2.initramfs);
+    struct stat sb;
+    assert_int_equal(stat(k2.initramfs, &sb), 0);
+    assert_true(age_of(k2.initramfs) < 60); /* marked as used now */
+    assert_int_equal(lstat(old_devbox, &sb), -1);
+    assert_int_equal(lstat(old_debian, &sb), -1);
+    assert_int_equal(lstat(young, &sb), 0);
+    assert_int_equal(lstat(short_name, &sb), 0);
+    assert_int_equal(lstat(other, &sb), 0);
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_int_equal(stat(init, &sb), 0);
+    /* used within the hour: its time is left alone (no write at every start) */
+    set_age(k2.initramfs, 1800);
+    vm_kernel_clear(&k2);
+    assert_int_equal(vm_devkernel_ensure(kdir, init, &st, &k2, &err), 0);
+    assert_true(age_of(k2.initramfs) >= 1800);
+    vm_kernel_clear(&k);
+    vm_kernel_clear(&k2);
 }
 
 /* The source version is asked of dpkg once per tarball: a second boot reads the cache; a new
@@ -484,6 +651,9 @@ int main(void) {
         cmocka_unit_test_setup(test_build_busy, each),
         cmocka_unit_test_setup(test_override, each),
         cmocka_unit_test_setup(test_ensure_initramfs, each),
+        cmocka_unit_test_setup(test_ensure_prunes_initramfs, each),
+        cmocka_unit_test_setup(test_build_prunes_old_versions, each),
+        cmocka_unit_test_setup(test_entry_version, each),
         cmocka_unit_test_setup(test_source_version_cached, each),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
