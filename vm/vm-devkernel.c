@@ -743,11 +743,14 @@ char *vm_devkernel_entry_version(const char *name) {
 }
 
 /* After a build of `version` (the installed source package's), under the cache's lock: the
- * builds and failed logs of other source versions go.  No devbox on this machine can boot them
- * again, since every one keys on the installed package (an upgrade replaces it), and each is a
- * 21 MiB vmlinux, one per Debian kernel update.  Builds of this version with another fragment
- * (another devbox's) stay.  A box that runs one holds its own copy of the kernel (or maps the
- * file, which outlives its name).  What went is appended to the new build's log. */
+ * builds and failed logs of other source versions go, but for the newest other build.  No
+ * devbox on this machine boots those again once it has chosen its kernel, since every one keys
+ * on the installed package (an upgrade replaces it), and each is a 21 MiB vmlinux, one per
+ * Debian kernel update.  The newest other one stays for a start that chose it before the
+ * upgrade and opens it again for its box's boot after a long [setup] (a box that runs holds its
+ * own copy, or maps the file, which outlives its name), and for a cache shared by two machines
+ * a version apart.  Builds of this version with another fragment (another devbox's) stay.
+ * What went is appended to the new build's log. */
 static void prune_old_versions(int cfd, const char *cache, const char *version, const char *key) {
     int dfd = openat(cfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -756,9 +759,24 @@ static void prune_old_versions(int cfd, const char *cache, const char *version, 
         return;
     }
     char **gone = NULL;
+    _cleanup_free_ char *newest = NULL; /* the newest other version's build, kept */
+    struct timespec newest_t = {0};
     for (struct dirent *de; (de = readdir(d));) {
         _cleanup_free_ char *v = vm_devkernel_entry_version(de->d_name);
-        if (v && strcmp(v, version) != 0) gone = dbx_strv_push(gone, de->d_name);
+        struct stat st;
+        if (!v || strcmp(v, version) == 0 || fstatat(cfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        /* a build is a directory; its mtime is its build's end (vmlinux renamed in last) */
+        if (S_ISDIR(st.st_mode) &&
+            (!newest || st.st_mtim.tv_sec > newest_t.tv_sec ||
+             (st.st_mtim.tv_sec == newest_t.tv_sec && st.st_mtim.tv_nsec > newest_t.tv_nsec))) {
+            if (newest) gone = dbx_strv_push(gone, newest);
+            free(newest);
+            newest = dbx_xstrdup(de->d_name);
+            newest_t = st.st_mtim;
+            continue;
+        }
+        gone = dbx_strv_push(gone, de->d_name);
     }
     closedir(d);
     _cleanup_free_ char *logp = dbx_xasprintf("%s/build.log", key);
@@ -775,7 +793,16 @@ static void prune_old_versions(int cfd, const char *cache, const char *version, 
         if (log >= 0 && faccessat(cfd, gone[i], F_OK, AT_SYMLINK_NOFOLLOW) < 0)
             dprintf(log, "devbox: removed '%s' (source version other than %s)\n", gone[i], version);
     }
+    if (log >= 0 && newest)
+        dprintf(log, "devbox: kept '%s' (the newest build of another source version)\n", newest);
     dbx_strv_free(gone);
+}
+
+/* May a build of st's key prune the others?  Not when the installed package changed while it
+ * waited for the lock: its key is then the dead one. */
+static bool may_prune(const struct vm_devkernel_status *st) {
+    _cleanup_free_ char *now = source_version(st->cache);
+    return now && strcmp(now, st->version) == 0;
 }
 
 /* Under the cache's lock: 1 built, 0 there already, 2 busy or skipped, <0 error. */
@@ -807,7 +834,7 @@ static int build_in_cache(const struct vm_devkernel_build_opts *o,
     if (o->skip_failed && faccessat(cfd, failed, F_OK, AT_SYMLINK_NOFOLLOW) == 0) return 2;
     clean_leftovers(st->cache);
     if (build_locked(o, cfd, st->cache, st, frag, flen, err) < 0) return -1;
-    prune_old_versions(cfd, st->cache, st->version, st->key);
+    if (may_prune(st)) prune_old_versions(cfd, st->cache, st->version, st->key);
     return 1;
 }
 
@@ -817,8 +844,15 @@ int vm_devkernel_build(const struct vm_devkernel_build_opts *o, struct vm_devker
     _cleanup_free_ char *frag = NULL;
     size_t flen = 0;
     if (status_full(&st, &frag, &flen, err) < 0) return -1;
+    const char *cache_env = getenv("DEVBOX_KERNEL_CACHE");
     int r = 0;
-    if (st.override || st.state == VM_DEVKERNEL_READY)
+    /* the knob's fake kernel (and its made-up version, which would prune the real builds)
+     * never goes into a cache the test did not name: as root that is the machine's */
+    if (test_mode() && !st.override && !(cache_env && *cache_env))
+        r = dbx_error_set(err, 0,
+                          "DEVBOX_KERNEL_TEST_VMLINUX needs DEVBOX_KERNEL_CACHE (a cache "
+                          "of the test's own)");
+    else if (st.override || st.state == VM_DEVKERNEL_READY)
         r = 0;
     else if (!st.source_installed)
         r = dbx_error_set(err, 0,

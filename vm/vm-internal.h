@@ -144,9 +144,11 @@ int vm_initramfs_write_mem(int out_fd, const void *init, size_t init_len,
  * devbox upgrade, each 1.7 MiB or more) that no start has used for VM_INITRAMFS_UNUSED_S are
  * removed; a start rebuilds one in milliseconds if it needs it again.  Called under the kernel
  * directory's lock once `keep` (a name in kfd) is chosen: its mtime is its last use, refreshed
- * when older than VM_INITRAMFS_TOUCH_S, so a start of another devbox (another init) whose file
- * was chosen just before never sees it go.  Only regular files named as ours; errors are
- * ignored (what stays is retried at the next start). */
+ * when older than VM_INITRAMFS_TOUCH_S, so a start of another devbox (another init) that chose
+ * its file and opens it again for each boot (its [setup]'s, then its box's) has 23 hours before
+ * it could go.  A devbox older than this marks nothing: its file, a day old, may go between its
+ * choice and its copy (milliseconds), failing that start.  Only regular files named as ours;
+ * errors are ignored (what stays is tried at the next start). */
 #define VM_INITRAMFS_UNUSED_S (24 * 3600)
 #define VM_INITRAMFS_TOUCH_S 3600
 void vm_initramfs_prune(int kfd, const char *keep);

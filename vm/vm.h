@@ -353,8 +353,8 @@ char **vm_apt_hosts(const char *etc_apt);
  *   <key>/build.log       make's output
  *   <key>/info            "version=", "seconds=" (build time), "built=" (unix time), "jobs="
  *   <key>.failed.log      the log of the last failed build of key (gone after a success)
- *   (a successful build removes the builds and logs of other source versions: dead, since
- *   every devbox keys on the installed package)
+ *   (a successful build removes the builds and failed logs of other source versions but the
+ *   newest other build: every devbox keys on the installed package)
  *   .build-XXXXXX/        a build in progress (source tree, objects); a killed build's is
  *                         removed by the next builder under the lock */
 #define VM_DEVKERNEL_PACKAGE "linux-source-6.1"
@@ -434,10 +434,10 @@ struct vm_devkernel_build_opts {
  * Returns 1 when it built, 0 when the kernel was there already (or another process built it
  * while we waited), 2 when another process is building and !wait, or when skip_failed
  * skipped it; <0 with *err.  *ret (may be NULL) is the status afterwards.
- * Test knob (unit and e2e tests of this machinery only): DEVBOX_KERNEL_TEST_VMLINUX=FILE skips
- * the source: no untar, the fragment's own lines as .config, FILE copied as the compiled
- * vmlinux (a missing FILE fails the compile step); DEVBOX_KERNEL_TEST_DELAY=SECONDS (0..600)
- * sleeps in the compile step. */
+ * Test knob (unit and e2e tests of this machinery only, with DEVBOX_KERNEL_CACHE set, else an
+ * error): DEVBOX_KERNEL_TEST_VMLINUX=FILE skips the source: no untar, the fragment's own lines as
+ * .config, FILE copied as the compiled vmlinux (a missing FILE fails the compile step);
+ * DEVBOX_KERNEL_TEST_DELAY=SECONDS (0..600) sleeps in the compile step. */
 int vm_devkernel_build(const struct vm_devkernel_build_opts *o, struct vm_devkernel_status *ret,
                        dbx_error **err);
 

@@ -8,8 +8,8 @@
 # and keeps its log; and a supervisor that boots Debian's kernel because the devbox kernel is
 # missing builds it in the background without making the exec wait, unless config.ini says
 # [box] kernel_autobuild = false (that start also removes an initramfs unused for a day); a
-# build for an upgraded source package removes the older version's builds and failed logs, and
-# names them in its log.
+# build for an upgraded source package removes the older version's builds but the newest, and
+# its failed logs, and names them in its log.
 . "$(dirname "$0")/lib.sh"
 
 json() { json_get "$1" "$2"; }
@@ -115,7 +115,7 @@ grep -q "building it in the background" "$DEVBOX_HOME"/state/projects/*/supervis
 # the next boot takes it (the fake vmlinux would not boot: only check the choice is made)
 ok dbx stop
 
-# ---- an upgraded source package: its build removes the older version's builds and logs -----
+# ---- an upgraded source package: its build removes the older version's builds and logs ----
 # (no devbox here can boot them again: each keys on the installed package)
 wait_until 60 sh -c "! '$DEVBOX' kernel status | grep -q building" || fail "the background build never ended"
 printf 'CONFIG_TEST_C=y\n' >"$DEVBOX_KERNEL_CONFIG"
@@ -125,9 +125,13 @@ key4=$(json "$OUT" 'j["key"]')
 assert_eq absent "$(json "$OUT" 'j["state"]')" "state after the source package changed"
 ok dbx kernel build
 assert_contains "$OUT" "built the devbox kernel: $DEVBOX_KERNEL_CACHE/$key4/vmlinux"
-for old in "$key" "$key3" "$key2.failed.log"; do
+for old in "$key" "$key2.failed.log"; do
     [ ! -e "$DEVBOX_KERNEL_CACHE/$old" ] || fail "the build of 6.1.0-test2 left $old"
     grep -qF "devbox: removed '$old' (source version other than 6.1.0-test2)" \
         "$DEVBOX_KERNEL_CACHE/$key4/build.log" || fail "the build log does not name $old"
 done
+# the newest build of the older version stays (a start may have chosen it before the upgrade)
+assert_file "$DEVBOX_KERNEL_CACHE/$key3/vmlinux"
+grep -qF "devbox: kept '$key3' (the newest build of another source version)" \
+    "$DEVBOX_KERNEL_CACHE/$key4/build.log" || fail "the build log does not say $key3 was kept"
 assert_file "$DEVBOX_KERNEL_CACHE/lock"

@@ -361,9 +361,23 @@ static void test_build_busy(void **state) {
     assert_int_equal(vm_devkernel_build(&o, NULL, &err), 1);
 }
 
+static void set_age(const char *path, time_t seconds_ago) {
+    struct timespec t[2] = {{.tv_sec = time(NULL) - seconds_ago},
+                            {.tv_sec = time(NULL) - seconds_ago}};
+    assert_int_equal(utimensat(AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static char *read_text(const char *path) {
+    char *text = NULL;
+    _cleanup_error_ dbx_error *err = NULL;
+    if (dbx_read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL, &err) < 0) fail_msg("%s", err->msg);
+    return text;
+}
+
 /* A successful build removes the builds and failed logs of other source versions (dead: every
- * devbox keys on the installed package) and says so in its log; builds of its own version with
- * another fragment, names that are no key, and what a symbolic link points to stay. */
+ * devbox keys on the installed package) but for the newest other build, and says so in its
+ * log; builds of its own version with another fragment, names that are no key, and what a
+ * symbolic link points to stay.  A build that builds nothing removes nothing. */
 static void test_build_prunes_old_versions(void **state) {
     _cleanup_free_ char *cache = cache_setup("kc4", "CONFIG_D=y\n");
     _cleanup_free_ char *src = path_in("vmlinux-kc4");
@@ -373,9 +387,14 @@ static void test_build_prunes_old_versions(void **state) {
     struct vm_devkernel_status st = {0};
     _cleanup_error_ dbx_error *err = NULL;
     assert_int_equal(vm_devkernel_build(&o, &st, &err), 1);
-    _cleanup_free_ char *old_key = dbx_xstrdup(st.key);
+    _cleanup_free_ char *prev_key = dbx_xstrdup(st.key); /* 6.1.1-1: the newest other, kept */
     vm_devkernel_status_clear(&st);
-    /* an older version's failed log, a build of a version reached by a link, names of others */
+    _cleanup_free_ char *prev = dbx_xasprintf("%s/%s", cache, prev_key);
+    set_age(prev, 86400);
+    /* an older version's build and failed log, a link named as a build, names of others */
+    _cleanup_free_ char *older = dbx_xasprintf("%s/6.1.0-9-cccccccccccc", cache);
+    assert_int_equal(mkdir(older, 0755), 0);
+    set_age(older, 10 * 86400);
     _cleanup_free_ char *flog = dbx_xasprintf("%s/6.1.0-9-bbbbbbbbbbbb.failed.log", cache);
     test_write_file(flog, "log", 0644);
     _cleanup_free_ char *outside = path_in("kc4-outside");
@@ -400,12 +419,12 @@ static void test_build_prunes_old_versions(void **state) {
     assert_int_equal(st.state, VM_DEVKERNEL_READY);
     _cleanup_free_ char *new_key = dbx_xstrdup(st.key);
     vm_devkernel_status_clear(&st);
-    _cleanup_free_ char *oldp = dbx_xasprintf("%s/%s", cache, old_key);
     struct stat sb;
-    assert_int_equal(lstat(oldp, &sb), -1);
+    assert_int_equal(lstat(older, &sb), -1);
     assert_int_equal(lstat(flog, &sb), -1);
     assert_int_equal(lstat(link, &sb), -1);
     assert_int_equal(stat(outside_file, &sb), 0);
+    assert_int_equal(stat(prev, &sb), 0);
     assert_int_equal(stat(same_vm, &sb), 0);
     for (size_t i = 0; i < DBX_ARRAY_SIZE(others); i++) {
         _cleanup_free_ char *p = dbx_xasprintf("%s/%s", cache, others[i]);
@@ -414,16 +433,49 @@ static void test_build_prunes_old_versions(void **state) {
     _cleanup_free_ char *lockp = dbx_xasprintf("%s/lock", cache);
     assert_int_equal(stat(lockp, &sb), 0);
     _cleanup_free_ char *logp = dbx_xasprintf("%s/%s/build.log", cache, new_key);
-    _cleanup_free_ char *logtext = NULL;
-    assert_int_equal(dbx_read_file_at(AT_FDCWD, logp, 1 << 20, &logtext, NULL, &err), 0);
-    _cleanup_free_ char *said = dbx_xasprintf("devbox: removed '%s' (source version other than "
-                                              "6.1.2-1)\n",
-                                              old_key);
-    assert_non_null(strstr(logtext, said));
+    _cleanup_free_ char *logtext = read_text(logp);
+    assert_non_null(strstr(logtext, "devbox: removed '6.1.0-9-cccccccccccc' (source version other "
+                                    "than 6.1.2-1)\n"));
     assert_non_null(strstr(logtext, "removed '6.1.0-9-bbbbbbbbbbbb.failed.log'"));
+    assert_non_null(strstr(logtext, "removed '6.1.0-8-dddddddddddd'"));
+    _cleanup_free_ char *kept = dbx_xasprintf("devbox: kept '%s' (the newest build of another "
+                                              "source version)\n",
+                                              prev_key);
+    assert_non_null(strstr(logtext, kept));
     assert_null(strstr(logtext, "aaaaaaaaaaaa"));
-    /* nothing to build: nothing removed either (the new build's log unchanged) */
+
+    /* nothing to build: nothing removed either, the log unchanged */
+    _cleanup_free_ char *flog2 = dbx_xasprintf("%s/6.1.0-7-eeeeeeeeeeee.failed.log", cache);
+    test_write_file(flog2, "log", 0644);
     assert_int_equal(vm_devkernel_build(&o, NULL, &err), 0);
+    assert_int_equal(stat(flog2, &sb), 0);
+    _cleanup_free_ char *logtext2 = read_text(logp);
+    assert_string_equal(logtext, logtext2);
+
+    /* the next upgrade: the build it replaced as the newest other one, and the rest go */
+    setenv("DEVBOX_KERNEL_TEST_VERSION", "6.1.3-1", 1);
+    assert_int_equal(vm_devkernel_build(&o, &st, &err), 1);
+    vm_devkernel_status_clear(&st);
+    _cleanup_free_ char *newp = dbx_xasprintf("%s/%s", cache, new_key);
+    assert_int_equal(stat(newp, &sb), 0);
+    assert_int_equal(lstat(prev, &sb), -1);
+    assert_int_equal(lstat(same, &sb), -1);
+    assert_int_equal(lstat(flog2, &sb), -1);
+}
+
+/* The knob never builds into a cache the test did not name (as root: the machine's).  Only the
+ * refusal is tried: without it this would build into the real cache. */
+static void test_build_knob_needs_cache(void **state) {
+    _cleanup_free_ char *cache = cache_setup("kc5", "CONFIG_E=y\n");
+    unsetenv("DEVBOX_KERNEL_CACHE");
+    _cleanup_free_ char *xdg = path_in("xdg-kc5");
+    setenv("XDG_CACHE_HOME", xdg, 1);
+    setenv("DEVBOX_KERNEL_TEST_VMLINUX", "/bin/true", 1);
+    struct vm_devkernel_build_opts o = {.wait = true};
+    _cleanup_error_ dbx_error *err = NULL;
+    assert_true(vm_devkernel_build(&o, NULL, &err) < 0);
+    assert_string_equal(err->msg, "DEVBOX_KERNEL_TEST_VMLINUX needs DEVBOX_KERNEL_CACHE (a cache "
+                                  "of the test's own)");
 }
 
 static void test_entry_version(void **state) {
@@ -508,12 +560,6 @@ static void test_ensure_initramfs(void **state) {
     assert_true(vm_devkernel_ensure(kdir, init, &st, &k, &err) < 0);
 }
 
-static void set_age(const char *path, time_t seconds_ago) {
-    struct timespec t[2] = {{.tv_sec = time(NULL) - seconds_ago},
-                            {.tv_sec = time(NULL) - seconds_ago}};
-    assert_int_equal(utimensat(AT_FDCWD, path, t, AT_SYMLINK_NOFOLLOW), 0);
-}
-
 static time_t age_of(const char *path) {
     struct stat sb;
     assert_int_equal(lstat(path, &sb), 0);
@@ -568,7 +614,6 @@ static void test_ensure_prunes_initramfs(void **state) {
     assert_int_equal(lstat(short_name, &sb), 0);
     assert_int_equal(lstat(other, &sb), 0);
     assert_int_equal(lstat(link, &sb), 0);
-    assert_int_equal(stat(init, &sb), 0);
     /* used within the hour: its time is left alone (no write at every start) */
     set_age(k2.initramfs, 1800);
     vm_kernel_clear(&k2);
@@ -653,6 +698,7 @@ int main(void) {
         cmocka_unit_test_setup(test_ensure_initramfs, each),
         cmocka_unit_test_setup(test_ensure_prunes_initramfs, each),
         cmocka_unit_test_setup(test_build_prunes_old_versions, each),
+        cmocka_unit_test_setup(test_build_knob_needs_cache, each),
         cmocka_unit_test_setup(test_entry_version, each),
         cmocka_unit_test_setup(test_source_version_cached, each),
     };
