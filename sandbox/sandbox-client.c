@@ -318,6 +318,44 @@ static int lock_start(const struct dbx_project *proj, dbx_error **err) {
     return lock;
 }
 
+/* Which record of a failed start (DBX_START_FAILED) the project has: a new one is a new file
+ * (written by rename; its inode number may be one freed before, not its mtime with it), so one
+ * that differs after a wait was written during it.  All zero: none. */
+struct failed_mark {
+    dev_t dev;
+    ino_t ino;
+    struct timespec mtime;
+};
+
+static struct failed_mark failed_mark(const struct dbx_project *proj) {
+    _cleanup_free_ char *p = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_FAILED);
+    struct stat st;
+    if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode)) return (struct failed_mark){0};
+    return (struct failed_mark){st.st_dev, st.st_ino, st.st_mtim};
+}
+
+/* A start this command waited for (another command's, or one a command left running) failed:
+ * its reason, as an error, rather than a start of our own that would run a failing [setup]
+ * again (found in use: two commands at once, or one after a Ctrl-C, each waited out a long
+ * failing setup).  -1 with *err; 0 when no start failed meanwhile. */
+static int failed_meanwhile(const struct dbx_project *proj, struct failed_mark before,
+                            dbx_error **err) {
+    struct failed_mark now = failed_mark(proj);
+    if (now.ino == 0 ||
+        (now.dev == before.dev && now.ino == before.ino &&
+         now.mtime.tv_sec == before.mtime.tv_sec && now.mtime.tv_nsec == before.mtime.tv_nsec))
+        return 0;
+    _cleanup_close_ int dfd = open(proj->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_free_ char *why = NULL;
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dfd < 0 ||
+        dbx_read_file_at(dfd, DBX_START_FAILED, DBX_START_FAILED_MAX + 1, &why, NULL, &e) < 0)
+        return 0;
+    why[strcspn(why, "\n")] = '\0';
+    return dbx_error_set(err, 0, "%s (the start this command waited for; run it again to retry)",
+                         why);
+}
+
 int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
                 const struct dbx_connect_opts *opts, int *ret_fd, char ***ret_warnings,
                 dbx_error **err) {
@@ -328,17 +366,23 @@ int dbx_connect(const struct dbx_paths *paths, const struct dbx_project *proj,
     /* before anything is made for the project (its directories, an image built or pulled); the
      * supervisor checks again at every start */
     if (dbx_project_share_check(paths, proj->root, err) < 0) return -1;
-    /* Starters serialize here: the second of two racing commands finds the first's VM. */
+    /* Starters serialize here: the second of two racing commands finds the first's VM, or
+     * the reason it failed. */
+    struct failed_mark before = failed_mark(proj);
     _cleanup_close_ int lock = lock_start(proj, err);
     if (lock < 0) return -1;
     /* another starter's VM (or one an idle drain kept): its network is checked as well */
     if (try_connect(proj, ret_fd, err) == 0) return connected(proj, opts, ret_fd, err);
     if (*err) return -1;
+    /* its failure, recorded before that starter heard it: the failed supervisor may still be
+     * tearing down, which would look like a start going on */
+    if (failed_meanwhile(proj, before, err) < 0) return -1;
     if (supervisor_starting(proj) > 0) {
         int w = wait_starting(proj, ret_fd, err);
         if (w == 0) return connected(proj, opts, ret_fd, err);
         if (w != -ENOENT) return -1;
     }
+    if (failed_meanwhile(proj, before, err) < 0) return -1;
     if (ensure_image(paths, proj, err) < 0) return -1;
     char **warnings = NULL;
     int r = start_supervisor(proj, opts->network_none, &warnings, err);

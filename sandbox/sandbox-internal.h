@@ -13,7 +13,11 @@
 #define DBX_START_LOCK "start.lock"   /* in the state dir: serializes starters */
 #define DBX_SETUP_FORCE "setup-force" /* in the state dir: the next start rebuilds [setup] */
 #define DBX_ALIVE_LOCK "alive.lock"   /* in the run dir: held by the supervisor for its life */
-#define DBX_LOG_CAP (1u << 20)        /* bytes kept per log file (console, qemu, virtiofsd) */
+/* in the state dir: why the last start failed (one line), written by its supervisor; a command
+ * that waited for that start reports it instead of starting again (dbx_connect) */
+#define DBX_START_FAILED "start-failed"
+#define DBX_START_FAILED_MAX 4096 /* bytes of that reason kept */
+#define DBX_LOG_CAP (1u << 20)    /* bytes kept per log file (console, qemu, virtiofsd) */
 
 /* Build a sockaddr_un for path; error if it does not fit. */
 struct sockaddr_un;

@@ -81,6 +81,23 @@ void sup_ready_say(struct sup *s, char kind, const char *msg) {
     }
 }
 
+/* Why this start failed, for the commands that waited for it (DBX_START_FAILED): they report
+ * it rather than run a failing [setup] again each.  Not fatal: without it they start again. */
+static void start_failed_record(struct sup *s, const char *msg) {
+    _cleanup_close_ int dfd = open(s->proj.state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        sup_log("record why the start failed: open '%s': %s", s->proj.state_dir, strerror(errno));
+        return;
+    }
+    /* one line, within what the commands read */
+    _cleanup_free_ char *line = dbx_xasprintf("%.*s\n", DBX_START_FAILED_MAX - 1, msg);
+    for (char *p = line; p[0] && p[1]; p++)
+        if (*p == '\n') *p = ' ';
+    _cleanup_error_ dbx_error *e = NULL;
+    if (dbx_write_file_atomic(dfd, DBX_START_FAILED, line, strlen(line), 0600, &e) < 0)
+        sup_log("record why the start failed: %s", e->msg);
+}
+
 /* ---- the loop --------------------------------------------------------------------------- */
 
 static void reap(struct sup *s) {
@@ -374,6 +391,10 @@ int dbx_supervise(const char *root, const char *net_override, int ready_fd) {
                 (now - s.vm.t_hello) / 1e6);
     }
     sup_ready_say(&s, 'O', NULL);
+    {
+        _cleanup_free_ char *failed = dbx_xasprintf("%s/%s", s.proj.state_dir, DBX_START_FAILED);
+        (void)unlink(failed); /* an earlier start's: this one did not fail */
+    }
     sup_event_box(&s, "started", vm_accel_name(s.vm.accel));
     sup_watch_start(&s);
     sup_idle_ready(&s);
@@ -396,6 +417,9 @@ out:
     if (git_held) dbx_git_release();
     if (err) {
         sup_log("error: %s", err->msg);
+        /* a start of ours that failed (not a stop's, after which a waiting command boots
+         * anew, nor another supervisor's project) is recorded for the commands waiting */
+        if (s.owner && s.ready_fd >= 0 && !s.stop_requested) start_failed_record(&s, err->msg);
         sup_ready_say(&s, 'E', err->msg);
         sup_teardown(&s, false);
     }

@@ -5,9 +5,10 @@
 # temporarily unavailable" until the setup ended, and `devbox status` said "stopped".  Now the
 # status says "starting" (text and JSON), and the next command says it waits, shows what the
 # setup prints from then on, as the first command showed it, and runs once the box is up; setup
-# ran once.  A start that fails while a command waits for it: the waiting command starts the box
-# itself, which runs the setup again and reports its failure (exit 125, devbox.ini:LINE).  The
-# busybox image.
+# ran once.  A start that fails while a command waits for it: the waiting command reports that
+# failure (exit 125, devbox.ini:LINE, "the start this command waited for") without running the
+# setup again, whether it waited for a start left running or for another command's (two at
+# once); the next command tries the setup again.  The busybox image.
 . "$(dirname "$0")/lib.sh"
 
 import_image
@@ -70,7 +71,36 @@ run dbx exec -- echo must-not-run
 assert_eq 125 "$RC" "exit code of a command that waited for a start that failed (stderr: $(show "$ERR"))"
 assert_eq "" "$OUT" "stdout of a command that waited for a start that failed"
 assert_contains "$ERR" "waiting for it" "the waiting command's notice (a stale record removed)"
-assert_match "$(tail -n 1 <<<"$ERR")" "devbox\.ini:4: setup command failed with exit code 3: echo failing && exit 3" \
-    "the waiting command's last line: the setup's failure (it ran the setup again)"
+assert_match "$(tail -n 1 <<<"$ERR")" "devbox\.ini:4: setup command failed with exit code 3: echo failing && exit 3 .*\(the start this command waited for; run it again to retry\)$" \
+    "the waiting command's last line: the failure of the start it waited for"
+grep -qx failing <<<"$ERR" || fail "the waiting command did not show the failing setup command's output: $(show "$ERR")"
+assert_not_contains "$ERR" "setup [1/3]" "the waiting command's stderr: the setup did not run again"
 ok dbx status
-assert_contains "$OUT" "stopped" "status after the failed starts"
+assert_contains "$OUT" "stopped" "status after the failed start"
+# the next command, which waited for nothing, tries the setup again (and fails the same way)
+run dbx exec -- echo must-not-run
+assert_eq 125 "$RC" "exit code of the next command after a failed start"
+assert_contains "$ERR" "setup [1/3]: echo bad one" "the next command runs the setup again"
+assert_match "$(tail -n 1 <<<"$ERR")" "devbox\.ini:4: setup command failed with exit code 3: echo failing && exit 3" \
+    "the next command's last line: its own start's failure"
+assert_not_contains "$ERR" "waited for" "the next command's stderr"
+
+# ---- two commands at once, the setup failing: the second waits and reports the first's ----
+first=$TEST_TMP/first
+n0=$(grep -c "supervisor: starting for" "$DEVBOX_HOME/state/projects/$id/supervisor.log")
+"$DEVBOX" exec -- echo first >"$first.out" 2>"$first.err" </dev/null &
+fpid=$!
+CLEANUP_HOOKS+=("kill $fpid 2>/dev/null")
+wait_until 120 grep -q -- 'setup \[2/3\]: sleep 10' "$first.err" ||
+    fail "the first command's setup did not reach its sleep: $(show "$(cat "$first.err")")"
+run dbx exec -- echo second
+wait "$fpid"
+frc=$?
+assert_eq 125 "$frc" "exit code of the first of two commands (stderr: $(show "$(cat "$first.err")"))"
+assert_eq 125 "$RC" "exit code of the second of two commands (stderr: $(show "$ERR"))"
+assert_eq "" "$OUT" "stdout of the second of two commands"
+assert_match "$(tail -n 1 <<<"$ERR")" "devbox\.ini:4: setup command failed with exit code 3: echo failing && exit 3 .*\(the start this command waited for; run it again to retry\)$" \
+    "the second command's last line: the first one's failure"
+assert_not_contains "$ERR" "setup [1/3]" "the second command's stderr: the setup did not run again"
+n1=$(grep -c "supervisor: starting for" "$DEVBOX_HOME/state/projects/$id/supervisor.log")
+assert_eq "$((n0 + 1))" "$n1" "supervisors started for the two commands"
