@@ -327,8 +327,12 @@ struct failed_mark {
     struct timespec mtime;
 };
 
+static char *failed_path(const struct dbx_project *proj) {
+    return dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_FAILED);
+}
+
 static struct failed_mark failed_mark(const struct dbx_project *proj) {
-    _cleanup_free_ char *p = dbx_xasprintf("%s/%s", proj->state_dir, DBX_START_FAILED);
+    _cleanup_free_ char *p = failed_path(proj);
     struct stat st;
     if (lstat(p, &st) < 0 || !S_ISREG(st.st_mode)) return (struct failed_mark){0};
     return (struct failed_mark){st.st_dev, st.st_ino, st.st_mtim};
@@ -345,12 +349,9 @@ static int failed_meanwhile(const struct dbx_project *proj, struct failed_mark b
         (now.dev == before.dev && now.ino == before.ino &&
          now.mtime.tv_sec == before.mtime.tv_sec && now.mtime.tv_nsec == before.mtime.tv_nsec))
         return 0;
-    _cleanup_close_ int dfd = open(proj->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    _cleanup_free_ char *why = NULL;
+    _cleanup_free_ char *p = failed_path(proj), *why = NULL;
     _cleanup_error_ dbx_error *e = NULL;
-    if (dfd < 0 ||
-        dbx_read_file_at(dfd, DBX_START_FAILED, DBX_START_FAILED_MAX + 1, &why, NULL, &e) < 0)
-        return 0;
+    if (dbx_read_file_at(AT_FDCWD, p, DBX_START_FAILED_MAX + 1, &why, NULL, &e) < 0) return 0;
     why[strcspn(why, "\n")] = '\0';
     return dbx_error_set(err, 0, "%s (the start this command waited for; run it again to retry)",
                          why);
